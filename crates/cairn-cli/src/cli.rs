@@ -1,0 +1,122 @@
+//! The command-line grammar (clap). Settings layer here, in one place: flags, then
+//! environment variables, then defaults.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "A secure software supply chain: one chain from git push to production, with evidence."
+)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// cairn's data directory (default: .cairn in the working directory).
+    #[arg(long, global = true, env = "CAIRN_HOME", value_name = "DIR")]
+    pub cairn_home: Option<PathBuf>,
+    /// The organisation's platform config (holds chains/<name>.toml).
+    #[arg(long, global = true, env = "CAIRN_PLATFORM_DIR", value_name = "DIR")]
+    pub platform_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Onboard the app in this git repository: detect its ecosystem, write cairn.toml.
+    Init(InitArgs),
+    /// Run the chain for one exact commit (default: HEAD) of the app here.
+    Run(RunArgs),
+    /// List runs, newest first.
+    Runs(RunsArgs),
+    /// Show a run's logs, all stages or one.
+    Logs(LogsArgs),
+    /// Explain why a run failed: the stage, command, exit code, failed tests, last lines.
+    Explain(ExplainArgs),
+    /// Measure cairn against its peers on this machine.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The app's directory (default: the working directory).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The workload's name (default: the directory's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Overwrite an existing cairn.toml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The commit to run (any git revision; default: HEAD).
+    #[arg(long, default_value = "HEAD")]
+    pub commit: String,
+    /// The app's directory (default: the working directory).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Print every log line as it comes.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Keep the run's workspace in the data directory afterwards.
+    #[arg(long)]
+    pub keep_workspace: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only this workload's runs.
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// Only runs with this status (queued, running, succeeded, failed, interrupted).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The run: its id, or `last` for the newest.
+    pub run: String,
+    /// Only this stage.
+    pub stage: Option<String>,
+    /// Keep printing new lines until the run ends.
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The run: its id, or `last` for the newest.
+    pub run: String,
+    /// How many of the failing stage's last log lines to show.
+    #[arg(long, default_value_t = 20)]
+    pub lines: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// A sandboxed no-op step start (p50/p99), beside bare `bwrap --ro-bind / / true`.
+    Sandbox {
+        #[arg(long, default_value_t = 200)]
+        iterations: usize,
+    },
+    /// A chain of no-op stages end to end (store, git, sandbox), repeated.
+    Chain {
+        /// No-op stages after the source stage.
+        #[arg(long, default_value_t = 10)]
+        stages: usize,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+}

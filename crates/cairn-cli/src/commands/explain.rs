@@ -1,0 +1,111 @@
+//! `cairn explain RUN`: why a run failed or was interrupted.
+
+use std::process::ExitCode;
+
+use cairn_model::RunStatus;
+use cairn_model::time::rfc3339_utc;
+use serde_json::json;
+
+use super::{data_dir, open_store, resolve_run};
+use crate::cli::{Cli, ExplainArgs};
+use crate::exit::Failure;
+use crate::output::{line_json, line_text, print_json, run_json, short_commit};
+
+pub fn explain(cli: &Cli, args: &ExplainArgs) -> Result<ExitCode, Failure> {
+    let store = open_store(&data_dir(cli)?)?;
+    let id = resolve_run(&*store, &args.run)?;
+    let e = cairn_engine::explain::explain(&*store, id, args.lines.min(10_000))?;
+    if cli.json {
+        let culprit = e.culprit.as_ref().map(|c| {
+            json!({
+                "stage": c.stage.name,
+                "kind": c.stage.kind.as_str(),
+                "command": c.stage.command,
+                "status": c.stage.status.as_str(),
+                "exit_code": c.stage.exit_code,
+                "reason": c.stage.reason,
+                "failed_tests": c.failed_tests,
+                "hint": c.hint,
+                "last_lines": c.last_lines.iter().map(|l| line_json(&c.stage.name, l)).collect::<Vec<_>>(),
+            })
+        });
+        let mut v = run_json(&e.run, Some(&e.stages));
+        v["explanation"] = json!({ "culprit": culprit });
+        print_json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let run = &e.run;
+    let at = run
+        .finished_at_ms
+        .or(run.started_at_ms)
+        .unwrap_or(run.created_at_ms);
+    println!(
+        "run {} of {} at {}{} {} at {}",
+        run.id,
+        run.workload,
+        short_commit(&run.commit),
+        run.git_ref
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default(),
+        run.status,
+        rfc3339_utc(at)
+    );
+    match run.status {
+        RunStatus::Succeeded => {
+            println!("every stage passed: nothing to explain");
+            return Ok(ExitCode::SUCCESS);
+        }
+        RunStatus::Queued | RunStatus::Running => {
+            println!(
+                "the run has not finished; follow it with `cairn logs {} --follow`",
+                run.id
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    if let Some(reason) = &run.reason {
+        println!("why:       {reason}");
+    }
+    let Some(c) = &e.culprit else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!(
+        "stage:     {} ({}, stage {} of {})",
+        c.stage.name,
+        c.stage.kind,
+        c.stage.index + 1,
+        e.stages.len()
+    );
+    if let Some(cmd) = &c.stage.command {
+        println!("command:   {cmd}");
+    }
+    match c.stage.exit_code {
+        Some(code) => println!("exit code: {code}"),
+        None => println!(
+            "exit code: none ({})",
+            c.stage.reason.as_deref().unwrap_or(c.stage.status.as_str())
+        ),
+    }
+    if !c.failed_tests.is_empty() {
+        println!("failed tests ({}):", c.failed_tests.len());
+        for t in &c.failed_tests {
+            println!("  - {t}");
+        }
+    }
+    if !c.last_lines.is_empty() {
+        println!(
+            "last {} log lines of `{}`:",
+            c.last_lines.len(),
+            c.stage.name
+        );
+        for l in &c.last_lines {
+            println!("  | {}", line_text(l));
+        }
+    }
+    if let Some(hint) = &c.hint {
+        println!("hint:      {hint}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,77 @@
+//! One module per subcommand; `dispatch` opens what each needs.
+
+mod bench;
+mod explain;
+mod init;
+mod logs;
+mod run;
+mod runs;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use cairn_engine::DataDir;
+use cairn_store::{SqliteStore, Store};
+
+use crate::cli::{BenchCommand, Cli, Command};
+use crate::exit::Failure;
+
+pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
+    match &cli.command {
+        Command::Init(args) => init::init(cli, args),
+        Command::Run(args) => run::run(cli, args),
+        Command::Runs(args) => runs::runs(cli, args),
+        Command::Logs(args) => logs::logs(cli, args),
+        Command::Explain(args) => explain::explain(cli, args),
+        Command::Bench(BenchCommand::Sandbox { iterations }) => bench::sandbox(cli, *iterations),
+        Command::Bench(BenchCommand::Chain { stages, repeat }) => {
+            bench::chain(cli, *stages, *repeat)
+        }
+    }
+}
+
+pub fn data_dir(cli: &Cli) -> Result<DataDir, Failure> {
+    let cwd: PathBuf = std::env::current_dir().context("cannot read the working directory")?;
+    Ok(DataDir::resolve(cli.cairn_home.as_deref(), &cwd))
+}
+
+/// Opens the store and marks runs whose process died as interrupted.
+pub fn open_store(data: &DataDir) -> Result<Arc<dyn Store>, Failure> {
+    let store = SqliteStore::open(data.root())
+        .with_context(|| format!("cannot open cairn's store in {}", data.root().display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let recovered = cairn_engine::recovery::recover_interrupted(&*store)?;
+    for id in recovered {
+        eprintln!("cairn: run {id} was left running by a process that died; marked interrupted");
+    }
+    Ok(store)
+}
+
+/// A run named on the command line: its id, or `last` for the newest run.
+pub fn resolve_run(store: &dyn Store, text: &str) -> Result<cairn_model::RunId, Failure> {
+    if text == "last" {
+        let newest = store.runs(&cairn_store::RunFilter {
+            workload: None,
+            status: None,
+            limit: 1,
+        })?;
+        return newest
+            .first()
+            .map(|r| r.id)
+            .ok_or_else(|| Failure::user(anyhow::anyhow!("there are no runs yet")));
+    }
+    let id: i64 = text.parse().map_err(|_| {
+        Failure::user(anyhow::anyhow!(
+            "`{text}` is not a run id (a number, or `last`)"
+        ))
+    })?;
+    let id = cairn_model::RunId(id);
+    match store.run(id)? {
+        Some(_) => Ok(id),
+        None => Err(Failure::user(anyhow::anyhow!(
+            "run {id} not found; `cairn runs` lists runs"
+        ))),
+    }
+}

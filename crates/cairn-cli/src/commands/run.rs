@@ -1,0 +1,57 @@
+//! `cairn run`: the chain for one exact commit of the app here.
+
+use std::process::ExitCode;
+
+use cairn_engine::Engine;
+use cairn_model::RunStatus;
+
+use super::{data_dir, open_store};
+use crate::cli::{Cli, RunArgs};
+use crate::exit::Failure;
+use crate::output::{duration_text, print_json, run_json};
+use crate::progress::Progress;
+
+pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode, Failure> {
+    let data = data_dir(cli)?;
+    // Validate the app's config before touching the store, so a typo costs nothing.
+    let loaded = cairn_engine::load_workload(&args.dir, &args.commit, cli.platform_dir.as_deref())?;
+    if loaded.uncommitted_config && !cli.json {
+        eprintln!("note: cairn.toml has uncommitted changes; the run uses the committed file");
+    }
+    let store = open_store(&data)?;
+    let engine = Engine::new(store.clone(), data, cli.platform_dir.clone());
+    let mut progress = Progress::new(args.verbose, cli.json);
+    let result = engine.run_loaded(
+        &loaded,
+        Some(&args.commit),
+        args.keep_workspace,
+        &mut progress,
+    );
+    progress.finish();
+    let run = result?;
+    if cli.json {
+        let stages = store.stages(run.id)?;
+        print_json(&run_json(&run, Some(&stages)));
+    } else {
+        let took = duration_text(run.started_at_ms, run.finished_at_ms);
+        match run.status {
+            RunStatus::Succeeded => println!("run {} succeeded in {took}", run.id),
+            status => {
+                println!(
+                    "run {} {status} after {took}: {}",
+                    run.id,
+                    run.reason.as_deref().unwrap_or("no reason recorded")
+                );
+                println!(
+                    "why: cairn explain {}    logs: cairn logs {}",
+                    run.id, run.id
+                );
+            }
+        }
+    }
+    Ok(if run.status == RunStatus::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::exit::USER)
+    })
+}

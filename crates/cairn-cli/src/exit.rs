@@ -1,0 +1,73 @@
+//! Exit codes that mean something: 0 ok, 1 the user's input (or a policy, or a
+//! failed run) said no, 2 an internal failure.
+
+use cairn_engine::EngineError;
+
+pub const USER: u8 = 1;
+pub const INTERNAL: u8 = 2;
+
+/// An error with the exit code it deserves.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn user(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: USER,
+            error: error.into(),
+        }
+    }
+}
+
+impl From<EngineError> for Failure {
+    fn from(err: EngineError) -> Self {
+        let code = if err.is_user_error() { USER } else { INTERNAL };
+        Failure {
+            code,
+            error: err.into(),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure {
+            code: INTERNAL,
+            error,
+        }
+    }
+}
+
+impl From<cairn_store::StoreError> for Failure {
+    fn from(err: cairn_store::StoreError) -> Self {
+        Failure {
+            code: INTERNAL,
+            error: err.into(),
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(err: std::io::Error) -> Self {
+        Failure {
+            code: INTERNAL,
+            error: err.into(),
+        }
+    }
+}
+
+/// The error and its causes. A config error is already a full diagnostic.
+pub fn render(error: &anyhow::Error) -> String {
+    let mut out = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}

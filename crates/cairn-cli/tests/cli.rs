@@ -1,0 +1,526 @@
+//! End-to-end tests of the `cairn` binary: real git repositories, the real
+//! bubblewrap sandbox, a real SQLite store in a temporary data directory.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A temporary app repository and data directory.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    repo: PathBuf,
+    data: PathBuf,
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=Test Author",
+            "-c",
+            "user.email=author@example.invalid",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("app");
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        Fixture {
+            _tmp: tmp,
+            repo,
+            data,
+        }
+    }
+
+    /// A repository holding a copy of `examples/<name>`, committed.
+    fn example(name: &str) -> Self {
+        let f = Self::new();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples")
+            .join(name);
+        copy_dir(&src, &f.repo);
+        f.commit("import example");
+        f
+    }
+
+    fn write(&self, path: &str, text: &str) -> &Self {
+        let p = self.repo.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+        self
+    }
+
+    fn commit(&self, message: &str) -> &Self {
+        git(&self.repo, &["add", "-A"]);
+        git(
+            &self.repo,
+            &["commit", "-q", "--allow-empty", "-m", message],
+        );
+        self
+    }
+
+    fn cairn(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        cmd.current_dir(&self.repo)
+            .env("CAIRN_HOME", &self.data)
+            .env_remove("CAIRN_PLATFORM_DIR")
+            .args(args);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let out = self.cairn(args).output().unwrap();
+        Run::from(out)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let r = self.run(&all);
+        serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr))
+    }
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+const MINIMAL: &str =
+    "[workload]\nname = \"app\"\n[build]\ncommand = \"true\"\n[test]\nunit = \"true\"\n";
+
+fn workload(build: &str, unit: &str) -> String {
+    format!("[workload]\nname = \"app\"\n[build]\ncommand = {build:?}\n[test]\nunit = {unit:?}\n")
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 0, "{r:?}");
+    for cmd in ["init", "run", "runs", "logs", "explain"] {
+        assert!(
+            r.stdout.lines().any(|l| l.trim_start().starts_with(cmd)),
+            "{cmd} missing: {r:?}"
+        );
+    }
+    let bad = Run::from(
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("frobnicate")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(bad.code, 1, "{bad:?}");
+}
+
+#[test]
+fn init_in_a_cargo_project_then_an_unknown_key_names_line_and_column() {
+    let f = Fixture::new();
+    f.write(
+        "Cargo.toml",
+        "[package]\nname = \"demo\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .write("src/main.rs", "fn main() {}\n")
+    .commit("cargo new");
+    let r = f.run(&["init"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("cargo"), "{r:?}");
+    let text = std::fs::read_to_string(f.repo.join("cairn.toml")).unwrap();
+    assert!(text.contains("cargo test --offline"), "{text}");
+    assert!(text.contains("name = \"app\""), "{text}");
+
+    let again = f.run(&["init"]);
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(
+        again.stderr.contains("already exists") && again.stderr.contains("--force"),
+        "{again:?}"
+    );
+    assert_eq!(f.run(&["init", "--force", "--name", "demo"]).code, 0);
+    let text = std::fs::read_to_string(f.repo.join("cairn.toml")).unwrap();
+    assert!(text.contains("name = \"demo\""), "{text}");
+
+    let appended = format!("{text}no_such_key_xyz = 1\n");
+    let line = appended.lines().count();
+    std::fs::write(f.repo.join("cairn.toml"), &appended).unwrap();
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "cairn.toml:{line}:1: unknown field `no_such_key_xyz`"
+        )),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr.contains("expected `unit` or `acceptance`"),
+        "{r:?}"
+    );
+    // Nothing was run: the store holds no run.
+    assert_eq!(f.json(&["runs"]), serde_json::json!([]));
+}
+
+#[test]
+fn init_outside_git_and_for_an_unknown_ecosystem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = Run::from(
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("init")
+            .current_dir(tmp.path())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("not inside a git repository"), "{r:?}");
+    assert!(!tmp.path().join("cairn.toml").exists());
+
+    let f = Fixture::new();
+    f.write("README.md", "hi\n");
+    let r = f.run(&["init"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("cannot tell which ecosystem"), "{r:?}");
+}
+
+#[test]
+fn the_green_example_passes_every_stage() {
+    let f = Fixture::example("hello-c");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("succeeded"), "{r:?}");
+    let runs = f.json(&["runs"]);
+    let run = &runs[0];
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["workload"], "hello-c");
+    let detail = f.json(&["explain", "last"]);
+    let stages: Vec<(String, String)> = detail["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("source", "passed"),
+        ("fetch", "skipped"),
+        ("unit-tests", "passed"),
+        ("build", "passed"),
+        ("acceptance-tests", "passed"),
+    ];
+    assert_eq!(stages, want.map(|(a, b)| (a.to_owned(), b.to_owned())));
+    let logs = f.run(&["logs", "last", "unit-tests"]);
+    assert!(logs.stdout.contains("ok: test_greets_by_name"), "{logs:?}");
+    let logs = f.run(&["logs", "last"]);
+    assert!(logs.stdout.contains("ok: acceptance_greets"), "{logs:?}");
+    assert!(
+        logs.stdout.contains("declared output `hello` is present"),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn the_failing_example_is_explained_with_the_failing_test() {
+    let f = Fixture::example("greeter-py");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("stage `unit-tests` failed: exit code 1"),
+        "{r:?}"
+    );
+    let e = f.run(&["explain", "last"]);
+    assert_eq!(e.code, 0, "{e:?}");
+    assert!(e.stdout.contains("stage:     unit-tests"), "{e:?}");
+    assert!(e.stdout.contains("exit code: 1"), "{e:?}");
+    assert!(e.stdout.contains("test_capitalises_the_name"), "{e:?}");
+    assert!(
+        e.stdout.contains("python3 -m unittest discover -v"),
+        "{e:?}"
+    );
+    let j = f.json(&["explain", "last"]);
+    let culprit = &j["explanation"]["culprit"];
+    assert_eq!(culprit["stage"], "unit-tests");
+    assert_eq!(culprit["exit_code"], 1);
+    let tests = culprit["failed_tests"].as_array().unwrap();
+    assert!(
+        tests
+            .iter()
+            .any(|t| t.as_str().unwrap().contains("test_capitalises_the_name")),
+        "{j}"
+    );
+    // The stages after the failure never ran.
+    let build = j["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "build")
+        .unwrap();
+    assert_eq!(build["status"], "skipped");
+}
+
+#[test]
+fn kill_9_during_a_run_leaves_it_interrupted_on_the_next_start() {
+    let f = Fixture::new();
+    f.write("cairn.toml", &workload("true", "echo started; sleep 30"))
+        .commit("slow test");
+    let mut child = f
+        .cairn(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let logs = f.run(&["logs", "last", "unit-tests"]);
+        if logs.stdout.contains("started") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run never started: {logs:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let r = f.run(&["runs"]);
+    assert!(r.stderr.contains("marked interrupted"), "{r:?}");
+    let runs = f.json(&["runs"]);
+    assert_eq!(runs[0]["status"], "interrupted", "{runs}");
+    let e = f.json(&["explain", "last"]);
+    assert_eq!(e["explanation"]["culprit"]["stage"], "unit-tests");
+    assert_eq!(e["explanation"]["culprit"]["status"], "interrupted");
+    // The sandboxed `sleep` died with its parent.
+    std::thread::sleep(Duration::from_millis(300));
+    let ps = Command::new("pgrep")
+        .args(["-f", "echo started; sleep 30"])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "sandboxed process survived: {}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+}
+
+#[test]
+fn bad_input_gives_clear_errors_and_exit_codes() {
+    let f = Fixture::new();
+    // No cairn.toml at all.
+    f.write("README.md", "x\n").commit("empty");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("no cairn.toml"), "{r:?}");
+
+    // Written but not committed.
+    f.write("cairn.toml", MINIMAL);
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("is not in commit"), "{r:?}");
+
+    f.commit("config");
+    for rev in ["deadbeef", "-x", "no-such-branch", "HEAD:x", "HEAD~99"] {
+        let r = f.run(&["run", &format!("--commit={rev}")]);
+        assert_eq!(r.code, 1, "{rev}: {r:?}");
+        assert!(r.stderr.contains("unknown commit"), "{rev}: {r:?}");
+    }
+    // A missing file in the config.
+    f.write("cairn.toml", "[workload]\nname = \"app\"\n");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("cairn.toml:1:1: missing field `build`"),
+        "{r:?}"
+    );
+    // Binary junk as a config.
+    std::fs::write(f.repo.join("cairn.toml"), b"\xff\xfe\x00junk").unwrap();
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    // Unknown runs and stages.
+    for args in [
+        &["explain", "999"][..],
+        &["logs", "x"],
+        &["explain", "last"],
+    ] {
+        let r = f.run(args);
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+    }
+    let r = f.run(&["runs", "--status", "sideways"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("succeeded"), "{r:?}");
+}
+
+#[test]
+fn not_a_git_repo_for_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("cairn.toml"), MINIMAL).unwrap();
+    let r = Run::from(
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("run")
+            .current_dir(tmp.path())
+            .env("CAIRN_HOME", tmp.path().join("data"))
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("not inside a git repository"), "{r:?}");
+}
+
+#[test]
+fn a_missing_command_is_exit_127_with_a_hint() {
+    let f = Fixture::new();
+    f.write("cairn.toml", &workload("true", "no-such-tool --run"))
+        .commit("x");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("command not found"), "{r:?}");
+    let e = f.run(&["explain", "last"]);
+    assert!(e.stdout.contains("exit code: 127"), "{e:?}");
+    assert!(
+        e.stdout.contains("does not exist inside the sandbox"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn megabytes_and_binary_junk_are_stored_bounded_and_the_store_stays_sound() {
+    let f = Fixture::new();
+    let unit = "head -c 3000000 /dev/urandom; printf '\\n'; yes 'a line of output' | head -n 200000; printf 'end\\033]0;title\\007\\n'";
+    f.write("cairn.toml", &workload("true", unit))
+        .commit("noisy");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let logs = f.run(&["logs", "last", "unit-tests"]);
+    assert_eq!(logs.code, 0);
+    assert!(logs.stdout.contains("a line of output"));
+    // Terminal escapes are shown escaped, never sent raw to the reader's terminal.
+    assert!(
+        logs.stdout.contains("end\\u{1b}]0;title\\u{7}"),
+        "tail: {}",
+        &logs.stdout[logs.stdout.len().saturating_sub(300)..]
+    );
+    assert!(!logs.stdout.contains('\u{1b}'));
+    let runs = f.json(&["runs"]);
+    assert_eq!(runs[0]["status"], "succeeded");
+    // A step beyond the per-stage budget is cut, with a note, and still succeeds.
+    f.write(
+        "cairn.toml",
+        &workload(
+            "true",
+            "yes 0123456789abcdef0123456789abcdef | head -c 40000000",
+        ),
+    )
+    .commit("huge");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let logs = f.run(&["logs", "last", "unit-tests"]);
+    assert!(
+        logs.stdout.contains("output truncated"),
+        "{}",
+        &logs.stdout[logs.stdout.len().saturating_sub(500)..]
+    );
+    assert!(logs.stdout.len() < 20 << 20);
+}
+
+#[test]
+fn the_run_uses_the_commit_not_the_dirty_work_tree() {
+    let f = Fixture::new();
+    f.write(
+        "cairn.toml",
+        &workload("true", "grep -q committed marker.txt"),
+    )
+    .write("marker.txt", "committed\n")
+    .commit("marker");
+    let first = f.commit("again");
+    let _ = first;
+    f.write("marker.txt", "dirty\n")
+        .write("untracked.txt", "x\n");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // An older commit by revision.
+    f.write("marker.txt", "changed\n").commit("changed marker");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let r = f.run(&["run", "--commit", "HEAD~1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let runs = f.json(&["runs"]);
+    assert_eq!(runs[0]["ref"], "HEAD~1");
+}
+
+#[test]
+fn a_workload_in_a_subdirectory_of_a_monorepo() {
+    let f = Fixture::new();
+    f.write(
+        "services/api/cairn.toml",
+        &workload("test -f only-here.txt", "true"),
+    )
+    .write("services/api/only-here.txt", "x\n")
+    .write("other/secret.txt", "not for api\n")
+    .commit("monorepo");
+    let r = Run::from(f.cairn(&["run", "--dir", "services/api"]).output().unwrap());
+    assert_eq!(r.code, 0, "{r:?}");
+    let logs = f.run(&["logs", "last", "source"]);
+    assert!(logs.stdout.contains("from services/api/"), "{logs:?}");
+}
+
+#[test]
+fn json_output_of_run() {
+    let f = Fixture::new();
+    f.write("cairn.toml", MINIMAL).commit("x");
+    let v = f.json(&["run"]);
+    assert_eq!(v["status"], "succeeded");
+    assert_eq!(v["stages"].as_array().unwrap().len(), 5);
+    assert_eq!(v["commit"].as_str().unwrap().len(), 40);
+}

@@ -1,0 +1,91 @@
+//! The end-to-end chain benchmark behind `cairn bench chain`: a throwaway git repo,
+//! a chain of no-op stages, a fresh store, and the wall time of each whole run.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_model::RunStatus;
+
+use crate::{DataDir, Engine, EngineError, load_workload};
+
+/// Runs a chain of `source` + `noop_stages` stages that each run `true` in the
+/// sandbox, `repeat` times; returns each run's wall time. Uses `scratch` (an empty
+/// directory) for the repository, the platform config and the store.
+pub fn chain(
+    scratch: &Path,
+    noop_stages: usize,
+    repeat: usize,
+) -> Result<Vec<Duration>, EngineError> {
+    let repo = scratch.join("app");
+    let platform = scratch.join("platform");
+    let chains = platform.join("chains");
+    for dir in [&repo, &chains] {
+        std::fs::create_dir_all(dir).map_err(EngineError::io("create", dir))?;
+    }
+    let mut chain =
+        String::from("name = \"bench\"\n[[stage]]\nname = \"source\"\nkind = \"source\"\n");
+    for i in 0..noop_stages {
+        chain.push_str(&format!(
+            "[[stage]]\nname = \"noop-{i}\"\nkind = \"command\"\ncommand = \"true\"\n"
+        ));
+    }
+    let write = |path: &Path, text: &str| {
+        std::fs::write(path, text).map_err(EngineError::io("write", path))
+    };
+    write(&chains.join("bench.toml"), &chain)?;
+    write(
+        &repo.join("cairn.toml"),
+        "[workload]\nname = \"bench\"\nchain = \"bench\"\n[build]\ncommand = \"true\"\n[test]\nunit = \"true\"\n",
+    )?;
+    for args in [
+        &["init", "-q"][..],
+        &["add", "cairn.toml"],
+        &[
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@cairn.invalid",
+            "commit",
+            "-q",
+            "-m",
+            "bench",
+        ],
+    ] {
+        let status = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .status()
+            .map_err(|source| EngineError::Spawn {
+                program: "git",
+                source,
+            })?;
+        if !status.success() {
+            return Err(EngineError::Git {
+                what: "setup of the benchmark repository",
+                stderr: String::new(),
+            });
+        }
+    }
+    let data = DataDir::at(scratch.join("data"));
+    let store = cairn_store::SqliteStore::open(data.root())?;
+    let engine = Engine::new(Arc::new(store), data, Some(platform.clone()));
+    let mut times = Vec::with_capacity(repeat);
+    for _ in 0..repeat {
+        let start = Instant::now();
+        let loaded = load_workload(&repo, "HEAD", Some(&platform))?;
+        let run = engine.run_loaded(&loaded, Some("HEAD"), false, &mut ())?;
+        times.push(start.elapsed());
+        if run.status != RunStatus::Succeeded {
+            return Err(EngineError::Git {
+                what: "benchmark chain run",
+                stderr: run
+                    .reason
+                    .unwrap_or_else(|| "the run did not succeed".into()),
+            });
+        }
+    }
+    Ok(times)
+}

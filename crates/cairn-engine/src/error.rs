@@ -1,0 +1,73 @@
+//! The engine's errors: what could not be done, with the context to fix it.
+
+use std::path::PathBuf;
+
+use cairn_model::config::ConfigError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{} is not inside a git repository", path.display())]
+    NotAGitRepo { path: PathBuf },
+    #[error("no {file} in {} or any parent up to the repository root; run `cairn init` first", dir.display())]
+    NoWorkloadConfig { dir: PathBuf, file: &'static str },
+    #[error("unknown commit `{rev}`: git cannot resolve it in {}", repo.display())]
+    UnknownCommit { rev: String, repo: PathBuf },
+    #[error("{path} is not in commit {commit}: commit it first (git add {path} && git commit)")]
+    ConfigNotCommitted { commit: String, path: String },
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("chain `{name}` not found: no {}", looked_for.display())]
+    ChainNotFound { name: String, looked_for: PathBuf },
+    #[error("{file} already exists; pass --force to overwrite it")]
+    AlreadyInitialised { file: PathBuf },
+    #[error("cannot tell which ecosystem {} uses (looked for Cargo.toml, package.json, go.mod, pyproject.toml, requirements.txt, setup.py, Makefile)", dir.display())]
+    UnknownEcosystem { dir: PathBuf },
+    #[error("git {what} failed: {stderr}")]
+    Git { what: &'static str, stderr: String },
+    #[error("cannot {what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot run {program}")]
+    Spawn {
+        program: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("run {0} not found")]
+    RunNotFound(cairn_model::RunId),
+    #[error(transparent)]
+    Store(#[from] cairn_store::StoreError),
+    #[error(transparent)]
+    Sandbox(#[from] cairn_sandbox::SandboxError),
+}
+
+impl EngineError {
+    /// Whether the user's input is at fault (exit 1) rather than cairn or the
+    /// machine (exit 2).
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            Self::NotAGitRepo { .. }
+                | Self::NoWorkloadConfig { .. }
+                | Self::UnknownCommit { .. }
+                | Self::ConfigNotCommitted { .. }
+                | Self::Config(_)
+                | Self::ChainNotFound { .. }
+                | Self::AlreadyInitialised { .. }
+                | Self::UnknownEcosystem { .. }
+                | Self::RunNotFound(_)
+        )
+    }
+
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { what, path, source }
+    }
+}

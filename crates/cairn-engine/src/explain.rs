@@ -1,0 +1,99 @@
+//! Why a run failed or was interrupted: the stage, its command, the exit code, the
+//! last lines of its log, the failed tests named in the log, and a hint. The same
+//! explanation serves `cairn explain` and, later, the web UI.
+
+use cairn_model::test_report::failed_tests;
+use cairn_model::{LogLine, RunId, RunRecord, StageRecord, StageStatus};
+use cairn_store::Store;
+
+use crate::EngineError;
+
+/// How much of a failed stage's log is read to find failed tests.
+const SCAN_LINES: usize = 50_000;
+
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub run: RunRecord,
+    pub stages: Vec<StageRecord>,
+    /// The stage that failed or was interrupted, if any.
+    pub culprit: Option<Culprit>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Culprit {
+    pub stage: StageRecord,
+    pub last_lines: Vec<LogLine>,
+    pub failed_tests: Vec<String>,
+    pub hint: Option<String>,
+}
+
+/// Explains run `id`, with the last `tail` log lines of the culprit stage.
+pub fn explain(store: &dyn Store, id: RunId, tail: usize) -> Result<Explanation, EngineError> {
+    let run = store.run(id)?.ok_or(EngineError::RunNotFound(id))?;
+    let stages = store.stages(id)?;
+    let culprit = stages
+        .iter()
+        .find(|s| matches!(s.status, StageStatus::Failed | StageStatus::Interrupted))
+        .cloned();
+    let culprit = match culprit {
+        None => None,
+        Some(stage) => {
+            let last_lines = store.log_tail(stage.id, tail)?;
+            let mut texts = Vec::new();
+            let mut after = None;
+            while texts.len() < SCAN_LINES {
+                let page = store.logs(stage.id, after, 5_000)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.seq);
+                texts.extend(
+                    page.into_iter()
+                        .filter(|l| l.stream != cairn_model::LogStream::System)
+                        .map(|l| l.display_text()),
+                );
+            }
+            let failed_tests = failed_tests(texts.iter().map(String::as_str));
+            let hint = hint(&stage, &failed_tests);
+            Some(Culprit {
+                stage,
+                last_lines,
+                failed_tests,
+                hint,
+            })
+        }
+    };
+    Ok(Explanation {
+        run,
+        stages,
+        culprit,
+    })
+}
+
+fn hint(stage: &StageRecord, failed: &[String]) -> Option<String> {
+    if stage.status == StageStatus::Interrupted {
+        return Some(
+            "the process running the chain died; run it again with `cairn run --commit <commit>`"
+                .into(),
+        );
+    }
+    if !failed.is_empty() {
+        return Some(format!(
+            "fix the failing test{} and push a new commit",
+            if failed.len() > 1 { "s" } else { "" }
+        ));
+    }
+    match stage.exit_code {
+        Some(127) => Some("the command does not exist inside the sandbox: steps see /usr, /bin, the workspace and the chain's declared tools (chains/<name>.toml, [[sandbox.tool]])".into()),
+        _ => {
+            let reason = stage.reason.as_deref().unwrap_or_default();
+            if reason.contains("timed out") {
+                Some("the step ran past the chain's timeout: make it faster or raise `timeout` for the stage in the chain".into())
+            } else if reason.contains("memory") || reason.contains("signal 9") {
+                Some("the step was killed, most likely by the sandbox's memory or process limit ([sandbox] memory / processes in the chain)".into())
+            } else if reason.contains("network") {
+                Some("only the dependency-fetch step has network; fetch dependencies in build.fetch".into())
+            } else {
+                None
+            }
+        }
+    }
+}

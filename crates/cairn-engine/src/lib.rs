@@ -1,0 +1,20 @@
+//! The engine: runs the organisation's chain for one exact commit. It materialises
+//! the commit from git, runs each stage in the sandbox, and records status, timing,
+//! exit codes and logs in the store; it also finds runs whose process died, onboards
+//! apps (`cairn init`) and explains failures.
+
+pub mod bench;
+mod data_dir;
+mod error;
+pub mod explain;
+mod git;
+mod host;
+pub mod onboard;
+pub mod recovery;
+pub mod runner;
+mod workload_source;
+
+pub use data_dir::DataDir;
+pub use error::EngineError;
+pub use runner::{Engine, RunObserver, RunRequest};
+pub use workload_source::{LoadedWorkload, load_workload};

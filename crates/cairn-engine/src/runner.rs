@@ -1,0 +1,619 @@
+//! Running a chain for one exact commit: create the run, materialise the commit,
+//! run each stage (the source stage here, every other one in the sandbox), stream
+//! logs into the store, and stop at the first failing stage with its reason.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_model::config::{ChainStage, WORKLOAD_FILE};
+use cairn_model::time::human_duration_ms;
+use cairn_model::{
+    LogLine, LogStream, NewRun, NewStage, RunRecord, RunStatus, StageKind, StageRecord, StageStatus,
+};
+use cairn_sandbox::{Exit, Limits, SandboxSpec, Stream};
+use cairn_store::Store;
+
+use crate::host::{now_ms, owner_tag};
+use crate::workload_source::{LoadedWorkload, load_workload};
+use crate::{DataDir, EngineError, git};
+
+/// The most of one stage's output kept in the store; the rest is counted, not kept.
+pub const MAX_STAGE_LOG_BYTES: u64 = 16 << 20;
+/// Lines longer than this are split.
+pub const MAX_LINE_BYTES: usize = 64 << 10;
+/// Log lines are written to the store in batches of at most this many lines or
+/// this much time, so a chatty step costs few transactions and a follower still
+/// sees output promptly.
+const BATCH_LINES: usize = 512;
+const BATCH_AGE: Duration = Duration::from_millis(100);
+
+/// What to run: the app in (or above) `dir`, at `rev`.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub dir: PathBuf,
+    pub rev: String,
+    /// Keep the run's workspace after the run (for debugging a build).
+    pub keep_workspace: bool,
+}
+
+/// Hooks for a front end to show a run as it happens. All default to nothing.
+pub trait RunObserver {
+    fn run_created(&mut self, _run: &RunRecord, _stages: &[StageRecord], _loaded: &LoadedWorkload) {
+    }
+    fn stage_started(&mut self, _stage: &StageRecord) {}
+    fn log_line(&mut self, _stage: &StageRecord, _line: &LogLine) {}
+    fn stage_finished(&mut self, _stage: &StageRecord) {}
+}
+
+/// An observer that shows nothing.
+impl RunObserver for () {}
+
+/// Runs chains and records them.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    data: DataDir,
+    platform_dir: Option<PathBuf>,
+}
+
+/// How a stage ended.
+struct StageEnd {
+    status: StageStatus,
+    exit_code: Option<i32>,
+    reason: Option<String>,
+}
+
+impl StageEnd {
+    fn passed(exit_code: Option<i32>) -> Self {
+        StageEnd {
+            status: StageStatus::Passed,
+            exit_code,
+            reason: None,
+        }
+    }
+    fn skipped(reason: &str) -> Self {
+        StageEnd {
+            status: StageStatus::Skipped,
+            exit_code: None,
+            reason: Some(reason.to_owned()),
+        }
+    }
+    fn failed(exit_code: Option<i32>, reason: String) -> Self {
+        StageEnd {
+            status: StageStatus::Failed,
+            exit_code,
+            reason: Some(reason),
+        }
+    }
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, data: DataDir, platform_dir: Option<PathBuf>) -> Self {
+        Engine {
+            store,
+            data,
+            platform_dir,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Loads the workload and runs its chain for the exact commit. Errors before
+    /// the run exists (bad config, unknown commit) create no run. Once the run
+    /// exists it always ends in a final state, even when cairn itself fails.
+    pub fn run(
+        &self,
+        req: &RunRequest,
+        observer: &mut dyn RunObserver,
+    ) -> Result<RunRecord, EngineError> {
+        let loaded = load_workload(&req.dir, &req.rev, self.platform_dir.as_deref())?;
+        self.run_loaded(&loaded, Some(&req.rev), req.keep_workspace, observer)
+    }
+
+    /// Runs an already loaded workload.
+    pub fn run_loaded(
+        &self,
+        loaded: &LoadedWorkload,
+        git_ref: Option<&str>,
+        keep_workspace: bool,
+        observer: &mut dyn RunObserver,
+    ) -> Result<RunRecord, EngineError> {
+        let store = &*self.store;
+        store.upsert_workload(
+            &loaded.workload.name,
+            &loaded.repo.display().to_string(),
+            now_ms(),
+        )?;
+        let new = NewRun {
+            workload: loaded.workload.name.clone(),
+            commit: loaded.commit.clone(),
+            git_ref: git_ref.map(str::to_owned),
+            created_at_ms: now_ms(),
+            stages: loaded
+                .chain
+                .stages
+                .iter()
+                .map(|s| NewStage {
+                    name: s.name.clone(),
+                    kind: s.kind,
+                    command: stage_command(loaded, s),
+                })
+                .collect(),
+        };
+        let (run, stages) = store.create_run(&new)?;
+        observer.run_created(&run, &stages, loaded);
+        store.start_run(run.id, &owner_tag(), now_ms())?;
+
+        let workspace = self.data.workspaces().join(run.id.to_string());
+        let result = self.run_stages(loaded, &run, &stages, &workspace, observer);
+        if !keep_workspace {
+            // Best effort: a leftover workspace wastes disk but loses nothing.
+            let _ = std::fs::remove_dir_all(&workspace);
+        }
+        match result {
+            Ok(None) => store.finish_run(run.id, RunStatus::Succeeded, None, now_ms())?,
+            Ok(Some(reason)) => {
+                store.finish_run(run.id, RunStatus::Failed, Some(&reason), now_ms())?
+            }
+            Err(err) => {
+                let reason = format!("cairn could not complete the run: {}", error_chain(&err));
+                store.finish_run(run.id, RunStatus::Failed, Some(&reason), now_ms())?;
+                return Err(err);
+            }
+        }
+        store.run(run.id)?.ok_or(EngineError::RunNotFound(run.id))
+    }
+
+    /// Runs the stages in order; `Ok(Some(reason))` when one failed.
+    fn run_stages(
+        &self,
+        loaded: &LoadedWorkload,
+        run: &RunRecord,
+        stages: &[StageRecord],
+        workspace: &Path,
+        observer: &mut dyn RunObserver,
+    ) -> Result<Option<String>, EngineError> {
+        for (stage, spec) in stages.iter().zip(&loaded.chain.stages) {
+            self.store.start_stage(stage.id, now_ms())?;
+            let mut current = stage.clone();
+            current.status = StageStatus::Running;
+            observer.stage_started(&current);
+            let mut sink = LogSink::new(self.store.clone(), &current);
+            let end = match self.run_stage(loaded, run, spec, workspace, &mut sink, observer) {
+                Ok(end) => end,
+                Err(err) => StageEnd::failed(
+                    None,
+                    format!("cairn could not run the stage: {}", error_chain(&err)),
+                ),
+            };
+            sink.finish(observer)?;
+            self.store.finish_stage(
+                stage.id,
+                end.status,
+                end.exit_code,
+                end.reason.as_deref(),
+                now_ms(),
+            )?;
+            current.status = end.status;
+            current.exit_code = end.exit_code;
+            current.reason = end.reason.clone();
+            observer.stage_finished(&current);
+            if end.status == StageStatus::Failed {
+                let why = end.reason.unwrap_or_else(|| "failed".to_owned());
+                return Ok(Some(format!("stage `{}` failed: {why}", stage.name)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn run_stage(
+        &self,
+        loaded: &LoadedWorkload,
+        run: &RunRecord,
+        spec: &ChainStage,
+        workspace: &Path,
+        sink: &mut LogSink<'_>,
+        observer: &mut dyn RunObserver,
+    ) -> Result<StageEnd, EngineError> {
+        if spec.kind == StageKind::Source {
+            return self.source_stage(loaded, workspace, sink, observer);
+        }
+        let Some(command) = stage_command(loaded, spec) else {
+            let what = match spec.kind {
+                StageKind::Fetch => "the workload declares no dependency fetch (build.fetch)",
+                StageKind::AcceptanceTest => {
+                    "the workload declares no acceptance tests (test.acceptance)"
+                }
+                _ => "the stage has no command",
+            };
+            sink.system(&format!("skipped: {what}"), observer);
+            return Ok(StageEnd::skipped(what));
+        };
+        let policy = &loaded.chain.sandbox;
+        let network = spec.kind == StageKind::Fetch;
+        sink.system(
+            &format!(
+                "$ {command}   [sandbox: network {}, timeout {}, memory {} MiB, {} processes]",
+                if network {
+                    "on (dependency fetch)"
+                } else {
+                    "off"
+                },
+                human_duration_ms(i64::try_from(spec.timeout.as_millis()).unwrap_or(i64::MAX)),
+                policy.memory_bytes >> 20,
+                policy.processes
+            ),
+            observer,
+        );
+        let sandbox = SandboxSpec {
+            workspace: workspace.to_path_buf(),
+            argv: vec!["/bin/sh".into(), "-c".into(), command.clone()],
+            env: step_env(loaded, run, spec),
+            network,
+            read_only_binds: policy
+                .tools
+                .iter()
+                .map(|t| (PathBuf::from(&t.host), PathBuf::from(&t.at)))
+                .collect(),
+            limits: Limits {
+                wall_clock: spec.timeout,
+                memory_bytes: policy.memory_bytes,
+                max_processes: policy.processes,
+                max_line_bytes: MAX_LINE_BYTES,
+            },
+        };
+        let outcome = cairn_sandbox::run(&sandbox, &mut |stream, bytes| {
+            let stream = match stream {
+                Stream::Stdout => LogStream::Stdout,
+                Stream::Stderr => LogStream::Stderr,
+            };
+            sink.line(stream, bytes, observer);
+        })?;
+        sink.store_error()?;
+        let took =
+            human_duration_ms(i64::try_from(outcome.duration.as_millis()).unwrap_or(i64::MAX));
+        let end = match outcome.exit {
+            Exit::Code(0) => StageEnd::passed(Some(0)),
+            Exit::Code(127) => StageEnd::failed(
+                Some(127),
+                "exit code 127: command not found in the sandbox (it sees /usr, the workspace and the chain's tools only)".to_owned(),
+            ),
+            Exit::Code(126) => StageEnd::failed(Some(126), "exit code 126: command not executable".to_owned()),
+            Exit::Code(code) if (129..160).contains(&code) => StageEnd::failed(
+                Some(code),
+                format!("exit code {code}: killed by signal {}{}", code - 128, signal_hint(code - 128)),
+            ),
+            Exit::Code(code) => StageEnd::failed(Some(code), format!("exit code {code}")),
+            Exit::Signal(sig) => StageEnd::failed(None, format!("killed by signal {sig}{}", signal_hint(sig))),
+            Exit::TimedOut => StageEnd::failed(
+                None,
+                format!("timed out after {} (the chain's limit for this stage)", human_duration_ms(i64::try_from(spec.timeout.as_millis()).unwrap_or(i64::MAX))),
+            ),
+            Exit::OutOfMemory => StageEnd::failed(
+                None,
+                format!("killed: out of memory (the chain's limit is {} MiB)", policy.memory_bytes >> 20),
+            ),
+            other => StageEnd::failed(None, format!("ended abnormally: {other:?}")),
+        };
+        sink.system(
+            &format!(
+                "{} after {took}",
+                end.reason.as_deref().unwrap_or("exit code 0")
+            ),
+            observer,
+        );
+        if end.status == StageStatus::Passed
+            && spec.kind == StageKind::Build
+            && let Some(output) = &loaded.workload.output
+        {
+            let path = workspace.join(output);
+            if std::fs::symlink_metadata(&path).is_err() {
+                let reason =
+                    format!("the build passed but did not produce its declared output `{output}`");
+                sink.system(&reason, observer);
+                return Ok(StageEnd::failed(Some(0), reason));
+            }
+            sink.system(&format!("declared output `{output}` is present"), observer);
+        }
+        Ok(end)
+    }
+
+    /// The source stage: the exact commit's tree, never the work tree.
+    fn source_stage(
+        &self,
+        loaded: &LoadedWorkload,
+        workspace: &Path,
+        sink: &mut LogSink<'_>,
+        observer: &mut dyn RunObserver,
+    ) -> Result<StageEnd, EngineError> {
+        let info = git::commit_info(&loaded.repo, &loaded.commit)?;
+        sink.system(
+            &format!("commit {} (tree {})", loaded.commit, info.tree),
+            observer,
+        );
+        sink.system(
+            &format!("author {}, committer {}", info.author, info.committer),
+            observer,
+        );
+        sink.system(&format!("subject: {}", info.subject), observer);
+        if loaded.uncommitted_config {
+            sink.system(
+                &format!("note: the work tree's {WORKLOAD_FILE} has uncommitted changes; this run uses the committed file"),
+                observer,
+            );
+        }
+        if workspace.exists() {
+            std::fs::remove_dir_all(workspace).map_err(EngineError::io("clear", workspace))?;
+        }
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            // Traversable, not listable: other users can't browse workspaces.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(workspace)
+                .map_err(EngineError::io("create", workspace))?;
+        }
+        git::materialise(&loaded.repo, &loaded.commit, &loaded.prefix, workspace)?;
+        let home = workspace.join(".home");
+        std::fs::create_dir_all(&home).map_err(EngineError::io("create", &home))?;
+        cairn_sandbox::prepare_workspace(workspace)?;
+        let (files, bytes) = tree_size(workspace);
+        let from = if loaded.prefix.is_empty() {
+            "/".to_owned()
+        } else {
+            loaded.prefix.clone()
+        };
+        sink.system(
+            &format!("materialised {files} files ({bytes} bytes) from {from} at the commit"),
+            observer,
+        );
+        Ok(StageEnd::passed(None))
+    }
+}
+
+/// The command a stage runs for this workload, if any.
+fn stage_command(loaded: &LoadedWorkload, stage: &ChainStage) -> Option<String> {
+    let w = &loaded.workload;
+    match stage.kind {
+        StageKind::Source => None,
+        StageKind::Fetch => w.fetch.clone(),
+        StageKind::UnitTest => Some(w.unit_test.clone()),
+        StageKind::Build => Some(w.build.clone()),
+        StageKind::AcceptanceTest => w.acceptance_test.clone(),
+        StageKind::Command => stage.command.clone(),
+    }
+}
+
+/// The complete environment of a step: cairn's variables, then the chain's, then
+/// host variables the chain passes by name. Nothing else reaches the sandbox.
+fn step_env(loaded: &LoadedWorkload, run: &RunRecord, stage: &ChainStage) -> Vec<(String, String)> {
+    let policy = &loaded.chain.sandbox;
+    let mut path: Vec<String> = policy.tools.iter().filter_map(|t| t.bin.clone()).collect();
+    path.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(str::to_owned));
+    let source_date = git::commit_info(&loaded.repo, &loaded.commit)
+        .map(|i| i.time)
+        .unwrap_or(0);
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), path.join(":")),
+        ("HOME".into(), "/workspace/.home".into()),
+        ("TMPDIR".into(), "/tmp".into()),
+        ("SOURCE_DATE_EPOCH".into(), source_date.to_string()),
+        ("CAIRN_RUN".into(), run.id.to_string()),
+        ("CAIRN_WORKLOAD".into(), loaded.workload.name.clone()),
+        ("CAIRN_COMMIT".into(), loaded.commit.clone()),
+        ("CAIRN_STAGE".into(), stage.name.clone()),
+    ];
+    let mut set = |k: &str, v: String| match env.iter_mut().find(|(name, _)| name == k) {
+        Some(slot) => slot.1 = v,
+        None => env.push((k.to_owned(), v)),
+    };
+    for (k, v) in &policy.env {
+        set(k, v.clone());
+    }
+    for name in &policy.pass_env {
+        if let Ok(v) = std::env::var(name) {
+            set(name, v);
+        }
+    }
+    env
+}
+
+fn signal_hint(sig: i32) -> &'static str {
+    match sig {
+        9 => " (SIGKILL: the memory or process limit, or an outside kill)",
+        11 => " (SIGSEGV: the program crashed)",
+        6 => " (SIGABRT: the program aborted)",
+        _ => "",
+    }
+}
+
+fn tree_size(dir: &Path) -> (u64, u64) {
+    let (mut files, mut bytes) = (0, 0);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                files += 1;
+                bytes += meta.len();
+            }
+        }
+    }
+    (files, bytes)
+}
+
+/// `err: cause: cause` on one line.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Collects a stage's log lines and writes them to the store in batches, within
+/// the per-stage budget. A flusher thread writes whatever is pending every
+/// [`BATCH_AGE`], so a line printed before a long silence reaches followers
+/// promptly. A store error is kept and reported after the step ends (the step's
+/// output must still be drained).
+struct LogSink<'a> {
+    shared: Arc<SinkShared>,
+    flusher: Option<std::thread::JoinHandle<()>>,
+    stage: &'a StageRecord,
+    next_seq: u64,
+    kept_bytes: u64,
+    dropped_lines: u64,
+    dropped_bytes: u64,
+}
+
+struct SinkShared {
+    store: Arc<dyn Store>,
+    stage: cairn_model::StageId,
+    state: std::sync::Mutex<SinkState>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct SinkState {
+    pending: Vec<LogLine>,
+    error: Option<cairn_store::StoreError>,
+    stopped: bool,
+}
+
+impl SinkShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SinkState> {
+        // A poisoned lock only means a panic elsewhere; the lines are still good.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes what is pending, under the lock, so batches land in order.
+    fn flush_locked(&self, state: &mut SinkState) {
+        if !state.pending.is_empty()
+            && state.error.is_none()
+            && let Err(e) = self.store.append_logs(self.stage, &state.pending)
+        {
+            state.error = Some(e);
+        }
+        state.pending.clear();
+    }
+}
+
+impl<'a> LogSink<'a> {
+    fn new(store: Arc<dyn Store>, stage: &'a StageRecord) -> Self {
+        let shared = Arc::new(SinkShared {
+            store,
+            stage: stage.id,
+            state: std::sync::Mutex::new(SinkState::default()),
+            wake: std::sync::Condvar::new(),
+        });
+        let background = shared.clone();
+        let flusher = std::thread::Builder::new()
+            .name("cairn-log-flush".into())
+            .spawn(move || {
+                let mut state = background.lock();
+                while !state.stopped {
+                    state = background
+                        .wake
+                        .wait_timeout(state, BATCH_AGE)
+                        .map(|(s, _)| s)
+                        .unwrap_or_else(|e| e.into_inner().0);
+                    background.flush_locked(&mut state);
+                }
+            })
+            .ok();
+        LogSink {
+            shared,
+            flusher,
+            stage,
+            next_seq: 0,
+            kept_bytes: 0,
+            dropped_lines: 0,
+            dropped_bytes: 0,
+        }
+    }
+
+    fn system(&mut self, text: &str, observer: &mut dyn RunObserver) {
+        self.push(LogStream::System, text.as_bytes(), observer);
+    }
+
+    fn line(&mut self, stream: LogStream, bytes: &[u8], observer: &mut dyn RunObserver) {
+        let size = bytes.len() as u64 + 1;
+        if self.kept_bytes + size > MAX_STAGE_LOG_BYTES {
+            self.dropped_lines += 1;
+            self.dropped_bytes += size;
+            return;
+        }
+        self.kept_bytes += size;
+        self.push(stream, bytes, observer);
+    }
+
+    fn push(&mut self, stream: LogStream, bytes: &[u8], observer: &mut dyn RunObserver) {
+        let line = LogLine {
+            seq: self.next_seq,
+            stream,
+            at_ms: now_ms(),
+            text: bytes.to_vec(),
+        };
+        self.next_seq += 1;
+        observer.log_line(self.stage, &line);
+        let mut state = self.shared.lock();
+        state.pending.push(line);
+        if state.pending.len() >= BATCH_LINES || self.flusher.is_none() {
+            self.shared.flush_locked(&mut state);
+        }
+    }
+
+    /// Writes everything pending now and reports a store error, if any.
+    fn store_error(&mut self) -> Result<(), EngineError> {
+        let mut state = self.shared.lock();
+        self.shared.flush_locked(&mut state);
+        match state.error.take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(mut self, observer: &mut dyn RunObserver) -> Result<(), EngineError> {
+        if self.dropped_lines > 0 {
+            let note = format!(
+                "output truncated: {} more lines ({} bytes) were not kept; a stage keeps at most {} MiB of log",
+                self.dropped_lines,
+                self.dropped_bytes,
+                MAX_STAGE_LOG_BYTES >> 20
+            );
+            self.system(&note, observer);
+        }
+        self.stop_flusher();
+        self.store_error()
+    }
+
+    fn stop_flusher(&mut self) {
+        self.shared.lock().stopped = true;
+        self.shared.wake.notify_all();
+        if let Some(handle) = self.flusher.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for LogSink<'_> {
+    fn drop(&mut self) {
+        self.stop_flusher();
+    }
+}

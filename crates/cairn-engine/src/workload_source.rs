@@ -1,0 +1,133 @@
+//! Finding and loading what a run needs: the app's `cairn.toml` (from the exact
+//! commit, checked against the work tree) and the organisation's chain.
+
+use std::path::{Path, PathBuf};
+
+use cairn_model::config::{
+    Chain, DEFAULT_CHAIN_NAME, DEFAULT_CHAIN_TOML, WORKLOAD_FILE, Workload, parse_chain,
+    parse_workload,
+};
+
+use crate::{EngineError, git};
+
+/// A workload resolved to one commit, with its chain.
+#[derive(Debug, Clone)]
+pub struct LoadedWorkload {
+    /// The repository's top level.
+    pub repo: PathBuf,
+    /// The app's directory relative to the top level (`""` or ending in `/`).
+    pub prefix: String,
+    pub commit: String,
+    pub workload: Workload,
+    pub chain: Chain,
+    /// Set when the work tree's `cairn.toml` differs from the committed one (the
+    /// run uses the committed one).
+    pub uncommitted_config: bool,
+}
+
+/// Finds the directory holding `cairn.toml`: `start` or a parent, up to the repo top.
+fn find_app_dir(start: &Path, top: &Path) -> Result<PathBuf, EngineError> {
+    let mut dir = start.to_path_buf();
+    loop {
+        if dir.join(WORKLOAD_FILE).is_file() {
+            return Ok(dir);
+        }
+        if dir == top || !dir.pop() || !dir.starts_with(top) {
+            return Err(EngineError::NoWorkloadConfig {
+                dir: start.to_path_buf(),
+                file: WORKLOAD_FILE,
+            });
+        }
+    }
+}
+
+/// Loads the workload in (or above) `dir` at `rev`, and its chain from
+/// `platform_dir/chains/<name>.toml` (or the built-in default chain).
+///
+/// When `rev` is `HEAD`, the work tree's `cairn.toml` is validated first, so an
+/// error points at the file the user is editing; the run itself always uses the
+/// file as committed, so it is reproducible.
+pub fn load_workload(
+    dir: &Path,
+    rev: &str,
+    platform_dir: Option<&Path>,
+) -> Result<LoadedWorkload, EngineError> {
+    let dir = std::fs::canonicalize(dir).map_err(EngineError::io("open", dir))?;
+    let top = git::top_level(&dir)?;
+    let top = std::fs::canonicalize(&top).map_err(EngineError::io("open", &top))?;
+    let app = find_app_dir(&dir, &top)?;
+    let prefix = git::prefix(&app)?;
+    let commit = git::resolve_commit(&top, rev)?;
+    let config_path = format!("{prefix}{WORKLOAD_FILE}");
+    let shown = display_path(&dir, &app.join(WORKLOAD_FILE));
+
+    let worktree_text = if rev == "HEAD" {
+        let path = app.join(WORKLOAD_FILE);
+        let text = read_bounded(&path)?;
+        parse_workload(&shown, &text)?;
+        Some(text)
+    } else {
+        None
+    };
+
+    let committed = git::read_at(&top, &commit, &config_path)?.ok_or_else(|| {
+        EngineError::ConfigNotCommitted {
+            commit: commit.clone(),
+            path: config_path.clone(),
+        }
+    })?;
+    let committed = String::from_utf8_lossy(&committed).into_owned();
+    let short = &commit[..12.min(commit.len())];
+    let workload = parse_workload(&format!("{config_path} (at commit {short})"), &committed)?;
+    let chain = load_chain(&workload.chain, platform_dir)?;
+    Ok(LoadedWorkload {
+        repo: top,
+        prefix,
+        uncommitted_config: worktree_text.is_some_and(|t| t != committed),
+        commit,
+        workload,
+        chain,
+    })
+}
+
+/// The chain named `name`: `platform_dir/chains/<name>.toml`, else the built-in
+/// default when `name` is `default`.
+pub fn load_chain(name: &str, platform_dir: Option<&Path>) -> Result<Chain, EngineError> {
+    if let Some(platform) = platform_dir {
+        let path = platform.join("chains").join(format!("{name}.toml"));
+        if path.is_file() {
+            let text = read_bounded(&path)?;
+            return Ok(parse_chain(&path.display().to_string(), &text)?);
+        }
+        if name != DEFAULT_CHAIN_NAME {
+            return Err(EngineError::ChainNotFound {
+                name: name.to_owned(),
+                looked_for: path,
+            });
+        }
+    } else if name != DEFAULT_CHAIN_NAME {
+        return Err(EngineError::ChainNotFound {
+            name: name.to_owned(),
+            looked_for: PathBuf::from(format!("$CAIRN_PLATFORM_DIR/chains/{name}.toml")),
+        });
+    }
+    Ok(parse_chain("<built-in default chain>", DEFAULT_CHAIN_TOML)?)
+}
+
+fn read_bounded(path: &Path) -> Result<String, EngineError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(EngineError::io("read", path))?;
+    let mut bytes = Vec::new();
+    file.take(cairn_model::config::MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(EngineError::io("read", path))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// `path` relative to `base` when it is below it (errors read `cairn.toml:3:1`).
+fn display_path(base: &Path, path: &Path) -> String {
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}

@@ -1,0 +1,197 @@
+//! The bubblewrap command line: which namespaces, which mounts, which environment.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::etc::RESOLV_CONF;
+use crate::spec::{HOME_DIR, HOSTNAME, SandboxSpec, WORKSPACE_DIR};
+
+/// Where Debian installs bubblewrap. Deliberately not looked up in `PATH`.
+pub const BWRAP: &str = "/usr/bin/bwrap";
+
+/// The fd on which bubblewrap writes its JSON status (`child-pid`, then `exit-code`
+/// once the command has been executed). See [`crate::spawn`].
+pub(crate) const STATUS_FD: i32 = 3;
+
+/// Top-level directories that are either symlinks into `/usr` (merged-usr) or real
+/// directories with system files.
+const SYSTEM_DIRS: &[&str] = &["/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"];
+
+#[derive(Debug)]
+enum SystemDir {
+    Symlink { path: &'static str, target: PathBuf },
+    Dir { path: &'static str },
+}
+
+/// The host's top-level layout, read once per process: it does not change under a
+/// running system, and re-reading it would cost every start.
+fn system_dirs() -> &'static [SystemDir] {
+    static LAYOUT: OnceLock<Vec<SystemDir>> = OnceLock::new();
+    LAYOUT.get_or_init(|| {
+        SYSTEM_DIRS
+            .iter()
+            .filter_map(|&path| {
+                let meta = std::fs::symlink_metadata(path).ok()?;
+                if meta.file_type().is_symlink() {
+                    let target = std::fs::read_link(path).ok()?;
+                    Some(SystemDir::Symlink { path, target })
+                } else if meta.is_dir() {
+                    Some(SystemDir::Dir { path })
+                } else {
+                    None
+                }
+            })
+            .collect()
+    })
+}
+
+struct Args(Vec<OsString>);
+
+impl Args {
+    fn flag(&mut self, flag: &str) {
+        self.0.push(flag.into());
+    }
+    fn with(&mut self, flag: &str, value: impl Into<OsString>) {
+        self.0.push(flag.into());
+        self.0.push(value.into());
+    }
+    fn with2(&mut self, flag: &str, a: impl Into<OsString>, b: impl Into<OsString>) {
+        self.0.push(flag.into());
+        self.0.push(a.into());
+        self.0.push(b.into());
+    }
+}
+
+/// All of bubblewrap's arguments for `spec`, the command last; `etc` is the curated
+/// copy bound at `/etc` (see [`crate::etc`]).
+pub(crate) fn build(spec: &SandboxSpec, etc: &Path) -> Vec<OsString> {
+    let mut a = Args(Vec::with_capacity(
+        96 + 3 * spec.env.len() + spec.argv.len(),
+    ));
+
+    // Namespaces: all of them (user, mount, pid, ipc, uts, cgroup, net), nested user
+    // namespaces disabled inside, every capability dropped.
+    a.flag("--unshare-all");
+    a.flag("--unshare-user");
+    if spec.network {
+        a.flag("--share-net");
+    }
+    a.flag("--disable-userns");
+    a.with("--cap-drop", "ALL");
+    a.flag("--die-with-parent");
+    a.flag("--new-session");
+    a.with("--hostname", HOSTNAME);
+    a.with("--json-status-fd", STATUS_FD.to_string());
+
+    // Environment: exactly the caller's (bubblewrap itself is started with none).
+    a.flag("--clearenv");
+    for (name, value) in &spec.env {
+        a.with2("--setenv", name, value);
+    }
+
+    // Read-only system.
+    a.with2("--ro-bind", "/usr", "/usr");
+    for dir in system_dirs() {
+        match dir {
+            SystemDir::Symlink { path, target } => a.with2("--symlink", target, *path),
+            SystemDir::Dir { path } => a.with2("--ro-bind", *path, *path),
+        }
+    }
+    a.with2("--ro-bind", etc, "/etc");
+    if spec.network {
+        // Resolved on the host (it is often a symlink into /run), bound over the
+        // empty placeholder of the copy.
+        let resolv = Path::new("/etc").join(RESOLV_CONF);
+        a.with2("--ro-bind-try", &resolv, &resolv);
+    }
+    a.with("--proc", "/proc");
+    a.with("--dev", "/dev");
+
+    // Private scratch space, bounded (tmpfs pages are also charged to the cgroup).
+    let size = spec.limits.memory_bytes.to_string();
+    a.with("--size", size.as_str());
+    a.with("--tmpfs", "/tmp");
+    a.with("--size", size.as_str());
+    a.with("--tmpfs", HOME_DIR);
+
+    // Toolchains, then the workspace.
+    for (source, dest) in &spec.read_only_binds {
+        a.with2("--ro-bind", source, dest);
+    }
+    a.with2("--bind", &spec.workspace, WORKSPACE_DIR);
+
+    // The root tmpfs (with its mount points) becomes read-only; the mounts on it keep
+    // their own flags.
+    a.with("--remount-ro", "/");
+    a.with("--chdir", WORKSPACE_DIR);
+
+    a.flag("--");
+    a.0.extend(spec.argv.iter().map(OsString::from));
+    a.0
+}
+
+/// A path bubblewrap would resolve; shown in errors.
+pub(crate) fn bwrap_path() -> &'static Path {
+    Path::new(BWRAP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args_of(spec: &SandboxSpec) -> Vec<String> {
+        build(spec, Path::new("/run/etc-copy"))
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn has_pair(args: &[String], flag: &str, value: &str) -> bool {
+        args.windows(2).any(|w| w[0] == flag && w[1] == value)
+    }
+
+    #[test]
+    fn network_only_when_allowed() {
+        let mut spec = SandboxSpec::new("/w", vec!["make".into(), "--".into()]);
+        let closed = args_of(&spec);
+        assert!(closed.contains(&"--unshare-all".to_owned()));
+        assert!(!closed.contains(&"--share-net".to_owned()));
+        assert!(!closed.iter().any(|a| a == "/etc/resolv.conf"));
+        spec.network = true;
+        let open = args_of(&spec);
+        assert!(open.contains(&"--share-net".to_owned()));
+        assert!(has_pair(&open, "--ro-bind-try", "/etc/resolv.conf"));
+    }
+
+    #[test]
+    fn command_environment_and_mounts() {
+        let mut spec = SandboxSpec::new("/host/ws", vec!["make".into(), "--".into()]);
+        spec.env.push(("A".into(), "1 2".into()));
+        spec.read_only_binds
+            .push(("/opt/rust".into(), "/opt/rust".into()));
+        let args = args_of(&spec);
+        // The command comes last, verbatim, after the one separator bubblewrap reads.
+        let separator = args.iter().position(|a| a == "--").unwrap_or(usize::MAX);
+        assert_eq!(args[separator + 1..], ["make", "--"]);
+        let clearenv = args
+            .iter()
+            .position(|a| a == "--clearenv")
+            .unwrap_or(usize::MAX);
+        let setenv = args.iter().position(|a| a == "--setenv").unwrap_or(0);
+        assert!(clearenv < setenv && args[setenv + 1] == "A" && args[setenv + 2] == "1 2");
+        assert!(has_pair(&args, "--ro-bind", "/run/etc-copy"));
+        assert!(has_pair(&args, "--ro-bind", "/opt/rust"));
+        assert!(has_pair(&args, "--bind", "/host/ws"));
+        assert!(has_pair(&args, "--chdir", WORKSPACE_DIR));
+        assert!(has_pair(&args, "--cap-drop", "ALL"));
+        for flag in [
+            "--unshare-user",
+            "--disable-userns",
+            "--die-with-parent",
+            "--new-session",
+        ] {
+            assert!(args.contains(&flag.to_owned()), "{flag}");
+        }
+    }
+}

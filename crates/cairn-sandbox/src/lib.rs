@@ -1,0 +1,51 @@
+//! The only code in cairn that runs user commands: each [`run`] starts one command in
+//! a fresh bubblewrap sandbox and streams its output line by line.
+//!
+//! What the command gets:
+//! - its own user, mount, pid, ipc, uts, cgroup and (unless [`SandboxSpec::network`])
+//!   network namespace; no capabilities; no nested user namespaces;
+//! - a read-only `/usr` (and the merged-usr links or directories `/bin`, `/lib`, …),
+//!   a curated read-only copy of `/etc` (no `shadow`, no keys), fresh `/proc` and
+//!   `/dev`, private tmpfs `/tmp` and [`HOME_DIR`], the extra read-only mounts of the
+//!   spec, and the workspace read-write at [`WORKSPACE_DIR`]; nothing else of the
+//!   host: not cairn's data directory, not `/root`, not `/home`;
+//! - exactly the environment of the spec (plus the `PWD` bubblewrap always sets);
+//! - stdin from `/dev/null`, no other inherited descriptor.
+//!
+//! When cairn runs as root, bubblewrap is started as the unprivileged
+//! [`SANDBOX_UID`]/[`SANDBOX_GID`] (so nothing in the sandbox is host root, whatever
+//! gets mounted), inside a per-run cgroup that enforces [`Limits::memory_bytes`] and
+//! [`Limits::max_processes`]; if that cgroup cannot be set up, the run is refused.
+//! Unprivileged, the limits fall back to rlimits (`RLIMIT_AS`, `RLIMIT_NPROC`). The
+//! wall-clock limit kills the whole sandbox.
+//!
+//! Process tree of a run:
+//! `cairn → reaper → bwrap (monitor) → init (pid 1) → command`. The reaper is a
+//! subreaper forked from cairn that outlives bubblewrap, reaps the orphaned init, and
+//! exits last: [`run`] returns once it is reaped, i.e. when every process of the
+//! sandbox is gone and no zombie is left behind.
+//!
+//! Not covered: disk usage of the workspace (only `RLIMIT_FSIZE` per file), CPU
+//! shares, and a syscall filter (seccomp); with `network: true` the sandbox shares the
+//! host's network namespace, loopback services and abstract sockets included.
+
+mod args;
+pub mod bench;
+mod cgroup;
+mod error;
+mod etc;
+mod output;
+mod spawn;
+mod spec;
+mod status;
+mod supervise;
+mod workspace;
+
+pub use args::BWRAP;
+pub use error::SandboxError;
+pub use spawn::{SANDBOX_GID, SANDBOX_UID};
+pub use spec::{
+    Exit, HOME_DIR, HOSTNAME, Limits, Outcome, SandboxSpec, Stream, Usage, WORKSPACE_DIR,
+};
+pub use supervise::run;
+pub use workspace::prepare_workspace;

@@ -1,0 +1,438 @@
+//! Starting bubblewrap: what its process does between `fork` and `exec` (join the run
+//! cgroup, set rlimits, drop root to the sandbox user, close inherited descriptors),
+//! and the reaper it forks from, which is the child cairn waits for.
+//!
+//! ```text
+//! cairn ── reaper (subreaper, in the cgroup, sandbox uid) ── bwrap monitor ── init ── command
+//! ```
+//!
+//! Everything the child does is prepared before the fork; the child itself only makes
+//! async-signal-safe system calls and never allocates.
+
+use std::ffi::CString;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+use crate::args::{self, STATUS_FD};
+use crate::cgroup::{RunCgroup, SUPERVISOR_TASKS};
+use crate::error::SandboxError;
+use crate::spec::Limits;
+
+/// The unprivileged host user and group the sandbox runs as when cairn runs as root
+/// (Debian's `nobody`/`nogroup`). [`crate::prepare_workspace`] hands workspaces to it.
+pub const SANDBOX_UID: u32 = 65534;
+/// See [`SANDBOX_UID`].
+pub const SANDBOX_GID: u32 = 65534;
+
+/// Largest single file the sandbox may write.
+const MAX_FILE_BYTES: u64 = 4 << 30;
+/// Open descriptors per process in the sandbox.
+const MAX_OPEN_FILES: u64 = 16 << 10;
+/// With a cgroup, RLIMIT_NPROC is only a backstop: it counts every process of the
+/// sandbox user on the host, so concurrent runs share it. The cgroup's `pids.max` is
+/// the per-run limit; this keeps a bound even if that were escaped.
+const NPROC_BACKSTOP_FACTOR: u64 = 16;
+
+#[cfg(target_env = "gnu")]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type Resource = libc::c_int;
+
+/// The steps of the child's preparation, named in [`SandboxError::Spawn`]. The child
+/// reports the failing one by writing its index (one byte) to the status pipe.
+const STEPS: &[&str] = &[
+    "joining the run cgroup",
+    "setting resource limits",
+    "dropping supplementary groups",
+    "switching to the sandbox group",
+    "switching to the sandbox user",
+    "binding the child's life to cairn's",
+    "passing the status descriptor",
+    "closing inherited descriptors",
+    "starting the reaper",
+    "raising the sandbox's OOM score",
+];
+const STEP_CGROUP: u8 = 0;
+const STEP_RLIMIT: u8 = 1;
+const STEP_SETGROUPS: u8 = 2;
+const STEP_SETGID: u8 = 3;
+const STEP_SETUID: u8 = 4;
+const STEP_PDEATHSIG: u8 = 5;
+const STEP_STATUS_FD: u8 = 6;
+const STEP_CLOSE_FDS: u8 = 7;
+const STEP_REAPER: u8 = 8;
+const STEP_OOM_SCORE: u8 = 9;
+
+/// What the child does before exec'ing bubblewrap, prepared in the parent.
+struct ChildSetup {
+    cgroup_procs: Vec<CString>,
+    rlimits: Vec<(Resource, libc::rlim_t)>,
+    drop_to: Option<(libc::uid_t, libc::gid_t)>,
+    parent: libc::pid_t,
+    status_fd: RawFd,
+    /// Upper bound for the fallback close loop (kernels without close_range).
+    max_fd: RawFd,
+    /// The highest signal number (SIGRTMAX), read before the fork.
+    max_signal: libc::c_int,
+}
+
+/// Our child (the reaper, with bubblewrap below it) and the read end of bubblewrap's
+/// status pipe.
+pub(crate) struct Started {
+    pub child: Child,
+    pub status: OwnedFd,
+}
+
+/// Whether cairn runs as root, which decides between "drop to the sandbox user and
+/// use a cgroup" and "stay the current user and use rlimits".
+pub(crate) fn is_root() -> bool {
+    // SAFETY: geteuid(2) cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Starts bubblewrap for `args` (below the reaper) with stdout and stderr piped and
+/// stdin from /dev/null; returns once bubblewrap has been executed.
+pub(crate) fn start(
+    bwrap_args: Vec<std::ffi::OsString>,
+    limits: &Limits,
+    cgroup: Option<&RunCgroup>,
+) -> Result<Started, SandboxError> {
+    let root = cgroup.is_some();
+    let (status_read, status_write) = pipe()?;
+    let setup = ChildSetup {
+        cgroup_procs: cgroup.map(|c| c.procs_files().to_vec()).unwrap_or_default(),
+        rlimits: rlimits(limits, root),
+        drop_to: root.then_some((SANDBOX_UID, SANDBOX_GID)),
+        // SAFETY: getpid(2) cannot fail.
+        parent: unsafe { libc::getpid() },
+        status_fd: status_write.as_raw_fd(),
+        max_fd: current_limit(libc::RLIMIT_NOFILE)
+            .map_or(1 << 16, |n| n.min(1 << 16))
+            .try_into()
+            .unwrap_or(1 << 16),
+        max_signal: libc::SIGRTMAX(),
+    };
+
+    let mut command = Command::new(args::bwrap_path());
+    command
+        .args(bwrap_args)
+        .env_clear()
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so nothing aimed at cairn's group reaches it.
+        .process_group(0);
+    // SAFETY: `after_fork` only makes async-signal-safe system calls on data prepared
+    // above, and does not allocate.
+    unsafe {
+        command.pre_exec(move || setup.after_fork());
+    }
+    let spawned = command.spawn();
+    // The child has its copy; ours must go, or the status pipe never reaches EOF.
+    drop(status_write);
+    let source = match spawned {
+        Ok(child) => {
+            return Ok(Started {
+                child,
+                status: status_read,
+            });
+        }
+        Err(source) => source,
+    };
+    // Did one of our steps fail (it says which), or the exec itself?
+    let mut failed = [0u8; 1];
+    let step = match std::fs::File::from(status_read).read(&mut failed) {
+        Ok(1) => STEPS.get(usize::from(failed[0])).copied(),
+        _ => None,
+    };
+    match step {
+        Some(step) => Err(SandboxError::Spawn { step, source }),
+        None if source.kind() == io::ErrorKind::NotFound => Err(SandboxError::BwrapMissing {
+            path: args::bwrap_path().to_owned(),
+            source,
+        }),
+        None => Err(SandboxError::Spawn {
+            step: "executing bubblewrap",
+            source,
+        }),
+    }
+}
+
+fn rlimits(limits: &Limits, root: bool) -> Vec<(Resource, libc::rlim_t)> {
+    let processes = u64::from(limits.max_processes);
+    let mut wanted: Vec<(Resource, u64)> = vec![
+        (libc::RLIMIT_CORE, 0),
+        (libc::RLIMIT_FSIZE, MAX_FILE_BYTES),
+        (libc::RLIMIT_NOFILE, MAX_OPEN_FILES),
+    ];
+    if root {
+        // Memory and processes are the cgroup's job; RLIMIT_AS would break runtimes
+        // that reserve address space (Go, the JVM, sanitizers) without bounding RSS.
+        wanted.push((
+            libc::RLIMIT_NPROC,
+            processes.saturating_mul(NPROC_BACKSTOP_FACTOR),
+        ));
+    } else {
+        // No cgroup: per-process address space and the user's process count are the
+        // best the kernel offers an unprivileged caller.
+        wanted.push((libc::RLIMIT_AS, limits.memory_bytes));
+        wanted.push((libc::RLIMIT_NPROC, processes + SUPERVISOR_TASKS));
+    }
+    wanted
+        .into_iter()
+        .map(|(resource, value)| {
+            // Never ask for more than the current hard limit (that would fail for an
+            // unprivileged caller, and lowering is what matters).
+            let value = current_hard_limit(resource).map_or(value, |hard| value.min(hard));
+            (resource, value)
+        })
+        .collect()
+}
+
+fn current_limit(resource: Resource) -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes into the struct we pass.
+    let rc = unsafe { libc::getrlimit(resource, &mut limit) };
+    (rc == 0).then_some(limit.rlim_cur)
+}
+
+fn current_hard_limit(resource: Resource) -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes into the struct we pass.
+    let rc = unsafe { libc::getrlimit(resource, &mut limit) };
+    (rc == 0 && limit.rlim_max != libc::RLIM_INFINITY).then_some(limit.rlim_max)
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2(2) fills the two-element array on success.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if rc != 0 {
+        return Err(SandboxError::Io {
+            action: "create the status pipe",
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+impl ChildSetup {
+    /// Runs in the forked child. Async-signal-safe system calls only, no allocation.
+    fn after_fork(&self) -> io::Result<()> {
+        // SAFETY (whole body): plain system calls on pointers to data owned by `self`,
+        // which the fork copied and which outlives these calls.
+        unsafe {
+            for path in &self.cgroup_procs {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(self.fail(STEP_CGROUP));
+                }
+                let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+                let error = self.fail_if(written != 1, STEP_CGROUP);
+                libc::close(fd);
+                error?;
+            }
+            // A fresh start: no signal ignored or handled the way cairn does it (ignored
+            // signals would survive the exec into the sandbox; the reaper must see
+            // SIGCHLD to reap).
+            for signal in 1..=self.max_signal {
+                if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                    libc::signal(signal, libc::SIG_DFL);
+                }
+            }
+            for &(resource, value) in &self.rlimits {
+                let limit = libc::rlimit {
+                    rlim_cur: value,
+                    rlim_max: value,
+                };
+                self.fail_if(libc::setrlimit(resource, &limit) != 0, STEP_RLIMIT)?;
+            }
+            if let Some((uid, gid)) = self.drop_to {
+                self.fail_if(libc::setgroups(0, std::ptr::null()) != 0, STEP_SETGROUPS)?;
+                self.fail_if(libc::setgid(gid) != 0, STEP_SETGID)?;
+                self.fail_if(libc::setuid(uid) != 0, STEP_SETUID)?;
+                let dropped = libc::getuid() == uid
+                    && libc::geteuid() == uid
+                    && libc::getgid() == gid
+                    && libc::getegid() == gid
+                    && libc::setuid(0) != 0;
+                if !dropped {
+                    return Err(self.fail_with(STEP_SETUID, libc::EPERM));
+                }
+            }
+            // After the uid change, which clears it. If cairn dies, the reaper dies, and
+            // with it bubblewrap and (--die-with-parent) the whole sandbox.
+            self.fail_if(
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0,
+                STEP_PDEATHSIG,
+            )?;
+            if libc::getppid() != self.parent {
+                return Err(self.fail_with(STEP_PDEATHSIG, libc::ESRCH));
+            }
+            if self.status_fd == STATUS_FD {
+                let flags = libc::fcntl(STATUS_FD, libc::F_GETFD);
+                self.fail_if(
+                    flags < 0
+                        || libc::fcntl(STATUS_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC) != 0,
+                    STEP_STATUS_FD,
+                )?;
+            } else {
+                // dup2 clears close-on-exec on the new descriptor.
+                self.fail_if(libc::dup2(self.status_fd, STATUS_FD) < 0, STEP_STATUS_FD)?;
+            }
+            // Whatever cairn inherited without close-on-exec (from its own parent, or a
+            // library) must not reach the sandbox: an open directory is a way out.
+            let first = (STATUS_FD + 1) as libc::c_uint;
+            let closed = libc::syscall(
+                libc::SYS_close_range,
+                first,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            if closed != 0 {
+                for fd in STATUS_FD + 1..self.max_fd {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                        self.fail_if(
+                            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) != 0,
+                            STEP_CLOSE_FDS,
+                        )?;
+                    }
+                }
+            }
+            self.split_off_bwrap()
+        }
+    }
+
+    /// Forks once more: the new process goes on to exec bubblewrap, this one stays
+    /// behind as a child subreaper that reaps bubblewrap and then the sandbox's init
+    /// (orphaned when bubblewrap's monitor exits with the command's status). It exits
+    /// only when nothing of the sandbox is left, with bubblewrap's status, so reaping
+    /// it means the whole sandbox is gone and no zombie is left to the host's init.
+    ///
+    /// # Safety
+    /// Only in the forked child, at the very end of its preparation.
+    unsafe fn split_off_bwrap(&self) -> io::Result<()> {
+        // SAFETY: async-signal-safe system calls only; this process never returns to
+        // Rust code that could allocate, it `_exit`s.
+        unsafe {
+            self.fail_if(
+                libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0,
+                STEP_REAPER,
+            )?;
+            let reaper = libc::getpid();
+            // The raw system call, not fork(3): no atfork handlers run in this copy of
+            // a multi-threaded process, which must not touch locks or allocate.
+            let bwrap = libc::syscall(
+                libc::SYS_clone,
+                libc::c_long::from(libc::SIGCHLD),
+                0 as libc::c_long,
+                0 as libc::c_long,
+                0 as libc::c_long,
+                0 as libc::c_long,
+            );
+            if bwrap < 0 {
+                return Err(self.fail(STEP_REAPER));
+            }
+            let bwrap = bwrap as libc::pid_t;
+            if bwrap == 0 {
+                // The future bubblewrap: dies if the reaper does.
+                self.fail_if(
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0,
+                    STEP_PDEATHSIG,
+                )?;
+                if libc::getppid() != reaper {
+                    return Err(self.fail_with(STEP_PDEATHSIG, libc::ESRCH));
+                }
+                // When the sandbox runs out of memory, the OOM killer must pick one of
+                // its processes, never the reaper (whose copy of cairn's memory counts
+                // as its size). Raising one's own score needs no privilege, only
+                // /proc/self to be ours again after the uid change made it root's (the
+                // exec of bubblewrap would make the process dumpable anyway).
+                libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+                let adj = libc::open(
+                    c"/proc/self/oom_score_adj".as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC,
+                );
+                let written = if adj >= 0 {
+                    libc::write(adj, b"1000".as_ptr().cast(), 4)
+                } else {
+                    -1
+                };
+                let error = self.fail_if(written != 4, STEP_OOM_SCORE);
+                if adj >= 0 {
+                    libc::close(adj);
+                }
+                error?;
+                return Ok(());
+            }
+            // The reaper holds nothing: not the output pipes (their end of file must
+            // mean the sandbox is done with them), not std's exec-status pipe (its end of
+            // file tells cairn the spawn worked).
+            if libc::syscall(
+                libc::SYS_close_range,
+                0 as libc::c_uint,
+                libc::c_uint::MAX,
+                0,
+            ) != 0
+            {
+                for fd in 0..self.max_fd {
+                    libc::close(fd);
+                }
+            }
+            let mut bwrap_status = None;
+            loop {
+                let mut status = 0;
+                let pid = libc::waitpid(-1, &mut status, 0);
+                if pid == bwrap {
+                    bwrap_status = Some(status);
+                } else if pid < 0 && *libc::__errno_location() != libc::EINTR {
+                    break; // ECHILD: everything is reaped.
+                }
+            }
+            match bwrap_status {
+                Some(status) if libc::WIFEXITED(status) => libc::_exit(libc::WEXITSTATUS(status)),
+                Some(status) if libc::WIFSIGNALED(status) => {
+                    let signal = libc::WTERMSIG(status);
+                    libc::signal(signal, libc::SIG_DFL);
+                    libc::kill(reaper, signal);
+                    libc::_exit(128 + signal)
+                }
+                _ => libc::_exit(255),
+            }
+        }
+    }
+
+    fn fail_if(&self, failed: bool, step: u8) -> io::Result<()> {
+        if failed { Err(self.fail(step)) } else { Ok(()) }
+    }
+
+    /// The current errno as the error, after telling the parent which step failed.
+    fn fail(&self, step: u8) -> io::Error {
+        let error = io::Error::last_os_error();
+        self.report(step);
+        error
+    }
+
+    fn fail_with(&self, step: u8, errno: i32) -> io::Error {
+        self.report(step);
+        io::Error::from_raw_os_error(errno)
+    }
+
+    fn report(&self, step: u8) {
+        // SAFETY: write(2) of one byte from the stack to our pipe; errors are moot.
+        unsafe {
+            libc::write(self.status_fd, (&step as *const u8).cast(), 1);
+        }
+    }
+}

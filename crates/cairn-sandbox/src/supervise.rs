@@ -1,0 +1,447 @@
+//! One run from start to finish: limits, start, output, wall clock, the end of every
+//! process, and the verdict.
+
+use std::io::{self, ErrorKind, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, ExitStatus};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::cgroup::{self, RunCgroup};
+use crate::error::SandboxError;
+use crate::output::{Event, pump};
+use crate::spawn::{self, Started};
+use crate::spec::{Exit, Outcome, SandboxSpec, Stream, Usage};
+use crate::status::StatusPipe;
+use crate::{args, etc};
+
+/// Lines in flight between the reader threads and `on_line`; a full queue makes the
+/// command wait for `on_line` instead of growing memory without bound.
+const QUEUE_LINES: usize = 1024;
+
+/// After the sandbox is gone, how long the output pipes may take to reach end of file
+/// before the run stops waiting for them.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// How much of bubblewrap's last stderr line is kept to explain a failed setup.
+const DIAGNOSTIC_BYTES: usize = 4096;
+
+/// How long the sandbox's init may take to end once the reaper is gone (normally it
+/// is already reaped by then; this covers tearing down a big process tree).
+const INIT_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Runs `spec.argv` in a fresh sandbox, calling `on_line` (on this thread) with every
+/// line of its output, and returns how it ended once all its processes are gone.
+///
+/// `Err` means the command could not be run (an invalid spec, a limit that cannot be
+/// enforced, a sandbox that could not be built); a command that fails, times out or
+/// runs out of memory is an `Ok` with the matching [`Exit`].
+pub fn run(
+    spec: &SandboxSpec,
+    on_line: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<Outcome, SandboxError> {
+    spec.validate()?;
+    check_workspace(spec)?;
+    let etc_mount_points: Vec<(&Path, bool)> = spec
+        .read_only_binds
+        .iter()
+        .filter(|(_, dest)| dest.starts_with("/etc"))
+        .map(|(source, dest)| (dest.as_path(), source.is_dir()))
+        .collect();
+    // Held for the whole run: the copy is removed when no run uses it any more.
+    let etc = etc::current(&etc_mount_points)?;
+    let cgroup = if spawn::is_root() {
+        Some(RunCgroup::create(&spec.limits)?)
+    } else {
+        None
+    };
+    let start = Instant::now();
+    let Started { child, status } =
+        spawn::start(args::build(spec, etc.path()), &spec.limits, cgroup.as_ref())?;
+    let pid = child.id();
+    let pidfd = i32::try_from(pid).ok().and_then(cgroup::pidfd_open);
+    let mut killer = Killer {
+        pid,
+        pidfd,
+        init: None,
+        cgroup: cgroup.as_ref(),
+        done: false,
+    };
+    let mut status = StatusPipe::new(status);
+    let ended = supervise(spec, start, child, &mut status, &mut killer, on_line)?;
+    let duration = start.elapsed();
+    killer.done = true;
+    drop(killer);
+
+    let exit_code = status.exit_code();
+    let (usage, oom_kills) = cgroup
+        .as_ref()
+        .map_or((Usage::default(), 0), |c| (c.usage(), c.oom_kills()));
+    drop(cgroup);
+    let exit = verdict(&ended, exit_code, oom_kills)?;
+    Ok(Outcome {
+        exit,
+        duration,
+        usage,
+    })
+}
+
+fn check_workspace(spec: &SandboxSpec) -> Result<(), SandboxError> {
+    let workspace = &spec.workspace;
+    let meta = std::fs::symlink_metadata(workspace).map_err(|source| SandboxError::Workspace {
+        path: workspace.clone(),
+        action: "inspect it",
+        source,
+    })?;
+    if meta.is_dir() {
+        Ok(())
+    } else {
+        Err(SandboxError::Workspace {
+            path: workspace.clone(),
+            action: "use it (not a directory)",
+            source: io::Error::from(ErrorKind::NotADirectory),
+        })
+    }
+}
+
+/// Kills the whole sandbox, through pidfds (a recycled pid is never hit) and the run
+/// cgroup.
+struct Killer<'a> {
+    /// Our child: the reaper that bubblewrap was forked from (see [`crate::spawn`]).
+    pid: u32,
+    pidfd: Option<OwnedFd>,
+    /// The pid namespace's init: when it has exited, so has everything in the sandbox.
+    init: Option<OwnedFd>,
+    cgroup: Option<&'a RunCgroup>,
+    /// Set once every process of the sandbox is known to be gone.
+    done: bool,
+}
+
+/// Leaving `run` early (an error, or a panic in `on_line`) kills the sandbox.
+impl Drop for Killer<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.kill();
+        }
+    }
+}
+
+impl Killer<'_> {
+    /// Killing the init ends the pid namespace: the kernel kills every process in it,
+    /// bubblewrap's monitor sees its child die and exits, and the reaper (our child)
+    /// exits once it has reaped both.
+    fn kill(&self) {
+        let init_killed = self.init.as_ref().is_some_and(cgroup::pidfd_kill);
+        if let Some(cgroup) = self.cgroup {
+            cgroup.kill_all(Some(self.pid));
+        }
+        if !init_killed && self.cgroup.is_none() {
+            // No handle on the sandbox itself: kill the reaper, which takes bubblewrap
+            // (parent-death signal) and the namespace (--die-with-parent) with it.
+            let signalled = self.pidfd.as_ref().is_some_and(cgroup::pidfd_kill);
+            if !signalled && let Ok(pid) = i32::try_from(self.pid) {
+                // SAFETY: kill(2) on our own unreaped child (no pidfd support).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+
+    /// After bubblewrap is reaped: waits until no process of the sandbox is left.
+    fn finish(&self) -> Result<(), SandboxError> {
+        if let Some(init) = &self.init
+            && !exited_within(init, INIT_PATIENCE)
+        {
+            cgroup::pidfd_kill(init);
+            if !exited_within(init, INIT_PATIENCE) {
+                return Err(SandboxError::Leftover {
+                    path: format!("pid namespace of bubblewrap {}", self.pid).into(),
+                    count: 1,
+                });
+            }
+        }
+        match self.cgroup {
+            Some(cgroup) => cgroup.drain(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether the process behind `pidfd` has ended, waiting up to `patience`.
+fn exited_within(pidfd: &OwnedFd, patience: Duration) -> bool {
+    let mut poll = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = Instant::now() + patience;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let millis = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: poll(2) on one pollfd we own.
+        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+        if ready > 0 {
+            return true;
+        }
+        if ready == 0 || io::Error::last_os_error().kind() != ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+/// How the supervised part ended.
+struct Ended {
+    status: ExitStatus,
+    timed_out: bool,
+    /// bubblewrap's last line on stderr (its diagnostic when the setup fails).
+    last_stderr: Vec<u8>,
+}
+
+fn supervise(
+    spec: &SandboxSpec,
+    start: Instant,
+    mut child: Child,
+    status: &mut StatusPipe,
+    killer: &mut Killer<'_>,
+    on_line: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<Ended, SandboxError> {
+    let (events, inbox) = mpsc::sync_channel(QUEUE_LINES);
+    let max = spec.limits.max_line_bytes;
+    let streams = [
+        (
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            Stream::Stdout,
+        ),
+        (
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            Stream::Stderr,
+        ),
+    ];
+
+    // The waiter first: once it runs, our child (the reaper) is always reaped.
+    let waiter_events = events.clone();
+    let waiter = thread::Builder::new()
+        .name("cairn-sandbox-wait".into())
+        .spawn(move || {
+            let status = child.wait();
+            let _ = waiter_events.send(Event::Exited(status));
+        });
+    if let Err(source) = waiter {
+        // The closure (and the Child in it) is gone: kill and reap by hand.
+        killer.kill();
+        reap(killer.pid);
+        return Err(SandboxError::Io {
+            action: "start the waiter thread",
+            source,
+        });
+    }
+
+    let mut open = 0;
+    let mut failure = None;
+    for (source, stream) in streams {
+        let Some(source) = source else { continue };
+        match start_reader(source, stream, max, events.clone()) {
+            Ok(()) => open += 1,
+            Err(source) => {
+                failure.get_or_insert(SandboxError::Io {
+                    action: "start an output reader thread",
+                    source,
+                });
+            }
+        }
+    }
+    drop(events);
+    let deadline = start + spec.limits.wall_clock;
+    killer.init = status.init(killer.pid, deadline);
+    let killer = &*killer;
+    if failure.is_some() {
+        killer.kill();
+    }
+
+    let mut timed_out = false;
+    let mut exited: Option<(io::Result<ExitStatus>, Instant)> = None;
+    let mut last_stderr = Vec::new();
+    loop {
+        if exited.is_some() && open == 0 {
+            break;
+        }
+        let now = Instant::now();
+        if exited.is_none() && !timed_out && now >= deadline {
+            timed_out = true;
+            killer.kill();
+        }
+        let wait = match &exited {
+            Some((_, at)) => (*at + CLOSE_GRACE).saturating_duration_since(now),
+            None if timed_out => Duration::from_millis(100),
+            None => deadline.saturating_duration_since(now),
+        };
+        match inbox.recv_timeout(wait) {
+            Ok(Event::Line(stream, line)) => {
+                if stream == Stream::Stderr {
+                    last_stderr.clear();
+                    let keep = line.len().min(DIAGNOSTIC_BYTES);
+                    last_stderr.extend_from_slice(&line[..keep]);
+                }
+                on_line(stream, &line);
+            }
+            Ok(Event::Closed) => open -= 1,
+            Ok(Event::Exited(status)) => {
+                // The pid namespace dies with bubblewrap; wait until it is gone.
+                if let Err(e) = killer.finish() {
+                    failure.get_or_insert(e);
+                }
+                exited = Some((status, Instant::now()));
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if exited.is_some() {
+                    // Every sandbox process is gone, yet something else still holds
+                    // the pipes (a descriptor leaked by another fork of cairn's):
+                    // stop waiting for them.
+                    break;
+                }
+                if timed_out {
+                    // Still not over after SIGKILL: repeat it.
+                    killer.kill();
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    match exited {
+        Some((Ok(status), _)) => Ok(Ended {
+            status,
+            timed_out,
+            last_stderr,
+        }),
+        Some((Err(source), _)) => Err(SandboxError::Io {
+            action: "wait for bubblewrap",
+            source,
+        }),
+        None => Err(SandboxError::Io {
+            action: "wait for bubblewrap",
+            source: io::Error::other("the waiter thread stopped without a status"),
+        }),
+    }
+}
+
+fn start_reader(
+    source: Box<dyn Read + Send>,
+    stream: Stream,
+    max: usize,
+    events: SyncSender<Event>,
+) -> io::Result<()> {
+    let name = match stream {
+        Stream::Stdout => "cairn-sandbox-stdout",
+        Stream::Stderr => "cairn-sandbox-stderr",
+    };
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(move || pump(source, stream, max, events))
+        .map(|_| ())
+}
+
+fn reap(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let mut status = 0;
+        // SAFETY: waitpid(2) on our own child, which nothing else will reap.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+}
+
+fn verdict(ended: &Ended, exit_code: Option<i32>, oom_kills: u64) -> Result<Exit, SandboxError> {
+    if ended.timed_out {
+        return Ok(Exit::TimedOut);
+    }
+    match exit_code {
+        Some(code) if code != 0 && oom_kills > 0 => Ok(Exit::OutOfMemory),
+        Some(code) => Ok(Exit::Code(code)),
+        // bubblewrap itself was killed from outside before the command ended.
+        None if oom_kills > 0 => Ok(Exit::OutOfMemory),
+        None if ended.status.signal().is_some() => {
+            Ok(Exit::Signal(ended.status.signal().unwrap_or(0)))
+        }
+        // The command was never executed: bubblewrap failed before its exec.
+        None => {
+            // Only bubblewrap has written to stderr so far, so its last line is its
+            // diagnostic, not something the command could forge.
+            let message = String::from_utf8_lossy(&ended.last_stderr).into_owned();
+            if let Some(exec) = message.strip_prefix("bwrap: execvp ") {
+                // The program is missing or not executable: a failed command, reported
+                // the way a shell would.
+                let code = if exec.ends_with("Permission denied") {
+                    126
+                } else {
+                    127
+                };
+                return Ok(Exit::Code(code));
+            }
+            Err(SandboxError::Setup {
+                status: ended.status.code().unwrap_or(-1),
+                message,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(code: i32, stderr: &str) -> Ended {
+        Ended {
+            status: ExitStatus::from_raw(code << 8),
+            timed_out: false,
+            last_stderr: stderr.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let ok = |e: Result<Exit, SandboxError>| e.ok();
+        assert_eq!(ok(verdict(&ended(3, ""), Some(3), 0)), Some(Exit::Code(3)));
+        assert_eq!(
+            ok(verdict(&ended(137, ""), Some(137), 1)),
+            Some(Exit::OutOfMemory)
+        );
+        assert_eq!(ok(verdict(&ended(0, ""), Some(0), 1)), Some(Exit::Code(0)));
+        assert_eq!(
+            ok(verdict(
+                &ended(1, "bwrap: execvp nope: No such file or directory"),
+                None,
+                0
+            )),
+            Some(Exit::Code(127))
+        );
+        assert_eq!(
+            ok(verdict(
+                &ended(1, "bwrap: execvp /etc: Permission denied"),
+                None,
+                0
+            )),
+            Some(Exit::Code(126))
+        );
+        assert!(matches!(
+            verdict(
+                &ended(1, "bwrap: Can't find source path /x: No such file"),
+                None,
+                0
+            ),
+            Err(SandboxError::Setup { status: 1, .. })
+        ));
+        let mut timed = ended(0, "");
+        timed.timed_out = true;
+        assert_eq!(ok(verdict(&timed, Some(0), 0)), Some(Exit::TimedOut));
+    }
+}

@@ -1,0 +1,121 @@
+//! Shared harness of the sandbox tests: real bubblewrap, real workspaces, and a view of
+//! the host's process table to check what the sandbox left behind.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cairn_sandbox::{Limits, Outcome, SandboxSpec, Stream, prepare_workspace, run};
+use tempfile::TempDir;
+
+pub const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// What one run produced.
+#[derive(Debug)]
+pub struct Ran {
+    pub outcome: Outcome,
+    pub stdout: Vec<Vec<u8>>,
+    pub stderr: Vec<Vec<u8>>,
+    /// When each stdout line arrived, relative to the call.
+    pub stdout_at: Vec<Duration>,
+    pub elapsed: Duration,
+}
+
+impl Ran {
+    pub fn out(&self) -> String {
+        join(&self.stdout)
+    }
+    pub fn err(&self) -> String {
+        join(&self.stderr)
+    }
+}
+
+fn join(lines: &[Vec<u8>]) -> String {
+    lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A fresh workspace, handed to the sandbox user.
+pub fn workspace() -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    prepare_workspace(dir.path()).unwrap();
+    dir
+}
+
+/// `/bin/sh -c script` in `workspace`, with PATH and HOME only and a 10 s clock.
+pub fn sh(workspace: &Path, script: &str) -> SandboxSpec {
+    SandboxSpec {
+        workspace: workspace.to_owned(),
+        argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        env: vec![
+            ("PATH".into(), PATH.into()),
+            ("HOME".into(), cairn_sandbox::HOME_DIR.into()),
+        ],
+        network: false,
+        read_only_binds: Vec::new(),
+        limits: Limits {
+            wall_clock: Duration::from_secs(10),
+            ..Limits::default()
+        },
+    }
+}
+
+pub fn try_run(spec: &SandboxSpec) -> Result<Ran, cairn_sandbox::SandboxError> {
+    let start = Instant::now();
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let mut stdout_at = Vec::new();
+    let outcome = run(spec, &mut |stream, line| match stream {
+        Stream::Stdout => {
+            stdout.push(line.to_vec());
+            stdout_at.push(start.elapsed());
+        }
+        Stream::Stderr => stderr.push(line.to_vec()),
+    })?;
+    Ok(Ran {
+        outcome,
+        stdout,
+        stderr,
+        stdout_at,
+        elapsed: start.elapsed(),
+    })
+}
+
+pub fn run_ok(spec: &SandboxSpec) -> Ran {
+    match try_run(spec) {
+        Ok(ran) => ran,
+        Err(e) => panic!("sandbox could not run: {e} ({e:?})"),
+    }
+}
+
+/// Host pids of the processes in the pid namespace `ns` (as `readlink
+/// /proc/self/ns/pid` printed it inside the sandbox).
+pub fn pids_in_namespace(ns: &str) -> Vec<u32> {
+    let ns = ns.trim();
+    assert!(ns.starts_with("pid:["), "not a pid namespace: {ns:?}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Ok(link) = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+            && link.to_str() == Some(ns)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The pid namespace the sandbox wrote to `workspace/ns`.
+pub fn namespace_of(workspace: &Path) -> String {
+    std::fs::read_to_string(workspace.join("ns")).unwrap()
+}

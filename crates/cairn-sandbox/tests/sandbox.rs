@@ -1,0 +1,597 @@
+//! The sandbox against real bubblewrap: every escape attempt is refused, every limit
+//! holds, and each check has a positive control showing the test could see a leak.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::io::ErrorKind;
+use std::net::TcpListener;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cairn_sandbox::{
+    Exit, Limits, SANDBOX_UID, SandboxError, SandboxSpec, bench, prepare_workspace,
+};
+use common::{namespace_of, pids_in_namespace, run_ok, sh, try_run, workspace};
+
+/// A host listener on 127.0.0.1 and whether a connection reached it.
+fn accepted_within(listener: &TcpListener, wait: Duration) -> bool {
+    listener.set_nonblocking(true).unwrap();
+    let until = Instant::now() + wait;
+    loop {
+        match listener.accept() {
+            Ok(_) => return true,
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn network_is_unreachable_unless_allowed() {
+    let ws = workspace();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = format!(
+        "cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' '; \
+         if bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' 2>/dev/null; \
+         then echo CONNECTED; else echo REFUSED; fi"
+    );
+
+    let closed = run_ok(&sh(ws.path(), &script));
+    assert!(closed.outcome.exit.success(), "{closed:?}");
+    assert_eq!(closed.out(), "lo\nREFUSED", "only loopback, and no way out");
+    assert!(!accepted_within(&listener, Duration::from_millis(200)));
+
+    // Positive control: with network allowed the same probe reaches the listener.
+    let mut open = sh(ws.path(), &script);
+    open.network = true;
+    let open = run_ok(&open);
+    assert!(open.out().ends_with("CONNECTED"), "{open:?}");
+    assert!(accepted_within(&listener, Duration::from_secs(2)));
+}
+
+#[test]
+fn data_dir_and_host_home_are_invisible() {
+    // A stand-in for `.cairn/`, readable by anyone on the host: only the mount
+    // namespace keeps it out of reach.
+    let host = tempfile::tempdir().unwrap();
+    fs::set_permissions(host.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let data_dir = host.path().join(".cairn");
+    fs::create_dir(&data_dir).unwrap();
+    fs::set_permissions(&data_dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = data_dir.join("signing.key");
+    fs::write(&secret, "TOPSECRET-KEY\n").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+
+    let ws = workspace();
+    fs::write(ws.path().join("control"), "TOPSECRET-KEY\n").unwrap();
+    let script = format!(
+        "cat {secret} 2>/dev/null; ls {dir} 2>/dev/null && echo DATA-DIR-VISIBLE; \
+         test -e /root && echo ROOT-VISIBLE; ls /root 2>/dev/null; \
+         cat /workspace/control; echo TOP; ls -A /",
+        secret = secret.display(),
+        dir = data_dir.display(),
+    );
+    let ran = run_ok(&sh(ws.path(), &script));
+    assert!(ran.outcome.exit.success(), "{ran:?}");
+    let out = ran.out();
+    // The control file proves the command reads files and prints them.
+    assert_eq!(out.matches("TOPSECRET-KEY").count(), 1, "{out}");
+    assert!(out.starts_with("TOPSECRET-KEY\nTOP\n"), "{out}");
+    assert!(!out.contains("VISIBLE"), "{out}");
+    let top: Vec<&str> = out.split_once("TOP\n").unwrap().1.lines().collect();
+    let allowed = [
+        "bin",
+        "dev",
+        "etc",
+        "home",
+        "lib",
+        "lib32",
+        "lib64",
+        "libx32",
+        "proc",
+        "sbin",
+        "tmp",
+        "usr",
+        "workspace",
+    ];
+    assert!(top.iter().all(|name| allowed.contains(name)), "{top:?}");
+    assert!(
+        top.contains(&"workspace") && top.contains(&"usr"),
+        "{top:?}"
+    );
+}
+
+#[test]
+fn writes_outside_the_workspace_fail() {
+    // World-writable on the host, so only the sandbox stops the write.
+    let outside = tempfile::tempdir().unwrap();
+    fs::set_permissions(outside.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let ws = workspace();
+    let targets = [
+        outside.path().join("escaped"),
+        PathBuf::from("/usr/escaped"),
+        PathBuf::from("/usr/local/escaped"),
+        PathBuf::from("/etc/escaped"),
+        PathBuf::from("/etc/passwd"),
+        PathBuf::from("/escaped"),
+        PathBuf::from("/root/escaped"),
+    ];
+    let mut script = String::new();
+    for target in &targets {
+        let t = target.display();
+        script.push_str(&format!(
+            "if echo x >> {t} 2>/dev/null; then echo WROTE {t}; else echo REFUSED {t}; fi; "
+        ));
+    }
+    script.push_str("echo inside > /workspace/out && echo WROTE-WORKSPACE");
+    let ran = run_ok(&sh(ws.path(), &script));
+    let out = ran.out();
+    assert!(ran.outcome.exit.success(), "{ran:?}");
+    assert!(!out.contains("WROTE /"), "{out}");
+    assert_eq!(out.matches("REFUSED").count(), targets.len(), "{out}");
+    assert!(!outside.path().join("escaped").exists());
+    assert!(!PathBuf::from("/usr/escaped").exists());
+    assert!(!PathBuf::from("/etc/escaped").exists());
+
+    // Positive control: the workspace write lands on the host, as the sandbox user.
+    assert!(out.ends_with("WROTE-WORKSPACE"), "{out}");
+    let written = ws.path().join("out");
+    assert_eq!(fs::read_to_string(&written).unwrap(), "inside\n");
+    assert_eq!(fs::metadata(&written).unwrap().uid(), SANDBOX_UID);
+}
+
+#[test]
+fn the_sandbox_user_is_not_host_root() {
+    // A toolchain mount holding a root-only file: mounted, yet unreadable, because the
+    // sandbox runs as an unprivileged host user.
+    let tools = tempfile::tempdir().unwrap();
+    fs::set_permissions(tools.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(tools.path().join("root-only"), "ROOT-ONLY\n").unwrap();
+    fs::set_permissions(
+        tools.path().join("root-only"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    fs::write(tools.path().join("public"), "PUBLIC\n").unwrap();
+    fs::set_permissions(
+        tools.path().join("public"),
+        fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+
+    let ws = workspace();
+    let mut spec = sh(
+        ws.path(),
+        "cat /opt/tools/root-only 2>&1; cat /opt/tools/public; \
+         grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status",
+    );
+    spec.read_only_binds
+        .push((tools.path().to_owned(), PathBuf::from("/opt/tools")));
+    let ran = run_ok(&spec);
+    let out = ran.out();
+    assert!(out.contains("Permission denied"), "{out}");
+    assert!(!out.contains("ROOT-ONLY"), "{out}");
+    assert!(out.contains("PUBLIC"), "positive control: {out}");
+    for cap in ["CapEff", "CapPrm", "CapBnd"] {
+        assert!(
+            out.contains(&format!("{cap}:\t0000000000000000")),
+            "{cap}: {out}"
+        );
+    }
+}
+
+#[test]
+fn inherited_descriptors_do_not_leak() {
+    let host = tempfile::tempdir().unwrap();
+    let secret = host.path().join("secret");
+    fs::write(&secret, "FD-SECRET\n").unwrap();
+    let path = std::ffi::CString::new(secret.to_str().unwrap()).unwrap();
+    // Deliberately without O_CLOEXEC, like a descriptor cairn inherited.
+    // SAFETY: open(2) with a valid C string; the fd is closed below.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+    assert!(fd > 2);
+    // Also an inherited directory descriptor: `openat(fd, "..")` would walk the host.
+    let dir = std::ffi::CString::new("/").unwrap();
+    // SAFETY: as above.
+    let dir_fd = unsafe { libc::open(dir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+    assert!(dir_fd > 2);
+
+    let ws = workspace();
+    let ran = run_ok(&sh(
+        ws.path(),
+        &format!(
+            "cat /proc/self/fd/{fd} 2>/dev/null; ls /proc/self/fd/{dir_fd}/root 2>/dev/null; \
+             ls /proc/self/fd | tr '\\n' ' '"
+        ),
+    ));
+    // SAFETY: closing the fds opened above.
+    unsafe {
+        libc::close(fd);
+        libc::close(dir_fd);
+    }
+    let out = ran.out();
+    assert!(!out.contains("FD-SECRET"), "{out}");
+    // stdin, stdout, stderr, and the descriptor `ls` opened to list the directory.
+    assert_eq!(out.trim(), "0 1 2 3", "{out}");
+}
+
+#[test]
+fn fork_bomb_is_bounded() {
+    let ws = workspace();
+    let limit = 24;
+    let mut spec = sh(
+        ws.path(),
+        // The sleeper starts first: once the bomb fills the table, nothing forks.
+        "readlink /proc/self/ns/pid > /workspace/ns; sleep 2 & s=$!; f() { f | f & }; f; wait $s",
+    );
+    spec.limits.max_processes = limit;
+    spec.limits.wall_clock = Duration::from_secs(4);
+
+    // Count, from the host, the processes in the sandbox's pid namespace while it runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (stop, peak, ns_file) = (stop.clone(), peak.clone(), ws.path().join("ns"));
+        std::thread::spawn(move || {
+            let mut ns = None;
+            while !stop.load(Ordering::Relaxed) {
+                if ns.is_none() {
+                    ns = fs::read_to_string(&ns_file)
+                        .ok()
+                        .filter(|s| s.ends_with('\n'));
+                }
+                if let Some(ns) = &ns {
+                    peak.fetch_max(pids_in_namespace(ns).len(), Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let ran = run_ok(&spec);
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+
+    assert!(ran.elapsed < Duration::from_secs(8), "{:?}", ran.elapsed);
+    let usage = ran.outcome.usage;
+    assert!(
+        usage.process_limit_hit,
+        "the bomb must have pressed the limit: {usage:?}"
+    );
+    let peak_tasks = usage.peak_tasks.unwrap();
+    assert!(
+        peak_tasks <= u64::from(limit) + 3,
+        "cgroup peak {peak_tasks}"
+    );
+    let seen = peak.load(Ordering::Relaxed);
+    // The pid namespace holds bubblewrap's init besides the command's processes.
+    assert!(seen > 4, "the sampler saw the bomb: {seen}");
+    assert!(seen <= limit as usize + 1, "host saw {seen} processes");
+    assert!(pids_in_namespace(&namespace_of(ws.path())).is_empty());
+    // The host can still fork.
+    assert!(
+        std::process::Command::new("true")
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn timeout_kills_the_whole_sandbox() {
+    let ws = workspace();
+    let mut spec = sh(
+        ws.path(),
+        "readlink /proc/self/ns/pid > /workspace/ns; sleep 60 & echo started; exec sleep 60",
+    );
+    spec.limits.wall_clock = Duration::from_secs(1);
+    let ran = run_ok(&spec);
+    assert_eq!(ran.outcome.exit, Exit::TimedOut);
+    assert!(!ran.outcome.exit.success());
+    assert_eq!(ran.out(), "started");
+    assert!(
+        ran.elapsed >= Duration::from_millis(950) && ran.elapsed < Duration::from_secs(3),
+        "{:?}",
+        ran.elapsed
+    );
+    assert!(pids_in_namespace(&namespace_of(ws.path())).is_empty());
+}
+
+#[test]
+fn background_processes_end_with_the_command() {
+    let ws = workspace();
+    let ran = run_ok(&sh(
+        ws.path(),
+        "readlink /proc/self/ns/pid > /workspace/ns; (sleep 60 &); sleep 60 & echo done",
+    ));
+    assert_eq!(ran.outcome.exit, Exit::Code(0));
+    assert_eq!(ran.out(), "done");
+    assert!(ran.elapsed < Duration::from_secs(5), "{:?}", ran.elapsed);
+    assert!(pids_in_namespace(&namespace_of(ws.path())).is_empty());
+}
+
+#[test]
+fn memory_limit_stops_a_hog() {
+    let ws = workspace();
+    let limits = Limits {
+        memory_bytes: 64 << 20,
+        wall_clock: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    // `tail -c N` from a pipe keeps the last N bytes in memory.
+    let mut hog = sh(
+        ws.path(),
+        "head -c 400000000 /dev/zero | tail -c 300000000 >/dev/null",
+    );
+    hog.limits = limits;
+    let ran = run_ok(&hog);
+    assert_eq!(ran.outcome.exit, Exit::OutOfMemory, "{ran:?}");
+    assert!(!ran.outcome.exit.success());
+    assert!(ran.outcome.usage.peak_memory_bytes.unwrap() <= 64 << 20);
+
+    // tmpfs pages are memory too: /tmp is capped.
+    let mut fill = sh(ws.path(), "head -c 200000000 /dev/zero > /tmp/fill");
+    fill.limits = limits;
+    let ran = run_ok(&fill);
+    assert!(!ran.outcome.exit.success(), "{ran:?}");
+
+    // Positive control: the same pipeline within the limit works.
+    let mut small = sh(
+        ws.path(),
+        "head -c 20000000 /dev/zero | tail -c 10000000 | wc -c",
+    );
+    small.limits = limits;
+    let ran = run_ok(&small);
+    assert_eq!(ran.outcome.exit, Exit::Code(0), "{ran:?}");
+    assert_eq!(ran.out().trim(), "10000000");
+
+    // The OOM killer picks sandbox processes first, never cairn's reaper.
+    let ran = run_ok(&sh(ws.path(), "cat /proc/self/oom_score_adj"));
+    assert_eq!(ran.out(), "1000");
+}
+
+#[test]
+fn concurrent_runs_stay_apart() {
+    let workers: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let ws = workspace();
+                let ran = run_ok(&sh(
+                    ws.path(),
+                    &format!("echo {i} > /workspace/id; ls /workspace; cat /workspace/id"),
+                ));
+                (i, ran.outcome.exit, ran.out())
+            })
+        })
+        .collect();
+    for worker in workers {
+        let (i, exit, out) = worker.join().unwrap();
+        assert_eq!(exit, Exit::Code(0));
+        assert_eq!(out, format!("id\n{i}"));
+    }
+}
+
+#[test]
+fn a_panicking_consumer_still_ends_the_sandbox() {
+    let ws = workspace();
+    let spec = sh(
+        ws.path(),
+        "readlink /proc/self/ns/pid > /workspace/ns; echo ready; exec sleep 60",
+    );
+    let start = Instant::now();
+    let unwound = std::panic::catch_unwind(|| {
+        let _ = cairn_sandbox::run(&spec, &mut |_, _| panic!("consumer failed"));
+    });
+    assert!(unwound.is_err());
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let ns = namespace_of(ws.path());
+    let until = Instant::now() + Duration::from_secs(2);
+    while !pids_in_namespace(&ns).is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(pids_in_namespace(&ns).is_empty());
+}
+
+#[test]
+fn output_is_delivered_line_by_line() {
+    let ws = workspace();
+    let blob = 10 << 20;
+    let ran = run_ok(&sh(
+        ws.path(),
+        &format!(
+            "printf 'one\\ntwo\\r\\n\\n\\001\\002\\377\\000x\\n'; echo oops >&2; \
+             head -c {blob} /dev/zero | tr '\\000' a"
+        ),
+    ));
+    assert!(ran.outcome.exit.success(), "{:?}", ran.outcome);
+    let max = Limits::default().max_line_bytes;
+    let mut expected: Vec<Vec<u8>> = vec![
+        b"one".to_vec(),
+        b"two".to_vec(),
+        b"".to_vec(),
+        vec![1, 2, 0xff, 0, b'x'],
+    ];
+    expected.extend(std::iter::repeat_n(vec![b'a'; max], blob / max));
+    assert_eq!(ran.stdout.len(), expected.len());
+    assert!(ran.stdout == expected, "stdout lines differ");
+    assert_eq!(ran.stderr, vec![b"oops".to_vec()]);
+}
+
+#[test]
+fn lines_arrive_while_the_command_runs() {
+    let ws = workspace();
+    let ran = run_ok(&sh(ws.path(), "echo first; sleep 1; echo second"));
+    assert_eq!(ran.out(), "first\nsecond");
+    let (first, second) = (ran.stdout_at[0], ran.stdout_at[1]);
+    assert!(second >= Duration::from_millis(900), "{second:?}");
+    assert!(
+        second - first >= Duration::from_millis(800),
+        "{first:?} {second:?}"
+    );
+}
+
+#[test]
+fn exit_codes_are_exits_not_errors() {
+    let ws = workspace();
+    let cases: &[(&str, Exit)] = &[
+        ("true", Exit::Code(0)),
+        ("exit 3", Exit::Code(3)),
+        ("no-such-command-anywhere", Exit::Code(127)),
+        ("kill -9 $$", Exit::Code(137)),
+    ];
+    for (script, expected) in cases {
+        let ran = run_ok(&sh(ws.path(), script));
+        assert_eq!(ran.outcome.exit, *expected, "{script}: {ran:?}");
+        assert_eq!(ran.outcome.exit.success(), *expected == Exit::Code(0));
+    }
+    let mut missing = sh(ws.path(), "");
+    missing.argv = vec!["/no/such/program".into()];
+    assert_eq!(run_ok(&missing).outcome.exit, Exit::Code(127));
+    missing.argv = vec!["/etc".into()];
+    assert_eq!(run_ok(&missing).outcome.exit, Exit::Code(126));
+}
+
+#[test]
+fn invalid_specs_and_broken_setups_are_errors() {
+    let ws = workspace();
+    let invalid = |change: &dyn Fn(&mut SandboxSpec)| {
+        let mut spec = sh(ws.path(), "true");
+        change(&mut spec);
+        try_run(&spec).unwrap_err()
+    };
+    let relative = invalid(&|s| {
+        s.read_only_binds
+            .push((PathBuf::from("opt/tools"), PathBuf::from("/opt/tools")));
+    });
+    assert!(matches!(
+        relative,
+        SandboxError::InvalidSpec {
+            field: "read_only_binds",
+            ..
+        }
+    ));
+    let escaping = invalid(&|s| {
+        s.read_only_binds
+            .push((PathBuf::from("/usr"), PathBuf::from("/opt/../etc")));
+    });
+    assert!(
+        matches!(escaping, SandboxError::InvalidSpec { .. }),
+        "{escaping}"
+    );
+    assert!(matches!(
+        invalid(&|s| s.argv.clear()),
+        SandboxError::InvalidSpec { field: "argv", .. }
+    ));
+    assert!(matches!(
+        invalid(&|s| s.env.push(("A=B".into(), "x".into()))),
+        SandboxError::InvalidSpec { field: "env", .. }
+    ));
+    assert!(matches!(
+        invalid(&|s| s.limits.max_line_bytes = 0),
+        SandboxError::InvalidSpec { .. }
+    ));
+    assert!(matches!(
+        invalid(&|s| s.workspace = ws.path().join("missing")),
+        SandboxError::Workspace { .. }
+    ));
+
+    // bubblewrap itself refuses: a mount source that does not exist.
+    let setup = invalid(&|s| {
+        s.read_only_binds.push((
+            PathBuf::from("/no/such/toolchain"),
+            PathBuf::from("/opt/tc"),
+        ));
+    });
+    match setup {
+        SandboxError::Setup { message, .. } => {
+            assert!(message.contains("/no/such/toolchain"), "{message}");
+        }
+        other => panic!("expected a setup error, got {other:?}"),
+    }
+}
+
+#[test]
+fn prepare_workspace_does_not_follow_symlinks() {
+    let host = tempfile::tempdir().unwrap();
+    let target = host.path().join("host-file");
+    fs::write(&target, "host\n").unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    fs::create_dir_all(ws.path().join("src/deep")).unwrap();
+    fs::write(ws.path().join("src/deep/main.c"), "int main;\n").unwrap();
+    std::os::unix::fs::symlink(&target, ws.path().join("link")).unwrap();
+    std::os::unix::fs::symlink(host.path(), ws.path().join("dirlink")).unwrap();
+
+    prepare_workspace(ws.path()).unwrap();
+    for path in ["", "src", "src/deep", "src/deep/main.c"] {
+        assert_eq!(
+            fs::metadata(ws.path().join(path)).unwrap().uid(),
+            SANDBOX_UID,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        fs::symlink_metadata(ws.path().join("link")).unwrap().uid(),
+        SANDBOX_UID
+    );
+    assert_eq!(
+        fs::metadata(&target).unwrap().uid(),
+        0,
+        "symlink target untouched"
+    );
+    assert_eq!(
+        fs::metadata(host.path()).unwrap().uid(),
+        0,
+        "dir target untouched"
+    );
+
+    // The sandbox can now change what root put there.
+    let ran = run_ok(&sh(
+        ws.path(),
+        "echo more >> src/deep/main.c && mkdir src/new",
+    ));
+    assert!(ran.outcome.exit.success(), "{ran:?}");
+    assert_eq!(
+        fs::read_to_string(ws.path().join("src/deep/main.c")).unwrap(),
+        "int main;\nmore\n"
+    );
+    assert!(
+        prepare_workspace(&ws.path().join("link")).is_err(),
+        "a symlink is refused"
+    );
+
+    // A hard link to a host file (a local `git clone`, a package store) is refused:
+    // re-owning it would hand the host's other name for it to the sandbox.
+    fs::hard_link(&target, ws.path().join("src/shared-object")).unwrap();
+    let refused = prepare_workspace(ws.path()).unwrap_err();
+    assert!(
+        matches!(&refused, SandboxError::Workspace { path, .. } if path.ends_with("src/shared-object")),
+        "{refused}"
+    );
+    assert_eq!(
+        fs::metadata(&target).unwrap().uid(),
+        0,
+        "hard-linked file untouched"
+    );
+    // Hard links the sandbox made itself (cargo does) are its own files: fine.
+    fs::remove_file(ws.path().join("src/shared-object")).unwrap();
+    let ran = run_ok(&sh(ws.path(), "ln src/deep/main.c src/again"));
+    assert!(ran.outcome.exit.success(), "{ran:?}");
+    prepare_workspace(ws.path()).unwrap();
+}
+
+#[test]
+fn bench_noops_run() {
+    for _ in 0..3 {
+        let ours = bench::sandboxed_noop().unwrap();
+        let bare = bench::bare_bwrap_noop().unwrap();
+        assert!(ours < Duration::from_secs(2) && bare < Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,105 @@
+//! The one error type of the store: every variant says what was being done and keeps its cause.
+
+use std::path::PathBuf;
+
+/// Why a store operation could not be carried out.
+///
+/// State-machine refusals (`InvalidTransition`, `RunNotActive`, `LogSequence`) are
+/// returned before anything is written: the operation had no effect.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory or the database file could not be created.
+    #[error("cannot {what} `{}`", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The database could not be opened or is not a database.
+    #[error("cannot open the database `{}`", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The database was written by a newer cairn; it was left untouched.
+    #[error(
+        "the database `{}` has schema version {found}, newer than the {known} this cairn knows; \
+         upgrade cairn (the database was not modified)",
+        path.display()
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+
+    /// SQLite could not switch the database to write-ahead logging (a file system
+    /// without shared memory, such as some network file systems).
+    #[error(
+        "cannot use write-ahead logging for `{}` (journal mode stays `{mode}`); \
+         put the data directory on a local file system",
+        path.display()
+    )]
+    NoWal { path: PathBuf, mode: String },
+
+    /// A migration script failed; its transaction was rolled back.
+    #[error("cannot migrate the database to schema version {version}")]
+    Migrate {
+        version: u32,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// SQLite failed while doing `what`.
+    #[error("database error while {what}")]
+    Sqlite {
+        what: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A value read back from the database is not one this code writes.
+    #[error("corrupt {what} in the database: `{value}`")]
+    Corrupt { what: &'static str, value: String },
+
+    /// No record of kind `what` (run, stage, workload) has this id.
+    #[error("{what} `{id}` not found")]
+    NotFound { what: &'static str, id: String },
+
+    /// The record is not in a state from which the requested one can be reached.
+    #[error("{what} {id} cannot go from {from} to {to}")]
+    InvalidTransition {
+        what: &'static str,
+        id: i64,
+        from: &'static str,
+        to: &'static str,
+    },
+
+    /// The operation needs a run in another state (a running run to start a stage,
+    /// a run that is not final to add logs).
+    #[error("cannot {action}: run {run} is {status}")]
+    RunNotActive {
+        run: i64,
+        status: &'static str,
+        action: &'static str,
+    },
+
+    /// Log lines must continue the stage's log: seq `expected` comes next.
+    #[error("log of stage {stage} continues at seq {expected}, but a line has seq {found}")]
+    LogSequence {
+        stage: i64,
+        expected: u64,
+        found: u64,
+    },
+}
+
+impl StoreError {
+    /// A `map_err` adapter for SQLite errors while doing `what`.
+    pub(crate) fn sqlite(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+        move |source| StoreError::Sqlite { what, source }
+    }
+}

@@ -1,0 +1,142 @@
+//! Durable state behind one trait: workloads, runs, stages and step logs.
+//!
+//! [`Store`] is the only way the engine, the CLI and the server touch state. It is
+//! synchronous (call it from `spawn_blocking` in async code) and object-safe, so
+//! backends are interchangeable: [`SqliteStore`] now, PostgreSQL later, and every
+//! backend must pass the same [`conformance`] suite.
+//!
+//! The store never reads the clock: every timestamp (`*_ms`, unix milliseconds) is
+//! passed in by the caller, which keeps tests deterministic.
+//!
+//! State transitions are checked here, not trusted to callers:
+//!
+//! ```text
+//! run:   queued -> running -> succeeded | failed | interrupted   (final: never changes again)
+//!        queued -> succeeded | failed | interrupted              (ended before it started)
+//! stage: pending -> running -> passed | failed | skipped | interrupted
+//!        pending -> skipped                                      (when its run ends)
+//! ```
+//!
+//! A run in a final state has no `pending` or `running` stage left: finishing or
+//! interrupting a run settles them (`pending` -> `skipped`, `running` -> `interrupted`).
+
+pub mod conformance;
+mod error;
+mod sqlite;
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+use cairn_model::{
+    LogLine, NewRun, RunId, RunRecord, RunStatus, StageId, StageRecord, StageStatus,
+};
+
+/// Which runs [`Store::runs`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only runs of this workload.
+    pub workload: Option<String>,
+    /// Only runs in this status.
+    pub status: Option<RunStatus>,
+    /// At most this many runs (the newest ones); `0` returns none.
+    pub limit: usize,
+}
+
+impl RunFilter {
+    /// The limit of [`RunFilter::default`].
+    pub const DEFAULT_LIMIT: usize = 100;
+}
+
+impl Default for RunFilter {
+    /// All workloads and statuses, the newest [`RunFilter::DEFAULT_LIMIT`] runs.
+    fn default() -> Self {
+        RunFilter {
+            workload: None,
+            status: None,
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// The size of a stage's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogStats {
+    /// Number of lines (the next line's seq).
+    pub lines: u64,
+    /// Sum of the lines' byte lengths (line ends are not stored).
+    pub bytes: u64,
+}
+
+/// Durable state of cairn. Every method is one transaction: it happens entirely or
+/// not at all, and once it returns `Ok` the change survives a crash or power loss.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Records a workload (its name and repository), or updates its repository.
+    fn upsert_workload(&self, name: &str, repo: &str, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Creates a `queued` run of a known workload with its stages `pending`, in the
+    /// order given. Returns what was stored.
+    fn create_run(&self, run: &NewRun) -> Result<(RunRecord, Vec<StageRecord>), StoreError>;
+
+    /// `queued` -> `running`; records who runs it (`owner`) and when it started.
+    fn start_run(&self, run: RunId, owner: &str, now_ms: i64) -> Result<(), StoreError>;
+
+    /// `pending` -> `running`; the stage's run must be `running`.
+    fn start_stage(&self, stage: StageId, now_ms: i64) -> Result<(), StoreError>;
+
+    /// `running` -> `status`, which must be a final stage status (`passed`, `failed`,
+    /// `skipped`, `interrupted`).
+    fn finish_stage(
+        &self,
+        stage: StageId,
+        status: StageStatus,
+        exit_code: Option<i32>,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Moves a `queued` or `running` run to the final `status`. Stages still `pending`
+    /// become `skipped`; a stage still `running` becomes `interrupted` (the caller
+    /// should have finished it; the run's end settles it rather than leave it running).
+    fn finish_run(
+        &self,
+        run: RunId,
+        status: RunStatus,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// If the run is not final: `running` stages -> `interrupted`, `pending` stages ->
+    /// `skipped`, the run -> `interrupted` with `reason`. Returns whether anything
+    /// changed (`false` for a run already final), so it is safe to call repeatedly.
+    fn interrupt_run(&self, run: RunId, reason: &str, now_ms: i64) -> Result<bool, StoreError>;
+
+    /// Appends lines to a stage's log in one transaction. The first line's seq must be
+    /// the stage's next seq and the following ones must continue without gaps;
+    /// otherwise nothing is stored ([`StoreError::LogSequence`]). Refused once the run
+    /// is final.
+    fn append_logs(&self, stage: StageId, lines: &[LogLine]) -> Result<(), StoreError>;
+
+    /// Runs matching `filter`, newest first (by creation time, then id).
+    fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// One run, or `None` if there is none with this id.
+    fn run(&self, id: RunId) -> Result<Option<RunRecord>, StoreError>;
+
+    /// A run's stages in chain order.
+    fn stages(&self, run: RunId) -> Result<Vec<StageRecord>, StoreError>;
+
+    /// Up to `limit` lines of a stage's log with seq greater than `after_seq` (from
+    /// the start if `None`), ascending.
+    fn logs(
+        &self,
+        stage: StageId,
+        after_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError>;
+
+    /// The last `n` lines of a stage's log, ascending.
+    fn log_tail(&self, stage: StageId, n: usize) -> Result<Vec<LogLine>, StoreError>;
+
+    /// How many lines and bytes a stage's log holds.
+    fn log_stats(&self, stage: StageId) -> Result<LogStats, StoreError>;
+}

@@ -1,0 +1,955 @@
+//! The SQLite backend: one `cairn.db` in the data directory, in WAL mode, fully synchronous.
+//!
+//! Several cairn processes share a data directory (`cairn run` writes while `cairn logs
+//! --follow` reads): WAL lets readers proceed while a writer writes, every write
+//! transaction is `BEGIN IMMEDIATE` (it takes the write lock up front, so it waits
+//! under `busy_timeout` instead of failing half-way with `SQLITE_BUSY`), and
+//! `synchronous = FULL` makes every acknowledged commit survive power loss.
+
+mod schema;
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use cairn_model::run::UnknownName;
+use cairn_model::{
+    LogLine, LogStream, NewRun, RunId, RunRecord, RunStatus, StageId, StageKind, StageRecord,
+    StageStatus,
+};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+
+use crate::{LogStats, RunFilter, Store, StoreError};
+
+/// The [`Store`] on SQLite. One connection behind a mutex: SQLite serialises writers
+/// anyway, and WAL keeps other processes' readers unblocked.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    /// The database file; `None` in memory.
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// The database's file name inside the data directory.
+    pub const FILE_NAME: &'static str = "cairn.db";
+
+    /// How long a write waits for another process's write to finish.
+    pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// The schema version this code writes (`PRAGMA user_version`).
+    pub const SCHEMA_VERSION: i64 = schema::KNOWN_VERSION;
+
+    /// Opens (creating if missing) the store in `data_dir`: the directory with mode
+    /// 0700, `cairn.db` in it with mode 0600, then migrates the schema. A database
+    /// from a newer cairn is refused before anything is written to it.
+    pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .map_err(|source| StoreError::Io {
+                what: "create the data directory",
+                path: data_dir.to_owned(),
+                source,
+            })?;
+        let path = data_dir.join(Self::FILE_NAME);
+        // Create the file ourselves so it is never world-readable, not even briefly;
+        // SQLite gives the -wal and -shm files the database file's mode.
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(StoreError::Io {
+                    what: "create the database file",
+                    path,
+                    source,
+                });
+            }
+        }
+
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(open_err)?;
+        conn.busy_timeout(Self::BUSY_TIMEOUT).map_err(open_err)?;
+        // Read the version first: a newer database must not even be switched to WAL.
+        // This is also the first read, where a file that is not a database fails.
+        let found = schema::user_version(&conn).map_err(open_err)?;
+        schema::refuse_newer(found, &path)?;
+
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(StoreError::sqlite("switching to write-ahead logging"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::NoWal { path, mode });
+        }
+        configure(&conn)?;
+        schema::migrate(&mut conn, &path)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: Some(path),
+        })
+    }
+
+    /// A private store in memory, gone when dropped: for tests.
+    pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        let path = PathBuf::from(":memory:");
+        let mut conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        configure(&conn)?;
+        schema::migrate(&mut conn, &path)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: None,
+        })
+    }
+
+    /// The database file, or `None` for a store in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The connection. A panic while it was held cannot have left a transaction half
+    /// done (dropping a `Transaction` rolls back), so a poisoned lock is safe to take.
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`) and commits if it returns `Ok`.
+    fn write<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transaction(TransactionBehavior::Immediate, what, f)
+    }
+
+    /// Runs `f` in a read transaction: its queries see one snapshot.
+    fn read<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transaction(TransactionBehavior::Deferred, what, f)
+    }
+
+    fn transaction<T>(
+        &self,
+        behavior: TransactionBehavior,
+        what: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(behavior)
+            .map_err(StoreError::sqlite(what))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(StoreError::sqlite(what))?;
+        Ok(out)
+    }
+}
+
+/// Per-connection settings (not stored in the database).
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(StoreError::sqlite("setting synchronous = FULL"))?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(StoreError::sqlite("enabling foreign keys"))?;
+    Ok(())
+}
+
+// ---- reading rows ------------------------------------------------------------------
+
+const RUN_COLUMNS: &str = "id, workload, commit_id, git_ref, status, reason, \
+                           created_at_ms, started_at_ms, finished_at_ms, owner";
+
+const STAGE_COLUMNS: &str = "id, run_id, position, name, kind, command, status, exit_code, \
+                             reason, started_at_ms, finished_at_ms";
+
+const LOG_COLUMNS: &str = "seq, stream, at_ms, bytes";
+
+/// A run row as stored, before its names are checked.
+struct RawRun {
+    id: i64,
+    workload: String,
+    commit: String,
+    git_ref: Option<String>,
+    status: String,
+    reason: Option<String>,
+    created_at_ms: i64,
+    started_at_ms: Option<i64>,
+    finished_at_ms: Option<i64>,
+    owner: Option<String>,
+}
+
+impl RawRun {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RawRun {
+            id: row.get(0)?,
+            workload: row.get(1)?,
+            commit: row.get(2)?,
+            git_ref: row.get(3)?,
+            status: row.get(4)?,
+            reason: row.get(5)?,
+            created_at_ms: row.get(6)?,
+            started_at_ms: row.get(7)?,
+            finished_at_ms: row.get(8)?,
+            owner: row.get(9)?,
+        })
+    }
+
+    fn into_record(self) -> Result<RunRecord, StoreError> {
+        Ok(RunRecord {
+            id: RunId(self.id),
+            workload: self.workload,
+            commit: self.commit,
+            git_ref: self.git_ref,
+            status: parse_name(self.status)?,
+            reason: self.reason,
+            created_at_ms: self.created_at_ms,
+            started_at_ms: self.started_at_ms,
+            finished_at_ms: self.finished_at_ms,
+            owner: self.owner,
+        })
+    }
+}
+
+/// A stage row as stored, before its names and numbers are checked.
+struct RawStage {
+    id: i64,
+    run: i64,
+    position: i64,
+    name: String,
+    kind: String,
+    command: Option<String>,
+    status: String,
+    exit_code: Option<i64>,
+    reason: Option<String>,
+    started_at_ms: Option<i64>,
+    finished_at_ms: Option<i64>,
+}
+
+impl RawStage {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RawStage {
+            id: row.get(0)?,
+            run: row.get(1)?,
+            position: row.get(2)?,
+            name: row.get(3)?,
+            kind: row.get(4)?,
+            command: row.get(5)?,
+            status: row.get(6)?,
+            exit_code: row.get(7)?,
+            reason: row.get(8)?,
+            started_at_ms: row.get(9)?,
+            finished_at_ms: row.get(10)?,
+        })
+    }
+
+    fn into_record(self) -> Result<StageRecord, StoreError> {
+        let exit_code = match self.exit_code {
+            None => None,
+            Some(code) => Some(i32::try_from(code).map_err(|_| StoreError::Corrupt {
+                what: "stage exit code",
+                value: code.to_string(),
+            })?),
+        };
+        Ok(StageRecord {
+            id: StageId(self.id),
+            run: RunId(self.run),
+            index: u32::try_from(self.position).map_err(|_| StoreError::Corrupt {
+                what: "stage position",
+                value: self.position.to_string(),
+            })?,
+            name: self.name,
+            kind: parse_name::<StageKind>(self.kind)?,
+            command: self.command,
+            status: parse_name(self.status)?,
+            exit_code,
+            reason: self.reason,
+            started_at_ms: self.started_at_ms,
+            finished_at_ms: self.finished_at_ms,
+        })
+    }
+}
+
+/// A log row as stored.
+struct RawLine {
+    seq: i64,
+    stream: String,
+    at_ms: i64,
+    bytes: Vec<u8>,
+}
+
+impl RawLine {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RawLine {
+            seq: row.get(0)?,
+            stream: row.get(1)?,
+            at_ms: row.get(2)?,
+            bytes: row.get(3)?,
+        })
+    }
+
+    fn into_line(self) -> Result<LogLine, StoreError> {
+        Ok(LogLine {
+            seq: count("log line seq", self.seq)?,
+            stream: parse_name::<LogStream>(self.stream)?,
+            at_ms: self.at_ms,
+            text: self.bytes,
+        })
+    }
+}
+
+/// A stored name (status, kind, stream) back as the model's enum; an unknown name
+/// means the database was written by something else.
+fn parse_name<T>(value: String) -> Result<T, StoreError>
+where
+    T: std::str::FromStr<Err = UnknownName>,
+{
+    value
+        .parse()
+        .map_err(|UnknownName { what, value }| StoreError::Corrupt { what, value })
+}
+
+/// A stored count or sequence number, which is never negative.
+fn count(what: &'static str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+        what,
+        value: value.to_string(),
+    })
+}
+
+/// A length as a `u64` (lossless on every platform cairn runs on).
+fn len_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// A caller's `usize`/`u64` bound for SQL, where anything beyond `i64::MAX` means "all".
+fn sql_limit<N: TryInto<i64>>(n: N) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+fn run_status(tx: &Connection, run: RunId, what: &'static str) -> Result<RunStatus, StoreError> {
+    let status: Option<String> = tx
+        .query_row("SELECT status FROM runs WHERE id = ?1", [run.0], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(StoreError::sqlite(what))?;
+    match status {
+        Some(status) => parse_name(status),
+        None => Err(not_found_run(run)),
+    }
+}
+
+/// A stage's run, the run's status and the stage's status.
+fn stage_state(
+    tx: &Connection,
+    stage: StageId,
+    what: &'static str,
+) -> Result<(RunId, RunStatus, StageStatus), StoreError> {
+    let row: Option<(i64, String, String)> = tx
+        .query_row(
+            "SELECT s.run_id, r.status, s.status FROM stages s JOIN runs r ON r.id = s.run_id \
+             WHERE s.id = ?1",
+            [stage.0],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()
+        .map_err(StoreError::sqlite(what))?;
+    match row {
+        Some((run, run_status, stage_status)) => Ok((
+            RunId(run),
+            parse_name(run_status)?,
+            parse_name(stage_status)?,
+        )),
+        None => Err(not_found_stage(stage)),
+    }
+}
+
+/// Fails with `NotFound` unless the stage exists.
+fn require_stage(tx: &Connection, stage: StageId, what: &'static str) -> Result<(), StoreError> {
+    let found = tx
+        .query_row("SELECT 1 FROM stages WHERE id = ?1", [stage.0], |_| Ok(()))
+        .optional()
+        .map_err(StoreError::sqlite(what))?;
+    found.ok_or_else(|| not_found_stage(stage))
+}
+
+fn not_found_run(run: RunId) -> StoreError {
+    StoreError::NotFound {
+        what: "run",
+        id: run.0.to_string(),
+    }
+}
+
+fn not_found_stage(stage: StageId) -> StoreError {
+    StoreError::NotFound {
+        what: "stage",
+        id: stage.0.to_string(),
+    }
+}
+
+fn query_lines(
+    tx: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: &'static str,
+) -> Result<Vec<LogLine>, StoreError> {
+    let mut stmt = tx.prepare_cached(sql).map_err(StoreError::sqlite(what))?;
+    let raw = stmt
+        .query_map(params, RawLine::from_row)
+        .map_err(StoreError::sqlite(what))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sqlite(what))?;
+    raw.into_iter().map(RawLine::into_line).collect()
+}
+
+/// The reason given to a stage that was still running when its run finished.
+const ENDED_WHILE_RUNNING: &str = "the run finished while this stage was running";
+
+impl Store for SqliteStore {
+    fn upsert_workload(&self, name: &str, repo: &str, now_ms: i64) -> Result<(), StoreError> {
+        let what = "recording a workload";
+        self.write(what, |tx| {
+            tx.execute(
+                "INSERT INTO workloads (name, repo, created_at_ms, updated_at_ms) \
+                 VALUES (?1, ?2, ?3, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET repo = excluded.repo, \
+                 updated_at_ms = excluded.updated_at_ms",
+                params![name, repo, now_ms],
+            )
+            .map_err(StoreError::sqlite(what))?;
+            Ok(())
+        })
+    }
+
+    fn create_run(&self, run: &NewRun) -> Result<(RunRecord, Vec<StageRecord>), StoreError> {
+        let what = "creating a run";
+        self.write(what, |tx| {
+            let workload_known = tx
+                .query_row(
+                    "SELECT 1 FROM workloads WHERE name = ?1",
+                    [&run.workload],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(StoreError::sqlite(what))?
+                .is_some();
+            if !workload_known {
+                return Err(StoreError::NotFound {
+                    what: "workload",
+                    id: run.workload.clone(),
+                });
+            }
+            tx.execute(
+                "INSERT INTO runs (workload, commit_id, git_ref, status, created_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    run.workload,
+                    run.commit,
+                    run.git_ref,
+                    RunStatus::Queued.as_str(),
+                    run.created_at_ms
+                ],
+            )
+            .map_err(StoreError::sqlite(what))?;
+            let run_id = RunId(tx.last_insert_rowid());
+
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO stages (run_id, position, name, kind, command, status) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut stages = Vec::with_capacity(run.stages.len());
+            for (index, stage) in (0u32..).zip(&run.stages) {
+                insert
+                    .execute(params![
+                        run_id.0,
+                        index,
+                        stage.name,
+                        stage.kind.as_str(),
+                        stage.command,
+                        StageStatus::Pending.as_str()
+                    ])
+                    .map_err(StoreError::sqlite(what))?;
+                stages.push(StageRecord {
+                    id: StageId(tx.last_insert_rowid()),
+                    run: run_id,
+                    index,
+                    name: stage.name.clone(),
+                    kind: stage.kind,
+                    command: stage.command.clone(),
+                    status: StageStatus::Pending,
+                    exit_code: None,
+                    reason: None,
+                    started_at_ms: None,
+                    finished_at_ms: None,
+                });
+            }
+            let record = RunRecord {
+                id: run_id,
+                workload: run.workload.clone(),
+                commit: run.commit.clone(),
+                git_ref: run.git_ref.clone(),
+                status: RunStatus::Queued,
+                reason: None,
+                created_at_ms: run.created_at_ms,
+                started_at_ms: None,
+                finished_at_ms: None,
+                owner: None,
+            };
+            Ok((record, stages))
+        })
+    }
+
+    fn start_run(&self, run: RunId, owner: &str, now_ms: i64) -> Result<(), StoreError> {
+        let what = "starting a run";
+        self.write(what, |tx| {
+            let status = run_status(tx, run, what)?;
+            if status != RunStatus::Queued {
+                return Err(StoreError::InvalidTransition {
+                    what: "run",
+                    id: run.0,
+                    from: status.as_str(),
+                    to: RunStatus::Running.as_str(),
+                });
+            }
+            tx.execute(
+                "UPDATE runs SET status = ?1, owner = ?2, started_at_ms = ?3 WHERE id = ?4",
+                params![RunStatus::Running.as_str(), owner, now_ms, run.0],
+            )
+            .map_err(StoreError::sqlite(what))?;
+            Ok(())
+        })
+    }
+
+    fn start_stage(&self, stage: StageId, now_ms: i64) -> Result<(), StoreError> {
+        let what = "starting a stage";
+        self.write(what, |tx| {
+            let (run, run_status, status) = stage_state(tx, stage, what)?;
+            if status != StageStatus::Pending {
+                return Err(StoreError::InvalidTransition {
+                    what: "stage",
+                    id: stage.0,
+                    from: status.as_str(),
+                    to: StageStatus::Running.as_str(),
+                });
+            }
+            if run_status != RunStatus::Running {
+                return Err(StoreError::RunNotActive {
+                    run: run.0,
+                    status: run_status.as_str(),
+                    action: "start a stage",
+                });
+            }
+            tx.execute(
+                "UPDATE stages SET status = ?1, started_at_ms = ?2 WHERE id = ?3",
+                params![StageStatus::Running.as_str(), now_ms, stage.0],
+            )
+            .map_err(StoreError::sqlite(what))?;
+            Ok(())
+        })
+    }
+
+    fn finish_stage(
+        &self,
+        stage: StageId,
+        status: StageStatus,
+        exit_code: Option<i32>,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let what = "finishing a stage";
+        self.write(what, |tx| {
+            let (run, run_status, current) = stage_state(tx, stage, what)?;
+            let target_final = !matches!(status, StageStatus::Pending | StageStatus::Running);
+            if current != StageStatus::Running || !target_final {
+                return Err(StoreError::InvalidTransition {
+                    what: "stage",
+                    id: stage.0,
+                    from: current.as_str(),
+                    to: status.as_str(),
+                });
+            }
+            // Unreachable through this API (a final run has no running stage), but
+            // the database may have been edited: a final run stays as it is.
+            if run_status.is_final() {
+                return Err(StoreError::RunNotActive {
+                    run: run.0,
+                    status: run_status.as_str(),
+                    action: "finish a stage",
+                });
+            }
+            tx.execute(
+                "UPDATE stages SET status = ?1, exit_code = ?2, reason = ?3, \
+                 finished_at_ms = ?4 WHERE id = ?5",
+                params![status.as_str(), exit_code, reason, now_ms, stage.0],
+            )
+            .map_err(StoreError::sqlite(what))?;
+            Ok(())
+        })
+    }
+
+    fn finish_run(
+        &self,
+        run: RunId,
+        status: RunStatus,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let what = "finishing a run";
+        self.write(what, |tx| {
+            let current = run_status(tx, run, what)?;
+            if current.is_final() || !status.is_final() {
+                return Err(StoreError::InvalidTransition {
+                    what: "run",
+                    id: run.0,
+                    from: current.as_str(),
+                    to: status.as_str(),
+                });
+            }
+            tx.execute(
+                "UPDATE stages SET status = ?1, reason = ?2, finished_at_ms = ?3 \
+                 WHERE run_id = ?4 AND status = ?5",
+                params![
+                    StageStatus::Interrupted.as_str(),
+                    ENDED_WHILE_RUNNING,
+                    now_ms,
+                    run.0,
+                    StageStatus::Running.as_str()
+                ],
+            )
+            .map_err(StoreError::sqlite(what))?;
+            settle_run(tx, run, status, reason, now_ms, what)
+        })
+    }
+
+    fn interrupt_run(&self, run: RunId, reason: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let what = "interrupting a run";
+        self.write(what, |tx| {
+            let current = run_status(tx, run, what)?;
+            if current.is_final() {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE stages SET status = ?1, reason = ?2, finished_at_ms = ?3 \
+                 WHERE run_id = ?4 AND status = ?5",
+                params![
+                    StageStatus::Interrupted.as_str(),
+                    reason,
+                    now_ms,
+                    run.0,
+                    StageStatus::Running.as_str()
+                ],
+            )
+            .map_err(StoreError::sqlite(what))?;
+            settle_run(tx, run, RunStatus::Interrupted, Some(reason), now_ms, what)?;
+            Ok(true)
+        })
+    }
+
+    fn append_logs(&self, stage: StageId, lines: &[LogLine]) -> Result<(), StoreError> {
+        let what = "appending log lines";
+        self.write(what, |tx| {
+            let row: Option<(i64, String, i64, i64)> = tx
+                .query_row(
+                    "SELECT s.run_id, r.status, s.log_lines, s.log_bytes \
+                     FROM stages s JOIN runs r ON r.id = s.run_id WHERE s.id = ?1",
+                    [stage.0],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                )
+                .optional()
+                .map_err(StoreError::sqlite(what))?;
+            let Some((run, run_status, stored_lines, stored_bytes)) = row else {
+                return Err(not_found_stage(stage));
+            };
+            let run_status: RunStatus = parse_name(run_status)?;
+            if run_status.is_final() {
+                return Err(StoreError::RunNotActive {
+                    run,
+                    status: run_status.as_str(),
+                    action: "append log lines",
+                });
+            }
+            let first = count("stage log line count", stored_lines)?;
+            let mut bytes = count("stage log byte count", stored_bytes)?;
+            // Check the whole batch before writing any of it.
+            for (expected, line) in (first..).zip(lines) {
+                if line.seq != expected {
+                    return Err(StoreError::LogSequence {
+                        stage: stage.0,
+                        expected,
+                        found: line.seq,
+                    });
+                }
+            }
+            if lines.is_empty() {
+                return Ok(());
+            }
+
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO log_lines (stage_id, seq, stream, at_ms, bytes) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            for line in lines {
+                insert
+                    .execute(params![
+                        stage.0,
+                        sql_limit(line.seq),
+                        line.stream.as_str(),
+                        line.at_ms,
+                        line.text
+                    ])
+                    .map_err(StoreError::sqlite(what))?;
+                bytes = bytes.saturating_add(len_u64(line.text.len()));
+            }
+            let total = first.saturating_add(len_u64(lines.len()));
+            tx.execute(
+                "UPDATE stages SET log_lines = ?1, log_bytes = ?2 WHERE id = ?3",
+                params![sql_limit(total), sql_limit(bytes), stage.0],
+            )
+            .map_err(StoreError::sqlite(what))?;
+            Ok(())
+        })
+    }
+
+    fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let what = "listing runs";
+        let mut conditions = Vec::new();
+        let mut args = Vec::new();
+        if let Some(workload) = &filter.workload {
+            conditions.push("workload = ?");
+            args.push(Value::Text(workload.clone()));
+        }
+        if let Some(status) = filter.status {
+            conditions.push("status = ?");
+            args.push(Value::Text(status.as_str().to_owned()));
+        }
+        let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs");
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(" ORDER BY created_at_ms DESC, id DESC LIMIT ?");
+        args.push(Value::Integer(sql_limit(filter.limit)));
+
+        self.read(what, |tx| {
+            let mut stmt = tx.prepare_cached(&sql).map_err(StoreError::sqlite(what))?;
+            let raw = stmt
+                .query_map(rusqlite::params_from_iter(args), RawRun::from_row)
+                .map_err(StoreError::sqlite(what))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite(what))?;
+            raw.into_iter().map(RawRun::into_record).collect()
+        })
+    }
+
+    fn run(&self, id: RunId) -> Result<Option<RunRecord>, StoreError> {
+        let what = "reading a run";
+        self.read(what, |tx| {
+            tx.query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                [id.0],
+                RawRun::from_row,
+            )
+            .optional()
+            .map_err(StoreError::sqlite(what))?
+            .map(RawRun::into_record)
+            .transpose()
+        })
+    }
+
+    fn stages(&self, run: RunId) -> Result<Vec<StageRecord>, StoreError> {
+        let what = "reading stages";
+        self.read(what, |tx| {
+            run_status(tx, run, what)?;
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {STAGE_COLUMNS} FROM stages WHERE run_id = ?1 ORDER BY position"
+                ))
+                .map_err(StoreError::sqlite(what))?;
+            let raw = stmt
+                .query_map([run.0], RawStage::from_row)
+                .map_err(StoreError::sqlite(what))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite(what))?;
+            raw.into_iter().map(RawStage::into_record).collect()
+        })
+    }
+
+    fn logs(
+        &self,
+        stage: StageId,
+        after_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        let what = "reading log lines";
+        self.read(what, |tx| {
+            require_stage(tx, stage, what)?;
+            let from = match after_seq {
+                None => 0,
+                // Past the last representable seq there is nothing.
+                Some(after) => match after.checked_add(1).map(i64::try_from) {
+                    Some(Ok(from)) => from,
+                    _ => return Ok(Vec::new()),
+                },
+            };
+            query_lines(
+                tx,
+                &format!(
+                    "SELECT {LOG_COLUMNS} FROM log_lines WHERE stage_id = ?1 AND seq >= ?2 \
+                     ORDER BY seq LIMIT ?3"
+                ),
+                params![stage.0, from, sql_limit(limit)],
+                what,
+            )
+        })
+    }
+
+    fn log_tail(&self, stage: StageId, n: usize) -> Result<Vec<LogLine>, StoreError> {
+        let what = "reading the end of a log";
+        self.read(what, |tx| {
+            require_stage(tx, stage, what)?;
+            let mut lines = query_lines(
+                tx,
+                &format!(
+                    "SELECT {LOG_COLUMNS} FROM log_lines WHERE stage_id = ?1 \
+                     ORDER BY seq DESC LIMIT ?2"
+                ),
+                params![stage.0, sql_limit(n)],
+                what,
+            )?;
+            lines.reverse();
+            Ok(lines)
+        })
+    }
+
+    fn log_stats(&self, stage: StageId) -> Result<LogStats, StoreError> {
+        let what = "reading log statistics";
+        self.read(what, |tx| {
+            let row: Option<(i64, i64)> = tx
+                .query_row(
+                    "SELECT log_lines, log_bytes FROM stages WHERE id = ?1",
+                    [stage.0],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(StoreError::sqlite(what))?;
+            let (lines, bytes) = row.ok_or_else(|| not_found_stage(stage))?;
+            Ok(LogStats {
+                lines: count("stage log line count", lines)?,
+                bytes: count("stage log byte count", bytes)?,
+            })
+        })
+    }
+}
+
+/// Ends a run: its pending stages are skipped, the run gets its final status.
+fn settle_run(
+    tx: &Connection,
+    run: RunId,
+    status: RunStatus,
+    reason: Option<&str>,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE stages SET status = ?1 WHERE run_id = ?2 AND status = ?3",
+        params![
+            StageStatus::Skipped.as_str(),
+            run.0,
+            StageStatus::Pending.as_str()
+        ],
+    )
+    .map_err(StoreError::sqlite(what))?;
+    tx.execute(
+        "UPDATE runs SET status = ?1, reason = ?2, finished_at_ms = ?3 WHERE id = ?4",
+        params![status.as_str(), reason, now_ms, run.0],
+    )
+    .map_err(StoreError::sqlite(what))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn pragma(store: &SqliteStore, name: &str) -> String {
+        store
+            .lock()
+            .query_row(&format!("PRAGMA {name}"), [], |row| {
+                row.get::<_, rusqlite::types::Value>(0)
+            })
+            .map(|v| format!("{v:?}"))
+            .unwrap()
+    }
+
+    /// The settings that make writes durable and processes share the file are on
+    /// the store's own connection (they are per connection, not in the file).
+    #[test]
+    fn the_connection_is_durable_and_shares_nicely() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let store = SqliteStore::open(tmp.path()).unwrap();
+        assert_eq!(pragma(&store, "journal_mode"), r#"Text("wal")"#);
+        // 2 = FULL: the WAL is synced on every commit.
+        assert_eq!(pragma(&store, "synchronous"), "Integer(2)");
+        assert_eq!(pragma(&store, "foreign_keys"), "Integer(1)");
+        assert_eq!(pragma(&store, "busy_timeout"), "Integer(5000)");
+    }
+
+    #[test]
+    fn in_memory_enforces_foreign_keys_too() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        assert_eq!(store.path(), None);
+        assert_eq!(pragma(&store, "foreign_keys"), "Integer(1)");
+        let err = store
+            .lock()
+            .execute(
+                "INSERT INTO stages (run_id, position, name, kind, status) \
+                 VALUES (12345, 0, 'x', 'build', 'pending')",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+    }
+
+    #[test]
+    fn migrating_an_up_to_date_database_changes_nothing() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let store = SqliteStore::open(tmp.path()).unwrap();
+        let path = tmp.path().join(SqliteStore::FILE_NAME);
+        let mut conn = store.lock();
+        schema::migrate(&mut conn, &path).unwrap();
+        assert_eq!(
+            schema::user_version(&conn).unwrap(),
+            SqliteStore::SCHEMA_VERSION
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! The SQLite schema as an ordered list of migrations, tracked by `PRAGMA user_version`.
+//!
+//! Rules for adding a migration: append a script, never edit one that shipped. Each
+//! script runs in its own `BEGIN IMMEDIATE` transaction together with the bump of
+//! `user_version`, so a crash leaves the database at the previous version. Foreign
+//! keys are enforced while migrating (the pragma cannot change inside a transaction);
+//! a script that rebuilds a table must keep them satisfied.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::StoreError;
+
+/// Migration `i` brings the database from version `i` to version `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // Version 1: workloads, runs, stages, step logs.
+    r#"
+CREATE TABLE workloads (
+    name          TEXT    NOT NULL PRIMARY KEY,
+    repo          TEXT    NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE runs (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    workload       TEXT    NOT NULL REFERENCES workloads (name),
+    commit_id      TEXT    NOT NULL,
+    git_ref        TEXT,
+    status         TEXT    NOT NULL,
+    reason         TEXT,
+    owner          TEXT,
+    created_at_ms  INTEGER NOT NULL,
+    started_at_ms  INTEGER,
+    finished_at_ms INTEGER
+) STRICT;
+
+-- `runs` lists newest first, optionally by workload or by status; the rowid (id)
+-- is the tie-break and is part of every index.
+CREATE INDEX runs_by_created  ON runs (created_at_ms);
+CREATE INDEX runs_by_workload ON runs (workload, created_at_ms);
+CREATE INDEX runs_by_status   ON runs (status, created_at_ms);
+
+CREATE TABLE stages (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id         INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    position       INTEGER NOT NULL,
+    name           TEXT    NOT NULL,
+    kind           TEXT    NOT NULL,
+    command        TEXT,
+    status         TEXT    NOT NULL,
+    exit_code      INTEGER,
+    reason         TEXT,
+    started_at_ms  INTEGER,
+    finished_at_ms INTEGER,
+    -- The log's size, kept with every append: the next seq and `log_stats`.
+    log_lines      INTEGER NOT NULL DEFAULT 0,
+    log_bytes      INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (run_id, position)
+) STRICT;
+
+-- Clustered by (stage, seq): paging, tailing and following a log are range scans.
+CREATE TABLE log_lines (
+    stage_id INTEGER NOT NULL REFERENCES stages (id) ON DELETE CASCADE,
+    seq      INTEGER NOT NULL,
+    stream   TEXT    NOT NULL,
+    at_ms    INTEGER NOT NULL,
+    bytes    BLOB    NOT NULL,
+    PRIMARY KEY (stage_id, seq)
+) STRICT, WITHOUT ROWID;
+"#,
+];
+
+/// The schema version this code writes.
+pub(crate) const KNOWN_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The database's schema version (`0` for a new, empty database).
+pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
+/// Refuses a database written by a newer cairn, before anything touches it.
+pub(crate) fn refuse_newer(found: i64, path: &Path) -> Result<(), StoreError> {
+    if found > KNOWN_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            known: KNOWN_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// Applies the migrations the database lacks, each in its own transaction. Several
+/// processes may open a new data directory at once: the version is read again under
+/// the write lock, so each script runs exactly once.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    for (version, script) in (1u32..).zip(MIGRATIONS) {
+        let migrate_err = |source| StoreError::Migrate { version, source };
+        if user_version(conn).map_err(migrate_err)? >= i64::from(version) {
+            continue;
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(migrate_err)?;
+        let current = user_version(&tx).map_err(migrate_err)?;
+        refuse_newer(current, path)?;
+        if current >= i64::from(version) {
+            continue;
+        }
+        tx.execute_batch(script).map_err(migrate_err)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(migrate_err)?;
+        tx.commit().map_err(migrate_err)?;
+    }
+    Ok(())
+}
