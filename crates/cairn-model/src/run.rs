@@ -9,7 +9,7 @@ pub struct RunId(pub i64);
 
 impl fmt::Display for RunId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        f.pad(&self.0.to_string())
     }
 }
 
@@ -43,7 +43,7 @@ macro_rules! named_enum {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
 
@@ -235,6 +235,14 @@ mod tests {
         assert_eq!(printable(b"ok\ttab"), "ok\ttab");
         assert_eq!(printable(b"\x1b]0;owned\x07"), "\\u{1b}]0;owned\\u{7}");
         assert_eq!(printable(b"bad \xff byte"), "bad \u{fffd} byte");
+    }
+
+    #[test]
+    fn display_honours_width() {
+        assert_eq!(
+            format!("{:>4}|{:<8}|", RunId(7), RunStatus::Failed),
+            "   7|failed  |"
+        );
     }
 
     #[test]

@@ -31,8 +31,13 @@ fn failed_test_in(line: &str) -> Option<&str> {
         return rest.split_whitespace().next();
     }
     // pytest short summary: `FAILED tests/test_x.py::test_add - assert 1 == 2`
+    // (pytest node ids always hold `::`; unittest's `FAILED (failures=1)` names none)
     if let Some(rest) = trimmed.strip_prefix("FAILED ") {
-        return rest.split(" - ").next().map(str::trim);
+        return rest
+            .split(" - ")
+            .next()
+            .map(str::trim)
+            .filter(|n| n.contains("::"));
     }
     // unittest: `FAIL: test_add (test_calc.CalcTest.test_add)` / `ERROR: ...`
     for prefix in ["FAIL: ", "ERROR: "] {
@@ -102,5 +107,9 @@ mod tests {
         check("test a ... ok\nPASS\nall good\n", &[]);
         // A bare `FAIL` summary line names no test.
         check("FAIL\n", &[]);
+        check(
+            "Ran 2 tests in 0.000s\n\nFAILED (failures=1, errors=2)\n",
+            &[],
+        );
     }
 }
