@@ -524,3 +524,44 @@ fn json_output_of_run() {
     assert_eq!(v["stages"].as_array().unwrap().len(), 5);
     assert_eq!(v["commit"].as_str().unwrap().len(), 40);
 }
+
+#[test]
+fn logs_follow_streams_a_run_another_process_is_running() {
+    let f = Fixture::new();
+    let unit = "for i in 1 2 3 4 5 6; do echo tick-$i; sleep 0.3; done";
+    f.write("cairn.toml", &workload("echo built", unit))
+        .commit("ticking");
+    let mut runner = f
+        .cairn(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the run to exist, then follow it from the start.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while f.json(&["runs"]).as_array().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the run never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let follow = f.run(&["logs", "last", "--follow"]);
+    let finished = runner.wait().unwrap();
+    assert!(finished.success());
+    assert_eq!(follow.code, 0, "{follow:?}");
+    // Every line of every stage, in order, and the end of the run.
+    let ticks: Vec<&str> = follow
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("tick-"))
+        .collect();
+    assert_eq!(
+        ticks,
+        ["tick-1", "tick-2", "tick-3", "tick-4", "tick-5", "tick-6"],
+        "{follow:?}"
+    );
+    assert!(follow.stdout.contains("built"), "{follow:?}");
+    assert!(follow.stdout.contains("── build passed"), "{follow:?}");
+    let json = f.run(&["--json", "logs", "last", "unit-tests"]);
+    let first: Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["stream"], "cairn");
+    assert_eq!(first["seq"], 0);
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_model::config::{ChainStage, WORKLOAD_FILE};
-use cairn_model::time::human_duration_ms;
+use cairn_model::time::human_duration;
 use cairn_model::{
     LogLine, LogStream, NewRun, NewStage, RunRecord, RunStatus, StageKind, StageRecord, StageStatus,
 };
@@ -242,7 +242,7 @@ impl Engine {
                 } else {
                     "off"
                 },
-                human_duration_ms(i64::try_from(spec.timeout.as_millis()).unwrap_or(i64::MAX)),
+                human_duration(spec.timeout),
                 policy.memory_bytes >> 20,
                 policy.processes
             ),
@@ -273,8 +273,7 @@ impl Engine {
             sink.line(stream, bytes, observer);
         })?;
         sink.store_error()?;
-        let took =
-            human_duration_ms(i64::try_from(outcome.duration.as_millis()).unwrap_or(i64::MAX));
+        let took = human_duration(outcome.duration);
         let end = match outcome.exit {
             Exit::Code(0) => StageEnd::passed(Some(0)),
             Exit::Code(127) => StageEnd::failed(
@@ -290,7 +289,7 @@ impl Engine {
             Exit::Signal(sig) => StageEnd::failed(None, format!("killed by signal {sig}{}", signal_hint(sig))),
             Exit::TimedOut => StageEnd::failed(
                 None,
-                format!("timed out after {} (the chain's limit for this stage)", human_duration_ms(i64::try_from(spec.timeout.as_millis()).unwrap_or(i64::MAX))),
+                format!("timed out after {} (the chain's limit for this stage)", human_duration(spec.timeout)),
             ),
             Exit::OutOfMemory => StageEnd::failed(
                 None,

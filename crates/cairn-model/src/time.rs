@@ -44,6 +44,11 @@ pub fn human_duration_ms(ms: i64) -> String {
     }
 }
 
+/// [`human_duration_ms`] of a [`std::time::Duration`].
+pub fn human_duration(d: std::time::Duration) -> String {
+    human_duration_ms(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -169,24 +169,9 @@ fn enable_v2_controllers(dir: &Path) -> Result<(), SandboxError> {
 /// Removes the run cgroups of cairn processes that no longer exist (a crash leaves
 /// empty directories behind). Directories of live processes are left alone.
 fn sweep_stale(parent: &Path) {
-    let Ok(entries) = fs::read_dir(parent) else {
-        return;
-    };
-    let me = std::process::id();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("run-"))
-            .and_then(|n| n.split('-').next())
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != me && !Path::new(&format!("/proc/{pid}")).exists() {
-            // Fails harmlessly if something still lives in it.
-            let _ = fs::remove_dir(entry.path());
-        }
+    for entry in crate::leftovers::dead_process_entries(parent, "run-") {
+        // Fails harmlessly if something still lives in it.
+        let _ = fs::remove_dir(entry.path());
     }
 }
 

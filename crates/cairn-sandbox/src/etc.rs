@@ -210,22 +210,8 @@ fn make(fingerprint: Vec<Option<Stamp>>) -> Result<EtcCopy, SandboxError> {
 
 /// Removes copies left by cairn processes that no longer exist.
 fn sweep_stale(home: &Path) {
-    let Ok(entries) = fs::read_dir(home) else {
-        return;
-    };
-    let me = std::process::id();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("cairn-etc-"))
-            .and_then(|n| n.split('-').next())
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let ours = entry.metadata().is_ok_and(|m| m.uid() == current_uid());
-        if pid != me && ours && !Path::new(&format!("/proc/{pid}")).exists() {
+    for entry in crate::leftovers::dead_process_entries(home, "cairn-etc-") {
+        if entry.metadata().is_ok_and(|m| m.uid() == current_uid()) {
             let _ = fs::remove_dir_all(entry.path());
         }
     }

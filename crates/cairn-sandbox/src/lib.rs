@@ -34,6 +34,7 @@ pub mod bench;
 mod cgroup;
 mod error;
 mod etc;
+mod leftovers;
 mod output;
 mod spawn;
 mod spec;

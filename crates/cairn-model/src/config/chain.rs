@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::diagnostic::{ConfigError, from_toml};
+use super::diagnostic::ConfigError;
 use super::workload::checked_name;
-use super::{MAX_CONFIG_BYTES, parse_duration, parse_size};
+use super::{parse_duration, parse_size, parse_toml};
 use crate::run::StageKind;
 
 /// The chain a workload uses when it names none.
@@ -106,19 +106,7 @@ struct RawStage {
 
 /// Parses and validates a chain file. `file` names it in errors.
 pub fn parse_chain(file: &str, text: &str) -> Result<Chain, ConfigError> {
-    if text.len() > MAX_CONFIG_BYTES {
-        return Err(ConfigError::at(
-            file,
-            "",
-            None,
-            format!(
-                "the file is {} bytes; the limit is {MAX_CONFIG_BYTES}",
-                text.len()
-            ),
-            None,
-        ));
-    }
-    let raw: RawChain = toml::from_str(text).map_err(|e| from_toml(file, text, &e))?;
+    let raw: RawChain = parse_toml(file, text)?;
     let err = |span: std::ops::Range<usize>, msg: String, help: &str| {
         ConfigError::at(file, text, Some(span), msg, Some(help.to_owned()))
     };

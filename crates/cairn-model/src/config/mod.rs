@@ -16,6 +16,19 @@ pub use workload::{ImageConfig, WORKLOAD_FILE, Workload, parse_workload, render_
 /// Config files are small; anything bigger is refused before parsing.
 pub const MAX_CONFIG_BYTES: usize = 256 * 1024;
 
+/// Parses a config file strictly into its raw (serde) shape, refusing oversized
+/// input before parsing.
+fn parse_toml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
+    if text.len() > MAX_CONFIG_BYTES {
+        let message = format!(
+            "the file is {} bytes; the limit is {MAX_CONFIG_BYTES}",
+            text.len()
+        );
+        return Err(ConfigError::at(file, "", None, message, None));
+    }
+    toml::from_str(text).map_err(|e| diagnostic::from_toml(file, text, &e))
+}
+
 /// A name cairn uses in paths and URLs (workloads, chains, stages, environments):
 /// 1–63 characters of `a-z`, `0-9` and `-`, starting with a letter or digit.
 pub fn is_valid_name(name: &str) -> bool {

@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::diagnostic::{ConfigError, from_toml};
-use super::{MAX_CONFIG_BYTES, NAME_RULE, is_valid_name};
+use super::diagnostic::ConfigError;
+use super::{NAME_RULE, is_valid_name, parse_toml};
 use crate::ecosystem::Recipe;
 
 /// The file name of a workload's config, at the app's root.
@@ -84,19 +84,7 @@ struct RawImage {
 
 /// Parses and validates a `cairn.toml`. `file` names it in errors.
 pub fn parse_workload(file: &str, text: &str) -> Result<Workload, ConfigError> {
-    if text.len() > MAX_CONFIG_BYTES {
-        return Err(ConfigError::at(
-            file,
-            "",
-            None,
-            format!(
-                "the file is {} bytes; the limit is {MAX_CONFIG_BYTES}",
-                text.len()
-            ),
-            None,
-        ));
-    }
-    let raw: RawWorkloadFile = toml::from_str(text).map_err(|e| from_toml(file, text, &e))?;
+    let raw: RawWorkloadFile = parse_toml(file, text)?;
     let err = |span: std::ops::Range<usize>, msg: String, help: &str| {
         ConfigError::at(file, text, Some(span), msg, Some(help.to_owned()))
     };
@@ -356,7 +344,7 @@ unit = "make test"
 
     #[test]
     fn oversized_is_refused() {
-        let big = format!("{GOOD}#{}\n", "x".repeat(MAX_CONFIG_BYTES));
+        let big = format!("{GOOD}#{}\n", "x".repeat(super::super::MAX_CONFIG_BYTES));
         assert!(parse_workload("cairn.toml", &big).is_err());
     }
 
