@@ -137,3 +137,54 @@ mod tests {
         }
     }
 }
+
+/// Bad input never panics the parsers: every prefix of valid files, and files with
+/// bytes flipped, give a value or a located error.
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    const WORKLOAD: &str = "[workload]\nname = \"hello\"\nchain = \"default\"\nenvironments = [\"staging\", \"production\"]\n\n[build]\nfetch = \"cargo fetch\"\ncommand = \"make\"\noutput = \"bin/hello\"\n\n[test]\nunit = \"make test\"\nacceptance = \"./at.sh\"\n\n[image]\nbase = \"debian\"\nentrypoint = [\"/app\"]\nport = 8080\n";
+
+    fn mutations(text: &str) -> Vec<String> {
+        let bytes = text.as_bytes();
+        let mut out: Vec<String> = (0..=bytes.len())
+            .filter(|&i| text.is_char_boundary(i))
+            .map(|i| text[..i].to_owned())
+            .collect();
+        // A fixed xorshift sequence: deterministic, no randomness from outside.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut m = bytes.to_vec();
+            let at = (x % m.len() as u64) as usize;
+            m[at] = b"\"[]=\n#\\\x00\xff{}.,'"[(x >> 32) as usize % 14];
+            out.push(String::from_utf8_lossy(&m).into_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn parsers_never_panic() {
+        let mut errors = 0;
+        for text in mutations(WORKLOAD)
+            .iter()
+            .chain(mutations(DEFAULT_CHAIN_TOML).iter())
+        {
+            for result in [
+                parse_workload("cairn.toml", text).map(|_| ()),
+                parse_chain("chain.toml", text).map(|_| ()),
+            ] {
+                if let Err(e) = result {
+                    errors += 1;
+                    assert!(e.line >= 1 && e.column >= 1);
+                    assert!(!e.to_string().is_empty());
+                }
+            }
+        }
+        assert!(errors > 1_000, "the mutations should mostly be refused");
+        assert!(parse_workload("cairn.toml", WORKLOAD).is_ok());
+    }
+}
