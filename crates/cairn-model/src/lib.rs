@@ -10,6 +10,6 @@ pub mod test_report;
 pub mod time;
 
 pub use run::{
-    LogLine, LogStream, NewRun, NewStage, RunId, RunRecord, RunStatus, StageId, StageKind,
-    StageRecord, StageStatus,
+    EvidenceRecord, LogLine, LogStream, NewEvidence, NewRun, NewStage, RunId, RunRecord, RunStatus,
+    StageId, StageKind, StageRecord, StageStatus,
 };

@@ -209,6 +209,35 @@ pub struct NewStage {
     pub command: Option<String>,
 }
 
+/// A signed statement (a Sigstore bundle) about an artifact, as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRecord {
+    pub id: i64,
+    /// The run that produced it, if any (a promotion decision has none).
+    pub run: Option<RunId>,
+    pub stage: Option<StageId>,
+    /// The in-toto predicate type, e.g. `https://slsa.dev/provenance/v1`.
+    pub predicate_type: String,
+    pub subject_name: String,
+    /// `<algorithm>:<hex>`, e.g. `sha256:…` or `gitCommit:…`.
+    pub subject_digest: String,
+    /// The bundle JSON, byte for byte as signed.
+    pub bundle: Vec<u8>,
+    pub created_at_ms: i64,
+}
+
+/// What a store needs to keep a piece of evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvidence {
+    pub run: Option<RunId>,
+    pub stage: Option<StageId>,
+    pub predicate_type: String,
+    pub subject_name: String,
+    pub subject_digest: String,
+    pub bundle: Vec<u8>,
+    pub created_at_ms: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

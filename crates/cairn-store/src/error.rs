@@ -54,6 +54,14 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
 
+    /// A value is larger than the store keeps.
+    #[error("{what} is {size} bytes; the store keeps at most {limit}")]
+    TooLarge {
+        what: &'static str,
+        size: usize,
+        limit: usize,
+    },
+
     /// SQLite failed while doing `what`.
     #[error("database error while {what}")]
     Sqlite {

@@ -28,7 +28,8 @@ pub use error::StoreError;
 pub use sqlite::SqliteStore;
 
 use cairn_model::{
-    LogLine, NewRun, RunId, RunRecord, RunStatus, StageId, StageRecord, StageStatus,
+    EvidenceRecord, LogLine, NewEvidence, NewRun, RunId, RunRecord, RunStatus, StageId,
+    StageRecord, StageStatus,
 };
 
 /// Which runs [`Store::runs`] returns.
@@ -57,6 +58,9 @@ impl Default for RunFilter {
         }
     }
 }
+
+/// The largest bundle [`Store::add_evidence`] keeps.
+pub const MAX_EVIDENCE_BYTES: usize = 16 << 20;
 
 /// The size of a stage's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -139,4 +143,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// How many lines and bytes a stage's log holds.
     fn log_stats(&self, stage: StageId) -> Result<LogStats, StoreError>;
+
+    /// Keeps a signed bundle about an artifact; returns its id. The run and stage,
+    /// when given, must exist (and the stage must be the run's). Bundles larger than
+    /// [`MAX_EVIDENCE_BYTES`] are refused.
+    fn add_evidence(&self, evidence: &NewEvidence) -> Result<i64, StoreError>;
+
+    /// The evidence a run produced, oldest first.
+    fn evidence_for_run(&self, run: RunId) -> Result<Vec<EvidenceRecord>, StoreError>;
+
+    /// The evidence about one artifact (`<algorithm>:<hex>`), oldest first.
+    fn evidence_for_subject(&self, digest: &str) -> Result<Vec<EvidenceRecord>, StoreError>;
 }

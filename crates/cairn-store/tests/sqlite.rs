@@ -188,7 +188,10 @@ fn open_creates_a_private_directory_and_database() {
         .collect::<Result<_, _>>()
         .unwrap();
     tables.sort();
-    assert_eq!(tables, ["log_lines", "runs", "stages", "workloads"]);
+    assert_eq!(
+        tables,
+        ["evidence", "log_lines", "runs", "stages", "workloads"]
+    );
 }
 
 #[test]

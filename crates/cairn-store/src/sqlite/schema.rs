@@ -70,6 +70,22 @@ CREATE TABLE log_lines (
     PRIMARY KEY (stage_id, seq)
 ) STRICT, WITHOUT ROWID;
 "#,
+    // Version 2: evidence (signed bundles) by run and by subject digest.
+    r#"
+CREATE TABLE evidence (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id         INTEGER REFERENCES runs (id) ON DELETE CASCADE,
+    stage_id       INTEGER REFERENCES stages (id) ON DELETE CASCADE,
+    predicate_type TEXT    NOT NULL,
+    subject_name   TEXT    NOT NULL,
+    subject_digest TEXT    NOT NULL,
+    bundle         BLOB    NOT NULL,
+    created_at_ms  INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX evidence_by_run     ON evidence (run_id, id);
+CREATE INDEX evidence_by_subject ON evidence (subject_digest, id);
+"#,
 ];
 
 /// The schema version this code writes.
@@ -115,4 +131,33 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
         tx.commit().map_err(migrate_err)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database left at version 1 by an older cairn gains the evidence table and
+    /// keeps its rows.
+    #[test]
+    fn a_version_1_database_is_upgraded_in_place() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO workloads (name, repo, created_at_ms, updated_at_ms) VALUES ('app', 'r', 1, 1)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), KNOWN_VERSION);
+        let kept: i64 = conn
+            .query_row("SELECT count(*) FROM workloads", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, 1);
+        let evidence: i64 = conn
+            .query_row("SELECT count(*) FROM evidence", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(evidence, 0);
+    }
 }
