@@ -37,6 +37,11 @@ pub enum Command {
     Logs(LogsArgs),
     /// Explain why a run failed: the stage, command, exit code, failed tests, last lines.
     Explain(ExplainArgs),
+    /// List a run's signed evidence, or export it as Sigstore bundles.
+    Evidence(crate::commands::EvidenceArgs),
+    /// cairn's evidence signing key: create, show, rotate.
+    #[command(subcommand)]
+    Key(crate::commands::KeyCommand),
     /// Measure cairn against its peers on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),

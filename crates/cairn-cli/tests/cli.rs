@@ -565,3 +565,116 @@ fn logs_follow_streams_a_run_another_process_is_running() {
     assert_eq!(first["stream"], "cairn");
     assert_eq!(first["seq"], 0);
 }
+
+/// The green example's run is certified: a test result for the unit tests on the
+/// source, provenance for the built `hello`, a test result for the acceptance tests
+/// on `hello` — each a Sigstore bundle signed by cairn's key, about the digest the
+/// engine observed.
+#[test]
+fn a_green_run_is_certified_by_signed_evidence() {
+    let f = Fixture::example("hello-c");
+    assert_eq!(f.run(&["run"]).code, 0);
+    let key = f.json(&["key", "show"]);
+    let public =
+        cairn_evidence::VerifyingKey::from_pem(key["public_key"].as_str().unwrap()).unwrap();
+    let export = f.repo.join("../evidence");
+    let list = f.json(&["evidence", "last", "--export", export.to_str().unwrap()]);
+    let kinds: Vec<(&str, &str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["stage"].as_str().unwrap(),
+                e["predicate_type"].as_str().unwrap(),
+                e["subject"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let source = kinds[0].2;
+    assert!(source.starts_with("hello-c@"), "{kinds:?}");
+    assert_eq!(
+        kinds,
+        [
+            (
+                "unit-tests",
+                "https://in-toto.io/attestation/test-result/v0.1",
+                source
+            ),
+            ("build", "https://slsa.dev/provenance/v1", "hello"),
+            (
+                "acceptance-tests",
+                "https://in-toto.io/attestation/test-result/v0.1",
+                "hello"
+            ),
+        ]
+    );
+    // The digest in the provenance is the one the build stage logged.
+    let build_log = f.run(&["logs", "last", "build"]).stdout;
+    let logged = build_log
+        .lines()
+        .find_map(|l| l.split("is present: ").nth(1))
+        .unwrap()
+        .to_owned();
+    assert_eq!(list[1]["subject"]["digest"], logged.as_str());
+    for entry in list.as_array().unwrap() {
+        let bytes = std::fs::read(entry["file"].as_str().unwrap()).unwrap();
+        let bundle = cairn_evidence::Bundle::from_json(&bytes).unwrap();
+        let payload = bundle.verify(&public).unwrap();
+        let statement: Value = serde_json::from_slice(payload).unwrap();
+        let digest = statement["subject"][0]["digest"]["sha256"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            entry["subject"]["digest"],
+            format!("sha256:{digest}").as_str()
+        );
+        if entry["stage"] == "build" {
+            let p = &statement["predicate"];
+            assert_eq!(p["runDetails"]["builder"]["id"], "urn:cairn:builder:engine");
+            let deps = p["buildDefinition"]["resolvedDependencies"].to_string();
+            let commit = f.json(&["runs"])[0]["commit"].as_str().unwrap().to_owned();
+            assert!(deps.contains(&commit), "{deps}");
+            let byproducts = p["runDetails"]["byproducts"].to_string();
+            assert!(
+                byproducts.contains("log/unit-tests") && byproducts.contains("log/build"),
+                "{byproducts}"
+            );
+        } else {
+            assert_eq!(statement["predicate"]["result"], "PASSED");
+        }
+        // One flipped byte in the signed payload is refused.
+        let mut tampered = bytes.clone();
+        let at = tampered
+            .windows(9)
+            .position(|w| w == b"\"payload\"")
+            .unwrap()
+            + 14;
+        tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+        let refused = cairn_evidence::Bundle::from_json(&tampered)
+            .and_then(|b| b.verify(&public).map(|_| ()));
+        assert!(refused.is_err());
+    }
+}
+
+#[test]
+fn a_failing_test_stage_is_certified_as_failed_with_the_test_named() {
+    let f = Fixture::example("greeter-py");
+    assert_eq!(f.run(&["run"]).code, 1);
+    let key = f.json(&["key", "show"]);
+    let public =
+        cairn_evidence::VerifyingKey::from_pem(key["public_key"].as_str().unwrap()).unwrap();
+    let export = f.repo.join("../evidence");
+    let list = f.json(&["evidence", "last", "--export", export.to_str().unwrap()]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let bytes = std::fs::read(list[0]["file"].as_str().unwrap()).unwrap();
+    let payload = cairn_evidence::Bundle::from_json(&bytes)
+        .unwrap()
+        .verify(&public)
+        .unwrap()
+        .to_vec();
+    let statement: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(statement["predicate"]["result"], "FAILED");
+    let failed = statement["predicate"]["failedTests"].to_string();
+    assert!(failed.contains("test_capitalises_the_name"), "{failed}");
+}

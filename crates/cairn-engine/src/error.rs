@@ -37,6 +37,20 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    #[error("no signing key in {}; `cairn key create` makes one", dir.display())]
+    NoSigningKey { dir: PathBuf },
+    #[error("a signing key already exists in {}; `cairn key rotate` replaces it (or `cairn key create --force`)", path.display())]
+    KeyExists { path: PathBuf },
+    #[error("{} is readable by other users (mode {mode:o}); `chmod 600` it, and rotate the key if it may have leaked", path.display())]
+    KeyExposed { path: PathBuf, mode: u32 },
+    #[error("{} is not a signing key cairn can use", path.display())]
+    BadKey {
+        path: PathBuf,
+        #[source]
+        source: cairn_evidence::EvidenceError,
+    },
+    #[error(transparent)]
+    Evidence(#[from] cairn_evidence::EvidenceError),
     #[error("run {0} not found")]
     RunNotFound(cairn_model::RunId),
     #[error(transparent)]
@@ -60,6 +74,9 @@ impl EngineError {
                 | Self::AlreadyInitialised { .. }
                 | Self::UnknownEcosystem { .. }
                 | Self::RunNotFound(_)
+                | Self::NoSigningKey { .. }
+                | Self::KeyExists { .. }
+                | Self::KeyExposed { .. }
         )
     }
 

@@ -9,6 +9,7 @@ mod error;
 pub mod explain;
 mod git;
 mod host;
+pub mod keys;
 pub mod onboard;
 pub mod recovery;
 pub mod runner;

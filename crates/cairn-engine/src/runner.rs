@@ -6,13 +6,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_evidence::{
+    Bundle, NamedDigest, Observed, Sha256Digest, Sha256Hasher, SigningKey, Statement, Subject,
+};
+use cairn_model::NewEvidence;
 use cairn_model::config::{ChainStage, WORKLOAD_FILE};
+use cairn_model::test_report::failed_tests;
 use cairn_model::time::human_duration;
 use cairn_model::{
     LogLine, LogStream, NewRun, NewStage, RunRecord, RunStatus, StageKind, StageRecord, StageStatus,
 };
 use cairn_sandbox::{Exit, Limits, SandboxSpec, Stream};
 use cairn_store::Store;
+
+use crate::keys::KeyStore;
 
 use crate::host::{now_ms, owner_tag};
 use crate::workload_source::{LoadedWorkload, load_workload};
@@ -122,6 +129,8 @@ impl Engine {
         observer: &mut dyn RunObserver,
     ) -> Result<RunRecord, EngineError> {
         let store = &*self.store;
+        // No key, no certified run: load (or make) it before the run exists.
+        let (signer, _) = KeyStore::new(&self.data).load_or_create()?;
         store.upsert_workload(
             &loaded.workload.name,
             &loaded.repo.display().to_string(),
@@ -148,7 +157,7 @@ impl Engine {
         store.start_run(run.id, &owner_tag(), now_ms())?;
 
         let workspace = self.data.workspaces().join(run.id.to_string());
-        let result = self.run_stages(loaded, &run, &stages, &workspace, observer);
+        let result = self.run_stages(loaded, &run, &stages, &workspace, &signer, observer);
         if !keep_workspace {
             // Best effort: a leftover workspace wastes disk but loses nothing.
             let _ = std::fs::remove_dir_all(&workspace);
@@ -174,32 +183,47 @@ impl Engine {
         run: &RunRecord,
         stages: &[StageRecord],
         workspace: &Path,
+        signer: &SigningKey,
         observer: &mut dyn RunObserver,
     ) -> Result<Option<String>, EngineError> {
+        let mut facts = RunFacts::default();
         for (stage, spec) in stages.iter().zip(&loaded.chain.stages) {
-            self.store.start_stage(stage.id, now_ms())?;
+            let started_ms = now_ms();
+            self.store.start_stage(stage.id, started_ms)?;
             let mut current = stage.clone();
             current.status = StageStatus::Running;
             observer.stage_started(&current);
-            let mut sink = LogSink::new(self.store.clone(), &current);
-            let end = match self.run_stage(loaded, run, spec, workspace, &mut sink, observer) {
+            let mut sink = LogSink::new(self.store.clone(), &current, observer);
+            let end = match self.run_stage(loaded, run, spec, workspace, &mut facts, &mut sink) {
                 Ok(end) => end,
                 Err(err) => StageEnd::failed(
                     None,
                     format!("cairn could not run the stage: {}", error_chain(&err)),
                 ),
             };
-            sink.finish(observer)?;
+            let log = sink.finish()?;
+            let finished_ms = now_ms();
             self.store.finish_stage(
                 stage.id,
                 end.status,
                 end.exit_code,
                 end.reason.as_deref(),
-                now_ms(),
+                finished_ms,
             )?;
             current.status = end.status;
             current.exit_code = end.exit_code;
             current.reason = end.reason.clone();
+            facts
+                .logs
+                .push(NamedDigest::new(format!("log/{}", stage.name), log.digest));
+            let stage_facts = StageFacts {
+                spec,
+                record: &current,
+                started_ms,
+                finished_ms,
+                failed_tests: log.failed_tests,
+            };
+            self.certify(loaded, run, &stage_facts, &facts, signer)?;
             observer.stage_finished(&current);
             if end.status == StageStatus::Failed {
                 let why = end.reason.unwrap_or_else(|| "failed".to_owned());
@@ -209,17 +233,89 @@ impl Engine {
         Ok(None)
     }
 
+    /// Signs what the engine observed about a finished stage, and keeps it: a test
+    /// result for every test stage that ran (passed or failed), provenance for a
+    /// build that produced its declared output. Never from what a step claims.
+    fn certify(
+        &self,
+        loaded: &LoadedWorkload,
+        run: &RunRecord,
+        stage: &StageFacts<'_>,
+        facts: &RunFacts,
+        signer: &SigningKey,
+    ) -> Result<(), EngineError> {
+        if !matches!(
+            stage.record.status,
+            StageStatus::Passed | StageStatus::Failed
+        ) {
+            return Ok(());
+        }
+        let subject = match stage.spec.kind {
+            StageKind::UnitTest => facts.source.clone(),
+            StageKind::AcceptanceTest => facts.output.clone().or_else(|| facts.source.clone()),
+            StageKind::Build if stage.record.status == StageStatus::Passed => facts.output.clone(),
+            _ => None,
+        };
+        let Some(subject) = subject else {
+            return Ok(());
+        };
+        let observed = Observed {
+            workload: loaded.workload.name.clone(),
+            repository: format!("git+file://{}", loaded.repo.display()),
+            commit: loaded.commit.clone(),
+            run_id: run.id.to_string(),
+            chain: loaded.chain.name.clone(),
+            stage: stage.spec.name.clone(),
+            stage_kind: stage.spec.kind.as_str().to_owned(),
+            command: stage_command(loaded, stage.spec),
+            started_ms: stage.started_ms,
+            finished_ms: stage.finished_ms,
+            exit_code: stage.record.exit_code,
+            logs: facts.logs.clone(),
+            base_images: Vec::new(),
+            failed_tests: stage.failed_tests.clone(),
+            artifacts: vec![subject.clone()],
+        };
+        let (predicate_type, bundle) = if stage.spec.kind == StageKind::Build {
+            let statement = Statement::provenance(&observed, BUILDER_ID)?;
+            (
+                statement.predicate_type.clone(),
+                Bundle::sign_statement(&statement, signer)?,
+            )
+        } else {
+            let statement = Statement::test_result(&observed, None)?;
+            (
+                statement.predicate_type.clone(),
+                Bundle::sign_statement(&statement, signer)?,
+            )
+        };
+        let digest = subject
+            .sha256_digest()
+            .map(|d| format!("sha256:{}", d.to_hex()))
+            .unwrap_or_default();
+        self.store.add_evidence(&NewEvidence {
+            run: Some(run.id),
+            stage: Some(stage.record.id),
+            predicate_type,
+            subject_name: subject.name.clone(),
+            subject_digest: digest,
+            bundle: bundle.to_json()?.into_bytes(),
+            created_at_ms: now_ms(),
+        })?;
+        Ok(())
+    }
+
     fn run_stage(
         &self,
         loaded: &LoadedWorkload,
         run: &RunRecord,
         spec: &ChainStage,
         workspace: &Path,
+        facts: &mut RunFacts,
         sink: &mut LogSink<'_>,
-        observer: &mut dyn RunObserver,
     ) -> Result<StageEnd, EngineError> {
         if spec.kind == StageKind::Source {
-            return self.source_stage(loaded, workspace, sink, observer);
+            return self.source_stage(loaded, workspace, facts, sink);
         }
         let Some(command) = stage_command(loaded, spec) else {
             let what = match spec.kind {
@@ -229,25 +325,22 @@ impl Engine {
                 }
                 _ => "the stage has no command",
             };
-            sink.system(&format!("skipped: {what}"), observer);
+            sink.system(&format!("skipped: {what}"));
             return Ok(StageEnd::skipped(what));
         };
         let policy = &loaded.chain.sandbox;
         let network = spec.kind == StageKind::Fetch;
-        sink.system(
-            &format!(
-                "$ {command}   [sandbox: network {}, timeout {}, memory {} MiB, {} processes]",
-                if network {
-                    "on (dependency fetch)"
-                } else {
-                    "off"
-                },
-                human_duration(spec.timeout),
-                policy.memory_bytes >> 20,
-                policy.processes
-            ),
-            observer,
-        );
+        sink.system(&format!(
+            "$ {command}   [sandbox: network {}, timeout {}, memory {} MiB, {} processes]",
+            if network {
+                "on (dependency fetch)"
+            } else {
+                "off"
+            },
+            human_duration(spec.timeout),
+            policy.memory_bytes >> 20,
+            policy.processes
+        ));
         let sandbox = SandboxSpec {
             workspace: workspace.to_path_buf(),
             argv: vec!["/bin/sh".into(), "-c".into(), command.clone()],
@@ -270,7 +363,7 @@ impl Engine {
                 Stream::Stdout => LogStream::Stdout,
                 Stream::Stderr => LogStream::Stderr,
             };
-            sink.line(stream, bytes, observer);
+            sink.line(stream, bytes);
         })?;
         sink.store_error()?;
         let took = human_duration(outcome.duration);
@@ -297,13 +390,10 @@ impl Engine {
             ),
             other => StageEnd::failed(None, format!("ended abnormally: {other:?}")),
         };
-        sink.system(
-            &format!(
-                "{} after {took}",
-                end.reason.as_deref().unwrap_or("exit code 0")
-            ),
-            observer,
-        );
+        sink.system(&format!(
+            "{} after {took}",
+            end.reason.as_deref().unwrap_or("exit code 0")
+        ));
         if end.status == StageStatus::Passed
             && spec.kind == StageKind::Build
             && let Some(output) = &loaded.workload.output
@@ -312,10 +402,15 @@ impl Engine {
             if std::fs::symlink_metadata(&path).is_err() {
                 let reason =
                     format!("the build passed but did not produce its declared output `{output}`");
-                sink.system(&reason, observer);
+                sink.system(&reason);
                 return Ok(StageEnd::failed(Some(0), reason));
             }
-            sink.system(&format!("declared output `{output}` is present"), observer);
+            let digest = artifact_digest(&path)?;
+            sink.system(&format!(
+                "declared output `{output}` is present: sha256:{}",
+                digest.to_hex()
+            ));
+            facts.output = Some(Subject::sha256(output.clone(), digest));
         }
         Ok(end)
     }
@@ -325,23 +420,19 @@ impl Engine {
         &self,
         loaded: &LoadedWorkload,
         workspace: &Path,
+        facts: &mut RunFacts,
         sink: &mut LogSink<'_>,
-        observer: &mut dyn RunObserver,
     ) -> Result<StageEnd, EngineError> {
         let info = git::commit_info(&loaded.repo, &loaded.commit)?;
-        sink.system(
-            &format!("commit {} (tree {})", loaded.commit, info.tree),
-            observer,
-        );
-        sink.system(
-            &format!("author {}, committer {}", info.author, info.committer),
-            observer,
-        );
-        sink.system(&format!("subject: {}", info.subject), observer);
+        sink.system(&format!("commit {} (tree {})", loaded.commit, info.tree));
+        sink.system(&format!(
+            "author {}, committer {}",
+            info.author, info.committer
+        ));
+        sink.system(&format!("subject: {}", info.subject));
         if loaded.uncommitted_config {
             sink.system(
                 &format!("note: the work tree's {WORKLOAD_FILE} has uncommitted changes; this run uses the committed file"),
-                observer,
             );
         }
         if workspace.exists() {
@@ -357,6 +448,12 @@ impl Engine {
                 .map_err(EngineError::io("create", workspace))?;
         }
         git::materialise(&loaded.repo, &loaded.commit, &loaded.prefix, workspace)?;
+        let source = tree_digest(workspace)?;
+        sink.system(&format!("source tree digest sha256:{}", source.to_hex()));
+        facts.source = Some(Subject::sha256(
+            format!("{}@{}", loaded.workload.name, loaded.commit),
+            source,
+        ));
         let home = workspace.join(".home");
         std::fs::create_dir_all(&home).map_err(EngineError::io("create", &home))?;
         cairn_sandbox::prepare_workspace(workspace)?;
@@ -366,10 +463,9 @@ impl Engine {
         } else {
             loaded.prefix.clone()
         };
-        sink.system(
-            &format!("materialised {files} files ({bytes} bytes) from {from} at the commit"),
-            observer,
-        );
+        sink.system(&format!(
+            "materialised {files} files ({bytes} bytes) from {from} at the commit"
+        ));
         Ok(StageEnd::passed(None))
     }
 }
@@ -430,6 +526,114 @@ fn signal_hint(sig: i32) -> &'static str {
     }
 }
 
+/// The builder id in cairn's provenance: this engine, not any step.
+pub const BUILDER_ID: &str = "urn:cairn:builder:engine";
+
+/// What the engine has established about the run so far.
+#[derive(Default)]
+struct RunFacts {
+    /// The materialised source tree.
+    source: Option<Subject>,
+    /// The build's declared output.
+    output: Option<Subject>,
+    /// Digests of the logs of the stages finished so far.
+    logs: Vec<NamedDigest>,
+}
+
+/// One finished stage, as its evidence needs it.
+struct StageFacts<'a> {
+    spec: &'a ChainStage,
+    record: &'a StageRecord,
+    started_ms: i64,
+    finished_ms: i64,
+    failed_tests: Vec<String>,
+}
+
+/// SHA-256 of a file's bytes, or [`tree_digest`] of a directory.
+fn artifact_digest(path: &Path) -> Result<Sha256Digest, EngineError> {
+    let meta = std::fs::symlink_metadata(path).map_err(EngineError::io("read", path))?;
+    if meta.is_dir() {
+        return tree_digest(path);
+    }
+    let mut hasher = Sha256Hasher::new();
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(path).map_err(EngineError::io("read", path))?;
+        hasher.update(target.as_os_str().as_encoded_bytes());
+    } else {
+        hash_file(path, &mut hasher)?;
+    }
+    Ok(hasher.finish())
+}
+
+fn hash_file(path: &Path, hasher: &mut Sha256Hasher) -> Result<(), EngineError> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(EngineError::io("read", path))?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(EngineError::io("read", path))?;
+        if n == 0 {
+            return Ok(());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// A digest of a directory tree that names exactly its content: for every entry in
+/// byte order of its relative path, `d <path>`, `f <exec 0|1> <sha256> <path>` or
+/// `l <target> <path>`, each line ending in `\n`. Symlinks are never followed;
+/// cairn's `.home` (the steps' HOME) is left out.
+fn tree_digest(root: &Path) -> Result<Sha256Digest, EngineError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut entries: Vec<(Vec<u8>, PathBuf)> = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(EngineError::io("list", &dir))? {
+            let path = entry.map_err(EngineError::io("list", &dir))?.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .as_os_str()
+                .as_encoded_bytes()
+                .to_vec();
+            if rel == b".home" {
+                continue;
+            }
+            if std::fs::symlink_metadata(&path)
+                .map_err(EngineError::io("read", &path))?
+                .is_dir()
+            {
+                stack.push(path.clone());
+            }
+            entries.push((rel, path));
+        }
+    }
+    entries.sort();
+    let mut tree = Sha256Hasher::new();
+    for (rel, path) in entries {
+        let meta = std::fs::symlink_metadata(&path).map_err(EngineError::io("read", &path))?;
+        if meta.is_dir() {
+            tree.update(b"d ");
+        } else if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path).map_err(EngineError::io("read", &path))?;
+            tree.update(b"l ");
+            tree.update(target.as_os_str().as_encoded_bytes());
+            tree.update(b" ");
+        } else {
+            let mut file = Sha256Hasher::new();
+            hash_file(&path, &mut file)?;
+            let exec = if meta.permissions().mode() & 0o111 != 0 {
+                "1"
+            } else {
+                "0"
+            };
+            tree.update(format!("f {exec} {} ", file.finish().to_hex()).as_bytes());
+        }
+        tree.update(&rel);
+        tree.update(b"\n");
+    }
+    Ok(tree.finish())
+}
+
 fn tree_size(dir: &Path) -> (u64, u64) {
     let (mut files, mut bytes) = (0, 0);
     let mut stack = vec![dir.to_path_buf()];
@@ -470,6 +674,7 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
 /// promptly. A store error is kept and reported after the step ends (the step's
 /// output must still be drained).
 struct LogSink<'a> {
+    observer: &'a mut dyn RunObserver,
     shared: Arc<SinkShared>,
     flusher: Option<std::thread::JoinHandle<()>>,
     stage: &'a StageRecord,
@@ -477,6 +682,16 @@ struct LogSink<'a> {
     kept_bytes: u64,
     dropped_lines: u64,
     dropped_bytes: u64,
+    hasher: Sha256Hasher,
+    failed_tests: Vec<String>,
+}
+
+/// What a finished stage's log says, for its evidence.
+struct LogSummary {
+    /// SHA-256 of the stored log: each line's bytes followed by `\n`.
+    digest: Sha256Digest,
+    /// Failed tests named in the step's output.
+    failed_tests: Vec<String>,
 }
 
 struct SinkShared {
@@ -514,7 +729,11 @@ impl SinkShared {
 }
 
 impl<'a> LogSink<'a> {
-    fn new(store: Arc<dyn Store>, stage: &'a StageRecord) -> Self {
+    fn new(
+        store: Arc<dyn Store>,
+        stage: &'a StageRecord,
+        observer: &'a mut dyn RunObserver,
+    ) -> Self {
         let shared = Arc::new(SinkShared {
             store,
             stage: stage.id,
@@ -537,6 +756,7 @@ impl<'a> LogSink<'a> {
             })
             .ok();
         LogSink {
+            observer,
             shared,
             flusher,
             stage,
@@ -544,14 +764,16 @@ impl<'a> LogSink<'a> {
             kept_bytes: 0,
             dropped_lines: 0,
             dropped_bytes: 0,
+            hasher: Sha256Hasher::new(),
+            failed_tests: Vec::new(),
         }
     }
 
-    fn system(&mut self, text: &str, observer: &mut dyn RunObserver) {
-        self.push(LogStream::System, text.as_bytes(), observer);
+    fn system(&mut self, text: &str) {
+        self.push(LogStream::System, text.as_bytes());
     }
 
-    fn line(&mut self, stream: LogStream, bytes: &[u8], observer: &mut dyn RunObserver) {
+    fn line(&mut self, stream: LogStream, bytes: &[u8]) {
         let size = bytes.len() as u64 + 1;
         if self.kept_bytes + size > MAX_STAGE_LOG_BYTES {
             self.dropped_lines += 1;
@@ -559,10 +781,17 @@ impl<'a> LogSink<'a> {
             return;
         }
         self.kept_bytes += size;
-        self.push(stream, bytes, observer);
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            for name in failed_tests(std::iter::once(text)) {
+                if !self.failed_tests.contains(&name) {
+                    self.failed_tests.push(name);
+                }
+            }
+        }
+        self.push(stream, bytes);
     }
 
-    fn push(&mut self, stream: LogStream, bytes: &[u8], observer: &mut dyn RunObserver) {
+    fn push(&mut self, stream: LogStream, bytes: &[u8]) {
         let line = LogLine {
             seq: self.next_seq,
             stream,
@@ -570,7 +799,9 @@ impl<'a> LogSink<'a> {
             text: bytes.to_vec(),
         };
         self.next_seq += 1;
-        observer.log_line(self.stage, &line);
+        self.hasher.update(&line.text);
+        self.hasher.update(b"\n");
+        self.observer.log_line(self.stage, &line);
         let mut state = self.shared.lock();
         state.pending.push(line);
         if state.pending.len() >= BATCH_LINES || self.flusher.is_none() {
@@ -588,7 +819,7 @@ impl<'a> LogSink<'a> {
         }
     }
 
-    fn finish(mut self, observer: &mut dyn RunObserver) -> Result<(), EngineError> {
+    fn finish(mut self) -> Result<LogSummary, EngineError> {
         if self.dropped_lines > 0 {
             let note = format!(
                 "output truncated: {} more lines ({} bytes) were not kept; a stage keeps at most {} MiB of log",
@@ -596,10 +827,15 @@ impl<'a> LogSink<'a> {
                 self.dropped_bytes,
                 MAX_STAGE_LOG_BYTES >> 20
             );
-            self.system(&note, observer);
+            self.system(&note);
         }
         self.stop_flusher();
-        self.store_error()
+        self.store_error()?;
+        let hasher = std::mem::take(&mut self.hasher);
+        Ok(LogSummary {
+            digest: hasher.finish(),
+            failed_tests: std::mem::take(&mut self.failed_tests),
+        })
     }
 
     fn stop_flusher(&mut self) {

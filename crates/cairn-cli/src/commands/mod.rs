@@ -1,8 +1,10 @@
 //! One module per subcommand; `dispatch` opens what each needs.
 
 mod bench;
+mod evidence;
 mod explain;
 mod init;
+mod key;
 mod logs;
 mod run;
 mod runs;
@@ -18,6 +20,9 @@ use cairn_store::{SqliteStore, Store};
 use crate::cli::{BenchCommand, Cli, Command};
 use crate::exit::Failure;
 
+pub use evidence::EvidenceArgs;
+pub use key::KeyCommand;
+
 pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
     match &cli.command {
         Command::Init(args) => init::init(cli, args),
@@ -25,6 +30,8 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Runs(args) => runs::runs(cli, args),
         Command::Logs(args) => logs::logs(cli, args),
         Command::Explain(args) => explain::explain(cli, args),
+        Command::Key(cmd) => key::key(cli, cmd),
+        Command::Evidence(args) => evidence::evidence(cli, args),
         Command::Bench(BenchCommand::Sandbox { iterations }) => bench::sandbox(cli, *iterations),
         Command::Bench(BenchCommand::Chain { stages, repeat }) => {
             bench::chain(cli, *stages, *repeat)

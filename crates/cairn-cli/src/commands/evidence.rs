@@ -1,0 +1,93 @@
+//! `cairn evidence RUN [--export DIR]`: the signed statements a run produced —
+//! listed, or written out as Sigstore bundles for `cairn verify` or any Sigstore
+//! verifier.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use cairn_model::EvidenceRecord;
+use cairn_model::time::rfc3339_utc;
+use serde_json::json;
+
+use super::{data_dir, open_store, resolve_run};
+use crate::cli::Cli;
+use crate::exit::Failure;
+use crate::output::print_json;
+
+#[derive(Debug, clap::Args)]
+pub struct EvidenceArgs {
+    /// The run: its id, or `last` for the newest.
+    pub run: String,
+    /// Write each bundle to DIR as `<id>-<kind>.sigstore.json`.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
+}
+
+pub fn evidence(cli: &Cli, args: &EvidenceArgs) -> Result<ExitCode, Failure> {
+    let store = open_store(&data_dir(cli)?)?;
+    let id = resolve_run(&*store, &args.run)?;
+    let records = store.evidence_for_run(id)?;
+    let stages = store.stages(id)?;
+    let stage_name = |e: &EvidenceRecord| {
+        stages
+            .iter()
+            .find(|s| Some(s.id) == e.stage)
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
+    };
+    let mut written = Vec::new();
+    if let Some(dir) = &args.export {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for e in &records {
+            written.push(export(dir, e)?);
+        }
+    }
+    if cli.json {
+        let list: Vec<_> = records
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                json!({
+                    "id": e.id,
+                    "stage": stage_name(e),
+                    "predicate_type": e.predicate_type,
+                    "subject": { "name": e.subject_name, "digest": e.subject_digest },
+                    "created_at": rfc3339_utc(e.created_at_ms),
+                    "file": written.get(i).map(|p: &PathBuf| p.display().to_string()),
+                })
+            })
+            .collect();
+        print_json(&json!(list));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if records.is_empty() {
+        println!("run {id} has no evidence");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (i, e) in records.iter().enumerate() {
+        println!(
+            "{:>4}  {:<18} {:<48} {} {}",
+            e.id,
+            stage_name(e),
+            e.predicate_type,
+            e.subject_name,
+            e.subject_digest
+        );
+        if let Some(path) = written.get(i) {
+            println!("      written to {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export(dir: &Path, e: &EvidenceRecord) -> Result<PathBuf, Failure> {
+    let kind = if e.predicate_type.contains("provenance") {
+        "provenance"
+    } else {
+        "test-result"
+    };
+    let path = dir.join(format!("{}-{kind}.sigstore.json", e.id));
+    std::fs::write(&path, &e.bundle).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}

@@ -1,0 +1,73 @@
+//! What the engine observed about one stage of one run: the only input the
+//! statement constructors take. Plain data, filled by the engine, never by the step.
+
+use crate::statement::Subject;
+use crate::{EvidenceError, Sha256Digest};
+
+/// A name and the SHA-256 of its content: a step log, a base image, a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedDigest {
+    pub name: String,
+    pub sha256: Sha256Digest,
+}
+
+impl NamedDigest {
+    pub fn new(name: impl Into<String>, sha256: Sha256Digest) -> Self {
+        NamedDigest {
+            name: name.into(),
+            sha256,
+        }
+    }
+}
+
+/// The facts of one stage of one run, as the engine saw them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// The workload's name (its `cairn.toml`).
+    pub workload: String,
+    /// Where the source came from: a repository URL, or a local path.
+    pub repository: String,
+    /// The exact commit the run is for (hex object id).
+    pub commit: String,
+    /// The run's id; becomes `invocationId`.
+    pub run_id: String,
+    /// The chain's name.
+    pub chain: String,
+    /// The stage's name and kind (`build`, `unit-tests`, …).
+    pub stage: String,
+    pub stage_kind: String,
+    /// The command the stage ran, if it ran one.
+    pub command: Option<String>,
+    /// Start and end of the stage, unix milliseconds (the engine's clock).
+    pub started_ms: i64,
+    pub finished_ms: i64,
+    /// The step's exit code; `None` if it was killed or never exited.
+    pub exit_code: Option<i32>,
+    /// Digests of the step logs (see [`crate::hash_log_lines`]).
+    pub logs: Vec<NamedDigest>,
+    /// Base images the step built on: reference and manifest digest.
+    pub base_images: Vec<NamedDigest>,
+    /// Names of the tests that failed, as the engine parsed them from the output.
+    pub failed_tests: Vec<String>,
+    /// What the stage is about: the build's outputs, or the tested artifact.
+    pub artifacts: Vec<Subject>,
+}
+
+impl Observed {
+    /// The commit must be a full git object id (40 or 64 lowercase hex digits):
+    /// it becomes a `gitCommit` digest, which names exactly one tree.
+    pub(crate) fn check_commit(&self) -> Result<(), EvidenceError> {
+        let c = self.commit.as_bytes();
+        let hex = c
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
+        if hex && (c.len() == 40 || c.len() == 64) {
+            Ok(())
+        } else {
+            Err(EvidenceError::Invalid {
+                what: "observed commit",
+                reason: "it is not a full lowercase hex git object id",
+            })
+        }
+    }
+}

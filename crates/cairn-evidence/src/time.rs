@@ -1,0 +1,65 @@
+//! Unix milliseconds to RFC 3339 UTC, without a clock: the caller hands in times.
+
+use crate::EvidenceError;
+
+/// `1764072000123` → `2025-11-25T12:00:00.123Z`: RFC 3339 §5.6 `date-time` in UTC
+/// with millisecond precision, the form of protobuf's JSON `Timestamp` (which SLSA
+/// Provenance v1 `startedOn`/`finishedOn` use). Years outside 0001–9999 are refused.
+pub fn rfc3339_utc_ms(unix_ms: i64) -> Result<String, EvidenceError> {
+    let secs = unix_ms.div_euclid(1000);
+    let millis = unix_ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    if !(1..=9999).contains(&y) {
+        return Err(EvidenceError::TimeOutOfRange { unix_ms });
+    }
+    Ok(format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    ))
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms", `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        let cases = [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (1_764_072_000_123, "2025-11-25T12:00:00.123Z"),
+            (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+            (-1, "1969-12-31T23:59:59.999Z"),
+            (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+            (-62_135_596_800_000, "0001-01-01T00:00:00.000Z"),
+        ];
+        for (ms, want) in cases {
+            assert_eq!(rfc3339_utc_ms(ms).expect("in range"), want, "{ms}");
+        }
+    }
+
+    #[test]
+    fn refuses_years_outside_the_protobuf_range() {
+        for ms in [253_402_300_800_000, -62_135_596_800_001, i64::MAX, i64::MIN] {
+            assert!(rfc3339_utc_ms(ms).is_err(), "{ms}");
+        }
+    }
+}
