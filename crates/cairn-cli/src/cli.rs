@@ -39,6 +39,11 @@ pub enum Command {
     Explain(ExplainArgs),
     /// List a run's signed evidence, or export it as Sigstore bundles.
     Evidence(crate::commands::EvidenceArgs),
+    /// Verify a Sigstore bundle for an artifact, offline: by certificate identity or by key.
+    Verify(crate::commands::VerifyArgs),
+    /// The transparency log of production changes: append, show, prove, verify, bench.
+    #[command(subcommand)]
+    Log(crate::commands::LogCommand),
     /// cairn's evidence signing key: create, show, rotate.
     #[command(subcommand)]
     Key(crate::commands::KeyCommand),
@@ -123,5 +128,20 @@ pub enum BenchCommand {
         stages: usize,
         #[arg(long, default_value_t = 5)]
         repeat: usize,
+    },
+    /// Sigstore bundles verified per second, beside npm @sigstore/verify on the same bundle.
+    Verify {
+        /// A conformance case folder (bundle.sigstore.json; artifact and trusted root
+        /// there or in its parent).
+        #[arg(
+            long,
+            default_value = "../shared/conformance/sigstore-bundle-verify/happy-path-v0.3"
+        )]
+        case: PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        iterations: usize,
+        /// Where @sigstore/verify is installed (default: $CAIRN_INTEROP_DIR/npm/node_modules).
+        #[arg(long)]
+        node_modules: Option<PathBuf>,
     },
 }

@@ -5,9 +5,11 @@ mod evidence;
 mod explain;
 mod init;
 mod key;
+mod log;
 mod logs;
 mod run;
 mod runs;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +24,8 @@ use crate::exit::Failure;
 
 pub use evidence::EvidenceArgs;
 pub use key::KeyCommand;
+pub use log::LogCommand;
+pub use verify::VerifyArgs;
 
 pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
     match &cli.command {
@@ -32,10 +36,17 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Explain(args) => explain::explain(cli, args),
         Command::Key(cmd) => key::key(cli, cmd),
         Command::Evidence(args) => evidence::evidence(cli, args),
+        Command::Verify(args) => verify::verify(cli, args),
         Command::Bench(BenchCommand::Sandbox { iterations }) => bench::sandbox(cli, *iterations),
         Command::Bench(BenchCommand::Chain { stages, repeat }) => {
             bench::chain(cli, *stages, *repeat)
         }
+        Command::Bench(BenchCommand::Verify {
+            case,
+            iterations,
+            node_modules,
+        }) => bench::verify(cli, case, *iterations, node_modules.as_deref()),
+        Command::Log(cmd) => log::log(cli, cmd),
     }
 }
 
