@@ -577,6 +577,10 @@ fn a_green_run_is_certified_by_signed_evidence() {
     let key = f.json(&["key", "show"]);
     let public =
         cairn_evidence::VerifyingKey::from_pem(key["public_key"].as_str().unwrap()).unwrap();
+    let log = cairn_tlog::note::Verifier::parse(
+        f.run(&["log", "checkpoint", "--verifier"]).stdout.trim(),
+    )
+    .unwrap();
     let export = f.repo.join("../evidence");
     let list = f.json(&["evidence", "last", "--export", export.to_str().unwrap()]);
     let kinds: Vec<(&str, &str, &str)> = list
@@ -620,7 +624,7 @@ fn a_green_run_is_certified_by_signed_evidence() {
     for entry in list.as_array().unwrap() {
         let bytes = std::fs::read(entry["file"].as_str().unwrap()).unwrap();
         let bundle = cairn_evidence::Bundle::from_json(&bytes).unwrap();
-        let payload = bundle.verify(&public).unwrap();
+        let payload = bundle.verify_with_log(&public, &log).unwrap();
         let statement: Value = serde_json::from_slice(payload).unwrap();
         let digest = statement["subject"][0]["digest"]["sha256"]
             .as_str()
@@ -652,7 +656,7 @@ fn a_green_run_is_certified_by_signed_evidence() {
             + 14;
         tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
         let refused = cairn_evidence::Bundle::from_json(&tampered)
-            .and_then(|b| b.verify(&public).map(|_| ()));
+            .and_then(|b| b.verify_with_log(&public, &log).map(|_| ()));
         assert!(refused.is_err());
     }
 }
@@ -664,13 +668,17 @@ fn a_failing_test_stage_is_certified_as_failed_with_the_test_named() {
     let key = f.json(&["key", "show"]);
     let public =
         cairn_evidence::VerifyingKey::from_pem(key["public_key"].as_str().unwrap()).unwrap();
+    let log = cairn_tlog::note::Verifier::parse(
+        f.run(&["log", "checkpoint", "--verifier"]).stdout.trim(),
+    )
+    .unwrap();
     let export = f.repo.join("../evidence");
     let list = f.json(&["evidence", "last", "--export", export.to_str().unwrap()]);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     let bytes = std::fs::read(list[0]["file"].as_str().unwrap()).unwrap();
     let payload = cairn_evidence::Bundle::from_json(&bytes)
         .unwrap()
-        .verify(&public)
+        .verify_with_log(&public, &log)
         .unwrap()
         .to_vec();
     let statement: Value = serde_json::from_slice(&payload).unwrap();

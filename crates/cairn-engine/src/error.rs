@@ -51,6 +51,22 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Evidence(#[from] cairn_evidence::EvidenceError),
+    #[error("cannot load the audit log's key")]
+    AuditKey(#[source] cairn_tlog_fs::KeyFileError),
+    #[error("cannot open the audit log in {}", dir.display())]
+    AuditLog {
+        dir: PathBuf,
+        #[source]
+        source: cairn_tlog_fs::LogError,
+    },
+    #[error("cannot append to the audit log, so the change was not made")]
+    AuditAppend(#[source] cairn_tlog_fs::AppendError),
+    #[error("cannot prove audit log entry {index}")]
+    AuditProof {
+        index: u64,
+        #[source]
+        source: cairn_tlog_fs::LogError,
+    },
     #[error("run {0} not found")]
     RunNotFound(cairn_model::RunId),
     #[error(transparent)]

@@ -8,6 +8,10 @@
 //!
 //! The secret never leaves this module except as a [`SigningKey`], whose `Debug`
 //! shows only its algorithm and key id.
+//!
+//! Every key change (the first key, `create --force`, `rotate`) is appended to the
+//! audit log as a `key-rotation` entry (old and new key ids) before the new key
+//! is written: if the entry cannot be made durable, the key is not replaced.
 
 use std::fs;
 use std::io::Write;
@@ -16,7 +20,11 @@ use std::path::{Path, PathBuf};
 
 use cairn_evidence::{Algorithm, SigningKey, VerifyingKey};
 
+use crate::audit::{AuditLog, Change, KeyRotation, Receipt};
 use crate::{DataDir, EngineError};
+
+/// The `purpose` of the evidence signing key in `key-rotation` entries.
+pub const SIGNING_KEY_PURPOSE: &str = "evidence-signing";
 
 /// The algorithm of keys cairn creates on its own: every Sigstore and in-toto
 /// verifier accepts ECDSA P-256.
@@ -26,6 +34,15 @@ pub const DEFAULT_ALGORITHM: Algorithm = Algorithm::EcdsaP256Sha256;
 #[derive(Debug, Clone)]
 pub struct KeyStore {
     dir: PathBuf,
+}
+
+/// A key change that happened: the new key, the key it replaced, and the
+/// audit log entry that recorded it first.
+#[derive(Debug)]
+pub struct KeyChange {
+    pub key: SigningKey,
+    pub retired: Option<Retired>,
+    pub logged: Receipt,
 }
 
 /// A key that was replaced: its public key and where it was kept.
@@ -85,50 +102,64 @@ impl KeyStore {
         })
     }
 
-    /// The signing key, created with [`DEFAULT_ALGORITHM`] when there is none yet;
-    /// `true` when it was created now.
-    pub fn load_or_create(&self) -> Result<(SigningKey, bool), EngineError> {
+    /// The signing key, created with [`DEFAULT_ALGORITHM`] when there is none yet
+    /// (and that logged in `audit` first); `true` when it was created now.
+    pub fn load_or_create(&self, audit: &AuditLog) -> Result<(SigningKey, bool), EngineError> {
         match self.load()? {
             Some(key) => Ok((key, false)),
             None => {
-                let (key, _) = self.replace(None, DEFAULT_ALGORITHM)?;
-                Ok((key, true))
+                let change = self.replace(None, DEFAULT_ALGORITHM, audit)?;
+                Ok((change.key, true))
             }
         }
     }
 
-    /// Creates a key; refuses to replace an existing one unless `force`.
+    /// Creates a key; refuses to replace an existing one unless `force`. The
+    /// change is logged in `audit` before the key is written.
     pub fn create(
         &self,
         algorithm: Algorithm,
         force: bool,
-    ) -> Result<(SigningKey, Option<Retired>), EngineError> {
+        audit: &AuditLog,
+    ) -> Result<KeyChange, EngineError> {
         let existing = self.load()?;
         if existing.is_some() && !force {
             return Err(EngineError::KeyExists {
                 path: self.signing_key_path(),
             });
         }
-        self.replace(existing, algorithm)
+        self.replace(existing, algorithm, audit)
     }
 
-    /// Replaces the key with a new one (of `algorithm`, or the old key's).
+    /// Replaces the key with a new one (of `algorithm`, or the old key's),
+    /// logged in `audit` before the new key takes effect.
     pub fn rotate(
         &self,
         algorithm: Option<Algorithm>,
-    ) -> Result<(SigningKey, Option<Retired>), EngineError> {
+        audit: &AuditLog,
+    ) -> Result<KeyChange, EngineError> {
         let old = self.require()?;
         let algorithm = algorithm.unwrap_or(old.algorithm());
-        self.replace(Some(old), algorithm)
+        self.replace(Some(old), algorithm, audit)
     }
 
-    /// Retires `old` (its public key to `retired/<keyid>.pub`), then writes a new
-    /// key of `algorithm` in its place.
+    /// Makes a new key of `algorithm` in memory, records the `key-rotation` entry
+    /// (durably), then retires `old` (its public key to `retired/<keyid>.pub`) and
+    /// writes the new key in its place. Nothing on disk changes when the entry
+    /// cannot be recorded.
     fn replace(
         &self,
         old: Option<SigningKey>,
         algorithm: Algorithm,
-    ) -> Result<(SigningKey, Option<Retired>), EngineError> {
+        audit: &AuditLog,
+    ) -> Result<KeyChange, EngineError> {
+        let key = SigningKey::generate(algorithm)?;
+        let logged = audit.record(&Change::KeyRotation(KeyRotation {
+            purpose: SIGNING_KEY_PURPOSE.to_owned(),
+            old_key_id: old.as_ref().map(|k| k.key_id().to_string()),
+            new_key_id: key.key_id().to_string(),
+            algorithm: algorithm.name().to_owned(),
+        }))?;
         private_dir(&self.dir)?;
         let retired = match old {
             Some(old) => {
@@ -142,10 +173,13 @@ impl KeyStore {
             }
             None => None,
         };
-        let key = SigningKey::generate(algorithm)?;
         let pem = key.to_pkcs8_pem()?;
         write_atomically(&self.signing_key_path(), pem.expose().as_bytes(), 0o600)?;
-        Ok((key, retired))
+        Ok(KeyChange {
+            key,
+            retired,
+            logged,
+        })
     }
 }
 
@@ -162,7 +196,7 @@ fn private_dir(dir: &Path) -> Result<(), EngineError> {
 
 /// Writes `bytes` to a new temporary file of `mode` beside `path`, syncs it,
 /// renames it over `path`, and syncs the directory.
-fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), EngineError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), EngineError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -199,17 +233,44 @@ mod tests {
         fs::metadata(path).expect("exists").permissions().mode() & 0o777
     }
 
-    fn store() -> (tempfile::TempDir, KeyStore) {
+    fn store() -> (tempfile::TempDir, KeyStore, AuditLog) {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let keys = KeyStore::new(&DataDir::at(tmp.path()));
-        (tmp, keys)
+        let data = DataDir::at(tmp.path());
+        let keys = KeyStore::new(&data);
+        let audit = AuditLog::open(&data).expect("audit log");
+        (tmp, keys, audit)
+    }
+
+    /// The `key-rotation` entries in the log, as (old, new) key ids.
+    fn rotations(tmp: &Path) -> Vec<(Option<String>, String)> {
+        let data = DataDir::at(tmp);
+        let verifier = cairn_tlog_fs::load_or_create_signer(
+            &crate::audit::key_path(&data),
+            crate::audit::ORIGIN,
+        )
+        .expect("log key")
+        .verifier();
+        let log = cairn_tlog_fs::Log::open_read_only(&crate::audit::log_dir(&data), verifier)
+            .expect("log");
+        (0..log.size())
+            .map(|i| {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&log.entry(i).expect("entry")).expect("json");
+                assert_eq!(v["kind"], "key-rotation");
+                assert_eq!(v["spec"]["purpose"], SIGNING_KEY_PURPOSE);
+                (
+                    v["spec"]["oldKeyId"].as_str().map(str::to_owned),
+                    v["spec"]["newKeyId"].as_str().expect("new").to_owned(),
+                )
+            })
+            .collect()
     }
 
     #[test]
     fn create_writes_a_private_key_in_a_private_dir() {
-        let (tmp, keys) = store();
+        let (tmp, keys, audit) = store();
         for algorithm in [Algorithm::EcdsaP256Sha256, Algorithm::Ed25519] {
-            let (key, _) = keys.create(algorithm, true).expect("creates");
+            let key = keys.create(algorithm, true, &audit).expect("creates").key;
             assert_eq!(key.algorithm(), algorithm);
             assert_eq!(mode(&tmp.path().join("keys")), 0o700);
             assert_eq!(mode(&keys.signing_key_path()), 0o600);
@@ -220,23 +281,37 @@ mod tests {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, ["retired", "signing.key"]);
+        assert_eq!(names, ["log.key", "retired", "signing.key"]);
     }
 
     #[test]
     fn create_refuses_to_replace_without_force_and_retires_with_it() {
-        let (_tmp, keys) = store();
-        let (first, retired) = keys.create(Algorithm::Ed25519, false).expect("creates");
-        assert!(retired.is_none());
+        let (tmp, keys, audit) = store();
+        let created = keys
+            .create(Algorithm::Ed25519, false, &audit)
+            .expect("creates");
+        let first = created.key;
+        assert!(created.retired.is_none());
         assert!(matches!(
-            keys.create(Algorithm::Ed25519, false),
+            keys.create(Algorithm::Ed25519, false, &audit),
             Err(EngineError::KeyExists { .. })
         ));
         assert_eq!(keys.require().expect("loads").key_id(), first.key_id());
-        let (_, retired) = keys
-            .create(Algorithm::EcdsaP256Sha256, true)
+        let replaced = keys
+            .create(Algorithm::EcdsaP256Sha256, true, &audit)
             .expect("replaces");
-        let retired = retired.expect("retired the old key");
+        assert_eq!(replaced.logged.index, 1);
+        assert_eq!(
+            rotations(tmp.path()),
+            [
+                (None, first.key_id().to_string()),
+                (
+                    Some(first.key_id().to_string()),
+                    replaced.key.key_id().to_string()
+                )
+            ]
+        );
+        let retired = replaced.retired.expect("retired the old key");
         assert_eq!(retired.key.key_id(), first.key_id());
         assert_eq!(
             retired.path,
@@ -246,32 +321,43 @@ mod tests {
 
     #[test]
     fn rotation_keeps_the_old_public_key() {
-        let (_tmp, keys) = store();
+        let (tmp, keys, audit) = store();
         assert!(matches!(
-            keys.rotate(None),
+            keys.rotate(None, &audit),
             Err(EngineError::NoSigningKey { .. })
         ));
-        let (first, created) = keys.load_or_create().expect("creates");
+        let (first, created) = keys.load_or_create(&audit).expect("creates");
         assert!(created);
         assert_eq!(first.algorithm(), DEFAULT_ALGORITHM);
-        let (again, created) = keys.load_or_create().expect("loads");
+        let (again, created) = keys.load_or_create(&audit).expect("loads");
         assert!(!created);
         assert_eq!(again.key_id(), first.key_id());
-        let (rotated, retired) = keys.rotate(None).expect("rotates");
+        let rotation = keys.rotate(None, &audit).expect("rotates");
+        let rotated = rotation.key;
         assert_ne!(rotated.key_id(), first.key_id());
-        let retired = retired.expect("retired");
+        assert_eq!(
+            rotations(tmp.path()).last(),
+            Some(&(
+                Some(first.key_id().to_string()),
+                rotated.key_id().to_string()
+            ))
+        );
+        let retired = rotation.retired.expect("retired");
         let kept =
             VerifyingKey::from_pem(&fs::read_to_string(&retired.path).expect("kept")).expect("pem");
         assert_eq!(&kept, first.verifying_key());
-        let (changed, _) = keys.rotate(Some(Algorithm::Ed25519)).expect("rotates");
+        let changed = keys
+            .rotate(Some(Algorithm::Ed25519), &audit)
+            .expect("rotates")
+            .key;
         assert_eq!(changed.algorithm(), Algorithm::Ed25519);
         assert_eq!(fs::read_dir(keys.retired_dir()).expect("lists").count(), 2);
     }
 
     #[test]
     fn refuses_a_key_file_others_can_read_or_that_is_not_a_key() {
-        let (_tmp, keys) = store();
-        keys.create(Algorithm::EcdsaP256Sha256, false)
+        let (_tmp, keys, audit) = store();
+        keys.create(Algorithm::EcdsaP256Sha256, false, &audit)
             .expect("creates");
         fs::set_permissions(keys.signing_key_path(), fs::Permissions::from_mode(0o644))
             .expect("chmod");
@@ -288,5 +374,27 @@ mod tests {
         assert!(matches!(err, EngineError::BadKey { .. }), "{err:?}");
         // Neither error shows key material.
         assert!(!err.to_string().contains("not a key"));
+    }
+
+    #[test]
+    fn a_rotation_the_log_cannot_record_does_not_replace_the_key() {
+        let (tmp, keys, audit) = store();
+        let first = keys
+            .create(Algorithm::Ed25519, false, &audit)
+            .expect("creates")
+            .key;
+        // Make the log unwritable: its tile directory becomes a file.
+        let tiles = crate::audit::log_dir(&DataDir::at(tmp.path())).join("tile");
+        fs::remove_dir_all(&tiles).expect("remove tiles");
+        fs::write(&tiles, "in the way").expect("block");
+        let err = keys.rotate(None, &audit).expect_err("not logged");
+        assert!(matches!(err, EngineError::AuditAppend(_)), "{err:?}");
+        assert_eq!(keys.require().expect("loads").key_id(), first.key_id());
+        assert!(
+            !keys
+                .retired_dir()
+                .join(format!("{}.pub", first.key_id()))
+                .exists()
+        );
     }
 }

@@ -1,8 +1,11 @@
 //! The engine: runs the organisation's chain for one exact commit. It materialises
 //! the commit from git, runs each stage in the sandbox, and records status, timing,
 //! exit codes and logs in the store; it also finds runs whose process died, onboards
-//! apps (`cairn init`) and explains failures.
+//! apps (`cairn init`) and explains failures. Every change that matters (key
+//! rotations, signed evidence, and later deployments) is recorded in the audit
+//! log ([`audit`]) before it takes effect.
 
+pub mod audit;
 pub mod bench;
 mod data_dir;
 mod error;

@@ -19,6 +19,7 @@ use cairn_model::{
 use cairn_sandbox::{Exit, Limits, SandboxSpec, Stream};
 use cairn_store::Store;
 
+use crate::audit::{AuditLog, Change, LOCK_WAIT, Receipt};
 use crate::keys::KeyStore;
 
 use crate::host::{now_ms, owner_tag};
@@ -62,6 +63,21 @@ pub struct Engine {
     store: Arc<dyn Store>,
     data: DataDir,
     platform_dir: Option<PathBuf>,
+}
+
+/// What certifies a run: cairn's signing key, and the data directory whose
+/// audit log every bundle is recorded in.
+struct Signer {
+    key: SigningKey,
+    data: DataDir,
+}
+
+impl Signer {
+    /// Records `change` durably: opens the log (waiting for its lock), appends,
+    /// proves, and lets the log go again.
+    fn record(&self, change: &Change) -> Result<Receipt, EngineError> {
+        AuditLog::open_waiting(&self.data, LOCK_WAIT)?.record(change)
+    }
 }
 
 /// How a stage ended.
@@ -129,8 +145,17 @@ impl Engine {
         observer: &mut dyn RunObserver,
     ) -> Result<RunRecord, EngineError> {
         let store = &*self.store;
-        // No key, no certified run: load (or make) it before the run exists.
-        let (signer, _) = KeyStore::new(&self.data).load_or_create()?;
+        // No key or no log, no certified run: open both before the run exists.
+        // The log is held only while recording (see `Signer::record`), so runs
+        // and commands sharing the data directory take turns appending.
+        let key = {
+            let audit = AuditLog::open_waiting(&self.data, LOCK_WAIT)?;
+            KeyStore::new(&self.data).load_or_create(&audit)?.0
+        };
+        let signer = Signer {
+            key,
+            data: self.data.clone(),
+        };
         store.upsert_workload(
             &loaded.workload.name,
             &loaded.repo.display().to_string(),
@@ -183,7 +208,7 @@ impl Engine {
         run: &RunRecord,
         stages: &[StageRecord],
         workspace: &Path,
-        signer: &SigningKey,
+        signer: &Signer,
         observer: &mut dyn RunObserver,
     ) -> Result<Option<String>, EngineError> {
         let mut facts = RunFacts::default();
@@ -236,13 +261,15 @@ impl Engine {
     /// Signs what the engine observed about a finished stage, and keeps it: a test
     /// result for every test stage that ran (passed or failed), provenance for a
     /// build that produced its declared output. Never from what a step claims.
+    /// Each bundle is recorded in the audit log first, and carries that entry
+    /// (index, inclusion proof, signed checkpoint) as its `tlogEntries[0]`.
     fn certify(
         &self,
         loaded: &LoadedWorkload,
         run: &RunRecord,
         stage: &StageFacts<'_>,
         facts: &RunFacts,
-        signer: &SigningKey,
+        signer: &Signer,
     ) -> Result<(), EngineError> {
         if !matches!(
             stage.record.status,
@@ -276,19 +303,26 @@ impl Engine {
             failed_tests: stage.failed_tests.clone(),
             artifacts: vec![subject.clone()],
         };
-        let (predicate_type, bundle) = if stage.spec.kind == StageKind::Build {
+        let (predicate_type, mut bundle) = if stage.spec.kind == StageKind::Build {
             let statement = Statement::provenance(&observed, BUILDER_ID)?;
             (
                 statement.predicate_type.clone(),
-                Bundle::sign_statement(&statement, signer)?,
+                Bundle::sign_statement(&statement, &signer.key)?,
             )
         } else {
             let statement = Statement::test_result(&observed, None)?;
             (
                 statement.predicate_type.clone(),
-                Bundle::sign_statement(&statement, signer)?,
+                Bundle::sign_statement(&statement, &signer.key)?,
             )
         };
+        let receipt = signer.record(&Change::evidence(
+            &bundle.envelope,
+            signer.key.verifying_key(),
+        )?)?;
+        bundle
+            .tlog_entries
+            .push(receipt.tlog_entry(now_ms() / 1000));
         let digest = subject
             .sha256_digest()
             .map(|d| format!("sha256:{}", d.to_hex()))

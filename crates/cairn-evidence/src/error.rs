@@ -61,8 +61,6 @@ pub enum EvidenceError {
     TimeOutOfRange { unix_ms: i64 },
     #[error("no signature verifies with key {keyid}")]
     NoValidSignature { keyid: String },
-    #[error("the bundle carries {count} transparency log entries, which cairn cannot verify yet")]
-    UnverifiedTlogEntries { count: usize },
 }
 
 impl EvidenceError {

@@ -50,8 +50,8 @@ pub mod test_result;
 mod time;
 
 pub use bundle::{
-    BUNDLE_MEDIA_TYPE, Bundle, Checkpoint, InclusionPromise, InclusionProof, KindVersion, LogId,
-    TlogEntry,
+    BUNDLE_MEDIA_TYPE, Bundle, Checkpoint, DSSE_ENTRY_KIND, DSSE_ENTRY_VERSION, InclusionPromise,
+    InclusionProof, KindVersion, LogId, TlogEntry, dsse_log_body, log_key_id,
 };
 pub use digest::{Sha256Digest, Sha256Hasher, hash_log_lines};
 pub use dsse::Envelope;

@@ -291,9 +291,18 @@ fn bundle_reading_is_strict_and_verification_fails_closed() {
     let json = logged.to_json().expect("json");
     let read = Bundle::from_json(json.as_bytes()).expect("reads");
     assert_eq!(read, logged);
+    // Without the log's key the entry cannot be checked: refused.
     assert!(matches!(
         read.verify(key.verifying_key()),
-        Err(EvidenceError::UnverifiedTlogEntries { count: 1 })
+        Err(EvidenceError::Invalid { .. })
+    ));
+    // With a log key, this made-up entry does not check: refused too.
+    let log = cairn_tlog::note::Signer::from_seed("cairn.invalid/log", [3; 32])
+        .expect("log key")
+        .verifier();
+    assert!(matches!(
+        read.verify_with_log(key.verifying_key(), &log),
+        Err(EvidenceError::Invalid { .. })
     ));
 }
 

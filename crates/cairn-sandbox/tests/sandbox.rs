@@ -231,7 +231,10 @@ fn fork_bomb_is_bounded() {
     let mut spec = sh(
         ws.path(),
         // The sleeper starts first: once the bomb fills the table, nothing forks.
-        "readlink /proc/self/ns/pid > /workspace/ns; sleep 2 & s=$!; f() { f | f & }; f; wait $s",
+        // Each bomb process that forked stays alive (`sleep 3`) so the host-side
+        // sampler sees the full table even on a loaded machine; dash exits when
+        // a fork fails, so without it the peak lasts only an instant.
+        "readlink /proc/self/ns/pid > /workspace/ns; sleep 2 & s=$!; f() { f | f & sleep 3; }; f; wait $s",
     );
     spec.limits.max_processes = limit;
     spec.limits.wall_clock = Duration::from_secs(4);

@@ -2,27 +2,29 @@
 //! (ASN.1 signatures), Ed25519, RSA PKCS#1 v1.5 and PSS; SHA-2 digests.
 
 use aws_lc_rs::digest;
-use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::signature::{self, ParsedPublicKey, UnparsedPublicKey, VerificationAlgorithm};
 use der::Decode;
 use der::asn1::ObjectIdentifier;
 use x509_cert::spki::SubjectPublicKeyInfoRef;
 
 use crate::error::VerifyError;
 
-pub(crate) const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-const OID_P384: &str = "1.3.132.0.34";
-const OID_ED25519: &str = "1.3.101.112";
-const OID_RSA: &str = "1.2.840.113549.1.1.1";
-const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
-const OID_ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
-const OID_ECDSA_SHA512: &str = "1.2.840.10045.4.3.4";
-const OID_RSA_SHA256: &str = "1.2.840.113549.1.1.11";
-const OID_RSA_SHA384: &str = "1.2.840.113549.1.1.12";
-const OID_RSA_SHA512: &str = "1.2.840.113549.1.1.13";
-pub(crate) const OID_SHA256: &str = "2.16.840.1.101.3.4.2.1";
-pub(crate) const OID_SHA384: &str = "2.16.840.1.101.3.4.2.2";
-pub(crate) const OID_SHA512: &str = "2.16.840.1.101.3.4.2.3";
+// Object identifiers are compared as parsed values, never as formatted text
+// (formatting one is an allocation per comparison on every verification).
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const OID_ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const OID_ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+const OID_RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const OID_RSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const OID_RSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const OID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
+const OID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
 
 /// A SHA-2 hash function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +36,7 @@ pub enum HashAlg {
 
 impl HashAlg {
     pub(crate) fn from_oid(oid: &ObjectIdentifier) -> Option<HashAlg> {
-        match oid.to_string().as_str() {
+        match *oid {
             OID_SHA256 => Some(HashAlg::Sha256),
             OID_SHA384 => Some(HashAlg::Sha384),
             OID_SHA512 => Some(HashAlg::Sha512),
@@ -99,6 +101,39 @@ enum KeyKind {
     Rsa,
 }
 
+impl KeyKind {
+    /// The hash this kind of key conventionally signs with (see [`PublicKey::verify_default`]).
+    fn default_hash(self) -> HashAlg {
+        match self {
+            KeyKind::P384 => HashAlg::Sha384,
+            KeyKind::P256 | KeyKind::Ed25519 | KeyKind::Rsa => HashAlg::Sha256,
+        }
+    }
+}
+
+/// The aws-lc algorithm for a key kind, hash and padding; `None` when the
+/// combination is not one we accept.
+fn algorithm(
+    kind: KeyKind,
+    hash: HashAlg,
+    pss: bool,
+) -> Option<&'static dyn VerificationAlgorithm> {
+    Some(match (kind, hash, pss) {
+        (KeyKind::P256, HashAlg::Sha256, _) => &signature::ECDSA_P256_SHA256_ASN1,
+        (KeyKind::P256, HashAlg::Sha384, _) => &signature::ECDSA_P256_SHA384_ASN1,
+        (KeyKind::P384, HashAlg::Sha256, _) => &signature::ECDSA_P384_SHA256_ASN1,
+        (KeyKind::P384, HashAlg::Sha384, _) => &signature::ECDSA_P384_SHA384_ASN1,
+        (KeyKind::Ed25519, _, _) => &signature::ED25519,
+        (KeyKind::Rsa, HashAlg::Sha256, false) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        (KeyKind::Rsa, HashAlg::Sha384, false) => &signature::RSA_PKCS1_2048_8192_SHA384,
+        (KeyKind::Rsa, HashAlg::Sha512, false) => &signature::RSA_PKCS1_2048_8192_SHA512,
+        (KeyKind::Rsa, HashAlg::Sha256, true) => &signature::RSA_PSS_2048_8192_SHA256,
+        (KeyKind::Rsa, HashAlg::Sha384, true) => &signature::RSA_PSS_2048_8192_SHA384,
+        (KeyKind::Rsa, HashAlg::Sha512, true) => &signature::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
+}
+
 /// A verification key parsed from a DER SubjectPublicKeyInfo.
 #[derive(Debug, Clone)]
 pub struct PublicKey {
@@ -106,9 +141,25 @@ pub struct PublicKey {
     /// The key's bits: an EC point, 32 Ed25519 bytes, or a PKCS#1 RSAPublicKey.
     raw: Vec<u8>,
     spki_der: Vec<u8>,
+    /// The key loaded into aws-lc once, for its conventional algorithm (most
+    /// signatures a key checks use it: trusted log and CA keys verify one per
+    /// bundle). `None` when aws-lc rejects the bits; every check then fails,
+    /// as it would when parsing them afresh.
+    prepared: Option<ParsedPublicKey>,
 }
 
 impl PublicKey {
+    fn new(kind: KeyKind, raw: Vec<u8>, spki_der: Vec<u8>) -> PublicKey {
+        let prepared = algorithm(kind, kind.default_hash(), false)
+            .and_then(|alg| ParsedPublicKey::new(alg, &raw).ok());
+        PublicKey {
+            kind,
+            raw,
+            spki_der,
+            prepared,
+        }
+    }
+
     /// Parses a DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7).
     pub fn from_spki_der(der_bytes: &[u8]) -> Result<PublicKey, VerifyError> {
         let spki =
@@ -116,16 +167,14 @@ impl PublicKey {
                 what: "public key",
                 source,
             })?;
-        let alg = spki.algorithm.oid.to_string();
-        let kind = match alg.as_str() {
+        let kind = match spki.algorithm.oid {
             OID_EC_PUBLIC_KEY => {
                 let curve = spki
                     .algorithm
                     .parameters
                     .as_ref()
-                    .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
-                    .map(|o| o.to_string());
-                match curve.as_deref() {
+                    .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+                match curve {
                     Some(OID_P256) => KeyKind::P256,
                     Some(OID_P384) => KeyKind::P384,
                     _ => {
@@ -150,11 +199,7 @@ impl PublicKey {
                 what: "public key bits",
             })?
             .to_vec();
-        Ok(PublicKey {
-            kind,
-            raw,
-            spki_der: der_bytes.to_vec(),
-        })
+        Ok(PublicKey::new(kind, raw, der_bytes.to_vec()))
     }
 
     /// An RSA key given as a bare PKCS#1 RSAPublicKey (trusted root `PKCS1_RSA_*`).
@@ -166,11 +211,11 @@ impl PublicKey {
                 what: "an RSA public key",
             });
         }
-        Ok(PublicKey {
-            kind: KeyKind::Rsa,
-            raw: der_bytes.to_vec(),
-            spki_der: der_bytes.to_vec(),
-        })
+        Ok(PublicKey::new(
+            KeyKind::Rsa,
+            der_bytes.to_vec(),
+            der_bytes.to_vec(),
+        ))
     }
 
     /// Parses a PEM `PUBLIC KEY` block, or DER.
@@ -188,49 +233,42 @@ impl PublicKey {
     /// Verifies `sig` over `msg` with the hash this key conventionally uses
     /// (P-256: SHA-256, P-384: SHA-384, RSA: PKCS#1 v1.5 SHA-256, Ed25519).
     pub(crate) fn verify_default(&self, msg: &[u8], sig: &[u8]) -> bool {
-        let hash = match self.kind {
-            KeyKind::P384 => HashAlg::Sha384,
-            _ => HashAlg::Sha256,
-        };
-        self.verify_with(hash, false, msg, sig)
+        self.verify_with(self.kind.default_hash(), false, msg, sig)
     }
 
     /// Verifies a signature over a message known only by its SHA-256, for keys
     /// that sign with SHA-256 (ECDSA P-256, RSA PKCS#1 v1.5). `None`: this key
     /// needs the message itself (Ed25519 signs the message, P-384 hashes with SHA-384).
     pub(crate) fn verify_prehashed_sha256(&self, sha256: &[u8; 32], sig: &[u8]) -> Option<bool> {
+        // Both kinds that qualify sign with SHA-256 by default, so the
+        // prepared key is the one for this algorithm.
         let alg: &dyn VerificationAlgorithm = match self.kind {
             KeyKind::P256 => &signature::ECDSA_P256_SHA256_ASN1,
             KeyKind::Rsa => &signature::RSA_PKCS1_2048_8192_SHA256,
             KeyKind::P384 | KeyKind::Ed25519 => return None,
         };
         let digest = digest::Digest::import_less_safe(sha256, &digest::SHA256).ok()?;
-        Some(
-            UnparsedPublicKey::new(alg, &self.raw)
+        Some(match &self.prepared {
+            Some(key) => key.verify_digest_sig(&digest, sig).is_ok(),
+            None => UnparsedPublicKey::new(alg, &self.raw)
                 .verify_digest(&digest, sig)
                 .is_ok(),
-        )
+        })
     }
 
     /// Verifies with an explicit hash; `pss` selects RSA-PSS over PKCS#1 v1.5.
     pub(crate) fn verify_with(&self, hash: HashAlg, pss: bool, msg: &[u8], sig: &[u8]) -> bool {
-        let alg: &dyn VerificationAlgorithm = match (self.kind, hash, pss) {
-            (KeyKind::P256, HashAlg::Sha256, _) => &signature::ECDSA_P256_SHA256_ASN1,
-            (KeyKind::P256, HashAlg::Sha384, _) => &signature::ECDSA_P256_SHA384_ASN1,
-            (KeyKind::P384, HashAlg::Sha256, _) => &signature::ECDSA_P384_SHA256_ASN1,
-            (KeyKind::P384, HashAlg::Sha384, _) => &signature::ECDSA_P384_SHA384_ASN1,
-            (KeyKind::Ed25519, _, _) => &signature::ED25519,
-            (KeyKind::Rsa, HashAlg::Sha256, false) => &signature::RSA_PKCS1_2048_8192_SHA256,
-            (KeyKind::Rsa, HashAlg::Sha384, false) => &signature::RSA_PKCS1_2048_8192_SHA384,
-            (KeyKind::Rsa, HashAlg::Sha512, false) => &signature::RSA_PKCS1_2048_8192_SHA512,
-            (KeyKind::Rsa, HashAlg::Sha256, true) => &signature::RSA_PSS_2048_8192_SHA256,
-            (KeyKind::Rsa, HashAlg::Sha384, true) => &signature::RSA_PSS_2048_8192_SHA384,
-            (KeyKind::Rsa, HashAlg::Sha512, true) => &signature::RSA_PSS_2048_8192_SHA512,
-            _ => return false,
+        let Some(alg) = algorithm(self.kind, hash, pss) else {
+            return false;
         };
-        UnparsedPublicKey::new(alg, &self.raw)
-            .verify(msg, sig)
-            .is_ok()
+        let conventional =
+            matches!(self.kind, KeyKind::Ed25519) || (hash == self.kind.default_hash() && !pss);
+        match &self.prepared {
+            Some(key) if conventional => key.verify_sig(msg, sig).is_ok(),
+            _ => UnparsedPublicKey::new(alg, &self.raw)
+                .verify(msg, sig)
+                .is_ok(),
+        }
     }
 
     /// Verifies a signature made with the X.509 / CMS signature algorithm `oid`
@@ -242,7 +280,7 @@ impl PublicKey {
         msg: &[u8],
         sig: &[u8],
     ) -> bool {
-        let (hash, pss) = match oid.to_string().as_str() {
+        let (hash, pss) = match *oid {
             OID_ECDSA_SHA256 | OID_RSA_SHA256 => (HashAlg::Sha256, false),
             OID_ECDSA_SHA384 | OID_RSA_SHA384 => (HashAlg::Sha384, false),
             OID_ECDSA_SHA512 | OID_RSA_SHA512 => (HashAlg::Sha512, false),
@@ -253,7 +291,7 @@ impl PublicKey {
             },
             _ => return false,
         };
-        if (oid.to_string() == OID_ED25519) != (self.kind == KeyKind::Ed25519) {
+        if (*oid == OID_ED25519) != (self.kind == KeyKind::Ed25519) {
             return false;
         }
         self.verify_with(hash, pss, msg, sig)

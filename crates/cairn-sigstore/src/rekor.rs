@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::crypto::sha256;
 use crate::error::VerifyError;
+use crate::hex;
 use crate::trust::{Log, TrustedRoot};
 use crate::wire;
 
@@ -90,10 +91,6 @@ fn verifier_matches(found: &[u8], expected: Verifier<'_>) -> bool {
     match expected {
         Verifier::Certificate(der) | Verifier::Key(der) => found == der,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks that the entry's body describes the bundle's signature, content and verifier.
@@ -327,16 +324,15 @@ fn check_sig_list(
     Ok(())
 }
 
-/// The SET payload Rekor signs (canonical JSON, keys sorted).
+/// The SET payload Rekor signs: canonical JSON (RFC 8785), keys sorted, no
+/// whitespace. Written directly; the body string is escaped by serde_json.
 fn set_payload(body_b64: &str, integrated_time: i64, log_id: &[u8], log_index: i64) -> Vec<u8> {
-    let v = serde_json::json!({
-        "body": body_b64,
-        "integratedTime": integrated_time,
-        "logID": hex(log_id),
-        "logIndex": log_index,
-    });
-    // serde_json's map is sorted (no preserve_order), so this is canonical.
-    v.to_string().into_bytes()
+    let body = serde_json::Value::from(body_b64).to_string();
+    format!(
+        r#"{{"body":{body},"integratedTime":{integrated_time},"logID":"{}","logIndex":{log_index}}}"#,
+        hex(log_id)
+    )
+    .into_bytes()
 }
 
 fn find_log<'r>(root: &'r TrustedRoot, key_id: &[u8]) -> Option<&'r Log> {
@@ -366,11 +362,12 @@ pub(crate) fn verify_entry(
         what: "the canonicalized body",
         source,
     })?;
-    let parsed: wire::RekorBody =
-        serde_json::from_value(body.clone()).map_err(|source| VerifyError::Json {
+    let parsed = <wire::RekorBody as serde::Deserialize>::deserialize(&body).map_err(|source| {
+        VerifyError::Json {
             what: "the canonicalized body",
             source,
-        })?;
+        }
+    })?;
     if parsed.kind != e.kind_version.kind || parsed.api_version != e.kind_version.version {
         return Err(body_err(index, "kind and version differ from the entry's"));
     }
@@ -521,4 +518,28 @@ fn verify_checkpoint(
     } else {
         "no signature under the origin's name"
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_payload_is_the_canonical_json_rekor_signs() {
+        // serde_json's sorted map is canonical for these four keys; the
+        // hand-written payload must be byte for byte the same, escapes included.
+        for body in ["eyJhIjoxfQ==", "", "quote\" back\\slash \u{1} é"] {
+            let expected = serde_json::json!({
+                "body": body,
+                "integratedTime": -5,
+                "logID": "00ff10",
+                "logIndex": 79_571_823,
+            })
+            .to_string();
+            assert_eq!(
+                set_payload(body, -5, &[0x00, 0xff, 0x10], 79_571_823),
+                expected.into_bytes()
+            );
+        }
+    }
 }

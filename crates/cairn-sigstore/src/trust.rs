@@ -5,6 +5,7 @@ use crate::crypto::{PublicKey, sha256};
 use crate::error::VerifyError;
 use crate::time::parse_rfc3339;
 use crate::wire;
+use crate::x509::Pool;
 
 /// The most bytes a trusted root may have.
 pub const MAX_TRUSTED_ROOT_BYTES: usize = 4 << 20;
@@ -78,8 +79,42 @@ impl Log {
 /// (or intermediate) first and root last, in DER.
 #[derive(Debug, Clone)]
 pub struct Authority {
-    pub chain: Vec<Vec<u8>>,
+    chain: Vec<Vec<u8>>,
     pub valid: Window,
+    /// The chain parsed, with its internal signatures checked once; `None`
+    /// when a certificate in it does not parse (verification then reports
+    /// why, at the time it needs this authority). Private, and built with the
+    /// chain, so it can never describe another chain.
+    prepared: Option<Pool>,
+}
+
+impl Authority {
+    pub fn new(chain: Vec<Vec<u8>>, valid: Window) -> Authority {
+        let prepared = Pool::new(&chain).ok();
+        Authority {
+            chain,
+            valid,
+            prepared,
+        }
+    }
+
+    /// The chain, leaf (or intermediate) first and root last, in DER.
+    pub fn chain(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
+    /// The prepared chain, or why it cannot be used.
+    pub(crate) fn pool(&self) -> Result<&Pool, VerifyError> {
+        match &self.prepared {
+            Some(pool) => Ok(pool),
+            // Parse again only to say what is wrong (the error is not `Clone`).
+            None => Err(Pool::new(&self.chain)
+                .err()
+                .unwrap_or(VerifyError::TrustedRoot {
+                    what: "an authority's chain does not parse",
+                })),
+        }
+    }
 }
 
 /// What the verifier trusts.
@@ -155,15 +190,14 @@ fn authority(a: &wire::CaJson) -> Result<Authority, VerifyError> {
             what: "an authority's chain is empty or too long",
         });
     }
-    Ok(Authority {
-        chain: a
-            .cert_chain
+    Ok(Authority::new(
+        a.cert_chain
             .certificates
             .iter()
             .map(|c| crate::b64(&c.raw_bytes, "a trusted certificate"))
             .collect::<Result<_, _>>()?,
-        valid: Window::parse(a.valid_for.as_ref())?,
-    })
+        Window::parse(a.valid_for.as_ref())?,
+    ))
 }
 
 #[cfg(test)]

@@ -184,27 +184,30 @@ fn trusted_signer(
 ) -> Result<(), &'static str> {
     let mut failure = "no trusted timestamp authority signed the token";
     for tsa in &root.timestamp_authorities {
-        let Ok(chain) = tsa
-            .chain
-            .iter()
-            .map(|d| Cert::from_der(d))
-            .collect::<Result<Vec<_>, _>>()
-        else {
+        let Ok(pool) = tsa.pool() else {
             continue;
         };
+        let chain = &pool.certs;
         let Some(leaf) = chain.first() else { continue };
         let candidates = std::iter::once(leaf).chain(embedded.iter());
         for cand in candidates {
             if !signs(cand) {
                 continue;
             }
-            if !cand.has_eku(crate::x509::OID_KP_TIME_STAMPING) {
+            if !cand.has_eku(&crate::x509::OID_KP_TIME_STAMPING) {
                 failure = "the signing certificate is not for time stamping";
                 continue;
             }
             // The signer must be the TSA's own certificate, or chain to its root.
-            let anchored =
-                cand.der == leaf.der || crate::x509::build_path(cand, &chain[1..], time).is_ok();
+            let anchored = cand.der == leaf.der
+                || crate::x509::build_path(
+                    cand,
+                    &mut |j| chain.get(j).is_some_and(|issuer| cand.signed_by(issuer)),
+                    pool,
+                    1,
+                    time,
+                )
+                .is_ok();
             if !anchored {
                 continue;
             }
@@ -216,7 +219,9 @@ fn trusted_signer(
                 failure = "the timestamp is outside the signing certificate's validity";
                 continue;
             }
-            if chain.len() > 1 && crate::x509::build_path(leaf, &chain[1..], time).is_err() {
+            if chain.len() > 1
+                && crate::x509::build_path(leaf, &mut |j| pool.signed(0, j), pool, 1, time).is_err()
+            {
                 failure = "the authority's chain is not valid at the timestamp";
                 continue;
             }

@@ -3,6 +3,7 @@
 //! extensions, and embedded SCTs (RFC 6962 §3.2–3.3).
 
 use der::Decode;
+use der::asn1::ObjectIdentifier;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, SubjectAltName};
@@ -13,12 +14,14 @@ use crate::tlv;
 use crate::trust::Log;
 
 /// Fulcio's OIDC issuer extension (v2): a DER UTF8String.
-const OID_FULCIO_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
+const OID_FULCIO_ISSUER_V2: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
 /// Fulcio's legacy OIDC issuer extension (v1): the raw string bytes.
-const OID_FULCIO_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
+const OID_FULCIO_ISSUER_V1: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.1");
 /// The embedded SCT list extension (RFC 6962 §3.3), DER of 1.3.6.1.4.1.11129.2.4.2.
 const OID_SCT_LIST_DER: [u8; 10] = [0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x02];
-const OID_SCT_LIST: &str = "1.3.6.1.4.1.11129.2.4.2";
+const OID_SCT_LIST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
 const MAX_SCTS: usize = 64;
 
 /// A parsed certificate with the raw bytes its signature covers.
@@ -27,6 +30,8 @@ pub struct Cert {
     pub der: Vec<u8>,
     pub parsed: Certificate,
     pub(crate) tbs_raw: Vec<u8>,
+    /// The subjectPublicKeyInfo as encoded in the certificate.
+    pub(crate) spki_raw: Vec<u8>,
     pub not_before: i64,
     pub not_after: i64,
     pub key: Option<PublicKey>,
@@ -40,22 +45,33 @@ impl Cert {
         })?;
         let (outer, _) = tlv::expect(der_bytes, tlv::SEQUENCE, "a certificate")?;
         let (tbs, _) = tlv::expect(outer.content, tlv::SEQUENCE, "a certificate's TBS")?;
+        // TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber,
+        // signature, issuer, validity, subject, subjectPublicKeyInfo, ... }
+        // (RFC 5280 §4.1); x509-cert has already checked that shape.
+        let fields = tlv::children(tbs.content, 16, "a certificate's TBS")?;
+        let spki_at = if fields.first().is_some_and(|f| f.tag == 0xa0) {
+            6
+        } else {
+            5
+        };
+        let spki = fields
+            .get(spki_at)
+            .filter(|f| f.tag == tlv::SEQUENCE)
+            .ok_or(VerifyError::Der {
+                what: "a certificate's public key",
+            })?;
         let validity = parsed.tbs_certificate().validity();
         let secs = |t: x509_cert::time::Time| {
             i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
         };
-        let spki = der::Encode::to_der(parsed.tbs_certificate().subject_public_key_info())
-            .map_err(|source| VerifyError::X509 {
-                what: "a certificate's public key",
-                source,
-            })?;
         Ok(Cert {
             der: der_bytes.to_vec(),
             tbs_raw: tbs.raw.to_vec(),
+            spki_raw: spki.raw.to_vec(),
             not_before: secs(validity.not_before),
             not_after: secs(validity.not_after),
             // A key we cannot use is only an error if we need it.
-            key: PublicKey::from_spki_der(&spki).ok(),
+            key: PublicKey::from_spki_der(spki.raw).ok(),
             parsed,
         })
     }
@@ -74,18 +90,18 @@ impl Cert {
     }
 
     /// True when the certificate's extended key usage lists `oid` (dotted).
-    pub(crate) fn has_eku(&self, oid: &str) -> bool {
+    pub(crate) fn has_eku(&self, oid: &ObjectIdentifier) -> bool {
         match self
             .parsed
             .tbs_certificate()
             .get_extension::<ExtendedKeyUsage>()
         {
-            Ok(Some((_, eku))) => eku.0.iter().any(|o| o.to_string() == oid),
+            Ok(Some((_, eku))) => eku.0.iter().any(|o| o == oid),
             _ => false,
         }
     }
 
-    fn is_self_issued(&self) -> bool {
+    pub(crate) fn is_self_issued(&self) -> bool {
         self.parsed.tbs_certificate().subject() == self.parsed.tbs_certificate().issuer()
     }
 
@@ -128,64 +144,137 @@ impl Cert {
         out
     }
 
-    fn extension(&self, oid: &str) -> Option<&[u8]> {
+    fn extension(&self, oid: &ObjectIdentifier) -> Option<&[u8]> {
         self.parsed
             .tbs_certificate()
             .extensions()?
             .iter()
-            .find(|e| e.extn_id.to_string() == oid)
+            .find(|e| e.extn_id == *oid)
             .map(|e| e.extn_value.as_bytes())
     }
 
     /// The OIDC issuer Fulcio recorded: the v2 extension, else the legacy v1 one.
     pub fn oidc_issuer(&self) -> Option<String> {
-        if let Some(v) = self.extension(OID_FULCIO_ISSUER_V2) {
+        if let Some(v) = self.extension(&OID_FULCIO_ISSUER_V2) {
             let s = der::asn1::Utf8StringRef::from_der(v).ok()?;
             return Some(s.as_str().to_owned());
         }
-        self.extension(OID_FULCIO_ISSUER_V1)
+        self.extension(&OID_FULCIO_ISSUER_V1)
             .and_then(|v| std::str::from_utf8(v).ok())
             .map(str::to_owned)
     }
 }
 
-/// Builds a path from `leaf` to a self-signed root using only `pool` (the
-/// trusted chain), every certificate valid at `time`. Returns the path, leaf first.
-pub(crate) fn build_path(leaf: &Cert, pool: &[Cert], time: i64) -> Result<Vec<Cert>, VerifyError> {
-    if !leaf.valid_at(time) {
+/// A trusted certificate chain (a CA's or TSA's, from the trusted root),
+/// parsed once, with the signatures among its members checked once: they are
+/// fixed by the trusted root, and whether a signature verifies does not
+/// depend on the time. Only the untrusted certificate a path starts from is
+/// checked on every verification.
+#[derive(Debug, Clone)]
+pub(crate) struct Pool {
+    pub certs: Vec<Cert>,
+    is_ca: Vec<bool>,
+    /// `signed[i][j]`: certificate `i` names `j` as its issuer and `j`'s key
+    /// verifies its signature ([`Cert::signed_by`]).
+    signed: Vec<Vec<bool>>,
+}
+
+impl Pool {
+    pub(crate) fn new(ders: &[Vec<u8>]) -> Result<Pool, VerifyError> {
+        let certs = ders
+            .iter()
+            .map(|d| Cert::from_der(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let is_ca = certs.iter().map(Cert::is_ca).collect();
+        let signed = certs
+            .iter()
+            .map(|c| certs.iter().map(|issuer| c.signed_by(issuer)).collect())
+            .collect();
+        Ok(Pool {
+            certs,
+            is_ca,
+            signed,
+        })
+    }
+
+    /// Whether member `i` is signed by member `j`.
+    pub(crate) fn signed(&self, i: usize, j: usize) -> bool {
+        self.signed
+            .get(i)
+            .and_then(|row| row.get(j))
+            .copied()
+            .unwrap_or(false)
+    }
+}
+
+/// A certificate on a path being built: the start, or a pool member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    Start,
+    Member(usize),
+}
+
+/// Builds a path from `start` to a self-signed root using only the members
+/// of `pool` from index `from` on (the trusted chain), every certificate
+/// valid at `time`. `start_signed_by(j)` says whether `start` is signed by
+/// member `j` (checked live for an untrusted certificate; looked up for a
+/// member). Returns the path, start first.
+pub(crate) fn build_path<'p>(
+    start: &'p Cert,
+    start_signed_by: &mut dyn FnMut(usize) -> bool,
+    pool: &'p Pool,
+    from: usize,
+    time: i64,
+) -> Result<Vec<&'p Cert>, VerifyError> {
+    if !start.valid_at(time) {
         return Err(VerifyError::CertificateValidity {
             time,
-            not_before: leaf.not_before,
-            not_after: leaf.not_after,
+            not_before: start.not_before,
+            not_after: start.not_after,
         });
     }
-    let mut path = vec![leaf.clone()];
+    let members = from.min(pool.certs.len())..pool.certs.len();
+    let anchor = pool.certs.get(members.clone()).and_then(<[Cert]>::last);
+    let cert = |n: Node| match n {
+        Node::Start => start,
+        Node::Member(i) => &pool.certs[i],
+    };
+    let mut path = vec![Node::Start];
     for _ in 0..crate::MAX_CHAIN {
-        let current = path
+        let current = *path
             .last()
             .ok_or(VerifyError::Chain { what: "empty path" })?;
         // Done at a self-signed root of the trusted chain, or at its last
         // certificate (the anchor the trusted root lists).
-        let at_anchor = path.len() > 1
-            && ((current.is_self_issued() && current.signed_by(current))
-                || pool.last().is_some_and(|a| a.der == current.der));
+        let at_anchor = match current {
+            Node::Member(i) if path.len() > 1 => {
+                let c = &pool.certs[i];
+                (c.is_self_issued() && pool.signed(i, i)) || anchor.is_some_and(|a| a.der == c.der)
+            }
+            _ => false,
+        };
         if at_anchor {
-            return Ok(path);
+            return Ok(path.into_iter().map(cert).collect());
         }
-        let issuer = pool
-            .iter()
-            .find(|c| c.is_ca() && current.signed_by(c) && !path.iter().any(|p| p.der == c.der));
+        let issuer = members.clone().find(|&j| {
+            pool.is_ca[j]
+                && match current {
+                    Node::Start => start_signed_by(j),
+                    Node::Member(i) => pool.signed(i, j),
+                }
+                && !path.iter().any(|&p| cert(p).der == pool.certs[j].der)
+        });
         let Some(issuer) = issuer else {
             return Err(VerifyError::Chain {
                 what: "no trusted issuer signed the certificate",
             });
         };
-        if !issuer.valid_at(time) {
+        if !pool.certs[issuer].valid_at(time) {
             return Err(VerifyError::Chain {
                 what: "an issuing certificate is not valid at the signing time",
             });
         }
-        path.push(issuer.clone());
+        path.push(Node::Member(issuer));
     }
     Err(VerifyError::Chain {
         what: "the chain is longer than the limit",
@@ -193,9 +282,10 @@ pub(crate) fn build_path(leaf: &Cert, pool: &[Cert], time: i64) -> Result<Vec<Ce
 }
 
 /// id-kp-codeSigning (RFC 5280 §4.2.1.12), which Fulcio puts in every leaf.
-const OID_KP_CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
+const OID_KP_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 /// id-kp-timeStamping (RFC 3161 §2.3), required of a TSA's signing certificate.
-pub(crate) const OID_KP_TIME_STAMPING: &str = "1.3.6.1.5.5.7.3.8";
+pub(crate) const OID_KP_TIME_STAMPING: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
 
 /// A Fulcio signing certificate is an end-entity certificate for code signing.
 pub(crate) fn check_leaf(leaf: &Cert) -> Result<(), VerifyError> {
@@ -204,7 +294,7 @@ pub(crate) fn check_leaf(leaf: &Cert) -> Result<(), VerifyError> {
             what: "the signing certificate is a CA certificate",
         });
     }
-    if !leaf.has_eku(OID_KP_CODE_SIGNING) {
+    if !leaf.has_eku(&OID_KP_CODE_SIGNING) {
         return Err(VerifyError::Chain {
             what: "the signing certificate is not for code signing (extended key usage)",
         });
@@ -214,7 +304,7 @@ pub(crate) fn check_leaf(leaf: &Cert) -> Result<(), VerifyError> {
 
 /// The precertificate TBS an embedded SCT signs: the leaf's TBS without the
 /// SCT list extension (RFC 6962 §3.2; the poison extension is already absent).
-fn precert_tbs(tbs_raw: &[u8]) -> Result<Vec<u8>, VerifyError> {
+pub(crate) fn precert_tbs(tbs_raw: &[u8]) -> Result<Vec<u8>, VerifyError> {
     const WHAT: &str = "the certificate's TBS";
     let (tbs, _) = tlv::expect(tbs_raw, tlv::SEQUENCE, WHAT)?;
     let mut out = Vec::with_capacity(tbs.raw.len());
@@ -270,21 +360,14 @@ pub(crate) fn verify_embedded_sct(
     issuer: &Cert,
     ctlogs: &[Log],
 ) -> Result<(), VerifyError> {
-    let ext = leaf.extension(OID_SCT_LIST).ok_or(VerifyError::Sct {
+    let ext = leaf.extension(&OID_SCT_LIST).ok_or(VerifyError::Sct {
         what: "the certificate has no embedded SCTs",
     })?;
     let (octets, _) = tlv::expect(ext, tlv::OCTET_STRING, "the SCT list")?;
     let mut list = Reader(octets.content);
     let mut scts = Reader(list.vec(2)?);
     let tbs = precert_tbs(&leaf.tbs_raw)?;
-    let issuer_spki = der::Encode::to_der(
-        issuer.parsed.tbs_certificate().subject_public_key_info(),
-    )
-    .map_err(|source| VerifyError::X509 {
-        what: "the issuer's public key",
-        source,
-    })?;
-    let issuer_key_hash = sha256(&issuer_spki);
+    let issuer_key_hash = sha256(&issuer.spki_raw);
     let tbs_len = u32::try_from(tbs.len())
         .ok()
         .filter(|&n| n < 1 << 24)
@@ -371,6 +454,77 @@ mod tests {
         assert_eq!(precert_tbs(&with).expect("parses"), without);
         assert_eq!(precert_tbs(&without).expect("parses"), without);
         assert!(precert_tbs(&with[..with.len() - 1]).is_err());
+    }
+
+    /// The conformance suite's production trusted root (see tests/conformance.rs).
+    fn production_root() -> crate::TrustedRoot {
+        let dir = std::env::var_os("CAIRN_CONFORMANCE_DIR").map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
+            std::path::PathBuf::from,
+        );
+        let path = dir.join("sigstore-bundle-verify/production_trusted_root.json");
+        let bytes = std::fs::read(&path).expect("the conformance suite's trusted root");
+        crate::TrustedRoot::from_json(&bytes).expect("parses")
+    }
+
+    #[test]
+    fn prepared_pools_agree_with_live_signature_checks() {
+        let root = production_root();
+        let mut relations = 0;
+        for a in root
+            .certificate_authorities
+            .iter()
+            .chain(&root.timestamp_authorities)
+        {
+            let pool = a.pool().expect("the production chains parse");
+            assert_eq!(pool.certs.len(), a.chain().len());
+            for (i, c) in pool.certs.iter().enumerate() {
+                assert_eq!(c.der, a.chain()[i]);
+                for (j, issuer) in pool.certs.iter().enumerate() {
+                    let live = c.signed_by(issuer);
+                    assert_eq!(pool.signed(i, j), live, "{i} signed by {j}");
+                    relations += usize::from(live);
+                }
+            }
+            assert!(!pool.signed(pool.certs.len(), 0), "out of range is false");
+        }
+        // Fulcio intermediates signed by their roots, self-signed roots.
+        assert!(
+            relations >= 4,
+            "only {relations} signatures among the chains"
+        );
+    }
+
+    #[test]
+    fn a_path_from_a_member_uses_the_pool_and_stops_at_the_anchor() {
+        let root = production_root();
+        let ca = root
+            .certificate_authorities
+            .iter()
+            .find(|a| a.chain().len() == 2)
+            .expect("a CA with an intermediate");
+        let pool = ca.pool().expect("parses");
+        let (first, anchor) = (&pool.certs[0], &pool.certs[1]);
+        let t = first.not_before.max(anchor.not_before);
+        let path = build_path(first, &mut |j| pool.signed(0, j), pool, 1, t).expect("chains");
+        assert_eq!(path.len(), 2);
+        assert_eq!(path[1].der, anchor.der);
+        // Outside the intermediate's validity, no path.
+        assert!(matches!(
+            build_path(
+                first,
+                &mut |j| pool.signed(0, j),
+                pool,
+                1,
+                first.not_before - 1
+            ),
+            Err(VerifyError::CertificateValidity { .. })
+        ));
+        // A start no member signed finds no issuer.
+        assert!(matches!(
+            build_path(first, &mut |_| false, pool, 1, t),
+            Err(VerifyError::Chain { .. })
+        ));
     }
 
     #[test]

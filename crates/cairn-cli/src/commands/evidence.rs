@@ -1,6 +1,7 @@
 //! `cairn evidence RUN [--export DIR]`: the signed statements a run produced —
-//! listed, or written out as Sigstore bundles for `cairn verify` or any Sigstore
-//! verifier.
+//! listed with the audit log entry each bundle carries, or written out as
+//! Sigstore bundles for `cairn verify` (which checks that entry with the trusted
+//! root cairn keeps for its log) or any Sigstore verifier.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,6 +55,7 @@ pub fn evidence(cli: &Cli, args: &EvidenceArgs) -> Result<ExitCode, Failure> {
                     "predicate_type": e.predicate_type,
                     "subject": { "name": e.subject_name, "digest": e.subject_digest },
                     "created_at": rfc3339_utc(e.created_at_ms),
+                    "log_index": log_index(e),
                     "file": written.get(i).map(|p: &PathBuf| p.display().to_string()),
                 })
             })
@@ -74,11 +76,24 @@ pub fn evidence(cli: &Cli, args: &EvidenceArgs) -> Result<ExitCode, Failure> {
             e.subject_name,
             e.subject_digest
         );
+        if let Some(index) = log_index(e) {
+            println!("      audit log entry {index}");
+        }
         if let Some(path) = written.get(i) {
             println!("      written to {}", path.display());
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The audit log index the bundle's entry names (`cairn log show INDEX`), if
+/// it carries one. Read, not verified: `cairn verify` checks it.
+fn log_index(e: &EvidenceRecord) -> Option<i64> {
+    cairn_evidence::Bundle::from_json(&e.bundle)
+        .ok()?
+        .tlog_entries
+        .first()
+        .map(|entry| entry.log_index)
 }
 
 fn export(dir: &Path, e: &EvidenceRecord) -> Result<PathBuf, Failure> {

@@ -1,12 +1,16 @@
 //! `cairn key`: cairn's evidence signing key (see `cairn_engine::keys` for where
 //! and how it is kept). The secret is never printed.
 //!
-//! Rotation is not yet recorded in the transparency log: that entry comes with the
-//! log (DESIGN "Audit production": key changes are logged before they take effect).
+//! Every key change is appended to the audit log (`cairn log show`) as a
+//! `key-rotation` entry before the new key is written; if the log cannot record
+//! it, the key is not replaced. `cairn key show` also names the log's key and
+//! `<data>/trusted_root.json`, with which `cairn verify` checks cairn's bundles.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use cairn_engine::DataDir;
+use cairn_engine::audit::{self, AuditLog};
 use cairn_engine::keys::{KeyStore, Retired};
 use cairn_evidence::{Algorithm, VerifyingKey};
 use serde_json::{Value, json};
@@ -54,7 +58,7 @@ impl From<KeyAlgorithm> for Algorithm {
 
 pub fn key(cli: &Cli, cmd: &KeyCommand) -> Result<ExitCode, Failure> {
     let data = super::data_dir(cli)?;
-    let report = run(&KeyStore::new(&data), cmd)?;
+    let report = run(&data, cmd)?;
     if cli.json {
         print_json(&report.json());
     } else {
@@ -70,6 +74,10 @@ struct Report {
     key: VerifyingKey,
     path: PathBuf,
     retired: Option<Retired>,
+    /// The audit log entry that recorded the change.
+    logged: Option<u64>,
+    /// The log's verifier key and trusted root, once a log exists.
+    log: Option<(String, PathBuf)>,
 }
 
 impl Report {
@@ -85,6 +93,9 @@ impl Report {
                 "algorithm": r.key.algorithm().name(),
                 "path": r.path.display().to_string(),
             })),
+            "log_index": self.logged,
+            "log_verifier": self.log.as_ref().map(|(v, _)| v.as_str()),
+            "trusted_root": self.log.as_ref().map(|(_, p)| p.display().to_string()),
         })
     }
 
@@ -104,7 +115,9 @@ impl Report {
                 r.key.key_id(),
                 r.path.display()
             ));
-            out.push_str("note: the rotation is not in the transparency log yet; that entry comes with the log\n");
+        }
+        if let Some(index) = self.logged {
+            out.push_str(&format!("logged as audit log entry {index}\n"));
         }
         out.push_str(&format!(
             "key id: {}\nalgorithm: {}\n{}",
@@ -112,21 +125,44 @@ impl Report {
             self.key.algorithm(),
             self.key.to_pem()
         ));
+        if let Some((verifier, root)) = &self.log {
+            out.push_str(&format!(
+                "log key: {verifier}\ntrusted root: {}\n",
+                root.display()
+            ));
+        }
         out
     }
 }
 
-fn run(keys: &KeyStore, cmd: &KeyCommand) -> Result<Report, Failure> {
+fn run(data: &DataDir, cmd: &KeyCommand) -> Result<Report, Failure> {
+    let keys = KeyStore::new(data);
     let path = keys.signing_key_path();
-    let (action, key, retired) = match cmd {
+    let (action, key, retired, logged) = match cmd {
         KeyCommand::Create { algorithm, force } => {
-            let (key, retired) = keys.create((*algorithm).into(), *force)?;
-            ("created", key, retired)
+            // Refuse before touching the log when there is a key and no --force.
+            if !*force && keys.load()?.is_some() {
+                return Err(cairn_engine::EngineError::KeyExists { path }.into());
+            }
+            let audit = AuditLog::open_waiting(data, audit::LOCK_WAIT)?;
+            let change = keys.create((*algorithm).into(), *force, &audit)?;
+            (
+                "created",
+                change.key,
+                change.retired,
+                Some(change.logged.index),
+            )
         }
-        KeyCommand::Show => ("show", keys.require()?, None),
+        KeyCommand::Show => ("show", keys.require()?, None, None),
         KeyCommand::Rotate { algorithm } => {
-            let (key, retired) = keys.rotate(algorithm.map(Algorithm::from))?;
-            ("rotated to a new", key, retired)
+            let audit = AuditLog::open_waiting(data, audit::LOCK_WAIT)?;
+            let change = keys.rotate(algorithm.map(Algorithm::from), &audit)?;
+            (
+                "rotated to a new",
+                change.key,
+                change.retired,
+                Some(change.logged.index),
+            )
         }
     };
     Ok(Report {
@@ -134,13 +170,28 @@ fn run(keys: &KeyStore, cmd: &KeyCommand) -> Result<Report, Failure> {
         key: key.verifying_key().clone(),
         path,
         retired,
+        logged,
+        log: log_material(data),
     })
+}
+
+/// The log's verifier key and trusted root, when the log has a key (showing a
+/// key never creates a log).
+fn log_material(data: &DataDir) -> Option<(String, PathBuf)> {
+    let key = audit::key_path(data);
+    if !key.is_file() {
+        return None;
+    }
+    let signer = cairn_tlog_fs::load_or_create_signer(&key, audit::ORIGIN).ok()?;
+    Some((
+        signer.verifier().to_string(),
+        audit::trusted_root_path(data),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_engine::DataDir;
 
     #[derive(Debug, clap::Parser)]
     struct Grammar {
@@ -184,7 +235,7 @@ mod tests {
     #[test]
     fn exit_codes() {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let keys = KeyStore::new(&DataDir::at(tmp.path()));
+        let keys = DataDir::at(tmp.path());
         assert_eq!(
             run(&keys, &KeyCommand::Show).expect_err("no key").code,
             crate::exit::USER
@@ -210,9 +261,10 @@ mod tests {
     #[test]
     fn output_never_shows_the_secret() {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let keys = KeyStore::new(&DataDir::at(tmp.path()));
+        let data = DataDir::at(tmp.path());
+        let keys = KeyStore::new(&data);
         run(
-            &keys,
+            &data,
             &KeyCommand::Create {
                 algorithm: KeyAlgorithm::Ed25519,
                 force: false,
@@ -222,8 +274,8 @@ mod tests {
         let body =
             |text: String| -> String { text.lines().filter(|l| !l.starts_with("-----")).collect() };
         let secret = body(std::fs::read_to_string(keys.signing_key_path()).expect("read"));
-        let rotated = run(&keys, &KeyCommand::Rotate { algorithm: None }).expect("rotates");
-        let shown = run(&keys, &KeyCommand::Show).expect("shows");
+        let rotated = run(&data, &KeyCommand::Rotate { algorithm: None }).expect("rotates");
+        let shown = run(&data, &KeyCommand::Show).expect("shows");
         let new_secret = body(std::fs::read_to_string(keys.signing_key_path()).expect("read"));
         for report in [&rotated, &shown] {
             for out in [
@@ -239,6 +291,15 @@ mod tests {
         }
         assert!(shown.text().contains("-----BEGIN PUBLIC KEY-----"));
         assert_eq!(shown.json()["public_key"], shown.key.to_pem());
-        assert!(rotated.text().contains("not in the transparency log yet"));
+        assert!(rotated.text().contains("logged as audit log entry 1"));
+        assert_eq!(rotated.json()["log_index"], 1);
+        assert!(shown.text().contains("log key: cairn.local/log+"));
+        // Neither shows the log's secret key either.
+        let log_secret =
+            std::fs::read_to_string(cairn_engine::audit::key_path(&data)).expect("read");
+        for out in [shown.text(), rotated.json().to_string()] {
+            assert!(!out.contains(log_secret.trim()), "{out}");
+            assert!(!out.contains("PRIVATE+KEY"), "{out}");
+        }
     }
 }

@@ -16,8 +16,9 @@ use crate::cli::Cli;
 use crate::exit::Failure;
 use crate::output::print_json;
 
-/// The origin line of cairn's checkpoints, and the name of its log key.
-pub const ORIGIN: &str = "cairn.local/log";
+/// The origin line of cairn's checkpoints, and the name of its log key (the
+/// engine's audit log: the same log, paths and key).
+pub const ORIGIN: &str = cairn_engine::audit::ORIGIN;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LogCommand {
@@ -139,11 +140,11 @@ pub fn execute(data_root: &Path, cmd: &LogCommand) -> Result<Outcome, Failure> {
 }
 
 fn log_dir(data_root: &Path) -> PathBuf {
-    data_root.join("log")
+    cairn_engine::audit::log_dir(&cairn_engine::DataDir::at(data_root))
 }
 
 fn key_path(data_root: &Path) -> PathBuf {
-    data_root.join("keys").join("log.key")
+    cairn_engine::audit::key_path(&cairn_engine::DataDir::at(data_root))
 }
 
 fn fail(err: LogError) -> Failure {

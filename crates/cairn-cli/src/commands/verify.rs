@@ -6,6 +6,11 @@
 //! no built-in root: Sigstore rotates its keys through TUF, and a root frozen
 //! into the binary would go stale silently. Without a root nothing verifies —
 //! even `--key` bundles carry log entries whose keys only the root holds.
+//! cairn's own bundles are the one case with a root at hand: their log entry is
+//! in cairn's audit log, whose key the engine writes as a trusted root to
+//! `<data>/trusted_root.json`; with `--key` and no root given, that root is
+//! used, and the bundle goes through the same verifier as any other (its entry
+//! is a Rekor v2 `dsse` entry with an inclusion proof and signed checkpoint).
 //! Exit codes: 0 verified, 1 not verified (or unusable input), 2 cairn failed.
 
 use std::io::Read;
@@ -222,10 +227,20 @@ fn rejected(cli: &Cli, args: &VerifyArgs, err: &VerifyError) -> Result<ExitCode,
 
 pub fn verify(cli: &Cli, args: &VerifyArgs) -> Result<ExitCode, Failure> {
     let policy = policy(args)?;
-    let Some(root_path) = &args.trusted_root else {
+    // cairn's own bundles: with --key and no trusted root given, the root cairn
+    // writes for its own audit log (`<data>/trusted_root.json`) is used, so that
+    // `cairn verify --bundle B --key K ARTIFACT` checks the log entry too.
+    let own_root = match (&args.trusted_root, &args.key) {
+        (None, Some(_)) => Some(cairn_engine::audit::trusted_root_path(&super::data_dir(
+            cli,
+        )?))
+        .filter(|p| p.is_file()),
+        _ => None,
+    };
+    let Some(root_path) = args.trusted_root.as_ref().or(own_root.as_ref()) else {
         return Err(Failure::user(anyhow!(
             "a trusted root is needed: --trusted-root FILE (or CAIRN_SIGSTORE_TRUSTED_ROOT); \
-             cairn has no built-in Sigstore root"
+             cairn has no built-in Sigstore root, and no log of its own in this data directory"
         )));
     };
     let root_bytes = read_input(

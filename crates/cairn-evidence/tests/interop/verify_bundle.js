@@ -2,7 +2,11 @@
 // @sigstore/verify), the way `sigstore verify --key` does, with no transparency
 // log or timestamp required (cairn's bundles carry none yet).
 //
-// usage: node verify_bundle.js BUNDLE.json PUBLIC_KEY.pem KEY_ID
+// usage: node verify_bundle.js BUNDLE.json PUBLIC_KEY.pem KEY_ID [TRUSTED_ROOT.json]
+// With a trusted root (cairn writes one for its own log: <data>/trusted_root.json),
+// the bundle's transparency log entry is required and checked against it
+// (inclusion proof, checkpoint signature, body); without, none is required
+// (sigstore-js still checks, and so rejects, any entry it cannot trust).
 // exit: 0 verified; 1 rejected (invalid bundle or bad signature); 2 usage or setup.
 'use strict';
 
@@ -19,7 +23,7 @@ try {
   process.exit(2);
 }
 
-const [bundlePath, keyPath, keyId] = process.argv.slice(2);
+const [bundlePath, keyPath, keyId, trustedRootPath] = process.argv.slice(2);
 if (!bundlePath || !keyPath || !keyId) {
   console.error('usage: node verify_bundle.js BUNDLE.json PUBLIC_KEY.pem KEY_ID');
   process.exit(2);
@@ -75,8 +79,18 @@ const keyFinder = (hint) => {
   }
   return { publicKey, validFor: () => true };
 };
-const verifier = new sigstoreVerify.Verifier(sigstoreVerify.toTrustMaterial(emptyTrustedRoot, keyFinder), {
-  tlogThreshold: 0,
+let trustedRoot = emptyTrustedRoot;
+if (trustedRootPath) {
+  try {
+    trustedRoot = require('@sigstore/protobuf-specs').TrustedRoot.fromJSON(
+      JSON.parse(fs.readFileSync(trustedRootPath, 'utf8')));
+  } catch (e) {
+    console.error(`cannot read the trusted root ${trustedRootPath}: ${e.message}`);
+    process.exit(2);
+  }
+}
+const verifier = new sigstoreVerify.Verifier(sigstoreVerify.toTrustMaterial(trustedRoot, keyFinder), {
+  tlogThreshold: trustedRootPath ? 1 : 0,
   ctlogThreshold: 0,
   timestampThreshold: 0,
 });

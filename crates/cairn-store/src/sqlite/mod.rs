@@ -95,9 +95,24 @@ impl SqliteStore {
         let found = schema::user_version(&conn).map_err(open_err)?;
         schema::refuse_newer(found, &path)?;
 
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(StoreError::sqlite("switching to write-ahead logging"))?;
+        // Switching to WAL needs an exclusive lock. When several processes open a
+        // new data directory at once, SQLite may answer BUSY at once instead of
+        // calling the busy handler (two lock upgrades would deadlock), so retry
+        // here, within the same time budget.
+        let started = std::time::Instant::now();
+        let mode: String = loop {
+            match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && started.elapsed() < Self::BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => {
+                    break other.map_err(StoreError::sqlite("switching to write-ahead logging"))?;
+                }
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::NoWal { path, mode });
         }

@@ -1,0 +1,548 @@
+//! The audit log: one transparency log per data directory (`<data>/log`, in the
+//! C2SP tlog-tiles layout of `cairn-tlog-fs`; its checkpoint key is
+//! `<data>/keys/log.key`), where every change that matters is recorded before it
+//! takes effect: deployments, rollbacks, overrides, policy changes, key
+//! rotations, and the evidence cairn signs.
+//!
+//! The rule "an environment changes only after its log entry is durable"
+//! (DESIGN.md, invariants) is one call: [`AuditLog::record`] returns a
+//! [`Receipt`] only once the entry is fsync'd and covered by a published,
+//! signed checkpoint; on `Err` nothing was recorded and the change must not
+//! happen.
+//!
+//! ```no_run
+//! # fn apply() {}
+//! use cairn_engine::audit::{AuditLog, Change, Deploy};
+//! # fn demo(data: &cairn_engine::DataDir) -> Result<(), cairn_engine::EngineError> {
+//! let audit = AuditLog::open(data)?;
+//! let receipt = audit.record(&Change::Deploy(Deploy {
+//!     workload: "hello".into(),
+//!     environment: "production".into(),
+//!     artifact: "sha256:…".into(),
+//!     actor: "alice".into(),
+//! }))?;
+//! apply(); // only now: the entry is durable at `receipt.index`
+//! # Ok(()) }
+//! ```
+//!
+//! Entries are small canonical JSON documents (keys sorted, no whitespace) in
+//! Rekor's entry shape `{"apiVersion","kind","spec"}`; evidence entries are
+//! exactly Rekor v2 `dsse` 0.0.2 bodies (see `cairn_evidence::dsse_log_body`), so
+//! a bundle's `canonicalizedBody` is the log's leaf and Sigstore verifiers can
+//! check its inclusion with `trusted_root.json`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cairn_evidence::{
+    Envelope, InclusionProof, KindVersion, LogId, TlogEntry, VerifyingKey, dsse_log_body,
+    log_key_id,
+};
+use cairn_tlog::merkle::Hash;
+use cairn_tlog::note::Verifier;
+use cairn_tlog_fs::{Appender, Log, LogError};
+use serde_json::{Value, json};
+
+use crate::{DataDir, EngineError};
+
+/// The origin line of cairn's checkpoints, and the name of its log key.
+pub const ORIGIN: &str = "cairn.local/log";
+/// How long a short-lived user waits for another process's append lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+const LOCK_POLL: Duration = Duration::from_millis(10);
+/// The apiVersion of cairn's own change entries.
+pub const CHANGE_VERSION: &str = "0.0.1";
+
+/// `<data>/log`: the log's tiles, entry bundles and checkpoint.
+pub fn log_dir(data: &DataDir) -> PathBuf {
+    data.root().join("log")
+}
+
+/// `<data>/keys/log.key`: the log's Ed25519 checkpoint key (0600).
+pub fn key_path(data: &DataDir) -> PathBuf {
+    data.root().join("keys").join("log.key")
+}
+
+/// `<data>/trusted_root.json`: a Sigstore trusted root naming the log's key, for
+/// `cairn verify` and other Sigstore verifiers of cairn's bundles.
+pub fn trusted_root_path(data: &DataDir) -> PathBuf {
+    data.root().join("trusted_root.json")
+}
+
+/// A deployment of an artifact to an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deploy {
+    pub workload: String,
+    pub environment: String,
+    /// `sha256:<hex>` of the artifact.
+    pub artifact: String,
+    pub actor: String,
+}
+
+/// A rollback of an environment to an earlier artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollback {
+    pub workload: String,
+    pub environment: String,
+    pub from_artifact: String,
+    pub to_artifact: String,
+    pub actor: String,
+}
+
+/// A gate decision overridden by someone allowed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    pub workload: String,
+    pub environment: String,
+    pub artifact: String,
+    pub gate: String,
+    pub reason: String,
+    pub actor: String,
+}
+
+/// A change of a policy or chain file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyChange {
+    pub policy: String,
+    /// `sha256:<hex>` of the old content, if there was one.
+    pub old_digest: Option<String>,
+    pub new_digest: String,
+    pub actor: String,
+}
+
+/// A signing key replaced (or made for the first time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRotation {
+    /// Which key: `evidence-signing`.
+    pub purpose: String,
+    pub old_key_id: Option<String>,
+    pub new_key_id: String,
+    pub algorithm: String,
+}
+
+/// One change, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Deploy(Deploy),
+    Rollback(Rollback),
+    Override(Override),
+    PolicyChange(PolicyChange),
+    KeyRotation(KeyRotation),
+    /// A signed DSSE envelope: the Rekor v2 `dsse` body (payload hash,
+    /// signatures, verifier key) — see [`Change::evidence`].
+    Evidence {
+        body: Vec<u8>,
+    },
+}
+
+impl Change {
+    /// The evidence entry for `envelope`, signed by `key`.
+    pub fn evidence(envelope: &Envelope, key: &VerifyingKey) -> Result<Change, EngineError> {
+        Ok(Change::Evidence {
+            body: dsse_log_body(envelope, key)?,
+        })
+    }
+
+    /// `(kind, apiVersion)` of the entry.
+    pub fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            Change::Deploy(_) => ("deploy", CHANGE_VERSION),
+            Change::Rollback(_) => ("rollback", CHANGE_VERSION),
+            Change::Override(_) => ("override", CHANGE_VERSION),
+            Change::PolicyChange(_) => ("policy-change", CHANGE_VERSION),
+            Change::KeyRotation(_) => ("key-rotation", CHANGE_VERSION),
+            Change::Evidence { .. } => (
+                cairn_evidence::DSSE_ENTRY_KIND,
+                cairn_evidence::DSSE_ENTRY_VERSION,
+            ),
+        }
+    }
+
+    /// The entry's bytes: canonical JSON, keys sorted, no whitespace.
+    pub fn to_entry(&self) -> Vec<u8> {
+        let spec = match self {
+            Change::Evidence { body } => return body.clone(),
+            Change::Deploy(d) => json!({
+                "workload": d.workload, "environment": d.environment,
+                "artifact": d.artifact, "actor": d.actor,
+            }),
+            Change::Rollback(r) => json!({
+                "workload": r.workload, "environment": r.environment,
+                "fromArtifact": r.from_artifact, "toArtifact": r.to_artifact,
+                "actor": r.actor,
+            }),
+            Change::Override(o) => json!({
+                "workload": o.workload, "environment": o.environment,
+                "artifact": o.artifact, "gate": o.gate, "reason": o.reason,
+                "actor": o.actor,
+            }),
+            Change::PolicyChange(p) => json!({
+                "policy": p.policy, "oldDigest": p.old_digest,
+                "newDigest": p.new_digest, "actor": p.actor,
+            }),
+            Change::KeyRotation(k) => json!({
+                "purpose": k.purpose, "oldKeyId": k.old_key_id,
+                "newKeyId": k.new_key_id, "algorithm": k.algorithm,
+            }),
+        };
+        let (kind, version) = self.kind();
+        let entry: Value = json!({ "apiVersion": version, "kind": kind, "spec": spec });
+        // A `Value` of strings and nulls always serialises; the map is sorted.
+        entry.to_string().into_bytes()
+    }
+}
+
+/// Proof that an entry is durable in the log: its index, the signed checkpoint
+/// that covers it, and the RFC 9162 inclusion proof to that checkpoint's root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub index: u64,
+    /// The entry's bytes (the Merkle leaf).
+    pub entry: Vec<u8>,
+    pub kind: (&'static str, &'static str),
+    pub tree_size: u64,
+    pub root: Hash,
+    pub inclusion_proof: Vec<Hash>,
+    /// The signed checkpoint (C2SP signed note) for `tree_size`.
+    pub checkpoint: String,
+    /// The log id (see `cairn_evidence::log_key_id`).
+    pub log_id: [u8; 32],
+}
+
+impl Receipt {
+    /// The bundle's `tlogEntries[]` item for this entry, integrated at
+    /// `integrated_time` (unix seconds).
+    pub fn tlog_entry(&self, integrated_time: i64) -> TlogEntry {
+        let index = i64::try_from(self.index).unwrap_or(i64::MAX);
+        TlogEntry {
+            log_index: index,
+            log_id: LogId {
+                key_id: self.log_id.to_vec(),
+            },
+            kind_version: KindVersion {
+                kind: self.kind.0.to_owned(),
+                version: self.kind.1.to_owned(),
+            },
+            integrated_time,
+            inclusion_promise: None,
+            inclusion_proof: Some(InclusionProof {
+                log_index: index,
+                root_hash: self.root.to_vec(),
+                tree_size: i64::try_from(self.tree_size).unwrap_or(i64::MAX),
+                hashes: self.inclusion_proof.iter().map(|h| h.to_vec()).collect(),
+                checkpoint: cairn_evidence::Checkpoint {
+                    envelope: self.checkpoint.clone(),
+                },
+            }),
+            canonicalized_body: self.entry.clone(),
+        }
+    }
+}
+
+/// The data directory's audit log, open for appending (it holds the log's
+/// append lock while it lives). Appends from many threads share fsyncs.
+#[derive(Debug)]
+pub struct AuditLog {
+    appender: Appender,
+    verifier: Verifier,
+    log_id: [u8; 32],
+}
+
+impl AuditLog {
+    /// Opens the log, creating it and its key on first use, and writes
+    /// `trusted_root.json` when it is missing or names another key. Fails at
+    /// once when another process holds the log (see [`AuditLog::open_waiting`]).
+    pub fn open(data: &DataDir) -> Result<AuditLog, EngineError> {
+        Self::open_waiting(data, Duration::ZERO)
+    }
+
+    /// Like [`AuditLog::open`], but while another process holds the log's
+    /// append lock, retries for up to `wait`. Short-lived users (a CLI command,
+    /// one certification) open, record and drop, so that processes sharing a
+    /// data directory take turns; a long-lived one (a server) keeps one open and
+    /// shares it between threads, whose appends then share fsyncs.
+    pub fn open_waiting(data: &DataDir, wait: Duration) -> Result<AuditLog, EngineError> {
+        let load = || {
+            cairn_tlog_fs::load_or_create_signer(&key_path(data), ORIGIN)
+                .map_err(EngineError::AuditKey)
+        };
+        let verifier = load()?.verifier();
+        let dir = log_dir(data);
+        let deadline = Instant::now() + wait;
+        let log = loop {
+            match Log::open(&dir, load()?) {
+                Err(LogError::Locked(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(LOCK_POLL);
+                }
+                opened => break opened.map_err(|source| EngineError::AuditLog { dir, source })?,
+            }
+        };
+        let log_id = log_key_id(&verifier);
+        write_trusted_root(&trusted_root_path(data), &verifier, &log_id)?;
+        Ok(AuditLog {
+            appender: Appender::new(log),
+            verifier,
+            log_id,
+        })
+    }
+
+    /// The verifier of the log's checkpoints.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    pub fn log_id(&self) -> [u8; 32] {
+        self.log_id
+    }
+
+    /// Appends `change` and returns once it is durable and covered by a
+    /// published checkpoint, with the proof of that. On `Err` the change was
+    /// not recorded: the caller must not make it.
+    pub fn record(&self, change: &Change) -> Result<Receipt, EngineError> {
+        let entry = change.to_entry();
+        let index = self
+            .appender
+            .append(entry.clone())
+            .map_err(EngineError::AuditAppend)?;
+        let proved = self
+            .appender
+            .with_log(|log| {
+                let size = log.size();
+                let proof = log.inclusion_proof(index, size)?;
+                Ok((size, log.root(), proof, log.checkpoint().to_owned()))
+            })
+            .map_err(EngineError::AuditAppend)?;
+        let (tree_size, root, inclusion_proof, checkpoint) =
+            proved.map_err(|source| EngineError::AuditProof { index, source })?;
+        Ok(Receipt {
+            index,
+            entry,
+            kind: change.kind(),
+            tree_size,
+            root,
+            inclusion_proof,
+            checkpoint,
+            log_id: self.log_id,
+        })
+    }
+}
+
+/// The trusted root for cairn's log: its Ed25519 key (SPKI DER), log id and
+/// origin, in the Sigstore trusted root v0.1 JSON. Certificate authorities,
+/// CT logs and timestamp authorities are empty: cairn signs with keys.
+pub fn trusted_root_json(verifier: &Verifier, log_id: &[u8; 32], valid_from: &str) -> String {
+    // RFC 8410 §4: SubjectPublicKeyInfo of an Ed25519 key.
+    let mut spki = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    spki.extend_from_slice(verifier.public_key());
+    json!({
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": [{
+            "baseUrl": format!("https://{ORIGIN}"),
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": {
+                "rawBytes": b64(&spki),
+                "keyDetails": "PKIX_ED25519",
+                "validFor": { "start": valid_from },
+            },
+            "logId": { "keyId": b64(log_id) },
+        }],
+        "certificateAuthorities": [],
+        "ctlogs": [],
+        "timestampAuthorities": [],
+    })
+    .to_string()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn write_trusted_root(
+    path: &Path,
+    verifier: &Verifier,
+    log_id: &[u8; 32],
+) -> Result<(), EngineError> {
+    if let Ok(existing) = std::fs::read_to_string(path)
+        && existing.contains(&b64(log_id))
+    {
+        return Ok(());
+    }
+    // The log key's validity starts at the epoch: the key is cairn's own, and
+    // entries are checked by inclusion proof, not by time.
+    let text = trusted_root_json(verifier, log_id, "1970-01-01T00:00:00Z");
+    crate::keys::write_atomically(path, text.as_bytes(), 0o644)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_evidence::{Algorithm, SigningKey};
+
+    fn open() -> (tempfile::TempDir, DataDir, AuditLog) {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data = DataDir::at(tmp.path());
+        let audit = AuditLog::open(&data).expect("opens");
+        (tmp, data, audit)
+    }
+
+    #[test]
+    fn record_returns_a_receipt_that_proves_inclusion_in_the_checkpoint() {
+        let (_tmp, data, audit) = open();
+        let changes = [
+            Change::Deploy(Deploy {
+                workload: "hello".into(),
+                environment: "production".into(),
+                artifact: format!("sha256:{}", "ab".repeat(32)),
+                actor: "alice".into(),
+            }),
+            Change::PolicyChange(PolicyChange {
+                policy: "chains/default.toml".into(),
+                old_digest: None,
+                new_digest: format!("sha256:{}", "cd".repeat(32)),
+                actor: "bob".into(),
+            }),
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let receipt = audit.record(change).expect("records");
+            assert_eq!(receipt.index, i as u64);
+            assert_eq!(receipt.tree_size, i as u64 + 1);
+            let checkpoint = cairn_tlog::checkpoint::open(
+                receipt.checkpoint.as_bytes(),
+                ORIGIN,
+                std::slice::from_ref(audit.verifier()),
+            )
+            .expect("signed by the log key");
+            assert_eq!(checkpoint.checkpoint.size, receipt.tree_size);
+            assert_eq!(checkpoint.checkpoint.root, receipt.root);
+            cairn_tlog::merkle::verify_inclusion(
+                &cairn_tlog::merkle::leaf_hash(&receipt.entry),
+                receipt.index,
+                receipt.tree_size,
+                &receipt.inclusion_proof,
+                &receipt.root,
+            )
+            .expect("included");
+        }
+        // Durable: a fresh reader sees both entries, as written.
+        drop(audit);
+        let reader = Log::open_read_only(
+            &log_dir(&data),
+            cairn_tlog_fs::load_or_create_signer(&key_path(&data), ORIGIN)
+                .expect("key")
+                .verifier(),
+        )
+        .expect("reads");
+        assert_eq!(reader.size(), 2);
+        let first: Value = serde_json::from_slice(&reader.entry(0).expect("entry")).expect("json");
+        assert_eq!(first["kind"], "deploy");
+        assert_eq!(first["apiVersion"], CHANGE_VERSION);
+        assert_eq!(first["spec"]["environment"], "production");
+    }
+
+    #[test]
+    fn entries_are_canonical_json_of_typed_changes() {
+        let rotation = Change::KeyRotation(KeyRotation {
+            purpose: "evidence-signing".into(),
+            old_key_id: None,
+            new_key_id: "abc".into(),
+            algorithm: "ed25519".into(),
+        });
+        assert_eq!(
+            String::from_utf8(rotation.to_entry()).expect("utf-8"),
+            r#"{"apiVersion":"0.0.1","kind":"key-rotation","spec":{"algorithm":"ed25519","newKeyId":"abc","oldKeyId":null,"purpose":"evidence-signing"}}"#
+        );
+        let kinds: Vec<String> = [
+            Change::Rollback(Rollback {
+                workload: "w".into(),
+                environment: "e".into(),
+                from_artifact: "a".into(),
+                to_artifact: "b".into(),
+                actor: "x".into(),
+            }),
+            Change::Override(Override {
+                workload: "w".into(),
+                environment: "e".into(),
+                artifact: "a".into(),
+                gate: "g".into(),
+                reason: "r".into(),
+                actor: "x".into(),
+            }),
+            rotation,
+        ]
+        .iter()
+        .map(|c| {
+            let v: Value = serde_json::from_slice(&c.to_entry()).expect("json");
+            assert_eq!(v.to_string().into_bytes(), c.to_entry());
+            v["kind"].as_str().expect("kind").to_owned()
+        })
+        .collect();
+        assert_eq!(kinds, ["rollback", "override", "key-rotation"]);
+
+        let key = SigningKey::from_secret_bytes(Algorithm::Ed25519, &[9; 32]).expect("key");
+        let envelope = Envelope::sign("text/plain", b"hi".to_vec(), &key).expect("signs");
+        let evidence = Change::evidence(&envelope, key.verifying_key()).expect("body");
+        let v: Value = serde_json::from_slice(&evidence.to_entry()).expect("json");
+        assert_eq!(v["kind"], "dsse");
+        assert_eq!(v["apiVersion"], "0.0.2");
+        assert_eq!(
+            v["spec"]["dsseV002"]["payloadHash"]["algorithm"],
+            "SHA2_256"
+        );
+    }
+
+    #[test]
+    fn the_trusted_root_names_the_log_key_and_is_kept() {
+        let (_tmp, data, audit) = open();
+        let path = trusted_root_path(&data);
+        let root: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("written")).expect("json");
+        assert_eq!(root["tlogs"][0]["logId"]["keyId"], b64(&audit.log_id()));
+        assert_eq!(root["tlogs"][0]["publicKey"]["keyDetails"], "PKIX_ED25519");
+        let key = root["tlogs"][0]["publicKey"]["rawBytes"]
+            .as_str()
+            .expect("key");
+        assert!(key.len() > 40);
+        // The first four bytes of the log id are the checkpoint signature's key hash.
+        assert_eq!(
+            audit.log_id()[..4],
+            audit.verifier().key_hash().to_be_bytes()
+        );
+        // A second open (the lock is free again) keeps the file.
+        drop(audit);
+        let before = std::fs::metadata(&path)
+            .expect("meta")
+            .modified()
+            .expect("mtime");
+        let _again = AuditLog::open(&data).expect("reopens");
+        let after = std::fs::metadata(&path)
+            .expect("meta")
+            .modified()
+            .expect("mtime");
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn a_second_appender_waits_for_the_first_or_is_refused() {
+        let (_tmp, data, audit) = open();
+        let err = AuditLog::open(&data).expect_err("locked");
+        assert!(matches!(err, EngineError::AuditLog { .. }), "{err:?}");
+        let released = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(audit);
+        });
+        let second = AuditLog::open_waiting(&data, LOCK_WAIT).expect("waits its turn");
+        released.join().expect("joins");
+        let receipt = second
+            .record(&Change::Deploy(Deploy {
+                workload: "w".into(),
+                environment: "staging".into(),
+                artifact: "sha256:00".into(),
+                actor: "a".into(),
+            }))
+            .expect("records");
+        assert_eq!(receipt.index, 0);
+    }
+}

@@ -1,0 +1,25 @@
+//! cairn-vuln: the pure core of vulnerability matching.
+//!
+//! - [`version`]: version ordering per ecosystem (SemVer, PEP 440, Maven,
+//!   RubyGems, Composer, NuGet, dpkg, apk, rpm, CRAN, Hackage, Pub).
+//! - [`osv`]: OSV records (<https://ossf.github.io/osv-schema/>) read from bytes,
+//!   bounded, into domain types; problems are reported per record.
+//! - [`matching`]: an advisory against one package: name normalisation, the
+//!   OSV range algorithm, CVSS severity, RustSec informational kinds.
+//! - [`index`]: advisories keyed by (ecosystem, normalised name) for scanning
+//!   many components at once; [`bench`] builds synthetic inputs for timing.
+//!
+//! Floor 1: no I/O, no clock. Callers hand in bytes.
+
+pub mod bench;
+mod error;
+pub mod index;
+pub mod matching;
+pub mod osv;
+pub mod version;
+
+pub use error::Error;
+pub use index::{AdvisoryIndex, ScanIssue, ScanReport};
+pub use matching::{Finding, FindingKind, Package, Rating, Severity, matches, normalize_name};
+pub use osv::{Advisory, Affected, Event, Informational, RangeKind, RecordProblem};
+pub use version::{Scheme, Version, VersionError};

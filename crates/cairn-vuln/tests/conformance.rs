@@ -1,0 +1,271 @@
+//! Conformance: the shared version-ordering vectors (google/osv-scalibr) and the
+//! RustSec OSV export. Reads `CAIRN_CONFORMANCE_DIR` (fails loudly when it is set
+//! but a file is missing; a relative path is tried from the working directory,
+//! then from the workspace root); when unset, `../../../shared/conformance`
+//! relative to this crate.
+
+use cairn_vuln::{Advisory, AdvisoryIndex, Package, Scheme, Version};
+use std::cmp::Ordering;
+use std::path::PathBuf;
+
+fn conformance_dir() -> PathBuf {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = match std::env::var_os("CAIRN_CONFORMANCE_DIR") {
+        Some(d) => {
+            // A relative path (CI's `../shared/conformance`) is taken from the
+            // working directory, else from the workspace root (tests run in
+            // the crate's folder).
+            let d = PathBuf::from(d);
+            if d.is_relative() && !d.is_dir() {
+                workspace.join(d)
+            } else {
+                d
+            }
+        }
+        None => workspace.join("../shared/conformance"),
+    };
+    assert!(
+        dir.join("version-ordering").is_dir() && dir.join("osv/rustsec").is_dir(),
+        "conformance material not found at {} (set CAIRN_CONFORMANCE_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+/// Each vector file and the scheme that must pass it.
+const FILES: [(&str, Option<Scheme>); 12] = [
+    ("semver-versions.txt", Some(Scheme::Semver)),
+    ("pypi-versions.txt", Some(Scheme::Pypi)),
+    ("maven-versions.txt", Some(Scheme::Maven)),
+    ("rubygems-versions.txt", Some(Scheme::RubyGems)),
+    ("packagist-versions.txt", Some(Scheme::Packagist)),
+    ("nuget-versions.txt", Some(Scheme::NuGet)),
+    ("debian-versions.txt", Some(Scheme::Debian)),
+    ("alpine-versions.txt", Some(Scheme::Alpine)),
+    ("redhat-versions.txt", Some(Scheme::Rpm)),
+    ("cran-versions.txt", Some(Scheme::Cran)),
+    ("hackage-versions.txt", Some(Scheme::Hackage)),
+    ("pub-versions.txt", Some(Scheme::Pub)),
+];
+
+#[test]
+fn version_ordering_vectors_hold() {
+    let dir = conformance_dir().join("version-ordering");
+    let mut failures = Vec::new();
+    let mut unsupported = Vec::new();
+    for (file, scheme) in FILES {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{} cannot be read: {e}", path.display()));
+        let Some(scheme) = scheme else {
+            unsupported.push(file);
+            continue;
+        };
+        let mut checked = 0;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with("//") {
+                continue;
+            }
+            let parts: Vec<&str> = line.split(' ').collect();
+            assert_eq!(parts.len(), 3, "{file}:{}: malformed line {line:?}", n + 1);
+            let want = match parts[1] {
+                "<" => Ordering::Less,
+                "=" => Ordering::Equal,
+                ">" => Ordering::Greater,
+                op => panic!("{file}:{}: unknown operator {op:?}", n + 1),
+            };
+            checked += 1;
+            let got = Version::parse(scheme, parts[0])
+                .and_then(|a| Version::parse(scheme, parts[2]).map(|b| a.compare(&b)));
+            match got {
+                Ok(Some(o)) if o == want => {}
+                other => failures.push(format!("{file}:{}: {line} → {other:?}", n + 1)),
+            }
+        }
+        println!("{file}: {checked} lines checked under {scheme}");
+        assert!(checked > 0, "{file} has no comparisons");
+    }
+    println!("unsupported ecosystems: {unsupported:?}");
+    assert!(
+        failures.is_empty(),
+        "{} wrong lines:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn rustsec() -> Vec<(String, Vec<u8>)> {
+    let dir = conformance_dir().join("osv/rustsec");
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{} cannot be read: {e}", dir.display()))
+        .map(|e| {
+            let path = e.expect("directory entry").path();
+            let bytes = std::fs::read(&path).expect("record");
+            (
+                path.file_name()
+                    .expect("file name")
+                    .to_string_lossy()
+                    .into_owned(),
+                bytes,
+            )
+        })
+        .filter(|(name, _)| name.ends_with(".json"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_rustsec_record_parses_without_problems() {
+    let records = rustsec();
+    assert_eq!(
+        records.len(),
+        1206,
+        "the RustSec export should hold 1,206 records"
+    );
+    let mut withdrawn = 0;
+    let mut informational = 0;
+    for (name, bytes) in &records {
+        let adv = Advisory::parse(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(format!("{}.json", adv.id), *name);
+        assert!(adv.problems.is_empty(), "{name}: {:?}", adv.problems);
+        assert!(!adv.affected.is_empty(), "{name}: no affected package");
+        withdrawn += usize::from(adv.is_withdrawn());
+        informational += usize::from(adv.informational.is_some());
+    }
+    // Counted from the export independently (a Python one-off over the JSON):
+    // 13 withdrawn; 267 unmaintained + 203 unsound + 6 notice = 476 informational.
+    assert_eq!(withdrawn, 13);
+    assert_eq!(informational, 476);
+}
+
+fn index() -> AdvisoryIndex {
+    let mut index = AdvisoryIndex::new();
+    for (_, bytes) in rustsec() {
+        index.insert(Advisory::parse(&bytes).expect("record"));
+    }
+    index
+}
+
+#[test]
+fn rustsec_records_match_known_vulnerable_and_fixed_versions() {
+    let index = index();
+    assert_eq!(index.len(), 1206);
+    // RUSTSEC-2021-0001: mdbook, introduced 0.1.4-0, fixed 0.4.5, CVSS 3.1 6.1.
+    let (f, e) = index.lookup(&Package::new("crates.io", "mdbook", "0.4.4"));
+    assert!(e.is_empty(), "{e:?}");
+    let ids: Vec<&str> = f.iter().map(|f| f.advisory_id.as_str()).collect();
+    assert!(ids.contains(&"RUSTSEC-2021-0001"), "{ids:?}");
+    let mdbook = f
+        .iter()
+        .find(|f| f.advisory_id == "RUSTSEC-2021-0001")
+        .unwrap();
+    assert_eq!(mdbook.aliases, vec!["CVE-2020-26297".to_owned()]);
+    assert_eq!(mdbook.fixed_versions, vec!["0.4.5".to_owned()]);
+    assert_eq!(mdbook.installed_version, "0.4.4");
+    let sev = mdbook.severity.as_ref().expect("severity");
+    assert_eq!(sev.kind, "CVSS_V3");
+    assert!((sev.score - 6.1).abs() < 1e-9, "{}", sev.score);
+    assert_eq!(sev.rating, cairn_vuln::Rating::Medium);
+    for fixed_or_before in ["0.4.5", "0.5.0", "0.1.3"] {
+        let (f, _) = index.lookup(&Package::new("crates.io", "mdbook", fixed_or_before));
+        assert!(
+            !f.iter().any(|f| f.advisory_id == "RUSTSEC-2021-0001"),
+            "mdbook {fixed_or_before} should not match"
+        );
+    }
+}
+
+fn ids(findings: &[cairn_vuln::Finding]) -> Vec<&str> {
+    findings.iter().map(|f| f.advisory_id.as_str()).collect()
+}
+
+#[test]
+fn rustsec_scan_reports_exact_findings_with_informational_apart() {
+    let index = index();
+    let packages = [
+        Package::new("crates.io", "smallvec", "0.6.2"),
+        Package::new("crates.io", "smallvec", "0.6.10"),
+        Package::new("crates.io", "smallvec", "1.6.0"),
+        Package::new("crates.io", "smallvec", "1.6.1"),
+        Package::new("crates.io", "libusb", "0.3.0"),
+        Package::new("crates.io", "spin", "0.0.0-alpha"),
+    ];
+    let report = index.scan(&packages);
+    assert!(report.issues.is_empty(), "{:?}", report.issues);
+    let vulns: Vec<(&str, &str)> = report
+        .vulnerabilities
+        .iter()
+        .map(|f| (f.installed_version.as_str(), f.advisory_id.as_str()))
+        .collect();
+    assert_eq!(
+        vulns,
+        vec![
+            ("0.6.10", "RUSTSEC-2021-0003"),
+            ("0.6.2", "RUSTSEC-2018-0003"),
+            ("1.6.0", "RUSTSEC-2021-0003"),
+            // spin: introduced 0.0.0-0, fixed 0.5.2.
+            ("0.0.0-alpha", "RUSTSEC-2019-0013"),
+        ]
+    );
+    let info: Vec<(&str, &str, String)> = report
+        .informational
+        .iter()
+        .map(|f| {
+            let kind = match &f.kind {
+                cairn_vuln::FindingKind::Informational(i) => i.as_str().to_owned(),
+                cairn_vuln::FindingKind::Vulnerability => "vulnerability".to_owned(),
+            };
+            (f.package.as_str(), f.advisory_id.as_str(), kind)
+        })
+        .collect();
+    // spin's RUSTSEC-2019-0031 is withdrawn: never reported.
+    assert_eq!(
+        info,
+        vec![
+            ("libusb", "RUSTSEC-2016-0004", "unmaintained".to_owned()),
+            ("smallvec", "RUSTSEC-2018-0018", "unsound".to_owned()),
+            ("smallvec", "RUSTSEC-2018-0018", "unsound".to_owned()),
+        ]
+    );
+    let sv = report
+        .vulnerabilities
+        .iter()
+        .find(|f| f.advisory_id == "RUSTSEC-2018-0003")
+        .expect("smallvec finding");
+    assert_eq!(sv.aliases, vec!["CVE-2018-20991", "GHSA-rxr4-x558-x7hw"]);
+    assert_eq!(sv.fixed_versions, vec!["0.3.4", "0.4.5", "0.5.1", "0.6.3"]);
+    let sev = sv.severity.as_ref().expect("severity");
+    assert_eq!(
+        (sev.kind.as_str(), sev.score, sev.rating),
+        ("CVSS_V3", 9.8, cairn_vuln::Rating::Critical)
+    );
+}
+
+#[test]
+fn rustsec_multi_range_record_with_cvss_v4() {
+    let index = index();
+    let (f, e) = index.lookup(&Package::new("crates.io", "wasmtime", "41.0.0"));
+    assert!(e.is_empty(), "{e:?}");
+    assert!(ids(&f).contains(&"RUSTSEC-2026-0006"), "{:?}", ids(&f));
+    let w = f
+        .iter()
+        .find(|f| f.advisory_id == "RUSTSEC-2026-0006")
+        .expect("finding");
+    assert_eq!(w.fixed_versions, vec!["36.0.5", "40.0.3", "41.0.1"]);
+    let sev = w.severity.as_ref().expect("severity");
+    assert_eq!(sev.kind, "CVSS_V4");
+    assert_eq!(
+        sev.vector,
+        "CVSS:4.0/AV:L/AC:L/AT:P/PR:L/UI:A/VC:N/VI:N/VA:H/SC:N/SI:N/SA:N"
+    );
+    assert!(sev.score > 0.0 && sev.score <= 10.0);
+    // Between ranges (40.0.3 fixed, 41.0.0 introduced) and after the last fix.
+    for v in ["40.0.3", "41.0.1", "28.0.0"] {
+        let (f, _) = index.lookup(&Package::new("crates.io", "wasmtime", v));
+        assert!(!ids(&f).contains(&"RUSTSEC-2026-0006"), "wasmtime {v}");
+    }
+    let (f, _) = index.lookup(&Package::new("crates.io", "wasmtime", "36.0.4"));
+    assert!(ids(&f).contains(&"RUSTSEC-2026-0006"));
+}
