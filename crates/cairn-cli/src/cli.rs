@@ -47,6 +47,13 @@ pub enum Command {
     /// cairn's evidence signing key: create, show, rotate.
     #[command(subcommand)]
     Key(crate::commands::KeyCommand),
+    /// Write an SBOM (CycloneDX 1.6 or SPDX 2.3 JSON) of a source tree or root filesystem.
+    Sbom(crate::commands::SbomArgs),
+    /// Vulnerability advisories: import OSV records into the store.
+    #[command(subcommand)]
+    Vulns(crate::commands::VulnsCommand),
+    /// Match a source tree's or root filesystem's components against stored advisories.
+    Scan(crate::commands::ScanArgs),
     /// Measure cairn against its peers on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),

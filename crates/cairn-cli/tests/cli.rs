@@ -2,141 +2,13 @@
 //! bubblewrap sandbox, a real SQLite store in a temporary data directory.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Fixture, Run};
 use serde_json::Value;
-
-/// A temporary app repository and data directory.
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    repo: PathBuf,
-    data: PathBuf,
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=Test Author",
-            "-c",
-            "user.email=author@example.invalid",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let repo = tmp.path().join("app");
-        let data = tmp.path().join("data");
-        std::fs::create_dir_all(&repo).unwrap();
-        git(&repo, &["init", "-q", "-b", "main"]);
-        Fixture {
-            _tmp: tmp,
-            repo,
-            data,
-        }
-    }
-
-    /// A repository holding a copy of `examples/<name>`, committed.
-    fn example(name: &str) -> Self {
-        let f = Self::new();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../examples")
-            .join(name);
-        copy_dir(&src, &f.repo);
-        f.commit("import example");
-        f
-    }
-
-    fn write(&self, path: &str, text: &str) -> &Self {
-        let p = self.repo.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-        self
-    }
-
-    fn commit(&self, message: &str) -> &Self {
-        git(&self.repo, &["add", "-A"]);
-        git(
-            &self.repo,
-            &["commit", "-q", "--allow-empty", "-m", message],
-        );
-        self
-    }
-
-    fn cairn(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-        cmd.current_dir(&self.repo)
-            .env("CAIRN_HOME", &self.data)
-            .env_remove("CAIRN_PLATFORM_DIR")
-            .args(args);
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let out = self.cairn(args).output().unwrap();
-        Run::from(out)
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let r = self.run(&all);
-        serde_json::from_str(&r.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr))
-    }
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&to).unwrap();
-            copy_dir(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<Output> for Run {
-    fn from(out: Output) -> Self {
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
 
 const MINIMAL: &str =
     "[workload]\nname = \"app\"\n[build]\ncommand = \"true\"\n[test]\nunit = \"true\"\n";
@@ -685,4 +557,41 @@ fn a_failing_test_stage_is_certified_as_failed_with_the_test_named() {
     assert_eq!(statement["predicate"]["result"], "FAILED");
     let failed = statement["predicate"]["failedTests"].to_string();
     assert!(failed.contains("test_capitalises_the_name"), "{failed}");
+}
+
+/// A step sees cairn's variables (the commit's time as SOURCE_DATE_EPOCH, the exact
+/// commit, its own HOME) and nothing of the caller's environment.
+#[test]
+fn steps_see_cairns_environment_and_nothing_of_the_callers() {
+    let f = Fixture::new();
+    f.write("cairn.toml", &workload("true", "env | sort"))
+        .commit("env");
+    let out = f
+        .cairn(&["run"])
+        .env("CAIRN_TEST_SECRET", "hunter2")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", Run::from(out));
+    let env = f.run(&["logs", "last", "unit-tests"]).stdout;
+    let commit = f.json(&["runs"])[0]["commit"].as_str().unwrap().to_owned();
+    let time = Command::new("git")
+        .args(["-C", f.repo.to_str().unwrap(), "log", "-1", "--format=%ct"])
+        .output()
+        .unwrap();
+    let time = String::from_utf8_lossy(&time.stdout).trim().to_owned();
+    for line in [
+        format!("SOURCE_DATE_EPOCH={time}"),
+        format!("CAIRN_COMMIT={commit}"),
+        "HOME=/workspace/.home".to_owned(),
+        "CAIRN_STAGE=unit-tests".to_owned(),
+        "CI=true".to_owned(),
+    ] {
+        assert!(
+            env.lines().any(|l| l == line),
+            "{line} missing from:\n{env}"
+        );
+    }
+    for leak in ["CAIRN_TEST_SECRET", "CAIRN_HOME", "hunter2", "/root"] {
+        assert!(!env.contains(leak), "{leak} leaked into:\n{env}");
+    }
 }

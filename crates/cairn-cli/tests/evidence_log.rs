@@ -4,8 +4,12 @@
 //! `cairn verify --key` checks cairn's own bundles, log entry included.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::{Fixture, Run};
 
 use cairn_engine::DataDir;
 use cairn_engine::audit::{AuditLog, Change};
@@ -15,127 +19,13 @@ use cairn_tlog::merkle::{leaf_hash, verify_inclusion};
 use cairn_tlog::note::Verifier;
 use serde_json::Value;
 
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    repo: PathBuf,
-    data: PathBuf,
+fn log_verifier(f: &Fixture) -> Verifier {
+    Verifier::parse(f.ok(&["log", "checkpoint", "--verifier"]).stdout.trim()).unwrap()
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<Output> for Run {
-    fn from(out: Output) -> Self {
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&to).unwrap();
-            copy_dir(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let repo = tmp.path().join("app");
-        let data = tmp.path().join("data");
-        std::fs::create_dir_all(&repo).unwrap();
-        Fixture {
-            _tmp: tmp,
-            repo,
-            data,
-        }
-    }
-
-    /// A repository holding a committed copy of `examples/<name>`.
-    fn example(name: &str) -> Self {
-        let f = Self::new();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../examples")
-            .join(name);
-        copy_dir(&src, &f.repo);
-        git(&f.repo, &["init", "-q", "-b", "main"]);
-        git(&f.repo, &["add", "-A"]);
-        git(&f.repo, &["commit", "-q", "-m", "import example"]);
-        f
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .current_dir(&self.repo)
-            .env("CAIRN_HOME", &self.data)
-            .env_remove("CAIRN_PLATFORM_DIR")
-            .env_remove("CAIRN_SIGSTORE_TRUSTED_ROOT")
-            .args(args)
-            .output()
-            .unwrap();
-        Run::from(out)
-    }
-
-    fn ok(&self, args: &[&str]) -> Run {
-        let r = self.run(args);
-        assert_eq!(r.code, 0, "cairn {args:?}: {r:?}");
-        r
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let r = self.ok(&all);
-        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"))
-    }
-
-    fn log_verifier(&self) -> Verifier {
-        Verifier::parse(self.ok(&["log", "checkpoint", "--verifier"]).stdout.trim()).unwrap()
-    }
-
-    fn log_entry(&self, index: u64) -> Value {
-        let shown = self.json(&["log", "show", &index.to_string()]);
-        serde_json::from_str(shown["entry_text"].as_str().unwrap()).unwrap()
-    }
+fn log_entry(f: &Fixture, index: u64) -> Value {
+    let shown = f.json(&["log", "show", &index.to_string()]);
+    serde_json::from_str(shown["entry_text"].as_str().unwrap()).unwrap()
 }
 
 fn unhex(text: &str) -> Vec<u8> {
@@ -198,11 +88,11 @@ fn key_rotation_is_logged_before_use_and_every_bundle_carries_its_log_entry() {
     let public =
         cairn_evidence::VerifyingKey::from_pem(shown["public_key"].as_str().unwrap()).unwrap();
 
-    let creation = f.log_entry(0);
+    let creation = log_entry(&f, 0);
     assert_eq!(creation["kind"], "key-rotation");
     assert_eq!(creation["spec"]["oldKeyId"], Value::Null);
     assert_eq!(creation["spec"]["newKeyId"], first.as_str());
-    let rotation = f.log_entry(1);
+    let rotation = log_entry(&f, 1);
     assert_eq!(rotation["kind"], "key-rotation");
     assert_eq!(rotation["spec"]["purpose"], "evidence-signing");
     assert_eq!(rotation["spec"]["oldKeyId"], first.as_str());
@@ -214,7 +104,7 @@ fn key_rotation_is_logged_before_use_and_every_bundle_carries_its_log_entry() {
     );
 
     assert_eq!(f.run(&["run"]).code, 0);
-    let log = f.log_verifier();
+    let log = log_verifier(&f);
     let export = f.repo.join("../evidence");
     let list = f.json(&["evidence", "last", "--export", export.to_str().unwrap()]);
     let list = list.as_array().unwrap();

@@ -14,33 +14,7 @@ const DEFAULT_ISSUER: &str = "https://token.actions.githubusercontent.com";
 const EXPECTED_CASES: usize = 70;
 
 fn suite_dir() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = match std::env::var_os("CAIRN_CONFORMANCE_DIR") {
-        Some(d) => {
-            // A relative path (CI's `../shared/conformance`) is taken from the
-            // working directory, else from the workspace root.
-            let d = PathBuf::from(d);
-            let d = if d.is_relative() && !d.is_dir() {
-                workspace.join(d)
-            } else {
-                d
-            };
-            assert!(
-                d.is_dir(),
-                "CAIRN_CONFORMANCE_DIR={} is set but is not a directory",
-                d.display()
-            );
-            d
-        }
-        None => workspace.join("../shared/conformance"),
-    };
-    let suite = dir.join("sigstore-bundle-verify");
-    assert!(
-        suite.is_dir(),
-        "the conformance suite is missing: {}",
-        suite.display()
-    );
-    suite
+    cairn_testkit::conformance("sigstore-bundle-verify")
 }
 
 fn or_default(case: &Path, name: &str, default: PathBuf) -> PathBuf {

@@ -378,7 +378,7 @@ impl Engine {
         let sandbox = SandboxSpec {
             workspace: workspace.to_path_buf(),
             argv: vec!["/bin/sh".into(), "-c".into(), command.clone()],
-            env: step_env(loaded, run, spec),
+            env: step_env(loaded, run, spec, facts.source_date_epoch),
             network,
             read_only_binds: policy
                 .tools
@@ -458,6 +458,7 @@ impl Engine {
         sink: &mut LogSink<'_>,
     ) -> Result<StageEnd, EngineError> {
         let info = git::commit_info(&loaded.repo, &loaded.commit)?;
+        facts.source_date_epoch = info.time;
         sink.system(&format!("commit {} (tree {})", loaded.commit, info.tree));
         sink.system(&format!(
             "author {}, committer {}",
@@ -519,18 +520,20 @@ fn stage_command(loaded: &LoadedWorkload, stage: &ChainStage) -> Option<String> 
 
 /// The complete environment of a step: cairn's variables, then the chain's, then
 /// host variables the chain passes by name. Nothing else reaches the sandbox.
-fn step_env(loaded: &LoadedWorkload, run: &RunRecord, stage: &ChainStage) -> Vec<(String, String)> {
+fn step_env(
+    loaded: &LoadedWorkload,
+    run: &RunRecord,
+    stage: &ChainStage,
+    source_date_epoch: i64,
+) -> Vec<(String, String)> {
     let policy = &loaded.chain.sandbox;
     let mut path: Vec<String> = policy.tools.iter().filter_map(|t| t.bin.clone()).collect();
     path.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(str::to_owned));
-    let source_date = git::commit_info(&loaded.repo, &loaded.commit)
-        .map(|i| i.time)
-        .unwrap_or(0);
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), path.join(":")),
         ("HOME".into(), "/workspace/.home".into()),
         ("TMPDIR".into(), "/tmp".into()),
-        ("SOURCE_DATE_EPOCH".into(), source_date.to_string()),
+        ("SOURCE_DATE_EPOCH".into(), source_date_epoch.to_string()),
         ("CAIRN_RUN".into(), run.id.to_string()),
         ("CAIRN_WORKLOAD".into(), loaded.workload.name.clone()),
         ("CAIRN_COMMIT".into(), loaded.commit.clone()),
@@ -572,6 +575,8 @@ struct RunFacts {
     output: Option<Subject>,
     /// Digests of the logs of the stages finished so far.
     logs: Vec<NamedDigest>,
+    /// The commit's committer time: every step's SOURCE_DATE_EPOCH.
+    source_date_epoch: i64,
 }
 
 /// One finished stage, as its evidence needs it.

@@ -13,31 +13,7 @@ use cairn_sbom::cyclonedx_read;
 use cairn_sbom::{Component, scan_tree, spdx_doc};
 
 fn conformance_dir() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = match std::env::var_os("CAIRN_CONFORMANCE_DIR") {
-        // A relative path (CI's `../shared/conformance`) is taken from the working
-        // directory, else from the workspace root (tests run in the crate's folder).
-        Some(d) => {
-            let d = PathBuf::from(d);
-            if d.is_relative() && !d.is_dir() {
-                workspace.join(d)
-            } else {
-                d
-            }
-        }
-        None => workspace.join("../shared/conformance"),
-    };
-    assert!(
-        dir.join("cyclonedx/schema/bom-1.6.schema.json").is_file(),
-        "conformance data missing under {}",
-        dir.display()
-    );
-    assert!(
-        dir.join("spdx/spdx-2.3-schema.json").is_file(),
-        "conformance data missing under {}",
-        dir.display()
-    );
-    dir
+    cairn_testkit::conformance_dir()
 }
 
 fn venv() -> PathBuf {

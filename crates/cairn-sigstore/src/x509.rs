@@ -458,11 +458,8 @@ mod tests {
 
     /// The conformance suite's production trusted root (see tests/conformance.rs).
     fn production_root() -> crate::TrustedRoot {
-        let dir = std::env::var_os("CAIRN_CONFORMANCE_DIR").map_or_else(
-            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
-            std::path::PathBuf::from,
-        );
-        let path = dir.join("sigstore-bundle-verify/production_trusted_root.json");
+        let path =
+            cairn_testkit::conformance("sigstore-bundle-verify/production_trusted_root.json");
         let bytes = std::fs::read(&path).expect("the conformance suite's trusted root");
         crate::TrustedRoot::from_json(&bytes).expect("parses")
     }

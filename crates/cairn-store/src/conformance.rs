@@ -16,7 +16,7 @@ use cairn_model::{
     StageKind, StageRecord, StageStatus,
 };
 
-use crate::{LogStats, RunFilter, Store, StoreError};
+use crate::{AdvisoryPut, LogStats, NewAdvisory, RunFilter, Store, StoreError, StoredAdvisory};
 
 /// One case of the suite.
 pub type Case = fn(&dyn Store) -> Result<(), StoreError>;
@@ -81,6 +81,9 @@ macro_rules! conformance_tests {
             unknown_ids_are_not_found,
             evidence_is_kept_by_run_and_by_subject,
             evidence_refers_to_known_runs_and_their_stages,
+            advisories_are_replaced_only_when_newer,
+            advisories_are_found_by_package,
+            withdrawn_advisories_are_kept_but_not_indexed,
         );
     };
     ($make:expr) => {
@@ -867,5 +870,161 @@ pub fn evidence_refers_to_known_runs_and_their_stages(store: &dyn Store) -> Resu
     ));
     assert_not_found(store.evidence_for_run(RunId(9_999)), "run");
     assert!(store.evidence_for_run(run.id)?.is_empty());
+    Ok(())
+}
+
+// ---- advisories ----------------------------------------------------------------------
+
+fn advisory(id: &str, modified: &str, packages: &[(&str, &str)]) -> NewAdvisory {
+    NewAdvisory {
+        id: id.to_owned(),
+        modified: modified.to_owned(),
+        withdrawn: false,
+        packages: packages
+            .iter()
+            .map(|(e, n)| ((*e).to_owned(), (*n).to_owned()))
+            .collect(),
+        json: format!("{{\"id\":\"{id}\",\"modified\":\"{modified}\"}}").into_bytes(),
+    }
+}
+
+fn keys(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(e, n)| ((*e).to_owned(), (*n).to_owned()))
+        .collect()
+}
+
+fn found_ids(found: &[StoredAdvisory]) -> Vec<&str> {
+    found.iter().map(|a| a.id.as_str()).collect()
+}
+
+/// A record replaces the stored one only when its `modified` is later; its package
+/// index follows the replacement.
+pub fn advisories_are_replaced_only_when_newer(store: &dyn Store) -> Result<(), StoreError> {
+    let first = advisory(
+        "A-1",
+        "2024-01-01T00:00:00.000000000Z",
+        &[("crates.io", "old")],
+    );
+    let other = advisory("A-2", "2024-01-01T00:00:00.000000000Z", &[("npm", "x")]);
+    assert_eq!(
+        store.put_advisories(&[first.clone(), other.clone()])?,
+        vec![AdvisoryPut::New, AdvisoryPut::New]
+    );
+    // The same records again: nothing changes.
+    assert_eq!(
+        store.put_advisories(&[first.clone(), other])?,
+        vec![AdvisoryPut::Unchanged, AdvisoryPut::Unchanged]
+    );
+    // An older copy does not replace a newer one.
+    let older = advisory(
+        "A-1",
+        "2023-06-01T00:00:00.000000000Z",
+        &[("crates.io", "older")],
+    );
+    assert_eq!(
+        store.put_advisories(&[older])?,
+        vec![AdvisoryPut::Unchanged]
+    );
+    let kept = store.advisory("A-1")?.expect("A-1 is kept");
+    assert_eq!(kept.modified, first.modified);
+    assert_eq!(kept.json, first.json);
+    // A newer copy replaces it, and is found under its new package only.
+    let newer = advisory(
+        "A-1",
+        "2024-02-01T00:00:00.000000000Z",
+        &[("crates.io", "new")],
+    );
+    assert_eq!(
+        store.put_advisories(std::slice::from_ref(&newer))?,
+        vec![AdvisoryPut::Updated]
+    );
+    let kept = store.advisory("A-1")?.expect("A-1 is kept");
+    assert_eq!(kept.modified, newer.modified);
+    assert_eq!(kept.json, newer.json);
+    assert!(
+        store
+            .advisories_for_packages(&keys(&[("crates.io", "old")]))?
+            .is_empty()
+    );
+    assert_eq!(
+        found_ids(&store.advisories_for_packages(&keys(&[("crates.io", "new")]))?),
+        vec!["A-1"]
+    );
+    // Within one batch, a second copy is compared with the first.
+    let twice = [
+        advisory("A-3", "2024-01-01T00:00:00.000000000Z", &[]),
+        advisory("A-3", "2024-03-01T00:00:00.000000000Z", &[]),
+    ];
+    assert_eq!(
+        store.put_advisories(&twice)?,
+        vec![AdvisoryPut::New, AdvisoryPut::Updated]
+    );
+    assert_eq!(store.advisory_count()?, 3);
+    assert!(store.advisory("A-404")?.is_none());
+    // A record over the limit refuses the whole batch.
+    let mut big = advisory("A-4", "2024-01-01T00:00:00.000000000Z", &[]);
+    big.json = vec![b' '; crate::MAX_ADVISORY_BYTES + 1];
+    let fine = advisory("A-5", "2024-01-01T00:00:00.000000000Z", &[]);
+    assert!(matches!(
+        store.put_advisories(&[fine, big]),
+        Err(StoreError::TooLarge { .. })
+    ));
+    assert!(store.advisory("A-5")?.is_none());
+    assert_eq!(store.advisory_count()?, 3);
+    Ok(())
+}
+
+/// Lookup by (ecosystem, name): exact on both, each record once however many of its
+/// packages are asked for, sorted by id.
+pub fn advisories_are_found_by_package(store: &dyn Store) -> Result<(), StoreError> {
+    store.put_advisories(&[
+        advisory(
+            "B-2",
+            "2024-01-01T00:00:00.000000000Z",
+            &[("crates.io", "a"), ("crates.io", "b")],
+        ),
+        advisory(
+            "B-1",
+            "2024-01-01T00:00:00.000000000Z",
+            &[("crates.io", "b")],
+        ),
+        advisory("B-3", "2024-01-01T00:00:00.000000000Z", &[("npm", "a")]),
+    ])?;
+    let found = store.advisories_for_packages(&keys(&[("crates.io", "a"), ("crates.io", "b")]))?;
+    assert_eq!(found_ids(&found), vec!["B-1", "B-2"]);
+    assert_eq!(
+        found_ids(&store.advisories_for_packages(&keys(&[("npm", "a")]))?),
+        vec!["B-3"]
+    );
+    assert!(
+        store
+            .advisories_for_packages(&keys(&[("npm", "b")]))?
+            .is_empty()
+    );
+    assert!(store.advisories_for_packages(&[])?.is_empty());
+    Ok(())
+}
+
+/// A withdrawn record is kept (and counted, and can be updated) but never found by
+/// package; one that becomes withdrawn leaves the index.
+pub fn withdrawn_advisories_are_kept_but_not_indexed(store: &dyn Store) -> Result<(), StoreError> {
+    let live = advisory("C-1", "2024-01-01T00:00:00.000000000Z", &[("PyPI", "p")]);
+    let mut gone = advisory("C-2", "2024-01-01T00:00:00.000000000Z", &[("PyPI", "p")]);
+    gone.withdrawn = true;
+    store.put_advisories(&[live, gone])?;
+    let p = keys(&[("PyPI", "p")]);
+    assert_eq!(found_ids(&store.advisories_for_packages(&p)?), vec!["C-1"]);
+    assert!(store.advisory("C-2")?.expect("C-2 is kept").withdrawn);
+    assert_eq!(store.advisory_count()?, 2);
+    let mut withdrawn_later = advisory("C-1", "2024-05-01T00:00:00.000000000Z", &[("PyPI", "p")]);
+    withdrawn_later.withdrawn = true;
+    assert_eq!(
+        store.put_advisories(&[withdrawn_later])?,
+        vec![AdvisoryPut::Updated]
+    );
+    assert!(store.advisories_for_packages(&p)?.is_empty());
+    assert_eq!(store.advisory_count()?, 2);
     Ok(())
 }

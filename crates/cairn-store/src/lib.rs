@@ -62,6 +62,45 @@ impl Default for RunFilter {
 /// The largest bundle [`Store::add_evidence`] keeps.
 pub const MAX_EVIDENCE_BYTES: usize = 16 << 20;
 
+/// The largest OSV record [`Store::put_advisories`] keeps.
+pub const MAX_ADVISORY_BYTES: usize = 16 << 20;
+
+/// An OSV advisory to keep. The store does not read the JSON: the caller hands in
+/// the id, the `modified` time and the packages the record names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAdvisory {
+    pub id: String,
+    /// The record's `modified` time, in a form whose byte order is time order
+    /// (the CLI writes RFC 3339 UTC with nine fractional digits).
+    pub modified: String,
+    /// A withdrawn record is kept but indexed under no package.
+    pub withdrawn: bool,
+    /// (OSV ecosystem, normalised package name) pairs the record is found by.
+    pub packages: Vec<(String, String)>,
+    /// The OSV JSON record as it was read.
+    pub json: Vec<u8>,
+}
+
+/// What [`Store::put_advisories`] did with one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdvisoryPut {
+    /// No record had this id.
+    New,
+    /// The stored record was older; it was replaced.
+    Updated,
+    /// The stored record was as new or newer; it was kept.
+    Unchanged,
+}
+
+/// A kept OSV record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAdvisory {
+    pub id: String,
+    pub modified: String,
+    pub withdrawn: bool,
+    pub json: Vec<u8>,
+}
+
 /// The size of a stage's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogStats {
@@ -154,4 +193,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The evidence about one artifact (`<algorithm>:<hex>`), oldest first.
     fn evidence_for_subject(&self, digest: &str) -> Result<Vec<EvidenceRecord>, StoreError>;
+
+    /// Keeps OSV records, all in one transaction: a record whose id is new is
+    /// inserted, one whose `modified` is later than the stored one replaces it (and
+    /// its package index), any other is left as it was. Returns what happened to
+    /// each, in order (an id given twice in a batch is compared with its first copy).
+    /// A record larger than [`MAX_ADVISORY_BYTES`] refuses the whole batch.
+    fn put_advisories(&self, advisories: &[NewAdvisory]) -> Result<Vec<AdvisoryPut>, StoreError>;
+
+    /// The records (not withdrawn) indexed under any of these (ecosystem, name)
+    /// pairs, each once, by id.
+    fn advisories_for_packages(
+        &self,
+        packages: &[(String, String)],
+    ) -> Result<Vec<StoredAdvisory>, StoreError>;
+
+    /// The record with this id, withdrawn or not.
+    fn advisory(&self, id: &str) -> Result<Option<StoredAdvisory>, StoreError>;
+
+    /// How many records are kept, withdrawn ones included.
+    fn advisory_count(&self) -> Result<u64, StoreError>;
 }

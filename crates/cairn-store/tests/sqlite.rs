@@ -190,7 +190,15 @@ fn open_creates_a_private_directory_and_database() {
     tables.sort();
     assert_eq!(
         tables,
-        ["evidence", "log_lines", "runs", "stages", "workloads"]
+        [
+            "advisories",
+            "advisory_packages",
+            "evidence",
+            "log_lines",
+            "runs",
+            "stages",
+            "workloads"
+        ]
     );
 }
 

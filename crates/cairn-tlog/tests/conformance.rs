@@ -13,26 +13,7 @@ use cairn_tlog::untrusted;
 use serde_json::Value;
 
 fn conformance_dir() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = match std::env::var_os("CAIRN_CONFORMANCE_DIR") {
-        Some(d) => {
-            // A relative path (CI's `../shared/conformance`) is taken from
-            // the working directory, else from the workspace root.
-            let d = PathBuf::from(d);
-            if d.is_relative() && !d.is_dir() {
-                workspace.join(d)
-            } else {
-                d
-            }
-        }
-        None => workspace.join("../shared/conformance"),
-    };
-    assert!(
-        dir.join("README.md").is_file() && dir.join("merkle").is_dir(),
-        "conformance material not found at {} (set CAIRN_CONFORMANCE_DIR)",
-        dir.display()
-    );
-    dir
+    cairn_testkit::conformance_dir()
 }
 
 fn json_files(dir: &Path) -> Vec<PathBuf> {

@@ -9,27 +9,7 @@ use std::cmp::Ordering;
 use std::path::PathBuf;
 
 fn conformance_dir() -> PathBuf {
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = match std::env::var_os("CAIRN_CONFORMANCE_DIR") {
-        Some(d) => {
-            // A relative path (CI's `../shared/conformance`) is taken from the
-            // working directory, else from the workspace root (tests run in
-            // the crate's folder).
-            let d = PathBuf::from(d);
-            if d.is_relative() && !d.is_dir() {
-                workspace.join(d)
-            } else {
-                d
-            }
-        }
-        None => workspace.join("../shared/conformance"),
-    };
-    assert!(
-        dir.join("version-ordering").is_dir() && dir.join("osv/rustsec").is_dir(),
-        "conformance material not found at {} (set CAIRN_CONFORMANCE_DIR)",
-        dir.display()
-    );
-    dir
+    cairn_testkit::conformance_dir()
 }
 
 /// Each vector file and the scheme that must pass it.

@@ -9,7 +9,10 @@ mod log;
 mod logs;
 mod run;
 mod runs;
+mod sbom;
+mod scan;
 mod verify;
+mod vulns;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,7 +28,10 @@ use crate::exit::Failure;
 pub use evidence::EvidenceArgs;
 pub use key::KeyCommand;
 pub use log::LogCommand;
+pub use sbom::SbomArgs;
+pub use scan::ScanArgs;
 pub use verify::VerifyArgs;
+pub use vulns::VulnsCommand;
 
 pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
     match &cli.command {
@@ -47,6 +53,9 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
             node_modules,
         }) => bench::verify(cli, case, *iterations, node_modules.as_deref()),
         Command::Log(cmd) => log::log(cli, cmd),
+        Command::Sbom(args) => sbom::sbom(cli, args),
+        Command::Vulns(cmd) => vulns::vulns(cli, cmd),
+        Command::Scan(args) => scan::scan(cli, args),
     }
 }
 

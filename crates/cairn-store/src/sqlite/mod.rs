@@ -23,7 +23,7 @@ use cairn_model::{
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
-use crate::{LogStats, RunFilter, Store, StoreError};
+use crate::{AdvisoryPut, LogStats, NewAdvisory, RunFilter, Store, StoreError, StoredAdvisory};
 
 /// The [`Store`] on SQLite. One connection behind a mutex: SQLite serialises writers
 /// anyway, and WAL keeps other processes' readers unblocked.
@@ -982,6 +982,126 @@ impl Store for SqliteStore {
             )
         })
     }
+
+    fn put_advisories(&self, advisories: &[NewAdvisory]) -> Result<Vec<AdvisoryPut>, StoreError> {
+        let what = "keeping advisories";
+        if let Some(big) = advisories
+            .iter()
+            .find(|a| a.json.len() > crate::MAX_ADVISORY_BYTES)
+        {
+            return Err(StoreError::TooLarge {
+                what: "an advisory record",
+                size: big.json.len(),
+                limit: crate::MAX_ADVISORY_BYTES,
+            });
+        }
+        self.write(what, |tx| {
+            let mut out = Vec::with_capacity(advisories.len());
+            for a in advisories {
+                let stored: Option<String> = tx
+                    .prepare_cached("SELECT modified FROM advisories WHERE id = ?1")
+                    .and_then(|mut stmt| stmt.query_row([&a.id], |r| r.get(0)).optional())
+                    .map_err(StoreError::sqlite(what))?;
+                let outcome = match stored {
+                    None => AdvisoryPut::New,
+                    Some(old) if a.modified > old => AdvisoryPut::Updated,
+                    Some(_) => {
+                        out.push(AdvisoryPut::Unchanged);
+                        continue;
+                    }
+                };
+                tx.prepare_cached(
+                    "INSERT INTO advisories (id, modified, withdrawn, json) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (id) DO UPDATE SET modified = excluded.modified, \
+                     withdrawn = excluded.withdrawn, json = excluded.json",
+                )
+                .and_then(|mut stmt| stmt.execute(params![a.id, a.modified, a.withdrawn, a.json]))
+                .map_err(StoreError::sqlite(what))?;
+                tx.prepare_cached("DELETE FROM advisory_packages WHERE id = ?1")
+                    .and_then(|mut stmt| stmt.execute([&a.id]))
+                    .map_err(StoreError::sqlite(what))?;
+                if !a.withdrawn {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO advisory_packages (ecosystem, name, id) \
+                             VALUES (?1, ?2, ?3)",
+                        )
+                        .map_err(StoreError::sqlite(what))?;
+                    for (ecosystem, name) in &a.packages {
+                        stmt.execute(params![ecosystem, name, a.id])
+                            .map_err(StoreError::sqlite(what))?;
+                    }
+                }
+                out.push(outcome);
+            }
+            Ok(out)
+        })
+    }
+
+    fn advisories_for_packages(
+        &self,
+        packages: &[(String, String)],
+    ) -> Result<Vec<StoredAdvisory>, StoreError> {
+        let what = "reading advisories by package";
+        self.read(what, |tx| {
+            let mut ids = std::collections::BTreeSet::new();
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id FROM advisory_packages WHERE ecosystem = ?1 AND name = ?2",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            for (ecosystem, name) in packages {
+                let found = stmt
+                    .query_map(params![ecosystem, name], |r| r.get::<_, String>(0))
+                    .map_err(StoreError::sqlite(what))?;
+                for id in found {
+                    ids.insert(id.map_err(StoreError::sqlite(what))?);
+                }
+            }
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(a) = advisory_by_id(tx, &id, what)? {
+                    out.push(a);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn advisory(&self, id: &str) -> Result<Option<StoredAdvisory>, StoreError> {
+        let what = "reading an advisory";
+        self.read(what, |tx| advisory_by_id(tx, id, what))
+    }
+
+    fn advisory_count(&self) -> Result<u64, StoreError> {
+        let what = "counting advisories";
+        self.read(what, |tx| {
+            let n: i64 = tx
+                .query_row("SELECT count(*) FROM advisories", [], |r| r.get(0))
+                .map_err(StoreError::sqlite(what))?;
+            count("advisory count", n)
+        })
+    }
+}
+
+fn advisory_by_id(
+    tx: &Connection,
+    id: &str,
+    what: &'static str,
+) -> Result<Option<StoredAdvisory>, StoreError> {
+    tx.prepare_cached("SELECT id, modified, withdrawn, json FROM advisories WHERE id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([id], |r| {
+                Ok(StoredAdvisory {
+                    id: r.get(0)?,
+                    modified: r.get(1)?,
+                    withdrawn: r.get(2)?,
+                    json: r.get(3)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(StoreError::sqlite(what))
 }
 
 /// Ends a run: its pending stages are skipped, the run gets its final status.

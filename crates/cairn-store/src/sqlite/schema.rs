@@ -86,6 +86,25 @@ CREATE TABLE evidence (
 CREATE INDEX evidence_by_run     ON evidence (run_id, id);
 CREATE INDEX evidence_by_subject ON evidence (subject_digest, id);
 "#,
+    // Version 3: OSV advisories and the (ecosystem, name) index that finds them.
+    r#"
+CREATE TABLE advisories (
+    id        TEXT    NOT NULL PRIMARY KEY,
+    modified  TEXT    NOT NULL,
+    withdrawn INTEGER NOT NULL,
+    json      BLOB    NOT NULL
+) STRICT;
+
+-- A withdrawn record has no rows here: it is kept, never matched.
+CREATE TABLE advisory_packages (
+    ecosystem TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    id        TEXT NOT NULL REFERENCES advisories (id) ON DELETE CASCADE,
+    PRIMARY KEY (ecosystem, name, id)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX advisory_packages_by_id ON advisory_packages (id);
+"#,
 ];
 
 /// The schema version this code writes.

@@ -1,0 +1,148 @@
+//! The harness of the `cairn` binary's end-to-end tests: a temporary git
+//! repository and data directory, and the binary run against them.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A temporary app repository and data directory.
+pub struct Fixture {
+    _tmp: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub data: PathBuf,
+}
+
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=Test Author",
+            "-c",
+            "user.email=author@example.invalid",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn copy_dir(src: &Path, dst: &Path) {
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("app");
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        Fixture {
+            _tmp: tmp,
+            repo,
+            data,
+        }
+    }
+
+    /// A repository holding a copy of `examples/<name>`, committed.
+    pub fn example(name: &str) -> Self {
+        let f = Self::new();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples")
+            .join(name);
+        copy_dir(&src, &f.repo);
+        f.commit("import example");
+        f
+    }
+
+    pub fn write(&self, path: &str, text: &str) -> &Self {
+        let p = self.repo.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+        self
+    }
+
+    pub fn commit(&self, message: &str) -> &Self {
+        git(&self.repo, &["add", "-A"]);
+        git(
+            &self.repo,
+            &["commit", "-q", "--allow-empty", "-m", message],
+        );
+        self
+    }
+
+    /// `cairn ARGS` in the repository, with this fixture's data directory and
+    /// nothing of the host's cairn settings.
+    pub fn cairn(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        cmd.current_dir(&self.repo)
+            .env("CAIRN_HOME", &self.data)
+            .env_remove("CAIRN_PLATFORM_DIR")
+            .env_remove("CAIRN_SIGSTORE_TRUSTED_ROOT")
+            .args(args);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cairn(args).output().unwrap())
+    }
+
+    /// `cairn ARGS`, which must exit 0.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "cairn {args:?}: {r:?}");
+        r
+    }
+
+    /// `cairn --json ARGS`, which must exit 0, parsed.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let r = self.ok(&all);
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"))
+    }
+}
+
+/// What a `cairn` process did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
