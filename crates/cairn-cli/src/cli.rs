@@ -54,6 +54,8 @@ pub enum Command {
     Vulns(crate::commands::VulnsCommand),
     /// Match a source tree's or root filesystem's components against stored advisories.
     Scan(crate::commands::ScanArgs),
+    /// Every stored SBOM (artifact, workload, environment) containing a package[@range].
+    Where(crate::commands::WhereArgs),
     /// Measure cairn against its peers on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -123,6 +125,18 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// `cairn where` lookups (p50/p99/max) over synthetic stored SBOMs.
+    Where {
+        /// Synthetic SBOMs to store.
+        #[arg(long, default_value_t = 10_000)]
+        sboms: usize,
+        /// Components per SBOM.
+        #[arg(long, default_value_t = 300)]
+        components: usize,
+        /// Lookups of random package names to time.
+        #[arg(long, default_value_t = 1_000)]
+        lookups: usize,
+    },
     /// A sandboxed no-op step start (p50/p99), beside bare `bwrap --ro-bind / / true`.
     Sandbox {
         #[arg(long, default_value_t = 200)]

@@ -10,6 +10,7 @@ pub mod cyclonedx_read;
 pub mod ecosystems;
 mod error;
 mod licence;
+pub mod licence_policy;
 pub mod purl;
 mod scan;
 pub mod spdx_doc;

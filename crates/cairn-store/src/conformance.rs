@@ -16,7 +16,10 @@ use cairn_model::{
     StageKind, StageRecord, StageStatus,
 };
 
-use crate::{AdvisoryPut, LogStats, NewAdvisory, RunFilter, Store, StoreError, StoredAdvisory};
+use crate::{
+    AdvisoryPut, LogStats, NewAdvisory, NewSbom, PackageHit, RunFilter, Store, StoreError,
+    StoredAdvisory,
+};
 
 /// One case of the suite.
 pub type Case = fn(&dyn Store) -> Result<(), StoreError>;
@@ -84,6 +87,8 @@ macro_rules! conformance_tests {
             advisories_are_replaced_only_when_newer,
             advisories_are_found_by_package,
             withdrawn_advisories_are_kept_but_not_indexed,
+            sboms_are_found_by_package,
+            sbom_batches_are_all_or_nothing,
         );
     };
     ($make:expr) => {
@@ -1026,5 +1031,134 @@ pub fn withdrawn_advisories_are_kept_but_not_indexed(store: &dyn Store) -> Resul
     );
     assert!(store.advisories_for_packages(&p)?.is_empty());
     assert_eq!(store.advisory_count()?, 2);
+    Ok(())
+}
+
+// ---- SBOMs -----------------------------------------------------------------------------
+
+fn sbom(subject: &str, components: &[(&str, &str, &str)]) -> NewSbom {
+    NewSbom {
+        subject_name: subject.to_owned(),
+        subject_digest: format!("sha256:{subject}"),
+        workload: None,
+        environment: None,
+        created_at_ms: 1_000,
+        format: "cyclonedx".to_owned(),
+        document: format!("{{\"subject\":\"{subject}\"}}").into_bytes(),
+        components: components
+            .iter()
+            .map(|(eco, name, version)| {
+                (
+                    (*eco).to_owned(),
+                    (*name).to_owned(),
+                    (*version).to_owned(),
+                    format!("pkg:{eco}/{name}@{version}"),
+                )
+            })
+            .collect(),
+    }
+}
+
+fn hit_summary(hits: &[PackageHit]) -> Vec<(i64, &str, &str, &str)> {
+    hits.iter()
+        .map(|h| {
+            (
+                h.sbom_id,
+                h.subject_name.as_str(),
+                h.ecosystem.as_str(),
+                h.version.as_str(),
+            )
+        })
+        .collect()
+}
+
+/// A stored SBOM is found by each component's name, in one ecosystem or in any;
+/// a component listed twice in one SBOM is one hit; the hit names the artifact.
+pub fn sboms_are_found_by_package(store: &dyn Store) -> Result<(), StoreError> {
+    assert!(store.where_package(None, "smallvec")?.is_empty());
+    let a = store.add_sbom(&sbom(
+        "app-a",
+        &[
+            ("crates.io", "smallvec", "0.6.10"),
+            ("crates.io", "smallvec", "0.6.10"),
+            ("crates.io", "serde", "1.0.0"),
+        ],
+    ))?;
+    let mut b_sbom = sbom(
+        "app-b",
+        &[
+            ("crates.io", "smallvec", "1.6.1"),
+            ("npm", "smallvec", "2.0.0"),
+        ],
+    );
+    b_sbom.workload = Some("shop".to_owned());
+    b_sbom.environment = Some("production".to_owned());
+    let b = store.add_sbom(&b_sbom)?;
+    assert!(b > a, "ids grow: {a} then {b}");
+    let any = store.where_package(None, "smallvec")?;
+    assert_eq!(
+        hit_summary(&any),
+        vec![
+            (a, "app-a", "crates.io", "0.6.10"),
+            (b, "app-b", "crates.io", "1.6.1"),
+            (b, "app-b", "npm", "2.0.0"),
+        ]
+    );
+    assert_eq!(any[0].subject_digest, "sha256:app-a");
+    assert_eq!(any[0].purl, "pkg:crates.io/smallvec@0.6.10");
+    assert_eq!(any[0].workload, None);
+    assert_eq!(any[1].workload.as_deref(), Some("shop"));
+    assert_eq!(any[1].environment.as_deref(), Some("production"));
+    assert_eq!(
+        hit_summary(&store.where_package(Some("npm"), "smallvec")?),
+        vec![(b, "app-b", "npm", "2.0.0")]
+    );
+    assert_eq!(
+        hit_summary(&store.where_package(Some("crates.io"), "serde")?),
+        vec![(a, "app-a", "crates.io", "1.0.0")]
+    );
+    assert!(store.where_package(Some("PyPI"), "smallvec")?.is_empty());
+    assert!(store.where_package(None, "SmallVec")?.is_empty());
+    Ok(())
+}
+
+/// A batch is kept whole or not at all: one oversized document or component list
+/// refuses every SBOM in it; an empty batch stores nothing.
+pub fn sbom_batches_are_all_or_nothing(store: &dyn Store) -> Result<(), StoreError> {
+    assert!(store.add_sboms(&[])?.is_empty());
+    let fine = sbom("fine", &[("crates.io", "libc", "0.2.0")]);
+    let mut big = sbom("big", &[("crates.io", "libc", "0.2.1")]);
+    big.document = vec![b' '; crate::MAX_SBOM_BYTES + 1];
+    assert!(matches!(
+        store.add_sboms(&[fine.clone(), big]),
+        Err(StoreError::TooLarge { limit, .. }) if limit == crate::MAX_SBOM_BYTES
+    ));
+    let mut many = sbom("many", &[]);
+    many.components = vec![
+        (
+            "crates.io".to_owned(),
+            "libc".to_owned(),
+            "0.2.2".to_owned(),
+            "pkg:cargo/libc@0.2.2".to_owned(),
+        );
+        crate::MAX_SBOM_COMPONENTS + 1
+    ];
+    assert!(matches!(
+        store.add_sboms(&[fine.clone(), many]),
+        Err(StoreError::TooLarge { limit, .. }) if limit == crate::MAX_SBOM_COMPONENTS
+    ));
+    assert!(store.where_package(None, "libc")?.is_empty());
+    let ids = store.add_sboms(&[
+        fine.clone(),
+        sbom("other", &[("crates.io", "libc", "0.2.3")]),
+    ])?;
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        hit_summary(&store.where_package(Some("crates.io"), "libc")?),
+        vec![
+            (ids[0], "fine", "crates.io", "0.2.0"),
+            (ids[1], "other", "crates.io", "0.2.3"),
+        ]
+    );
     Ok(())
 }

@@ -101,6 +101,46 @@ pub struct StoredAdvisory {
     pub json: Vec<u8>,
 }
 
+/// The largest SBOM document [`Store::add_sbom`] keeps.
+pub const MAX_SBOM_BYTES: usize = 64 << 20;
+
+/// The most components one stored SBOM may index.
+pub const MAX_SBOM_COMPONENTS: usize = 200_000;
+
+/// An SBOM to keep, with the components it is found by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSbom {
+    /// What the SBOM describes (a tree's or an image's name).
+    pub subject_name: String,
+    /// The artifact's digest, `<algorithm>:<hex>`.
+    pub subject_digest: String,
+    /// The workload it belongs to, once deployments exist.
+    pub workload: Option<String>,
+    /// The environment it runs in, once deployments exist.
+    pub environment: Option<String>,
+    pub created_at_ms: i64,
+    /// The document's format (`cyclonedx`, `spdx`).
+    pub format: String,
+    /// The document as it was written.
+    pub document: Vec<u8>,
+    /// (OSV ecosystem, normalised name, version, purl) of each component.
+    pub components: Vec<(String, String, String, String)>,
+}
+
+/// A stored SBOM that contains a package, from [`Store::where_package`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageHit {
+    pub sbom_id: i64,
+    pub subject_name: String,
+    pub subject_digest: String,
+    pub workload: Option<String>,
+    pub environment: Option<String>,
+    pub ecosystem: String,
+    pub name: String,
+    pub version: String,
+    pub purl: String,
+}
+
 /// The size of a stage's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogStats {
@@ -213,4 +253,27 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// How many records are kept, withdrawn ones included.
     fn advisory_count(&self) -> Result<u64, StoreError>;
+
+    /// Keeps one SBOM and indexes its components; returns its id.
+    fn add_sbom(&self, sbom: &NewSbom) -> Result<i64, StoreError> {
+        let ids = self.add_sboms(std::slice::from_ref(sbom))?;
+        ids.first().copied().ok_or(StoreError::Corrupt {
+            what: "stored SBOM ids",
+            value: "none".to_owned(),
+        })
+    }
+
+    /// Keeps SBOMs, all in one transaction; returns their ids in order. A document
+    /// larger than [`MAX_SBOM_BYTES`] or with more than [`MAX_SBOM_COMPONENTS`]
+    /// components refuses the whole batch.
+    fn add_sboms(&self, sboms: &[NewSbom]) -> Result<Vec<i64>, StoreError>;
+
+    /// Every stored component named `name` (in `ecosystem`, or in any), with the SBOM
+    /// it is in, each (SBOM, ecosystem, name, version, purl) once, by SBOM id then
+    /// version. Versions are not compared here: ranges are the caller's.
+    fn where_package(
+        &self,
+        ecosystem: Option<&str>,
+        name: &str,
+    ) -> Result<Vec<PackageHit>, StoreError>;
 }

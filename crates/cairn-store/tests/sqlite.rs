@@ -196,6 +196,8 @@ fn open_creates_a_private_directory_and_database() {
             "evidence",
             "log_lines",
             "runs",
+            "sbom_components",
+            "sboms",
             "stages",
             "workloads"
         ]

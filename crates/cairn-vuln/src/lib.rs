@@ -17,9 +17,11 @@ pub mod index;
 pub mod matching;
 pub mod osv;
 pub mod version;
+pub mod vex;
 
 pub use error::Error;
 pub use index::{AdvisoryIndex, ScanIssue, ScanReport};
 pub use matching::{Finding, FindingKind, Package, Rating, Severity, matches, normalize_name};
 pub use osv::{Advisory, Affected, Event, Informational, RangeKind, RecordProblem};
 pub use version::{Scheme, Version, VersionError};
+pub use vex::{Justification, VexDocument, VexError, VexSet, VexStatus, VexVerdict};

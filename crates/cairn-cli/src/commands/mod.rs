@@ -13,6 +13,7 @@ mod sbom;
 mod scan;
 mod verify;
 mod vulns;
+mod where_;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,7 @@ pub use sbom::SbomArgs;
 pub use scan::ScanArgs;
 pub use verify::VerifyArgs;
 pub use vulns::VulnsCommand;
+pub use where_::WhereArgs;
 
 pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
     match &cli.command {
@@ -56,6 +58,12 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Sbom(args) => sbom::sbom(cli, args),
         Command::Vulns(cmd) => vulns::vulns(cli, cmd),
         Command::Scan(args) => scan::scan(cli, args),
+        Command::Where(args) => where_::where_(cli, args),
+        Command::Bench(BenchCommand::Where {
+            sboms,
+            components,
+            lookups,
+        }) => bench::where_bench::where_(cli, *sboms, *components, *lookups),
     }
 }
 

@@ -50,9 +50,17 @@ pub struct SbomArgs {
     /// Write the document to FILE instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Also keep the document in the store and index its components for
+    /// `cairn where`. The artifact's digest is the SHA-256 of PATH when PATH is a
+    /// file, else of the document's bytes.
+    #[arg(long)]
+    pub record: bool,
+    /// The artifact's name when recording (default: PATH's file or directory name).
+    #[arg(long, value_name = "NAME", requires = "record")]
+    pub subject: Option<String>,
 }
 
-pub fn sbom(_cli: &Cli, args: &SbomArgs) -> Result<ExitCode, Failure> {
+pub fn sbom(cli: &Cli, args: &SbomArgs) -> Result<ExitCode, Failure> {
     let collected = collect(&args.path)?;
     print_problems(&collected);
     if collected.nothing_read() {
@@ -93,7 +101,65 @@ pub fn sbom(_cli: &Cli, args: &SbomArgs) -> Result<ExitCode, Failure> {
                 .context("cannot write the document to stdout")?;
         }
     }
+    if args.record {
+        record(cli, args, &collected, &doc)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Keeps the document and its components in the store (`--record`).
+fn record(cli: &Cli, args: &SbomArgs, collected: &Collected, doc: &[u8]) -> Result<(), Failure> {
+    let (digested, of) = if std::fs::metadata(&args.path).is_ok_and(|m| m.is_file()) {
+        let bytes = std::fs::read(&args.path)
+            .with_context(|| format!("cannot read {}", args.path.display()))?;
+        (bytes, format!("the file {}", args.path.display()))
+    } else {
+        (doc.to_vec(), "the SBOM document".to_owned())
+    };
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &digested);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let subject_digest = format!("sha256:{hex}");
+    let subject_name = args
+        .subject
+        .clone()
+        .unwrap_or_else(|| collected.name.clone());
+    let components = collected
+        .report
+        .components
+        .iter()
+        .map(|c| {
+            let eco = c.ecosystem.osv_name();
+            (
+                eco.to_owned(),
+                cairn_vuln::matching::normalize_name(eco, &c.full_name()),
+                c.version.clone(),
+                c.purl.clone(),
+            )
+        })
+        .collect();
+    let created_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let store = super::open_store(&super::data_dir(cli)?)?;
+    let id = store.add_sbom(&cairn_store::NewSbom {
+        subject_name: subject_name.clone(),
+        subject_digest: subject_digest.clone(),
+        workload: None,
+        environment: None,
+        created_at_ms,
+        format: match args.format {
+            SbomFormat::Cyclonedx => "cyclonedx",
+            SbomFormat::Spdx => "spdx",
+        }
+        .to_owned(),
+        document: doc.to_vec(),
+        components,
+    })?;
+    eprintln!(
+        "cairn: recorded SBOM {id} of {subject_name} ({subject_digest}, the SHA-256 of {of}), {} components",
+        collected.report.components.len()
+    );
+    Ok(())
 }
 
 /// The RFC 3339 UTC time now, from the system clock.

@@ -23,7 +23,10 @@ use cairn_model::{
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
-use crate::{AdvisoryPut, LogStats, NewAdvisory, RunFilter, Store, StoreError, StoredAdvisory};
+use crate::{
+    AdvisoryPut, LogStats, NewAdvisory, NewSbom, PackageHit, RunFilter, Store, StoreError,
+    StoredAdvisory,
+};
 
 /// The [`Store`] on SQLite. One connection behind a mutex: SQLite serialises writers
 /// anyway, and WAL keeps other processes' readers unblocked.
@@ -1080,6 +1083,96 @@ impl Store for SqliteStore {
                 .query_row("SELECT count(*) FROM advisories", [], |r| r.get(0))
                 .map_err(StoreError::sqlite(what))?;
             count("advisory count", n)
+        })
+    }
+    fn add_sboms(&self, sboms: &[NewSbom]) -> Result<Vec<i64>, StoreError> {
+        let what = "keeping SBOMs";
+        for sbom in sboms {
+            if sbom.document.len() > crate::MAX_SBOM_BYTES {
+                return Err(StoreError::TooLarge {
+                    what: "an SBOM document",
+                    size: sbom.document.len(),
+                    limit: crate::MAX_SBOM_BYTES,
+                });
+            }
+            if sbom.components.len() > crate::MAX_SBOM_COMPONENTS {
+                return Err(StoreError::TooLarge {
+                    what: "an SBOM's component list (in components)",
+                    size: sbom.components.len(),
+                    limit: crate::MAX_SBOM_COMPONENTS,
+                });
+            }
+        }
+        self.write(what, |tx| {
+            let mut ids = Vec::with_capacity(sboms.len());
+            let mut add = tx
+                .prepare_cached(
+                    "INSERT INTO sboms (subject_name, subject_digest, workload, environment, \
+                     created_at_ms, format, document) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut component = tx
+                .prepare_cached(
+                    "INSERT INTO sbom_components (sbom_id, ecosystem, name, version, purl) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            for s in sboms {
+                add.execute(params![
+                    s.subject_name,
+                    s.subject_digest,
+                    s.workload,
+                    s.environment,
+                    s.created_at_ms,
+                    s.format,
+                    s.document
+                ])
+                .map_err(StoreError::sqlite(what))?;
+                let id = tx.last_insert_rowid();
+                for (ecosystem, name, version, purl) in &s.components {
+                    component
+                        .execute(params![id, ecosystem, name, version, purl])
+                        .map_err(StoreError::sqlite(what))?;
+                }
+                ids.push(id);
+            }
+            Ok(ids)
+        })
+    }
+
+    fn where_package(
+        &self,
+        ecosystem: Option<&str>,
+        name: &str,
+    ) -> Result<Vec<PackageHit>, StoreError> {
+        let what = "finding a package in stored SBOMs";
+        self.read(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT DISTINCT s.id, s.subject_name, s.subject_digest, s.workload, \
+                     s.environment, c.ecosystem, c.name, c.version, c.purl \
+                     FROM sbom_components c JOIN sboms s ON s.id = c.sbom_id \
+                     WHERE c.name = ?2 AND (?1 IS NULL OR c.ecosystem = ?1) \
+                     ORDER BY s.id, c.ecosystem, c.version, c.purl",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let rows = stmt
+                .query_map(params![ecosystem, name], |r| {
+                    Ok(PackageHit {
+                        sbom_id: r.get(0)?,
+                        subject_name: r.get(1)?,
+                        subject_digest: r.get(2)?,
+                        workload: r.get(3)?,
+                        environment: r.get(4)?,
+                        ecosystem: r.get(5)?,
+                        name: r.get(6)?,
+                        version: r.get(7)?,
+                        purl: r.get(8)?,
+                    })
+                })
+                .map_err(StoreError::sqlite(what))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite(what))
         })
     }
 }

@@ -105,6 +105,35 @@ CREATE TABLE advisory_packages (
 
 CREATE INDEX advisory_packages_by_id ON advisory_packages (id);
 "#,
+    // Version 4: stored SBOMs and the index of their components ("where is X").
+    r#"
+CREATE TABLE sboms (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject_name   TEXT    NOT NULL,
+    subject_digest TEXT    NOT NULL,
+    workload       TEXT,
+    environment    TEXT,
+    created_at_ms  INTEGER NOT NULL,
+    format         TEXT    NOT NULL,
+    document       BLOB    NOT NULL
+) STRICT;
+
+CREATE INDEX sboms_by_subject ON sboms (subject_digest, id);
+
+CREATE TABLE sbom_components (
+    sbom_id   INTEGER NOT NULL REFERENCES sboms (id) ON DELETE CASCADE,
+    ecosystem TEXT    NOT NULL,
+    name      TEXT    NOT NULL,
+    version   TEXT    NOT NULL,
+    purl      TEXT    NOT NULL
+) STRICT;
+
+-- "Where is X": by (ecosystem, name[, version]), or by name in any ecosystem; the
+-- second covers the lookup, so a popular package's rows are read in one range scan.
+CREATE INDEX sbom_components_by_package ON sbom_components (ecosystem, name, version);
+CREATE INDEX sbom_components_by_name    ON sbom_components (name, ecosystem, version, purl, sbom_id);
+CREATE INDEX sbom_components_by_sbom    ON sbom_components (sbom_id);
+"#,
 ];
 
 /// The schema version this code writes.

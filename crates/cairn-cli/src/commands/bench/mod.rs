@@ -1,5 +1,7 @@
 //! `cairn bench`: measurements against the named peer, in the same run.
 
+pub mod where_bench;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
