@@ -61,13 +61,5 @@ impl From<std::io::Error> for Failure {
 
 /// The error and its causes. A config error is already a full diagnostic.
 pub fn render(error: &anyhow::Error) -> String {
-    let mut out = error.to_string();
-    for cause in error.chain().skip(1) {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-    }
-    out
+    cairn_model::error_chain(error.as_ref())
 }

@@ -11,6 +11,7 @@ use cairn_evidence::{
 };
 use cairn_model::NewEvidence;
 use cairn_model::config::{ChainStage, WORKLOAD_FILE};
+use cairn_model::error_chain;
 use cairn_model::test_report::failed_tests;
 use cairn_model::time::human_duration;
 use cairn_model::{
@@ -693,18 +694,6 @@ fn tree_size(dir: &Path) -> (u64, u64) {
         }
     }
     (files, bytes)
-}
-
-/// `err: cause: cause` on one line.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// Collects a stage's log lines and writes them to the store in batches, within

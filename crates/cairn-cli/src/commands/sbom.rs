@@ -260,20 +260,7 @@ pub fn print_problems(collected: &Collected) {
     }
 }
 
-/// An error and its causes on one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
+pub use cairn_model::error_chain;
 
 /// The files of a tree, relative to its root with `/` separators.
 #[derive(Debug)]
