@@ -446,13 +446,8 @@ fn logs_follow_streams_a_run_another_process_is_running() {
 fn a_green_run_is_certified_by_signed_evidence() {
     let f = Fixture::example("hello-c");
     assert_eq!(f.run(&["run"]).code, 0);
-    let key = f.json(&["key", "show"]);
-    let public =
-        cairn_evidence::VerifyingKey::from_pem(key["public_key"].as_str().unwrap()).unwrap();
-    let log = cairn_tlog::note::Verifier::parse(
-        f.run(&["log", "checkpoint", "--verifier"]).stdout.trim(),
-    )
-    .unwrap();
+    let public = f.signing_key();
+    let log = f.log_verifier();
     let export = f.repo.join("../evidence");
     let list = f.json(&["evidence", "last", "--export", export.to_str().unwrap()]);
     let kinds: Vec<(&str, &str, &str)> = list
@@ -537,13 +532,8 @@ fn a_green_run_is_certified_by_signed_evidence() {
 fn a_failing_test_stage_is_certified_as_failed_with_the_test_named() {
     let f = Fixture::example("greeter-py");
     assert_eq!(f.run(&["run"]).code, 1);
-    let key = f.json(&["key", "show"]);
-    let public =
-        cairn_evidence::VerifyingKey::from_pem(key["public_key"].as_str().unwrap()).unwrap();
-    let log = cairn_tlog::note::Verifier::parse(
-        f.run(&["log", "checkpoint", "--verifier"]).stdout.trim(),
-    )
-    .unwrap();
+    let public = f.signing_key();
+    let log = f.log_verifier();
     let export = f.repo.join("../evidence");
     let list = f.json(&["evidence", "last", "--export", export.to_str().unwrap()]);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");

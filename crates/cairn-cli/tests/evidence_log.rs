@@ -16,12 +16,7 @@ use cairn_engine::audit::{AuditLog, Change};
 use cairn_engine::keys::KeyStore;
 use cairn_evidence::{Bundle, Observed, Sha256Digest, Statement, Subject};
 use cairn_tlog::merkle::{leaf_hash, verify_inclusion};
-use cairn_tlog::note::Verifier;
 use serde_json::Value;
-
-fn log_verifier(f: &Fixture) -> Verifier {
-    Verifier::parse(f.ok(&["log", "checkpoint", "--verifier"]).stdout.trim()).unwrap()
-}
 
 fn log_entry(f: &Fixture, index: u64) -> Value {
     let shown = f.json(&["log", "show", &index.to_string()]);
@@ -104,7 +99,7 @@ fn key_rotation_is_logged_before_use_and_every_bundle_carries_its_log_entry() {
     );
 
     assert_eq!(f.run(&["run"]).code, 0);
-    let log = log_verifier(&f);
+    let log = f.log_verifier();
     let export = f.repo.join("../evidence");
     let list = f.json(&["evidence", "last", "--export", export.to_str().unwrap()]);
     let list = list.as_array().unwrap();

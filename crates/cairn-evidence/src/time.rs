@@ -1,4 +1,7 @@
-//! Unix milliseconds to RFC 3339 UTC, without a clock: the caller hands in times.
+//! Unix milliseconds to RFC 3339 UTC with milliseconds, without a clock: the
+//! caller hands in times. The calendar is `cairn_model::time`'s.
+
+use cairn_model::time::civil_from_days;
 
 use crate::EvidenceError;
 
@@ -20,21 +23,6 @@ pub fn rfc3339_utc_ms(unix_ms: i64) -> Result<String, EvidenceError> {
         (rem % 3600) / 60,
         rem % 60
     ))
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms", `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

@@ -23,6 +23,25 @@ pub enum FileKind {
     ApkInstalled,
 }
 
+impl FileKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [FileKind; 13] = [
+        FileKind::CargoLock,
+        FileKind::NpmLock,
+        FileKind::PoetryLock,
+        FileKind::UvLock,
+        FileKind::Requirements,
+        FileKind::GoMod,
+        FileKind::GoSum,
+        FileKind::GemfileLock,
+        FileKind::ComposerLock,
+        FileKind::PomXml,
+        FileKind::MavenDependencyList,
+        FileKind::DpkgStatus,
+        FileKind::ApkInstalled,
+    ];
+}
+
 /// A file that could not be parsed; the rest of the scan goes on.
 #[derive(Debug)]
 pub struct FileError {

@@ -615,21 +615,7 @@ fn truncated_variants_are_errors() {
 
 #[test]
 fn garbage_is_an_error_for_every_kind() {
-    let kinds = [
-        FileKind::CargoLock,
-        FileKind::NpmLock,
-        FileKind::PoetryLock,
-        FileKind::UvLock,
-        FileKind::Requirements,
-        FileKind::GoMod,
-        FileKind::GoSum,
-        FileKind::GemfileLock,
-        FileKind::ComposerLock,
-        FileKind::PomXml,
-        FileKind::MavenDependencyList,
-        FileKind::DpkgStatus,
-        FileKind::ApkInstalled,
-    ];
+    let kinds = FileKind::ALL;
     let garbage: &[&[u8]] = &[
         b"\x00\x01\x02\xff\xfe binary \x89PNG",
         b"hello world, this is not a lockfile\nat all }{ ][\n",
@@ -1125,27 +1111,12 @@ fn inline_errors() {
 /// the fuzz target reads them: the first byte picks the kind, the rest is the file.
 #[test]
 fn fuzz_crashes_stay_fixed() {
-    const KINDS: [FileKind; 13] = [
-        FileKind::CargoLock,
-        FileKind::NpmLock,
-        FileKind::PoetryLock,
-        FileKind::UvLock,
-        FileKind::Requirements,
-        FileKind::GoMod,
-        FileKind::GoSum,
-        FileKind::GemfileLock,
-        FileKind::ComposerLock,
-        FileKind::PomXml,
-        FileKind::MavenDependencyList,
-        FileKind::DpkgStatus,
-        FileKind::ApkInstalled,
-    ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz-crashes");
     let mut n = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         let (first, rest) = bytes.split_first().unwrap();
-        let kind = KINDS[usize::from(*first) % KINDS.len()];
+        let kind = FileKind::ALL[usize::from(*first) % FileKind::ALL.len()];
         if let Ok(out) = parse_file(kind, "fuzz", rest, "debian") {
             for c in out.components {
                 assert!(

@@ -111,6 +111,20 @@ impl Fixture {
         r
     }
 
+    /// cairn's public signing key, as `cairn key show` prints it.
+    pub fn signing_key(&self) -> cairn_evidence::VerifyingKey {
+        let key = self.json(&["key", "show"]);
+        cairn_evidence::VerifyingKey::from_pem(key["public_key"].as_str().unwrap()).unwrap()
+    }
+
+    /// The audit log's note verifier, as `cairn log checkpoint --verifier` prints it.
+    pub fn log_verifier(&self) -> cairn_tlog::note::Verifier {
+        cairn_tlog::note::Verifier::parse(
+            self.ok(&["log", "checkpoint", "--verifier"]).stdout.trim(),
+        )
+        .unwrap()
+    }
+
     /// `cairn --json ARGS`, which must exit 0, parsed.
     pub fn json(&self, args: &[&str]) -> Value {
         let mut all = vec!["--json"];

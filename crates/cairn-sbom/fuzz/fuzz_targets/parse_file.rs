@@ -4,25 +4,9 @@
 use cairn_sbom::{FileKind, parse_file};
 use libfuzzer_sys::fuzz_target;
 
-const KINDS: [FileKind; 13] = [
-    FileKind::CargoLock,
-    FileKind::NpmLock,
-    FileKind::PoetryLock,
-    FileKind::UvLock,
-    FileKind::Requirements,
-    FileKind::GoMod,
-    FileKind::GoSum,
-    FileKind::GemfileLock,
-    FileKind::ComposerLock,
-    FileKind::PomXml,
-    FileKind::MavenDependencyList,
-    FileKind::DpkgStatus,
-    FileKind::ApkInstalled,
-];
-
 fuzz_target!(|data: &[u8]| {
     let Some((first, rest)) = data.split_first() else { return };
-    let kind = KINDS[usize::from(*first) % KINDS.len()];
+    let kind = FileKind::ALL[usize::from(*first) % FileKind::ALL.len()];
     if let Ok(out) = parse_file(kind, "fuzz", rest, "debian") {
         for c in out.components {
             assert!(!c.name.is_empty() && !c.version.is_empty() && c.purl.starts_with("pkg:"));
