@@ -56,6 +56,14 @@ pub enum Command {
     Scan(crate::commands::ScanArgs),
     /// Every stored SBOM (artifact, workload, environment) containing a package[@range].
     Where(crate::commands::WhereArgs),
+    /// The catalog of validated base images: import, create, list, show.
+    #[command(subcommand)]
+    Base(crate::commands::BaseCommand),
+    /// Images cairn built: list, push (with evidence) to a registry, pull.
+    #[command(subcommand)]
+    Image(crate::commands::ImageCommand),
+    /// Move an image onto a newer catalog base without rebuilding it.
+    Rebase(crate::commands::RebaseArgs),
     /// Measure cairn against its peers on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -125,6 +133,8 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// `cairn scan` of a Cargo.lock beside `cargo audit --no-fetch` on the same RustSec data.
+    Scan(crate::commands::ScanBenchArgs),
     /// `cairn where` lookups (p50/p99/max) over synthetic stored SBOMs.
     Where {
         /// Synthetic SBOMs to store.
@@ -136,6 +146,22 @@ pub enum BenchCommand {
         /// Lookups of random package names to time.
         #[arg(long, default_value_t = 1_000)]
         lookups: usize,
+    },
+    /// Assemble an image with a large layer and push it to a real registry, beside sha256sum.
+    Push {
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// A registry (HOST:PORT, plain HTTP on loopback); default: start Debian's docker-registry.
+        #[arg(long)]
+        registry: Option<String>,
+    },
+    /// The example app's chain with its image build, cold and warm.
+    Image {
+        /// The app (a directory with cairn.toml).
+        #[arg(long, default_value = "examples/hello-web")]
+        app: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
     },
     /// A sandboxed no-op step start (p50/p99), beside bare `bwrap --ro-bind / / true`.
     Sandbox {

@@ -63,3 +63,18 @@ impl From<std::io::Error> for Failure {
 pub fn render(error: &anyhow::Error) -> String {
     cairn_model::error_chain(error.as_ref())
 }
+
+impl From<cairn_model::image_ref::RefError> for Failure {
+    fn from(err: cairn_model::image_ref::RefError) -> Self {
+        Failure::user(err)
+    }
+}
+
+impl From<cairn_oci::OciError> for Failure {
+    fn from(err: cairn_oci::OciError) -> Self {
+        Failure {
+            code: INTERNAL,
+            error: err.into(),
+        }
+    }
+}

@@ -78,7 +78,7 @@ fn init_in_a_cargo_project_then_an_unknown_key_names_line_and_column() {
         "{r:?}"
     );
     assert!(
-        r.stderr.contains("expected `unit` or `acceptance`"),
+        r.stderr.contains("expected one of `unit`, `acceptance`, `http`"),
         "{r:?}"
     );
     // Nothing was run: the store holds no run.

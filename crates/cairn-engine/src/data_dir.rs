@@ -42,18 +42,41 @@ impl DataDir {
     /// there), one directory per data directory. Anyone else's sandbox runs as
     /// themselves and uses `<data>/work`.
     pub fn workspaces(&self) -> PathBuf {
+        self.sandbox_visible("work", ROOT_WORKSPACES)
+    }
+
+    /// Where unpacked image root filesystems live (one directory per manifest
+    /// digest), for the sandbox to run them. Like [`DataDir::workspaces`], root's
+    /// live under [`ROOT_ROOTFS`].
+    pub fn rootfs_cache(&self) -> PathBuf {
+        self.sandbox_visible("rootfs", ROOT_ROOTFS)
+    }
+
+    /// The OCI image layout holding every image cairn built or imported.
+    pub fn images(&self) -> PathBuf {
+        self.root.join("oci")
+    }
+
+    /// Records and logs of the `local` deploy target's running deployments.
+    pub fn deployments(&self) -> PathBuf {
+        self.root.join("deploy")
+    }
+
+    fn sandbox_visible(&self, name: &str, root_parent: &str) -> PathBuf {
         if !running_as_root() {
-            return self.root.join("work");
+            return self.root.join(name);
         }
         let canonical = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
         let mut hasher = std::hash::DefaultHasher::new();
         std::hash::Hash::hash(&canonical, &mut hasher);
-        Path::new(ROOT_WORKSPACES).join(format!("{:016x}", std::hash::Hasher::finish(&hasher)))
+        Path::new(root_parent).join(format!("{:016x}", std::hash::Hasher::finish(&hasher)))
     }
 }
 
 /// The parent of root's workspaces (see [`DataDir::workspaces`]).
 pub const ROOT_WORKSPACES: &str = "/var/lib/cairn/work";
+/// The parent of root's unpacked image root filesystems.
+pub const ROOT_ROOTFS: &str = "/var/lib/cairn/rootfs";
 
 fn running_as_root() -> bool {
     // SAFETY: geteuid(2) has no preconditions and cannot fail.

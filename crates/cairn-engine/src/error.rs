@@ -73,6 +73,38 @@ pub enum EngineError {
     Store(#[from] cairn_store::StoreError),
     #[error(transparent)]
     Sandbox(#[from] cairn_sandbox::SandboxError),
+    #[error(transparent)]
+    Oci(Box<cairn_oci::OciError>),
+    #[error(transparent)]
+    Registry(Box<cairn_registry::Error>),
+    #[error(transparent)]
+    ImageRef(#[from] cairn_model::image_ref::RefError),
+    #[error(
+        "base `{name}` is not in the organisation's catalog; `cairn base list` shows it, `cairn base import` adds a validated base"
+    )]
+    BaseNotInCatalog { name: String },
+    #[error("`{name}` is not a valid base name (1-63 characters of a-z, 0-9 and '-')")]
+    BadBaseName { name: String },
+    #[error("image `{reference}` not found: {why}")]
+    ImageNotFound { reference: String, why: String },
+    #[error("pulling {reference} needs a registry connection")]
+    NoRegistryClient { reference: String },
+    #[error("{why}")]
+    BadDeployTarget { why: String },
+    #[error("the deployment failed: {why}")]
+    DeployFailed { why: String },
+}
+
+impl From<cairn_oci::OciError> for EngineError {
+    fn from(err: cairn_oci::OciError) -> Self {
+        Self::Oci(Box::new(err))
+    }
+}
+
+impl From<cairn_registry::Error> for EngineError {
+    fn from(err: cairn_registry::Error) -> Self {
+        Self::Registry(Box::new(err))
+    }
 }
 
 impl EngineError {
@@ -93,6 +125,11 @@ impl EngineError {
                 | Self::NoSigningKey { .. }
                 | Self::KeyExists { .. }
                 | Self::KeyExposed { .. }
+                | Self::ImageRef(_)
+                | Self::BaseNotInCatalog { .. }
+                | Self::BadBaseName { .. }
+                | Self::ImageNotFound { .. }
+                | Self::BadDeployTarget { .. }
         )
     }
 

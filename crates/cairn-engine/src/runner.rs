@@ -21,6 +21,8 @@ use cairn_sandbox::{Exit, Limits, SandboxSpec, Stream};
 use cairn_store::Store;
 
 use crate::audit::{AuditLog, Change, LOCK_WAIT, Receipt};
+use crate::images::Images;
+use crate::images::release_candidate::{self, BuiltImage, RcTest};
 use crate::keys::KeyStore;
 
 use crate::host::{now_ms, owner_tag};
@@ -157,6 +159,28 @@ impl Engine {
             key,
             data: self.data.clone(),
         };
+        // A workload with an image builds only on a catalog base: check it before
+        // the run exists, so a missing base is refused before any work.
+        let image_plan = match &loaded.workload.image {
+            None => None,
+            Some(config) => {
+                let images = Images::open(&self.data)?;
+                let base = match images.base(store, &config.base, config.base_digest.as_deref()) {
+                    Ok(base) => base,
+                    Err(EngineError::BaseNotInCatalog { name }) => {
+                        return Err(loaded
+                            .config_error(
+                                config.base_span.clone(),
+                                format!("base `{name}` is not in the organisation's catalog"),
+                                "`cairn base list` shows the catalog; `cairn base import` adds a validated base",
+                            )
+                            .into());
+                    }
+                    Err(e) => return Err(e),
+                };
+                Some(ImagePlan { images, base })
+            }
+        };
         store.upsert_workload(
             &loaded.workload.name,
             &loaded.repo.display().to_string(),
@@ -183,7 +207,15 @@ impl Engine {
         store.start_run(run.id, &owner_tag(), now_ms())?;
 
         let workspace = self.data.workspaces().join(run.id.to_string());
-        let result = self.run_stages(loaded, &run, &stages, &workspace, &signer, observer);
+        let result = self.run_stages(
+            loaded,
+            &run,
+            &stages,
+            &workspace,
+            &signer,
+            image_plan.as_ref(),
+            observer,
+        );
         if !keep_workspace {
             // Best effort: a leftover workspace wastes disk but loses nothing.
             let _ = std::fs::remove_dir_all(&workspace);
@@ -203,6 +235,7 @@ impl Engine {
     }
 
     /// Runs the stages in order; `Ok(Some(reason))` when one failed.
+    #[allow(clippy::too_many_arguments)]
     fn run_stages(
         &self,
         loaded: &LoadedWorkload,
@@ -210,9 +243,13 @@ impl Engine {
         stages: &[StageRecord],
         workspace: &Path,
         signer: &Signer,
+        image_plan: Option<&ImagePlan>,
         observer: &mut dyn RunObserver,
     ) -> Result<Option<String>, EngineError> {
-        let mut facts = RunFacts::default();
+        let mut facts = RunFacts {
+            image_plan,
+            ..RunFacts::default()
+        };
         for (stage, spec) in stages.iter().zip(&loaded.chain.stages) {
             let started_ms = now_ms();
             self.store.start_stage(stage.id, started_ms)?;
@@ -269,7 +306,7 @@ impl Engine {
         loaded: &LoadedWorkload,
         run: &RunRecord,
         stage: &StageFacts<'_>,
-        facts: &RunFacts,
+        facts: &RunFacts<'_>,
         signer: &Signer,
     ) -> Result<(), EngineError> {
         if !matches!(
@@ -278,15 +315,41 @@ impl Engine {
         ) {
             return Ok(());
         }
+        let image_subject = facts
+            .image
+            .as_ref()
+            .map(|built| image_subject(loaded, built));
         let subject = match stage.spec.kind {
             StageKind::UnitTest => facts.source.clone(),
+            StageKind::AcceptanceTest if facts.tested_image => image_subject.clone(),
             StageKind::AcceptanceTest => facts.output.clone().or_else(|| facts.source.clone()),
-            StageKind::Build if stage.record.status == StageStatus::Passed => facts.output.clone(),
+            StageKind::Build if stage.record.status == StageStatus::Passed => {
+                image_subject.clone().or_else(|| facts.output.clone())
+            }
             _ => None,
         };
         let Some(subject) = subject else {
             return Ok(());
         };
+        let mut artifacts = vec![subject.clone()];
+        if stage.spec.kind == StageKind::Build
+            && image_subject.is_some()
+            && let Some(output) = &facts.output
+        {
+            artifacts.push(output.clone());
+        }
+        let base_images = facts
+            .image
+            .as_ref()
+            .and_then(|built| {
+                let hex = built.base.digest.strip_prefix("sha256:")?;
+                Some(NamedDigest::new(
+                    format!("catalog base {}", built.base.name),
+                    Sha256Digest::from_hex(hex).ok()?,
+                ))
+            })
+            .into_iter()
+            .collect();
         let observed = Observed {
             workload: loaded.workload.name.clone(),
             repository: format!("git+file://{}", loaded.repo.display()),
@@ -300,9 +363,9 @@ impl Engine {
             finished_ms: stage.finished_ms,
             exit_code: stage.record.exit_code,
             logs: facts.logs.clone(),
-            base_images: Vec::new(),
+            base_images,
             failed_tests: stage.failed_tests.clone(),
-            artifacts: vec![subject.clone()],
+            artifacts,
         };
         let (predicate_type, mut bundle) = if stage.spec.kind == StageKind::Build {
             let statement = Statement::provenance(&observed, BUILDER_ID)?;
@@ -346,11 +409,20 @@ impl Engine {
         run: &RunRecord,
         spec: &ChainStage,
         workspace: &Path,
-        facts: &mut RunFacts,
+        facts: &mut RunFacts<'_>,
         sink: &mut LogSink<'_>,
     ) -> Result<StageEnd, EngineError> {
         if spec.kind == StageKind::Source {
             return self.source_stage(loaded, workspace, facts, sink);
+        }
+        if spec.kind == StageKind::AcceptanceTest
+            && let Some(built) = facts.image.clone()
+            && let Some(plan) = facts.image_plan
+            && let Some(port) = loaded.workload.image.as_ref().and_then(|i| i.port)
+        {
+            return self.rc_acceptance(
+                loaded, run, spec, workspace, facts, plan, &built, port, sink,
+            );
         }
         let Some(command) = stage_command(loaded, spec) else {
             let what = match spec.kind {
@@ -446,8 +518,103 @@ impl Engine {
                 digest.to_hex()
             ));
             facts.output = Some(Subject::sha256(output.clone(), digest));
+            if let (Some(plan), Some(config)) = (facts.image_plan, &loaded.workload.image) {
+                let built = release_candidate::build_image(
+                    &plan.images,
+                    loaded,
+                    config,
+                    plan.base.clone(),
+                    &path,
+                    output,
+                    facts.source_date_epoch,
+                )?;
+                sink.system(&format!(
+                    "release-candidate image {} on catalog base {} ({})",
+                    built.digest, built.base.name, built.base.digest
+                ));
+                self.store.add_image(&release_candidate::image_record(
+                    &built,
+                    loaded,
+                    Some(run.id),
+                ))?;
+                facts.image = Some(built);
+            }
         }
         Ok(end)
+    }
+
+    /// The acceptance stage of a workload with an image: the RC runs in the
+    /// sandbox and is tested there (see [`release_candidate::acceptance`]).
+    #[allow(clippy::too_many_arguments)]
+    fn rc_acceptance(
+        &self,
+        loaded: &LoadedWorkload,
+        run: &RunRecord,
+        spec: &ChainStage,
+        workspace: &Path,
+        facts: &mut RunFacts<'_>,
+        plan: &ImagePlan,
+        built: &BuiltImage,
+        port: u16,
+        sink: &mut LogSink<'_>,
+    ) -> Result<StageEnd, EngineError> {
+        let policy = &loaded.chain.sandbox;
+        let limits = Limits {
+            wall_clock: spec.timeout,
+            memory_bytes: policy.memory_bytes,
+            max_processes: policy.processes,
+            max_line_bytes: MAX_LINE_BYTES,
+        };
+        let command = stage_command(loaded, spec).map(|command| SandboxSpec {
+            workspace: workspace.to_path_buf(),
+            argv: vec!["/bin/sh".into(), "-c".into(), command],
+            env: step_env(loaded, run, spec, facts.source_date_epoch),
+            network: false,
+            read_only_binds: policy
+                .tools
+                .iter()
+                .map(|t| (PathBuf::from(&t.host), PathBuf::from(&t.at)))
+                .collect(),
+            limits,
+        });
+        let test = RcTest {
+            images: &plan.images,
+            built,
+            port,
+            checks: &loaded.workload.http_checks,
+            command,
+            limits,
+        };
+        // cairn's own lines and the step's output share the stage log.
+        let sink = std::cell::RefCell::new(sink);
+        let outcome = release_candidate::acceptance(
+            test,
+            &mut |text| sink.borrow_mut().system(text),
+            &mut |stream, bytes| {
+                let stream = match stream {
+                    Stream::Stdout => LogStream::Stdout,
+                    Stream::Stderr => LogStream::Stderr,
+                };
+                sink.borrow_mut().line(stream, bytes);
+            },
+        )?;
+        let sink = sink.into_inner();
+        sink.store_error()?;
+        facts.tested_image = true;
+        Ok(match outcome.failure {
+            None => {
+                sink.system(&format!(
+                    "the release candidate {} passed its acceptance tests",
+                    built.digest
+                ));
+                StageEnd::passed(outcome.exit_code)
+            }
+            Some(why) => {
+                let reason = format!("release candidate {}: {why}", built.digest);
+                sink.system(&reason);
+                StageEnd::failed(outcome.exit_code, reason)
+            }
+        })
     }
 
     /// The source stage: the exact commit's tree, never the work tree.
@@ -455,7 +622,7 @@ impl Engine {
         &self,
         loaded: &LoadedWorkload,
         workspace: &Path,
-        facts: &mut RunFacts,
+        facts: &mut RunFacts<'_>,
         sink: &mut LogSink<'_>,
     ) -> Result<StageEnd, EngineError> {
         let info = git::commit_info(&loaded.repo, &loaded.commit)?;
@@ -567,9 +734,29 @@ fn signal_hint(sig: i32) -> &'static str {
 /// The builder id in cairn's provenance: this engine, not any step.
 pub const BUILDER_ID: &str = "urn:cairn:builder:engine";
 
+/// The image a run will build: the layout and the catalog base, resolved before
+/// the run started.
+struct ImagePlan {
+    images: Images,
+    base: (cairn_model::BaseRecord, cairn_oci::Image),
+}
+
+/// The subject naming an image: the workload and its manifest digest.
+fn image_subject(loaded: &LoadedWorkload, built: &BuiltImage) -> Subject {
+    let digest = Sha256Digest::from_hex(built.digest.trim_start_matches("sha256:"))
+        .unwrap_or_else(|_| Sha256Digest::of(built.digest.as_bytes()));
+    Subject::sha256(format!("{}@{}", loaded.workload.name, built.digest), digest)
+}
+
 /// What the engine has established about the run so far.
 #[derive(Default)]
-struct RunFacts {
+struct RunFacts<'p> {
+    /// The image plan, when the workload has an image.
+    image_plan: Option<&'p ImagePlan>,
+    /// The release-candidate image the build produced.
+    image: Option<BuiltImage>,
+    /// Whether the acceptance tests ran against the RC image.
+    tested_image: bool,
     /// The materialised source tree.
     source: Option<Subject>,
     /// The build's declared output.

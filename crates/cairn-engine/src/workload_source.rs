@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use cairn_model::config::{
-    Chain, DEFAULT_CHAIN_NAME, DEFAULT_CHAIN_TOML, WORKLOAD_FILE, Workload, parse_chain,
-    parse_workload,
+    Chain, ConfigError, DEFAULT_CHAIN_NAME, DEFAULT_CHAIN_TOML, ORG_FILE, OrgConfig, WORKLOAD_FILE,
+    Workload, parse_chain, parse_org, parse_workload,
 };
 
 use crate::{EngineError, git};
@@ -23,6 +23,30 @@ pub struct LoadedWorkload {
     /// Set when the work tree's `cairn.toml` differs from the committed one (the
     /// run uses the committed one).
     pub uncommitted_config: bool,
+    /// The organisation's settings (`org.toml`, or the defaults).
+    pub org: OrgConfig,
+    /// How the committed `cairn.toml` is named in errors, and its text, so checks
+    /// made after loading (e.g. the base is not in the catalog) point at the line.
+    pub config_file: String,
+    pub config_text: String,
+}
+
+impl LoadedWorkload {
+    /// An error at `span` of the committed `cairn.toml`.
+    pub fn config_error(
+        &self,
+        span: std::ops::Range<usize>,
+        message: String,
+        help: &str,
+    ) -> ConfigError {
+        ConfigError::at(
+            &self.config_file,
+            &self.config_text,
+            Some(span),
+            message,
+            Some(help.to_owned()),
+        )
+    }
 }
 
 /// Finds the directory holding `cairn.toml`: `start` or a parent, up to the repo top.
@@ -78,8 +102,10 @@ pub fn load_workload(
     })?;
     let committed = String::from_utf8_lossy(&committed).into_owned();
     let short = &commit[..12.min(commit.len())];
-    let workload = parse_workload(&format!("{config_path} (at commit {short})"), &committed)?;
+    let config_file = format!("{config_path} (at commit {short})");
+    let workload = parse_workload(&config_file, &committed)?;
     let chain = load_chain(&workload.chain, platform_dir)?;
+    let org = load_org(platform_dir)?;
     Ok(LoadedWorkload {
         repo: top,
         prefix,
@@ -87,7 +113,24 @@ pub fn load_workload(
         commit,
         workload,
         chain,
+        org,
+        config_file,
+        config_text: committed,
     })
+}
+
+/// The organisation's settings: `platform_dir/org.toml`, or the defaults (no
+/// registry allowed) when there is none.
+pub fn load_org(platform_dir: Option<&Path>) -> Result<OrgConfig, EngineError> {
+    let Some(platform) = platform_dir else {
+        return Ok(OrgConfig::default());
+    };
+    let path = platform.join(ORG_FILE);
+    if !path.is_file() {
+        return Ok(OrgConfig::default());
+    }
+    let text = read_bounded(&path)?;
+    Ok(parse_org(&path.display().to_string(), &text)?)
 }
 
 /// The chain named `name`: `platform_dir/chains/<name>.toml`, else the built-in

@@ -45,6 +45,7 @@ mod key;
 mod observed;
 mod pem;
 pub mod provenance;
+pub mod sbom;
 mod statement;
 pub mod test_result;
 mod time;

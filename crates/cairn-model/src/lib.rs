@@ -5,10 +5,13 @@
 
 pub mod config;
 pub mod ecosystem;
+pub mod image;
+pub mod image_ref;
 pub mod run;
 pub mod test_report;
 pub mod time;
 
+pub use image::{BaseRecord, ImageRecord};
 pub use run::{
     EvidenceRecord, LogLine, LogStream, NewEvidence, NewRun, NewStage, RunId, RunRecord, RunStatus,
     StageId, StageKind, StageRecord, StageStatus,

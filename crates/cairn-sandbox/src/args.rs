@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::etc::RESOLV_CONF;
+use crate::image::{ImageNetwork, ImageSandboxSpec};
 use crate::spec::{HOME_DIR, HOSTNAME, SandboxSpec, WORKSPACE_DIR};
 
 /// Where Debian installs bubblewrap. Deliberately not looked up in `PATH`.
@@ -63,32 +64,32 @@ impl Args {
     }
 }
 
+/// Whose network the sandbox uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Net {
+    /// A new network namespace with only a loopback interface.
+    Own,
+    /// The host's (bubblewrap's) network namespace, with the host's `resolv.conf`.
+    Host,
+    /// The namespace bubblewrap was started in, which [`crate::spawn`] made another
+    /// sandbox's before the exec: no `--unshare-net`, and nothing of the host's.
+    Joined,
+}
+
 /// All of bubblewrap's arguments for `spec`, the command last; `etc` is the curated
-/// copy bound at `/etc` (see [`crate::etc`]).
-pub(crate) fn build(spec: &SandboxSpec, etc: &Path) -> Vec<OsString> {
+/// copy bound at `/etc` (see [`crate::etc`]). `joined`: the network namespace is
+/// another sandbox's, entered before bubblewrap starts.
+pub(crate) fn build(spec: &SandboxSpec, etc: &Path, joined: bool) -> Vec<OsString> {
     let mut a = Args(Vec::with_capacity(
         96 + 3 * spec.env.len() + spec.argv.len(),
     ));
-
-    // Namespaces: all of them (user, mount, pid, ipc, uts, cgroup, net), nested user
-    // namespaces disabled inside, every capability dropped.
-    a.flag("--unshare-all");
-    a.flag("--unshare-user");
-    if spec.network {
-        a.flag("--share-net");
-    }
-    a.flag("--disable-userns");
-    a.with("--cap-drop", "ALL");
-    a.flag("--die-with-parent");
-    a.flag("--new-session");
-    a.with("--hostname", HOSTNAME);
-    a.with("--json-status-fd", STATUS_FD.to_string());
-
-    // Environment: exactly the caller's (bubblewrap itself is started with none).
-    a.flag("--clearenv");
-    for (name, value) in &spec.env {
-        a.with2("--setenv", name, value);
-    }
+    let net = match (joined, spec.network) {
+        (true, _) => Net::Joined,
+        (false, true) => Net::Host,
+        (false, false) => Net::Own,
+    };
+    namespaces(&mut a, net, false);
+    environment(&mut a, &spec.env);
 
     // Read-only system.
     a.with2("--ro-bind", "/usr", "/usr");
@@ -99,7 +100,7 @@ pub(crate) fn build(spec: &SandboxSpec, etc: &Path) -> Vec<OsString> {
         }
     }
     a.with2("--ro-bind", etc, "/etc");
-    if spec.network {
+    if net == Net::Host {
         // Resolved on the host (it is often a symlink into /run), bound over the
         // empty placeholder of the copy.
         let resolv = Path::new("/etc").join(RESOLV_CONF);
@@ -131,6 +132,94 @@ pub(crate) fn build(spec: &SandboxSpec, etc: &Path) -> Vec<OsString> {
     a.0
 }
 
+/// Namespaces: all of them (user, mount, pid, ipc, uts, cgroup, and net unless it is
+/// shared or joined), nested user namespaces disabled inside, every capability dropped.
+/// `detached`: bubblewrap outlives its parent, which exits at once (see
+/// [`crate::spawn`]); otherwise the sandbox dies with the reaper.
+fn namespaces(a: &mut Args, net: Net, detached: bool) {
+    a.flag("--unshare-all");
+    a.flag("--unshare-user");
+    if net != Net::Own {
+        a.flag("--share-net");
+    }
+    a.flag("--disable-userns");
+    a.with("--cap-drop", "ALL");
+    if !detached {
+        a.flag("--die-with-parent");
+    }
+    a.flag("--new-session");
+    a.with("--hostname", HOSTNAME);
+    a.with("--json-status-fd", STATUS_FD.to_string());
+}
+
+/// Exactly the caller's environment (bubblewrap itself is started with none).
+fn environment(a: &mut Args, env: &[(String, String)]) {
+    a.flag("--clearenv");
+    for (name, value) in env {
+        a.with2("--setenv", name, value);
+    }
+}
+
+/// Names at the top of an image's root that the sandbox provides itself (fresh
+/// `/proc`, minimal `/dev`, private tmpfs `/tmp` and `/run`); the image's own are
+/// hidden.
+pub(crate) const IMAGE_OWN_MOUNTS: &[&str] = &["proc", "dev", "tmp", "run"];
+
+/// One top-level entry of an image's root filesystem, as bound into the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TopEntry {
+    /// A directory or regular file, bound read-only at `/<name>`.
+    Bind(OsString),
+    /// A symlink, recreated with the same target (it resolves inside the sandbox).
+    Symlink(OsString, PathBuf),
+}
+
+/// bubblewrap's arguments for an image: its root filesystem's top-level `entries`
+/// bound read-only over the (then read-only) root, the command last. `detached`: the
+/// sandbox outlives cairn ([`crate::start_detached`]).
+pub(crate) fn build_image(
+    spec: &ImageSandboxSpec,
+    entries: &[TopEntry],
+    detached: bool,
+) -> Vec<OsString> {
+    let mut a = Args(Vec::with_capacity(
+        64 + 3 * entries.len() + 3 * spec.env.len() + spec.argv.len(),
+    ));
+    namespaces(
+        &mut a,
+        match spec.network {
+            ImageNetwork::Isolated => Net::Own,
+            ImageNetwork::Host => Net::Host,
+        },
+        detached,
+    );
+    // The ids the command sees; outside, it is the sandbox user whatever they are.
+    a.with("--uid", spec.uid.to_string());
+    a.with("--gid", spec.gid.to_string());
+    environment(&mut a, &spec.env);
+
+    let root = Path::new("/");
+    for entry in entries {
+        match entry {
+            TopEntry::Bind(name) => a.with2("--ro-bind", spec.rootfs.join(name), root.join(name)),
+            TopEntry::Symlink(name, target) => a.with2("--symlink", target, root.join(name)),
+        }
+    }
+    a.with("--proc", "/proc");
+    a.with("--dev", "/dev");
+    let size = spec.limits.memory_bytes.to_string();
+    for dir in ["/tmp", "/run"] {
+        a.with("--size", size.as_str());
+        a.with("--tmpfs", dir);
+    }
+    a.with("--remount-ro", "/");
+    a.with("--chdir", &spec.working_dir);
+
+    a.flag("--");
+    a.0.extend(spec.argv.iter().map(OsString::from));
+    a.0
+}
+
 /// A path bubblewrap would resolve; shown in errors.
 pub(crate) fn bwrap_path() -> &'static Path {
     Path::new(BWRAP)
@@ -141,7 +230,7 @@ mod tests {
     use super::*;
 
     fn args_of(spec: &SandboxSpec) -> Vec<String> {
-        build(spec, Path::new("/run/etc-copy"))
+        build(spec, Path::new("/run/etc-copy"), false)
             .into_iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect()

@@ -24,6 +24,13 @@ use crate::spec::{Limits, Usage};
 /// the cgroup alongside the command.
 pub(crate) const SUPERVISOR_TASKS: u64 = 3;
 
+/// Name prefix of the cgroups of runs that end with the cairn process that started
+/// them (a dead process's are swept).
+pub(crate) const RUN_PREFIX: &str = "run-";
+/// Name prefix of detached sandboxes' cgroups, which outlive their starter and are
+/// removed only by [`crate::stop_detached`].
+pub(crate) const DETACHED_PREFIX: &str = "detached-";
+
 /// How long killing the leftovers of a run may take before it is reported.
 const KILL_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -169,7 +176,7 @@ fn enable_v2_controllers(dir: &Path) -> Result<(), SandboxError> {
 /// Removes the run cgroups of cairn processes that no longer exist (a crash leaves
 /// empty directories behind). Directories of live processes are left alone.
 fn sweep_stale(parent: &Path) {
-    for entry in crate::leftovers::dead_process_entries(parent, "run-") {
+    for entry in crate::leftovers::dead_process_entries(parent, RUN_PREFIX) {
         // Fails harmlessly if something still lives in it.
         let _ = fs::remove_dir(entry.path());
     }
@@ -222,11 +229,12 @@ pub(crate) struct RunCgroup {
 }
 
 impl RunCgroup {
-    pub(crate) fn create(limits: &Limits) -> Result<RunCgroup, SandboxError> {
+    /// A new cgroup named `<prefix><cairn's pid>-<n>` enforcing `limits`.
+    pub(crate) fn create(limits: &Limits, prefix: &str) -> Result<RunCgroup, SandboxError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let layout = layout()?;
         let name = format!(
-            "run-{}-{}",
+            "{prefix}{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
@@ -286,6 +294,51 @@ impl RunCgroup {
         self.dirs.push(dir.clone());
         self.procs.push(procs);
         Ok(dir)
+    }
+
+    /// Gives up ownership: the directories stay (with whatever runs in them) when this
+    /// is dropped. Returns them, pids (or the v2 one) first.
+    pub(crate) fn keep(mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.dirs)
+    }
+
+    /// Takes back the directories of a detached sandbox's cgroup ([`RunCgroup::keep`]),
+    /// after checking that they are cairn's detached cgroups on this host's layout
+    /// (a forged record must not make cairn kill or remove anything else).
+    pub(crate) fn adopt(dirs: &[PathBuf]) -> Result<RunCgroup, SandboxError> {
+        let layout = layout()?;
+        let (parents, v2): (Vec<&Path>, bool) = match layout {
+            Layout::V1 { pids, memory } => (vec![pids.as_path(), memory.as_path()], false),
+            Layout::V2 { parent } => (vec![parent.as_path()], true),
+        };
+        let name = dirs.first().and_then(|d| d.file_name());
+        let valid = dirs.len() == parents.len()
+            && name.is_some_and(|n| n.to_string_lossy().starts_with(DETACHED_PREFIX))
+            && dirs
+                .iter()
+                .zip(&parents)
+                .all(|(dir, parent)| dir.parent() == Some(parent) && dir.file_name() == name);
+        if !valid {
+            return Err(SandboxError::InvalidSpec {
+                field: "cgroups",
+                problem: "are not a detached sandbox's cgroup on this host",
+                value: dirs
+                    .iter()
+                    .map(|d| d.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            });
+        }
+        Ok(RunCgroup {
+            dirs: dirs.to_vec(),
+            procs: Vec::new(),
+            v2,
+        })
+    }
+
+    /// Whether `pid` is a member of this cgroup (of its first hierarchy).
+    pub(crate) fn contains(&self, pid: i32) -> bool {
+        self.pids().contains(&pid)
     }
 
     /// The files the child writes "0" to, to join.

@@ -72,6 +72,15 @@ pub enum SandboxError {
         source: io::Error,
     },
 
+    /// An image's root filesystem is unusable.
+    #[error("image root filesystem {path}: cannot {action}")]
+    Rootfs {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
+
     /// An I/O operation of the supervisor itself failed.
     #[error("sandbox supervision failed: cannot {action}")]
     Io {

@@ -25,6 +25,17 @@
 //! exits last: [`run`] returns once it is reaped, i.e. when every process of the
 //! sandbox is gone and no zombie is left behind.
 //!
+//! Images ([`ImageSandboxSpec`]): an OCI image's unpacked root filesystem is the
+//! sandbox's root, read-only, under the same namespaces, user, limits and supervision;
+//! run to the end ([`run_image`]), in the background ([`start_image`], a
+//! [`RunningSandbox`] killed on drop), or detached from cairn for deploy target
+//! `local` ([`start_detached`], [`stop_detached`]). With [`ImageNetwork::Isolated`]
+//! what the image serves is reachable only inside its network namespace: from a
+//! workspace step run there ([`run_in_network_of`]) or from cairn's own code on a
+//! thread that entered it ([`in_network_namespace`]). See [`image`] for what the
+//! unpacked rootfs must look like and which user the image runs as
+//! ([`image_user_ids`] maps an image's `User`).
+//!
 //! Not covered: disk usage of the workspace (only `RLIMIT_FSIZE` per file), CPU
 //! shares, and a syscall filter (seccomp); with `network: true` the sandbox shares the
 //! host's network namespace, loopback services and abstract sockets included.
@@ -32,10 +43,15 @@
 mod args;
 pub mod bench;
 mod cgroup;
+mod detached;
 mod error;
 mod etc;
+pub mod image;
 mod leftovers;
+mod netns;
 mod output;
+mod procfs;
+mod running;
 mod spawn;
 mod spec;
 mod status;
@@ -43,10 +59,14 @@ mod supervise;
 mod workspace;
 
 pub use args::BWRAP;
+pub use detached::{DetachedSandbox, start_detached, stop_detached};
 pub use error::SandboxError;
+pub use image::{ImageNetwork, ImageSandboxSpec, image_user_ids, run_image};
+pub use netns::{NetworkNamespace, in_network_namespace};
+pub use running::{LineSink, PortWait, RunningSandbox, TAIL_LINES, start_image};
 pub use spawn::{SANDBOX_GID, SANDBOX_UID};
 pub use spec::{
     Exit, HOME_DIR, HOSTNAME, Limits, Outcome, SandboxSpec, Stream, Usage, WORKSPACE_DIR,
 };
-pub use supervise::run;
+pub use supervise::{run, run_in_network_of};
 pub use workspace::prepare_workspace;

@@ -6,6 +6,10 @@
 //! cairn ── reaper (subreaper, in the cgroup, sandbox uid) ── bwrap monitor ── init ── command
 //! ```
 //!
+//! A detached sandbox ([`crate::start_detached`]) has no reaper: cairn's child starts
+//! a new session, forks bubblewrap and exits, leaving
+//! `host init ── bwrap monitor ── init ── command` in the kept cgroup.
+//!
 //! Everything the child does is prepared before the fork; the child itself only makes
 //! async-signal-safe system calls and never allocates.
 
@@ -53,6 +57,9 @@ const STEPS: &[&str] = &[
     "closing inherited descriptors",
     "starting the reaper",
     "raising the sandbox's OOM score",
+    "joining the network namespace",
+    "starting a new session",
+    "detaching from cairn",
 ];
 const STEP_CGROUP: u8 = 0;
 const STEP_RLIMIT: u8 = 1;
@@ -64,6 +71,9 @@ const STEP_STATUS_FD: u8 = 6;
 const STEP_CLOSE_FDS: u8 = 7;
 const STEP_REAPER: u8 = 8;
 const STEP_OOM_SCORE: u8 = 9;
+const STEP_SETNS: u8 = 10;
+const STEP_SETSID: u8 = 11;
+const STEP_DETACH: u8 = 12;
 
 /// What the child does before exec'ing bubblewrap, prepared in the parent.
 struct ChildSetup {
@@ -76,6 +86,24 @@ struct ChildSetup {
     max_fd: RawFd,
     /// The highest signal number (SIGRTMAX), read before the fork.
     max_signal: libc::c_int,
+    /// A network namespace to enter (with `setns`) while still privileged.
+    netns: Option<RawFd>,
+    /// Detached: own session, no parent-death signal, no reaper, and bubblewrap is
+    /// handed to the host's init (or the nearest subreaper) instead of staying
+    /// cairn's child's.
+    detached: bool,
+}
+
+/// How bubblewrap is started, besides its arguments and limits.
+#[derive(Debug, Default)]
+pub(crate) struct Launch<'a> {
+    /// The run cgroup the child joins (when cairn runs as root).
+    pub cgroup: Option<&'a RunCgroup>,
+    /// A network namespace (an open `/proc/PID/ns/net`) the sandbox joins instead of
+    /// getting its own; bubblewrap must then be told to share the network.
+    pub netns: Option<RawFd>,
+    /// Detached: stdout and stderr go to this file, and the sandbox outlives cairn.
+    pub log: Option<std::fs::File>,
 }
 
 /// Our child (the reaper, with bubblewrap below it) and the read end of bubblewrap's
@@ -97,8 +125,9 @@ pub(crate) fn is_root() -> bool {
 pub(crate) fn start(
     bwrap_args: Vec<std::ffi::OsString>,
     limits: &Limits,
-    cgroup: Option<&RunCgroup>,
+    launch: Launch<'_>,
 ) -> Result<Started, SandboxError> {
+    let cgroup = launch.cgroup;
     let root = cgroup.is_some();
     let (status_read, status_write) = pipe()?;
     let setup = ChildSetup {
@@ -113,6 +142,8 @@ pub(crate) fn start(
             .try_into()
             .unwrap_or(1 << 16),
         max_signal: libc::SIGRTMAX(),
+        netns: launch.netns,
+        detached: launch.log.is_some(),
     };
 
     let mut command = Command::new(args::bwrap_path());
@@ -120,11 +151,25 @@ pub(crate) fn start(
         .args(bwrap_args)
         .env_clear()
         .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so nothing aimed at cairn's group reaches it.
-        .process_group(0);
+        .stdin(Stdio::null());
+    match launch.log {
+        Some(log) => {
+            let copy = log.try_clone().map_err(|source| SandboxError::Io {
+                action: "duplicate the log file descriptor",
+                source,
+            })?;
+            // Its own session (set up in the child): not even a process group leader
+            // first, or setsid(2) would fail.
+            command.stdout(Stdio::from(log)).stderr(Stdio::from(copy));
+        }
+        None => {
+            command
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                // Its own process group, so nothing aimed at cairn's group reaches it.
+                .process_group(0);
+        }
+    }
     // SAFETY: `after_fork` only makes async-signal-safe system calls on data prepared
     // above, and does not allocate.
     unsafe {
@@ -257,6 +302,15 @@ impl ChildSetup {
                 };
                 self.fail_if(libc::setrlimit(resource, &limit) != 0, STEP_RLIMIT)?;
             }
+            // Before giving up root: entering a network namespace needs CAP_SYS_ADMIN.
+            if let Some(netns) = self.netns {
+                self.fail_if(libc::setns(netns, libc::CLONE_NEWNET) != 0, STEP_SETNS)?;
+            }
+            if self.detached {
+                // No controlling terminal, no session of cairn's: a hangup or a signal
+                // to cairn's session does not reach it.
+                self.fail_if(libc::setsid() < 0, STEP_SETSID)?;
+            }
             if let Some((uid, gid)) = self.drop_to {
                 self.fail_if(libc::setgroups(0, std::ptr::null()) != 0, STEP_SETGROUPS)?;
                 self.fail_if(libc::setgid(gid) != 0, STEP_SETGID)?;
@@ -271,13 +325,16 @@ impl ChildSetup {
                 }
             }
             // After the uid change, which clears it. If cairn dies, the reaper dies, and
-            // with it bubblewrap and (--die-with-parent) the whole sandbox.
-            self.fail_if(
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0,
-                STEP_PDEATHSIG,
-            )?;
-            if libc::getppid() != self.parent {
-                return Err(self.fail_with(STEP_PDEATHSIG, libc::ESRCH));
+            // with it bubblewrap and (--die-with-parent) the whole sandbox. A detached
+            // sandbox is meant to outlive cairn.
+            if !self.detached {
+                self.fail_if(
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0,
+                    STEP_PDEATHSIG,
+                )?;
+                if libc::getppid() != self.parent {
+                    return Err(self.fail_with(STEP_PDEATHSIG, libc::ESRCH));
+                }
             }
             if self.status_fd == STATUS_FD {
                 let flags = libc::fcntl(STATUS_FD, libc::F_GETFD);
@@ -326,6 +383,28 @@ impl ChildSetup {
         // SAFETY: async-signal-safe system calls only; this process never returns to
         // Rust code that could allocate, it `_exit`s.
         unsafe {
+            if self.detached {
+                // This process (cairn's child, which cairn reaps at once) forks
+                // bubblewrap and exits: bubblewrap is orphaned, adopted by the host's
+                // init (which reaps it and, if bubblewrap goes first, the sandbox's
+                // init), and nothing of cairn's stays behind. No reaper either: it would
+                // keep a copy of cairn's memory alive for as long as the sandbox runs.
+                let bwrap = libc::syscall(
+                    libc::SYS_clone,
+                    libc::c_long::from(libc::SIGCHLD),
+                    0 as libc::c_long,
+                    0 as libc::c_long,
+                    0 as libc::c_long,
+                    0 as libc::c_long,
+                );
+                if bwrap < 0 {
+                    return Err(self.fail(STEP_DETACH));
+                }
+                if bwrap > 0 {
+                    libc::_exit(0);
+                }
+                return self.become_bwrap(None);
+            }
             self.fail_if(
                 libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0,
                 STEP_REAPER,
@@ -346,35 +425,7 @@ impl ChildSetup {
             }
             let bwrap = bwrap as libc::pid_t;
             if bwrap == 0 {
-                // The future bubblewrap: dies if the reaper does.
-                self.fail_if(
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0,
-                    STEP_PDEATHSIG,
-                )?;
-                if libc::getppid() != reaper {
-                    return Err(self.fail_with(STEP_PDEATHSIG, libc::ESRCH));
-                }
-                // When the sandbox runs out of memory, the OOM killer must pick one of
-                // its processes, never the reaper (whose copy of cairn's memory counts
-                // as its size). Raising one's own score needs no privilege, only
-                // /proc/self to be ours again after the uid change made it root's (the
-                // exec of bubblewrap would make the process dumpable anyway).
-                libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
-                let adj = libc::open(
-                    c"/proc/self/oom_score_adj".as_ptr(),
-                    libc::O_WRONLY | libc::O_CLOEXEC,
-                );
-                let written = if adj >= 0 {
-                    libc::write(adj, b"1000".as_ptr().cast(), 4)
-                } else {
-                    -1
-                };
-                let error = self.fail_if(written != 4, STEP_OOM_SCORE);
-                if adj >= 0 {
-                    libc::close(adj);
-                }
-                error?;
-                return Ok(());
+                return self.become_bwrap(Some(reaper));
             }
             // The reaper holds nothing: not the output pipes (their end of file must
             // mean the sandbox is done with them), not std's exec-status pipe (its end of
@@ -410,6 +461,46 @@ impl ChildSetup {
                 }
                 _ => libc::_exit(255),
             }
+        }
+    }
+
+    /// The last steps of the process that goes on to exec bubblewrap: die if `reaper`
+    /// (its parent) does, and be the OOM killer's first choice.
+    ///
+    /// # Safety
+    /// Only in the forked child, right before the exec.
+    unsafe fn become_bwrap(&self, reaper: Option<libc::pid_t>) -> io::Result<()> {
+        // SAFETY: async-signal-safe system calls on our own stack and static strings.
+        unsafe {
+            if let Some(reaper) = reaper {
+                self.fail_if(
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0,
+                    STEP_PDEATHSIG,
+                )?;
+                if libc::getppid() != reaper {
+                    return Err(self.fail_with(STEP_PDEATHSIG, libc::ESRCH));
+                }
+            }
+            // When the sandbox runs out of memory, the OOM killer must pick one of its
+            // processes, never the reaper (whose copy of cairn's memory counts as its
+            // size). Raising one's own score needs no privilege, only /proc/self to be
+            // ours again after the uid change made it root's (the exec of bubblewrap
+            // would make the process dumpable anyway).
+            libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+            let adj = libc::open(
+                c"/proc/self/oom_score_adj".as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            );
+            let written = if adj >= 0 {
+                libc::write(adj, b"1000".as_ptr().cast(), 4)
+            } else {
+                -1
+            };
+            let error = self.fail_if(written != 4, STEP_OOM_SCORE);
+            if adj >= 0 {
+                libc::close(adj);
+            }
+            error
         }
     }
 

@@ -54,25 +54,8 @@ impl SandboxSpec {
     /// Checks everything that can be checked without running anything.
     pub fn validate(&self) -> Result<(), SandboxError> {
         check_absolute("workspace", &self.workspace)?;
-        match self.argv.first() {
-            None => return Err(invalid("argv", "is empty", "")),
-            Some(first) if first.is_empty() => {
-                return Err(invalid("argv", "program name is empty", ""));
-            }
-            Some(_) => {}
-        }
-        // Arguments and values may carry secrets: errors name the field, never the value.
-        if self.argv.iter().any(|a| a.contains('\0')) {
-            return Err(invalid("argv", "contains a NUL byte", ""));
-        }
-        for (name, value) in &self.env {
-            if name.is_empty() || name.contains('=') || name.contains('\0') {
-                return Err(invalid("env", "invalid variable name", name));
-            }
-            if value.contains('\0') {
-                return Err(invalid("env", "value contains a NUL byte", name));
-            }
-        }
+        check_argv(&self.argv)?;
+        check_env(&self.env)?;
         for (source, dest) in &self.read_only_binds {
             check_absolute("read_only_binds", source)?;
             check_absolute("read_only_binds", dest)?;
@@ -84,30 +67,60 @@ impl SandboxSpec {
                 ));
             }
         }
-        let limits = &self.limits;
-        if limits.wall_clock.is_zero() {
-            return Err(invalid("limits.wall_clock", "must be positive", ""));
-        }
-        if limits.memory_bytes < MIN_MEMORY_BYTES {
-            return Err(invalid(
-                "limits.memory_bytes",
-                "must be at least 1 MiB",
-                &limits.memory_bytes.to_string(),
-            ));
-        }
-        if limits.max_processes == 0 {
-            return Err(invalid("limits.max_processes", "must be positive", "0"));
-        }
-        if limits.max_line_bytes == 0 {
-            return Err(invalid("limits.max_line_bytes", "must be positive", "0"));
-        }
-        Ok(())
+        check_limits(&self.limits)
     }
+}
+
+pub(crate) fn check_argv(argv: &[String]) -> Result<(), SandboxError> {
+    match argv.first() {
+        None => return Err(invalid("argv", "is empty", "")),
+        Some(first) if first.is_empty() => {
+            return Err(invalid("argv", "program name is empty", ""));
+        }
+        Some(_) => {}
+    }
+    // Arguments and values may carry secrets: errors name the field, never the value.
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err(invalid("argv", "contains a NUL byte", ""));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_env(env: &[(String, String)]) -> Result<(), SandboxError> {
+    for (name, value) in env {
+        if name.is_empty() || name.contains('=') || name.contains('\0') {
+            return Err(invalid("env", "invalid variable name", name));
+        }
+        if value.contains('\0') {
+            return Err(invalid("env", "value contains a NUL byte", name));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_limits(limits: &Limits) -> Result<(), SandboxError> {
+    if limits.wall_clock.is_zero() {
+        return Err(invalid("limits.wall_clock", "must be positive", ""));
+    }
+    if limits.memory_bytes < MIN_MEMORY_BYTES {
+        return Err(invalid(
+            "limits.memory_bytes",
+            "must be at least 1 MiB",
+            &limits.memory_bytes.to_string(),
+        ));
+    }
+    if limits.max_processes == 0 {
+        return Err(invalid("limits.max_processes", "must be positive", "0"));
+    }
+    if limits.max_line_bytes == 0 {
+        return Err(invalid("limits.max_line_bytes", "must be positive", "0"));
+    }
+    Ok(())
 }
 
 const MIN_MEMORY_BYTES: u64 = 1 << 20;
 
-fn invalid(field: &'static str, problem: &'static str, value: &str) -> SandboxError {
+pub(crate) fn invalid(field: &'static str, problem: &'static str, value: &str) -> SandboxError {
     SandboxError::InvalidSpec {
         field,
         problem,
@@ -115,7 +128,7 @@ fn invalid(field: &'static str, problem: &'static str, value: &str) -> SandboxEr
     }
 }
 
-fn check_absolute(field: &'static str, path: &Path) -> Result<(), SandboxError> {
+pub(crate) fn check_absolute(field: &'static str, path: &Path) -> Result<(), SandboxError> {
     let shown = || path.to_string_lossy();
     if !path.is_absolute() {
         return Err(invalid(field, "path is not absolute", &shown()));

@@ -54,6 +54,31 @@ impl StatusPipe {
     /// pidfd for the sandbox's init, the process whose end means the end of every
     /// process in the sandbox's pid namespace. `None` if bubblewrap ended first.
     pub(crate) fn init(&mut self, reaper_pid: u32, deadline: Instant) -> Option<OwnedFd> {
+        self.init_pid(reaper_pid, deadline).map(|(_, fd)| fd)
+    }
+
+    /// [`StatusPipe::init`], with the init's host pid.
+    pub(crate) fn init_pid(
+        &mut self,
+        reaper_pid: u32,
+        deadline: Instant,
+    ) -> Option<(i32, OwnedFd)> {
+        let (pid, pidfd) = self.child_pid(deadline)?;
+        // The pid could have been recycled before the pidfd pinned it: only trust it
+        // if it is still bubblewrap's child, or already the reaper's (checked after
+        // pinning, so the process checked is the one pinned).
+        let parent = parent_of(pid)?;
+        let ours = parent == reaper_pid
+            || i32::try_from(parent)
+                .ok()
+                .and_then(parent_of)
+                .is_some_and(|grandparent| grandparent == reaper_pid);
+        ours.then_some((pid, pidfd))
+    }
+
+    /// The `child-pid` bubblewrap reported (waiting until `deadline` at most), pinned
+    /// by a pidfd but not yet checked to be the sandbox's.
+    pub(crate) fn child_pid(&mut self, deadline: Instant) -> Option<(i32, OwnedFd)> {
         while !self.text.contains(&b'\n') && !self.eof {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -72,16 +97,7 @@ impl StatusPipe {
         let text = String::from_utf8_lossy(&self.text);
         let pid = number_after(&text, "\"child-pid\"")?;
         let pidfd = pidfd_open(pid)?;
-        // The pid could have been recycled before the pidfd pinned it: only trust it
-        // if it is still bubblewrap's child, or already the reaper's (checked after
-        // pinning, so the process checked is the one pinned).
-        let parent = parent_of(pid)?;
-        let ours = parent == reaper_pid
-            || i32::try_from(parent)
-                .ok()
-                .and_then(parent_of)
-                .is_some_and(|grandparent| grandparent == reaper_pid);
-        ours.then_some(pidfd)
+        Some((pid, pidfd))
     }
 
     /// The command's exit code, if bubblewrap executed it. Call after bubblewrap ended.
@@ -92,7 +108,7 @@ impl StatusPipe {
 }
 
 /// The parent pid in `/proc/PID/stat`.
-fn parent_of(pid: i32) -> Option<u32> {
+pub(crate) fn parent_of(pid: i32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "pid (comm) state ppid ...", where comm may contain anything but ends at the
     // last ')'.

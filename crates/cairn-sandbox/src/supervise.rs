@@ -2,7 +2,7 @@
 //! process, and the verdict.
 
 use std::io::{self, ErrorKind, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, ExitStatus};
@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use crate::cgroup::{self, RunCgroup};
 use crate::error::SandboxError;
+use crate::netns::NetworkNamespace;
 use crate::output::{Event, pump};
-use crate::spawn::{self, Started};
-use crate::spec::{Exit, Outcome, SandboxSpec, Stream, Usage};
+use crate::spawn::{self, Launch, Started};
+use crate::spec::{Exit, Limits, Outcome, SandboxSpec, Stream, Usage};
 use crate::status::StatusPipe;
 use crate::{args, etc};
 
@@ -43,6 +44,36 @@ pub fn run(
     spec: &SandboxSpec,
     on_line: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<Outcome, SandboxError> {
+    run_spec(spec, None, on_line)
+}
+
+/// [`run`], but inside the network namespace of another sandbox (a running image, see
+/// [`crate::RunningSandbox::network_namespace`]) instead of a new one: the command
+/// reaches what listens on that sandbox's loopback, and nothing else (not the host's
+/// loopback, not the host's network). Everything else is as in [`run`].
+///
+/// `spec.network` must be `false`. Entering the namespace needs root (cairn enters it
+/// before dropping to the sandbox user); unprivileged, this is a [`SandboxError::Spawn`].
+pub fn run_in_network_of(
+    spec: &SandboxSpec,
+    network: &NetworkNamespace,
+    on_line: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<Outcome, SandboxError> {
+    if spec.network {
+        return Err(SandboxError::InvalidSpec {
+            field: "network",
+            problem: "must be false when joining another sandbox's network namespace",
+            value: String::new(),
+        });
+    }
+    run_spec(spec, Some(network), on_line)
+}
+
+fn run_spec(
+    spec: &SandboxSpec,
+    network: Option<&NetworkNamespace>,
+    on_line: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<Outcome, SandboxError> {
     spec.validate()?;
     check_workspace(spec)?;
     let etc_mount_points: Vec<(&Path, bool)> = spec
@@ -53,34 +84,73 @@ pub fn run(
         .collect();
     // Held for the whole run: the copy is removed when no run uses it any more.
     let etc = etc::current(&etc_mount_points)?;
+    let args = args::build(spec, etc.path(), network.is_some());
+    execute(
+        args,
+        &spec.limits,
+        network.map(NetworkNamespace::raw_fd),
+        on_line,
+    )
+}
+
+/// Starts bubblewrap with `args` in a fresh run cgroup (as root) and supervises it to
+/// the end, as [`run`] describes.
+pub(crate) fn execute(
+    args: Vec<std::ffi::OsString>,
+    limits: &Limits,
+    netns: Option<RawFd>,
+    on_line: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<Outcome, SandboxError> {
     let cgroup = if spawn::is_root() {
-        Some(RunCgroup::create(&spec.limits)?)
+        Some(RunCgroup::create(limits, cgroup::RUN_PREFIX)?)
     } else {
         None
     };
     let start = Instant::now();
-    let Started { child, status } =
-        spawn::start(args::build(spec, etc.path()), &spec.limits, cgroup.as_ref())?;
+    let launch = Launch {
+        cgroup: cgroup.as_ref(),
+        netns,
+        log: None,
+    };
+    let Started { child, status } = spawn::start(args, limits, launch)?;
+    finish(
+        limits,
+        start,
+        child,
+        StatusPipe::new(status),
+        None,
+        cgroup.as_ref(),
+        on_line,
+    )
+}
+
+/// Supervises a started sandbox to its end: output to `on_line`, the wall clock, and
+/// every process gone before it returns. `init` if the caller already has it.
+pub(crate) fn finish(
+    limits: &Limits,
+    start: Instant,
+    child: Child,
+    mut status: StatusPipe,
+    init: Option<OwnedFd>,
+    cgroup: Option<&RunCgroup>,
+    on_line: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<Outcome, SandboxError> {
     let pid = child.id();
     let pidfd = i32::try_from(pid).ok().and_then(cgroup::pidfd_open);
     let mut killer = Killer {
         pid,
         pidfd,
-        init: None,
-        cgroup: cgroup.as_ref(),
+        init,
+        cgroup,
         done: false,
     };
-    let mut status = StatusPipe::new(status);
-    let ended = supervise(spec, start, child, &mut status, &mut killer, on_line)?;
+    let ended = supervise(limits, start, child, &mut status, &mut killer, on_line)?;
     let duration = start.elapsed();
     killer.done = true;
     drop(killer);
 
     let exit_code = status.exit_code();
-    let (usage, oom_kills) = cgroup
-        .as_ref()
-        .map_or((Usage::default(), 0), |c| (c.usage(), c.oom_kills()));
-    drop(cgroup);
+    let (usage, oom_kills) = cgroup.map_or((Usage::default(), 0), |c| (c.usage(), c.oom_kills()));
     let exit = verdict(&ended, exit_code, oom_kills)?;
     Ok(Outcome {
         exit,
@@ -170,7 +240,7 @@ impl Killer<'_> {
 }
 
 /// Whether the process behind `pidfd` has ended, waiting up to `patience`.
-fn exited_within(pidfd: &OwnedFd, patience: Duration) -> bool {
+pub(crate) fn exited_within(pidfd: &OwnedFd, patience: Duration) -> bool {
     let mut poll = libc::pollfd {
         fd: pidfd.as_raw_fd(),
         events: libc::POLLIN,
@@ -200,7 +270,7 @@ struct Ended {
 }
 
 fn supervise(
-    spec: &SandboxSpec,
+    limits: &Limits,
     start: Instant,
     mut child: Child,
     status: &mut StatusPipe,
@@ -208,7 +278,7 @@ fn supervise(
     on_line: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<Ended, SandboxError> {
     let (events, inbox) = mpsc::sync_channel(QUEUE_LINES);
-    let max = spec.limits.max_line_bytes;
+    let max = limits.max_line_bytes;
     let streams = [
         (
             child
@@ -259,8 +329,10 @@ fn supervise(
         }
     }
     drop(events);
-    let deadline = start + spec.limits.wall_clock;
-    killer.init = status.init(killer.pid, deadline);
+    let deadline = start + limits.wall_clock;
+    if killer.init.is_none() {
+        killer.init = status.init(killer.pid, deadline);
+    }
     let killer = &*killer;
     if failure.is_some() {
         killer.kill();

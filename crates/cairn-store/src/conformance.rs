@@ -17,8 +17,9 @@ use cairn_model::{
 };
 
 use crate::{
-    AdvisoryPut, LogStats, NewAdvisory, NewSbom, PackageHit, RunFilter, Store, StoreError,
-    StoredAdvisory,
+    AdvisoryPut, FindingFilter, FindingKey, FindingState, LogStats, MatchScope, NewAdvisory,
+    NewFinding, NewSbom, PackageHit, RunFilter, Store, StoreError, StoredAdvisory, StoredComponent,
+    StoredFinding,
 };
 
 /// One case of the suite.
@@ -89,6 +90,12 @@ macro_rules! conformance_tests {
             withdrawn_advisories_are_kept_but_not_indexed,
             sboms_are_found_by_package,
             sbom_batches_are_all_or_nothing,
+            components_are_found_by_package,
+            findings_open_persist_and_fix,
+            rematch_scope_covers_packages_advisories_and_one_sbom,
+            rematch_refuses_findings_outside_its_scope,
+            catalog_keeps_every_entry_and_the_newest_is_current,
+            images_are_recorded_by_workload_and_digest,
         );
     };
     ($make:expr) => {
@@ -1160,5 +1167,443 @@ pub fn sbom_batches_are_all_or_nothing(store: &dyn Store) -> Result<(), StoreErr
             (ids[1], "other", "crates.io", "0.2.3"),
         ]
     );
+    Ok(())
+}
+
+// ---- findings and re-matches -------------------------------------------------------------
+
+fn packages(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    keys(pairs)
+}
+
+fn found(advisory: &str, sbom: i64, ecosystem: &str, name: &str, version: &str) -> NewFinding {
+    NewFinding {
+        key: FindingKey {
+            advisory_id: advisory.to_owned(),
+            sbom_id: sbom,
+            ecosystem: ecosystem.to_owned(),
+            name: name.to_owned(),
+            version: version.to_owned(),
+        },
+        purl: format!("pkg:{ecosystem}/{name}@{version}"),
+        kind: "vulnerability".to_owned(),
+        severity: Some("high".to_owned()),
+    }
+}
+
+fn finding_summary(findings: &[StoredFinding]) -> Vec<(String, i64, String, FindingState)> {
+    findings
+        .iter()
+        .map(|f| {
+            (
+                f.key.advisory_id.clone(),
+                f.key.sbom_id,
+                format!("{}@{}", f.key.name, f.key.version),
+                f.state,
+            )
+        })
+        .collect()
+}
+
+fn all_findings(store: &dyn Store) -> Result<Vec<(String, i64, String, FindingState)>, StoreError> {
+    Ok(finding_summary(&store.findings(&FindingFilter::default())?))
+}
+
+/// Components are found by (ecosystem, name), each once, in one SBOM or in all.
+pub fn components_are_found_by_package(store: &dyn Store) -> Result<(), StoreError> {
+    assert!(store.components_for_packages(&[], None)?.is_empty());
+    let a = store.add_sbom(&sbom(
+        "app-a",
+        &[
+            ("crates.io", "smallvec", "0.6.10"),
+            ("crates.io", "smallvec", "0.6.10"),
+            ("crates.io", "serde", "1.0.0"),
+            ("npm", "smallvec", "1.0.0"),
+        ],
+    ))?;
+    let b = store.add_sbom(&sbom("app-b", &[("crates.io", "smallvec", "1.6.1")]))?;
+    let got = store.components_for_packages(&packages(&[("crates.io", "smallvec")]), None)?;
+    let summary: Vec<(i64, &str)> = got
+        .iter()
+        .map(|c| (c.sbom_id, c.version.as_str()))
+        .collect();
+    assert_eq!(summary, vec![(a, "0.6.10"), (b, "1.6.1")]);
+    assert_eq!(
+        got[0],
+        StoredComponent {
+            sbom_id: a,
+            ecosystem: "crates.io".to_owned(),
+            name: "smallvec".to_owned(),
+            version: "0.6.10".to_owned(),
+            purl: "pkg:crates.io/smallvec@0.6.10".to_owned(),
+        }
+    );
+    let only_b = store.components_for_packages(&packages(&[("crates.io", "smallvec")]), Some(b))?;
+    assert_eq!(only_b.len(), 1);
+    assert_eq!(only_b[0].sbom_id, b);
+    let two = store.components_for_packages(
+        &packages(&[
+            ("crates.io", "serde"),
+            ("npm", "smallvec"),
+            ("PyPI", "serde"),
+        ]),
+        None,
+    )?;
+    assert_eq!(two.len(), 2);
+    Ok(())
+}
+
+/// A match is opened once with its first-seen time; the same match again keeps it
+/// open (and its first-seen time); a match that is gone is fixed; a fixed one that
+/// matches again is opened again. Every re-match is logged with its counts.
+pub fn findings_open_persist_and_fix(store: &dyn Store) -> Result<(), StoreError> {
+    let a = store.add_sbom(&sbom(
+        "app-a",
+        &[
+            ("crates.io", "smallvec", "0.6.10"),
+            ("crates.io", "serde", "1.0.0"),
+        ],
+    ))?;
+    let b = store.add_sbom(&sbom("app-b", &[("crates.io", "smallvec", "0.6.10")]))?;
+    let scope = MatchScope {
+        packages: packages(&[("crates.io", "smallvec")]),
+        advisories: vec!["RUSTSEC-1".to_owned()],
+        sbom: None,
+    };
+    let matches = [
+        found("RUSTSEC-1", a, "crates.io", "smallvec", "0.6.10"),
+        found("RUSTSEC-1", b, "crates.io", "smallvec", "0.6.10"),
+    ];
+    let first = store.record_matches(&scope, &matches, 1_000)?;
+    assert_eq!(first.components, 2);
+    assert_eq!(first.still_open, 0);
+    assert!(first.fixed.is_empty());
+    assert_eq!(
+        finding_summary(&first.opened),
+        vec![
+            (
+                "RUSTSEC-1".to_owned(),
+                a,
+                "smallvec@0.6.10".to_owned(),
+                FindingState::Open
+            ),
+            (
+                "RUSTSEC-1".to_owned(),
+                b,
+                "smallvec@0.6.10".to_owned(),
+                FindingState::Open
+            ),
+        ]
+    );
+    let opened = &first.opened[1];
+    assert_eq!(opened.subject_name, "app-b");
+    assert_eq!(opened.subject_digest, "sha256:app-b");
+    assert_eq!(opened.first_seen_ms, 1_000);
+    assert_eq!(opened.severity.as_deref(), Some("high"));
+    assert_eq!(opened.kind, "vulnerability");
+    assert_eq!(opened.purl, "pkg:crates.io/smallvec@0.6.10");
+
+    // The same matches again: nothing new, first-seen kept.
+    let again = store.record_matches(&scope, &matches, 2_000)?;
+    assert!(again.opened.is_empty());
+    assert_eq!(again.still_open, 2);
+    let kept = store.findings(&FindingFilter {
+        sbom: Some(b),
+        ..FindingFilter::default()
+    })?;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].first_seen_ms, kept[0].last_seen_ms),
+        (1_000, 2_000)
+    );
+
+    // Gone from app-a: fixed there, still open in app-b.
+    let third = store.record_matches(&scope, &matches[1..], 3_000)?;
+    assert_eq!(
+        finding_summary(&third.fixed),
+        vec![(
+            "RUSTSEC-1".to_owned(),
+            a,
+            "smallvec@0.6.10".to_owned(),
+            FindingState::Fixed
+        )]
+    );
+    assert_eq!(third.fixed[0].fixed_at_ms, Some(3_000));
+    assert_eq!(
+        finding_summary(&store.findings(&FindingFilter {
+            state: Some(FindingState::Open),
+            ..FindingFilter::default()
+        })?),
+        vec![(
+            "RUSTSEC-1".to_owned(),
+            b,
+            "smallvec@0.6.10".to_owned(),
+            FindingState::Open
+        )]
+    );
+
+    // It matches again: opened again, first-seen kept, no longer fixed.
+    let fourth = store.record_matches(&scope, &matches, 4_000)?;
+    assert_eq!(fourth.opened.len(), 1);
+    assert_eq!(fourth.opened[0].key.sbom_id, a);
+    assert_eq!(fourth.opened[0].first_seen_ms, 1_000);
+    assert_eq!(fourth.opened[0].fixed_at_ms, None);
+
+    // A finding given twice counts once.
+    let twice = store.record_matches(
+        &scope,
+        &[matches[0].clone(), matches[0].clone(), matches[1].clone()],
+        5_000,
+    )?;
+    assert_eq!((twice.opened.len(), twice.still_open), (0, 2));
+
+    let log = store.rematches(10)?;
+    assert_eq!(log.len(), 5);
+    assert!(log[0].id > log[1].id, "newest first");
+    assert_eq!(
+        (log[0].at_ms, log[0].components, log[0].still_open),
+        (5_000, 2, 2)
+    );
+    assert_eq!(
+        (
+            log[2].opened,
+            log[2].fixed,
+            log[2].packages,
+            log[2].advisories
+        ),
+        (0, 1, 1, 1)
+    );
+    assert_eq!(log[4].opened, 2);
+    assert_eq!(store.rematches(1)?.len(), 1);
+    assert!(store.rematches(0)?.is_empty());
+    assert_eq!(
+        store.findings(&FindingFilter {
+            advisory: Some("RUSTSEC-404".to_owned()),
+            ..FindingFilter::default()
+        })?,
+        vec![]
+    );
+    Ok(())
+}
+
+/// A re-match fixes only what it covers: findings of its packages, of its
+/// advisories whatever their package, and only in its SBOM when it names one.
+pub fn rematch_scope_covers_packages_advisories_and_one_sbom(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    let a = store.add_sbom(&sbom(
+        "app-a",
+        &[
+            ("crates.io", "smallvec", "0.6.10"),
+            ("npm", "left-pad", "1.0.0"),
+        ],
+    ))?;
+    let b = store.add_sbom(&sbom("app-b", &[("crates.io", "smallvec", "0.6.10")]))?;
+    let everything = MatchScope {
+        packages: packages(&[("crates.io", "smallvec"), ("npm", "left-pad")]),
+        advisories: Vec::new(),
+        sbom: None,
+    };
+    store.record_matches(
+        &everything,
+        &[
+            found("X-1", a, "crates.io", "smallvec", "0.6.10"),
+            found("X-1", b, "crates.io", "smallvec", "0.6.10"),
+            found("X-2", a, "npm", "left-pad", "1.0.0"),
+            found("X-3", a, "npm", "left-pad", "1.0.0"),
+        ],
+        1_000,
+    )?;
+    // Re-matching app-b alone fixes nothing in app-a.
+    let only_b = store.record_matches(
+        &MatchScope {
+            packages: packages(&[("crates.io", "smallvec")]),
+            advisories: Vec::new(),
+            sbom: Some(b),
+        },
+        &[],
+        2_000,
+    )?;
+    assert_eq!(only_b.components, 1);
+    assert_eq!(
+        finding_summary(&only_b.fixed),
+        vec![(
+            "X-1".to_owned(),
+            b,
+            "smallvec@0.6.10".to_owned(),
+            FindingState::Fixed
+        )]
+    );
+    // X-2 no longer names left-pad (its package is not re-matched): fixed; X-3 and
+    // the rest are untouched.
+    let by_advisory = store.record_matches(
+        &MatchScope {
+            packages: Vec::new(),
+            advisories: vec!["X-2".to_owned()],
+            sbom: None,
+        },
+        &[],
+        3_000,
+    )?;
+    assert_eq!(by_advisory.components, 0);
+    assert_eq!(
+        finding_summary(&by_advisory.fixed),
+        vec![(
+            "X-2".to_owned(),
+            a,
+            "left-pad@1.0.0".to_owned(),
+            FindingState::Fixed
+        )]
+    );
+    assert_eq!(
+        all_findings(store)?,
+        vec![
+            (
+                "X-1".to_owned(),
+                a,
+                "smallvec@0.6.10".to_owned(),
+                FindingState::Open
+            ),
+            (
+                "X-2".to_owned(),
+                a,
+                "left-pad@1.0.0".to_owned(),
+                FindingState::Fixed
+            ),
+            (
+                "X-3".to_owned(),
+                a,
+                "left-pad@1.0.0".to_owned(),
+                FindingState::Open
+            ),
+            (
+                "X-1".to_owned(),
+                b,
+                "smallvec@0.6.10".to_owned(),
+                FindingState::Fixed
+            ),
+        ]
+    );
+    Ok(())
+}
+
+/// A match outside the scope, or of a component that is not stored, refuses the
+/// whole re-match: nothing is stored or logged.
+pub fn rematch_refuses_findings_outside_its_scope(store: &dyn Store) -> Result<(), StoreError> {
+    let a = store.add_sbom(&sbom("app-a", &[("crates.io", "smallvec", "0.6.10")]))?;
+    let b = store.add_sbom(&sbom("app-b", &[("crates.io", "smallvec", "0.6.10")]))?;
+    let scope = MatchScope {
+        packages: packages(&[("crates.io", "smallvec")]),
+        advisories: Vec::new(),
+        sbom: Some(a),
+    };
+    let ok = found("X-1", a, "crates.io", "smallvec", "0.6.10");
+    assert!(matches!(
+        store.record_matches(&scope, &[ok.clone(), found("X-1", b, "crates.io", "smallvec", "0.6.10")], 1),
+        Err(StoreError::OutOfScope { sbom, .. }) if sbom == b
+    ));
+    assert!(matches!(
+        store.record_matches(
+            &scope,
+            &[ok.clone(), found("X-1", a, "crates.io", "serde", "1.0.0")],
+            1
+        ),
+        Err(StoreError::OutOfScope { .. })
+    ));
+    assert!(matches!(
+        store.record_matches(
+            &scope,
+            &[
+                ok.clone(),
+                found("X-1", a, "crates.io", "smallvec", "9.9.9")
+            ],
+            1
+        ),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(all_findings(store)?.is_empty());
+    assert!(store.rematches(10)?.is_empty());
+    assert_eq!(store.record_matches(&scope, &[ok], 1)?.opened.len(), 1);
+    Ok(())
+}
+
+// ---- images (schema v6) ----------------------------------------------------------------
+
+fn base(name: &str, digest_byte: char, at: i64) -> cairn_model::BaseRecord {
+    cairn_model::BaseRecord {
+        name: name.to_owned(),
+        digest: format!("sha256:{}", digest_byte.to_string().repeat(64)),
+        source: format!("rootfs:/tmp/{name}"),
+        imported_at_ms: at,
+        packages: 90,
+        vulnerabilities: 0,
+    }
+}
+
+pub fn catalog_keeps_every_entry_and_the_newest_is_current(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    assert!(store.bases()?.is_empty());
+    assert!(store.base_history("debian")?.is_empty());
+    store.add_base(&base("debian", 'a', 1))?;
+    store.add_base(&base("tiny", 'b', 2))?;
+    store.add_base(&base("debian", 'c', 3))?;
+    let history = store.base_history("debian")?;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0], base("debian", 'c', 3), "newest first");
+    assert_eq!(history[1], base("debian", 'a', 1));
+    let current = store.bases()?;
+    assert_eq!(current, vec![base("debian", 'c', 3), base("tiny", 'b', 2)]);
+    let huge = cairn_model::BaseRecord {
+        source: "x".repeat(1 << 20),
+        ..base("big", 'd', 4)
+    };
+    assert!(matches!(
+        store.add_base(&huge),
+        Err(StoreError::TooLarge { .. })
+    ));
+    Ok(())
+}
+
+pub fn images_are_recorded_by_workload_and_digest(store: &dyn Store) -> Result<(), StoreError> {
+    let (run, _) = running_run(store, &["build"])?;
+    let image = |digest: char, workload: &str, run: Option<RunId>, from: Option<&str>| {
+        cairn_model::ImageRecord {
+            digest: format!("sha256:{}", digest.to_string().repeat(64)),
+            workload: workload.to_owned(),
+            run,
+            commit: COMMIT.to_owned(),
+            base_name: "tiny".to_owned(),
+            base_digest: format!("sha256:{}", "b".repeat(64)),
+            created_at_ms: 5,
+            rebased_from: from.map(str::to_owned),
+        }
+    };
+    let first = image('1', "app", Some(run.id), None);
+    let other = image('2', "web", None, None);
+    let rebased = image('3', "app", None, Some(&first.digest));
+    store.add_image(&first)?;
+    store.add_image(&other)?;
+    store.add_image(&rebased)?;
+    assert_eq!(
+        store.images(None, None, 10)?,
+        vec![rebased.clone(), other.clone(), first.clone()]
+    );
+    assert_eq!(
+        store.images(Some("app"), None, 10)?,
+        vec![rebased.clone(), first.clone()]
+    );
+    assert_eq!(
+        store.images(None, Some(&first.digest), 10)?,
+        vec![first.clone()]
+    );
+    assert_eq!(store.images(Some("web"), Some(&first.digest), 10)?, vec![]);
+    assert_eq!(store.images(None, None, 1)?, vec![rebased]);
+    // An image of an unknown run is refused.
+    let orphan = image('4', "app", Some(RunId(run.id.0 + 1000)), None);
+    assert!(matches!(
+        store.add_image(&orphan),
+        Err(StoreError::NotFound { .. })
+    ));
     Ok(())
 }

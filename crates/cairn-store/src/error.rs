@@ -96,6 +96,18 @@ pub enum StoreError {
         action: &'static str,
     },
 
+    /// A finding handed to a re-match is not of a package (or SBOM) it covers.
+    #[error(
+        "finding {advisory} for {ecosystem} {name} {version} in SBOM {sbom} is outside the re-match's scope"
+    )]
+    OutOfScope {
+        advisory: String,
+        sbom: i64,
+        ecosystem: String,
+        name: String,
+        version: String,
+    },
+
     /// Log lines must continue the stage's log: seq `expected` comes next.
     #[error("log of stage {stage} continues at seq {expected}, but a line has seq {found}")]
     LogSequence {

@@ -28,8 +28,8 @@ pub use error::StoreError;
 pub use sqlite::SqliteStore;
 
 use cairn_model::{
-    EvidenceRecord, LogLine, NewEvidence, NewRun, RunId, RunRecord, RunStatus, StageId,
-    StageRecord, StageStatus,
+    BaseRecord, EvidenceRecord, ImageRecord, LogLine, NewEvidence, NewRun, RunId, RunRecord,
+    RunStatus, StageId, StageRecord, StageStatus,
 };
 
 /// Which runs [`Store::runs`] returns.
@@ -139,6 +139,141 @@ pub struct PackageHit {
     pub name: String,
     pub version: String,
     pub purl: String,
+}
+
+/// A component of a stored SBOM, from [`Store::components_for_packages`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StoredComponent {
+    pub sbom_id: i64,
+    pub ecosystem: String,
+    /// The normalised name, as the SBOM was indexed.
+    pub name: String,
+    pub version: String,
+    pub purl: String,
+}
+
+/// Where a finding stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FindingState {
+    /// The advisory matches the component.
+    Open,
+    /// It matches, but a VEX statement says the artifact is not affected.
+    Suppressed,
+    /// It no longer matches (the record changed or was withdrawn).
+    Fixed,
+}
+
+impl FindingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingState::Open => "open",
+            FindingState::Suppressed => "suppressed",
+            FindingState::Fixed => "fixed",
+        }
+    }
+
+    /// The state named `name` (as [`FindingState::as_str`] writes it).
+    pub fn parse(name: &str) -> Option<FindingState> {
+        Some(match name {
+            "open" => FindingState::Open,
+            "suppressed" => FindingState::Suppressed,
+            "fixed" => FindingState::Fixed,
+            _ => return None,
+        })
+    }
+}
+
+/// A finding's identity: one advisory against one component of one stored SBOM.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FindingKey {
+    pub advisory_id: String,
+    pub sbom_id: i64,
+    pub ecosystem: String,
+    /// The normalised name, as the SBOM was indexed.
+    pub name: String,
+    pub version: String,
+}
+
+/// A match the caller computed, for [`Store::record_matches`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFinding {
+    pub key: FindingKey,
+    pub purl: String,
+    /// `vulnerability`, or the informational kind (`unmaintained`, `unsound`, …).
+    pub kind: String,
+    /// The qualitative severity (`low` … `critical`), when the record gives one.
+    pub severity: Option<String>,
+}
+
+/// A kept finding, with the artifact it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFinding {
+    pub key: FindingKey,
+    pub purl: String,
+    pub kind: String,
+    pub severity: Option<String>,
+    pub state: FindingState,
+    /// When it was first recorded (a fixed finding that matches again keeps it).
+    pub first_seen_ms: i64,
+    /// The last re-match that found it.
+    pub last_seen_ms: i64,
+    /// When it stopped matching, while [`FindingState::Fixed`].
+    pub fixed_at_ms: Option<i64>,
+    pub subject_name: String,
+    pub subject_digest: String,
+    pub workload: Option<String>,
+    pub environment: Option<String>,
+}
+
+/// What one re-match covered: the findings of components of these packages, and
+/// the findings of these advisories (whatever their package), in every stored SBOM
+/// or only in `sbom`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchScope {
+    /// (OSV ecosystem, normalised name) pairs whose components were re-matched
+    /// against every advisory that names them.
+    pub packages: Vec<(String, String)>,
+    /// Advisories that were re-evaluated (new, changed or withdrawn records).
+    pub advisories: Vec<String>,
+    /// Only this SBOM (a newly stored one), or every SBOM when `None`.
+    pub sbom: Option<i64>,
+}
+
+/// What [`Store::record_matches`] changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchOutcome {
+    /// The re-match's id in [`Store::rematches`].
+    pub rematch_id: i64,
+    /// Stored components in the scope's packages: those that were re-matched.
+    pub components: u64,
+    /// Findings that are new, or match again after they were fixed.
+    pub opened: Vec<StoredFinding>,
+    /// Findings that were open or suppressed and still are.
+    pub still_open: u64,
+    /// Findings in the scope that no longer match: now fixed.
+    pub fixed: Vec<StoredFinding>,
+}
+
+/// One re-match as logged by [`Store::record_matches`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RematchRecord {
+    pub id: i64,
+    pub at_ms: i64,
+    pub packages: u64,
+    pub advisories: u64,
+    pub sbom: Option<i64>,
+    pub components: u64,
+    pub opened: u64,
+    pub still_open: u64,
+    pub fixed: u64,
+}
+
+/// Which findings [`Store::findings`] returns; every field narrows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FindingFilter {
+    pub sbom: Option<i64>,
+    pub advisory: Option<String>,
+    pub state: Option<FindingState>,
 }
 
 /// The size of a stage's log.
@@ -276,4 +411,57 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         ecosystem: Option<&str>,
         name: &str,
     ) -> Result<Vec<PackageHit>, StoreError>;
+
+    /// Every stored component of these (ecosystem, normalised name) packages (in
+    /// SBOM `sbom` only, when given), each (SBOM, ecosystem, name, version, purl)
+    /// once, ordered.
+    fn components_for_packages(
+        &self,
+        packages: &[(String, String)],
+        sbom: Option<i64>,
+    ) -> Result<Vec<StoredComponent>, StoreError>;
+
+    /// Records a re-match, in one transaction. `found` is every match the caller
+    /// computed for the components in `scope`; each must be of a stored component
+    /// in the scope's packages (and SBOM), else nothing is stored
+    /// ([`StoreError::NotFound`] for a component that is not stored,
+    /// [`StoreError::OutOfScope`] for one outside the scope). A match not stored
+    /// yet (or stored as fixed) is opened with `now_ms`; one stored as open or
+    /// suppressed keeps its state and first-seen time; a stored open or suppressed
+    /// finding in the scope (by package, or by advisory) that is not in `found` is
+    /// fixed. The re-match is logged for [`Store::rematches`].
+    fn record_matches(
+        &self,
+        scope: &MatchScope,
+        found: &[NewFinding],
+        now_ms: i64,
+    ) -> Result<MatchOutcome, StoreError>;
+
+    /// Kept findings matching `filter`, by SBOM id, advisory, ecosystem, name, version.
+    fn findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>, StoreError>;
+
+    /// The last `limit` re-matches, newest first.
+    fn rematches(&self, limit: usize) -> Result<Vec<RematchRecord>, StoreError>;
+
+    /// Adds an entry to the base-image catalog (a name's newest entry is current).
+    fn add_base(&self, base: &BaseRecord) -> Result<i64, StoreError>;
+
+    /// Every catalog entry named `name`, newest first.
+    fn base_history(&self, name: &str) -> Result<Vec<BaseRecord>, StoreError>;
+
+    /// The current entry of every catalog name, by name.
+    fn bases(&self) -> Result<Vec<BaseRecord>, StoreError>;
+
+    /// Records an image cairn built or rebased ([`StoreError::NotFound`] for an
+    /// unknown run).
+    fn add_image(&self, image: &ImageRecord) -> Result<i64, StoreError>;
+
+    /// Recorded images, newest first, of `workload` and/or with `digest` (each
+    /// filter optional), at most `limit`.
+    fn images(
+        &self,
+        workload: Option<&str>,
+        digest: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ImageRecord>, StoreError>;
 }

@@ -193,8 +193,12 @@ fn open_creates_a_private_directory_and_database() {
         [
             "advisories",
             "advisory_packages",
+            "bases",
             "evidence",
+            "findings",
+            "images",
             "log_lines",
+            "rematches",
             "runs",
             "sbom_components",
             "sboms",

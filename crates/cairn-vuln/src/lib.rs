@@ -2,20 +2,26 @@
 //!
 //! - [`version`]: version ordering per ecosystem (SemVer, PEP 440, Maven,
 //!   RubyGems, Composer, NuGet, dpkg, apk, rpm, CRAN, Hackage, Pub).
+//! - [`archive`]: osv.dev's zip exports, read entry by entry under limits
+//!   (size, ratio, count, names) against bombs and hostile names.
 //! - [`osv`]: OSV records (<https://ossf.github.io/osv-schema/>) read from bytes,
 //!   bounded, into domain types; problems are reported per record.
 //! - [`matching`]: an advisory against one package: name normalisation, the
 //!   OSV range algorithm, CVSS severity, RustSec informational kinds.
+//! - [`rustsec_export`]: a crates.io record written back as a RustSec
+//!   advisory-db entry, so cargo-audit can read the same data.
 //! - [`index`]: advisories keyed by (ecosystem, normalised name) for scanning
 //!   many components at once; [`bench`] builds synthetic inputs for timing.
 //!
 //! Floor 1: no I/O, no clock. Callers hand in bytes.
 
+pub mod archive;
 pub mod bench;
 mod error;
 pub mod index;
 pub mod matching;
 pub mod osv;
+pub mod rustsec_export;
 pub mod version;
 pub mod vex;
 

@@ -249,3 +249,31 @@ fn rustsec_multi_range_record_with_cvss_v4() {
     let (f, _) = index.lookup(&Package::new("crates.io", "wasmtime", "36.0.4"));
     assert!(ids(&f).contains(&"RUSTSEC-2026-0006"));
 }
+
+/// Every RustSec record is written back as an advisory-db entry (so cargo-audit
+/// can read the data cairn imported) or refused with a reason; refusals are rare
+/// and each is named.
+#[test]
+fn rustsec_records_export_to_the_advisory_db_layout() {
+    let mut refused = Vec::new();
+    let mut exported = 0usize;
+    for (name, bytes) in rustsec() {
+        let advisory = Advisory::parse(&bytes).unwrap();
+        match cairn_vuln::rustsec_export::to_rustsec(&advisory) {
+            Ok(entry) => {
+                assert_eq!(entry.file_name, format!("{}.md", advisory.id), "{name}");
+                assert!(
+                    entry.markdown.starts_with("```toml\n[advisory]\n"),
+                    "{name}"
+                );
+                exported += 1;
+            }
+            Err(e) => refused.push(e.to_string()),
+        }
+    }
+    println!(
+        "exported {exported}, refused {}: {refused:#?}",
+        refused.len()
+    );
+    assert!(refused.len() * 100 <= exported, "{refused:#?}");
+}

@@ -18,7 +18,8 @@ use crate::output::print_json;
 
 #[derive(Debug, clap::Args)]
 pub struct EvidenceArgs {
-    /// The run: its id, or `last` for the newest.
+    /// The run (its id, or `last` for the newest), or an artifact digest
+    /// (`sha256:…`, e.g. an image or a catalog base).
     pub run: String,
     /// Write each bundle to DIR as `<id>-<kind>.sigstore.json`.
     #[arg(long, value_name = "DIR")]
@@ -27,9 +28,20 @@ pub struct EvidenceArgs {
 
 pub fn evidence(cli: &Cli, args: &EvidenceArgs) -> Result<ExitCode, Failure> {
     let store = open_store(&data_dir(cli)?)?;
-    let id = resolve_run(&*store, &args.run)?;
-    let records = store.evidence_for_run(id)?;
-    let stages = store.stages(id)?;
+    let (records, stages, about) = if args.run.starts_with("sha256:") {
+        (
+            store.evidence_for_subject(&args.run)?,
+            Vec::new(),
+            args.run.clone(),
+        )
+    } else {
+        let id = resolve_run(&*store, &args.run)?;
+        (
+            store.evidence_for_run(id)?,
+            store.stages(id)?,
+            format!("run {id}"),
+        )
+    };
     let stage_name = |e: &EvidenceRecord| {
         stages
             .iter()
@@ -64,7 +76,7 @@ pub fn evidence(cli: &Cli, args: &EvidenceArgs) -> Result<ExitCode, Failure> {
         return Ok(ExitCode::SUCCESS);
     }
     if records.is_empty() {
-        println!("run {id} has no evidence");
+        println!("{about} has no evidence");
         return Ok(ExitCode::SUCCESS);
     }
     for (i, e) in records.iter().enumerate() {

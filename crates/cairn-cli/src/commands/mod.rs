@@ -1,8 +1,10 @@
 //! One module per subcommand; `dispatch` opens what each needs.
 
+mod base;
 mod bench;
 mod evidence;
 mod explain;
+mod image;
 mod init;
 mod key;
 mod log;
@@ -26,7 +28,10 @@ use cairn_store::{SqliteStore, Store};
 use crate::cli::{BenchCommand, Cli, Command};
 use crate::exit::Failure;
 
+pub use base::BaseCommand;
+pub use bench::scan_bench::ScanBenchArgs;
 pub use evidence::EvidenceArgs;
+pub use image::{ImageCommand, RebaseArgs};
 pub use key::KeyCommand;
 pub use log::LogCommand;
 pub use sbom::SbomArgs;
@@ -46,6 +51,10 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Evidence(args) => evidence::evidence(cli, args),
         Command::Verify(args) => verify::verify(cli, args),
         Command::Bench(BenchCommand::Sandbox { iterations }) => bench::sandbox(cli, *iterations),
+        Command::Bench(BenchCommand::Image { app, repeat }) => bench::image(cli, app, *repeat),
+        Command::Bench(BenchCommand::Push { size_mib, registry }) => {
+            bench::push(cli, *size_mib, registry.as_deref())
+        }
         Command::Bench(BenchCommand::Chain { stages, repeat }) => {
             bench::chain(cli, *stages, *repeat)
         }
@@ -59,6 +68,10 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Vulns(cmd) => vulns::vulns(cli, cmd),
         Command::Scan(args) => scan::scan(cli, args),
         Command::Where(args) => where_::where_(cli, args),
+        Command::Base(cmd) => base::base(cli, cmd),
+        Command::Image(cmd) => image::image(cli, cmd),
+        Command::Rebase(args) => image::rebase(cli, args),
+        Command::Bench(BenchCommand::Scan(args)) => bench::scan_bench::scan(cli, args),
         Command::Bench(BenchCommand::Where {
             sboms,
             components,

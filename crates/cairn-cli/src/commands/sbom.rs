@@ -9,8 +9,8 @@
 //! could not be read or parsed is listed on stderr as `skipped PATH: reason`; the
 //! exit code is 1 only when nothing could be read.
 //!
-//! The document's UUID comes from aws-lc-rs's randomness (`aws_lc_rs::rand::fill`),
-//! its timestamp from the system clock.
+//! The document's UUID comes from the kernel's randomness (`/dev/urandom`), its
+//! timestamp from the system clock.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -75,8 +75,12 @@ pub fn sbom(cli: &Cli, args: &SbomArgs) -> Result<ExitCode, Failure> {
             args.path.display()
         );
     }
+    // The kernel's CSPRNG: a serial number needs no more, and aws-lc's DRBG seeds
+    // itself with ~30 ms of jitter entropy on first use in a process.
     let mut uuid = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut uuid).map_err(|_| anyhow!("no randomness for the UUID"))?;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut uuid))
+        .context("no randomness for the UUID (/dev/urandom)")?;
     let timestamp = now_rfc3339();
     let input = DocumentInput {
         subject: collected.subject(),
@@ -159,6 +163,46 @@ fn record(cli: &Cli, args: &SbomArgs, collected: &Collected, doc: &[u8]) -> Resu
         "cairn: recorded SBOM {id} of {subject_name} ({subject_digest}, the SHA-256 of {of}), {} components",
         collected.report.components.len()
     );
+    // Match it against the stored advisories now, so its findings exist before the
+    // next import.
+    let packages: std::collections::BTreeSet<(String, String)> = collected
+        .report
+        .components
+        .iter()
+        .map(|c| {
+            let eco = c.ecosystem.osv_name();
+            (
+                eco.to_owned(),
+                cairn_vuln::matching::normalize_name(eco, &c.full_name()),
+            )
+        })
+        .collect();
+    let matched = super::vulns::rematch(
+        &*store,
+        cairn_store::MatchScope {
+            packages: packages.into_iter().collect(),
+            advisories: Vec::new(),
+            sbom: Some(id),
+        },
+    )?;
+    eprintln!(
+        "cairn: matched SBOM {id} against the stored advisories: {} new findings, {} not evaluated",
+        matched.outcome.opened.len(),
+        matched.not_evaluated.len()
+    );
+    for f in &matched.outcome.opened {
+        eprintln!(
+            "  {} {} {} {}  [{}{}]",
+            f.key.advisory_id,
+            f.key.ecosystem,
+            f.key.name,
+            f.key.version,
+            f.kind,
+            f.severity
+                .as_deref()
+                .map_or_else(String::new, |s| format!(", {s}"))
+        );
+    }
     Ok(())
 }
 

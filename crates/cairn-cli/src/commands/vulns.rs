@@ -1,16 +1,33 @@
-//! `cairn vulns import SOURCE`: OSV records from a directory of `*.json` files (or
-//! one file) into the store, incrementally by `modified`: a record replaces the
-//! kept one only when it is newer. Withdrawn records are kept but never matched.
-//! A file that cannot be read or parsed is listed (`skipped PATH: reason`) and the
-//! rest goes on. Zip archives are not read yet: unpack one first.
+//! `cairn vulns import SOURCE`: OSV records from a directory of `*.json` files, one
+//! file, or a zip archive as osv.dev publishes them per ecosystem, into the store,
+//! incrementally by `modified`: a record replaces the kept one only when it is
+//! newer. Withdrawn records are kept but never matched. A file (or zip entry) that
+//! cannot be read or parsed is listed (`skipped PATH: reason`) and the rest goes on.
+//!
+//! A zip is read entry by entry, never extracted: names with `..` or an absolute
+//! path, entries over the size or compression-ratio limits (bombs) and encrypted
+//! entries are refused one by one (`cairn_vuln::archive`); an archive over the
+//! total or entry-count limit stops with what was read so far imported and the
+//! rest named as not read.
+//!
+//! After the import, the stored SBOMs are re-matched incrementally: only the
+//! components of the (ecosystem, name) packages that the new or changed records
+//! name, against every stored advisory for those packages. New findings are
+//! printed ("N new findings in M artifacts"); findings that no longer match are
+//! marked fixed.
 
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::anyhow;
-use cairn_store::{AdvisoryPut, NewAdvisory, Store};
-use cairn_vuln::{Advisory, normalize_name};
-use serde_json::json;
+use cairn_store::{
+    AdvisoryPut, FindingKey, MatchOutcome, MatchScope, NewAdvisory, NewFinding, Store,
+    StoredFinding,
+};
+use cairn_vuln::archive::{Entry, Limits, OsvArchive};
+use cairn_vuln::{Advisory, AdvisoryIndex, FindingKind, Package, normalize_name};
+use serde_json::{Value, json};
 
 use super::sbom::{Skipped, Tree, error_chain};
 use super::{data_dir, open_store};
@@ -23,10 +40,13 @@ const BATCH: usize = 256;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum VulnsCommand {
-    /// Import OSV records from a directory of JSON files (or one file).
+    /// Import OSV records from a directory of JSON files, one file, or a zip archive
+    /// (as osv.dev publishes them per ecosystem), then re-match the stored SBOMs
+    /// that contain the packages the new or changed records name.
     Import {
-        /// A directory of OSV `*.json` files (searched recursively), or one file.
-        source: PathBuf,
+        /// A directory of OSV `*.json` files (searched recursively), one file, or a
+        /// `.zip` of them.
+        source: std::path::PathBuf,
     },
 }
 
@@ -44,48 +64,67 @@ struct Counts {
     updated: usize,
     unchanged: usize,
     withdrawn: usize,
+    /// Zip entries that are no OSV record (directories, other files).
+    ignored: usize,
     errors: Vec<Skipped>,
+    /// (ecosystem, normalised name) of every new or changed record.
+    touched: BTreeSet<(String, String)>,
+    /// Ids of every new or changed record.
+    changed: BTreeSet<String>,
 }
 
-fn import(cli: &Cli, source: &Path) -> Result<ExitCode, Failure> {
+/// The record limit both the parser and the store accept.
+fn record_limit() -> usize {
+    cairn_vuln::osv::MAX_RECORD_BYTES.min(cairn_store::MAX_ADVISORY_BYTES)
+}
+
+/// Whether `source` is a zip archive: a file named `*.zip`, or starting with a
+/// zip signature.
+fn is_zip(source: &Path) -> bool {
+    if !source.is_file() {
+        return false;
+    }
     if source
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
     {
-        return Err(Failure::user(anyhow!(
-            "{}: zip archives are not read yet; unpack it and import the directory",
-            source.display()
-        )));
+        return true;
     }
-    let tree = Tree::walk(source)?;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(source)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok_and(|()| magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06")
+}
+
+fn import(cli: &Cli, source: &Path) -> Result<ExitCode, Failure> {
+    let zip = is_zip(source);
+    let tree = if zip { None } else { Some(Tree::walk(source)?) };
     let store = open_store(&data_dir(cli)?)?;
-    let mut counts = Counts {
-        errors: tree.skipped.clone(),
-        ..Counts::default()
-    };
-    let limit = cairn_vuln::osv::MAX_RECORD_BYTES.min(cairn_store::MAX_ADVISORY_BYTES);
+    let mut counts = Counts::default();
     let mut batch = Vec::with_capacity(BATCH);
-    for rel in tree.files.iter().filter(|f| f.ends_with(".json")) {
-        counts.files += 1;
-        let record = tree
-            .read(rel, limit)
-            .and_then(|bytes| to_record(&bytes).map_err(|e| error_chain(&e)));
-        match record {
-            Ok(record) => {
-                counts.withdrawn += usize::from(record.withdrawn);
-                batch.push(record);
-                if batch.len() == BATCH {
-                    put(&*store, &mut batch, &mut counts)?;
-                }
+    match &tree {
+        Some(tree) => {
+            counts.errors.clone_from(&tree.skipped);
+            for rel in tree.files.iter().filter(|f| f.ends_with(".json")) {
+                counts.files += 1;
+                let record = tree
+                    .read(rel, record_limit())
+                    .and_then(|bytes| to_record(&bytes).map_err(|e| error_chain(&e)));
+                take(&*store, rel, record, &mut batch, &mut counts)?;
             }
-            Err(reason) => counts.errors.push(Skipped {
-                path: rel.clone(),
-                reason,
-            }),
         }
+        None => import_zip(&*store, source, &mut batch, &mut counts)?,
     }
     put(&*store, &mut batch, &mut counts)?;
-    report(cli, source, &counts, store.advisory_count()?);
+    let rematched = rematch(
+        &*store,
+        MatchScope {
+            packages: counts.touched.iter().cloned().collect(),
+            advisories: counts.changed.iter().cloned().collect(),
+            sbom: None,
+        },
+    )?;
+    report(cli, source, &counts, store.advisory_count()?, &rematched);
     let imported = counts.new + counts.updated + counts.unchanged;
     if imported == 0 {
         return Err(Failure::user(anyhow!(
@@ -96,6 +135,81 @@ fn import(cli: &Cli, source: &Path) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Adds one read record to the batch (writing the batch when full), or lists why
+/// it was skipped.
+fn take(
+    store: &dyn Store,
+    path: &str,
+    record: Result<NewAdvisory, String>,
+    batch: &mut Vec<NewAdvisory>,
+    counts: &mut Counts,
+) -> Result<(), Failure> {
+    match record {
+        Ok(record) => {
+            counts.withdrawn += usize::from(record.withdrawn);
+            batch.push(record);
+            if batch.len() == BATCH {
+                put(store, batch, counts)?;
+            }
+        }
+        Err(reason) => counts.errors.push(Skipped {
+            path: path.to_owned(),
+            reason,
+        }),
+    }
+    Ok(())
+}
+
+/// Reads a zip archive entry by entry under [`Limits::default`]; entries are
+/// named `ARCHIVE!ENTRY` in errors.
+fn import_zip(
+    store: &dyn Store,
+    source: &Path,
+    batch: &mut Vec<NewAdvisory>,
+    counts: &mut Counts,
+) -> Result<(), Failure> {
+    let limits = Limits {
+        max_entry_bytes: record_limit() as u64,
+        ..Limits::default()
+    };
+    let file = std::fs::File::open(source).map_err(|e| {
+        Failure::user(anyhow::Error::new(e).context(format!("cannot read {}", source.display())))
+    })?;
+    let mut archive = OsvArchive::open(std::io::BufReader::new(file), limits)
+        .map_err(|e| Failure::user(anyhow!("{}: {}", source.display(), error_chain(&e))))?;
+    let shown = source.display().to_string();
+    for index in 0..archive.len() {
+        match archive.entry(index) {
+            Ok(Entry::Record { name, bytes }) => {
+                counts.files += 1;
+                let record = to_record(&bytes).map_err(|e| error_chain(&e));
+                take(store, &format!("{shown}!{name}"), record, batch, counts)?;
+            }
+            Ok(Entry::Refused { name, error }) => {
+                counts.files += 1;
+                counts.errors.push(Skipped {
+                    path: format!("{shown}!{name}"),
+                    reason: error_chain(&error),
+                });
+            }
+            Ok(Entry::Ignored { .. }) => counts.ignored += 1,
+            Err(e) => {
+                counts.errors.push(Skipped {
+                    path: shown.clone(),
+                    reason: format!(
+                        "{}; {} of {} entries not read",
+                        error_chain(&e),
+                        archive.len() - index,
+                        archive.len()
+                    ),
+                });
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn put(
     store: &dyn Store,
     batch: &mut Vec<NewAdvisory>,
@@ -104,12 +218,17 @@ fn put(
     if batch.is_empty() {
         return Ok(());
     }
-    for outcome in store.put_advisories(batch)? {
+    for (outcome, record) in store.put_advisories(batch)?.into_iter().zip(batch.iter()) {
         match outcome {
             AdvisoryPut::New => counts.new += 1,
             AdvisoryPut::Updated => counts.updated += 1,
-            AdvisoryPut::Unchanged => counts.unchanged += 1,
+            AdvisoryPut::Unchanged => {
+                counts.unchanged += 1;
+                continue;
+            }
         }
+        counts.touched.extend(record.packages.iter().cloned());
+        counts.changed.insert(record.id.clone());
     }
     batch.clear();
     Ok(())
@@ -133,6 +252,99 @@ fn to_record(bytes: &[u8]) -> Result<NewAdvisory, cairn_vuln::Error> {
         packages,
         json: bytes.to_vec(),
     })
+}
+
+/// A re-match of stored SBOMs, and what could not be evaluated in it.
+#[derive(Debug)]
+pub struct Rematched {
+    pub scope: MatchScope,
+    pub outcome: MatchOutcome,
+    /// `subject: reason` for every component × advisory that could not be evaluated.
+    pub not_evaluated: Vec<(String, String)>,
+}
+
+impl Rematched {
+    /// How many artifacts the newly opened findings are in.
+    pub fn artifacts(&self) -> usize {
+        self.outcome
+            .opened
+            .iter()
+            .map(|f| f.key.sbom_id)
+            .collect::<BTreeSet<_>>()
+            .len()
+    }
+}
+
+/// Re-matches the stored components of `scope`'s packages (in its SBOM, or in
+/// all) against every stored advisory naming those packages, and records the
+/// findings: new ones are opened, gone ones fixed.
+pub fn rematch(store: &dyn Store, scope: MatchScope) -> Result<Rematched, Failure> {
+    let mut not_evaluated = Vec::new();
+    let components = store.components_for_packages(&scope.packages, scope.sbom)?;
+    let mut by_package: HashMap<Package, Vec<&cairn_store::StoredComponent>> = HashMap::new();
+    for c in &components {
+        by_package
+            .entry(Package::new(&c.ecosystem, &c.name, &c.version))
+            .or_default()
+            .push(c);
+    }
+    let mut found = Vec::new();
+    if !by_package.is_empty() {
+        let mut index = AdvisoryIndex::new();
+        for stored in store.advisories_for_packages(&scope.packages)? {
+            match Advisory::parse(&stored.json) {
+                Ok(advisory) => index.insert(advisory),
+                Err(e) => not_evaluated.push((
+                    format!("advisory {}", stored.id),
+                    format!("the stored record does not parse: {}", error_chain(&e)),
+                )),
+            }
+        }
+        let packages: Vec<Package> = by_package.keys().cloned().collect();
+        let report = index.scan(&packages);
+        for i in &report.issues {
+            not_evaluated.push((
+                format!(
+                    "{} {} {}",
+                    i.package.ecosystem, i.package.name, i.package.version
+                ),
+                format!("advisory {}: {}", i.advisory_id, error_chain(&i.error)),
+            ));
+        }
+        for f in report.vulnerabilities.iter().chain(&report.informational) {
+            let key = Package::new(&f.ecosystem, &f.package, &f.installed_version);
+            let kind = match &f.kind {
+                FindingKind::Vulnerability => "vulnerability".to_owned(),
+                FindingKind::Informational(i) => i.as_str().to_owned(),
+            };
+            for c in by_package.get(&key).into_iter().flatten() {
+                found.push(NewFinding {
+                    key: FindingKey {
+                        advisory_id: f.advisory_id.clone(),
+                        sbom_id: c.sbom_id,
+                        ecosystem: c.ecosystem.clone(),
+                        name: c.name.clone(),
+                        version: c.version.clone(),
+                    },
+                    purl: c.purl.clone(),
+                    kind: kind.clone(),
+                    severity: f.severity.as_ref().map(|s| s.rating.as_str().to_owned()),
+                });
+            }
+        }
+    }
+    let outcome = store.record_matches(&scope, &found, now_ms())?;
+    Ok(Rematched {
+        scope,
+        outcome,
+        not_evaluated,
+    })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// RFC 3339 UTC (`…T12:00:00Z`, `…T12:00:00.5Z`) with exactly nine fractional
@@ -159,7 +371,92 @@ fn sortable_time(t: &str) -> String {
     format!("{}T{}.{frac}Z", &secs[..10], &secs[11..])
 }
 
-fn report(cli: &Cli, source: &Path, c: &Counts, total: u64) {
+/// A finding as `--json` shows it.
+pub fn finding_json(f: &StoredFinding) -> Value {
+    json!({
+        "advisory": f.key.advisory_id,
+        "kind": f.kind,
+        "severity": f.severity,
+        "state": f.state.as_str(),
+        "ecosystem": f.key.ecosystem,
+        "package": f.key.name,
+        "version": f.key.version,
+        "purl": f.purl,
+        "sbom_id": f.key.sbom_id,
+        "subject": { "name": f.subject_name, "digest": f.subject_digest },
+        "workload": f.workload,
+        "environment": f.environment,
+        "first_seen_ms": f.first_seen_ms,
+    })
+}
+
+/// The re-match as `--json` shows it.
+pub fn rematch_json(r: &Rematched) -> Value {
+    json!({
+        "packages": r.scope.packages.len(),
+        "advisories": r.scope.advisories.len(),
+        "components": r.outcome.components,
+        "new_findings": r.outcome.opened.iter().map(finding_json).collect::<Vec<_>>(),
+        "artifacts": r.artifacts(),
+        "still_open": r.outcome.still_open,
+        "fixed": r.outcome.fixed.iter().map(finding_json).collect::<Vec<_>>(),
+        "not_evaluated": r.not_evaluated.iter().map(|(s, why)| json!({ "subject": s, "reason": why })).collect::<Vec<_>>(),
+    })
+}
+
+/// The re-match as text: a summary line, then each new and fixed finding.
+pub fn print_rematch(r: &Rematched) {
+    let o = &r.outcome;
+    println!(
+        "re-matched {} stored components of {} packages: {} new findings in {} artifacts, {} still open, {} fixed, {} not evaluated",
+        o.components,
+        r.scope.packages.len(),
+        o.opened.len(),
+        r.artifacts(),
+        o.still_open,
+        o.fixed.len(),
+        r.not_evaluated.len(),
+    );
+    let mut by_artifact: BTreeMap<(i64, &str, &str), Vec<&StoredFinding>> = BTreeMap::new();
+    for f in &o.opened {
+        by_artifact
+            .entry((f.key.sbom_id, &f.subject_name, &f.subject_digest))
+            .or_default()
+            .push(f);
+    }
+    for ((_, name, digest), findings) in by_artifact {
+        println!("new in {name} ({digest}):");
+        for f in findings {
+            println!(
+                "  {} {} {} {}  [{}{}]",
+                f.key.advisory_id,
+                f.key.ecosystem,
+                f.key.name,
+                f.key.version,
+                f.kind,
+                f.severity
+                    .as_deref()
+                    .map_or_else(String::new, |s| format!(", {s}")),
+            );
+        }
+    }
+    for f in &o.fixed {
+        println!(
+            "fixed (no longer matches): {} {} {} {} in {} ({})",
+            f.key.advisory_id,
+            f.key.ecosystem,
+            f.key.name,
+            f.key.version,
+            f.subject_name,
+            f.subject_digest
+        );
+    }
+    for (subject, why) in &r.not_evaluated {
+        println!("not evaluated: {subject}: {why}");
+    }
+}
+
+fn report(cli: &Cli, source: &Path, c: &Counts, total: u64, rematched: &Rematched) {
     if cli.json {
         let errors: Vec<_> = c
             .errors
@@ -173,8 +470,10 @@ fn report(cli: &Cli, source: &Path, c: &Counts, total: u64) {
             "updated": c.updated,
             "unchanged": c.unchanged,
             "withdrawn": c.withdrawn,
+            "ignored": c.ignored,
             "errors": errors,
             "stored": total,
+            "rematch": rematch_json(rematched),
         }));
         return;
     }
@@ -191,6 +490,7 @@ fn report(cli: &Cli, source: &Path, c: &Counts, total: u64) {
         c.withdrawn,
         c.errors.len(),
     );
+    print_rematch(rematched);
 }
 
 #[cfg(test)]

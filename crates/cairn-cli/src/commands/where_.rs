@@ -266,6 +266,24 @@ pub fn find(store: &dyn Store, query: &Query) -> Result<Found, Failure> {
                 .iter()
                 .map(|eco| normalize_name(eco, &query.name))
                 .collect();
+            if spellings.len() == 1
+                && let Some(spelling) = spellings.first()
+            {
+                // One spelling (the common case): the store's answer is already
+                // deduplicated and in order; keep the hits this ecosystem spells so.
+                hits = store.where_package(None, spelling)?;
+                // Spelled once per ecosystem, not once per hit.
+                let mut spelled: Vec<(String, bool)> = Vec::new();
+                hits.retain(|hit| {
+                    if let Some((_, ok)) = spelled.iter().find(|(e, _)| *e == hit.ecosystem) {
+                        return *ok;
+                    }
+                    let ok = normalize_name(&hit.ecosystem, &query.name) == hit.name;
+                    spelled.push((hit.ecosystem.clone(), ok));
+                    ok
+                });
+                return in_range_only(hits, query);
+            }
             let mut seen = BTreeSet::new();
             for spelling in &spellings {
                 for hit in store.where_package(None, spelling)? {
@@ -286,6 +304,11 @@ pub fn find(store: &dyn Store, query: &Query) -> Result<Found, Failure> {
             });
         }
     }
+    in_range_only(hits, query)
+}
+
+/// The hits whose version is in the query's range (all when it has none).
+fn in_range_only(hits: Vec<PackageHit>, query: &Query) -> Result<Found, Failure> {
     if query.range.is_empty() {
         return Ok(Found {
             hits,

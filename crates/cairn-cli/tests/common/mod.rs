@@ -2,6 +2,8 @@
 //! repository and data directory, and the binary run against them.
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -5,13 +5,18 @@
 
 mod chain;
 mod diagnostic;
+mod org;
 mod workload;
 
 pub use chain::{
     Chain, ChainStage, DEFAULT_CHAIN_NAME, DEFAULT_CHAIN_TOML, SandboxPolicy, Tool, parse_chain,
 };
 pub use diagnostic::ConfigError;
-pub use workload::{ImageConfig, WORKLOAD_FILE, Workload, parse_workload, render_workload};
+pub use org::{ORG_FILE, OrgConfig, parse_org};
+pub use workload::{
+    APP_DIR, HttpCheck, ImageConfig, MAX_HTTP_CHECKS, WORKLOAD_FILE, Workload, parse_workload,
+    render_workload,
+};
 
 /// Config files are small; anything bigger is refused before parsing.
 pub const MAX_CONFIG_BYTES: usize = 256 * 1024;

@@ -29,17 +29,49 @@ pub struct Workload {
     pub output: Option<String>,
     pub unit_test: String,
     pub acceptance_test: Option<String>,
+    /// Declarative HTTP checks the engine itself makes against the running
+    /// release candidate (`[[test.http]]`).
+    pub http_checks: Vec<HttpCheck>,
     pub image: Option<ImageConfig>,
 }
 
-/// How the build output becomes an image (used by the image build).
+/// How the build output becomes an image: it is laid out under [`APP_DIR`] on top
+/// of a base from the organisation's catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageConfig {
     /// A base image from the organisation's catalog, by name.
     pub base: String,
+    /// `name@sha256:…` pins the catalog entry to one digest.
+    pub base_digest: Option<String>,
+    /// Where `base` is in the file (for errors found later, e.g. not in the catalog).
+    pub base_span: std::ops::Range<usize>,
     pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// The user the app runs as (documentation for other runtimes; cairn's
+    /// sandbox always runs it unprivileged).
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    /// The port the app listens on; the RC gets it in `PORT`.
     pub port: Option<u16>,
 }
+
+/// Where the build output goes inside the image.
+pub const APP_DIR: &str = "/app";
+
+/// One declarative HTTP check against the release candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    /// The request path, starting with `/`.
+    pub path: String,
+    /// The expected status code.
+    pub status: u16,
+    /// Text the response body must contain.
+    pub contains: Option<String>,
+}
+
+/// At most this many `[[test.http]]` checks.
+pub const MAX_HTTP_CHECKS: usize = 32;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +103,20 @@ struct RawBuild {
 struct RawTest {
     unit: Spanned<String>,
     acceptance: Option<Spanned<String>>,
+    http: Option<Spanned<Vec<Spanned<RawHttpCheck>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpCheck {
+    path: Spanned<String>,
+    #[serde(default = "default_status")]
+    status: u16,
+    contains: Option<String>,
+}
+
+fn default_status() -> u16 {
+    200
 }
 
 #[derive(Deserialize)]
@@ -79,7 +125,13 @@ struct RawImage {
     base: Spanned<String>,
     #[serde(default)]
     entrypoint: Vec<String>,
-    port: Option<u16>,
+    #[serde(default)]
+    cmd: Vec<String>,
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, String>,
+    user: Option<String>,
+    workdir: Option<Spanned<String>>,
+    port: Option<Spanned<u16>>,
 }
 
 /// Parses and validates a `cairn.toml`. `file` names it in errors.
@@ -155,23 +207,60 @@ pub fn parse_workload(file: &str, text: &str) -> Result<Workload, ConfigError> {
             Some(path.clone())
         }
     };
-    let image = match raw.image {
-        None => None,
-        Some(img) => {
-            if img.base.get_ref().trim().is_empty() {
-                return Err(err(
-                    img.base.span(),
-                    "image base is empty".into(),
-                    "name a base image from the organisation's catalog",
-                ));
-            }
-            Some(ImageConfig {
-                base: img.base.into_inner(),
-                entrypoint: img.entrypoint,
-                port: img.port,
-            })
+    let image = raw
+        .image
+        .map(|img| image_config(file, text, img))
+        .transpose()?;
+    let (http, http_span) = match raw.test.http {
+        Some(h) => {
+            let span = h.span();
+            (h.into_inner(), span)
         }
+        None => (Vec::new(), 0..0),
     };
+    if http.len() > MAX_HTTP_CHECKS {
+        return Err(err(
+            http_span.clone(),
+            format!("more than {MAX_HTTP_CHECKS} [[test.http]] checks"),
+            "put longer test suites in test.acceptance",
+        ));
+    }
+    let mut http_checks = Vec::new();
+    for check in &http {
+        let path = check.get_ref().path.get_ref();
+        if !path.starts_with('/')
+            || path.len() > 2048
+            || path.chars().any(|c| c.is_control() || c == ' ')
+        {
+            return Err(err(
+                check.get_ref().path.span(),
+                format!("check path `{path}` is not an absolute request path"),
+                "write the path part of a URL, e.g. \"/healthz\"",
+            ));
+        }
+        if !(100..=599).contains(&check.get_ref().status) {
+            return Err(err(
+                check.span(),
+                format!(
+                    "status {} is not an HTTP status code",
+                    check.get_ref().status
+                ),
+                "use a code from 100 to 599",
+            ));
+        }
+        http_checks.push(HttpCheck {
+            path: path.clone(),
+            status: check.get_ref().status,
+            contains: check.get_ref().contains.clone(),
+        });
+    }
+    if !http_checks.is_empty() && image.as_ref().is_none_or(|i| i.port.is_none()) {
+        return Err(err(
+            http_span,
+            "[[test.http]] checks need an image with a port".into(),
+            "add [image] with `base` and `port`",
+        ));
+    }
     Ok(Workload {
         name,
         chain,
@@ -191,7 +280,118 @@ pub fn parse_workload(file: &str, text: &str) -> Result<Workload, ConfigError> {
             .as_ref()
             .map(|c| command(c, "test.acceptance"))
             .transpose()?,
+        http_checks,
         image,
+    })
+}
+
+/// Validates `[image]`. The base must be a catalog name: an image reference is
+/// refused here, before any work, and Docker Hub by its own rule.
+fn image_config(file: &str, text: &str, img: RawImage) -> Result<ImageConfig, ConfigError> {
+    use crate::image_ref::{ImageRef, NO_DOCKER_HUB_HELP, looks_like_reference};
+    let err = |span: std::ops::Range<usize>, msg: String, help: &str| {
+        ConfigError::at(file, text, Some(span), msg, Some(help.to_owned()))
+    };
+    let base = img.base.get_ref().trim();
+    let span = img.base.span();
+    if base.is_empty() {
+        return Err(err(
+            span,
+            "image base is empty".into(),
+            "name a base image from the organisation's catalog (`cairn base list`)",
+        ));
+    }
+    // `name@sha256:…` pins a catalog entry; anything else with `/`, `:` or `@` is
+    // an image reference, which a workload may not use directly.
+    let (name, digest) = match base.split_once('@') {
+        Some((name, digest)) if !looks_like_reference(name) => (name, Some(digest)),
+        _ => (base, None),
+    };
+    if looks_like_reference(name) || !is_valid_name(name) {
+        let shown = match ImageRef::parse(base) {
+            Ok(r) if r.is_docker_hub() => {
+                return Err(err(
+                    span,
+                    format!(
+                        "image base `{base}` is refused: {}",
+                        crate::image_ref::NO_DOCKER_HUB_RULE
+                    ),
+                    NO_DOCKER_HUB_HELP,
+                ));
+            }
+            Ok(r) => r.to_string(),
+            Err(_) if looks_like_reference(base) => {
+                // Unparseable but reference-shaped: still never Docker Hub by accident.
+                return Err(err(
+                    span,
+                    format!("image base `{base}` is not a valid image reference or catalog name"),
+                    NO_DOCKER_HUB_HELP,
+                ));
+            }
+            Err(_) => base.to_owned(),
+        };
+        return Err(err(
+            span,
+            format!(
+                "image base `{shown}` is not a catalog name: a workload builds only on a validated base from the catalog"
+            ),
+            "import it first (`cairn base import REFERENCE@sha256:… --name NAME`), then write base = \"NAME\"",
+        ));
+    }
+    if let Some(d) = digest {
+        let hex = d.strip_prefix("sha256:").unwrap_or("");
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(err(
+                span,
+                format!("`{d}` is not a sha256 digest"),
+                "pin with name@sha256:<64 lowercase hex digits>",
+            ));
+        }
+    }
+    if let Some(w) = &img.workdir
+        && !w.get_ref().starts_with('/')
+    {
+        return Err(err(
+            w.span(),
+            "workdir must be an absolute path in the image".into(),
+            "e.g. \"/app\"",
+        ));
+    }
+    if let Some(p) = &img.port
+        && *p.get_ref() == 0
+    {
+        return Err(err(
+            p.span(),
+            "port 0 is not a port".into(),
+            "the port the app listens on, 1-65535",
+        ));
+    }
+    if img
+        .env
+        .keys()
+        .any(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
+        || img.env.values().any(|v| v.contains('\0'))
+    {
+        return Err(err(
+            span,
+            "image env has an empty name, a name with `=` or a NUL".into(),
+            "use NAME = \"value\" pairs",
+        ));
+    }
+    Ok(ImageConfig {
+        base: name.to_owned(),
+        base_digest: digest.map(str::to_owned),
+        base_span: span,
+        entrypoint: img.entrypoint,
+        cmd: img.cmd,
+        env: img.env.into_iter().collect(),
+        user: img.user,
+        working_dir: img.workdir.map(Spanned::into_inner),
+        port: img.port.map(Spanned::into_inner),
     })
 }
 
@@ -340,6 +540,94 @@ unit = "make test"
             2,
             "unknown field `tests`",
         );
+    }
+
+    const WEB: &str = r#"
+[workload]
+name = "web"
+
+[build]
+command = "make"
+output = "hello-web"
+
+[test]
+unit = "make test"
+
+[[test.http]]
+path = "/"
+contains = "hello"
+
+[[test.http]]
+path = "/healthz"
+status = 204
+
+[image]
+base = "tiny"
+entrypoint = ["/app/hello-web"]
+env = { GREETING = "hi" }
+port = 8080
+"#;
+
+    #[test]
+    fn image_and_http_checks() {
+        let w = parse_workload("cairn.toml", WEB).unwrap();
+        let img = w.image.unwrap();
+        assert_eq!(img.base, "tiny");
+        assert_eq!(img.base_digest, None);
+        assert_eq!(&WEB[img.base_span.clone()], "\"tiny\"");
+        assert_eq!(img.entrypoint, ["/app/hello-web"]);
+        assert_eq!(img.env, [("GREETING".to_owned(), "hi".to_owned())]);
+        assert_eq!(img.port, Some(8080));
+        assert_eq!(w.http_checks.len(), 2);
+        assert_eq!(w.http_checks[0].status, 200);
+        assert_eq!(w.http_checks[0].contains.as_deref(), Some("hello"));
+        assert_eq!(w.http_checks[1].path, "/healthz");
+        assert_eq!(w.http_checks[1].status, 204);
+
+        let pinned = WEB.replace(
+            "base = \"tiny\"",
+            &format!("base = \"tiny@sha256:{}\"", "ab".repeat(32)),
+        );
+        let img = parse_workload("cairn.toml", &pinned)
+            .unwrap()
+            .image
+            .unwrap();
+        assert_eq!(img.base, "tiny");
+        assert_eq!(img.base_digest, Some(format!("sha256:{}", "ab".repeat(32))));
+    }
+
+    #[test]
+    fn docker_hub_and_references_are_refused_at_the_base_line() {
+        for (base, fragment) in [
+            ("nginx:latest", "rule no-docker-hub"),
+            ("docker.io/library/alpine", "rule no-docker-hub"),
+            ("index.docker.io/library/alpine:3", "rule no-docker-hub"),
+            ("library/nginx", "rule no-docker-hub"),
+            ("registry.example.org/base/debian:12", "not a catalog name"),
+            ("Tiny", "not a catalog name"),
+            ("tiny@sha256:abc", "not a sha256 digest"),
+        ] {
+            let text = WEB.replace("base = \"tiny\"", &format!("base = \"{base}\""));
+            check_err(&text, 21, 8, fragment);
+        }
+    }
+
+    #[test]
+    fn bad_http_checks_are_refused() {
+        check_err(
+            &WEB.replace("path = \"/\"", "path = \"x\""),
+            13,
+            8,
+            "not an absolute request path",
+        );
+        check_err(
+            &WEB.replace("status = 204", "status = 999"),
+            16,
+            1,
+            "not an HTTP status code",
+        );
+        let no_image = &WEB[..WEB.find("[image]").unwrap()];
+        check_err(no_image, 12, 1, "need an image with a port");
     }
 
     #[test]

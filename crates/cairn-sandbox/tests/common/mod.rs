@@ -119,3 +119,28 @@ pub fn pids_in_namespace(ns: &str) -> Vec<u32> {
 pub fn namespace_of(workspace: &Path) -> String {
     std::fs::read_to_string(workspace.join("ns")).unwrap()
 }
+
+/// Runs an image spec to its end, collecting its output like [`try_run`].
+pub fn run_image_ok(spec: &cairn_sandbox::ImageSandboxSpec) -> Ran {
+    let start = Instant::now();
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let mut stdout_at = Vec::new();
+    let outcome = cairn_sandbox::run_image(spec, &mut |stream, line| match stream {
+        Stream::Stdout => {
+            stdout.push(line.to_vec());
+            stdout_at.push(start.elapsed());
+        }
+        Stream::Stderr => stderr.push(line.to_vec()),
+    });
+    match outcome {
+        Ok(outcome) => Ran {
+            outcome,
+            stdout,
+            stderr,
+            stdout_at,
+            elapsed: start.elapsed(),
+        },
+        Err(e) => panic!("image sandbox could not run: {e} ({e:?})"),
+    }
+}

@@ -6,6 +6,7 @@
 //! under `busy_timeout` instead of failing half-way with `SQLITE_BUSY`), and
 //! `synchronous = FULL` makes every acknowledged commit survive power loss.
 
+mod images;
 mod schema;
 
 use std::fs::{DirBuilder, OpenOptions};
@@ -17,15 +18,16 @@ use std::time::Duration;
 
 use cairn_model::run::UnknownName;
 use cairn_model::{
-    EvidenceRecord, LogLine, LogStream, NewEvidence, NewRun, RunId, RunRecord, RunStatus, StageId,
-    StageKind, StageRecord, StageStatus,
+    BaseRecord, EvidenceRecord, ImageRecord, LogLine, LogStream, NewEvidence, NewRun, RunId,
+    RunRecord, RunStatus, StageId, StageKind, StageRecord, StageStatus,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use crate::{
-    AdvisoryPut, LogStats, NewAdvisory, NewSbom, PackageHit, RunFilter, Store, StoreError,
-    StoredAdvisory,
+    AdvisoryPut, FindingFilter, FindingKey, FindingState, LogStats, MatchOutcome, MatchScope,
+    NewAdvisory, NewFinding, NewSbom, PackageHit, RematchRecord, RunFilter, Store, StoreError,
+    StoredAdvisory, StoredComponent, StoredFinding,
 };
 
 /// The [`Store`] on SQLite. One connection behind a mutex: SQLite serialises writers
@@ -1147,34 +1149,524 @@ impl Store for SqliteStore {
     ) -> Result<Vec<PackageHit>, StoreError> {
         let what = "finding a package in stored SBOMs";
         self.read(what, |tx| {
+            // Rows come in the index's order (name, sbom_id, ecosystem, version,
+            // purl): sorted as promised, duplicates adjacent.
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT DISTINCT s.id, s.subject_name, s.subject_digest, s.workload, \
-                     s.environment, c.ecosystem, c.name, c.version, c.purl \
-                     FROM sbom_components c JOIN sboms s ON s.id = c.sbom_id \
+                    "SELECT c.sbom_id, s.subject_name, s.subject_digest, s.workload, \
+                     s.environment, c.ecosystem, c.version, c.purl \
+                     FROM sbom_components c INDEXED BY sbom_components_by_name_sbom \
+                     JOIN sboms s ON s.id = c.sbom_id \
                      WHERE c.name = ?2 AND (?1 IS NULL OR c.ecosystem = ?1) \
-                     ORDER BY s.id, c.ecosystem, c.version, c.purl",
+                     ORDER BY c.sbom_id, c.ecosystem, c.version, c.purl",
                 )
                 .map_err(StoreError::sqlite(what))?;
-            let rows = stmt
-                .query_map(params![ecosystem, name], |r| {
+            let mut rows = stmt
+                .query(params![ecosystem, name])
+                .map_err(StoreError::sqlite(what))?;
+            let mut out: Vec<PackageHit> = Vec::new();
+            while let Some(r) = rows.next().map_err(StoreError::sqlite(what))? {
+                let sbom_id: i64 = r.get(0).map_err(StoreError::sqlite(what))?;
+                let same = |h: &PackageHit| -> rusqlite::Result<bool> {
+                    Ok(h.sbom_id == sbom_id
+                        && h.ecosystem == r.get_ref(5)?.as_str()?
+                        && h.version == r.get_ref(6)?.as_str()?
+                        && h.purl == r.get_ref(7)?.as_str()?)
+                };
+                if let Some(last) = out.last()
+                    && same(last).map_err(StoreError::sqlite(what))?
+                {
+                    continue;
+                }
+                let hit = (|| -> rusqlite::Result<PackageHit> {
                     Ok(PackageHit {
-                        sbom_id: r.get(0)?,
+                        sbom_id,
                         subject_name: r.get(1)?,
                         subject_digest: r.get(2)?,
                         workload: r.get(3)?,
                         environment: r.get(4)?,
                         ecosystem: r.get(5)?,
-                        name: r.get(6)?,
-                        version: r.get(7)?,
-                        purl: r.get(8)?,
+                        name: name.to_owned(),
+                        version: r.get(6)?,
+                        purl: r.get(7)?,
                     })
-                })
+                })()
                 .map_err(StoreError::sqlite(what))?;
-            rows.collect::<Result<Vec<_>, _>>()
-                .map_err(StoreError::sqlite(what))
+                out.push(hit);
+            }
+            Ok(out)
         })
     }
+
+    fn components_for_packages(
+        &self,
+        packages: &[(String, String)],
+        sbom: Option<i64>,
+    ) -> Result<Vec<StoredComponent>, StoreError> {
+        let what = "reading stored components by package";
+        self.read(what, |tx| {
+            let mut out = std::collections::BTreeSet::new();
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT sbom_id, ecosystem, name, version, purl FROM sbom_components \
+                     WHERE ecosystem = ?1 AND name = ?2 AND (?3 IS NULL OR sbom_id = ?3)",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            for (ecosystem, name) in packages {
+                let rows = stmt
+                    .query_map(params![ecosystem, name, sbom], |r| {
+                        Ok(StoredComponent {
+                            sbom_id: r.get(0)?,
+                            ecosystem: r.get(1)?,
+                            name: r.get(2)?,
+                            version: r.get(3)?,
+                            purl: r.get(4)?,
+                        })
+                    })
+                    .map_err(StoreError::sqlite(what))?;
+                for row in rows {
+                    out.insert(row.map_err(StoreError::sqlite(what))?);
+                }
+            }
+            Ok(out.into_iter().collect())
+        })
+    }
+
+    fn record_matches(
+        &self,
+        scope: &MatchScope,
+        found: &[NewFinding],
+        now_ms: i64,
+    ) -> Result<MatchOutcome, StoreError> {
+        let what = "recording a re-match";
+        let in_packages: std::collections::HashSet<(&str, &str)> = scope
+            .packages
+            .iter()
+            .map(|(e, n)| (e.as_str(), n.as_str()))
+            .collect();
+        for f in found {
+            let k = &f.key;
+            let in_sbom = scope.sbom.is_none_or(|s| s == k.sbom_id);
+            if !in_sbom || !in_packages.contains(&(k.ecosystem.as_str(), k.name.as_str())) {
+                return Err(StoreError::OutOfScope {
+                    advisory: k.advisory_id.clone(),
+                    sbom: k.sbom_id,
+                    ecosystem: k.ecosystem.clone(),
+                    name: k.name.clone(),
+                    version: k.version.clone(),
+                });
+            }
+        }
+        self.write(what, |tx| {
+            // The open and suppressed findings the scope covers, before this re-match.
+            let mut covered: std::collections::BTreeSet<FindingKey> =
+                std::collections::BTreeSet::new();
+            {
+                let mut by_package = tx
+                    .prepare_cached(&format!(
+                        "SELECT {FINDING_KEY_COLUMNS} FROM findings \
+                         WHERE ecosystem = ?1 AND name = ?2 AND (?3 IS NULL OR sbom_id = ?3) \
+                         AND state != 'fixed'"
+                    ))
+                    .map_err(StoreError::sqlite(what))?;
+                for (ecosystem, name) in &scope.packages {
+                    let rows = by_package
+                        .query_map(params![ecosystem, name, scope.sbom], finding_key_from_row)
+                        .map_err(StoreError::sqlite(what))?;
+                    for row in rows {
+                        covered.insert(row.map_err(StoreError::sqlite(what))?);
+                    }
+                }
+                let mut by_advisory = tx
+                    .prepare_cached(&format!(
+                        "SELECT {FINDING_KEY_COLUMNS} FROM findings \
+                         WHERE advisory_id = ?1 AND (?2 IS NULL OR sbom_id = ?2) \
+                         AND state != 'fixed'"
+                    ))
+                    .map_err(StoreError::sqlite(what))?;
+                for id in &scope.advisories {
+                    let rows = by_advisory
+                        .query_map(params![id, scope.sbom], finding_key_from_row)
+                        .map_err(StoreError::sqlite(what))?;
+                    for row in rows {
+                        covered.insert(row.map_err(StoreError::sqlite(what))?);
+                    }
+                }
+            }
+            let mut component_exists = tx
+                .prepare_cached(
+                    "SELECT 1 FROM sbom_components WHERE ecosystem = ?1 AND name = ?2 \
+                     AND version = ?3 AND sbom_id = ?4 LIMIT 1",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut state_of = tx
+                .prepare_cached(
+                    "SELECT state FROM findings WHERE advisory_id = ?1 AND sbom_id = ?2 \
+                     AND ecosystem = ?3 AND name = ?4 AND version = ?5",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO findings (advisory_id, sbom_id, ecosystem, name, version, purl, \
+                     kind, severity, state, first_seen_ms, last_seen_ms, fixed_at_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'open', ?9, ?9, NULL)",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut reopen = tx
+                .prepare_cached(
+                    "UPDATE findings SET purl = ?6, kind = ?7, severity = ?8, state = 'open', \
+                     last_seen_ms = ?9, fixed_at_ms = NULL WHERE advisory_id = ?1 \
+                     AND sbom_id = ?2 AND ecosystem = ?3 AND name = ?4 AND version = ?5",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut seen = tx
+                .prepare_cached(
+                    "UPDATE findings SET kind = ?6, severity = ?7, last_seen_ms = ?8 \
+                     WHERE advisory_id = ?1 AND sbom_id = ?2 AND ecosystem = ?3 AND name = ?4 \
+                     AND version = ?5",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut opened_keys = Vec::new();
+            let mut still_open = 0u64;
+            let mut done = std::collections::HashSet::new();
+            for f in found {
+                let k = &f.key;
+                if !done.insert(k) {
+                    continue;
+                }
+                let key_params = params![k.advisory_id, k.sbom_id, k.ecosystem, k.name, k.version];
+                let exists = component_exists
+                    .query_row(params![k.ecosystem, k.name, k.version, k.sbom_id], |_| {
+                        Ok(())
+                    })
+                    .optional()
+                    .map_err(StoreError::sqlite(what))?;
+                if exists.is_none() {
+                    return Err(StoreError::NotFound {
+                        what: "stored component",
+                        id: format!(
+                            "{} {} {} in SBOM {}",
+                            k.ecosystem, k.name, k.version, k.sbom_id
+                        ),
+                    });
+                }
+                let state: Option<String> = state_of
+                    .query_row(key_params, |r| r.get(0))
+                    .optional()
+                    .map_err(StoreError::sqlite(what))?;
+                let state = state.map(|s| parse_state(&s)).transpose()?;
+                match state {
+                    None => {
+                        insert
+                            .execute(params![
+                                k.advisory_id,
+                                k.sbom_id,
+                                k.ecosystem,
+                                k.name,
+                                k.version,
+                                f.purl,
+                                f.kind,
+                                f.severity,
+                                now_ms
+                            ])
+                            .map_err(StoreError::sqlite(what))?;
+                        opened_keys.push(k.clone());
+                    }
+                    Some(FindingState::Fixed) => {
+                        reopen
+                            .execute(params![
+                                k.advisory_id,
+                                k.sbom_id,
+                                k.ecosystem,
+                                k.name,
+                                k.version,
+                                f.purl,
+                                f.kind,
+                                f.severity,
+                                now_ms
+                            ])
+                            .map_err(StoreError::sqlite(what))?;
+                        opened_keys.push(k.clone());
+                    }
+                    Some(FindingState::Open | FindingState::Suppressed) => {
+                        seen.execute(params![
+                            k.advisory_id,
+                            k.sbom_id,
+                            k.ecosystem,
+                            k.name,
+                            k.version,
+                            f.kind,
+                            f.severity,
+                            now_ms
+                        ])
+                        .map_err(StoreError::sqlite(what))?;
+                        still_open += 1;
+                    }
+                }
+                covered.remove(k);
+            }
+            let mut fix = tx
+                .prepare_cached(
+                    "UPDATE findings SET state = 'fixed', fixed_at_ms = ?6 WHERE advisory_id = ?1 \
+                     AND sbom_id = ?2 AND ecosystem = ?3 AND name = ?4 AND version = ?5",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            for k in &covered {
+                fix.execute(params![
+                    k.advisory_id,
+                    k.sbom_id,
+                    k.ecosystem,
+                    k.name,
+                    k.version,
+                    now_ms
+                ])
+                .map_err(StoreError::sqlite(what))?;
+            }
+            let mut components = 0u64;
+            {
+                let mut count_components = tx
+                    .prepare_cached(
+                        "SELECT count(*) FROM (SELECT DISTINCT sbom_id, version, purl \
+                         FROM sbom_components WHERE ecosystem = ?1 AND name = ?2 \
+                         AND (?3 IS NULL OR sbom_id = ?3))",
+                    )
+                    .map_err(StoreError::sqlite(what))?;
+                for (ecosystem, name) in &scope.packages {
+                    let n: i64 = count_components
+                        .query_row(params![ecosystem, name, scope.sbom], |r| r.get(0))
+                        .map_err(StoreError::sqlite(what))?;
+                    components += count("component count", n)?;
+                }
+            }
+            let opened = opened_keys
+                .iter()
+                .map(|k| finding_by_key(tx, k, what))
+                .collect::<Result<Vec<_>, _>>()?;
+            let fixed = covered
+                .iter()
+                .map(|k| finding_by_key(tx, k, what))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.execute(
+                "INSERT INTO rematches (at_ms, packages, advisories, sbom_id, components, opened, \
+                 still_open, fixed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    now_ms,
+                    sql_limit(scope.packages.len()),
+                    sql_limit(scope.advisories.len()),
+                    scope.sbom,
+                    sql_limit(components),
+                    sql_limit(opened.len()),
+                    sql_limit(still_open),
+                    sql_limit(fixed.len())
+                ],
+            )
+            .map_err(StoreError::sqlite(what))?;
+            Ok(MatchOutcome {
+                rematch_id: tx.last_insert_rowid(),
+                components,
+                opened,
+                still_open,
+                fixed,
+            })
+        })
+    }
+
+    fn findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>, StoreError> {
+        let what = "reading findings";
+        self.read(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {FINDING_COLUMNS} FROM findings f JOIN sboms s ON s.id = f.sbom_id \
+                     WHERE (?1 IS NULL OR f.sbom_id = ?1) AND (?2 IS NULL OR f.advisory_id = ?2) \
+                     AND (?3 IS NULL OR f.state = ?3) \
+                     ORDER BY f.sbom_id, f.advisory_id, f.ecosystem, f.name, f.version"
+                ))
+                .map_err(StoreError::sqlite(what))?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        filter.sbom,
+                        filter.advisory,
+                        filter.state.map(FindingState::as_str)
+                    ],
+                    RawFinding::from_row,
+                )
+                .map_err(StoreError::sqlite(what))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite(what))?;
+            rows.into_iter().map(RawFinding::into_finding).collect()
+        })
+    }
+
+    fn add_base(&self, base: &BaseRecord) -> Result<i64, StoreError> {
+        self.write("adding a catalog base", |tx| images::add_base(tx, base))
+    }
+
+    fn base_history(&self, name: &str) -> Result<Vec<BaseRecord>, StoreError> {
+        self.read("reading a catalog base", |tx| {
+            images::base_history(tx, name)
+        })
+    }
+
+    fn bases(&self) -> Result<Vec<BaseRecord>, StoreError> {
+        self.read("listing the catalog", images::bases)
+    }
+
+    fn add_image(&self, image: &ImageRecord) -> Result<i64, StoreError> {
+        self.write("recording an image", |tx| images::add_image(tx, image))
+    }
+
+    fn images(
+        &self,
+        workload: Option<&str>,
+        digest: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ImageRecord>, StoreError> {
+        self.read("listing images", |tx| {
+            images::images(tx, workload, digest, sql_limit(limit))
+        })
+    }
+
+    fn rematches(&self, limit: usize) -> Result<Vec<RematchRecord>, StoreError> {
+        let what = "reading re-matches";
+        self.read(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, at_ms, packages, advisories, sbom_id, components, opened, \
+                     still_open, fixed FROM rematches ORDER BY id DESC LIMIT ?1",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let rows = stmt
+                .query_map([sql_limit(limit)], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        [r.get::<_, i64>(2)?, r.get::<_, i64>(3)?],
+                        r.get::<_, Option<i64>>(4)?,
+                        [
+                            r.get::<_, i64>(5)?,
+                            r.get::<_, i64>(6)?,
+                            r.get::<_, i64>(7)?,
+                            r.get::<_, i64>(8)?,
+                        ],
+                    ))
+                })
+                .map_err(StoreError::sqlite(what))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite(what))?;
+            rows.into_iter()
+                .map(|(id, at_ms, [p, a], sbom, [c, o, s, f])| {
+                    Ok(RematchRecord {
+                        id,
+                        at_ms,
+                        packages: count("re-match package count", p)?,
+                        advisories: count("re-match advisory count", a)?,
+                        sbom,
+                        components: count("re-match component count", c)?,
+                        opened: count("re-match opened count", o)?,
+                        still_open: count("re-match still-open count", s)?,
+                        fixed: count("re-match fixed count", f)?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+const FINDING_KEY_COLUMNS: &str = "advisory_id, sbom_id, ecosystem, name, version";
+
+const FINDING_COLUMNS: &str = "f.advisory_id, f.sbom_id, f.ecosystem, f.name, f.version, f.purl, \
+     f.kind, f.severity, f.state, f.first_seen_ms, f.last_seen_ms, f.fixed_at_ms, \
+     s.subject_name, s.subject_digest, s.workload, s.environment";
+
+fn finding_key_from_row(r: &Row<'_>) -> rusqlite::Result<FindingKey> {
+    Ok(FindingKey {
+        advisory_id: r.get(0)?,
+        sbom_id: r.get(1)?,
+        ecosystem: r.get(2)?,
+        name: r.get(3)?,
+        version: r.get(4)?,
+    })
+}
+
+fn parse_state(name: &str) -> Result<FindingState, StoreError> {
+    FindingState::parse(name).ok_or_else(|| StoreError::Corrupt {
+        what: "finding state",
+        value: name.to_owned(),
+    })
+}
+
+/// A finding row as stored, before its state is checked.
+struct RawFinding {
+    key: FindingKey,
+    purl: String,
+    kind: String,
+    severity: Option<String>,
+    state: String,
+    first_seen_ms: i64,
+    last_seen_ms: i64,
+    fixed_at_ms: Option<i64>,
+    subject_name: String,
+    subject_digest: String,
+    workload: Option<String>,
+    environment: Option<String>,
+}
+
+impl RawFinding {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RawFinding {
+            key: finding_key_from_row(r)?,
+            purl: r.get(5)?,
+            kind: r.get(6)?,
+            severity: r.get(7)?,
+            state: r.get(8)?,
+            first_seen_ms: r.get(9)?,
+            last_seen_ms: r.get(10)?,
+            fixed_at_ms: r.get(11)?,
+            subject_name: r.get(12)?,
+            subject_digest: r.get(13)?,
+            workload: r.get(14)?,
+            environment: r.get(15)?,
+        })
+    }
+
+    fn into_finding(self) -> Result<StoredFinding, StoreError> {
+        Ok(StoredFinding {
+            state: parse_state(&self.state)?,
+            key: self.key,
+            purl: self.purl,
+            kind: self.kind,
+            severity: self.severity,
+            first_seen_ms: self.first_seen_ms,
+            last_seen_ms: self.last_seen_ms,
+            fixed_at_ms: self.fixed_at_ms,
+            subject_name: self.subject_name,
+            subject_digest: self.subject_digest,
+            workload: self.workload,
+            environment: self.environment,
+        })
+    }
+}
+
+fn finding_by_key(
+    tx: &Connection,
+    k: &FindingKey,
+    what: &'static str,
+) -> Result<StoredFinding, StoreError> {
+    let raw = tx
+        .prepare_cached(&format!(
+            "SELECT {FINDING_COLUMNS} FROM findings f JOIN sboms s ON s.id = f.sbom_id \
+             WHERE f.advisory_id = ?1 AND f.sbom_id = ?2 AND f.ecosystem = ?3 AND f.name = ?4 \
+             AND f.version = ?5"
+        ))
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                params![k.advisory_id, k.sbom_id, k.ecosystem, k.name, k.version],
+                RawFinding::from_row,
+            )
+        })
+        .map_err(StoreError::sqlite(what))?;
+    raw.into_finding()
 }
 
 fn advisory_by_id(

@@ -134,6 +134,78 @@ CREATE INDEX sbom_components_by_package ON sbom_components (ecosystem, name, ver
 CREATE INDEX sbom_components_by_name    ON sbom_components (name, ecosystem, version, purl, sbom_id);
 CREATE INDEX sbom_components_by_sbom    ON sbom_components (sbom_id);
 "#,
+    // Version 5: findings (an advisory against a component of a stored SBOM) with
+    // their state and times, the log of re-matches, and the "where" index in SBOM
+    // order.
+    r#"
+CREATE TABLE findings (
+    advisory_id   TEXT    NOT NULL,
+    sbom_id       INTEGER NOT NULL REFERENCES sboms (id) ON DELETE CASCADE,
+    ecosystem     TEXT    NOT NULL,
+    name          TEXT    NOT NULL,
+    version       TEXT    NOT NULL,
+    purl          TEXT    NOT NULL,
+    kind          TEXT    NOT NULL,
+    severity      TEXT,
+    state         TEXT    NOT NULL CHECK (state IN ('open', 'suppressed', 'fixed')),
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms  INTEGER NOT NULL,
+    fixed_at_ms   INTEGER,
+    PRIMARY KEY (advisory_id, sbom_id, ecosystem, name, version)
+) STRICT, WITHOUT ROWID;
+
+-- A re-match reads the findings of the packages (and advisories, by the primary
+-- key) it covers; listings go by SBOM.
+CREATE INDEX findings_by_package ON findings (ecosystem, name, sbom_id);
+CREATE INDEX findings_by_sbom    ON findings (sbom_id, advisory_id);
+
+-- "Where is X" for a name in most SBOMs returns ~10k rows: read them in the
+-- order they are returned (by SBOM), from an index that covers the component
+-- columns, so the query needs neither a sort nor a DISTINCT pass.
+DROP INDEX sbom_components_by_name;
+CREATE INDEX sbom_components_by_name_sbom
+    ON sbom_components (name, sbom_id, ecosystem, version, purl);
+
+CREATE TABLE rematches (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms      INTEGER NOT NULL,
+    packages   INTEGER NOT NULL,
+    advisories INTEGER NOT NULL,
+    sbom_id    INTEGER,
+    components INTEGER NOT NULL,
+    opened     INTEGER NOT NULL,
+    still_open INTEGER NOT NULL,
+    fixed      INTEGER NOT NULL
+) STRICT;
+"#,
+    // Version 6: the base-image catalog (every admission kept; the newest entry of a
+    // name is the current one) and the images cairn built or rebased.
+    r#"
+CREATE TABLE bases (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    name            TEXT    NOT NULL,
+    digest          TEXT    NOT NULL,
+    source          TEXT    NOT NULL,
+    imported_at_ms  INTEGER NOT NULL,
+    packages        INTEGER NOT NULL,
+    vulnerabilities INTEGER NOT NULL
+) STRICT;
+CREATE INDEX bases_by_name ON bases (name, id);
+
+CREATE TABLE images (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    digest        TEXT    NOT NULL,
+    workload      TEXT    NOT NULL,
+    run_id        INTEGER REFERENCES runs (id),
+    commit_id     TEXT    NOT NULL,
+    base_name     TEXT    NOT NULL,
+    base_digest   TEXT    NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    rebased_from  TEXT
+) STRICT;
+CREATE INDEX images_by_digest   ON images (digest, id);
+CREATE INDEX images_by_workload ON images (workload, id);
+"#,
 ];
 
 /// The schema version this code writes.

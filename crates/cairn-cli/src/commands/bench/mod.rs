@@ -1,5 +1,6 @@
 //! `cairn bench`: measurements against the named peer, in the same run.
 
+pub mod scan_bench;
 pub mod where_bench;
 
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
+use super::open_store;
 use crate::cli::Cli;
 use crate::exit::Failure;
 use crate::output::print_json;
@@ -228,6 +230,286 @@ pub fn verify(
         println!(
             "ratio cairn/sigstore-js: {:.1}x (goal: >= 20x)",
             ours / theirs
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The example app's chain with its image build, end to end through this binary:
+/// cold (a fresh data directory: the catalog base made and unpacked, every layer
+/// new) and warm (the same commit again in the same data directory).
+pub fn image(cli: &Cli, app: &std::path::Path, repeat: usize) -> Result<ExitCode, Failure> {
+    use std::process::Command;
+    let repeat = repeat.clamp(1, 50);
+    let exe = std::env::current_exe().context("cannot find the cairn binary")?;
+    if !app.join("cairn.toml").is_file() {
+        return Err(Failure::user(anyhow::anyhow!(
+            "{} has no cairn.toml (run from cairn's source tree, or pass --app)",
+            app.display()
+        )));
+    }
+    let timed = |args: &[&str],
+                 repo: &std::path::Path,
+                 home: &std::path::Path|
+     -> Result<Duration, Failure> {
+        let start = std::time::Instant::now();
+        let out = Command::new(&exe)
+            .args(args)
+            .current_dir(repo)
+            .env("CAIRN_HOME", home)
+            .output()
+            .context("cannot run cairn")?;
+        if !out.status.success() {
+            return Err(anyhow::anyhow!(
+                "cairn {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        Ok(start.elapsed())
+    };
+    let (mut cold, mut warm, mut base) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
+        let repo = scratch.path().join("app");
+        let home = scratch.path().join("data");
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(app)
+            .arg(&repo)
+            .status()
+            .context("cannot copy the app")?;
+        if !status.success() {
+            return Err(anyhow::anyhow!("cannot copy {}", app.display()).into());
+        }
+        for args in [
+            &["init", "-q"][..],
+            &["add", "-A"],
+            &[
+                "-c",
+                "user.name=bench",
+                "-c",
+                "user.email=bench@cairn.invalid",
+                "commit",
+                "-qm",
+                "bench",
+            ],
+        ] {
+            let ok = Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(args)
+                .status()
+                .context("git")?;
+            if !ok.success() {
+                return Err(anyhow::anyhow!("git {args:?} failed").into());
+            }
+        }
+        base.push(timed(
+            &["base", "create", "tiny", "--name", "tiny"],
+            &repo,
+            &home,
+        )?);
+        cold.push(timed(&["run"], &repo, &home)?);
+        warm.push(timed(&["run"], &repo, &home)?);
+    }
+    let (b, c, w) = (summary(base), summary(cold), summary(warm));
+    if cli.json {
+        print_json(&json!({
+            "app": app.display().to_string(),
+            "repeat": repeat,
+            "base_create_ms": { "p50": b[0], "max": b[3] },
+            "cold_run_ms": { "p50": c[0], "max": c[3] },
+            "warm_run_ms": { "p50": w[0], "max": w[3] },
+        }));
+    } else {
+        println!(
+            "{} through the chain with its image build and RC acceptance tests, {repeat} times",
+            app.display()
+        );
+        println!("catalog base `tiny` made and imported: p50 {:.0} ms", b[0]);
+        println!(
+            "cold run (fresh data dir, new layers, RC rootfs unpacked): p50 {:.0} ms, max {:.0} ms",
+            c[0], c[3]
+        );
+        println!(
+            "warm run (same commit, same data dir):                  p50 {:.0} ms, max {:.0} ms",
+            w[0], w[3]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A registry for [`push`]: the one named, or Debian's `docker-registry` started on
+/// a free loopback port with a temporary config (stopped when dropped).
+struct BenchRegistry {
+    host: String,
+    child: Option<std::process::Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl BenchRegistry {
+    fn start(named: Option<&str>) -> Result<Self, Failure> {
+        if let Some(host) = named {
+            return Ok(BenchRegistry {
+                host: host.to_owned(),
+                child: None,
+                _dir: None,
+            });
+        }
+        let dir = tempfile::tempdir().context("cannot create a scratch directory")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("no free port")?
+            .port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("storage").display()
+            ),
+        )
+        .context("cannot write the registry's config")?;
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("cannot start docker-registry (apt-get install docker-registry), or pass --registry HOST:PORT")?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                return Err(anyhow::anyhow!("docker-registry did not start on port {port}").into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(BenchRegistry {
+            host: format!("127.0.0.1:{port}"),
+            child: Some(child),
+            _dir: Some(dir),
+        })
+    }
+}
+
+impl Drop for BenchRegistry {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Assembles an image with one `size_mib` layer (random bytes, stored into an OCI
+/// layout with its digest computed once while copying) and pushes it to a real
+/// registry over plain HTTP on loopback, beside `sha256sum` of the same bytes (the
+/// floor: every byte must be hashed at least once). Goal: ≤ 1.5× the floor.
+pub fn push(cli: &Cli, size_mib: u64, registry: Option<&str>) -> Result<ExitCode, Failure> {
+    use std::io::Write;
+    let size_mib = size_mib.clamp(1, 16 * 1024);
+    let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
+    let file = scratch.path().join("layer.bin");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).context("layer file")?);
+        let mut chunk = vec![0u8; 1 << 20];
+        for _ in 0..size_mib {
+            aws_lc_rs::rand::fill(&mut chunk).map_err(|_| anyhow::anyhow!("no randomness"))?;
+            out.write_all(&chunk)
+                .context("cannot write the layer file")?;
+        }
+        out.flush().context("cannot write the layer file")?;
+    }
+    let registry = BenchRegistry::start(registry)?;
+
+    let t = std::time::Instant::now();
+    let out = std::process::Command::new("sha256sum")
+        .arg(&file)
+        .output()
+        .context("cannot run sha256sum")?;
+    let floor = t.elapsed();
+    if !out.status.success() {
+        return Err(anyhow::anyhow!("sha256sum failed").into());
+    }
+
+    let data = cairn_engine::DataDir::at(scratch.path().join("data"));
+    let images = cairn_engine::images::Images::open(&data)?;
+    let store = open_store(&data)?;
+    let t = std::time::Instant::now();
+    let blob = images.layout().put_blob_from_file(&file)?;
+    let rootfs = scratch.path().join("base");
+    std::fs::create_dir_all(rootfs.join("etc")).context("base rootfs")?;
+    std::fs::write(rootfs.join("etc/os-release"), "ID=bench\n").context("base rootfs")?;
+    let base = cairn_oci::import_rootfs(images.layout(), &rootfs, 0)?;
+    // The layer is incompressible random data taken as a pre-built layer blob: the
+    // image is for measuring assembly and push, not for running.
+    let layer = cairn_oci::Layer {
+        digest: blob.digest,
+        diff_id: blob.digest,
+        size: blob.size,
+    };
+    let spec = cairn_oci::ImageSpec {
+        base_name: "bench".into(),
+        ..cairn_oci::ImageSpec::default()
+    };
+    let image = cairn_oci::assemble(images.layout(), &base, &[layer], &spec)?;
+    let assembled = t.elapsed();
+    let org = cairn_model::config::OrgConfig {
+        registries: vec![registry.host.clone()],
+        base_max_severity: None,
+    };
+    let connection = cairn_engine::images::registry::Connection {
+        plain_http: true,
+        ..Default::default()
+    };
+    let t = std::time::Instant::now();
+    let pushed = cairn_engine::images::registry::push(
+        &images,
+        &*store,
+        &org,
+        &image,
+        &format!("{}/bench/layer:latest", registry.host),
+        &connection,
+    )?;
+    let pushing = t.elapsed();
+    let total = assembled + pushing;
+    let ratio = total.as_secs_f64() / floor.as_secs_f64();
+    let mib_s = size_mib as f64 / total.as_secs_f64();
+    if cli.json {
+        print_json(&json!({
+            "size_mib": size_mib,
+            "registry": registry.host,
+            "sha256sum_s": floor.as_secs_f64(),
+            "assemble_s": assembled.as_secs_f64(),
+            "push_s": pushing.as_secs_f64(),
+            "total_s": total.as_secs_f64(),
+            "ratio_to_sha256sum": ratio,
+            "digest": pushed.digest,
+        }));
+    } else {
+        println!(
+            "a {size_mib} MiB layer assembled into an image and pushed to {} (docker-registry, loopback)",
+            registry.host
+        );
+        println!(
+            "sha256sum of the same bytes (the floor): {:>7.2} s",
+            floor.as_secs_f64()
+        );
+        println!(
+            "cairn assemble (layout, hashed once):    {:>7.2} s",
+            assembled.as_secs_f64()
+        );
+        println!(
+            "cairn push (blobs, config, manifest):    {:>7.2} s",
+            pushing.as_secs_f64()
+        );
+        println!(
+            "total {:.2} s = {:.2}x the floor ({mib_s:.0} MiB/s; goal <= 1.5x); pushed {}",
+            total.as_secs_f64(),
+            ratio,
+            pushed.digest
         );
     }
     Ok(ExitCode::SUCCESS)

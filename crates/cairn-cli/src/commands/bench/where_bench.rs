@@ -28,6 +28,8 @@ const BATCH: usize = 250;
 const POOL: usize = 50_000;
 /// The most common names, timed apart.
 const HEAD: usize = 20;
+/// How many times each of them is looked up.
+const HEAD_ROUNDS: usize = 5;
 /// The seed of the generator: runs are reproducible.
 const SEED: u64 = 0x00c0_ffee_cafe_f00d;
 
@@ -136,13 +138,16 @@ pub fn where_(
     }
     let s = summary(times);
     // The worst case apart: the most common names, each in nearly every SBOM.
-    let mut head_times = Vec::with_capacity(HEAD);
+    let mut head_times = Vec::with_capacity(HEAD * HEAD_ROUNDS);
     let mut head_hits = 0usize;
-    for i in 0..HEAD {
-        let start = Instant::now();
-        head_hits += warm(package_name(i))?;
-        head_times.push(start.elapsed());
+    for _ in 0..HEAD_ROUNDS {
+        for i in 0..HEAD {
+            let start = Instant::now();
+            head_hits += warm(package_name(i))?;
+            head_times.push(start.elapsed());
+        }
     }
+    let head_hits = head_hits / HEAD_ROUNDS;
     let h = summary(head_times);
     let peer = "Dependency-Track takes > 30 s for this question (the peer's published figure, not measured here)";
     if cli.json {
@@ -156,7 +161,7 @@ pub fn where_(
             "hits_max": most_hits,
             "lookup_ms": { "p50": s[0], "p99": s[1], "mean": s[2], "max": s[3] },
             "most_common_names": {
-                "lookups": HEAD,
+                "lookups": HEAD * HEAD_ROUNDS,
                 "hits_mean": head_hits as f64 / HEAD as f64,
                 "lookup_ms": { "p50": h[0], "p99": h[1], "mean": h[2], "max": h[3] },
             },
@@ -178,9 +183,10 @@ pub fn where_(
             s[0], s[1], s[2], s[3]
         );
         println!(
-            "the {HEAD} most common names apart ({:.0} hits on average): p50 {:.3} ms, max {:.3} ms",
+            "the {HEAD} most common names apart, {HEAD_ROUNDS} lookups each ({:.0} hits on average): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (goal: p99 <= 10 ms)",
             head_hits as f64 / HEAD as f64,
             h[0],
+            h[1],
             h[3]
         );
         println!("peer: {peer}");

@@ -1,0 +1,503 @@
+//! Images end to end with the real binary: the catalog, the release candidate built
+//! on it and tested in the sandbox, reproducibility, Docker Hub refused, the real
+//! image tools (skopeo, umoci, podman) reading what cairn wrote, a real registry
+//! (push with evidence, pull back, verify), and rebase.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::registry::TestRegistry;
+use common::{Fixture, Run};
+use serde_json::Value;
+
+/// The hello-web example with the `tiny` base in its catalog.
+fn hello_web() -> Fixture {
+    let f = Fixture::example("hello-web");
+    f.ok(&["base", "create", "tiny", "--name", "tiny"]);
+    f
+}
+
+fn image_digest(f: &Fixture) -> String {
+    let list = f.json(&["image", "list"]);
+    list[0]["digest"].as_str().unwrap().to_owned()
+}
+
+fn commit12(f: &Fixture) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&f.repo)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim()[..12].to_owned()
+}
+
+fn tool(path: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "{path} is missing: run scripts/install-deps"
+    );
+}
+
+#[test]
+fn the_rc_image_passes_its_acceptance_tests_and_the_same_commit_gives_the_same_digest() {
+    let a = hello_web();
+    let r = a.run(&["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let logs = a.ok(&["logs", "last"]).stdout;
+    assert!(logs.contains("ok: http GET / → 200"), "{logs}");
+    assert!(logs.contains("ok: acceptance_root_greets"), "{logs}");
+    assert!(logs.contains("passed its acceptance tests"), "{logs}");
+    let digest = image_digest(&a);
+
+    // The acceptance result and the provenance are about the RC's digest.
+    let evidence = a.json(&["evidence", "last"]);
+    let subjects: Vec<(String, String)> = evidence
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["stage"].as_str().unwrap_or_default().to_owned(),
+                e["subject"]["digest"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    for stage in ["build", "acceptance-tests"] {
+        assert!(
+            subjects.iter().any(|(s, d)| s == stage && *d == digest),
+            "{stage} evidence is not about {digest}: {subjects:?}"
+        );
+    }
+
+    // The same commit, in a fresh clone with a fresh data directory (and a fresh
+    // catalog): the same digest.
+    let b = Fixture::new();
+    common::git(&b.repo, &["pull", "-q", a.repo.to_str().unwrap(), "main"]);
+    assert_eq!(commit12(&a), commit12(&b));
+    b.ok(&["base", "create", "tiny", "--name", "tiny"]);
+    assert_eq!(b.run(&["run"]).code, 0);
+    assert_eq!(image_digest(&b), digest, "the build is not reproducible");
+}
+
+#[test]
+fn docker_hub_and_unknown_bases_are_refused_before_any_run() {
+    let f = hello_web();
+    for (base, fragment) in [
+        ("nginx:latest", "rule no-docker-hub"),
+        ("docker.io/library/alpine", "rule no-docker-hub"),
+        ("no-such-base", "is not in the organisation's catalog"),
+    ] {
+        let text = std::fs::read_to_string(f.repo.join("cairn.toml"))
+            .unwrap()
+            .replace("base = \"tiny\"", &format!("base = \"{base}\""));
+        f.write("cairn.toml", &text).commit("base");
+        let r = f.run(&["run"]);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.stderr.contains(fragment), "{base}: {r:?}");
+        assert!(r.stderr.contains("cairn.toml"), "names the file: {r:?}");
+        git_checkout_base(&f);
+    }
+    let runs = f.json(&["runs"]);
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        0,
+        "no run was created: {runs}"
+    );
+
+    // The same rule for imports, before anything is read.
+    for source in [
+        "nginx:latest",
+        "docker.io/library/alpine@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        let r = f.run(&["base", "import", source, "--name", "x"]);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.stderr.contains("rule no-docker-hub"), "{r:?}");
+    }
+    // A registry off the allow-list, and an unpinned reference.
+    let r = f.run(&["base", "import", "registry.example.org/base/debian@sha256:0000000000000000000000000000000000000000000000000000000000000000", "--name", "x"]);
+    assert!(
+        r.stderr.contains("not on the organisation's allow-list"),
+        "{r:?}"
+    );
+}
+
+fn git_checkout_base(f: &Fixture) {
+    let text = std::fs::read_to_string(f.repo.join("cairn.toml")).unwrap();
+    let fixed: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("base = ") {
+                "base = \"tiny\"".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    f.write("cairn.toml", &format!("{fixed}\n"))
+        .commit("restore base");
+}
+
+#[test]
+fn a_broken_rc_fails_with_a_reason_explain_shows() {
+    let f = hello_web();
+    let main = std::fs::read_to_string(f.repo.join("main.c")).unwrap();
+    // The app starts and exits without ever listening.
+    let broken = main.replacen(
+        "int main(void) {",
+        "int main(void) {\n    fprintf(stderr, \"hello-web: refusing to listen\\n\");\n    return 3;",
+        1,
+    );
+    f.write("main.c", &broken).commit("break the server");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let explain = f.run(&["explain", "last"]);
+    let text = format!("{}{}", explain.stdout, explain.stderr);
+    assert!(text.contains("acceptance-tests"), "{text}");
+    assert!(
+        text.contains("the release candidate exited before listening on port 8080"),
+        "{text}"
+    );
+    assert!(
+        text.contains("refusing to listen"),
+        "the RC's own output is shown: {text}"
+    );
+}
+
+#[test]
+fn skopeo_umoci_and_podman_read_and_run_the_image() {
+    for t in ["/usr/bin/skopeo", "/usr/bin/umoci", "/usr/bin/podman"] {
+        tool(t);
+    }
+    let f = hello_web();
+    assert_eq!(f.run(&["run"]).code, 0);
+    let digest = image_digest(&f);
+    let layout = f.data.join("oci");
+    let reference = format!("oci:{}:hello-web:{}", layout.display(), commit12(&f));
+
+    let out = Command::new("skopeo")
+        .args(["inspect", &reference])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspect: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspect["Digest"], digest.as_str());
+    assert_eq!(
+        inspect["Layers"].as_array().unwrap().len(),
+        2,
+        "base + app: {inspect}"
+    );
+
+    let copy = tempfile::tempdir().unwrap();
+    let dest = format!("oci:{}:copied", copy.path().display());
+    let out = Command::new("skopeo")
+        .args(["copy", &reference, &dest])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("skopeo")
+        .args(["inspect", &dest])
+        .output()
+        .unwrap();
+    let copied: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        copied["Digest"],
+        digest.as_str(),
+        "skopeo copy keeps the digest"
+    );
+
+    let bundle = tempfile::tempdir().unwrap();
+    let target = bundle.path().join("b");
+    let umoci_ref = format!("{}:hello-web:{}", layout.display(), commit12(&f));
+    let out = Command::new("umoci")
+        .args(["unpack", "--image", &umoci_ref])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let app = target.join("rootfs/app/hello-web");
+    assert!(app.is_file(), "umoci unpacked the app");
+    assert!(target.join("rootfs/etc/passwd").is_file(), "and the base");
+
+    // podman runs it (see DESIGN.md's podman notes: cgroup v1 here). podman names
+    // the image after the layout's path, which must be lowercase.
+    let store = tempfile::Builder::new()
+        .prefix("cairn-podman")
+        .tempdir()
+        .unwrap();
+    let lower =
+        std::path::PathBuf::from(format!("/tmp/cairn-podman-layout-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&lower);
+    let reference_lower = format!("oci:{}:hello-web", lower.display());
+    let out = Command::new("skopeo")
+        .args(["copy", &reference, &reference_lower])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference = reference_lower;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let podman = format!(
+        "podman --root {root}/root --runroot {root}/run --cgroup-manager=cgroupfs --events-backend=none",
+        root = store.path().display()
+    );
+    let script = format!(
+        "umount /sys/fs/cgroup/unified 2>/dev/null; \
+         {podman} run -d --name hw --network host -e PORT={port} -e HOST=127.0.0.1 \
+           --ulimit nofile=20000:20000 --ulimit nproc=4096:4096 {reference} >/dev/null || exit 1; \
+         for i in $(seq 1 100); do \
+           if out=$(python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode(), end=\"\")' http://127.0.0.1:{port}/ 2>/dev/null); then \
+             echo \"answer: $out\"; break; fi; sleep 0.1; done; \
+         {podman} rm -f -t 0 hw >/dev/null 2>&1; true"
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&lower);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("answer: hello from cairn"),
+        "podman ran the image and it answered: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn org(registries: &[String]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let list: Vec<String> = registries.iter().map(|r| format!("\"{r}\"")).collect();
+    std::fs::write(
+        dir.path().join("org.toml"),
+        format!("[registries]\nallow = [{}]\n", list.join(", ")),
+    )
+    .unwrap();
+    dir
+}
+
+fn with_org(f: &Fixture, org: &Path, args: &[&str]) -> Run {
+    Run::from(
+        f.cairn(args)
+            .env("CAIRN_PLATFORM_DIR", org)
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn push_to_a_real_registry_with_evidence_then_pull_and_verify() {
+    let registry = TestRegistry::start();
+    let org = org(&[registry.host()]);
+    let f = hello_web();
+    assert_eq!(f.run(&["run"]).code, 0);
+    let digest = image_digest(&f);
+    let target = format!("{}/apps/hello-web:v1", registry.host());
+    let r = with_org(
+        &f,
+        org.path(),
+        &[
+            "--json",
+            "image",
+            "push",
+            &format!("hello-web:{}", commit12(&f)),
+            &target,
+            "--plain-http",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let pushed: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(pushed["digest"], digest.as_str());
+    assert_eq!(
+        pushed["evidence_attached"], 2,
+        "provenance and acceptance result: {pushed}"
+    );
+
+    // skopeo reads what cairn pushed.
+    tool("/usr/bin/skopeo");
+    let out = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{target}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspect: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspect["Digest"], digest.as_str());
+
+    // A fresh data directory pulls it back with its evidence, which verifies
+    // against cairn's key and audit log.
+    let g = Fixture::new();
+    let export = tempfile::tempdir().unwrap();
+    let pinned = format!("{}/apps/hello-web@{digest}", registry.host());
+    let r = with_org(
+        &g,
+        org.path(),
+        &[
+            "--json",
+            "image",
+            "pull",
+            &pinned,
+            "--export",
+            export.path().to_str().unwrap(),
+            "--plain-http",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let pulled: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(pulled["digest"], digest.as_str());
+    assert_eq!(pulled["evidence"], 2);
+    let key = f.data.join("signing.pub");
+    std::fs::write(
+        &key,
+        f.ok(&["--json", "key", "show"])
+            .stdout
+            .parse::<Value>()
+            .unwrap()["public_key"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let manifest = export.path().join("manifest.json");
+    for i in 1..=2 {
+        let bundle = export.path().join(format!("evidence-{i}.sigstore.json"));
+        let r = f.run(&[
+            "verify",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            manifest.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            r.code, 0,
+            "bundle {i} verifies for the pulled manifest: {r:?}"
+        );
+    }
+
+    // Pulls are pinned: a tag alone is refused.
+    let r = with_org(&g, org.path(), &["image", "pull", &target, "--plain-http"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("not pinned by digest"), "{r:?}");
+}
+
+#[test]
+fn rebase_moves_the_app_layer_onto_a_newer_base() {
+    let f = hello_web();
+    assert_eq!(f.run(&["run"]).code, 0);
+    let digest = image_digest(&f);
+    // A newer `tiny`: the same files and one more.
+    let newer = tempfile::tempdir().unwrap();
+    let root = newer.path();
+    for (p, t) in [
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
+        ),
+        ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
+        ("etc/os-release", "NAME=\"cairn tiny\"\nVERSION_ID=2\n"),
+    ] {
+        std::fs::create_dir_all(root.join(p).parent().unwrap()).unwrap();
+        std::fs::write(root.join(p), t).unwrap();
+    }
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    f.ok(&["base", "import", root.to_str().unwrap(), "--name", "tiny"]);
+    let history = f.json(&["base", "show", "tiny"]);
+    assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
+    let new_base = history[0]["digest"].as_str().unwrap().to_owned();
+
+    let r = f.json(&["rebase", &digest, "--onto", "tiny"]);
+    let rebased = r["digest"].as_str().unwrap().to_owned();
+    assert_ne!(rebased, digest);
+    assert_eq!(r["rebased_from"], digest.as_str());
+    assert_eq!(r["new_base"]["digest"], new_base.as_str());
+    let list = f.json(&["image", "list"]);
+    assert_eq!(list[0]["digest"], rebased.as_str());
+    assert_eq!(list[0]["base_digest"], new_base.as_str());
+
+    // The rebased image keeps the app layer: skopeo sees the same top layer.
+    tool("/usr/bin/skopeo");
+    let layers = |reference: &str| -> Vec<Value> {
+        let layout = f.data.join("oci");
+        let out = Command::new("skopeo")
+            .args(["inspect", &format!("oci:{}:{reference}", layout.display())])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v["Layers"].as_array().cloned().unwrap_or_default()
+    };
+    let c12 = commit12(&f);
+    let (before, after) = (
+        layers(&format!("hello-web:{c12}")),
+        layers(&format!("hello-web:{c12}-on-tiny")),
+    );
+    assert_eq!(before.len(), 2);
+    assert_eq!(after.len(), 2);
+    assert_eq!(before[1], after[1], "the app layer is unchanged");
+    assert_ne!(before[0], after[0], "the base layer is the new one");
+}
+
+#[test]
+fn a_debian_minbase_enters_the_catalog_with_its_packages() {
+    tool("/usr/bin/mmdebstrap");
+    let f = Fixture::new();
+    // mmdebstrap --variant=minbase bookworm, from Debian's packages.
+    let r = f.run(&["--json", "base", "create", "debian", "--name", "debian"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let created: Value = serde_json::from_str(&r.stdout).unwrap();
+    let packages = created["packages"].as_u64().unwrap();
+    assert!(packages >= 80, "a minbase has ~90 dpkg packages: {created}");
+    assert!(
+        r.stderr
+            .contains("OS packages are listed in the SBOM but not matched"),
+        "{r:?}"
+    );
+    let list = f.json(&["base", "list"]);
+    assert_eq!(list[0]["name"], "debian");
+    assert_eq!(list[0]["digest"], created["digest"]);
+    assert!(
+        list[0]["source"]
+            .as_str()
+            .unwrap()
+            .contains("mmdebstrap --variant=minbase bookworm")
+    );
+
+    // Its SBOM is signed evidence about its digest, in the audit log.
+    let listed = f.ok(&["base", "list"]).stdout;
+    assert!(listed.contains("debian"), "{listed}");
+    let evidence = f.json(&["evidence", created["digest"].as_str().unwrap()]);
+    assert_eq!(
+        evidence[0]["predicate_type"], "https://cyclonedx.org/bom",
+        "{evidence}"
+    );
+}

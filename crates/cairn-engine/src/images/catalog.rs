@@ -1,0 +1,229 @@
+//! The base-image catalog. A base enters it only through these steps: the source
+//! is resolved to one pinned digest (a registry reference must be on the
+//! organisation's allow-list and pinned by digest; Docker Hub never), every blob is
+//! verified and the layers are unpacked safely ([`Candidate`]); the caller then
+//! makes its SBOM and scan, and [`admit`] applies the catalog's gate (the
+//! organisation's severity threshold), signs the SBOM as evidence about the
+//! digest, records it in the audit log, and only then names the base.
+
+use std::path::{Path, PathBuf};
+
+use cairn_evidence::sbom::CycloneDxBom;
+use cairn_evidence::{Bundle, Predicate, Sha256Digest, SigningKey, Statement, Subject};
+use cairn_model::config::{OrgConfig, is_valid_name};
+use cairn_model::image_ref::ImageRef;
+use cairn_model::{BaseRecord, NewEvidence};
+use cairn_oci::Image;
+use cairn_store::Store;
+
+use super::Images;
+use crate::audit::{AuditLog, Change, LOCK_WAIT};
+use crate::host::now_ms;
+use crate::keys::KeyStore;
+use crate::{DataDir, EngineError};
+
+/// The predicate type of an SBOM statement (CycloneDX).
+pub const CYCLONEDX_PREDICATE: &str = CycloneDxBom::PREDICATE_TYPE;
+
+/// Where a base comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseSource {
+    /// An OCI image layout directory, and the ref inside it (when it holds several).
+    Layout {
+        dir: PathBuf,
+        reference: Option<String>,
+    },
+    /// A root filesystem: a directory or a tarball (e.g. from `mmdebstrap`).
+    Rootfs(PathBuf),
+    /// A registry reference, pinned by digest, from an allowed registry.
+    Registry(ImageRef),
+    /// A root filesystem cairn made itself (`cairn base create`), described by how.
+    Created { rootfs: PathBuf, how: String },
+}
+
+impl BaseSource {
+    /// Reads `text`: `oci:DIR[:REF]`, an existing directory holding an
+    /// `oci-layout` file, an existing directory or file (a root filesystem), else a
+    /// registry reference — which must not be Docker Hub, must be on `org`'s
+    /// allow-list and must be pinned by digest.
+    pub fn parse(text: &str, org: &OrgConfig) -> Result<BaseSource, EngineError> {
+        if let Some(rest) = text.strip_prefix("oci:") {
+            let (dir, reference) = match rest.rsplit_once(':') {
+                Some((dir, r)) if Path::new(dir).is_dir() => (dir, Some(r.to_owned())),
+                _ => (rest, None),
+            };
+            return Ok(BaseSource::Layout {
+                dir: PathBuf::from(dir),
+                reference,
+            });
+        }
+        let path = Path::new(text);
+        if path.is_dir() && path.join("oci-layout").is_file() {
+            return Ok(BaseSource::Layout {
+                dir: path.to_path_buf(),
+                reference: None,
+            });
+        }
+        if path.exists() {
+            return Ok(BaseSource::Rootfs(path.to_path_buf()));
+        }
+        let reference = ImageRef::parse(text)?;
+        reference.check_allowed(&org.registries, true)?;
+        Ok(BaseSource::Registry(reference))
+    }
+
+    /// How the catalog records the source.
+    pub fn describe(&self) -> String {
+        match self {
+            BaseSource::Layout { dir, reference } => match reference {
+                Some(r) => format!("oci:{}:{r}", dir.display()),
+                None => format!("oci:{}", dir.display()),
+            },
+            BaseSource::Rootfs(path) => format!("rootfs:{}", path.display()),
+            BaseSource::Registry(r) => r.to_string(),
+            BaseSource::Created { how, .. } => format!("created: {how}"),
+        }
+    }
+}
+
+/// A base on its way into the catalog: in the layout (not yet named) and unpacked.
+#[derive(Debug)]
+pub struct Candidate {
+    pub name: String,
+    pub source: BaseSource,
+    pub image: Image,
+    /// Its root filesystem, unpacked (for the SBOM).
+    pub rootfs: PathBuf,
+}
+
+/// Pulls a registry reference into the layout and returns its manifest digest
+/// (see [`super::registry::pull`]).
+pub type Puller<'a> = &'a dyn Fn(&ImageRef) -> Result<String, EngineError>;
+
+/// Brings `source` into the layout and unpacks it. Nothing is named yet.
+pub fn stage(
+    images: &Images,
+    name: &str,
+    source: BaseSource,
+    registry: Option<Puller<'_>>,
+) -> Result<Candidate, EngineError> {
+    if !is_valid_name(name) {
+        return Err(EngineError::BadBaseName {
+            name: name.to_owned(),
+        });
+    }
+    let image = match &source {
+        BaseSource::Layout { dir, reference } => {
+            cairn_oci::import_layout(images.layout(), dir, reference.as_deref())?
+        }
+        // A root filesystem has no time of its own: epoch 0 keeps it reproducible.
+        BaseSource::Rootfs(path) | BaseSource::Created { rootfs: path, .. } => {
+            cairn_oci::import_rootfs(images.layout(), path, 0)?
+        }
+        BaseSource::Registry(reference) => {
+            let pull = registry.ok_or_else(|| EngineError::NoRegistryClient {
+                reference: reference.to_string(),
+            })?;
+            let digest = pull(reference)?;
+            images.image(&digest)?
+        }
+    };
+    let rootfs = images.rootfs(&image)?;
+    Ok(Candidate {
+        name: name.to_owned(),
+        source,
+        image,
+        rootfs,
+    })
+}
+
+/// What the caller established about a candidate: its SBOM and scan.
+#[derive(Debug, Clone)]
+pub struct Vetting {
+    /// The CycloneDX document.
+    pub sbom: serde_json::Value,
+    pub packages: u64,
+    /// Known vulnerabilities, with their severity ratings (`low` … `critical`, or
+    /// `unknown`).
+    pub vulnerabilities: Vec<(String, String)>,
+}
+
+/// What [`admit`] decided.
+#[derive(Debug)]
+pub enum Admission {
+    Admitted {
+        record: BaseRecord,
+        /// The evidence id of the signed SBOM statement.
+        evidence: i64,
+    },
+    /// The gate said no; nothing was named.
+    Refused { reasons: Vec<String> },
+}
+
+const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+
+/// The catalog's gate, then signed evidence, then the name.
+pub fn admit(
+    data: &DataDir,
+    store: &dyn Store,
+    images: &Images,
+    org: &OrgConfig,
+    candidate: &Candidate,
+    vetting: &Vetting,
+) -> Result<Admission, EngineError> {
+    let mut reasons = Vec::new();
+    if let Some(max) = &org.base_max_severity {
+        let floor = SEVERITIES.iter().position(|s| s == max).unwrap_or(0);
+        for (id, severity) in &vetting.vulnerabilities {
+            let at = SEVERITIES.iter().position(|s| s == severity);
+            // An unknown severity counts as crossing: fail closed.
+            if at.is_none_or(|at| at >= floor) {
+                reasons.push(format!(
+                    "{id} ({severity}) is at or above the organisation's threshold for bases ({max})"
+                ));
+            }
+        }
+    }
+    if !reasons.is_empty() {
+        return Ok(Admission::Refused { reasons });
+    }
+    let digest = candidate.image.manifest_digest.to_string();
+    let key: SigningKey = {
+        let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
+        KeyStore::new(data).load_or_create(&audit)?.0
+    };
+    let subject = Subject::sha256(
+        format!("base {}@{digest}", candidate.name),
+        Sha256Digest::from_hex(&candidate.image.manifest_digest.hex())?,
+    );
+    let statement = Statement::new(vec![subject], CycloneDxBom(vetting.sbom.clone()))?;
+    let mut bundle = Bundle::sign_statement(&statement, &key)?;
+    let receipt = AuditLog::open_waiting(data, LOCK_WAIT)?
+        .record(&Change::evidence(&bundle.envelope, key.verifying_key())?)?;
+    bundle
+        .tlog_entries
+        .push(receipt.tlog_entry(now_ms() / 1000));
+    let evidence = store.add_evidence(&NewEvidence {
+        run: None,
+        stage: None,
+        predicate_type: CYCLONEDX_PREDICATE.to_owned(),
+        subject_name: format!("base {}", candidate.name),
+        subject_digest: digest.clone(),
+        bundle: bundle.to_json()?.into_bytes(),
+        created_at_ms: now_ms(),
+    })?;
+    let record = BaseRecord {
+        name: candidate.name.clone(),
+        digest,
+        source: candidate.source.describe(),
+        imported_at_ms: now_ms(),
+        packages: vetting.packages,
+        vulnerabilities: vetting.vulnerabilities.len() as u64,
+    };
+    images.layout().set_ref(
+        &Images::base_ref(&candidate.name),
+        &candidate.image.descriptor()?,
+    )?;
+    store.add_base(&record)?;
+    Ok(Admission::Admitted { record, evidence })
+}

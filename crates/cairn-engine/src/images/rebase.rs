@@ -1,0 +1,164 @@
+//! Rebase: an image moved onto a newer catalog base without rebuilding its app
+//! layers (what the closed loop does for a base-image vulnerability). The result
+//! has a new digest, is recorded with the image it came from, and gets new SLSA
+//! provenance, signed by cairn, that names both bases.
+
+use cairn_evidence::{Bundle, NamedDigest, Observed, Sha256Digest, Statement, Subject};
+use cairn_model::{BaseRecord, ImageRecord, NewEvidence};
+use cairn_oci::Image;
+use cairn_store::Store;
+
+use super::Images;
+use crate::audit::{AuditLog, Change, LOCK_WAIT};
+use crate::host::now_ms;
+use crate::keys::KeyStore;
+use crate::runner::BUILDER_ID;
+use crate::{DataDir, EngineError};
+
+/// What a rebase made.
+#[derive(Debug)]
+pub struct Rebased {
+    pub image: Image,
+    pub record: ImageRecord,
+    pub old_base: BaseRecord,
+    pub new_base: BaseRecord,
+    /// The evidence id of the new provenance.
+    pub provenance: i64,
+}
+
+fn sha(digest: &str) -> Result<Sha256Digest, EngineError> {
+    Ok(Sha256Digest::from_hex(
+        digest.trim_start_matches("sha256:"),
+    )?)
+}
+
+/// Rebases the image `reference` (a digest, a layout ref or a digest prefix) onto
+/// catalog base `onto` (`name` or `name@sha256:…`).
+pub fn rebase(
+    data: &DataDir,
+    store: &dyn Store,
+    images: &Images,
+    reference: &str,
+    onto: &str,
+) -> Result<Rebased, EngineError> {
+    let started_ms = now_ms();
+    let image = images.find(reference)?;
+    let digest = image.manifest_digest.to_string();
+    let built = store
+        .images(None, Some(&digest), 1)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| EngineError::ImageNotFound {
+            reference: reference.to_owned(),
+            why: "cairn did not build it, so it does not know its base".into(),
+        })?;
+    let old_base_image = images.image(&built.base_digest)?;
+    let old_base = store
+        .base_history(&built.base_name)?
+        .into_iter()
+        .find(|b| b.digest == built.base_digest)
+        .ok_or_else(|| EngineError::BaseNotInCatalog {
+            name: format!("{}@{}", built.base_name, built.base_digest),
+        })?;
+    let (name, pin) = match onto.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (onto, None),
+    };
+    let (new_base, new_base_image) = images.base(store, name, pin)?;
+    if new_base.digest == old_base.digest {
+        return Err(EngineError::ImageNotFound {
+            reference: onto.to_owned(),
+            why: format!(
+                "the image is already on {} ({})",
+                new_base.name, new_base.digest
+            ),
+        });
+    }
+    let rebased = cairn_oci::rebase(
+        images.layout(),
+        &image,
+        &old_base_image,
+        &new_base_image,
+        &new_base.name,
+    )?;
+    let new_digest = rebased.manifest_digest.to_string();
+    let short = &built.commit[..12.min(built.commit.len())];
+    images.layout().set_ref(
+        &format!("{}:{short}-on-{}", built.workload, new_base.name),
+        &rebased.descriptor()?,
+    )?;
+    let record = ImageRecord {
+        digest: new_digest.clone(),
+        workload: built.workload.clone(),
+        run: None,
+        commit: built.commit.clone(),
+        base_name: new_base.name.clone(),
+        base_digest: new_base.digest.clone(),
+        created_at_ms: now_ms(),
+        rebased_from: Some(digest.clone()),
+    };
+    store.add_image(&record)?;
+
+    let key = {
+        let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
+        KeyStore::new(data).load_or_create(&audit)?.0
+    };
+    let subject = Subject::sha256(
+        format!("{}@{new_digest}", built.workload),
+        sha(&new_digest)?,
+    );
+    let observed = Observed {
+        workload: built.workload.clone(),
+        repository: format!("oci-image:{digest}"),
+        commit: built.commit.clone(),
+        run_id: format!("rebase-of-{}", image.manifest_digest.hex()),
+        chain: "rebase".to_owned(),
+        stage: "rebase".to_owned(),
+        stage_kind: "rebase".to_owned(),
+        command: Some(format!(
+            "cairn rebase {digest} --onto {}@{}",
+            new_base.name, new_base.digest
+        )),
+        started_ms,
+        finished_ms: now_ms(),
+        exit_code: Some(0),
+        logs: Vec::new(),
+        base_images: vec![
+            NamedDigest::new(
+                format!("previous catalog base {}", old_base.name),
+                sha(&old_base.digest)?,
+            ),
+            NamedDigest::new(
+                format!("catalog base {}", new_base.name),
+                sha(&new_base.digest)?,
+            ),
+            NamedDigest::new(format!("rebased image {}", built.workload), sha(&digest)?),
+        ],
+        failed_tests: Vec::new(),
+        artifacts: vec![subject.clone()],
+    };
+    let statement = Statement::provenance(&observed, BUILDER_ID)?;
+    let predicate_type = statement.predicate_type.clone();
+    let mut bundle = Bundle::sign_statement(&statement, &key)?;
+    let receipt = AuditLog::open_waiting(data, LOCK_WAIT)?
+        .record(&Change::evidence(&bundle.envelope, key.verifying_key())?)?;
+    bundle
+        .tlog_entries
+        .push(receipt.tlog_entry(now_ms() / 1000));
+    let provenance = store.add_evidence(&NewEvidence {
+        run: None,
+        stage: None,
+        predicate_type,
+        subject_name: subject.name.clone(),
+        subject_digest: new_digest,
+        bundle: bundle.to_json()?.into_bytes(),
+        created_at_ms: now_ms(),
+    })?;
+    Ok(Rebased {
+        image: rebased,
+        record,
+        old_base,
+        new_base,
+        provenance,
+    })
+}

@@ -1,0 +1,184 @@
+//! Moving images between the data directory's layout and registries, with their
+//! evidence: `push` sends an image and attaches every signed bundle about its
+//! digest (OCI 1.1 referrers, or the `sha256-<hex>.att` tag where the registry
+//! has no referrers API); `pull` brings an image (pinned by digest) into the
+//! layout. Registries must be on the organisation's allow-list; Docker Hub never.
+
+use std::io::Read;
+
+use cairn_model::config::OrgConfig;
+use cairn_model::image_ref::ImageRef;
+use cairn_oci::{Digest, Image, Layout};
+use cairn_registry::{BlobStore, BlobStoreError, Credentials, Registry, RegistryOptions, Scheme};
+use cairn_store::Store;
+
+use super::Images;
+use crate::EngineError;
+
+/// The media type and artifact type of cairn's evidence in a registry.
+pub const SIGSTORE_BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+/// The layout as the registry client's blob store.
+struct LayoutBlobs<'a>(&'a Layout);
+
+fn oci_digest(d: &cairn_registry::Digest) -> Result<Digest, BlobStoreError> {
+    Digest::parse(d.as_str()).map_err(|e| Box::new(e) as BlobStoreError)
+}
+
+impl BlobStore for LayoutBlobs<'_> {
+    fn has_blob(&self, digest: &cairn_registry::Digest) -> Result<bool, BlobStoreError> {
+        Ok(self.0.has_blob(&oci_digest(digest)?))
+    }
+
+    fn open_blob(
+        &self,
+        digest: &cairn_registry::Digest,
+    ) -> Result<(Box<dyn Read + '_>, u64), BlobStoreError> {
+        let file = self.0.open_blob(&oci_digest(digest)?)?;
+        let size = file.metadata()?.len();
+        Ok((Box::new(file), size))
+    }
+
+    fn put_blob(
+        &self,
+        digest: &cairn_registry::Digest,
+        size: u64,
+        reader: &mut dyn Read,
+    ) -> Result<(), BlobStoreError> {
+        let expected = oci_digest(digest)?;
+        let blob = self
+            .0
+            .put_blob_from_reader(reader.take(size.saturating_add(1)))?;
+        if blob.digest != expected || blob.size != size {
+            return Err(format!(
+                "the blob read is {} ({} bytes), not the expected {expected} ({size} bytes)",
+                blob.digest, blob.size
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// Connection settings for a registry host.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    pub credentials: Credentials,
+    /// Plain HTTP (allowed only to loopback hosts).
+    pub plain_http: bool,
+}
+
+fn client(host: &str, connection: &Connection) -> Result<Registry, EngineError> {
+    let mut options = RegistryOptions::new(host, connection.credentials.clone());
+    if connection.plain_http {
+        options.scheme = Scheme::HttpLoopback;
+    }
+    Ok(Registry::with_options(options)?)
+}
+
+fn checked(
+    reference: &str,
+    org: &OrgConfig,
+    pinned: bool,
+) -> Result<(ImageRef, String), EngineError> {
+    let r = ImageRef::parse(reference)?;
+    r.check_allowed(&org.registries, pinned)?;
+    let host = r.registry.clone().unwrap_or_default();
+    Ok((r, host))
+}
+
+/// What `push` did.
+#[derive(Debug)]
+pub struct Pushed {
+    pub reference: String,
+    pub digest: String,
+    /// Evidence bundles attached.
+    pub attached: usize,
+}
+
+/// Pushes `image` to `target` (`host/repository:tag`) and attaches every evidence
+/// bundle the store has about its digest.
+pub fn push(
+    images: &Images,
+    store: &dyn Store,
+    org: &OrgConfig,
+    image: &Image,
+    target: &str,
+    connection: &Connection,
+) -> Result<Pushed, EngineError> {
+    let (r, host) = checked(target, org, false)?;
+    let registry = client(&host, connection)?;
+    let tag = r.tag.clone().unwrap_or_else(|| "latest".to_owned());
+    let manifest = cairn_registry::Digest::parse(&image.manifest_digest.to_string())?;
+    let pushed = registry.push_image(
+        &LayoutBlobs(images.layout()),
+        &manifest,
+        &r.repository,
+        &tag,
+    )?;
+    let subject = cairn_registry::Descriptor {
+        media_type: image
+            .manifest
+            .media_type()
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_owned()),
+        digest: pushed.clone(),
+        size: image.manifest_size,
+        artifact_type: None,
+        annotations: Default::default(),
+        platform: None,
+        data: None,
+    };
+    let evidence = store.evidence_for_subject(&image.manifest_digest.to_string())?;
+    for e in &evidence {
+        registry.attach(
+            &r.repository,
+            &subject,
+            SIGSTORE_BUNDLE_MEDIA_TYPE,
+            &e.bundle,
+            SIGSTORE_BUNDLE_MEDIA_TYPE,
+        )?;
+    }
+    Ok(Pushed {
+        reference: format!("{host}/{}:{tag}@{}", r.repository, pushed.as_str()),
+        digest: pushed.as_str().to_owned(),
+        attached: evidence.len(),
+    })
+}
+
+/// Pulls `reference` (pinned by digest) into the layout; returns its digest.
+pub fn pull(
+    images: &Images,
+    org: &OrgConfig,
+    reference: &ImageRef,
+    connection: &Connection,
+) -> Result<String, EngineError> {
+    reference.check_allowed(&org.registries, true)?;
+    let host = reference.registry.clone().unwrap_or_default();
+    let registry = client(&host, connection)?;
+    let digest = registry.pull_image(
+        &reference.repository,
+        &reference.reference(),
+        &LayoutBlobs(images.layout()),
+    )?;
+    Ok(digest.as_str().to_owned())
+}
+
+/// The evidence bundles attached to `digest` in `reference`'s repository.
+pub fn attached(
+    org: &OrgConfig,
+    reference: &str,
+    digest: &str,
+    connection: &Connection,
+) -> Result<Vec<Vec<u8>>, EngineError> {
+    let (r, host) = checked(reference, org, false)?;
+    let registry = client(&host, connection)?;
+    let subject = cairn_registry::Digest::parse(digest)?;
+    Ok(registry
+        .attached(&r.repository, &subject)?
+        .into_iter()
+        .filter(|a| a.media_type == SIGSTORE_BUNDLE_MEDIA_TYPE)
+        .map(|a| a.payload)
+        .collect())
+}

@@ -1,0 +1,344 @@
+//! The release candidate: the image a run builds from its declared output on the
+//! workload's catalog base, and its acceptance tests — the RC image started in the
+//! sandbox (its own root filesystem, entrypoint and port, in a network namespace of
+//! its own) with the declarative HTTP checks made by the engine itself and the
+//! workload's test command run next to it. The digest that was tested is the digest
+//! that can be deployed.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use cairn_model::config::{APP_DIR, HttpCheck, ImageConfig};
+use cairn_model::{BaseRecord, ImageRecord};
+use cairn_oci::{Image, ImageSpec};
+use cairn_sandbox::{
+    ImageNetwork, ImageSandboxSpec, Limits, PortWait, SandboxSpec, Stream, start_image,
+};
+
+use super::Images;
+use crate::host::now_ms;
+use crate::{EngineError, LoadedWorkload};
+
+/// How long the RC gets to listen on its port.
+pub const RC_START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one HTTP check may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of a response an HTTP check reads.
+const MAX_RESPONSE_BYTES: u64 = 1 << 20;
+/// The grace between SIGTERM and SIGKILL when the RC is stopped.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// An image built by a run.
+#[derive(Debug, Clone)]
+pub(crate) struct BuiltImage {
+    pub image: Image,
+    pub digest: String,
+    pub base: BaseRecord,
+}
+
+/// Assembles the RC: the build output under [`APP_DIR`] as one reproducible layer
+/// on the catalog base, with the workload's entrypoint, env and port. Only the
+/// commit and its time go in, so the same commit gives the same digest anywhere.
+pub(crate) fn build_image(
+    images: &Images,
+    loaded: &LoadedWorkload,
+    config: &ImageConfig,
+    base: (BaseRecord, Image),
+    output_path: &Path,
+    output: &str,
+    source_date_epoch: i64,
+) -> Result<BuiltImage, EngineError> {
+    let (base_record, base_image) = base;
+    let is_dir = std::fs::symlink_metadata(output_path)
+        .map_err(EngineError::io("read", output_path))?
+        .is_dir();
+    let file_name = Path::new(output)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "app".to_owned());
+    let in_image = if is_dir {
+        APP_DIR.to_owned()
+    } else {
+        format!("{APP_DIR}/{file_name}")
+    };
+    let epoch = u64::try_from(source_date_epoch).unwrap_or(0);
+    let layer = cairn_oci::layer_from_dir(images.layout(), output_path, &in_image, epoch)?;
+    let entrypoint = if !config.entrypoint.is_empty() {
+        Some(config.entrypoint.clone())
+    } else if !is_dir {
+        Some(vec![in_image.clone()])
+    } else {
+        None
+    };
+    let mut env: Vec<String> = config.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if let Some(port) = config.port
+        && !config.env.iter().any(|(k, _)| k == "PORT")
+    {
+        env.push(format!("PORT={port}"));
+    }
+    let mut labels = BTreeMap::new();
+    labels.insert(
+        "dev.cairn.workload".to_owned(),
+        loaded.workload.name.clone(),
+    );
+    labels.insert(
+        "org.opencontainers.image.revision".to_owned(),
+        loaded.commit.clone(),
+    );
+    let spec = ImageSpec {
+        entrypoint,
+        cmd: (!config.cmd.is_empty()).then(|| config.cmd.clone()),
+        env,
+        user: Some(
+            config
+                .user
+                .clone()
+                .unwrap_or_else(|| "65534:65534".to_owned()),
+        ),
+        working_dir: Some(
+            config
+                .working_dir
+                .clone()
+                .unwrap_or_else(|| APP_DIR.to_owned()),
+        ),
+        exposed_port: config.port,
+        labels,
+        created_epoch: epoch,
+        revision: Some(loaded.commit.clone()),
+        base_name: base_record.name.clone(),
+    };
+    let image = cairn_oci::assemble(images.layout(), &base_image, &[layer], &spec)?;
+    let short = &loaded.commit[..12.min(loaded.commit.len())];
+    images.layout().set_ref(
+        &format!("{}:{short}", loaded.workload.name),
+        &image.descriptor()?,
+    )?;
+    Ok(BuiltImage {
+        digest: image.manifest_digest.to_string(),
+        image,
+        base: base_record,
+    })
+}
+
+/// The record of a built image, for the store.
+pub(crate) fn image_record(
+    built: &BuiltImage,
+    loaded: &LoadedWorkload,
+    run: Option<cairn_model::RunId>,
+) -> ImageRecord {
+    ImageRecord {
+        digest: built.digest.clone(),
+        workload: loaded.workload.name.clone(),
+        run,
+        commit: loaded.commit.clone(),
+        base_name: built.base.name.clone(),
+        base_digest: built.base.digest.clone(),
+        created_at_ms: now_ms(),
+        rebased_from: None,
+    }
+}
+
+/// How the RC's acceptance tests ended.
+#[derive(Debug)]
+pub(crate) struct RcOutcome {
+    pub exit_code: Option<i32>,
+    /// `None` when everything passed.
+    pub failure: Option<String>,
+}
+
+/// What the acceptance stage needs to run the RC and the tests.
+pub(crate) struct RcTest<'a> {
+    pub images: &'a Images,
+    pub built: &'a BuiltImage,
+    pub port: u16,
+    pub checks: &'a [HttpCheck],
+    /// The workload's acceptance command, in the workspace, next to the RC.
+    pub command: Option<SandboxSpec>,
+    pub limits: Limits,
+}
+
+/// Starts the RC, waits for its port, makes the HTTP checks, runs the command in
+/// the RC's network namespace with `CAIRN_RC_URL`, and stops the RC. `log` gets
+/// cairn's own lines; `on_line` the command's output.
+pub(crate) fn acceptance(
+    test: RcTest<'_>,
+    log: &mut dyn FnMut(&str),
+    on_line: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<RcOutcome, EngineError> {
+    let rootfs = test.images.rootfs(&test.built.image)?;
+    let config = test.built.image.config.config().clone().unwrap_or_default();
+    let mut argv: Vec<String> = config.entrypoint().clone().unwrap_or_default();
+    argv.extend(config.cmd().clone().unwrap_or_default());
+    if argv.is_empty() {
+        return Ok(RcOutcome {
+            exit_code: None,
+            failure: Some("the release-candidate image has no entrypoint or cmd to start".into()),
+        });
+    }
+    let mut env: Vec<(String, String)> = config
+        .env()
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect();
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+    }
+    let working_dir = config
+        .working_dir()
+        .clone()
+        .filter(|w| rootfs.join(w.trim_start_matches('/')).is_dir())
+        .unwrap_or_else(|| "/".to_owned());
+    let mut spec = ImageSandboxSpec::new(&rootfs, argv.clone());
+    // The image's USER decides the ids it sees; on the host it is always 65534.
+    if let Some(user) = config.user().as_deref().filter(|u| !u.is_empty()) {
+        let (uid, gid) = cairn_sandbox::image_user_ids(&rootfs, user)?;
+        spec.uid = uid;
+        spec.gid = gid;
+    }
+    spec.env = env;
+    spec.working_dir = working_dir.into();
+    spec.network = ImageNetwork::Isolated;
+    spec.limits = test.limits;
+    log(&format!(
+        "starting the release candidate {} ({}) in the sandbox: {}   [own network namespace, port {}]",
+        test.built.digest,
+        test.built.base.name,
+        argv.join(" "),
+        test.port
+    ));
+    let rc = start_image(&spec, None)?;
+    let started = std::time::Instant::now();
+    let failure = match rc.wait_port(test.port, RC_START_TIMEOUT) {
+        PortWait::Listening => None,
+        PortWait::TimedOut => Some(format!(
+            "the release candidate did not listen on port {} within {}s",
+            test.port,
+            RC_START_TIMEOUT.as_secs()
+        )),
+        PortWait::Exited => Some(format!(
+            "the release candidate exited before listening on port {}",
+            test.port
+        )),
+    };
+    if let Some(failure) = failure {
+        let tail = rc.tail();
+        let outcome = rc.stop(STOP_GRACE)?;
+        log(&format!("{failure} ({:?})", outcome.exit));
+        show_tail(&tail, log);
+        return Ok(RcOutcome {
+            exit_code: None,
+            failure: Some(failure),
+        });
+    }
+    log(&format!(
+        "the release candidate listens on port {} after {} ms",
+        test.port,
+        started.elapsed().as_millis()
+    ));
+    let network = rc.network_namespace()?;
+    let mut failures: Vec<String> = Vec::new();
+    for check in test.checks {
+        let port = test.port;
+        let path = check.path.clone();
+        let got = cairn_sandbox::in_network_namespace(&network, move || http_get(port, &path))?;
+        let verdict = match &got {
+            Err(e) => Err(format!("no response: {e}")),
+            Ok((status, _)) if *status != check.status => {
+                Err(format!("status {status}, expected {}", check.status))
+            }
+            Ok((_, body)) => match &check.contains {
+                Some(text) if !body.contains(text.as_str()) => {
+                    Err(format!("the body does not contain {text:?}"))
+                }
+                _ => Ok(()),
+            },
+        };
+        match verdict {
+            Ok(()) => log(&format!("ok: http GET {} → {}", check.path, check.status)),
+            Err(why) => {
+                log(&format!("FAIL: http GET {} ({why})", check.path));
+                failures.push(format!("GET {}: {why}", check.path));
+            }
+        }
+    }
+    let mut exit_code = None;
+    if let Some(mut command) = test.command {
+        let url = format!("http://127.0.0.1:{}", test.port);
+        command.env.push(("CAIRN_RC_URL".into(), url.clone()));
+        command
+            .env
+            .push(("CAIRN_RC_DIGEST".into(), test.built.digest.clone()));
+        log(&format!(
+            "$ {}   [in the RC's network namespace, CAIRN_RC_URL={url}]",
+            command.argv.last().cloned().unwrap_or_default()
+        ));
+        let outcome = cairn_sandbox::run_in_network_of(&command, &network, on_line)?;
+        match outcome.exit {
+            cairn_sandbox::Exit::Code(0) => exit_code = Some(0),
+            cairn_sandbox::Exit::Code(code) => {
+                exit_code = Some(code);
+                failures.push(format!("the acceptance tests exited with code {code}"));
+            }
+            other => failures.push(format!("the acceptance tests ended abnormally: {other:?}")),
+        }
+    }
+    let still_running = rc.is_running();
+    let tail = rc.tail();
+    rc.stop(STOP_GRACE)?;
+    if !still_running {
+        failures.push("the release candidate stopped during the tests".into());
+        show_tail(&tail, log);
+    }
+    Ok(RcOutcome {
+        exit_code,
+        failure: (!failures.is_empty()).then(|| failures.join("; ")),
+    })
+}
+
+fn show_tail(tail: &[(Stream, Vec<u8>)], log: &mut dyn FnMut(&str)) {
+    if tail.is_empty() {
+        log("the release candidate printed nothing");
+        return;
+    }
+    log(&format!(
+        "the release candidate's last {} lines:",
+        tail.len()
+    ));
+    for (_, line) in tail {
+        log(&format!("  rc| {}", String::from_utf8_lossy(line)));
+    }
+}
+
+/// A plain HTTP/1.0 GET to 127.0.0.1:`port` in the calling thread's network
+/// namespace: the status and the body (bounded).
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)?;
+    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
+    stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
+    // One write: a server that answers after the request line must not see the
+    // rest of the request arrive after it has closed the connection.
+    let request = format!(
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: cairn\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes())?;
+    let mut bytes = Vec::new();
+    stream.take(MAX_RESPONSE_BYTES).read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let status = text
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| std::io::Error::other("not an HTTP response"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}

@@ -1,0 +1,252 @@
+# Rego unit tests of the default policy set (run by `cairn policy test` and by
+# the crate's tests). The params come from data.cairn.params as cairn hands them in.
+package cairn.gate_test
+
+import data.cairn.gate
+
+digest := "sha256:4f1c6c1b1f0a0c2e8a4b2e6d3c9a7f5e1d2c3b4a5968778695a4b3c2d1e0f9a8"
+
+other_digest := "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+
+commit := "9f2c1e7b5a3d4c6e8f0a1b2c3d4e5f6a7b8c9d0e"
+
+builder := "urn:cairn:builder:engine"
+
+provenance := {
+	"predicate_type": "https://slsa.dev/provenance/v1",
+	"signer": "key-1",
+	"subject_digest": digest,
+	"stage_kind": "build",
+	"predicate": {
+		"buildDefinition": {"externalParameters": {"workload": "hello", "commit": commit}},
+		"runDetails": {"builder": {"id": builder}},
+	},
+}
+
+test_result(kind, result) := {
+	"predicate_type": "https://in-toto.io/attestation/test-result/v0.1",
+	"signer": "key-1",
+	"subject_digest": digest,
+	"stage_kind": kind,
+	"predicate": {"result": result, "configuration": [], "failedTests": failed},
+} if {
+	result == "PASSED"
+	failed := []
+} else := {
+	"predicate_type": "https://in-toto.io/attestation/test-result/v0.1",
+	"signer": "key-1",
+	"subject_digest": digest,
+	"stage_kind": kind,
+	"predicate": {"result": result, "configuration": [], "failedTests": ["greets_in_french"]},
+}
+
+approval(reviewer, roles, author) := {
+	"commit": commit, "reviewer": reviewer, "reviewer_roles": roles,
+	"author": author, "verdict": "approve",
+}
+
+good := {
+	"artifact": {
+		"digest": digest,
+		"workload": "hello",
+		"commit": commit,
+		"base_image": {
+			"name": "catalog.cairn.local/base/debian",
+			"digest": other_digest,
+			"in_catalog": true,
+		},
+		"image_references": [sprintf("catalog.cairn.local/base/debian@%s", [other_digest])],
+	},
+	"evidence": [provenance, test_result("unit-test", "PASSED"), test_result("acceptance-test", "PASSED")],
+	"reviews": [approval("bob", ["maintainer"], "alice")],
+	"environment": {"name": "production", "position": 1, "previous": {"name": "staging", "deployed": true, "healthy": true}},
+	"findings": {"vulnerabilities": [], "licences": [{"component": "pkg:cargo/serde@1", "expression": "MIT OR Apache-2.0"}]},
+	"actor": {"identity": "carol", "kind": "user", "roles": ["release-manager"]},
+	"override": null,
+}
+
+with_(patch) := object.union(good, patch)
+
+# The rules that deny the input. Tests put `with input as …` on the comparison:
+# regorus 0.14 loses a `with` inside a function body, so no helper function
+# wraps it.
+denied_rules := {d.rule | some d in gate.deny}
+
+# --- the good input ---------------------------------------------------------
+
+test_good_input_is_allowed if {
+	count(gate.deny) == 0 with input as good
+}
+
+test_empty_input_denies if {
+	"input" in denied_rules with input as {}
+}
+
+# --- review -----------------------------------------------------------------
+
+test_no_review_denies_production if {
+	inp := with_({"reviews": []})
+	denied_rules == {"review"} with input as inp
+}
+
+test_self_approval_does_not_count if {
+	some d in gate.deny with input as with_({"reviews": [approval("alice", ["maintainer"], "alice")]})
+	d.rule == "review"
+	contains(d.msg, "alice approved their own commit")
+}
+
+test_developer_approval_does_not_count if {
+	inp := with_({"reviews": [approval("dan", ["developer"], "alice")]})
+	denied_rules == {"review"} with input as inp
+}
+
+test_approval_of_another_commit_does_not_count if {
+	other := object.union(approval("bob", ["maintainer"], "alice"), {"commit": "0000000000000000000000000000000000000000"})
+	inp := with_({"reviews": [other]})
+	denied_rules == {"review"} with input as inp
+}
+
+test_request_changes_blocks if {
+	rc := object.union(approval("erin", ["maintainer"], "alice"), {"verdict": "request-changes"})
+	inp := with_({"reviews": [approval("bob", ["maintainer"], "alice"), rc]})
+	denied_rules == {"review"} with input as inp
+}
+
+test_staging_needs_no_approval_by_default if {
+	count(gate.deny) == 0 with input as with_({"reviews": [], "environment": {"name": "staging", "position": 0, "previous": null}})
+}
+
+test_two_approvals_when_configured if {
+	inp := with_({"reviews": [approval("bob", ["maintainer"], "alice")]})
+	denied := {d.rule | some d in gate.deny} with input as inp with data.cairn.params.required_approvals as {"production": 2}
+	denied == {"review"}
+}
+
+# --- tests ------------------------------------------------------------------
+
+test_missing_acceptance_test_denies if {
+	inp := with_({"evidence": [provenance, test_result("unit-test", "PASSED")]})
+	denied_rules == {"tests"} with input as inp
+}
+
+test_failed_acceptance_test_denies_naming_the_test if {
+	inp := with_({"evidence": [provenance, test_result("unit-test", "PASSED"), test_result("acceptance-test", "FAILED")]})
+	some d in gate.deny with input as inp
+	d.rule == "tests"
+	contains(d.msg, "greets_in_french")
+}
+
+test_test_result_about_another_digest_does_not_count if {
+	moved := object.union(test_result("acceptance-test", "PASSED"), {"subject_digest": other_digest})
+	inp := with_({"evidence": [provenance, test_result("unit-test", "PASSED"), moved]})
+	denied_rules == {"tests"} with input as inp
+}
+
+# --- provenance -------------------------------------------------------------
+
+test_provenance_from_another_builder_denies if {
+	foreign := object.union(provenance, {"predicate": {"runDetails": {"builder": {"id": "https://github.com/actions/runner"}}}})
+	inp := with_({"evidence": [foreign, test_result("unit-test", "PASSED"), test_result("acceptance-test", "PASSED")]})
+	denied_rules == {"provenance"} with input as inp
+}
+
+test_provenance_for_another_commit_denies if {
+	moved := object.union(provenance, {"predicate": {"buildDefinition": {"externalParameters": {"commit": "0000000000000000000000000000000000000000"}}}})
+	inp := with_({"evidence": [moved, test_result("unit-test", "PASSED"), test_result("acceptance-test", "PASSED")]})
+	denied_rules == {"provenance"} with input as inp
+}
+
+test_untrusted_signer_does_not_count if {
+	denied := {d.rule | some d in gate.deny} with input as good with data.cairn.params.trusted_signers as ["key-2"]
+	denied == {"provenance", "tests"}
+}
+
+# --- base image and registries ----------------------------------------------
+
+test_base_image_outside_the_catalog_denies if {
+	inp := with_({"artifact": {"base_image": {"in_catalog": false}}})
+	denied_rules == {"base-image"} with input as inp
+}
+
+test_docker_hub_short_name_denies if {
+	inp := with_({"artifact": {"image_references": ["alpine:3.20"]}})
+	denied_rules == {"no-docker-hub"} with input as inp
+}
+
+test_docker_io_denies if {
+	inp := with_({"artifact": {"image_references": ["docker.io/library/debian:bookworm"]}})
+	denied_rules == {"no-docker-hub"} with input as inp
+}
+
+test_other_registries_pass if {
+	count(gate.deny) == 0 with input as with_({"artifact": {"image_references": ["ghcr.io/org/app:1", "localhost:5000/app@sha256:00"]}})
+}
+
+# --- vulnerabilities --------------------------------------------------------
+
+vuln(severity, suppressed) := {
+	"id": "CVE-2026-0001", "package": "pkg:deb/debian/openssl@3.0.1",
+	"severity": severity, "fix_available": true, "suppressed": suppressed,
+}
+
+test_high_finding_blocks_production if {
+	inp := with_({"findings": {"vulnerabilities": [vuln("high", false)]}})
+	denied_rules == {"vulnerabilities"} with input as inp
+}
+
+test_high_finding_passes_staging if {
+	count(gate.deny) == 0 with input as with_({
+		"findings": {"vulnerabilities": [vuln("high", false)]},
+		"environment": {"name": "staging", "position": 0, "previous": null},
+	})
+}
+
+test_suppressed_finding_passes if {
+	count(gate.deny) == 0 with input as with_({"findings": {"vulnerabilities": [vuln("critical", true)]}})
+}
+
+test_unknown_severity_counts_as_critical if {
+	inp := with_({
+		"findings": {"vulnerabilities": [vuln("unknown", false)]},
+		"environment": {"name": "staging", "position": 0, "previous": null},
+	})
+	denied_rules == {"vulnerabilities"} with input as inp
+}
+
+# --- licences ---------------------------------------------------------------
+
+test_agpl_denies if {
+	inp := with_({"findings": {"licences": [{"component": "pkg:npm/x@1", "expression": "AGPL-3.0-only"}]}})
+	denied_rules == {"licences"} with input as inp
+}
+
+test_and_needs_every_licence_allowed if {
+	inp := with_({"findings": {"licences": [{"component": "pkg:npm/x@1", "expression": "MIT AND GPL-3.0-only"}]}})
+	denied_rules == {"licences"} with input as inp
+}
+
+test_or_needs_one_alternative_allowed if {
+	count(gate.deny) == 0 with input as with_({"findings": {"licences": [{"component": "pkg:npm/x@1", "expression": "GPL-3.0-only OR MIT"}]}})
+}
+
+test_unknown_licence_denies if {
+	inp := with_({"findings": {"licences": [{"component": "pkg:npm/x@1", "expression": null}]}})
+	denied_rules == {"licences"} with input as inp
+}
+
+# --- promotion path ---------------------------------------------------------
+
+test_production_before_staging_denies if {
+	inp := with_({"environment": {"previous": {"deployed": false}}})
+	denied_rules == {"promotion-path"} with input as inp
+}
+
+test_unhealthy_in_staging_denies if {
+	inp := with_({"environment": {"previous": {"healthy": false}}})
+	denied_rules == {"promotion-path"} with input as inp
+}
+
+test_missing_previous_environment_denies if {
+	inp := with_({"environment": {"previous": null}})
+	denied_rules == {"promotion-path"} with input as inp
+}

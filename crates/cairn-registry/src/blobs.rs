@@ -1,0 +1,531 @@
+//! Blobs (distribution-spec "Pushing blobs", "Pulling blobs", "Mounting a blob
+//! from another repository"): existence checks, monolithic and chunked uploads,
+//! cross-repository mounts, and pulls verified against their digest while streaming.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use ureq::http;
+
+use crate::client::{Body, Call, header};
+use crate::error::Context;
+use crate::manifest::{pull_scope, push_scope};
+use crate::reference::{check_repository, encode_query};
+use crate::{Digest, Error, Registry, Result, Sha256};
+
+/// How a blob got to the registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushedBlob {
+    /// It was already in the repository: nothing sent.
+    Existed,
+    /// Mounted from another repository of the same registry: nothing sent.
+    Mounted,
+    /// Uploaded in one PUT.
+    Uploaded,
+    /// Uploaded in PATCH chunks then a closing PUT.
+    UploadedInChunks,
+}
+
+enum UploadStart {
+    Mounted,
+    Location(String),
+}
+
+impl Registry {
+    /// Whether `repository` holds the blob (`HEAD /v2/<repo>/blobs/<digest>`).
+    pub fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<bool> {
+        let context = self.repo_context(repository, "check a blob exists")?;
+        let resp = self.send(Call {
+            method: http::Method::HEAD,
+            url: format!("/v2/{repository}/blobs/{digest}"),
+            context: context.clone(),
+            scopes: vec![pull_scope(repository)],
+            headers: Vec::new(),
+            body: Body::Empty,
+        })?;
+        match resp.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => self
+                .expect(resp, &context, &[], "blob", "retry later")
+                .map(|_| false),
+        }
+    }
+
+    /// Pushes a blob unless the repository has it: one PUT up to the
+    /// registry's chunk threshold, PATCH chunks above it.
+    pub fn push_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        reader: &mut dyn Read,
+    ) -> Result<PushedBlob> {
+        self.push_blob_from(repository, digest, size, reader, None)
+    }
+
+    /// Like [`Registry::push_blob`], first trying to mount the blob from
+    /// `mount_from` (another repository of this registry): 201 is a mount,
+    /// 202 falls back to uploading.
+    pub fn push_blob_from(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        reader: &mut dyn Read,
+        mount_from: Option<&str>,
+    ) -> Result<PushedBlob> {
+        if self.blob_exists(repository, digest)? {
+            return Ok(PushedBlob::Existed);
+        }
+        let location = match self.start_upload(repository, digest, mount_from)? {
+            UploadStart::Mounted => return Ok(PushedBlob::Mounted),
+            UploadStart::Location(l) => l,
+        };
+        if size > self.chunk_threshold {
+            self.upload_chunked(repository, digest, size, reader, location, self.chunk_size)?;
+            Ok(PushedBlob::UploadedInChunks)
+        } else {
+            self.upload_monolithic(repository, digest, size, reader, location)?;
+            Ok(PushedBlob::Uploaded)
+        }
+    }
+
+    /// Mounts a blob from another repository; `Ok(false)` when the registry
+    /// declined (the blob must then be uploaded).
+    pub fn mount_blob(&self, repository: &str, digest: &Digest, from: &str) -> Result<bool> {
+        Ok(matches!(
+            self.start_upload(repository, digest, Some(from))?,
+            UploadStart::Mounted
+        ))
+    }
+
+    /// Uploads a blob in one PUT (POST for a session, then `PUT ?digest=`).
+    pub fn push_blob_monolithic(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        reader: &mut dyn Read,
+    ) -> Result<()> {
+        let location = match self.start_upload(repository, digest, None)? {
+            UploadStart::Location(l) => l,
+            UploadStart::Mounted => return Ok(()),
+        };
+        self.upload_monolithic(repository, digest, size, reader, location)
+    }
+
+    /// Uploads a blob in PATCH chunks of `chunk_size` (with `Content-Range`),
+    /// then closes the session with `PUT ?digest=`.
+    pub fn push_blob_chunked(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        reader: &mut dyn Read,
+        chunk_size: u64,
+    ) -> Result<()> {
+        let location = match self.start_upload(repository, digest, None)? {
+            UploadStart::Location(l) => l,
+            UploadStart::Mounted => return Ok(()),
+        };
+        self.upload_chunked(
+            repository,
+            digest,
+            size,
+            reader,
+            location,
+            chunk_size.max(1),
+        )
+    }
+
+    fn start_upload(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        mount_from: Option<&str>,
+    ) -> Result<UploadStart> {
+        let context = self.repo_context(
+            repository,
+            if mount_from.is_some() {
+                "mount blob"
+            } else {
+                "start blob upload"
+            },
+        )?;
+        let mut scopes = vec![push_scope(repository)];
+        let mut url = format!("/v2/{repository}/blobs/uploads/");
+        if let Some(from) = mount_from {
+            check_repository(from)?;
+            scopes.push(pull_scope(from));
+            url.push_str(&format!(
+                "?mount={}&from={}",
+                encode_query(digest.as_str()),
+                encode_query(from)
+            ));
+        }
+        let resp = self.send(Call {
+            method: http::Method::POST,
+            url,
+            context: context.clone(),
+            scopes,
+            headers: Vec::new(),
+            body: Body::Empty,
+        })?;
+        let resp = self.expect(
+            resp,
+            &context,
+            &[201, 202],
+            "the repository",
+            "the registry refused to start an upload; check that pushing is allowed",
+        )?;
+        if resp.status().as_u16() == 201 {
+            check_returned_digest(&resp, digest, &context)?;
+            return Ok(UploadStart::Mounted);
+        }
+        let location = header(&resp, "location").ok_or_else(|| Error::InvalidResponse {
+            context: context.clone(),
+            reason: "202 without a Location header".into(),
+        })?;
+        Ok(UploadStart::Location(self.absolute(location, &context)?))
+    }
+
+    fn upload_monolithic(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        reader: &mut dyn Read,
+        location: String,
+    ) -> Result<()> {
+        let context = self.context(repository, "upload blob");
+        let mut counted = Counted::new(reader);
+        let resp = {
+            let mut limited = (&mut counted).take(size);
+            self.send(Call {
+                method: http::Method::PUT,
+                url: with_digest(&location, digest),
+                context: context.clone(),
+                scopes: vec![push_scope(repository)],
+                headers: vec![("Content-Type", "application/octet-stream".into())],
+                body: Body::Stream(&mut limited, size),
+            })?
+        };
+        self.finish_upload(resp, &context, digest, size, counted.count)
+    }
+
+    fn upload_chunked(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        reader: &mut dyn Read,
+        mut location: String,
+        chunk_size: u64,
+    ) -> Result<()> {
+        let context = self.context(repository, "upload blob chunk");
+        let mut counted = Counted::new(reader);
+        let mut offset = 0u64;
+        while offset < size {
+            let n = chunk_size.min(size - offset);
+            let before = counted.count;
+            let resp = {
+                let mut limited = (&mut counted).take(n);
+                self.send(Call {
+                    method: http::Method::PATCH,
+                    url: location.clone(),
+                    context: context.clone(),
+                    scopes: vec![push_scope(repository)],
+                    headers: vec![
+                        ("Content-Type", "application/octet-stream".into()),
+                        ("Content-Range", format!("{offset}-{}", offset + n - 1)),
+                    ],
+                    body: Body::Stream(&mut limited, n),
+                })?
+            };
+            if counted.count - before != n {
+                return Err(short_read(&context, size, counted.count));
+            }
+            let resp = self.expect(
+                resp,
+                &context,
+                &[202],
+                "the upload session",
+                "the registry refused a chunk; retry the push",
+            )?;
+            if let Some(range) = header(&resp, "range") {
+                let end = range.rsplit('-').next().and_then(|e| e.parse::<u64>().ok());
+                if end != Some(offset + n - 1) {
+                    return Err(Error::InvalidResponse {
+                        context,
+                        reason: format!(
+                            "after bytes 0-{} the registry reports range `{}`",
+                            offset + n - 1,
+                            range.chars().take(60).collect::<String>()
+                        ),
+                    });
+                }
+            }
+            let next = header(&resp, "location").ok_or_else(|| Error::InvalidResponse {
+                context: context.clone(),
+                reason: "a chunk was accepted without a Location for the next".into(),
+            })?;
+            location = self.absolute(next, &context)?;
+            offset += n;
+        }
+        let context = self.context(repository, "complete blob upload");
+        let resp = self.send(Call {
+            method: http::Method::PUT,
+            url: with_digest(&location, digest),
+            context: context.clone(),
+            scopes: vec![push_scope(repository)],
+            headers: Vec::new(),
+            body: Body::Empty,
+        })?;
+        self.finish_upload(resp, &context, digest, size, counted.count)
+    }
+
+    fn finish_upload(
+        &self,
+        resp: http::Response<ureq::Body>,
+        context: &Context,
+        digest: &Digest,
+        size: u64,
+        sent: u64,
+    ) -> Result<()> {
+        if sent != size {
+            return Err(short_read(context, size, sent));
+        }
+        let resp = self.expect(
+            resp,
+            context,
+            &[201],
+            "the upload session",
+            "the registry refused the blob; if it reports DIGEST_INVALID the local content is corrupt",
+        )?;
+        check_returned_digest(&resp, digest, context)
+    }
+
+    /// Streams a blob into `writer`, verifying its size and digest. On a
+    /// mismatch the error comes after the bytes were written: the caller must
+    /// discard them ([`Registry::pull_blob_to_path`] does).
+    pub fn pull_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        writer: &mut dyn Write,
+    ) -> Result<u64> {
+        let mut reader = self.open_blob(repository, digest, size)?;
+        let context = reader.context.clone();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(reader
+                        .failure
+                        .take()
+                        .unwrap_or(Error::Io { context, source }));
+                }
+            };
+            writer.write_all(&buf[..n]).map_err(|source| Error::Io {
+                context: context.clone(),
+                source,
+            })?;
+        }
+        Ok(size)
+    }
+
+    /// Pulls a blob into a file: written next to `path`, synced, verified,
+    /// then renamed into place; nothing is left behind on any error.
+    pub fn pull_blob_to_path(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+    ) -> Result<u64> {
+        let context = self.context(repository, "write pulled blob");
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".partial-{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let io = |source| Error::Io {
+            context: context.clone(),
+            source,
+        };
+        let result = (|| {
+            let mut file = File::create(&tmp).map_err(io)?;
+            let n = self.pull_blob(repository, digest, size, &mut file)?;
+            file.sync_all().map_err(io)?;
+            std::fs::rename(&tmp, path).map_err(io)?;
+            Ok(n)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// A reader over a blob that fails (with `InvalidData`) at the end if the
+    /// content does not have `size` bytes and the digest `digest`.
+    pub fn open_blob(&self, repository: &str, digest: &Digest, size: u64) -> Result<BlobReader> {
+        let context = self.repo_context(repository, "pull blob")?;
+        let resp = self.send(Call {
+            method: http::Method::GET,
+            url: format!("/v2/{repository}/blobs/{digest}"),
+            context: context.clone(),
+            scopes: vec![pull_scope(repository)],
+            headers: Vec::new(),
+            body: Body::Empty,
+        })?;
+        let what = format!("blob {digest}");
+        let resp = self.expect(resp, &context, &[200], &what, "retry later")?;
+        if let Some(len) = header(&resp, "content-length").and_then(|v| v.parse::<u64>().ok())
+            && len != size
+        {
+            return Err(Error::InvalidResponse {
+                context,
+                reason: format!("blob {digest} is {len} bytes, its descriptor says {size}"),
+            });
+        }
+        Ok(BlobReader {
+            inner: Box::new(resp.into_body().into_reader().take(size + 1)),
+            hasher: Some(Sha256::new()),
+            expected: digest.clone(),
+            size,
+            context,
+            failure: None,
+        })
+    }
+}
+
+/// A blob being downloaded; see [`Registry::open_blob`].
+pub struct BlobReader {
+    inner: Box<dyn Read + Send>,
+    hasher: Option<Sha256>,
+    expected: Digest,
+    size: u64,
+    context: Context,
+    failure: Option<Error>,
+}
+
+impl std::fmt::Debug for BlobReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobReader")
+            .field("expected", &self.expected)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(hasher) = self.hasher.as_mut() else {
+            return Ok(0);
+        };
+        let n = self.inner.read(buf)?;
+        hasher.update(&buf[..n]);
+        if hasher.len() > self.size {
+            return Err(self.fail(Error::InvalidResponse {
+                context: self.context.clone(),
+                reason: format!(
+                    "blob {} is longer than its {} bytes",
+                    self.expected, self.size
+                ),
+            }));
+        }
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        let Some(hasher) = self.hasher.take() else {
+            return Ok(0);
+        };
+        if hasher.len() != self.size {
+            return Err(self.fail(Error::InvalidResponse {
+                context: self.context.clone(),
+                reason: format!(
+                    "blob {} ended after {} of its {} bytes",
+                    self.expected,
+                    hasher.len(),
+                    self.size
+                ),
+            }));
+        }
+        let actual = hasher.finish();
+        if actual != self.expected {
+            return Err(self.fail(Error::DigestMismatch {
+                context: self.context.clone(),
+                expected: self.expected.to_string(),
+                actual: actual.to_string(),
+            }));
+        }
+        Ok(0)
+    }
+}
+
+impl BlobReader {
+    /// The verification failure behind an `InvalidData` read error, if any.
+    pub fn take_failure(&mut self) -> Option<Error> {
+        self.failure.take()
+    }
+
+    fn fail(&mut self, error: Error) -> io::Error {
+        self.hasher = None;
+        let e = io::Error::new(io::ErrorKind::InvalidData, error.to_string());
+        self.failure = Some(error);
+        e
+    }
+}
+
+struct Counted<'a> {
+    inner: &'a mut dyn Read,
+    count: u64,
+}
+
+impl<'a> Counted<'a> {
+    fn new(inner: &'a mut dyn Read) -> Self {
+        Self { inner, count: 0 }
+    }
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+fn with_digest(location: &str, digest: &Digest) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={}", encode_query(digest.as_str()))
+}
+
+fn short_read(context: &Context, size: u64, sent: u64) -> Error {
+    Error::Io {
+        context: context.clone(),
+        source: io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the local content has {sent} bytes, its descriptor says {size}"),
+        ),
+    }
+}
+
+fn check_returned_digest(
+    resp: &http::Response<ureq::Body>,
+    digest: &Digest,
+    context: &Context,
+) -> Result<()> {
+    match header(resp, "docker-content-digest") {
+        Some(d) if d != digest.as_str() => Err(Error::DigestMismatch {
+            context: context.clone(),
+            expected: digest.to_string(),
+            actual: d.chars().take(100).collect(),
+        }),
+        _ => Ok(()),
+    }
+}
