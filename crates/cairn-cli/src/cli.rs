@@ -64,6 +64,26 @@ pub enum Command {
     Image(crate::commands::ImageCommand),
     /// Move an image onto a newer catalog base without rebuilding it.
     Rebase(crate::commands::RebaseArgs),
+    /// Identities (users, service accounts): add, list, revoke, whoami (acting as CAIRN_TOKEN's identity).
+    #[command(subcommand)]
+    Identity(crate::commands::IdentityCommand),
+    /// Roles bound to identities, per organisation, workload or environment: grant, revoke, list.
+    #[command(subcommand)]
+    Role(crate::commands::RoleCommand),
+    /// Review one exact commit: approve or request changes (signed, in the log).
+    #[command(subcommand)]
+    Review(crate::commands::ReviewCommand),
+    /// Promote an image to an environment through its gate (logged, then deployed).
+    Promote(crate::commands::PromoteArgs),
+    /// Go back to an earlier digest in an environment (the gate decides again).
+    Rollback(crate::commands::RollbackArgs),
+    /// What runs where, since when, deployed by whom.
+    Status,
+    /// The change records, each proven to be in the audit log.
+    Audit(crate::commands::AuditArgs),
+    /// The gates' Rego: run its unit tests, or evaluate a gate for an image.
+    #[command(subcommand)]
+    Policy(crate::commands::PolicyCommand),
     /// Measure cairn against its peers on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),

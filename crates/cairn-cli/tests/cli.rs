@@ -78,7 +78,8 @@ fn init_in_a_cargo_project_then_an_unknown_key_names_line_and_column() {
         "{r:?}"
     );
     assert!(
-        r.stderr.contains("expected one of `unit`, `acceptance`, `http`"),
+        r.stderr
+            .contains("expected one of `unit`, `acceptance`, `http`"),
         "{r:?}"
     );
     // Nothing was run: the store holds no run.

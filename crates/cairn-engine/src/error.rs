@@ -93,6 +93,47 @@ pub enum EngineError {
     BadDeployTarget { why: String },
     #[error("the deployment failed: {why}")]
     DeployFailed { why: String },
+    #[error(transparent)]
+    Policy(#[from] cairn_policy::PolicyError),
+    #[error(
+        "no actor: CAIRN_TOKEN is not set; set CAIRN_TOKEN to your identity's token (cairn identity add prints it once)"
+    )]
+    NoToken,
+    #[error(
+        "the token in CAIRN_TOKEN belongs to no active identity (unknown, malformed or revoked); ask a platform-admin for a new one (cairn identity add)"
+    )]
+    BadToken,
+    #[error("permission denied: {reason}; `cairn role list` shows who holds which role")]
+    Denied {
+        action: &'static str,
+        reason: String,
+    },
+    #[error(
+        "cairn already has identities, so adding one needs a platform-admin: set CAIRN_TOKEN to its token"
+    )]
+    AlreadyBootstrapped,
+    #[error("identity `{name}` already exists; `cairn identity list` shows identities")]
+    IdentityExists { name: String },
+    #[error("no identity `{name}`; `cairn identity list` shows identities")]
+    UnknownIdentity { name: String },
+    #[error("identity `{name}` is revoked; add a new identity instead")]
+    IdentityRevoked { name: String },
+    #[error(
+        "unknown role `{name}`: use viewer, developer, maintainer, release-manager or platform-admin"
+    )]
+    UnknownRole { name: String },
+    #[error("`{value}` is not a valid {what}: {why}")]
+    BadName {
+        what: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    #[error(
+        "that would leave no active platform-admin for the organisation; grant platform-admin to another identity first"
+    )]
+    LastAdmin,
+    #[error("cannot generate a token: the system's random number generator failed")]
+    NoRandomness,
 }
 
 impl From<cairn_oci::OciError> for EngineError {
@@ -130,6 +171,16 @@ impl EngineError {
                 | Self::BadBaseName { .. }
                 | Self::ImageNotFound { .. }
                 | Self::BadDeployTarget { .. }
+                | Self::NoToken
+                | Self::BadToken
+                | Self::Denied { .. }
+                | Self::AlreadyBootstrapped
+                | Self::IdentityExists { .. }
+                | Self::UnknownIdentity { .. }
+                | Self::IdentityRevoked { .. }
+                | Self::UnknownRole { .. }
+                | Self::BadName { .. }
+                | Self::LastAdmin
         )
     }
 

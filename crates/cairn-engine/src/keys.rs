@@ -71,6 +71,32 @@ impl KeyStore {
         self.dir.join("retired")
     }
 
+    /// The public keys of every retired key (evidence they signed still verifies).
+    /// A file that is not a public key is an error, not skipped: trust is not guessed.
+    pub fn retired(&self) -> Result<Vec<Retired>, EngineError> {
+        let dir = self.retired_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(EngineError::io("list", &dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(EngineError::io("list", &dir))?.path();
+            if path.extension().is_none_or(|x| x != "pub") {
+                continue;
+            }
+            let text = fs::read_to_string(&path).map_err(EngineError::io("read", &path))?;
+            let key = VerifyingKey::from_pem(&text).map_err(|source| EngineError::BadKey {
+                path: path.clone(),
+                source,
+            })?;
+            out.push(Retired { key, path });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
     /// The signing key, if there is one. A key file others can read is refused.
     pub fn load(&self) -> Result<Option<SigningKey>, EngineError> {
         let path = self.signing_key_path();

@@ -5,9 +5,11 @@
 //! rotations, signed evidence, and later deployments) is recorded in the audit
 //! log ([`audit`]) before it takes effect.
 
+pub mod access;
 pub mod audit;
 pub mod bench;
 mod data_dir;
+pub mod deploy;
 mod error;
 pub mod explain;
 mod git;
@@ -15,7 +17,9 @@ mod host;
 pub mod images;
 pub mod keys;
 pub mod onboard;
+pub mod promotion;
 pub mod recovery;
+pub mod review;
 pub mod runner;
 mod workload_source;
 

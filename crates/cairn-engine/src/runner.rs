@@ -250,7 +250,9 @@ impl Engine {
             image_plan,
             ..RunFacts::default()
         };
-        for (stage, spec) in stages.iter().zip(&loaded.chain.stages) {
+        // Unit tests that passed, to certify again about the image once it exists.
+        let mut unit_tests: Vec<(usize, StageRecord, i64, i64, Vec<String>)> = Vec::new();
+        for (index, (stage, spec)) in stages.iter().zip(&loaded.chain.stages).enumerate() {
             let started_ms = now_ms();
             self.store.start_stage(stage.id, started_ms)?;
             let mut current = stage.clone();
@@ -286,7 +288,35 @@ impl Engine {
                 finished_ms,
                 failed_tests: log.failed_tests,
             };
-            self.certify(loaded, run, &stage_facts, &facts, signer)?;
+            self.certify(loaded, run, &stage_facts, &facts, signer, None)?;
+            if spec.kind == StageKind::UnitTest && current.status == StageStatus::Passed {
+                unit_tests.push((
+                    index,
+                    current.clone(),
+                    started_ms,
+                    finished_ms,
+                    stage_facts.failed_tests.clone(),
+                ));
+            }
+            // The image was built from the tested source: the engine saw both, so
+            // it certifies the unit tests about the image's digest too (the digest
+            // the gates ask about).
+            if spec.kind == StageKind::Build
+                && current.status == StageStatus::Passed
+                && let Some(built) = &facts.image
+            {
+                let about = image_subject(loaded, built);
+                for (i, record, started, finished, failed) in &unit_tests {
+                    let unit = StageFacts {
+                        spec: &loaded.chain.stages[*i],
+                        record,
+                        started_ms: *started,
+                        finished_ms: *finished,
+                        failed_tests: failed.clone(),
+                    };
+                    self.certify(loaded, run, &unit, &facts, signer, Some(about.clone()))?;
+                }
+            }
             observer.stage_finished(&current);
             if end.status == StageStatus::Failed {
                 let why = end.reason.unwrap_or_else(|| "failed".to_owned());
@@ -308,6 +338,7 @@ impl Engine {
         stage: &StageFacts<'_>,
         facts: &RunFacts<'_>,
         signer: &Signer,
+        about: Option<Subject>,
     ) -> Result<(), EngineError> {
         if !matches!(
             stage.record.status,
@@ -320,6 +351,7 @@ impl Engine {
             .as_ref()
             .map(|built| image_subject(loaded, built));
         let subject = match stage.spec.kind {
+            _ if about.is_some() => about,
             StageKind::UnitTest => facts.source.clone(),
             StageKind::AcceptanceTest if facts.tested_image => image_subject.clone(),
             StageKind::AcceptanceTest => facts.output.clone().or_else(|| facts.source.clone()),
@@ -600,6 +632,11 @@ impl Engine {
         )?;
         let sink = sink.into_inner();
         sink.store_error()?;
+        for name in outcome.failed {
+            if !sink.failed_tests.contains(&name) {
+                sink.failed_tests.push(name);
+            }
+        }
         facts.tested_image = true;
         Ok(match outcome.failure {
             None => {

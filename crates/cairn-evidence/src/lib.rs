@@ -45,10 +45,12 @@ mod key;
 mod observed;
 mod pem;
 pub mod provenance;
+pub mod review;
 pub mod sbom;
 mod statement;
 pub mod test_result;
 mod time;
+pub mod vsa;
 
 pub use bundle::{
     BUNDLE_MEDIA_TYPE, Bundle, Checkpoint, DSSE_ENTRY_KIND, DSSE_ENTRY_VERSION, InclusionPromise,

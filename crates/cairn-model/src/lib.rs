@@ -4,6 +4,7 @@
 //! file names and clock readings in.
 
 pub mod config;
+pub mod deployment;
 pub mod ecosystem;
 pub mod image;
 pub mod image_ref;
@@ -11,6 +12,7 @@ pub mod run;
 pub mod test_report;
 pub mod time;
 
+pub use deployment::{ChangeRecord, DeploymentRecord, IdentityKind, IdentityRecord, RoleBinding};
 pub use image::{BaseRecord, ImageRecord};
 pub use run::{
     EvidenceRecord, LogLine, LogStream, NewEvidence, NewRun, NewStage, RunId, RunRecord, RunStatus,

@@ -1,15 +1,12 @@
-# No Docker Hub: no image reference the build used (nor the base image) resolves
-# to Docker Hub, including short names like "alpine:3.20".
+# No Docker Hub: no image reference the build used (the engine lists the catalog
+# base's origin among them) resolves to Docker Hub, including short names like
+# "alpine:3.20". `base_image.name` is a catalog name, not a reference.
 package cairn.gate
 
 docker_hub_hosts := {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com", "hub.docker.com"}
 
 image_refs contains ref if {
 	some ref in input.artifact.image_references
-}
-
-image_refs contains ref if {
-	ref := input.artifact.base_image.name
 }
 
 # The registry host a reference resolves to: a short name ("alpine:3.20") or

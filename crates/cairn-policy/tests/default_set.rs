@@ -399,14 +399,16 @@ fn docker_hub_references_are_denied_in_every_spelling() {
 }
 
 #[test]
-fn a_docker_hub_base_image_is_denied_twice_over() {
+fn a_base_from_docker_hub_outside_the_catalog_is_denied_twice_over() {
+    // `base_image.name` is a catalog name; the base's origin is an image reference.
     check(
         |i| {
             i.artifact.base_image = Some(BaseImage {
                 name: "debian".into(),
                 digest: BASE_DIGEST.into(),
                 in_catalog: false,
-            })
+            });
+            i.artifact.image_references.push("debian:12".into());
         },
         &[
             (
@@ -415,7 +417,7 @@ fn a_docker_hub_base_image_is_denied_twice_over() {
             ),
             (
                 "no-docker-hub",
-                "image reference debian resolves to Docker Hub",
+                "image reference debian:12 resolves to Docker Hub",
             ),
         ],
     );

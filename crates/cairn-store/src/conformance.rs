@@ -96,6 +96,12 @@ macro_rules! conformance_tests {
             rematch_refuses_findings_outside_its_scope,
             catalog_keeps_every_entry_and_the_newest_is_current,
             images_are_recorded_by_workload_and_digest,
+            identities_are_unique_and_found_by_token_hash,
+            revoked_identities_are_kept_but_not_found_by_token,
+            the_first_identity_is_added_only_once,
+            bindings_are_a_set_of_known_identities,
+            the_newest_deployment_is_current,
+            change_records_are_listed_newest_first_and_bounded,
         );
     };
     ($make:expr) => {
@@ -1605,5 +1611,341 @@ pub fn images_are_recorded_by_workload_and_digest(store: &dyn Store) -> Result<(
         store.add_image(&orphan),
         Err(StoreError::NotFound { .. })
     ));
+    Ok(())
+}
+
+// ---- identities, bindings, deployments, change records (schema v7) ----------------------
+
+fn identity(
+    name: &str,
+    byte: char,
+    kind: cairn_model::IdentityKind,
+) -> cairn_model::IdentityRecord {
+    cairn_model::IdentityRecord {
+        name: name.to_owned(),
+        kind,
+        token_sha256: byte.to_string().repeat(64),
+        created_at_ms: 10,
+        revoked_at_ms: None,
+    }
+}
+
+fn binding(
+    identity: &str,
+    role: &str,
+    workload: Option<&str>,
+    environment: Option<&str>,
+) -> cairn_model::RoleBinding {
+    cairn_model::RoleBinding {
+        identity: identity.to_owned(),
+        role: role.to_owned(),
+        workload: workload.map(str::to_owned),
+        environment: environment.map(str::to_owned),
+    }
+}
+
+pub fn identities_are_unique_and_found_by_token_hash(store: &dyn Store) -> Result<(), StoreError> {
+    use cairn_model::IdentityKind::{ServiceAccount, User};
+    assert_eq!(store.identity_count()?, 0);
+    assert!(store.identities()?.is_empty());
+    let alice = identity("alice", 'a', User);
+    let ci = identity("ci-bot", 'c', ServiceAccount);
+    store.add_identity(&alice)?;
+    store.add_identity(&ci)?;
+    assert_eq!(store.identity_count()?, 2);
+    assert_eq!(store.identity("alice")?, Some(alice.clone()));
+    assert_eq!(store.identity("bob")?, None);
+    assert_eq!(store.identity_by_token(&"c".repeat(64))?, Some(ci.clone()));
+    assert_eq!(store.identity_by_token(&"d".repeat(64))?, None);
+    assert_eq!(
+        store.identities()?,
+        vec![alice.clone(), ci.clone()],
+        "by name"
+    );
+    // A taken name, or a taken token hash, is refused and changes nothing.
+    let again = identity("alice", 'e', ServiceAccount);
+    match store.add_identity(&again) {
+        Err(StoreError::Exists { what, id }) => {
+            assert_eq!((what, id.as_str()), ("identity", "alice"));
+        }
+        other => panic!("a duplicate name must be refused: {other:?}"),
+    }
+    assert!(matches!(
+        store.add_identity(&identity("mallory", 'a', User)),
+        Err(StoreError::Exists { .. })
+    ));
+    assert_eq!(store.identity("alice")?, Some(alice));
+    assert_eq!(store.identity("mallory")?, None);
+    // Malformed records are refused.
+    assert!(matches!(
+        store.add_identity(&identity("", 'f', User)),
+        Err(StoreError::Invalid { .. })
+    ));
+    let mut not_hex = identity("bob", 'f', User);
+    not_hex.token_sha256 = "F".repeat(64);
+    assert!(matches!(
+        store.add_identity(&not_hex),
+        Err(StoreError::Invalid { .. })
+    ));
+    not_hex.token_sha256 = "f".repeat(63);
+    assert!(matches!(
+        store.add_identity(&not_hex),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store.add_identity(&identity(&"n".repeat(5000), 'f', User)),
+        Err(StoreError::TooLarge { .. })
+    ));
+    assert_eq!(store.identity_count()?, 2);
+    Ok(())
+}
+
+pub fn revoked_identities_are_kept_but_not_found_by_token(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    let alice = identity("alice", 'a', cairn_model::IdentityKind::User);
+    store.add_identity(&alice)?;
+    assert!(!store.revoke_identity("nobody", 50)?);
+    assert!(store.revoke_identity("alice", 50)?);
+    assert!(!store.revoke_identity("alice", 60)?, "already revoked");
+    assert_eq!(store.identity_by_token(&"a".repeat(64))?, None);
+    let kept = store
+        .identity("alice")?
+        .expect("a revoked identity is kept");
+    assert_eq!(kept.revoked_at_ms, Some(50), "the first revocation's time");
+    assert_eq!(store.identities()?, vec![kept]);
+    assert_eq!(store.identity_count()?, 1, "revoked identities count");
+    // Its name stays taken.
+    assert!(matches!(
+        store.add_identity(&identity("alice", 'b', cairn_model::IdentityKind::User)),
+        Err(StoreError::Exists { .. })
+    ));
+    Ok(())
+}
+
+pub fn the_first_identity_is_added_only_once(store: &dyn Store) -> Result<(), StoreError> {
+    use cairn_model::IdentityKind::User;
+    let admin = identity("admin", 'a', User);
+    let admin_binding = binding("admin", "platform-admin", None, None);
+    // A binding for another identity is refused, and nothing is written.
+    assert!(matches!(
+        store.add_first_identity(&admin, &binding("other", "platform-admin", None, None)),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert_eq!(store.identity_count()?, 0);
+    assert!(store.add_first_identity(&admin, &admin_binding)?);
+    assert_eq!(store.identity("admin")?, Some(admin));
+    assert_eq!(store.bindings()?, vec![admin_binding.clone()]);
+    // Once any identity exists (even revoked), there is no second bootstrap.
+    let second = identity("eve", 'e', User);
+    assert!(!store.add_first_identity(&second, &binding("eve", "platform-admin", None, None))?);
+    assert_eq!(store.identity("eve")?, None);
+    assert!(store.revoke_identity("admin", 20)?);
+    assert!(!store.add_first_identity(&second, &binding("eve", "platform-admin", None, None))?);
+    assert_eq!(store.identity("eve")?, None);
+    assert_eq!(store.bindings()?, vec![admin_binding]);
+    Ok(())
+}
+
+pub fn bindings_are_a_set_of_known_identities(store: &dyn Store) -> Result<(), StoreError> {
+    use cairn_model::IdentityKind::User;
+    store.add_identity(&identity("bob", 'b', User))?;
+    store.add_identity(&identity("alice", 'a', User))?;
+    let org = binding("bob", "viewer", None, None);
+    let workload = binding("bob", "developer", Some("app"), None);
+    let env = binding("bob", "release-manager", Some("app"), Some("production"));
+    let alice = binding("alice", "maintainer", Some("app"), None);
+    for b in [&env, &workload, &org, &alice] {
+        store.add_binding(b)?;
+    }
+    // Duplicates are a no-op, also for organisation-wide bindings (NULL scopes).
+    store.add_binding(&org)?;
+    store.add_binding(&env)?;
+    assert_eq!(
+        store.bindings()?,
+        vec![alice.clone(), workload.clone(), env.clone(), org.clone()],
+        "by identity, role, workload, environment"
+    );
+    // An unknown identity, an environment without a workload, an empty name: refused.
+    assert!(matches!(
+        store.add_binding(&binding("carol", "viewer", None, None)),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.add_binding(&binding("bob", "viewer", None, Some("production"))),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store.add_binding(&binding("bob", "", None, None)),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store.add_binding(&binding("bob", "viewer", Some(""), None)),
+        Err(StoreError::Invalid { .. })
+    ));
+    // Removal matches the scope exactly.
+    assert!(!store.remove_binding(&binding("bob", "viewer", Some("app"), None))?);
+    assert!(store.remove_binding(&org)?);
+    assert!(!store.remove_binding(&org)?);
+    assert!(store.remove_binding(&env)?);
+    assert_eq!(store.bindings()?, vec![alice, workload.clone()]);
+    // A revoked identity gets no new binding; its old ones are kept (the caller
+    // ignores them, as the identity no longer authenticates).
+    assert!(store.revoke_identity("bob", 30)?);
+    assert!(matches!(
+        store.add_binding(&org),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(store.bindings()?.contains(&workload));
+    Ok(())
+}
+
+fn deployment(
+    env: &str,
+    digest: char,
+    previous: Option<char>,
+    at: i64,
+) -> cairn_model::DeploymentRecord {
+    let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    cairn_model::DeploymentRecord {
+        workload: "app".to_owned(),
+        environment: env.to_owned(),
+        digest: d(digest),
+        previous_digest: previous.map(d),
+        kind: "deploy".to_owned(),
+        actor: "alice".to_owned(),
+        target: "local".to_owned(),
+        detail: "http://127.0.0.1:8080".to_owned(),
+        log_index: u64::try_from(at).unwrap_or(0) + (1 << 40),
+        deployed_at_ms: at,
+    }
+}
+
+pub fn the_newest_deployment_is_current(store: &dyn Store) -> Result<(), StoreError> {
+    assert_eq!(store.current_deployment("app", "staging")?, None);
+    assert!(store.deployments(None, None, 10)?.is_empty());
+    let s1 = deployment("staging", '1', None, 100);
+    let p1 = deployment("production", '1', None, 200);
+    let s2 = deployment("staging", '2', Some('1'), 300);
+    // Recorded later with an earlier clock reading: still the newest record.
+    let rollback = cairn_model::DeploymentRecord {
+        kind: "rollback".to_owned(),
+        ..deployment("staging", '1', Some('2'), 250)
+    };
+    let other = cairn_model::DeploymentRecord {
+        workload: "web".to_owned(),
+        ..deployment("staging", '9', None, 400)
+    };
+    let ids = [
+        store.add_deployment(&s1)?,
+        store.add_deployment(&p1)?,
+        store.add_deployment(&s2)?,
+        store.add_deployment(&rollback)?,
+        store.add_deployment(&other)?,
+    ];
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow: {ids:?}");
+    assert_eq!(
+        store.current_deployment("app", "staging")?,
+        Some(rollback.clone())
+    );
+    assert_eq!(
+        store.current_deployment("app", "production")?,
+        Some(p1.clone())
+    );
+    assert_eq!(store.current_deployment("web", "production")?, None);
+    assert_eq!(
+        store.deployments(Some("app"), Some("staging"), 10)?,
+        vec![rollback.clone(), s2.clone(), s1.clone()]
+    );
+    assert_eq!(
+        store.deployments(None, Some("staging"), 2)?,
+        vec![other.clone(), rollback.clone()]
+    );
+    assert_eq!(
+        store.deployments(Some("app"), None, 10)?,
+        vec![rollback, s2.clone(), p1.clone(), s1.clone()]
+    );
+    assert_eq!(store.deployments(None, None, 0)?, vec![]);
+    assert!(store.was_deployed("app", "staging", &s2.digest)?);
+    assert!(store.was_deployed("app", "production", &p1.digest)?);
+    assert!(!store.was_deployed("app", "production", &s2.digest)?);
+    assert!(!store.was_deployed("web", "staging", &s1.digest)?);
+    // Bounded and complete: an oversized or empty field, or a log index beyond
+    // what the store can keep, is refused.
+    let huge = cairn_model::DeploymentRecord {
+        detail: "x".repeat(1 << 20),
+        ..deployment("staging", '3', None, 500)
+    };
+    assert!(matches!(
+        store.add_deployment(&huge),
+        Err(StoreError::TooLarge { .. })
+    ));
+    let no_env = deployment("", '3', None, 500);
+    assert!(matches!(
+        store.add_deployment(&no_env),
+        Err(StoreError::Invalid { .. })
+    ));
+    let far = cairn_model::DeploymentRecord {
+        log_index: u64::MAX,
+        ..deployment("staging", '3', None, 500)
+    };
+    assert!(matches!(
+        store.add_deployment(&far),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert_eq!(store.deployments(None, None, 100)?.len(), 5);
+    Ok(())
+}
+
+pub fn change_records_are_listed_newest_first_and_bounded(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    let change = |workload: &str, kind: &str, at: i64| cairn_model::ChangeRecord {
+        kind: kind.to_owned(),
+        workload: workload.to_owned(),
+        environment: "production".to_owned(),
+        actor: "alice".to_owned(),
+        from_digest: Some(format!("sha256:{}", "1".repeat(64))),
+        to_digest: format!("sha256:{}", "2".repeat(64)),
+        log_index: 7,
+        at_ms: at,
+        json: format!(r#"{{"kind":"{kind}","approvals":["bob"]}}"#),
+    };
+    assert!(store.changes(None, 10)?.is_empty());
+    let a = change("app", "deploy", 1);
+    let b = change("web", "override", 2);
+    let c = cairn_model::ChangeRecord {
+        from_digest: None,
+        ..change("app", "rollback", 3)
+    };
+    let ia = store.add_change(&a)?;
+    let ib = store.add_change(&b)?;
+    let ic = store.add_change(&c)?;
+    assert!(ia < ib && ib < ic);
+    assert_eq!(
+        store.changes(None, 10)?,
+        vec![(ic, c.clone()), (ib, b.clone()), (ia, a.clone())]
+    );
+    assert_eq!(
+        store.changes(Some("app"), 10)?,
+        vec![(ic, c.clone()), (ia, a)]
+    );
+    assert_eq!(store.changes(None, 1)?, vec![(ic, c)]);
+    assert_eq!(store.changes(Some("nothing"), 10)?, vec![]);
+    // The JSON is bounded: exactly the limit is kept, one byte more is refused.
+    let mut at_limit = change("app", "deploy", 4);
+    at_limit.json = "x".repeat(crate::MAX_CHANGE_JSON_BYTES);
+    store.add_change(&at_limit)?;
+    let mut over = change("app", "deploy", 5);
+    over.json = "x".repeat(crate::MAX_CHANGE_JSON_BYTES + 1);
+    assert!(matches!(
+        store.add_change(&over),
+        Err(StoreError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        store.add_change(&change("app", "", 6)),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert_eq!(store.changes(None, 100)?.len(), 4);
     Ok(())
 }

@@ -115,6 +115,16 @@ pub enum StoreError {
         expected: u64,
         found: u64,
     },
+
+    /// A record of kind `what` (identity, …) with this name already exists;
+    /// nothing was written.
+    #[error("{what} `{id}` already exists")]
+    Exists { what: &'static str, id: String },
+
+    /// A value the store does not keep (an empty name, an environment without a
+    /// workload, a number out of range); nothing was written.
+    #[error("invalid {what}: {why}")]
+    Invalid { what: &'static str, why: String },
 }
 
 impl StoreError {

@@ -31,6 +31,7 @@ use cairn_model::{
     BaseRecord, EvidenceRecord, ImageRecord, LogLine, NewEvidence, NewRun, RunId, RunRecord,
     RunStatus, StageId, StageRecord, StageStatus,
 };
+use cairn_model::{ChangeRecord, DeploymentRecord, IdentityRecord, RoleBinding};
 
 /// Which runs [`Store::runs`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +59,9 @@ impl Default for RunFilter {
         }
     }
 }
+
+/// The largest change record JSON [`Store::add_change`] keeps.
+pub const MAX_CHANGE_JSON_BYTES: usize = 1 << 20;
 
 /// The largest bundle [`Store::add_evidence`] keeps.
 pub const MAX_EVIDENCE_BYTES: usize = 16 << 20;
@@ -464,4 +468,88 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         digest: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ImageRecord>, StoreError>;
+
+    /// Adds an identity. [`StoreError::Exists`] when its name (or its token's
+    /// hash) is taken; [`StoreError::Invalid`] for an empty name or a hash that is
+    /// not 64 lowercase hex digits.
+    fn add_identity(&self, identity: &IdentityRecord) -> Result<(), StoreError>;
+
+    /// Adds the first identity and its binding in one transaction, only while the
+    /// store has no identity at all (revoked ones count): returns `false`, having
+    /// written nothing, when one exists. This is the bootstrap: two processes
+    /// racing for it cannot both win.
+    fn add_first_identity(
+        &self,
+        identity: &IdentityRecord,
+        binding: &RoleBinding,
+    ) -> Result<bool, StoreError>;
+
+    /// The identity named `name`, revoked or not.
+    fn identity(&self, name: &str) -> Result<Option<IdentityRecord>, StoreError>;
+
+    /// The identity whose token hashes to `token_sha256`, unless it is revoked.
+    fn identity_by_token(&self, token_sha256: &str) -> Result<Option<IdentityRecord>, StoreError>;
+
+    /// Every identity, revoked ones included, by name.
+    fn identities(&self) -> Result<Vec<IdentityRecord>, StoreError>;
+
+    /// Revokes an identity: its token stops authenticating. Returns `false` when
+    /// there is no such identity or it was already revoked (nothing changes).
+    fn revoke_identity(&self, name: &str, now_ms: i64) -> Result<bool, StoreError>;
+
+    /// How many identities exist, revoked ones included.
+    fn identity_count(&self) -> Result<u64, StoreError>;
+
+    /// Binds a role ([`StoreError::NotFound`] for an unknown identity,
+    /// [`StoreError::Invalid`] for a revoked one, an empty name, or an environment
+    /// without a workload). Adding a binding that exists is a no-op. The role's
+    /// name is not checked here: the caller knows the roles.
+    fn add_binding(&self, binding: &RoleBinding) -> Result<(), StoreError>;
+
+    /// Removes a binding; `false` when there was none.
+    fn remove_binding(&self, binding: &RoleBinding) -> Result<bool, StoreError>;
+
+    /// Every binding (of revoked identities too), by identity, role, workload,
+    /// environment (organisation-wide first).
+    fn bindings(&self) -> Result<Vec<RoleBinding>, StoreError>;
+
+    /// Records a deployment; returns its id. The newest record of a (workload,
+    /// environment) is what runs there.
+    fn add_deployment(&self, deployment: &DeploymentRecord) -> Result<i64, StoreError>;
+
+    /// What runs in `environment` of `workload`: its newest deployment.
+    fn current_deployment(
+        &self,
+        workload: &str,
+        environment: &str,
+    ) -> Result<Option<DeploymentRecord>, StoreError>;
+
+    /// Deployments, newest first, of `workload` and/or to `environment` (each
+    /// filter optional), at most `limit`.
+    fn deployments(
+        &self,
+        workload: Option<&str>,
+        environment: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeploymentRecord>, StoreError>;
+
+    /// Whether `digest` was ever deployed to `environment` of `workload`.
+    fn was_deployed(
+        &self,
+        workload: &str,
+        environment: &str,
+        digest: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Keeps a change record; returns its id. JSON larger than
+    /// [`MAX_CHANGE_JSON_BYTES`] is refused.
+    fn add_change(&self, change: &ChangeRecord) -> Result<i64, StoreError>;
+
+    /// Change records with their ids, newest first, of `workload` (or all), at most
+    /// `limit`.
+    fn changes(
+        &self,
+        workload: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(i64, ChangeRecord)>, StoreError>;
 }

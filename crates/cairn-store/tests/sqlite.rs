@@ -194,11 +194,15 @@ fn open_creates_a_private_directory_and_database() {
             "advisories",
             "advisory_packages",
             "bases",
+            "changes",
+            "deployments",
             "evidence",
             "findings",
+            "identities",
             "images",
             "log_lines",
             "rematches",
+            "role_bindings",
             "runs",
             "sbom_components",
             "sboms",
@@ -549,4 +553,47 @@ fn a_hundred_thousand_lines_append_quickly() {
     assert_eq!(tail, lines[(N - 2) as usize..]);
     let page = store.logs(stage, Some(49_999), 3).unwrap();
     assert_eq!(page, lines[50_000..50_003]);
+}
+
+/// Two connections racing for the bootstrap on one database: exactly one first
+/// identity, with exactly its binding.
+#[test]
+fn only_one_bootstrap_wins_a_race() {
+    let tmp = TempDir::new().unwrap();
+    SqliteStore::open(tmp.path()).unwrap();
+    let contenders = 4;
+    let barrier = Arc::new(Barrier::new(contenders));
+    let racers: Vec<_> = (0..contenders)
+        .map(|i| {
+            let dir = tmp.path().to_owned();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let store = SqliteStore::open(&dir).unwrap();
+                let name = format!("admin{i}");
+                let identity = cairn_model::IdentityRecord {
+                    name: name.clone(),
+                    kind: cairn_model::IdentityKind::User,
+                    token_sha256: format!("{i:064x}"),
+                    created_at_ms: 1,
+                    revoked_at_ms: None,
+                };
+                let binding = cairn_model::RoleBinding {
+                    identity: name,
+                    role: "platform-admin".to_owned(),
+                    workload: None,
+                    environment: None,
+                };
+                barrier.wait();
+                store.add_first_identity(&identity, &binding).unwrap()
+            })
+        })
+        .collect();
+    let won: Vec<bool> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let store = SqliteStore::open(tmp.path()).unwrap();
+    let identities = store.identities().unwrap();
+    assert_eq!(identities.len(), 1);
+    let bindings = store.bindings().unwrap();
+    assert_eq!(bindings.len(), 1);
+    assert_eq!(bindings[0].identity, identities[0].name);
 }

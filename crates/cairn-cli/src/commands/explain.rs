@@ -13,6 +13,9 @@ use crate::output::{line_json, line_text, print_json, run_json, short_commit};
 
 pub fn explain(cli: &Cli, args: &ExplainArgs) -> Result<ExitCode, Failure> {
     let store = open_store(&data_dir(cli)?)?;
+    if args.run == "promotion" || args.run.starts_with("change:") {
+        return explain_change(cli, &*store, &args.run);
+    }
     let id = resolve_run(&*store, &args.run)?;
     let e = cairn_engine::explain::explain(&*store, id, args.lines.min(10_000))?;
     if cli.json {
@@ -107,5 +110,78 @@ pub fn explain(cli: &Cli, args: &ExplainArgs) -> Result<ExitCode, Failure> {
     if let Some(hint) = &c.hint {
         println!("hint:      {hint}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cairn explain promotion` (the newest promotion or rollback that did not deploy)
+/// or `cairn explain change:N`: the gate's decision, rule by rule.
+fn explain_change(
+    cli: &Cli,
+    store: &dyn cairn_store::Store,
+    what: &str,
+) -> Result<ExitCode, Failure> {
+    let changes = store.changes(None, 10_000)?;
+    let found = match what.strip_prefix("change:") {
+        Some(n) => {
+            let id: i64 = n.parse().map_err(|_| {
+                Failure::user(anyhow::anyhow!(
+                    "`{n}` is not a change id (`cairn audit` lists them)"
+                ))
+            })?;
+            changes.into_iter().find(|(i, _)| *i == id)
+        }
+        None => changes
+            .into_iter()
+            .find(|(_, c)| c.kind == "denied" || c.kind == "deploy-failed"),
+    };
+    let Some((id, change)) = found else {
+        return Err(Failure::user(anyhow::anyhow!(
+            "no such change; `cairn audit` lists the recorded changes"
+        )));
+    };
+    let record: serde_json::Value = serde_json::from_str(&change.json).unwrap_or_default();
+    if cli.json {
+        print_json(
+            &json!({ "id": id, "kind": change.kind, "workload": change.workload,
+            "environment": change.environment, "actor": change.actor, "to": change.to_digest,
+            "log_index": change.log_index, "record": record }),
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "change {id}: {} of {} to {} by {} at {} (audit log entry {})",
+        change.kind,
+        change.workload,
+        change.environment,
+        change.actor,
+        rfc3339_utc(change.at_ms),
+        change.log_index
+    );
+    println!("artifact:  {}", change.to_digest);
+    if let Some(outcome) = record["outcome"].as_str() {
+        println!("outcome:   {outcome}");
+    }
+    let decision = &record["decision"];
+    println!(
+        "decision:  {} (policy {}, input {})",
+        if decision["allow"].as_bool() == Some(true) {
+            "allow"
+        } else {
+            "deny"
+        },
+        decision["policyDigest"].as_str().unwrap_or("?"),
+        decision["inputDigest"].as_str().unwrap_or("?")
+    );
+    for r in decision["reasons"].as_array().into_iter().flatten() {
+        println!(
+            "  rule {}: {}",
+            r["rule"].as_str().unwrap_or("?"),
+            r["message"].as_str().unwrap_or("?")
+        );
+    }
+    println!(
+        "hint:      `cairn policy eval {} {} --to {}` prints the gate's whole input",
+        change.workload, change.to_digest, change.environment
+    );
     Ok(ExitCode::SUCCESS)
 }

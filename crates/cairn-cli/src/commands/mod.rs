@@ -4,11 +4,15 @@ mod base;
 mod bench;
 mod evidence;
 mod explain;
+mod identity;
 mod image;
 mod init;
 mod key;
 mod log;
 mod logs;
+mod policy;
+mod promote;
+mod review;
 mod run;
 mod runs;
 mod sbom;
@@ -31,9 +35,13 @@ use crate::exit::Failure;
 pub use base::BaseCommand;
 pub use bench::scan_bench::ScanBenchArgs;
 pub use evidence::EvidenceArgs;
+pub use identity::{IdentityCommand, RoleCommand};
 pub use image::{ImageCommand, RebaseArgs};
 pub use key::KeyCommand;
 pub use log::LogCommand;
+pub use policy::PolicyCommand;
+pub use promote::{AuditArgs, PromoteArgs, RollbackArgs};
+pub use review::ReviewCommand;
 pub use sbom::SbomArgs;
 pub use scan::ScanArgs;
 pub use verify::VerifyArgs;
@@ -71,6 +79,14 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Base(cmd) => base::base(cli, cmd),
         Command::Image(cmd) => image::image(cli, cmd),
         Command::Rebase(args) => image::rebase(cli, args),
+        Command::Identity(cmd) => identity::identity(cli, cmd),
+        Command::Role(cmd) => identity::role(cli, cmd),
+        Command::Review(cmd) => review::review(cli, cmd),
+        Command::Promote(args) => promote::promote(cli, args),
+        Command::Rollback(args) => promote::rollback(cli, args),
+        Command::Status => promote::status(cli),
+        Command::Audit(args) => promote::audit(cli, args),
+        Command::Policy(cmd) => policy::policy(cli, cmd),
         Command::Bench(BenchCommand::Scan(args)) => bench::scan_bench::scan(cli, args),
         Command::Bench(BenchCommand::Where {
             sboms,

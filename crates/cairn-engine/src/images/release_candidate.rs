@@ -147,6 +147,9 @@ pub(crate) struct RcOutcome {
     pub exit_code: Option<i32>,
     /// `None` when everything passed.
     pub failure: Option<String>,
+    /// What failed, one entry per check or step: the test result names them, so a
+    /// failed HTTP check makes it FAILED even when the test command exited 0.
+    pub failed: Vec<String>,
 }
 
 /// What the acceptance stage needs to run the RC and the tests.
@@ -173,9 +176,11 @@ pub(crate) fn acceptance(
     let mut argv: Vec<String> = config.entrypoint().clone().unwrap_or_default();
     argv.extend(config.cmd().clone().unwrap_or_default());
     if argv.is_empty() {
+        let why = "the release-candidate image has no entrypoint or cmd to start".to_owned();
         return Ok(RcOutcome {
             exit_code: None,
-            failure: Some("the release-candidate image has no entrypoint or cmd to start".into()),
+            failure: Some(why.clone()),
+            failed: vec![why],
         });
     }
     let mut env: Vec<(String, String)> = config
@@ -232,6 +237,7 @@ pub(crate) fn acceptance(
         show_tail(&tail, log);
         return Ok(RcOutcome {
             exit_code: None,
+            failed: vec![failure.clone()],
             failure: Some(failure),
         });
     }
@@ -297,6 +303,7 @@ pub(crate) fn acceptance(
     Ok(RcOutcome {
         exit_code,
         failure: (!failures.is_empty()).then(|| failures.join("; ")),
+        failed: failures,
     })
 }
 

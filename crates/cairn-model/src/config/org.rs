@@ -14,13 +14,59 @@ pub const ORG_FILE: &str = "org.toml";
 
 /// Validated organisation settings. The default (no file) allows no registry:
 /// bases then come only from OCI layouts and root filesystems.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgConfig {
     /// Registry hosts (`host[:port]`) images may be pulled from or pushed to.
     pub registries: Vec<String>,
     /// A base whose scan finds an unfixed vulnerability at or above this severity
     /// (`low`, `medium`, `high`, `critical`) does not enter the catalog.
     pub base_max_severity: Option<String>,
+    /// The promotion path, in order (default: staging, production).
+    pub promotion_path: Vec<String>,
+    /// Each environment's deploy target (default: `local`).
+    pub environments: std::collections::BTreeMap<String, DeployTarget>,
+}
+
+/// Where an environment's deployments go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployTarget {
+    /// The image runs on this host in the sandbox, on a loopback port.
+    Local,
+    /// A digest-pinned manifest committed to a GitOps repository (Argo CD, Flux).
+    Gitops {
+        /// The repository (a local clone).
+        repo: String,
+        /// The directory in it, with `{workload}` and `{environment}` filled in.
+        dir: String,
+        /// Where the image is pushed, e.g. `registry.example.org/apps/{workload}`.
+        image_repository: String,
+    },
+}
+
+impl OrgConfig {
+    /// The deploy target of `environment`.
+    pub fn target(&self, environment: &str) -> DeployTarget {
+        self.environments
+            .get(environment)
+            .cloned()
+            .unwrap_or(DeployTarget::Local)
+    }
+
+    /// Where `environment` is on the promotion path.
+    pub fn position(&self, environment: &str) -> Option<usize> {
+        self.promotion_path.iter().position(|e| e == environment)
+    }
+}
+
+impl Default for OrgConfig {
+    fn default() -> Self {
+        OrgConfig {
+            registries: Vec::new(),
+            base_max_severity: None,
+            promotion_path: vec!["staging".to_owned(), "production".to_owned()],
+            environments: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -28,6 +74,24 @@ pub struct OrgConfig {
 struct RawOrg {
     registries: Option<RawRegistries>,
     base: Option<RawBase>,
+    promotion: Option<RawPromotion>,
+    #[serde(default)]
+    environments: std::collections::BTreeMap<String, Spanned<RawEnvironment>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPromotion {
+    path: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvironment {
+    target: Spanned<String>,
+    repo: Option<String>,
+    dir: Option<String>,
+    image_repository: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -96,9 +160,78 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
             ));
         }
     };
+    let err = |span: std::ops::Range<usize>, msg: String, help: &str| {
+        ConfigError::at(file, text, Some(span), msg, Some(help.to_owned()))
+    };
+    let mut promotion_path = OrgConfig::default().promotion_path;
+    if let Some(p) = raw.promotion {
+        if p.path.get_ref().is_empty() {
+            return Err(err(
+                p.path.span(),
+                "the promotion path is empty".into(),
+                "e.g. path = [\"staging\", \"production\"]",
+            ));
+        }
+        promotion_path = Vec::new();
+        for e in p.path.get_ref() {
+            if !super::is_valid_name(e.get_ref()) || promotion_path.contains(e.get_ref()) {
+                return Err(err(
+                    e.span(),
+                    format!(
+                        "`{}` is not a valid environment name, or is listed twice",
+                        e.get_ref()
+                    ),
+                    super::NAME_RULE,
+                ));
+            }
+            promotion_path.push(e.get_ref().clone());
+        }
+    }
+    let mut environments = std::collections::BTreeMap::new();
+    for (name, env) in raw.environments {
+        let span = env.span();
+        let env = env.into_inner();
+        if !promotion_path.contains(&name) {
+            return Err(err(
+                span,
+                format!(
+                    "environment `{name}` is not on the promotion path ({})",
+                    promotion_path.join(" → ")
+                ),
+                "add it to [promotion] path",
+            ));
+        }
+        let target = match env.target.get_ref().as_str() {
+            "local" => DeployTarget::Local,
+            "gitops" => match (env.repo, env.dir, env.image_repository) {
+                (Some(repo), Some(dir), Some(image_repository)) => DeployTarget::Gitops {
+                    repo,
+                    dir,
+                    image_repository,
+                },
+                _ => {
+                    return Err(err(
+                        env.target.span(),
+                        "a gitops target needs `repo`, `dir` and `image_repository`".into(),
+                        "e.g. repo = \"/srv/gitops\", dir = \"envs/{environment}/{workload}\", image_repository = \"registry.example.org/apps/{workload}\"",
+                    ));
+                }
+            },
+            other => {
+                return Err(err(
+                    env.target.span(),
+                    format!("unknown deploy target `{other}`"),
+                    "`local` or `gitops`",
+                ));
+            }
+        };
+        environments.insert(name, target);
+    }
     Ok(OrgConfig {
         registries,
         base_max_severity,
+        promotion_path,
+        environments,
     })
 }
 
@@ -116,6 +249,19 @@ mod tests {
         assert_eq!(org.registries, ["registry.example.org", "127.0.0.1:5000"]);
         assert_eq!(org.base_max_severity.as_deref(), Some("high"));
         assert_eq!(parse_org("org.toml", "").unwrap(), OrgConfig::default());
+        let org = parse_org(
+            "org.toml",
+            "[promotion]\npath = [\"qa\", \"prod\"]\n[environments.prod]\ntarget = \"gitops\"\nrepo = \"/srv/g\"\ndir = \"envs/{environment}/{workload}\"\nimage_repository = \"r.example.org/{workload}\"\n",
+        )
+        .unwrap();
+        assert_eq!(org.promotion_path, ["qa", "prod"]);
+        assert_eq!(org.target("qa"), DeployTarget::Local);
+        assert!(matches!(org.target("prod"), DeployTarget::Gitops { .. }));
+        assert_eq!(org.position("prod"), Some(1));
+        let e = parse_org("org.toml", "[environments.staging]\ntarget = \"ftp\"\n").unwrap_err();
+        assert!(e.message.contains("unknown deploy target"), "{e}");
+        let e = parse_org("org.toml", "[environments.prod]\ntarget = \"local\"\n").unwrap_err();
+        assert!(e.message.contains("not on the promotion path"), "{e}");
 
         let e = parse_org("org.toml", "[registries]\nallow = [\"docker.io\"]\n").unwrap_err();
         assert_eq!((e.line, e.column), (2, 10));

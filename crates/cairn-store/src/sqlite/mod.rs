@@ -7,6 +7,7 @@
 //! `synchronous = FULL` makes every acknowledged commit survive power loss.
 
 mod images;
+mod people;
 mod schema;
 
 use std::fs::{DirBuilder, OpenOptions};
@@ -21,6 +22,7 @@ use cairn_model::{
     BaseRecord, EvidenceRecord, ImageRecord, LogLine, LogStream, NewEvidence, NewRun, RunId,
     RunRecord, RunStatus, StageId, StageKind, StageRecord, StageStatus,
 };
+use cairn_model::{ChangeRecord, DeploymentRecord, IdentityRecord, RoleBinding};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
@@ -195,6 +197,11 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
         .map_err(StoreError::sqlite("setting synchronous = FULL"))?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(StoreError::sqlite("enabling foreign keys"))?;
+    // Up to 64 MiB of pages (the default is 2 MiB): a long-lived store (the
+    // server, `cairn bench where`) keeps the "where" index of popular names hot.
+    // Pages are allocated as they are read, so a short command pays nothing.
+    conn.pragma_update(None, "cache_size", -65_536)
+        .map_err(StoreError::sqlite("setting the page cache size"))?;
     Ok(())
 }
 
@@ -1498,6 +1505,113 @@ impl Store for SqliteStore {
         })
     }
 
+    fn add_identity(&self, identity: &IdentityRecord) -> Result<(), StoreError> {
+        self.write("adding an identity", |tx| {
+            people::add_identity(tx, identity)
+        })
+    }
+
+    fn add_first_identity(
+        &self,
+        identity: &IdentityRecord,
+        binding: &RoleBinding,
+    ) -> Result<bool, StoreError> {
+        self.write("adding the first identity", |tx| {
+            people::add_first_identity(tx, identity, binding)
+        })
+    }
+
+    fn identity(&self, name: &str) -> Result<Option<IdentityRecord>, StoreError> {
+        self.read("reading an identity", |tx| people::identity(tx, name))
+    }
+
+    fn identity_by_token(&self, token_sha256: &str) -> Result<Option<IdentityRecord>, StoreError> {
+        self.read("finding an identity by token", |tx| {
+            people::identity_by_token(tx, token_sha256)
+        })
+    }
+
+    fn identities(&self) -> Result<Vec<IdentityRecord>, StoreError> {
+        self.read("listing identities", people::identities)
+    }
+
+    fn revoke_identity(&self, name: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.write("revoking an identity", |tx| {
+            people::revoke_identity(tx, name, now_ms)
+        })
+    }
+
+    fn identity_count(&self) -> Result<u64, StoreError> {
+        self.read("counting identities", people::identity_count)
+    }
+
+    fn add_binding(&self, binding: &RoleBinding) -> Result<(), StoreError> {
+        self.write("binding a role", |tx| people::add_binding(tx, binding))
+    }
+
+    fn remove_binding(&self, binding: &RoleBinding) -> Result<bool, StoreError> {
+        self.write("removing a role binding", |tx| {
+            people::remove_binding(tx, binding)
+        })
+    }
+
+    fn bindings(&self) -> Result<Vec<RoleBinding>, StoreError> {
+        self.read("listing role bindings", people::bindings)
+    }
+
+    fn add_deployment(&self, deployment: &DeploymentRecord) -> Result<i64, StoreError> {
+        self.write("recording a deployment", |tx| {
+            people::add_deployment(tx, deployment)
+        })
+    }
+
+    fn current_deployment(
+        &self,
+        workload: &str,
+        environment: &str,
+    ) -> Result<Option<DeploymentRecord>, StoreError> {
+        self.read("reading the current deployment", |tx| {
+            let mut newest = people::deployments(tx, Some(workload), Some(environment), 1)?;
+            Ok(newest.pop())
+        })
+    }
+
+    fn deployments(
+        &self,
+        workload: Option<&str>,
+        environment: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeploymentRecord>, StoreError> {
+        self.read("listing deployments", |tx| {
+            people::deployments(tx, workload, environment, sql_limit(limit))
+        })
+    }
+
+    fn was_deployed(
+        &self,
+        workload: &str,
+        environment: &str,
+        digest: &str,
+    ) -> Result<bool, StoreError> {
+        self.read("looking up a deployment", |tx| {
+            people::was_deployed(tx, workload, environment, digest)
+        })
+    }
+
+    fn add_change(&self, change: &ChangeRecord) -> Result<i64, StoreError> {
+        self.write("recording a change", |tx| people::add_change(tx, change))
+    }
+
+    fn changes(
+        &self,
+        workload: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(i64, ChangeRecord)>, StoreError> {
+        self.read("listing change records", |tx| {
+            people::changes(tx, workload, sql_limit(limit))
+        })
+    }
+
     fn add_base(&self, base: &BaseRecord) -> Result<i64, StoreError> {
         self.write("adding a catalog base", |tx| images::add_base(tx, base))
     }
@@ -1742,6 +1856,7 @@ mod tests {
         assert_eq!(pragma(&store, "synchronous"), "Integer(2)");
         assert_eq!(pragma(&store, "foreign_keys"), "Integer(1)");
         assert_eq!(pragma(&store, "busy_timeout"), "Integer(5000)");
+        assert_eq!(pragma(&store, "cache_size"), "Integer(-65536)");
     }
 
     #[test]

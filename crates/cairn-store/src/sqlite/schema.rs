@@ -206,6 +206,63 @@ CREATE TABLE images (
 CREATE INDEX images_by_digest   ON images (digest, id);
 CREATE INDEX images_by_workload ON images (workload, id);
 "#,
+    // Version 7: identities (a token's SHA-256, never the token), their role
+    // bindings, deployments (the newest of a workload's environment runs there) and
+    // change records.
+    r#"
+CREATE TABLE identities (
+    name          TEXT    NOT NULL PRIMARY KEY,
+    kind          TEXT    NOT NULL CHECK (kind IN ('user', 'service-account')),
+    token_sha256  TEXT    NOT NULL UNIQUE,
+    created_at_ms INTEGER NOT NULL,
+    revoked_at_ms INTEGER
+) STRICT;
+
+-- An organisation-wide binding has neither workload nor environment; an
+-- environment binding has both. The unique index makes a binding a set member
+-- (NULLs would be distinct in a plain UNIQUE constraint).
+CREATE TABLE role_bindings (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    identity    TEXT    NOT NULL REFERENCES identities (name),
+    role        TEXT    NOT NULL,
+    workload    TEXT,
+    environment TEXT,
+    CHECK (environment IS NULL OR workload IS NOT NULL)
+) STRICT;
+CREATE UNIQUE INDEX role_bindings_unique
+    ON role_bindings (identity, role, ifnull(workload, ''), ifnull(environment, ''));
+
+CREATE TABLE deployments (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    workload        TEXT    NOT NULL,
+    environment     TEXT    NOT NULL,
+    digest          TEXT    NOT NULL,
+    previous_digest TEXT,
+    kind            TEXT    NOT NULL,
+    actor           TEXT    NOT NULL,
+    target          TEXT    NOT NULL,
+    detail          TEXT    NOT NULL,
+    log_index       INTEGER NOT NULL,
+    deployed_at_ms  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX deployments_by_environment ON deployments (workload, environment, id);
+CREATE INDEX deployments_by_digest      ON deployments (workload, environment, digest);
+CREATE INDEX deployments_by_env_only    ON deployments (environment, id);
+
+CREATE TABLE changes (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        TEXT    NOT NULL,
+    workload    TEXT    NOT NULL,
+    environment TEXT    NOT NULL,
+    actor       TEXT    NOT NULL,
+    from_digest TEXT,
+    to_digest   TEXT    NOT NULL,
+    log_index   INTEGER NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    json        TEXT    NOT NULL
+) STRICT;
+CREATE INDEX changes_by_workload ON changes (workload, id);
+"#,
 ];
 
 /// The schema version this code writes.

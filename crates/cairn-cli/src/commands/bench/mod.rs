@@ -458,7 +458,7 @@ pub fn push(cli: &Cli, size_mib: u64, registry: Option<&str>) -> Result<ExitCode
     let assembled = t.elapsed();
     let org = cairn_model::config::OrgConfig {
         registries: vec![registry.host.clone()],
-        base_max_severity: None,
+        ..Default::default()
     };
     let connection = cairn_engine::images::registry::Connection {
         plain_http: true,

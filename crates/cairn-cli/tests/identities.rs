@@ -1,0 +1,208 @@
+//! `cairn identity` and `cairn role` end to end: the bootstrap admin, an admin
+//! adding a developer and granting roles, denials that name the action, revoked
+//! tokens refused, and tokens that never show up again.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Fixture, Run};
+
+/// `cairn ARGS` as the identity holding `token` (or as nobody).
+fn as_(f: &Fixture, token: Option<&str>, args: &[&str]) -> Run {
+    let mut cmd = f.cairn(args);
+    match token {
+        Some(t) => cmd.env("CAIRN_TOKEN", t),
+        None => cmd.env_remove("CAIRN_TOKEN"),
+    };
+    Run::from(cmd.output().unwrap())
+}
+
+fn ok(f: &Fixture, token: Option<&str>, args: &[&str]) -> Run {
+    let r = as_(f, token, args);
+    assert_eq!(r.code, 0, "cairn {args:?}: {r:?}");
+    r
+}
+
+/// The token line of `cairn identity add`'s text output.
+fn token_of(run: &Run) -> String {
+    let tokens: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("cairn_"))
+        .collect();
+    assert_eq!(tokens.len(), 1, "one token line: {run:?}");
+    tokens[0].to_owned()
+}
+
+#[test]
+fn identities_and_roles_end_to_end() {
+    let f = Fixture::new();
+
+    // Bootstrap: no identity yet, no token needed; the first is a platform-admin.
+    let added = ok(&f, None, &["identity", "add", "admin"]);
+    assert!(added.stdout.contains("shown once"), "{added:?}");
+    assert!(added.stdout.contains("platform-admin"), "{added:?}");
+    let admin = token_of(&added);
+    assert!(
+        !added.stderr.contains(&admin),
+        "the token goes to stdout only"
+    );
+
+    // No second bootstrap: without a token, adding is refused and says what to do.
+    let again = as_(&f, None, &["identity", "add", "eve"]);
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(again.stderr.contains("CAIRN_TOKEN"), "{again:?}");
+
+    // Every other command needs a token, and says how to get one.
+    let anonymous = as_(&f, None, &["identity", "list"]);
+    assert_eq!(anonymous.code, 1, "{anonymous:?}");
+    assert!(
+        anonymous.stderr.contains(
+            "set CAIRN_TOKEN to your identity's token (cairn identity add prints it once)"
+        ),
+        "{anonymous:?}"
+    );
+
+    // The admin adds a developer (JSON shows the token once too) and grants roles.
+    let dev_added = as_(&f, Some(&admin), &["--json", "identity", "add", "dev"]);
+    assert_eq!(dev_added.code, 0, "{dev_added:?}");
+    let dev_json: serde_json::Value = serde_json::from_str(&dev_added.stdout).unwrap();
+    assert_eq!(dev_json["name"], "dev");
+    assert_eq!(dev_json["kind"], "user");
+    assert_eq!(dev_json["bootstrap"], false);
+    let dev = dev_json["token"].as_str().unwrap().to_owned();
+    assert!(dev.starts_with("cairn_"));
+    assert_ne!(dev, admin);
+    let bot = token_of(&ok(
+        &f,
+        Some(&admin),
+        &["identity", "add", "ci-bot", "--service-account"],
+    ));
+    ok(&f, Some(&admin), &["role", "grant", "dev", "developer"]);
+    let granted = ok(
+        &f,
+        Some(&admin),
+        &[
+            "role",
+            "grant",
+            "dev",
+            "release-manager",
+            "--workload",
+            "app",
+            "--env",
+            "staging",
+        ],
+    );
+    assert!(
+        granted
+            .stdout
+            .contains("granted release-manager to dev for workload app in staging"),
+        "{granted:?}"
+    );
+    // Bad words: an unknown role, an environment without a workload, an unknown
+    // identity.
+    for args in [
+        &["role", "grant", "dev", "owner"][..],
+        &["role", "grant", "dev", "viewer", "--env", "production"][..],
+        &["role", "grant", "nobody", "viewer"][..],
+    ] {
+        let r = as_(&f, Some(&admin), args);
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+    }
+    let unknown_role = as_(&f, Some(&admin), &["role", "grant", "dev", "owner"]);
+    assert!(
+        unknown_role.stderr.contains("unknown role `owner`"),
+        "{unknown_role:?}"
+    );
+
+    // whoami: the developer sees itself and its roles.
+    let me = ok(&f, Some(&dev), &["identity", "whoami"]);
+    assert!(me.stdout.starts_with("dev (user)"), "{me:?}");
+    assert!(me.stdout.contains("developer organisation-wide"), "{me:?}");
+    assert!(
+        me.stdout
+            .contains("release-manager for workload app in staging"),
+        "{me:?}"
+    );
+    let bot_me = ok(&f, Some(&bot), &["--json", "identity", "whoami"]);
+    let bot_me: serde_json::Value = serde_json::from_str(&bot_me.stdout).unwrap();
+    assert_eq!(bot_me["name"], "ci-bot");
+    assert_eq!(bot_me["kind"], "service-account");
+    assert_eq!(bot_me["roles"], serde_json::json!([]));
+
+    // The developer may view but not manage identities or roles: exit 1, and the
+    // reason names the action.
+    let listed = ok(&f, Some(&dev), &["role", "list"]);
+    assert!(listed.stdout.contains("admin"), "{listed:?}");
+    assert!(listed.stdout.contains("platform-admin"), "{listed:?}");
+    for args in [
+        &["identity", "add", "eve"][..],
+        &["role", "grant", "dev", "platform-admin"][..],
+        &["identity", "revoke", "admin"][..],
+    ] {
+        let denied = as_(&f, Some(&dev), args);
+        assert_eq!(denied.code, 1, "{args:?}: {denied:?}");
+        assert!(
+            denied.stderr.contains("permission denied")
+                && denied.stderr.contains("dev may not manage-identities")
+                && denied
+                    .stderr
+                    .contains("manage-identities is granted by: platform-admin"),
+            "{args:?}: {denied:?}"
+        );
+    }
+    // A service account with no role may not even list.
+    let bot_list = as_(&f, Some(&bot), &["identity", "list"]);
+    assert_eq!(bot_list.code, 1, "{bot_list:?}");
+    assert!(bot_list.stderr.contains("may not view"), "{bot_list:?}");
+
+    // The listing shows every identity, never a token or its hash.
+    let list = ok(&f, Some(&admin), &["identity", "list"]);
+    let list_json = ok(&f, Some(&admin), &["--json", "identity", "list"]);
+    for out in [&list.stdout, &list_json.stdout] {
+        for name in ["admin", "dev", "ci-bot"] {
+            assert!(out.contains(name), "{out}");
+        }
+        for token in [&admin, &dev, &bot] {
+            assert!(!out.contains(token.as_str()), "a token leaked: {out}");
+            assert!(!out.contains(&token[6..]), "a token leaked: {out}");
+            assert!(
+                !out.contains(&sha256_hex(token)),
+                "a token hash leaked: {out}"
+            );
+        }
+        assert!(!out.contains("cairn_"), "{out}");
+    }
+    let entries: serde_json::Value = serde_json::from_str(&list_json.stdout).unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 3);
+
+    // Revoked: the token is refused at once, and the listing says so.
+    let revoked = ok(&f, Some(&admin), &["identity", "revoke", "dev"]);
+    assert!(revoked.stdout.contains("revoked dev"), "{revoked:?}");
+    let refused = as_(&f, Some(&dev), &["identity", "whoami"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("revoked"), "{refused:?}");
+    assert!(!refused.stderr.contains(&dev), "{refused:?}");
+    let list = ok(&f, Some(&admin), &["identity", "list"]);
+    let dev_line = list.stdout.lines().find(|l| l.starts_with("dev ")).unwrap();
+    assert!(dev_line.contains("revoked"), "{list:?}");
+
+    // The last platform-admin cannot lock everyone out.
+    let last = as_(&f, Some(&admin), &["identity", "revoke", "admin"]);
+    assert_eq!(last.code, 1, "{last:?}");
+    assert!(last.stderr.contains("no active platform-admin"), "{last:?}");
+    ok(&f, Some(&admin), &["identity", "whoami"]);
+
+    // Role revocation: removed once, then a no-op that says so.
+    ok(&f, Some(&admin), &["role", "grant", "ci-bot", "viewer"]);
+    let rm = ok(&f, Some(&admin), &["role", "revoke", "ci-bot", "viewer"]);
+    assert!(rm.stdout.contains("revoked viewer from ci-bot"), "{rm:?}");
+    let rm = ok(&f, Some(&admin), &["role", "revoke", "ci-bot", "viewer"]);
+    assert!(rm.stdout.contains("nothing changed"), "{rm:?}");
+}
+
+fn sha256_hex(text: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,332 @@
+//! Gates, review, roles and promotion end to end with the real binary: the example
+//! web app goes run → staging → production with a second identity's approval;
+//! without it, with the author's own, skipping staging, or after a failed
+//! acceptance test, production is denied and `cairn explain promotion` names the
+//! rule. Every change is in the audit log with a verified inclusion proof; a
+//! rollback goes through the gate again; a deployment whose log entry cannot be
+//! written does not happen.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{Fixture, Run};
+use serde_json::Value;
+
+struct Team {
+    f: Fixture,
+    admin: String,
+    /// The commits' author (git's `author@example.invalid`), a maintainer too.
+    author: String,
+    /// A maintainer who is not the author.
+    bob: String,
+    /// A release manager: promotes.
+    rita: String,
+    /// A developer: may not promote.
+    dev: String,
+}
+
+fn as_(f: &Fixture, token: &str, args: &[&str]) -> Run {
+    Run::from(f.cairn(args).env("CAIRN_TOKEN", token).output().unwrap())
+}
+
+fn token(f: &Fixture, actor: Option<&str>, name: &str) -> String {
+    let mut cmd = f.cairn(&["--json", "identity", "add", name]);
+    if let Some(t) = actor {
+        cmd.env("CAIRN_TOKEN", t);
+    }
+    let r = Run::from(cmd.output().unwrap());
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+fn team() -> Team {
+    let f = Fixture::example("hello-web");
+    f.ok(&["base", "create", "tiny", "--name", "tiny"]);
+    let admin = token(&f, None, "admin@example.org");
+    let author = token(&f, Some(&admin), "author@example.invalid");
+    let bob = token(&f, Some(&admin), "bob@example.org");
+    let rita = token(&f, Some(&admin), "rita@example.org");
+    let dev = token(&f, Some(&admin), "dev@example.org");
+    for (who, role) in [
+        ("author@example.invalid", "maintainer"),
+        ("bob@example.org", "maintainer"),
+        ("rita@example.org", "release-manager"),
+        ("dev@example.org", "developer"),
+    ] {
+        let r = as_(
+            &f,
+            &admin,
+            &["role", "grant", who, role, "--workload", "hello-web"],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    Team {
+        f,
+        admin,
+        author,
+        bob,
+        rita,
+        dev,
+    }
+}
+
+fn built_image(f: &Fixture) -> String {
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    f.json(&["image", "list"])[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn get(url: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode(), end='')",
+            url,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn denied_by(t: &Team, r: &Run, rule: &str) {
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains(&format!("[{rule}]")), "{rule}: {r:?}");
+    let explain = t.f.ok(&["explain", "promotion"]).stdout;
+    assert!(explain.contains(&format!("rule {rule}:")), "{explain}");
+}
+
+#[test]
+fn run_to_staging_to_production_with_a_second_identitys_approval() {
+    let t = team();
+    let f = &t.f;
+    let digest = built_image(f);
+
+    // A developer may not promote: the roles say so before any gate.
+    let r = as_(
+        f,
+        &t.dev,
+        &["promote", "hello-web", &digest, "--to", "staging"],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("promote"), "{r:?}");
+
+    // Staging: tests passed on this digest, provenance, catalog base; no approval needed.
+    let r = as_(
+        f,
+        &t.rita,
+        &["--json", "promote", "hello-web", &digest, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let staged: Value = serde_json::from_str(&r.stdout).unwrap();
+    let url = staged["deployment"]["detail"].as_str().unwrap().to_owned();
+    assert_eq!(get(&format!("{url}/")), "hello from cairn\n");
+
+    // Production without an approval: denied by the review rule, nothing deployed.
+    let r = as_(
+        f,
+        &t.rita,
+        &["promote", "hello-web", &digest, "--to", "production"],
+    );
+    denied_by(&t, &r, "review");
+    // The author's own approval does not count.
+    let r = as_(f, &t.author, &["review", "approve"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("does not count"), "{r:?}");
+    let r = as_(
+        f,
+        &t.rita,
+        &["promote", "hello-web", &digest, "--to", "production"],
+    );
+    denied_by(&t, &r, "review");
+    // A second maintainer's approval does.
+    assert_eq!(as_(f, &t.bob, &["review", "approve"]).code, 0);
+    let r = as_(
+        f,
+        &t.rita,
+        &[
+            "--json",
+            "promote",
+            "hello-web",
+            &digest,
+            "--to",
+            "production",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let prod: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(prod["allow"], true);
+    assert!(prod["vsa_evidence"].as_i64().is_some(), "{prod}");
+
+    let status = as_(f, &t.rita, &["--json", "status"]);
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    let envs: Vec<(&str, &str, bool)> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["environment"].as_str().unwrap(),
+                s["digest"].as_str().unwrap(),
+                s["running"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        envs.contains(&("staging", digest.as_str(), true)),
+        "{envs:?}"
+    );
+    assert!(
+        envs.contains(&("production", digest.as_str(), true)),
+        "{envs:?}"
+    );
+
+    // The VSA is signed evidence about the digest.
+    let evidence = f.json(&["evidence", &digest]);
+    let types: Vec<&str> = evidence
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["predicate_type"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.contains(&"https://slsa.dev/verification_summary/v1"),
+        "{types:?}"
+    );
+
+    // Every change is in the log with a verified inclusion proof.
+    let audit = f.json(&["audit"]);
+    let kinds: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["deploy", "denied", "denied", "deploy"],
+        "newest first: {audit}"
+    );
+    for c in audit.as_array().unwrap() {
+        assert_eq!(c["proof"]["verified"], true, "{c}");
+    }
+
+    // A new commit that skips staging is denied, even approved.
+    f.write("README", "a new commit\n").commit("second");
+    let second = built_image(f);
+    assert_ne!(second, digest);
+    assert_eq!(as_(f, &t.bob, &["review", "approve"]).code, 0);
+    let r = as_(
+        f,
+        &t.rita,
+        &["promote", "hello-web", &second, "--to", "production"],
+    );
+    denied_by(&t, &r, "promotion-path");
+
+    // Staging takes it; a rollback of staging goes back through the gate and runs the first.
+    assert_eq!(
+        as_(
+            f,
+            &t.rita,
+            &["promote", "hello-web", &second, "--to", "staging"]
+        )
+        .code,
+        0
+    );
+    let r = as_(
+        f,
+        &t.rita,
+        &["--json", "rollback", "hello-web", "--env", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let back: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(back["deployment"]["digest"], digest.as_str());
+    let _ = &t.admin;
+}
+
+#[test]
+fn a_failed_acceptance_test_is_denied_and_a_deploy_without_its_log_entry_cannot_happen() {
+    let t = team();
+    let f = &t.f;
+    // The RC does not pass its HTTP checks: the run fails at acceptance tests.
+    let config = std::fs::read_to_string(f.repo.join("cairn.toml")).unwrap();
+    f.write(
+        "cairn.toml",
+        &config.replace("contains = \"hello from cairn\"", "contains = \"goodbye\""),
+    )
+    .commit("expect another greeting");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let digest = f.json(&["image", "list"])[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = as_(
+        f,
+        &t.rita,
+        &["promote", "hello-web", &digest, "--to", "staging"],
+    );
+    denied_by(&t, &r, "tests");
+    let status = as_(f, &t.rita, &["--json", "status"]);
+    assert_eq!(status.stdout.trim(), "[]", "{status:?}");
+
+    // A good build, but the audit log cannot be written: nothing is deployed.
+    f.write("cairn.toml", &config)
+        .commit("expect the greeting again");
+    let good = built_image(f);
+    let log = f.data.join("log");
+    let script = format!(
+        "mount --bind {log} {log} && mount -o remount,bind,ro {log} && exec \"$0\" \"$@\"",
+        log = log.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .arg(env!("CARGO_BIN_EXE_cairn"))
+        .args(["promote", "hello-web", &good, "--to", "staging"])
+        .current_dir(&f.repo)
+        .env("CAIRN_HOME", &f.data)
+        .env("CAIRN_TOKEN", &t.rita)
+        .env_remove("CAIRN_PLATFORM_DIR")
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("log"), "the error names the log: {r:?}");
+    let status = as_(f, &t.rita, &["--json", "status"]);
+    assert_eq!(
+        status.stdout.trim(),
+        "[]",
+        "the environment is unchanged: {status:?}"
+    );
+
+    // Bad input: an override without a reason, an unknown environment.
+    let r = as_(
+        f,
+        &t.rita,
+        &[
+            "promote",
+            "hello-web",
+            &good,
+            "--to",
+            "staging",
+            "--override",
+            "",
+        ],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    let r = as_(f, &t.rita, &["promote", "hello-web", &good, "--to", "moon"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("not on the promotion path"), "{r:?}");
+    let r = Run::from(
+        f.cairn(&["promote", "hello-web", &good, "--to", "staging"])
+            .env("CAIRN_TOKEN", "cairn_not-a-token")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 1, "an unknown token: {r:?}");
+}

@@ -1,0 +1,508 @@
+//! Identities and authorisation for the CLI and the server: who is asking
+//! (a bearer token), and may they (cairn-policy's one [`cairn_policy::authorize`]
+//! over the bindings kept in the store).
+//!
+//! - A token is `cairn_` followed by 32 random bytes from aws-lc-rs in base64url
+//!   (no padding). It is shown once, to its owner, when the identity is created;
+//!   the store keeps only its SHA-256 (hex). [`Token`] never prints it in `Debug`.
+//! - [`authenticate`] hashes the presented token and looks the hash up. No stored
+//!   secret is compared byte by byte with attacker input, so there is no timing
+//!   side channel to make constant-time: what a lookup's timing could reveal is
+//!   about the SHA-256 of the guess, which says nothing about any real token.
+//! - Unknown, malformed and revoked tokens are all refused the same way (fail
+//!   closed); a revoked identity is also absent from [`bindings`], so it is
+//!   denied even when handed in as an already-authenticated [`Identity`].
+//! - Bootstrap: while the store has no identity at all (revoked ones count), the
+//!   first [`create_identity`] without an actor creates the identity *and* binds
+//!   it `platform-admin` organisation-wide, in one store transaction (two racing
+//!   bootstraps cannot both win). After that, managing identities and roles needs
+//!   [`Action::ManageIdentities`].
+//! - The actor of a CLI command comes from the environment variable
+//!   [`TOKEN_ENV`] (`CAIRN_TOKEN`), see [`actor_from_env`].
+//! - The last active organisation-wide platform-admin cannot be revoked (nor its
+//!   binding removed): nobody could manage identities afterwards.
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use cairn_model::{IdentityKind, IdentityRecord, RoleBinding};
+use cairn_policy::{Action, Binding, BindingScope, Bindings, Identity, OverrideGrant, Role, Scope};
+use cairn_store::{Store, StoreError};
+
+use crate::EngineError;
+
+/// The environment variable a CLI command reads its actor's token from.
+pub const TOKEN_ENV: &str = "CAIRN_TOKEN";
+
+/// Every token starts with this, so a leaked one is easy to recognise (and scan for).
+pub const TOKEN_PREFIX: &str = "cairn_";
+
+/// Random bytes in a token.
+const TOKEN_BYTES: usize = 32;
+
+/// Anything longer is not a cairn token (and is not hashed).
+const MAX_TOKEN_LEN: usize = 256;
+
+/// The longest identity name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// The longest workload or environment name in a binding.
+pub const MAX_SCOPE_LEN: usize = 128;
+
+/// A bearer token: shown once to its owner, never logged. `Debug` redacts it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// The token itself, to show its owner exactly once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// A new identity and its token (the only time the token exists in clear).
+#[derive(Debug, Clone)]
+pub struct NewIdentity {
+    pub record: IdentityRecord,
+    pub token: Token,
+    /// This was the first identity: it was also bound `platform-admin`
+    /// organisation-wide.
+    pub bootstrap: bool,
+}
+
+/// The hex SHA-256 of a token, as the store keeps it.
+pub fn token_sha256(token: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in digest.as_ref() {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    hex
+}
+
+fn new_token() -> Result<Token, EngineError> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| EngineError::NoRandomness)?;
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    Ok(Token(format!("{TOKEN_PREFIX}{text}")))
+}
+
+/// The policy's view of an identity kind.
+pub fn policy_kind(kind: IdentityKind) -> cairn_policy::IdentityKind {
+    match kind {
+        IdentityKind::User => cairn_policy::IdentityKind::User,
+        IdentityKind::ServiceAccount => cairn_policy::IdentityKind::ServiceAccount,
+    }
+}
+
+/// The authenticated identity of a stored record.
+pub fn identity_of(record: &IdentityRecord) -> Identity {
+    Identity {
+        name: record.name.clone(),
+        kind: policy_kind(record.kind),
+    }
+}
+
+/// Checks an identity's name: 1 to [`MAX_NAME_LEN`] characters of `a-z`, `A-Z`,
+/// `0-9`, `.`, `_`, `-` and `@`, starting with a letter or digit (so a user's
+/// e-mail address fits, and no name looks like a flag or holds whitespace).
+pub fn check_identity_name(name: &str) -> Result<(), EngineError> {
+    let bad = |why| EngineError::BadName {
+        what: "identity name",
+        value: name.chars().take(MAX_NAME_LEN + 16).collect(),
+        why,
+    };
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(bad("it must be 1 to 64 characters long"));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(bad("it must start with a letter or a digit"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    {
+        return Err(bad("use only letters, digits, '.', '_', '-' and '@'"));
+    }
+    Ok(())
+}
+
+fn check_scope_name(what: &'static str, value: &str) -> Result<(), EngineError> {
+    let bad = |why| EngineError::BadName {
+        what,
+        value: value.chars().take(MAX_SCOPE_LEN + 16).collect(),
+        why,
+    };
+    if value.is_empty() || value.len() > MAX_SCOPE_LEN {
+        return Err(bad("it must be 1 to 128 characters long"));
+    }
+    if !value.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(bad("it must be printable ASCII without spaces"));
+    }
+    Ok(())
+}
+
+/// Creates an identity and its token.
+///
+/// Without an `actor` this is the bootstrap: allowed only while the store has no
+/// identity at all, and the new identity is also bound `platform-admin`
+/// organisation-wide ([`NewIdentity::bootstrap`]); otherwise
+/// [`EngineError::AlreadyBootstrapped`]. With an `actor`, the actor needs
+/// [`Action::ManageIdentities`] and the identity gets no binding.
+pub fn create_identity(
+    store: &dyn Store,
+    actor: Option<&Identity>,
+    name: &str,
+    kind: IdentityKind,
+    now_ms: i64,
+) -> Result<NewIdentity, EngineError> {
+    check_identity_name(name)?;
+    if let Some(actor) = actor {
+        authorize(
+            store,
+            actor,
+            Action::ManageIdentities,
+            &Scope::organisation(),
+        )?;
+    }
+    let token = new_token()?;
+    let record = IdentityRecord {
+        name: name.to_owned(),
+        kind,
+        token_sha256: token_sha256(token.expose()),
+        created_at_ms: now_ms,
+        revoked_at_ms: None,
+    };
+    let exists = |e: StoreError| match e {
+        StoreError::Exists { .. } => EngineError::IdentityExists {
+            name: name.to_owned(),
+        },
+        other => other.into(),
+    };
+    match actor {
+        None => {
+            let binding = RoleBinding {
+                identity: name.to_owned(),
+                role: Role::PlatformAdmin.as_str().to_owned(),
+                workload: None,
+                environment: None,
+            };
+            if !store
+                .add_first_identity(&record, &binding)
+                .map_err(exists)?
+            {
+                return Err(EngineError::AlreadyBootstrapped);
+            }
+            Ok(NewIdentity {
+                record,
+                token,
+                bootstrap: true,
+            })
+        }
+        Some(_) => {
+            store.add_identity(&record).map_err(exists)?;
+            Ok(NewIdentity {
+                record,
+                token,
+                bootstrap: false,
+            })
+        }
+    }
+}
+
+/// The active identity holding `token`; unknown, malformed and revoked tokens
+/// are all [`EngineError::BadToken`].
+pub fn authenticate(store: &dyn Store, token: &str) -> Result<Identity, EngineError> {
+    let token = token.trim();
+    if token.len() > MAX_TOKEN_LEN || !token.starts_with(TOKEN_PREFIX) {
+        return Err(EngineError::BadToken);
+    }
+    match store.identity_by_token(&token_sha256(token))? {
+        Some(record) if record.revoked_at_ms.is_none() => Ok(identity_of(&record)),
+        _ => Err(EngineError::BadToken),
+    }
+}
+
+/// The actor named by a token, or [`EngineError::NoToken`] when there is none
+/// (an empty token counts as none).
+pub fn actor_from_token(store: &dyn Store, token: Option<&str>) -> Result<Identity, EngineError> {
+    match token.map(str::trim) {
+        None | Some("") => Err(EngineError::NoToken),
+        Some(token) => authenticate(store, token),
+    }
+}
+
+/// The actor of a CLI command: the identity whose token is in `CAIRN_TOKEN`.
+/// Unset → [`EngineError::NoToken`] ("set CAIRN_TOKEN to your identity's token
+/// (cairn identity add prints it once)"); a value that is not UTF-8 is
+/// [`EngineError::BadToken`].
+pub fn actor_from_env(store: &dyn Store) -> Result<Identity, EngineError> {
+    match std::env::var_os(TOKEN_ENV) {
+        None => Err(EngineError::NoToken),
+        Some(value) => match value.to_str() {
+            Some(text) => actor_from_token(store, Some(text)),
+            None => Err(EngineError::BadToken),
+        },
+    }
+}
+
+/// The binding of a store row, as cairn-policy reads it.
+pub fn policy_binding(row: &RoleBinding) -> Result<Binding, EngineError> {
+    let role = Role::parse(&row.role).ok_or_else(|| {
+        EngineError::Store(StoreError::Corrupt {
+            what: "role name",
+            value: row.role.clone(),
+        })
+    })?;
+    let scope = match (&row.workload, &row.environment) {
+        (None, None) => BindingScope::Organisation,
+        (Some(workload), None) => BindingScope::Workload {
+            workload: workload.clone(),
+        },
+        (Some(workload), Some(environment)) => BindingScope::Environment {
+            workload: workload.clone(),
+            environment: environment.clone(),
+        },
+        (None, Some(environment)) => {
+            return Err(EngineError::Store(StoreError::Corrupt {
+                what: "role binding scope",
+                value: format!("environment {environment} without a workload"),
+            }));
+        }
+    };
+    Ok(Binding {
+        identity: row.identity.clone(),
+        role,
+        scope,
+    })
+}
+
+/// The active identities and their bindings, as cairn-policy's [`Bindings`].
+/// Revoked identities and their bindings are left out, so they are denied
+/// everything. A row the policy cannot read (an unknown role) is an error, not
+/// skipped.
+pub fn bindings(store: &dyn Store) -> Result<Bindings, EngineError> {
+    let mut out = Bindings::default();
+    for record in store.identities()? {
+        if record.revoked_at_ms.is_none() {
+            out.identities
+                .insert(record.name.clone(), policy_kind(record.kind));
+        }
+    }
+    for row in store.bindings()? {
+        if out.identities.contains_key(&row.identity) {
+            out.bindings.push(policy_binding(&row)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The policy's reason, and which roles would grant the action (so the user
+/// knows what to ask for).
+fn denied(action: Action, denied: cairn_policy::Denied) -> EngineError {
+    let grantors: Vec<&str> = Role::ALL
+        .into_iter()
+        .filter(|r| r.grants(action))
+        .map(Role::as_str)
+        .collect();
+    EngineError::Denied {
+        action: action.as_str(),
+        reason: format!(
+            "{} ({} is granted by: {})",
+            denied.reason,
+            action.as_str(),
+            grantors.join(", ")
+        ),
+    }
+}
+
+/// May `actor` do `action` at `scope`? [`cairn_policy::authorize`] over the
+/// store's bindings; [`EngineError::Denied`] carries the policy's reason.
+pub fn authorize(
+    store: &dyn Store,
+    actor: &Identity,
+    action: Action,
+    scope: &Scope,
+) -> Result<(), EngineError> {
+    let bindings = bindings(store)?;
+    cairn_policy::authorize(&bindings, actor, action, scope).map_err(|d| denied(action, d))
+}
+
+/// A break-glass override by `actor` at `scope` with `reason`
+/// ([`cairn_policy::authorize_override`]): always flagged.
+pub fn authorize_override(
+    store: &dyn Store,
+    actor: &Identity,
+    scope: &Scope,
+    reason: &str,
+) -> Result<OverrideGrant, EngineError> {
+    let bindings = bindings(store)?;
+    cairn_policy::authorize_override(&bindings, actor, scope, reason)
+        .map_err(|d| denied(Action::Override, d))
+}
+
+/// Names of the active identities bound `platform-admin` organisation-wide.
+fn active_admins(bindings: &Bindings) -> BTreeSet<&str> {
+    bindings
+        .bindings
+        .iter()
+        .filter(|b| b.role == Role::PlatformAdmin && b.scope == BindingScope::Organisation)
+        .map(|b| b.identity.as_str())
+        .collect()
+}
+
+/// Revokes identity `name` (its token stops working; it keeps its name and
+/// history). Needs [`Action::ManageIdentities`]; refuses to revoke the last
+/// active organisation-wide platform-admin. Returns `false` when it was already
+/// revoked.
+pub fn revoke_identity(
+    store: &dyn Store,
+    actor: &Identity,
+    name: &str,
+    now_ms: i64,
+) -> Result<bool, EngineError> {
+    authorize(
+        store,
+        actor,
+        Action::ManageIdentities,
+        &Scope::organisation(),
+    )?;
+    let Some(record) = store.identity(name)? else {
+        return Err(EngineError::UnknownIdentity {
+            name: name.to_owned(),
+        });
+    };
+    if record.revoked_at_ms.is_some() {
+        return Ok(false);
+    }
+    let current = bindings(store)?;
+    let admins = active_admins(&current);
+    if admins.len() == 1 && admins.contains(name) {
+        return Err(EngineError::LastAdmin);
+    }
+    Ok(store.revoke_identity(name, now_ms)?)
+}
+
+/// A binding from the command line's words: the role must be one cairn-policy
+/// knows, an environment needs a workload, names are bounded.
+pub fn role_binding(
+    identity: &str,
+    role: &str,
+    workload: Option<&str>,
+    environment: Option<&str>,
+) -> Result<RoleBinding, EngineError> {
+    check_identity_name(identity)?;
+    let role = Role::parse(role).ok_or_else(|| EngineError::UnknownRole {
+        name: role.chars().take(64).collect(),
+    })?;
+    if let Some(w) = workload {
+        check_scope_name("workload name", w)?;
+    }
+    if let Some(e) = environment {
+        check_scope_name("environment name", e)?;
+        if workload.is_none() {
+            return Err(EngineError::BadName {
+                what: "role scope",
+                value: format!("--env {e}"),
+                why: "an environment binding also needs --workload",
+            });
+        }
+    }
+    Ok(RoleBinding {
+        identity: identity.to_owned(),
+        role: role.as_str().to_owned(),
+        workload: workload.map(str::to_owned),
+        environment: environment.map(str::to_owned),
+    })
+}
+
+/// Binds a role (adding an existing binding is a no-op). Needs
+/// [`Action::ManageIdentities`]; the identity must exist and be active.
+pub fn grant_role(
+    store: &dyn Store,
+    actor: &Identity,
+    binding: &RoleBinding,
+) -> Result<(), EngineError> {
+    authorize(
+        store,
+        actor,
+        Action::ManageIdentities,
+        &Scope::organisation(),
+    )?;
+    // Checks the role's name and the scope as role_binding does.
+    policy_binding(binding).map_err(|_| EngineError::UnknownRole {
+        name: binding.role.clone(),
+    })?;
+    match store.identity(&binding.identity)? {
+        None => {
+            return Err(EngineError::UnknownIdentity {
+                name: binding.identity.clone(),
+            });
+        }
+        Some(r) if r.revoked_at_ms.is_some() => {
+            return Err(EngineError::IdentityRevoked {
+                name: binding.identity.clone(),
+            });
+        }
+        Some(_) => {}
+    }
+    store.add_binding(binding).map_err(|e| match e {
+        StoreError::NotFound { .. } => EngineError::UnknownIdentity {
+            name: binding.identity.clone(),
+        },
+        StoreError::Invalid { .. } => EngineError::IdentityRevoked {
+            name: binding.identity.clone(),
+        },
+        other => other.into(),
+    })
+}
+
+/// Removes a binding; `false` when there was none. Needs
+/// [`Action::ManageIdentities`]; refuses to remove the last active
+/// organisation-wide platform-admin binding.
+pub fn revoke_role(
+    store: &dyn Store,
+    actor: &Identity,
+    binding: &RoleBinding,
+) -> Result<bool, EngineError> {
+    authorize(
+        store,
+        actor,
+        Action::ManageIdentities,
+        &Scope::organisation(),
+    )?;
+    if binding.role == Role::PlatformAdmin.as_str()
+        && binding.workload.is_none()
+        && binding.environment.is_none()
+    {
+        let current = bindings(store)?;
+        let admins = active_admins(&current);
+        if admins.len() == 1 && admins.contains(binding.identity.as_str()) {
+            return Err(EngineError::LastAdmin);
+        }
+    }
+    Ok(store.remove_binding(binding)?)
+}
+
+/// Every identity (revoked ones too) for `cairn identity list`; needs
+/// [`Action::View`] at the organisation. The records carry only token hashes.
+pub fn list_identities(
+    store: &dyn Store,
+    actor: &Identity,
+) -> Result<Vec<IdentityRecord>, EngineError> {
+    authorize(store, actor, Action::View, &Scope::organisation())?;
+    Ok(store.identities()?)
+}
+
+/// Every binding for `cairn role list`; needs [`Action::View`] at the
+/// organisation.
+pub fn list_bindings(store: &dyn Store, actor: &Identity) -> Result<Vec<RoleBinding>, EngineError> {
+    authorize(store, actor, Action::View, &Scope::organisation())?;
+    Ok(store.bindings()?)
+}

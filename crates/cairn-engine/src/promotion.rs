@@ -1,0 +1,743 @@
+//! Promotion and rollback: the gate at every environment, then the change in the
+//! audit log (durable before anything moves), then the deploy target, then the
+//! environment record, the VSA and the change record.
+//!
+//! The gate's input is built only from what cairn can verify: evidence about the
+//! digest whose signature and log entry check against cairn's own keys, reviews
+//! of the image's exact commit (signed review statements), the catalog, the
+//! environment's history, and the actor's roles. Every decision is itself signed
+//! evidence (policy digest, input digest, result) in the log, allowed or not.
+
+use std::path::{Path, PathBuf};
+
+use cairn_evidence::review::{Review, commit_subject_digest};
+use cairn_evidence::vsa::{InputAttestation, VerificationResult, VsaFacts};
+use cairn_evidence::{
+    Bundle, Predicate, Sha256Digest, SigningKey, Statement, Subject, VerifyingKey,
+};
+use cairn_model::config::{DeployTarget, OrgConfig};
+use cairn_model::{ChangeRecord, DeploymentRecord, NewEvidence};
+use cairn_policy::{Action, Decision, DefaultParams, Gate, Identity, Limits, Scope};
+use cairn_store::Store;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::audit::{AuditLog, Change, Deploy, LOCK_WAIT, Override, Rollback};
+use crate::host::now_ms;
+use crate::images::{Images, deploy_local};
+use crate::keys::KeyStore;
+use crate::runner::BUILDER_ID;
+use crate::{DataDir, EngineError};
+
+/// The verifier id in cairn's VSAs.
+pub const VERIFIER_ID: &str = "urn:cairn:verifier:gate";
+/// The predicate type of a gate decision.
+pub const DECISION_PREDICATE: &str = "https://cairn.invalid/attestation/gate-decision/v1";
+/// Organisation policies: `$CAIRN_PLATFORM_DIR/policy/*.rego`, added to the default set.
+pub const POLICY_DIR: &str = "policy";
+const MAX_POLICY_FILES: usize = 64;
+
+/// A signed gate decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GateDecision(pub Value);
+
+impl Predicate for GateDecision {
+    const PREDICATE_TYPE: &'static str = DECISION_PREDICATE;
+}
+
+/// What the actor asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    Promote,
+    Rollback,
+}
+
+/// One promotion or rollback.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub workload: String,
+    /// The image: a digest, a unique digest prefix, or a layout ref.
+    pub image: String,
+    pub environment: String,
+    pub actor: Identity,
+    pub intent: Intent,
+    /// Break-glass: deploy despite a denial, with this reason (always logged and
+    /// flagged).
+    pub override_reason: Option<String>,
+}
+
+/// What happened.
+#[derive(Debug)]
+pub struct Outcome {
+    pub decision: Decision,
+    /// The gate's input, as decided (for `cairn policy eval` and explanations).
+    pub input: Value,
+    /// The signed decision's evidence id and its log entry.
+    pub decision_evidence: i64,
+    pub decision_log_index: u64,
+    /// The change record (also for denials).
+    pub change_id: i64,
+    pub change: ChangeRecord,
+    /// The new environment record, when it was deployed.
+    pub deployment: Option<DeploymentRecord>,
+    /// The VSA's evidence id, when it was deployed.
+    pub vsa_evidence: Option<i64>,
+}
+
+/// The context a promotion needs.
+#[derive(Debug)]
+pub struct Promoter<'a> {
+    pub data: &'a DataDir,
+    pub store: &'a dyn Store,
+    pub org: &'a OrgConfig,
+    pub platform_dir: Option<&'a Path>,
+}
+
+/// cairn's public keys (current and retired), and the log's verifier.
+struct Trust {
+    keys: Vec<VerifyingKey>,
+    log: cairn_tlog::note::Verifier,
+}
+
+impl Trust {
+    fn load(data: &DataDir) -> Result<(Trust, SigningKey), EngineError> {
+        let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
+        let store = KeyStore::new(data);
+        let key = store.load_or_create(&audit)?.0;
+        let mut keys = vec![key.verifying_key().clone()];
+        keys.extend(store.retired()?.into_iter().map(|r| r.key));
+        Ok((
+            Trust {
+                keys,
+                log: audit.verifier().clone(),
+            },
+            key,
+        ))
+    }
+
+    /// The statement a bundle carries, when its signature and log entry verify
+    /// against one of cairn's keys; `None` otherwise (it then never reaches a gate).
+    fn statement(&self, bundle: &[u8]) -> Option<(Value, String)> {
+        let bundle = Bundle::from_json(bundle).ok()?;
+        for key in &self.keys {
+            if let Ok(payload) = bundle.verify_with_log(key, &self.log) {
+                let statement: Value = serde_json::from_slice(payload).ok()?;
+                return Some((statement, key.key_id().to_string()));
+            }
+        }
+        None
+    }
+}
+
+impl Promoter<'_> {
+    /// The gate: the default policy set with cairn's builder id, plus the
+    /// organisation's own policies.
+    pub fn gate(&self) -> Result<Gate, EngineError> {
+        let mut files: Vec<(String, String)> = cairn_policy::default_policy_files()
+            .into_iter()
+            .map(|(f, t)| (f.to_owned(), t.to_owned()))
+            .collect();
+        if let Some(dir) = self.platform_dir.map(|p| p.join(POLICY_DIR))
+            && dir.is_dir()
+        {
+            let mut extra: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map_err(EngineError::io("list", &dir))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "rego"))
+                .filter(|p| !p.to_string_lossy().ends_with("_test.rego"))
+                .collect();
+            extra.sort();
+            if extra.len() > MAX_POLICY_FILES {
+                return Err(EngineError::Policy(cairn_policy::PolicyError::TooLarge {
+                    what: "the organisation's policy directory (files)".to_owned(),
+                    size: extra.len(),
+                    limit: MAX_POLICY_FILES,
+                }));
+            }
+            for path in extra {
+                let text =
+                    std::fs::read_to_string(&path).map_err(EngineError::io("read", &path))?;
+                files.push((path.display().to_string(), text));
+            }
+        }
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(f, t)| (f.as_str(), t.as_str()))
+            .collect();
+        let data = DefaultParams::new(BUILDER_ID).to_data()?;
+        Ok(Gate::load_with(&refs, &data, Limits::default())?)
+    }
+
+    /// The image, its digest and record, and the environment's position, checked.
+    fn resolve(
+        &self,
+        req: &Request,
+    ) -> Result<
+        (
+            Images,
+            cairn_oci::Image,
+            String,
+            cairn_model::ImageRecord,
+            usize,
+        ),
+        EngineError,
+    > {
+        let position = self.org.position(&req.environment).ok_or_else(|| {
+            EngineError::BadDeployTarget {
+                why: format!(
+                    "environment `{}` is not on the promotion path ({}); org.toml's [promotion] path lists them",
+                    req.environment,
+                    self.org.promotion_path.join(" → ")
+                ),
+            }
+        })?;
+        let images = Images::open(self.data)?;
+        let image = images.find(&req.image)?;
+        let digest = image.manifest_digest.to_string();
+        let record = self
+            .store
+            .images(None, Some(&digest), 1)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| EngineError::ImageNotFound {
+                reference: req.image.clone(),
+                why: "cairn did not build it; only images built by the chain are promoted".into(),
+            })?;
+        if record.workload != req.workload {
+            return Err(EngineError::ImageNotFound {
+                reference: req.image.clone(),
+                why: format!(
+                    "it is an image of `{}`, not `{}`",
+                    record.workload, req.workload
+                ),
+            });
+        }
+        Ok((images, image, digest, record, position))
+    }
+
+    /// The gate's input and decision for `req`, without recording or deploying
+    /// anything (`cairn policy eval`). Needs only the `view` permission.
+    pub fn evaluate(&self, req: &Request) -> Result<(Value, Decision), EngineError> {
+        let scope = Scope {
+            workload: Some(req.workload.clone()),
+            environment: Some(req.environment.clone()),
+        };
+        crate::access::authorize(self.store, &req.actor, Action::View, &scope)?;
+        let (_, _, digest, record, position) = self.resolve(req)?;
+        let (trust, _) = Trust::load(self.data)?;
+        let input = self.gate_input(req, &record, &digest, position, &trust)?;
+        let decision = self.gate()?.decide_or_deny(&input);
+        Ok((input, decision))
+    }
+
+    /// Authorises, decides, and — when allowed — records, deploys and certifies.
+    pub fn promote(&self, req: &Request) -> Result<Outcome, EngineError> {
+        let scope = Scope {
+            workload: Some(req.workload.clone()),
+            environment: Some(req.environment.clone()),
+        };
+        let action = match req.intent {
+            Intent::Promote => Action::Promote,
+            Intent::Rollback => Action::Rollback,
+        };
+        crate::access::authorize(self.store, &req.actor, action, &scope)?;
+        if let Some(reason) = &req.override_reason {
+            crate::access::authorize_override(self.store, &req.actor, &scope, reason)?;
+        }
+        let (images, image, digest, record, position) = self.resolve(req)?;
+        let current = self
+            .store
+            .current_deployment(&req.workload, &req.environment)?;
+        if req.intent == Intent::Rollback
+            && !self
+                .store
+                .was_deployed(&req.workload, &req.environment, &digest)?
+        {
+            return Err(EngineError::BadDeployTarget {
+                why: format!(
+                    "{digest} never ran in {}: a rollback goes back to an earlier deployment (`cairn status` lists them); use `cairn promote` for a new one",
+                    req.environment
+                ),
+            });
+        }
+
+        let (trust, key) = Trust::load(self.data)?;
+        let input = self.gate_input(req, &record, &digest, position, &trust)?;
+        let gate = self.gate()?;
+        let decision = gate.decide_or_deny(&input);
+
+        // The decision is evidence, in the log, whatever it says.
+        let decision_json = json!({
+            "workload": req.workload,
+            "environment": req.environment,
+            "artifact": digest,
+            "actor": req.actor.name,
+            "intent": match req.intent { Intent::Promote => "promote", Intent::Rollback => "rollback" },
+            "allow": decision.allow,
+            "reasons": decision.reasons,
+            "overridden": decision.overridden,
+            "policyDigest": decision.policy_digest,
+            "inputDigest": decision.input_digest,
+            "decidedAt": cairn_model::time::rfc3339_utc(now_ms()),
+        });
+        let subject = image_subject(&req.workload, &digest)?;
+        let (decision_evidence, decision_log_index) = self.sign_and_keep(
+            &key,
+            subject.clone(),
+            GateDecision(decision_json.clone()),
+            &digest,
+        )?;
+
+        let from_digest = current.as_ref().map(|d| d.digest.clone());
+        if !decision.allow {
+            let change = ChangeRecord {
+                kind: "denied".into(),
+                workload: req.workload.clone(),
+                environment: req.environment.clone(),
+                actor: req.actor.name.clone(),
+                from_digest,
+                to_digest: digest.clone(),
+                log_index: decision_log_index,
+                at_ms: now_ms(),
+                json:
+                    json!({ "decision": decision_json, "outcome": "denied: nothing was deployed" })
+                        .to_string(),
+            };
+            let change_id = self.keep_change(&change)?;
+            return Ok(Outcome {
+                decision,
+                input,
+                decision_evidence,
+                decision_log_index,
+                change_id,
+                change,
+                deployment: None,
+                vsa_evidence: None,
+            });
+        }
+
+        // The change goes into the log first; on Err nothing moves.
+        let kind = if decision.overridden.is_some() {
+            "override"
+        } else {
+            match req.intent {
+                Intent::Promote => "deploy",
+                Intent::Rollback => "rollback",
+            }
+        };
+        let logged = match (kind, &from_digest) {
+            ("override", _) => Change::Override(Override {
+                workload: req.workload.clone(),
+                environment: req.environment.clone(),
+                artifact: digest.clone(),
+                gate: decision.policy_digest.clone(),
+                reason: decision.overridden.clone().unwrap_or_default(),
+                actor: req.actor.name.clone(),
+            }),
+            ("rollback", Some(from)) => Change::Rollback(Rollback {
+                workload: req.workload.clone(),
+                environment: req.environment.clone(),
+                from_artifact: from.clone(),
+                to_artifact: digest.clone(),
+                actor: req.actor.name.clone(),
+            }),
+            _ => Change::Deploy(Deploy {
+                workload: req.workload.clone(),
+                environment: req.environment.clone(),
+                artifact: digest.clone(),
+                actor: req.actor.name.clone(),
+            }),
+        };
+        let receipt = AuditLog::open_waiting(self.data, LOCK_WAIT)?.record(&logged)?;
+
+        let target = self.org.target(&req.environment);
+        let deployed = match &target {
+            DeployTarget::Local => {
+                let port = deploy_local::current(self.data, &req.workload, &req.environment)?
+                    .map(|d| d.port)
+                    .map_or_else(free_port, Ok)?;
+                deploy_local::deploy(
+                    self.data,
+                    &images,
+                    &req.workload,
+                    &req.environment,
+                    &image,
+                    port,
+                )
+                .map(|d| ("local", d.url()))
+            }
+            DeployTarget::Gitops {
+                repo,
+                dir,
+                image_repository,
+            } => {
+                let fill = |s: &str| {
+                    s.replace("{workload}", &req.workload)
+                        .replace("{environment}", &req.environment)
+                };
+                let port = image
+                    .config
+                    .config()
+                    .as_ref()
+                    .and_then(|c| c.exposed_ports().as_ref())
+                    .and_then(|p| p.first())
+                    .and_then(|p| p.split('/').next())
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .unwrap_or(8080);
+                crate::deploy::gitops::deploy(&crate::deploy::gitops::GitopsChange {
+                    repo: PathBuf::from(repo),
+                    dir: fill(dir),
+                    workload: req.workload.clone(),
+                    environment: req.environment.clone(),
+                    image: format!("{}@{digest}", fill(image_repository)),
+                    port,
+                    trailers: crate::deploy::gitops::Trailers {
+                        run: record
+                            .run
+                            .map(|r| r.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        log_index: receipt.index,
+                        change: match req.intent {
+                            Intent::Promote => crate::deploy::gitops::ChangeKind::Deploy,
+                            Intent::Rollback => crate::deploy::gitops::ChangeKind::Rollback,
+                        },
+                        actor: req.actor.name.clone(),
+                    },
+                })
+                .map(|c| ("gitops", format!("commit {}", c.commit)))
+            }
+        };
+        let (target_name, detail) = match deployed {
+            Ok(d) => d,
+            Err(e) => {
+                let change = ChangeRecord {
+                    kind: "deploy-failed".into(),
+                    workload: req.workload.clone(),
+                    environment: req.environment.clone(),
+                    actor: req.actor.name.clone(),
+                    from_digest,
+                    to_digest: digest.clone(),
+                    log_index: receipt.index,
+                    at_ms: now_ms(),
+                    json: json!({ "decision": decision_json, "outcome": format!("the deploy failed, the environment is unchanged: {e}") }).to_string(),
+                };
+                self.keep_change(&change)?;
+                return Err(e);
+            }
+        };
+        let deployment = DeploymentRecord {
+            workload: req.workload.clone(),
+            environment: req.environment.clone(),
+            digest: digest.clone(),
+            previous_digest: from_digest.clone(),
+            kind: kind.to_owned(),
+            actor: req.actor.name.clone(),
+            target: target_name.to_owned(),
+            detail,
+            log_index: receipt.index,
+            deployed_at_ms: now_ms(),
+        };
+        self.store.add_deployment(&deployment)?;
+
+        // The VSA: one signature check for an admission controller.
+        let inputs: Vec<InputAttestation> = self
+            .store
+            .evidence_for_subject(&digest)?
+            .iter()
+            .filter(|e| e.predicate_type != DECISION_PREDICATE)
+            .map(|e| InputAttestation {
+                uri: Some(format!("cairn:evidence/{}", e.id)),
+                sha256: Sha256Digest::of(&e.bundle),
+            })
+            .collect();
+        let facts = VsaFacts {
+            verifier_id: VERIFIER_ID.to_owned(),
+            time_verified_ms: now_ms(),
+            image: format!("cairn.local/{}@{digest}", req.workload),
+            policy_uri: format!("urn:cairn:policy:{}", req.environment),
+            policy_digest: Sha256Digest::from_hex(
+                decision.policy_digest.trim_start_matches("sha256:"),
+            )?,
+            input_attestations: inputs,
+            result: VerificationResult::Passed,
+            verified_levels: vec!["SLSA_BUILD_LEVEL_3".to_owned()],
+            dependency_levels: Default::default(),
+        };
+        let vsa = Statement::vsa(&facts)?;
+        let (vsa_evidence, _) = self.sign_statement_and_keep(&key, &vsa, &digest)?;
+
+        let change = ChangeRecord {
+            kind: kind.to_owned(),
+            workload: req.workload.clone(),
+            environment: req.environment.clone(),
+            actor: req.actor.name.clone(),
+            from_digest,
+            to_digest: digest.clone(),
+            log_index: receipt.index,
+            at_ms: now_ms(),
+            json: json!({
+                "decision": decision_json,
+                "approvals": input["reviews"],
+                "target": target_name,
+                "detail": deployment.detail,
+                "vsa_evidence": vsa_evidence,
+                "outcome": "deployed",
+            })
+            .to_string(),
+        };
+        let change_id = self.keep_change(&change)?;
+        Ok(Outcome {
+            decision,
+            input,
+            decision_evidence,
+            decision_log_index,
+            change_id,
+            change,
+            deployment: Some(deployment),
+            vsa_evidence: Some(vsa_evidence),
+        })
+    }
+
+    /// The gate's input for this request (see cairn-policy's `GateInput`).
+    fn gate_input(
+        &self,
+        req: &Request,
+        record: &cairn_model::ImageRecord,
+        digest: &str,
+        position: usize,
+        trust: &Trust,
+    ) -> Result<Value, EngineError> {
+        let store = self.store;
+        // Evidence about the digest that verifies; anything else never reaches the gate.
+        let mut evidence = Vec::new();
+        for e in store.evidence_for_subject(digest)? {
+            if e.predicate_type == DECISION_PREDICATE {
+                continue;
+            }
+            let Some((statement, signer)) = trust.statement(&e.bundle) else {
+                continue;
+            };
+            let about_digest = statement["subject"].as_array().is_some_and(|subjects| {
+                subjects.iter().any(|s| {
+                    s["digest"]["sha256"].as_str() == Some(digest.trim_start_matches("sha256:"))
+                })
+            });
+            if !about_digest {
+                continue;
+            }
+            let stage_kind = match (e.run, e.stage) {
+                (Some(run), Some(stage)) => store
+                    .stages(run)?
+                    .into_iter()
+                    .find(|s| s.id == stage)
+                    .map(|s| s.kind.as_str().to_owned()),
+                _ => None,
+            };
+            evidence.push(json!({
+                "predicate_type": statement["predicateType"],
+                "signer": signer,
+                "subject_digest": digest,
+                "stage_kind": stage_kind,
+                "predicate": statement["predicate"],
+            }));
+        }
+        // Signed reviews of the image's exact commit.
+        let bindings = crate::access::bindings(store)?;
+        let review_subject = format!("sha256:{}", commit_subject_digest(&record.commit).to_hex());
+        let mut reviews = Vec::new();
+        for e in store.evidence_for_subject(&review_subject)? {
+            let Some((statement, _)) = trust.statement(&e.bundle) else {
+                continue;
+            };
+            let Ok(text) = serde_json::to_vec(&statement) else {
+                continue;
+            };
+            let Ok(review) = Review::from_statement_json(&text) else {
+                continue;
+            };
+            let r = &review.predicate;
+            let roles: Vec<String> = match store.identity(&r.reviewer)? {
+                Some(id) => bindings
+                    .roles_at(
+                        &Identity {
+                            name: id.name.clone(),
+                            kind: policy_kind(id.kind),
+                        },
+                        &Scope {
+                            workload: Some(req.workload.clone()),
+                            environment: Some(req.environment.clone()),
+                        },
+                    )
+                    .into_iter()
+                    .map(|r| r.as_str().to_owned())
+                    .collect(),
+                None => Vec::new(),
+            };
+            reviews.push(json!({
+                "commit": r.commit,
+                "reviewer": r.reviewer,
+                "reviewer_roles": roles,
+                "author": review.predicate.author_email().unwrap_or(&r.author),
+                "verdict": r.verdict.as_str(),
+            }));
+        }
+        let previous = if position == 0 {
+            Value::Null
+        } else {
+            let name = &self.org.promotion_path[position - 1];
+            let there = store.current_deployment(&req.workload, name)?;
+            let deployed = there.as_ref().is_some_and(|d| d.digest == digest);
+            let healthy = deployed && self.healthy(&req.workload, name)?;
+            json!({ "name": name, "deployed": deployed, "healthy": healthy })
+        };
+        let base = store
+            .base_history(&record.base_name)?
+            .into_iter()
+            .find(|b| b.digest == record.base_digest);
+        let in_catalog = base.is_some();
+        // The base's origin, when it came from a registry, is an image reference
+        // the build used (the no-docker-hub rule reads these).
+        let image_references: Vec<String> = base
+            .iter()
+            .map(|b| b.source.clone())
+            .filter(|s| {
+                !(s.starts_with("rootfs:") || s.starts_with("oci:") || s.starts_with("created:"))
+            })
+            .collect();
+        let roles: Vec<String> = bindings
+            .roles_at(
+                &req.actor,
+                &Scope {
+                    workload: Some(req.workload.clone()),
+                    environment: Some(req.environment.clone()),
+                },
+            )
+            .into_iter()
+            .map(|r| r.as_str().to_owned())
+            .collect();
+        Ok(json!({
+            "artifact": {
+                "digest": digest,
+                "workload": req.workload,
+                "commit": record.commit,
+                "base_image": { "name": record.base_name, "digest": record.base_digest, "in_catalog": in_catalog },
+                "image_references": image_references,
+            },
+            "evidence": evidence,
+            "reviews": reviews,
+            "environment": { "name": req.environment, "position": position, "previous": previous },
+            "findings": { "vulnerabilities": [], "licences": [] },
+            "actor": { "identity": req.actor.name, "kind": kind_name(&req.actor), "roles": roles },
+            "override": req.override_reason.as_ref().map(|r| json!({ "reason": r })),
+        }))
+    }
+
+    /// Whether the workload's deployment in `environment` is up: for `local`, the
+    /// same process still runs and answers on its port; for `gitops`, the commit
+    /// is what the repository holds (cairn cannot see the cluster).
+    fn healthy(&self, workload: &str, environment: &str) -> Result<bool, EngineError> {
+        match self.org.target(environment) {
+            DeployTarget::Local => Ok(deploy_local::current(self.data, workload, environment)?
+                .is_some_and(|d| {
+                    d.is_running() && std::net::TcpStream::connect(("127.0.0.1", d.port)).is_ok()
+                })),
+            DeployTarget::Gitops { .. } => Ok(true),
+        }
+    }
+
+    fn sign_and_keep<P: Predicate>(
+        &self,
+        key: &SigningKey,
+        subject: Subject,
+        predicate: P,
+        digest: &str,
+    ) -> Result<(i64, u64), EngineError> {
+        let statement = Statement::new(vec![subject], predicate)?;
+        self.sign_statement_and_keep(key, &statement, digest)
+    }
+
+    fn sign_statement_and_keep<P: Predicate>(
+        &self,
+        key: &SigningKey,
+        statement: &Statement<P>,
+        digest: &str,
+    ) -> Result<(i64, u64), EngineError> {
+        let mut bundle = Bundle::sign_statement(statement, key)?;
+        let receipt = AuditLog::open_waiting(self.data, LOCK_WAIT)?
+            .record(&Change::evidence(&bundle.envelope, key.verifying_key())?)?;
+        bundle
+            .tlog_entries
+            .push(receipt.tlog_entry(now_ms() / 1000));
+        let id = self.store.add_evidence(&NewEvidence {
+            run: None,
+            stage: None,
+            predicate_type: statement.predicate_type.clone(),
+            subject_name: statement
+                .subject
+                .first()
+                .map(|s| s.name.clone())
+                .unwrap_or_default(),
+            subject_digest: digest.to_owned(),
+            bundle: bundle.to_json()?.into_bytes(),
+            created_at_ms: now_ms(),
+        })?;
+        Ok((id, receipt.index))
+    }
+
+    /// Stores the change record and appends it to the file sink
+    /// (`<data>/changes.jsonl`, for change-management systems to pick up).
+    fn keep_change(&self, change: &ChangeRecord) -> Result<i64, EngineError> {
+        use std::io::Write;
+        let id = self.store.add_change(change)?;
+        let line = json!({
+            "id": id,
+            "kind": change.kind,
+            "workload": change.workload,
+            "environment": change.environment,
+            "actor": change.actor,
+            "from": change.from_digest,
+            "to": change.to_digest,
+            "log_index": change.log_index,
+            "at": cairn_model::time::rfc3339_utc(change.at_ms),
+            "record": serde_json::from_str::<Value>(&change.json).unwrap_or(Value::Null),
+        });
+        let path = self.data.root().join("changes.jsonl");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(EngineError::io("open", &path))?;
+        writeln!(file, "{line}").map_err(EngineError::io("write", &path))?;
+        file.sync_data().map_err(EngineError::io("sync", &path))?;
+        Ok(id)
+    }
+}
+
+fn image_subject(workload: &str, digest: &str) -> Result<Subject, EngineError> {
+    Ok(Subject::sha256(
+        format!("{workload}@{digest}"),
+        Sha256Digest::from_hex(digest.trim_start_matches("sha256:"))?,
+    ))
+}
+
+fn free_port() -> Result<u16, EngineError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(EngineError::io("find a free port on", "127.0.0.1"))
+}
+
+fn policy_kind(kind: cairn_model::IdentityKind) -> cairn_policy::IdentityKind {
+    match kind {
+        cairn_model::IdentityKind::User => cairn_policy::IdentityKind::User,
+        cairn_model::IdentityKind::ServiceAccount => cairn_policy::IdentityKind::ServiceAccount,
+    }
+}
+
+fn kind_name(identity: &Identity) -> &'static str {
+    match identity.kind {
+        cairn_policy::IdentityKind::User => "user",
+        cairn_policy::IdentityKind::ServiceAccount => "service-account",
+    }
+}

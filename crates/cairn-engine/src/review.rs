@@ -1,0 +1,92 @@
+//! Reviews: an authenticated identity approves (or asks for changes to) one exact
+//! commit. cairn signs the review statement — it vouches that it authenticated
+//! the reviewer — records it in the audit log, and keeps it as evidence about the
+//! commit (subject: the commit, see `cairn_evidence::review`). A new commit has no
+//! reviews: approvals never carry over.
+//!
+//! Four-eyes is the gate's rule (the reviewer must not be the commit's author);
+//! identities are named by their git e-mail address so the two compare. Recording
+//! one's own approval is allowed and said to be useless.
+
+use std::path::Path;
+
+use cairn_evidence::review::{ReviewFacts, Verdict, commit_subject_digest};
+use cairn_evidence::{Bundle, Statement};
+use cairn_model::NewEvidence;
+use cairn_policy::{Action, Identity, Scope};
+use cairn_store::Store;
+
+use crate::audit::{AuditLog, Change, LOCK_WAIT};
+use crate::host::now_ms;
+use crate::keys::KeyStore;
+use crate::{DataDir, EngineError, git};
+
+/// What was recorded.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub commit: String,
+    pub author: String,
+    pub evidence: i64,
+    pub log_index: u64,
+    /// The reviewer is the commit's author: the approval does not count for four-eyes.
+    pub own_commit: bool,
+}
+
+/// Records `actor`'s `verdict` on `rev` of the repository at `dir`, for `workload`.
+#[allow(clippy::too_many_arguments)]
+pub fn record(
+    data: &DataDir,
+    store: &dyn Store,
+    actor: &Identity,
+    dir: &Path,
+    workload: &str,
+    rev: &str,
+    verdict: Verdict,
+    comment: Option<String>,
+) -> Result<Recorded, EngineError> {
+    let scope = Scope {
+        workload: Some(workload.to_owned()),
+        environment: None,
+    };
+    crate::access::authorize(store, actor, Action::Approve, &scope)?;
+    let top = git::top_level(dir)?;
+    let commit = git::resolve_commit(&top, rev)?;
+    let info = git::commit_info(&top, &commit)?;
+    let facts = ReviewFacts {
+        repository: format!("git+file://{}", top.display()),
+        commit: commit.clone(),
+        verdict,
+        reviewer: actor.name.clone(),
+        author: info.author.clone(),
+        reviewed_at_ms: now_ms(),
+        comment,
+    };
+    let statement = Statement::review(&facts)?;
+    let own_commit = statement.predicate.author_email() == Some(actor.name.as_str());
+    let key = {
+        let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
+        KeyStore::new(data).load_or_create(&audit)?.0
+    };
+    let mut bundle = Bundle::sign_statement(&statement, &key)?;
+    let receipt = AuditLog::open_waiting(data, LOCK_WAIT)?
+        .record(&Change::evidence(&bundle.envelope, key.verifying_key())?)?;
+    bundle
+        .tlog_entries
+        .push(receipt.tlog_entry(now_ms() / 1000));
+    let evidence = store.add_evidence(&NewEvidence {
+        run: None,
+        stage: None,
+        predicate_type: statement.predicate_type.clone(),
+        subject_name: format!("{workload}@{commit}"),
+        subject_digest: format!("sha256:{}", commit_subject_digest(&commit).to_hex()),
+        bundle: bundle.to_json()?.into_bytes(),
+        created_at_ms: now_ms(),
+    })?;
+    Ok(Recorded {
+        commit,
+        author: info.author,
+        evidence,
+        log_index: receipt.index,
+        own_commit,
+    })
+}
