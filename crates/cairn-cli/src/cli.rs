@@ -175,6 +175,11 @@ pub enum BenchCommand {
         #[arg(long)]
         registry: Option<String>,
     },
+    /// A gate decision (default Rego set, realistic input) beside regorus alone.
+    Gate {
+        #[arg(long, default_value_t = 5000)]
+        iterations: usize,
+    },
     /// The example app's chain with its image build, cold and warm.
     Image {
         /// The app (a directory with cairn.toml).

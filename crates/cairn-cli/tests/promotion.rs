@@ -330,3 +330,66 @@ fn a_failed_acceptance_test_is_denied_and_a_deploy_without_its_log_entry_cannot_
     );
     assert_eq!(r.code, 1, "an unknown token: {r:?}");
 }
+
+#[test]
+fn a_gitops_environment_gets_a_digest_pinned_commit_per_change_and_rollback_writes_a_new_one() {
+    let t = team();
+    let f = &t.f;
+    let gitops = tempfile::tempdir().unwrap();
+    let repo = gitops.path().join("deploy");
+    std::fs::create_dir_all(&repo).unwrap();
+    common::git(&repo, &["init", "-q", "-b", "main"]);
+    let platform = tempfile::tempdir().unwrap();
+    std::fs::write(
+        platform.path().join("org.toml"),
+        format!(
+            "[promotion]\npath = [\"staging\"]\n\n[environments.staging]\ntarget = \"gitops\"\nrepo = \"{}\"\ndir = \"envs/{{environment}}/{{workload}}\"\nimage_repository = \"registry.example.org/apps/{{workload}}\"\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let promote = |args: &[&str]| {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let r = Run::from(
+            f.cairn(&all)
+                .env("CAIRN_TOKEN", &t.rita)
+                .env("CAIRN_PLATFORM_DIR", platform.path())
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        serde_json::from_str::<Value>(&r.stdout).unwrap()
+    };
+    let first = built_image(f);
+    promote(&["promote", "hello-web", &first, "--to", "staging"]);
+    f.write("README", "second\n").commit("second");
+    let second = built_image(f);
+    let out = promote(&["promote", "hello-web", &second, "--to", "staging"]);
+    assert!(
+        out["deployment"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("commit "),
+        "{out}"
+    );
+    let back = promote(&["rollback", "hello-web", "--env", "staging"]);
+    assert_eq!(back["deployment"]["digest"], first.as_str());
+
+    let log = Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["log", "--format=%s%n%b%n--"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert_eq!(log.matches("Cairn-Change:").count(), 3, "{log}");
+    assert!(log.contains("Cairn-Change: rollback"), "{log}");
+    assert!(log.contains("Cairn-Actor: rita@example.org"), "{log}");
+    let manifest =
+        std::fs::read_to_string(repo.join("envs/staging/hello-web/workload.yaml")).unwrap();
+    assert!(
+        manifest.contains(&format!("registry.example.org/apps/hello-web@{first}")),
+        "the rollback pins the first digest: {manifest}"
+    );
+}

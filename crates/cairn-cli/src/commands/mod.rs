@@ -60,6 +60,7 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Verify(args) => verify::verify(cli, args),
         Command::Bench(BenchCommand::Sandbox { iterations }) => bench::sandbox(cli, *iterations),
         Command::Bench(BenchCommand::Image { app, repeat }) => bench::image(cli, app, *repeat),
+        Command::Bench(BenchCommand::Gate { iterations }) => bench::gate(cli, *iterations),
         Command::Bench(BenchCommand::Push { size_mib, registry }) => {
             bench::push(cli, *size_mib, registry.as_deref())
         }

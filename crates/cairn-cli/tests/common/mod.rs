@@ -98,6 +98,7 @@ impl Fixture {
             .env("CAIRN_HOME", &self.data)
             .env_remove("CAIRN_PLATFORM_DIR")
             .env_remove("CAIRN_SIGSTORE_TRUSTED_ROOT")
+            .env_remove("CAIRN_TOKEN")
             .args(args);
         cmd
     }

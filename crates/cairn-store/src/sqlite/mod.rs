@@ -197,11 +197,6 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
         .map_err(StoreError::sqlite("setting synchronous = FULL"))?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(StoreError::sqlite("enabling foreign keys"))?;
-    // Up to 64 MiB of pages (the default is 2 MiB): a long-lived store (the
-    // server, `cairn bench where`) keeps the "where" index of popular names hot.
-    // Pages are allocated as they are read, so a short command pays nothing.
-    conn.pragma_update(None, "cache_size", -65_536)
-        .map_err(StoreError::sqlite("setting the page cache size"))?;
     Ok(())
 }
 
@@ -1856,7 +1851,6 @@ mod tests {
         assert_eq!(pragma(&store, "synchronous"), "Integer(2)");
         assert_eq!(pragma(&store, "foreign_keys"), "Integer(1)");
         assert_eq!(pragma(&store, "busy_timeout"), "Integer(5000)");
-        assert_eq!(pragma(&store, "cache_size"), "Integer(-65536)");
     }
 
     #[test]

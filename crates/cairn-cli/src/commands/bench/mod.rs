@@ -514,3 +514,58 @@ pub fn push(cli: &Cli, size_mib: u64, registry: Option<&str>) -> Result<ExitCode
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// A gate decision with the default policy set on a realistic production input
+/// (provenance, test results, reviews, findings), beside regorus evaluating the
+/// same policies on the same input alone. Goal: p99 ≤ 1 ms.
+pub fn gate(cli: &Cli, iterations: usize) -> Result<ExitCode, Failure> {
+    let iterations = iterations.clamp(10, 1_000_000);
+    let builder = cairn_engine::runner::BUILDER_ID;
+    let params = cairn_policy::DefaultParams::new(builder);
+    let fail = |e: cairn_policy::PolicyError| Failure::from(anyhow::Error::new(e));
+    let gate = cairn_policy::Gate::default_set(&params).map_err(fail)?;
+    let input = cairn_policy::realistic_input(builder);
+    let b = cairn_policy::bench_gate(
+        &gate,
+        &cairn_policy::default_policy_files(),
+        &params.to_data().map_err(fail)?,
+        &input,
+        iterations,
+        &std::time::Instant::now,
+    )
+    .map_err(fail)?;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    if cli.json {
+        print_json(&json!({
+            "iterations": b.iterations,
+            "allowed": b.allowed,
+            "gate_ms": { "p50": ms(b.gate.p50), "p99": ms(b.gate.p99), "max": ms(b.gate.max) },
+            "regorus_ms": { "p50": ms(b.regorus.p50), "p99": ms(b.regorus.p99), "max": ms(b.regorus.max) },
+            "ratio_p50": ms(b.gate.p50) / ms(b.regorus.p50),
+            "ratio_p99": ms(b.gate.p99) / ms(b.regorus.p99),
+        }));
+    } else {
+        println!(
+            "gate decision, default policy set, realistic production input ({} iterations, allowed: {})",
+            b.iterations, b.allowed
+        );
+        println!(
+            "cairn gate (fail-closed checks, digests)  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+            ms(b.gate.p50),
+            ms(b.gate.p99),
+            ms(b.gate.max)
+        );
+        println!(
+            "regorus alone, same policies and input    p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+            ms(b.regorus.p50),
+            ms(b.regorus.p99),
+            ms(b.regorus.max)
+        );
+        println!(
+            "ratio p50 {:.2}x, p99 {:.2}x (goal: p99 <= 1 ms)",
+            ms(b.gate.p50) / ms(b.regorus.p50),
+            ms(b.gate.p99) / ms(b.regorus.p99)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
