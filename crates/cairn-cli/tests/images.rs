@@ -333,8 +333,8 @@ fn push_to_a_real_registry_with_evidence_then_pull_and_verify() {
     let pushed: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(pushed["digest"], digest.as_str());
     assert_eq!(
-        pushed["evidence_attached"], 3,
-        "provenance, unit-test and acceptance results: {pushed}"
+        pushed["evidence_attached"], 5,
+        "provenance, unit-test and acceptance results, SBOM and scan: {pushed}"
     );
 
     // skopeo reads what cairn pushed.
@@ -376,7 +376,7 @@ fn push_to_a_real_registry_with_evidence_then_pull_and_verify() {
     assert_eq!(r.code, 0, "{r:?}");
     let pulled: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(pulled["digest"], digest.as_str());
-    assert_eq!(pulled["evidence"], 3);
+    assert_eq!(pulled["evidence"], 5);
     let key = f.data.join("signing.pub");
     std::fs::write(
         &key,
@@ -389,7 +389,7 @@ fn push_to_a_real_registry_with_evidence_then_pull_and_verify() {
     )
     .unwrap();
     let manifest = export.path().join("manifest.json");
-    for i in 1..=3 {
+    for i in 1..=5 {
         let bundle = export.path().join(format!("evidence-{i}.sigstore.json"));
         let r = f.run(&[
             "verify",

@@ -15,6 +15,7 @@ pub mod explain;
 mod git;
 mod host;
 pub mod images;
+pub mod inventory;
 pub mod keys;
 pub mod onboard;
 pub mod promotion;

@@ -511,6 +511,9 @@ impl Promoter<'_> {
         let store = self.store;
         // Evidence about the digest that verifies; anything else never reaches the gate.
         let mut evidence = Vec::new();
+        // The findings come from the same verified statements: the scan's
+        // vulnerabilities, the SBOM's licences.
+        let mut findings = GateFindings::default();
         for e in store.evidence_for_subject(digest)? {
             if e.predicate_type == DECISION_PREDICATE {
                 continue;
@@ -534,6 +537,7 @@ impl Promoter<'_> {
                     .map(|s| s.kind.as_str().to_owned()),
                 _ => None,
             };
+            findings.take(&statement);
             evidence.push(json!({
                 "predicate_type": statement["predicateType"],
                 "signer": signer,
@@ -627,7 +631,7 @@ impl Promoter<'_> {
             "evidence": evidence,
             "reviews": reviews,
             "environment": { "name": req.environment, "position": position, "previous": previous },
-            "findings": { "vulnerabilities": [], "licences": [] },
+            "findings": findings.to_json(),
             "actor": { "identity": req.actor.name, "kind": kind_name(&req.actor), "roles": roles },
             "override": req.override_reason.as_ref().map(|r| json!({ "reason": r })),
         }))
@@ -739,5 +743,84 @@ fn kind_name(identity: &Identity) -> &'static str {
     match identity.kind {
         cairn_policy::IdentityKind::User => "user",
         cairn_policy::IdentityKind::ServiceAccount => "service-account",
+    }
+}
+
+/// The gate's `findings`, from verified statements about the digest only: every
+/// vulnerability of every vulns v0.2 scan (one from an earlier run of the same
+/// digest included: nothing is dropped), every component of every CycloneDX SBOM
+/// with its licence. No verified scan, `scanned` stays false and the default
+/// policy denies.
+#[derive(Default)]
+struct GateFindings {
+    scanned: bool,
+    vulnerabilities: std::collections::BTreeMap<(String, String), Value>,
+    licences: std::collections::BTreeMap<String, Value>,
+}
+
+impl GateFindings {
+    /// Reads one verified statement (about the digest); other predicates, and a
+    /// predicate that does not parse, add nothing.
+    fn take(&mut self, statement: &Value) {
+        let predicate_type = statement["predicateType"].as_str().unwrap_or_default();
+        if predicate_type == cairn_evidence::vulns::VulnsScan::PREDICATE_TYPE {
+            let Ok(scan) = serde_json::from_value::<cairn_evidence::vulns::VulnsScan>(
+                statement["predicate"].clone(),
+            ) else {
+                return;
+            };
+            self.scanned = true;
+            for r in &scan.scanner.result {
+                let note = r.annotations.first();
+                let package = note
+                    .and_then(|n| n.get("purl"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("(unknown package)")
+                    .to_owned();
+                let fix_available = note
+                    .and_then(|n| n.get("fixedVersions"))
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty());
+                let severity = match r.rating() {
+                    s @ ("low" | "medium" | "high" | "critical") => s,
+                    _ => "unknown",
+                };
+                self.vulnerabilities
+                    .entry((r.id.clone(), package.clone()))
+                    .or_insert_with(|| {
+                        json!({
+                            "id": r.id,
+                            "package": package,
+                            "severity": severity,
+                            "fix_available": fix_available,
+                            "suppressed": false,
+                        })
+                    });
+            }
+        } else if predicate_type == cairn_evidence::sbom::CycloneDxBom::PREDICATE_TYPE {
+            let Some(components) = statement["predicate"]["components"].as_array() else {
+                return;
+            };
+            for c in components {
+                let Some(purl) = c["purl"].as_str() else {
+                    continue;
+                };
+                let expression = c["licenses"]
+                    .as_array()
+                    .and_then(|l| l.iter().find_map(|l| l["expression"].as_str()))
+                    .map(str::to_owned);
+                self.licences
+                    .entry(purl.to_owned())
+                    .or_insert_with(|| json!({ "component": purl, "expression": expression }));
+            }
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "scanned": self.scanned,
+            "vulnerabilities": self.vulnerabilities.values().collect::<Vec<_>>(),
+            "licences": self.licences.values().collect::<Vec<_>>(),
+        })
     }
 }

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_evidence::sbom::CycloneDxBom;
+use cairn_evidence::vulns::{
+    RATING_METHOD, ScanMetadata, Scanner, ScannerDb, SeverityScore, VulnResult, VulnsScan,
+};
 use cairn_evidence::{
     Bundle, NamedDigest, Observed, Sha256Digest, Sha256Hasher, SigningKey, Statement, Subject,
 };
@@ -18,11 +22,13 @@ use cairn_model::{
     LogLine, LogStream, NewRun, NewStage, RunRecord, RunStatus, StageKind, StageRecord, StageStatus,
 };
 use cairn_sandbox::{Exit, Limits, SandboxSpec, Stream};
+use cairn_sbom::cyclonedx::{DocumentInput, SubjectKind};
 use cairn_store::Store;
 
 use crate::audit::{AuditLog, Change, LOCK_WAIT, Receipt};
 use crate::images::Images;
 use crate::images::release_candidate::{self, BuiltImage, RcTest};
+use crate::inventory::{self, Collected};
 use crate::keys::KeyStore;
 
 use crate::host::{now_ms, owner_tag};
@@ -316,6 +322,9 @@ impl Engine {
                     };
                     self.certify(loaded, run, &unit, &facts, signer, Some(about.clone()))?;
                 }
+                if let Some(inventory) = facts.inventory.take() {
+                    self.certify_inventory(run, &current, &about, inventory, signer)?;
+                }
             }
             observer.stage_finished(&current);
             if end.status == StageStatus::Failed {
@@ -428,6 +437,201 @@ impl Engine {
             stage: Some(stage.record.id),
             predicate_type,
             subject_name: subject.name.clone(),
+            subject_digest: digest,
+            bundle: bundle.to_json()?.into_bytes(),
+            created_at_ms: now_ms(),
+        })?;
+        Ok(())
+    }
+
+    /// Inventories the release candidate: the components of its unpacked root
+    /// filesystem and of the workspace's lockfiles (the source it was built
+    /// from; the sandbox's `.home` caches are not the app's), as a CycloneDX 1.6
+    /// document recorded in the SBOM index (so `cairn where` finds the image),
+    /// then matched against the stored advisories.
+    fn inventory_rc(
+        &self,
+        loaded: &LoadedWorkload,
+        plan: &ImagePlan,
+        built: &BuiltImage,
+        workspace: &Path,
+        source_date_epoch: i64,
+        sink: &mut LogSink<'_>,
+    ) -> Result<RcInventory, EngineError> {
+        let started_ms = now_ms();
+        let rootfs = plan.images.rootfs(&built.image)?;
+        let image = inventory::collect(&rootfs)?;
+        let source = inventory::collect_tree(inventory::Tree::walk_except(workspace, &[HOME_DIR])?);
+        let (in_image, in_source) = (
+            image.report.components.len(),
+            source.report.components.len(),
+        );
+        let name = format!("{}@{}", loaded.workload.name, built.digest);
+        let collected =
+            Collected::merged(name.clone(), vec![("image/", image), ("source/", source)]);
+        for s in collected.skipped.iter().take(MAX_LOGGED) {
+            sink.system(&format!("inventory: skipped {}: {}", s.path, s.reason));
+        }
+        if collected.skipped.len() > MAX_LOGGED {
+            sink.system(&format!(
+                "inventory: {} more skipped",
+                collected.skipped.len() - MAX_LOGGED
+            ));
+        }
+        if collected.nothing_read() {
+            return Err(inventory_error(
+                &rootfs,
+                "no lockfile or package database in the image or the source could be read",
+            ));
+        }
+        // Deterministic where it can be: the UUID from the image's digest, the
+        // time the commit's.
+        let digest = Sha256Digest::from_hex(built.digest.trim_start_matches("sha256:"))?;
+        let hex = digest.to_hex();
+        let mut uuid = [0u8; 16];
+        for (i, byte) in uuid.iter_mut().enumerate() {
+            *byte = hex
+                .get(2 * i..2 * i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .unwrap_or(0);
+        }
+        let timestamp = cairn_model::time::rfc3339_utc(source_date_epoch.saturating_mul(1000));
+        let doc = cairn_sbom::cyclonedx::to_json(&DocumentInput {
+            subject: cairn_sbom::cyclonedx::Subject {
+                kind: SubjectKind::Container,
+                name: loaded.workload.name.clone(),
+                version: Some(built.digest.clone()),
+                purl: None,
+            },
+            components: &collected.report.components,
+            uuid,
+            timestamp: &timestamp,
+            tool_version: env!("CARGO_PKG_VERSION"),
+        })
+        .map_err(|e| inventory_error(&rootfs, &format!("cannot write the SBOM: {e}")))?;
+        let bom: serde_json::Value = serde_json::from_slice(&doc)
+            .map_err(|e| inventory_error(&rootfs, &format!("the SBOM is not JSON: {e}")))?;
+        let sbom_id = self.store.add_sbom(&cairn_store::NewSbom {
+            subject_name: name,
+            subject_digest: built.digest.clone(),
+            workload: Some(loaded.workload.name.clone()),
+            environment: None,
+            created_at_ms: now_ms(),
+            format: "cyclonedx".to_owned(),
+            document: doc,
+            components: inventory::index_rows(&collected),
+        })?;
+        sink.system(&format!(
+            "inventory of the release candidate: {} components ({in_image} in the image, {in_source} in the source's lockfiles); SBOM {sbom_id} recorded",
+            collected.report.components.len()
+        ));
+        let advisories = self.store.advisory_count()?;
+        let evaluation = inventory::evaluate(&*self.store, &collected)?;
+        let purls = inventory::purls(&collected);
+        let report = &evaluation.report;
+        sink.system(&format!(
+            "scan against {advisories} stored advisories: {} vulnerabilities, {} informational, {} not evaluated",
+            report.vulnerabilities.len(),
+            report.informational.len(),
+            evaluation.not_evaluated.len()
+        ));
+        if advisories == 0 {
+            sink.system("note: no advisories are stored (`cairn vulns import`), so the scan could find nothing");
+        }
+        for f in report.vulnerabilities.iter().take(MAX_LOGGED) {
+            sink.system(&format!(
+                "  {} {} {} {} [{}] fixed: {}",
+                f.advisory_id,
+                f.ecosystem,
+                f.package,
+                f.installed_version,
+                f.severity.as_ref().map_or("unknown", |s| s.rating.as_str()),
+                if f.fixed_versions.is_empty() {
+                    "none".to_owned()
+                } else {
+                    f.fixed_versions.join(", ")
+                }
+            ));
+        }
+        for n in evaluation.not_evaluated.iter().take(MAX_LOGGED) {
+            sink.system(&format!("  not evaluated: {}: {}", n.subject, n.reason));
+        }
+        let scan = VulnsScan {
+            scanner: Scanner {
+                uri: SCANNER_URI.to_owned(),
+                version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+                db: ScannerDb {
+                    uri: Some(ADVISORY_DB_URI.to_owned()),
+                    version: Some(advisories.to_string()),
+                    last_update: evaluation
+                        .newest_modified
+                        .clone()
+                        .unwrap_or_else(|| cairn_model::time::rfc3339_utc(0)),
+                },
+                result: report
+                    .vulnerabilities
+                    .iter()
+                    .map(|f| vuln_result(f, &purls))
+                    .collect(),
+                not_evaluated: evaluation
+                    .not_evaluated
+                    .iter()
+                    .map(|n| cairn_evidence::vulns::NotEvaluated {
+                        subject: n.subject.clone(),
+                        reason: n.reason.clone(),
+                    })
+                    .collect(),
+            },
+            metadata: ScanMetadata {
+                scan_started_on: cairn_model::time::rfc3339_utc(started_ms),
+                scan_finished_on: cairn_model::time::rfc3339_utc(now_ms()),
+            },
+        };
+        Ok(RcInventory { bom, scan })
+    }
+
+    /// Signs the RC's SBOM and scan about its digest: each recorded in the audit
+    /// log first, then kept with the run and the build stage.
+    fn certify_inventory(
+        &self,
+        run: &RunRecord,
+        stage: &StageRecord,
+        about: &Subject,
+        inventory: RcInventory,
+        signer: &Signer,
+    ) -> Result<(), EngineError> {
+        let sbom = Statement::new(vec![about.clone()], CycloneDxBom(inventory.bom))?;
+        self.keep(run, stage, about, &sbom, signer)?;
+        let scan = Statement::new(vec![about.clone()], inventory.scan)?;
+        self.keep(run, stage, about, &scan, signer)
+    }
+
+    /// Signs one statement, records it in the audit log, then stores it.
+    fn keep<P: cairn_evidence::Predicate>(
+        &self,
+        run: &RunRecord,
+        stage: &StageRecord,
+        about: &Subject,
+        statement: &Statement<P>,
+        signer: &Signer,
+    ) -> Result<(), EngineError> {
+        let mut bundle = Bundle::sign_statement(statement, &signer.key)?;
+        let receipt = signer.record(&Change::evidence(
+            &bundle.envelope,
+            signer.key.verifying_key(),
+        )?)?;
+        bundle
+            .tlog_entries
+            .push(receipt.tlog_entry(now_ms() / 1000));
+        let digest = about
+            .sha256_digest()
+            .map(|d| format!("sha256:{}", d.to_hex()))
+            .unwrap_or_default();
+        self.store.add_evidence(&NewEvidence {
+            run: Some(run.id),
+            stage: Some(stage.id),
+            predicate_type: statement.predicate_type.clone(),
+            subject_name: about.name.clone(),
             subject_digest: digest,
             bundle: bundle.to_json()?.into_bytes(),
             created_at_ms: now_ms(),
@@ -569,6 +773,26 @@ impl Engine {
                     loaded,
                     Some(run.id),
                 ))?;
+                // What is inside the RC, and its scan: certified about the
+                // image's digest once the stage is over. A failure is logged and
+                // leaves no such evidence (the gate then denies); the run goes on.
+                facts.inventory = match self.inventory_rc(
+                    loaded,
+                    plan,
+                    &built,
+                    workspace,
+                    facts.source_date_epoch,
+                    sink,
+                ) {
+                    Ok(inventory) => Some(inventory),
+                    Err(e) => {
+                        sink.system(&format!(
+                            "no inventory of the release candidate, so no SBOM or scan evidence (a gate will deny it): {}",
+                            error_chain(&e)
+                        ));
+                        None
+                    }
+                };
                 facts.image = Some(built);
             }
         }
@@ -785,6 +1009,77 @@ fn image_subject(loaded: &LoadedWorkload, built: &BuiltImage) -> Subject {
     Subject::sha256(format!("{}@{}", loaded.workload.name, built.digest), digest)
 }
 
+/// The sandbox's home in the workspace (tool caches, not the app's source).
+const HOME_DIR: &str = ".home";
+/// The most skipped files, vulnerabilities or unevaluated components one stage
+/// log lists one by one (the rest are counted).
+const MAX_LOGGED: usize = 50;
+/// The scanner and database the vulns statements name.
+const SCANNER_URI: &str = "urn:cairn:scanner";
+const ADVISORY_DB_URI: &str = "urn:cairn:advisories:osv";
+
+/// The RC's SBOM and scan, made after the build, certified after the stage.
+struct RcInventory {
+    bom: serde_json::Value,
+    scan: VulnsScan,
+}
+
+fn inventory_error(path: &Path, why: &str) -> EngineError {
+    EngineError::io("inventory", path)(std::io::Error::other(why.to_owned()))
+}
+
+/// One vulnerability as a vulns v0.2 result: cairn's rating and the CVSS score
+/// and vector as severities, the package and versions as an annotation.
+fn vuln_result(
+    f: &cairn_vuln::Finding,
+    purls: &std::collections::BTreeMap<(String, String, String), String>,
+) -> VulnResult {
+    let mut severity = vec![SeverityScore {
+        method: RATING_METHOD.to_owned(),
+        score: f
+            .severity
+            .as_ref()
+            .map_or("unknown", |s| s.rating.as_str())
+            .to_owned(),
+    }];
+    if let Some(s) = &f.severity {
+        severity.push(SeverityScore {
+            method: "cvss_score".to_owned(),
+            score: format!("{:.1}", s.score),
+        });
+        severity.push(SeverityScore {
+            method: s.kind.clone(),
+            score: s.vector.clone(),
+        });
+    }
+    let purl = purls
+        .get(&(
+            f.ecosystem.clone(),
+            f.package.clone(),
+            f.installed_version.clone(),
+        ))
+        .cloned()
+        .unwrap_or_else(|| format!("{}/{}@{}", f.ecosystem, f.package, f.installed_version));
+    let mut note = serde_json::Map::new();
+    note.insert("purl".into(), purl.into());
+    note.insert("ecosystem".into(), f.ecosystem.clone().into());
+    note.insert("package".into(), f.package.clone().into());
+    note.insert(
+        "installedVersion".into(),
+        f.installed_version.clone().into(),
+    );
+    note.insert("fixedVersions".into(), f.fixed_versions.clone().into());
+    note.insert("aliases".into(), f.aliases.clone().into());
+    if let Some(summary) = &f.summary {
+        note.insert("summary".into(), summary.clone().into());
+    }
+    VulnResult {
+        id: f.advisory_id.clone(),
+        severity,
+        annotations: vec![note],
+    }
+}
+
 /// What the engine has established about the run so far.
 #[derive(Default)]
 struct RunFacts<'p> {
@@ -792,6 +1087,8 @@ struct RunFacts<'p> {
     image_plan: Option<&'p ImagePlan>,
     /// The release-candidate image the build produced.
     image: Option<BuiltImage>,
+    /// The RC's SBOM and scan, until they are certified.
+    inventory: Option<RcInventory>,
     /// Whether the acceptance tests ran against the RC image.
     tested_image: bool,
     /// The materialised source tree.

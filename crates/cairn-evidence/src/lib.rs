@@ -51,6 +51,7 @@ mod statement;
 pub mod test_result;
 mod time;
 pub mod vsa;
+pub mod vulns;
 
 pub use bundle::{
     BUNDLE_MEDIA_TYPE, Bundle, Checkpoint, DSSE_ENTRY_KIND, DSSE_ENTRY_VERSION, InclusionPromise,

@@ -60,7 +60,7 @@ good := {
 	"evidence": [provenance, test_result("unit-test", "PASSED"), test_result("acceptance-test", "PASSED")],
 	"reviews": [approval("bob", ["maintainer"], "alice")],
 	"environment": {"name": "production", "position": 1, "previous": {"name": "staging", "deployed": true, "healthy": true}},
-	"findings": {"vulnerabilities": [], "licences": [{"component": "pkg:cargo/serde@1", "expression": "MIT OR Apache-2.0"}]},
+	"findings": {"scanned": true, "vulnerabilities": [], "licences": [{"component": "pkg:cargo/serde@1", "expression": "MIT OR Apache-2.0"}]},
 	"actor": {"identity": "carol", "kind": "user", "roles": ["release-manager"]},
 	"override": null,
 }
@@ -211,6 +211,19 @@ test_unknown_severity_counts_as_critical if {
 		"environment": {"name": "staging", "position": 0, "previous": null},
 	})
 	denied_rules == {"vulnerabilities"} with input as inp
+}
+
+test_no_signed_scan_denies if {
+	inp := with_({"findings": {"scanned": false}})
+	denied_rules == {"vulnerabilities"} with input as inp
+	some d in gate.deny with input as inp
+	contains(d.msg, "no signed vulnerability scan")
+}
+
+test_missing_scanned_flag_denies if {
+	inp := object.remove(good, ["findings"])
+	inp2 := object.union(inp, {"findings": {"vulnerabilities": [], "licences": []}})
+	denied_rules == {"vulnerabilities"} with input as inp2
 }
 
 # --- licences ---------------------------------------------------------------

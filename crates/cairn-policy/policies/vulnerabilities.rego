@@ -1,4 +1,5 @@
-# Vulnerabilities: no open (not VEX-suppressed) finding at or above the
+# Vulnerabilities: a signed vulnerability scan of this digest exists
+# (findings.scanned), and no open (not VEX-suppressed) finding is at or above the
 # environment's severity threshold (production: high, staging: critical);
 # an unknown severity counts as critical.
 package cairn.gate
@@ -29,4 +30,9 @@ deny contains {"rule": "vulnerabilities", "msg": msg} if {
 	msg := sprintf("%v (%v) in %v is at or above the %s threshold of %s; %s", [
 		v.id, v.severity, v.package, severity_threshold, input.environment.name, fix_note(v),
 	])
+}
+
+deny contains {"rule": "vulnerabilities", "msg": msg} if {
+	not input.findings.scanned == true
+	msg := "no signed vulnerability scan of this digest: its vulnerabilities cannot be evaluated"
 }

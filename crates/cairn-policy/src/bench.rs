@@ -185,6 +185,7 @@ pub fn realistic_input(builder_id: &str) -> GateInput {
             }),
         },
         findings: Findings {
+            scanned: true,
             vulnerabilities: vec![
                 Vulnerability {
                     id: "CVE-2026-10001".to_owned(),

@@ -9,7 +9,7 @@
 //! | `provenance.rego` | `provenance` | SLSA provenance about this digest from cairn's builder, built from the artifact's commit |
 //! | `base_image.rego` | `base-image` | the base image is pinned by digest and in cairn's catalog |
 //! | `registries.rego` | `no-docker-hub` | no image reference resolves to Docker Hub |
-//! | `vulnerabilities.rego` | `vulnerabilities` | no open finding at or above the environment's threshold (production: high, staging: critical) |
+//! | `vulnerabilities.rego` | `vulnerabilities` | a signed vulnerability scan of this digest exists, and no open finding is at or above the environment's threshold (production: high, staging: critical) |
 //! | `licences.rego` | `licences` | every component's licence expression is satisfied by the allowed licences |
 //! | `promotion.rego` | `promotion-path` | after the first environment, the digest is deployed and healthy in the previous one |
 //! | `params.rego` | — | defaults of the parameters, overridden by `data.cairn.params` |
@@ -83,7 +83,7 @@ pub const DEFAULT_POLICIES: &[DefaultPolicy] = &[
     policy!(
         "vulnerabilities.rego",
         "vulnerabilities",
-        "no open finding at or above the environment's threshold (production: high, staging: critical)"
+        "a signed vulnerability scan of this digest exists, and no open finding is at or above the environment's threshold (production: high, staging: critical)"
     ),
     policy!(
         "licences.rego",

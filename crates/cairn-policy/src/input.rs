@@ -24,6 +24,7 @@
 //!   "environment": { "name": "production", "position": 1,
 //!                    "previous": { "name": "staging", "deployed": true, "healthy": true } },
 //!   "findings": {
+//!     "scanned": true,
 //!     "vulnerabilities": [ { "id": "CVE-2026-0001", "package": "pkg:deb/debian/openssl@3.0.1",
 //!                            "severity": "high", "fix_available": true, "suppressed": false } ],
 //!     "licences": [ { "component": "pkg:cargo/serde@1.0.200", "expression": "MIT OR Apache-2.0" } ]
@@ -47,6 +48,10 @@
 //! - `severity` is one of `low`, `medium`, `high`, `critical`, `unknown`
 //!   (unknown is treated as critical: fail closed); `suppressed` means an
 //!   OpenVEX statement says the artifact is not affected.
+//! - `findings.scanned` is `true` only when a verified vulnerability scan (in-toto
+//!   vulns v0.2) about this digest exists; `vulnerabilities` then come from it and
+//!   `licences` from the verified CycloneDX SBOM about the digest. Missing or
+//!   `false`, the default policy denies (`vulnerabilities`): no scan, no pass.
 
 use serde::{Deserialize, Serialize};
 
@@ -151,6 +156,9 @@ pub struct PreviousEnvironment {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Findings {
+    /// A verified vulnerability scan of this digest exists (absent: `false`).
+    #[serde(default)]
+    pub scanned: bool,
     pub vulnerabilities: Vec<Vulnerability>,
     pub licences: Vec<Licence>,
 }

@@ -500,6 +500,29 @@ fn an_unknown_severity_counts_as_critical_and_vex_suppresses() {
 }
 
 #[test]
+fn without_a_signed_scan_of_the_digest_the_gate_denies() {
+    check(
+        |i| i.findings.scanned = false,
+        &[(
+            "vulnerabilities",
+            "no signed vulnerability scan of this digest: its vulnerabilities cannot be evaluated",
+        )],
+    );
+    // Staging too: no threshold makes an unscanned artifact pass.
+    check(
+        |i| {
+            staging(i);
+            i.findings.scanned = false;
+            i.findings.vulnerabilities.clear();
+        },
+        &[(
+            "vulnerabilities",
+            "no signed vulnerability scan of this digest: its vulnerabilities cannot be evaluated",
+        )],
+    );
+}
+
+#[test]
 fn an_unlisted_environment_gets_the_strict_defaults() {
     check(
         |i| {

@@ -511,7 +511,7 @@ fn a_joined_step_reaches_the_rc_and_nothing_else() {
     let script = format!(
         "cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' '; \
          if exec 3<>/dev/tcp/127.0.0.1/8080; then printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; \
-         cat <&3 | tail -n 1; else echo RC-REFUSED; fi; \
+         cat <&3 2>/dev/null | tail -n 1; else echo RC-REFUSED; fi; \
          if bash -c 'exec 4<>/dev/tcp/127.0.0.1/{host_port}' 2>/dev/null; \
          then echo HOST-CONNECTED; else echo HOST-REFUSED; fi"
     );

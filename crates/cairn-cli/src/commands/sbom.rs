@@ -1,34 +1,29 @@
 //! `cairn sbom PATH [--format cyclonedx|spdx] [--output FILE]`: the components of a
 //! source tree or a root filesystem directory, as a CycloneDX 1.6 (default) or SPDX
-//! 2.3 JSON document. Also the bounded tree walk `cairn scan` shares.
+//! 2.3 JSON document. The bounded tree walk is the engine's
+//! ([`cairn_engine::inventory`]), shared with `cairn scan` and the run.
 //!
 //! The walk is bounded: symlinked directories are not followed, a symlinked file is
 //! read only when it resolves inside the tree, files over
 //! [`cairn_sbom::MAX_FILE_BYTES`] are skipped, and the walk stops after
-//! [`MAX_ENTRIES`] entries or below [`MAX_DEPTH`] levels, saying so. Every file that
+//! [`cairn_engine::inventory::MAX_ENTRIES`] entries or below [`cairn_engine::inventory::MAX_DEPTH`] levels, saying so. Every file that
 //! could not be read or parsed is listed on stderr as `skipped PATH: reason`; the
 //! exit code is 1 only when nothing could be read.
 //!
 //! The document's UUID comes from the kernel's randomness (`/dev/urandom`), its
 //! timestamp from the system clock.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
-use cairn_sbom::cyclonedx::{DocumentInput, Subject, SubjectKind};
-use cairn_sbom::{FileKind, ParseError, ScanReport};
+use cairn_engine::EngineError;
+use cairn_sbom::cyclonedx::DocumentInput;
 
 use crate::cli::Cli;
 use crate::exit::Failure;
 
-/// The most directory entries one walk looks at.
-pub const MAX_ENTRIES: usize = 2_000_000;
-/// The deepest directory one walk enters (the root is depth 0).
-pub const MAX_DEPTH: usize = 128;
 /// The base of SPDX `documentNamespace`s; the document's name and UUID follow it.
 const SPDX_NAMESPACE: &str = "https://cairn.invalid/spdxdocs";
 
@@ -214,81 +209,13 @@ pub fn now_rfc3339() -> String {
     cairn_model::time::rfc3339_utc(ms)
 }
 
-/// A file (or directory) that was skipped, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
-    pub path: String,
-    pub reason: String,
-}
+pub use cairn_engine::inventory::{Collected, Skipped};
 
-/// A tree's scan: the components, and everything that was skipped on the way.
-#[derive(Debug)]
-pub struct Collected {
-    pub report: ScanReport,
-    /// Directories and files the walk or a parser could not read, in path order.
-    pub skipped: Vec<Skipped>,
-    /// The tree's name (its directory's name).
-    pub name: String,
-}
-
-impl Collected {
-    /// No recognised file could be parsed, and something was skipped.
-    pub fn nothing_read(&self) -> bool {
-        self.report.files.is_empty() && !self.skipped.is_empty()
-    }
-
-    /// What the document is about: a root filesystem (it has an OS package
-    /// database) or an application's source tree.
-    pub fn subject(&self) -> Subject {
-        let is_rootfs = self
-            .report
-            .files
-            .iter()
-            .any(|f| matches!(f.kind, FileKind::DpkgStatus | FileKind::ApkInstalled));
-        Subject {
-            kind: if is_rootfs {
-                SubjectKind::Container
-            } else {
-                SubjectKind::Application
-            },
-            name: self.name.clone(),
-            version: None,
-            purl: None,
-        }
-    }
-}
-
-/// Walks `path` and scans the files cairn knows. `Err` only when `path` itself
-/// cannot be walked (a missing path is the user's input: exit 1).
+/// Walks `path` and scans the files cairn knows (see [`cairn_engine::inventory`]).
+/// `Err` only when `path` itself cannot be walked (a missing path is the user's
+/// input: exit 1).
 pub fn collect(path: &Path) -> Result<Collected, Failure> {
-    let tree = Tree::walk(path)?;
-    let read_errors: RefCell<BTreeMap<String, String>> = RefCell::new(BTreeMap::new());
-    let read = |rel: &str| match tree.read(rel, cairn_sbom::MAX_FILE_BYTES) {
-        Ok(bytes) => Some(bytes),
-        Err(reason) => {
-            read_errors.borrow_mut().insert(rel.to_owned(), reason);
-            None
-        }
-    };
-    let report = cairn_sbom::scan_tree(tree.files.iter().map(String::as_str), &read);
-    let read_errors = read_errors.into_inner();
-    let mut skipped = tree.skipped;
-    for e in &report.errors {
-        let reason = match (&e.error, read_errors.get(&e.path)) {
-            (ParseError::Unreadable, Some(why)) => why.clone(),
-            (error, _) => error_chain(error),
-        };
-        skipped.push(Skipped {
-            path: e.path.clone(),
-            reason,
-        });
-    }
-    skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Collected {
-        report,
-        skipped,
-        name: tree.name,
-    })
+    Tree::walk(path).map(|tree| cairn_engine::inventory::collect_tree(tree.0))
 }
 
 /// Lists what was skipped (`skipped PATH: reason`) and what parsers left out on
@@ -306,162 +233,26 @@ pub fn print_problems(collected: &Collected) {
 
 pub use cairn_model::error_chain;
 
-/// The files of a tree, relative to its root with `/` separators.
+/// The engine's bounded tree walk, with the CLI's exit codes.
 #[derive(Debug)]
-pub struct Tree {
-    /// The root, canonical (symlinks resolved), so "inside the tree" can be checked.
-    root: PathBuf,
-    /// Regular files and symlinks (resolved when read), sorted.
-    pub files: Vec<String>,
-    /// Directories that could not be listed, and where the walk stopped.
-    pub skipped: Vec<Skipped>,
-    /// The root directory's name.
-    pub name: String,
+pub struct Tree(cairn_engine::inventory::Tree);
+
+impl std::ops::Deref for Tree {
+    type Target = cairn_engine::inventory::Tree;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Tree {
-    /// Lists the tree under `path` (a directory, or one file: then the tree is that
-    /// file in its directory).
+    /// Lists the tree under `path`; a path that cannot be read (missing, neither a
+    /// directory nor a file) is the user's input (exit 1).
     pub fn walk(path: &Path) -> Result<Tree, Failure> {
-        let meta = std::fs::metadata(path).map_err(|e| {
-            Failure::user(anyhow::Error::new(e).context(format!("cannot read {}", path.display())))
-        })?;
-        let canonical = std::fs::canonicalize(path)
-            .with_context(|| format!("cannot resolve {}", path.display()))?;
-        if meta.is_file() {
-            let root = canonical
-                .parent()
-                .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-            let file = canonical
-                .file_name()
-                .and_then(|n| n.to_str())
-                .ok_or_else(|| Failure::user(anyhow!("{} has no UTF-8 file name", path.display())))?
-                .to_owned();
-            let name = file.clone();
-            return Ok(Tree {
-                root,
-                files: vec![file],
-                skipped: Vec::new(),
-                name,
-            });
-        }
-        if !meta.is_dir() {
-            return Err(Failure::user(anyhow!(
-                "{} is neither a directory nor a file",
-                path.display()
-            )));
-        }
-        let name = canonical
-            .file_name()
-            .map_or_else(|| "/".to_owned(), |n| n.to_string_lossy().into_owned());
-        let mut tree = Tree {
-            root: canonical.clone(),
-            files: Vec::new(),
-            skipped: Vec::new(),
-            name,
-        };
-        let mut entries = 0usize;
-        let mut stack: Vec<(PathBuf, String, usize)> = vec![(canonical, String::new(), 0)];
-        'walk: while let Some((dir, rel, depth)) = stack.pop() {
-            let shown = if rel.is_empty() {
-                ".".to_owned()
-            } else {
-                format!("{rel}/")
-            };
-            let list = match std::fs::read_dir(&dir) {
-                Ok(list) => list,
-                Err(e) => {
-                    tree.skip(shown, format!("cannot list the directory: {e}"));
-                    continue;
-                }
-            };
-            for entry in list {
-                let entry = match entry {
-                    Ok(entry) => entry,
-                    Err(e) => {
-                        tree.skip(shown.clone(), format!("cannot list the directory: {e}"));
-                        break;
-                    }
-                };
-                entries += 1;
-                if entries > MAX_ENTRIES {
-                    tree.skip(
-                        ".".to_owned(),
-                        format!(
-                            "the walk stopped after {MAX_ENTRIES} entries; the rest was not read"
-                        ),
-                    );
-                    break 'walk;
-                }
-                // A name that is not UTF-8 is no lockfile or package database.
-                let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
-                    continue;
-                };
-                let child = if rel.is_empty() {
-                    file_name
-                } else {
-                    format!("{rel}/{file_name}")
-                };
-                let Ok(kind) = entry.file_type() else {
-                    tree.skip(child, "cannot read its file type".to_owned());
-                    continue;
-                };
-                if kind.is_dir() {
-                    if depth + 1 > MAX_DEPTH {
-                        tree.skip(
-                            format!("{child}/"),
-                            format!("deeper than {MAX_DEPTH} levels"),
-                        );
-                    } else {
-                        stack.push((entry.path(), child, depth + 1));
-                    }
-                } else if kind.is_file() || kind.is_symlink() {
-                    // Symlinks to directories are listed here but never walked:
-                    // reading one fails as "not a regular file".
-                    tree.files.push(child);
-                }
-                // Sockets, FIFOs and devices are never read.
-            }
-        }
-        tree.files.sort_unstable();
-        Ok(tree)
-    }
-
-    fn skip(&mut self, path: String, reason: String) {
-        self.skipped.push(Skipped { path, reason });
-    }
-
-    /// A file's bytes, at most `limit` of them; a symlink only when it resolves to a
-    /// regular file inside the tree.
-    pub fn read(&self, rel: &str, limit: usize) -> Result<Vec<u8>, String> {
-        let full = self.root.join(rel);
-        let link = std::fs::symlink_metadata(&full).map_err(|e| format!("cannot read it: {e}"))?;
-        let target = if link.file_type().is_symlink() {
-            let target =
-                std::fs::canonicalize(&full).map_err(|e| format!("a broken symlink: {e}"))?;
-            if !target.starts_with(&self.root) {
-                return Err("a symlink to outside the tree".to_owned());
-            }
-            target
-        } else {
-            full
-        };
-        let meta = std::fs::metadata(&target).map_err(|e| format!("cannot read it: {e}"))?;
-        if !meta.is_file() {
-            return Err("not a regular file".to_owned());
-        }
-        let too_large = |size: u64| format!("{size} bytes, more than the limit of {limit}");
-        if meta.len() > limit as u64 {
-            return Err(too_large(meta.len()));
-        }
-        let file = std::fs::File::open(&target).map_err(|e| format!("cannot open it: {e}"))?;
-        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        file.take(limit as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("cannot read it: {e}"))?;
-        if bytes.len() > limit {
-            return Err(too_large(bytes.len() as u64));
-        }
-        Ok(bytes)
+        cairn_engine::inventory::Tree::walk(path)
+            .map(Tree)
+            .map_err(|e| match e {
+                EngineError::Io { what: "read", .. } => Failure::user(e),
+                other => Failure::from(other),
+            })
     }
 }

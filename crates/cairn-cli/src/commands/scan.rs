@@ -20,12 +20,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::anyhow;
-use cairn_sbom::Ecosystem;
 use cairn_sbom::licence_policy::{LicencePolicy, LicenceVerdict};
-use cairn_vuln::{
-    Advisory, AdvisoryIndex, Finding, FindingKind, Package, Rating, VexDocument, VexSet,
-    VexVerdict, normalize_name,
-};
+use cairn_vuln::{Finding, FindingKind, Rating, VexDocument, VexSet, VexVerdict};
 use serde_json::{Value, json};
 
 use super::sbom::{Collected, collect, error_chain, print_problems};
@@ -115,35 +111,17 @@ pub fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
     }
     let vex = load_vex(&args.vex)?;
     let policy = load_policy(cli, args)?;
-    let mut issues = Vec::new();
-    let packages = packages(&collected, &mut issues);
-    let keys: Vec<(String, String)> = packages
-        .iter()
-        .map(|p| (p.ecosystem.clone(), normalize_name(&p.ecosystem, &p.name)))
-        .collect::<BTreeSet<_>>()
+    let evaluation = cairn_engine::inventory::evaluate(&*store, &collected)?;
+    let report = evaluation.report;
+    let issues: Vec<Issue> = evaluation
+        .not_evaluated
         .into_iter()
+        .map(|n| Issue {
+            subject: n.subject,
+            reason: n.reason,
+        })
         .collect();
-    let mut index = AdvisoryIndex::new();
-    for stored in store.advisories_for_packages(&keys)? {
-        match Advisory::parse(&stored.json) {
-            Ok(advisory) => index.insert(advisory),
-            Err(e) => issues.push(Issue {
-                subject: format!("advisory {}", stored.id),
-                reason: format!("the stored record does not parse: {}", error_chain(&e)),
-            }),
-        }
-    }
-    let report = index.scan(&packages);
-    for i in &report.issues {
-        issues.push(Issue {
-            subject: format!(
-                "{} {} {}",
-                i.package.ecosystem, i.package.name, i.package.version
-            ),
-            reason: format!("advisory {}: {}", i.advisory_id, error_chain(&i.error)),
-        });
-    }
-    let purls = purls(&collected);
+    let purls = cairn_engine::inventory::purls(&collected);
     let mut kept: Vec<(&Finding, Option<VexVerdict>)> = Vec::new();
     let mut suppressed = Vec::new();
     for f in &report.vulnerabilities {
@@ -223,35 +201,6 @@ pub fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
     })
 }
 
-/// The components as OSV packages, each once. OS packages are listed as issues:
-/// their advisories are per distribution release and source package, which cairn
-/// does not match yet.
-fn packages(collected: &Collected, issues: &mut Vec<Issue>) -> Vec<Package> {
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for c in &collected.report.components {
-        if matches!(c.ecosystem, Ecosystem::Debian | Ecosystem::Alpine) {
-            issues.push(Issue {
-                subject: c.purl.clone(),
-                reason: "OS packages are not matched yet (advisories are per release and source package)"
-                    .to_owned(),
-            });
-            continue;
-        }
-        let p = Package::new(c.ecosystem.osv_name(), &c.full_name(), &c.version);
-        if seen.insert((p.ecosystem.clone(), p.name.clone(), p.version.clone())) {
-            out.push(p);
-        }
-    }
-    for e in &collected.skipped {
-        issues.push(Issue {
-            subject: e.path.clone(),
-            reason: format!("not read, its components were not evaluated: {}", e.reason),
-        });
-    }
-    out
-}
-
 /// The VEX documents given, their statements together, and the statements
 /// refused (each naming its file).
 struct LoadedVex {
@@ -329,20 +278,6 @@ fn load_policy(cli: &Cli, args: &ScanArgs) -> Result<Option<LicencePolicy>, Fail
     LicencePolicy::parse(&text)
         .map(Some)
         .map_err(|e| Failure::user(anyhow!("{}:{e}", path.display())))
-}
-
-/// Each component's purl by (OSV ecosystem, name, version), as findings name them.
-fn purls(collected: &Collected) -> BTreeMap<(String, String, String), String> {
-    let mut out = BTreeMap::new();
-    for c in &collected.report.components {
-        out.entry((
-            c.ecosystem.osv_name().to_owned(),
-            c.full_name(),
-            c.version.clone(),
-        ))
-        .or_insert_with(|| c.purl.clone());
-    }
-    out
 }
 
 fn vex_verdict(
