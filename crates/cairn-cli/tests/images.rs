@@ -501,3 +501,74 @@ fn a_debian_minbase_enters_the_catalog_with_its_packages() {
         "{evidence}"
     );
 }
+
+#[test]
+fn a_base_needs_its_publishers_signature_when_the_organisation_asks() {
+    use cairn_evidence::sbom::CycloneDxBom;
+    use cairn_evidence::{Algorithm, Bundle, Sha256Digest, SigningKey, Statement, Subject};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rootfs");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/os-release"), "ID=published\n").unwrap();
+    let rootfs = root.to_str().unwrap();
+
+    // The digest the publisher signs (a root filesystem imports reproducibly).
+    let probe = Fixture::new();
+    let imported = probe.json(&["base", "import", rootfs, "--name", "published"]);
+    let digest = imported["digest"].as_str().unwrap().to_owned();
+
+    let sign = |key: &SigningKey, path: &str| {
+        let subject = Subject::sha256(
+            "published",
+            Sha256Digest::from_hex(digest.trim_start_matches("sha256:")).unwrap(),
+        );
+        let statement = Statement::new(
+            vec![subject],
+            CycloneDxBom(serde_json::json!({"bomFormat": "CycloneDX", "specVersion": "1.6"})),
+        )
+        .unwrap();
+        let bundle = Bundle::sign_statement(&statement, key).unwrap();
+        let file = tmp.path().join(path);
+        std::fs::write(&file, bundle.to_json().unwrap()).unwrap();
+        file
+    };
+    let publisher = SigningKey::generate(Algorithm::EcdsaP256Sha256).unwrap();
+    let stranger = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let public = tmp.path().join("publisher.pub");
+    std::fs::write(&public, publisher.verifying_key().to_pem()).unwrap();
+    let good = sign(&publisher, "good.sigstore.json");
+    let bad = sign(&stranger, "bad.sigstore.json");
+    let platform = tmp.path().join("platform");
+    std::fs::create_dir_all(&platform).unwrap();
+    std::fs::write(
+        platform.join("org.toml"),
+        format!("[base]\nsigners = [\"{}\"]\n", public.display()),
+    )
+    .unwrap();
+
+    let f = Fixture::new();
+    let import = |extra: &[&str]| {
+        let mut args = vec!["base", "import", rootfs, "--name", "published"];
+        args.extend_from_slice(extra);
+        with_org(&f, &platform, &args)
+    };
+    let r = import(&[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("rule base-signature"), "{r:?}");
+    let r = import(&["--signature", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("no signature over"), "{r:?}");
+    assert_eq!(
+        f.json(&["base", "list"]),
+        serde_json::json!([]),
+        "nothing was named"
+    );
+    let r = import(&["--signature", good.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("the publisher's signature verifies"),
+        "{r:?}"
+    );
+    assert_eq!(f.json(&["base", "list"])[0]["digest"], digest.as_str());
+}

@@ -393,3 +393,93 @@ fn a_gitops_environment_gets_a_digest_pinned_commit_per_change_and_rollback_writ
         "the rollback pins the first digest: {manifest}"
     );
 }
+
+/// Runs `sql` (with `?` parameters) on the fixture's SQLite store, through Python's
+/// sqlite3: the test plays an attacker who can write the database but not the keys.
+fn tamper(f: &Fixture, sql: &str, params: &[&str]) {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2], sys.argv[3:]); c.commit()",
+        ])
+        .arg(f.data.join("cairn.db"))
+        .arg(sql)
+        .args(params)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn evidence_with_a_bad_signature_or_about_another_digest_does_not_count() {
+    let t = team();
+    let f = &t.f;
+    let first = built_image(f);
+    f.write("README", "second\n").commit("second");
+    let second = built_image(f);
+
+    // The second image's acceptance result, its signature broken in the store.
+    tamper(
+        f,
+        "UPDATE evidence SET bundle = CAST(replace(CAST(bundle AS TEXT), '\"sig\":\"', '\"sig\":\"AAAA') AS BLOB) \
+         WHERE subject_digest = ? AND predicate_type LIKE '%test-result%'",
+        &[&second],
+    );
+    let r = as_(
+        f,
+        &t.rita,
+        &["promote", "hello-web", &second, "--to", "staging"],
+    );
+    denied_by(&t, &r, "tests");
+
+    // The first image's evidence, filed under the second digest: its statement is
+    // about the first, so the gate never sees it.
+    tamper(
+        f,
+        "INSERT INTO evidence (run_id, stage_id, predicate_type, subject_name, subject_digest, bundle, created_at_ms) \
+         SELECT run_id, stage_id, predicate_type, subject_name, ?, bundle, created_at_ms FROM evidence \
+         WHERE subject_digest = ? AND predicate_type LIKE '%test-result%'",
+        &[&second, &first],
+    );
+    let r = as_(
+        f,
+        &t.rita,
+        &["promote", "hello-web", &second, "--to", "staging"],
+    );
+    denied_by(&t, &r, "tests");
+    // The untouched first image still promotes.
+    assert_eq!(
+        as_(
+            f,
+            &t.rita,
+            &["promote", "hello-web", &first, "--to", "staging"]
+        )
+        .code,
+        0
+    );
+
+    // A malformed organisation policy: refused with its file, line and column; nothing moves.
+    let platform = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(platform.path().join("policy")).unwrap();
+    std::fs::write(
+        platform.path().join("policy/bad.rego"),
+        "package cairn.gate\n\ndeny contains x if {\n",
+    )
+    .unwrap();
+    let r = Run::from(
+        f.cairn(&["promote", "hello-web", &first, "--to", "staging"])
+            .env("CAIRN_TOKEN", &t.rita)
+            .env("CAIRN_PLATFORM_DIR", platform.path())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("bad.rego:"),
+        "names the file and line: {r:?}"
+    );
+}

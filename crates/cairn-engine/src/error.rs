@@ -167,6 +167,7 @@ impl EngineError {
                 | Self::KeyExists { .. }
                 | Self::KeyExposed { .. }
                 | Self::ImageRef(_)
+                | Self::Policy(_)
                 | Self::BaseNotInCatalog { .. }
                 | Self::BadBaseName { .. }
                 | Self::ImageNotFound { .. }

@@ -46,6 +46,10 @@ pub enum BaseCommand {
         /// Plain HTTP to a loopback registry (tests, a local mirror).
         #[arg(long)]
         plain_http: bool,
+        /// The publisher's signature (a Sigstore bundle of a statement about the
+        /// manifest digest), required when org.toml names `[base] signers`.
+        #[arg(long, value_name = "FILE")]
+        signature: Option<PathBuf>,
     },
     /// Make a base offline and import it: `tiny` (a few files, for static binaries) or `debian` (mmdebstrap minbase).
     Create {
@@ -75,12 +79,30 @@ pub fn base(cli: &Cli, cmd: &BaseCommand) -> Result<ExitCode, Failure> {
             source,
             name,
             plain_http,
+            signature,
         } => {
             let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
             // Docker Hub, a registry off the allow-list or an unpinned reference is
             // refused here, before anything is read.
             let source = BaseSource::parse(source, &org)?;
-            import(cli, source, name, *plain_http)
+            let signature = match signature {
+                Some(path) => {
+                    let meta = std::fs::metadata(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    if meta.len() > 1 << 20 {
+                        return Err(Failure::user(anyhow!(
+                            "{} is larger than 1 MiB",
+                            path.display()
+                        )));
+                    }
+                    Some(
+                        std::fs::read(path)
+                            .with_context(|| format!("cannot read {}", path.display()))?,
+                    )
+                }
+                None => None,
+            };
+            import(cli, source, name, *plain_http, signature)
         }
         BaseCommand::Create { kind, name, suite } => create(cli, *kind, name, suite),
         BaseCommand::List => list(cli),
@@ -93,6 +115,7 @@ fn import(
     source: BaseSource,
     name: &str,
     plain_http: bool,
+    signature: Option<Vec<u8>>,
 ) -> Result<ExitCode, Failure> {
     let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
     let data = data_dir(cli)?;
@@ -112,7 +135,24 @@ fn import(
         candidate.image.manifest_digest,
         candidate.image.layers.len()
     );
-    let vetting = vet(&*store, &candidate.rootfs, name)?;
+    let mut vetting = vet(&*store, &candidate.rootfs, name)?;
+    // The publisher's signature: given, or attached to the image in its registry.
+    let mut bundles: Vec<Vec<u8>> = signature.into_iter().collect();
+    if !org.base_signers.is_empty()
+        && let BaseSource::Registry(r) = &candidate.source
+    {
+        let digest = candidate.image.manifest_digest.to_string();
+        bundles.extend(cairn_engine::images::registry::attached(
+            &org,
+            &r.to_string(),
+            &digest,
+            &connection,
+        )?);
+    }
+    vetting.signature = catalog::check_signature(&org, &candidate, &bundles);
+    if let Ok(Some(key)) = &vetting.signature {
+        eprintln!("cairn: the publisher's signature verifies (key {key})");
+    }
     eprintln!(
         "cairn: {} components, {} known vulnerabilities",
         vetting.packages,
@@ -216,6 +256,7 @@ fn vet(store: &dyn cairn_store::Store, rootfs: &Path, name: &str) -> Result<Vett
         sbom,
         packages: collected.report.components.len() as u64,
         vulnerabilities,
+        signature: Ok(None),
     })
 }
 
@@ -254,7 +295,7 @@ fn create(cli: &Cli, kind: BaseKind, name: &str, suite: &str) -> Result<ExitCode
             (tar, format!("mmdebstrap --variant=minbase {suite}"))
         }
     };
-    import(cli, BaseSource::Created { rootfs, how }, name, false)
+    import(cli, BaseSource::Created { rootfs, how }, name, false, None)
 }
 
 /// A root filesystem with just enough for a static binary: users, groups, a

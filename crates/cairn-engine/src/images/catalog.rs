@@ -137,6 +137,62 @@ pub fn stage(
     })
 }
 
+/// Checks a publisher's signature over `candidate`: when the organisation names
+/// base signers, one of `bundles` (Sigstore bundles of an in-toto statement whose
+/// subject is the candidate's manifest digest, signed with a publisher's key) must
+/// verify. `Ok(None)` when no signer is configured; `Ok(Some(key id))` when one
+/// verified; `Err(reason)` otherwise (the catalog then refuses).
+pub fn check_signature(
+    org: &OrgConfig,
+    candidate: &Candidate,
+    bundles: &[Vec<u8>],
+) -> Result<Option<String>, String> {
+    if org.base_signers.is_empty() {
+        return Ok(None);
+    }
+    let mut keys = Vec::new();
+    for path in &org.base_signers {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the base signer key {path}: {e}"))?;
+        let key = cairn_evidence::VerifyingKey::from_pem(&text)
+            .map_err(|e| format!("{path} is not a public key cairn can use: {e}"))?;
+        keys.push(key);
+    }
+    if bundles.is_empty() {
+        return Err(format!(
+            "rule base-signature: the organisation requires a publisher's signature over {} and none was given (--signature FILE, or attached in the registry)",
+            candidate.image.manifest_digest
+        ));
+    }
+    let hex = candidate.image.manifest_digest.hex();
+    for bytes in bundles {
+        let Ok(bundle) = Bundle::from_json(bytes) else {
+            continue;
+        };
+        for key in &keys {
+            let Ok(payload) = bundle.verify(key) else {
+                continue;
+            };
+            let Ok(statement) = serde_json::from_slice::<serde_json::Value>(payload) else {
+                continue;
+            };
+            let about = statement["subject"].as_array().is_some_and(|subjects| {
+                subjects
+                    .iter()
+                    .any(|s| s["digest"]["sha256"].as_str() == Some(hex.as_str()))
+            });
+            if about {
+                return Ok(Some(key.key_id().to_string()));
+            }
+        }
+    }
+    Err(format!(
+        "rule base-signature: no signature over {} verifies with the organisation's base signers ({} keys)",
+        candidate.image.manifest_digest,
+        keys.len()
+    ))
+}
+
 /// What the caller established about a candidate: its SBOM and scan.
 #[derive(Debug, Clone)]
 pub struct Vetting {
@@ -146,6 +202,8 @@ pub struct Vetting {
     /// Known vulnerabilities, with their severity ratings (`low` … `critical`, or
     /// `unknown`).
     pub vulnerabilities: Vec<(String, String)>,
+    /// The publisher's signature check ([`check_signature`]).
+    pub signature: Result<Option<String>, String>,
 }
 
 /// What [`admit`] decided.
@@ -172,6 +230,9 @@ pub fn admit(
     vetting: &Vetting,
 ) -> Result<Admission, EngineError> {
     let mut reasons = Vec::new();
+    if let Err(why) = &vetting.signature {
+        reasons.push(why.clone());
+    }
     if let Some(max) = &org.base_max_severity {
         let floor = SEVERITIES.iter().position(|s| s == max).unwrap_or(0);
         for (id, severity) in &vetting.vulnerabilities {

@@ -21,6 +21,10 @@ pub struct OrgConfig {
     /// A base whose scan finds an unfixed vulnerability at or above this severity
     /// (`low`, `medium`, `high`, `critical`) does not enter the catalog.
     pub base_max_severity: Option<String>,
+    /// Public keys (PEM files) of the base images' publishers: when any is given,
+    /// a base enters the catalog only with a signed statement about its digest
+    /// from one of them.
+    pub base_signers: Vec<String>,
     /// The promotion path, in order (default: staging, production).
     pub promotion_path: Vec<String>,
     /// Each environment's deploy target (default: `local`).
@@ -63,6 +67,7 @@ impl Default for OrgConfig {
         OrgConfig {
             registries: Vec::new(),
             base_max_severity: None,
+            base_signers: Vec::new(),
             promotion_path: vec!["staging".to_owned(), "production".to_owned()],
             environments: std::collections::BTreeMap::new(),
         }
@@ -105,6 +110,8 @@ struct RawRegistries {
 #[serde(deny_unknown_fields)]
 struct RawBase {
     max_severity: Option<Spanned<String>>,
+    #[serde(default)]
+    signers: Vec<Spanned<String>>,
 }
 
 const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
@@ -147,7 +154,27 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
         }
         registries.push(h);
     }
-    let base_max_severity = match raw.base.and_then(|b| b.max_severity) {
+    let (base_max_severity, signers) = match raw.base {
+        Some(b) => (b.max_severity, b.signers),
+        None => (None, Vec::new()),
+    };
+    let mut base_signers = Vec::new();
+    for s in signers {
+        if !s.get_ref().starts_with('/') {
+            return Err(ConfigError::at(
+                file,
+                text,
+                Some(s.span()),
+                format!("signer key `{}` is not an absolute path", s.get_ref()),
+                Some(
+                    "name the publisher's public key file, e.g. \"/etc/cairn/base-publisher.pub\""
+                        .into(),
+                ),
+            ));
+        }
+        base_signers.push(s.into_inner());
+    }
+    let base_max_severity = match base_max_severity {
         None => None,
         Some(s) if SEVERITIES.contains(&s.get_ref().as_str()) => Some(s.into_inner()),
         Some(s) => {
@@ -230,6 +257,7 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
     Ok(OrgConfig {
         registries,
         base_max_severity,
+        base_signers,
         promotion_path,
         environments,
     })
