@@ -209,8 +209,8 @@ fn run_to_staging_to_production_with_a_second_identitys_approval() {
         .collect();
     assert_eq!(
         kinds,
-        ["deploy", "denied", "denied", "deploy"],
-        "newest first: {audit}"
+        ["deploy", "denied", "denied", "deploy", "policy-change"],
+        "newest first; the policies in force were recorded before their first decision: {audit}"
     );
     for c in audit.as_array().unwrap() {
         assert_eq!(c["proof"]["verified"], true, "{c}");

@@ -22,7 +22,7 @@ use cairn_store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::audit::{AuditLog, Change, Deploy, LOCK_WAIT, Override, Rollback};
+use crate::audit::{AuditLog, Change, Deploy, LOCK_WAIT, Override, PolicyChange, Rollback};
 use crate::host::now_ms;
 use crate::images::{Images, deploy_local};
 use crate::keys::KeyStore;
@@ -265,6 +265,7 @@ impl Promoter<'_> {
         let (trust, key) = Trust::load(self.data)?;
         let input = self.gate_input(req, &record, &digest, position, &trust)?;
         let gate = self.gate()?;
+        self.record_policy_change(&gate, &req.actor)?;
         let decision = gate.decide_or_deny(&input);
 
         // The decision is evidence, in the log, whatever it says.
@@ -497,6 +498,48 @@ impl Promoter<'_> {
             deployment: Some(deployment),
             vsa_evidence: Some(vsa_evidence),
         })
+    }
+
+    /// A policy change is a production change: when the gate's policies (the
+    /// default set, the organisation's files, the parameters) differ from the last
+    /// recorded ones, the change is appended to the audit log and kept as a change
+    /// record before the new policies decide anything. cairn sees the change when
+    /// it first takes effect; `actor` is who triggered that first decision.
+    fn record_policy_change(&self, gate: &Gate, actor: &Identity) -> Result<(), EngineError> {
+        let new = gate.policy_digest().to_owned();
+        let last = self
+            .store
+            .changes(None, 10_000)?
+            .into_iter()
+            .find(|(_, c)| c.kind == "policy-change")
+            .map(|(_, c)| c.to_digest);
+        if last.as_deref() == Some(new.as_str()) {
+            return Ok(());
+        }
+        let receipt = AuditLog::open_waiting(self.data, LOCK_WAIT)?.record(
+            &Change::PolicyChange(PolicyChange {
+                policy: "gate".to_owned(),
+                old_digest: last.clone(),
+                new_digest: new.clone(),
+                actor: actor.name.clone(),
+            }),
+        )?;
+        self.keep_change(&ChangeRecord {
+            kind: "policy-change".into(),
+            workload: "*".into(),
+            environment: "*".into(),
+            actor: actor.name.clone(),
+            from_digest: last,
+            to_digest: new,
+            log_index: receipt.index,
+            at_ms: now_ms(),
+            json: json!({
+                "policy_files": gate.files(),
+                "outcome": "the gate's policies changed; first used by this actor's request",
+            })
+            .to_string(),
+        })?;
+        Ok(())
     }
 
     /// The gate's input for this request (see cairn-policy's `GateInput`).
