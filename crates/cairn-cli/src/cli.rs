@@ -18,7 +18,7 @@ pub struct Cli {
     /// cairn's data directory (default: .cairn in the working directory).
     #[arg(long, global = true, env = "CAIRN_HOME", value_name = "DIR")]
     pub cairn_home: Option<PathBuf>,
-    /// The organisation's platform config (holds chains/<name>.toml).
+    /// The organisation's platform config (chains/<name>.toml, org.toml, policy/*.rego).
     #[arg(long, global = true, env = "CAIRN_PLATFORM_DIR", value_name = "DIR")]
     pub platform_dir: Option<PathBuf>,
     #[command(subcommand)]
@@ -37,7 +37,7 @@ pub enum Command {
     Logs(LogsArgs),
     /// Explain why a run failed: the stage, command, exit code, failed tests, last lines.
     Explain(ExplainArgs),
-    /// List a run's signed evidence, or export it as Sigstore bundles.
+    /// List the signed evidence of a run or about a digest (sha256:…), or export it as Sigstore bundles.
     Evidence(crate::commands::EvidenceArgs),
     /// Verify a Sigstore bundle for an artifact, offline: by certificate identity or by key.
     Verify(crate::commands::VerifyArgs),

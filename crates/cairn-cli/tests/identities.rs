@@ -1,12 +1,16 @@
 //! `cairn identity` and `cairn role` end to end: the bootstrap admin, an admin
 //! adding a developer and granting roles, denials that name the action, revoked
-//! tokens refused, and tokens that never show up again.
+//! tokens refused, tokens that never show up again, and every change in the
+//! audit log before it is made (and not made when it cannot be logged).
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::process::Command;
+
 use common::{Fixture, Run};
+use serde_json::{Value, json};
 
 /// `cairn ARGS` as the identity holding `token` (or as nobody).
 fn as_(f: &Fixture, token: Option<&str>, args: &[&str]) -> Run {
@@ -200,6 +204,165 @@ fn identities_and_roles_end_to_end() {
     assert!(rm.stdout.contains("revoked viewer from ci-bot"), "{rm:?}");
     let rm = ok(&f, Some(&admin), &["role", "revoke", "ci-bot", "viewer"]);
     assert!(rm.stdout.contains("nothing changed"), "{rm:?}");
+}
+
+/// The audit log's size (`cairn log checkpoint`).
+fn log_size(f: &Fixture) -> u64 {
+    f.json(&["log", "checkpoint"])["size"].as_u64().unwrap()
+}
+
+/// Entry `index` of the audit log (`cairn --json log show INDEX`), parsed.
+fn log_entry(f: &Fixture, index: u64) -> Value {
+    let shown = f.json(&["log", "show", &index.to_string()]);
+    serde_json::from_str(shown["entry_text"].as_str().unwrap()).unwrap()
+}
+
+/// Checks that `run` appended exactly one `access-change` entry (at `before`)
+/// whose spec is `spec`, and that neither the JSON nor the text of
+/// `cairn log show` holds any of `tokens` or their hashes.
+fn logged_once(f: &Fixture, before: u64, spec: &Value, tokens: &[&str]) {
+    assert_eq!(log_size(f), before + 1, "one more entry");
+    let entry = log_entry(f, before);
+    assert_eq!(entry["kind"], "access-change", "{entry}");
+    assert_eq!(entry["spec"], *spec, "{entry}");
+    let text = ok(f, None, &["log", "show", &before.to_string()]).stdout;
+    assert!(text.contains("access-change"), "{text}");
+    for out in [text, entry.to_string()] {
+        assert!(!out.contains("cairn_"), "a token leaked: {out}");
+        for token in tokens {
+            assert!(!out.contains(&token[6..]), "a token leaked: {out}");
+            assert!(
+                !out.contains(&sha256_hex(token)),
+                "a token hash leaked: {out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_identity_and_role_change_is_in_the_audit_log_first() {
+    let f = Fixture::new();
+    let added = ok(&f, None, &["identity", "add", "admin"]);
+    let admin = token_of(&added);
+    assert_eq!(log_size(&f), 1, "the bootstrap is logged");
+    let entry = log_entry(&f, 0);
+    assert_eq!(entry["kind"], "access-change", "{entry}");
+    assert_eq!(
+        entry["spec"],
+        json!({"action": "identity-add", "identity": "admin", "kind": "user",
+               "role": "platform-admin", "workload": null, "environment": null,
+               "actor": null})
+    );
+
+    let n = log_size(&f);
+    let dev = token_of(&ok(&f, Some(&admin), &["identity", "add", "dev"]));
+    let tokens = [admin.as_str(), dev.as_str()];
+    logged_once(
+        &f,
+        n,
+        &json!({"action": "identity-add", "identity": "dev", "kind": "user",
+                "role": null, "workload": null, "environment": null,
+                "actor": "admin"}),
+        &tokens,
+    );
+
+    let n = log_size(&f);
+    ok(
+        &f,
+        Some(&admin),
+        &["role", "grant", "dev", "developer", "--workload", "app"],
+    );
+    logged_once(
+        &f,
+        n,
+        &json!({"action": "role-grant", "identity": "dev", "kind": null,
+                "role": "developer", "workload": "app", "environment": null,
+                "actor": "admin"}),
+        &tokens,
+    );
+
+    // Refused (not authorised, an unknown identity) or a no-op: no entry.
+    let n = log_size(&f);
+    let denied = as_(&f, Some(&dev), &["role", "grant", "dev", "platform-admin"]);
+    assert_eq!(denied.code, 1, "{denied:?}");
+    let unknown = as_(&f, Some(&admin), &["role", "grant", "nobody", "viewer"]);
+    assert_eq!(unknown.code, 1, "{unknown:?}");
+    ok(
+        &f,
+        Some(&admin),
+        &["role", "grant", "dev", "developer", "--workload", "app"],
+    );
+    assert_eq!(log_size(&f), n, "refusals and no-ops are not logged");
+
+    ok(
+        &f,
+        Some(&admin),
+        &["role", "revoke", "dev", "developer", "--workload", "app"],
+    );
+    logged_once(
+        &f,
+        n,
+        &json!({"action": "role-revoke", "identity": "dev", "kind": null,
+                "role": "developer", "workload": "app", "environment": null,
+                "actor": "admin"}),
+        &tokens,
+    );
+
+    let n = log_size(&f);
+    ok(&f, Some(&admin), &["identity", "revoke", "dev"]);
+    logged_once(
+        &f,
+        n,
+        &json!({"action": "identity-revoke", "identity": "dev", "kind": "user",
+                "role": null, "workload": null, "environment": null,
+                "actor": "admin"}),
+        &tokens,
+    );
+    ok(&f, Some(&admin), &["identity", "revoke", "dev"]);
+    assert_eq!(log_size(&f), n + 1, "revoking again changes nothing");
+    ok(&f, None, &["log", "verify"]);
+}
+
+#[test]
+fn a_grant_whose_log_entry_cannot_be_written_changes_nothing() {
+    let f = Fixture::new();
+    let admin = token_of(&ok(&f, None, &["identity", "add", "admin"]));
+    ok(&f, Some(&admin), &["identity", "add", "dev"]);
+    let roles = ok(&f, Some(&admin), &["--json", "role", "list"]).stdout;
+    let size = log_size(&f);
+
+    // The log directory is read-only for this one cairn process.
+    let log = f.data.join("log");
+    let script = format!(
+        "mount --bind {log} {log} && mount -o remount,bind,ro {log} && exec \"$0\" \"$@\"",
+        log = log.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .arg(env!("CARGO_BIN_EXE_cairn"))
+        .args(["role", "grant", "dev", "platform-admin"])
+        .current_dir(&f.repo)
+        .env("CAIRN_HOME", &f.data)
+        .env("CAIRN_TOKEN", &admin)
+        .env_remove("CAIRN_PLATFORM_DIR")
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("audit log"),
+        "the error names the log: {r:?}"
+    );
+    assert!(
+        r.stderr.contains("nothing was changed"),
+        "the error says nothing changed: {r:?}"
+    );
+    assert_eq!(
+        ok(&f, Some(&admin), &["--json", "role", "list"]).stdout,
+        roles,
+        "the bindings are unchanged"
+    );
+    assert_eq!(log_size(&f), size);
 }
 
 fn sha256_hex(text: &str) -> String {

@@ -21,6 +21,17 @@
 //!   [`TOKEN_ENV`] (`CAIRN_TOKEN`), see [`actor_from_env`].
 //! - The last active organisation-wide platform-admin cannot be revoked (nor its
 //!   binding removed): nobody could manage identities afterwards.
+//! - Every change of identities and roles (an identity added — the bootstrap
+//!   too —, an identity revoked, a role granted or revoked) is recorded in the
+//!   data directory's audit log as an `access-change` entry ([`AccessChange`])
+//!   *before* the store changes: first the actor is authorised and the change
+//!   checked (a refused change or a no-op is never logged), then the entry is
+//!   made durable, then the store is written. When the entry cannot be recorded
+//!   nothing changes. The audit log is held open (its append lock) from the
+//!   checks to the write, so access changes of cairn processes sharing a data
+//!   directory take turns, and what was checked still holds when the store is
+//!   written. The entry names the identity, the role and scope, and the actor:
+//!   never a token or its hash.
 
 use std::collections::BTreeSet;
 
@@ -29,7 +40,8 @@ use cairn_model::{IdentityKind, IdentityRecord, RoleBinding};
 use cairn_policy::{Action, Binding, BindingScope, Bindings, Identity, OverrideGrant, Role, Scope};
 use cairn_store::{Store, StoreError};
 
-use crate::EngineError;
+use crate::audit::{AccessAction, AccessChange, AuditLog, Change, LOCK_WAIT};
+use crate::{DataDir, EngineError};
 
 /// The environment variable a CLI command reads its actor's token from.
 pub const TOKEN_ENV: &str = "CAIRN_TOKEN";
@@ -154,9 +166,12 @@ fn check_scope_name(what: &'static str, value: &str) -> Result<(), EngineError> 
 /// identity at all, and the new identity is also bound `platform-admin`
 /// organisation-wide ([`NewIdentity::bootstrap`]); otherwise
 /// [`EngineError::AlreadyBootstrapped`]. With an `actor`, the actor needs
-/// [`Action::ManageIdentities`] and the identity gets no binding.
+/// [`Action::ManageIdentities`] and the identity gets no binding. The
+/// `identity-add` entry is recorded in `data`'s audit log before the identity
+/// is written (see the module's documentation).
 pub fn create_identity(
     store: &dyn Store,
+    data: &DataDir,
     actor: Option<&Identity>,
     name: &str,
     kind: IdentityKind,
@@ -171,7 +186,29 @@ pub fn create_identity(
             &Scope::organisation(),
         )?;
     }
+    // Held from the checks to the write: access changes take turns.
+    let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
+    match actor {
+        None if !store.identities()?.is_empty() => return Err(EngineError::AlreadyBootstrapped),
+        _ if store.identity(name)?.is_some() => {
+            return Err(EngineError::IdentityExists {
+                name: name.to_owned(),
+            });
+        }
+        _ => {}
+    }
     let token = new_token()?;
+    audit.record(&Change::Access(AccessChange {
+        action: AccessAction::IdentityAdd,
+        identity: name.to_owned(),
+        kind: Some(kind.as_str().to_owned()),
+        role: actor
+            .is_none()
+            .then(|| Role::PlatformAdmin.as_str().to_owned()),
+        workload: None,
+        environment: None,
+        actor: actor.map(|a| a.name.clone()),
+    }))?;
     let record = IdentityRecord {
         name: name.to_owned(),
         kind,
@@ -360,9 +397,11 @@ fn active_admins(bindings: &Bindings) -> BTreeSet<&str> {
 /// Revokes identity `name` (its token stops working; it keeps its name and
 /// history). Needs [`Action::ManageIdentities`]; refuses to revoke the last
 /// active organisation-wide platform-admin. Returns `false` when it was already
-/// revoked.
+/// revoked (and logs nothing); otherwise the `identity-revoke` entry is recorded
+/// in `data`'s audit log before the identity is revoked.
 pub fn revoke_identity(
     store: &dyn Store,
+    data: &DataDir,
     actor: &Identity,
     name: &str,
     now_ms: i64,
@@ -373,6 +412,7 @@ pub fn revoke_identity(
         Action::ManageIdentities,
         &Scope::organisation(),
     )?;
+    let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
     let Some(record) = store.identity(name)? else {
         return Err(EngineError::UnknownIdentity {
             name: name.to_owned(),
@@ -386,6 +426,15 @@ pub fn revoke_identity(
     if admins.len() == 1 && admins.contains(name) {
         return Err(EngineError::LastAdmin);
     }
+    audit.record(&Change::Access(AccessChange {
+        action: AccessAction::IdentityRevoke,
+        identity: name.to_owned(),
+        kind: Some(record.kind.as_str().to_owned()),
+        role: None,
+        workload: None,
+        environment: None,
+        actor: Some(actor.name.clone()),
+    }))?;
     Ok(store.revoke_identity(name, now_ms)?)
 }
 
@@ -422,10 +471,13 @@ pub fn role_binding(
     })
 }
 
-/// Binds a role (adding an existing binding is a no-op). Needs
-/// [`Action::ManageIdentities`]; the identity must exist and be active.
+/// Binds a role (adding an existing binding is a no-op, and logs nothing).
+/// Needs [`Action::ManageIdentities`]; the identity must exist and be active.
+/// The `role-grant` entry is recorded in `data`'s audit log before the binding
+/// is written.
 pub fn grant_role(
     store: &dyn Store,
+    data: &DataDir,
     actor: &Identity,
     binding: &RoleBinding,
 ) -> Result<(), EngineError> {
@@ -439,6 +491,7 @@ pub fn grant_role(
     policy_binding(binding).map_err(|_| EngineError::UnknownRole {
         name: binding.role.clone(),
     })?;
+    let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
     match store.identity(&binding.identity)? {
         None => {
             return Err(EngineError::UnknownIdentity {
@@ -452,6 +505,10 @@ pub fn grant_role(
         }
         Some(_) => {}
     }
+    if store.bindings()?.contains(binding) {
+        return Ok(());
+    }
+    audit.record(&binding_change(AccessAction::RoleGrant, binding, actor))?;
     store.add_binding(binding).map_err(|e| match e {
         StoreError::NotFound { .. } => EngineError::UnknownIdentity {
             name: binding.identity.clone(),
@@ -465,9 +522,12 @@ pub fn grant_role(
 
 /// Removes a binding; `false` when there was none. Needs
 /// [`Action::ManageIdentities`]; refuses to remove the last active
-/// organisation-wide platform-admin binding.
+/// organisation-wide platform-admin binding. The `role-revoke` entry is
+/// recorded in `data`'s audit log before the binding is removed (nothing is
+/// logged when there was none).
 pub fn revoke_role(
     store: &dyn Store,
+    data: &DataDir,
     actor: &Identity,
     binding: &RoleBinding,
 ) -> Result<bool, EngineError> {
@@ -477,6 +537,7 @@ pub fn revoke_role(
         Action::ManageIdentities,
         &Scope::organisation(),
     )?;
+    let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
     if binding.role == Role::PlatformAdmin.as_str()
         && binding.workload.is_none()
         && binding.environment.is_none()
@@ -487,7 +548,24 @@ pub fn revoke_role(
             return Err(EngineError::LastAdmin);
         }
     }
+    if !store.bindings()?.contains(binding) {
+        return Ok(false);
+    }
+    audit.record(&binding_change(AccessAction::RoleRevoke, binding, actor))?;
     Ok(store.remove_binding(binding)?)
+}
+
+/// The audit entry of a role granted or revoked by `actor`.
+fn binding_change(action: AccessAction, binding: &RoleBinding, actor: &Identity) -> Change {
+    Change::Access(AccessChange {
+        action,
+        identity: binding.identity.clone(),
+        kind: None,
+        role: Some(binding.role.clone()),
+        workload: binding.workload.clone(),
+        environment: binding.environment.clone(),
+        actor: Some(actor.name.clone()),
+    })
 }
 
 /// Every identity (revoked ones too) for `cairn identity list`; needs

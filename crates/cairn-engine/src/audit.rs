@@ -2,7 +2,7 @@
 //! C2SP tlog-tiles layout of `cairn-tlog-fs`; its checkpoint key is
 //! `<data>/keys/log.key`), where every change that matters is recorded before it
 //! takes effect: deployments, rollbacks, overrides, policy changes, key
-//! rotations, and the evidence cairn signs.
+//! rotations, identity and role changes, and the evidence cairn signs.
 //!
 //! The rule "an environment changes only after its log entry is durable"
 //! (DESIGN.md, invariants) is one call: [`AuditLog::record`] returns a
@@ -120,6 +120,51 @@ pub struct KeyRotation {
     pub algorithm: String,
 }
 
+/// What an [`AccessChange`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessAction {
+    /// An identity was added (the bootstrap too).
+    IdentityAdd,
+    /// An identity was revoked: its token stops working.
+    IdentityRevoke,
+    /// A role was bound to an identity.
+    RoleGrant,
+    /// A role binding was removed.
+    RoleRevoke,
+}
+
+impl AccessAction {
+    /// The action's name in the entry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessAction::IdentityAdd => "identity-add",
+            AccessAction::IdentityRevoke => "identity-revoke",
+            AccessAction::RoleGrant => "role-grant",
+            AccessAction::RoleRevoke => "role-revoke",
+        }
+    }
+}
+
+/// An identity or role change (see `crate::access`). Never carries a token or
+/// a token's hash: only names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessChange {
+    pub action: AccessAction,
+    /// The identity added, revoked, or whose binding changed.
+    pub identity: String,
+    /// `user` or `service-account`, for [`AccessAction::IdentityAdd`].
+    pub kind: Option<String>,
+    /// The role granted or revoked; for the bootstrap's identity-add, the
+    /// `platform-admin` it is bound organisation-wide.
+    pub role: Option<String>,
+    /// The binding's workload (`None`: organisation-wide).
+    pub workload: Option<String>,
+    /// The binding's environment (only with a workload).
+    pub environment: Option<String>,
+    /// Who made the change; `None` only for the bootstrap (no identity existed).
+    pub actor: Option<String>,
+}
+
 /// One change, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -128,6 +173,7 @@ pub enum Change {
     Override(Override),
     PolicyChange(PolicyChange),
     KeyRotation(KeyRotation),
+    Access(AccessChange),
     /// A signed DSSE envelope: the Rekor v2 `dsse` body (payload hash,
     /// signatures, verifier key) — see [`Change::evidence`].
     Evidence {
@@ -151,6 +197,7 @@ impl Change {
             Change::Override(_) => ("override", CHANGE_VERSION),
             Change::PolicyChange(_) => ("policy-change", CHANGE_VERSION),
             Change::KeyRotation(_) => ("key-rotation", CHANGE_VERSION),
+            Change::Access(_) => ("access-change", CHANGE_VERSION),
             Change::Evidence { .. } => (
                 cairn_evidence::DSSE_ENTRY_KIND,
                 cairn_evidence::DSSE_ENTRY_VERSION,
@@ -183,6 +230,11 @@ impl Change {
             Change::KeyRotation(k) => json!({
                 "purpose": k.purpose, "oldKeyId": k.old_key_id,
                 "newKeyId": k.new_key_id, "algorithm": k.algorithm,
+            }),
+            Change::Access(a) => json!({
+                "action": a.action.as_str(), "identity": a.identity,
+                "kind": a.kind, "role": a.role, "workload": a.workload,
+                "environment": a.environment, "actor": a.actor,
             }),
         };
         let (kind, version) = self.kind();
@@ -471,6 +523,15 @@ mod tests {
                 actor: "x".into(),
             }),
             rotation,
+            Change::Access(AccessChange {
+                action: AccessAction::RoleGrant,
+                identity: "dev".into(),
+                kind: None,
+                role: Some("developer".into()),
+                workload: Some("app".into()),
+                environment: None,
+                actor: Some("admin".into()),
+            }),
         ]
         .iter()
         .map(|c| {
@@ -479,7 +540,23 @@ mod tests {
             v["kind"].as_str().expect("kind").to_owned()
         })
         .collect();
-        assert_eq!(kinds, ["rollback", "override", "key-rotation"]);
+        assert_eq!(
+            kinds,
+            ["rollback", "override", "key-rotation", "access-change"]
+        );
+        let bootstrap = Change::Access(AccessChange {
+            action: AccessAction::IdentityAdd,
+            identity: "admin".into(),
+            kind: Some("user".into()),
+            role: Some("platform-admin".into()),
+            workload: None,
+            environment: None,
+            actor: None,
+        });
+        assert_eq!(
+            String::from_utf8(bootstrap.to_entry()).expect("utf-8"),
+            r#"{"apiVersion":"0.0.1","kind":"access-change","spec":{"action":"identity-add","actor":null,"environment":null,"identity":"admin","kind":"user","role":"platform-admin","workload":null}}"#
+        );
 
         let key = SigningKey::from_secret_bytes(Algorithm::Ed25519, &[9; 32]).expect("key");
         let envelope = Envelope::sign("text/plain", b"hi".to_vec(), &key).expect("signs");

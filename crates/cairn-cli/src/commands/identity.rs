@@ -13,9 +13,14 @@
 //!
 //! A new identity's token is printed once, on stdout, and never again: cairn
 //! keeps only its SHA-256. No other command prints a token or its hash.
+//!
+//! Every change (identity added or revoked, role granted or revoked) is first
+//! recorded in the audit log as an `access-change` entry (`cairn log show N`);
+//! when it cannot be, nothing changes and the error says so.
 
 use std::process::ExitCode;
 
+use cairn_engine::EngineError;
 use cairn_engine::access::{self, NewIdentity, TOKEN_ENV};
 use cairn_model::time::rfc3339_utc;
 use cairn_model::{IdentityKind, IdentityRecord, RoleBinding};
@@ -103,7 +108,14 @@ pub fn identity(cli: &Cli, cmd: &IdentityCommand) -> Result<ExitCode, Failure> {
             } else {
                 Some(access::actor_from_env(store)?)
             };
-            let created = access::create_identity(store, actor.as_ref(), name, kind, now_ms())?;
+            let created = logged(access::create_identity(
+                store,
+                &data,
+                actor.as_ref(),
+                name,
+                kind,
+                now_ms(),
+            ))?;
             print_created(cli, &created);
         }
         IdentityCommand::List => {
@@ -132,7 +144,13 @@ pub fn identity(cli: &Cli, cmd: &IdentityCommand) -> Result<ExitCode, Failure> {
         }
         IdentityCommand::Revoke { name } => {
             let actor = access::actor_from_env(store)?;
-            let revoked = access::revoke_identity(store, &actor, name, now_ms())?;
+            let revoked = logged(access::revoke_identity(
+                store,
+                &data,
+                &actor,
+                name,
+                now_ms(),
+            ))?;
             if cli.json {
                 print_json(&json!({"name": name, "revoked": revoked}));
             } else if revoked {
@@ -176,7 +194,7 @@ pub fn role(cli: &Cli, cmd: &RoleCommand) -> Result<ExitCode, Failure> {
     match cmd {
         RoleCommand::Grant(args) => {
             let binding = binding_of(args)?;
-            access::grant_role(store, &actor, &binding)?;
+            logged(access::grant_role(store, &data, &actor, &binding))?;
             if cli.json {
                 print_json(&json!({"granted": binding_json(&binding)}));
             } else {
@@ -190,7 +208,7 @@ pub fn role(cli: &Cli, cmd: &RoleCommand) -> Result<ExitCode, Failure> {
         }
         RoleCommand::Revoke(args) => {
             let binding = binding_of(args)?;
-            let removed = access::revoke_role(store, &actor, &binding)?;
+            let removed = logged(access::revoke_role(store, &data, &actor, &binding))?;
             if cli.json {
                 print_json(&json!({"revoked": binding_json(&binding), "existed": removed}));
             } else if removed {
@@ -223,6 +241,24 @@ pub fn role(cli: &Cli, cmd: &RoleCommand) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An engine result whose failure to record the change in the audit log says
+/// that nothing was changed.
+fn logged<T>(result: Result<T, EngineError>) -> Result<T, Failure> {
+    result.map_err(|err| match err {
+        EngineError::AuditKey(_)
+        | EngineError::AuditLog { .. }
+        | EngineError::AuditAppend(_)
+        | EngineError::AuditProof { .. } => {
+            let mut failure = Failure::from(err);
+            failure.error = failure.error.context(
+                "nothing was changed: the change could not be recorded in the audit log first",
+            );
+            failure
+        }
+        other => other.into(),
+    })
 }
 
 fn binding_of(args: &RoleArgs) -> Result<RoleBinding, Failure> {

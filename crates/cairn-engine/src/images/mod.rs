@@ -136,10 +136,23 @@ impl Images {
                 .map_err(EngineError::io("chmod", &tmp))?;
         }
         std::fs::write(tmp.join(".cairn-complete"), b"").map_err(EngineError::io("write", &tmp))?;
+        // Another process may have finished the same unpack meanwhile (and may be
+        // running from it): keep theirs. Only an incomplete leftover is replaced.
+        if dir.join(".cairn-complete").is_file() {
+            std::fs::remove_dir_all(&tmp).map_err(EngineError::io("clear", &tmp))?;
+            return Ok(dir);
+        }
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(EngineError::io("clear", &dir))?;
         }
-        std::fs::rename(&tmp, &dir).map_err(EngineError::io("rename", &tmp))?;
+        if let Err(e) = std::fs::rename(&tmp, &dir) {
+            // Lost a race to a complete copy: use it.
+            if dir.join(".cairn-complete").is_file() {
+                std::fs::remove_dir_all(&tmp).map_err(EngineError::io("clear", &tmp))?;
+                return Ok(dir);
+            }
+            return Err(EngineError::io("rename", &tmp)(e));
+        }
         Ok(dir)
     }
 }
