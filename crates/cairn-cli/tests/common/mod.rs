@@ -163,3 +163,27 @@ impl std::fmt::Debug for Run {
         )
     }
 }
+
+/// Stop what the test started: every `local` deployment in the fixture's data
+/// directory runs detached from cairn, so it is stopped here, not left behind.
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let data = cairn_engine::DataDir::at(&self.data);
+        let Ok(workloads) = std::fs::read_dir(data.deployments()) else {
+            return;
+        };
+        for workload in workloads.flatten() {
+            let Ok(records) = std::fs::read_dir(workload.path()) else {
+                continue;
+            };
+            for record in records.flatten() {
+                let path = record.path();
+                if path.extension().is_some_and(|x| x == "json") {
+                    let env = path.file_stem().unwrap().to_string_lossy().into_owned();
+                    let name = workload.file_name().to_string_lossy().into_owned();
+                    let _ = cairn_engine::images::deploy_local::undeploy(&data, &name, &env);
+                }
+            }
+        }
+    }
+}
