@@ -8,6 +8,7 @@
 pub mod access;
 pub mod audit;
 pub mod bench;
+pub mod certify;
 mod data_dir;
 pub mod deploy;
 mod error;

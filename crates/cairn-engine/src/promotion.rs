@@ -16,13 +16,14 @@ use cairn_evidence::{
     Bundle, Predicate, Sha256Digest, SigningKey, Statement, Subject, VerifyingKey,
 };
 use cairn_model::config::{DeployTarget, OrgConfig};
-use cairn_model::{ChangeRecord, DeploymentRecord, NewEvidence};
+use cairn_model::{ChangeRecord, DeploymentRecord};
 use cairn_policy::{Action, Decision, DefaultParams, Gate, Identity, Limits, Scope};
 use cairn_store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::audit::{AuditLog, Change, Deploy, LOCK_WAIT, Override, PolicyChange, Rollback};
+use crate::certify::{Filed, sign_and_keep};
 use crate::host::now_ms;
 use crate::images::{Images, deploy_local};
 use crate::keys::KeyStore;
@@ -710,26 +711,23 @@ impl Promoter<'_> {
         statement: &Statement<P>,
         digest: &str,
     ) -> Result<(i64, u64), EngineError> {
-        let mut bundle = Bundle::sign_statement(statement, key)?;
-        let receipt = AuditLog::open_waiting(self.data, LOCK_WAIT)?
-            .record(&Change::evidence(&bundle.envelope, key.verifying_key())?)?;
-        bundle
-            .tlog_entries
-            .push(receipt.tlog_entry(now_ms() / 1000));
-        let id = self.store.add_evidence(&NewEvidence {
-            run: None,
-            stage: None,
-            predicate_type: statement.predicate_type.clone(),
-            subject_name: statement
-                .subject
-                .first()
-                .map(|s| s.name.clone())
-                .unwrap_or_default(),
-            subject_digest: digest.to_owned(),
-            bundle: bundle.to_json()?.into_bytes(),
-            created_at_ms: now_ms(),
-        })?;
-        Ok((id, receipt.index))
+        let subject_name = statement
+            .subject
+            .first()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        sign_and_keep(
+            self.data,
+            self.store,
+            key,
+            statement,
+            Filed {
+                run: None,
+                stage: None,
+                subject_name: &subject_name,
+                subject_digest: digest,
+            },
+        )
     }
 
     /// Stores the change record and appends it to the file sink

@@ -10,13 +10,13 @@
 
 use std::path::Path;
 
+use cairn_evidence::Statement;
 use cairn_evidence::review::{ReviewFacts, Verdict, commit_subject_digest};
-use cairn_evidence::{Bundle, Statement};
-use cairn_model::NewEvidence;
 use cairn_policy::{Action, Identity, Scope};
 use cairn_store::Store;
 
-use crate::audit::{AuditLog, Change, LOCK_WAIT};
+use crate::audit::{AuditLog, LOCK_WAIT};
+use crate::certify::{Filed, sign_and_keep};
 use crate::host::now_ms;
 use crate::keys::KeyStore;
 use crate::{DataDir, EngineError, git};
@@ -67,26 +67,23 @@ pub fn record(
         let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
         KeyStore::new(data).load_or_create(&audit)?.0
     };
-    let mut bundle = Bundle::sign_statement(&statement, &key)?;
-    let receipt = AuditLog::open_waiting(data, LOCK_WAIT)?
-        .record(&Change::evidence(&bundle.envelope, key.verifying_key())?)?;
-    bundle
-        .tlog_entries
-        .push(receipt.tlog_entry(now_ms() / 1000));
-    let evidence = store.add_evidence(&NewEvidence {
-        run: None,
-        stage: None,
-        predicate_type: statement.predicate_type.clone(),
-        subject_name: format!("{workload}@{commit}"),
-        subject_digest: format!("sha256:{}", commit_subject_digest(&commit).to_hex()),
-        bundle: bundle.to_json()?.into_bytes(),
-        created_at_ms: now_ms(),
-    })?;
+    let (evidence, log_index) = sign_and_keep(
+        data,
+        store,
+        &key,
+        &statement,
+        Filed {
+            run: None,
+            stage: None,
+            subject_name: &format!("{workload}@{commit}"),
+            subject_digest: &format!("sha256:{}", commit_subject_digest(&commit).to_hex()),
+        },
+    )?;
     Ok(Recorded {
         commit,
         author: info.author,
         evidence,
-        log_index: receipt.index,
+        log_index,
         own_commit,
     })
 }

@@ -11,9 +11,8 @@ use cairn_evidence::vulns::{
     RATING_METHOD, ScanMetadata, Scanner, ScannerDb, SeverityScore, VulnResult, VulnsScan,
 };
 use cairn_evidence::{
-    Bundle, NamedDigest, Observed, Sha256Digest, Sha256Hasher, SigningKey, Statement, Subject,
+    NamedDigest, Observed, Sha256Digest, Sha256Hasher, SigningKey, Statement, Subject,
 };
-use cairn_model::NewEvidence;
 use cairn_model::config::{ChainStage, WORKLOAD_FILE};
 use cairn_model::error_chain;
 use cairn_model::test_report::failed_tests;
@@ -25,7 +24,8 @@ use cairn_sandbox::{Exit, Limits, SandboxSpec, Stream};
 use cairn_sbom::cyclonedx::{DocumentInput, SubjectKind};
 use cairn_store::Store;
 
-use crate::audit::{AuditLog, Change, LOCK_WAIT, Receipt};
+use crate::audit::{AuditLog, LOCK_WAIT};
+use crate::certify::{Filed, sign_and_keep};
 use crate::images::Images;
 use crate::images::release_candidate::{self, BuiltImage, RcTest};
 use crate::inventory::{self, Collected};
@@ -79,14 +79,6 @@ pub struct Engine {
 struct Signer {
     key: SigningKey,
     data: DataDir,
-}
-
-impl Signer {
-    /// Records `change` durably: opens the log (waiting for its lock), appends,
-    /// proves, and lets the log go again.
-    fn record(&self, change: &Change) -> Result<Receipt, EngineError> {
-        AuditLog::open_waiting(&self.data, LOCK_WAIT)?.record(change)
-    }
 }
 
 /// How a stage ended.
@@ -155,7 +147,7 @@ impl Engine {
     ) -> Result<RunRecord, EngineError> {
         let store = &*self.store;
         // No key or no log, no certified run: open both before the run exists.
-        // The log is held only while recording (see `Signer::record`), so runs
+        // The log is held only while recording (see `certify::sign_and_keep`), so runs
         // and commands sharing the data directory take turns appending.
         let key = {
             let audit = AuditLog::open_waiting(&self.data, LOCK_WAIT)?;
@@ -408,40 +400,13 @@ impl Engine {
             failed_tests: stage.failed_tests.clone(),
             artifacts,
         };
-        let (predicate_type, mut bundle) = if stage.spec.kind == StageKind::Build {
+        if stage.spec.kind == StageKind::Build {
             let statement = Statement::provenance(&observed, BUILDER_ID)?;
-            (
-                statement.predicate_type.clone(),
-                Bundle::sign_statement(&statement, &signer.key)?,
-            )
+            self.keep(run, stage.record, &subject, &statement, signer)
         } else {
             let statement = Statement::test_result(&observed, None)?;
-            (
-                statement.predicate_type.clone(),
-                Bundle::sign_statement(&statement, &signer.key)?,
-            )
-        };
-        let receipt = signer.record(&Change::evidence(
-            &bundle.envelope,
-            signer.key.verifying_key(),
-        )?)?;
-        bundle
-            .tlog_entries
-            .push(receipt.tlog_entry(now_ms() / 1000));
-        let digest = subject
-            .sha256_digest()
-            .map(|d| format!("sha256:{}", d.to_hex()))
-            .unwrap_or_default();
-        self.store.add_evidence(&NewEvidence {
-            run: Some(run.id),
-            stage: Some(stage.record.id),
-            predicate_type,
-            subject_name: subject.name.clone(),
-            subject_digest: digest,
-            bundle: bundle.to_json()?.into_bytes(),
-            created_at_ms: now_ms(),
-        })?;
-        Ok(())
+            self.keep(run, stage.record, &subject, &statement, signer)
+        }
     }
 
     /// Inventories the release candidate: the components of its unpacked root
@@ -606,7 +571,8 @@ impl Engine {
         self.keep(run, stage, about, &scan, signer)
     }
 
-    /// Signs one statement, records it in the audit log, then stores it.
+    /// Signs one statement, records it in the audit log, then stores it
+    /// (see [`sign_and_keep`]).
     fn keep<P: cairn_evidence::Predicate>(
         &self,
         run: &RunRecord,
@@ -615,27 +581,22 @@ impl Engine {
         statement: &Statement<P>,
         signer: &Signer,
     ) -> Result<(), EngineError> {
-        let mut bundle = Bundle::sign_statement(statement, &signer.key)?;
-        let receipt = signer.record(&Change::evidence(
-            &bundle.envelope,
-            signer.key.verifying_key(),
-        )?)?;
-        bundle
-            .tlog_entries
-            .push(receipt.tlog_entry(now_ms() / 1000));
         let digest = about
             .sha256_digest()
             .map(|d| format!("sha256:{}", d.to_hex()))
             .unwrap_or_default();
-        self.store.add_evidence(&NewEvidence {
-            run: Some(run.id),
-            stage: Some(stage.id),
-            predicate_type: statement.predicate_type.clone(),
-            subject_name: about.name.clone(),
-            subject_digest: digest,
-            bundle: bundle.to_json()?.into_bytes(),
-            created_at_ms: now_ms(),
-        })?;
+        sign_and_keep(
+            &signer.data,
+            &*self.store,
+            &signer.key,
+            statement,
+            Filed {
+                run: Some(run.id),
+                stage: Some(stage.id),
+                subject_name: &about.name,
+                subject_digest: &digest,
+            },
+        )?;
         Ok(())
     }
 

@@ -15,7 +15,6 @@
 //! catalog's gate (`[base] max_severity` in org.toml), signed SBOM evidence in the
 //! audit log, and only then the name.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -25,7 +24,6 @@ use cairn_engine::images::catalog::{self, Admission, BaseSource, Vetting};
 use cairn_engine::images::registry::Connection;
 use cairn_sbom::Ecosystem;
 use cairn_sbom::cyclonedx::DocumentInput;
-use cairn_vuln::{Advisory, AdvisoryIndex, Package, normalize_name};
 use serde_json::json;
 
 use super::sbom::{collect, now_rfc3339};
@@ -210,37 +208,28 @@ fn vet(store: &dyn cairn_store::Store, rootfs: &Path, name: &str) -> Result<Vett
     let sbom: serde_json::Value = serde_json::from_slice(&doc).context("the SBOM document")?;
     // OS packages are not matched yet (advisories are per release and source
     // package): the count says so rather than passing them silently.
-    let mut os_packages = 0usize;
-    let mut seen = BTreeSet::new();
-    let mut packages = Vec::new();
-    for c in &collected.report.components {
-        if matches!(c.ecosystem, Ecosystem::Debian | Ecosystem::Alpine) {
-            os_packages += 1;
-            continue;
-        }
-        let p = Package::new(c.ecosystem.osv_name(), &c.full_name(), &c.version);
-        if seen.insert((p.ecosystem.clone(), p.name.clone(), p.version.clone())) {
-            packages.push(p);
-        }
-    }
+    let os_packages = collected
+        .report
+        .components
+        .iter()
+        .filter(|c| matches!(c.ecosystem, Ecosystem::Debian | Ecosystem::Alpine))
+        .count();
     if os_packages > 0 {
         eprintln!(
             "cairn: {os_packages} OS packages are listed in the SBOM but not matched against advisories yet"
         );
     }
-    let keys: Vec<(String, String)> = packages
+    let evaluation = cairn_engine::inventory::evaluate(store, &collected)?;
+    // A stored record that does not parse stops the admission: a base is not
+    // admitted on a scan that skipped advisories.
+    if let Some(bad) = evaluation
+        .not_evaluated
         .iter()
-        .map(|p| (p.ecosystem.clone(), normalize_name(&p.ecosystem, &p.name)))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut index = AdvisoryIndex::new();
-    for stored in store.advisories_for_packages(&keys)? {
-        let advisory = Advisory::parse(&stored.json)
-            .map_err(|e| anyhow!("stored advisory {} does not parse: {e}", stored.id))?;
-        index.insert(advisory);
+        .find(|n| n.subject.starts_with("advisory "))
+    {
+        return Err(anyhow!("stored {} does not parse: {}", bad.subject, bad.reason).into());
     }
-    let report = index.scan(&packages);
+    let report = evaluation.report;
     let vulnerabilities = report
         .vulnerabilities
         .iter()

@@ -10,14 +10,15 @@ use std::path::{Path, PathBuf};
 
 use cairn_evidence::sbom::CycloneDxBom;
 use cairn_evidence::{Bundle, Predicate, Sha256Digest, SigningKey, Statement, Subject};
+use cairn_model::BaseRecord;
 use cairn_model::config::{OrgConfig, is_valid_name};
 use cairn_model::image_ref::ImageRef;
-use cairn_model::{BaseRecord, NewEvidence};
 use cairn_oci::Image;
 use cairn_store::Store;
 
 use super::Images;
-use crate::audit::{AuditLog, Change, LOCK_WAIT};
+use crate::audit::{AuditLog, LOCK_WAIT};
+use crate::certify::{Filed, sign_and_keep};
 use crate::host::now_ms;
 use crate::keys::KeyStore;
 use crate::{DataDir, EngineError};
@@ -258,21 +259,18 @@ pub fn admit(
         Sha256Digest::from_hex(&candidate.image.manifest_digest.hex())?,
     );
     let statement = Statement::new(vec![subject], CycloneDxBom(vetting.sbom.clone()))?;
-    let mut bundle = Bundle::sign_statement(&statement, &key)?;
-    let receipt = AuditLog::open_waiting(data, LOCK_WAIT)?
-        .record(&Change::evidence(&bundle.envelope, key.verifying_key())?)?;
-    bundle
-        .tlog_entries
-        .push(receipt.tlog_entry(now_ms() / 1000));
-    let evidence = store.add_evidence(&NewEvidence {
-        run: None,
-        stage: None,
-        predicate_type: CYCLONEDX_PREDICATE.to_owned(),
-        subject_name: format!("base {}", candidate.name),
-        subject_digest: digest.clone(),
-        bundle: bundle.to_json()?.into_bytes(),
-        created_at_ms: now_ms(),
-    })?;
+    let (evidence, _) = sign_and_keep(
+        data,
+        store,
+        &key,
+        &statement,
+        Filed {
+            run: None,
+            stage: None,
+            subject_name: &format!("base {}", candidate.name),
+            subject_digest: &digest,
+        },
+    )?;
     let record = BaseRecord {
         name: candidate.name.clone(),
         digest,

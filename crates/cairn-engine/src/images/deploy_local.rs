@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use cairn_model::config::is_valid_name;
 use cairn_oci::Image;
-use cairn_sandbox::{
-    DetachedSandbox, ImageNetwork, ImageSandboxSpec, start_detached, stop_detached,
-};
+use cairn_sandbox::{DetachedSandbox, ImageNetwork, start_detached, stop_detached};
 use serde_json::{Value, json};
 
 use super::Images;
@@ -193,43 +191,10 @@ fn start(
     log: &std::path::Path,
 ) -> Result<DetachedSandbox, String> {
     let rootfs = images.rootfs(image).map_err(|e| e.to_string())?;
-    let config = image.config.config().clone().unwrap_or_default();
-    let mut argv: Vec<String> = config.entrypoint().clone().unwrap_or_default();
-    argv.extend(config.cmd().clone().unwrap_or_default());
-    if argv.is_empty() {
-        return Err(format!(
-            "image {} has no entrypoint or cmd",
-            image.manifest_digest
-        ));
-    }
-    let mut env: Vec<(String, String)> = config
-        .env()
-        .clone()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .filter(|(k, _)| k != "PORT" && k != "HOST")
-        .collect();
-    env.push(("PORT".into(), port.to_string()));
-    env.push(("HOST".into(), "127.0.0.1".into()));
-    if !env.iter().any(|(k, _)| k == "PATH") {
-        env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
-    }
-    let working_dir = config
-        .working_dir()
-        .clone()
-        .filter(|w| rootfs.join(w.trim_start_matches('/')).is_dir())
-        .unwrap_or_else(|| "/".to_owned());
-    let mut spec = ImageSandboxSpec::new(&rootfs, argv);
-    // The image's USER decides the ids it sees; on the host it is always 65534.
-    if let Some(user) = config.user().as_deref().filter(|u| !u.is_empty()) {
-        let (uid, gid) = cairn_sandbox::image_user_ids(&rootfs, user).map_err(|e| e.to_string())?;
-        spec.uid = uid;
-        spec.gid = gid;
-    }
-    spec.env = env;
-    spec.working_dir = working_dir.into();
-    spec.network = ImageNetwork::Host;
+    let set = [("PORT", port.to_string()), ("HOST", "127.0.0.1".to_owned())];
+    let spec = super::sandbox_spec(&rootfs, image, &set, ImageNetwork::Host)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("image {} has no entrypoint or cmd", image.manifest_digest))?;
     let sandbox = start_detached(&spec, log).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + START_TIMEOUT;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use cairn_model::BaseRecord;
 use cairn_oci::{Digest, Image, Layout, UnpackLimits};
+use cairn_sandbox::{ImageNetwork, ImageSandboxSpec};
 use cairn_store::Store;
 
 use crate::{DataDir, EngineError};
@@ -155,6 +156,52 @@ impl Images {
         }
         Ok(dir)
     }
+}
+
+/// How `image` runs in the sandbox from its unpacked `rootfs`: its entrypoint and
+/// cmd; its env, with `set` replacing or adding variables and a default `PATH`;
+/// its working directory when the rootfs has it (else `/`); the ids its `USER`
+/// names (on the host it is always the sandbox user). `None` when the image names
+/// nothing to run.
+pub(crate) fn sandbox_spec(
+    rootfs: &Path,
+    image: &Image,
+    set: &[(&str, String)],
+    network: ImageNetwork,
+) -> Result<Option<ImageSandboxSpec>, EngineError> {
+    let config = image.config.config().clone().unwrap_or_default();
+    let mut argv: Vec<String> = config.entrypoint().clone().unwrap_or_default();
+    argv.extend(config.cmd().clone().unwrap_or_default());
+    if argv.is_empty() {
+        return Ok(None);
+    }
+    let mut env: Vec<(String, String)> = config
+        .env()
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .filter(|(k, _)| !set.iter().any(|(name, _)| name == k))
+        .collect();
+    env.extend(set.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+    }
+    let working_dir = config
+        .working_dir()
+        .clone()
+        .filter(|w| rootfs.join(w.trim_start_matches('/')).is_dir())
+        .unwrap_or_else(|| "/".to_owned());
+    let mut spec = ImageSandboxSpec::new(rootfs, argv);
+    if let Some(user) = config.user().as_deref().filter(|u| !u.is_empty()) {
+        let (uid, gid) = cairn_sandbox::image_user_ids(rootfs, user)?;
+        spec.uid = uid;
+        spec.gid = gid;
+    }
+    spec.env = env;
+    spec.working_dir = working_dir.into();
+    spec.network = network;
+    Ok(Some(spec))
 }
 
 /// A directory others may traverse but not list (the sandbox user walks through).

@@ -3,13 +3,14 @@
 //! has a new digest, is recorded with the image it came from, and gets new SLSA
 //! provenance, signed by cairn, that names both bases.
 
-use cairn_evidence::{Bundle, NamedDigest, Observed, Sha256Digest, Statement, Subject};
-use cairn_model::{BaseRecord, ImageRecord, NewEvidence};
+use cairn_evidence::{NamedDigest, Observed, Sha256Digest, Statement, Subject};
+use cairn_model::{BaseRecord, ImageRecord};
 use cairn_oci::Image;
 use cairn_store::Store;
 
 use super::Images;
-use crate::audit::{AuditLog, Change, LOCK_WAIT};
+use crate::audit::{AuditLog, LOCK_WAIT};
+use crate::certify::{Filed, sign_and_keep};
 use crate::host::now_ms;
 use crate::keys::KeyStore;
 use crate::runner::BUILDER_ID;
@@ -138,22 +139,18 @@ pub fn rebase(
         artifacts: vec![subject.clone()],
     };
     let statement = Statement::provenance(&observed, BUILDER_ID)?;
-    let predicate_type = statement.predicate_type.clone();
-    let mut bundle = Bundle::sign_statement(&statement, &key)?;
-    let receipt = AuditLog::open_waiting(data, LOCK_WAIT)?
-        .record(&Change::evidence(&bundle.envelope, key.verifying_key())?)?;
-    bundle
-        .tlog_entries
-        .push(receipt.tlog_entry(now_ms() / 1000));
-    let provenance = store.add_evidence(&NewEvidence {
-        run: None,
-        stage: None,
-        predicate_type,
-        subject_name: subject.name.clone(),
-        subject_digest: new_digest,
-        bundle: bundle.to_json()?.into_bytes(),
-        created_at_ms: now_ms(),
-    })?;
+    let (provenance, _) = sign_and_keep(
+        data,
+        store,
+        &key,
+        &statement,
+        Filed {
+            run: None,
+            stage: None,
+            subject_name: &subject.name,
+            subject_digest: &new_digest,
+        },
+    )?;
     Ok(Rebased {
         image: rebased,
         record,

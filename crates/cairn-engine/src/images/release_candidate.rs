@@ -14,9 +14,7 @@ use std::time::Duration;
 use cairn_model::config::{APP_DIR, HttpCheck, ImageConfig};
 use cairn_model::{BaseRecord, ImageRecord};
 use cairn_oci::{Image, ImageSpec};
-use cairn_sandbox::{
-    ImageNetwork, ImageSandboxSpec, Limits, PortWait, SandboxSpec, Stream, start_image,
-};
+use cairn_sandbox::{ImageNetwork, Limits, PortWait, SandboxSpec, Stream, start_image};
 
 use super::Images;
 use crate::host::now_ms;
@@ -172,48 +170,22 @@ pub(crate) fn acceptance(
     on_line: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<RcOutcome, EngineError> {
     let rootfs = test.images.rootfs(&test.built.image)?;
-    let config = test.built.image.config.config().clone().unwrap_or_default();
-    let mut argv: Vec<String> = config.entrypoint().clone().unwrap_or_default();
-    argv.extend(config.cmd().clone().unwrap_or_default());
-    if argv.is_empty() {
+    let Some(mut spec) =
+        super::sandbox_spec(&rootfs, &test.built.image, &[], ImageNetwork::Isolated)?
+    else {
         let why = "the release-candidate image has no entrypoint or cmd to start".to_owned();
         return Ok(RcOutcome {
             exit_code: None,
             failure: Some(why.clone()),
             failed: vec![why],
         });
-    }
-    let mut env: Vec<(String, String)> = config
-        .env()
-        .clone()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect();
-    if !env.iter().any(|(k, _)| k == "PATH") {
-        env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
-    }
-    let working_dir = config
-        .working_dir()
-        .clone()
-        .filter(|w| rootfs.join(w.trim_start_matches('/')).is_dir())
-        .unwrap_or_else(|| "/".to_owned());
-    let mut spec = ImageSandboxSpec::new(&rootfs, argv.clone());
-    // The image's USER decides the ids it sees; on the host it is always 65534.
-    if let Some(user) = config.user().as_deref().filter(|u| !u.is_empty()) {
-        let (uid, gid) = cairn_sandbox::image_user_ids(&rootfs, user)?;
-        spec.uid = uid;
-        spec.gid = gid;
-    }
-    spec.env = env;
-    spec.working_dir = working_dir.into();
-    spec.network = ImageNetwork::Isolated;
+    };
     spec.limits = test.limits;
     log(&format!(
         "starting the release candidate {} ({}) in the sandbox: {}   [own network namespace, port {}]",
         test.built.digest,
         test.built.base.name,
-        argv.join(" "),
+        spec.argv.join(" "),
         test.port
     ));
     let rc = start_image(&spec, None)?;
