@@ -84,6 +84,11 @@ pub enum Command {
     /// The gates' Rego: run its unit tests, or evaluate a gate for an image.
     #[command(subcommand)]
     Policy(crate::commands::PolicyCommand),
+    /// Serve the API, web UI, forge webhooks, live logs and metrics, and run queued runs.
+    Up(crate::commands::UpArgs),
+    /// Onboarded workloads: add (with the forge's repository name), list.
+    #[command(subcommand)]
+    Workload(crate::commands::WorkloadCommand),
     /// Measure cairn against its peers on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -140,6 +145,10 @@ pub struct LogsArgs {
     /// Keep printing new lines until the run ends.
     #[arg(long, short)]
     pub follow: bool,
+    /// Read from a `cairn up` server (its live event stream) instead of the
+    /// local store; the token is CAIRN_TOKEN's.
+    #[arg(long, env = "CAIRN_SERVER", value_name = "URL")]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +183,13 @@ pub enum BenchCommand {
         /// A registry (HOST:PORT, plain HTTP on loopback); default: start Debian's docker-registry.
         #[arg(long)]
         registry: Option<String>,
+    },
+    /// `cairn up` under load: concurrent clients on loopback, mixed reads and signed pushes.
+    Serve {
+        #[arg(long, default_value_t = 200)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// A gate decision (default Rego set, realistic input) beside regorus alone.
     Gate {

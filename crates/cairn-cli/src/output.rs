@@ -1,57 +1,10 @@
 //! Presenting records: JSON wire shapes (the domain types stay free of serde) and
 //! text for people.
 
-use cairn_model::time::{human_duration_ms, rfc3339_utc};
-use cairn_model::{LogLine, RunRecord, StageRecord};
-use serde_json::{Value, json};
-
-pub fn run_json(run: &RunRecord, stages: Option<&[StageRecord]>) -> Value {
-    let mut v = json!({
-        "id": run.id.0,
-        "workload": run.workload,
-        "commit": run.commit,
-        "ref": run.git_ref,
-        "status": run.status.as_str(),
-        "reason": run.reason,
-        "created_at": rfc3339_utc(run.created_at_ms),
-        "started_at": run.started_at_ms.map(rfc3339_utc),
-        "finished_at": run.finished_at_ms.map(rfc3339_utc),
-        "duration_ms": duration_ms(run.started_at_ms, run.finished_at_ms),
-    });
-    if let Some(stages) = stages {
-        v["stages"] = stages.iter().map(stage_json).collect();
-    }
-    v
-}
-
-pub fn stage_json(s: &StageRecord) -> Value {
-    json!({
-        "index": s.index,
-        "name": s.name,
-        "kind": s.kind.as_str(),
-        "command": s.command,
-        "status": s.status.as_str(),
-        "exit_code": s.exit_code,
-        "reason": s.reason,
-        "started_at": s.started_at_ms.map(rfc3339_utc),
-        "finished_at": s.finished_at_ms.map(rfc3339_utc),
-        "duration_ms": duration_ms(s.started_at_ms, s.finished_at_ms),
-    })
-}
-
-pub fn line_json(stage: &str, line: &LogLine) -> Value {
-    json!({
-        "stage": stage,
-        "seq": line.seq,
-        "stream": line.stream.as_str(),
-        "at": rfc3339_utc(line.at_ms),
-        "text": String::from_utf8_lossy(&line.text),
-    })
-}
-
-pub fn duration_ms(start: Option<i64>, end: Option<i64>) -> Option<i64> {
-    Some(end? - start?)
-}
+pub use cairn_engine::wire::{duration_ms, line_json, run_json};
+use cairn_model::LogLine;
+use cairn_model::time::human_duration_ms;
+use serde_json::Value;
 
 /// `1.2s`, or `-` when the span is not known yet.
 pub fn duration_text(start: Option<i64>, end: Option<i64>) -> String {

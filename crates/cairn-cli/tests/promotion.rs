@@ -340,10 +340,12 @@ fn a_gitops_environment_gets_a_digest_pinned_commit_per_change_and_rollback_writ
     std::fs::create_dir_all(&repo).unwrap();
     common::git(&repo, &["init", "-q", "-b", "main"]);
     let platform = tempfile::tempdir().unwrap();
+    // A change-management system: every change record is POSTed to it.
+    let (sink_url, received) = change_receiver(4);
     std::fs::write(
         platform.path().join("org.toml"),
         format!(
-            "[promotion]\npath = [\"staging\"]\n\n[environments.staging]\ntarget = \"gitops\"\nrepo = \"{}\"\ndir = \"envs/{{environment}}/{{workload}}\"\nimage_repository = \"registry.example.org/apps/{{workload}}\"\n",
+            "[promotion]\npath = [\"staging\"]\n\n[environments.staging]\ntarget = \"gitops\"\nrepo = \"{}\"\ndir = \"envs/{{environment}}/{{workload}}\"\nimage_repository = \"registry.example.org/apps/{{workload}}\"\n\n[changes]\nwebhook = \"{sink_url}\"\n",
             repo.display()
         ),
     )
@@ -375,6 +377,15 @@ fn a_gitops_environment_gets_a_digest_pinned_commit_per_change_and_rollback_writ
     );
     let back = promote(&["rollback", "hello-web", "--env", "staging"]);
     assert_eq!(back["deployment"]["digest"], first.as_str());
+    assert_eq!(
+        back["change_delivery"], "delivered to the change webhook",
+        "{back}"
+    );
+    let bodies = received.join().unwrap();
+    let kinds: Vec<&str> = bodies.iter().map(|b| b["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["policy-change", "deploy", "deploy", "rollback"], "{bodies:?}");
+    assert_eq!(bodies[3]["to"], first.as_str());
+    assert_eq!(bodies[3]["actor"], "rita@example.org");
 
     let log = Command::new("git")
         .arg("-C")
@@ -392,6 +403,40 @@ fn a_gitops_environment_gets_a_digest_pinned_commit_per_change_and_rollback_writ
         manifest.contains(&format!("registry.example.org/apps/hello-web@{first}")),
         "the rollback pins the first digest: {manifest}"
     );
+}
+
+/// A change-management system on loopback: answers `count` POSTs with 200 and
+/// returns their JSON bodies.
+fn change_receiver(count: usize) -> (String, std::thread::JoinHandle<Vec<Value>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/changes", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut bodies = Vec::new();
+        for _ in 0..count {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            bodies.push(serde_json::from_slice(&body).unwrap());
+        }
+        bodies
+    });
+    (url, handle)
 }
 
 /// Runs `sql` (with `?` parameters) on the fixture's SQLite store, through Python's

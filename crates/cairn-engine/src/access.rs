@@ -41,6 +41,7 @@ use cairn_policy::{Action, Binding, BindingScope, Bindings, Identity, OverrideGr
 use cairn_store::{Store, StoreError};
 
 use crate::audit::{AccessAction, AccessChange, AuditLog, Change, LOCK_WAIT};
+use crate::host::now_ms;
 use crate::{DataDir, EngineError};
 
 /// The environment variable a CLI command reads its actor's token from.
@@ -215,6 +216,7 @@ pub fn create_identity(
         token_sha256: token_sha256(token.expose()),
         created_at_ms: now_ms,
         revoked_at_ms: None,
+        expires_at_ms: None,
     };
     let exists = |e: StoreError| match e {
         StoreError::Exists { .. } => EngineError::IdentityExists {
@@ -261,7 +263,22 @@ pub fn authenticate(store: &dyn Store, token: &str) -> Result<Identity, EngineEr
         return Err(EngineError::BadToken);
     }
     match store.identity_by_token(&token_sha256(token))? {
-        Some(record) if record.revoked_at_ms.is_none() => Ok(identity_of(&record)),
+        Some(record) if is_active(&record, now_ms()) => Ok(identity_of(&record)),
+        _ => Err(EngineError::BadToken),
+    }
+}
+
+/// Neither revoked nor expired at `now_ms`.
+pub fn is_active(record: &IdentityRecord, now_ms: i64) -> bool {
+    record.revoked_at_ms.is_none() && record.expires_at_ms.is_none_or(|at| now_ms < at)
+}
+
+/// The active identity called `name` (a browser session's owner, checked again
+/// on every request); revoked, expired and unknown are all
+/// [`EngineError::BadToken`].
+pub fn active_identity(store: &dyn Store, name: &str) -> Result<Identity, EngineError> {
+    match store.identity(name)? {
+        Some(record) if is_active(&record, now_ms()) => Ok(identity_of(&record)),
         _ => Err(EngineError::BadToken),
     }
 }
@@ -326,8 +343,9 @@ pub fn policy_binding(row: &RoleBinding) -> Result<Binding, EngineError> {
 /// skipped.
 pub fn bindings(store: &dyn Store) -> Result<Bindings, EngineError> {
     let mut out = Bindings::default();
+    let now = now_ms();
     for record in store.identities()? {
-        if record.revoked_at_ms.is_none() {
+        if is_active(&record, now) {
             out.identities
                 .insert(record.name.clone(), policy_kind(record.kind));
         }

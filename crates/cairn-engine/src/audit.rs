@@ -428,6 +428,58 @@ fn write_trusted_root(
     crate::keys::write_atomically(path, text.as_bytes(), 0o644)
 }
 
+/// An entry's inclusion in the log as it is now, proven and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inclusion {
+    /// The tree size the proof is for (the log's size when read).
+    pub tree_size: u64,
+    /// RFC 9162 leaf hash of the entry, hex.
+    pub leaf_hash: String,
+    /// The tree's root at `tree_size`, hex.
+    pub root: String,
+    /// How many hashes the audit path has.
+    pub path_len: usize,
+}
+
+/// Proves that entry `index` is in the data directory's log, and checks the
+/// proof against the root (RFC 9162 §2.1.3.2) before answering. Reading never
+/// creates a log or a key: with neither, this is an error.
+pub fn prove_inclusion(data: &DataDir, index: u64) -> Result<Inclusion, EngineError> {
+    let dir = log_dir(data);
+    let key = key_path(data);
+    for needed in [dir.join("checkpoint"), key.clone()] {
+        if !needed.is_file() {
+            return Err(EngineError::Io {
+                what: "read the audit log's",
+                path: needed,
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        }
+    }
+    let verifier = cairn_tlog_fs::load_or_create_signer(&key, ORIGIN)
+        .map_err(EngineError::AuditKey)?
+        .verifier();
+    let log = Log::open_read_only(&dir, verifier)
+        .map_err(|source| EngineError::AuditLog { dir, source })?;
+    let proof_error = |source| EngineError::AuditProof { index, source };
+    let size = log.size();
+    let hashes = log.inclusion_proof(index, size).map_err(proof_error)?;
+    let root = log.root_at(size).map_err(proof_error)?;
+    let leaf = cairn_tlog::merkle::leaf_hash(&log.entry(index).map_err(proof_error)?);
+    cairn_tlog::merkle::verify_inclusion(&leaf, index, size, &hashes, &root)
+        .map_err(|e| proof_error(LogError::Prove(e.into())))?;
+    Ok(Inclusion {
+        tree_size: size,
+        leaf_hash: hex(&leaf),
+        root: hex(&root),
+        path_len: hashes.len(),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,12 @@ pub enum EngineError {
     },
     #[error("run {0} not found")]
     RunNotFound(cairn_model::RunId),
+    #[error("commit {commit} of this repository configures workload `{found}`, not `{expected}`")]
+    WrongWorkload {
+        expected: String,
+        found: String,
+        commit: String,
+    },
     #[error(transparent)]
     Store(#[from] cairn_store::StoreError),
     #[error(transparent)]
@@ -163,6 +169,7 @@ impl EngineError {
                 | Self::AlreadyInitialised { .. }
                 | Self::UnknownEcosystem { .. }
                 | Self::RunNotFound(_)
+                | Self::WrongWorkload { .. }
                 | Self::NoSigningKey { .. }
                 | Self::KeyExists { .. }
                 | Self::KeyExposed { .. }

@@ -9,6 +9,7 @@ pub mod access;
 pub mod audit;
 pub mod bench;
 pub mod certify;
+pub mod change_sink;
 mod data_dir;
 pub mod deploy;
 mod error;
@@ -23,6 +24,7 @@ pub mod promotion;
 pub mod recovery;
 pub mod review;
 pub mod runner;
+pub mod wire;
 mod workload_source;
 
 pub use data_dir::DataDir;

@@ -80,6 +80,8 @@ pub struct Outcome {
     /// The change record (also for denials).
     pub change_id: i64,
     pub change: ChangeRecord,
+    /// With a change webhook: whether the record reached it.
+    pub change_delivery: Option<String>,
     /// The new environment record, when it was deployed.
     pub deployment: Option<DeploymentRecord>,
     /// The VSA's evidence id, when it was deployed.
@@ -306,7 +308,7 @@ impl Promoter<'_> {
                     json!({ "decision": decision_json, "outcome": "denied: nothing was deployed" })
                         .to_string(),
             };
-            let change_id = self.keep_change(&change)?;
+            let (change_id, change_delivery) = self.keep_change(&change)?;
             return Ok(Outcome {
                 decision,
                 input,
@@ -314,6 +316,7 @@ impl Promoter<'_> {
                 decision_log_index,
                 change_id,
                 change,
+                change_delivery,
                 deployment: None,
                 vsa_evidence: None,
             });
@@ -488,7 +491,7 @@ impl Promoter<'_> {
             })
             .to_string(),
         };
-        let change_id = self.keep_change(&change)?;
+        let (change_id, change_delivery) = self.keep_change(&change)?;
         Ok(Outcome {
             decision,
             input,
@@ -496,6 +499,7 @@ impl Promoter<'_> {
             decision_log_index,
             change_id,
             change,
+            change_delivery,
             deployment: Some(deployment),
             vsa_evidence: Some(vsa_evidence),
         })
@@ -730,9 +734,11 @@ impl Promoter<'_> {
         )
     }
 
-    /// Stores the change record and appends it to the file sink
-    /// (`<data>/changes.jsonl`, for change-management systems to pick up).
-    fn keep_change(&self, change: &ChangeRecord) -> Result<i64, EngineError> {
+    /// Stores the change record, appends it to the file sink
+    /// (`<data>/changes.jsonl`, for change-management systems to pick up) and
+    /// delivers it to the organisation's change webhook, if one is set. Returns
+    /// the record's id and, with a webhook, how its delivery went.
+    fn keep_change(&self, change: &ChangeRecord) -> Result<(i64, Option<String>), EngineError> {
         use std::io::Write;
         let id = self.store.add_change(change)?;
         let line = json!({
@@ -755,7 +761,12 @@ impl Promoter<'_> {
             .map_err(EngineError::io("open", &path))?;
         writeln!(file, "{line}").map_err(EngineError::io("write", &path))?;
         file.sync_data().map_err(EngineError::io("sync", &path))?;
-        Ok(id)
+        let delivery = crate::change_sink::deliver(&self.org.change_sink, self.data, id, &line)
+            .map(|r| match r {
+                Ok(()) => "delivered to the change webhook".to_owned(),
+                Err(why) => format!("not delivered to the change webhook: {why}"),
+            });
+        Ok((id, delivery))
     }
 }
 
@@ -864,4 +875,39 @@ impl GateFindings {
             "licences": self.licences.values().collect::<Vec<_>>(),
         })
     }
+}
+
+/// What runs in one environment of one workload: its newest deployment, and
+/// whether it is really running there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentStatus {
+    pub deployment: DeploymentRecord,
+    /// For the `local` target: its process is alive and serves this digest.
+    /// Other targets are taken at their word (`true`).
+    pub running: bool,
+}
+
+/// The most deployments [`status`] looks through.
+pub const STATUS_SCAN: usize = 10_000;
+
+/// What runs where, since when, by whom (`cairn status`, `GET /api/environments`):
+/// the newest deployment of each (workload, environment), newest first.
+pub fn status(data: &DataDir, store: &dyn Store) -> Result<Vec<EnvironmentStatus>, EngineError> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut rows = Vec::new();
+    for d in store.deployments(None, None, STATUS_SCAN)? {
+        if !seen.insert((d.workload.clone(), d.environment.clone())) {
+            continue;
+        }
+        let running = match d.target.as_str() {
+            "local" => deploy_local::current(data, &d.workload, &d.environment)?
+                .is_some_and(|l| l.is_running() && l.digest == d.digest),
+            _ => true,
+        };
+        rows.push(EnvironmentStatus {
+            deployment: d,
+            running,
+        });
+    }
+    Ok(rows)
 }

@@ -66,6 +66,7 @@ mod tests {
                         command: Some("make".into()),
                     },
                 ],
+                trigger: cairn_model::Trigger::Cli,
             })
             .unwrap();
         store.start_run(run.id, owner, 3).unwrap();

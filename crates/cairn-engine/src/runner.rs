@@ -18,7 +18,8 @@ use cairn_model::error_chain;
 use cairn_model::test_report::failed_tests;
 use cairn_model::time::human_duration;
 use cairn_model::{
-    LogLine, LogStream, NewRun, NewStage, RunRecord, RunStatus, StageKind, StageRecord, StageStatus,
+    LogLine, LogStream, NewRun, NewStage, RunId, RunRecord, RunStatus, StageKind, StageRecord,
+    StageStatus, Trigger, WorkloadRecord,
 };
 use cairn_sandbox::{Exit, Limits, SandboxSpec, Stream};
 use cairn_sbom::cyclonedx::{DocumentInput, SubjectKind};
@@ -146,7 +147,172 @@ impl Engine {
         observer: &mut dyn RunObserver,
     ) -> Result<RunRecord, EngineError> {
         let store = &*self.store;
-        // No key or no log, no certified run: open both before the run exists.
+        let (signer, image_plan) = self.prepare(loaded)?;
+        let (run, stages) = self.create(loaded, git_ref, Trigger::Cli)?;
+        observer.run_created(&run, &stages, loaded);
+        store.start_run(run.id, &owner_tag(), now_ms())?;
+        self.execute(
+            loaded,
+            &run,
+            &stages,
+            &signer,
+            image_plan.as_ref(),
+            keep_workspace,
+            observer,
+        )
+    }
+
+    /// Loads the workload in `dir` at `rev`, checks what a run checks before it
+    /// exists (config, commit, catalog base) and queues a run for the server's
+    /// workers ([`Engine::execute_next`]). With `expect`, the commit's
+    /// `cairn.toml` must name that workload. Nothing is written when it fails.
+    pub fn enqueue(
+        &self,
+        dir: &Path,
+        rev: &str,
+        expect: Option<&str>,
+        trigger: Trigger,
+    ) -> Result<RunRecord, EngineError> {
+        let loaded = self.load_queueable(dir, rev, expect)?;
+        let git_ref = (rev != loaded.commit).then_some(rev);
+        Ok(self.create(&loaded, git_ref, trigger)?.0)
+    }
+
+    /// The run [`Engine::enqueue`] would create, checked the same way but not
+    /// written: for a caller that writes it together with something else (a
+    /// webhook delivery, in one transaction). The workload must be onboarded
+    /// already (nothing upserts it).
+    pub fn plan_run(
+        &self,
+        dir: &Path,
+        rev: &str,
+        expect: Option<&str>,
+        trigger: Trigger,
+    ) -> Result<NewRun, EngineError> {
+        let loaded = self.load_queueable(dir, rev, expect)?;
+        let git_ref = (rev != loaded.commit).then_some(rev);
+        Ok(new_run(&loaded, git_ref, trigger))
+    }
+
+    /// Loads the workload in `dir` at `rev` and checks what a queued run needs:
+    /// the expected name and the image plan.
+    fn load_queueable(
+        &self,
+        dir: &Path,
+        rev: &str,
+        expect: Option<&str>,
+    ) -> Result<LoadedWorkload, EngineError> {
+        let loaded = load_workload(dir, rev, self.platform_dir.as_deref())?;
+        if let Some(expected) = expect
+            && loaded.workload.name != expected
+        {
+            return Err(EngineError::WrongWorkload {
+                expected: expected.to_owned(),
+                found: loaded.workload.name.clone(),
+                commit: loaded.commit.clone(),
+            });
+        }
+        self.image_plan(&loaded)?;
+        Ok(loaded)
+    }
+
+    /// Registers the app in `dir` (its `cairn.toml` at `HEAD`) as an onboarded
+    /// workload, optionally under its forge's repository name (for webhooks).
+    pub fn register(
+        &self,
+        dir: &Path,
+        forge_repository: Option<&str>,
+    ) -> Result<WorkloadRecord, EngineError> {
+        let loaded = load_workload(dir, "HEAD", self.platform_dir.as_deref())?;
+        let name = &loaded.workload.name;
+        self.store
+            .upsert_workload(name, &app_dir(&loaded), now_ms())?;
+        self.store
+            .set_forge_repository(name, forge_repository, now_ms())?;
+        self.store.workload(name)?.ok_or_else(|| {
+            EngineError::Store(cairn_store::StoreError::NotFound {
+                what: "workload",
+                id: name.clone(),
+            })
+        })
+    }
+
+    /// Claims the oldest run queued for workers, if any, and executes it to its
+    /// end. A run whose workload can no longer be loaded ends failed, saying why.
+    pub fn execute_next(
+        &self,
+        observer: &mut dyn RunObserver,
+    ) -> Result<Option<RunRecord>, EngineError> {
+        let store = &*self.store;
+        let Some(run) = store.claim_queued_run(&owner_tag(), now_ms())? else {
+            return Ok(None);
+        };
+        let stages = store.stages(run.id)?;
+        let prepared = store
+            .workload(&run.workload)?
+            .ok_or_else(|| {
+                EngineError::Store(cairn_store::StoreError::NotFound {
+                    what: "workload",
+                    id: run.workload.clone(),
+                })
+            })
+            .and_then(|w| {
+                load_workload(
+                    Path::new(&w.repo),
+                    &run.commit,
+                    self.platform_dir.as_deref(),
+                )
+            })
+            .and_then(|loaded| {
+                let (signer, plan) = self.prepare(&loaded)?;
+                Ok((loaded, signer, plan))
+            });
+        match prepared {
+            Ok((loaded, signer, plan)) => {
+                observer.run_created(&run, &stages, &loaded);
+                self.execute(
+                    &loaded,
+                    &run,
+                    &stages,
+                    &signer,
+                    plan.as_ref(),
+                    false,
+                    observer,
+                )
+                .map(Some)
+            }
+            Err(err) => {
+                let reason = format!(
+                    "cannot load the workload at its commit: {}",
+                    error_chain(&err)
+                );
+                store.finish_run(run.id, RunStatus::Failed, Some(&reason), now_ms())?;
+                Ok(store.run(run.id)?)
+            }
+        }
+    }
+
+    /// Marks this process's running runs interrupted (a server stopping past its
+    /// grace period); returns their ids.
+    pub fn interrupt_own_runs(&self, reason: &str) -> Result<Vec<RunId>, EngineError> {
+        let me = owner_tag();
+        let running = self.store.runs(&cairn_store::RunFilter {
+            workload: None,
+            status: Some(RunStatus::Running),
+            limit: usize::MAX >> 1,
+        })?;
+        let mut ids = Vec::new();
+        for run in running.iter().filter(|r| r.owner.as_deref() == Some(&me)) {
+            if self.store.interrupt_run(run.id, reason, now_ms())? {
+                ids.push(run.id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// What certifies a run and the image plan, before the run exists: no key or
+    /// no log, no certified run.
+    fn prepare(&self, loaded: &LoadedWorkload) -> Result<(Signer, Option<ImagePlan>), EngineError> {
         // The log is held only while recording (see `certify::sign_and_keep`), so runs
         // and commands sharing the data directory take turns appending.
         let key = {
@@ -157,62 +323,61 @@ impl Engine {
             key,
             data: self.data.clone(),
         };
-        // A workload with an image builds only on a catalog base: check it before
-        // the run exists, so a missing base is refused before any work.
-        let image_plan = match &loaded.workload.image {
-            None => None,
-            Some(config) => {
-                let images = Images::open(&self.data)?;
-                let base = match images.base(store, &config.base, config.base_digest.as_deref()) {
-                    Ok(base) => base,
-                    Err(EngineError::BaseNotInCatalog { name }) => {
-                        return Err(loaded
-                            .config_error(
-                                config.base_span.clone(),
-                                format!("base `{name}` is not in the organisation's catalog"),
-                                "`cairn base list` shows the catalog; `cairn base import` adds a validated base",
-                            )
-                            .into());
-                    }
-                    Err(e) => return Err(e),
-                };
-                Some(ImagePlan { images, base })
-            }
-        };
-        store.upsert_workload(
-            &loaded.workload.name,
-            &loaded.repo.display().to_string(),
-            now_ms(),
-        )?;
-        let new = NewRun {
-            workload: loaded.workload.name.clone(),
-            commit: loaded.commit.clone(),
-            git_ref: git_ref.map(str::to_owned),
-            created_at_ms: now_ms(),
-            stages: loaded
-                .chain
-                .stages
-                .iter()
-                .map(|s| NewStage {
-                    name: s.name.clone(),
-                    kind: s.kind,
-                    command: stage_command(loaded, s),
-                })
-                .collect(),
-        };
-        let (run, stages) = store.create_run(&new)?;
-        observer.run_created(&run, &stages, loaded);
-        store.start_run(run.id, &owner_tag(), now_ms())?;
+        Ok((signer, self.image_plan(loaded)?))
+    }
 
+    /// A workload with an image builds only on a catalog base: checked before the
+    /// run exists, so a missing base is refused before any work.
+    fn image_plan(&self, loaded: &LoadedWorkload) -> Result<Option<ImagePlan>, EngineError> {
+        let Some(config) = &loaded.workload.image else {
+            return Ok(None);
+        };
+        let images = Images::open(&self.data)?;
+        let base = match images.base(&*self.store, &config.base, config.base_digest.as_deref()) {
+            Ok(base) => base,
+            Err(EngineError::BaseNotInCatalog { name }) => {
+                return Err(loaded
+                    .config_error(
+                        config.base_span.clone(),
+                        format!("base `{name}` is not in the organisation's catalog"),
+                        "`cairn base list` shows the catalog; `cairn base import` adds a validated base",
+                    )
+                    .into());
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Some(ImagePlan { images, base }))
+    }
+
+    /// Records the workload and creates its run (queued, every stage pending).
+    fn create(
+        &self,
+        loaded: &LoadedWorkload,
+        git_ref: Option<&str>,
+        trigger: Trigger,
+    ) -> Result<(RunRecord, Vec<StageRecord>), EngineError> {
+        let store = &*self.store;
+        store.upsert_workload(&loaded.workload.name, &app_dir(loaded), now_ms())?;
+        Ok(store.create_run(&new_run(loaded, git_ref, trigger))?)
+    }
+
+    /// Runs a started run's stages and ends it: it always ends in a final
+    /// state, even when cairn itself fails.
+    #[allow(clippy::too_many_arguments)]
+    fn execute(
+        &self,
+        loaded: &LoadedWorkload,
+        run: &RunRecord,
+        stages: &[StageRecord],
+        signer: &Signer,
+        image_plan: Option<&ImagePlan>,
+        keep_workspace: bool,
+        observer: &mut dyn RunObserver,
+    ) -> Result<RunRecord, EngineError> {
+        let store = &*self.store;
         let workspace = self.data.workspaces().join(run.id.to_string());
         let result = self.run_stages(
-            loaded,
-            &run,
-            &stages,
-            &workspace,
-            &signer,
-            image_plan.as_ref(),
-            observer,
+            loaded, run, stages, &workspace, signer, image_plan, observer,
         );
         if !keep_workspace {
             // Best effort: a leftover workspace wastes disk but loses nothing.
@@ -961,6 +1126,33 @@ pub const BUILDER_ID: &str = "urn:cairn:builder:engine";
 struct ImagePlan {
     images: Images,
     base: (cairn_model::BaseRecord, cairn_oci::Image),
+}
+
+/// The run to create for `loaded` at its commit (not yet written).
+fn new_run(loaded: &LoadedWorkload, git_ref: Option<&str>, trigger: Trigger) -> NewRun {
+    NewRun {
+        workload: loaded.workload.name.clone(),
+        commit: loaded.commit.clone(),
+        git_ref: git_ref.map(str::to_owned),
+        created_at_ms: now_ms(),
+        stages: loaded
+            .chain
+            .stages
+            .iter()
+            .map(|s| NewStage {
+                name: s.name.clone(),
+                kind: s.kind,
+                command: stage_command(loaded, s),
+            })
+            .collect(),
+        trigger,
+    }
+}
+
+/// Where the app lives: its directory in its git repository (what a worker
+/// loads it from again, at the run's commit).
+fn app_dir(loaded: &LoadedWorkload) -> String {
+    loaded.repo.join(&loaded.prefix).display().to_string()
 }
 
 /// The subject naming an image: the workload and its manifest digest.

@@ -77,6 +77,21 @@ pub struct IdentityRecord {
     pub created_at_ms: i64,
     /// Set when revoked: its token no longer authenticates.
     pub revoked_at_ms: Option<i64>,
+    /// When its token stops authenticating, if it expires (the caller checks).
+    pub expires_at_ms: Option<i64>,
+}
+
+/// A browser session: the SHA-256 of its cookie's token (never the token), whose it
+/// is, and the CSRF token its forms carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Hex SHA-256 of the session token.
+    pub token_sha256: String,
+    /// The identity's name.
+    pub identity: String,
+    pub csrf: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
 }
 
 /// A role bound to an identity, organisation-wide, for a workload, or for a

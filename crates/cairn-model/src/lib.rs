@@ -12,11 +12,14 @@ pub mod run;
 pub mod test_report;
 pub mod time;
 
-pub use deployment::{ChangeRecord, DeploymentRecord, IdentityKind, IdentityRecord, RoleBinding};
+pub use deployment::{
+    ChangeRecord, DeploymentRecord, IdentityKind, IdentityRecord, RoleBinding, SessionRecord,
+};
 pub use image::{BaseRecord, ImageRecord};
 pub use run::{
-    EvidenceRecord, LogLine, LogStream, NewEvidence, NewRun, NewStage, RunId, RunRecord, RunStatus,
-    StageId, StageKind, StageRecord, StageStatus,
+    DeliveryRecord, EvidenceRecord, LogLine, LogStream, NewDelivery, NewEvidence, NewRun, NewStage,
+    RunId, RunRecord, RunStatus, StageId, StageKind, StageRecord, StageStatus, Trigger,
+    WorkloadRecord,
 };
 
 /// An error and its causes on one line, `error: cause: cause`, each cause once

@@ -137,6 +137,8 @@ pub struct RunRecord {
     /// Who is executing the run (host, pid, process start time); used to find runs
     /// whose process died.
     pub owner: Option<String>,
+    /// What asked for the run.
+    pub trigger: Trigger,
 }
 
 /// A stage as the store keeps it.
@@ -199,6 +201,113 @@ pub struct NewRun {
     pub created_at_ms: i64,
     /// The chain's stages in order; stored as `Pending`.
     pub stages: Vec<NewStage>,
+    /// What asks for the run; all but [`Trigger::Cli`] queue it for the server's workers.
+    pub trigger: Trigger,
+}
+
+/// What asked for a run. Stored as text: `cli`, `api:<actor>`,
+/// `webhook:<forge>:<delivery>`; an actor or forge name holds no `:` (a delivery may).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// `cairn run` on this machine: the process that created the run runs it.
+    Cli,
+    /// The HTTP API, on behalf of an identity.
+    Api { actor: String },
+    /// A forge's webhook delivery (`github`, `gitlab`, `gitea`) and its id.
+    Webhook { forge: String, delivery: String },
+}
+
+impl Trigger {
+    /// The stored text (see [`Trigger`]).
+    pub fn as_text(&self) -> String {
+        match self {
+            Trigger::Cli => "cli".to_owned(),
+            Trigger::Api { actor } => format!("api:{actor}"),
+            Trigger::Webhook { forge, delivery } => format!("webhook:{forge}:{delivery}"),
+        }
+    }
+
+    /// The trigger [`Trigger::as_text`] wrote. Empty names, and an actor or forge
+    /// with a `:`, are refused.
+    pub fn parse(text: &str) -> Result<Trigger, UnknownName> {
+        let unknown = || UnknownName {
+            what: "run trigger",
+            value: text.to_owned(),
+        };
+        if text == "cli" {
+            return Ok(Trigger::Cli);
+        }
+        if let Some(actor) = text.strip_prefix("api:") {
+            if actor.is_empty() || actor.contains(':') {
+                return Err(unknown());
+            }
+            return Ok(Trigger::Api {
+                actor: actor.to_owned(),
+            });
+        }
+        if let Some(rest) = text.strip_prefix("webhook:") {
+            return match rest.split_once(':') {
+                Some((forge, delivery)) if !forge.is_empty() && !delivery.is_empty() => {
+                    Ok(Trigger::Webhook {
+                        forge: forge.to_owned(),
+                        delivery: delivery.to_owned(),
+                    })
+                }
+                _ => Err(unknown()),
+            };
+        }
+        Err(unknown())
+    }
+
+    /// Whether the server's workers run it (everything but [`Trigger::Cli`]).
+    pub fn for_worker(&self) -> bool {
+        !matches!(self, Trigger::Cli)
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.as_text())
+    }
+}
+
+/// A workload as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadRecord {
+    pub name: String,
+    /// Where its source is (a path or a URL).
+    pub repo: String,
+    /// The forge's name of its repository (`owner/name`), which webhooks are matched
+    /// by; at most one workload has a given one.
+    pub forge_repository: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A forge's webhook delivery, as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// `github`, `gitlab`, `gitea`.
+    pub forge: String,
+    /// The forge's id of the delivery (unique per forge).
+    pub delivery: String,
+    /// The forge's event name (`push`, `pull_request`, …).
+    pub event: String,
+    pub received_at_ms: i64,
+    /// What cairn did with it, in a few words (`queued run`, `ignored: …`).
+    pub outcome: String,
+}
+
+/// A webhook delivery as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub forge: String,
+    pub delivery: String,
+    pub event: String,
+    pub received_at_ms: i64,
+    pub outcome: String,
+    /// The run it queued, if any.
+    pub run: Option<RunId>,
 }
 
 /// A planned stage of a new run.
@@ -272,6 +381,38 @@ mod tests {
             format!("{:>4}|{:<8}|", RunId(7), RunStatus::Failed),
             "   7|failed  |"
         );
+    }
+
+    #[test]
+    fn triggers_round_trip() {
+        let all = [
+            Trigger::Cli,
+            Trigger::Api {
+                actor: "alice".to_owned(),
+            },
+            Trigger::Webhook {
+                forge: "github".to_owned(),
+                delivery: "72d3162e:cc78:11e3".to_owned(),
+            },
+        ];
+        for t in &all {
+            assert_eq!(Trigger::parse(&t.as_text()), Ok(t.clone()));
+        }
+        assert_eq!(all[0].as_text(), "cli");
+        assert_eq!(all[1].as_text(), "api:alice");
+        assert!(!all[0].for_worker());
+        assert!(all[1].for_worker() && all[2].for_worker());
+        for bad in [
+            "",
+            "CLI",
+            "api:",
+            "api:a:b",
+            "webhook:github",
+            "webhook::x",
+            "webhook:g:",
+        ] {
+            assert!(Trigger::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

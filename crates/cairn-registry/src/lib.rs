@@ -13,6 +13,7 @@ mod blobs;
 mod client;
 mod digest;
 mod error;
+pub mod http;
 mod image;
 mod manifest;
 mod reference;

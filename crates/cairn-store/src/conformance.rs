@@ -15,11 +15,12 @@ use cairn_model::{
     LogLine, LogStream, NewEvidence, NewRun, NewStage, RunId, RunRecord, RunStatus, StageId,
     StageKind, StageRecord, StageStatus,
 };
+use cairn_model::{NewDelivery, SessionRecord, Trigger, WorkloadRecord};
 
 use crate::{
-    AdvisoryPut, FindingFilter, FindingKey, FindingState, LogStats, MatchScope, NewAdvisory,
-    NewFinding, NewSbom, PackageHit, RunFilter, Store, StoreError, StoredAdvisory, StoredComponent,
-    StoredFinding,
+    AdvisoryPut, DeliveryAccepted, FindingFilter, FindingKey, FindingState, LogStats, MatchScope,
+    NewAdvisory, NewFinding, NewSbom, PackageHit, RunFilter, StageDurationStat, Store, StoreError,
+    StoredAdvisory, StoredComponent, StoredFinding,
 };
 
 /// One case of the suite.
@@ -102,6 +103,15 @@ macro_rules! conformance_tests {
             bindings_are_a_set_of_known_identities,
             the_newest_deployment_is_current,
             change_records_are_listed_newest_first_and_bounded,
+            workloads_have_a_unique_forge_repository,
+            triggers_round_trip,
+            workers_claim_the_oldest_queued_run_once,
+            a_delivery_is_accepted_once,
+            a_delivery_may_create_no_run,
+            sessions_are_kept_until_removed_or_expired,
+            identity_expiry_round_trips,
+            forge_accounts_map_logins_to_identities,
+            run_counts_and_stage_durations,
         );
     };
     ($make:expr) => {
@@ -128,6 +138,7 @@ fn new_run(workload: &str, created_at_ms: i64, stages: &[&str]) -> NewRun {
                 command: Some(format!("make {name}")),
             })
             .collect(),
+        trigger: Trigger::Cli,
     }
 }
 
@@ -1627,6 +1638,7 @@ fn identity(
         token_sha256: byte.to_string().repeat(64),
         created_at_ms: 10,
         revoked_at_ms: None,
+        expires_at_ms: None,
     }
 }
 
@@ -1947,5 +1959,531 @@ pub fn change_records_are_listed_newest_first_and_bounded(
         Err(StoreError::Invalid { .. })
     ));
     assert_eq!(store.changes(None, 100)?.len(), 4);
+    Ok(())
+}
+
+// ---- the server: forge repositories, the workers' queue, webhooks, sessions (schema v8) --
+
+fn api_run(workload: &str, created_at_ms: i64, actor: &str) -> NewRun {
+    NewRun {
+        trigger: Trigger::Api {
+            actor: actor.to_owned(),
+        },
+        ..new_run(workload, created_at_ms, &["build"])
+    }
+}
+
+fn webhook_run(workload: &str, created_at_ms: i64, delivery: &str) -> NewRun {
+    NewRun {
+        trigger: Trigger::Webhook {
+            forge: "github".to_owned(),
+            delivery: delivery.to_owned(),
+        },
+        ..new_run(workload, created_at_ms, &["source", "build"])
+    }
+}
+
+fn delivery(id: &str, at: i64, outcome: &str) -> NewDelivery {
+    NewDelivery {
+        forge: "github".to_owned(),
+        delivery: id.to_owned(),
+        event: "push".to_owned(),
+        received_at_ms: at,
+        outcome: outcome.to_owned(),
+    }
+}
+
+fn get_workload(store: &dyn Store, name: &str) -> Result<WorkloadRecord, StoreError> {
+    store.workload(name)?.ok_or(StoreError::NotFound {
+        what: "workload (conformance)",
+        id: name.to_owned(),
+    })
+}
+
+pub fn workloads_have_a_unique_forge_repository(store: &dyn Store) -> Result<(), StoreError> {
+    assert!(store.workloads()?.is_empty());
+    assert_eq!(store.workload("web")?, None);
+    store.upsert_workload("web", REPO, 1)?;
+    store.upsert_workload("api", "/srv/api", 2)?;
+    let api = get_workload(store, "api")?;
+    assert_eq!(
+        api,
+        WorkloadRecord {
+            name: "api".to_owned(),
+            repo: "/srv/api".to_owned(),
+            forge_repository: None,
+            created_at_ms: 2,
+            updated_at_ms: 2,
+        }
+    );
+    store.set_forge_repository("web", Some("acme/web"), 5)?;
+    let web = get_workload(store, "web")?;
+    assert_eq!(web.forge_repository.as_deref(), Some("acme/web"));
+    assert_eq!((web.created_at_ms, web.updated_at_ms), (1, 5));
+    assert_eq!(
+        store.workloads()?,
+        vec![api.clone(), web.clone()],
+        "by name"
+    );
+    assert_eq!(
+        store.workload_by_forge_repository("acme/web")?,
+        Some(web.clone())
+    );
+    // Exact match only.
+    assert_eq!(store.workload_by_forge_repository("ACME/web")?, None);
+    assert_eq!(store.workload_by_forge_repository("acme/we")?, None);
+    // Setting it again is fine; another workload cannot take it.
+    store.set_forge_repository("web", Some("acme/web"), 6)?;
+    match store.set_forge_repository("api", Some("acme/web"), 7) {
+        Err(StoreError::InUse { what, id, holder }) => {
+            assert_eq!(
+                (what, id.as_str(), holder.as_str()),
+                ("forge repository", "acme/web", "web")
+            );
+        }
+        other => panic!("a taken forge repository must be refused: {other:?}"),
+    }
+    assert_eq!(get_workload(store, "api")?, api);
+    // An unknown workload, an empty or oversized name.
+    assert_not_found(
+        store.set_forge_repository("ghost", Some("acme/ghost"), 8),
+        "workload",
+    );
+    assert_eq!(store.workload("ghost")?, None);
+    assert!(matches!(
+        store.set_forge_repository("api", Some(""), 8),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store.set_forge_repository("api", Some(&"x".repeat(5000)), 8),
+        Err(StoreError::TooLarge { .. })
+    ));
+    // Updating the repository keeps the forge repository; clearing frees it.
+    store.upsert_workload("web", "/moved", 9)?;
+    assert_eq!(
+        get_workload(store, "web")?.forge_repository.as_deref(),
+        Some("acme/web")
+    );
+    store.set_forge_repository("web", None, 10)?;
+    assert_eq!(store.workload_by_forge_repository("acme/web")?, None);
+    store.set_forge_repository("api", Some("acme/web"), 11)?;
+    assert_eq!(
+        store
+            .workload_by_forge_repository("acme/web")?
+            .map(|w| w.name),
+        Some("api".to_owned())
+    );
+    // Several workloads may have none.
+    store.set_forge_repository("api", None, 12)?;
+    assert!(
+        store
+            .workloads()?
+            .iter()
+            .all(|w| w.forge_repository.is_none())
+    );
+    Ok(())
+}
+
+pub fn triggers_round_trip(store: &dyn Store) -> Result<(), StoreError> {
+    store.upsert_workload("app", REPO, 1)?;
+    let (cli, _) = store.create_run(&new_run("app", 1, &[]))?;
+    let (api, _) = store.create_run(&api_run("app", 2, "alice"))?;
+    let (hook, _) = store.create_run(&webhook_run("app", 3, "72d3162e:cc78:11e3"))?;
+    assert_eq!(cli.trigger, Trigger::Cli);
+    assert_eq!(
+        api.trigger,
+        Trigger::Api {
+            actor: "alice".to_owned()
+        }
+    );
+    assert_eq!(
+        hook.trigger,
+        Trigger::Webhook {
+            forge: "github".to_owned(),
+            delivery: "72d3162e:cc78:11e3".to_owned()
+        }
+    );
+    for run in [&cli, &api, &hook] {
+        assert_eq!(&get_run(store, run.id)?, run);
+    }
+    assert_eq!(
+        store.runs(&RunFilter::default())?,
+        vec![hook.clone(), api.clone(), cli.clone()]
+    );
+    // A trigger that would not read back as itself is refused, and nothing is written.
+    for bad in [
+        Trigger::Api {
+            actor: "a:b".to_owned(),
+        },
+        Trigger::Api {
+            actor: String::new(),
+        },
+        Trigger::Webhook {
+            forge: "git:hub".to_owned(),
+            delivery: "1".to_owned(),
+        },
+        Trigger::Webhook {
+            forge: "github".to_owned(),
+            delivery: String::new(),
+        },
+    ] {
+        let run = NewRun {
+            trigger: bad,
+            ..new_run("app", 4, &["a"])
+        };
+        assert!(
+            matches!(store.create_run(&run), Err(StoreError::Invalid { .. })),
+            "{:?}",
+            run.trigger
+        );
+    }
+    assert_eq!(store.runs(&RunFilter::default())?.len(), 3);
+    Ok(())
+}
+
+pub fn workers_claim_the_oldest_queued_run_once(store: &dyn Store) -> Result<(), StoreError> {
+    store.upsert_workload("app", REPO, 1)?;
+    assert_eq!(store.claim_queued_run("worker-1", 5)?, None);
+    assert_eq!(store.queued_count()?, 0);
+    // A CLI run, older than all, is never the workers'.
+    let (cli, _) = store.create_run(&new_run("app", 1, &["a"]))?;
+    let (late, _) = store.create_run(&api_run("app", 30, "alice"))?;
+    let (early, _) = store.create_run(&webhook_run("app", 10, "d-1"))?;
+    let (same_time, _) = store.create_run(&api_run("app", 30, "bob"))?;
+    let (started, _) = store.create_run(&api_run("app", 2, "carol"))?;
+    store.start_run(started.id, "elsewhere", 3)?;
+    assert_eq!(store.queued_count()?, 3);
+
+    let first = store.claim_queued_run("worker-1", 40)?;
+    let expected = RunRecord {
+        status: RunStatus::Running,
+        owner: Some("worker-1".to_owned()),
+        started_at_ms: Some(40),
+        ..early.clone()
+    };
+    assert_eq!(first, Some(expected.clone()), "the oldest");
+    assert_eq!(get_run(store, early.id)?, expected);
+    assert_eq!(store.queued_count()?, 2);
+    // Equal creation times: the earlier id first. Never the same run twice.
+    let second = store.claim_queued_run("worker-2", 41)?;
+    assert_eq!(second.as_ref().map(|r| r.id), Some(late.id));
+    assert_eq!(second.and_then(|r| r.owner).as_deref(), Some("worker-2"));
+    let third = store.claim_queued_run("worker-1", 42)?;
+    assert_eq!(third.map(|r| r.id), Some(same_time.id));
+    assert_eq!(store.claim_queued_run("worker-2", 43)?, None);
+    assert_eq!(store.queued_count()?, 0);
+    // The CLI run is still queued, untouched.
+    assert_eq!(get_run(store, cli.id)?, cli);
+    // A finished (or interrupted) queued run leaves the queue.
+    let (ended, _) = store.create_run(&api_run("app", 50, "alice"))?;
+    assert_eq!(store.queued_count()?, 1);
+    store.finish_run(ended.id, RunStatus::Interrupted, Some("cancelled"), 51)?;
+    assert_eq!(store.queued_count()?, 0);
+    assert_eq!(store.claim_queued_run("worker-1", 52)?, None);
+    Ok(())
+}
+
+pub fn a_delivery_is_accepted_once(store: &dyn Store) -> Result<(), StoreError> {
+    store.upsert_workload("app", REPO, 1)?;
+    assert!(store.deliveries(10)?.is_empty());
+    let first = delivery("d-1", 100, "queued run");
+    let run = webhook_run("app", 100, "d-1");
+    let accepted = store.accept_delivery(&first, Some(&run))?;
+    let DeliveryAccepted::Accepted {
+        run: Some((record, stages)),
+    } = accepted
+    else {
+        panic!("a new delivery with a run must create it: {accepted:?}");
+    };
+    // The run is created exactly as `create_run` does.
+    assert_eq!(record.status, RunStatus::Queued);
+    assert_eq!(record.trigger, run.trigger);
+    assert_eq!(get_run(store, record.id)?, record);
+    assert_eq!(store.stages(record.id)?, stages);
+    assert_eq!(
+        stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        vec!["source", "build"]
+    );
+    assert_eq!(store.queued_count()?, 1);
+    let kept = store.deliveries(10)?;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (
+            kept[0].forge.as_str(),
+            kept[0].delivery.as_str(),
+            kept[0].event.as_str(),
+            kept[0].received_at_ms,
+            kept[0].outcome.as_str(),
+            kept[0].run
+        ),
+        ("github", "d-1", "push", 100, "queued run", Some(record.id))
+    );
+    // A replay, even with another run or outcome, writes nothing.
+    let replay = NewDelivery {
+        outcome: "queued run again".to_owned(),
+        received_at_ms: 200,
+        ..first.clone()
+    };
+    assert_eq!(
+        store.accept_delivery(&replay, Some(&webhook_run("app", 200, "d-1")))?,
+        DeliveryAccepted::Replay
+    );
+    assert_eq!(
+        store.accept_delivery(&replay, None)?,
+        DeliveryAccepted::Replay
+    );
+    assert_eq!(store.runs(&RunFilter::default())?, vec![record]);
+    assert_eq!(store.deliveries(10)?, kept);
+    // The same id from another forge is another delivery.
+    let gitea = NewDelivery {
+        forge: "gitea".to_owned(),
+        ..first
+    };
+    assert!(matches!(
+        store.accept_delivery(&gitea, None)?,
+        DeliveryAccepted::Accepted { run: None }
+    ));
+    // A run that cannot be created refuses the delivery too: it may come again.
+    let ghost = delivery("d-2", 300, "queued run");
+    assert_not_found(
+        store.accept_delivery(&ghost, Some(&webhook_run("ghost", 300, "d-2"))),
+        "workload",
+    );
+    assert_eq!(store.deliveries(10)?.len(), 2);
+    assert!(matches!(
+        store.accept_delivery(&ghost, None)?,
+        DeliveryAccepted::Accepted { run: None }
+    ));
+    Ok(())
+}
+
+pub fn a_delivery_may_create_no_run(store: &dyn Store) -> Result<(), StoreError> {
+    let a = delivery("a", 10, "ignored: not a watched branch");
+    let b = delivery("b", 30, "ignored: ping");
+    let c = delivery("c", 20, "ignored: unknown repository");
+    for d in [&a, &b, &c] {
+        assert_eq!(
+            store.accept_delivery(d, None)?,
+            DeliveryAccepted::Accepted { run: None }
+        );
+    }
+    assert!(store.runs(&RunFilter::default())?.is_empty());
+    let listed = store.deliveries(10)?;
+    assert_eq!(
+        listed
+            .iter()
+            .map(|d| (d.delivery.as_str(), d.run))
+            .collect::<Vec<_>>(),
+        vec![("b", None), ("c", None), ("a", None)],
+        "newest first"
+    );
+    assert_eq!(listed[0].outcome, "ignored: ping");
+    assert_eq!(store.deliveries(1)?.len(), 1);
+    assert!(store.deliveries(0)?.is_empty());
+    // Bounded and complete.
+    assert!(matches!(
+        store.accept_delivery(&delivery("", 40, "x"), None),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store.accept_delivery(&delivery("d", 40, &"x".repeat(5000)), None),
+        Err(StoreError::TooLarge { .. })
+    ));
+    assert_eq!(store.deliveries(10)?.len(), 3);
+    Ok(())
+}
+
+fn session(byte: char, identity: &str, expires_at_ms: i64) -> SessionRecord {
+    SessionRecord {
+        token_sha256: byte.to_string().repeat(64),
+        identity: identity.to_owned(),
+        csrf: format!("csrf-{byte}"),
+        created_at_ms: 10,
+        expires_at_ms,
+    }
+}
+
+pub fn sessions_are_kept_until_removed_or_expired(store: &dyn Store) -> Result<(), StoreError> {
+    use cairn_model::IdentityKind::User;
+    store.add_identity(&identity("alice", 'a', User))?;
+    let s1 = session('1', "alice", 100);
+    let s2 = session('2', "alice", 200);
+    let s3 = session('3', "alice", 300);
+    for s in [&s1, &s2, &s3] {
+        store.add_session(s)?;
+    }
+    assert_eq!(store.session(&s1.token_sha256)?, Some(s1.clone()));
+    assert_eq!(store.session(&"9".repeat(64))?, None);
+    // Refused: a kept token, an unknown identity, a malformed hash.
+    assert!(matches!(
+        store.add_session(&s1),
+        Err(StoreError::Exists { .. })
+    ));
+    assert_not_found(store.add_session(&session('4', "bob", 100)), "identity");
+    let mut upper = session('4', "alice", 100);
+    upper.token_sha256 = "A".repeat(64);
+    assert!(matches!(
+        store.add_session(&upper),
+        Err(StoreError::Invalid { .. })
+    ));
+    // Removal.
+    assert!(store.remove_session(&s2.token_sha256)?);
+    assert!(!store.remove_session(&s2.token_sha256)?);
+    assert_eq!(store.session(&s2.token_sha256)?, None);
+    // An expired session is returned (the caller checks) until pruned.
+    assert_eq!(store.session(&s1.token_sha256)?, Some(s1.clone()));
+    assert_eq!(store.prune_sessions(99)?, 0);
+    assert_eq!(store.prune_sessions(100)?, 1, "expired at 100");
+    assert_eq!(store.session(&s1.token_sha256)?, None);
+    assert_eq!(store.session(&s3.token_sha256)?, Some(s3.clone()));
+    assert_eq!(store.prune_sessions(150)?, 0);
+    assert_eq!(store.prune_sessions(1_000)?, 1);
+    assert_eq!(store.session(&s3.token_sha256)?, None);
+    Ok(())
+}
+
+pub fn identity_expiry_round_trips(store: &dyn Store) -> Result<(), StoreError> {
+    use cairn_model::IdentityKind::{ServiceAccount, User};
+    // The bootstrap keeps it, and so does `add_identity`.
+    let admin = cairn_model::IdentityRecord {
+        expires_at_ms: Some(5_000),
+        ..identity("admin", 'd', User)
+    };
+    assert!(store.add_first_identity(&admin, &binding("admin", "platform-admin", None, None))?);
+    let ci = cairn_model::IdentityRecord {
+        expires_at_ms: Some(86_400_000),
+        ..identity("ci-bot", 'c', ServiceAccount)
+    };
+    let alice = identity("alice", 'a', User);
+    store.add_identity(&ci)?;
+    store.add_identity(&alice)?;
+    assert_eq!(store.identity("admin")?, Some(admin.clone()));
+    assert_eq!(store.identity("ci-bot")?, Some(ci.clone()));
+    // An expired identity is still found by its token: the caller checks.
+    assert_eq!(
+        store.identity_by_token(&"d".repeat(64))?,
+        Some(admin.clone())
+    );
+    assert_eq!(store.identity("alice")?.and_then(|i| i.expires_at_ms), None);
+    assert_eq!(store.identities()?, vec![admin, alice, ci]);
+    Ok(())
+}
+
+pub fn forge_accounts_map_logins_to_identities(store: &dyn Store) -> Result<(), StoreError> {
+    use cairn_model::IdentityKind::User;
+    store.add_identity(&identity("alice", 'a', User))?;
+    store.add_identity(&identity("bob", 'b', User))?;
+    assert_eq!(store.forge_account("github", "octocat")?, None);
+    store.link_forge_account("github", "octocat", "alice", 10)?;
+    store.link_forge_account("gitlab", "octocat", "bob", 11)?;
+    assert_eq!(
+        store.forge_account("github", "octocat")?.as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        store.forge_account("gitlab", "octocat")?.as_deref(),
+        Some("bob")
+    );
+    assert_eq!(store.forge_account("gitea", "octocat")?, None);
+    assert_eq!(store.forge_account("github", "Octocat")?, None, "exact");
+    // Linking again replaces the mapping.
+    store.link_forge_account("github", "octocat", "bob", 12)?;
+    assert_eq!(
+        store.forge_account("github", "octocat")?.as_deref(),
+        Some("bob")
+    );
+    // An unknown identity is refused and the mapping stays.
+    assert_not_found(
+        store.link_forge_account("github", "octocat", "carol", 13),
+        "identity",
+    );
+    assert_not_found(
+        store.link_forge_account("github", "hubot", "carol", 13),
+        "identity",
+    );
+    assert_eq!(
+        store.forge_account("github", "octocat")?.as_deref(),
+        Some("bob")
+    );
+    assert_eq!(store.forge_account("github", "hubot")?, None);
+    assert!(matches!(
+        store.link_forge_account("github", "", "bob", 14),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store.link_forge_account("github", &"l".repeat(5000), "bob", 14),
+        Err(StoreError::TooLarge { .. })
+    ));
+    Ok(())
+}
+
+pub fn run_counts_and_stage_durations(store: &dyn Store) -> Result<(), StoreError> {
+    let zero: Vec<(RunStatus, u64)> = RunStatus::ALL.iter().map(|s| (*s, 0)).collect();
+    assert_eq!(store.run_counts()?, zero);
+    assert!(store.stage_durations()?.is_empty());
+
+    store.upsert_workload("app", REPO, 1)?;
+    // Passed 10 + 30 ms, failed 5 ms; one skipped without a start; one running.
+    let (a, a_stages) = store.create_run(&new_run("app", 1, &["x", "y"]))?;
+    store.start_run(a.id, "me", 100)?;
+    store.start_stage(a_stages[0].id, 100)?;
+    store.finish_stage(a_stages[0].id, StageStatus::Passed, Some(0), None, 110)?;
+    store.start_stage(a_stages[1].id, 110)?;
+    store.finish_stage(a_stages[1].id, StageStatus::Failed, Some(1), None, 115)?;
+    store.finish_run(a.id, RunStatus::Failed, Some("y failed"), 115)?;
+    let (b, b_stages) = store.create_run(&new_run("app", 2, &["x", "y"]))?;
+    store.start_run(b.id, "me", 200)?;
+    store.start_stage(b_stages[0].id, 200)?;
+    store.finish_stage(b_stages[0].id, StageStatus::Passed, Some(0), None, 230)?;
+    store.finish_run(b.id, RunStatus::Succeeded, None, 230)?;
+    let (c, c_stages) = store.create_run(&new_run("app", 3, &["x"]))?;
+    store.start_run(c.id, "me", 300)?;
+    store.start_stage(c_stages[0].id, 300)?;
+    store.create_run(&new_run("app", 4, &["x"]))?;
+    store.create_run(&api_run("app", 5, "alice"))?;
+
+    let counts = store.run_counts()?;
+    assert_eq!(
+        counts,
+        vec![
+            (RunStatus::Queued, 2),
+            (RunStatus::Running, 1),
+            (RunStatus::Succeeded, 1),
+            (RunStatus::Failed, 1),
+            (RunStatus::Interrupted, 0),
+        ]
+    );
+    assert_eq!(
+        store.stage_durations()?,
+        vec![
+            StageDurationStat {
+                kind: StageKind::Command,
+                status: StageStatus::Failed,
+                count: 1,
+                sum_ms: 5,
+            },
+            StageDurationStat {
+                kind: StageKind::Command,
+                status: StageStatus::Passed,
+                count: 2,
+                sum_ms: 40,
+            },
+        ]
+    );
+    // Interrupting the running run finishes its running stage (started at 300).
+    assert!(store.interrupt_run(c.id, "killed", 307)?);
+    let stats = store.stage_durations()?;
+    assert!(stats.contains(&StageDurationStat {
+        kind: StageKind::Command,
+        status: StageStatus::Interrupted,
+        count: 1,
+        sum_ms: 7,
+    }));
+    assert_eq!(stats.len(), 3);
+    assert_eq!(
+        store.run_counts()?.iter().map(|(_, n)| n).sum::<u64>(),
+        5,
+        "every run counted once"
+    );
     Ok(())
 }

@@ -121,6 +121,15 @@ pub enum StoreError {
     #[error("{what} `{id}` already exists")]
     Exists { what: &'static str, id: String },
 
+    /// `id`, a value of kind `what` that only one record may hold (a forge
+    /// repository), is held by `holder`; nothing was written.
+    #[error("{what} `{id}` is already used by `{holder}`")]
+    InUse {
+        what: &'static str,
+        id: String,
+        holder: String,
+    },
+
     /// A value the store does not keep (an empty name, an environment without a
     /// workload, a number out of range); nothing was written.
     #[error("invalid {what}: {why}")]

@@ -29,9 +29,10 @@ pub use sqlite::SqliteStore;
 
 use cairn_model::{
     BaseRecord, EvidenceRecord, ImageRecord, LogLine, NewEvidence, NewRun, RunId, RunRecord,
-    RunStatus, StageId, StageRecord, StageStatus,
+    RunStatus, StageId, StageKind, StageRecord, StageStatus,
 };
-use cairn_model::{ChangeRecord, DeploymentRecord, IdentityRecord, RoleBinding};
+use cairn_model::{ChangeRecord, DeploymentRecord, IdentityRecord, RoleBinding, SessionRecord};
+use cairn_model::{DeliveryRecord, NewDelivery, WorkloadRecord};
 
 /// Which runs [`Store::runs`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,6 +288,29 @@ pub struct LogStats {
     pub lines: u64,
     /// Sum of the lines' byte lengths (line ends are not stored).
     pub bytes: u64,
+}
+
+/// What [`Store::accept_delivery`] did.
+// Returned once per delivery and matched at once: boxing the run buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryAccepted {
+    /// The (forge, delivery) was seen before: nothing was written.
+    Replay,
+    /// The delivery was recorded, with the run it created, if one was asked for.
+    Accepted {
+        run: Option<(RunRecord, Vec<StageRecord>)>,
+    },
+}
+
+/// Finished stages (started and finished) of one kind that ended in one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageDurationStat {
+    pub kind: StageKind,
+    pub status: StageStatus,
+    pub count: u64,
+    /// The sum of their durations (finished minus started).
+    pub sum_ms: i64,
 }
 
 /// Durable state of cairn. Every method is one transaction: it happens entirely or
@@ -552,4 +576,84 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         workload: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(i64, ChangeRecord)>, StoreError>;
+
+    // ---- the server (schema v8) ------------------------------------------------------
+
+    /// Every workload, by name.
+    fn workloads(&self) -> Result<Vec<WorkloadRecord>, StoreError>;
+
+    /// The workload named `name`.
+    fn workload(&self, name: &str) -> Result<Option<WorkloadRecord>, StoreError>;
+
+    /// Sets (or, with `None`, clears) the forge repository webhooks find `workload`
+    /// by. [`StoreError::NotFound`] for an unknown workload, [`StoreError::InUse`]
+    /// when another workload has it, [`StoreError::Invalid`] for an empty one.
+    fn set_forge_repository(
+        &self,
+        workload: &str,
+        forge_repository: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The workload whose forge repository is exactly `forge_repository`.
+    fn workload_by_forge_repository(
+        &self,
+        forge_repository: &str,
+    ) -> Result<Option<WorkloadRecord>, StoreError>;
+
+    /// Takes the oldest `queued` run for workers (by creation time, then id): it
+    /// becomes `running`, owned by `owner`, started at `now_ms`, and is returned as
+    /// stored. `None` when the queue is empty. Two claims never take the same run.
+    fn claim_queued_run(&self, owner: &str, now_ms: i64) -> Result<Option<RunRecord>, StoreError>;
+
+    /// How many `queued` runs wait for workers.
+    fn queued_count(&self) -> Result<u64, StoreError>;
+
+    /// Records a webhook delivery and, when `run` is given, creates that run as
+    /// [`Store::create_run`] does, in one transaction. A (forge, delivery) seen
+    /// before is a [`DeliveryAccepted::Replay`] and writes nothing.
+    fn accept_delivery(
+        &self,
+        delivery: &NewDelivery,
+        run: Option<&NewRun>,
+    ) -> Result<DeliveryAccepted, StoreError>;
+
+    /// The last `limit` deliveries, newest first (by receipt time, then arrival).
+    fn deliveries(&self, limit: usize) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Keeps a browser session. [`StoreError::NotFound`] for an unknown identity,
+    /// [`StoreError::Exists`] for a token hash already kept,
+    /// [`StoreError::Invalid`] for a hash that is not 64 lowercase hex digits.
+    fn add_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+
+    /// The session whose token hashes to `token_sha256`, expired or not (the
+    /// caller checks the expiry).
+    fn session(&self, token_sha256: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Removes a session; `false` when there was none.
+    fn remove_session(&self, token_sha256: &str) -> Result<bool, StoreError>;
+
+    /// Removes the sessions that expired at or before `now_ms`; returns how many.
+    fn prune_sessions(&self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Maps `login` on `forge` to `identity` (replacing its mapping, if any).
+    /// [`StoreError::NotFound`] for an unknown identity.
+    fn link_forge_account(
+        &self,
+        forge: &str,
+        login: &str,
+        identity: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The identity `login` on `forge` is mapped to.
+    fn forge_account(&self, forge: &str, login: &str) -> Result<Option<String>, StoreError>;
+
+    /// How many runs are in each status: every status, in [`RunStatus::ALL`]
+    /// order, zero included.
+    fn run_counts(&self) -> Result<Vec<(RunStatus, u64)>, StoreError>;
+
+    /// Count and summed duration of finished stages (started and finished), per
+    /// (kind, status) that has any, ordered by kind then status name.
+    fn stage_durations(&self) -> Result<Vec<StageDurationStat>, StoreError>;
 }

@@ -72,6 +72,7 @@ fn new_run(created_at_ms: i64, stages: &[&str]) -> NewRun {
                 command: None,
             })
             .collect(),
+        trigger: cairn_model::Trigger::Cli,
     }
 }
 
@@ -198,6 +199,7 @@ fn open_creates_a_private_directory_and_database() {
             "deployments",
             "evidence",
             "findings",
+            "forge_accounts",
             "identities",
             "images",
             "log_lines",
@@ -206,7 +208,9 @@ fn open_creates_a_private_directory_and_database() {
             "runs",
             "sbom_components",
             "sboms",
+            "sessions",
             "stages",
+            "webhook_deliveries",
             "workloads"
         ]
     );
@@ -510,6 +514,9 @@ fn unknown_names_read_back_as_corrupt() {
     corrupt(store.logs(stage, None, 10).map(drop), "log stream", "stdin");
     corrupt(store.start_stage(stage, 1), "run status", "paused");
     corrupt(store.append_logs(stage, &[]), "run status", "paused");
+    conn.execute("UPDATE runs SET trigger = 'cron' WHERE id = ?1", [other.0])
+        .unwrap();
+    corrupt(store.run(other).map(drop), "run trigger", "cron");
     // What is intact still reads.
     assert_eq!(store.logs(stage, Some(0), 10).unwrap().len(), 0);
     assert_eq!(store.log_stats(stage).unwrap().lines, 1);
@@ -576,6 +583,7 @@ fn only_one_bootstrap_wins_a_race() {
                     token_sha256: format!("{i:064x}"),
                     created_at_ms: 1,
                     revoked_at_ms: None,
+                    expires_at_ms: None,
                 };
                 let binding = cairn_model::RoleBinding {
                     identity: name,
@@ -596,4 +604,59 @@ fn only_one_bootstrap_wins_a_race() {
     let bindings = store.bindings().unwrap();
     assert_eq!(bindings.len(), 1);
     assert_eq!(bindings[0].identity, identities[0].name);
+}
+
+/// Workers in several processes claiming from one queue: every queued run is
+/// taken exactly once, and a CLI run by none.
+#[test]
+fn concurrent_claims_take_each_run_once() {
+    let tmp = TempDir::new().unwrap();
+    let store = SqliteStore::open(tmp.path()).unwrap();
+    store.upsert_workload("app", "/repo", 1).unwrap();
+    let runs = 40;
+    for i in 0..runs {
+        let trigger = cairn_model::Trigger::Api {
+            actor: format!("user{i}"),
+        };
+        store
+            .create_run(&NewRun {
+                trigger,
+                ..new_run(i, &["a"])
+            })
+            .unwrap();
+    }
+    let (cli, _) = store.create_run(&new_run(0, &["a"])).unwrap();
+    let workers = 4;
+    let barrier = Arc::new(Barrier::new(workers));
+    let claimers: Vec<_> = (0..workers)
+        .map(|w| {
+            let dir = tmp.path().to_owned();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let store = SqliteStore::open(&dir).unwrap();
+                barrier.wait();
+                let mut claimed = Vec::new();
+                while let Some(run) = store.claim_queued_run(&format!("worker{w}"), 100).unwrap() {
+                    assert_eq!(run.status, RunStatus::Running);
+                    claimed.push(run.id);
+                }
+                claimed
+            })
+        })
+        .collect();
+    let mut claimed: Vec<_> = claimers
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    claimed.sort();
+    let before = claimed.len();
+    claimed.dedup();
+    assert_eq!(before, claimed.len(), "a run was claimed twice");
+    assert_eq!(claimed.len(), usize::try_from(runs).unwrap());
+    assert!(!claimed.contains(&cli.id));
+    assert_eq!(store.queued_count().unwrap(), 0);
+    assert_eq!(
+        store.run(cli.id).unwrap().unwrap().status,
+        RunStatus::Queued
+    );
 }

@@ -509,22 +509,6 @@ fn bench(data_root: &Path, config: cairn_tlog_fs::bench::BenchConfig) -> Result<
     ))
 }
 
-/// Proves that entry `index` is in the log as it is now, and checks the proof:
-/// `(tree size, leaf hash, root hash, proof length)`. Fails closed.
-pub fn prove_inclusion(
-    data_root: &Path,
-    index: u64,
-) -> Result<(u64, String, String, usize), Failure> {
-    let log = open_for_reading(data_root)?;
-    let size = log.size();
-    let hashes = log.inclusion_proof(index, size).map_err(fail)?;
-    let root = log.root_at(size).map_err(fail)?;
-    let leaf = merkle::leaf_hash(&log.entry(index).map_err(fail)?);
-    merkle::verify_inclusion(&leaf, index, size, &hashes, &root)
-        .map_err(|e| internal_proof(e, "inclusion"))?;
-    Ok((size, hex(&leaf), hex(&root), hashes.len()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,9 +17,11 @@ mod run;
 mod runs;
 mod sbom;
 mod scan;
+mod up;
 mod verify;
 mod vulns;
 mod where_;
+mod workload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,9 +46,11 @@ pub use promote::{AuditArgs, PromoteArgs, RollbackArgs};
 pub use review::ReviewCommand;
 pub use sbom::SbomArgs;
 pub use scan::ScanArgs;
+pub use up::UpArgs;
 pub use verify::VerifyArgs;
 pub use vulns::VulnsCommand;
 pub use where_::WhereArgs;
+pub use workload::WorkloadCommand;
 
 pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
     match &cli.command {
@@ -61,6 +65,9 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Bench(BenchCommand::Sandbox { iterations }) => bench::sandbox(cli, *iterations),
         Command::Bench(BenchCommand::Image { app, repeat }) => bench::image(cli, app, *repeat),
         Command::Bench(BenchCommand::Gate { iterations }) => bench::gate(cli, *iterations),
+        Command::Bench(BenchCommand::Serve { clients, seconds }) => {
+            bench::serve_bench::serve_bench(cli, *clients, *seconds)
+        }
         Command::Bench(BenchCommand::Push { size_mib, registry }) => {
             bench::push(cli, *size_mib, registry.as_deref())
         }
@@ -88,6 +95,8 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Status => promote::status(cli),
         Command::Audit(args) => promote::audit(cli, args),
         Command::Policy(cmd) => policy::policy(cli, cmd),
+        Command::Up(args) => up::up(cli, args),
+        Command::Workload(cmd) => workload::workload(cli, cmd),
         Command::Bench(BenchCommand::Scan(args)) => bench::scan_bench::scan(cli, args),
         Command::Bench(BenchCommand::Where {
             sboms,

@@ -112,20 +112,7 @@ pub fn rollback(cli: &Cli, args: &RollbackArgs) -> Result<ExitCode, Failure> {
 
 fn report(cli: &Cli, req: &Request, o: &Outcome) -> Result<ExitCode, Failure> {
     if cli.json {
-        print_json(&json!({
-            "allow": o.decision.allow,
-            "reasons": o.decision.reasons,
-            "overridden": o.decision.overridden,
-            "policy_digest": o.decision.policy_digest,
-            "input_digest": o.decision.input_digest,
-            "decision_evidence": o.decision_evidence,
-            "change": o.change_id,
-            "log_index": o.change.log_index,
-            "deployment": o.deployment.as_ref().map(|d| json!({
-                "digest": d.digest, "target": d.target, "detail": d.detail, "log_index": d.log_index,
-            })),
-            "vsa_evidence": o.vsa_evidence,
-        }));
+        print_json(&cairn_engine::wire::outcome_json(o));
     } else if let Some(d) = &o.deployment {
         println!(
             "{} {} → {}: {} ({}, {}); audit log entry {}, VSA evidence {}",
@@ -157,6 +144,11 @@ fn report(cli: &Cli, req: &Request, o: &Outcome) -> Result<ExitCode, Failure> {
             o.change_id, o.decision_evidence, o.decision_log_index
         );
     }
+    if !cli.json
+        && let Some(delivery) = &o.change_delivery
+    {
+        eprintln!("change {}: {delivery}", o.change_id);
+    }
     Ok(if o.decision.allow {
         ExitCode::SUCCESS
     } else {
@@ -167,35 +159,20 @@ fn report(cli: &Cli, req: &Request, o: &Outcome) -> Result<ExitCode, Failure> {
 pub fn status(cli: &Cli) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
-    let all = store.deployments(None, None, 10_000)?;
-    let mut seen = std::collections::BTreeSet::new();
-    let mut rows = Vec::new();
-    for d in all {
-        if !seen.insert((d.workload.clone(), d.environment.clone())) {
-            continue;
-        }
-        let running = match d.target.as_str() {
-            "local" => {
-                cairn_engine::images::deploy_local::current(&data, &d.workload, &d.environment)?
-                    .is_some_and(|l| l.is_running() && l.digest == d.digest)
-            }
-            _ => true,
-        };
-        rows.push((d, running));
-    }
+    let rows = cairn_engine::promotion::status(&data, &*store)?;
     if cli.json {
-        print_json(&json!(rows.iter().map(|(d, running)| json!({
-            "workload": d.workload, "environment": d.environment, "digest": d.digest,
-            "since": cairn_model::time::rfc3339_utc(d.deployed_at_ms), "by": d.actor,
-            "kind": d.kind, "target": d.target, "detail": d.detail, "log_index": d.log_index,
-            "running": running,
-        })).collect::<Vec<_>>()));
+        print_json(&json!(
+            rows.iter()
+                .map(cairn_engine::wire::status_json)
+                .collect::<Vec<_>>()
+        ));
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
         println!("nothing is deployed yet: `cairn promote WORKLOAD IMAGE --to staging`");
     }
-    for (d, running) in &rows {
+    for row in &rows {
+        let d = &row.deployment;
         println!(
             "{:<16} {:<12} {}  since {} by {} ({}, {}{}) log entry {}",
             d.workload,
@@ -205,7 +182,7 @@ pub fn status(cli: &Cli) -> Result<ExitCode, Failure> {
             d.actor,
             d.kind,
             d.detail,
-            if *running { "" } else { ", NOT RUNNING" },
+            if row.running { "" } else { ", NOT RUNNING" },
             d.log_index
         );
     }
@@ -218,25 +195,23 @@ pub fn audit(cli: &Cli, args: &AuditArgs) -> Result<ExitCode, Failure> {
     let changes = store.changes(args.workload.as_deref(), args.limit)?;
     let mut out = Vec::new();
     for (id, c) in &changes {
-        let (size, leaf, root, _) = super::log::prove_inclusion(data.root(), c.log_index)?;
-        out.push((id, c, size, leaf, root));
+        let proof = cairn_engine::audit::prove_inclusion(&data, c.log_index)?;
+        out.push((*id, c, proof));
     }
     if cli.json {
-        print_json(&json!(out.iter().map(|(id, c, size, leaf, root)| json!({
-            "id": id, "kind": c.kind, "workload": c.workload, "environment": c.environment,
-            "actor": c.actor, "from": c.from_digest, "to": c.to_digest,
-            "at": cairn_model::time::rfc3339_utc(c.at_ms), "log_index": c.log_index,
-            "proof": { "tree_size": size, "leaf_hash": leaf, "root": root, "verified": true },
-            "record": serde_json::from_str::<serde_json::Value>(&c.json).unwrap_or_default(),
-        })).collect::<Vec<_>>()));
+        print_json(&json!(
+            out.iter()
+                .map(|(id, c, proof)| cairn_engine::wire::change_json(*id, c, proof))
+                .collect::<Vec<_>>()
+        ));
         return Ok(ExitCode::SUCCESS);
     }
     if out.is_empty() {
         println!("no changes recorded yet");
     }
-    for (id, c, size, _, root) in &out {
+    for (id, c, proof) in &out {
         println!(
-            "{id:>4} {} {:<9} {} → {} by {}: {} → {}  log entry {} proven in tree {size} (root {}…)",
+            "{id:>4} {} {:<9} {} → {} by {}: {} → {}  log entry {} proven in tree {} (root {}…)",
             cairn_model::time::rfc3339_utc(c.at_ms),
             c.kind,
             c.workload,
@@ -245,7 +220,8 @@ pub fn audit(cli: &Cli, args: &AuditArgs) -> Result<ExitCode, Failure> {
             c.from_digest.as_deref().unwrap_or("-"),
             c.to_digest,
             c.log_index,
-            &root[..16.min(root.len())]
+            proof.tree_size,
+            &proof.root[..16.min(proof.root.len())]
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -4,13 +4,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cairn_evidence::review::Verdict;
-use serde_json::json;
-
 use super::{data_dir, open_store};
 use crate::cli::Cli;
 use crate::exit::Failure;
 use crate::output::print_json;
+use cairn_evidence::review::Verdict;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ReviewCommand {
@@ -51,15 +49,7 @@ pub fn review(cli: &Cli, cmd: &ReviewCommand) -> Result<ExitCode, Failure> {
         args.comment.clone(),
     )?;
     if cli.json {
-        print_json(&json!({
-            "commit": r.commit,
-            "verdict": verdict.as_str(),
-            "reviewer": actor.name,
-            "author": r.author,
-            "evidence": r.evidence,
-            "log_index": r.log_index,
-            "counts_for_four_eyes": !r.own_commit,
-        }));
+        print_json(&cairn_engine::wire::review_json(&r, verdict, &actor.name));
     } else {
         println!(
             "{} recorded: {} on {} ({}) by {}; signed evidence {}, audit log entry {}",

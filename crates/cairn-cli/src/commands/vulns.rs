@@ -372,23 +372,7 @@ fn sortable_time(t: &str) -> String {
 }
 
 /// A finding as `--json` shows it.
-pub fn finding_json(f: &StoredFinding) -> Value {
-    json!({
-        "advisory": f.key.advisory_id,
-        "kind": f.kind,
-        "severity": f.severity,
-        "state": f.state.as_str(),
-        "ecosystem": f.key.ecosystem,
-        "package": f.key.name,
-        "version": f.key.version,
-        "purl": f.purl,
-        "sbom_id": f.key.sbom_id,
-        "subject": { "name": f.subject_name, "digest": f.subject_digest },
-        "workload": f.workload,
-        "environment": f.environment,
-        "first_seen_ms": f.first_seen_ms,
-    })
-}
+pub use cairn_engine::wire::finding_json;
 
 /// The re-match as `--json` shows it.
 pub fn rematch_json(r: &Rematched) -> Value {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 pub mod registry;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

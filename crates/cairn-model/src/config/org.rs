@@ -29,6 +29,18 @@ pub struct OrgConfig {
     pub promotion_path: Vec<String>,
     /// Each environment's deploy target (default: `local`).
     pub environments: std::collections::BTreeMap<String, DeployTarget>,
+    /// Where change records go besides the store and `<data>/changes.jsonl`.
+    pub change_sink: ChangeSink,
+}
+
+/// A change-management system's endpoint for change records (`[changes]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeSink {
+    /// Each change record is POSTed here as JSON.
+    pub webhook: Option<String>,
+    /// A file holding the secret the body is signed with (HMAC-SHA256, header
+    /// `X-Cairn-Signature-256: sha256=<hex>`).
+    pub secret_file: Option<String>,
 }
 
 /// Where an environment's deployments go.
@@ -70,6 +82,7 @@ impl Default for OrgConfig {
             base_signers: Vec::new(),
             promotion_path: vec!["staging".to_owned(), "production".to_owned()],
             environments: std::collections::BTreeMap::new(),
+            change_sink: ChangeSink::default(),
         }
     }
 }
@@ -82,6 +95,14 @@ struct RawOrg {
     promotion: Option<RawPromotion>,
     #[serde(default)]
     environments: std::collections::BTreeMap<String, Spanned<RawEnvironment>>,
+    changes: Option<RawChanges>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChanges {
+    webhook: Option<Spanned<String>>,
+    secret_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -254,12 +275,40 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
         };
         environments.insert(name, target);
     }
+    let mut change_sink = ChangeSink::default();
+    if let Some(changes) = raw.changes {
+        if let Some(url) = changes.webhook {
+            let u = url.get_ref();
+            let ok = (u.starts_with("https://") || u.starts_with("http://"))
+                && u.len() <= 2048
+                && !u.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !ok {
+                return Err(err(
+                    url.span(),
+                    format!("`{u}` is not an http(s) URL"),
+                    "e.g. webhook = \"https://change.example.org/hooks/cairn\"",
+                ));
+            }
+            change_sink.webhook = Some(url.into_inner());
+        }
+        if let Some(f) = changes.secret_file {
+            if !f.get_ref().starts_with('/') {
+                return Err(err(
+                    f.span(),
+                    format!("secret file `{}` is not an absolute path", f.get_ref()),
+                    "e.g. secret_file = \"/etc/cairn/change-webhook.secret\" (mode 0600)",
+                ));
+            }
+            change_sink.secret_file = Some(f.into_inner());
+        }
+    }
     Ok(OrgConfig {
         registries,
         base_max_severity,
         base_signers,
         promotion_path,
         environments,
+        change_sink,
     })
 }
 
@@ -290,6 +339,20 @@ mod tests {
         assert!(e.message.contains("unknown deploy target"), "{e}");
         let e = parse_org("org.toml", "[environments.prod]\ntarget = \"local\"\n").unwrap_err();
         assert!(e.message.contains("not on the promotion path"), "{e}");
+
+        let org = parse_org(
+            "org.toml",
+            "[changes]\nwebhook = \"https://cm.example.org/h\"\nsecret_file = \"/etc/s\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            org.change_sink.webhook.as_deref(),
+            Some("https://cm.example.org/h")
+        );
+        let e = parse_org("org.toml", "[changes]\nwebhook = \"ftp://x\"\n").unwrap_err();
+        assert!(e.message.contains("not an http(s) URL"), "{e}");
+        let e = parse_org("org.toml", "[changes]\nsecret_file = \"rel\"\n").unwrap_err();
+        assert!(e.message.contains("not an absolute path"), "{e}");
 
         let e = parse_org("org.toml", "[registries]\nallow = [\"docker.io\"]\n").unwrap_err();
         assert_eq!((e.line, e.column), (2, 10));

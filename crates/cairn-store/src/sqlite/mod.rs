@@ -9,6 +9,7 @@
 mod images;
 mod people;
 mod schema;
+mod server;
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::ErrorKind;
@@ -22,14 +23,15 @@ use cairn_model::{
     BaseRecord, EvidenceRecord, ImageRecord, LogLine, LogStream, NewEvidence, NewRun, RunId,
     RunRecord, RunStatus, StageId, StageKind, StageRecord, StageStatus,
 };
-use cairn_model::{ChangeRecord, DeploymentRecord, IdentityRecord, RoleBinding};
+use cairn_model::{ChangeRecord, DeploymentRecord, IdentityRecord, RoleBinding, SessionRecord};
+use cairn_model::{DeliveryRecord, NewDelivery, Trigger, WorkloadRecord};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use crate::{
-    AdvisoryPut, FindingFilter, FindingKey, FindingState, LogStats, MatchOutcome, MatchScope,
-    NewAdvisory, NewFinding, NewSbom, PackageHit, RematchRecord, RunFilter, Store, StoreError,
-    StoredAdvisory, StoredComponent, StoredFinding,
+    AdvisoryPut, DeliveryAccepted, FindingFilter, FindingKey, FindingState, LogStats, MatchOutcome,
+    MatchScope, NewAdvisory, NewFinding, NewSbom, PackageHit, RematchRecord, RunFilter,
+    StageDurationStat, Store, StoreError, StoredAdvisory, StoredComponent, StoredFinding,
 };
 
 /// The [`Store`] on SQLite. One connection behind a mutex: SQLite serialises writers
@@ -203,7 +205,7 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
 // ---- reading rows ------------------------------------------------------------------
 
 const RUN_COLUMNS: &str = "id, workload, commit_id, git_ref, status, reason, \
-                           created_at_ms, started_at_ms, finished_at_ms, owner";
+                           created_at_ms, started_at_ms, finished_at_ms, owner, trigger";
 
 const STAGE_COLUMNS: &str = "id, run_id, position, name, kind, command, status, exit_code, \
                              reason, started_at_ms, finished_at_ms";
@@ -222,6 +224,7 @@ struct RawRun {
     started_at_ms: Option<i64>,
     finished_at_ms: Option<i64>,
     owner: Option<String>,
+    trigger: String,
 }
 
 impl RawRun {
@@ -237,6 +240,7 @@ impl RawRun {
             started_at_ms: row.get(7)?,
             finished_at_ms: row.get(8)?,
             owner: row.get(9)?,
+            trigger: row.get(10)?,
         })
     }
 
@@ -252,6 +256,8 @@ impl RawRun {
             started_at_ms: self.started_at_ms,
             finished_at_ms: self.finished_at_ms,
             owner: self.owner,
+            trigger: Trigger::parse(&self.trigger)
+                .map_err(|UnknownName { what, value }| StoreError::Corrupt { what, value })?,
         })
     }
 }
@@ -477,6 +483,110 @@ fn query_evidence(
         .map_err(StoreError::sqlite(what))
 }
 
+/// The longest trigger text a run keeps.
+const MAX_TRIGGER_BYTES: usize = 4096;
+
+/// Inserts a `queued` run of a known workload and its `pending` stages: the body of
+/// [`Store::create_run`], shared with [`Store::accept_delivery`].
+fn insert_run(
+    tx: &Connection,
+    run: &NewRun,
+    what: &'static str,
+) -> Result<(RunRecord, Vec<StageRecord>), StoreError> {
+    // A trigger is stored as text: it must read back as itself.
+    let trigger = run.trigger.as_text();
+    if trigger.len() > MAX_TRIGGER_BYTES {
+        return Err(StoreError::TooLarge {
+            what: "a run's trigger",
+            size: trigger.len(),
+            limit: MAX_TRIGGER_BYTES,
+        });
+    }
+    if Trigger::parse(&trigger).as_ref() != Ok(&run.trigger) {
+        return Err(StoreError::Invalid {
+            what: "run trigger",
+            why: format!("`{trigger}` has an empty name, or an actor or forge with a `:`"),
+        });
+    }
+    let workload_known = tx
+        .query_row(
+            "SELECT 1 FROM workloads WHERE name = ?1",
+            [&run.workload],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(StoreError::sqlite(what))?
+        .is_some();
+    if !workload_known {
+        return Err(StoreError::NotFound {
+            what: "workload",
+            id: run.workload.clone(),
+        });
+    }
+    tx.execute(
+        "INSERT INTO runs (workload, commit_id, git_ref, status, created_at_ms, trigger, \
+         for_worker) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            run.workload,
+            run.commit,
+            run.git_ref,
+            RunStatus::Queued.as_str(),
+            run.created_at_ms,
+            trigger,
+            run.trigger.for_worker()
+        ],
+    )
+    .map_err(StoreError::sqlite(what))?;
+    let run_id = RunId(tx.last_insert_rowid());
+
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO stages (run_id, position, name, kind, command, status) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(StoreError::sqlite(what))?;
+    let mut stages = Vec::with_capacity(run.stages.len());
+    for (index, stage) in (0u32..).zip(&run.stages) {
+        insert
+            .execute(params![
+                run_id.0,
+                index,
+                stage.name,
+                stage.kind.as_str(),
+                stage.command,
+                StageStatus::Pending.as_str()
+            ])
+            .map_err(StoreError::sqlite(what))?;
+        stages.push(StageRecord {
+            id: StageId(tx.last_insert_rowid()),
+            run: run_id,
+            index,
+            name: stage.name.clone(),
+            kind: stage.kind,
+            command: stage.command.clone(),
+            status: StageStatus::Pending,
+            exit_code: None,
+            reason: None,
+            started_at_ms: None,
+            finished_at_ms: None,
+        });
+    }
+    let record = RunRecord {
+        id: run_id,
+        workload: run.workload.clone(),
+        commit: run.commit.clone(),
+        git_ref: run.git_ref.clone(),
+        status: RunStatus::Queued,
+        reason: None,
+        created_at_ms: run.created_at_ms,
+        started_at_ms: None,
+        finished_at_ms: None,
+        owner: None,
+        trigger: run.trigger.clone(),
+    };
+    Ok((record, stages))
+}
+
 /// The reason given to a stage that was still running when its run finished.
 const ENDED_WHILE_RUNNING: &str = "the run finished while this stage was running";
 
@@ -498,82 +608,7 @@ impl Store for SqliteStore {
 
     fn create_run(&self, run: &NewRun) -> Result<(RunRecord, Vec<StageRecord>), StoreError> {
         let what = "creating a run";
-        self.write(what, |tx| {
-            let workload_known = tx
-                .query_row(
-                    "SELECT 1 FROM workloads WHERE name = ?1",
-                    [&run.workload],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(StoreError::sqlite(what))?
-                .is_some();
-            if !workload_known {
-                return Err(StoreError::NotFound {
-                    what: "workload",
-                    id: run.workload.clone(),
-                });
-            }
-            tx.execute(
-                "INSERT INTO runs (workload, commit_id, git_ref, status, created_at_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    run.workload,
-                    run.commit,
-                    run.git_ref,
-                    RunStatus::Queued.as_str(),
-                    run.created_at_ms
-                ],
-            )
-            .map_err(StoreError::sqlite(what))?;
-            let run_id = RunId(tx.last_insert_rowid());
-
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO stages (run_id, position, name, kind, command, status) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(StoreError::sqlite(what))?;
-            let mut stages = Vec::with_capacity(run.stages.len());
-            for (index, stage) in (0u32..).zip(&run.stages) {
-                insert
-                    .execute(params![
-                        run_id.0,
-                        index,
-                        stage.name,
-                        stage.kind.as_str(),
-                        stage.command,
-                        StageStatus::Pending.as_str()
-                    ])
-                    .map_err(StoreError::sqlite(what))?;
-                stages.push(StageRecord {
-                    id: StageId(tx.last_insert_rowid()),
-                    run: run_id,
-                    index,
-                    name: stage.name.clone(),
-                    kind: stage.kind,
-                    command: stage.command.clone(),
-                    status: StageStatus::Pending,
-                    exit_code: None,
-                    reason: None,
-                    started_at_ms: None,
-                    finished_at_ms: None,
-                });
-            }
-            let record = RunRecord {
-                id: run_id,
-                workload: run.workload.clone(),
-                commit: run.commit.clone(),
-                git_ref: run.git_ref.clone(),
-                status: RunStatus::Queued,
-                reason: None,
-                created_at_ms: run.created_at_ms,
-                started_at_ms: None,
-                finished_at_ms: None,
-                owner: None,
-            };
-            Ok((record, stages))
-        })
+        self.write(what, |tx| insert_run(tx, run, what))
     }
 
     fn start_run(&self, run: RunId, owner: &str, now_ms: i64) -> Result<(), StoreError> {
@@ -1634,6 +1669,106 @@ impl Store for SqliteStore {
         self.read("listing images", |tx| {
             images::images(tx, workload, digest, sql_limit(limit))
         })
+    }
+
+    fn workloads(&self) -> Result<Vec<WorkloadRecord>, StoreError> {
+        self.read("listing workloads", server::workloads)
+    }
+
+    fn workload(&self, name: &str) -> Result<Option<WorkloadRecord>, StoreError> {
+        self.read("reading a workload", |tx| server::workload(tx, name))
+    }
+
+    fn set_forge_repository(
+        &self,
+        workload: &str,
+        forge_repository: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.write("setting a workload's forge repository", |tx| {
+            server::set_forge_repository(tx, workload, forge_repository, now_ms)
+        })
+    }
+
+    fn workload_by_forge_repository(
+        &self,
+        forge_repository: &str,
+    ) -> Result<Option<WorkloadRecord>, StoreError> {
+        self.read("finding a workload by forge repository", |tx| {
+            server::workload_by_forge_repository(tx, forge_repository)
+        })
+    }
+
+    fn claim_queued_run(&self, owner: &str, now_ms: i64) -> Result<Option<RunRecord>, StoreError> {
+        self.write("claiming a queued run", |tx| {
+            server::claim_queued_run(tx, owner, now_ms)
+        })
+    }
+
+    fn queued_count(&self) -> Result<u64, StoreError> {
+        self.read("counting queued runs", server::queued_count)
+    }
+
+    fn accept_delivery(
+        &self,
+        delivery: &NewDelivery,
+        run: Option<&NewRun>,
+    ) -> Result<DeliveryAccepted, StoreError> {
+        self.write("accepting a webhook delivery", |tx| {
+            server::accept_delivery(tx, delivery, run)
+        })
+    }
+
+    fn deliveries(&self, limit: usize) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.read("listing webhook deliveries", |tx| {
+            server::deliveries(tx, sql_limit(limit))
+        })
+    }
+
+    fn add_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.write("adding a session", |tx| server::add_session(tx, session))
+    }
+
+    fn session(&self, token_sha256: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.read("reading a session", |tx| server::session(tx, token_sha256))
+    }
+
+    fn remove_session(&self, token_sha256: &str) -> Result<bool, StoreError> {
+        self.write("removing a session", |tx| {
+            server::remove_session(tx, token_sha256)
+        })
+    }
+
+    fn prune_sessions(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.write("pruning expired sessions", |tx| {
+            server::prune_sessions(tx, now_ms)
+        })
+    }
+
+    fn link_forge_account(
+        &self,
+        forge: &str,
+        login: &str,
+        identity: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.write("linking a forge account", |tx| {
+            server::link_forge_account(tx, forge, login, identity, now_ms)
+        })
+    }
+
+    fn forge_account(&self, forge: &str, login: &str) -> Result<Option<String>, StoreError> {
+        self.read("reading a forge account", |tx| {
+            server::forge_account(tx, forge, login)
+        })
+    }
+
+    fn run_counts(&self) -> Result<Vec<(RunStatus, u64)>, StoreError> {
+        self.read("counting runs by status", server::run_counts)
+    }
+
+    fn stage_durations(&self) -> Result<Vec<StageDurationStat>, StoreError> {
+        self.read("summing stage durations", server::stage_durations)
     }
 
     fn rematches(&self, limit: usize) -> Result<Vec<RematchRecord>, StoreError> {

@@ -1,4 +1,5 @@
-//! Identities, role bindings, deployments and change records (schema v7).
+//! Identities, role bindings, deployments and change records (schema v7; identity
+//! expiry since v8).
 //!
 //! An identity keeps the SHA-256 of its token, never the token. Bindings are a
 //! set: adding one twice is a no-op. Deployments and change records are
@@ -98,14 +99,15 @@ fn insert_identity(tx: &Transaction<'_>, i: &IdentityRecord) -> Result<(), Store
         });
     }
     tx.execute(
-        "INSERT INTO identities (name, kind, token_sha256, created_at_ms, revoked_at_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO identities (name, kind, token_sha256, created_at_ms, revoked_at_ms, \
+         expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             i.name,
             i.kind.as_str(),
             i.token_sha256,
             i.created_at_ms,
-            i.revoked_at_ms
+            i.revoked_at_ms,
+            i.expires_at_ms
         ],
     )
     .map_err(StoreError::sqlite(what))?;
@@ -138,7 +140,8 @@ pub(super) fn add_first_identity(
     Ok(true)
 }
 
-const IDENTITY_COLUMNS: &str = "name, kind, token_sha256, created_at_ms, revoked_at_ms";
+const IDENTITY_COLUMNS: &str =
+    "name, kind, token_sha256, created_at_ms, revoked_at_ms, expires_at_ms";
 
 struct RawIdentity {
     name: String,
@@ -146,6 +149,7 @@ struct RawIdentity {
     token_sha256: String,
     created_at_ms: i64,
     revoked_at_ms: Option<i64>,
+    expires_at_ms: Option<i64>,
 }
 
 fn raw_identity(r: &Row<'_>) -> rusqlite::Result<RawIdentity> {
@@ -155,6 +159,7 @@ fn raw_identity(r: &Row<'_>) -> rusqlite::Result<RawIdentity> {
         token_sha256: r.get(2)?,
         created_at_ms: r.get(3)?,
         revoked_at_ms: r.get(4)?,
+        expires_at_ms: r.get(5)?,
     })
 }
 
@@ -170,6 +175,7 @@ impl RawIdentity {
             token_sha256: self.token_sha256,
             created_at_ms: self.created_at_ms,
             revoked_at_ms: self.revoked_at_ms,
+            expires_at_ms: self.expires_at_ms,
         })
     }
 }

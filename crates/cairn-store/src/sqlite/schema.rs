@@ -263,6 +263,52 @@ CREATE TABLE changes (
 ) STRICT;
 CREATE INDEX changes_by_workload ON changes (workload, id);
 "#,
+    // Version 8: the server. A workload's forge repository (webhooks find it by
+    // that), what triggered a run and whether the server's workers run it, webhook
+    // deliveries (each accepted once), browser sessions, identities that expire,
+    // and forge logins mapped to identities.
+    r#"
+ALTER TABLE workloads ADD COLUMN forge_repository TEXT;
+CREATE UNIQUE INDEX workloads_by_forge_repository
+    ON workloads (forge_repository) WHERE forge_repository IS NOT NULL;
+
+-- Rows of older versions were made by `cairn run`: the CLI's, not for workers.
+ALTER TABLE runs ADD COLUMN trigger    TEXT    NOT NULL DEFAULT 'cli';
+ALTER TABLE runs ADD COLUMN for_worker INTEGER NOT NULL DEFAULT 0;
+-- The workers' queue, oldest first: only the runs in it are indexed.
+CREATE INDEX runs_worker_queue ON runs (created_at_ms, id)
+    WHERE for_worker = 1 AND status = 'queued';
+
+CREATE TABLE webhook_deliveries (
+    forge          TEXT    NOT NULL,
+    delivery       TEXT    NOT NULL,
+    event          TEXT    NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    outcome        TEXT    NOT NULL,
+    run_id         INTEGER REFERENCES runs (id),
+    PRIMARY KEY (forge, delivery)
+) STRICT;
+CREATE INDEX webhook_deliveries_by_received ON webhook_deliveries (received_at_ms);
+
+CREATE TABLE sessions (
+    token_sha256  TEXT    NOT NULL PRIMARY KEY,
+    identity      TEXT    NOT NULL REFERENCES identities (name),
+    csrf          TEXT    NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX sessions_by_expiry ON sessions (expires_at_ms);
+
+ALTER TABLE identities ADD COLUMN expires_at_ms INTEGER;
+
+CREATE TABLE forge_accounts (
+    forge         TEXT    NOT NULL,
+    login         TEXT    NOT NULL,
+    identity      TEXT    NOT NULL REFERENCES identities (name),
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (forge, login)
+) STRICT, WITHOUT ROWID;
+"#,
 ];
 
 /// The schema version this code writes.
@@ -336,5 +382,55 @@ mod tests {
             .query_row("SELECT count(*) FROM evidence", [], |r| r.get(0))
             .unwrap();
         assert_eq!(evidence, 0);
+    }
+
+    /// A database left at version 7 gains the server's tables and columns; its
+    /// runs read as the CLI's (not for workers), its identities do not expire.
+    #[test]
+    fn a_version_7_database_is_upgraded_in_place() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for script in &MIGRATIONS[..7] {
+            conn.execute_batch(script).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        conn.execute_batch(
+            "INSERT INTO workloads (name, repo, created_at_ms, updated_at_ms) \
+             VALUES ('app', 'r', 1, 1); \
+             INSERT INTO runs (workload, commit_id, status, created_at_ms) \
+             VALUES ('app', 'c', 'queued', 2); \
+             INSERT INTO identities (name, kind, token_sha256, created_at_ms) \
+             VALUES ('alice', 'user', 'h', 3);",
+        )
+        .unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), KNOWN_VERSION);
+        let (trigger, for_worker): (String, i64) = conn
+            .query_row("SELECT trigger, for_worker FROM runs", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(
+            cairn_model::Trigger::parse(&trigger),
+            Ok(cairn_model::Trigger::Cli)
+        );
+        assert_eq!(for_worker, 0);
+        let (repo, forge): (String, Option<String>) = conn
+            .query_row(
+                "SELECT repo, forge_repository FROM workloads WHERE name = 'app'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((repo.as_str(), forge), ("r", None));
+        let expires: Option<i64> = conn
+            .query_row("SELECT expires_at_ms FROM identities", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(expires, None);
+        for table in ["webhook_deliveries", "sessions", "forge_accounts"] {
+            let n: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 0, "{table}");
+        }
     }
 }

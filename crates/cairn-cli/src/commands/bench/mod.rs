@@ -1,6 +1,7 @@
 //! `cairn bench`: measurements against the named peer, in the same run.
 
 pub mod scan_bench;
+pub mod serve_bench;
 pub mod where_bench;
 
 use std::process::ExitCode;

@@ -7,6 +7,8 @@ use std::time::Duration;
 use cairn_model::{RunId, StageRecord, StageStatus};
 use cairn_store::Store;
 
+mod remote;
+
 use super::{data_dir, open_store, resolve_run};
 use crate::cli::{Cli, LogsArgs};
 use crate::exit::Failure;
@@ -16,6 +18,9 @@ const PAGE: usize = 1_000;
 const POLL: Duration = Duration::from_millis(200);
 
 pub fn logs(cli: &Cli, args: &LogsArgs) -> Result<ExitCode, Failure> {
+    if let Some(server) = &args.server {
+        return remote::follow(cli, args, server);
+    }
     let store = open_store(&data_dir(cli)?)?;
     let id = resolve_run(&*store, &args.run)?;
     let stages = store.stages(id)?;

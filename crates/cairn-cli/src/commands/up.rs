@@ -1,0 +1,97 @@
+//! `cairn up`: the server — API, web UI, webhooks, live logs, metrics and
+//! workers — in one process on the embedded default (SQLite and blobs in the
+//! data directory). On first start it creates identity `admin` and writes its
+//! token to a 0600 file, printing the file's path (never the token).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use cairn_server::secret::webhook_secret;
+use cairn_server::serve::{bootstrap_admin, serve, stop_signal};
+use cairn_server::{AppState, ServerConfig};
+
+use super::{data_dir, open_store};
+use crate::cli::Cli;
+use crate::exit::Failure;
+
+/// The default address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Where to listen (host:port). Anything but loopback exposes the server.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// How many runs may execute at once.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// On Ctrl-C or SIGTERM, how long running runs may take to finish before
+    /// they are marked interrupted (seconds).
+    #[arg(long, default_value_t = 30)]
+    pub grace: u64,
+    /// How long a browser session lasts (hours).
+    #[arg(long, default_value_t = 12)]
+    pub session_hours: i64,
+    /// Mark cookies Secure (when a TLS proxy is in front).
+    #[arg(long)]
+    pub secure_cookies: bool,
+}
+
+pub fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
+    let data = data_dir(cli)?;
+    std::fs::create_dir_all(data.root())
+        .with_context(|| format!("cannot create {}", data.root().display()))?;
+    let store = open_store(&data)?;
+    let (secret, secret_path, _) = webhook_secret(data.root()).with_context(|| {
+        format!(
+            "cannot read or create the webhook secret in {}",
+            data.root().display()
+        )
+    })?;
+    let config = ServerConfig {
+        data: data.clone(),
+        platform_dir: cli.platform_dir.clone(),
+        session_ttl_ms: args.session_hours.clamp(1, 24 * 30) * 3_600_000,
+        secure_cookies: args.secure_cookies,
+    };
+    let state = AppState::new(store, config, secret);
+    let admin =
+        bootstrap_admin(&state).map_err(|e| anyhow!("cannot create the first admin: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr().context("cannot read the listening address")?;
+        println!("cairn is serving on http://{addr}/ (API: http://{addr}/api/openapi.json)");
+        println!("data directory: {}", data.root().display());
+        match &admin {
+            Some(path) => println!(
+                "first start: identity `admin` (platform-admin) was created; its token is in {} (log in with it at http://{addr}/login)",
+                path.display()
+            ),
+            None => println!("log in at http://{addr}/login with an identity's token (cairn identity add)"),
+        }
+        println!(
+            "forge webhooks: POST http://{addr}/webhooks/{{github,gitlab,gitea}} signed with the secret in {}",
+            secret_path.display()
+        );
+        println!("stop with Ctrl-C: running runs get {} s to finish", args.grace);
+        serve(
+            listener,
+            state,
+            args.workers.max(1),
+            Duration::from_secs(args.grace),
+            stop_signal(),
+        )
+        .await
+        .context("the server failed")
+    })?;
+    println!("cairn up: stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,74 @@
+//! The web UI end to end in a real browser: `cairn up` serving two onboarded
+//! example apps, Debian's chromium (headless) driven by npm's playwright-core
+//! (`tests/browser/e2e.mjs`): log in, watch the example app's run go green
+//! live, open a failed run and read why. Screenshots of the main pages are kept
+//! in `target/browser-screenshots/`. `scripts/install-browser-tools` installs
+//! both; without them this test fails, saying so.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::Fixture;
+use common::server::Up;
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+#[test]
+fn log_in_watch_a_run_go_green_and_read_why_another_failed() {
+    let playwright = target_dir().join("browser-tools/node_modules/playwright-core");
+    assert!(
+        playwright.join("package.json").is_file() && Path::new("/usr/bin/chromium").is_file(),
+        "the browser tests need chromium and playwright-core: run scripts/install-browser-tools"
+    );
+    let green = Fixture::example("hello-c");
+    let red = Fixture::example("greeter-py");
+    let mut up = Up::start(&green.data, &[]);
+    green.ok(&["workload", "add", "."]);
+    green.ok(&["workload", "add", red.repo.to_str().unwrap()]);
+    let shots = target_dir().join("browser-screenshots");
+    let out = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/e2e.mjs"))
+        .env("CAIRN_URL", &up.url)
+        .env("CAIRN_TOKEN", up.admin_token())
+        .env("SCREENSHOTS", &shots)
+        .env("GREEN", "hello-c")
+        .env("RED", "greeter-py")
+        .env("PLAYWRIGHT", &playwright)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{stdout}\n{stderr}\nserver:\n{}",
+        up.seen.join("\n")
+    );
+    assert!(stdout.contains("went green live"), "{stdout}");
+    assert!(stdout.contains("failed; why: stage unit-tests"), "{stdout}");
+    for name in [
+        "login",
+        "run-green",
+        "run-failed",
+        "workloads",
+        "runs",
+        "environments",
+        "audit",
+    ] {
+        let png = shots.join(format!("{name}.png"));
+        assert!(
+            std::fs::metadata(&png).unwrap().len() > 1000,
+            "{}",
+            png.display()
+        );
+    }
+    assert_eq!(up.stop(Duration::from_secs(20)), Some(0));
+}

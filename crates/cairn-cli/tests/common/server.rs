@@ -1,0 +1,137 @@
+//! `cairn up` as a child process on a free loopback port, stopped (SIGTERM,
+//! then SIGKILL) when dropped.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub struct Up {
+    child: Option<Child>,
+    pub url: String,
+    pub data: PathBuf,
+    /// Everything the server printed, line by line, as it comes.
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Up {
+    /// Starts `cairn up` on `data` and waits until it serves.
+    pub fn start(data: &Path, extra: &[&str]) -> Up {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["up", "--listen", "127.0.0.1:0", "--grace", "5"])
+            .args(extra)
+            .env("CAIRN_HOME", data)
+            .env_remove("CAIRN_PLATFORM_DIR")
+            .env_remove("CAIRN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut up = Up {
+            child: Some(child),
+            url: String::new(),
+            data: data.to_path_buf(),
+            lines: rx,
+            seen: Vec::new(),
+        };
+        let line = up.wait_for("cairn is serving on ", Duration::from_secs(30));
+        let url = line
+            .split("serving on ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_owned();
+        up.url = url;
+        up
+    }
+
+    /// Waits for a printed line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "`cairn up` never printed {needle:?}; it printed:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The admin's token from the file `cairn up` wrote on first start.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data.join("server/admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// SIGTERM, then waits (up to `timeout`) for the exit code.
+    pub fn stop(&mut self, timeout: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                while let Ok(line) = self.lines.try_recv() {
+                    self.seen.push(line);
+                }
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(10));
+    }
+}
+
+/// An HTTP agent for tests: errors are answers, not failures.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent()
+}

@@ -1,0 +1,135 @@
+//! `cairn up` as a user starts it: in an empty directory it serves the OpenAPI
+//! document, refuses the anonymous, sends a browser to the login page, writes
+//! the first admin's token to a private file (never to its output), runs what
+//! is queued, streams a run's log to `cairn logs --server`, and stops cleanly
+//! on SIGTERM.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::Fixture;
+use common::server::{Up, agent};
+
+#[test]
+fn up_in_an_empty_directory_serves_refuses_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join(".cairn");
+    let mut up = Up::start(&data, &[]);
+    let http = agent();
+
+    let doc = http
+        .get(format!("{}/api/openapi.json", up.url))
+        .call()
+        .unwrap();
+    assert_eq!(doc.status(), 200);
+    let doc: serde_json::Value =
+        serde_json::from_str(&doc.into_body().read_to_string().unwrap()).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    println!(
+        "GET /api/openapi.json → 200, {} paths",
+        doc["paths"].as_object().unwrap().len()
+    );
+
+    let anon = http.get(format!("{}/api/runs", up.url)).call().unwrap();
+    assert_eq!(anon.status(), 401);
+    assert_eq!(anon.headers()["content-type"], "application/problem+json");
+    println!("GET /api/runs anonymous → 401 problem+json");
+
+    let root = http.get(format!("{}/", up.url)).call().unwrap();
+    assert_eq!(root.status(), 303);
+    assert!(
+        root.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login")
+    );
+    println!(
+        "GET / → 303 {}",
+        root.headers()["location"].to_str().unwrap()
+    );
+
+    let token_file = data.join("server/admin.token");
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let token = up.admin_token();
+    up.wait_for(token_file.to_str().unwrap(), Duration::from_secs(5));
+    assert!(
+        !up.seen.iter().any(|l| l.contains(&token)),
+        "the token is never printed"
+    );
+
+    let runs = http
+        .get(format!("{}/api/runs", up.url))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(runs.status(), 200);
+
+    assert_eq!(
+        up.stop(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        up.seen.join("\n")
+    );
+    assert!(up.seen.iter().any(|l| l.contains("cairn up: stopped")));
+    assert!(
+        !up.seen.iter().any(|l| l.contains(&token)),
+        "the token is never printed"
+    );
+}
+
+#[test]
+fn a_queued_run_is_run_by_the_server_and_followed_from_the_cli() {
+    let app = Fixture::example("hello-c");
+    let mut up = Up::start(&app.data, &[]);
+    let token = up.admin_token();
+    app.ok(&["workload", "add", "."]);
+    let http = agent();
+    let queued = http
+        .post(format!("{}/api/runs", up.url))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"workload":"hello-c"}"#)
+        .unwrap();
+    assert_eq!(queued.status(), 202);
+    let run: serde_json::Value =
+        serde_json::from_str(&queued.into_body().read_to_string().unwrap()).unwrap();
+    let id = run["id"].as_i64().unwrap().to_string();
+
+    // `cairn logs --follow --server` reads the live stream until the run ends.
+    let out = app
+        .cairn(&["logs", &id, "--follow", "--server", &up.url])
+        .env("CAIRN_TOKEN", &token)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("── unit-tests passed"), "{stdout}");
+    assert!(stdout.contains("── acceptance-tests passed"), "{stdout}");
+    println!("cairn logs {id} --follow --server {}:\n{stdout}", up.url);
+    up.wait_for(
+        &format!("run {id} of hello-c succeeded"),
+        Duration::from_secs(30),
+    );
+
+    // The same run through the local store: the server's worker recorded it.
+    let runs = app.json(&["runs"]);
+    assert_eq!(runs[0]["status"], "succeeded", "{runs}");
+
+    // A wrong token: refused with the server's reason, exit 1.
+    let out = app
+        .cairn(&["logs", &id, "--server", &up.url])
+        .env("CAIRN_TOKEN", "cairn_wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    assert_eq!(up.stop(Duration::from_secs(20)), Some(0));
+}

@@ -1,0 +1,142 @@
+//! JSON wire shapes of runs, stages and log lines, shared by the CLI's `--json`
+//! output and the HTTP API (the domain types stay free of serde).
+
+use cairn_model::time::rfc3339_utc;
+use cairn_model::{LogLine, RunRecord, StageRecord};
+use serde_json::{Value, json};
+
+pub fn run_json(run: &RunRecord, stages: Option<&[StageRecord]>) -> Value {
+    let mut v = json!({
+        "id": run.id.0,
+        "workload": run.workload,
+        "commit": run.commit,
+        "ref": run.git_ref,
+        "status": run.status.as_str(),
+        "reason": run.reason,
+        "created_at": rfc3339_utc(run.created_at_ms),
+        "started_at": run.started_at_ms.map(rfc3339_utc),
+        "finished_at": run.finished_at_ms.map(rfc3339_utc),
+        "duration_ms": duration_ms(run.started_at_ms, run.finished_at_ms),
+    });
+    if let Some(stages) = stages {
+        v["stages"] = stages.iter().map(stage_json).collect();
+    }
+    v
+}
+
+pub fn stage_json(s: &StageRecord) -> Value {
+    json!({
+        "index": s.index,
+        "name": s.name,
+        "kind": s.kind.as_str(),
+        "command": s.command,
+        "status": s.status.as_str(),
+        "exit_code": s.exit_code,
+        "reason": s.reason,
+        "started_at": s.started_at_ms.map(rfc3339_utc),
+        "finished_at": s.finished_at_ms.map(rfc3339_utc),
+        "duration_ms": duration_ms(s.started_at_ms, s.finished_at_ms),
+    })
+}
+
+pub fn line_json(stage: &str, line: &LogLine) -> Value {
+    json!({
+        "stage": stage,
+        "seq": line.seq,
+        "stream": line.stream.as_str(),
+        "at": rfc3339_utc(line.at_ms),
+        "text": String::from_utf8_lossy(&line.text),
+    })
+}
+
+pub fn duration_ms(start: Option<i64>, end: Option<i64>) -> Option<i64> {
+    Some(end? - start?)
+}
+
+/// A vulnerability finding, with the artifact it is in (`cairn vulns --json`,
+/// `GET /api/findings`).
+pub fn finding_json(f: &cairn_store::StoredFinding) -> Value {
+    json!({
+        "advisory": f.key.advisory_id,
+        "kind": f.kind,
+        "severity": f.severity,
+        "state": f.state.as_str(),
+        "ecosystem": f.key.ecosystem,
+        "package": f.key.name,
+        "version": f.key.version,
+        "purl": f.purl,
+        "sbom_id": f.key.sbom_id,
+        "subject": { "name": f.subject_name, "digest": f.subject_digest },
+        "workload": f.workload,
+        "environment": f.environment,
+        "first_seen_ms": f.first_seen_ms,
+    })
+}
+
+/// A deployment: what went where, when, by whom.
+pub fn deployment_json(d: &cairn_model::DeploymentRecord) -> Value {
+    json!({
+        "workload": d.workload, "environment": d.environment, "digest": d.digest,
+        "since": rfc3339_utc(d.deployed_at_ms), "by": d.actor,
+        "kind": d.kind, "target": d.target, "detail": d.detail, "log_index": d.log_index,
+    })
+}
+
+/// One row of `cairn status` / `GET /api/environments`.
+pub fn status_json(row: &crate::promotion::EnvironmentStatus) -> Value {
+    let mut v = deployment_json(&row.deployment);
+    v["running"] = json!(row.running);
+    v
+}
+
+/// A change record with its proven inclusion in the audit log (`cairn audit`,
+/// `GET /api/audit`).
+pub fn change_json(
+    id: i64,
+    c: &cairn_model::ChangeRecord,
+    proof: &crate::audit::Inclusion,
+) -> Value {
+    json!({
+        "id": id, "kind": c.kind, "workload": c.workload, "environment": c.environment,
+        "actor": c.actor, "from": c.from_digest, "to": c.to_digest,
+        "at": rfc3339_utc(c.at_ms), "log_index": c.log_index,
+        "proof": { "tree_size": proof.tree_size, "leaf_hash": proof.leaf_hash, "root": proof.root, "verified": true },
+        "record": serde_json::from_str::<Value>(&c.json).unwrap_or_default(),
+    })
+}
+
+/// What a promotion or rollback did (`cairn promote --json`, `POST /api/promotions`).
+pub fn outcome_json(o: &crate::promotion::Outcome) -> Value {
+    json!({
+        "allow": o.decision.allow,
+        "reasons": o.decision.reasons,
+        "overridden": o.decision.overridden,
+        "policy_digest": o.decision.policy_digest,
+        "input_digest": o.decision.input_digest,
+        "decision_evidence": o.decision_evidence,
+        "change": o.change_id,
+        "log_index": o.change.log_index,
+        "deployment": o.deployment.as_ref().map(|d| json!({
+            "digest": d.digest, "target": d.target, "detail": d.detail, "log_index": d.log_index,
+        })),
+        "vsa_evidence": o.vsa_evidence,
+        "change_delivery": o.change_delivery,
+    })
+}
+
+/// A recorded review (`cairn review --json`, `POST /api/reviews`).
+pub fn review_json(
+    r: &crate::review::Recorded,
+    verdict: cairn_evidence::review::Verdict,
+    reviewer: &str,
+) -> Value {
+    json!({
+        "commit": r.commit,
+        "verdict": verdict.as_str(),
+        "reviewer": reviewer,
+        "author": r.author,
+        "evidence": r.evidence,
+        "log_index": r.log_index,
+        "counts_for_four_eyes": !r.own_commit,
+    })
+}

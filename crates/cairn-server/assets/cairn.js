@@ -1,0 +1,130 @@
+// cairn web UI: live run pages. Progressive enhancement only: every page is
+// complete without this script. On a run page whose run is not final, it
+// follows GET /api/runs/{id}/events (Server-Sent Events: run, stage, log, end)
+// and updates the run's status, its stages' statuses and durations, and the
+// log. It only ever sets textContent and attributes, never HTML.
+"use strict";
+
+(function () {
+  var run = document.getElementById("run");
+  if (!run || run.getAttribute("data-final") !== "false" || !window.EventSource) {
+    return;
+  }
+  var id = run.getAttribute("data-run-id");
+  var statusEl = document.getElementById("run-status");
+  var log = document.getElementById("log");
+
+  function setStatus(el, status) {
+    if (!el || !status) return;
+    el.textContent = status;
+    el.setAttribute("data-status", status);
+  }
+
+  function duration(ms) {
+    if (ms === null || ms === undefined || ms < 0) return "";
+    if (ms < 1000) return ms + " ms";
+    if (ms < 60000) return Math.floor(ms / 1000) + "." + Math.floor((ms % 1000) / 100) + " s";
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    if (ms < 3600000) return Math.floor(ms / 60000) + " min " + pad(Math.floor((ms % 60000) / 1000)) + " s";
+    return Math.floor(ms / 3600000) + " h " + pad(Math.floor((ms % 3600000) / 60000)) + " min";
+  }
+
+  function byData(name, value) {
+    var all = document.querySelectorAll("[" + name + "]");
+    for (var i = 0; i < all.length; i++) {
+      if (all[i].getAttribute(name) === value) return all[i];
+    }
+    return null;
+  }
+
+  function updateStage(stage) {
+    var row = byData("data-stage", stage.name);
+    if (!row) return;
+    setStatus(row.querySelector(".status"), stage.status);
+    var d = row.querySelector(".duration");
+    if (d) d.textContent = duration(stage.duration_ms);
+    var code = row.querySelector(".exit-code");
+    if (code && stage.exit_code !== null && stage.exit_code !== undefined) {
+      code.textContent = String(stage.exit_code);
+    }
+  }
+
+  function updateRun(r) {
+    setStatus(statusEl, r.status);
+    run.setAttribute("data-status", r.status);
+    var d = document.getElementById("run-duration");
+    if (d) d.textContent = duration(r.duration_ms);
+  }
+
+  function linesOf(stage) {
+    var box = byData("data-log-stage", stage);
+    if (!box) {
+      box = document.createElement("details");
+      box.setAttribute("data-log-stage", stage);
+      box.open = true;
+      var summary = document.createElement("summary");
+      summary.textContent = stage;
+      box.appendChild(summary);
+      var pre = document.createElement("pre");
+      pre.className = "lines";
+      pre.setAttribute("data-last-seq", "-1");
+      box.appendChild(pre);
+      var empty = document.getElementById("log-empty");
+      if (empty) empty.remove();
+      log.appendChild(box);
+    }
+    return box.querySelector("pre.lines");
+  }
+
+  function appendLine(line) {
+    if (!log) return;
+    var pre = linesOf(line.stage);
+    var last = parseInt(pre.getAttribute("data-last-seq") || "-1", 10);
+    if (line.seq <= last) return; // already rendered by the server
+    var span = document.createElement("span");
+    span.className = "line";
+    span.setAttribute("data-seq", String(line.seq));
+    span.setAttribute("data-stream", line.stream);
+    span.textContent = line.text + "\n";
+    pre.appendChild(span);
+    pre.setAttribute("data-last-seq", String(line.seq));
+    pre.scrollTop = pre.scrollHeight;
+  }
+
+  function parse(event) {
+    try { return JSON.parse(event.data); } catch (e) { return null; }
+  }
+
+  var source = new EventSource("/api/runs/" + encodeURIComponent(id) + "/events");
+  source.addEventListener("run", function (e) {
+    var r = parse(e);
+    if (r) updateRun(r);
+  });
+  source.addEventListener("stage", function (e) {
+    var s = parse(e);
+    if (s) updateStage(s);
+  });
+  source.addEventListener("log", function (e) {
+    var l = parse(e);
+    if (l) appendLine(l);
+  });
+  source.addEventListener("end", function (e) {
+    source.close();
+    var r = parse(e);
+    if (!r) return;
+    (r.stages || []).forEach(updateStage);
+    updateRun(r);
+    run.setAttribute("data-final", "true");
+    var note = document.getElementById("live-note");
+    if (note) note.textContent = "";
+    if (r.status === "failed" || r.status === "interrupted") {
+      // Why it failed is explained by the server: show it.
+      window.location.reload();
+    }
+  });
+  source.addEventListener("shutdown", function () { source.close(); });
+  source.addEventListener("error", function () {
+    // A closed stream after the end is normal; otherwise the browser retries.
+    if (run.getAttribute("data-final") === "true") source.close();
+  });
+})();

@@ -1,0 +1,265 @@
+//! Environments: what runs where (since when, by whom), one environment's
+//! deployment history, and changing them — a promotion or a rollback through the
+//! engine's `Promoter` (authorise → gate over verified evidence → signed
+//! decision → audit log → deploy → VSA → change record). A gate denial deploys
+//! nothing and is answered 422 with the gate's reasons.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::Method;
+use axum::routing::{get, post};
+use cairn_engine::promotion::{Intent, Outcome, Promoter, Request};
+use cairn_engine::wire::{deployment_json, outcome_json, status_json};
+use cairn_policy::{Action, Scope};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Body, Params};
+use crate::auth::Actor;
+use crate::problem::ApiError;
+use crate::routes::{Access, Route};
+use crate::state::{AppState, Shared};
+
+/// The most deployments one request returns.
+const MAX_DEPLOYMENTS: usize = 1_000;
+const DEFAULT_LIMIT: usize = 100;
+/// Longest name, image reference or override reason accepted.
+const MAX_TEXT: usize = 4096;
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::new(
+            Method::GET,
+            "/api/environments",
+            Access::Role(Action::View),
+            get(list),
+        )
+        .summary("What runs where: each workload's current deployment per environment")
+        .tag("environments"),
+        Route::new(
+            Method::GET,
+            "/api/environments/{env}/deployments",
+            Access::Role(Action::View),
+            get(history),
+        )
+        .summary("An environment's deployments, newest first (filter by workload)")
+        .tag("environments")
+        .example("/api/environments/staging/deployments"),
+        Route::new(
+            Method::POST,
+            "/api/promotions",
+            Access::Role(Action::Promote),
+            post(promote),
+        )
+        .summary("Promote an image to an environment through the gate (422 with the reasons when denied)")
+        .tag("environments")
+        .example_body(r#"{"workload":"hello","image":"sha256:0000000000000000000000000000000000000000000000000000000000000000","to":"staging"}"#),
+        Route::new(
+            Method::POST,
+            "/api/rollbacks",
+            Access::Role(Action::Rollback),
+            post(rollback),
+        )
+        .summary("Roll an environment back to an earlier deployment, through the gate")
+        .tag("environments")
+        .example_body(r#"{"workload":"hello","env":"staging","to":"sha256:0000000000000000000000000000000000000000000000000000000000000000"}"#),
+    ]
+}
+
+async fn list(State(state): State<AppState>, actor: Actor) -> Result<Json<Value>, ApiError> {
+    state
+        .blocking(move |s| {
+            let visible = s.visible(&actor)?;
+            let rows = cairn_engine::promotion::status(&s.config.data, &*s.store)?;
+            let items: Vec<Value> = rows
+                .iter()
+                .filter(|row| visible.includes(&row.deployment.workload))
+                .map(status_json)
+                .collect();
+            Ok(Json(json!(items)))
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    workload: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn history(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(env): Path<String>,
+    Params(q): Params<HistoryQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_DEPLOYMENTS);
+    state
+        .blocking(move |s| {
+            // One workload: View there; all of them: those the actor may see.
+            let visible = match &q.workload {
+                Some(w) => {
+                    s.authorize(
+                        &actor,
+                        Action::View,
+                        &Scope::environment(w.clone(), env.clone()),
+                    )?;
+                    crate::auth::Visible::All
+                }
+                None => s.visible(&actor)?,
+            };
+            let items: Vec<Value> = s
+                .store
+                .deployments(q.workload.as_deref(), Some(&env), limit)?
+                .iter()
+                .filter(|d| visible.includes(&d.workload))
+                .map(|d| {
+                    let mut item = deployment_json(d);
+                    item["previous"] = json!(d.previous_digest);
+                    item
+                })
+                .collect();
+            Ok(Json(json!({
+                "environment": env,
+                "workload": q.workload,
+                "deployments": items,
+            })))
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequest {
+    workload: String,
+    /// A digest, a unique digest prefix, or `WORKLOAD:COMMIT12`.
+    image: String,
+    /// The environment.
+    to: String,
+    /// Break-glass: deploy despite a denial, with this reason (logged, flagged).
+    #[serde(default, rename = "override")]
+    override_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    workload: String,
+    env: String,
+    /// The digest to go back to (default: what ran before the current one).
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default, rename = "override")]
+    override_reason: Option<String>,
+}
+
+fn check_lengths(texts: &[Option<&str>]) -> Result<(), ApiError> {
+    if texts.iter().flatten().any(|t| t.len() > MAX_TEXT) {
+        return Err(ApiError::bad_request(format!(
+            "a field is longer than {MAX_TEXT} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs `request` through the engine's promoter, exactly as `cairn promote`
+/// does; a denial is a 422 carrying the outcome (reasons, change, evidence).
+fn run_promoter(s: &Shared, request: &Request) -> Result<Json<Value>, ApiError> {
+    let org = cairn_engine::load_org(s.config.platform_dir.as_deref())?;
+    let promoter = Promoter {
+        data: &s.config.data,
+        store: &*s.store,
+        org: &org,
+        platform_dir: s.config.platform_dir.as_deref(),
+    };
+    let outcome: Outcome = promoter.promote(request)?;
+    if !outcome.decision.allow {
+        s.metrics.gate_denied();
+        return Err(ApiError::unprocessable(format!(
+            "the gate denied {} → {} ({}); nothing was deployed; recorded as change {}",
+            request.workload, request.environment, outcome.change.to_digest, outcome.change_id
+        ))
+        .with(outcome_json(&outcome)));
+    }
+    Ok(Json(outcome_json(&outcome)))
+}
+
+async fn promote(
+    State(state): State<AppState>,
+    actor: Actor,
+    Body(req): Body<PromoteRequest>,
+) -> Result<Json<Value>, ApiError> {
+    check_lengths(&[
+        Some(&req.workload),
+        Some(&req.image),
+        Some(&req.to),
+        req.override_reason.as_deref(),
+    ])?;
+    state
+        .blocking(move |s| {
+            s.authorize(
+                &actor,
+                Action::Promote,
+                &Scope::environment(req.workload.clone(), req.to.clone()),
+            )?;
+            run_promoter(
+                s,
+                &Request {
+                    workload: req.workload,
+                    image: req.image,
+                    environment: req.to,
+                    actor: actor.identity,
+                    intent: Intent::Promote,
+                    override_reason: req.override_reason,
+                },
+            )
+        })
+        .await
+}
+
+async fn rollback(
+    State(state): State<AppState>,
+    actor: Actor,
+    Body(req): Body<RollbackRequest>,
+) -> Result<Json<Value>, ApiError> {
+    check_lengths(&[
+        Some(&req.workload),
+        Some(&req.env),
+        req.to.as_deref(),
+        req.override_reason.as_deref(),
+    ])?;
+    state
+        .blocking(move |s| {
+            s.authorize(
+                &actor,
+                Action::Rollback,
+                &Scope::environment(req.workload.clone(), req.env.clone()),
+            )?;
+            let image = match req.to {
+                Some(digest) => digest,
+                None => s
+                    .store
+                    .current_deployment(&req.workload, &req.env)?
+                    .and_then(|d| d.previous_digest)
+                    .ok_or_else(|| {
+                        ApiError::unprocessable(format!(
+                            "{} has no earlier deployment in {} to go back to; send `to` with a digest",
+                            req.workload, req.env
+                        ))
+                    })?,
+            };
+            run_promoter(
+                s,
+                &Request {
+                    workload: req.workload,
+                    image,
+                    environment: req.env,
+                    actor: actor.identity,
+                    intent: Intent::Rollback,
+                    override_reason: req.override_reason,
+                },
+            )
+        })
+        .await
+}

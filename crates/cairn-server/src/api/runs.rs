@@ -1,0 +1,266 @@
+//! Runs: list, queue one, detail (with *why* for a failed run), logs, evidence,
+//! and the live stream of a run's progress (Server-Sent Events).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
+use axum::routing::{get, post};
+use cairn_engine::wire::{line_json, run_json};
+use cairn_model::{RunId, RunStatus, Trigger};
+use cairn_policy::{Action, Scope};
+use cairn_store::RunFilter;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Body, Params, parse_id};
+use crate::auth::Actor;
+use crate::problem::ApiError;
+use crate::routes::{Access, Route};
+use crate::state::{AppState, Shared};
+
+/// The most log lines one request returns.
+const MAX_LOG_PAGE: usize = 5_000;
+
+pub fn routes() -> Vec<Route> {
+    let view = Access::Role(Action::View);
+    vec![
+        Route::new(Method::GET, "/api/runs", view, get(list))
+            .summary("Runs, newest first (filter by workload, status)")
+            .tag("runs"),
+        Route::new(
+            Method::POST,
+            "/api/runs",
+            Access::Role(Action::Run),
+            post(queue),
+        )
+        .summary("Queue a run of a workload at a commit or ref; a worker takes it")
+        .tag("runs")
+        .example_body(r#"{"workload":"hello","rev":"HEAD"}"#)
+        .success(StatusCode::ACCEPTED),
+        Route::new(Method::GET, "/api/runs/{id}", view, get(detail))
+            .summary("A run, its stages, and why it failed")
+            .tag("runs")
+            .example("/api/runs/1"),
+        Route::new(Method::GET, "/api/runs/{id}/logs", view, get(logs))
+            .summary("A run's log lines (after a sequence number, per stage)")
+            .tag("runs")
+            .example("/api/runs/1/logs"),
+        Route::new(Method::GET, "/api/runs/{id}/evidence", view, get(evidence))
+            .summary("The signed evidence a run produced")
+            .tag("runs")
+            .example("/api/runs/1/evidence"),
+        Route::new(
+            Method::GET,
+            "/api/runs/{id}/events",
+            view,
+            get(crate::events::run_events),
+        )
+        .summary("Live: the run's stage changes and log lines as Server-Sent Events")
+        .tag("runs")
+        .example("/api/runs/1/events"),
+    ]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    workload: Option<String>,
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+    Params(q): Params<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match &q.status {
+        None => None,
+        Some(s) => Some(
+            s.parse::<RunStatus>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        ),
+    };
+    let limit = q.limit.unwrap_or(RunFilter::DEFAULT_LIMIT).min(1_000);
+    state
+        .blocking(move |s| {
+            let visible = s.visible(&actor)?;
+            if let Some(w) = &q.workload
+                && !visible.includes(w)
+            {
+                s.authorize(&actor, Action::View, &Scope::workload(w.clone()))?;
+            }
+            let runs = s.store.runs(&RunFilter {
+                workload: q.workload.clone(),
+                status,
+                limit,
+            })?;
+            let runs: Vec<Value> = runs
+                .iter()
+                .filter(|r| visible.includes(&r.workload))
+                .map(|r| run_json(r, None))
+                .collect();
+            Ok(Json(json!({ "runs": runs })))
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRequest {
+    workload: String,
+    /// A commit id or a ref in the workload's repository (default `HEAD`).
+    #[serde(default)]
+    rev: Option<String>,
+}
+
+async fn queue(
+    State(state): State<AppState>,
+    actor: Actor,
+    Body(req): Body<QueueRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let run = state
+        .blocking(move |s| {
+            s.authorize(&actor, Action::Run, &Scope::workload(req.workload.clone()))?;
+            let rev = req.rev.as_deref().unwrap_or("HEAD");
+            queue_run(
+                s,
+                &req.workload,
+                rev,
+                Trigger::Api {
+                    actor: actor.identity.name.clone(),
+                },
+            )
+        })
+        .await?;
+    state.0.queued.ring();
+    Ok((StatusCode::ACCEPTED, Json(run_json(&run, None))))
+}
+
+/// Queues a run of onboarded `workload` at `rev`, checking the commit's config
+/// names that workload. Nothing is written when it cannot run.
+pub fn queue_run(
+    s: &Shared,
+    workload: &str,
+    rev: &str,
+    trigger: Trigger,
+) -> Result<cairn_model::RunRecord, ApiError> {
+    let record = s.store.workload(workload)?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "workload `{workload}` is not onboarded (POST /api/workloads onboards it)"
+        ))
+    })?;
+    let run = s.engine.enqueue(
+        std::path::Path::new(&record.repo),
+        rev,
+        Some(workload),
+        trigger,
+    )?;
+    s.metrics.run_queued();
+    Ok(run)
+}
+
+/// The run `id`, after checking `actor` may view its workload.
+pub fn visible_run(
+    s: &Shared,
+    actor: &Actor,
+    id: &str,
+) -> Result<cairn_model::RunRecord, ApiError> {
+    let id = RunId(parse_id(id, "run")?);
+    let run = s
+        .store
+        .run(id)?
+        .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
+    s.authorize(actor, Action::View, &Scope::workload(run.workload.clone()))?;
+    Ok(run)
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .blocking(move |s| {
+            let run = visible_run(s, &actor, &id)?;
+            let explanation = cairn_engine::explain::explain(&*s.store, run.id, 20)?;
+            let mut body = run_json(&explanation.run, Some(&explanation.stages));
+            body["trigger"] = json!(explanation.run.trigger.as_text());
+            if let Some(culprit) = &explanation.culprit {
+                body["why"] = json!({
+                    "stage": culprit.stage.name,
+                    "exit_code": culprit.stage.exit_code,
+                    "reason": culprit.stage.reason,
+                    "failed_tests": culprit.failed_tests,
+                    "hint": culprit.hint,
+                    "last_lines": culprit.last_lines.iter().map(|l| line_json(&culprit.stage.name, l)).collect::<Vec<_>>(),
+                });
+            }
+            Ok(Json(body))
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    stage: Option<String>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Params(q): Params<LogsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .blocking(move |s| {
+            let run = visible_run(s, &actor, &id)?;
+            let stages = s.store.stages(run.id)?;
+            let limit = q.limit.unwrap_or(MAX_LOG_PAGE).min(MAX_LOG_PAGE);
+            let mut lines = Vec::new();
+            for stage in &stages {
+                if q.stage.as_ref().is_some_and(|name| name != &stage.name) {
+                    continue;
+                }
+                let page = s
+                    .store
+                    .logs(stage.id, q.after, limit.saturating_sub(lines.len()))?;
+                lines.extend(page.iter().map(|l| line_json(&stage.name, l)));
+                if lines.len() >= limit {
+                    break;
+                }
+            }
+            if let Some(name) = &q.stage
+                && !stages.iter().any(|s| &s.name == name)
+            {
+                return Err(ApiError::not_found(format!(
+                    "run {} has no stage `{name}`",
+                    run.id
+                )));
+            }
+            Ok(Json(json!({ "run": run.id.0, "lines": lines })))
+        })
+        .await
+}
+
+async fn evidence(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .blocking(move |s| {
+            let run = visible_run(s, &actor, &id)?;
+            let items: Vec<Value> = s
+                .store
+                .evidence_for_run(run.id)?
+                .iter()
+                .map(crate::api::evidence_json)
+                .collect();
+            Ok(Json(json!({ "run": run.id.0, "evidence": items })))
+        })
+        .await
+}

@@ -1,0 +1,183 @@
+//! Who is asking, and may they? Every route that is not public takes an
+//! [`Actor`] (a bearer token, or a browser session cookie) and asks
+//! [`AppState::authorize`], which is `cairn_engine::access::authorize` — the one
+//! authorisation function the CLI uses too. No credentials or bad ones → 401;
+//! not permitted → 403.
+
+use std::collections::BTreeSet;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use cairn_engine::access;
+use cairn_policy::{Action, Identity, Scope};
+
+use crate::problem::ApiError;
+use crate::state::{AppState, Shared};
+
+/// The name of the browser session cookie.
+pub const SESSION_COOKIE: &str = "cairn_session";
+/// Longest credential read from a request.
+const MAX_CREDENTIAL: usize = 512;
+
+/// An authenticated identity, and how it authenticated.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub identity: Identity,
+    pub via: Via,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    Token,
+    /// A browser session; forms must carry its CSRF token.
+    Session {
+        token_sha256: String,
+        csrf: String,
+    },
+}
+
+impl Actor {
+    /// The session's CSRF token (browser sessions only).
+    pub fn csrf(&self) -> Option<&str> {
+        match &self.via {
+            Via::Session { csrf, .. } => Some(csrf),
+            Via::Token => None,
+        }
+    }
+}
+
+/// The bearer token of a request, if it sends one.
+pub fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .ok()
+        .filter(|t| t.len() <= MAX_CREDENTIAL)
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header is not a token"))?;
+    match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Ok(Some(token.trim().to_owned()))
+        }
+        _ => Err(ApiError::unauthorized(
+            "use `Authorization: Bearer <token>`",
+        )),
+    }
+}
+
+/// The value of cookie `name`, if the request sends it.
+pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_CREDENTIAL)
+}
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let result = authenticate_parts(parts, state).await;
+        if let Err(e) = &result
+            && e.status == axum::http::StatusCode::UNAUTHORIZED
+        {
+            state.0.metrics.auth_failure();
+        }
+        result
+    }
+}
+
+async fn authenticate_parts(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
+    if let Some(token) = bearer(parts)? {
+        let identity = state
+            .blocking(move |s| Ok(access::authenticate(&*s.store, &token)?))
+            .await?;
+        return Ok(Actor {
+            identity,
+            via: Via::Token,
+        });
+    }
+    if let Some(session) = cookie(parts, SESSION_COOKIE) {
+        return state
+            .blocking(move |s| crate::session::actor_of_session(s, &session))
+            .await;
+    }
+    Err(ApiError::unauthorized(
+        "send `Authorization: Bearer <token>` (or log in at /login)",
+    ))
+}
+
+/// Which workloads an actor may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visible {
+    All,
+    Only(BTreeSet<String>),
+}
+
+impl Visible {
+    pub fn includes(&self, workload: &str) -> bool {
+        match self {
+            Visible::All => true,
+            Visible::Only(set) => set.contains(workload),
+        }
+    }
+}
+
+impl Shared {
+    /// May `actor` do `action` at `scope`? Through the roles model's one function.
+    pub fn authorize(&self, actor: &Actor, action: Action, scope: &Scope) -> Result<(), ApiError> {
+        let result = access::authorize(&*self.store, &actor.identity, action, scope);
+        if result.is_err() {
+            self.metrics.forbidden();
+        }
+        Ok(result?)
+    }
+
+    /// The workloads `actor` may view: all of them with an organisation-wide
+    /// view, else those a binding reaches. Seeing nothing at all is a 403.
+    pub fn visible(&self, actor: &Actor) -> Result<Visible, ApiError> {
+        if access::authorize(
+            &*self.store,
+            &actor.identity,
+            Action::View,
+            &Scope::organisation(),
+        )
+        .is_ok()
+        {
+            return Ok(Visible::All);
+        }
+        let mut names = BTreeSet::new();
+        for workload in self.store.workloads()? {
+            if access::authorize(
+                &*self.store,
+                &actor.identity,
+                Action::View,
+                &Scope::workload(workload.name.clone()),
+            )
+            .is_ok()
+            {
+                names.insert(workload.name);
+            }
+        }
+        let bound = access::bindings(&*self.store)?
+            .bindings
+            .iter()
+            .any(|b| b.identity == actor.identity.name);
+        if names.is_empty() && !bound {
+            self.metrics.forbidden();
+            return Err(ApiError::forbidden(format!(
+                "{} may not view anything: no role is bound to them",
+                actor.identity.name
+            )));
+        }
+        Ok(Visible::Only(names))
+    }
+}

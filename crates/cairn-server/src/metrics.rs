@@ -1,0 +1,176 @@
+//! `GET /metrics`: Prometheus text. Counters the server keeps (webhook
+//! deliveries and rejections, gate denials, authentication failures), and
+//! numbers read from the store and the log at scrape time (runs by outcome,
+//! stage durations, queue depth, log size).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use cairn_policy::{Action, Scope};
+
+use crate::auth::Actor;
+use crate::problem::ApiError;
+use crate::routes::{Access, Route};
+use crate::state::AppState;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    runs_queued: AtomicU64,
+    gate_denials: AtomicU64,
+    auth_failures: AtomicU64,
+    forbidden: AtomicU64,
+    /// (forge, event) → accepted deliveries.
+    deliveries: Mutex<BTreeMap<(String, String), u64>>,
+    /// (forge, reason) → refused deliveries.
+    rejections: Mutex<BTreeMap<(String, &'static str), u64>>,
+}
+
+impl Metrics {
+    pub fn run_queued(&self) {
+        self.runs_queued.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn gate_denied(&self) {
+        self.gate_denials.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn auth_failure(&self) {
+        self.auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn forbidden(&self) {
+        self.forbidden.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn delivery_accepted(&self, forge: &str, event: &str) {
+        if let Ok(mut map) = self.deliveries.lock() {
+            *map.entry((forge.to_owned(), event.to_owned())).or_default() += 1;
+        }
+    }
+    pub fn delivery_rejected(&self, forge: &str, reason: &'static str) {
+        if let Ok(mut map) = self.rejections.lock() {
+            *map.entry((forge.to_owned(), reason)).or_default() += 1;
+        }
+    }
+    /// Refused deliveries of `forge` for `reason` so far (for tests).
+    pub fn rejections(&self, forge: &str, reason: &str) -> u64 {
+        self.rejections
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .filter(|((f, r), _)| f == forge && *r == reason)
+                    .map(|(_, n)| *n)
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::new(
+            Method::GET,
+            "/metrics",
+            Access::Role(Action::View),
+            get(metrics),
+        )
+        .summary("Prometheus metrics: runs by outcome, stage durations, queue depth, gate denials, log size, webhook rejections")
+        .tag("meta"),
+    ]
+}
+
+/// Prometheus label values escape `\`, `"` and newlines.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+async fn metrics(State(state): State<AppState>, actor: Actor) -> Result<Response, ApiError> {
+    let text = state
+        .blocking(move |s| {
+            s.authorize(&actor, Action::View, &Scope::organisation())?;
+            let mut out = String::new();
+            let m = &s.metrics;
+            let _ = writeln!(out, "# HELP cairn_runs Runs in the store by status.");
+            let _ = writeln!(out, "# TYPE cairn_runs gauge");
+            for (status, n) in s.store.run_counts()? {
+                let _ = writeln!(out, "cairn_runs{{status=\"{}\"}} {n}", status.as_str());
+            }
+            let _ = writeln!(out, "# HELP cairn_queue_depth Runs queued for a worker.");
+            let _ = writeln!(out, "# TYPE cairn_queue_depth gauge");
+            let _ = writeln!(out, "cairn_queue_depth {}", s.store.queued_count()?);
+            let _ = writeln!(out, "# HELP cairn_stage_duration_seconds Finished stages by kind and status.");
+            let _ = writeln!(out, "# TYPE cairn_stage_duration_seconds summary");
+            for stat in s.store.stage_durations()? {
+                let labels = format!(
+                    "kind=\"{}\",status=\"{}\"",
+                    stat.kind.as_str(),
+                    stat.status.as_str()
+                );
+                let _ = writeln!(
+                    out,
+                    "cairn_stage_duration_seconds_sum{{{labels}}} {:.3}",
+                    stat.sum_ms as f64 / 1000.0
+                );
+                let _ = writeln!(out, "cairn_stage_duration_seconds_count{{{labels}}} {}", stat.count);
+            }
+            let _ = writeln!(out, "# HELP cairn_runs_queued_total Runs queued by this server (API and webhooks).");
+            let _ = writeln!(out, "# TYPE cairn_runs_queued_total counter");
+            let _ = writeln!(out, "cairn_runs_queued_total {}", m.runs_queued.load(Ordering::Relaxed));
+            let _ = writeln!(out, "# HELP cairn_gate_denials_total Promotions the gate denied through this server.");
+            let _ = writeln!(out, "# TYPE cairn_gate_denials_total counter");
+            let _ = writeln!(out, "cairn_gate_denials_total {}", m.gate_denials.load(Ordering::Relaxed));
+            let _ = writeln!(out, "# HELP cairn_http_unauthorized_total Requests refused for missing or bad credentials.");
+            let _ = writeln!(out, "# TYPE cairn_http_unauthorized_total counter");
+            let _ = writeln!(out, "cairn_http_unauthorized_total {}", m.auth_failures.load(Ordering::Relaxed));
+            let _ = writeln!(out, "# HELP cairn_http_forbidden_total Requests refused by the roles model.");
+            let _ = writeln!(out, "# TYPE cairn_http_forbidden_total counter");
+            let _ = writeln!(out, "cairn_http_forbidden_total {}", m.forbidden.load(Ordering::Relaxed));
+            let _ = writeln!(out, "# HELP cairn_webhook_deliveries_total Forge deliveries accepted.");
+            let _ = writeln!(out, "# TYPE cairn_webhook_deliveries_total counter");
+            if let Ok(map) = m.deliveries.lock() {
+                for ((forge, event), n) in map.iter() {
+                    let _ = writeln!(
+                        out,
+                        "cairn_webhook_deliveries_total{{forge=\"{}\",event=\"{}\"}} {n}",
+                        label(forge),
+                        label(event)
+                    );
+                }
+            }
+            let _ = writeln!(out, "# HELP cairn_webhook_rejections_total Forge deliveries refused, by reason.");
+            let _ = writeln!(out, "# TYPE cairn_webhook_rejections_total counter");
+            if let Ok(map) = m.rejections.lock() {
+                for ((forge, reason), n) in map.iter() {
+                    let _ = writeln!(
+                        out,
+                        "cairn_webhook_rejections_total{{forge=\"{}\",reason=\"{reason}\"}} {n}",
+                        label(forge)
+                    );
+                }
+            }
+            let _ = writeln!(out, "# HELP cairn_log_entries Entries in the audit log (its latest checkpoint).");
+            let _ = writeln!(out, "# TYPE cairn_log_entries gauge");
+            let _ = writeln!(out, "cairn_log_entries {}", log_size(&s.config.data));
+            Ok(out)
+        })
+        .await?;
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+/// The tree size in the log's checkpoint (its second line), 0 with no log.
+fn log_size(data: &cairn_engine::DataDir) -> u64 {
+    std::fs::read_to_string(cairn_engine::audit::log_dir(data).join("checkpoint"))
+        .ok()
+        .and_then(|text| text.lines().nth(1).and_then(|l| l.parse().ok()))
+        .unwrap_or(0)
+}

@@ -1,0 +1,158 @@
+//! Errors as RFC 9457 problem details (`application/problem+json`). One type for
+//! every route: a client error says what was wrong; a server error says little
+//! (an id to quote) and the log says much.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cairn_engine::EngineError;
+use cairn_store::StoreError;
+use serde_json::{Value, json};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An HTTP error with an RFC 9457 body.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// A short, stable summary of the problem type.
+    pub title: &'static str,
+    /// What went wrong this time, for the person reading it.
+    pub detail: String,
+    /// More members of the problem object (e.g. a gate's reasons).
+    pub extra: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            title,
+            detail: detail.into(),
+            extra: None,
+        }
+    }
+
+    pub fn with(mut self, extra: Value) -> Self {
+        self.extra = Some(extra);
+        self
+    }
+
+    /// No credentials, or credentials that name no active identity.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "authentication required", detail)
+    }
+
+    /// An authenticated identity whose roles do not grant the action.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "permission denied", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not found", detail)
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad request", detail)
+    }
+
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "cannot do that", detail)
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large",
+            format!("the body is larger than {limit} bytes"),
+        )
+    }
+
+    /// A failure of cairn itself: logged in full with an id, answered with the id.
+    pub fn internal(error: &dyn std::fmt::Display) -> Self {
+        let id = incident_id();
+        eprintln!("cairn up: internal error {id}: {error}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error",
+            format!("cairn could not complete the request; the server log has incident {id}"),
+        )
+    }
+
+    pub fn body(&self) -> Value {
+        let mut body = json!({
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if let (Some(Value::Object(extra)), Value::Object(map)) = (&self.extra, &mut body) {
+            for (k, v) in extra {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+        body
+    }
+}
+
+/// A short random id tying an answer to its log line.
+fn incident_id() -> String {
+    let mut bytes = [0u8; 6];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        return "unknown".to_owned();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body())).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"cairn\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match &error {
+            EngineError::NoToken => ApiError::unauthorized("send `Authorization: Bearer <token>`"),
+            EngineError::BadToken => ApiError::unauthorized(
+                "the token belongs to no active identity (unknown, expired or revoked)",
+            ),
+            EngineError::Denied { reason, .. } => ApiError::forbidden(reason.clone()),
+            EngineError::RunNotFound(_)
+            | EngineError::UnknownIdentity { .. }
+            | EngineError::ImageNotFound { .. } => ApiError::not_found(error.to_string()),
+            EngineError::Store(store) => ApiError::from_store(store, &error),
+            _ if error.is_user_error() => ApiError::unprocessable(error.to_string()),
+            _ => ApiError::internal(&cairn_model::error_chain(&error)),
+        }
+    }
+}
+
+impl ApiError {
+    fn from_store(store: &StoreError, whole: &dyn std::fmt::Display) -> Self {
+        match store {
+            StoreError::NotFound { .. } => ApiError::not_found(store.to_string()),
+            _ => ApiError::internal(whole),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        ApiError::from_store(&error, &cairn_model::error_chain(&error))
+    }
+}

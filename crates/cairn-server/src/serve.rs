@@ -1,0 +1,115 @@
+//! `cairn up`: bootstrap the first admin, bind, serve, start the workers, and
+//! stop gracefully — no new requests or runs, open event streams told to end,
+//! running runs finished within the grace period or marked interrupted; queued
+//! runs stay queued for the next start.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use cairn_engine::access;
+use cairn_model::IdentityKind;
+use tokio::net::TcpListener;
+
+use crate::routes::app;
+use crate::secret::{server_dir, write_private};
+use crate::session::now_ms;
+use crate::state::AppState;
+
+/// The name of the identity `cairn up` creates on first start.
+pub const ADMIN: &str = "admin";
+
+/// On first start (no identity yet) creates identity `admin`, bound
+/// platform-admin, and writes its token to `<data>/server/admin.token` (0600).
+/// Returns the file's path when it did.
+pub fn bootstrap_admin(state: &AppState) -> Result<Option<PathBuf>, String> {
+    let s = state.shared();
+    if s.store.identity_count().map_err(|e| e.to_string())? > 0 {
+        return Ok(None);
+    }
+    let created = access::create_identity(
+        &*s.store,
+        &s.config.data,
+        None,
+        ADMIN,
+        IdentityKind::User,
+        now_ms(),
+    )
+    .map_err(|e| cairn_model::error_chain(&e))?;
+    let path = server_dir(s.config.data.root()).join("admin.token");
+    // A stale file from an earlier data directory's life is replaced.
+    let _ = std::fs::remove_file(&path);
+    write_private(&path, format!("{}\n", created.token.expose()).as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(Some(path))
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, with `workers`
+/// workers; then stops as described in the module documentation.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    workers: usize,
+    grace: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let handles = crate::worker::start(&state, workers)?;
+    let stopping = state.clone();
+    let result = axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            eprintln!("cairn up: stopping: no new requests or runs");
+            stopping.0.stopping.store(true, Ordering::SeqCst);
+            stopping.0.queued.ring();
+        })
+        .await;
+    state.0.stopping.store(true, Ordering::SeqCst);
+    state.0.queued.ring();
+    let deadline = Instant::now() + grace;
+    let join = tokio::task::spawn_blocking(move || {
+        for handle in handles {
+            while !handle.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if handle.is_finished() {
+                let _ = handle.join();
+            }
+        }
+    });
+    let _ = join.await;
+    // Runs still going past the grace period are marked interrupted now, with
+    // their reason, rather than left for the next start to find.
+    let interrupted = state
+        .blocking(|s| {
+            Ok(s.engine
+                .interrupt_own_runs("cairn up stopped before the run finished")?)
+        })
+        .await;
+    match interrupted {
+        Ok(ids) if !ids.is_empty() => {
+            eprintln!("cairn up: marked interrupted: runs {ids:?}");
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("cairn up: {}", e.detail),
+    }
+    result
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

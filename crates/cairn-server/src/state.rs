@@ -1,0 +1,88 @@
+//! What every handler shares: the store, the engine, the data directory, the
+//! webhook secret, the metrics, and the signal that wakes the workers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cairn_engine::{DataDir, Engine};
+use cairn_store::Store;
+
+use crate::metrics::Metrics;
+use crate::problem::ApiError;
+use crate::secret::Secret;
+
+/// How the server behaves; `cairn up` fills it from its flags.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data: DataDir,
+    pub platform_dir: Option<PathBuf>,
+    /// How long a browser session lasts.
+    pub session_ttl_ms: i64,
+    /// Mark cookies `Secure` (when served over TLS by a proxy in front).
+    pub secure_cookies: bool,
+}
+
+/// Shared state, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(pub Arc<Shared>);
+
+#[derive(Debug)]
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub engine: Engine,
+    pub config: ServerConfig,
+    /// The shared secret forges sign their deliveries with.
+    pub webhook_secret: Secret,
+    pub metrics: Metrics,
+    /// Wakes the workers when a run is queued.
+    pub queued: crate::worker::Bell,
+    /// Set when the server is stopping: workers take no new runs.
+    pub stopping: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig, webhook_secret: Secret) -> Self {
+        let engine = Engine::new(
+            store.clone(),
+            config.data.clone(),
+            config.platform_dir.clone(),
+        );
+        AppState(Arc::new(Shared {
+            store,
+            engine,
+            config,
+            webhook_secret,
+            metrics: Metrics::default(),
+            queued: crate::worker::Bell::default(),
+            stopping: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn shared(&self) -> &Shared {
+        &self.0
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        &*self.0.store
+    }
+
+    /// Runs blocking work (the store, the engine) off the async threads.
+    pub async fn blocking<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared) -> Result<T, ApiError> + Send + 'static,
+    {
+        let shared = self.0.clone();
+        match tokio::task::spawn_blocking(move || work(&shared)).await {
+            Ok(result) => result,
+            Err(join) => Err(ApiError::internal(&format!(
+                "a blocking task failed: {join}"
+            ))),
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.0.stopping.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,685 @@
+//! The pages: workloads, runs, one run (stages, logs, why it failed),
+//! an artifact (evidence, SBOM, findings), environments (what is deployed
+//! where) and the audit trail (change records and their log entries). Each
+//! reads the store inside `state.blocking` after the same authorisation as the
+//! JSON API: `Shared::visible` for lists, `Shared::authorize` for one workload.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use cairn_engine::explain::{Explanation, explain};
+use cairn_model::{
+    ChangeRecord, DeploymentRecord, EvidenceRecord, LogLine, RunRecord, StageRecord, WorkloadRecord,
+};
+use cairn_policy::{Action, Scope};
+use cairn_store::{FindingFilter, RunFilter, StoredFinding};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::layout::{Nav, artifact_link, badge, duration, maybe_time, page, short_digest, time};
+use super::{PageActor, PageError, html};
+use crate::api::runs::visible_run;
+use crate::auth::{Actor, Visible};
+use crate::problem::ApiError;
+use crate::state::{AppState, Shared};
+
+/// Lines of each stage's log a run page shows (the API pages through all).
+const LOG_LINES_PER_STAGE: usize = 2_000;
+/// Lines of the failed stage's log in "Why it failed".
+const WHY_TAIL: usize = 20;
+/// Rows of the long lists.
+const LIST_LIMIT: usize = 200;
+
+fn ok(markup: Markup) -> Response {
+    html(StatusCode::OK, markup)
+}
+
+// ---- / ----------------------------------------------------------------------
+
+pub async fn home(
+    State(state): State<AppState>,
+    PageActor(actor): PageActor,
+) -> Result<Response, PageError> {
+    let rows = state
+        .blocking({
+            let actor = actor.clone();
+            move |s| {
+                let visible = s.visible(&actor)?;
+                let mut rows = Vec::new();
+                for w in s.store.workloads()? {
+                    if !visible.includes(&w.name) {
+                        continue;
+                    }
+                    let latest = s
+                        .store
+                        .runs(&RunFilter {
+                            workload: Some(w.name.clone()),
+                            status: None,
+                            limit: 1,
+                        })?
+                        .into_iter()
+                        .next();
+                    rows.push((w, latest));
+                }
+                Ok(rows)
+            }
+        })
+        .await?;
+    Ok(ok(page(
+        "Workloads",
+        Nav::Workloads,
+        Some(&actor),
+        workloads_body(&rows),
+    )))
+}
+
+fn workloads_body(rows: &[(WorkloadRecord, Option<RunRecord>)]) -> Markup {
+    html! {
+        h1 { "Workloads" }
+        @if rows.is_empty() {
+            p.muted #no-workloads { "No workload is onboarded yet (" code { "POST /api/workloads" } ")." }
+        } @else {
+            table #workloads {
+                thead { tr { th { "Workload" } th { "Repository" } th { "Latest run" } th { "Status" } th { "When" } } }
+                tbody {
+                    @for (w, run) in rows {
+                        tr data-workload=(w.name) {
+                            td { a href={ "/runs?workload=" (w.name) } { (w.name) } }
+                            td { code { (w.repo) } }
+                            @if let Some(run) = run {
+                                td { a href={ "/runs/" (run.id.0) } { "#" (run.id.0) } }
+                                td.run-status { (badge(run.status.as_str())) }
+                                td { (time(run.created_at_ms)) }
+                            } @else {
+                                td.none colspan="3" { "never run" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---- /runs ------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+pub struct RunsQuery {
+    workload: Option<String>,
+}
+
+pub async fn runs(
+    State(state): State<AppState>,
+    PageActor(actor): PageActor,
+    query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, PageError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let workload = q.workload.filter(|w| !w.is_empty());
+    let rows = state
+        .blocking({
+            let actor = actor.clone();
+            let workload = workload.clone();
+            move |s| {
+                let visible = s.visible(&actor)?;
+                if let Some(w) = &workload
+                    && !visible.includes(w)
+                {
+                    s.authorize(&actor, Action::View, &Scope::workload(w.clone()))?;
+                }
+                let mut rows = Vec::new();
+                for run in s.store.runs(&RunFilter {
+                    workload: workload.clone(),
+                    status: None,
+                    limit: LIST_LIMIT,
+                })? {
+                    if !visible.includes(&run.workload) {
+                        continue;
+                    }
+                    let stages = s.store.stages(run.id)?;
+                    rows.push((run, stages));
+                }
+                Ok(rows)
+            }
+        })
+        .await?;
+    Ok(ok(page(
+        "Runs",
+        Nav::Runs,
+        Some(&actor),
+        runs_body(workload.as_deref(), &rows),
+    )))
+}
+
+fn runs_body(workload: Option<&str>, rows: &[(RunRecord, Vec<StageRecord>)]) -> Markup {
+    html! {
+        h1 {
+            "Runs"
+            @if let Some(w) = workload { " of " (w) }
+        }
+        @if workload.is_some() { p { a href="/runs" { "All runs" } } }
+        @if rows.is_empty() {
+            p.muted #no-runs { "No runs yet." }
+        } @else {
+            table #runs {
+                thead { tr { th { "Run" } th { "Workload" } th { "Commit" } th { "Status" } th { "Stages" } th { "Created" } th.num { "Duration" } } }
+                tbody {
+                    @for (run, stages) in rows {
+                        tr data-run=(run.id.0) {
+                            td { a href={ "/runs/" (run.id.0) } { "#" (run.id.0) } }
+                            td { (run.workload) }
+                            td { code title=(run.commit) { (run.commit.chars().take(12).collect::<String>()) } }
+                            td { (badge(run.status.as_str())) }
+                            td {
+                                div.stages {
+                                    @for stage in stages {
+                                        span.status data-stage=(stage.name) data-status=(stage.status.as_str())
+                                            title={ (stage.name) ": " (stage.status.as_str()) " " (duration(stage_ms(stage))) } {
+                                            (stage.name)
+                                            @let d = duration(stage_ms(stage));
+                                            @if !d.is_empty() { " " span.duration { (d) } }
+                                        }
+                                    }
+                                }
+                            }
+                            td { (time(run.created_at_ms)) }
+                            td.num { (duration(run_ms(run))) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn stage_ms(stage: &StageRecord) -> Option<i64> {
+    cairn_engine::wire::duration_ms(stage.started_at_ms, stage.finished_at_ms)
+}
+
+fn run_ms(run: &RunRecord) -> Option<i64> {
+    cairn_engine::wire::duration_ms(run.started_at_ms, run.finished_at_ms)
+}
+
+// ---- /runs/{id} -------------------------------------------------------------
+
+pub async fn run(
+    State(state): State<AppState>,
+    PageActor(actor): PageActor,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let (explanation, logs) = state
+        .blocking({
+            let actor = actor.clone();
+            move |s| {
+                let run = visible_run(s, &actor, &id)?;
+                let explanation = explain(&*s.store, run.id, WHY_TAIL)?;
+                let mut logs = Vec::new();
+                for stage in &explanation.stages {
+                    logs.push(s.store.logs(stage.id, None, LOG_LINES_PER_STAGE)?);
+                }
+                Ok((explanation, logs))
+            }
+        })
+        .await?;
+    let title = format!("Run {}", explanation.run.id.0);
+    Ok(ok(page(
+        &title,
+        Nav::Runs,
+        Some(&actor),
+        run_body(&explanation, &logs),
+    )))
+}
+
+fn run_body(e: &Explanation, logs: &[Vec<LogLine>]) -> Markup {
+    let run = &e.run;
+    let is_final = run.status.is_final();
+    html! {
+        div #run data-run-id=(run.id.0) data-final=(is_final) data-status=(run.status.as_str()) {
+            h1 {
+                "Run #" (run.id.0) " of " (run.workload) " "
+                span.badge #run-status data-status=(run.status.as_str()) { (run.status.as_str()) }
+            }
+            dl.facts {
+                dt { "Commit" } dd { code { (run.commit) } }
+                @if let Some(r) = &run.git_ref { dt { "Ref" } dd { code { (r) } } }
+                dt { "Trigger" } dd { (run.trigger.as_text()) }
+                dt { "Created" } dd { (time(run.created_at_ms)) }
+                dt { "Started" } dd { (maybe_time(run.started_at_ms)) }
+                dt { "Finished" } dd { (maybe_time(run.finished_at_ms)) }
+                dt { "Duration" } dd #run-duration { (duration(run_ms(run))) }
+                @if let Some(reason) = &run.reason { dt { "Reason" } dd #run-reason { (reason) } }
+            }
+            @if !is_final {
+                p.muted #live-note { "This run is in progress: the page follows it live (with JavaScript), or reload it." }
+            }
+            @if let Some(c) = &e.culprit {
+                section.why #why data-why-stage=(c.stage.name) {
+                    h2 { "Why it failed" }
+                    dl.facts {
+                        dt { "Stage" } dd #why-stage { (c.stage.name) " (" (c.stage.kind.as_str()) ", " (c.stage.status.as_str()) ")" }
+                        @if let Some(cmd) = &c.stage.command { dt { "Command" } dd { code { (cmd) } } }
+                        dt { "Exit code" }
+                        dd #why-exit-code {
+                            @match c.stage.exit_code { Some(code) => (code), None => span.none { "none" } }
+                        }
+                        dt { "Reason" }
+                        dd #why-reason {
+                            @match &c.stage.reason { Some(r) => (r), None => span.none { "none recorded" } }
+                        }
+                        @if !c.failed_tests.is_empty() {
+                            dt { "Failed tests" }
+                            dd { ul #why-tests { @for t in &c.failed_tests { li { code { (t) } } } } }
+                        }
+                        @if let Some(hint) = &c.hint { dt { "Hint" } dd #why-hint { (hint) } }
+                    }
+                    @if !c.last_lines.is_empty() {
+                        h3 { "Last " (c.last_lines.len()) " lines of " (c.stage.name) }
+                        pre.lines #why-lines { @for l in &c.last_lines { (line(l)) } }
+                    }
+                }
+            }
+            h2 { "Stages" }
+            table #stages {
+                thead { tr { th { "#" } th { "Stage" } th { "Kind" } th { "Status" } th { "Exit" } th.num { "Duration" } th { "Reason" } } }
+                tbody {
+                    @for stage in &e.stages {
+                        tr data-stage=(stage.name) {
+                            td { (stage.index) }
+                            td { (stage.name) }
+                            td { (stage.kind.as_str()) }
+                            td { span.status data-status=(stage.status.as_str()) { (stage.status.as_str()) } }
+                            td.exit-code { @if let Some(code) = stage.exit_code { (code) } }
+                            td.num.duration { (duration(stage_ms(stage))) }
+                            td.reason { @if let Some(r) = &stage.reason { (r) } }
+                        }
+                    }
+                }
+            }
+            h2 { "Log" }
+            div #log {
+                @if logs.iter().all(Vec::is_empty) && is_final {
+                    p.muted #log-empty { "No output." }
+                }
+                @for (stage, lines) in e.stages.iter().zip(logs) {
+                    @if !lines.is_empty() || !is_final {
+                        details data-log-stage=(stage.name) open[stage.status != cairn_model::StageStatus::Passed || !is_final] {
+                            summary { (stage.name) " " span.muted { "(" (lines.len()) " lines"
+                                @if lines.len() == LOG_LINES_PER_STAGE { ", the first " (LOG_LINES_PER_STAGE) "; " a href={ "/api/runs/" (e.run.id.0) "/logs?stage=" (stage.name) } { "all" } }
+                                ")" } }
+                            pre.lines data-last-seq=(lines.last().map_or(-1, |l| i64::try_from(l.seq).unwrap_or(i64::MAX))) {
+                                @for l in lines { (line(l)) }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Evidence" }
+            p { a href={ "/api/runs/" (run.id.0) "/evidence" } { "The signed evidence this run produced" } " (JSON)." }
+        }
+    }
+}
+
+fn line(l: &LogLine) -> Markup {
+    // One line per span, its own newline inside, so it reads well without CSS.
+    html! { span.line data-seq=(l.seq) data-stream=(l.stream.as_str()) { (l.display_text()) "\n" } }
+}
+
+// ---- /artifacts/{digest} ----------------------------------------------------
+
+/// Longest digest accepted in a path.
+const MAX_DIGEST: usize = 160;
+
+pub async fn artifact(
+    State(state): State<AppState>,
+    PageActor(actor): PageActor,
+    Path(digest): Path<String>,
+) -> Result<Response, PageError> {
+    if !valid_digest(&digest) {
+        return Err(ApiError::bad_request(format!(
+            "`{}` is not a digest (`<algorithm>:<hex>`, e.g. sha256:…)",
+            digest.chars().take(MAX_DIGEST).collect::<String>()
+        ))
+        .into());
+    }
+    let view = state
+        .blocking({
+            let actor = actor.clone();
+            move |s| artifact_view(s, &actor, &digest)
+        })
+        .await?;
+    Ok(ok(page(
+        "Artifact",
+        Nav::None,
+        Some(&actor),
+        artifact_body(&view),
+    )))
+}
+
+fn valid_digest(digest: &str) -> bool {
+    let Some((alg, hex)) = digest.split_once(':') else {
+        return false;
+    };
+    digest.len() <= MAX_DIGEST
+        && !alg.is_empty()
+        && alg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !hex.is_empty()
+        && hex.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+struct ArtifactView {
+    digest: String,
+    workloads: BTreeSet<String>,
+    evidence: Vec<EvidenceRecord>,
+    images: Vec<cairn_model::ImageRecord>,
+    findings: Vec<StoredFinding>,
+}
+
+fn artifact_view(s: &Shared, actor: &Actor, digest: &str) -> Result<ArtifactView, ApiError> {
+    let visible = s.visible(actor)?;
+    let evidence = s.store.evidence_for_subject(digest)?;
+    let images = s.store.images(None, Some(digest), LIST_LIMIT)?;
+    let findings: Vec<StoredFinding> = s
+        .store
+        .findings(&FindingFilter::default())?
+        .into_iter()
+        .filter(|f| f.subject_digest == digest)
+        .collect();
+    // The workloads the artifact belongs to: the actor must see every one.
+    let mut workloads: BTreeSet<String> = images.iter().map(|i| i.workload.clone()).collect();
+    workloads.extend(findings.iter().filter_map(|f| f.workload.clone()));
+    for run in evidence
+        .iter()
+        .filter_map(|e| e.run)
+        .collect::<BTreeSet<_>>()
+    {
+        if let Some(r) = s.store.run(run)? {
+            workloads.insert(r.workload);
+        }
+    }
+    match &visible {
+        Visible::All => {}
+        Visible::Only(_) if workloads.is_empty() => {
+            s.authorize(actor, Action::View, &Scope::organisation())?;
+        }
+        Visible::Only(_) => {
+            for w in &workloads {
+                if !visible.includes(w) {
+                    s.authorize(actor, Action::View, &Scope::workload(w.clone()))?;
+                }
+            }
+        }
+    }
+    if evidence.is_empty() && images.is_empty() && findings.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "cairn knows nothing about {digest}: no evidence, image or SBOM names it"
+        )));
+    }
+    Ok(ArtifactView {
+        digest: digest.to_owned(),
+        workloads,
+        evidence,
+        images,
+        findings,
+    })
+}
+
+fn artifact_body(v: &ArtifactView) -> Markup {
+    let sboms: BTreeSet<i64> = v.findings.iter().map(|f| f.key.sbom_id).collect();
+    let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_severity: BTreeMap<String, usize> = BTreeMap::new();
+    let mut components: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
+    for f in &v.findings {
+        *by_state.entry(f.state.as_str()).or_default() += 1;
+        if f.state == cairn_store::FindingState::Open {
+            *by_severity
+                .entry(f.severity.clone().unwrap_or_else(|| "unknown".into()))
+                .or_default() += 1;
+        }
+        components.insert((&f.key.ecosystem, &f.key.name, &f.key.version));
+    }
+    let sbom_evidence: Vec<&EvidenceRecord> = v
+        .evidence
+        .iter()
+        .filter(|e| {
+            let p = e.predicate_type.to_ascii_lowercase();
+            p.contains("cyclonedx") || p.contains("spdx")
+        })
+        .collect();
+    html! {
+        h1 { "Artifact " code #digest { (v.digest) } }
+        dl.facts {
+            dt { "Workloads" }
+            dd { @if v.workloads.is_empty() { span.none { "none recorded" } } @else {
+                @for (i, w) in v.workloads.iter().enumerate() { @if i > 0 { ", " } a href={ "/runs?workload=" (w) } { (w) } }
+            } }
+        }
+        @if !v.images.is_empty() {
+            h2 { "Image" }
+            table #images {
+                thead { tr { th { "Workload" } th { "Run" } th { "Commit" } th { "Base" } th { "Built" } th { "Rebased from" } } }
+                tbody { @for i in &v.images {
+                    tr {
+                        td { (i.workload) }
+                        td { @if let Some(r) = i.run { a href={ "/runs/" (r.0) } { "#" (r.0) } } }
+                        td { code title=(i.commit) { (i.commit.chars().take(12).collect::<String>()) } }
+                        td { (i.base_name) " " (short_digest(&i.base_digest)) }
+                        td { (time(i.created_at_ms)) }
+                        td { @if let Some(from) = &i.rebased_from { (artifact_link(from)) } }
+                    }
+                } }
+            }
+        }
+        h2 { "Evidence" }
+        @if v.evidence.is_empty() {
+            p.muted #no-evidence { "No signed evidence names this artifact." }
+        } @else {
+            table #evidence {
+                thead { tr { th { "#" } th { "Predicate type" } th { "Subject" } th { "Run" } th { "Signed" } } }
+                tbody { @for e in &v.evidence {
+                    tr data-predicate-type=(e.predicate_type) {
+                        td { (e.id) }
+                        td { code { (e.predicate_type) } }
+                        td { (e.subject_name) }
+                        td { @if let Some(r) = e.run { a href={ "/runs/" (r.0) } { "#" (r.0) } } }
+                        td { (time(e.created_at_ms)) }
+                    }
+                } }
+            }
+            p.muted { "Verify any of it offline with " code { "cairn verify" } "." }
+        }
+        h2 { "SBOM" }
+        section #sbom {
+            @if sbom_evidence.is_empty() && sboms.is_empty() {
+                p.muted { "No SBOM of this artifact is recorded." }
+            } @else {
+                p {
+                    (sbom_evidence.len()) " signed SBOM statement(s); "
+                    (sboms.len()) " indexed SBOM(s) with findings; "
+                    (components.len()) " affected component(s)."
+                }
+            }
+        }
+        h2 { "Findings" }
+        @if v.findings.is_empty() {
+            p.muted #no-findings { "No known vulnerability matches this artifact's components." }
+        } @else {
+            p #findings-summary {
+                @for (i, (state, n)) in by_state.iter().enumerate() { @if i > 0 { ", " } (n) " " (state) }
+                @if !by_severity.is_empty() {
+                    " (open by severity: "
+                    @for (i, (sev, n)) in by_severity.iter().enumerate() { @if i > 0 { ", " } (sev) " " (n) }
+                    ")"
+                }
+            }
+            table #findings {
+                thead { tr { th { "Advisory" } th { "Package" } th { "Version" } th { "Severity" } th { "State" } th { "First seen" } } }
+                tbody { @for f in &v.findings {
+                    tr {
+                        td { code { (f.key.advisory_id) } }
+                        td { (f.key.ecosystem) "/" (f.key.name) }
+                        td { code { (f.key.version) } }
+                        td { (f.severity.as_deref().unwrap_or("unknown")) }
+                        td { (badge(f.state.as_str())) }
+                        td { (time(f.first_seen_ms)) }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+// ---- /environments ----------------------------------------------------------
+
+pub async fn environments(
+    State(state): State<AppState>,
+    PageActor(actor): PageActor,
+) -> Result<Response, PageError> {
+    let deployments = state
+        .blocking({
+            let actor = actor.clone();
+            move |s| {
+                let visible = s.visible(&actor)?;
+                Ok(s.store
+                    .deployments(None, None, LIST_LIMIT)?
+                    .into_iter()
+                    .filter(|d| visible.includes(&d.workload))
+                    .collect::<Vec<_>>())
+            }
+        })
+        .await?;
+    Ok(ok(page(
+        "Environments",
+        Nav::Environments,
+        Some(&actor),
+        environments_body(&deployments),
+    )))
+}
+
+fn environments_body(deployments: &[DeploymentRecord]) -> Markup {
+    // Newest first, so the first of each (workload, environment) is current.
+    let mut current: BTreeMap<(&str, &str), &DeploymentRecord> = BTreeMap::new();
+    for d in deployments {
+        current.entry((&d.workload, &d.environment)).or_insert(d);
+    }
+    html! {
+        h1 { "Environments" }
+        @if deployments.is_empty() {
+            p.muted #no-deployments { "Nothing is deployed yet." }
+        } @else {
+            h2 { "Deployed now" }
+            table #current {
+                thead { tr { th { "Workload" } th { "Environment" } th { "Artifact" } th { "Since" } th { "By" } th { "How" } th { "Target" } } }
+                tbody { @for ((w, env), d) in &current {
+                    tr data-workload=(w) data-environment=(env) {
+                        td { (w) } td { (env) } td { (artifact_link(&d.digest)) }
+                        td { (time(d.deployed_at_ms)) } td { (d.actor) } td { (d.kind) } td { code { (d.target) } }
+                    }
+                } }
+            }
+            h2 { "History" }
+            table #history {
+                thead { tr { th { "When" } th { "Workload" } th { "Environment" } th { "What" } th { "Artifact" } th { "Previous" } th { "By" } th.num { "Log entry" } } }
+                tbody { @for d in deployments {
+                    tr {
+                        td { (time(d.deployed_at_ms)) } td { (d.workload) } td { (d.environment) } td { (d.kind) }
+                        td { (artifact_link(&d.digest)) }
+                        td { @if let Some(p) = &d.previous_digest { (artifact_link(p)) } }
+                        td { (d.actor) } td.num { (d.log_index) }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+// ---- /audit -----------------------------------------------------------------
+
+pub async fn audit(
+    State(state): State<AppState>,
+    PageActor(actor): PageActor,
+) -> Result<Response, PageError> {
+    let changes = state
+        .blocking({
+            let actor = actor.clone();
+            move |s| {
+                let visible = s.visible(&actor)?;
+                Ok(s.store
+                    .changes(None, LIST_LIMIT)?
+                    .into_iter()
+                    .filter(|(_, c)| visible.includes(&c.workload))
+                    .collect::<Vec<_>>())
+            }
+        })
+        .await?;
+    Ok(ok(page(
+        "Audit",
+        Nav::Audit,
+        Some(&actor),
+        audit_body(&changes),
+    )))
+}
+
+/// The gate's reasons kept in a change record (a denied promotion's "why").
+fn decision_of(change: &ChangeRecord) -> (Option<bool>, Vec<(String, String)>) {
+    let record: serde_json::Value = serde_json::from_str(&change.json).unwrap_or_default();
+    let decision = &record["decision"];
+    let reasons = decision["reasons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["rule"].as_str().unwrap_or("?").to_owned(),
+                r["message"].as_str().unwrap_or("?").to_owned(),
+            )
+        })
+        .collect();
+    (decision["allow"].as_bool(), reasons)
+}
+
+fn audit_body(changes: &[(i64, ChangeRecord)]) -> Markup {
+    html! {
+        h1 { "Audit" }
+        p {
+            "Every promotion, rollback and denial is an entry in the append-only audit log. "
+            "Its latest signed checkpoint: " a href="/log/checkpoint" { code { "/log/checkpoint" } } ". "
+            "Inclusion and consistency proofs: " code { "cairn audit" } " or the log's tiles under " code { "/log/tile/" } "."
+        }
+        @if changes.is_empty() {
+            p.muted #no-changes { "No change is recorded yet." }
+        } @else {
+            table #changes {
+                thead { tr { th { "#" } th { "When" } th { "What" } th { "Workload" } th { "Environment" } th { "Artifact" } th { "By" } th.num { "Log index" } th { "Gate" } } }
+                tbody { @for (id, c) in changes {
+                    @let (allow, reasons) = decision_of(c);
+                    tr data-change=(id) data-kind=(c.kind) {
+                        td { (id) }
+                        td { (time(c.at_ms)) }
+                        td { (badge(&c.kind)) }
+                        td { (c.workload) }
+                        td { (c.environment) }
+                        td {
+                            @if let Some(from) = &c.from_digest { (artifact_link(from)) " → " }
+                            (artifact_link(&c.to_digest))
+                        }
+                        td { (c.actor) }
+                        td.num.log-index { (c.log_index) }
+                        td {
+                            @match allow {
+                                Some(true) => { "allowed" }
+                                Some(false) => { "denied" }
+                                None => { span.none { "—" } }
+                            }
+                            @if !reasons.is_empty() {
+                                ul.reasons { @for (rule, message) in &reasons { li { code { (rule) } ": " (message) } } }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+    }
+}
