@@ -369,3 +369,68 @@ fn sha256_hex(text: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn a_forge_login_is_linked_to_an_identity_through_the_audit_log() {
+    let f = Fixture::new();
+    let admin = token_of(&ok(&f, None, &["identity", "add", "admin"]));
+    let bob = token_of(&ok(
+        &f,
+        Some(&admin),
+        &["identity", "add", "bob@example.org"],
+    ));
+    let before = log_size(&f);
+    let linked = ok(
+        &f,
+        Some(&admin),
+        &[
+            "identity",
+            "link",
+            "bob@example.org",
+            "--forge",
+            "github",
+            "--login",
+            "bob-gh",
+        ],
+    );
+    assert!(linked.stdout.contains("github login bob-gh"), "{linked:?}");
+    logged_once(
+        &f,
+        before,
+        &json!({
+            "action": "forge-link", "identity": "bob@example.org", "forgeLogin": "github:bob-gh",
+            "kind": null, "role": null, "workload": null, "environment": null, "actor": "admin",
+        }),
+        &[&admin, &bob],
+    );
+    // Only an identity manager may link; bad names and unknown identities are refused.
+    let denied = as_(
+        &f,
+        Some(&bob),
+        &[
+            "identity",
+            "link",
+            "bob@example.org",
+            "--forge",
+            "github",
+            "--login",
+            "x",
+        ],
+    );
+    assert_eq!(denied.code, 1, "{denied:?}");
+    assert!(denied.stderr.contains("manage-identities"), "{denied:?}");
+    for (forge, login, name, says) in [
+        ("bitbucket", "bob", "bob@example.org", "forge"),
+        ("github", "bob/../x", "bob@example.org", "forge login"),
+        ("github", "ghost", "nobody@example.org", "no identity"),
+    ] {
+        let r = as_(
+            &f,
+            Some(&admin),
+            &["identity", "link", name, "--forge", forge, "--login", login],
+        );
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.stderr.contains(says), "{r:?}");
+    }
+    assert_eq!(log_size(&f), before + 1, "refusals write nothing");
+}

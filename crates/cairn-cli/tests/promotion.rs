@@ -383,7 +383,11 @@ fn a_gitops_environment_gets_a_digest_pinned_commit_per_change_and_rollback_writ
     );
     let bodies = received.join().unwrap();
     let kinds: Vec<&str> = bodies.iter().map(|b| b["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["policy-change", "deploy", "deploy", "rollback"], "{bodies:?}");
+    assert_eq!(
+        kinds,
+        ["policy-change", "deploy", "deploy", "rollback"],
+        "{bodies:?}"
+    );
     assert_eq!(bodies[3]["to"], first.as_str());
     assert_eq!(bodies[3]["actor"], "rita@example.org");
 
@@ -439,26 +443,6 @@ fn change_receiver(count: usize) -> (String, std::thread::JoinHandle<Vec<Value>>
     (url, handle)
 }
 
-/// Runs `sql` (with `?` parameters) on the fixture's SQLite store, through Python's
-/// sqlite3: the test plays an attacker who can write the database but not the keys.
-fn tamper(f: &Fixture, sql: &str, params: &[&str]) {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2], sys.argv[3:]); c.commit()",
-        ])
-        .arg(f.data.join("cairn.db"))
-        .arg(sql)
-        .args(params)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn evidence_with_a_bad_signature_or_about_another_digest_does_not_count() {
     let t = team();
@@ -468,8 +452,7 @@ fn evidence_with_a_bad_signature_or_about_another_digest_does_not_count() {
     let second = built_image(f);
 
     // The second image's acceptance result, its signature broken in the store.
-    tamper(
-        f,
+    f.tamper(
         "UPDATE evidence SET bundle = CAST(replace(CAST(bundle AS TEXT), '\"sig\":\"', '\"sig\":\"AAAA') AS BLOB) \
          WHERE subject_digest = ? AND predicate_type LIKE '%test-result%'",
         &[&second],
@@ -483,8 +466,7 @@ fn evidence_with_a_bad_signature_or_about_another_digest_does_not_count() {
 
     // The first image's evidence, filed under the second digest: its statement is
     // about the first, so the gate never sees it.
-    tamper(
-        f,
+    f.tamper(
         "INSERT INTO evidence (run_id, stage_id, predicate_type, subject_name, subject_digest, bundle, created_at_ms) \
          SELECT run_id, stage_id, predicate_type, subject_name, ?, bundle, created_at_ms FROM evidence \
          WHERE subject_digest = ? AND predicate_type LIKE '%test-result%'",

@@ -330,10 +330,10 @@ fn without_the_advisory_the_vulnerabilities_rule_does_not_deny() {
 }
 
 #[test]
-fn a_digest_without_a_signed_scan_is_denied() {
+fn a_rebased_image_gets_its_own_signed_sbom_and_scan_and_a_digest_without_one_is_denied() {
     let (f, rita) = app(false);
     let digest = digest(&f);
-    // A rebase makes a new digest from the RC's layers; nothing scanned it.
+    // A rebase makes a new digest from the RC's layers onto a newer base.
     let newer = tempfile::tempdir().unwrap();
     let root = newer.path();
     for (p, t) in [
@@ -354,14 +354,35 @@ fn a_digest_without_a_signed_scan_is_denied() {
         .unwrap()
         .to_owned();
     assert_ne!(rebased, digest);
+    // The rebase inventoried the new image (its root filesystem and the commit's
+    // source) and signed its SBOM and scan about the new digest.
     let evidence = f.json(&["evidence", &rebased]);
+    for predicate in [SBOM_PREDICATE, VULNS_PREDICATE] {
+        assert!(
+            evidence
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["predicate_type"] == predicate),
+            "{predicate}: {evidence}"
+        );
+    }
+    let found = f.json(&["where", "regex"]);
     assert!(
-        !evidence
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["predicate_type"] == VULNS_PREDICATE),
-        "{evidence}"
+        found.to_string().contains(&rebased),
+        "its source components are indexed for `cairn where`: {found}"
+    );
+    let (input, reasons) = eval(&f, &rita, &rebased, "staging");
+    assert_eq!(input["findings"]["scanned"], true, "{input}");
+    assert!(
+        !reasons.iter().any(|(rule, _)| rule == "vulnerabilities"),
+        "{reasons:?}"
+    );
+    // Without a signed scan of the digest (an attacker removed it from the
+    // store), the gate cannot evaluate it, and denies.
+    f.tamper(
+        "DELETE FROM evidence WHERE subject_digest = ? AND predicate_type = ?",
+        &[&rebased, VULNS_PREDICATE],
     );
     let (input, reasons) = eval(&f, &rita, &rebased, "staging");
     assert_eq!(input["findings"]["scanned"], false, "{input}");

@@ -133,3 +133,67 @@ fn a_queued_run_is_run_by_the_server_and_followed_from_the_cli() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
     assert_eq!(up.stop(Duration::from_secs(20)), Some(0));
 }
+
+#[test]
+fn a_stop_marks_a_run_past_its_grace_interrupted_and_keeps_queued_runs_queued() {
+    let app = Fixture::new();
+    app.write(
+        "cairn.toml",
+        "[workload]\nname = \"slow\"\nchain = \"default\"\n\n[build]\ncommand = \"true\"\n\n[test]\nunit = \"sleep 60\"\n",
+    )
+    .commit("slow");
+    let mut up = Up::start(&app.data, &["--grace", "1"]);
+    let token = up.admin_token();
+    app.ok(&["workload", "add", "."]);
+    let http = agent();
+    let queue = || {
+        let r = http
+            .post(format!("{}/api/runs", up.url))
+            .header("Authorization", &format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .send(r#"{"workload":"slow"}"#)
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    };
+    queue();
+    queue();
+    // The first is running (its unit test sleeps), the second waits.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app.json(&["runs"])[1]["status"] != "running" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        up.stop(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        up.seen.join("\n")
+    );
+    let runs = app.json(&["runs"]);
+    assert_eq!(runs[1]["status"], "interrupted", "{runs}");
+    assert!(
+        runs[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped before the run finished"),
+        "{runs}"
+    );
+    assert_eq!(
+        runs[0]["status"], "queued",
+        "nothing acknowledged is lost: {runs}"
+    );
+    // The next start runs what was queued.
+    let mut again = Up::start(&app.data, &["--grace", "1"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app.json(&["runs"])[0]["status"] == "queued" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queued run was not taken"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(again.stop(Duration::from_secs(30)), Some(0));
+}

@@ -201,6 +201,7 @@ pub fn create_identity(
     let token = new_token()?;
     audit.record(&Change::Access(AccessChange {
         action: AccessAction::IdentityAdd,
+        forge_login: None,
         identity: name.to_owned(),
         kind: Some(kind.as_str().to_owned()),
         role: actor
@@ -446,6 +447,7 @@ pub fn revoke_identity(
     }
     audit.record(&Change::Access(AccessChange {
         action: AccessAction::IdentityRevoke,
+        forge_login: None,
         identity: name.to_owned(),
         kind: Some(record.kind.as_str().to_owned()),
         role: None,
@@ -573,10 +575,78 @@ pub fn revoke_role(
     Ok(store.remove_binding(binding)?)
 }
 
+/// The forges whose logins can be linked.
+pub const FORGES: [&str; 3] = ["github", "gitlab", "gitea"];
+
+/// Links `login` on `forge` to identity `identity`, so the forge's pull-request
+/// approvals by that login become signed reviews by the identity. Needs
+/// [`Action::ManageIdentities`]; recorded in the audit log (`forge-link`)
+/// before it is made; replaces an earlier link of the same login.
+pub fn link_forge_account(
+    store: &dyn Store,
+    data: &DataDir,
+    actor: &Identity,
+    forge: &str,
+    login: &str,
+    identity: &str,
+) -> Result<(), EngineError> {
+    authorize(
+        store,
+        actor,
+        Action::ManageIdentities,
+        &Scope::organisation(),
+    )?;
+    if !FORGES.contains(&forge) {
+        return Err(EngineError::BadName {
+            what: "forge",
+            value: forge.to_owned(),
+            why: "use github, gitlab or gitea",
+        });
+    }
+    if login.is_empty()
+        || login.len() > 255
+        || !login
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(EngineError::BadName {
+            what: "forge login",
+            value: login.to_owned(),
+            why: "a login is letters, digits, '-', '_' and '.'",
+        });
+    }
+    let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
+    match store.identity(identity)? {
+        None => {
+            return Err(EngineError::UnknownIdentity {
+                name: identity.to_owned(),
+            });
+        }
+        Some(r) if !is_active(&r, now_ms()) => {
+            return Err(EngineError::IdentityRevoked {
+                name: identity.to_owned(),
+            });
+        }
+        Some(_) => {}
+    }
+    audit.record(&Change::Access(AccessChange {
+        action: AccessAction::ForgeLink,
+        forge_login: Some(format!("{forge}:{login}")),
+        identity: identity.to_owned(),
+        kind: None,
+        role: None,
+        workload: None,
+        environment: None,
+        actor: Some(actor.name.clone()),
+    }))?;
+    Ok(store.link_forge_account(forge, login, identity, now_ms())?)
+}
+
 /// The audit entry of a role granted or revoked by `actor`.
 fn binding_change(action: AccessAction, binding: &RoleBinding, actor: &Identity) -> Change {
     Change::Access(AccessChange {
         action,
+        forge_login: None,
         identity: binding.identity.clone(),
         kind: None,
         role: Some(binding.role.clone()),

@@ -131,6 +131,8 @@ pub enum AccessAction {
     RoleGrant,
     /// A role binding was removed.
     RoleRevoke,
+    /// A forge login was linked to an identity (its approvals become reviews).
+    ForgeLink,
 }
 
 impl AccessAction {
@@ -141,6 +143,7 @@ impl AccessAction {
             AccessAction::IdentityRevoke => "identity-revoke",
             AccessAction::RoleGrant => "role-grant",
             AccessAction::RoleRevoke => "role-revoke",
+            AccessAction::ForgeLink => "forge-link",
         }
     }
 }
@@ -154,6 +157,9 @@ pub struct AccessChange {
     pub identity: String,
     /// `user` or `service-account`, for [`AccessAction::IdentityAdd`].
     pub kind: Option<String>,
+    /// For [`AccessAction::ForgeLink`]: `forge:login`, the forge account whose
+    /// approvals become this identity's reviews.
+    pub forge_login: Option<String>,
     /// The role granted or revoked; for the bootstrap's identity-add, the
     /// `platform-admin` it is bound organisation-wide.
     pub role: Option<String>,
@@ -231,11 +237,17 @@ impl Change {
                 "purpose": k.purpose, "oldKeyId": k.old_key_id,
                 "newKeyId": k.new_key_id, "algorithm": k.algorithm,
             }),
-            Change::Access(a) => json!({
-                "action": a.action.as_str(), "identity": a.identity,
-                "kind": a.kind, "role": a.role, "workload": a.workload,
-                "environment": a.environment, "actor": a.actor,
-            }),
+            Change::Access(a) => {
+                let mut spec = json!({
+                    "action": a.action.as_str(), "identity": a.identity,
+                    "kind": a.kind, "role": a.role, "workload": a.workload,
+                    "environment": a.environment, "actor": a.actor,
+                });
+                if let Some(login) = &a.forge_login {
+                    spec["forgeLogin"] = json!(login);
+                }
+                spec
+            }
         };
         let (kind, version) = self.kind();
         let entry: Value = json!({ "apiVersion": version, "kind": kind, "spec": spec });
@@ -577,6 +589,7 @@ mod tests {
             rotation,
             Change::Access(AccessChange {
                 action: AccessAction::RoleGrant,
+                forge_login: None,
                 identity: "dev".into(),
                 kind: None,
                 role: Some("developer".into()),
@@ -598,6 +611,7 @@ mod tests {
         );
         let bootstrap = Change::Access(AccessChange {
             action: AccessAction::IdentityAdd,
+            forge_login: None,
             identity: "admin".into(),
             kind: Some("user".into()),
             role: Some("platform-admin".into()),

@@ -85,6 +85,81 @@ pub fn resolve_commit(repo: &Path, rev: &str) -> Result<String, EngineError> {
     Ok(id)
 }
 
+/// Whether `repo` has commit `commit` (a full id).
+pub fn has_commit(repo: &Path, commit: &str) -> bool {
+    resolve_commit(repo, commit).is_ok_and(|id| id == commit)
+}
+
+/// Fetches `branch` from the repository's `origin` remote (no tags, hooks off,
+/// no prompts), waiting at most `limit`. A repository without `origin` is an
+/// error saying so.
+pub fn fetch_branch(
+    repo: &Path,
+    branch: &str,
+    limit: std::time::Duration,
+) -> Result<(), EngineError> {
+    let bad = |stderr: String| EngineError::Git {
+        what: "fetch",
+        stderr,
+    };
+    if branch.is_empty()
+        || branch.starts_with('-')
+        || branch.len() > 256
+        || branch.contains(['\0', '\n', ':', ' ', '~', '^', '?', '*', '[', '\\'])
+        || branch.contains("..")
+    {
+        return Err(bad(format!("`{branch}` is not a branch name")));
+    }
+    let mut remote = git(repo);
+    remote.args(["remote", "get-url", "origin"]);
+    if !run(remote)?.ok {
+        return Err(bad(
+            "the repository has no `origin` remote to fetch from".into()
+        ));
+    }
+    let mut cmd = git(repo);
+    cmd.args([
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-recurse-submodules",
+        "origin",
+    ])
+    .arg(format!("refs/heads/{branch}"))
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| EngineError::Spawn {
+        program: "git",
+        source,
+    })?;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(_)) => {
+                let mut stderr = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = (&mut e).take(8 << 10).read_to_string(&mut stderr);
+                }
+                return Err(bad(stderr.trim().to_owned()));
+            }
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(bad(format!(
+                    "no answer from origin within {} s",
+                    limit.as_secs()
+                )));
+            }
+            Err(e) => return Err(bad(e.to_string())),
+        }
+    }
+}
+
 /// Who made a commit and what it says, for the source stage's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitInfo {

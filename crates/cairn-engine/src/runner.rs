@@ -7,9 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_evidence::sbom::CycloneDxBom;
-use cairn_evidence::vulns::{
-    RATING_METHOD, ScanMetadata, Scanner, ScannerDb, SeverityScore, VulnResult, VulnsScan,
-};
 use cairn_evidence::{
     NamedDigest, Observed, Sha256Digest, Sha256Hasher, SigningKey, Statement, Subject,
 };
@@ -22,14 +19,14 @@ use cairn_model::{
     StageStatus, Trigger, WorkloadRecord,
 };
 use cairn_sandbox::{Exit, Limits, SandboxSpec, Stream};
-use cairn_sbom::cyclonedx::{DocumentInput, SubjectKind};
 use cairn_store::Store;
 
 use crate::audit::{AuditLog, LOCK_WAIT};
 use crate::certify::{Filed, sign_and_keep};
 use crate::images::Images;
+use crate::images::image_inventory::{self, ImageInventory};
 use crate::images::release_candidate::{self, BuiltImage, RcTest};
-use crate::inventory::{self, Collected};
+use crate::inventory;
 use crate::keys::KeyStore;
 
 use crate::host::{now_ms, owner_tag};
@@ -192,6 +189,29 @@ impl Engine {
         let loaded = self.load_queueable(dir, rev, expect)?;
         let git_ref = (rev != loaded.commit).then_some(rev);
         Ok(new_run(&loaded, git_ref, trigger))
+    }
+
+    /// Whether the repository of the app in `dir` has commit `commit` (a full id).
+    pub fn has_commit(&self, dir: &Path, commit: &str) -> bool {
+        git::top_level(dir).is_ok_and(|top| git::has_commit(&top, commit))
+    }
+
+    /// Makes sure the repository of the app in `dir` has `commit`: when it does
+    /// not, fetches `branch` from its `origin` (a clone of the forge's
+    /// repository), waiting at most `limit`. `Ok(true)` when it fetched.
+    pub fn fetch_if_missing(
+        &self,
+        dir: &Path,
+        commit: &str,
+        branch: &str,
+        limit: Duration,
+    ) -> Result<bool, EngineError> {
+        let top = git::top_level(dir)?;
+        if git::has_commit(&top, commit) {
+            return Ok(false);
+        }
+        git::fetch_branch(&top, branch, limit)?;
+        Ok(true)
     }
 
     /// Loads the workload in `dir` at `rev` and checks what a queued run needs:
@@ -587,137 +607,21 @@ impl Engine {
         workspace: &Path,
         source_date_epoch: i64,
         sink: &mut LogSink<'_>,
-    ) -> Result<RcInventory, EngineError> {
-        let started_ms = now_ms();
+    ) -> Result<ImageInventory, EngineError> {
         let rootfs = plan.images.rootfs(&built.image)?;
-        let image = inventory::collect(&rootfs)?;
         let source = inventory::collect_tree(inventory::Tree::walk_except(workspace, &[HOME_DIR])?);
-        let (in_image, in_source) = (
-            image.report.components.len(),
-            source.report.components.len(),
-        );
-        let name = format!("{}@{}", loaded.workload.name, built.digest);
-        let collected =
-            Collected::merged(name.clone(), vec![("image/", image), ("source/", source)]);
-        for s in collected.skipped.iter().take(MAX_LOGGED) {
-            sink.system(&format!("inventory: skipped {}: {}", s.path, s.reason));
-        }
-        if collected.skipped.len() > MAX_LOGGED {
-            sink.system(&format!(
-                "inventory: {} more skipped",
-                collected.skipped.len() - MAX_LOGGED
-            ));
-        }
-        if collected.nothing_read() {
-            return Err(inventory_error(
-                &rootfs,
-                "no lockfile or package database in the image or the source could be read",
-            ));
-        }
-        // Deterministic where it can be: the UUID from the image's digest, the
-        // time the commit's.
-        let digest = Sha256Digest::from_hex(built.digest.trim_start_matches("sha256:"))?;
-        let hex = digest.to_hex();
-        let mut uuid = [0u8; 16];
-        for (i, byte) in uuid.iter_mut().enumerate() {
-            *byte = hex
-                .get(2 * i..2 * i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .unwrap_or(0);
-        }
-        let timestamp = cairn_model::time::rfc3339_utc(source_date_epoch.saturating_mul(1000));
-        let doc = cairn_sbom::cyclonedx::to_json(&DocumentInput {
-            subject: cairn_sbom::cyclonedx::Subject {
-                kind: SubjectKind::Container,
-                name: loaded.workload.name.clone(),
-                version: Some(built.digest.clone()),
-                purl: None,
+        image_inventory::inventory(
+            &*self.store,
+            image_inventory::Subject {
+                what: "the release candidate",
+                workload: &loaded.workload.name,
+                digest: &built.digest,
+                rootfs: &rootfs,
+                source: Some(source),
+                time_ms: source_date_epoch.saturating_mul(1000),
             },
-            components: &collected.report.components,
-            uuid,
-            timestamp: &timestamp,
-            tool_version: env!("CARGO_PKG_VERSION"),
-        })
-        .map_err(|e| inventory_error(&rootfs, &format!("cannot write the SBOM: {e}")))?;
-        let bom: serde_json::Value = serde_json::from_slice(&doc)
-            .map_err(|e| inventory_error(&rootfs, &format!("the SBOM is not JSON: {e}")))?;
-        let sbom_id = self.store.add_sbom(&cairn_store::NewSbom {
-            subject_name: name,
-            subject_digest: built.digest.clone(),
-            workload: Some(loaded.workload.name.clone()),
-            environment: None,
-            created_at_ms: now_ms(),
-            format: "cyclonedx".to_owned(),
-            document: doc,
-            components: inventory::index_rows(&collected),
-        })?;
-        sink.system(&format!(
-            "inventory of the release candidate: {} components ({in_image} in the image, {in_source} in the source's lockfiles); SBOM {sbom_id} recorded",
-            collected.report.components.len()
-        ));
-        let advisories = self.store.advisory_count()?;
-        let evaluation = inventory::evaluate(&*self.store, &collected)?;
-        let purls = inventory::purls(&collected);
-        let report = &evaluation.report;
-        sink.system(&format!(
-            "scan against {advisories} stored advisories: {} vulnerabilities, {} informational, {} not evaluated",
-            report.vulnerabilities.len(),
-            report.informational.len(),
-            evaluation.not_evaluated.len()
-        ));
-        if advisories == 0 {
-            sink.system("note: no advisories are stored (`cairn vulns import`), so the scan could find nothing");
-        }
-        for f in report.vulnerabilities.iter().take(MAX_LOGGED) {
-            sink.system(&format!(
-                "  {} {} {} {} [{}] fixed: {}",
-                f.advisory_id,
-                f.ecosystem,
-                f.package,
-                f.installed_version,
-                f.severity.as_ref().map_or("unknown", |s| s.rating.as_str()),
-                if f.fixed_versions.is_empty() {
-                    "none".to_owned()
-                } else {
-                    f.fixed_versions.join(", ")
-                }
-            ));
-        }
-        for n in evaluation.not_evaluated.iter().take(MAX_LOGGED) {
-            sink.system(&format!("  not evaluated: {}: {}", n.subject, n.reason));
-        }
-        let scan = VulnsScan {
-            scanner: Scanner {
-                uri: SCANNER_URI.to_owned(),
-                version: Some(env!("CARGO_PKG_VERSION").to_owned()),
-                db: ScannerDb {
-                    uri: Some(ADVISORY_DB_URI.to_owned()),
-                    version: Some(advisories.to_string()),
-                    last_update: evaluation
-                        .newest_modified
-                        .clone()
-                        .unwrap_or_else(|| cairn_model::time::rfc3339_utc(0)),
-                },
-                result: report
-                    .vulnerabilities
-                    .iter()
-                    .map(|f| vuln_result(f, &purls))
-                    .collect(),
-                not_evaluated: evaluation
-                    .not_evaluated
-                    .iter()
-                    .map(|n| cairn_evidence::vulns::NotEvaluated {
-                        subject: n.subject.clone(),
-                        reason: n.reason.clone(),
-                    })
-                    .collect(),
-            },
-            metadata: ScanMetadata {
-                scan_started_on: cairn_model::time::rfc3339_utc(started_ms),
-                scan_finished_on: cairn_model::time::rfc3339_utc(now_ms()),
-            },
-        };
-        Ok(RcInventory { bom, scan })
+            &mut |note| sink.system(note),
+        )
     }
 
     /// Signs the RC's SBOM and scan about its digest: each recorded in the audit
@@ -727,7 +631,7 @@ impl Engine {
         run: &RunRecord,
         stage: &StageRecord,
         about: &Subject,
-        inventory: RcInventory,
+        inventory: ImageInventory,
         signer: &Signer,
     ) -> Result<(), EngineError> {
         let sbom = Statement::new(vec![about.clone()], CycloneDxBom(inventory.bom))?;
@@ -1164,75 +1068,6 @@ fn image_subject(loaded: &LoadedWorkload, built: &BuiltImage) -> Subject {
 
 /// The sandbox's home in the workspace (tool caches, not the app's source).
 const HOME_DIR: &str = ".home";
-/// The most skipped files, vulnerabilities or unevaluated components one stage
-/// log lists one by one (the rest are counted).
-const MAX_LOGGED: usize = 50;
-/// The scanner and database the vulns statements name.
-const SCANNER_URI: &str = "urn:cairn:scanner";
-const ADVISORY_DB_URI: &str = "urn:cairn:advisories:osv";
-
-/// The RC's SBOM and scan, made after the build, certified after the stage.
-struct RcInventory {
-    bom: serde_json::Value,
-    scan: VulnsScan,
-}
-
-fn inventory_error(path: &Path, why: &str) -> EngineError {
-    EngineError::io("inventory", path)(std::io::Error::other(why.to_owned()))
-}
-
-/// One vulnerability as a vulns v0.2 result: cairn's rating and the CVSS score
-/// and vector as severities, the package and versions as an annotation.
-fn vuln_result(
-    f: &cairn_vuln::Finding,
-    purls: &std::collections::BTreeMap<(String, String, String), String>,
-) -> VulnResult {
-    let mut severity = vec![SeverityScore {
-        method: RATING_METHOD.to_owned(),
-        score: f
-            .severity
-            .as_ref()
-            .map_or("unknown", |s| s.rating.as_str())
-            .to_owned(),
-    }];
-    if let Some(s) = &f.severity {
-        severity.push(SeverityScore {
-            method: "cvss_score".to_owned(),
-            score: format!("{:.1}", s.score),
-        });
-        severity.push(SeverityScore {
-            method: s.kind.clone(),
-            score: s.vector.clone(),
-        });
-    }
-    let purl = purls
-        .get(&(
-            f.ecosystem.clone(),
-            f.package.clone(),
-            f.installed_version.clone(),
-        ))
-        .cloned()
-        .unwrap_or_else(|| format!("{}/{}@{}", f.ecosystem, f.package, f.installed_version));
-    let mut note = serde_json::Map::new();
-    note.insert("purl".into(), purl.into());
-    note.insert("ecosystem".into(), f.ecosystem.clone().into());
-    note.insert("package".into(), f.package.clone().into());
-    note.insert(
-        "installedVersion".into(),
-        f.installed_version.clone().into(),
-    );
-    note.insert("fixedVersions".into(), f.fixed_versions.clone().into());
-    note.insert("aliases".into(), f.aliases.clone().into());
-    if let Some(summary) = &f.summary {
-        note.insert("summary".into(), summary.clone().into());
-    }
-    VulnResult {
-        id: f.advisory_id.clone(),
-        severity,
-        annotations: vec![note],
-    }
-}
-
 /// What the engine has established about the run so far.
 #[derive(Default)]
 struct RunFacts<'p> {
@@ -1241,7 +1076,7 @@ struct RunFacts<'p> {
     /// The release-candidate image the build produced.
     image: Option<BuiltImage>,
     /// The RC's SBOM and scan, until they are certified.
-    inventory: Option<RcInventory>,
+    inventory: Option<ImageInventory>,
     /// Whether the acceptance tests ran against the RC image.
     tested_image: bool,
     /// The materialised source tree.

@@ -504,3 +504,62 @@ async fn approvals_by_unlinked_or_unauthorised_logins_record_no_review() {
     assert_eq!(answer.json()["status"], "ignored", "{}", show(&answer));
     assert!(reviews_of(&server, &commit).is_empty());
 }
+
+#[tokio::test]
+async fn a_push_to_the_forge_is_fetched_into_the_workloads_clone() {
+    let server = Server::new();
+    // The workload is onboarded from a clone whose `origin` is the forge's
+    // repository (here: the fixture's repository).
+    let clone = server.tmp.path().join("clone");
+    fixture::git(
+        server.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            server.repo.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    server
+        .state
+        .0
+        .engine
+        .register(&clone, Some("acme/hello"))
+        .unwrap();
+    // A new commit lands on the forge, not in the clone.
+    std::fs::write(server.repo.join("NEWS"), "pushed to the forge\n").unwrap();
+    fixture::git(&server.repo, &["add", "-A"]);
+    fixture::git(&server.repo, &["commit", "-q", "-m", "pushed"]);
+    let pushed = head(&server);
+    let body = push_body("github", "acme/hello", "refs/heads/main", &pushed);
+    let answer = server
+        .send(delivery(
+            "github",
+            "push",
+            Some("fetch-1"),
+            &body,
+            Auth::Good,
+        ))
+        .await;
+    assert_eq!(answer.status, 202, "{}", show(&answer));
+    let runs = all_runs(&server);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].commit, pushed);
+    println!("fetched and queued: {}", show(&answer));
+
+    // A commit that is nowhere: refused, nothing written but the first.
+    let nowhere = "1".repeat(40);
+    let body = push_body("github", "acme/hello", "refs/heads/main", &nowhere);
+    let answer = server
+        .send(delivery(
+            "github",
+            "push",
+            Some("fetch-2"),
+            &body,
+            Auth::Good,
+        ))
+        .await;
+    let detail = answer.problem(422);
+    assert!(detail.contains("nor on its `origin`"), "{detail}");
+    assert_eq!(all_runs(&server).len(), 1);
+}

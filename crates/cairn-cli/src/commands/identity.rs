@@ -51,6 +51,18 @@ pub enum IdentityCommand {
     Revoke { name: String },
     /// Show the identity CAIRN_TOKEN belongs to, and its roles.
     Whoami,
+    /// Link a forge login to an identity: its pull-request approvals (webhooks
+    /// to `cairn up`) become signed reviews by the identity.
+    Link {
+        /// The identity's name.
+        name: String,
+        /// github, gitlab or gitea.
+        #[arg(long)]
+        forge: String,
+        /// The login on that forge.
+        #[arg(long)]
+        login: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -180,6 +192,17 @@ pub fn identity(cli: &Cli, cmd: &IdentityCommand) -> Result<ExitCode, Failure> {
                 for b in &own {
                     println!("{} {}", b.role, scope_text(b));
                 }
+            }
+        }
+        IdentityCommand::Link { name, forge, login } => {
+            let actor = access::actor_from_env(store)?;
+            access::link_forge_account(store, &data, &actor, forge, login, name)?;
+            if cli.json {
+                print_json(&json!({"identity": name, "forge": forge, "login": login}));
+            } else {
+                println!(
+                    "{forge} login {login} is now {name}: its approvals count as {name}'s reviews"
+                );
             }
         }
     }

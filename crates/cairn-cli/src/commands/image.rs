@@ -223,6 +223,9 @@ pub fn rebase(cli: &Cli, args: &RebaseArgs) -> Result<ExitCode, Failure> {
             "old_base": {"name": r.old_base.name, "digest": r.old_base.digest},
             "new_base": {"name": r.new_base.name, "digest": r.new_base.digest},
             "provenance_evidence": r.provenance,
+            "sbom_evidence": r.sbom,
+            "scan_evidence": r.scan,
+            "notes": r.notes,
         }));
     } else {
         println!(
@@ -234,6 +237,13 @@ pub fn rebase(cli: &Cli, args: &RebaseArgs) -> Result<ExitCode, Failure> {
             r.old_base.name,
             r.old_base.digest,
             r.provenance
+        );
+        for note in &r.notes {
+            println!("  {note}");
+        }
+        println!(
+            "  signed SBOM {} and scan {} about the new digest",
+            r.sbom, r.scan
         );
     }
     Ok(ExitCode::SUCCESS)

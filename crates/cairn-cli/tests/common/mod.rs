@@ -167,6 +167,29 @@ impl std::fmt::Debug for Run {
 
 /// Stop what the test started: every `local` deployment in the fixture's data
 /// directory runs detached from cairn, so it is stopped here, not left behind.
+impl Fixture {
+    /// Runs `sql` (with `?` parameters) on the fixture's SQLite store, through
+    /// Python's sqlite3: the test plays an attacker who can write the database
+    /// but not the keys.
+    pub fn tamper(&self, sql: &str, params: &[&str]) {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2], sys.argv[3:]); c.commit()",
+            ])
+            .arg(self.data.join("cairn.db"))
+            .arg(sql)
+            .args(params)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 impl Drop for Fixture {
     fn drop(&mut self) {
         let data = cairn_engine::DataDir::at(&self.data);

@@ -20,8 +20,14 @@ pub struct Up {
 impl Up {
     /// Starts `cairn up` on `data` and waits until it serves.
     pub fn start(data: &Path, extra: &[&str]) -> Up {
+        let grace: &[&str] = if extra.contains(&"--grace") {
+            &[]
+        } else {
+            &["--grace", "5"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(["up", "--listen", "127.0.0.1:0", "--grace", "5"])
+            .args(["up", "--listen", "127.0.0.1:0"])
+            .args(grace)
             .args(extra)
             .env("CAIRN_HOME", data)
             .env_remove("CAIRN_PLATFORM_DIR")

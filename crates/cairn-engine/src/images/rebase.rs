@@ -3,18 +3,20 @@
 //! has a new digest, is recorded with the image it came from, and gets new SLSA
 //! provenance, signed by cairn, that names both bases.
 
+use cairn_evidence::sbom::CycloneDxBom;
 use cairn_evidence::{NamedDigest, Observed, Sha256Digest, Statement, Subject};
 use cairn_model::{BaseRecord, ImageRecord};
 use cairn_oci::Image;
 use cairn_store::Store;
 
-use super::Images;
+use super::{Images, image_inventory};
 use crate::audit::{AuditLog, LOCK_WAIT};
 use crate::certify::{Filed, sign_and_keep};
 use crate::host::now_ms;
 use crate::keys::KeyStore;
 use crate::runner::BUILDER_ID;
 use crate::{DataDir, EngineError};
+use crate::{git, inventory};
 
 /// What a rebase made.
 #[derive(Debug)]
@@ -25,6 +27,12 @@ pub struct Rebased {
     pub new_base: BaseRecord,
     /// The evidence id of the new provenance.
     pub provenance: i64,
+    /// The evidence ids of its SBOM and its scan (the image's root filesystem
+    /// and the source it was built from).
+    pub sbom: i64,
+    pub scan: i64,
+    /// What the inventory noted (components, findings, what was not read).
+    pub notes: Vec<String>,
 }
 
 fn sha(digest: &str) -> Result<Sha256Digest, EngineError> {
@@ -151,11 +159,118 @@ pub fn rebase(
             subject_digest: &new_digest,
         },
     )?;
+    // The rebased image's own SBOM and scan: the gates ask for them about
+    // exactly this digest.
+    let mut notes = Vec::new();
+    let source = source_of(data, store, &built.workload, &built.commit, &mut notes);
+    let rootfs = images.rootfs(&rebased)?;
+    let commit_time_ms = built.created_at_ms;
+    let inventory = image_inventory::inventory(
+        store,
+        image_inventory::Subject {
+            what: "the rebased image",
+            workload: &built.workload,
+            digest: &new_digest,
+            rootfs: &rootfs,
+            source,
+            time_ms: commit_time_ms,
+        },
+        &mut |note| notes.push(note.to_owned()),
+    )?;
+    let filed = Filed {
+        run: None,
+        stage: None,
+        subject_name: &subject.name,
+        subject_digest: &new_digest,
+    };
+    let sbom_statement = Statement::new(vec![subject.clone()], CycloneDxBom(inventory.bom))?;
+    let (sbom, _) = sign_and_keep(data, store, &key, &sbom_statement, filed)?;
+    let scan_statement = Statement::new(vec![subject.clone()], inventory.scan)?;
+    let filed = Filed {
+        run: None,
+        stage: None,
+        subject_name: &subject.name,
+        subject_digest: &new_digest,
+    };
+    let (scan, _) = sign_and_keep(data, store, &key, &scan_statement, filed)?;
     Ok(Rebased {
         image: rebased,
         record,
         old_base,
         new_base,
         provenance,
+        sbom,
+        scan,
+        notes,
     })
+}
+
+/// The components of the source `commit` of `workload` was built from, read
+/// from its onboarded repository; `None` (noted) when it cannot be read.
+fn source_of(
+    data: &DataDir,
+    store: &dyn Store,
+    workload: &str,
+    commit: &str,
+    notes: &mut Vec<String>,
+) -> Option<inventory::Collected> {
+    let read = || -> Result<inventory::Collected, EngineError> {
+        let record = store.workload(workload)?.ok_or_else(|| {
+            EngineError::Store(cairn_store::StoreError::NotFound {
+                what: "workload",
+                id: workload.to_owned(),
+            })
+        })?;
+        let dir = std::path::Path::new(&record.repo);
+        let top = git::top_level(dir)?;
+        let prefix = git::prefix(dir)?;
+        let tmp = scratch_dir(data)?;
+        git::materialise(&top, commit, &prefix, tmp.path())?;
+        Ok(inventory::collect_tree(inventory::Tree::walk(tmp.path())?))
+    };
+    match read() {
+        Ok(collected) => Some(collected),
+        Err(e) => {
+            notes.push(format!(
+                "the source of {workload} at {commit} was not read ({}); the SBOM covers the image only",
+                cairn_model::error_chain(&e)
+            ));
+            None
+        }
+    }
+}
+
+/// A fresh directory under the data directory's workspaces, removed when dropped.
+fn scratch_dir(data: &DataDir) -> Result<TempDir, EngineError> {
+    let base = data.workspaces();
+    std::fs::create_dir_all(&base).map_err(EngineError::io("create", &base))?;
+    for _ in 0..16 {
+        let mut bytes = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| EngineError::NoRandomness)?;
+        let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let path = base.join(format!("cairn-rebase-{name}"));
+        match std::fs::create_dir(&path) {
+            Ok(()) => return Ok(TempDir(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(EngineError::io("create", path)(e)),
+        }
+    }
+    Err(EngineError::io("create", base)(std::io::Error::other(
+        "no free name",
+    )))
+}
+
+/// A directory removed (best effort) when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

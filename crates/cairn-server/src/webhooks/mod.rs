@@ -46,6 +46,8 @@ pub const MAX_DELIVERY_ID: usize = 128;
 const MAX_EVENT_NAME: usize = 64;
 /// The longest forge login looked up.
 const MAX_LOGIN: usize = 255;
+/// How long a push may wait for its commit to be fetched from the forge.
+const FETCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(8);
 /// The longest outcome text kept with a delivery.
 const MAX_OUTCOME: usize = 300;
 
@@ -470,6 +472,18 @@ fn on_push(s: &Shared, received: &Received, push: &Push) -> Result<Accepted, Ref
         forge: received.forge.name().to_owned(),
         delivery: received.delivery.clone(),
     };
+    // The workload's repository is a clone of the forge's: a commit pushed there
+    // is fetched first (bounded, so the forge gets its answer in time).
+    if let Err(e) =
+        s.engine
+            .fetch_if_missing(Path::new(&workload.repo), &push.after, branch, FETCH_LIMIT)
+    {
+        eprintln!(
+            "cairn up: fetching {branch} for {}: {}",
+            workload.name,
+            cairn_model::error_chain(&e)
+        );
+    }
     let mut run = s
         .engine
         .plan_run(
@@ -551,7 +565,7 @@ fn on_approval(s: &Shared, received: &Received, approval: &Approval) -> Result<A
         return Err(forbidden(ApiError::from(denied).detail));
     }
     let dir = Path::new(&workload.repo);
-    if !commit_exists(dir, &approval.commit)? {
+    if !s.engine.has_commit(dir, &approval.commit) {
         return Err(not_fetched(&workload.name, &approval.commit).into());
     }
     received.claim(s, &format!("review recorded by {name}"))?;
@@ -610,21 +624,7 @@ fn cannot_plan(workload: &str, commit: &str, error: EngineError) -> ApiError {
 
 fn not_fetched(workload: &str, commit: &str) -> ApiError {
     ApiError::unprocessable(format!(
-        "commit {commit} is not in the repository of workload `{workload}`: cairn does not \
-         fetch, so push it there first"
+        "commit {commit} is not in the repository of workload `{workload}`, nor on its \
+         `origin` (the server log says why it could not fetch)"
     ))
-}
-
-/// Whether `commit` is a commit of the repository at `dir`.
-fn commit_exists(dir: &Path, commit: &str) -> Result<bool, Refusal> {
-    let status = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["cat-file", "-e", &format!("{commit}^{{commit}}")])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .map_err(|e| Refusal::from(ApiError::internal(&format!("cannot run git: {e}"))))?;
-    Ok(status.success())
 }

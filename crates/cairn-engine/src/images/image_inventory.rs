@@ -1,0 +1,259 @@
+//! An image's inventory: the components of its root filesystem (and, when
+//! known, of the source it was built from), as a CycloneDX SBOM indexed for
+//! `cairn where`, and its scan against the stored advisories as an in-toto
+//! vulns v0.2 predicate. The run makes it for its release candidate; a rebase
+//! for the image it made. The caller signs both about the image's digest.
+
+use std::path::Path;
+
+use cairn_evidence::Sha256Digest;
+use cairn_evidence::vulns::{
+    RATING_METHOD, ScanMetadata, Scanner, ScannerDb, SeverityScore, VulnResult, VulnsScan,
+};
+use cairn_sbom::cyclonedx::{DocumentInput, SubjectKind};
+use cairn_store::Store;
+
+use crate::EngineError;
+use crate::host::now_ms;
+use crate::inventory::{self, Collected};
+
+/// The most skipped files, vulnerabilities or unevaluated components noted one
+/// by one (the rest are counted).
+const MAX_LOGGED: usize = 50;
+/// The scanner and database the vulns statements name.
+const SCANNER_URI: &str = "urn:cairn:scanner";
+const ADVISORY_DB_URI: &str = "urn:cairn:advisories:osv";
+
+/// The SBOM and the scan of one image.
+#[derive(Debug)]
+pub struct ImageInventory {
+    pub bom: serde_json::Value,
+    pub scan: VulnsScan,
+}
+
+/// What is inventoried.
+#[derive(Debug)]
+pub struct Subject<'a> {
+    /// What the image is, for the notes ("the release candidate").
+    pub what: &'a str,
+    pub workload: &'a str,
+    /// The image's manifest digest (`sha256:…`).
+    pub digest: &'a str,
+    /// Its unpacked root filesystem.
+    pub rootfs: &'a Path,
+    /// The components of the source it was built from, if known.
+    pub source: Option<Collected>,
+    /// The SBOM's timestamp (the commit's time, so it is reproducible).
+    pub time_ms: i64,
+}
+
+/// Inventories `subject`: records its SBOM in the store's index and scans it;
+/// `note` hears what was found (a run's log, a command's output).
+pub fn inventory(
+    store: &dyn Store,
+    subject: Subject<'_>,
+    note: &mut dyn FnMut(&str),
+) -> Result<ImageInventory, EngineError> {
+    let started_ms = now_ms();
+    let rootfs = subject.rootfs;
+    let image = inventory::collect(rootfs)?;
+    let in_image = image.report.components.len();
+    let name = format!("{}@{}", subject.workload, subject.digest);
+    let (collected, in_source) = match subject.source {
+        Some(source) => {
+            let n = source.report.components.len();
+            (
+                Collected::merged(name.clone(), vec![("image/", image), ("source/", source)]),
+                Some(n),
+            )
+        }
+        None => (
+            Collected::merged(name.clone(), vec![("image/", image)]),
+            None,
+        ),
+    };
+    for s in collected.skipped.iter().take(MAX_LOGGED) {
+        note(&format!("inventory: skipped {}: {}", s.path, s.reason));
+    }
+    if collected.skipped.len() > MAX_LOGGED {
+        note(&format!(
+            "inventory: {} more skipped",
+            collected.skipped.len() - MAX_LOGGED
+        ));
+    }
+    if collected.nothing_read() {
+        return Err(inventory_error(
+            rootfs,
+            "no lockfile or package database in the image or the source could be read",
+        ));
+    }
+    // Deterministic where it can be: the UUID from the image's digest.
+    let digest = Sha256Digest::from_hex(subject.digest.trim_start_matches("sha256:"))?;
+    let hex = digest.to_hex();
+    let mut uuid = [0u8; 16];
+    for (i, byte) in uuid.iter_mut().enumerate() {
+        *byte = hex
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    let timestamp = cairn_model::time::rfc3339_utc(subject.time_ms);
+    let doc = cairn_sbom::cyclonedx::to_json(&DocumentInput {
+        subject: cairn_sbom::cyclonedx::Subject {
+            kind: SubjectKind::Container,
+            name: subject.workload.to_owned(),
+            version: Some(subject.digest.to_owned()),
+            purl: None,
+        },
+        components: &collected.report.components,
+        uuid,
+        timestamp: &timestamp,
+        tool_version: env!("CARGO_PKG_VERSION"),
+    })
+    .map_err(|e| inventory_error(rootfs, &format!("cannot write the SBOM: {e}")))?;
+    let bom: serde_json::Value = serde_json::from_slice(&doc)
+        .map_err(|e| inventory_error(rootfs, &format!("the SBOM is not JSON: {e}")))?;
+    let sbom_id = store.add_sbom(&cairn_store::NewSbom {
+        subject_name: name,
+        subject_digest: subject.digest.to_owned(),
+        workload: Some(subject.workload.to_owned()),
+        environment: None,
+        created_at_ms: now_ms(),
+        format: "cyclonedx".to_owned(),
+        document: doc,
+        components: inventory::index_rows(&collected),
+    })?;
+    note(&match in_source {
+        Some(in_source) => format!(
+            "inventory of {}: {} components ({in_image} in the image, {in_source} in the source's lockfiles); SBOM {sbom_id} recorded",
+            subject.what,
+            collected.report.components.len()
+        ),
+        None => format!(
+            "inventory of {}: {} components (in the image; its source was not read); SBOM {sbom_id} recorded",
+            subject.what,
+            collected.report.components.len()
+        ),
+    });
+    let advisories = store.advisory_count()?;
+    let evaluation = inventory::evaluate(store, &collected)?;
+    let purls = inventory::purls(&collected);
+    let report = &evaluation.report;
+    note(&format!(
+        "scan against {advisories} stored advisories: {} vulnerabilities, {} informational, {} not evaluated",
+        report.vulnerabilities.len(),
+        report.informational.len(),
+        evaluation.not_evaluated.len()
+    ));
+    if advisories == 0 {
+        note(
+            "note: no advisories are stored (`cairn vulns import`), so the scan could find nothing",
+        );
+    }
+    for f in report.vulnerabilities.iter().take(MAX_LOGGED) {
+        note(&format!(
+            "  {} {} {} {} [{}] fixed: {}",
+            f.advisory_id,
+            f.ecosystem,
+            f.package,
+            f.installed_version,
+            f.severity.as_ref().map_or("unknown", |s| s.rating.as_str()),
+            if f.fixed_versions.is_empty() {
+                "none".to_owned()
+            } else {
+                f.fixed_versions.join(", ")
+            }
+        ));
+    }
+    for n in evaluation.not_evaluated.iter().take(MAX_LOGGED) {
+        note(&format!("  not evaluated: {}: {}", n.subject, n.reason));
+    }
+    let scan = VulnsScan {
+        scanner: Scanner {
+            uri: SCANNER_URI.to_owned(),
+            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            db: ScannerDb {
+                uri: Some(ADVISORY_DB_URI.to_owned()),
+                version: Some(advisories.to_string()),
+                last_update: evaluation
+                    .newest_modified
+                    .clone()
+                    .unwrap_or_else(|| cairn_model::time::rfc3339_utc(0)),
+            },
+            result: report
+                .vulnerabilities
+                .iter()
+                .map(|f| vuln_result(f, &purls))
+                .collect(),
+            not_evaluated: evaluation
+                .not_evaluated
+                .iter()
+                .map(|n| cairn_evidence::vulns::NotEvaluated {
+                    subject: n.subject.clone(),
+                    reason: n.reason.clone(),
+                })
+                .collect(),
+        },
+        metadata: ScanMetadata {
+            scan_started_on: cairn_model::time::rfc3339_utc(started_ms),
+            scan_finished_on: cairn_model::time::rfc3339_utc(now_ms()),
+        },
+    };
+    Ok(ImageInventory { bom, scan })
+}
+
+fn inventory_error(path: &Path, why: &str) -> EngineError {
+    EngineError::io("inventory", path)(std::io::Error::other(why.to_owned()))
+}
+
+/// One vulnerability as a vulns v0.2 result: cairn's rating and the CVSS score
+/// and vector as severities, the package and versions as an annotation.
+fn vuln_result(
+    f: &cairn_vuln::Finding,
+    purls: &std::collections::BTreeMap<(String, String, String), String>,
+) -> VulnResult {
+    let mut severity = vec![SeverityScore {
+        method: RATING_METHOD.to_owned(),
+        score: f
+            .severity
+            .as_ref()
+            .map_or("unknown", |s| s.rating.as_str())
+            .to_owned(),
+    }];
+    if let Some(s) = &f.severity {
+        severity.push(SeverityScore {
+            method: "cvss_score".to_owned(),
+            score: format!("{:.1}", s.score),
+        });
+        severity.push(SeverityScore {
+            method: s.kind.clone(),
+            score: s.vector.clone(),
+        });
+    }
+    let purl = purls
+        .get(&(
+            f.ecosystem.clone(),
+            f.package.clone(),
+            f.installed_version.clone(),
+        ))
+        .cloned()
+        .unwrap_or_else(|| format!("{}/{}@{}", f.ecosystem, f.package, f.installed_version));
+    let mut note = serde_json::Map::new();
+    note.insert("purl".into(), purl.into());
+    note.insert("ecosystem".into(), f.ecosystem.clone().into());
+    note.insert("package".into(), f.package.clone().into());
+    note.insert(
+        "installedVersion".into(),
+        f.installed_version.clone().into(),
+    );
+    note.insert("fixedVersions".into(), f.fixed_versions.clone().into());
+    note.insert("aliases".into(), f.aliases.clone().into());
+    if let Some(summary) = &f.summary {
+        note.insert("summary".into(), summary.clone().into());
+    }
+    VulnResult {
+        id: f.advisory_id.clone(),
+        severity,
+        annotations: vec![note],
+    }
+}
