@@ -197,3 +197,39 @@ fn a_stop_marks_a_run_past_its_grace_interrupted_and_keeps_queued_runs_queued() 
     }
     assert_eq!(again.stop(Duration::from_secs(30)), Some(0));
 }
+
+/// `cairn bench serve` works end to end (its numbers are for the bench to
+/// report, not for a test to judge): every request answered, pushes included.
+#[test]
+fn the_serve_bench_runs_mixed_load_without_errors() {
+    let app = Fixture::new();
+    let out = app
+        .cairn(&[
+            "--json",
+            "bench",
+            "serve",
+            "--clients",
+            "8",
+            "--seconds",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
+    let kinds = report["by_kind"].as_array().unwrap();
+    assert!(
+        kinds.iter().all(|k| k["requests"].as_u64().unwrap() > 0),
+        "{report}"
+    );
+    assert!(
+        report["runs_queued_by_webhooks"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+}

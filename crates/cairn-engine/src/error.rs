@@ -69,6 +69,13 @@ pub enum EngineError {
     },
     #[error("run {0} not found")]
     RunNotFound(cairn_model::RunId),
+    #[error(
+        "{workload} has no earlier deployment in {environment} to go back to; name the digest to go back to"
+    )]
+    NothingToRollBackTo {
+        workload: String,
+        environment: String,
+    },
     #[error("commit {commit} of this repository configures workload `{found}`, not `{expected}`")]
     WrongWorkload {
         expected: String,
@@ -170,6 +177,7 @@ impl EngineError {
                 | Self::UnknownEcosystem { .. }
                 | Self::RunNotFound(_)
                 | Self::WrongWorkload { .. }
+                | Self::NothingToRollBackTo { .. }
                 | Self::NoSigningKey { .. }
                 | Self::KeyExists { .. }
                 | Self::KeyExposed { .. }

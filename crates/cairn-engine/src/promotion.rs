@@ -88,6 +88,26 @@ pub struct Outcome {
     pub vsa_evidence: Option<i64>,
 }
 
+/// What a rollback of `workload` in `environment` goes back to: `to` when
+/// given, else what ran there before the current deployment.
+pub fn rollback_target(
+    store: &dyn Store,
+    workload: &str,
+    environment: &str,
+    to: Option<&str>,
+) -> Result<String, EngineError> {
+    if let Some(digest) = to {
+        return Ok(digest.to_owned());
+    }
+    store
+        .current_deployment(workload, environment)?
+        .and_then(|d| d.previous_digest)
+        .ok_or_else(|| EngineError::NothingToRollBackTo {
+            workload: workload.to_owned(),
+            environment: environment.to_owned(),
+        })
+}
+
 /// The context a promotion needs.
 #[derive(Debug)]
 pub struct Promoter<'a> {

@@ -226,6 +226,17 @@ async fn bad_or_missing_signatures_are_refused_and_counted() {
     server.send(request).await.problem(401);
     assert_eq!(rejections(&server, "github", "bad_signature"), 3);
     nothing_written(&server);
+    // And /metrics says so, for Prometheus.
+    let metrics = server
+        .call("GET", "/metrics", Some("viewer"), None)
+        .await
+        .text();
+    for (forge, n) in [("github", 3), ("gitlab", 2), ("gitea", 2)] {
+        let line = format!(
+            "cairn_webhook_rejections_total{{forge=\"{forge}\",reason=\"bad_signature\"}} {n}"
+        );
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
 }
 
 #[tokio::test]
@@ -244,6 +255,14 @@ async fn a_replayed_delivery_is_refused_and_queues_nothing_more() {
     assert_eq!(all_runs(&server).len(), 1);
     assert_eq!(server.store().deliveries(10).unwrap().len(), 1);
     assert_eq!(rejections(&server, "github", "replay"), 1);
+    let metrics = server
+        .call("GET", "/metrics", Some("viewer"), None)
+        .await
+        .text();
+    assert!(
+        metrics.contains("cairn_webhook_rejections_total{forge=\"github\",reason=\"replay\"} 1"),
+        "{metrics}"
+    );
 
     // The same id from another forge is another delivery; GitLab's id may come
     // as an Idempotency-Key.
@@ -278,6 +297,14 @@ async fn an_oversized_body_is_refused() {
     assert_eq!(rejections(&server, "github", "too_large"), 1);
     assert_eq!(rejections(&server, "gitea", "too_large"), 1);
     nothing_written(&server);
+    let metrics = server
+        .call("GET", "/metrics", Some("viewer"), None)
+        .await
+        .text();
+    assert!(
+        metrics.contains("cairn_webhook_rejections_total{forge=\"gitea\",reason=\"too_large\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

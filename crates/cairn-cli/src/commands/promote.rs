@@ -9,7 +9,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::anyhow;
 use cairn_engine::promotion::{Intent, Outcome, Promoter, Request};
 use serde_json::json;
 
@@ -86,19 +85,12 @@ pub fn promote(cli: &Cli, args: &PromoteArgs) -> Result<ExitCode, Failure> {
 
 pub fn rollback(cli: &Cli, args: &RollbackArgs) -> Result<ExitCode, Failure> {
     promoter_run(cli, |store, actor| {
-        let image = match &args.to {
-            Some(d) => d.clone(),
-            None => store
-                .current_deployment(&args.workload, &args.env)?
-                .and_then(|d| d.previous_digest)
-                .ok_or_else(|| {
-                    Failure::user(anyhow!(
-                        "{} has no earlier deployment in {} to go back to; pass --to DIGEST",
-                        args.workload,
-                        args.env
-                    ))
-                })?,
-        };
+        let image = cairn_engine::promotion::rollback_target(
+            store,
+            &args.workload,
+            &args.env,
+            args.to.as_deref(),
+        )?;
         Ok(Request {
             workload: args.workload.clone(),
             image,

@@ -52,7 +52,7 @@ impl Images {
         if !self.layout.has_blob(&d) {
             return Err(EngineError::ImageNotFound {
                 reference: digest.to_owned(),
-                why: format!("not in {}", self.layout.root().display()),
+                why: "not in the image store of this data directory".to_owned(),
             });
         }
         Ok(self.layout.image(&d)?)

@@ -236,19 +236,12 @@ async fn rollback(
                 Action::Rollback,
                 &Scope::environment(req.workload.clone(), req.env.clone()),
             )?;
-            let image = match req.to {
-                Some(digest) => digest,
-                None => s
-                    .store
-                    .current_deployment(&req.workload, &req.env)?
-                    .and_then(|d| d.previous_digest)
-                    .ok_or_else(|| {
-                        ApiError::unprocessable(format!(
-                            "{} has no earlier deployment in {} to go back to; send `to` with a digest",
-                            req.workload, req.env
-                        ))
-                    })?,
-            };
+            let image = cairn_engine::promotion::rollback_target(
+                &*s.store,
+                &req.workload,
+                &req.env,
+                req.to.as_deref(),
+            )?;
             run_promoter(
                 s,
                 &Request {

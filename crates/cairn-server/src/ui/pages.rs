@@ -606,10 +606,18 @@ pub async fn audit(
             let actor = actor.clone();
             move |s| {
                 let visible = s.visible(&actor)?;
+                // Each record's log entry proven against the log's checkpoint,
+                // as `cairn audit` does.
                 Ok(s.store
                     .changes(None, LIST_LIMIT)?
                     .into_iter()
                     .filter(|(_, c)| visible.includes(&c.workload))
+                    .map(|(id, c)| {
+                        let proof =
+                            cairn_engine::audit::prove_inclusion(&s.config.data, c.log_index)
+                                .map_err(|e| cairn_model::error_chain(&e));
+                        (id, c, proof)
+                    })
                     .collect::<Vec<_>>())
             }
         })
@@ -640,20 +648,27 @@ fn decision_of(change: &ChangeRecord) -> (Option<bool>, Vec<(String, String)>) {
     (decision["allow"].as_bool(), reasons)
 }
 
-fn audit_body(changes: &[(i64, ChangeRecord)]) -> Markup {
+fn audit_body(
+    changes: &[(
+        i64,
+        ChangeRecord,
+        Result<cairn_engine::audit::Inclusion, String>,
+    )],
+) -> Markup {
     html! {
         h1 { "Audit" }
         p {
             "Every promotion, rollback and denial is an entry in the append-only audit log. "
             "Its latest signed checkpoint: " a href="/log/checkpoint" { code { "/log/checkpoint" } } ". "
-            "Inclusion and consistency proofs: " code { "cairn audit" } " or the log's tiles under " code { "/log/tile/" } "."
+            "Each record's entry is proven in the log (an RFC 9162 inclusion proof against the checkpoint); "
+            "anyone can check it again from the log's tiles under " code { "/log/tile/" } " or with " code { "cairn audit" } "."
         }
         @if changes.is_empty() {
             p.muted #no-changes { "No change is recorded yet." }
         } @else {
             table #changes {
-                thead { tr { th { "#" } th { "When" } th { "What" } th { "Workload" } th { "Environment" } th { "Artifact" } th { "By" } th.num { "Log index" } th { "Gate" } } }
-                tbody { @for (id, c) in changes {
+                thead { tr { th { "#" } th { "When" } th { "What" } th { "Workload" } th { "Environment" } th { "Artifact" } th { "By" } th.num { "Log index" } th { "Proof" } th { "Gate" } } }
+                tbody { @for (id, c, proof) in changes {
                     @let (allow, reasons) = decision_of(c);
                     tr data-change=(id) data-kind=(c.kind) {
                         td { (id) }
@@ -667,6 +682,12 @@ fn audit_body(changes: &[(i64, ChangeRecord)]) -> Markup {
                         }
                         td { (c.actor) }
                         td.num.log-index { (c.log_index) }
+                        td.proof {
+                            @match proof {
+                                Ok(p) => span.badge data-status="passed" title=(format!("leaf {} root {}", p.leaf_hash, p.root)) { "proven in tree " (p.tree_size) },
+                                Err(e) => span.badge data-status="failed" title=(e) { "not proven" },
+                            }
+                        }
                         td {
                             @match allow {
                                 Some(true) => { "allowed" }

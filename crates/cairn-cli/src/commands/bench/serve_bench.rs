@@ -62,7 +62,7 @@ pub fn serve_bench(cli: &Cli, clients: usize, seconds: u64) -> Result<ExitCode, 
     std::fs::create_dir_all(&repo).context("creating the app")?;
     std::fs::write(
         repo.join("cairn.toml"),
-        "[workload]\nname = \"bench\"\nchain = \"default\"\n\n[build]\ncommand = \"true\"\n",
+        "[workload]\nname = \"bench\"\nchain = \"default\"\n\n[build]\ncommand = \"true\"\n\n[test]\nunit = \"true\"\n",
     )
     .context("writing cairn.toml")?;
     git(&repo, &["init", "-q", "-b", "main"])?;
