@@ -5,35 +5,8 @@
 
 use serde::Deserialize;
 
-use super::{Approval, Event, Push, parse_json};
-
-#[derive(Debug, Deserialize)]
-struct Repository {
-    full_name: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct PushPayload {
-    #[serde(rename = "ref")]
-    git_ref: String,
-    after: String,
-    repository: Repository,
-}
-
-#[derive(Debug, Deserialize)]
-struct User {
-    login: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Head {
-    sha: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct PullRequest {
-    head: Head,
-}
+use super::github::{PullRequest, Repository, User, parse_push};
+use super::{Approval, Event, parse_json};
 
 #[derive(Debug, Deserialize)]
 struct ReviewPayload {
@@ -47,14 +20,8 @@ struct ReviewPayload {
 /// `Err` says why the body is malformed.
 pub(super) fn parse(event: &str, body: &[u8]) -> Result<Event, String> {
     match event {
-        "push" => {
-            let p: PushPayload = parse_json(body)?;
-            Ok(Event::Push(Push {
-                repository: p.repository.full_name,
-                git_ref: p.git_ref,
-                after: p.after,
-            }))
-        }
+        // Gitea's push payload is GitHub's.
+        "push" => parse_push(body),
         "pull_request_review_approved" | "pull_request_approved" => {
             let p: ReviewPayload = parse_json(body)?;
             Ok(Event::Approval(Approval {

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use super::{Approval, Event, Push, parse_json};
 
 #[derive(Debug, Deserialize)]
-struct Repository {
-    full_name: String,
+pub(super) struct Repository {
+    pub(super) full_name: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -20,8 +20,8 @@ struct PushPayload {
 }
 
 #[derive(Debug, Deserialize)]
-struct User {
-    login: String,
+pub(super) struct User {
+    pub(super) login: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,13 +32,13 @@ struct Review {
 }
 
 #[derive(Debug, Deserialize)]
-struct Head {
-    sha: String,
+pub(super) struct Head {
+    pub(super) sha: String,
 }
 
 #[derive(Debug, Deserialize)]
-struct PullRequest {
-    head: Head,
+pub(super) struct PullRequest {
+    pub(super) head: Head,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +50,16 @@ struct ReviewPayload {
     repository: Repository,
 }
 
+/// A push (GitHub's payload, which Gitea sends too).
+pub(super) fn parse_push(body: &[u8]) -> Result<Event, String> {
+    let p: PushPayload = parse_json(body)?;
+    Ok(Event::Push(Push {
+        repository: p.repository.full_name,
+        git_ref: p.git_ref,
+        after: p.after,
+    }))
+}
+
 /// The delivery of event `event` (the `X-GitHub-Event` header) with `body`;
 /// `Err` says why the body is malformed.
 pub(super) fn parse(event: &str, body: &[u8]) -> Result<Event, String> {
@@ -58,14 +68,7 @@ pub(super) fn parse(event: &str, body: &[u8]) -> Result<Event, String> {
             parse_json::<serde_json::Value>(body)?;
             Ok(Event::Ping)
         }
-        "push" => {
-            let p: PushPayload = parse_json(body)?;
-            Ok(Event::Push(Push {
-                repository: p.repository.full_name,
-                git_ref: p.git_ref,
-                after: p.after,
-            }))
-        }
+        "push" => parse_push(body),
         "pull_request_review" => {
             let p: ReviewPayload = parse_json(body)?;
             if p.action.as_deref().is_some_and(|a| a != "submitted") {

@@ -3,26 +3,12 @@
 use cairn_model::{BaseRecord, ImageRecord, RunId};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
+use super::text::check_len;
 use crate::StoreError;
-
-const MAX_TEXT: usize = 4096;
-
-fn check(what: &'static str, values: &[&str]) -> Result<(), StoreError> {
-    for v in values {
-        if v.len() > MAX_TEXT {
-            return Err(StoreError::TooLarge {
-                what,
-                size: v.len(),
-                limit: MAX_TEXT,
-            });
-        }
-    }
-    Ok(())
-}
 
 pub(super) fn add_base(tx: &Transaction<'_>, b: &BaseRecord) -> Result<i64, StoreError> {
     let what = "adding a catalog base";
-    check("a catalog base field", &[&b.name, &b.digest, &b.source])?;
+    check_len("a catalog base field", &[&b.name, &b.digest, &b.source])?;
     tx.execute(
         "INSERT INTO bases (name, digest, source, imported_at_ms, packages, vulnerabilities) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -88,7 +74,7 @@ pub(super) fn bases(tx: &Transaction<'_>) -> Result<Vec<BaseRecord>, StoreError>
 
 pub(super) fn add_image(tx: &Transaction<'_>, i: &ImageRecord) -> Result<i64, StoreError> {
     let what = "recording an image";
-    check(
+    check_len(
         "an image field",
         &[
             &i.digest,

@@ -10,6 +10,7 @@ mod images;
 mod people;
 mod schema;
 mod server;
+mod text;
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::ErrorKind;

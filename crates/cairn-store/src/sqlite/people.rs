@@ -8,33 +8,8 @@
 use cairn_model::{ChangeRecord, DeploymentRecord, IdentityKind, IdentityRecord, RoleBinding};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
+use super::text::{check_len, check_nonempty};
 use crate::{MAX_CHANGE_JSON_BYTES, StoreError};
-
-/// The longest name, digest or detail the store keeps in these tables.
-const MAX_TEXT: usize = 4096;
-
-fn check_len(what: &'static str, values: &[&str]) -> Result<(), StoreError> {
-    for v in values {
-        if v.len() > MAX_TEXT {
-            return Err(StoreError::TooLarge {
-                what,
-                size: v.len(),
-                limit: MAX_TEXT,
-            });
-        }
-    }
-    Ok(())
-}
-
-fn check_nonempty(what: &'static str, field: &str, value: &str) -> Result<(), StoreError> {
-    if value.is_empty() {
-        return Err(StoreError::Invalid {
-            what,
-            why: format!("the {field} is empty"),
-        });
-    }
-    Ok(())
-}
 
 fn to_sql_index(what: &'static str, index: u64) -> Result<i64, StoreError> {
     i64::try_from(index).map_err(|_| StoreError::Invalid {

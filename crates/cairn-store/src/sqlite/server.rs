@@ -12,34 +12,9 @@ use cairn_model::{
 };
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
+use super::text::{check_len, check_nonempty};
 use super::{RUN_COLUMNS, RawRun, count, insert_run, parse_name};
 use crate::{DeliveryAccepted, StageDurationStat, StoreError};
-
-/// The longest name, login, token or outcome the store keeps in these tables.
-const MAX_TEXT: usize = 4096;
-
-fn check_len(what: &'static str, values: &[&str]) -> Result<(), StoreError> {
-    for v in values {
-        if v.len() > MAX_TEXT {
-            return Err(StoreError::TooLarge {
-                what,
-                size: v.len(),
-                limit: MAX_TEXT,
-            });
-        }
-    }
-    Ok(())
-}
-
-fn check_nonempty(what: &'static str, field: &str, value: &str) -> Result<(), StoreError> {
-    if value.is_empty() {
-        return Err(StoreError::Invalid {
-            what,
-            why: format!("the {field} is empty"),
-        });
-    }
-    Ok(())
-}
 
 /// Fails with `NotFound` unless the identity exists (revoked or not).
 fn require_identity(
