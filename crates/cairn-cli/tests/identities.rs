@@ -434,3 +434,57 @@ fn a_forge_login_is_linked_to_an_identity_through_the_audit_log() {
     }
     assert_eq!(log_size(&f), before + 1, "refusals write nothing");
 }
+
+#[test]
+fn a_token_with_an_expiry_works_until_then_and_says_when() {
+    let f = Fixture::new();
+    let admin = token_of(&ok(&f, None, &["identity", "add", "admin"]));
+    let temp = token_of(&ok(
+        &f,
+        Some(&admin),
+        &[
+            "identity",
+            "add",
+            "contractor@example.org",
+            "--expires-in",
+            "7",
+        ],
+    ));
+    ok(
+        &f,
+        Some(&admin),
+        &["role", "grant", "contractor@example.org", "viewer"],
+    );
+    let who = ok(&f, Some(&temp), &["identity", "whoami"]);
+    assert!(who.stdout.contains("contractor@example.org"), "{who:?}");
+    let list = f
+        .cairn(&["--json", "identity", "list"])
+        .env("CAIRN_TOKEN", &admin)
+        .output()
+        .unwrap();
+    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "contractor@example.org")
+        .unwrap();
+    assert!(entry["expires_at"].is_string(), "{entry}");
+    // Past its expiry (moved into the past in the store), it is refused like a revoked one.
+    f.tamper(
+        "UPDATE identities SET expires_at_ms = 1 WHERE name = ?",
+        &["contractor@example.org"],
+    );
+    let refused = as_(&f, Some(&temp), &["identity", "whoami"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("no active identity"), "{refused:?}");
+    let listed = ok(&f, Some(&admin), &["identity", "list"]).stdout;
+    assert!(listed.contains("expired"), "{listed}");
+    // Days are bounded.
+    let bad = as_(
+        &f,
+        Some(&admin),
+        &["identity", "add", "x@example.org", "--expires-in", "0"],
+    );
+    assert_eq!(bad.code, 1, "{bad:?}");
+}

@@ -178,6 +178,20 @@ pub fn create_identity(
     kind: IdentityKind,
     now_ms: i64,
 ) -> Result<NewIdentity, EngineError> {
+    create_expiring_identity(store, data, actor, name, kind, now_ms, None)
+}
+
+/// [`create_identity`] whose token stops working at `expires_at_ms` (`None`:
+/// until revoked).
+pub fn create_expiring_identity(
+    store: &dyn Store,
+    data: &DataDir,
+    actor: Option<&Identity>,
+    name: &str,
+    kind: IdentityKind,
+    now_ms: i64,
+    expires_at_ms: Option<i64>,
+) -> Result<NewIdentity, EngineError> {
     check_identity_name(name)?;
     if let Some(actor) = actor {
         authorize(
@@ -217,7 +231,7 @@ pub fn create_identity(
         token_sha256: token_sha256(token.expose()),
         created_at_ms: now_ms,
         revoked_at_ms: None,
-        expires_at_ms: None,
+        expires_at_ms,
     };
     let exists = |e: StoreError| match e {
         StoreError::Exists { .. } => EngineError::IdentityExists {

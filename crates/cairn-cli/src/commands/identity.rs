@@ -44,6 +44,9 @@ pub enum IdentityCommand {
         /// approve or override.
         #[arg(long)]
         service_account: bool,
+        /// The token stops working after this many days (default: until revoked).
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in: Option<u32>,
     },
     /// List identities (never their tokens).
     List,
@@ -105,6 +108,7 @@ pub fn identity(cli: &Cli, cmd: &IdentityCommand) -> Result<ExitCode, Failure> {
         IdentityCommand::Add {
             name,
             service_account,
+            expires_in,
         } => {
             let kind = if *service_account {
                 IdentityKind::ServiceAccount
@@ -120,13 +124,16 @@ pub fn identity(cli: &Cli, cmd: &IdentityCommand) -> Result<ExitCode, Failure> {
             } else {
                 Some(access::actor_from_env(store)?)
             };
-            let created = logged(access::create_identity(
+            let now = now_ms();
+            let expires = expires_in.map(|days| now + i64::from(days) * 86_400_000);
+            let created = logged(access::create_expiring_identity(
                 store,
                 &data,
                 actor.as_ref(),
                 name,
                 kind,
-                now_ms(),
+                now,
+                expires,
             ))?;
             print_created(cli, &created);
         }
@@ -146,9 +153,12 @@ pub fn identity(cli: &Cli, cmd: &IdentityCommand) -> Result<ExitCode, Failure> {
                         i.name,
                         i.kind.as_str(),
                         rfc3339_utc(i.created_at_ms),
-                        match i.revoked_at_ms {
-                            Some(at) => format!("revoked {}", rfc3339_utc(at)),
-                            None => "active".to_owned(),
+                        match (i.revoked_at_ms, i.expires_at_ms) {
+                            (Some(at), _) => format!("revoked {}", rfc3339_utc(at)),
+                            (None, Some(at)) if at <= now_ms() =>
+                                format!("expired {}", rfc3339_utc(at)),
+                            (None, Some(at)) => format!("active until {}", rfc3339_utc(at)),
+                            (None, None) => "active".to_owned(),
                         }
                     );
                 }
@@ -324,6 +334,7 @@ fn identity_json(i: &IdentityRecord) -> Value {
         "kind": i.kind.as_str(),
         "created_at": rfc3339_utc(i.created_at_ms),
         "revoked_at": i.revoked_at_ms.map(rfc3339_utc),
+        "expires_at": i.expires_at_ms.map(rfc3339_utc),
     })
 }
 
