@@ -28,18 +28,38 @@ fn log_in_watch_a_run_go_green_and_read_why_another_failed() {
         playwright.join("package.json").is_file() && Path::new("/usr/bin/chromium").is_file(),
         "the browser tests need chromium and playwright-core: run scripts/install-browser-tools"
     );
-    let green = Fixture::example("hello-c");
+    let green = Fixture::example("hello-web");
     let red = Fixture::example("greeter-py");
+    green.ok(&["base", "create", "tiny", "--name", "tiny"]);
     let mut up = Up::start(&green.data, &[]);
+    let admin = up.admin_token();
     green.ok(&["workload", "add", "."]);
     green.ok(&["workload", "add", red.repo.to_str().unwrap()]);
+    // A release manager, to promote over the API.
+    let added = green
+        .cairn(&["identity", "add", "rita@example.org"])
+        .env("CAIRN_TOKEN", &admin)
+        .output()
+        .unwrap();
+    let release = String::from_utf8_lossy(&added.stdout)
+        .lines()
+        .find(|l| l.starts_with("cairn_"))
+        .unwrap()
+        .to_owned();
+    let granted = green
+        .cairn(&["role", "grant", "rita@example.org", "release-manager"])
+        .env("CAIRN_TOKEN", &admin)
+        .output()
+        .unwrap();
+    assert!(granted.status.success(), "{granted:?}");
     let shots = target_dir().join("browser-screenshots");
     let out = Command::new("node")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/e2e.mjs"))
         .env("CAIRN_URL", &up.url)
-        .env("CAIRN_TOKEN", up.admin_token())
+        .env("CAIRN_TOKEN", &admin)
+        .env("RELEASE_TOKEN", &release)
         .env("SCREENSHOTS", &shots)
-        .env("GREEN", "hello-c")
+        .env("GREEN", "hello-web")
         .env("RED", "greeter-py")
         .env("PLAYWRIGHT", &playwright)
         .output()
@@ -53,6 +73,8 @@ fn log_in_watch_a_run_go_green_and_read_why_another_failed() {
         up.seen.join("\n")
     );
     assert!(stdout.contains("went green live"), "{stdout}");
+    assert!(stdout.contains("promoted sha256:"), "{stdout}");
+    assert!(stdout.contains("each proven in tree"), "{stdout}");
     assert!(stdout.contains("failed; why: stage unit-tests"), "{stdout}");
     for name in [
         "login",

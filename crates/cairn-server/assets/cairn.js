@@ -49,11 +49,23 @@
     }
   }
 
+  function setTime(id, text) {
+    var el = document.getElementById(id);
+    if (!el || !text) return;
+    var t = document.createElement("time");
+    t.setAttribute("datetime", text);
+    t.textContent = text;
+    el.textContent = "";
+    el.appendChild(t);
+  }
+
   function updateRun(r) {
     setStatus(statusEl, r.status);
     run.setAttribute("data-status", r.status);
     var d = document.getElementById("run-duration");
     if (d) d.textContent = duration(r.duration_ms);
+    setTime("run-started", r.started_at);
+    setTime("run-finished", r.finished_at);
   }
 
   function linesOf(stage) {
@@ -88,6 +100,8 @@
     span.textContent = line.text + "\n";
     pre.appendChild(span);
     pre.setAttribute("data-last-seq", String(line.seq));
+    var count = pre.parentNode.querySelector("summary .count");
+    if (count) count.textContent = String(pre.querySelectorAll(".line").length);
     pre.scrollTop = pre.scrollHeight;
   }
 

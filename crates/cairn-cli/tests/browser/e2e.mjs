@@ -3,8 +3,9 @@
 // run and watches it go green on its page without reloading, then opens a
 // failed run and reads why. Keeps a screenshot of each main page.
 //
-// Env: CAIRN_URL, CAIRN_TOKEN, SCREENSHOTS (a directory), GREEN (workload
-// whose run passes), RED (workload whose run fails), PLAYWRIGHT (the
+// Env: CAIRN_URL, CAIRN_TOKEN (an admin's), RELEASE_TOKEN (a release
+// manager's), SCREENSHOTS (a directory), GREEN (workload whose run passes and
+// builds an image), RED (workload whose run fails), PLAYWRIGHT (the
 // playwright-core module's path).
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
@@ -19,6 +20,15 @@ mkdirSync(shots, { recursive: true });
 function fail(message) {
   console.error("FAIL: " + message);
   process.exit(1);
+}
+
+async function api(method, path, tokenToUse, body) {
+  const response = await fetch(base + path, {
+    method,
+    headers: { authorization: "Bearer " + tokenToUse, "content-type": "application/json" },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: response.status, body: await response.json() };
 }
 
 async function queue(workload) {
@@ -86,8 +96,23 @@ try {
   if (!stages.length || stages.some((s) => s !== "passed" && s !== "skipped")) fail("stages after green: " + stages);
   const lines = await page.locator("#log .line").count();
   if (lines === 0) fail("no log lines arrived on the live page");
+  const finished = (await page.textContent("#run-finished")) || "";
+  if (!/^\s*\d{4}-\d\d-\d\dT/.test(finished)) fail("the finish time was not filled in live: " + finished);
   console.log(`run ${green} went green live: ${[...seen].join(" -> ")}; ${stages.length} stages; ${lines} log lines`);
   await page.screenshot({ path: shots + "/run-green.png", fullPage: true });
+
+  // Its image goes to staging through the gate (as a release manager, over the
+  // API); the environments and audit pages show it, the change proven in the log.
+  const evidence = await api("GET", `/api/runs/${green}/evidence`, token);
+  const image = evidence.body.evidence.find(
+    (e) => e.predicate_type === "https://slsa.dev/provenance/v1" && e.subject_digest.startsWith("sha256:"),
+  );
+  if (!image) fail("run " + green + " has no provenance about an image");
+  const promoted = await api("POST", "/api/promotions", process.env.RELEASE_TOKEN, {
+    workload: process.env.GREEN, image: image.subject_digest, to: "staging",
+  });
+  if (promoted.status !== 200) fail("promotion to staging: " + promoted.status + " " + JSON.stringify(promoted.body));
+  console.log(`promoted ${image.subject_digest} to staging: change ${promoted.body.change}, log entry ${promoted.body.log_index}`);
 
   // The failed run: its page says why.
   const red = await queue(process.env.RED);
@@ -107,6 +132,13 @@ try {
     if (response.status() !== 200) fail(`${path}: ${response.status()}`);
     await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
   }
+  await page.goto(base + "/environments");
+  const current = (await page.textContent("#current")) || "";
+  if (!current.includes(process.env.GREEN) || !current.includes("staging")) fail("environments page: " + current);
+  await page.goto(base + "/audit");
+  const proofs = await page.$$eval("#changes .proof", (els) => els.map((e) => e.textContent.trim()));
+  if (!proofs.length || proofs.some((p) => !p.startsWith("proven"))) fail("audit proofs: " + proofs);
+  console.log("audit: " + proofs.length + " change records, each " + proofs[0]);
   if (violations.length) fail("console errors (CSP or script): " + violations.join(" | "));
   console.log("screenshots in " + shots);
 } finally {

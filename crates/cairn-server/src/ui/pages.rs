@@ -245,8 +245,8 @@ fn run_body(e: &Explanation, logs: &[Vec<LogLine>]) -> Markup {
                 @if let Some(r) = &run.git_ref { dt { "Ref" } dd { code { (r) } } }
                 dt { "Trigger" } dd { (run.trigger.as_text()) }
                 dt { "Created" } dd { (time(run.created_at_ms)) }
-                dt { "Started" } dd { (maybe_time(run.started_at_ms)) }
-                dt { "Finished" } dd { (maybe_time(run.finished_at_ms)) }
+                dt { "Started" } dd #run-started { (maybe_time(run.started_at_ms)) }
+                dt { "Finished" } dd #run-finished { (maybe_time(run.finished_at_ms)) }
                 dt { "Duration" } dd #run-duration { (duration(run_ms(run))) }
                 @if let Some(reason) = &run.reason { dt { "Reason" } dd #run-reason { (reason) } }
             }
@@ -304,7 +304,7 @@ fn run_body(e: &Explanation, logs: &[Vec<LogLine>]) -> Markup {
                 @for (stage, lines) in e.stages.iter().zip(logs) {
                     @if !lines.is_empty() || !is_final {
                         details data-log-stage=(stage.name) open[stage.status != cairn_model::StageStatus::Passed || !is_final] {
-                            summary { (stage.name) " " span.muted { "(" (lines.len()) " lines"
+                            summary { (stage.name) " " span.muted { "(" span.count { (lines.len()) } " lines"
                                 @if lines.len() == LOG_LINES_PER_STAGE { ", the first " (LOG_LINES_PER_STAGE) "; " a href={ "/api/runs/" (e.run.id.0) "/logs?stage=" (stage.name) } { "all" } }
                                 ")" } }
                             pre.lines data-last-seq=(lines.last().map_or(-1, |l| i64::try_from(l.seq).unwrap_or(i64::MAX))) {
