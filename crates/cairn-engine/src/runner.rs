@@ -243,6 +243,15 @@ impl Engine {
         dir: &Path,
         forge_repository: Option<&str>,
     ) -> Result<WorkloadRecord, EngineError> {
+        if let Some(f) = forge_repository
+            && !forge_name_ok(f)
+        {
+            return Err(EngineError::BadName {
+                what: "forge repository",
+                value: f.chars().take(200).collect(),
+                why: "write owner/name (GitLab groups: group/sub/name)",
+            });
+        }
         let loaded = load_workload(dir, "HEAD", self.platform_dir.as_deref())?;
         let name = &loaded.workload.name;
         self.store
@@ -1051,6 +1060,21 @@ fn new_run(loaded: &LoadedWorkload, git_ref: Option<&str>, trigger: Trigger) -> 
             .collect(),
         trigger,
     }
+}
+
+/// `owner/name` (or GitLab's `group/sub/name`): non-empty segments of letters,
+/// digits, `-`, `_` and `.`, none of them `.` or `..`.
+fn forge_name_ok(name: &str) -> bool {
+    let segments: Vec<&str> = name.split('/').collect();
+    name.len() <= 512
+        && segments.len() >= 2
+        && segments.iter().all(|s| {
+            !s.is_empty()
+                && *s != "."
+                && *s != ".."
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
 }
 
 /// Where the app lives: its directory in its git repository (what a worker

@@ -35,7 +35,12 @@ fn parameters(path: &str) -> Vec<Value> {
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| {
             let name = name.trim_start_matches('*');
-            json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+            let schema = match name {
+                "id" => json!({"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}),
+                "digest" => json!({"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}),
+                _ => json!({"type": "string"}),
+            };
+            json!({"name": name, "in": "path", "required": true, "schema": schema})
         })
         .collect()
 }
@@ -103,7 +108,11 @@ fn operation(route: &Route) -> Value {
         Access::Public => op["security"] = json!([]),
     }
     if matches!(route.method, Method::POST | Method::PUT | Method::PATCH) {
-        let mut media = json!({"schema": {"type": "object"}});
+        let schema = route
+            .body_schema
+            .and_then(|b| serde_json::from_str::<Value>(b).ok())
+            .unwrap_or_else(|| json!({"type": "object"}));
+        let mut media = json!({ "schema": schema });
         if let Some(example) = route
             .example_body
             .and_then(|b| serde_json::from_str::<Value>(b).ok())

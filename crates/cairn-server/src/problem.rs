@@ -146,6 +146,14 @@ impl ApiError {
     fn from_store(store: &StoreError, whole: &dyn std::fmt::Display) -> Self {
         match store {
             StoreError::NotFound { .. } => ApiError::not_found(store.to_string()),
+            // What the request asked to keep breaks the store's rules: the
+            // request's fault, said as the store says it.
+            StoreError::Invalid { .. } | StoreError::TooLarge { .. } => {
+                ApiError::unprocessable(store.to_string())
+            }
+            StoreError::Exists { .. } | StoreError::InUse { .. } => {
+                ApiError::conflict(store.to_string())
+            }
             _ => ApiError::internal(whole),
         }
     }

@@ -53,6 +53,8 @@ pub struct Route {
     pub example: &'static str,
     /// An example JSON body (for routes that take one), for the same tests.
     pub example_body: Option<&'static str>,
+    /// The JSON Schema of the body (for the OpenAPI document).
+    pub body_schema: Option<&'static str>,
     /// What the route answers on success.
     pub success: StatusCode,
     pub handler: MethodRouter<AppState>,
@@ -171,6 +173,7 @@ impl Route {
             access,
             example: path,
             example_body: None,
+            body_schema: None,
             success: StatusCode::OK,
             handler,
         }
@@ -193,6 +196,11 @@ impl Route {
 
     pub fn example_body(mut self, body: &'static str) -> Route {
         self.example_body = Some(body);
+        self
+    }
+
+    pub fn body_schema(mut self, schema: &'static str) -> Route {
+        self.body_schema = Some(schema);
         self
     }
 

@@ -131,6 +131,22 @@ async fn the_openapi_document_names_exactly_the_routes_that_answer() {
         let op = &paths[&path][&method];
         assert!(op.is_object(), "{route:?} is not in the document");
         assert!(op["responses"][route.success.as_u16().to_string()].is_object());
+        if route.method == Method::POST && route.kind == Kind::Api && route.access != Access::Signed
+        {
+            let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+            assert!(
+                schema["required"].is_array(),
+                "{route:?} documents its body: {schema}"
+            );
+            let example: serde_json::Value =
+                serde_json::from_str(route.example_body.unwrap()).unwrap();
+            for field in schema["required"].as_array().unwrap() {
+                assert!(
+                    example.get(field.as_str().unwrap()).is_some(),
+                    "{route:?}: {field}"
+                );
+            }
+        }
         if let Access::Role(action) = route.access {
             assert_eq!(op["x-cairn-action"], action.as_str());
             assert!(op["responses"]["401"].is_object() && op["responses"]["403"].is_object());

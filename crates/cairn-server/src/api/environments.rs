@@ -53,7 +53,8 @@ pub fn routes() -> Vec<Route> {
         )
         .summary("Promote an image to an environment through the gate (422 with the reasons when denied)")
         .tag("environments")
-        .example_body(r#"{"workload":"hello","image":"sha256:0000000000000000000000000000000000000000000000000000000000000000","to":"staging"}"#),
+        .example_body(r#"{"workload":"hello","image":"sha256:0000000000000000000000000000000000000000000000000000000000000000","to":"staging"}"#)
+        .body_schema(r#"{"type":"object","required":["workload","image","to"],"additionalProperties":false,"properties":{"workload":{"type":"string"},"image":{"type":"string","description":"a digest, a unique digest prefix, or WORKLOAD:COMMIT12"},"to":{"type":"string"},"override":{"type":"string","description":"break-glass: deploy despite a denial, with this reason (flagged)"}}}"#),
         Route::new(
             Method::POST,
             "/api/rollbacks",
@@ -62,7 +63,8 @@ pub fn routes() -> Vec<Route> {
         )
         .summary("Roll an environment back to an earlier deployment, through the gate")
         .tag("environments")
-        .example_body(r#"{"workload":"hello","env":"staging","to":"sha256:0000000000000000000000000000000000000000000000000000000000000000"}"#),
+        .example_body(r#"{"workload":"hello","env":"staging","to":"sha256:0000000000000000000000000000000000000000000000000000000000000000"}"#)
+        .body_schema(r#"{"type":"object","required":["workload","env"],"additionalProperties":false,"properties":{"workload":{"type":"string"},"env":{"type":"string"},"to":{"type":"string","description":"the digest to go back to (default: the previous one)"},"override":{"type":"string"}}}"#),
     ]
 }
 

@@ -35,6 +35,7 @@ pub fn routes() -> Vec<Route> {
         )
         .tag("reviews")
         .example_body(r#"{"workload":"hello","commit":"HEAD","verdict":"approve"}"#)
+        .body_schema(r#"{"type":"object","required":["workload","commit","verdict"],"additionalProperties":false,"properties":{"workload":{"type":"string"},"commit":{"type":"string"},"verdict":{"type":"string","enum":["approve","request-changes"]},"comment":{"type":"string"}}}"#)
         .success(StatusCode::CREATED),
     ]
 }

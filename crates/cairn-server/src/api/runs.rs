@@ -36,6 +36,7 @@ pub fn routes() -> Vec<Route> {
         .summary("Queue a run of a workload at a commit or ref; a worker takes it")
         .tag("runs")
         .example_body(r#"{"workload":"hello","rev":"HEAD"}"#)
+        .body_schema(r#"{"type":"object","required":["workload"],"additionalProperties":false,"properties":{"workload":{"type":"string"},"rev":{"type":"string","description":"a commit or ref (default HEAD)"}}}"#)
         .success(StatusCode::ACCEPTED),
         Route::new(Method::GET, "/api/runs/{id}", view, get(detail))
             .summary("A run, its stages, and why it failed")

@@ -41,6 +41,7 @@ pub fn routes() -> Vec<Route> {
         .summary("Onboard a workload: its repository on this host, and its name on the forge")
         .tag("workloads")
         .example_body(r#"{"repo":"/nonexistent/app"}"#)
+        .body_schema(r#"{"type":"object","required":["repo"],"additionalProperties":false,"properties":{"repo":{"type":"string","description":"the app's git repository on this host (absolute path)"},"forge_repository":{"type":"string","description":"owner/name on the forge, for webhooks"}}}"#)
         .success(StatusCode::CREATED),
         Route::new(
             Method::GET,
