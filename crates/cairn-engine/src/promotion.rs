@@ -88,6 +88,47 @@ pub struct Outcome {
     pub vsa_evidence: Option<i64>,
 }
 
+/// The gate's decision as a change record keeps it: what `cairn explain
+/// change:N` prints and the UI's audit page shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordedDecision {
+    /// `None` when the record holds no decision (a policy change).
+    pub allow: Option<bool>,
+    /// `(rule, message)` of each reason, in order.
+    pub reasons: Vec<(String, String)>,
+    pub policy_digest: Option<String>,
+    pub input_digest: Option<String>,
+    /// What happened (`deployed`, `denied: nothing was deployed`, …).
+    pub outcome: Option<String>,
+}
+
+impl RecordedDecision {
+    /// Reads the decision out of a change record's JSON (anything missing or
+    /// malformed reads as absent, never as allowed).
+    pub fn of(change: &ChangeRecord) -> RecordedDecision {
+        let record: Value = serde_json::from_str(&change.json).unwrap_or_default();
+        let decision = &record["decision"];
+        let text = |v: &Value| v.as_str().map(str::to_owned);
+        RecordedDecision {
+            allow: decision["allow"].as_bool(),
+            reasons: decision["reasons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    (
+                        r["rule"].as_str().unwrap_or("?").to_owned(),
+                        r["message"].as_str().unwrap_or("?").to_owned(),
+                    )
+                })
+                .collect(),
+            policy_digest: text(&decision["policyDigest"]),
+            input_digest: text(&decision["inputDigest"]),
+            outcome: text(&record["outcome"]),
+        }
+    }
+}
+
 /// What a rollback of `workload` in `environment` goes back to: `to` when
 /// given, else what ran there before the current deployment.
 pub fn rollback_target(

@@ -158,26 +158,22 @@ fn explain_change(
         change.log_index
     );
     println!("artifact:  {}", change.to_digest);
-    if let Some(outcome) = record["outcome"].as_str() {
+    let decision = cairn_engine::promotion::RecordedDecision::of(&change);
+    if let Some(outcome) = &decision.outcome {
         println!("outcome:   {outcome}");
     }
-    let decision = &record["decision"];
     println!(
         "decision:  {} (policy {}, input {})",
-        if decision["allow"].as_bool() == Some(true) {
+        if decision.allow == Some(true) {
             "allow"
         } else {
             "deny"
         },
-        decision["policyDigest"].as_str().unwrap_or("?"),
-        decision["inputDigest"].as_str().unwrap_or("?")
+        decision.policy_digest.as_deref().unwrap_or("?"),
+        decision.input_digest.as_deref().unwrap_or("?")
     );
-    for r in decision["reasons"].as_array().into_iter().flatten() {
-        println!(
-            "  rule {}: {}",
-            r["rule"].as_str().unwrap_or("?"),
-            r["message"].as_str().unwrap_or("?")
-        );
+    for (rule, message) in &decision.reasons {
+        println!("  rule {rule}: {message}");
     }
     println!(
         "hint:      `cairn policy eval {} {} --to {}` prints the gate's whole input",

@@ -630,24 +630,6 @@ pub async fn audit(
     )))
 }
 
-/// The gate's reasons kept in a change record (a denied promotion's "why").
-fn decision_of(change: &ChangeRecord) -> (Option<bool>, Vec<(String, String)>) {
-    let record: serde_json::Value = serde_json::from_str(&change.json).unwrap_or_default();
-    let decision = &record["decision"];
-    let reasons = decision["reasons"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            (
-                r["rule"].as_str().unwrap_or("?").to_owned(),
-                r["message"].as_str().unwrap_or("?").to_owned(),
-            )
-        })
-        .collect();
-    (decision["allow"].as_bool(), reasons)
-}
-
 fn audit_body(
     changes: &[(
         i64,
@@ -669,7 +651,8 @@ fn audit_body(
             table #changes {
                 thead { tr { th { "#" } th { "When" } th { "What" } th { "Workload" } th { "Environment" } th { "Artifact" } th { "By" } th.num { "Log index" } th { "Proof" } th { "Gate" } } }
                 tbody { @for (id, c, proof) in changes {
-                    @let (allow, reasons) = decision_of(c);
+                    @let decision = cairn_engine::promotion::RecordedDecision::of(c);
+                    @let (allow, reasons) = (decision.allow, decision.reasons);
                     tr data-change=(id) data-kind=(c.kind) {
                         td { (id) }
                         td { (time(c.at_ms)) }
