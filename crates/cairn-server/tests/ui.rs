@@ -833,3 +833,46 @@ async fn a_running_run_page_is_ready_for_the_live_script() {
     assert!(body.contains("event: end"), "{body}");
     assert!(body.contains("\"status\":\"succeeded\""), "{body}");
 }
+
+#[tokio::test]
+async fn the_run_form_needs_the_sessions_csrf_token() {
+    let f = fixture();
+    let session = log_in(&f.app, &f.admin_token).await;
+    let (_, home) = send(&f.app, get("/", Some(&session))).await;
+    let csrf = form_csrf(&home);
+    for (form, origin, why) in [
+        (String::new(), Some("http://cairn.test"), "no token"),
+        (
+            "csrf=forged".to_owned(),
+            Some("http://cairn.test"),
+            "a wrong token",
+        ),
+        (
+            format!("csrf={csrf}"),
+            Some("http://evil.example"),
+            "another site",
+        ),
+    ] {
+        let (response, html) = send(
+            &f.app,
+            post_form("/workloads/hello/runs", Some(&session), origin, &form),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{why}: {html}");
+        println!("POST /workloads/hello/runs with {why} -> 403");
+    }
+    // With the token, the request reaches the engine (here: no such workload).
+    let (response, html) = send(
+        &f.app,
+        post_form(
+            "/workloads/hello/runs",
+            Some(&session),
+            Some("http://cairn.test"),
+            &format!("csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND, "{html}");
+    assert!(html.contains("not onboarded"), "{html}");
+    assert!(f.store.runs(&Default::default()).unwrap().is_empty());
+}

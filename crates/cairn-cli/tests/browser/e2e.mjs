@@ -75,8 +75,14 @@ try {
 
   // The green run, watched live: the page is opened while the run is queued
   // or running, and turns green without a reload.
-  const green = await queue(process.env.GREEN);
-  await page.goto(`${base}/runs/${green}`);
+  // The run is queued from the workloads page's form (with the session's CSRF
+  // token), which leads to the run's page.
+  await Promise.all([
+    page.waitForNavigation(),
+    page.click(`tr[data-workload="${process.env.GREEN}"] form.run-now button`),
+  ]);
+  const green = Number((page.url().match(/\/runs\/(\d+)$/) || [])[1]);
+  if (!green) fail("the Run button led to " + page.url());
   const first = await page.getAttribute("#run-status", "data-status");
   if (!["queued", "running"].includes(first)) fail(`run ${green} was already ${first} when its page opened`);
   await page.evaluate(() => { window.__cairnSamePage = true; });

@@ -152,7 +152,7 @@ pub async fn logout(
 }
 
 /// Refuses a request whose `Origin` (when sent) is not this host.
-fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };

@@ -32,6 +32,16 @@ pub fn routes() -> Vec<Route> {
         Route::new(Method::GET, "/", view, get(pages::home))
             .summary("Workloads and their latest run")
             .tag("ui"),
+        Route::new(
+            Method::POST,
+            "/workloads/{name}/runs",
+            Access::Role(Action::Run),
+            post(pages::run_now),
+        )
+        .summary("Queue a run of the workload at its HEAD (a form with the session's CSRF token)")
+        .tag("ui")
+        .example("/workloads/hello/runs")
+        .success(StatusCode::SEE_OTHER),
         Route::new(Method::GET, "/runs", view, get(pages::runs))
             .summary("Runs with each stage's status and duration")
             .tag("ui"),

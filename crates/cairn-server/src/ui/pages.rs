@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use cairn_engine::explain::{Explanation, explain};
 use cairn_model::{
     ChangeRecord, DeploymentRecord, EvidenceRecord, LogLine, RunRecord, StageRecord, WorkloadRecord,
@@ -52,6 +52,16 @@ pub async fn home(
                     if !visible.includes(&w.name) {
                         continue;
                     }
+                    // Only a browser session gets forms, and only where its
+                    // roles allow the action.
+                    let may_run = actor.csrf().is_some()
+                        && cairn_engine::access::authorize(
+                            &*s.store,
+                            &actor.identity,
+                            Action::Run,
+                            &Scope::workload(w.name.clone()),
+                        )
+                        .is_ok();
                     let latest = s
                         .store
                         .runs(&RunFilter {
@@ -61,7 +71,7 @@ pub async fn home(
                         })?
                         .into_iter()
                         .next();
-                    rows.push((w, latest));
+                    rows.push((w, latest, may_run));
                 }
                 Ok(rows)
             }
@@ -71,20 +81,63 @@ pub async fn home(
         "Workloads",
         Nav::Workloads,
         Some(&actor),
-        workloads_body(&rows),
+        workloads_body(&rows, actor.csrf()),
     )))
 }
 
-fn workloads_body(rows: &[(WorkloadRecord, Option<RunRecord>)]) -> Markup {
+/// `POST /workloads/{name}/runs`: queues a run at the workload's HEAD and goes
+/// to its page. A browser needs the session's CSRF token (and a same-site
+/// Origin); the roles model decides.
+pub async fn run_now(
+    State(state): State<AppState>,
+    PageActor(actor): PageActor,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    form: Result<axum::Form<RunForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    super::login::same_origin(&headers)?;
+    let submitted = form.ok().and_then(|axum::Form(f)| f.csrf);
+    if !crate::session::csrf_ok(&actor, submitted.as_deref()) {
+        return Err(ApiError::forbidden(
+            "this form needs the session's CSRF token: use the Run button on the workloads page",
+        )
+        .into());
+    }
+    let run = state
+        .blocking(move |s| {
+            s.authorize(&actor, Action::Run, &Scope::workload(name.clone()))?;
+            crate::api::runs::queue_run(
+                s,
+                &name,
+                "HEAD",
+                cairn_model::Trigger::Api {
+                    actor: actor.identity.name.clone(),
+                },
+            )
+        })
+        .await?;
+    state.0.queued.ring();
+    Ok(axum::response::Redirect::to(&format!("/runs/{}", run.id.0)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RunForm {
+    csrf: Option<String>,
+}
+
+fn workloads_body(
+    rows: &[(WorkloadRecord, Option<RunRecord>, bool)],
+    csrf: Option<&str>,
+) -> Markup {
     html! {
         h1 { "Workloads" }
         @if rows.is_empty() {
             p.muted #no-workloads { "No workload is onboarded yet (" code { "POST /api/workloads" } ")." }
         } @else {
             table #workloads {
-                thead { tr { th { "Workload" } th { "Repository" } th { "Latest run" } th { "Status" } th { "When" } } }
+                thead { tr { th { "Workload" } th { "Repository" } th { "Latest run" } th { "Status" } th { "When" } th {} } }
                 tbody {
-                    @for (w, run) in rows {
+                    @for (w, run, may_run) in rows {
                         tr data-workload=(w.name) {
                             td { a href={ "/runs?workload=" (w.name) } { (w.name) } }
                             td { code { (w.repo) } }
@@ -94,6 +147,14 @@ fn workloads_body(rows: &[(WorkloadRecord, Option<RunRecord>)]) -> Markup {
                                 td { (time(run.created_at_ms)) }
                             } @else {
                                 td.none colspan="3" { "never run" }
+                            }
+                            td {
+                                @if let (true, Some(csrf)) = (*may_run, csrf) {
+                                    form.run-now method="post" action={ "/workloads/" (w.name) "/runs" } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        button type="submit" { "Run HEAD" }
+                                    }
+                                }
                             }
                         }
                     }
