@@ -38,7 +38,12 @@ use crate::{
 /// The [`Store`] on SQLite. One connection behind a mutex: SQLite serialises writers
 /// anyway, and WAL keeps other processes' readers unblocked.
 pub struct SqliteStore {
+    /// The connection every write goes through (and every read in memory).
     conn: Mutex<Connection>,
+    /// Connections for reads (a file in WAL mode lets readers run beside the
+    /// writer and each other): a server's many requests do not queue behind one.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
     /// The database file; `None` in memory.
     path: Option<PathBuf>,
 }
@@ -57,6 +62,9 @@ impl SqliteStore {
 
     /// How long a write waits for another process's write to finish.
     pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// How many connections serve reads (a file-backed store).
+    pub const READERS: usize = 4;
 
     /// The schema version this code writes (`PRAGMA user_version`).
     pub const SCHEMA_VERSION: i64 = schema::KNOWN_VERSION;
@@ -128,8 +136,17 @@ impl SqliteStore {
         }
         configure(&conn)?;
         schema::migrate(&mut conn, &path)?;
+        let mut readers = Vec::with_capacity(Self::READERS);
+        for _ in 0..Self::READERS {
+            let reader = Connection::open(&path).map_err(open_err)?;
+            reader.busy_timeout(Self::BUSY_TIMEOUT).map_err(open_err)?;
+            configure(&reader)?;
+            readers.push(Mutex::new(reader));
+        }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            readers,
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
             path: Some(path),
         })
     }
@@ -145,6 +162,8 @@ impl SqliteStore {
         schema::migrate(&mut conn, &path)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            readers: Vec::new(),
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
             path: None,
         })
     }
@@ -178,13 +197,36 @@ impl SqliteStore {
         self.transaction(TransactionBehavior::Deferred, what, f)
     }
 
+    /// A connection for a read: a free reader if there is one, else the next in
+    /// turn; the writer's connection when there are no readers (in memory).
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        if self.readers.is_empty() {
+            return self.lock();
+        }
+        for reader in &self.readers {
+            if let Ok(guard) = reader.try_lock() {
+                return guard;
+            }
+        }
+        let i = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.readers.len();
+        self.readers[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn transaction<T>(
         &self,
         behavior: TransactionBehavior,
         what: &'static str,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.lock();
+        let mut conn = match behavior {
+            TransactionBehavior::Deferred => self.reader(),
+            _ => self.lock(),
+        };
         let tx = conn
             .transaction_with_behavior(behavior)
             .map_err(StoreError::sqlite(what))?;
