@@ -66,28 +66,28 @@ impl Args {
 
 /// Whose network the sandbox uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Net {
+pub(crate) enum Net<'a> {
     /// A new network namespace with only a loopback interface.
     Own,
-    /// The host's (bubblewrap's) network namespace, with the host's `resolv.conf`.
+    /// The host's (bubblewrap's) network namespace, with the host's `resolv.conf`
+    /// (only an image deployed to the `local` target; never a step).
     Host,
     /// The namespace bubblewrap was started in, which [`crate::spawn`] made another
     /// sandbox's before the exec: no `--unshare-net`, and nothing of the host's.
     Joined,
+    /// Joined as well, but the namespace is a user-mode network's
+    /// ([`crate::usernet`]): `resolv_conf` (naming its DNS forwarder) is bound at
+    /// `/etc/resolv.conf`.
+    UserMode { resolv_conf: &'a Path },
 }
 
 /// All of bubblewrap's arguments for `spec`, the command last; `etc` is the curated
-/// copy bound at `/etc` (see [`crate::etc`]). `joined`: the network namespace is
-/// another sandbox's, entered before bubblewrap starts.
-pub(crate) fn build(spec: &SandboxSpec, etc: &Path, joined: bool) -> Vec<OsString> {
+/// copy bound at `/etc` (see [`crate::etc`]); `net` is the network the caller set up
+/// (never [`Net::Host`] for a step).
+pub(crate) fn build(spec: &SandboxSpec, etc: &Path, net: Net<'_>) -> Vec<OsString> {
     let mut a = Args(Vec::with_capacity(
         96 + 3 * spec.env.len() + spec.argv.len(),
     ));
-    let net = match (joined, spec.network) {
-        (true, _) => Net::Joined,
-        (false, true) => Net::Host,
-        (false, false) => Net::Own,
-    };
     namespaces(&mut a, net, false);
     environment(&mut a, &spec.env);
 
@@ -100,11 +100,13 @@ pub(crate) fn build(spec: &SandboxSpec, etc: &Path, joined: bool) -> Vec<OsStrin
         }
     }
     a.with2("--ro-bind", etc, "/etc");
-    if net == Net::Host {
+    let resolv = Path::new("/etc").join(RESOLV_CONF);
+    match net {
         // Resolved on the host (it is often a symlink into /run), bound over the
         // empty placeholder of the copy.
-        let resolv = Path::new("/etc").join(RESOLV_CONF);
-        a.with2("--ro-bind-try", &resolv, &resolv);
+        Net::Host => a.with2("--ro-bind-try", &resolv, &resolv),
+        Net::UserMode { resolv_conf } => a.with2("--ro-bind", resolv_conf, &resolv),
+        Net::Own | Net::Joined => {}
     }
     a.with("--proc", "/proc");
     a.with("--dev", "/dev");
@@ -136,7 +138,7 @@ pub(crate) fn build(spec: &SandboxSpec, etc: &Path, joined: bool) -> Vec<OsStrin
 /// shared or joined), nested user namespaces disabled inside, every capability dropped.
 /// `detached`: bubblewrap outlives its parent, which exits at once (see
 /// [`crate::spawn`]); otherwise the sandbox dies with the reaper.
-fn namespaces(a: &mut Args, net: Net, detached: bool) {
+fn namespaces(a: &mut Args, net: Net<'_>, detached: bool) {
     a.flag("--unshare-all");
     a.flag("--unshare-user");
     if net != Net::Own {
@@ -230,7 +232,14 @@ mod tests {
     use super::*;
 
     fn args_of(spec: &SandboxSpec) -> Vec<String> {
-        build(spec, Path::new("/run/etc-copy"), false)
+        let net = if spec.network {
+            Net::UserMode {
+                resolv_conf: Path::new("/run/usernet-resolv.conf"),
+            }
+        } else {
+            Net::Own
+        };
+        build(spec, Path::new("/run/etc-copy"), net)
             .into_iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
@@ -248,9 +257,12 @@ mod tests {
         assert!(!closed.contains(&"--share-net".to_owned()));
         assert!(!closed.iter().any(|a| a == "/etc/resolv.conf"));
         spec.network = true;
+        // The user-mode network's namespace is joined before bubblewrap starts, and its
+        // DNS forwarder replaces the host's resolv.conf.
         let open = args_of(&spec);
         assert!(open.contains(&"--share-net".to_owned()));
-        assert!(has_pair(&open, "--ro-bind-try", "/etc/resolv.conf"));
+        assert!(has_pair(&open, "--ro-bind", "/run/usernet-resolv.conf"));
+        assert!(!open.iter().any(|a| a == "--ro-bind-try"));
     }
 
     #[test]

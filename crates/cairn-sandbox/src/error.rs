@@ -24,6 +24,24 @@ pub enum SandboxError {
         source: io::Error,
     },
 
+    /// A tool the sandbox needs is not installed where cairn expects it.
+    #[error("{tool} not found at {path} (install the `{package}` package)")]
+    ToolMissing {
+        tool: &'static str,
+        package: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The user-mode network of a sandbox with network could not be set up; the
+    /// command did not run (never on the host's network instead).
+    #[error("cannot give the sandbox its user-mode network: cannot {action}: {detail}")]
+    Network {
+        action: &'static str,
+        detail: String,
+    },
+
     /// A limit cannot be enforced on this host; cairn refuses to run without it.
     #[error("cannot enforce the {limit} limit: {reason}; refusing to run without it")]
     LimitUnavailable {

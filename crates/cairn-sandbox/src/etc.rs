@@ -60,6 +60,8 @@ const MAX_DEPTH: usize = 8;
 /// One copy of the curated `/etc`; removed from disk when the last run using it ends.
 #[derive(Debug)]
 pub(crate) struct EtcCopy {
+    /// Holds `dir` and the user-mode network's `resolv.conf`.
+    top: PathBuf,
     /// The directory bound at `/etc`.
     dir: PathBuf,
     made: Instant,
@@ -70,13 +72,22 @@ impl EtcCopy {
     pub(crate) fn path(&self) -> &Path {
         &self.dir
     }
+
+    /// The `resolv.conf` of a sandbox with a user-mode network ([`crate::usernet`]):
+    /// its DNS forwarder only, bound over the copy's empty one.
+    pub(crate) fn usernet_resolv_conf(&self) -> PathBuf {
+        self.top.join(USERNET_RESOLV_CONF)
+    }
 }
 
 impl Drop for EtcCopy {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
+        let _ = fs::remove_dir_all(&self.top);
     }
 }
+
+/// Beside (not in) the copy, so that sandboxes without network never see it.
+const USERNET_RESOLV_CONF: &str = "usernet-resolv.conf";
 
 /// What identifies a version of a host entry, without reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,24 +188,29 @@ fn make(fingerprint: Vec<Option<Stamp>>) -> Result<EtcCopy, SandboxError> {
     let home = home();
     sweep_stale(&home);
     let me = std::process::id();
-    let dir = loop {
+    let top = loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = home.join(format!("cairn-etc-{me}-{n}"));
+        let top = home.join(format!("cairn-etc-{me}-{n}"));
         // A fresh directory of ours (never one somebody else prepared).
-        match fs::DirBuilder::new().mode(0o755).create(&dir) {
-            Ok(()) => break dir,
+        match fs::DirBuilder::new().mode(0o755).create(&top) {
+            Ok(()) => break top,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => continue,
-            Err(e) => return Err(etc_error("create", &dir, e)),
+            Err(e) => return Err(etc_error("create", &top, e)),
         }
     };
     let copy = EtcCopy {
-        dir,
+        dir: top.join("etc"),
+        top,
         made: Instant::now(),
         fingerprint,
     };
     // The umask must not narrow what the sandbox user may read.
-    fs::set_permissions(&copy.dir, fs::Permissions::from_mode(0o755))
-        .map_err(|e| etc_error("set permissions of", &copy.dir, e))?;
+    fs::set_permissions(&copy.top, fs::Permissions::from_mode(0o755))
+        .map_err(|e| etc_error("set permissions of", &copy.top, e))?;
+    make_dirs(&copy.top, &copy.dir)?;
+    let usernet = copy.usernet_resolv_conf();
+    write_file(&usernet, crate::usernet::resolv_conf_text().as_bytes())
+        .map_err(|e| etc_error("create", &usernet, e))?;
     for entry in ALLOWED {
         let from = Path::new("/etc").join(entry);
         let to = copy.dir.join(entry);

@@ -2,8 +2,11 @@
 //! a fresh bubblewrap sandbox and streams its output line by line.
 //!
 //! What the command gets:
-//! - its own user, mount, pid, ipc, uts, cgroup and (unless [`SandboxSpec::network`])
-//!   network namespace; no capabilities; no nested user namespaces;
+//! - its own user, mount, pid, ipc, uts, cgroup and network namespace; no
+//!   capabilities; no nested user namespaces; with [`SandboxSpec::network`] (a
+//!   dependency fetch) the network namespace is one cairn made, whose only way out is
+//!   slirp4netns (user-mode: no host loopback, no link-local or cloud metadata
+//!   address; see [`SLIRP4NETNS`]);
 //! - a read-only `/usr` (and the merged-usr links or directories `/bin`, `/lib`, …),
 //!   a curated read-only copy of `/etc` (no `shadow`, no keys), fresh `/proc` and
 //!   `/dev`, private tmpfs `/tmp` and [`HOME_DIR`], the extra read-only mounts of the
@@ -37,8 +40,9 @@
 //! ([`image_user_ids`] maps an image's `User`).
 //!
 //! Not covered: disk usage of the workspace (only `RLIMIT_FSIZE` per file), CPU
-//! shares, and a syscall filter (seccomp); with `network: true` the sandbox shares the
-//! host's network namespace, loopback services and abstract sockets included.
+//! shares, and a syscall filter (seccomp). With `network: true` the sandbox reaches
+//! what the host's network neighbours could (the host's non-loopback addresses
+//! included), not what only the host itself can.
 
 mod args;
 pub mod bench;
@@ -56,6 +60,7 @@ mod spawn;
 mod spec;
 mod status;
 mod supervise;
+mod usernet;
 mod workspace;
 
 pub use args::BWRAP;
@@ -69,4 +74,5 @@ pub use spec::{
     Exit, HOME_DIR, HOSTNAME, Limits, Outcome, SandboxSpec, Stream, Usage, WORKSPACE_DIR,
 };
 pub use supervise::{run, run_in_network_of};
+pub use usernet::SLIRP4NETNS;
 pub use workspace::prepare_workspace;

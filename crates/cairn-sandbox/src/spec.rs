@@ -29,7 +29,10 @@ pub struct SandboxSpec {
     /// always adds `PWD=/workspace`, the working directory, after changing into it.)
     pub env: Vec<(String, String)>,
     /// `false`: the sandbox has its own network namespace with only a loopback
-    /// interface. `true`: it shares the host's network (for a dependency-fetch step).
+    /// interface. `true` (a dependency-fetch step): a network namespace of cairn's
+    /// with egress through slirp4netns, no host loopback, no link-local or cloud
+    /// metadata address, DNS through slirp4netns's forwarder; needs root and
+    /// [`crate::SLIRP4NETNS`], and is an error without them (never the host's network).
     pub network: bool,
     /// Extra host → sandbox read-only mounts (toolchains), applied after the system
     /// mounts. Both paths must be absolute and free of `..`.

@@ -10,14 +10,16 @@ use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::args::{self, Net};
 use crate::cgroup::{self, RunCgroup};
 use crate::error::SandboxError;
+use crate::etc;
 use crate::netns::NetworkNamespace;
 use crate::output::{Event, pump};
 use crate::spawn::{self, Launch, Started};
 use crate::spec::{Exit, Limits, Outcome, SandboxSpec, Stream, Usage};
 use crate::status::StatusPipe;
-use crate::{args, etc};
+use crate::usernet::UserNetwork;
 
 /// Lines in flight between the reader threads and `on_line`; a full queue makes the
 /// command wait for `on_line` instead of growing memory without bound.
@@ -84,13 +86,25 @@ fn run_spec(
         .collect();
     // Held for the whole run: the copy is removed when no run uses it any more.
     let etc = etc::current(&etc_mount_points)?;
-    let args = args::build(spec, etc.path(), network.is_some());
-    execute(
-        args,
-        &spec.limits,
-        network.map(NetworkNamespace::raw_fd),
-        on_line,
-    )
+    // Stopped (its slirp4netns ended) when the run is over.
+    let usernet = if spec.network {
+        Some(UserNetwork::start()?)
+    } else {
+        None
+    };
+    let resolv_conf = etc.usernet_resolv_conf();
+    let (net, netns) = match (network, &usernet) {
+        (Some(joined), _) => (Net::Joined, Some(joined.raw_fd())),
+        (None, Some(usernet)) => (
+            Net::UserMode {
+                resolv_conf: &resolv_conf,
+            },
+            Some(usernet.raw_fd()),
+        ),
+        (None, None) => (Net::Own, None),
+    };
+    let args = args::build(spec, etc.path(), net);
+    execute(args, &spec.limits, netns, on_line)
 }
 
 /// Starts bubblewrap with `args` in a fresh run cgroup (as root) and supervises it to

@@ -506,14 +506,17 @@ fn a_joined_step_reaches_the_rc_and_nothing_else() {
         sandbox.wait_port(8080, Duration::from_secs(5)),
         PortWait::Listening
     );
-    let host = TcpListener::bind("127.0.0.1:0").unwrap();
+    // On every host address: loopback and the host's own non-loopback one.
+    let host = TcpListener::bind("0.0.0.0:0").unwrap();
     let host_port = host.local_addr().unwrap().port();
+    let host_ip = common::host_address();
     let script = format!(
         "cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' '; \
          if exec 3<>/dev/tcp/127.0.0.1/8080; then printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; \
          cat <&3 2>/dev/null | tail -n 1; else echo RC-REFUSED; fi; \
-         if bash -c 'exec 4<>/dev/tcp/127.0.0.1/{host_port}' 2>/dev/null; \
-         then echo HOST-CONNECTED; else echo HOST-REFUSED; fi"
+         for ip in 127.0.0.1 {host_ip}; do \
+         if bash -c \"exec 4<>/dev/tcp/$ip/{host_port}\" 2>/dev/null; \
+         then echo HOST-CONNECTED; else echo HOST-REFUSED; fi; done"
     );
     let ws = workspace();
     let mut step = sh(ws.path(), "");
@@ -525,13 +528,14 @@ fn a_joined_step_reaches_the_rc_and_nothing_else() {
     })
     .unwrap();
     assert!(outcome.exit.success(), "{outcome:?} {out:?}");
-    assert_eq!(out, ["lo", "hello", "HOST-REFUSED"]);
+    assert_eq!(out, ["lo", "hello", "HOST-REFUSED", "HOST-REFUSED"]);
     assert!(!accepted_within(&host, Duration::from_millis(200)));
 
-    // Positive control: a step on the host's network reaches the host's listener.
+    // Positive control: a fetch step (user-mode network) reaches the host's listener
+    // through the host's own address.
     let mut control = step.clone();
     control.argv[2] = format!(
-        "if bash -c 'exec 4<>/dev/tcp/127.0.0.1/{host_port}' 2>/dev/null; \
+        "if bash -c 'exec 4<>/dev/tcp/{host_ip}/{host_port}' 2>/dev/null; \
          then echo HOST-CONNECTED; else echo HOST-REFUSED; fi"
     );
     control.network = true;

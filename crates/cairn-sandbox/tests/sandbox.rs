@@ -37,25 +37,100 @@ fn accepted_within(listener: &TcpListener, wait: Duration) -> bool {
 #[test]
 fn network_is_unreachable_unless_allowed() {
     let ws = workspace();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let host_ip = common::host_address();
     let script = format!(
         "cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' '; \
-         if bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' 2>/dev/null; \
-         then echo CONNECTED; else echo REFUSED; fi"
+         for ip in 127.0.0.1 {host_ip}; do \
+         if bash -c \"exec 3<>/dev/tcp/$ip/{port}\" 2>/dev/null; \
+         then echo CONNECTED; else echo REFUSED; fi; done"
     );
 
     let closed = run_ok(&sh(ws.path(), &script));
     assert!(closed.outcome.exit.success(), "{closed:?}");
-    assert_eq!(closed.out(), "lo\nREFUSED", "only loopback, and no way out");
+    assert_eq!(
+        closed.out(),
+        "lo\nREFUSED\nREFUSED",
+        "only loopback, and no way out"
+    );
     assert!(!accepted_within(&listener, Duration::from_millis(200)));
 
-    // Positive control: with network allowed the same probe reaches the listener.
+    // Positive control: with network allowed the same probe reaches the listener
+    // through the host's own address (not through its loopback: see below).
     let mut open = sh(ws.path(), &script);
     open.network = true;
     let open = run_ok(&open);
-    assert!(open.out().ends_with("CONNECTED"), "{open:?}");
+    assert!(open.out().ends_with("REFUSED\nCONNECTED"), "{open:?}");
     assert!(accepted_within(&listener, Duration::from_secs(2)));
+}
+
+/// A dependency fetch (issue 12, item 11): the step gets egress through a user-mode
+/// network, but the host's loopback services and the cloud metadata address stay out
+/// of reach, whatever address the step tries; and nothing in the step can lift that.
+#[test]
+fn fetch_network_reaches_out_but_not_host_loopback_or_metadata() {
+    let ws = workspace();
+    // A service only the host itself may use, and one its network neighbours may.
+    let private = TcpListener::bind("127.0.0.1:0").unwrap();
+    let private_port = private.local_addr().unwrap().port();
+    let public = TcpListener::bind("0.0.0.0:0").unwrap();
+    let public_port = public.local_addr().unwrap().port();
+    let host_ip = common::host_address();
+    let script = format!(
+        r#"probe() {{
+             start=$(date +%s%N)
+             if out=$(timeout 5 bash -c "exec 3<>/dev/tcp/$1/$2" 2>&1); then r=CONNECTED
+             else r="REFUSED (${{out##*: }})"; fi
+             echo "$1:$2 $r in $(( ($(date +%s%N) - start) / 1000000 )) ms"
+           }}
+           cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' | sort | tr '\n' ' '; echo
+           grep nameserver /etc/resolv.conf
+           probe 127.0.0.1 {private_port}
+           probe 10.0.2.2 {private_port}
+           probe {host_ip} {private_port}
+           probe 169.254.169.254 80
+           probe 169.254.170.2 80
+           probe 100.100.100.200 80
+           probe {host_ip} {public_port}
+           /usr/sbin/ip route del prohibit 169.254.0.0/16 2>&1 | tail -n 1
+           probe 169.254.169.254 80"#
+    );
+    let mut spec = sh(ws.path(), &script);
+    spec.argv[0] = "/bin/bash".into();
+    spec.network = true;
+    let ran = run_ok(&spec);
+    println!("{}\n{}", ran.out(), ran.err());
+    assert!(ran.outcome.exit.success(), "{ran:?}");
+    let lines: Vec<String> = ran.out().lines().map(str::to_owned).collect();
+    assert_eq!(lines[0], "lo tap0 ", "loopback and slirp4netns's tap only");
+    assert_eq!(lines[1], "nameserver 10.0.2.3", "DNS through slirp4netns");
+    let verdict = |line: &str| -> (String, u64) {
+        let (head, ms) = line.rsplit_once(" in ").unwrap();
+        (head.to_owned(), ms.trim_end_matches(" ms").parse().unwrap())
+    };
+    // The host's loopback service: not through the step's own loopback, not through
+    // slirp4netns's gateway, not through the host's own address.
+    for line in &lines[2..5] {
+        let (head, _) = verdict(line);
+        assert!(head.contains("REFUSED"), "{line}");
+    }
+    // Metadata addresses fail at once (a prohibit route), not after a timeout.
+    for line in &lines[5..8] {
+        let (head, ms) = verdict(line);
+        assert!(head.ends_with("REFUSED (Permission denied)"), "{line}");
+        assert!(ms < 1000, "{line}");
+    }
+    // Egress: the host's public listener, through the host's own address.
+    assert!(
+        lines[8].contains("CONNECTED") && !lines[8].contains("REFUSED"),
+        "{lines:?}"
+    );
+    assert!(accepted_within(&public, Duration::from_secs(2)));
+    assert!(!accepted_within(&private, Duration::from_millis(200)));
+    // The step cannot remove the block: the namespace is not its to change.
+    assert!(lines[9].contains("Operation not permitted"), "{lines:?}");
+    assert!(lines[10].ends_with(" ms") && lines[10].contains("REFUSED (Permission denied)"));
 }
 
 #[test]

@@ -144,3 +144,28 @@ pub fn run_image_ok(spec: &cairn_sandbox::ImageSandboxSpec) -> Ran {
         Err(e) => panic!("image sandbox could not run: {e} ({e:?})"),
     }
 }
+
+/// One of the host's own IPv4 addresses that is neither loopback nor link-local (what
+/// a fetch step's user-mode network may reach, e.g. a listener on 0.0.0.0).
+pub fn host_address() -> std::net::Ipv4Addr {
+    let mut found = None;
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs(3) fills `list`, walked read-only and freed below.
+    unsafe {
+        assert_eq!(libc::getifaddrs(&mut list), 0, "getifaddrs");
+        let mut at = list;
+        while !at.is_null() {
+            let addr = (*at).ifa_addr;
+            if !addr.is_null() && i32::from((*addr).sa_family) == libc::AF_INET {
+                let v4 = &*addr.cast::<libc::sockaddr_in>();
+                let ip = std::net::Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+                if !ip.is_loopback() && !ip.is_link_local() && found.is_none() {
+                    found = Some(ip);
+                }
+            }
+            at = (*at).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    found.expect("the host has a non-loopback IPv4 address")
+}
