@@ -13,8 +13,7 @@ use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::error::SandboxError;
@@ -25,10 +24,12 @@ use crate::spec::{Limits, Usage};
 pub(crate) const SUPERVISOR_TASKS: u64 = 3;
 
 /// Name prefix of the cgroups of runs that end with the cairn process that started
-/// them (a dead process's are swept).
+/// them (a dead process's are swept). A name is `<prefix><owner token>-<random id>`
+/// (see [`crate::owner`]): never a pid, so a leftover cannot collide with a new one.
 pub(crate) const RUN_PREFIX: &str = "run-";
 /// Name prefix of detached sandboxes' cgroups, which outlive their starter and are
-/// removed only by [`crate::stop_detached`].
+/// removed by [`crate::stop_detached`] (or, once empty and their starter is gone, by
+/// [`crate::sweep_cgroups`]).
 pub(crate) const DETACHED_PREFIX: &str = "detached-";
 
 /// How long killing the leftovers of a run may take before it is reported.
@@ -40,14 +41,36 @@ enum Layout {
     V2 { parent: PathBuf },
 }
 
-/// Finds (once) where run cgroups go and creates the `cairn` parent directories.
+/// Finds (once) where run cgroups go, creates the `cairn` parent directories, and
+/// sweeps (once) the leftovers of cairn processes that are gone.
 fn layout() -> Result<&'static Layout, SandboxError> {
     static LAYOUT: OnceLock<Layout> = OnceLock::new();
+    static SWEPT: Once = Once::new();
     if let Some(layout) = LAYOUT.get() {
         return Ok(layout);
     }
     let detected = detect()?;
-    Ok(LAYOUT.get_or_init(|| detected))
+    let layout = LAYOUT.get_or_init(|| detected);
+    SWEPT.call_once(|| {
+        let _ = crate::leftovers::sweep(&layout.parents());
+    });
+    Ok(layout)
+}
+
+impl Layout {
+    /// The `cairn` directories run cgroups go in, pids (or the v2 one) first.
+    fn parents(&self) -> Vec<PathBuf> {
+        match self {
+            Layout::V1 { pids, memory } => vec![pids.clone(), memory.clone()],
+            Layout::V2 { parent } => vec![parent.clone()],
+        }
+    }
+}
+
+/// The directories cairn's cgroups are made in (one per hierarchy, pids first),
+/// created if missing.
+pub(crate) fn parents() -> Result<Vec<PathBuf>, SandboxError> {
+    Ok(layout()?.parents())
 }
 
 struct Mount {
@@ -126,7 +149,6 @@ fn detect() -> Result<Layout, SandboxError> {
             let parent = own.join("cairn");
             create_dir(&parent)?;
             enable_v2_controllers(&parent)?;
-            sweep_stale(&parent);
             return Ok(Layout::V2 { parent });
         }
         _ => {
@@ -139,7 +161,6 @@ fn detect() -> Result<Layout, SandboxError> {
     if let Layout::V1 { pids, memory } = &layout {
         for dir in [pids, memory] {
             create_dir(dir)?;
-            sweep_stale(dir);
         }
     }
     Ok(layout)
@@ -170,15 +191,6 @@ fn enable_v2_controllers(dir: &Path) -> Result<(), SandboxError> {
                      move it into a leaf cgroup first",
         }),
         Err(source) => Err(limit_error("enable controllers in", &control, source)),
-    }
-}
-
-/// Removes the run cgroups of cairn processes that no longer exist (a crash leaves
-/// empty directories behind). Directories of live processes are left alone.
-fn sweep_stale(parent: &Path) {
-    for entry in crate::leftovers::dead_process_entries(parent, RUN_PREFIX) {
-        // Fails harmlessly if something still lives in it.
-        let _ = fs::remove_dir(entry.path());
     }
 }
 
@@ -229,15 +241,12 @@ pub(crate) struct RunCgroup {
 }
 
 impl RunCgroup {
-    /// A new cgroup named `<prefix><cairn's pid>-<n>` enforcing `limits`.
+    /// A new cgroup named `<prefix><owner token>-<random id>` enforcing `limits`.
     pub(crate) fn create(limits: &Limits, prefix: &str) -> Result<RunCgroup, SandboxError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
         let layout = layout()?;
-        let name = format!(
-            "{prefix}{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        // Registered before the cgroup exists: a sweep never takes it for a leftover.
+        let owner = crate::owner::current()?;
+        let name = format!("{prefix}{}-{}", owner.token(), crate::owner::random_id()?);
         let tasks = u64::from(limits.max_processes) + SUPERVISOR_TASKS;
         let mut cgroup = RunCgroup {
             dirs: Vec::with_capacity(2),
@@ -355,9 +364,7 @@ impl RunCgroup {
     }
 
     fn pids(&self) -> Vec<i32> {
-        fs::read_to_string(self.main_dir().join("cgroup.procs"))
-            .map(|text| text.lines().filter_map(|l| l.trim().parse().ok()).collect())
-            .unwrap_or_default()
+        pids_in(self.main_dir())
     }
 
     /// Sends SIGKILL to everything in the cgroup, once, except `spare` (the reaper,
@@ -460,6 +467,13 @@ impl Drop for RunCgroup {
             }
         }
     }
+}
+
+/// The processes in the cgroup directory `dir` (none if it cannot be read).
+pub(crate) fn pids_in(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|text| text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 fn single(path: &Path) -> Option<u64> {

@@ -54,6 +54,7 @@ pub mod image;
 mod leftovers;
 mod netns;
 mod output;
+mod owner;
 mod procfs;
 mod running;
 mod spawn;
@@ -67,6 +68,9 @@ pub use args::BWRAP;
 pub use detached::{DetachedSandbox, start_detached, stop_detached};
 pub use error::SandboxError;
 pub use image::{ImageNetwork, ImageSandboxSpec, image_user_ids, run_image};
+pub use leftovers::{
+    CairnCgroup, CgroupKind, LeftReason, SweepReport, cgroup_parents, list_cgroups, sweep_cgroups,
+};
 pub use netns::{NetworkNamespace, in_network_namespace};
 pub use running::{LineSink, PortWait, RunningSandbox, TAIL_LINES, start_image};
 pub use spawn::{SANDBOX_GID, SANDBOX_UID};

@@ -18,9 +18,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cairn_sandbox::{
-    DetachedSandbox, Exit, ImageNetwork, ImageSandboxSpec, Limits, PortWait, RunningSandbox,
-    SANDBOX_UID, SandboxError, Stream, in_network_namespace, run_in_network_of, start_detached,
-    start_image, stop_detached,
+    CgroupKind, DetachedSandbox, Exit, ImageNetwork, ImageSandboxSpec, LeftReason, Limits,
+    PortWait, RunningSandbox, SANDBOX_UID, SandboxError, Stream, cgroup_parents,
+    in_network_namespace, list_cgroups, run_in_network_of, start_detached, start_image,
+    stop_detached, sweep_cgroups,
 };
 use common::{Ran, run_image_ok, run_ok, sh, workspace};
 use tempfile::TempDir;
@@ -739,5 +740,127 @@ fn a_detached_image_outlives_its_starter_and_stops_from_its_record() {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A random 128-bit id as cairn writes them (32 lowercase hex digits).
+fn random_hex() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .unwrap()
+        .trim()
+        .replace('-', "")
+}
+
+/// Issue 20, item 2: leftover cgroups of dead deployments, named as this very process's
+/// next ones were under the old pid naming, do not stop a detached sandbox; a sweep
+/// removes the leftovers of gone cairn processes and leaves alone (and reports) what it
+/// cannot identify or what still runs.
+#[test]
+fn leftover_cgroups_never_block_a_deploy_and_are_swept_safely() {
+    // Also this process's own first sweep, before the leftovers below exist.
+    let parents = cgroup_parents().unwrap();
+    assert!(!parents.is_empty(), "the tests run as root");
+    let make = |name: &str| {
+        for parent in &parents {
+            fs::create_dir(parent.join(name)).unwrap();
+        }
+    };
+    let me = std::process::id();
+    let mut leftovers: Vec<String> = (0..4)
+        .flat_map(|n| [format!("detached-{me}-{n}"), format!("run-{me}-{n}")])
+        .collect();
+    // A gone owner's, in today's naming.
+    leftovers.push(format!("detached-{}-{}", random_hex(), random_hex()));
+    leftovers.push(format!("run-{}-{}", random_hex(), random_hex()));
+    for name in &leftovers {
+        make(name);
+    }
+    // Somebody else's cgroup with a process in it.
+    let unknown = format!("someone-else-{}", random_hex());
+    make(&unknown);
+    let mut stranger = Command::new("sleep").arg("60").spawn().unwrap();
+    for parent in &parents {
+        fs::write(
+            parent.join(&unknown).join("cgroup.procs"),
+            stranger.id().to_string(),
+        )
+        .unwrap();
+    }
+
+    let root = rootfs();
+    let logs = tempfile::tempdir().unwrap();
+    let mut spec = root.spec(&["serve", "8080"]);
+    spec.network = ImageNetwork::Isolated;
+    let record = start_detached(&spec, &logs.path().join("app.log")).unwrap();
+    let name = record.cgroups[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    println!("started despite the leftovers, in cgroup {name}");
+    let (owner, id) = name
+        .strip_prefix("detached-")
+        .unwrap()
+        .split_once('-')
+        .unwrap();
+    assert!(owner.len() == 32 && id.len() == 32, "{name}");
+
+    let report = sweep_cgroups().unwrap();
+    for found in &report.removed {
+        println!("swept {} ({:?})", found.name, found.kind);
+    }
+    for (found, reason) in &report.left {
+        println!(
+            "left {} {:?} pids {:?}: {reason}",
+            found.name, found.kind, found.pids
+        );
+    }
+    let removed: Vec<&str> = report.removed.iter().map(|c| c.name.as_str()).collect();
+    for name in &leftovers {
+        assert!(
+            removed.contains(&name.as_str()),
+            "{name} not swept: {report:?}"
+        );
+        for parent in &parents {
+            assert!(!parent.join(name).exists(), "{name}");
+        }
+    }
+    let left = |wanted: &str| {
+        report
+            .left
+            .iter()
+            .find(|(c, _)| c.name == wanted)
+            .unwrap_or_else(|| panic!("{wanted} not reported: {report:?}"))
+            .clone()
+    };
+    let (stranger_cgroup, reason) = left(&unknown);
+    assert_eq!(reason, LeftReason::UnknownName);
+    assert_eq!(stranger_cgroup.kind, CgroupKind::Unknown);
+    assert!(stranger_cgroup.pids.contains(&stranger.id()));
+    let (ours, reason) = left(&name);
+    assert_eq!(reason, LeftReason::OwnerAlive);
+    assert_eq!(ours.kind, CgroupKind::Detached);
+    assert!(ours.pids.contains(&record.pid), "{ours:?}");
+    assert!(record.is_running());
+    // Nothing it could not identify was killed.
+    assert!(stranger.try_wait().unwrap().is_none());
+    let listed = list_cgroups().unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|c| c.name == name && c.pids.contains(&record.pid))
+    );
+
+    stop_detached(&record, Duration::from_secs(2)).unwrap();
+    root.assert_gone();
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+    for parent in &parents {
+        let dir = parent.join(&unknown);
+        let until = Instant::now() + Duration::from_secs(5);
+        while fs::remove_dir(&dir).is_err() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!dir.exists());
     }
 }
