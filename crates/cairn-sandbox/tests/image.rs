@@ -751,6 +751,29 @@ fn random_hex() -> String {
         .replace('-', "")
 }
 
+/// Kills and removes what the leftover test made, even when it fails.
+struct LeftoverCleanup {
+    stranger: std::process::Child,
+    dirs: Vec<PathBuf>,
+    record: Option<DetachedSandbox>,
+}
+
+impl Drop for LeftoverCleanup {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            let _ = stop_detached(&record, Duration::from_secs(1));
+        }
+        let _ = self.stranger.kill();
+        let _ = self.stranger.wait();
+        for dir in &self.dirs {
+            let until = Instant::now() + Duration::from_secs(5);
+            while dir.exists() && fs::remove_dir(dir).is_err() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
 /// Issue 20, item 2: leftover cgroups of dead deployments, named as this very process's
 /// next ones were under the old pid naming, do not stop a detached sandbox; a sweep
 /// removes the leftovers of gone cairn processes and leaves alone (and reports) what it
@@ -765,26 +788,36 @@ fn leftover_cgroups_never_block_a_deploy_and_are_swept_safely() {
             fs::create_dir(parent.join(name)).unwrap();
         }
     };
-    let me = std::process::id();
-    let mut leftovers: Vec<String> = (0..4)
-        .flat_map(|n| [format!("detached-{me}-{n}"), format!("run-{me}-{n}")])
-        .collect();
-    // A gone owner's, in today's naming.
-    leftovers.push(format!("detached-{}-{}", random_hex(), random_hex()));
-    leftovers.push(format!("run-{}-{}", random_hex(), random_hex()));
-    for name in &leftovers {
-        make(name);
-    }
     // Somebody else's cgroup with a process in it.
     let unknown = format!("someone-else-{}", random_hex());
     make(&unknown);
-    let mut stranger = Command::new("sleep").arg("60").spawn().unwrap();
+    let mut cleanup = LeftoverCleanup {
+        stranger: Command::new("sleep").arg("60").spawn().unwrap(),
+        dirs: parents.iter().map(|p| p.join(&unknown)).collect(),
+        record: None,
+    };
+    let stranger = cleanup.stranger.id();
     for parent in &parents {
         fs::write(
             parent.join(&unknown).join("cgroup.procs"),
-            stranger.id().to_string(),
+            stranger.to_string(),
         )
         .unwrap();
+    }
+    // What the old naming gave this process next: only this process may sweep them
+    // (to any other, the pid is a live process's).
+    let me = std::process::id();
+    let mine: Vec<String> = (0..4)
+        .flat_map(|n| [format!("detached-{me}-{n}"), format!("run-{me}-{n}")])
+        .collect();
+    // A gone owner's, in today's naming (any cairn process may sweep them).
+    let gone = [
+        format!("detached-{}-{}", random_hex(), random_hex()),
+        format!("run-{}-{}", random_hex(), random_hex()),
+    ];
+    for name in mine.iter().chain(&gone) {
+        make(name);
+        cleanup.dirs.extend(parents.iter().map(|p| p.join(name)));
     }
 
     let root = rootfs();
@@ -792,6 +825,7 @@ fn leftover_cgroups_never_block_a_deploy_and_are_swept_safely() {
     let mut spec = root.spec(&["serve", "8080"]);
     spec.network = ImageNetwork::Isolated;
     let record = start_detached(&spec, &logs.path().join("app.log")).unwrap();
+    cleanup.record = Some(record.clone());
     let name = record.cgroups[0]
         .file_name()
         .unwrap()
@@ -816,11 +850,13 @@ fn leftover_cgroups_never_block_a_deploy_and_are_swept_safely() {
         );
     }
     let removed: Vec<&str> = report.removed.iter().map(|c| c.name.as_str()).collect();
-    for name in &leftovers {
+    for name in &mine {
         assert!(
             removed.contains(&name.as_str()),
             "{name} not swept: {report:?}"
         );
+    }
+    for name in mine.iter().chain(&gone) {
         for parent in &parents {
             assert!(!parent.join(name).exists(), "{name}");
         }
@@ -836,14 +872,14 @@ fn leftover_cgroups_never_block_a_deploy_and_are_swept_safely() {
     let (stranger_cgroup, reason) = left(&unknown);
     assert_eq!(reason, LeftReason::UnknownName);
     assert_eq!(stranger_cgroup.kind, CgroupKind::Unknown);
-    assert!(stranger_cgroup.pids.contains(&stranger.id()));
+    assert!(stranger_cgroup.pids.contains(&stranger));
     let (ours, reason) = left(&name);
     assert_eq!(reason, LeftReason::OwnerAlive);
     assert_eq!(ours.kind, CgroupKind::Detached);
     assert!(ours.pids.contains(&record.pid), "{ours:?}");
     assert!(record.is_running());
     // Nothing it could not identify was killed.
-    assert!(stranger.try_wait().unwrap().is_none());
+    assert!(cleanup.stranger.try_wait().unwrap().is_none());
     let listed = list_cgroups().unwrap();
     assert!(
         listed
@@ -852,15 +888,10 @@ fn leftover_cgroups_never_block_a_deploy_and_are_swept_safely() {
     );
 
     stop_detached(&record, Duration::from_secs(2)).unwrap();
+    cleanup.record = None;
     root.assert_gone();
-    stranger.kill().unwrap();
-    stranger.wait().unwrap();
+    drop(cleanup);
     for parent in &parents {
-        let dir = parent.join(&unknown);
-        let until = Instant::now() + Duration::from_secs(5);
-        while fs::remove_dir(&dir).is_err() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(!dir.exists());
+        assert!(!parent.join(&unknown).exists());
     }
 }
