@@ -586,3 +586,104 @@ fn steps_see_cairns_environment_and_nothing_of_the_callers() {
         assert!(!env.contains(leak), "{leak} leaked into:\n{env}");
     }
 }
+
+/// The host's first global IPv4 address, as `ip` shows it.
+fn host_address() -> String {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let cidr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no global IPv4 address: {text}"));
+    cidr.split('/').next().unwrap().to_owned()
+}
+
+/// Issue 12, item 11: a dependency fetch, run as a user runs it, reaches the outside
+/// (here the host's own address) but neither the host's loopback services nor the
+/// cloud metadata address.
+#[test]
+fn a_fetch_stage_reaches_out_but_not_host_loopback_or_metadata() {
+    let private = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let private_port = private.local_addr().unwrap().port();
+    let public = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let public_port = public.local_addr().unwrap().port();
+    let host = host_address();
+    let fetch = format!(
+        "for t in 127.0.0.1/{private_port} 10.0.2.2/{private_port} {host}/{private_port} \
+         169.254.169.254/80 {host}/{public_port}; do \
+         if out=$(timeout 5 bash -c \"exec 3<>/dev/tcp/$t\" 2>&1); then echo \"$t CONNECTED\"; \
+         else echo \"$t REFUSED (${{out##*: }})\"; fi; done"
+    );
+    let f = Fixture::new();
+    f.write(
+        "cairn.toml",
+        &format!(
+            "[workload]\nname = \"app\"\n[build]\nfetch = {fetch:?}\ncommand = \"true\"\n\
+             [test]\nunit = \"true\"\n"
+        ),
+    )
+    .commit("probe the network from the fetch stage");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let logs = f.run(&["logs", "last", "fetch"]);
+    println!("{}", logs.stdout);
+    let out = &logs.stdout;
+    assert!(out.contains("network user-mode (dependency fetch"), "{out}");
+    for refused in [
+        format!("127.0.0.1/{private_port} REFUSED (Connection refused)"),
+        format!("10.0.2.2/{private_port} REFUSED"),
+        format!("{host}/{private_port} REFUSED (Connection refused)"),
+        "169.254.169.254/80 REFUSED (Permission denied)".to_owned(),
+        format!("{host}/{public_port} CONNECTED"),
+    ] {
+        assert!(out.contains(&refused), "{refused} missing from {out}");
+    }
+}
+
+/// Fail closed: without slirp4netns (here hidden behind /dev/null in a mount namespace
+/// of the test's), a fetch stage is an error naming the tool, never the host's network.
+#[test]
+fn a_fetch_stage_without_slirp4netns_fails_instead_of_using_the_host_network() {
+    let f = Fixture::new();
+    f.write(
+        "cairn.toml",
+        "[workload]\nname = \"app\"\n[build]\nfetch = \"echo RAN-$((40 + 2))\"\ncommand = \"true\"\n\
+         [test]\nunit = \"true\"\n",
+    )
+    .commit("a fetch stage");
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount --bind /dev/null /usr/bin/slirp4netns && exec \"$@\"",
+            "sh",
+            env!("CARGO_BIN_EXE_cairn"),
+            "run",
+        ])
+        .current_dir(&f.repo)
+        .env("CAIRN_HOME", &f.data)
+        .env_remove("CAIRN_PLATFORM_DIR")
+        .env_remove("CAIRN_SIGSTORE_TRUSTED_ROOT")
+        .env_remove("CAIRN_TOKEN")
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    println!("exit {}\n{}{}", r.code, r.stdout, r.stderr);
+    assert_ne!(r.code, 0, "{r:?}");
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        all.contains("slirp4netns not found at /usr/bin/slirp4netns"),
+        "{r:?}"
+    );
+    // The command never ran (its output would be `RAN-42`).
+    assert!(!all.contains("RAN-42"), "{r:?}");
+    let logs = f.run(&["logs", "last", "fetch"]);
+    assert!(!logs.stdout.contains("RAN-42"), "{logs:?}");
+}

@@ -715,7 +715,7 @@ impl Engine {
         sink.system(&format!(
             "$ {command}   [sandbox: network {}, timeout {}, memory {} MiB, {} processes]",
             if network {
-                "on (dependency fetch)"
+                "user-mode (dependency fetch; no host loopback, no link-local)"
             } else {
                 "off"
             },

@@ -80,7 +80,14 @@ impl UserNetwork {
     /// slirp4netns on it; returns once slirp4netns reports it configured.
     pub(crate) fn start() -> Result<UserNetwork, SandboxError> {
         let slirp_path = slirp_path();
-        if let Err(source) = std::fs::metadata(&slirp_path) {
+        let usable = std::fs::metadata(&slirp_path).and_then(|meta| {
+            if meta.is_file() {
+                Ok(())
+            } else {
+                Err(io::Error::other("not a regular file"))
+            }
+        });
+        if let Err(source) = usable {
             return Err(SandboxError::ToolMissing {
                 tool: "slirp4netns",
                 package: "slirp4netns",
