@@ -228,7 +228,12 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // A random name, never a pid: a leftover of a dead process whose pid this one
+    // reuses must not make the write fail.
+    let mut nonce = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| EngineError::NoRandomness)?;
+    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = dir.join(format!(".{name}.tmp-{nonce}"));
     let written = (|| -> std::io::Result<()> {
         let mut file = fs::OpenOptions::new()
             .write(true)
@@ -290,6 +295,19 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn a_leftover_temporary_file_named_after_this_pid_does_not_block_a_write() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let path = tmp.path().join("admin.token");
+        let leftover = tmp
+            .path()
+            .join(format!(".admin.token.tmp-{}", std::process::id()));
+        fs::write(&leftover, b"left by a dead process").expect("leftover");
+        write_atomically(&path, b"fresh", 0o600).expect("writes despite the leftover");
+        assert_eq!(fs::read(&path).expect("written"), b"fresh");
+        assert_eq!(mode(&path), 0o600);
     }
 
     #[test]

@@ -187,10 +187,16 @@ fn make(fingerprint: Vec<Option<Stamp>>) -> Result<EtcCopy, SandboxError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let home = home();
     sweep_stale(&home);
-    let me = std::process::id();
+    // Root names its copies after its owner token (see `crate::owner`), which a
+    // recycled pid cannot impersonate; unprivileged, after its pid.
+    let me = if is_root() {
+        crate::owner::current()?.token().to_owned()
+    } else {
+        std::process::id().to_string()
+    };
     let top = loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let top = home.join(format!("cairn-etc-{me}-{n}"));
+        let top = home.join(format!("{PREFIX}{me}-{n}"));
         // A fresh directory of ours (never one somebody else prepared).
         match fs::DirBuilder::new().mode(0o755).create(&top) {
             Ok(()) => break top,
@@ -224,10 +230,28 @@ fn make(fingerprint: Vec<Option<Stamp>>) -> Result<EtcCopy, SandboxError> {
     Ok(copy)
 }
 
-/// Removes copies left by cairn processes that no longer exist.
+/// Name prefix of the copies.
+const PREFIX: &str = "cairn-etc-";
+
+/// Removes copies left by cairn processes that no longer exist (owner token gone, or
+/// pid gone), if they are this user's.
 fn sweep_stale(home: &Path) {
-    for entry in crate::leftovers::dead_process_entries(home, "cairn-etc-") {
-        if entry.metadata().is_ok_and(|m| m.uid() == current_uid()) {
+    let mut stale = crate::leftovers::dead_process_entries(home, PREFIX);
+    if let Ok(entries) = fs::read_dir(home) {
+        stale.extend(entries.flatten().filter(|entry| {
+            let name = entry.file_name();
+            let owner = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(PREFIX))
+                .and_then(|n| n.split('-').next());
+            owner
+                .is_some_and(|o| crate::owner::is_id(o) && crate::owner::is_alive(o) == Some(false))
+        }));
+    }
+    for entry in stale {
+        let owned = fs::symlink_metadata(entry.path())
+            .is_ok_and(|m| m.is_dir() && m.uid() == current_uid());
+        if owned {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
@@ -358,6 +382,23 @@ mod tests {
         // Unchanged host: the same copy is reused.
         let again = current(&[]).unwrap();
         assert!(Arc::ptr_eq(&copy, &again));
+    }
+
+    #[test]
+    fn copies_of_gone_owners_are_swept_and_live_ones_kept() {
+        assert!(is_root(), "the tests run as root");
+        let home = home();
+        let own = crate::owner::current().unwrap().token().to_owned();
+        let gone = crate::owner::random_id().unwrap();
+        let dead = home.join(format!("{PREFIX}{gone}-0"));
+        let live = home.join(format!("{PREFIX}{own}-999999"));
+        for dir in [&dead, &live] {
+            fs::create_dir_all(dir.join("etc")).unwrap();
+        }
+        sweep_stale(&home);
+        assert!(!dead.exists(), "a gone owner's copy is swept");
+        assert!(live.exists(), "a live owner's copy is kept");
+        fs::remove_dir_all(&live).unwrap();
     }
 
     #[test]
