@@ -890,6 +890,24 @@ fn leftover_cgroups_never_block_a_deploy_and_are_swept_safely() {
     stop_detached(&record, Duration::from_secs(2)).unwrap();
     cleanup.record = None;
     root.assert_gone();
+
+    // A deployment that ended, whose empty cgroup a sweep removed (as it does once
+    // its starter is gone): its record still stops cleanly and says it is not running.
+    let ended = start_detached(&root.spec(&["say", "bye"]), &logs.path().join("app.log")).unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while ended.is_running() {
+        assert!(Instant::now() < until, "{ended:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for dir in ended.cgroups.iter().rev() {
+        let until = Instant::now() + Duration::from_secs(5);
+        while fs::remove_dir(dir).is_err() {
+            assert!(Instant::now() < until, "{}", dir.display());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    assert!(!ended.is_running());
+    stop_detached(&ended, Duration::from_secs(1)).unwrap();
     drop(cleanup);
     for parent in &parents {
         assert!(!parent.join(&unknown).exists());
