@@ -77,6 +77,14 @@ fn fetch_network_reaches_out_but_not_host_loopback_or_metadata() {
     let public = TcpListener::bind("0.0.0.0:0").unwrap();
     let public_port = public.local_addr().unwrap().port();
     let host_ip = common::host_address();
+    // A host service on an abstract unix socket (bound to the network namespace).
+    let abstract_name = format!("cairn-test-{}", std::process::id());
+    let abstract_listener = {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(&abstract_name).unwrap();
+        std::os::unix::net::UnixListener::bind_addr(&addr).unwrap()
+    };
+    let unix_name = abstract_name.as_str();
     let script = format!(
         r#"probe() {{
              start=$(date +%s%N)
@@ -94,7 +102,8 @@ fn fetch_network_reaches_out_but_not_host_loopback_or_metadata() {
            probe 100.100.100.200 80
            probe {host_ip} {public_port}
            /usr/sbin/ip route del prohibit 169.254.0.0/16 2>&1 | tail -n 1
-           probe 169.254.169.254 80"#
+           probe 169.254.169.254 80
+           python3 -c 'import socket; s = socket.socket(socket.AF_UNIX); s.connect(b"\0{unix_name}"); print("ABSTRACT CONNECTED")' 2>&1 | tail -n 1"#
     );
     let mut spec = sh(ws.path(), &script);
     spec.argv[0] = "/bin/bash".into();
@@ -131,6 +140,10 @@ fn fetch_network_reaches_out_but_not_host_loopback_or_metadata() {
     // The step cannot remove the block: the namespace is not its to change.
     assert!(lines[9].contains("Operation not permitted"), "{lines:?}");
     assert!(lines[10].ends_with(" ms") && lines[10].contains("REFUSED (Permission denied)"));
+    // Nor the host's abstract unix sockets.
+    assert!(lines[11].contains("ConnectionRefusedError"), "{lines:?}");
+    abstract_listener.set_nonblocking(true).unwrap();
+    assert!(abstract_listener.accept().is_err());
 }
 
 #[test]
