@@ -434,6 +434,46 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn without_root_a_network_is_refused_never_the_host_network() {
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) into a two-element array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child drops to the sandbox user, tries, reports and _exits.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0);
+        if child == 0 {
+            // SAFETY: plain system calls in the forked child, which never returns.
+            unsafe {
+                let dropped =
+                    libc::setgid(crate::SANDBOX_GID) == 0 && libc::setuid(crate::SANDBOX_UID) == 0;
+                let text = match (dropped, UserNetwork::start()) {
+                    (false, _) => "could not drop root".to_owned(),
+                    (true, Ok(_)) => "STARTED".to_owned(),
+                    (true, Err(e)) => e.to_string(),
+                };
+                libc::write(fds[1], text.as_ptr().cast(), text.len());
+                libc::_exit(0);
+            }
+        }
+        // SAFETY: our copy of the write end; waitpid(2) on our child.
+        unsafe {
+            libc::close(fds[1]);
+            let mut status = 0;
+            assert_eq!(libc::waitpid(child, &mut status, 0), child);
+        }
+        let mut text = String::new();
+        // SAFETY: the read end is ours alone.
+        let mut pipe = unsafe { File::from_raw_fd(fds[0]) };
+        pipe.read_to_string(&mut text).unwrap();
+        println!("refused: {text}");
+        assert!(text.contains("needs cairn to run as root"), "{text}");
+        assert!(
+            text.contains("never falls back to the host's network"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_missing_slirp4netns_is_an_error_naming_it_never_the_host_network() {
         let ws = tempfile::tempdir().unwrap();
         crate::prepare_workspace(ws.path()).unwrap();
