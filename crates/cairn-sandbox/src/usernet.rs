@@ -136,8 +136,8 @@ impl UserNetwork {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .process_group(0);
-        // SAFETY: dup2(2) only, on descriptors that stay open until the spawn returns;
-        // dup2 clears close-on-exec on the targets.
+        // SAFETY: dup2(2) and close_range(2) only, on descriptors that stay open until
+        // the spawn returns; dup2 clears close-on-exec on the targets.
         unsafe {
             command.pre_exec(move || {
                 for (from, to) in [(n, 3), (r, 4), (e, 5)] {
@@ -145,6 +145,14 @@ impl UserNetwork {
                         return Err(io::Error::last_os_error());
                     }
                 }
+                // Nothing else cairn inherited reaches slirp4netns (best effort: it is
+                // host-side and trusted; kernels before 5.11 lack the flag).
+                libc::syscall(
+                    libc::SYS_close_range,
+                    6 as libc::c_uint,
+                    libc::c_uint::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                );
                 Ok(())
             });
         }
