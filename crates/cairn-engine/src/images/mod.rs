@@ -191,7 +191,12 @@ pub(crate) fn sandbox_spec(
     let working_dir = config
         .working_dir()
         .clone()
-        .filter(|w| rootfs.join(w.trim_start_matches('/')).is_dir())
+        .filter(|w| {
+            // Resolved inside the image's root, never on the host's.
+            cairn_fs::Dir::open(rootfs)
+                .and_then(|root| root.open_in_root(w))
+                .is_ok_and(|node| matches!(node, cairn_fs::Node::Dir(_)))
+        })
         .unwrap_or_else(|| "/".to_owned());
     let mut spec = ImageSandboxSpec::new(rootfs, argv);
     if let Some(user) = config.user().as_deref().filter(|u| !u.is_empty()) {

@@ -1,0 +1,187 @@
+//! Host-side code never follows a symlink or opens a special file from a
+//! workspace or an image (issue 12, items 1 and 2), end to end with the real
+//! binary, real git and real bubblewrap: a build that points its declared output
+//! through a symlink at cairn's signing key, at `/dev`, or makes it a FIFO is
+//! refused at once with the path and the reason, and the key's bytes appear
+//! nowhere.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Fixture, Run};
+
+/// A workload whose build runs `build` and declares `output`; with `image`, on
+/// the catalog's `tiny` base.
+fn workload(build: &str, output: &str, image: bool) -> Fixture {
+    let f = Fixture::new();
+    let mut toml = format!(
+        "[workload]\nname = \"attack\"\nchain = \"default\"\nenvironments = [\"staging\"]\n\n\
+         [build]\ncommand = {build:?}\noutput = {output:?}\n\n[test]\nunit = \"true\"\n"
+    );
+    if image {
+        toml.push_str("\n[image]\nbase = \"tiny\"\nport = 8080\n");
+        f.ok(&["base", "create", "tiny", "--name", "tiny"]);
+    }
+    f.write("cairn.toml", &toml).commit("the attack");
+    f
+}
+
+/// Every file under `dir` (not following symlinks), gzip blobs decompressed.
+fn all_bytes(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            all_bytes(&path, out);
+        } else if kind.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            if bytes.starts_with(&[0x1f, 0x8b]) {
+                let mut plain = Vec::new();
+                if flate2::read::MultiGzDecoder::new(&bytes[..])
+                    .read_to_end(&mut plain)
+                    .is_ok()
+                {
+                    out.push((path.clone(), plain));
+                }
+            }
+            out.push((path, bytes));
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The run failed (exit 1) at the build, and its log and `explain` say `why`.
+fn refused(f: &Fixture, r: &Run, why: &[&str]) -> String {
+    assert_eq!(r.code, 1, "{r:?}");
+    let logs = f.run(&["logs", "last"]);
+    let explain = f.run(&["explain", "last"]);
+    let text = format!(
+        "{}{}{}{}",
+        r.stderr, logs.stdout, explain.stdout, explain.stderr
+    );
+    for fragment in why {
+        assert!(text.contains(fragment), "no {fragment:?} in:\n{text}");
+    }
+    logs.stdout
+}
+
+#[test]
+fn a_symlink_in_the_output_path_never_leaks_the_signing_key() {
+    let f = workload("true", "sub/signing.key", true);
+    let keys = f.data.join("keys");
+    let build = format!("ln -s {} sub", keys.display());
+    let text = std::fs::read_to_string(f.repo.join("cairn.toml"))
+        .unwrap()
+        .replace("command = \"true\"", &format!("command = {build:?}"));
+    f.write("cairn.toml", &text).commit("link the keys");
+    let r = f.run(&["run"]);
+    let logs = refused(
+        &f,
+        &r,
+        &[
+            "the declared output `sub/signing.key` is refused",
+            "`sub` is a symlink",
+            "never follows a symlink",
+        ],
+    );
+    assert!(logs.contains("sub/signing.key"), "names the path: {logs}");
+
+    // The key exists, and its bytes are nowhere cairn keeps what a run made:
+    // not in the run log, the store, or any image blob (layers decompressed).
+    let pem = std::fs::read_to_string(keys.join("signing.key")).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(body.len() > 40, "{pem}");
+    let needle = &body.as_bytes()[..40];
+    assert!(!contains(logs.as_bytes(), needle), "the key is in the log");
+    let mut files = Vec::new();
+    all_bytes(&f.data, &mut files);
+    for (path, bytes) in &files {
+        if path.starts_with(&keys) {
+            continue;
+        }
+        assert!(!contains(bytes, needle), "the key is in {}", path.display());
+        assert!(
+            !contains(bytes, b"BEGIN PRIVATE KEY"),
+            "a private key is in {}",
+            path.display()
+        );
+    }
+    let images = f.json(&["image", "list"]);
+    assert_eq!(images.as_array().unwrap().len(), 0, "no image: {images}");
+}
+
+#[test]
+fn a_symlink_as_the_output_or_to_dev_is_refused_at_once() {
+    for (build, output, why) in [
+        // The output itself a symlink to the keys directory.
+        ("ln -s /etc sub", "sub", "`sub` is a symlink"),
+        // d -> /dev, output d/zero: refused, never read.
+        ("ln -s /dev d", "d/zero", "`d` is a symlink"),
+        // An absolute symlink deeper down.
+        (
+            "mkdir -p out/bin && ln -s /etc/shadow out/bin/app",
+            "out/bin/app",
+            "`out/bin/app` is a symlink",
+        ),
+    ] {
+        let f = workload(build, output, false);
+        let started = Instant::now();
+        let r = f.run(&["run"]);
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{output} took {:?}",
+            started.elapsed()
+        );
+        refused(
+            &f,
+            &r,
+            &[&format!("the declared output `{output}` is refused"), why],
+        );
+    }
+}
+
+#[test]
+fn a_fifo_or_socket_as_or_in_the_output_is_refused_at_once() {
+    for (build, output, why) in [
+        (
+            "mkfifo out",
+            "out",
+            "is a fifo, not a regular file or a directory",
+        ),
+        (
+            "mkdir out && echo hi > out/a && mkfifo out/pipe",
+            "out",
+            "out/pipe is a fifo",
+        ),
+        (
+            "python3 -c 'import socket; s=socket.socket(socket.AF_UNIX); s.bind(\"sock\")'",
+            "sock",
+            "is a socket",
+        ),
+    ] {
+        let f = workload(build, output, false);
+        let started = Instant::now();
+        let r = f.run(&["run"]);
+        // Refused at once: no read that waits for a writer that never comes.
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{output} took {:?}",
+            started.elapsed()
+        );
+        refused(
+            &f,
+            &r,
+            &[&format!("the declared output `{output}` is refused"), why],
+        );
+    }
+}
