@@ -1,15 +1,17 @@
 //! Host-side code never follows a symlink or opens a special file from a
-//! workspace or an image (issue 12, items 1 and 2), end to end with the real
+//! workspace or an image (issue 12, items 1, 2 and 8), end to end with the real
 //! binary, real git and real bubblewrap: a build that points its declared output
 //! through a symlink at cairn's signing key, at `/dev`, or makes it a FIFO is
 //! refused at once with the path and the reason, and the key's bytes appear
-//! nowhere.
+//! nowhere; a base's world-writable file is not writable in the rootfs cache.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Fixture, Run};
@@ -184,4 +186,81 @@ fn a_fifo_or_socket_as_or_in_the_output_is_refused_at_once() {
             &[&format!("the declared output `{output}` is refused"), why],
         );
     }
+}
+
+/// A base image tarball with a world-writable file and directory.
+fn world_writable_base(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("srv/open")).unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0::/:/sbin/nologin\nnobody:x:65534:65534::/:/sbin/nologin\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("srv/open/config"), "safe=1\n").unwrap();
+    std::fs::set_permissions(
+        root.join("srv/open/config"),
+        PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    std::fs::set_permissions(root.join("srv/open"), PermissionsExt::from_mode(0o777)).unwrap();
+    let tar = dir.join("base.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .args(["--numeric-owner", "-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tar
+}
+
+#[test]
+fn a_world_writable_file_of_a_base_is_not_writable_in_the_rootfs_cache() {
+    let f = Fixture::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = world_writable_base(tmp.path());
+    let r = f.run(&["base", "import", tar.to_str().unwrap(), "--name", "open"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let base = f.json(&["base", "list"]);
+    let digest = base[0]["digest"].as_str().unwrap().to_owned();
+    let cache = cairn_engine::DataDir::at(&f.data)
+        .rootfs_cache()
+        .join(digest.trim_start_matches("sha256:"));
+    let config = cache.join("srv/open/config");
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&config), 0o644, "o+w stripped");
+    assert_eq!(mode(&cache.join("srv/open")), 0o755, "o+w stripped");
+    // The cache is root's: the image's `/` is for root and the sandbox's group.
+    assert_eq!(mode(&cache), 0o750);
+    assert_eq!(mode(cache.parent().unwrap()), 0o710);
+
+    // The sandbox's user cannot rewrite it (nor list the cache).
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+        ])
+        .arg(format!("echo evil >> {}", config.display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "uid 65534 wrote into the cache");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "safe=1\n");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "ls"])
+        .arg(cache.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the cache can be listed");
 }
