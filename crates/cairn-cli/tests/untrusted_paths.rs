@@ -264,3 +264,18 @@ fn a_world_writable_file_of_a_base_is_not_writable_in_the_rootfs_cache() {
         .unwrap();
     assert!(!out.status.success(), "the cache can be listed");
 }
+
+#[test]
+fn a_committed_cairn_toml_symlink_is_not_followed_on_the_host() {
+    let f = Fixture::new();
+    // The run needs a key; a symlinked cairn.toml points at it.
+    f.ok(&["key", "create"]);
+    let key = f.data.join("keys/signing.key");
+    assert!(key.is_file());
+    std::os::unix::fs::symlink(&key, f.repo.join("cairn.toml")).unwrap();
+    f.commit("cairn.toml is a link");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("`cairn.toml` is a symlink"), "{r:?}");
+    assert!(!r.stderr.contains("PRIVATE KEY"), "{r:?}");
+}
