@@ -74,6 +74,12 @@ fn refused(f: &Fixture, r: &Run, why: &[&str]) -> String {
     for fragment in why {
         assert!(text.contains(fragment), "no {fragment:?} in:\n{text}");
     }
+    if let Some(line) = format!("{}{}", r.stdout, r.stderr)
+        .lines()
+        .find(|l| l.contains("failed"))
+    {
+        eprintln!("{line}");
+    }
     logs.stdout
 }
 
@@ -125,7 +131,7 @@ fn a_symlink_in_the_output_path_never_leaks_the_signing_key() {
 #[test]
 fn a_symlink_as_the_output_or_to_dev_is_refused_at_once() {
     for (build, output, why) in [
-        // The output itself a symlink to the keys directory.
+        // The output itself a symlink (to a host directory).
         ("ln -s /etc sub", "sub", "`sub` is a symlink"),
         // d -> /dev, output d/zero: refused, never read.
         ("ln -s /dev d", "d/zero", "`d` is a symlink"),
@@ -205,6 +211,25 @@ fn world_writable_base(dir: &Path) -> PathBuf {
     )
     .unwrap();
     std::fs::set_permissions(root.join("srv/open"), PermissionsExt::from_mode(0o777)).unwrap();
+    // A static program that tries to rewrite the world-writable file.
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    let c = dir.join("rewrite.c");
+    std::fs::write(
+        &c,
+        "#include <fcntl.h>\n#include <stdio.h>\n#include <string.h>\n#include <errno.h>\n#include <unistd.h>\n\
+         int main(void) { int fd = open(\"/srv/open/config\", O_WRONLY | O_APPEND);\n\
+         if (fd < 0) { printf(\"refused: %s\\n\", strerror(errno)); return 1; }\n\
+         if (write(fd, \"evil\\n\", 5) != 5) { printf(\"refused: %s\\n\", strerror(errno)); return 1; }\n\
+         printf(\"rewritten\\n\"); return 0; }\n",
+    )
+    .unwrap();
+    let status = Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(root.join("bin/rewrite"))
+        .arg(&c)
+        .status()
+        .unwrap();
+    assert!(status.success(), "gcc -static");
     let tar = dir.join("base.tar");
     let status = Command::new("tar")
         .arg("-C")
@@ -251,12 +276,26 @@ fn a_world_writable_file_of_a_base_is_not_writable_in_the_rootfs_cache() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "uid 65534 wrote into the cache");
+    eprintln!(
+        "uid 65534 on the host: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(std::fs::read_to_string(&config).unwrap(), "safe=1\n");
+
+    // Nor can the image itself, run in the sandbox as uid 65534 from the cache.
+    let spec = cairn_sandbox::ImageSandboxSpec::new(&cache, vec!["/bin/rewrite".into()]);
+    let mut said = Vec::new();
+    let outcome = cairn_sandbox::run_image(&spec, &mut |_, line| said.push(line.to_vec())).unwrap();
+    let said = String::from_utf8_lossy(&said.concat()).into_owned();
+    eprintln!("uid 65534 in the sandbox: {}", said.trim());
+    assert!(said.contains("refused:"), "{said} ({outcome:?})");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "safe=1\n");
+
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "ls"])
         .arg(cache.parent().unwrap())
