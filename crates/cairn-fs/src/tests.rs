@@ -199,6 +199,18 @@ fn in_root_resolution_keeps_symlinks_inside() {
     // An escape lands inside the root, where there is no such file.
     assert!(std::path::Path::new("/etc/hostname").exists());
     assert!(dir.open_in_root("etc/escape").unwrap_err().is_not_found());
+    // Without openat2 there is no in-root resolution: symlinks are refused.
+    assert!(matches!(
+        dir.open_as(Path::new("/etc/passwd"), Resolve::InRoot, false),
+        Err(FsError::Symlink { .. })
+    ));
+    assert_eq!(
+        read(
+            dir.open_as(Path::new("/etc/passwd.real"), Resolve::InRoot, false)
+                .unwrap()
+        ),
+        b"nobody:x:65534"
+    );
 }
 
 #[test]
