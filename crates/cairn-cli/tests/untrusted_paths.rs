@@ -318,3 +318,50 @@ fn a_committed_cairn_toml_symlink_is_not_followed_on_the_host() {
     assert!(r.stderr.contains("`cairn.toml` is a symlink"), "{r:?}");
     assert!(!r.stderr.contains("PRIVATE KEY"), "{r:?}");
 }
+
+#[test]
+fn a_handed_in_layout_whose_blob_is_a_fifo_or_a_symlink_is_refused_at_once() {
+    let f = Fixture::new();
+    f.ok(&["key", "create"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let rootfs = tmp.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0::/:/x\n").unwrap();
+    let dir = tmp.path().join("layout");
+    let layout = cairn_oci::Layout::open_or_create(&dir).unwrap();
+    let image = cairn_oci::import_rootfs(&layout, &rootfs, 0).unwrap();
+    layout
+        .set_ref("base", &image.descriptor().unwrap())
+        .unwrap();
+    let layer = layout.blob_path(&image.layers[0].digest);
+    let key = f.data.join("keys/signing.key");
+    for (what, plant, why) in [
+        ("fifo", None, "is a fifo"),
+        ("symlink", Some(key.as_path()), "is a symlink"),
+    ] {
+        std::fs::remove_file(&layer).unwrap();
+        match plant {
+            None => assert!(
+                Command::new("mkfifo")
+                    .arg(&layer)
+                    .status()
+                    .unwrap()
+                    .success()
+            ),
+            Some(target) => std::os::unix::fs::symlink(target, &layer).unwrap(),
+        }
+        let started = Instant::now();
+        let source = format!("oci:{}:base", dir.display());
+        let r = f.run(&["base", "import", &source, "--name", "handed-in"]);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what} blocked"
+        );
+        assert_eq!(r.code, 1, "{what}: {r:?}");
+        assert!(r.stderr.contains(why), "{what}: {r:?}");
+        assert!(!r.stderr.contains("PRIVATE KEY"), "{r:?}");
+        eprintln!("{what}: {}", r.stderr.trim());
+    }
+    let bases = f.json(&["base", "list"]);
+    assert_eq!(bases.as_array().unwrap().len(), 0, "{bases}");
+}

@@ -170,8 +170,16 @@ impl EngineError {
     /// machine (exit 2).
     pub fn is_user_error(&self) -> bool {
         // A path refused in a tree the user named, or one that does not exist.
-        if let Self::Fs(e) = self {
-            return !matches!(e, cairn_fs::FsError::Io { .. }) || e.is_not_found();
+        let refused =
+            |e: &cairn_fs::FsError| !matches!(e, cairn_fs::FsError::Io { .. }) || e.is_not_found();
+        match self {
+            Self::Fs(e) => return refused(e),
+            Self::Oci(e) => {
+                if let cairn_oci::OciError::Fs(e) = &**e {
+                    return refused(e);
+                }
+            }
+            _ => {}
         }
         matches!(
             self,
