@@ -365,3 +365,36 @@ fn a_handed_in_layout_whose_blob_is_a_fifo_or_a_symlink_is_refused_at_once() {
     let bases = f.json(&["base", "list"]);
     assert_eq!(bases.as_array().unwrap().len(), 0, "{bases}");
 }
+
+#[test]
+fn symlinks_inside_an_output_directory_are_stored_as_symlinks_never_followed() {
+    let f = workload("true", "out", true);
+    let keys = f.data.join("keys");
+    let build = format!(
+        "mkdir out && echo hi > out/index.html && ln -s {k} out/keys && ln -s {k}/signing.key out/key.pem",
+        k = keys.display()
+    );
+    let text = std::fs::read_to_string(f.repo.join("cairn.toml"))
+        .unwrap()
+        .replace("command = \"true\"", &format!("command = {build:?}"));
+    f.write("cairn.toml", &text)
+        .commit("links inside the output");
+    f.run(&["run"]);
+    let logs = f.ok(&["logs", "last"]).stdout;
+    assert!(logs.contains("declared output `out` is present"), "{logs}");
+    assert!(logs.contains("release-candidate image"), "{logs}");
+    let pem = std::fs::read_to_string(keys.join("signing.key")).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let needle = &body.as_bytes()[..40];
+    let mut files = Vec::new();
+    all_bytes(&f.data, &mut files);
+    let mut layer_has_link = false;
+    for (path, bytes) in &files {
+        if path.starts_with(&keys) {
+            continue;
+        }
+        assert!(!contains(bytes, needle), "the key is in {}", path.display());
+        layer_has_link |= contains(bytes, b"app/key.pem");
+    }
+    assert!(layer_has_link, "the symlink itself is in the layer");
+}
