@@ -222,7 +222,7 @@ fn sbom_reports_and_skips_bad_files() {
     std::fs::create_dir_all(f.path("tree/big")).unwrap();
     let big = std::fs::File::create(f.path("tree/big/poetry.lock")).unwrap();
     big.set_len(65 << 20).unwrap();
-    // A symlinked lockfile pointing outside the tree is not followed.
+    // A symlinked lockfile is never followed (here it points outside the tree).
     let outside = f.file("outside/Cargo.lock", &cargo_lock(&[("libc", "0.2.150")]));
     std::fs::create_dir_all(f.path("tree/linked")).unwrap();
     std::os::unix::fs::symlink(&outside, f.path("tree/linked/Cargo.lock")).unwrap();
@@ -239,7 +239,10 @@ fn sbom_reports_and_skips_bad_files() {
         ("Cargo.lock", "invalid TOML"),
         ("api/package-lock.json", "invalid JSON"),
         ("big/poetry.lock", "more than the limit"),
-        ("linked/Cargo.lock", "a symlink to outside the tree"),
+        (
+            "linked/Cargo.lock",
+            "a symlink, which cairn does not follow",
+        ),
     ] {
         let line = err
             .lines()

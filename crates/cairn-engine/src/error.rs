@@ -88,6 +88,10 @@ pub enum EngineError {
     Sandbox(#[from] cairn_sandbox::SandboxError),
     #[error(transparent)]
     Oci(Box<cairn_oci::OciError>),
+    /// A path in a workspace or an image's root filesystem was refused (a symlink
+    /// on the way, a special file, too large) or could not be read.
+    #[error(transparent)]
+    Fs(#[from] cairn_fs::FsError),
     #[error(transparent)]
     Registry(Box<cairn_registry::Error>),
     #[error(transparent)]
@@ -165,6 +169,18 @@ impl EngineError {
     /// Whether the user's input is at fault (exit 1) rather than cairn or the
     /// machine (exit 2).
     pub fn is_user_error(&self) -> bool {
+        // A path refused in a tree the user named, or one that does not exist.
+        let refused =
+            |e: &cairn_fs::FsError| !matches!(e, cairn_fs::FsError::Io { .. }) || e.is_not_found();
+        match self {
+            Self::Fs(e) => return refused(e),
+            Self::Oci(e) => {
+                if let cairn_oci::OciError::Fs(e) = &**e {
+                    return refused(e);
+                }
+            }
+            _ => {}
+        }
         matches!(
             self,
             Self::NotAGitRepo { .. }

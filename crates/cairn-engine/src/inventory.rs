@@ -4,8 +4,8 @@
 //! sbom`, `cairn scan` and `cairn base` use it, and the run inventories each
 //! release candidate with it.
 //!
-//! The walk is bounded: symlinked directories are not followed, a symlinked file is
-//! read only when it resolves inside the tree, files over
+//! The walk is bounded and never follows a symlink (a symlinked lockfile is
+//! skipped, saying so) nor opens a FIFO, socket or device (see `cairn_fs`); files over
 //! [`cairn_sbom::MAX_FILE_BYTES`] are skipped, and the walk stops after
 //! [`MAX_ENTRIES`] entries or below [`MAX_DEPTH`] levels, saying so. Every file that
 //! could not be read or parsed is kept as [`Skipped`], and every component that
@@ -13,7 +13,6 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use cairn_model::error_chain;
@@ -153,9 +152,9 @@ pub fn collect_tree(tree: Tree) -> Collected {
 /// The files of a tree, relative to its root with `/` separators.
 #[derive(Debug)]
 pub struct Tree {
-    /// The root, canonical (symlinks resolved), so "inside the tree" can be checked.
-    root: PathBuf,
-    /// Regular files and symlinks (resolved when read), sorted.
+    /// The root, held open: every file is read beneath it, never through a symlink.
+    root: cairn_fs::Dir,
+    /// Regular files and symlinks (refused when read), sorted.
     pub files: Vec<String>,
     /// Directories that could not be listed, and where the walk stopped.
     pub skipped: Vec<Skipped>,
@@ -171,12 +170,13 @@ impl Tree {
     }
 
     /// [`Tree::walk`], leaving out the root's entries with these names (never
-    /// entered or listed).
+    /// entered or listed). `path` itself is the caller's (taken as given);
+    /// nothing below it is followed.
     pub fn walk_except(path: &Path, left_out: &[&str]) -> Result<Tree, EngineError> {
         let meta = std::fs::metadata(path).map_err(EngineError::io("read", path))?;
         let canonical = std::fs::canonicalize(path).map_err(EngineError::io("resolve", path))?;
         if meta.is_file() {
-            let root = canonical
+            let parent = canonical
                 .parent()
                 .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
             let file = canonical
@@ -191,7 +191,7 @@ impl Tree {
                 .to_owned();
             let name = file.clone();
             return Ok(Tree {
-                root,
+                root: cairn_fs::Dir::open(&parent)?,
                 files: vec![file],
                 skipped: Vec::new(),
                 name,
@@ -207,20 +207,21 @@ impl Tree {
             .file_name()
             .map_or_else(|| "/".to_owned(), |n| n.to_string_lossy().into_owned());
         let mut tree = Tree {
-            root: canonical.clone(),
+            root: cairn_fs::Dir::open(&canonical)?,
             files: Vec::new(),
             skipped: Vec::new(),
             name,
         };
         let mut entries = 0usize;
-        let mut stack: Vec<(PathBuf, String, usize)> = vec![(canonical, String::new(), 0)];
-        'walk: while let Some((dir, rel, depth)) = stack.pop() {
+        let mut stack: Vec<(String, usize)> = vec![(String::new(), 0)];
+        'walk: while let Some((rel, depth)) = stack.pop() {
             let shown = if rel.is_empty() {
                 ".".to_owned()
             } else {
                 format!("{rel}/")
             };
-            let list = match std::fs::read_dir(&dir) {
+            let room = (MAX_ENTRIES - entries) as u64 + 1;
+            let list = match tree.root.dir_beneath(&rel).and_then(|d| d.entries(room)) {
                 Ok(list) => list,
                 Err(e) => {
                     tree.skip(shown, format!("cannot list the directory: {e}"));
@@ -228,13 +229,6 @@ impl Tree {
                 }
             };
             for entry in list {
-                let entry = match entry {
-                    Ok(entry) => entry,
-                    Err(e) => {
-                        tree.skip(shown.clone(), format!("cannot list the directory: {e}"));
-                        break;
-                    }
-                };
                 entries += 1;
                 if entries > MAX_ENTRIES {
                     tree.skip(
@@ -246,7 +240,7 @@ impl Tree {
                     break 'walk;
                 }
                 // A name that is not UTF-8 is no lockfile or package database.
-                let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
+                let Some(file_name) = entry.name.to_str().map(str::to_owned) else {
                     continue;
                 };
                 if rel.is_empty() && left_out.contains(&file_name.as_str()) {
@@ -257,25 +251,18 @@ impl Tree {
                 } else {
                     format!("{rel}/{file_name}")
                 };
-                let Ok(kind) = entry.file_type() else {
-                    tree.skip(child, "cannot read its file type".to_owned());
-                    continue;
-                };
-                if kind.is_dir() {
-                    if depth + 1 > MAX_DEPTH {
-                        tree.skip(
-                            format!("{child}/"),
-                            format!("deeper than {MAX_DEPTH} levels"),
-                        );
-                    } else {
-                        stack.push((entry.path(), child, depth + 1));
-                    }
-                } else if kind.is_file() || kind.is_symlink() {
-                    // Symlinks to directories are listed here but never walked:
-                    // reading one fails as "not a regular file".
-                    tree.files.push(child);
+                match entry.meta.kind {
+                    cairn_fs::Kind::Dir if depth + 1 > MAX_DEPTH => tree.skip(
+                        format!("{child}/"),
+                        format!("deeper than {MAX_DEPTH} levels"),
+                    ),
+                    cairn_fs::Kind::Dir => stack.push((child, depth + 1)),
+                    // Symlinks are listed, so a symlinked lockfile is reported as
+                    // skipped; reading one is refused.
+                    cairn_fs::Kind::File | cairn_fs::Kind::Symlink => tree.files.push(child),
+                    // Sockets, FIFOs and devices are never opened.
+                    _ => {}
                 }
-                // Sockets, FIFOs and devices are never read.
             }
         }
         tree.files.sort_unstable();
@@ -286,38 +273,23 @@ impl Tree {
         self.skipped.push(Skipped { path, reason });
     }
 
-    /// A file's bytes, at most `limit` of them; a symlink only when it resolves to a
-    /// regular file inside the tree.
+    /// A file's bytes, at most `limit` of them: a regular file reached without any
+    /// symlink (a symlink is never followed, even inside the tree).
     pub fn read(&self, rel: &str, limit: usize) -> Result<Vec<u8>, String> {
-        let full = self.root.join(rel);
-        let link = std::fs::symlink_metadata(&full).map_err(|e| format!("cannot read it: {e}"))?;
-        let target = if link.file_type().is_symlink() {
-            let target =
-                std::fs::canonicalize(&full).map_err(|e| format!("a broken symlink: {e}"))?;
-            if !target.starts_with(&self.root) {
-                return Err("a symlink to outside the tree".to_owned());
+        let file = self.root.file_beneath(rel).map_err(|e| match e {
+            cairn_fs::FsError::Symlink { .. } => {
+                "a symlink, which cairn does not follow in a tree it reads".to_owned()
             }
-            target
-        } else {
-            full
-        };
-        let meta = std::fs::metadata(&target).map_err(|e| format!("cannot read it: {e}"))?;
-        if !meta.is_file() {
-            return Err("not a regular file".to_owned());
-        }
-        let too_large = |size: u64| format!("{size} bytes, more than the limit of {limit}");
-        if meta.len() > limit as u64 {
-            return Err(too_large(meta.len()));
-        }
-        let file = std::fs::File::open(&target).map_err(|e| format!("cannot open it: {e}"))?;
-        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        file.take(limit as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("cannot read it: {e}"))?;
-        if bytes.len() > limit {
-            return Err(too_large(bytes.len() as u64));
-        }
-        Ok(bytes)
+            cairn_fs::FsError::Special { kind, .. } => format!("a {kind}, not a regular file"),
+            cairn_fs::FsError::WrongKind { .. } => "not a regular file".to_owned(),
+            other => format!("cannot read it: {other}"),
+        })?;
+        file.read_bounded(limit as u64).map_err(|e| match e {
+            cairn_fs::FsError::TooLarge { size, .. } => {
+                format!("{size} bytes, more than the limit of {limit}")
+            }
+            other => format!("cannot read it: {}", error_chain(&other)),
+        })
     }
 }
 

@@ -780,14 +780,30 @@ impl Engine {
             && spec.kind == StageKind::Build
             && let Some(output) = &loaded.workload.output
         {
-            let path = workspace.join(output);
-            if std::fs::symlink_metadata(&path).is_err() {
-                let reason =
-                    format!("the build passed but did not produce its declared output `{output}`");
-                sink.system(&reason);
-                return Ok(StageEnd::failed(Some(0), reason));
-            }
-            let digest = artifact_digest(&path)?;
+            // Whatever the build left in the workspace is untrusted: the output is
+            // resolved beneath it with no symlink, and must be a regular file or a
+            // directory of regular files, directories and symlinks (stored, never
+            // followed).
+            let root = cairn_fs::Dir::open(workspace)?;
+            let digest = match artifact_digest(&root, output) {
+                Ok(digest) => digest,
+                Err(EngineError::Fs(e)) if e.is_not_found() => {
+                    let reason = format!(
+                        "the build passed but did not produce its declared output `{output}`"
+                    );
+                    sink.system(&reason);
+                    return Ok(StageEnd::failed(Some(0), reason));
+                }
+                Err(EngineError::Fs(e)) => {
+                    let reason = format!(
+                        "the declared output `{output}` is refused: {}",
+                        error_chain(&e)
+                    );
+                    sink.system(&reason);
+                    return Ok(StageEnd::failed(Some(0), reason));
+                }
+                Err(e) => return Err(e),
+            };
             sink.system(&format!(
                 "declared output `{output}` is present: sha256:{}",
                 digest.to_hex()
@@ -799,7 +815,7 @@ impl Engine {
                     loaded,
                     config,
                     plan.base.clone(),
-                    &path,
+                    &root,
                     output,
                     facts.source_date_epoch,
                 )?;
@@ -951,7 +967,7 @@ impl Engine {
                 .map_err(EngineError::io("create", workspace))?;
         }
         git::materialise(&loaded.repo, &loaded.commit, &loaded.prefix, workspace)?;
-        let source = tree_digest(workspace)?;
+        let source = tree_digest(&cairn_fs::Dir::open(workspace)?)?;
         sink.system(&format!("source tree digest sha256:{}", source.to_hex()));
         facts.source = Some(Subject::sha256(
             format!("{}@{}", loaded.workload.name, loaded.commit),
@@ -960,7 +976,7 @@ impl Engine {
         let home = workspace.join(".home");
         std::fs::create_dir_all(&home).map_err(EngineError::io("create", &home))?;
         cairn_sandbox::prepare_workspace(workspace)?;
-        let (files, bytes) = tree_size(workspace);
+        let (files, bytes) = tree_size(&cairn_fs::Dir::open(workspace)?)?;
         let from = if loaded.prefix.is_empty() {
             "/".to_owned()
         } else {
@@ -1122,31 +1138,59 @@ struct StageFacts<'a> {
     failed_tests: Vec<String>,
 }
 
-/// SHA-256 of a file's bytes, or [`tree_digest`] of a directory.
-fn artifact_digest(path: &Path) -> Result<Sha256Digest, EngineError> {
-    let meta = std::fs::symlink_metadata(path).map_err(EngineError::io("read", path))?;
-    if meta.is_dir() {
-        return tree_digest(path);
+/// Bounds on what the engine reads of a workspace: the tree of a build output or
+/// a source checkout (entries, depth, path length) and the bytes it hashes.
+const WORKSPACE_LIMITS: cairn_fs::WalkLimits = cairn_fs::WalkLimits {
+    max_entries: 1_000_000,
+    max_depth: 128,
+    max_path_len: 4096,
+};
+/// The most bytes hashed from one workspace tree (the same as an image layer).
+const MAX_TREE_BYTES: u64 = 16 << 30;
+
+/// SHA-256 of the declared output `rel` beneath the workspace: a regular file's
+/// bytes, or [`tree_digest`] of a directory. Resolved without following any
+/// symlink (not even as the output itself); anything but a regular file or a
+/// directory is refused without being opened (see `cairn_fs`).
+fn artifact_digest(workspace: &cairn_fs::Dir, rel: &str) -> Result<Sha256Digest, EngineError> {
+    match workspace.open_beneath(rel)? {
+        cairn_fs::Node::Dir(dir) => tree_digest(&dir),
+        cairn_fs::Node::File(mut file) => {
+            let mut hasher = Sha256Hasher::new();
+            let mut budget = MAX_TREE_BYTES;
+            hash_file(&mut file, &mut hasher, &mut budget)?;
+            Ok(hasher.finish())
+        }
     }
-    let mut hasher = Sha256Hasher::new();
-    if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(path).map_err(EngineError::io("read", path))?;
-        hasher.update(target.as_os_str().as_encoded_bytes());
-    } else {
-        hash_file(path, &mut hasher)?;
-    }
-    Ok(hasher.finish())
 }
 
-fn hash_file(path: &Path, hasher: &mut Sha256Hasher) -> Result<(), EngineError> {
+/// Hashes an opened regular file, at most `budget` bytes in all (what is left is
+/// handed back).
+fn hash_file(
+    file: &mut cairn_fs::File,
+    hasher: &mut Sha256Hasher,
+    budget: &mut u64,
+) -> Result<(), EngineError> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(EngineError::io("read", path))?;
+    let too_large = |path: &Path| cairn_fs::FsError::Limit {
+        path: path.to_path_buf(),
+        what: "bytes hashed in one workspace tree",
+        max: MAX_TREE_BYTES,
+    };
+    if file.meta().len > *budget {
+        return Err(too_large(file.path()).into());
+    }
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = file.read(&mut buf).map_err(EngineError::io("read", path))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(EngineError::io("read", file.path()))?;
         if n == 0 {
             return Ok(());
         }
+        *budget = budget
+            .checked_sub(n as u64)
+            .ok_or_else(|| too_large(file.path()))?;
         hasher.update(&buf[..n]);
     }
 }
@@ -1154,79 +1198,55 @@ fn hash_file(path: &Path, hasher: &mut Sha256Hasher) -> Result<(), EngineError> 
 /// A digest of a directory tree that names exactly its content: for every entry in
 /// byte order of its relative path, `d <path>`, `f <exec 0|1> <sha256> <path>` or
 /// `l <target> <path>`, each line ending in `\n`. Symlinks are never followed;
-/// cairn's `.home` (the steps' HOME) is left out.
-fn tree_digest(root: &Path) -> Result<Sha256Digest, EngineError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut entries: Vec<(Vec<u8>, PathBuf)> = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(EngineError::io("list", &dir))? {
-            let path = entry.map_err(EngineError::io("list", &dir))?.path();
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .as_os_str()
-                .as_encoded_bytes()
-                .to_vec();
-            if rel == b".home" {
-                continue;
-            }
-            if std::fs::symlink_metadata(&path)
-                .map_err(EngineError::io("read", &path))?
-                .is_dir()
-            {
-                stack.push(path.clone());
-            }
-            entries.push((rel, path));
-        }
-    }
-    entries.sort();
+/// a FIFO, socket or device anywhere is refused (never opened); cairn's `.home`
+/// (the steps' HOME) is left out; the walk and the bytes hashed are bounded.
+fn tree_digest(root: &cairn_fs::Dir) -> Result<Sha256Digest, EngineError> {
     let mut tree = Sha256Hasher::new();
-    for (rel, path) in entries {
-        let meta = std::fs::symlink_metadata(&path).map_err(EngineError::io("read", &path))?;
-        if meta.is_dir() {
-            tree.update(b"d ");
-        } else if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&path).map_err(EngineError::io("read", &path))?;
-            tree.update(b"l ");
-            tree.update(target.as_os_str().as_encoded_bytes());
-            tree.update(b" ");
-        } else {
-            let mut file = Sha256Hasher::new();
-            hash_file(&path, &mut file)?;
-            let exec = if meta.permissions().mode() & 0o111 != 0 {
-                "1"
-            } else {
-                "0"
-            };
-            tree.update(format!("f {exec} {} ", file.finish().to_hex()).as_bytes());
+    let mut budget = MAX_TREE_BYTES;
+    for entry in cairn_fs::walk(root, WORKSPACE_LIMITS, &[HOME_DIR])? {
+        match entry.meta.kind {
+            cairn_fs::Kind::Dir => tree.update(b"d "),
+            cairn_fs::Kind::Symlink => {
+                let target = root.read_link_beneath(entry.rel_path())?;
+                tree.update(b"l ");
+                tree.update(target.as_os_str().as_encoded_bytes());
+                tree.update(b" ");
+            }
+            cairn_fs::Kind::File => {
+                let mut file = root.file_beneath(entry.rel_path())?;
+                let mut hasher = Sha256Hasher::new();
+                hash_file(&mut file, &mut hasher, &mut budget)?;
+                let exec = if file.meta().mode & 0o111 != 0 {
+                    "1"
+                } else {
+                    "0"
+                };
+                tree.update(format!("f {exec} {} ", hasher.finish().to_hex()).as_bytes());
+            }
+            other => {
+                return Err(cairn_fs::FsError::Special {
+                    path: root.path().join(entry.rel_path()),
+                    kind: other.name(),
+                }
+                .into());
+            }
         }
-        tree.update(&rel);
+        tree.update(&entry.rel);
         tree.update(b"\n");
     }
     Ok(tree.finish())
 }
 
-fn tree_size(dir: &Path) -> (u64, u64) {
+/// Files (anything not a directory) and their bytes, as `lstat` sees them.
+fn tree_size(root: &cairn_fs::Dir) -> Result<(u64, u64), EngineError> {
     let (mut files, mut bytes) = (0, 0);
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(meta) = e.path().symlink_metadata() else {
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(e.path());
-            } else {
-                files += 1;
-                bytes += meta.len();
-            }
+    for entry in cairn_fs::walk(root, WORKSPACE_LIMITS, &[])? {
+        if !entry.meta.is_dir() {
+            files += 1;
+            bytes += entry.meta.len;
         }
     }
-    (files, bytes)
+    Ok((files, bytes))
 }
 
 /// Collects a stage's log lines and writes them to the store in batches, within

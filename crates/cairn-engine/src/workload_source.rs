@@ -86,8 +86,10 @@ pub fn load_workload(
     let shown = display_path(&dir, &app.join(WORKLOAD_FILE));
 
     let worktree_text = if rev == "HEAD" {
-        let path = app.join(WORKLOAD_FILE);
-        let text = read_bounded(&path)?;
+        // The work tree is the repository's content: its `cairn.toml` is read
+        // without following a symlink, and only as a regular file.
+        let file = cairn_fs::Dir::open(&app)?.file_beneath(WORKLOAD_FILE)?;
+        let text = read_bounded_from(file, &app.join(WORKLOAD_FILE))?;
         parse_workload(&shown, &text)?;
         Some(text)
     } else {
@@ -158,8 +160,12 @@ pub fn load_chain(name: &str, platform_dir: Option<&Path>) -> Result<Chain, Engi
 }
 
 fn read_bounded(path: &Path) -> Result<String, EngineError> {
-    use std::io::Read;
     let file = std::fs::File::open(path).map_err(EngineError::io("read", path))?;
+    read_bounded_from(file, path)
+}
+
+fn read_bounded_from(file: impl std::io::Read, path: &Path) -> Result<String, EngineError> {
+    use std::io::Read;
     let mut bytes = Vec::new();
     file.take(cairn_model::config::MAX_CONFIG_BYTES as u64 + 1)
         .read_to_end(&mut bytes)

@@ -9,6 +9,10 @@ use crate::Digest;
 /// Everything that can go wrong reading, writing or unpacking images.
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
+    /// A path in an untrusted tree was refused or could not be read (a symlink on
+    /// the way, a special file, too large).
+    #[error(transparent)]
+    Fs(#[from] cairn_fs::FsError),
     /// A file-system operation failed.
     #[error("{action} {path}: {source}")]
     Io {

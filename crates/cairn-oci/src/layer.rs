@@ -3,10 +3,9 @@
 //! normalised, every mtime the SOURCE_DATE_EPOCH, no xattrs, compressed with
 //! a fixed gzip header. The same input gives a byte-identical layer.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use flate2::{Compression, GzBuilder};
@@ -38,7 +37,12 @@ const GZIP_OS_UNKNOWN: u8 = 255;
 
 enum Kind {
     Dir,
-    File { exec: bool, source: PathBuf },
+    /// A regular file at this path below the source root ("" for a single file).
+    File {
+        exec: bool,
+        len: u64,
+        rel: Vec<u8>,
+    },
     Symlink(PathBuf),
 }
 
@@ -47,16 +51,64 @@ struct Entry {
     kind: Kind,
 }
 
+/// What a layer is made from, opened beneath a root the caller chose: a
+/// directory, or one regular file.
+#[derive(Debug)]
+pub enum LayerSource<'a> {
+    /// The directory's contents.
+    Dir(&'a cairn_fs::Dir),
+    /// One regular file, opened beneath its directory.
+    File(&'a cairn_fs::Dir, &'a Path),
+}
+
 /// Builds a reproducible layer from `src` and stores it in `layout`.
 ///
 /// If `src` is a directory its contents appear under `path_in_image` (e.g.
-/// `/app`); if it is a file or symlink, it appears at `path_in_image`. The
-/// parents of `path_in_image` are included as directories. Only regular
-/// files, directories and symlinks are accepted (symlinks are stored, never
-/// followed); anything else is an [`OciError::UnsupportedFile`].
+/// `/app`); if it is a file, it appears at `path_in_image`. The parents of
+/// `path_in_image` are included as directories. `src` itself is the caller's
+/// path, taken as given; everything below it is read without following a
+/// symlink (see `cairn_fs`): symlinks inside a directory are stored as
+/// symlinks, and anything but regular files, directories and symlinks is an
+/// [`OciError::UnsupportedFile`].
 pub fn layer_from_dir(
     layout: &Layout,
     src: &Path,
+    path_in_image: &str,
+    mtime_epoch_secs: u64,
+) -> Result<Layer, OciError> {
+    let root_meta = fs::symlink_metadata(src).map_err(OciError::io("stat", src))?;
+    if root_meta.is_dir() {
+        let dir = cairn_fs::Dir::open(src)?;
+        return layer_from(
+            layout,
+            LayerSource::Dir(&dir),
+            path_in_image,
+            mtime_epoch_secs,
+        );
+    }
+    let parent = match src.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = src.file_name().ok_or_else(|| OciError::Invalid {
+        what: format!("build output {}", src.display()),
+        reason: "it names no file",
+    })?;
+    let dir = cairn_fs::Dir::open(parent)?;
+    layer_from(
+        layout,
+        LayerSource::File(&dir, Path::new(name)),
+        path_in_image,
+        mtime_epoch_secs,
+    )
+}
+
+/// [`layer_from_dir`] from a source already opened beneath an untrusted root
+/// (a workspace): `LayerSource::File`'s path is resolved with no symlink and
+/// must be a regular file.
+pub fn layer_from(
+    layout: &Layout,
+    src: LayerSource<'_>,
     path_in_image: &str,
     mtime_epoch_secs: u64,
 ) -> Result<Layer, OciError> {
@@ -77,27 +129,40 @@ pub fn layer_from_dir(
         // The last one is `path_in_image` itself: `src` decides what it is.
         entries.pop();
     }
-    let root_meta = fs::symlink_metadata(src).map_err(OciError::io("stat", src))?;
-    if root_meta.is_dir() {
-        if !base.is_empty() {
+    let (root, shown) = match src {
+        LayerSource::Dir(dir) => {
+            if !base.is_empty() {
+                entries.push(Entry {
+                    path: base.clone(),
+                    kind: Kind::Dir,
+                });
+            }
+            walk(dir, &base, &mut entries)?;
+            (dir, dir.path().to_path_buf())
+        }
+        LayerSource::File(dir, rel) => {
+            if base.is_empty() {
+                return Err(OciError::Invalid {
+                    what: format!(
+                        "path in image {path_in_image:?} for file {}",
+                        dir.path().join(rel).display()
+                    ),
+                    reason: "a single file needs a path below /",
+                });
+            }
+            let file = dir.file_beneath(rel)?;
+            let meta = *file.meta();
             entries.push(Entry {
                 path: base.clone(),
-                kind: Kind::Dir,
+                kind: Kind::File {
+                    exec: meta.mode & 0o111 != 0,
+                    len: meta.len,
+                    rel: rel.as_os_str().as_bytes().to_vec(),
+                },
             });
+            (dir, dir.path().join(rel))
         }
-        walk(src, &base, 1, &mut entries)?;
-    } else {
-        if base.is_empty() {
-            return Err(OciError::Invalid {
-                what: format!("path in image {path_in_image:?} for file {}", src.display()),
-                reason: "a single file needs a path below /",
-            });
-        }
-        entries.push(Entry {
-            path: base.clone(),
-            kind: kind_of(src, &root_meta)?,
-        });
-    }
+    };
     entries.sort_by(|a, b| a.path.cmp(&b.path));
 
     let writer = layout.blob_writer()?;
@@ -108,18 +173,18 @@ pub fn layer_from_dir(
     let tar_out = HashWriter::new(BufWriter::with_capacity(1 << 20, gz));
     let mut tar = tar::Builder::new(tar_out);
     for entry in &entries {
-        append(&mut tar, entry, mtime_epoch_secs)?;
+        append(&mut tar, root, entry, mtime_epoch_secs)?;
     }
     let tar_out = tar
         .into_inner()
-        .map_err(OciError::io("finish tar for", src))?;
+        .map_err(OciError::io("finish tar for", &shown))?;
     let diff_id = tar_out.hasher.finish();
     let gz = tar_out.inner.into_inner().map_err(|e| OciError::Io {
         action: "compress",
-        path: src.to_path_buf(),
+        path: shown.clone(),
         source: e.into_error(),
     })?;
-    let writer = gz.finish().map_err(OciError::io("compress", src))?;
+    let writer = gz.finish().map_err(OciError::io("compress", &shown))?;
     let blob = writer.commit()?;
     Ok(Layer {
         digest: blob.digest,
@@ -151,83 +216,55 @@ fn image_path(path: &str) -> Result<Vec<u8>, OciError> {
     Ok(out)
 }
 
-fn kind_of(path: &Path, meta: &fs::Metadata) -> Result<Kind, OciError> {
-    let ft = meta.file_type();
-    if ft.is_dir() {
-        Ok(Kind::Dir)
-    } else if ft.is_file() {
-        Ok(Kind::File {
-            exec: meta.permissions().mode() & 0o111 != 0,
-            source: path.to_path_buf(),
-        })
-    } else if ft.is_symlink() {
-        Ok(Kind::Symlink(
-            fs::read_link(path).map_err(OciError::io("read link", path))?,
-        ))
-    } else {
-        let kind = if ft.is_block_device() {
-            "block device"
-        } else if ft.is_char_device() {
-            "character device"
-        } else if ft.is_fifo() {
-            "fifo"
-        } else if ft.is_socket() {
-            "socket"
-        } else {
-            "special file"
-        };
-        Err(OciError::UnsupportedFile {
-            path: path.to_path_buf(),
-            kind,
-        })
-    }
-}
-
-fn walk(dir: &Path, prefix: &[u8], depth: usize, out: &mut Vec<Entry>) -> Result<(), OciError> {
-    if depth > MAX_DEPTH {
-        return Err(OciError::InputTooLarge {
-            what: format!("directory depth at {}", dir.display()),
-            max: MAX_DEPTH as u64,
-            unit: "levels",
-        });
-    }
-    for item in fs::read_dir(dir).map_err(OciError::io("list", dir))? {
-        let item = item.map_err(OciError::io("list", dir))?;
-        let path = item.path();
-        let meta = fs::symlink_metadata(&path).map_err(OciError::io("stat", &path))?;
+/// Every entry below `dir` (never through a symlink), under `prefix`.
+fn walk(dir: &cairn_fs::Dir, prefix: &[u8], out: &mut Vec<Entry>) -> Result<(), OciError> {
+    let limits = cairn_fs::WalkLimits {
+        max_entries: MAX_ENTRIES as u64,
+        max_depth: MAX_DEPTH,
+        max_path_len: MAX_PATH,
+    };
+    for item in cairn_fs::walk(dir, limits, &[])? {
         let mut name = prefix.to_vec();
         if !name.is_empty() {
             name.push(b'/');
         }
-        name.extend_from_slice(item.file_name().as_bytes());
+        name.extend_from_slice(&item.rel);
         if name.len() > MAX_PATH {
             return Err(OciError::InputTooLarge {
-                what: format!("path length of {}", path.display()),
+                what: format!(
+                    "path length of {}",
+                    dir.path().join(item.rel_path()).display()
+                ),
                 max: MAX_PATH as u64,
                 unit: "bytes",
             });
         }
-        if out.len() >= MAX_ENTRIES {
-            return Err(OciError::InputTooLarge {
-                what: format!("entry count under {}", dir.display()),
-                max: MAX_ENTRIES as u64,
-                unit: "entries",
-            });
-        }
-        let kind = kind_of(&path, &meta)?;
-        let is_dir = matches!(kind, Kind::Dir);
-        out.push(Entry {
-            path: name.clone(),
-            kind,
-        });
-        if is_dir {
-            walk(&path, &name, depth + 1, out)?;
-        }
+        let kind = match item.meta.kind {
+            cairn_fs::Kind::Dir => Kind::Dir,
+            cairn_fs::Kind::File => Kind::File {
+                exec: item.meta.mode & 0o111 != 0,
+                len: item.meta.len,
+                rel: item.rel.clone(),
+            },
+            cairn_fs::Kind::Symlink => Kind::Symlink(dir.read_link_beneath(item.rel_path())?),
+            other => {
+                return Err(OciError::UnsupportedFile {
+                    path: dir.path().join(item.rel_path()),
+                    kind: other.name(),
+                });
+            }
+        };
+        out.push(Entry { path: name, kind });
     }
     Ok(())
 }
 
-fn append<W: Write>(tar: &mut tar::Builder<W>, entry: &Entry, mtime: u64) -> Result<(), OciError> {
+fn append<W: Write>(
+    tar: &mut tar::Builder<W>,
+    root: &cairn_fs::Dir,
+    entry: &Entry,
+    mtime: u64,
+) -> Result<(), OciError> {
     let mut header = tar::Header::new_gnu();
     header.set_uid(0);
     header.set_gid(0);
@@ -246,15 +283,22 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, entry: &Entry, mtime: u64) -> Res
             tar.append_data(&mut header, path, io::empty())
                 .map_err(fail)
         }
-        Kind::File { exec, source } => {
-            let file = File::open(source).map_err(OciError::io("open", source))?;
-            let len = file.metadata().map_err(OciError::io("stat", source))?.len();
+        Kind::File { exec, len, rel } => {
+            let rel = Path::new(std::ffi::OsStr::from_bytes(rel));
+            let file = root.file_beneath(rel)?;
+            if file.meta().len != *len {
+                return Err(OciError::Io {
+                    action: "add to layer",
+                    path: root.path().join(rel),
+                    source: io::Error::other("the file changed while the layer was made"),
+                });
+            }
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(if *exec { 0o755 } else { 0o644 });
-            header.set_size(len);
+            header.set_size(*len);
             // `take` guards against a file growing while it is read; a file
             // that shrinks makes the tar writer fail, which is an error.
-            tar.append_data(&mut header, path, io::Read::take(file, len))
+            tar.append_data(&mut header, path, io::Read::take(file, *len))
                 .map_err(fail)
         }
         Kind::Symlink(target) => {

@@ -73,10 +73,8 @@ impl Layout {
             reason,
         };
         let marker = dir.join("oci-layout");
-        let bytes = read_bounded(&marker, 4096).map_err(|e| match e {
-            OciError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                not("it has no oci-layout file")
-            }
+        let bytes = read_bounded(dir, "oci-layout", 4096).map_err(|e| match e {
+            OciError::Fs(e) if e.is_not_found() => not("it has no oci-layout file"),
             other => other,
         })?;
         let value: serde_json::Value =
@@ -160,21 +158,18 @@ impl Layout {
 
     /// Opens a blob for streaming (the caller verifies what it reads).
     pub fn open_blob(&self, digest: &Digest) -> Result<File, OciError> {
-        let path = self.blob_path(digest);
-        File::open(&path).map_err(|source| {
-            if source.kind() == io::ErrorKind::NotFound {
-                OciError::MissingBlob {
-                    digest: *digest,
-                    layout: self.root.clone(),
-                }
-            } else {
-                OciError::Io {
-                    action: "open",
-                    path,
-                    source,
-                }
-            }
-        })
+        // A layout may be handed in (`oci:DIR`): its blobs are opened beneath it,
+        // never through a symlink, and only as regular files.
+        let rel = format!("blobs/sha256/{}", digest.hex());
+        let dir = cairn_fs::Dir::open(&self.root)?;
+        match dir.file_beneath(&rel) {
+            Ok(file) => Ok(file.into_std()),
+            Err(e) if e.is_not_found() => Err(OciError::MissingBlob {
+                digest: *digest,
+                layout: self.root.clone(),
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads a blob of at most `max_bytes`, verifying that it hashes to `digest`.
@@ -245,8 +240,7 @@ impl Layout {
 
     /// The layout's `index.json`.
     pub fn index(&self) -> Result<ImageIndex, OciError> {
-        let path = self.root.join("index.json");
-        parse_index(&read_bounded(&path, MAX_JSON_BYTES)?)
+        parse_index(&read_bounded(&self.root, "index.json", MAX_JSON_BYTES)?)
     }
 
     /// Names `descriptor` (usually an image manifest) `name` in `index.json`
@@ -495,21 +489,19 @@ fn sync_dir(dir: &Path) -> Result<(), OciError> {
         .map_err(OciError::io("fsync", dir))
 }
 
-/// Reads a small file, refusing more than `max` bytes.
-pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, OciError> {
-    let file = File::open(path).map_err(OciError::io("open", path))?;
-    let mut bytes = Vec::new();
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(OciError::io("read", path))?;
-    if bytes.len() as u64 > max {
-        return Err(OciError::InputTooLarge {
-            what: path.display().to_string(),
+/// Reads the small file `rel` beneath the layout `root` (no symlink followed,
+/// regular files only), refusing more than `max` bytes.
+pub(crate) fn read_bounded(root: &Path, rel: &str, max: u64) -> Result<Vec<u8>, OciError> {
+    let dir = cairn_fs::Dir::open(root)?;
+    match dir.file_beneath(rel)?.read_bounded(max) {
+        Ok(bytes) => Ok(bytes),
+        Err(cairn_fs::FsError::TooLarge { .. }) => Err(OciError::InputTooLarge {
+            what: root.join(rel).display().to_string(),
             max,
             unit: "bytes",
-        });
+        }),
+        Err(e) => Err(e.into()),
     }
-    Ok(bytes)
 }
 
 #[cfg(test)]

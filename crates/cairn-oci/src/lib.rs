@@ -23,7 +23,7 @@ pub use error::OciError;
 pub use image::{Image, ImageSpec, assemble, rebase};
 pub use import::{import_layout, import_rootfs};
 pub use json::{parse_config, parse_index, parse_manifest};
-pub use layer::{Layer, layer_from_dir};
+pub use layer::{Layer, LayerSource, layer_from, layer_from_dir};
 pub use layout::{Blob, BlobWriter, Layout, MAX_JSON_BYTES};
 pub use unpack::{
     SkippedEntry, SpecialKind, UnpackLimits, UnpackReport, unpack, unpack_layer_bytes,

@@ -4,8 +4,8 @@
 //! the target: `..` and absolute entry paths are refused, symlinks are never
 //! followed while creating a path (an entry below a symlink is refused),
 //! hardlinks must point at a regular file already inside the target, device
-//! nodes and fifos are skipped and reported, setuid/setgid bits are stripped,
-//! and every input is bounded by [`UnpackLimits`].
+//! nodes and fifos are skipped and reported, setuid/setgid bits and group and
+//! other write bits are stripped, and every input is bounded by [`UnpackLimits`].
 //!
 //! The target is owned by the unpacker while it runs (no one else writes
 //! there), so checking each path component with `lstat` before use is sound.
@@ -355,6 +355,10 @@ impl Unpacker {
             } else {
                 mode
             };
+            // Nothing an image unpacks is writable by group or others: a base's
+            // world-writable file must not become one that any local user (or the
+            // sandbox's) can rewrite in the cache the release candidate runs from.
+            let mode = mode & !0o022;
             let mtime = header.mtime().ok();
             match entry_type {
                 tar::EntryType::Directory => {

@@ -126,6 +126,35 @@ fn hardlinks_must_stay_inside() {
 }
 
 #[test]
+fn group_and_world_write_bits_of_a_base_are_stripped() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut open_file = file("srv/open/config", b"safe=1\n");
+    open_file.mode = 0o666;
+    let mut open_dir = dir("srv/open");
+    open_dir.mode = 0o777;
+    let mut sticky = dir("tmp");
+    sticky.mode = 0o1777;
+    let mut group = file("etc/group-writable", b"x");
+    group.mode = 0o664;
+    let tar = raw_tar(&[dir("srv"), open_dir, open_file, sticky, dir("etc"), group]);
+    let target = tmp.path().join("t");
+    unpack_layer_bytes(&tar, &target, UnpackLimits::default()).expect("unpack");
+    for (path, mode) in [
+        ("srv/open/config", 0o644),
+        ("srv/open", 0o755),
+        ("tmp", 0o1755),
+        ("etc/group-writable", 0o644),
+    ] {
+        let got = fs::symlink_metadata(target.join(path))
+            .expect(path)
+            .permissions()
+            .mode()
+            & 0o7777;
+        assert_eq!(got, mode, "{path}: {got:o}");
+    }
+}
+
+#[test]
 fn devices_and_fifos_are_skipped_and_reported_setid_is_stripped() {
     let tmp = tempfile::tempdir().expect("tmp");
     let mut suid = file("usr/bin/su", b"#!/bin/sh\n");
@@ -175,7 +204,8 @@ fn devices_and_fifos_are_skipped_and_reported_setid_is_stripped() {
             .permissions()
             .mode()
             & 0o7777,
-        0o775
+        0o755,
+        "setgid and g+w stripped"
     );
     assert_eq!(report.setid_stripped, ["usr/bin/su", "var/mail"]);
 }

@@ -179,44 +179,40 @@ fn find_account(text: &str, wanted: impl Fn(&[&str]) -> bool) -> Option<Vec<&str
         .find(|fields| fields.len() >= 4 && wanted(fields))
 }
 
-/// Reads `relative` inside `rootfs` with every symlink and `..` resolved as if
-/// `rootfs` were `/` (openat2 `RESOLVE_IN_ROOT`); a missing file reads as empty.
+/// Reads `relative` inside `rootfs` with every symlink resolved as if `rootfs`
+/// were `/` (openat2 `RESOLVE_IN_ROOT`, see `cairn_fs`): only a regular file, at
+/// most [`MAX_ACCOUNT_FILE_BYTES`]; a FIFO or device is refused without being
+/// opened; a missing file reads as empty.
 fn read_in_root(rootfs: &Path, relative: &str) -> Result<String, SandboxError> {
-    use std::io::Read;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let fail = |action, source| rootfs_error(&rootfs.join(relative), action, source);
-    let root = fs::File::open(rootfs).map_err(|e| rootfs_error(rootfs, "open it", e))?;
-    let name = std::ffi::CString::new(relative)
-        .map_err(|_| fail("read it", io::Error::from(io::ErrorKind::InvalidInput)))?;
-    // SAFETY: a zeroed open_how is valid; the fields are set below.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: openat2(2) with an open directory, a C string and a filled open_how.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            name.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
+    let shown = rootfs.join(relative);
+    let fail = |e: cairn_fs::FsError| {
+        rootfs_error(
+            &shown,
+            "read it",
+            io::Error::new(io::ErrorKind::InvalidData, e),
         )
     };
-    if fd < 0 {
-        let error = io::Error::last_os_error();
-        return match error.kind() {
-            io::ErrorKind::NotFound => Ok(String::new()),
-            _ => Err(fail("read it", error)),
-        };
-    }
-    let fd = i32::try_from(fd).map_err(|_| fail("read it", io::Error::other("bad fd")))?;
-    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-    let file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    let mut text = String::new();
-    file.take(MAX_ACCOUNT_FILE_BYTES)
-        .read_to_string(&mut text)
-        .map_err(|e| fail("read it", e))?;
-    Ok(text)
+    let root = cairn_fs::Dir::open(rootfs).map_err(fail)?;
+    let file = match root.open_in_root(relative) {
+        Ok(cairn_fs::Node::File(file)) => file,
+        Ok(cairn_fs::Node::Dir(_)) => {
+            return Err(rootfs_error(
+                &shown,
+                "read it",
+                io::Error::from(io::ErrorKind::IsADirectory),
+            ));
+        }
+        Err(e) if e.is_not_found() => return Ok(String::new()),
+        Err(e) => return Err(fail(e)),
+    };
+    let bytes = file.read_bounded(MAX_ACCOUNT_FILE_BYTES).map_err(fail)?;
+    String::from_utf8(bytes).map_err(|_| {
+        rootfs_error(
+            &shown,
+            "read it",
+            io::Error::from(io::ErrorKind::InvalidData),
+        )
+    })
 }
 
 /// Runs `spec.argv` in the image to its end, like [`crate::run`]: output to `on_line`

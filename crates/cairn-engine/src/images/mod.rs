@@ -27,6 +27,9 @@ const BASE_REF: &str = "base/";
 pub struct Images {
     layout: Layout,
     rootfs_cache: PathBuf,
+    /// The digest of each cached rootfs's tree, recorded when it was unpacked
+    /// (in the data directory, out of the sandbox's and other users' reach).
+    rootfs_records: PathBuf,
 }
 
 impl Images {
@@ -36,6 +39,7 @@ impl Images {
         Ok(Images {
             layout: Layout::open_or_create(&data.images())?,
             rootfs_cache: data.rootfs_cache(),
+            rootfs_records: data.root().join("rootfs-digests"),
         })
     }
 
@@ -113,50 +117,166 @@ impl Images {
         format!("{BASE_REF}{name}")
     }
 
-    /// The image's root filesystem, unpacked once into the cache (safely: see
-    /// [`cairn_oci::unpack`]) and reused; readable by the sandbox user.
+    /// The image's root filesystem, unpacked into the cache (safely: see
+    /// [`cairn_oci::unpack`]; group and other write bits stripped) and reused only
+    /// while it still matches the digest of the tree recorded when it was
+    /// unpacked (in the data directory, which the sandbox never sees): a cached
+    /// rootfs that was changed, or has no record, is unpacked again before use.
+    /// Root-owned; only the sandbox's group may enter it (see [`private_dir`]).
     pub fn rootfs(&self, image: &Image) -> Result<PathBuf, EngineError> {
-        let dir = self.rootfs_cache.join(image.manifest_digest.hex());
-        if dir.join(".cairn-complete").is_file() {
+        let hex = image.manifest_digest.hex();
+        let dir = self.rootfs_cache.join(&hex);
+        let record = self.rootfs_records.join(&hex);
+        if cached_rootfs_matches(&dir, &record) {
             return Ok(dir);
         }
-        create_traversable(&self.rootfs_cache)?;
-        let tmp = self.rootfs_cache.join(format!(
-            ".tmp-{}-{}",
-            image.manifest_digest.hex(),
-            std::process::id()
-        ));
+        if running_as_root()
+            && let Some(shared) = self.rootfs_cache.parent()
+        {
+            // The parent shared by every data directory's cache (root's only).
+            create_traversable(shared)?;
+        }
+        private_dir(&self.rootfs_cache, false)?;
+        let tmp = self
+            .rootfs_cache
+            .join(format!(".tmp-{hex}-{}", std::process::id()));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(EngineError::io("clear", &tmp))?;
         }
-        create_traversable(&tmp)?;
+        private_dir(&tmp, false)?;
         cairn_oci::unpack(&self.layout, image, &tmp, UnpackLimits::default())?;
-        {
-            // The image's `/`: readable by the sandbox user, like any root.
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
-                .map_err(EngineError::io("chmod", &tmp))?;
-        }
-        std::fs::write(tmp.join(".cairn-complete"), b"").map_err(EngineError::io("write", &tmp))?;
+        // The image's `/`: readable by the sandbox user (through its group).
+        private_dir(&tmp, true)?;
+        let digest = rootfs_digest(&tmp)?;
         // Another process may have finished the same unpack meanwhile (and may be
-        // running from it): keep theirs. Only an incomplete leftover is replaced.
-        if dir.join(".cairn-complete").is_file() {
+        // running from it): keep theirs if it verifies. Anything else is replaced.
+        if cached_rootfs_matches(&dir, &record) {
             std::fs::remove_dir_all(&tmp).map_err(EngineError::io("clear", &tmp))?;
             return Ok(dir);
         }
-        if dir.exists() {
+        if std::fs::symlink_metadata(&dir).is_ok() {
             std::fs::remove_dir_all(&dir).map_err(EngineError::io("clear", &dir))?;
         }
-        if let Err(e) = std::fs::rename(&tmp, &dir) {
-            // Lost a race to a complete copy: use it.
-            if dir.join(".cairn-complete").is_file() {
-                std::fs::remove_dir_all(&tmp).map_err(EngineError::io("clear", &tmp))?;
-                return Ok(dir);
-            }
-            return Err(EngineError::io("rename", &tmp)(e));
-        }
+        std::fs::rename(&tmp, &dir).map_err(EngineError::io("rename", &tmp))?;
+        write_record(&self.rootfs_records, &record, &digest)?;
         Ok(dir)
     }
+}
+
+/// The most bytes hashed when a cached rootfs is checked (the unpack's own bound).
+const MAX_ROOTFS_BYTES: u64 = 16 << 30;
+
+/// Whether the rootfs at `dir` hashes to what `record` says.
+fn cached_rootfs_matches(dir: &Path, record: &Path) -> bool {
+    let Ok(expected) = std::fs::read_to_string(record) else {
+        return false;
+    };
+    matches!(rootfs_digest(dir), Ok(actual) if actual == expected.trim())
+}
+
+/// A digest of an unpacked root filesystem that changes with any change an
+/// attacker could make: every entry (in path order, never following a symlink)
+/// with its type, permission bits, owner and group, a file's size and SHA-256, a
+/// symlink's target; and the root directory's own mode and owner.
+fn rootfs_digest(dir: &Path) -> Result<String, EngineError> {
+    use std::io::Read;
+    let root = cairn_fs::Dir::open(dir)?;
+    let mut tree = cairn_evidence::Sha256Hasher::new();
+    let top = root.meta().map_err(EngineError::io("inspect", dir))?;
+    tree.update(format!("/ {:o} {} {}\n", top.mode, top.uid, top.gid).as_bytes());
+    let limits = cairn_fs::WalkLimits {
+        max_entries: UnpackLimits::default().max_entries,
+        max_depth: UnpackLimits::default().max_depth + 1,
+        max_path_len: UnpackLimits::default().max_path_len,
+    };
+    let mut budget = MAX_ROOTFS_BYTES;
+    let mut buf = vec![0u8; 1 << 16];
+    for entry in cairn_fs::walk(&root, limits, &[])? {
+        let m = entry.meta;
+        tree.update(format!("{} {:o} {} {} ", m.kind.name(), m.mode, m.uid, m.gid).as_bytes());
+        match m.kind {
+            cairn_fs::Kind::File => {
+                let mut file = root.file_beneath(entry.rel_path())?;
+                let mut hasher = cairn_evidence::Sha256Hasher::new();
+                let mut len = 0u64;
+                loop {
+                    let n = file
+                        .read(&mut buf)
+                        .map_err(EngineError::io("read", file.path()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    len += n as u64;
+                    budget =
+                        budget
+                            .checked_sub(n as u64)
+                            .ok_or_else(|| cairn_fs::FsError::Limit {
+                                path: dir.to_path_buf(),
+                                what: "bytes in a cached root filesystem",
+                                max: MAX_ROOTFS_BYTES,
+                            })?;
+                    hasher.update(&buf[..n]);
+                }
+                tree.update(format!("{len} {} ", hasher.finish().to_hex()).as_bytes());
+            }
+            cairn_fs::Kind::Symlink => {
+                tree.update(
+                    root.read_link_beneath(entry.rel_path())?
+                        .as_os_str()
+                        .as_encoded_bytes(),
+                );
+                tree.update(b" ");
+            }
+            _ => {}
+        }
+        tree.update(&entry.rel);
+        tree.update(b"\n");
+    }
+    Ok(tree.finish().to_hex())
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid(2) cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Writes a rootfs record atomically into the data directory's private `dir`.
+fn write_record(dir: &Path, record: &Path, digest: &str) -> Result<(), EngineError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(EngineError::io("create", dir))?;
+    let tmp = record.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, format!("{digest}\n")).map_err(EngineError::io("write", &tmp))?;
+    std::fs::rename(&tmp, record).map_err(EngineError::io("rename", &tmp))
+}
+
+/// A directory of the rootfs cache that only root and the sandbox may enter:
+/// when cairn is root, owned by root with group [`cairn_sandbox::SANDBOX_GID`]
+/// and mode 0710 (0750 with `listable`, for an image's `/`), so the sandbox
+/// user can reach and read what it runs, can write nothing, and other users
+/// cannot even look; otherwise (the sandbox runs as cairn's own user) 0700.
+pub(crate) fn private_dir(path: &Path, listable: bool) -> Result<(), EngineError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(EngineError::io("create", path))?;
+    let root = running_as_root();
+    let mode = match (root, listable) {
+        (true, true) => 0o750,
+        (true, false) => 0o710,
+        (false, _) => 0o700,
+    };
+    if root {
+        std::os::unix::fs::lchown(path, Some(0), Some(cairn_sandbox::SANDBOX_GID))
+            .map_err(EngineError::io("chown", path))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(EngineError::io("chmod", path))
 }
 
 /// How `image` runs in the sandbox from its unpacked `rootfs`: its entrypoint and
@@ -191,7 +311,12 @@ pub(crate) fn sandbox_spec(
     let working_dir = config
         .working_dir()
         .clone()
-        .filter(|w| rootfs.join(w.trim_start_matches('/')).is_dir())
+        .filter(|w| {
+            // Resolved inside the image's root, never on the host's.
+            cairn_fs::Dir::open(rootfs)
+                .and_then(|root| root.open_in_root(w))
+                .is_ok_and(|node| matches!(node, cairn_fs::Node::Dir(_)))
+        })
         .unwrap_or_else(|| "/".to_owned());
     let mut spec = ImageSandboxSpec::new(rootfs, argv);
     if let Some(user) = config.user().as_deref().filter(|u| !u.is_empty()) {
@@ -215,4 +340,91 @@ pub(crate) fn create_traversable(path: &Path) -> Result<(), EngineError> {
         .map_err(EngineError::io("create", path))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o711))
         .map_err(EngineError::io("chmod", path))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// An image from a small rootfs, in a fresh data directory.
+    fn image() -> (tempfile::TempDir, Images, Image) {
+        let tmp = tempfile::tempdir().unwrap();
+        let rootfs = tmp.path().join("src");
+        std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+        std::fs::create_dir_all(rootfs.join("app")).unwrap();
+        std::fs::write(rootfs.join("etc/passwd"), "nobody:x:65534:65534::/:/x\n").unwrap();
+        std::fs::write(rootfs.join("app/run"), "#!/bin/true\n").unwrap();
+        let images = Images::open(&DataDir::at(tmp.path().join("data"))).unwrap();
+        let image = cairn_oci::import_rootfs(images.layout(), &rootfs, 0).unwrap();
+        (tmp, images, image)
+    }
+
+    #[test]
+    fn a_tampered_cached_rootfs_is_detected_and_unpacked_again_before_use() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_tmp, images, image) = image();
+        let dir = images.rootfs(&image).unwrap();
+        let app = dir.join("app/run");
+        assert_eq!(std::fs::read_to_string(&app).unwrap(), "#!/bin/true\n");
+        // Reuse: the same tree, not unpacked again (the inode stays).
+        let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        let first = ino(&app);
+        assert_eq!(images.rootfs(&image).unwrap(), dir);
+        assert_eq!(ino(&app), first);
+
+        // Each kind of change is found before use, and the image's own content
+        // comes back.
+        let tampers: [(&str, &dyn Fn()); 4] = [
+            ("content", &|| {
+                std::fs::write(&app, "#!/bin/sh\nevil\n").unwrap()
+            }),
+            ("mode", &|| {
+                std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o4777)).unwrap()
+            }),
+            ("a new file", &|| {
+                std::fs::write(dir.join("app/evil"), "x").unwrap()
+            }),
+            ("a symlink", &|| {
+                std::fs::remove_file(dir.join("etc/passwd")).unwrap();
+                std::os::unix::fs::symlink("/etc/shadow", dir.join("etc/passwd")).unwrap();
+            }),
+        ];
+        for (what, tamper) in tampers {
+            tamper();
+            assert!(
+                !cached_rootfs_matches(
+                    &dir,
+                    &images.rootfs_records.join(image.manifest_digest.hex())
+                ),
+                "{what} not detected"
+            );
+            let again = images.rootfs(&image).unwrap();
+            assert_eq!(again, dir);
+            assert_eq!(
+                std::fs::read_to_string(&app).unwrap(),
+                "#!/bin/true\n",
+                "{what}"
+            );
+            assert_eq!(
+                std::fs::metadata(&app).unwrap().permissions().mode() & 0o7777,
+                0o644,
+                "{what}"
+            );
+            assert!(!dir.join("app/evil").exists(), "{what}");
+            assert!(
+                !std::fs::symlink_metadata(dir.join("etc/passwd"))
+                    .unwrap()
+                    .file_type()
+                    .is_symlink(),
+                "{what}"
+            );
+        }
+
+        // A cache without its record (an older cairn's, or planted) is not trusted.
+        std::fs::remove_file(images.rootfs_records.join(image.manifest_digest.hex())).unwrap();
+        std::fs::write(&app, "planted").unwrap();
+        images.rootfs(&image).unwrap();
+        assert_eq!(std::fs::read_to_string(&app).unwrap(), "#!/bin/true\n");
+    }
 }

@@ -40,19 +40,23 @@ pub(crate) struct BuiltImage {
 /// Assembles the RC: the build output under [`APP_DIR`] as one reproducible layer
 /// on the catalog base, with the workload's entrypoint, env and port. Only the
 /// commit and its time go in, so the same commit gives the same digest anywhere.
+/// The output `output` is read beneath `workspace` without following any symlink
+/// (see `cairn_fs`): a regular file, or a directory whose symlinks are stored as
+/// symlinks.
 pub(crate) fn build_image(
     images: &Images,
     loaded: &LoadedWorkload,
     config: &ImageConfig,
     base: (BaseRecord, Image),
-    output_path: &Path,
+    workspace: &cairn_fs::Dir,
     output: &str,
     source_date_epoch: i64,
 ) -> Result<BuiltImage, EngineError> {
     let (base_record, base_image) = base;
-    let is_dir = std::fs::symlink_metadata(output_path)
-        .map_err(EngineError::io("read", output_path))?
-        .is_dir();
+    let is_dir = match workspace.open_beneath(output)? {
+        cairn_fs::Node::Dir(_) => true,
+        cairn_fs::Node::File(_) => false,
+    };
     let file_name = Path::new(output)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -63,7 +67,14 @@ pub(crate) fn build_image(
         format!("{APP_DIR}/{file_name}")
     };
     let epoch = u64::try_from(source_date_epoch).unwrap_or(0);
-    let layer = cairn_oci::layer_from_dir(images.layout(), output_path, &in_image, epoch)?;
+    let output_dir;
+    let source = if is_dir {
+        output_dir = workspace.dir_beneath(output)?;
+        cairn_oci::LayerSource::Dir(&output_dir)
+    } else {
+        cairn_oci::LayerSource::File(workspace, Path::new(output))
+    };
+    let layer = cairn_oci::layer_from(images.layout(), source, &in_image, epoch)?;
     let entrypoint = if !config.entrypoint.is_empty() {
         Some(config.entrypoint.clone())
     } else if !is_dir {
