@@ -23,6 +23,7 @@ macro_rules! eprint {
     ($($arg:tt)*) => { $crate::output::write_stderr(format_args!($($arg)*), false) };
 }
 
+mod authz;
 mod cli;
 mod commands;
 mod exit;
