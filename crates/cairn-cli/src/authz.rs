@@ -368,7 +368,9 @@ mod tests {
 
     fn parse(data: &std::path::Path, example: &[&str]) -> Option<Cli> {
         let home = data.to_str().unwrap();
-        let args = ["cairn", "--cairn-home", home].into_iter().chain(example.iter().copied());
+        let args = ["cairn", "--cairn-home", home]
+            .into_iter()
+            .chain(example.iter().copied());
         Cli::try_parse_from(args).ok()
     }
 

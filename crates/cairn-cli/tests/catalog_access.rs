@@ -30,8 +30,14 @@ fn token_of(run: &Run) -> String {
 
 fn rootfs(dir: &std::path::Path, version: &str) {
     for (p, t) in [
-        ("etc/passwd", "root:x:0:0:root:/root:/sbin/nologin\n".to_owned()),
-        ("etc/os-release", format!("NAME=\"evil\"\nVERSION_ID={version}\n")),
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/sbin/nologin\n".to_owned(),
+        ),
+        (
+            "etc/os-release",
+            format!("NAME=\"evil\"\nVERSION_ID={version}\n"),
+        ),
     ] {
         std::fs::create_dir_all(dir.join(p).parent().unwrap()).unwrap();
         std::fs::write(dir.join(p), t).unwrap();
@@ -61,7 +67,18 @@ fn the_catalog_runs_and_imports_go_through_the_roles_model_once_there_are_identi
     rootfs(&evil, "666");
 
     // A fresh install has nobody to ask: the first base goes in, logged without an actor.
-    let r = as_(&f, None, &["--json", "base", "import", first.to_str().unwrap(), "--name", "tiny"]);
+    let r = as_(
+        &f,
+        None,
+        &[
+            "--json",
+            "base",
+            "import",
+            first.to_str().unwrap(),
+            "--name",
+            "tiny",
+        ],
+    );
     assert_eq!(r.code, 0, "{r:?}");
     let imported: Value = serde_json::from_str(&r.stdout).unwrap();
     let entry = log_entry(&f, imported["log_index"].as_u64().unwrap());
@@ -71,7 +88,11 @@ fn the_catalog_runs_and_imports_go_through_the_roles_model_once_there_are_identi
 
     let admin = token_of(&as_(&f, None, &["identity", "add", "admin"]));
     let dev = token_of(&as_(&f, Some(&admin), &["identity", "add", "dev"]));
-    let granted = as_(&f, Some(&admin), &["role", "grant", "dev", "developer", "--workload", "app"]);
+    let granted = as_(
+        &f,
+        Some(&admin),
+        &["role", "grant", "dev", "developer", "--workload", "app"],
+    );
     assert_eq!(granted.code, 0, "{granted:?}");
     let size = log_size(&f);
 
@@ -82,7 +103,11 @@ fn the_catalog_runs_and_imports_go_through_the_roles_model_once_there_are_identi
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("CAIRN_TOKEN"), "{r:?}");
     // A developer's token: not a platform-admin.
-    let r = as_(&f, Some(&dev), &["base", "import", evil_arg, "--name", "tiny"]);
+    let r = as_(
+        &f,
+        Some(&dev),
+        &["base", "import", evil_arg, "--name", "tiny"],
+    );
     println!("developer: exit {} {}", r.code, r.stderr.trim());
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("dev may not change-catalog"), "{r:?}");
@@ -107,7 +132,12 @@ fn the_catalog_runs_and_imports_go_through_the_roles_model_once_there_are_identi
     let osv = osv.to_str().unwrap();
     for token in [None, Some(dev.as_str())] {
         let r = as_(&f, token, &["vulns", "import", osv]);
-        println!("vulns import as {}: exit {} {}", if token.is_some() { "dev" } else { "nobody" }, r.code, r.stderr.trim());
+        println!(
+            "vulns import as {}: exit {} {}",
+            if token.is_some() { "dev" } else { "nobody" },
+            r.code,
+            r.stderr.trim()
+        );
         assert_eq!(r.code, 1, "{r:?}");
     }
     // The developer may run its own workload.
@@ -116,7 +146,11 @@ fn the_catalog_runs_and_imports_go_through_the_roles_model_once_there_are_identi
     let size = log_size(&f);
 
     // A platform-admin may replace the base: logged first, naming what it replaces.
-    let r = as_(&f, Some(&admin), &["--json", "base", "import", evil_arg, "--name", "tiny"]);
+    let r = as_(
+        &f,
+        Some(&admin),
+        &["--json", "base", "import", evil_arg, "--name", "tiny"],
+    );
     assert_eq!(r.code, 0, "{r:?}");
     let replaced: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(replaced["replaces"], good.as_str(), "{replaced}");
