@@ -165,3 +165,29 @@ fn control_bytes_from_a_lockfile_never_reach_the_terminal() {
         "the path is shown escaped: {r:?}"
     );
 }
+
+/// Issue 12: `cairn log verify` checked only each tile's newest width, while
+/// the server serves every older partial tile too. A changed old partial tile
+/// or bundle is now named.
+#[test]
+fn log_verify_checks_every_old_partial_tile() {
+    let f = Fixture::new();
+    for entry in ["first", "second", "third"] {
+        f.ok(&["log", "append", entry]);
+    }
+    assert_eq!(f.run(&["log", "verify"]).code, 0);
+    for (file, at) in [("tile/entries/000.p/1", 3), ("tile/0/000.p/2", 40)] {
+        let path = f.data.join("log").join(file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[at] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let r = f.run(&["log", "verify"]);
+        println!("{file} changed: exit {}\n{}", r.code, r.stdout.trim());
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.stdout.contains("log DAMAGED"), "{r:?}");
+        assert!(r.stdout.contains(file), "{r:?}");
+        bytes[at] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+    }
+    assert_eq!(f.run(&["log", "verify"]).code, 0);
+}
