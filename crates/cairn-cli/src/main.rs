@@ -3,6 +3,27 @@
 //! `--json` for programs. Exit codes: 0 ok, 1 the input or a policy said no or the
 //! run failed, 2 cairn itself failed.
 
+// Every `print!`, `println!`, `eprint!` and `eprintln!` in this crate is one
+// of these (they shadow std's): std's panic on a closed pipe (`cairn runs |
+// head -1` was exit 101 with a backtrace) becomes quiet, for every command and
+// every line added later. See `output::write_stdout`.
+macro_rules! println {
+    () => { $crate::output::write_stdout(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!($($arg)*), true) };
+}
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!($($arg)*), false) };
+}
+macro_rules! eprintln {
+    () => { $crate::output::write_stderr(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::output::write_stderr(format_args!($($arg)*), true) };
+}
+#[allow(unused_macros)] // none today; kept so a new `eprint!` is covered too
+macro_rules! eprint {
+    ($($arg:tt)*) => { $crate::output::write_stderr(format_args!($($arg)*), false) };
+}
+
+mod authz;
 mod cli;
 mod commands;
 mod exit;
@@ -26,11 +47,19 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match commands::dispatch(&cli) {
+    let code = match commands::dispatch(&cli) {
         Ok(code) => code,
         Err(Failure { code, error }) => {
             eprintln!("error: {}", exit::render(&error));
             ExitCode::from(code)
         }
+    };
+    // A reader that went away (EPIPE) is fine; output lost otherwise is not.
+    match output::stdout_failure() {
+        Some(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            ExitCode::from(exit::INTERNAL)
+        }
+        None => code,
     }
 }

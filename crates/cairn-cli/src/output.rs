@@ -27,3 +27,118 @@ pub fn line_text(line: &LogLine) -> String {
 pub fn print_json(v: &Value) {
     println!("{v}");
 }
+
+/// Whether stdout's reader went away (EPIPE): from then on output is dropped.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Whether stderr could not be written.
+static STDERR_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// A write to stdout that failed for another reason than EPIPE (a full disk):
+/// the command's output is incomplete, which `main` reports as a failure.
+static STDOUT_FAILED: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
+
+/// Text for a terminal: control characters other than newline and tab escaped
+/// (`\u{1b}`), so nothing cairn prints — a lockfile's text in a diagnostic, a
+/// name from a registry, a server's answer — can move the cursor, retitle the
+/// terminal or hide a line. JSON is unchanged (serde escapes them already).
+pub fn terminal_safe(args: std::fmt::Arguments<'_>) -> std::borrow::Cow<'static, str> {
+    let text = match args.as_str() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(args.to_string()),
+    };
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Writes to stdout (every `print!`/`println!` of this crate comes here, see
+/// `main.rs`). A closed pipe (`cairn runs | head -1`) is not an error: output
+/// stops quietly and the command finishes its work with its own exit code.
+/// Any other write error is remembered for [`stdout_failure`].
+pub fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let text = terminal_safe(args);
+    let mut out = std::io::stdout().lock();
+    let written = out.write_all(text.as_bytes()).and_then(|()| {
+        if newline {
+            out.write_all(b"\n")
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = written {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe
+            && let Ok(mut failed) = STDOUT_FAILED.lock()
+        {
+            failed.get_or_insert(e);
+        }
+    }
+}
+
+/// Writes bytes to stdout, like [`write_stdout`].
+pub fn write_stdout_bytes(bytes: &[u8]) {
+    use std::io::Write;
+    if stdout_closed() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe
+            && let Ok(mut failed) = STDOUT_FAILED.lock()
+        {
+            failed.get_or_insert(e);
+        }
+    }
+}
+
+/// Writes to stderr; a closed or failing stderr only stops further messages.
+pub fn write_stderr(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDERR_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let text = terminal_safe(args);
+    let mut err = std::io::stderr().lock();
+    let written = err.write_all(text.as_bytes()).and_then(|()| {
+        if newline {
+            err.write_all(b"\n")
+        } else {
+            Ok(())
+        }
+    });
+    if written.is_err() {
+        STDERR_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether stdout stopped taking output: a loop that only prints (`logs
+/// --follow`) ends here.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The first write error on stdout other than a closed pipe, if any.
+pub fn stdout_failure() -> Option<std::io::Error> {
+    STDOUT_FAILED
+        .lock()
+        .ok()
+        .and_then(|mut failed| failed.take())
+}

@@ -404,6 +404,35 @@ pub fn authorize(
     cairn_policy::authorize(&bindings, actor, action, scope).map_err(|d| denied(action, d))
 }
 
+/// Whether the organisation has identities (revoked ones count): from the
+/// first `cairn identity add` on, every state change goes through the roles
+/// model.
+pub fn has_identities(store: &dyn Store) -> Result<bool, EngineError> {
+    Ok(!store.identities()?.is_empty())
+}
+
+/// Who makes a state change from the CLI, authorised for `action` at `scope`
+/// (`None`: only authenticated; the caller authorises once it knows the
+/// scope). While the organisation has no identity at all (a fresh, one-person
+/// install) there is nobody to authorise: `Ok(None)`, and the change is
+/// recorded without an actor. Once it has one, `CAIRN_TOKEN` must name an
+/// active identity ([`EngineError::NoToken`], [`EngineError::BadToken`]) whose
+/// roles grant the action ([`EngineError::Denied`]).
+pub fn cli_actor(
+    store: &dyn Store,
+    action: Action,
+    scope: Option<&Scope>,
+) -> Result<Option<Identity>, EngineError> {
+    if !has_identities(store)? {
+        return Ok(None);
+    }
+    let actor = actor_from_env(store)?;
+    if let Some(scope) = scope {
+        authorize(store, &actor, action, scope)?;
+    }
+    Ok(Some(actor))
+}
+
 /// A break-glass override by `actor` at `scope` with `reason`
 /// ([`cairn_policy::authorize_override`]): always flagged.
 pub fn authorize_override(

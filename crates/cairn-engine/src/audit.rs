@@ -2,7 +2,8 @@
 //! C2SP tlog-tiles layout of `cairn-tlog-fs`; its checkpoint key is
 //! `<data>/keys/log.key`), where every change that matters is recorded before it
 //! takes effect: deployments, rollbacks, overrides, policy changes, key
-//! rotations, identity and role changes, and the evidence cairn signs.
+//! rotations, identity and role changes, base catalog changes, and the
+//! evidence cairn signs.
 //!
 //! The rule "an environment changes only after its log entry is durable"
 //! (DESIGN.md, invariants) is one call: [`AuditLog::record`] returns a
@@ -171,6 +172,21 @@ pub struct AccessChange {
     pub actor: Option<String>,
 }
 
+/// A base image named in the catalog: a new name, or a name moved to another
+/// digest (the entry names the one it replaces; the catalog keeps both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogChange {
+    pub name: String,
+    /// `sha256:<hex>` of the base's manifest.
+    pub digest: String,
+    /// The digest the name had until now, if it had one.
+    pub replaces: Option<String>,
+    /// Where the base came from (a layout, a root filesystem, a registry reference).
+    pub source: String,
+    /// Who made the change; `None` only while the organisation has no identities.
+    pub actor: Option<String>,
+}
+
 /// One change, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -180,6 +196,7 @@ pub enum Change {
     PolicyChange(PolicyChange),
     KeyRotation(KeyRotation),
     Access(AccessChange),
+    Catalog(CatalogChange),
     /// A signed DSSE envelope: the Rekor v2 `dsse` body (payload hash,
     /// signatures, verifier key) — see [`Change::evidence`].
     Evidence {
@@ -204,6 +221,7 @@ impl Change {
             Change::PolicyChange(_) => ("policy-change", CHANGE_VERSION),
             Change::KeyRotation(_) => ("key-rotation", CHANGE_VERSION),
             Change::Access(_) => ("access-change", CHANGE_VERSION),
+            Change::Catalog(_) => ("catalog-change", CHANGE_VERSION),
             Change::Evidence { .. } => (
                 cairn_evidence::DSSE_ENTRY_KIND,
                 cairn_evidence::DSSE_ENTRY_VERSION,
@@ -236,6 +254,10 @@ impl Change {
             Change::KeyRotation(k) => json!({
                 "purpose": k.purpose, "oldKeyId": k.old_key_id,
                 "newKeyId": k.new_key_id, "algorithm": k.algorithm,
+            }),
+            Change::Catalog(c) => json!({
+                "name": c.name, "digest": c.digest, "replaces": c.replaces,
+                "source": c.source, "actor": c.actor,
             }),
             Change::Access(a) => {
                 let mut spec = json!({

@@ -11,21 +11,79 @@ use crate::EngineError;
 /// The most a config file read from git may be; more is refused.
 const MAX_BLOB_BYTES: usize = cairn_model::config::MAX_CONFIG_BYTES + 1;
 
-fn git(dir: &Path) -> Command {
-    let mut cmd = Command::new("git");
-    cmd.arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "core.fsmonitor=false",
-            "-c",
-            "core.hooksPath=/dev/null",
-        ])
+/// Settings given on git's command line, which outrank the repository's own
+/// `.git/config`: everything a repository's config could use to make a host-side
+/// git run a program (hooks, fsmonitor, signature verification, ssh, credential
+/// helpers, proxies, other transports) is set to a harmless value here. Filters,
+/// attributes and LFS are not listed because cairn never runs a git command that
+/// applies them: trees are written from `ls-tree` and `cat-file --batch`.
+const SAFE_CONFIG: &[&str] = &[
+    "core.fsmonitor=false",
+    "core.hooksPath=/dev/null",
+    "core.sshCommand=ssh",
+    "core.askPass=",
+    "core.pager=cat",
+    "core.alternateRefsCommand=",
+    "credential.helper=",
+    "log.showSignature=false",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "fetch.recurseSubmodules=false",
+    "submodule.recurse=false",
+    // A protocol's own setting outranks `protocol.allow`, so the ones that run
+    // commands are refused by name too (a repository could allow them).
+    "protocol.allow=never",
+    "protocol.ext.allow=never",
+    "protocol.fd.allow=never",
+    "protocol.file.allow=always",
+    "protocol.https.allow=always",
+    "protocol.http.allow=always",
+    "protocol.ssh.allow=always",
+];
+
+/// Environment variables that would point git somewhere other than the
+/// repository it was given, or add configuration cairn did not choose.
+const GIT_ENV_REMOVED: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+    "GIT_ATTR_SOURCE",
+    "GIT_EXTERNAL_DIFF",
+    "GIT_PAGER",
+    "GIT_EXEC_PATH",
+    "GIT_TEMPLATE_DIR",
+];
+
+/// Makes `cmd` (a `git` command) safe to run on a repository cairn does not
+/// trust: no system or global config, [`SAFE_CONFIG`] over the repository's,
+/// no prompts, no optional locks, and none of the caller's `GIT_*` redirections.
+/// Every host-side git command goes through this (here and in `deploy::gitops`).
+pub(crate) fn harden(cmd: &mut Command) {
+    for setting in SAFE_CONFIG {
+        cmd.args(["-c", setting]);
+    }
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_OPTIONAL_LOCKS", "0")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .stdin(Stdio::null());
+        .env("GIT_LFS_SKIP_SMUDGE", "1")
+        .env("GIT_NO_REPLACE_OBJECTS", "1");
+    for var in GIT_ENV_REMOVED {
+        cmd.env_remove(var);
+    }
+}
+
+fn git(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(dir);
+    harden(&mut cmd);
+    cmd.stdin(Stdio::null());
     cmd
 }
 
@@ -123,6 +181,9 @@ pub fn fetch_branch(
         "--quiet",
         "--no-tags",
         "--no-recurse-submodules",
+        // A repository's `remote.origin.uploadpack` is a command git would run;
+        // the flag outranks it (a `-c` would not: the first value wins there).
+        "--upload-pack=git-upload-pack",
         "origin",
     ])
     .arg(format!("refs/heads/{branch}"))
@@ -238,68 +299,635 @@ pub fn read_at(repo: &Path, commit: &str, path: &str) -> Result<Option<Vec<u8>>,
     Ok(Some(out.stdout))
 }
 
-/// Writes the tree of `commit` under `prefix` into `dest` (which must exist): files
-/// and symlinks exactly as committed, nothing from the work tree.
+/// The longest symlink target a tree may hold (Linux's `PATH_MAX`).
+const MAX_LINK_TARGET: u64 = 4096;
+
+/// One entry of `git ls-tree -r -t -z`.
+struct TreeEntry<'a> {
+    mode: &'a str,
+    kind: &'a str,
+    object: &'a str,
+    path: &'a [u8],
+}
+
+fn parse_entry(raw: &[u8]) -> Option<TreeEntry<'_>> {
+    let tab = raw.iter().position(|&b| b == b'\t')?;
+    let head = std::str::from_utf8(&raw[..tab]).ok()?;
+    let mut parts = head.split(' ');
+    let (mode, kind, object) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !object.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(TreeEntry {
+        mode,
+        kind,
+        object,
+        path: &raw[tab + 1..],
+    })
+}
+
+/// What cairn writes for an entry: git's own modes, nothing else.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EntryKind {
+    Dir,
+    File {
+        mode: libc::mode_t,
+    },
+    Symlink,
+    /// A submodule: an empty directory, as a clone without
+    /// `--recurse-submodules` leaves it. Its commit is never fetched.
+    Submodule,
+}
+
+fn entry_kind(mode: &str, kind: &str) -> Option<EntryKind> {
+    Some(match (mode, kind) {
+        ("040000", "tree") => EntryKind::Dir,
+        ("100644", "blob") => EntryKind::File { mode: 0o644 },
+        ("100755", "blob") => EntryKind::File { mode: 0o755 },
+        ("120000", "blob") => EntryKind::Symlink,
+        ("160000", "commit") => EntryKind::Submodule,
+        _ => return None,
+    })
+}
+
+/// A name git itself would refuse to check out: empty, `.`, `..`, `.git` in any
+/// case, or one holding a `/` or NUL.
+fn bad_name(name: &[u8]) -> bool {
+    name.is_empty()
+        || name == b"."
+        || name == b".."
+        || name.eq_ignore_ascii_case(b".git")
+        || name.contains(&b'/')
+        || name.contains(&0)
+}
+
+fn c_name(name: &[u8]) -> std::ffi::CString {
+    // `bad_name` refused NUL already.
+    std::ffi::CString::new(name).unwrap_or_default()
+}
+
+fn os_error() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
+/// Opens the directory `name` under `parent` without following a symlink.
+fn open_dir_at(
+    parent: libc::c_int,
+    name: &std::ffi::CStr,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a plain openat(2) on a descriptor we own; the result is checked.
+    let fd = unsafe {
+        libc::openat(
+            parent,
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Writes the tree of `commit` under `prefix` into `dest` (an existing, empty
+/// directory): exactly the committed bytes and git's modes, nothing from the
+/// work tree.
+///
+/// The tree is listed with `git ls-tree` and its blobs read with
+/// `git cat-file --batch`, and cairn writes the files itself, so no attribute
+/// (`export-ignore`, `export-subst`, `eol`, `text`), filter driver, LFS, hook or
+/// fsmonitor of the repository takes part (`git archive` applies all of the
+/// former). Every file is created relative to a directory descriptor cairn made
+/// in this call, with `O_NOFOLLOW | O_EXCL`: a symlink is written as a symlink
+/// and never followed, and a tree that names one path twice, or a path under a
+/// symlink, `..` or `.git`, is refused. Submodules become empty directories.
 pub fn materialise(
     repo: &Path,
     commit: &str,
     prefix: &str,
     dest: &Path,
 ) -> Result<(), EngineError> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    let refuse = |why: String| EngineError::Git {
+        what: "materialise",
+        stderr: why,
+    };
     let tree = if prefix.is_empty() {
-        commit.to_owned()
+        format!("{commit}^{{tree}}")
     } else {
         format!("{commit}:{}", prefix.trim_end_matches('/'))
     };
-    let mut archive = git(repo);
-    archive
-        .args(["archive", "--format=tar", &tree])
+    let mut ls = git(repo);
+    ls.args([
+        "ls-tree",
+        "-r",
+        "-t",
+        "-z",
+        "--full-tree",
+        "--end-of-options",
+        &tree,
+    ]);
+    let listing = run(ls)?;
+    if !listing.ok {
+        return Err(EngineError::Git {
+            what: "ls-tree",
+            stderr: listing.stderr,
+        });
+    }
+    let mut entries = Vec::new();
+    for raw in listing.stdout.split(|&b| b == 0).filter(|r| !r.is_empty()) {
+        let entry = parse_entry(raw).ok_or_else(|| {
+            refuse(format!(
+                "unexpected line from git ls-tree: {}",
+                String::from_utf8_lossy(raw).escape_debug()
+            ))
+        })?;
+        let kind = entry_kind(entry.mode, entry.kind).ok_or_else(|| {
+            refuse(format!(
+                "{}: mode {} ({}) is not a file, symlink, directory or submodule",
+                String::from_utf8_lossy(entry.path).escape_debug(),
+                entry.mode,
+                entry.kind
+            ))
+        })?;
+        entries.push((entry, kind));
+    }
+
+    // The blobs, in the order the walk below needs them, read by one cat-file.
+    let mut batch = git(repo);
+    batch
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut archive = archive.spawn().map_err(|source| EngineError::Spawn {
+        .stderr(Stdio::null());
+    let mut child = batch.spawn().map_err(|source| EngineError::Spawn {
         program: "git",
         source,
     })?;
-    let Some(tar_input) = archive.stdout.take() else {
-        return Err(EngineError::Git {
-            what: "archive",
-            stderr: "no output pipe".into(),
-        });
+    let mut ids = Vec::new();
+    for (entry, kind) in &entries {
+        if matches!(kind, EntryKind::File { .. } | EntryKind::Symlink) {
+            ids.extend_from_slice(entry.object.as_bytes());
+            ids.push(b'\n');
+        }
+    }
+    let feeder = child.stdin.take().map(|mut stdin| {
+        // A write error shows up as a short read below.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&ids);
+        })
+    });
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(refuse("git cat-file has no output pipe".into()));
     };
-    let tar = Command::new("tar")
-        .args([
-            "-x",
-            "--no-same-owner",
-            "--no-same-permissions",
-            "--no-overwrite-dir",
-            "-C",
-        ])
-        .arg(dest)
-        .stdin(tar_input)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|source| EngineError::Spawn {
-            program: "tar",
-            source,
-        })?;
-    let archived = archive
-        .wait_with_output()
-        .map_err(|source| EngineError::Spawn {
-            program: "git",
-            source,
-        })?;
-    if !archived.status.success() {
-        return Err(EngineError::Git {
-            what: "archive",
-            stderr: String::from_utf8_lossy(&archived.stderr).trim().to_owned(),
-        });
+    let mut blobs = BufReader::with_capacity(64 << 10, stdout);
+
+    let result = (|| -> Result<(), EngineError> {
+        let root = std::ffi::CString::new(dest.as_os_str().as_encoded_bytes())
+            .map_err(|_| refuse(format!("{} has a NUL byte", dest.display())))?;
+        let root = open_dir_at(libc::AT_FDCWD, &root).map_err(EngineError::io("open", dest))?;
+        // The directories from the root down to the current entry's parent.
+        let mut stack: Vec<(Vec<u8>, OwnedFd)> = vec![(Vec::new(), root)];
+        for (entry, kind) in &entries {
+            let shown = || {
+                String::from_utf8_lossy(entry.path)
+                    .escape_debug()
+                    .to_string()
+            };
+            let (parent, name) = match entry.path.iter().rposition(|&b| b == b'/') {
+                Some(i) => (&entry.path[..i], &entry.path[i + 1..]),
+                None => (&entry.path[..0], entry.path),
+            };
+            if bad_name(name)
+                || parent
+                    .split(|&b| b == b'/')
+                    .any(|c| !parent.is_empty() && bad_name(c))
+            {
+                return Err(refuse(format!(
+                    "the tree has a path git would not check out: {}",
+                    shown()
+                )));
+            }
+            while stack.last().is_some_and(|(p, _)| p.as_slice() != parent) {
+                stack.pop();
+            }
+            let Some((_, dir)) = stack.last() else {
+                return Err(refuse(format!(
+                    "{} is not inside a directory of the tree (a symlink, a file or a submodule is in its path)",
+                    shown()
+                )));
+            };
+            let dir = dir.as_raw_fd();
+            let cname = c_name(name);
+            let exists = |e: std::io::Error| {
+                if e.raw_os_error() == Some(libc::EEXIST) {
+                    refuse(format!("the tree names {} twice", shown()))
+                } else {
+                    EngineError::io(
+                        "write",
+                        dest.join(
+                            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+                                entry.path,
+                            ),
+                        ),
+                    )(e)
+                }
+            };
+            match kind {
+                EntryKind::Dir | EntryKind::Submodule => {
+                    // SAFETY: mkdirat(2) on a descriptor we own; the result is checked.
+                    if unsafe { libc::mkdirat(dir, cname.as_ptr(), 0o755) } != 0 {
+                        return Err(exists(os_error()));
+                    }
+                    let fd = open_dir_at(dir, &cname).map_err(exists)?;
+                    // SAFETY: fchmod(2) on a descriptor we own.
+                    if unsafe { libc::fchmod(fd.as_raw_fd(), 0o755) } != 0 {
+                        return Err(exists(os_error()));
+                    }
+                    if *kind == EntryKind::Dir {
+                        stack.push((entry.path.to_vec(), fd));
+                    }
+                }
+                EntryKind::File { .. } | EntryKind::Symlink => {
+                    let size = blob_header(&mut blobs, entry.object).map_err(refuse)?;
+                    if let EntryKind::File { mode } = *kind {
+                        // SAFETY: openat(2) relative to a directory we own, creating a
+                        // new file only (O_EXCL) and never through a symlink.
+                        let fd = unsafe {
+                            libc::openat(
+                                dir,
+                                cname.as_ptr(),
+                                libc::O_WRONLY
+                                    | libc::O_CREAT
+                                    | libc::O_EXCL
+                                    | libc::O_NOFOLLOW
+                                    | libc::O_CLOEXEC,
+                                mode as libc::c_uint,
+                            )
+                        };
+                        if fd < 0 {
+                            return Err(exists(os_error()));
+                        }
+                        // SAFETY: `fd` is fresh and owned by nobody else.
+                        let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+                        // SAFETY: fchmod(2) on a descriptor we own: git's mode, whatever the umask.
+                        if unsafe { libc::fchmod(fd, mode) } != 0 {
+                            return Err(exists(os_error()));
+                        }
+                        let copied = std::io::copy(&mut (&mut blobs).take(size), &mut file)
+                            .map_err(exists)?;
+                        if copied != size {
+                            return Err(refuse(format!("{}: git cat-file ended early", shown())));
+                        }
+                    } else {
+                        if size == 0 || size > MAX_LINK_TARGET {
+                            return Err(refuse(format!(
+                                "{}: a symlink target of {size} bytes",
+                                shown()
+                            )));
+                        }
+                        let mut target = Vec::new();
+                        (&mut blobs)
+                            .take(size)
+                            .read_to_end(&mut target)
+                            .map_err(|e| refuse(e.to_string()))?;
+                        if target.len() as u64 != size || target.contains(&0) {
+                            return Err(refuse(format!("{}: a bad symlink target", shown())));
+                        }
+                        let target = c_name(&target);
+                        // SAFETY: symlinkat(2) creates the link itself (it never follows
+                        // one) in a directory we own; the result is checked.
+                        if unsafe { libc::symlinkat(target.as_ptr(), dir, cname.as_ptr()) } != 0 {
+                            return Err(exists(os_error()));
+                        }
+                    }
+                    let mut newline = [0u8; 1];
+                    blobs
+                        .read_exact(&mut newline)
+                        .map_err(|e| refuse(e.to_string()))?;
+                    if newline != *b"\n" {
+                        return Err(refuse("git cat-file --batch: a malformed answer".into()));
+                    }
+                }
+            }
+        }
+        // Nothing more may follow.
+        if !blobs
+            .fill_buf()
+            .map_err(|e| refuse(e.to_string()))?
+            .is_empty()
+        {
+            return Err(refuse(
+                "git cat-file --batch: more output than asked for".into(),
+            ));
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = child.kill();
     }
-    if !tar.status.success() {
-        return Err(EngineError::Git {
-            what: "archive extraction (tar)",
-            stderr: String::from_utf8_lossy(&tar.stderr).trim().to_owned(),
-        });
+    drop(blobs);
+    let _ = child.wait();
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
     }
-    Ok(())
+    result
+}
+
+/// Reads the header `git cat-file --batch` writes before a blob and returns
+/// the blob's size.
+fn blob_header(blobs: &mut impl std::io::BufRead, object: &str) -> Result<u64, String> {
+    use std::io::{BufRead, Read};
+    let mut header = Vec::new();
+    blobs
+        .take(256)
+        .read_until(b'\n', &mut header)
+        .map_err(|e| format!("git cat-file --batch: {e}"))?;
+    let header = String::from_utf8_lossy(&header);
+    let mut parts = header.trim_end().split(' ');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(id), Some("blob"), Some(size), None) if id == object => size
+            .parse()
+            .map_err(|_| format!("git cat-file --batch: a bad size in {header:?}")),
+        _ => Err(format!(
+            "git cat-file --batch: expected blob {object}, got {:?}",
+            header.trim_end()
+        )),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn sh(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
+        let mut child = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(bytes) = stdin {
+            input.write_all(bytes).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    fn id(bytes: Vec<u8>) -> String {
+        String::from_utf8(bytes).unwrap().trim().to_owned()
+    }
+
+    /// A raw tree object, written without git's checks (as an attacker could).
+    fn raw_tree(repo: &Path, entries: &[(&str, &str, &str)]) -> String {
+        let mut raw = Vec::new();
+        for (mode, name, object) in entries {
+            raw.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+            let hex = object.as_bytes();
+            for pair in hex.chunks(2) {
+                raw.push(u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap());
+            }
+        }
+        id(sh(
+            repo,
+            &["hash-object", "-t", "tree", "--literally", "-w", "--stdin"],
+            Some(&raw),
+        ))
+    }
+
+    fn commit_of(repo: &Path, tree: &str) -> String {
+        id(sh(repo, &["commit-tree", tree, "-m", "crafted"], None))
+    }
+
+    fn blob(repo: &Path, bytes: &[u8]) -> String {
+        id(sh(repo, &["hash-object", "-w", "--stdin"], Some(bytes)))
+    }
+
+    #[test]
+    fn the_committed_bytes_without_attributes_filters_or_hooks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        let marker = tmp.path().join("MARKER");
+        std::fs::create_dir(&repo).unwrap();
+        sh(&repo, &["init", "-q"], None);
+        let files: &[(&str, &[u8])] = &[
+            (
+                ".gitattributes",
+                b"ignored.txt export-ignore\nsubst.txt export-subst\nfiltered.txt filter=x\n\
+                  crlf.txt text eol=crlf\nlfs.bin filter=lfs diff=lfs merge=lfs -text\n",
+            ),
+            ("ignored.txt", b"export-ignore would drop me\n"),
+            ("subst.txt", b"commit $Format:%H$\n"),
+            ("filtered.txt", b"smudge would rewrite me\n"),
+            ("crlf.txt", b"one\ntwo\n"),
+            (
+                "lfs.bin",
+                b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 1\n",
+            ),
+            ("dir/run.sh", b"#!/bin/sh\necho hi\n"),
+        ];
+        for (path, bytes) in files {
+            let p = repo.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+        std::os::unix::fs::symlink("../ignored.txt", repo.join("dir/link")).unwrap();
+        sh(&repo, &["add", "-A"], None);
+        sh(&repo, &["update-index", "--chmod=+x", "dir/run.sh"], None);
+        let sub = blob(&repo, b"not really a commit");
+        sh(
+            &repo,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("160000,{sub},vendored"),
+            ],
+            None,
+        );
+        sh(&repo, &["commit", "-q", "-m", "attributes"], None);
+        // The attack: the repository's own config names programs for git to run.
+        let run_marker = format!("sh -c 'echo ran >> {}'; cat", marker.display());
+        for (key, value) in [
+            ("filter.x.smudge", run_marker.as_str()),
+            ("filter.x.process", run_marker.as_str()),
+            ("filter.x.required", "true"),
+            ("filter.lfs.smudge", run_marker.as_str()),
+            ("filter.lfs.process", run_marker.as_str()),
+            ("core.fsmonitor", run_marker.as_str()),
+            ("core.hooksPath", tmp.path().to_str().unwrap()),
+            ("log.showSignature", "true"),
+            ("gpg.program", run_marker.as_str()),
+            ("core.pager", run_marker.as_str()),
+        ] {
+            sh(&repo, &["config", key, value], None);
+        }
+        let commit = resolve_commit(&repo, "HEAD").unwrap();
+        let info = commit_info(&repo, &commit).unwrap();
+        assert_eq!(info.subject, "attributes");
+        let dest = tmp.path().join("ws");
+        std::fs::create_dir(&dest).unwrap();
+        materialise(&repo, &commit, "", &dest).unwrap();
+
+        assert!(!marker.exists(), "a repository program ran on the host");
+        for (path, bytes) in files {
+            assert_eq!(
+                std::fs::read(dest.join(path)).unwrap(),
+                *bytes,
+                "{path} differs from the commit"
+            );
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| {
+            std::fs::symlink_metadata(dest.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("dir/run.sh"), 0o755);
+        assert_eq!(mode("subst.txt"), 0o644);
+        assert_eq!(
+            std::fs::read_link(dest.join("dir/link")).unwrap(),
+            Path::new("../ignored.txt")
+        );
+        let vendored = std::fs::symlink_metadata(dest.join("vendored")).unwrap();
+        assert!(vendored.is_dir());
+        assert_eq!(std::fs::read_dir(dest.join("vendored")).unwrap().count(), 0);
+
+        // A subdirectory alone, as a monorepo's workload gets it.
+        let only_dir = tmp.path().join("ws2");
+        std::fs::create_dir(&only_dir).unwrap();
+        materialise(&repo, &commit, "dir/", &only_dir).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(&only_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["link", "run.sh"]);
+        assert!(!marker.exists(), "a repository program ran on the host");
+    }
+
+    #[test]
+    fn a_crafted_tree_never_writes_through_a_symlink_or_outside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::create_dir(&repo).unwrap();
+        sh(&repo, &["init", "-q"], None);
+        let payload = blob(&repo, b"owned\n");
+        let link = blob(&repo, outside.to_str().unwrap().as_bytes());
+        let inner = raw_tree(&repo, &[("100644", "f", &payload)]);
+
+        type Entries<'a> = Vec<(&'a str, &'a str, &'a str)>;
+        let cases: Vec<(&str, Entries<'_>, &str)> = vec![
+            // `a` is a symlink to a host directory and also a directory holding `f`.
+            (
+                "symlink then tree",
+                vec![("120000", "a", &link), ("40000", "a", &inner)],
+                "names a twice",
+            ),
+            (
+                "a path under a symlink",
+                vec![("120000", "a", &link), ("100644", "a/f", &payload)],
+                "not inside a directory of the tree",
+            ),
+            (
+                "tree then symlink",
+                vec![("40000", "a", &inner), ("120000", "a", &link)],
+                "names a twice",
+            ),
+            (
+                "file twice",
+                vec![("100644", "f", &payload), ("100644", "f", &payload)],
+                "names f twice",
+            ),
+            (
+                "dot dot",
+                vec![("40000", "..", &inner)],
+                "would not check out",
+            ),
+            (
+                ".git",
+                vec![("40000", ".GIT", &inner)],
+                "would not check out",
+            ),
+        ];
+        for (what, entries, reason) in cases {
+            let commit = commit_of(&repo, &raw_tree(&repo, &entries));
+            let dest = tmp.path().join(format!("ws-{}", what.replace(' ', "-")));
+            std::fs::create_dir(&dest).unwrap();
+            let err = materialise(&repo, &commit, "", &dest)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(reason), "{what}: {err}");
+            assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "{what}");
+        }
+    }
+
+    #[test]
+    fn fetch_never_runs_the_repositorys_upload_pack_or_other_transports() {
+        let tmp = tempfile::tempdir().unwrap();
+        let origin = tmp.path().join("origin");
+        let repo = tmp.path().join("repo");
+        let marker = tmp.path().join("MARKER");
+        for dir in [&origin, &repo] {
+            std::fs::create_dir(dir).unwrap();
+            sh(dir, &["init", "-q", "-b", "main"], None);
+        }
+        sh(
+            &origin,
+            &["commit", "-q", "--allow-empty", "-m", "one"],
+            None,
+        );
+        let run_marker = format!("touch {}; git-upload-pack", marker.display());
+        sh(
+            &repo,
+            &["remote", "add", "origin", origin.to_str().unwrap()],
+            None,
+        );
+        sh(
+            &repo,
+            &["config", "remote.origin.uploadpack", &run_marker],
+            None,
+        );
+        sh(&repo, &["config", "core.sshCommand", &run_marker], None);
+        let limit = std::time::Duration::from_secs(30);
+        fetch_branch(&repo, "main", limit).unwrap();
+        assert!(!marker.exists(), "the repository's uploadpack ran");
+        // Another transport (`ext::` runs a command) is refused.
+        sh(
+            &repo,
+            &[
+                "config",
+                "remote.origin.url",
+                &format!("ext::sh -c touch% {}", marker.display()),
+            ],
+            None,
+        );
+        sh(&repo, &["config", "protocol.ext.allow", "always"], None);
+        let err = fetch_branch(&repo, "main", limit).unwrap_err().to_string();
+        assert!(err.contains("not allowed"), "{err}");
+        assert!(!marker.exists(), "an ext:: transport ran");
+    }
 }

@@ -6,8 +6,8 @@
 //! environment. A request is allowed when some binding of a known identity
 //! covers the request's scope and its role grants the action; everything else is
 //! denied with a reason (fail closed). On top of the matrix:
-//! - organisation actions (change the chain or policy, manage keys or
-//!   identities) need an organisation-wide binding;
+//! - organisation actions (change the chain, policy or base catalog, manage
+//!   keys or identities, import advisories) need an organisation-wide binding;
 //! - workload actions (run, approve) need a workload in the scope, environment
 //!   actions (promote, rollback, override) a workload and an environment;
 //! - approvals and overrides are for people: a service account is never allowed
@@ -77,10 +77,14 @@ pub enum Action {
     ChangePolicy,
     ManageKeys,
     ManageIdentities,
+    /// Add or replace a base image in the catalog.
+    ChangeCatalog,
+    /// Import data the closed loop matches: advisories, recorded SBOMs.
+    ImportData,
 }
 
 impl Action {
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 12] = [
         Action::View,
         Action::Run,
         Action::Approve,
@@ -91,6 +95,8 @@ impl Action {
         Action::ChangePolicy,
         Action::ManageKeys,
         Action::ManageIdentities,
+        Action::ChangeCatalog,
+        Action::ImportData,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +111,8 @@ impl Action {
             Action::ChangePolicy => "change-policy",
             Action::ManageKeys => "manage-keys",
             Action::ManageIdentities => "manage-identities",
+            Action::ChangeCatalog => "change-catalog",
+            Action::ImportData => "import-data",
         }
     }
 
@@ -117,7 +125,9 @@ impl Action {
             Action::ChangeChain
             | Action::ChangePolicy
             | Action::ManageKeys
-            | Action::ManageIdentities => Reach::Organisation,
+            | Action::ManageIdentities
+            | Action::ChangeCatalog
+            | Action::ImportData => Reach::Organisation,
         }
     }
 
@@ -170,6 +180,8 @@ pub const MATRIX: &[(Role, &[Action])] = &[
             Action::ChangePolicy,
             Action::ManageKeys,
             Action::ManageIdentities,
+            Action::ChangeCatalog,
+            Action::ImportData,
         ],
     ),
 ];

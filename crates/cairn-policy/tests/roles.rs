@@ -13,16 +13,17 @@ use cairn_policy::{
 
 /// The expected grants, as a table people review:
 /// V=view R=run A=approve P=promote B=rollback O=override
-/// C=change-chain Y=change-policy K=manage-keys I=manage-identities.
+/// C=change-chain Y=change-policy K=manage-keys I=manage-identities
+/// G=change-catalog D=import-data.
 const EXPECTED: &[(&str, &str)] = &[
-    ("viewer", "V........."),
-    ("developer", "VR........"),
-    ("maintainer", "VRA......."),
-    ("release-manager", "VR.PBO...."),
-    ("platform-admin", "VR....CYKI"),
+    ("viewer", "V..........."),
+    ("developer", "VR.........."),
+    ("maintainer", "VRA........."),
+    ("release-manager", "VR.PBO......"),
+    ("platform-admin", "VR....CYKIGD"),
 ];
 
-const LETTERS: &str = "VRAPBOCYKI";
+const LETTERS: &str = "VRAPBOCYKIGD";
 
 fn expected_grant(role: Role, action: Action) -> bool {
     let row = EXPECTED
@@ -88,14 +89,21 @@ fn expected(
         Action::ChangeChain
         | Action::ChangePolicy
         | Action::ManageKeys
-        | Action::ManageIdentities => true,
+        | Action::ManageIdentities
+        | Action::ChangeCatalog
+        | Action::ImportData => true,
     };
     if !shape_ok {
         return false;
     }
     let organisation_action = matches!(
         action,
-        Action::ChangeChain | Action::ChangePolicy | Action::ManageKeys | Action::ManageIdentities
+        Action::ChangeChain
+            | Action::ChangePolicy
+            | Action::ManageKeys
+            | Action::ManageIdentities
+            | Action::ChangeCatalog
+            | Action::ImportData
     );
     match at {
         BindingScope::Organisation => true,
@@ -163,7 +171,7 @@ fn every_role_action_and_scope_matches_the_expected_matrix() {
             }
         }
     }
-    assert_eq!(checked, 5 * 3 * 2 * 10 * 7);
+    assert_eq!(checked, 5 * 3 * 2 * 12 * 7);
     assert!(allowed > 0);
     assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
 }

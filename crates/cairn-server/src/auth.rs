@@ -17,6 +17,9 @@ use crate::state::{AppState, Shared};
 
 /// The name of the browser session cookie.
 pub const SESSION_COOKIE: &str = "cairn_session";
+/// The header a browser session's API request that changes something carries
+/// its CSRF token in (the page's forms carry it as the `csrf` field instead).
+pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Longest credential read from a request.
 const MAX_CREDENTIAL: usize = 512;
 
@@ -106,13 +109,64 @@ async fn authenticate_parts(parts: &Parts, state: &AppState) -> Result<Actor, Ap
         });
     }
     if let Some(session) = cookie(parts, SESSION_COOKIE) {
-        return state
+        let actor = state
             .blocking(move |s| crate::session::actor_of_session(s, &session))
-            .await;
+            .await?;
+        cookie_request_ok(parts, &actor)?;
+        return Ok(actor);
     }
     Err(ApiError::unauthorized(
         "send `Authorization: Bearer <token>` (or log in at /login)",
     ))
+}
+
+/// A browser sends its cookie with requests other sites make it send, so a
+/// cookie-authenticated request that may change something (any method but
+/// GET, HEAD and OPTIONS) must come from this server's own pages: a same-site
+/// `Origin` (and `Sec-Fetch-Site`, when sent), and for the JSON API the
+/// session's CSRF token in [`CSRF_HEADER`], compared in constant time. The web
+/// UI's forms carry the token as a field, which their handlers check.
+fn cookie_request_ok(parts: &Parts, actor: &Actor) -> Result<(), ApiError> {
+    use axum::http::Method;
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    same_origin(&parts.headers)?;
+    if let Some(site) = parts.headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
+        return Err(ApiError::forbidden(
+            "cross-site request refused (Sec-Fetch-Site is not same-origin)",
+        ));
+    }
+    if parts.uri.path().starts_with("/api/") {
+        let given = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !crate::session::csrf_ok(actor, given) {
+            return Err(ApiError::forbidden(format!(
+                "a browser session's API request needs the session's CSRF token in {CSRF_HEADER} \
+                 (programs: send `Authorization: Bearer <token>` instead of the cookie)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a request whose `Origin` (when sent) is not this host.
+pub fn same_origin(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin.to_str().ok().and_then(|o| {
+        o.strip_prefix("https://")
+            .or_else(|| o.strip_prefix("http://"))
+    });
+    match (origin_host, host) {
+        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
+        _ => Err(ApiError::forbidden(
+            "cross-site form submission refused (the Origin is not this server)",
+        )),
+    }
 }
 
 /// Which workloads an actor may see.

@@ -30,9 +30,12 @@ impl Secret {
         Ok(Secret(random_hex(32)?.into_bytes()))
     }
 
-    /// Equal to `other`, in time independent of where they differ.
+    /// Equal to `other`, in time independent of where they differ and of
+    /// their lengths (the SHA-256 of each is compared in constant time).
     pub fn matches(&self, other: &[u8]) -> bool {
-        aws_lc_rs::constant_time::verify_slices_are_equal(&self.0, other).is_ok()
+        use aws_lc_rs::digest::{SHA256, digest};
+        let (a, b) = (digest(&SHA256, &self.0), digest(&SHA256, other));
+        aws_lc_rs::constant_time::verify_slices_are_equal(a.as_ref(), b.as_ref()).is_ok()
     }
 }
 
@@ -82,19 +85,53 @@ pub fn read_private(path: &Path) -> std::io::Result<Vec<u8>> {
     std::fs::read(path)
 }
 
-/// The webhook secret in `<data>/server/webhook.secret`, created on first use.
-/// Returns the secret and whether it was just created.
-pub fn webhook_secret(data: &Path) -> std::io::Result<(Secret, PathBuf, bool)> {
-    let path = server_dir(data).join("webhook.secret");
-    match read_private(&path) {
-        Ok(bytes) => Ok((Secret(trim(bytes)), path, false)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let secret = Secret::generate()?;
-            write_private(&path, secret.expose())?;
-            Ok((secret, path, true))
-        }
-        Err(e) => Err(e),
+/// One webhook secret per forge: GitLab sends its secret in clear
+/// (`X-Gitlab-Token`), so a secret shared with GitHub or Gitea would let
+/// whoever sees a GitLab delivery sign GitHub and Gitea ones.
+#[derive(Clone, Debug)]
+pub struct WebhookSecrets {
+    pub github: Secret,
+    pub gitlab: Secret,
+    pub gitea: Secret,
+}
+
+/// The forges, and the file each one's secret is kept in under `<data>/server/`.
+pub const WEBHOOK_SECRET_FILES: [(&str, &str); 3] = [
+    ("github", "webhook-github.secret"),
+    ("gitlab", "webhook-gitlab.secret"),
+    ("gitea", "webhook-gitea.secret"),
+];
+
+/// The forges' webhook secrets in `<data>/server/webhook-<forge>.secret`, each
+/// created (random, 0600) on first use. Returns them and their files. (An
+/// older shared `webhook.secret` is no longer read.)
+pub fn webhook_secrets(data: &Path) -> std::io::Result<(WebhookSecrets, Vec<PathBuf>)> {
+    let mut secrets = Vec::new();
+    let mut paths = Vec::new();
+    for (_, file) in WEBHOOK_SECRET_FILES {
+        let path = server_dir(data).join(file);
+        let secret = match read_private(&path) {
+            Ok(bytes) => Secret(trim(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let secret = Secret::generate()?;
+                write_private(&path, secret.expose())?;
+                secret
+            }
+            Err(e) => return Err(e),
+        };
+        secrets.push(secret);
+        paths.push(path);
     }
+    let mut secrets = secrets.into_iter();
+    let mut next = || secrets.next().unwrap_or_else(|| Secret(Vec::new()));
+    Ok((
+        WebhookSecrets {
+            github: next(),
+            gitlab: next(),
+            gitea: next(),
+        },
+        paths,
+    ))
 }
 
 fn trim(mut bytes: Vec<u8>) -> Vec<u8> {
@@ -109,20 +146,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_are_private_and_never_printed() {
+    fn secrets_are_private_per_forge_and_never_printed() {
         let dir = tempfile::tempdir().unwrap();
-        let (secret, path, created) = webhook_secret(dir.path()).unwrap();
-        assert!(created);
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
+        let (secrets, paths) = webhook_secrets(dir.path()).unwrap();
+        assert_eq!(paths.len(), 3);
+        assert!(
+            !secrets.github.matches(secrets.gitlab.expose()),
+            "one secret per forge"
         );
-        assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
-        let (again, _, created) = webhook_secret(dir.path()).unwrap();
-        assert!(!created);
-        assert!(again.matches(secret.expose()));
-        assert!(!again.matches(b"wrong"));
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(webhook_secret(dir.path()).is_err());
+        assert!(
+            !secrets.gitea.matches(secrets.gitlab.expose()),
+            "one secret per forge"
+        );
+        assert!(
+            !secrets.github.matches(secrets.gitea.expose()),
+            "one secret per forge"
+        );
+        for path in &paths {
+            assert_eq!(
+                std::fs::metadata(path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        assert_eq!(format!("{:?}", secrets.github), "Secret(<redacted>)");
+        let (again, _) = webhook_secrets(dir.path()).unwrap();
+        assert!(again.gitlab.matches(secrets.gitlab.expose()));
+        assert!(!again.gitlab.matches(b"wrong"));
+        std::fs::set_permissions(&paths[1], std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(webhook_secrets(dir.path()).is_err());
     }
 }

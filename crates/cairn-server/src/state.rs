@@ -10,7 +10,7 @@ use cairn_store::Store;
 
 use crate::metrics::Metrics;
 use crate::problem::ApiError;
-use crate::secret::Secret;
+use crate::secret::WebhookSecrets;
 
 /// How the server behaves; `cairn up` fills it from its flags.
 #[derive(Debug, Clone)]
@@ -32,8 +32,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub engine: Engine,
     pub config: ServerConfig,
-    /// The shared secret forges sign their deliveries with.
-    pub webhook_secret: Secret,
+    /// Each forge's webhook secret (never shared between forges).
+    pub webhook_secrets: WebhookSecrets,
     pub metrics: Metrics,
     /// Wakes the workers when a run is queued.
     pub queued: crate::worker::Bell,
@@ -42,7 +42,11 @@ pub struct Shared {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: ServerConfig, webhook_secret: Secret) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: ServerConfig,
+        webhook_secrets: WebhookSecrets,
+    ) -> Self {
         let engine = Engine::new(
             store.clone(),
             config.data.clone(),
@@ -52,7 +56,7 @@ impl AppState {
             store,
             engine,
             config,
-            webhook_secret,
+            webhook_secrets,
             metrics: Metrics::default(),
             queued: crate::worker::Bell::default(),
             stopping: AtomicBool::new(false),

@@ -16,7 +16,7 @@ use cairn_model::{
     IdentityKind, LogLine, LogStream, NewRun, NewStage, RunId, RunStatus, StageKind, StageStatus,
     Trigger,
 };
-use cairn_server::secret::Secret;
+use cairn_server::secret::{Secret, WebhookSecrets};
 use cairn_server::{AppState, ServerConfig};
 use cairn_store::{SqliteStore, Store};
 use http_body_util::BodyExt;
@@ -54,7 +54,11 @@ fn fixture() -> Fixture {
             session_ttl_ms: 3_600_000,
             secure_cookies: false,
         },
-        Secret::new(b"x".to_vec()),
+        WebhookSecrets {
+            github: Secret::new(b"x".to_vec()),
+            gitlab: Secret::new(b"y".to_vec()),
+            gitea: Secret::new(b"z".to_vec()),
+        },
     );
     Fixture {
         _dir: dir,
@@ -875,4 +879,84 @@ async fn the_run_form_needs_the_sessions_csrf_token() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND, "{html}");
     assert!(html.contains("not onboarded"), "{html}");
     assert!(f.store.runs(&Default::default()).unwrap().is_empty());
+}
+
+fn post_json(path: &str, cookie: &str, origin: Option<&str>, csrf: Option<&str>) -> Request<Body> {
+    let mut b = Request::post(path)
+        .header(header::HOST, "cairn.test")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::COOKIE, cookie);
+    if let Some(o) = origin {
+        b = b.header(header::ORIGIN, o);
+    }
+    if let Some(t) = csrf {
+        b = b.header("x-csrf-token", t);
+    }
+    b.body(Body::from(r#"{"dir":"/nonexistent"}"#)).unwrap()
+}
+
+#[tokio::test]
+async fn cookie_authenticated_api_posts_need_the_csrf_token_and_a_same_site_origin() {
+    let f = fixture();
+    let session = log_in(&f.app, &f.admin_token).await;
+    let (_, html) = send(&f.app, get("/", Some(&session))).await;
+    let csrf = form_csrf(&html);
+    // What a page on another site can make a browser send: the cookie, no token.
+    for (what, origin, token) in [
+        ("no CSRF token", Some("http://cairn.test"), None),
+        ("no Origin and no token", None, None),
+        ("a wrong token", Some("http://cairn.test"), Some("0000")),
+        (
+            "another site's Origin",
+            Some("https://evil.example"),
+            Some(csrf.as_str()),
+        ),
+    ] {
+        let (response, body) =
+            send(&f.app, post_json("/api/workloads", &session, origin, token)).await;
+        println!(
+            "cookie POST /api/workloads with {what}: {} {body}",
+            response.status()
+        );
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{what}: {body}");
+        assert!(
+            body.contains("CSRF") || body.contains("cross-site"),
+            "{what}: {body}"
+        );
+    }
+    assert!(
+        f.store.workloads().unwrap().is_empty(),
+        "nothing was onboarded"
+    );
+    // The session's own token from this site passes the check (the request
+    // then fails on its body, not on CSRF).
+    let (response, body) = send(
+        &f.app,
+        post_json(
+            "/api/workloads",
+            &session,
+            Some("http://cairn.test"),
+            Some(&csrf),
+        ),
+    )
+    .await;
+    println!("with the session's token: {} {body}", response.status());
+    assert_ne!(response.status(), StatusCode::FORBIDDEN, "{body}");
+    // A token-authenticated program needs none of this.
+    let request = Request::post("/api/workloads")
+        .header(header::HOST, "cairn.test")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.admin_token))
+        .body(Body::from(r#"{"dir":"/nonexistent"}"#))
+        .unwrap();
+    let (response, body) = send(&f.app, request).await;
+    assert_ne!(response.status(), StatusCode::FORBIDDEN, "{body}");
+}
+
+#[tokio::test]
+async fn the_login_page_names_the_command_that_exists() {
+    let f = fixture();
+    let (_, html) = send(&f.app, get("/login", None)).await;
+    assert!(html.contains("cairn identity add"), "{html}");
+    assert!(!html.contains("identity create"), "{html}");
 }

@@ -19,7 +19,15 @@ use cairn_store::RunFilter;
 use fixture::{Answer, Server};
 use serde_json::json;
 
-const SECRET: &[u8] = b"s3cret";
+/// Each forge's own secret, as the fixture gives the server.
+fn secret_of(forge: &str) -> &'static [u8] {
+    match forge {
+        "github" => b"s3cret-github",
+        "gitlab" => b"s3cret-gitlab",
+        "gitea" => b"s3cret-gitea",
+        other => panic!("no forge {other}"),
+    }
+}
 const FORGES: [&str; 3] = ["github", "gitlab", "gitea"];
 
 /// How a test delivery authenticates.
@@ -28,15 +36,19 @@ enum Auth {
     Good,
     Wrong,
     Missing,
+    /// Signed with the GitLab secret (which GitLab sends in clear).
+    OtherForges,
 }
 
 /// A delivery as `forge` sends it: its event and delivery headers, and its
 /// signature (or token) over `body`.
 fn delivery(forge: &str, event: &str, id: Option<&str>, body: &[u8], auth: Auth) -> Request<Body> {
-    let secret: &[u8] = if auth == Auth::Wrong {
-        b"not the secret"
-    } else {
-        SECRET
+    let secret: &[u8] = match auth {
+        Auth::Wrong => b"not the secret",
+        // GitLab's secret travels in clear: signing GitHub or Gitea deliveries
+        // with it must not work.
+        Auth::OtherForges => secret_of("gitlab"),
+        _ => secret_of(forge),
     };
     let mut r = Request::builder()
         .method("POST")
@@ -589,4 +601,43 @@ async fn a_push_to_the_forge_is_fetched_into_the_workloads_clone() {
     let detail = answer.problem(422);
     assert!(detail.contains("nor on its `origin`"), "{detail}");
     assert_eq!(all_runs(&server).len(), 1);
+}
+
+#[tokio::test]
+async fn the_gitlab_secret_signs_nothing_for_github_or_gitea() {
+    // GitLab sends its secret in clear in every delivery; whoever reads one
+    // must not be able to sign a GitHub or Gitea delivery with it.
+    let server = Server::new();
+    let commit = head(&server);
+    for forge in ["github", "gitea"] {
+        let body = push_body(forge, "acme/hello", "refs/heads/main", &commit);
+        let id = format!("{forge}-with-gitlab-secret");
+        let answer = server
+            .send(delivery(
+                forge,
+                push_event(forge),
+                Some(&id),
+                &body,
+                Auth::OtherForges,
+            ))
+            .await;
+        let detail = answer.problem(401);
+        println!("{forge} signed with GitLab's secret: {detail}");
+        assert_eq!(rejections(&server, forge, "bad_signature"), 1);
+    }
+    // Nor does GitHub's secret pass as GitLab's token: each forge has its own.
+    let body = push_body("gitlab", "acme/hello", "refs/heads/main", &commit);
+    let mut request = delivery(
+        "gitlab",
+        push_event("gitlab"),
+        Some("gl"),
+        &body,
+        Auth::Good,
+    );
+    request.headers_mut().insert(
+        "x-gitlab-token",
+        axum::http::HeaderValue::from_static("s3cret-github"),
+    );
+    server.send(request).await.problem(401);
+    nothing_written(&server);
 }

@@ -1,6 +1,8 @@
 //! Verifying a log directory from scratch: recompute every leaf hash from
 //! the entry bundles, every tile from the level below, and the root, and
-//! compare with what is stored and with the checkpoint.
+//! compare with what is stored and with the checkpoint — including every
+//! older partial tile and bundle still on disk (the tile server serves them
+//! all, so each must be a prefix of the tile it grew into).
 
 use std::path::Path;
 
@@ -77,7 +79,19 @@ pub fn verify_against(dir: &Path, checkpoint: &Checkpoint) -> VerifyReport {
     for index in 0..bundles {
         let width = tiles::tile_width(0, index, size).unwrap_or(0);
         match read_bundle(dir, index, width) {
-            Ok(entries) => level_hashes.extend(entries.iter().map(|e| merkle::leaf_hash(e))),
+            Ok(entries) => {
+                // Older partial bundles are served too: each must be a prefix.
+                for older in older_partials(dir, &tiles::entries_path(index, 1), width) {
+                    match read_bundle(dir, index, older) {
+                        Ok(stored) if stored[..] == entries[..older as usize] => {}
+                        Ok(_) => problems.push(Problem::TileMismatch {
+                            path: tiles::entries_path(index, older),
+                        }),
+                        Err(e) => problems.push(Problem::Unreadable(e)),
+                    }
+                }
+                level_hashes.extend(entries.iter().map(|e| merkle::leaf_hash(e)));
+            }
             Err(e) => {
                 problems.push(Problem::Unreadable(e));
                 return VerifyReport {
@@ -108,6 +122,16 @@ pub fn verify_against(dir: &Path, checkpoint: &Checkpoint) -> VerifyReport {
                 }),
                 Err(e) => problems.push(Problem::Unreadable(e)),
             }
+            // Every older partial tile still served must be a prefix of it.
+            for older in older_partials(dir, &tiles::tile_path(level, index, 1), width) {
+                match read_tile(dir, level, index, older) {
+                    Ok(stored) if stored[..] == chunk[..older as usize] => {}
+                    Ok(_) => problems.push(Problem::TileMismatch {
+                        path: tiles::tile_path(level, index, older),
+                    }),
+                    Err(e) => problems.push(Problem::Unreadable(e)),
+                }
+            }
             if width == TILE_WIDTH {
                 above.push(merkle::root_from_leaves(chunk));
             }
@@ -119,4 +143,26 @@ pub fn verify_against(dir: &Path, checkpoint: &Checkpoint) -> VerifyReport {
         checkpoint: checkpoint.clone(),
         problems,
     }
+}
+
+/// The widths below `width` of the partial tiles stored in the `.p/`
+/// directory that `partial_of_one` (the tile's path at width 1) is in, as the
+/// tile server would serve them (canonical names only), in order.
+fn older_partials(dir: &Path, partial_of_one: &str, width: u64) -> Vec<u64> {
+    let path = dir.join(partial_of_one);
+    let Some(parent) = path.parent() else {
+        return Vec::new();
+    };
+    let Ok(listing) = std::fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    let mut widths: Vec<u64> = listing
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|name| {
+            let w: u64 = name.parse().ok()?;
+            (w.to_string() == name && w > 0 && w < width.min(TILE_WIDTH)).then_some(w)
+        })
+        .collect();
+    widths.sort_unstable();
+    widths
 }

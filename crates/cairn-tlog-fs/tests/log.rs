@@ -215,6 +215,14 @@ fn tampering_is_detected() {
     check("tile/1/000.p/2", 40, tile);
     // A length prefix changed: the bundle no longer parses.
     check("tile/entries/001", 0, unreadable);
+    // Older partial tiles and bundles, which the tile server still serves:
+    // each must be a prefix of what it grew into.
+    check("tile/entries/000.p/100", 5, tile);
+    check("tile/entries/001.p/44", 5, tile);
+    check("tile/0/000.p/100", 32 * 50, tile);
+    check("tile/0/001.p/144", 5, tile);
+    check("tile/1/000.p/1", 3, tile);
+    check("tile/entries/002.p/88", 0, unreadable);
 
     // A changed checkpoint no longer verifies.
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -292,7 +292,9 @@ impl<R: Read + Seek> OsvArchive<R> {
         };
         let room = limits.max_total_bytes.saturating_sub(self.total);
         let cap = budget.min(room);
-        let mut bytes = Vec::with_capacity(usize::try_from(declared.min(cap)).unwrap_or(0));
+        // The declared size is the archive's claim: reserve at most 64 KiB on its word.
+        let reserve = declared.min(cap).min(64 << 10);
+        let mut bytes = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
         let read = file.take(cap.saturating_add(1)).read_to_end(&mut bytes);
         let got = bytes.len() as u64;
         self.total = self.total.saturating_add(got);

@@ -118,6 +118,12 @@ fn import(
     let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
+    // Once the organisation has identities: a platform-admin, before any work.
+    let actor = cairn_engine::access::cli_actor(
+        &*store,
+        cairn_policy::Action::ChangeCatalog,
+        Some(&cairn_policy::Scope::organisation()),
+    )?;
     let images = Images::open(&data)?;
     let connection = Connection {
         plain_http,
@@ -156,8 +162,21 @@ fn import(
         vetting.packages,
         vetting.vulnerabilities.len()
     );
-    match catalog::admit(&data, &*store, &images, &org, &candidate, &vetting)? {
-        Admission::Admitted { record, evidence } => {
+    match catalog::admit(
+        &data,
+        &*store,
+        &images,
+        &org,
+        &candidate,
+        &vetting,
+        actor.as_ref(),
+    )? {
+        Admission::Admitted {
+            record,
+            evidence,
+            replaces,
+            log_index,
+        } => {
             if cli.json {
                 print_json(&json!({
                     "name": record.name,
@@ -166,12 +185,21 @@ fn import(
                     "packages": record.packages,
                     "vulnerabilities": record.vulnerabilities,
                     "sbom_evidence": evidence,
+                    "replaces": replaces,
+                    "log_index": log_index,
+                    "actor": actor.as_ref().map(|a| a.name.clone()),
                 }));
             } else {
                 println!(
-                    "base `{}` is in the catalog: {} ({} packages, {} known vulnerabilities; signed SBOM evidence {evidence})",
+                    "base `{}` is in the catalog: {} ({} packages, {} known vulnerabilities; signed SBOM evidence {evidence}; catalog change logged at entry {log_index})",
                     record.name, record.digest, record.packages, record.vulnerabilities
                 );
+                if let Some(old) = replaces.filter(|old| *old != record.digest) {
+                    println!(
+                        "it replaces {old} as `{}`; `cairn base show {}` lists both",
+                        record.name, record.name
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -64,6 +64,22 @@ pub struct RebaseArgs {
     pub onto: String,
 }
 
+/// Once the organisation has identities, pushing or rebasing an image needs
+/// `run` at its workload (an image cairn did not build has none: refused).
+fn authorize_at_image(store: &dyn cairn_store::Store, digest: &str) -> Result<(), Failure> {
+    let workload = store
+        .images(None, Some(digest), 1)?
+        .into_iter()
+        .next()
+        .map(|record| record.workload);
+    let scope = workload.map_or_else(
+        cairn_policy::Scope::organisation,
+        cairn_policy::Scope::workload,
+    );
+    cairn_engine::access::cli_actor(store, cairn_policy::Action::Run, Some(&scope))?;
+    Ok(())
+}
+
 fn connection(plain_http: bool) -> Connection {
     let credentials = match (
         std::env::var("CAIRN_REGISTRY_USERNAME"),
@@ -133,6 +149,7 @@ pub fn image(cli: &Cli, cmd: &ImageCommand) -> Result<ExitCode, Failure> {
             ImageRef::parse(target)?.check_allowed(&org.registries, false)?;
             let images = Images::open(&data)?;
             let img = images.find(image)?;
+            authorize_at_image(&*store, &img.manifest_digest.to_string())?;
             let pushed = registry::push(
                 &images,
                 &*store,
@@ -215,6 +232,10 @@ pub fn rebase(cli: &Cli, args: &RebaseArgs) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
     let images = Images::open(&data)?;
+    authorize_at_image(
+        &*store,
+        &images.find(&args.image)?.manifest_digest.to_string(),
+    )?;
     let r = cairn_engine::images::rebase::rebase(&data, &*store, &images, &args.image, &args.onto)?;
     if cli.json {
         print_json(&json!({

@@ -53,6 +53,8 @@ pub use where_::WhereArgs;
 pub use workload::WorkloadCommand;
 
 pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
+    // The roles model first: `authz::TABLE` says what each command needs.
+    crate::authz::guard(cli)?;
     match &cli.command {
         Command::Init(args) => init::init(cli, args),
         Command::Run(args) => run::run(cli, args),

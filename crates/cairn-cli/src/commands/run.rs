@@ -19,6 +19,12 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode, Failure> {
         eprintln!("note: cairn.toml has uncommitted changes; the run uses the committed file");
     }
     let store = open_store(&data)?;
+    // Once the organisation has identities: CAIRN_TOKEN's, allowed to run this workload.
+    cairn_engine::access::cli_actor(
+        &*store,
+        cairn_policy::Action::Run,
+        Some(&cairn_policy::Scope::workload(&loaded.workload.name)),
+    )?;
     let engine = Engine::new(store.clone(), data, cli.platform_dir.clone());
     let mut progress = Progress::new(args.verbose, cli.json);
     let result = engine.run_loaded(

@@ -13,7 +13,7 @@
 //! The document's UUID comes from the kernel's randomness (`/dev/urandom`), its
 //! timestamp from the system clock.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -93,12 +93,7 @@ pub fn sbom(cli: &Cli, args: &SbomArgs) -> Result<ExitCode, Failure> {
     match &args.output {
         Some(file) => std::fs::write(file, &doc)
             .with_context(|| format!("cannot write {}", file.display()))?,
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&doc)
-                .and_then(|()| out.flush())
-                .context("cannot write the document to stdout")?;
-        }
+        None => crate::output::write_stdout_bytes(&doc),
     }
     if args.record {
         record(cli, args, &collected, &doc)?;
@@ -221,13 +216,13 @@ pub fn collect(path: &Path) -> Result<Collected, Failure> {
 /// Lists what was skipped (`skipped PATH: reason`) and what parsers left out on
 /// purpose (`note: PATH:LINE: message`), on stderr.
 pub fn print_problems(collected: &Collected) {
-    let mut err = std::io::stderr().lock();
+    // eprintln! is the CLI's: control bytes from a lockfile are escaped.
     for s in &collected.skipped {
-        let _ = writeln!(err, "skipped {}: {}", s.path, s.reason);
+        eprintln!("skipped {}: {}", s.path, s.reason);
     }
     for n in &collected.report.notes {
         let at = n.line.map_or_else(String::new, |l| format!(":{l}"));
-        let _ = writeln!(err, "note: {}{at}: {}", n.path, n.message);
+        eprintln!("note: {}{at}: {}", n.path, n.message);
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use cairn_server::secret::webhook_secret;
+use cairn_server::secret::webhook_secrets;
 use cairn_server::serve::{bootstrap_admin, serve, stop_signal};
 use cairn_server::{AppState, ServerConfig};
 
@@ -44,9 +44,9 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
     std::fs::create_dir_all(data.root())
         .with_context(|| format!("cannot create {}", data.root().display()))?;
     let store = open_store(&data)?;
-    let (secret, secret_path, _) = webhook_secret(data.root()).with_context(|| {
+    let (secrets, secret_paths) = webhook_secrets(data.root()).with_context(|| {
         format!(
-            "cannot read or create the webhook secret in {}",
+            "cannot read or create the webhook secrets in {}",
             data.root().display()
         )
     })?;
@@ -56,7 +56,7 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
         session_ttl_ms: args.session_hours.clamp(1, 24 * 30) * 3_600_000,
         secure_cookies: args.secure_cookies,
     };
-    let state = AppState::new(store, config, secret);
+    let state = AppState::new(store, config, secrets);
     let admin =
         bootstrap_admin(&state).map_err(|e| anyhow!("cannot create the first admin: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -77,9 +77,13 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
             ),
             None => println!("log in at http://{addr}/login with an identity's token (cairn identity add)"),
         }
+        let dir = secret_paths
+            .first()
+            .and_then(|p| p.parent())
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
         println!(
-            "forge webhooks: POST http://{addr}/webhooks/{{github,gitlab,gitea}} signed with the secret in {}",
-            secret_path.display()
+            "forge webhooks: POST http://{addr}/webhooks/{{github,gitlab,gitea}}, each with its own secret in {dir}/webhook-{{github,gitlab,gitea}}.secret"
         );
         println!("stop with Ctrl-C: running runs get {} s to finish", args.grace);
         serve(

@@ -66,11 +66,40 @@ struct Counts {
     withdrawn: usize,
     /// Zip entries that are no OSV record (directories, other files).
     ignored: usize,
-    errors: Vec<Skipped>,
+    errors: Failures,
     /// (ecosystem, normalised name) of every new or changed record.
     touched: BTreeSet<(String, String)>,
     /// Ids of every new or changed record.
     changed: BTreeSet<String>,
+}
+
+/// How many failures an import keeps with their reasons; the rest are counted.
+pub const KEPT_FAILURES: usize = 100;
+
+/// The entries an import could not use: every one counted, the first
+/// [`KEPT_FAILURES`] kept with their reasons. Memory stays bounded however many
+/// bad entries an archive holds (200,000 of them once took 3.7 GB).
+#[derive(Debug, Default)]
+struct Failures {
+    count: usize,
+    kept: Vec<Skipped>,
+}
+
+impl Failures {
+    fn push(&mut self, failure: Skipped) {
+        self.count += 1;
+        if self.kept.len() < KEPT_FAILURES {
+            self.kept.push(failure);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, Skipped> {
+        self.kept.iter()
+    }
 }
 
 /// The record limit both the parser and the store accept.
@@ -104,7 +133,9 @@ fn import(cli: &Cli, source: &Path) -> Result<ExitCode, Failure> {
     let mut batch = Vec::with_capacity(BATCH);
     match &tree {
         Some(tree) => {
-            counts.errors.clone_from(&tree.skipped);
+            for skipped in &tree.skipped {
+                counts.errors.push(skipped.clone());
+            }
             for rel in tree.files.iter().filter(|f| f.ends_with(".json")) {
                 counts.files += 1;
                 let record = tree
@@ -456,13 +487,20 @@ fn report(cli: &Cli, source: &Path, c: &Counts, total: u64, rematched: &Rematche
             "withdrawn": c.withdrawn,
             "ignored": c.ignored,
             "errors": errors,
+            "error_count": c.errors.len(),
             "stored": total,
             "rematch": rematch_json(rematched),
         }));
         return;
     }
-    for e in &c.errors {
+    for e in c.errors.iter() {
         eprintln!("skipped {}: {}", e.path, e.reason);
+    }
+    if c.errors.len() > KEPT_FAILURES {
+        eprintln!(
+            "… and {} more skipped (the first {KEPT_FAILURES} are listed)",
+            c.errors.len() - KEPT_FAILURES
+        );
     }
     println!(
         "imported {} files from {}: {} new, {} updated, {} unchanged, {} withdrawn, {} errors ({total} advisories stored)",

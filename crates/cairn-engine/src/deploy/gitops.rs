@@ -637,41 +637,24 @@ impl Repo {
 
     fn command(&self) -> Command {
         let mut cmd = Command::new("git");
-        cmd.arg("-C")
-            .arg(&self.root)
-            .args([
-                "-c",
-                "core.fsmonitor=false",
-                "-c",
-                "core.hooksPath=/dev/null",
-                "-c",
-                "commit.gpgsign=false",
-                "-c",
-                "core.autocrlf=false",
-                "-c",
-                "core.symlinks=true",
-            ])
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_LITERAL_PATHSPECS", "1")
-            .env("GIT_AUTHOR_NAME", COMMITTER_NAME)
-            .env("GIT_AUTHOR_EMAIL", COMMITTER_EMAIL)
-            .env("GIT_COMMITTER_NAME", COMMITTER_NAME)
-            .env("GIT_COMMITTER_EMAIL", COMMITTER_EMAIL);
-        for var in [
-            "GIT_DIR",
-            "GIT_WORK_TREE",
-            "GIT_INDEX_FILE",
-            "GIT_OBJECT_DIRECTORY",
-            "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-            "GIT_NAMESPACE",
-            "GIT_CONFIG",
-            "GIT_CONFIG_PARAMETERS",
-            "GIT_CONFIG_COUNT",
-            "GIT_AUTHOR_DATE",
-            "GIT_COMMITTER_DATE",
-        ] {
+        cmd.arg("-C").arg(&self.root);
+        // The same hardening as every host-side git command (no system or
+        // global config, nothing from the repository's config that runs code).
+        crate::git::harden(&mut cmd);
+        cmd.args([
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "core.autocrlf=false",
+            "-c",
+            "core.symlinks=true",
+        ])
+        .env("GIT_LITERAL_PATHSPECS", "1")
+        .env("GIT_AUTHOR_NAME", COMMITTER_NAME)
+        .env("GIT_AUTHOR_EMAIL", COMMITTER_EMAIL)
+        .env("GIT_COMMITTER_NAME", COMMITTER_NAME)
+        .env("GIT_COMMITTER_EMAIL", COMMITTER_EMAIL);
+        for var in ["GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"] {
             cmd.env_remove(var);
         }
         cmd

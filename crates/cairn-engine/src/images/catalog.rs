@@ -17,7 +17,7 @@ use cairn_oci::Image;
 use cairn_store::Store;
 
 use super::Images;
-use crate::audit::{AuditLog, LOCK_WAIT};
+use crate::audit::{AuditLog, CatalogChange, Change, LOCK_WAIT};
 use crate::certify::{Filed, sign_and_keep};
 use crate::host::now_ms;
 use crate::keys::KeyStore;
@@ -214,6 +214,10 @@ pub enum Admission {
         record: BaseRecord,
         /// The evidence id of the signed SBOM statement.
         evidence: i64,
+        /// The digest the name had before (kept in its history).
+        replaces: Option<String>,
+        /// The index of the `catalog-change` entry in the audit log.
+        log_index: u64,
     },
     /// The gate said no; nothing was named.
     Refused { reasons: Vec<String> },
@@ -221,7 +225,11 @@ pub enum Admission {
 
 const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 
-/// The catalog's gate, then signed evidence, then the name.
+/// The catalog's gate, then signed evidence, then a `catalog-change` entry in
+/// the audit log (naming the digest the name replaces), and only then the name.
+/// `actor` is who asked (authorised for `change-catalog` by the caller; `None`
+/// only while the organisation has no identities). A name keeps its history:
+/// the store appends, never overwrites.
 pub fn admit(
     data: &DataDir,
     store: &dyn Store,
@@ -229,6 +237,7 @@ pub fn admit(
     org: &OrgConfig,
     candidate: &Candidate,
     vetting: &Vetting,
+    actor: Option<&cairn_policy::Identity>,
 ) -> Result<Admission, EngineError> {
     let mut reasons = Vec::new();
     if let Err(why) = &vetting.signature {
@@ -250,6 +259,11 @@ pub fn admit(
         return Ok(Admission::Refused { reasons });
     }
     let digest = candidate.image.manifest_digest.to_string();
+    let replaces = store
+        .base_history(&candidate.name)?
+        .into_iter()
+        .next()
+        .map(|current| current.digest);
     let key: SigningKey = {
         let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
         KeyStore::new(data).load_or_create(&audit)?.0
@@ -279,10 +293,24 @@ pub fn admit(
         packages: vetting.packages,
         vulnerabilities: vetting.vulnerabilities.len() as u64,
     };
+    // The change is durable in the log before the name moves.
+    let receipt =
+        AuditLog::open_waiting(data, LOCK_WAIT)?.record(&Change::Catalog(CatalogChange {
+            name: record.name.clone(),
+            digest: record.digest.clone(),
+            replaces: replaces.clone(),
+            source: record.source.clone(),
+            actor: actor.map(|a| a.name.clone()),
+        }))?;
     images.layout().set_ref(
         &Images::base_ref(&candidate.name),
         &candidate.image.descriptor()?,
     )?;
     store.add_base(&record)?;
-    Ok(Admission::Admitted { record, evidence })
+    Ok(Admission::Admitted {
+        record,
+        evidence,
+        replaces,
+        log_index: receipt.index,
+    })
 }

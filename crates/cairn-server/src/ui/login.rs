@@ -153,20 +153,7 @@ pub async fn logout(
 
 /// Refuses a request whose `Origin` (when sent) is not this host.
 pub(super) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin.to_str().ok().and_then(|o| {
-        o.strip_prefix("https://")
-            .or_else(|| o.strip_prefix("http://"))
-    });
-    match (origin_host, host) {
-        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
-        _ => Err(ApiError::forbidden(
-            "cross-site form submission refused (the Origin is not this server)",
-        )),
-    }
+    crate::auth::same_origin(headers)
 }
 
 fn set_login_cookie(response: &mut Response, value: &str, secure: bool) {
@@ -210,7 +197,7 @@ fn login_page(csrf: &str, next: Option<&str>, problem: Option<&str>) -> Markup {
                 button type="submit" { "Log in" }
             }
             p.muted {
-                "Use the token of your identity (" code { "cairn identity create" } " prints it once). "
+                "Use the token of your identity (" code { "cairn identity add" } " prints it once). "
                 "The session lasts until you log out or it expires."
             }
         },

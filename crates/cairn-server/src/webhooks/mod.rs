@@ -96,6 +96,15 @@ impl Forge {
         }
     }
 
+    /// This forge's own secret.
+    fn secret(self, secrets: &crate::secret::WebhookSecrets) -> &crate::secret::Secret {
+        match self {
+            Forge::GitHub => &secrets.github,
+            Forge::GitLab => &secrets.gitlab,
+            Forge::Gitea => &secrets.gitea,
+        }
+    }
+
     fn authenticate(
         self,
         secret: &crate::secret::Secret,
@@ -263,7 +272,11 @@ async fn deliver(
 ) -> Result<(String, Accepted), Refusal> {
     let (parts, body) = request.into_parts();
     let body = read_bounded(&parts.headers, body).await?;
-    forge.authenticate(&state.0.webhook_secret, &parts.headers, &body)?;
+    forge.authenticate(
+        forge.secret(&state.0.webhook_secrets),
+        &parts.headers,
+        &body,
+    )?;
     let delivery = delivery_id(forge, &parts.headers)?;
     let event = event_name(forge, &parts.headers)?;
     let parsed = forge.parse(&event, &body).map_err(malformed)?;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use cairn_engine::DataDir;
-use cairn_server::secret::Secret;
+use cairn_server::secret::{Secret, WebhookSecrets};
 use cairn_server::serve::{bootstrap_admin, serve};
 use cairn_server::webhooks::signature::sign;
 use cairn_server::{AppState, ServerConfig};
@@ -92,7 +92,11 @@ pub fn serve_bench(cli: &Cli, clients: usize, seconds: u64) -> Result<ExitCode, 
             session_ttl_ms: 3_600_000,
             secure_cookies: false,
         },
-        Secret::new(SECRET.to_vec()),
+        WebhookSecrets {
+            github: Secret::new(SECRET.to_vec()),
+            gitlab: Secret::new(b"bench-gitlab-secret".to_vec()),
+            gitea: Secret::new(b"bench-gitea-secret".to_vec()),
+        },
     );
     let token_file = bootstrap_admin(&state)
         .map_err(|e| anyhow!(e))?

@@ -56,6 +56,10 @@ fn print_stage(
     let mut after: Option<u64> = None;
     let mut header_done = false;
     loop {
+        if crate::output::stdout_closed() {
+            // The reader went away (`cairn logs N --follow | head`): nobody to follow for.
+            return Ok(());
+        }
         let stage = current_stage(store, run, index)?;
         if follow && stage.status == StageStatus::Pending {
             if store.run(run)?.is_some_and(|r| r.status.is_final()) {

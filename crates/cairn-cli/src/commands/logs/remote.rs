@@ -56,6 +56,10 @@ pub fn follow(cli: &Cli, args: &LogsArgs, server: &str) -> Result<ExitCode, Fail
     let mut outcome = None;
     let mut headed = std::collections::BTreeSet::new();
     loop {
+        if crate::output::stdout_closed() {
+            // The reader went away (`| head`): nobody to follow for.
+            return Ok(ExitCode::SUCCESS);
+        }
         let mut line = Vec::new();
         let n = (&mut reader)
             .take(MAX_EVENT_LINE)
