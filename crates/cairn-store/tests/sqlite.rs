@@ -203,6 +203,7 @@ fn open_creates_a_private_directory_and_database() {
             "identities",
             "images",
             "log_lines",
+            "log_mark",
             "rematches",
             "role_bindings",
             "runs",
