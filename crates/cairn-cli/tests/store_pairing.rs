@@ -187,6 +187,9 @@ fn a_log_ahead_of_the_store_is_explained_and_a_log_behind_it_is_refused() {
     let f = Fixture::new();
     let tmp = tempfile::tempdir().unwrap();
     let admin = token(&f, None, "admin@example.org");
+    // Free-form entries (`cairn log append`) have no effect in the store to miss.
+    f.ok(&["log", "append", "an operator's note"]);
+    assert!(!f.ok(&["runs"]).stderr.contains("effect in the store"));
     let early = tmp.path().join("early");
     f.ok(&["backup", early.to_str().unwrap()]);
     let _late = token(&f, Some(&admin), "late@example.org");
@@ -254,6 +257,8 @@ fn backup_wipe_restore_brings_back_runs_deployments_and_identities_verified() {
         .as_str()
         .unwrap()
         .to_owned();
+    let before_promotion = tmp.path().join("b0");
+    f.ok(&["backup", before_promotion.to_str().unwrap()]);
     let r = as_(
         &f,
         &rita,
@@ -382,6 +387,40 @@ fn backup_wipe_restore_brings_back_runs_deployments_and_identities_verified() {
         "{r:?}"
     );
     assert_eq!(names(&f, &admin), identities, "nothing changed");
+
+    // A promotion that logged its decision and stopped before storing anything
+    // of it: the store from before it beside the log after it, and the change
+    // sink without its line. Every command lists the entry until recovered;
+    // recover records it as interrupted, and the audit shows it.
+    remove_db(&f.data);
+    std::fs::copy(before_promotion.join("cairn.db"), f.data.join("cairn.db")).unwrap();
+    let sink = f.data.join("changes.jsonl");
+    let kept: Vec<String> = std::fs::read_to_string(&sink)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains(r#""kind":"deploy""#))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&sink, kept.concat()).unwrap();
+    for _ in 0..2 {
+        let r = f.ok(&["runs"]);
+        println!("{}", r.stderr);
+        assert!(
+            r.stderr.contains("deploy hello-web → staging")
+                && r.stderr.contains("no change record"),
+            "{r:?}"
+        );
+    }
+    let rec = f.ok(&["recover"]);
+    println!("{}", rec.stdout);
+    assert!(rec.stdout.contains("recorded as interrupted"), "{rec:?}");
+    let audit = ok_as(&f, &admin, &["--json", "audit"]).stdout;
+    assert!(
+        audit.contains("interrupted: the change was logged"),
+        "{audit}"
+    );
+    assert!(!f.ok(&["runs"]).stderr.contains("no change record"));
+    assert_eq!(log_verified(&f), entries);
 }
 
 fn copy_dir_all(src: &Path, dst: &Path) {

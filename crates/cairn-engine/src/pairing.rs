@@ -14,8 +14,9 @@
 //!   them (a promotion still under way shows up there too, until it records).
 //!
 //! Entries with no effect in the store need none: a key rotation (the key is on
-//! disk) and an evidence bundle (a bundle whose row is missing is never shown to
-//! a gate, which fails closed without it).
+//! disk), an evidence bundle (a bundle whose row is missing is never shown to a
+//! gate, which fails closed without it), and free-form entries of
+//! `cairn log append`.
 
 use std::path::{Path, PathBuf};
 
@@ -340,8 +341,9 @@ impl Effects {
                     Some(format!("no identity `{name}` in the store"))
                 }
             }
-            "dsse" | "key-rotation" => None,
-            _ => Some("an entry this cairn does not know".to_owned()),
+            // Evidence and key rotations have no effect in the store; entries of
+            // other kinds are free-form (`cairn log append`), with none either.
+            _ => None,
         })
     }
 }
