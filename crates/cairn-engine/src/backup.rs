@@ -383,6 +383,9 @@ pub fn backup(
         return Err(BackupError::DestinationNotEmpty(dest.to_owned()).into());
     }
     make_dir(dest)?;
+    // It holds the keys and secrets: private, even if it existed before.
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o700))
+        .map_err(io("set the mode of", dest))?;
     let installation = installation_id(data)?;
     let mut files = Vec::new();
     // 1. The store, as one consistent snapshot.
@@ -464,6 +467,16 @@ pub fn verify_backup(dir: &Path) -> Result<Manifest, EngineError> {
         .map_err(|e| BackupError::BadManifest(format!("not JSON: {e}")))?;
     let manifest = Manifest::from_json(&value)?;
     for f in &manifest.files {
+        // Every directory on the way is a real one inside the backup: a symlink
+        // there would make the restore read from elsewhere.
+        let mut at = dir.to_owned();
+        let parts: Vec<_> = Path::new(&f.path).components().collect();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            at.push(part);
+            if !std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir()) {
+                return Err(BackupError::NotRegular(at).into());
+            }
+        }
         let p = dir.join(&f.path);
         let meta = std::fs::symlink_metadata(&p).map_err(|_| BackupError::Damaged {
             path: f.path.clone(),

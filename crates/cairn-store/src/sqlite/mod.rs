@@ -50,6 +50,10 @@ pub struct SqliteStore {
     /// Set when the disk was full at open: the store was opened read-only (see
     /// [`SqliteStore::open`]) and every write is refused as [`StoreError::DiskFull`].
     read_only_full: Option<PathBuf>,
+    /// A write failed for space: the WAL may keep the failed transaction's
+    /// frames. The next write that succeeds (space is back) checkpoints and
+    /// truncates it.
+    wal_after_full: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -154,6 +158,7 @@ impl SqliteStore {
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             path: Some(path.to_owned()),
             read_only_full: Some(dir.to_owned()),
+            wal_after_full: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -241,6 +246,7 @@ impl SqliteStore {
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             path: Some(path),
             read_only_full: None,
+            wal_after_full: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -259,6 +265,7 @@ impl SqliteStore {
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             path: None,
             read_only_full: None,
+            wal_after_full: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -358,12 +365,22 @@ impl SqliteStore {
         })();
         let dir = self.path.as_deref().and_then(Path::parent);
         let result = result.map_err(|e| classify(e, dir));
-        if let (Err(e), Some(path)) = (&result, &self.path)
-            && e.is_disk_full()
-        {
-            // The failed transaction may have grown the WAL: give its pages back
-            // now if the checkpoint can run (else the next open does).
-            truncate_grown_wal(&conn, path);
+        use std::sync::atomic::Ordering;
+        match &result {
+            Err(e) if e.is_disk_full() && self.path.is_some() => {
+                self.wal_after_full.store(true, Ordering::Relaxed);
+            }
+            Ok(_) if writing && self.wal_after_full.load(Ordering::Relaxed) => {
+                // Space is back: copy the committed frames into the database and
+                // truncate the WAL, which still holds the failed transaction's.
+                let done = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                });
+                if done.is_ok_and(|busy| busy == 0) {
+                    self.wal_after_full.store(false, Ordering::Relaxed);
+                }
+            }
+            _ => {}
         }
         result
     }
