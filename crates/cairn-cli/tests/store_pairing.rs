@@ -228,6 +228,39 @@ fn a_log_ahead_of_the_store_is_explained_and_a_log_behind_it_is_refused() {
 }
 
 #[test]
+fn no_new_first_admin_over_a_log_that_records_identities() {
+    let f = Fixture::new();
+    let tmp = tempfile::tempdir().unwrap();
+    f.ok(&["runs"]);
+    let empty = tmp.path().join("empty");
+    f.ok(&["backup", empty.to_str().unwrap()]);
+    token(&f, None, "admin@example.org");
+    // The store from before the first identity, beside the log that has it.
+    remove_db(&f.data);
+    std::fs::copy(empty.join("cairn.db"), f.data.join("cairn.db")).unwrap();
+    let r = f.run(&["identity", "add", "mallory@example.org"]);
+    println!("{}", r.stderr);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("will not make a new first admin")
+            && r.stderr.contains("identity-add admin@example.org")
+            && r.stderr.contains("cairn recover"),
+        "{r:?}"
+    );
+    let up = Run::from(
+        f.cairn(&["up", "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(up.code, 2, "{up:?}");
+    assert!(
+        up.stderr.contains("will not make a new first admin"),
+        "{up:?}"
+    );
+    assert!(!f.data.join("server/admin.token").exists(), "{up:?}");
+}
+
+#[test]
 fn backup_wipe_restore_brings_back_runs_deployments_and_identities_verified() {
     let f = Fixture::example("hello-web");
     let tmp = tempfile::tempdir().unwrap();

@@ -181,6 +181,17 @@ pub enum EngineError {
         log: PathBuf,
         seen: u64,
     },
+    #[error(
+        "the store has no identity, but the audit log {} records them (entry {index}: {summary}): \
+         cairn will not make a new first admin over them; {hint}",
+        log.display()
+    )]
+    IdentitiesInLog {
+        log: PathBuf,
+        index: u64,
+        summary: String,
+        hint: String,
+    },
     #[error(transparent)]
     Backup(#[from] crate::backup::BackupError),
 }

@@ -228,6 +228,27 @@ fn set_mark(store: &dyn Store, size: u64, root: &str, now_ms: i64) -> Result<(),
     }
 }
 
+/// Refuses a bootstrap (a first identity made without a token) when the log
+/// already records an identity: the store lost them, and a new admin would
+/// take over an installation whose history names others.
+pub fn refuse_bootstrap_over_log(data: &DataDir) -> Result<(), EngineError> {
+    let Some(log) = read_log(data)? else {
+        return Ok(());
+    };
+    for index in 0..log.size() {
+        let entry = read_entry(&log, index, data)?;
+        if entry.kind == "access-change" && entry.spec["action"] == "identity-add" {
+            return Err(EngineError::IdentitiesInLog {
+                log: log_dir(data),
+                index,
+                summary: entry.summary,
+                hint: recovery_hint(data.root()),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Entry `index` of `log`, read for people.
 pub fn read_entry(log: &Log, index: u64, data: &DataDir) -> Result<LogEntry, EngineError> {
     let bytes = log.entry(index).map_err(|source| EngineError::AuditLog {
