@@ -138,6 +138,11 @@ pub fn open_store(data: &DataDir) -> Result<Arc<dyn Store>, Failure> {
             "cairn: disk full at {}: the store is open read-only; commands that write will fail until space is freed",
             dir.display()
         );
+    } else if let Some(dir) = store.disk_full() {
+        eprintln!(
+            "cairn: disk full at {}: less than 1 MiB free; commands that write will fail until space is freed",
+            dir.display()
+        );
     }
     let store: Arc<dyn Store> = Arc::new(store);
     let recovered = match cairn_engine::recovery::recover_interrupted(&*store) {

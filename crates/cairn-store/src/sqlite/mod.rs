@@ -168,6 +168,15 @@ impl SqliteStore {
         self.read_only_full.as_deref()
     }
 
+    /// `Some(data directory)` when the file system holding it has (almost) no
+    /// space left: reads work, writes will fail.
+    pub fn disk_full(&self) -> Option<&Path> {
+        let dir = self.path.as_deref()?.parent()?;
+        free_bytes(dir)
+            .is_some_and(|free| free < LOW_SPACE_BYTES)
+            .then_some(dir)
+    }
+
     fn open_writable(data_dir: &Path) -> Result<SqliteStore, StoreError> {
         DirBuilder::new()
             .recursive(true)
