@@ -118,7 +118,7 @@ pub fn refuse_missing_store(data: &DataDir) -> Result<(), EngineError> {
     };
     let log = read_log(data)?;
     let entries = log_size(log.as_ref());
-    if entries > 0 {
+    if store_was_there(log.as_ref(), data)? {
         return Err(EngineError::StoreLost {
             db,
             log: log_dir(data),
@@ -161,7 +161,7 @@ pub fn check(data: &DataDir, store: &dyn Store, now_ms: i64) -> Result<Pairing, 
         ..Pairing::default()
     };
     let seen = match store.log_mark()? {
-        LogMark::New if size > 0 => {
+        LogMark::New if store_was_there(log.as_ref(), data)? => {
             return Err(EngineError::StoreLost {
                 db: db_path(data),
                 log: log_dir(data),
@@ -169,7 +169,12 @@ pub fn check(data: &DataDir, store: &dyn Store, now_ms: i64) -> Result<Pairing, 
                 state: "empty",
             });
         }
-        LogMark::New => 0,
+        // Only entries with no effect in the store (key rotations before the
+        // first run, free-form entries): nothing was lost; pair from here.
+        LogMark::New => {
+            set_mark(store, size, &root_at(size)?, now_ms)?;
+            return Ok(pairing);
+        }
         LogMark::Adopt => {
             set_mark(store, size, &root_at(size)?, now_ms)?;
             pairing.adopted = true;
@@ -197,10 +202,6 @@ pub fn check(data: &DataDir, store: &dyn Store, now_ms: i64) -> Result<Pairing, 
         }
     };
     let Some(log) = &log else {
-        // No log yet: a new store is paired with the empty log.
-        if matches!(store.log_mark()?, LogMark::New) {
-            set_mark(store, 0, "", now_ms)?;
-        }
         return Ok(pairing);
     };
     let end = size.min(seen.saturating_add(MAX_EXAMINED));
@@ -213,7 +214,7 @@ pub fn check(data: &DataDir, store: &dyn Store, now_ms: i64) -> Result<Pairing, 
             pairing.unexplained.push(Unexplained { entry, lacks });
         }
     }
-    if mark > seen || matches!(store.log_mark()?, LogMark::New) {
+    if mark > seen {
         set_mark(store, mark, &root_at(mark)?, now_ms)?;
     }
     Ok(pairing)
@@ -247,6 +248,26 @@ pub fn refuse_bootstrap_over_log(data: &DataDir) -> Result<(), EngineError> {
         }
     }
     Ok(())
+}
+
+/// Whether the log holds an entry a store must have been there for: evidence,
+/// a change to an environment or policy, an identity or role change. A log of
+/// key rotations (`cairn key create` before the first run) and free-form
+/// entries does not.
+fn store_was_there(log: Option<&Log>, data: &DataDir) -> Result<bool, EngineError> {
+    let Some(log) = log else {
+        return Ok(false);
+    };
+    for index in 0..log.size() {
+        let entry = read_entry(log, index, data)?;
+        if matches!(
+            entry.kind.as_str(),
+            "dsse" | "deploy" | "rollback" | "override" | "policy-change" | "access-change"
+        ) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Entry `index` of `log`, read for people.
