@@ -89,6 +89,14 @@ pub enum Command {
     /// Onboarded workloads: add (with the forge's repository name), list.
     #[command(subcommand)]
     Workload(crate::commands::WorkloadCommand),
+    /// Rebuild a lost or emptied store from the audit log (identities, roles,
+    /// change records, deployments) and say what could not come back.
+    Recover,
+    /// Copy the data directory (store, log, keys, images, server secrets) into a
+    /// new directory, with a manifest of digests.
+    Backup(crate::commands::BackupArgs),
+    /// Restore a backup made by `cairn backup` into the data directory, verified.
+    Restore(crate::commands::RestoreArgs),
     /// Measure cairn against its peers on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),

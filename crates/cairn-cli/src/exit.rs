@@ -59,6 +59,22 @@ impl From<std::io::Error> for Failure {
     }
 }
 
+/// Whether the error (or any cause) is the disk being full: `ENOSPC` or
+/// `EDQUOT` from any write (the store, the log, blobs, keys), or the store's
+/// own [`cairn_store::StoreError::DiskFull`].
+pub fn is_disk_full(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        }) || cause
+            .downcast_ref::<cairn_store::StoreError>()
+            .is_some_and(cairn_store::StoreError::is_disk_full)
+    }) || render(error).contains("No space left on device")
+}
+
 /// The error and its causes. A config error is already a full diagnostic.
 pub fn render(error: &anyhow::Error) -> String {
     cairn_model::error_chain(error.as_ref())

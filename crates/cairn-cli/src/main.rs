@@ -50,7 +50,17 @@ fn main() -> ExitCode {
     let code = match commands::dispatch(&cli) {
         Ok(code) => code,
         Err(Failure { code, error }) => {
-            eprintln!("error: {}", exit::render(&error));
+            let text = exit::render(&error);
+            if exit::is_disk_full(&error) && !text.starts_with("disk full at") {
+                let place = commands::data_dir(&cli)
+                    .map(|d| d.root().display().to_string())
+                    .unwrap_or_else(|_| "the data directory".to_owned());
+                eprintln!(
+                    "error: disk full at {place}: free some space and run the command again\n  {text}"
+                );
+                return ExitCode::from(code);
+            }
+            eprintln!("error: {text}");
             ExitCode::from(code)
         }
     };

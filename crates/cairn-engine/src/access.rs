@@ -205,6 +205,8 @@ pub fn create_expiring_identity(
     let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
     match actor {
         None if !store.identities()?.is_empty() => return Err(EngineError::AlreadyBootstrapped),
+        // Never a new first admin over a log that already has identities.
+        None => crate::pairing::refuse_bootstrap_over_log(data)?,
         _ if store.identity(name)?.is_some() => {
             return Err(EngineError::IdentityExists {
                 name: name.to_owned(),

@@ -151,6 +151,53 @@ pub enum EngineError {
     LastAdmin,
     #[error("cannot generate a token: the system's random number generator failed")]
     NoRandomness,
+    #[error(
+        "the store {} is {state} but the audit log {} holds {entries} entries: cairn will not \
+         start over beside it (runs, identities and change records the log speaks of would \
+         vanish); {}",
+        db.display(), log.display(), crate::pairing::recovery_hint(db.parent().unwrap_or(db))
+    )]
+    StoreLost {
+        db: PathBuf,
+        log: PathBuf,
+        entries: u64,
+        state: &'static str,
+    },
+    #[error(
+        "the audit log {} holds {entries} entries but the store {} has seen {seen}: the log was \
+         truncated or replaced; restore the data directory from a backup (`cairn restore`)",
+        log.display(), db.display()
+    )]
+    LogBehindStore {
+        db: PathBuf,
+        log: PathBuf,
+        seen: u64,
+        entries: u64,
+    },
+    #[error(
+        "the first {seen} entries of the audit log {} no longer hash to the root the store {} \
+         saw: the log was replaced or rewritten; restore the data directory from a backup \
+         (`cairn restore`)",
+        log.display(), db.display()
+    )]
+    LogReplaced {
+        db: PathBuf,
+        log: PathBuf,
+        seen: u64,
+    },
+    #[error(
+        "the store has no identity, but the audit log {} records them (entry {index}: {summary}): \
+         cairn will not make a new first admin over them; {hint}",
+        log.display()
+    )]
+    IdentitiesInLog {
+        log: PathBuf,
+        index: u64,
+        summary: String,
+        hint: String,
+    },
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 impl From<cairn_oci::OciError> for EngineError {
@@ -213,6 +260,7 @@ impl EngineError {
                 | Self::UnknownRole { .. }
                 | Self::BadName { .. }
                 | Self::LastAdmin
+                | Self::Backup(_)
         )
     }
 

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod backup;
 pub mod bench;
 pub mod certify;
 pub mod change_sink;
@@ -20,7 +21,9 @@ pub mod images;
 pub mod inventory;
 pub mod keys;
 pub mod onboard;
+pub mod pairing;
 pub mod promotion;
+pub mod rebuild;
 pub mod recovery;
 pub mod review;
 pub mod runner;

@@ -18,9 +18,9 @@ use cairn_model::{
 use cairn_model::{NewDelivery, SessionRecord, Trigger, WorkloadRecord};
 
 use crate::{
-    AdvisoryPut, DeliveryAccepted, FindingFilter, FindingKey, FindingState, LogStats, MatchScope,
-    NewAdvisory, NewFinding, NewSbom, PackageHit, RunFilter, StageDurationStat, Store, StoreError,
-    StoredAdvisory, StoredComponent, StoredFinding,
+    AdvisoryPut, DeliveryAccepted, FindingFilter, FindingKey, FindingState, LogMark, LogStats,
+    MatchScope, NewAdvisory, NewFinding, NewSbom, PackageHit, RunFilter, StageDurationStat, Store,
+    StoreError, StoredAdvisory, StoredComponent, StoredFinding,
 };
 
 /// One case of the suite.
@@ -112,6 +112,7 @@ macro_rules! conformance_tests {
             identity_expiry_round_trips,
             forge_accounts_map_logins_to_identities,
             run_counts_and_stage_durations,
+            the_log_mark_starts_new_and_only_moves_forward,
         );
     };
     ($make:expr) => {
@@ -2484,6 +2485,40 @@ pub fn run_counts_and_stage_durations(store: &dyn Store) -> Result<(), StoreErro
         store.run_counts()?.iter().map(|(_, n)| n).sum::<u64>(),
         5,
         "every run counted once"
+    );
+    Ok(())
+}
+
+/// A new store has never seen a log; the mark it is given is kept, and a smaller
+/// size (another process's older view) does not move it back.
+pub fn the_log_mark_starts_new_and_only_moves_forward(store: &dyn Store) -> Result<(), StoreError> {
+    assert_eq!(store.log_mark()?, LogMark::New);
+    store.set_log_mark(3, "aa", 10)?;
+    assert_eq!(
+        store.log_mark()?,
+        LogMark::Seen {
+            size: 3,
+            root: "aa".into(),
+            at_ms: 10
+        }
+    );
+    store.set_log_mark(2, "bb", 20)?;
+    assert_eq!(
+        store.log_mark()?,
+        LogMark::Seen {
+            size: 3,
+            root: "aa".into(),
+            at_ms: 10
+        }
+    );
+    store.set_log_mark(5, "cc", 30)?;
+    assert_eq!(
+        store.log_mark()?,
+        LogMark::Seen {
+            size: 5,
+            root: "cc".into(),
+            at_ms: 30
+        }
     );
     Ok(())
 }

@@ -70,6 +70,20 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
 
+    /// The file system holding the database is full (or too full for SQLite's
+    /// shared memory); the transaction was rolled back, nothing was written.
+    #[error(
+        "disk full at {}: cannot go on {what}; nothing was written (free some space and run \
+         the command again)",
+        dir.display()
+    )]
+    DiskFull {
+        dir: PathBuf,
+        what: &'static str,
+        #[source]
+        source: Option<rusqlite::Error>,
+    },
+
     /// A value read back from the database is not one this code writes.
     #[error("corrupt {what} in the database: `{value}`")]
     Corrupt { what: &'static str, value: String },
@@ -137,6 +151,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the disk holding the store is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::DiskFull { .. })
+    }
+
     /// A `map_err` adapter for SQLite errors while doing `what`.
     pub(crate) fn sqlite(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
         move |source| StoreError::Sqlite { what, source }

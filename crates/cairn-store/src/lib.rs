@@ -313,6 +313,19 @@ pub struct StageDurationStat {
     pub sum_ms: i64,
 }
 
+/// The audit log as the store last checked it, from [`Store::log_mark`]. The
+/// store and the log are a pair: the engine compares this with the log on open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogMark {
+    /// The store has never been paired with a log: it is new (or was emptied).
+    New,
+    /// The store holds data from before the mark existed: it takes the log as
+    /// it finds it, once.
+    Adopt,
+    /// The log had `size` entries with root `root` (hex) when last checked.
+    Seen { size: u64, root: String, at_ms: i64 },
+}
+
 /// Durable state of cairn. Every method is one transaction: it happens entirely or
 /// not at all, and once it returns `Ok` the change survives a crash or power loss.
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -656,4 +669,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Count and summed duration of finished stages (started and finished), per
     /// (kind, status) that has any, ordered by kind then status name.
     fn stage_durations(&self) -> Result<Vec<StageDurationStat>, StoreError>;
+
+    // ---- the store's view of the audit log (schema v9) -----------------------------
+
+    /// The audit log as the store last checked it.
+    fn log_mark(&self) -> Result<LogMark, StoreError>;
+
+    /// Records that the log had `size` entries with root `root` (hex). The mark
+    /// only moves forward: a smaller size than the one kept is ignored (another
+    /// process checked a longer log meanwhile).
+    fn set_log_mark(&self, size: u64, root: &str, at_ms: i64) -> Result<(), StoreError>;
 }

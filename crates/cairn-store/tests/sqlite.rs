@@ -203,6 +203,7 @@ fn open_creates_a_private_directory_and_database() {
             "identities",
             "images",
             "log_lines",
+            "log_mark",
             "rematches",
             "role_bindings",
             "runs",
@@ -659,4 +660,126 @@ fn concurrent_claims_take_each_run_once() {
         store.run(cli.id).unwrap().unwrap().status,
         RunStatus::Queued
     );
+}
+
+/// A small tmpfs, unmounted when dropped (the test runs as root).
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn free_bytes(dir: &Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A really full file system: a write is refused as `DiskFull` naming the
+/// directory (not SQLite's "disk I/O error"), the failed transaction's WAL
+/// frames are given back at once, reads go on, and once space is freed the
+/// same store (a server's long-lived one) writes again. A store opened while
+/// the disk is full opens read-only: reads work, writes are `DiskFull`.
+#[test]
+fn a_full_disk_is_named_the_wal_gives_its_space_back_and_reads_go_on() {
+    use std::io::Write;
+    let tmp = TempDir::new().unwrap();
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let _mounted = Tmpfs(mnt.clone());
+    let data = mnt.join("data");
+    let store = SqliteStore::open(&data).unwrap();
+    store.upsert_workload("app", "r", 1).unwrap();
+
+    let filler = mnt.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        // Leave room for a few hundred KiB of WAL, then fill the rest with the write.
+        let room = free_bytes(&mnt).saturating_sub(400 << 10);
+        f.write_all(&vec![0u8; usize::try_from(room).unwrap()])
+            .unwrap();
+        f.sync_all().unwrap();
+    }
+    let big: Vec<cairn_store::NewAdvisory> = (0..200)
+        .map(|i| cairn_store::NewAdvisory {
+            id: format!("A-{i}"),
+            modified: "2024".into(),
+            withdrawn: false,
+            packages: vec![("crates.io".into(), format!("p{i}"))],
+            json: vec![b'x'; 20_000],
+        })
+        .collect();
+    let err = store.put_advisories(&big).unwrap_err();
+    assert!(err.is_disk_full(), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("disk full at {}", data.display())),
+        "{text}"
+    );
+    assert_eq!(store.workloads().unwrap().len(), 1, "reads go on");
+    let wal_full = std::fs::metadata(data.join("cairn.db-wal")).map_or(0, |m| m.len());
+    // Some space back (the filler shrinks): the next write that succeeds gives
+    // the failed transaction's WAL frames back.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    store.upsert_workload("b", "r", 2).unwrap();
+    let wal = std::fs::metadata(data.join("cairn.db-wal")).map_or(0, |m| m.len());
+    assert!(wal < 64 << 10, "the WAL keeps {wal} bytes (had {wal_full})");
+    println!("WAL after the failed write: {wal_full} bytes; after space is back: {wal}");
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&filler)
+            .unwrap();
+        let room = free_bytes(&mnt);
+        f.write_all(&vec![0u8; usize::try_from(room).unwrap_or(0)])
+            .ok();
+    }
+
+    // Completely full: a store opened now is read-only.
+    drop(store);
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&filler)
+            .unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+        while f.write_all(&[0u8]).is_ok() {}
+    }
+    let reader = SqliteStore::open(&data).unwrap();
+    assert_eq!(reader.read_only_because_full(), Some(data.as_path()));
+    assert_eq!(reader.workloads().unwrap().len(), 2);
+    let err = reader.upsert_workload("c", "r", 3).unwrap_err();
+    assert!(err.is_disk_full(), "{err:?}");
+    drop(reader);
+
+    // Space back: the store opens writable and writes (a batch that fits).
+    std::fs::remove_file(&filler).unwrap();
+    let store = SqliteStore::open(&data).unwrap();
+    assert_eq!(store.read_only_because_full(), None);
+    assert_eq!(store.put_advisories(&big[..20]).unwrap().len(), 20);
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand; `dispatch` opens what each needs.
 
+mod backup;
 mod base;
 mod bench;
 mod evidence;
@@ -12,6 +13,7 @@ mod log;
 mod logs;
 mod policy;
 mod promote;
+mod recover;
 mod review;
 mod run;
 mod runs;
@@ -29,11 +31,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cairn_engine::DataDir;
-use cairn_store::{SqliteStore, Store};
+use cairn_store::Store;
 
 use crate::cli::{BenchCommand, Cli, Command};
 use crate::exit::Failure;
 
+pub use backup::{BackupArgs, RestoreArgs};
 pub use base::BaseCommand;
 pub use bench::scan_bench::ScanBenchArgs;
 pub use evidence::EvidenceArgs;
@@ -99,6 +102,9 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Policy(cmd) => policy::policy(cli, cmd),
         Command::Up(args) => up::up(cli, args),
         Command::Workload(cmd) => workload::workload(cli, cmd),
+        Command::Recover => recover::recover(cli),
+        Command::Backup(args) => backup::backup(cli, args),
+        Command::Restore(args) => backup::restore(cli, args),
         Command::Bench(BenchCommand::Scan(args)) => bench::scan_bench::scan(cli, args),
         Command::Bench(BenchCommand::Where {
             sboms,
@@ -113,16 +119,83 @@ pub fn data_dir(cli: &Cli) -> Result<DataDir, Failure> {
     Ok(DataDir::resolve(cli.cairn_home.as_deref(), &cwd))
 }
 
-/// Opens the store and marks runs whose process died as interrupted.
+/// Opens the store checked against the audit log (`cairn_engine::pairing`: a
+/// missing or empty store beside a non-empty log is refused), says which log
+/// entries lack their effect in the store, and marks runs whose process died as
+/// interrupted.
 pub fn open_store(data: &DataDir) -> Result<Arc<dyn Store>, Failure> {
-    let store = SqliteStore::open(data.root())
-        .with_context(|| format!("cannot open cairn's store in {}", data.root().display()))?;
+    let (store, pairing) = cairn_engine::pairing::open_store(data).map_err(|e| {
+        let failure = Failure::from(e);
+        Failure {
+            code: failure.code,
+            error: failure.error.context(format!(
+                "cannot open cairn's store in {}",
+                data.root().display()
+            )),
+        }
+    })?;
+    report_pairing(&pairing);
+    if let Some(dir) = store.read_only_because_full() {
+        eprintln!(
+            "cairn: disk full at {}: the store is open read-only; commands that write will fail until space is freed",
+            dir.display()
+        );
+    } else if let Some(dir) = store.disk_full() {
+        eprintln!(
+            "cairn: disk full at {}: less than 1 MiB free; commands that write will fail until space is freed",
+            dir.display()
+        );
+    }
     let store: Arc<dyn Store> = Arc::new(store);
-    let recovered = cairn_engine::recovery::recover_interrupted(&*store)?;
+    let recovered = match cairn_engine::recovery::recover_interrupted(&*store) {
+        Err(cairn_engine::EngineError::Store(e)) if e.is_disk_full() => {
+            eprintln!(
+                "cairn: {e}; runs left by dead processes are marked interrupted once space is freed"
+            );
+            Vec::new()
+        }
+        other => other?,
+    };
     for id in recovered {
         eprintln!("cairn: run {id} was left running by a process that died; marked interrupted");
     }
     Ok(store)
+}
+
+/// Says on stderr what the pairing check found beside a store it opened.
+pub fn report_pairing(pairing: &cairn_engine::pairing::Pairing) {
+    if pairing.adopted {
+        eprintln!(
+            "cairn: the store predates its pairing with the audit log; it now records the log's {} entries as seen",
+            pairing.log_size
+        );
+    }
+    if pairing.unexplained.is_empty() {
+        return;
+    }
+    eprintln!(
+        "cairn: {} audit log {} without {} effect in the store (`cairn recover` records them):",
+        pairing.unexplained.len(),
+        if pairing.unexplained.len() == 1 {
+            "entry is"
+        } else {
+            "entries are"
+        },
+        if pairing.unexplained.len() == 1 {
+            "its"
+        } else {
+            "their"
+        }
+    );
+    for u in pairing.unexplained.iter().take(20) {
+        eprintln!(
+            "  entry {}: {} — {}",
+            u.entry.index, u.entry.summary, u.lacks
+        );
+    }
+    if pairing.unexplained.len() > 20 {
+        eprintln!("  … and {} more", pairing.unexplained.len() - 20);
+    }
 }
 
 /// A run named on the command line: its id, or `last` for the newest run.

@@ -43,6 +43,13 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     std::fs::create_dir_all(data.root())
         .with_context(|| format!("cannot create {}", data.root().display()))?;
+    // Held while the server lives: `cairn restore` refuses a live directory.
+    let _live = cairn_engine::backup::take_live_lock(&data)?.ok_or_else(|| {
+        Failure::user(anyhow!(
+            "another `cairn up` is serving {}",
+            data.root().display()
+        ))
+    })?;
     let store = open_store(&data)?;
     let (secrets, secret_paths) = webhook_secrets(data.root()).with_context(|| {
         format!(

@@ -249,7 +249,26 @@ fn put(
     if batch.is_empty() {
         return Ok(());
     }
-    for (outcome, record) in store.put_advisories(batch)?.into_iter().zip(batch.iter()) {
+    let outcomes = store.put_advisories(batch).map_err(|e| {
+        let failure = Failure::from(e);
+        let stored = counts.new + counts.updated + counts.unchanged;
+        Failure {
+            code: failure.code,
+            error: failure.error.context(format!(
+                "the import is PARTIAL: it stopped after storing {stored} record(s) ({} new, {} \
+                 updated, {} unchanged) of the {} file(s) read so far; this batch of {} and \
+                 everything after it were not stored, and findings were not re-matched; run the \
+                 import again once the cause is fixed (stored records are kept, unchanged ones \
+                 are skipped)",
+                counts.new,
+                counts.updated,
+                counts.unchanged,
+                counts.files,
+                batch.len()
+            )),
+        }
+    })?;
+    for (outcome, record) in outcomes.into_iter().zip(batch.iter()) {
         match outcome {
             AdvisoryPut::New => counts.new += 1,
             AdvisoryPut::Updated => counts.updated += 1,

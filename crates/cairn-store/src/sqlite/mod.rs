@@ -30,9 +30,10 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use crate::{
-    AdvisoryPut, DeliveryAccepted, FindingFilter, FindingKey, FindingState, LogStats, MatchOutcome,
-    MatchScope, NewAdvisory, NewFinding, NewSbom, PackageHit, RematchRecord, RunFilter,
-    StageDurationStat, Store, StoreError, StoredAdvisory, StoredComponent, StoredFinding,
+    AdvisoryPut, DeliveryAccepted, FindingFilter, FindingKey, FindingState, LogMark, LogStats,
+    MatchOutcome, MatchScope, NewAdvisory, NewFinding, NewSbom, PackageHit, RematchRecord,
+    RunFilter, StageDurationStat, Store, StoreError, StoredAdvisory, StoredComponent,
+    StoredFinding,
 };
 
 /// The [`Store`] on SQLite. One connection behind a mutex: SQLite serialises writers
@@ -46,6 +47,13 @@ pub struct SqliteStore {
     next_reader: std::sync::atomic::AtomicUsize,
     /// The database file; `None` in memory.
     path: Option<PathBuf>,
+    /// Set when the disk was full at open: the store was opened read-only (see
+    /// [`SqliteStore::open`]) and every write is refused as [`StoreError::DiskFull`].
+    read_only_full: Option<PathBuf>,
+    /// A write failed for space: the WAL may keep the failed transaction's
+    /// frames. The next write that succeeds (space is back) checkpoints and
+    /// truncates it.
+    wal_after_full: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -72,7 +80,104 @@ impl SqliteStore {
     /// Opens (creating if missing) the store in `data_dir`: the directory with mode
     /// 0700, `cairn.db` in it with mode 0600, then migrates the schema. A database
     /// from a newer cairn is refused before anything is written to it.
+    ///
+    /// A full disk is named as such ([`StoreError::DiskFull`]). When it is full
+    /// at open (SQLite cannot even size its shared memory), the store is opened
+    /// read-only in exclusive locking mode, which needs no shared memory: reads
+    /// work, writes are refused as [`StoreError::DiskFull`]
+    /// ([`SqliteStore::read_only_because_full`] says so). A writable open whose
+    /// write-ahead log grew (a transaction that failed for space) checkpoints
+    /// and truncates it.
     pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        match Self::open_writable(data_dir).map_err(|e| classify(e, Some(data_dir))) {
+            Err(full) if full.is_disk_full() => {
+                let path = data_dir.join(Self::FILE_NAME);
+                match Self::open_read_only_full(&path, data_dir) {
+                    Ok(store) => Ok(store),
+                    Err(_) => Err(full),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The read-only fallback of [`SqliteStore::open`] on a full disk.
+    fn open_read_only_full(path: &Path, dir: &Path) -> Result<SqliteStore, StoreError> {
+        use rusqlite::OpenFlags;
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        if !path.is_file() {
+            return Err(StoreError::Io {
+                what: "open the database file",
+                path: path.to_owned(),
+                source: ErrorKind::NotFound.into(),
+            });
+        }
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal_len = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        let conn = if wal_len == 0 {
+            // Everything is in the database file (the last writer checkpointed):
+            // read it as immutable, which needs neither `-shm` nor `-wal`. On a
+            // full disk no other process can commit either (its WAL cannot grow).
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Connection::open_with_flags(
+                uri,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(open_err)?
+        } else {
+            // Committed pages wait in the WAL: read them through a connection in
+            // exclusive locking mode, set before the first access, which keeps
+            // the WAL's index in heap memory, not in the `-shm` file the full
+            // disk cannot grow. Writes are refused before they reach it.
+            let conn = Connection::open(path).map_err(open_err)?;
+            conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+                .map_err(open_err)?;
+            conn
+        };
+        conn.busy_timeout(Self::BUSY_TIMEOUT).map_err(open_err)?;
+        let found = schema::user_version(&conn).map_err(open_err)?;
+        if found != schema::KNOWN_VERSION {
+            // Migrating needs space: this cairn cannot read an older schema here.
+            return Err(StoreError::SchemaTooNew {
+                path: path.to_owned(),
+                found,
+                known: schema::KNOWN_VERSION,
+            });
+        }
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(StoreError::sqlite("enabling foreign keys"))?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            readers: Vec::new(),
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
+            path: Some(path.to_owned()),
+            read_only_full: Some(dir.to_owned()),
+            wal_after_full: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// `Some(data directory)` when the disk was full at open and the store is
+    /// read-only (every write is refused as [`StoreError::DiskFull`]).
+    pub fn read_only_because_full(&self) -> Option<&Path> {
+        self.read_only_full.as_deref()
+    }
+
+    /// `Some(data directory)` when the file system holding it has (almost) no
+    /// space left: reads work, writes will fail.
+    pub fn disk_full(&self) -> Option<&Path> {
+        let dir = self.path.as_deref()?.parent()?;
+        free_bytes(dir)
+            .is_some_and(|free| free < LOW_SPACE_BYTES)
+            .then_some(dir)
+    }
+
+    fn open_writable(data_dir: &Path) -> Result<SqliteStore, StoreError> {
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -143,11 +248,14 @@ impl SqliteStore {
             configure(&reader)?;
             readers.push(Mutex::new(reader));
         }
+        truncate_grown_wal(&conn, &path);
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             readers,
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             path: Some(path),
+            read_only_full: None,
+            wal_after_full: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -165,7 +273,31 @@ impl SqliteStore {
             readers: Vec::new(),
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             path: None,
+            read_only_full: None,
+            wal_after_full: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Copies the database into a new file at `dest` (mode 0600) with SQLite's
+    /// online backup API: one consistent snapshot, while others go on writing.
+    pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dest)
+            .map_err(|source| StoreError::Io {
+                what: "create the backup's database file",
+                path: dest.to_owned(),
+                source,
+            })?;
+        let conn = self.lock();
+        conn.backup(
+            rusqlite::MAIN_DB,
+            dest,
+            None::<fn(rusqlite::backup::Progress)>,
+        )
+        .map_err(StoreError::sqlite("backing up the database"))
     }
 
     /// The database file, or `None` for a store in memory.
@@ -223,21 +355,144 @@ impl SqliteStore {
         what: &'static str,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = match behavior {
-            TransactionBehavior::Deferred => self.reader(),
-            _ => self.lock(),
-        };
-        let tx = conn
-            .transaction_with_behavior(behavior)
-            .map_err(StoreError::sqlite(what))?;
-        let out = f(&tx)?;
-        tx.commit().map_err(StoreError::sqlite(what))?;
-        Ok(out)
+        let writing = !matches!(behavior, TransactionBehavior::Deferred);
+        if writing && let Some(dir) = &self.read_only_full {
+            return Err(StoreError::DiskFull {
+                dir: dir.clone(),
+                what,
+                source: None,
+            });
+        }
+        let mut conn = if writing { self.lock() } else { self.reader() };
+        let result = (|| {
+            let tx = conn
+                .transaction_with_behavior(behavior)
+                .map_err(StoreError::sqlite(what))?;
+            let out = f(&tx)?;
+            tx.commit().map_err(StoreError::sqlite(what))?;
+            Ok(out)
+        })();
+        let dir = self.path.as_deref().and_then(Path::parent);
+        let result = result.map_err(|e| classify(e, dir));
+        use std::sync::atomic::Ordering;
+        match &result {
+            Err(e) if e.is_disk_full() && self.path.is_some() => {
+                self.wal_after_full.store(true, Ordering::Relaxed);
+            }
+            Ok(_) if writing && self.wal_after_full.load(Ordering::Relaxed) => {
+                // Space is back: copy the committed frames into the database and
+                // truncate the WAL, which still holds the failed transaction's.
+                let done = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                });
+                if done.is_ok_and(|busy| busy == 0) {
+                    self.wal_after_full.store(false, Ordering::Relaxed);
+                }
+            }
+            _ => {}
+        }
+        result
+    }
+}
+
+/// `path` for an SQLite `file:` URI (RFC 3986 percent-encoding of what a
+/// path may hold but a URI path may not).
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Below this much free space, an I/O error of SQLite is the disk being full.
+const LOW_SPACE_BYTES: u64 = 1 << 20;
+
+/// Free bytes for unprivileged writers on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs(3) writes into the zeroed struct we own; `c` is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// Whether `e` means the disk is full: SQLite's `SQLITE_FULL`, or an I/O error
+/// (the shared memory's sizing, `SQLITE_IOERR_SHMSIZE`, is the usual one) while
+/// the file system holding `dir` has (almost) no space left.
+fn is_disk_full(e: &rusqlite::Error, dir: &Path) -> bool {
+    let rusqlite::Error::SqliteFailure(f, _) = e else {
+        return false;
+    };
+    match f.code {
+        rusqlite::ErrorCode::DiskFull => true,
+        rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::CannotOpen => {
+            free_bytes(dir).is_some_and(|free| free < LOW_SPACE_BYTES)
+        }
+        _ => false,
+    }
+}
+
+/// Names a full disk as [`StoreError::DiskFull`]; other errors pass unchanged.
+fn classify(err: StoreError, dir: Option<&Path>) -> StoreError {
+    let Some(dir) = dir else {
+        return err;
+    };
+    let full = |what, source| StoreError::DiskFull {
+        dir: dir.to_owned(),
+        what,
+        source: Some(source),
+    };
+    match err {
+        StoreError::Sqlite { what, source } if is_disk_full(&source, dir) => full(what, source),
+        StoreError::Open { source, .. } if is_disk_full(&source, dir) => {
+            full("opening the database", source)
+        }
+        StoreError::Migrate { source, .. } if is_disk_full(&source, dir) => {
+            full("migrating the database", source)
+        }
+        StoreError::Io { what, source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
+            StoreError::DiskFull {
+                dir: dir.to_owned(),
+                what,
+                source: None,
+            }
+        }
+        other => other,
+    }
+}
+
+/// Above this size a write-ahead log is checkpointed and truncated on open.
+const WAL_TRUNCATE_BYTES: u64 = 4 << 20;
+
+/// Checkpoints the write-ahead log into the database and truncates it, when it
+/// has grown past [`WAL_TRUNCATE_BYTES`] (a burst of writes, or a transaction
+/// that failed for space). Best effort: readers may hold it; then a later
+/// open does it.
+fn truncate_grown_wal(conn: &Connection, db: &Path) {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let grown = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
+    if grown {
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
 }
 
 /// Per-connection settings (not stored in the database).
 fn configure(conn: &Connection) -> Result<(), StoreError> {
+    // After each checkpoint, a WAL larger than this is truncated to it, so a
+    // burst (or a failed transaction) does not keep the disk's space.
+    conn.pragma_update(None, "journal_size_limit", WAL_TRUNCATE_BYTES as i64)
+        .map_err(StoreError::sqlite("setting journal_size_limit"))?;
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(StoreError::sqlite("setting synchronous = FULL"))?;
     conn.pragma_update(None, "foreign_keys", true)
@@ -1812,6 +2067,45 @@ impl Store for SqliteStore {
 
     fn stage_durations(&self) -> Result<Vec<StageDurationStat>, StoreError> {
         self.read("summing stage durations", server::stage_durations)
+    }
+
+    fn log_mark(&self) -> Result<LogMark, StoreError> {
+        self.read("reading the log mark", |tx| {
+            let row: Option<(Option<i64>, Option<String>, i64)> = tx
+                .query_row(
+                    "SELECT size, root, at_ms FROM log_mark WHERE id = 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(StoreError::sqlite("reading the log mark"))?;
+            Ok(match row {
+                None => LogMark::New,
+                Some((None, _, _)) => LogMark::Adopt,
+                Some((Some(size), root, at_ms)) => LogMark::Seen {
+                    size: count("log mark size", size)?,
+                    root: root.unwrap_or_default(),
+                    at_ms,
+                },
+            })
+        })
+    }
+
+    fn set_log_mark(&self, size: u64, root: &str, at_ms: i64) -> Result<(), StoreError> {
+        let sql_size = i64::try_from(size).map_err(|_| StoreError::Invalid {
+            what: "log mark",
+            why: format!("size {size} is out of range"),
+        })?;
+        self.write("recording the log mark", |tx| {
+            tx.execute(
+                "INSERT INTO log_mark (id, size, root, at_ms) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET size = ?1, root = ?2, at_ms = ?3
+                 WHERE log_mark.size IS NULL OR log_mark.size <= ?1",
+                params![sql_size, root, at_ms],
+            )
+            .map_err(StoreError::sqlite("recording the log mark"))?;
+            Ok(())
+        })
     }
 
     fn rematches(&self, limit: usize) -> Result<Vec<RematchRecord>, StoreError> {

@@ -309,6 +309,25 @@ CREATE TABLE forge_accounts (
     PRIMARY KEY (forge, login)
 ) STRICT, WITHOUT ROWID;
 "#,
+    // Version 9: the audit log as the store last checked it (size and root), so a
+    // store that is new, older or newer than its log is found on open. A store
+    // that already holds data when it gains the table predates the mark: it takes
+    // the log as it finds it, once (`size` NULL); a new store gets no row.
+    r#"
+CREATE TABLE log_mark (
+    id    INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    size  INTEGER CHECK (size IS NULL OR size >= 0),
+    root  TEXT,
+    at_ms INTEGER NOT NULL
+) STRICT;
+INSERT INTO log_mark (id, size, root, at_ms)
+SELECT 1, NULL, NULL, 0
+WHERE EXISTS (SELECT 1 FROM runs) OR EXISTS (SELECT 1 FROM identities)
+   OR EXISTS (SELECT 1 FROM evidence) OR EXISTS (SELECT 1 FROM changes)
+   OR EXISTS (SELECT 1 FROM deployments) OR EXISTS (SELECT 1 FROM bases)
+   OR EXISTS (SELECT 1 FROM advisories) OR EXISTS (SELECT 1 FROM workloads)
+   OR EXISTS (SELECT 1 FROM sboms) OR EXISTS (SELECT 1 FROM images);
+"#,
 ];
 
 /// The schema version this code writes.
@@ -431,6 +450,34 @@ mod tests {
                 .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
                 .unwrap();
             assert_eq!(n, 0, "{table}");
+        }
+    }
+
+    /// A version 8 database with data predates the log mark: it adopts the log
+    /// once (a row with no size); an empty one is new (no row), so an emptied
+    /// store beside a log is told apart from an upgraded one.
+    #[test]
+    fn a_version_8_database_with_data_adopts_the_log_an_empty_one_is_new() {
+        for (data, rows) in [(true, 1), (false, 0)] {
+            let mut conn = Connection::open_in_memory().unwrap();
+            for script in &MIGRATIONS[..8] {
+                conn.execute_batch(script).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 8).unwrap();
+            if data {
+                conn.execute_batch(
+                    "INSERT INTO workloads (name, repo, created_at_ms, updated_at_ms) VALUES ('app', 'r', 1, 1);
+                     INSERT INTO runs (workload, commit_id, status, created_at_ms) VALUES ('app', 'c', 'queued', 1);",
+                )
+                .unwrap();
+            }
+            migrate(&mut conn, Path::new(":memory:")).unwrap();
+            let (count, sized): (i64, i64) = conn
+                .query_row("SELECT count(*), count(size) FROM log_mark", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .unwrap();
+            assert_eq!((count, sized), (rows, 0), "data: {data}");
         }
     }
 }
