@@ -24,6 +24,7 @@ pub mod promotion;
 pub mod recovery;
 pub mod review;
 pub mod runner;
+mod verified;
 pub mod wire;
 mod workload_source;
 

@@ -19,7 +19,14 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode, Failure> {
         eprintln!("note: cairn.toml has uncommitted changes; the run uses the committed file");
     }
     let store = open_store(&data)?;
-    let engine = Engine::new(store.clone(), data, cli.platform_dir.clone());
+    // With a token, the run is signed as run by its identity (four eyes: it
+    // cannot approve what it ran); a token that does not authenticate stops here.
+    let actor = match cairn_engine::access::actor_from_env(&*store) {
+        Ok(actor) => Some(actor.name),
+        Err(cairn_engine::EngineError::NoToken) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let engine = Engine::new(store.clone(), data, cli.platform_dir.clone()).with_actor(actor);
     let mut progress = Progress::new(args.verbose, cli.json);
     let result = engine.run_loaded(
         &loaded,
