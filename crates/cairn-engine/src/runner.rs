@@ -137,6 +137,8 @@ impl Engine {
         match &run.trigger {
             Trigger::Api { actor } => Some(actor.clone()),
             Trigger::Cli => self.actor.clone(),
+            Trigger::Push { pusher, .. } => Some(pusher.clone()),
+            // A push by a login linked to no identity: nobody to exclude.
             Trigger::Webhook { .. } => None,
         }
     }
