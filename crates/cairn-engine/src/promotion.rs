@@ -474,6 +474,14 @@ impl Promoter<'_> {
             .evidence_for_subject(&digest)?
             .iter()
             .filter(|e| e.predicate_type != DECISION_PREDICATE)
+            // Only what verified: a bundle the gate named as failed is not an input.
+            .filter(|e| {
+                !input["verification"]["failures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|f| f["evidence"].as_i64() == Some(e.id))
+            })
             .map(|e| InputAttestation {
                 uri: Some(format!("cairn:evidence/{}", e.id)),
                 sha256: Sha256Digest::of(&e.bundle),

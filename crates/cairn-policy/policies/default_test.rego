@@ -352,3 +352,9 @@ test_a_signed_change_passes_where_required if {
 	})
 	count(gate.deny) == 0 with input as inp
 }
+
+test_a_test_result_signed_for_another_commit_does_not_count if {
+	other := object.union(test_result("acceptance-test", "PASSED"), {"commit": "0000000000000000000000000000000000000000"})
+	inp := with_({"evidence": [provenance, test_result("unit-test", "PASSED"), other]})
+	denied_rules == {"tests"} with input as inp
+}
