@@ -632,3 +632,43 @@ fn production_rolls_back_to_a_digest_it_ran_without_touching_staging() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("[promotion-path]"), "{r:?}");
 }
+
+#[test]
+fn a_rebase_does_not_sign_a_commit_the_image_row_was_edited_to() {
+    let f = Fixture::example("hello-web");
+    f.ok(&["base", "create", "tiny", "--name", "tiny"]);
+    let digest = run_as(&f, None, 0);
+    // A newer `tiny` to rebase onto.
+    let newer = tempfile::tempdir().unwrap();
+    let root = newer.path();
+    for (p, t) in [
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
+        ),
+        ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
+        ("etc/os-release", "NAME=\"cairn tiny\"\nVERSION_ID=2\n"),
+    ] {
+        std::fs::create_dir_all(root.join(p).parent().unwrap()).unwrap();
+        std::fs::write(root.join(p), t).unwrap();
+    }
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    f.ok(&["base", "import", root.to_str().unwrap(), "--name", "tiny"]);
+    // The image row now claims another (say, approved) commit.
+    f.tamper(
+        "UPDATE images SET commit_id = '1111111111111111111111111111111111111111' WHERE digest = ?",
+        &[&digest],
+    );
+    let r = f.run(&["rebase", &digest, "--onto", "tiny"]);
+    println!("rebase of an edited row: {r:?}");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("its signed provenance does not say"),
+        "{r:?}"
+    );
+    assert_eq!(
+        f.json(&["image", "list"]).as_array().unwrap().len(),
+        1,
+        "nothing was made"
+    );
+}

@@ -293,9 +293,8 @@ fn check_signed_origin(
     let (trust, _) = crate::verified::Trust::load(data)?;
     let (checked, failures) =
         crate::verified::about_artifact(store, &trust, digest, &built.workload)?;
-    let refuse = |why: String| EngineError::ImageNotFound {
-        reference: reference.to_owned(),
-        why,
+    let refuse = |why: String| EngineError::BadDeployTarget {
+        why: format!("cannot rebase {reference}: {why}"),
     };
     if let Some(f) = failures.first() {
         return Err(refuse(format!(
@@ -304,16 +303,26 @@ fn check_signed_origin(
             f.reason
         )));
     }
-    let signed: std::collections::BTreeSet<(Option<String>, Option<String>)> = checked
+    let signed: std::collections::BTreeSet<String> = checked
         .iter()
         .filter(|c| c.facts.builder.as_deref() == Some(BUILDER_ID))
-        .map(|c| (c.facts.workload.clone(), c.facts.commit.clone()))
+        .map(|c| {
+            format!(
+                "{} commit {}",
+                c.facts.workload.as_deref().unwrap_or("?"),
+                c.facts.commit.as_deref().unwrap_or("?")
+            )
+        })
         .collect();
-    let expected = (Some(built.workload.clone()), Some(built.commit.clone()));
+    let expected = format!("{} commit {}", built.workload, built.commit);
     if signed.len() != 1 || !signed.contains(&expected) {
         return Err(refuse(format!(
-            "its signed provenance does not say it was built from {} commit {} (it says: {:?})",
-            built.workload, built.commit, signed
+            "its signed provenance does not say it was built from {expected} (it says: {})",
+            if signed.is_empty() {
+                "nothing".to_owned()
+            } else {
+                signed.into_iter().collect::<Vec<_>>().join("; ")
+            }
         )));
     }
     Ok(())
