@@ -221,6 +221,8 @@ fn sign_and_log(data: &Path, artifact: &[u8], out: &Path) {
         base_images: vec![],
         failed_tests: vec![],
         artifacts: vec![Subject::sha256("hello", Sha256Digest::of(artifact))],
+        triggered_by: None,
+        change: Vec::new(),
     };
     let statement = Statement::provenance(&observed, "urn:cairn:builder:engine").unwrap();
     let mut bundle = Bundle::sign_statement(&statement, &key).unwrap();

@@ -2,7 +2,7 @@
 //! web app goes run → staging → production with a second identity's approval;
 //! without it, with the author's own, skipping staging, or after a failed
 //! acceptance test, production is denied and `cairn explain promotion` names the
-//! rule. Every change is in the audit log with a verified inclusion proof; a
+//! rule; evidence that does not verify is named. Every change is in the audit log with a verified inclusion proof; a
 //! rollback goes through the gate again; a deployment whose log entry cannot be
 //! written does not happen.
 #![allow(clippy::unwrap_used)]
@@ -463,9 +463,14 @@ fn evidence_with_a_bad_signature_or_about_another_digest_does_not_count() {
         &["promote", "hello-web", &second, "--to", "staging"],
     );
     denied_by(&t, &r, "tests");
+    // Not dropped silently: the bundle is named.
+    assert!(
+        r.stderr.contains("[evidence] bundle ") && r.stderr.contains("failed verification"),
+        "{r:?}"
+    );
 
     // The first image's evidence, filed under the second digest: its statement is
-    // about the first, so the gate never sees it.
+    // about the first, so the gate does not count it, and names it.
     f.tamper(
         "INSERT INTO evidence (run_id, stage_id, predicate_type, subject_name, subject_digest, bundle, created_at_ms) \
          SELECT run_id, stage_id, predicate_type, subject_name, ?, bundle, created_at_ms FROM evidence \
@@ -478,6 +483,12 @@ fn evidence_with_a_bad_signature_or_about_another_digest_does_not_count() {
         &["promote", "hello-web", &second, "--to", "staging"],
     );
     denied_by(&t, &r, "tests");
+    assert!(
+        r.stderr.contains(&format!(
+            "is filed under {second}, but its signed statement is about {first}"
+        )),
+        "{r:?}"
+    );
     // The untouched first image still promotes.
     assert_eq!(
         as_(

@@ -218,6 +218,7 @@ pub fn create_expiring_identity(
     audit.record(&Change::Access(AccessChange {
         action: AccessAction::IdentityAdd,
         forge_login: None,
+        signing_key: None,
         identity: name.to_owned(),
         kind: Some(kind.as_str().to_owned()),
         role: actor
@@ -493,6 +494,7 @@ pub fn revoke_identity(
     audit.record(&Change::Access(AccessChange {
         action: AccessAction::IdentityRevoke,
         forge_login: None,
+        signing_key: None,
         identity: name.to_owned(),
         kind: Some(record.kind.as_str().to_owned()),
         role: None,
@@ -677,6 +679,7 @@ pub fn link_forge_account(
     audit.record(&Change::Access(AccessChange {
         action: AccessAction::ForgeLink,
         forge_login: Some(format!("{forge}:{login}")),
+        signing_key: None,
         identity: identity.to_owned(),
         kind: None,
         role: None,
@@ -692,6 +695,7 @@ fn binding_change(action: AccessAction, binding: &RoleBinding, actor: &Identity)
     Change::Access(AccessChange {
         action,
         forge_login: None,
+        signing_key: None,
         identity: binding.identity.clone(),
         kind: None,
         role: Some(binding.role.clone()),
@@ -716,4 +720,199 @@ pub fn list_identities(
 pub fn list_bindings(store: &dyn Store, actor: &Identity) -> Result<Vec<RoleBinding>, EngineError> {
     authorize(store, actor, Action::View, &Scope::organisation())?;
     Ok(store.bindings()?)
+}
+
+/// Where registered SSH commit-signing keys are kept: one JSON document in the
+/// data directory (0600), written only after its audit entry is durable.
+pub const SIGNING_KEYS_FILE: &str = "signing-keys.json";
+/// The allowed-signers file cairn writes for `git verify-commit` (0600).
+pub const ALLOWED_SIGNERS_FILE: &str = "allowed_signers";
+/// The SSH public key types a commit-signing key may have.
+const SSH_KEY_TYPES: [&str; 7] = [
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+    "ssh-rsa",
+];
+/// The most keys one identity may register.
+const MAX_KEYS_PER_IDENTITY: usize = 16;
+
+/// A registered commit-signing key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SigningKeyRecord {
+    pub identity: String,
+    /// `<type> <base64>` (the comment is dropped).
+    pub key: String,
+    /// `SHA256:<base64>` as `ssh-keygen -l` prints it.
+    pub fingerprint: String,
+    pub added_at_ms: i64,
+}
+
+/// Checks an SSH public key line (`<type> <base64> [comment]`): a known type,
+/// base64 whose blob names the same type, at most 16 KiB. Returns the key
+/// without its comment and its `SHA256:` fingerprint.
+pub fn parse_ssh_public_key(line: &str) -> Result<(String, String), EngineError> {
+    let bad = |why| EngineError::BadName {
+        what: "SSH public key",
+        value: line.chars().take(48).collect(),
+        why,
+    };
+    if line.len() > 16 * 1024 || line.contains(['\n', '\r', '\0']) {
+        return Err(bad("it must be one line of at most 16 KiB"));
+    }
+    let mut words = line.split_whitespace();
+    let (Some(kind), Some(b64)) = (words.next(), words.next()) else {
+        return Err(bad(
+            "it must be `<type> <base64> [comment]`, as in a .pub file",
+        ));
+    };
+    if !SSH_KEY_TYPES.contains(&kind) {
+        return Err(bad(
+            "its type is not an SSH signing key type (ssh-ed25519, ecdsa-sha2-nistp256, …)",
+        ));
+    }
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| bad("its key is not base64"))?;
+    let named = blob
+        .get(..4)
+        .map(|n| u32::from_be_bytes([n[0], n[1], n[2], n[3]]) as usize)
+        .and_then(|n| blob.get(4..4 + n));
+    if named != Some(kind.as_bytes()) {
+        return Err(bad("its key blob does not name its type"));
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &blob);
+    let fingerprint = format!(
+        "SHA256:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest.as_ref())
+    );
+    Ok((format!("{kind} {b64}"), fingerprint))
+}
+
+/// Every registered commit-signing key (none when the file does not exist).
+pub fn signing_keys(data: &DataDir) -> Result<Vec<SigningKeyRecord>, EngineError> {
+    let path = data.root().join(SIGNING_KEYS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|_| {
+            EngineError::Store(StoreError::Corrupt {
+                what: "signing-keys.json",
+                value: path.display().to_string(),
+            })
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(EngineError::io("read", &path)(e)),
+    }
+}
+
+/// Registers an SSH commit-signing key for `identity`: a commit whose
+/// signature verifies with it is bound to that identity (it signed it, so it
+/// may not approve it). Needs [`Action::ManageIdentities`]; the identity must
+/// be active; recorded in the audit log (`signing-key-add`, with the key's
+/// fingerprint) before it is kept. Registering a key again is a no-op; a key
+/// registered to another identity is refused. Returns the fingerprint.
+pub fn add_signing_key(
+    store: &dyn Store,
+    data: &DataDir,
+    actor: &Identity,
+    identity: &str,
+    key_line: &str,
+) -> Result<String, EngineError> {
+    authorize(
+        store,
+        actor,
+        Action::ManageIdentities,
+        &Scope::organisation(),
+    )?;
+    let (key, fingerprint) = parse_ssh_public_key(key_line)?;
+    let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
+    match store.identity(identity)? {
+        None => {
+            return Err(EngineError::UnknownIdentity {
+                name: identity.to_owned(),
+            });
+        }
+        Some(r) if !is_active(&r, now_ms()) => {
+            return Err(EngineError::IdentityRevoked {
+                name: identity.to_owned(),
+            });
+        }
+        Some(_) => {}
+    }
+    let mut keys = signing_keys(data)?;
+    if let Some(k) = keys.iter().find(|k| k.fingerprint == fingerprint) {
+        if k.identity == identity {
+            return Ok(fingerprint);
+        }
+        return Err(EngineError::BadName {
+            what: "SSH public key",
+            value: fingerprint,
+            why: "it is registered to another identity",
+        });
+    }
+    if keys.iter().filter(|k| k.identity == identity).count() >= MAX_KEYS_PER_IDENTITY {
+        return Err(EngineError::BadName {
+            what: "SSH public key",
+            value: fingerprint,
+            why: "the identity has 16 keys already",
+        });
+    }
+    audit.record(&Change::Access(AccessChange {
+        action: AccessAction::SigningKeyAdd,
+        forge_login: None,
+        signing_key: Some(fingerprint.clone()),
+        identity: identity.to_owned(),
+        kind: None,
+        role: None,
+        workload: None,
+        environment: None,
+        actor: Some(actor.name.clone()),
+    }))?;
+    keys.push(SigningKeyRecord {
+        identity: identity.to_owned(),
+        key,
+        fingerprint: fingerprint.clone(),
+        added_at_ms: now_ms(),
+    });
+    let json = serde_json::to_vec_pretty(&keys).map_err(|_| {
+        EngineError::Store(StoreError::Corrupt {
+            what: "signing keys",
+            value: "not serialisable".to_owned(),
+        })
+    })?;
+    crate::keys::write_atomically(&data.root().join(SIGNING_KEYS_FILE), &json, 0o600)?;
+    Ok(fingerprint)
+}
+
+/// Writes the allowed-signers file for `git verify-commit` from the keys of
+/// the *active* identities (a revoked identity's keys bind nothing) to
+/// `<data>/allowed_signers.<for_what>` and returns its path (the caller
+/// removes it); `None` when no key is registered.
+pub fn write_allowed_signers(
+    store: &dyn Store,
+    data: &DataDir,
+    for_what: &str,
+) -> Result<Option<std::path::PathBuf>, EngineError> {
+    let keys = signing_keys(data)?;
+    let now = now_ms();
+    let mut lines = String::new();
+    for k in &keys {
+        if store
+            .identity(&k.identity)?
+            .is_some_and(|r| is_active(&r, now))
+        {
+            // `<principal> namespaces="git" <type> <base64>`
+            lines.push_str(&format!("{} namespaces=\"git\" {}\n", k.identity, k.key));
+        }
+    }
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    let path = data
+        .root()
+        .join(format!("{ALLOWED_SIGNERS_FILE}.{for_what}"));
+    crate::keys::write_atomically(&path, lines.as_bytes(), 0o600)?;
+    Ok(Some(path))
 }

@@ -134,6 +134,8 @@ pub enum AccessAction {
     RoleRevoke,
     /// A forge login was linked to an identity (its approvals become reviews).
     ForgeLink,
+    /// An SSH commit-signing key was registered to an identity.
+    SigningKeyAdd,
 }
 
 impl AccessAction {
@@ -145,6 +147,7 @@ impl AccessAction {
             AccessAction::RoleGrant => "role-grant",
             AccessAction::RoleRevoke => "role-revoke",
             AccessAction::ForgeLink => "forge-link",
+            AccessAction::SigningKeyAdd => "signing-key-add",
         }
     }
 }
@@ -161,6 +164,9 @@ pub struct AccessChange {
     /// For [`AccessAction::ForgeLink`]: `forge:login`, the forge account whose
     /// approvals become this identity's reviews.
     pub forge_login: Option<String>,
+    /// For [`AccessAction::SigningKeyAdd`]: the SSH key's `SHA256:…`
+    /// fingerprint (commits it signs are bound to the identity).
+    pub signing_key: Option<String>,
     /// The role granted or revoked; for the bootstrap's identity-add, the
     /// `platform-admin` it is bound organisation-wide.
     pub role: Option<String>,
@@ -267,6 +273,9 @@ impl Change {
                 });
                 if let Some(login) = &a.forge_login {
                     spec["forgeLogin"] = json!(login);
+                }
+                if let Some(key) = &a.signing_key {
+                    spec["signingKey"] = json!(key);
                 }
                 spec
             }
@@ -612,6 +621,7 @@ mod tests {
             Change::Access(AccessChange {
                 action: AccessAction::RoleGrant,
                 forge_login: None,
+                signing_key: None,
                 identity: "dev".into(),
                 kind: None,
                 role: Some("developer".into()),
@@ -634,6 +644,7 @@ mod tests {
         let bootstrap = Change::Access(AccessChange {
             action: AccessAction::IdentityAdd,
             forge_login: None,
+            signing_key: None,
             identity: "admin".into(),
             kind: Some("user".into()),
             role: Some("platform-admin".into()),

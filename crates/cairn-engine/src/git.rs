@@ -931,3 +931,101 @@ mod tests {
         assert!(!marker.exists(), "an ext:: transport ran");
     }
 }
+
+/// One commit of a change, as git recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeEntry {
+    pub commit: String,
+    pub author: String,
+    pub committer: String,
+}
+
+/// The commits reachable from `commit` and from none of `not` (those `repo`
+/// does not have are left out of `not`), newest first, at most `max`
+/// (plumbing: `rev-list`; no signature is checked, so no program the
+/// repository's config names runs).
+pub fn change_entries(
+    repo: &Path,
+    commit: &str,
+    not: &[String],
+    max: usize,
+) -> Result<Vec<ChangeEntry>, EngineError> {
+    let mut cmd = git(repo);
+    cmd.args([
+        "rev-list",
+        "--no-commit-header",
+        "--format=%H%x00%an <%ae>%x00%cn <%ce>",
+        &format!("--max-count={max}"),
+        commit,
+    ]);
+    let known: Vec<&String> = not.iter().filter(|c| has_commit(repo, c)).collect();
+    if !known.is_empty() {
+        cmd.arg("--not").args(known);
+    }
+    cmd.arg("--");
+    let out = run(cmd)?;
+    if !out.ok {
+        return Err(EngineError::Git {
+            what: "rev-list",
+            stderr: out.stderr,
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split('\0');
+            Some(ChangeEntry {
+                commit: parts.next()?.to_owned(),
+                author: parts.next()?.to_owned(),
+                committer: parts.next()?.to_owned(),
+            })
+        })
+        .collect())
+}
+
+/// The principal (a cairn identity) whose key in `allowed_signers` made
+/// `commit`'s SSH signature, when `git verify-commit` says it is good; `None`
+/// when the commit is unsigned, signed by a key nobody registered, or signed
+/// any other way. Every program and file git could take from the repository's
+/// or the user's config is pinned on the command line: `gpg.format=ssh`,
+/// `ssh-keygen` as the SSH program, OpenPGP and X.509 programs that refuse.
+pub fn verified_signer(
+    repo: &Path,
+    commit: &str,
+    allowed_signers: &Path,
+) -> Result<Option<String>, EngineError> {
+    let mut cmd = git(repo);
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args(["-c", "gpg.format=ssh", "-c", "gpg.ssh.program=ssh-keygen"])
+        .arg("-c")
+        .arg(format!(
+            "gpg.ssh.allowedSignersFile={}",
+            allowed_signers.display()
+        ))
+        .args([
+            "-c",
+            "gpg.ssh.revocationFile=/dev/null",
+            "-c",
+            "gpg.program=/bin/false",
+            "-c",
+            "gpg.openpgp.program=/bin/false",
+            "-c",
+            "gpg.x509.program=/bin/false",
+            "verify-commit",
+            "--raw",
+            commit,
+        ]);
+    let out = run(cmd)?;
+    if !out.ok {
+        return Ok(None);
+    }
+    // ssh-keygen: `Good "git" signature for <principal> with <TYPE> key SHA256:…`
+    let said = format!("{}\n{}", out.stderr, String::from_utf8_lossy(&out.stdout));
+    Ok(said.lines().find_map(|line| {
+        let rest = line.strip_prefix("Good \"git\" signature for ")?;
+        let (principal, _) = rest.split_once(" with ")?;
+        (!principal.is_empty() && !principal.contains(char::is_whitespace))
+            .then(|| principal.to_owned())
+    }))
+}

@@ -27,6 +27,7 @@ pub mod rebuild;
 pub mod recovery;
 pub mod review;
 pub mod runner;
+mod verified;
 pub mod wire;
 mod workload_source;
 

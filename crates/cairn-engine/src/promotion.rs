@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 
 use cairn_evidence::review::{Review, commit_subject_digest};
 use cairn_evidence::vsa::{InputAttestation, VerificationResult, VsaFacts};
-use cairn_evidence::{
-    Bundle, Predicate, Sha256Digest, SigningKey, Statement, Subject, VerifyingKey,
-};
+use cairn_evidence::{Predicate, Sha256Digest, SigningKey, Statement, Subject};
 use cairn_model::config::{DeployTarget, OrgConfig};
 use cairn_model::{ChangeRecord, DeploymentRecord};
 use cairn_policy::{Action, Decision, DefaultParams, Gate, Identity, Limits, Scope};
@@ -26,8 +24,8 @@ use crate::audit::{AuditLog, Change, Deploy, LOCK_WAIT, Override, PolicyChange, 
 use crate::certify::{Filed, sign_and_keep};
 use crate::host::now_ms;
 use crate::images::{Images, deploy_local};
-use crate::keys::KeyStore;
 use crate::runner::BUILDER_ID;
+use crate::verified::{self, Trust};
 use crate::{DataDir, EngineError};
 
 /// The verifier id in cairn's VSAs.
@@ -156,42 +154,6 @@ pub struct Promoter<'a> {
     pub store: &'a dyn Store,
     pub org: &'a OrgConfig,
     pub platform_dir: Option<&'a Path>,
-}
-
-/// cairn's public keys (current and retired), and the log's verifier.
-struct Trust {
-    keys: Vec<VerifyingKey>,
-    log: cairn_tlog::note::Verifier,
-}
-
-impl Trust {
-    fn load(data: &DataDir) -> Result<(Trust, SigningKey), EngineError> {
-        let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
-        let store = KeyStore::new(data);
-        let key = store.load_or_create(&audit)?.0;
-        let mut keys = vec![key.verifying_key().clone()];
-        keys.extend(store.retired()?.into_iter().map(|r| r.key));
-        Ok((
-            Trust {
-                keys,
-                log: audit.verifier().clone(),
-            },
-            key,
-        ))
-    }
-
-    /// The statement a bundle carries, when its signature and log entry verify
-    /// against one of cairn's keys; `None` otherwise (it then never reaches a gate).
-    fn statement(&self, bundle: &[u8]) -> Option<(Value, String)> {
-        let bundle = Bundle::from_json(bundle).ok()?;
-        for key in &self.keys {
-            if let Ok(payload) = bundle.verify_with_log(key, &self.log) {
-                let statement: Value = serde_json::from_slice(payload).ok()?;
-                return Some((statement, key.key_id().to_string()));
-            }
-        }
-        None
-    }
 }
 
 impl Promoter<'_> {
@@ -512,6 +474,14 @@ impl Promoter<'_> {
             .evidence_for_subject(&digest)?
             .iter()
             .filter(|e| e.predicate_type != DECISION_PREDICATE)
+            // Only what verified: a bundle the gate named as failed is not an input.
+            .filter(|e| {
+                !input["verification"]["failures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|f| f["evidence"].as_i64() == Some(e.id))
+            })
             .map(|e| InputAttestation {
                 uri: Some(format!("cairn:evidence/{}", e.id)),
                 sha256: Sha256Digest::of(&e.bundle),
@@ -526,9 +496,22 @@ impl Promoter<'_> {
                 decision.policy_digest.trim_start_matches("sha256:"),
             )?,
             input_attestations: inputs,
-            result: VerificationResult::Passed,
-            verified_levels: vec!["SLSA_BUILD_LEVEL_3".to_owned()],
+            // A break-glass deployment was not verified: FAILED, with the override.
+            result: if decision.overridden.is_some() {
+                VerificationResult::Failed
+            } else {
+                VerificationResult::Passed
+            },
+            verified_levels: if decision.overridden.is_some() {
+                Vec::new()
+            } else {
+                vec!["SLSA_BUILD_LEVEL_3".to_owned()]
+            },
             dependency_levels: Default::default(),
+            override_: decision
+                .overridden
+                .as_ref()
+                .map(|reason| vsa_override(&req.actor.name, reason, &decision.reasons)),
         };
         let vsa = Statement::vsa(&facts)?;
         let (vsa_evidence, _) = self.sign_statement_and_keep(&key, &vsa, &digest)?;
@@ -618,56 +601,153 @@ impl Promoter<'_> {
         trust: &Trust,
     ) -> Result<Value, EngineError> {
         let store = self.store;
-        // Evidence about the digest that verifies; anything else never reaches the gate.
+        // Every bundle filed under the digest is checked; what the gate reads
+        // comes out of the signed statements, and a bundle that fails is named
+        // (`verification.failures`; the default policy denies on it).
+        let (checked, mut failures) =
+            verified::about_artifact(store, trust, digest, &req.workload)?;
         let mut evidence = Vec::new();
         // The findings come from the same verified statements: the scan's
         // vulnerabilities, the SBOM's licences.
         let mut findings = GateFindings::default();
-        for e in store.evidence_for_subject(digest)? {
-            if e.predicate_type == DECISION_PREDICATE {
+        // The commit and base, from cairn's signed provenance about the digest
+        // (the image row is only where to look).
+        let mut commits = std::collections::BTreeSet::new();
+        let mut bases = std::collections::BTreeSet::new();
+        // Who ran what produced this artifact: never an approver of it.
+        let mut authors: std::collections::BTreeMap<String, String> = Default::default();
+        let mut ran_before = false;
+        let mut change: std::collections::BTreeMap<String, cairn_evidence::ChangeCommit> =
+            Default::default();
+        for c in &checked {
+            if c.predicate_type() == DECISION_PREDICATE {
                 continue;
             }
-            let Some((statement, signer)) = trust.statement(&e.bundle) else {
-                continue;
-            };
-            let about_digest = statement["subject"].as_array().is_some_and(|subjects| {
-                subjects.iter().any(|s| {
-                    s["digest"]["sha256"].as_str() == Some(digest.trim_start_matches("sha256:"))
-                })
-            });
-            if !about_digest {
-                continue;
+            if c.predicate_type() == cairn_evidence::vsa::VSA_PREDICATE_TYPE {
+                ran_before |= passed_here(&c.statement, &req.workload, &req.environment, digest);
             }
-            let stage_kind = match (e.run, e.stage) {
-                (Some(run), Some(stage)) => store
-                    .stages(run)?
-                    .into_iter()
-                    .find(|s| s.id == stage)
-                    .map(|s| s.kind.as_str().to_owned()),
-                _ => None,
-            };
-            findings.take(&statement);
+            if c.facts.builder.as_deref() == Some(BUILDER_ID) {
+                commits.extend(c.facts.commit.clone());
+                bases.extend(c.facts.bases.iter().cloned());
+                for commit in &c.facts.change {
+                    change
+                        .entry(commit.commit.clone())
+                        .or_insert_with(|| commit.clone());
+                }
+            }
+            if let Some(who) = &c.facts.triggered_by {
+                let run = c.facts.run.as_deref().unwrap_or("?");
+                authors.entry(who.clone()).or_insert_with(|| {
+                    format!("{who} ran run {run}, which produced this artifact")
+                });
+            }
+            findings.take(&c.statement);
             evidence.push(json!({
-                "predicate_type": statement["predicateType"],
-                "signer": signer,
+                "predicate_type": c.statement["predicateType"],
+                "signer": c.signer,
                 "subject_digest": digest,
-                "stage_kind": stage_kind,
-                "predicate": statement["predicate"],
+                "stage_kind": c.facts.stage_kind,
+                "run": c.facts.run,
+                "workload": c.facts.workload,
+                "commit": c.facts.commit,
+                "predicate": c.statement["predicate"],
             }));
         }
+        let commit = match commits.len() {
+            0 => record.commit.clone(),
+            1 => commits.iter().next().cloned().unwrap_or_default(),
+            _ => {
+                failures.push(verified::Failure {
+                    evidence: None,
+                    what: "provenance".to_owned(),
+                    reason: format!(
+                        "cairn's signed provenance about {digest} names more than one commit ({})",
+                        commits.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                });
+                record.commit.clone()
+            }
+        };
+        if !commits.is_empty() && !commits.contains(&record.commit) {
+            failures.push(verified::Failure {
+                evidence: None,
+                what: "image record".to_owned(),
+                reason: format!(
+                    "the store says {digest} was built from commit {}, but its signed provenance says {commit}",
+                    record.commit
+                ),
+            });
+        }
+        if !bases.is_empty() && !bases.contains(&record.base_digest) {
+            failures.push(verified::Failure {
+                evidence: None,
+                what: "image record".to_owned(),
+                reason: format!(
+                    "the store says {digest} is built on {}, but its signed provenance names {}",
+                    record.base_digest,
+                    bases.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        // Who signed or authored the change's commits (as cairn's provenance
+        // signs them): a verified signature names an identity; a commit's
+        // author or committer e-mail only adds the identity of that name.
+        let now = now_ms();
+        for c in change.values() {
+            let short = &c.commit[..12.min(c.commit.len())];
+            if let Some(who) = &c.signed_by {
+                authors
+                    .entry(who.clone())
+                    .or_insert_with(|| format!("{who} signed commit {short} of the change"));
+            }
+            for (role, person) in [("author", &c.author), ("committer", &c.committer)] {
+                let email = person
+                    .rsplit_once('<')
+                    .and_then(|(_, rest)| rest.strip_suffix('>'))
+                    .map(str::trim)
+                    .unwrap_or_default();
+                if !email.is_empty()
+                    && store
+                        .identity(email)?
+                        .is_some_and(|r| crate::access::is_active(&r, now))
+                {
+                    authors.entry(email.to_owned()).or_insert_with(|| {
+                        format!("{email} is the git {role} of commit {short} of the change")
+                    });
+                }
+            }
+        }
+        let require_signed = self.org.require_signed_commits.contains(&req.environment);
         // Signed reviews of the image's exact commit.
         let bindings = crate::access::bindings(store)?;
-        let review_subject = format!("sha256:{}", commit_subject_digest(&record.commit).to_hex());
+        let review_subject = format!("sha256:{}", commit_subject_digest(&commit).to_hex());
         let mut reviews = Vec::new();
         for e in store.evidence_for_subject(&review_subject)? {
-            let Some((statement, _)) = trust.statement(&e.bundle) else {
-                continue;
+            let mut fail = |reason: String| {
+                failures.push(verified::Failure {
+                    evidence: Some(e.id),
+                    what: e.predicate_type.chars().take(200).collect(),
+                    reason,
+                })
+            };
+            let statement = match trust.statement(&e.bundle) {
+                Ok((statement, _)) => statement,
+                Err(why) => {
+                    fail(why);
+                    continue;
+                }
             };
             let Ok(text) = serde_json::to_vec(&statement) else {
                 continue;
             };
-            let Ok(review) = Review::from_statement_json(&text) else {
-                continue;
+            let review = match Review::from_statement_json(&text) {
+                Ok(review) => review,
+                Err(why) => {
+                    fail(format!(
+                        "it is filed as a review of commit {commit}, but it is not one: {why}"
+                    ));
+                    continue;
+                }
             };
             let r = &review.predicate;
             let roles: Vec<String> = match store.identity(&r.reviewer)? {
@@ -733,13 +813,17 @@ impl Promoter<'_> {
             "artifact": {
                 "digest": digest,
                 "workload": req.workload,
-                "commit": record.commit,
+                "commit": commit,
                 "base_image": { "name": record.base_name, "digest": record.base_digest, "in_catalog": in_catalog },
                 "image_references": image_references,
+                "change": change.values().map(|c| json!({ "commit": c.commit, "signed_by": c.signed_by })).collect::<Vec<_>>(),
             },
             "evidence": evidence,
             "reviews": reviews,
-            "environment": { "name": req.environment, "position": position, "previous": previous },
+            "environment": { "name": req.environment, "position": position, "previous": previous, "ran_before": ran_before, "require_signed_commits": require_signed },
+            "intent": match req.intent { Intent::Promote => "promote", Intent::Rollback => "rollback" },
+            "verification": { "failures": failures.iter().map(verified::Failure::to_json).collect::<Vec<_>>() },
+            "authors": authors.iter().map(|(identity, why)| json!({ "identity": identity, "why": why })).collect::<Vec<_>>(),
             "findings": findings.to_json(),
             "actor": { "identity": req.actor.name, "kind": kind_name(&req.actor), "roles": roles },
             "override": req.override_reason.as_ref().map(|r| json!({ "reason": r })),
@@ -829,6 +913,49 @@ impl Promoter<'_> {
             });
         Ok((id, delivery))
     }
+}
+
+/// The override a FAILED VSA carries: single-line, bounded texts (the VSA's
+/// own checks refuse control characters and longer texts).
+fn vsa_override(
+    actor: &str,
+    reason: &str,
+    denials: &[cairn_policy::Denial],
+) -> cairn_evidence::vsa::VsaOverride {
+    let clean = |text: &str| -> String {
+        let one_line: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(1024)
+            .collect();
+        if one_line.trim().is_empty() {
+            "-".to_owned()
+        } else {
+            one_line
+        }
+    };
+    cairn_evidence::vsa::VsaOverride {
+        actor: clean(actor),
+        reason: clean(reason),
+        denied_by: denials
+            .iter()
+            .take(64)
+            .map(|d| cairn_evidence::vsa::OverriddenDenial {
+                rule: clean(&d.rule),
+                message: clean(&d.message),
+            })
+            .collect(),
+    }
+}
+
+/// Whether `statement` (a verified VSA about `digest`) says cairn promoted
+/// `digest` of `workload` to `environment` through its gate (PASSED: an
+/// override's VSA says FAILED and does not count).
+fn passed_here(statement: &Value, workload: &str, environment: &str, digest: &str) -> bool {
+    let p = &statement["predicate"];
+    p["verificationResult"] == "PASSED"
+        && p["policy"]["uri"].as_str() == Some(&format!("urn:cairn:policy:{environment}"))
+        && p["resourceUri"].as_str() == Some(&format!("cairn.local/{workload}@{digest}"))
 }
 
 fn image_subject(workload: &str, digest: &str) -> Result<Subject, EngineError> {
@@ -946,6 +1073,9 @@ pub struct EnvironmentStatus {
     /// For the `local` target: its process is alive and serves this digest.
     /// Other targets are taken at their word (`true`).
     pub running: bool,
+    /// The deployment went past the gate by a break-glass override: its
+    /// reason. It stays marked until a clean promotion (or rollback) replaces it.
+    pub overridden: Option<String>,
 }
 
 /// The most deployments [`status`] looks through.
@@ -965,9 +1095,27 @@ pub fn status(data: &DataDir, store: &dyn Store) -> Result<Vec<EnvironmentStatus
                 .is_some_and(|l| l.is_running() && l.digest == d.digest),
             _ => true,
         };
+        let overridden = if d.kind == "override" {
+            let reason = store
+                .changes(Some(&d.workload), STATUS_SCAN)?
+                .into_iter()
+                .find(|(_, c)| {
+                    c.kind == "override"
+                        && c.environment == d.environment
+                        && c.log_index == d.log_index
+                })
+                .and_then(|(_, c)| {
+                    let record: Value = serde_json::from_str(&c.json).ok()?;
+                    record["decision"]["overridden"].as_str().map(str::to_owned)
+                });
+            Some(reason.unwrap_or_else(|| "(reason not found)".to_owned()))
+        } else {
+            None
+        };
         rows.push(EnvironmentStatus {
             deployment: d,
             running,
+            overridden,
         });
     }
     Ok(rows)

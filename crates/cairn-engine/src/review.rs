@@ -4,9 +4,11 @@
 //! commit (subject: the commit, see `cairn_evidence::review`). A new commit has no
 //! reviews: approvals never carry over.
 //!
-//! Four-eyes is the gate's rule (the reviewer must not be the commit's author);
-//! identities are named by their git e-mail address so the two compare. Recording
-//! one's own approval is allowed and said to be useless.
+//! Four-eyes is the gate's rule: the reviewer must be none of the change's
+//! authenticated authors (who queued or ran it, who signed its commits — see
+//! the gate input's `authors`); the commit's git author e-mail, compared with
+//! identity names, only adds to that. Recording one's own approval is allowed
+//! and said to be useless.
 
 use std::path::Path;
 

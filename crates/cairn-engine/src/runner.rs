@@ -70,6 +70,9 @@ pub struct Engine {
     store: Arc<dyn Store>,
     data: DataDir,
     platform_dir: Option<PathBuf>,
+    /// The authenticated identity running `cairn run` here (from
+    /// `CAIRN_TOKEN`), signed into the run's evidence as the identity that ran it.
+    actor: Option<String>,
 }
 
 /// What certifies a run: cairn's signing key, and the data directory whose
@@ -116,6 +119,27 @@ impl Engine {
             store,
             data,
             platform_dir,
+            actor: None,
+        }
+    }
+
+    /// The authenticated identity that runs this process's runs (`cairn run`
+    /// with `CAIRN_TOKEN`): signed into their evidence (`triggeredBy`), so it
+    /// never counts as an approver of what it ran.
+    pub fn with_actor(mut self, actor: Option<String>) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// Who queued or ran `run`, as its evidence names it: the API's actor, or
+    /// this process's actor for a run started here.
+    fn triggered_by(&self, run: &RunRecord) -> Option<String> {
+        match &run.trigger {
+            Trigger::Api { actor } => Some(actor.clone()),
+            Trigger::Cli => self.actor.clone(),
+            Trigger::Push { pusher, .. } => Some(pusher.clone()),
+            // A push by a login linked to no identity: nobody to exclude.
+            Trigger::Webhook { .. } => None,
         }
     }
 
@@ -593,6 +617,8 @@ impl Engine {
             base_images,
             failed_tests: stage.failed_tests.clone(),
             artifacts,
+            triggered_by: self.triggered_by(run),
+            change: facts.change.clone(),
         };
         if stage.spec.kind == StageKind::Build {
             let statement = Statement::provenance(&observed, BUILDER_ID)?;
@@ -949,6 +975,22 @@ impl Engine {
             info.author, info.committer
         ));
         sink.system(&format!("subject: {}", info.subject));
+        facts.change = self.change_of(loaded)?;
+        let signed = facts
+            .change
+            .iter()
+            .filter(|c| c.signed_by.is_some())
+            .count();
+        sink.system(&format!(
+            "the change: {} commit(s) not yet in the last environment, {signed} with a verified signature of a registered key{}",
+            facts.change.len(),
+            facts
+                .change
+                .iter()
+                .filter_map(|c| Some(format!("{} by {}", &c.commit[..12.min(c.commit.len())], c.signed_by.as_ref()?)))
+                .map(|s| format!("; {s}"))
+                .collect::<String>()
+        ));
         if loaded.uncommitted_config {
             sink.system(
                 &format!("note: the work tree's {WORKLOAD_FILE} has uncommitted changes; this run uses the committed file"),
@@ -986,6 +1028,81 @@ impl Engine {
             "materialised {files} files ({bytes} bytes) from {from} at the commit"
         ));
         Ok(StageEnd::passed(None))
+    }
+}
+
+/// The most commits of a change that are attributed (newest first).
+const MAX_CHANGE_COMMITS: usize = 256;
+
+impl Engine {
+    /// The commits of the change `loaded.commit` is: reachable from it and not
+    /// from the commit of what runs in the promotion path's last environment
+    /// (read from that digest's *verified* provenance; the deployment row only
+    /// says which digest to look at), at most [`MAX_CHANGE_COMMITS`], and
+    /// never fewer than the commit itself. Each with its SSH signer, when the
+    /// signature verifies against a key registered to an active identity
+    /// (`git verify-commit` with an allowed-signers file cairn writes).
+    fn change_of(
+        &self,
+        loaded: &LoadedWorkload,
+    ) -> Result<Vec<cairn_evidence::ChangeCommit>, EngineError> {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let store = &*self.store;
+        let workload = &loaded.workload.name;
+        let org = crate::load_org(self.platform_dir.as_deref())?;
+        let mut bases = Vec::new();
+        if let Some(last) = org.promotion_path.last()
+            && let Some(d) = store.current_deployment(workload, last)?
+        {
+            let (trust, _) = crate::verified::Trust::load(&self.data)?;
+            let (checked, _) = crate::verified::about_artifact(store, &trust, &d.digest, workload)?;
+            bases.extend(
+                checked
+                    .iter()
+                    .filter(|c| c.facts.builder.as_deref() == Some(BUILDER_ID))
+                    .filter_map(|c| c.facts.commit.clone()),
+            );
+        }
+        let mut entries =
+            git::change_entries(&loaded.repo, &loaded.commit, &bases, MAX_CHANGE_COMMITS)?;
+        if !entries.iter().any(|e| e.commit == loaded.commit) {
+            let info = git::commit_info(&loaded.repo, &loaded.commit)?;
+            entries.insert(
+                0,
+                git::ChangeEntry {
+                    commit: loaded.commit.clone(),
+                    author: info.author,
+                    committer: info.committer,
+                },
+            );
+        }
+        let tag = format!(
+            "{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let signers = crate::access::write_allowed_signers(store, &self.data, &tag)?;
+        let mut change = Vec::with_capacity(entries.len());
+        let verified = (|| {
+            for e in entries {
+                let signed_by = match &signers {
+                    Some(file) => git::verified_signer(&loaded.repo, &e.commit, file)?,
+                    None => None,
+                };
+                change.push(cairn_evidence::ChangeCommit {
+                    commit: e.commit,
+                    author: e.author,
+                    committer: e.committer,
+                    signed_by,
+                });
+            }
+            Ok::<(), EngineError>(())
+        })();
+        if let Some(file) = &signers {
+            let _ = std::fs::remove_file(file);
+        }
+        verified?;
+        Ok(change)
     }
 }
 
@@ -1127,6 +1244,8 @@ struct RunFacts<'p> {
     logs: Vec<NamedDigest>,
     /// The commit's committer time: every step's SOURCE_DATE_EPOCH.
     source_date_epoch: i64,
+    /// The commits of the change and who signed them (the source stage's).
+    change: Vec<cairn_evidence::ChangeCommit>,
 }
 
 /// One finished stage, as its evidence needs it.

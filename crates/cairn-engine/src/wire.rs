@@ -86,6 +86,10 @@ pub fn deployment_json(d: &cairn_model::DeploymentRecord) -> Value {
 pub fn status_json(row: &crate::promotion::EnvironmentStatus) -> Value {
     let mut v = deployment_json(&row.deployment);
     v["running"] = json!(row.running);
+    v["overridden"] = match &row.overridden {
+        Some(reason) => json!({ "actor": row.deployment.actor, "reason": reason }),
+        None => Value::Null,
+    };
     v
 }
 

@@ -27,6 +27,8 @@
 //!     base_images: vec![],
 //!     failed_tests: vec![],
 //!     artifacts: vec![Subject::sha256("hello", Sha256Digest::of(b"binary"))],
+//!     triggered_by: None,
+//!     change: vec![],
 //! };
 //! let statement = Statement::provenance(&observed, "https://example.invalid/cairn/builder/local")?;
 //! let bundle = Bundle::sign_statement(&statement, &key)?;
@@ -61,7 +63,7 @@ pub use digest::{Sha256Digest, Sha256Hasher, hash_log_lines};
 pub use dsse::Envelope;
 pub use error::EvidenceError;
 pub use key::{Algorithm, KeyId, SecretPem, SigningKey, VerifyingKey};
-pub use observed::{NamedDigest, Observed};
+pub use observed::{ChangeCommit, NamedDigest, Observed};
 pub use statement::{
     IN_TOTO_PAYLOAD_TYPE, Predicate, ResourceDescriptor, STATEMENT_TYPE, Statement, Subject,
 };

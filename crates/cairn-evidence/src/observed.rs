@@ -51,6 +51,31 @@ pub struct Observed {
     pub failed_tests: Vec<String>,
     /// What the stage is about: the build's outputs, or the tested artifact.
     pub artifacts: Vec<Subject>,
+    /// The authenticated identity that queued or ran the run (`None` when no
+    /// identity did: a run before the organisation had identities). Signed,
+    /// so the gate's four-eyes rule can exclude it from the approvers.
+    pub triggered_by: Option<String>,
+    /// The commits of the change this run is for (see [`ChangeCommit`]);
+    /// signed into the build's provenance. Empty when not known.
+    pub change: Vec<ChangeCommit>,
+}
+
+/// One commit of the change a run is for: the commits reachable from the
+/// run's commit and not from what runs in the last environment of the
+/// promotion path (newest first, bounded), with who authored, committed and —
+/// when its SSH signature verified against a key registered to a cairn
+/// identity — signed it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangeCommit {
+    pub commit: String,
+    /// `Name <email>` as git recorded it (unauthenticated metadata).
+    pub author: String,
+    pub committer: String,
+    /// The cairn identity whose registered key made the commit's verified
+    /// signature; `None` when unsigned or not verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 impl Observed {

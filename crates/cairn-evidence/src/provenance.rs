@@ -52,6 +52,12 @@ pub struct InternalParameters {
     pub stage_kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// The authenticated identity that queued or ran the run, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggered_by: Option<String>,
+    /// The commits of the change (see [`crate::ChangeCommit`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub change_commits: Vec<crate::observed::ChangeCommit>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +124,8 @@ impl Provenance {
                     stage: observed.stage.clone(),
                     stage_kind: observed.stage_kind.clone(),
                     command: observed.command.clone(),
+                    triggered_by: observed.triggered_by.clone(),
+                    change_commits: observed.change.clone(),
                 },
                 resolved_dependencies: resolved,
             },

@@ -61,6 +61,10 @@ pub struct ResourceDescriptor {
     pub media_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_location: Option<String>,
+    /// The spec's `annotations` (a map of extra facts). cairn writes its own
+    /// under `cairn.*` keys, e.g. the chain stage a test result came from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl ResourceDescriptor {

@@ -6,6 +6,14 @@ use serde::{Deserialize, Serialize};
 use crate::statement::{Predicate, ResourceDescriptor, Statement};
 use crate::{EvidenceError, Observed};
 
+/// The `name` of the configuration entry that says which chain stage of which
+/// run produced a test result. Its `annotations` (all signed with the result):
+/// `cairn.workload`, `cairn.chain`, `cairn.stage`, `cairn.stageKind`
+/// (`unit-test`, `acceptance-test`, …), `cairn.run`, and `cairn.triggeredBy`
+/// (the identity that queued or ran the run, when one did). A gate reads the
+/// stage kind from here, never from a store row.
+pub const STAGE_DESCRIPTOR_NAME: &str = "cairn chain stage";
+
 /// `predicateType` of test-result v0.1.
 pub const TEST_RESULT_PREDICATE_TYPE: &str = "https://in-toto.io/attestation/test-result/v0.1";
 
@@ -50,15 +58,53 @@ impl TestResult {
             } else {
                 TestOutcome::Failed
             },
-            configuration: vec![ResourceDescriptor {
-                name: Some("cairn.toml".to_owned()),
-                ..ResourceDescriptor::git_commit(&observed.repository, &observed.commit)
-            }],
+            configuration: vec![
+                ResourceDescriptor {
+                    name: Some("cairn.toml".to_owned()),
+                    ..ResourceDescriptor::git_commit(&observed.repository, &observed.commit)
+                },
+                stage_descriptor(observed),
+            ],
             url,
             passed_tests: Vec::new(),
             warned_tests: Vec::new(),
             failed_tests: observed.failed_tests.clone(),
         }
+    }
+}
+
+/// The [`STAGE_DESCRIPTOR_NAME`] entry of `observed`.
+fn stage_descriptor(observed: &Observed) -> ResourceDescriptor {
+    let mut annotations = std::collections::BTreeMap::from([
+        ("cairn.workload".to_owned(), observed.workload.clone()),
+        ("cairn.chain".to_owned(), observed.chain.clone()),
+        ("cairn.stage".to_owned(), observed.stage.clone()),
+        ("cairn.stageKind".to_owned(), observed.stage_kind.clone()),
+        ("cairn.run".to_owned(), observed.run_id.clone()),
+    ]);
+    if let Some(who) = &observed.triggered_by {
+        annotations.insert("cairn.triggeredBy".to_owned(), who.clone());
+    }
+    ResourceDescriptor {
+        name: Some(STAGE_DESCRIPTOR_NAME.to_owned()),
+        uri: Some(format!(
+            "urn:cairn:run:{}:stage:{}",
+            observed.run_id, observed.stage
+        )),
+        annotations,
+        ..Default::default()
+    }
+}
+
+impl TestResult {
+    /// The signed annotations of the [`STAGE_DESCRIPTOR_NAME`] entry
+    /// (`cairn.stageKind`, `cairn.run`, …); `None` when there is none (a test
+    /// result cairn did not write, or one from before cairn signed them).
+    pub fn stage_annotations(&self) -> Option<&std::collections::BTreeMap<String, String>> {
+        self.configuration
+            .iter()
+            .find(|d| d.name.as_deref() == Some(STAGE_DESCRIPTOR_NAME))
+            .map(|d| &d.annotations)
     }
 }
 

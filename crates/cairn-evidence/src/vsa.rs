@@ -14,6 +14,22 @@
 //! per track (§ verifiedLevels) and exactly `["FAILED"]` when verification failed;
 //! cairn adds that `resourceUri` is a digest-pinned image reference whose digest
 //! is the subject's.
+//!
+//! A break-glass override never looks verified: its VSA says
+//! `verificationResult: FAILED` (`verifiedLevels: ["FAILED"]`) and carries the
+//! override in cairn's extension field `cairnOverride` (consumers that do not
+//! know it ignore it, as the spec's parsing rules require; the result alone
+//! already says FAILED):
+//!
+//! ```jsonc
+//! "cairnOverride": {
+//!   "actor": "<the identity that overrode the gate>",
+//!   "reason": "<the reason it gave>",
+//!   "deniedBy": [ { "rule": "tests", "message": "acceptance-test failed on …" } ]
+//! }
+//! ```
+//!
+//! A PASSED VSA with a `cairnOverride` is refused on write and on read.
 
 use std::collections::BTreeMap;
 
@@ -70,6 +86,23 @@ impl VsaResource {
     }
 }
 
+/// A break-glass override, as a FAILED VSA carries it (`cairnOverride`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VsaOverride {
+    pub actor: String,
+    pub reason: String,
+    /// The gate's denials the override went past.
+    pub denied_by: Vec<OverriddenDenial>,
+}
+
+/// One denial an override went past.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverriddenDenial {
+    pub rule: String,
+    pub message: String,
+}
+
 /// The VSA predicate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -87,6 +120,14 @@ pub struct Vsa {
     pub dependency_levels: BTreeMap<String, u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slsa_version: Option<String>,
+    /// cairn's extension: the break-glass override this deployment went
+    /// through (only with `verificationResult: FAILED`).
+    #[serde(
+        rename = "cairnOverride",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub override_: Option<VsaOverride>,
 }
 
 impl Predicate for Vsa {
@@ -120,6 +161,8 @@ pub struct VsaFacts {
     pub verified_levels: Vec<String>,
     /// Count of transitive dependencies per level; may be empty.
     pub dependency_levels: BTreeMap<String, u64>,
+    /// A break-glass override: the result must then be FAILED.
+    pub override_: Option<VsaOverride>,
 }
 
 impl Vsa {
@@ -153,6 +196,7 @@ impl Vsa {
             verified_levels,
             dependency_levels: facts.dependency_levels.clone(),
             slsa_version: Some(SLSA_VERSION.to_owned()),
+            override_: facts.override_.clone(),
         };
         vsa.check()?;
         Ok(vsa)
@@ -202,6 +246,27 @@ impl Vsa {
             check_digest_set("VSA inputAttestations digest", &attestation.digest)?;
         }
         check_levels(self.verification_result, &self.verified_levels)?;
+        if let Some(o) = &self.override_ {
+            if self.verification_result == VerificationResult::Passed {
+                return invalid(
+                    "VSA cairnOverride",
+                    "an overridden deployment was not verified: its result must be FAILED",
+                );
+            }
+            check_text("VSA cairnOverride.actor", &o.actor)?;
+            check_text("VSA cairnOverride.reason", &o.reason)?;
+            if o.denied_by.len() > MAX_LEVELS * 4 {
+                return Err(EvidenceError::TooLarge {
+                    what: "VSA cairnOverride.deniedBy",
+                    size: o.denied_by.len(),
+                    limit: MAX_LEVELS * 4,
+                });
+            }
+            for d in &o.denied_by {
+                check_text("VSA cairnOverride.deniedBy rule", &d.rule)?;
+                check_text("VSA cairnOverride.deniedBy message", &d.message)?;
+            }
+        }
         if self.dependency_levels.len() > MAX_LEVELS * 4 {
             return Err(EvidenceError::TooLarge {
                 what: "VSA dependencyLevels",

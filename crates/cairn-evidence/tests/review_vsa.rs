@@ -62,6 +62,7 @@ fn vsa_facts() -> VsaFacts {
         result: VerificationResult::Passed,
         verified_levels: vec!["SLSA_BUILD_LEVEL_3".into()],
         dependency_levels: BTreeMap::from([("SLSA_BUILD_LEVEL_3".into(), 1)]),
+        override_: None,
     }
 }
 
@@ -384,4 +385,46 @@ fn a_vsa_from_a_later_minor_version_still_reads() {
         read.predicate.verification_result,
         VerificationResult::Passed
     );
+}
+
+#[test]
+fn an_overridden_deployment_s_vsa_says_failed_and_carries_the_override() {
+    use cairn_evidence::vsa::{OverriddenDenial, VsaOverride};
+    let override_ = VsaOverride {
+        actor: "rita@example.org".into(),
+        reason: "incident 42: hotfix".into(),
+        denied_by: vec![OverriddenDenial {
+            rule: "tests".into(),
+            message: "acceptance-test failed".into(),
+        }],
+    };
+    // A PASSED VSA cannot carry an override.
+    let mut facts = vsa_facts();
+    facts.override_ = Some(override_.clone());
+    assert!(Statement::vsa(&facts).is_err());
+    // FAILED with the override: written, and read back with it.
+    facts.result = VerificationResult::Failed;
+    facts.verified_levels = vec![];
+    let statement = Statement::vsa(&facts).unwrap();
+    let value = to_value(&statement);
+    assert_eq!(value["predicate"]["verificationResult"], "FAILED");
+    assert_eq!(
+        value["predicate"]["verifiedLevels"],
+        serde_json::json!(["FAILED"])
+    );
+    assert_eq!(
+        value["predicate"]["cairnOverride"]["actor"],
+        "rita@example.org"
+    );
+    assert_eq!(
+        value["predicate"]["cairnOverride"]["deniedBy"][0]["rule"],
+        "tests"
+    );
+    let back = Vsa::from_statement_json(&statement.to_json().unwrap()).unwrap();
+    assert_eq!(back.predicate.override_, Some(override_));
+    // A PASSED VSA that claims an override is refused on read.
+    let mut forged = value.clone();
+    forged["predicate"]["verificationResult"] = "PASSED".into();
+    forged["predicate"]["verifiedLevels"] = serde_json::json!(["SLSA_BUILD_LEVEL_3"]);
+    assert!(Vsa::from_statement_json(&serde_json::to_vec(&forged).unwrap()).is_err());
 }

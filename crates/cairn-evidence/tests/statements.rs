@@ -112,8 +112,18 @@ fn test_result_follows_exit_code_and_failed_tests() {
         assert_eq!(
             value["predicate"]["configuration"],
             json!([{"name": "cairn.toml", "uri": "https://git.example.invalid/hello-c.git",
-                    "digest": {"gitCommit": "4b825dc642cb6eb9a060e54bf8d69288fbee4904"}}])
+                    "digest": {"gitCommit": "4b825dc642cb6eb9a060e54bf8d69288fbee4904"}},
+                   {"name": "cairn chain stage", "uri": "urn:cairn:run:42:stage:unit-tests",
+                    "annotations": {"cairn.chain": "default", "cairn.run": "42",
+                      "cairn.stage": "unit-tests", "cairn.stageKind": "build",
+                      "cairn.workload": "hello-c"}}])
         );
+        // The stage the gate reads is the signed one.
+        let notes = statement
+            .predicate
+            .stage_annotations()
+            .expect("signed stage");
+        assert_eq!(notes["cairn.stage"], "unit-tests");
         if failed.is_empty() {
             assert!(value["predicate"].get("failedTests").is_none());
         } else {

@@ -215,6 +215,13 @@ pub enum Trigger {
     Api { actor: String },
     /// A forge's webhook delivery (`github`, `gitlab`, `gitea`) and its id.
     Webhook { forge: String, delivery: String },
+    /// A forge's push whose login is linked to a cairn identity (`cairn
+    /// identity link`): the identity that pushed, which may not approve it.
+    Push {
+        pusher: String,
+        forge: String,
+        delivery: String,
+    },
 }
 
 impl Trigger {
@@ -224,6 +231,11 @@ impl Trigger {
             Trigger::Cli => "cli".to_owned(),
             Trigger::Api { actor } => format!("api:{actor}"),
             Trigger::Webhook { forge, delivery } => format!("webhook:{forge}:{delivery}"),
+            Trigger::Push {
+                pusher,
+                forge,
+                delivery,
+            } => format!("push:{pusher}:{forge}:{delivery}"),
         }
     }
 
@@ -244,6 +256,23 @@ impl Trigger {
             return Ok(Trigger::Api {
                 actor: actor.to_owned(),
             });
+        }
+        if let Some(rest) = text.strip_prefix("push:") {
+            return match rest.split_once(':').and_then(|(p, r)| {
+                let (forge, delivery) = r.split_once(':')?;
+                Some((p, forge, delivery))
+            }) {
+                Some((pusher, forge, delivery))
+                    if !pusher.is_empty() && !forge.is_empty() && !delivery.is_empty() =>
+                {
+                    Ok(Trigger::Push {
+                        pusher: pusher.to_owned(),
+                        forge: forge.to_owned(),
+                        delivery: delivery.to_owned(),
+                    })
+                }
+                _ => Err(unknown()),
+            };
         }
         if let Some(rest) = text.strip_prefix("webhook:") {
             return match rest.split_once(':') {
@@ -392,6 +421,11 @@ mod tests {
             },
             Trigger::Webhook {
                 forge: "github".to_owned(),
+                delivery: "72d3162e:cc78:11e3".to_owned(),
+            },
+            Trigger::Push {
+                pusher: "alice@example.org".to_owned(),
+                forge: "gitea".to_owned(),
                 delivery: "72d3162e:cc78:11e3".to_owned(),
             },
         ];

@@ -263,3 +263,98 @@ test_missing_previous_environment_denies if {
 	inp := with_({"environment": {"previous": null}})
 	denied_rules == {"promotion-path"} with input as inp
 }
+
+# --- evidence ---------------------------------------------------------------
+
+test_a_bundle_that_failed_verification_denies_naming_it if {
+	inp := with_({"verification": {"failures": [{"evidence": 17, "what": "https://in-toto.io/attestation/test-result/v0.1", "reason": "bad signature"}]}})
+	denied_rules == {"evidence"} with input as inp
+	some d in gate.deny with input as inp
+	contains(d.msg, "bundle 17")
+	contains(d.msg, "failed verification: bad signature")
+}
+
+test_a_contradicted_record_denies if {
+	inp := with_({"verification": {"failures": [{"evidence": null, "what": "image record", "reason": "another commit"}]}})
+	denied_rules == {"evidence"} with input as inp
+}
+
+test_no_failures_allow if {
+	count(gate.deny) == 0 with input as with_({"verification": {"failures": []}})
+}
+
+# --- authors ----------------------------------------------------------------
+
+test_who_ran_it_may_not_approve_even_under_another_author if {
+	inp := with_({
+		"reviews": [approval("bob", ["maintainer"], "someone-else")],
+		"authors": [{"identity": "bob", "why": "bob ran run 3"}],
+	})
+	denied_rules == {"review"} with input as inp
+	some d in gate.deny with input as inp
+	contains(d.msg, "bob may not approve: bob ran run 3")
+}
+
+test_another_identity_than_the_authors_counts if {
+	inp := with_({"authors": [{"identity": "alice", "why": "alice ran run 3"}]})
+	count(gate.deny) == 0 with input as inp
+}
+
+# --- rollback ---------------------------------------------------------------
+
+test_rollback_to_a_digest_that_passed_here_skips_the_previous_environment if {
+	inp := with_({
+		"intent": "rollback",
+		"environment": {"name": "production", "position": 1, "ran_before": true, "previous": {"name": "staging", "deployed": false, "healthy": false}},
+	})
+	count(gate.deny) == 0 with input as inp
+}
+
+test_rollback_to_a_digest_that_never_passed_here_needs_the_previous_environment if {
+	inp := with_({
+		"intent": "rollback",
+		"environment": {"name": "production", "position": 1, "ran_before": false, "previous": {"name": "staging", "deployed": false, "healthy": false}},
+	})
+	denied_rules == {"promotion-path"} with input as inp
+}
+
+test_a_promotion_of_a_digest_that_ran_here_still_needs_the_previous_environment if {
+	inp := with_({
+		"intent": "promote",
+		"environment": {"name": "production", "position": 1, "ran_before": true, "previous": {"name": "staging", "deployed": false, "healthy": false}},
+	})
+	denied_rules == {"promotion-path"} with input as inp
+}
+
+# --- signed commits ---------------------------------------------------------
+
+test_signed_commits_not_required_by_default if {
+	count(gate.deny) == 0 with input as with_({"artifact": {"change": [{"commit": commit, "signed_by": null}]}})
+}
+
+test_an_unsigned_commit_denies_where_required if {
+	inp := with_({
+		"artifact": {"change": [{"commit": commit, "signed_by": null}]},
+		"environment": {"require_signed_commits": true},
+	})
+	denied_rules == {"signed-commits"} with input as inp
+}
+
+test_an_unknown_change_denies_where_required if {
+	inp := with_({"environment": {"require_signed_commits": true}})
+	denied_rules == {"signed-commits"} with input as inp
+}
+
+test_a_signed_change_passes_where_required if {
+	inp := with_({
+		"artifact": {"change": [{"commit": commit, "signed_by": "carol"}]},
+		"environment": {"require_signed_commits": true},
+	})
+	count(gate.deny) == 0 with input as inp
+}
+
+test_a_test_result_signed_for_another_commit_does_not_count if {
+	other := object.union(test_result("acceptance-test", "PASSED"), {"commit": "0000000000000000000000000000000000000000"})
+	inp := with_({"evidence": [provenance, test_result("unit-test", "PASSED"), other]})
+	denied_rules == {"tests"} with input as inp
+}

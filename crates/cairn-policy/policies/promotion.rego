@@ -1,15 +1,24 @@
 # Promotion path: an environment after the first (production after staging)
-# takes only a digest that is deployed and healthy in the environment before it.
+# takes only a digest that is deployed and healthy in the environment before it,
+# unless it is a rollback to a digest cairn's gate passed into this environment
+# before (a verified VSA says so: environment.ran_before).
 package cairn.gate
+
+returning if {
+	input.intent == "rollback"
+	input.environment.ran_before == true
+}
 
 deny contains {"rule": "promotion-path", "msg": msg} if {
 	input.environment.position > 0
+	not returning
 	not is_object(input.environment.previous)
 	msg := sprintf("%s is not the first environment, but no previous environment is named", [input.environment.name])
 }
 
 deny contains {"rule": "promotion-path", "msg": msg} if {
 	input.environment.position > 0
+	not returning
 	p := input.environment.previous
 	is_object(p)
 	not p.deployed == true
@@ -18,6 +27,7 @@ deny contains {"rule": "promotion-path", "msg": msg} if {
 
 deny contains {"rule": "promotion-path", "msg": msg} if {
 	input.environment.position > 0
+	not returning
 	p := input.environment.previous
 	is_object(p)
 	p.deployed == true

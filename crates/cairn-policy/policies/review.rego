@@ -1,7 +1,14 @@
 # Review: the artifact's commit has the approvals its environment needs
 # (params.required_approvals), each by a reviewer holding an approver role who
 # is not the commit's author (four eyes); a request for changes blocks.
+# Authorship is authenticated identities (input.authors: who queued or ran the
+# run, who pushed, who signed or authored a commit); the commit's author e-mail
+# is only an additional exclusion.
 package cairn.gate
+
+excluded_authors contains a.identity if {
+	some a in input.authors
+}
 
 required_approvals := n if {
 	n := params.required_approvals[input.environment.name]
@@ -19,7 +26,16 @@ approvers contains r.reviewer if {
 	r.commit == input.artifact.commit
 	r.verdict == "approve"
 	r.reviewer != r.author
+	not r.reviewer in excluded_authors
 	has_approver_role(r)
+}
+
+not_counted contains sprintf("%s may not approve: %s", [r.reviewer, a.why]) if {
+	some r in input.reviews
+	r.commit == input.artifact.commit
+	r.verdict == "approve"
+	some a in input.authors
+	a.identity == r.reviewer
 }
 
 not_counted contains sprintf("%s approved their own commit", [r.reviewer]) if {

@@ -1,5 +1,5 @@
 # Tests: for every required test kind (unit-test, acceptance-test) a signed
-# test-result says PASSED about this exact digest.
+# test-result says PASSED about this exact digest, from a run of its commit.
 package cairn.gate
 
 tr_predicate_type := "https://in-toto.io/attestation/test-result/v0.1"
@@ -11,6 +11,10 @@ artifact_test_results contains i if {
 	e.predicate_type == tr_predicate_type
 	e.subject_digest == input.artifact.digest
 	trusted_signer(e)
+	# The run it came from, as signed, is of this workload's commit (an entry
+	# that does not say is taken as about the artifact).
+	object.get(e, "commit", input.artifact.commit) == input.artifact.commit
+	object.get(e, "workload", input.artifact.workload) == input.artifact.workload
 }
 
 passed_kinds contains input.evidence[i].stage_kind if {

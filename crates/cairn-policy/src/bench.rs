@@ -8,8 +8,8 @@ use serde_json::json;
 
 use crate::gate::{Gate, add_data, add_policies, eval_deny, new_engine};
 use crate::input::{
-    Actor, Artifact, BaseImage, Environment, Evidence, Findings, GateInput, Licence,
-    PreviousEnvironment, Review, Severity, Verdict, Vulnerability,
+    Actor, Artifact, BaseImage, Environment, Evidence, Findings, GateInput, Intent, Licence,
+    PreviousEnvironment, Review, Severity, Verdict, Verification, Vulnerability,
 };
 use crate::{Limits, PolicyError};
 
@@ -118,6 +118,9 @@ pub fn realistic_input(builder_id: &str) -> GateInput {
         signer: key.to_owned(),
         subject_digest: digest.to_owned(),
         stage_kind: Some(kind.to_owned()),
+        run: Some("42".to_owned()),
+        workload: Some("hello".to_owned()),
+        commit: Some(commit.to_owned()),
         predicate: json!({
             "result": "PASSED",
             "configuration": [{"name": "cairn.toml", "uri": repo, "digest": {"gitCommit": commit}}],
@@ -140,6 +143,7 @@ pub fn realistic_input(builder_id: &str) -> GateInput {
                 "catalog.cairn.local/base/debian-bookworm@sha256:0b1c2d3e4f5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0".to_owned(),
                 "registry.cairn.local/apps/hello@sha256:4f1c6c1b1f0a0c2e8a4b2e6d3c9a7f5e1d2c3b4a5968778695a4b3c2d1e0f9a8".to_owned(),
             ],
+            change: Vec::new(),
         },
         evidence: vec![
             Evidence {
@@ -147,6 +151,9 @@ pub fn realistic_input(builder_id: &str) -> GateInput {
                 signer: key.to_owned(),
                 subject_digest: digest.to_owned(),
                 stage_kind: Some("build".to_owned()),
+                run: Some("42".to_owned()),
+                workload: Some("hello".to_owned()),
+                commit: Some(commit.to_owned()),
                 predicate: json!({
                     "buildDefinition": {
                         "buildType": "https://example.invalid/cairn/build-types/chain-stage/v1",
@@ -183,6 +190,8 @@ pub fn realistic_input(builder_id: &str) -> GateInput {
                 deployed: true,
                 healthy: true,
             }),
+            ran_before: false,
+            require_signed_commits: false,
         },
         findings: Findings {
             scanned: true,
@@ -229,5 +238,8 @@ pub fn realistic_input(builder_id: &str) -> GateInput {
             roles: vec!["release-manager".to_owned()],
         },
         override_: None,
+        verification: Verification::default(),
+        authors: Vec::new(),
+        intent: Intent::Promote,
     }
 }

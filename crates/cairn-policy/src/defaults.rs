@@ -4,14 +4,16 @@
 //! | file | rule | what it asks |
 //! |---|---|---|
 //! | `input.rego` | `input` | the fields the rules read are present and well-formed |
-//! | `review.rego` | `review` | the commit has the approvals its environment needs, by an approver who is not its author (four eyes); a request for changes blocks |
+//! | `evidence.rego` | `evidence` | every bundle filed under the artifact verified; one that did not is named |
+//! | `signed_commits.rego` | `signed-commits` | where org.toml requires it (`[review] require_signed_commits`), every commit of the change has a verified SSH signature by a key registered to an identity |
+//! | `review.rego` | `review` | the commit has the approvals its environment needs, by an approver who is none of its authors (four eyes: not who ran or pushed it, nor who signed or authored a commit; the git author e-mail only adds to that); a request for changes blocks |
 //! | `test_results.rego` | `tests` | unit and acceptance tests PASSED on this exact digest (signed test-result) |
 //! | `provenance.rego` | `provenance` | SLSA provenance about this digest from cairn's builder, built from the artifact's commit |
 //! | `base_image.rego` | `base-image` | the base image is pinned by digest and in cairn's catalog |
 //! | `registries.rego` | `no-docker-hub` | no image reference resolves to Docker Hub |
 //! | `vulnerabilities.rego` | `vulnerabilities` | a signed vulnerability scan of this digest exists, and no open finding is at or above the environment's threshold (production: high, staging: critical) |
 //! | `licences.rego` | `licences` | every component's licence expression is satisfied by the allowed licences |
-//! | `promotion.rego` | `promotion-path` | after the first environment, the digest is deployed and healthy in the previous one |
+//! | `promotion.rego` | `promotion-path` | after the first environment, the digest is deployed and healthy in the previous one, unless it is a rollback to a digest the gate passed into this environment before |
 //! | `params.rego` | — | defaults of the parameters, overridden by `data.cairn.params` |
 
 use std::collections::BTreeMap;
@@ -54,6 +56,16 @@ pub const DEFAULT_POLICIES: &[DefaultPolicy] = &[
         "input.rego",
         "input",
         "the fields the rules read are present and well-formed"
+    ),
+    policy!(
+        "evidence.rego",
+        "evidence",
+        "every bundle filed under the artifact verified; one that did not is named"
+    ),
+    policy!(
+        "signed_commits.rego",
+        "signed-commits",
+        "where org.toml requires it, every commit of the change has a verified signature of a registered key"
     ),
     policy!(
         "review.rego",

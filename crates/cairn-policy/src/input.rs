@@ -11,17 +11,26 @@
 //!     "workload": "hello",
 //!     "commit": "<40 hex>",
 //!     "base_image": { "name": "catalog.cairn.local/debian", "digest": "sha256:…", "in_catalog": true },
-//!     "image_references": ["catalog.cairn.local/debian@sha256:…"]
+//!     "image_references": ["catalog.cairn.local/debian@sha256:…"],
+//!     "change": [ { "commit": "<40 hex>", "signed_by": "alice@example.org" } ]
 //!   },
 //!   "evidence": [
 //!     { "predicate_type": "https://slsa.dev/provenance/v1", "signer": "<key id>",
-//!       "subject_digest": "sha256:…", "stage_kind": "build", "predicate": { … } }
+//!       "subject_digest": "sha256:…", "stage_kind": "build", "run": "42",
+//!       "workload": "hello", "commit": "<40 hex>", "predicate": { … } }
 //!   ],
+//!   "verification": { "failures": [
+//!     { "evidence": 17, "what": "https://in-toto.io/attestation/test-result/v0.1",
+//!       "reason": "its signature or log entry does not verify against cairn's keys (…)" }
+//!   ] },
+//!   "authors": [ { "identity": "alice@example.org", "why": "alice@example.org ran run 42, …" } ],
+//!   "intent": "promote",
 //!   "reviews": [
 //!     { "commit": "<40 hex>", "reviewer": "bob", "reviewer_roles": ["maintainer"],
 //!       "author": "alice", "verdict": "approve" }
 //!   ],
-//!   "environment": { "name": "production", "position": 1,
+//!   "environment": { "name": "production", "position": 1, "ran_before": false,
+//!                    "require_signed_commits": false,
 //!                    "previous": { "name": "staging", "deployed": true, "healthy": true } },
 //!   "findings": {
 //!     "scanned": true,
@@ -39,8 +48,30 @@
 //! - `evidence` holds only statements whose signatures the caller verified (a
 //!   statement that did not verify never reaches the input); `subject_digest` is
 //!   the subject the statement is about (one entry per subject), `predicate` the
-//!   predicate JSON as signed. `stage_kind` is the chain stage kind that produced
-//!   it (`unit-test`, `acceptance-test`, `build`, …), from the engine's record.
+//!   predicate JSON as signed. `stage_kind` (`unit-test`, `acceptance-test`,
+//!   `build`, …), `run`, `workload` and `commit` are what the *signed statement*
+//!   says produced it (provenance: `internalParameters` / `externalParameters`;
+//!   test results: the `cairn chain stage` configuration entry's annotations),
+//!   never a store row; `null` when the statement does not say.
+//! - `verification.failures` names every bundle filed under the artifact (or
+//!   its commit's reviews) that did not verify: a bad signature or log entry,
+//!   a statement about another subject, a row that disagrees with what the
+//!   bundle signs, an image record its signed provenance contradicts
+//!   (`evidence` is then `null`). The default policy denies on any (`evidence`).
+//! - `authors` are the authenticated identities that may not approve this
+//!   artifact: who queued or ran the runs that produced it (signed in their
+//!   evidence), the forge login that pushed (linked to an identity), and the
+//!   identities that signed or authored its commits. `why` says which.
+//! - `artifact.change` lists the change's commits (reachable from the
+//!   artifact's commit, not from what runs in the last environment) as cairn's
+//!   signed provenance names them, with the identity whose registered SSH key
+//!   made each one's verified signature; with
+//!   `environment.require_signed_commits` the default policy denies an
+//!   unsigned one, or a change it does not know (`signed-commits`).
+//! - `intent` is `promote` or `rollback`; `environment.ran_before` is `true`
+//!   when a verified VSA says cairn's gate passed (not overrode) this digest of
+//!   this workload into this environment before: a rollback to it needs no
+//!   previous environment.
 //! - `reviews` holds each reviewer's latest verdict on a commit of this workload.
 //! - `environment.position` is the 0-based place in the promotion path;
 //!   `previous` is `null` for the first environment. `deployed`/`healthy` say
@@ -69,6 +100,51 @@ pub struct GateInput {
     /// (see [`crate::authorize_override`]).
     #[serde(rename = "override")]
     pub override_: Option<Override>,
+    /// Evidence that did not verify, named (absent: none).
+    #[serde(default)]
+    pub verification: Verification,
+    /// Identities that may not approve (absent: none).
+    #[serde(default)]
+    pub authors: Vec<Author>,
+    /// What the actor asks for (absent: `promote`).
+    #[serde(default)]
+    pub intent: Intent,
+}
+
+/// The bundles that did not verify.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    pub failures: Vec<VerificationFailure>,
+}
+
+/// One bundle that did not verify, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationFailure {
+    /// The bundle's evidence id; `None` for a store record its signed evidence contradicts.
+    pub evidence: Option<i64>,
+    /// What the store says it is (a predicate type, or `image record`).
+    pub what: String,
+    pub reason: String,
+}
+
+/// An authenticated identity that may not approve the artifact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Author {
+    pub identity: String,
+    /// Why: ran the run, pushed, signed or authored a commit.
+    pub why: String,
+}
+
+/// What the actor asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Intent {
+    #[default]
+    Promote,
+    Rollback,
 }
 
 /// The artifact being gated.
@@ -84,6 +160,18 @@ pub struct Artifact {
     /// Every image reference the build used or the artifact names (for the
     /// registry rules).
     pub image_references: Vec<String>,
+    /// The commits of the change, as cairn's signed provenance names them.
+    #[serde(default)]
+    pub change: Vec<ChangeCommit>,
+}
+
+/// One commit of the change and the identity whose registered SSH key made
+/// its verified signature (`None`: unsigned or not verified).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeCommit {
+    pub commit: String,
+    pub signed_by: Option<String>,
 }
 
 /// The base image the artifact is built on.
@@ -105,8 +193,15 @@ pub struct Evidence {
     pub signer: String,
     /// `sha256:<hex>` of the subject this entry is about.
     pub subject_digest: String,
-    /// The chain stage kind that produced the statement, if it came from a stage.
+    /// The chain stage kind the statement signs, if it came from a stage.
     pub stage_kind: Option<String>,
+    /// The run, workload and commit the statement signs, if it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     pub predicate: serde_json::Value,
 }
 
@@ -139,6 +234,14 @@ pub struct Environment {
     pub position: u32,
     /// The environment before this one in the path, `None` for the first.
     pub previous: Option<PreviousEnvironment>,
+    /// A verified VSA says cairn's gate passed this digest into this
+    /// environment before (a rollback target).
+    #[serde(default)]
+    pub ran_before: bool,
+    /// The organisation requires every commit of the change to be signed
+    /// (`[review] require_signed_commits` in org.toml).
+    #[serde(default)]
+    pub require_signed_commits: bool,
 }
 
 /// What the previous environment says about this digest.

@@ -700,6 +700,8 @@ fn real_signed_and_verified_evidence_passes_the_gate() {
         base_images: vec![],
         failed_tests: vec![],
         artifacts: vec![Subject::sha256("hello", artifact)],
+        triggered_by: None,
+        change: Vec::new(),
     };
     let bundles = vec![
         (
@@ -738,6 +740,9 @@ fn real_signed_and_verified_evidence_passes_the_gate() {
                 signer: key.verifying_key().key_id().to_string(),
                 subject_digest: format!("sha256:{}", subject["digest"]["sha256"].as_str().unwrap()),
                 stage_kind: Some(kind.into()),
+                run: None,
+                workload: None,
+                commit: None,
                 predicate: statement["predicate"].clone(),
             });
         }

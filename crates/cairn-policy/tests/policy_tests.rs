@@ -31,6 +31,10 @@ fn the_default_set_passes_its_own_rego_tests() {
         "finding",
         "licence",
         "staging",
+        "failed_verification",
+        "who_ran_it",
+        "rollback",
+        "signed_commits",
     ] {
         assert!(
             report.cases.iter().any(|c| c.name.contains(rule)),

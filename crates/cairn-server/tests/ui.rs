@@ -663,6 +663,21 @@ async fn environments_audit_and_artifacts_show_their_records() {
             })
             .unwrap();
     }
+    // A break-glass deployment in staging: marked as overridden.
+    f.store
+        .add_deployment(&cairn_model::DeploymentRecord {
+            workload: "app".to_owned(),
+            environment: "staging".to_owned(),
+            digest: format!("sha256:{}", "c3".repeat(32)),
+            previous_digest: None,
+            kind: "override".to_owned(),
+            actor: "rita".to_owned(),
+            target: "local".to_owned(),
+            detail: "http://127.0.0.1:8081".to_owned(),
+            log_index: 5,
+            deployed_at_ms: t,
+        })
+        .unwrap();
     f.store
         .add_change(&cairn_model::ChangeRecord {
             kind: "denied".to_owned(),
@@ -702,6 +717,14 @@ async fn environments_audit_and_artifacts_show_their_records() {
         "only the newest is current: {current}"
     );
     assert!(current.contains("alice &lt;admin&gt;"), "{current}");
+    let staging = &current[current.find("data-environment=\"staging\"").unwrap()..];
+    assert!(
+        staging.contains("data-overridden=\"true\""),
+        "the override is marked: {current}"
+    );
+    let production = &current[current.find("data-environment=\"production\"").unwrap()..];
+    let production = &production[..production.find("</tr>").unwrap()];
+    assert!(!production.contains("data-overridden"), "{production}");
 
     let (response, html) = send(&f.app, get("/audit", Some(&session))).await;
     assert_eq!(response.status(), StatusCode::OK);

@@ -641,3 +641,74 @@ async fn the_gitlab_secret_signs_nothing_for_github_or_gitea() {
     server.send(request).await.problem(401);
     nothing_written(&server);
 }
+
+#[tokio::test]
+async fn a_push_by_a_linked_login_records_the_identity_that_pushed() {
+    let server = Server::new();
+    let commit = head(&server);
+    let now = fixture::now_ms();
+    for forge in FORGES {
+        let login = format!("{forge}-pusher");
+        server
+            .store()
+            .link_forge_account(forge, &login, "maintainer", now)
+            .unwrap();
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&push_body(forge, "acme/hello", "refs/heads/main", &commit))
+                .unwrap();
+        if forge == "gitlab" {
+            body["user_username"] = json!(login);
+        } else {
+            body["sender"] = json!({ "login": login });
+        }
+        let id = format!("{forge}-push-by");
+        let answer = server
+            .send(delivery(
+                forge,
+                push_event(forge),
+                Some(&id),
+                &serde_json::to_vec(&body).unwrap(),
+                Auth::Good,
+            ))
+            .await;
+        assert_eq!(answer.status, 202, "{}", show(&answer));
+        let run_id = cairn_model::RunId(answer.json()["run"].as_i64().unwrap());
+        let run = server.store().run(run_id).unwrap().unwrap();
+        println!("{forge} push by {login}: trigger {}", run.trigger.as_text());
+        assert_eq!(
+            run.trigger,
+            Trigger::Push {
+                pusher: "maintainer".to_owned(),
+                forge: forge.to_owned(),
+                delivery: id,
+            },
+            "the run's evidence will name the identity that pushed"
+        );
+    }
+    // A login linked to nobody: a plain webhook trigger.
+    let mut body: serde_json::Value = serde_json::from_slice(&push_body(
+        "github",
+        "acme/hello",
+        "refs/heads/main",
+        &commit,
+    ))
+    .unwrap();
+    body["sender"] = json!({ "login": "stranger" });
+    let answer = server
+        .send(delivery(
+            "github",
+            "push",
+            Some("github-stranger"),
+            &serde_json::to_vec(&body).unwrap(),
+            Auth::Good,
+        ))
+        .await;
+    assert_eq!(answer.status, 202, "{}", show(&answer));
+    let run_id = cairn_model::RunId(answer.json()["run"].as_i64().unwrap());
+    let run = server.store().run(run_id).unwrap().unwrap();
+    assert!(
+        matches!(run.trigger, Trigger::Webhook { .. }),
+        "{:?}",
+        run.trigger
+    );
+}

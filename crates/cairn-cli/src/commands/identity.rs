@@ -66,6 +66,15 @@ pub enum IdentityCommand {
         #[arg(long)]
         login: String,
     },
+    /// Register an SSH commit-signing key for an identity: commits whose
+    /// signature verifies with it are bound to the identity (it may not approve
+    /// them), and org.toml's `[review] require_signed_commits` accepts them.
+    AddKey {
+        /// The identity's name.
+        name: String,
+        /// The public key file (`ssh-keygen`'s `.pub`), at most 16 KiB.
+        public_key: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -215,8 +224,37 @@ pub fn identity(cli: &Cli, cmd: &IdentityCommand) -> Result<ExitCode, Failure> {
                 );
             }
         }
+        IdentityCommand::AddKey { name, public_key } => {
+            let actor = access::actor_from_env(store)?;
+            let text = read_public_key(public_key)?;
+            let fingerprint = access::add_signing_key(store, &data, &actor, name, text.trim())?;
+            if cli.json {
+                print_json(&json!({"identity": name, "fingerprint": fingerprint}));
+            } else {
+                println!("commits signed by {fingerprint} are now bound to {name}");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A public key file: a regular file (no symlink followed), at most 16 KiB.
+fn read_public_key(path: &std::path::Path) -> Result<String, Failure> {
+    use std::io::Read;
+    let bad = |why: String| Failure::user(anyhow::anyhow!("{}: {why}", path.display()));
+    let meta = std::fs::symlink_metadata(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    if !meta.is_file() {
+        return Err(bad("it is not a regular file".to_owned()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open it: {e}")))?;
+    let mut text = String::new();
+    file.take(16 * 1024 + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| bad(format!("it is not a text file: {e}")))?;
+    if text.len() > 16 * 1024 {
+        return Err(bad("it is larger than 16 KiB".to_owned()));
+    }
+    Ok(text)
 }
 
 pub fn role(cli: &Cli, cmd: &RoleCommand) -> Result<ExitCode, Failure> {

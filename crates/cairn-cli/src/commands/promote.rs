@@ -177,6 +177,18 @@ pub fn status(cli: &Cli) -> Result<ExitCode, Failure> {
             if row.running { "" } else { ", NOT RUNNING" },
             d.log_index
         );
+        if let Some(reason) = &row.overridden {
+            println!(
+                "{:<16} {:<12} OVERRIDDEN: went past the gate by {}'s break-glass override ({}); its VSA says FAILED until a clean promotion replaces it",
+                "",
+                "",
+                d.actor,
+                reason
+                    .chars()
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect::<String>()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

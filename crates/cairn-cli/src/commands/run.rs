@@ -19,13 +19,15 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode, Failure> {
         eprintln!("note: cairn.toml has uncommitted changes; the run uses the committed file");
     }
     let store = open_store(&data)?;
-    // Once the organisation has identities: CAIRN_TOKEN's, allowed to run this workload.
-    cairn_engine::access::cli_actor(
+    // Once the organisation has identities: CAIRN_TOKEN's, allowed to run this
+    // workload; the run is signed as run by it (four eyes: it cannot approve what it ran).
+    let actor = cairn_engine::access::cli_actor(
         &*store,
         cairn_policy::Action::Run,
         Some(&cairn_policy::Scope::workload(&loaded.workload.name)),
-    )?;
-    let engine = Engine::new(store.clone(), data, cli.platform_dir.clone());
+    )?
+    .map(|actor| actor.name);
+    let engine = Engine::new(store.clone(), data, cli.platform_dir.clone()).with_actor(actor);
     let mut progress = Progress::new(args.verbose, cli.json);
     let result = engine.run_loaded(
         &loaded,

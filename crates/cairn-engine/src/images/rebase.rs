@@ -61,6 +61,9 @@ pub fn rebase(
             reference: reference.to_owned(),
             why: "cairn did not build it, so it does not know its base".into(),
         })?;
+    // The commit and workload the new provenance signs come from the image's
+    // own verified provenance, never from its store row alone.
+    check_signed_origin(data, store, &digest, &built, reference)?;
     let old_base_image = images.image(&built.base_digest)?;
     let old_base = store
         .base_history(&built.base_name)?
@@ -145,6 +148,8 @@ pub fn rebase(
         ],
         failed_tests: Vec::new(),
         artifacts: vec![subject.clone()],
+        triggered_by: None,
+        change: Vec::new(),
     };
     let statement = Statement::provenance(&observed, BUILDER_ID)?;
     let (provenance, _) = sign_and_keep(
@@ -273,4 +278,52 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The image row's workload and commit are exactly what cairn's verified
+/// provenance about `digest` signs, and every bundle filed under it verifies;
+/// otherwise the rebase is refused, naming why.
+fn check_signed_origin(
+    data: &DataDir,
+    store: &dyn Store,
+    digest: &str,
+    built: &ImageRecord,
+    reference: &str,
+) -> Result<(), EngineError> {
+    let (trust, _) = crate::verified::Trust::load(data)?;
+    let (checked, failures) =
+        crate::verified::about_artifact(store, &trust, digest, &built.workload)?;
+    let refuse = |why: String| EngineError::BadDeployTarget {
+        why: format!("cannot rebase {reference}: {why}"),
+    };
+    if let Some(f) = failures.first() {
+        return Err(refuse(format!(
+            "bundle {} failed verification: {}",
+            f.evidence.unwrap_or_default(),
+            f.reason
+        )));
+    }
+    let signed: std::collections::BTreeSet<String> = checked
+        .iter()
+        .filter(|c| c.facts.builder.as_deref() == Some(BUILDER_ID))
+        .map(|c| {
+            format!(
+                "{} commit {}",
+                c.facts.workload.as_deref().unwrap_or("?"),
+                c.facts.commit.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    let expected = format!("{} commit {}", built.workload, built.commit);
+    if signed.len() != 1 || !signed.contains(&expected) {
+        return Err(refuse(format!(
+            "its signed provenance does not say it was built from {expected} (it says: {})",
+            if signed.is_empty() {
+                "nothing".to_owned()
+            } else {
+                signed.into_iter().collect::<Vec<_>>().join("; ")
+            }
+        )));
+    }
+    Ok(())
 }

@@ -25,5 +25,7 @@ pub fn observed_build() -> Observed {
         )],
         failed_tests: vec![],
         artifacts: vec![Subject::sha256("hello", Sha256Digest::of(b"\x7fELF hello"))],
+        triggered_by: None,
+        change: Vec::new(),
     }
 }

@@ -31,6 +31,10 @@ pub struct OrgConfig {
     pub environments: std::collections::BTreeMap<String, DeployTarget>,
     /// Where change records go besides the store and `<data>/changes.jsonl`.
     pub change_sink: ChangeSink,
+    /// Environments that take only changes whose every commit carries an SSH
+    /// signature that verifies against a key registered to a cairn identity
+    /// (`[review] require_signed_commits = ["production"]`).
+    pub require_signed_commits: Vec<String>,
 }
 
 /// A change-management system's endpoint for change records (`[changes]`).
@@ -83,6 +87,7 @@ impl Default for OrgConfig {
             promotion_path: vec!["staging".to_owned(), "production".to_owned()],
             environments: std::collections::BTreeMap::new(),
             change_sink: ChangeSink::default(),
+            require_signed_commits: Vec::new(),
         }
     }
 }
@@ -96,6 +101,14 @@ struct RawOrg {
     #[serde(default)]
     environments: std::collections::BTreeMap<String, Spanned<RawEnvironment>>,
     changes: Option<RawChanges>,
+    review: Option<RawReview>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReview {
+    #[serde(default)]
+    require_signed_commits: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -302,6 +315,25 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
             change_sink.secret_file = Some(f.into_inner());
         }
     }
+    let mut require_signed_commits = Vec::new();
+    for e in raw
+        .review
+        .map(|r| r.require_signed_commits)
+        .unwrap_or_default()
+    {
+        if !promotion_path.contains(e.get_ref()) {
+            return Err(err(
+                e.span(),
+                format!(
+                    "environment `{}` is not on the promotion path ({})",
+                    e.get_ref(),
+                    promotion_path.join(" → ")
+                ),
+                "name environments of [promotion] path",
+            ));
+        }
+        require_signed_commits.push(e.into_inner());
+    }
     Ok(OrgConfig {
         registries,
         base_max_severity,
@@ -309,6 +341,7 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
         promotion_path,
         environments,
         change_sink,
+        require_signed_commits,
     })
 }
 

@@ -636,7 +636,15 @@ fn environments_body(deployments: &[DeploymentRecord]) -> Markup {
                 tbody { @for ((w, env), d) in &current {
                     tr data-workload=(w) data-environment=(env) {
                         td { (w) } td { (env) } td { (artifact_link(&d.digest)) }
-                        td { (time(d.deployed_at_ms)) } td { (d.actor) } td { (d.kind) } td { code { (d.target) } }
+                        td { (time(d.deployed_at_ms)) } td { (d.actor) }
+                        td {
+                            (d.kind)
+                            // Break-glass: visible until a clean promotion replaces it.
+                            @if d.kind == "override" {
+                                " " span.badge data-status="failed" data-overridden="true" { "OVERRIDDEN: its VSA says FAILED" }
+                            }
+                        }
+                        td { code { (d.target) } }
                     }
                 } }
             }

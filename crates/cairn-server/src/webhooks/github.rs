@@ -17,6 +17,8 @@ struct PushPayload {
     git_ref: String,
     after: String,
     repository: Repository,
+    #[serde(default)]
+    sender: Option<User>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +59,7 @@ pub(super) fn parse_push(body: &[u8]) -> Result<Event, String> {
         repository: p.repository.full_name,
         git_ref: p.git_ref,
         after: p.after,
+        pusher: p.sender.map(|u| u.login),
     }))
 }
 

@@ -17,6 +17,8 @@ struct PushPayload {
     git_ref: String,
     after: String,
     project: Project,
+    #[serde(default)]
+    user_username: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,6 +55,7 @@ pub(super) fn parse(event: &str, body: &[u8]) -> Result<Event, String> {
                 repository: p.project.path_with_namespace,
                 git_ref: p.git_ref,
                 after: p.after,
+                pusher: p.user_username,
             }))
         }
         "Merge Request Hook" => {

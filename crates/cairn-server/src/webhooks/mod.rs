@@ -155,6 +155,9 @@ pub(crate) struct Push {
     pub git_ref: String,
     /// The commit the ref points to now (all zeros: the ref was deleted).
     pub after: String,
+    /// The forge login that pushed (GitHub/Gitea `sender.login`, GitLab
+    /// `user_username`), if the payload names one.
+    pub pusher: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -481,9 +484,27 @@ fn on_push(s: &Shared, received: &Received, push: &Push) -> Result<Accepted, Ref
     if push.after.bytes().all(|b| b == b'0') {
         return received.ignore(s, &format!("branch `{branch}` was deleted"));
     }
-    let trigger = Trigger::Webhook {
-        forge: received.forge.name().to_owned(),
-        delivery: received.delivery.clone(),
+    // The login that pushed, linked to an active identity: that identity is
+    // signed into the run's evidence and may not approve what it pushed.
+    let pusher = push
+        .pusher
+        .as_deref()
+        .filter(|l| !l.is_empty() && l.len() <= MAX_LOGIN && !l.chars().any(char::is_control))
+        .map(|login| s.store.forge_account(received.forge.name(), login))
+        .transpose()
+        .map_err(ApiError::from)?
+        .flatten()
+        .filter(|name| cairn_engine::access::active_identity(&*s.store, name).is_ok());
+    let trigger = match pusher {
+        Some(pusher) => Trigger::Push {
+            pusher,
+            forge: received.forge.name().to_owned(),
+            delivery: received.delivery.clone(),
+        },
+        None => Trigger::Webhook {
+            forge: received.forge.name().to_owned(),
+            delivery: received.delivery.clone(),
+        },
     };
     // The workload's repository is a clone of the forge's: a commit pushed there
     // is fetched first (bounded, so the forge gets its answer in time).
