@@ -79,6 +79,7 @@ pub fn deployment_json(d: &cairn_model::DeploymentRecord) -> Value {
         "workload": d.workload, "environment": d.environment, "digest": d.digest,
         "since": rfc3339_utc(d.deployed_at_ms), "by": d.actor,
         "kind": d.kind, "target": d.target, "detail": d.detail, "log_index": d.log_index,
+        "status": d.status.as_str(), "reason": d.reason,
     })
 }
 
@@ -86,6 +87,10 @@ pub fn deployment_json(d: &cairn_model::DeploymentRecord) -> Value {
 pub fn status_json(row: &crate::promotion::EnvironmentStatus) -> Value {
     let mut v = deployment_json(&row.deployment);
     v["running"] = json!(row.running);
+    v["last_attempt"] = row
+        .last_attempt
+        .as_ref()
+        .map_or(Value::Null, deployment_json);
     v
 }
 

@@ -59,7 +59,10 @@ mod supervise;
 mod workspace;
 
 pub use args::BWRAP;
-pub use detached::{DetachedSandbox, start_detached, stop_detached};
+pub use detached::{
+    DetachedSandbox, FoundDetached, PortHolders, find_detached, port_listeners, start_detached,
+    stop_detached,
+};
 pub use error::SandboxError;
 pub use image::{ImageNetwork, ImageSandboxSpec, image_user_ids, run_image};
 pub use netns::{NetworkNamespace, in_network_namespace};

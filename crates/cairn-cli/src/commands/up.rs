@@ -44,6 +44,8 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
     std::fs::create_dir_all(data.root())
         .with_context(|| format!("cannot create {}", data.root().display()))?;
     let store = open_store(&data)?;
+    // What runs against what was recorded, before the server answers anything.
+    super::promote::reconcile_and_report(cli, &data, &*store)?;
     let (secret, secret_path, _) = webhook_secret(data.root()).with_context(|| {
         format!(
             "cannot read or create the webhook secret in {}",

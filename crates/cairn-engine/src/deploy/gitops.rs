@@ -227,6 +227,33 @@ pub fn current(repo: &Path, dir: &str) -> Result<Option<String>, EngineError> {
     Ok(Some(digest))
 }
 
+/// The newest commit at `HEAD` that changed `dir`, and the audit log index its
+/// `Cairn-Log-Index` trailer names (`None` when it has none: not cairn's).
+/// Reconciliation compares it with the recorded deployment.
+pub fn head_change(repo: &Path, dir: &str) -> Result<Option<(String, Option<u64>)>, EngineError> {
+    let components = check_dir(dir)?;
+    let dir = components.join("/");
+    let repo = Repo::open(repo)?;
+    if repo.head()?.is_none() {
+        return Ok(None);
+    }
+    let out = repo.must(
+        "log",
+        &["log", "-1", "--format=%H%x00%B", "HEAD", "--", &dir],
+        None,
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some((commit, message)) = text.split_once('\0') else {
+        return Ok(None);
+    };
+    let index = message
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("Cairn-Log-Index: "))
+        .and_then(|i| i.trim().parse().ok());
+    Ok(Some((commit.trim().to_owned(), index)))
+}
+
 /// The Deployment and Service of `workload` in `environment`, running `image`
 /// (digest-pinned) like the sandbox runs it: uid 65534, read-only root, a
 /// writable `/tmp`, no privilege escalation, no capabilities, `PORT` and

@@ -309,6 +309,17 @@ CREATE TABLE forge_accounts (
     PRIMARY KEY (forge, login)
 ) STRICT, WITHOUT ROWID;
 "#,
+    // Version 9: deployments as intent and outcome. A deployment is recorded
+    // `deploying` (with a random token the deploy target identifies it by) before
+    // anything starts, then `deployed`, `failed`, `superseded` or `not-running`
+    // with a reason. Older rows were all deployed.
+    r#"
+ALTER TABLE deployments ADD COLUMN status TEXT NOT NULL DEFAULT 'deployed'
+    CHECK (status IN ('deploying', 'deployed', 'failed', 'superseded', 'not-running'));
+ALTER TABLE deployments ADD COLUMN token TEXT;
+ALTER TABLE deployments ADD COLUMN reason TEXT;
+CREATE UNIQUE INDEX deployments_by_token ON deployments (token);
+"#,
 ];
 
 /// The schema version this code writes.
