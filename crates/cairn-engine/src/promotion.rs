@@ -428,8 +428,16 @@ impl Promoter<'_> {
         let token = deploy_local::new_token()?;
         let (target_name, planned_detail, port) = match &target {
             DeployTarget::Local => {
+                // The environment keeps its port: the running deployment's, else
+                // the recorded one's.
                 let port = deploy_local::current(self.data, &req.workload, &req.environment)?
                     .map(|d| d.port)
+                    .or_else(|| {
+                        current
+                            .as_ref()
+                            .filter(|c| c.target == "local")
+                            .and_then(|c| deploy_local::port_of(&c.detail))
+                    })
                     .map_or_else(free_port, Ok)?;
                 ("local", deploy_local::url_of(port), port)
             }
@@ -512,8 +520,12 @@ impl Promoter<'_> {
             Ok(d) => d,
             Err((e, previous_restored)) => {
                 let why = format!("the deploy failed: {e}");
-                self.store
-                    .set_deployment_status(&token, DeploymentStatus::Failed, Some(&why), None)?;
+                self.store.set_deployment_status(
+                    &token,
+                    DeploymentStatus::Failed,
+                    Some(&why),
+                    None,
+                )?;
                 if previous_restored == Some(false)
                     && let Some(t) = &previous_token
                 {
@@ -536,7 +548,8 @@ impl Promoter<'_> {
                     to_digest: digest.clone(),
                     log_index: receipt.index,
                     at_ms: now_ms(),
-                    json: json!({ "decision": decision_json, "outcome": why, "token": token }).to_string(),
+                    json: json!({ "decision": decision_json, "outcome": why, "token": token })
+                        .to_string(),
                 };
                 self.keep_change(&change)?;
                 return Err(e);
@@ -553,7 +566,10 @@ impl Promoter<'_> {
             self.store.set_deployment_status(
                 t,
                 DeploymentStatus::Superseded,
-                Some(&format!("replaced by the deployment of log entry {}", receipt.index)),
+                Some(&format!(
+                    "replaced by the deployment of log entry {}",
+                    receipt.index
+                )),
                 None,
             )?;
         }
@@ -852,7 +868,10 @@ impl Promoter<'_> {
     /// (`<data>/changes.jsonl`, for change-management systems to pick up) and
     /// delivers it to the organisation's change webhook, if one is set. Returns
     /// the record's id and, with a webhook, how its delivery went.
-    pub(crate) fn keep_change(&self, change: &ChangeRecord) -> Result<(i64, Option<String>), EngineError> {
+    pub(crate) fn keep_change(
+        &self,
+        change: &ChangeRecord,
+    ) -> Result<(i64, Option<String>), EngineError> {
         use std::io::Write;
         let id = self.store.add_change(change)?;
         let line = json!({
@@ -1029,14 +1048,16 @@ pub fn status(data: &DataDir, store: &dyn Store) -> Result<Vec<EnvironmentStatus
         let deployment = current.unwrap_or(newest).clone();
         let running = deployment.status == DeploymentStatus::Deployed
             && match deployment.target.as_str() {
-                "local" => deploy_local::current(data, &deployment.workload, &deployment.environment)?
-                    .is_some_and(|l| {
-                        let same = match &deployment.token {
-                            Some(t) => l.token().as_deref() == Some(t.as_str()),
-                            None => l.digest == deployment.digest,
-                        };
-                        same && l.serves()
-                    }),
+                "local" => {
+                    deploy_local::current(data, &deployment.workload, &deployment.environment)?
+                        .is_some_and(|l| {
+                            let same = match &deployment.token {
+                                Some(t) => l.token().as_deref() == Some(t.as_str()),
+                                None => l.digest == deployment.digest,
+                            };
+                            same && l.serves()
+                        })
+                }
                 _ => true,
             };
         let last_attempt = (newest.token != deployment.token || current.is_none())

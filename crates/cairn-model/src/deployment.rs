@@ -79,7 +79,9 @@ impl DeploymentStatus {
     pub fn was_deployed(self) -> bool {
         matches!(
             self,
-            DeploymentStatus::Deployed | DeploymentStatus::Superseded | DeploymentStatus::NotRunning
+            DeploymentStatus::Deployed
+                | DeploymentStatus::Superseded
+                | DeploymentStatus::NotRunning
         )
     }
 }

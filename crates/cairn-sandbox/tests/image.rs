@@ -186,7 +186,6 @@ fn accepted_within(listener: &TcpListener, wait: Duration) -> bool {
     }
 }
 
-
 /// The per-deployment token of the detached sandboxes started here.
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
@@ -701,7 +700,10 @@ fn a_detached_image_outlives_its_starter_and_stops_from_its_record() {
         .collect();
     assert_eq!(found.len(), 1, "{found:?}");
     let adopted = found[0].sandbox(log.clone()).unwrap();
-    assert_eq!((adopted.pid, adopted.start_time), (record.pid, record.start_time));
+    assert_eq!(
+        (adopted.pid, adopted.start_time),
+        (record.pid, record.start_time)
+    );
     let holders = record.port_holders(port);
     assert!(holders.ours && holders.others.is_empty(), "{holders:?}");
     // A port someone else holds is not this sandbox's.

@@ -1852,7 +1852,10 @@ pub fn deployment_intents_get_outcomes(store: &dyn Store) -> Result<(), StoreErr
         ..deployment("staging", '2', Some('1'), 200)
     };
     store.add_deployment(&intent)?;
-    assert_eq!(store.current_deployment("app", "staging")?, Some(first.clone()));
+    assert_eq!(
+        store.current_deployment("app", "staging")?,
+        Some(first.clone())
+    );
     assert!(!store.was_deployed("app", "staging", &intent.digest)?);
     // A token is unique.
     assert!(store.add_deployment(&intent).is_err());

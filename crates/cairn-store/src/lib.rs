@@ -32,7 +32,8 @@ use cairn_model::{
     RunStatus, StageId, StageKind, StageRecord, StageStatus,
 };
 use cairn_model::{
-    ChangeRecord, DeploymentRecord, DeploymentStatus, IdentityRecord, RoleBinding, SessionRecord};
+    ChangeRecord, DeploymentRecord, DeploymentStatus, IdentityRecord, RoleBinding, SessionRecord,
+};
 use cairn_model::{DeliveryRecord, NewDelivery, WorkloadRecord};
 
 /// Which runs [`Store::runs`] returns.

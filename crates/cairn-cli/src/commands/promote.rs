@@ -267,10 +267,7 @@ pub fn status(cli: &Cli) -> Result<ExitCode, Failure> {
         (_, true) => println!(
             "a promotion is in progress: not reconciled now{}",
             last_reconciled(&data)
-                .map(|(at, _)| format!(
-                    "; last reconciled {}",
-                    cairn_model::time::rfc3339_utc(at)
-                ))
+                .map(|(at, _)| format!("; last reconciled {}", cairn_model::time::rfc3339_utc(at)))
                 .unwrap_or_default()
         ),
         (Some(at), false) => println!("reconciled with what runs at {at}"),

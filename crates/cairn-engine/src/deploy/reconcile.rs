@@ -312,15 +312,20 @@ impl Promoter<'_> {
             let same_env = |r: &&DeploymentRecord| {
                 r.workload == row.workload && r.environment == row.environment
             };
-            let later = rows[..i].iter().filter(same_env).find(|r| {
-                r.status == DeploymentStatus::Deploying || r.status.was_deployed()
-            });
-            let previous = rows[i + 1..]
+            let later = rows[..i]
                 .iter()
                 .filter(same_env)
-                .find(|r| matches!(r.status, DeploymentStatus::Deployed | DeploymentStatus::NotRunning));
+                .find(|r| r.status == DeploymentStatus::Deploying || r.status.was_deployed());
+            let previous = rows[i + 1..].iter().filter(same_env).find(|r| {
+                matches!(
+                    r.status,
+                    DeploymentStatus::Deployed | DeploymentStatus::NotRunning
+                )
+            });
             let (status, reason, detail) = match row.target.as_str() {
-                "local" => self.resolve_local_intent(row, token, later, by_token.get(token).copied())?,
+                "local" => {
+                    self.resolve_local_intent(row, token, later, by_token.get(token).copied())?
+                }
                 "gitops" => self.resolve_gitops_intent(row, later)?,
                 other => (
                     DeploymentStatus::Failed,
@@ -356,8 +361,10 @@ impl Promoter<'_> {
         let mut current_tokens = HashSet::new();
         let mut seen = HashSet::new();
         for row in &rows {
-            if !matches!(row.status, DeploymentStatus::Deployed | DeploymentStatus::NotRunning)
-                || !seen.insert((row.workload.clone(), row.environment.clone()))
+            if !matches!(
+                row.status,
+                DeploymentStatus::Deployed | DeploymentStatus::NotRunning
+            ) || !seen.insert((row.workload.clone(), row.environment.clone()))
             {
                 continue;
             }
@@ -574,7 +581,11 @@ impl Promoter<'_> {
                 format!(
                     "interrupted, and the deployment of log entry {} came after it{}",
                     later.log_index,
-                    if running { "; its sandbox was stopped" } else { "" }
+                    if running {
+                        "; its sandbox was stopped"
+                    } else {
+                        ""
+                    }
                 ),
                 None,
             ));
@@ -639,24 +650,34 @@ impl Promoter<'_> {
             .replace("{environment}", &row.environment);
         let head = crate::deploy::gitops::head_change(std::path::Path::new(&repo), &dir)?;
         match head {
-            Some((commit, Some(index))) if index == row.log_index => Ok(if let Some(later) = later {
-                (
-                    DeploymentStatus::Superseded,
-                    format!(
-                        "interrupted after commit {commit}; the deployment of log entry {} came after it",
-                        later.log_index
-                    ),
-                    Some(format!("commit {commit}")),
-                )
-            } else {
-                (
-                    DeploymentStatus::Deployed,
-                    format!(
-                        "adopted after interrupted promotion: commit {commit} of {repo} carries its log entry"
-                    ),
-                    Some(format!("commit {commit}")),
-                )
-            }),
+            Some((commit, Some(index))) if index == row.log_index => {
+                Ok(if let Some(later) = later {
+                    (
+                        DeploymentStatus::Superseded,
+                        format!(
+                            "interrupted after commit {commit}; the deployment of log entry {} came after it",
+                            later.log_index
+                        ),
+                        Some(format!("commit {commit}")),
+                    )
+                } else {
+                    // The commit is HEAD; its work tree may not have followed.
+                    let completed =
+                        match crate::deploy::gitops::complete(std::path::Path::new(&repo), &commit)
+                        {
+                            Ok(true) => "; the work tree was brought to it".to_owned(),
+                            Ok(false) => String::new(),
+                            Err(e) => format!("; its work tree could not be brought to it: {e}"),
+                        };
+                    (
+                        DeploymentStatus::Deployed,
+                        format!(
+                            "adopted after interrupted promotion: commit {commit} of {repo} carries its log entry{completed}"
+                        ),
+                        Some(format!("commit {commit}")),
+                    )
+                })
+            }
             Some((commit, index)) => Ok((
                 DeploymentStatus::Failed,
                 format!(

@@ -22,9 +22,7 @@ use std::time::{Duration, Instant};
 
 use cairn_model::config::is_valid_name;
 use cairn_oci::Image;
-use cairn_sandbox::{
-    DetachedSandbox, ImageNetwork, port_listeners, start_detached, stop_detached,
-};
+use cairn_sandbox::{DetachedSandbox, ImageNetwork, port_listeners, start_detached, stop_detached};
 use serde_json::{Value, json};
 
 use super::Images;
@@ -211,9 +209,10 @@ pub fn deploy(
                         .token()
                         .or_else(|| previous_token.map(str::to_owned))
                         .map_or_else(new_token, Ok);
-                    match again.map_err(|e| e.to_string()).and_then(|t| {
-                        start(images, img, p.port, &p.log, &t)
-                    }) {
+                    match again
+                        .map_err(|e| e.to_string())
+                        .and_then(|t| start(images, img, p.port, &p.log, &t))
+                    {
                         Ok(sandbox) => {
                             let mut back = p.clone();
                             back.sandbox = sandbox;
@@ -234,7 +233,9 @@ pub fn deploy(
                                 ),
                                 Err(e) => (
                                     Some(false),
-                                    format!("; the previous deployment was started again, but its record could not be written: {e}"),
+                                    format!(
+                                        "; the previous deployment was started again, but its record could not be written: {e}"
+                                    ),
                                 ),
                             }
                         }
