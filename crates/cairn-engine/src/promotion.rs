@@ -14,7 +14,7 @@ use cairn_evidence::review::{Review, commit_subject_digest};
 use cairn_evidence::vsa::{InputAttestation, VerificationResult, VsaFacts};
 use cairn_evidence::{Predicate, Sha256Digest, SigningKey, Statement, Subject};
 use cairn_model::config::{DeployTarget, OrgConfig};
-use cairn_model::{ChangeRecord, DeploymentRecord};
+use cairn_model::{ChangeRecord, DeploymentRecord, DeploymentStatus};
 use cairn_policy::{Action, Decision, DefaultParams, Gate, Identity, Limits, Scope};
 use cairn_store::Store;
 use serde::{Deserialize, Serialize};
@@ -271,6 +271,10 @@ impl Promoter<'_> {
         if let Some(reason) = &req.override_reason {
             crate::access::authorize_override(self.store, &req.actor, &scope, reason)?;
         }
+        // One promotion at a time per data directory, and none while another
+        // process reconciles; what runs is reconciled with the records first.
+        let _lock = crate::deploy::reconcile::DeployLock::acquire(self.data, LOCK_WAIT)?;
+        self.reconcile_locked()?;
         let (images, image, digest, record, position) = self.resolve(req)?;
         let current = self
             .store
@@ -379,22 +383,59 @@ impl Promoter<'_> {
         };
         let receipt = AuditLog::open_waiting(self.data, LOCK_WAIT)?.record(&logged)?;
 
+        // The intent: recorded before the target does anything, with the token the
+        // target identifies this deployment by. A kill from here on leaves a record
+        // that reconciliation finds and resolves.
         let target = self.org.target(&req.environment);
-        let deployed = match &target {
+        let token = deploy_local::new_token()?;
+        let (target_name, planned_detail, port) = match &target {
             DeployTarget::Local => {
+                // The environment keeps its port: the running deployment's, else
+                // the recorded one's.
                 let port = deploy_local::current(self.data, &req.workload, &req.environment)?
                     .map(|d| d.port)
+                    .or_else(|| {
+                        current
+                            .as_ref()
+                            .filter(|c| c.target == "local")
+                            .and_then(|c| deploy_local::port_of(&c.detail))
+                    })
                     .map_or_else(free_port, Ok)?;
-                deploy_local::deploy(
-                    self.data,
-                    &images,
-                    &req.workload,
-                    &req.environment,
-                    &image,
-                    port,
-                )
-                .map(|d| ("local", d.url()))
+                ("local", deploy_local::url_of(port), port)
             }
+            DeployTarget::Gitops { repo, .. } => ("gitops", format!("a commit to {repo}"), 0),
+        };
+        let mut deployment = DeploymentRecord {
+            workload: req.workload.clone(),
+            environment: req.environment.clone(),
+            digest: digest.clone(),
+            previous_digest: from_digest.clone(),
+            kind: kind.to_owned(),
+            actor: req.actor.name.clone(),
+            target: target_name.to_owned(),
+            detail: planned_detail,
+            log_index: receipt.index,
+            deployed_at_ms: now_ms(),
+            status: DeploymentStatus::Deploying,
+            token: Some(token.clone()),
+            reason: None,
+        };
+        self.store.add_deployment(&deployment)?;
+
+        let previous_token = current.as_ref().and_then(|c| c.token.clone());
+        let deployed = match &target {
+            DeployTarget::Local => deploy_local::deploy(
+                self.data,
+                &images,
+                &req.workload,
+                &req.environment,
+                &image,
+                port,
+                &token,
+                previous_token.as_deref(),
+            )
+            .map(|d| d.url())
+            .map_err(|f| (f.error, f.previous_restored)),
             DeployTarget::Gitops {
                 repo,
                 dir,
@@ -433,12 +474,33 @@ impl Promoter<'_> {
                         actor: req.actor.name.clone(),
                     },
                 })
-                .map(|c| ("gitops", format!("commit {}", c.commit)))
+                .map(|c| format!("commit {}", c.commit))
+                .map_err(|e| (e, None))
             }
         };
-        let (target_name, detail) = match deployed {
+        let detail = match deployed {
             Ok(d) => d,
-            Err(e) => {
+            Err((e, previous_restored)) => {
+                let why = format!("the deploy failed: {e}");
+                self.store.set_deployment_status(
+                    &token,
+                    DeploymentStatus::Failed,
+                    Some(&why),
+                    None,
+                )?;
+                if previous_restored == Some(false)
+                    && let Some(t) = &previous_token
+                {
+                    self.store.set_deployment_status(
+                        t,
+                        DeploymentStatus::NotRunning,
+                        Some(&format!(
+                            "stopped for the deploy of log entry {}, which failed, and not started again",
+                            receipt.index
+                        )),
+                        None,
+                    )?;
+                }
                 let change = ChangeRecord {
                     kind: "deploy-failed".into(),
                     workload: req.workload.clone(),
@@ -448,25 +510,33 @@ impl Promoter<'_> {
                     to_digest: digest.clone(),
                     log_index: receipt.index,
                     at_ms: now_ms(),
-                    json: json!({ "decision": decision_json, "outcome": format!("the deploy failed, the environment is unchanged: {e}") }).to_string(),
+                    json: json!({ "decision": decision_json, "outcome": why, "token": token })
+                        .to_string(),
                 };
                 self.keep_change(&change)?;
                 return Err(e);
             }
         };
-        let deployment = DeploymentRecord {
-            workload: req.workload.clone(),
-            environment: req.environment.clone(),
-            digest: digest.clone(),
-            previous_digest: from_digest.clone(),
-            kind: kind.to_owned(),
-            actor: req.actor.name.clone(),
-            target: target_name.to_owned(),
-            detail,
-            log_index: receipt.index,
-            deployed_at_ms: now_ms(),
-        };
-        self.store.add_deployment(&deployment)?;
+        // The outcome: deployed, and what ran before is superseded.
+        self.store.set_deployment_status(
+            &token,
+            DeploymentStatus::Deployed,
+            None,
+            Some(&detail),
+        )?;
+        if let Some(t) = &previous_token {
+            self.store.set_deployment_status(
+                t,
+                DeploymentStatus::Superseded,
+                Some(&format!(
+                    "replaced by the deployment of log entry {}",
+                    receipt.index
+                )),
+                None,
+            )?;
+        }
+        deployment.status = DeploymentStatus::Deployed;
+        deployment.detail = detail;
 
         // The VSA: one signature check for an admission controller.
         let inputs: Vec<InputAttestation> = self
@@ -530,6 +600,7 @@ impl Promoter<'_> {
                 "approvals": input["reviews"],
                 "target": target_name,
                 "detail": deployment.detail,
+                "token": token,
                 "vsa_evidence": vsa_evidence,
                 "outcome": "deployed",
             })
@@ -836,9 +907,7 @@ impl Promoter<'_> {
     fn healthy(&self, workload: &str, environment: &str) -> Result<bool, EngineError> {
         match self.org.target(environment) {
             DeployTarget::Local => Ok(deploy_local::current(self.data, workload, environment)?
-                .is_some_and(|d| {
-                    d.is_running() && std::net::TcpStream::connect(("127.0.0.1", d.port)).is_ok()
-                })),
+                .is_some_and(|d| d.serves())),
             DeployTarget::Gitops { .. } => Ok(true),
         }
     }
@@ -883,7 +952,10 @@ impl Promoter<'_> {
     /// (`<data>/changes.jsonl`, for change-management systems to pick up) and
     /// delivers it to the organisation's change webhook, if one is set. Returns
     /// the record's id and, with a webhook, how its delivery went.
-    fn keep_change(&self, change: &ChangeRecord) -> Result<(i64, Option<String>), EngineError> {
+    pub(crate) fn keep_change(
+        &self,
+        change: &ChangeRecord,
+    ) -> Result<(i64, Option<String>), EngineError> {
         use std::io::Write;
         let id = self.store.add_change(change)?;
         let line = json!({
@@ -1065,44 +1137,70 @@ impl GateFindings {
     }
 }
 
-/// What runs in one environment of one workload: its newest deployment, and
-/// whether it is really running there.
+/// What runs in one environment of one workload: the deployment that reached it
+/// last, whether it really runs there, and a newer attempt that did not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvironmentStatus {
     pub deployment: DeploymentRecord,
-    /// For the `local` target: its process is alive and serves this digest.
-    /// Other targets are taken at their word (`true`).
+    /// For the `local` target: its own sandbox (by its token) runs and holds its
+    /// port. Other targets are taken at their recorded word.
     pub running: bool,
     /// The deployment went past the gate by a break-glass override: its
     /// reason. It stays marked until a clean promotion (or rollback) replaces it.
     pub overridden: Option<String>,
+    /// The newest record, when it is not `deployment` (a failed or interrupted
+    /// deploy: what was tried, and why it is not what runs).
+    pub last_attempt: Option<DeploymentRecord>,
 }
 
 /// The most deployments [`status`] looks through.
 pub const STATUS_SCAN: usize = 10_000;
 
 /// What runs where, since when, by whom (`cairn status`, `GET /api/environments`):
-/// the newest deployment of each (workload, environment), newest first.
+/// per (workload, environment), newest first. Reconcile first
+/// ([`Promoter::reconcile`]) for the truth about interrupted promotions.
 pub fn status(data: &DataDir, store: &dyn Store) -> Result<Vec<EnvironmentStatus>, EngineError> {
     let mut seen = std::collections::BTreeSet::new();
     let mut rows = Vec::new();
-    for d in store.deployments(None, None, STATUS_SCAN)? {
-        if !seen.insert((d.workload.clone(), d.environment.clone())) {
+    let all = store.deployments(None, None, STATUS_SCAN)?;
+    for newest in &all {
+        if !seen.insert((newest.workload.clone(), newest.environment.clone())) {
             continue;
         }
-        let running = match d.target.as_str() {
-            "local" => deploy_local::current(data, &d.workload, &d.environment)?
-                .is_some_and(|l| l.is_running() && l.digest == d.digest),
-            _ => true,
-        };
-        let overridden = if d.kind == "override" {
+        let current = all.iter().find(|d| {
+            d.workload == newest.workload
+                && d.environment == newest.environment
+                && matches!(
+                    d.status,
+                    DeploymentStatus::Deployed | DeploymentStatus::NotRunning
+                )
+        });
+        let deployment = current.unwrap_or(newest).clone();
+        let running = deployment.status == DeploymentStatus::Deployed
+            && match deployment.target.as_str() {
+                "local" => {
+                    deploy_local::current(data, &deployment.workload, &deployment.environment)?
+                        .is_some_and(|l| {
+                            let same = match &deployment.token {
+                                Some(t) => l.token().as_deref() == Some(t.as_str()),
+                                None => l.digest == deployment.digest,
+                            };
+                            same && l.serves()
+                        })
+                }
+                _ => true,
+            };
+        let last_attempt = (newest.token != deployment.token || current.is_none())
+            .then(|| newest.clone())
+            .filter(|n| n != &deployment);
+        let overridden = if deployment.kind == "override" {
             let reason = store
-                .changes(Some(&d.workload), STATUS_SCAN)?
+                .changes(Some(&deployment.workload), STATUS_SCAN)?
                 .into_iter()
                 .find(|(_, c)| {
                     c.kind == "override"
-                        && c.environment == d.environment
-                        && c.log_index == d.log_index
+                        && c.environment == deployment.environment
+                        && c.log_index == deployment.log_index
                 })
                 .and_then(|(_, c)| {
                     let record: Value = serde_json::from_str(&c.json).ok()?;
@@ -1113,9 +1211,10 @@ pub fn status(data: &DataDir, store: &dyn Store) -> Result<Vec<EnvironmentStatus
             None
         };
         rows.push(EnvironmentStatus {
-            deployment: d,
+            deployment,
             running,
             overridden,
+            last_attempt,
         });
     }
     Ok(rows)

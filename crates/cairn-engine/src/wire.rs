@@ -79,6 +79,7 @@ pub fn deployment_json(d: &cairn_model::DeploymentRecord) -> Value {
         "workload": d.workload, "environment": d.environment, "digest": d.digest,
         "since": rfc3339_utc(d.deployed_at_ms), "by": d.actor,
         "kind": d.kind, "target": d.target, "detail": d.detail, "log_index": d.log_index,
+        "status": d.status.as_str(), "reason": d.reason,
     })
 }
 
@@ -90,6 +91,10 @@ pub fn status_json(row: &crate::promotion::EnvironmentStatus) -> Value {
         Some(reason) => json!({ "actor": row.deployment.actor, "reason": reason }),
         None => Value::Null,
     };
+    v["last_attempt"] = row
+        .last_attempt
+        .as_ref()
+        .map_or(Value::Null, deployment_json);
     v
 }
 

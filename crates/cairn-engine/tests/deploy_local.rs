@@ -79,7 +79,20 @@ fn local_deployments_replace_each_other_and_a_failed_one_changes_nothing() {
     assert_ne!(first.manifest_digest, second.manifest_digest);
     let port = free_port();
 
-    let d = deploy(&data, &images, "web", "staging", &first, port).unwrap();
+    let token = |n: u8| format!("{n:02x}").repeat(16);
+    let d = deploy(
+        &data,
+        &images,
+        "web",
+        "staging",
+        &first,
+        port,
+        &token(1),
+        None,
+    )
+    .unwrap();
+    assert_eq!(d.token(), Some(token(1)));
+    assert!(d.serves(), "its own sandbox holds the port");
     assert!(d.is_running());
     assert_eq!(d.url(), format!("http://127.0.0.1:{port}"));
     assert_eq!(get(port, "/").as_deref(), Some("hello from cairn\n"));
@@ -87,7 +100,17 @@ fn local_deployments_replace_each_other_and_a_failed_one_changes_nothing() {
     assert_eq!(now.digest, first.manifest_digest.to_string());
 
     // A new deployment replaces the previous one.
-    let d2 = deploy(&data, &images, "web", "staging", &second, port).unwrap();
+    let d2 = deploy(
+        &data,
+        &images,
+        "web",
+        "staging",
+        &second,
+        port,
+        &token(2),
+        None,
+    )
+    .unwrap();
     assert!(d2.is_running());
     assert!(!d.is_running(), "the previous deployment is stopped");
     assert_eq!(get(port, "/healthz").as_deref(), Some("ok\n"));
@@ -97,17 +120,45 @@ fn local_deployments_replace_each_other_and_a_failed_one_changes_nothing() {
     );
 
     // One that does not come up changes nothing: the previous one runs again.
-    let err = deploy(&data, &images, "web", "staging", &broken, port).unwrap_err();
-    let text = err.to_string();
+    let err = deploy(
+        &data,
+        &images,
+        "web",
+        "staging",
+        &broken,
+        port,
+        &token(3),
+        None,
+    )
+    .unwrap_err();
+    let text = err.error.to_string();
     assert!(text.contains("exited before answering"), "{text}");
     assert!(text.contains("runs again"), "{text}");
+    assert_eq!(err.previous_restored, Some(true));
     let after = current(&data, "web", "staging").unwrap().unwrap();
     assert_eq!(after.digest, second.manifest_digest.to_string());
-    assert!(after.is_running());
+    assert!(after.serves());
+    assert_eq!(
+        after.token(),
+        Some(token(2)),
+        "it runs again under its own token"
+    );
     assert_eq!(get(port, "/").as_deref(), Some("hello from cairn\n"));
 
     // Bad names are refused before anything happens.
-    assert!(deploy(&data, &images, "../x", "staging", &first, port).is_err());
+    assert!(
+        deploy(
+            &data,
+            &images,
+            "../x",
+            "staging",
+            &first,
+            port,
+            &token(4),
+            None
+        )
+        .is_err()
+    );
 
     assert!(undeploy(&data, "web", "staging").unwrap());
     assert!(!after.is_running());

@@ -491,3 +491,54 @@ fn concurrent_deploys_to_one_repository_take_turns() {
     }
     assert_eq!(git(&repo, &["status", "--porcelain"]), "");
 }
+
+/// Reconciliation reads the environment's newest change from the repository:
+/// cairn's newest commit for the directory and its log index, also when a
+/// redeploy of the same digest changed no file, or someone else's later commit.
+#[test]
+fn the_head_change_of_a_directory_names_its_log_entry() {
+    use cairn_engine::deploy::gitops::head_change;
+    let (_tmp, repo) = repo();
+    assert_eq!(head_change(&repo, DIR).unwrap(), None);
+    let first = deploy(&change(&repo, 1, ChangeKind::Deploy, 7)).unwrap();
+    assert_eq!(
+        head_change(&repo, DIR).unwrap(),
+        Some((first.commit.clone(), Some(7)))
+    );
+    // The same digest again: no file changes, the change is still the newest.
+    let again = deploy(&change(&repo, 1, ChangeKind::Deploy, 9)).unwrap();
+    assert_eq!(
+        head_change(&repo, DIR).unwrap(),
+        Some((again.commit, Some(9)))
+    );
+    // Someone else edits the directory: not cairn's, no log index.
+    std::fs::write(repo.join(DIR).join(MANIFEST_FILE), "edited\n").unwrap();
+    git(&repo, &["commit", "-q", "-am", "hand edit"]);
+    assert_eq!(head_change(&repo, DIR).unwrap(), Some((head(&repo), None)));
+}
+
+/// A cairn killed after moving HEAD but before updating the work tree leaves
+/// HEAD at the new commit with the old index and files; `complete` brings them
+/// along (and touches nothing when there is nothing to complete).
+#[test]
+fn a_commit_whose_work_tree_was_not_updated_is_completed() {
+    use cairn_engine::deploy::gitops::complete;
+    let (_tmp, repo) = repo();
+    let first = deploy(&change(&repo, 1, ChangeKind::Deploy, 1)).unwrap();
+    let second = deploy(&change(&repo, 2, ChangeKind::Deploy, 2)).unwrap();
+    assert!(!complete(&repo, &second.commit).unwrap(), "nothing to do");
+    git(&repo, &["reset", "-q", "--hard", &first.commit]);
+    git(&repo, &["update-ref", "HEAD", &second.commit]);
+    assert!(!git(&repo, &["status", "--porcelain"]).trim().is_empty());
+    assert!(complete(&repo, &second.commit).unwrap());
+    assert_eq!(git(&repo, &["status", "--porcelain"]).trim(), "");
+    assert_eq!(current(&repo, DIR).unwrap(), Some(digest(2)));
+    // An index with other changes is left alone.
+    git(&repo, &["reset", "-q", "--hard", &first.commit]);
+    git(&repo, &["update-ref", "HEAD", &second.commit]);
+    std::fs::write(repo.join("README.md"), "mine\n").unwrap();
+    git(&repo, &["add", "README.md"]);
+    assert!(!complete(&repo, &second.commit).unwrap());
+    // Another commit than HEAD is not completed.
+    assert!(!complete(&repo, &first.commit).unwrap());
+}

@@ -1,8 +1,9 @@
 //! Environments, deployments, change records and identities, as cairn records them.
 
-/// One deployment of a digest to an environment: made only after its change was
-/// durable in the audit log and the deploy target succeeded. The newest record of
-/// a (workload, environment) is what runs there.
+/// One deployment of a digest to an environment: written as an intent
+/// ([`DeploymentStatus::Deploying`]) once its change is durable in the audit log and
+/// before the deploy target starts anything, then given its outcome. The newest
+/// record of a (workload, environment) that was deployed is what runs there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentRecord {
     pub workload: String,
@@ -22,6 +23,67 @@ pub struct DeploymentRecord {
     /// The audit log entry of the change.
     pub log_index: u64,
     pub deployed_at_ms: i64,
+    /// Intent or outcome.
+    pub status: DeploymentStatus,
+    /// The per-deployment random token the deploy target identifies its
+    /// deployment by (the `local` target's sandbox cgroup); `None` for records
+    /// older than tokens.
+    pub token: Option<String>,
+    /// Why it has its status (a failure, a reconciliation), when it is not simply
+    /// deployed.
+    pub reason: Option<String>,
+}
+
+/// Where a deployment stands. `Deploying` is the recorded intent; the others are
+/// outcomes, each set with a reason but `Deployed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeploymentStatus {
+    /// The change is in the log; the deploy target is (or was, when cairn was
+    /// killed) at work. Reconciliation gives it an outcome.
+    Deploying,
+    /// It runs (or, for `gitops`, the repository holds it).
+    Deployed,
+    /// It never ran: the deploy failed or was interrupted before it ran.
+    Failed,
+    /// A later deployment replaced it.
+    Superseded,
+    /// It was deployed, and reconciliation found it no longer runs.
+    NotRunning,
+}
+
+impl DeploymentStatus {
+    pub const ALL: [DeploymentStatus; 5] = [
+        DeploymentStatus::Deploying,
+        DeploymentStatus::Deployed,
+        DeploymentStatus::Failed,
+        DeploymentStatus::Superseded,
+        DeploymentStatus::NotRunning,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentStatus::Deploying => "deploying",
+            DeploymentStatus::Deployed => "deployed",
+            DeploymentStatus::Failed => "failed",
+            DeploymentStatus::Superseded => "superseded",
+            DeploymentStatus::NotRunning => "not-running",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeploymentStatus> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the deployment once reached its environment (what `cairn
+    /// rollback` may go back to).
+    pub fn was_deployed(self) -> bool {
+        matches!(
+            self,
+            DeploymentStatus::Deployed
+                | DeploymentStatus::Superseded
+                | DeploymentStatus::NotRunning
+        )
+    }
 }
 
 /// A change record: every production change (and every environment change), with

@@ -13,7 +13,8 @@ pub mod test_report;
 pub mod time;
 
 pub use deployment::{
-    ChangeRecord, DeploymentRecord, IdentityKind, IdentityRecord, RoleBinding, SessionRecord,
+    ChangeRecord, DeploymentRecord, DeploymentStatus, IdentityKind, IdentityRecord, RoleBinding,
+    SessionRecord,
 };
 pub use image::{BaseRecord, ImageRecord};
 pub use run::{

@@ -229,6 +229,32 @@ fn write_limit(
     })
 }
 
+/// The directories (one per hierarchy, pids first) of every detached sandbox's
+/// cgroup on this host's layout: for [`crate::find_detached`].
+pub(crate) fn detached_cgroups() -> Result<Vec<Vec<PathBuf>>, SandboxError> {
+    let parents: Vec<&Path> = match layout()? {
+        Layout::V1 { pids, memory } => vec![pids.as_path(), memory.as_path()],
+        Layout::V2 { parent } => vec![parent.as_path()],
+    };
+    let Some(first) = parents.first() else {
+        return Ok(Vec::new());
+    };
+    let Ok(entries) = fs::read_dir(first) else {
+        return Ok(Vec::new());
+    };
+    let mut found: Vec<Vec<PathBuf>> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_owned();
+            name.starts_with(DETACHED_PREFIX).then_some(name)
+        })
+        .map(|name| parents.iter().map(|p| p.join(&name)).collect())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
 /// One run's cgroup (one directory per hierarchy). Dropping it kills whatever is left
 /// in it and removes it.
 #[derive(Debug)]

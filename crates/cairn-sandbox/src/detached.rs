@@ -46,7 +46,9 @@ pub struct DetachedSandbox {
     pub log: PathBuf,
 }
 
-/// Starts `spec` detached: in its own session, surviving the cairn process, with
+/// Starts `spec` detached, identified by `token` (the caller's per-deployment
+/// random token, 16–64 lowercase hex digits, carried in the cgroup's name where
+/// the sandbox cannot change it; [`find_detached`] reads it back): in its own session, surviving the cairn process, with
 /// stdout and stderr appended to `log` (created 0640 if missing; never through a
 /// symlink), in a cgroup with the spec's memory and process limits that is kept until
 /// [`stop_detached`]. The wall clock does not apply. Returns once bubblewrap has
@@ -58,7 +60,11 @@ pub struct DetachedSandbox {
 pub fn start_detached(
     spec: &ImageSandboxSpec,
     log: &Path,
+    token: &str,
 ) -> Result<DetachedSandbox, SandboxError> {
+    if !is_token(token) {
+        return Err(invalid("token", "is not 16-64 lowercase hex digits", token));
+    }
     check_absolute("log", log)?;
     let shown = log
         .to_str()
@@ -83,7 +89,7 @@ pub fn start_detached(
             action: "open the detached sandbox's log",
             source,
         })?;
-    let cgroup = RunCgroup::create(&spec.limits, DETACHED_PREFIX)?;
+    let cgroup = RunCgroup::create(&spec.limits, &format!("{DETACHED_PREFIX}{token}-"))?;
     let launch = Launch {
         cgroup: Some(&cgroup),
         netns: None,
@@ -126,7 +132,146 @@ pub fn start_detached(
     })
 }
 
+pub(crate) fn is_token(token: &str) -> bool {
+    (16..=64).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The token in a detached cgroup's name (`detached-<token>-…`), if it has one.
+fn token_of(cgroup: &Path) -> Option<String> {
+    let name = cgroup.file_name()?.to_str()?;
+    let token = name.strip_prefix(DETACHED_PREFIX)?.split('-').next()?;
+    is_token(token).then(|| token.to_owned())
+}
+
+/// Who listens on a loopback or wildcard TCP `port` of the host's network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortHolders {
+    /// A process of the sandbox asked about holds a listening socket.
+    pub ours: bool,
+    /// Host pids of other processes that hold one (a stray process, another
+    /// deployment, an orphan cairn no longer knows).
+    pub others: Vec<u32>,
+}
+
+/// Host pids holding a socket that listens on 127.0.0.1, `::1` or a wildcard
+/// address at `port` in cairn's own network namespace (the host's, for the
+/// `local` deploy target).
+pub fn port_listeners(port: u16) -> Vec<u32> {
+    let inodes = procfs::listening_inodes(std::process::id().cast_signed(), port);
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| procfs::holds_socket(pid.cast_signed(), &inodes))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// A detached sandbox's cgroup found on this host ([`find_detached`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundDetached {
+    /// The cgroup's directories, pids first.
+    pub cgroups: Vec<PathBuf>,
+    /// The token in its name; `None` when it has none (not cairn's per-deployment
+    /// naming: left alone).
+    pub token: Option<String>,
+    /// Its init (host pid and start time), when it still runs.
+    init: Option<(u32, u64)>,
+}
+
+impl FoundDetached {
+    /// The record to check and stop it by, when its init still runs.
+    pub fn sandbox(&self, log: PathBuf) -> Option<DetachedSandbox> {
+        let (pid, start_time) = self.init?;
+        Some(DetachedSandbox {
+            pid,
+            start_time,
+            cgroups: self.cgroups.clone(),
+            log,
+        })
+    }
+
+    /// Whether anything still runs in it.
+    pub fn is_running(&self) -> bool {
+        self.sandbox(PathBuf::new()).is_some_and(|s| s.is_running())
+    }
+}
+
+/// Every detached sandbox cgroup on this host (also those of other data
+/// directories: the caller matches tokens against its own records and leaves
+/// the others alone), with its token and its init when it runs. The init is the
+/// member that is pid 1 of its own pid namespace (`NSpid` in `/proc/PID/status`).
+pub fn find_detached() -> Result<Vec<FoundDetached>, SandboxError> {
+    let mut found = Vec::new();
+    for cgroups in cgroup::detached_cgroups()? {
+        let Some(first) = cgroups.first() else {
+            continue;
+        };
+        let token = token_of(first);
+        let members: Vec<i32> = fs::read_to_string(first.join("cgroup.procs"))
+            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default();
+        let init = members.into_iter().find_map(|pid| {
+            let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let nspid: Vec<&str> = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))?
+                .split_whitespace()
+                .collect();
+            if nspid.len() < 2 || nspid.last() != Some(&"1") {
+                return None;
+            }
+            let (start, state) = procfs::stat_of(pid)?;
+            (state != 'Z' && state != 'X').then_some((pid.unsigned_abs(), start))
+        });
+        found.push(FoundDetached {
+            cgroups,
+            token,
+            init,
+        });
+    }
+    Ok(found)
+}
+
 impl DetachedSandbox {
+    /// The per-deployment token it was started with (from its cgroup's name).
+    pub fn token(&self) -> Option<String> {
+        token_of(self.cgroups.first()?)
+    }
+
+    /// Who listens on `port`: whether a process of this sandbox's cgroup holds the
+    /// listening socket, and which other processes do. Read from the host's
+    /// `/proc/net/tcp{,6}` (socket inodes) and `/proc/PID/fd`, so an open port
+    /// alone never passes for this sandbox.
+    pub fn port_holders(&self, port: u16) -> PortHolders {
+        let holders = port_listeners(port);
+        let members = self
+            .cgroups
+            .first()
+            .and_then(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+            .map(|t| {
+                t.lines()
+                    .filter_map(|l| l.trim().parse::<u32>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        let (ours, others): (Vec<u32>, Vec<u32>) =
+            holders.into_iter().partition(|pid| members.contains(pid));
+        PortHolders {
+            ours: !ours.is_empty() && self.is_running(),
+            others,
+        }
+    }
+
     /// Whether the recorded process still runs and is the same one: same start time,
     /// not a zombie, and still in the recorded cgroup.
     pub fn is_running(&self) -> bool {
@@ -256,6 +401,7 @@ mod tests {
             ],
             log: "/var/lib/cairn/deploy/local.log".into(),
         };
+        assert_eq!(record.token(), None);
         let text = record.to_record();
         assert_eq!(DetachedSandbox::from_record(&text).unwrap(), record);
         for junk in [
@@ -268,6 +414,25 @@ mod tests {
         ] {
             assert!(DetachedSandbox::from_record(junk).is_err(), "{junk:?}");
         }
+    }
+
+    #[test]
+    fn tokens_are_read_from_the_cgroup_name_only_when_well_formed() {
+        let token = "0123456789abcdef0123456789abcdef";
+        for (name, expect) in [
+            (format!("detached-{token}-42-0"), Some(token)),
+            (format!("detached-{token}"), Some(token)),
+            ("detached-42-0".to_owned(), None),
+            (format!("detached-{}-1-0", token.to_uppercase()), None),
+            (format!("run-{token}-1-0"), None),
+            ("detached-".to_owned(), None),
+        ] {
+            let path = PathBuf::from("/sys/fs/cgroup/pids/cairn").join(&name);
+            assert_eq!(token_of(&path).as_deref(), expect, "{name}");
+        }
+        assert!(!is_token("abc"));
+        assert!(!is_token(&"a".repeat(65)));
+        assert!(is_token(&"a".repeat(16)));
     }
 
     #[test]

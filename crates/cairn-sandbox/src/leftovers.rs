@@ -186,7 +186,7 @@ fn list(parents: &[PathBuf]) -> Vec<CairnCgroup> {
 }
 
 /// The kind of a cgroup name and whether its owner lives. Names cairn gives:
-/// `<prefix><owner token>-<id>`, and those earlier versions of cairn gave, `<prefix><pid>-<n>`,
+/// `<prefix><owner token>-<id>` (a deployment's with its token first), and those earlier versions of cairn gave, `<prefix><pid>-<n>`,
 /// whose owner is gone if that pid is gone or is this process (which gives no such
 /// names).
 fn classify(name: &str) -> (CgroupKind, Option<bool>) {
@@ -196,6 +196,18 @@ fn classify(name: &str) -> (CgroupKind, Option<bool>) {
         (CgroupKind::Detached, rest)
     } else {
         return (CgroupKind::Unknown, None);
+    };
+    // A deployment's sandbox carries its per-deployment token first:
+    // `detached-<deployment token>-<owner token>-<id>` (see `start_detached`).
+    let rest = match rest.split_once('-') {
+        Some((token, tail))
+            if kind == CgroupKind::Detached
+                && crate::detached::is_token(token)
+                && tail.split('-').count() == 2 =>
+        {
+            tail
+        }
+        _ => rest,
     };
     let Some((owner, id)) = rest.split_once('-') else {
         return (CgroupKind::Unknown, None);

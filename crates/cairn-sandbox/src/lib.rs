@@ -65,7 +65,10 @@ mod usernet;
 mod workspace;
 
 pub use args::BWRAP;
-pub use detached::{DetachedSandbox, start_detached, stop_detached};
+pub use detached::{
+    DetachedSandbox, FoundDetached, PortHolders, find_detached, port_listeners, start_detached,
+    stop_detached,
+};
 pub use error::SandboxError;
 pub use image::{ImageNetwork, ImageSandboxSpec, image_user_ids, run_image};
 pub use leftovers::{

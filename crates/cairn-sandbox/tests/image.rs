@@ -187,6 +187,9 @@ fn accepted_within(listener: &TcpListener, wait: Duration) -> bool {
     }
 }
 
+/// The per-deployment token of the detached sandboxes started here.
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
 #[test]
 fn a_static_binary_runs_in_an_almost_empty_rootfs() {
     let root = rootfs();
@@ -642,7 +645,7 @@ fn a_detached_image_outlives_its_starter_and_stops_from_its_record() {
     let starter = unsafe { libc::fork() };
     assert!(starter >= 0);
     if starter == 0 {
-        let text = match start_detached(&spec, &log) {
+        let text = match start_detached(&spec, &log, TOKEN) {
             Ok(record) => record.to_record(),
             Err(e) => format!("ERROR {e}"),
         };
@@ -692,6 +695,31 @@ fn a_detached_image_outlives_its_starter_and_stops_from_its_record() {
     for dir in &record.cgroups {
         assert!(dir.is_dir(), "{}", dir.display());
     }
+    // Its identity: the token is in its cgroup's name, found by a scan of the
+    // host's detached cgroups, and the port's listener is a process of it.
+    assert_eq!(record.token().as_deref(), Some(TOKEN));
+    let found: Vec<_> = cairn_sandbox::find_detached()
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.token.as_deref() == Some(TOKEN))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let adopted = found[0].sandbox(log.clone()).unwrap();
+    assert_eq!(
+        (adopted.pid, adopted.start_time),
+        (record.pid, record.start_time)
+    );
+    let holders = record.port_holders(port);
+    assert!(holders.ours && holders.others.is_empty(), "{holders:?}");
+    // A port someone else holds is not this sandbox's.
+    let stray = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let stray_port = stray.local_addr().unwrap().port();
+    let holders = record.port_holders(stray_port);
+    assert!(!holders.ours, "{holders:?}");
+    assert_eq!(holders.others, [std::process::id()]);
+    drop(stray);
+    // A token that is not hex digits is refused before anything starts.
+    assert!(start_detached(&spec, &log, "not-a-token").is_err());
     // A record whose start time does not match is somebody else's process.
     let stale = DetachedSandbox {
         start_time: record.start_time + 1,
@@ -715,7 +743,7 @@ fn a_detached_image_outlives_its_starter_and_stops_from_its_record() {
     // log, and its (empty) cgroup kept until it is stopped.
     let mut short = root.spec(&["say", "short-lived"]);
     short.network = ImageNetwork::Isolated;
-    let ended = start_detached(&short, &log).unwrap();
+    let ended = start_detached(&short, &log, &TOKEN.replace('0', "1")).unwrap();
     let until = Instant::now() + Duration::from_secs(5);
     while ended.is_running() {
         assert!(Instant::now() < until, "{ended:?}");

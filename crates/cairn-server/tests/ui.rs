@@ -660,6 +660,9 @@ async fn environments_audit_and_artifacts_show_their_records() {
                 detail: "http://127.0.0.1:8080".to_owned(),
                 log_index: i as u64,
                 deployed_at_ms: t + i as i64,
+                status: cairn_model::DeploymentStatus::Deployed,
+                token: None,
+                reason: None,
             })
             .unwrap();
     }

@@ -102,6 +102,7 @@ macro_rules! conformance_tests {
             the_first_identity_is_added_only_once,
             bindings_are_a_set_of_known_identities,
             the_newest_deployment_is_current,
+            deployment_intents_get_outcomes,
             change_records_are_listed_newest_first_and_bounded,
             workloads_have_a_unique_forge_repository,
             triggers_round_trip,
@@ -1831,7 +1832,57 @@ fn deployment(
         detail: "http://127.0.0.1:8080".to_owned(),
         log_index: u64::try_from(at).unwrap_or(0) + (1 << 40),
         deployed_at_ms: at,
+        status: cairn_model::DeploymentStatus::Deployed,
+        token: None,
+        reason: None,
     }
+}
+
+/// An intent (`deploying`) is not current and not "was deployed" until its
+/// outcome says so; a failed one never is; a token names one deployment.
+pub fn deployment_intents_get_outcomes(store: &dyn Store) -> Result<(), StoreError> {
+    use cairn_model::DeploymentStatus as S;
+    let first = cairn_model::DeploymentRecord {
+        token: Some("t1".to_owned()),
+        ..deployment("staging", '1', None, 100)
+    };
+    store.add_deployment(&first)?;
+    let intent = cairn_model::DeploymentRecord {
+        status: S::Deploying,
+        token: Some("t2".to_owned()),
+        ..deployment("staging", '2', Some('1'), 200)
+    };
+    store.add_deployment(&intent)?;
+    assert_eq!(
+        store.current_deployment("app", "staging")?,
+        Some(first.clone())
+    );
+    assert!(!store.was_deployed("app", "staging", &intent.digest)?);
+    // A token is unique.
+    assert!(store.add_deployment(&intent).is_err());
+    assert!(store.set_deployment_status("t2", S::Failed, Some("it did not answer"), None)?);
+    assert!(!store.set_deployment_status("t-none", S::Failed, None, None)?);
+    assert!(!store.was_deployed("app", "staging", &intent.digest)?);
+    let newest = store.deployments(Some("app"), Some("staging"), 1)?;
+    assert_eq!(newest[0].status, S::Failed);
+    assert_eq!(newest[0].reason.as_deref(), Some("it did not answer"));
+    assert!(store.set_deployment_status("t2", S::Deployed, None, Some("http://127.0.0.1:9"))?);
+    assert!(store.set_deployment_status("t1", S::Superseded, Some("t2 replaced it"), None)?);
+    assert_eq!(
+        store
+            .current_deployment("app", "staging")?
+            .map(|d| (d.digest, d.detail)),
+        Some((intent.digest.clone(), "http://127.0.0.1:9".to_owned()))
+    );
+    assert!(store.was_deployed("app", "staging", &first.digest)?);
+    assert!(store.set_deployment_status("t2", S::NotRunning, Some("its sandbox is gone"), None)?);
+    let current = store.current_deployment("app", "staging")?;
+    assert_eq!(current.map(|d| d.status), Some(S::NotRunning));
+    assert!(matches!(
+        store.set_deployment_status("t2", S::Failed, Some(&"x".repeat(1 << 20)), None),
+        Err(StoreError::TooLarge { .. })
+    ));
+    Ok(())
 }
 
 pub fn the_newest_deployment_is_current(store: &dyn Store) -> Result<(), StoreError> {

@@ -31,7 +31,9 @@ use cairn_model::{
     BaseRecord, EvidenceRecord, ImageRecord, LogLine, NewEvidence, NewRun, RunId, RunRecord,
     RunStatus, StageId, StageKind, StageRecord, StageStatus,
 };
-use cairn_model::{ChangeRecord, DeploymentRecord, IdentityRecord, RoleBinding, SessionRecord};
+use cairn_model::{
+    ChangeRecord, DeploymentRecord, DeploymentStatus, IdentityRecord, RoleBinding, SessionRecord,
+};
 use cairn_model::{DeliveryRecord, NewDelivery, WorkloadRecord};
 
 /// Which runs [`Store::runs`] returns.
@@ -550,11 +552,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// environment (organisation-wide first).
     fn bindings(&self) -> Result<Vec<RoleBinding>, StoreError>;
 
-    /// Records a deployment; returns its id. The newest record of a (workload,
-    /// environment) is what runs there.
+    /// Records a deployment (an intent, `deploying`, or an outcome); returns its
+    /// id. A token is unique.
     fn add_deployment(&self, deployment: &DeploymentRecord) -> Result<i64, StoreError>;
 
-    /// What runs in `environment` of `workload`: its newest deployment.
+    /// Gives the deployment with `token` its status (an outcome) and reason (and,
+    /// when given, its final `detail`); `false` when no deployment has that token.
+    fn set_deployment_status(
+        &self,
+        token: &str,
+        status: DeploymentStatus,
+        reason: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<bool, StoreError>;
+
+    /// What runs (or should run) in `environment` of `workload`: its newest
+    /// deployment that reached it (`deployed` or `not-running`).
     fn current_deployment(
         &self,
         workload: &str,

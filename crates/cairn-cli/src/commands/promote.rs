@@ -9,6 +9,9 @@
 
 use std::process::ExitCode;
 
+use std::time::Duration;
+
+use cairn_engine::deploy::reconcile::{Reconciliation, last_reconciled};
 use cairn_engine::promotion::{Intent, Outcome, Promoter, Request};
 use serde_json::json;
 
@@ -59,13 +62,16 @@ fn promoter_run(
     let store = open_store(&data)?;
     let actor = cairn_engine::access::actor_from_env(&*store)?;
     let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
-    let request = req(&*store, actor)?;
     let promoter = Promoter {
         data: &data,
         store: &*store,
         org: &org,
         platform_dir: cli.platform_dir.as_deref(),
     };
+    // Reconciled before the request is made (a rollback's target is read from the
+    // records); `promote` reconciles again under its lock.
+    report_reconciliation(&promoter.reconcile(cairn_engine::audit::LOCK_WAIT)?);
+    let request = req(&*store, actor)?;
     let outcome = promoter.promote(&request)?;
     report(cli, &request, &outcome)
 }
@@ -148,14 +154,68 @@ fn report(cli: &Cli, req: &Request, o: &Outcome) -> Result<ExitCode, Failure> {
     })
 }
 
+/// How long `cairn status` waits for a promotion in progress before it reports
+/// without reconciling.
+const STATUS_WAIT: Duration = Duration::from_secs(2);
+
+/// Reconciles what runs with the records (`cairn up`, `status`, `promote`,
+/// `rollback`) and says what it resolved on stderr.
+pub fn reconcile_and_report(
+    cli: &Cli,
+    data: &cairn_engine::DataDir,
+    store: &dyn cairn_store::Store,
+) -> Result<Reconciliation, Failure> {
+    let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
+    let promoter = Promoter {
+        data,
+        store,
+        org: &org,
+        platform_dir: cli.platform_dir.as_deref(),
+    };
+    let done = promoter.reconcile(STATUS_WAIT)?;
+    report_reconciliation(&done);
+    Ok(done)
+}
+
+fn report_reconciliation(done: &Reconciliation) {
+    for r in &done.resolutions {
+        eprintln!(
+            "reconciled {} → {} ({}, log entry {}): {}{}",
+            r.workload,
+            r.environment,
+            r.digest,
+            r.log_index,
+            r.status
+                .map(|s| format!("{}: ", s.as_str()))
+                .unwrap_or_default(),
+            r.reason
+        );
+    }
+    for u in &done.unchecked {
+        eprintln!("reconcile: not checked: {u}");
+    }
+    if !done.left_alone.is_empty() {
+        eprintln!(
+            "reconcile: {} detached sandbox(es) on this host are not recorded in this data directory (another data directory's, or not started by cairn); left alone",
+            done.left_alone.len()
+        );
+    }
+}
+
 pub fn status(cli: &Cli) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
+    let done = reconcile_and_report(cli, &data, &*store)?;
     let rows = cairn_engine::promotion::status(&data, &*store)?;
+    let reconciled = last_reconciled(&data).map(|(at, _)| cairn_model::time::rfc3339_utc(at));
     if cli.json {
         print_json(&json!(
             rows.iter()
-                .map(cairn_engine::wire::status_json)
+                .map(|row| {
+                    let mut v = cairn_engine::wire::status_json(row);
+                    v["reconciled_at"] = json!(reconciled);
+                    v
+                })
                 .collect::<Vec<_>>()
         ));
         return Ok(ExitCode::SUCCESS);
@@ -165,8 +225,20 @@ pub fn status(cli: &Cli) -> Result<ExitCode, Failure> {
     }
     for row in &rows {
         let d = &row.deployment;
+        let state = match (d.status, row.running) {
+            (cairn_model::DeploymentStatus::Deployed, true) => String::new(),
+            (cairn_model::DeploymentStatus::Deployed, false) => ", NOT RUNNING".to_owned(),
+            (s, _) => format!(
+                ", {}{}",
+                s.as_str().to_uppercase(),
+                d.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+        };
         println!(
-            "{:<16} {:<12} {}  since {} by {} ({}, {}{}) log entry {}",
+            "{:<16} {:<12} {}  since {} by {} ({}, {}{state}) log entry {}",
             d.workload,
             d.environment,
             d.digest,
@@ -174,7 +246,6 @@ pub fn status(cli: &Cli) -> Result<ExitCode, Failure> {
             d.actor,
             d.kind,
             d.detail,
-            if row.running { "" } else { ", NOT RUNNING" },
             d.log_index
         );
         if let Some(reason) = &row.overridden {
@@ -189,6 +260,30 @@ pub fn status(cli: &Cli) -> Result<ExitCode, Failure> {
                     .collect::<String>()
             );
         }
+        if let Some(a) = &row.last_attempt {
+            println!(
+                "{:<16} {:<12}   last attempt: {} (log entry {}) {}{}",
+                "",
+                "",
+                a.digest,
+                a.log_index,
+                a.status.as_str(),
+                a.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    match (reconciled, done.busy) {
+        (_, true) => println!(
+            "a promotion is in progress: not reconciled now{}",
+            last_reconciled(&data)
+                .map(|(at, _)| format!("; last reconciled {}", cairn_model::time::rfc3339_utc(at)))
+                .unwrap_or_default()
+        ),
+        (Some(at), false) => println!("reconciled with what runs at {at}"),
+        (None, false) => {}
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -227,6 +322,11 @@ pub fn audit(cli: &Cli, args: &AuditArgs) -> Result<ExitCode, Failure> {
             proof.tree_size,
             &proof.root[..16.min(proof.root.len())]
         );
+        if matches!(c.kind.as_str(), "reconciled" | "deploy-failed")
+            && let Some(outcome) = cairn_engine::promotion::RecordedDecision::of(c).outcome
+        {
+            println!("       {outcome}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

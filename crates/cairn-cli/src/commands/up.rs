@@ -51,6 +51,8 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
         ))
     })?;
     let store = open_store(&data)?;
+    // What runs against what was recorded, before the server answers anything.
+    super::promote::reconcile_and_report(cli, &data, &*store)?;
     let (secrets, secret_paths) = webhook_secrets(data.root()).with_context(|| {
         format!(
             "cannot read or create the webhook secrets in {}",

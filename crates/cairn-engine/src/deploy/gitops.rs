@@ -137,6 +137,7 @@ pub fn deploy(change: &GitopsChange) -> Result<GitopsCommit, EngineError> {
     }
     let repo = Repo::open(&change.repo)?;
     let _lock = repo.lock()?;
+    repo.wait_for_index()?;
     let head = repo.head()?;
     repo.check_path(&components, head.as_deref())?;
     if !repo.bare {
@@ -225,6 +226,99 @@ pub fn current(repo: &Path, dir: &str) -> Result<Option<String>, EngineError> {
         )));
     }
     Ok(Some(digest))
+}
+
+/// How far back [`head_change`] looks for cairn's newest change of a directory.
+const HISTORY_SCAN: usize = 500;
+
+/// The newest change of `dir` at `HEAD`: cairn's newest commit for it (its
+/// message says it pins an image in `dir`; a redeploy of the same digest changes
+/// no file, so "the last commit that touched the files" would miss it) and the
+/// audit log index its `Cairn-Log-Index` trailer names — or a later commit by
+/// anyone else that changed the directory (`None` for the index: not cairn's).
+/// Reconciliation compares it with the recorded deployment.
+pub fn head_change(repo: &Path, dir: &str) -> Result<Option<(String, Option<u64>)>, EngineError> {
+    let components = check_dir(dir)?;
+    let dir = components.join("/");
+    let repo = Repo::open(repo)?;
+    if repo.head()?.is_none() {
+        return Ok(None);
+    }
+    let touched = repo
+        .must(
+            "log",
+            &["log", "-1", "--format=%H", "HEAD", "--", &dir],
+            None,
+        )?
+        .text();
+    let limit = format!("-n{HISTORY_SCAN}");
+    let out = repo.must(
+        "log",
+        &[
+            "log",
+            "--first-parent",
+            &limit,
+            "--format=%H%x00%B%x1e",
+            "HEAD",
+        ],
+        None,
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pins = format!(" in {dir}.");
+    for record in text.split('\u{1e}') {
+        let Some((commit, message)) = record.split_once('\0') else {
+            continue;
+        };
+        let commit = commit.trim();
+        let ours = message
+            .lines()
+            .any(|l| l.starts_with("Pins ") && l.ends_with(&pins));
+        if ours {
+            let index = message
+                .lines()
+                .rev()
+                .find_map(|l| l.strip_prefix("Cairn-Log-Index: "))
+                .and_then(|i| i.trim().parse().ok());
+            return Ok(Some((commit.to_owned(), index)));
+        }
+        if commit == touched {
+            return Ok(Some((commit.to_owned(), None)));
+        }
+    }
+    Ok((!touched.is_empty()).then_some((touched, None)))
+}
+
+/// Completes a change whose commit `commit` became `HEAD` but whose index and
+/// work tree were not brought along (a cairn killed between the two): when
+/// the index still matches the commit's parent, the work tree is moved from
+/// the parent to the commit, touching only what differs. Anything else
+/// (a bare repository, other changes in the index) is left as it is.
+/// Returns whether it moved the work tree.
+pub fn complete(repo: &Path, commit: &str) -> Result<bool, EngineError> {
+    let repo = Repo::open(repo)?;
+    let _lock = repo.lock()?;
+    if repo.bare || !repo.wait_for_index()? || repo.head()?.as_deref() != Some(commit) {
+        return Ok(false);
+    }
+    let unchanged = |tree: &str| -> Result<bool, EngineError> {
+        Ok(repo
+            .run(&["diff-index", "--cached", "--quiet", tree, "--"], None)?
+            .code
+            == Some(0))
+    };
+    if unchanged(commit)? {
+        return Ok(false);
+    }
+    let parent = format!("{commit}^");
+    if !repo
+        .run(&["rev-parse", "--verify", "--quiet", &parent], None)?
+        .ok()
+        || !unchanged(&parent)?
+    {
+        return Ok(false);
+    }
+    repo.update_work_tree(Some(&parent), commit)?;
+    Ok(true)
 }
 
 /// The Deployment and Service of `workload` in `environment`, running `image`
@@ -534,6 +628,9 @@ struct Repo {
 
 /// How long a deploy waits for another cairn deploy to the same repository.
 const LOCK_WAIT: Duration = Duration::from_secs(60);
+/// How long a deploy or a reconciliation waits for another git process's
+/// index lock (a killed cairn's git command finishing).
+const INDEX_WAIT: Duration = Duration::from_secs(10);
 
 struct Output {
     code: Option<i32>,
@@ -633,6 +730,29 @@ impl Repo {
                 Err(TryLockError::Error(e)) => return Err(EngineError::io("lock", &path)(e)),
             }
         }
+    }
+
+    /// Waits (up to [`INDEX_WAIT`]) until no git process holds the index lock: a
+    /// git command of a cairn process that was killed goes on to its end, and
+    /// the index is what it leaves. `false` when the lock is still held.
+    fn wait_for_index(&self) -> Result<bool, EngineError> {
+        if self.bare {
+            return Ok(true);
+        }
+        let out = self.must(
+            "rev-parse",
+            &["rev-parse", "--path-format=absolute", "--git-dir"],
+            None,
+        )?;
+        let lock = PathBuf::from(out.text()).join("index.lock");
+        let started = Instant::now();
+        while std::fs::symlink_metadata(&lock).is_ok() {
+            if started.elapsed() >= INDEX_WAIT {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(true)
     }
 
     fn command(&self) -> Command {

@@ -5,6 +5,8 @@
 //!
 //! A target changes an environment only when it returns `Ok`; the caller
 //! appends the change to the audit log before it calls the target, and hands
-//! the log index in so the change can name it.
+//! the log index in so the change can name it. [`reconcile`] compares what
+//! runs with what was recorded and resolves the difference.
 
 pub mod gitops;
+pub mod reconcile;

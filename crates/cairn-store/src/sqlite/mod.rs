@@ -24,7 +24,9 @@ use cairn_model::{
     BaseRecord, EvidenceRecord, ImageRecord, LogLine, LogStream, NewEvidence, NewRun, RunId,
     RunRecord, RunStatus, StageId, StageKind, StageRecord, StageStatus,
 };
-use cairn_model::{ChangeRecord, DeploymentRecord, IdentityRecord, RoleBinding, SessionRecord};
+use cairn_model::{
+    ChangeRecord, DeploymentRecord, DeploymentStatus, IdentityRecord, RoleBinding, SessionRecord,
+};
 use cairn_model::{DeliveryRecord, NewDelivery, Trigger, WorkloadRecord};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
@@ -1899,8 +1901,19 @@ impl Store for SqliteStore {
         environment: &str,
     ) -> Result<Option<DeploymentRecord>, StoreError> {
         self.read("reading the current deployment", |tx| {
-            let mut newest = people::deployments(tx, Some(workload), Some(environment), 1)?;
-            Ok(newest.pop())
+            people::current_deployment(tx, workload, environment)
+        })
+    }
+
+    fn set_deployment_status(
+        &self,
+        token: &str,
+        status: DeploymentStatus,
+        reason: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.write("recording a deployment's outcome", |tx| {
+            people::set_deployment_status(tx, token, status, reason, detail)
         })
     }
 

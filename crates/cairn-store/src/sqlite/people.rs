@@ -5,7 +5,9 @@
 //! set: adding one twice is a no-op. Deployments and change records are
 //! append-only; the newest deployment of a (workload, environment) is current.
 
-use cairn_model::{ChangeRecord, DeploymentRecord, IdentityKind, IdentityRecord, RoleBinding};
+use cairn_model::{
+    ChangeRecord, DeploymentRecord, DeploymentStatus, IdentityKind, IdentityRecord, RoleBinding,
+};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::text::{check_len, check_nonempty};
@@ -348,6 +350,8 @@ pub(super) fn add_deployment(
             &d.actor,
             &d.target,
             &d.detail,
+            d.token.as_deref().unwrap_or(""),
+            d.reason.as_deref().unwrap_or(""),
         ],
     )?;
     for (field, value) in [
@@ -363,8 +367,8 @@ pub(super) fn add_deployment(
     let log_index = to_sql_index("deployment", d.log_index)?;
     tx.execute(
         "INSERT INTO deployments (workload, environment, digest, previous_digest, kind, actor, \
-         target, detail, log_index, deployed_at_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         target, detail, log_index, deployed_at_ms, status, token, reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             d.workload,
             d.environment,
@@ -375,7 +379,10 @@ pub(super) fn add_deployment(
             d.target,
             d.detail,
             log_index,
-            d.deployed_at_ms
+            d.deployed_at_ms,
+            d.status.as_str(),
+            d.token,
+            d.reason
         ],
     )
     .map_err(StoreError::sqlite(what))?;
@@ -383,7 +390,7 @@ pub(super) fn add_deployment(
 }
 
 const DEPLOYMENT_COLUMNS: &str = "workload, environment, digest, previous_digest, kind, actor, \
-                                  target, detail, log_index, deployed_at_ms";
+                                  target, detail, log_index, deployed_at_ms, status, token, reason";
 
 fn deployment_row(r: &Row<'_>) -> rusqlite::Result<(DeploymentRecord, i64)> {
     Ok((
@@ -398,6 +405,18 @@ fn deployment_row(r: &Row<'_>) -> rusqlite::Result<(DeploymentRecord, i64)> {
             detail: r.get(7)?,
             log_index: 0,
             deployed_at_ms: r.get(9)?,
+            status: {
+                let text: String = r.get(10)?;
+                DeploymentStatus::parse(&text).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        10,
+                        rusqlite::types::Type::Text,
+                        format!("unknown deployment status `{text}`").into(),
+                    )
+                })?
+            },
+            token: r.get(11)?,
+            reason: r.get(12)?,
         },
         r.get(8)?,
     ))
@@ -439,7 +458,7 @@ pub(super) fn was_deployed(
     let found: Option<i64> = tx
         .query_row(
             "SELECT 1 FROM deployments WHERE workload = ?1 AND environment = ?2 AND digest = ?3 \
-             LIMIT 1",
+             AND status IN ('deployed', 'superseded', 'not-running') LIMIT 1",
             params![workload, environment, digest],
             |r| r.get(0),
         )
@@ -537,4 +556,50 @@ pub(super) fn changes(
             Ok((id, c))
         })
         .collect()
+}
+
+/// The newest deployment of (`workload`, `environment`) that reached it (deployed,
+/// or deployed and found not running): what runs, or should run, there.
+pub(super) fn current_deployment(
+    tx: &Transaction<'_>,
+    workload: &str,
+    environment: &str,
+) -> Result<Option<DeploymentRecord>, StoreError> {
+    let what = "reading the current deployment";
+    let row = tx
+        .query_row(
+            &format!(
+                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments \
+                 WHERE workload = ?1 AND environment = ?2 \
+                 AND status IN ('deployed', 'not-running') ORDER BY id DESC LIMIT 1"
+            ),
+            params![workload, environment],
+            deployment_row,
+        )
+        .optional()
+        .map_err(StoreError::sqlite(what))?;
+    row.map(with_index).transpose()
+}
+
+/// Sets the status (and reason) of the deployment with `token`; `false` when
+/// there is none.
+pub(super) fn set_deployment_status(
+    tx: &Transaction<'_>,
+    token: &str,
+    status: DeploymentStatus,
+    reason: Option<&str>,
+    detail: Option<&str>,
+) -> Result<bool, StoreError> {
+    check_len(
+        "a deployment's field",
+        &[token, reason.unwrap_or(""), detail.unwrap_or("")],
+    )?;
+    let changed = tx
+        .execute(
+            "UPDATE deployments SET status = ?2, reason = ?3, detail = coalesce(?4, detail) \
+             WHERE token = ?1",
+            params![token, status.as_str(), reason, detail],
+        )
+        .map_err(StoreError::sqlite("recording a deployment's outcome"))?;
+    Ok(changed > 0)
 }

@@ -328,6 +328,17 @@ WHERE EXISTS (SELECT 1 FROM runs) OR EXISTS (SELECT 1 FROM identities)
    OR EXISTS (SELECT 1 FROM advisories) OR EXISTS (SELECT 1 FROM workloads)
    OR EXISTS (SELECT 1 FROM sboms) OR EXISTS (SELECT 1 FROM images);
 "#,
+    // Version 10: deployments as intent and outcome. A deployment is recorded
+    // `deploying` (with a random token the deploy target identifies it by) before
+    // anything starts, then `deployed`, `failed`, `superseded` or `not-running`
+    // with a reason. Older rows were all deployed.
+    r#"
+ALTER TABLE deployments ADD COLUMN status TEXT NOT NULL DEFAULT 'deployed'
+    CHECK (status IN ('deploying', 'deployed', 'failed', 'superseded', 'not-running'));
+ALTER TABLE deployments ADD COLUMN token TEXT;
+ALTER TABLE deployments ADD COLUMN reason TEXT;
+CREATE UNIQUE INDEX deployments_by_token ON deployments (token);
+"#,
 ];
 
 /// The schema version this code writes.
