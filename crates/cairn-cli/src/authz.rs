@@ -137,6 +137,11 @@ pub const TABLE: &[Row] = &[
     ),
     row("identity whoami", Nothing, &["identity", "whoami"]),
     row(
+        "identity add-key",
+        Org(Action::ManageIdentities),
+        &["identity", "add-key", "eve", "eve.pub"],
+    ),
+    row(
         "identity link",
         Org(Action::ManageIdentities),
         &[
@@ -190,6 +195,11 @@ pub const TABLE: &[Row] = &[
         &["workload", "add"],
     ),
     row("workload list", Nothing, &["workload", "list"]),
+    // The data directory as a whole: the store rebuilt from the log, or copied
+    // with the signing keys (a backup holds them), or replaced by a copy.
+    row("recover", Org(Action::ManageKeys), &["recover"]),
+    row("backup", Org(Action::ManageKeys), &["backup", "/tmp/b"]),
+    row("restore", Org(Action::ManageKeys), &["restore", "/tmp/b"]),
     // Benchmarks work in scratch directories.
     row("bench", Nothing, &["bench", "--help"]),
 ];
@@ -241,6 +251,7 @@ pub fn name(command: &Command) -> &'static str {
             IdentityCommand::Revoke { .. } => "identity revoke",
             IdentityCommand::Whoami => "identity whoami",
             IdentityCommand::Link { .. } => "identity link",
+            IdentityCommand::AddKey { .. } => "identity add-key",
         },
         Command::Role(cmd) => match cmd {
             RoleCommand::Grant(_) => "role grant",
@@ -260,6 +271,9 @@ pub fn name(command: &Command) -> &'static str {
             crate::commands::PolicyCommand::Eval { .. } => "policy eval",
         },
         Command::Up(_) => "up",
+        Command::Recover => "recover",
+        Command::Backup(_) => "backup",
+        Command::Restore(_) => "restore",
         Command::Workload(cmd) => match cmd {
             WorkloadCommand::Add { .. } => "workload add",
             WorkloadCommand::List => "workload list",

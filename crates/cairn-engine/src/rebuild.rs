@@ -266,6 +266,11 @@ fn keep_from_sink(
             detail: record["detail"].as_str().unwrap_or_default().to_owned(),
             log_index: index,
             deployed_at_ms: now_ms,
+            // What runs now is reconciliation's to tell (the token is not in the
+            // change record: the deployment is matched by its digest).
+            status: cairn_model::DeploymentStatus::Deployed,
+            token: None,
+            reason: Some("rebuilt by cairn recover from the change records".to_owned()),
         })?;
         out.deployments += 1;
     }

@@ -852,7 +852,12 @@ fn leftover_cgroups_never_block_a_deploy_and_are_swept_safely() {
     let logs = tempfile::tempdir().unwrap();
     let mut spec = root.spec(&["serve", "8080"]);
     spec.network = ImageNetwork::Isolated;
-    let record = start_detached(&spec, &logs.path().join("app.log")).unwrap();
+    let record = start_detached(
+        &spec,
+        &logs.path().join("app.log"),
+        "fedcba9876543210fedcba9876543210",
+    )
+    .unwrap();
     cleanup.record = Some(record.clone());
     let name = record.cgroups[0]
         .file_name()
@@ -860,12 +865,13 @@ fn leftover_cgroups_never_block_a_deploy_and_are_swept_safely() {
         .to_string_lossy()
         .into_owned();
     println!("started despite the leftovers, in cgroup {name}");
-    let (owner, id) = name
-        .strip_prefix("detached-")
-        .unwrap()
-        .split_once('-')
-        .unwrap();
-    assert!(owner.len() == 32 && id.len() == 32, "{name}");
+    // detached-<deployment token>-<owner token>-<random id>: no pid in it.
+    let parts: Vec<&str> = name.strip_prefix("detached-").unwrap().split('-').collect();
+    assert_eq!(parts[0], "fedcba9876543210fedcba9876543210", "{name}");
+    assert!(
+        parts.len() == 3 && parts[1].len() == 32 && parts[2].len() == 32,
+        "{name}"
+    );
 
     let report = sweep_cgroups().unwrap();
     for found in &report.removed {
@@ -921,7 +927,12 @@ fn leftover_cgroups_never_block_a_deploy_and_are_swept_safely() {
 
     // A deployment that ended, whose empty cgroup a sweep removed (as it does once
     // its starter is gone): its record still stops cleanly and says it is not running.
-    let ended = start_detached(&root.spec(&["say", "bye"]), &logs.path().join("app.log")).unwrap();
+    let ended = start_detached(
+        &root.spec(&["say", "bye"]),
+        &logs.path().join("app.log"),
+        "fedcba9876543210fedcba9876543211",
+    )
+    .unwrap();
     let until = Instant::now() + Duration::from_secs(5);
     while ended.is_running() {
         assert!(Instant::now() < until, "{ended:?}");

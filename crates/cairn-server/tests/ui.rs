@@ -679,6 +679,9 @@ async fn environments_audit_and_artifacts_show_their_records() {
             detail: "http://127.0.0.1:8081".to_owned(),
             log_index: 5,
             deployed_at_ms: t,
+            status: cairn_model::DeploymentStatus::Deployed,
+            token: None,
+            reason: None,
         })
         .unwrap();
     f.store
