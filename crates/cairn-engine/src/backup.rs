@@ -172,9 +172,13 @@ impl Manifest {
 
 /// A path from a manifest: relative, no `..`, no empty or `.` parts.
 fn check_relative(path: &str) -> Result<(), BackupError> {
-    let p = Path::new(path);
     let ok = !path.is_empty()
-        && p.components().all(|c| matches!(c, Component::Normal(_)))
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
         && !path.contains('\\');
     if ok {
         Ok(())
@@ -617,4 +621,49 @@ pub fn restore(from: &Path, data: &DataDir, force: bool) -> Result<Restored, Eng
         log_size,
         pairing,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A manifest names files inside the backup only: no absolute path, no
+    /// `..`, no `.` or empty parts; digests are 64 hex digits; modes lose
+    /// setuid, setgid and sticky bits.
+    #[test]
+    fn manifests_name_plain_relative_paths_and_real_digests() {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "log/../../x",
+            "./log",
+            "a//b",
+            "a\\b",
+        ] {
+            assert!(check_relative(bad).is_err(), "{bad:?}");
+        }
+        for good in ["cairn.db", "log/checkpoint", "oci/blobs/sha256/ab"] {
+            assert!(check_relative(good).is_ok(), "{good:?}");
+        }
+        let file = |path: &str, sha: &str| {
+            json!({"format": 1, "installation": "i", "cairnVersion": "0.1.0", "schemaVersion": 9,
+                   "logSize": 0, "files": [{"path": path, "size": 1, "sha256": sha, "mode": 0o4755}]})
+        };
+        let sha = "ab".repeat(32);
+        let m = Manifest::from_json(&file("keys/log.key", &sha)).expect("valid");
+        assert_eq!(m.files[0].mode, 0o755);
+        assert!(Manifest::from_json(&file("../keys", &sha)).is_err());
+        assert!(Manifest::from_json(&file("k", "abc")).is_err());
+        let mut newer = file("k", &sha);
+        newer["format"] = json!(FORMAT + 1);
+        assert!(Manifest::from_json(&newer).is_err());
+    }
+
+    #[test]
+    fn versions_compare_by_number() {
+        assert!(version_key("0.10.0") > version_key("0.9.9"));
+        assert!(version_key("1.0.0-rc.1") > version_key("0.99.0"));
+        assert_eq!(version_key("0.1.0"), version_key("0.1.0"));
+    }
 }

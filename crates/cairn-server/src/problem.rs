@@ -154,6 +154,16 @@ impl ApiError {
             StoreError::Exists { .. } | StoreError::InUse { .. } => {
                 ApiError::conflict(store.to_string())
             }
+            // RFC 4918 §11.5: the server cannot store what the request needs;
+            // the path stays in the server's log.
+            StoreError::DiskFull { .. } => {
+                eprintln!("cairn up: {}", whole);
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "disk full",
+                    "the server's disk is full; nothing was written (reads still work)",
+                )
+            }
             _ => ApiError::internal(whole),
         }
     }
@@ -162,5 +172,23 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         ApiError::from_store(&error, &cairn_model::error_chain(&error))
+    }
+}
+
+#[cfg(test)]
+mod disk_full_tests {
+    use super::*;
+
+    /// A full disk is 507 Insufficient Storage, not an anonymous 500, and the
+    /// answer does not show the data directory's path.
+    #[test]
+    fn a_full_disk_is_507_without_the_path() {
+        let e = ApiError::from(StoreError::DiskFull {
+            dir: "/srv/secret-place".into(),
+            what: "recording a change",
+            source: None,
+        });
+        assert_eq!(e.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert!(!e.body().to_string().contains("secret-place"));
     }
 }
