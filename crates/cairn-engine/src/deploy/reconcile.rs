@@ -180,7 +180,10 @@ fn state_path(data: &DataDir) -> PathBuf {
 }
 
 /// The audit log's entries from `from` on, and its size. No log yet: none.
-fn log_entries(data: &DataDir, from: u64) -> Result<(u64, Vec<(u64, Vec<u8>)>), EngineError> {
+/// Entries of the log by index.
+type Entries = Vec<(u64, Vec<u8>)>;
+
+fn log_entries(data: &DataDir, from: u64) -> Result<(u64, Entries), EngineError> {
     let dir = log_dir(data);
     let key = key_path(data);
     if !dir.join("checkpoint").is_file() || !key.is_file() {
