@@ -463,7 +463,7 @@ fn local_deployments_survive_sigkill_at_any_point_and_status_tells_the_truth() {
 }
 
 #[test]
-fn a_stray_process_on_the_port_fails_the_deploy_by_name_and_never_passes_for_it() {
+fn a_stray_process_on_the_port_fails_the_deploy_by_name_and_an_unknown_sandbox_is_left_alone() {
     let app = app();
     let (a, b) = (&app.versions[0], &app.versions[1]);
     let out = json(
@@ -517,6 +517,80 @@ fn a_stray_process_on_the_port_fails_the_deploy_by_name_and_never_passes_for_it(
     );
     assert_eq!(out["deployment"]["digest"], b.0.as_str());
     assert_eq!(greeting(port).as_deref(), Some(b.1.as_str()));
+
+    // A sandbox reconciliation cannot identify (another data directory's, here)
+    // is reported and left running, never killed, by this one's status and
+    // promotions.
+    let other = tempfile::tempdir().unwrap();
+    let in_other = |args: &[&str]| {
+        let r = Run::from(
+            app.f
+                .cairn(args)
+                .env("CAIRN_HOME", other.path())
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        r
+    };
+    in_other(&["base", "create", "tiny", "--name", "tiny"]);
+    in_other(&["run"]);
+    let theirs: Value =
+        serde_json::from_str(&in_other(&["--json", "image", "list"]).stdout).unwrap();
+    let theirs = theirs[0]["digest"].as_str().unwrap().to_owned();
+    let r = in_other(&["--json", "identity", "add", "other@example.org"]);
+    let token = serde_json::from_str::<Value>(&r.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let as_other = |args: &[&str]| {
+        let r = Run::from(
+            app.f
+                .cairn(args)
+                .env("CAIRN_HOME", other.path())
+                .env("CAIRN_TOKEN", &token)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        r
+    };
+    as_other(&[
+        "role",
+        "grant",
+        "other@example.org",
+        "release-manager",
+        "--workload",
+        "hello-web",
+    ]);
+    let out: Value = serde_json::from_str(
+        &as_other(&["--json", "promote", "hello-web", &theirs, "--to", "staging"]).stdout,
+    )
+    .unwrap();
+    let their_port: u16 = out["deployment"]["detail"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://127.0.0.1:")
+        .parse()
+        .unwrap();
+    let r = Run::from(cairn(&app, None, &["status"]).output().unwrap());
+    assert!(r.stderr.contains("left alone"), "{r:?}");
+    assert!(r.stdout.contains("reconciled with what runs at"), "{r:?}");
+    json(
+        &app,
+        None,
+        &["promote", "hello-web", &a.0, "--to", "staging"],
+    );
+    assert_eq!(greeting(port).as_deref(), Some(a.1.as_str()));
+    assert_eq!(
+        greeting(their_port).as_deref(),
+        Some("hello from cairn B\n"),
+        "the other data directory's deployment still runs"
+    );
+    let other_data = cairn_engine::DataDir::at(other.path());
+    assert!(
+        cairn_engine::images::deploy_local::undeploy(&other_data, "hello-web", "staging").unwrap()
+    );
 }
 
 #[test]

@@ -435,7 +435,7 @@ impl Promoter<'_> {
                 previous_token.as_deref(),
             )
             .map(|d| d.url())
-            .map_err(|f| (f.error, f.previous_restored)),
+            .map_err(|f| (*f.error, f.previous_restored)),
             DeployTarget::Gitops {
                 repo,
                 dir,

@@ -180,7 +180,10 @@ fn state_path(data: &DataDir) -> PathBuf {
 }
 
 /// The audit log's entries from `from` on, and its size. No log yet: none.
-fn log_entries(data: &DataDir, from: u64) -> Result<(u64, Vec<(u64, Vec<u8>)>), EngineError> {
+/// Entries of the log by index.
+type Entries = Vec<(u64, Vec<u8>)>;
+
+fn log_entries(data: &DataDir, from: u64) -> Result<(u64, Entries), EngineError> {
     let dir = log_dir(data);
     let key = key_path(data);
     if !dir.join("checkpoint").is_file() || !key.is_file() {
@@ -227,12 +230,15 @@ impl Promoter<'_> {
         // 1. Deploy entries of the log that never got a record.
         let from = last_reconciled(self.data).map_or(0, |(_, size)| size);
         let (log_size, entries) = log_entries(self.data, from)?;
-        let explained: HashSet<u64> = self
-            .store
-            .changes(None, CHANGE_SCAN)?
-            .into_iter()
-            .map(|(_, c)| c.log_index)
-            .collect();
+        let explained: HashSet<u64> = if entries.is_empty() {
+            HashSet::new()
+        } else {
+            self.store
+                .changes(None, CHANGE_SCAN)?
+                .into_iter()
+                .map(|(_, c)| c.log_index)
+                .collect()
+        };
         let by_index: HashMap<u64, &DeploymentRecord> =
             rows.iter().map(|d| (d.log_index, d)).collect();
         for (index, entry) in entries {
@@ -394,12 +400,25 @@ impl Promoter<'_> {
                 same && l.serves()
             });
             let mut runs = serving;
+            // A sandbox under its token that the record does not point at (the
+            // record was lost, or a restart was interrupted) may still be
+            // starting: it gets the start timeout; the recorded one is taken as
+            // it is now.
+            let recorded_pid = recorded.as_ref().map(|l| l.sandbox().pid);
             if !serving
                 && let Some(t) = row.token.as_deref()
                 && let Some(f) = by_token.get(t)
                 && let Some(port) = deploy_local::port_of(&row.detail)
                 && f.is_running()
-                && serves_within(f, port, ADOPT_WAIT)
+                && serves_within(
+                    f,
+                    port,
+                    if f.sandbox(PathBuf::new()).map(|s| s.pid) == recorded_pid {
+                        Duration::ZERO
+                    } else {
+                        ADOPT_WAIT
+                    },
+                )
                 && deploy_local::adopt(
                     self.data,
                     &row.workload,

@@ -145,7 +145,7 @@ pub fn port_of(detail: &str) -> Option<u16> {
 /// again (checked: its own sandbox holds the port and it answers).
 #[derive(Debug)]
 pub struct DeployFailure {
-    pub error: EngineError,
+    pub error: Box<EngineError>,
     /// `Some(true)`: the previous deployment runs again; `Some(false)`: it was
     /// stopped and could not be started again; `None`: there was none running.
     pub previous_restored: Option<bool>,
@@ -168,7 +168,7 @@ pub fn deploy(
     previous_token: Option<&str>,
 ) -> Result<LocalDeployment, DeployFailure> {
     let fail = |error: EngineError, previous_restored: Option<bool>| DeployFailure {
-        error,
+        error: Box::new(error),
         previous_restored,
     };
     let (record_path, log) = paths(data, workload, environment).map_err(|e| fail(e, None))?;
