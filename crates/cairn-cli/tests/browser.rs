@@ -33,8 +33,8 @@ fn log_in_watch_a_run_go_green_and_read_why_another_failed() {
     green.ok(&["base", "create", "tiny", "--name", "tiny"]);
     let mut up = Up::start(&green.data, &[]);
     let admin = up.admin_token();
-    green.ok(&["workload", "add", "."]);
-    green.ok(&["workload", "add", red.repo.to_str().unwrap()]);
+    green.ok_as(&admin, &["workload", "add", "."]);
+    green.ok_as(&admin, &["workload", "add", red.repo.to_str().unwrap()]);
     // A release manager, to promote over the API.
     let added = green
         .cairn(&["identity", "add", "rita@example.org"])

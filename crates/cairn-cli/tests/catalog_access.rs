@@ -167,6 +167,11 @@ fn the_catalog_runs_and_imports_go_through_the_roles_model_once_there_are_identi
     let history = f.json(&["base", "show", "tiny"]);
     assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
     assert_eq!(history[1]["digest"], good.as_str());
+    let before = log_size(&f);
     let r = as_(&f, Some(&admin), &["vulns", "import", osv]);
     assert_eq!(r.code, 0, "{r:?}");
+    let entry = log_entry(&f, before);
+    println!("logged: {entry}");
+    assert_eq!(entry["kind"], "advisory-import", "{entry}");
+    assert_eq!(entry["spec"]["actor"], "admin", "{entry}");
 }

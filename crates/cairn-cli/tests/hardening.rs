@@ -119,6 +119,19 @@ fn a_closed_pipe_ends_every_command_quietly() {
         assert_eq!(r.code, 0, "cairn {args:?}: {r:?}");
         assert!(!r.stderr.contains("panicked"), "cairn {args:?}: {r:?}");
     }
+    // A full disk is not a closed pipe: the output is lost, so cairn says so (exit 2).
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let r = Run::from(f.cairn(&["runs"]).stdout(full).output().unwrap());
+    println!(
+        "cairn runs > /dev/full: exit {} {}",
+        r.code,
+        r.stderr.trim()
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("cannot write the output"), "{r:?}");
     // As the issue ran it: a shell pipeline into `head`, with more output
     // than the pipe holds, so cairn is still writing when head exits.
     for pipeline in ["logs 1 | head -1", "runs | head -1", "audit | head -3"] {

@@ -73,8 +73,10 @@ fn team() -> Team {
     }
 }
 
-fn built_image(f: &Fixture) -> String {
-    let r = f.run(&["run"]);
+/// Runs the chain as `token`'s identity (once there are identities, a run
+/// needs one allowed to run the workload) and returns the image it built.
+fn built_image(f: &Fixture, token: &str) -> String {
+    let r = as_(f, token, &["run"]);
     assert_eq!(r.code, 0, "{r:?}");
     f.json(&["image", "list"])[0]["digest"]
         .as_str()
@@ -105,7 +107,7 @@ fn denied_by(t: &Team, r: &Run, rule: &str) {
 fn run_to_staging_to_production_with_a_second_identitys_approval() {
     let t = team();
     let f = &t.f;
-    let digest = built_image(f);
+    let digest = built_image(f, &t.dev);
 
     // A developer may not promote: the roles say so before any gate.
     let r = as_(
@@ -218,7 +220,7 @@ fn run_to_staging_to_production_with_a_second_identitys_approval() {
 
     // A new commit that skips staging is denied, even approved.
     f.write("README", "a new commit\n").commit("second");
-    let second = built_image(f);
+    let second = built_image(f, &t.dev);
     assert_ne!(second, digest);
     assert_eq!(as_(f, &t.bob, &["review", "approve"]).code, 0);
     let r = as_(
@@ -260,7 +262,7 @@ fn a_failed_acceptance_test_is_denied_and_a_deploy_without_its_log_entry_cannot_
         &config.replace("contains = \"hello from cairn\"", "contains = \"goodbye\""),
     )
     .commit("expect another greeting");
-    let r = f.run(&["run"]);
+    let r = as_(f, &t.dev, &["run"]);
     assert_eq!(r.code, 1, "{r:?}");
     let digest = f.json(&["image", "list"])[0]["digest"]
         .as_str()
@@ -278,7 +280,7 @@ fn a_failed_acceptance_test_is_denied_and_a_deploy_without_its_log_entry_cannot_
     // A good build, but the audit log cannot be written: nothing is deployed.
     f.write("cairn.toml", &config)
         .commit("expect the greeting again");
-    let good = built_image(f);
+    let good = built_image(f, &t.dev);
     let log = f.data.join("log");
     let script = format!(
         "mount --bind {log} {log} && mount -o remount,bind,ro {log} && exec \"$0\" \"$@\"",
@@ -363,10 +365,10 @@ fn a_gitops_environment_gets_a_digest_pinned_commit_per_change_and_rollback_writ
         assert_eq!(r.code, 0, "{r:?}");
         serde_json::from_str::<Value>(&r.stdout).unwrap()
     };
-    let first = built_image(f);
+    let first = built_image(f, &t.dev);
     promote(&["promote", "hello-web", &first, "--to", "staging"]);
     f.write("README", "second\n").commit("second");
-    let second = built_image(f);
+    let second = built_image(f, &t.dev);
     let out = promote(&["promote", "hello-web", &second, "--to", "staging"]);
     assert!(
         out["deployment"]["detail"]
@@ -447,9 +449,9 @@ fn change_receiver(count: usize) -> (String, std::thread::JoinHandle<Vec<Value>>
 fn evidence_with_a_bad_signature_or_about_another_digest_does_not_count() {
     let t = team();
     let f = &t.f;
-    let first = built_image(f);
+    let first = built_image(f, &t.dev);
     f.write("README", "second\n").commit("second");
-    let second = built_image(f);
+    let second = built_image(f, &t.dev);
 
     // The second image's acceptance result, its signature broken in the store.
     f.tamper(

@@ -61,6 +61,12 @@ fn token(f: &Fixture, actor: Option<&str>, name: &str) -> String {
 /// a release manager (`rita`) to evaluate and promote with. With `advisory`, the
 /// RUSTSEC record is imported before the run.
 fn app(advisory: bool) -> (Fixture, String) {
+    let (f, rita, _) = app_and_admin(advisory);
+    (f, rita)
+}
+
+/// [`app`], and the platform-admin's token (for catalog changes).
+fn app_and_admin(advisory: bool) -> (Fixture, String, String) {
     let f = Fixture::example("hello-web");
     f.write("tools/Cargo.lock", CARGO_LOCK)
         .commit("tools lockfile");
@@ -89,9 +95,10 @@ fn app(advisory: bool) -> (Fixture, String) {
         ],
     );
     assert_eq!(r.code, 0, "{r:?}");
-    let r = f.run(&["run"]);
+    // Once there are identities, a run needs one allowed to run the workload.
+    let r = as_(&f, &rita, &["run"]);
     assert_eq!(r.code, 0, "{r:?}");
-    (f, rita)
+    (f, rita, admin)
 }
 
 fn digest(f: &Fixture) -> String {
@@ -126,7 +133,7 @@ fn eval(f: &Fixture, token: &str, digest: &str, env: &str) -> (Value, Vec<(Strin
 
 #[test]
 fn the_rc_has_a_signed_sbom_and_scan_and_is_found_by_where() {
-    let (f, _) = app(false);
+    let (f, rita) = app(false);
     let digest = digest(&f);
 
     // Both statements are about the image's digest, from the build stage.
@@ -235,7 +242,7 @@ fn the_rc_has_a_signed_sbom_and_scan_and_is_found_by_where() {
 
     // The same commit again: the same digest and the same SBOM document (UUID
     // from the digest, time from the commit).
-    let r = f.run(&["run"]);
+    let r = as_(&f, &rita, &["run"]);
     assert_eq!(r.code, 0, "{r:?}");
     let again = tempfile::tempdir().unwrap();
     f.ok(&[
@@ -331,7 +338,7 @@ fn without_the_advisory_the_vulnerabilities_rule_does_not_deny() {
 
 #[test]
 fn a_rebased_image_gets_its_own_signed_sbom_and_scan_and_a_digest_without_one_is_denied() {
-    let (f, rita) = app(false);
+    let (f, rita, admin) = app_and_admin(false);
     let digest = digest(&f);
     // A rebase makes a new digest from the RC's layers onto a newer base.
     let newer = tempfile::tempdir().unwrap();
@@ -348,8 +355,16 @@ fn a_rebased_image_gets_its_own_signed_sbom_and_scan_and_a_digest_without_one_is
         std::fs::write(root.join(p), t).unwrap();
     }
     std::fs::create_dir_all(root.join("tmp")).unwrap();
-    f.ok(&["base", "import", root.to_str().unwrap(), "--name", "tiny"]);
-    let rebased = f.json(&["rebase", &digest, "--onto", "tiny"])["digest"]
+    // A catalog change is a platform-admin's; a rebase, someone who may run it.
+    let r = as_(
+        &f,
+        &admin,
+        &["base", "import", root.to_str().unwrap(), "--name", "tiny"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = as_(&f, &rita, &["--json", "rebase", &digest, "--onto", "tiny"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let rebased = serde_json::from_str::<Value>(&r.stdout).unwrap()["digest"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -86,7 +86,7 @@ fn a_queued_run_is_run_by_the_server_and_followed_from_the_cli() {
     let app = Fixture::example("hello-c");
     let mut up = Up::start(&app.data, &[]);
     let token = up.admin_token();
-    app.ok(&["workload", "add", "."]);
+    app.ok_as(&token, &["workload", "add", "."]);
     let http = agent();
     let queued = http
         .post(format!("{}/api/runs", up.url))
@@ -144,7 +144,7 @@ fn a_stop_marks_a_run_past_its_grace_interrupted_and_keeps_queued_runs_queued() 
     .commit("slow");
     let mut up = Up::start(&app.data, &["--grace", "1"]);
     let token = up.admin_token();
-    app.ok(&["workload", "add", "."]);
+    app.ok_as(&token, &["workload", "add", "."]);
     let http = agent();
     let queue = || {
         let r = http
@@ -253,7 +253,7 @@ fn generated_requests_for_every_documented_operation_get_no_server_error() {
     );
     let app = Fixture::example("hello-c");
     let mut up = Up::start(&app.data, &[]);
-    app.ok(&["workload", "add", "."]);
+    app.ok_as(&up.admin_token(), &["workload", "add", "."]);
     let token = up.admin_token();
     let out = std::process::Command::new(&st)
         .args(["run", &format!("{}/api/openapi.json", up.url)])

@@ -193,6 +193,16 @@ pub struct CatalogChange {
     pub actor: Option<String>,
 }
 
+/// Advisories imported into the store (the closed loop matches them and
+/// gates read their findings): where from, and who asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvisoryImport {
+    /// The directory, file or archive the records were read from.
+    pub source: String,
+    /// Who imported them; `None` only while the organisation has no identities.
+    pub actor: Option<String>,
+}
+
 /// One change, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -203,6 +213,7 @@ pub enum Change {
     KeyRotation(KeyRotation),
     Access(AccessChange),
     Catalog(CatalogChange),
+    AdvisoryImport(AdvisoryImport),
     /// A signed DSSE envelope: the Rekor v2 `dsse` body (payload hash,
     /// signatures, verifier key) — see [`Change::evidence`].
     Evidence {
@@ -228,6 +239,7 @@ impl Change {
             Change::KeyRotation(_) => ("key-rotation", CHANGE_VERSION),
             Change::Access(_) => ("access-change", CHANGE_VERSION),
             Change::Catalog(_) => ("catalog-change", CHANGE_VERSION),
+            Change::AdvisoryImport(_) => ("advisory-import", CHANGE_VERSION),
             Change::Evidence { .. } => (
                 cairn_evidence::DSSE_ENTRY_KIND,
                 cairn_evidence::DSSE_ENTRY_VERSION,
@@ -265,6 +277,7 @@ impl Change {
                 "name": c.name, "digest": c.digest, "replaces": c.replaces,
                 "source": c.source, "actor": c.actor,
             }),
+            Change::AdvisoryImport(a) => json!({ "source": a.source, "actor": a.actor }),
             Change::Access(a) => {
                 let mut spec = json!({
                     "action": a.action.as_str(), "identity": a.identity,

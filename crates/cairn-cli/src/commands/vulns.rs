@@ -128,7 +128,24 @@ fn is_zip(source: &Path) -> bool {
 fn import(cli: &Cli, source: &Path) -> Result<ExitCode, Failure> {
     let zip = is_zip(source);
     let tree = if zip { None } else { Some(Tree::walk(source)?) };
-    let store = open_store(&data_dir(cli)?)?;
+    let data = data_dir(cli)?;
+    let store = open_store(&data)?;
+    // Who asks (authorised for import-data by the CLI's guard), and an
+    // `advisory-import` entry in the audit log before any record is stored.
+    let actor = cairn_engine::access::cli_actor(
+        &*store,
+        cairn_policy::Action::ImportData,
+        Some(&cairn_policy::Scope::organisation()),
+    )?;
+    {
+        use cairn_engine::audit::{AdvisoryImport, AuditLog, Change, LOCK_WAIT};
+        AuditLog::open_waiting(&data, LOCK_WAIT)?.record(&Change::AdvisoryImport(
+            AdvisoryImport {
+                source: source.display().to_string(),
+                actor: actor.map(|a| a.name),
+            },
+        ))?;
+    }
     let mut counts = Counts::default();
     let mut batch = Vec::with_capacity(BATCH);
     match &tree {

@@ -115,6 +115,13 @@ impl Fixture {
         r
     }
 
+    /// `cairn ARGS` as the identity holding `token` (CAIRN_TOKEN), which must exit 0.
+    pub fn ok_as(&self, token: &str, args: &[&str]) -> Run {
+        let r = Run::from(self.cairn(args).env("CAIRN_TOKEN", token).output().unwrap());
+        assert_eq!(r.code, 0, "cairn {args:?} as a token: {r:?}");
+        r
+    }
+
     /// cairn's public signing key, as `cairn key show` prints it.
     pub fn signing_key(&self) -> cairn_evidence::VerifyingKey {
         let key = self.json(&["key", "show"]);
