@@ -105,6 +105,13 @@ pub struct InitArgs {
     /// Overwrite an existing cairn.toml.
     #[arg(long)]
     pub force: bool,
+    /// Print the cairn.toml that would be written; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The ecosystem to use when the project looks like several
+    /// (cargo, npm, go, maven, python, make).
+    #[arg(long)]
+    pub ecosystem: Option<String>,
 }
 
 #[derive(Debug, Args)]
