@@ -394,3 +394,79 @@ fn explain_tells_a_missing_module_or_tool_from_a_failing_test() {
     assert!(e.stdout.contains("fix the failing test"), "{e:?}");
     assert!(!e.stdout.contains("not a failing test"), "{e:?}");
 }
+
+#[test]
+fn a_host_tool_the_sandbox_user_cannot_reach_is_refused_at_load_time() {
+    use std::os::unix::fs::PermissionsExt;
+    // The tool sits in a private directory, like a toolchain under /root/.rustup.
+    let base = tempfile::tempdir().unwrap();
+    let private = base.path().join("home");
+    let bin = private.join("toolchain/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("hello-tool"), "#!/bin/sh\necho tool says hi\n").unwrap();
+    for (p, mode) in [
+        (base.path().to_path_buf(), 0o755),
+        (private.join("toolchain"), 0o755),
+        (bin.clone(), 0o755),
+        (bin.join("hello-tool"), 0o755),
+    ] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    // As root the sandbox runs as uid 65534 (a 0700 home shuts it out); as
+    // anyone else it runs as the caller (a 0600 one does).
+    let root = unsafe { libc_geteuid() } == 0;
+    let private_mode = if root { 0o700 } else { 0o600 };
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(private_mode)).unwrap();
+    let platform = base.path().join("platform");
+    std::fs::create_dir_all(platform.join("chains")).unwrap();
+    std::fs::write(
+        platform.join("chains/default.toml"),
+        format!(
+            "name = \"default\"\n[[sandbox.tool]]\nhost = \"{}\"\nat = \"/opt/hello\"\nbin = \"/opt/hello/bin\"\n\
+             [[stage]]\nname = \"source\"\nkind = \"source\"\n[[stage]]\nname = \"unit-tests\"\nkind = \"unit-test\"\n\
+             [[stage]]\nname = \"build\"\nkind = \"build\"\n",
+            private.join("toolchain").display()
+        ),
+    )
+    .unwrap();
+    let f = Fixture::new();
+    f.write(
+        "cairn.toml",
+        "[workload]\nname = \"app\"\n[build]\ncommand = \"true\"\n[test]\nunit = \"hello-tool\"\n",
+    )
+    .commit("app");
+    let run = || {
+        Run::from(
+            f.cairn(&["run"])
+                .env("CAIRN_PLATFORM_DIR", &platform)
+                .output()
+                .unwrap(),
+        )
+    };
+    let r = run();
+    println!("{r:?}");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "`{}` is mode {private_mode:04o}",
+            private.display()
+        )) && r.stderr.contains("cannot pass through it")
+            && r.stderr
+                .contains("Fix: install the toolchain where every directory is world-searchable"),
+        "{r:?}"
+    );
+    // Nothing ran.
+    assert_eq!(f.json(&["runs"]), serde_json::json!([]));
+
+    // Made traversable (not readable), the same chain loads and the tool runs.
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let r = run();
+    assert_eq!(r.code, 0, "{r:?}");
+    let logs = f.run(&["logs", "last", "unit-tests"]);
+    assert!(logs.stdout.contains("tool says hi"), "{logs:?}");
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}

@@ -34,6 +34,13 @@ pub enum EngineError {
     TooManyEntries { dir: PathBuf, max: usize },
     #[error("cannot write {}: {reason}; add the line `.cairn/` to it yourself (or make it a writable regular file) and run `cairn init` again", path.display())]
     GitIgnoreUnwritable { path: PathBuf, reason: String },
+    #[error("chain `{chain}`: the [[sandbox.tool]] {} is not usable by the sandbox: {problem}. Fix: install the toolchain where every directory is world-searchable and the tool world-readable (e.g. under /opt, or `RUSTUP_HOME=/opt/rustup`), or `chmod o+x` each directory on the way and `o+rx` the tool; or use a build image that carries it", path.display())]
+    ToolUnusable {
+        chain: String,
+        path: PathBuf,
+        blocker: PathBuf,
+        problem: String,
+    },
     #[error("git {what} failed: {stderr}")]
     Git { what: &'static str, stderr: String },
     #[error("cannot {what} {}", path.display())]
@@ -188,6 +195,7 @@ impl EngineError {
                 | Self::AlreadyInitialised { .. }
                 | Self::UnknownEcosystem { .. }
                 | Self::DataDirNotIgnored { .. }
+                | Self::ToolUnusable { .. }
                 | Self::EcosystemNotFound { .. }
                 | Self::TooManyEntries { .. }
                 | Self::GitIgnoreUnwritable { .. }
