@@ -77,6 +77,13 @@ fn init_ignores_the_data_dir_and_run_refuses_one_git_would_commit() {
     assert!(r.stderr.contains("add `/.cairn/` to"), "{r:?}");
     assert!(r.stderr.contains("CAIRN_HOME"), "{r:?}");
     assert!(!f.repo.join(".cairn").exists(), "nothing created");
+    // Every command that touches state, not only `run`: the key is never made there.
+    for args in [&["key", "show"][..], &["runs"], &["log", "checkpoint"]] {
+        let r = cairn_here(&f, args);
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+        assert!(r.stderr.contains("git does not ignore it"), "{r:?}");
+    }
+    assert!(!f.repo.join(".cairn").exists(), "nothing created");
     // Any data directory inside the work tree counts, not only `.cairn`.
     let r = Run::from(
         f.cairn(&["run"])

@@ -18,7 +18,6 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode, Failure> {
     if loaded.uncommitted_config && !cli.json {
         eprintln!("note: cairn.toml has uncommitted changes; the run uses the committed file");
     }
-    data.check_not_committable()?;
     let store = open_store(&data)?;
     let engine = Engine::new(store.clone(), data, cli.platform_dir.clone());
     let mut progress = Progress::new(args.verbose, cli.json);
