@@ -477,3 +477,29 @@ unsafe extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
 }
+
+#[test]
+fn a_data_dir_outside_any_work_tree_or_without_git_is_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |path: &str| {
+        Run::from(
+            Command::new(env!("CARGO_BIN_EXE_cairn"))
+                .args(["runs"])
+                .current_dir(tmp.path())
+                .env_remove("CAIRN_HOME")
+                .env_remove("CAIRN_PLATFORM_DIR")
+                .env("PATH", path)
+                .output()
+                .unwrap(),
+        )
+    };
+    // Not in a git work tree: nothing could stage it.
+    let r = run(&std::env::var("PATH").unwrap());
+    assert_eq!(r.code, 0, "{r:?}");
+    // No git on the machine at all: neither.
+    let empty = tmp.path().join("empty-path");
+    std::fs::create_dir(&empty).unwrap();
+    let r = run(empty.to_str().unwrap());
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(tmp.path().join(".cairn").is_dir());
+}

@@ -337,7 +337,13 @@ pub fn check_data_dir_ignored(data: &Path) -> Result<(), EngineError> {
     }
     let mut inside = git(&existing);
     inside.args(["rev-parse", "--is-inside-work-tree"]);
-    let out = run(inside)?;
+    let out = match run(inside) {
+        // Without git on the machine nothing here can stage the directory.
+        Err(EngineError::Spawn { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(());
+        }
+        other => other?,
+    };
     if !out.ok || text(out.stdout) != "true" {
         // Not in a work tree (or inside a `.git` directory): nothing can stage it.
         return Ok(());
