@@ -27,7 +27,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Onboard the app in this git repository: detect its ecosystem, write cairn.toml.
+    /// Onboard the app in this git repository: read how it builds and tests, write
+    /// cairn.toml (--dry-run: print it) and keep .cairn/ out of git.
     Init(InitArgs),
     /// Run the chain for one exact commit (default: HEAD) of the app here.
     Run(RunArgs),
