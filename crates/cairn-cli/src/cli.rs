@@ -27,7 +27,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Onboard the app in this git repository: detect its ecosystem, write cairn.toml.
+    /// Onboard the app in this git repository: read how it builds and tests, write
+    /// cairn.toml (--dry-run: print it) and keep .cairn/ out of git.
     Init(InitArgs),
     /// Run the chain for one exact commit (default: HEAD) of the app here.
     Run(RunArgs),
@@ -113,6 +114,13 @@ pub struct InitArgs {
     /// Overwrite an existing cairn.toml.
     #[arg(long)]
     pub force: bool,
+    /// Print the cairn.toml that would be written; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The ecosystem to use when the project looks like several
+    /// (cargo, npm, go, maven, python, make).
+    #[arg(long)]
+    pub ecosystem: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -302,7 +302,8 @@ fn a_missing_command_is_exit_127_with_a_hint() {
     let e = f.run(&["explain", "last"]);
     assert!(e.stdout.contains("exit code: 127"), "{e:?}");
     assert!(
-        e.stdout.contains("does not exist inside the sandbox"),
+        e.stdout
+            .contains("the program `no-such-tool` is not installed in the sandbox"),
         "{e:?}"
     );
 }

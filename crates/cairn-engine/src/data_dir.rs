@@ -33,6 +33,12 @@ impl DataDir {
         &self.root
     }
 
+    /// Refuses a data directory inside a git work tree that git does not ignore
+    /// (it holds the signing key; `git add -A` would commit it).
+    pub fn check_not_committable(&self) -> Result<(), crate::EngineError> {
+        crate::git::check_data_dir_ignored(&self.root)
+    }
+
     /// Where per-run workspaces live, bound into the sandbox one at a time.
     ///
     /// Run as root, bubblewrap starts as the unprivileged sandbox user, which must

@@ -20,8 +20,27 @@ pub enum EngineError {
     ChainNotFound { name: String, looked_for: PathBuf },
     #[error("{file} already exists; pass --force to overwrite it")]
     AlreadyInitialised { file: PathBuf },
-    #[error("cannot tell which ecosystem {} uses (looked for Cargo.toml, package.json, go.mod, pyproject.toml, requirements.txt, setup.py, Makefile)", dir.display())]
+    #[error("cannot tell which ecosystem {} uses (looked for Cargo.toml, package.json, go.mod, pom.xml, pyproject.toml, setup.py, setup.cfg, requirements.txt, Makefile); run `cairn init` in the app's own directory, or write cairn.toml by hand (see the README, \"cairn.toml\")", dir.display())]
     UnknownEcosystem { dir: PathBuf },
+    #[error("the data directory {} is inside the git work tree {} and git does not ignore it, so `git add -A` would commit cairn's signing key; add `{entry}` to {}/.gitignore (`cairn init` does) or set CAIRN_HOME to a directory outside the repository", data.display(), top.display(), top.display())]
+    DataDirNotIgnored {
+        data: PathBuf,
+        top: PathBuf,
+        entry: String,
+    },
+    #[error("the project has no {asked} files (found: {found}); pass one of those to --ecosystem")]
+    EcosystemNotFound { asked: &'static str, found: String },
+    #[error("{} holds more than {max} entries; run `cairn init` in the app's own directory", dir.display())]
+    TooManyEntries { dir: PathBuf, max: usize },
+    #[error("cannot write {}: {reason}; add the line `.cairn/` to it yourself (or make it a writable regular file) and run `cairn init` again", path.display())]
+    GitIgnoreUnwritable { path: PathBuf, reason: String },
+    #[error("chain `{chain}`: the [[sandbox.tool]] {} is not usable by the sandbox: {problem}. Fix: install the toolchain where every directory is world-searchable and the tool world-readable (e.g. under /opt, or `RUSTUP_HOME=/opt/rustup`), or `chmod o+x` each directory on the way and `o+rx` the tool; or use a build image that carries it", path.display())]
+    ToolUnusable {
+        chain: String,
+        path: PathBuf,
+        blocker: PathBuf,
+        problem: String,
+    },
     #[error("git {what} failed: {stderr}")]
     Git { what: &'static str, stderr: String },
     #[error("cannot {what} {}", path.display())]
@@ -238,6 +257,11 @@ impl EngineError {
                 | Self::ChainNotFound { .. }
                 | Self::AlreadyInitialised { .. }
                 | Self::UnknownEcosystem { .. }
+                | Self::DataDirNotIgnored { .. }
+                | Self::ToolUnusable { .. }
+                | Self::EcosystemNotFound { .. }
+                | Self::TooManyEntries { .. }
+                | Self::GitIgnoreUnwritable { .. }
                 | Self::RunNotFound(_)
                 | Self::WrongWorkload { .. }
                 | Self::NothingToRollBackTo { .. }

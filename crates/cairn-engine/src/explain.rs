@@ -2,7 +2,7 @@
 //! last lines of its log, the failed tests named in the log, and a hint. The same
 //! explanation serves `cairn explain` and, later, the web UI.
 
-use cairn_model::test_report::failed_tests;
+use cairn_model::test_report::{Missing, failed_tests, missing};
 use cairn_model::{LogLine, RunId, RunRecord, StageRecord, StageStatus};
 use cairn_store::Store;
 
@@ -52,7 +52,11 @@ pub fn explain(store: &dyn Store, id: RunId, tail: usize) -> Result<Explanation,
                 );
             }
             let failed_tests = failed_tests(texts.iter().map(String::as_str));
-            let hint = hint(&stage, &failed_tests);
+            let missing = missing(texts.iter().map(String::as_str), stage.exit_code);
+            let hint = match (&missing, stage.status) {
+                (Some(m), StageStatus::Failed) => Some(missing_hint(m)),
+                _ => hint(&stage, &failed_tests),
+            };
             Some(Culprit {
                 stage,
                 last_lines,
@@ -66,6 +70,32 @@ pub fn explain(store: &dyn Store, id: RunId, tail: usize) -> Result<Explanation,
         stages,
         culprit,
     })
+}
+
+/// The fix for a missing tool, module or lockfile: never "fix the failing test".
+pub fn missing_hint(m: &Missing) -> String {
+    match m {
+        Missing::Command(name) => format!(
+            "not a failing test: the program {} is not installed in the sandbox (exit 127, command not found; steps see /usr, /bin, the workspace and the chain's declared tools). Choose a build image that carries it, or declare it as a tool in the chain (chains/<name>.toml, [[sandbox.tool]]); a tool the project installs itself belongs in build.fetch",
+            name.as_deref().map_or("the step runs".to_owned(), |n| format!("`{n}`"))
+        ),
+        // pip or venv themselves: the Python tooling, not a project dependency.
+        Missing::PythonModule(module)
+            if matches!(module.as_str(), "pip" | "venv" | "ensurepip" | "setuptools") =>
+        {
+            format!(
+                "not a failing test: Python's `{module}` is not installed in the sandbox, so nothing can be fetched. Choose a build image that carries it (Debian's python3-pip / python3-venv), or declare a Python toolchain in the chain ([[sandbox.tool]])"
+            )
+        }
+        Missing::PythonModule(module) => format!(
+            "not a failing test: the Python module `{module}` is not installed. Add the package that provides it to the fetch stage (build.fetch, e.g. `python3 -m pip install --target .deps {top} ...`, or list it in requirements.txt or the project's test extra)",
+            top = module.split('.').next().unwrap_or(module)
+        ),
+        Missing::NodeModule(module) => format!(
+            "not a failing test: the Node module `{module}` is not installed. Add it to package.json's dependencies or devDependencies so the fetch stage (`npm ci` / `npm install`) installs it"
+        ),
+        Missing::CargoLockfile => "not a failing test: cargo was given `--locked` but Cargo.lock is missing or does not match Cargo.toml. Commit an up-to-date Cargo.lock (`cargo generate-lockfile`), or drop `--locked` from build.fetch".to_owned(),
+    }
 }
 
 fn hint(stage: &StageRecord, failed: &[String]) -> Option<String> {
@@ -95,5 +125,47 @@ fn hint(stage: &StageRecord, failed: &[String]) -> Option<String> {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(m: Missing, want: &[&str]) {
+        let h = missing_hint(&m);
+        for w in want {
+            assert!(h.contains(w), "{m:?}: {h}\n--- wanted: {w}");
+        }
+        assert!(h.starts_with("not a failing test"), "{h}");
+    }
+
+    #[test]
+    fn each_missing_thing_gets_its_fix() {
+        check(
+            Missing::Command(Some("cargo".into())),
+            &[
+                "`cargo` is not installed",
+                "build image",
+                "[[sandbox.tool]]",
+            ],
+        );
+        check(Missing::Command(None), &["exit 127", "build image"]);
+        check(
+            Missing::PythonModule("yaml.loader".into()),
+            &["`yaml.loader`", "fetch stage", "--target .deps yaml "],
+        );
+        check(
+            Missing::PythonModule("pip".into()),
+            &["`pip` is not installed", "python3-pip", "build image"],
+        );
+        check(
+            Missing::NodeModule("left-pad".into()),
+            &["`left-pad`", "devDependencies", "npm ci"],
+        );
+        check(
+            Missing::CargoLockfile,
+            &["Commit an up-to-date Cargo.lock", "drop `--locked`"],
+        );
     }
 }

@@ -1029,3 +1029,91 @@ pub fn verified_signer(
             .then(|| principal.to_owned())
     }))
 }
+
+/// Whether `path` is tracked in the index of the work tree at or above `dir`.
+pub fn is_tracked(dir: &Path, path: &str) -> Result<bool, EngineError> {
+    let mut cmd = git(dir);
+    cmd.env("GIT_LITERAL_PATHSPECS", "1")
+        .args(["ls-files", "--error-unmatch", "--"])
+        .arg(path);
+    Ok(run(cmd)?.ok)
+}
+
+/// Refuses a data directory that lies inside a git work tree unless git ignores
+/// it: it holds the signing key, which `git add -A` would otherwise commit. Asks
+/// git itself (`check-ignore`, plumbing, hooks off), so every ignore source counts.
+pub fn check_data_dir_ignored(data: &Path) -> Result<(), EngineError> {
+    // The data directory may not exist yet: start from its nearest existing ancestor.
+    let mut existing = data.to_path_buf();
+    let mut missing = Vec::new();
+    while std::fs::symlink_metadata(&existing).is_err() {
+        let Some(name) = existing.file_name() else {
+            return Ok(());
+        };
+        missing.push(name.to_owned());
+        if !existing.pop() {
+            return Ok(());
+        }
+    }
+    let Ok(existing) = std::fs::canonicalize(&existing) else {
+        return Ok(());
+    };
+    if !existing.is_dir() {
+        return Ok(());
+    }
+    let mut inside = git(&existing);
+    inside.args(["rev-parse", "--is-inside-work-tree"]);
+    let out = match run(inside) {
+        // Without git on the machine nothing here can stage the directory.
+        Err(EngineError::Spawn { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(());
+        }
+        other => other?,
+    };
+    if !out.ok || text(out.stdout) != "true" {
+        // Not in a work tree (or inside a `.git` directory): nothing can stage it.
+        return Ok(());
+    }
+    let top = top_level(&existing)?;
+    let top = std::fs::canonicalize(&top).unwrap_or(top);
+    let mut full = existing.clone();
+    for name in missing.iter().rev() {
+        full.push(name);
+    }
+    let rel = full
+        .strip_prefix(&top)
+        .unwrap_or(Path::new(""))
+        .to_path_buf();
+    let refuse = || EngineError::DataDirNotIgnored {
+        data: data.to_path_buf(),
+        top: top.clone(),
+        entry: format!("/{}/", rel.display()),
+    };
+    if rel.as_os_str().is_empty() {
+        // The data directory is the work tree itself: nothing can ignore it.
+        return Err(refuse());
+    }
+    let mut check = git(&top);
+    // The trailing `/` lets a directory pattern (`.cairn/`) match a directory that
+    // does not exist yet.
+    let mut arg = rel.clone().into_os_string();
+    arg.push("/");
+    // (check-ignore takes plain paths, no pathspec magic.)
+    check
+        .args(["check-ignore", "-q", "--"])
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let out = check.output().map_err(|source| EngineError::Spawn {
+        program: "git",
+        source,
+    })?;
+    match out.status.code() {
+        Some(0) => Ok(()),
+        Some(1) => Err(refuse()),
+        _ => Err(EngineError::Git {
+            what: "check-ignore",
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        }),
+    }
+}

@@ -142,7 +142,9 @@ pub fn load_chain(name: &str, platform_dir: Option<&Path>) -> Result<Chain, Engi
         let path = platform.join("chains").join(format!("{name}.toml"));
         if path.is_file() {
             let text = read_bounded(&path)?;
-            return Ok(parse_chain(&path.display().to_string(), &text)?);
+            let chain = parse_chain(&path.display().to_string(), &text)?;
+            check_tools(&chain)?;
+            return Ok(chain);
         }
         if name != DEFAULT_CHAIN_NAME {
             return Err(EngineError::ChainNotFound {
@@ -157,6 +159,96 @@ pub fn load_chain(name: &str, platform_dir: Option<&Path>) -> Result<Chain, Engi
         });
     }
     Ok(parse_chain("<built-in default chain>", DEFAULT_CHAIN_TOML)?)
+}
+
+/// Every `[[sandbox.tool]]` of `chain` must be usable by the sandbox's user (uid
+/// [`cairn_sandbox::SANDBOX_UID`] when cairn runs as root, else the caller): its
+/// host directory (and `bin`) readable and searchable, and every directory on
+/// the way there searchable. Checked when the chain is loaded, so a toolchain
+/// under a private home (`/root/.rustup`, mode 0700) is refused with its path and
+/// the fix, not met as `Permission denied` inside a stage.
+pub fn check_tools(chain: &Chain) -> Result<(), EngineError> {
+    for tool in &chain.sandbox.tools {
+        let mut paths = vec![PathBuf::from(&tool.host)];
+        if let Some(bin) = &tool.bin
+            && let Some(rest) = Path::new(bin).strip_prefix(&tool.at).ok()
+            && !rest.as_os_str().is_empty()
+        {
+            paths.push(Path::new(&tool.host).join(rest));
+        }
+        for path in paths {
+            check_tool_path(&chain.name, &path)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_tool_path(chain: &str, path: &Path) -> Result<(), EngineError> {
+    let refuse = |blocker: &Path, problem: String| EngineError::ToolUnusable {
+        chain: chain.to_owned(),
+        path: path.to_path_buf(),
+        blocker: blocker.to_path_buf(),
+        problem,
+    };
+    let real = std::fs::canonicalize(path)
+        .map_err(|e| refuse(path, format!("it cannot be resolved ({e})")))?;
+    let meta = std::fs::metadata(&real).map_err(|e| refuse(&real, e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(refuse(&real, "it is not a directory".into()));
+    }
+    let mut walked = PathBuf::from("/");
+    let comps: Vec<_> = real.components().skip(1).collect();
+    let mut dirs = vec![walked.clone()];
+    for c in &comps {
+        walked.push(c);
+        dirs.push(walked.clone());
+    }
+    let last = dirs.len() - 1;
+    for (i, dir) in dirs.iter().enumerate() {
+        // The tool's directory is listed and entered; those on the way, entered.
+        let need_read = i == last;
+        if let Some(problem) = sandbox_cannot(dir, need_read)? {
+            return Err(refuse(dir, problem));
+        }
+    }
+    Ok(())
+}
+
+/// Why the sandbox's user cannot search (and, with `need_read`, read) `dir`.
+fn sandbox_cannot(dir: &Path, need_read: bool) -> Result<Option<String>, EngineError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(EngineError::io("inspect", dir))?;
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let (uid, gid) = if root {
+        (cairn_sandbox::SANDBOX_UID, cairn_sandbox::SANDBOX_GID)
+    } else {
+        // SAFETY: as above.
+        unsafe { (libc::geteuid(), libc::getegid()) }
+    };
+    let mode = meta.mode();
+    let bits = if meta.uid() == uid {
+        (mode >> 6) & 0o7
+    } else if meta.gid() == gid {
+        (mode >> 3) & 0o7
+    } else {
+        mode & 0o7
+    };
+    let want = if need_read { 0o5 } else { 0o1 };
+    if bits & want == want {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "`{}` is mode {:04o} (owner {}), so the sandbox's user (uid {uid}) cannot {}",
+        dir.display(),
+        mode & 0o7777,
+        meta.uid(),
+        if need_read {
+            "read it"
+        } else {
+            "pass through it"
+        }
+    )))
 }
 
 fn read_bounded(path: &Path) -> Result<String, EngineError> {

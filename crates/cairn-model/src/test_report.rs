@@ -70,6 +70,93 @@ fn strip_timing(name: &str) -> &str {
     }
 }
 
+/// Something a step needed that was not there: not a failing test but a missing
+/// tool, module or up-to-date lockfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// A program the shell could not find (exit 127, `command not found`).
+    Command(Option<String>),
+    /// A Python module (`ModuleNotFoundError`, `No module named`).
+    PythonModule(String),
+    /// A Node module (`Cannot find module 'x'`), not a relative path.
+    NodeModule(String),
+    /// cargo's `--locked` with a `Cargo.lock` that does not match `Cargo.toml`
+    /// (or none at all).
+    CargoLockfile,
+}
+
+/// The longest name taken from a log line.
+const MAX_NAME: usize = 200;
+
+/// What was missing, from a failed step's log `lines` and its exit code: the
+/// first sign found. `None` when nothing says a tool, module or lockfile was
+/// missing (the step or its tests failed on their own).
+pub fn missing<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
+    exit_code: Option<i32>,
+) -> Option<Missing> {
+    let mut command = None;
+    for line in lines {
+        let line = line.trim();
+        if let Some(m) = missing_in(line) {
+            match m {
+                Missing::Command(_) => {
+                    command.get_or_insert(m);
+                }
+                other => return Some(other),
+            }
+        }
+    }
+    if command.is_none() && exit_code == Some(127) {
+        return Some(Missing::Command(None));
+    }
+    command
+}
+
+fn name(s: &str) -> Option<String> {
+    let s = s.trim().trim_matches(|c| c == '\'' || c == '"' || c == '`');
+    let ok = !s.is_empty()
+        && s.len() <= MAX_NAME
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/@+:".contains(c));
+    ok.then(|| s.to_owned())
+}
+
+fn missing_in(line: &str) -> Option<Missing> {
+    // Python: `ModuleNotFoundError: No module named 'requests'`,
+    // `ImportError: No module named requests` (Python 2 style).
+    if let Some(i) = line.find("No module named ") {
+        let rest = &line[i + "No module named ".len()..];
+        let module = rest.split_whitespace().next().and_then(name)?;
+        return Some(Missing::PythonModule(module));
+    }
+    // Node: `Error: Cannot find module 'left-pad'` (a relative path is the
+    // project's own file, not a dependency).
+    if let Some(i) = line.find("Cannot find module ") {
+        let rest = &line[i + "Cannot find module ".len()..];
+        let quoted = rest.split(['\'', '"']).nth(1).unwrap_or(rest);
+        let module = name(quoted)?;
+        if module.starts_with('.') || module.starts_with('/') {
+            return None;
+        }
+        return Some(Missing::NodeModule(module));
+    }
+    // cargo: `the lock file /w/Cargo.lock needs to be updated but --locked was
+    // passed to prevent this`.
+    if line.contains("--locked was passed") && line.contains("lock file") {
+        return Some(Missing::CargoLockfile);
+    }
+    // Shells: `bash: cargo: command not found`, `sh: 1: cargo: not found`,
+    // `/bin/sh: line 1: cargo: command not found`.
+    for suffix in [": command not found", ": not found"] {
+        if let Some(rest) = line.strip_suffix(suffix) {
+            let prog = rest.rsplit(": ").next().and_then(name);
+            return Some(Missing::Command(prog));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +198,73 @@ mod tests {
             "Ran 2 tests in 0.000s\n\nFAILED (failures=1, errors=2)\n",
             &[],
         );
+    }
+
+    fn check_missing(log: &str, exit: Option<i32>, expect: Option<Missing>) {
+        assert_eq!(missing(log.lines(), exit), expect, "log: {log}");
+    }
+
+    #[test]
+    fn missing_tools_modules_and_lockfiles() {
+        use Missing::*;
+        let cmd = |s: &str| Some(Command(Some(s.to_owned())));
+        let cases: &[(&str, Option<i32>, Option<Missing>)] = &[
+            ("bash: cargo: command not found\n", Some(127), cmd("cargo")),
+            ("sh: 1: pytest: not found\n", Some(127), cmd("pytest")),
+            (
+                "/bin/sh: line 1: go: command not found\n",
+                Some(127),
+                cmd("go"),
+            ),
+            ("", Some(127), Some(Command(None))),
+            (
+                "E   ModuleNotFoundError: No module named 'requests'\n",
+                Some(2),
+                Some(PythonModule("requests".into())),
+            ),
+            (
+                "ImportError: No module named yaml\n",
+                Some(1),
+                Some(PythonModule("yaml".into())),
+            ),
+            (
+                "/usr/bin/python3: No module named pytest\n",
+                Some(1),
+                Some(PythonModule("pytest".into())),
+            ),
+            (
+                "Error: Cannot find module 'left-pad'\nRequire stack:\n",
+                Some(1),
+                Some(NodeModule("left-pad".into())),
+            ),
+            // The project's own file missing is not a dependency.
+            ("Error: Cannot find module './lib/x'\n", Some(1), None),
+            (
+                "error: the lock file /w/Cargo.lock needs to be updated but --locked was passed to prevent this\n",
+                Some(101),
+                Some(CargoLockfile),
+            ),
+            // A module error wins over a shell's complaint seen earlier.
+            (
+                "sh: 1: foo: not found\nModuleNotFoundError: No module named 'x'\n",
+                Some(1),
+                Some(PythonModule("x".into())),
+            ),
+            // A failing test is not a missing anything.
+            (
+                "FAILED tests/test_calc.py::test_add - assert 3 == 4\n",
+                Some(1),
+                None,
+            ),
+            ("test tests::adds ... FAILED\n", Some(101), None),
+            ("--- FAIL: TestAdd (0.00s)\n", Some(1), None),
+            ("", Some(1), None),
+            ("", None, None),
+            // A name with shell or control characters is not repeated.
+            ("No module named '$(rm -rf /)'\n", Some(1), None),
+        ];
+        for (log, exit, expect) in cases {
+            check_missing(log, *exit, expect.clone());
+        }
     }
 }

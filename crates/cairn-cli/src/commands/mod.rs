@@ -116,7 +116,11 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
 
 pub fn data_dir(cli: &Cli) -> Result<DataDir, Failure> {
     let cwd: PathBuf = std::env::current_dir().context("cannot read the working directory")?;
-    Ok(DataDir::resolve(cli.cairn_home.as_deref(), &cwd))
+    let data = DataDir::resolve(cli.cairn_home.as_deref(), &cwd);
+    // Every command that reads or writes state (the store, the signing key, the
+    // log) refuses a data directory that `git add -A` would commit.
+    data.check_not_committable()?;
+    Ok(data)
 }
 
 /// Opens the store checked against the audit log (`cairn_engine::pairing`: a

@@ -15,7 +15,7 @@ pub use diagnostic::ConfigError;
 pub use org::{ChangeSink, DeployTarget, ORG_FILE, OrgConfig, parse_org};
 pub use workload::{
     APP_DIR, HttpCheck, ImageConfig, MAX_HTTP_CHECKS, WORKLOAD_FILE, Workload, parse_workload,
-    render_workload,
+    render_detected, render_workload,
 };
 
 /// Config files are small; anything bigger is refused before parsing.

@@ -6,7 +6,7 @@ use toml::Spanned;
 
 use super::diagnostic::ConfigError;
 use super::{NAME_RULE, is_valid_name, parse_toml};
-use crate::ecosystem::Recipe;
+use crate::ecosystem::{Detection, Recipe};
 
 /// The file name of a workload's config, at the app's root.
 pub const WORKLOAD_FILE: &str = "cairn.toml";
@@ -416,14 +416,35 @@ pub(super) fn checked_name(
 
 /// The `cairn.toml` that `cairn init` writes for an app of the detected ecosystem.
 pub fn render_workload(name: &str, recipe: &Recipe) -> String {
+    render_detected(
+        name,
+        &Detection {
+            recipe: recipe.clone(),
+            reasons: Vec::new(),
+            also: Vec::new(),
+            acceptance: None,
+            image: None,
+        },
+    )
+}
+
+/// The `cairn.toml` for what `cairn init` detected: the recipe, the project's own
+/// acceptance script, and a Dockerfile's EXPOSE/CMD as a commented `[image]`.
+pub fn render_detected(name: &str, d: &Detection) -> String {
+    let recipe = &d.recipe;
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let mut out = format!(
         "# cairn workload: how this app goes through the organisation's chain.\n\
-         # Detected ecosystem: {}. Reference: cairn's README, \"cairn.toml\".\n\n\
-         [workload]\nname = {}\nchain = \"default\"\nenvironments = [\"staging\", \"production\"]\n\n[build]\n",
+         # Detected ecosystem: {}. Reference: cairn's README, \"cairn.toml\".\n",
         recipe.ecosystem.name(),
-        q(name),
     );
+    for r in &d.reasons {
+        out.push_str(&format!("#   {}\n", r.replace('\n', " ")));
+    }
+    out.push_str(&format!(
+        "\n[workload]\nname = {}\nchain = \"default\"\nenvironments = [\"staging\", \"production\"]\n\n[build]\n",
+        q(name),
+    ));
     if let Some(fetch) = &recipe.fetch {
         out.push_str(&format!(
             "# The only step with network: fetch dependencies. Later steps are offline.\nfetch = {}\n",
@@ -431,10 +452,36 @@ pub fn render_workload(name: &str, recipe: &Recipe) -> String {
         ));
     }
     out.push_str(&format!(
-        "command = {}\n\n[test]\nunit = {}\n# acceptance = \"./acceptance-test.sh\"  # runs against the release candidate\n",
+        "command = {}\n\n[test]\nunit = {}\n",
         q(&recipe.build),
         q(&recipe.unit)
     ));
+    match &d.acceptance {
+        Some(a) => out.push_str(&format!(
+            "acceptance = {}  # runs against the release candidate\n",
+            q(a)
+        )),
+        None => out.push_str(
+            "# acceptance = \"./acceptance-test.sh\"  # runs against the release candidate\n",
+        ),
+    }
+    if let Some(img) = &d.image {
+        out.push_str("\n# Proposed from the Dockerfile's EXPOSE/CMD. Its FROM");
+        if let Some(from) = &img.from {
+            out.push_str(&format!(" ({})", from.replace('\n', " ")));
+        }
+        out.push_str(
+            " is not used: bases come from cairn's catalog\n# (`cairn base list`); choose one, set `output`, then uncomment.\n# [image]\n# base = \"<a catalog base>\"\n",
+        );
+        if let Some(cmd) = &img.cmd {
+            let arr =
+                toml::Value::Array(cmd.iter().map(|c| toml::Value::String(c.clone())).collect());
+            out.push_str(&format!("# cmd = {}\n", arr.to_string().replace('\n', " ")));
+        }
+        if let Some(port) = img.port {
+            out.push_str(&format!("# port = {port}\n"));
+        }
+    }
     out
 }
 

@@ -1,0 +1,505 @@
+//! Onboarding end to end: `cairn init` reads the project (lockfiles, test runner
+//! config, acceptance script, Dockerfile), keeps `.cairn/` out of git, `cairn run`
+//! refuses a data directory git would commit, and `cairn explain` tells a missing
+//! tool or module from a failing test. Real git, real bubblewrap.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{Fixture, Run, git};
+
+/// `cairn ARGS` with the default data directory (`.cairn/` in the repository).
+fn cairn_here(f: &Fixture, args: &[&str]) -> Run {
+    let mut cmd = f.cairn(args);
+    cmd.env_remove("CAIRN_HOME");
+    Run::from(cmd.output().unwrap())
+}
+
+fn staged(f: &Fixture) -> Vec<String> {
+    git(&f.repo, &["add", "-A"]);
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&f.repo)
+        .args(["diff", "--cached", "--name-only"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn init_ignores_the_data_dir_and_run_refuses_one_git_would_commit() {
+    let f = Fixture::new();
+    f.write("Makefile", "all:\n\ttrue\ntest:\n\ttrue\n")
+        .write(".gitignore", "target")
+        .commit("app");
+    let r = cairn_here(&f, &["init"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("added `.cairn/` to .gitignore"), "{r:?}");
+    println!("{}", r.stdout);
+    let text = std::fs::read_to_string(f.repo.join(".gitignore")).unwrap();
+    assert!(text.starts_with("target\n"), "{text}");
+    // Idempotent: a second init does not add it again.
+    let r = cairn_here(&f, &["init", "--force"]);
+    assert!(
+        r.stdout.contains(".gitignore already ignores `.cairn/`"),
+        "{r:?}"
+    );
+    let text = std::fs::read_to_string(f.repo.join(".gitignore")).unwrap();
+    assert_eq!(
+        text.lines().filter(|l| *l == ".cairn/").count(),
+        1,
+        "{text}"
+    );
+    f.commit("cairn init");
+
+    let r = cairn_here(&f, &["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(f.repo.join(".cairn/keys").is_dir());
+    let staged = staged(&f);
+    assert!(
+        staged.iter().all(|p| !p.starts_with(".cairn")),
+        "{staged:?}"
+    );
+
+    // Without the line, the run is refused before anything is opened, naming the fix.
+    std::fs::write(f.repo.join(".gitignore"), "target\n").unwrap();
+    f.commit("forget the ignore");
+    std::fs::remove_dir_all(f.repo.join(".cairn")).unwrap();
+    let r = cairn_here(&f, &["run"]);
+    println!("{r:?}");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("git does not ignore it"), "{r:?}");
+    assert!(r.stderr.contains("add `/.cairn/` to"), "{r:?}");
+    assert!(r.stderr.contains("CAIRN_HOME"), "{r:?}");
+    assert!(!f.repo.join(".cairn").exists(), "nothing created");
+    // Every command that touches state, not only `run`: the key is never made there.
+    for args in [&["key", "show"][..], &["runs"], &["log", "checkpoint"]] {
+        let r = cairn_here(&f, args);
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+        assert!(r.stderr.contains("git does not ignore it"), "{r:?}");
+    }
+    assert!(!f.repo.join(".cairn").exists(), "nothing created");
+    // Any data directory inside the work tree counts, not only `.cairn`.
+    let r = Run::from(
+        f.cairn(&["run"])
+            .env("CAIRN_HOME", f.repo.join("state"))
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("add `/state/` to"), "{r:?}");
+    // Ignored through git's own rules (here .git/info/exclude), it runs.
+    std::fs::write(f.repo.join(".git/info/exclude"), "/state/\n").unwrap();
+    let r = Run::from(
+        f.cairn(&["run"])
+            .env("CAIRN_HOME", f.repo.join("state"))
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+#[test]
+fn a_gitignore_that_cannot_be_written_is_a_clear_error() {
+    let f = Fixture::new();
+    f.write("Makefile", "all:\n\ttrue\ntest:\n\ttrue\n")
+        .commit("app");
+    std::fs::create_dir(f.repo.join(".gitignore")).unwrap();
+    let r = f.run(&["init"]);
+    println!("{r:?}");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(".gitignore: it is not a regular file")
+            && r.stderr.contains("add the line `.cairn/`"),
+        "{r:?}"
+    );
+    assert!(!f.repo.join("cairn.toml").exists());
+    std::fs::remove_dir(f.repo.join(".gitignore")).unwrap();
+    // A symlink is never followed out of the project.
+    let outside = f.repo.parent().unwrap().join("outside");
+    std::fs::write(&outside, "keep\n").unwrap();
+    std::os::unix::fs::symlink(&outside, f.repo.join(".gitignore")).unwrap();
+    let r = f.run(&["init"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("it is a symlink"), "{r:?}");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep\n");
+}
+
+/// `cairn init --dry-run [EXTRA]` in a fresh repository holding `files`
+/// (committed when `commit`): its stdout, with nothing written.
+fn dry_run(files: &[(&str, &str)], untracked: &[(&str, &str)], extra: &[&str]) -> Run {
+    let f = Fixture::new();
+    for (p, t) in files {
+        f.write(p, t);
+    }
+    f.commit("app");
+    for (p, t) in untracked {
+        f.write(p, t);
+    }
+    let mut args = vec!["init", "--dry-run"];
+    args.extend_from_slice(extra);
+    let r = f.run(&args);
+    assert!(!f.repo.join("cairn.toml").exists(), "dry run wrote: {r:?}");
+    assert!(!f.repo.join(".gitignore").exists(), "dry run wrote: {r:?}");
+    r
+}
+
+/// One project, and the fragments its dry run must (and must not) print.
+fn check(files: &[(&str, &str)], untracked: &[(&str, &str)], want: &[&str], not: &[&str]) {
+    let r = dry_run(files, untracked, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for w in want {
+        assert!(r.stdout.contains(w), "missing {w:?}: {r:?}");
+    }
+    for n in not {
+        assert!(!r.stdout.contains(n), "unwanted {n:?}: {r:?}");
+    }
+}
+
+const CARGO: (&str, &str) = (
+    "Cargo.toml",
+    "[package]\nname = \"demo\"\nversion = \"0.1.0\"\n",
+);
+const SETUP_PY: (&str, &str) = ("setup.py", "from setuptools import setup\nsetup()\n");
+
+#[test]
+fn init_reads_how_the_project_builds_and_tests() {
+    // A lockfile counts only when committed.
+    check(
+        &[CARGO],
+        &[("Cargo.lock", "# untracked\n")],
+        &[
+            "fetch = \"cargo fetch\"",
+            "Cargo.lock is not committed, so no `--locked`",
+        ],
+        &["--locked\""],
+    );
+    check(
+        &[CARGO, ("Cargo.lock", "version = 3\n")],
+        &[],
+        &[
+            "fetch = \"cargo fetch --locked\"",
+            "unit = \"cargo test --offline\"",
+        ],
+        &[],
+    );
+    check(
+        &[("package.json", r#"{"scripts":{"test":"node test.js"}}"#)],
+        &[],
+        &[
+            "npm install --ignore-scripts",
+            "package.json's test script (node test.js)",
+        ],
+        &["npm ci"],
+    );
+    check(
+        &[("package.json", "{}"), ("package-lock.json", "{}")],
+        &[],
+        &["npm ci --ignore-scripts", "no test script"],
+        &[],
+    );
+    // pytest from each of the project's own config files, fetched with the deps.
+    for (file, text, from) in [
+        (
+            "pyproject.toml",
+            "[project]\nname = \"x\"\n[tool.pytest.ini_options]\naddopts = \"-q\"\n",
+            "pyproject.toml [tool.pytest.ini_options]",
+        ),
+        (
+            "setup.cfg",
+            "[metadata]\nname = x\n[tool:pytest]\n",
+            "setup.cfg [tool:pytest]",
+        ),
+        ("tox.ini", "[tox]\n[pytest]\n", "tox.ini [pytest]"),
+        ("pytest.ini", "[pytest]\n", "pytest.ini"),
+    ] {
+        check(
+            &[SETUP_PY, (file, text)],
+            &[],
+            &[
+                &format!("pytest, configured in {from}"),
+                "python3 -m pip install --target .deps pytest .",
+                "unit = \"PYTHONPATH=.deps python3 -m pytest -p no:cacheprovider\"",
+            ],
+            &["unittest"],
+        );
+    }
+    check(
+        &[(
+            "pyproject.toml",
+            "[project]\nname = \"x\"\n[project.optional-dependencies]\ntest = [\"pytest\"]\n[tool.pytest.ini_options]\n",
+        )],
+        &[],
+        &["--target .deps pytest '.[test]'", "its `test` extra"],
+        &[],
+    );
+    check(
+        &[("requirements.txt", "requests\n")],
+        &[],
+        &[
+            "--target .deps -r requirements.txt",
+            "no pytest configuration found, so unittest",
+        ],
+        &[],
+    );
+    check(
+        &[("go.mod", "module x\n")],
+        &[],
+        &["unit = \"go test ./...\""],
+        &[],
+    );
+    check(
+        &[("pom.xml", "<project/>\n")],
+        &[],
+        &[
+            "unit = \"mvn -B -o verify\"",
+            "mvn -B dependency:go-offline",
+        ],
+        &[],
+    );
+    check(
+        &[("Makefile", "test:\n\ttrue\n")],
+        &[],
+        &["unit = \"make test\""],
+        &[],
+    );
+    // The project's acceptance script, and a Dockerfile's EXPOSE/CMD — never its FROM.
+    check(
+        &[
+            ("Makefile", "test:\n\ttrue\n"),
+            ("acceptance-test.sh", "#!/bin/sh\n"),
+            (
+                "Dockerfile",
+                "FROM docker.io/evil/base:latest\nEXPOSE 8080/tcp\nCMD [\"./server\", \"--port\", \"8080\"]\n",
+            ),
+        ],
+        &[],
+        &[
+            "acceptance = \"./acceptance-test.sh\"",
+            "acceptance: the project's own acceptance-test.sh",
+            "# port = 8080",
+            "# cmd = [\"./server\", \"--port\", \"8080\"]",
+            "FROM (docker.io/evil/base:latest) is not used: bases come from cairn's catalog",
+            "# base = \"<a catalog base>\"",
+            "would add `.cairn/` to .gitignore",
+        ],
+        &["\nbase = \"docker"],
+    );
+}
+
+#[test]
+fn init_with_two_ecosystems_none_or_a_huge_tree() {
+    let both = [
+        ("package.json", "{}"),
+        ("pyproject.toml", "[project]\nname = \"x\"\n"),
+    ];
+    let r = dry_run(&both, &[], &[]);
+    println!("{}", r.stdout);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("the project also looks like python — chose npm as the first in the order")
+            && r.stdout.contains("--ecosystem python"),
+        "{r:?}"
+    );
+    let r = dry_run(&both, &[], &["--ecosystem", "python"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("ecosystem python: chosen with --ecosystem"),
+        "{r:?}"
+    );
+    let r = dry_run(&both, &[], &["--ecosystem", "go"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("no go files (found: npm, python)"),
+        "{r:?}"
+    );
+    let r = dry_run(&both, &[], &["--ecosystem", "cobol"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("unknown ecosystem `cobol`"), "{r:?}");
+
+    let r = dry_run(&[("README.md", "hi\n")], &[], &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("cannot tell which ecosystem")
+            && r.stderr.contains("write cairn.toml by hand"),
+        "{r:?}"
+    );
+
+    // A huge directory is refused after a bounded read, not walked.
+    let f = Fixture::new();
+    f.write("Makefile", "test:\n\ttrue\n");
+    for i in 0..=cairn_engine::onboard::MAX_ROOT_ENTRIES {
+        std::fs::File::create(f.repo.join(format!("f{i}"))).unwrap();
+    }
+    let r = f.run(&["init"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("holds more than 10000 entries"), "{r:?}");
+    assert!(!f.repo.join("cairn.toml").exists());
+}
+
+#[test]
+fn explain_tells_a_missing_module_or_tool_from_a_failing_test() {
+    let f = Fixture::new();
+    f.write(
+        "cairn.toml",
+        "[workload]\nname = \"app\"\n[build]\ncommand = \"true\"\n[test]\nunit = \"python3 -m unittest discover -v\"\n",
+    )
+    .write(
+        "test_app.py",
+        "import unittest\nimport no_such_module_xyz\n\nclass T(unittest.TestCase):\n    def test_a(self):\n        pass\n",
+    )
+    .commit("app");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let e = f.run(&["explain", "last"]);
+    println!("{}", e.stdout);
+    assert_eq!(e.code, 0, "{e:?}");
+    assert!(
+        e.stdout.contains(
+            "not a failing test: the Python module `no_such_module_xyz` is not installed"
+        ) && e.stdout.contains("build.fetch"),
+        "{e:?}"
+    );
+    assert!(!e.stdout.contains("fix the failing test"), "{e:?}");
+
+    // A program that is not in the sandbox: a build image or a declared tool.
+    f.write(
+        "cairn.toml",
+        "[workload]\nname = \"app\"\n[build]\ncommand = \"true\"\n[test]\nunit = \"no-such-tool-xyz --run\"\n",
+    )
+    .commit("tool");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let e = f.run(&["explain", "last"]);
+    println!("{}", e.stdout);
+    assert!(
+        e.stdout
+            .contains("the program `no-such-tool-xyz` is not installed")
+            && e.stdout.contains("[[sandbox.tool]]"),
+        "{e:?}"
+    );
+
+    // A real failing test still says so.
+    f.write(
+        "cairn.toml",
+        "[workload]\nname = \"app\"\n[build]\ncommand = \"true\"\n[test]\nunit = \"python3 -m unittest discover -v\"\n",
+    )
+    .write(
+        "test_app.py",
+        "import unittest\n\nclass T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(1, 2)\n",
+    )
+    .commit("failing");
+    assert_eq!(f.run(&["run"]).code, 1);
+    let e = f.run(&["explain", "last"]);
+    assert!(e.stdout.contains("fix the failing test"), "{e:?}");
+    assert!(!e.stdout.contains("not a failing test"), "{e:?}");
+}
+
+#[test]
+fn a_host_tool_the_sandbox_user_cannot_reach_is_refused_at_load_time() {
+    use std::os::unix::fs::PermissionsExt;
+    // The tool sits in a private directory, like a toolchain under /root/.rustup.
+    let base = tempfile::tempdir().unwrap();
+    let private = base.path().join("home");
+    let bin = private.join("toolchain/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("hello-tool"), "#!/bin/sh\necho tool says hi\n").unwrap();
+    for (p, mode) in [
+        (base.path().to_path_buf(), 0o755),
+        (private.join("toolchain"), 0o755),
+        (bin.clone(), 0o755),
+        (bin.join("hello-tool"), 0o755),
+    ] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    // As root the sandbox runs as uid 65534 (a 0700 home shuts it out); as
+    // anyone else it runs as the caller (a 0600 one does).
+    let root = unsafe { libc_geteuid() } == 0;
+    let private_mode = if root { 0o700 } else { 0o600 };
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(private_mode)).unwrap();
+    let platform = base.path().join("platform");
+    std::fs::create_dir_all(platform.join("chains")).unwrap();
+    std::fs::write(
+        platform.join("chains/default.toml"),
+        format!(
+            "name = \"default\"\n[[sandbox.tool]]\nhost = \"{}\"\nat = \"/opt/hello\"\nbin = \"/opt/hello/bin\"\n\
+             [[stage]]\nname = \"source\"\nkind = \"source\"\n[[stage]]\nname = \"unit-tests\"\nkind = \"unit-test\"\n\
+             [[stage]]\nname = \"build\"\nkind = \"build\"\n",
+            private.join("toolchain").display()
+        ),
+    )
+    .unwrap();
+    let f = Fixture::new();
+    f.write(
+        "cairn.toml",
+        "[workload]\nname = \"app\"\n[build]\ncommand = \"true\"\n[test]\nunit = \"hello-tool\"\n",
+    )
+    .commit("app");
+    let run = || {
+        Run::from(
+            f.cairn(&["run"])
+                .env("CAIRN_PLATFORM_DIR", &platform)
+                .output()
+                .unwrap(),
+        )
+    };
+    let r = run();
+    println!("{r:?}");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "`{}` is mode {private_mode:04o}",
+            private.display()
+        )) && r.stderr.contains("cannot pass through it")
+            && r.stderr
+                .contains("Fix: install the toolchain where every directory is world-searchable"),
+        "{r:?}"
+    );
+    // Nothing ran.
+    assert_eq!(f.json(&["runs"]), serde_json::json!([]));
+
+    // Made traversable (not readable), the same chain loads and the tool runs.
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let r = run();
+    assert_eq!(r.code, 0, "{r:?}");
+    let logs = f.run(&["logs", "last", "unit-tests"]);
+    assert!(logs.stdout.contains("tool says hi"), "{logs:?}");
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+#[test]
+fn a_data_dir_outside_any_work_tree_or_without_git_is_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |path: &str| {
+        Run::from(
+            Command::new(env!("CARGO_BIN_EXE_cairn"))
+                .args(["runs"])
+                .current_dir(tmp.path())
+                .env_remove("CAIRN_HOME")
+                .env_remove("CAIRN_PLATFORM_DIR")
+                .env("PATH", path)
+                .output()
+                .unwrap(),
+        )
+    };
+    // Not in a git work tree: nothing could stage it.
+    let r = run(&std::env::var("PATH").unwrap());
+    assert_eq!(r.code, 0, "{r:?}");
+    // No git on the machine at all: neither.
+    let empty = tmp.path().join("empty-path");
+    std::fs::create_dir(&empty).unwrap();
+    let r = run(empty.to_str().unwrap());
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(tmp.path().join(".cairn").is_dir());
+}
