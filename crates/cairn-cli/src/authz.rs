@@ -314,6 +314,14 @@ pub fn guard(cli: &Cli) -> Result<(), Failure> {
         // No data directory, so no identities yet.
         return Ok(());
     }
+    // A store lost beside its log holds no identities to check, and opening it
+    // here would create an empty one over what `cairn recover` must see: the
+    // command's own (checked) open refuses it, or recovers or restores it.
+    if let Err(cairn_engine::EngineError::StoreLost { .. }) =
+        cairn_engine::pairing::refuse_missing_store(&data)
+    {
+        return Ok(());
+    }
     let store = cairn_store::SqliteStore::open(data.root()).map_err(|e| {
         Failure::from(anyhow::Error::new(e).context(format!(
             "cannot open cairn's store in {}",

@@ -151,7 +151,7 @@ fn tampered_evidence_is_named_and_denied() {
         &config.replace("contains = \"hello from cairn\"", "contains = \"goodbye\""),
     )
     .commit("expect another greeting");
-    let failed = run_as(f, None, 1);
+    let failed = run_as(f, Some(&t.author), 1);
     let rows = query(
         f,
         "SELECT e.id, s.kind FROM evidence e JOIN stages s ON s.id = e.stage_id \
@@ -199,7 +199,7 @@ fn tampered_evidence_is_named_and_denied() {
     // A good image: one flipped byte in its acceptance result's payload.
     f.write("cairn.toml", &config)
         .commit("expect the greeting again");
-    let good = run_as(f, None, 0);
+    let good = run_as(f, Some(&t.author), 0);
     let acceptance = query(
         f,
         "SELECT e.id FROM evidence e JOIN stages s ON s.id = e.stage_id \
@@ -388,7 +388,7 @@ fn signed_commits_bind_an_identity_and_can_be_required() {
 
     // Production runs the first commit (before the organisation required
     // signatures); the change of what comes next is counted from it.
-    let first = run_as(f, None, 0);
+    let first = run_as(f, Some(&t.author), 0);
     assert_eq!(promote(&t, &t.rita, &first, "staging").code, 0);
     assert_eq!(as_(f, &t.bob, &["review", "approve"]).code, 0);
     assert_eq!(promote(&t, &t.rita, &first, "production").code, 0);
@@ -497,7 +497,7 @@ fn signed_commits_bind_an_identity_and_can_be_required() {
 fn an_override_gets_a_failed_vsa_and_status_marks_it_until_a_clean_promotion() {
     let t = team();
     let f = &t.f;
-    let digest = run_as(f, None, 0);
+    let digest = run_as(f, Some(&t.author), 0);
     assert_eq!(promote(&t, &t.rita, &digest, "staging").code, 0);
     // No approval: production is denied; break-glass goes through, flagged.
     let r = as_(
@@ -594,12 +594,12 @@ fn an_override_gets_a_failed_vsa_and_status_marks_it_until_a_clean_promotion() {
 fn production_rolls_back_to_a_digest_it_ran_without_touching_staging() {
     let t = team();
     let f = &t.f;
-    let first = run_as(f, None, 0);
+    let first = run_as(f, Some(&t.author), 0);
     assert_eq!(promote(&t, &t.rita, &first, "staging").code, 0);
     assert_eq!(as_(f, &t.bob, &["review", "approve"]).code, 0);
     assert_eq!(promote(&t, &t.rita, &first, "production").code, 0);
     f.write("README", "second\n").commit("second");
-    let second = run_as(f, None, 0);
+    let second = run_as(f, Some(&t.author), 0);
     assert_eq!(promote(&t, &t.rita, &second, "staging").code, 0);
     assert_eq!(as_(f, &t.bob, &["review", "approve"]).code, 0);
     assert_eq!(promote(&t, &t.rita, &second, "production").code, 0);

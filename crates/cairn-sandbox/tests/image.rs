@@ -187,8 +187,16 @@ fn accepted_within(listener: &TcpListener, wait: Duration) -> bool {
     }
 }
 
-/// The per-deployment token of the detached sandboxes started here.
-const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+/// A per-deployment token for the detached sandboxes started here: new for
+/// every run of the tests, so a run killed before it cleaned up (or the same
+/// tests running in another checkout) never looks like this one's.
+fn fresh_token() -> String {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 #[test]
 fn a_static_binary_runs_in_an_almost_empty_rootfs() {
@@ -621,6 +629,7 @@ fn stop_escalates_and_drop_leaves_nothing() {
 #[test]
 fn a_detached_image_outlives_its_starter_and_stops_from_its_record() {
     let root = rootfs();
+    let token = fresh_token();
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("app.log");
     let port = free_host_port();
@@ -645,7 +654,7 @@ fn a_detached_image_outlives_its_starter_and_stops_from_its_record() {
     let starter = unsafe { libc::fork() };
     assert!(starter >= 0);
     if starter == 0 {
-        let text = match start_detached(&spec, &log, TOKEN) {
+        let text = match start_detached(&spec, &log, &token) {
             Ok(record) => record.to_record(),
             Err(e) => format!("ERROR {e}"),
         };
@@ -697,11 +706,11 @@ fn a_detached_image_outlives_its_starter_and_stops_from_its_record() {
     }
     // Its identity: the token is in its cgroup's name, found by a scan of the
     // host's detached cgroups, and the port's listener is a process of it.
-    assert_eq!(record.token().as_deref(), Some(TOKEN));
+    assert_eq!(record.token().as_deref(), Some(token.as_str()));
     let found: Vec<_> = cairn_sandbox::find_detached()
         .unwrap()
         .into_iter()
-        .filter(|f| f.token.as_deref() == Some(TOKEN))
+        .filter(|f| f.token.as_deref() == Some(token.as_str()))
         .collect();
     assert_eq!(found.len(), 1, "{found:?}");
     let adopted = found[0].sandbox(log.clone()).unwrap();
@@ -743,7 +752,7 @@ fn a_detached_image_outlives_its_starter_and_stops_from_its_record() {
     // log, and its (empty) cgroup kept until it is stopped.
     let mut short = root.spec(&["say", "short-lived"]);
     short.network = ImageNetwork::Isolated;
-    let ended = start_detached(&short, &log, &TOKEN.replace('0', "1")).unwrap();
+    let ended = start_detached(&short, &log, &fresh_token()).unwrap();
     let until = Instant::now() + Duration::from_secs(5);
     while ended.is_running() {
         assert!(Instant::now() < until, "{ended:?}");
@@ -852,12 +861,8 @@ fn leftover_cgroups_never_block_a_deploy_and_are_swept_safely() {
     let logs = tempfile::tempdir().unwrap();
     let mut spec = root.spec(&["serve", "8080"]);
     spec.network = ImageNetwork::Isolated;
-    let record = start_detached(
-        &spec,
-        &logs.path().join("app.log"),
-        "fedcba9876543210fedcba9876543210",
-    )
-    .unwrap();
+    let token = fresh_token();
+    let record = start_detached(&spec, &logs.path().join("app.log"), &token).unwrap();
     cleanup.record = Some(record.clone());
     let name = record.cgroups[0]
         .file_name()
@@ -867,7 +872,7 @@ fn leftover_cgroups_never_block_a_deploy_and_are_swept_safely() {
     println!("started despite the leftovers, in cgroup {name}");
     // detached-<deployment token>-<owner token>-<random id>: no pid in it.
     let parts: Vec<&str> = name.strip_prefix("detached-").unwrap().split('-').collect();
-    assert_eq!(parts[0], "fedcba9876543210fedcba9876543210", "{name}");
+    assert_eq!(parts[0], token, "{name}");
     assert!(
         parts.len() == 3 && parts[1].len() == 32 && parts[2].len() == 32,
         "{name}"
@@ -930,7 +935,7 @@ fn leftover_cgroups_never_block_a_deploy_and_are_swept_safely() {
     let ended = start_detached(
         &root.spec(&["say", "bye"]),
         &logs.path().join("app.log"),
-        "fedcba9876543210fedcba9876543211",
+        &fresh_token(),
     )
     .unwrap();
     let until = Instant::now() + Duration::from_secs(5);

@@ -205,7 +205,12 @@ fn report_reconciliation(done: &Reconciliation) {
 pub fn status(cli: &Cli) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
-    let done = reconcile_and_report(cli, &data, &*store)?;
+    // Status tells what is recorded even when reconciling cannot be done now (a
+    // full disk, a lock it cannot take): it says so instead of failing.
+    let done = reconcile_and_report(cli, &data, &*store).map_err(|f| format!("{:#}", f.error));
+    if let Err(why) = &done {
+        eprintln!("reconcile: not done now: {why}");
+    }
     let rows = cairn_engine::promotion::status(&data, &*store)?;
     let reconciled = last_reconciled(&data).map(|(at, _)| cairn_model::time::rfc3339_utc(at));
     if cli.json {
@@ -275,15 +280,23 @@ pub fn status(cli: &Cli) -> Result<ExitCode, Failure> {
             );
         }
     }
-    match (reconciled, done.busy) {
-        (_, true) => println!(
-            "a promotion is in progress: not reconciled now{}",
-            last_reconciled(&data)
-                .map(|(at, _)| format!("; last reconciled {}", cairn_model::time::rfc3339_utc(at)))
-                .unwrap_or_default()
+    let last = || {
+        reconciled
+            .as_ref()
+            .map(|at| format!("; last reconciled {at}"))
+            .unwrap_or_default()
+    };
+    match &done {
+        Ok(d) if d.busy => println!("a promotion is in progress: not reconciled now{}", last()),
+        Ok(_) => {
+            if let Some(at) = &reconciled {
+                println!("reconciled with what runs at {at}");
+            }
+        }
+        Err(_) => println!(
+            "NOT reconciled now (see above): this is what is recorded{}",
+            last()
         ),
-        (Some(at), false) => println!("reconciled with what runs at {at}"),
-        (None, false) => {}
     }
     Ok(ExitCode::SUCCESS)
 }
