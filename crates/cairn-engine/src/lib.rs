@@ -11,6 +11,7 @@ pub mod backup;
 pub mod bench;
 pub mod certify;
 pub mod change_sink;
+pub mod current;
 mod data_dir;
 pub mod deploy;
 mod error;

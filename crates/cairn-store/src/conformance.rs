@@ -1057,6 +1057,22 @@ pub fn withdrawn_advisories_are_kept_but_not_indexed(store: &dyn Store) -> Resul
     );
     assert!(store.advisories_for_packages(&p)?.is_empty());
     assert_eq!(store.advisory_count()?, 2);
+    // The database's state lists every kept record, withdrawn ones included.
+    assert_eq!(
+        store.advisory_versions()?,
+        vec![
+            (
+                "C-1".to_owned(),
+                "2024-05-01T00:00:00.000000000Z".to_owned(),
+                true
+            ),
+            (
+                "C-2".to_owned(),
+                "2024-01-01T00:00:00.000000000Z".to_owned(),
+                true
+            ),
+        ]
+    );
     Ok(())
 }
 

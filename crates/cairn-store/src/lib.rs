@@ -432,6 +432,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// How many records are kept, withdrawn ones included.
     fn advisory_count(&self) -> Result<u64, StoreError>;
 
+    /// Every kept record's (id, modified, withdrawn), by id: the advisory
+    /// database's state, which a gate decision names.
+    fn advisory_versions(&self) -> Result<Vec<(String, String, bool)>, StoreError>;
+
     /// Keeps one SBOM and indexes its components; returns its id.
     fn add_sbom(&self, sbom: &NewSbom) -> Result<i64, StoreError> {
         let ids = self.add_sboms(std::slice::from_ref(sbom))?;

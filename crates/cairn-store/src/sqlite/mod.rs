@@ -1424,6 +1424,18 @@ impl Store for SqliteStore {
             count("advisory count", n)
         })
     }
+    fn advisory_versions(&self) -> Result<Vec<(String, String, bool)>, StoreError> {
+        let what = "listing advisory versions";
+        self.read(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached("SELECT id, modified, withdrawn FROM advisories ORDER BY id")
+                .map_err(StoreError::sqlite(what))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0)))
+                .map_err(StoreError::sqlite(what))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite(what))
+        })
+    }
     fn add_sboms(&self, sboms: &[NewSbom]) -> Result<Vec<i64>, StoreError> {
         let what = "keeping SBOMs";
         for sbom in sboms {
