@@ -211,3 +211,154 @@ fn an_advisory_imported_after_the_build_denies_production() {
     );
     assert_eq!(denied["predicate"]["advisoryDb"]["count"], 1, "{denied}");
 }
+
+fn exposures(f: &Fixture, args: &[&str], platform: Option<&std::path::Path>) -> Value {
+    let mut all = vec!["--json", "exposures"];
+    all.extend_from_slice(args);
+    let mut cmd = f.cairn(&all);
+    if let Some(p) = platform {
+        cmd.env("CAIRN_PLATFORM_DIR", p);
+    }
+    let r = Run::from(cmd.output().unwrap());
+    assert_eq!(r.code, 0, "{r:?}");
+    serde_json::from_str::<Value>(&r.stdout).unwrap()["exposures"].clone()
+}
+
+/// An exposure: the image runs in staging, an advisory for one of its
+/// components is imported, and `cairn exposures` lists it with its environment,
+/// severity, fix and deadline (first seen + 24 h for critical); `--overdue`
+/// lists it only once the SLA has passed (here an SLA of 0 hours); `cairn where`
+/// names the environment; a digest without the finding promoted to staging
+/// remediates it, with its time to remediate.
+#[test]
+fn a_finding_on_what_runs_in_staging_is_an_exposure_with_a_deadline_until_remediated() {
+    let (f, admin, rita, digest) = built();
+    let r = as_(
+        &f,
+        &rita,
+        &["promote", "hello-web", &digest, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(exposures(&f, &[], None), serde_json::json!([]));
+
+    import_advisory(&f, &admin);
+
+    let list = exposures(&f, &[], None);
+    println!("{list:#}");
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    let e = &list[0];
+    assert_eq!(e["environment"], "staging");
+    assert_eq!(e["workload"], "hello-web");
+    assert_eq!(e["digest"], digest.as_str());
+    assert_eq!(e["advisory"], ADVISORY);
+    assert_eq!(e["package"], "pkg:npm/left-pad@1.3.0");
+    assert_eq!(e["severity"], "critical");
+    assert_eq!(e["fixable"], true);
+    assert_eq!(e["fixed_versions"], serde_json::json!(["1.3.1"]));
+    assert_eq!(e["state"], "open");
+    assert_eq!(e["overdue"], false);
+    let first_seen = e["first_seen"].as_str().unwrap();
+    let deadline = e["deadline"].as_str().unwrap();
+    // 24 hours later, to the second (RFC 3339 texts of one format compare in order).
+    assert!(deadline > first_seen, "{e}");
+    assert_eq!(
+        time_s(deadline) - time_s(first_seen),
+        24 * 3600,
+        "{first_seen} → {deadline}"
+    );
+    let text = f.ok(&["exposures"]).stdout;
+    println!("{text}");
+    assert!(
+        text.contains("staging") && text.contains(ADVISORY),
+        "{text}"
+    );
+    assert!(text.contains(deadline), "{text}");
+    assert_eq!(
+        exposures(&f, &["--env", "production"], None),
+        serde_json::json!([])
+    );
+    let r = f.run(&["exposures", "--env", "nowhere"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("not an environment"), "{r:?}");
+
+    // Not overdue under the default SLA; overdue with an SLA of 0 hours.
+    assert_eq!(exposures(&f, &["--overdue"], None), serde_json::json!([]));
+    let platform = tempfile::tempdir().unwrap();
+    std::fs::write(
+        platform.path().join("org.toml"),
+        "[exposures]\nsla_hours = { critical = 0, high = 24, medium = 168, low = 720 }\n",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let overdue = exposures(&f, &["--overdue"], Some(platform.path()));
+    assert_eq!(overdue.as_array().unwrap().len(), 1, "{overdue}");
+    assert_eq!(overdue[0]["overdue"], true);
+    assert_eq!(overdue[0]["deadline"], overdue[0]["first_seen"]);
+    let text = Run::from(
+        f.cairn(&["exposures", "--overdue"])
+            .env("CAIRN_PLATFORM_DIR", platform.path())
+            .output()
+            .unwrap(),
+    );
+    println!("{}", text.stdout);
+    assert!(text.stdout.contains("OVERDUE"), "{text:?}");
+
+    // `cairn where` names the environment the artifact runs in.
+    let found = f.json(&["where", "pkg:npm/left-pad"]);
+    let hit = found["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["subject"]["digest"] == digest.as_str())
+        .unwrap_or_else(|| panic!("{found}"));
+    assert_eq!(hit["environment"], "staging", "{hit}");
+    assert_eq!(hit["environments"], serde_json::json!(["staging"]), "{hit}");
+
+    // A digest without the finding takes staging over: remediated, with its time.
+    f.write(
+        "tools/package-lock.json",
+        &PACKAGE_LOCK.replace("1.3.0", "1.3.1"),
+    )
+    .commit("left-pad 1.3.1");
+    let r = as_(&f, &rita, &["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let fixed = f
+        .json(&["image", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["digest"].as_str().unwrap().to_owned())
+        .find(|d| *d != digest)
+        .unwrap();
+    let r = as_(
+        &f,
+        &rita,
+        &["promote", "hello-web", &fixed, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(exposures(&f, &[], None), serde_json::json!([]));
+    let all = exposures(&f, &["--all"], None);
+    println!("{all:#}");
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+    assert_eq!(all[0]["state"], "remediated");
+    assert_eq!(all[0]["remediated_by"], fixed.as_str());
+    assert!(
+        all[0]["time_to_remediate_seconds"].as_i64().unwrap() >= 0,
+        "{all}"
+    );
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC text (`YYYY-MM-DDTHH:MM:SS…Z`).
+fn time_s(text: &str) -> i64 {
+    let n = |a: usize, b: usize| text[a..b].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + n(11, 13) * 3600 + n(14, 16) * 60 + n(17, 19)
+}

@@ -16,6 +16,7 @@ mod data_dir;
 pub mod deploy;
 mod error;
 pub mod explain;
+pub mod exposures;
 mod git;
 mod host;
 pub mod images;

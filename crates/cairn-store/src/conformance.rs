@@ -1351,6 +1351,20 @@ pub fn findings_open_persist_and_fix(store: &dyn Store) -> Result<(), StoreError
         (kept[0].first_seen_ms, kept[0].last_seen_ms),
         (1_000, 2_000)
     );
+    // Found by the artifact's digest as well (exposures read them so).
+    let by_digest = store.findings(&FindingFilter {
+        subject_digest: Some("sha256:app-b".to_owned()),
+        ..FindingFilter::default()
+    })?;
+    assert_eq!(by_digest, kept);
+    assert!(
+        store
+            .findings(&FindingFilter {
+                subject_digest: Some("sha256:elsewhere".to_owned()),
+                ..FindingFilter::default()
+            })?
+            .is_empty()
+    );
 
     // Gone from app-a: fixed there, still open in app-b.
     let third = store.record_matches(&scope, &matches[1..], 3_000)?;

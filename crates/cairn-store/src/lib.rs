@@ -281,6 +281,8 @@ pub struct FindingFilter {
     pub sbom: Option<i64>,
     pub advisory: Option<String>,
     pub state: Option<FindingState>,
+    /// Only the findings of SBOMs about this artifact digest.
+    pub subject_digest: Option<String>,
 }
 
 /// The size of a stage's log.

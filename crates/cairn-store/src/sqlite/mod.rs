@@ -1827,7 +1827,7 @@ impl Store for SqliteStore {
                 .prepare_cached(&format!(
                     "SELECT {FINDING_COLUMNS} FROM findings f JOIN sboms s ON s.id = f.sbom_id \
                      WHERE (?1 IS NULL OR f.sbom_id = ?1) AND (?2 IS NULL OR f.advisory_id = ?2) \
-                     AND (?3 IS NULL OR f.state = ?3) \
+                     AND (?3 IS NULL OR f.state = ?3) AND (?4 IS NULL OR s.subject_digest = ?4) \
                      ORDER BY f.sbom_id, f.advisory_id, f.ecosystem, f.name, f.version"
                 ))
                 .map_err(StoreError::sqlite(what))?;
@@ -1836,7 +1836,8 @@ impl Store for SqliteStore {
                     params![
                         filter.sbom,
                         filter.advisory,
-                        filter.state.map(FindingState::as_str)
+                        filter.state.map(FindingState::as_str),
+                        filter.subject_digest
                     ],
                     RawFinding::from_row,
                 )
