@@ -210,6 +210,20 @@ fn an_advisory_imported_after_the_build_denies_production() {
         "{denied}"
     );
     assert_eq!(denied["predicate"]["advisoryDb"]["count"], 1, "{denied}");
+
+    // Without its signed SBOM the current advisories cannot be matched: the
+    // gate denies rather than trust the signed scan alone.
+    f.tamper(
+        "DELETE FROM evidence WHERE subject_digest = ? AND predicate_type = ?",
+        &[&digest, "https://cyclonedx.org/bom"],
+    );
+    let (input, reasons) = eval(&f, &rita, &digest, "staging");
+    assert!(
+        reasons
+            .iter()
+            .any(|(rule, msg)| rule == "evidence" && msg.contains("no verified SBOM")),
+        "{reasons:?} {input}"
+    );
 }
 
 fn exposures(f: &Fixture, args: &[&str], platform: Option<&std::path::Path>) -> Value {

@@ -158,7 +158,7 @@ pub fn list(
                 }
             }
             // Exposures carried from one digest to the next keep their start.
-            let mut carried: BTreeMap<(String, String), i64> = BTreeMap::new();
+            let mut carried: BTreeMap<ExposureKey, i64> = BTreeMap::new();
             for s in &segments {
                 let here = live(&findings_of[s.digest]);
                 let next = s.end.map(|(_, d)| live(&findings_of[d]));
@@ -259,13 +259,27 @@ fn segments(history: &[DeploymentRecord]) -> Vec<Segment<'_>> {
     out
 }
 
+/// The key an exposure continues by from one digest to the next: the advisory
+/// and the package, whatever its version (a digest with another still-affected
+/// version of it has not remediated it).
+type ExposureKey = (String, String, String);
+
 /// A digest's findings that hold (open or suppressed vulnerabilities), by
-/// (advisory, purl).
-fn live(findings: &[StoredFinding]) -> BTreeMap<(String, String), &StoredFinding> {
+/// (advisory, ecosystem, package).
+fn live(findings: &[StoredFinding]) -> BTreeMap<ExposureKey, &StoredFinding> {
     findings
         .iter()
         .filter(|f| f.kind == "vulnerability" && f.state != FindingState::Fixed)
-        .map(|f| ((f.key.advisory_id.clone(), f.purl.clone()), f))
+        .map(|f| {
+            (
+                (
+                    f.key.advisory_id.clone(),
+                    f.key.ecosystem.clone(),
+                    f.key.name.clone(),
+                ),
+                f,
+            )
+        })
         .collect()
 }
 
@@ -320,4 +334,146 @@ pub fn running(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use cairn_store::{FindingKey, MatchScope, NewAdvisory, NewFinding, NewSbom, SqliteStore};
+
+    const H: i64 = 3_600_000;
+
+    /// An SBOM about `digest` with left-pad at `version`; returns its id.
+    fn sbom(store: &dyn Store, digest: &str, version: &str) -> i64 {
+        store
+            .add_sbom(&NewSbom {
+                subject_name: "app".into(),
+                subject_digest: digest.into(),
+                workload: Some("app".into()),
+                environment: None,
+                created_at_ms: 0,
+                format: "cyclonedx".into(),
+                document: b"{}".to_vec(),
+                components: vec![(
+                    "npm".into(),
+                    "left-pad".into(),
+                    version.into(),
+                    format!("pkg:npm/left-pad@{version}"),
+                )],
+            })
+            .unwrap()
+    }
+
+    fn finding(sbom: i64, version: &str) -> NewFinding {
+        NewFinding {
+            key: FindingKey {
+                advisory_id: "A-1".into(),
+                sbom_id: sbom,
+                ecosystem: "npm".into(),
+                name: "left-pad".into(),
+                version: version.into(),
+            },
+            purl: format!("pkg:npm/left-pad@{version}"),
+            kind: "vulnerability".into(),
+            severity: Some("high".into()),
+        }
+    }
+
+    fn deploy(store: &dyn Store, digest: &str, at_ms: i64, status: DeploymentStatus) {
+        store
+            .add_deployment(&DeploymentRecord {
+                workload: "app".into(),
+                environment: "production".into(),
+                digest: digest.into(),
+                previous_digest: None,
+                kind: "deploy".into(),
+                actor: "rita".into(),
+                target: "local".into(),
+                detail: String::new(),
+                log_index: 0,
+                deployed_at_ms: at_ms,
+                status,
+                token: None,
+                reason: None,
+            })
+            .unwrap();
+    }
+
+    /// A finding carried from digest A to B keeps A's start; C without it
+    /// remediates it at C's deployment; a failed deploy of a clean digest
+    /// remediates nothing; the deadline is the start plus the SLA for `high`.
+    #[test]
+    fn an_exposure_spans_digests_with_the_finding_and_ends_at_one_without() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store.upsert_workload("app", "/repo", 0).unwrap();
+        let record = r#"{"id":"A-1","modified":"2026-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"npm","name":"left-pad"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.3.1"}]}]}]}"#;
+        store
+            .put_advisories(&[NewAdvisory {
+                id: "A-1".into(),
+                modified: "2026-01-01T00:00:00.000000000Z".into(),
+                withdrawn: false,
+                packages: vec![("npm".into(), "left-pad".into())],
+                json: record.as_bytes().to_vec(),
+            }])
+            .unwrap();
+        let a = sbom(&store, "sha256:a", "1.2.0");
+        let b = sbom(&store, "sha256:b", "1.3.0");
+        sbom(&store, "sha256:c", "1.3.1");
+        let scope = MatchScope {
+            packages: vec![("npm".into(), "left-pad".into())],
+            ..MatchScope::default()
+        };
+        store
+            .record_matches(&scope, &[finding(a, "1.2.0"), finding(b, "1.3.0")], 2 * H)
+            .unwrap();
+        deploy(&store, "sha256:a", H, DeploymentStatus::Superseded);
+        deploy(&store, "sha256:b", 3 * H, DeploymentStatus::Deployed);
+        let org = OrgConfig::default();
+        let open = list(&store, &org, &ExposureFilter::default(), 4 * H).unwrap();
+        assert_eq!(open.len(), 1, "{open:?}");
+        let e = &open[0];
+        assert_eq!(
+            (e.digest.as_str(), e.state),
+            ("sha256:b", ExposureState::Open)
+        );
+        // Found at 2 h while A ran (since 1 h): the exposure starts at 2 h.
+        assert_eq!(e.first_seen_ms, 2 * H);
+        assert_eq!(e.deadline_ms, 26 * H);
+        assert_eq!(e.fixed_versions, ["1.3.1"]);
+        assert_eq!(e.package, "pkg:npm/left-pad@1.3.0");
+        assert!(!e.overdue(26 * H) && e.overdue(26 * H + 1));
+        let overdue = ExposureFilter {
+            overdue: true,
+            ..ExposureFilter::default()
+        };
+        assert!(list(&store, &org, &overdue, 4 * H).unwrap().is_empty());
+        assert_eq!(list(&store, &org, &overdue, 27 * H).unwrap().len(), 1);
+        assert_eq!(running(&store, &org).unwrap()["sha256:b"], ["production"]);
+
+        // A failed deploy of C changes nothing; a deployed one remediates.
+        deploy(&store, "sha256:c", 5 * H, DeploymentStatus::Failed);
+        assert_eq!(
+            list(&store, &org, &ExposureFilter::default(), 6 * H)
+                .unwrap()
+                .len(),
+            1
+        );
+        deploy(&store, "sha256:c", 7 * H, DeploymentStatus::Deployed);
+        assert!(
+            list(&store, &org, &ExposureFilter::default(), 8 * H)
+                .unwrap()
+                .is_empty()
+        );
+        let all = ExposureFilter {
+            include_remediated: true,
+            ..ExposureFilter::default()
+        };
+        let done = list(&store, &org, &all, 8 * H).unwrap();
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(done[0].state, ExposureState::Remediated);
+        assert_eq!(done[0].remediated_by.as_deref(), Some("sha256:c"));
+        assert_eq!(done[0].time_to_remediate_ms(), Some(5 * H));
+        assert!(running(&store, &org).unwrap().get("sha256:b").is_none());
+    }
 }
