@@ -474,6 +474,6 @@ mod tests {
         assert_eq!(done[0].state, ExposureState::Remediated);
         assert_eq!(done[0].remediated_by.as_deref(), Some("sha256:c"));
         assert_eq!(done[0].time_to_remediate_ms(), Some(5 * H));
-        assert!(running(&store, &org).unwrap().get("sha256:b").is_none());
+        assert!(!running(&store, &org).unwrap().contains_key("sha256:b"));
     }
 }
