@@ -89,6 +89,7 @@ pub const TABLE: &[Row] = &[
     ),
     row("scan", Nothing, &["scan", "."]),
     row("where", Nothing, &["where", "x"]),
+    row("exposures", Nothing, &["exposures"]),
     row(
         "base import",
         Org(Action::ChangeCatalog),
@@ -233,6 +234,7 @@ pub fn name(command: &Command) -> &'static str {
         Command::Vulns(_) => "vulns import",
         Command::Scan(_) => "scan",
         Command::Where(_) => "where",
+        Command::Exposures(_) => "exposures",
         Command::Base(cmd) => match cmd {
             BaseCommand::Import { .. } => "base import",
             BaseCommand::Create { .. } => "base create",

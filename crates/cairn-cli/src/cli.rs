@@ -57,6 +57,8 @@ pub enum Command {
     Scan(crate::commands::ScanArgs),
     /// Every stored SBOM (artifact, workload, environment) containing a package[@range].
     Where(crate::commands::WhereArgs),
+    /// Findings on what runs in each environment: first seen, severity, fix, SLA deadline, state.
+    Exposures(crate::commands::ExposuresArgs),
     /// The catalog of validated base images: import, create, list, show.
     #[command(subcommand)]
     Base(crate::commands::BaseCommand),

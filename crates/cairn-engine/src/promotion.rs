@@ -310,6 +310,8 @@ impl Promoter<'_> {
             "overridden": decision.overridden,
             "policyDigest": decision.policy_digest,
             "inputDigest": decision.input_digest,
+            // The advisory database the vulnerabilities were re-matched against.
+            "advisoryDb": input["findings"]["advisory_db"],
             "decidedAt": cairn_model::time::rfc3339_utc(now_ms()),
         });
         let subject = image_subject(&req.workload, &digest)?;
@@ -724,6 +726,42 @@ impl Promoter<'_> {
                 "predicate": c.statement["predicate"],
             }));
         }
+        // What the advisories stored now say about the components of the
+        // verified SBOM: a finding imported after the build counts too.
+        let advisory_db = crate::current::advisory_db_state(store)?;
+        let mut new_since_scan = Vec::new();
+        let boms: Vec<&Value> = checked
+            .iter()
+            .filter(|c| c.predicate_type() == cairn_evidence::sbom::CycloneDxBom::PREDICATE_TYPE)
+            .map(|c| &c.statement["predicate"])
+            .collect();
+        if boms.is_empty() && findings.scanned {
+            failures.push(verified::Failure {
+                evidence: None,
+                what: "sbom".to_owned(),
+                reason: format!(
+                    "no verified SBOM about {digest}: the advisories stored now cannot be matched against it"
+                ),
+            });
+        }
+        for bom in boms {
+            match crate::current::rematch_signed_sbom(store, bom) {
+                Ok(current) => {
+                    for f in current {
+                        if findings.add_current(&f) {
+                            new_since_scan.push(f.id);
+                        }
+                    }
+                }
+                Err(why) => failures.push(verified::Failure {
+                    evidence: None,
+                    what: "sbom".to_owned(),
+                    reason: why,
+                }),
+            }
+        }
+        new_since_scan.sort();
+        new_since_scan.dedup();
         let commit = match commits.len() {
             0 => record.commit.clone(),
             1 => commits.iter().next().cloned().unwrap_or_default(),
@@ -895,7 +933,12 @@ impl Promoter<'_> {
             "intent": match req.intent { Intent::Promote => "promote", Intent::Rollback => "rollback" },
             "verification": { "failures": failures.iter().map(verified::Failure::to_json).collect::<Vec<_>>() },
             "authors": authors.iter().map(|(identity, why)| json!({ "identity": identity, "why": why })).collect::<Vec<_>>(),
-            "findings": findings.to_json(),
+            "findings": findings.to_json(json!({
+                "count": advisory_db.count,
+                "newest_modified": advisory_db.newest_modified,
+                "digest": advisory_db.digest,
+                "new_since_scan": new_since_scan,
+            })),
             "actor": { "identity": req.actor.name, "kind": kind_name(&req.actor), "roles": roles },
             "override": req.override_reason.as_ref().map(|r| json!({ "reason": r })),
         }))
@@ -1128,11 +1171,42 @@ impl GateFindings {
         }
     }
 
-    fn to_json(&self) -> Value {
+    /// Adds a finding the stored advisories give now; `true` when the signed
+    /// scan did not name it.
+    fn add_current(&mut self, f: &crate::current::CurrentFinding) -> bool {
+        let key = (f.id.clone(), f.package.clone());
+        if let Some(known) = self.vulnerabilities.get_mut(&key) {
+            // A record updated since the build may rate it higher: the higher counts.
+            let rank = |s: &str| match s {
+                "low" => 1,
+                "medium" => 2,
+                "high" => 3,
+                _ => 4,
+            };
+            if rank(&f.severity) > rank(known["severity"].as_str().unwrap_or("unknown")) {
+                known["severity"] = json!(f.severity);
+            }
+            return false;
+        }
+        self.vulnerabilities.insert(
+            key,
+            json!({
+                "id": f.id,
+                "package": f.package,
+                "severity": f.severity,
+                "fix_available": f.fix_available,
+                "suppressed": false,
+            }),
+        );
+        true
+    }
+
+    fn to_json(&self, advisory_db: Value) -> Value {
         json!({
             "scanned": self.scanned,
             "vulnerabilities": self.vulnerabilities.values().collect::<Vec<_>>(),
             "licences": self.licences.values().collect::<Vec<_>>(),
+            "advisory_db": advisory_db,
         })
     }
 }

@@ -73,6 +73,24 @@ pub fn finding_json(f: &cairn_store::StoredFinding) -> Value {
     })
 }
 
+/// [`finding_json`], naming the environments its artifact runs in now
+/// (`running`: digest → environments, from `exposures::running`):
+/// `environment` is the furthest on the promotion path, `environments` all.
+pub fn finding_json_running(
+    f: &cairn_store::StoredFinding,
+    running: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Value {
+    let envs = running
+        .get(&f.subject_digest)
+        .map_or(&[][..], Vec::as_slice);
+    let mut v = finding_json(f);
+    if let Some(last) = envs.last() {
+        v["environment"] = json!(last);
+    }
+    v["environments"] = json!(envs);
+    v
+}
+
 /// A deployment: what went where, when, by whom.
 pub fn deployment_json(d: &cairn_model::DeploymentRecord) -> Value {
     json!({
@@ -122,6 +140,7 @@ pub fn outcome_json(o: &crate::promotion::Outcome) -> Value {
         "overridden": o.decision.overridden,
         "policy_digest": o.decision.policy_digest,
         "input_digest": o.decision.input_digest,
+        "advisory_db": o.input["findings"]["advisory_db"],
         "decision_evidence": o.decision_evidence,
         "change": o.change_id,
         "log_index": o.change.log_index,
@@ -147,5 +166,27 @@ pub fn review_json(
         "evidence": r.evidence,
         "log_index": r.log_index,
         "counts_for_four_eyes": !r.own_commit,
+    })
+}
+
+/// An exposure (`cairn exposures --json`, `GET /api/exposures`), as of `now`.
+pub fn exposure_json(e: &crate::exposures::Exposure, now: i64) -> Value {
+    json!({
+        "workload": e.workload,
+        "environment": e.environment,
+        "digest": e.digest,
+        "advisory": e.advisory,
+        "package": e.package,
+        "severity": e.severity,
+        "fixable": e.fixable(),
+        "fixed_versions": e.fixed_versions,
+        "first_seen": rfc3339_utc(e.first_seen_ms),
+        "deadline": rfc3339_utc(e.deadline_ms),
+        "state": e.state.as_str(),
+        "overdue": e.overdue(now),
+        "age_seconds": e.age_ms(now) / 1000,
+        "remediated_at": e.remediated_at_ms.map(rfc3339_utc),
+        "remediated_by": e.remediated_by,
+        "time_to_remediate_seconds": e.time_to_remediate_ms().map(|ms| ms / 1000),
     })
 }

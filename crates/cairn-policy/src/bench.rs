@@ -231,6 +231,7 @@ pub fn realistic_input(builder_id: &str) -> GateInput {
                 expression: Some(e.to_owned()),
             })
             .collect(),
+            advisory_db: None,
         },
         actor: Actor {
             identity: "carol".to_owned(),

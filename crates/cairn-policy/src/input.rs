@@ -36,7 +36,9 @@
 //!     "scanned": true,
 //!     "vulnerabilities": [ { "id": "CVE-2026-0001", "package": "pkg:deb/debian/openssl@3.0.1",
 //!                            "severity": "high", "fix_available": true, "suppressed": false } ],
-//!     "licences": [ { "component": "pkg:cargo/serde@1.0.200", "expression": "MIT OR Apache-2.0" } ]
+//!     "licences": [ { "component": "pkg:cargo/serde@1.0.200", "expression": "MIT OR Apache-2.0" } ],
+//!     "advisory_db": { "count": 31415, "newest_modified": "2026-12-01T00:00:00Z",
+//!                      "digest": "sha256:…", "new_since_scan": ["CVE-2026-0002"] }
 //!   },
 //!   "actor": { "identity": "carol", "kind": "user", "roles": ["release-manager"] },
 //!   "override": null
@@ -83,6 +85,11 @@
 //!   vulns v0.2) about this digest exists; `vulnerabilities` then come from it and
 //!   `licences` from the verified CycloneDX SBOM about the digest. Missing or
 //!   `false`, the default policy denies (`vulnerabilities`): no scan, no pass.
+//!   `vulnerabilities` also hold what the advisories stored *now* say about the
+//!   components of the verified SBOM (re-matched at decision time), so a finding
+//!   imported after the build counts like one found at build time;
+//!   `advisory_db` names the database state used and the findings the signed
+//!   scan did not have (`new_since_scan`).
 
 use serde::{Deserialize, Serialize};
 
@@ -264,6 +271,24 @@ pub struct Findings {
     pub scanned: bool,
     pub vulnerabilities: Vec<Vulnerability>,
     pub licences: Vec<Licence>,
+    /// The advisory database the vulnerabilities were re-matched against at
+    /// decision time (absent: none was consulted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advisory_db: Option<AdvisoryDb>,
+}
+
+/// The state of the stored advisories a decision used.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdvisoryDb {
+    /// Records kept (withdrawn ones included).
+    pub count: u64,
+    /// The newest `modified` time among them (RFC 3339), if any.
+    pub newest_modified: Option<String>,
+    /// `sha256:<hex>` over every record's `id`, `modified` and `withdrawn`, by id.
+    pub digest: String,
+    /// Findings the stored advisories give now that the signed scan does not name.
+    pub new_since_scan: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -52,9 +52,9 @@ pub use defaults::{
 pub use error::PolicyError;
 pub use gate::{DENY_RULE, Decision, Denial, GATE_PACKAGE, GATE_RULE, Gate, Limits};
 pub use input::{
-    Actor, Artifact, Author, BaseImage, ChangeCommit, Environment, Evidence, Findings, GateInput,
-    Intent, Licence, Override, PreviousEnvironment, Review, Severity, Verdict, Verification,
-    VerificationFailure, Vulnerability,
+    Actor, AdvisoryDb, Artifact, Author, BaseImage, ChangeCommit, Environment, Evidence, Findings,
+    GateInput, Intent, Licence, Override, PreviousEnvironment, Review, Severity, Verdict,
+    Verification, VerificationFailure, Vulnerability,
 };
 pub use roles::{
     Action, Binding, BindingScope, Bindings, Denied, Identity, IdentityKind, MATRIX, OverrideGrant,

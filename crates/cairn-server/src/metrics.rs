@@ -153,6 +153,7 @@ async fn metrics(State(state): State<AppState>, actor: Actor) -> Result<Response
                     );
                 }
             }
+            exposure_metrics(&mut out, s)?;
             let _ = writeln!(out, "# HELP cairn_log_entries Entries in the audit log (its latest checkpoint).");
             let _ = writeln!(out, "# TYPE cairn_log_entries gauge");
             let _ = writeln!(out, "cairn_log_entries {}", log_size(&s.config.data));
@@ -165,6 +166,119 @@ async fn metrics(State(state): State<AppState>, actor: Actor) -> Result<Response
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     Ok(response)
+}
+
+/// Buckets of the time-to-remediate histogram, in hours.
+const REMEDIATION_BUCKETS_H: [u64; 6] = [1, 4, 12, 24, 72, 168];
+
+/// Exposures (findings on what runs in each environment): open ones and
+/// overdue ones by environment and severity, the age of the oldest open one,
+/// and how long remediated ones took.
+fn exposure_metrics(out: &mut String, s: &crate::state::Shared) -> Result<(), ApiError> {
+    let org = cairn_engine::load_org(s.config.platform_dir.as_deref())?;
+    let now = cairn_engine::exposures::now_ms();
+    let all = cairn_engine::exposures::list(
+        &*s.store,
+        &org,
+        &cairn_engine::exposures::ExposureFilter {
+            include_remediated: true,
+            ..Default::default()
+        },
+        now,
+    )?;
+    // (environment, severity) → (open, overdue, oldest age in ms).
+    let mut open: BTreeMap<(&str, &str), (u64, u64, i64)> = BTreeMap::new();
+    let mut remediated: Vec<i64> = Vec::new();
+    for e in &all {
+        match e.state {
+            cairn_engine::exposures::ExposureState::Open => {
+                let slot = open
+                    .entry((e.environment.as_str(), e.severity.as_str()))
+                    .or_default();
+                slot.0 += 1;
+                slot.1 += u64::from(e.overdue(now));
+                slot.2 = slot.2.max(e.age_ms(now));
+            }
+            cairn_engine::exposures::ExposureState::Remediated => {
+                remediated.extend(e.time_to_remediate_ms());
+            }
+            cairn_engine::exposures::ExposureState::Accepted => {}
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP cairn_exposures_open Open exposures (findings on what runs in an environment)."
+    );
+    let _ = writeln!(out, "# TYPE cairn_exposures_open gauge");
+    for ((env, severity), (n, _, _)) in &open {
+        let _ = writeln!(
+            out,
+            "cairn_exposures_open{{environment=\"{}\",severity=\"{}\"}} {n}",
+            label(env),
+            label(severity)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP cairn_exposures_overdue Open exposures past their SLA deadline."
+    );
+    let _ = writeln!(out, "# TYPE cairn_exposures_overdue gauge");
+    for ((env, severity), (_, n, _)) in &open {
+        let _ = writeln!(
+            out,
+            "cairn_exposures_overdue{{environment=\"{}\",severity=\"{}\"}} {n}",
+            label(env),
+            label(severity)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP cairn_exposure_age_seconds Age of the oldest open exposure."
+    );
+    let _ = writeln!(out, "# TYPE cairn_exposure_age_seconds gauge");
+    for ((env, severity), (_, _, age)) in &open {
+        let _ = writeln!(
+            out,
+            "cairn_exposure_age_seconds{{environment=\"{}\",severity=\"{}\"}} {:.3}",
+            label(env),
+            label(severity),
+            *age as f64 / 1000.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP cairn_exposure_time_to_remediate_seconds From an exposure's start to the deployment without its finding."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE cairn_exposure_time_to_remediate_seconds histogram"
+    );
+    for hours in REMEDIATION_BUCKETS_H {
+        let le_ms = i64::try_from(hours * 3_600_000).unwrap_or(i64::MAX);
+        let n = remediated.iter().filter(|ms| **ms <= le_ms).count();
+        let _ = writeln!(
+            out,
+            "cairn_exposure_time_to_remediate_seconds_bucket{{le=\"{}\"}} {n}",
+            hours * 3600
+        );
+    }
+    let _ = writeln!(
+        out,
+        "cairn_exposure_time_to_remediate_seconds_bucket{{le=\"+Inf\"}} {}",
+        remediated.len()
+    );
+    let sum: i64 = remediated.iter().sum();
+    let _ = writeln!(
+        out,
+        "cairn_exposure_time_to_remediate_seconds_sum {:.3}",
+        sum as f64 / 1000.0
+    );
+    let _ = writeln!(
+        out,
+        "cairn_exposure_time_to_remediate_seconds_count {}",
+        remediated.len()
+    );
+    Ok(())
 }
 
 /// The tree size in the log's checkpoint (its second line), 0 with no log.

@@ -125,6 +125,14 @@ async fn every_new_route_wants_a_token_and_the_role() {
         ("GET", "/api/findings".into(), None, "nobody", "viewer", 200),
         (
             "GET",
+            "/api/exposures".into(),
+            None,
+            "nobody",
+            "viewer",
+            200,
+        ),
+        (
+            "GET",
             "/api/environments".into(),
             None,
             "nobody",
@@ -493,4 +501,163 @@ async fn the_audit_trail_proves_each_change() {
     get(&server, "/api/audit?limit=many", Some("viewer"))
         .await
         .problem(400);
+}
+
+/// A workload `hello` whose digest runs in staging and carries a critical
+/// finding of left-pad 1.3.0 (stored as the engine stores them).
+fn exposed(server: &Server) -> String {
+    use cairn_store::{FindingKey, MatchScope, NewAdvisory, NewFinding, NewSbom};
+    let store = server.store();
+    let digest = format!("sha256:{}", "e1".repeat(32));
+    let now = now_ms();
+    store.upsert_workload("hello", "/nowhere", now).unwrap();
+    let sbom = store
+        .add_sbom(&NewSbom {
+            subject_name: "hello image".into(),
+            subject_digest: digest.clone(),
+            workload: Some("hello".into()),
+            environment: None,
+            created_at_ms: now,
+            format: "cyclonedx".into(),
+            document: b"{}".to_vec(),
+            components: vec![(
+                "npm".into(),
+                "left-pad".into(),
+                "1.3.0".into(),
+                "pkg:npm/left-pad@1.3.0".into(),
+            )],
+        })
+        .unwrap();
+    let record = json!({
+        "id": "GHSA-cair-n000-0002", "modified": "2026-12-01T00:00:00Z",
+        "affected": [{ "package": { "ecosystem": "npm", "name": "left-pad" },
+            "ranges": [{ "type": "SEMVER", "events": [{ "introduced": "0" }, { "fixed": "1.3.1" }] }] }]
+    });
+    store
+        .put_advisories(&[NewAdvisory {
+            id: "GHSA-cair-n000-0002".into(),
+            modified: "2026-12-01T00:00:00.000000000Z".into(),
+            withdrawn: false,
+            packages: vec![("npm".into(), "left-pad".into())],
+            json: record.to_string().into_bytes(),
+        }])
+        .unwrap();
+    store
+        .record_matches(
+            &MatchScope {
+                packages: vec![("npm".into(), "left-pad".into())],
+                advisories: vec![],
+                sbom: None,
+            },
+            &[NewFinding {
+                key: FindingKey {
+                    advisory_id: "GHSA-cair-n000-0002".into(),
+                    sbom_id: sbom,
+                    ecosystem: "npm".into(),
+                    name: "left-pad".into(),
+                    version: "1.3.0".into(),
+                },
+                purl: "pkg:npm/left-pad@1.3.0".into(),
+                kind: "vulnerability".into(),
+                severity: Some("critical".into()),
+            }],
+            now,
+        )
+        .unwrap();
+    store
+        .add_deployment(&cairn_model::DeploymentRecord {
+            workload: "hello".into(),
+            environment: "staging".into(),
+            digest: digest.clone(),
+            previous_digest: None,
+            kind: "deploy".into(),
+            actor: "admin".into(),
+            target: "local".into(),
+            detail: "http://127.0.0.1:1".into(),
+            log_index: 0,
+            deployed_at_ms: now - 3_600_000,
+            status: cairn_model::DeploymentStatus::Deployed,
+            token: None,
+            reason: None,
+        })
+        .unwrap();
+    digest
+}
+
+/// `GET /api/exposures` lists the finding on what runs in staging with its
+/// deadline, only to those who may see the workload; `/api/findings` names the
+/// environment; `/metrics` counts it by environment and severity.
+#[tokio::test]
+async fn an_exposure_is_listed_named_in_findings_and_counted_in_metrics() {
+    let server = Server::new();
+    let digest = exposed(&server);
+
+    let answer = get(&server, "/api/exposures", Some("viewer")).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let list = answer.json()["exposures"].clone();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let e = &list[0];
+    assert_eq!(e["environment"], "staging");
+    assert_eq!(e["workload"], "hello");
+    assert_eq!(e["digest"], digest);
+    assert_eq!(e["advisory"], "GHSA-cair-n000-0002");
+    assert_eq!(e["severity"], "critical");
+    assert_eq!(e["fixed_versions"], json!(["1.3.1"]));
+    assert_eq!(e["state"], "open");
+    assert!(e["deadline"].as_str().unwrap() > e["first_seen"].as_str().unwrap());
+    let none = get(
+        &server,
+        "/api/exposures?environment=production",
+        Some("viewer"),
+    )
+    .await;
+    assert_eq!(none.json(), json!({"exposures": []}));
+    let overdue = get(&server, "/api/exposures?overdue=true", Some("viewer")).await;
+    assert_eq!(overdue.json(), json!({"exposures": []}));
+    get(&server, "/api/exposures?environment=mars", Some("viewer"))
+        .await
+        .problem(400);
+    get(&server, "/api/exposures?colour=red", Some("viewer"))
+        .await
+        .problem(400);
+    // Someone who sees only another workload sees none of it.
+    let other = scoped(&server, "other-viewer", "viewer", "other");
+    let request = axum::http::Request::builder()
+        .uri("/api/exposures")
+        .header("authorization", format!("Bearer {other}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(server.send(request).await.json(), json!({"exposures": []}));
+
+    let findings = get(&server, "/api/findings", Some("viewer")).await.json();
+    assert_eq!(
+        findings["findings"][0]["environment"], "staging",
+        "{findings}"
+    );
+    assert_eq!(findings["findings"][0]["environments"], json!(["staging"]));
+
+    let metrics = get(&server, "/metrics", Some("viewer")).await.text();
+    assert!(
+        metrics.contains("cairn_exposures_open{environment=\"staging\",severity=\"critical\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("cairn_exposures_overdue{environment=\"staging\",severity=\"critical\"} 0"),
+        "{metrics}"
+    );
+    let age = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "cairn_exposure_age_seconds{environment=\"staging\",severity=\"critical\"}",
+            )
+        })
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let seconds: f64 = age.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(seconds >= 0.0, "{age}");
+    assert!(
+        metrics.contains("cairn_exposure_time_to_remediate_seconds_count 0"),
+        "{metrics}"
+    );
 }

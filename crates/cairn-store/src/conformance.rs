@@ -1057,6 +1057,22 @@ pub fn withdrawn_advisories_are_kept_but_not_indexed(store: &dyn Store) -> Resul
     );
     assert!(store.advisories_for_packages(&p)?.is_empty());
     assert_eq!(store.advisory_count()?, 2);
+    // The database's state lists every kept record, withdrawn ones included.
+    assert_eq!(
+        store.advisory_versions()?,
+        vec![
+            (
+                "C-1".to_owned(),
+                "2024-05-01T00:00:00.000000000Z".to_owned(),
+                true
+            ),
+            (
+                "C-2".to_owned(),
+                "2024-01-01T00:00:00.000000000Z".to_owned(),
+                true
+            ),
+        ]
+    );
     Ok(())
 }
 
@@ -1334,6 +1350,20 @@ pub fn findings_open_persist_and_fix(store: &dyn Store) -> Result<(), StoreError
     assert_eq!(
         (kept[0].first_seen_ms, kept[0].last_seen_ms),
         (1_000, 2_000)
+    );
+    // Found by the artifact's digest as well (exposures read them so).
+    let by_digest = store.findings(&FindingFilter {
+        subject_digest: Some("sha256:app-b".to_owned()),
+        ..FindingFilter::default()
+    })?;
+    assert_eq!(by_digest, kept);
+    assert!(
+        store
+            .findings(&FindingFilter {
+                subject_digest: Some("sha256:elsewhere".to_owned()),
+                ..FindingFilter::default()
+            })?
+            .is_empty()
     );
 
     // Gone from app-a: fixed there, still open in app-b.

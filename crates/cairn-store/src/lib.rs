@@ -281,6 +281,8 @@ pub struct FindingFilter {
     pub sbom: Option<i64>,
     pub advisory: Option<String>,
     pub state: Option<FindingState>,
+    /// Only the findings of SBOMs about this artifact digest.
+    pub subject_digest: Option<String>,
 }
 
 /// The size of a stage's log.
@@ -431,6 +433,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// How many records are kept, withdrawn ones included.
     fn advisory_count(&self) -> Result<u64, StoreError>;
+
+    /// Every kept record's (id, modified, withdrawn), by id: the advisory
+    /// database's state, which a gate decision names.
+    fn advisory_versions(&self) -> Result<Vec<(String, String, bool)>, StoreError>;
 
     /// Keeps one SBOM and indexes its components; returns its id.
     fn add_sbom(&self, sbom: &NewSbom) -> Result<i64, StoreError> {

@@ -5,6 +5,7 @@ mod base;
 mod bench;
 mod evidence;
 mod explain;
+mod exposures;
 mod identity;
 mod image;
 mod init;
@@ -40,6 +41,7 @@ pub use backup::{BackupArgs, RestoreArgs};
 pub use base::BaseCommand;
 pub use bench::scan_bench::ScanBenchArgs;
 pub use evidence::EvidenceArgs;
+pub use exposures::ExposuresArgs;
 pub use identity::{IdentityCommand, RoleCommand};
 pub use image::{ImageCommand, RebaseArgs};
 pub use key::KeyCommand;
@@ -89,6 +91,7 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Vulns(cmd) => vulns::vulns(cli, cmd),
         Command::Scan(args) => scan::scan(cli, args),
         Command::Where(args) => where_::where_(cli, args),
+        Command::Exposures(args) => exposures::exposures(cli, args),
         Command::Base(cmd) => base::base(cli, cmd),
         Command::Image(cmd) => image::image(cli, cmd),
         Command::Rebase(args) => image::rebase(cli, args),

@@ -137,6 +137,14 @@ fn report(cli: &Cli, req: &Request, o: &Outcome) -> Result<ExitCode, Failure> {
         for r in &o.decision.reasons {
             eprintln!("  - [{}] {}", r.rule, r.message);
         }
+        let db = &o.input["findings"]["advisory_db"];
+        if let Some(digest) = db["digest"].as_str() {
+            eprintln!(
+                "advisories matched at decision time: {} records (newest {}), database {digest}",
+                db["count"],
+                db["newest_modified"].as_str().unwrap_or("none")
+            );
+        }
         eprintln!(
             "recorded as change {} (decision evidence {}, audit log entry {}); `cairn explain promotion` shows it again",
             o.change_id, o.decision_evidence, o.decision_log_index

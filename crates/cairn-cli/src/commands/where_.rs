@@ -12,7 +12,7 @@
 //! Exit codes: 0 something matched, 1 nothing matched or the query is malformed.
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use anyhow::anyhow;
@@ -351,12 +351,20 @@ fn range_text(range: &[(Op, String)]) -> String {
         .join(",")
 }
 
-fn hit_json(h: &PackageHit) -> Value {
+/// The environments the hit's artifact runs in now.
+fn environments<'a>(h: &PackageHit, running: &'a BTreeMap<String, Vec<String>>) -> &'a [String] {
+    running.get(&h.subject_digest).map_or(&[], Vec::as_slice)
+}
+
+fn hit_json(h: &PackageHit, running: &BTreeMap<String, Vec<String>>) -> Value {
+    let envs = environments(h, running);
     json!({
         "sbom_id": h.sbom_id,
         "subject": { "name": h.subject_name, "digest": h.subject_digest },
         "workload": h.workload,
-        "environment": h.environment,
+        // The furthest environment on the promotion path it runs in; all of them.
+        "environment": envs.last().or(h.environment.as_ref()),
+        "environments": envs,
         "ecosystem": h.ecosystem,
         "name": h.name,
         "version": h.version,
@@ -368,6 +376,8 @@ pub fn where_(cli: &Cli, args: &WhereArgs) -> Result<ExitCode, Failure> {
     let query = parse_query(&args.package).map_err(Failure::user)?;
     let store = open_store(&data_dir(cli)?)?;
     let found = find(&*store, &query)?;
+    let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
+    let running = cairn_engine::exposures::running(&*store, &org)?;
     for n in &found.not_compared {
         eprintln!(
             "not compared: {} {} {} in {} ({}): {}",
@@ -386,9 +396,9 @@ pub fn where_(cli: &Cli, args: &WhereArgs) -> Result<ExitCode, Failure> {
                 "name": query.name,
                 "range": range_text(&query.range),
             },
-            "matches": found.hits.iter().map(hit_json).collect::<Vec<_>>(),
+            "matches": found.hits.iter().map(|h| hit_json(h, &running)).collect::<Vec<_>>(),
             "not_compared": found.not_compared.iter().map(|n| json!({
-                "component": hit_json(&n.hit),
+                "component": hit_json(&n.hit, &running),
                 "reason": n.reason,
             })).collect::<Vec<_>>(),
         }));
@@ -409,7 +419,10 @@ pub fn where_(cli: &Cli, args: &WhereArgs) -> Result<ExitCode, Failure> {
                 h.subject_name,
                 h.subject_digest,
                 h.workload.as_deref().unwrap_or("-"),
-                h.environment.as_deref().unwrap_or("-"),
+                match environments(h, &running) {
+                    [] => h.environment.clone().unwrap_or_else(|| "-".to_owned()),
+                    envs => envs.join(","),
+                },
                 h.ecosystem,
                 h.name,
                 h.version

@@ -35,6 +35,42 @@ pub struct OrgConfig {
     /// signature that verifies against a key registered to a cairn identity
     /// (`[review] require_signed_commits = ["production"]`).
     pub require_signed_commits: Vec<String>,
+    /// How long an exposure (a finding on a deployed digest) may stay open, per
+    /// severity (`[exposures] sla_hours`).
+    pub exposure_sla: ExposureSla,
+}
+
+/// Hours from an exposure's start to its deadline, per severity. An unknown
+/// severity gets the critical one (fail closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExposureSla {
+    pub critical: u64,
+    pub high: u64,
+    pub medium: u64,
+    pub low: u64,
+}
+
+impl Default for ExposureSla {
+    fn default() -> Self {
+        ExposureSla {
+            critical: 24,
+            high: 24,
+            medium: 168,
+            low: 720,
+        }
+    }
+}
+
+impl ExposureSla {
+    /// The hours for `severity` (`low` … `critical`; anything else as critical).
+    pub fn hours(&self, severity: &str) -> u64 {
+        match severity {
+            "low" => self.low,
+            "medium" => self.medium,
+            "high" => self.high,
+            _ => self.critical,
+        }
+    }
 }
 
 /// A change-management system's endpoint for change records (`[changes]`).
@@ -88,6 +124,7 @@ impl Default for OrgConfig {
             environments: std::collections::BTreeMap::new(),
             change_sink: ChangeSink::default(),
             require_signed_commits: Vec::new(),
+            exposure_sla: ExposureSla::default(),
         }
     }
 }
@@ -102,6 +139,22 @@ struct RawOrg {
     environments: std::collections::BTreeMap<String, Spanned<RawEnvironment>>,
     changes: Option<RawChanges>,
     review: Option<RawReview>,
+    exposures: Option<RawExposures>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExposures {
+    sla_hours: Option<Spanned<RawSla>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSla {
+    critical: Option<Spanned<i64>>,
+    high: Option<Spanned<i64>>,
+    medium: Option<Spanned<i64>>,
+    low: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -334,6 +387,32 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
         }
         require_signed_commits.push(e.into_inner());
     }
+    let mut exposure_sla = ExposureSla::default();
+    if let Some(sla) = raw.exposures.and_then(|e| e.sla_hours) {
+        let sla = sla.into_inner();
+        for (value, slot) in [
+            (sla.critical, &mut exposure_sla.critical),
+            (sla.high, &mut exposure_sla.high),
+            (sla.medium, &mut exposure_sla.medium),
+            (sla.low, &mut exposure_sla.low),
+        ] {
+            let Some(value) = value else { continue };
+            // At most ten years: a deadline must be a time cairn can write.
+            match u64::try_from(*value.get_ref()) {
+                Ok(h) if h <= 87_600 => *slot = h,
+                _ => {
+                    return Err(err(
+                        value.span(),
+                        format!(
+                            "{} is not a number of hours from 0 to 87600",
+                            value.get_ref()
+                        ),
+                        "e.g. sla_hours = { critical = 24, high = 24, medium = 168, low = 720 }",
+                    ));
+                }
+            }
+        }
+    }
     Ok(OrgConfig {
         registries,
         base_max_severity,
@@ -342,12 +421,36 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
         environments,
         change_sink,
         require_signed_commits,
+        exposure_sla,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exposure_slas_default_and_are_bounded() {
+        let org = parse_org("org.toml", "").unwrap();
+        assert_eq!(org.exposure_sla, ExposureSla::default());
+        assert_eq!(org.exposure_sla.hours("critical"), 24);
+        assert_eq!(org.exposure_sla.hours("unknown"), 24);
+        let org = parse_org(
+            "org.toml",
+            "[exposures]\nsla_hours = { critical = 4, low = 0 }\n",
+        )
+        .unwrap();
+        assert_eq!(org.exposure_sla.critical, 4);
+        assert_eq!(org.exposure_sla.high, 24);
+        assert_eq!(org.exposure_sla.low, 0);
+        for bad in [
+            "[exposures]\nsla_hours = { critical = -1 }\n",
+            "[exposures]\nsla_hours = { high = 100000 }\n",
+            "[exposures]\nsla_hours = { urgent = 1 }\n",
+        ] {
+            assert!(parse_org("org.toml", bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_and_refuses() {

@@ -111,14 +111,11 @@ fn findings_of(
     digest: &str,
     state: Option<FindingState>,
 ) -> Result<Vec<StoredFinding>, ApiError> {
-    Ok(s.store
-        .findings(&FindingFilter {
-            state,
-            ..FindingFilter::default()
-        })?
-        .into_iter()
-        .filter(|f| f.subject_digest == digest)
-        .collect())
+    Ok(s.store.findings(&FindingFilter {
+        state,
+        subject_digest: Some(digest.to_owned()),
+        ..FindingFilter::default()
+    })?)
 }
 
 /// The statement a stored bundle carries (read as stored, not re-verified:
@@ -220,11 +217,13 @@ async fn findings(
             let all = findings_of(s, &digest, None)?;
             let records = s.store.evidence_for_subject(&digest)?;
             authorize_artifact(s, &actor, &digest, &records, &all)?;
+            let org = cairn_engine::load_org(s.config.platform_dir.as_deref())?;
+            let running = cairn_engine::exposures::running(&*s.store, &org)?;
             let items: Vec<Value> = all
                 .iter()
                 .filter(|f| wanted.is_none_or(|w| f.state == w))
                 .filter(|f| has_severity(f, q.severity.as_deref()))
-                .map(cairn_engine::wire::finding_json)
+                .map(|f| cairn_engine::wire::finding_json_running(f, &running))
                 .collect();
             Ok(Json(json!({ "digest": digest, "findings": items })))
         })

@@ -55,6 +55,8 @@ async fn list(
     state
         .blocking(move |s| {
             let visible = s.visible(&actor)?;
+            let org = cairn_engine::load_org(s.config.platform_dir.as_deref())?;
+            let running = cairn_engine::exposures::running(&*s.store, &org)?;
             let items: Vec<Value> = s
                 .store
                 .findings(&FindingFilter {
@@ -68,7 +70,7 @@ async fn list(
                 })
                 .filter(|f| has_severity(f, q.severity.as_deref()))
                 .take(limit)
-                .map(cairn_engine::wire::finding_json)
+                .map(|f| cairn_engine::wire::finding_json_running(f, &running))
                 .collect();
             Ok(Json(json!({ "findings": items })))
         })

@@ -4,6 +4,7 @@
 pub mod artifacts;
 pub mod audit;
 pub mod environments;
+pub mod exposures;
 pub mod findings;
 pub mod reviews;
 pub mod runs;
@@ -23,6 +24,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(runs::routes());
     routes.extend(artifacts::routes());
     routes.extend(findings::routes());
+    routes.extend(exposures::routes());
     routes.extend(environments::routes());
     routes.extend(reviews::routes());
     routes.extend(audit::routes());

@@ -1424,6 +1424,18 @@ impl Store for SqliteStore {
             count("advisory count", n)
         })
     }
+    fn advisory_versions(&self) -> Result<Vec<(String, String, bool)>, StoreError> {
+        let what = "listing advisory versions";
+        self.read(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached("SELECT id, modified, withdrawn FROM advisories ORDER BY id")
+                .map_err(StoreError::sqlite(what))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0)))
+                .map_err(StoreError::sqlite(what))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite(what))
+        })
+    }
     fn add_sboms(&self, sboms: &[NewSbom]) -> Result<Vec<i64>, StoreError> {
         let what = "keeping SBOMs";
         for sbom in sboms {
@@ -1815,7 +1827,7 @@ impl Store for SqliteStore {
                 .prepare_cached(&format!(
                     "SELECT {FINDING_COLUMNS} FROM findings f JOIN sboms s ON s.id = f.sbom_id \
                      WHERE (?1 IS NULL OR f.sbom_id = ?1) AND (?2 IS NULL OR f.advisory_id = ?2) \
-                     AND (?3 IS NULL OR f.state = ?3) \
+                     AND (?3 IS NULL OR f.state = ?3) AND (?4 IS NULL OR s.subject_digest = ?4) \
                      ORDER BY f.sbom_id, f.advisory_id, f.ecosystem, f.name, f.version"
                 ))
                 .map_err(StoreError::sqlite(what))?;
@@ -1824,7 +1836,8 @@ impl Store for SqliteStore {
                     params![
                         filter.sbom,
                         filter.advisory,
-                        filter.state.map(FindingState::as_str)
+                        filter.state.map(FindingState::as_str),
+                        filter.subject_digest
                     ],
                     RawFinding::from_row,
                 )

@@ -1,0 +1,378 @@
+//! The closed loop's knowledge, end to end with the real binary, real
+//! bubblewrap and the `hello-web` example image: an advisory imported *after*
+//! the build is re-matched against the digest's signed SBOM at decision time
+//! and blocks promotion like one found at build time, the decision naming the
+//! advisory database's state; and a finding on a digest that runs in an
+//! environment is an exposure (`cairn exposures`) with its deadline.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Fixture, Run};
+use serde_json::Value;
+
+const ADVISORY: &str = "GHSA-cair-n000-0001";
+const DECISION_PREDICATE: &str = "https://cairn.invalid/attestation/gate-decision/v1";
+
+/// An npm lockfile naming left-pad 1.3.0, MIT (so the licences rule admits it).
+const PACKAGE_LOCK: &str = r#"{
+  "name": "hello-web-tools",
+  "version": "1.0.0",
+  "lockfileVersion": 3,
+  "requires": true,
+  "packages": {
+    "": { "name": "hello-web-tools", "version": "1.0.0", "license": "MIT",
+          "dependencies": { "left-pad": "1.3.0" } },
+    "node_modules/left-pad": {
+      "version": "1.3.0",
+      "resolved": "https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz",
+      "license": "MIT"
+    }
+  }
+}
+"#;
+
+/// A critical (CVSS 9.8) OSV record for left-pad < 1.3.1.
+fn advisory_json() -> String {
+    serde_json::json!({
+        "schema_version": "1.6.0",
+        "id": ADVISORY,
+        "modified": "2026-12-01T00:00:00Z",
+        "published": "2026-12-01T00:00:00Z",
+        "summary": "left-pad pads too much",
+        "severity": [{ "type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H" }],
+        "affected": [{
+            "package": { "ecosystem": "npm", "name": "left-pad", "purl": "pkg:npm/left-pad" },
+            "ranges": [{ "type": "SEMVER", "events": [{ "introduced": "0" }, { "fixed": "1.3.1" }] }]
+        }]
+    })
+    .to_string()
+}
+
+fn as_(f: &Fixture, token: &str, args: &[&str]) -> Run {
+    Run::from(f.cairn(args).env("CAIRN_TOKEN", token).output().unwrap())
+}
+
+fn token(f: &Fixture, actor: Option<&str>, name: &str) -> String {
+    let mut cmd = f.cairn(&["--json", "identity", "add", name]);
+    if let Some(t) = actor {
+        cmd.env("CAIRN_TOKEN", t);
+    }
+    let r = Run::from(cmd.output().unwrap());
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+/// hello-web with the npm lockfile, on the `tiny` base, built with no advisory
+/// known; a release manager (`rita`) and the admin. Returns the image's digest.
+fn built() -> (Fixture, String, String, String) {
+    let f = Fixture::example("hello-web");
+    f.write("tools/package-lock.json", PACKAGE_LOCK)
+        .commit("tools lockfile");
+    f.ok(&["base", "create", "tiny", "--name", "tiny"]);
+    let admin = token(&f, None, "admin@example.org");
+    let rita = token(&f, Some(&admin), "rita@example.org");
+    let r = as_(
+        &f,
+        &admin,
+        &[
+            "role",
+            "grant",
+            "rita@example.org",
+            "release-manager",
+            "--workload",
+            "hello-web",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = as_(&f, &rita, &["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let digest = f.json(&["image", "list"])[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (f, admin, rita, digest)
+}
+
+fn import_advisory(f: &Fixture, token: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(format!("{ADVISORY}.json")), advisory_json()).unwrap();
+    let r = as_(f, token, &["vulns", "import", dir.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+/// `cairn policy eval`: (input, denied rules with their messages).
+fn eval(f: &Fixture, token: &str, digest: &str, env: &str) -> (Value, Vec<(String, String)>) {
+    let r = as_(
+        f,
+        token,
+        &["--json", "policy", "eval", "hello-web", digest, "--to", env],
+    );
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
+    let reasons = v["decision"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["rule"].as_str().unwrap().to_owned(),
+                d["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    (v["input"].clone(), reasons)
+}
+
+/// The gate sees current knowledge: built and staged with no advisory known;
+/// the critical record imported afterwards is re-matched against the digest's
+/// signed SBOM at decision time and denies production by the
+/// `vulnerabilities` rule; the signed decision names the database state.
+#[test]
+fn an_advisory_imported_after_the_build_denies_production() {
+    let (f, admin, rita, digest) = built();
+    let logs = f.ok(&["logs", "last"]).stdout;
+    assert!(logs.contains("0 vulnerabilities"), "{logs}");
+    let r = as_(
+        &f,
+        &rita,
+        &["promote", "hello-web", &digest, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let (before, _) = eval(&f, &rita, &digest, "production");
+    assert_eq!(before["findings"]["advisory_db"]["count"], 0, "{before}");
+
+    import_advisory(&f, &admin);
+
+    let (input, reasons) = eval(&f, &rita, &digest, "production");
+    let db = &input["findings"]["advisory_db"];
+    assert_eq!(db["count"], 1, "{input}");
+    assert_eq!(
+        db["new_since_scan"],
+        serde_json::json!([ADVISORY]),
+        "{input}"
+    );
+    assert_ne!(db["digest"], before["findings"]["advisory_db"]["digest"]);
+    let db_digest = db["digest"].as_str().unwrap().to_owned();
+    assert!(
+        reasons
+            .iter()
+            .any(|(rule, msg)| rule == "vulnerabilities" && msg.contains(ADVISORY)),
+        "{reasons:?}"
+    );
+
+    let r = as_(
+        &f,
+        &rita,
+        &["promote", "hello-web", &digest, "--to", "production"],
+    );
+    println!("{}", r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("[vulnerabilities]"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains(&format!("{ADVISORY} (critical) in pkg:npm/left-pad@1.3.0")),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr
+            .contains("advisories matched at decision time: 1 records")
+            && r.stderr.contains(&db_digest),
+        "{r:?}"
+    );
+
+    // The signed decision (verified against cairn's key and log) names it.
+    let export = tempfile::tempdir().unwrap();
+    f.ok(&[
+        "evidence",
+        &digest,
+        "--export",
+        export.path().to_str().unwrap(),
+    ]);
+    let (key, log) = (f.signing_key(), f.log_verifier());
+    let decisions: Vec<Value> = std::fs::read_dir(export.path())
+        .unwrap()
+        .map(|e| {
+            let bytes = std::fs::read(e.unwrap().path()).unwrap();
+            let bundle = cairn_evidence::Bundle::from_json(&bytes).unwrap();
+            serde_json::from_slice(bundle.verify_with_log(&key, &log).unwrap()).unwrap()
+        })
+        .filter(|s: &Value| s["predicateType"] == DECISION_PREDICATE)
+        .collect();
+    let denied = decisions
+        .iter()
+        .find(|d| d["predicate"]["environment"] == "production")
+        .unwrap_or_else(|| panic!("{decisions:?}"));
+    assert_eq!(denied["predicate"]["allow"], false);
+    assert_eq!(
+        denied["predicate"]["advisoryDb"]["digest"],
+        db_digest.as_str(),
+        "{denied}"
+    );
+    assert_eq!(denied["predicate"]["advisoryDb"]["count"], 1, "{denied}");
+
+    // Without its signed SBOM the current advisories cannot be matched: the
+    // gate denies rather than trust the signed scan alone.
+    f.tamper(
+        "DELETE FROM evidence WHERE subject_digest = ? AND predicate_type = ?",
+        &[&digest, "https://cyclonedx.org/bom"],
+    );
+    let (input, reasons) = eval(&f, &rita, &digest, "staging");
+    assert!(
+        reasons
+            .iter()
+            .any(|(rule, msg)| rule == "evidence" && msg.contains("no verified SBOM")),
+        "{reasons:?} {input}"
+    );
+}
+
+fn exposures(f: &Fixture, args: &[&str], platform: Option<&std::path::Path>) -> Value {
+    let mut all = vec!["--json", "exposures"];
+    all.extend_from_slice(args);
+    let mut cmd = f.cairn(&all);
+    if let Some(p) = platform {
+        cmd.env("CAIRN_PLATFORM_DIR", p);
+    }
+    let r = Run::from(cmd.output().unwrap());
+    assert_eq!(r.code, 0, "{r:?}");
+    serde_json::from_str::<Value>(&r.stdout).unwrap()["exposures"].clone()
+}
+
+/// An exposure: the image runs in staging, an advisory for one of its
+/// components is imported, and `cairn exposures` lists it with its environment,
+/// severity, fix and deadline (first seen + 24 h for critical); `--overdue`
+/// lists it only once the SLA has passed (here an SLA of 0 hours); `cairn where`
+/// names the environment; a digest without the finding promoted to staging
+/// remediates it, with its time to remediate.
+#[test]
+fn a_finding_on_what_runs_in_staging_is_an_exposure_with_a_deadline_until_remediated() {
+    let (f, admin, rita, digest) = built();
+    let r = as_(
+        &f,
+        &rita,
+        &["promote", "hello-web", &digest, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(exposures(&f, &[], None), serde_json::json!([]));
+
+    import_advisory(&f, &admin);
+
+    let list = exposures(&f, &[], None);
+    println!("{list:#}");
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    let e = &list[0];
+    assert_eq!(e["environment"], "staging");
+    assert_eq!(e["workload"], "hello-web");
+    assert_eq!(e["digest"], digest.as_str());
+    assert_eq!(e["advisory"], ADVISORY);
+    assert_eq!(e["package"], "pkg:npm/left-pad@1.3.0");
+    assert_eq!(e["severity"], "critical");
+    assert_eq!(e["fixable"], true);
+    assert_eq!(e["fixed_versions"], serde_json::json!(["1.3.1"]));
+    assert_eq!(e["state"], "open");
+    assert_eq!(e["overdue"], false);
+    let first_seen = e["first_seen"].as_str().unwrap();
+    let deadline = e["deadline"].as_str().unwrap();
+    // 24 hours later, to the second (RFC 3339 texts of one format compare in order).
+    assert!(deadline > first_seen, "{e}");
+    assert_eq!(
+        time_s(deadline) - time_s(first_seen),
+        24 * 3600,
+        "{first_seen} → {deadline}"
+    );
+    let text = f.ok(&["exposures"]).stdout;
+    println!("{text}");
+    assert!(
+        text.contains("staging") && text.contains(ADVISORY),
+        "{text}"
+    );
+    assert!(text.contains(deadline), "{text}");
+    assert_eq!(
+        exposures(&f, &["--env", "production"], None),
+        serde_json::json!([])
+    );
+    let r = f.run(&["exposures", "--env", "nowhere"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("not an environment"), "{r:?}");
+
+    // Not overdue under the default SLA; overdue with an SLA of 0 hours.
+    assert_eq!(exposures(&f, &["--overdue"], None), serde_json::json!([]));
+    let platform = tempfile::tempdir().unwrap();
+    std::fs::write(
+        platform.path().join("org.toml"),
+        "[exposures]\nsla_hours = { critical = 0, high = 24, medium = 168, low = 720 }\n",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let overdue = exposures(&f, &["--overdue"], Some(platform.path()));
+    assert_eq!(overdue.as_array().unwrap().len(), 1, "{overdue}");
+    assert_eq!(overdue[0]["overdue"], true);
+    assert_eq!(overdue[0]["deadline"], overdue[0]["first_seen"]);
+    let text = Run::from(
+        f.cairn(&["exposures", "--overdue"])
+            .env("CAIRN_PLATFORM_DIR", platform.path())
+            .output()
+            .unwrap(),
+    );
+    println!("{}", text.stdout);
+    assert!(text.stdout.contains("OVERDUE"), "{text:?}");
+
+    // `cairn where` names the environment the artifact runs in.
+    let found = f.json(&["where", "pkg:npm/left-pad"]);
+    let hit = found["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["subject"]["digest"] == digest.as_str())
+        .unwrap_or_else(|| panic!("{found}"));
+    assert_eq!(hit["environment"], "staging", "{hit}");
+    assert_eq!(hit["environments"], serde_json::json!(["staging"]), "{hit}");
+
+    // A digest without the finding takes staging over: remediated, with its time.
+    f.write(
+        "tools/package-lock.json",
+        &PACKAGE_LOCK.replace("1.3.0", "1.3.1"),
+    )
+    .commit("left-pad 1.3.1");
+    let r = as_(&f, &rita, &["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let fixed = f
+        .json(&["image", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["digest"].as_str().unwrap().to_owned())
+        .find(|d| *d != digest)
+        .unwrap();
+    let r = as_(
+        &f,
+        &rita,
+        &["promote", "hello-web", &fixed, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(exposures(&f, &[], None), serde_json::json!([]));
+    let all = exposures(&f, &["--all"], None);
+    println!("{all:#}");
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+    assert_eq!(all[0]["state"], "remediated");
+    assert_eq!(all[0]["remediated_by"], fixed.as_str());
+    assert!(
+        all[0]["time_to_remediate_seconds"].as_i64().unwrap() >= 0,
+        "{all}"
+    );
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC text (`YYYY-MM-DDTHH:MM:SS…Z`).
+fn time_s(text: &str) -> i64 {
+    let n = |a: usize, b: usize| text[a..b].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + n(11, 13) * 3600 + n(14, 16) * 60 + n(17, 19)
+}

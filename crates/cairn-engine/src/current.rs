@@ -1,0 +1,289 @@
+//! What the advisories stored *now* say about an artifact: the components of its
+//! verified CycloneDX SBOM (a signed statement, never a store row) re-matched at
+//! decision time through [`crate::inventory::evaluate`], and the state of the
+//! advisory database that answer came from. A finding imported after the build
+//! counts at the gate like one found at build time.
+
+use cairn_sbom::{Component, Ecosystem, Licence, ScanReport, SourcePackage};
+use cairn_store::Store;
+use serde_json::Value;
+
+use crate::EngineError;
+use crate::inventory::{Collected, Evaluation, Skipped};
+
+/// The advisory database as one decision saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvisoryDbState {
+    /// Records kept (withdrawn ones included).
+    pub count: u64,
+    /// The newest `modified` time among them.
+    pub newest_modified: Option<String>,
+    /// `sha256:<hex>` over every record's `id`, `modified`, `withdrawn`, by id.
+    pub digest: String,
+}
+
+/// The stored advisories' state: a count, the newest record and a digest that
+/// changes with any import that changed a record.
+pub fn advisory_db_state(store: &dyn Store) -> Result<AdvisoryDbState, EngineError> {
+    let versions = store.advisory_versions()?;
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut newest: Option<&String> = None;
+    for (id, modified, withdrawn) in &versions {
+        // Lengths first, so no two lists hash alike.
+        for field in [id.as_bytes(), modified.as_bytes()] {
+            ctx.update(&(field.len() as u64).to_be_bytes());
+            ctx.update(field);
+        }
+        ctx.update(&[u8::from(*withdrawn)]);
+        if newest.is_none_or(|n| modified > n) {
+            newest = Some(modified);
+        }
+    }
+    let hex: String = ctx
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(AdvisoryDbState {
+        count: versions.len() as u64,
+        newest_modified: newest.cloned(),
+        digest: format!("sha256:{hex}"),
+    })
+}
+
+/// One vulnerability the stored advisories give now, in the gate's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentFinding {
+    pub id: String,
+    /// The component's purl, as the signed SBOM names it.
+    pub package: String,
+    /// `low` … `critical`, or `unknown`.
+    pub severity: String,
+    pub fix_available: bool,
+}
+
+/// Re-matches the components a verified CycloneDX predicate lists against the
+/// advisories stored now. A component whose purl cannot be read is reported as
+/// not evaluated by the matcher (never passed); a predicate that is not a
+/// CycloneDX document is an `Err` with the reason, for the caller to deny on.
+pub fn rematch_signed_sbom(
+    store: &dyn Store,
+    predicate: &Value,
+) -> Result<Vec<CurrentFinding>, String> {
+    let bytes = serde_json::to_vec(predicate).map_err(|e| e.to_string())?;
+    let bom = cairn_sbom::cyclonedx_read::read(&bytes)
+        .map_err(|e| format!("the signed SBOM cannot be read: {e}"))?;
+    let mut report = ScanReport::default();
+    let mut skipped = Vec::new();
+    for c in &bom.components {
+        let Some(purl) = &c.purl else {
+            continue;
+        };
+        match component_of_purl(purl) {
+            Ok(Some(component)) => report.components.push(component),
+            Ok(None) => {}
+            Err(why) => skipped.push(Skipped {
+                path: purl.chars().take(512).collect(),
+                reason: why,
+            }),
+        }
+    }
+    let collected = Collected {
+        report,
+        skipped,
+        name: "signed SBOM".to_owned(),
+    };
+    let evaluation: Evaluation = crate::inventory::evaluate(store, &collected).map_err(|e| {
+        format!(
+            "the stored advisories could not be matched: {}",
+            cairn_model::error_chain(&e)
+        )
+    })?;
+    let purls = crate::inventory::purls(&collected);
+    Ok(evaluation
+        .report
+        .vulnerabilities
+        .iter()
+        .map(|f| CurrentFinding {
+            id: f.advisory_id.clone(),
+            package: purls
+                .get(&(
+                    f.ecosystem.clone(),
+                    f.package.clone(),
+                    f.installed_version.clone(),
+                ))
+                .cloned()
+                .unwrap_or_else(|| {
+                    format!("{}/{}@{}", f.ecosystem, f.package, f.installed_version)
+                }),
+            severity: match f.severity.as_ref().map(|s| s.rating.as_str()) {
+                Some(s @ ("low" | "medium" | "high" | "critical")) => s.to_owned(),
+                _ => "unknown".to_owned(),
+            },
+            fix_available: !f.fixed_versions.is_empty(),
+        })
+        .collect())
+}
+
+/// A component from its purl (`pkg:type/namespace/name@version?qualifiers`),
+/// as cairn's SBOM writer makes them; `None` for a type cairn does not match.
+fn component_of_purl(purl: &str) -> Result<Option<Component>, String> {
+    let rest = purl
+        .strip_prefix("pkg:")
+        .ok_or_else(|| "not a package URL".to_owned())?;
+    let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
+    let (path, qualifiers) = rest.split_once('?').unwrap_or((rest, ""));
+    let (path, version) = path
+        .rsplit_once('@')
+        .ok_or_else(|| "the package URL names no version".to_owned())?;
+    let mut segments = path.split('/');
+    let kind = segments.next().unwrap_or_default().to_ascii_lowercase();
+    let ecosystem = match kind.as_str() {
+        "cargo" => Ecosystem::Cargo,
+        "npm" => Ecosystem::Npm,
+        "pypi" => Ecosystem::PyPI,
+        "golang" => Ecosystem::Go,
+        "gem" => Ecosystem::RubyGems,
+        "composer" => Ecosystem::Packagist,
+        "maven" => Ecosystem::Maven,
+        "deb" => Ecosystem::Debian,
+        "apk" => Ecosystem::Alpine,
+        _ => return Ok(None),
+    };
+    let parts = segments.map(decode).collect::<Result<Vec<_>, _>>()?;
+    let Some((name, namespace)) = parts.split_last() else {
+        return Err("the package URL names no package".to_owned());
+    };
+    if name.is_empty() {
+        return Err("the package URL names no package".to_owned());
+    }
+    let namespace = (!namespace.is_empty()).then(|| namespace.join("/"));
+    let version = decode(version)?;
+    let mut arch = None;
+    let mut upstream = None;
+    for pair in qualifiers.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "arch" => arch = Some(decode(v)?),
+            "upstream" => upstream = Some(decode(v)?),
+            _ => {}
+        }
+    }
+    let source_package = upstream.map(|u| match u.split_once('@') {
+        Some((n, v)) => SourcePackage {
+            name: n.to_owned(),
+            version: v.to_owned(),
+        },
+        None => SourcePackage {
+            name: u,
+            version: version.clone(),
+        },
+    });
+    // OS packages: the distribution is the namespace, not part of the name.
+    let namespace = match ecosystem {
+        Ecosystem::Debian | Ecosystem::Alpine => None,
+        _ => namespace,
+    };
+    Ok(Some(Component {
+        ecosystem,
+        namespace,
+        name: name.clone(),
+        version,
+        purl: purl.to_owned(),
+        licence: Licence::NotGiven,
+        source_file: "signed SBOM".to_owned(),
+        arch,
+        source_package,
+        dependencies: Vec::new(),
+    }))
+}
+
+/// Undoes purl percent-encoding; a malformed escape is an error.
+fn decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let b = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| "the package URL has a malformed %-escape".to_owned())?;
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "the package URL is not UTF-8 once decoded".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn purls_become_the_components_the_sbom_writer_made_them_from() {
+        for (purl, eco, ns, name, version) in [
+            (
+                "pkg:cargo/regex@1.5.4",
+                Ecosystem::Cargo,
+                None,
+                "regex",
+                "1.5.4",
+            ),
+            (
+                "pkg:npm/%40types/node@20.1.0",
+                Ecosystem::Npm,
+                Some("@types"),
+                "node",
+                "20.1.0",
+            ),
+            (
+                "pkg:maven/org.slf4j/slf4j-api@2.0.9",
+                Ecosystem::Maven,
+                Some("org.slf4j"),
+                "slf4j-api",
+                "2.0.9",
+            ),
+            (
+                "pkg:golang/github.com/pkg/errors@v0.9.1",
+                Ecosystem::Go,
+                Some("github.com/pkg"),
+                "errors",
+                "v0.9.1",
+            ),
+            (
+                "pkg:deb/debian/libc6@2.36-9?arch=amd64",
+                Ecosystem::Debian,
+                None,
+                "libc6",
+                "2.36-9",
+            ),
+        ] {
+            let c = component_of_purl(purl).unwrap().unwrap();
+            assert_eq!(c.ecosystem, eco, "{purl}");
+            assert_eq!(c.namespace.as_deref(), ns, "{purl}");
+            assert_eq!(c.name, name, "{purl}");
+            assert_eq!(c.version, version, "{purl}");
+            assert_eq!(c.purl, purl);
+        }
+        let c = component_of_purl("pkg:deb/debian/libc6@2.36-9?arch=amd64&upstream=glibc")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.arch.as_deref(), Some("amd64"));
+        assert_eq!(c.source_package.unwrap().name, "glibc");
+        assert!(component_of_purl("pkg:generic/thing@1").unwrap().is_none());
+        for bad in [
+            "cargo/regex@1",
+            "pkg:cargo/regex",
+            "pkg:cargo/@1",
+            "pkg:cargo/re%zzx@1",
+        ] {
+            assert!(component_of_purl(bad).is_err(), "{bad}");
+        }
+    }
+}
