@@ -130,6 +130,29 @@ fn a_debian_rootfs_matches_its_source_packages_as_libapt_orders_them() {
         vulns.iter().any(|v| v["urgency"] == "unimportant"),
         "Debian's urgency is kept as data"
     );
+
+    // Licences from the packages' DEP-5 copyright files.
+    let r = f.ok(&["sbom", rootfs.to_str().unwrap()]);
+    let bom: Value = serde_json::from_str(&r.stdout).unwrap();
+    let debs: Vec<&Value> = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["purl"].as_str().unwrap().starts_with("pkg:deb/"))
+        .collect();
+    let spdx = debs
+        .iter()
+        .filter(|c| {
+            c["licenses"][0]["expression"].is_string()
+                || c["licenses"][0]["license"]["id"].is_string()
+        })
+        .count();
+    println!(
+        "{spdx} of {} Debian packages have an SPDX licence from DEP-5",
+        debs.len()
+    );
+    assert_eq!(cdx_licence(&bom, "zlib1g").as_deref(), Some("Zlib"));
+    assert!(spdx >= 20, "{spdx}");
 }
 
 /// A record for `ecosystem`/`name` with `ranges`, `versions` and an urgency.
@@ -448,4 +471,63 @@ fn os_packages_match_by_source_and_release_and_bad_input_is_named() {
         "pkg:apk/alpine/libcrypto3@3.3.2-r0?arch=x86_64&distro=alpine-3.20.3&upstream=openssl"
     );
     assert_eq!(scan["issues"], json!([]));
+}
+
+/// A component's licence in a CycloneDX document: its expression, its named
+/// (unknown) licence, or `None`.
+fn cdx_licence(bom: &Value, name: &str) -> Option<String> {
+    let c = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not in {bom}"));
+    let l = c["licenses"].get(0)?;
+    l["expression"]
+        .as_str()
+        .or_else(|| l["license"]["id"].as_str())
+        .or_else(|| l["license"]["name"].as_str())
+        .map(str::to_owned)
+}
+
+#[test]
+fn debian_packages_take_their_licence_from_dep5_copyright_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rootfs");
+    write(&root, "etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n");
+    write(&root, "var/lib/dpkg/status", STATUS);
+    let dep5 = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n";
+    write(
+        &root,
+        "usr/share/doc/zlib1g/copyright",
+        &format!(
+            "{dep5}Files: *\nCopyright: 1995-2013 Jean-loup Gailly and Mark Adler\nLicense: Zlib\n\nLicense: Zlib\n The text.\n"
+        ),
+    );
+    write(
+        &root,
+        "usr/share/doc/bash/copyright",
+        &format!(
+            "{dep5}Files: *\nCopyright: FSF\nLicense: GPL-3+\n\nFiles: lib/x/*\nCopyright: someone\nLicense: BSLA\n"
+        ),
+    );
+    // A copyright file that is a symlink out of the tree is not followed.
+    std::fs::create_dir_all(root.join("usr/share/doc/libc6")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("usr/share/doc/libc6/copyright")).unwrap();
+    let f = Fixture::new();
+    let r = f.ok(&["sbom", root.to_str().unwrap()]);
+    let bom: Value = serde_json::from_str(&r.stdout).unwrap();
+    let got: Vec<(&str, Option<String>)> = ["zlib1g", "bash", "libc6", "badbin"]
+        .iter()
+        .map(|n| (*n, cdx_licence(&bom, n)))
+        .collect();
+    println!("{got:?}");
+    assert_eq!(got[0].1.as_deref(), Some("Zlib"));
+    assert_eq!(
+        got[1].1.as_deref(),
+        Some("DEP-5 names licences without a known SPDX id: BSLA"),
+        "a name without an SPDX id is said, not guessed"
+    );
+    assert_eq!(got[2].1, None, "the symlinked copyright file was not read");
+    assert_eq!(got[3].1, None, "no copyright file: no licence");
 }

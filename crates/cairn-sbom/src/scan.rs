@@ -222,6 +222,7 @@ pub fn scan_tree<'a>(
         .map(|(p, _)| p.rsplit_once('/').map_or("", |(d, _)| d))
         .collect();
 
+    let listed: std::collections::BTreeSet<&str> = all.iter().copied().collect();
     let mut report = ScanReport::default();
     for (path, kind) in found {
         let Some(bytes) = read(path) else {
@@ -262,6 +263,30 @@ pub fn scan_tree<'a>(
                     components: out.components.len(),
                 });
                 let mut components = out.components;
+                if kind == FileKind::DpkgStatus {
+                    // dpkg's database states no licence: each package's DEP-5
+                    // copyright file does, at its place under the same root.
+                    let root = path.strip_suffix("var/lib/dpkg/status").unwrap_or("");
+                    for c in &mut components {
+                        let safe = c.name.bytes().all(|b| {
+                            b.is_ascii_lowercase()
+                                || b.is_ascii_digit()
+                                || matches!(b, b'.' | b'+' | b'-')
+                        });
+                        let doc = format!("{root}usr/share/doc/{}/copyright", c.name);
+                        if safe
+                            && listed.contains(doc.as_str())
+                            && let Some(bytes) = read(&doc)
+                        {
+                            c.licence = match std::str::from_utf8(&bytes) {
+                                Ok(text) => crate::dep5::licence(text),
+                                Err(_) => crate::licence::Licence::Unknown(
+                                    "copyright file is not UTF-8".to_owned(),
+                                ),
+                            };
+                        }
+                    }
+                }
                 if matches!(kind, FileKind::DpkgStatus | FileKind::ApkInstalled) {
                     // The purl names the distribution release and the source package.
                     let purl_type = if kind == FileKind::DpkgStatus {

@@ -1,6 +1,7 @@
 //! Debian/Ubuntu `var/lib/dpkg/status` (deb822 paragraphs). Only packages whose
 //! `Status` is `install ok installed` are components; `Source: name (version)` is kept.
-//! dpkg's database states no licence, so the licence is `NotGiven`.
+//! dpkg's database states no licence, so the licence is `NotGiven` here; `scan_tree`
+//! reads it from the package's DEP-5 copyright file (`crate::dep5`).
 
 use super::{Output, check_tokens, component};
 use crate::component::{Ecosystem, SourcePackage};
