@@ -477,9 +477,10 @@ fn a_debian_minbase_enters_the_catalog_with_its_packages() {
     let created: Value = serde_json::from_str(&r.stdout).unwrap();
     let packages = created["packages"].as_u64().unwrap();
     assert!(packages >= 80, "a minbase has ~90 dpkg packages: {created}");
+    // Its release is known (Debian 12), so its packages are matched by source
+    // package; with no Debian records imported yet, that is said, not passed.
     assert!(
-        r.stderr
-            .contains("OS packages are listed in the SBOM but not matched"),
+        r.stderr.contains("not evaluated against advisories: 1 (first: OS packages of Debian:12: no stored advisory names any of its"),
         "{r:?}"
     );
     let list = f.json(&["base", "list"]);

@@ -455,8 +455,9 @@ fn scan_reports_what_it_could_not_evaluate() {
     let issues = strings(&report["issues"], "/subject");
     assert_eq!(issues, ["web/package-lock.json"], "{report}");
 
-    // A root filesystem whose OS packages cairn does not match yet: each is listed,
-    // and a scan that evaluated nothing does not pass.
+    // A root filesystem without os-release: its release is unknown, so its OS
+    // packages cannot be matched; each is listed with why, and a scan that
+    // evaluated nothing does not pass.
     f.file(
         "rootfs/var/lib/dpkg/status",
         "Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.2.13.dfsg-1\n",
@@ -467,6 +468,11 @@ fn scan_reports_what_it_could_not_evaluate() {
     assert_eq!(report["packages"], 0);
     let issues = strings(&report["issues"], "/subject");
     assert_eq!(issues, ["pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?arch=amd64"]);
+    let reasons = strings(&report["issues"], "/reason");
+    assert!(
+        reasons[0].contains("the debian release is unknown"),
+        "{reasons:?}"
+    );
     assert!(
         stderr(&out).contains("could be evaluated"),
         "{}",

@@ -10,6 +10,8 @@
 //! comparison puts trivy's epoch back, so the same package compares equal.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,16 +70,7 @@ fn deb_packages(bom: &Value) -> BTreeSet<(String, String)> {
 fn cairn_and_trivy_agree_on_a_debian_minbase_rootfs() {
     let tmp = tempfile::tempdir().unwrap();
     let rootfs = tmp.path().join("rootfs");
-    let out = Command::new("mmdebstrap")
-        .args(["--quiet", "--variant=minbase", "bookworm"])
-        .arg(&rootfs)
-        .output()
-        .expect("mmdebstrap (Debian package) must be installed");
-    assert!(
-        out.status.success(),
-        "mmdebstrap failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::debian_minbase(&rootfs);
 
     let theirs_path = tmp.path().join("trivy.cdx.json");
     let out = Command::new(trivy())

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use cairn_model::error_chain;
 use cairn_sbom::cyclonedx::{Subject, SubjectKind};
-use cairn_sbom::{Ecosystem, FileKind, ParseError, ScanReport};
+use cairn_sbom::{Component, Ecosystem, FileKind, ParseError, ScanReport};
 use cairn_store::Store;
 use cairn_vuln::{Advisory, AdvisoryIndex, Package, normalize_name};
 
@@ -312,25 +312,82 @@ pub struct Evaluation {
     pub newest_modified: Option<String>,
 }
 
-/// The components as OSV packages, each once. OS packages are not evaluated:
-/// their advisories are per distribution release and source package, which cairn
-/// does not match yet; nor are the components of files that were not read.
+/// The OSV packages an OS binary package's advisories are recorded under: its
+/// *source* package (dpkg `Source:`, apk `o:`) at the source version, in the
+/// ecosystem of the distribution release its purl names (`distro=debian-12` →
+/// `Debian:12`). `Err` says why it cannot be matched: an unknown release, or a
+/// version that is not valid under the distribution's ordering.
+pub fn os_packages(c: &Component) -> Result<Vec<Package>, String> {
+    let (scheme, prefix) = match c.ecosystem {
+        Ecosystem::Debian => (cairn_vuln::Scheme::Debian, "pkg:deb/"),
+        Ecosystem::Alpine => (cairn_vuln::Scheme::Alpine, "pkg:apk/"),
+        _ => return Err("not an OS package".to_owned()),
+    };
+    let id = c
+        .purl
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(ns, _)| ns)
+        .ok_or_else(|| "its purl names no distribution".to_owned())?;
+    let release = cairn_sbom::purl::qualifier(&c.purl, "distro");
+    let release = release
+        .as_deref()
+        .map(|d| {
+            d.strip_prefix(id)
+                .and_then(|r| r.strip_prefix('-'))
+                .ok_or_else(|| format!("its purl's distro {d:?} is not {id}-RELEASE"))
+        })
+        .transpose()?;
+    let ecosystems = cairn_vuln::distro::ecosystems(id, release)?;
+    let (name, version) = match &c.source_package {
+        Some(s) => (s.name.as_str(), s.version.as_str()),
+        None => (c.name.as_str(), c.version.as_str()),
+    };
+    if let Err(e) = cairn_vuln::Version::parse(scheme, version) {
+        return Err(format!(
+            "source package {name} version {version:?} is not a valid {} version: {}",
+            scheme.name(),
+            e.reason
+        ));
+    }
+    Ok(ecosystems
+        .iter()
+        .map(|e| Package::new(e, name, version))
+        .collect())
+}
+
+/// The components as OSV packages, each once: OS packages as their source
+/// packages in their release's ecosystem ([`os_packages`]), the others as they
+/// are. What cannot be matched is reported, never passed: OS packages of an
+/// unknown release or with a malformed version, and the components of files that
+/// were not read.
 pub fn packages(collected: &Collected) -> (Vec<Package>, Vec<NotEvaluated>) {
     let mut issues = Vec::new();
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for c in &collected.report.components {
-        if matches!(c.ecosystem, Ecosystem::Debian | Ecosystem::Alpine) {
-            issues.push(NotEvaluated {
-                subject: c.purl.clone(),
-                reason: "OS packages are not matched yet (advisories are per release and source package)"
-                    .to_owned(),
-            });
-            continue;
-        }
-        let p = Package::new(c.ecosystem.osv_name(), &c.full_name(), &c.version);
-        if seen.insert((p.ecosystem.clone(), p.name.clone(), p.version.clone())) {
-            out.push(p);
+        let ps = if matches!(c.ecosystem, Ecosystem::Debian | Ecosystem::Alpine) {
+            match os_packages(c) {
+                Ok(ps) => ps,
+                Err(reason) => {
+                    issues.push(NotEvaluated {
+                        subject: c.purl.clone(),
+                        reason: format!("OS package not matched: {reason}"),
+                    });
+                    continue;
+                }
+            }
+        } else {
+            vec![Package::new(
+                c.ecosystem.osv_name(),
+                &c.full_name(),
+                &c.version,
+            )]
+        };
+        for p in ps {
+            if seen.insert((p.ecosystem.clone(), p.name.clone(), p.version.clone())) {
+                out.push(p);
+            }
         }
     }
     for e in &collected.skipped {
@@ -340,6 +397,37 @@ pub fn packages(collected: &Collected) -> (Vec<Package>, Vec<NotEvaluated>) {
         });
     }
     (out, issues)
+}
+
+/// A distribution release none of whose source packages is named by any stored
+/// advisory: its records were most likely never imported (a Debian 13 rootfs
+/// against Debian 12 data), so "no findings" would be a silent pass. One entry
+/// per release, naming how many source packages it covers.
+fn releases_without_advisories(collected: &Collected, index: &AdvisoryIndex) -> Vec<NotEvaluated> {
+    let present: BTreeSet<&str> = index.package_keys().map(|(e, _)| e).collect();
+    let mut releases: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
+    for c in &collected.report.components {
+        if !matches!(c.ecosystem, Ecosystem::Debian | Ecosystem::Alpine) {
+            continue;
+        }
+        if let Ok(ps) = os_packages(c) {
+            let ecosystems = ps.iter().map(|p| p.ecosystem.clone()).collect();
+            let names = releases.entry(ecosystems).or_default();
+            names.extend(ps.into_iter().map(|p| p.name));
+        }
+    }
+    releases
+        .into_iter()
+        .filter(|(ecosystems, _)| !ecosystems.iter().any(|e| present.contains(e.as_str())))
+        .map(|(ecosystems, names)| NotEvaluated {
+            subject: format!("OS packages of {}", ecosystems.join(" / ")),
+            reason: format!(
+                "no stored advisory names any of its {} source packages: were the \
+                 distribution's records imported (`cairn vulns import`)?",
+                names.len()
+            ),
+        })
+        .collect()
 }
 
 /// Matches the collection's components against the advisories the store holds
@@ -369,6 +457,7 @@ pub fn evaluate(store: &dyn Store, collected: &Collected) -> Result<Evaluation, 
             }),
         }
     }
+    not_evaluated.extend(releases_without_advisories(collected, &index));
     let report = index.scan(&packages);
     for i in &report.issues {
         not_evaluated.push(NotEvaluated {
@@ -386,123 +475,48 @@ pub fn evaluate(store: &dyn Store, collected: &Collected) -> Result<Evaluation, 
     })
 }
 
-/// Each component's purl by (OSV ecosystem, name, version), as findings name them.
+/// The (OSV ecosystem, name, version) keys a component is matched under: an OS
+/// package's source packages (none when it cannot be matched), any other
+/// component as it is.
+fn keys(c: &Component) -> Vec<(String, String, String)> {
+    if matches!(c.ecosystem, Ecosystem::Debian | Ecosystem::Alpine) {
+        return os_packages(c)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| (p.ecosystem, p.name, p.version))
+            .collect();
+    }
+    vec![(
+        c.ecosystem.osv_name().to_owned(),
+        c.full_name(),
+        c.version.clone(),
+    )]
+}
+
+/// Each component's purl by (OSV ecosystem, name, version), as findings name
+/// them (an OS source package by the first of its binary packages' purls).
 pub fn purls(collected: &Collected) -> BTreeMap<(String, String, String), String> {
     let mut out = BTreeMap::new();
     for c in &collected.report.components {
-        out.entry((
-            c.ecosystem.osv_name().to_owned(),
-            c.full_name(),
-            c.version.clone(),
-        ))
-        .or_insert_with(|| c.purl.clone());
+        for key in keys(c) {
+            out.entry(key).or_insert_with(|| c.purl.clone());
+        }
     }
     out
 }
 
-/// The (OSV ecosystem, normalised name, version, purl) rows the SBOM index keeps.
+/// The (OSV ecosystem, normalised name, version, purl) rows the SBOM index keeps
+/// (OS packages under their source packages, as they are matched).
 pub fn index_rows(collected: &Collected) -> Vec<(String, String, String, String)> {
     collected
         .report
         .components
         .iter()
-        .map(|c| {
-            let eco = c.ecosystem.osv_name();
-            (
-                eco.to_owned(),
-                normalize_name(eco, &c.full_name()),
-                c.version.clone(),
-                c.purl.clone(),
-            )
+        .flat_map(|c| {
+            keys(c).into_iter().map(|(eco, name, version)| {
+                let name = normalize_name(&eco, &name);
+                (eco, name, version, c.purl.clone())
+            })
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    const CARGO_LOCK: &str = "version = 3\n\n[[package]]\nname = \"regex\"\nversion = \"1.5.4\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
-    const DPKG_STATUS: &str =
-        "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9\n\n";
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-
-    #[test]
-    fn a_left_out_top_level_directory_is_never_read() {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "Cargo.lock", CARGO_LOCK);
-        write(dir.path(), ".home/.cargo/registry/x/Cargo.lock", CARGO_LOCK);
-        write(dir.path(), "sub/.home/Cargo.lock", CARGO_LOCK);
-        let all = Tree::walk(dir.path()).unwrap();
-        assert_eq!(all.files.len(), 3, "{:?}", all.files);
-        let tree = Tree::walk_except(dir.path(), &[".home"]).unwrap();
-        // Only the root's `.home` is left out.
-        assert_eq!(tree.files, vec!["Cargo.lock", "sub/.home/Cargo.lock"]);
-        let collected = collect_tree(tree);
-        assert_eq!(collected.report.files.len(), 2);
-    }
-
-    #[test]
-    fn a_missing_path_is_an_io_error_naming_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("nope");
-        match Tree::walk(&missing) {
-            Err(EngineError::Io { what, path, .. }) => {
-                assert_eq!(what, "read");
-                assert_eq!(path, missing);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn merged_parts_keep_their_prefixes_and_os_packages_are_not_evaluated() {
-        let image = tempfile::tempdir().unwrap();
-        write(image.path(), "var/lib/dpkg/status", DPKG_STATUS);
-        let source = tempfile::tempdir().unwrap();
-        write(source.path(), "Cargo.lock", CARGO_LOCK);
-        write(source.path(), "broken/Cargo.lock", "[[package]\nname = ");
-        let merged = Collected::merged(
-            "app@sha256:x".to_owned(),
-            vec![
-                ("image/", collect(image.path()).unwrap()),
-                ("source/", collect(source.path()).unwrap()),
-            ],
-        );
-        let files: Vec<&str> = merged
-            .report
-            .components
-            .iter()
-            .map(|c| c.source_file.as_str())
-            .collect();
-        assert!(files.contains(&"image/var/lib/dpkg/status"), "{files:?}");
-        assert!(files.contains(&"source/Cargo.lock"), "{files:?}");
-        assert_eq!(merged.skipped.len(), 1, "{:?}", merged.skipped);
-        assert_eq!(merged.skipped[0].path, "source/broken/Cargo.lock");
-        assert!(!merged.nothing_read());
-        assert_eq!(merged.subject().kind, SubjectKind::Container);
-
-        let (packages, not_evaluated) = packages(&merged);
-        assert_eq!(packages.len(), 1);
-        assert_eq!(packages[0].name, "regex");
-        let subjects: Vec<&str> = not_evaluated.iter().map(|n| n.subject.as_str()).collect();
-        assert_eq!(
-            subjects.len(),
-            2,
-            "the OS package and the unread file: {not_evaluated:?}"
-        );
-        assert!(subjects.contains(&"source/broken/Cargo.lock"));
-        assert!(subjects.iter().any(|s| s.starts_with("pkg:deb/")));
-        let rows = index_rows(&merged);
-        assert!(
-            rows.iter()
-                .any(|r| r.0 == "crates.io" && r.1 == "regex" && r.2 == "1.5.4")
-        );
-    }
 }

@@ -7,6 +7,7 @@
 mod component;
 pub mod cyclonedx;
 pub mod cyclonedx_read;
+pub mod dep5;
 pub mod ecosystems;
 mod error;
 mod licence;

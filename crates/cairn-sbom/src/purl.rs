@@ -137,3 +137,122 @@ pub fn apk(distro: &str, name: &str, version: &str, arch: Option<&str>) -> Strin
         &q,
     )
 }
+
+/// An OS binary package's purl (`pkg:deb/…`, `pkg:apk/…`) with its context as
+/// qualifiers: `arch`, `distro=<ID>-<VERSION_ID>` from os-release when the release
+/// is known (`distro=debian-12`), and `upstream=<source package>` when the source
+/// package has another name (`pkg:deb/debian/libc6@2.36-9?arch=amd64&distro=debian-12&upstream=glibc`).
+pub fn os_package(
+    kind: &str,
+    distro: &str,
+    release: Option<&str>,
+    name: &str,
+    version: &str,
+    arch: Option<&str>,
+    upstream: Option<&str>,
+) -> String {
+    let distro = distro.to_ascii_lowercase();
+    let release = release.map(|r| format!("{distro}-{r}"));
+    let mut q: Vec<(&str, &str)> = Vec::new();
+    if let Some(a) = arch {
+        q.push(("arch", a));
+    }
+    if let Some(r) = &release {
+        q.push(("distro", r));
+    }
+    if let Some(u) = upstream.filter(|u| *u != name) {
+        q.push(("upstream", u));
+    }
+    build(
+        kind,
+        Some(&distro),
+        &name.to_ascii_lowercase(),
+        Some(version),
+        &q,
+    )
+}
+
+/// The value of qualifier `key` of a purl, percent-decoded; `None` when absent or
+/// not decodable as UTF-8.
+pub fn qualifier(purl: &str, key: &str) -> Option<String> {
+    let (_, query) = purl.split_once('?')?;
+    let query = query.split('#').next().unwrap_or(query);
+    let raw = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))?;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_package_purls_carry_the_release_and_the_source_package() {
+        for (args, want) in [
+            (
+                (
+                    "deb",
+                    "debian",
+                    Some("12"),
+                    "libc6",
+                    "2.36-9",
+                    Some("amd64"),
+                    Some("glibc"),
+                ),
+                "pkg:deb/debian/libc6@2.36-9?arch=amd64&distro=debian-12&upstream=glibc",
+            ),
+            (
+                (
+                    "deb",
+                    "debian",
+                    Some("12"),
+                    "bash",
+                    "5.2.15-2+b7",
+                    Some("amd64"),
+                    Some("bash"),
+                ),
+                "pkg:deb/debian/bash@5.2.15-2%2Bb7?arch=amd64&distro=debian-12",
+            ),
+            (
+                ("deb", "debian", None, "bash", "5.2.15-2", None, None),
+                "pkg:deb/debian/bash@5.2.15-2",
+            ),
+            (
+                (
+                    "apk",
+                    "alpine",
+                    Some("3.20.3"),
+                    "libcrypto3",
+                    "3.3.2-r0",
+                    Some("x86_64"),
+                    Some("openssl"),
+                ),
+                "pkg:apk/alpine/libcrypto3@3.3.2-r0?arch=x86_64&distro=alpine-3.20.3&upstream=openssl",
+            ),
+        ] {
+            let (kind, distro, release, name, version, arch, upstream) = args;
+            let got = os_package(kind, distro, release, name, version, arch, upstream);
+            assert_eq!(got, want);
+            assert_eq!(qualifier(&got, "arch").as_deref(), arch);
+        }
+        let p = "pkg:deb/debian/libc6@2.36-9?arch=amd64&distro=debian-12&upstream=g%2Blibc";
+        assert_eq!(qualifier(p, "distro").as_deref(), Some("debian-12"));
+        assert_eq!(qualifier(p, "upstream").as_deref(), Some("g+libc"));
+        assert_eq!(qualifier(p, "epoch"), None);
+        assert_eq!(qualifier("pkg:deb/debian/x@1?a=%zz", "a"), None);
+    }
+}

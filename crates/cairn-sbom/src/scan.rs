@@ -158,17 +158,27 @@ pub fn parse_file(
     }
 }
 
-/// `ID=` from an os-release file, if it is a plain lowercase token.
-fn os_release_id(bytes: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let id = text.lines().find_map(|l| l.strip_prefix("ID="))?;
-    let id = id.trim().trim_matches('"');
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| {
+/// A field of an os-release file, if it is a plain token (lowercase letters,
+/// digits, `.`, `_`, `-`; at most 64 bytes). `lowercase` also refuses upper case.
+fn os_release_field(text: &str, key: &str) -> Option<String> {
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))?;
+    let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
         });
-    ok.then(|| id.to_string())
+    ok.then(|| value.to_string())
+}
+
+/// `ID=` and `VERSION_ID=` of an os-release file (the release only when `ID` is
+/// read); each only if it is a plain token.
+pub fn os_release(bytes: &[u8]) -> Option<(String, Option<String>)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let id = os_release_field(text, "ID")?;
+    Some((id, os_release_field(text, "VERSION_ID")))
 }
 
 /// Scans a tree: `paths` lists every file (relative to the root; order does not
@@ -181,29 +191,29 @@ pub fn scan_tree<'a>(
     read: &dyn Fn(&str) -> Option<Vec<u8>>,
 ) -> ScanReport {
     let mut found: Vec<(&str, FileKind)> = Vec::new();
-    let mut os_release = None;
+    let mut os_release_files = Vec::new();
     let mut all: Vec<&str> = paths.into_iter().collect();
     all.sort_unstable();
     all.dedup();
     for p in &all {
-        match normalise(p) {
-            "etc/os-release" => os_release = Some(*p),
-            "usr/lib/os-release" if os_release.is_none() => os_release = Some(*p),
-            _ => {}
+        // `etc/os-release` first; Debian's is a symlink to `../usr/lib/os-release`,
+        // which `read` refuses, so the target is read in its own place next.
+        if matches!(normalise(p), "etc/os-release" | "usr/lib/os-release") {
+            os_release_files.push(*p);
         }
         if let Some(kind) = detect(p) {
             found.push((p, kind));
         }
     }
     let has_apk = found.iter().any(|(_, k)| *k == FileKind::ApkInstalled);
-    let distro = os_release
-        .and_then(read)
-        .and_then(|b| os_release_id(&b))
+    let (distro, release) = os_release_files
+        .iter()
+        .find_map(|p| read(p).and_then(|b| os_release(&b)))
         .unwrap_or_else(|| {
             if has_apk {
-                "alpine".into()
+                ("alpine".into(), None)
             } else {
-                "debian".into()
+                ("debian".into(), None)
             }
         });
     let go_mod_dirs: std::collections::BTreeSet<&str> = found
@@ -212,6 +222,7 @@ pub fn scan_tree<'a>(
         .map(|(p, _)| p.rsplit_once('/').map_or("", |(d, _)| d))
         .collect();
 
+    let listed: std::collections::BTreeSet<&str> = all.iter().copied().collect();
     let mut report = ScanReport::default();
     for (path, kind) in found {
         let Some(bytes) = read(path) else {
@@ -251,7 +262,51 @@ pub fn scan_tree<'a>(
                     kind,
                     components: out.components.len(),
                 });
-                report.components.extend(out.components);
+                let mut components = out.components;
+                if kind == FileKind::DpkgStatus {
+                    // dpkg's database states no licence: each package's DEP-5
+                    // copyright file does, at its place under the same root.
+                    let root = path.strip_suffix("var/lib/dpkg/status").unwrap_or("");
+                    for c in &mut components {
+                        let safe = c.name.bytes().all(|b| {
+                            b.is_ascii_lowercase()
+                                || b.is_ascii_digit()
+                                || matches!(b, b'.' | b'+' | b'-')
+                        });
+                        let doc = format!("{root}usr/share/doc/{}/copyright", c.name);
+                        if safe
+                            && listed.contains(doc.as_str())
+                            && let Some(bytes) = read(&doc)
+                        {
+                            c.licence = match std::str::from_utf8(&bytes) {
+                                Ok(text) => crate::dep5::licence(text),
+                                Err(_) => crate::licence::Licence::Unknown(
+                                    "copyright file is not UTF-8".to_owned(),
+                                ),
+                            };
+                        }
+                    }
+                }
+                if matches!(kind, FileKind::DpkgStatus | FileKind::ApkInstalled) {
+                    // The purl names the distribution release and the source package.
+                    let purl_type = if kind == FileKind::DpkgStatus {
+                        "deb"
+                    } else {
+                        "apk"
+                    };
+                    for c in &mut components {
+                        c.purl = crate::purl::os_package(
+                            purl_type,
+                            &distro,
+                            release.as_deref(),
+                            &c.name,
+                            &c.version,
+                            c.arch.as_deref(),
+                            c.source_package.as_ref().map(|s| s.name.as_str()),
+                        );
+                    }
+                }
+                report.components.extend(components);
             }
             Err(error) => report.errors.push(FileError {
                 path: path.to_string(),
@@ -264,4 +319,43 @@ pub fn scan_tree<'a>(
         .components
         .sort_by(|a, b| (&a.purl, &a.source_file).cmp(&(&b.purl, &b.source_file)));
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::os_release;
+
+    #[test]
+    fn os_release_names_the_distribution_and_its_release() {
+        for (text, want) in [
+            (
+                "ID=debian\nVERSION_ID=\"12\"\n",
+                Some(("debian", Some("12"))),
+            ),
+            (
+                "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.3\n",
+                Some(("alpine", Some("3.20.3"))),
+            ),
+            (
+                "ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"22.04\"\n",
+                Some(("ubuntu", Some("22.04"))),
+            ),
+            // Debian testing/unstable: no VERSION_ID.
+            (
+                "ID=debian\nVERSION_CODENAME=trixie\n",
+                Some(("debian", None)),
+            ),
+            // A release that is not a plain token is not believed.
+            (
+                "ID=debian\nVERSION_ID=\"12 ; rm\"\n",
+                Some(("debian", None)),
+            ),
+            ("ID=Debian\n", None),
+            ("NAME=x\n", None),
+        ] {
+            let got = os_release(text.as_bytes());
+            let got = got.as_ref().map(|(i, r)| (i.as_str(), r.as_deref()));
+            assert_eq!(got, want, "{text:?}");
+        }
+    }
 }

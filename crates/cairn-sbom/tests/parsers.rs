@@ -833,7 +833,7 @@ fn tree_files() -> Vec<(String, Vec<u8>)> {
         f("/var/lib/dpkg/status", "dpkg/status"),
         (
             "etc/os-release".into(),
-            b"PRETTY_NAME=\"Ubuntu 24.04\"\nID=ubuntu\n".to_vec(),
+            b"PRETTY_NAME=\"Ubuntu 24.04\"\nID=ubuntu\nVERSION_ID=\"24.04\"\n".to_vec(),
         ),
         ("broken/composer.lock".into(), b"{\"packages\": [".to_vec()),
         ("README.md".into(), b"# hi".to_vec()),
@@ -886,8 +886,10 @@ fn scan_tree_finds_skips_and_reports() {
     sorted.sort();
     assert_eq!(purls, sorted, "components come sorted by purl");
     assert!(
-        purls.contains(&"pkg:deb/ubuntu/libc6@2.36-9%2Bdeb12u7?arch=amd64"),
-        "os-release names the distro"
+        purls.contains(
+            &"pkg:deb/ubuntu/libc6@2.36-9%2Bdeb12u7?arch=amd64&distro=ubuntu-24.04&upstream=glibc"
+        ),
+        "os-release names the distro and its release, the source package is upstream: {purls:?}"
     );
     assert!(report.notes.iter().any(|n| n.path == "svc/go.sum"));
 }

@@ -10,6 +10,8 @@
 //!   OSV range algorithm, CVSS severity, RustSec informational kinds.
 //! - [`rustsec_export`]: a crates.io record written back as a RustSec
 //!   advisory-db entry, so cargo-audit can read the same data.
+//! - [`distro`]: which OSV ecosystem holds a distribution release's
+//!   advisories (`Debian:12`, `Ubuntu:22.04`, `Alpine:v3.20`).
 //! - [`index`]: advisories keyed by (ecosystem, normalised name) for scanning
 //!   many components at once; [`bench`] builds synthetic inputs for timing.
 //!
@@ -17,6 +19,7 @@
 
 pub mod archive;
 pub mod bench;
+pub mod distro;
 mod error;
 pub mod index;
 pub mod matching;

@@ -139,6 +139,21 @@ pub struct Finding {
     pub fixed_versions: Vec<String>,
     /// Severity from the entry's or the record's CVSS vector, if any.
     pub severity: Option<Severity>,
+    /// The distribution's own rating of the matching entry, kept as data
+    /// (Debian's `ecosystem_specific.urgency`: `unimportant`, `low`, `medium`,
+    /// `high`, `not yet assigned`); policy decides what it means.
+    pub urgency: Option<String>,
+}
+
+impl Finding {
+    /// `fixed` when a matching range names a fixed version, else `no fix yet`.
+    pub fn fix_state(&self) -> &'static str {
+        if self.fixed_versions.is_empty() {
+            "no fix yet"
+        } else {
+            "fixed"
+        }
+    }
 }
 
 /// The key a package name is compared by, per ecosystem: PyPI per PEP 503
@@ -353,6 +368,12 @@ pub(crate) fn match_entries<'e>(
         };
     };
     let severity = severity_of(&entry.severity).or_else(|| severity_of(&advisory.severity));
+    let urgency = entry
+        .ecosystem_specific
+        .as_ref()
+        .and_then(|e| e.get("urgency"))
+        .and_then(serde_json::Value::as_str)
+        .map(|u| u.chars().take(64).collect());
     Ok(Some(Finding {
         advisory_id: advisory.id.clone(),
         aliases: advisory.aliases.clone(),
@@ -366,6 +387,7 @@ pub(crate) fn match_entries<'e>(
         installed_version: package.version.clone(),
         fixed_versions: fixed,
         severity,
+        urgency,
     }))
 }
 

@@ -341,6 +341,9 @@ pub enum ProblemKind {
     UnsupportedEcosystem(String),
     /// A range without any `introduced` event (the schema requires one).
     NoIntroduced,
+    /// A distribution ecosystem (`Debian`, `Ubuntu`, `Alpine`) without a release
+    /// cairn can recognise (`Debian:bookworm`): the entry never applies.
+    UnknownRelease(String),
 }
 
 impl fmt::Display for RecordProblem {
@@ -358,6 +361,7 @@ impl fmt::Display for RecordProblem {
                 write!(f, "{}: no version ordering for ecosystem {e:?}", self.at)
             }
             ProblemKind::NoIntroduced => write!(f, "{}: range has no introduced event", self.at),
+            ProblemKind::UnknownRelease(why) => write!(f, "{}: {why}", self.at),
         }
     }
 }
@@ -417,6 +421,12 @@ impl Advisory {
                     .map(Informational::from_str);
             }
             let scheme = Scheme::for_ecosystem(&pkg.ecosystem);
+            if let Some(why) = crate::distro::unknown_release(&pkg.ecosystem) {
+                problems.push(RecordProblem {
+                    at: format!("affected[{i}].package.ecosystem"),
+                    kind: ProblemKind::UnknownRelease(why),
+                });
+            }
             let mut ranges = Vec::new();
             for (j, r) in a.ranges.unwrap_or_default().into_iter().enumerate() {
                 let at = format!("affected[{i}].ranges[{j}]");

@@ -22,7 +22,6 @@ use anyhow::{Context, anyhow};
 use cairn_engine::images::Images;
 use cairn_engine::images::catalog::{self, Admission, BaseSource, Vetting};
 use cairn_engine::images::registry::Connection;
-use cairn_sbom::Ecosystem;
 use cairn_sbom::cyclonedx::DocumentInput;
 use serde_json::json;
 
@@ -234,19 +233,6 @@ fn vet(store: &dyn cairn_store::Store, rootfs: &Path, name: &str) -> Result<Vett
     })
     .context("cannot write the SBOM document")?;
     let sbom: serde_json::Value = serde_json::from_slice(&doc).context("the SBOM document")?;
-    // OS packages are not matched yet (advisories are per release and source
-    // package): the count says so rather than passing them silently.
-    let os_packages = collected
-        .report
-        .components
-        .iter()
-        .filter(|c| matches!(c.ecosystem, Ecosystem::Debian | Ecosystem::Alpine))
-        .count();
-    if os_packages > 0 {
-        eprintln!(
-            "cairn: {os_packages} OS packages are listed in the SBOM but not matched against advisories yet"
-        );
-    }
     let evaluation = cairn_engine::inventory::evaluate(store, &collected)?;
     // A stored record that does not parse stops the admission: a base is not
     // admitted on a scan that skipped advisories.
@@ -256,6 +242,21 @@ fn vet(store: &dyn cairn_store::Store, rootfs: &Path, name: &str) -> Result<Vett
         .find(|n| n.subject.starts_with("advisory "))
     {
         return Err(anyhow!("stored {} does not parse: {}", bad.subject, bad.reason).into());
+    }
+    // What could not be matched (an OS package of an unknown release, a
+    // malformed version) is counted and its first reason shown, never passed.
+    let unmatched: Vec<_> = evaluation
+        .not_evaluated
+        .iter()
+        .filter(|n| !n.subject.starts_with("advisory "))
+        .collect();
+    if let Some(first) = unmatched.first() {
+        eprintln!(
+            "cairn: not evaluated against advisories: {} (first: {}: {})",
+            unmatched.len(),
+            first.subject,
+            first.reason
+        );
     }
     let report = evaluation.report;
     let vulnerabilities = report

@@ -117,20 +117,8 @@ fn record(cli: &Cli, args: &SbomArgs, collected: &Collected, doc: &[u8]) -> Resu
         .subject
         .clone()
         .unwrap_or_else(|| collected.name.clone());
-    let components = collected
-        .report
-        .components
-        .iter()
-        .map(|c| {
-            let eco = c.ecosystem.osv_name();
-            (
-                eco.to_owned(),
-                cairn_vuln::matching::normalize_name(eco, &c.full_name()),
-                c.version.clone(),
-                c.purl.clone(),
-            )
-        })
-        .collect();
+    // As matching keys them (OS packages under their source packages).
+    let components = cairn_engine::inventory::index_rows(collected);
     let created_at_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -155,18 +143,11 @@ fn record(cli: &Cli, args: &SbomArgs, collected: &Collected, doc: &[u8]) -> Resu
     );
     // Match it against the stored advisories now, so its findings exist before the
     // next import.
-    let packages: std::collections::BTreeSet<(String, String)> = collected
-        .report
-        .components
-        .iter()
-        .map(|c| {
-            let eco = c.ecosystem.osv_name();
-            (
-                eco.to_owned(),
-                cairn_vuln::matching::normalize_name(eco, &c.full_name()),
-            )
-        })
-        .collect();
+    let packages: std::collections::BTreeSet<(String, String)> =
+        cairn_engine::inventory::index_rows(collected)
+            .into_iter()
+            .map(|(eco, name, _, _)| (eco, name))
+            .collect();
     let matched = super::vulns::rematch(
         &*store,
         cairn_store::MatchScope {

@@ -150,6 +150,8 @@ pub fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
             "packages": report.packages,
             "vulnerabilities": kept.iter().map(|(f, v)| {
                 let mut j = finding_json(f);
+                // The component's purl (an OS source package: its first binary package's).
+                j["purl"] = json!(purls.get(&(f.ecosystem.clone(), f.package.clone(), f.installed_version.clone())));
                 if let Some(v) = v {
                     j["vex"] = vex_json(v);
                 }
@@ -383,6 +385,8 @@ fn finding_json(f: &Finding) -> Value {
         "package": f.package,
         "installed_version": f.installed_version,
         "fixed_versions": f.fixed_versions,
+        "fix": f.fix_state(),
+        "urgency": f.urgency,
         "severity": f.severity.as_ref().map(|s| json!({
             "type": s.kind,
             "vector": s.vector,
@@ -407,12 +411,16 @@ fn finding_text(f: &Finding) {
         println!("  {summary}");
     }
     let fixed = if f.fixed_versions.is_empty() {
-        "no fixed version".to_owned()
+        f.fix_state().to_owned()
     } else {
         f.fixed_versions.join(", ")
     };
+    let urgency = f
+        .urgency
+        .as_deref()
+        .map_or_else(String::new, |u| format!("  urgency: {u}"));
     println!(
-        "  {} {} {}  fixed: {fixed}  {severity}",
+        "  {} {} {}  fixed: {fixed}  {severity}{urgency}",
         f.ecosystem, f.package, f.installed_version
     );
 }

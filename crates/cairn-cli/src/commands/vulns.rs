@@ -67,6 +67,10 @@ struct Counts {
     /// Zip entries that are no OSV record (directories, other files).
     ignored: usize,
     errors: Failures,
+    /// What stored records cannot say, per record: an unknown range type, a
+    /// version that does not parse, a distribution release cairn does not know.
+    /// The record is stored; its other entries still match.
+    problems: Failures,
     /// (ecosystem, normalised name) of every new or changed record.
     touched: BTreeSet<(String, String)>,
     /// Ids of every new or changed record.
@@ -188,12 +192,18 @@ fn import(cli: &Cli, source: &Path) -> Result<ExitCode, Failure> {
 fn take(
     store: &dyn Store,
     path: &str,
-    record: Result<NewAdvisory, String>,
+    record: Result<(NewAdvisory, Vec<String>), String>,
     batch: &mut Vec<NewAdvisory>,
     counts: &mut Counts,
 ) -> Result<(), Failure> {
     match record {
-        Ok(record) => {
+        Ok((record, problems)) => {
+            for reason in problems {
+                counts.problems.push(Skipped {
+                    path: format!("{path} ({})", record.id),
+                    reason,
+                });
+            }
             counts.withdrawn += usize::from(record.withdrawn);
             batch.push(record);
             if batch.len() == BATCH {
@@ -303,8 +313,10 @@ fn put(
 
 /// A parsed OSV record as the store keeps it: the bytes as read, found by each
 /// (ecosystem, normalised name) it names.
-fn to_record(bytes: &[u8]) -> Result<NewAdvisory, cairn_vuln::Error> {
+/// A record to store, and the problems of the parsed advisory (as text).
+fn to_record(bytes: &[u8]) -> Result<(NewAdvisory, Vec<String>), cairn_vuln::Error> {
     let advisory = Advisory::parse(bytes)?;
+    let problems = advisory.problems.iter().map(ToString::to_string).collect();
     let mut packages: Vec<(String, String)> = advisory
         .affected
         .iter()
@@ -312,13 +324,16 @@ fn to_record(bytes: &[u8]) -> Result<NewAdvisory, cairn_vuln::Error> {
         .collect();
     packages.sort();
     packages.dedup();
-    Ok(NewAdvisory {
-        modified: sortable_time(&advisory.modified),
-        withdrawn: advisory.is_withdrawn(),
-        id: advisory.id,
-        packages,
-        json: bytes.to_vec(),
-    })
+    Ok((
+        NewAdvisory {
+            modified: sortable_time(&advisory.modified),
+            withdrawn: advisory.is_withdrawn(),
+            id: advisory.id,
+            packages,
+            json: bytes.to_vec(),
+        },
+        problems,
+    ))
 }
 
 /// A re-match of stored SBOMs, and what could not be evaluated in it.
@@ -524,6 +539,8 @@ fn report(cli: &Cli, source: &Path, c: &Counts, total: u64, rematched: &Rematche
             "ignored": c.ignored,
             "errors": errors,
             "error_count": c.errors.len(),
+            "problems": c.problems.iter().map(|e| json!({ "path": e.path, "reason": e.reason })).collect::<Vec<_>>(),
+            "problem_count": c.problems.len(),
             "stored": total,
             "rematch": rematch_json(rematched),
         }));
@@ -538,8 +555,17 @@ fn report(cli: &Cli, source: &Path, c: &Counts, total: u64, rematched: &Rematche
             c.errors.len() - KEPT_FAILURES
         );
     }
+    for e in c.problems.iter() {
+        eprintln!("stored with a problem {}: {}", e.path, e.reason);
+    }
+    if c.problems.len() > KEPT_FAILURES {
+        eprintln!(
+            "… and {} more problems (the first {KEPT_FAILURES} are listed)",
+            c.problems.len() - KEPT_FAILURES
+        );
+    }
     println!(
-        "imported {} files from {}: {} new, {} updated, {} unchanged, {} withdrawn, {} errors ({total} advisories stored)",
+        "imported {} files from {}: {} new, {} updated, {} unchanged, {} withdrawn, {} errors, {} record problems ({total} advisories stored)",
         c.files,
         source.display(),
         c.new,
@@ -547,6 +573,7 @@ fn report(cli: &Cli, source: &Path, c: &Counts, total: u64, rematched: &Rematche
         c.unchanged,
         c.withdrawn,
         c.errors.len(),
+        c.problems.len(),
     );
     print_rematch(rematched);
 }

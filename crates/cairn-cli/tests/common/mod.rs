@@ -218,3 +218,18 @@ impl Drop for Fixture {
         }
     }
 }
+
+/// `mmdebstrap --variant=minbase bookworm DEST`: a Debian 12 root filesystem from
+/// Debian's packages (scripts/install-deps installs mmdebstrap).
+pub fn debian_minbase(dest: &Path) {
+    let out = Command::new("mmdebstrap")
+        .args(["--quiet", "--variant=minbase", "bookworm"])
+        .arg(dest)
+        .output()
+        .expect("mmdebstrap (Debian package; scripts/install-deps) must be installed");
+    assert!(
+        out.status.success(),
+        "mmdebstrap failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

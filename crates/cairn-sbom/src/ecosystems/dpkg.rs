@@ -1,6 +1,7 @@
 //! Debian/Ubuntu `var/lib/dpkg/status` (deb822 paragraphs). Only packages whose
 //! `Status` is `install ok installed` are components; `Source: name (version)` is kept.
-//! dpkg's database states no licence, so the licence is `NotGiven`.
+//! dpkg's database states no licence, so the licence is `NotGiven` here; `scan_tree`
+//! reads it from the package's DEP-5 copyright file (`crate::dep5`).
 
 use super::{Output, check_tokens, component};
 use crate::component::{Ecosystem, SourcePackage};
@@ -130,4 +131,51 @@ pub fn parse(path: &str, bytes: &[u8], distro: &str) -> Result<Output, ParseErro
 pub(crate) fn apk_paragraphs(text: &str) -> Result<Vec<Paragraph<'_>>, ParseError> {
     // apk's `X:value` lines have no space after the colon but otherwise split the same way.
     paragraphs(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One installed package paragraph with `extra` fields: its source package,
+    /// or the parse error's text.
+    fn check(extra: &str, want: Result<(&str, &str), &str>) {
+        let status = format!(
+            "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9+deb12u7\n\
+             Architecture: amd64\n{extra}"
+        );
+        let got = parse("var/lib/dpkg/status", status.as_bytes(), "debian")
+            .map(|out| out.components[0].source_package.clone().unwrap());
+        match (want, got) {
+            (Ok((name, version)), Ok(src)) => {
+                assert_eq!(
+                    (src.name.as_str(), src.version.as_str()),
+                    (name, version),
+                    "{extra:?}"
+                );
+            }
+            (Err(part), Err(e)) => assert!(e.to_string().contains(part), "{extra:?}: {e}"),
+            (want, got) => panic!("{extra:?}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn source_packages_from_the_source_field() {
+        // No Source: the binary package is its own source.
+        check("", Ok(("libc6", "2.36-9+deb12u7")));
+        // Source without a version: the binary's version.
+        check("Source: glibc\n", Ok(("glibc", "2.36-9+deb12u7")));
+        // Source with its own version (a binNMU, or a package built apart).
+        check("Source: glibc (2.36-9)\n", Ok(("glibc", "2.36-9")));
+        check(
+            "Source: util-linux (1:2.38.1-5)\n",
+            Ok(("util-linux", "1:2.38.1-5")),
+        );
+        check(
+            "Source: gcc-12 (12.2.0-14+deb12u1)\n",
+            Ok(("gcc-12", "12.2.0-14+deb12u1")),
+        );
+        // An unclosed version is refused, not guessed.
+        check("Source: glibc (2.36-9\n", Err("a closed Source version"));
+    }
 }

@@ -202,6 +202,33 @@ fn debian_epochs_revisions_and_tilde() {
     check_invalid(Scheme::Debian, &["", "a:1.0", "1.0 1", "-1"]);
 }
 
+/// Orderings seen in Debian's own archive and advisories, each checked against
+/// libapt's `apt_pkg.version_compare` when written (python3-apt, Debian 12).
+#[test]
+fn debian_archive_versions_order_as_libapt_does() {
+    check(
+        Scheme::Debian,
+        &[
+            "1:2.38.1-5+b1 > 2.38.1-5+deb12u3",
+            "2.36-9+deb12u10 > 2.36-9+deb12u9",
+            "7.88.1-10+deb12u5 < 7.88.1-10+deb12u12",
+            "1.0+dfsg-1~bpo11+1 < 1.0+dfsg-1",
+            "1:7.0.4-4+deb11u1~bpo10+1 < 1:7.0.4-4+deb11u1",
+            "0~ < 0",
+            "1.0~rc1-1 < 1.0-1",
+            "2:1.0 > 1:9.9",
+            "1.0.0 > 1.0",
+            "5.2.15-2+b7 > 5.2.15-2",
+            "1.47.0-2 < 1.47.0-2+b1",
+            "3.0.11-1~deb12u2 < 3.0.11-1",
+            "252.30-1~deb12u2 > 252.22-1~deb12u1",
+            "1.0-1 < 1.0-1.1",
+            "9.2p1-2+deb12u3 > 9.2p1-2",
+            "1.0 = 1.0-0",
+        ],
+    );
+}
+
 #[test]
 fn alpine_suffixes_and_revisions() {
     check(
