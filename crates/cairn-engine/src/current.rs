@@ -80,7 +80,14 @@ pub fn rematch_signed_sbom(
         let Some(purl) = &c.purl else {
             continue;
         };
-        match component_of_purl(purl) {
+        // An OS package's source version is a property (the purl's `upstream`
+        // names only the source package): it is what OS advisories are about.
+        let source_version = c
+            .properties
+            .iter()
+            .find(|(name, _)| name == cairn_sbom::cyclonedx::SOURCE_VERSION_PROPERTY)
+            .map(|(_, value)| value.as_str());
+        match component_of_purl(purl, source_version) {
             Ok(Some(component)) => report.components.push(component),
             Ok(None) => {}
             Err(why) => skipped.push(Skipped {
@@ -128,7 +135,10 @@ pub fn rematch_signed_sbom(
 
 /// A component from its purl (`pkg:type/namespace/name@version?qualifiers`),
 /// as cairn's SBOM writer makes them; `None` for a type cairn does not match.
-fn component_of_purl(purl: &str) -> Result<Option<Component>, String> {
+fn component_of_purl(
+    purl: &str,
+    source_version: Option<&str>,
+) -> Result<Option<Component>, String> {
     let rest = purl
         .strip_prefix("pkg:")
         .ok_or_else(|| "not a package URL".to_owned())?;
@@ -177,7 +187,7 @@ fn component_of_purl(purl: &str) -> Result<Option<Component>, String> {
         },
         None => SourcePackage {
             name: u,
-            version: version.clone(),
+            version: source_version.unwrap_or(&version).to_owned(),
         },
     });
     // OS packages: the distribution is the namespace, not part of the name.
@@ -264,26 +274,46 @@ mod tests {
                 "2.36-9",
             ),
         ] {
-            let c = component_of_purl(purl).unwrap().unwrap();
+            let c = component_of_purl(purl, None).unwrap().unwrap();
             assert_eq!(c.ecosystem, eco, "{purl}");
             assert_eq!(c.namespace.as_deref(), ns, "{purl}");
             assert_eq!(c.name, name, "{purl}");
             assert_eq!(c.version, version, "{purl}");
             assert_eq!(c.purl, purl);
         }
-        let c = component_of_purl("pkg:deb/debian/libc6@2.36-9?arch=amd64&upstream=glibc")
-            .unwrap()
-            .unwrap();
+        let c = component_of_purl(
+            "pkg:deb/debian/libc6@2.36-9?arch=amd64&upstream=glibc",
+            None,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(c.arch.as_deref(), Some("amd64"));
-        assert_eq!(c.source_package.unwrap().name, "glibc");
-        assert!(component_of_purl("pkg:generic/thing@1").unwrap().is_none());
+        let source = c.source_package.unwrap();
+        assert_eq!(
+            (source.name.as_str(), source.version.as_str()),
+            ("glibc", "2.36-9")
+        );
+        // A binNMU: the advisories are about the source version the SBOM states.
+        let c = component_of_purl(
+            "pkg:deb/debian/libc6@2.36-9%2Bb1?arch=amd64&distro=debian-12&upstream=glibc",
+            Some("2.36-9"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.version, "2.36-9+b1");
+        assert_eq!(c.source_package.unwrap().version, "2.36-9");
+        assert!(
+            component_of_purl("pkg:generic/thing@1", None)
+                .unwrap()
+                .is_none()
+        );
         for bad in [
             "cargo/regex@1",
             "pkg:cargo/regex",
             "pkg:cargo/@1",
             "pkg:cargo/re%zzx@1",
         ] {
-            assert!(component_of_purl(bad).is_err(), "{bad}");
+            assert!(component_of_purl(bad, None).is_err(), "{bad}");
         }
     }
 }

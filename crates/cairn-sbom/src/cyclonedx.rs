@@ -164,6 +164,11 @@ fn licences(l: &Licence) -> Option<Value> {
 /// The bom-ref of the subject.
 pub const SUBJECT_REF: &str = "cairn:subject";
 
+/// The component properties naming an OS package's source package: its name
+/// and version (which may differ from the binary's, e.g. a binNMU's `+b1`).
+pub const SOURCE_NAME_PROPERTY: &str = "cairn:source-package:name";
+pub const SOURCE_VERSION_PROPERTY: &str = "cairn:source-package:version";
+
 /// Writes the CycloneDX 1.6 JSON document (pretty, keys sorted, components sorted by
 /// purl): the same input gives the same bytes.
 pub fn to_json(input: &DocumentInput<'_>) -> Result<Vec<u8>, Error> {
@@ -200,8 +205,8 @@ pub fn to_json(input: &DocumentInput<'_>) -> Result<Vec<u8>, Error> {
         }
         let mut props = vec![json!({ "name": "cairn:ecosystem", "value": c.ecosystem.osv_name() })];
         if let Some(src) = &c.source_package {
-            props.push(json!({ "name": "cairn:source-package:name", "value": src.name }));
-            props.push(json!({ "name": "cairn:source-package:version", "value": src.version }));
+            props.push(json!({ "name": SOURCE_NAME_PROPERTY, "value": src.name }));
+            props.push(json!({ "name": SOURCE_VERSION_PROPERTY, "value": src.version }));
         }
         obj.insert("properties".into(), Value::Array(props));
         let occurrences: Vec<Value> = m.files.iter().map(|f| json!({ "location": f })).collect();

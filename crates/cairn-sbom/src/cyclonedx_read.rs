@@ -24,6 +24,9 @@ pub struct BomComponent {
     pub purl: Option<String>,
     /// Licence expressions and ids/names as stated.
     pub licences: Vec<String>,
+    /// Its properties (name, value; a property without a value has `""`), e.g.
+    /// cairn's `cairn:source-package:version` of an OS package.
+    pub properties: Vec<(String, String)>,
 }
 
 /// What [`read`] returns.
@@ -204,20 +207,22 @@ impl Reader {
         Ok(Some(r.to_string()))
     }
 
-    fn properties(&self, v: Option<&Value>, at: &str) -> Result<(), Error> {
-        let Some(v) = v else { return Ok(()) };
+    fn properties(&self, v: Option<&Value>, at: &str) -> Result<Vec<(String, String)>, Error> {
+        let Some(v) = v else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
         for (i, p) in arr(v, at)?.iter().enumerate() {
             let at = format!("{at}[{i}]");
             let m = obj(p, &at)?;
-            if opt_str(m, "name", &at)?.is_none() {
+            let Some(name) = opt_str(m, "name", &at)? else {
                 return Err(invalid(&at, "property without a name"));
-            }
-            opt_str(m, "value", &at)?;
+            };
+            let value = opt_str(m, "value", &at)?.unwrap_or_default();
             if let Some(k) = m.keys().find(|k| !matches!(k.as_str(), "name" | "value")) {
                 return Err(invalid(&at, format!("unexpected field {k:?}")));
             }
+            out.push((name.to_owned(), value.to_owned()));
         }
-        Ok(())
+        Ok(out)
     }
 
     fn licences(&mut self, v: Option<&Value>, at: &str) -> Result<Vec<String>, Error> {
@@ -314,7 +319,7 @@ impl Reader {
         one_of(m, "scope", &["required", "optional", "excluded"], at)?;
         self.hashes(m.get("hashes"), &format!("{at}.hashes"))?;
         let licences = self.licences(m.get("licenses"), &format!("{at}.licenses"))?;
-        self.properties(m.get("properties"), &format!("{at}.properties"))?;
+        let properties = self.properties(m.get("properties"), &format!("{at}.properties"))?;
         if let Some(swid) = m.get("swid") {
             let s = obj(swid, &format!("{at}.swid"))?;
             if opt_str(s, "tagId", at)?.is_none() || opt_str(s, "name", at)?.is_none() {
@@ -375,6 +380,7 @@ impl Reader {
             version: opt_str(m, "version", at)?.map(str::to_string),
             purl: opt_str(m, "purl", at)?.map(str::to_string),
             licences,
+            properties,
         })
     }
 
