@@ -291,6 +291,20 @@ pub fn is_active(record: &IdentityRecord, now_ms: i64) -> bool {
     record.revoked_at_ms.is_none() && record.expires_at_ms.is_none_or(|at| now_ms < at)
 }
 
+/// That the identity a change is about (a forge link, a signing key) exists and
+/// is active: unknown and revoked (or expired) are named as such.
+fn require_active(store: &dyn Store, identity: &str) -> Result<(), EngineError> {
+    match store.identity(identity)? {
+        None => Err(EngineError::UnknownIdentity {
+            name: identity.to_owned(),
+        }),
+        Some(r) if !is_active(&r, now_ms()) => Err(EngineError::IdentityRevoked {
+            name: identity.to_owned(),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
 /// The active identity called `name` (a browser session's owner, checked again
 /// on every request); revoked, expired and unknown are all
 /// [`EngineError::BadToken`].
@@ -663,19 +677,7 @@ pub fn link_forge_account(
         });
     }
     let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
-    match store.identity(identity)? {
-        None => {
-            return Err(EngineError::UnknownIdentity {
-                name: identity.to_owned(),
-            });
-        }
-        Some(r) if !is_active(&r, now_ms()) => {
-            return Err(EngineError::IdentityRevoked {
-                name: identity.to_owned(),
-            });
-        }
-        Some(_) => {}
-    }
+    require_active(store, identity)?;
     audit.record(&Change::Access(AccessChange {
         action: AccessAction::ForgeLink,
         forge_login: Some(format!("{forge}:{login}")),
@@ -828,19 +830,7 @@ pub fn add_signing_key(
     )?;
     let (key, fingerprint) = parse_ssh_public_key(key_line)?;
     let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
-    match store.identity(identity)? {
-        None => {
-            return Err(EngineError::UnknownIdentity {
-                name: identity.to_owned(),
-            });
-        }
-        Some(r) if !is_active(&r, now_ms()) => {
-            return Err(EngineError::IdentityRevoked {
-                name: identity.to_owned(),
-            });
-        }
-        Some(_) => {}
-    }
+    require_active(store, identity)?;
     let mut keys = signing_keys(data)?;
     if let Some(k) = keys.iter().find(|k| k.fingerprint == fingerprint) {
         if k.identity == identity {
