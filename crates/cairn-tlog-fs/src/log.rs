@@ -516,16 +516,20 @@ impl Log {
         Ok(signed)
     }
 
-    /// Removes partial tiles and bundles wider than the published size on
-    /// the right edge (left by a crash between writing tiles and publishing
-    /// the checkpoint), so the directory serves nothing unpublished there.
+    /// Removes what a crash between writing a batch's tiles and publishing
+    /// its checkpoint left beyond the published size: partial tiles and
+    /// bundles wider than the right edge, and every tile and bundle of the
+    /// indexes past it that the batch reached (a batch may cross tiles). The
+    /// directory then serves nothing unpublished, and an old partial tile can
+    /// never disagree with what the log later writes at its place.
     /// Best effort: such files are never read by this log, and any it
     /// needs again are rewritten before they are published.
     fn remove_unpublished(&self) {
         let size = self.state.size;
         let mut level: u8 = 0;
         loop {
-            let count = size >> (8 * u32::from(level));
+            let shift = 8 * u32::from(level);
+            let count = size >> shift;
             let index = count / TILE_WIDTH;
             let width = count % TILE_WIDTH;
             let full = self.dir.join(tiles::tile_path(level, index, TILE_WIDTH));
@@ -533,6 +537,21 @@ impl Log {
             if level == 0 {
                 let bundle = self.dir.join(tiles::entries_path(index, TILE_WIDTH));
                 remove_wider(&bundle, width);
+            }
+            // Past the edge: a batch writes every tile it crosses, so its
+            // leftovers are contiguous from `index + 1`; it is at most
+            // MAX_BATCH entries long.
+            let last = ((size + MAX_BATCH as u64) >> shift) / TILE_WIDTH;
+            for past in index + 1..=last {
+                let full = self.dir.join(tiles::tile_path(level, past, TILE_WIDTH));
+                let mut any = remove_tile_files(&full);
+                if level == 0 {
+                    let bundle = self.dir.join(tiles::entries_path(past, TILE_WIDTH));
+                    any |= remove_tile_files(&bundle);
+                }
+                if !any {
+                    break;
+                }
             }
             if count == 0 || level == 7 {
                 break;
@@ -626,6 +645,22 @@ impl Log {
         self.check_size(size)?;
         Ok(proof::tree_root(&self.reader(size), size)?)
     }
+}
+
+/// Removes the full tile (or bundle) `full` and every partial of it
+/// (`<full>.p/<W>`); whether there was anything to remove.
+fn remove_tile_files(full: &Path) -> bool {
+    let mut any = std::fs::remove_file(full).is_ok();
+    let mut partial_dir = full.as_os_str().to_owned();
+    partial_dir.push(".p");
+    let partial_dir = PathBuf::from(partial_dir);
+    if let Ok(entries) = std::fs::read_dir(&partial_dir) {
+        for entry in entries.flatten() {
+            any |= std::fs::remove_file(entry.path()).is_ok();
+        }
+        let _ = std::fs::remove_dir(&partial_dir);
+    }
+    any
 }
 
 /// Removes `<tile>.p/<W>` for every W greater than `width` and, when the

@@ -282,6 +282,38 @@ fn unpublished_tiles_are_ignored_and_rewritten() {
 }
 
 #[test]
+fn an_unpublished_batch_that_crossed_a_tile_leaves_nothing_behind() {
+    // A crash after a batch crossed into the next tile and before its
+    // checkpoint: that tile's narrow partials hold entries the log never
+    // published. Left in place, the log would later write other entries there
+    // and the old partial (which the tile server serves) would contradict it.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let old_checkpoint;
+    {
+        let mut log = open(tmp.path());
+        fill(&mut log, 0, 250, 50);
+        old_checkpoint = std::fs::read(tmp.path().join("checkpoint")).expect("checkpoint");
+        let junk: Vec<Vec<u8>> = (0..8)
+            .map(|i| format!("unpublished {i}").into_bytes())
+            .collect();
+        log.append(&junk).expect("append");
+        for path in ["tile/0/001.p/2", "tile/entries/001.p/2", "tile/0/000"] {
+            assert!(tmp.path().join(path).is_file(), "{path}");
+        }
+    }
+    std::fs::write(tmp.path().join("checkpoint"), &old_checkpoint).expect("restore");
+    let mut log = open(tmp.path());
+    assert_eq!(log.size(), 250);
+    for path in ["tile/0/001.p", "tile/entries/001.p", "tile/0/000"] {
+        assert!(!tmp.path().join(path).exists(), "leftover kept: {path}");
+    }
+    fill(&mut log, 250, 270, 20);
+    assert_eq!(log.root(), merkle::root_from_leaves(&leaf_hashes(270)));
+    let report = verify(tmp.path(), ORIGIN, &[log.verifier()]).expect("verify");
+    assert!(report.is_intact(), "{:?}", report.problems);
+}
+
+#[test]
 fn key_file_is_private_and_stable() {
     use std::os::unix::fs::PermissionsExt as _;
     let tmp = tempfile::tempdir().expect("tempdir");
