@@ -100,6 +100,11 @@ pub const TABLE: &[Row] = &[
         Org(Action::ChangeCatalog),
         &["base", "create", "tiny", "--name", "tiny"],
     ),
+    row(
+        "base refresh",
+        Org(Action::ChangeCatalog),
+        &["base", "refresh", "tiny"],
+    ),
     row("base list", Nothing, &["base", "list"]),
     row("base show", Nothing, &["base", "show", "tiny"]),
     row("image list", Nothing, &["image", "list"]),
@@ -238,6 +243,7 @@ pub fn name(command: &Command) -> &'static str {
         Command::Base(cmd) => match cmd {
             BaseCommand::Import { .. } => "base import",
             BaseCommand::Create { .. } => "base create",
+            BaseCommand::Refresh { .. } => "base refresh",
             BaseCommand::List => "base list",
             BaseCommand::Show { .. } => "base show",
         },

@@ -125,6 +125,14 @@ pub enum EngineError {
     ImageNotFound { reference: String, why: String },
     #[error("pulling {reference} needs a registry connection")]
     NoRegistryClient { reference: String },
+    /// `cairn base refresh` could not make a new version of a base (the user's
+    /// input or its recorded recipe says no).
+    #[error("cannot refresh base `{name}`: {why}")]
+    BaseRefresh { name: String, why: String },
+    /// A remediation was refused before it started (another one runs, nothing
+    /// to do, no fix known).
+    #[error("{why}")]
+    Remediation { why: String },
     #[error("{why}")]
     BadDeployTarget { why: String },
     #[error("the deployment failed: {why}")]
@@ -272,6 +280,8 @@ impl EngineError {
                 | Self::Policy(_)
                 | Self::BaseNotInCatalog { .. }
                 | Self::BadBaseName { .. }
+                | Self::BaseRefresh { .. }
+                | Self::Remediation { .. }
                 | Self::ImageNotFound { .. }
                 | Self::BadDeployTarget { .. }
                 | Self::NoToken

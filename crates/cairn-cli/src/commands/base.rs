@@ -8,6 +8,9 @@
 //!   files (for static binaries and fast tests), `debian` with
 //!   `mmdebstrap --variant=minbase` from Debian's packages — then imports it the
 //!   same way.
+//! - `refresh NAME [--from SOURCE]`: a new version of a base, from a newer
+//!   source or by running its recorded recipe again (see
+//!   `cairn_engine::images::refresh`); the old version stays in its history.
 //! - `list`, `show NAME`.
 //!
 //! Every import goes through the same steps: pinned digest, verified blobs, safe
@@ -21,11 +24,10 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use cairn_engine::images::Images;
 use cairn_engine::images::catalog::{self, Admission, BaseSource, Vetting};
+use cairn_engine::images::refresh::{self, Refreshed};
 use cairn_engine::images::registry::Connection;
-use cairn_sbom::cyclonedx::DocumentInput;
 use serde_json::json;
 
-use super::sbom::{collect, now_rfc3339};
 use super::{data_dir, open_store};
 use crate::cli::Cli;
 use crate::exit::Failure;
@@ -58,6 +60,23 @@ pub enum BaseCommand {
         #[arg(long, default_value = "bookworm")]
         suite: String,
     },
+    /// A new version of a catalog base: from `--from SOURCE` (as `base import`
+    /// reads it), else by running its recorded recipe again (`debian`:
+    /// mmdebstrap against the archive as it is now). The old version stays in
+    /// the base's history.
+    Refresh {
+        name: String,
+        /// The newer source: `oci:DIR[:REF]`, a layout directory, a rootfs
+        /// directory or tarball, or `HOST/REPO@sha256:…`.
+        #[arg(long, value_name = "SOURCE")]
+        from: Option<String>,
+        /// Plain HTTP to a loopback registry (tests, a local mirror).
+        #[arg(long)]
+        plain_http: bool,
+        /// The publisher's signature over the new version (see `base import`).
+        #[arg(long, value_name = "FILE")]
+        signature: Option<PathBuf>,
+    },
     /// The catalog: every base's current entry.
     List,
     /// One base: its entries over time, newest first.
@@ -82,28 +101,104 @@ pub fn base(cli: &Cli, cmd: &BaseCommand) -> Result<ExitCode, Failure> {
             // Docker Hub, a registry off the allow-list or an unpinned reference is
             // refused here, before anything is read.
             let source = BaseSource::parse(source, &org)?;
-            let signature = match signature {
-                Some(path) => {
-                    let meta = std::fs::metadata(path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    if meta.len() > 1 << 20 {
-                        return Err(Failure::user(anyhow!(
-                            "{} is larger than 1 MiB",
-                            path.display()
-                        )));
-                    }
-                    Some(
-                        std::fs::read(path)
-                            .with_context(|| format!("cannot read {}", path.display()))?,
-                    )
-                }
-                None => None,
-            };
+            let signature = read_signature(signature.as_deref())?;
             import(cli, source, name, *plain_http, signature)
+        }
+        BaseCommand::Refresh {
+            name,
+            from,
+            plain_http,
+            signature,
+        } => {
+            let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
+            let from = from
+                .as_deref()
+                .map(|s| BaseSource::parse(s, &org))
+                .transpose()?;
+            let signature = read_signature(signature.as_deref())?;
+            refresh_base(cli, name, from, *plain_http, signature)
         }
         BaseCommand::Create { kind, name, suite } => create(cli, *kind, name, suite),
         BaseCommand::List => list(cli),
         BaseCommand::Show { name } => show(cli, name),
+    }
+}
+
+/// The publisher's signature file, bounded.
+fn read_signature(path: Option<&Path>) -> Result<Option<Vec<u8>>, Failure> {
+    let Some(path) = path else { return Ok(None) };
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.len() > 1 << 20 {
+        return Err(Failure::user(anyhow!(
+            "{} is larger than 1 MiB",
+            path.display()
+        )));
+    }
+    Ok(Some(std::fs::read(path).with_context(|| {
+        format!("cannot read {}", path.display())
+    })?))
+}
+
+fn refresh_base(
+    cli: &Cli,
+    name: &str,
+    from: Option<BaseSource>,
+    plain_http: bool,
+    signature: Option<Vec<u8>>,
+) -> Result<ExitCode, Failure> {
+    let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
+    let data = data_dir(cli)?;
+    let store = open_store(&data)?;
+    let actor = cairn_engine::access::cli_actor(
+        &*store,
+        cairn_policy::Action::ChangeCatalog,
+        Some(&cairn_policy::Scope::organisation()),
+    )?;
+    let images = Images::open(&data)?;
+    let connection = Connection {
+        plain_http,
+        ..Connection::default()
+    };
+    let pull = |r: &cairn_model::image_ref::ImageRef| {
+        cairn_engine::images::registry::pull(&images, &org, r, &connection)
+    };
+    let signatures = |candidate: &catalog::Candidate| {
+        let mut bundles: Vec<Vec<u8>> = signature.iter().cloned().collect();
+        if !org.base_signers.is_empty()
+            && let BaseSource::Registry(r) = &candidate.source
+        {
+            let digest = candidate.image.manifest_digest.to_string();
+            bundles.extend(cairn_engine::images::registry::attached(
+                &org,
+                &r.to_string(),
+                &digest,
+                &connection,
+            )?);
+        }
+        Ok(bundles)
+    };
+    let ctx = refresh::Refresh {
+        data: &data,
+        store: &*store,
+        images: &images,
+        org: &org,
+        actor: actor.as_ref(),
+        pull: Some(&pull),
+        signatures: &signatures,
+    };
+    match refresh::refresh(&ctx, name, from, &mut |note| eprintln!("cairn: {note}"))? {
+        Refreshed::Unchanged { digest } => {
+            if cli.json {
+                print_json(&json!({ "name": name, "digest": digest, "unchanged": true }));
+            } else {
+                println!(
+                    "base `{name}` is unchanged: the new version is the one it has ({digest}); nothing was recorded"
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Refreshed::Admitted(admission) => report(cli, name, admission, actor.as_ref()),
     }
 }
 
@@ -161,7 +256,7 @@ fn import(
         vetting.packages,
         vetting.vulnerabilities.len()
     );
-    match catalog::admit(
+    let admission = catalog::admit(
         &data,
         &*store,
         &images,
@@ -169,7 +264,18 @@ fn import(
         &candidate,
         &vetting,
         actor.as_ref(),
-    )? {
+    )?;
+    report(cli, name, admission, actor.as_ref())
+}
+
+/// Prints what the catalog's gate decided.
+fn report(
+    cli: &Cli,
+    name: &str,
+    admission: Admission,
+    actor: Option<&cairn_policy::Identity>,
+) -> Result<ExitCode, Failure> {
+    match admission {
         Admission::Admitted {
             record,
             evidence,
@@ -186,7 +292,7 @@ fn import(
                     "sbom_evidence": evidence,
                     "replaces": replaces,
                     "log_index": log_index,
-                    "actor": actor.as_ref().map(|a| a.name.clone()),
+                    "actor": actor.map(|a| a.name.clone()),
                 }));
             } else {
                 println!(
@@ -214,68 +320,11 @@ fn import(
     }
 }
 
-/// The SBOM and the scan of an unpacked base.
+/// The SBOM and the scan of an unpacked base (see [`refresh::vet`]).
 fn vet(store: &dyn cairn_store::Store, rootfs: &Path, name: &str) -> Result<Vetting, Failure> {
-    let mut collected = collect(rootfs)?;
-    collected.name = name.to_owned();
-    for s in &collected.skipped {
-        eprintln!("skipped {}: {}", s.path, s.reason);
-    }
-    let mut uuid = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut uuid).map_err(|_| anyhow!("no randomness for the UUID"))?;
-    let timestamp = now_rfc3339();
-    let doc = cairn_sbom::cyclonedx::to_json(&DocumentInput {
-        subject: collected.subject(),
-        components: &collected.report.components,
-        uuid,
-        timestamp: &timestamp,
-        tool_version: env!("CARGO_PKG_VERSION"),
-    })
-    .context("cannot write the SBOM document")?;
-    let sbom: serde_json::Value = serde_json::from_slice(&doc).context("the SBOM document")?;
-    let evaluation = cairn_engine::inventory::evaluate(store, &collected)?;
-    // A stored record that does not parse stops the admission: a base is not
-    // admitted on a scan that skipped advisories.
-    if let Some(bad) = evaluation
-        .not_evaluated
-        .iter()
-        .find(|n| n.subject.starts_with("advisory "))
-    {
-        return Err(anyhow!("stored {} does not parse: {}", bad.subject, bad.reason).into());
-    }
-    // What could not be matched (an OS package of an unknown release, a
-    // malformed version) is counted and its first reason shown, never passed.
-    let unmatched: Vec<_> = evaluation
-        .not_evaluated
-        .iter()
-        .filter(|n| !n.subject.starts_with("advisory "))
-        .collect();
-    if let Some(first) = unmatched.first() {
-        eprintln!(
-            "cairn: not evaluated against advisories: {} (first: {}: {})",
-            unmatched.len(),
-            first.subject,
-            first.reason
-        );
-    }
-    let report = evaluation.report;
-    let vulnerabilities = report
-        .vulnerabilities
-        .iter()
-        .map(|f| {
-            let rating = f
-                .severity
-                .as_ref()
-                .map_or_else(|| "unknown".to_owned(), |s| s.rating.as_str().to_owned());
-            (f.advisory_id.clone(), rating)
-        })
-        .collect();
-    Ok(Vetting {
-        sbom,
-        packages: collected.report.components.len() as u64,
-        vulnerabilities,
-        signature: Ok(None),
-    })
+    Ok(refresh::vet(store, rootfs, name, &mut |note| {
+        eprintln!("cairn: {note}")
+    })?)
 }
 
 fn create(cli: &Cli, kind: BaseKind, name: &str, suite: &str) -> Result<ExitCode, Failure> {
@@ -283,11 +332,8 @@ fn create(cli: &Cli, kind: BaseKind, name: &str, suite: &str) -> Result<ExitCode
     let (rootfs, how): (PathBuf, String) = match kind {
         BaseKind::Tiny => {
             let root = work.path().join("rootfs");
-            make_tiny(&root)?;
-            (
-                root,
-                "tiny (users, groups, /tmp; for static binaries)".to_owned(),
-            )
+            refresh::make_tiny(&root)?;
+            (root, refresh::TINY_HOW.to_owned())
         }
         BaseKind::Debian => {
             let tar = work.path().join("rootfs.tar");
@@ -314,38 +360,6 @@ fn create(cli: &Cli, kind: BaseKind, name: &str, suite: &str) -> Result<ExitCode
         }
     };
     import(cli, BaseSource::Created { rootfs, how }, name, false, None)
-}
-
-/// A root filesystem with just enough for a static binary: users, groups, a
-/// writable /tmp, and an os-release that says what it is.
-fn make_tiny(root: &Path) -> Result<(), Failure> {
-    let write = |rel: &str, text: &str| -> Result<(), Failure> {
-        let path = root.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
-        }
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(())
-    };
-    write(
-        "etc/passwd",
-        "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
-    )?;
-    write("etc/group", "root:x:0:\nnogroup:x:65534:\n")?;
-    write(
-        "etc/nsswitch.conf",
-        "passwd: files\ngroup: files\nhosts: files\n",
-    )?;
-    write("etc/hosts", "127.0.0.1 localhost\n::1 localhost\n")?;
-    write(
-        "etc/os-release",
-        "NAME=\"cairn tiny\"\nID=cairn-tiny\nPRETTY_NAME=\"cairn tiny base (static binaries only)\"\n",
-    )?;
-    for dir in ["tmp", "app"] {
-        std::fs::create_dir_all(root.join(dir)).with_context(|| format!("cannot create {dir}"))?;
-    }
-    Ok(())
 }
 
 fn list(cli: &Cli) -> Result<ExitCode, Failure> {

@@ -233,3 +233,57 @@ pub fn debian_minbase(dest: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A small Debian 12 root filesystem for a static binary: the `tiny` base's
+/// files, `/etc/os-release`, and a dpkg database with one package, `zlib1g`
+/// (source `zlib`) at `zlib_version`, with its DEP-5 copyright file (Zlib).
+pub fn debian_fixture(root: &Path, zlib_version: &str) {
+    let write = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
+    );
+    write("etc/group", "root:x:0:\nnogroup:x:65534:\n");
+    write("etc/hosts", "127.0.0.1 localhost\n");
+    write(
+        "etc/os-release",
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+    );
+    write(
+        "var/lib/dpkg/status",
+        &format!(
+            "Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nSource: zlib\nVersion: {zlib_version}\n"
+        ),
+    );
+    write(
+        "usr/share/doc/zlib1g/copyright",
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nCopyright: 1995-2013 Jean-loup Gailly and Mark Adler\nLicense: Zlib\n",
+    );
+    for dir in ["tmp", "app"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+}
+
+/// A critical (CVSS 9.8) OSV record `id` for Debian 12's `zlib`, fixed in `fixed`.
+pub fn zlib_advisory(id: &str, fixed: Option<&str>) -> Value {
+    let mut events = vec![serde_json::json!({ "introduced": "0" })];
+    if let Some(f) = fixed {
+        events.push(serde_json::json!({ "fixed": f }));
+    }
+    serde_json::json!({
+        "schema_version": "1.6.0",
+        "id": id,
+        "modified": "2026-12-01T00:00:00Z",
+        "published": "2026-12-01T00:00:00Z",
+        "summary": "zlib overflows",
+        "severity": [{ "type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H" }],
+        "affected": [{
+            "package": { "ecosystem": "Debian:12", "name": "zlib" },
+            "ranges": [{ "type": "ECOSYSTEM", "events": events }]
+        }]
+    })
+}

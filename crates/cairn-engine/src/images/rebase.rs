@@ -246,7 +246,7 @@ fn source_of(
 }
 
 /// A fresh directory under the data directory's workspaces, removed when dropped.
-fn scratch_dir(data: &DataDir) -> Result<TempDir, EngineError> {
+pub(crate) fn scratch_dir(data: &DataDir) -> Result<TempDir, EngineError> {
     let base = data.workspaces();
     std::fs::create_dir_all(&base).map_err(EngineError::io("create", &base))?;
     for _ in 0..16 {
@@ -266,10 +266,10 @@ fn scratch_dir(data: &DataDir) -> Result<TempDir, EngineError> {
 }
 
 /// A directory removed (best effort) when dropped.
-struct TempDir(std::path::PathBuf);
+pub(crate) struct TempDir(std::path::PathBuf);
 
 impl TempDir {
-    fn path(&self) -> &std::path::Path {
+    pub(crate) fn path(&self) -> &std::path::Path {
         &self.0
     }
 }

@@ -38,6 +38,10 @@ pub struct OrgConfig {
     /// How long an exposure (a finding on a deployed digest) may stay open, per
     /// severity (`[exposures] sla_hours`).
     pub exposure_sla: ExposureSla,
+    /// Environments a remediation (a rebased or bumped digest of an already
+    /// reviewed commit) is promoted to by cairn itself, through the same gates;
+    /// elsewhere it waits for a human (`[remediation] auto_promote`).
+    pub remediation_auto_promote: Vec<String>,
 }
 
 /// Hours from an exposure's start to its deadline, per severity. An unknown
@@ -125,6 +129,7 @@ impl Default for OrgConfig {
             change_sink: ChangeSink::default(),
             require_signed_commits: Vec::new(),
             exposure_sla: ExposureSla::default(),
+            remediation_auto_promote: Vec::new(),
         }
     }
 }
@@ -140,6 +145,14 @@ struct RawOrg {
     changes: Option<RawChanges>,
     review: Option<RawReview>,
     exposures: Option<RawExposures>,
+    remediation: Option<RawRemediation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemediation {
+    #[serde(default)]
+    auto_promote: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -413,6 +426,21 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
             }
         }
     }
+    let mut remediation_auto_promote = Vec::new();
+    for e in raw.remediation.map(|r| r.auto_promote).unwrap_or_default() {
+        if !promotion_path.contains(e.get_ref()) {
+            return Err(err(
+                e.span(),
+                format!(
+                    "environment `{}` is not on the promotion path ({})",
+                    e.get_ref(),
+                    promotion_path.join(" → ")
+                ),
+                "name environments of [promotion] path, e.g. auto_promote = [\"staging\"]",
+            ));
+        }
+        remediation_auto_promote.push(e.into_inner());
+    }
     Ok(OrgConfig {
         registries,
         base_max_severity,
@@ -422,12 +450,29 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
         change_sink,
         require_signed_commits,
         exposure_sla,
+        remediation_auto_promote,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remediation_auto_promote_names_environments_of_the_path() {
+        let org = parse_org("org.toml", "").unwrap();
+        assert!(org.remediation_auto_promote.is_empty());
+        let org = parse_org(
+            "org.toml",
+            "[remediation]\nauto_promote = [\"staging\", \"production\"]\n",
+        )
+        .unwrap();
+        assert_eq!(org.remediation_auto_promote, ["staging", "production"]);
+        let bad = parse_org("org.toml", "[remediation]\nauto_promote = [\"prod\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("`prod` is not on the promotion path"), "{bad}");
+    }
 
     #[test]
     fn exposure_slas_default_and_are_bounded() {

@@ -1,0 +1,368 @@
+//! A new version of a catalog base (`cairn base refresh NAME [--from SOURCE]`):
+//! from a given newer source, or by running again the recipe its current entry
+//! records — `mmdebstrap` against the archive as it is now for a `debian` base,
+//! the `tiny` recipe, the same root filesystem or layout path read again. The
+//! new version enters through exactly the steps of an import (pinned digest,
+//! verified blobs, safe unpack, SBOM, scan, the catalog's gate, signed evidence,
+//! a `catalog-change` entry naming the digest it replaces); the old version
+//! stays in the name's history, so what is deployed on it stays known.
+
+use std::path::Path;
+
+use cairn_model::config::OrgConfig;
+use cairn_sbom::cyclonedx::DocumentInput;
+use cairn_store::Store;
+
+use super::Images;
+use super::catalog::{self, Admission, BaseSource, Candidate, Puller, Vetting};
+use crate::host::now_ms;
+use crate::{DataDir, EngineError};
+
+/// How the `tiny` recipe is recorded (`created: …`).
+pub const TINY_HOW: &str = "tiny (users, groups, /tmp; for static binaries)";
+/// How a `debian` recipe is recorded, before its suite.
+const DEBIAN_HOW: &str = "mmdebstrap --variant=minbase ";
+
+/// What a base's new version is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipe {
+    /// `cairn base create tiny`.
+    Tiny,
+    /// `cairn base create debian --suite SUITE`.
+    Debian { suite: String },
+    /// A source read again (a root filesystem or a layout path) or given.
+    Source(BaseSource),
+}
+
+impl Recipe {
+    /// The recipe of a catalog entry, from its recorded source. A registry
+    /// reference is pinned by digest, so reading it again gives the same
+    /// version: the newer one must be named.
+    pub fn of_entry(name: &str, source: &str, org: &OrgConfig) -> Result<Recipe, EngineError> {
+        let refuse = |why: String| EngineError::BaseRefresh {
+            name: name.to_owned(),
+            why,
+        };
+        if let Some(how) = source.strip_prefix("created: ") {
+            if how == TINY_HOW || how.starts_with("tiny ") {
+                return Ok(Recipe::Tiny);
+            }
+            if let Some(suite) = how.strip_prefix(DEBIAN_HOW) {
+                check_suite(suite).map_err(refuse)?;
+                return Ok(Recipe::Debian {
+                    suite: suite.to_owned(),
+                });
+            }
+            return Err(refuse(format!(
+                "its recorded recipe `{how}` is not one cairn can run again; name the new version with --from SOURCE"
+            )));
+        }
+        if let Some(path) = source.strip_prefix("rootfs:") {
+            return Ok(Recipe::Source(BaseSource::Rootfs(path.into())));
+        }
+        if source.starts_with("oci:") {
+            return Ok(Recipe::Source(BaseSource::parse(source, org)?));
+        }
+        Err(refuse(format!(
+            "it was imported from {source}, pinned by digest: reading it again gives the same version; name the newer one with --from HOST/REPO@sha256:…"
+        )))
+    }
+}
+
+fn check_suite(suite: &str) -> Result<(), String> {
+    if suite.is_empty()
+        || suite.len() > 64
+        || !suite
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(format!("`{suite}` is not a Debian suite name"));
+    }
+    Ok(())
+}
+
+/// Runs `recipe` into `work` (a fresh directory) and returns the source to
+/// import. `note` gets what it does.
+pub fn run_recipe(
+    recipe: Recipe,
+    work: &Path,
+    note: &mut dyn FnMut(&str),
+) -> Result<BaseSource, EngineError> {
+    match recipe {
+        Recipe::Tiny => {
+            let root = work.join("rootfs");
+            make_tiny(&root)?;
+            Ok(BaseSource::Created {
+                rootfs: root,
+                how: TINY_HOW.to_owned(),
+            })
+        }
+        Recipe::Debian { suite } => {
+            check_suite(&suite).map_err(|why| EngineError::BaseRefresh {
+                name: String::new(),
+                why,
+            })?;
+            let tar = work.join("rootfs.tar");
+            note(&format!(
+                "{DEBIAN_HOW}{suite} (from Debian's packages, as the archive is now)"
+            ));
+            let status = std::process::Command::new("mmdebstrap")
+                .args(["--variant=minbase", "--quiet", &suite])
+                .arg(&tar)
+                .status()
+                .map_err(|e| EngineError::BaseRefresh {
+                    name: String::new(),
+                    why: format!(
+                        "cannot run mmdebstrap ({e}); install it: apt-get install mmdebstrap"
+                    ),
+                })?;
+            if !status.success() {
+                return Err(EngineError::BaseRefresh {
+                    name: String::new(),
+                    why: format!("mmdebstrap failed ({status})"),
+                });
+            }
+            Ok(BaseSource::Created {
+                rootfs: tar,
+                how: format!("{DEBIAN_HOW}{suite}"),
+            })
+        }
+        Recipe::Source(BaseSource::Rootfs(path)) if !path.exists() => {
+            Err(EngineError::BaseRefresh {
+                name: String::new(),
+                why: format!(
+                    "its recorded source {} no longer exists; name the new version with --from SOURCE",
+                    path.display()
+                ),
+            })
+        }
+        Recipe::Source(source) => Ok(source),
+    }
+}
+
+/// A root filesystem with just enough for a static binary: users, groups, a
+/// writable /tmp, and an os-release that says what it is.
+pub fn make_tiny(root: &Path) -> Result<(), EngineError> {
+    let write = |rel: &str, text: &str| -> Result<(), EngineError> {
+        let path = root.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(EngineError::io("create", parent))?;
+        }
+        std::fs::write(&path, text).map_err(EngineError::io("write", &path))
+    };
+    write(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
+    )?;
+    write("etc/group", "root:x:0:\nnogroup:x:65534:\n")?;
+    write(
+        "etc/nsswitch.conf",
+        "passwd: files\ngroup: files\nhosts: files\n",
+    )?;
+    write("etc/hosts", "127.0.0.1 localhost\n::1 localhost\n")?;
+    write(
+        "etc/os-release",
+        "NAME=\"cairn tiny\"\nID=cairn-tiny\nPRETTY_NAME=\"cairn tiny base (static binaries only)\"\n",
+    )?;
+    for dir in ["tmp", "app"] {
+        let path = root.join(dir);
+        std::fs::create_dir_all(&path).map_err(EngineError::io("create", &path))?;
+    }
+    Ok(())
+}
+
+/// The SBOM and the scan of an unpacked base. `note` gets what was skipped
+/// and what could not be matched.
+pub fn vet(
+    store: &dyn Store,
+    rootfs: &Path,
+    name: &str,
+    note: &mut dyn FnMut(&str),
+) -> Result<Vetting, EngineError> {
+    let mut collected = crate::inventory::collect(rootfs)?;
+    collected.name = name.to_owned();
+    for s in &collected.skipped {
+        note(&format!("skipped {}: {}", s.path, s.reason));
+    }
+    let mut uuid = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut uuid).map_err(|_| EngineError::NoRandomness)?;
+    let timestamp = cairn_model::time::rfc3339_utc(now_ms());
+    let doc = cairn_sbom::cyclonedx::to_json(&DocumentInput {
+        subject: collected.subject(),
+        components: &collected.report.components,
+        uuid,
+        timestamp: &timestamp,
+        tool_version: env!("CARGO_PKG_VERSION"),
+    })
+    .map_err(|e| EngineError::BaseRefresh {
+        name: name.to_owned(),
+        why: format!("cannot write its SBOM document: {e}"),
+    })?;
+    let sbom: serde_json::Value =
+        serde_json::from_slice(&doc).map_err(|e| EngineError::BaseRefresh {
+            name: name.to_owned(),
+            why: format!("its SBOM document does not read back: {e}"),
+        })?;
+    let evaluation = crate::inventory::evaluate(store, &collected)?;
+    // A stored record that does not parse stops the admission: a base is not
+    // admitted on a scan that skipped advisories.
+    if let Some(bad) = evaluation
+        .not_evaluated
+        .iter()
+        .find(|n| n.subject.starts_with("advisory "))
+    {
+        return Err(EngineError::BaseRefresh {
+            name: name.to_owned(),
+            why: format!("stored {} does not parse: {}", bad.subject, bad.reason),
+        });
+    }
+    // What could not be matched (an OS package of an unknown release, a
+    // malformed version) is counted and its first reason shown, never passed.
+    let unmatched: Vec<_> = evaluation
+        .not_evaluated
+        .iter()
+        .filter(|n| !n.subject.starts_with("advisory "))
+        .collect();
+    if let Some(first) = unmatched.first() {
+        note(&format!(
+            "not evaluated against advisories: {} (first: {}: {})",
+            unmatched.len(),
+            first.subject,
+            first.reason
+        ));
+    }
+    let vulnerabilities = evaluation
+        .report
+        .vulnerabilities
+        .iter()
+        .map(|f| {
+            let rating = f
+                .severity
+                .as_ref()
+                .map_or_else(|| "unknown".to_owned(), |s| s.rating.as_str().to_owned());
+            (f.advisory_id.clone(), rating)
+        })
+        .collect();
+    Ok(Vetting {
+        sbom,
+        packages: collected.report.components.len() as u64,
+        vulnerabilities,
+        signature: Ok(None),
+    })
+}
+
+/// What [`refresh`] did.
+#[derive(Debug)]
+pub enum Refreshed {
+    /// The new version is the catalog's entry for the name now.
+    Admitted(Admission),
+    /// The recipe (or the source) gives the version the name has already.
+    Unchanged { digest: String },
+}
+
+/// Everything a refresh needs from its caller.
+#[allow(missing_debug_implementations)]
+pub struct Refresh<'a> {
+    pub data: &'a DataDir,
+    pub store: &'a dyn Store,
+    pub images: &'a Images,
+    pub org: &'a OrgConfig,
+    /// Who asked (authorised for `change-catalog` by the caller).
+    pub actor: Option<&'a cairn_policy::Identity>,
+    pub pull: Option<Puller<'a>>,
+    /// The publisher's signatures over the new version, when the organisation
+    /// names base signers (given, or attached in its registry).
+    pub signatures: &'a dyn Fn(&Candidate) -> Result<Vec<Vec<u8>>, EngineError>,
+}
+
+/// Makes a new version of catalog base `name`: from `from`, else from its
+/// current entry's recipe; admitted through the catalog's gate like any
+/// import. `note` gets each step.
+pub fn refresh(
+    ctx: &Refresh<'_>,
+    name: &str,
+    from: Option<BaseSource>,
+    note: &mut dyn FnMut(&str),
+) -> Result<Refreshed, EngineError> {
+    let current = ctx
+        .store
+        .base_history(name)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| EngineError::BaseRefresh {
+            name: name.to_owned(),
+            why: "it is not in the catalog; `cairn base import` or `cairn base create` adds it"
+                .to_owned(),
+        })?;
+    let work = super::rebase::scratch_dir(ctx.data)?;
+    let source = match from {
+        Some(source) => source,
+        None => {
+            let recipe = Recipe::of_entry(name, &current.source, ctx.org)?;
+            note(&format!(
+                "running the recipe of `{name}` again (recorded source: {})",
+                current.source
+            ));
+            run_recipe(recipe, work.path(), note).map_err(|e| match e {
+                EngineError::BaseRefresh { why, .. } => EngineError::BaseRefresh {
+                    name: name.to_owned(),
+                    why,
+                },
+                other => other,
+            })?
+        }
+    };
+    note(&format!("importing {} as `{name}`", source.describe()));
+    let candidate = catalog::stage(ctx.images, name, source, ctx.pull)?;
+    let digest = candidate.image.manifest_digest.to_string();
+    if digest == current.digest {
+        return Ok(Refreshed::Unchanged { digest });
+    }
+    note(&format!(
+        "{digest} unpacked and verified ({} layers); making its SBOM",
+        candidate.image.layers.len()
+    ));
+    let mut vetting = vet(ctx.store, &candidate.rootfs, name, note)?;
+    let bundles = (ctx.signatures)(&candidate)?;
+    vetting.signature = catalog::check_signature(ctx.org, &candidate, &bundles);
+    note(&format!(
+        "{} components, {} known vulnerabilities",
+        vetting.packages,
+        vetting.vulnerabilities.len()
+    ));
+    Ok(Refreshed::Admitted(catalog::admit(
+        ctx.data, ctx.store, ctx.images, ctx.org, &candidate, &vetting, ctx.actor,
+    )?))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_recorded_source_gives_its_recipe_or_says_why_not() {
+        let org = OrgConfig::default();
+        let of = |s: &str| Recipe::of_entry("b", s, &org);
+        assert_eq!(of(&format!("created: {TINY_HOW}")).unwrap(), Recipe::Tiny);
+        assert_eq!(
+            of("created: mmdebstrap --variant=minbase bookworm").unwrap(),
+            Recipe::Debian {
+                suite: "bookworm".into()
+            }
+        );
+        assert_eq!(
+            of("rootfs:/srv/base").unwrap(),
+            Recipe::Source(BaseSource::Rootfs("/srv/base".into()))
+        );
+        let bad = of("created: mmdebstrap --variant=minbase ../x")
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("not a Debian suite name"), "{bad}");
+        let pinned = of("registry.example.org/base@sha256:00")
+            .unwrap_err()
+            .to_string();
+        assert!(pinned.contains("pinned by digest"), "{pinned}");
+        assert!(of("created: something else").is_err());
+    }
+}
