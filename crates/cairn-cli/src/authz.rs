@@ -90,6 +90,19 @@ pub const TABLE: &[Row] = &[
     row("scan", Nothing, &["scan", "."]),
     row("where", Nothing, &["where", "x"]),
     row("exposures", Nothing, &["exposures"]),
+    row("remediate", Nothing, &["remediate"]),
+    row(
+        "remediate --plan",
+        Nothing,
+        &["remediate", "--all", "--plan"],
+    ),
+    // Runs the workload's chain again (the command authorises `run` at each
+    // workload); promotions only where org.toml's auto_promote says so.
+    row(
+        "remediate --all",
+        Scoped(Action::Run),
+        &["remediate", "--all"],
+    ),
     row(
         "base import",
         Org(Action::ChangeCatalog),
@@ -240,6 +253,9 @@ pub fn name(command: &Command) -> &'static str {
         Command::Scan(_) => "scan",
         Command::Where(_) => "where",
         Command::Exposures(_) => "exposures",
+        Command::Remediate(a) if a.plan => "remediate --plan",
+        Command::Remediate(a) if a.all || a.exposure.is_some() => "remediate --all",
+        Command::Remediate(_) => "remediate",
         Command::Base(cmd) => match cmd {
             BaseCommand::Import { .. } => "base import",
             BaseCommand::Create { .. } => "base create",

@@ -59,6 +59,8 @@ pub enum Command {
     Where(crate::commands::WhereArgs),
     /// Findings on what runs in each environment: first seen, severity, fix, SLA deadline, state.
     Exposures(crate::commands::ExposuresArgs),
+    /// Remediate open exposures: a base without the finding, rebase, retest, promote (`--plan`: only say how).
+    Remediate(crate::commands::RemediateArgs),
     /// The catalog of validated base images: import, create, list, show.
     #[command(subcommand)]
     Base(crate::commands::BaseCommand),

@@ -103,3 +103,294 @@ fn base_refresh_runs_the_recipe_again_or_imports_a_newer_source_through_the_gate
     assert!(r.stderr.contains("refused: DSA-9999-1 (critical)"), "{r:?}");
     assert_eq!(catalog_entries(&f, "deb").len(), 3);
 }
+
+const ADVISORY: &str = "DSA-9999-1";
+const VULNERABLE: &str = "1:1.2.13.dfsg-1";
+const FIXED: &str = "1:1.2.13.dfsg-1+deb12u1";
+
+/// The example web app on a small Debian base, running in staging and
+/// production; its people; the base's root filesystem (its recorded source)
+/// and the platform directory (org.toml).
+struct Prod {
+    f: Fixture,
+    admin: String,
+    rita: String,
+    root: std::path::PathBuf,
+    platform: tempfile::TempDir,
+    _tmp: tempfile::TempDir,
+    digest: String,
+}
+
+impl Prod {
+    /// `cairn ARGS` as `token`, with the platform directory.
+    fn as_(&self, token: &str, args: &[&str]) -> Run {
+        Run::from(
+            self.f
+                .cairn(args)
+                .env("CAIRN_TOKEN", token)
+                .env("CAIRN_PLATFORM_DIR", self.platform.path())
+                .output()
+                .unwrap(),
+        )
+    }
+
+    fn json(&self, token: &str, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let r = self.as_(token, &all);
+        assert_eq!(r.code, 0, "{r:?}");
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"))
+    }
+
+    fn exposures(&self, args: &[&str]) -> Vec<Value> {
+        let mut all = vec!["exposures"];
+        all.extend_from_slice(args);
+        self.json(&self.rita, &all)["exposures"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn running(&self, env: &str) -> String {
+        self.json(&self.rita, &["status"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["environment"] == env)
+            .map(|s| s["digest"].as_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Imports OSV record `record` as the admin.
+    fn import(&self, record: &Value) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path()
+                .join(format!("{}.json", record["id"].as_str().unwrap())),
+            record.to_string(),
+        )
+        .unwrap();
+        let r = self.as_(
+            &self.admin,
+            &["vulns", "import", dir.path().to_str().unwrap()],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+}
+
+fn token(f: &Fixture, actor: Option<&str>, name: &str) -> String {
+    let mut cmd = f.cairn(&["--json", "identity", "add", name]);
+    if let Some(t) = actor {
+        cmd.env("CAIRN_TOKEN", t);
+    }
+    let r = Run::from(cmd.output().unwrap());
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+/// hello-web (with `make_app` applied to its repository) built on base `deb`
+/// (`base(root)` made its root filesystem), promoted to staging and, with a
+/// second maintainer's approval, to production, under `org_toml`.
+fn in_production(
+    org_toml: &str,
+    base: &dyn Fn(&std::path::Path),
+    make_app: &dyn Fn(&Fixture),
+) -> Prod {
+    let f = Fixture::example("hello-web");
+    let cairn_toml = std::fs::read_to_string(f.repo.join("cairn.toml")).unwrap();
+    f.write(
+        "cairn.toml",
+        &cairn_toml.replace("base = \"tiny\"", "base = \"deb\""),
+    )
+    .commit("on the Debian base");
+    make_app(&f);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("deb");
+    base(&root);
+    let platform = tempfile::tempdir().unwrap();
+    std::fs::write(platform.path().join("org.toml"), org_toml).unwrap();
+    let admin = token(&f, None, "admin@example.org");
+    let bob = token(&f, Some(&admin), "bob@example.org");
+    let rita = token(&f, Some(&admin), "rita@example.org");
+    let mut p = Prod {
+        f,
+        admin,
+        rita,
+        root,
+        platform,
+        _tmp: tmp,
+        digest: String::new(),
+    };
+    for (who, role) in [
+        ("bob@example.org", "maintainer"),
+        ("rita@example.org", "release-manager"),
+    ] {
+        let r = p.as_(
+            &p.admin,
+            &["role", "grant", who, role, "--workload", "hello-web"],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let r = p.as_(
+        &p.admin,
+        &["base", "import", p.root.to_str().unwrap(), "--name", "deb"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = p.as_(&p.rita, &["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    p.digest = p.json(&p.rita, &["image", "list"])[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = p.as_(
+        &p.rita,
+        &["promote", "hello-web", &p.digest, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(p.as_(&bob, &["review", "approve"]).code, 0);
+    let r = p.as_(
+        &p.rita,
+        &["promote", "hello-web", &p.digest, "--to", "production"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(p.running("production"), p.digest);
+    p
+}
+
+const AUTO: &str = "[remediation]\nauto_promote = [\"staging\", \"production\"]\n";
+
+/// The closed loop, end to end with real bubblewrap: the example web app runs
+/// in production on a Debian base; an advisory for a package of that base is
+/// imported and `cairn exposures` shows the exposure with its deadline; the
+/// base's source moves on to the fixed package; `cairn remediate` refreshes
+/// the base, rebases the image, runs the chain's test stages on the rebased
+/// digest and promotes it to staging and production under `auto_promote`,
+/// while a second remediation of the workload is refused naming the first;
+/// the exposure is closed with its time to remediate and `cairn audit` shows
+/// every step.
+#[test]
+fn a_base_layer_advisory_is_remediated_in_production_by_cairn() {
+    let p = in_production(AUTO, &|root| debian_fixture(root, VULNERABLE), &|_| {});
+    assert!(p.exposures(&[]).is_empty());
+
+    let imported = std::time::Instant::now();
+    p.import(&common::zlib_advisory(ADVISORY, Some(FIXED)));
+    let open = p.exposures(&["--env", "production"]);
+    println!("exposures after the import: {open:#?}");
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["advisory"], ADVISORY);
+    assert_eq!(open[0]["state"], "open");
+    assert_eq!(open[0]["digest"], p.digest.as_str());
+    assert_eq!(open[0]["fixed_versions"], serde_json::json!([FIXED]));
+    assert!(open[0]["deadline"].as_str().unwrap() > open[0]["first_seen"].as_str().unwrap());
+    let text = p.as_(&p.rita, &["exposures"]).stdout;
+    println!("{text}");
+    assert!(
+        text.contains(open[0]["deadline"].as_str().unwrap()),
+        "{text}"
+    );
+
+    // The plan: nothing done.
+    let r = p.as_(&p.rita, &["remediate", "--all", "--plan"]);
+    println!("{}", r.stdout);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("fix: base `deb`"), "{r:?}");
+    assert!(r.stdout.contains("promote it to production"), "{r:?}");
+    assert_eq!(p.running("production"), p.digest);
+
+    // Debian's archive moved on: the base's recorded source has the fix.
+    debian_fixture(&p.root, FIXED);
+    let child =
+        p.f.cairn(&["remediate", "--all"])
+            .env("CAIRN_TOKEN", &p.rita)
+            .env("CAIRN_PLATFORM_DIR", p.platform.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    // While it runs: the exposure is `remediating`, and a second remediation
+    // of the workload is refused, naming the first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let s = p.json(&p.rita, &["remediate"]);
+        if s.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["state"] == "running")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never started: {s}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = p.as_(&p.rita, &["remediate", ADVISORY]);
+    println!("second: {}", second.stderr);
+    let during = p.exposures(&["--env", "production"]);
+    let out = child.wait_with_output().unwrap();
+    let first = Run::from(out);
+    println!("{}\n{}", first.stdout, first.stderr);
+    assert_eq!(first.code, 0, "{first:?}");
+    let took = imported.elapsed();
+    assert_eq!(second.code, 1, "{second:?}");
+    assert!(
+        second
+            .stderr
+            .contains("a remediation of hello-web is already running: hello-web-"),
+        "{second:?}"
+    );
+    assert_eq!(during[0]["state"], "remediating", "{during:?}");
+
+    // Production runs the rebased, tested digest; the exposure is closed.
+    let now = p.running("production");
+    assert_ne!(now, p.digest);
+    assert_eq!(p.running("staging"), now);
+    let images = p.json(&p.rita, &["image", "list"]);
+    let rebased = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["digest"] == now.as_str())
+        .unwrap_or_else(|| panic!("{images}"));
+    println!("rebased: {rebased}");
+    assert_eq!(rebased["rebased_from"], p.digest.as_str(), "{rebased}");
+    assert!(p.exposures(&[]).is_empty());
+    let all = p.exposures(&["--all", "--env", "production"]);
+    println!("{all:#?}");
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["state"], "remediated");
+    assert_eq!(all[0]["remediated_by"], now.as_str());
+    let ttr = all[0]["time_to_remediate_seconds"].as_i64().unwrap();
+    assert!(ttr >= 0 && ttr <= took.as_secs() as i64 + 1, "{ttr}");
+    println!(
+        "advisory imported → production remediated: {:.1} s (time to remediate recorded: {ttr} s)",
+        took.as_secs_f64()
+    );
+
+    // The rebased digest was tested by a run of the same commit.
+    let runs = p.json(&p.rita, &["runs"]);
+    let retest = &runs.as_array().unwrap()[0];
+    println!("retest run: {retest}");
+    assert_eq!(retest["status"], "succeeded", "{retest}");
+
+    // Every step is in the audit log.
+    let audit = p.as_(&p.rita, &["audit"]).stdout;
+    println!("{audit}");
+    for step in [
+        "started:",
+        "base-refreshed:",
+        "rebased:",
+        "tested:",
+        "remediated:",
+    ] {
+        assert!(audit.contains(step), "{step}: {audit}");
+    }
+    let deploys = audit
+        .lines()
+        .filter(|l| l.contains("deploy") && l.contains("by cairn-remediation") && l.contains(&now))
+        .count();
+    assert_eq!(deploys, 2, "{audit}");
+    let status = p.as_(&p.rita, &["remediate"]).stdout;
+    println!("{status}");
+    assert!(status.contains("remediated by"), "{status}");
+}

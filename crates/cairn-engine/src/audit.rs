@@ -203,6 +203,23 @@ pub struct AdvisoryImport {
     pub actor: Option<String>,
 }
 
+/// One step of a remediation by cairn (see `crate::remediation`): started,
+/// base refreshed, rebased, tested, waiting for approval, failed, remediated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemediationStep {
+    /// The remediation's id (`<workload>-<start ms>`).
+    pub id: String,
+    pub workload: String,
+    /// The environment whose exposure it remediates.
+    pub environment: String,
+    pub step: String,
+    /// The digest the step made or acted on.
+    pub artifact: Option<String>,
+    pub detail: String,
+    /// Who started the remediation (`cairn-remediation` for the server's loop).
+    pub actor: String,
+}
+
 /// One change, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -214,6 +231,7 @@ pub enum Change {
     Access(AccessChange),
     Catalog(CatalogChange),
     AdvisoryImport(AdvisoryImport),
+    Remediation(RemediationStep),
     /// A signed DSSE envelope: the Rekor v2 `dsse` body (payload hash,
     /// signatures, verifier key) — see [`Change::evidence`].
     Evidence {
@@ -240,6 +258,7 @@ impl Change {
             Change::Access(_) => ("access-change", CHANGE_VERSION),
             Change::Catalog(_) => ("catalog-change", CHANGE_VERSION),
             Change::AdvisoryImport(_) => ("advisory-import", CHANGE_VERSION),
+            Change::Remediation(_) => ("remediation", CHANGE_VERSION),
             Change::Evidence { .. } => (
                 cairn_evidence::DSSE_ENTRY_KIND,
                 cairn_evidence::DSSE_ENTRY_VERSION,
@@ -278,6 +297,11 @@ impl Change {
                 "source": c.source, "actor": c.actor,
             }),
             Change::AdvisoryImport(a) => json!({ "source": a.source, "actor": a.actor }),
+            Change::Remediation(r) => json!({
+                "id": r.id, "workload": r.workload, "environment": r.environment,
+                "step": r.step, "artifact": r.artifact, "detail": r.detail,
+                "actor": r.actor,
+            }),
             Change::Access(a) => {
                 let mut spec = json!({
                     "action": a.action.as_str(), "identity": a.identity,

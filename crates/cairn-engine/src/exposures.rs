@@ -32,6 +32,9 @@ const HISTORY: usize = 500;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ExposureState {
     Open,
+    /// Open, and a remediation by cairn covers it now (see
+    /// `crate::remediation::mark_remediating`).
+    Remediating,
     /// A VEX statement says the artifact is not affected.
     Accepted,
     Remediated,
@@ -41,6 +44,7 @@ impl ExposureState {
     pub fn as_str(self) -> &'static str {
         match self {
             ExposureState::Open => "open",
+            ExposureState::Remediating => "remediating",
             ExposureState::Accepted => "accepted",
             ExposureState::Remediated => "remediated",
         }
@@ -76,7 +80,8 @@ impl Exposure {
 
     /// Open and past its deadline.
     pub fn overdue(&self, now_ms: i64) -> bool {
-        self.state == ExposureState::Open && now_ms > self.deadline_ms
+        matches!(self.state, ExposureState::Open | ExposureState::Remediating)
+            && now_ms > self.deadline_ms
     }
 
     /// How long it has been (or was) open.

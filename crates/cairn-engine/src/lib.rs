@@ -27,6 +27,7 @@ pub mod pairing;
 pub mod promotion;
 pub mod rebuild;
 pub mod recovery;
+pub mod remediation;
 pub mod review;
 pub mod runner;
 mod verified;

@@ -271,6 +271,14 @@ impl Promoter<'_> {
         if let Some(reason) = &req.override_reason {
             crate::access::authorize_override(self.store, &req.actor, &scope, reason)?;
         }
+        self.promote_authorised(req)
+    }
+
+    /// [`Promoter::promote`] once the actor is authorised: by their roles, or
+    /// — for a remediation to an environment the organisation's `[remediation]
+    /// auto_promote` names — by org.toml itself. The gate decides the same way
+    /// either way.
+    pub(crate) fn promote_authorised(&self, req: &Request) -> Result<Outcome, EngineError> {
         // One promotion at a time per data directory, and none while another
         // process reconciles; what runs is reconciled with the records first.
         let _lock = crate::deploy::reconcile::DeployLock::acquire(self.data, LOCK_WAIT)?;

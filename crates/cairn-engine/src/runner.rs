@@ -183,6 +183,65 @@ impl Engine {
         )
     }
 
+    /// Runs the chain of `loaded` — the commit image `digest` was built from —
+    /// with that image as the run's image: every stage runs as for any run of
+    /// the commit, except that the build stage does not assemble an image (the
+    /// one under test is `digest`, a rebase of an image of this commit, with its
+    /// own provenance), so the unit tests are certified about `digest` and the
+    /// acceptance tests (the HTTP checks and the workload's command) run against
+    /// it in the sandbox. The signed test results are this digest's own.
+    pub fn retest(
+        &self,
+        loaded: &LoadedWorkload,
+        digest: &str,
+        observer: &mut dyn RunObserver,
+    ) -> Result<RunRecord, EngineError> {
+        let store = &*self.store;
+        let refuse = |why: String| EngineError::ImageNotFound {
+            reference: digest.to_owned(),
+            why,
+        };
+        let record = store
+            .images(None, Some(digest), 1)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| refuse("cairn has no record of it".to_owned()))?;
+        if record.workload != loaded.workload.name || record.commit != loaded.commit {
+            return Err(refuse(format!(
+                "it is an image of {} at {}, not of {} at {}",
+                record.workload, record.commit, loaded.workload.name, loaded.commit
+            )));
+        }
+        if record.rebased_from.is_none() {
+            return Err(refuse(
+                "a run built it and tested it already; only a rebased image is retested".to_owned(),
+            ));
+        }
+        let (signer, plan) = self.prepare(loaded)?;
+        let Some(mut plan) = plan else {
+            return Err(refuse(format!(
+                "workload {} declares no image",
+                loaded.workload.name
+            )));
+        };
+        let base = store
+            .base_history(&record.base_name)?
+            .into_iter()
+            .find(|b| b.digest == record.base_digest)
+            .ok_or_else(|| EngineError::BaseNotInCatalog {
+                name: format!("{}@{}", record.base_name, record.base_digest),
+            })?;
+        plan.retest = Some(BuiltImage {
+            image: plan.images.image(digest)?,
+            digest: digest.to_owned(),
+            base,
+        });
+        let (run, stages) = self.create(loaded, Some("retest"), Trigger::Cli)?;
+        observer.run_created(&run, &stages, loaded);
+        store.start_run(run.id, &owner_tag(), now_ms())?;
+        self.execute(loaded, &run, &stages, &signer, Some(&plan), false, observer)
+    }
+
     /// Loads the workload in `dir` at `rev`, checks what a run checks before it
     /// exists (config, commit, catalog base) and queues a run for the server's
     /// workers ([`Engine::execute_next`]). With `expect`, the commit's
@@ -399,7 +458,11 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
-        Ok(Some(ImagePlan { images, base }))
+        Ok(Some(ImagePlan {
+            images,
+            base,
+            retest: None,
+        }))
     }
 
     /// Records the workload and creates its run (queued, every stage pending).
@@ -574,6 +637,11 @@ impl Engine {
             StageKind::UnitTest => facts.source.clone(),
             StageKind::AcceptanceTest if facts.tested_image => image_subject.clone(),
             StageKind::AcceptanceTest => facts.output.clone().or_else(|| facts.source.clone()),
+            // A retest's build assembled no image: its provenance is about the
+            // output only (the image's own is the rebase's).
+            StageKind::Build if stage.record.status == StageStatus::Passed && facts.retesting() => {
+                facts.output.clone()
+            }
             StageKind::Build if stage.record.status == StageStatus::Passed => {
                 image_subject.clone().or_else(|| facts.output.clone())
             }
@@ -584,6 +652,7 @@ impl Engine {
         };
         let mut artifacts = vec![subject.clone()];
         if stage.spec.kind == StageKind::Build
+            && !facts.retesting()
             && image_subject.is_some()
             && let Some(output) = &facts.output
         {
@@ -835,7 +904,13 @@ impl Engine {
                 digest.to_hex()
             ));
             facts.output = Some(Subject::sha256(output.clone(), digest));
-            if let (Some(plan), Some(config)) = (facts.image_plan, &loaded.workload.image) {
+            if let Some(under_test) = facts.image_plan.and_then(|p| p.retest.clone()) {
+                sink.system(&format!(
+                    "not assembled: the image under test is {} on catalog base {} ({}), a rebase of an image of this commit",
+                    under_test.digest, under_test.base.name, under_test.base.digest
+                ));
+                facts.image = Some(under_test);
+            } else if let (Some(plan), Some(config)) = (facts.image_plan, &loaded.workload.image) {
                 let built = release_candidate::build_image(
                     &plan.images,
                     loaded,
@@ -1172,6 +1247,10 @@ pub const BUILDER_ID: &str = "urn:cairn:builder:engine";
 struct ImagePlan {
     images: Images,
     base: (cairn_model::BaseRecord, cairn_oci::Image),
+    /// A retest ([`Engine::retest`]): the image under test, which the build
+    /// stage does not rebuild (a rebase of an image of this commit, with its
+    /// own provenance, SBOM and scan).
+    retest: Option<BuiltImage>,
 }
 
 /// The run to create for `loaded` at its commit (not yet written).
@@ -1246,6 +1325,13 @@ struct RunFacts<'p> {
     source_date_epoch: i64,
     /// The commits of the change and who signed them (the source stage's).
     change: Vec<cairn_evidence::ChangeCommit>,
+}
+
+impl RunFacts<'_> {
+    /// Whether the run retests an image it did not build.
+    fn retesting(&self) -> bool {
+        self.image_plan.is_some_and(|p| p.retest.is_some())
+    }
 }
 
 /// One finished stage, as its evidence needs it.

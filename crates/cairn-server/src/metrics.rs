@@ -191,7 +191,8 @@ fn exposure_metrics(out: &mut String, s: &crate::state::Shared) -> Result<(), Ap
     let mut remediated: Vec<i64> = Vec::new();
     for e in &all {
         match e.state {
-            cairn_engine::exposures::ExposureState::Open => {
+            cairn_engine::exposures::ExposureState::Open
+            | cairn_engine::exposures::ExposureState::Remediating => {
                 let slot = open
                     .entry((e.environment.as_str(), e.severity.as_str()))
                     .or_default();

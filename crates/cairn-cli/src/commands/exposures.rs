@@ -48,7 +48,7 @@ pub fn exposures(cli: &Cli, args: &ExposuresArgs) -> Result<ExitCode, Failure> {
     }
     let store = open_store(&data_dir(cli)?)?;
     let now = now_ms();
-    let list = cairn_engine::exposures::list(
+    let mut list = cairn_engine::exposures::list(
         &*store,
         &org,
         &ExposureFilter {
@@ -58,6 +58,8 @@ pub fn exposures(cli: &Cli, args: &ExposuresArgs) -> Result<ExitCode, Failure> {
         },
         now,
     )?;
+    // Open ones a running remediation covers are `remediating`.
+    cairn_engine::remediation::mark_remediating(&data_dir(cli)?, &mut list)?;
     if cli.json {
         print_json(&json!({
             "now": rfc3339_utc(now),

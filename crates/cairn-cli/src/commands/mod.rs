@@ -15,6 +15,7 @@ mod logs;
 mod policy;
 mod promote;
 mod recover;
+mod remediate;
 mod review;
 mod run;
 mod runs;
@@ -48,6 +49,7 @@ pub use key::KeyCommand;
 pub use log::LogCommand;
 pub use policy::PolicyCommand;
 pub use promote::{AuditArgs, PromoteArgs, RollbackArgs};
+pub use remediate::RemediateArgs;
 pub use review::ReviewCommand;
 pub use sbom::SbomArgs;
 pub use scan::ScanArgs;
@@ -92,6 +94,7 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Scan(args) => scan::scan(cli, args),
         Command::Where(args) => where_::where_(cli, args),
         Command::Exposures(args) => exposures::exposures(cli, args),
+        Command::Remediate(args) => remediate::remediate(cli, args),
         Command::Base(cmd) => base::base(cli, cmd),
         Command::Image(cmd) => image::image(cli, cmd),
         Command::Rebase(args) => image::rebase(cli, args),

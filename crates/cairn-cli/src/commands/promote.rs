@@ -343,8 +343,10 @@ pub fn audit(cli: &Cli, args: &AuditArgs) -> Result<ExitCode, Failure> {
             proof.tree_size,
             &proof.root[..16.min(proof.root.len())]
         );
-        if matches!(c.kind.as_str(), "reconciled" | "deploy-failed")
-            && let Some(outcome) = cairn_engine::promotion::RecordedDecision::of(c).outcome
+        if matches!(
+            c.kind.as_str(),
+            "reconciled" | "deploy-failed" | "remediation"
+        ) && let Some(outcome) = cairn_engine::promotion::RecordedDecision::of(c).outcome
         {
             println!("       {outcome}");
         }
