@@ -394,3 +394,107 @@ fn a_base_layer_advisory_is_remediated_in_production_by_cairn() {
     println!("{status}");
     assert!(status.contains("remediated by"), "{status}");
 }
+
+/// The debian fixture and, with `libc`, the host's C library and loader (for
+/// a dynamically linked app).
+fn debian_with_libc(root: &std::path::Path, zlib: &str, libc: bool) {
+    debian_fixture(root, zlib);
+    for (host, at) in [
+        ("/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"),
+        (
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "lib/x86_64-linux-gnu/libc.so.6",
+        ),
+    ] {
+        let dest = root.join(at);
+        if libc {
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(host, &dest).unwrap();
+        } else {
+            let _ = std::fs::remove_file(&dest);
+        }
+    }
+}
+
+/// Remediations that cannot finish stop at the failed step, say why (the
+/// command, `cairn remediate`'s status, the audit log), leave staging and
+/// production as they were and the exposure open: a base refresh that gives
+/// no fixed version, a rebased digest whose tests fail (the new base version
+/// lost the C library the app needs), an advisory with no fixed version.
+#[test]
+fn a_failed_remediation_step_leaves_production_untouched_and_says_why() {
+    // hello-web linked dynamically, on a base with the C library.
+    let p = in_production(
+        AUTO,
+        &|root| debian_with_libc(root, VULNERABLE, true),
+        &|f| {
+            let make = std::fs::read_to_string(f.repo.join("Makefile")).unwrap();
+            f.write("Makefile", &make.replace(" -static", ""))
+                .commit("link dynamically");
+        },
+    );
+    p.import(&common::zlib_advisory(ADVISORY, Some(FIXED)));
+    let unchanged = |p: &Prod| {
+        assert_eq!(p.running("production"), p.digest);
+        assert_eq!(p.running("staging"), p.digest);
+        let open = p.exposures(&["--env", "production"]);
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!(open[0]["state"], "open", "{open:?}");
+    };
+
+    // 1. The base's recipe gives the version it has: no fixed base yet.
+    let r = p.as_(&p.rita, &["remediate", ADVISORY]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("FAILED at `refresh`")
+            && r.stdout.contains("gives the version it has")
+            && r.stdout.contains("production is unchanged"),
+        "{r:?}"
+    );
+    unchanged(&p);
+    let status = p.as_(&p.rita, &["remediate"]).stdout;
+    println!("{status}");
+    assert!(
+        status.contains("failed at `refresh`: base `deb`'s recipe gives the version it has"),
+        "{status}"
+    );
+
+    // 2. The fixed base lost the C library: the rebased digest fails its
+    //    acceptance tests; nothing is promoted.
+    debian_with_libc(&p.root, FIXED, false);
+    let r = p.as_(&p.rita, &["remediate", &format!("hello-web:{ADVISORY}")]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("FAILED at `test`") && r.stdout.contains("acceptance-tests"),
+        "{r:?}"
+    );
+    unchanged(&p);
+    let audit = p.as_(&p.rita, &["audit"]).stdout;
+    println!("{audit}");
+    assert!(audit.contains("failed: step `test` failed"), "{audit}");
+    assert!(!audit.contains("by cairn-remediation"), "{audit}");
+    let runs = p.json(&p.rita, &["runs"]);
+    assert_eq!(runs[0]["status"], "failed", "{runs}");
+
+    // 3. An advisory with no fixed version: nothing to move to.
+    p.import(&common::zlib_advisory("DSA-9998-1", None));
+    let r = p.as_(&p.rita, &["remediate", "DSA-9998-1", "--plan"]);
+    println!("{}", r.stdout);
+    assert!(r.stdout.contains("fix: none"), "{r:?}");
+    let r = p.as_(&p.rita, &["remediate", "DSA-9998-1"]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("FAILED at `plan`: no fixed version of pkg:deb/debian/zlib1g"),
+        "{r:?}"
+    );
+    assert_eq!(p.running("production"), p.digest);
+
+    // Nothing open for an advisory nobody has.
+    let r = p.as_(&p.rita, &["remediate", "CVE-2099-0000"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("nothing to remediate"), "{r:?}");
+}
