@@ -173,7 +173,7 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// The run: its id, or `last` for the newest.
+    /// The run (its id, or `last`), `promotion`, `change:N`, or `remediation[:WORKLOAD]`.
     pub run: String,
     /// How many of the failing stage's last log lines to show.
     #[arg(long, default_value_t = 20)]

@@ -474,6 +474,13 @@ fn a_failed_remediation_step_leaves_production_untouched_and_says_why() {
     let audit = p.as_(&p.rita, &["audit"]).stdout;
     println!("{audit}");
     assert!(audit.contains("failed: step `test` failed"), "{audit}");
+    let why = p.as_(&p.rita, &["explain", "remediation:hello-web"]).stdout;
+    println!("{why}");
+    assert!(
+        why.contains("failed at `test`")
+            && why.contains("the release candidate exited before listening"),
+        "{why}"
+    );
     assert!(!audit.contains("by cairn-remediation"), "{audit}");
     let runs = p.json(&p.rita, &["runs"]);
     assert_eq!(runs[0]["status"], "failed", "{runs}");
@@ -497,4 +504,42 @@ fn a_failed_remediation_step_leaves_production_untouched_and_says_why() {
     let r = p.as_(&p.rita, &["remediate", "CVE-2099-0000"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("nothing to remediate"), "{r:?}");
+}
+
+/// The server's loop: `cairn up` with `auto_promote`; the base's source has
+/// the fix; an advisory for the base's package is imported (by the CLI) and
+/// cairn remediates production by itself, as `cairn-remediation`.
+#[test]
+fn cairn_up_remediates_after_an_advisory_import_by_itself() {
+    let p = in_production(AUTO, &|root| debian_fixture(root, VULNERABLE), &|_| {});
+    debian_fixture(&p.root, FIXED);
+    let mut up = common::server::Up::start(
+        &p.f.data,
+        &["--platform-dir", p.platform.path().to_str().unwrap()],
+    );
+    let imported = std::time::Instant::now();
+    p.import(&common::zlib_advisory(ADVISORY, Some(FIXED)));
+    let line = up.wait_for(
+        "remediation: remediated:",
+        std::time::Duration::from_secs(120),
+    );
+    let took = imported.elapsed();
+    println!("{}", up.seen.join("\n"));
+    println!(
+        "advisory imported → production remediated by `cairn up`: {:.1} s",
+        took.as_secs_f64()
+    );
+    assert!(line.contains("production runs sha256:"), "{line}");
+    let now = p.running("production");
+    assert_ne!(now, p.digest);
+    let all = p.exposures(&["--all", "--env", "production"]);
+    assert_eq!(all[0]["state"], "remediated", "{all:?}");
+    assert_eq!(all[0]["remediated_by"], now.as_str());
+    let audit = p.as_(&p.rita, &["audit"]).stdout;
+    assert!(
+        audit.contains("remediation hello-web → production by cairn-remediation"),
+        "{audit}"
+    );
+    // Nothing more to do: the next passes leave it alone.
+    assert!(p.exposures(&[]).is_empty());
 }

@@ -584,7 +584,12 @@ impl Remediator<'_> {
     ) -> Result<String, Failed> {
         let store = &*self.store;
         let no_signatures = |_: &crate::images::catalog::Candidate| Ok(Vec::new());
-        let actor = self.actor.clone();
+        // The server's loop refreshes as cairn's own remediation identity.
+        let actor = Some(
+            self.actor
+                .clone()
+                .unwrap_or_else(|| Identity::service_account(ACTOR)),
+        );
         let ctx = refresh::Refresh {
             data: self.data,
             store,
@@ -1005,5 +1010,86 @@ fn ending_json(ending: &Ending, state: &str) -> Value {
             command,
         } => json!({"waiting_for_approval": environment, "digest": digest, "command": command}),
         Ending::Failed { step, reason } => json!({"failed": step, "reason": reason}),
+    }
+}
+
+/// How often the server's loop looks for a new advisory import.
+pub const POLL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long after a failed attempt the loop tries the same exposures again
+/// (a base's archive may have the fix by then), unless advisories changed.
+pub const RETRY_MS: i64 = 15 * 60 * 1000;
+
+/// The server's remediation loop (`cairn up`): after each advisory import
+/// (a new re-match in the store) and every [`RETRY_MS`], every open
+/// base-layer exposure with a fix is remediated as [`ACTOR`] — once per
+/// exposed digest and set of advisories: one that waits for approval or was
+/// remediated is not tried again; one that failed is tried again after
+/// [`RETRY_MS`] or a new import.
+#[derive(Debug, Default)]
+pub struct Loop {
+    last_rematch: Option<i64>,
+    last_pass_ms: i64,
+    /// Per workload: (digest and advisories, when, whether it may be retried).
+    attempted: BTreeMap<String, (String, i64, bool)>,
+}
+
+impl Loop {
+    /// One look: `Ok(outcomes)` of the remediations it ran (often none).
+    pub fn tick(
+        &mut self,
+        data: &DataDir,
+        store: Arc<dyn Store>,
+        platform_dir: Option<&Path>,
+        note: &mut dyn FnMut(&str),
+    ) -> Result<Vec<Outcome>, EngineError> {
+        let now = now_ms();
+        let newest = store.rematches(1)?.first().map(|r| r.id);
+        let imported = newest != self.last_rematch;
+        if !imported && now - self.last_pass_ms < RETRY_MS {
+            return Ok(Vec::new());
+        }
+        self.last_rematch = newest;
+        self.last_pass_ms = now;
+        let org = crate::load_org(platform_dir)?;
+        let remediator = Remediator {
+            data,
+            store,
+            org: &org,
+            platform_dir,
+            actor: None,
+        };
+        let mut out = Vec::new();
+        for plan in remediator.plan(&Target::All)? {
+            if !matches!(plan.fix, Fix::Base { .. }) {
+                continue;
+            }
+            let key = format!(
+                "{} {}",
+                plan.digest,
+                plan.exposures
+                    .iter()
+                    .map(|(a, p)| format!("{a}/{p}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            if let Some((done, at, retry)) = self.attempted.get(&plan.workload)
+                && *done == key
+                && (!*retry || (!imported && now - at < RETRY_MS))
+            {
+                continue;
+            }
+            match remediator.execute(&plan, note) {
+                Ok(outcome) => {
+                    let retry = matches!(outcome.ending, Ending::Failed { .. });
+                    self.attempted
+                        .insert(plan.workload.clone(), (key, now_ms(), retry));
+                    out.push(outcome);
+                }
+                // Another remediation of the workload runs: next time.
+                Err(EngineError::Remediation { why }) => note(&why),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 }

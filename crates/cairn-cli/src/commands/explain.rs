@@ -1,4 +1,6 @@
-//! `cairn explain RUN`: why a run failed or was interrupted.
+//! `cairn explain RUN`: why a run failed or was interrupted; `cairn explain
+//! promotion|change:N`: why a gate decided; `cairn explain remediation[:WORKLOAD]`:
+//! how the last remediation of each workload (or of one) ended, and why.
 
 use std::process::ExitCode;
 
@@ -12,6 +14,9 @@ use crate::exit::Failure;
 use crate::output::{line_json, line_text, print_json, run_json, short_commit};
 
 pub fn explain(cli: &Cli, args: &ExplainArgs) -> Result<ExitCode, Failure> {
+    if let Some(rest) = args.run.strip_prefix("remediation") {
+        return explain_remediation(cli, rest.strip_prefix(':'));
+    }
     let store = open_store(&data_dir(cli)?)?;
     if args.run == "promotion" || args.run.starts_with("change:") {
         return explain_change(cli, &*store, &args.run);
@@ -179,5 +184,30 @@ fn explain_change(
         "hint:      `cairn policy eval {} {} --to {}` prints the gate's whole input",
         change.workload, change.to_digest, change.environment
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The last remediation of `workload` (or of every workload).
+fn explain_remediation(cli: &Cli, workload: Option<&str>) -> Result<ExitCode, Failure> {
+    let data = data_dir(cli)?;
+    let list = match workload {
+        Some(w) => cairn_engine::remediation::status(&data, w)?
+            .into_iter()
+            .collect(),
+        None => cairn_engine::remediation::statuses(&data)?,
+    };
+    if list.is_empty() {
+        return Err(Failure::user(anyhow::anyhow!(
+            "no remediation{} yet; `cairn remediate --all --plan` shows what cairn would do",
+            workload.map(|w| format!(" of {w}")).unwrap_or_default()
+        )));
+    }
+    if cli.json {
+        print_json(&json!(list));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for s in &list {
+        super::remediate::print_status(s);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -194,29 +194,35 @@ fn show(cli: &Cli, data: &cairn_engine::DataDir) -> Result<ExitCode, Failure> {
         println!("no remediation yet; `cairn remediate --all --plan` shows what cairn would do");
     }
     for s in &list {
-        let text = |v: &Value| v.as_str().unwrap_or("?").to_owned();
-        println!(
-            "{} {}: {} (started {} by {})",
-            text(&s["workload"]),
-            text(&s["id"]),
-            text(&s["state"]),
-            text(&s["started"]),
-            text(&s["actor"])
-        );
-        let e = &s["ending"];
-        if let Some(step) = e["failed"].as_str() {
-            println!("  failed at `{step}`: {}", text(&e["reason"]));
-        } else if let Some(env) = e["waiting_for_approval"].as_str() {
-            println!("  waiting for approval to {env}: {}", text(&e["command"]));
-        } else if let Some(d) = e["remediated"].as_str() {
-            println!(
-                "  remediated by {d} in {} s",
-                e["time_to_remediate_seconds"]
-            );
-        }
-        for step in s["steps"].as_array().into_iter().flatten() {
-            println!("  - {}: {}", text(&step["step"]), text(&step["detail"]));
-        }
+        print_status(s);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One workload's last remediation: its state, how it ended (why, when it
+/// failed) and its steps.
+pub(super) fn print_status(s: &Value) {
+    let text = |v: &Value| v.as_str().unwrap_or("?").to_owned();
+    println!(
+        "{} {}: {} (started {} by {})",
+        text(&s["workload"]),
+        text(&s["id"]),
+        text(&s["state"]),
+        text(&s["started"]),
+        text(&s["actor"])
+    );
+    let e = &s["ending"];
+    if let Some(step) = e["failed"].as_str() {
+        println!("  failed at `{step}`: {}", text(&e["reason"]));
+    } else if let Some(env) = e["waiting_for_approval"].as_str() {
+        println!("  waiting for approval to {env}: {}", text(&e["command"]));
+    } else if let Some(d) = e["remediated"].as_str() {
+        println!(
+            "  remediated by {d} in {} s",
+            e["time_to_remediate_seconds"]
+        );
+    }
+    for step in s["steps"].as_array().into_iter().flatten() {
+        println!("  - {}: {}", text(&step["step"]), text(&step["detail"]));
+    }
 }
