@@ -55,6 +55,16 @@ fn base_refresh_runs_the_recipe_again_or_imports_a_newer_source_through_the_gate
     assert!(r.stdout.contains("it replaces"), "{r:?}");
     assert_eq!(catalog_entries(&f, "deb").len(), 3);
 
+    // A recorded source (now the newer one) others may write to is not read
+    // again by cairn.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&newer, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = f.run(&["base", "refresh", "deb"]);
+    println!("{}", r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("writable by group or others"), "{r:?}");
+    std::fs::set_permissions(&newer, std::fs::Permissions::from_mode(0o755)).unwrap();
+
     // A base the catalog does not know.
     let r = f.run(&["base", "refresh", "nope"]);
     assert_eq!(r.code, 1, "{r:?}");

@@ -212,6 +212,9 @@ impl Engine {
                 record.workload, record.commit, loaded.workload.name, loaded.commit
             )));
         }
+        // The commit is the one cairn's verified provenance about the digest
+        // signs, never the store row's alone.
+        crate::images::rebase::check_signed_origin(&self.data, store, digest, &record, digest)?;
         if record.rebased_from.is_none() {
             return Err(refuse(
                 "a run built it and tested it already; only a rebased image is retested".to_owned(),

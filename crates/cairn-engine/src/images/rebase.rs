@@ -283,7 +283,7 @@ impl Drop for TempDir {
 /// The image row's workload and commit are exactly what cairn's verified
 /// provenance about `digest` signs, and every bundle filed under it verifies;
 /// otherwise the rebase is refused, naming why.
-fn check_signed_origin(
+pub(crate) fn check_signed_origin(
     data: &DataDir,
     store: &dyn Store,
     digest: &str,

@@ -136,7 +136,25 @@ pub fn run_recipe(
                 ),
             })
         }
-        Recipe::Source(source) => Ok(source),
+        Recipe::Source(source) => {
+            // Read again without an admin at hand (the server's loop): a path
+            // others may write to could hand cairn anyone's root filesystem.
+            if let BaseSource::Rootfs(path) | BaseSource::Layout { dir: path, .. } = &source {
+                use std::os::unix::fs::MetadataExt;
+                let meta =
+                    std::fs::symlink_metadata(path).map_err(EngineError::io("inspect", path))?;
+                if meta.file_type().is_symlink() || meta.mode() & 0o022 != 0 {
+                    return Err(EngineError::BaseRefresh {
+                        name: String::new(),
+                        why: format!(
+                            "its recorded source {} is a symlink or writable by group or others: cairn does not read it again by itself; name the new version with --from SOURCE",
+                            path.display()
+                        ),
+                    });
+                }
+            }
+            Ok(source)
+        }
     }
 }
 
@@ -260,6 +278,9 @@ pub enum Refreshed {
     Unchanged { digest: String },
 }
 
+/// The publisher's signatures (Sigstore bundles) over a candidate.
+pub type Signatures<'a> = &'a dyn Fn(&Candidate) -> Result<Vec<Vec<u8>>, EngineError>;
+
 /// Everything a refresh needs from its caller.
 #[allow(missing_debug_implementations)]
 pub struct Refresh<'a> {
@@ -272,7 +293,7 @@ pub struct Refresh<'a> {
     pub pull: Option<Puller<'a>>,
     /// The publisher's signatures over the new version, when the organisation
     /// names base signers (given, or attached in its registry).
-    pub signatures: &'a dyn Fn(&Candidate) -> Result<Vec<Vec<u8>>, EngineError>,
+    pub signatures: Signatures<'a>,
 }
 
 /// Makes a new version of catalog base `name`: from `from`, else from its

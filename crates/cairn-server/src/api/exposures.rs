@@ -61,7 +61,7 @@ async fn list(
                 )));
             }
             let now = now_ms();
-            let items: Vec<Value> = cairn_engine::exposures::list(
+            let mut list = cairn_engine::exposures::list(
                 &*s.store,
                 &org,
                 &ExposureFilter {
@@ -70,11 +70,13 @@ async fn list(
                     include_remediated: q.all,
                 },
                 now,
-            )?
-            .iter()
-            .filter(|e| visible.includes(&e.workload))
-            .map(|e| cairn_engine::wire::exposure_json(e, now))
-            .collect();
+            )?;
+            cairn_engine::remediation::mark_remediating(&s.config.data, &mut list)?;
+            let items: Vec<Value> = list
+                .iter()
+                .filter(|e| visible.includes(&e.workload))
+                .map(|e| cairn_engine::wire::exposure_json(e, now))
+                .collect();
             Ok(Json(json!({ "exposures": items })))
         })
         .await
