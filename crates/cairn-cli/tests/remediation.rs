@@ -553,3 +553,152 @@ fn cairn_up_remediates_after_an_advisory_import_by_itself() {
     // Nothing more to do: the next passes leave it alone.
     assert!(p.exposures(&[]).is_empty());
 }
+
+/// An npm lockfile naming minimist 1.2.5, and its manifest.
+const PACKAGE_LOCK: &str = r#"{
+  "name": "hello-web-tools",
+  "version": "1.0.0",
+  "lockfileVersion": 3,
+  "requires": true,
+  "packages": {
+    "": { "name": "hello-web-tools", "version": "1.0.0", "license": "MIT",
+          "dependencies": { "minimist": "1.2.5" } },
+    "node_modules/minimist": {
+      "version": "1.2.5",
+      "resolved": "https://registry.npmjs.org/minimist/-/minimist-1.2.5.tgz",
+      "license": "MIT"
+    }
+  }
+}
+"#;
+const PACKAGE_JSON: &str = r#"{
+  "name": "hello-web-tools",
+  "version": "1.0.0",
+  "license": "MIT",
+  "dependencies": { "minimist": "1.2.5" }
+}
+"#;
+
+/// An OSV record for minimist below `fixed`, with a CVSS vector.
+fn minimist_advisory(id: &str, fixed: &str, cvss: &str) -> Value {
+    serde_json::json!({
+        "schema_version": "1.6.0",
+        "id": id,
+        "modified": "2026-12-01T00:00:00Z",
+        "summary": "minimist pollutes prototypes",
+        "severity": [{ "type": "CVSS_V3", "score": cvss }],
+        "affected": [{
+            "package": { "ecosystem": "npm", "name": "minimist", "purl": "pkg:npm/minimist" },
+            "ranges": [{ "type": "SEMVER", "events": [{ "introduced": "0" }, { "fixed": fixed }] }]
+        }]
+    })
+}
+
+/// A dependency finding: cairn bumps minimist to its lowest fixed version
+/// with npm in the sandbox (network on), commits the lockfile and manifest on
+/// a new branch, runs the chain for it, and waits for review; a maintainer
+/// approves, a release manager promotes, and the exposure closes. A tool that
+/// fails (no such version on the registry) stops at its step, saying why.
+#[test]
+fn a_dependency_advisory_becomes_a_reviewed_remediation_commit() {
+    let p = in_production(AUTO, &|root| debian_fixture(root, VULNERABLE), &|f| {
+        f.write("tools/package-lock.json", PACKAGE_LOCK)
+            .write("tools/package.json", PACKAGE_JSON)
+            .commit("tools lockfile");
+    });
+    let bob = token(&p.f, Some(&p.admin), "bob2@example.org");
+    let r = p.as_(
+        &p.admin,
+        &[
+            "role",
+            "grant",
+            "bob2@example.org",
+            "maintainer",
+            "--workload",
+            "hello-web",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+
+    // A fixed version the registry does not have: npm fails, nothing moves.
+    p.import(&minimist_advisory(
+        "GHSA-cair-n000-0009",
+        "9.9.9",
+        "CVSS:3.1/AV:N/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:L",
+    ));
+    let r = p.as_(&p.rita, &["remediate", "GHSA-cair-n000-0009"]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("FAILED at `bump`") && r.stdout.contains("minimist@9.9.9"),
+        "{r:?}"
+    );
+    assert_eq!(p.running("production"), p.digest);
+
+    // The real fix: 1.2.6.
+    let imported = std::time::Instant::now();
+    p.import(&minimist_advisory(
+        "GHSA-cair-n000-0001",
+        "1.2.6",
+        "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+    ));
+    let r = p.as_(&p.rita, &["remediate", "GHSA-cair-n000-0001", "--plan"]);
+    println!("{}", r.stdout);
+    assert!(r.stdout.contains("fix: dependency"), "{r:?}");
+    let r = p.as_(&p.rita, &["--json", "remediate", "GHSA-cair-n000-0001"]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let ending = &v[0]["ending"];
+    assert_eq!(ending["state"], "waiting-for-review", "{v}");
+    let commit = ending["commit"].as_str().unwrap().to_owned();
+    let branch = ending["branch"].as_str().unwrap().to_owned();
+    let image = ending["digest"].as_str().unwrap().to_owned();
+    // The commit is on its branch, with the bumped lockfile; the work tree is untouched.
+    let show = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&p.f.repo)
+        .args(["show", &format!("{branch}:tools/package-lock.json")])
+        .output()
+        .unwrap();
+    let lock = String::from_utf8_lossy(&show.stdout);
+    assert!(lock.contains("minimist-1.2.6.tgz"), "{lock}");
+    let worktree = std::fs::read_to_string(p.f.repo.join("tools/package-lock.json")).unwrap();
+    assert!(worktree.contains("1.2.5"), "the work tree is untouched");
+    // Its review counts like any commit's: the author (cairn) is not the reviewer.
+    let r = p.as_(
+        &p.rita,
+        &["promote", "hello-web", &image, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = p.as_(
+        &p.rita,
+        &["promote", "hello-web", &image, "--to", "production"],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("[review]"), "{r:?}");
+    let r = p.as_(&bob, &["review", "approve", &commit]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = p.as_(
+        &p.rita,
+        &["promote", "hello-web", &image, "--to", "production"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let took = imported.elapsed();
+    let all = p.exposures(&["--all", "--env", "production"]);
+    println!("{all:#?}");
+    let fixed = all
+        .iter()
+        .find(|e| e["advisory"] == "GHSA-cair-n000-0001")
+        .unwrap();
+    assert_eq!(fixed["state"], "remediated");
+    assert_eq!(fixed["remediated_by"], image.as_str());
+    println!(
+        "dependency advisory imported → production (with a human review): {:.1} s",
+        took.as_secs_f64()
+    );
+    let audit = p.as_(&p.rita, &["audit"]).stdout;
+    for step in ["bumped:", "committed:", "tested:", "waiting-for-review:"] {
+        assert!(audit.contains(step), "{step}: {audit}");
+    }
+}

@@ -1117,3 +1117,94 @@ pub fn check_data_dir_ignored(data: &Path) -> Result<(), EngineError> {
         }),
     }
 }
+
+/// A new commit on new branch `branch` of `repo`: `parent`'s tree with each
+/// file of `files` (`(path from the top level, bytes)`) replaced, authored
+/// and committed by `who` (`(name, email)`), with `message`. Written with
+/// plumbing (blobs, a private index at `index`, a tree, a commit) so the work
+/// tree and the repository's index are untouched; the branch must not exist
+/// yet (the ref is created only if absent). Returns the commit's id.
+pub fn commit_files_on_branch(
+    repo: &Path,
+    index: &Path,
+    parent: &str,
+    files: &[(String, Vec<u8>)],
+    branch: &str,
+    who: (&str, &str),
+    message: &str,
+) -> Result<String, EngineError> {
+    use std::io::Write;
+    let fail = |what: &'static str, stderr: String| EngineError::Git { what, stderr };
+    let with_index = |args: &[&str]| {
+        let mut cmd = git(repo);
+        cmd.env("GIT_INDEX_FILE", index).args(args);
+        run(cmd)
+    };
+    let out = with_index(&["read-tree", &format!("{parent}^{{tree}}")])?;
+    if !out.ok {
+        return Err(fail("read-tree", out.stderr));
+    }
+    for (path, bytes) in files {
+        let mut hash = git(repo);
+        hash.args(["hash-object", "-w", "--stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = hash.spawn().map_err(|source| EngineError::Spawn {
+            program: "git",
+            source,
+        })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(bytes)
+                .map_err(|e| fail("hash-object", e.to_string()))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| fail("hash-object", e.to_string()))?;
+        if !out.status.success() {
+            return Err(fail(
+                "hash-object",
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
+        }
+        let blob = text(out.stdout);
+        let out = with_index(&[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("100644,{blob},{path}"),
+        ])?;
+        if !out.ok {
+            return Err(fail("update the index", out.stderr));
+        }
+    }
+    let out = with_index(&["write-tree"])?;
+    if !out.ok {
+        return Err(fail("write-tree", out.stderr));
+    }
+    let tree = text(out.stdout);
+    let mut cmd = git(repo);
+    cmd.args(["commit-tree", &tree, "-p", parent, "-m", message])
+        .env("GIT_AUTHOR_NAME", who.0)
+        .env("GIT_AUTHOR_EMAIL", who.1)
+        .env("GIT_COMMITTER_NAME", who.0)
+        .env("GIT_COMMITTER_EMAIL", who.1);
+    let out = run(cmd)?;
+    if !out.ok {
+        return Err(fail("commit-tree", out.stderr));
+    }
+    let commit = text(out.stdout);
+    let mut cmd = git(repo);
+    cmd.args([
+        "update-ref",
+        &format!("refs/heads/{branch}"),
+        &commit,
+        "0000000000000000000000000000000000000000",
+    ]);
+    let out = run(cmd)?;
+    if !out.ok {
+        return Err(fail("create the branch", out.stderr));
+    }
+    Ok(commit)
+}

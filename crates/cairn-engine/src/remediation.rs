@@ -20,8 +20,11 @@
 //! step stops it: production is untouched (nothing is promoted past a failed
 //! step), the exposure stays open, and the status and the log say why.
 //!
-//! Not done here yet: a *dependency* finding (a lockfile bump on a branch,
-//! reviewed like any commit) is planned as such and refused with that reason.
+//! For a *dependency* finding with a fix: the lowest fixed version, the
+//! ecosystem's own tool (npm, cargo) run in the sandbox with network on the
+//! commit's tree, the lockfile and manifest committed on a new branch of the
+//! workload's repository, the chain run for that commit; then it waits for
+//! review (four eyes, as for any commit) and a human's promotion.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -127,6 +130,14 @@ pub enum Ending {
     WaitingForApproval {
         digest: String,
         environment: String,
+        command: String,
+    },
+    /// A dependency bump was committed on a branch and its run passed: it
+    /// waits for review like any commit, then for promotion.
+    WaitingForReview {
+        commit: String,
+        branch: String,
+        digest: Option<String>,
         command: String,
     },
     /// A step failed: nothing past it happened.
@@ -243,7 +254,16 @@ impl Remediator<'_> {
             }
             Fix::Dependency => {
                 steps.push(
-                    "nothing yet: the package is the app's own dependency; a lockfile bump on a branch of the workload's repository (reviewed like any commit) is not automated yet"
+                    "bump the dependency to its lowest fixed version with the ecosystem's tool, in the sandbox with network (npm install NAME@V --package-lock-only, cargo update -p NAME --precise V)"
+                        .to_owned(),
+                );
+                steps.push(format!(
+                    "commit the lockfile on a new branch cairn/remediate-… of {workload}'s repository (parent {})",
+                    record.map_or("?", |r| r.commit.as_str())
+                ));
+                steps.push("run the chain for that commit".to_owned());
+                steps.push(
+                    "wait for review (four eyes, as for any commit), then promotion by a release manager"
                         .to_owned(),
                 );
                 return steps;
@@ -339,6 +359,20 @@ impl Remediator<'_> {
                 Some(digest.clone()),
                 "waiting-for-approval",
             ),
+            Ending::WaitingForReview {
+                commit,
+                branch,
+                digest,
+                command,
+            } => (
+                "waiting-for-review",
+                format!(
+                    "commit {commit} on branch {branch} (image {}) waits for review like any commit: {command}",
+                    digest.as_deref().unwrap_or("none")
+                ),
+                digest.clone(),
+                "waiting-for-review",
+            ),
             Ending::Failed { step, reason } => (
                 "failed",
                 format!(
@@ -362,12 +396,7 @@ impl Remediator<'_> {
         let plan = run.outcome.plan.clone();
         let (base, from) = match &plan.fix {
             Fix::Base { base, from } => (base.clone(), from.clone()),
-            Fix::Dependency => {
-                return Err(Failed::at(
-                    "plan",
-                    "the finding is in the app's own dependency: a dependency bump is not automated yet".to_owned(),
-                ));
-            }
+            Fix::Dependency => return self.bump_dependency(run, note),
             Fix::None { why } => return Err(Failed::at("plan", why.clone())),
         };
         let store = &*self.store;
@@ -649,6 +678,409 @@ impl Remediator<'_> {
     pub fn statuses(&self) -> Result<Vec<Value>, EngineError> {
         statuses(self.data)
     }
+}
+
+impl Remediator<'_> {
+    /// A dependency finding: the lowest fixed version, the ecosystem's tool
+    /// in the sandbox with network on the commit's tree, the lockfile (and
+    /// manifest) committed on a new branch, the chain run for it; then it
+    /// waits for review.
+    fn bump_dependency(
+        &self,
+        run: &mut Running<'_, '_>,
+        note: &mut dyn FnMut(&str),
+    ) -> Result<Ending, Failed> {
+        let plan = run.outcome.plan.clone();
+        let store = &*self.store;
+        let commit = plan
+            .commit
+            .clone()
+            .ok_or_else(|| Failed::at("plan", "the image's commit is not known".to_owned()))?;
+        // One package at a time: the first one's exposures.
+        let package = plan.exposures[0].1.clone();
+        let advisories: BTreeSet<String> = plan
+            .exposures
+            .iter()
+            .filter(|(_, p)| *p == package)
+            .map(|(a, _)| a.clone())
+            .collect();
+        let (kind, name, installed) = parse_purl(&package).ok_or_else(|| {
+            Failed::at(
+                "plan",
+                format!("{package} is not a package URL cairn reads"),
+            )
+        })?;
+        let (ecosystem, lockfile, manifest) = match kind.as_str() {
+            "npm" => ("npm", "package-lock.json", "package.json"),
+            "cargo" => ("crates.io", "Cargo.lock", "Cargo.toml"),
+            other => {
+                return Err(Failed::at(
+                    "plan",
+                    format!("no dependency tool for {other} packages yet ({package})"),
+                ));
+            }
+        };
+        let fixed = lowest_fixed(store, self.org, &plan, &package, ecosystem, &installed)
+            .map_err(|why| Failed::at("plan", why))?;
+        let workload = store
+            .workload(&plan.workload)
+            .map_err(|e| Failed::at("bump", e.to_string()))?
+            .ok_or_else(|| {
+                Failed::at(
+                    "bump",
+                    format!("workload {} is not onboarded", plan.workload),
+                )
+            })?;
+        let dir = Path::new(&workload.repo);
+        let top = crate::git::top_level(dir).map_err(Failed::of("bump"))?;
+        let prefix = crate::git::prefix(dir).map_err(Failed::of("bump"))?;
+        let loaded = load_workload(dir, &commit, self.platform_dir).map_err(Failed::of("bump"))?;
+        let scratch = crate::images::rebase::scratch_dir(self.data).map_err(Failed::of("bump"))?;
+        let ws = scratch.path().join("ws");
+        std::fs::create_dir_all(&ws).map_err(|e| Failed::at("bump", e.to_string()))?;
+        crate::git::materialise(&top, &commit, &prefix, &ws).map_err(Failed::of("bump"))?;
+        // The lockfile that names the package (the first, in path order).
+        let tree = crate::inventory::Tree::walk(&ws).map_err(Failed::of("bump"))?;
+        let needle = format!("\"{name}\"");
+        let lock_rel = tree
+            .files
+            .iter()
+            .filter(|f| *f == lockfile || f.ends_with(&format!("/{lockfile}")))
+            .find(|f| {
+                tree.read(f, 64 << 20)
+                    .is_ok_and(|b| String::from_utf8_lossy(&b).contains(&needle))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                Failed::at(
+                    "bump",
+                    format!("no {lockfile} at commit {commit} names {name}"),
+                )
+            })?;
+        let lock_dir = lock_rel
+            .rsplit_once('/')
+            .map_or(String::new(), |(d, _)| d.to_owned());
+        let manifest_rel = if lock_dir.is_empty() {
+            manifest.to_owned()
+        } else {
+            format!("{lock_dir}/{manifest}")
+        };
+        // What the files hold before the tool runs (the tree reads the files
+        // as they are when asked).
+        let before: Vec<(String, Option<Vec<u8>>)> = [lock_rel.clone(), manifest_rel]
+            .into_iter()
+            .map(|rel| {
+                let bytes = tree.read(&rel, 64 << 20).ok();
+                (rel, bytes)
+            })
+            .collect();
+        // The name comes from the repository's lockfile and the version from
+        // an advisory: both are checked, and passed as arguments, never
+        // through a shell's parsing.
+        let plain = |t: &str, extra: &[char]| {
+            !t.is_empty()
+                && t.len() <= 214
+                && !t.starts_with('-')
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-+~".contains(c) || extra.contains(&c))
+        };
+        if !plain(&name, &['@', '/']) || !plain(&fixed, &[]) {
+            return Err(Failed::at(
+                "bump",
+                format!(
+                    "refusing to hand {name:?} at {fixed:?} to a tool: not a plain package name and version"
+                ),
+            ));
+        }
+        let argv: Vec<String> = match ecosystem {
+            "npm" => [
+                "npm",
+                "install",
+                "--package-lock-only",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([format!("{name}@{fixed}")])
+            .collect(),
+            _ => ["cargo", "update", "-p", &name, "--precise", &fixed]
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        };
+        let tool = argv.join(" ");
+        let home = ws.join(".home");
+        std::fs::create_dir_all(&home).map_err(|e| Failed::at("bump", e.to_string()))?;
+        cairn_sandbox::prepare_workspace(&ws).map_err(|e| Failed::at("bump", e.to_string()))?;
+        let policy = &loaded.chain.sandbox;
+        let mut path: Vec<String> = policy.tools.iter().filter_map(|t| t.bin.clone()).collect();
+        path.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(str::to_owned));
+        let dir_in_ws = if lock_dir.is_empty() {
+            ".".to_owned()
+        } else {
+            lock_dir.clone()
+        };
+        note(&format!(
+            "$ (in {dir_in_ws}) {tool}   [sandbox: network user-mode, on commit {commit}'s tree]"
+        ));
+        let mut sh = vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            "cd -- \"$1\" && shift && exec \"$@\"".to_owned(),
+            "sh".to_owned(),
+            dir_in_ws,
+        ];
+        sh.extend(argv);
+        let mut output = String::new();
+        let outcome = cairn_sandbox::run(
+            &cairn_sandbox::SandboxSpec {
+                workspace: ws.clone(),
+                argv: sh,
+                env: vec![
+                    ("PATH".into(), path.join(":")),
+                    ("HOME".into(), "/workspace/.home".into()),
+                    ("TMPDIR".into(), "/tmp".into()),
+                ],
+                network: true,
+                read_only_binds: policy
+                    .tools
+                    .iter()
+                    .map(|t| (PathBuf::from(&t.host), PathBuf::from(&t.at)))
+                    .collect(),
+                limits: cairn_sandbox::Limits {
+                    wall_clock: std::time::Duration::from_secs(600),
+                    memory_bytes: policy.memory_bytes,
+                    max_processes: policy.processes,
+                    max_line_bytes: 64 << 10,
+                },
+            },
+            &mut |_, bytes| {
+                if output.len() < 4096 {
+                    output.push_str(&String::from_utf8_lossy(bytes));
+                    output.push('\n');
+                }
+            },
+        )
+        .map_err(|e| Failed::at("bump", e.to_string()))?;
+        if !matches!(outcome.exit, cairn_sandbox::Exit::Code(0)) {
+            // The tool's error lines (else its last lines) say why.
+            let errors: Vec<&str> = output
+                .lines()
+                .filter(|l| l.to_ascii_lowercase().contains("error"))
+                .take(3)
+                .collect();
+            let tail = if errors.is_empty() {
+                let all: Vec<&str> = output.lines().collect();
+                all[all.len().saturating_sub(5)..].join(" | ")
+            } else {
+                errors.join(" | ")
+            };
+            return Err(Failed::at(
+                "bump",
+                format!("`{tool}` ended {:?}: {tail}", outcome.exit),
+            ));
+        }
+        // The bumped tree must not have the findings any more.
+        let collected =
+            crate::inventory::collect(&ws.join(&lock_dir)).map_err(Failed::of("bump"))?;
+        let evaluation =
+            crate::inventory::evaluate(store, &collected).map_err(Failed::of("bump"))?;
+        let left: Vec<String> = evaluation
+            .report
+            .vulnerabilities
+            .iter()
+            .filter(|v| advisories.contains(&v.advisory_id))
+            .map(|v| format!("{} in {} {}", v.advisory_id, v.package, v.installed_version))
+            .collect();
+        if !left.is_empty() {
+            return Err(Failed::at(
+                "bump",
+                format!("after `{tool}` the tree still has {}", left.join(", ")),
+            ));
+        }
+        let bumped = crate::inventory::Tree::walk(&ws).map_err(Failed::of("bump"))?;
+        let mut files = Vec::new();
+        for (rel, was) in &before {
+            let Ok(now) = bumped.read(rel, 64 << 20) else {
+                continue;
+            };
+            if was.as_deref() != Some(now.as_slice()) {
+                files.push((format!("{prefix}{rel}"), now));
+            }
+        }
+        if files.is_empty() {
+            return Err(Failed::at(
+                "bump",
+                format!("`{tool}` changed nothing in {lock_rel}"),
+            ));
+        }
+        run.step(
+            "bumped",
+            None,
+            &format!("{name} {installed} → {fixed} in {lock_rel} by `{tool}` in the sandbox"),
+            note,
+        )
+        .map_err(Failed::of("bump"))?;
+        let first = advisories.iter().next().cloned().unwrap_or_default();
+        let branch = format!(
+            "cairn/remediate-{}-{}",
+            first
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                })
+                .collect::<String>(),
+            now_ms()
+        );
+        let message = format!(
+            "Bump {name} from {installed} to {fixed} ({})\n\nMade by cairn remediate with `{tool}`.",
+            advisories.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+        let new_commit = crate::git::commit_files_on_branch(
+            &top,
+            &scratch.path().join("index"),
+            &commit,
+            &files,
+            &branch,
+            (ACTOR, "cairn-remediation@cairn.invalid"),
+            &message,
+        )
+        .map_err(Failed::of("commit"))?;
+        run.step(
+            "committed",
+            None,
+            &format!(
+                "commit {new_commit} on branch {branch} of {}",
+                top.display()
+            ),
+            note,
+        )
+        .map_err(Failed::of("commit"))?;
+        let engine = Engine::new(
+            self.store.clone(),
+            self.data.clone(),
+            self.platform_dir.map(Path::to_path_buf),
+        )
+        .with_actor(Some(self.actor_name()));
+        let ran = engine
+            .run(
+                &crate::RunRequest {
+                    dir: dir.to_path_buf(),
+                    rev: new_commit.clone(),
+                    keep_workspace: false,
+                },
+                &mut Quiet,
+            )
+            .map_err(Failed::of("test"))?;
+        if ran.status != RunStatus::Succeeded {
+            return Err(Failed::at(
+                "test",
+                format!(
+                    "run {} of commit {new_commit} failed: {} (`cairn logs {}`)",
+                    ran.id,
+                    ran.reason.as_deref().unwrap_or("no reason recorded"),
+                    ran.id
+                ),
+            ));
+        }
+        let digest = store
+            .images(Some(&plan.workload), None, 50)
+            .map_err(|e| Failed::at("test", e.to_string()))?
+            .into_iter()
+            .find(|i| i.run == Some(ran.id))
+            .map(|i| i.digest);
+        run.step(
+            "tested",
+            digest.as_deref(),
+            &format!("run {} of commit {new_commit} passed", ran.id),
+            note,
+        )
+        .map_err(Failed::of("test"))?;
+        let image = digest.clone().unwrap_or_else(|| "<image>".to_owned());
+        Ok(Ending::WaitingForReview {
+            command: format!(
+                "a maintainer who is not its author: `cairn review approve {new_commit}`; then `cairn promote {} {image} --to {}`",
+                plan.workload,
+                self.org
+                    .promotion_path
+                    .first()
+                    .map_or("staging", String::as_str)
+            ),
+            commit: new_commit,
+            branch,
+            digest,
+        })
+    }
+}
+
+/// `(type, name, version)` of a purl (`pkg:npm/%40scope/name@1.0.0?…`).
+fn parse_purl(purl: &str) -> Option<(String, String, String)> {
+    let rest = purl.strip_prefix("pkg:")?;
+    let rest = rest.split(['?', '#']).next()?;
+    let (kind, rest) = rest.split_once('/')?;
+    let (name, version) = rest.rsplit_once('@')?;
+    let name = name
+        .replace("%40", "@")
+        .replace("%2F", "/")
+        .replace("%2f", "/");
+    if name.is_empty() || version.is_empty() {
+        return None;
+    }
+    Some((kind.to_owned(), name, version.to_owned()))
+}
+
+/// The lowest version that fixes every advisory of `package` in `plan`:
+/// for each, its lowest fixed version above the installed one; the highest
+/// of those.
+fn lowest_fixed(
+    store: &dyn Store,
+    org: &OrgConfig,
+    plan: &Plan,
+    package: &str,
+    ecosystem: &str,
+    installed: &str,
+) -> Result<String, String> {
+    let scheme = cairn_vuln::Scheme::for_ecosystem(ecosystem)
+        .ok_or_else(|| format!("no version ordering for {ecosystem}"))?;
+    let parse = |v: &str| cairn_vuln::Version::parse(scheme, v).map_err(|e| format!("{v}: {e}"));
+    let installed_v = parse(installed)?;
+    let list = exposures::list(store, org, &ExposureFilter::default(), now_ms())
+        .map_err(|e| e.to_string())?;
+    let mut needed: Option<cairn_vuln::Version> = None;
+    for (advisory, _) in plan.exposures.iter().filter(|(_, p)| p == package) {
+        let fixes = list
+            .iter()
+            .find(|e| e.advisory == *advisory && e.package == package)
+            .map(|e| e.fixed_versions.clone())
+            .unwrap_or_default();
+        let mut lowest: Option<cairn_vuln::Version> = None;
+        for f in &fixes {
+            let v = parse(f)?;
+            if v.compare(&installed_v) == Some(std::cmp::Ordering::Greater)
+                && lowest
+                    .as_ref()
+                    .is_none_or(|l| v.compare(l) == Some(std::cmp::Ordering::Less))
+            {
+                lowest = Some(v);
+            }
+        }
+        let lowest = lowest.ok_or_else(|| {
+            format!("no fixed version of {package} above {installed} is known for {advisory}")
+        })?;
+        if needed
+            .as_ref()
+            .is_none_or(|n| lowest.compare(n) == Some(std::cmp::Ordering::Greater))
+        {
+            needed = Some(lowest);
+        }
+    }
+    needed
+        .map(|v| v.as_str().to_owned())
+        .ok_or_else(|| format!("no advisory of {package} to fix"))
 }
 
 /// The last remediation of each workload, as its status file says, with
@@ -1009,6 +1441,14 @@ fn ending_json(ending: &Ending, state: &str) -> Value {
             environment,
             command,
         } => json!({"waiting_for_approval": environment, "digest": digest, "command": command}),
+        Ending::WaitingForReview {
+            commit,
+            branch,
+            digest,
+            command,
+        } => {
+            json!({"waiting_for_review": commit, "branch": branch, "digest": digest, "command": command})
+        }
         Ending::Failed { step, reason } => json!({"failed": step, "reason": reason}),
     }
 }
@@ -1091,5 +1531,39 @@ impl Loop {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn purls_and_targets_read_as_meant() {
+        assert_eq!(
+            parse_purl("pkg:npm/%40scope/name@1.2.3?x=y").unwrap(),
+            ("npm".into(), "@scope/name".into(), "1.2.3".into())
+        );
+        assert_eq!(
+            parse_purl("pkg:cargo/serde@1.0.0").unwrap(),
+            ("cargo".into(), "serde".into(), "1.0.0".into())
+        );
+        assert!(parse_purl("npm/x@1").is_none());
+        assert!(parse_purl("pkg:npm/x@").is_none());
+        assert_eq!(
+            Target::parse("web:DSA-1"),
+            Target::Advisory {
+                workload: Some("web".into()),
+                advisory: "DSA-1".into()
+            }
+        );
+        assert_eq!(
+            Target::parse("CVE-2026-1"),
+            Target::Advisory {
+                workload: None,
+                advisory: "CVE-2026-1".into()
+            }
+        );
     }
 }

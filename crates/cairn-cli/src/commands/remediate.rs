@@ -117,6 +117,15 @@ pub fn remediate(cli: &Cli, args: &RemediateArgs) -> Result<ExitCode, Failure> {
                 format!("waiting for approval to {environment}: {command}"),
                 json!({ "state": "waiting-for-approval", "digest": digest, "environment": environment, "command": command }),
             ),
+            Ending::WaitingForReview {
+                commit,
+                branch,
+                digest,
+                command,
+            } => (
+                format!("waiting for review of commit {commit} (branch {branch}): {command}"),
+                json!({ "state": "waiting-for-review", "commit": commit, "branch": branch, "digest": digest, "command": command }),
+            ),
             Ending::Failed { step, reason } => {
                 failed = true;
                 (
@@ -214,6 +223,12 @@ pub(super) fn print_status(s: &Value) {
     let e = &s["ending"];
     if let Some(step) = e["failed"].as_str() {
         println!("  failed at `{step}`: {}", text(&e["reason"]));
+    } else if let Some(commit) = e["waiting_for_review"].as_str() {
+        println!(
+            "  waiting for review of commit {commit} (branch {}): {}",
+            text(&e["branch"]),
+            text(&e["command"])
+        );
     } else if let Some(env) = e["waiting_for_approval"].as_str() {
         println!("  waiting for approval to {env}: {}", text(&e["command"]));
     } else if let Some(d) = e["remediated"].as_str() {
