@@ -702,3 +702,38 @@ fn a_dependency_advisory_becomes_a_reviewed_remediation_commit() {
         assert!(audit.contains(step), "{step}: {audit}");
     }
 }
+
+/// Without production in `auto_promote`, cairn takes the remediation to
+/// staging and stops, saying which command a human runs; the exposure in
+/// production stays open until they do.
+#[test]
+fn without_auto_promote_for_production_the_remediation_waits_for_a_human() {
+    let p = in_production(
+        "[remediation]\nauto_promote = [\"staging\"]\n",
+        &|root| debian_fixture(root, VULNERABLE),
+        &|_| {},
+    );
+    p.import(&common::zlib_advisory(ADVISORY, Some(FIXED)));
+    debian_fixture(&p.root, FIXED);
+    let r = p.as_(&p.rita, &["remediate", ADVISORY]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{r:?}");
+    let staged = p.running("staging");
+    assert_ne!(staged, p.digest);
+    assert_eq!(p.running("production"), p.digest);
+    let command = format!("cairn promote hello-web {staged} --to production");
+    assert!(
+        r.stdout
+            .contains(&format!("waiting for approval to production: {command}")),
+        "{r:?}"
+    );
+    let open = p.exposures(&["--env", "production"]);
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["state"], "open");
+    let r = p.as_(
+        &p.rita,
+        &["promote", "hello-web", &staged, "--to", "production"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(p.exposures(&[]).is_empty());
+}
