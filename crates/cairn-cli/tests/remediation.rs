@@ -509,6 +509,15 @@ fn a_failed_remediation_step_leaves_production_untouched_and_says_why() {
         "{r:?}"
     );
     assert_eq!(p.running("production"), p.digest);
+    // With every exposure: the one with a fix is planned, the other waits.
+    let r = p.as_(&p.rita, &["remediate", "--all", "--plan"]);
+    println!("{}", r.stdout);
+    assert!(
+        r.stdout.contains("DSA-9999-1 in pkg:deb/debian/zlib1g")
+            && r.stdout.contains("fix: base `deb`")
+            && !r.stdout.contains("DSA-9998-1 in"),
+        "{r:?}"
+    );
 
     // Nothing open for an advisory nobody has.
     let r = p.as_(&p.rita, &["remediate", "CVE-2099-0000"]);

@@ -196,35 +196,53 @@ impl Remediator<'_> {
             };
             let (environment, digest) = (last.environment.clone(), last.digest.clone());
             let exposed: Vec<&Exposure> = list.iter().filter(|e| e.digest == digest).collect();
-            let pairs: Vec<(String, String)> = exposed
+            // What can be fixed now: the base-layer findings first (one base
+            // version fixes them together), else the app's own dependencies;
+            // findings with no fixed version wait.
+            let fixable: Vec<&Exposure> = exposed.iter().copied().filter(|e| e.fixable()).collect();
+            let record = store.images(None, Some(&digest), 1)?.into_iter().next();
+            let (fix, chosen) = match (&record, exposed.iter().find(|e| !e.fixable())) {
+                (_, Some(unfixed)) if fixable.is_empty() => (
+                    Fix::None {
+                        why: format!(
+                            "no fixed version of {} is known for {}: nothing to move to yet (the exposure stays open; accept it with a VEX statement, or wait for the fix)",
+                            unfixed.package, unfixed.advisory
+                        ),
+                    },
+                    exposed.clone(),
+                ),
+                (None, _) => (
+                    Fix::None {
+                        why: format!("{digest} is not an image cairn built: its base is not known"),
+                    },
+                    exposed.clone(),
+                ),
+                (Some(r), _) => {
+                    let in_base = base_purls(&images, &r.base_digest)?;
+                    let base_ones: Vec<&Exposure> = fixable
+                        .iter()
+                        .copied()
+                        .filter(|e| in_base.contains(&e.package))
+                        .collect();
+                    if base_ones.is_empty() {
+                        (Fix::Dependency, fixable.clone())
+                    } else {
+                        (
+                            Fix::Base {
+                                base: r.base_name.clone(),
+                                from: r.base_digest.clone(),
+                            },
+                            base_ones,
+                        )
+                    }
+                }
+            };
+            let pairs: Vec<(String, String)> = chosen
                 .iter()
                 .map(|e| (e.advisory.clone(), e.package.clone()))
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let record = store.images(None, Some(&digest), 1)?.into_iter().next();
-            let fix = match (&record, exposed.iter().find(|e| !e.fixable())) {
-                (_, Some(unfixed)) => Fix::None {
-                    why: format!(
-                        "no fixed version of {} is known for {}: nothing to move to yet (the exposure stays open; accept it with a VEX statement, or wait for the fix)",
-                        unfixed.package, unfixed.advisory
-                    ),
-                },
-                (None, _) => Fix::None {
-                    why: format!("{digest} is not an image cairn built: its base is not known"),
-                },
-                (Some(r), None) => {
-                    let in_base = base_purls(&images, &r.base_digest)?;
-                    if exposed.iter().all(|e| in_base.contains(&e.package)) {
-                        Fix::Base {
-                            base: r.base_name.clone(),
-                            from: r.base_digest.clone(),
-                        }
-                    } else {
-                        Fix::Dependency
-                    }
-                }
-            };
             let steps = self.steps(&workload, &digest, record.as_ref(), &fix);
             plans.push(Plan {
                 workload,
