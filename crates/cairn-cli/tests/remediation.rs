@@ -746,3 +746,38 @@ fn without_auto_promote_for_production_the_remediation_waits_for_a_human() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(p.exposures(&[]).is_empty());
 }
+
+/// `cairn up` takes a remediation as far as org.toml lets it and leaves one
+/// that waits for a human alone: another advisory import does not start it
+/// again.
+#[test]
+fn cairn_up_leaves_a_remediation_waiting_for_approval_alone() {
+    let p = in_production(
+        "[remediation]\nauto_promote = [\"staging\"]\n",
+        &|root| debian_fixture(root, VULNERABLE),
+        &|_| {},
+    );
+    debian_fixture(&p.root, FIXED);
+    let mut up = common::server::Up::start(
+        &p.f.data,
+        &["--platform-dir", p.platform.path().to_str().unwrap()],
+    );
+    p.import(&common::zlib_advisory(ADVISORY, Some(FIXED)));
+    let line = up.wait_for(
+        "remediation: waiting-for-approval:",
+        std::time::Duration::from_secs(120),
+    );
+    println!("{line}");
+    // Another import (a new re-match): the loop looks again, starts nothing.
+    p.import(&common::zlib_advisory("DSA-9997-1", Some(FIXED)));
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    up.stop(std::time::Duration::from_secs(10));
+    let started = up
+        .seen
+        .iter()
+        .filter(|l| l.contains("remediation: started:"))
+        .count();
+    println!("{}", up.seen.join("\n"));
+    assert_eq!(started, 1, "{:?}", up.seen);
+    assert_eq!(p.running("production"), p.digest);
+}

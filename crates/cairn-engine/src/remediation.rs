@@ -1530,6 +1530,17 @@ impl Loop {
                     .collect::<Vec<_>>()
                     .join(",")
             );
+            // One that waits for a human (also from before a restart) stays
+            // as it is.
+            if let Some(last) = status(data, &plan.workload)?
+                && last["digest"] == plan.digest.as_str()
+                && matches!(
+                    last["state"].as_str(),
+                    Some("waiting-for-approval" | "waiting-for-review" | "running")
+                )
+            {
+                continue;
+            }
             if let Some((done, at, retry)) = self.attempted.get(&plan.workload)
                 && *done == key
                 && (!*retry || (!imported && now - at < RETRY_MS))
