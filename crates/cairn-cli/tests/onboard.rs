@@ -224,7 +224,8 @@ fn init_reads_how_the_project_builds_and_tests() {
             &[
                 &format!("pytest, configured in {from}"),
                 "python3 -m pip install --target .deps pytest .",
-                "unit = \"PYTHONPATH=.deps python3 -m pytest -p no:cacheprovider\"",
+                "unit = \"PYTHONPATH=.deps python3 -m pytest -p no:cacheprovider --junitxml=.cairn-results/junit.xml\"",
+                "writes JUnit XML to .cairn-results/",
             ],
             &["unittest"],
         );
@@ -250,7 +251,7 @@ fn init_reads_how_the_project_builds_and_tests() {
     check(
         &[("go.mod", "module x\n")],
         &[],
-        &["unit = \"go test ./...\""],
+        &["unit = \"go test -v ./...\""],
         &[],
     );
     check(
@@ -502,4 +503,171 @@ fn a_data_dir_outside_any_work_tree_or_without_git_is_used() {
     let r = run(empty.to_str().unwrap());
     assert_eq!(r.code, 0, "{r:?}");
     assert!(tmp.path().join(".cairn").is_dir());
+}
+
+/// The unit-tests test-result statement of the last run, and its stage annotations.
+fn unit_test_result(f: &Fixture) -> (serde_json::Value, serde_json::Value) {
+    let (_, statement) = f
+        .statements()
+        .into_iter()
+        .find(|(stage, s)| {
+            stage == "unit-tests"
+                && s["predicateType"] == "https://in-toto.io/attestation/test-result/v0.1"
+        })
+        .expect("a unit-test result");
+    let predicate = statement["predicate"].clone();
+    let notes = predicate["configuration"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "cairn chain stage")
+        .unwrap()["annotations"]
+        .clone();
+    (predicate, notes)
+}
+
+/// Issue 14, item 4: a pytest project onboarded with `cairn init` and run with
+/// `cairn run` (real bubblewrap; pytest fetched from PyPI by the fetch stage):
+/// the signed test result names the tests and counts them (from pytest's JUnit
+/// XML, which init asked for), and the run's signed SBOM lists what the fetch
+/// installed.
+#[test]
+fn a_pytest_run_signs_test_names_counts_and_the_fetched_packages() {
+    let f = Fixture::new();
+    f.write(
+        "pyproject.toml",
+        "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\
+         [project]\nname = \"calc\"\nversion = \"0.1.0\"\n\
+         [tool.setuptools]\npy-modules = [\"calc\"]\n\
+         [tool.pytest.ini_options]\ntestpaths = [\"tests\"]\n",
+    )
+    .write("calc.py", "def add(a, b):\n    return a + b\n")
+    .write(
+        "tests/test_calc.py",
+        "import pytest\nimport calc\n\ndef test_add():\n    assert calc.add(1, 2) == 3\n\n\
+         def test_add_negative():\n    assert calc.add(-1, -2) == -3\n\n\
+         @pytest.mark.skip(reason=\"later\")\ndef test_later():\n    pass\n",
+    )
+    .commit("calc");
+    let init = f.ok(&["init"]);
+    println!("{}", init.stdout);
+    let toml = std::fs::read_to_string(f.repo.join("cairn.toml")).unwrap();
+    assert!(
+        toml.contains("--junitxml=.cairn-results/junit.xml"),
+        "{toml}"
+    );
+    f.commit("cairn init");
+    let r = f.run(&["run"]);
+    println!(
+        "{}",
+        f.run(&["logs", "last", "fetch"])
+            .stdout
+            .lines()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(r.code, 0, "{r:?}\n{}", f.run(&["logs", "last"]).stdout);
+    let unit = f.run(&["logs", "last", "unit-tests"]).stdout;
+    assert!(
+        unit.contains("tests (junit-xml): 2 passed, 0 failed, 1 skipped"),
+        "{unit}"
+    );
+
+    let (predicate, notes) = unit_test_result(&f);
+    println!(
+        "passedTests: {}\nannotations: {notes}",
+        predicate["passedTests"]
+    );
+    assert_eq!(predicate["result"], "PASSED");
+    assert_eq!(
+        predicate["passedTests"],
+        serde_json::json!([
+            "tests.test_calc.test_add",
+            "tests.test_calc.test_add_negative"
+        ])
+    );
+    assert_eq!(notes["cairn.tests.format"], "junit-xml");
+    assert_eq!(notes["cairn.tests.passed"], "2");
+    assert_eq!(notes["cairn.tests.failed"], "0");
+    assert_eq!(notes["cairn.tests.skipped"], "1");
+
+    // The SBOM of what the fetch installed, signed about the source tree.
+    let statements = f.statements();
+    let (_, sbom) = statements
+        .iter()
+        .find(|(stage, s)| stage == "fetch" && s["predicateType"] == "https://cyclonedx.org/bom")
+        .unwrap_or_else(|| panic!("no fetch SBOM: {statements:?}"));
+    let purls: Vec<&str> = sbom["predicate"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["purl"].as_str())
+        .collect();
+    println!("fetched: {purls:?}");
+    for want in [
+        "pkg:pypi/pytest@",
+        "pkg:pypi/pluggy@",
+        "pkg:pypi/iniconfig@",
+        "pkg:pypi/calc@0.1.0",
+    ] {
+        assert!(
+            purls.iter().any(|p| p.starts_with(want)),
+            "{want}: {purls:?}"
+        );
+    }
+    assert!(
+        sbom["subject"][0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("app@"),
+        "{sbom}"
+    );
+}
+
+/// Issue 14, item 4: a test step that leaves hostile reports (an entity bomb, a
+/// huge file, a symlink to /etc/shadow) has each refused with the reason in its
+/// log; nothing of them reaches the signed result.
+#[test]
+fn hostile_test_reports_are_refused_with_the_reason() {
+    let f = Fixture::new();
+    let unit = "mkdir -p .cairn-results && ln -s /etc/shadow .cairn-results/shadow.xml && \
+        printf '<!DOCTYPE t [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">]><testsuite><testcase name=\"&b;\"/></testsuite>' > .cairn-results/bomb.xml && \
+        head -c 9000000 /dev/zero | tr '\\0' ' ' > .cairn-results/huge.xml && \
+        mkfifo .cairn-results/pipe.xml && echo 'ok 1 - from the log' && echo '1..1'";
+    f.write(
+        "cairn.toml",
+        &format!(
+            "[workload]\nname = \"app\"\n[build]\ncommand = \"true\"\n[test]\nunit = {unit:?}\n"
+        ),
+    )
+    // A report committed to the repository is never taken for the stage's.
+    .write(
+        ".cairn-results/junit.xml",
+        "<testsuite><testcase name=\"committed-fake\"/></testsuite>",
+    )
+    .commit("hostile reports");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let log = f.run(&["logs", "last", "unit-tests"]).stdout;
+    println!("{log}");
+    for want in [
+        "test report .cairn-results/bomb.xml refused: it declares a DTD",
+        "test report .cairn-results/huge.xml refused",
+        "more than the limit of 8388608",
+        "test report .cairn-results/shadow.xml refused",
+        "is a symlink, and cairn never follows a symlink",
+        "test report .cairn-results/pipe.xml refused",
+        "tests (tap): 1 passed, 0 failed, 0 skipped",
+    ] {
+        assert!(log.contains(want), "missing {want:?}: {log}");
+    }
+    let (predicate, notes) = unit_test_result(&f);
+    assert_eq!(
+        predicate["passedTests"],
+        serde_json::json!(["from the log"])
+    );
+    assert_eq!(notes["cairn.tests.format"], "tap");
+    assert!(!predicate.to_string().contains("committed-fake"));
 }

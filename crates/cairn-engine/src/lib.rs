@@ -29,6 +29,7 @@ pub mod rebuild;
 pub mod recovery;
 pub mod review;
 pub mod runner;
+pub mod test_reports;
 mod verified;
 pub mod wire;
 mod workload_source;

@@ -13,6 +13,7 @@ use cairn_evidence::{
 use cairn_model::config::{ChainStage, WORKLOAD_FILE};
 use cairn_model::error_chain;
 use cairn_model::test_report::failed_tests;
+use cairn_model::test_results::{LineReader, TestReport};
 use cairn_model::time::human_duration;
 use cairn_model::{
     LogLine, LogStream, NewRun, NewStage, RunId, RunRecord, RunStatus, StageKind, StageRecord,
@@ -28,6 +29,7 @@ use crate::images::image_inventory::{self, ImageInventory};
 use crate::images::release_candidate::{self, BuiltImage, RcTest};
 use crate::inventory;
 use crate::keys::KeyStore;
+use crate::test_reports;
 
 use crate::host::{now_ms, owner_tag};
 use crate::workload_source::{LoadedWorkload, load_workload};
@@ -467,7 +469,15 @@ impl Engine {
             ..RunFacts::default()
         };
         // Unit tests that passed, to certify again about the image once it exists.
-        let mut unit_tests: Vec<(usize, StageRecord, i64, i64, Vec<String>)> = Vec::new();
+        #[allow(clippy::type_complexity)]
+        let mut unit_tests: Vec<(
+            usize,
+            StageRecord,
+            i64,
+            i64,
+            Vec<String>,
+            Option<TestReport>,
+        )> = Vec::new();
         for (index, (stage, spec)) in stages.iter().zip(&loaded.chain.stages).enumerate() {
             let started_ms = now_ms();
             self.store.start_stage(stage.id, started_ms)?;
@@ -475,14 +485,37 @@ impl Engine {
             current.status = StageStatus::Running;
             observer.stage_started(&current);
             let mut sink = LogSink::new(self.store.clone(), &current, observer);
-            let end = match self.run_stage(loaded, run, spec, workspace, &mut facts, &mut sink) {
+            let is_test = matches!(spec.kind, StageKind::UnitTest | StageKind::AcceptanceTest);
+            // A report from the repository or an earlier stage is never this stage's.
+            let cleared = if is_test {
+                test_reports::clear(workspace)
+            } else {
+                Ok(())
+            };
+            let end = match cleared
+                .and_then(|()| self.run_stage(loaded, run, spec, workspace, &mut facts, &mut sink))
+            {
                 Ok(end) => end,
                 Err(err) => StageEnd::failed(
                     None,
                     format!("cairn could not run the stage: {}", error_chain(&err)),
                 ),
             };
-            let log = sink.finish()?;
+            let junit = if is_test && end.status != StageStatus::Skipped {
+                test_reports::read(workspace, &mut |note| sink.system(note))
+            } else {
+                None
+            };
+            let mut log = sink.finish_with(|sink, from_lines| {
+                let tests = if is_test { junit.or(from_lines) } else { None };
+                if let Some(t) = &tests {
+                    sink.system(&format!(
+                        "tests ({}): {} passed, {} failed, {} skipped",
+                        t.format, t.passed_count, t.failed_count, t.skipped_count
+                    ));
+                }
+                tests
+            })?;
             let finished_ms = now_ms();
             self.store.finish_stage(
                 stage.id,
@@ -502,9 +535,15 @@ impl Engine {
                 record: &current,
                 started_ms,
                 finished_ms,
-                failed_tests: log.failed_tests,
+                failed_tests: std::mem::take(&mut log.failed_tests),
+                tests: log.tests.take(),
             };
             self.certify(loaded, run, &stage_facts, &facts, signer, None)?;
+            // What the fetch installed, about the source tree it was installed for.
+            if let (Some(bom), Some(source)) = (facts.fetched.take(), &facts.source) {
+                let sbom = Statement::new(vec![source.clone()], CycloneDxBom(bom))?;
+                self.keep(run, &current, source, &sbom, signer)?;
+            }
             if spec.kind == StageKind::UnitTest && current.status == StageStatus::Passed {
                 unit_tests.push((
                     index,
@@ -512,6 +551,7 @@ impl Engine {
                     started_ms,
                     finished_ms,
                     stage_facts.failed_tests.clone(),
+                    stage_facts.tests.clone(),
                 ));
             }
             // The image was built from the tested source: the engine saw both, so
@@ -522,13 +562,14 @@ impl Engine {
                 && let Some(built) = &facts.image
             {
                 let about = image_subject(loaded, built);
-                for (i, record, started, finished, failed) in &unit_tests {
+                for (i, record, started, finished, failed, tests) in &unit_tests {
                     let unit = StageFacts {
                         spec: &loaded.chain.stages[*i],
                         record,
                         started_ms: *started,
                         finished_ms: *finished,
                         failed_tests: failed.clone(),
+                        tests: tests.clone(),
                     };
                     self.certify(loaded, run, &unit, &facts, signer, Some(about.clone()))?;
                 }
@@ -616,6 +657,7 @@ impl Engine {
             logs: facts.logs.clone(),
             base_images,
             failed_tests: stage.failed_tests.clone(),
+            tests: stage.tests.clone(),
             artifacts,
             triggered_by: self.triggered_by(run),
             change: facts.change.clone(),
@@ -655,6 +697,36 @@ impl Engine {
                 source: Some(source),
                 time_ms: source_date_epoch.saturating_mul(1000),
             },
+            &mut |note| sink.system(note),
+        )
+    }
+
+    /// Inventories what the fetch stage installed in the workspace: the
+    /// resolved lockfiles and the installed packages' own metadata (the
+    /// sandbox's `.home` caches left out), recorded in the SBOM index; signed
+    /// about the source tree once the stage is over.
+    fn inventory_fetched(
+        &self,
+        loaded: &LoadedWorkload,
+        source: &Subject,
+        workspace: &Path,
+        source_date_epoch: i64,
+        sink: &mut LogSink<'_>,
+    ) -> Result<serde_json::Value, EngineError> {
+        let digest = source.sha256_digest().ok_or_else(|| {
+            EngineError::io("inventory", workspace)(std::io::Error::other(
+                "the source tree has no sha256 digest",
+            ))
+        })?;
+        let collected =
+            inventory::collect_installed(inventory::Tree::walk_except(workspace, &[HOME_DIR])?);
+        image_inventory::fetched(
+            &*self.store,
+            &loaded.workload.name,
+            &source.name,
+            &digest,
+            &collected,
+            source_date_epoch.saturating_mul(1000),
             &mut |note| sink.system(note),
         )
     }
@@ -802,6 +874,28 @@ impl Engine {
             "{} after {took}",
             end.reason.as_deref().unwrap_or("exit code 0")
         ));
+        if end.status == StageStatus::Passed
+            && spec.kind == StageKind::Fetch
+            && let Some(source) = &facts.source
+        {
+            // A failure is logged and leaves no such evidence; the run goes on.
+            facts.fetched = match self.inventory_fetched(
+                loaded,
+                source,
+                workspace,
+                facts.source_date_epoch,
+                sink,
+            ) {
+                Ok(bom) => Some(bom),
+                Err(e) => {
+                    sink.system(&format!(
+                        "no inventory of what the fetch installed, so no SBOM of it: {}",
+                        error_chain(&e)
+                    ));
+                    None
+                }
+            };
+        }
         if end.status == StageStatus::Passed
             && spec.kind == StageKind::Build
             && let Some(output) = &loaded.workload.output
@@ -1234,6 +1328,8 @@ struct RunFacts<'p> {
     image: Option<BuiltImage>,
     /// The RC's SBOM and scan, until they are certified.
     inventory: Option<ImageInventory>,
+    /// The SBOM of what the fetch stage installed, until it is certified.
+    fetched: Option<serde_json::Value>,
     /// Whether the acceptance tests ran against the RC image.
     tested_image: bool,
     /// The materialised source tree.
@@ -1255,6 +1351,8 @@ struct StageFacts<'a> {
     started_ms: i64,
     finished_ms: i64,
     failed_tests: Vec<String>,
+    /// The tests the stage ran, from the runner's reports or output.
+    tests: Option<TestReport>,
 }
 
 /// Bounds on what the engine reads of a workspace: the tree of a build output or
@@ -1384,6 +1482,7 @@ struct LogSink<'a> {
     dropped_bytes: u64,
     hasher: Sha256Hasher,
     failed_tests: Vec<String>,
+    results: LineReader,
 }
 
 /// What a finished stage's log says, for its evidence.
@@ -1392,6 +1491,8 @@ struct LogSummary {
     digest: Sha256Digest,
     /// Failed tests named in the step's output.
     failed_tests: Vec<String>,
+    /// The tests the stage ran (see [`LogSink::finish_with`]).
+    tests: Option<TestReport>,
 }
 
 struct SinkShared {
@@ -1466,6 +1567,7 @@ impl<'a> LogSink<'a> {
             dropped_bytes: 0,
             hasher: Sha256Hasher::new(),
             failed_tests: Vec::new(),
+            results: LineReader::default(),
         }
     }
 
@@ -1487,6 +1589,7 @@ impl<'a> LogSink<'a> {
                     self.failed_tests.push(name);
                 }
             }
+            self.results.line(text);
         }
         self.push(stream, bytes);
     }
@@ -1519,7 +1622,15 @@ impl<'a> LogSink<'a> {
         }
     }
 
-    fn finish(mut self) -> Result<LogSummary, EngineError> {
+    /// Ends the log; `tests` hears the test results read from the step's
+    /// output lines, may still write to the log, and says which results the
+    /// stage's evidence carries.
+    fn finish_with(
+        mut self,
+        tests: impl FnOnce(&mut Self, Option<TestReport>) -> Option<TestReport>,
+    ) -> Result<LogSummary, EngineError> {
+        let from_lines = std::mem::take(&mut self.results).finish();
+        let tests = tests(&mut self, from_lines);
         if self.dropped_lines > 0 {
             let note = format!(
                 "output truncated: {} more lines ({} bytes) were not kept; a stage keeps at most {} MiB of log",
@@ -1535,6 +1646,7 @@ impl<'a> LogSink<'a> {
         Ok(LogSummary {
             digest: hasher.finish(),
             failed_tests: std::mem::take(&mut self.failed_tests),
+            tests,
         })
     }
 
