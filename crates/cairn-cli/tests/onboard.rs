@@ -671,3 +671,120 @@ fn hostile_test_reports_are_refused_with_the_reason() {
     assert_eq!(notes["cairn.tests.format"], "tap");
     assert!(!predicate.to_string().contains("committed-fake"));
 }
+
+/// A fixture root filesystem from host files: dash as `/bin/sh`, the C library
+/// and its loader (merged-usr), and `cairn-fixture-cc`, a tool the host does not
+/// have.
+fn toolchain_rootfs(root: &std::path::Path) {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    for dir in ["usr/bin", "usr/lib/x86_64-linux-gnu", "usr/lib64", "etc"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::copy("/usr/bin/dash", root.join("usr/bin/sh")).unwrap();
+    std::fs::copy(
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        root.join("usr/lib/x86_64-linux-gnu/libc.so.6"),
+    )
+    .unwrap();
+    std::fs::copy(
+        "/lib64/ld-linux-x86-64.so.2",
+        root.join("usr/lib64/ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
+    let tool = root.join("usr/bin/cairn-fixture-cc");
+    std::fs::write(
+        &tool,
+        "#!/bin/sh\necho \"compiled by cairn-fixture-cc $*\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (link, target) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+    ] {
+        symlink(target, root.join(link)).unwrap();
+    }
+    std::fs::write(root.join("etc/os-release"), "ID=fixture\nVERSION_ID=1\n").unwrap();
+    std::fs::write(root.join("etc/passwd"), "nobody:x:65534:65534::/:/bin/sh\n").unwrap();
+}
+
+/// Issue 14, item 1: a workload naming a build image (`[build] image`) runs its
+/// stages with that catalog base as the sandbox's system (a tool absent from the
+/// host is there), and its digest is in the provenance; a build image missing
+/// from the catalog, or one without a signed catalog admission, refuses the run
+/// before it starts, naming it. Real bubblewrap.
+#[test]
+fn stages_run_in_the_build_image_the_workload_names() {
+    assert!(
+        !std::path::Path::new("/usr/bin/cairn-fixture-cc").exists(),
+        "the host must not have the fixture's tool"
+    );
+    let f = Fixture::new();
+    let rootfs = f.repo.parent().unwrap().join("toolchain-rootfs");
+    toolchain_rootfs(&rootfs);
+    f.ok(&[
+        "base",
+        "import",
+        rootfs.to_str().unwrap(),
+        "--name",
+        "fixture-cc",
+    ]);
+    let config = |image: &str| {
+        format!(
+            "[workload]\nname = \"app\"\n[build]\nimage = \"{image}\"\n\
+             command = \"cairn-fixture-cc main.c > app.txt\"\noutput = \"app.txt\"\n\
+             [test]\nunit = \"cairn-fixture-cc --test && test ! -e /usr/bin/git\"\n"
+        )
+    };
+    f.write("cairn.toml", &config("fixture-cc"))
+        .write("main.c", "int main(void) { return 0; }\n")
+        .commit("build in the fixture image");
+    let r = f.run(&["run"]);
+    let build = f.run(&["logs", "last", "build"]).stdout;
+    println!("{build}");
+    assert_eq!(r.code, 0, "{r:?}\n{build}");
+    assert!(build.contains("build image fixture-cc sha256:"), "{build}");
+    let unit = f.run(&["logs", "last", "unit-tests"]).stdout;
+    assert!(
+        unit.contains("compiled by cairn-fixture-cc --test"),
+        "{unit}"
+    );
+    let statements = f.statements();
+    let (_, provenance) = statements
+        .iter()
+        .find(|(_, s)| s["predicateType"] == "https://slsa.dev/provenance/v1")
+        .unwrap();
+    let deps = provenance["predicate"]["buildDefinition"]["resolvedDependencies"].to_string();
+    println!("resolvedDependencies: {deps}");
+    assert!(deps.contains("build image fixture-cc"), "{deps}");
+
+    // Not in the catalog: refused before the run exists, naming it.
+    f.write("cairn.toml", &config("no-such-toolchain"))
+        .commit("missing");
+    let r = f.run(&["run"]);
+    println!("{}", r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("build image `no-such-toolchain` is not in the organisation's catalog"),
+        "{r:?}"
+    );
+
+    // In the store but without a signed admission (a row an attacker wrote, or
+    // evidence removed): it did not pass the catalog's gate, so no run.
+    f.tamper(
+        "DELETE FROM evidence WHERE run_id IS NULL AND subject_name LIKE 'base fixture-cc%'",
+        &[],
+    );
+    f.write("cairn.toml", &config("fixture-cc")).commit("back");
+    let r = f.run(&["run"]);
+    println!("{}", r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("build image `fixture-cc` (sha256:")
+            && r.stderr.contains("did not pass the catalog's gate")
+            && r.stderr.contains("no signed catalog admission"),
+        "{r:?}"
+    );
+}

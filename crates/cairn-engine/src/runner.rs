@@ -170,7 +170,7 @@ impl Engine {
         observer: &mut dyn RunObserver,
     ) -> Result<RunRecord, EngineError> {
         let store = &*self.store;
-        let (signer, image_plan) = self.prepare(loaded)?;
+        let (signer, plan) = self.prepare(loaded)?;
         let (run, stages) = self.create(loaded, git_ref, Trigger::Cli)?;
         observer.run_created(&run, &stages, loaded);
         store.start_run(run.id, &owner_tag(), now_ms())?;
@@ -179,7 +179,7 @@ impl Engine {
             &run,
             &stages,
             &signer,
-            image_plan.as_ref(),
+            &plan,
             keep_workspace,
             observer,
         )
@@ -259,6 +259,7 @@ impl Engine {
             });
         }
         self.image_plan(&loaded)?;
+        self.build_image(&loaded)?;
         Ok(loaded)
     }
 
@@ -325,16 +326,8 @@ impl Engine {
         match prepared {
             Ok((loaded, signer, plan)) => {
                 observer.run_created(&run, &stages, &loaded);
-                self.execute(
-                    &loaded,
-                    &run,
-                    &stages,
-                    &signer,
-                    plan.as_ref(),
-                    false,
-                    observer,
-                )
-                .map(Some)
+                self.execute(&loaded, &run, &stages, &signer, &plan, false, observer)
+                    .map(Some)
             }
             Err(err) => {
                 let reason = format!(
@@ -367,7 +360,7 @@ impl Engine {
 
     /// What certifies a run and the image plan, before the run exists: no key or
     /// no log, no certified run.
-    fn prepare(&self, loaded: &LoadedWorkload) -> Result<(Signer, Option<ImagePlan>), EngineError> {
+    fn prepare(&self, loaded: &LoadedWorkload) -> Result<(Signer, Plan), EngineError> {
         // The log is held only while recording (see `certify::sign_and_keep`), so runs
         // and commands sharing the data directory take turns appending.
         let key = {
@@ -378,7 +371,58 @@ impl Engine {
             key,
             data: self.data.clone(),
         };
-        Ok((signer, self.image_plan(loaded)?))
+        let plan = Plan {
+            image: self.image_plan(loaded)?,
+            build_image: self.build_image(loaded)?,
+        };
+        Ok((signer, plan))
+    }
+
+    /// The workload's build image (`[build] image`): a catalog base the catalog
+    /// admitted (its signed admission verifies against cairn's keys and log),
+    /// unpacked; checked before the run exists, so a missing or unadmitted one
+    /// is refused naming it, before any work. `None`: the host's `/usr`.
+    fn build_image(&self, loaded: &LoadedWorkload) -> Result<Option<BuildImage>, EngineError> {
+        let Some(wanted) = &loaded.workload.build_image else {
+            return Ok(None);
+        };
+        let images = Images::open(&self.data)?;
+        let (record, image) = match images.base(
+            &*self.store,
+            &wanted.name,
+            wanted.digest.as_deref(),
+        ) {
+            Ok(base) => base,
+            Err(EngineError::BaseNotInCatalog { name }) => {
+                return Err(loaded
+                        .config_error(
+                            wanted.span.clone(),
+                            format!("build image `{name}` is not in the organisation's catalog"),
+                            "`cairn base list` shows the catalog; `cairn base create debian --name NAME --include TOOLS` makes a toolchain base",
+                        )
+                        .into());
+            }
+            Err(e) => return Err(e),
+        };
+        let (trust, _) = crate::verified::Trust::load(&self.data)?;
+        if let Err(why) = crate::verified::catalog_admitted(&*self.store, &trust, &record.digest)? {
+            return Err(loaded
+                .config_error(
+                    wanted.span.clone(),
+                    format!(
+                        "build image `{}` ({}) did not pass the catalog's gate: {why}",
+                        record.name, record.digest
+                    ),
+                    "build only on a base the catalog admitted: `cairn base create` / `cairn base import` it again",
+                )
+                .into());
+        }
+        let rootfs = images.rootfs(&image)?;
+        Ok(Some(BuildImage {
+            name: record.name,
+            digest: record.digest,
+            rootfs,
+        }))
     }
 
     /// A workload with an image builds only on a catalog base: checked before the
@@ -425,15 +469,13 @@ impl Engine {
         run: &RunRecord,
         stages: &[StageRecord],
         signer: &Signer,
-        image_plan: Option<&ImagePlan>,
+        plan: &Plan,
         keep_workspace: bool,
         observer: &mut dyn RunObserver,
     ) -> Result<RunRecord, EngineError> {
         let store = &*self.store;
         let workspace = self.data.workspaces().join(run.id.to_string());
-        let result = self.run_stages(
-            loaded, run, stages, &workspace, signer, image_plan, observer,
-        );
+        let result = self.run_stages(loaded, run, stages, &workspace, signer, plan, observer);
         if !keep_workspace {
             // Best effort: a leftover workspace wastes disk but loses nothing.
             let _ = std::fs::remove_dir_all(&workspace);
@@ -461,11 +503,12 @@ impl Engine {
         stages: &[StageRecord],
         workspace: &Path,
         signer: &Signer,
-        image_plan: Option<&ImagePlan>,
+        plan: &Plan,
         observer: &mut dyn RunObserver,
     ) -> Result<Option<String>, EngineError> {
         let mut facts = RunFacts {
-            image_plan,
+            image_plan: plan.image.as_ref(),
+            build_image: plan.build_image.as_ref(),
             ..RunFacts::default()
         };
         // Unit tests that passed, to certify again about the image once it exists.
@@ -641,6 +684,13 @@ impl Engine {
                 ))
             })
             .into_iter()
+            .chain(facts.build_image.and_then(|b| {
+                let hex = b.digest.strip_prefix("sha256:")?;
+                Some(NamedDigest::new(
+                    format!("build image {}", b.name),
+                    Sha256Digest::from_hex(hex).ok()?,
+                ))
+            }))
             .collect();
         let observed = Observed {
             workload: loaded.workload.name.clone(),
@@ -811,7 +861,7 @@ impl Engine {
         let policy = &loaded.chain.sandbox;
         let network = spec.kind == StageKind::Fetch;
         sink.system(&format!(
-            "$ {command}   [sandbox: network {}, timeout {}, memory {} MiB, {} processes]",
+            "$ {command}   [sandbox: network {}, timeout {}, memory {} MiB, {} processes, {}]",
             if network {
                 "user-mode (dependency fetch; no host loopback, no link-local)"
             } else {
@@ -819,7 +869,11 @@ impl Engine {
             },
             human_duration(spec.timeout),
             policy.memory_bytes >> 20,
-            policy.processes
+            policy.processes,
+            match facts.build_image {
+                Some(b) => format!("build image {} {}", b.name, b.digest),
+                None => "the host's /usr".to_owned(),
+            }
         ));
         let sandbox = SandboxSpec {
             workspace: workspace.to_path_buf(),
@@ -837,6 +891,7 @@ impl Engine {
                 max_processes: policy.processes,
                 max_line_bytes: MAX_LINE_BYTES,
             },
+            system_root: facts.build_image.map(|b| b.rootfs.clone()),
         };
         let outcome = cairn_sandbox::run(&sandbox, &mut |stream, bytes| {
             let stream = match stream {
@@ -1007,6 +1062,7 @@ impl Engine {
                 .map(|t| (PathBuf::from(&t.host), PathBuf::from(&t.at)))
                 .collect(),
             limits,
+            system_root: facts.build_image.map(|b| b.rootfs.clone()),
         });
         let test = RcTest {
             images: &plan.images,
@@ -1268,6 +1324,24 @@ struct ImagePlan {
     base: (cairn_model::BaseRecord, cairn_oci::Image),
 }
 
+/// What a run needs resolved before it exists.
+struct Plan {
+    /// The RC's catalog base, when the workload has an image.
+    image: Option<ImagePlan>,
+    /// The build image, when the workload names one.
+    build_image: Option<BuildImage>,
+}
+
+/// A catalog base the fetch, build and test stages run in (see
+/// [`cairn_sandbox::SandboxSpec::system_root`]).
+struct BuildImage {
+    name: String,
+    /// Its manifest digest, `sha256:…`.
+    digest: String,
+    /// Its unpacked root filesystem (the checked cache).
+    rootfs: PathBuf,
+}
+
 /// The run to create for `loaded` at its commit (not yet written).
 fn new_run(loaded: &LoadedWorkload, git_ref: Option<&str>, trigger: Trigger) -> NewRun {
     NewRun {
@@ -1324,6 +1398,8 @@ const HOME_DIR: &str = ".home";
 struct RunFacts<'p> {
     /// The image plan, when the workload has an image.
     image_plan: Option<&'p ImagePlan>,
+    /// The build image the steps run in, if any.
+    build_image: Option<&'p BuildImage>,
     /// The release-candidate image the build produced.
     image: Option<BuiltImage>,
     /// The RC's SBOM and scan, until they are certified.

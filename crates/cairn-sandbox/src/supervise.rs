@@ -103,7 +103,19 @@ fn run_spec(
         ),
         (None, None) => (Net::Own, None),
     };
-    let args = args::build(spec, etc.path(), net);
+    let system = match &spec.system_root {
+        Some(root) => {
+            if spawn::is_root() {
+                crate::image::check_reachable(root)?;
+            }
+            Some(args::System {
+                root,
+                entries: crate::image::top_entries(root)?,
+            })
+        }
+        None => None,
+    };
+    let args = args::build(spec, etc.path(), net, system.as_ref());
     execute(args, &spec.limits, netns, on_line)
 }
 
