@@ -788,3 +788,71 @@ fn stages_run_in_the_build_image_the_workload_names() {
         "{r:?}"
     );
 }
+
+/// Issue 14, item 1: org.toml's `[build.images]` maps the detected ecosystem to
+/// a build image when the workload names none (here a Makefile project runs
+/// `make`-less in the fixture image); a mapping to a base missing from the
+/// catalog refuses the run before it starts, naming it and where it came from.
+#[test]
+fn org_maps_the_detected_ecosystem_to_a_build_image() {
+    let f = Fixture::new();
+    let rootfs = f.repo.parent().unwrap().join("toolchain-rootfs");
+    toolchain_rootfs(&rootfs);
+    f.ok(&[
+        "base",
+        "import",
+        rootfs.to_str().unwrap(),
+        "--name",
+        "fixture-cc",
+    ]);
+    let platform = f.repo.parent().unwrap().join("platform");
+    std::fs::create_dir_all(&platform).unwrap();
+    let with_platform = |args: &[&str]| {
+        Run::from(
+            f.cairn(args)
+                .env("CAIRN_PLATFORM_DIR", &platform)
+                .output()
+                .unwrap(),
+        )
+    };
+    f.write("Makefile", "all:\n\ttrue\ntest:\n\ttrue\n")
+        .write(
+            "cairn.toml",
+            "[workload]\nname = \"app\"\n[build]\ncommand = \"cairn-fixture-cc build\"\n\
+             [test]\nunit = \"cairn-fixture-cc --test\"\n",
+        )
+        .commit("a make project");
+    std::fs::write(
+        platform.join("org.toml"),
+        "[build.images]\nmake = \"fixture-cc\"\n",
+    )
+    .unwrap();
+    let r = with_platform(&["run"]);
+    let unit = f.run(&["logs", "last", "unit-tests"]).stdout;
+    println!("{unit}");
+    assert_eq!(r.code, 0, "{r:?}\n{unit}");
+    assert!(
+        unit.contains("build image fixture-cc sha256:")
+            && unit.contains("org.toml [build.images] maps the detected ecosystem make to it")
+            && unit.contains("compiled by cairn-fixture-cc --test"),
+        "{unit}"
+    );
+
+    std::fs::write(
+        platform.join("org.toml"),
+        "[build.images]\nmake = \"gcc-toolchain\"\n",
+    )
+    .unwrap();
+    let r = with_platform(&["run"]);
+    println!("{}", r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("build image `gcc-toolchain` (org.toml [build.images] maps the detected ecosystem make to it) is refused: it is not in the organisation's catalog"),
+        "{r:?}"
+    );
+    // Without a mapping (or an org.toml), the host's /usr, as before.
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let unit = f.run(&["logs", "last", "unit-tests"]).stdout;
+    assert!(unit.contains("the host's /usr"), "{unit}");
+}

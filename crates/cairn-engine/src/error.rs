@@ -43,6 +43,12 @@ pub enum EngineError {
     },
     #[error("git {what} failed: {stderr}")]
     Git { what: &'static str, stderr: String },
+    #[error("build image `{name}` ({why_used}) is refused: {why}")]
+    BuildImageRefused {
+        name: String,
+        why_used: String,
+        why: String,
+    },
     #[error("cannot {what} {}", path.display())]
     Io {
         what: &'static str,
@@ -271,6 +277,7 @@ impl EngineError {
                 | Self::ImageRef(_)
                 | Self::Policy(_)
                 | Self::BaseNotInCatalog { .. }
+                | Self::BuildImageRefused { .. }
                 | Self::BadBaseName { .. }
                 | Self::ImageNotFound { .. }
                 | Self::BadDeployTarget { .. }

@@ -384,7 +384,7 @@ impl Engine {
     /// is refused naming it, before any work. `None`: the host's `/usr`.
     fn build_image(&self, loaded: &LoadedWorkload) -> Result<Option<BuildImage>, EngineError> {
         let Some(wanted) = &loaded.workload.build_image else {
-            return Ok(None);
+            return self.org_build_image(loaded);
         };
         let images = Images::open(&self.data)?;
         let (record, image) = match images.base(
@@ -422,6 +422,60 @@ impl Engine {
             name: record.name,
             digest: record.digest,
             rootfs,
+            why: "named by [build] image".to_owned(),
+        }))
+    }
+
+    /// The build image org.toml's `[build.images]` maps the workload's
+    /// ecosystem to (detected from the app directory's names at the commit),
+    /// validated as [`Engine::build_image`] does; `None` when it maps none.
+    fn org_build_image(&self, loaded: &LoadedWorkload) -> Result<Option<BuildImage>, EngineError> {
+        if loaded.org.build_images.is_empty() {
+            return Ok(None);
+        }
+        let names = git::names_at(
+            &loaded.repo,
+            &loaded.commit,
+            &loaded.prefix,
+            crate::onboard::MAX_ROOT_ENTRIES,
+        )?;
+        let Some(recipe) = cairn_model::ecosystem::detect(names.iter().map(String::as_str)) else {
+            return Ok(None);
+        };
+        let ecosystem = recipe.ecosystem.name();
+        let Some(name) = loaded.org.build_images.get(ecosystem) else {
+            return Ok(None);
+        };
+        let why_used =
+            format!("org.toml [build.images] maps the detected ecosystem {ecosystem} to it");
+        let refused = |why: String| EngineError::BuildImageRefused {
+            name: name.clone(),
+            why_used: why_used.clone(),
+            why,
+        };
+        let images = Images::open(&self.data)?;
+        let (record, image) = match images.base(&*self.store, name, None) {
+            Ok(base) => base,
+            Err(EngineError::BaseNotInCatalog { .. }) => {
+                return Err(refused(
+                    "it is not in the organisation's catalog (`cairn base list`)".to_owned(),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        let (trust, _) = crate::verified::Trust::load(&self.data)?;
+        if let Err(why) = crate::verified::catalog_admitted(&*self.store, &trust, &record.digest)? {
+            return Err(refused(format!(
+                "{} did not pass the catalog's gate: {why}",
+                record.digest
+            )));
+        }
+        let rootfs = images.rootfs(&image)?;
+        Ok(Some(BuildImage {
+            name: record.name,
+            digest: record.digest,
+            rootfs,
+            why: why_used,
         }))
     }
 
@@ -871,7 +925,7 @@ impl Engine {
             policy.memory_bytes >> 20,
             policy.processes,
             match facts.build_image {
-                Some(b) => format!("build image {} {}", b.name, b.digest),
+                Some(b) => format!("build image {} {}, {}", b.name, b.digest, b.why),
                 None => "the host's /usr".to_owned(),
             }
         ));
@@ -1340,6 +1394,8 @@ struct BuildImage {
     digest: String,
     /// Its unpacked root filesystem (the checked cache).
     rootfs: PathBuf,
+    /// Why this one: the workload named it, or org.toml mapped its ecosystem.
+    why: String,
 }
 
 /// The run to create for `loaded` at its commit (not yet written).

@@ -38,6 +38,9 @@ pub struct OrgConfig {
     /// How long an exposure (a finding on a deployed digest) may stay open, per
     /// severity (`[exposures] sla_hours`).
     pub exposure_sla: ExposureSla,
+    /// The build image of each detected ecosystem (`[build.images]`, e.g.
+    /// `cargo = "rust"`): a catalog base name, used when a workload names none.
+    pub build_images: std::collections::BTreeMap<String, String>,
 }
 
 /// Hours from an exposure's start to its deadline, per severity. An unknown
@@ -125,6 +128,7 @@ impl Default for OrgConfig {
             change_sink: ChangeSink::default(),
             require_signed_commits: Vec::new(),
             exposure_sla: ExposureSla::default(),
+            build_images: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -140,6 +144,14 @@ struct RawOrg {
     changes: Option<RawChanges>,
     review: Option<RawReview>,
     exposures: Option<RawExposures>,
+    build: Option<RawOrgBuild>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrgBuild {
+    #[serde(default)]
+    images: std::collections::BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -413,6 +425,24 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
             }
         }
     }
+    let mut build_images = std::collections::BTreeMap::new();
+    for (ecosystem, base) in raw.build.map(|b| b.images).unwrap_or_default() {
+        if crate::ecosystem::Ecosystem::from_name(&ecosystem).is_none() {
+            return Err(err(
+                base.span(),
+                format!("`{ecosystem}` is not an ecosystem cairn detects"),
+                "one of cargo, npm, python, go, maven, make",
+            ));
+        }
+        if !super::is_valid_name(base.get_ref()) {
+            return Err(err(
+                base.span(),
+                format!("build image `{}` is not a catalog name", base.get_ref()),
+                super::NAME_RULE,
+            ));
+        }
+        build_images.insert(ecosystem, base.into_inner());
+    }
     Ok(OrgConfig {
         registries,
         base_max_severity,
@@ -422,12 +452,42 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
         change_sink,
         require_signed_commits,
         exposure_sla,
+        build_images,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_images_by_ecosystem() {
+        let org = parse_org(
+            "org.toml",
+            "[build.images]\ncargo = \"rust\"\npython = \"py\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            org.build_images.get("cargo").map(String::as_str),
+            Some("rust")
+        );
+        assert_eq!(org.build_images.len(), 2);
+        assert!(parse_org("org.toml", "").unwrap().build_images.is_empty());
+        for (text, fragment) in [
+            (
+                "[build.images]\ncobol = \"x\"\n",
+                "`cobol` is not an ecosystem cairn detects",
+            ),
+            (
+                "[build.images]\ncargo = \"docker.io/rust\"\n",
+                "is not a catalog name",
+            ),
+            ("[build]\nimage = \"rust\"\n", "unknown field"),
+        ] {
+            let e = parse_org("org.toml", text).unwrap_err().to_string();
+            assert!(e.contains(fragment), "{e}");
+        }
+    }
 
     #[test]
     fn exposure_slas_default_and_are_bounded() {
