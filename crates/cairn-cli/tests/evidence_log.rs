@@ -220,6 +220,7 @@ fn sign_and_log(data: &Path, artifact: &[u8], out: &Path) {
         logs: vec![],
         base_images: vec![],
         failed_tests: vec![],
+        tests: None,
         artifacts: vec![Subject::sha256("hello", Sha256Digest::of(artifact))],
         triggered_by: None,
         change: Vec::new(),

@@ -224,7 +224,8 @@ fn init_reads_how_the_project_builds_and_tests() {
             &[
                 &format!("pytest, configured in {from}"),
                 "python3 -m pip install --target .deps pytest .",
-                "unit = \"PYTHONPATH=.deps python3 -m pytest -p no:cacheprovider\"",
+                "unit = \"PYTHONPATH=.deps python3 -m pytest -p no:cacheprovider --junitxml=.cairn-results/junit.xml\"",
+                "writes JUnit XML to .cairn-results/",
             ],
             &["unittest"],
         );
@@ -250,7 +251,7 @@ fn init_reads_how_the_project_builds_and_tests() {
     check(
         &[("go.mod", "module x\n")],
         &[],
-        &["unit = \"go test ./...\""],
+        &["unit = \"go test -v ./...\""],
         &[],
     );
     check(
@@ -502,4 +503,356 @@ fn a_data_dir_outside_any_work_tree_or_without_git_is_used() {
     let r = run(empty.to_str().unwrap());
     assert_eq!(r.code, 0, "{r:?}");
     assert!(tmp.path().join(".cairn").is_dir());
+}
+
+/// The unit-tests test-result statement of the last run, and its stage annotations.
+fn unit_test_result(f: &Fixture) -> (serde_json::Value, serde_json::Value) {
+    let (_, statement) = f
+        .statements()
+        .into_iter()
+        .find(|(stage, s)| {
+            stage == "unit-tests"
+                && s["predicateType"] == "https://in-toto.io/attestation/test-result/v0.1"
+        })
+        .expect("a unit-test result");
+    let predicate = statement["predicate"].clone();
+    let notes = predicate["configuration"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "cairn chain stage")
+        .unwrap()["annotations"]
+        .clone();
+    (predicate, notes)
+}
+
+/// Issue 14, item 4: a pytest project onboarded with `cairn init` and run with
+/// `cairn run` (real bubblewrap; pytest fetched from PyPI by the fetch stage):
+/// the signed test result names the tests and counts them (from pytest's JUnit
+/// XML, which init asked for), and the run's signed SBOM lists what the fetch
+/// installed.
+#[test]
+fn a_pytest_run_signs_test_names_counts_and_the_fetched_packages() {
+    let f = Fixture::new();
+    f.write(
+        "pyproject.toml",
+        "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\
+         [project]\nname = \"calc\"\nversion = \"0.1.0\"\n\
+         [tool.setuptools]\npy-modules = [\"calc\"]\n\
+         [tool.pytest.ini_options]\ntestpaths = [\"tests\"]\n",
+    )
+    .write("calc.py", "def add(a, b):\n    return a + b\n")
+    .write(
+        "tests/test_calc.py",
+        "import pytest\nimport calc\n\ndef test_add():\n    assert calc.add(1, 2) == 3\n\n\
+         def test_add_negative():\n    assert calc.add(-1, -2) == -3\n\n\
+         @pytest.mark.skip(reason=\"later\")\ndef test_later():\n    pass\n",
+    )
+    .commit("calc");
+    let init = f.ok(&["init"]);
+    println!("{}", init.stdout);
+    let toml = std::fs::read_to_string(f.repo.join("cairn.toml")).unwrap();
+    assert!(
+        toml.contains("--junitxml=.cairn-results/junit.xml"),
+        "{toml}"
+    );
+    f.commit("cairn init");
+    let r = f.run(&["run"]);
+    println!(
+        "{}",
+        f.run(&["logs", "last", "fetch"])
+            .stdout
+            .lines()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(r.code, 0, "{r:?}\n{}", f.run(&["logs", "last"]).stdout);
+    let unit = f.run(&["logs", "last", "unit-tests"]).stdout;
+    assert!(
+        unit.contains("tests (junit-xml): 2 passed, 0 failed, 1 skipped"),
+        "{unit}"
+    );
+
+    let (predicate, notes) = unit_test_result(&f);
+    println!(
+        "passedTests: {}\nannotations: {notes}",
+        predicate["passedTests"]
+    );
+    assert_eq!(predicate["result"], "PASSED");
+    assert_eq!(
+        predicate["passedTests"],
+        serde_json::json!([
+            "tests.test_calc.test_add",
+            "tests.test_calc.test_add_negative"
+        ])
+    );
+    assert_eq!(notes["cairn.tests.format"], "junit-xml");
+    assert_eq!(notes["cairn.tests.passed"], "2");
+    assert_eq!(notes["cairn.tests.failed"], "0");
+    assert_eq!(notes["cairn.tests.skipped"], "1");
+
+    // The SBOM of what the fetch installed, signed about the source tree.
+    let statements = f.statements();
+    let (_, sbom) = statements
+        .iter()
+        .find(|(stage, s)| stage == "fetch" && s["predicateType"] == "https://cyclonedx.org/bom")
+        .unwrap_or_else(|| panic!("no fetch SBOM: {statements:?}"));
+    let purls: Vec<&str> = sbom["predicate"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["purl"].as_str())
+        .collect();
+    println!("fetched: {purls:?}");
+    for want in [
+        "pkg:pypi/pytest@",
+        "pkg:pypi/pluggy@",
+        "pkg:pypi/iniconfig@",
+        "pkg:pypi/calc@0.1.0",
+    ] {
+        assert!(
+            purls.iter().any(|p| p.starts_with(want)),
+            "{want}: {purls:?}"
+        );
+    }
+    assert!(
+        sbom["subject"][0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("app@"),
+        "{sbom}"
+    );
+}
+
+/// Issue 14, item 4: a test step that leaves hostile reports (an entity bomb, a
+/// huge file, a symlink to /etc/shadow) has each refused with the reason in its
+/// log; nothing of them reaches the signed result.
+#[test]
+fn hostile_test_reports_are_refused_with_the_reason() {
+    let f = Fixture::new();
+    let unit = "mkdir -p .cairn-results && ln -s /etc/shadow .cairn-results/shadow.xml && \
+        printf '<!DOCTYPE t [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">]><testsuite><testcase name=\"&b;\"/></testsuite>' > .cairn-results/bomb.xml && \
+        head -c 9000000 /dev/zero | tr '\\0' ' ' > .cairn-results/huge.xml && \
+        mkfifo .cairn-results/pipe.xml && echo 'ok 1 - from the log' && echo '1..1'";
+    f.write(
+        "cairn.toml",
+        &format!(
+            "[workload]\nname = \"app\"\n[build]\ncommand = \"true\"\n[test]\nunit = {unit:?}\n"
+        ),
+    )
+    // A report committed to the repository is never taken for the stage's.
+    .write(
+        ".cairn-results/junit.xml",
+        "<testsuite><testcase name=\"committed-fake\"/></testsuite>",
+    )
+    .commit("hostile reports");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let log = f.run(&["logs", "last", "unit-tests"]).stdout;
+    println!("{log}");
+    for want in [
+        "test report .cairn-results/bomb.xml refused: it declares a DTD",
+        "test report .cairn-results/huge.xml refused",
+        "more than the limit of 8388608",
+        "test report .cairn-results/shadow.xml refused",
+        "is a symlink, and cairn never follows a symlink",
+        "test report .cairn-results/pipe.xml refused",
+        "tests (tap): 1 passed, 0 failed, 0 skipped",
+    ] {
+        assert!(log.contains(want), "missing {want:?}: {log}");
+    }
+    let (predicate, notes) = unit_test_result(&f);
+    assert_eq!(
+        predicate["passedTests"],
+        serde_json::json!(["from the log"])
+    );
+    assert_eq!(notes["cairn.tests.format"], "tap");
+    assert!(!predicate.to_string().contains("committed-fake"));
+}
+
+/// A fixture root filesystem from host files: dash as `/bin/sh`, the C library
+/// and its loader (merged-usr), and `cairn-fixture-cc`, a tool the host does not
+/// have.
+fn toolchain_rootfs(root: &std::path::Path) {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    for dir in ["usr/bin", "usr/lib/x86_64-linux-gnu", "usr/lib64", "etc"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::copy("/usr/bin/dash", root.join("usr/bin/sh")).unwrap();
+    std::fs::copy(
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        root.join("usr/lib/x86_64-linux-gnu/libc.so.6"),
+    )
+    .unwrap();
+    std::fs::copy(
+        "/lib64/ld-linux-x86-64.so.2",
+        root.join("usr/lib64/ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
+    let tool = root.join("usr/bin/cairn-fixture-cc");
+    std::fs::write(
+        &tool,
+        "#!/bin/sh\necho \"compiled by cairn-fixture-cc $*\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (link, target) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+    ] {
+        symlink(target, root.join(link)).unwrap();
+    }
+    std::fs::write(root.join("etc/os-release"), "ID=fixture\nVERSION_ID=1\n").unwrap();
+    std::fs::write(root.join("etc/passwd"), "nobody:x:65534:65534::/:/bin/sh\n").unwrap();
+}
+
+/// Issue 14, item 1: a workload naming a build image (`[build] image`) runs its
+/// stages with that catalog base as the sandbox's system (a tool absent from the
+/// host is there), and its digest is in the provenance; a build image missing
+/// from the catalog, or one without a signed catalog admission, refuses the run
+/// before it starts, naming it. Real bubblewrap.
+#[test]
+fn stages_run_in_the_build_image_the_workload_names() {
+    assert!(
+        !std::path::Path::new("/usr/bin/cairn-fixture-cc").exists(),
+        "the host must not have the fixture's tool"
+    );
+    let f = Fixture::new();
+    let rootfs = f.repo.parent().unwrap().join("toolchain-rootfs");
+    toolchain_rootfs(&rootfs);
+    f.ok(&[
+        "base",
+        "import",
+        rootfs.to_str().unwrap(),
+        "--name",
+        "fixture-cc",
+    ]);
+    let config = |image: &str| {
+        format!(
+            "[workload]\nname = \"app\"\n[build]\nimage = \"{image}\"\n\
+             command = \"cairn-fixture-cc main.c > app.txt\"\noutput = \"app.txt\"\n\
+             [test]\nunit = \"cairn-fixture-cc --test && test ! -e /usr/bin/git\"\n"
+        )
+    };
+    f.write("cairn.toml", &config("fixture-cc"))
+        .write("main.c", "int main(void) { return 0; }\n")
+        .commit("build in the fixture image");
+    let r = f.run(&["run"]);
+    let build = f.run(&["logs", "last", "build"]).stdout;
+    println!("{build}");
+    assert_eq!(r.code, 0, "{r:?}\n{build}");
+    assert!(build.contains("build image fixture-cc sha256:"), "{build}");
+    let unit = f.run(&["logs", "last", "unit-tests"]).stdout;
+    assert!(
+        unit.contains("compiled by cairn-fixture-cc --test"),
+        "{unit}"
+    );
+    let statements = f.statements();
+    let (_, provenance) = statements
+        .iter()
+        .find(|(_, s)| s["predicateType"] == "https://slsa.dev/provenance/v1")
+        .unwrap();
+    let deps = provenance["predicate"]["buildDefinition"]["resolvedDependencies"].to_string();
+    println!("resolvedDependencies: {deps}");
+    assert!(deps.contains("build image fixture-cc"), "{deps}");
+
+    // Not in the catalog: refused before the run exists, naming it.
+    f.write("cairn.toml", &config("no-such-toolchain"))
+        .commit("missing");
+    let r = f.run(&["run"]);
+    println!("{}", r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("build image `no-such-toolchain` is not in the organisation's catalog"),
+        "{r:?}"
+    );
+
+    // In the store but without a signed admission (a row an attacker wrote, or
+    // evidence removed): it did not pass the catalog's gate, so no run.
+    f.tamper(
+        "DELETE FROM evidence WHERE run_id IS NULL AND subject_name LIKE 'base fixture-cc%'",
+        &[],
+    );
+    f.write("cairn.toml", &config("fixture-cc")).commit("back");
+    let r = f.run(&["run"]);
+    println!("{}", r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("build image `fixture-cc` (sha256:")
+            && r.stderr.contains("did not pass the catalog's gate")
+            && r.stderr.contains("no signed catalog admission"),
+        "{r:?}"
+    );
+}
+
+/// Issue 14, item 1: org.toml's `[build.images]` maps the detected ecosystem to
+/// a build image when the workload names none (here a Makefile project runs
+/// `make`-less in the fixture image); a mapping to a base missing from the
+/// catalog refuses the run before it starts, naming it and where it came from.
+#[test]
+fn org_maps_the_detected_ecosystem_to_a_build_image() {
+    let f = Fixture::new();
+    let rootfs = f.repo.parent().unwrap().join("toolchain-rootfs");
+    toolchain_rootfs(&rootfs);
+    f.ok(&[
+        "base",
+        "import",
+        rootfs.to_str().unwrap(),
+        "--name",
+        "fixture-cc",
+    ]);
+    let platform = f.repo.parent().unwrap().join("platform");
+    std::fs::create_dir_all(&platform).unwrap();
+    let with_platform = |args: &[&str]| {
+        Run::from(
+            f.cairn(args)
+                .env("CAIRN_PLATFORM_DIR", &platform)
+                .output()
+                .unwrap(),
+        )
+    };
+    f.write("Makefile", "all:\n\ttrue\ntest:\n\ttrue\n")
+        .write(
+            "cairn.toml",
+            "[workload]\nname = \"app\"\n[build]\ncommand = \"cairn-fixture-cc build\"\n\
+             [test]\nunit = \"cairn-fixture-cc --test\"\n",
+        )
+        .commit("a make project");
+    std::fs::write(
+        platform.join("org.toml"),
+        "[build.images]\nmake = \"fixture-cc\"\n",
+    )
+    .unwrap();
+    let r = with_platform(&["run"]);
+    let unit = f.run(&["logs", "last", "unit-tests"]).stdout;
+    println!("{unit}");
+    assert_eq!(r.code, 0, "{r:?}\n{unit}");
+    assert!(
+        unit.contains("build image fixture-cc sha256:")
+            && unit.contains("org.toml [build.images] maps the detected ecosystem make to it")
+            && unit.contains("compiled by cairn-fixture-cc --test"),
+        "{unit}"
+    );
+
+    std::fs::write(
+        platform.join("org.toml"),
+        "[build.images]\nmake = \"gcc-toolchain\"\n",
+    )
+    .unwrap();
+    let r = with_platform(&["run"]);
+    println!("{}", r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("build image `gcc-toolchain` (org.toml [build.images] maps the detected ecosystem make to it) is refused: it is not in the organisation's catalog"),
+        "{r:?}"
+    );
+    // Without a mapping (or an org.toml), the host's /usr, as before.
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let unit = f.run(&["logs", "last", "unit-tests"]).stdout;
+    assert!(unit.contains("the host's /usr"), "{unit}");
 }

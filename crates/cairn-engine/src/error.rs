@@ -43,6 +43,12 @@ pub enum EngineError {
     },
     #[error("git {what} failed: {stderr}")]
     Git { what: &'static str, stderr: String },
+    #[error("build image `{name}` ({why_used}) is refused: {why}")]
+    BuildImageRefused {
+        name: String,
+        why_used: String,
+        why: String,
+    },
     #[error("cannot {what} {}", path.display())]
     Io {
         what: &'static str,
@@ -279,6 +285,7 @@ impl EngineError {
                 | Self::ImageRef(_)
                 | Self::Policy(_)
                 | Self::BaseNotInCatalog { .. }
+                | Self::BuildImageRefused { .. }
                 | Self::BadBaseName { .. }
                 | Self::BaseRefresh { .. }
                 | Self::Remediation { .. }

@@ -94,6 +94,12 @@ pub fn missing_hint(m: &Missing) -> String {
         Missing::NodeModule(module) => format!(
             "not a failing test: the Node module `{module}` is not installed. Add it to package.json's dependencies or devDependencies so the fetch stage (`npm ci` / `npm install`) installs it"
         ),
+        Missing::RustCrate(krate) => format!(
+            "not a failing test: the crate `{krate}` is not a dependency of the package. Add it to Cargo.toml ([dev-dependencies] for a test-only crate) and commit the updated Cargo.lock, so the fetch stage (`cargo fetch`) downloads it"
+        ),
+        Missing::GoPackage(package) => format!(
+            "not a failing test: no module in go.mod provides the package `{package}`. Add it (`go get {package}`) and commit go.mod and go.sum, so the fetch stage (`go mod download`) downloads it"
+        ),
         Missing::CargoLockfile => "not a failing test: cargo was given `--locked` but Cargo.lock is missing or does not match Cargo.toml. Commit an up-to-date Cargo.lock (`cargo generate-lockfile`), or drop `--locked` from build.fetch".to_owned(),
     }
 }
@@ -166,6 +172,18 @@ mod tests {
         check(
             Missing::CargoLockfile,
             &["Commit an up-to-date Cargo.lock", "drop `--locked`"],
+        );
+        check(
+            Missing::RustCrate("quickcheck".into()),
+            &["`quickcheck`", "[dev-dependencies]", "cargo fetch"],
+        );
+        check(
+            Missing::GoPackage("github.com/x/y".into()),
+            &[
+                "`github.com/x/y`",
+                "go get github.com/x/y",
+                "go mod download",
+            ],
         );
     }
 }

@@ -272,6 +272,36 @@ pub fn prefix(dir: &Path) -> Result<String, EngineError> {
     Ok(text(out.stdout))
 }
 
+/// The names of the entries directly in `prefix` (the app's directory, `""`
+/// for the root, else ending in `/`) at `commit`: at most `max` of them.
+pub fn names_at(
+    repo: &Path,
+    commit: &str,
+    prefix: &str,
+    max: usize,
+) -> Result<Vec<String>, EngineError> {
+    let spec = match prefix.trim_end_matches('/') {
+        "" => commit.to_owned(),
+        dir => format!("{commit}:{dir}"),
+    };
+    let mut cmd = git(repo);
+    cmd.args(["ls-tree", "--name-only", "-z", &spec]);
+    let out = run(cmd)?;
+    if !out.ok {
+        return Err(EngineError::Git {
+            what: "ls-tree",
+            stderr: out.stderr,
+        });
+    }
+    Ok(out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .take(max)
+        .filter_map(|n| std::str::from_utf8(n).ok().map(str::to_owned))
+        .collect())
+}
+
 /// A file's contents at a commit, or `None` when the commit has no such file.
 pub fn read_at(repo: &Path, commit: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
     let spec = format!("{commit}:{path}");

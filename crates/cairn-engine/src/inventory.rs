@@ -120,6 +120,17 @@ pub fn collect(path: &Path) -> Result<Collected, EngineError> {
 
 /// Scans the files of an already walked tree (the caller may have left some out).
 pub fn collect_tree(tree: Tree) -> Collected {
+    collect_with(tree, false)
+}
+
+/// [`collect_tree`], reading the installed packages' own metadata too
+/// (`*.dist-info/METADATA`, `node_modules/*/package.json`): what a dependency
+/// fetch put in a workspace (see [`cairn_sbom::scan_installed`]).
+pub fn collect_installed(tree: Tree) -> Collected {
+    collect_with(tree, true)
+}
+
+fn collect_with(tree: Tree, installed: bool) -> Collected {
     let read_errors: RefCell<BTreeMap<String, String>> = RefCell::new(BTreeMap::new());
     let read = |rel: &str| match tree.read(rel, cairn_sbom::MAX_FILE_BYTES) {
         Ok(bytes) => Some(bytes),
@@ -128,7 +139,12 @@ pub fn collect_tree(tree: Tree) -> Collected {
             None
         }
     };
-    let report = cairn_sbom::scan_tree(tree.files.iter().map(String::as_str), &read);
+    let files = tree.files.iter().map(String::as_str);
+    let report = if installed {
+        cairn_sbom::scan_installed(files, &read)
+    } else {
+        cairn_sbom::scan_tree(files, &read)
+    };
     let read_errors = read_errors.into_inner();
     let mut skipped = tree.skipped;
     for e in &report.errors {

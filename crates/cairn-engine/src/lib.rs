@@ -30,6 +30,7 @@ pub mod recovery;
 pub mod remediation;
 pub mod review;
 pub mod runner;
+pub mod test_reports;
 mod verified;
 pub mod wire;
 mod workload_source;

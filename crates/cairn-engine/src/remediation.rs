@@ -862,6 +862,7 @@ impl Remediator<'_> {
                     ("TMPDIR".into(), "/tmp".into()),
                 ],
                 network: true,
+                system_root: None,
                 read_only_binds: policy
                     .tools
                     .iter()

@@ -13,6 +13,7 @@ use cairn_evidence::{
 use cairn_model::config::{ChainStage, WORKLOAD_FILE};
 use cairn_model::error_chain;
 use cairn_model::test_report::failed_tests;
+use cairn_model::test_results::{LineReader, TestReport};
 use cairn_model::time::human_duration;
 use cairn_model::{
     LogLine, LogStream, NewRun, NewStage, RunId, RunRecord, RunStatus, StageKind, StageRecord,
@@ -28,6 +29,7 @@ use crate::images::image_inventory::{self, ImageInventory};
 use crate::images::release_candidate::{self, BuiltImage, RcTest};
 use crate::inventory;
 use crate::keys::KeyStore;
+use crate::test_reports;
 
 use crate::host::{now_ms, owner_tag};
 use crate::workload_source::{LoadedWorkload, load_workload};
@@ -168,7 +170,7 @@ impl Engine {
         observer: &mut dyn RunObserver,
     ) -> Result<RunRecord, EngineError> {
         let store = &*self.store;
-        let (signer, image_plan) = self.prepare(loaded)?;
+        let (signer, plan) = self.prepare(loaded)?;
         let (run, stages) = self.create(loaded, git_ref, Trigger::Cli)?;
         observer.run_created(&run, &stages, loaded);
         store.start_run(run.id, &owner_tag(), now_ms())?;
@@ -177,7 +179,7 @@ impl Engine {
             &run,
             &stages,
             &signer,
-            image_plan.as_ref(),
+            &plan,
             keep_workspace,
             observer,
         )
@@ -220,8 +222,8 @@ impl Engine {
                 "a run built it and tested it already; only a rebased image is retested".to_owned(),
             ));
         }
-        let (signer, plan) = self.prepare(loaded)?;
-        let Some(mut plan) = plan else {
+        let (signer, mut plan) = self.prepare(loaded)?;
+        let Some(image_plan) = plan.image.as_mut() else {
             return Err(refuse(format!(
                 "workload {} declares no image",
                 loaded.workload.name
@@ -234,15 +236,15 @@ impl Engine {
             .ok_or_else(|| EngineError::BaseNotInCatalog {
                 name: format!("{}@{}", record.base_name, record.base_digest),
             })?;
-        plan.retest = Some(BuiltImage {
-            image: plan.images.image(digest)?,
+        image_plan.retest = Some(BuiltImage {
+            image: image_plan.images.image(digest)?,
             digest: digest.to_owned(),
             base,
         });
         let (run, stages) = self.create(loaded, Some("retest"), Trigger::Cli)?;
         observer.run_created(&run, &stages, loaded);
         store.start_run(run.id, &owner_tag(), now_ms())?;
-        self.execute(loaded, &run, &stages, &signer, Some(&plan), false, observer)
+        self.execute(loaded, &run, &stages, &signer, &plan, false, observer)
     }
 
     /// Loads the workload in `dir` at `rev`, checks what a run checks before it
@@ -319,6 +321,7 @@ impl Engine {
             });
         }
         self.image_plan(&loaded)?;
+        self.build_image(&loaded)?;
         Ok(loaded)
     }
 
@@ -385,16 +388,8 @@ impl Engine {
         match prepared {
             Ok((loaded, signer, plan)) => {
                 observer.run_created(&run, &stages, &loaded);
-                self.execute(
-                    &loaded,
-                    &run,
-                    &stages,
-                    &signer,
-                    plan.as_ref(),
-                    false,
-                    observer,
-                )
-                .map(Some)
+                self.execute(&loaded, &run, &stages, &signer, &plan, false, observer)
+                    .map(Some)
             }
             Err(err) => {
                 let reason = format!(
@@ -427,7 +422,7 @@ impl Engine {
 
     /// What certifies a run and the image plan, before the run exists: no key or
     /// no log, no certified run.
-    fn prepare(&self, loaded: &LoadedWorkload) -> Result<(Signer, Option<ImagePlan>), EngineError> {
+    fn prepare(&self, loaded: &LoadedWorkload) -> Result<(Signer, Plan), EngineError> {
         // The log is held only while recording (see `certify::sign_and_keep`), so runs
         // and commands sharing the data directory take turns appending.
         let key = {
@@ -438,7 +433,112 @@ impl Engine {
             key,
             data: self.data.clone(),
         };
-        Ok((signer, self.image_plan(loaded)?))
+        let plan = Plan {
+            image: self.image_plan(loaded)?,
+            build_image: self.build_image(loaded)?,
+        };
+        Ok((signer, plan))
+    }
+
+    /// The workload's build image (`[build] image`): a catalog base the catalog
+    /// admitted (its signed admission verifies against cairn's keys and log),
+    /// unpacked; checked before the run exists, so a missing or unadmitted one
+    /// is refused naming it, before any work. `None`: the host's `/usr`.
+    fn build_image(&self, loaded: &LoadedWorkload) -> Result<Option<BuildImage>, EngineError> {
+        let Some(wanted) = &loaded.workload.build_image else {
+            return self.org_build_image(loaded);
+        };
+        let images = Images::open(&self.data)?;
+        let (record, image) = match images.base(
+            &*self.store,
+            &wanted.name,
+            wanted.digest.as_deref(),
+        ) {
+            Ok(base) => base,
+            Err(EngineError::BaseNotInCatalog { name }) => {
+                return Err(loaded
+                        .config_error(
+                            wanted.span.clone(),
+                            format!("build image `{name}` is not in the organisation's catalog"),
+                            "`cairn base list` shows the catalog; `cairn base create debian --name NAME --include TOOLS` makes a toolchain base",
+                        )
+                        .into());
+            }
+            Err(e) => return Err(e),
+        };
+        let (trust, _) = crate::verified::Trust::load(&self.data)?;
+        if let Err(why) = crate::verified::catalog_admitted(&*self.store, &trust, &record.digest)? {
+            return Err(loaded
+                .config_error(
+                    wanted.span.clone(),
+                    format!(
+                        "build image `{}` ({}) did not pass the catalog's gate: {why}",
+                        record.name, record.digest
+                    ),
+                    "build only on a base the catalog admitted: `cairn base create` / `cairn base import` it again",
+                )
+                .into());
+        }
+        let rootfs = images.rootfs(&image)?;
+        Ok(Some(BuildImage {
+            name: record.name,
+            digest: record.digest,
+            rootfs,
+            why: "named by [build] image".to_owned(),
+        }))
+    }
+
+    /// The build image org.toml's `[build.images]` maps the workload's
+    /// ecosystem to (detected from the app directory's names at the commit),
+    /// validated as [`Engine::build_image`] does; `None` when it maps none.
+    fn org_build_image(&self, loaded: &LoadedWorkload) -> Result<Option<BuildImage>, EngineError> {
+        if loaded.org.build_images.is_empty() {
+            return Ok(None);
+        }
+        let names = git::names_at(
+            &loaded.repo,
+            &loaded.commit,
+            &loaded.prefix,
+            crate::onboard::MAX_ROOT_ENTRIES,
+        )?;
+        let Some(recipe) = cairn_model::ecosystem::detect(names.iter().map(String::as_str)) else {
+            return Ok(None);
+        };
+        let ecosystem = recipe.ecosystem.name();
+        let Some(name) = loaded.org.build_images.get(ecosystem) else {
+            return Ok(None);
+        };
+        let why_used =
+            format!("org.toml [build.images] maps the detected ecosystem {ecosystem} to it");
+        let refused = |why: String| EngineError::BuildImageRefused {
+            name: name.clone(),
+            why_used: why_used.clone(),
+            why,
+        };
+        let images = Images::open(&self.data)?;
+        let (record, image) = match images.base(&*self.store, name, None) {
+            Ok(base) => base,
+            Err(EngineError::BaseNotInCatalog { .. }) => {
+                return Err(refused(
+                    "it is not in the organisation's catalog (`cairn base list`)".to_owned(),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        let (trust, _) = crate::verified::Trust::load(&self.data)?;
+        if let Err(why) = crate::verified::catalog_admitted(&*self.store, &trust, &record.digest)? {
+            return Err(refused(format!(
+                "{} did not pass the catalog's gate: {why}",
+                record.digest
+            )));
+        }
+        let rootfs = images.rootfs(&image)?;
+        Ok(Some(BuildImage {
+            name: record.name,
+            digest: record.digest,
+            rootfs,
+            why: why_used,
+        }))
     }
 
     /// A workload with an image builds only on a catalog base: checked before the
@@ -489,15 +589,13 @@ impl Engine {
         run: &RunRecord,
         stages: &[StageRecord],
         signer: &Signer,
-        image_plan: Option<&ImagePlan>,
+        plan: &Plan,
         keep_workspace: bool,
         observer: &mut dyn RunObserver,
     ) -> Result<RunRecord, EngineError> {
         let store = &*self.store;
         let workspace = self.data.workspaces().join(run.id.to_string());
-        let result = self.run_stages(
-            loaded, run, stages, &workspace, signer, image_plan, observer,
-        );
+        let result = self.run_stages(loaded, run, stages, &workspace, signer, plan, observer);
         if !keep_workspace {
             // Best effort: a leftover workspace wastes disk but loses nothing.
             let _ = std::fs::remove_dir_all(&workspace);
@@ -525,15 +623,24 @@ impl Engine {
         stages: &[StageRecord],
         workspace: &Path,
         signer: &Signer,
-        image_plan: Option<&ImagePlan>,
+        plan: &Plan,
         observer: &mut dyn RunObserver,
     ) -> Result<Option<String>, EngineError> {
         let mut facts = RunFacts {
-            image_plan,
+            image_plan: plan.image.as_ref(),
+            build_image: plan.build_image.as_ref(),
             ..RunFacts::default()
         };
         // Unit tests that passed, to certify again about the image once it exists.
-        let mut unit_tests: Vec<(usize, StageRecord, i64, i64, Vec<String>)> = Vec::new();
+        #[allow(clippy::type_complexity)]
+        let mut unit_tests: Vec<(
+            usize,
+            StageRecord,
+            i64,
+            i64,
+            Vec<String>,
+            Option<TestReport>,
+        )> = Vec::new();
         for (index, (stage, spec)) in stages.iter().zip(&loaded.chain.stages).enumerate() {
             let started_ms = now_ms();
             self.store.start_stage(stage.id, started_ms)?;
@@ -541,14 +648,37 @@ impl Engine {
             current.status = StageStatus::Running;
             observer.stage_started(&current);
             let mut sink = LogSink::new(self.store.clone(), &current, observer);
-            let end = match self.run_stage(loaded, run, spec, workspace, &mut facts, &mut sink) {
+            let is_test = matches!(spec.kind, StageKind::UnitTest | StageKind::AcceptanceTest);
+            // A report from the repository or an earlier stage is never this stage's.
+            let cleared = if is_test {
+                test_reports::clear(workspace)
+            } else {
+                Ok(())
+            };
+            let end = match cleared
+                .and_then(|()| self.run_stage(loaded, run, spec, workspace, &mut facts, &mut sink))
+            {
                 Ok(end) => end,
                 Err(err) => StageEnd::failed(
                     None,
                     format!("cairn could not run the stage: {}", error_chain(&err)),
                 ),
             };
-            let log = sink.finish()?;
+            let junit = if is_test && end.status != StageStatus::Skipped {
+                test_reports::read(workspace, &mut |note| sink.system(note))
+            } else {
+                None
+            };
+            let mut log = sink.finish_with(|sink, from_lines| {
+                let tests = if is_test { junit.or(from_lines) } else { None };
+                if let Some(t) = &tests {
+                    sink.system(&format!(
+                        "tests ({}): {} passed, {} failed, {} skipped",
+                        t.format, t.passed_count, t.failed_count, t.skipped_count
+                    ));
+                }
+                tests
+            })?;
             let finished_ms = now_ms();
             self.store.finish_stage(
                 stage.id,
@@ -568,9 +698,15 @@ impl Engine {
                 record: &current,
                 started_ms,
                 finished_ms,
-                failed_tests: log.failed_tests,
+                failed_tests: std::mem::take(&mut log.failed_tests),
+                tests: log.tests.take(),
             };
             self.certify(loaded, run, &stage_facts, &facts, signer, None)?;
+            // What the fetch installed, about the source tree it was installed for.
+            if let (Some(bom), Some(source)) = (facts.fetched.take(), &facts.source) {
+                let sbom = Statement::new(vec![source.clone()], CycloneDxBom(bom))?;
+                self.keep(run, &current, source, &sbom, signer)?;
+            }
             if spec.kind == StageKind::UnitTest && current.status == StageStatus::Passed {
                 unit_tests.push((
                     index,
@@ -578,6 +714,7 @@ impl Engine {
                     started_ms,
                     finished_ms,
                     stage_facts.failed_tests.clone(),
+                    stage_facts.tests.clone(),
                 ));
             }
             // The image was built from the tested source: the engine saw both, so
@@ -588,13 +725,14 @@ impl Engine {
                 && let Some(built) = &facts.image
             {
                 let about = image_subject(loaded, built);
-                for (i, record, started, finished, failed) in &unit_tests {
+                for (i, record, started, finished, failed, tests) in &unit_tests {
                     let unit = StageFacts {
                         spec: &loaded.chain.stages[*i],
                         record,
                         started_ms: *started,
                         finished_ms: *finished,
                         failed_tests: failed.clone(),
+                        tests: tests.clone(),
                     };
                     self.certify(loaded, run, &unit, &facts, signer, Some(about.clone()))?;
                 }
@@ -672,6 +810,13 @@ impl Engine {
                 ))
             })
             .into_iter()
+            .chain(facts.build_image.and_then(|b| {
+                let hex = b.digest.strip_prefix("sha256:")?;
+                Some(NamedDigest::new(
+                    format!("build image {}", b.name),
+                    Sha256Digest::from_hex(hex).ok()?,
+                ))
+            }))
             .collect();
         let observed = Observed {
             workload: loaded.workload.name.clone(),
@@ -688,6 +833,7 @@ impl Engine {
             logs: facts.logs.clone(),
             base_images,
             failed_tests: stage.failed_tests.clone(),
+            tests: stage.tests.clone(),
             artifacts,
             triggered_by: self.triggered_by(run),
             change: facts.change.clone(),
@@ -727,6 +873,36 @@ impl Engine {
                 source: Some(source),
                 time_ms: source_date_epoch.saturating_mul(1000),
             },
+            &mut |note| sink.system(note),
+        )
+    }
+
+    /// Inventories what the fetch stage installed in the workspace: the
+    /// resolved lockfiles and the installed packages' own metadata (the
+    /// sandbox's `.home` caches left out), recorded in the SBOM index; signed
+    /// about the source tree once the stage is over.
+    fn inventory_fetched(
+        &self,
+        loaded: &LoadedWorkload,
+        source: &Subject,
+        workspace: &Path,
+        source_date_epoch: i64,
+        sink: &mut LogSink<'_>,
+    ) -> Result<serde_json::Value, EngineError> {
+        let digest = source.sha256_digest().ok_or_else(|| {
+            EngineError::io("inventory", workspace)(std::io::Error::other(
+                "the source tree has no sha256 digest",
+            ))
+        })?;
+        let collected =
+            inventory::collect_installed(inventory::Tree::walk_except(workspace, &[HOME_DIR])?);
+        image_inventory::fetched(
+            &*self.store,
+            &loaded.workload.name,
+            &source.name,
+            &digest,
+            &collected,
+            source_date_epoch.saturating_mul(1000),
             &mut |note| sink.system(note),
         )
     }
@@ -811,7 +987,7 @@ impl Engine {
         let policy = &loaded.chain.sandbox;
         let network = spec.kind == StageKind::Fetch;
         sink.system(&format!(
-            "$ {command}   [sandbox: network {}, timeout {}, memory {} MiB, {} processes]",
+            "$ {command}   [sandbox: network {}, timeout {}, memory {} MiB, {} processes, {}]",
             if network {
                 "user-mode (dependency fetch; no host loopback, no link-local)"
             } else {
@@ -819,7 +995,11 @@ impl Engine {
             },
             human_duration(spec.timeout),
             policy.memory_bytes >> 20,
-            policy.processes
+            policy.processes,
+            match facts.build_image {
+                Some(b) => format!("build image {} {}, {}", b.name, b.digest, b.why),
+                None => "the host's /usr".to_owned(),
+            }
         ));
         let sandbox = SandboxSpec {
             workspace: workspace.to_path_buf(),
@@ -837,6 +1017,7 @@ impl Engine {
                 max_processes: policy.processes,
                 max_line_bytes: MAX_LINE_BYTES,
             },
+            system_root: facts.build_image.map(|b| b.rootfs.clone()),
         };
         let outcome = cairn_sandbox::run(&sandbox, &mut |stream, bytes| {
             let stream = match stream {
@@ -874,6 +1055,28 @@ impl Engine {
             "{} after {took}",
             end.reason.as_deref().unwrap_or("exit code 0")
         ));
+        if end.status == StageStatus::Passed
+            && spec.kind == StageKind::Fetch
+            && let Some(source) = &facts.source
+        {
+            // A failure is logged and leaves no such evidence; the run goes on.
+            facts.fetched = match self.inventory_fetched(
+                loaded,
+                source,
+                workspace,
+                facts.source_date_epoch,
+                sink,
+            ) {
+                Ok(bom) => Some(bom),
+                Err(e) => {
+                    sink.system(&format!(
+                        "no inventory of what the fetch installed, so no SBOM of it: {}",
+                        error_chain(&e)
+                    ));
+                    None
+                }
+            };
+        }
         if end.status == StageStatus::Passed
             && spec.kind == StageKind::Build
             && let Some(output) = &loaded.workload.output
@@ -991,6 +1194,7 @@ impl Engine {
                 .map(|t| (PathBuf::from(&t.host), PathBuf::from(&t.at)))
                 .collect(),
             limits,
+            system_root: facts.build_image.map(|b| b.rootfs.clone()),
         });
         let test = RcTest {
             images: &plan.images,
@@ -1256,6 +1460,26 @@ struct ImagePlan {
     retest: Option<BuiltImage>,
 }
 
+/// What a run needs resolved before it exists.
+struct Plan {
+    /// The RC's catalog base, when the workload has an image.
+    image: Option<ImagePlan>,
+    /// The build image, when the workload names one.
+    build_image: Option<BuildImage>,
+}
+
+/// A catalog base the fetch, build and test stages run in (see
+/// [`cairn_sandbox::SandboxSpec::system_root`]).
+struct BuildImage {
+    name: String,
+    /// Its manifest digest, `sha256:…`.
+    digest: String,
+    /// Its unpacked root filesystem (the checked cache).
+    rootfs: PathBuf,
+    /// Why this one: the workload named it, or org.toml mapped its ecosystem.
+    why: String,
+}
+
 /// The run to create for `loaded` at its commit (not yet written).
 fn new_run(loaded: &LoadedWorkload, git_ref: Option<&str>, trigger: Trigger) -> NewRun {
     NewRun {
@@ -1312,10 +1536,14 @@ const HOME_DIR: &str = ".home";
 struct RunFacts<'p> {
     /// The image plan, when the workload has an image.
     image_plan: Option<&'p ImagePlan>,
+    /// The build image the steps run in, if any.
+    build_image: Option<&'p BuildImage>,
     /// The release-candidate image the build produced.
     image: Option<BuiltImage>,
     /// The RC's SBOM and scan, until they are certified.
     inventory: Option<ImageInventory>,
+    /// The SBOM of what the fetch stage installed, until it is certified.
+    fetched: Option<serde_json::Value>,
     /// Whether the acceptance tests ran against the RC image.
     tested_image: bool,
     /// The materialised source tree.
@@ -1344,6 +1572,8 @@ struct StageFacts<'a> {
     started_ms: i64,
     finished_ms: i64,
     failed_tests: Vec<String>,
+    /// The tests the stage ran, from the runner's reports or output.
+    tests: Option<TestReport>,
 }
 
 /// Bounds on what the engine reads of a workspace: the tree of a build output or
@@ -1473,6 +1703,7 @@ struct LogSink<'a> {
     dropped_bytes: u64,
     hasher: Sha256Hasher,
     failed_tests: Vec<String>,
+    results: LineReader,
 }
 
 /// What a finished stage's log says, for its evidence.
@@ -1481,6 +1712,8 @@ struct LogSummary {
     digest: Sha256Digest,
     /// Failed tests named in the step's output.
     failed_tests: Vec<String>,
+    /// The tests the stage ran (see [`LogSink::finish_with`]).
+    tests: Option<TestReport>,
 }
 
 struct SinkShared {
@@ -1555,6 +1788,7 @@ impl<'a> LogSink<'a> {
             dropped_bytes: 0,
             hasher: Sha256Hasher::new(),
             failed_tests: Vec::new(),
+            results: LineReader::default(),
         }
     }
 
@@ -1576,6 +1810,7 @@ impl<'a> LogSink<'a> {
                     self.failed_tests.push(name);
                 }
             }
+            self.results.line(text);
         }
         self.push(stream, bytes);
     }
@@ -1608,7 +1843,15 @@ impl<'a> LogSink<'a> {
         }
     }
 
-    fn finish(mut self) -> Result<LogSummary, EngineError> {
+    /// Ends the log; `tests` hears the test results read from the step's
+    /// output lines, may still write to the log, and says which results the
+    /// stage's evidence carries.
+    fn finish_with(
+        mut self,
+        tests: impl FnOnce(&mut Self, Option<TestReport>) -> Option<TestReport>,
+    ) -> Result<LogSummary, EngineError> {
+        let from_lines = std::mem::take(&mut self.results).finish();
+        let tests = tests(&mut self, from_lines);
         if self.dropped_lines > 0 {
             let note = format!(
                 "output truncated: {} more lines ({} bytes) were not kept; a stage keeps at most {} MiB of log",
@@ -1624,6 +1867,7 @@ impl<'a> LogSink<'a> {
         Ok(LogSummary {
             digest: hasher.finish(),
             failed_tests: std::mem::take(&mut self.failed_tests),
+            tests,
         })
     }
 

@@ -66,6 +66,39 @@ impl Trust {
     }
 }
 
+/// Whether the catalog admitted `digest` (`sha256:…`): a stored CycloneDX
+/// statement about it, signed by cairn's key and in the log, which
+/// [`crate::images::catalog::admit`] writes only once the base passed the
+/// catalog's gate. `Err` says why not (for the refusal).
+pub(crate) fn catalog_admitted(
+    store: &dyn Store,
+    trust: &Trust,
+    digest: &str,
+) -> Result<Result<(), String>, EngineError> {
+    let hex = digest.trim_start_matches("sha256:");
+    let mut why = "there is no signed catalog admission (SBOM) about it".to_owned();
+    for e in store.evidence_for_subject(digest)? {
+        if e.run.is_some() || e.predicate_type != "https://cyclonedx.org/bom" {
+            continue;
+        }
+        match trust.statement(&e.bundle) {
+            Ok((statement, _)) => {
+                let about = statement["subject"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| s["digest"]["sha256"].as_str() == Some(hex));
+                if about && statement["predicateType"] == "https://cyclonedx.org/bom" {
+                    return Ok(Ok(()));
+                }
+                why = format!("its admission bundle {} is about another artifact", e.id);
+            }
+            Err(reason) => why = format!("its admission bundle {} {reason}", e.id),
+        }
+    }
+    Ok(Err(why))
+}
+
 /// A bundle that did not verify, named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Failure {

@@ -26,6 +26,7 @@
 //!     logs: vec![],
 //!     base_images: vec![],
 //!     failed_tests: vec![],
+//!     tests: None,
 //!     artifacts: vec![Subject::sha256("hello", Sha256Digest::of(b"binary"))],
 //!     triggered_by: None,
 //!     change: vec![],

@@ -49,6 +49,10 @@ pub struct Observed {
     pub base_images: Vec<NamedDigest>,
     /// Names of the tests that failed, as the engine parsed them from the output.
     pub failed_tests: Vec<String>,
+    /// The tests the stage ran, by outcome, from the runner's machine-readable
+    /// output (JUnit XML, TAP, libtest lines) as the engine read it; `None` when
+    /// the runner left none the engine could read.
+    pub tests: Option<cairn_model::test_results::TestReport>,
     /// What the stage is about: the build's outputs, or the tested artifact.
     pub artifacts: Vec<Subject>,
     /// The authenticated identity that queued or ran the run (`None` when no

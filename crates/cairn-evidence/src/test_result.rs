@@ -10,7 +10,12 @@ use crate::{EvidenceError, Observed};
 /// run produced a test result. Its `annotations` (all signed with the result):
 /// `cairn.workload`, `cairn.chain`, `cairn.stage`, `cairn.stageKind`
 /// (`unit-test`, `acceptance-test`, …), `cairn.run`, and `cairn.triggeredBy`
-/// (the identity that queued or ran the run, when one did). A gate reads the
+/// (the identity that queued or ran the run, when one did). When the engine
+/// read the runner's machine-readable results (see [`cairn_model::test_results`]),
+/// also `cairn.tests.format` (`junit-xml`, `tap`, `cargo-libtest`, `go-test`) and
+/// the exact counts `cairn.tests.passed`, `cairn.tests.failed`,
+/// `cairn.tests.skipped` (the predicate's `passedTests`/`failedTests` name at
+/// most [`cairn_model::test_results::MAX_NAMED`] each). A gate reads the
 /// stage kind from here, never from a store row.
 pub const STAGE_DESCRIPTOR_NAME: &str = "cairn chain stage";
 
@@ -47,11 +52,24 @@ impl Predicate for TestResult {
 }
 
 impl TestResult {
-    /// PASSED only when the step exited 0 and no test is named as failed;
-    /// otherwise FAILED (a killed step, a non-zero exit, or failed tests).
+    /// PASSED only when the step exited 0 and no test is named or counted as
+    /// failed; otherwise FAILED (a killed step, a non-zero exit, or failed tests).
+    /// `passedTests`/`failedTests` come from the runner's results the engine
+    /// read, and the failed tests named in the log.
     /// `url` is where people can see the run (cairn's run page), if there is one.
     pub fn from_observed(observed: &Observed, url: Option<String>) -> Self {
-        let passed = observed.exit_code == Some(0) && observed.failed_tests.is_empty();
+        let mut failed_tests = observed.failed_tests.clone();
+        let mut passed_tests = Vec::new();
+        if let Some(report) = &observed.tests {
+            for name in &report.failed {
+                if !failed_tests.contains(name) {
+                    failed_tests.push(name.clone());
+                }
+            }
+            passed_tests = report.passed.clone();
+        }
+        let failed_count = observed.tests.as_ref().map_or(0, |r| r.failed_count);
+        let passed = observed.exit_code == Some(0) && failed_tests.is_empty() && failed_count == 0;
         TestResult {
             result: if passed {
                 TestOutcome::Passed
@@ -66,9 +84,9 @@ impl TestResult {
                 stage_descriptor(observed),
             ],
             url,
-            passed_tests: Vec::new(),
+            passed_tests,
             warned_tests: Vec::new(),
-            failed_tests: observed.failed_tests.clone(),
+            failed_tests,
         }
     }
 }
@@ -84,6 +102,16 @@ fn stage_descriptor(observed: &Observed) -> ResourceDescriptor {
     ]);
     if let Some(who) = &observed.triggered_by {
         annotations.insert("cairn.triggeredBy".to_owned(), who.clone());
+    }
+    if let Some(report) = &observed.tests {
+        for (key, value) in [
+            ("cairn.tests.format", report.format.as_str().to_owned()),
+            ("cairn.tests.passed", report.passed_count.to_string()),
+            ("cairn.tests.failed", report.failed_count.to_string()),
+            ("cairn.tests.skipped", report.skipped_count.to_string()),
+        ] {
+            annotations.insert(key.to_owned(), value);
+        }
     }
     ResourceDescriptor {
         name: Some(STAGE_DESCRIPTOR_NAME.to_owned()),

@@ -147,6 +147,37 @@ fn test_result_follows_exit_code_and_failed_tests() {
 }
 
 #[test]
+fn test_result_names_the_tests_and_counts_them() {
+    let mut observed = observed_build();
+    observed.stage = "unit-tests".into();
+    observed.exit_code = Some(0);
+    let xml = br#"<testsuites><testsuite><testcase classname="t" name="a"/><testcase classname="t" name="b"><skipped/></testcase><testcase classname="t" name="c"/></testsuite></testsuites>"#;
+    observed.tests = Some(cairn_model::test_results::parse_junit(xml).expect("junit"));
+    let statement = Statement::test_result(&observed, None).expect("builds");
+    let value: Value = serde_json::from_slice(&statement.to_json().expect("json")).expect("json");
+    let predicate = &value["predicate"];
+    assert_eq!(predicate["result"], "PASSED");
+    assert_eq!(predicate["passedTests"], json!(["t.a", "t.c"]));
+    assert!(predicate.get("failedTests").is_none());
+    let notes = &predicate["configuration"][1]["annotations"];
+    assert_eq!(notes["cairn.tests.format"], "junit-xml");
+    assert_eq!(
+        (
+            &notes["cairn.tests.passed"],
+            &notes["cairn.tests.failed"],
+            &notes["cairn.tests.skipped"]
+        ),
+        (&json!("2"), &json!("0"), &json!("1"))
+    );
+    // A failed test in the runner's report fails the result even on exit 0.
+    let xml = br#"<testsuite><testcase name="x"><failure/></testcase></testsuite>"#;
+    observed.tests = Some(cairn_model::test_results::parse_junit(xml).expect("junit"));
+    let statement = Statement::test_result(&observed, None).expect("builds");
+    assert_eq!(statement.predicate.result, TestOutcome::Failed);
+    assert_eq!(statement.predicate.failed_tests, ["x"]);
+}
+
+#[test]
 fn statement_reading_is_strict() {
     let statement = Statement::provenance(&observed_build(), BUILDER_ID).expect("builds");
     let good: Value = serde_json::from_slice(&statement.to_json().expect("json")).expect("json");

@@ -1,5 +1,6 @@
 //! Which ecosystem an app is written in, from the names of the files at its root,
 //! and the commands `cairn init` writes for it.
+use crate::test_results::RESULTS_DIR;
 
 /// The ecosystems `cairn init` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,11 +287,12 @@ fn recipe_for(p: &Project, ecosystem: Ecosystem, reasons: &mut Vec<String>) -> R
             )
         }
         Ecosystem::Go => {
-            reasons.push("tests: go test ./...".into());
+            reasons
+                .push("tests: go test -v ./... (-v: each test's result, for the evidence)".into());
             recipe(
                 Some("go mod download".into()),
                 "go build ./...",
-                "go test ./...".into(),
+                "go test -v ./...".into(),
             )
         }
         Ecosystem::Maven => {
@@ -367,9 +369,11 @@ fn python(p: &Project, reasons: &mut Vec<String>) -> Recipe {
     let unit = match pytest_from {
         Some(from) => {
             reasons.push(format!(
-                "tests: pytest, configured in {from}; pytest is installed in the fetch stage"
+                "tests: pytest, configured in {from}; pytest is installed in the fetch stage, and writes JUnit XML to {RESULTS_DIR}/ for the evidence"
             ));
-            "PYTHONPATH=.deps python3 -m pytest -p no:cacheprovider".to_owned()
+            format!(
+                "PYTHONPATH=.deps python3 -m pytest -p no:cacheprovider --junitxml={RESULTS_DIR}/junit.xml"
+            )
         }
         None => {
             reasons.push("tests: no pytest configuration found, so unittest".into());
@@ -459,7 +463,7 @@ mod tests {
         check(&["package.json"], Some((Ecosystem::Npm, "npm test")));
         check(
             &["go.mod", "go.sum"],
-            Some((Ecosystem::Go, "go test ./...")),
+            Some((Ecosystem::Go, "go test -v ./...")),
         );
         check(
             &["requirements.txt"],

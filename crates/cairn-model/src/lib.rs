@@ -10,6 +10,7 @@ pub mod image;
 pub mod image_ref;
 pub mod run;
 pub mod test_report;
+pub mod test_results;
 pub mod time;
 
 pub use deployment::{

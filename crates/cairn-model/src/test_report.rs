@@ -80,6 +80,12 @@ pub enum Missing {
     PythonModule(String),
     /// A Node module (`Cannot find module 'x'`), not a relative path.
     NodeModule(String),
+    /// A Rust crate the code uses but Cargo.toml does not declare
+    /// (`can't find crate for `x``, `use of undeclared crate or module `x``).
+    RustCrate(String),
+    /// A Go package no required module provides (`no required module provides
+    /// package x`).
+    GoPackage(String),
     /// cargo's `--locked` with a `Cargo.lock` that does not match `Cargo.toml`
     /// (or none at all).
     CargoLockfile,
@@ -140,6 +146,29 @@ fn missing_in(line: &str) -> Option<Missing> {
             return None;
         }
         return Some(Missing::NodeModule(module));
+    }
+    // rustc: error[E0463]: can't find crate for `quickcheck`;
+    // error[E0433]: failed to resolve: use of undeclared crate or module `rand`
+    // (the module case is also a typo in the project's own path: still the
+    // likeliest fix is the dependency).
+    for marker in [
+        "can't find crate for `",
+        "use of undeclared crate or module `",
+    ] {
+        if let Some(i) = line.find(marker) {
+            let rest = &line[i + marker.len()..];
+            let krate = rest.split('`').next().and_then(name)?;
+            return Some(Missing::RustCrate(krate));
+        }
+    }
+    // go: `no required module provides package github.com/x/y; to add it:`
+    if let Some(i) = line.find("no required module provides package ") {
+        let rest = &line[i + "no required module provides package ".len()..];
+        let package = rest
+            .split(|c: char| c == ';' || c.is_whitespace())
+            .next()
+            .and_then(name)?;
+        return Some(Missing::GoPackage(package));
     }
     // cargo: `the lock file /w/Cargo.lock needs to be updated but --locked was
     // passed to prevent this`.
@@ -236,6 +265,21 @@ mod tests {
                 "Error: Cannot find module 'left-pad'\nRequire stack:\n",
                 Some(1),
                 Some(NodeModule("left-pad".into())),
+            ),
+            (
+                "error[E0463]: can't find crate for `quickcheck`\n",
+                Some(101),
+                Some(RustCrate("quickcheck".into())),
+            ),
+            (
+                "error[E0433]: failed to resolve: use of undeclared crate or module `rand`\n",
+                Some(101),
+                Some(RustCrate("rand".into())),
+            ),
+            (
+                "x_test.go:4:2: no required module provides package github.com/stretchr/testify/assert; to add it:\n",
+                Some(1),
+                Some(GoPackage("github.com/stretchr/testify/assert".into())),
             ),
             // The project's own file missing is not a dependency.
             ("Error: Cannot find module './lib/x'\n", Some(1), None),

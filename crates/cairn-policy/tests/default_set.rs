@@ -699,6 +699,7 @@ fn real_signed_and_verified_evidence_passes_the_gate() {
         logs: vec![],
         base_images: vec![],
         failed_tests: vec![],
+        tests: None,
         artifacts: vec![Subject::sha256("hello", artifact)],
         triggered_by: None,
         change: Vec::new(),

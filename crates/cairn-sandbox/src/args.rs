@@ -81,25 +81,79 @@ pub(crate) enum Net<'a> {
     UserMode { resolv_conf: &'a Path },
 }
 
+/// A build image's root filesystem and its top-level entries (see
+/// [`SandboxSpec::system_root`]).
+pub(crate) struct System<'a> {
+    pub(crate) root: &'a Path,
+    pub(crate) entries: Vec<TopEntry>,
+}
+
+/// Top-level names of a build image that the sandbox does not take from it: its
+/// own `/etc` (the curated copy), the home tmpfs's parent and the workspace.
+const SYSTEM_ROOT_SKIPPED: &[&str] = &["etc", "home", "workspace"];
+
+/// Files under a build image's `/etc` bound over the curated copy's, when the
+/// image has them as a real directory or regular file: which program a command
+/// name is, and where the image's libraries are.
+const SYSTEM_ROOT_ETC: &[&str] = &["alternatives", "ld.so.cache"];
+
 /// All of bubblewrap's arguments for `spec`, the command last; `etc` is the curated
 /// copy bound at `/etc` (see [`crate::etc`]); `net` is the network the caller set up
-/// (never [`Net::Host`] for a step).
-pub(crate) fn build(spec: &SandboxSpec, etc: &Path, net: Net<'_>) -> Vec<OsString> {
+/// (never [`Net::Host`] for a step); `system` the build image, if any.
+pub(crate) fn build(
+    spec: &SandboxSpec,
+    etc: &Path,
+    net: Net<'_>,
+    system: Option<&System<'_>>,
+) -> Vec<OsString> {
     let mut a = Args(Vec::with_capacity(
         96 + 3 * spec.env.len() + spec.argv.len(),
     ));
     namespaces(&mut a, net, false);
     environment(&mut a, &spec.env);
 
-    // Read-only system.
-    a.with2("--ro-bind", "/usr", "/usr");
-    for dir in system_dirs() {
-        match dir {
-            SystemDir::Symlink { path, target } => a.with2("--symlink", target, *path),
-            SystemDir::Dir { path } => a.with2("--ro-bind", *path, *path),
+    // Read-only system: the build image's, or the host's.
+    let root = Path::new("/");
+    match system {
+        Some(system) => {
+            for entry in &system.entries {
+                match entry {
+                    TopEntry::Bind(name) if SYSTEM_ROOT_SKIPPED.iter().any(|s| name == *s) => {}
+                    TopEntry::Symlink(name, _)
+                        if SYSTEM_ROOT_SKIPPED.iter().any(|s| name == *s) => {}
+                    TopEntry::Bind(name) => {
+                        a.with2("--ro-bind", system.root.join(name), root.join(name));
+                    }
+                    TopEntry::Symlink(name, target) => {
+                        a.with2("--symlink", target, root.join(name))
+                    }
+                }
+            }
+        }
+        None => {
+            a.with2("--ro-bind", "/usr", "/usr");
+            for dir in system_dirs() {
+                match dir {
+                    SystemDir::Symlink { path, target } => a.with2("--symlink", target, *path),
+                    SystemDir::Dir { path } => a.with2("--ro-bind", *path, *path),
+                }
+            }
         }
     }
     a.with2("--ro-bind", etc, "/etc");
+    if let Some(system) = system {
+        let image_etc = system.root.join("etc");
+        let etc_is_dir = std::fs::symlink_metadata(&image_etc).is_ok_and(|m| m.is_dir());
+        for name in SYSTEM_ROOT_ETC {
+            let (source, in_copy) = (image_etc.join(name), etc.join(name));
+            // Never through a symlink; only over a mount point the copy has.
+            let real =
+                |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir() || m.is_file());
+            if etc_is_dir && real(&source) && real(&in_copy) {
+                a.with2("--ro-bind", source, Path::new("/etc").join(name));
+            }
+        }
+    }
     let resolv = Path::new("/etc").join(RESOLV_CONF);
     match net {
         // Resolved on the host (it is often a symlink into /run), bound over the
@@ -239,7 +293,7 @@ mod tests {
         } else {
             Net::Own
         };
-        build(spec, Path::new("/run/etc-copy"), net)
+        build(spec, Path::new("/run/etc-copy"), net, None)
             .into_iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
@@ -263,6 +317,42 @@ mod tests {
         assert!(open.contains(&"--share-net".to_owned()));
         assert!(has_pair(&open, "--ro-bind", "/run/usernet-resolv.conf"));
         assert!(!open.iter().any(|a| a == "--ro-bind-try"));
+    }
+
+    #[test]
+    fn a_build_image_replaces_the_host_system() {
+        let img = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(img.path().join("etc/alternatives")).unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(copy.path().join("alternatives")).unwrap();
+        let spec = SandboxSpec::new("/host/ws", vec!["cc".into()]);
+        let system = System {
+            root: img.path(),
+            entries: vec![
+                TopEntry::Symlink("bin".into(), "usr/bin".into()),
+                TopEntry::Bind("etc".into()),
+                TopEntry::Bind("home".into()),
+                TopEntry::Bind("opt".into()),
+                TopEntry::Bind("usr".into()),
+                TopEntry::Bind("workspace".into()),
+            ],
+        };
+        let args: Vec<String> = build(&spec, copy.path(), Net::Own, Some(&system))
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let at = |rel: &str| img.path().join(rel).to_string_lossy().into_owned();
+        assert!(has_pair(&args, "--ro-bind", &at("usr")));
+        assert!(has_pair(&args, "--ro-bind", &at("opt")));
+        assert!(has_pair(&args, "--symlink", "usr/bin"));
+        assert!(has_pair(&args, "--ro-bind", &at("etc/alternatives")));
+        // Not the host's /usr, not the image's /etc, /home or /workspace.
+        assert!(!has_pair(&args, "--ro-bind", "/usr"));
+        for own in ["etc", "home", "workspace"] {
+            assert!(!has_pair(&args, "--ro-bind", &at(own)), "{own}: {args:?}");
+        }
+        assert!(has_pair(&args, "--ro-bind", &copy.path().to_string_lossy()));
+        assert!(has_pair(&args, "--bind", "/host/ws"));
     }
 
     #[test]

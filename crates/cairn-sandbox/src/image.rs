@@ -250,7 +250,7 @@ fn rootfs_error(path: &Path, action: &'static str, source: io::Error) -> Sandbox
 /// bubblewrap opens the rootfs as the sandbox user: every directory from `/` down to
 /// it must let that user through. Checked here to name the directory that does not,
 /// rather than leave it to bubblewrap's "Can't find source path".
-fn check_reachable(rootfs: &Path) -> Result<(), SandboxError> {
+pub(crate) fn check_reachable(rootfs: &Path) -> Result<(), SandboxError> {
     for dir in rootfs.ancestors() {
         let meta = fs::metadata(dir).map_err(|e| rootfs_error(dir, "inspect it", e))?;
         let mode = meta.mode();
@@ -272,7 +272,7 @@ fn check_reachable(rootfs: &Path) -> Result<(), SandboxError> {
 /// The top-level entries of `rootfs` the sandbox binds: directories and regular
 /// files, and symlinks (recreated); the sandbox's own mount points and anything else
 /// (devices, sockets) are left out. Sorted, so the command line is reproducible.
-fn top_entries(rootfs: &Path) -> Result<Vec<TopEntry>, SandboxError> {
+pub(crate) fn top_entries(rootfs: &Path) -> Result<Vec<TopEntry>, SandboxError> {
     let meta = fs::symlink_metadata(rootfs).map_err(|e| rootfs_error(rootfs, "inspect it", e))?;
     if !meta.is_dir() {
         return Err(rootfs_error(

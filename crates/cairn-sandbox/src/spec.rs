@@ -39,6 +39,14 @@ pub struct SandboxSpec {
     pub read_only_binds: Vec<(PathBuf, PathBuf)>,
     /// Resource limits; a limit that cannot be applied makes [`crate::run`] refuse.
     pub limits: Limits,
+    /// A build image's unpacked root filesystem (a catalog base carrying the
+    /// toolchain): its top-level entries replace the host's `/usr`, `/bin`,
+    /// `/lib`, … (each bound read-only, symlinks recreated; not its `/etc`,
+    /// `/home`, `/proc`, `/dev`, `/tmp`, `/run` or `/workspace`), and its
+    /// `/etc/alternatives` and `/etc/ld.so.cache` are bound over the curated
+    /// copy's. `None`: the host's system directories, as before. Every directory
+    /// down to it must be searchable by the sandbox user, as for an image.
+    pub system_root: Option<PathBuf>,
 }
 
 impl SandboxSpec {
@@ -51,6 +59,7 @@ impl SandboxSpec {
             network: false,
             read_only_binds: Vec::new(),
             limits: Limits::default(),
+            system_root: None,
         }
     }
 
@@ -68,6 +77,12 @@ impl SandboxSpec {
                     "cannot be mounted over the sandbox root",
                     &source.to_string_lossy(),
                 ));
+            }
+        }
+        if let Some(root) = &self.system_root {
+            check_absolute("system_root", root)?;
+            if root == Path::new("/") {
+                return Err(invalid("system_root", "cannot be the host's root", "/"));
             }
         }
         check_limits(&self.limits)

@@ -103,7 +103,18 @@ fn run_spec(
         ),
         (None, None) => (Net::Own, None),
     };
-    let args = args::build(spec, etc.path(), net);
+    let system = match &spec.system_root {
+        Some(root) => {
+            if spawn::is_root() {
+                crate::image::check_reachable(root)?;
+            }
+            let entries = crate::image::top_entries(root)?;
+            check_mount_points(root, &entries, &spec.read_only_binds)?;
+            Some(args::System { root, entries })
+        }
+        None => None,
+    };
+    let args = args::build(spec, etc.path(), net, system.as_ref());
     execute(args, &spec.limits, netns, on_line)
 }
 
@@ -529,5 +540,61 @@ mod tests {
         let mut timed = ended(0, "");
         timed.timed_out = true;
         assert_eq!(ok(verdict(&timed, Some(0), 0)), Some(Exit::TimedOut));
+    }
+}
+
+/// A read-only bind (a chain's tool) below one of a build image's top-level
+/// directories needs its mount point in the image: the image is bound
+/// read-only, so bubblewrap cannot make it. Refused here, naming both, rather
+/// than left to bubblewrap's "Can't create file".
+fn check_mount_points(
+    root: &Path,
+    entries: &[crate::args::TopEntry],
+    binds: &[(std::path::PathBuf, std::path::PathBuf)],
+) -> Result<(), SandboxError> {
+    for (source, dest) in binds {
+        let Ok(rel) = dest.strip_prefix("/") else {
+            continue;
+        };
+        let Some(std::path::Component::Normal(top)) = rel.components().next() else {
+            continue;
+        };
+        let from_image = entries
+            .iter()
+            .any(|e| matches!(e, crate::args::TopEntry::Bind(name) if name == top));
+        if from_image && top != "etc" && std::fs::symlink_metadata(root.join(rel)).is_err() {
+            return Err(SandboxError::InvalidSpec {
+                field: "read_only_binds",
+                problem: "has no mount point in the build image (its directories are read-only): \
+                          mount the tool elsewhere, or use a build image that carries it",
+                value: format!("{} -> {}", source.display(), dest.display()),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod mount_point_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::args::TopEntry;
+
+    #[test]
+    fn a_tool_below_a_build_image_directory_needs_its_mount_point() {
+        let img = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(img.path().join("opt/present")).unwrap();
+        let entries = vec![TopEntry::Bind("opt".into()), TopEntry::Bind("usr".into())];
+        let bind = |dest: &str| vec![("/host/tool".into(), dest.into())];
+        assert!(check_mount_points(img.path(), &entries, &bind("/opt/present")).is_ok());
+        // Not below an image directory: the sandbox's own root makes it.
+        assert!(check_mount_points(img.path(), &entries, &bind("/toolchains/rust")).is_ok());
+        let e = check_mount_points(img.path(), &entries, &bind("/opt/rust"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no mount point in the build image") && e.contains("/opt/rust"),
+            "{e}"
+        );
     }
 }

@@ -20,7 +20,10 @@ mod text;
 pub use component::{Component, Ecosystem, SourcePackage};
 pub use error::{Error, ParseError};
 pub use licence::{Licence, parse_licence};
-pub use scan::{FileError, FileKind, Note, ParsedFile, ScanReport, detect, parse_file, scan_tree};
+pub use scan::{
+    FileError, FileKind, Note, ParsedFile, ScanReport, detect, detect_installed, parse_file,
+    scan_installed, scan_tree,
+};
 
 /// The largest file a parser accepts (a dpkg status of a big image is a few MiB).
 pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;

@@ -21,11 +21,17 @@ pub enum FileKind {
     MavenDependencyList,
     DpkgStatus,
     ApkInstalled,
+    /// An installed Python distribution's `*.dist-info/METADATA` (read only
+    /// by [`scan_installed`]).
+    PythonDistInfo,
+    /// An installed npm package's `node_modules/<name>/package.json` (read
+    /// only by [`scan_installed`]).
+    NpmInstalled,
 }
 
 impl FileKind {
     /// Every kind, in declaration order.
-    pub const ALL: [FileKind; 13] = [
+    pub const ALL: [FileKind; 15] = [
         FileKind::CargoLock,
         FileKind::NpmLock,
         FileKind::PoetryLock,
@@ -39,6 +45,8 @@ impl FileKind {
         FileKind::MavenDependencyList,
         FileKind::DpkgStatus,
         FileKind::ApkInstalled,
+        FileKind::PythonDistInfo,
+        FileKind::NpmInstalled,
     ];
 }
 
@@ -132,6 +140,31 @@ pub fn detect(path: &str) -> Option<FileKind> {
     })
 }
 
+/// The kind of an installed package's metadata from its path: a
+/// `<dist>.dist-info/METADATA` anywhere (site-packages, pip's `--target`
+/// directory), or the `package.json` of a package directly in a `node_modules/`
+/// (`node_modules/x/package.json`, `node_modules/@scope/x/package.json`, nested
+/// `node_modules` too). What a dependency fetch installed, as opposed to what
+/// the lockfiles declare.
+pub fn detect_installed(path: &str) -> Option<FileKind> {
+    let p = normalise(path);
+    let mut rev = p.rsplit('/');
+    let file = rev.next()?;
+    let parent = rev.next()?;
+    match file {
+        "METADATA" if parent.ends_with(".dist-info") && parent.len() > ".dist-info".len() => {
+            Some(FileKind::PythonDistInfo)
+        }
+        "package.json" => {
+            let above = rev.next()?;
+            let ok = (above == "node_modules" && !parent.starts_with(['@', '.']))
+                || (above.starts_with('@') && rev.next() == Some("node_modules"));
+            ok.then_some(FileKind::NpmInstalled)
+        }
+        _ => None,
+    }
+}
+
 /// Parses one file of a known kind. `distro` is the purl namespace for OS packages
 /// (`debian`, `ubuntu`, `alpine`).
 pub fn parse_file(
@@ -155,6 +188,8 @@ pub fn parse_file(
         FileKind::MavenDependencyList => maven::parse_dependency_list(path, bytes),
         FileKind::DpkgStatus => dpkg::parse(path, bytes, distro),
         FileKind::ApkInstalled => apk::parse(path, bytes, distro),
+        FileKind::PythonDistInfo => python::parse_dist_info(path, bytes),
+        FileKind::NpmInstalled => npm::parse_installed(path, bytes),
     }
 }
 
@@ -190,6 +225,23 @@ pub fn scan_tree<'a>(
     paths: impl IntoIterator<Item = &'a str>,
     read: &dyn Fn(&str) -> Option<Vec<u8>>,
 ) -> ScanReport {
+    scan(paths, read, false)
+}
+
+/// [`scan_tree`], and also the metadata of installed packages
+/// ([`detect_installed`]): what a dependency fetch put in a workspace.
+pub fn scan_installed<'a>(
+    paths: impl IntoIterator<Item = &'a str>,
+    read: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> ScanReport {
+    scan(paths, read, true)
+}
+
+fn scan<'a>(
+    paths: impl IntoIterator<Item = &'a str>,
+    read: &dyn Fn(&str) -> Option<Vec<u8>>,
+    installed: bool,
+) -> ScanReport {
     let mut found: Vec<(&str, FileKind)> = Vec::new();
     let mut os_release_files = Vec::new();
     let mut all: Vec<&str> = paths.into_iter().collect();
@@ -201,7 +253,8 @@ pub fn scan_tree<'a>(
         if matches!(normalise(p), "etc/os-release" | "usr/lib/os-release") {
             os_release_files.push(*p);
         }
-        if let Some(kind) = detect(p) {
+        let kind = detect(p).or_else(|| installed.then(|| detect_installed(p)).flatten());
+        if let Some(kind) = kind {
             found.push((p, kind));
         }
     }

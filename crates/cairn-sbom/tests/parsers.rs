@@ -1131,3 +1131,95 @@ fn fuzz_crashes_stay_fixed() {
     }
     assert!(n > 0, "no fuzz crash cases found");
 }
+
+/// What a dependency fetch installed: pip's `--target` directory and
+/// `node_modules`, read from the installed packages' own metadata (real files:
+/// pytest's and iniconfig's METADATA as pip wrote them, left-pad's and
+/// @types/node's package.json from the npm registry).
+#[test]
+fn installed_package_metadata() {
+    use cairn_sbom::{detect_installed, scan_installed};
+    for (path, want) in [
+        (
+            ".deps/pytest-9.2.0.dist-info/METADATA",
+            Some(FileKind::PythonDistInfo),
+        ),
+        (
+            "usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA",
+            Some(FileKind::PythonDistInfo),
+        ),
+        (".dist-info/METADATA", None),
+        ("pkg/METADATA", None),
+        (
+            "node_modules/left-pad/package.json",
+            Some(FileKind::NpmInstalled),
+        ),
+        (
+            "node_modules/@types/node/package.json",
+            Some(FileKind::NpmInstalled),
+        ),
+        (
+            "node_modules/a/node_modules/b/package.json",
+            Some(FileKind::NpmInstalled),
+        ),
+        ("node_modules/left-pad/test/package.json", None),
+        ("node_modules/@types/package.json", None),
+        ("node_modules/.bin/package.json", None),
+        ("package.json", None),
+    ] {
+        assert_eq!(detect_installed(path), want, "{path}");
+    }
+    check(
+        FileKind::PythonDistInfo,
+        "installed/.deps/pytest-9.2.0.dist-info/METADATA",
+        &["pkg:pypi/pytest@9.2.0 MIT"],
+    );
+    check(
+        FileKind::NpmInstalled,
+        "installed/node_modules/@types/node/package.json",
+        &["pkg:npm/%40types/node@20.11.0 MIT"],
+    );
+    // The plain scan reads lockfiles only; the installed scan reads both.
+    let files = [
+        "installed/.deps/pytest-9.2.0.dist-info/METADATA",
+        "installed/.deps/iniconfig-2.3.1.dist-info/METADATA",
+        "installed/node_modules/left-pad/package.json",
+        "installed/node_modules/@types/node/package.json",
+    ];
+    let read = |p: &str| Some(data(p));
+    assert!(scan_tree(files, &read).components.is_empty());
+    let report = scan_installed(files, &read);
+    let purls: Vec<&str> = report.components.iter().map(|c| c.purl.as_str()).collect();
+    assert_eq!(
+        purls,
+        [
+            "pkg:npm/%40types/node@20.11.0",
+            "pkg:npm/left-pad@1.3.0",
+            "pkg:pypi/iniconfig@2.3.1",
+            "pkg:pypi/pytest@9.2.0"
+        ]
+    );
+    // Broken metadata is a file error, not a silent pass.
+    for (kind, bytes, why) in [
+        (
+            FileKind::PythonDistInfo,
+            &b"Metadata-Version: 2.1\nVersion: 1\n"[..],
+            "no Name",
+        ),
+        (
+            FileKind::PythonDistInfo,
+            b"Name: x y\nVersion: 1\n",
+            "invalid package name",
+        ),
+        (FileKind::NpmInstalled, b"{\"name\": \"x\"}", "no version"),
+        (FileKind::NpmInstalled, b"[[[[", "JSON"),
+    ] {
+        let err = parse_file(kind, "f", bytes, "debian")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(why) || err.to_lowercase().contains(&why.to_lowercase()),
+            "{err}"
+        );
+    }
+}

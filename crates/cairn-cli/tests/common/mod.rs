@@ -136,6 +136,29 @@ impl Fixture {
         .unwrap()
     }
 
+    /// The statements of the last run (`cairn evidence last --export`), each
+    /// verified against cairn's key and log: `(stage, statement)`.
+    pub fn statements(&self) -> Vec<(String, Value)> {
+        let public = self.signing_key();
+        let log = self.log_verifier();
+        let export = self.data.join("../evidence-export");
+        let _ = std::fs::remove_dir_all(&export);
+        let list = self.json(&["evidence", "last", "--export", export.to_str().unwrap()]);
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let bytes = std::fs::read(e["file"].as_str().unwrap()).unwrap();
+                let bundle = cairn_evidence::Bundle::from_json(&bytes).unwrap();
+                let payload = bundle.verify_with_log(&public, &log).unwrap();
+                (
+                    e["stage"].as_str().unwrap_or_default().to_owned(),
+                    serde_json::from_slice(payload).unwrap(),
+                )
+            })
+            .collect()
+    }
+
     /// `cairn --json ARGS`, which must exit 0, parsed.
     pub fn json(&self, args: &[&str]) -> Value {
         let mut all = vec!["--json"];

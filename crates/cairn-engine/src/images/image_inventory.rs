@@ -202,6 +202,82 @@ pub fn inventory(
     Ok(ImageInventory { bom, scan })
 }
 
+/// What a run's dependency fetch left in its workspace: the resolved lockfiles
+/// and the installed packages' own metadata (`collected`, see
+/// [`inventory::collect_installed`]), as a CycloneDX document about the source
+/// tree `digest` (`sha256:…`) of `workload`, recorded in the SBOM index (so
+/// `cairn where` finds the workload by what it fetched). The caller signs it.
+pub fn fetched(
+    store: &dyn Store,
+    workload: &str,
+    subject_name: &str,
+    digest: &Sha256Digest,
+    collected: &Collected,
+    time_ms: i64,
+    note: &mut dyn FnMut(&str),
+) -> Result<serde_json::Value, EngineError> {
+    for s in collected.skipped.iter().take(MAX_LOGGED) {
+        note(&format!("inventory: skipped {}: {}", s.path, s.reason));
+    }
+    let mut uuid = [0u8; 16];
+    uuid.copy_from_slice(&digest.0[..16]);
+    let timestamp = cairn_model::time::rfc3339_utc(time_ms);
+    let version = format!("sha256:{}", digest.to_hex());
+    let doc = cairn_sbom::cyclonedx::to_json(&DocumentInput {
+        subject: cairn_sbom::cyclonedx::Subject {
+            kind: SubjectKind::Application,
+            name: workload.to_owned(),
+            version: Some(version.clone()),
+            purl: None,
+        },
+        components: &collected.report.components,
+        uuid,
+        timestamp: &timestamp,
+        tool_version: env!("CARGO_PKG_VERSION"),
+    })
+    .map_err(|e| {
+        inventory_error(
+            Path::new(subject_name),
+            &format!("cannot write the SBOM: {e}"),
+        )
+    })?;
+    let bom: serde_json::Value = serde_json::from_slice(&doc).map_err(|e| {
+        inventory_error(
+            Path::new(subject_name),
+            &format!("the SBOM is not JSON: {e}"),
+        )
+    })?;
+    let sbom_id = store.add_sbom(&cairn_store::NewSbom {
+        subject_name: subject_name.to_owned(),
+        subject_digest: version,
+        workload: Some(workload.to_owned()),
+        environment: None,
+        created_at_ms: now_ms(),
+        format: "cyclonedx".to_owned(),
+        document: doc,
+        components: inventory::index_rows(collected),
+    })?;
+    let files: Vec<&str> = collected
+        .report
+        .files
+        .iter()
+        .filter(|f| f.components > 0)
+        .map(|f| f.path.as_str())
+        .take(MAX_LOGGED)
+        .collect();
+    note(&format!(
+        "inventory of what the fetch installed: {} components from {} files{}; SBOM {sbom_id} recorded",
+        collected.report.components.len(),
+        collected.report.files.len(),
+        if files.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", files.join(", "))
+        }
+    ));
+    Ok(bom)
+}
+
 fn inventory_error(path: &Path, why: &str) -> EngineError {
     EngineError::io("inventory", path)(std::io::Error::other(why.to_owned()))
 }

@@ -147,6 +147,7 @@ pub fn rebase(
             NamedDigest::new(format!("rebased image {}", built.workload), sha(&digest)?),
         ],
         failed_tests: Vec::new(),
+        tests: None,
         artifacts: vec![subject.clone()],
         triggered_by: None,
         change: Vec::new(),

@@ -24,6 +24,7 @@ pub fn observed_build() -> Observed {
             Sha256Digest::of(b"base image manifest"),
         )],
         failed_tests: vec![],
+        tests: None,
         artifacts: vec![Subject::sha256("hello", Sha256Digest::of(b"\x7fELF hello"))],
         triggered_by: None,
         change: Vec::new(),

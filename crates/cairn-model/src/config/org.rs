@@ -42,6 +42,9 @@ pub struct OrgConfig {
     /// reviewed commit) is promoted to by cairn itself, through the same gates;
     /// elsewhere it waits for a human (`[remediation] auto_promote`).
     pub remediation_auto_promote: Vec<String>,
+    /// The build image of each detected ecosystem (`[build.images]`, e.g.
+    /// `cargo = "rust"`): a catalog base name, used when a workload names none.
+    pub build_images: std::collections::BTreeMap<String, String>,
 }
 
 /// Hours from an exposure's start to its deadline, per severity. An unknown
@@ -130,6 +133,7 @@ impl Default for OrgConfig {
             require_signed_commits: Vec::new(),
             exposure_sla: ExposureSla::default(),
             remediation_auto_promote: Vec::new(),
+            build_images: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -146,6 +150,7 @@ struct RawOrg {
     review: Option<RawReview>,
     exposures: Option<RawExposures>,
     remediation: Option<RawRemediation>,
+    build: Option<RawOrgBuild>,
 }
 
 #[derive(Deserialize)]
@@ -153,6 +158,13 @@ struct RawOrg {
 struct RawRemediation {
     #[serde(default)]
     auto_promote: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrgBuild {
+    #[serde(default)]
+    images: std::collections::BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -441,6 +453,24 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
         }
         remediation_auto_promote.push(e.into_inner());
     }
+    let mut build_images = std::collections::BTreeMap::new();
+    for (ecosystem, base) in raw.build.map(|b| b.images).unwrap_or_default() {
+        if crate::ecosystem::Ecosystem::from_name(&ecosystem).is_none() {
+            return Err(err(
+                base.span(),
+                format!("`{ecosystem}` is not an ecosystem cairn detects"),
+                "one of cargo, npm, python, go, maven, make",
+            ));
+        }
+        if !super::is_valid_name(base.get_ref()) {
+            return Err(err(
+                base.span(),
+                format!("build image `{}` is not a catalog name", base.get_ref()),
+                super::NAME_RULE,
+            ));
+        }
+        build_images.insert(ecosystem, base.into_inner());
+    }
     Ok(OrgConfig {
         registries,
         base_max_severity,
@@ -451,6 +481,7 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
         require_signed_commits,
         exposure_sla,
         remediation_auto_promote,
+        build_images,
     })
 }
 
@@ -472,6 +503,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(bad.contains("`prod` is not on the promotion path"), "{bad}");
+    }
+
+    #[test]
+    fn build_images_by_ecosystem() {
+        let org = parse_org(
+            "org.toml",
+            "[build.images]\ncargo = \"rust\"\npython = \"py\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            org.build_images.get("cargo").map(String::as_str),
+            Some("rust")
+        );
+        assert_eq!(org.build_images.len(), 2);
+        assert!(parse_org("org.toml", "").unwrap().build_images.is_empty());
+        for (text, fragment) in [
+            (
+                "[build.images]\ncobol = \"x\"\n",
+                "`cobol` is not an ecosystem cairn detects",
+            ),
+            (
+                "[build.images]\ncargo = \"docker.io/rust\"\n",
+                "is not a catalog name",
+            ),
+            ("[build]\nimage = \"rust\"\n", "unknown field"),
+        ] {
+            let e = parse_org("org.toml", text).unwrap_err().to_string();
+            assert!(e.contains(fragment), "{e}");
+        }
     }
 
     #[test]

@@ -33,6 +33,18 @@ pub struct Workload {
     /// release candidate (`[[test.http]]`).
     pub http_checks: Vec<HttpCheck>,
     pub image: Option<ImageConfig>,
+    /// The build image (`[build] image`): a catalog base carrying the toolchain,
+    /// the root of the fetch, build and test stages' sandbox.
+    pub build_image: Option<CatalogName>,
+}
+
+/// A base from the organisation's catalog, by name (pinned to one digest when
+/// written `name@sha256:…`), and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogName {
+    pub name: String,
+    pub digest: Option<String>,
+    pub span: std::ops::Range<usize>,
 }
 
 /// How the build output becomes an image: it is laid out under [`APP_DIR`] on top
@@ -93,6 +105,7 @@ struct RawWorkload {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBuild {
+    image: Option<Spanned<String>>,
     fetch: Option<Spanned<String>>,
     command: Spanned<String>,
     output: Option<Spanned<String>>,
@@ -282,22 +295,40 @@ pub fn parse_workload(file: &str, text: &str) -> Result<Workload, ConfigError> {
             .transpose()?,
         http_checks,
         image,
+        build_image: raw
+            .build
+            .image
+            .as_ref()
+            .map(|v| {
+                catalog_name(file, text, v, "build image").map(|(name, digest, span)| CatalogName {
+                    name,
+                    digest,
+                    span,
+                })
+            })
+            .transpose()?,
     })
 }
 
-/// Validates `[image]`. The base must be a catalog name: an image reference is
-/// refused here, before any work, and Docker Hub by its own rule.
-fn image_config(file: &str, text: &str, img: RawImage) -> Result<ImageConfig, ConfigError> {
+/// A catalog name, or `name@sha256:…` pinning one entry: an image reference is
+/// refused here, before any work, and Docker Hub by its own rule. `what` names
+/// the field in errors. Returns the name, the pinned digest and the value's span.
+fn catalog_name(
+    file: &str,
+    text: &str,
+    value: &Spanned<String>,
+    what: &str,
+) -> Result<(String, Option<String>, std::ops::Range<usize>), ConfigError> {
     use crate::image_ref::{ImageRef, NO_DOCKER_HUB_HELP, looks_like_reference};
     let err = |span: std::ops::Range<usize>, msg: String, help: &str| {
         ConfigError::at(file, text, Some(span), msg, Some(help.to_owned()))
     };
-    let base = img.base.get_ref().trim();
-    let span = img.base.span();
+    let base = value.get_ref().trim();
+    let span = value.span();
     if base.is_empty() {
         return Err(err(
             span,
-            "image base is empty".into(),
+            format!("{what} is empty"),
             "name a base image from the organisation's catalog (`cairn base list`)",
         ));
     }
@@ -313,7 +344,7 @@ fn image_config(file: &str, text: &str, img: RawImage) -> Result<ImageConfig, Co
                 return Err(err(
                     span,
                     format!(
-                        "image base `{base}` is refused: {}",
+                        "{what} `{base}` is refused: {}",
                         crate::image_ref::NO_DOCKER_HUB_RULE
                     ),
                     NO_DOCKER_HUB_HELP,
@@ -324,7 +355,7 @@ fn image_config(file: &str, text: &str, img: RawImage) -> Result<ImageConfig, Co
                 // Unparseable but reference-shaped: still never Docker Hub by accident.
                 return Err(err(
                     span,
-                    format!("image base `{base}` is not a valid image reference or catalog name"),
+                    format!("{what} `{base}` is not a valid image reference or catalog name"),
                     NO_DOCKER_HUB_HELP,
                 ));
             }
@@ -333,9 +364,9 @@ fn image_config(file: &str, text: &str, img: RawImage) -> Result<ImageConfig, Co
         return Err(err(
             span,
             format!(
-                "image base `{shown}` is not a catalog name: a workload builds only on a validated base from the catalog"
+                "{what} `{shown}` is not a catalog name: a workload builds only on a validated base from the catalog"
             ),
-            "import it first (`cairn base import REFERENCE@sha256:… --name NAME`), then write base = \"NAME\"",
+            "import it first (`cairn base import REFERENCE@sha256:… --name NAME`), then write the catalog NAME here",
         ));
     }
     if let Some(d) = digest {
@@ -352,6 +383,16 @@ fn image_config(file: &str, text: &str, img: RawImage) -> Result<ImageConfig, Co
             ));
         }
     }
+    Ok((name.to_owned(), digest.map(str::to_owned), span))
+}
+
+/// Validates `[image]`. The base must be a catalog name: an image reference is
+/// refused here, before any work, and Docker Hub by its own rule.
+fn image_config(file: &str, text: &str, img: RawImage) -> Result<ImageConfig, ConfigError> {
+    let err = |span: std::ops::Range<usize>, msg: String, help: &str| {
+        ConfigError::at(file, text, Some(span), msg, Some(help.to_owned()))
+    };
+    let (name, digest, span) = catalog_name(file, text, &img.base, "image base")?;
     if let Some(w) = &img.workdir
         && !w.get_ref().starts_with('/')
     {
@@ -383,8 +424,8 @@ fn image_config(file: &str, text: &str, img: RawImage) -> Result<ImageConfig, Co
         ));
     }
     Ok(ImageConfig {
-        base: name.to_owned(),
-        base_digest: digest.map(str::to_owned),
+        base: name,
+        base_digest: digest,
         base_span: span,
         entrypoint: img.entrypoint,
         cmd: img.cmd,
@@ -656,6 +697,37 @@ port = 8080
         ] {
             let text = WEB.replace("base = \"tiny\"", &format!("base = \"{base}\""));
             check_err(&text, 21, 8, fragment);
+        }
+    }
+
+    #[test]
+    fn a_build_image_is_a_catalog_name() {
+        let text = |image: &str| {
+            format!(
+                "[workload]\nname = \"app\"\n[build]\nimage = \"{image}\"\ncommand = \"make\"\n[test]\nunit = \"make test\"\n"
+            )
+        };
+        let w = parse_workload("cairn.toml", &text("rust")).unwrap();
+        let b = w.build_image.unwrap();
+        assert_eq!((b.name.as_str(), b.digest), ("rust", None));
+        assert_eq!(&text("rust")[b.span], "\"rust\"");
+        let pinned = format!("rust@sha256:{}", "cd".repeat(32));
+        let b = parse_workload("cairn.toml", &text(&pinned))
+            .unwrap()
+            .build_image
+            .unwrap();
+        assert_eq!(b.digest, Some(format!("sha256:{}", "cd".repeat(32))));
+        assert_eq!(parse_workload("cairn.toml", WEB).unwrap().build_image, None);
+        for (image, fragment) in [
+            ("rust:1.80", "build image `rust:1.80` is refused"),
+            (
+                "ghcr.io/rust/rust",
+                "build image `ghcr.io/rust/rust` is not a catalog name",
+            ),
+            ("rust@sha256:abc", "not a sha256 digest"),
+            ("", "build image is empty"),
+        ] {
+            check_err(&text(image), 4, 9, fragment);
         }
     }
 

@@ -57,6 +57,7 @@ pub fn sh(workspace: &Path, script: &str) -> SandboxSpec {
         ],
         network: false,
         read_only_binds: Vec::new(),
+        system_root: None,
         limits: Limits {
             wall_clock: Duration::from_secs(10),
             ..Limits::default()

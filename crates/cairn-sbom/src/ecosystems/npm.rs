@@ -87,3 +87,48 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Output, ParseError> {
     }
     Ok(out)
 }
+
+#[derive(Deserialize)]
+struct Installed {
+    name: Option<String>,
+    version: Option<String>,
+    license: Option<serde_json::Value>,
+}
+
+/// An installed package's `node_modules/<name>/package.json` (or
+/// `node_modules/@scope/<name>/package.json`): the name (from the file, else the
+/// directory it is installed in), version and licence.
+pub fn parse_installed(path: &str, bytes: &[u8]) -> Result<Output, ParseError> {
+    let p: Installed = text::json(bytes)?;
+    let install_name = path
+        .rfind("node_modules/")
+        .map(|i| &path[i + "node_modules/".len()..])
+        .and_then(|rest| rest.strip_suffix("/package.json"))
+        .unwrap_or("");
+    let name = p.name.as_deref().unwrap_or(install_name);
+    let version = p
+        .version
+        .as_deref()
+        .ok_or_else(|| ParseError::structure("no version"))?;
+    check_tokens("package", name, version)?;
+    let (ns, short) = match name.split_once('/') {
+        Some((scope, n)) if scope.starts_with('@') => (Some(scope), n),
+        _ => (None, name),
+    };
+    let mut c = component(
+        Ecosystem::Npm,
+        ns,
+        short,
+        version,
+        purl::npm(name, version),
+        path,
+    );
+    c.licence = match &p.license {
+        Some(serde_json::Value::String(s)) => parse_licence(s),
+        Some(other) => crate::licence::Licence::Unknown(other.to_string()),
+        None => crate::licence::Licence::NotGiven,
+    };
+    let mut out = Output::default();
+    out.push(c)?;
+    Ok(out)
+}

@@ -235,3 +235,45 @@ pub fn parse_requirements(path: &str, bytes: &[u8]) -> Result<Output, ParseError
     }
     Ok(out)
 }
+
+/// An installed distribution's `<name>-<version>.dist-info/METADATA` (the core
+/// metadata's RFC 822 header: `Name`, `Version`, `License-Expression` or
+/// `License`), as pip writes it into site-packages or a `--target` directory.
+pub fn parse_dist_info(path: &str, bytes: &[u8]) -> Result<Output, ParseError> {
+    let text = text::utf8(bytes)?;
+    let (mut name, mut version, mut expression, mut licence) = (None, None, None, None);
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            break; // the header ends; the description follows
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "Name" => name = Some(value),
+            "Version" => version = Some(value),
+            "License-Expression" => expression = Some(value),
+            "License" if !value.is_empty() => licence = Some(value),
+            _ => {}
+        }
+    }
+    let name = name.ok_or_else(|| ParseError::structure("no Name: header"))?;
+    let version = version.ok_or_else(|| ParseError::structure("no Version: header"))?;
+    check_tokens("distribution", name, version)?;
+    let name = purl::normalise_pypi(name);
+    let mut c = component(
+        Ecosystem::PyPI,
+        None,
+        &name,
+        version,
+        purl::pypi(&name, version),
+        path,
+    );
+    if let Some(l) = expression.or(licence) {
+        c.licence = crate::licence::parse_licence(l);
+    }
+    let mut out = Output::default();
+    out.push(c)?;
+    Ok(out)
+}
