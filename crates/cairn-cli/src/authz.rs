@@ -87,6 +87,8 @@ pub const TABLE: &[Row] = &[
         Org(Action::ImportData),
         &["vulns", "import", "."],
     ),
+    // Imports what the organisation's advisory sources hold now.
+    row("vulns sync", Org(Action::ImportData), &["vulns", "sync"]),
     row("scan", Nothing, &["scan", "."]),
     row("where", Nothing, &["where", "x"]),
     row("exposures", Nothing, &["exposures"]),
@@ -231,7 +233,8 @@ pub fn name(command: &Command) -> &'static str {
         },
         Command::Sbom(args) if args.record => "sbom --record",
         Command::Sbom(_) => "sbom",
-        Command::Vulns(_) => "vulns import",
+        Command::Vulns(crate::commands::VulnsCommand::Import { .. }) => "vulns import",
+        Command::Vulns(crate::commands::VulnsCommand::Sync) => "vulns sync",
         Command::Scan(_) => "scan",
         Command::Where(_) => "where",
         Command::Exposures(_) => "exposures",

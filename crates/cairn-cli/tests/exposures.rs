@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::osv_feed::{OsvServer, npm_record, zip_of};
+use common::server::{Up, agent};
 use common::{Fixture, Run};
 use serde_json::Value;
 
@@ -361,6 +363,86 @@ fn a_finding_on_what_runs_in_staging_is_an_exposure_with_a_deadline_until_remedi
         all[0]["time_to_remediate_seconds"].as_i64().unwrap() >= 0,
         "{all}"
     );
+}
+
+/// The continuous feed, end to end: the image runs in staging; `cairn up`
+/// polls an HTTP advisory source (every second here); the source starts
+/// serving a critical advisory for one of the image's components, and `GET
+/// /api/exposures` lists the exposure within 5 seconds, with no command run.
+#[test]
+fn cairn_up_polls_the_feed_and_a_newly_served_advisory_is_an_exposure_within_seconds() {
+    let (f, _admin, rita, digest) = built();
+    let r = as_(
+        &f,
+        &rita,
+        &["promote", "hello-web", &digest, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let server = OsvServer::start();
+    let other = npm_record(
+        "GHSA-feed-0000-0001",
+        "2026-12-01T00:00:00Z",
+        "minimist",
+        "1.2.6",
+    );
+    server.zip("/npm.zip", zip_of(tmp.path(), &[("other.json", &other)]));
+    std::fs::write(
+        tmp.path().join("org.toml"),
+        format!(
+            "[advisories]\nsources = [\"{}/npm.zip\"]\ninterval_seconds = 1\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    let mut up = Up::start_with(&f.data, &[], Some(tmp.path()));
+    up.wait_for("advisory feed:", std::time::Duration::from_secs(30));
+    let list = |up: &Up| -> Value {
+        let r = agent()
+            .get(format!("{}/api/exposures", up.url))
+            .header("Authorization", &format!("Bearer {rita}"))
+            .call()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        serde_json::from_str::<Value>(&r.into_body().read_to_string().unwrap()).unwrap()
+    };
+    let before = list(&up);
+    assert_eq!(before["exposures"], serde_json::json!([]), "{before}");
+
+    server.zip(
+        "/npm.zip",
+        zip_of(
+            tmp.path(),
+            &[("other.json", &other), ("left-pad.json", &advisory_json())],
+        ),
+    );
+    let served = std::time::Instant::now();
+    let found = loop {
+        let v = list(&up);
+        if let Some(e) = v["exposures"].as_array().unwrap().first() {
+            break e.clone();
+        }
+        assert!(
+            served.elapsed() < std::time::Duration::from_secs(5),
+            "no exposure within 5 s; the server printed:\n{}",
+            up.seen.join("\n")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    println!(
+        "exposure listed {} ms after the advisory was served: {found}",
+        served.elapsed().as_millis()
+    );
+    assert_eq!(found["advisory"], ADVISORY);
+    assert_eq!(found["environment"], "staging");
+    assert_eq!(found["digest"], digest.as_str());
+    assert_eq!(found["state"], "open");
+    // The next polls get 304 and import nothing.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let seen = server.take_seen();
+    assert!(seen.iter().any(|s| s.status == 304), "{seen:?}");
+    assert_eq!(up.stop(std::time::Duration::from_secs(20)), Some(0));
+    println!("{}", up.seen.join("\n"));
 }
 
 /// Seconds since the epoch of an RFC 3339 UTC text (`YYYY-MM-DDTHH:MM:SS…Z`).

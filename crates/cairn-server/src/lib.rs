@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod events;
+pub mod feed;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
