@@ -445,6 +445,109 @@ fn cairn_up_polls_the_feed_and_a_newly_served_advisory_is_an_exposure_within_sec
     println!("{}", up.seen.join("\n"));
 }
 
+/// Requests a receiver got: (head, body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A webhook receiver (std::net): every request's head and body, answered 200.
+fn receiver() -> (String, Received) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/cairn", listener.local_addr().unwrap());
+    let got: Received = Default::default();
+    let kept = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut head, mut length) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            kept.lock()
+                .unwrap()
+                .push((head, String::from_utf8(body).unwrap()));
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, got)
+}
+
+/// An exposure past its deadline (an SLA of 0 hours) is flagged by the API
+/// and the metrics, and `cairn up`'s watch sends it to the change webhook
+/// exactly once (later checks, and a restart, send nothing more).
+#[test]
+fn an_overdue_exposure_is_flagged_and_sent_to_the_change_webhook_once() {
+    let (f, admin, rita, digest) = built();
+    let r = as_(
+        &f,
+        &rita,
+        &["promote", "hello-web", &digest, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    import_advisory(&f, &admin);
+    let (url, got) = receiver();
+    let platform = tempfile::tempdir().unwrap();
+    std::fs::write(
+        platform.path().join("org.toml"),
+        format!("[exposures]\nsla_hours = {{ critical = 0 }}\n[changes]\nwebhook = \"{url}\"\n"),
+    )
+    .unwrap();
+    let mut up = Up::start_with(&f.data, &[], Some(platform.path()));
+    let line = up.wait_for("exposure OVERDUE", std::time::Duration::from_secs(15));
+    println!("{line}");
+    assert!(line.contains(ADVISORY) && line.contains("sent to the change webhook"));
+    let get = |path: &str| {
+        let r = agent()
+            .get(format!("{}{path}", up.url))
+            .header("Authorization", &format!("Bearer {admin}"))
+            .call()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.into_body().read_to_string().unwrap()
+    };
+    let listed: Value = serde_json::from_str(&get("/api/exposures?overdue=true")).unwrap();
+    assert_eq!(listed["exposures"][0]["overdue"], true, "{listed}");
+    let metrics = get("/metrics");
+    assert!(
+        metrics
+            .contains("cairn_exposures_overdue{environment=\"staging\",severity=\"critical\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cairn_exposure_age_seconds{environment=\"staging\""));
+    // Several more checks pass; then a restart: still one delivery.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(up.stop(std::time::Duration::from_secs(20)), Some(0));
+    let mut up = Up::start_with(&f.data, &[], Some(platform.path()));
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(up.stop(std::time::Duration::from_secs(20)), Some(0));
+    let got = got.lock().unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (head, body) = &got[0];
+    println!("webhook got: {body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-cairn-event: exposure-overdue"),
+        "{head}"
+    );
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["kind"], "exposure-overdue");
+    assert_eq!(body["exposure"]["advisory"], ADVISORY);
+    assert_eq!(body["exposure"]["digest"], digest.as_str());
+    assert_eq!(body["exposure"]["overdue"], true);
+}
+
 /// Seconds since the epoch of an RFC 3339 UTC text (`YYYY-MM-DDTHH:MM:SS…Z`).
 fn time_s(text: &str) -> i64 {
     let n = |a: usize, b: usize| text[a..b].parse::<i64>().unwrap();

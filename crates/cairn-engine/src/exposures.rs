@@ -319,6 +319,114 @@ fn fixed_versions(
     Ok(fixed)
 }
 
+/// The ledger of overdue exposures already sent (`<data>/exposures/overdue-sent.jsonl`).
+pub const OVERDUE_LEDGER: &str = "exposures/overdue-sent.jsonl";
+
+/// The most ledger bytes read back (a line is a few hundred bytes).
+const MAX_LEDGER: u64 = 64 << 20;
+
+impl Exposure {
+    /// What identifies one exposure across reads: environment, workload,
+    /// digest, advisory, package and start.
+    pub fn key(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            self.environment,
+            self.workload,
+            self.digest,
+            self.advisory,
+            self.package,
+            self.first_seen_ms
+        )
+    }
+}
+
+/// One overdue exposure sent, and how its delivery went.
+#[derive(Debug)]
+pub struct OverdueNotice {
+    pub exposure: Exposure,
+    /// `Ok`: the webhook took it; `Err`: why not (kept in
+    /// `<data>/changes-undelivered.jsonl`).
+    pub delivery: Result<(), String>,
+}
+
+/// Sends every open exposure past its deadline to the organisation's change
+/// webhook (`[changes] webhook`) once: its key is appended to the ledger
+/// (durable) before the POST, so a crash never sends one twice, and a failed
+/// POST is kept in the undelivered file with why, as for change records.
+/// Without a webhook nothing is sent or recorded (a webhook configured later
+/// gets what is overdue then). Returns what was sent now.
+pub fn notify_overdue(
+    store: &dyn Store,
+    data: &crate::DataDir,
+    org: &OrgConfig,
+    now_ms: i64,
+) -> Result<Vec<OverdueNotice>, EngineError> {
+    use std::io::{Read, Write};
+    if org.change_sink.webhook.is_none() {
+        return Ok(Vec::new());
+    }
+    let overdue = list(
+        store,
+        org,
+        &ExposureFilter {
+            overdue: true,
+            ..ExposureFilter::default()
+        },
+        now_ms,
+    )?;
+    if overdue.is_empty() {
+        return Ok(Vec::new());
+    }
+    let path = data.root().join(OVERDUE_LEDGER);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(EngineError::io("create", dir))?;
+    }
+    let mut text = String::new();
+    match std::fs::File::open(&path) {
+        Ok(f) => {
+            f.take(MAX_LEDGER)
+                .read_to_string(&mut text)
+                .map_err(EngineError::io("read", &path))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(EngineError::io("read", &path)(e)),
+    }
+    let sent: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["key"].as_str().map(str::to_owned))
+        .collect();
+    let mut out = Vec::new();
+    for e in overdue {
+        let key = e.key();
+        if sent.contains(&key) {
+            continue;
+        }
+        let record = serde_json::json!({
+            "kind": "exposure-overdue",
+            "at": cairn_model::time::rfc3339_utc(now_ms),
+            "exposure": crate::wire::exposure_json(&e, now_ms),
+        });
+        let line = serde_json::json!({ "key": key, "record": record });
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(EngineError::io("open", &path))?;
+        writeln!(file, "{line}").map_err(EngineError::io("write", &path))?;
+        file.sync_data().map_err(EngineError::io("sync", &path))?;
+        let delivery =
+            crate::change_sink::deliver_notice(&org.change_sink, data, "exposure-overdue", &record)
+                .unwrap_or(Ok(()));
+        out.push(OverdueNotice {
+            exposure: e,
+            delivery,
+        });
+    }
+    Ok(out)
+}
+
 /// The environments each digest runs in now (its workload's current
 /// deployment there), in promotion-path order.
 pub fn running(

@@ -19,6 +19,7 @@ pub mod session;
 pub mod state;
 pub mod tlog;
 pub mod ui;
+pub mod watch;
 pub mod webhooks;
 pub mod worker;
 

@@ -2,7 +2,8 @@
 //! stop gracefully — no new requests or runs, open event streams told to end,
 //! running runs finished within the grace period or marked interrupted; queued
 //! runs stay queued for the next start. The advisory feed (`feed.rs`) polls
-//! alongside the workers and stops with them.
+//! and the exposure watch (`watch.rs`) sends overdue exposures to the change
+//! webhook, alongside the workers, and stop with them.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -56,6 +57,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let mut handles = crate::worker::start(&state, workers)?;
     handles.push(crate::feed::start(&state)?);
+    handles.push(crate::watch::start(&state)?);
     let stopping = state.clone();
     let result = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(async move {
