@@ -92,6 +92,23 @@ pub const TABLE: &[Row] = &[
     row("scan", Nothing, &["scan", "."]),
     row("where", Nothing, &["where", "x"]),
     row("exposures", Nothing, &["exposures"]),
+    // A signed acceptance of exposures: authorised by the engine as `override`
+    // at the exposure's workload and environment.
+    row(
+        "exposures accept",
+        Scoped(Action::Override),
+        &[
+            "exposures",
+            "accept",
+            DIGEST,
+            "--env",
+            "production",
+            "--vex",
+            "v.json",
+            "--for",
+            "1d",
+        ],
+    ),
     row(
         "base import",
         Org(Action::ChangeCatalog),
@@ -237,6 +254,7 @@ pub fn name(command: &Command) -> &'static str {
         Command::Vulns(crate::commands::VulnsCommand::Sync) => "vulns sync",
         Command::Scan(_) => "scan",
         Command::Where(_) => "where",
+        Command::Exposures(args) if args.action.is_some() => "exposures accept",
         Command::Exposures(_) => "exposures",
         Command::Base(cmd) => match cmd {
             BaseCommand::Import { .. } => "base import",

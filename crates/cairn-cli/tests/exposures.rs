@@ -445,6 +445,141 @@ fn cairn_up_polls_the_feed_and_a_newly_served_advisory_is_an_exposure_within_sec
     println!("{}", up.seen.join("\n"));
 }
 
+/// An OpenVEX document about ADVISORY in left-pad 1.3.0.
+fn vex_doc(status: &str, extra: &str) -> String {
+    format!(
+        r#"{{
+  "@context": "https://openvex.dev/ns/v0.2.0",
+  "@id": "https://example.org/vex/hello-web-1",
+  "author": "security@example.org",
+  "timestamp": "2026-12-01T12:00:00Z",
+  "version": 1,
+  "statements": [{{
+    "vulnerability": {{ "name": "{ADVISORY}" }},
+    "products": [{{ "@id": "pkg:npm/left-pad@1.3.0" }}],
+    "status": "{status}"{extra}
+  }}]
+}}"#
+    )
+}
+
+/// Accepting an exposure with a signed OpenVEX statement and an expiry: the
+/// statement must apply and say `not_affected` (justified) or `affected` with
+/// an action; only a role with `override` at the environment may; the
+/// acceptance is believed only while its signature verifies (a tampered row is
+/// not); past its expiry the exposure is open again and says so.
+#[test]
+fn an_exposure_accepted_with_signed_openvex_until_an_expiry_is_open_again_after_it() {
+    let (f, admin, rita, digest) = built();
+    let r = as_(
+        &f,
+        &rita,
+        &["promote", "hello-web", &digest, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    import_advisory(&f, &admin);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let good = write(
+        "good.json",
+        &vex_doc(
+            "not_affected",
+            r#", "justification": "vulnerable_code_not_in_execute_path""#,
+        ),
+    );
+    let accept = |token: &str, vex: &str, dur: &str| {
+        as_(
+            &f,
+            token,
+            &[
+                "exposures",
+                "accept",
+                &digest,
+                "--env",
+                "staging",
+                "--vex",
+                vex,
+                "--for",
+                dur,
+            ],
+        )
+    };
+
+    // Statements that accept nothing, and who may not accept.
+    for (doc, says) in [
+        (
+            vex_doc("under_investigation", ""),
+            "`under_investigation` statement accepts nothing",
+        ),
+        (vex_doc("affected", ""), "only with an `action_statement`"),
+        (vex_doc("fixed", ""), "deploy the digest with the fix"),
+        (
+            vex_doc(
+                "not_affected",
+                r#", "justification": "component_not_present""#,
+            )
+            .replace("left-pad@1.3.0", "left-pad@9.9.9"),
+            "no statement of the document applies",
+        ),
+    ] {
+        let r = accept(&rita, &write("bad.json", &doc), "1d");
+        println!("{}", r.stderr.trim());
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.stderr.contains(says), "{says}: {r:?}");
+    }
+    let vic = token(&f, Some(&admin), "vic@example.org");
+    let r = as_(&f, &admin, &["role", "grant", "vic@example.org", "viewer"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = accept(&vic, &good, "1d");
+    println!("{}", r.stderr.trim());
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("override"), "{r:?}");
+    let r = accept(&rita, &good, "400d");
+    assert_eq!(r.code, 1, "{r:?}");
+
+    // Accepted for a day: not open, not overdue, says by whom and until when.
+    let r = accept(&rita, &good, "1d");
+    println!("{}", r.stdout);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("accepted 1 exposure(s)"), "{r:?}");
+    let list = exposures(&f, &[], None);
+    println!("{list:#}");
+    assert_eq!(list[0]["state"], "accepted", "{list}");
+    assert_eq!(list[0]["acceptance"]["by"], "rita@example.org");
+    assert_eq!(list[0]["acceptance"]["expired"], false);
+    let text = f.ok(&["exposures"]).stdout;
+    assert!(text.contains("accepted until"), "{text}");
+
+    // A row whose signature no longer verifies is not believed.
+    f.tamper(
+        "UPDATE evidence SET bundle = CAST(replace(CAST(bundle AS TEXT), '\"sig\":\"', '\"sig\":\"AAAA') AS BLOB) WHERE predicate_type = ?",
+        &["https://cairn.invalid/attestation/exposure-acceptance/v1"],
+    );
+    let list = exposures(&f, &[], None);
+    assert_eq!(list[0]["state"], "open", "{list}");
+    assert_eq!(list[0]["acceptance"], Value::Null, "{list}");
+
+    // Accepted for 2 seconds: then open again, saying so.
+    let r = accept(&rita, &good, "2s");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(exposures(&f, &[], None)[0]["state"], "accepted");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let list = exposures(&f, &[], None);
+    println!("{list:#}");
+    assert_eq!(list[0]["state"], "open", "{list}");
+    assert_eq!(list[0]["acceptance"]["expired"], true, "{list}");
+    let text = f.ok(&["exposures"]).stdout;
+    println!("{text}");
+    assert!(
+        text.contains("open again: the acceptance by rita@example.org"),
+        "{text}"
+    );
+}
+
 /// Requests a receiver got: (head, body).
 type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
 

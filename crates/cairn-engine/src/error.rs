@@ -105,6 +105,8 @@ pub enum EngineError {
     Store(#[from] cairn_store::StoreError),
     #[error("{source_name}: {reason}")]
     BadArchive { source_name: String, reason: String },
+    #[error("the exposure is not accepted: {0}")]
+    AcceptanceRefused(String),
     #[error(transparent)]
     ImportPartial(Box<PartialImport>),
     #[error(transparent)]
@@ -258,6 +260,7 @@ impl EngineError {
                 | Self::UnknownCommit { .. }
                 | Self::ConfigNotCommitted { .. }
                 | Self::BadArchive { .. }
+                | Self::AcceptanceRefused(_)
                 | Self::Config(_)
                 | Self::ChainNotFound { .. }
                 | Self::AlreadyInitialised { .. }

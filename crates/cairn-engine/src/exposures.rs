@@ -5,9 +5,9 @@
 //! of its own: an exposure is *open* while the environment's current deployment
 //! has the finding, and *remediated* at the first later deployment whose digest
 //! does not (its time-to-remediate is that deployment's time minus the
-//! exposure's start). A finding a VEX statement suppressed shows as *accepted*;
-//! the findings table does not keep VEX suppressions yet (they apply within one
-//! `cairn scan`), so signed acceptances with an expiry are still to come.
+//! exposure's start). An open exposure is *accepted* while a signed
+//! acceptance (an OpenVEX statement and an expiry, `acceptance.rs`) applies to
+//! it; past the expiry it is open again and carries the expired acceptance.
 //!
 //! An exposure starts when both were true: the finding was first seen and the
 //! digest ran there (a finding carried over to the next digest keeps its start).
@@ -67,6 +67,9 @@ pub struct Exposure {
     /// When the environment moved to a digest without the finding, and that digest.
     pub remediated_at_ms: Option<i64>,
     pub remediated_by: Option<String>,
+    /// The signed acceptance that applies (live: state `accepted`; expired:
+    /// the exposure is open again and says so).
+    pub acceptance: Option<crate::acceptance::Acceptance>,
 }
 
 impl Exposure {
@@ -117,8 +120,35 @@ fn reached(d: &DeploymentRecord) -> bool {
 }
 
 /// Every exposure of every workload in the environments of the promotion path,
-/// by environment, workload, severity (worst first) and advisory.
+/// by environment, workload, severity (worst first) and advisory, with the
+/// signed acceptances that apply (`acceptance.rs`: read from verified evidence
+/// only; an expired one leaves the exposure open).
 pub fn list(
+    store: &dyn Store,
+    data: &crate::DataDir,
+    org: &OrgConfig,
+    filter: &ExposureFilter,
+    now_ms: i64,
+) -> Result<Vec<Exposure>, EngineError> {
+    let mut all = list_unaccepted(
+        store,
+        org,
+        &ExposureFilter {
+            overdue: false,
+            ..filter.clone()
+        },
+        now_ms,
+    )?;
+    crate::acceptance::apply(store, data, &mut all, now_ms)?;
+    if filter.overdue {
+        all.retain(|e| e.overdue(now_ms));
+    }
+    Ok(all)
+}
+
+/// [`list`] without acceptances: what the findings and the deployment
+/// history alone say.
+pub fn list_unaccepted(
     store: &dyn Store,
     org: &OrgConfig,
     filter: &ExposureFilter,
@@ -203,6 +233,7 @@ pub fn list(
                         state,
                         remediated_at_ms: remediated.map(|(at, _)| at),
                         remediated_by: remediated.map(|(_, by)| by.to_owned()),
+                        acceptance: None,
                     };
                     if filter.overdue && !exposure.overdue(now_ms) {
                         continue;
@@ -368,6 +399,7 @@ pub fn notify_overdue(
     }
     let overdue = list(
         store,
+        data,
         org,
         &ExposureFilter {
             overdue: true,
@@ -538,7 +570,7 @@ mod tests {
         deploy(&store, "sha256:a", H, DeploymentStatus::Superseded);
         deploy(&store, "sha256:b", 3 * H, DeploymentStatus::Deployed);
         let org = OrgConfig::default();
-        let open = list(&store, &org, &ExposureFilter::default(), 4 * H).unwrap();
+        let open = list_unaccepted(&store, &org, &ExposureFilter::default(), 4 * H).unwrap();
         assert_eq!(open.len(), 1, "{open:?}");
         let e = &open[0];
         assert_eq!(
@@ -555,21 +587,30 @@ mod tests {
             overdue: true,
             ..ExposureFilter::default()
         };
-        assert!(list(&store, &org, &overdue, 4 * H).unwrap().is_empty());
-        assert_eq!(list(&store, &org, &overdue, 27 * H).unwrap().len(), 1);
+        assert!(
+            list_unaccepted(&store, &org, &overdue, 4 * H)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            list_unaccepted(&store, &org, &overdue, 27 * H)
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(running(&store, &org).unwrap()["sha256:b"], ["production"]);
 
         // A failed deploy of C changes nothing; a deployed one remediates.
         deploy(&store, "sha256:c", 5 * H, DeploymentStatus::Failed);
         assert_eq!(
-            list(&store, &org, &ExposureFilter::default(), 6 * H)
+            list_unaccepted(&store, &org, &ExposureFilter::default(), 6 * H)
                 .unwrap()
                 .len(),
             1
         );
         deploy(&store, "sha256:c", 7 * H, DeploymentStatus::Deployed);
         assert!(
-            list(&store, &org, &ExposureFilter::default(), 8 * H)
+            list_unaccepted(&store, &org, &ExposureFilter::default(), 8 * H)
                 .unwrap()
                 .is_empty()
         );
@@ -577,7 +618,7 @@ mod tests {
             include_remediated: true,
             ..ExposureFilter::default()
         };
-        let done = list(&store, &org, &all, 8 * H).unwrap();
+        let done = list_unaccepted(&store, &org, &all, 8 * H).unwrap();
         assert_eq!(done.len(), 1, "{done:?}");
         assert_eq!(done[0].state, ExposureState::Remediated);
         assert_eq!(done[0].remediated_by.as_deref(), Some("sha256:c"));

@@ -5,6 +5,7 @@
 //! rotations, signed evidence, and later deployments) is recorded in the audit
 //! log ([`audit`]) before it takes effect.
 
+pub mod acceptance;
 pub mod access;
 pub mod advisories;
 pub mod audit;
