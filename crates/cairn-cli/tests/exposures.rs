@@ -580,6 +580,60 @@ fn an_exposure_accepted_with_signed_openvex_until_an_expiry_is_open_again_after_
     );
 }
 
+/// The exposures page in a real browser (Debian's chromium and npm's
+/// playwright-core: `scripts/install-browser-tools`; without them this test
+/// fails, saying so): the exposure is listed and its deadline clock counts down
+/// without a reload, with no CSP violation.
+#[test]
+fn the_exposures_page_counts_the_deadline_clock_in_a_real_browser() {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let playwright = target.join("browser-tools/node_modules/playwright-core");
+    assert!(
+        playwright.join("package.json").is_file()
+            && std::path::Path::new("/usr/bin/chromium").is_file(),
+        "the browser tests need chromium and playwright-core: run scripts/install-browser-tools"
+    );
+    let (f, admin, rita, digest) = built();
+    let r = as_(
+        &f,
+        &rita,
+        &["promote", "hello-web", &digest, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    import_advisory(&f, &admin);
+    let mut up = Up::start(&f.data, &[]);
+    let shots = target.join("browser-screenshots");
+    let out = std::process::Command::new("node")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/exposures.mjs"))
+        .env("CAIRN_URL", &up.url)
+        .env("CAIRN_TOKEN", &rita)
+        .env("ADVISORY", ADVISORY)
+        .env("SCREENSHOTS", &shots)
+        .env("PLAYWRIGHT", &playwright)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("clock counted without a reload"),
+        "{stdout}"
+    );
+    assert!(
+        std::fs::metadata(shots.join("exposures.png"))
+            .unwrap()
+            .len()
+            > 1000
+    );
+    assert_eq!(up.stop(std::time::Duration::from_secs(20)), Some(0));
+}
+
 /// Requests a receiver got: (head, body).
 type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
