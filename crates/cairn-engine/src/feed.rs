@@ -48,7 +48,7 @@ impl Default for FeedLimits {
     fn default() -> Self {
         FeedLimits {
             max_body_bytes: 1 << 30,
-            timeout: Duration::from_secs(120),
+            timeout: Duration::from_secs(300),
         }
     }
 }
@@ -121,6 +121,28 @@ fn feed_dir(data: &DataDir) -> Result<PathBuf, EngineError> {
     Ok(dir)
 }
 
+/// Removes downloads a crashed poll left behind (older than an hour, so a
+/// concurrent poll's download in progress is kept).
+fn sweep_downloads(data: &DataDir) {
+    let dir = data.root().join("feed");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let stale = entry
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(3600));
+        if stale && name.to_string_lossy().starts_with("download-") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Every source's remembered state (`<data>/feed/state.json`).
 pub fn load_state(data: &DataDir) -> Result<BTreeMap<String, SourceState>, EngineError> {
     let path = data.root().join("feed").join("state.json");
@@ -180,6 +202,7 @@ pub fn sync(
     progress: &mut dyn FnMut(&str),
 ) -> Result<SyncReport, EngineError> {
     let mut state = load_state(data)?;
+    sweep_downloads(data);
     let mut reports = Vec::new();
     let mut packages = std::collections::BTreeSet::new();
     let mut advisories = std::collections::BTreeSet::new();
