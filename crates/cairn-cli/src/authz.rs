@@ -303,6 +303,8 @@ pub fn name(command: &Command) -> &'static str {
         },
         Command::Bench(BenchCommand::Scan(_))
         | Command::Bench(BenchCommand::Where { .. })
+        | Command::Bench(BenchCommand::Exposures { .. })
+        | Command::Bench(BenchCommand::OsMatch { .. })
         | Command::Bench(BenchCommand::Push { .. })
         | Command::Bench(BenchCommand::Serve { .. })
         | Command::Bench(BenchCommand::Gate { .. })

@@ -299,3 +299,35 @@ fn zip_files_and_directories_on_disk_are_sources_and_skipped_while_unchanged() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("names no advisory sources"), "{r:?}");
 }
+
+/// `cairn bench exposures`, small: the batch opens findings on the synthetic
+/// SBOMs and exposures on what is deployed, and a changed record re-matches.
+#[test]
+fn the_exposures_bench_runs_small() {
+    let f = Fixture::new();
+    let v = f.json(&[
+        "bench",
+        "exposures",
+        "--sboms",
+        "60",
+        "--workloads",
+        "6",
+        "--npm",
+        "20",
+        "--debian",
+        "30",
+        "--advisories",
+        "10",
+    ]);
+    println!("{v:#}");
+    assert_eq!(v["sboms"], 60);
+    assert!(
+        v["first_batch"]["new_findings"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+    assert!(v["first_batch"]["exposures"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(
+        v["delta_batch"]["components_rematched"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+}
