@@ -32,7 +32,8 @@ const HISTORY: usize = 500;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ExposureState {
     Open,
-    /// A VEX statement says the artifact is not affected.
+    /// A signed acceptance (an OpenVEX statement with an expiry, not yet
+    /// expired) applies, or a VEX statement suppressed the finding.
     Accepted,
     Remediated,
 }
