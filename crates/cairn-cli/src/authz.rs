@@ -87,6 +87,8 @@ pub const TABLE: &[Row] = &[
         Org(Action::ImportData),
         &["vulns", "import", "."],
     ),
+    // Imports what the organisation's advisory sources hold now.
+    row("vulns sync", Org(Action::ImportData), &["vulns", "sync"]),
     row("scan", Nothing, &["scan", "."]),
     row("where", Nothing, &["where", "x"]),
     row("exposures", Nothing, &["exposures"]),
@@ -102,6 +104,23 @@ pub const TABLE: &[Row] = &[
         "remediate --all",
         Scoped(Action::Run),
         &["remediate", "--all"],
+    ),
+    // A signed acceptance of exposures: authorised by the engine as `override`
+    // at the exposure's workload and environment.
+    row(
+        "exposures accept",
+        Scoped(Action::Override),
+        &[
+            "exposures",
+            "accept",
+            DIGEST,
+            "--env",
+            "production",
+            "--vex",
+            "v.json",
+            "--for",
+            "1d",
+        ],
     ),
     row(
         "base import",
@@ -249,9 +268,11 @@ pub fn name(command: &Command) -> &'static str {
         },
         Command::Sbom(args) if args.record => "sbom --record",
         Command::Sbom(_) => "sbom",
-        Command::Vulns(_) => "vulns import",
+        Command::Vulns(crate::commands::VulnsCommand::Import { .. }) => "vulns import",
+        Command::Vulns(crate::commands::VulnsCommand::Sync) => "vulns sync",
         Command::Scan(_) => "scan",
         Command::Where(_) => "where",
+        Command::Exposures(args) if args.action.is_some() => "exposures accept",
         Command::Exposures(_) => "exposures",
         Command::Remediate(a) if a.plan => "remediate --plan",
         Command::Remediate(a) if a.all || a.exposure.is_some() => "remediate --all",
@@ -304,6 +325,8 @@ pub fn name(command: &Command) -> &'static str {
         },
         Command::Bench(BenchCommand::Scan(_))
         | Command::Bench(BenchCommand::Where { .. })
+        | Command::Bench(BenchCommand::Exposures { .. })
+        | Command::Bench(BenchCommand::OsMatch { .. })
         | Command::Bench(BenchCommand::Push { .. })
         | Command::Bench(BenchCommand::Serve { .. })
         | Command::Bench(BenchCommand::Gate { .. })

@@ -196,6 +196,35 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000)]
         lookups: usize,
     },
+    /// A new advisory batch through the feed → exposures listed, over synthetic stored SBOMs.
+    Exposures {
+        #[arg(long, default_value_t = 10_000)]
+        sboms: usize,
+        #[arg(long, default_value_t = 100)]
+        workloads: usize,
+        /// npm packages per SBOM (besides the Debian packages).
+        #[arg(long, default_value_t = 150)]
+        npm: usize,
+        /// Debian source packages per SBOM (real names and versions).
+        #[arg(long, default_value_t = 120)]
+        debian: usize,
+        /// Records in the batch (half Debian, half npm).
+        #[arg(long, default_value_t = 40)]
+        advisories: usize,
+    },
+    /// OS matching of a Debian root filesystem beside the Python/libapt reference matcher.
+    OsMatch {
+        /// The root filesystem (default: this host's os-release and dpkg database).
+        #[arg(long)]
+        rootfs: Option<PathBuf>,
+        /// OSV.dev's Debian records (default: $CAIRN_CONFORMANCE_DIR/osv/debian-12.zip).
+        #[arg(long)]
+        osv: Option<PathBuf>,
+        #[arg(long, default_value = "crates/cairn-cli/tests/os_reference_matcher.py")]
+        reference: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
     /// Assemble an image with a large layer and push it to a real registry, beside sha256sum.
     Push {
         #[arg(long, default_value_t = 1024)]

@@ -531,3 +531,26 @@ fn debian_packages_take_their_licence_from_dep5_copyright_files() {
     assert_eq!(got[2].1, None, "the symlinked copyright file was not read");
     assert_eq!(got[3].1, None, "no copyright file: no licence");
 }
+
+/// `cairn bench os-match` on this host's own packages (a Debian 12 host) and
+/// OSV.dev's Debian records: cairn and the libapt reference agree.
+#[test]
+fn the_os_match_bench_agrees_with_the_reference_matcher() {
+    let f = Fixture::new();
+    let zip = cairn_testkit::conformance("osv/debian-12.zip");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/os_reference_matcher.py");
+    let v = f.json(&[
+        "bench",
+        "os-match",
+        "--repeat",
+        "1",
+        "--osv",
+        zip.to_str().unwrap(),
+        "--reference",
+        script.to_str().unwrap(),
+    ]);
+    println!("{v:#}");
+    assert_eq!(v["identical"], true, "{v}");
+    assert_eq!(v["stored_identical"], true, "{v}");
+    assert!(v["packages"].as_u64().unwrap() > 100, "{v}");
+}

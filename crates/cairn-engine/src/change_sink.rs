@@ -29,8 +29,36 @@ pub fn deliver(
     id: i64,
     record: &Value,
 ) -> Option<Result<(), String>> {
+    deliver_with(
+        sink,
+        data,
+        ("X-Cairn-Change-Id", id.to_string()),
+        id,
+        record,
+    )
+}
+
+/// Delivers a notice that is no change record (`kind`, e.g. `exposure-overdue`)
+/// the same way, with `X-Cairn-Event: KIND` instead of a change id; a failed
+/// delivery is kept in the same undelivered file (with id 0).
+pub fn deliver_notice(
+    sink: &ChangeSink,
+    data: &DataDir,
+    kind: &str,
+    record: &Value,
+) -> Option<Result<(), String>> {
+    deliver_with(sink, data, ("X-Cairn-Event", kind.to_owned()), 0, record)
+}
+
+fn deliver_with(
+    sink: &ChangeSink,
+    data: &DataDir,
+    header: (&str, String),
+    id: i64,
+    record: &Value,
+) -> Option<Result<(), String>> {
     let url = sink.webhook.as_deref()?;
-    let result = post(sink, url, id, record);
+    let result = post(sink, url, &header, record);
     if let Err(why) = &result {
         let path = data.root().join("changes-undelivered.jsonl");
         let line = json!({"id": id, "webhook": url, "error": why, "record": record});
@@ -53,13 +81,18 @@ pub fn deliver(
     Some(result)
 }
 
-fn post(sink: &ChangeSink, url: &str, id: i64, record: &Value) -> Result<(), String> {
+fn post(
+    sink: &ChangeSink,
+    url: &str,
+    header: &(&str, String),
+    record: &Value,
+) -> Result<(), String> {
     let body = record.to_string();
     let agent = cairn_registry::http::agent("cairn-change-sink", Some(TIMEOUT));
     let mut request = agent
         .post(url)
         .header("Content-Type", "application/json")
-        .header("X-Cairn-Change-Id", &id.to_string());
+        .header(header.0, &header.1);
     if let Some(file) = &sink.secret_file {
         let secret = read_secret(file)?;
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret);

@@ -109,6 +109,12 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Store(#[from] cairn_store::StoreError),
+    #[error("{source_name}: {reason}")]
+    BadArchive { source_name: String, reason: String },
+    #[error("the exposure is not accepted: {0}")]
+    AcceptanceRefused(String),
+    #[error(transparent)]
+    ImportPartial(Box<PartialImport>),
     #[error(transparent)]
     Sandbox(#[from] cairn_sandbox::SandboxError),
     #[error(transparent)]
@@ -267,6 +273,8 @@ impl EngineError {
                 | Self::NoWorkloadConfig { .. }
                 | Self::UnknownCommit { .. }
                 | Self::ConfigNotCommitted { .. }
+                | Self::BadArchive { .. }
+                | Self::AcceptanceRefused(_)
                 | Self::Config(_)
                 | Self::ChainNotFound { .. }
                 | Self::AlreadyInitialised { .. }
@@ -312,4 +320,23 @@ impl EngineError {
         let path = path.into();
         move |source| Self::Io { what, path, source }
     }
+}
+
+/// An import that stopped half-way: what it stored before the store failed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the import is PARTIAL: it stopped after storing {stored} record(s) ({new} new, {updated} \
+     updated, {unchanged} unchanged) of the {files} file(s) read so far; this batch of {batch} \
+     and everything after it were not stored, and findings were not re-matched; run the \
+     import again once the cause is fixed (stored records are kept, unchanged ones are skipped)"
+)]
+pub struct PartialImport {
+    pub stored: usize,
+    pub new: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub files: usize,
+    pub batch: usize,
+    #[source]
+    pub source: cairn_store::StoreError,
 }

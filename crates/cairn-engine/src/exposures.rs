@@ -5,9 +5,9 @@
 //! of its own: an exposure is *open* while the environment's current deployment
 //! has the finding, and *remediated* at the first later deployment whose digest
 //! does not (its time-to-remediate is that deployment's time minus the
-//! exposure's start). A finding a VEX statement suppressed shows as *accepted*;
-//! the findings table does not keep VEX suppressions yet (they apply within one
-//! `cairn scan`), so signed acceptances with an expiry are still to come.
+//! exposure's start). An open exposure is *accepted* while a signed
+//! acceptance (an OpenVEX statement and an expiry, `acceptance.rs`) applies to
+//! it; past the expiry it is open again and carries the expired acceptance.
 //!
 //! An exposure starts when both were true: the finding was first seen and the
 //! digest ran there (a finding carried over to the next digest keeps its start).
@@ -35,7 +35,8 @@ pub enum ExposureState {
     /// Open, and a remediation by cairn covers it now (see
     /// `crate::remediation::mark_remediating`).
     Remediating,
-    /// A VEX statement says the artifact is not affected.
+    /// A signed acceptance (an OpenVEX statement with an expiry, not yet
+    /// expired) applies, or a VEX statement suppressed the finding.
     Accepted,
     Remediated,
 }
@@ -71,6 +72,9 @@ pub struct Exposure {
     /// When the environment moved to a digest without the finding, and that digest.
     pub remediated_at_ms: Option<i64>,
     pub remediated_by: Option<String>,
+    /// The signed acceptance that applies (live: state `accepted`; expired:
+    /// the exposure is open again and says so).
+    pub acceptance: Option<crate::acceptance::Acceptance>,
 }
 
 impl Exposure {
@@ -122,8 +126,35 @@ fn reached(d: &DeploymentRecord) -> bool {
 }
 
 /// Every exposure of every workload in the environments of the promotion path,
-/// by environment, workload, severity (worst first) and advisory.
+/// by environment, workload, severity (worst first) and advisory, with the
+/// signed acceptances that apply (`acceptance.rs`: read from verified evidence
+/// only; an expired one leaves the exposure open).
 pub fn list(
+    store: &dyn Store,
+    data: &crate::DataDir,
+    org: &OrgConfig,
+    filter: &ExposureFilter,
+    now_ms: i64,
+) -> Result<Vec<Exposure>, EngineError> {
+    let mut all = list_unaccepted(
+        store,
+        org,
+        &ExposureFilter {
+            overdue: false,
+            ..filter.clone()
+        },
+        now_ms,
+    )?;
+    crate::acceptance::apply(store, data, &mut all, now_ms)?;
+    if filter.overdue {
+        all.retain(|e| e.overdue(now_ms));
+    }
+    Ok(all)
+}
+
+/// [`list`] without acceptances: what the findings and the deployment
+/// history alone say.
+pub fn list_unaccepted(
     store: &dyn Store,
     org: &OrgConfig,
     filter: &ExposureFilter,
@@ -208,6 +239,7 @@ pub fn list(
                         state,
                         remediated_at_ms: remediated.map(|(at, _)| at),
                         remediated_by: remediated.map(|(_, by)| by.to_owned()),
+                        acceptance: None,
                     };
                     if filter.overdue && !exposure.overdue(now_ms) {
                         continue;
@@ -324,6 +356,115 @@ fn fixed_versions(
     Ok(fixed)
 }
 
+/// The ledger of overdue exposures already sent (`<data>/exposures/overdue-sent.jsonl`).
+pub const OVERDUE_LEDGER: &str = "exposures/overdue-sent.jsonl";
+
+/// The most ledger bytes read back (a line is a few hundred bytes).
+const MAX_LEDGER: u64 = 64 << 20;
+
+impl Exposure {
+    /// What identifies one exposure across reads: environment, workload,
+    /// digest, advisory, package and start.
+    pub fn key(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            self.environment,
+            self.workload,
+            self.digest,
+            self.advisory,
+            self.package,
+            self.first_seen_ms
+        )
+    }
+}
+
+/// One overdue exposure sent, and how its delivery went.
+#[derive(Debug)]
+pub struct OverdueNotice {
+    pub exposure: Exposure,
+    /// `Ok`: the webhook took it; `Err`: why not (kept in
+    /// `<data>/changes-undelivered.jsonl`).
+    pub delivery: Result<(), String>,
+}
+
+/// Sends every open exposure past its deadline to the organisation's change
+/// webhook (`[changes] webhook`) once: its key is appended to the ledger
+/// (durable) before the POST, so a crash never sends one twice, and a failed
+/// POST is kept in the undelivered file with why, as for change records.
+/// Without a webhook nothing is sent or recorded (a webhook configured later
+/// gets what is overdue then). Returns what was sent now.
+pub fn notify_overdue(
+    store: &dyn Store,
+    data: &crate::DataDir,
+    org: &OrgConfig,
+    now_ms: i64,
+) -> Result<Vec<OverdueNotice>, EngineError> {
+    use std::io::{Read, Write};
+    if org.change_sink.webhook.is_none() {
+        return Ok(Vec::new());
+    }
+    let overdue = list(
+        store,
+        data,
+        org,
+        &ExposureFilter {
+            overdue: true,
+            ..ExposureFilter::default()
+        },
+        now_ms,
+    )?;
+    if overdue.is_empty() {
+        return Ok(Vec::new());
+    }
+    let path = data.root().join(OVERDUE_LEDGER);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(EngineError::io("create", dir))?;
+    }
+    let mut text = String::new();
+    match std::fs::File::open(&path) {
+        Ok(f) => {
+            f.take(MAX_LEDGER)
+                .read_to_string(&mut text)
+                .map_err(EngineError::io("read", &path))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(EngineError::io("read", &path)(e)),
+    }
+    let sent: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["key"].as_str().map(str::to_owned))
+        .collect();
+    let mut out = Vec::new();
+    for e in overdue {
+        let key = e.key();
+        if sent.contains(&key) {
+            continue;
+        }
+        let record = serde_json::json!({
+            "kind": "exposure-overdue",
+            "at": cairn_model::time::rfc3339_utc(now_ms),
+            "exposure": crate::wire::exposure_json(&e, now_ms),
+        });
+        let line = serde_json::json!({ "key": key, "record": record });
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(EngineError::io("open", &path))?;
+        writeln!(file, "{line}").map_err(EngineError::io("write", &path))?;
+        file.sync_data().map_err(EngineError::io("sync", &path))?;
+        let delivery =
+            crate::change_sink::deliver_notice(&org.change_sink, data, "exposure-overdue", &record)
+                .unwrap_or(Ok(()));
+        out.push(OverdueNotice {
+            exposure: e,
+            delivery,
+        });
+    }
+    Ok(out)
+}
+
 /// The environments each digest runs in now (its workload's current
 /// deployment there), in promotion-path order.
 pub fn running(
@@ -435,7 +576,7 @@ mod tests {
         deploy(&store, "sha256:a", H, DeploymentStatus::Superseded);
         deploy(&store, "sha256:b", 3 * H, DeploymentStatus::Deployed);
         let org = OrgConfig::default();
-        let open = list(&store, &org, &ExposureFilter::default(), 4 * H).unwrap();
+        let open = list_unaccepted(&store, &org, &ExposureFilter::default(), 4 * H).unwrap();
         assert_eq!(open.len(), 1, "{open:?}");
         let e = &open[0];
         assert_eq!(
@@ -452,21 +593,30 @@ mod tests {
             overdue: true,
             ..ExposureFilter::default()
         };
-        assert!(list(&store, &org, &overdue, 4 * H).unwrap().is_empty());
-        assert_eq!(list(&store, &org, &overdue, 27 * H).unwrap().len(), 1);
+        assert!(
+            list_unaccepted(&store, &org, &overdue, 4 * H)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            list_unaccepted(&store, &org, &overdue, 27 * H)
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(running(&store, &org).unwrap()["sha256:b"], ["production"]);
 
         // A failed deploy of C changes nothing; a deployed one remediates.
         deploy(&store, "sha256:c", 5 * H, DeploymentStatus::Failed);
         assert_eq!(
-            list(&store, &org, &ExposureFilter::default(), 6 * H)
+            list_unaccepted(&store, &org, &ExposureFilter::default(), 6 * H)
                 .unwrap()
                 .len(),
             1
         );
         deploy(&store, "sha256:c", 7 * H, DeploymentStatus::Deployed);
         assert!(
-            list(&store, &org, &ExposureFilter::default(), 8 * H)
+            list_unaccepted(&store, &org, &ExposureFilter::default(), 8 * H)
                 .unwrap()
                 .is_empty()
         );
@@ -474,7 +624,7 @@ mod tests {
             include_remediated: true,
             ..ExposureFilter::default()
         };
-        let done = list(&store, &org, &all, 8 * H).unwrap();
+        let done = list_unaccepted(&store, &org, &all, 8 * H).unwrap();
         assert_eq!(done.len(), 1, "{done:?}");
         assert_eq!(done[0].state, ExposureState::Remediated);
         assert_eq!(done[0].remediated_by.as_deref(), Some("sha256:c"));

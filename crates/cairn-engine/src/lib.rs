@@ -5,7 +5,9 @@
 //! rotations, signed evidence, and later deployments) is recorded in the audit
 //! log ([`audit`]) before it takes effect.
 
+pub mod acceptance;
 pub mod access;
+pub mod advisories;
 pub mod audit;
 pub mod backup;
 pub mod bench;
@@ -17,6 +19,7 @@ pub mod deploy;
 mod error;
 pub mod explain;
 pub mod exposures;
+pub mod feed;
 mod git;
 mod host;
 pub mod images;
@@ -36,6 +39,6 @@ pub mod wire;
 mod workload_source;
 
 pub use data_dir::DataDir;
-pub use error::EngineError;
+pub use error::{EngineError, PartialImport};
 pub use runner::{Engine, RunObserver, RunRequest};
 pub use workload_source::{LoadedWorkload, load_org, load_workload};

@@ -175,11 +175,16 @@ impl Remediator<'_> {
     /// The plans for `target`'s open exposures, one per workload.
     pub fn plan(&self, target: &Target) -> Result<Vec<Plan>, EngineError> {
         let store = &*self.store;
-        let open: Vec<Exposure> =
-            exposures::list(store, self.org, &ExposureFilter::default(), now_ms())?
-                .into_iter()
-                .filter(|e| e.state == ExposureState::Open && target.covers(e))
-                .collect();
+        let open: Vec<Exposure> = exposures::list(
+            store,
+            self.data,
+            self.org,
+            &ExposureFilter::default(),
+            now_ms(),
+        )?
+        .into_iter()
+        .filter(|e| e.state == ExposureState::Open && target.covers(e))
+        .collect();
         let mut by_workload: BTreeMap<String, Vec<Exposure>> = BTreeMap::new();
         for e in open {
             by_workload.entry(e.workload.clone()).or_default().push(e);
@@ -588,7 +593,8 @@ impl Remediator<'_> {
             include_remediated: true,
             ..ExposureFilter::default()
         };
-        let list = exposures::list(store, self.org, &all, now_ms()).map_err(Failed::of("close"))?;
+        let list = exposures::list(store, self.data, self.org, &all, now_ms())
+            .map_err(Failed::of("close"))?;
         let mine: Vec<&Exposure> = list
             .iter()
             .filter(|e| {
@@ -738,8 +744,10 @@ impl Remediator<'_> {
                 ));
             }
         };
-        let fixed = lowest_fixed(store, self.org, &plan, &package, ecosystem, &installed)
-            .map_err(|why| Failed::at("plan", why))?;
+        let fixed = lowest_fixed(
+            store, self.data, self.org, &plan, &package, ecosystem, &installed,
+        )
+        .map_err(|why| Failed::at("plan", why))?;
         let workload = store
             .workload(&plan.workload)
             .map_err(|e| Failed::at("bump", e.to_string()))?
@@ -1057,6 +1065,7 @@ fn parse_purl(purl: &str) -> Option<(String, String, String)> {
 /// of those.
 fn lowest_fixed(
     store: &dyn Store,
+    data: &DataDir,
     org: &OrgConfig,
     plan: &Plan,
     package: &str,
@@ -1067,7 +1076,7 @@ fn lowest_fixed(
         .ok_or_else(|| format!("no version ordering for {ecosystem}"))?;
     let parse = |v: &str| cairn_vuln::Version::parse(scheme, v).map_err(|e| format!("{v}: {e}"));
     let installed_v = parse(installed)?;
-    let list = exposures::list(store, org, &ExposureFilter::default(), now_ms())
+    let list = exposures::list(store, data, org, &ExposureFilter::default(), now_ms())
         .map_err(|e| e.to_string())?;
     let mut needed: Option<cairn_vuln::Version> = None;
     for (advisory, _) in plan.exposures.iter().filter(|(_, p)| p == package) {

@@ -188,5 +188,13 @@ pub fn exposure_json(e: &crate::exposures::Exposure, now: i64) -> Value {
         "remediated_at": e.remediated_at_ms.map(rfc3339_utc),
         "remediated_by": e.remediated_by,
         "time_to_remediate_seconds": e.time_to_remediate_ms().map(|ms| ms / 1000),
+        "acceptance": e.acceptance.as_ref().map(|a| json!({
+            "by": a.by,
+            "until": rfc3339_utc(a.expires_ms),
+            "expired": a.expired,
+            "evidence": a.evidence,
+            "vex": a.vex_id,
+            "status": a.status,
+        })),
     })
 }

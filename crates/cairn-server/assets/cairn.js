@@ -3,7 +3,35 @@
 // follows GET /api/runs/{id}/events (Server-Sent Events: run, stage, log, end)
 // and updates the run's status, its stages' statuses and durations, and the
 // log. It only ever sets textContent and attributes, never HTML.
+// On the exposures page it counts each open exposure's deadline clock down
+// (and up past it, as OVERDUE) every second, from its data-deadline-ms.
 "use strict";
+
+(function () {
+  var clocks = document.querySelectorAll("span.clock[data-deadline-ms]");
+  if (!clocks.length) return;
+  function text(ms) {
+    var s = Math.floor(Math.abs(ms) / 1000);
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return Math.floor(s / 3600) + "h" + pad(Math.floor((s % 3600) / 60)) + "m" + pad(s % 60) + "s";
+  }
+  function tick() {
+    var now = Date.now();
+    for (var i = 0; i < clocks.length; i++) {
+      var deadline = Number(clocks[i].getAttribute("data-deadline-ms"));
+      if (!isFinite(deadline)) continue;
+      if (now > deadline) {
+        clocks[i].textContent = "OVERDUE by " + text(now - deadline);
+        clocks[i].setAttribute("data-overdue", "true");
+      } else {
+        clocks[i].textContent = text(deadline - now) + " left";
+        clocks[i].setAttribute("data-overdue", "false");
+      }
+    }
+  }
+  tick();
+  setInterval(tick, 1000);
+})();
 
 (function () {
   var run = document.getElementById("run");

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod events;
+pub mod feed;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -18,6 +19,7 @@ pub mod session;
 pub mod state;
 pub mod tlog;
 pub mod ui;
+pub mod watch;
 pub mod webhooks;
 pub mod worker;
 

@@ -179,6 +179,7 @@ fn exposure_metrics(out: &mut String, s: &crate::state::Shared) -> Result<(), Ap
     let now = cairn_engine::exposures::now_ms();
     let all = cairn_engine::exposures::list(
         &*s.store,
+        &s.config.data,
         &org,
         &cairn_engine::exposures::ExposureFilter {
             include_remediated: true,
@@ -189,6 +190,7 @@ fn exposure_metrics(out: &mut String, s: &crate::state::Shared) -> Result<(), Ap
     // (environment, severity) → (open, overdue, oldest age in ms).
     let mut open: BTreeMap<(&str, &str), (u64, u64, i64)> = BTreeMap::new();
     let mut remediated: Vec<i64> = Vec::new();
+    let mut accepted: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for e in &all {
         match e.state {
             cairn_engine::exposures::ExposureState::Open
@@ -203,8 +205,25 @@ fn exposure_metrics(out: &mut String, s: &crate::state::Shared) -> Result<(), Ap
             cairn_engine::exposures::ExposureState::Remediated => {
                 remediated.extend(e.time_to_remediate_ms());
             }
-            cairn_engine::exposures::ExposureState::Accepted => {}
+            cairn_engine::exposures::ExposureState::Accepted => {
+                *accepted
+                    .entry((e.environment.as_str(), e.severity.as_str()))
+                    .or_default() += 1;
+            }
         }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP cairn_exposures_accepted Exposures accepted by a signed OpenVEX statement that has not expired."
+    );
+    let _ = writeln!(out, "# TYPE cairn_exposures_accepted gauge");
+    for ((env, severity), n) in &accepted {
+        let _ = writeln!(
+            out,
+            "cairn_exposures_accepted{{environment=\"{}\",severity=\"{}\"}} {n}",
+            label(env),
+            label(severity)
+        );
     }
     let _ = writeln!(
         out,

@@ -1,7 +1,9 @@
 //! `cairn up`: bootstrap the first admin, bind, serve, start the workers, and
 //! stop gracefully — no new requests or runs, open event streams told to end,
 //! running runs finished within the grace period or marked interrupted; queued
-//! runs stay queued for the next start.
+//! runs stay queued for the next start. The advisory feed (`feed.rs`) polls
+//! and the exposure watch (`watch.rs`) sends overdue exposures to the change
+//! webhook, alongside the workers, and stop with them.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -53,7 +55,9 @@ pub async fn serve(
     grace: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let handles = crate::worker::start(&state, workers)?;
+    let mut handles = crate::worker::start(&state, workers)?;
+    handles.push(crate::feed::start(&state)?);
+    handles.push(crate::watch::start(&state)?);
     let stopping = state.clone();
     let result = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(async move {

@@ -548,7 +548,14 @@ async fn a_failed_run_explains_why() {
 async fn every_page_renders_for_an_admin_with_a_bearer_token_too() {
     let f = fixture();
     failed_run(&f.store);
-    for path in ["/", "/runs", "/runs/1", "/environments", "/audit"] {
+    for path in [
+        "/",
+        "/runs",
+        "/runs/1",
+        "/environments",
+        "/exposures",
+        "/audit",
+    ] {
         let request = Request::get(path)
             .header(header::AUTHORIZATION, format!("Bearer {}", f.admin_token))
             .body(Body::empty())
@@ -988,4 +995,134 @@ async fn the_login_page_names_the_command_that_exists() {
     let (_, html) = send(&f.app, get("/login", None)).await;
     assert!(html.contains("cairn identity add"), "{html}");
     assert!(!html.contains("identity create"), "{html}");
+}
+
+/// A finding on what runs in staging, stored as the engine stores it; the
+/// component's purl carries markup, which the page must escape.
+fn exposed(store: &SqliteStore) -> String {
+    use cairn_store::{FindingKey, MatchScope, NewAdvisory, NewFinding, NewSbom};
+    let digest = format!("sha256:{}", "e5".repeat(32));
+    store.upsert_workload("app", "/repo", 0).unwrap();
+    let purl = "pkg:npm/left-pad@1.3.0?note=<script>alert(1)</script>".to_owned();
+    let sbom = store
+        .add_sbom(&NewSbom {
+            subject_name: "app".into(),
+            subject_digest: digest.clone(),
+            workload: Some("app".into()),
+            environment: None,
+            created_at_ms: 0,
+            format: "cyclonedx".into(),
+            document: b"{}".to_vec(),
+            components: vec![(
+                "npm".into(),
+                "left-pad".into(),
+                "1.3.0".into(),
+                purl.clone(),
+            )],
+        })
+        .unwrap();
+    let record = r#"{"id":"GHSA-cair-n000-0009","modified":"2026-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"npm","name":"left-pad"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.3.1"}]}]}]}"#;
+    store
+        .put_advisories(&[NewAdvisory {
+            id: "GHSA-cair-n000-0009".into(),
+            modified: "2026-01-01T00:00:00.000000000Z".into(),
+            withdrawn: false,
+            packages: vec![("npm".into(), "left-pad".into())],
+            json: record.as_bytes().to_vec(),
+        }])
+        .unwrap();
+    let now = cairn_engine::exposures::now_ms();
+    store
+        .record_matches(
+            &MatchScope {
+                packages: vec![("npm".into(), "left-pad".into())],
+                ..MatchScope::default()
+            },
+            &[NewFinding {
+                key: FindingKey {
+                    advisory_id: "GHSA-cair-n000-0009".into(),
+                    sbom_id: sbom,
+                    ecosystem: "npm".into(),
+                    name: "left-pad".into(),
+                    version: "1.3.0".into(),
+                },
+                purl,
+                kind: "vulnerability".into(),
+                severity: Some("critical".into()),
+            }],
+            now - 1_000,
+        )
+        .unwrap();
+    store
+        .add_deployment(&cairn_model::DeploymentRecord {
+            workload: "app".into(),
+            environment: "staging".into(),
+            digest: digest.clone(),
+            previous_digest: None,
+            kind: "deploy".into(),
+            actor: "rita".into(),
+            target: "local".into(),
+            detail: String::new(),
+            log_index: 0,
+            deployed_at_ms: now - 2_000,
+            status: cairn_model::DeploymentStatus::Deployed,
+            token: None,
+            reason: None,
+        })
+        .unwrap();
+    digest
+}
+
+/// The exposures page: each exposure with its environment, severity, fix,
+/// deadline and a clock the page's script counts (`data-deadline-ms`), text
+/// from the store escaped, no inline code; only for those who may see it.
+#[tokio::test]
+async fn the_exposures_page_shows_each_exposure_with_its_deadline_clock() {
+    let f = fixture();
+    let digest = exposed(&f.store);
+    let (response, html) = send(
+        &f.app,
+        Request::get("/exposures")
+            .header(header::AUTHORIZATION, format!("Bearer {}", f.admin_token))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK, "{html}");
+    assert_page(&response, &html);
+    println!("{}", &html[html.find("<table id=\"exposures\"").unwrap()..]);
+    assert!(
+        html.contains("data-advisory=\"GHSA-cair-n000-0009\""),
+        "{html}"
+    );
+    assert!(html.contains("data-environment=\"staging\""), "{html}");
+    assert!(html.contains("data-overdue=\"false\""), "{html}");
+    assert!(
+        html.contains("class=\"clock\" data-deadline-ms=\""),
+        "{html}"
+    );
+    assert!(html.contains("h59m"), "about 24 h left: {html}");
+    assert!(html.contains(&digest[..19]), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>alert"), "{html}");
+    assert!(html.contains("aria-current=\"page\">Exposures"), "{html}");
+    // One who may see nothing gets the page without the exposure.
+    let (_, html) = send(
+        &f.app,
+        Request::get("/exposures")
+            .header(header::AUTHORIZATION, format!("Bearer {}", f.nobody_token))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(!html.contains("GHSA-cair-n000-0009"), "{html}");
+    // The script counts the clock; the stylesheet colours an overdue one.
+    let (_, js) = send(&f.app, get("/assets/cairn.js", None)).await;
+    assert!(
+        js.contains("data-deadline-ms") && js.contains("OVERDUE by"),
+        "{js}"
+    );
 }

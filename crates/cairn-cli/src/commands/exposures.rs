@@ -1,9 +1,14 @@
 //! `cairn exposures [--env E] [--overdue] [--all]`: findings on the digests
 //! deployed in each environment (computed by `cairn_engine::exposures` from the
 //! findings and the deployment history), with first-seen, severity, whether a
-//! fix exists, the SLA deadline and the state. Read-only.
+//! fix exists, the SLA deadline and the state (an accepted one with who
+//! accepted it and until when; one whose acceptance expired is open again and
+//! says so). `cairn exposures accept DIGEST --env E --vex FILE --for 30d`:
+//! accept the open exposures of a digest in an environment that an OpenVEX
+//! document applies to, until the expiry (`cairn_engine::acceptance`: signed,
+//! logged, authorised as `override` at the workload and environment).
 //!
-//! Exit codes: 0 listed (an empty list too), 2 cairn failed.
+//! Exit codes: 0 listed (an empty list too) or accepted, 1 refused, 2 cairn failed.
 
 use std::process::ExitCode;
 
@@ -18,7 +23,10 @@ use crate::exit::Failure;
 use crate::output::print_json;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ExposuresArgs {
+    #[command(subcommand)]
+    pub action: Option<ExposuresAction>,
     /// Only this environment.
     #[arg(long = "env")]
     pub env: Option<String>,
@@ -30,6 +38,44 @@ pub struct ExposuresArgs {
     pub all: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum ExposuresAction {
+    /// Accept the open exposures of DIGEST in an environment that a signed
+    /// OpenVEX statement applies to (`not_affected` with a justification, or
+    /// `affected` with an action statement), until an expiry.
+    Accept {
+        /// The deployed digest (`sha256:…`).
+        digest: String,
+        /// The environment it runs in.
+        #[arg(long = "env")]
+        env: String,
+        /// The OpenVEX document.
+        #[arg(long)]
+        vex: std::path::PathBuf,
+        /// How long the acceptance lasts: a number and s, m, h or d (at most 365d).
+        #[arg(long = "for", value_parser = parse_duration_ms)]
+        duration_ms: i64,
+    },
+}
+
+/// `90d`, `12h`, `30m`, `45s` → milliseconds.
+fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    let (n, unit) = text.split_at(text.len().saturating_sub(1));
+    let scale = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err("write a number and s, m, h or d, e.g. 30d".into()),
+    };
+    let n: i64 = n
+        .parse()
+        .map_err(|_| "write a number and s, m, h or d, e.g. 30d".to_owned())?;
+    n.checked_mul(scale)
+        .filter(|ms| *ms > 0)
+        .ok_or_else(|| "out of range".to_owned())
+}
+
 /// Hours and minutes, for people.
 fn span(ms: i64) -> String {
     let minutes = ms.unsigned_abs() / 60_000;
@@ -38,6 +84,15 @@ fn span(ms: i64) -> String {
 
 pub fn exposures(cli: &Cli, args: &ExposuresArgs) -> Result<ExitCode, Failure> {
     let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
+    if let Some(ExposuresAction::Accept {
+        digest,
+        env,
+        vex,
+        duration_ms,
+    }) = &args.action
+    {
+        return accept(cli, &org, digest, env, vex, *duration_ms);
+    }
     if let Some(env) = &args.env
         && org.position(env).is_none()
     {
@@ -46,10 +101,12 @@ pub fn exposures(cli: &Cli, args: &ExposuresArgs) -> Result<ExitCode, Failure> {
             org.promotion_path.join(" → ")
         )));
     }
-    let store = open_store(&data_dir(cli)?)?;
+    let data = data_dir(cli)?;
+    let store = open_store(&data)?;
     let now = now_ms();
     let mut list = cairn_engine::exposures::list(
         &*store,
+        &data,
         &org,
         &ExposureFilter {
             environment: args.env.clone(),
@@ -84,6 +141,10 @@ pub fn exposures(cli: &Cli, args: &ExposuresArgs) -> Result<ExitCode, Failure> {
     );
     for e in &list {
         let deadline = match e.state {
+            cairn_engine::exposures::ExposureState::Accepted => match &e.acceptance {
+                Some(a) => format!("accepted until {} by {}", rfc3339_utc(a.expires_ms), a.by),
+                None => "suppressed by VEX".to_owned(),
+            },
             cairn_engine::exposures::ExposureState::Remediated => format!(
                 "remediated in {}",
                 span(e.time_to_remediate_ms().unwrap_or_default())
@@ -117,6 +178,71 @@ pub fn exposures(cli: &Cli, args: &ExposuresArgs) -> Result<ExitCode, Failure> {
             e.package,
             e.digest
         );
+        if let Some(a) = e.acceptance.as_ref().filter(|a| a.expired) {
+            println!(
+                "  open again: the acceptance by {} (VEX {}, evidence {}) expired at {}",
+                a.by,
+                a.vex_id,
+                a.evidence,
+                rfc3339_utc(a.expires_ms)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn accept(
+    cli: &Cli,
+    org: &cairn_model::config::OrgConfig,
+    digest: &str,
+    env: &str,
+    vex: &std::path::Path,
+    duration_ms: i64,
+) -> Result<ExitCode, Failure> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(vex)
+        .and_then(|f| {
+            f.take(cairn_vuln::vex::MAX_VEX_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|e| {
+            Failure::user(anyhow::Error::new(e).context(format!("cannot read {}", vex.display())))
+        })?;
+    let data = data_dir(cli)?;
+    let store = open_store(&data)?;
+    // Authenticated here; authorised by the engine at the exposure's scope.
+    let actor = cairn_engine::access::cli_actor(&*store, cairn_policy::Action::Override, None)?;
+    let now = now_ms();
+    let done = cairn_engine::acceptance::accept(
+        &data,
+        &*store,
+        org,
+        actor.as_ref(),
+        env,
+        digest,
+        &bytes,
+        duration_ms,
+        now,
+    )?;
+    if cli.json {
+        print_json(&json!({
+            "accepted": done.exposures.iter().map(|e| exposure_json(e, now)).collect::<Vec<_>>(),
+            "until": rfc3339_utc(done.expires_ms),
+            "evidence": done.evidence,
+            "log_index": done.log_index,
+        }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "accepted {} exposure(s) of {digest} in {env} until {} (signed acceptance: evidence {}, audit log entry {})",
+        done.exposures.len(),
+        rfc3339_utc(done.expires_ms),
+        done.evidence,
+        done.log_index
+    );
+    for e in &done.exposures {
+        println!("  {} {}", e.advisory, e.package);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -117,6 +117,27 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
             components,
             lookups,
         }) => bench::where_bench::where_(cli, *sboms, *components, *lookups),
+        Command::Bench(BenchCommand::Exposures {
+            sboms,
+            workloads,
+            npm,
+            debian,
+            advisories,
+        }) => {
+            bench::exposures_bench::exposures(cli, *sboms, *workloads, *npm, *debian, *advisories)
+        }
+        Command::Bench(BenchCommand::OsMatch {
+            rootfs,
+            osv,
+            reference,
+            repeat,
+        }) => bench::os_match_bench::os_match(
+            cli,
+            rootfs.as_deref(),
+            osv.as_deref(),
+            reference,
+            *repeat,
+        ),
     }
 }
 

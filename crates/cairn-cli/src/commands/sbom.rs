@@ -185,7 +185,7 @@ pub fn now_rfc3339() -> String {
     cairn_model::time::rfc3339_utc(ms)
 }
 
-pub use cairn_engine::inventory::{Collected, Skipped};
+pub use cairn_engine::inventory::Collected;
 
 /// Walks `path` and scans the files cairn knows (see [`cairn_engine::inventory`]).
 /// `Err` only when `path` itself cannot be walked (a missing path is the user's

@@ -1,4 +1,6 @@
-//! `cairn vulns import SOURCE`: OSV records from a directory of `*.json` files, one
+//! `cairn vulns import SOURCE` and `cairn vulns sync` (the organisation's
+//! `[advisories] sources`, polled once, as `cairn up` does on its interval;
+//! `cairn_engine::feed`). `import`: OSV records from a directory of `*.json` files, one
 //! file, or a zip archive as osv.dev publishes them per ecosystem, into the store,
 //! incrementally by `modified`: a record replaces the kept one only when it is
 //! newer. Withdrawn records are kept but never matched. A file (or zip entry) that
@@ -16,27 +18,22 @@
 //! printed ("N new findings in M artifacts"); findings that no longer match are
 //! marked fixed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::anyhow;
-use cairn_store::{
-    AdvisoryPut, FindingKey, MatchOutcome, MatchScope, NewAdvisory, NewFinding, Store,
-    StoredFinding,
-};
-use cairn_vuln::archive::{Entry, Limits, OsvArchive};
-use cairn_vuln::{Advisory, AdvisoryIndex, FindingKind, Package, normalize_name};
+use cairn_engine::advisories::{Import, ImportCounts, KEPT_FAILURES};
+pub use cairn_engine::advisories::{Rematched, rematch};
+use cairn_engine::feed::{FeedLimits, Polled};
+use cairn_store::StoredFinding;
 use serde_json::{Value, json};
 
-use super::sbom::{Skipped, Tree, error_chain};
+use super::sbom::Tree;
 use super::{data_dir, open_store};
 use crate::cli::Cli;
 use crate::exit::Failure;
 use crate::output::print_json;
-
-/// Records written per store transaction.
-const BATCH: usize = 256;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum VulnsCommand {
@@ -48,67 +45,17 @@ pub enum VulnsCommand {
         /// `.zip` of them.
         source: std::path::PathBuf,
     },
+    /// Poll every `[advisories] sources` entry of org.toml once (as `cairn up`
+    /// does on its interval): fetch what changed (conditional GET for URLs),
+    /// import it and re-match only what changed.
+    Sync,
 }
 
 pub fn vulns(cli: &Cli, cmd: &VulnsCommand) -> Result<ExitCode, Failure> {
     match cmd {
         VulnsCommand::Import { source } => import(cli, source),
+        VulnsCommand::Sync => sync(cli),
     }
-}
-
-/// What one import did.
-#[derive(Debug, Default)]
-struct Counts {
-    files: usize,
-    new: usize,
-    updated: usize,
-    unchanged: usize,
-    withdrawn: usize,
-    /// Zip entries that are no OSV record (directories, other files).
-    ignored: usize,
-    errors: Failures,
-    /// What stored records cannot say, per record: an unknown range type, a
-    /// version that does not parse, a distribution release cairn does not know.
-    /// The record is stored; its other entries still match.
-    problems: Failures,
-    /// (ecosystem, normalised name) of every new or changed record.
-    touched: BTreeSet<(String, String)>,
-    /// Ids of every new or changed record.
-    changed: BTreeSet<String>,
-}
-
-/// How many failures an import keeps with their reasons; the rest are counted.
-pub const KEPT_FAILURES: usize = 100;
-
-/// The entries an import could not use: every one counted, the first
-/// [`KEPT_FAILURES`] kept with their reasons. Memory stays bounded however many
-/// bad entries an archive holds (200,000 of them once took 3.7 GB).
-#[derive(Debug, Default)]
-struct Failures {
-    count: usize,
-    kept: Vec<Skipped>,
-}
-
-impl Failures {
-    fn push(&mut self, failure: Skipped) {
-        self.count += 1;
-        if self.kept.len() < KEPT_FAILURES {
-            self.kept.push(failure);
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.count
-    }
-
-    fn iter(&self) -> std::slice::Iter<'_, Skipped> {
-        self.kept.iter()
-    }
-}
-
-/// The record limit both the parser and the store accept.
-fn record_limit() -> usize {
-    cairn_vuln::osv::MAX_RECORD_BYTES.min(cairn_store::MAX_ADVISORY_BYTES)
 }
 
 /// Whether `source` is a zip archive: a file named `*.zip`, or starting with a
@@ -150,35 +97,28 @@ fn import(cli: &Cli, source: &Path) -> Result<ExitCode, Failure> {
             },
         ))?;
     }
-    let mut counts = Counts::default();
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut import = Import::new(&*store);
+    let mut quiet = |_: usize, _: usize| {};
     match &tree {
-        Some(tree) => {
-            for skipped in &tree.skipped {
-                counts.errors.push(skipped.clone());
-            }
-            for rel in tree.files.iter().filter(|f| f.ends_with(".json")) {
-                counts.files += 1;
-                let record = tree
-                    .read(rel, record_limit())
-                    .and_then(|bytes| to_record(&bytes).map_err(|e| error_chain(&e)));
-                take(&*store, rel, record, &mut batch, &mut counts)?;
-            }
+        Some(tree) => import.tree(tree, &mut quiet)?,
+        None => {
+            let file = std::fs::File::open(source).map_err(|e| {
+                Failure::user(
+                    anyhow::Error::new(e).context(format!("cannot read {}", source.display())),
+                )
+            })?;
+            import.zip(
+                std::io::BufReader::new(file),
+                cairn_engine::advisories::zip_limits(),
+                &source.display().to_string(),
+                &mut quiet,
+            )?;
         }
-        None => import_zip(&*store, source, &mut batch, &mut counts)?,
     }
-    put(&*store, &mut batch, &mut counts)?;
-    let rematched = rematch(
-        &*store,
-        MatchScope {
-            packages: counts.touched.iter().cloned().collect(),
-            advisories: counts.changed.iter().cloned().collect(),
-            sbom: None,
-        },
-    )?;
+    let counts = import.finish()?;
+    let rematched = rematch(&*store, counts.scope())?;
     report(cli, source, &counts, store.advisory_count()?, &rematched);
-    let imported = counts.new + counts.updated + counts.unchanged;
-    if imported == 0 {
+    if counts.imported() == 0 {
         return Err(Failure::user(anyhow!(
             "no OSV record could be imported from {}",
             source.display()
@@ -187,270 +127,95 @@ fn import(cli: &Cli, source: &Path) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Adds one read record to the batch (writing the batch when full), or lists why
-/// it was skipped.
-fn take(
-    store: &dyn Store,
-    path: &str,
-    record: Result<(NewAdvisory, Vec<String>), String>,
-    batch: &mut Vec<NewAdvisory>,
-    counts: &mut Counts,
-) -> Result<(), Failure> {
-    match record {
-        Ok((record, problems)) => {
-            for reason in problems {
-                counts.problems.push(Skipped {
-                    path: format!("{path} ({})", record.id),
-                    reason,
-                });
-            }
-            counts.withdrawn += usize::from(record.withdrawn);
-            batch.push(record);
-            if batch.len() == BATCH {
-                put(store, batch, counts)?;
-            }
-        }
-        Err(reason) => counts.errors.push(Skipped {
-            path: path.to_owned(),
-            reason,
-        }),
+/// `cairn vulns sync`: every configured source once, with progress on stderr.
+/// Exit 1 when a source failed (the others are still imported), 0 otherwise.
+fn sync(cli: &Cli) -> Result<ExitCode, Failure> {
+    let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
+    if org.advisory_feed.sources.is_empty() {
+        return Err(Failure::user(anyhow!(
+            "org.toml names no advisory sources; add e.g. [advisories] sources = [\"https://…/all.zip\"]"
+        )));
     }
-    Ok(())
-}
-
-/// Reads a zip archive entry by entry under [`Limits::default`]; entries are
-/// named `ARCHIVE!ENTRY` in errors.
-fn import_zip(
-    store: &dyn Store,
-    source: &Path,
-    batch: &mut Vec<NewAdvisory>,
-    counts: &mut Counts,
-) -> Result<(), Failure> {
-    let limits = Limits {
-        max_entry_bytes: record_limit() as u64,
-        ..Limits::default()
-    };
-    let file = std::fs::File::open(source).map_err(|e| {
-        Failure::user(anyhow::Error::new(e).context(format!("cannot read {}", source.display())))
-    })?;
-    let mut archive = OsvArchive::open(std::io::BufReader::new(file), limits)
-        .map_err(|e| Failure::user(anyhow!("{}: {}", source.display(), error_chain(&e))))?;
-    let shown = source.display().to_string();
-    for index in 0..archive.len() {
-        match archive.entry(index) {
-            Ok(Entry::Record { name, bytes }) => {
-                counts.files += 1;
-                let record = to_record(&bytes).map_err(|e| error_chain(&e));
-                take(store, &format!("{shown}!{name}"), record, batch, counts)?;
-            }
-            Ok(Entry::Refused { name, error }) => {
-                counts.files += 1;
-                counts.errors.push(Skipped {
-                    path: format!("{shown}!{name}"),
-                    reason: error_chain(&error),
-                });
-            }
-            Ok(Entry::Ignored { .. }) => counts.ignored += 1,
-            Err(e) => {
-                counts.errors.push(Skipped {
-                    path: shown.clone(),
-                    reason: format!(
-                        "{}; {} of {} entries not read",
-                        error_chain(&e),
-                        archive.len() - index,
-                        archive.len()
-                    ),
-                });
-                break;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn put(
-    store: &dyn Store,
-    batch: &mut Vec<NewAdvisory>,
-    counts: &mut Counts,
-) -> Result<(), Failure> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let outcomes = store.put_advisories(batch).map_err(|e| {
-        let failure = Failure::from(e);
-        let stored = counts.new + counts.updated + counts.unchanged;
-        Failure {
-            code: failure.code,
-            error: failure.error.context(format!(
-                "the import is PARTIAL: it stopped after storing {stored} record(s) ({} new, {} \
-                 updated, {} unchanged) of the {} file(s) read so far; this batch of {} and \
-                 everything after it were not stored, and findings were not re-matched; run the \
-                 import again once the cause is fixed (stored records are kept, unchanged ones \
-                 are skipped)",
-                counts.new,
-                counts.updated,
-                counts.unchanged,
-                counts.files,
-                batch.len()
-            )),
-        }
-    })?;
-    for (outcome, record) in outcomes.into_iter().zip(batch.iter()) {
-        match outcome {
-            AdvisoryPut::New => counts.new += 1,
-            AdvisoryPut::Updated => counts.updated += 1,
-            AdvisoryPut::Unchanged => {
-                counts.unchanged += 1;
-                continue;
-            }
-        }
-        counts.touched.extend(record.packages.iter().cloned());
-        counts.changed.insert(record.id.clone());
-    }
-    batch.clear();
-    Ok(())
-}
-
-/// A parsed OSV record as the store keeps it: the bytes as read, found by each
-/// (ecosystem, normalised name) it names.
-/// A record to store, and the problems of the parsed advisory (as text).
-fn to_record(bytes: &[u8]) -> Result<(NewAdvisory, Vec<String>), cairn_vuln::Error> {
-    let advisory = Advisory::parse(bytes)?;
-    let problems = advisory.problems.iter().map(ToString::to_string).collect();
-    let mut packages: Vec<(String, String)> = advisory
-        .affected
-        .iter()
-        .map(|a| (a.ecosystem.clone(), normalize_name(&a.ecosystem, &a.name)))
-        .collect();
-    packages.sort();
-    packages.dedup();
-    Ok((
-        NewAdvisory {
-            modified: sortable_time(&advisory.modified),
-            withdrawn: advisory.is_withdrawn(),
-            id: advisory.id,
-            packages,
-            json: bytes.to_vec(),
-        },
-        problems,
-    ))
-}
-
-/// A re-match of stored SBOMs, and what could not be evaluated in it.
-#[derive(Debug)]
-pub struct Rematched {
-    pub scope: MatchScope,
-    pub outcome: MatchOutcome,
-    /// `subject: reason` for every component × advisory that could not be evaluated.
-    pub not_evaluated: Vec<(String, String)>,
-}
-
-impl Rematched {
-    /// How many artifacts the newly opened findings are in.
-    pub fn artifacts(&self) -> usize {
-        self.outcome
-            .opened
-            .iter()
-            .map(|f| f.key.sbom_id)
-            .collect::<BTreeSet<_>>()
-            .len()
-    }
-}
-
-/// Re-matches the stored components of `scope`'s packages (in its SBOM, or in
-/// all) against every stored advisory naming those packages, and records the
-/// findings: new ones are opened, gone ones fixed.
-pub fn rematch(store: &dyn Store, scope: MatchScope) -> Result<Rematched, Failure> {
-    let mut not_evaluated = Vec::new();
-    let components = store.components_for_packages(&scope.packages, scope.sbom)?;
-    let mut by_package: HashMap<Package, Vec<&cairn_store::StoredComponent>> = HashMap::new();
-    for c in &components {
-        by_package
-            .entry(Package::new(&c.ecosystem, &c.name, &c.version))
-            .or_default()
-            .push(c);
-    }
-    let mut found = Vec::new();
-    if !by_package.is_empty() {
-        let mut index = AdvisoryIndex::new();
-        for stored in store.advisories_for_packages(&scope.packages)? {
-            match Advisory::parse(&stored.json) {
-                Ok(advisory) => index.insert(advisory),
-                Err(e) => not_evaluated.push((
-                    format!("advisory {}", stored.id),
-                    format!("the stored record does not parse: {}", error_chain(&e)),
-                )),
-            }
-        }
-        let packages: Vec<Package> = by_package.keys().cloned().collect();
-        let report = index.scan(&packages);
-        for i in &report.issues {
-            not_evaluated.push((
-                format!(
-                    "{} {} {}",
-                    i.package.ecosystem, i.package.name, i.package.version
+    let data = data_dir(cli)?;
+    let store = open_store(&data)?;
+    let actor = cairn_engine::access::cli_actor(
+        &*store,
+        cairn_policy::Action::ImportData,
+        Some(&cairn_policy::Scope::organisation()),
+    )?;
+    let mut progress = |line: &str| eprintln!("cairn: {line}");
+    let report = cairn_engine::feed::sync(
+        &*store,
+        &data,
+        &org.advisory_feed,
+        actor.as_ref().map(|a| a.name.as_str()),
+        &FeedLimits::default(),
+        &mut progress,
+    )?;
+    if cli.json {
+        print_json(&sync_json(&report));
+    } else {
+        for s in &report.sources {
+            match &s.result {
+                Ok(Polled::Unchanged(why)) => println!("{}: unchanged ({why})", s.source),
+                Ok(Polled::Imported {
+                    digest,
+                    log_index,
+                    counts,
+                }) => println!(
+                    "{}: imported {} ({} new, {} updated, {} unchanged, {} errors; audit log entry {log_index}, {digest})",
+                    s.source,
+                    counts.files,
+                    counts.new,
+                    counts.updated,
+                    counts.unchanged,
+                    counts.errors.len()
                 ),
-                format!("advisory {}: {}", i.advisory_id, error_chain(&i.error)),
-            ));
-        }
-        for f in report.vulnerabilities.iter().chain(&report.informational) {
-            let key = Package::new(&f.ecosystem, &f.package, &f.installed_version);
-            let kind = match &f.kind {
-                FindingKind::Vulnerability => "vulnerability".to_owned(),
-                FindingKind::Informational(i) => i.as_str().to_owned(),
-            };
-            for c in by_package.get(&key).into_iter().flatten() {
-                found.push(NewFinding {
-                    key: FindingKey {
-                        advisory_id: f.advisory_id.clone(),
-                        sbom_id: c.sbom_id,
-                        ecosystem: c.ecosystem.clone(),
-                        name: c.name.clone(),
-                        version: c.version.clone(),
-                    },
-                    purl: c.purl.clone(),
-                    kind: kind.clone(),
-                    severity: f.severity.as_ref().map(|s| s.rating.as_str().to_owned()),
-                });
+                Err(why) => println!("{}: FAILED: {why}", s.source),
             }
         }
+        print_rematch(&report.rematched);
     }
-    let outcome = store.record_matches(&scope, &found, now_ms())?;
-    Ok(Rematched {
-        scope,
-        outcome,
-        not_evaluated,
-    })
+    if report.failed() > 0 {
+        return Err(Failure::user(anyhow!(
+            "{} of {} advisory sources failed",
+            report.failed(),
+            report.sources.len()
+        )));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// RFC 3339 UTC (`…T12:00:00Z`, `…T12:00:00.5Z`) with exactly nine fractional
-/// digits, so that byte order is time order. Any other form is kept as written.
-fn sortable_time(t: &str) -> String {
-    let Some(body) = t.strip_suffix('Z').or_else(|| t.strip_suffix('z')) else {
-        return t.to_owned();
-    };
-    let (secs, frac) = body.split_once('.').unwrap_or((body, ""));
-    let shape_ok = secs.len() == 19
-        && secs.bytes().enumerate().all(|(i, b)| match i {
-            4 | 7 => b == b'-',
-            10 => b == b'T' || b == b't',
-            13 | 16 => b == b':',
-            _ => b.is_ascii_digit(),
-        });
-    if !shape_ok || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return t.to_owned();
-    }
-    let mut frac: String = frac.chars().take(9).collect();
-    while frac.len() < 9 {
-        frac.push('0');
-    }
-    format!("{}T{}.{frac}Z", &secs[..10], &secs[11..])
+/// A feed poll as `--json` shows it.
+pub fn sync_json(report: &cairn_engine::feed::SyncReport) -> Value {
+    let sources: Vec<Value> = report
+        .sources
+        .iter()
+        .map(|s| match &s.result {
+            Ok(Polled::Unchanged(why)) => {
+                json!({ "source": s.source, "outcome": "unchanged", "reason": why })
+            }
+            Ok(Polled::Imported {
+                digest,
+                log_index,
+                counts,
+            }) => json!({
+                "source": s.source,
+                "outcome": "imported",
+                "digest": digest,
+                "log_index": log_index,
+                "files": counts.files,
+                "new": counts.new,
+                "updated": counts.updated,
+                "unchanged": counts.unchanged,
+                "changed": counts.changed.iter().collect::<Vec<_>>(),
+                "error_count": counts.errors.len(),
+                "errors": counts.errors.iter().map(|e| json!({ "path": e.path, "reason": e.reason })).collect::<Vec<_>>(),
+            }),
+            Err(why) => json!({ "source": s.source, "outcome": "failed", "reason": why }),
+        })
+        .collect();
+    json!({ "sources": sources, "rematch": rematch_json(&report.rematched) })
 }
 
 /// A finding as `--json` shows it.
@@ -522,7 +287,7 @@ pub fn print_rematch(r: &Rematched) {
     }
 }
 
-fn report(cli: &Cli, source: &Path, c: &Counts, total: u64, rematched: &Rematched) {
+fn report(cli: &Cli, source: &Path, c: &ImportCounts, total: u64, rematched: &Rematched) {
     if cli.json {
         let errors: Vec<_> = c
             .errors
@@ -576,27 +341,4 @@ fn report(cli: &Cli, source: &Path, c: &Counts, total: u64, rematched: &Rematche
         c.problems.len(),
     );
     print_rematch(rematched);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sortable_time;
-
-    #[test]
-    fn times_sort_as_bytes() {
-        for (input, want) in [
-            ("2024-01-02T03:04:05Z", "2024-01-02T03:04:05.000000000Z"),
-            ("2024-01-02T03:04:05.5Z", "2024-01-02T03:04:05.500000000Z"),
-            (
-                "2024-01-02T03:04:05.1234567891Z",
-                "2024-01-02T03:04:05.123456789Z",
-            ),
-            ("2024-01-02t03:04:05z", "2024-01-02T03:04:05.000000000Z"),
-            ("2024-01-02T03:04:05+01:00", "2024-01-02T03:04:05+01:00"),
-            ("yesterday", "yesterday"),
-        ] {
-            assert_eq!(sortable_time(input), want, "{input}");
-        }
-        assert!(sortable_time("2024-01-02T03:04:05Z") < sortable_time("2024-01-02T03:04:05.5Z"));
-    }
 }

@@ -2,6 +2,7 @@
 //! repository and data directory, and the binary run against them.
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod osv_feed;
 pub mod registry;
 pub mod server;
 

@@ -20,18 +20,28 @@ pub struct Up {
 impl Up {
     /// Starts `cairn up` on `data` and waits until it serves.
     pub fn start(data: &Path, extra: &[&str]) -> Up {
+        Self::start_with(data, extra, None)
+    }
+
+    /// [`Up::start`] with `CAIRN_PLATFORM_DIR` set to `platform`.
+    pub fn start_with(data: &Path, extra: &[&str], platform: Option<&Path>) -> Up {
         let grace: &[&str] = if extra.contains(&"--grace") {
             &[]
         } else {
             &["--grace", "5"]
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        command
             .args(["up", "--listen", "127.0.0.1:0"])
             .args(grace)
             .args(extra)
             .env("CAIRN_HOME", data)
             .env_remove("CAIRN_PLATFORM_DIR")
-            .env_remove("CAIRN_TOKEN")
+            .env_remove("CAIRN_TOKEN");
+        if let Some(p) = platform {
+            command.env("CAIRN_PLATFORM_DIR", p);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -12,7 +12,10 @@ pub use chain::{
     Chain, ChainStage, DEFAULT_CHAIN_NAME, DEFAULT_CHAIN_TOML, SandboxPolicy, Tool, parse_chain,
 };
 pub use diagnostic::ConfigError;
-pub use org::{ChangeSink, DeployTarget, ExposureSla, ORG_FILE, OrgConfig, parse_org};
+pub use org::{
+    AdvisoryFeed, ChangeSink, DeployTarget, ExposureSla, FeedSource, ORG_FILE, OrgConfig,
+    is_feed_url, parse_org,
+};
 pub use workload::{
     APP_DIR, HttpCheck, ImageConfig, MAX_HTTP_CHECKS, WORKLOAD_FILE, Workload, parse_workload,
     render_detected, render_workload,

@@ -45,6 +45,71 @@ pub struct OrgConfig {
     /// The build image of each detected ecosystem (`[build.images]`, e.g.
     /// `cargo = "rust"`): a catalog base name, used when a workload names none.
     pub build_images: std::collections::BTreeMap<String, String>,
+    /// Where `cairn up` (and `cairn vulns sync`) fetch OSV advisories from, and
+    /// how often (`[advisories] sources`, `interval_minutes`).
+    pub advisory_feed: AdvisoryFeed,
+}
+
+/// The advisory feed (`[advisories]`): sources polled on an interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvisoryFeed {
+    pub sources: Vec<FeedSource>,
+    /// Seconds between polls (`interval_minutes`, 1 to 10080, or
+    /// `interval_seconds`, 1 to 604800; default an hour).
+    pub interval_seconds: u64,
+}
+
+impl Default for AdvisoryFeed {
+    fn default() -> Self {
+        AdvisoryFeed {
+            sources: Vec::new(),
+            interval_seconds: 3600,
+        }
+    }
+}
+
+/// One advisory source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedSource {
+    /// A directory of OSV `*.json` files (absolute path).
+    Dir(String),
+    /// An OSV zip archive on disk (absolute path).
+    Zip(String),
+    /// An OSV zip served over HTTPS (or plain HTTP on the loopback address
+    /// `127.0.0.1`, for tests and local mirrors).
+    Url(String),
+}
+
+impl FeedSource {
+    /// The source as written.
+    pub fn as_str(&self) -> &str {
+        match self {
+            FeedSource::Dir(s) | FeedSource::Zip(s) | FeedSource::Url(s) => s,
+        }
+    }
+}
+
+/// Whether `u` is a URL a feed may be fetched from: `https://`, or `http://`
+/// only to `127.0.0.1` (a loopback mirror); no credentials, whitespace or
+/// control characters, at most 2048 bytes.
+pub fn is_feed_url(u: &str) -> bool {
+    if u.len() > 2048 || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let rest = if let Some(r) = u.strip_prefix("https://") {
+        r
+    } else if let Some(r) = u.strip_prefix("http://") {
+        let host = r.split(['/', '?', '#']).next().unwrap_or_default();
+        let bare = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        if bare != "127.0.0.1" {
+            return false;
+        }
+        r
+    } else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    !authority.is_empty() && !authority.contains('@')
 }
 
 /// Hours from an exposure's start to its deadline, per severity. An unknown
@@ -134,6 +199,7 @@ impl Default for OrgConfig {
             exposure_sla: ExposureSla::default(),
             remediation_auto_promote: Vec::new(),
             build_images: std::collections::BTreeMap::new(),
+            advisory_feed: AdvisoryFeed::default(),
         }
     }
 }
@@ -151,6 +217,7 @@ struct RawOrg {
     exposures: Option<RawExposures>,
     remediation: Option<RawRemediation>,
     build: Option<RawOrgBuild>,
+    advisories: Option<RawAdvisories>,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +232,15 @@ struct RawRemediation {
 struct RawOrgBuild {
     #[serde(default)]
     images: std::collections::BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdvisories {
+    #[serde(default)]
+    sources: Vec<Spanned<String>>,
+    interval_minutes: Option<Spanned<i64>>,
+    interval_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -471,7 +547,75 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
         }
         build_images.insert(ecosystem, base.into_inner());
     }
+    let mut advisory_feed = AdvisoryFeed::default();
+    if let Some(a) = raw.advisories {
+        const HELP: &str = "sources = [\"https://osv-vulnerabilities.storage.googleapis.com/Debian/all.zip\", \"/srv/osv/debian-12.zip\", \"/srv/osv/records/\"], interval_minutes = 60";
+        if a.sources.len() > 64 {
+            return Err(err(
+                a.sources[64].span(),
+                "at most 64 advisory sources".into(),
+                HELP,
+            ));
+        }
+        for s in a.sources {
+            let v = s.get_ref();
+            let source = if v.starts_with("https://") || v.starts_with("http://") {
+                if !is_feed_url(v) {
+                    return Err(err(
+                        s.span(),
+                        format!("`{v}` is not an advisory feed URL"),
+                        "an https:// URL without credentials (http:// only to 127.0.0.1)",
+                    ));
+                }
+                FeedSource::Url(v.clone())
+            } else if v.starts_with('/') && v.len() <= 4096 && !v.contains('\0') {
+                if v.to_ascii_lowercase().ends_with(".zip") {
+                    FeedSource::Zip(v.clone())
+                } else {
+                    FeedSource::Dir(v.clone())
+                }
+            } else {
+                return Err(err(
+                    s.span(),
+                    format!("advisory source `{v}` is neither an absolute path nor a URL"),
+                    HELP,
+                ));
+            };
+            if advisory_feed.sources.contains(&source) {
+                return Err(err(
+                    s.span(),
+                    format!("advisory source `{v}` is listed twice"),
+                    HELP,
+                ));
+            }
+            advisory_feed.sources.push(source);
+        }
+        if let (Some(_), Some(s)) = (&a.interval_minutes, &a.interval_seconds) {
+            return Err(err(
+                s.span(),
+                "give interval_minutes or interval_seconds, not both".into(),
+                HELP,
+            ));
+        }
+        for (value, unit, max, scale) in [
+            (a.interval_minutes, "minutes", 10_080, 60),
+            (a.interval_seconds, "seconds", 604_800, 1),
+        ] {
+            let Some(i) = value else { continue };
+            match u64::try_from(*i.get_ref()) {
+                Ok(n) if (1..=max).contains(&n) => advisory_feed.interval_seconds = n * scale,
+                _ => {
+                    return Err(err(
+                        i.span(),
+                        format!("{} is not a number of {unit} from 1 to {max}", i.get_ref()),
+                        HELP,
+                    ));
+                }
+            }
+        }
+    }
     Ok(OrgConfig {
+        advisory_feed,
         registries,
         base_max_severity,
         base_signers,
@@ -554,6 +698,62 @@ mod tests {
             "[exposures]\nsla_hours = { urgent = 1 }\n",
         ] {
             assert!(parse_org("org.toml", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn advisory_sources_are_validated() {
+        let org = parse_org(
+            "org.toml",
+            "[advisories]\nsources = [\"https://osv.example.org/Debian/all.zip\", \"http://127.0.0.1:8080/a.zip\", \"/srv/osv/debian.ZIP\", \"/srv/osv/records\"]\ninterval_minutes = 5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            org.advisory_feed.sources,
+            [
+                FeedSource::Url("https://osv.example.org/Debian/all.zip".into()),
+                FeedSource::Url("http://127.0.0.1:8080/a.zip".into()),
+                FeedSource::Zip("/srv/osv/debian.ZIP".into()),
+                FeedSource::Dir("/srv/osv/records".into()),
+            ]
+        );
+        assert_eq!(org.advisory_feed.interval_seconds, 300);
+        assert_eq!(
+            parse_org("org.toml", "")
+                .unwrap()
+                .advisory_feed
+                .interval_seconds,
+            3600
+        );
+        let org = parse_org("org.toml", "[advisories]\ninterval_seconds = 2\n").unwrap();
+        assert_eq!(org.advisory_feed.interval_seconds, 2);
+        for (bad, says) in [
+            (
+                "sources = [\"http://osv.example.org/a.zip\"]",
+                "not an advisory feed URL",
+            ),
+            (
+                "sources = [\"http://127.0.0.1.evil.org/a.zip\"]",
+                "not an advisory feed URL",
+            ),
+            (
+                "sources = [\"https://user:pw@osv.example.org/a.zip\"]",
+                "not an advisory feed URL",
+            ),
+            (
+                "sources = [\"ftp://osv.example.org/a.zip\"]",
+                "neither an absolute path",
+            ),
+            ("sources = [\"relative/dir\"]", "neither an absolute path"),
+            ("sources = [\"/a\", \"/a\"]", "listed twice"),
+            ("interval_minutes = 0", "minutes from 1"),
+            ("interval_minutes = 20000", "minutes from 1"),
+            ("interval_seconds = 0", "seconds from 1"),
+            ("interval_minutes = 1\ninterval_seconds = 1", "not both"),
+            ("interval = 5", "unknown field"),
+        ] {
+            let e = parse_org("org.toml", &format!("[advisories]\n{bad}\n")).unwrap_err();
+            assert!(e.message.contains(says), "{bad}: {e}");
         }
     }
 

@@ -63,6 +63,7 @@ async fn list(
             let now = now_ms();
             let mut list = cairn_engine::exposures::list(
                 &*s.store,
+                &s.config.data,
                 &org,
                 &ExposureFilter {
                     environment: q.environment.clone(),

@@ -15,14 +15,16 @@ pub enum Nav {
     Workloads,
     Runs,
     Environments,
+    Exposures,
     Audit,
     None,
 }
 
-const NAV: [(Nav, &str, &str); 4] = [
+const NAV: [(Nav, &str, &str); 5] = [
     (Nav::Workloads, "/", "Workloads"),
     (Nav::Runs, "/runs", "Runs"),
     (Nav::Environments, "/environments", "Environments"),
+    (Nav::Exposures, "/exposures", "Exposures"),
     (Nav::Audit, "/audit", "Audit"),
 ];
 

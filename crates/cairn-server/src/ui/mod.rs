@@ -63,6 +63,11 @@ pub fn routes() -> Vec<Route> {
         Route::new(Method::GET, "/environments", view, get(pages::environments))
             .summary("What is deployed where, since when, by whom")
             .tag("ui"),
+        Route::new(Method::GET, "/exposures", view, get(pages::exposures))
+            .summary(
+                "Exposures: findings on what runs in each environment, with the deadline clock",
+            )
+            .tag("ui"),
         Route::new(Method::GET, "/audit", view, get(pages::audit))
             .summary("Change records and their audit log entries")
             .tag("ui"),

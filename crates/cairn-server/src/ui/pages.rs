@@ -664,6 +664,122 @@ fn environments_body(deployments: &[DeploymentRecord]) -> Markup {
     }
 }
 
+// ---- /exposures -------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExposuresQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+pub async fn exposures(
+    State(state): State<AppState>,
+    PageActor(actor): PageActor,
+    Query(q): Query<ExposuresQuery>,
+) -> Result<Response, PageError> {
+    let (list, now) = state
+        .blocking({
+            let actor = actor.clone();
+            move |s| {
+                let visible = s.visible(&actor)?;
+                let org = cairn_engine::load_org(s.config.platform_dir.as_deref())?;
+                let now = cairn_engine::exposures::now_ms();
+                let mut list = cairn_engine::exposures::list(
+                    &*s.store,
+                    &s.config.data,
+                    &org,
+                    &cairn_engine::exposures::ExposureFilter {
+                        include_remediated: q.all,
+                        ..Default::default()
+                    },
+                    now,
+                )?;
+                cairn_engine::remediation::mark_remediating(&s.config.data, &mut list)?;
+                let list = list
+                    .into_iter()
+                    .filter(|e| visible.includes(&e.workload))
+                    .collect::<Vec<_>>();
+                Ok((list, now))
+            }
+        })
+        .await?;
+    Ok(ok(page(
+        "Exposures",
+        Nav::Exposures,
+        Some(&actor),
+        exposures_body(&list, now),
+    )))
+}
+
+/// Hours and minutes (`26h05m`), for the deadline clock; the script keeps
+/// the same format when it counts.
+fn clock_text(ms: i64) -> String {
+    let s = ms.unsigned_abs() / 1000;
+    format!("{}h{:02}m{:02}s", s / 3600, (s % 3600) / 60, s % 60)
+}
+
+fn exposures_body(list: &[cairn_engine::exposures::Exposure], now: i64) -> Markup {
+    use cairn_engine::exposures::ExposureState;
+    let overdue = list.iter().filter(|e| e.overdue(now)).count();
+    html! {
+        h1 { "Exposures" }
+        p.muted {
+            "Findings on the digests each environment runs. The deadline is the first-seen time plus the organisation's SLA for the severity (org.toml "
+            code { "[exposures] sla_hours" } "). "
+            a href="/exposures?all=true" { "Include remediated" }
+        }
+        @if list.is_empty() {
+            p.muted #no-exposures { "No exposures." }
+        } @else {
+            p #exposure-summary data-overdue=(overdue) {
+                (list.len()) " exposure(s), " (overdue) " past their deadline."
+            }
+            table #exposures {
+                thead { tr {
+                    th { "Environment" } th { "Workload" } th { "Advisory" } th { "Severity" } th { "Package" }
+                    th { "Fix" } th { "State" } th { "First seen" } th { "Deadline" } th { "Clock" } th { "Artifact" }
+                } }
+                tbody { @for e in list {
+                    tr data-environment=(e.environment) data-workload=(e.workload) data-advisory=(e.advisory) data-state=(e.state.as_str()) data-overdue=(e.overdue(now)) {
+                        td { (e.environment) } td { (e.workload) } td { code { (e.advisory) } }
+                        td { (badge(&e.severity)) } td { code { (e.package) } }
+                        td { @if e.fixable() { (e.fixed_versions.join(", ")) } @else { span.muted { "no fix yet" } } }
+                        td {
+                            (badge(e.state.as_str()))
+                            @if let Some(a) = &e.acceptance {
+                                @if a.expired {
+                                    br; span.note.acceptance-expired { "open again: the acceptance by " (a.by) " expired at " (time(a.expires_ms)) }
+                                } @else {
+                                    br; span.note.acceptance { "accepted by " (a.by) " until " (time(a.expires_ms)) " (" (a.status) ", VEX " code { (a.vex_id) } ")" }
+                                }
+                            }
+                        }
+                        td { (time(e.first_seen_ms)) }
+                        td { (time(e.deadline_ms)) }
+                        td {
+                            @match e.state {
+                                ExposureState::Open => {
+                                    @if e.overdue(now) {
+                                        span.clock data-deadline-ms=(e.deadline_ms) data-overdue="true" { "OVERDUE by " (clock_text(now - e.deadline_ms)) }
+                                    } @else {
+                                        span.clock data-deadline-ms=(e.deadline_ms) data-overdue="false" { (clock_text(e.deadline_ms - now)) " left" }
+                                    }
+                                }
+                                ExposureState::Remediated => {
+                                    "remediated in " (duration(e.time_to_remediate_ms()))
+                                }
+                                _ => { span.muted { "—" } }
+                            }
+                        }
+                        td { (artifact_link(&e.digest)) }
+                    }
+                } }
+            }
+        }
+    }
+}
+
 // ---- /audit -----------------------------------------------------------------
 
 pub async fn audit(

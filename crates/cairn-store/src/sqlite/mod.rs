@@ -1823,11 +1823,21 @@ impl Store for SqliteStore {
     fn findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>, StoreError> {
         let what = "reading findings";
         self.read(what, |tx| {
+            // The optional filters (`?N IS NULL OR …`) hide every index from
+            // SQLite's planner; the one filter asked at scale (a digest's
+            // findings, for exposures) is a plain equality, so the planner goes
+            // from `sboms_by_subject` to `findings_by_sbom` instead of scanning
+            // every finding.
+            let digest_filter = if filter.subject_digest.is_some() {
+                "s.subject_digest = ?4"
+            } else {
+                "?4 IS NULL"
+            };
             let mut stmt = tx
                 .prepare_cached(&format!(
                     "SELECT {FINDING_COLUMNS} FROM findings f JOIN sboms s ON s.id = f.sbom_id \
-                     WHERE (?1 IS NULL OR f.sbom_id = ?1) AND (?2 IS NULL OR f.advisory_id = ?2) \
-                     AND (?3 IS NULL OR f.state = ?3) AND (?4 IS NULL OR s.subject_digest = ?4) \
+                     WHERE {digest_filter} AND (?1 IS NULL OR f.sbom_id = ?1) \
+                     AND (?2 IS NULL OR f.advisory_id = ?2) AND (?3 IS NULL OR f.state = ?3) \
                      ORDER BY f.sbom_id, f.advisory_id, f.ecosystem, f.name, f.version"
                 ))
                 .map_err(StoreError::sqlite(what))?;

@@ -1,5 +1,7 @@
 //! `cairn bench`: measurements against the named peer, in the same run.
 
+pub mod exposures_bench;
+pub mod os_match_bench;
 pub mod scan_bench;
 pub mod serve_bench;
 pub mod where_bench;

@@ -1,0 +1,58 @@
+//! The exposure watch: a thread that, every few seconds while `cairn up`
+//! runs, sends each exposure that went past its deadline to the
+//! organisation's change webhook, once (`cairn_engine::exposures::notify_overdue`
+//! keeps the ledger). org.toml is read again each time.
+
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::state::AppState;
+
+/// How often overdue exposures are looked for.
+pub const EVERY: Duration = Duration::from_secs(2);
+
+/// Starts the watch.
+pub fn start(state: &AppState) -> std::io::Result<JoinHandle<()>> {
+    let state = state.clone();
+    std::thread::Builder::new()
+        .name("cairn-exposure-watch".into())
+        .spawn(move || run(&state))
+}
+
+fn run(state: &AppState) {
+    let shared = state.shared();
+    while !shared.stopping.load(Ordering::SeqCst) {
+        match cairn_engine::load_org(shared.config.platform_dir.as_deref()) {
+            Ok(org) => match cairn_engine::exposures::notify_overdue(
+                &*shared.store,
+                &shared.config.data,
+                &org,
+                cairn_engine::exposures::now_ms(),
+            ) {
+                Ok(sent) => {
+                    for n in sent {
+                        let e = &n.exposure;
+                        let how = match &n.delivery {
+                            Ok(()) => "sent to the change webhook".to_owned(),
+                            Err(why) => format!("not delivered to the change webhook: {why}"),
+                        };
+                        eprintln!(
+                            "cairn up: exposure OVERDUE: {} {} in {} ({} {}): {how}",
+                            e.advisory, e.package, e.environment, e.workload, e.digest
+                        );
+                    }
+                }
+                Err(e) => eprintln!("cairn up: exposure watch: {}", cairn_model::error_chain(&e)),
+            },
+            Err(e) => eprintln!(
+                "cairn up: exposure watch: org.toml cannot be read: {}",
+                cairn_model::error_chain(&e)
+            ),
+        }
+        let until = Instant::now() + EVERY;
+        while Instant::now() < until && !shared.stopping.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
