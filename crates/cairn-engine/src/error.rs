@@ -121,6 +121,10 @@ pub enum EngineError {
     BaseNotInCatalog { name: String },
     #[error("`{name}` is not a valid base name (1-63 characters of a-z, 0-9 and '-')")]
     BadBaseName { name: String },
+    #[error(transparent)]
+    Recipe(#[from] cairn_model::RecipeError),
+    #[error("the base recipe ({recipe}) failed: {why}")]
+    RecipeFailed { recipe: String, why: String },
     #[error("image `{reference}` not found: {why}")]
     ImageNotFound { reference: String, why: String },
     #[error("pulling {reference} needs a registry connection")]
@@ -272,6 +276,7 @@ impl EngineError {
                 | Self::Policy(_)
                 | Self::BaseNotInCatalog { .. }
                 | Self::BadBaseName { .. }
+                | Self::Recipe(_)
                 | Self::ImageNotFound { .. }
                 | Self::BadDeployTarget { .. }
                 | Self::NoToken

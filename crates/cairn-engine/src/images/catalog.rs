@@ -38,8 +38,12 @@ pub enum BaseSource {
     Rootfs(PathBuf),
     /// A registry reference, pinned by digest, from an allowed registry.
     Registry(ImageRef),
-    /// A root filesystem cairn made itself (`cairn base create`), described by how.
-    Created { rootfs: PathBuf, how: String },
+    /// A root filesystem cairn made itself (`cairn base create`) by a recipe
+    /// ([`super::recipe::run_recipe`]), kept with the catalog entry.
+    Created {
+        rootfs: PathBuf,
+        recipe: cairn_model::BaseRecipe,
+    },
 }
 
 impl BaseSource {
@@ -82,7 +86,7 @@ impl BaseSource {
             },
             BaseSource::Rootfs(path) => format!("rootfs:{}", path.display()),
             BaseSource::Registry(r) => r.to_string(),
-            BaseSource::Created { how, .. } => format!("created: {how}"),
+            BaseSource::Created { recipe, .. } => format!("created: {}", recipe.describe()),
         }
     }
 }
@@ -117,9 +121,11 @@ pub fn stage(
         BaseSource::Layout { dir, reference } => {
             cairn_oci::import_layout(images.layout(), dir, reference.as_deref())?
         }
-        // A root filesystem has no time of its own: epoch 0 keeps it reproducible.
-        BaseSource::Rootfs(path) | BaseSource::Created { rootfs: path, .. } => {
-            cairn_oci::import_rootfs(images.layout(), path, 0)?
+        // A root filesystem has no time of its own: epoch 0 keeps it
+        // reproducible. One cairn made has its recipe's SOURCE_DATE_EPOCH.
+        BaseSource::Rootfs(path) => cairn_oci::import_rootfs(images.layout(), path, 0)?,
+        BaseSource::Created { rootfs, recipe } => {
+            cairn_oci::import_rootfs(images.layout(), rootfs, recipe.source_date_epoch())?
         }
         BaseSource::Registry(reference) => {
             let pull = registry.ok_or_else(|| EngineError::NoRegistryClient {
@@ -200,6 +206,8 @@ pub struct Vetting {
     /// The CycloneDX document.
     pub sbom: serde_json::Value,
     pub packages: u64,
+    /// Its OS packages, `name=version` ([`super::recipe::package_list`]).
+    pub package_list: Vec<String>,
     /// Known vulnerabilities, with their severity ratings (`low` … `critical`, or
     /// `unknown`).
     pub vulnerabilities: Vec<(String, String)>,
@@ -292,6 +300,11 @@ pub fn admit(
         imported_at_ms: now_ms(),
         packages: vetting.packages,
         vulnerabilities: vetting.vulnerabilities.len() as u64,
+        recipe: match &candidate.source {
+            BaseSource::Created { recipe, .. } => Some(recipe.clone()),
+            _ => None,
+        },
+        package_list: vetting.package_list.clone(),
     };
     // The change is durable in the log before the name moves.
     let receipt =
