@@ -3,7 +3,8 @@
 //! organisation's allow-list and pinned by digest; Docker Hub never), every blob is
 //! verified and the layers are unpacked safely ([`Candidate`]); the caller then
 //! makes its SBOM and scan, and [`admit`] applies the catalog's gate (the
-//! organisation's severity threshold), signs the SBOM as evidence about the
+//! default policy's licence and vulnerability rules with the organisation's
+//! parameters, `crate::policy_params::catalog_denials`), signs the SBOM as evidence about the
 //! digest, records it in the audit log, and only then names the base.
 
 use std::path::{Path, PathBuf};
@@ -219,7 +220,7 @@ pub struct Vetting {
 #[derive(Debug)]
 pub enum Admission {
     Admitted {
-        record: BaseRecord,
+        record: Box<BaseRecord>,
         /// The evidence id of the signed SBOM statement.
         evidence: i64,
         /// The digest the name had before (kept in its history).
@@ -230,8 +231,6 @@ pub enum Admission {
     /// The gate said no; nothing was named.
     Refused { reasons: Vec<String> },
 }
-
-const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 
 /// The catalog's gate, then signed evidence, then a `catalog-change` entry in
 /// the audit log (naming the digest the name replaces), and only then the name.
@@ -251,18 +250,13 @@ pub fn admit(
     if let Err(why) = &vetting.signature {
         reasons.push(why.clone());
     }
-    if let Some(max) = &org.base_max_severity {
-        let floor = SEVERITIES.iter().position(|s| s == max).unwrap_or(0);
-        for (id, severity) in &vetting.vulnerabilities {
-            let at = SEVERITIES.iter().position(|s| s == severity);
-            // An unknown severity counts as crossing: fail closed.
-            if at.is_none_or(|at| at >= floor) {
-                reasons.push(format!(
-                    "{id} ({severity}) is at or above the organisation's threshold for bases ({max})"
-                ));
-            }
-        }
-    }
+    // The default policy with the organisation's `[policy.params]`: licences,
+    // and vulnerabilities at `[base] max_severity` when set.
+    reasons.extend(crate::policy_params::catalog_denials(
+        store,
+        org,
+        &vetting.sbom,
+    ));
     if !reasons.is_empty() {
         return Ok(Admission::Refused { reasons });
     }
@@ -321,7 +315,7 @@ pub fn admit(
     )?;
     store.add_base(&record)?;
     Ok(Admission::Admitted {
-        record,
+        record: Box::new(record),
         evidence,
         replaces,
         log_index: receipt.index,

@@ -6,6 +6,7 @@
 mod chain;
 mod diagnostic;
 mod org;
+mod policy_params;
 mod workload;
 
 pub use chain::{
@@ -13,6 +14,7 @@ pub use chain::{
 };
 pub use diagnostic::ConfigError;
 pub use org::{ChangeSink, DeployTarget, ExposureSla, ORG_FILE, OrgConfig, parse_org};
+pub use policy_params::PolicyParams;
 pub use workload::{
     APP_DIR, HttpCheck, ImageConfig, MAX_HTTP_CHECKS, WORKLOAD_FILE, Workload, parse_workload,
     render_detected, render_workload,

@@ -38,6 +38,8 @@ pub struct OrgConfig {
     /// How long an exposure (a finding on a deployed digest) may stay open, per
     /// severity (`[exposures] sla_hours`).
     pub exposure_sla: ExposureSla,
+    /// The default policy's parameters the organisation set (`[policy.params]`).
+    pub policy_params: super::PolicyParams,
 }
 
 /// Hours from an exposure's start to its deadline, per severity. An unknown
@@ -125,6 +127,7 @@ impl Default for OrgConfig {
             change_sink: ChangeSink::default(),
             require_signed_commits: Vec::new(),
             exposure_sla: ExposureSla::default(),
+            policy_params: super::PolicyParams::default(),
         }
     }
 }
@@ -140,6 +143,7 @@ struct RawOrg {
     changes: Option<RawChanges>,
     review: Option<RawReview>,
     exposures: Option<RawExposures>,
+    policy: Option<super::policy_params::RawPolicy>,
 }
 
 #[derive(Deserialize)]
@@ -413,7 +417,9 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
             }
         }
     }
+    let policy_params = super::policy_params::validate(file, text, raw.policy, &promotion_path)?;
     Ok(OrgConfig {
+        policy_params,
         registries,
         base_max_severity,
         base_signers,
