@@ -39,11 +39,24 @@ pub fn import_rootfs(
     source: &Path,
     mtime_epoch_secs: u64,
 ) -> Result<Image, OciError> {
+    import_rootfs_clamped(layout, source, mtime_epoch_secs, Some(mtime_epoch_secs))
+}
+
+/// [`import_rootfs`] with a tarball's mtimes clamped to `clamp` (`None`: kept
+/// as the tarball has them — a tarball of unknown provenance is already fixed
+/// bytes, and its files' times may matter, e.g. to Python's bytecode caches).
+/// A directory's mtimes are always `mtime_epoch_secs`.
+pub fn import_rootfs_clamped(
+    layout: &Layout,
+    source: &Path,
+    mtime_epoch_secs: u64,
+    clamp: Option<u64>,
+) -> Result<Image, OciError> {
     let meta = std::fs::metadata(source).map_err(OciError::io("stat", source))?;
     let layer = if meta.is_dir() {
         layer_from_dir(layout, source, "/", mtime_epoch_secs)?
     } else {
-        layer_from_tarball(layout, source, mtime_epoch_secs)?
+        layer_from_tarball(layout, source, clamp.unwrap_or(u64::MAX))?
     };
     let created = rfc3339(mtime_epoch_secs);
     let spec_err = |what| move |source| OciError::Spec { what, source };

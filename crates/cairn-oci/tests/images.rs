@@ -569,6 +569,14 @@ fn rootfs_tarballs_are_normalised_order_times_owner_names_and_hardlinks() {
     fs::write(tmp.path().join("old.tar"), &old).expect("old");
     let io = import_rootfs(&la, &tmp.path().join("old.tar"), EPOCH).expect("old");
     assert_eq!(tar_entries(&la, &io.layers[0].digest)[0].5, EPOCH - 5);
+    // Unclamped (a tarball of unknown provenance): times kept, still sorted.
+    let kept = cairn_oci::import_rootfs_clamped(&lb, &tmp.path().join("b.tar.gz"), EPOCH, None)
+        .expect("kept");
+    let entries = tar_entries(&lb, &kept.layers[0].digest);
+    assert!(
+        entries.iter().all(|e| e.5 == EPOCH + 2 * 86_400),
+        "{entries:?}"
+    );
     let dotdot = raw_tar(&[file("etc/../../x", b"x")]);
     fs::write(tmp.path().join("dotdot.tar"), &dotdot).expect("dotdot");
     let err = import_rootfs(&la, &tmp.path().join("dotdot.tar"), EPOCH).unwrap_err();

@@ -123,8 +123,11 @@ pub fn stage(
             cairn_oci::import_layout(images.layout(), dir, reference.as_deref())?
         }
         // A root filesystem has no time of its own: epoch 0 keeps it
-        // reproducible. One cairn made has its recipe's SOURCE_DATE_EPOCH.
-        BaseSource::Rootfs(path) => cairn_oci::import_rootfs(images.layout(), path, 0)?,
+        // reproducible (a tarball keeps its files' times, normalised
+        // otherwise). One cairn made has its recipe's SOURCE_DATE_EPOCH.
+        BaseSource::Rootfs(path) => {
+            cairn_oci::import_rootfs_clamped(images.layout(), path, 0, None)?
+        }
         BaseSource::Created { rootfs, recipe } => {
             cairn_oci::import_rootfs(images.layout(), rootfs, recipe.source_date_epoch())?
         }
