@@ -598,6 +598,21 @@ fn a_debian_toolchain_base_is_made_reproducibly_from_its_recorded_recipe() {
         assert_eq!(r.code, 1, "{bad:?}: {r:?}");
         assert!(r.stderr.contains("not a"), "{bad:?}: {r:?}");
     }
+    // A package Debian does not have: mmdebstrap fails, and the name is said.
+    let r = f.run(&[
+        "base",
+        "create",
+        "debian",
+        "--name",
+        "bad",
+        "--include=make,nosuchpkg-xyz",
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("apt knows no package nosuchpkg-xyz"),
+        "{r:?}"
+    );
+    assert_eq!(f.json(&["base", "list"]).as_array().unwrap().len(), 1);
 }
 
 #[test]

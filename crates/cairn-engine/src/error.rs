@@ -125,6 +125,10 @@ pub enum EngineError {
     Recipe(#[from] cairn_model::RecipeError),
     #[error("the base recipe ({recipe}) failed: {why}")]
     RecipeFailed { recipe: String, why: String },
+    #[error(
+        "the base recipe ({recipe}) failed: apt knows no package {packages} (`apt-cache search NAME` finds the right name; `apt-get update` refreshes what apt knows)"
+    )]
+    RecipeUnknownPackages { recipe: String, packages: String },
     #[error("image `{reference}` not found: {why}")]
     ImageNotFound { reference: String, why: String },
     #[error("pulling {reference} needs a registry connection")]
@@ -277,6 +281,7 @@ impl EngineError {
                 | Self::BaseNotInCatalog { .. }
                 | Self::BadBaseName { .. }
                 | Self::Recipe(_)
+                | Self::RecipeUnknownPackages { .. }
                 | Self::ImageNotFound { .. }
                 | Self::BadDeployTarget { .. }
                 | Self::NoToken

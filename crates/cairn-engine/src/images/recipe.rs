@@ -185,6 +185,20 @@ fn mmdebstrap(d: &DebianRecipe, out: &Path) -> Result<(), EngineError> {
             why: format!("cannot run mmdebstrap ({e}); install it: apt-get install mmdebstrap"),
         })?;
     if !output.status.success() {
+        // With --quiet, apt does not say which package it could not find: ask
+        // the host's apt about each one named, so a typo is said as such.
+        let unknown: Vec<String> = d
+            .include
+            .iter()
+            .filter(|p| !apt_knows(p))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(EngineError::RecipeUnknownPackages {
+                recipe,
+                packages: unknown.join(", "),
+            });
+        }
         // The end of what it said names the cause (an unknown package, the
         // mirror unreachable); bounded.
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -201,6 +215,17 @@ fn mmdebstrap(d: &DebianRecipe, out: &Path) -> Result<(), EngineError> {
         });
     }
     Ok(())
+}
+
+/// Whether the host's apt knows a (non-virtual) package of this name
+/// (`apt-cache show`; the name was checked, so it is no option).
+fn apt_knows(package: &str) -> bool {
+    Command::new("apt-cache")
+        .args(["show", "--no-all-versions", "--", package])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
 }
 
 /// A root filesystem with just enough for a static binary: users, groups, a
