@@ -467,40 +467,152 @@ fn rebase_moves_the_app_layer_onto_a_newer_base() {
     assert_ne!(before[0], after[0], "the base layer is the new one");
 }
 
+/// The packages a signed SBOM bundle lists (its purls), the bundle verified
+/// with cairn's key.
+fn signed_sbom_purls(f: &Fixture, digest: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    f.ok(&["evidence", digest, "--export", dir.path().to_str().unwrap()]);
+    let mut purls = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let bundle = cairn_evidence::Bundle::from_json(&bytes).unwrap();
+        bundle
+            .envelope
+            .verify(&f.signing_key())
+            .expect("cairn signed it");
+        let statement: Value = serde_json::from_slice(&bundle.envelope.payload).unwrap();
+        if statement["predicateType"] != "https://cyclonedx.org/bom" {
+            continue;
+        }
+        for c in statement["predicate"]["components"].as_array().unwrap() {
+            purls.push(c["purl"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    purls
+}
+
+/// A toolchain build image from Debian's packages, made twice: the recipe
+/// (suite, variant, include list, SOURCE_DATE_EPOCH) is kept with the catalog
+/// entry, the package is in its signed SBOM and its package list, and the same
+/// recipe against the same archive gives the same digest (issue 13 item 7,
+/// issue 14 item 1).
 #[test]
-fn a_debian_minbase_enters_the_catalog_with_its_packages() {
+fn a_debian_toolchain_base_is_made_reproducibly_from_its_recorded_recipe() {
     tool("/usr/bin/mmdebstrap");
     let f = Fixture::new();
-    // mmdebstrap --variant=minbase bookworm, from Debian's packages.
-    let r = f.run(&["--json", "base", "create", "debian", "--name", "debian"]);
+    let create = || {
+        f.run(&[
+            "--json",
+            "base",
+            "create",
+            "debian",
+            "--name",
+            "build",
+            "--include",
+            "make",
+        ])
+    };
+    let r = create();
     assert_eq!(r.code, 0, "{r:?}");
-    let created: Value = serde_json::from_str(&r.stdout).unwrap();
-    let packages = created["packages"].as_u64().unwrap();
-    assert!(packages >= 80, "a minbase has ~90 dpkg packages: {created}");
+    let first: Value = serde_json::from_str(&r.stdout).unwrap();
+    let packages = first["packages"].as_u64().unwrap();
+    assert!(packages >= 80, "a minbase has ~90 dpkg packages: {first}");
     // Its release is known (Debian 12), so its packages are matched by source
     // package; with no Debian records imported yet, that is said, not passed.
     assert!(
         r.stderr.contains("not evaluated against advisories: 1 (first: OS packages of Debian:12: no stored advisory names any of its"),
         "{r:?}"
     );
-    let list = f.json(&["base", "list"]);
-    assert_eq!(list[0]["name"], "debian");
-    assert_eq!(list[0]["digest"], created["digest"]);
+    // The recipe is structured data with the entry.
+    let recipe = &first["recipe"];
+    assert_eq!(recipe["kind"], "debian", "{first}");
+    assert_eq!(recipe["suite"], "bookworm");
+    assert_eq!(recipe["variant"], "minbase");
+    assert_eq!(recipe["include"], serde_json::json!(["make"]));
+    let epoch = recipe["source_date_epoch"].as_u64().unwrap();
+    assert!(epoch > 1_600_000_000, "the suite's Release date: {recipe}");
+    let list: Vec<&str> = first["package_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(list.iter().any(|p| p.starts_with("make=")), "{list:?}");
+    assert!(list.iter().any(|p| p.starts_with("libc6=")), "{list:?}");
+    let digest = first["digest"].as_str().unwrap().to_owned();
+    let shown = f.json(&["base", "show", "build"]);
+    assert_eq!(shown[0]["recipe"], *recipe);
+    assert_eq!(shown[0]["package_list"], first["package_list"]);
     assert!(
-        list[0]["source"]
+        shown[0]["source"]
             .as_str()
             .unwrap()
-            .contains("mmdebstrap --variant=minbase bookworm")
+            .contains("mmdebstrap --variant=minbase --include=make bookworm"),
+        "{shown}"
+    );
+    // Its SBOM is signed evidence about its digest, in the audit log, and
+    // names the toolchain package.
+    let purls = signed_sbom_purls(&f, &digest);
+    assert!(
+        purls.iter().any(|p| p.starts_with("pkg:deb/debian/make@")),
+        "{purls:?}"
     );
 
-    // Its SBOM is signed evidence about its digest, in the audit log.
-    let listed = f.ok(&["base", "list"]).stdout;
-    assert!(listed.contains("debian"), "{listed}");
-    let evidence = f.json(&["evidence", created["digest"].as_str().unwrap()]);
-    assert_eq!(
-        evidence[0]["predicate_type"], "https://cyclonedx.org/bom",
-        "{evidence}"
+    // The same recipe again: the same digest, the same packages.
+    let r = f.run(&[
+        "base",
+        "create",
+        "debian",
+        "--name",
+        "build",
+        "--include",
+        "make",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    println!("{}", r.stdout);
+    assert!(r.stdout.contains(&digest), "the same digest again: {r:?}");
+    assert!(
+        r.stdout.contains("the base was made again identically"),
+        "{r:?}"
     );
+    assert!(
+        r.stdout.contains(&format!(
+            "packages: the same {} as the previous entry",
+            list.len()
+        )),
+        "{r:?}"
+    );
+    let history = f.json(&["base", "show", "build"]);
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    assert_eq!(history[0]["digest"], history[1]["digest"]);
+
+    // A package name that could be an option, or a suite that is not one, is
+    // refused before anything runs.
+    for bad in [
+        "--include=make,--hook-dir=/tmp",
+        "--suite=bookworm;true",
+        "--variant=custom",
+    ] {
+        let args = ["base", "create", "debian", "--name", "bad", bad];
+        let r = f.run(&args);
+        assert_eq!(r.code, 1, "{bad:?}: {r:?}");
+        assert!(r.stderr.contains("not a"), "{bad:?}: {r:?}");
+    }
+    // A package Debian does not have: mmdebstrap fails, and the name is said.
+    let r = f.run(&[
+        "base",
+        "create",
+        "debian",
+        "--name",
+        "bad",
+        "--include=make,nosuchpkg-xyz",
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("apt knows no package nosuchpkg-xyz"),
+        "{r:?}"
+    );
+    assert_eq!(f.json(&["base", "list"]).as_array().unwrap().len(), 1);
 }
 
 #[test]

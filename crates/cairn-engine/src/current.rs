@@ -61,6 +61,8 @@ pub struct CurrentFinding {
     /// `low` … `critical`, or `unknown`.
     pub severity: String,
     pub fix_available: bool,
+    /// The distribution's urgency (Debian's `unimportant`, …), where given.
+    pub urgency: Option<String>,
 }
 
 /// Re-matches the components a verified CycloneDX predicate lists against the
@@ -129,6 +131,7 @@ pub fn rematch_signed_sbom(
                 _ => "unknown".to_owned(),
             },
             fix_available: !f.fixed_versions.is_empty(),
+            urgency: f.urgency.clone(),
         })
         .collect())
 }

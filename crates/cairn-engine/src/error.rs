@@ -133,6 +133,14 @@ pub enum EngineError {
     BaseNotInCatalog { name: String },
     #[error("`{name}` is not a valid base name (1-63 characters of a-z, 0-9 and '-')")]
     BadBaseName { name: String },
+    #[error(transparent)]
+    Recipe(#[from] cairn_model::RecipeError),
+    #[error("the base recipe ({recipe}) failed: {why}")]
+    RecipeFailed { recipe: String, why: String },
+    #[error(
+        "the base recipe ({recipe}) failed: apt knows no package {packages} (`apt-cache search NAME` finds the right name; `apt-get update` refreshes what apt knows)"
+    )]
+    RecipeUnknownPackages { recipe: String, packages: String },
     #[error("image `{reference}` not found: {why}")]
     ImageNotFound { reference: String, why: String },
     #[error("pulling {reference} needs a registry connection")]
@@ -297,6 +305,8 @@ impl EngineError {
                 | Self::BadBaseName { .. }
                 | Self::BaseRefresh { .. }
                 | Self::Remediation { .. }
+                | Self::Recipe(_)
+                | Self::RecipeUnknownPackages { .. }
                 | Self::ImageNotFound { .. }
                 | Self::BadDeployTarget { .. }
                 | Self::NoToken

@@ -27,6 +27,7 @@ pub mod inventory;
 pub mod keys;
 pub mod onboard;
 pub mod pairing;
+pub mod policy_params;
 pub mod promotion;
 pub mod rebuild;
 pub mod recovery;

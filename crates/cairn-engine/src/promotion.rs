@@ -15,7 +15,7 @@ use cairn_evidence::vsa::{InputAttestation, VerificationResult, VsaFacts};
 use cairn_evidence::{Predicate, Sha256Digest, SigningKey, Statement, Subject};
 use cairn_model::config::{DeployTarget, OrgConfig};
 use cairn_model::{ChangeRecord, DeploymentRecord, DeploymentStatus};
-use cairn_policy::{Action, Decision, DefaultParams, Gate, Identity, Limits, Scope};
+use cairn_policy::{Action, Decision, Gate, Identity, Limits, Scope};
 use cairn_store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -191,7 +191,7 @@ impl Promoter<'_> {
             .iter()
             .map(|(f, t)| (f.as_str(), t.as_str()))
             .collect();
-        let data = DefaultParams::new(BUILDER_ID).to_data()?;
+        let data = crate::policy_params::gate_params(self.org).to_data()?;
         Ok(Gate::load_with(&refs, &data, Limits::default())?)
     }
 
@@ -1144,6 +1144,10 @@ impl GateFindings {
                     .and_then(|n| n.get("fixedVersions"))
                     .and_then(Value::as_array)
                     .is_some_and(|f| !f.is_empty());
+                let urgency = note
+                    .and_then(|n| n.get("urgency"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
                 let severity = match r.rating() {
                     s @ ("low" | "medium" | "high" | "critical") => s,
                     _ => "unknown",
@@ -1157,24 +1161,14 @@ impl GateFindings {
                             "severity": severity,
                             "fix_available": fix_available,
                             "suppressed": false,
+                            "urgency": urgency,
                         })
                     });
             }
         } else if predicate_type == cairn_evidence::sbom::CycloneDxBom::PREDICATE_TYPE {
-            let Some(components) = statement["predicate"]["components"].as_array() else {
-                return;
-            };
-            for c in components {
-                let Some(purl) = c["purl"].as_str() else {
-                    continue;
-                };
-                let expression = c["licenses"]
-                    .as_array()
-                    .and_then(|l| l.iter().find_map(|l| l["expression"].as_str()))
-                    .map(str::to_owned);
-                self.licences
-                    .entry(purl.to_owned())
-                    .or_insert_with(|| json!({ "component": purl, "expression": expression }));
+            for (purl, entry) in crate::policy_params::sbom_licence_entries(&statement["predicate"])
+            {
+                self.licences.entry(purl).or_insert(entry);
             }
         }
     }
@@ -1204,6 +1198,7 @@ impl GateFindings {
                 "severity": f.severity,
                 "fix_available": f.fix_available,
                 "suppressed": false,
+                "urgency": f.urgency,
             }),
         );
         true

@@ -17,6 +17,193 @@ pub struct BaseRecord {
     pub packages: u64,
     /// Known vulnerabilities found when it entered the catalog.
     pub vulnerabilities: u64,
+    /// How cairn made it (`cairn base create`), so it can be made again; `None`
+    /// for an imported base.
+    pub recipe: Option<BaseRecipe>,
+    /// Its OS packages as `name=version` (sorted), from its SBOM, so a later
+    /// entry can be compared package by package.
+    pub package_list: Vec<String>,
+}
+
+/// How `cairn base create` makes a base: the data a later create (or `cairn
+/// base refresh`) needs to make it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseRecipe {
+    /// A few files for static binaries.
+    Tiny,
+    /// `mmdebstrap` from Debian's packages.
+    Debian(DebianRecipe),
+}
+
+/// `mmdebstrap --variant=VARIANT --include=INCLUDE SUITE` with
+/// `SOURCE_DATE_EPOCH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebianRecipe {
+    pub suite: String,
+    pub variant: String,
+    /// Packages beyond the variant's (sorted, no duplicates).
+    pub include: Vec<String>,
+    /// Every time inside the base (mtimes, shadow's last-change days) is at or
+    /// before this: the newest `Date:` of the suite's Release files when it was
+    /// made, or the value given.
+    pub source_date_epoch: u64,
+}
+
+/// The variants `mmdebstrap` knows that a base may use.
+pub const DEBIAN_VARIANTS: &[&str] = &[
+    "minbase",
+    "buildd",
+    "essential",
+    "apt",
+    "required",
+    "important",
+    "standard",
+];
+
+/// Most packages one recipe may include.
+pub const MAX_INCLUDE: usize = 256;
+
+/// Why a recipe is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecipeError {
+    #[error("`{0}` is not a Debian suite name (lower-case letters, digits and `-`)")]
+    Suite(String),
+    #[error("`{0}` is not an mmdebstrap variant cairn uses (one of: {list})", list = DEBIAN_VARIANTS.join(", "))]
+    Variant(String),
+    #[error(
+        "`{0}` is not a Debian package name (lower-case letters, digits, `+`, `-`, `.`; at least two characters, starting with a letter or digit)"
+    )]
+    Package(String),
+    #[error("a recipe includes at most {MAX_INCLUDE} packages ({0} given)")]
+    TooMany(usize),
+    #[error("the recipe text is not one cairn wrote: {0}")]
+    Text(String),
+}
+
+/// A Debian package name (Debian Policy 5.6.1): `[a-z0-9][a-z0-9+.-]+`.
+pub fn is_debian_package_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 2
+        && b.len() <= 128
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'+' | b'-' | b'.')
+        })
+}
+
+impl DebianRecipe {
+    /// A checked recipe: the include list sorted and de-duplicated (so the same
+    /// package set is the same recipe, whatever order it was typed in).
+    pub fn new(
+        suite: &str,
+        variant: &str,
+        include: &[String],
+        source_date_epoch: u64,
+    ) -> Result<DebianRecipe, RecipeError> {
+        let suite_ok = !suite.is_empty()
+            && suite.len() <= 64
+            && suite
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !suite_ok {
+            return Err(RecipeError::Suite(suite.to_owned()));
+        }
+        if !DEBIAN_VARIANTS.contains(&variant) {
+            return Err(RecipeError::Variant(variant.to_owned()));
+        }
+        if include.len() > MAX_INCLUDE {
+            return Err(RecipeError::TooMany(include.len()));
+        }
+        let mut list = Vec::with_capacity(include.len());
+        for name in include {
+            if !is_debian_package_name(name) {
+                return Err(RecipeError::Package(name.clone()));
+            }
+            list.push(name.clone());
+        }
+        list.sort();
+        list.dedup();
+        Ok(DebianRecipe {
+            suite: suite.to_owned(),
+            variant: variant.to_owned(),
+            include: list,
+            source_date_epoch,
+        })
+    }
+}
+
+impl BaseRecipe {
+    /// How the catalog's `source` describes it.
+    pub fn describe(&self) -> String {
+        match self {
+            BaseRecipe::Tiny => "tiny (users, groups, /tmp; for static binaries)".to_owned(),
+            BaseRecipe::Debian(d) => {
+                let mut out = format!("mmdebstrap --variant={}", d.variant);
+                if !d.include.is_empty() {
+                    out.push_str(&format!(" --include={}", d.include.join(",")));
+                }
+                out.push_str(&format!(
+                    " {} (SOURCE_DATE_EPOCH={})",
+                    d.suite, d.source_date_epoch
+                ));
+                out
+            }
+        }
+    }
+
+    /// The recipe as the JSON text the store keeps.
+    pub fn to_json(&self) -> String {
+        let value = match self {
+            BaseRecipe::Tiny => serde_json::json!({ "kind": "tiny" }),
+            BaseRecipe::Debian(d) => serde_json::json!({
+                "kind": "debian",
+                "suite": d.suite,
+                "variant": d.variant,
+                "include": d.include,
+                "source_date_epoch": d.source_date_epoch,
+            }),
+        };
+        value.to_string()
+    }
+
+    /// Reads [`BaseRecipe::to_json`]'s text back, checked as when it was made.
+    pub fn from_json(text: &str) -> Result<BaseRecipe, RecipeError> {
+        let bad = |why: &str| RecipeError::Text(why.to_owned());
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| RecipeError::Text(e.to_string()))?;
+        match value["kind"].as_str() {
+            Some("tiny") => Ok(BaseRecipe::Tiny),
+            Some("debian") => {
+                let suite = value["suite"].as_str().ok_or_else(|| bad("no suite"))?;
+                let variant = value["variant"].as_str().ok_or_else(|| bad("no variant"))?;
+                let include = value["include"]
+                    .as_array()
+                    .ok_or_else(|| bad("no include list"))?
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| bad("a non-string package"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let epoch = value["source_date_epoch"]
+                    .as_u64()
+                    .ok_or_else(|| bad("no source_date_epoch"))?;
+                Ok(BaseRecipe::Debian(DebianRecipe::new(
+                    suite, variant, &include, epoch,
+                )?))
+            }
+            _ => Err(bad("unknown kind")),
+        }
+    }
+
+    /// `SOURCE_DATE_EPOCH` of what it makes (0 for `tiny`).
+    pub fn source_date_epoch(&self) -> u64 {
+        match self {
+            BaseRecipe::Tiny => 0,
+            BaseRecipe::Debian(d) => d.source_date_epoch,
+        }
+    }
 }
 
 /// An image built (or rebased) by cairn.
@@ -33,4 +220,57 @@ pub struct ImageRecord {
     pub created_at_ms: i64,
     /// For a rebase: the image it was rebased from.
     pub rebased_from: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recipe_is_checked_sorted_and_read_back() {
+        let include = ["python3", "make", "python3"].map(str::to_owned);
+        let d = DebianRecipe::new("bookworm", "minbase", &include, 1_700_000_000).unwrap();
+        assert_eq!(d.include, ["make", "python3"]);
+        let r = BaseRecipe::Debian(d);
+        assert_eq!(BaseRecipe::from_json(&r.to_json()).unwrap(), r);
+        assert_eq!(
+            r.describe(),
+            "mmdebstrap --variant=minbase --include=make,python3 bookworm (SOURCE_DATE_EPOCH=1700000000)"
+        );
+        assert_eq!(
+            BaseRecipe::from_json(&BaseRecipe::Tiny.to_json()).unwrap(),
+            BaseRecipe::Tiny
+        );
+    }
+
+    #[test]
+    fn a_bad_recipe_is_refused_naming_what() {
+        let one = |s: &str| vec![s.to_owned()];
+        for (suite, variant, include, want) in [
+            ("Bookworm", "minbase", vec![], "not a Debian suite"),
+            ("bookworm;rm", "minbase", vec![], "not a Debian suite"),
+            ("bookworm", "custom", vec![], "not an mmdebstrap variant"),
+            (
+                "bookworm",
+                "minbase",
+                one("--hook-dir=/x"),
+                "not a Debian package",
+            ),
+            ("bookworm", "minbase", one("a,b"), "not a Debian package"),
+            ("bookworm", "minbase", one("Make"), "not a Debian package"),
+            ("bookworm", "minbase", one("x"), "not a Debian package"),
+        ] {
+            let err = DebianRecipe::new(suite, variant, &include, 0).unwrap_err();
+            assert!(
+                err.to_string().contains(want),
+                "{suite} {variant} {include:?}: {err}"
+            );
+        }
+        let many: Vec<String> = (0..=MAX_INCLUDE).map(|i| format!("p{i}")).collect();
+        assert!(matches!(
+            DebianRecipe::new("bookworm", "minbase", &many, 0),
+            Err(RecipeError::TooMany(_))
+        ));
+        assert!(BaseRecipe::from_json(r#"{"kind":"debian","suite":"x y","variant":"minbase","include":[],"source_date_epoch":1}"#).is_err());
+    }
 }

@@ -17,7 +17,7 @@ pub use deployment::{
     ChangeRecord, DeploymentRecord, DeploymentStatus, IdentityKind, IdentityRecord, RoleBinding,
     SessionRecord,
 };
-pub use image::{BaseRecord, ImageRecord};
+pub use image::{BaseRecipe, BaseRecord, DebianRecipe, ImageRecord, RecipeError};
 pub use run::{
     DeliveryRecord, EvidenceRecord, LogLine, LogStream, NewDelivery, NewEvidence, NewRun, NewStage,
     RunId, RunRecord, RunStatus, StageId, StageKind, StageRecord, StageStatus, Trigger,

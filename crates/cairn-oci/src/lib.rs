@@ -21,7 +21,7 @@ mod unpack;
 pub use digest::Digest;
 pub use error::OciError;
 pub use image::{Image, ImageSpec, assemble, rebase};
-pub use import::{import_layout, import_rootfs};
+pub use import::{import_layout, import_rootfs, import_rootfs_clamped};
 pub use json::{parse_config, parse_index, parse_manifest};
 pub use layer::{Layer, LayerSource, layer_from, layer_from_dir};
 pub use layout::{Blob, BlobWriter, Layout, MAX_JSON_BYTES};

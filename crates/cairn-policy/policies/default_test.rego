@@ -247,6 +247,98 @@ test_unknown_licence_denies if {
 	denied_rules == {"licences"} with input as inp
 }
 
+licence_of(component, expression) := {"component": component, "expression": expression}
+
+with_licence(l) := with_({"findings": {"licences": [l]}})
+
+test_os_package_under_gpl_is_allowed if {
+	count(gate.deny) == 0 with input as with_licence(licence_of("pkg:deb/debian/bash@5.2.15-2?arch=amd64", "GPL-3.0-or-later"))
+}
+
+test_dependency_under_gpl_is_not_allowed if {
+	inp := with_licence(licence_of("pkg:npm/x@1", "GPL-2.0-only"))
+	denied_rules == {"licences"} with input as inp
+}
+
+test_os_package_without_a_known_licence_passes_by_default if {
+	count(gate.deny) == 0 with input as with_licence(licence_of("pkg:deb/debian/tzdata@2025b-0+deb12u1", null))
+}
+
+test_os_unknown_licence_blocks_when_the_organisation_says if {
+	inp := with_licence(licence_of("pkg:deb/debian/tzdata@2025b-0+deb12u1", null))
+	denied_rules == {"licences"} with input as inp with data.cairn.params.os_unknown_licence_blocks as true
+}
+
+test_a_denied_licence_denies_an_os_package_naming_it if {
+	inp := with_licence(licence_of("pkg:deb/debian/libgmp10@6.2.1", "LGPL-2.1-or-later AND GPL-2.0-or-later AND GPL-3.0-only"))
+	denied_rules == {"licences"} with input as inp with data.cairn.params.denied_licences as ["GPL-3.0-only"]
+	some d in gate.deny with input as inp with data.cairn.params.denied_licences as ["GPL-3.0-only"]
+	contains(d.msg, "pkg:deb/debian/libgmp10@6.2.1")
+	contains(d.msg, "needs a denied licence (GPL-3.0-only)")
+}
+
+test_a_denied_licence_an_alternative_avoids_passes if {
+	inp := with_licence(licence_of("pkg:npm/x@1", "GPL-3.0-only OR MIT"))
+	count(gate.deny) == 0 with input as inp with data.cairn.params.denied_licences as ["GPL-3.0-only"]
+}
+
+test_a_denied_base_licence_denies_it_with_an_exception if {
+	inp := with_licence(licence_of("pkg:deb/debian/bison@3", "GPL-3.0-or-later WITH Bison-exception-2.2"))
+	count(gate.deny) == 0 with input as inp
+	denied_rules == {"licences"} with input as inp with data.cairn.params.denied_licences as ["GPL-3.0-or-later"]
+}
+
+test_choices_decide_an_expression_with_parentheses if {
+	expression := "(BSD-3-Clause OR GPL-2.0-only) AND Zlib AND MIT"
+	naive := licence_of("pkg:npm/x@1", expression)
+	denied_rules == {"licences"} with input as with_licence(naive)
+	chosen := object.union(naive, {"choices": [["BSD-3-Clause", "MIT", "Zlib"], ["GPL-2.0-only", "MIT", "Zlib"]]})
+	count(gate.deny) == 0 with input as with_licence(chosen)
+}
+
+test_an_empty_choice_list_is_not_allowed if {
+	inp := with_licence(object.union(licence_of("pkg:npm/x@1", "MIT"), {"choices": []}))
+	count(gate.deny) == 0 with input as inp
+	inp2 := with_licence(object.union(licence_of("pkg:npm/x@1", "Foo"), {"choices": []}))
+	denied_rules == {"licences"} with input as inp2
+}
+
+# --- unfixed and unimportant findings ---------------------------------------
+
+finding(purl, severity, fixed, urgency) := {
+	"id": "CVE-2026-0002", "package": purl, "severity": severity,
+	"fix_available": fixed, "suppressed": false, "urgency": urgency,
+}
+
+with_finding(v) := with_({"findings": {"vulnerabilities": [v]}})
+
+test_an_unfixed_os_finding_waits_for_its_fix_by_default if {
+	count(gate.deny) == 0 with input as with_finding(finding("pkg:deb/debian/libc6@2.36", "critical", false, "medium"))
+}
+
+test_an_unfixed_os_finding_blocks_where_block_unfixed if {
+	inp := with_finding(finding("pkg:deb/debian/libc6@2.36", "critical", false, "medium"))
+	denied_rules == {"vulnerabilities"} with input as inp with data.cairn.params.block_unfixed as {"production": true}
+	count(gate.deny) == 0 with input as inp with data.cairn.params.block_unfixed as {"staging": true}
+	denied_rules == {"vulnerabilities"} with input as inp with data.cairn.params.block_unfixed as {"*": true, "staging": false}
+}
+
+test_a_fixed_os_finding_blocks if {
+	inp := with_finding(finding("pkg:deb/debian/libc6@2.36", "high", true, "medium"))
+	denied_rules == {"vulnerabilities"} with input as inp
+}
+
+test_an_unfixed_dependency_finding_blocks if {
+	inp := with_finding(finding("pkg:cargo/smallvec@0.6.0", "critical", false, null))
+	denied_rules == {"vulnerabilities"} with input as inp
+}
+
+test_an_unimportant_finding_counts_only_when_asked if {
+	inp := with_finding(finding("pkg:deb/debian/libc6@2.36", "critical", true, "unimportant"))
+	count(gate.deny) == 0 with input as inp
+	denied_rules == {"vulnerabilities"} with input as inp with data.cairn.params.count_unimportant as true
+}
+
 # --- promotion path ---------------------------------------------------------
 
 test_production_before_staging_denies if {

@@ -202,6 +202,7 @@ pub fn realistic_input(builder_id: &str) -> GateInput {
                     severity: Severity::Low,
                     fix_available: false,
                     suppressed: false,
+                    urgency: None,
                 },
                 Vulnerability {
                     id: "GHSA-xxxx-yyyy-zzzz".to_owned(),
@@ -209,6 +210,7 @@ pub fn realistic_input(builder_id: &str) -> GateInput {
                     severity: Severity::Medium,
                     fix_available: true,
                     suppressed: false,
+                    urgency: None,
                 },
                 Vulnerability {
                     id: "CVE-2026-20002".to_owned(),
@@ -216,6 +218,7 @@ pub fn realistic_input(builder_id: &str) -> GateInput {
                     severity: Severity::Critical,
                     fix_available: true,
                     suppressed: true,
+                    urgency: None,
                 },
             ],
             licences: [
@@ -229,6 +232,7 @@ pub fn realistic_input(builder_id: &str) -> GateInput {
             .map(|(c, e)| Licence {
                 component: c.to_owned(),
                 expression: Some(e.to_owned()),
+                choices: None,
             })
             .collect(),
             advisory_db: None,

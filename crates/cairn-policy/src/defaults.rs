@@ -128,11 +128,59 @@ pub struct DefaultParams {
     pub required_tests: Vec<String>,
     /// Lowest blocking severity per environment; `"*"` for any other.
     pub severity_threshold: BTreeMap<String, Severity>,
-    /// SPDX licence identifiers (or whole expressions) that are allowed.
+    /// SPDX licence identifiers (or whole expressions) that are allowed for
+    /// application dependencies.
     pub allowed_licences: Vec<String>,
+    /// Licences no component may need (every choice through its expression
+    /// needs one of them): denied for OS packages and dependencies alike.
+    pub denied_licences: Vec<String>,
+    /// Licences allowed for packages of an OS distribution (`pkg:deb`,
+    /// `pkg:apk`, `pkg:rpm`): a catalog base's packages, shipped as the
+    /// distribution ships them.
+    pub os_allowed_licences: Vec<String>,
+    /// Whether an OS package whose copyright file names no SPDX licence
+    /// blocks (application dependencies with no known licence always do).
+    pub os_unknown_licence_blocks: bool,
+    /// Whether a finding in an OS package with no fixed version yet blocks, per
+    /// environment; `"*"` for any other (application dependencies' findings
+    /// block at the threshold, fixed or not).
+    pub block_unfixed: BTreeMap<String, bool>,
+    /// Whether findings the distribution rates `unimportant` count.
+    pub count_unimportant: bool,
     /// Key ids whose evidence counts; empty means any verified signer.
     pub trusted_signers: Vec<String>,
 }
+
+/// The licences a stock Debian minbase's packages are under, beside the
+/// permissive set: the GPL and LGPL family (copyleft obligations are met by
+/// the distribution's source archive for unmodified packages), Perl's Artistic
+/// licence, and the other DFSG-free licences Debian main names.
+pub const OS_LICENCES: &[&str] = &[
+    "GPL-1.0-only",
+    "GPL-1.0-or-later",
+    "GPL-2.0-only",
+    "GPL-2.0-or-later",
+    "GPL-3.0-only",
+    "GPL-3.0-or-later",
+    "LGPL-2.0-only",
+    "LGPL-2.0-or-later",
+    "LGPL-2.1-only",
+    "LGPL-2.1-or-later",
+    "LGPL-3.0-only",
+    "LGPL-3.0-or-later",
+    "Artistic-1.0",
+    "Artistic-1.0-Perl",
+    "Artistic-2.0",
+    "GFDL-1.2-or-later",
+    "GFDL-1.3-or-later",
+    "OpenSSL",
+    "X11",
+    "curl",
+    "FSFAP",
+    "FSFUL",
+    "FSFULLR",
+    "Sleepycat",
+];
 
 impl DefaultParams {
     /// The documented defaults, with cairn's builder id.
@@ -170,8 +218,28 @@ impl DefaultParams {
             .into_iter()
             .map(str::to_owned)
             .collect(),
+            denied_licences: Vec::new(),
+            os_allowed_licences: Vec::new(),
+            os_unknown_licence_blocks: false,
+            block_unfixed: BTreeMap::from([("*".to_owned(), false)]),
+            count_unimportant: false,
             trusted_signers: Vec::new(),
         }
+        .with_os_licences()
+    }
+
+    /// `os_allowed_licences` = the application allow-list and [`OS_LICENCES`].
+    fn with_os_licences(mut self) -> Self {
+        let mut os: Vec<String> = self
+            .allowed_licences
+            .iter()
+            .cloned()
+            .chain(OS_LICENCES.iter().map(|s| (*s).to_owned()))
+            .collect();
+        os.sort();
+        os.dedup();
+        self.os_allowed_licences = os;
+        self
     }
 
     /// `{"cairn": {"params": …}}`: the data document the default set reads.

@@ -35,8 +35,10 @@
 //!   "findings": {
 //!     "scanned": true,
 //!     "vulnerabilities": [ { "id": "CVE-2026-0001", "package": "pkg:deb/debian/openssl@3.0.1",
-//!                            "severity": "high", "fix_available": true, "suppressed": false } ],
-//!     "licences": [ { "component": "pkg:cargo/serde@1.0.200", "expression": "MIT OR Apache-2.0" } ],
+//!                            "severity": "high", "fix_available": true, "suppressed": false,
+//!                            "urgency": "medium" } ],
+//!     "licences": [ { "component": "pkg:cargo/serde@1.0.200", "expression": "MIT OR Apache-2.0",
+//!                     "choices": [["Apache-2.0"], ["MIT"]] } ],
 //!     "advisory_db": { "count": 31415, "newest_modified": "2026-12-01T00:00:00Z",
 //!                      "digest": "sha256:…", "new_since_scan": ["CVE-2026-0002"] }
 //!   },
@@ -302,6 +304,10 @@ pub struct Vulnerability {
     pub fix_available: bool,
     /// An OpenVEX statement says the artifact is not affected.
     pub suppressed: bool,
+    /// The distribution's urgency, where its advisory gives one (Debian:
+    /// `unimportant`, `low`, `medium`, `high`, `not yet assigned`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urgency: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -333,6 +339,11 @@ impl Severity {
 pub struct Licence {
     pub component: String,
     pub expression: Option<String>,
+    /// The expression's choices (`cairn_sbom::licence_choices`): each the
+    /// licences one way of satisfying it needs together. Without it the policy
+    /// splits the expression on ` OR ` and ` AND ` itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Vec<Vec<String>>>,
 }
 
 /// Who asks for the gate.

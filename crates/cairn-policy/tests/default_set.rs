@@ -432,6 +432,7 @@ fn vuln(severity: Severity, fix_available: bool, suppressed: bool) -> Vulnerabil
         severity,
         fix_available,
         suppressed,
+        urgency: None,
     }
 }
 
@@ -466,12 +467,23 @@ fn a_critical_finding_blocks_staging() {
             staging(i);
             i.findings
                 .vulnerabilities
-                .push(vuln(Severity::Critical, false, false));
+                .push(vuln(Severity::Critical, true, false));
         },
         &[(
             "vulnerabilities",
-            "CVE-2026-0001 (critical) in pkg:deb/debian/openssl@3.0.11 is at or above the critical threshold of staging; no fix is available yet",
+            "CVE-2026-0001 (critical) in pkg:deb/debian/openssl@3.0.11 is at or above the critical threshold of staging; a fix is available",
         )],
+    );
+    // With no fix yet, an OS package's finding waits for the distribution's
+    // fix by default (`block_unfixed`), and blocks where the organisation says.
+    check(
+        |i| {
+            staging(i);
+            i.findings
+                .vulnerabilities
+                .push(vuln(Severity::Critical, false, false));
+        },
+        &[],
     );
 }
 
@@ -482,11 +494,11 @@ fn an_unknown_severity_counts_as_critical_and_vex_suppresses() {
             staging(i);
             i.findings
                 .vulnerabilities
-                .push(vuln(Severity::Unknown, false, false));
+                .push(vuln(Severity::Unknown, true, false));
         },
         &[(
             "vulnerabilities",
-            "CVE-2026-0001 (unknown) in pkg:deb/debian/openssl@3.0.11 is at or above the critical threshold of staging; no fix is available yet",
+            "CVE-2026-0001 (unknown) in pkg:deb/debian/openssl@3.0.11 is at or above the critical threshold of staging; a fix is available",
         )],
     );
     check(
@@ -549,6 +561,7 @@ fn licence(expression: Option<&str>) -> Licence {
     Licence {
         component: "pkg:npm/left-pad@1.3.0".into(),
         expression: expression.map(str::to_owned),
+        choices: None,
     }
 }
 

@@ -19,7 +19,7 @@ mod text;
 
 pub use component::{Component, Ecosystem, SourcePackage};
 pub use error::{Error, ParseError};
-pub use licence::{Licence, parse_licence};
+pub use licence::{Licence, MAX_LICENCE_CHOICES, licence_choices, parse_licence};
 pub use scan::{
     FileError, FileKind, Note, ParsedFile, ScanReport, detect, detect_installed, parse_file,
     scan_installed, scan_tree,

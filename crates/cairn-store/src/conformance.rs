@@ -1586,6 +1586,21 @@ fn base(name: &str, digest_byte: char, at: i64) -> cairn_model::BaseRecord {
         imported_at_ms: at,
         packages: 90,
         vulnerabilities: 0,
+        recipe: (digest_byte == 'c').then(|| {
+            cairn_model::BaseRecipe::Debian(
+                cairn_model::DebianRecipe::new(
+                    "bookworm",
+                    "minbase",
+                    &["make".to_owned()],
+                    1_700_000_000,
+                )
+                .expect("a valid recipe"),
+            )
+        }),
+        package_list: vec![
+            "base-files=12.4+deb12u11".to_owned(),
+            "make=4.3-4.1".to_owned(),
+        ],
     }
 }
 
@@ -1609,6 +1624,14 @@ pub fn catalog_keeps_every_entry_and_the_newest_is_current(
     };
     assert!(matches!(
         store.add_base(&huge),
+        Err(StoreError::TooLarge { .. })
+    ));
+    let huge_list = cairn_model::BaseRecord {
+        package_list: vec!["p=1".repeat(1 << 19); 2],
+        ..base("big", 'd', 4)
+    };
+    assert!(matches!(
+        store.add_base(&huge_list),
         Err(StoreError::TooLarge { .. })
     ));
     Ok(())

@@ -4,10 +4,12 @@
 //!   with an `oci-layout` file), a root filesystem (a directory or a tarball), or a
 //!   registry reference pinned by digest from an allowed registry. Docker Hub is
 //!   refused before anything is read.
-//! - `create tiny|debian --name NAME`: makes a base offline — `tiny` from a few
-//!   files (for static binaries and fast tests), `debian` with
-//!   `mmdebstrap --variant=minbase` from Debian's packages — then imports it the
-//!   same way.
+//! - `create tiny|debian --name NAME [--include P,Q] [--variant V]`: makes a base
+//!   by a recipe (`cairn_engine::images::recipe`) — `tiny` from a few files (for
+//!   static binaries and fast tests), `debian` with `mmdebstrap` from Debian's
+//!   packages, reproducibly (SOURCE_DATE_EPOCH), a toolchain with `--include` —
+//!   then imports it the same way; the recipe and the package list are kept
+//!   with the entry and compared with the previous one.
 //! - `refresh NAME [--from SOURCE]`: a new version of a base, from a newer
 //!   source or by running its recorded recipe again (see
 //!   `cairn_engine::images::refresh`); the old version stays in its history.
@@ -22,10 +24,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
+use cairn_engine::EngineError;
 use cairn_engine::images::Images;
 use cairn_engine::images::catalog::{self, Admission, BaseSource, Vetting};
+use cairn_engine::images::recipe;
 use cairn_engine::images::refresh::{self, Refreshed};
 use cairn_engine::images::registry::Connection;
+use cairn_model::{BaseRecipe, DebianRecipe};
 use serde_json::json;
 
 use super::{data_dir, open_store};
@@ -50,7 +55,7 @@ pub enum BaseCommand {
         #[arg(long, value_name = "FILE")]
         signature: Option<PathBuf>,
     },
-    /// Make a base offline and import it: `tiny` (a few files, for static binaries) or `debian` (mmdebstrap minbase).
+    /// Make a base and import it: `tiny` (a few files, for static binaries) or `debian` (mmdebstrap from Debian's packages; a toolchain with `--include`).
     Create {
         #[arg(value_enum)]
         kind: BaseKind,
@@ -59,6 +64,18 @@ pub enum BaseCommand {
         /// The Debian suite for `debian`.
         #[arg(long, default_value = "bookworm")]
         suite: String,
+        /// The mmdebstrap variant for `debian` (minbase, buildd, essential, apt, required, important, standard).
+        #[arg(long, default_value = "minbase")]
+        variant: String,
+        /// Debian packages beyond the variant's, for a toolchain image
+        /// (e.g. `rustc,cargo`; `python3,python3-pip,python3-venv`; `nodejs,npm`;
+        /// `golang`; `default-jdk,maven`; `build-essential`).
+        #[arg(long, value_delimiter = ',', value_name = "PACKAGES")]
+        include: Vec<String>,
+        /// Every time inside the base is at most this (seconds since 1970);
+        /// default: the newest Release date apt holds for the suite.
+        #[arg(long, value_name = "SECONDS")]
+        source_date_epoch: Option<u64>,
     },
     /// A new version of a catalog base: from `--from SOURCE` (as `base import`
     /// reads it), else by running its recorded recipe again (`debian`:
@@ -118,7 +135,39 @@ pub fn base(cli: &Cli, cmd: &BaseCommand) -> Result<ExitCode, Failure> {
             let signature = read_signature(signature.as_deref())?;
             refresh_base(cli, name, from, *plain_http, signature)
         }
-        BaseCommand::Create { kind, name, suite } => create(cli, *kind, name, suite),
+        BaseCommand::Create {
+            kind,
+            name,
+            suite,
+            variant,
+            include,
+            source_date_epoch,
+        } => {
+            let recipe = match kind {
+                BaseKind::Tiny => {
+                    if !include.is_empty() || source_date_epoch.is_some() || variant != "minbase" {
+                        return Err(Failure::user(anyhow!(
+                            "--include, --variant and --source-date-epoch are for `debian` bases; `tiny` has no packages"
+                        )));
+                    }
+                    BaseRecipe::Tiny
+                }
+                BaseKind::Debian => {
+                    // Checked before the epoch is looked up: a bad name is the
+                    // user's input, said as such.
+                    DebianRecipe::new(suite, variant, include, 0).map_err(EngineError::from)?;
+                    let epoch = match source_date_epoch {
+                        Some(e) => *e,
+                        None => recipe::debian_epoch(suite)?,
+                    };
+                    BaseRecipe::Debian(
+                        DebianRecipe::new(suite, variant, include, epoch)
+                            .map_err(EngineError::from)?,
+                    )
+                }
+            };
+            create(cli, &recipe, name)
+        }
         BaseCommand::List => list(cli),
         BaseCommand::Show { name } => show(cli, name),
     }
@@ -187,6 +236,7 @@ fn refresh_base(
         pull: Some(&pull),
         signatures: &signatures,
     };
+    let previous = store.base_history(name)?.into_iter().next();
     match refresh::refresh(&ctx, name, from, &mut |note| eprintln!("cairn: {note}"))? {
         Refreshed::Unchanged { digest } => {
             if cli.json {
@@ -198,7 +248,7 @@ fn refresh_base(
             }
             Ok(ExitCode::SUCCESS)
         }
-        Refreshed::Admitted(admission) => report(cli, name, admission, actor.as_ref()),
+        Refreshed::Admitted(admission) => report(cli, name, admission, previous, actor.as_ref()),
     }
 }
 
@@ -227,6 +277,7 @@ fn import(
         cairn_engine::images::registry::pull(&images, &org, r, &connection)
     };
     eprintln!("cairn: importing {} as `{name}`", source.describe());
+    let previous = store.base_history(name)?.into_iter().next();
     let candidate = catalog::stage(&images, name, source, Some(&pull))?;
     eprintln!(
         "cairn: {} unpacked and verified ({} layers); making its SBOM",
@@ -265,7 +316,7 @@ fn import(
         &vetting,
         actor.as_ref(),
     )?;
-    report(cli, name, admission, actor.as_ref())
+    report(cli, name, admission, previous, actor.as_ref())
 }
 
 /// Prints what the catalog's gate decided.
@@ -273,6 +324,7 @@ fn report(
     cli: &Cli,
     name: &str,
     admission: Admission,
+    previous: Option<cairn_model::BaseRecord>,
     actor: Option<&cairn_policy::Identity>,
 ) -> Result<ExitCode, Failure> {
     match admission {
@@ -282,15 +334,25 @@ fn report(
             replaces,
             log_index,
         } => {
+            // Package by package against the entry it replaces (when that one
+            // kept its list): the same packages must give the same digest.
+            let compared = previous
+                .filter(|p| !p.package_list.is_empty())
+                .map(|p| recipe::compare_packages(&p.package_list, &record.package_list));
             if cli.json {
                 print_json(&json!({
                     "name": record.name,
                     "digest": record.digest,
                     "source": record.source,
+                    "recipe": record.recipe.as_ref().map(recipe_json),
                     "packages": record.packages,
+                    "package_list": record.package_list,
                     "vulnerabilities": record.vulnerabilities,
                     "sbom_evidence": evidence,
                     "replaces": replaces,
+                    "compared_with_previous": compared.as_ref().map(|(added, removed, changed)| json!({
+                        "added": added, "removed": removed, "changed": changed,
+                    })),
                     "log_index": log_index,
                     "actor": actor.map(|a| a.name.clone()),
                 }));
@@ -299,11 +361,41 @@ fn report(
                     "base `{}` is in the catalog: {} ({} packages, {} known vulnerabilities; signed SBOM evidence {evidence}; catalog change logged at entry {log_index})",
                     record.name, record.digest, record.packages, record.vulnerabilities
                 );
-                if let Some(old) = replaces.filter(|old| *old != record.digest) {
-                    println!(
-                        "it replaces {old} as `{}`; `cairn base show {}` lists both",
-                        record.name, record.name
-                    );
+                if let Some(old) = &replaces {
+                    if *old == record.digest {
+                        println!(
+                            "the same digest as the entry it follows: the base was made again identically"
+                        );
+                    } else {
+                        println!(
+                            "it replaces {old} as `{}`; `cairn base show {}` lists both",
+                            record.name, record.name
+                        );
+                    }
+                }
+                if let Some((added, removed, changed)) = &compared {
+                    if added.is_empty() && removed.is_empty() && changed.is_empty() {
+                        println!(
+                            "packages: the same {} as the previous entry",
+                            record.package_list.len()
+                        );
+                    } else {
+                        println!(
+                            "packages since the previous entry: {} added, {} removed, {} changed",
+                            added.len(),
+                            removed.len(),
+                            changed.len()
+                        );
+                        for p in added.iter().take(50) {
+                            println!("  + {p}");
+                        }
+                        for p in removed.iter().take(50) {
+                            println!("  - {p}");
+                        }
+                        for p in changed.iter().take(50) {
+                            println!("  ~ {p}");
+                        }
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -327,39 +419,15 @@ fn vet(store: &dyn cairn_store::Store, rootfs: &Path, name: &str) -> Result<Vett
     })?)
 }
 
-fn create(cli: &Cli, kind: BaseKind, name: &str, suite: &str) -> Result<ExitCode, Failure> {
+fn create(cli: &Cli, recipe: &BaseRecipe, name: &str) -> Result<ExitCode, Failure> {
     let work = tempfile::tempdir().context("cannot make a temporary directory")?;
-    let (rootfs, how): (PathBuf, String) = match kind {
-        BaseKind::Tiny => {
-            let root = work.path().join("rootfs");
-            refresh::make_tiny(&root)?;
-            (root, refresh::TINY_HOW.to_owned())
-        }
-        BaseKind::Debian => {
-            let tar = work.path().join("rootfs.tar");
-            if !suite
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            {
-                return Err(Failure::user(anyhow!(
-                    "`{suite}` is not a Debian suite name"
-                )));
-            }
-            eprintln!("cairn: mmdebstrap --variant=minbase {suite} (from Debian's packages)");
-            let status = std::process::Command::new("mmdebstrap")
-                .args(["--variant=minbase", "--quiet", suite])
-                .arg(&tar)
-                .status()
-                .map_err(|e| {
-                    anyhow!("cannot run mmdebstrap ({e}); install it: apt-get install mmdebstrap")
-                })?;
-            if !status.success() {
-                return Err(anyhow!("mmdebstrap failed ({status})").into());
-            }
-            (tar, format!("mmdebstrap --variant=minbase {suite}"))
-        }
+    eprintln!("cairn: making `{name}`: {}", recipe.describe());
+    let rootfs = recipe::run_recipe(recipe, work.path())?;
+    let source = BaseSource::Created {
+        rootfs,
+        recipe: recipe.clone(),
     };
-    import(cli, BaseSource::Created { rootfs, how }, name, false, None)
+    import(cli, source, name, false, None)
 }
 
 fn list(cli: &Cli) -> Result<ExitCode, Failure> {
@@ -410,6 +478,9 @@ fn show(cli: &Cli, name: &str) -> Result<ExitCode, Failure> {
             b.vulnerabilities,
             b.source
         );
+        if let Some(r) = &b.recipe {
+            println!("         recipe: {}", r.to_json());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -419,8 +490,15 @@ fn base_json(b: &cairn_model::BaseRecord) -> serde_json::Value {
         "name": b.name,
         "digest": b.digest,
         "source": b.source,
+        "recipe": b.recipe.as_ref().map(recipe_json),
         "imported_at": cairn_model::time::rfc3339_utc(b.imported_at_ms),
         "packages": b.packages,
+        "package_list": b.package_list,
         "vulnerabilities": b.vulnerabilities,
     })
+}
+
+/// A recipe as `--json` shows it (the same fields the store keeps).
+fn recipe_json(r: &BaseRecipe) -> serde_json::Value {
+    serde_json::from_str(&r.to_json()).unwrap_or(serde_json::Value::Null)
 }

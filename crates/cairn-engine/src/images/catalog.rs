@@ -3,7 +3,8 @@
 //! organisation's allow-list and pinned by digest; Docker Hub never), every blob is
 //! verified and the layers are unpacked safely ([`Candidate`]); the caller then
 //! makes its SBOM and scan, and [`admit`] applies the catalog's gate (the
-//! organisation's severity threshold), signs the SBOM as evidence about the
+//! default policy's licence and vulnerability rules with the organisation's
+//! parameters, `crate::policy_params::catalog_denials`), signs the SBOM as evidence about the
 //! digest, records it in the audit log, and only then names the base.
 
 use std::path::{Path, PathBuf};
@@ -38,8 +39,12 @@ pub enum BaseSource {
     Rootfs(PathBuf),
     /// A registry reference, pinned by digest, from an allowed registry.
     Registry(ImageRef),
-    /// A root filesystem cairn made itself (`cairn base create`), described by how.
-    Created { rootfs: PathBuf, how: String },
+    /// A root filesystem cairn made itself (`cairn base create`) by a recipe
+    /// ([`super::recipe::run_recipe`]), kept with the catalog entry.
+    Created {
+        rootfs: PathBuf,
+        recipe: cairn_model::BaseRecipe,
+    },
 }
 
 impl BaseSource {
@@ -82,7 +87,7 @@ impl BaseSource {
             },
             BaseSource::Rootfs(path) => format!("rootfs:{}", path.display()),
             BaseSource::Registry(r) => r.to_string(),
-            BaseSource::Created { how, .. } => format!("created: {how}"),
+            BaseSource::Created { recipe, .. } => format!("created: {}", recipe.describe()),
         }
     }
 }
@@ -117,9 +122,14 @@ pub fn stage(
         BaseSource::Layout { dir, reference } => {
             cairn_oci::import_layout(images.layout(), dir, reference.as_deref())?
         }
-        // A root filesystem has no time of its own: epoch 0 keeps it reproducible.
-        BaseSource::Rootfs(path) | BaseSource::Created { rootfs: path, .. } => {
-            cairn_oci::import_rootfs(images.layout(), path, 0)?
+        // A root filesystem has no time of its own: epoch 0 keeps it
+        // reproducible (a tarball keeps its files' times, normalised
+        // otherwise). One cairn made has its recipe's SOURCE_DATE_EPOCH.
+        BaseSource::Rootfs(path) => {
+            cairn_oci::import_rootfs_clamped(images.layout(), path, 0, None)?
+        }
+        BaseSource::Created { rootfs, recipe } => {
+            cairn_oci::import_rootfs(images.layout(), rootfs, recipe.source_date_epoch())?
         }
         BaseSource::Registry(reference) => {
             let pull = registry.ok_or_else(|| EngineError::NoRegistryClient {
@@ -200,6 +210,8 @@ pub struct Vetting {
     /// The CycloneDX document.
     pub sbom: serde_json::Value,
     pub packages: u64,
+    /// Its OS packages, `name=version` ([`super::recipe::package_list`]).
+    pub package_list: Vec<String>,
     /// Known vulnerabilities, with their severity ratings (`low` … `critical`, or
     /// `unknown`).
     pub vulnerabilities: Vec<(String, String)>,
@@ -211,7 +223,7 @@ pub struct Vetting {
 #[derive(Debug)]
 pub enum Admission {
     Admitted {
-        record: BaseRecord,
+        record: Box<BaseRecord>,
         /// The evidence id of the signed SBOM statement.
         evidence: i64,
         /// The digest the name had before (kept in its history).
@@ -222,8 +234,6 @@ pub enum Admission {
     /// The gate said no; nothing was named.
     Refused { reasons: Vec<String> },
 }
-
-const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 
 /// The catalog's gate, then signed evidence, then a `catalog-change` entry in
 /// the audit log (naming the digest the name replaces), and only then the name.
@@ -243,18 +253,13 @@ pub fn admit(
     if let Err(why) = &vetting.signature {
         reasons.push(why.clone());
     }
-    if let Some(max) = &org.base_max_severity {
-        let floor = SEVERITIES.iter().position(|s| s == max).unwrap_or(0);
-        for (id, severity) in &vetting.vulnerabilities {
-            let at = SEVERITIES.iter().position(|s| s == severity);
-            // An unknown severity counts as crossing: fail closed.
-            if at.is_none_or(|at| at >= floor) {
-                reasons.push(format!(
-                    "{id} ({severity}) is at or above the organisation's threshold for bases ({max})"
-                ));
-            }
-        }
-    }
+    // The default policy with the organisation's `[policy.params]`: licences,
+    // and vulnerabilities at `[base] max_severity` when set.
+    reasons.extend(crate::policy_params::catalog_denials(
+        store,
+        org,
+        &vetting.sbom,
+    ));
     if !reasons.is_empty() {
         return Ok(Admission::Refused { reasons });
     }
@@ -292,6 +297,11 @@ pub fn admit(
         imported_at_ms: now_ms(),
         packages: vetting.packages,
         vulnerabilities: vetting.vulnerabilities.len() as u64,
+        recipe: match &candidate.source {
+            BaseSource::Created { recipe, .. } => Some(recipe.clone()),
+            _ => None,
+        },
+        package_list: vetting.package_list.clone(),
     };
     // The change is durable in the log before the name moves.
     let receipt =
@@ -308,7 +318,7 @@ pub fn admit(
     )?;
     store.add_base(&record)?;
     Ok(Admission::Admitted {
-        record,
+        record: Box::new(record),
         evidence,
         replaces,
         log_index: receipt.index,

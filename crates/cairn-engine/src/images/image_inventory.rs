@@ -324,6 +324,9 @@ fn vuln_result(
     );
     note.insert("fixedVersions".into(), f.fixed_versions.clone().into());
     note.insert("aliases".into(), f.aliases.clone().into());
+    if let Some(urgency) = &f.urgency {
+        note.insert("urgency".into(), urgency.clone().into());
+    }
     if let Some(summary) = &f.summary {
         note.insert("summary".into(), summary.clone().into());
     }

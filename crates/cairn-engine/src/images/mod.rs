@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod deploy_local;
 pub mod image_inventory;
 pub mod rebase;
+pub mod recipe;
 pub mod refresh;
 pub mod registry;
 pub(crate) mod release_candidate;

@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use cairn_model::config::OrgConfig;
+use cairn_model::{BaseRecipe, DebianRecipe};
 use cairn_sbom::cyclonedx::DocumentInput;
 use cairn_store::Store;
 
@@ -18,40 +19,46 @@ use super::catalog::{self, Admission, BaseSource, Candidate, Puller, Vetting};
 use crate::host::now_ms;
 use crate::{DataDir, EngineError};
 
-/// How the `tiny` recipe is recorded (`created: …`).
-pub const TINY_HOW: &str = "tiny (users, groups, /tmp; for static binaries)";
-/// How a `debian` recipe is recorded, before its suite.
-const DEBIAN_HOW: &str = "mmdebstrap --variant=minbase ";
+/// How a `debian` base made before recipes were recorded says what it was,
+/// before its suite.
+const LEGACY_DEBIAN_HOW: &str = "mmdebstrap --variant=minbase ";
 
 /// What a base's new version is made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recipe {
-    /// `cairn base create tiny`.
-    Tiny,
-    /// `cairn base create debian --suite SUITE`.
-    Debian { suite: String },
+    /// A recipe cairn runs (`cairn base create`), with a fresh epoch for a
+    /// Debian one: the archive has moved on since.
+    Made(BaseRecipe),
     /// A source read again (a root filesystem or a layout path) or given.
     Source(BaseSource),
 }
 
 impl Recipe {
-    /// The recipe of a catalog entry, from its recorded source. A registry
-    /// reference is pinned by digest, so reading it again gives the same
-    /// version: the newer one must be named.
-    pub fn of_entry(name: &str, source: &str, org: &OrgConfig) -> Result<Recipe, EngineError> {
+    /// The recipe of a catalog entry: the recipe it records, else (an entry
+    /// from before recipes were recorded, or an import) its recorded source. A
+    /// registry reference is pinned by digest, so reading it again gives the
+    /// same version: the newer one must be named.
+    pub fn of_entry(
+        name: &str,
+        entry: &cairn_model::BaseRecord,
+        org: &OrgConfig,
+    ) -> Result<Recipe, EngineError> {
         let refuse = |why: String| EngineError::BaseRefresh {
             name: name.to_owned(),
             why,
         };
+        if let Some(recipe) = &entry.recipe {
+            return Ok(Recipe::Made(recipe.clone()));
+        }
+        let source = entry.source.as_str();
         if let Some(how) = source.strip_prefix("created: ") {
-            if how == TINY_HOW || how.starts_with("tiny ") {
-                return Ok(Recipe::Tiny);
+            if how.starts_with("tiny ") {
+                return Ok(Recipe::Made(BaseRecipe::Tiny));
             }
-            if let Some(suite) = how.strip_prefix(DEBIAN_HOW) {
-                check_suite(suite).map_err(refuse)?;
-                return Ok(Recipe::Debian {
-                    suite: suite.to_owned(),
-                });
+            if let Some(suite) = how.strip_prefix(LEGACY_DEBIAN_HOW) {
+                let recipe = DebianRecipe::new(suite, "minbase", &[], 0)
+                    .map_err(|e| refuse(EngineError::from(e).to_string()))?;
+                return Ok(Recipe::Made(BaseRecipe::Debian(recipe)));
             }
             return Err(refuse(format!(
                 "its recorded recipe `{how}` is not one cairn can run again; name the new version with --from SOURCE"
@@ -69,18 +76,6 @@ impl Recipe {
     }
 }
 
-fn check_suite(suite: &str) -> Result<(), String> {
-    if suite.is_empty()
-        || suite.len() > 64
-        || !suite
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(format!("`{suite}` is not a Debian suite name"));
-    }
-    Ok(())
-}
-
 /// Runs `recipe` into `work` (a fresh directory) and returns the source to
 /// import. `note` gets what it does.
 pub fn run_recipe(
@@ -88,54 +83,32 @@ pub fn run_recipe(
     work: &Path,
     note: &mut dyn FnMut(&str),
 ) -> Result<BaseSource, EngineError> {
+    let refuse = |why: String| EngineError::BaseRefresh {
+        name: String::new(),
+        why,
+    };
     match recipe {
-        Recipe::Tiny => {
-            let root = work.join("rootfs");
-            make_tiny(&root)?;
-            Ok(BaseSource::Created {
-                rootfs: root,
-                how: TINY_HOW.to_owned(),
-            })
-        }
-        Recipe::Debian { suite } => {
-            check_suite(&suite).map_err(|why| EngineError::BaseRefresh {
-                name: String::new(),
-                why,
-            })?;
-            let tar = work.join("rootfs.tar");
+        Recipe::Made(BaseRecipe::Debian(d)) => {
+            // The archive as it is now: its newest Release date is the epoch.
+            let epoch = super::recipe::debian_epoch(&d.suite)?;
+            let d = DebianRecipe::new(&d.suite, &d.variant, &d.include, epoch)
+                .map_err(|e| refuse(EngineError::from(e).to_string()))?;
+            let recipe = BaseRecipe::Debian(d);
             note(&format!(
-                "{DEBIAN_HOW}{suite} (from Debian's packages, as the archive is now)"
+                "{} (from Debian's packages, as the archive is now)",
+                recipe.describe()
             ));
-            let status = std::process::Command::new("mmdebstrap")
-                .args(["--variant=minbase", "--quiet", &suite])
-                .arg(&tar)
-                .status()
-                .map_err(|e| EngineError::BaseRefresh {
-                    name: String::new(),
-                    why: format!(
-                        "cannot run mmdebstrap ({e}); install it: apt-get install mmdebstrap"
-                    ),
-                })?;
-            if !status.success() {
-                return Err(EngineError::BaseRefresh {
-                    name: String::new(),
-                    why: format!("mmdebstrap failed ({status})"),
-                });
-            }
-            Ok(BaseSource::Created {
-                rootfs: tar,
-                how: format!("{DEBIAN_HOW}{suite}"),
-            })
+            let rootfs = super::recipe::run_recipe(&recipe, work)?;
+            Ok(BaseSource::Created { rootfs, recipe })
         }
-        Recipe::Source(BaseSource::Rootfs(path)) if !path.exists() => {
-            Err(EngineError::BaseRefresh {
-                name: String::new(),
-                why: format!(
-                    "its recorded source {} no longer exists; name the new version with --from SOURCE",
-                    path.display()
-                ),
-            })
+        Recipe::Made(recipe) => {
+            let rootfs = super::recipe::run_recipe(&recipe, work)?;
+            Ok(BaseSource::Created { rootfs, recipe })
         }
+        Recipe::Source(BaseSource::Rootfs(path)) if !path.exists() => Err(refuse(format!(
+            "its recorded source {} no longer exists; name the new version with --from SOURCE",
+            path.display()
+        ))),
         Recipe::Source(source) => {
             // Read again without an admin at hand (the server's loop): a path
             // others may write to could hand cairn anyone's root filesystem.
@@ -144,49 +117,15 @@ pub fn run_recipe(
                 let meta =
                     std::fs::symlink_metadata(path).map_err(EngineError::io("inspect", path))?;
                 if meta.file_type().is_symlink() || meta.mode() & 0o022 != 0 {
-                    return Err(EngineError::BaseRefresh {
-                        name: String::new(),
-                        why: format!(
-                            "its recorded source {} is a symlink or writable by group or others: cairn does not read it again by itself; name the new version with --from SOURCE",
-                            path.display()
-                        ),
-                    });
+                    return Err(refuse(format!(
+                        "its recorded source {} is a symlink or writable by group or others: cairn does not read it again by itself; name the new version with --from SOURCE",
+                        path.display()
+                    )));
                 }
             }
             Ok(source)
         }
     }
-}
-
-/// A root filesystem with just enough for a static binary: users, groups, a
-/// writable /tmp, and an os-release that says what it is.
-pub fn make_tiny(root: &Path) -> Result<(), EngineError> {
-    let write = |rel: &str, text: &str| -> Result<(), EngineError> {
-        let path = root.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(EngineError::io("create", parent))?;
-        }
-        std::fs::write(&path, text).map_err(EngineError::io("write", &path))
-    };
-    write(
-        "etc/passwd",
-        "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
-    )?;
-    write("etc/group", "root:x:0:\nnogroup:x:65534:\n")?;
-    write(
-        "etc/nsswitch.conf",
-        "passwd: files\ngroup: files\nhosts: files\n",
-    )?;
-    write("etc/hosts", "127.0.0.1 localhost\n::1 localhost\n")?;
-    write(
-        "etc/os-release",
-        "NAME=\"cairn tiny\"\nID=cairn-tiny\nPRETTY_NAME=\"cairn tiny base (static binaries only)\"\n",
-    )?;
-    for dir in ["tmp", "app"] {
-        let path = root.join(dir);
-        std::fs::create_dir_all(&path).map_err(EngineError::io("create", &path))?;
-    }
-    Ok(())
 }
 
 /// The SBOM and the scan of an unpacked base. `note` gets what was skipped
@@ -264,6 +203,7 @@ pub fn vet(
     Ok(Vetting {
         sbom,
         packages: collected.report.components.len() as u64,
+        package_list: super::recipe::package_list(&collected.report.components),
         vulnerabilities,
         signature: Ok(None),
     })
@@ -319,7 +259,7 @@ pub fn refresh(
     let source = match from {
         Some(source) => source,
         None => {
-            let recipe = Recipe::of_entry(name, &current.source, ctx.org)?;
+            let recipe = Recipe::of_entry(name, &current, ctx.org)?;
             note(&format!(
                 "running the recipe of `{name}` again (recorded source: {})",
                 current.source
@@ -364,22 +304,48 @@ mod tests {
     #[test]
     fn a_recorded_source_gives_its_recipe_or_says_why_not() {
         let org = OrgConfig::default();
-        let of = |s: &str| Recipe::of_entry("b", s, &org);
-        assert_eq!(of(&format!("created: {TINY_HOW}")).unwrap(), Recipe::Tiny);
+        let entry = |source: &str, recipe: Option<BaseRecipe>| cairn_model::BaseRecord {
+            name: "b".into(),
+            digest: "sha256:00".into(),
+            source: source.into(),
+            imported_at_ms: 0,
+            packages: 0,
+            vulnerabilities: 0,
+            recipe,
+            package_list: Vec::new(),
+        };
+        let of = |source: &str| Recipe::of_entry("b", &entry(source, None), &org);
         assert_eq!(
-            of("created: mmdebstrap --variant=minbase bookworm").unwrap(),
-            Recipe::Debian {
-                suite: "bookworm".into()
-            }
+            of("created: tiny (users, groups, /tmp; for static binaries)").unwrap(),
+            Recipe::Made(BaseRecipe::Tiny)
+        );
+        let Recipe::Made(BaseRecipe::Debian(d)) =
+            of("created: mmdebstrap --variant=minbase bookworm").unwrap()
+        else {
+            panic!("a legacy debian entry is a debian recipe")
+        };
+        assert_eq!(
+            (d.suite.as_str(), d.variant.as_str()),
+            ("bookworm", "minbase")
+        );
+        let recorded = DebianRecipe::new("bookworm", "minbase", &["make".to_owned()], 7).unwrap();
+        assert_eq!(
+            Recipe::of_entry(
+                "b",
+                &entry(
+                    "created: whatever",
+                    Some(BaseRecipe::Debian(recorded.clone()))
+                ),
+                &org
+            )
+            .unwrap(),
+            Recipe::Made(BaseRecipe::Debian(recorded))
         );
         assert_eq!(
             of("rootfs:/srv/base").unwrap(),
             Recipe::Source(BaseSource::Rootfs("/srv/base".into()))
         );
-        let bad = of("created: mmdebstrap --variant=minbase ../x")
-            .unwrap_err()
-            .to_string();
-        assert!(bad.contains("not a Debian suite name"), "{bad}");
+        assert!(of("created: mmdebstrap --variant=minbase ../x").is_err());
         let pinned = of("registry.example.org/base@sha256:00")
             .unwrap_err()
             .to_string();

@@ -6,6 +6,7 @@
 mod chain;
 mod diagnostic;
 mod org;
+mod policy_params;
 mod workload;
 
 pub use chain::{
@@ -16,6 +17,7 @@ pub use org::{
     AdvisoryFeed, ChangeSink, DeployTarget, ExposureSla, FeedSource, ORG_FILE, OrgConfig,
     is_feed_url, parse_org,
 };
+pub use policy_params::PolicyParams;
 pub use workload::{
     APP_DIR, HttpCheck, ImageConfig, MAX_HTTP_CHECKS, WORKLOAD_FILE, Workload, parse_workload,
     render_detected, render_workload,

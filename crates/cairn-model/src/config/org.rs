@@ -48,6 +48,8 @@ pub struct OrgConfig {
     /// Where `cairn up` (and `cairn vulns sync`) fetch OSV advisories from, and
     /// how often (`[advisories] sources`, `interval_minutes`).
     pub advisory_feed: AdvisoryFeed,
+    /// The default policy's parameters the organisation set (`[policy.params]`).
+    pub policy_params: super::PolicyParams,
 }
 
 /// The advisory feed (`[advisories]`): sources polled on an interval.
@@ -200,6 +202,7 @@ impl Default for OrgConfig {
             remediation_auto_promote: Vec::new(),
             build_images: std::collections::BTreeMap::new(),
             advisory_feed: AdvisoryFeed::default(),
+            policy_params: super::PolicyParams::default(),
         }
     }
 }
@@ -218,6 +221,7 @@ struct RawOrg {
     remediation: Option<RawRemediation>,
     build: Option<RawOrgBuild>,
     advisories: Option<RawAdvisories>,
+    policy: Option<super::policy_params::RawPolicy>,
 }
 
 #[derive(Deserialize)]
@@ -614,7 +618,9 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
             }
         }
     }
+    let policy_params = super::policy_params::validate(file, text, raw.policy, &promotion_path)?;
     Ok(OrgConfig {
+        policy_params,
         advisory_feed,
         registries,
         base_max_severity,

@@ -1,6 +1,6 @@
 //! The base-image catalog and built images (schema v6).
 
-use cairn_model::{BaseRecord, ImageRecord, RunId};
+use cairn_model::{BaseRecipe, BaseRecord, ImageRecord, RunId};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::text::check_len;
@@ -8,17 +8,36 @@ use crate::StoreError;
 
 pub(super) fn add_base(tx: &Transaction<'_>, b: &BaseRecord) -> Result<i64, StoreError> {
     let what = "adding a catalog base";
-    check_len("a catalog base field", &[&b.name, &b.digest, &b.source])?;
+    let recipe = b.recipe.as_ref().map(BaseRecipe::to_json);
+    check_len(
+        "a catalog base field",
+        &[
+            &b.name,
+            &b.digest,
+            &b.source,
+            recipe.as_deref().unwrap_or(""),
+        ],
+    )?;
+    let package_list = b.package_list.join("\n");
+    if package_list.len() > MAX_PACKAGE_LIST || b.package_list.iter().any(|p| p.contains('\n')) {
+        return Err(StoreError::TooLarge {
+            what: "a catalog base's package list",
+            size: package_list.len(),
+            limit: MAX_PACKAGE_LIST,
+        });
+    }
     tx.execute(
-        "INSERT INTO bases (name, digest, source, imported_at_ms, packages, vulnerabilities) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO bases (name, digest, source, imported_at_ms, packages, vulnerabilities, \
+         recipe, package_list) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             b.name,
             b.digest,
             b.source,
             b.imported_at_ms,
             i64::try_from(b.packages).unwrap_or(i64::MAX),
-            i64::try_from(b.vulnerabilities).unwrap_or(i64::MAX)
+            i64::try_from(b.vulnerabilities).unwrap_or(i64::MAX),
+            recipe,
+            package_list,
         ],
     )
     .map_err(StoreError::sqlite(what))?;
@@ -33,10 +52,28 @@ fn base_row(r: &Row<'_>) -> rusqlite::Result<BaseRecord> {
         imported_at_ms: r.get(3)?,
         packages: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
         vulnerabilities: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+        // A recipe cairn wrote that no longer reads is a corrupt row: an error,
+        // not a base without a recipe.
+        recipe: match r.get::<_, Option<String>>(6)? {
+            Some(text) => Some(BaseRecipe::from_json(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, e.into())
+            })?),
+            None => None,
+        },
+        package_list: r
+            .get::<_, String>(7)?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
-const BASE_COLUMNS: &str = "name, digest, source, imported_at_ms, packages, vulnerabilities";
+/// Longest package list (bytes, `name=version` lines) a catalog entry keeps.
+const MAX_PACKAGE_LIST: usize = 1 << 20;
+
+const BASE_COLUMNS: &str =
+    "name, digest, source, imported_at_ms, packages, vulnerabilities, recipe, package_list";
 
 pub(super) fn base_history(
     tx: &Transaction<'_>,

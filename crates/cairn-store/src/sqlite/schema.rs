@@ -339,6 +339,13 @@ ALTER TABLE deployments ADD COLUMN token TEXT;
 ALTER TABLE deployments ADD COLUMN reason TEXT;
 CREATE UNIQUE INDEX deployments_by_token ON deployments (token);
 "#,
+    // Version 11: a catalog entry keeps how cairn made it (the recipe, JSON) and
+    // its OS packages (`name=version`, one a line), so it can be made again and
+    // compared. Older entries have neither.
+    r#"
+ALTER TABLE bases ADD COLUMN recipe TEXT;
+ALTER TABLE bases ADD COLUMN package_list TEXT NOT NULL DEFAULT '';
+"#,
 ];
 
 /// The schema version this code writes.

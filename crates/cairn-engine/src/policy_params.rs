@@ -1,0 +1,189 @@
+//! The default policy's parameters as the organisation set them: cairn's
+//! builder id, the documented defaults, and org.toml's `[policy.params]` over
+//! them, member by member. Every gate (promotion, the catalog's) reads them as
+//! `data.cairn.params`; one function makes them so none can differ. Also the
+//! gate input's licence entry of a component, so both gates read a signed
+//! SBOM's licences the same way.
+
+use cairn_model::config::OrgConfig;
+use cairn_policy::{DefaultParams, Severity};
+use serde_json::{Value, json};
+
+use crate::runner::BUILDER_ID;
+
+/// The parameters every gate of this organisation uses.
+pub fn gate_params(org: &OrgConfig) -> DefaultParams {
+    let mut params = DefaultParams::new(BUILDER_ID);
+    let p = &org.policy_params;
+    if let Some(l) = &p.allowed_licences {
+        params.allowed_licences = l.clone();
+    }
+    if let Some(l) = &p.denied_licences {
+        params.denied_licences = l.clone();
+    }
+    if let Some(l) = &p.os_allowed_licences {
+        params.os_allowed_licences = l.clone();
+    }
+    if let Some(b) = p.os_unknown_licence_blocks {
+        params.os_unknown_licence_blocks = b;
+    }
+    if let Some(thresholds) = &p.severity_threshold {
+        for (env, severity) in thresholds {
+            // Checked when org.toml was read; anything else fails closed.
+            let s = match severity.as_str() {
+                "low" => Severity::Low,
+                "medium" => Severity::Medium,
+                "high" => Severity::High,
+                _ => Severity::Critical,
+            };
+            params.severity_threshold.insert(env.clone(), s);
+        }
+    }
+    if let Some(b) = &p.block_unfixed {
+        params
+            .block_unfixed
+            .extend(b.iter().map(|(k, v)| (k.clone(), *v)));
+    }
+    if let Some(b) = p.count_unimportant {
+        params.count_unimportant = b;
+    }
+    params
+}
+
+/// One component's entry of the gate input's `findings.licences`: its purl,
+/// its SPDX expression (as the signed SBOM states it) and the expression's
+/// choices (`cairn_sbom::licence_choices`), so the policy need not parse SPDX.
+pub fn licence_entry(purl: &str, expression: Option<&str>) -> Value {
+    let choices = expression.and_then(cairn_sbom::licence_choices);
+    match choices {
+        Some(c) => json!({ "component": purl, "expression": expression, "choices": c }),
+        None => json!({ "component": purl, "expression": expression }),
+    }
+}
+
+/// `findings.licences` entries of a CycloneDX document's components, keyed
+/// by purl (the first entry of a purl counts).
+pub fn sbom_licence_entries(bom: &Value) -> Vec<(String, Value)> {
+    let Some(components) = bom["components"].as_array() else {
+        return Vec::new();
+    };
+    components
+        .iter()
+        .filter_map(|c| {
+            let purl = c["purl"].as_str()?;
+            let expression = c["licenses"]
+                .as_array()
+                .and_then(|l| l.iter().find_map(|l| l["expression"].as_str()));
+            Some((purl.to_owned(), licence_entry(purl, expression)))
+        })
+        .collect()
+}
+
+/// The catalog's gate as policy: the default set with the organisation's
+/// parameters decides a candidate base's licences, and — when org.toml sets
+/// `[base] max_severity`, which is then the threshold of the environment
+/// `catalog` — its vulnerabilities (the stored advisories matched against its
+/// SBOM now, so `block_unfixed` and `count_unimportant` apply as in a
+/// promotion). Returns the denials as `rule R: message`; a gate that cannot
+/// decide is a denial (fail closed).
+pub fn catalog_denials(
+    store: &dyn cairn_store::Store,
+    org: &OrgConfig,
+    sbom: &Value,
+) -> Vec<String> {
+    let mut params = gate_params(org);
+    if let Some(max) = &org.base_max_severity {
+        let s = match max.as_str() {
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            _ => Severity::Critical,
+        };
+        params.severity_threshold.insert(CATALOG.to_owned(), s);
+    }
+    let vulnerabilities: Vec<Value> = if org.base_max_severity.is_some() {
+        match crate::current::rematch_signed_sbom(store, sbom) {
+            Ok(found) => found
+                .iter()
+                .map(|f| {
+                    json!({
+                        "id": f.id, "package": f.package, "severity": f.severity,
+                        "fix_available": f.fix_available, "suppressed": false,
+                        "urgency": f.urgency,
+                    })
+                })
+                .collect(),
+            Err(why) => return vec![format!("rule vulnerabilities: {why}")],
+        }
+    } else {
+        Vec::new()
+    };
+    let licences: Vec<Value> = sbom_licence_entries(sbom)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    let input = json!({
+        "environment": { "name": CATALOG, "position": 0, "previous": null },
+        "findings": {
+            "scanned": true,
+            "vulnerabilities": vulnerabilities,
+            "licences": licences,
+        },
+    });
+    let decision = params
+        .to_data()
+        .and_then(|data| {
+            cairn_policy::Gate::load_with(
+                &cairn_policy::default_policy_files(),
+                &data,
+                cairn_policy::Limits::default(),
+            )
+        })
+        .map(|gate| gate.decide_or_deny(&input));
+    match decision {
+        Err(e) => vec![format!(
+            "rule gate: the catalog's policy could not be loaded: {e}"
+        )],
+        Ok(d) => d
+            .reasons
+            .into_iter()
+            .filter(|r| {
+                r.rule == "licences"
+                    || r.rule == cairn_policy::GATE_RULE
+                    || (r.rule == "vulnerabilities" && org.base_max_severity.is_some())
+            })
+            .map(|r| format!("rule {}: {}", r.rule, r.message))
+            .collect(),
+    }
+}
+
+/// The environment name the catalog's gate decides as.
+pub const CATALOG: &str = "catalog";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_organisations_params_override_the_defaults_member_by_member() {
+        let org = cairn_model::config::parse_org(
+            "org.toml",
+            "[policy.params]\ndenied_licences = [\"GPL-3.0-only\"]\nblock_unfixed = { production = true }\nseverity_threshold = { staging = \"high\" }\n",
+        )
+        .unwrap();
+        let p = gate_params(&org);
+        assert_eq!(p.denied_licences, ["GPL-3.0-only"]);
+        assert!(p.block_unfixed["production"]);
+        assert!(!p.block_unfixed["*"], "the default stays for others");
+        assert_eq!(p.severity_threshold["staging"], Severity::High);
+        assert_eq!(p.severity_threshold["production"], Severity::High);
+        assert!(
+            p.os_allowed_licences
+                .contains(&"GPL-2.0-or-later".to_owned())
+        );
+        assert_eq!(
+            gate_params(&OrgConfig::default()),
+            DefaultParams::new(BUILDER_ID)
+        );
+    }
+}
