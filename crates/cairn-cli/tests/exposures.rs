@@ -69,6 +69,19 @@ fn token(f: &Fixture, actor: Option<&str>, name: &str) -> String {
 /// hello-web with the npm lockfile, on the `tiny` base, built with no advisory
 /// known; a release manager (`rita`) and the admin. Returns the image's digest.
 fn built() -> (Fixture, String, String, String) {
+    let (f, admin, rita) = team();
+    let r = as_(&f, &rita, &["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let digest = f.json(&["image", "list"])[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (f, admin, rita, digest)
+}
+
+/// hello-web with the npm lockfile and the `tiny` base, nothing built yet; the
+/// admin and a release manager (`rita`).
+fn team() -> (Fixture, String, String) {
     let f = Fixture::example("hello-web");
     f.write("tools/package-lock.json", PACKAGE_LOCK)
         .commit("tools lockfile");
@@ -88,13 +101,7 @@ fn built() -> (Fixture, String, String, String) {
         ],
     );
     assert_eq!(r.code, 0, "{r:?}");
-    let r = as_(&f, &rita, &["run"]);
-    assert_eq!(r.code, 0, "{r:?}");
-    let digest = f.json(&["image", "list"])[0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (f, admin, rita, digest)
+    (f, admin, rita)
 }
 
 fn import_advisory(f: &Fixture, token: &str) {
@@ -749,4 +756,47 @@ fn time_s(text: &str) -> i64 {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     days * 86_400 + n(11, 13) * 3600 + n(14, 16) * 60 + n(17, 19)
+}
+
+/// An SBOM stored after the advisory import is matched when it is stored: a
+/// digest built after the import and deployed (break-glass, past the gate's
+/// denial) is an exposure at once, without waiting for an import that happens
+/// to name its packages again.
+#[test]
+fn a_digest_built_after_the_import_is_an_exposure_as_soon_as_it_runs() {
+    let (f, admin, rita) = team();
+    import_advisory(&f, &admin);
+    let r = as_(&f, &rita, &["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let logs = f.ok(&["logs", "1"]).stdout;
+    assert!(
+        logs.contains("matched against the stored advisories: 1 findings"),
+        "{logs}"
+    );
+    let digest = f.json(&["image", "list"])[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = as_(
+        &f,
+        &rita,
+        &[
+            "promote",
+            "hello-web",
+            &digest,
+            "--to",
+            "staging",
+            "--override",
+            "the fix ships tomorrow",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let list = exposures(&f, &[], None);
+    println!("{list:#}");
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["digest"], digest.as_str());
+    assert_eq!(list[0]["advisory"], ADVISORY);
+    assert_eq!(list[0]["environment"], "staging");
+    assert_eq!(list[0]["state"], "open");
 }

@@ -84,13 +84,14 @@ fn base_refresh_runs_the_recipe_again_or_imports_a_newer_source_through_the_gate
     );
     assert_eq!(catalog_entries(&f, "gone").len(), 1);
 
-    // A new version the catalog's gate refuses (a critical finding over the
-    // organisation's threshold): refused, the name keeps its version.
+    // A new version the catalog's gate refuses (a critical finding with a fix,
+    // over the organisation's threshold; an unfixed OS finding would not block
+    // by default): refused, the name keeps its version.
     let advisories = tmp.path().join("advisories");
     std::fs::create_dir_all(&advisories).unwrap();
     std::fs::write(
         advisories.join("DSA-9999-1.json"),
-        common::zlib_advisory("DSA-9999-1", None).to_string(),
+        common::zlib_advisory("DSA-9999-1", Some("1:1.2.13.dfsg-1+deb12u4")).to_string(),
     )
     .unwrap();
     f.ok(&["vulns", "import", advisories.to_str().unwrap()]);
@@ -110,7 +111,11 @@ fn base_refresh_runs_the_recipe_again_or_imports_a_newer_source_through_the_gate
     );
     println!("{}", r.stderr);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("refused: DSA-9999-1 (critical)"), "{r:?}");
+    assert!(
+        r.stderr.contains("DSA-9999-1 (critical)")
+            && r.stderr.contains("did not pass the catalog's gate"),
+        "{r:?}"
+    );
     assert_eq!(catalog_entries(&f, "deb").len(), 3);
 }
 

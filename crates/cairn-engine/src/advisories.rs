@@ -378,6 +378,31 @@ pub fn rematch(store: &dyn Store, scope: MatchScope) -> Result<Rematched, Engine
     })
 }
 
+/// Keeps `sbom` and matches it against the advisories stored now, so a
+/// document stored after an import has its findings (and a digest deployed
+/// later its exposures) without waiting for the next import that happens to
+/// name its packages. Every place that stores an SBOM goes through here.
+pub fn record_sbom(
+    store: &dyn Store,
+    sbom: &cairn_store::NewSbom,
+) -> Result<(i64, Rematched), EngineError> {
+    let id = store.add_sbom(sbom)?;
+    let packages: BTreeSet<(String, String)> = sbom
+        .components
+        .iter()
+        .map(|(ecosystem, name, _, _)| (ecosystem.clone(), name.clone()))
+        .collect();
+    let matched = rematch(
+        store,
+        MatchScope {
+            packages: packages.into_iter().collect(),
+            advisories: Vec::new(),
+            sbom: Some(id),
+        },
+    )?;
+    Ok((id, matched))
+}
+
 /// RFC 3339 UTC (`…T12:00:00Z`, `…T12:00:00.5Z`) with exactly nine fractional
 /// digits, so that byte order is time order. Any other form is kept as written.
 pub fn sortable_time(t: &str) -> String {

@@ -123,39 +123,29 @@ fn record(cli: &Cli, args: &SbomArgs, collected: &Collected, doc: &[u8]) -> Resu
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let store = super::open_store(&super::data_dir(cli)?)?;
-    let id = store.add_sbom(&cairn_store::NewSbom {
-        subject_name: subject_name.clone(),
-        subject_digest: subject_digest.clone(),
-        workload: None,
-        environment: None,
-        created_at_ms,
-        format: match args.format {
-            SbomFormat::Cyclonedx => "cyclonedx",
-            SbomFormat::Spdx => "spdx",
-        }
-        .to_owned(),
-        document: doc.to_vec(),
-        components,
-    })?;
+    // Kept and matched against the stored advisories now, so its findings
+    // exist before the next import.
+    let (id, matched) = cairn_engine::advisories::record_sbom(
+        &*store,
+        &cairn_store::NewSbom {
+            subject_name: subject_name.clone(),
+            subject_digest: subject_digest.clone(),
+            workload: None,
+            environment: None,
+            created_at_ms,
+            format: match args.format {
+                SbomFormat::Cyclonedx => "cyclonedx",
+                SbomFormat::Spdx => "spdx",
+            }
+            .to_owned(),
+            document: doc.to_vec(),
+            components,
+        },
+    )?;
     eprintln!(
         "cairn: recorded SBOM {id} of {subject_name} ({subject_digest}, the SHA-256 of {of}), {} components",
         collected.report.components.len()
     );
-    // Match it against the stored advisories now, so its findings exist before the
-    // next import.
-    let packages: std::collections::BTreeSet<(String, String)> =
-        cairn_engine::inventory::index_rows(collected)
-            .into_iter()
-            .map(|(eco, name, _, _)| (eco, name))
-            .collect();
-    let matched = super::vulns::rematch(
-        &*store,
-        cairn_store::MatchScope {
-            packages: packages.into_iter().collect(),
-            advisories: Vec::new(),
-            sbom: Some(id),
-        },
-    )?;
     eprintln!(
         "cairn: matched SBOM {id} against the stored advisories: {} new findings, {} not evaluated",
         matched.outcome.opened.len(),

@@ -113,16 +113,20 @@ pub fn inventory(
     .map_err(|e| inventory_error(rootfs, &format!("cannot write the SBOM: {e}")))?;
     let bom: serde_json::Value = serde_json::from_slice(&doc)
         .map_err(|e| inventory_error(rootfs, &format!("the SBOM is not JSON: {e}")))?;
-    let sbom_id = store.add_sbom(&cairn_store::NewSbom {
-        subject_name: name,
-        subject_digest: subject.digest.to_owned(),
-        workload: Some(subject.workload.to_owned()),
-        environment: None,
-        created_at_ms: now_ms(),
-        format: "cyclonedx".to_owned(),
-        document: doc,
-        components: inventory::index_rows(&collected),
-    })?;
+    let (sbom_id, matched) = crate::advisories::record_sbom(
+        store,
+        &cairn_store::NewSbom {
+            subject_name: name,
+            subject_digest: subject.digest.to_owned(),
+            workload: Some(subject.workload.to_owned()),
+            environment: None,
+            created_at_ms: now_ms(),
+            format: "cyclonedx".to_owned(),
+            document: doc,
+            components: inventory::index_rows(&collected),
+        },
+    )?;
+    note_matched(note, sbom_id, &matched);
     note(&match in_source {
         Some(in_source) => format!(
             "inventory of {}: {} components ({in_image} in the image, {in_source} in the source's lockfiles); SBOM {sbom_id} recorded",
@@ -247,16 +251,20 @@ pub fn fetched(
             &format!("the SBOM is not JSON: {e}"),
         )
     })?;
-    let sbom_id = store.add_sbom(&cairn_store::NewSbom {
-        subject_name: subject_name.to_owned(),
-        subject_digest: version,
-        workload: Some(workload.to_owned()),
-        environment: None,
-        created_at_ms: now_ms(),
-        format: "cyclonedx".to_owned(),
-        document: doc,
-        components: inventory::index_rows(collected),
-    })?;
+    let (sbom_id, matched) = crate::advisories::record_sbom(
+        store,
+        &cairn_store::NewSbom {
+            subject_name: subject_name.to_owned(),
+            subject_digest: version,
+            workload: Some(workload.to_owned()),
+            environment: None,
+            created_at_ms: now_ms(),
+            format: "cyclonedx".to_owned(),
+            document: doc,
+            components: inventory::index_rows(collected),
+        },
+    )?;
+    note_matched(note, sbom_id, &matched);
     let files: Vec<&str> = collected
         .report
         .files
@@ -334,5 +342,16 @@ fn vuln_result(
         id: f.advisory_id.clone(),
         severity,
         annotations: vec![note],
+    }
+}
+
+/// Says what matching a newly stored SBOM against the stored advisories found.
+fn note_matched(note: &mut dyn FnMut(&str), sbom_id: i64, matched: &crate::advisories::Rematched) {
+    if !matched.outcome.opened.is_empty() || !matched.not_evaluated.is_empty() {
+        note(&format!(
+            "SBOM {sbom_id} matched against the stored advisories: {} findings, {} not evaluated",
+            matched.outcome.opened.len(),
+            matched.not_evaluated.len()
+        ));
     }
 }
