@@ -573,3 +573,28 @@ fn a_base_needs_its_publishers_signature_when_the_organisation_asks() {
     );
     assert_eq!(f.json(&["base", "list"])[0]["digest"], digest.as_str());
 }
+
+/// The binary writes the same bytes as `cairn-oci`'s own test of the same fixed
+/// rootfs (`pinned_fixture_has_the_pinned_layer_and_image_digests`): the gzip
+/// backend the binary links is the one the crate's tests pin.
+#[test]
+fn pinned_fixture_base_has_the_pinned_digests() {
+    let f = Fixture::new();
+    let root = f.data.with_file_name("pinned-rootfs");
+    cairn_testkit::pinned_rootfs(&root);
+    let out = f.json(&["base", "import", root.to_str().unwrap(), "--name", "pinned"]);
+    assert_eq!(
+        out["digest"].as_str().unwrap(),
+        cairn_testkit::PINNED_IMAGE_DIGEST,
+        "{out}"
+    );
+    let hex = &cairn_testkit::PINNED_IMAGE_DIGEST["sha256:".len()..];
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(f.data.join("oci/blobs/sha256").join(hex)).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["layers"][0]["digest"].as_str().unwrap(),
+        cairn_testkit::PINNED_LAYER_DIGEST,
+        "{manifest}"
+    );
+}
