@@ -252,3 +252,47 @@ fn only_the_sandbox_and_the_git_module_start_processes() {
         "COMMAND_EXCEPTIONS lists files that no longer start processes: {stale:?} (remove them)"
     );
 }
+
+/// A clone without the conformance material fails `scripts/test` once, first,
+/// with one line saying how to provide it (not dozens of test panics later).
+#[test]
+fn the_test_command_checks_the_conformance_material_first() {
+    let root = workspace();
+    let script = std::fs::read_to_string(root.join("scripts/test")).unwrap();
+    let first_command = script
+        .lines()
+        .map(str::trim)
+        .find(|l| {
+            !l.is_empty()
+                && !l.starts_with('#')
+                && !l.starts_with("set ")
+                && !l.starts_with("cd ")
+                && !l.starts_with("export ")
+        })
+        .unwrap();
+    assert_eq!(first_command, "scripts/check-conformance", "{script}");
+
+    let absent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-conformance-here");
+    let out = std::process::Command::new(root.join("scripts/check-conformance"))
+        .env("CAIRN_CONFORMANCE_DIR", &absent)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("set CAIRN_CONFORMANCE_DIR"), "{err}");
+    assert!(err.contains(&absent.display().to_string()), "{err}");
+
+    let present = cairn_testkit::conformance_dir();
+    let out = std::process::Command::new(root.join("scripts/check-conformance"))
+        .env("CAIRN_CONFORMANCE_DIR", &present)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
