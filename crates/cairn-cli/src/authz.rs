@@ -65,7 +65,7 @@ pub const TABLE: &[Row] = &[
     row(
         "log append",
         Org(Action::ManageKeys),
-        &["log", "append", "x"],
+        &["log", "--scratch", "append", "x"],
     ),
     row("log show", Nothing, &["log", "show"]),
     row("log prove", Nothing, &["log", "prove", "inclusion", "0"]),
@@ -234,7 +234,7 @@ pub fn name(command: &Command) -> &'static str {
         Command::Explain(_) => "explain",
         Command::Evidence(_) => "evidence",
         Command::Verify(_) => "verify",
-        Command::Log(cmd) => match cmd {
+        Command::Log(args) => match &args.cmd {
             LogCommand::Append { .. } => "log append",
             LogCommand::Show { .. } => "log show",
             LogCommand::Prove { .. } => "log prove",

@@ -42,9 +42,9 @@ pub enum Command {
     Evidence(crate::commands::EvidenceArgs),
     /// Verify a Sigstore bundle for an artifact, offline: by certificate identity or by key.
     Verify(crate::commands::VerifyArgs),
-    /// The transparency log of production changes: append, show, prove, verify, bench.
-    #[command(subcommand)]
-    Log(crate::commands::LogCommand),
+    /// The transparency log of production changes: show, prove, verify, bench; and a
+    /// scratch log (`--scratch`) that `append` writes.
+    Log(crate::commands::LogArgs),
     /// cairn's evidence signing key: create, show, rotate.
     #[command(subcommand)]
     Key(crate::commands::KeyCommand),

@@ -46,7 +46,7 @@ pub use exposures::ExposuresArgs;
 pub use identity::{IdentityCommand, RoleCommand};
 pub use image::{ImageCommand, RebaseArgs};
 pub use key::KeyCommand;
-pub use log::LogCommand;
+pub use log::{LogArgs, LogCommand};
 pub use policy::PolicyCommand;
 pub use promote::{AuditArgs, PromoteArgs, RollbackArgs};
 pub use remediate::RemediateArgs;
@@ -88,7 +88,7 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
             iterations,
             node_modules,
         }) => bench::verify(cli, case, *iterations, node_modules.as_deref()),
-        Command::Log(cmd) => log::log(cli, cmd),
+        Command::Log(args) => log::log(cli, args),
         Command::Sbom(args) => sbom::sbom(cli, args),
         Command::Vulns(cmd) => vulns::vulns(cli, cmd),
         Command::Scan(args) => scan::scan(cli, args),
