@@ -598,3 +598,65 @@ fn pinned_fixture_base_has_the_pinned_digests() {
         "{manifest}"
     );
 }
+
+/// The pinned fixture as the catalog base `pinned`, in a fresh fixture.
+fn pinned_base() -> Fixture {
+    let f = Fixture::new();
+    let root = f.data.with_file_name("pinned-rootfs");
+    cairn_testkit::pinned_rootfs(&root);
+    f.ok(&["base", "import", root.to_str().unwrap(), "--name", "pinned"]);
+    f
+}
+
+/// Issue 15: a digest prefix below 12 hex digits failed with "no image"; it now
+/// says the rule. A long enough prefix finds the image.
+#[test]
+fn a_short_digest_prefix_is_refused_with_the_rule() {
+    let f = pinned_base();
+    let hex = &cairn_testkit::PINNED_IMAGE_DIGEST["sha256:".len()..];
+    for short in [&hex[..8], &format!("sha256:{}", &hex[..11])] {
+        let r = f.run(&["rebase", short, "--onto", "pinned"]);
+        println!("{}", r.stderr.trim());
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(
+            r.stderr
+                .contains("a digest prefix needs at least 12 hex digits"),
+            "{r:?}"
+        );
+    }
+    // Twelve digits find the base image (which rebase then refuses for its own
+    // reason: it was imported, not built).
+    let r = f.run(&["rebase", &hex[..12], "--onto", "pinned"]);
+    assert!(r.stderr.contains("cairn did not build it"), "{r:?}");
+    assert!(!r.stderr.contains("digest prefix"), "{r:?}");
+}
+
+/// Issue 15: `evidence --export` named every bundle that was not provenance
+/// `NN-test-result.sigstore.json`; each is now named by its predicate.
+#[test]
+fn exported_evidence_is_named_by_its_predicate() {
+    let f = pinned_base();
+    let dir = f.data.with_file_name("exported");
+    let list = f.json(&[
+        "evidence",
+        cairn_testkit::PINNED_IMAGE_DIGEST,
+        "--export",
+        dir.to_str().unwrap(),
+    ]);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    println!("{names:?}");
+    assert!(!names.is_empty(), "{list}");
+    assert!(
+        names.iter().any(|n| n.ends_with("-sbom.sigstore.json")),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.contains("test-result")),
+        "{names:?}"
+    );
+    assert_eq!(names.len(), list.as_array().unwrap().len());
+}
