@@ -218,6 +218,8 @@ pub const TABLE: &[Row] = &[
     // with the signing keys (a backup holds them), or replaced by a copy.
     row("recover", Org(Action::ManageKeys), &["recover"]),
     row("backup", Org(Action::ManageKeys), &["backup", "/tmp/b"]),
+    // Removes cached workspaces and root filesystems of this installation.
+    row("gc", Org(Action::ManageKeys), &["gc"]),
     row("restore", Org(Action::ManageKeys), &["restore", "/tmp/b"]),
     // Benchmarks work in scratch directories.
     row("bench", Nothing, &["bench", "--help"]),
@@ -297,6 +299,7 @@ pub fn name(command: &Command) -> &'static str {
         Command::Up(_) => "up",
         Command::Recover => "recover",
         Command::Backup(_) => "backup",
+        Command::Gc(_) => "gc",
         Command::Restore(_) => "restore",
         Command::Workload(cmd) => match cmd {
             WorkloadCommand::Add { .. } => "workload add",

@@ -100,6 +100,9 @@ pub enum Command {
     /// Copy the data directory (store, log, keys, images, server secrets) into a
     /// new directory, with a manifest of digests.
     Backup(crate::commands::BackupArgs),
+    /// Remove run workspaces and unpacked image root filesystems not in use and
+    /// unused for a while (`--older-than-days`, default 7).
+    Gc(crate::commands::GcArgs),
     /// Restore a backup made by `cairn backup` into the data directory, verified.
     Restore(crate::commands::RestoreArgs),
     /// Measure cairn against its peers on this machine.

@@ -660,3 +660,74 @@ fn exported_evidence_is_named_by_its_predicate() {
     );
     assert_eq!(names.len(), list.as_array().unwrap().len());
 }
+
+fn touch_old(path: &Path) {
+    let s = Command::new("touch")
+        .args(["-h", "-d", "30 days ago"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(s.success());
+}
+
+/// Issue 15: workspaces and unpacked root filesystems (root's under
+/// /var/lib/cairn) were never pruned. `cairn gc` removes what is not in use and
+/// unused for N days; never a running run's workspace, no rootfs while a run is
+/// running, and a symlink planted there is removed as a link, not followed.
+#[test]
+fn gc_prunes_unused_workspaces_and_root_filesystems_but_never_one_in_use() {
+    let f = pinned_base();
+    let paths = f.json(&["gc"]);
+    let ws = Path::new(paths["workspaces"].as_str().unwrap()).to_owned();
+    let cache = Path::new(paths["rootfs_cache"].as_str().unwrap()).to_owned();
+    let hex = &cairn_testkit::PINNED_IMAGE_DIGEST["sha256:".len()..];
+    assert!(cache.join(hex).is_dir(), "base import unpacked it");
+
+    // A running run (no owner: recovery leaves it running) and its workspace, a
+    // leftover workspace, and a symlink to something outside.
+    f.tamper(
+        "INSERT INTO workloads (name, repo, created_at_ms, updated_at_ms) VALUES ('w', '/x', 0, 0)",
+        &[],
+    );
+    f.tamper(
+        "INSERT INTO runs (workload, commit_id, status, created_at_ms) VALUES ('w', 'abc', 'running', 0)",
+        &[],
+    );
+    let running = f.json(&["runs"])[0]["id"].as_i64().unwrap().to_string();
+    let outside = f.data.with_file_name("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("keep"), "mine").unwrap();
+    std::fs::create_dir_all(ws.join(&running).join("src")).unwrap();
+    std::fs::create_dir_all(ws.join("999999").join("src")).unwrap();
+    std::os::unix::fs::symlink(&outside, ws.join("999998")).unwrap();
+    for p in [ws.join(&running), ws.join("999999"), ws.join("999998")] {
+        touch_old(&p);
+    }
+
+    let r = f.json(&["gc", "--older-than-days", "0"]);
+    println!("{r}");
+    assert!(!ws.join("999999").exists());
+    assert!(std::fs::symlink_metadata(ws.join("999998")).is_err());
+    assert_eq!(
+        std::fs::read_to_string(outside.join("keep")).unwrap(),
+        "mine"
+    );
+    assert!(
+        ws.join(&running).is_dir(),
+        "a running run's workspace stays"
+    );
+    assert!(cache.join(hex).is_dir(), "no rootfs goes while a run runs");
+
+    // The run ends: its workspace and the unused rootfs go, unless recent.
+    f.tamper(
+        "UPDATE runs SET status = 'failed' WHERE id = ?",
+        &[&running],
+    );
+    let r = f.json(&["gc"]);
+    assert!(!ws.join(&running).exists(), "{r}");
+    assert!(cache.join(hex).is_dir(), "used within 7 days: {r}");
+    let r = f.ok(&["gc", "--older-than-days", "0"]);
+    println!("{}", r.stdout);
+    assert!(!cache.join(hex).exists(), "{r:?}");
+    assert!(r.stdout.contains("1 removed, 0 in use kept"), "{r:?}");
+}

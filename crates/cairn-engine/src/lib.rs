@@ -17,6 +17,7 @@ pub mod deploy;
 mod error;
 pub mod explain;
 pub mod exposures;
+pub mod gc;
 mod git;
 mod host;
 pub mod images;

@@ -6,6 +6,7 @@ mod bench;
 mod evidence;
 mod explain;
 mod exposures;
+mod gc;
 mod identity;
 mod image;
 mod init;
@@ -43,6 +44,7 @@ pub use base::BaseCommand;
 pub use bench::scan_bench::ScanBenchArgs;
 pub use evidence::EvidenceArgs;
 pub use exposures::ExposuresArgs;
+pub use gc::GcArgs;
 pub use identity::{IdentityCommand, RoleCommand};
 pub use image::{ImageCommand, RebaseArgs};
 pub use key::KeyCommand;
@@ -110,6 +112,7 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Workload(cmd) => workload::workload(cli, cmd),
         Command::Recover => recover::recover(cli),
         Command::Backup(args) => backup::backup(cli, args),
+        Command::Gc(args) => gc::gc(cli, args),
         Command::Restore(args) => backup::restore(cli, args),
         Command::Bench(BenchCommand::Scan(args)) => bench::scan_bench::scan(cli, args),
         Command::Bench(BenchCommand::Where {

@@ -153,6 +153,7 @@ impl Images {
         let dir = self.rootfs_cache.join(&hex);
         let record = self.rootfs_records.join(&hex);
         if cached_rootfs_matches(&dir, &record) {
+            touch_dir(&dir);
             return Ok(dir);
         }
         if running_as_root()
@@ -186,6 +187,17 @@ impl Images {
         write_record(&self.rootfs_records, &record, &digest)?;
         Ok(dir)
     }
+}
+
+/// Marks a cached rootfs as used now (its mtime), so `cairn gc` keeps what is
+/// in use: best effort, opened without following a symlink.
+fn touch_dir(dir: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
 }
 
 /// The most bytes hashed when a cached rootfs is checked (the unpack's own bound).
