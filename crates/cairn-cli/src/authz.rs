@@ -65,7 +65,7 @@ pub const TABLE: &[Row] = &[
     row(
         "log append",
         Org(Action::ManageKeys),
-        &["log", "append", "x"],
+        &["log", "--scratch", "append", "x"],
     ),
     row("log show", Nothing, &["log", "show"]),
     row("log prove", Nothing, &["log", "prove", "inclusion", "0"]),
@@ -237,6 +237,8 @@ pub const TABLE: &[Row] = &[
     // with the signing keys (a backup holds them), or replaced by a copy.
     row("recover", Org(Action::ManageKeys), &["recover"]),
     row("backup", Org(Action::ManageKeys), &["backup", "/tmp/b"]),
+    // Removes cached workspaces and root filesystems of this installation.
+    row("gc", Org(Action::ManageKeys), &["gc"]),
     row("restore", Org(Action::ManageKeys), &["restore", "/tmp/b"]),
     // Benchmarks work in scratch directories.
     row("bench", Nothing, &["bench", "--help"]),
@@ -253,7 +255,7 @@ pub fn name(command: &Command) -> &'static str {
         Command::Explain(_) => "explain",
         Command::Evidence(_) => "evidence",
         Command::Verify(_) => "verify",
-        Command::Log(cmd) => match cmd {
+        Command::Log(args) => match &args.cmd {
             LogCommand::Append { .. } => "log append",
             LogCommand::Show { .. } => "log show",
             LogCommand::Prove { .. } => "log prove",
@@ -318,6 +320,7 @@ pub fn name(command: &Command) -> &'static str {
         Command::Up(_) => "up",
         Command::Recover => "recover",
         Command::Backup(_) => "backup",
+        Command::Gc(_) => "gc",
         Command::Restore(_) => "restore",
         Command::Workload(cmd) => match cmd {
             WorkloadCommand::Add { .. } => "workload add",

@@ -42,9 +42,9 @@ pub enum Command {
     Evidence(crate::commands::EvidenceArgs),
     /// Verify a Sigstore bundle for an artifact, offline: by certificate identity or by key.
     Verify(crate::commands::VerifyArgs),
-    /// The transparency log of production changes: append, show, prove, verify, bench.
-    #[command(subcommand)]
-    Log(crate::commands::LogCommand),
+    /// The transparency log of production changes: show, prove, verify, bench; and a
+    /// scratch log (`--scratch`) that `append` writes.
+    Log(crate::commands::LogArgs),
     /// cairn's evidence signing key: create, show, rotate.
     #[command(subcommand)]
     Key(crate::commands::KeyCommand),
@@ -100,6 +100,9 @@ pub enum Command {
     /// Copy the data directory (store, log, keys, images, server secrets) into a
     /// new directory, with a manifest of digests.
     Backup(crate::commands::BackupArgs),
+    /// Remove run workspaces and unpacked image root filesystems not in use and
+    /// unused for a while (`--older-than-days`, default 7).
+    Gc(crate::commands::GcArgs),
     /// Restore a backup made by `cairn backup` into the data directory, verified.
     Restore(crate::commands::RestoreArgs),
     /// Measure cairn against its peers on this machine.

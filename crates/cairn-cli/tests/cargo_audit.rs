@@ -190,3 +190,60 @@ fn cairn_finds_what_cargo_audit_finds_on_the_same_rustsec_data() {
     assert!(!their_info.is_empty(), "cargo-audit warned about nothing");
     assert_eq!(our_info, their_info, "informational advisory ids differ");
 }
+
+/// cairn scans its own Cargo.lock (run by `.ci/run` through the test suite) against
+/// the RustSec records of the conformance material: any finding of any severity
+/// fails, unless `.ci/cargo-lock.vex.json` accepts it with a reason (OpenVEX
+/// `not_affected` with a justification and impact statement, or `fixed`).
+/// Informational advisories (unmaintained, unsound) are printed, not counted.
+#[test]
+fn cairns_own_cargo_lock_has_no_finding_the_vex_file_does_not_accept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cairn = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(args)
+            .env("CAIRN_HOME", tmp.path().join("data"))
+            .env_remove("CAIRN_PLATFORM_DIR")
+            .env_remove("CAIRN_TOKEN")
+            .current_dir(&workspace)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = cairn(&["vulns", "import", rustsec_dir().to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let scan = |lockfile: &str| {
+        cairn(&[
+            "scan",
+            lockfile,
+            "--fail-on",
+            "low",
+            "--vex",
+            ".ci/cargo-lock.vex.json",
+        ])
+    };
+    // The check bites: a lockfile with a vulnerable crate fails it.
+    let bad = tmp.path().join("Cargo.lock");
+    std::fs::write(&bad, cargo_lock(&[("smallvec", "0.6.9")])).unwrap();
+    let (code, out, _) = scan(bad.to_str().unwrap());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("RUSTSEC-2019-0009"), "{out}");
+
+    let (code, out, err) = scan("Cargo.lock");
+    println!("{out}");
+    assert_eq!(
+        code,
+        Some(0),
+        "cairn finds vulnerabilities in its own Cargo.lock that .ci/cargo-lock.vex.json does not \
+         accept: update the crate, or add a not_affected statement with its reason\n{out}{err}"
+    );
+    assert!(
+        out.contains(" packages scanned: 0 vulnerabilities"),
+        "{out}"
+    );
+}

@@ -186,15 +186,15 @@ fn control_bytes_from_a_lockfile_never_reach_the_terminal() {
 fn log_verify_checks_every_old_partial_tile() {
     let f = Fixture::new();
     for entry in ["first", "second", "third"] {
-        f.ok(&["log", "append", entry]);
+        f.ok(&["log", "--scratch", "append", entry]);
     }
-    assert_eq!(f.run(&["log", "verify"]).code, 0);
+    assert_eq!(f.run(&["log", "--scratch", "verify"]).code, 0);
     for (file, at) in [("tile/entries/000.p/1", 3), ("tile/0/000.p/2", 40)] {
-        let path = f.data.join("log").join(file);
+        let path = f.data.join("scratch/log").join(file);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[at] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        let r = f.run(&["log", "verify"]);
+        let r = f.run(&["log", "--scratch", "verify"]);
         println!("{file} changed: exit {}\n{}", r.code, r.stdout.trim());
         assert_eq!(r.code, 1, "{r:?}");
         assert!(r.stdout.contains("log DAMAGED"), "{r:?}");
@@ -202,5 +202,34 @@ fn log_verify_checks_every_old_partial_tile() {
         bytes[at] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
     }
-    assert_eq!(f.run(&["log", "verify"]).code, 0);
+    assert_eq!(f.run(&["log", "--scratch", "verify"]).code, 0);
+}
+
+/// Issue 15: `cairn log append` wrote arbitrary bytes into the audit log, the
+/// log `cairn recover` rebuilds the store from, where a forged entry sat beside
+/// cairn's own records. It now writes only the scratch log (own key, own origin);
+/// aimed at the audit log it is refused and the audit log does not change.
+#[test]
+fn log_append_never_writes_the_audit_log() {
+    let f = Fixture::new();
+    // The audit log exists (a key creation is recorded in it).
+    f.ok(&["key", "create"]);
+    let before = f.json(&["log", "show"]);
+    let forged = r#"{"kind":"access-change","action":"identity-add","name":"mallory@example.org","roles":["platform-admin"]}"#;
+    let r = f.run(&["log", "append", forged]);
+    println!("{}", r.stderr.trim());
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("--scratch append"), "{r:?}");
+    assert_eq!(f.json(&["log", "show"])["size"], before["size"]);
+
+    let s = f.json(&["log", "--scratch", "append", forged]);
+    assert_eq!(s["indices"], serde_json::json!([0]));
+    let shown = f.json(&["log", "--scratch", "show", "0"]);
+    assert_eq!(shown["entry_text"], forged);
+    let scratch = f.json(&["log", "--scratch", "show"]);
+    assert_eq!(scratch["origin"], "cairn.local/scratch-log");
+    assert_ne!(scratch["verifier"], before["verifier"], "its own key");
+    let after = f.json(&["log", "show"]);
+    assert_eq!(after["size"], before["size"]);
+    assert_eq!(after["root"], before["root"]);
 }

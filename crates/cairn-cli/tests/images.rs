@@ -685,3 +685,161 @@ fn a_base_needs_its_publishers_signature_when_the_organisation_asks() {
     );
     assert_eq!(f.json(&["base", "list"])[0]["digest"], digest.as_str());
 }
+
+/// The binary writes the same bytes as `cairn-oci`'s own test of the same fixed
+/// rootfs (`pinned_fixture_has_the_pinned_layer_and_image_digests`): the gzip
+/// backend the binary links is the one the crate's tests pin.
+#[test]
+fn pinned_fixture_base_has_the_pinned_digests() {
+    let f = Fixture::new();
+    let root = f.data.with_file_name("pinned-rootfs");
+    cairn_testkit::pinned_rootfs(&root);
+    let out = f.json(&["base", "import", root.to_str().unwrap(), "--name", "pinned"]);
+    assert_eq!(
+        out["digest"].as_str().unwrap(),
+        cairn_testkit::PINNED_IMAGE_DIGEST,
+        "{out}"
+    );
+    let hex = &cairn_testkit::PINNED_IMAGE_DIGEST["sha256:".len()..];
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(f.data.join("oci/blobs/sha256").join(hex)).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["layers"][0]["digest"].as_str().unwrap(),
+        cairn_testkit::PINNED_LAYER_DIGEST,
+        "{manifest}"
+    );
+}
+
+/// The pinned fixture as the catalog base `pinned`, in a fresh fixture.
+fn pinned_base() -> Fixture {
+    let f = Fixture::new();
+    let root = f.data.with_file_name("pinned-rootfs");
+    cairn_testkit::pinned_rootfs(&root);
+    f.ok(&["base", "import", root.to_str().unwrap(), "--name", "pinned"]);
+    f
+}
+
+/// Issue 15: a digest prefix below 12 hex digits failed with "no image"; it now
+/// says the rule. A long enough prefix finds the image.
+#[test]
+fn a_short_digest_prefix_is_refused_with_the_rule() {
+    let f = pinned_base();
+    let hex = &cairn_testkit::PINNED_IMAGE_DIGEST["sha256:".len()..];
+    for short in [&hex[..8], &format!("sha256:{}", &hex[..11])] {
+        let r = f.run(&["rebase", short, "--onto", "pinned"]);
+        println!("{}", r.stderr.trim());
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(
+            r.stderr
+                .contains("a digest prefix needs at least 12 hex digits"),
+            "{r:?}"
+        );
+    }
+    // Twelve digits find the base image (which rebase then refuses for its own
+    // reason: it was imported, not built).
+    let r = f.run(&["rebase", &hex[..12], "--onto", "pinned"]);
+    assert!(r.stderr.contains("cairn did not build it"), "{r:?}");
+    assert!(!r.stderr.contains("digest prefix"), "{r:?}");
+}
+
+/// Issue 15: `evidence --export` named every bundle that was not provenance
+/// `NN-test-result.sigstore.json`; each is now named by its predicate.
+#[test]
+fn exported_evidence_is_named_by_its_predicate() {
+    let f = pinned_base();
+    let dir = f.data.with_file_name("exported");
+    let list = f.json(&[
+        "evidence",
+        cairn_testkit::PINNED_IMAGE_DIGEST,
+        "--export",
+        dir.to_str().unwrap(),
+    ]);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    println!("{names:?}");
+    assert!(!names.is_empty(), "{list}");
+    assert!(
+        names.iter().any(|n| n.ends_with("-sbom.sigstore.json")),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.contains("test-result")),
+        "{names:?}"
+    );
+    assert_eq!(names.len(), list.as_array().unwrap().len());
+}
+
+fn touch_old(path: &Path) {
+    let s = Command::new("touch")
+        .args(["-h", "-d", "30 days ago"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(s.success());
+}
+
+/// Issue 15: workspaces and unpacked root filesystems (root's under
+/// /var/lib/cairn) were never pruned. `cairn gc` removes what is not in use and
+/// unused for N days; never a running run's workspace, no rootfs while a run is
+/// running, and a symlink planted there is removed as a link, not followed.
+#[test]
+fn gc_prunes_unused_workspaces_and_root_filesystems_but_never_one_in_use() {
+    let f = pinned_base();
+    let paths = f.json(&["gc"]);
+    let ws = Path::new(paths["workspaces"].as_str().unwrap()).to_owned();
+    let cache = Path::new(paths["rootfs_cache"].as_str().unwrap()).to_owned();
+    let hex = &cairn_testkit::PINNED_IMAGE_DIGEST["sha256:".len()..];
+    assert!(cache.join(hex).is_dir(), "base import unpacked it");
+
+    // A running run (no owner: recovery leaves it running) and its workspace, a
+    // leftover workspace, and a symlink to something outside.
+    f.tamper(
+        "INSERT INTO workloads (name, repo, created_at_ms, updated_at_ms) VALUES ('w', '/x', 0, 0)",
+        &[],
+    );
+    f.tamper(
+        "INSERT INTO runs (workload, commit_id, status, created_at_ms) VALUES ('w', 'abc', 'running', 0)",
+        &[],
+    );
+    let running = f.json(&["runs"])[0]["id"].as_i64().unwrap().to_string();
+    let outside = f.data.with_file_name("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("keep"), "mine").unwrap();
+    std::fs::create_dir_all(ws.join(&running).join("src")).unwrap();
+    std::fs::create_dir_all(ws.join("999999").join("src")).unwrap();
+    std::os::unix::fs::symlink(&outside, ws.join("999998")).unwrap();
+    for p in [ws.join(&running), ws.join("999999"), ws.join("999998")] {
+        touch_old(&p);
+    }
+
+    let r = f.json(&["gc", "--older-than-days", "0"]);
+    println!("{r}");
+    assert!(!ws.join("999999").exists());
+    assert!(std::fs::symlink_metadata(ws.join("999998")).is_err());
+    assert_eq!(
+        std::fs::read_to_string(outside.join("keep")).unwrap(),
+        "mine"
+    );
+    assert!(
+        ws.join(&running).is_dir(),
+        "a running run's workspace stays"
+    );
+    assert!(cache.join(hex).is_dir(), "no rootfs goes while a run runs");
+
+    // The run ends: its workspace and the unused rootfs go, unless recent.
+    f.tamper(
+        "UPDATE runs SET status = 'failed' WHERE id = ?",
+        &[&running],
+    );
+    let r = f.json(&["gc"]);
+    assert!(!ws.join(&running).exists(), "{r}");
+    assert!(cache.join(hex).is_dir(), "used within 7 days: {r}");
+    let r = f.ok(&["gc", "--older-than-days", "0"]);
+    println!("{}", r.stdout);
+    assert!(!cache.join(hex).exists(), "{r:?}");
+    assert!(r.stdout.contains("1 removed, 0 in use kept"), "{r:?}");
+}

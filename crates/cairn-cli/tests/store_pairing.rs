@@ -187,8 +187,11 @@ fn a_log_ahead_of_the_store_is_explained_and_a_log_behind_it_is_refused() {
     let f = Fixture::new();
     let tmp = tempfile::tempdir().unwrap();
     let admin = token(&f, None, "admin@example.org");
-    // Free-form entries (`cairn log append`) have no effect in the store to miss.
-    f.ok_as(&admin, &["log", "append", "an operator's note"]);
+    // Free-form entries go to the scratch log, never the audit log.
+    f.ok_as(
+        &admin,
+        &["log", "--scratch", "append", "an operator's note"],
+    );
     assert!(!f.ok(&["runs"]).stderr.contains("effect in the store"));
     let early = tmp.path().join("early");
     f.ok_as(&admin, &["backup", early.to_str().unwrap()]);

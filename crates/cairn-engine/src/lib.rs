@@ -20,6 +20,7 @@ mod error;
 pub mod explain;
 pub mod exposures;
 pub mod feed;
+pub mod gc;
 mod git;
 mod host;
 pub mod images;

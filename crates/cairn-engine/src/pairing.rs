@@ -15,8 +15,9 @@
 //!
 //! Entries with no effect in the store need none: a key rotation (the key is on
 //! disk), an evidence bundle (a bundle whose row is missing is never shown to a
-//! gate, which fails closed without it), and free-form entries of
-//! `cairn log append`.
+//! gate, which fails closed without it), and entries of kinds this version does
+//! not know. Only cairn appends to the audit log (`cairn log --scratch append`
+//! writes a separate scratch log).
 
 use std::path::{Path, PathBuf};
 
@@ -383,8 +384,8 @@ impl Effects {
                     Some(format!("no identity `{name}` in the store"))
                 }
             }
-            // Evidence and key rotations have no effect in the store; entries of
-            // other kinds are free-form (`cairn log append`), with none either.
+            // Evidence and key rotations have no effect in the store; nor do
+            // kinds this version does not know.
             _ => None,
         })
     }

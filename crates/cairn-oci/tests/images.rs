@@ -637,3 +637,28 @@ fn import_layout_picks_linux_amd64_from_an_index_and_verifies_blobs() {
         Err(OciError::RefNotFound { .. })
     ));
 }
+
+/// The bytes of a layer are pinned: the fixed rootfs of `cairn_testkit` gives the
+/// same layer and image digests here as through the binary (`cairn-cli`'s
+/// `pinned_fixture_base_has_the_pinned_digests`). A change of gzip backend or
+/// level, tar writer or config makes this fail instead of moving every digest.
+#[test]
+fn pinned_fixture_has_the_pinned_layer_and_image_digests() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("rootfs");
+    cairn_testkit::pinned_rootfs(&root);
+    let layout = Layout::open_or_create(&tmp.path().join("oci")).expect("layout");
+    let image = import_rootfs(&layout, &root, 0).expect("import");
+    println!(
+        "layer {} image {}",
+        image.layers[0].digest, image.manifest_digest
+    );
+    assert_eq!(
+        image.layers[0].digest.to_string(),
+        cairn_testkit::PINNED_LAYER_DIGEST
+    );
+    assert_eq!(
+        image.manifest_digest.to_string(),
+        cairn_testkit::PINNED_IMAGE_DIGEST
+    );
+}

@@ -39,3 +39,40 @@ pub fn conformance(part: &str) -> PathBuf {
     );
     path
 }
+
+/// A fixed root filesystem whose image digests are pinned in
+/// [`PINNED_LAYER_DIGEST`] and [`PINNED_IMAGE_DIGEST`]: `cairn-oci`'s tests and
+/// the binary's both import it (as `import_rootfs(…, 0)` / `cairn base import`)
+/// and compare, so a dependency change that moves the bytes of a layer (the gzip
+/// backend, the tar writer) fails a test instead of silently moving every digest.
+/// Contents, modes and a symlink only; mtimes and owners are normalised by the
+/// layer writer, so they need not be set here.
+pub fn pinned_rootfs(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let write = |rel: &str, bytes: &[u8], mode: u32| {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, bytes).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    write(
+        "etc/os-release",
+        b"ID=cairn-pinned\nVERSION_ID=1\nPRETTY_NAME=\"cairn pinned fixture\"\n",
+        0o644,
+    );
+    write("usr/bin/hello", b"#!/bin/sh\necho hello\n", 0o755);
+    // Enough repetitive and varied text that the deflate encoder's choices
+    // (matches, block splits) show in the output bytes.
+    let text: String = (0..2000)
+        .map(|i| format!("line {i} of the pinned fixture: {}\n", i * 7919 % 1013))
+        .collect();
+    write("usr/share/doc/pinned.txt", text.as_bytes(), 0o644);
+    std::os::unix::fs::symlink("usr/bin", dir.join("bin")).expect("symlink");
+}
+
+/// The layer digest (compressed blob) of [`pinned_rootfs`] imported at epoch 0.
+pub const PINNED_LAYER_DIGEST: &str =
+    "sha256:172ac71ffb504f6527ca0257b9f5648636284d3cddc7e5bb8b3e22bc4229c398";
+/// The manifest digest of [`pinned_rootfs`] imported at epoch 0.
+pub const PINNED_IMAGE_DIGEST: &str =
+    "sha256:83820c8540b33f9f20ea6bccd6958017f2218bbd88730b81f049cf8df9a0e7a9";

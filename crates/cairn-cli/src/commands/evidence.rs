@@ -21,7 +21,8 @@ pub struct EvidenceArgs {
     /// The run (its id, or `last` for the newest), or an artifact digest
     /// (`sha256:…`, e.g. an image or a catalog base).
     pub run: String,
-    /// Write each bundle to DIR as `<id>-<kind>.sigstore.json`.
+    /// Write each bundle to DIR as `<id>-<kind>.sigstore.json`, the kind named by its
+    /// predicate (provenance, test-result, sbom, vulns, vsa, review, decision).
     #[arg(long, value_name = "DIR")]
     pub export: Option<PathBuf>,
 }
@@ -108,12 +109,24 @@ fn log_index(e: &EvidenceRecord) -> Option<i64> {
         .map(|entry| entry.log_index)
 }
 
+/// The file-name word for a bundle's predicate type: one per type cairn signs,
+/// `attestation` for any other (never text taken from the record itself).
+fn predicate_kind(predicate_type: &str) -> &'static str {
+    use cairn_evidence::Predicate;
+    match predicate_type {
+        cairn_evidence::provenance::PROVENANCE_PREDICATE_TYPE => "provenance",
+        cairn_evidence::test_result::TEST_RESULT_PREDICATE_TYPE => "test-result",
+        cairn_evidence::vsa::VSA_PREDICATE_TYPE => "vsa",
+        cairn_evidence::review::REVIEW_PREDICATE_TYPE => "review",
+        cairn_engine::promotion::DECISION_PREDICATE => "decision",
+        t if t == cairn_evidence::sbom::CycloneDxBom::PREDICATE_TYPE => "sbom",
+        t if t == cairn_evidence::vulns::VulnsScan::PREDICATE_TYPE => "vulns",
+        _ => "attestation",
+    }
+}
+
 fn export(dir: &Path, e: &EvidenceRecord) -> Result<PathBuf, Failure> {
-    let kind = if e.predicate_type.contains("provenance") {
-        "provenance"
-    } else {
-        "test-result"
-    };
+    let kind = predicate_kind(&e.predicate_type);
     let path = dir.join(format!("{}-{kind}.sigstore.json", e.id));
     std::fs::write(&path, &e.bundle).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)

@@ -2,6 +2,10 @@
 //! `<data dir>/log/` in the C2SP tlog-tiles layout (serve that directory
 //! statically and it is the log's HTTP API). Its Ed25519 checkpoint key is
 //! `<data dir>/keys/log.key` (0600, created on first use, never printed).
+//! Only cairn itself appends to it (its records are what `cairn recover`
+//! rebuilds the store from). `cairn log --scratch …` is a separate log with its
+//! own key and origin under `<data dir>/scratch/`, the one `append` writes: free-form
+//! entries never sit beside the audit records where they could be read as one.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,9 +24,24 @@ use crate::output::print_json;
 /// engine's audit log: the same log, paths and key).
 pub const ORIGIN: &str = cairn_engine::audit::ORIGIN;
 
+/// `cairn log [--scratch] COMMAND`.
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// The scratch log (`<data dir>/scratch/log`, origin `cairn.local/scratch-log`)
+    /// instead of the audit log; the only log `append` writes.
+    #[arg(long)]
+    pub scratch: bool,
+    #[command(subcommand)]
+    pub cmd: LogCommand,
+}
+
+/// The origin line of the scratch log's checkpoints.
+pub const SCRATCH_ORIGIN: &str = "cairn.local/scratch-log";
+
 #[derive(Debug, clap::Subcommand)]
 pub enum LogCommand {
-    /// Append entries durably: each ENTRY argument, and each --file's bytes, is one entry.
+    /// Append entries durably to the scratch log (`cairn log --scratch append`):
+    /// each ENTRY argument, and each --file's bytes, is one entry.
     Append {
         /// Entries given as text.
         entries: Vec<String>,
@@ -103,9 +122,20 @@ impl Outcome {
     }
 }
 
-pub fn log(cli: &Cli, cmd: &LogCommand) -> Result<ExitCode, Failure> {
+pub fn log(cli: &Cli, args: &LogArgs) -> Result<ExitCode, Failure> {
     let data = super::data_dir(cli)?;
-    let outcome = execute(data.root(), cmd)?;
+    let outcome = if args.scratch {
+        execute_in(&data.root().join("scratch"), SCRATCH_ORIGIN, &args.cmd)?
+    } else {
+        if matches!(args.cmd, LogCommand::Append { .. }) {
+            return Err(Failure::user(anyhow::anyhow!(
+                "the audit log holds only the records cairn writes itself (`cairn recover` \
+                 rebuilds the store from them); `cairn log --scratch append` writes free-form \
+                 entries to the scratch log"
+            )));
+        }
+        execute(data.root(), &args.cmd)?
+    };
     if cli.json {
         print_json(&outcome.json);
     } else {
@@ -114,14 +144,19 @@ pub fn log(cli: &Cli, cmd: &LogCommand) -> Result<ExitCode, Failure> {
     Ok(ExitCode::from(outcome.code))
 }
 
-/// Runs `cmd` against the log under the data directory `data_root`.
+/// Runs `cmd` against the audit log under the data directory `data_root`.
 pub fn execute(data_root: &Path, cmd: &LogCommand) -> Result<Outcome, Failure> {
+    execute_in(data_root, ORIGIN, cmd)
+}
+
+/// Runs `cmd` against the log under `data_root` whose checkpoints name `origin`.
+fn execute_in(data_root: &Path, origin: &str, cmd: &LogCommand) -> Result<Outcome, Failure> {
     match cmd {
-        LogCommand::Append { entries, files } => append(data_root, entries, files),
-        LogCommand::Show { index } => show(data_root, *index),
-        LogCommand::Prove { proof } => prove(data_root, proof),
-        LogCommand::Verify { checkpoint } => verify(data_root, checkpoint.as_deref()),
-        LogCommand::Checkpoint { verifier } => checkpoint(data_root, *verifier),
+        LogCommand::Append { entries, files } => append(data_root, origin, entries, files),
+        LogCommand::Show { index } => show(data_root, origin, *index),
+        LogCommand::Prove { proof } => prove(data_root, origin, proof),
+        LogCommand::Verify { checkpoint } => verify(data_root, origin, checkpoint.as_deref()),
+        LogCommand::Checkpoint { verifier } => checkpoint(data_root, origin, *verifier),
         LogCommand::Bench {
             threads,
             entries,
@@ -164,26 +199,26 @@ fn fail(err: LogError) -> Failure {
 }
 
 /// Opens the log for appending, creating it and its key on first use.
-fn open_for_append(data_root: &Path) -> Result<Log, Failure> {
-    let signer = cairn_tlog_fs::load_or_create_signer(&key_path(data_root), ORIGIN)
+fn open_for_append(data_root: &Path, origin: &str) -> Result<Log, Failure> {
+    let signer = cairn_tlog_fs::load_or_create_signer(&key_path(data_root), origin)
         .context("cannot load the log's signing key")?;
     Log::open(&log_dir(data_root), signer).map_err(fail)
 }
 
 /// Opens the log for reading without the append lock; the key file (to
 /// know the verifier) must exist, i.e. something was appended before.
-fn open_for_reading(data_root: &Path) -> Result<Log, Failure> {
-    let verifier = log_verifier(data_root)?;
+fn open_for_reading(data_root: &Path, origin: &str) -> Result<Log, Failure> {
+    let verifier = log_verifier(data_root, origin)?;
     Log::open_read_only(&log_dir(data_root), verifier).map_err(fail)
 }
 
 /// The verifier of the log's checkpoints, from its key file, once a log
 /// exists (reading never creates a key).
-fn log_verifier(data_root: &Path) -> Result<cairn_tlog::note::Verifier, Failure> {
+fn log_verifier(data_root: &Path, origin: &str) -> Result<cairn_tlog::note::Verifier, Failure> {
     let dir = log_dir(data_root);
     if !dir.join("checkpoint").is_file() {
         return Err(Failure::user(anyhow::anyhow!(
-            "there is no log in {} yet; `cairn log append` starts one",
+            "there is no log in {} yet",
             dir.display()
         )));
     }
@@ -194,7 +229,7 @@ fn log_verifier(data_root: &Path) -> Result<cairn_tlog::note::Verifier, Failure>
             key.display()
         )));
     }
-    let signer = cairn_tlog_fs::load_or_create_signer(&key, ORIGIN)
+    let signer = cairn_tlog_fs::load_or_create_signer(&key, origin)
         .context("cannot load the log's signing key")?;
     Ok(signer.verifier())
 }
@@ -207,7 +242,12 @@ fn hexes(hashes: &[Hash]) -> Vec<String> {
     hashes.iter().map(|h| hex(h)).collect()
 }
 
-fn append(data_root: &Path, entries: &[String], files: &[PathBuf]) -> Result<Outcome, Failure> {
+fn append(
+    data_root: &Path,
+    origin: &str,
+    entries: &[String],
+    files: &[PathBuf],
+) -> Result<Outcome, Failure> {
     let mut all: Vec<Vec<u8>> = entries.iter().map(|e| e.as_bytes().to_vec()).collect();
     for file in files {
         let bytes = std::fs::read(file)
@@ -220,7 +260,7 @@ fn append(data_root: &Path, entries: &[String], files: &[PathBuf]) -> Result<Out
             "nothing to append: give entries as arguments or with --file"
         )));
     }
-    let mut log = open_for_append(data_root)?;
+    let mut log = open_for_append(data_root, origin)?;
     let indices = log.append(&all).map_err(fail)?;
     let mut text = String::new();
     for i in &indices {
@@ -252,8 +292,8 @@ fn summary_json(log: &Log) -> Value {
     })
 }
 
-fn show(data_root: &Path, index: Option<u64>) -> Result<Outcome, Failure> {
-    let log = open_for_reading(data_root)?;
+fn show(data_root: &Path, origin: &str, index: Option<u64>) -> Result<Outcome, Failure> {
+    let log = open_for_reading(data_root, origin)?;
     let Some(index) = index else {
         let text = format!(
             "log {}\norigin {}\nsize {}\nroot {}\nverifier key {}\n",
@@ -290,8 +330,8 @@ fn show(data_root: &Path, index: Option<u64>) -> Result<Outcome, Failure> {
     ))
 }
 
-fn prove(data_root: &Path, proof: &ProveCommand) -> Result<Outcome, Failure> {
-    let log = open_for_reading(data_root)?;
+fn prove(data_root: &Path, origin: &str, proof: &ProveCommand) -> Result<Outcome, Failure> {
+    let log = open_for_reading(data_root, origin)?;
     match *proof {
         ProveCommand::Inclusion { index, size } => {
             let size = size.unwrap_or(log.size());
@@ -359,18 +399,18 @@ fn internal_proof(err: ProofError, kind: &str) -> Failure {
     )))
 }
 
-fn verify(data_root: &Path, older: Option<&Path>) -> Result<Outcome, Failure> {
+fn verify(data_root: &Path, origin: &str, older: Option<&Path>) -> Result<Outcome, Failure> {
     // Not through `Log::open*`: that refuses a damaged right edge, and
     // verify must report damage, not fail on it.
-    let verifiers = [log_verifier(data_root)?];
+    let verifiers = [log_verifier(data_root, origin)?];
     let dir = log_dir(data_root);
-    let mut report = cairn_tlog_fs::verify(&dir, ORIGIN, &verifiers).map_err(fail)?;
+    let mut report = cairn_tlog_fs::verify(&dir, origin, &verifiers).map_err(fail)?;
     let mut older_json = Value::Null;
     if let Some(path) = older {
         let signed = std::fs::read(path)
             .with_context(|| format!("cannot read {}", path.display()))
             .map_err(Failure::user)?;
-        let old = cairn_tlog::checkpoint::open(&signed, ORIGIN, &verifiers)
+        let old = cairn_tlog::checkpoint::open(&signed, origin, &verifiers)
             .with_context(|| format!("{} is not a checkpoint signed by this log", path.display()))
             .map_err(Failure::user)?
             .checkpoint;
@@ -429,8 +469,8 @@ fn verify(data_root: &Path, older: Option<&Path>) -> Result<Outcome, Failure> {
     })
 }
 
-fn checkpoint(data_root: &Path, verifier: bool) -> Result<Outcome, Failure> {
-    let log = open_for_reading(data_root)?;
+fn checkpoint(data_root: &Path, origin: &str, verifier: bool) -> Result<Outcome, Failure> {
+    let log = open_for_reading(data_root, origin)?;
     let text = if verifier {
         format!("{}\n", log.verifier())
     } else {

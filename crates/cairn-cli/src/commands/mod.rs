@@ -6,6 +6,7 @@ mod bench;
 mod evidence;
 mod explain;
 mod exposures;
+mod gc;
 mod identity;
 mod image;
 mod init;
@@ -43,10 +44,11 @@ pub use base::BaseCommand;
 pub use bench::scan_bench::ScanBenchArgs;
 pub use evidence::EvidenceArgs;
 pub use exposures::ExposuresArgs;
+pub use gc::GcArgs;
 pub use identity::{IdentityCommand, RoleCommand};
 pub use image::{ImageCommand, RebaseArgs};
 pub use key::KeyCommand;
-pub use log::LogCommand;
+pub use log::{LogArgs, LogCommand};
 pub use policy::PolicyCommand;
 pub use promote::{AuditArgs, PromoteArgs, RollbackArgs};
 pub use remediate::RemediateArgs;
@@ -88,7 +90,7 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
             iterations,
             node_modules,
         }) => bench::verify(cli, case, *iterations, node_modules.as_deref()),
-        Command::Log(cmd) => log::log(cli, cmd),
+        Command::Log(args) => log::log(cli, args),
         Command::Sbom(args) => sbom::sbom(cli, args),
         Command::Vulns(cmd) => vulns::vulns(cli, cmd),
         Command::Scan(args) => scan::scan(cli, args),
@@ -110,6 +112,7 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Workload(cmd) => workload::workload(cli, cmd),
         Command::Recover => recover::recover(cli),
         Command::Backup(args) => backup::backup(cli, args),
+        Command::Gc(args) => gc::gc(cli, args),
         Command::Restore(args) => backup::restore(cli, args),
         Command::Bench(BenchCommand::Scan(args)) => bench::scan_bench::scan(cli, args),
         Command::Bench(BenchCommand::Where {

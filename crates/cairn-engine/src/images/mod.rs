@@ -20,6 +20,9 @@ use cairn_store::Store;
 
 use crate::{DataDir, EngineError};
 
+/// Fewest hex digits a digest prefix must have to name an image.
+pub const MIN_DIGEST_PREFIX: usize = 12;
+
 /// The ref prefix of catalog bases in the layout (`base/<name>`).
 const BASE_REF: &str = "base/";
 
@@ -65,7 +68,8 @@ impl Images {
     }
 
     /// Finds an image by digest, a layout ref (`hello-web:run-3`), or a unique
-    /// digest prefix of at least 12 hex digits.
+    /// digest prefix of at least [`MIN_DIGEST_PREFIX`] hex digits (a shorter one
+    /// is refused with that rule, an ambiguous one with the count).
     pub fn find(&self, reference: &str) -> Result<Image, EngineError> {
         if reference.starts_with("sha256:") && reference.len() == 71 {
             return self.image(reference);
@@ -74,7 +78,18 @@ impl Images {
             return self.image(desc.digest().as_ref());
         }
         let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
-        if hex.len() >= 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let is_hex = !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        if is_hex && hex.len() < MIN_DIGEST_PREFIX {
+            return Err(EngineError::ImageNotFound {
+                reference: reference.to_owned(),
+                why: format!(
+                    "a digest prefix needs at least {MIN_DIGEST_PREFIX} hex digits, this one has {} \
+                     (`cairn image list` shows the digests)",
+                    hex.len()
+                ),
+            });
+        }
+        if is_hex {
             let mut found: Vec<String> = Vec::new();
             for (_, desc) in self.layout.refs()? {
                 let d = desc.digest().to_string();
@@ -84,6 +99,15 @@ impl Images {
             }
             if found.len() == 1 {
                 return self.image(&found[0]);
+            }
+            if found.len() > 1 {
+                return Err(EngineError::ImageNotFound {
+                    reference: reference.to_owned(),
+                    why: format!(
+                        "the prefix matches {} images; give more hex digits",
+                        found.len()
+                    ),
+                });
             }
         }
         Err(EngineError::ImageNotFound {
@@ -130,6 +154,7 @@ impl Images {
         let dir = self.rootfs_cache.join(&hex);
         let record = self.rootfs_records.join(&hex);
         if cached_rootfs_matches(&dir, &record) {
+            touch_dir(&dir);
             return Ok(dir);
         }
         if running_as_root()
@@ -163,6 +188,17 @@ impl Images {
         write_record(&self.rootfs_records, &record, &digest)?;
         Ok(dir)
     }
+}
+
+/// Marks a cached rootfs as used now (its mtime), so `cairn gc` keeps what is
+/// in use: best effort, opened without following a symlink.
+fn touch_dir(dir: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
 }
 
 /// The most bytes hashed when a cached rootfs is checked (the unpack's own bound).
