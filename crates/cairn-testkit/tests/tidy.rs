@@ -59,12 +59,12 @@ const COMMAND_EXCEPTIONS: &[(&str, &str)] = &[
         "the gitops target's git on the deploy repository (its own hardened builder; to be folded into git.rs's, issue 15 item 2)",
     ),
     (
-        "crates/cairn-engine/src/images/refresh.rs",
-        "mmdebstrap on the host for `base refresh` of a created Debian base (the operator's command, not the workload's)",
+        "crates/cairn-engine/src/images/recipe.rs",
+        "mmdebstrap on the host for a base's recipe (`cairn base create debian`, `base refresh`): the operator's command, not the workload's; its arguments are checked names",
     ),
     (
-        "crates/cairn-cli/src/commands/base.rs",
-        "mmdebstrap on the host for `cairn base create debian` (the operator's command, not the workload's)",
+        "crates/cairn-cli/src/commands/bench/os_match_bench.rs",
+        "the OS-matching benchmark runs the Python + libapt reference matcher beside cairn",
     ),
     (
         "crates/cairn-engine/src/bench.rs",
