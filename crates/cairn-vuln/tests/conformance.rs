@@ -104,6 +104,7 @@ fn every_rustsec_record_parses_without_problems() {
         1206,
         "the RustSec export should hold 1,206 records"
     );
+    let mut withdrawn = 0;
     let mut informational = 0;
     for (name, bytes) in &records {
         let adv = Advisory::parse(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
