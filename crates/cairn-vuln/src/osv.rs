@@ -366,8 +366,77 @@ impl fmt::Display for RecordProblem {
     }
 }
 
+/// What a record names, read without building it ([`Advisory::peek`]): enough to
+/// decide whether a record can concern some packages before a full parse.
+#[derive(Debug)]
+pub struct Peek<'a> {
+    /// The record's id.
+    pub id: std::borrow::Cow<'a, str>,
+    /// Whether the record says it is withdrawn.
+    pub withdrawn: bool,
+    /// Every `affected[].package` as (ecosystem, name), as written.
+    pub packages: Vec<(std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+}
+
+mod peek_wire {
+    use serde::Deserialize;
+    use serde::de::IgnoredAny;
+    use std::borrow::Cow;
+
+    #[derive(Deserialize)]
+    pub(super) struct Record<'a> {
+        #[serde(borrow)]
+        pub id: Cow<'a, str>,
+        #[allow(dead_code)]
+        pub modified: IgnoredAny,
+        #[serde(default)]
+        pub withdrawn: Option<IgnoredAny>,
+        #[serde(default, borrow)]
+        pub affected: Option<Vec<Affected<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Affected<'a> {
+        #[serde(default, borrow)]
+        pub package: Option<Package<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Package<'a> {
+        #[serde(borrow)]
+        pub ecosystem: Cow<'a, str>,
+        #[serde(borrow)]
+        pub name: Cow<'a, str>,
+    }
+}
+
 impl Advisory {
     /// Reads one OSV record from JSON bytes.
+    /// Reads only a record's id, withdrawal and package names, borrowing from
+    /// `bytes` (no other field is built): a cheap first look. A record
+    /// [`Advisory::parse`] accepts always peeks; one that peeks may still be
+    /// refused by the full parse, so a record kept after a peek is parsed in full.
+    pub fn peek(bytes: &[u8]) -> Result<Peek<'_>, Error> {
+        if bytes.len() > MAX_RECORD_BYTES {
+            return Err(Error::RecordTooLarge {
+                len: bytes.len(),
+                max: MAX_RECORD_BYTES,
+            });
+        }
+        let rec: peek_wire::Record<'_> = serde_json::from_slice(bytes).map_err(Error::Json)?;
+        Ok(Peek {
+            id: rec.id,
+            withdrawn: rec.withdrawn.is_some(),
+            packages: rec
+                .affected
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|a| a.package)
+                .map(|p| (p.ecosystem, p.name))
+                .collect(),
+        })
+    }
+
     pub fn parse(bytes: &[u8]) -> Result<Advisory, Error> {
         if bytes.len() > MAX_RECORD_BYTES {
             return Err(Error::RecordTooLarge {

@@ -277,3 +277,47 @@ fn rustsec_records_export_to_the_advisory_db_layout() {
     );
     assert!(refused.len() * 100 <= exported, "{refused:#?}");
 }
+
+/// The peek (id, withdrawal, package names, nothing else built) says what the
+/// full parse says, for every record the full parse accepts: OSV.dev's Debian
+/// 12 records and the RustSec ones. A record it would skip cannot concern a
+/// package the full record names.
+#[test]
+fn peek_agrees_with_the_full_parse_on_real_records() {
+    use cairn_vuln::archive::{Entry, Limits, OsvArchive};
+    let file = std::fs::File::open(conformance_dir().join("osv/debian-12.zip")).unwrap();
+    let mut archive = OsvArchive::open(std::io::BufReader::new(file), Limits::default()).unwrap();
+    let mut records: Vec<Vec<u8>> = rustsec().into_iter().map(|(_, b)| b).collect();
+    for i in 0..archive.len() {
+        if let Entry::Record { bytes, .. } = archive.entry(i).unwrap() {
+            records.push(bytes);
+        }
+    }
+    assert!(records.len() > 30_000, "{} records", records.len());
+    for bytes in &records {
+        let full = Advisory::parse(bytes).unwrap();
+        let peek = Advisory::peek(bytes).unwrap();
+        assert_eq!(peek.id, full.id);
+        assert_eq!(peek.withdrawn, full.is_withdrawn(), "{}", full.id);
+        let names: Vec<(&str, &str)> = full
+            .affected
+            .iter()
+            .map(|a| (a.ecosystem.as_str(), a.name.as_str()))
+            .collect();
+        let peeked: Vec<(&str, &str)> = peek
+            .packages
+            .iter()
+            .map(|(e, n)| (e.as_ref(), n.as_ref()))
+            .collect();
+        assert_eq!(peeked, names, "{}", full.id);
+    }
+    // Bad input: what the full parse refuses, the peek refuses too when it
+    // cannot say what the record names.
+    assert!(Advisory::peek(b"{\"modified\":\"x\"}").is_err());
+    assert!(Advisory::peek(b"not json").is_err());
+    let w = br#"{"id":"X","modified":"m","withdrawn":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"Debian:12","name":"glibc"}}]}"#;
+    assert!(Advisory::peek(w).unwrap().withdrawn);
+    let n = br#"{"id":"X","modified":"m","withdrawn":null,"affected":[{"ranges":[]}]}"#;
+    let p = Advisory::peek(n).unwrap();
+    assert!(!p.withdrawn && p.packages.is_empty());
+}

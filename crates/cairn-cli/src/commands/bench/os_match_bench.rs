@@ -11,7 +11,7 @@
 //! `/etc/os-release` and `/var/lib/dpkg/status` copied into a scratch directory
 //! (a Debian 12 host has a few hundred installed).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -25,10 +25,26 @@ use crate::cli::Cli;
 use crate::exit::Failure;
 use crate::output::print_json;
 
-/// cairn's whole match: the zip's records into an index, the root
-/// filesystem's packages (as `cairn scan` reads them), the match. Returns
-/// (advisory, source package) pairs and the package count.
+/// cairn's whole match: the root filesystem's packages (as `cairn scan` reads
+/// them), the zip's records that can concern them into an index, the match.
+/// Each record is peeked first ([`Advisory::peek`]: its id and package names,
+/// borrowed, nothing else built) and parsed in full only when it names an
+/// installed package; the index's answer is the same as if every record were
+/// parsed: a record whose id was seen before is parsed in full with the skipped
+/// one of that id (re-read, in archive order), so a newer record still replaces
+/// an older one. Returns (advisory, source package) pairs and the package count.
 fn cairn_match(osv: &Path, rootfs: &Path) -> Result<(BTreeSet<(String, String)>, usize), Failure> {
+    let collected = cairn_engine::inventory::collect(rootfs)?;
+    let (packages, _) = cairn_engine::inventory::packages(&collected);
+    let wanted: HashSet<(&str, String)> = packages
+        .iter()
+        .map(|p| {
+            (
+                p.ecosystem.as_str(),
+                cairn_vuln::normalize_name(&p.ecosystem, &p.name),
+            )
+        })
+        .collect();
     let file =
         std::fs::File::open(osv).with_context(|| format!("cannot read {}", osv.display()))?;
     let mut archive = OsvArchive::open(
@@ -37,16 +53,41 @@ fn cairn_match(osv: &Path, rootfs: &Path) -> Result<(BTreeSet<(String, String)>,
     )
     .map_err(|e| anyhow!("{}: {e}", osv.display()))?;
     let mut index = AdvisoryIndex::new();
-    for i in 0..archive.len() {
-        if let Ok(Entry::Record { bytes, .. }) = archive.entry(i)
-            && let Ok(a) = Advisory::parse(&bytes)
+    // Skipped records by id: the entry to re-read if the id comes again.
+    let mut skipped: HashMap<String, usize> = HashMap::new();
+    let insert = |index: &mut AdvisoryIndex, bytes: &[u8]| {
+        if let Ok(a) = Advisory::parse(bytes)
             && !a.is_withdrawn()
         {
             index.insert(a);
         }
+    };
+    for i in 0..archive.len() {
+        let Ok(Entry::Record { bytes, .. }) = archive.entry(i) else {
+            continue;
+        };
+        let Ok(peek) = Advisory::peek(&bytes) else {
+            continue; // the full parse refuses it too
+        };
+        if peek.withdrawn {
+            continue; // skipped whether or not it parses
+        }
+        if let Some(j) = skipped.remove(peek.id.as_ref()) {
+            if let Ok(Entry::Record { bytes: earlier, .. }) = archive.entry(j) {
+                insert(&mut index, &earlier);
+            }
+            insert(&mut index, &bytes);
+        } else if index.get(&peek.id).is_some()
+            || peek
+                .packages
+                .iter()
+                .any(|(e, n)| wanted.contains(&(e.as_ref(), cairn_vuln::normalize_name(e, n))))
+        {
+            insert(&mut index, &bytes);
+        } else {
+            skipped.insert(peek.id.into_owned(), i);
+        }
     }
-    let collected = cairn_engine::inventory::collect(rootfs)?;
-    let (packages, _) = cairn_engine::inventory::packages(&collected);
     let report = index.scan(&packages);
     Ok((
         report
