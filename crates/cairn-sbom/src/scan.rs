@@ -225,7 +225,18 @@ pub fn scan_tree<'a>(
     paths: impl IntoIterator<Item = &'a str>,
     read: &dyn Fn(&str) -> Option<Vec<u8>>,
 ) -> ScanReport {
-    scan(paths, read, false)
+    scan(paths, read, false, false)
+}
+
+/// [`scan_tree`] of an image's root filesystem: a language manifest an
+/// installed OS package owns is left to that package (see [`os_owned`]). Only
+/// for a root filesystem: in a source tree or workspace, a committed
+/// `var/lib/dpkg/` would otherwise hide the project's own manifests.
+pub fn scan_rootfs<'a>(
+    paths: impl IntoIterator<Item = &'a str>,
+    read: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> ScanReport {
+    scan(paths, read, false, true)
 }
 
 /// [`scan_tree`], and also the metadata of installed packages
@@ -234,13 +245,14 @@ pub fn scan_installed<'a>(
     paths: impl IntoIterator<Item = &'a str>,
     read: &dyn Fn(&str) -> Option<Vec<u8>>,
 ) -> ScanReport {
-    scan(paths, read, true)
+    scan(paths, read, true, false)
 }
 
 fn scan<'a>(
     paths: impl IntoIterator<Item = &'a str>,
     read: &dyn Fn(&str) -> Option<Vec<u8>>,
     installed: bool,
+    rootfs: bool,
 ) -> ScanReport {
     let mut found: Vec<(&str, FileKind)> = Vec::new();
     let mut os_release_files = Vec::new();
@@ -276,7 +288,11 @@ fn scan<'a>(
         .collect();
 
     let listed: std::collections::BTreeSet<&str> = all.iter().copied().collect();
-    let owned = os_owned(&all, &found, read, &distro);
+    let owned = if rootfs {
+        os_owned(&all, &found, read, &distro)
+    } else {
+        Default::default()
+    };
     let mut report = ScanReport::default();
     for (path, kind) in found {
         if let Some(package) = owned.get(normalise(path)) {
@@ -469,7 +485,7 @@ fn os_owned(
 
 #[cfg(test)]
 mod tests {
-    use super::{os_release, scan_tree};
+    use super::{os_release, scan_rootfs, scan_tree};
 
     /// The Go toolchain's own go.mod files in Debian's golang-1.19-src are
     /// the package's, not the image's Go modules; a go.mod no installed
@@ -494,7 +510,16 @@ mod tests {
         .into_iter()
         .collect();
         let read = |p: &str| files.get(p).map(|t| t.as_bytes().to_vec());
-        let report = scan_tree(files.keys().copied(), &read);
+        // A source tree or workspace is not a root filesystem: a committed
+        // `var/lib/dpkg/` hides none of its manifests.
+        let tree = scan_tree(files.keys().copied(), &read);
+        assert!(
+            tree.components
+                .iter()
+                .any(|c| c.purl.starts_with("pkg:golang/golang.org/x/net@")),
+            "{tree:?}"
+        );
+        let report = scan_rootfs(files.keys().copied(), &read);
         let golang: Vec<&str> = report
             .components
             .iter()
@@ -538,7 +563,7 @@ mod tests {
         .into_iter()
         .collect();
         let read = |p: &str| files.get(p).map(|t| t.as_bytes().to_vec());
-        let report = scan_tree(files.keys().copied(), &read);
+        let report = scan_rootfs(files.keys().copied(), &read);
         assert!(
             !report
                 .components

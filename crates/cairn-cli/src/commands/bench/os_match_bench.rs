@@ -45,7 +45,7 @@ fn cairn_match(osv: &Path, rootfs: &Path) -> Result<(BTreeSet<(String, String)>,
             index.insert(a);
         }
     }
-    let collected = cairn_engine::inventory::collect(rootfs)?;
+    let collected = cairn_engine::inventory::collect_rootfs(rootfs)?;
     let (packages, _) = cairn_engine::inventory::packages(&collected);
     let report = index.scan(&packages);
     Ok((
@@ -67,7 +67,7 @@ fn cairn_stored_match(
     store: &dyn cairn_store::Store,
     rootfs: &Path,
 ) -> Result<BTreeSet<(String, String)>, Failure> {
-    let collected = cairn_engine::inventory::collect(rootfs)?;
+    let collected = cairn_engine::inventory::collect_rootfs(rootfs)?;
     let evaluation = cairn_engine::inventory::evaluate(store, &collected)?;
     Ok(evaluation
         .report
