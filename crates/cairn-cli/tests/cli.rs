@@ -552,7 +552,7 @@ fn a_failing_test_stage_is_certified_as_failed_with_the_test_named() {
 }
 
 /// A step sees cairn's variables (the commit's time as SOURCE_DATE_EPOCH, the exact
-/// commit, its own HOME) and nothing of the caller's environment.
+/// commit, its own HOME, Go's offline settings) and nothing of the caller's environment.
 #[test]
 fn steps_see_cairns_environment_and_nothing_of_the_callers() {
     let f = Fixture::new();
@@ -577,6 +577,9 @@ fn steps_see_cairns_environment_and_nothing_of_the_callers() {
         "HOME=/workspace/.home".to_owned(),
         "CAIRN_STAGE=unit-tests".to_owned(),
         "CI=true".to_owned(),
+        // Go offline: the image's toolchain, no module lookups without a network.
+        "GOTOOLCHAIN=local".to_owned(),
+        "GOPROXY=off".to_owned(),
     ] {
         assert!(
             env.lines().any(|l| l == line),

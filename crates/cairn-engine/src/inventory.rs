@@ -120,17 +120,32 @@ pub fn collect(path: &Path) -> Result<Collected, EngineError> {
 
 /// Scans the files of an already walked tree (the caller may have left some out).
 pub fn collect_tree(tree: Tree) -> Collected {
-    collect_with(tree, false)
+    collect_with(tree, Scan::Tree)
+}
+
+/// [`collect`] of an image's root filesystem: a language manifest an installed
+/// OS package owns is left to that package ([`cairn_sbom::scan_rootfs`]). Never
+/// for a source tree or a workspace, whose committed files could claim that.
+pub fn collect_rootfs(path: &Path) -> Result<Collected, EngineError> {
+    Ok(collect_with(Tree::walk(path)?, Scan::Rootfs))
+}
+
+/// What kind of tree a scan reads.
+#[derive(Clone, Copy)]
+enum Scan {
+    Tree,
+    Installed,
+    Rootfs,
 }
 
 /// [`collect_tree`], reading the installed packages' own metadata too
 /// (`*.dist-info/METADATA`, `node_modules/*/package.json`): what a dependency
 /// fetch put in a workspace (see [`cairn_sbom::scan_installed`]).
 pub fn collect_installed(tree: Tree) -> Collected {
-    collect_with(tree, true)
+    collect_with(tree, Scan::Installed)
 }
 
-fn collect_with(tree: Tree, installed: bool) -> Collected {
+fn collect_with(tree: Tree, kind: Scan) -> Collected {
     let read_errors: RefCell<BTreeMap<String, String>> = RefCell::new(BTreeMap::new());
     let read = |rel: &str| match tree.read(rel, cairn_sbom::MAX_FILE_BYTES) {
         Ok(bytes) => Some(bytes),
@@ -140,10 +155,10 @@ fn collect_with(tree: Tree, installed: bool) -> Collected {
         }
     };
     let files = tree.files.iter().map(String::as_str);
-    let report = if installed {
-        cairn_sbom::scan_installed(files, &read)
-    } else {
-        cairn_sbom::scan_tree(files, &read)
+    let report = match kind {
+        Scan::Tree => cairn_sbom::scan_tree(files, &read),
+        Scan::Installed => cairn_sbom::scan_installed(files, &read),
+        Scan::Rootfs => cairn_sbom::scan_rootfs(files, &read),
     };
     let read_errors = read_errors.into_inner();
     let mut skipped = tree.skipped;

@@ -1204,7 +1204,7 @@ fn read_small(path: &Path) -> Result<Option<Vec<u8>>, EngineError> {
 fn base_purls(images: &Images, base_digest: &str) -> Result<BTreeSet<String>, EngineError> {
     let image = images.image(base_digest)?;
     let rootfs = images.rootfs(&image)?;
-    let collected = crate::inventory::collect(&rootfs)?;
+    let collected = crate::inventory::collect_rootfs(&rootfs)?;
     Ok(crate::inventory::purls(&collected).into_values().collect())
 }
 
@@ -1227,7 +1227,7 @@ fn findings_in(
     advisories: &BTreeSet<String>,
 ) -> Result<Vec<String>, EngineError> {
     let rootfs = images.rootfs(image)?;
-    let collected = crate::inventory::collect(&rootfs)?;
+    let collected = crate::inventory::collect_rootfs(&rootfs)?;
     let evaluation = crate::inventory::evaluate(store, &collected)?;
     Ok(evaluation
         .report

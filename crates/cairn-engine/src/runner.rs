@@ -1421,7 +1421,15 @@ fn step_env(
         ("CAIRN_WORKLOAD".into(), loaded.workload.name.clone()),
         ("CAIRN_COMMIT".into(), loaded.commit.clone()),
         ("CAIRN_STAGE".into(), stage.name.clone()),
+        // Go: the build image's toolchain, never one `go` would download for a
+        // newer `go` line in go.mod.
+        ("GOTOOLCHAIN".into(), "local".into()),
     ];
+    if stage.kind != StageKind::Fetch {
+        // Go, where the sandbox has no network: a module the fetch did not
+        // download fails at once and says so, rather than after a lookup.
+        env.push(("GOPROXY".into(), "off".into()));
+    }
     let mut set = |k: &str, v: String| match env.iter_mut().find(|(name, _)| name == k) {
         Some(slot) => slot.1 = v,
         None => env.push((k.to_owned(), v)),

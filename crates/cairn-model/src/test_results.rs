@@ -259,6 +259,19 @@ impl LineReader {
                 return;
             }
         }
+        // go test: a package whose tests could not be built or set up ran none
+        // of them, `FAIL\tgithub.com/x/y [build failed]`: one failure, named by
+        // the package, so the counts do not read as all passed.
+        if let Some(rest) = line.strip_prefix("FAIL\t")
+            && let Some((package, why)) = rest.split_once(' ')
+            && matches!(why, "[build failed]" | "[setup failed]")
+            && !package.is_empty()
+        {
+            self.go
+                .get_or_insert_with(|| TestReport::new(ReportFormat::GoTest))
+                .add(Outcome::Failed, &format!("{package} {why}"));
+            return;
+        }
         self.tap_line(trimmed);
     }
 
@@ -423,6 +436,29 @@ mod tests {
         assert_eq!(r.format, ReportFormat::GoTest);
         assert_eq!(r.failed, ["TestSub/neg", "TestSub"]);
         assert_eq!(counts(&r), (1, 2, 1));
+    }
+
+    /// A package whose test binary did not build ran none of its tests: it
+    /// counts as a failure, not as nothing (go-cmp's tests without a C compiler
+    /// for runtime/cgo: 257 passed, 0 failed, while two packages never ran).
+    #[test]
+    fn go_test_package_that_did_not_build_is_a_failure() {
+        let out = "# runtime/cgo\ncgo: C compiler \"gcc\" not found\nFAIL\tgithub.com/google/go-cmp/cmp [build failed]\nFAIL\texample.com/x [setup failed]\n=== RUN   TestA\n--- PASS: TestA (0.00s)\nok  \tgithub.com/google/go-cmp/cmp/internal/diff\t0.07s\nFAIL\n";
+        let r = parse_lines(out.lines()).unwrap();
+        assert_eq!(r.format, ReportFormat::GoTest);
+        assert_eq!(
+            r.failed,
+            [
+                "github.com/google/go-cmp/cmp [build failed]",
+                "example.com/x [setup failed]"
+            ]
+        );
+        assert_eq!(counts(&r), (1, 2, 0));
+        // A test's own FAIL line, or a plain FAIL, is not a package that did not build.
+        assert_eq!(
+            parse_lines("FAIL\nFAIL\texample.com/x\t0.01s\n".lines()),
+            None
+        );
     }
 
     #[test]

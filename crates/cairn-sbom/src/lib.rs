@@ -22,7 +22,7 @@ pub use error::{Error, ParseError};
 pub use licence::{Licence, MAX_LICENCE_CHOICES, licence_choices, parse_licence};
 pub use scan::{
     FileError, FileKind, Note, ParsedFile, ScanReport, detect, detect_installed, parse_file,
-    scan_installed, scan_tree,
+    scan_installed, scan_rootfs, scan_tree,
 };
 
 /// The largest file a parser accepts (a dpkg status of a big image is a few MiB).

@@ -225,7 +225,18 @@ pub fn scan_tree<'a>(
     paths: impl IntoIterator<Item = &'a str>,
     read: &dyn Fn(&str) -> Option<Vec<u8>>,
 ) -> ScanReport {
-    scan(paths, read, false)
+    scan(paths, read, false, false)
+}
+
+/// [`scan_tree`] of an image's root filesystem: a language manifest an
+/// installed OS package owns is left to that package (see [`os_owned`]). Only
+/// for a root filesystem: in a source tree or workspace, a committed
+/// `var/lib/dpkg/` would otherwise hide the project's own manifests.
+pub fn scan_rootfs<'a>(
+    paths: impl IntoIterator<Item = &'a str>,
+    read: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> ScanReport {
+    scan(paths, read, false, true)
 }
 
 /// [`scan_tree`], and also the metadata of installed packages
@@ -234,13 +245,14 @@ pub fn scan_installed<'a>(
     paths: impl IntoIterator<Item = &'a str>,
     read: &dyn Fn(&str) -> Option<Vec<u8>>,
 ) -> ScanReport {
-    scan(paths, read, true)
+    scan(paths, read, true, false)
 }
 
 fn scan<'a>(
     paths: impl IntoIterator<Item = &'a str>,
     read: &dyn Fn(&str) -> Option<Vec<u8>>,
     installed: bool,
+    rootfs: bool,
 ) -> ScanReport {
     let mut found: Vec<(&str, FileKind)> = Vec::new();
     let mut os_release_files = Vec::new();
@@ -276,8 +288,23 @@ fn scan<'a>(
         .collect();
 
     let listed: std::collections::BTreeSet<&str> = all.iter().copied().collect();
+    let owned = if rootfs {
+        os_owned(&all, &found, read, &distro)
+    } else {
+        Default::default()
+    };
     let mut report = ScanReport::default();
     for (path, kind) in found {
+        if let Some(package) = owned.get(normalise(path)) {
+            report.notes.push(Note {
+                path: path.to_string(),
+                line: None,
+                message: format!(
+                    "not read: a file of the installed OS package {package} (its file list names it), whose component covers it"
+                ),
+            });
+            continue;
+        }
         let Some(bytes) = read(path) else {
             report.errors.push(FileError {
                 path: path.to_string(),
@@ -374,9 +401,177 @@ fn scan<'a>(
     report
 }
 
+/// The language manifests among `found` that an installed OS package owns, by
+/// their normalised path, with the package's name: the files dpkg's
+/// `var/lib/dpkg/info/<package>.list` names for a package its status lists as
+/// installed, and the `F:`/`R:` files of apk's installed database. Such a file
+/// is the OS package's (e.g. the `go.mod` files of the Go toolchain's own source
+/// and its vendored modules in Debian's golang-*-src): the package's component,
+/// with the licence its copyright file states, covers it, as other scanners
+/// leave such files to the OS package too. A file list of a package the
+/// status does not list as installed is not believed.
+fn os_owned(
+    all: &[&str],
+    found: &[(&str, FileKind)],
+    read: &dyn Fn(&str) -> Option<Vec<u8>>,
+    distro: &str,
+) -> std::collections::BTreeMap<String, String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let candidates: BTreeSet<&str> = found
+        .iter()
+        .filter(|(_, k)| !matches!(k, FileKind::DpkgStatus | FileKind::ApkInstalled))
+        .map(|(p, _)| normalise(p))
+        .collect();
+    let mut owned = BTreeMap::new();
+    if candidates.is_empty() {
+        return owned;
+    }
+    let text_of = |name: &str| -> Option<String> {
+        let p = all.iter().find(|p| normalise(p) == name)?;
+        String::from_utf8(read(p)?).ok()
+    };
+    if let Some(status) = all
+        .iter()
+        .find(|p| normalise(p) == "var/lib/dpkg/status")
+        .and_then(|p| read(p))
+        && let Ok(out) = parse_file(FileKind::DpkgStatus, "var/lib/dpkg/status", &status, distro)
+    {
+        let installed: BTreeSet<&str> = out.components.iter().map(|c| c.name.as_str()).collect();
+        for p in all {
+            let Some(file) = normalise(p).strip_prefix("var/lib/dpkg/info/") else {
+                continue;
+            };
+            let Some(package) = file.strip_suffix(".list") else {
+                continue;
+            };
+            let name = package.split(':').next().unwrap_or(package);
+            if file.contains('/') || !installed.contains(name) {
+                continue;
+            }
+            let Some(list) = read(p).and_then(|b| String::from_utf8(b).ok()) else {
+                continue;
+            };
+            for line in list.lines() {
+                let f = normalise(line.trim());
+                if candidates.contains(f) {
+                    owned.insert(f.to_owned(), name.to_owned());
+                }
+            }
+        }
+    }
+    if let Some(db) = text_of("lib/apk/db/installed") {
+        let (mut package, mut dir) = (String::new(), String::new());
+        for line in db.lines() {
+            match line.split_once(':') {
+                Some(("P", v)) => package = v.to_owned(),
+                Some(("F", v)) => dir = v.to_owned(),
+                Some(("R", v)) => {
+                    let f = format!("{dir}/{v}");
+                    let f = normalise(&f);
+                    if candidates.contains(f) {
+                        owned.insert(f.to_owned(), package.clone());
+                    }
+                }
+                _ if line.is_empty() => {
+                    package.clear();
+                    dir.clear();
+                }
+                _ => {}
+            }
+        }
+    }
+    owned
+}
+
 #[cfg(test)]
 mod tests {
-    use super::os_release;
+    use super::{os_release, scan_rootfs, scan_tree};
+
+    /// The Go toolchain's own go.mod files in Debian's golang-1.19-src are
+    /// the package's, not the image's Go modules; a go.mod no installed
+    /// package's file list names, or one a list of a package that is not
+    /// installed names, is read.
+    #[test]
+    fn a_manifest_an_installed_os_package_owns_is_left_to_the_package() {
+        let status = "Package: golang-1.19-src\nStatus: install ok installed\nVersion: 1.19.8-2\nArchitecture: all\n\n";
+        let gomod = "module std\n\ngo 1.19\n\nrequire golang.org/x/net v0.0.0-20230214200805-d99f623d45a4\n";
+        let app = "module example.com/app\n\ngo 1.19\n\nrequire github.com/google/go-cmp v0.5.9\n";
+        let files: std::collections::BTreeMap<&str, &str> = [
+            ("var/lib/dpkg/status", status),
+            (
+                "var/lib/dpkg/info/golang-1.19-src.list",
+                "/.\n/usr/share/go-1.19/src\n/usr/share/go-1.19/src/go.mod\n",
+            ),
+            // Not installed: its list is not believed.
+            ("var/lib/dpkg/info/ghost.list", "/app/go.mod\n"),
+            ("usr/share/go-1.19/src/go.mod", gomod),
+            ("app/go.mod", app),
+        ]
+        .into_iter()
+        .collect();
+        let read = |p: &str| files.get(p).map(|t| t.as_bytes().to_vec());
+        // A source tree or workspace is not a root filesystem: a committed
+        // `var/lib/dpkg/` hides none of its manifests.
+        let tree = scan_tree(files.keys().copied(), &read);
+        assert!(
+            tree.components
+                .iter()
+                .any(|c| c.purl.starts_with("pkg:golang/golang.org/x/net@")),
+            "{tree:?}"
+        );
+        let report = scan_rootfs(files.keys().copied(), &read);
+        let golang: Vec<&str> = report
+            .components
+            .iter()
+            .filter(|c| c.purl.starts_with("pkg:golang/"))
+            .map(|c| c.purl.as_str())
+            .collect();
+        assert_eq!(
+            golang,
+            ["pkg:golang/github.com/google/go-cmp@v0.5.9"],
+            "{report:?}"
+        );
+        assert!(
+            report
+                .components
+                .iter()
+                .any(|c| c.name == "golang-1.19-src"),
+            "{report:?}"
+        );
+        let note = report
+            .notes
+            .iter()
+            .find(|n| n.path == "usr/share/go-1.19/src/go.mod")
+            .expect("a note");
+        assert!(
+            note.message.contains("OS package golang-1.19-src"),
+            "{}",
+            note.message
+        );
+    }
+
+    /// apk's installed database names each package's files (`F:` directory,
+    /// `R:` file): a go.mod it names is the package's.
+    #[test]
+    fn a_manifest_an_apk_package_owns_is_left_to_the_package() {
+        let db = "P:go\nV:1.21.5-r0\nA:x86_64\nL:BSD-3-Clause\nF:usr/lib/go/src\nR:go.mod\n\n";
+        let gomod = "module std\n\ngo 1.21\n\nrequire golang.org/x/net v0.0.0-20230214200805-d99f623d45a4\n";
+        let files: std::collections::BTreeMap<&str, &str> = [
+            ("lib/apk/db/installed", db),
+            ("usr/lib/go/src/go.mod", gomod),
+        ]
+        .into_iter()
+        .collect();
+        let read = |p: &str| files.get(p).map(|t| t.as_bytes().to_vec());
+        let report = scan_rootfs(files.keys().copied(), &read);
+        assert!(
+            !report
+                .components
+                .iter()
+                .any(|c| c.purl.starts_with("pkg:golang/")),
+            "{report:?}"
+        );
+    }
 
     #[test]
     fn os_release_names_the_distribution_and_its_release() {

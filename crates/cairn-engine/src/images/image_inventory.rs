@@ -56,7 +56,7 @@ pub fn inventory(
 ) -> Result<ImageInventory, EngineError> {
     let started_ms = now_ms();
     let rootfs = subject.rootfs;
-    let image = inventory::collect(rootfs)?;
+    let image = inventory::collect_rootfs(rootfs)?;
     let in_image = image.report.components.len();
     let name = format!("{}@{}", subject.workload, subject.digest);
     let (collected, in_source) = match subject.source {

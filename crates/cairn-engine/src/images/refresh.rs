@@ -136,7 +136,7 @@ pub fn vet(
     name: &str,
     note: &mut dyn FnMut(&str),
 ) -> Result<Vetting, EngineError> {
-    let mut collected = crate::inventory::collect(rootfs)?;
+    let mut collected = crate::inventory::collect_rootfs(rootfs)?;
     collected.name = name.to_owned();
     for s in &collected.skipped {
         note(&format!("skipped {}: {}", s.path, s.reason));

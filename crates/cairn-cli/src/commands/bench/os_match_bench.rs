@@ -34,7 +34,7 @@ use crate::output::print_json;
 /// one of that id (re-read, in archive order), so a newer record still replaces
 /// an older one. Returns (advisory, source package) pairs and the package count.
 fn cairn_match(osv: &Path, rootfs: &Path) -> Result<(BTreeSet<(String, String)>, usize), Failure> {
-    let collected = cairn_engine::inventory::collect(rootfs)?;
+    let collected = cairn_engine::inventory::collect_rootfs(rootfs)?;
     let (packages, _) = cairn_engine::inventory::packages(&collected);
     let wanted: HashSet<(&str, String)> = packages
         .iter()
@@ -108,7 +108,7 @@ fn cairn_stored_match(
     store: &dyn cairn_store::Store,
     rootfs: &Path,
 ) -> Result<BTreeSet<(String, String)>, Failure> {
-    let collected = cairn_engine::inventory::collect(rootfs)?;
+    let collected = cairn_engine::inventory::collect_rootfs(rootfs)?;
     let evaluation = cairn_engine::inventory::evaluate(store, &collected)?;
     Ok(evaluation
         .report
