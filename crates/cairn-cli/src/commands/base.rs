@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use cairn_engine::EngineError;
 use cairn_engine::images::Images;
-use cairn_engine::images::catalog::{self, Admission, BaseSource, Vetting};
+use cairn_engine::images::catalog::{self, Admission, BaseSource};
 use cairn_engine::images::recipe;
 use cairn_engine::images::refresh::{self, Refreshed};
 use cairn_engine::images::registry::Connection;
@@ -196,6 +196,52 @@ fn refresh_base(
     plain_http: bool,
     signature: Option<Vec<u8>>,
 ) -> Result<ExitCode, Failure> {
+    with_catalog(cli, plain_http, signature, &mut |ctx| {
+        let previous = ctx.store.base_history(name)?.into_iter().next();
+        match refresh::refresh(ctx, name, from.clone(), &mut |note| {
+            eprintln!("cairn: {note}")
+        })? {
+            Refreshed::Unchanged { digest } => {
+                if cli.json {
+                    print_json(&json!({ "name": name, "digest": digest, "unchanged": true }));
+                } else {
+                    println!(
+                        "base `{name}` is unchanged: the new version is the one it has ({digest}); nothing was recorded"
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Refreshed::Admitted(admission) => report(cli, name, admission, previous, ctx.actor),
+        }
+    })
+}
+
+fn import(
+    cli: &Cli,
+    source: BaseSource,
+    name: &str,
+    plain_http: bool,
+    signature: Option<Vec<u8>>,
+) -> Result<ExitCode, Failure> {
+    with_catalog(cli, plain_http, signature, &mut |ctx| {
+        let previous = ctx.store.base_history(name)?.into_iter().next();
+        let admission = refresh::import(ctx, name, source.clone(), &mut |note| {
+            eprintln!("cairn: {note}")
+        })?;
+        report(cli, name, admission, previous, ctx.actor)
+    })
+}
+
+/// Runs `f` with what a change to the catalog needs: org.toml, the store, the
+/// actor (a platform-admin once the organisation has identities, checked
+/// before any work), the image store, registry pulls, and the publisher's
+/// signatures (given, or attached to the image in its registry).
+fn with_catalog(
+    cli: &Cli,
+    plain_http: bool,
+    signature: Option<Vec<u8>>,
+    f: &mut dyn FnMut(&refresh::Refresh<'_>) -> Result<ExitCode, Failure>,
+) -> Result<ExitCode, Failure> {
     let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
@@ -227,7 +273,7 @@ fn refresh_base(
         }
         Ok(bundles)
     };
-    let ctx = refresh::Refresh {
+    f(&refresh::Refresh {
         data: &data,
         store: &*store,
         images: &images,
@@ -235,88 +281,7 @@ fn refresh_base(
         actor: actor.as_ref(),
         pull: Some(&pull),
         signatures: &signatures,
-    };
-    let previous = store.base_history(name)?.into_iter().next();
-    match refresh::refresh(&ctx, name, from, &mut |note| eprintln!("cairn: {note}"))? {
-        Refreshed::Unchanged { digest } => {
-            if cli.json {
-                print_json(&json!({ "name": name, "digest": digest, "unchanged": true }));
-            } else {
-                println!(
-                    "base `{name}` is unchanged: the new version is the one it has ({digest}); nothing was recorded"
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Refreshed::Admitted(admission) => report(cli, name, admission, previous, actor.as_ref()),
-    }
-}
-
-fn import(
-    cli: &Cli,
-    source: BaseSource,
-    name: &str,
-    plain_http: bool,
-    signature: Option<Vec<u8>>,
-) -> Result<ExitCode, Failure> {
-    let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
-    let data = data_dir(cli)?;
-    let store = open_store(&data)?;
-    // Once the organisation has identities: a platform-admin, before any work.
-    let actor = cairn_engine::access::cli_actor(
-        &*store,
-        cairn_policy::Action::ChangeCatalog,
-        Some(&cairn_policy::Scope::organisation()),
-    )?;
-    let images = Images::open(&data)?;
-    let connection = Connection {
-        plain_http,
-        ..Connection::default()
-    };
-    let pull = |r: &cairn_model::image_ref::ImageRef| {
-        cairn_engine::images::registry::pull(&images, &org, r, &connection)
-    };
-    eprintln!("cairn: importing {} as `{name}`", source.describe());
-    let previous = store.base_history(name)?.into_iter().next();
-    let candidate = catalog::stage(&images, name, source, Some(&pull))?;
-    eprintln!(
-        "cairn: {} unpacked and verified ({} layers); making its SBOM",
-        candidate.image.manifest_digest,
-        candidate.image.layers.len()
-    );
-    let mut vetting = vet(&*store, &candidate.rootfs, name)?;
-    // The publisher's signature: given, or attached to the image in its registry.
-    let mut bundles: Vec<Vec<u8>> = signature.into_iter().collect();
-    if !org.base_signers.is_empty()
-        && let BaseSource::Registry(r) = &candidate.source
-    {
-        let digest = candidate.image.manifest_digest.to_string();
-        bundles.extend(cairn_engine::images::registry::attached(
-            &org,
-            &r.to_string(),
-            &digest,
-            &connection,
-        )?);
-    }
-    vetting.signature = catalog::check_signature(&org, &candidate, &bundles);
-    if let Ok(Some(key)) = &vetting.signature {
-        eprintln!("cairn: the publisher's signature verifies (key {key})");
-    }
-    eprintln!(
-        "cairn: {} components, {} known vulnerabilities",
-        vetting.packages,
-        vetting.vulnerabilities.len()
-    );
-    let admission = catalog::admit(
-        &data,
-        &*store,
-        &images,
-        &org,
-        &candidate,
-        &vetting,
-        actor.as_ref(),
-    )?;
-    report(cli, name, admission, previous, actor.as_ref())
+    })
 }
 
 /// Prints what the catalog's gate decided.
@@ -410,13 +375,6 @@ fn report(
             )))
         }
     }
-}
-
-/// The SBOM and the scan of an unpacked base (see [`refresh::vet`]).
-fn vet(store: &dyn cairn_store::Store, rootfs: &Path, name: &str) -> Result<Vetting, Failure> {
-    Ok(refresh::vet(store, rootfs, name, &mut |note| {
-        eprintln!("cairn: {note}")
-    })?)
 }
 
 fn create(cli: &Cli, recipe: &BaseRecipe, name: &str) -> Result<ExitCode, Failure> {

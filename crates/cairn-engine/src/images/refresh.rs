@@ -279,21 +279,53 @@ pub fn refresh(
     if digest == current.digest {
         return Ok(Refreshed::Unchanged { digest });
     }
+    Ok(Refreshed::Admitted(vet_and_admit(
+        ctx, name, &candidate, note,
+    )?))
+}
+
+/// Imports `source` as catalog base `name` (`cairn base import`, and the
+/// last steps of every refresh): staged (pinned digest, verified blobs, safe
+/// unpack), its SBOM and scan, the publisher's signatures checked, then the
+/// catalog's gate. `note` gets each step.
+pub fn import(
+    ctx: &Refresh<'_>,
+    name: &str,
+    source: BaseSource,
+    note: &mut dyn FnMut(&str),
+) -> Result<Admission, EngineError> {
+    note(&format!("importing {} as `{name}`", source.describe()));
+    let candidate = catalog::stage(ctx.images, name, source, ctx.pull)?;
+    vet_and_admit(ctx, name, &candidate, note)
+}
+
+/// A staged candidate's SBOM and scan, its publisher's signatures, and the
+/// catalog's gate: the one way into the catalog.
+fn vet_and_admit(
+    ctx: &Refresh<'_>,
+    name: &str,
+    candidate: &Candidate,
+    note: &mut dyn FnMut(&str),
+) -> Result<Admission, EngineError> {
     note(&format!(
-        "{digest} unpacked and verified ({} layers); making its SBOM",
+        "{} unpacked and verified ({} layers); making its SBOM",
+        candidate.image.manifest_digest,
         candidate.image.layers.len()
     ));
     let mut vetting = vet(ctx.store, &candidate.rootfs, name, note)?;
-    let bundles = (ctx.signatures)(&candidate)?;
-    vetting.signature = catalog::check_signature(ctx.org, &candidate, &bundles);
+    let bundles = (ctx.signatures)(candidate)?;
+    vetting.signature = catalog::check_signature(ctx.org, candidate, &bundles);
+    if let Ok(Some(key)) = &vetting.signature {
+        note(&format!("the publisher's signature verifies (key {key})"));
+    }
     note(&format!(
         "{} components, {} known vulnerabilities",
         vetting.packages,
         vetting.vulnerabilities.len()
     ));
-    Ok(Refreshed::Admitted(catalog::admit(
-        ctx.data, ctx.store, ctx.images, ctx.org, &candidate, &vetting, ctx.actor,
-    )?))
+    catalog::admit(
+        ctx.data, ctx.store, ctx.images, ctx.org, candidate, &vetting, ctx.actor,
+    )
 }
 
 #[cfg(test)]
