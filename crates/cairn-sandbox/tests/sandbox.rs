@@ -318,11 +318,13 @@ fn fork_bomb_is_bounded() {
     let limit = 24;
     let mut spec = sh(
         ws.path(),
-        // The sleeper starts first: once the bomb fills the table, nothing forks.
-        // Each bomb process that forked stays alive (`sleep 3`) so the host-side
-        // sampler sees the full table even on a loaded machine; dash exits when
-        // a fork fails, so without it the peak lasts only an instant.
-        "readlink /proc/self/ns/pid > /workspace/ns; sleep 2 & s=$!; f() { f | f & sleep 3; }; f; wait $s",
+        // The sleeper starts first, then the bomb in the background: once the
+        // bomb fills the table nothing forks, and the main shell only waits
+        // (dash exits when one of its own forks fails, which would end the
+        // sandbox at once and the sampler would see nothing). Each bomb process
+        // that forked stays alive (`sleep 3`) so the host-side sampler sees the
+        // full table even on a loaded machine.
+        "readlink /proc/self/ns/pid > /workspace/ns; sleep 2 & s=$!; f() { f | f & sleep 3; }; f & wait $s",
     );
     spec.limits.max_processes = limit;
     spec.limits.wall_clock = Duration::from_secs(4);
