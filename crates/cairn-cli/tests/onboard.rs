@@ -387,6 +387,27 @@ fn explain_tells_a_missing_module_or_tool_from_a_failing_test() {
         "{e:?}"
     );
 
+    // A test that needs the network, in the offline test stage: refused by the
+    // sandbox, and explained as such (not as a failing test).
+    f.write(
+        "cairn.toml",
+        "[workload]\nname = \"app\"\n[build]\ncommand = \"true\"\n[test]\nunit = \"python3 -m unittest discover -v\"\n",
+    )
+    .write(
+        "test_app.py",
+        "import socket, unittest\n\nclass T(unittest.TestCase):\n    def test_remote(self):\n        socket.getaddrinfo('pypi.org', 443)\n",
+    )
+    .commit("network");
+    assert_eq!(f.run(&["run"]).code, 1);
+    let e = f.run(&["explain", "last"]);
+    println!("{}", e.stdout);
+    assert!(
+        e.stdout
+            .contains("not a failing test: the step needs the network")
+            && e.stdout.contains("only the fetch stage has one"),
+        "{e:?}"
+    );
+
     // A real failing test still says so.
     f.write(
         "cairn.toml",

@@ -54,6 +54,13 @@ pub fn explain(store: &dyn Store, id: RunId, tail: usize) -> Result<Explanation,
             let failed_tests = failed_tests(texts.iter().map(String::as_str));
             let missing = missing(texts.iter().map(String::as_str), stage.exit_code);
             let hint = match (&missing, stage.status) {
+                (Some(Missing::Network(sign)), StageStatus::Failed)
+                    if stage.kind == cairn_model::StageKind::Fetch =>
+                {
+                    Some(format!(
+                        "the fetch stage could not reach the network (`{sign}`): check that the registry it names is reachable from this machine; the fetch sandbox reaches out through slirp4netns and never to the host's loopback, link-local or cloud metadata addresses"
+                    ))
+                }
                 (Some(m), StageStatus::Failed) => Some(missing_hint(m)),
                 _ => hint(&stage, &failed_tests),
             };
@@ -99,6 +106,9 @@ pub fn missing_hint(m: &Missing) -> String {
         ),
         Missing::GoPackage(package) => format!(
             "not a failing test: no module in go.mod provides the package `{package}`. Add it (`go get {package}`) and commit go.mod and go.sum, so the fetch stage (`go mod download`) downloads it"
+        ),
+        Missing::Network(sign) => format!(
+            "not a failing test: the step needs the network (`{sign}`), and only the fetch stage has one; download what the tests need in build.fetch, or skip the tests that need the network when it is absent"
         ),
         Missing::CargoLockfile => "not a failing test: cargo was given `--locked` but Cargo.lock is missing or does not match Cargo.toml. Commit an up-to-date Cargo.lock (`cargo generate-lockfile`), or drop `--locked` from build.fetch".to_owned(),
     }
@@ -176,6 +186,13 @@ mod tests {
         check(
             Missing::RustCrate("quickcheck".into()),
             &["`quickcheck`", "[dev-dependencies]", "cargo fetch"],
+        );
+        check(
+            Missing::Network("Temporary failure in name resolution".into()),
+            &[
+                "needs the network (`Temporary failure in name resolution`)",
+                "only the fetch stage",
+            ],
         );
         check(
             Missing::GoPackage("github.com/x/y".into()),

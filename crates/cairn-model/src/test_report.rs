@@ -89,7 +89,23 @@ pub enum Missing {
     /// cargo's `--locked` with a `Cargo.lock` that does not match `Cargo.toml`
     /// (or none at all).
     CargoLockfile,
+    /// The step tried to reach the network and could not (name resolution or
+    /// an unreachable network): the sign, as the log said it.
+    Network(String),
 }
+
+/// What a resolver or socket says when there is no network (glibc, Node, curl,
+/// Go, Python, Java), as it appears in a log line.
+const NO_NETWORK: &[&str] = &[
+    "Temporary failure in name resolution",
+    "Name or service not known",
+    "getaddrinfo EAI_AGAIN",
+    "getaddrinfo ENOTFOUND",
+    "Could not resolve host",
+    "Network is unreachable",
+    "ENETUNREACH",
+    "java.net.UnknownHostException",
+];
 
 /// The longest name taken from a log line.
 const MAX_NAME: usize = 200;
@@ -175,6 +191,15 @@ fn missing_in(line: &str) -> Option<Missing> {
     if line.contains("--locked was passed") && line.contains("lock file") {
         return Some(Missing::CargoLockfile);
     }
+    // No network: the test stages run without one.
+    if let Some(sign) = NO_NETWORK.iter().find(|sign| line.contains(**sign)) {
+        return Some(Missing::Network((*sign).to_owned()));
+    }
+    if line.contains("dial tcp: lookup ") && line.contains("no such host") {
+        return Some(Missing::Network(
+            "dial tcp: lookup … no such host".to_owned(),
+        ));
+    }
     // Shells: `bash: cargo: command not found`, `sh: 1: cargo: not found`,
     // `/bin/sh: line 1: cargo: command not found`.
     for suffix in [": command not found", ": not found"] {
@@ -246,6 +271,21 @@ mod tests {
                 cmd("go"),
             ),
             ("", Some(127), Some(Command(None))),
+            (
+                "urllib.error.URLError: <urlopen error [Errno -3] Temporary failure in name resolution>\n",
+                Some(1),
+                Some(Network("Temporary failure in name resolution".into())),
+            ),
+            (
+                "Error: getaddrinfo EAI_AGAIN registry.npmjs.org\n",
+                Some(1),
+                Some(Network("getaddrinfo EAI_AGAIN".into())),
+            ),
+            (
+                "dial tcp: lookup proxy.golang.org on 10.0.2.3:53: no such host\n",
+                Some(1),
+                Some(Network("dial tcp: lookup … no such host".into())),
+            ),
             (
                 "E   ModuleNotFoundError: No module named 'requests'\n",
                 Some(2),
