@@ -65,27 +65,39 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Output, ParseError> {
             .version
             .as_deref()
             .ok_or_else(|| ParseError::structure(format!("{key}: no version")))?;
-        check_tokens(key, name, version)?;
-        let (ns, short) = match name.split_once('/') {
-            Some((scope, n)) if scope.starts_with('@') => (Some(scope), n),
-            _ => (None, name),
-        };
-        let mut c = component(
-            Ecosystem::Npm,
-            ns,
-            short,
-            version,
-            purl::npm(name, version),
-            path,
-        );
-        c.licence = match &p.license {
-            Some(serde_json::Value::String(s)) => parse_licence(s),
-            Some(other) => crate::licence::Licence::Unknown(other.to_string()),
-            None => crate::licence::Licence::NotGiven,
-        };
-        out.push(c)?;
+        out.push(package(key, name, version, p.license.as_ref(), path)?)?;
     }
     Ok(out)
+}
+
+/// One npm package (`name` possibly `@scope/name`) as a component, its
+/// `license` field read as an SPDX expression; `what` names it in errors.
+fn package(
+    what: &str,
+    name: &str,
+    version: &str,
+    license: Option<&serde_json::Value>,
+    path: &str,
+) -> Result<crate::Component, ParseError> {
+    check_tokens(what, name, version)?;
+    let (ns, short) = match name.split_once('/') {
+        Some((scope, n)) if scope.starts_with('@') => (Some(scope), n),
+        _ => (None, name),
+    };
+    let mut c = component(
+        Ecosystem::Npm,
+        ns,
+        short,
+        version,
+        purl::npm(name, version),
+        path,
+    );
+    c.licence = match license {
+        Some(serde_json::Value::String(s)) => parse_licence(s),
+        Some(other) => crate::licence::Licence::Unknown(other.to_string()),
+        None => crate::licence::Licence::NotGiven,
+    };
+    Ok(c)
 }
 
 #[derive(Deserialize)]
@@ -110,25 +122,7 @@ pub fn parse_installed(path: &str, bytes: &[u8]) -> Result<Output, ParseError> {
         .version
         .as_deref()
         .ok_or_else(|| ParseError::structure("no version"))?;
-    check_tokens("package", name, version)?;
-    let (ns, short) = match name.split_once('/') {
-        Some((scope, n)) if scope.starts_with('@') => (Some(scope), n),
-        _ => (None, name),
-    };
-    let mut c = component(
-        Ecosystem::Npm,
-        ns,
-        short,
-        version,
-        purl::npm(name, version),
-        path,
-    );
-    c.licence = match &p.license {
-        Some(serde_json::Value::String(s)) => parse_licence(s),
-        Some(other) => crate::licence::Licence::Unknown(other.to_string()),
-        None => crate::licence::Licence::NotGiven,
-    };
     let mut out = Output::default();
-    out.push(c)?;
+    out.push(package("package", name, version, p.license.as_ref(), path)?)?;
     Ok(out)
 }
