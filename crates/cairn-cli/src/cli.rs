@@ -18,6 +18,10 @@ pub struct Cli {
     /// cairn's data directory (default: .cairn in the working directory).
     #[arg(long, global = true, env = "CAIRN_HOME", value_name = "DIR")]
     pub cairn_home: Option<PathBuf>,
+    /// Run as root: where sandbox-visible files go (workspaces, unpacked root
+    /// filesystems); must be root-owned and writable by no one else.
+    #[arg(long, global = true, env = "CAIRN_SANDBOX_DIR", value_name = "DIR")]
+    pub sandbox_dir: Option<PathBuf>,
     /// The organisation's platform config (chains/<name>.toml, org.toml, policy/*.rego).
     #[arg(long, global = true, env = "CAIRN_PLATFORM_DIR", value_name = "DIR")]
     pub platform_dir: Option<PathBuf>,

@@ -843,3 +843,52 @@ fn gc_prunes_unused_workspaces_and_root_filesystems_but_never_one_in_use() {
     assert!(!cache.join(hex).exists(), "{r:?}");
     assert!(r.stdout.contains("1 removed, 0 in use kept"), "{r:?}");
 }
+
+/// Issue 15: root's workspaces and root filesystems always went to
+/// /var/lib/cairn, whose owner was never checked. `CAIRN_SANDBOX_DIR` chooses the
+/// place; one another user owns (or that anyone else may write) is refused before
+/// anything is unpacked there, naming the path and the problem. (Run as root,
+/// as CI does: only root's sandbox files live outside the data directory.)
+#[test]
+fn the_sandbox_dir_is_configurable_and_must_be_root_owned() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new();
+    let root = f.data.with_file_name("pinned-rootfs");
+    cairn_testkit::pinned_rootfs(&root);
+    let import = |sandbox: &Path| {
+        Run::from(
+            f.cairn(&["base", "import", root.to_str().unwrap(), "--name", "pinned"])
+                .env("CAIRN_SANDBOX_DIR", sandbox)
+                .output()
+                .unwrap(),
+        )
+    };
+
+    let foreign = f.data.with_file_name("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+    let r = import(&foreign);
+    println!("{}", r.stderr);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "the sandbox directory {} cannot be used: it is owned by uid 65534, not root",
+            foreign.display()
+        )),
+        "{r:?}"
+    );
+    assert!(!foreign.join("rootfs").join("x").exists());
+
+    let chosen = f.data.with_file_name("sandbox");
+    let r = import(&chosen);
+    assert_eq!(r.code, 0, "{r:?}");
+    let hex = &cairn_testkit::PINNED_IMAGE_DIGEST["sha256:".len()..];
+    let cache = std::fs::read_dir(chosen.join("rootfs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    assert!(cache.join(hex).is_dir(), "unpacked under CAIRN_SANDBOX_DIR");
+    let meta = std::fs::metadata(&chosen).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o711));
+}

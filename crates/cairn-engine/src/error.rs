@@ -41,6 +41,8 @@ pub enum EngineError {
         blocker: PathBuf,
         problem: String,
     },
+    #[error("the sandbox directory {} cannot be used: {problem}. Its workspaces and root filesystems must be out of reach of every other user: use a root-owned directory of mode 0711 or stricter on a root-owned path (set CAIRN_SANDBOX_DIR to choose another)", path.display())]
+    SandboxDirRefused { path: PathBuf, problem: String },
     #[error("git {what} failed: {stderr}")]
     Git { what: &'static str, stderr: String },
     #[error("build image `{name}` ({why_used}) is refused: {why}")]

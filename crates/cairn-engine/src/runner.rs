@@ -1278,6 +1278,7 @@ impl Engine {
                 &format!("note: the work tree's {WORKLOAD_FILE} has uncommitted changes; this run uses the committed file"),
             );
         }
+        self.data.prepare_sandbox_dir()?;
         if workspace.exists() {
             std::fs::remove_dir_all(workspace).map_err(EngineError::io("clear", workspace))?;
         }

@@ -146,7 +146,14 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
 
 pub fn data_dir(cli: &Cli) -> Result<DataDir, Failure> {
     let cwd: PathBuf = std::env::current_dir().context("cannot read the working directory")?;
-    let data = DataDir::resolve(cli.cairn_home.as_deref(), &cwd);
+    let mut data = DataDir::resolve(cli.cairn_home.as_deref(), &cwd);
+    if let Some(dir) = cli
+        .sandbox_dir
+        .as_deref()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        data = data.with_sandbox_dir(dir)?;
+    }
     // Every command that reads or writes state (the store, the signing key, the
     // log) refuses a data directory that `git add -A` would commit.
     data.check_not_committable()?;

@@ -31,6 +31,7 @@ const BASE_REF: &str = "base/";
 #[derive(Debug)]
 pub struct Images {
     layout: Layout,
+    data: DataDir,
     rootfs_cache: PathBuf,
     /// The digest of each cached rootfs's tree, recorded when it was unpacked
     /// (in the data directory, out of the sandbox's and other users' reach).
@@ -43,6 +44,7 @@ impl Images {
         std::fs::create_dir_all(data.root()).map_err(EngineError::io("create", data.root()))?;
         Ok(Images {
             layout: Layout::open_or_create(&data.images())?,
+            data: data.clone(),
             rootfs_cache: data.rootfs_cache(),
             rootfs_records: data.root().join("rootfs-digests"),
         })
@@ -157,12 +159,8 @@ impl Images {
             touch_dir(&dir);
             return Ok(dir);
         }
-        if running_as_root()
-            && let Some(shared) = self.rootfs_cache.parent()
-        {
-            // The parent shared by every data directory's cache (root's only).
-            create_traversable(shared)?;
-        }
+        // The parent shared by every data directory's cache (root's only).
+        self.data.prepare_sandbox_dir()?;
         private_dir(&self.rootfs_cache, false)?;
         let tmp = self
             .rootfs_cache
@@ -366,18 +364,6 @@ pub(crate) fn sandbox_spec(
     spec.working_dir = working_dir.into();
     spec.network = network;
     Ok(Some(spec))
-}
-
-/// A directory others may traverse but not list (the sandbox user walks through).
-pub(crate) fn create_traversable(path: &Path) -> Result<(), EngineError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o711)
-        .create(path)
-        .map_err(EngineError::io("create", path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o711))
-        .map_err(EngineError::io("chmod", path))
 }
 
 #[cfg(test)]

@@ -248,6 +248,7 @@ fn source_of(
 
 /// A fresh directory under the data directory's workspaces, removed when dropped.
 pub(crate) fn scratch_dir(data: &DataDir) -> Result<TempDir, EngineError> {
+    data.prepare_sandbox_dir()?;
     let base = data.workspaces();
     std::fs::create_dir_all(&base).map_err(EngineError::io("create", &base))?;
     for _ in 0..16 {
