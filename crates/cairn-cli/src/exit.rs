@@ -22,11 +22,16 @@ impl Failure {
     }
 }
 
+/// The exit code of an error's kind: 1 when the user can fix it, 2 when cairn
+/// failed (the server answers the same kinds with 4xx and 5xx).
+pub fn code_of(kind: cairn_model::ErrorKind) -> u8 {
+    if kind.is_user() { USER } else { INTERNAL }
+}
+
 impl From<EngineError> for Failure {
     fn from(err: EngineError) -> Self {
-        let code = if err.is_user_error() { USER } else { INTERNAL };
         Failure {
-            code,
+            code: code_of(err.kind()),
             error: err.into(),
         }
     }
@@ -44,7 +49,7 @@ impl From<anyhow::Error> for Failure {
 impl From<cairn_store::StoreError> for Failure {
     fn from(err: cairn_store::StoreError) -> Self {
         Failure {
-            code: INTERNAL,
+            code: code_of(err.kind()),
             error: err.into(),
         }
     }
@@ -92,5 +97,52 @@ impl From<cairn_oci::OciError> for Failure {
             code: INTERNAL,
             error: err.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_store::StoreError;
+
+    /// Issue 15: every store error was exit 2. A missing record, a taken name or
+    /// a refused value is the user's (1), as the server answers it with a 4xx;
+    /// a full disk or a database failure is cairn's (2).
+    #[test]
+    fn store_errors_exit_by_their_kind() {
+        let code = |e: StoreError| Failure::from(e).code;
+        assert_eq!(
+            code(StoreError::NotFound {
+                what: "run",
+                id: "7".into()
+            }),
+            USER
+        );
+        assert_eq!(
+            code(StoreError::Exists {
+                what: "identity",
+                id: "dev".into()
+            }),
+            USER
+        );
+        assert_eq!(
+            code(StoreError::Invalid {
+                what: "name",
+                why: "empty".into()
+            }),
+            USER
+        );
+        assert_eq!(
+            code(StoreError::Corrupt {
+                what: "status",
+                value: "x".into()
+            }),
+            INTERNAL
+        );
+        let engine = EngineError::Store(StoreError::NotFound {
+            what: "workload",
+            id: "ghost".into(),
+        });
+        assert_eq!(Failure::from(engine).code, USER);
     }
 }

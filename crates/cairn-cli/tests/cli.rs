@@ -691,3 +691,18 @@ fn a_fetch_stage_without_slirp4netns_fails_instead_of_using_the_host_network() {
     let logs = f.run(&["logs", "last", "fetch"]);
     assert!(!logs.stdout.contains("RAN-42"), "{logs:?}");
 }
+
+/// Issue 15: a directory the user names that does not exist was exit 2 ("cannot
+/// open"), as if cairn had failed; it is the user's input: exit 1, said plainly.
+#[test]
+fn a_missing_directory_is_the_user_s_error() {
+    let f = Fixture::new();
+    let missing = f.repo.join("no-such-app");
+    let r = f.run(&["workload", "add", missing.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains(&format!("{} does not exist", missing.display())),
+        "{r:?}"
+    );
+}

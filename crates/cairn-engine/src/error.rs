@@ -6,6 +6,8 @@ use cairn_model::config::ConfigError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    #[error("{} does not exist", path.display())]
+    PathNotFound { path: PathBuf },
     #[error("{} is not inside a git repository", path.display())]
     NotAGitRepo { path: PathBuf },
     #[error("no {file} in {} or any parent up to the repository root; run `cairn init` first", dir.display())]
@@ -262,9 +264,33 @@ impl From<cairn_registry::Error> for EngineError {
 }
 
 impl EngineError {
+    /// What kind of failure this is; the CLI's exit code (`cairn-cli/src/exit.rs`)
+    /// and the server's HTTP status (`cairn-server/src/problem.rs`) follow from it
+    /// and from nothing else.
+    pub fn kind(&self) -> cairn_model::ErrorKind {
+        use cairn_model::ErrorKind;
+        match self {
+            Self::NoToken | Self::BadToken => ErrorKind::Unauthenticated,
+            Self::Denied { .. } => ErrorKind::Forbidden,
+            Self::RunNotFound(_)
+            | Self::UnknownIdentity { .. }
+            | Self::ImageNotFound { .. }
+            | Self::PathNotFound { .. } => ErrorKind::NotFound,
+            Self::Store(store) => store.kind(),
+            _ if self.is_invalid_request() => ErrorKind::Invalid,
+            _ => ErrorKind::Internal,
+        }
+    }
+
     /// Whether the user's input is at fault (exit 1) rather than cairn or the
     /// machine (exit 2).
     pub fn is_user_error(&self) -> bool {
+        self.kind().is_user()
+    }
+
+    /// The errors the request's own content causes (beyond the kinds `kind`
+    /// names first).
+    fn is_invalid_request(&self) -> bool {
         // A path refused in a tree the user named, or one that does not exist.
         let refused =
             |e: &cairn_fs::FsError| !matches!(e, cairn_fs::FsError::Io { .. }) || e.is_not_found();

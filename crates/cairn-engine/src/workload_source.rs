@@ -76,7 +76,12 @@ pub fn load_workload(
     rev: &str,
     platform_dir: Option<&Path>,
 ) -> Result<LoadedWorkload, EngineError> {
-    let dir = std::fs::canonicalize(dir).map_err(EngineError::io("open", dir))?;
+    let dir = std::fs::canonicalize(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => EngineError::PathNotFound {
+            path: dir.to_path_buf(),
+        },
+        _ => EngineError::io("open", dir)(e),
+    })?;
     let top = git::top_level(&dir)?;
     let top = std::fs::canonicalize(&top).map_err(EngineError::io("open", &top))?;
     let app = find_app_dir(&dir, &top)?;

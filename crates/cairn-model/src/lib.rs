@@ -6,6 +6,7 @@
 pub mod config;
 pub mod deployment;
 pub mod ecosystem;
+pub mod error_kind;
 pub mod image;
 pub mod image_ref;
 pub mod run;
@@ -17,6 +18,7 @@ pub use deployment::{
     ChangeRecord, DeploymentRecord, DeploymentStatus, IdentityKind, IdentityRecord, RoleBinding,
     SessionRecord,
 };
+pub use error_kind::ErrorKind;
 pub use image::{BaseRecipe, BaseRecord, DebianRecipe, ImageRecord, RecipeError};
 pub use run::{
     DeliveryRecord, EvidenceRecord, LogLine, LogStream, NewDelivery, NewEvidence, NewRun, NewStage,

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cairn_engine::EngineError;
+use cairn_model::ErrorKind;
 use cairn_store::StoreError;
 use serde_json::{Value, json};
 
@@ -127,45 +128,45 @@ impl IntoResponse for ApiError {
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         match &error {
+            EngineError::Store(store) => ApiError::from_store(store, &error),
             EngineError::NoToken => ApiError::unauthorized("send `Authorization: Bearer <token>`"),
             EngineError::BadToken => ApiError::unauthorized(
                 "the token belongs to no active identity (unknown, expired or revoked)",
             ),
             EngineError::Denied { reason, .. } => ApiError::forbidden(reason.clone()),
-            EngineError::RunNotFound(_)
-            | EngineError::UnknownIdentity { .. }
-            | EngineError::ImageNotFound { .. } => ApiError::not_found(error.to_string()),
-            EngineError::Store(store) => ApiError::from_store(store, &error),
-            _ if error.is_user_error() => ApiError::unprocessable(error.to_string()),
-            _ => ApiError::internal(&cairn_model::error_chain(&error)),
+            _ => ApiError::of_kind(error.kind(), error.to_string(), &error),
         }
     }
 }
 
 impl ApiError {
-    fn from_store(store: &StoreError, whole: &dyn std::fmt::Display) -> Self {
-        match store {
-            StoreError::NotFound { .. } => ApiError::not_found(store.to_string()),
-            // What the request asked to keep breaks the store's rules: the
-            // request's fault, said as the store says it.
-            StoreError::Invalid { .. } | StoreError::TooLarge { .. } => {
-                ApiError::unprocessable(store.to_string())
-            }
-            StoreError::Exists { .. } | StoreError::InUse { .. } => {
-                ApiError::conflict(store.to_string())
-            }
+    /// The one mapping of an error's kind to its answer: `message` is what the
+    /// client may read; `whole` (with causes, maybe paths) stays in the log.
+    fn of_kind(kind: ErrorKind, message: String, whole: &dyn std::fmt::Display) -> Self {
+        match kind {
+            ErrorKind::NotFound => ApiError::not_found(message),
+            ErrorKind::Invalid => ApiError::unprocessable(message),
+            ErrorKind::Conflict => ApiError::conflict(message),
+            ErrorKind::Unauthenticated => ApiError::unauthorized(message),
+            ErrorKind::Forbidden => ApiError::forbidden(message),
             // RFC 4918 §11.5: the server cannot store what the request needs;
             // the path stays in the server's log.
-            StoreError::DiskFull { .. } => {
-                eprintln!("cairn up: {}", whole);
+            ErrorKind::DiskFull => {
+                eprintln!("cairn up: {whole}");
                 Self::new(
                     StatusCode::INSUFFICIENT_STORAGE,
                     "disk full",
                     "the server's disk is full; nothing was written (reads still work)",
                 )
             }
-            _ => ApiError::internal(whole),
+            ErrorKind::Internal => ApiError::internal(whole),
         }
+    }
+
+    /// What the request asked to keep breaks the store's rules: the request's
+    /// fault, said as the store says it.
+    fn from_store(store: &StoreError, whole: &dyn std::fmt::Display) -> Self {
+        ApiError::of_kind(store.kind(), store.to_string(), whole)
     }
 }
 
@@ -176,8 +177,38 @@ impl From<StoreError> for ApiError {
 }
 
 #[cfg(test)]
-mod disk_full_tests {
+mod tests {
     use super::*;
+
+    /// Issue 15: the CLI mapped every store error to exit 2 while the server
+    /// answered 404/409/422. Both now follow the error's kind: every kind the
+    /// user can fix is a 4xx here and exit 1 there, the rest 5xx and exit 2.
+    #[test]
+    fn every_kind_is_4xx_exactly_when_it_is_the_user_s() {
+        for kind in [
+            ErrorKind::Invalid,
+            ErrorKind::NotFound,
+            ErrorKind::Conflict,
+            ErrorKind::Unauthenticated,
+            ErrorKind::Forbidden,
+            ErrorKind::DiskFull,
+            ErrorKind::Internal,
+        ] {
+            let e = ApiError::of_kind(kind, "m".into(), &"whole");
+            assert_eq!(e.status.is_client_error(), kind.is_user(), "{kind:?}");
+            assert_eq!(e.status.is_server_error(), !kind.is_user(), "{kind:?}");
+        }
+        let missing = StoreError::NotFound {
+            what: "workload",
+            id: "ghost".into(),
+        };
+        assert_eq!(ApiError::from(missing).status, StatusCode::NOT_FOUND);
+        let taken = EngineError::Store(StoreError::Exists {
+            what: "identity",
+            id: "dev".into(),
+        });
+        assert_eq!(ApiError::from(taken).status, StatusCode::CONFLICT);
+    }
 
     /// A full disk is 507 Insufficient Storage, not an anonymous 500, and the
     /// answer does not show the data directory's path.

@@ -151,6 +151,20 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// What kind of failure this is (the CLI's exit code and the server's status
+    /// follow from it): a missing record, a name taken, a value refused are the
+    /// request's; the rest is the store's own.
+    pub fn kind(&self) -> cairn_model::ErrorKind {
+        use cairn_model::ErrorKind;
+        match self {
+            StoreError::NotFound { .. } => ErrorKind::NotFound,
+            StoreError::Invalid { .. } | StoreError::TooLarge { .. } => ErrorKind::Invalid,
+            StoreError::Exists { .. } | StoreError::InUse { .. } => ErrorKind::Conflict,
+            StoreError::DiskFull { .. } => ErrorKind::DiskFull,
+            _ => ErrorKind::Internal,
+        }
+    }
+
     /// Whether the disk holding the store is full.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, StoreError::DiskFull { .. })
