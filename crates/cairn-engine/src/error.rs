@@ -113,6 +113,10 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Store(#[from] cairn_store::StoreError),
+    /// A document the user handed in (a VEX document, a licence policy) that
+    /// cannot be used; `what` names it (empty when `reason` already does).
+    #[error("{what}{}{reason}", if what.is_empty() { "" } else { ": " })]
+    BadDocument { what: String, reason: String },
     #[error("{source_name}: {reason}")]
     BadArchive { source_name: String, reason: String },
     #[error("the exposure is not accepted: {0}")]
@@ -310,6 +314,7 @@ impl EngineError {
                 | Self::UnknownCommit { .. }
                 | Self::ConfigNotCommitted { .. }
                 | Self::BadArchive { .. }
+                | Self::BadDocument { .. }
                 | Self::AcceptanceRefused(_)
                 | Self::Config(_)
                 | Self::ChainNotFound { .. }

@@ -197,8 +197,6 @@ pub fn print_problems(collected: &Collected) {
     }
 }
 
-pub use cairn_model::error_chain;
-
 /// The engine's bounded tree walk, with the CLI's exit codes.
 #[derive(Debug)]
 pub struct Tree(cairn_engine::inventory::Tree);

@@ -15,16 +15,16 @@
 //! `--licence-policy FILE` (or `$CAIRN_PLATFORM_DIR/policy/licences.toml` when
 //! present) evaluates every component's licence; any licence finding exits 1.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::anyhow;
-use cairn_sbom::licence_policy::{LicencePolicy, LicenceVerdict};
-use cairn_vuln::{Finding, FindingKind, Rating, VexDocument, VexSet, VexVerdict};
+use cairn_engine::scan::ScanOutcome;
+use cairn_sbom::licence_policy::LicenceVerdict;
+use cairn_vuln::{Finding, FindingKind, Rating, VexVerdict};
 use serde_json::{Value, json};
 
-use super::sbom::{Collected, collect, error_chain, print_problems};
+use super::sbom::{collect, print_problems};
 use super::{data_dir, open_store};
 use crate::cli::Cli;
 use crate::exit::Failure;
@@ -74,26 +74,6 @@ pub struct ScanArgs {
     pub licence_policy: Option<PathBuf>,
 }
 
-/// A vulnerability a VEX statement suppressed.
-struct Suppressed<'a> {
-    finding: &'a Finding,
-    verdict: VexVerdict,
-}
-
-/// A component whose licence the policy does not allow.
-struct LicenceFinding {
-    purl: String,
-    licence: String,
-    verdict: LicenceVerdict,
-}
-
-/// Something that kept a component from being evaluated.
-#[derive(Debug)]
-struct Issue {
-    subject: String,
-    reason: String,
-}
-
 pub fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
     let collected = collect(&args.path)?;
     if collected.nothing_read() {
@@ -109,88 +89,49 @@ pub fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
             "no advisories are stored; import some first with `cairn vulns import SOURCE`"
         )));
     }
-    let vex = load_vex(&args.vex)?;
-    let policy = load_policy(cli, args)?;
-    let evaluation = cairn_engine::inventory::evaluate(&*store, &collected)?;
-    let report = evaluation.report;
-    let issues: Vec<Issue> = evaluation
-        .not_evaluated
-        .into_iter()
-        .map(|n| Issue {
-            subject: n.subject,
-            reason: n.reason,
-        })
-        .collect();
-    let purls = cairn_engine::inventory::purls(&collected);
-    let mut kept: Vec<(&Finding, Option<VexVerdict>)> = Vec::new();
-    let mut suppressed = Vec::new();
-    for f in &report.vulnerabilities {
-        let verdict = vex_verdict(&vex.set, &purls, f);
-        match verdict {
-            Some(v) if v.statement.status.suppresses() => suppressed.push(Suppressed {
-                finding: f,
-                verdict: v,
-            }),
-            other => kept.push((f, other)),
-        }
-    }
-    let licence_findings = policy
-        .as_ref()
-        .map(|p| licence_findings(p, &collected))
-        .unwrap_or_default();
+    let vex = cairn_engine::scan::load_vex(&args.vex)?;
+    let policy = policy_path(cli, args)
+        .map(|p| cairn_engine::scan::load_licence_policy(&p))
+        .transpose()?;
     let threshold = args.fail_on.rating();
-    let crossing = kept
-        .iter()
-        .filter(|(f, _)| f.severity.as_ref().is_none_or(|s| s.rating >= threshold))
-        .count();
-    let failed = crossing > 0 || !licence_findings.is_empty();
+    let outcome = cairn_engine::scan::scan(&*store, &collected, vex, policy.as_ref(), threshold)?;
+    let failed = outcome.failed();
     if cli.json {
         print_json(&json!({
             "path": args.path.display().to_string(),
-            "packages": report.packages,
-            "vulnerabilities": kept.iter().map(|(f, v)| {
+            "packages": outcome.report.packages,
+            "vulnerabilities": outcome.kept.iter().map(|(f, v)| {
                 let mut j = finding_json(f);
                 // The component's purl (an OS source package: its first binary package's).
-                j["purl"] = json!(purls.get(&(f.ecosystem.clone(), f.package.clone(), f.installed_version.clone())));
+                j["purl"] = json!(outcome.purl_of(f));
                 if let Some(v) = v {
                     j["vex"] = vex_json(v);
                 }
                 j
             }).collect::<Vec<_>>(),
-            "suppressed": suppressed.iter().map(|s| {
-                let mut j = finding_json(s.finding);
+            "suppressed": outcome.suppressed.iter().map(|s| {
+                let mut j = finding_json(&s.finding);
                 j["vex"] = vex_json(&s.verdict);
                 j
             }).collect::<Vec<_>>(),
-            "vex_refused": vex.refused,
-            "licence_policy": policy.is_some(),
-            "licences": licence_findings.iter().map(|l| json!({
+            "vex_refused": outcome.vex_refused,
+            "licence_policy": outcome.licences.is_some(),
+            "licences": outcome.licences.iter().flatten().map(|l| json!({
                 "purl": l.purl,
                 "licence": l.licence,
                 "kind": l.verdict.kind(),
                 "detail": licence_detail(&l.verdict),
             })).collect::<Vec<_>>(),
-            "informational": report.informational.iter().map(finding_json).collect::<Vec<_>>(),
-            "issues": issues.iter().map(|i| json!({ "subject": i.subject, "reason": i.reason })).collect::<Vec<_>>(),
+            "informational": outcome.report.informational.iter().map(finding_json).collect::<Vec<_>>(),
+            "issues": outcome.not_evaluated.iter().map(|i| json!({ "subject": i.subject, "reason": i.reason })).collect::<Vec<_>>(),
             "fail_on": threshold.as_str(),
             "failed": failed,
         }));
     } else {
         print_problems(&collected);
-        print_text(
-            &report,
-            &Sections {
-                kept: &kept,
-                suppressed: &suppressed,
-                vex_refused: &vex.refused,
-                licences: policy.as_ref().map(|_| licence_findings.as_slice()),
-            },
-            &issues,
-            threshold,
-            crossing,
-        );
+        print_text(&outcome, threshold);
     }
-    if report.packages == 0 && !issues.is_empty() {
+    if outcome.report.packages == 0 && !outcome.not_evaluated.is_empty() {
         return Err(Failure::user(anyhow!(
             "none of the components under {} could be evaluated",
             args.path.display()
@@ -203,102 +144,16 @@ pub fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
     })
 }
 
-/// The VEX documents given, their statements together, and the statements
-/// refused (each naming its file).
-struct LoadedVex {
-    set: VexSet,
-    refused: Vec<String>,
-}
-
-/// Reads and parses every `--vex` file; one that cannot be read or parsed stops
-/// the scan (ignoring it would silently change what is reported).
-fn load_vex(paths: &[PathBuf]) -> Result<LoadedVex, Failure> {
-    let mut loaded = LoadedVex {
-        set: VexSet::new(),
-        refused: Vec::new(),
-    };
-    for path in paths {
-        let too_large = std::fs::metadata(path)
-            .map(|m| m.len() > cairn_vuln::vex::MAX_VEX_BYTES as u64)
-            .unwrap_or(false);
-        if too_large {
-            return Err(Failure::user(anyhow!(
-                "VEX document {}: larger than {} bytes",
-                path.display(),
-                cairn_vuln::vex::MAX_VEX_BYTES
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(|e| {
-            Failure::user(anyhow!(
-                "VEX document {}: cannot read it: {e}",
-                path.display()
-            ))
-        })?;
-        let doc = VexDocument::parse(&bytes).map_err(|e| {
-            Failure::user(anyhow!(
-                "VEX document {}: {}",
-                path.display(),
-                error_chain(&e)
-            ))
-        })?;
-        for r in &doc.refused {
-            loaded
-                .refused
-                .push(format!("{} ({}): {r}", path.display(), doc.id));
-        }
-        loaded.set.add(&doc);
-    }
-    Ok(loaded)
-}
-
 /// The licence policy in force: `--licence-policy`, else the platform's
 /// `policy/licences.toml` when it exists, else none.
-fn load_policy(cli: &Cli, args: &ScanArgs) -> Result<Option<LicencePolicy>, Failure> {
-    let path = match (&args.licence_policy, &cli.platform_dir) {
-        (Some(p), _) => p.clone(),
+fn policy_path(cli: &Cli, args: &ScanArgs) -> Option<PathBuf> {
+    match (&args.licence_policy, &cli.platform_dir) {
+        (Some(p), _) => Some(p.clone()),
         (None, Some(dir)) if dir.join("policy/licences.toml").is_file() => {
-            dir.join("policy/licences.toml")
+            Some(dir.join("policy/licences.toml"))
         }
-        _ => return Ok(None),
-    };
-    let too_large = std::fs::metadata(&path)
-        .map(|m| m.len() > cairn_sbom::licence_policy::MAX_POLICY_BYTES as u64)
-        .unwrap_or(false);
-    if too_large {
-        return Err(Failure::user(anyhow!(
-            "licence policy {}: larger than {} bytes",
-            path.display(),
-            cairn_sbom::licence_policy::MAX_POLICY_BYTES
-        )));
+        _ => None,
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Failure::user(anyhow!(
-            "licence policy {}: cannot read it: {e}",
-            path.display()
-        ))
-    })?;
-    LicencePolicy::parse(&text)
-        .map(Some)
-        .map_err(|e| Failure::user(anyhow!("{}:{e}", path.display())))
-}
-
-fn vex_verdict(
-    vex: &VexSet,
-    purls: &BTreeMap<(String, String, String), String>,
-    f: &Finding,
-) -> Option<VexVerdict> {
-    if vex.is_empty() {
-        return None;
-    }
-    let purl = purls.get(&(
-        f.ecosystem.clone(),
-        f.package.clone(),
-        f.installed_version.clone(),
-    ))?;
-    let ids: Vec<&str> = std::iter::once(f.advisory_id.as_str())
-        .chain(f.aliases.iter().map(String::as_str))
-        .collect();
-    vex.verdict(&ids, purl)
 }
 
 fn vex_json(v: &VexVerdict) -> Value {
@@ -330,30 +185,6 @@ fn vex_text(v: &VexVerdict) -> String {
     out
 }
 
-/// Every component (each purl once) whose licence the policy does not allow.
-fn licence_findings(policy: &LicencePolicy, collected: &Collected) -> Vec<LicenceFinding> {
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for c in &collected.report.components {
-        if !seen.insert(c.purl.clone()) {
-            continue;
-        }
-        let verdict = policy.evaluate(&c.licence);
-        if verdict.is_finding() {
-            let licence = match &c.licence {
-                cairn_sbom::Licence::Expression(e) | cairn_sbom::Licence::Unknown(e) => e.clone(),
-                cairn_sbom::Licence::NotGiven => "(none stated)".to_owned(),
-            };
-            out.push(LicenceFinding {
-                purl: c.purl.clone(),
-                licence,
-                verdict,
-            });
-        }
-    }
-    out
-}
-
 fn licence_detail(v: &LicenceVerdict) -> String {
     match v {
         LicenceVerdict::Allowed => "allowed".to_owned(),
@@ -361,15 +192,6 @@ fn licence_detail(v: &LicenceVerdict) -> String {
         LicenceVerdict::Unknown { reason } => reason.clone(),
         LicenceVerdict::NotAllowed => "no choice of licences is on the allow list".to_owned(),
     }
-}
-
-/// What VEX and the licence policy add to the text report.
-struct Sections<'a> {
-    kept: &'a [(&'a Finding, Option<VexVerdict>)],
-    suppressed: &'a [Suppressed<'a>],
-    vex_refused: &'a [String],
-    /// `None` when no licence policy is in force.
-    licences: Option<&'a [LicenceFinding]>,
 }
 
 fn finding_json(f: &Finding) -> Value {
@@ -425,36 +247,31 @@ fn finding_text(f: &Finding) {
     );
 }
 
-fn print_text(
-    report: &cairn_vuln::ScanReport,
-    sections: &Sections<'_>,
-    issues: &[Issue],
-    threshold: Rating,
-    crossing: usize,
-) {
-    if !sections.kept.is_empty() {
+fn print_text(outcome: &ScanOutcome, threshold: Rating) {
+    let report = &outcome.report;
+    if !outcome.kept.is_empty() {
         println!("vulnerabilities:");
-        for (f, v) in sections.kept {
+        for (f, v) in &outcome.kept {
             finding_text(f);
             if let Some(v) = v {
                 println!("  {}", vex_text(v));
             }
         }
     }
-    if !sections.suppressed.is_empty() {
+    if !outcome.suppressed.is_empty() {
         println!("suppressed by VEX (not counted against --fail-on):");
-        for s in sections.suppressed {
-            finding_text(s.finding);
+        for s in &outcome.suppressed {
+            finding_text(&s.finding);
             println!("  {}", vex_text(&s.verdict));
         }
     }
-    if !sections.vex_refused.is_empty() {
+    if !outcome.vex_refused.is_empty() {
         println!("VEX statements refused (not applied):");
-        for r in sections.vex_refused {
+        for r in &outcome.vex_refused {
             println!("  {r}");
         }
     }
-    if let Some(licences) = sections.licences {
+    if let Some(licences) = &outcome.licences {
         if licences.is_empty() {
             println!("licences: every component's licence is allowed by the policy");
         } else {
@@ -481,22 +298,24 @@ fn print_text(
             finding_text(f);
         }
     }
-    if !issues.is_empty() {
+    if !outcome.not_evaluated.is_empty() {
         println!("not evaluated:");
-        for i in issues {
+        for i in &outcome.not_evaluated {
             println!("  {}: {}", i.subject, i.reason);
         }
     }
     println!(
-        "{} packages scanned: {} vulnerabilities ({crossing} at or above {}, or of unknown severity), {} suppressed by VEX, {} informational, {} not evaluated{}",
+        "{} packages scanned: {} vulnerabilities ({} at or above {}, or of unknown severity), {} suppressed by VEX, {} informational, {} not evaluated{}",
         report.packages,
-        sections.kept.len(),
+        outcome.kept.len(),
+        outcome.crossing,
         threshold.as_str(),
-        sections.suppressed.len(),
+        outcome.suppressed.len(),
         report.informational.len(),
-        issues.len(),
-        sections
+        outcome.not_evaluated.len(),
+        outcome
             .licences
+            .as_ref()
             .map_or_else(String::new, |l| format!(", {} licence findings", l.len())),
     );
 }
