@@ -14,7 +14,7 @@ use common::{Fixture, Run};
 use serde_json::Value;
 
 const ADVISORY: &str = "GHSA-cair-n000-0001";
-const DECISION_PREDICATE: &str = "https://cairn.invalid/attestation/gate-decision/v1";
+const DECISION_PREDICATE: &str = "urn:cairn:predicate:gate-decision:v1";
 
 /// An npm lockfile naming left-pad 1.3.0, MIT (so the licences rule admits it).
 const PACKAGE_LOCK: &str = r#"{
@@ -564,7 +564,7 @@ fn an_exposure_accepted_with_signed_openvex_until_an_expiry_is_open_again_after_
     // A row whose signature no longer verifies is not believed.
     f.tamper(
         "UPDATE evidence SET bundle = CAST(replace(CAST(bundle AS TEXT), '\"sig\":\"', '\"sig\":\"AAAA') AS BLOB) WHERE predicate_type = ?",
-        &["https://cairn.invalid/attestation/exposure-acceptance/v1"],
+        &["urn:cairn:predicate:exposure-acceptance:v1"],
     );
     let list = exposures(&f, &[], None);
     assert_eq!(list[0]["state"], "open", "{list}");

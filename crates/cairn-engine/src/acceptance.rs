@@ -31,8 +31,7 @@ use crate::keys::KeyStore;
 use crate::{DataDir, EngineError};
 
 /// The predicate type of an acceptance.
-pub const ACCEPTANCE_PREDICATE_TYPE: &str =
-    "https://cairn.invalid/attestation/exposure-acceptance/v1";
+pub const ACCEPTANCE_PREDICATE_TYPE: &str = cairn_evidence::types::EXPOSURE_ACCEPTANCE_V1;
 
 /// The longest an acceptance may last: a year.
 pub const MAX_ACCEPTANCE_MS: i64 = 365 * 24 * 3_600_000;

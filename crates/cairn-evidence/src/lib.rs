@@ -53,6 +53,7 @@ pub mod sbom;
 mod statement;
 pub mod test_result;
 mod time;
+pub mod types;
 pub mod vsa;
 pub mod vulns;
 

@@ -10,7 +10,7 @@ use crate::{EvidenceError, Observed, rfc3339_utc_ms};
 pub const PROVENANCE_PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
 /// cairn's `buildType`: a stage of a cairn chain. It names the schema of
 /// [`ExternalParameters`] and [`InternalParameters`].
-pub const CAIRN_BUILD_TYPE: &str = "https://example.invalid/cairn/build-types/chain-stage/v1";
+pub const CAIRN_BUILD_TYPE: &str = crate::types::CHAIN_STAGE_BUILD_TYPE_V1;
 
 /// The provenance predicate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,10 +1,9 @@
 //! cairn's review predicate: a signed statement that one identity reviewed one
 //! exact commit of one repository and approved it or asked for changes.
 //!
-//! Predicate type [`REVIEW_PREDICATE_TYPE`] (`https://cairn.invalid/attestation/review/v1`),
-//! a URI in the reserved `.invalid` domain (RFC 2606 §2) so it can never be
-//! mistaken for, or collide with, a type someone else publishes. Schema, all
-//! fields required unless marked:
+//! Predicate type [`REVIEW_PREDICATE_TYPE`] (`urn:cairn:predicate:review:v1`, see
+//! [`crate::types`] and `docs/evidence/review-v1.md`). Schema, all fields
+//! required unless marked:
 //!
 //! ```jsonc
 //! "predicate": {
@@ -43,7 +42,7 @@ use crate::{
 };
 
 /// `predicateType` of a cairn review.
-pub const REVIEW_PREDICATE_TYPE: &str = "https://cairn.invalid/attestation/review/v1";
+pub const REVIEW_PREDICATE_TYPE: &str = crate::types::REVIEW_V1;
 /// The longest review comment, in bytes.
 pub const MAX_COMMENT_BYTES: usize = 4096;
 /// The longest identity (reviewer or author) or repository, in bytes.

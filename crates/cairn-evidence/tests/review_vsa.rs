@@ -80,7 +80,7 @@ fn review_statement_has_its_documented_shape() {
         json!({
             "_type": "https://in-toto.io/Statement/v1",
             "subject": [{"name": REPO, "digest": {"gitCommit": COMMIT, "sha256": derived}}],
-            "predicateType": "https://cairn.invalid/attestation/review/v1",
+            "predicateType": "urn:cairn:predicate:review:v1",
             "predicate": {
                 "repository": REPO,
                 "commit": COMMIT,

@@ -156,7 +156,7 @@ pub fn realistic_input(builder_id: &str) -> GateInput {
                 commit: Some(commit.to_owned()),
                 predicate: json!({
                     "buildDefinition": {
-                        "buildType": "https://example.invalid/cairn/build-types/chain-stage/v1",
+                        "buildType": "urn:cairn:build-type:chain-stage:v1",
                         "externalParameters": {"workload": "hello", "repository": repo, "commit": commit},
                         "internalParameters": {"chain": "default", "stage": "build", "stageKind": "build", "command": "make"},
                         "resolvedDependencies": [
