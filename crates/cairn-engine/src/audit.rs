@@ -54,6 +54,32 @@ const LOCK_POLL: Duration = Duration::from_millis(10);
 /// The apiVersion of cairn's own change entries.
 pub const CHANGE_VERSION: &str = "0.0.1";
 
+/// This installation's name in its evidence: the SLSA `builder.id` of its
+/// provenance, which its gate expects. `configured` (org.toml's `[evidence]
+/// builder_id`) when given; otherwise derived from the audit log's key, made
+/// once per data directory, never rotated and kept by a backup, so two
+/// installations differ and one keeps its id across signing-key rotations:
+/// `urn:cairn:builder:<the first 16 hex digits of the log's key id>`. `None`
+/// before the log has a key (no provenance of this installation exists yet);
+/// nothing is created.
+pub fn builder_id(data: &DataDir, configured: Option<&str>) -> Result<Option<String>, EngineError> {
+    if let Some(id) = configured {
+        return Ok(Some(id.to_owned()));
+    }
+    let path = key_path(data);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(None);
+    }
+    let signer =
+        cairn_tlog_fs::load_or_create_signer(&path, ORIGIN).map_err(EngineError::AuditKey)?;
+    Ok(Some(derived_builder_id(&log_key_id(&signer.verifier()))))
+}
+
+fn derived_builder_id(log_id: &[u8; 32]) -> String {
+    let hex: String = log_id[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("urn:cairn:builder:{hex}")
+}
+
 /// `<data>/log`: the log's tiles, entry bundles and checkpoint.
 pub fn log_dir(data: &DataDir) -> PathBuf {
     data.root().join("log")
@@ -427,6 +453,11 @@ impl AuditLog {
         self.log_id
     }
 
+    /// This installation's builder id (see [`builder_id`]).
+    pub fn builder_id(&self, configured: Option<&str>) -> String {
+        configured.map_or_else(|| derived_builder_id(&self.log_id), str::to_owned)
+    }
+
     /// Appends `change` and returns once it is durable and covered by a
     /// published checkpoint, with the proof of that. On `Err` the change was
     /// not recorded: the caller must not make it.
@@ -570,6 +601,34 @@ mod tests {
         let data = DataDir::at(tmp.path());
         let audit = AuditLog::open(&data).expect("opens");
         (tmp, data, audit)
+    }
+
+    /// Issue 15: `builder.id` was one constant for every installation. It is
+    /// derived from the log's key (two data directories differ; one keeps its
+    /// id when reopened), org.toml's value wins, and asking creates nothing.
+    #[test]
+    fn the_builder_id_names_the_installation() {
+        let fresh = tempfile::tempdir().expect("temp dir");
+        let unopened = DataDir::at(fresh.path());
+        assert_eq!(builder_id(&unopened, None).expect("reads"), None);
+        assert!(!key_path(&unopened).exists(), "asking made no key");
+
+        let (_a, data_a, audit_a) = open();
+        let (_b, _data_b, audit_b) = open();
+        let a = audit_a.builder_id(None);
+        assert!(a.starts_with("urn:cairn:builder:"), "{a}");
+        assert_eq!(a.len(), "urn:cairn:builder:".len() + 16);
+        assert_ne!(a, audit_b.builder_id(None), "two installations, two ids");
+        drop(audit_a);
+        assert_eq!(builder_id(&data_a, None).expect("reads"), Some(a.clone()));
+        assert_eq!(
+            builder_id(&data_a, Some("https://ci.example.org/cairn")).expect("reads"),
+            Some("https://ci.example.org/cairn".to_owned())
+        );
+        assert_eq!(
+            audit_b.builder_id(Some("urn:example:prod")),
+            "urn:example:prod"
+        );
     }
 
     #[test]

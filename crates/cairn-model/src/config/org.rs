@@ -50,6 +50,10 @@ pub struct OrgConfig {
     pub advisory_feed: AdvisoryFeed,
     /// The default policy's parameters the organisation set (`[policy.params]`).
     pub policy_params: super::PolicyParams,
+    /// The SLSA `builder.id` this installation writes in its provenance and the
+    /// gate expects (`[evidence] builder_id`, a URI); `None`: derived from the
+    /// installation's log key.
+    pub builder_id: Option<String>,
 }
 
 /// The advisory feed (`[advisories]`): sources polled on an interval.
@@ -203,6 +207,7 @@ impl Default for OrgConfig {
             build_images: std::collections::BTreeMap::new(),
             advisory_feed: AdvisoryFeed::default(),
             policy_params: super::PolicyParams::default(),
+            builder_id: None,
         }
     }
 }
@@ -222,6 +227,13 @@ struct RawOrg {
     build: Option<RawOrgBuild>,
     advisories: Option<RawAdvisories>,
     policy: Option<super::policy_params::RawPolicy>,
+    evidence: Option<RawEvidence>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvidence {
+    builder_id: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -619,7 +631,19 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
         }
     }
     let policy_params = super::policy_params::validate(file, text, raw.policy, &promotion_path)?;
+    let builder_id = match raw.evidence.and_then(|e| e.builder_id) {
+        None => None,
+        Some(id) if is_type_uri(id.get_ref()) => Some(id.into_inner()),
+        Some(id) => {
+            return Err(err(
+                id.span(),
+                format!("`{}` is not a URI", id.get_ref()),
+                "name the installation with an absolute URI of at most 256 printable ASCII characters, e.g. \"https://ci.example.org/cairn/production\" or \"urn:example:cairn:prod\"",
+            ));
+        }
+    };
     Ok(OrgConfig {
+        builder_id,
         policy_params,
         advisory_feed,
         registries,
@@ -635,9 +659,43 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
     })
 }
 
+/// An absolute URI as SLSA's TypeURI wants it: `scheme:rest`, the scheme a
+/// letter then letters, digits, `+-.`; printable ASCII without spaces, bounded.
+fn is_type_uri(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
+    let mut scheme_bytes = scheme.bytes();
+    s.len() <= 256
+        && !rest.is_empty()
+        && scheme_bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && scheme_bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_builder_id_is_an_absolute_uri() {
+        let org = parse_org(
+            "org.toml",
+            "[evidence]\nbuilder_id = \"https://ci.example.org/cairn/prod\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            org.builder_id.as_deref(),
+            Some("https://ci.example.org/cairn/prod")
+        );
+        assert_eq!(parse_org("org.toml", "").unwrap().builder_id, None);
+        for bad in ["prod", "1x:y", "https:", "urn:a b", "urn:\u{e9}"] {
+            let text = format!("[evidence]\nbuilder_id = {bad:?}\n");
+            let err = parse_org("org.toml", &text).unwrap_err().to_string();
+            assert!(err.contains("is not a URI"), "{bad}: {err}");
+            assert!(err.contains("org.toml:2"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn remediation_auto_promote_names_environments_of_the_path() {
