@@ -1,11 +1,42 @@
-// cairn web UI: live run pages. Progressive enhancement only: every page is
-// complete without this script. On a run page whose run is not final, it
+// cairn web UI: times in the viewer's zone, live run pages. Progressive
+// enhancement only: every page is complete without this script. On a run page whose run is not final, it
 // follows GET /api/runs/{id}/events (Server-Sent Events: run, stage, log, end)
 // and updates the run's status, its stages' statuses and durations, and the
 // log. It only ever sets textContent and attributes, never HTML.
 // On the exposures page it counts each open exposure's deadline clock down
 // (and up past it, as OVERDUE) every second, from its data-deadline-ms.
 "use strict";
+
+// Times: each <time datetime> reads as how long ago (as the server wrote it),
+// with the exact time in the viewer's own zone on hover; kept current.
+function cairnDressTime(t) {
+  var iso = t.getAttribute("datetime");
+  var ms = Date.parse(iso);
+  if (!isFinite(ms)) return;
+  var away = Date.now() - ms;
+  var s = Math.floor(Math.abs(away) / 1000);
+  var amount;
+  if (s < 45) {
+    t.textContent = "just now";
+  } else if (s < 30 * 86400) {
+    if (s < 3600) amount = Math.max(1, Math.floor(s / 60)) + " min";
+    else if (s < 86400) amount = Math.floor(s / 3600) + " h";
+    else amount = Math.floor(s / 86400) + " d";
+    t.textContent = away >= 0 ? amount + " ago" : "in " + amount;
+  } else {
+    t.textContent = iso.slice(0, 10);
+  }
+  t.setAttribute("title", new Date(ms).toLocaleString() + " (" + iso + ")");
+}
+
+(function () {
+  function all() {
+    var times = document.querySelectorAll("time[datetime]");
+    for (var i = 0; i < times.length; i++) cairnDressTime(times[i]);
+  }
+  all();
+  setInterval(all, 30000);
+})();
 
 (function () {
   var clocks = document.querySelectorAll("span.clock[data-deadline-ms]");
@@ -83,6 +114,7 @@
     var t = document.createElement("time");
     t.setAttribute("datetime", text);
     t.textContent = text;
+    cairnDressTime(t);
     el.textContent = "";
     el.appendChild(t);
   }

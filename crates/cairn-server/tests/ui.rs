@@ -517,6 +517,21 @@ async fn a_failed_run_explains_why() {
         "{html}"
     );
     assert!(html.contains("data-status=\"skipped\">skipped</span>"));
+    // Issue 17: the failed stage's lines are shown once: under Why, and the
+    // log below leaves them out (its box closed, saying where they are).
+    assert_eq!(
+        html.matches("assertion failed: left == right").count(),
+        1,
+        "{html}"
+    );
+    assert!(
+        html.contains("<details data-log-stage=\"unit-test\">"),
+        "{html}"
+    );
+    assert!(
+        html.contains("the last 3 are under <a href=\"#why\">"),
+        "{html}"
+    );
     // The log, escaped: a step's output never becomes markup.
     assert!(html.contains("id=\"log\""));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));

@@ -96,10 +96,35 @@ pub fn badge(status: &str) -> Markup {
     html! { span.badge data-status=(status) { (status) } }
 }
 
-/// A time as RFC 3339 (UTC), in a `<time>` element.
+/// A time for people: how long ago it was (or how far ahead), the exact time
+/// (RFC 3339, UTC) on hover; the script restates both in the viewer's zone and
+/// keeps "ago" current.
 pub fn time(ms: i64) -> Markup {
-    let text = rfc3339_utc(ms);
-    html! { time datetime=(text) { (text) } }
+    let exact = rfc3339_utc(ms);
+    html! { time datetime=(exact) title=(exact) { (relative(ms, crate::session::now_ms())) } }
+}
+
+/// `ms` as seen from `now`: `just now`, `5 min ago`, `3 h ago`, `2 d ago`,
+/// `in 4 min`, or the UTC date when more than 30 days away.
+pub fn relative(ms: i64, now: i64) -> String {
+    let away = now.saturating_sub(ms);
+    let abs = away.unsigned_abs() / 1_000;
+    let amount = if abs < 45 {
+        return "just now".to_owned();
+    } else if abs < 3_600 {
+        format!("{} min", (abs / 60).max(1))
+    } else if abs < 86_400 {
+        format!("{} h", abs / 3_600)
+    } else if abs < 30 * 86_400 {
+        format!("{} d", abs / 86_400)
+    } else {
+        return rfc3339_utc(ms).chars().take(10).collect();
+    };
+    if away >= 0 {
+        format!("{amount} ago")
+    } else {
+        format!("in {amount}")
+    }
 }
 
 pub fn maybe_time(ms: Option<i64>) -> Markup {
@@ -142,6 +167,30 @@ pub fn artifact_link(digest: &str) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_read_as_how_long_ago() {
+        let now = 1_765_000_000_000;
+        for (ago_ms, text) in [
+            (0, "just now"),
+            (44_000, "just now"),
+            (-30_000, "just now"),
+            (50_000, "1 min ago"),
+            (5 * 60_000, "5 min ago"),
+            (3 * 3_600_000 + 59 * 60_000, "3 h ago"),
+            (2 * 86_400_000, "2 d ago"),
+            (-4 * 60_000, "in 4 min"),
+            (40 * 86_400_000, "2025-10-27"),
+        ] {
+            assert_eq!(relative(now - ago_ms, now), text, "{ago_ms}");
+        }
+        let markup = time(0).into_string();
+        assert!(
+            markup.starts_with("<time datetime=\"1970-01-01T00:00:00"),
+            "{markup}"
+        );
+        assert!(markup.contains("title=\"1970-01-01T00:00:00"), "{markup}");
+    }
 
     #[test]
     fn durations_read_well() {

@@ -363,13 +363,16 @@ fn run_body(e: &Explanation, logs: &[Vec<LogLine>]) -> Markup {
                     p.muted #log-empty { "No output." }
                 }
                 @for (stage, lines) in e.stages.iter().zip(logs) {
+                    @let shown_above = shown_under_why(e, stage);
                     @if !lines.is_empty() || !is_final {
-                        details data-log-stage=(stage.name) open[stage.status != cairn_model::StageStatus::Passed || !is_final] {
+                        details data-log-stage=(stage.name) open[(stage.status != cairn_model::StageStatus::Passed && shown_above.is_empty()) || !is_final] {
                             summary { (stage.name) " " span.muted { "(" span.count { (lines.len()) } " lines"
                                 @if lines.len() == LOG_LINES_PER_STAGE { ", the first " (LOG_LINES_PER_STAGE) "; " a href={ "/api/runs/" (e.run.id.0) "/logs?stage=" (stage.name) } { "all" } }
+                                @if !shown_above.is_empty() { "; the last " (shown_above.len()) " are under " a href="#why" { "Why it failed" } }
                                 ")" } }
                             pre.lines data-last-seq=(lines.last().map_or(-1, |l| i64::try_from(l.seq).unwrap_or(i64::MAX))) {
-                                @for l in lines { (line(l)) }
+                                // The failed stage's last lines are shown once, under Why.
+                                @for l in lines.iter().filter(|l| !shown_above.contains(&l.seq)) { (line(l)) }
                             }
                         }
                     }
@@ -378,6 +381,15 @@ fn run_body(e: &Explanation, logs: &[Vec<LogLine>]) -> Markup {
             h2 { "Evidence" }
             p { a href={ "/api/runs/" (run.id.0) "/evidence" } { "The signed evidence this run produced" } " (JSON)." }
         }
+    }
+}
+
+/// The seqs of `stage`'s lines the Why section shows (the failed stage's last
+/// lines), so the log below leaves them out: the page shows each line once.
+fn shown_under_why(e: &Explanation, stage: &StageRecord) -> Vec<u64> {
+    match &e.culprit {
+        Some(c) if c.stage.id == stage.id => c.last_lines.iter().map(|l| l.seq).collect(),
+        _ => Vec::new(),
     }
 }
 
