@@ -18,7 +18,8 @@ use cairn_model::{
 };
 use cairn_server::secret::{Secret, WebhookSecrets};
 use cairn_server::{AppState, ServerConfig};
-use cairn_store::{SqliteStore, Store};
+use cairn_store::SqliteStore;
+use cairn_store::prelude::*;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
