@@ -95,6 +95,8 @@ macro_rules! conformance_tests {
             findings_open_persist_and_fix,
             rematch_scope_covers_packages_advisories_and_one_sbom,
             rematch_refuses_findings_outside_its_scope,
+            the_same_sbom_stored_twice_is_one_sbom_with_one_set_of_findings,
+            the_finding_limit_bounds_the_results,
             catalog_keeps_every_entry_and_the_newest_is_current,
             images_are_recorded_by_workload_and_digest,
             identities_are_unique_and_found_by_token_hash,
@@ -1573,6 +1575,173 @@ pub fn rematch_refuses_findings_outside_its_scope(store: &dyn Store) -> Result<(
     assert!(all_findings(store)?.is_empty());
     assert!(store.rematches(10)?.is_empty());
     assert_eq!(store.record_matches(&scope, &[ok], 1)?.opened.len(), 1);
+    Ok(())
+}
+
+/// The same digest built twice hands in the same SBOM twice (its creation time
+/// aside): it is kept once, the second store returns the first id, and matching
+/// it again finds the findings already open instead of a second set. An SBOM of
+/// the same digest that differs in its document, workload or components is
+/// another SBOM.
+pub fn the_same_sbom_stored_twice_is_one_sbom_with_one_set_of_findings(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    let built = sbom(
+        "app",
+        &[("npm", "left-pad", "1.2.0"), ("npm", "chalk", "5.0.0")],
+    );
+    let first = store.add_sbom(&built)?;
+    let scope = MatchScope {
+        packages: packages(&[("npm", "left-pad")]),
+        advisories: Vec::new(),
+        sbom: Some(first),
+    };
+    let matches = [found("GHSA-1", first, "npm", "left-pad", "1.2.0")];
+    assert_eq!(
+        store.record_matches(&scope, &matches, 1_000)?.opened.len(),
+        1
+    );
+
+    let again = NewSbom {
+        created_at_ms: 9_000,
+        // The same components in another order are the same SBOM.
+        components: built.components.iter().rev().cloned().collect(),
+        ..built.clone()
+    };
+    let second = store.add_sbom(&again)?;
+    assert_eq!(second, first, "the same SBOM again must not be a new row");
+    let rematched = store.record_matches(
+        &MatchScope {
+            sbom: Some(second),
+            ..scope.clone()
+        },
+        &[found("GHSA-1", second, "npm", "left-pad", "1.2.0")],
+        2_000,
+    )?;
+    assert!(rematched.opened.is_empty(), "{:?}", rematched.opened);
+    assert_eq!(rematched.still_open, 1);
+    let about = store.sboms_about("sha256:app")?;
+    assert_eq!(about.len(), 1, "{about:?}");
+    assert_eq!(
+        (
+            about[0].id,
+            about[0].created_at_ms,
+            about[0].format.as_str()
+        ),
+        (first, 1_000, "cyclonedx")
+    );
+    assert_eq!(
+        hit_summary(&store.where_package(None, "left-pad")?).len(),
+        1
+    );
+    assert_eq!(
+        all_findings(store)?,
+        vec![(
+            "GHSA-1".to_owned(),
+            first,
+            "left-pad@1.2.0".to_owned(),
+            FindingState::Open
+        )]
+    );
+    // In one batch, equal SBOMs get one id too.
+    let other = sbom("other", &[("npm", "chalk", "5.0.0")]);
+    let batch = store.add_sboms(&[other.clone(), other.clone()])?;
+    assert_eq!(batch.len(), 2);
+    assert_eq!(batch[0], batch[1]);
+    assert_ne!(batch[0], first);
+
+    // The same digest with another document, workload or component list is
+    // another SBOM, found as such.
+    let mut differs = Vec::new();
+    let mut doc = built.clone();
+    doc.document = b"{\"subject\":\"app\",\"rebuilt\":true}".to_vec();
+    differs.push(doc);
+    let mut workload = built.clone();
+    workload.workload = Some("web".to_owned());
+    differs.push(workload);
+    let mut fewer = built.clone();
+    fewer.components.pop();
+    differs.push(fewer);
+    let mut ids = vec![first];
+    for s in &differs {
+        let id = store.add_sbom(s)?;
+        assert!(!ids.contains(&id), "{s:?} was taken for a stored SBOM");
+        ids.push(id);
+    }
+    let about: Vec<(i64, Option<String>)> = store
+        .sboms_about("sha256:app")?
+        .into_iter()
+        .map(|s| (s.id, s.workload))
+        .collect();
+    assert_eq!(
+        about,
+        vec![
+            (ids[0], None),
+            (ids[1], None),
+            (ids[2], Some("web".to_owned())),
+            (ids[3], None)
+        ]
+    );
+    assert!(store.sboms_about("sha256:nothing")?.is_empty());
+    Ok(())
+}
+
+/// `limit` bounds the findings returned, the first in the listing's order,
+/// alone and with the other filters; `None` returns them all.
+pub fn the_finding_limit_bounds_the_results(store: &dyn Store) -> Result<(), StoreError> {
+    let a = store.add_sbom(&sbom("a", &[("npm", "left-pad", "1.2.0")]))?;
+    let b = store.add_sbom(&sbom("b", &[("npm", "left-pad", "1.2.0")]))?;
+    let scope = MatchScope {
+        packages: packages(&[("npm", "left-pad")]),
+        advisories: Vec::new(),
+        sbom: None,
+    };
+    let mut matches = Vec::new();
+    for sbom_id in [a, b] {
+        for advisory in ["GHSA-1", "GHSA-2", "GHSA-3"] {
+            matches.push(found(advisory, sbom_id, "npm", "left-pad", "1.2.0"));
+        }
+    }
+    store.record_matches(&scope, &matches, 1_000)?;
+    let every = store.findings(&FindingFilter::default())?;
+    assert_eq!(every.len(), 6);
+    for limit in [0, 1, 2, 5, 6, 7, usize::MAX] {
+        let some = store.findings(&FindingFilter {
+            limit: Some(limit),
+            ..FindingFilter::default()
+        })?;
+        assert_eq!(some, every[..limit.min(6)], "limit {limit}");
+    }
+    let of_b = store.findings(&FindingFilter {
+        subject_digest: Some("sha256:b".to_owned()),
+        limit: Some(2),
+        ..FindingFilter::default()
+    })?;
+    assert_eq!(
+        finding_summary(&of_b),
+        vec![
+            (
+                "GHSA-1".to_owned(),
+                b,
+                "left-pad@1.2.0".to_owned(),
+                FindingState::Open
+            ),
+            (
+                "GHSA-2".to_owned(),
+                b,
+                "left-pad@1.2.0".to_owned(),
+                FindingState::Open
+            ),
+        ]
+    );
+    let one_advisory = store.findings(&FindingFilter {
+        advisory: Some("GHSA-3".to_owned()),
+        state: Some(FindingState::Open),
+        limit: Some(1),
+        ..FindingFilter::default()
+    })?;
+    assert_eq!(finding_summary(&one_advisory).len(), 1);
+    assert_eq!(one_advisory[0].key.sbom_id, a);
     Ok(())
 }
 

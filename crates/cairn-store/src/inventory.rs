@@ -217,6 +217,23 @@ pub struct FindingFilter {
     pub state: Option<FindingState>,
     /// Only the findings of SBOMs about this artifact digest.
     pub subject_digest: Option<String>,
+    /// At most this many (the first in the listing's order); every one when `None`.
+    /// A page that shows findings sets it; a computation over all of them (an
+    /// artifact's exposures) does not.
+    pub limit: Option<usize>,
+}
+
+/// A stored SBOM without its document and components, from
+/// [`InventoryStore::sboms_about`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SbomSummary {
+    pub id: i64,
+    pub subject_name: String,
+    pub subject_digest: String,
+    pub workload: Option<String>,
+    pub environment: Option<String>,
+    pub created_at_ms: i64,
+    pub format: String,
 }
 
 /// Advisories, SBOMs and findings.
@@ -247,7 +264,8 @@ pub trait InventoryStore {
     /// database's state, which a gate decision names.
     fn advisory_versions(&self) -> Result<Vec<(String, String, bool)>, StoreError>;
 
-    /// Keeps one SBOM and indexes its components; returns its id.
+    /// Keeps one SBOM and indexes its components; returns its id. An SBOM equal
+    /// to one stored (see [`InventoryStore::add_sboms`]) is not stored again.
     fn add_sbom(&self, sbom: &NewSbom) -> Result<i64, StoreError> {
         let ids = self.add_sboms(std::slice::from_ref(sbom))?;
         ids.first().copied().ok_or(StoreError::Corrupt {
@@ -259,6 +277,12 @@ pub trait InventoryStore {
     /// Keeps SBOMs, all in one transaction; returns their ids in order. A document
     /// larger than [`MAX_SBOM_BYTES`] or with more than [`MAX_SBOM_COMPONENTS`]
     /// components refuses the whole batch.
+    ///
+    /// Storing is idempotent: an SBOM equal to one already stored (the same
+    /// subject name and digest, workload, environment, format, document bytes
+    /// and components; its creation time aside) is not stored again, its id is
+    /// returned instead, so the same digest built twice keeps one SBOM and one
+    /// set of findings. Equal SBOMs within one batch get one id too.
     fn add_sboms(&self, sboms: &[NewSbom]) -> Result<Vec<i64>, StoreError>;
 
     /// Every stored component named `name` (in `ecosystem`, or in any), with the SBOM
@@ -295,7 +319,12 @@ pub trait InventoryStore {
         now_ms: i64,
     ) -> Result<MatchOutcome, StoreError>;
 
-    /// Kept findings matching `filter`, by SBOM id, advisory, ecosystem, name, version.
+    /// The stored SBOMs about artifact `subject_digest`, by id (their workloads are
+    /// the artifact's, whatever the findings).
+    fn sboms_about(&self, subject_digest: &str) -> Result<Vec<SbomSummary>, StoreError>;
+
+    /// Kept findings matching `filter`, by SBOM id, advisory, ecosystem, name,
+    /// version; at most `filter.limit`.
     fn findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>, StoreError>;
 
     /// The last `limit` re-matches, newest first.

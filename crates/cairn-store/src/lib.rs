@@ -50,7 +50,8 @@ pub use evidence::{EvidenceStore, MAX_EVIDENCE_BYTES};
 pub use inventory::{
     AdvisoryPut, FindingFilter, FindingKey, FindingState, InventoryStore, MAX_ADVISORY_BYTES,
     MAX_SBOM_BYTES, MAX_SBOM_COMPONENTS, MatchOutcome, MatchScope, NewAdvisory, NewFinding,
-    NewSbom, PackageHit, RematchRecord, StoredAdvisory, StoredComponent, StoredFinding,
+    NewSbom, PackageHit, RematchRecord, SbomSummary, StoredAdvisory, StoredComponent,
+    StoredFinding,
 };
 pub use runs::{LogStats, RunFilter, RunStore, StageDurationStat};
 pub use server::{DeliveryAccepted, LogMark, ServerStore};

@@ -6,8 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::{SqliteStore, count, sql_limit};
 use crate::{
     AdvisoryPut, FindingFilter, FindingKey, FindingState, InventoryStore, MatchOutcome, MatchScope,
-    NewAdvisory, NewFinding, NewSbom, PackageHit, RematchRecord, StoreError, StoredAdvisory,
-    StoredComponent, StoredFinding,
+    NewAdvisory, NewFinding, NewSbom, PackageHit, RematchRecord, SbomSummary, StoreError,
+    StoredAdvisory, StoredComponent, StoredFinding,
 };
 
 const FINDING_KEY_COLUMNS: &str = "advisory_id, sbom_id, ecosystem, name, version";
@@ -104,6 +104,67 @@ fn finding_by_key(
         })
         .map_err(StoreError::sqlite(what))?;
     raw.into_finding()
+}
+
+/// The id of a stored SBOM equal to `s` (see [`InventoryStore::add_sboms`]), if
+/// there is one. The digest's index narrows the candidates to the SBOMs about
+/// the same artifact; their components are compared as sorted lists.
+fn stored_sbom(
+    tx: &Connection,
+    s: &NewSbom,
+    what: &'static str,
+) -> Result<Option<i64>, StoreError> {
+    let candidates: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM sboms WHERE subject_digest = ?1 AND subject_name = ?2 \
+             AND workload IS ?3 AND environment IS ?4 AND format = ?5 AND document = ?6 \
+             ORDER BY id",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(
+                params![
+                    s.subject_digest,
+                    s.subject_name,
+                    s.workload,
+                    s.environment,
+                    s.format,
+                    s.document
+                ],
+                |r| r.get(0),
+            )?
+            .collect()
+        })
+        .map_err(StoreError::sqlite(what))?;
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let mut wanted: Vec<(&str, &str, &str, &str)> = s
+        .components
+        .iter()
+        .map(|(e, n, v, p)| (e.as_str(), n.as_str(), v.as_str(), p.as_str()))
+        .collect();
+    wanted.sort_unstable();
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT ecosystem, name, version, purl FROM sbom_components WHERE sbom_id = ?1",
+        )
+        .map_err(StoreError::sqlite(what))?;
+    for id in candidates {
+        let mut kept: Vec<(String, String, String, String)> = stmt
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .and_then(Iterator::collect)
+            .map_err(StoreError::sqlite(what))?;
+        kept.sort_unstable();
+        let same = kept.len() == wanted.len()
+            && kept
+                .iter()
+                .zip(&wanted)
+                .all(|((e, n, v, p), w)| (e.as_str(), n.as_str(), v.as_str(), p.as_str()) == *w);
+        if same {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
 }
 
 fn advisory_by_id(
@@ -273,6 +334,10 @@ impl InventoryStore for SqliteStore {
                 )
                 .map_err(StoreError::sqlite(what))?;
             for s in sboms {
+                if let Some(id) = stored_sbom(tx, s, what)? {
+                    ids.push(id);
+                    continue;
+                }
                 add.execute(params![
                     s.subject_name,
                     s.subject_digest,
@@ -292,6 +357,32 @@ impl InventoryStore for SqliteStore {
                 ids.push(id);
             }
             Ok(ids)
+        })
+    }
+
+    fn sboms_about(&self, subject_digest: &str) -> Result<Vec<SbomSummary>, StoreError> {
+        let what = "listing an artifact's SBOMs";
+        self.read(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, subject_name, subject_digest, workload, environment, \
+                     created_at_ms, format FROM sboms WHERE subject_digest = ?1 ORDER BY id",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            stmt.query_map([subject_digest], |r| {
+                Ok(SbomSummary {
+                    id: r.get(0)?,
+                    subject_name: r.get(1)?,
+                    subject_digest: r.get(2)?,
+                    workload: r.get(3)?,
+                    environment: r.get(4)?,
+                    created_at_ms: r.get(5)?,
+                    format: r.get(6)?,
+                })
+            })
+            .map_err(StoreError::sqlite(what))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::sqlite(what))
         })
     }
 
@@ -633,7 +724,8 @@ impl InventoryStore for SqliteStore {
                     "SELECT {FINDING_COLUMNS} FROM findings f JOIN sboms s ON s.id = f.sbom_id \
                      WHERE {digest_filter} AND (?1 IS NULL OR f.sbom_id = ?1) \
                      AND (?2 IS NULL OR f.advisory_id = ?2) AND (?3 IS NULL OR f.state = ?3) \
-                     ORDER BY f.sbom_id, f.advisory_id, f.ecosystem, f.name, f.version"
+                     ORDER BY f.sbom_id, f.advisory_id, f.ecosystem, f.name, f.version \
+                     LIMIT ?5"
                 ))
                 .map_err(StoreError::sqlite(what))?;
             let rows = stmt
@@ -642,7 +734,8 @@ impl InventoryStore for SqliteStore {
                         filter.sbom,
                         filter.advisory,
                         filter.state.map(FindingState::as_str),
-                        filter.subject_digest
+                        filter.subject_digest,
+                        sql_limit(filter.limit.unwrap_or(usize::MAX))
                     ],
                     RawFinding::from_row,
                 )
