@@ -32,6 +32,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+mod schema;
 mod sqlite;
 
 mod access;
@@ -54,6 +55,7 @@ pub use inventory::{
     StoredFinding,
 };
 pub use runs::{LogStats, RunFilter, RunStore, StageDurationStat};
+pub use schema::SCHEMA_VERSION;
 pub use server::{DeliveryAccepted, LogMark, ServerStore};
 pub use sqlite::SqliteStore;
 
