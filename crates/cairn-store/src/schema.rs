@@ -392,7 +392,7 @@ ALTER TABLE bases ADD COLUMN package_list TEXT NOT NULL DEFAULT '';
     },
 ];
 
-/// The schema version this cairn writes (the last entry of [`MIGRATIONS`]).
+/// The schema version this cairn writes (the last entry of the migration list).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Refuses a database at schema version `found` when it is newer than this cairn

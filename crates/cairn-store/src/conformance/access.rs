@@ -2,6 +2,30 @@
 
 use super::*;
 
+fn binding(
+    identity: &str,
+    role: &str,
+    workload: Option<&str>,
+    environment: Option<&str>,
+) -> cairn_model::RoleBinding {
+    cairn_model::RoleBinding {
+        identity: identity.to_owned(),
+        role: role.to_owned(),
+        workload: workload.map(str::to_owned),
+        environment: environment.map(str::to_owned),
+    }
+}
+
+fn session(byte: char, identity: &str, expires_at_ms: i64) -> SessionRecord {
+    SessionRecord {
+        token_sha256: byte.to_string().repeat(64),
+        identity: identity.to_owned(),
+        csrf: format!("csrf-{byte}"),
+        created_at_ms: 10,
+        expires_at_ms,
+    }
+}
+
 pub fn identities_are_unique_and_found_by_token_hash(store: &dyn Store) -> Result<(), StoreError> {
     use cairn_model::IdentityKind::{ServiceAccount, User};
     assert_eq!(store.identity_count()?, 0);

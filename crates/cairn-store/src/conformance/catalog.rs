@@ -2,6 +2,32 @@
 
 use super::*;
 
+fn base(name: &str, digest_byte: char, at: i64) -> cairn_model::BaseRecord {
+    cairn_model::BaseRecord {
+        name: name.to_owned(),
+        digest: format!("sha256:{}", digest_byte.to_string().repeat(64)),
+        source: format!("rootfs:/tmp/{name}"),
+        imported_at_ms: at,
+        packages: 90,
+        vulnerabilities: 0,
+        recipe: (digest_byte == 'c').then(|| {
+            cairn_model::BaseRecipe::Debian(
+                cairn_model::DebianRecipe::new(
+                    "bookworm",
+                    "minbase",
+                    &["make".to_owned()],
+                    1_700_000_000,
+                )
+                .expect("a valid recipe"),
+            )
+        }),
+        package_list: vec![
+            "base-files=12.4+deb12u11".to_owned(),
+            "make=4.3-4.1".to_owned(),
+        ],
+    }
+}
+
 pub fn catalog_keeps_every_entry_and_the_newest_is_current(
     store: &dyn Store,
 ) -> Result<(), StoreError> {

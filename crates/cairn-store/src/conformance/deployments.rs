@@ -2,6 +2,30 @@
 
 use super::*;
 
+fn deployment(
+    env: &str,
+    digest: char,
+    previous: Option<char>,
+    at: i64,
+) -> cairn_model::DeploymentRecord {
+    let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    cairn_model::DeploymentRecord {
+        workload: "app".to_owned(),
+        environment: env.to_owned(),
+        digest: d(digest),
+        previous_digest: previous.map(d),
+        kind: "deploy".to_owned(),
+        actor: "alice".to_owned(),
+        target: "local".to_owned(),
+        detail: "http://127.0.0.1:8080".to_owned(),
+        log_index: u64::try_from(at).unwrap_or(0) + (1 << 40),
+        deployed_at_ms: at,
+        status: cairn_model::DeploymentStatus::Deployed,
+        token: None,
+        reason: None,
+    }
+}
+
 pub fn the_newest_deployment_is_current(store: &dyn Store) -> Result<(), StoreError> {
     assert_eq!(store.current_deployment("app", "staging")?, None);
     assert!(store.deployments(None, None, 10)?.is_empty());

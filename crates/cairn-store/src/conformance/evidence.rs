@@ -2,6 +2,23 @@
 
 use super::*;
 
+fn evidence(
+    run: Option<RunId>,
+    stage: Option<StageId>,
+    digest: &str,
+    bundle: &[u8],
+) -> NewEvidence {
+    NewEvidence {
+        run,
+        stage,
+        predicate_type: "https://slsa.dev/provenance/v1".to_owned(),
+        subject_name: "hello".to_owned(),
+        subject_digest: digest.to_owned(),
+        bundle: bundle.to_vec(),
+        created_at_ms: 10,
+    }
+}
+
 /// Bundles come back byte for byte, by run and by subject, oldest first.
 pub fn evidence_is_kept_by_run_and_by_subject(store: &dyn Store) -> Result<(), StoreError> {
     let (run, stages) = running_run(store, &["build", "test"])?;

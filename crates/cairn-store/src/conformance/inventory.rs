@@ -2,6 +2,27 @@
 
 use super::*;
 
+fn found_ids(found: &[StoredAdvisory]) -> Vec<&str> {
+    found.iter().map(|a| a.id.as_str()).collect()
+}
+
+fn hit_summary(hits: &[PackageHit]) -> Vec<(i64, &str, &str, &str)> {
+    hits.iter()
+        .map(|h| {
+            (
+                h.sbom_id,
+                h.subject_name.as_str(),
+                h.ecosystem.as_str(),
+                h.version.as_str(),
+            )
+        })
+        .collect()
+}
+
+fn all_findings(store: &dyn Store) -> Result<Vec<(String, i64, String, FindingState)>, StoreError> {
+    Ok(finding_summary(&store.findings(&FindingFilter::default())?))
+}
+
 /// A record replaces the stored one only when its `modified` is later; its package
 /// index follows the replacement.
 pub fn advisories_are_replaced_only_when_newer(store: &dyn Store) -> Result<(), StoreError> {

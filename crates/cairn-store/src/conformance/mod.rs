@@ -183,22 +183,11 @@ fn line(seq: u64, text: &[u8]) -> LogLine {
     }
 }
 
-/// Lines `from..to` with text `line <seq>`.
-fn lines(from: u64, to: u64) -> Vec<LogLine> {
-    (from..to)
-        .map(|seq| line(seq, format!("line {seq}").as_bytes()))
-        .collect()
-}
-
 fn get_run(store: &dyn Store, id: RunId) -> Result<RunRecord, StoreError> {
     store.run(id)?.ok_or(StoreError::NotFound {
         what: "run (conformance)",
         id: id.to_string(),
     })
-}
-
-fn statuses(store: &dyn Store, run: RunId) -> Result<Vec<StageStatus>, StoreError> {
-    Ok(store.stages(run)?.iter().map(|s| s.status).collect())
 }
 
 fn ids(runs: &[RunRecord]) -> Vec<RunId> {
@@ -210,34 +199,6 @@ fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &st
     match result {
         Err(StoreError::NotFound { what: w, .. }) => assert_eq!(w, what),
         other => panic!("expected {what} not found, got {other:?}"),
-    }
-}
-
-#[track_caller]
-fn assert_refused<T: std::fmt::Debug>(result: Result<T, StoreError>) {
-    assert!(
-        matches!(
-            result,
-            Err(StoreError::InvalidTransition { .. } | StoreError::RunNotActive { .. })
-        ),
-        "expected the transition to be refused, got {result:?}"
-    );
-}
-
-fn evidence(
-    run: Option<RunId>,
-    stage: Option<StageId>,
-    digest: &str,
-    bundle: &[u8],
-) -> NewEvidence {
-    NewEvidence {
-        run,
-        stage,
-        predicate_type: "https://slsa.dev/provenance/v1".to_owned(),
-        subject_name: "hello".to_owned(),
-        subject_digest: digest.to_owned(),
-        bundle: bundle.to_vec(),
-        created_at_ms: 10,
     }
 }
 
@@ -261,10 +222,6 @@ fn keys(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn found_ids(found: &[StoredAdvisory]) -> Vec<&str> {
-    found.iter().map(|a| a.id.as_str()).collect()
-}
-
 fn sbom(subject: &str, components: &[(&str, &str, &str)]) -> NewSbom {
     NewSbom {
         subject_name: subject.to_owned(),
@@ -286,19 +243,6 @@ fn sbom(subject: &str, components: &[(&str, &str, &str)]) -> NewSbom {
             })
             .collect(),
     }
-}
-
-fn hit_summary(hits: &[PackageHit]) -> Vec<(i64, &str, &str, &str)> {
-    hits.iter()
-        .map(|h| {
-            (
-                h.sbom_id,
-                h.subject_name.as_str(),
-                h.ecosystem.as_str(),
-                h.version.as_str(),
-            )
-        })
-        .collect()
 }
 
 fn packages(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -334,36 +278,6 @@ fn finding_summary(findings: &[StoredFinding]) -> Vec<(String, i64, String, Find
         .collect()
 }
 
-fn all_findings(store: &dyn Store) -> Result<Vec<(String, i64, String, FindingState)>, StoreError> {
-    Ok(finding_summary(&store.findings(&FindingFilter::default())?))
-}
-
-fn base(name: &str, digest_byte: char, at: i64) -> cairn_model::BaseRecord {
-    cairn_model::BaseRecord {
-        name: name.to_owned(),
-        digest: format!("sha256:{}", digest_byte.to_string().repeat(64)),
-        source: format!("rootfs:/tmp/{name}"),
-        imported_at_ms: at,
-        packages: 90,
-        vulnerabilities: 0,
-        recipe: (digest_byte == 'c').then(|| {
-            cairn_model::BaseRecipe::Debian(
-                cairn_model::DebianRecipe::new(
-                    "bookworm",
-                    "minbase",
-                    &["make".to_owned()],
-                    1_700_000_000,
-                )
-                .expect("a valid recipe"),
-            )
-        }),
-        package_list: vec![
-            "base-files=12.4+deb12u11".to_owned(),
-            "make=4.3-4.1".to_owned(),
-        ],
-    }
-}
-
 fn identity(
     name: &str,
     byte: char,
@@ -376,53 +290,6 @@ fn identity(
         created_at_ms: 10,
         revoked_at_ms: None,
         expires_at_ms: None,
-    }
-}
-
-fn binding(
-    identity: &str,
-    role: &str,
-    workload: Option<&str>,
-    environment: Option<&str>,
-) -> cairn_model::RoleBinding {
-    cairn_model::RoleBinding {
-        identity: identity.to_owned(),
-        role: role.to_owned(),
-        workload: workload.map(str::to_owned),
-        environment: environment.map(str::to_owned),
-    }
-}
-
-fn deployment(
-    env: &str,
-    digest: char,
-    previous: Option<char>,
-    at: i64,
-) -> cairn_model::DeploymentRecord {
-    let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
-    cairn_model::DeploymentRecord {
-        workload: "app".to_owned(),
-        environment: env.to_owned(),
-        digest: d(digest),
-        previous_digest: previous.map(d),
-        kind: "deploy".to_owned(),
-        actor: "alice".to_owned(),
-        target: "local".to_owned(),
-        detail: "http://127.0.0.1:8080".to_owned(),
-        log_index: u64::try_from(at).unwrap_or(0) + (1 << 40),
-        deployed_at_ms: at,
-        status: cairn_model::DeploymentStatus::Deployed,
-        token: None,
-        reason: None,
-    }
-}
-
-fn api_run(workload: &str, created_at_ms: i64, actor: &str) -> NewRun {
-    NewRun {
-        trigger: Trigger::Api {
-            actor: actor.to_owned(),
-        },
-        ..new_run(workload, created_at_ms, &["build"])
     }
 }
 
@@ -443,22 +310,5 @@ fn delivery(id: &str, at: i64, outcome: &str) -> NewDelivery {
         event: "push".to_owned(),
         received_at_ms: at,
         outcome: outcome.to_owned(),
-    }
-}
-
-fn get_workload(store: &dyn Store, name: &str) -> Result<WorkloadRecord, StoreError> {
-    store.workload(name)?.ok_or(StoreError::NotFound {
-        what: "workload (conformance)",
-        id: name.to_owned(),
-    })
-}
-
-fn session(byte: char, identity: &str, expires_at_ms: i64) -> SessionRecord {
-    SessionRecord {
-        token_sha256: byte.to_string().repeat(64),
-        identity: identity.to_owned(),
-        csrf: format!("csrf-{byte}"),
-        created_at_ms: 10,
-        expires_at_ms,
     }
 }

@@ -2,6 +2,44 @@
 
 use super::*;
 
+/// Lines `from..to` with text `line <seq>`.
+fn lines(from: u64, to: u64) -> Vec<LogLine> {
+    (from..to)
+        .map(|seq| line(seq, format!("line {seq}").as_bytes()))
+        .collect()
+}
+
+fn statuses(store: &dyn Store, run: RunId) -> Result<Vec<StageStatus>, StoreError> {
+    Ok(store.stages(run)?.iter().map(|s| s.status).collect())
+}
+
+#[track_caller]
+fn assert_refused<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    assert!(
+        matches!(
+            result,
+            Err(StoreError::InvalidTransition { .. } | StoreError::RunNotActive { .. })
+        ),
+        "expected the transition to be refused, got {result:?}"
+    );
+}
+
+fn api_run(workload: &str, created_at_ms: i64, actor: &str) -> NewRun {
+    NewRun {
+        trigger: Trigger::Api {
+            actor: actor.to_owned(),
+        },
+        ..new_run(workload, created_at_ms, &["build"])
+    }
+}
+
+fn get_workload(store: &dyn Store, name: &str) -> Result<WorkloadRecord, StoreError> {
+    store.workload(name)?.ok_or(StoreError::NotFound {
+        what: "workload (conformance)",
+        id: name.to_owned(),
+    })
+}
+
 /// `create_run` stores a queued run and its stages pending, and returns what it stored.
 pub fn create_run_stores_queued_run_and_pending_stages(
     store: &dyn Store,
