@@ -264,6 +264,19 @@ fn the_rc_has_a_signed_sbom_and_scan_and_is_found_by_where() {
     assert_eq!(boms.len(), 1);
     assert_eq!(boms[0]["subject"], sbom["subject"]);
     assert_eq!(boms[0]["predicate"], sbom["predicate"]);
+    // …so the store keeps that SBOM once: `cairn where` finds the RC (and the
+    // source tree its fetch inventoried) once each, not once per run.
+    let hits = f.json(&["where", "regex"]);
+    let mut per_subject: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for m in hits["matches"].as_array().unwrap() {
+        per_subject
+            .entry(m["subject"]["digest"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(m["sbom_id"].as_i64().unwrap());
+    }
+    println!("cairn where regex after two runs: {per_subject:?}");
+    assert_eq!(per_subject.get(&digest).map(Vec::len), Some(1), "{hits}");
+    assert!(per_subject.values().all(|ids| ids.len() == 1), "{hits}");
 }
 
 #[test]

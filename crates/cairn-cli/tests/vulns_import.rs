@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use cairn_store::{FindingFilter, FindingState, SqliteStore, Store};
+use cairn_store::prelude::*;
+use cairn_store::{FindingFilter, FindingState, SqliteStore};
 use serde_json::Value;
 
 fn rustsec_dir() -> PathBuf {

@@ -486,6 +486,7 @@ pub fn running(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use cairn_store::prelude::*;
     use cairn_store::{FindingKey, MatchScope, NewAdvisory, NewFinding, NewSbom, SqliteStore};
 
     const H: i64 = 3_600_000;

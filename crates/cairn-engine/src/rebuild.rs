@@ -21,7 +21,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_model::{ChangeRecord, DeploymentRecord, IdentityKind, IdentityRecord, RoleBinding};
-use cairn_store::{LogMark, SqliteStore, Store};
+use cairn_store::prelude::*;
+use cairn_store::{LogMark, SqliteStore};
 use serde_json::{Value, json};
 
 use crate::pairing::{LogEntry, read_entry, read_log};

@@ -45,6 +45,7 @@ mod tests {
     use crate::host::owner_tag;
     use cairn_model::{NewRun, NewStage, StageKind, StageStatus};
     use cairn_store::SqliteStore;
+    use cairn_store::prelude::*;
 
     fn running_run(store: &dyn Store, owner: &str) -> RunId {
         store.upsert_workload("app", "/repo", 1).unwrap();

@@ -10,7 +10,8 @@ use cairn_engine::access::{self, TOKEN_PREFIX};
 use cairn_engine::{DataDir, EngineError, audit};
 use cairn_model::IdentityKind;
 use cairn_policy::{Action, Identity, Scope};
-use cairn_store::{SqliteStore, Store};
+use cairn_store::SqliteStore;
+use cairn_store::prelude::*;
 use serde_json::{Value, json};
 
 /// A data directory (for the audit log) that lives as long as the test.

@@ -18,7 +18,8 @@ use cairn_model::{
 };
 use cairn_server::secret::{Secret, WebhookSecrets};
 use cairn_server::{AppState, ServerConfig};
-use cairn_store::{SqliteStore, Store};
+use cairn_store::SqliteStore;
+use cairn_store::prelude::*;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -1140,4 +1141,102 @@ async fn the_exposures_page_shows_each_exposure_with_its_deadline_clock() {
         js.contains("data-deadline-ms") && js.contains("OVERDUE by"),
         "{js}"
     );
+}
+
+/// The artifact page reads at most 1000 findings of its own digest (it read
+/// every finding kept, of every artifact, before) and says when there are more;
+/// the API's findings of an artifact are bounded too and page with `limit`.
+#[tokio::test]
+async fn the_artifact_page_reads_a_bounded_number_of_its_findings() {
+    use cairn_store::{FindingKey, MatchScope, NewFinding, NewSbom};
+    let f = fixture();
+    f.store.upsert_workload("app", "/repo", 0).unwrap();
+    let sbom_of = |digest: &str| NewSbom {
+        subject_name: "app".into(),
+        subject_digest: digest.to_owned(),
+        workload: Some("app".into()),
+        environment: None,
+        created_at_ms: 0,
+        format: "cyclonedx".into(),
+        document: digest.as_bytes().to_vec(),
+        components: vec![(
+            "npm".into(),
+            "left-pad".into(),
+            "1.3.0".into(),
+            "pkg:npm/left-pad@1.3.0".into(),
+        )],
+    };
+    let digest = format!("sha256:{}", "f1".repeat(32));
+    let sbom = f.store.add_sbom(&sbom_of(&digest)).unwrap();
+    let other = f
+        .store
+        .add_sbom(&sbom_of(&format!("sha256:{}", "f2".repeat(32))))
+        .unwrap();
+    let finding = |advisory_id: String, sbom_id: i64| NewFinding {
+        key: FindingKey {
+            advisory_id,
+            sbom_id,
+            ecosystem: "npm".into(),
+            name: "left-pad".into(),
+            version: "1.3.0".into(),
+        },
+        purl: "pkg:npm/left-pad@1.3.0".into(),
+        kind: "vulnerability".into(),
+        severity: Some("high".into()),
+    };
+    let mut found: Vec<NewFinding> = (0..1_001)
+        .map(|i| finding(format!("GHSA-{i:04}"), sbom))
+        .collect();
+    found.push(finding("GHSA-OTHER".into(), other));
+    f.store
+        .record_matches(
+            &MatchScope {
+                packages: vec![("npm".into(), "left-pad".into())],
+                ..MatchScope::default()
+            },
+            &found,
+            1,
+        )
+        .unwrap();
+    let as_admin = |uri: String| {
+        Request::get(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", f.admin_token))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (response, html) = send(&f.app, as_admin(format!("/artifacts/{digest}"))).await;
+    assert_eq!(response.status(), StatusCode::OK, "{html}");
+    let shown = html.matches("<td><code>GHSA-").count();
+    println!("GET /artifacts/{digest}: {shown} findings shown");
+    assert_eq!(shown, 1_000);
+    assert!(html.contains("GHSA-0999") && !html.contains("GHSA-1000"));
+    assert!(!html.contains("GHSA-OTHER"), "another artifact's finding");
+    let note = &html[html.find("id=\"findings-truncated\"").expect("no note")..];
+    println!("{}", &note[..note.find("</p>").unwrap()]);
+
+    let (response, body) = send(
+        &f.app,
+        as_admin(format!("/api/artifacts/{digest}/findings?limit=2")),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["findings"].as_array().unwrap().len(), 2, "{body}");
+    let (_, body) = send(
+        &f.app,
+        as_admin(format!("/api/artifacts/{digest}/findings")),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["findings"].as_array().unwrap().len(), 1_000);
+    // One who may not see `app` sees neither, however few findings are read.
+    let (response, _) = send(
+        &f.app,
+        Request::get(format!("/api/artifacts/{digest}/findings?limit=0"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", f.nobody_token))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }

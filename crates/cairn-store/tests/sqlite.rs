@@ -10,7 +10,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use cairn_model::{LogLine, LogStream, NewRun, NewStage, RunStatus, StageKind, StageStatus};
-use cairn_store::{LogStats, RunFilter, SqliteStore, Store, StoreError};
+use cairn_store::prelude::*;
+use cairn_store::{LogStats, RunFilter, SqliteStore, StoreError};
 use tempfile::TempDir;
 
 /// A store on a file in a temp dir that lives as long as the store.

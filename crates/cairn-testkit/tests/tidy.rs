@@ -153,6 +153,36 @@ fn floors_point_strictly_downward() {
     assert!(wrong.is_empty(), "floors broken:\n{}", wrong.join("\n"));
 }
 
+/// The store's conformance suite is for tests: no crate turns the feature on
+/// outside `[dev-dependencies]`, and the workspace declares cairn-store without
+/// it, so the product binary does not contain the suite.
+#[test]
+fn the_store_conformance_suite_is_for_tests_only() {
+    let uses_it = |spec: &toml::Value| {
+        spec.get("features")
+            .and_then(|f| f.as_array())
+            .is_some_and(|f| f.iter().any(|x| x.as_str() == Some("conformance")))
+    };
+    let root = manifest(&workspace().join("Cargo.toml"));
+    assert!(
+        !uses_it(&root["workspace"]["dependencies"]["cairn-store"]),
+        "[workspace.dependencies] cairn-store turns on `conformance` for every crate"
+    );
+    let mut wrong = Vec::new();
+    for (name, m) in crates() {
+        for sec in ["dependencies", "build-dependencies"] {
+            for (dep, spec) in section(&m, sec) {
+                if dep == "cairn-store" && uses_it(spec) {
+                    wrong.push(format!(
+                        "{name} [{sec}] turns on cairn-store's `conformance`"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 #[test]
 fn every_dependency_is_declared_once_in_the_workspace() {
     let root = manifest(&workspace().join("Cargo.toml"));

@@ -355,3 +355,60 @@ fn note_matched(note: &mut dyn FnMut(&str), sbom_id: i64, matched: &crate::advis
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use cairn_store::prelude::*;
+    use cairn_store::{FindingFilter, NewAdvisory, SqliteStore};
+
+    /// The same commit run twice fetches the same packages: its SBOM (a
+    /// deterministic document) is recorded once, so `cairn where` finds one
+    /// SBOM and the advisory one finding, not one per run.
+    #[test]
+    fn the_same_fetch_twice_records_one_sbom_and_one_set_of_findings() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        std::fs::write(
+            tmp.path().join("package-lock.json"),
+            r#"{"name":"app","lockfileVersion":3,"packages":{"":{"name":"app"},"node_modules/left-pad":{"version":"1.2.0"}}}"#,
+        )
+        .unwrap();
+        let store = SqliteStore::open_in_memory().unwrap();
+        let record = r#"{"id":"A-1","modified":"2026-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"npm","name":"left-pad"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.3.1"}]}]}]}"#;
+        store
+            .put_advisories(&[NewAdvisory {
+                id: "A-1".into(),
+                modified: "2026-01-01T00:00:00.000000000Z".into(),
+                withdrawn: false,
+                packages: vec![("npm".into(), "left-pad".into())],
+                json: record.as_bytes().to_vec(),
+            }])
+            .unwrap();
+        let digest = Sha256Digest([7; 32]);
+        let mut notes = Vec::new();
+        for _ in 0..2 {
+            let collected =
+                inventory::collect_installed(inventory::Tree::walk(tmp.path()).unwrap());
+            fetched(
+                &store,
+                "app",
+                "app source",
+                &digest,
+                &collected,
+                1_700_000_000_000,
+                &mut |n| notes.push(n.to_owned()),
+            )
+            .unwrap();
+        }
+        let hits = store.where_package(Some("npm"), "left-pad").unwrap();
+        assert_eq!(hits.len(), 1, "{hits:?}\n{notes:#?}");
+        let sboms = store
+            .sboms_about(&format!("sha256:{}", digest.to_hex()))
+            .unwrap();
+        assert_eq!(sboms.len(), 1, "{sboms:?}");
+        let findings = store.findings(&FindingFilter::default()).unwrap();
+        assert_eq!(findings.len(), 1, "{findings:?}\n{notes:#?}");
+        assert_eq!(findings[0].key.sbom_id, sboms[0].id);
+    }
+}

@@ -76,14 +76,14 @@ pub fn parse_digest(text: &str) -> Result<String, ApiError> {
 }
 
 /// Checks `actor` may view the artifact `digest`: View on every workload its
-/// images, its evidence's runs and its findings name; organisation-wide View
-/// when they name none.
+/// images, its evidence's runs and its SBOMs (`sbom_workloads`, when the
+/// caller reads findings) name; organisation-wide View when they name none.
 fn authorize_artifact(
     s: &Shared,
     actor: &Actor,
     digest: &str,
     evidence: &[EvidenceRecord],
-    findings: &[StoredFinding],
+    sbom_workloads: &[String],
 ) -> Result<(), ApiError> {
     let mut workloads = BTreeSet::new();
     for image in s.store.images(None, Some(digest), MAX_IMAGES)? {
@@ -95,7 +95,7 @@ fn authorize_artifact(
             workloads.insert(run.workload);
         }
     }
-    workloads.extend(findings.iter().filter_map(|f| f.workload.clone()));
+    workloads.extend(sbom_workloads.iter().cloned());
     if workloads.is_empty() {
         return s.authorize(actor, Action::View, &Scope::organisation());
     }
@@ -105,18 +105,25 @@ fn authorize_artifact(
     Ok(())
 }
 
-/// The findings about `digest` (of every state, or of `state`).
+/// The first `limit` findings about `digest` (of every state, or of `state`).
 fn findings_of(
     s: &Shared,
     digest: &str,
     state: Option<FindingState>,
+    limit: usize,
 ) -> Result<Vec<StoredFinding>, ApiError> {
     Ok(s.store.findings(&FindingFilter {
         state,
         subject_digest: Some(digest.to_owned()),
+        limit: Some(limit),
         ..FindingFilter::default()
     })?)
 }
+
+/// The most findings `GET /api/artifacts/{digest}/findings` returns, and how many
+/// when the query names no `limit`.
+const MAX_FINDINGS: usize = 10_000;
+const DEFAULT_FINDINGS: usize = 1_000;
 
 /// The statement a stored bundle carries (read as stored, not re-verified:
 /// the engine verified and logged it before keeping it; `cairn verify` checks).
@@ -180,6 +187,9 @@ pub struct FindingsQuery {
     state: Option<String>,
     /// `low`, `medium`, `high`, `critical` (default: every severity).
     severity: Option<String>,
+    /// At most this many (default 1000, at most 10000), the first by SBOM and
+    /// advisory.
+    limit: Option<usize>,
 }
 
 /// The state a query names.
@@ -212,17 +222,32 @@ async fn findings(
 ) -> Result<Json<Value>, ApiError> {
     let digest = parse_digest(&digest)?;
     let wanted = parse_state(q.state.as_deref())?;
+    let limit = q.limit.unwrap_or(DEFAULT_FINDINGS).min(MAX_FINDINGS);
     state
         .blocking(move |s| {
-            let all = findings_of(s, &digest, None)?;
+            // Authorised by the workloads of every SBOM of the digest (every
+            // finding's workload is its SBOM's), not of the findings read.
+            let sbom_workloads: Vec<String> = s
+                .store
+                .sboms_about(&digest)?
+                .into_iter()
+                .filter_map(|sbom| sbom.workload)
+                .collect();
             let records = s.store.evidence_for_subject(&digest)?;
-            authorize_artifact(s, &actor, &digest, &records, &all)?;
+            authorize_artifact(s, &actor, &digest, &records, &sbom_workloads)?;
+            let all = if q.severity.is_some() {
+                // Severity is filtered here, after the store's limit would cut.
+                findings_of(s, &digest, wanted, MAX_FINDINGS)?
+            } else {
+                findings_of(s, &digest, wanted, limit)?
+            };
             let org = cairn_engine::load_org(s.config.platform_dir.as_deref())?;
             let running = cairn_engine::exposures::running(&*s.store, &org)?;
             let items: Vec<Value> = all
                 .iter()
                 .filter(|f| wanted.is_none_or(|w| f.state == w))
                 .filter(|f| has_severity(f, q.severity.as_deref()))
+                .take(limit)
                 .map(|f| cairn_engine::wire::finding_json_running(f, &running))
                 .collect();
             Ok(Json(json!({ "digest": digest, "findings": items })))

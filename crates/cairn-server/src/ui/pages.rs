@@ -448,21 +448,35 @@ struct ArtifactView {
     evidence: Vec<EvidenceRecord>,
     images: Vec<cairn_model::ImageRecord>,
     findings: Vec<StoredFinding>,
+    /// More findings than [`ARTIFACT_FINDINGS`] are kept: the first are shown.
+    more_findings: bool,
 }
+
+/// The most findings the artifact page reads and shows (the first, by SBOM and
+/// advisory); the API pages through the rest.
+const ARTIFACT_FINDINGS: usize = 1_000;
 
 fn artifact_view(s: &Shared, actor: &Actor, digest: &str) -> Result<ArtifactView, ApiError> {
     let visible = s.visible(actor)?;
     let evidence = s.store.evidence_for_subject(digest)?;
     let images = s.store.images(None, Some(digest), LIST_LIMIT)?;
-    let findings: Vec<StoredFinding> = s
-        .store
-        .findings(&FindingFilter::default())?
-        .into_iter()
-        .filter(|f| f.subject_digest == digest)
-        .collect();
-    // The workloads the artifact belongs to: the actor must see every one.
+    let mut findings: Vec<StoredFinding> = s.store.findings(&FindingFilter {
+        subject_digest: Some(digest.to_owned()),
+        limit: Some(ARTIFACT_FINDINGS + 1),
+        ..FindingFilter::default()
+    })?;
+    let more_findings = findings.len() > ARTIFACT_FINDINGS;
+    findings.truncate(ARTIFACT_FINDINGS);
+    // The workloads the artifact belongs to: the actor must see every one. Its
+    // SBOMs name them all (every finding's workload is its SBOM's), however
+    // many findings the page leaves out.
     let mut workloads: BTreeSet<String> = images.iter().map(|i| i.workload.clone()).collect();
-    workloads.extend(findings.iter().filter_map(|f| f.workload.clone()));
+    workloads.extend(
+        s.store
+            .sboms_about(digest)?
+            .into_iter()
+            .filter_map(|sbom| sbom.workload),
+    );
     for run in evidence
         .iter()
         .filter_map(|e| e.run)
@@ -496,6 +510,7 @@ fn artifact_view(s: &Shared, actor: &Actor, digest: &str) -> Result<ArtifactView
         evidence,
         images,
         findings,
+        more_findings,
     })
 }
 
@@ -599,6 +614,12 @@ fn artifact_body(v: &ArtifactView) -> Markup {
                         td { (time(f.first_seen_ms)) }
                     }
                 } }
+            }
+            @if v.more_findings {
+                p.muted #findings-truncated {
+                    "The first " (ARTIFACT_FINDINGS) " findings are shown (and counted above); "
+                    code { "GET /api/artifacts/" (v.digest) "/findings?limit=10000" } " lists up to 10000."
+                }
             }
         }
     }

@@ -1,10 +1,11 @@
-//! The base-image catalog and built images (schema v6).
+//! [`CatalogStore`] on SQLite: the base-image catalog and built images (schema v6).
 
 use cairn_model::{BaseRecipe, BaseRecord, ImageRecord, RunId};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::text::check_len;
-use crate::StoreError;
+use super::{SqliteStore, sql_limit};
+use crate::{CatalogStore, StoreError};
 
 pub(super) fn add_base(tx: &Transaction<'_>, b: &BaseRecord) -> Result<i64, StoreError> {
     let what = "adding a catalog base";
@@ -185,4 +186,33 @@ pub(super) fn images(
         .collect::<Result<Vec<_>, _>>()
         .map_err(StoreError::sqlite(what))?;
     Ok(rows)
+}
+
+impl CatalogStore for SqliteStore {
+    fn add_base(&self, base: &BaseRecord) -> Result<i64, StoreError> {
+        self.write("adding a catalog base", |tx| add_base(tx, base))
+    }
+
+    fn base_history(&self, name: &str) -> Result<Vec<BaseRecord>, StoreError> {
+        self.read("reading a catalog base", |tx| base_history(tx, name))
+    }
+
+    fn bases(&self) -> Result<Vec<BaseRecord>, StoreError> {
+        self.read("listing the catalog", bases)
+    }
+
+    fn add_image(&self, image: &ImageRecord) -> Result<i64, StoreError> {
+        self.write("recording an image", |tx| add_image(tx, image))
+    }
+
+    fn images(
+        &self,
+        workload: Option<&str>,
+        digest: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ImageRecord>, StoreError> {
+        self.read("listing images", |tx| {
+            images(tx, workload, digest, sql_limit(limit))
+        })
+    }
 }

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use cairn_model::config::{AdvisoryFeed, FeedSource, OrgConfig};
 use cairn_model::{DeploymentRecord, DeploymentStatus};
-use cairn_store::{NewSbom, SqliteStore, Store};
+use cairn_store::prelude::*;
+use cairn_store::{NewSbom, SqliteStore};
 use serde_json::json;
 
 use crate::cli::Cli;

@@ -13,7 +13,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use cairn_store::{NewSbom, SqliteStore, Store};
+use cairn_store::prelude::*;
+use cairn_store::{NewSbom, SqliteStore};
 use serde_json::json;
 
 use super::summary;

@@ -1,29 +1,31 @@
-//! Identities, role bindings, deployments and change records (schema v7; identity
-//! expiry since v8).
+//! [`AccessStore`] on SQLite: identities (schema v7; expiry since v8), role
+//! bindings, browser sessions and forge logins mapped to identities (v8).
 //!
-//! An identity keeps the SHA-256 of its token, never the token. Bindings are a
-//! set: adding one twice is a no-op. Deployments and change records are
-//! append-only; the newest deployment of a (workload, environment) is current.
+//! An identity and a session keep the SHA-256 of their token, never the token.
+//! Bindings are a set: adding one twice is a no-op.
 
-use cairn_model::{
-    ChangeRecord, DeploymentRecord, DeploymentStatus, IdentityKind, IdentityRecord, RoleBinding,
-};
+use cairn_model::{IdentityKind, IdentityRecord, RoleBinding, SessionRecord};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
+use super::SqliteStore;
 use super::text::{check_len, check_nonempty};
-use crate::{MAX_CHANGE_JSON_BYTES, StoreError};
+use crate::{AccessStore, StoreError};
 
-fn to_sql_index(what: &'static str, index: u64) -> Result<i64, StoreError> {
-    i64::try_from(index).map_err(|_| StoreError::Invalid {
-        what,
-        why: format!("log index {index} is out of range"),
-    })
-}
-
-fn from_sql_index(value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt {
-        what: "log index",
-        value: value.to_string(),
+/// Fails with `NotFound` unless the identity exists (revoked or not).
+fn require_identity(
+    tx: &Transaction<'_>,
+    name: &str,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    let found = tx
+        .query_row("SELECT 1 FROM identities WHERE name = ?1", [name], |_| {
+            Ok(())
+        })
+        .optional()
+        .map_err(StoreError::sqlite(what))?;
+    found.ok_or_else(|| StoreError::NotFound {
+        what: "identity",
+        id: name.to_owned(),
     })
 }
 
@@ -332,274 +334,204 @@ pub(super) fn bindings(tx: &Transaction<'_>) -> Result<Vec<RoleBinding>, StoreEr
     Ok(rows)
 }
 
-// ---- deployments -----------------------------------------------------------------------
+// ---- sessions --------------------------------------------------------------------------
 
-pub(super) fn add_deployment(
-    tx: &Transaction<'_>,
-    d: &DeploymentRecord,
-) -> Result<i64, StoreError> {
-    let what = "recording a deployment";
+pub(super) fn add_session(tx: &Transaction<'_>, s: &SessionRecord) -> Result<(), StoreError> {
+    let what = "adding a session";
     check_len(
-        "a deployment's field",
-        &[
-            &d.workload,
-            &d.environment,
-            &d.digest,
-            d.previous_digest.as_deref().unwrap_or(""),
-            &d.kind,
-            &d.actor,
-            &d.target,
-            &d.detail,
-            d.token.as_deref().unwrap_or(""),
-            d.reason.as_deref().unwrap_or(""),
-        ],
+        "a session's field",
+        &[&s.token_sha256, &s.identity, &s.csrf],
     )?;
-    for (field, value) in [
-        ("workload", &d.workload),
-        ("environment", &d.environment),
-        ("digest", &d.digest),
-        ("kind", &d.kind),
-        ("actor", &d.actor),
-        ("target", &d.target),
-    ] {
-        check_nonempty("deployment", field, value)?;
-    }
-    let log_index = to_sql_index("deployment", d.log_index)?;
-    tx.execute(
-        "INSERT INTO deployments (workload, environment, digest, previous_digest, kind, actor, \
-         target, detail, log_index, deployed_at_ms, status, token, reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        params![
-            d.workload,
-            d.environment,
-            d.digest,
-            d.previous_digest,
-            d.kind,
-            d.actor,
-            d.target,
-            d.detail,
-            log_index,
-            d.deployed_at_ms,
-            d.status.as_str(),
-            d.token,
-            d.reason
-        ],
-    )
-    .map_err(StoreError::sqlite(what))?;
-    Ok(tx.last_insert_rowid())
-}
-
-const DEPLOYMENT_COLUMNS: &str = "workload, environment, digest, previous_digest, kind, actor, \
-                                  target, detail, log_index, deployed_at_ms, status, token, reason";
-
-fn deployment_row(r: &Row<'_>) -> rusqlite::Result<(DeploymentRecord, i64)> {
-    Ok((
-        DeploymentRecord {
-            workload: r.get(0)?,
-            environment: r.get(1)?,
-            digest: r.get(2)?,
-            previous_digest: r.get(3)?,
-            kind: r.get(4)?,
-            actor: r.get(5)?,
-            target: r.get(6)?,
-            detail: r.get(7)?,
-            log_index: 0,
-            deployed_at_ms: r.get(9)?,
-            status: {
-                let text: String = r.get(10)?;
-                DeploymentStatus::parse(&text).ok_or_else(|| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        10,
-                        rusqlite::types::Type::Text,
-                        format!("unknown deployment status `{text}`").into(),
-                    )
-                })?
-            },
-            token: r.get(11)?,
-            reason: r.get(12)?,
-        },
-        r.get(8)?,
-    ))
-}
-
-fn with_index((mut d, index): (DeploymentRecord, i64)) -> Result<DeploymentRecord, StoreError> {
-    d.log_index = from_sql_index(index)?;
-    Ok(d)
-}
-
-pub(super) fn deployments(
-    tx: &Transaction<'_>,
-    workload: Option<&str>,
-    environment: Option<&str>,
-    limit: i64,
-) -> Result<Vec<DeploymentRecord>, StoreError> {
-    let what = "listing deployments";
-    let mut stmt = tx
-        .prepare_cached(&format!(
-            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments \
-             WHERE (?1 IS NULL OR workload = ?1) AND (?2 IS NULL OR environment = ?2) \
-             ORDER BY id DESC LIMIT ?3"
-        ))
-        .map_err(StoreError::sqlite(what))?;
-    let rows = stmt
-        .query_map(params![workload, environment, limit], deployment_row)
-        .map_err(StoreError::sqlite(what))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(StoreError::sqlite(what))?;
-    rows.into_iter().map(with_index).collect()
-}
-
-pub(super) fn was_deployed(
-    tx: &Transaction<'_>,
-    workload: &str,
-    environment: &str,
-    digest: &str,
-) -> Result<bool, StoreError> {
-    let found: Option<i64> = tx
-        .query_row(
-            "SELECT 1 FROM deployments WHERE workload = ?1 AND environment = ?2 AND digest = ?3 \
-             AND status IN ('deployed', 'superseded', 'not-running') LIMIT 1",
-            params![workload, environment, digest],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(StoreError::sqlite("looking up a deployment"))?;
-    Ok(found.is_some())
-}
-
-// ---- change records --------------------------------------------------------------------
-
-pub(super) fn add_change(tx: &Transaction<'_>, c: &ChangeRecord) -> Result<i64, StoreError> {
-    let what = "recording a change";
-    if c.json.len() > MAX_CHANGE_JSON_BYTES {
-        return Err(StoreError::TooLarge {
-            what: "a change record's JSON",
-            size: c.json.len(),
-            limit: MAX_CHANGE_JSON_BYTES,
+    let hex = s.token_sha256.as_bytes();
+    if hex.len() != 64 || !hex.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(StoreError::Invalid {
+            what: "session",
+            why: "the token hash is not 64 lowercase hex digits (a SHA-256)".to_owned(),
         });
     }
-    check_len(
-        "a change record's field",
-        &[
-            &c.kind,
-            &c.workload,
-            &c.environment,
-            &c.actor,
-            c.from_digest.as_deref().unwrap_or(""),
-            &c.to_digest,
-        ],
-    )?;
-    for (field, value) in [
-        ("kind", &c.kind),
-        ("workload", &c.workload),
-        ("actor", &c.actor),
-    ] {
-        check_nonempty("change record", field, value)?;
+    check_nonempty("session", "CSRF token", &s.csrf)?;
+    require_identity(tx, &s.identity, what)?;
+    if session(tx, &s.token_sha256)?.is_some() {
+        return Err(StoreError::Exists {
+            what: "session of identity",
+            id: s.identity.clone(),
+        });
     }
-    let log_index = to_sql_index("change record", c.log_index)?;
     tx.execute(
-        "INSERT INTO changes (kind, workload, environment, actor, from_digest, to_digest, \
-         log_index, at_ms, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO sessions (token_sha256, identity, csrf, created_at_ms, expires_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
-            c.kind,
-            c.workload,
-            c.environment,
-            c.actor,
-            c.from_digest,
-            c.to_digest,
-            log_index,
-            c.at_ms,
-            c.json
+            s.token_sha256,
+            s.identity,
+            s.csrf,
+            s.created_at_ms,
+            s.expires_at_ms
         ],
     )
     .map_err(StoreError::sqlite(what))?;
-    Ok(tx.last_insert_rowid())
+    Ok(())
 }
 
-pub(super) fn changes(
+pub(super) fn session(
     tx: &Transaction<'_>,
-    workload: Option<&str>,
-    limit: i64,
-) -> Result<Vec<(i64, ChangeRecord)>, StoreError> {
-    let what = "listing change records";
-    let mut stmt = tx
-        .prepare_cached(
-            "SELECT id, kind, workload, environment, actor, from_digest, to_digest, log_index, \
-             at_ms, json FROM changes WHERE (?1 IS NULL OR workload = ?1) \
-             ORDER BY id DESC LIMIT ?2",
-        )
-        .map_err(StoreError::sqlite(what))?;
-    let rows = stmt
-        .query_map(params![workload, limit], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(7)?,
-                ChangeRecord {
-                    kind: r.get(1)?,
-                    workload: r.get(2)?,
-                    environment: r.get(3)?,
-                    actor: r.get(4)?,
-                    from_digest: r.get(5)?,
-                    to_digest: r.get(6)?,
-                    log_index: 0,
-                    at_ms: r.get(8)?,
-                    json: r.get(9)?,
-                },
-            ))
-        })
-        .map_err(StoreError::sqlite(what))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(StoreError::sqlite(what))?;
-    rows.into_iter()
-        .map(|(id, index, mut c)| {
-            c.log_index = from_sql_index(index)?;
-            Ok((id, c))
-        })
-        .collect()
+    token_sha256: &str,
+) -> Result<Option<SessionRecord>, StoreError> {
+    tx.query_row(
+        "SELECT token_sha256, identity, csrf, created_at_ms, expires_at_ms FROM sessions \
+         WHERE token_sha256 = ?1",
+        [token_sha256],
+        |r| {
+            Ok(SessionRecord {
+                token_sha256: r.get(0)?,
+                identity: r.get(1)?,
+                csrf: r.get(2)?,
+                created_at_ms: r.get(3)?,
+                expires_at_ms: r.get(4)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(StoreError::sqlite("reading a session"))
 }
 
-/// The newest deployment of (`workload`, `environment`) that reached it (deployed,
-/// or deployed and found not running): what runs, or should run, there.
-pub(super) fn current_deployment(
-    tx: &Transaction<'_>,
-    workload: &str,
-    environment: &str,
-) -> Result<Option<DeploymentRecord>, StoreError> {
-    let what = "reading the current deployment";
-    let row = tx
-        .query_row(
-            &format!(
-                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments \
-                 WHERE workload = ?1 AND environment = ?2 \
-                 AND status IN ('deployed', 'not-running') ORDER BY id DESC LIMIT 1"
-            ),
-            params![workload, environment],
-            deployment_row,
-        )
-        .optional()
-        .map_err(StoreError::sqlite(what))?;
-    row.map(with_index).transpose()
-}
-
-/// Sets the status (and reason) of the deployment with `token`; `false` when
-/// there is none.
-pub(super) fn set_deployment_status(
-    tx: &Transaction<'_>,
-    token: &str,
-    status: DeploymentStatus,
-    reason: Option<&str>,
-    detail: Option<&str>,
-) -> Result<bool, StoreError> {
-    check_len(
-        "a deployment's field",
-        &[token, reason.unwrap_or(""), detail.unwrap_or("")],
-    )?;
-    let changed = tx
+pub(super) fn remove_session(tx: &Transaction<'_>, token_sha256: &str) -> Result<bool, StoreError> {
+    let removed = tx
         .execute(
-            "UPDATE deployments SET status = ?2, reason = ?3, detail = coalesce(?4, detail) \
-             WHERE token = ?1",
-            params![token, status.as_str(), reason, detail],
+            "DELETE FROM sessions WHERE token_sha256 = ?1",
+            [token_sha256],
         )
-        .map_err(StoreError::sqlite("recording a deployment's outcome"))?;
-    Ok(changed > 0)
+        .map_err(StoreError::sqlite("removing a session"))?;
+    Ok(removed > 0)
+}
+
+pub(super) fn prune_sessions(tx: &Transaction<'_>, now_ms: i64) -> Result<u64, StoreError> {
+    let removed = tx
+        .execute("DELETE FROM sessions WHERE expires_at_ms <= ?1", [now_ms])
+        .map_err(StoreError::sqlite("pruning expired sessions"))?;
+    Ok(super::len_u64(removed))
+}
+
+// ---- forge accounts --------------------------------------------------------------------
+
+pub(super) fn link_forge_account(
+    tx: &Transaction<'_>,
+    forge: &str,
+    login: &str,
+    identity: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let what = "linking a forge account";
+    check_len("a forge account's field", &[forge, login, identity])?;
+    check_nonempty("forge account", "forge", forge)?;
+    check_nonempty("forge account", "login", login)?;
+    require_identity(tx, identity, what)?;
+    tx.execute(
+        "INSERT INTO forge_accounts (forge, login, identity, created_at_ms) \
+         VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (forge, login) DO UPDATE SET identity = excluded.identity, \
+         created_at_ms = excluded.created_at_ms",
+        params![forge, login, identity, now_ms],
+    )
+    .map_err(StoreError::sqlite(what))?;
+    Ok(())
+}
+
+pub(super) fn forge_account(
+    tx: &Transaction<'_>,
+    forge: &str,
+    login: &str,
+) -> Result<Option<String>, StoreError> {
+    tx.query_row(
+        "SELECT identity FROM forge_accounts WHERE forge = ?1 AND login = ?2",
+        params![forge, login],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(StoreError::sqlite("reading a forge account"))
+}
+
+impl AccessStore for SqliteStore {
+    fn add_identity(&self, identity: &IdentityRecord) -> Result<(), StoreError> {
+        self.write("adding an identity", |tx| add_identity(tx, identity))
+    }
+
+    fn add_first_identity(
+        &self,
+        identity: &IdentityRecord,
+        binding: &RoleBinding,
+    ) -> Result<bool, StoreError> {
+        self.write("adding the first identity", |tx| {
+            add_first_identity(tx, identity, binding)
+        })
+    }
+
+    fn identity(&self, name: &str) -> Result<Option<IdentityRecord>, StoreError> {
+        self.read("reading an identity", |tx| identity(tx, name))
+    }
+
+    fn identity_by_token(&self, token_sha256: &str) -> Result<Option<IdentityRecord>, StoreError> {
+        self.read("finding an identity by token", |tx| {
+            identity_by_token(tx, token_sha256)
+        })
+    }
+
+    fn identities(&self) -> Result<Vec<IdentityRecord>, StoreError> {
+        self.read("listing identities", identities)
+    }
+
+    fn revoke_identity(&self, name: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.write("revoking an identity", |tx| {
+            revoke_identity(tx, name, now_ms)
+        })
+    }
+
+    fn identity_count(&self) -> Result<u64, StoreError> {
+        self.read("counting identities", identity_count)
+    }
+
+    fn add_binding(&self, binding: &RoleBinding) -> Result<(), StoreError> {
+        self.write("binding a role", |tx| add_binding(tx, binding))
+    }
+
+    fn remove_binding(&self, binding: &RoleBinding) -> Result<bool, StoreError> {
+        self.write("removing a role binding", |tx| remove_binding(tx, binding))
+    }
+
+    fn bindings(&self) -> Result<Vec<RoleBinding>, StoreError> {
+        self.read("listing role bindings", bindings)
+    }
+
+    fn add_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.write("adding a session", |tx| add_session(tx, session))
+    }
+
+    fn session(&self, token_sha256: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.read("reading a session", |tx| session(tx, token_sha256))
+    }
+
+    fn remove_session(&self, token_sha256: &str) -> Result<bool, StoreError> {
+        self.write("removing a session", |tx| remove_session(tx, token_sha256))
+    }
+
+    fn prune_sessions(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.write("pruning expired sessions", |tx| prune_sessions(tx, now_ms))
+    }
+
+    fn link_forge_account(
+        &self,
+        forge: &str,
+        login: &str,
+        identity: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.write("linking a forge account", |tx| {
+            link_forge_account(tx, forge, login, identity, now_ms)
+        })
+    }
+
+    fn forge_account(&self, forge: &str, login: &str) -> Result<Option<String>, StoreError> {
+        self.read("reading a forge account", |tx| {
+            forge_account(tx, forge, login)
+        })
+    }
 }

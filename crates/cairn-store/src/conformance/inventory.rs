@@ -1,0 +1,760 @@
+//! Cases of [`InventoryStore`](crate::InventoryStore): advisories, SBOMs, findings and re-matches.
+
+use super::*;
+
+fn found_ids(found: &[StoredAdvisory]) -> Vec<&str> {
+    found.iter().map(|a| a.id.as_str()).collect()
+}
+
+fn hit_summary(hits: &[PackageHit]) -> Vec<(i64, &str, &str, &str)> {
+    hits.iter()
+        .map(|h| {
+            (
+                h.sbom_id,
+                h.subject_name.as_str(),
+                h.ecosystem.as_str(),
+                h.version.as_str(),
+            )
+        })
+        .collect()
+}
+
+fn all_findings(store: &dyn Store) -> Result<Vec<(String, i64, String, FindingState)>, StoreError> {
+    Ok(finding_summary(&store.findings(&FindingFilter::default())?))
+}
+
+/// A record replaces the stored one only when its `modified` is later; its package
+/// index follows the replacement.
+pub fn advisories_are_replaced_only_when_newer(store: &dyn Store) -> Result<(), StoreError> {
+    let first = advisory(
+        "A-1",
+        "2024-01-01T00:00:00.000000000Z",
+        &[("crates.io", "old")],
+    );
+    let other = advisory("A-2", "2024-01-01T00:00:00.000000000Z", &[("npm", "x")]);
+    assert_eq!(
+        store.put_advisories(&[first.clone(), other.clone()])?,
+        vec![AdvisoryPut::New, AdvisoryPut::New]
+    );
+    // The same records again: nothing changes.
+    assert_eq!(
+        store.put_advisories(&[first.clone(), other])?,
+        vec![AdvisoryPut::Unchanged, AdvisoryPut::Unchanged]
+    );
+    // An older copy does not replace a newer one.
+    let older = advisory(
+        "A-1",
+        "2023-06-01T00:00:00.000000000Z",
+        &[("crates.io", "older")],
+    );
+    assert_eq!(
+        store.put_advisories(&[older])?,
+        vec![AdvisoryPut::Unchanged]
+    );
+    let kept = store.advisory("A-1")?.expect("A-1 is kept");
+    assert_eq!(kept.modified, first.modified);
+    assert_eq!(kept.json, first.json);
+    // A newer copy replaces it, and is found under its new package only.
+    let newer = advisory(
+        "A-1",
+        "2024-02-01T00:00:00.000000000Z",
+        &[("crates.io", "new")],
+    );
+    assert_eq!(
+        store.put_advisories(std::slice::from_ref(&newer))?,
+        vec![AdvisoryPut::Updated]
+    );
+    let kept = store.advisory("A-1")?.expect("A-1 is kept");
+    assert_eq!(kept.modified, newer.modified);
+    assert_eq!(kept.json, newer.json);
+    assert!(
+        store
+            .advisories_for_packages(&keys(&[("crates.io", "old")]))?
+            .is_empty()
+    );
+    assert_eq!(
+        found_ids(&store.advisories_for_packages(&keys(&[("crates.io", "new")]))?),
+        vec!["A-1"]
+    );
+    // Within one batch, a second copy is compared with the first.
+    let twice = [
+        advisory("A-3", "2024-01-01T00:00:00.000000000Z", &[]),
+        advisory("A-3", "2024-03-01T00:00:00.000000000Z", &[]),
+    ];
+    assert_eq!(
+        store.put_advisories(&twice)?,
+        vec![AdvisoryPut::New, AdvisoryPut::Updated]
+    );
+    assert_eq!(store.advisory_count()?, 3);
+    assert!(store.advisory("A-404")?.is_none());
+    // A record over the limit refuses the whole batch.
+    let mut big = advisory("A-4", "2024-01-01T00:00:00.000000000Z", &[]);
+    big.json = vec![b' '; crate::MAX_ADVISORY_BYTES + 1];
+    let fine = advisory("A-5", "2024-01-01T00:00:00.000000000Z", &[]);
+    assert!(matches!(
+        store.put_advisories(&[fine, big]),
+        Err(StoreError::TooLarge { .. })
+    ));
+    assert!(store.advisory("A-5")?.is_none());
+    assert_eq!(store.advisory_count()?, 3);
+    Ok(())
+}
+
+/// Lookup by (ecosystem, name): exact on both, each record once however many of its
+/// packages are asked for, sorted by id.
+pub fn advisories_are_found_by_package(store: &dyn Store) -> Result<(), StoreError> {
+    store.put_advisories(&[
+        advisory(
+            "B-2",
+            "2024-01-01T00:00:00.000000000Z",
+            &[("crates.io", "a"), ("crates.io", "b")],
+        ),
+        advisory(
+            "B-1",
+            "2024-01-01T00:00:00.000000000Z",
+            &[("crates.io", "b")],
+        ),
+        advisory("B-3", "2024-01-01T00:00:00.000000000Z", &[("npm", "a")]),
+    ])?;
+    let found = store.advisories_for_packages(&keys(&[("crates.io", "a"), ("crates.io", "b")]))?;
+    assert_eq!(found_ids(&found), vec!["B-1", "B-2"]);
+    assert_eq!(
+        found_ids(&store.advisories_for_packages(&keys(&[("npm", "a")]))?),
+        vec!["B-3"]
+    );
+    assert!(
+        store
+            .advisories_for_packages(&keys(&[("npm", "b")]))?
+            .is_empty()
+    );
+    assert!(store.advisories_for_packages(&[])?.is_empty());
+    Ok(())
+}
+
+/// A withdrawn record is kept (and counted, and can be updated) but never found by
+/// package; one that becomes withdrawn leaves the index.
+pub fn withdrawn_advisories_are_kept_but_not_indexed(store: &dyn Store) -> Result<(), StoreError> {
+    let live = advisory("C-1", "2024-01-01T00:00:00.000000000Z", &[("PyPI", "p")]);
+    let mut gone = advisory("C-2", "2024-01-01T00:00:00.000000000Z", &[("PyPI", "p")]);
+    gone.withdrawn = true;
+    store.put_advisories(&[live, gone])?;
+    let p = keys(&[("PyPI", "p")]);
+    assert_eq!(found_ids(&store.advisories_for_packages(&p)?), vec!["C-1"]);
+    assert!(store.advisory("C-2")?.expect("C-2 is kept").withdrawn);
+    assert_eq!(store.advisory_count()?, 2);
+    let mut withdrawn_later = advisory("C-1", "2024-05-01T00:00:00.000000000Z", &[("PyPI", "p")]);
+    withdrawn_later.withdrawn = true;
+    assert_eq!(
+        store.put_advisories(&[withdrawn_later])?,
+        vec![AdvisoryPut::Updated]
+    );
+    assert!(store.advisories_for_packages(&p)?.is_empty());
+    assert_eq!(store.advisory_count()?, 2);
+    // The database's state lists every kept record, withdrawn ones included.
+    assert_eq!(
+        store.advisory_versions()?,
+        vec![
+            (
+                "C-1".to_owned(),
+                "2024-05-01T00:00:00.000000000Z".to_owned(),
+                true
+            ),
+            (
+                "C-2".to_owned(),
+                "2024-01-01T00:00:00.000000000Z".to_owned(),
+                true
+            ),
+        ]
+    );
+    Ok(())
+}
+
+/// A stored SBOM is found by each component's name, in one ecosystem or in any;
+/// a component listed twice in one SBOM is one hit; the hit names the artifact.
+pub fn sboms_are_found_by_package(store: &dyn Store) -> Result<(), StoreError> {
+    assert!(store.where_package(None, "smallvec")?.is_empty());
+    let a = store.add_sbom(&sbom(
+        "app-a",
+        &[
+            ("crates.io", "smallvec", "0.6.10"),
+            ("crates.io", "smallvec", "0.6.10"),
+            ("crates.io", "serde", "1.0.0"),
+        ],
+    ))?;
+    let mut b_sbom = sbom(
+        "app-b",
+        &[
+            ("crates.io", "smallvec", "1.6.1"),
+            ("npm", "smallvec", "2.0.0"),
+        ],
+    );
+    b_sbom.workload = Some("shop".to_owned());
+    b_sbom.environment = Some("production".to_owned());
+    let b = store.add_sbom(&b_sbom)?;
+    assert!(b > a, "ids grow: {a} then {b}");
+    let any = store.where_package(None, "smallvec")?;
+    assert_eq!(
+        hit_summary(&any),
+        vec![
+            (a, "app-a", "crates.io", "0.6.10"),
+            (b, "app-b", "crates.io", "1.6.1"),
+            (b, "app-b", "npm", "2.0.0"),
+        ]
+    );
+    assert_eq!(any[0].subject_digest, "sha256:app-a");
+    assert_eq!(any[0].purl, "pkg:crates.io/smallvec@0.6.10");
+    assert_eq!(any[0].workload, None);
+    assert_eq!(any[1].workload.as_deref(), Some("shop"));
+    assert_eq!(any[1].environment.as_deref(), Some("production"));
+    assert_eq!(
+        hit_summary(&store.where_package(Some("npm"), "smallvec")?),
+        vec![(b, "app-b", "npm", "2.0.0")]
+    );
+    assert_eq!(
+        hit_summary(&store.where_package(Some("crates.io"), "serde")?),
+        vec![(a, "app-a", "crates.io", "1.0.0")]
+    );
+    assert!(store.where_package(Some("PyPI"), "smallvec")?.is_empty());
+    assert!(store.where_package(None, "SmallVec")?.is_empty());
+    Ok(())
+}
+
+/// A batch is kept whole or not at all: one oversized document or component list
+/// refuses every SBOM in it; an empty batch stores nothing.
+pub fn sbom_batches_are_all_or_nothing(store: &dyn Store) -> Result<(), StoreError> {
+    assert!(store.add_sboms(&[])?.is_empty());
+    let fine = sbom("fine", &[("crates.io", "libc", "0.2.0")]);
+    let mut big = sbom("big", &[("crates.io", "libc", "0.2.1")]);
+    big.document = vec![b' '; crate::MAX_SBOM_BYTES + 1];
+    assert!(matches!(
+        store.add_sboms(&[fine.clone(), big]),
+        Err(StoreError::TooLarge { limit, .. }) if limit == crate::MAX_SBOM_BYTES
+    ));
+    let mut many = sbom("many", &[]);
+    many.components = vec![
+        (
+            "crates.io".to_owned(),
+            "libc".to_owned(),
+            "0.2.2".to_owned(),
+            "pkg:cargo/libc@0.2.2".to_owned(),
+        );
+        crate::MAX_SBOM_COMPONENTS + 1
+    ];
+    assert!(matches!(
+        store.add_sboms(&[fine.clone(), many]),
+        Err(StoreError::TooLarge { limit, .. }) if limit == crate::MAX_SBOM_COMPONENTS
+    ));
+    assert!(store.where_package(None, "libc")?.is_empty());
+    let ids = store.add_sboms(&[
+        fine.clone(),
+        sbom("other", &[("crates.io", "libc", "0.2.3")]),
+    ])?;
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        hit_summary(&store.where_package(Some("crates.io"), "libc")?),
+        vec![
+            (ids[0], "fine", "crates.io", "0.2.0"),
+            (ids[1], "other", "crates.io", "0.2.3"),
+        ]
+    );
+    Ok(())
+}
+
+/// Components are found by (ecosystem, name), each once, in one SBOM or in all.
+pub fn components_are_found_by_package(store: &dyn Store) -> Result<(), StoreError> {
+    assert!(store.components_for_packages(&[], None)?.is_empty());
+    let a = store.add_sbom(&sbom(
+        "app-a",
+        &[
+            ("crates.io", "smallvec", "0.6.10"),
+            ("crates.io", "smallvec", "0.6.10"),
+            ("crates.io", "serde", "1.0.0"),
+            ("npm", "smallvec", "1.0.0"),
+        ],
+    ))?;
+    let b = store.add_sbom(&sbom("app-b", &[("crates.io", "smallvec", "1.6.1")]))?;
+    let got = store.components_for_packages(&packages(&[("crates.io", "smallvec")]), None)?;
+    let summary: Vec<(i64, &str)> = got
+        .iter()
+        .map(|c| (c.sbom_id, c.version.as_str()))
+        .collect();
+    assert_eq!(summary, vec![(a, "0.6.10"), (b, "1.6.1")]);
+    assert_eq!(
+        got[0],
+        StoredComponent {
+            sbom_id: a,
+            ecosystem: "crates.io".to_owned(),
+            name: "smallvec".to_owned(),
+            version: "0.6.10".to_owned(),
+            purl: "pkg:crates.io/smallvec@0.6.10".to_owned(),
+        }
+    );
+    let only_b = store.components_for_packages(&packages(&[("crates.io", "smallvec")]), Some(b))?;
+    assert_eq!(only_b.len(), 1);
+    assert_eq!(only_b[0].sbom_id, b);
+    let two = store.components_for_packages(
+        &packages(&[
+            ("crates.io", "serde"),
+            ("npm", "smallvec"),
+            ("PyPI", "serde"),
+        ]),
+        None,
+    )?;
+    assert_eq!(two.len(), 2);
+    Ok(())
+}
+
+/// A match is opened once with its first-seen time; the same match again keeps it
+/// open (and its first-seen time); a match that is gone is fixed; a fixed one that
+/// matches again is opened again. Every re-match is logged with its counts.
+pub fn findings_open_persist_and_fix(store: &dyn Store) -> Result<(), StoreError> {
+    let a = store.add_sbom(&sbom(
+        "app-a",
+        &[
+            ("crates.io", "smallvec", "0.6.10"),
+            ("crates.io", "serde", "1.0.0"),
+        ],
+    ))?;
+    let b = store.add_sbom(&sbom("app-b", &[("crates.io", "smallvec", "0.6.10")]))?;
+    let scope = MatchScope {
+        packages: packages(&[("crates.io", "smallvec")]),
+        advisories: vec!["RUSTSEC-1".to_owned()],
+        sbom: None,
+    };
+    let matches = [
+        found("RUSTSEC-1", a, "crates.io", "smallvec", "0.6.10"),
+        found("RUSTSEC-1", b, "crates.io", "smallvec", "0.6.10"),
+    ];
+    let first = store.record_matches(&scope, &matches, 1_000)?;
+    assert_eq!(first.components, 2);
+    assert_eq!(first.still_open, 0);
+    assert!(first.fixed.is_empty());
+    assert_eq!(
+        finding_summary(&first.opened),
+        vec![
+            (
+                "RUSTSEC-1".to_owned(),
+                a,
+                "smallvec@0.6.10".to_owned(),
+                FindingState::Open
+            ),
+            (
+                "RUSTSEC-1".to_owned(),
+                b,
+                "smallvec@0.6.10".to_owned(),
+                FindingState::Open
+            ),
+        ]
+    );
+    let opened = &first.opened[1];
+    assert_eq!(opened.subject_name, "app-b");
+    assert_eq!(opened.subject_digest, "sha256:app-b");
+    assert_eq!(opened.first_seen_ms, 1_000);
+    assert_eq!(opened.severity.as_deref(), Some("high"));
+    assert_eq!(opened.kind, "vulnerability");
+    assert_eq!(opened.purl, "pkg:crates.io/smallvec@0.6.10");
+
+    // The same matches again: nothing new, first-seen kept.
+    let again = store.record_matches(&scope, &matches, 2_000)?;
+    assert!(again.opened.is_empty());
+    assert_eq!(again.still_open, 2);
+    let kept = store.findings(&FindingFilter {
+        sbom: Some(b),
+        ..FindingFilter::default()
+    })?;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].first_seen_ms, kept[0].last_seen_ms),
+        (1_000, 2_000)
+    );
+    // Found by the artifact's digest as well (exposures read them so).
+    let by_digest = store.findings(&FindingFilter {
+        subject_digest: Some("sha256:app-b".to_owned()),
+        ..FindingFilter::default()
+    })?;
+    assert_eq!(by_digest, kept);
+    assert!(
+        store
+            .findings(&FindingFilter {
+                subject_digest: Some("sha256:elsewhere".to_owned()),
+                ..FindingFilter::default()
+            })?
+            .is_empty()
+    );
+
+    // Gone from app-a: fixed there, still open in app-b.
+    let third = store.record_matches(&scope, &matches[1..], 3_000)?;
+    assert_eq!(
+        finding_summary(&third.fixed),
+        vec![(
+            "RUSTSEC-1".to_owned(),
+            a,
+            "smallvec@0.6.10".to_owned(),
+            FindingState::Fixed
+        )]
+    );
+    assert_eq!(third.fixed[0].fixed_at_ms, Some(3_000));
+    assert_eq!(
+        finding_summary(&store.findings(&FindingFilter {
+            state: Some(FindingState::Open),
+            ..FindingFilter::default()
+        })?),
+        vec![(
+            "RUSTSEC-1".to_owned(),
+            b,
+            "smallvec@0.6.10".to_owned(),
+            FindingState::Open
+        )]
+    );
+
+    // It matches again: opened again, first-seen kept, no longer fixed.
+    let fourth = store.record_matches(&scope, &matches, 4_000)?;
+    assert_eq!(fourth.opened.len(), 1);
+    assert_eq!(fourth.opened[0].key.sbom_id, a);
+    assert_eq!(fourth.opened[0].first_seen_ms, 1_000);
+    assert_eq!(fourth.opened[0].fixed_at_ms, None);
+
+    // A finding given twice counts once.
+    let twice = store.record_matches(
+        &scope,
+        &[matches[0].clone(), matches[0].clone(), matches[1].clone()],
+        5_000,
+    )?;
+    assert_eq!((twice.opened.len(), twice.still_open), (0, 2));
+
+    let log = store.rematches(10)?;
+    assert_eq!(log.len(), 5);
+    assert!(log[0].id > log[1].id, "newest first");
+    assert_eq!(
+        (log[0].at_ms, log[0].components, log[0].still_open),
+        (5_000, 2, 2)
+    );
+    assert_eq!(
+        (
+            log[2].opened,
+            log[2].fixed,
+            log[2].packages,
+            log[2].advisories
+        ),
+        (0, 1, 1, 1)
+    );
+    assert_eq!(log[4].opened, 2);
+    assert_eq!(store.rematches(1)?.len(), 1);
+    assert!(store.rematches(0)?.is_empty());
+    assert_eq!(
+        store.findings(&FindingFilter {
+            advisory: Some("RUSTSEC-404".to_owned()),
+            ..FindingFilter::default()
+        })?,
+        vec![]
+    );
+    Ok(())
+}
+
+/// A re-match fixes only what it covers: findings of its packages, of its
+/// advisories whatever their package, and only in its SBOM when it names one.
+pub fn rematch_scope_covers_packages_advisories_and_one_sbom(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    let a = store.add_sbom(&sbom(
+        "app-a",
+        &[
+            ("crates.io", "smallvec", "0.6.10"),
+            ("npm", "left-pad", "1.0.0"),
+        ],
+    ))?;
+    let b = store.add_sbom(&sbom("app-b", &[("crates.io", "smallvec", "0.6.10")]))?;
+    let everything = MatchScope {
+        packages: packages(&[("crates.io", "smallvec"), ("npm", "left-pad")]),
+        advisories: Vec::new(),
+        sbom: None,
+    };
+    store.record_matches(
+        &everything,
+        &[
+            found("X-1", a, "crates.io", "smallvec", "0.6.10"),
+            found("X-1", b, "crates.io", "smallvec", "0.6.10"),
+            found("X-2", a, "npm", "left-pad", "1.0.0"),
+            found("X-3", a, "npm", "left-pad", "1.0.0"),
+        ],
+        1_000,
+    )?;
+    // Re-matching app-b alone fixes nothing in app-a.
+    let only_b = store.record_matches(
+        &MatchScope {
+            packages: packages(&[("crates.io", "smallvec")]),
+            advisories: Vec::new(),
+            sbom: Some(b),
+        },
+        &[],
+        2_000,
+    )?;
+    assert_eq!(only_b.components, 1);
+    assert_eq!(
+        finding_summary(&only_b.fixed),
+        vec![(
+            "X-1".to_owned(),
+            b,
+            "smallvec@0.6.10".to_owned(),
+            FindingState::Fixed
+        )]
+    );
+    // X-2 no longer names left-pad (its package is not re-matched): fixed; X-3 and
+    // the rest are untouched.
+    let by_advisory = store.record_matches(
+        &MatchScope {
+            packages: Vec::new(),
+            advisories: vec!["X-2".to_owned()],
+            sbom: None,
+        },
+        &[],
+        3_000,
+    )?;
+    assert_eq!(by_advisory.components, 0);
+    assert_eq!(
+        finding_summary(&by_advisory.fixed),
+        vec![(
+            "X-2".to_owned(),
+            a,
+            "left-pad@1.0.0".to_owned(),
+            FindingState::Fixed
+        )]
+    );
+    assert_eq!(
+        all_findings(store)?,
+        vec![
+            (
+                "X-1".to_owned(),
+                a,
+                "smallvec@0.6.10".to_owned(),
+                FindingState::Open
+            ),
+            (
+                "X-2".to_owned(),
+                a,
+                "left-pad@1.0.0".to_owned(),
+                FindingState::Fixed
+            ),
+            (
+                "X-3".to_owned(),
+                a,
+                "left-pad@1.0.0".to_owned(),
+                FindingState::Open
+            ),
+            (
+                "X-1".to_owned(),
+                b,
+                "smallvec@0.6.10".to_owned(),
+                FindingState::Fixed
+            ),
+        ]
+    );
+    Ok(())
+}
+
+/// A match outside the scope, or of a component that is not stored, refuses the
+/// whole re-match: nothing is stored or logged.
+pub fn rematch_refuses_findings_outside_its_scope(store: &dyn Store) -> Result<(), StoreError> {
+    let a = store.add_sbom(&sbom("app-a", &[("crates.io", "smallvec", "0.6.10")]))?;
+    let b = store.add_sbom(&sbom("app-b", &[("crates.io", "smallvec", "0.6.10")]))?;
+    let scope = MatchScope {
+        packages: packages(&[("crates.io", "smallvec")]),
+        advisories: Vec::new(),
+        sbom: Some(a),
+    };
+    let ok = found("X-1", a, "crates.io", "smallvec", "0.6.10");
+    assert!(matches!(
+        store.record_matches(&scope, &[ok.clone(), found("X-1", b, "crates.io", "smallvec", "0.6.10")], 1),
+        Err(StoreError::OutOfScope { sbom, .. }) if sbom == b
+    ));
+    assert!(matches!(
+        store.record_matches(
+            &scope,
+            &[ok.clone(), found("X-1", a, "crates.io", "serde", "1.0.0")],
+            1
+        ),
+        Err(StoreError::OutOfScope { .. })
+    ));
+    assert!(matches!(
+        store.record_matches(
+            &scope,
+            &[
+                ok.clone(),
+                found("X-1", a, "crates.io", "smallvec", "9.9.9")
+            ],
+            1
+        ),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(all_findings(store)?.is_empty());
+    assert!(store.rematches(10)?.is_empty());
+    assert_eq!(store.record_matches(&scope, &[ok], 1)?.opened.len(), 1);
+    Ok(())
+}
+
+/// The same digest built twice hands in the same SBOM twice (its creation time
+/// aside): it is kept once, the second store returns the first id, and matching
+/// it again finds the findings already open instead of a second set. An SBOM of
+/// the same digest that differs in its document, workload or components is
+/// another SBOM.
+pub fn the_same_sbom_stored_twice_is_one_sbom_with_one_set_of_findings(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    let built = sbom(
+        "app",
+        &[("npm", "left-pad", "1.2.0"), ("npm", "chalk", "5.0.0")],
+    );
+    let first = store.add_sbom(&built)?;
+    let scope = MatchScope {
+        packages: packages(&[("npm", "left-pad")]),
+        advisories: Vec::new(),
+        sbom: Some(first),
+    };
+    let matches = [found("GHSA-1", first, "npm", "left-pad", "1.2.0")];
+    assert_eq!(
+        store.record_matches(&scope, &matches, 1_000)?.opened.len(),
+        1
+    );
+
+    let again = NewSbom {
+        created_at_ms: 9_000,
+        // The same components in another order are the same SBOM.
+        components: built.components.iter().rev().cloned().collect(),
+        ..built.clone()
+    };
+    let second = store.add_sbom(&again)?;
+    assert_eq!(second, first, "the same SBOM again must not be a new row");
+    let rematched = store.record_matches(
+        &MatchScope {
+            sbom: Some(second),
+            ..scope.clone()
+        },
+        &[found("GHSA-1", second, "npm", "left-pad", "1.2.0")],
+        2_000,
+    )?;
+    assert!(rematched.opened.is_empty(), "{:?}", rematched.opened);
+    assert_eq!(rematched.still_open, 1);
+    let about = store.sboms_about("sha256:app")?;
+    assert_eq!(about.len(), 1, "{about:?}");
+    assert_eq!(
+        (
+            about[0].id,
+            about[0].created_at_ms,
+            about[0].format.as_str()
+        ),
+        (first, 1_000, "cyclonedx")
+    );
+    assert_eq!(
+        hit_summary(&store.where_package(None, "left-pad")?).len(),
+        1
+    );
+    assert_eq!(
+        all_findings(store)?,
+        vec![(
+            "GHSA-1".to_owned(),
+            first,
+            "left-pad@1.2.0".to_owned(),
+            FindingState::Open
+        )]
+    );
+    // In one batch, equal SBOMs get one id too.
+    let other = sbom("other", &[("npm", "chalk", "5.0.0")]);
+    let batch = store.add_sboms(&[other.clone(), other.clone()])?;
+    assert_eq!(batch.len(), 2);
+    assert_eq!(batch[0], batch[1]);
+    assert_ne!(batch[0], first);
+
+    // The same digest with another document, workload or component list is
+    // another SBOM, found as such.
+    let mut differs = Vec::new();
+    let mut doc = built.clone();
+    doc.document = b"{\"subject\":\"app\",\"rebuilt\":true}".to_vec();
+    differs.push(doc);
+    let mut workload = built.clone();
+    workload.workload = Some("web".to_owned());
+    differs.push(workload);
+    let mut fewer = built.clone();
+    fewer.components.pop();
+    differs.push(fewer);
+    let mut ids = vec![first];
+    for s in &differs {
+        let id = store.add_sbom(s)?;
+        assert!(!ids.contains(&id), "{s:?} was taken for a stored SBOM");
+        ids.push(id);
+    }
+    let about: Vec<(i64, Option<String>)> = store
+        .sboms_about("sha256:app")?
+        .into_iter()
+        .map(|s| (s.id, s.workload))
+        .collect();
+    assert_eq!(
+        about,
+        vec![
+            (ids[0], None),
+            (ids[1], None),
+            (ids[2], Some("web".to_owned())),
+            (ids[3], None)
+        ]
+    );
+    assert!(store.sboms_about("sha256:nothing")?.is_empty());
+    Ok(())
+}
+
+/// `limit` bounds the findings returned, the first in the listing's order,
+/// alone and with the other filters; `None` returns them all.
+pub fn the_finding_limit_bounds_the_results(store: &dyn Store) -> Result<(), StoreError> {
+    let a = store.add_sbom(&sbom("a", &[("npm", "left-pad", "1.2.0")]))?;
+    let b = store.add_sbom(&sbom("b", &[("npm", "left-pad", "1.2.0")]))?;
+    let scope = MatchScope {
+        packages: packages(&[("npm", "left-pad")]),
+        advisories: Vec::new(),
+        sbom: None,
+    };
+    let mut matches = Vec::new();
+    for sbom_id in [a, b] {
+        for advisory in ["GHSA-1", "GHSA-2", "GHSA-3"] {
+            matches.push(found(advisory, sbom_id, "npm", "left-pad", "1.2.0"));
+        }
+    }
+    store.record_matches(&scope, &matches, 1_000)?;
+    let every = store.findings(&FindingFilter::default())?;
+    assert_eq!(every.len(), 6);
+    for limit in [0, 1, 2, 5, 6, 7, usize::MAX] {
+        let some = store.findings(&FindingFilter {
+            limit: Some(limit),
+            ..FindingFilter::default()
+        })?;
+        assert_eq!(some, every[..limit.min(6)], "limit {limit}");
+    }
+    let of_b = store.findings(&FindingFilter {
+        subject_digest: Some("sha256:b".to_owned()),
+        limit: Some(2),
+        ..FindingFilter::default()
+    })?;
+    assert_eq!(
+        finding_summary(&of_b),
+        vec![
+            (
+                "GHSA-1".to_owned(),
+                b,
+                "left-pad@1.2.0".to_owned(),
+                FindingState::Open
+            ),
+            (
+                "GHSA-2".to_owned(),
+                b,
+                "left-pad@1.2.0".to_owned(),
+                FindingState::Open
+            ),
+        ]
+    );
+    let one_advisory = store.findings(&FindingFilter {
+        advisory: Some("GHSA-3".to_owned()),
+        state: Some(FindingState::Open),
+        limit: Some(1),
+        ..FindingFilter::default()
+    })?;
+    assert_eq!(finding_summary(&one_advisory).len(), 1);
+    assert_eq!(one_advisory[0].key.sbom_id, a);
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Workloads (and the forge repository webhooks find one by), runs, stages and
+//! step logs: a run's life from queued to final, the workers' queue, and the
+//! numbers behind the metrics.
+
+use cairn_model::{
+    LogLine, NewRun, RunId, RunRecord, RunStatus, StageId, StageKind, StageRecord, StageStatus,
+    WorkloadRecord,
+};
+
+use crate::StoreError;
+
+/// Which runs [`RunStore::runs`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only runs of this workload.
+    pub workload: Option<String>,
+    /// Only runs in this status.
+    pub status: Option<RunStatus>,
+    /// At most this many runs (the newest ones); `0` returns none.
+    pub limit: usize,
+}
+
+impl RunFilter {
+    /// The limit of [`RunFilter::default`].
+    pub const DEFAULT_LIMIT: usize = 100;
+}
+
+impl Default for RunFilter {
+    /// All workloads and statuses, the newest [`RunFilter::DEFAULT_LIMIT`] runs.
+    fn default() -> Self {
+        RunFilter {
+            workload: None,
+            status: None,
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// The size of a stage's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogStats {
+    /// Number of lines (the next line's seq).
+    pub lines: u64,
+    /// Sum of the lines' byte lengths (line ends are not stored).
+    pub bytes: u64,
+}
+
+/// Finished stages (started and finished) of one kind that ended in one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageDurationStat {
+    pub kind: StageKind,
+    pub status: StageStatus,
+    pub count: u64,
+    /// The sum of their durations (finished minus started).
+    pub sum_ms: i64,
+}
+
+/// Workloads, runs, stages and step logs (see the crate docs for the state machine).
+///
+/// Every method is one transaction (see [`Store`](crate::Store)).
+pub trait RunStore {
+    /// Records a workload (its name and repository), or updates its repository.
+    fn upsert_workload(&self, name: &str, repo: &str, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Every workload, by name.
+    fn workloads(&self) -> Result<Vec<WorkloadRecord>, StoreError>;
+
+    /// The workload named `name`.
+    fn workload(&self, name: &str) -> Result<Option<WorkloadRecord>, StoreError>;
+
+    /// Sets (or, with `None`, clears) the forge repository webhooks find `workload`
+    /// by. [`StoreError::NotFound`] for an unknown workload, [`StoreError::InUse`]
+    /// when another workload has it, [`StoreError::Invalid`] for an empty one.
+    fn set_forge_repository(
+        &self,
+        workload: &str,
+        forge_repository: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The workload whose forge repository is exactly `forge_repository`.
+    fn workload_by_forge_repository(
+        &self,
+        forge_repository: &str,
+    ) -> Result<Option<WorkloadRecord>, StoreError>;
+
+    /// Creates a `queued` run of a known workload with its stages `pending`, in the
+    /// order given. Returns what was stored.
+    fn create_run(&self, run: &NewRun) -> Result<(RunRecord, Vec<StageRecord>), StoreError>;
+
+    /// `queued` -> `running`; records who runs it (`owner`) and when it started.
+    fn start_run(&self, run: RunId, owner: &str, now_ms: i64) -> Result<(), StoreError>;
+
+    /// `pending` -> `running`; the stage's run must be `running`.
+    fn start_stage(&self, stage: StageId, now_ms: i64) -> Result<(), StoreError>;
+
+    /// `running` -> `status`, which must be a final stage status (`passed`, `failed`,
+    /// `skipped`, `interrupted`).
+    fn finish_stage(
+        &self,
+        stage: StageId,
+        status: StageStatus,
+        exit_code: Option<i32>,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Moves a `queued` or `running` run to the final `status`. Stages still `pending`
+    /// become `skipped`; a stage still `running` becomes `interrupted` (the caller
+    /// should have finished it; the run's end settles it rather than leave it running).
+    fn finish_run(
+        &self,
+        run: RunId,
+        status: RunStatus,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// If the run is not final: `running` stages -> `interrupted`, `pending` stages ->
+    /// `skipped`, the run -> `interrupted` with `reason`. Returns whether anything
+    /// changed (`false` for a run already final), so it is safe to call repeatedly.
+    fn interrupt_run(&self, run: RunId, reason: &str, now_ms: i64) -> Result<bool, StoreError>;
+
+    /// Appends lines to a stage's log in one transaction. The first line's seq must be
+    /// the stage's next seq and the following ones must continue without gaps;
+    /// otherwise nothing is stored ([`StoreError::LogSequence`]). Refused once the run
+    /// is final.
+    fn append_logs(&self, stage: StageId, lines: &[LogLine]) -> Result<(), StoreError>;
+
+    /// Runs matching `filter`, newest first (by creation time, then id).
+    fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// One run, or `None` if there is none with this id.
+    fn run(&self, id: RunId) -> Result<Option<RunRecord>, StoreError>;
+
+    /// A run's stages in chain order.
+    fn stages(&self, run: RunId) -> Result<Vec<StageRecord>, StoreError>;
+
+    /// Up to `limit` lines of a stage's log with seq greater than `after_seq` (from
+    /// the start if `None`), ascending.
+    fn logs(
+        &self,
+        stage: StageId,
+        after_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError>;
+
+    /// The last `n` lines of a stage's log, ascending.
+    fn log_tail(&self, stage: StageId, n: usize) -> Result<Vec<LogLine>, StoreError>;
+
+    /// How many lines and bytes a stage's log holds.
+    fn log_stats(&self, stage: StageId) -> Result<LogStats, StoreError>;
+
+    /// Takes the oldest `queued` run for workers (by creation time, then id): it
+    /// becomes `running`, owned by `owner`, started at `now_ms`, and is returned as
+    /// stored. `None` when the queue is empty. Two claims never take the same run.
+    fn claim_queued_run(&self, owner: &str, now_ms: i64) -> Result<Option<RunRecord>, StoreError>;
+
+    /// How many `queued` runs wait for workers.
+    fn queued_count(&self) -> Result<u64, StoreError>;
+
+    /// How many runs are in each status: every status, in [`RunStatus::ALL`]
+    /// order, zero included.
+    fn run_counts(&self) -> Result<Vec<(RunStatus, u64)>, StoreError>;
+
+    /// Count and summed duration of finished stages (started and finished), per
+    /// (kind, status) that has any, ordered by kind then status name.
+    fn stage_durations(&self) -> Result<Vec<StageDurationStat>, StoreError>;
+}

@@ -1,0 +1,57 @@
+//! What the server keeps beside runs: webhook deliveries (each accepted once),
+//! and the store's view of the audit log (the log mark).
+
+use cairn_model::{DeliveryRecord, NewDelivery, NewRun, RunRecord, StageRecord};
+
+use crate::StoreError;
+
+/// What [`ServerStore::accept_delivery`] did.
+// Returned once per delivery and matched at once: boxing the run buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryAccepted {
+    /// The (forge, delivery) was seen before: nothing was written.
+    Replay,
+    /// The delivery was recorded, with the run it created, if one was asked for.
+    Accepted {
+        run: Option<(RunRecord, Vec<StageRecord>)>,
+    },
+}
+
+/// The audit log as the store last checked it, from [`ServerStore::log_mark`]. The
+/// store and the log are a pair: the engine compares this with the log on open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogMark {
+    /// The store has never been paired with a log: it is new (or was emptied).
+    New,
+    /// The store holds data from before the mark existed: it takes the log as
+    /// it finds it, once.
+    Adopt,
+    /// The log had `size` entries with root `root` (hex) when last checked.
+    Seen { size: u64, root: String, at_ms: i64 },
+}
+
+/// Webhook deliveries and the audit log mark.
+///
+/// Every method is one transaction (see [`Store`](crate::Store)).
+pub trait ServerStore {
+    /// Records a webhook delivery and, when `run` is given, creates that run as
+    /// [`RunStore::create_run`](crate::RunStore::create_run) does, in one transaction. A (forge, delivery) seen
+    /// before is a [`DeliveryAccepted::Replay`] and writes nothing.
+    fn accept_delivery(
+        &self,
+        delivery: &NewDelivery,
+        run: Option<&NewRun>,
+    ) -> Result<DeliveryAccepted, StoreError>;
+
+    /// The last `limit` deliveries, newest first (by receipt time, then arrival).
+    fn deliveries(&self, limit: usize) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// The audit log as the store last checked it.
+    fn log_mark(&self) -> Result<LogMark, StoreError>;
+
+    /// Records that the log had `size` entries with root `root` (hex). The mark
+    /// only moves forward: a smaller size than the one kept is ignored (another
+    /// process checked a longer log meanwhile).
+    fn set_log_mark(&self, size: u64, root: &str, at_ms: i64) -> Result<(), StoreError>;
+}

@@ -1,0 +1,793 @@
+//! [`InventoryStore`] on SQLite: OSV advisories and their package index, stored
+//! SBOMs and their components, findings and the log of re-matches.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{SqliteStore, count, sql_limit};
+use crate::{
+    AdvisoryPut, FindingFilter, FindingKey, FindingState, InventoryStore, MatchOutcome, MatchScope,
+    NewAdvisory, NewFinding, NewSbom, PackageHit, RematchRecord, SbomSummary, StoreError,
+    StoredAdvisory, StoredComponent, StoredFinding,
+};
+
+const FINDING_KEY_COLUMNS: &str = "advisory_id, sbom_id, ecosystem, name, version";
+
+const FINDING_COLUMNS: &str = "f.advisory_id, f.sbom_id, f.ecosystem, f.name, f.version, f.purl, \
+     f.kind, f.severity, f.state, f.first_seen_ms, f.last_seen_ms, f.fixed_at_ms, \
+     s.subject_name, s.subject_digest, s.workload, s.environment";
+
+fn finding_key_from_row(r: &Row<'_>) -> rusqlite::Result<FindingKey> {
+    Ok(FindingKey {
+        advisory_id: r.get(0)?,
+        sbom_id: r.get(1)?,
+        ecosystem: r.get(2)?,
+        name: r.get(3)?,
+        version: r.get(4)?,
+    })
+}
+
+fn parse_state(name: &str) -> Result<FindingState, StoreError> {
+    FindingState::parse(name).ok_or_else(|| StoreError::Corrupt {
+        what: "finding state",
+        value: name.to_owned(),
+    })
+}
+
+/// A finding row as stored, before its state is checked.
+struct RawFinding {
+    key: FindingKey,
+    purl: String,
+    kind: String,
+    severity: Option<String>,
+    state: String,
+    first_seen_ms: i64,
+    last_seen_ms: i64,
+    fixed_at_ms: Option<i64>,
+    subject_name: String,
+    subject_digest: String,
+    workload: Option<String>,
+    environment: Option<String>,
+}
+
+impl RawFinding {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RawFinding {
+            key: finding_key_from_row(r)?,
+            purl: r.get(5)?,
+            kind: r.get(6)?,
+            severity: r.get(7)?,
+            state: r.get(8)?,
+            first_seen_ms: r.get(9)?,
+            last_seen_ms: r.get(10)?,
+            fixed_at_ms: r.get(11)?,
+            subject_name: r.get(12)?,
+            subject_digest: r.get(13)?,
+            workload: r.get(14)?,
+            environment: r.get(15)?,
+        })
+    }
+
+    fn into_finding(self) -> Result<StoredFinding, StoreError> {
+        Ok(StoredFinding {
+            state: parse_state(&self.state)?,
+            key: self.key,
+            purl: self.purl,
+            kind: self.kind,
+            severity: self.severity,
+            first_seen_ms: self.first_seen_ms,
+            last_seen_ms: self.last_seen_ms,
+            fixed_at_ms: self.fixed_at_ms,
+            subject_name: self.subject_name,
+            subject_digest: self.subject_digest,
+            workload: self.workload,
+            environment: self.environment,
+        })
+    }
+}
+
+fn finding_by_key(
+    tx: &Connection,
+    k: &FindingKey,
+    what: &'static str,
+) -> Result<StoredFinding, StoreError> {
+    let raw = tx
+        .prepare_cached(&format!(
+            "SELECT {FINDING_COLUMNS} FROM findings f JOIN sboms s ON s.id = f.sbom_id \
+             WHERE f.advisory_id = ?1 AND f.sbom_id = ?2 AND f.ecosystem = ?3 AND f.name = ?4 \
+             AND f.version = ?5"
+        ))
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                params![k.advisory_id, k.sbom_id, k.ecosystem, k.name, k.version],
+                RawFinding::from_row,
+            )
+        })
+        .map_err(StoreError::sqlite(what))?;
+    raw.into_finding()
+}
+
+/// The id of a stored SBOM equal to `s` (see [`InventoryStore::add_sboms`]), if
+/// there is one. The digest's index narrows the candidates to the SBOMs about
+/// the same artifact; their components are compared as sorted lists.
+fn stored_sbom(
+    tx: &Connection,
+    s: &NewSbom,
+    what: &'static str,
+) -> Result<Option<i64>, StoreError> {
+    let candidates: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM sboms WHERE subject_digest = ?1 AND subject_name = ?2 \
+             AND workload IS ?3 AND environment IS ?4 AND format = ?5 AND document = ?6 \
+             ORDER BY id",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(
+                params![
+                    s.subject_digest,
+                    s.subject_name,
+                    s.workload,
+                    s.environment,
+                    s.format,
+                    s.document
+                ],
+                |r| r.get(0),
+            )?
+            .collect()
+        })
+        .map_err(StoreError::sqlite(what))?;
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let mut wanted: Vec<(&str, &str, &str, &str)> = s
+        .components
+        .iter()
+        .map(|(e, n, v, p)| (e.as_str(), n.as_str(), v.as_str(), p.as_str()))
+        .collect();
+    wanted.sort_unstable();
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT ecosystem, name, version, purl FROM sbom_components WHERE sbom_id = ?1",
+        )
+        .map_err(StoreError::sqlite(what))?;
+    for id in candidates {
+        let mut kept: Vec<(String, String, String, String)> = stmt
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .and_then(Iterator::collect)
+            .map_err(StoreError::sqlite(what))?;
+        kept.sort_unstable();
+        let same = kept.len() == wanted.len()
+            && kept
+                .iter()
+                .zip(&wanted)
+                .all(|((e, n, v, p), w)| (e.as_str(), n.as_str(), v.as_str(), p.as_str()) == *w);
+        if same {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+fn advisory_by_id(
+    tx: &Connection,
+    id: &str,
+    what: &'static str,
+) -> Result<Option<StoredAdvisory>, StoreError> {
+    tx.prepare_cached("SELECT id, modified, withdrawn, json FROM advisories WHERE id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([id], |r| {
+                Ok(StoredAdvisory {
+                    id: r.get(0)?,
+                    modified: r.get(1)?,
+                    withdrawn: r.get(2)?,
+                    json: r.get(3)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(StoreError::sqlite(what))
+}
+
+impl InventoryStore for SqliteStore {
+    fn put_advisories(&self, advisories: &[NewAdvisory]) -> Result<Vec<AdvisoryPut>, StoreError> {
+        let what = "keeping advisories";
+        if let Some(big) = advisories
+            .iter()
+            .find(|a| a.json.len() > crate::MAX_ADVISORY_BYTES)
+        {
+            return Err(StoreError::TooLarge {
+                what: "an advisory record",
+                size: big.json.len(),
+                limit: crate::MAX_ADVISORY_BYTES,
+            });
+        }
+        self.write(what, |tx| {
+            let mut out = Vec::with_capacity(advisories.len());
+            for a in advisories {
+                let stored: Option<String> = tx
+                    .prepare_cached("SELECT modified FROM advisories WHERE id = ?1")
+                    .and_then(|mut stmt| stmt.query_row([&a.id], |r| r.get(0)).optional())
+                    .map_err(StoreError::sqlite(what))?;
+                let outcome = match stored {
+                    None => AdvisoryPut::New,
+                    Some(old) if a.modified > old => AdvisoryPut::Updated,
+                    Some(_) => {
+                        out.push(AdvisoryPut::Unchanged);
+                        continue;
+                    }
+                };
+                tx.prepare_cached(
+                    "INSERT INTO advisories (id, modified, withdrawn, json) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (id) DO UPDATE SET modified = excluded.modified, \
+                     withdrawn = excluded.withdrawn, json = excluded.json",
+                )
+                .and_then(|mut stmt| stmt.execute(params![a.id, a.modified, a.withdrawn, a.json]))
+                .map_err(StoreError::sqlite(what))?;
+                tx.prepare_cached("DELETE FROM advisory_packages WHERE id = ?1")
+                    .and_then(|mut stmt| stmt.execute([&a.id]))
+                    .map_err(StoreError::sqlite(what))?;
+                if !a.withdrawn {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO advisory_packages (ecosystem, name, id) \
+                             VALUES (?1, ?2, ?3)",
+                        )
+                        .map_err(StoreError::sqlite(what))?;
+                    for (ecosystem, name) in &a.packages {
+                        stmt.execute(params![ecosystem, name, a.id])
+                            .map_err(StoreError::sqlite(what))?;
+                    }
+                }
+                out.push(outcome);
+            }
+            Ok(out)
+        })
+    }
+
+    fn advisories_for_packages(
+        &self,
+        packages: &[(String, String)],
+    ) -> Result<Vec<StoredAdvisory>, StoreError> {
+        let what = "reading advisories by package";
+        self.read(what, |tx| {
+            let mut ids = std::collections::BTreeSet::new();
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id FROM advisory_packages WHERE ecosystem = ?1 AND name = ?2",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            for (ecosystem, name) in packages {
+                let found = stmt
+                    .query_map(params![ecosystem, name], |r| r.get::<_, String>(0))
+                    .map_err(StoreError::sqlite(what))?;
+                for id in found {
+                    ids.insert(id.map_err(StoreError::sqlite(what))?);
+                }
+            }
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(a) = advisory_by_id(tx, &id, what)? {
+                    out.push(a);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn advisory(&self, id: &str) -> Result<Option<StoredAdvisory>, StoreError> {
+        let what = "reading an advisory";
+        self.read(what, |tx| advisory_by_id(tx, id, what))
+    }
+
+    fn advisory_count(&self) -> Result<u64, StoreError> {
+        let what = "counting advisories";
+        self.read(what, |tx| {
+            let n: i64 = tx
+                .query_row("SELECT count(*) FROM advisories", [], |r| r.get(0))
+                .map_err(StoreError::sqlite(what))?;
+            count("advisory count", n)
+        })
+    }
+
+    fn advisory_versions(&self) -> Result<Vec<(String, String, bool)>, StoreError> {
+        let what = "listing advisory versions";
+        self.read(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached("SELECT id, modified, withdrawn FROM advisories ORDER BY id")
+                .map_err(StoreError::sqlite(what))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0)))
+                .map_err(StoreError::sqlite(what))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite(what))
+        })
+    }
+
+    fn add_sboms(&self, sboms: &[NewSbom]) -> Result<Vec<i64>, StoreError> {
+        let what = "keeping SBOMs";
+        for sbom in sboms {
+            if sbom.document.len() > crate::MAX_SBOM_BYTES {
+                return Err(StoreError::TooLarge {
+                    what: "an SBOM document",
+                    size: sbom.document.len(),
+                    limit: crate::MAX_SBOM_BYTES,
+                });
+            }
+            if sbom.components.len() > crate::MAX_SBOM_COMPONENTS {
+                return Err(StoreError::TooLarge {
+                    what: "an SBOM's component list (in components)",
+                    size: sbom.components.len(),
+                    limit: crate::MAX_SBOM_COMPONENTS,
+                });
+            }
+        }
+        self.write(what, |tx| {
+            let mut ids = Vec::with_capacity(sboms.len());
+            let mut add = tx
+                .prepare_cached(
+                    "INSERT INTO sboms (subject_name, subject_digest, workload, environment, \
+                     created_at_ms, format, document) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut component = tx
+                .prepare_cached(
+                    "INSERT INTO sbom_components (sbom_id, ecosystem, name, version, purl) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            for s in sboms {
+                if let Some(id) = stored_sbom(tx, s, what)? {
+                    ids.push(id);
+                    continue;
+                }
+                add.execute(params![
+                    s.subject_name,
+                    s.subject_digest,
+                    s.workload,
+                    s.environment,
+                    s.created_at_ms,
+                    s.format,
+                    s.document
+                ])
+                .map_err(StoreError::sqlite(what))?;
+                let id = tx.last_insert_rowid();
+                for (ecosystem, name, version, purl) in &s.components {
+                    component
+                        .execute(params![id, ecosystem, name, version, purl])
+                        .map_err(StoreError::sqlite(what))?;
+                }
+                ids.push(id);
+            }
+            Ok(ids)
+        })
+    }
+
+    fn sboms_about(&self, subject_digest: &str) -> Result<Vec<SbomSummary>, StoreError> {
+        let what = "listing an artifact's SBOMs";
+        self.read(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, subject_name, subject_digest, workload, environment, \
+                     created_at_ms, format FROM sboms WHERE subject_digest = ?1 ORDER BY id",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            stmt.query_map([subject_digest], |r| {
+                Ok(SbomSummary {
+                    id: r.get(0)?,
+                    subject_name: r.get(1)?,
+                    subject_digest: r.get(2)?,
+                    workload: r.get(3)?,
+                    environment: r.get(4)?,
+                    created_at_ms: r.get(5)?,
+                    format: r.get(6)?,
+                })
+            })
+            .map_err(StoreError::sqlite(what))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::sqlite(what))
+        })
+    }
+
+    fn where_package(
+        &self,
+        ecosystem: Option<&str>,
+        name: &str,
+    ) -> Result<Vec<PackageHit>, StoreError> {
+        let what = "finding a package in stored SBOMs";
+        self.read(what, |tx| {
+            // Rows come in the index's order (name, sbom_id, ecosystem, version,
+            // purl): sorted as promised, duplicates adjacent.
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT c.sbom_id, s.subject_name, s.subject_digest, s.workload, \
+                     s.environment, c.ecosystem, c.version, c.purl \
+                     FROM sbom_components c INDEXED BY sbom_components_by_name_sbom \
+                     JOIN sboms s ON s.id = c.sbom_id \
+                     WHERE c.name = ?2 AND (?1 IS NULL OR c.ecosystem = ?1) \
+                     ORDER BY c.sbom_id, c.ecosystem, c.version, c.purl",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut rows = stmt
+                .query(params![ecosystem, name])
+                .map_err(StoreError::sqlite(what))?;
+            let mut out: Vec<PackageHit> = Vec::new();
+            while let Some(r) = rows.next().map_err(StoreError::sqlite(what))? {
+                let sbom_id: i64 = r.get(0).map_err(StoreError::sqlite(what))?;
+                let same = |h: &PackageHit| -> rusqlite::Result<bool> {
+                    Ok(h.sbom_id == sbom_id
+                        && h.ecosystem == r.get_ref(5)?.as_str()?
+                        && h.version == r.get_ref(6)?.as_str()?
+                        && h.purl == r.get_ref(7)?.as_str()?)
+                };
+                if let Some(last) = out.last()
+                    && same(last).map_err(StoreError::sqlite(what))?
+                {
+                    continue;
+                }
+                let hit = (|| -> rusqlite::Result<PackageHit> {
+                    Ok(PackageHit {
+                        sbom_id,
+                        subject_name: r.get(1)?,
+                        subject_digest: r.get(2)?,
+                        workload: r.get(3)?,
+                        environment: r.get(4)?,
+                        ecosystem: r.get(5)?,
+                        name: name.to_owned(),
+                        version: r.get(6)?,
+                        purl: r.get(7)?,
+                    })
+                })()
+                .map_err(StoreError::sqlite(what))?;
+                out.push(hit);
+            }
+            Ok(out)
+        })
+    }
+
+    fn components_for_packages(
+        &self,
+        packages: &[(String, String)],
+        sbom: Option<i64>,
+    ) -> Result<Vec<StoredComponent>, StoreError> {
+        let what = "reading stored components by package";
+        self.read(what, |tx| {
+            let mut out = std::collections::BTreeSet::new();
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT sbom_id, ecosystem, name, version, purl FROM sbom_components \
+                     WHERE ecosystem = ?1 AND name = ?2 AND (?3 IS NULL OR sbom_id = ?3)",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            for (ecosystem, name) in packages {
+                let rows = stmt
+                    .query_map(params![ecosystem, name, sbom], |r| {
+                        Ok(StoredComponent {
+                            sbom_id: r.get(0)?,
+                            ecosystem: r.get(1)?,
+                            name: r.get(2)?,
+                            version: r.get(3)?,
+                            purl: r.get(4)?,
+                        })
+                    })
+                    .map_err(StoreError::sqlite(what))?;
+                for row in rows {
+                    out.insert(row.map_err(StoreError::sqlite(what))?);
+                }
+            }
+            Ok(out.into_iter().collect())
+        })
+    }
+
+    fn record_matches(
+        &self,
+        scope: &MatchScope,
+        found: &[NewFinding],
+        now_ms: i64,
+    ) -> Result<MatchOutcome, StoreError> {
+        let what = "recording a re-match";
+        let in_packages: std::collections::HashSet<(&str, &str)> = scope
+            .packages
+            .iter()
+            .map(|(e, n)| (e.as_str(), n.as_str()))
+            .collect();
+        for f in found {
+            let k = &f.key;
+            let in_sbom = scope.sbom.is_none_or(|s| s == k.sbom_id);
+            if !in_sbom || !in_packages.contains(&(k.ecosystem.as_str(), k.name.as_str())) {
+                return Err(StoreError::OutOfScope {
+                    advisory: k.advisory_id.clone(),
+                    sbom: k.sbom_id,
+                    ecosystem: k.ecosystem.clone(),
+                    name: k.name.clone(),
+                    version: k.version.clone(),
+                });
+            }
+        }
+        self.write(what, |tx| {
+            // The open and suppressed findings the scope covers, before this re-match.
+            let mut covered: std::collections::BTreeSet<FindingKey> =
+                std::collections::BTreeSet::new();
+            {
+                let mut by_package = tx
+                    .prepare_cached(&format!(
+                        "SELECT {FINDING_KEY_COLUMNS} FROM findings \
+                         WHERE ecosystem = ?1 AND name = ?2 AND (?3 IS NULL OR sbom_id = ?3) \
+                         AND state != 'fixed'"
+                    ))
+                    .map_err(StoreError::sqlite(what))?;
+                for (ecosystem, name) in &scope.packages {
+                    let rows = by_package
+                        .query_map(params![ecosystem, name, scope.sbom], finding_key_from_row)
+                        .map_err(StoreError::sqlite(what))?;
+                    for row in rows {
+                        covered.insert(row.map_err(StoreError::sqlite(what))?);
+                    }
+                }
+                let mut by_advisory = tx
+                    .prepare_cached(&format!(
+                        "SELECT {FINDING_KEY_COLUMNS} FROM findings \
+                         WHERE advisory_id = ?1 AND (?2 IS NULL OR sbom_id = ?2) \
+                         AND state != 'fixed'"
+                    ))
+                    .map_err(StoreError::sqlite(what))?;
+                for id in &scope.advisories {
+                    let rows = by_advisory
+                        .query_map(params![id, scope.sbom], finding_key_from_row)
+                        .map_err(StoreError::sqlite(what))?;
+                    for row in rows {
+                        covered.insert(row.map_err(StoreError::sqlite(what))?);
+                    }
+                }
+            }
+            // One statement per match: whether its component is stored, and the
+            // state of its stored finding (NULL: none).
+            let mut lookup = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM sbom_components WHERE ecosystem = ?3 \
+                     AND name = ?4 AND version = ?5 AND sbom_id = ?2), \
+                     (SELECT state FROM findings WHERE advisory_id = ?1 AND sbom_id = ?2 \
+                     AND ecosystem = ?3 AND name = ?4 AND version = ?5)",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO findings (advisory_id, sbom_id, ecosystem, name, version, purl, \
+                     kind, severity, state, first_seen_ms, last_seen_ms, fixed_at_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'open', ?9, ?9, NULL)",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut reopen = tx
+                .prepare_cached(
+                    "UPDATE findings SET purl = ?6, kind = ?7, severity = ?8, state = 'open', \
+                     last_seen_ms = ?9, fixed_at_ms = NULL WHERE advisory_id = ?1 \
+                     AND sbom_id = ?2 AND ecosystem = ?3 AND name = ?4 AND version = ?5",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut seen = tx
+                .prepare_cached(
+                    "UPDATE findings SET kind = ?6, severity = ?7, last_seen_ms = ?8 \
+                     WHERE advisory_id = ?1 AND sbom_id = ?2 AND ecosystem = ?3 AND name = ?4 \
+                     AND version = ?5",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut opened_keys = Vec::new();
+            let mut still_open = 0u64;
+            let mut done = std::collections::HashSet::new();
+            for f in found {
+                let k = &f.key;
+                if !done.insert(k) {
+                    continue;
+                }
+                let key_params = params![k.advisory_id, k.sbom_id, k.ecosystem, k.name, k.version];
+                let (exists, state): (bool, Option<String>) = lookup
+                    .query_row(key_params, |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(StoreError::sqlite(what))?;
+                if !exists {
+                    return Err(StoreError::NotFound {
+                        what: "stored component",
+                        id: format!(
+                            "{} {} {} in SBOM {}",
+                            k.ecosystem, k.name, k.version, k.sbom_id
+                        ),
+                    });
+                }
+                let state = state.map(|s| parse_state(&s)).transpose()?;
+                match state {
+                    None => {
+                        insert
+                            .execute(params![
+                                k.advisory_id,
+                                k.sbom_id,
+                                k.ecosystem,
+                                k.name,
+                                k.version,
+                                f.purl,
+                                f.kind,
+                                f.severity,
+                                now_ms
+                            ])
+                            .map_err(StoreError::sqlite(what))?;
+                        opened_keys.push(k.clone());
+                    }
+                    Some(FindingState::Fixed) => {
+                        reopen
+                            .execute(params![
+                                k.advisory_id,
+                                k.sbom_id,
+                                k.ecosystem,
+                                k.name,
+                                k.version,
+                                f.purl,
+                                f.kind,
+                                f.severity,
+                                now_ms
+                            ])
+                            .map_err(StoreError::sqlite(what))?;
+                        opened_keys.push(k.clone());
+                    }
+                    Some(FindingState::Open | FindingState::Suppressed) => {
+                        seen.execute(params![
+                            k.advisory_id,
+                            k.sbom_id,
+                            k.ecosystem,
+                            k.name,
+                            k.version,
+                            f.kind,
+                            f.severity,
+                            now_ms
+                        ])
+                        .map_err(StoreError::sqlite(what))?;
+                        still_open += 1;
+                    }
+                }
+                covered.remove(k);
+            }
+            let mut fix = tx
+                .prepare_cached(
+                    "UPDATE findings SET state = 'fixed', fixed_at_ms = ?6 WHERE advisory_id = ?1 \
+                     AND sbom_id = ?2 AND ecosystem = ?3 AND name = ?4 AND version = ?5",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            for k in &covered {
+                fix.execute(params![
+                    k.advisory_id,
+                    k.sbom_id,
+                    k.ecosystem,
+                    k.name,
+                    k.version,
+                    now_ms
+                ])
+                .map_err(StoreError::sqlite(what))?;
+            }
+            let mut components = 0u64;
+            {
+                let mut count_components = tx
+                    .prepare_cached(
+                        "SELECT count(*) FROM (SELECT DISTINCT sbom_id, version, purl \
+                         FROM sbom_components WHERE ecosystem = ?1 AND name = ?2 \
+                         AND (?3 IS NULL OR sbom_id = ?3))",
+                    )
+                    .map_err(StoreError::sqlite(what))?;
+                for (ecosystem, name) in &scope.packages {
+                    let n: i64 = count_components
+                        .query_row(params![ecosystem, name, scope.sbom], |r| r.get(0))
+                        .map_err(StoreError::sqlite(what))?;
+                    components += count("component count", n)?;
+                }
+            }
+            let opened = opened_keys
+                .iter()
+                .map(|k| finding_by_key(tx, k, what))
+                .collect::<Result<Vec<_>, _>>()?;
+            let fixed = covered
+                .iter()
+                .map(|k| finding_by_key(tx, k, what))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.execute(
+                "INSERT INTO rematches (at_ms, packages, advisories, sbom_id, components, opened, \
+                 still_open, fixed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    now_ms,
+                    sql_limit(scope.packages.len()),
+                    sql_limit(scope.advisories.len()),
+                    scope.sbom,
+                    sql_limit(components),
+                    sql_limit(opened.len()),
+                    sql_limit(still_open),
+                    sql_limit(fixed.len())
+                ],
+            )
+            .map_err(StoreError::sqlite(what))?;
+            Ok(MatchOutcome {
+                rematch_id: tx.last_insert_rowid(),
+                components,
+                opened,
+                still_open,
+                fixed,
+            })
+        })
+    }
+
+    fn findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>, StoreError> {
+        let what = "reading findings";
+        self.read(what, |tx| {
+            // The optional filters (`?N IS NULL OR …`) hide every index from
+            // SQLite's planner; the one filter asked at scale (a digest's
+            // findings, for exposures) is a plain equality, so the planner goes
+            // from `sboms_by_subject` to `findings_by_sbom` instead of scanning
+            // every finding.
+            let digest_filter = if filter.subject_digest.is_some() {
+                "s.subject_digest = ?4"
+            } else {
+                "?4 IS NULL"
+            };
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {FINDING_COLUMNS} FROM findings f JOIN sboms s ON s.id = f.sbom_id \
+                     WHERE {digest_filter} AND (?1 IS NULL OR f.sbom_id = ?1) \
+                     AND (?2 IS NULL OR f.advisory_id = ?2) AND (?3 IS NULL OR f.state = ?3) \
+                     ORDER BY f.sbom_id, f.advisory_id, f.ecosystem, f.name, f.version \
+                     LIMIT ?5"
+                ))
+                .map_err(StoreError::sqlite(what))?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        filter.sbom,
+                        filter.advisory,
+                        filter.state.map(FindingState::as_str),
+                        filter.subject_digest,
+                        sql_limit(filter.limit.unwrap_or(usize::MAX))
+                    ],
+                    RawFinding::from_row,
+                )
+                .map_err(StoreError::sqlite(what))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite(what))?;
+            rows.into_iter().map(RawFinding::into_finding).collect()
+        })
+    }
+
+    fn rematches(&self, limit: usize) -> Result<Vec<RematchRecord>, StoreError> {
+        let what = "reading re-matches";
+        self.read(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, at_ms, packages, advisories, sbom_id, components, opened, \
+                     still_open, fixed FROM rematches ORDER BY id DESC LIMIT ?1",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let rows = stmt
+                .query_map([sql_limit(limit)], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        [r.get::<_, i64>(2)?, r.get::<_, i64>(3)?],
+                        r.get::<_, Option<i64>>(4)?,
+                        [
+                            r.get::<_, i64>(5)?,
+                            r.get::<_, i64>(6)?,
+                            r.get::<_, i64>(7)?,
+                            r.get::<_, i64>(8)?,
+                        ],
+                    ))
+                })
+                .map_err(StoreError::sqlite(what))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite(what))?;
+            rows.into_iter()
+                .map(|(id, at_ms, [p, a], sbom, [c, o, s, f])| {
+                    Ok(RematchRecord {
+                        id,
+                        at_ms,
+                        packages: count("re-match package count", p)?,
+                        advisories: count("re-match advisory count", a)?,
+                        sbom,
+                        components: count("re-match component count", c)?,
+                        opened: count("re-match opened count", o)?,
+                        still_open: count("re-match still-open count", s)?,
+                        fixed: count("re-match fixed count", f)?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
