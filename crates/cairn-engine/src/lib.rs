@@ -35,6 +35,7 @@ pub mod recovery;
 pub mod remediation;
 pub mod review;
 pub mod runner;
+pub mod sarif;
 pub mod scan;
 pub mod test_reports;
 mod verified;

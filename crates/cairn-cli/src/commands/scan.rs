@@ -15,7 +15,7 @@
 //! `--licence-policy FILE` (or `$CAIRN_PLATFORM_DIR/policy/licences.toml` when
 //! present) evaluates every component's licence; any licence finding exits 1.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::anyhow;
@@ -49,6 +49,17 @@ impl Threshold {
     }
 }
 
+/// How `cairn scan` writes what it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScanFormat {
+    /// For people (the default).
+    Text,
+    /// cairn's JSON (as `--json`).
+    Json,
+    /// SARIF 2.1.0, for code-scanning dashboards.
+    Sarif,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ScanArgs {
     /// A source tree or a root filesystem directory (or one lockfile).
@@ -72,6 +83,10 @@ pub struct ScanArgs {
         value_name = "FILE"
     )]
     pub licence_policy: Option<PathBuf>,
+    /// The output: text, json (as --json) or sarif (SARIF 2.1.0: one rule per
+    /// advisory, each result located in the lockfile or manifest it came from).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<ScanFormat>,
 }
 
 pub fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
@@ -96,7 +111,24 @@ pub fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
     let threshold = args.fail_on.rating();
     let outcome = cairn_engine::scan::scan(&*store, &collected, vex, policy.as_ref(), threshold)?;
     let failed = outcome.failed();
-    if cli.json {
+    let format = match args.format {
+        Some(f) => f,
+        None if cli.json => ScanFormat::Json,
+        None => ScanFormat::Text,
+    };
+    if format == ScanFormat::Sarif {
+        let root = std::fs::canonicalize(&args.path)
+            .map_err(|e| Failure::user(anyhow!("cannot resolve {}: {e}", args.path.display())))?;
+        let root = if root.is_dir() {
+            root
+        } else {
+            root.parent().map(Path::to_path_buf).unwrap_or(root)
+        };
+        print_problems(&collected);
+        print_json(&cairn_engine::sarif::sarif(
+            &outcome, &collected, &root, threshold,
+        ));
+    } else if format == ScanFormat::Json {
         print_json(&json!({
             "path": args.path.display().to_string(),
             "packages": outcome.report.packages,
