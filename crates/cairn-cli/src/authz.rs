@@ -240,6 +240,9 @@ pub const TABLE: &[Row] = &[
     // Removes cached workspaces and root filesystems of this installation.
     row("gc", Org(Action::ManageKeys), &["gc"]),
     row("restore", Org(Action::ManageKeys), &["restore", "/tmp/b"]),
+    // Read nothing, change nothing: text generated from the grammar.
+    row("completions", Nothing, &["completions", "bash"]),
+    row("man", Nothing, &["man", "/tmp/man"]),
     // Benchmarks work in scratch directories.
     row("bench", Nothing, &["bench", "--help"]),
 ];
@@ -321,6 +324,8 @@ pub fn name(command: &Command) -> &'static str {
         Command::Recover => "recover",
         Command::Backup(_) => "backup",
         Command::Gc(_) => "gc",
+        Command::Completions(_) => "completions",
+        Command::Man(_) => "man",
         Command::Restore(_) => "restore",
         Command::Workload(cmd) => match cmd {
             WorkloadCommand::Add { .. } => "workload add",

@@ -109,6 +109,11 @@ pub enum Command {
     Gc(crate::commands::GcArgs),
     /// Restore a backup made by `cairn backup` into the data directory, verified.
     Restore(crate::commands::RestoreArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell
+    /// (e.g. `cairn completions bash > /etc/bash_completion.d/cairn`).
+    Completions(crate::commands::CompletionsArgs),
+    /// Write the man pages (cairn.1 and one per command, from this grammar) into DIR.
+    Man(crate::commands::ManArgs),
     /// Measure cairn against its peers on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -706,3 +706,63 @@ fn a_missing_directory_is_the_user_s_error() {
         "{r:?}"
     );
 }
+
+/// Issue 18: shell completions and man pages come from the grammar. The bash
+/// script loads in a real bash and completes `cairn`'s commands; `man -l`
+/// renders the generated pages, one per command.
+#[test]
+fn completions_load_in_bash_and_man_renders_the_generated_pages() {
+    let f = Fixture::new();
+    let script = f.ok(&["completions", "bash"]).stdout;
+    let mut bash = Command::new("bash")
+        .args([
+            "-c",
+            "source /dev/stdin && complete -p cairn && COMP_WORDS=(cairn pro); COMP_CWORD=1; _cairn cairn pro cairn && printf '%s\\n' \"${COMPREPLY[@]}\"",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        bash.stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+    }
+    let out = Run::from(bash.wait_with_output().unwrap());
+    println!("bash: {}", out.stdout.trim());
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("-F _cairn cairn"), "{out:?}");
+    assert!(out.stdout.lines().any(|l| l == "promote"), "{out:?}");
+
+    let dir = f.data.with_file_name("man");
+    let r = f.ok(&["man", dir.to_str().unwrap()]);
+    println!("{}", r.stdout.trim());
+    for page in ["cairn.1", "cairn-scan.1", "cairn-promote.1"] {
+        let rendered = Command::new("man")
+            .args(["-l", "-P", "cat"])
+            .arg(dir.join(page))
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&rendered.stdout);
+        assert!(rendered.status.success(), "man -l {page}: {rendered:?}");
+        assert!(
+            text.contains("NAME") && text.contains("SYNOPSIS"),
+            "{page}: {text}"
+        );
+    }
+    let scan = String::from_utf8_lossy(
+        &Command::new("man")
+            .args(["-l", "-P", "cat"])
+            .arg(dir.join("cairn-scan.1"))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(scan.contains("--format"), "{scan}");
+}

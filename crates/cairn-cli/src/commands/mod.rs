@@ -3,6 +3,7 @@
 mod backup;
 mod base;
 mod bench;
+mod completions;
 mod evidence;
 mod explain;
 mod exposures;
@@ -42,6 +43,7 @@ use crate::exit::Failure;
 pub use backup::{BackupArgs, RestoreArgs};
 pub use base::BaseCommand;
 pub use bench::scan_bench::ScanBenchArgs;
+pub use completions::{CompletionsArgs, ManArgs};
 pub use evidence::EvidenceArgs;
 pub use exposures::ExposuresArgs;
 pub use gc::GcArgs;
@@ -113,6 +115,8 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Recover => recover::recover(cli),
         Command::Backup(args) => backup::backup(cli, args),
         Command::Gc(args) => gc::gc(cli, args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
         Command::Restore(args) => backup::restore(cli, args),
         Command::Bench(BenchCommand::Scan(args)) => bench::scan_bench::scan(cli, args),
         Command::Bench(BenchCommand::Where {
