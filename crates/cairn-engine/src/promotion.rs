@@ -24,7 +24,7 @@ use crate::audit::{AuditLog, Change, Deploy, LOCK_WAIT, Override, PolicyChange, 
 use crate::certify::{Filed, sign_and_keep};
 use crate::host::now_ms;
 use crate::images::{Images, deploy_local};
-use crate::runner::BUILDER_ID;
+use crate::run::BUILDER_ID;
 use crate::verified::{self, Trust};
 use crate::{DataDir, EngineError};
 

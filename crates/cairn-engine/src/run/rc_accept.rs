@@ -1,0 +1,97 @@
+//! The acceptance stage of a workload with an image: the release candidate
+//! runs in the sandbox and is tested there.
+use std::path::{Path, PathBuf};
+
+use cairn_model::config::ChainStage;
+use cairn_model::{LogStream, RunRecord};
+use cairn_sandbox::{Limits, SandboxSpec, Stream};
+
+use super::Engine;
+use super::log_sink::{LogSink, MAX_LINE_BYTES};
+use super::plan::ImagePlan;
+use super::stages::{RunFacts, StageEnd, stage_command, step_env};
+use crate::EngineError;
+use crate::images::release_candidate::{self, BuiltImage, RcTest};
+use crate::workload_source::LoadedWorkload;
+
+impl Engine {
+    /// The acceptance stage of a workload with an image: the RC runs in the
+    /// sandbox and is tested there (see [`release_candidate::acceptance`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn rc_acceptance(
+        &self,
+        loaded: &LoadedWorkload,
+        run: &RunRecord,
+        spec: &ChainStage,
+        workspace: &Path,
+        facts: &mut RunFacts<'_>,
+        plan: &ImagePlan,
+        built: &BuiltImage,
+        port: u16,
+        sink: &mut LogSink<'_>,
+    ) -> Result<StageEnd, EngineError> {
+        let policy = &loaded.chain.sandbox;
+        let limits = Limits {
+            wall_clock: spec.timeout,
+            memory_bytes: policy.memory_bytes,
+            max_processes: policy.processes,
+            max_line_bytes: MAX_LINE_BYTES,
+        };
+        let command = stage_command(loaded, spec).map(|command| SandboxSpec {
+            workspace: workspace.to_path_buf(),
+            argv: vec!["/bin/sh".into(), "-c".into(), command],
+            env: step_env(loaded, run, spec, facts.source_date_epoch),
+            network: false,
+            read_only_binds: policy
+                .tools
+                .iter()
+                .map(|t| (PathBuf::from(&t.host), PathBuf::from(&t.at)))
+                .collect(),
+            limits,
+            system_root: facts.build_image.map(|b| b.rootfs.clone()),
+        });
+        let test = RcTest {
+            images: &plan.images,
+            built,
+            port,
+            checks: &loaded.workload.http_checks,
+            command,
+            limits,
+        };
+        // cairn's own lines and the step's output share the stage log.
+        let sink = std::cell::RefCell::new(sink);
+        let outcome = release_candidate::acceptance(
+            test,
+            &mut |text| sink.borrow_mut().system(text),
+            &mut |stream, bytes| {
+                let stream = match stream {
+                    Stream::Stdout => LogStream::Stdout,
+                    Stream::Stderr => LogStream::Stderr,
+                };
+                sink.borrow_mut().line(stream, bytes);
+            },
+        )?;
+        let sink = sink.into_inner();
+        sink.store_error()?;
+        for name in outcome.failed {
+            if !sink.failed_tests.contains(&name) {
+                sink.failed_tests.push(name);
+            }
+        }
+        facts.tested_image = true;
+        Ok(match outcome.failure {
+            None => {
+                sink.system(&format!(
+                    "the release candidate {} passed its acceptance tests",
+                    built.digest
+                ));
+                StageEnd::passed(outcome.exit_code)
+            }
+            Some(why) => {
+                let reason = format!("release candidate {}: {why}", built.digest);
+                sink.system(&reason);
+                StageEnd::failed(outcome.exit_code, reason)
+            }
+        })
+    }
+}
