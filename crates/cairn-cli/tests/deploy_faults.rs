@@ -480,7 +480,7 @@ fn a_stray_process_on_the_port_fails_the_deploy_by_name_and_an_unknown_sandbox_i
     // test's own listener, started between the stop of A and the start of B is
     // racy, so A is stopped by hand through its record and the port taken.
     let data = cairn_engine::DataDir::at(&app.f.data);
-    assert!(cairn_engine::images::deploy_local::undeploy(&data, "hello-web", "staging").unwrap());
+    assert!(cairn_engine::deploy::local::undeploy(&data, "hello-web", "staging").unwrap());
     let stray = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let r = Run::from(
         cairn(
@@ -587,9 +587,7 @@ fn a_stray_process_on_the_port_fails_the_deploy_by_name_and_an_unknown_sandbox_i
         "the other data directory's deployment still runs"
     );
     let other_data = cairn_engine::DataDir::at(other.path());
-    assert!(
-        cairn_engine::images::deploy_local::undeploy(&other_data, "hello-web", "staging").unwrap()
-    );
+    assert!(cairn_engine::deploy::local::undeploy(&other_data, "hello-web", "staging").unwrap());
 }
 
 #[test]

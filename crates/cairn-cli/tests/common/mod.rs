@@ -236,7 +236,7 @@ impl Drop for Fixture {
                 if path.extension().is_some_and(|x| x == "json") {
                     let env = path.file_stem().unwrap().to_string_lossy().into_owned();
                     let name = workload.file_name().to_string_lossy().into_owned();
-                    let _ = cairn_engine::images::deploy_local::undeploy(&data, &name, &env);
+                    let _ = cairn_engine::deploy::local::undeploy(&data, &name, &env);
                 }
             }
         }

@@ -41,7 +41,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{ORIGIN, key_path, log_dir};
 use crate::host::now_ms;
-use crate::images::deploy_local;
+use crate::deploy::local as deploy_local;
 use crate::promotion::{Promoter, STATUS_SCAN};
 use crate::{DataDir, EngineError};
 
