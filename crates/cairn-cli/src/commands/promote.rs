@@ -1,4 +1,5 @@
-//! `cairn promote`, `cairn rollback`, `cairn status`, `cairn audit`: environments.
+//! `cairn promote`, `cairn rollback`, `cairn undeploy`, `cairn status`, `cairn
+//! audit`: environments.
 //!
 //! The actor is the identity whose token is in `CAIRN_TOKEN`. A promotion is
 //! authorised (roles), decided by the gate (Rego; the default set plus
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
+use cairn_engine::deploy::UndeployRequest;
 use cairn_engine::deploy::reconcile::{Reconciliation, last_reconciled};
 use cairn_engine::promotion::{Intent, Outcome, Promoter, Request};
 use serde_json::json;
@@ -44,6 +46,15 @@ pub struct RollbackArgs {
     pub to: Option<String>,
     #[arg(long, value_name = "REASON")]
     pub r#override: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UndeployArgs {
+    /// The workload.
+    pub workload: String,
+    /// The environment to stop it in.
+    #[arg(long)]
+    pub env: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +117,48 @@ pub fn rollback(cli: &Cli, args: &RollbackArgs) -> Result<ExitCode, Failure> {
             override_reason: args.r#override.clone(),
         })
     })
+}
+
+/// Stops the workload's deployment in the environment: authorised as a
+/// promotion there, logged, stopped by the environment's target, recorded.
+/// Nothing deployed is exit 1, saying so.
+pub fn undeploy(cli: &Cli, args: &UndeployArgs) -> Result<ExitCode, Failure> {
+    let data = data_dir(cli)?;
+    let store = open_store(&data)?;
+    let actor = cairn_engine::access::actor_from_env(&*store)?;
+    let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
+    let promoter = Promoter {
+        data: &data,
+        store: &*store,
+        org: &org,
+        platform_dir: cli.platform_dir.as_deref(),
+    };
+    let o = promoter.undeploy(&UndeployRequest {
+        workload: args.workload.clone(),
+        environment: args.env.clone(),
+        actor,
+    })?;
+    if cli.json {
+        print_json(&json!({
+            "workload": args.workload,
+            "environment": args.env,
+            "digest": o.digest,
+            "target": o.target,
+            "detail": o.detail,
+            "log_index": o.log_index,
+            "change_id": o.change_id,
+            "change_delivery": o.change_delivery,
+        }));
+    } else {
+        println!(
+            "undeploy {} → {}: {} ({}, {}); audit log entry {}, change {}",
+            args.workload, args.env, o.digest, o.target, o.detail, o.log_index, o.change_id
+        );
+        if let Some(delivery) = &o.change_delivery {
+            eprintln!("change {}: {delivery}", o.change_id);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report(cli: &Cli, req: &Request, o: &Outcome) -> Result<ExitCode, Failure> {

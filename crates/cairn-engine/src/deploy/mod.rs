@@ -7,11 +7,13 @@
 //! A target changes an environment only when it returns `Ok`; the caller
 //! appends the change to the audit log before it calls the target, and hands
 //! the log index in so the change can name it. [`reconcile`] compares what
-//! runs with what was recorded and resolves the difference.
+//! runs with what was recorded and resolves the difference; `undeploy.rs` is
+//! `cairn undeploy` (authorised, logged, then the target stops it).
 
 pub mod gitops;
 pub mod local;
 pub mod reconcile;
+mod undeploy;
 
 use std::path::PathBuf;
 
@@ -22,6 +24,7 @@ use crate::images::Images;
 use crate::{DataDir, EngineError};
 
 pub use local::DeployFailure;
+pub use undeploy::{UndeployOutcome, UndeployRequest};
 
 /// The name a deployment record keeps of `target` (`local`, `gitops`).
 pub fn target_name(target: &DeployTarget) -> &'static str {
