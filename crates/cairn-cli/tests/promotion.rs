@@ -337,21 +337,10 @@ fn a_failed_acceptance_test_is_denied_and_a_deploy_without_its_log_entry_cannot_
 fn a_gitops_environment_gets_a_digest_pinned_commit_per_change_and_rollback_writes_a_new_one() {
     let t = team();
     let f = &t.f;
-    let gitops = tempfile::tempdir().unwrap();
-    let repo = gitops.path().join("deploy");
-    std::fs::create_dir_all(&repo).unwrap();
-    common::git(&repo, &["init", "-q", "-b", "main"]);
-    let platform = tempfile::tempdir().unwrap();
     // A change-management system: every change record is POSTed to it.
     let (sink_url, received) = change_receiver(4);
-    std::fs::write(
-        platform.path().join("org.toml"),
-        format!(
-            "[promotion]\npath = [\"staging\"]\n\n[environments.staging]\ntarget = \"gitops\"\nrepo = \"{}\"\ndir = \"envs/{{environment}}/{{workload}}\"\nimage_repository = \"registry.example.org/apps/{{workload}}\"\n\n[changes]\nwebhook = \"{sink_url}\"\n",
-            repo.display()
-        ),
-    )
-    .unwrap();
+    let (_gitops, repo, platform) =
+        common::gitops_staging(&format!("\n[changes]\nwebhook = \"{sink_url}\"\n"));
     let promote = |args: &[&str]| {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
@@ -661,23 +650,12 @@ fn undeploy_stops_a_local_deployment_as_a_logged_change_and_a_developer_may_not(
 fn undeploy_of_a_gitops_environment_removes_its_manifests_in_a_commit() {
     let t = team();
     let f = &t.f;
-    let gitops = tempfile::tempdir().unwrap();
-    let repo = gitops.path().join("deploy");
-    std::fs::create_dir_all(repo.join("envs/staging")).unwrap();
-    common::git(&repo, &["init", "-q", "-b", "main"]);
+    let (_gitops, repo, platform) = common::gitops_staging("");
     // Someone else's file beside cairn's directory stays.
+    std::fs::create_dir_all(repo.join("envs/staging")).unwrap();
     std::fs::write(repo.join("envs/staging/README"), "staging\n").unwrap();
     common::git(&repo, &["add", "."]);
     common::git(&repo, &["commit", "-q", "-m", "start"]);
-    let platform = tempfile::tempdir().unwrap();
-    std::fs::write(
-        platform.path().join("org.toml"),
-        format!(
-            "[promotion]\npath = [\"staging\"]\n\n[environments.staging]\ntarget = \"gitops\"\nrepo = \"{}\"\ndir = \"envs/{{environment}}/{{workload}}\"\nimage_repository = \"registry.example.org/apps/{{workload}}\"\n",
-            repo.display()
-        ),
-    )
-    .unwrap();
     let as_rita = |args: &[&str]| {
         Run::from(
             f.cairn(args)

@@ -65,10 +65,11 @@ pub struct AuditArgs {
     pub limit: usize,
 }
 
-fn promoter_run(
+/// `f` with a promoter over the data directory and `CAIRN_TOKEN`'s actor.
+fn with_promoter<T>(
     cli: &Cli,
-    req: impl FnOnce(&dyn cairn_store::Store, cairn_policy::Identity) -> Result<Request, Failure>,
-) -> Result<ExitCode, Failure> {
+    f: impl FnOnce(&Promoter<'_>, cairn_policy::Identity) -> Result<T, Failure>,
+) -> Result<T, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
     let actor = cairn_engine::access::actor_from_env(&*store)?;
@@ -79,12 +80,21 @@ fn promoter_run(
         org: &org,
         platform_dir: cli.platform_dir.as_deref(),
     };
-    // Reconciled before the request is made (a rollback's target is read from the
-    // records); `promote` reconciles again under its lock.
-    report_reconciliation(&promoter.reconcile(cairn_engine::audit::LOCK_WAIT)?);
-    let request = req(&*store, actor)?;
-    let outcome = promoter.promote(&request)?;
-    report(cli, &request, &outcome)
+    f(&promoter, actor)
+}
+
+fn promoter_run(
+    cli: &Cli,
+    req: impl FnOnce(&dyn cairn_store::Store, cairn_policy::Identity) -> Result<Request, Failure>,
+) -> Result<ExitCode, Failure> {
+    with_promoter(cli, |promoter, actor| {
+        // Reconciled before the request is made (a rollback's target is read from the
+        // records); `promote` reconciles again under its lock.
+        report_reconciliation(&promoter.reconcile(cairn_engine::audit::LOCK_WAIT)?);
+        let request = req(promoter.store, actor)?;
+        let outcome = promoter.promote(&request)?;
+        report(cli, &request, &outcome)
+    })
 }
 
 pub fn promote(cli: &Cli, args: &PromoteArgs) -> Result<ExitCode, Failure> {
@@ -123,20 +133,12 @@ pub fn rollback(cli: &Cli, args: &RollbackArgs) -> Result<ExitCode, Failure> {
 /// promotion there, logged, stopped by the environment's target, recorded.
 /// Nothing deployed is exit 1, saying so.
 pub fn undeploy(cli: &Cli, args: &UndeployArgs) -> Result<ExitCode, Failure> {
-    let data = data_dir(cli)?;
-    let store = open_store(&data)?;
-    let actor = cairn_engine::access::actor_from_env(&*store)?;
-    let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
-    let promoter = Promoter {
-        data: &data,
-        store: &*store,
-        org: &org,
-        platform_dir: cli.platform_dir.as_deref(),
-    };
-    let o = promoter.undeploy(&UndeployRequest {
-        workload: args.workload.clone(),
-        environment: args.env.clone(),
-        actor,
+    let o = with_promoter(cli, |promoter, actor| {
+        Ok(promoter.undeploy(&UndeployRequest {
+            workload: args.workload.clone(),
+            environment: args.env.clone(),
+            actor,
+        })?)
     })?;
     if cli.json {
         print_json(&json!({

@@ -160,22 +160,7 @@ pub fn deploy(change: &GitopsChange) -> Result<GitopsCommit, EngineError> {
     ];
     let tree = repo.tree_with(head.as_deref(), &components, &files)?;
     let message = commit_message(change, &dir, &pinned, &digest);
-    let commit = repo.commit_tree(&tree, head.as_deref(), &message)?;
-    repo.move_head(&commit, head.as_deref())?;
-    if !repo.bare
-        && let Err(why) = repo.update_work_tree(head.as_deref(), &commit)
-    {
-        let restored = match repo.restore_head(head.as_deref(), &commit) {
-            Ok(()) => "HEAD is back where it was".to_owned(),
-            Err(e) => format!("HEAD could not be put back ({e}); it is at {commit}"),
-        };
-        return Err(EngineError::DeployFailed {
-            why: format!(
-                "the work tree of {} could not be updated to the new commit: {why}; {restored}",
-                repo.root.display()
-            ),
-        });
-    }
+    let commit = repo.commit_and_move(&tree, head.as_deref(), &message)?;
     Ok(GitopsCommit {
         commit,
         previous: head,
@@ -258,22 +243,7 @@ pub fn remove(removal: &GitopsRemoval) -> Result<GitopsCommit, EngineError> {
         trailers.change.as_str(),
         trailers.actor
     );
-    let commit = repo.commit_tree(&tree, Some(&head), &message)?;
-    repo.move_head(&commit, Some(&head))?;
-    if !repo.bare
-        && let Err(why) = repo.update_work_tree(Some(&head), &commit)
-    {
-        let restored = match repo.restore_head(Some(&head), &commit) {
-            Ok(()) => "HEAD is back where it was".to_owned(),
-            Err(e) => format!("HEAD could not be put back ({e}); it is at {commit}"),
-        };
-        return Err(EngineError::DeployFailed {
-            why: format!(
-                "the work tree of {} could not be updated to the new commit: {why}; {restored}",
-                repo.root.display()
-            ),
-        });
-    }
+    let commit = repo.commit_and_move(&tree, Some(&head), &message)?;
     Ok(GitopsCommit {
         commit,
         previous: Some(head),
@@ -1210,6 +1180,34 @@ impl Repo {
             input.push(0);
         }
         Ok(self.must("mktree", &["mktree", "-z"], Some(&input))?.text())
+    }
+
+    /// Commits `tree` on `head` with `message`, moves `HEAD` to it (only if
+    /// it is still at `head`) and brings the work tree along; when the work
+    /// tree cannot follow, `HEAD` is put back and the error says so.
+    fn commit_and_move(
+        &self,
+        tree: &str,
+        head: Option<&str>,
+        message: &str,
+    ) -> Result<String, EngineError> {
+        let commit = self.commit_tree(tree, head, message)?;
+        self.move_head(&commit, head)?;
+        if !self.bare
+            && let Err(why) = self.update_work_tree(head, &commit)
+        {
+            let restored = match self.restore_head(head, &commit) {
+                Ok(()) => "HEAD is back where it was".to_owned(),
+                Err(e) => format!("HEAD could not be put back ({e}); it is at {commit}"),
+            };
+            return Err(EngineError::DeployFailed {
+                why: format!(
+                    "the work tree of {} could not be updated to the new commit: {why}; {restored}",
+                    self.root.display()
+                ),
+            });
+        }
+        Ok(commit)
     }
 
     fn commit_tree(
