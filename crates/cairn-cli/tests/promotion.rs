@@ -84,6 +84,18 @@ fn built_image(f: &Fixture, token: &str) -> String {
         .to_owned()
 }
 
+/// Promotes `digest` to staging as the release manager; returns its URL there.
+fn stage(t: &Team, digest: &str) -> String {
+    let r = as_(
+        &t.f,
+        &t.rita,
+        &["--json", "promote", "hello-web", digest, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let staged: Value = serde_json::from_str(&r.stdout).unwrap();
+    staged["deployment"]["detail"].as_str().unwrap().to_owned()
+}
+
 fn get(url: &str) -> String {
     let out = Command::new("python3")
         .args([
@@ -119,14 +131,7 @@ fn run_to_staging_to_production_with_a_second_identitys_approval() {
     assert!(r.stderr.contains("promote"), "{r:?}");
 
     // Staging: tests passed on this digest, provenance, catalog base; no approval needed.
-    let r = as_(
-        f,
-        &t.rita,
-        &["--json", "promote", "hello-web", &digest, "--to", "staging"],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    let staged: Value = serde_json::from_str(&r.stdout).unwrap();
-    let url = staged["deployment"]["detail"].as_str().unwrap().to_owned();
+    let url = stage(&t, &digest);
     assert_eq!(get(&format!("{url}/")), "hello from cairn\n");
 
     // Production without an approval: denied by the review rule, nothing deployed.
@@ -533,14 +538,7 @@ fn undeploy_stops_a_local_deployment_as_a_logged_change_and_a_developer_may_not(
     let t = team();
     let f = &t.f;
     let digest = built_image(f, &t.dev);
-    let r = as_(
-        f,
-        &t.rita,
-        &["--json", "promote", "hello-web", &digest, "--to", "staging"],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    let staged: Value = serde_json::from_str(&r.stdout).unwrap();
-    let url = staged["deployment"]["detail"].as_str().unwrap().to_owned();
+    let url = stage(&t, &digest);
     assert_eq!(get(&format!("{url}/")), "hello from cairn\n");
     // The deployment's sandbox, as its record names it (cgroups, pid).
     let record = cairn_engine::DataDir::at(&f.data)
@@ -635,14 +633,7 @@ fn undeploy_stops_a_local_deployment_as_a_logged_change_and_a_developer_may_not(
     assert_eq!(log_size(f), log_before);
 
     // The environment takes a new promotion as usual.
-    let r = as_(
-        f,
-        &t.rita,
-        &["--json", "promote", "hello-web", &digest, "--to", "staging"],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    let again: Value = serde_json::from_str(&r.stdout).unwrap();
-    let url = again["deployment"]["detail"].as_str().unwrap().to_owned();
+    let url = stage(&t, &digest);
     assert_eq!(get(&format!("{url}/")), "hello from cairn\n");
 }
 

@@ -2,6 +2,7 @@
 //! as a test result or SLSA provenance (never what a step claims), and the
 //! release candidate's and the fetch's inventories signed as SBOM and scan,
 //! each kept through [`crate::certify::sign_and_keep`].
+
 use std::path::Path;
 
 use cairn_evidence::sbom::CycloneDxBom;

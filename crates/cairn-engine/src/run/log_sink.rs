@@ -1,6 +1,7 @@
 //! A stage's log: lines batched into the store within the stage's budget, a
 //! flusher thread for prompt followers, the log's digest and the tests its
 //! output names.
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! What a run needs resolved before it exists: cairn's signing key (no key or
 //! no log, no certified run), the release candidate's catalog base and the
 //! build image the steps run in, each checked against the catalog.
+
 use std::path::PathBuf;
 
 use super::{BuiltImage, Engine, Signer};

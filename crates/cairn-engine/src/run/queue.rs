@@ -1,6 +1,7 @@
 //! Runs queued for the server's workers: checked and queued ([`Engine::enqueue`],
 //! [`Engine::plan_run`]), claimed and executed ([`Engine::execute_next`]), and a
 //! workload registered for its forge's webhooks.
+
 use std::path::Path;
 use std::time::Duration;
 

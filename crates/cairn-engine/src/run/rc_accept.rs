@@ -1,15 +1,15 @@
 //! The acceptance stage of a workload with an image: the release candidate
 //! runs in the sandbox and is tested there.
-use std::path::{Path, PathBuf};
 
+use std::path::Path;
+
+use cairn_model::RunRecord;
 use cairn_model::config::ChainStage;
-use cairn_model::{LogStream, RunRecord};
-use cairn_sandbox::{Limits, SandboxSpec, Stream};
 
 use super::Engine;
-use super::log_sink::{LogSink, MAX_LINE_BYTES};
+use super::log_sink::LogSink;
 use super::plan::ImagePlan;
-use super::stages::{RunFacts, StageEnd, stage_command, step_env};
+use super::stages::{RunFacts, StageEnd, log_stream, stage_command, step_limits, step_sandbox};
 use crate::EngineError;
 use crate::images::release_candidate::{self, BuiltImage, RcTest};
 use crate::workload_source::LoadedWorkload;
@@ -30,26 +30,9 @@ impl Engine {
         port: u16,
         sink: &mut LogSink<'_>,
     ) -> Result<StageEnd, EngineError> {
-        let policy = &loaded.chain.sandbox;
-        let limits = Limits {
-            wall_clock: spec.timeout,
-            memory_bytes: policy.memory_bytes,
-            max_processes: policy.processes,
-            max_line_bytes: MAX_LINE_BYTES,
-        };
-        let command = stage_command(loaded, spec).map(|command| SandboxSpec {
-            workspace: workspace.to_path_buf(),
-            argv: vec!["/bin/sh".into(), "-c".into(), command],
-            env: step_env(loaded, run, spec, facts.source_date_epoch),
-            network: false,
-            read_only_binds: policy
-                .tools
-                .iter()
-                .map(|t| (PathBuf::from(&t.host), PathBuf::from(&t.at)))
-                .collect(),
-            limits,
-            system_root: facts.build_image.map(|b| b.rootfs.clone()),
-        });
+        let limits = step_limits(loaded, spec);
+        let command = stage_command(loaded, spec)
+            .map(|command| step_sandbox(loaded, run, spec, workspace, facts, command, false));
         let test = RcTest {
             images: &plan.images,
             built,
@@ -63,13 +46,7 @@ impl Engine {
         let outcome = release_candidate::acceptance(
             test,
             &mut |text| sink.borrow_mut().system(text),
-            &mut |stream, bytes| {
-                let stream = match stream {
-                    Stream::Stdout => LogStream::Stdout,
-                    Stream::Stderr => LogStream::Stderr,
-                };
-                sink.borrow_mut().line(stream, bytes);
-            },
+            &mut |stream, bytes| sink.borrow_mut().line(log_stream(stream), bytes),
         )?;
         let sink = sink.into_inner();
         sink.store_error()?;

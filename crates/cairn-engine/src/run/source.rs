@@ -1,6 +1,7 @@
 //! The source stage: the exact commit's tree (never the work tree) materialised
 //! into the workspace and digested, and the change the commit is — its commits
 //! since what runs in the last environment, each with its verified signer.
+
 use std::path::Path;
 
 use cairn_evidence::Subject;

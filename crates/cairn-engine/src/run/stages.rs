@@ -2,6 +2,7 @@
 //! sandboxed stage's command, environment and limits, and what the engine takes
 //! from a fetch (what it installed) and a build (its output, the release
 //! candidate).
+
 use std::path::{Path, PathBuf};
 
 use cairn_evidence::sbom::CycloneDxBom;
@@ -249,30 +250,9 @@ impl Engine {
                 None => "the host's /usr".to_owned(),
             }
         ));
-        let sandbox = SandboxSpec {
-            workspace: workspace.to_path_buf(),
-            argv: vec!["/bin/sh".into(), "-c".into(), command.clone()],
-            env: step_env(loaded, run, spec, facts.source_date_epoch),
-            network,
-            read_only_binds: policy
-                .tools
-                .iter()
-                .map(|t| (PathBuf::from(&t.host), PathBuf::from(&t.at)))
-                .collect(),
-            limits: Limits {
-                wall_clock: spec.timeout,
-                memory_bytes: policy.memory_bytes,
-                max_processes: policy.processes,
-                max_line_bytes: MAX_LINE_BYTES,
-            },
-            system_root: facts.build_image.map(|b| b.rootfs.clone()),
-        };
+        let sandbox = step_sandbox(loaded, run, spec, workspace, facts, command, network);
         let outcome = cairn_sandbox::run(&sandbox, &mut |stream, bytes| {
-            let stream = match stream {
-                Stream::Stdout => LogStream::Stdout,
-                Stream::Stderr => LogStream::Stderr,
-            };
-            sink.line(stream, bytes);
+            sink.line(log_stream(stream), bytes);
         })?;
         sink.store_error()?;
         let took = human_duration(outcome.duration);
@@ -467,6 +447,54 @@ fn exit_end(
             format!("killed: out of memory (the chain's limit is {} MiB)", policy.memory_bytes >> 20),
         ),
         other => StageEnd::failed(None, format!("ended abnormally: {other:?}")),
+    }
+}
+
+/// The sandbox of a step that runs `command` for `spec`: the workspace, the
+/// step's environment, the chain's tools (read-only) and limits, and the build
+/// image as its system, if any.
+pub(super) fn step_sandbox(
+    loaded: &LoadedWorkload,
+    run: &RunRecord,
+    spec: &ChainStage,
+    workspace: &Path,
+    facts: &RunFacts<'_>,
+    command: String,
+    network: bool,
+) -> SandboxSpec {
+    SandboxSpec {
+        workspace: workspace.to_path_buf(),
+        argv: vec!["/bin/sh".into(), "-c".into(), command],
+        env: step_env(loaded, run, spec, facts.source_date_epoch),
+        network,
+        read_only_binds: loaded
+            .chain
+            .sandbox
+            .tools
+            .iter()
+            .map(|t| (PathBuf::from(&t.host), PathBuf::from(&t.at)))
+            .collect(),
+        limits: step_limits(loaded, spec),
+        system_root: facts.build_image.map(|b| b.rootfs.clone()),
+    }
+}
+
+/// The chain's limits for a step of `spec`.
+pub(super) fn step_limits(loaded: &LoadedWorkload, spec: &ChainStage) -> Limits {
+    let policy = &loaded.chain.sandbox;
+    Limits {
+        wall_clock: spec.timeout,
+        memory_bytes: policy.memory_bytes,
+        max_processes: policy.processes,
+        max_line_bytes: MAX_LINE_BYTES,
+    }
+}
+
+/// The log stream of a step's output stream.
+pub(super) fn log_stream(stream: Stream) -> LogStream {
+    match stream {
+        Stream::Stdout => LogStream::Stdout,
+        Stream::Stderr => LogStream::Stderr,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Digests of workspace trees that name exactly their content: a build's
 //! declared output and the materialised source, read beneath the workspace
 //! without following a symlink, bounded.
+
 use std::path::Path;
 
 use cairn_evidence::{Sha256Digest, Sha256Hasher};
