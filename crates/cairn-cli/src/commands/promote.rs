@@ -141,16 +141,7 @@ pub fn undeploy(cli: &Cli, args: &UndeployArgs) -> Result<ExitCode, Failure> {
         })?)
     })?;
     if cli.json {
-        print_json(&json!({
-            "workload": args.workload,
-            "environment": args.env,
-            "digest": o.digest,
-            "target": o.target,
-            "detail": o.detail,
-            "log_index": o.log_index,
-            "change_id": o.change_id,
-            "change_delivery": o.change_delivery,
-        }));
+        print_json(&cairn_engine::wire::undeploy_json(&o));
     } else {
         println!(
             "undeploy {} → {}: {} ({}, {}); audit log entry {}, change {}",

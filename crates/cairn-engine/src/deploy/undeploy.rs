@@ -27,6 +27,8 @@ pub struct UndeployRequest {
 /// What an undeploy did.
 #[derive(Debug, Clone)]
 pub struct UndeployOutcome {
+    pub workload: String,
+    pub environment: String,
     /// The digest that ran.
     pub digest: String,
     /// The target that stopped it (`local`, `gitops`).
@@ -141,6 +143,8 @@ impl Promoter<'_> {
         let (change_id, change_delivery) =
             self.keep_change(&change(format!("undeployed: {detail}")))?;
         Ok(UndeployOutcome {
+            workload: req.workload.clone(),
+            environment: req.environment.clone(),
             digest: current.digest.clone(),
             target: current.target.clone(),
             detail,

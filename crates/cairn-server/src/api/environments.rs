@@ -305,16 +305,7 @@ async fn undeploy(
                     actor: actor.identity,
                 })?)
             })?;
-            Ok(Json(json!({
-                "workload": req.workload,
-                "environment": req.env,
-                "digest": o.digest,
-                "target": o.target,
-                "detail": o.detail,
-                "log_index": o.log_index,
-                "change_id": o.change_id,
-                "change_delivery": o.change_delivery,
-            })))
+            Ok(Json(cairn_engine::wire::undeploy_json(&o)))
         })
         .await
 }
