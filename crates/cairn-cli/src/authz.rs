@@ -217,6 +217,12 @@ pub const TABLE: &[Row] = &[
         Scoped(Action::Rollback),
         &["rollback", "app", "--env", "staging"],
     ),
+    // Stops a deployment: authorised as a promotion to the environment is.
+    row(
+        "undeploy",
+        Scoped(Action::Promote),
+        &["undeploy", "app", "--env", "staging"],
+    ),
     row("status", Nothing, &["status"]),
     row("audit", Nothing, &["audit"]),
     row("policy test", Nothing, &["policy", "test"]),
@@ -314,6 +320,7 @@ pub fn name(command: &Command) -> &'static str {
         },
         Command::Promote(_) => "promote",
         Command::Rollback(_) => "rollback",
+        Command::Undeploy(_) => "undeploy",
         Command::Status => "status",
         Command::Audit(_) => "audit",
         Command::Policy(cmd) => match cmd {

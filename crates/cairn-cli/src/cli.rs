@@ -86,6 +86,8 @@ pub enum Command {
     Promote(crate::commands::PromoteArgs),
     /// Go back to an earlier digest in an environment (the gate decides again).
     Rollback(crate::commands::RollbackArgs),
+    /// Stop what runs of a workload in an environment (logged, then stopped).
+    Undeploy(crate::commands::UndeployArgs),
     /// What runs where, since when, deployed by whom.
     Status,
     /// The change records, each proven to be in the audit log.

@@ -480,7 +480,7 @@ fn a_stray_process_on_the_port_fails_the_deploy_by_name_and_an_unknown_sandbox_i
     // test's own listener, started between the stop of A and the start of B is
     // racy, so A is stopped by hand through its record and the port taken.
     let data = cairn_engine::DataDir::at(&app.f.data);
-    assert!(cairn_engine::images::deploy_local::undeploy(&data, "hello-web", "staging").unwrap());
+    assert!(cairn_engine::deploy::local::undeploy(&data, "hello-web", "staging").unwrap());
     let stray = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let r = Run::from(
         cairn(
@@ -587,27 +587,13 @@ fn a_stray_process_on_the_port_fails_the_deploy_by_name_and_an_unknown_sandbox_i
         "the other data directory's deployment still runs"
     );
     let other_data = cairn_engine::DataDir::at(other.path());
-    assert!(
-        cairn_engine::images::deploy_local::undeploy(&other_data, "hello-web", "staging").unwrap()
-    );
+    assert!(cairn_engine::deploy::local::undeploy(&other_data, "hello-web", "staging").unwrap());
 }
 
 #[test]
 fn gitops_deployments_survive_sigkill_between_the_log_entry_and_the_commit() {
     let app = app();
-    let gitops = tempfile::tempdir().unwrap();
-    let repo = gitops.path().join("deploy");
-    std::fs::create_dir_all(&repo).unwrap();
-    common::git(&repo, &["init", "-q", "-b", "main"]);
-    let platform = tempfile::tempdir().unwrap();
-    std::fs::write(
-        platform.path().join("org.toml"),
-        format!(
-            "[promotion]\npath = [\"staging\"]\n\n[environments.staging]\ntarget = \"gitops\"\nrepo = \"{}\"\ndir = \"envs/{{environment}}/{{workload}}\"\nimage_repository = \"registry.example.org/apps/{{workload}}\"\n",
-            repo.display()
-        ),
-    )
-    .unwrap();
+    let (_gitops, repo, platform) = common::gitops_staging("");
     let p = Some(platform.path());
     let git_out = |args: &[&str]| {
         let out = Command::new("git")

@@ -84,6 +84,18 @@ fn built_image(f: &Fixture, token: &str) -> String {
         .to_owned()
 }
 
+/// Promotes `digest` to staging as the release manager; returns its URL there.
+fn stage(t: &Team, digest: &str) -> String {
+    let r = as_(
+        &t.f,
+        &t.rita,
+        &["--json", "promote", "hello-web", digest, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let staged: Value = serde_json::from_str(&r.stdout).unwrap();
+    staged["deployment"]["detail"].as_str().unwrap().to_owned()
+}
+
 fn get(url: &str) -> String {
     let out = Command::new("python3")
         .args([
@@ -119,14 +131,7 @@ fn run_to_staging_to_production_with_a_second_identitys_approval() {
     assert!(r.stderr.contains("promote"), "{r:?}");
 
     // Staging: tests passed on this digest, provenance, catalog base; no approval needed.
-    let r = as_(
-        f,
-        &t.rita,
-        &["--json", "promote", "hello-web", &digest, "--to", "staging"],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    let staged: Value = serde_json::from_str(&r.stdout).unwrap();
-    let url = staged["deployment"]["detail"].as_str().unwrap().to_owned();
+    let url = stage(&t, &digest);
     assert_eq!(get(&format!("{url}/")), "hello from cairn\n");
 
     // Production without an approval: denied by the review rule, nothing deployed.
@@ -337,21 +342,10 @@ fn a_failed_acceptance_test_is_denied_and_a_deploy_without_its_log_entry_cannot_
 fn a_gitops_environment_gets_a_digest_pinned_commit_per_change_and_rollback_writes_a_new_one() {
     let t = team();
     let f = &t.f;
-    let gitops = tempfile::tempdir().unwrap();
-    let repo = gitops.path().join("deploy");
-    std::fs::create_dir_all(&repo).unwrap();
-    common::git(&repo, &["init", "-q", "-b", "main"]);
-    let platform = tempfile::tempdir().unwrap();
     // A change-management system: every change record is POSTed to it.
     let (sink_url, received) = change_receiver(4);
-    std::fs::write(
-        platform.path().join("org.toml"),
-        format!(
-            "[promotion]\npath = [\"staging\"]\n\n[environments.staging]\ntarget = \"gitops\"\nrepo = \"{}\"\ndir = \"envs/{{environment}}/{{workload}}\"\nimage_repository = \"registry.example.org/apps/{{workload}}\"\n\n[changes]\nwebhook = \"{sink_url}\"\n",
-            repo.display()
-        ),
-    )
-    .unwrap();
+    let (_gitops, repo, platform) =
+        common::gitops_staging(&format!("\n[changes]\nwebhook = \"{sink_url}\"\n"));
     let promote = |args: &[&str]| {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
@@ -521,5 +515,200 @@ fn evidence_with_a_bad_signature_or_about_another_digest_does_not_count() {
     assert!(
         r.stderr.contains("bad.rego:"),
         "names the file and line: {r:?}"
+    );
+}
+
+/// Whether something accepts connections on `url`'s port (`http://127.0.0.1:PORT`).
+fn answers(url: &str) -> bool {
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        std::time::Duration::from_millis(500),
+    )
+    .is_ok()
+}
+
+/// The size of the fixture's audit log.
+fn log_size(f: &Fixture) -> u64 {
+    f.json(&["log", "show"])["size"].as_u64().unwrap()
+}
+
+#[test]
+fn undeploy_stops_a_local_deployment_as_a_logged_change_and_a_developer_may_not() {
+    let t = team();
+    let f = &t.f;
+    let digest = built_image(f, &t.dev);
+    let url = stage(&t, &digest);
+    assert_eq!(get(&format!("{url}/")), "hello from cairn\n");
+    // The deployment's sandbox, as its record names it (cgroups, pid).
+    let record = cairn_engine::DataDir::at(&f.data)
+        .deployments()
+        .join("hello-web/staging.json");
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    let sandbox =
+        cairn_sandbox::DetachedSandbox::from_record(record["sandbox"].as_str().unwrap()).unwrap();
+    assert!(sandbox.is_running());
+
+    // A developer may not stop it: the roles say so, nothing is logged, it runs on.
+    let log_before = log_size(f);
+    let r = as_(f, &t.dev, &["undeploy", "hello-web", "--env", "staging"]);
+    println!("developer: exit {}: {}", r.code, r.stderr.trim());
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("dev@example.org"), "{r:?}");
+    assert!(r.stderr.contains("promote"), "{r:?}");
+    assert_eq!(log_size(f), log_before);
+    assert_eq!(get(&format!("{url}/")), "hello from cairn\n");
+    // Without a token at all: refused too.
+    let r = f.run(&["undeploy", "hello-web", "--env", "staging"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(answers(&url));
+
+    // The release manager stops it: logged first, then the sandbox is gone.
+    let r = as_(f, &t.rita, &["undeploy", "hello-web", "--env", "staging"]);
+    println!("release manager: exit {}: {}", r.code, r.stdout.trim());
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains(&format!(
+            "undeploy hello-web → staging: {digest} (local, its sandbox was stopped)"
+        )),
+        "{r:?}"
+    );
+    assert!(!answers(&url), "{url} still answers after the undeploy");
+    assert!(!sandbox.is_running(), "its sandbox still runs");
+    for cgroup in &sandbox.cgroups {
+        assert!(!cgroup.exists(), "{} is left", cgroup.display());
+    }
+    let index = log_size(f) - 1;
+    let last = f.json(&["log", "show", &index.to_string()]);
+    println!("log entry {index}: {}", last["entry_text"]);
+    let entry: Value = serde_json::from_str(last["entry_text"].as_str().unwrap()).unwrap();
+    assert_eq!(entry["kind"], "undeploy", "{entry}");
+    assert_eq!(entry["spec"]["artifact"], digest.as_str(), "{entry}");
+    assert_eq!(entry["spec"]["actor"], "rita@example.org", "{entry}");
+    let audit = f.json(&["audit"]);
+    let change = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "undeploy")
+        .unwrap_or_else(|| panic!("no undeploy change record: {audit}"))
+        .clone();
+    println!("change: {change}");
+    assert_eq!(change["actor"], "rita@example.org", "{change}");
+    assert_eq!(change["log_index"], index, "{change}");
+
+    // Reconciliation (every `status`) leaves it stopped and says why.
+    let r = f.ok(&["status"]);
+    println!("status: {}", r.stdout.trim());
+    assert!(
+        r.stdout
+            .contains("NOT-RUNNING: stopped by `cairn undeploy`"),
+        "{r:?}"
+    );
+    assert!(!answers(&url));
+
+    // Nothing deployed any more: exit 1, saying so; nothing logged.
+    let log_before = log_size(f);
+    let r = as_(f, &t.rita, &["undeploy", "hello-web", "--env", "staging"]);
+    println!("again: exit {}: {}", r.code, r.stderr.trim());
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("nothing of hello-web is deployed in staging: its last deployment"),
+        "{r:?}"
+    );
+    let r = as_(
+        f,
+        &t.rita,
+        &["undeploy", "hello-web", "--env", "production"],
+    );
+    println!("never deployed: exit {}: {}", r.code, r.stderr.trim());
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "nothing of hello-web is deployed in production: cairn has no deployment of it there"
+        ),
+        "{r:?}"
+    );
+    assert_eq!(log_size(f), log_before);
+
+    // The environment takes a new promotion as usual.
+    let url = stage(&t, &digest);
+    assert_eq!(get(&format!("{url}/")), "hello from cairn\n");
+}
+
+#[test]
+fn undeploy_of_a_gitops_environment_removes_its_manifests_in_a_commit() {
+    let t = team();
+    let f = &t.f;
+    let (_gitops, repo, platform) = common::gitops_staging("");
+    // Someone else's file beside cairn's directory stays.
+    std::fs::create_dir_all(repo.join("envs/staging")).unwrap();
+    std::fs::write(repo.join("envs/staging/README"), "staging\n").unwrap();
+    common::git(&repo, &["add", "."]);
+    common::git(&repo, &["commit", "-q", "-m", "start"]);
+    let as_rita = |args: &[&str]| {
+        Run::from(
+            f.cairn(args)
+                .env("CAIRN_TOKEN", &t.rita)
+                .env("CAIRN_PLATFORM_DIR", platform.path())
+                .output()
+                .unwrap(),
+        )
+    };
+    let digest = built_image(f, &t.dev);
+    let r = as_rita(&["promote", "hello-web", &digest, "--to", "staging"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let dir = repo.join("envs/staging/hello-web");
+    assert!(dir.join("workload.yaml").exists());
+
+    let r = as_rita(&["undeploy", "hello-web", "--env", "staging"]);
+    println!("undeploy: exit {}: {}", r.code, r.stdout.trim());
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("(gitops, commit "), "{r:?}");
+    assert!(!dir.exists(), "the workload's directory is still there");
+    assert!(repo.join("envs/staging/README").exists());
+    let log = Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["log", "-1", "--format=%s%n%b"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&log.stdout).into_owned();
+    println!("commit: {log}");
+    assert!(
+        log.starts_with(&format!("undeploy hello-web from staging: {digest}")),
+        "{log}"
+    );
+    assert!(log.contains("Cairn-Change: undeploy"), "{log}");
+    assert!(log.contains("Cairn-Actor: rita@example.org"), "{log}");
+    let status = Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["status", "--porcelain"])
+        .output()
+        .unwrap();
+    assert!(status.stdout.is_empty(), "work tree not clean: {status:?}");
+
+    // Reconciliation does not take the removal for someone else's edit, nor
+    // bring the deployment back.
+    let r = Run::from(
+        f.cairn(&["status"])
+            .env("CAIRN_PLATFORM_DIR", platform.path())
+            .output()
+            .unwrap(),
+    );
+    println!("status: {}", r.stdout.trim());
+    assert!(
+        r.stdout
+            .contains("NOT-RUNNING: stopped by `cairn undeploy`"),
+        "{r:?}"
+    );
+    let r = as_rita(&["undeploy", "hello-web", "--env", "staging"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("nothing of hello-web is deployed in staging"),
+        "{r:?}"
     );
 }

@@ -106,6 +106,17 @@ pub struct Deploy {
     pub actor: String,
 }
 
+/// A deployment stopped (`cairn undeploy`): the environment runs nothing of
+/// the workload afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undeploy {
+    pub workload: String,
+    pub environment: String,
+    /// `sha256:<hex>` of the artifact that ran.
+    pub artifact: String,
+    pub actor: String,
+}
+
 /// A rollback of an environment to an earlier artifact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rollback {
@@ -251,6 +262,7 @@ pub struct RemediationStep {
 pub enum Change {
     Deploy(Deploy),
     Rollback(Rollback),
+    Undeploy(Undeploy),
     Override(Override),
     PolicyChange(PolicyChange),
     KeyRotation(KeyRotation),
@@ -278,6 +290,7 @@ impl Change {
         match self {
             Change::Deploy(_) => ("deploy", CHANGE_VERSION),
             Change::Rollback(_) => ("rollback", CHANGE_VERSION),
+            Change::Undeploy(_) => ("undeploy", CHANGE_VERSION),
             Change::Override(_) => ("override", CHANGE_VERSION),
             Change::PolicyChange(_) => ("policy-change", CHANGE_VERSION),
             Change::KeyRotation(_) => ("key-rotation", CHANGE_VERSION),
@@ -299,6 +312,10 @@ impl Change {
             Change::Deploy(d) => json!({
                 "workload": d.workload, "environment": d.environment,
                 "artifact": d.artifact, "actor": d.actor,
+            }),
+            Change::Undeploy(u) => json!({
+                "workload": u.workload, "environment": u.environment,
+                "artifact": u.artifact, "actor": u.actor,
             }),
             Change::Rollback(r) => json!({
                 "workload": r.workload, "environment": r.environment,

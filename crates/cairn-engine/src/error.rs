@@ -165,6 +165,12 @@ pub enum EngineError {
     BadDeployTarget { why: String },
     #[error("the deployment failed: {why}")]
     DeployFailed { why: String },
+    #[error("nothing of {workload} is deployed in {environment}: {why}")]
+    NothingDeployed {
+        workload: String,
+        environment: String,
+        why: String,
+    },
     #[error(transparent)]
     Policy(#[from] cairn_policy::PolicyError),
     #[error(
@@ -342,6 +348,7 @@ impl EngineError {
                 | Self::RecipeUnknownPackages { .. }
                 | Self::ImageNotFound { .. }
                 | Self::BadDeployTarget { .. }
+                | Self::NothingDeployed { .. }
                 | Self::NoToken
                 | Self::BadToken
                 | Self::Denied { .. }

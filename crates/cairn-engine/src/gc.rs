@@ -77,7 +77,7 @@ fn running_local_digests(data: &DataDir) -> Result<Vec<String>, EngineError> {
                 continue;
             };
             // A damaged record: its rootfs may be in use, keep every rootfs.
-            let d = crate::images::deploy_local::current(data, &workload, env)
+            let d = crate::deploy::local::current(data, &workload, env)
                 .ok()
                 .flatten();
             match d {

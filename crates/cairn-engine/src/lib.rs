@@ -34,7 +34,7 @@ pub mod rebuild;
 pub mod recovery;
 pub mod remediation;
 pub mod review;
-pub mod runner;
+pub mod run;
 pub mod sarif;
 pub mod scan;
 pub mod test_reports;
@@ -44,5 +44,5 @@ mod workload_source;
 
 pub use data_dir::DataDir;
 pub use error::{EngineError, PartialImport};
-pub use runner::{Engine, RunObserver, RunRequest};
+pub use run::{Engine, RunObserver, RunRequest};
 pub use workload_source::{LoadedWorkload, load_org, load_workload};

@@ -263,7 +263,13 @@ fn store_was_there(log: Option<&Log>, data: &DataDir) -> Result<bool, EngineErro
         let entry = read_entry(log, index, data)?;
         if matches!(
             entry.kind.as_str(),
-            "dsse" | "deploy" | "rollback" | "override" | "policy-change" | "access-change"
+            "dsse"
+                | "deploy"
+                | "rollback"
+                | "undeploy"
+                | "override"
+                | "policy-change"
+                | "access-change"
         ) {
             return Ok(true);
         }
@@ -287,7 +293,7 @@ pub fn describe(index: u64, bytes: &[u8]) -> LogEntry {
     let spec = value["spec"].clone();
     let s = |k: &str| spec[k].as_str().unwrap_or("?").to_owned();
     let summary = match kind.as_str() {
-        "deploy" | "override" => format!(
+        "deploy" | "override" | "undeploy" => format!(
             "{kind} {} → {} {} by {}",
             s("workload"),
             s("environment"),
@@ -365,7 +371,7 @@ impl Effects {
         entry: &LogEntry,
     ) -> Result<Option<String>, EngineError> {
         Ok(match entry.kind.as_str() {
-            "deploy" | "rollback" | "override" | "policy-change" => {
+            "deploy" | "rollback" | "undeploy" | "override" | "policy-change" => {
                 if self.recorded(store, entry.index)? {
                     None
                 } else {

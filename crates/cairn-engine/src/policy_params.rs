@@ -9,7 +9,7 @@ use cairn_model::config::OrgConfig;
 use cairn_policy::{DefaultParams, Severity};
 use serde_json::{Value, json};
 
-use crate::runner::BUILDER_ID;
+use crate::run::BUILDER_ID;
 
 /// The parameters every gate of this organisation uses.
 pub fn gate_params(org: &OrgConfig) -> DefaultParams {

@@ -22,9 +22,10 @@ use serde_json::{Value, json};
 
 use crate::audit::{AuditLog, Change, Deploy, LOCK_WAIT, Override, PolicyChange, Rollback};
 use crate::certify::{Filed, sign_and_keep};
+use crate::deploy::local as deploy_local;
 use crate::host::now_ms;
-use crate::images::{Images, deploy_local};
-use crate::runner::BUILDER_ID;
+use crate::images::Images;
+use crate::run::BUILDER_ID;
 use crate::verified::{self, Trust};
 use crate::{DataDir, EngineError};
 
@@ -433,61 +434,28 @@ impl Promoter<'_> {
         self.store.add_deployment(&deployment)?;
 
         let previous_token = current.as_ref().and_then(|c| c.token.clone());
-        let deployed = match &target {
-            DeployTarget::Local => deploy_local::deploy(
-                self.data,
-                &images,
-                &req.workload,
-                &req.environment,
-                &image,
+        let deployed = crate::deploy::deploy(
+            &target,
+            &crate::deploy::Deployment {
+                data: self.data,
+                images: &images,
+                workload: &req.workload,
+                environment: &req.environment,
+                image: &image,
+                digest: &digest,
                 port,
-                &token,
-                previous_token.as_deref(),
-            )
-            .map(|d| d.url())
-            .map_err(|f| (*f.error, f.previous_restored)),
-            DeployTarget::Gitops {
-                repo,
-                dir,
-                image_repository,
-            } => {
-                let fill = |s: &str| {
-                    s.replace("{workload}", &req.workload)
-                        .replace("{environment}", &req.environment)
-                };
-                let port = image
-                    .config
-                    .config()
-                    .as_ref()
-                    .and_then(|c| c.exposed_ports().as_ref())
-                    .and_then(|p| p.first())
-                    .and_then(|p| p.split('/').next())
-                    .and_then(|p| p.parse::<u16>().ok())
-                    .unwrap_or(8080);
-                crate::deploy::gitops::deploy(&crate::deploy::gitops::GitopsChange {
-                    repo: PathBuf::from(repo),
-                    dir: fill(dir),
-                    workload: req.workload.clone(),
-                    environment: req.environment.clone(),
-                    image: format!("{}@{digest}", fill(image_repository)),
-                    port,
-                    trailers: crate::deploy::gitops::Trailers {
-                        run: record
-                            .run
-                            .map(|r| r.to_string())
-                            .unwrap_or_else(|| "-".into()),
-                        log_index: receipt.index,
-                        change: match req.intent {
-                            Intent::Promote => crate::deploy::gitops::ChangeKind::Deploy,
-                            Intent::Rollback => crate::deploy::gitops::ChangeKind::Rollback,
-                        },
-                        actor: req.actor.name.clone(),
-                    },
-                })
-                .map(|c| format!("commit {}", c.commit))
-                .map_err(|e| (e, None))
-            }
-        };
+                token: &token,
+                previous_token: previous_token.as_deref(),
+                run: record.run.map(|r| r.to_string()),
+                log_index: receipt.index,
+                change: match req.intent {
+                    Intent::Promote => crate::deploy::gitops::ChangeKind::Deploy,
+                    Intent::Rollback => crate::deploy::gitops::ChangeKind::Rollback,
+                },
+                actor: &req.actor.name,
+            },
+        )
+        .map_err(|f| (*f.error, f.previous_restored));
         let detail = match deployed {
             Ok(d) => d,
             Err((e, previous_restored)) => {

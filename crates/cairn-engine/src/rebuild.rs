@@ -125,7 +125,7 @@ pub fn rebuild(data: &DataDir, now_ms: i64) -> Result<Rebuilt, EngineError> {
             "access-change" => {
                 apply_access(&store, &entry, admin_token.as_deref(), now_ms, &mut out)?;
             }
-            "deploy" | "rollback" | "override" | "policy-change" => {
+            "deploy" | "rollback" | "undeploy" | "override" | "policy-change" => {
                 if recorded.contains(&index) {
                     continue;
                 }

@@ -132,6 +132,20 @@ pub fn change_json(
     })
 }
 
+/// What an undeploy did (`cairn undeploy --json`, `POST /api/undeploys`).
+pub fn undeploy_json(o: &crate::deploy::UndeployOutcome) -> Value {
+    json!({
+        "workload": o.workload,
+        "environment": o.environment,
+        "digest": o.digest,
+        "target": o.target,
+        "detail": o.detail,
+        "log_index": o.log_index,
+        "change_id": o.change_id,
+        "change_delivery": o.change_delivery,
+    })
+}
+
 /// What a promotion or rollback did (`cairn promote --json`, `POST /api/promotions`).
 pub fn outcome_json(o: &crate::promotion::Outcome) -> Value {
     json!({

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::Command;
 
 use cairn_engine::DataDir;
+use cairn_engine::deploy::local::{current, deploy, undeploy};
 use cairn_engine::images::Images;
-use cairn_engine::images::deploy_local::{current, deploy, undeploy};
 use cairn_oci::{Image, ImageSpec};
 
 fn get(port: u16, path: &str) -> Option<String> {

@@ -1,6 +1,7 @@
 //! The `gitops` deploy target against real git repositories: the digest-pinned
 //! manifest and kustomization in a commit with cairn's trailers, a new commit per
-//! change, rollback as a new commit, refusals that leave HEAD where it was, and
+//! change, rollback as a new commit, an undeploy's removal of cairn's files, refusals
+//! that leave HEAD where it was, and
 //! kustomize (kubectl's) rendering what cairn wrote.
 #![allow(clippy::unwrap_used)]
 
@@ -541,4 +542,76 @@ fn a_commit_whose_work_tree_was_not_updated_is_completed() {
     assert!(!complete(&repo, &second.commit).unwrap());
     // Another commit than HEAD is not completed.
     assert!(!complete(&repo, &first.commit).unwrap());
+}
+
+fn removal(repo: &Path, log_index: u64) -> cairn_engine::deploy::gitops::GitopsRemoval {
+    cairn_engine::deploy::gitops::GitopsRemoval {
+        repo: repo.to_path_buf(),
+        dir: DIR.into(),
+        workload: "hello".into(),
+        environment: "staging".into(),
+        log_index,
+        actor: "Rel Manager <rm@example.invalid>".into(),
+    }
+}
+
+/// An undeploy removes cairn's two files in a commit naming its log entry
+/// (which reconciliation reads as cairn's change), keeps everything else,
+/// refuses a directory with nothing of cairn's or with uncommitted edits, and
+/// leaves HEAD where it was when it refuses.
+#[test]
+fn remove_commits_the_removal_of_cairns_files_only() {
+    use cairn_engine::deploy::gitops::{head_change, remove};
+    let (_tmp, repo) = repo();
+    let refused_removal = |log_index: u64| {
+        let before = head(&repo);
+        let err = remove(&removal(&repo, log_index)).unwrap_err().to_string();
+        assert_eq!(head(&repo), before, "HEAD moved: {err}");
+        err
+    };
+    // Nothing deployed yet.
+    let err = refused_removal(3);
+    assert!(err.contains("holds no manifests of cairn's"), "{err}");
+
+    deploy(&change(&repo, 1, ChangeKind::Deploy, 4)).unwrap();
+    // Someone's own file in the directory, committed.
+    std::fs::write(repo.join(DIR).join("notes.txt"), "keep me\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "notes"]);
+    // A hand edit of cairn's manifest: refused, the edit kept.
+    let manifest = repo.join(DIR).join(MANIFEST_FILE);
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{original}# hand edit\n")).unwrap();
+    let err = refused_removal(5);
+    assert!(err.contains("modified"), "{err}");
+    std::fs::write(&manifest, &original).unwrap();
+
+    let removed = remove(&removal(&repo, 6)).unwrap();
+    assert_eq!(removed.digest, digest(1));
+    assert_eq!(head(&repo), removed.commit);
+    assert!(!manifest.exists());
+    assert!(!repo.join(DIR).join(KUSTOMIZATION_FILE).exists());
+    assert!(repo.join(DIR).join("notes.txt").exists());
+    assert!(repo.join("README.md").exists());
+    let t = trailers(&repo, "HEAD");
+    assert!(t.contains("Cairn-Log-Index: 6"), "{t}");
+    assert!(t.contains("Cairn-Change: undeploy"), "{t}");
+    assert_eq!(
+        head_change(&repo, DIR).unwrap(),
+        Some((removed.commit.clone(), Some(6)))
+    );
+    assert_eq!(current(&repo, DIR).unwrap(), None);
+    assert!(git(&repo, &["status", "--porcelain"]).is_empty());
+    // Removed already: nothing of cairn's is left to remove.
+    let err = refused_removal(7);
+    assert!(err.contains("holds no manifests of cairn's"), "{err}");
+
+    // With nothing else in it, the directory goes too (and its empty parents).
+    git(&repo, &["rm", "-q", &format!("{DIR}/notes.txt")]);
+    git(&repo, &["commit", "-q", "-m", "no notes"]);
+    deploy(&change(&repo, 2, ChangeKind::Deploy, 8)).unwrap();
+    remove(&removal(&repo, 9)).unwrap();
+    let tree = git(&repo, &["ls-tree", "-r", "--name-only", "HEAD"]);
+    assert_eq!(tree.trim(), "README.md", "{tree}");
+    assert!(!repo.join("envs").exists());
 }

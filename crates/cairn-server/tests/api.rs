@@ -173,6 +173,15 @@ async fn every_new_route_wants_a_token_and_the_role() {
             "release-manager",
             404,
         ),
+        // Undeploying is authorised as promoting: nothing is deployed yet (422).
+        (
+            "POST",
+            "/api/undeploys".into(),
+            Some(json!({"workload": "hello", "env": "staging"})),
+            "developer",
+            "release-manager",
+            422,
+        ),
         // Approving needs maintainer: a release manager may not.
         (
             "POST",
@@ -384,6 +393,18 @@ async fn promotions_and_rollbacks_of_unknown_images_are_problems() {
     )
     .await;
     to_unknown.problem(404);
+    let nothing_deployed = post(
+        &server,
+        "/api/undeploys",
+        rm,
+        &json!({"workload": "hello", "env": "staging"}),
+    )
+    .await;
+    let detail = nothing_deployed.problem(422);
+    assert!(
+        detail.contains("nothing of hello is deployed in staging"),
+        "{detail}"
+    );
     // Nothing moved.
     assert_eq!(
         get(&server, "/api/environments", rm).await.json(),

@@ -52,7 +52,7 @@ pub use image::{ImageCommand, RebaseArgs};
 pub use key::KeyCommand;
 pub use log::{LogArgs, LogCommand};
 pub use policy::PolicyCommand;
-pub use promote::{AuditArgs, PromoteArgs, RollbackArgs};
+pub use promote::{AuditArgs, PromoteArgs, RollbackArgs, UndeployArgs};
 pub use remediate::RemediateArgs;
 pub use review::ReviewCommand;
 pub use sbom::SbomArgs;
@@ -107,6 +107,7 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Review(cmd) => review::review(cli, cmd),
         Command::Promote(args) => promote::promote(cli, args),
         Command::Rollback(args) => promote::rollback(cli, args),
+        Command::Undeploy(args) => promote::undeploy(cli, args),
         Command::Status => promote::status(cli),
         Command::Audit(args) => promote::audit(cli, args),
         Command::Policy(cmd) => policy::policy(cli, cmd),

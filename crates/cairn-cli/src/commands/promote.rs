@@ -1,4 +1,5 @@
-//! `cairn promote`, `cairn rollback`, `cairn status`, `cairn audit`: environments.
+//! `cairn promote`, `cairn rollback`, `cairn undeploy`, `cairn status`, `cairn
+//! audit`: environments.
 //!
 //! The actor is the identity whose token is in `CAIRN_TOKEN`. A promotion is
 //! authorised (roles), decided by the gate (Rego; the default set plus
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
+use cairn_engine::deploy::UndeployRequest;
 use cairn_engine::deploy::reconcile::{Reconciliation, last_reconciled};
 use cairn_engine::promotion::{Intent, Outcome, Promoter, Request};
 use serde_json::json;
@@ -47,6 +49,15 @@ pub struct RollbackArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct UndeployArgs {
+    /// The workload.
+    pub workload: String,
+    /// The environment to stop it in.
+    #[arg(long)]
+    pub env: String,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct AuditArgs {
     #[arg(long)]
     pub workload: Option<String>,
@@ -54,10 +65,11 @@ pub struct AuditArgs {
     pub limit: usize,
 }
 
-fn promoter_run(
+/// `f` with a promoter over the data directory and `CAIRN_TOKEN`'s actor.
+fn with_promoter<T>(
     cli: &Cli,
-    req: impl FnOnce(&dyn cairn_store::Store, cairn_policy::Identity) -> Result<Request, Failure>,
-) -> Result<ExitCode, Failure> {
+    f: impl FnOnce(&Promoter<'_>, cairn_policy::Identity) -> Result<T, Failure>,
+) -> Result<T, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
     let actor = cairn_engine::access::actor_from_env(&*store)?;
@@ -68,12 +80,21 @@ fn promoter_run(
         org: &org,
         platform_dir: cli.platform_dir.as_deref(),
     };
-    // Reconciled before the request is made (a rollback's target is read from the
-    // records); `promote` reconciles again under its lock.
-    report_reconciliation(&promoter.reconcile(cairn_engine::audit::LOCK_WAIT)?);
-    let request = req(&*store, actor)?;
-    let outcome = promoter.promote(&request)?;
-    report(cli, &request, &outcome)
+    f(&promoter, actor)
+}
+
+fn promoter_run(
+    cli: &Cli,
+    req: impl FnOnce(&dyn cairn_store::Store, cairn_policy::Identity) -> Result<Request, Failure>,
+) -> Result<ExitCode, Failure> {
+    with_promoter(cli, |promoter, actor| {
+        // Reconciled before the request is made (a rollback's target is read from the
+        // records); `promote` reconciles again under its lock.
+        report_reconciliation(&promoter.reconcile(cairn_engine::audit::LOCK_WAIT)?);
+        let request = req(promoter.store, actor)?;
+        let outcome = promoter.promote(&request)?;
+        report(cli, &request, &outcome)
+    })
 }
 
 pub fn promote(cli: &Cli, args: &PromoteArgs) -> Result<ExitCode, Failure> {
@@ -106,6 +127,31 @@ pub fn rollback(cli: &Cli, args: &RollbackArgs) -> Result<ExitCode, Failure> {
             override_reason: args.r#override.clone(),
         })
     })
+}
+
+/// Stops the workload's deployment in the environment: authorised as a
+/// promotion there, logged, stopped by the environment's target, recorded.
+/// Nothing deployed is exit 1, saying so.
+pub fn undeploy(cli: &Cli, args: &UndeployArgs) -> Result<ExitCode, Failure> {
+    let o = with_promoter(cli, |promoter, actor| {
+        Ok(promoter.undeploy(&UndeployRequest {
+            workload: args.workload.clone(),
+            environment: args.env.clone(),
+            actor,
+        })?)
+    })?;
+    if cli.json {
+        print_json(&cairn_engine::wire::undeploy_json(&o));
+    } else {
+        println!(
+            "undeploy {} → {}: {} ({}, {}); audit log entry {}, change {}",
+            args.workload, args.env, o.digest, o.target, o.detail, o.log_index, o.change_id
+        );
+        if let Some(delivery) = &o.change_delivery {
+            eprintln!("change {}: {delivery}", o.change_id);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report(cli: &Cli, req: &Request, o: &Outcome) -> Result<ExitCode, Failure> {

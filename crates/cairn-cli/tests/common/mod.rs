@@ -236,11 +236,32 @@ impl Drop for Fixture {
                 if path.extension().is_some_and(|x| x == "json") {
                     let env = path.file_stem().unwrap().to_string_lossy().into_owned();
                     let name = workload.file_name().to_string_lossy().into_owned();
-                    let _ = cairn_engine::images::deploy_local::undeploy(&data, &name, &env);
+                    let _ = cairn_engine::deploy::local::undeploy(&data, &name, &env);
                 }
             }
         }
     }
+}
+
+/// A GitOps repository (`git init`, branch `main`) and a platform directory whose
+/// org.toml sends `staging` to it (`envs/{environment}/{workload}`, images at
+/// `registry.example.org/apps/{workload}`), followed by `extra`. Returns the
+/// directory holding the repository, the repository and the platform directory.
+pub fn gitops_staging(extra: &str) -> (tempfile::TempDir, PathBuf, tempfile::TempDir) {
+    let gitops = tempfile::tempdir().unwrap();
+    let repo = gitops.path().join("deploy");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let platform = tempfile::tempdir().unwrap();
+    std::fs::write(
+        platform.path().join("org.toml"),
+        format!(
+            "[promotion]\npath = [\"staging\"]\n\n[environments.staging]\ntarget = \"gitops\"\nrepo = \"{}\"\ndir = \"envs/{{environment}}/{{workload}}\"\nimage_repository = \"registry.example.org/apps/{{workload}}\"\n{extra}",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    (gitops, repo, platform)
 }
 
 /// `mmdebstrap --variant=minbase bookworm DEST`: a Debian 12 root filesystem from

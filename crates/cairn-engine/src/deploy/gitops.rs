@@ -67,6 +67,8 @@ const MAX_FILE_BYTES: u64 = 64 * 1024;
 pub enum ChangeKind {
     Deploy,
     Rollback,
+    /// The workload's manifests removed from the directory ([`remove`]).
+    Undeploy,
 }
 
 impl ChangeKind {
@@ -74,6 +76,7 @@ impl ChangeKind {
         match self {
             ChangeKind::Deploy => "deploy",
             ChangeKind::Rollback => "rollback",
+            ChangeKind::Undeploy => "undeploy",
         }
     }
 }
@@ -157,22 +160,7 @@ pub fn deploy(change: &GitopsChange) -> Result<GitopsCommit, EngineError> {
     ];
     let tree = repo.tree_with(head.as_deref(), &components, &files)?;
     let message = commit_message(change, &dir, &pinned, &digest);
-    let commit = repo.commit_tree(&tree, head.as_deref(), &message)?;
-    repo.move_head(&commit, head.as_deref())?;
-    if !repo.bare
-        && let Err(why) = repo.update_work_tree(head.as_deref(), &commit)
-    {
-        let restored = match repo.restore_head(head.as_deref(), &commit) {
-            Ok(()) => "HEAD is back where it was".to_owned(),
-            Err(e) => format!("HEAD could not be put back ({e}); it is at {commit}"),
-        };
-        return Err(EngineError::DeployFailed {
-            why: format!(
-                "the work tree of {} could not be updated to the new commit: {why}; {restored}",
-                repo.root.display()
-            ),
-        });
-    }
+    let commit = repo.commit_and_move(&tree, head.as_deref(), &message)?;
     Ok(GitopsCommit {
         commit,
         previous: head,
@@ -181,6 +169,89 @@ pub fn deploy(change: &GitopsChange) -> Result<GitopsCommit, EngineError> {
         files: files
             .iter()
             .map(|(file, _)| format!("{dir}/{file}"))
+            .collect(),
+    })
+}
+
+/// One workload removed from an environment's directory (`cairn undeploy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitopsRemoval {
+    /// The top level of the repository's work tree (or a bare repository).
+    pub repo: PathBuf,
+    /// The environment's directory, relative to the top level.
+    pub dir: String,
+    pub workload: String,
+    pub environment: String,
+    /// The undeploy's audit log entry (`Cairn-Log-Index`).
+    pub log_index: u64,
+    pub actor: String,
+}
+
+/// Removes cairn's [`MANIFEST_FILE`] and [`KUSTOMIZATION_FILE`] from the
+/// directory in one commit (`undeploy <workload> from <env>`, the trailers
+/// `Cairn-Log-Index`, `Cairn-Change: undeploy` and `Cairn-Actor`); any other
+/// file there stays, and a directory left empty goes. Made like [`deploy`]'s
+/// commit (plumbing, `HEAD` moved only if unmoved, the work tree after), under
+/// the same checks of the directory. A directory without either file is an
+/// error, never an empty commit. On `Err`, `HEAD` is what it was.
+pub fn remove(removal: &GitopsRemoval) -> Result<GitopsCommit, EngineError> {
+    for (what, name) in [
+        ("workload", &removal.workload),
+        ("environment", &removal.environment),
+    ] {
+        check_name(what, name)?;
+    }
+    let components = check_dir(&removal.dir)?;
+    let dir = components.join("/");
+    let trailers = Trailers {
+        run: "-".to_owned(),
+        log_index: removal.log_index,
+        change: ChangeKind::Undeploy,
+        actor: removal.actor.clone(),
+    };
+    check_trailers(&trailers)?;
+    let repo = Repo::open(&removal.repo)?;
+    let _lock = repo.lock()?;
+    repo.wait_for_index()?;
+    let nothing = || {
+        bad(format!(
+            "{dir} in {} holds no manifests of cairn's: nothing of {} is deployed there",
+            repo.root.display(),
+            removal.workload
+        ))
+    };
+    let Some(head) = repo.head()? else {
+        return Err(nothing());
+    };
+    repo.check_path(&components, Some(&head))?;
+    if !repo.bare {
+        repo.check_clean(&dir, Some(&head))?;
+    }
+    let digest = current(&removal.repo, &dir)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "-".to_owned());
+    let Some(tree) = repo.tree_without(&head, &components, &[MANIFEST_FILE, KUSTOMIZATION_FILE])?
+    else {
+        return Err(nothing());
+    };
+    let message = format!(
+        "undeploy {} from {}: {digest}\n\nRemoves {MANIFEST_FILE} and {KUSTOMIZATION_FILE} in {dir}.\n\nCairn-Log-Index: {}\nCairn-Change: {}\nCairn-Actor: {}\n",
+        removal.workload,
+        removal.environment,
+        trailers.log_index,
+        trailers.change.as_str(),
+        trailers.actor
+    );
+    let commit = repo.commit_and_move(&tree, Some(&head), &message)?;
+    Ok(GitopsCommit {
+        commit,
+        previous: Some(head),
+        image: String::new(),
+        digest,
+        files: [MANIFEST_FILE, KUSTOMIZATION_FILE]
+            .iter()
+            .map(|file| format!("{dir}/{file}"))
             .collect(),
     })
 }
@@ -232,7 +303,7 @@ pub fn current(repo: &Path, dir: &str) -> Result<Option<String>, EngineError> {
 const HISTORY_SCAN: usize = 500;
 
 /// The newest change of `dir` at `HEAD`: cairn's newest commit for it (its
-/// message says it pins an image in `dir`; a redeploy of the same digest changes
+/// message says it pins an image in `dir`, or removes its manifests there; a redeploy of the same digest changes
 /// no file, so "the last commit that touched the files" would miss it) and the
 /// audit log index its `Cairn-Log-Index` trailer names — or a later commit by
 /// anyone else that changed the directory (`None` for the index: not cairn's).
@@ -272,7 +343,7 @@ pub fn head_change(repo: &Path, dir: &str) -> Result<Option<(String, Option<u64>
         let commit = commit.trim();
         let ours = message
             .lines()
-            .any(|l| l.starts_with("Pins ") && l.ends_with(&pins));
+            .any(|l| (l.starts_with("Pins ") || l.starts_with("Removes ")) && l.ends_with(&pins));
         if ours {
             let index = message
                 .lines()
@@ -433,6 +504,10 @@ fn commit_message(change: &GitopsChange, dir: &str, pinned: &str, digest: &str) 
         ),
         ChangeKind::Rollback => format!(
             "rollback {} in {}: {digest}",
+            change.workload, change.environment
+        ),
+        ChangeKind::Undeploy => format!(
+            "undeploy {} from {}: {digest}",
             change.workload, change.environment
         ),
     };
@@ -1021,6 +1096,70 @@ impl Repo {
         Ok(child)
     }
 
+    /// `head`'s tree with `names` removed from the directory `components`
+    /// (a directory left empty removed from its parent, up the path); `None`
+    /// when the directory holds none of them.
+    fn tree_without(
+        &self,
+        head: &str,
+        components: &[&str],
+        names: &[&str],
+    ) -> Result<Option<String>, EngineError> {
+        let mut trees: Vec<String> = Vec::with_capacity(components.len() + 1);
+        trees.push(
+            self.must(
+                "rev-parse",
+                &["rev-parse", &format!("{head}^{{tree}}")],
+                None,
+            )?
+            .text(),
+        );
+        for component in components {
+            let entries = self.entries(&trees[trees.len() - 1])?;
+            match entries.into_iter().find(|e| e.name == component.as_bytes()) {
+                Some(e) if e.kind == "tree" => trees.push(e.oid),
+                _ => return Ok(None),
+            }
+        }
+        let mut entries = self.entries(&trees[components.len()])?;
+        let before = entries.len();
+        entries.retain(|e| !names.iter().any(|n| e.name == n.as_bytes()));
+        if entries.len() == before {
+            return Ok(None);
+        }
+        let mut child = (!entries.is_empty())
+            .then(|| self.write_tree(&entries))
+            .transpose()?;
+        for i in (0..components.len()).rev() {
+            let mut parent = self.entries(&trees[i])?;
+            parent.retain(|e| e.name != components[i].as_bytes());
+            if let Some(oid) = child {
+                parent.push(TreeEntry {
+                    mode: "040000".into(),
+                    kind: "tree".into(),
+                    oid,
+                    name: components[i].as_bytes().to_vec(),
+                });
+            }
+            // The root stays, even empty.
+            child = (i == 0 || !parent.is_empty())
+                .then(|| self.write_tree(&parent))
+                .transpose()?;
+        }
+        Ok(child)
+    }
+
+    /// A tree of exactly `entries`.
+    fn write_tree(&self, entries: &[TreeEntry]) -> Result<String, EngineError> {
+        let mut input = Vec::new();
+        for e in entries {
+            input.extend_from_slice(format!("{} {} {}\t", e.mode, e.kind, e.oid).as_bytes());
+            input.extend_from_slice(&e.name);
+            input.push(0);
+        }
+        Ok(self.must("mktree", &["mktree", "-z"], Some(&input))?.text())
+    }
+
     fn entries(&self, tree: &str) -> Result<Vec<TreeEntry>, EngineError> {
         let out = self.must("ls-tree", &["ls-tree", "-z", "--full-tree", tree], None)?;
         Ok(parse_ls_tree(&out.stdout))
@@ -1041,6 +1180,34 @@ impl Repo {
             input.push(0);
         }
         Ok(self.must("mktree", &["mktree", "-z"], Some(&input))?.text())
+    }
+
+    /// Commits `tree` on `head` with `message`, moves `HEAD` to it (only if
+    /// it is still at `head`) and brings the work tree along; when the work
+    /// tree cannot follow, `HEAD` is put back and the error says so.
+    fn commit_and_move(
+        &self,
+        tree: &str,
+        head: Option<&str>,
+        message: &str,
+    ) -> Result<String, EngineError> {
+        let commit = self.commit_tree(tree, head, message)?;
+        self.move_head(&commit, head)?;
+        if !self.bare
+            && let Err(why) = self.update_work_tree(head, &commit)
+        {
+            let restored = match self.restore_head(head, &commit) {
+                Ok(()) => "HEAD is back where it was".to_owned(),
+                Err(e) => format!("HEAD could not be put back ({e}); it is at {commit}"),
+            };
+            return Err(EngineError::DeployFailed {
+                why: format!(
+                    "the work tree of {} could not be updated to the new commit: {why}; {restored}",
+                    self.root.display()
+                ),
+            });
+        }
+        Ok(commit)
     }
 
     fn commit_tree(

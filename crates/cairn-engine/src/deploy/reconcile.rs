@@ -40,8 +40,8 @@ use cairn_sandbox::FoundDetached;
 use serde_json::{Value, json};
 
 use crate::audit::{ORIGIN, key_path, log_dir};
+use crate::deploy::local as deploy_local;
 use crate::host::now_ms;
-use crate::images::deploy_local;
 use crate::promotion::{Promoter, STATUS_SCAN};
 use crate::{DataDir, EngineError};
 
@@ -180,6 +180,22 @@ fn state_path(data: &DataDir) -> PathBuf {
 }
 
 /// The audit log's entries from `from` on, and its size. No log yet: none.
+/// The detached sandboxes found, by their token. A token can name two cgroups
+/// for a moment (a deployment started again after a failed deploy, the old
+/// cgroup not yet removed): the running one counts.
+fn by_token(found: &[FoundDetached]) -> HashMap<&str, &FoundDetached> {
+    let mut by_token: HashMap<&str, &FoundDetached> = HashMap::new();
+    for f in found {
+        if let Some(t) = f.token.as_deref() {
+            let entry = by_token.entry(t).or_insert(f);
+            if !entry.is_running() && f.is_running() {
+                *entry = f;
+            }
+        }
+    }
+    by_token
+}
+
 /// Entries of the log by index.
 type Entries = Vec<(u64, Vec<u8>)>;
 
@@ -226,8 +242,41 @@ impl Promoter<'_> {
             ..Reconciliation::default()
         };
         let rows = self.store.deployments(None, None, STATUS_SCAN)?;
-
         // 1. Deploy entries of the log that never got a record.
+        let log_size = self.explain_log_entries(&mut out, &rows)?;
+
+        // 2. The detached sandboxes on this host, by token.
+        let local = rows.iter().any(|d| d.target == "local");
+        let found: Vec<FoundDetached> = if local {
+            cairn_sandbox::find_detached().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let by_token = by_token(&found);
+
+        // 3. Intents without an outcome (newest first).
+        self.resolve_intents(&mut out, &rows, &by_token)?;
+
+        // 4. What should run: does it?
+        let rows = self.store.deployments(None, None, STATUS_SCAN)?;
+        let current_tokens = self.check_current(&mut out, &rows, &by_token)?;
+
+        // 5. Sandboxes of records that are not current: stopped. Unknown ones: left alone.
+        self.stop_strays(&mut out, &rows, &found, &current_tokens)?;
+
+        // 6. When, and how far into the log.
+        let state = json!({ "at_ms": out.at_ms, "log_size": log_size }).to_string();
+        crate::keys::write_atomically(&state_path(self.data), state.as_bytes(), 0o644)?;
+        Ok(out)
+    }
+
+    /// Step 1: deploy entries of the log that never got a record; returns how
+    /// far the log was read.
+    fn explain_log_entries(
+        &self,
+        out: &mut Reconciliation,
+        rows: &[DeploymentRecord],
+    ) -> Result<u64, EngineError> {
         let from = last_reconciled(self.data).map_or(0, |(_, size)| size);
         let (log_size, entries) = log_entries(self.data, from)?;
         let explained: HashSet<u64> = if entries.is_empty() {
@@ -284,30 +333,18 @@ impl Promoter<'_> {
                 }
             };
             let token = by_index.get(&index).and_then(|r| r.token.clone());
-            self.record_resolution(&mut out, resolution, token.as_deref())?;
+            self.record_resolution(out, resolution, token.as_deref())?;
         }
+        Ok(log_size)
+    }
 
-        // 2. The detached sandboxes on this host, by token.
-        let local = rows.iter().any(|d| d.target == "local");
-        let found: Vec<FoundDetached> = if local {
-            cairn_sandbox::find_detached().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        // A token can name two cgroups for a moment (a deployment started again
-        // after a failed deploy, the old cgroup not yet removed): the running one
-        // counts.
-        let mut by_token: HashMap<&str, &FoundDetached> = HashMap::new();
-        for f in &found {
-            if let Some(t) = f.token.as_deref() {
-                let entry = by_token.entry(t).or_insert(f);
-                if !entry.is_running() && f.is_running() {
-                    *entry = f;
-                }
-            }
-        }
-
-        // 3. Intents without an outcome (newest first).
+    /// Step 3: intents without an outcome (newest first).
+    fn resolve_intents(
+        &self,
+        out: &mut Reconciliation,
+        rows: &[DeploymentRecord],
+        by_token: &HashMap<&str, &FoundDetached>,
+    ) -> Result<(), EngineError> {
         for (i, row) in rows.iter().enumerate() {
             if row.status != DeploymentStatus::Deploying {
                 continue;
@@ -359,14 +396,22 @@ impl Promoter<'_> {
                 stage: Stage::Deploying,
                 ..resolution(row, status, reason)
             };
-            self.record_resolution(&mut out, r, Some(token))?;
+            self.record_resolution(out, r, Some(token))?;
         }
+        Ok(())
+    }
 
-        // 4. What should run: does it?
-        let rows = self.store.deployments(None, None, STATUS_SCAN)?;
+    /// Step 4: what should run — does it? Returns the tokens of the current
+    /// deployments.
+    fn check_current(
+        &self,
+        out: &mut Reconciliation,
+        rows: &[DeploymentRecord],
+        by_token: &HashMap<&str, &FoundDetached>,
+    ) -> Result<HashSet<String>, EngineError> {
         let mut current_tokens = HashSet::new();
         let mut seen = HashSet::new();
-        for row in &rows {
+        for row in rows {
             if !matches!(
                 row.status,
                 DeploymentStatus::Deployed | DeploymentStatus::NotRunning
@@ -378,7 +423,7 @@ impl Promoter<'_> {
                 current_tokens.insert(t.clone());
             }
             if row.target == "gitops" {
-                if let Err(e) = self.check_gitops_current(&mut out, row) {
+                if let Err(e) = self.check_gitops_current(out, row) {
                     out.unchecked.push(format!(
                         "{} → {}: the GitOps repository could not be read: {e}",
                         row.workload, row.environment
@@ -431,7 +476,7 @@ impl Promoter<'_> {
             {
                 runs = true;
                 self.set_and_resolve(
-                    &mut out,
+                    out,
                     row,
                     DeploymentStatus::Deployed,
                     format!(
@@ -441,7 +486,7 @@ impl Promoter<'_> {
             }
             if !runs && row.status == DeploymentStatus::Deployed {
                 self.set_and_resolve(
-                    &mut out,
+                    out,
                     row,
                     DeploymentStatus::NotRunning,
                     "its sandbox no longer runs or no longer holds its port (found by reconciliation)"
@@ -449,13 +494,23 @@ impl Promoter<'_> {
                 )?;
             }
         }
+        Ok(current_tokens)
+    }
 
-        // 5. Sandboxes of records that are not current: stopped. Unknown ones: left alone.
+    /// Step 5: sandboxes of records that are not current are stopped; unknown
+    /// ones are left alone.
+    fn stop_strays(
+        &self,
+        out: &mut Reconciliation,
+        rows: &[DeploymentRecord],
+        found: &[FoundDetached],
+        current_tokens: &HashSet<String>,
+    ) -> Result<(), EngineError> {
         let by_record: HashMap<&str, &DeploymentRecord> = rows
             .iter()
             .filter_map(|d| Some((d.token.as_deref()?, d)))
             .collect();
-        for f in &found {
+        for f in found {
             let name = f
                 .cgroups
                 .first()
@@ -488,16 +543,12 @@ impl Promoter<'_> {
                             stage: Stage::Stray,
                             ..resolution(row, row.status, reason)
                         };
-                        self.record_resolution(&mut out, r, row.token.as_deref())?;
+                        self.record_resolution(out, r, row.token.as_deref())?;
                     }
                 }
             }
         }
-
-        // 6. When, and how far into the log.
-        let state = json!({ "at_ms": out.at_ms, "log_size": log_size }).to_string();
-        crate::keys::write_atomically(&state_path(self.data), state.as_bytes(), 0o644)?;
-        Ok(out)
+        Ok(())
     }
 
     fn set_and_resolve(

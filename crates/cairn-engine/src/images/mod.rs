@@ -1,9 +1,9 @@
 //! Images in the engine: the data directory's OCI layout, the base-image catalog
 //! ([`catalog`]), the release candidate a run builds and tests
-//! ([`release_candidate`]), rebase, and the `local` deploy target ([`deploy_local`]).
+//! ([`release_candidate`]) and rebase. The `local` deploy target that runs an
+//! image is [`crate::deploy::local`].
 
 pub mod catalog;
-pub mod deploy_local;
 pub mod image_inventory;
 pub mod rebase;
 pub mod recipe;

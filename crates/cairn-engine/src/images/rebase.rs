@@ -14,7 +14,7 @@ use crate::audit::{AuditLog, LOCK_WAIT};
 use crate::certify::{Filed, sign_and_keep};
 use crate::host::now_ms;
 use crate::keys::KeyStore;
-use crate::runner::BUILDER_ID;
+use crate::run::BUILDER_ID;
 use crate::{DataDir, EngineError};
 use crate::{git, inventory};
 

@@ -1,8 +1,10 @@
 //! Environments: what runs where (since when, by whom), one environment's
 //! deployment history, and changing them — a promotion or a rollback through the
 //! engine's `Promoter` (authorise → gate over verified evidence → signed
-//! decision → audit log → deploy → VSA → change record). A gate denial deploys
-//! nothing and is answered 422 with the gate's reasons.
+//! decision → audit log → deploy → VSA → change record), or an undeploy (as
+//! `cairn undeploy`: authorised as a promotion, logged, then stopped). A gate
+//! denial deploys nothing and is answered 422 with the gate's reasons; so is an
+//! undeploy where nothing is deployed.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -65,6 +67,16 @@ pub fn routes() -> Vec<Route> {
         .tag("environments")
         .example_body(r#"{"workload":"hello","env":"staging","to":"sha256:0000000000000000000000000000000000000000000000000000000000000000"}"#)
         .body_schema(r#"{"type":"object","required":["workload","env"],"additionalProperties":false,"properties":{"workload":{"type":"string"},"env":{"type":"string"},"to":{"type":"string","description":"the digest to go back to (default: the previous one)"},"override":{"type":"string"}}}"#),
+        Route::new(
+            Method::POST,
+            "/api/undeploys",
+            Access::Role(Action::Promote),
+            post(undeploy),
+        )
+        .summary("Stop what runs of a workload in an environment (logged first; 422 when nothing is deployed)")
+        .tag("environments")
+        .example_body(r#"{"workload":"hello","env":"staging"}"#)
+        .body_schema(r#"{"type":"object","required":["workload","env"],"additionalProperties":false,"properties":{"workload":{"type":"string"},"env":{"type":"string"}}}"#),
     ]
 }
 
@@ -167,15 +179,29 @@ fn check_lengths(texts: &[Option<&str>]) -> Result<(), ApiError> {
 
 /// Runs `request` through the engine's promoter, exactly as `cairn promote`
 /// does; a denial is a 422 carrying the outcome (reasons, change, evidence).
-fn run_promoter(s: &Shared, request: &Request) -> Result<Json<Value>, ApiError> {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UndeployRequest {
+    workload: String,
+    env: String,
+}
+
+/// `f` with a promoter over the server's data directory and org.toml.
+fn with_promoter<T>(
+    s: &Shared,
+    f: impl FnOnce(&Promoter<'_>) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
     let org = cairn_engine::load_org(s.config.platform_dir.as_deref())?;
-    let promoter = Promoter {
+    f(&Promoter {
         data: &s.config.data,
         store: &*s.store,
         org: &org,
         platform_dir: s.config.platform_dir.as_deref(),
-    };
-    let outcome: Outcome = promoter.promote(request)?;
+    })
+}
+
+fn run_promoter(s: &Shared, request: &Request) -> Result<Json<Value>, ApiError> {
+    let outcome: Outcome = with_promoter(s, |promoter| Ok(promoter.promote(request)?))?;
     if !outcome.decision.allow {
         s.metrics.gate_denied();
         return Err(ApiError::unprocessable(format!(
@@ -255,6 +281,31 @@ async fn rollback(
                     override_reason: req.override_reason,
                 },
             )
+        })
+        .await
+}
+
+async fn undeploy(
+    State(state): State<AppState>,
+    actor: Actor,
+    Body(req): Body<UndeployRequest>,
+) -> Result<Json<Value>, ApiError> {
+    check_lengths(&[Some(&req.workload), Some(&req.env)])?;
+    state
+        .blocking(move |s| {
+            s.authorize(
+                &actor,
+                Action::Promote,
+                &Scope::environment(req.workload.clone(), req.env.clone()),
+            )?;
+            let o = with_promoter(s, |promoter| {
+                Ok(promoter.undeploy(&cairn_engine::deploy::UndeployRequest {
+                    workload: req.workload.clone(),
+                    environment: req.env.clone(),
+                    actor: actor.identity,
+                })?)
+            })?;
+            Ok(Json(cairn_engine::wire::undeploy_json(&o)))
         })
         .await
 }

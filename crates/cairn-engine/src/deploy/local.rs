@@ -25,8 +25,8 @@ use cairn_oci::Image;
 use cairn_sandbox::{DetachedSandbox, ImageNetwork, port_listeners, start_detached, stop_detached};
 use serde_json::{Value, json};
 
-use super::Images;
 use crate::host::now_ms;
+use crate::images::Images;
 use crate::{DataDir, EngineError};
 
 /// How long a new deployment gets to answer on its port.
@@ -339,7 +339,7 @@ fn start(
     }
     let rootfs = images.rootfs(image).map_err(|e| e.to_string())?;
     let set = [("PORT", port.to_string()), ("HOST", "127.0.0.1".to_owned())];
-    let spec = super::sandbox_spec(&rootfs, image, &set, ImageNetwork::Host)
+    let spec = crate::images::sandbox_spec(&rootfs, image, &set, ImageNetwork::Host)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("image {} has no entrypoint or cmd", image.manifest_digest))?;
     let sandbox = start_detached(&spec, log, token).map_err(|e| e.to_string())?;

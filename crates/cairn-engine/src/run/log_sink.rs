@@ -1,0 +1,225 @@
+//! A stage's log: lines batched into the store within the stage's budget, a
+//! flusher thread for prompt followers, the log's digest and the tests its
+//! output names.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_evidence::{Sha256Digest, Sha256Hasher};
+use cairn_model::test_report::failed_tests;
+use cairn_model::test_results::{LineReader, TestReport};
+use cairn_model::{LogLine, LogStream, StageRecord};
+use cairn_store::Store;
+
+use super::RunObserver;
+use crate::EngineError;
+use crate::host::now_ms;
+
+/// The most of one stage's output kept in the store; the rest is counted, not kept.
+pub const MAX_STAGE_LOG_BYTES: u64 = 16 << 20;
+/// Lines longer than this are split.
+pub const MAX_LINE_BYTES: usize = 64 << 10;
+/// Log lines are written to the store in batches of at most this many lines or
+/// this much time, so a chatty step costs few transactions and a follower still
+/// sees output promptly.
+const BATCH_LINES: usize = 512;
+const BATCH_AGE: Duration = Duration::from_millis(100);
+
+/// Collects a stage's log lines and writes them to the store in batches, within
+/// the per-stage budget. A flusher thread writes whatever is pending every
+/// [`BATCH_AGE`], so a line printed before a long silence reaches followers
+/// promptly. A store error is kept and reported after the step ends (the step's
+/// output must still be drained).
+pub(super) struct LogSink<'a> {
+    observer: &'a mut dyn RunObserver,
+    shared: Arc<SinkShared>,
+    flusher: Option<std::thread::JoinHandle<()>>,
+    stage: &'a StageRecord,
+    next_seq: u64,
+    kept_bytes: u64,
+    dropped_lines: u64,
+    dropped_bytes: u64,
+    hasher: Sha256Hasher,
+    pub(super) failed_tests: Vec<String>,
+    results: LineReader,
+}
+
+/// What a finished stage's log says, for its evidence.
+pub(super) struct LogSummary {
+    /// SHA-256 of the stored log: each line's bytes followed by `\n`.
+    pub(super) digest: Sha256Digest,
+    /// Failed tests named in the step's output.
+    pub(super) failed_tests: Vec<String>,
+    /// The tests the stage ran (see [`LogSink::finish_with`]).
+    pub(super) tests: Option<TestReport>,
+}
+
+struct SinkShared {
+    store: Arc<dyn Store>,
+    stage: cairn_model::StageId,
+    state: std::sync::Mutex<SinkState>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct SinkState {
+    pending: Vec<LogLine>,
+    error: Option<cairn_store::StoreError>,
+    stopped: bool,
+}
+
+impl SinkShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SinkState> {
+        // A poisoned lock only means a panic elsewhere; the lines are still good.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes what is pending, under the lock, so batches land in order.
+    fn flush_locked(&self, state: &mut SinkState) {
+        if !state.pending.is_empty()
+            && state.error.is_none()
+            && let Err(e) = self.store.append_logs(self.stage, &state.pending)
+        {
+            state.error = Some(e);
+        }
+        state.pending.clear();
+    }
+}
+
+impl<'a> LogSink<'a> {
+    pub(super) fn new(
+        store: Arc<dyn Store>,
+        stage: &'a StageRecord,
+        observer: &'a mut dyn RunObserver,
+    ) -> Self {
+        let shared = Arc::new(SinkShared {
+            store,
+            stage: stage.id,
+            state: std::sync::Mutex::new(SinkState::default()),
+            wake: std::sync::Condvar::new(),
+        });
+        let background = shared.clone();
+        let flusher = std::thread::Builder::new()
+            .name("cairn-log-flush".into())
+            .spawn(move || {
+                let mut state = background.lock();
+                while !state.stopped {
+                    state = background
+                        .wake
+                        .wait_timeout(state, BATCH_AGE)
+                        .map(|(s, _)| s)
+                        .unwrap_or_else(|e| e.into_inner().0);
+                    background.flush_locked(&mut state);
+                }
+            })
+            .ok();
+        LogSink {
+            observer,
+            shared,
+            flusher,
+            stage,
+            next_seq: 0,
+            kept_bytes: 0,
+            dropped_lines: 0,
+            dropped_bytes: 0,
+            hasher: Sha256Hasher::new(),
+            failed_tests: Vec::new(),
+            results: LineReader::default(),
+        }
+    }
+
+    pub(super) fn system(&mut self, text: &str) {
+        self.push(LogStream::System, text.as_bytes());
+    }
+
+    pub(super) fn line(&mut self, stream: LogStream, bytes: &[u8]) {
+        let size = bytes.len() as u64 + 1;
+        if self.kept_bytes + size > MAX_STAGE_LOG_BYTES {
+            self.dropped_lines += 1;
+            self.dropped_bytes += size;
+            return;
+        }
+        self.kept_bytes += size;
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            for name in failed_tests(std::iter::once(text)) {
+                if !self.failed_tests.contains(&name) {
+                    self.failed_tests.push(name);
+                }
+            }
+            self.results.line(text);
+        }
+        self.push(stream, bytes);
+    }
+
+    fn push(&mut self, stream: LogStream, bytes: &[u8]) {
+        let line = LogLine {
+            seq: self.next_seq,
+            stream,
+            at_ms: now_ms(),
+            text: bytes.to_vec(),
+        };
+        self.next_seq += 1;
+        self.hasher.update(&line.text);
+        self.hasher.update(b"\n");
+        self.observer.log_line(self.stage, &line);
+        let mut state = self.shared.lock();
+        state.pending.push(line);
+        if state.pending.len() >= BATCH_LINES || self.flusher.is_none() {
+            self.shared.flush_locked(&mut state);
+        }
+    }
+
+    /// Writes everything pending now and reports a store error, if any.
+    pub(super) fn store_error(&mut self) -> Result<(), EngineError> {
+        let mut state = self.shared.lock();
+        self.shared.flush_locked(&mut state);
+        match state.error.take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends the log; `tests` hears the test results read from the step's
+    /// output lines, may still write to the log, and says which results the
+    /// stage's evidence carries.
+    pub(super) fn finish_with(
+        mut self,
+        tests: impl FnOnce(&mut Self, Option<TestReport>) -> Option<TestReport>,
+    ) -> Result<LogSummary, EngineError> {
+        let from_lines = std::mem::take(&mut self.results).finish();
+        let tests = tests(&mut self, from_lines);
+        if self.dropped_lines > 0 {
+            let note = format!(
+                "output truncated: {} more lines ({} bytes) were not kept; a stage keeps at most {} MiB of log",
+                self.dropped_lines,
+                self.dropped_bytes,
+                MAX_STAGE_LOG_BYTES >> 20
+            );
+            self.system(&note);
+        }
+        self.stop_flusher();
+        self.store_error()?;
+        let hasher = std::mem::take(&mut self.hasher);
+        Ok(LogSummary {
+            digest: hasher.finish(),
+            failed_tests: std::mem::take(&mut self.failed_tests),
+            tests,
+        })
+    }
+
+    fn stop_flusher(&mut self) {
+        self.shared.lock().stopped = true;
+        self.shared.wake.notify_all();
+        if let Some(handle) = self.flusher.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for LogSink<'_> {
+    fn drop(&mut self) {
+        self.stop_flusher();
+    }
+}

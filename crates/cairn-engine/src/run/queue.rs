@@ -1,0 +1,204 @@
+//! Runs queued for the server's workers: checked and queued ([`Engine::enqueue`],
+//! [`Engine::plan_run`]), claimed and executed ([`Engine::execute_next`]), and a
+//! workload registered for its forge's webhooks.
+
+use std::path::Path;
+use std::time::Duration;
+
+use cairn_model::error_chain;
+use cairn_model::{NewRun, RunId, RunRecord, RunStatus, Trigger, WorkloadRecord};
+
+use super::{Engine, RunObserver, app_dir, new_run};
+use crate::host::{now_ms, owner_tag};
+use crate::workload_source::{LoadedWorkload, load_workload};
+use crate::{EngineError, git};
+
+impl Engine {
+    /// Loads the workload in `dir` at `rev`, checks what a run checks before it
+    /// exists (config, commit, catalog base) and queues a run for the server's
+    /// workers ([`Engine::execute_next`]). With `expect`, the commit's
+    /// `cairn.toml` must name that workload. Nothing is written when it fails.
+    pub fn enqueue(
+        &self,
+        dir: &Path,
+        rev: &str,
+        expect: Option<&str>,
+        trigger: Trigger,
+    ) -> Result<RunRecord, EngineError> {
+        let loaded = self.load_queueable(dir, rev, expect)?;
+        let git_ref = (rev != loaded.commit).then_some(rev);
+        Ok(self.create(&loaded, git_ref, trigger)?.0)
+    }
+
+    /// The run [`Engine::enqueue`] would create, checked the same way but not
+    /// written: for a caller that writes it together with something else (a
+    /// webhook delivery, in one transaction). The workload must be onboarded
+    /// already (nothing upserts it).
+    pub fn plan_run(
+        &self,
+        dir: &Path,
+        rev: &str,
+        expect: Option<&str>,
+        trigger: Trigger,
+    ) -> Result<NewRun, EngineError> {
+        let loaded = self.load_queueable(dir, rev, expect)?;
+        let git_ref = (rev != loaded.commit).then_some(rev);
+        Ok(new_run(&loaded, git_ref, trigger))
+    }
+
+    /// Whether the repository of the app in `dir` has commit `commit` (a full id).
+    pub fn has_commit(&self, dir: &Path, commit: &str) -> bool {
+        git::top_level(dir).is_ok_and(|top| git::has_commit(&top, commit))
+    }
+
+    /// Makes sure the repository of the app in `dir` has `commit`: when it does
+    /// not, fetches `branch` from its `origin` (a clone of the forge's
+    /// repository), waiting at most `limit`. `Ok(true)` when it fetched.
+    pub fn fetch_if_missing(
+        &self,
+        dir: &Path,
+        commit: &str,
+        branch: &str,
+        limit: Duration,
+    ) -> Result<bool, EngineError> {
+        let top = git::top_level(dir)?;
+        if git::has_commit(&top, commit) {
+            return Ok(false);
+        }
+        git::fetch_branch(&top, branch, limit)?;
+        Ok(true)
+    }
+
+    /// Loads the workload in `dir` at `rev` and checks what a queued run needs:
+    /// the expected name and the image plan.
+    fn load_queueable(
+        &self,
+        dir: &Path,
+        rev: &str,
+        expect: Option<&str>,
+    ) -> Result<LoadedWorkload, EngineError> {
+        let loaded = load_workload(dir, rev, self.platform_dir.as_deref())?;
+        if let Some(expected) = expect
+            && loaded.workload.name != expected
+        {
+            return Err(EngineError::WrongWorkload {
+                expected: expected.to_owned(),
+                found: loaded.workload.name.clone(),
+                commit: loaded.commit.clone(),
+            });
+        }
+        self.image_plan(&loaded)?;
+        self.build_image(&loaded)?;
+        Ok(loaded)
+    }
+
+    /// Registers the app in `dir` (its `cairn.toml` at `HEAD`) as an onboarded
+    /// workload, optionally under its forge's repository name (for webhooks).
+    pub fn register(
+        &self,
+        dir: &Path,
+        forge_repository: Option<&str>,
+    ) -> Result<WorkloadRecord, EngineError> {
+        if let Some(f) = forge_repository
+            && !forge_name_ok(f)
+        {
+            return Err(EngineError::BadName {
+                what: "forge repository",
+                value: f.chars().take(200).collect(),
+                why: "write owner/name (GitLab groups: group/sub/name)",
+            });
+        }
+        let loaded = load_workload(dir, "HEAD", self.platform_dir.as_deref())?;
+        let name = &loaded.workload.name;
+        self.store
+            .upsert_workload(name, &app_dir(&loaded), now_ms())?;
+        self.store
+            .set_forge_repository(name, forge_repository, now_ms())?;
+        self.store.workload(name)?.ok_or_else(|| {
+            EngineError::Store(cairn_store::StoreError::NotFound {
+                what: "workload",
+                id: name.clone(),
+            })
+        })
+    }
+
+    /// Claims the oldest run queued for workers, if any, and executes it to its
+    /// end. A run whose workload can no longer be loaded ends failed, saying why.
+    pub fn execute_next(
+        &self,
+        observer: &mut dyn RunObserver,
+    ) -> Result<Option<RunRecord>, EngineError> {
+        let store = &*self.store;
+        let Some(run) = store.claim_queued_run(&owner_tag(), now_ms())? else {
+            return Ok(None);
+        };
+        let stages = store.stages(run.id)?;
+        let prepared = store
+            .workload(&run.workload)?
+            .ok_or_else(|| {
+                EngineError::Store(cairn_store::StoreError::NotFound {
+                    what: "workload",
+                    id: run.workload.clone(),
+                })
+            })
+            .and_then(|w| {
+                load_workload(
+                    Path::new(&w.repo),
+                    &run.commit,
+                    self.platform_dir.as_deref(),
+                )
+            })
+            .and_then(|loaded| {
+                let (signer, plan) = self.prepare(&loaded)?;
+                Ok((loaded, signer, plan))
+            });
+        match prepared {
+            Ok((loaded, signer, plan)) => {
+                observer.run_created(&run, &stages, &loaded);
+                self.execute(&loaded, &run, &stages, &signer, &plan, false, observer)
+                    .map(Some)
+            }
+            Err(err) => {
+                let reason = format!(
+                    "cannot load the workload at its commit: {}",
+                    error_chain(&err)
+                );
+                store.finish_run(run.id, RunStatus::Failed, Some(&reason), now_ms())?;
+                Ok(store.run(run.id)?)
+            }
+        }
+    }
+
+    /// Marks this process's running runs interrupted (a server stopping past its
+    /// grace period); returns their ids.
+    pub fn interrupt_own_runs(&self, reason: &str) -> Result<Vec<RunId>, EngineError> {
+        let me = owner_tag();
+        let running = self.store.runs(&cairn_store::RunFilter {
+            workload: None,
+            status: Some(RunStatus::Running),
+            limit: usize::MAX >> 1,
+        })?;
+        let mut ids = Vec::new();
+        for run in running.iter().filter(|r| r.owner.as_deref() == Some(&me)) {
+            if self.store.interrupt_run(run.id, reason, now_ms())? {
+                ids.push(run.id);
+            }
+        }
+        Ok(ids)
+    }
+}
+
+/// `owner/name` (or GitLab's `group/sub/name`): non-empty segments of letters,
+/// digits, `-`, `_` and `.`, none of them `.` or `..`.
+fn forge_name_ok(name: &str) -> bool {
+    let segments: Vec<&str> = name.split('/').collect();
+    name.len() <= 512
+        && segments.len() >= 2
+        && segments.iter().all(|s| {
+            !s.is_empty()
+                && *s != "."
+                && *s != ".."
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+}
