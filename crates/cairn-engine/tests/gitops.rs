@@ -23,29 +23,7 @@ fn image(n: u8) -> String {
     format!("registry.example.invalid/apps/hello@{}", digest(n))
 }
 
-/// git as a person would run it in the test, with a fixed identity.
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args([
-            "-c",
-            "user.name=Tess Ter",
-            "-c",
-            "user.email=tess@example.invalid",
-        ])
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use cairn_testkit::git;
 
 fn head(repo: &Path) -> String {
     git(repo, &["rev-parse", "HEAD"]).trim().to_owned()

@@ -1,5 +1,7 @@
 //! Test support shared by cairn's crates (a dev-dependency only): where the
-//! external conformance material is (`../shared/conformance`, see its README).
+//! external conformance material is (`../shared/conformance`, see its README),
+//! the pinned root filesystem, and the test harnesses' git and file helpers
+//! (one copy, not one per harness).
 
 use std::path::{Path, PathBuf};
 
@@ -76,3 +78,49 @@ pub const PINNED_LAYER_DIGEST: &str =
 /// The manifest digest of [`pinned_rootfs`] imported at epoch 0.
 pub const PINNED_IMAGE_DIGEST: &str =
     "sha256:83820c8540b33f9f20ea6bccd6958017f2218bbd88730b81f049cf8df9a0e7a9";
+
+/// `git ARGS` in `dir` as a test's person would run it: a fixed author and
+/// committer, none of the machine's or the user's git configuration; panics
+/// with git's stderr when it fails. Returns its stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=Test Author",
+            "-c",
+            "user.email=author@example.invalid",
+        ])
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run git: {e}"));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Copies the tree `src` into `dst` (which exists): directories and regular
+/// files; panics on anything else or any error.
+pub fn copy_dir(src: &Path, dst: &Path) {
+    let entries = std::fs::read_dir(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    for entry in entries {
+        let entry = entry.unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+        let to = dst.join(entry.file_name());
+        let kind = entry
+            .file_type()
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+        if kind.is_dir() {
+            std::fs::create_dir_all(&to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to)
+                .unwrap_or_else(|e| panic!("{} → {}: {e}", entry.path().display(), to.display()));
+        }
+    }
+}
