@@ -78,7 +78,50 @@ pub fn routes() -> Vec<Route> {
         )
         .summary("Prometheus metrics: runs by outcome, stage durations, queue depth, gate denials, log size, webhook rejections")
         .tag("meta"),
+        Route::new(Method::GET, "/healthz", Access::Public, get(healthz))
+            .summary("Liveness: the process answers (`ok`); says nothing else")
+            .tag("meta"),
+        Route::new(Method::GET, "/readyz", Access::Public, get(readyz))
+            .summary("Readiness: `ready` when the store answers a read and the server is not stopping, else 503 with the reason")
+            .tag("meta"),
     ]
+}
+
+async fn healthz() -> Response {
+    text(axum::http::StatusCode::OK, "ok\n")
+}
+
+/// 200 `ready` when a read of the store succeeds and the server is not
+/// stopping; 503 otherwise, saying which (never the store's path or error text:
+/// the probe is public).
+async fn readyz(State(state): State<AppState>) -> Response {
+    use axum::http::StatusCode;
+    if state.is_stopping() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "not ready: stopping\n");
+    }
+    let store = state
+        .blocking(|s| s.store.queued_count().map_err(ApiError::from))
+        .await;
+    match store {
+        Ok(_) => text(StatusCode::OK, "ready\n"),
+        // The error itself went to the server's log (with an incident id).
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the store does not answer\n",
+        ),
+    }
+}
+
+fn text(status: axum::http::StatusCode, body: &'static str) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// Prometheus label values escape `\`, `"` and newlines.

@@ -150,7 +150,8 @@ async fn security_headers(request: axum::extract::Request, next: Next) -> Respon
 
 impl Route {
     /// A route needing `access`; the kind follows from the path (`/api/` and
-    /// `/webhooks/` are JSON API, `/log/` and `/metrics` text, the rest pages).
+    /// `/webhooks/` are JSON API, `/log/`, `/metrics` and the probes text, the
+    /// rest pages).
     pub fn new(
         method: Method,
         path: &'static str,
@@ -159,7 +160,7 @@ impl Route {
     ) -> Route {
         let kind = if path.starts_with("/api/") || path.starts_with("/webhooks/") {
             Kind::Api
-        } else if path.starts_with("/log/") || path == "/metrics" {
+        } else if path.starts_with("/log/") || matches!(path, "/metrics" | "/healthz" | "/readyz") {
             Kind::Text
         } else {
             Kind::Page

@@ -391,3 +391,45 @@ async fn a_queued_run_waits_for_a_worker_and_the_api_shows_it() {
     assert!(text.contains("cairn_runs{status=\"queued\"} 1"), "{text}");
     assert!(text.contains("cairn_log_entries "), "{text}");
 }
+
+/// Issue 18: probes for an orchestrator. `/healthz` answers while the process
+/// does; `/readyz` only while the store answers and the server is not stopping
+/// (503 with the reason, never the store's path). Both need no token.
+#[tokio::test]
+async fn the_health_and_readiness_probes_answer_without_a_token() {
+    let server = Server::new();
+    let health = server.call("GET", "/healthz", None, None).await;
+    assert_eq!((health.status, health.text().as_str()), (200, "ok\n"));
+    let ready = server.call("GET", "/readyz", None, None).await;
+    assert_eq!((ready.status, ready.text().as_str()), (200, "ready\n"));
+    assert_eq!(ready.headers["cache-control"], "no-store");
+
+    // The store loses a table under the server (another process, through
+    // Python's sqlite3): its reads fail.
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE runs'); c.commit()",
+        ])
+        .arg(server.data.root().join("cairn.db"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ready = server.call("GET", "/readyz", None, None).await;
+    println!("{} {}", ready.status, ready.text().trim());
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.text(), "not ready: the store does not answer\n");
+
+    server
+        .state
+        .0
+        .stopping
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let ready = server.call("GET", "/readyz", None, None).await;
+    assert_eq!(
+        (ready.status, ready.text().as_str()),
+        (503, "not ready: stopping\n")
+    );
+    let health = server.call("GET", "/healthz", None, None).await;
+    assert_eq!(health.status, 200);
+}
