@@ -403,6 +403,14 @@ impl Registry {
                 context: context.clone(),
                 source,
             },
+            // TLS spoken to a plain-HTTP server: rustls sees an HTTP answer
+            // where a TLS record should be ("received corrupt message").
+            source if self.base.starts_with("https://") && speaks_plain_http(&source) => {
+                Error::PlainHttp {
+                    context: context.clone(),
+                    loopback: is_loopback(&self.host),
+                }
+            }
             source => Error::Transport {
                 context: context.clone(),
                 source: Box::new(source),
@@ -717,6 +725,19 @@ fn is_loopback(host: &str) -> bool {
     }
     name.parse::<std::net::IpAddr>()
         .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether a failed HTTPS exchange failed because the server answered plain
+/// HTTP (its bytes are not a TLS record).
+fn speaks_plain_http(error: &ureq::Error) -> bool {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    let text = text.to_ascii_lowercase();
+    text.contains("corrupt message") || text.contains("invalidcontenttype")
 }
 
 #[cfg(test)]

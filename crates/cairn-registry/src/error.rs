@@ -74,6 +74,16 @@ pub enum Error {
         errors: RegistryErrors,
         hint: &'static str,
     },
+    /// HTTPS was spoken to a registry that answers plain HTTP.
+    #[error(
+        "{context}: the registry answers plain HTTP, not HTTPS; {}",
+        if *loopback {
+            "it is on this machine: say so with --plain-http (plain HTTP is only ever used to a loopback address)"
+        } else {
+            "cairn speaks only HTTPS to another machine: serve the registry over TLS (a private CA can be given)"
+        }
+    )]
+    PlainHttp { context: Context, loopback: bool },
     /// The registry could not be reached or the connection broke.
     #[error(
         "{context}: could not talk to the registry; check the address, that it is running and the network"

@@ -633,3 +633,27 @@ fn https_with_a_private_ca_and_untrusted_certificates_refused() {
     // And plain HTTP to a TLS port is not silently used.
     assert!(server.client().ping().is_err());
 }
+
+/// Issue 18: HTTPS spoken to a real plain-HTTP registry failed with rustls'
+/// "received corrupt message"; it now says the registry answers plain HTTP and
+/// what to do (on loopback: --plain-http).
+#[test]
+fn https_to_a_plain_http_registry_says_so_with_the_fix() {
+    let server = RegistryServer::start();
+    let mut o = RegistryOptions::new(server.host(), Credentials::Anonymous);
+    o.scheme = cairn_registry::Scheme::Https;
+    let reg = Registry::with_options(o).expect("client");
+    let err = reg.ping().expect_err("TLS to plain HTTP fails");
+    println!("{err}");
+    assert!(
+        matches!(err, Error::PlainHttp { loopback: true, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("answers plain HTTP, not HTTPS") && text.contains("--plain-http"),
+        "{text}"
+    );
+    // The same registry over plain HTTP (loopback) works.
+    server.client().ping().expect("plain HTTP on loopback");
+}
