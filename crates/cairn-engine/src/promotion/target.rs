@@ -1,0 +1,222 @@
+//! The deploy target's part of a promotion: the intent recorded before the
+//! target acts (a `deploying` record with the token the target identifies the
+//! deployment by), the target's call, and its outcome on the record.
+
+use std::path::PathBuf;
+
+use cairn_model::config::DeployTarget;
+use cairn_model::{ChangeRecord, DeploymentRecord, DeploymentStatus};
+use serde_json::json;
+
+use super::decision::SignedDecision;
+use super::{Intent, Promoter, Request};
+use crate::EngineError;
+use crate::host::now_ms;
+use crate::images::{Images, deploy_local};
+
+/// A deployment recorded as `deploying`, and the port a `local` target serves on.
+#[derive(Debug)]
+pub(super) struct Planned {
+    pub(super) deployment: DeploymentRecord,
+    pub(super) port: u16,
+}
+
+impl Promoter<'_> {
+    /// Records the intent: a `deploying` record with a fresh token, before the
+    /// target does anything. A kill from here on leaves a record that
+    /// reconciliation finds and resolves.
+    pub(super) fn record_intent(
+        &self,
+        req: &Request,
+        target: &DeployTarget,
+        current: Option<&DeploymentRecord>,
+        kind: &str,
+        digest: &str,
+        log_index: u64,
+    ) -> Result<Planned, EngineError> {
+        let token = deploy_local::new_token()?;
+        let (target_name, planned_detail, port) = match target {
+            DeployTarget::Local => {
+                // The environment keeps its port: the running deployment's, else
+                // the recorded one's.
+                let port = deploy_local::current(self.data, &req.workload, &req.environment)?
+                    .map(|d| d.port)
+                    .or_else(|| {
+                        current
+                            .filter(|c| c.target == "local")
+                            .and_then(|c| deploy_local::port_of(&c.detail))
+                    })
+                    .map_or_else(free_port, Ok)?;
+                ("local", deploy_local::url_of(port), port)
+            }
+            DeployTarget::Gitops { repo, .. } => ("gitops", format!("a commit to {repo}"), 0),
+        };
+        let deployment = DeploymentRecord {
+            workload: req.workload.clone(),
+            environment: req.environment.clone(),
+            digest: digest.to_owned(),
+            previous_digest: current.map(|c| c.digest.clone()),
+            kind: kind.to_owned(),
+            actor: req.actor.name.clone(),
+            target: target_name.to_owned(),
+            detail: planned_detail,
+            log_index,
+            deployed_at_ms: now_ms(),
+            status: DeploymentStatus::Deploying,
+            token: Some(token),
+            reason: None,
+        };
+        self.store.add_deployment(&deployment)?;
+        Ok(Planned { deployment, port })
+    }
+
+    /// The target acts. `Ok`: the deployment's detail (URL or commit); `Err`:
+    /// why not, and for `local` whether the previous deployment runs again.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run_target(
+        &self,
+        target: &DeployTarget,
+        images: &Images,
+        image: &cairn_oci::Image,
+        req: &Request,
+        record: &cairn_model::ImageRecord,
+        planned: &Planned,
+        previous_token: Option<&str>,
+        log_index: u64,
+    ) -> Result<String, (EngineError, Option<bool>)> {
+        let digest = &planned.deployment.digest;
+        let token = planned.deployment.token.clone().unwrap_or_default();
+        let port = planned.port;
+        match target {
+            DeployTarget::Local => deploy_local::deploy(
+                self.data,
+                images,
+                &req.workload,
+                &req.environment,
+                image,
+                port,
+                &token,
+                previous_token,
+            )
+            .map(|d| d.url())
+            .map_err(|f| (*f.error, f.previous_restored)),
+            DeployTarget::Gitops {
+                repo,
+                dir,
+                image_repository,
+            } => {
+                let fill = |s: &str| {
+                    s.replace("{workload}", &req.workload)
+                        .replace("{environment}", &req.environment)
+                };
+                let port = image
+                    .config
+                    .config()
+                    .as_ref()
+                    .and_then(|c| c.exposed_ports().as_ref())
+                    .and_then(|p| p.first())
+                    .and_then(|p| p.split('/').next())
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .unwrap_or(8080);
+                crate::deploy::gitops::deploy(&crate::deploy::gitops::GitopsChange {
+                    repo: PathBuf::from(repo),
+                    dir: fill(dir),
+                    workload: req.workload.clone(),
+                    environment: req.environment.clone(),
+                    image: format!("{}@{digest}", fill(image_repository)),
+                    port,
+                    trailers: crate::deploy::gitops::Trailers {
+                        run: record
+                            .run
+                            .map(|r| r.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        log_index,
+                        change: match req.intent {
+                            Intent::Promote => crate::deploy::gitops::ChangeKind::Deploy,
+                            Intent::Rollback => crate::deploy::gitops::ChangeKind::Rollback,
+                        },
+                        actor: req.actor.name.clone(),
+                    },
+                })
+                .map(|c| format!("commit {}", c.commit))
+                .map_err(|e| (e, None))
+            }
+        }
+    }
+
+    /// A deploy that failed: its record `failed`, the previous one
+    /// `not-running` when it was stopped and not started again, and a
+    /// `deploy-failed` change record.
+    pub(super) fn deploy_failed(
+        &self,
+        req: &Request,
+        deployment: &DeploymentRecord,
+        signed: &SignedDecision,
+        error: &EngineError,
+        previous_token: Option<&str>,
+        previous_restored: Option<bool>,
+    ) -> Result<(), EngineError> {
+        let token = deployment.token.clone().unwrap_or_default();
+        let why = format!("the deploy failed: {error}");
+        self.store
+            .set_deployment_status(&token, DeploymentStatus::Failed, Some(&why), None)?;
+        if previous_restored == Some(false)
+            && let Some(t) = previous_token
+        {
+            self.store.set_deployment_status(
+                t,
+                DeploymentStatus::NotRunning,
+                Some(&format!(
+                    "stopped for the deploy of log entry {}, which failed, and not started again",
+                    deployment.log_index
+                )),
+                None,
+            )?;
+        }
+        let change = ChangeRecord {
+            kind: "deploy-failed".into(),
+            workload: req.workload.clone(),
+            environment: req.environment.clone(),
+            actor: req.actor.name.clone(),
+            from_digest: deployment.previous_digest.clone(),
+            to_digest: deployment.digest.clone(),
+            log_index: deployment.log_index,
+            at_ms: now_ms(),
+            json: json!({ "decision": signed.json, "outcome": why, "token": token }).to_string(),
+        };
+        self.keep_change(&change)?;
+        Ok(())
+    }
+
+    /// The outcome: `deployment` is deployed with `detail`, and what ran before
+    /// is superseded.
+    pub(super) fn mark_deployed(
+        &self,
+        deployment: &DeploymentRecord,
+        previous_token: Option<&str>,
+        detail: &str,
+    ) -> Result<(), EngineError> {
+        let token = deployment.token.as_deref().unwrap_or_default();
+        self.store
+            .set_deployment_status(token, DeploymentStatus::Deployed, None, Some(detail))?;
+        if let Some(t) = previous_token {
+            self.store.set_deployment_status(
+                t,
+                DeploymentStatus::Superseded,
+                Some(&format!(
+                    "replaced by the deployment of log entry {}",
+                    deployment.log_index
+                )),
+                None,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn free_port() -> Result<u16, EngineError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(EngineError::io("find a free port on", "127.0.0.1"))
+}
