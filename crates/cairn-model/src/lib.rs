@@ -14,8 +14,8 @@ pub mod test_results;
 pub mod time;
 
 pub use deployment::{
-    ChangeRecord, DeploymentRecord, DeploymentStatus, IdentityKind, IdentityRecord, RoleBinding,
-    SessionRecord,
+    ChangeKind, ChangeRecord, DeploymentKind, DeploymentRecord, DeploymentStatus, IdentityKind,
+    IdentityRecord, RoleBinding, SessionRecord, TargetKind,
 };
 pub use image::{BaseRecipe, BaseRecord, DebianRecipe, ImageRecord, RecipeError};
 pub use run::{

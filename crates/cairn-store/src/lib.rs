@@ -609,6 +609,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         limit: usize,
     ) -> Result<Vec<(i64, ChangeRecord)>, StoreError>;
 
+    /// The newest change record of `kind` with its id (one indexed row).
+    fn last_change_of_kind(&self, kind: &str) -> Result<Option<(i64, ChangeRecord)>, StoreError>;
+
     // ---- the server (schema v8) ------------------------------------------------------
 
     /// Every workload, by name.

@@ -3,8 +3,9 @@
 //! `<data>/changes.jsonl` and, with `[changes] webhook` in org.toml, delivered
 //! to a change-management system (`change_sink.rs`).
 
-use cairn_model::{ChangeRecord, DeploymentRecord};
-use cairn_policy::{Decision, Gate, Identity};
+use cairn_model::{ChangeKind, ChangeRecord, DeploymentKind, DeploymentRecord};
+use cairn_policy::{Decision, Gate, GateInput, Identity, Review, Verdict};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::decision::SignedDecision;
@@ -13,23 +14,32 @@ use crate::EngineError;
 use crate::audit::{AuditLog, Change, Deploy, LOCK_WAIT, Override, PolicyChange, Rollback};
 use crate::host::now_ms;
 
+/// The change record kind of a change of the gate's policies.
+const POLICY_CHANGE: &str = ChangeKind::PolicyChange.as_str();
+/// Who a policy change is attributed to: the system, since cairn sees a
+/// policy change when it takes effect, not who edited the files.
+pub const POLICY_ACTOR: &str = "cairn-policy";
+
 impl Promoter<'_> {
     /// A policy change is a production change: when the gate's policies (the
     /// default set, the organisation's files, the parameters) differ from the last
     /// recorded ones, the change is appended to the audit log and kept as a change
     /// record before the new policies decide anything. cairn sees the change when
-    /// it first takes effect; `actor` is who triggered that first decision.
+    /// it first takes effect, not when someone edited a file, so nobody can be
+    /// named as its author: it is attributed to [`POLICY_ACTOR`] (the system,
+    /// with the policy's source: its files and the platform directory), never
+    /// to `noticed_for`, whose request only made cairn look (the record says so).
+    /// The last recorded digest is one indexed row, however many changes came
+    /// after it.
     pub(super) fn record_policy_change(
         &self,
         gate: &Gate,
-        actor: &Identity,
+        noticed_for: &Identity,
     ) -> Result<(), EngineError> {
         let new = gate.policy_digest().to_owned();
         let last = self
             .store
-            .changes(None, 10_000)?
-            .into_iter()
-            .find(|(_, c)| c.kind == "policy-change")
+            .last_change_of_kind(POLICY_CHANGE)?
             .map(|(_, c)| c.to_digest);
         if last.as_deref() == Some(new.as_str()) {
             return Ok(());
@@ -39,21 +49,29 @@ impl Promoter<'_> {
                 policy: "gate".to_owned(),
                 old_digest: last.clone(),
                 new_digest: new.clone(),
-                actor: actor.name.clone(),
+                actor: POLICY_ACTOR.to_owned(),
             }),
         )?;
         self.keep_change(&ChangeRecord {
-            kind: "policy-change".into(),
+            kind: POLICY_CHANGE.into(),
             workload: "*".into(),
             environment: "*".into(),
-            actor: actor.name.clone(),
+            actor: POLICY_ACTOR.into(),
             from_digest: last,
             to_digest: new,
             log_index: receipt.index,
             at_ms: now_ms(),
             json: json!({
                 "policy_files": gate.files(),
-                "outcome": "the gate's policies changed; first used by this actor's request",
+                "source": {
+                    "default_set": "cairn's built-in default policies",
+                    "platform_dir": self.platform_dir.map(|p| p.display().to_string()),
+                },
+                "noticed_for": noticed_for.name,
+                "outcome": format!(
+                    "the gate's policies changed; seen at the first decision under them (for {}'s request, who did not make the change)",
+                    noticed_for.name
+                ),
             })
             .to_string(),
         })?;
@@ -99,15 +117,15 @@ impl Promoter<'_> {
     }
 }
 
-/// The change a promotion the gate allowed makes: `override` when an override
-/// turned a denial into an allow, else `deploy` or `rollback`.
-pub(super) fn kind_of(intent: Intent, decision: &Decision) -> &'static str {
+/// The deployment a promotion the gate allowed makes: `override` when an
+/// override turned a denial into an allow, else `deploy` or `rollback`.
+pub(super) fn kind_of(intent: Intent, decision: &Decision) -> DeploymentKind {
     if decision.overridden.is_some() {
-        "override"
+        DeploymentKind::Override
     } else {
         match intent {
-            Intent::Promote => "deploy",
-            Intent::Rollback => "rollback",
+            Intent::Promote => DeploymentKind::Deploy,
+            Intent::Rollback => DeploymentKind::Rollback,
         }
     }
 }
@@ -115,13 +133,13 @@ pub(super) fn kind_of(intent: Intent, decision: &Decision) -> &'static str {
 /// The audit-log entry of an allowed change of `kind`.
 pub(super) fn audit_change(
     req: &Request,
-    kind: &str,
+    kind: DeploymentKind,
     digest: &str,
     decision: &Decision,
     from_digest: Option<&String>,
 ) -> Change {
     match (kind, from_digest) {
-        ("override", _) => Change::Override(Override {
+        (DeploymentKind::Override, _) => Change::Override(Override {
             workload: req.workload.clone(),
             environment: req.environment.clone(),
             artifact: digest.to_owned(),
@@ -129,7 +147,7 @@ pub(super) fn audit_change(
             reason: decision.overridden.clone().unwrap_or_default(),
             actor: req.actor.name.clone(),
         }),
-        ("rollback", Some(from)) => Change::Rollback(Rollback {
+        (DeploymentKind::Rollback, Some(from)) => Change::Rollback(Rollback {
             workload: req.workload.clone(),
             environment: req.environment.clone(),
             from_artifact: from.clone(),
@@ -153,7 +171,7 @@ pub(super) fn denied(
     signed: &SignedDecision,
 ) -> ChangeRecord {
     ChangeRecord {
-        kind: "denied".into(),
+        kind: ChangeKind::Denied.as_str().into(),
         workload: req.workload.clone(),
         environment: req.environment.clone(),
         actor: req.actor.name.clone(),
@@ -161,9 +179,63 @@ pub(super) fn denied(
         to_digest: digest.to_owned(),
         log_index: signed.log_index,
         at_ms: now_ms(),
-        json: json!({ "decision": signed.json, "outcome": "denied: nothing was deployed" })
+        json: json!({ "decision": signed.decision, "outcome": "denied: nothing was deployed" })
             .to_string(),
     }
+}
+
+/// One review as a change record keeps it: the review the gate saw, and
+/// whether it counted as an approval (and why not).
+#[derive(Debug, Serialize)]
+struct Approval<'a> {
+    #[serde(flatten)]
+    review: &'a Review,
+    counted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_counted: Option<String>,
+}
+
+/// The reviews the gate saw, each marked as the default policy's review rule
+/// (`review.rego`) counts it: an approval of the artifact's commit by a
+/// reviewer with an approver role who is not its author nor one of its
+/// authenticated authors counts; anything else is marked `counted: false`
+/// with the reason, so an author's own approval is never mistaken for one.
+fn approvals<'a>(input: &'a GateInput, approver_roles: &[String]) -> Vec<Approval<'a>> {
+    input
+        .reviews
+        .iter()
+        .map(|r| {
+            let not_counted = if r.verdict != Verdict::Approve {
+                Some(format!("{} requested changes", r.reviewer))
+            } else if r.commit != input.artifact.commit {
+                Some(format!(
+                    "{} approved another commit ({})",
+                    r.reviewer, r.commit
+                ))
+            } else if r.reviewer == r.author {
+                Some(format!("{} approved their own commit", r.reviewer))
+            } else if let Some(a) = input.authors.iter().find(|a| a.identity == r.reviewer) {
+                Some(format!("{} may not approve: {}", r.reviewer, a.why))
+            } else if !r
+                .reviewer_roles
+                .iter()
+                .any(|role| approver_roles.contains(role))
+            {
+                Some(format!(
+                    "{} is not a {}",
+                    r.reviewer,
+                    approver_roles.join(" or ")
+                ))
+            } else {
+                None
+            };
+            Approval {
+                review: r,
+                counted: not_counted.is_none(),
+                not_counted,
+            }
+        })
+        .collect()
 }
 
 /// The change record of a deployment that reached its target.
@@ -171,7 +243,8 @@ pub(super) fn deployed(
     req: &Request,
     deployment: &DeploymentRecord,
     signed: &SignedDecision,
-    input: &Value,
+    input: &GateInput,
+    approver_roles: &[String],
     vsa_evidence: i64,
 ) -> ChangeRecord {
     ChangeRecord {
@@ -184,8 +257,8 @@ pub(super) fn deployed(
         log_index: deployment.log_index,
         at_ms: now_ms(),
         json: json!({
-            "decision": signed.json,
-            "approvals": input["reviews"],
+            "decision": signed.decision,
+            "approvals": approvals(input, approver_roles),
             "target": deployment.target,
             "detail": deployment.detail,
             "token": deployment.token,

@@ -1,23 +1,48 @@
-//! The gate's input for one request (see cairn-policy's `GateInput`): built
-//! only from what cairn can verify — evidence about the digest whose signature
-//! and log entry check against cairn's keys, signed reviews of the image's exact
-//! commit, the catalog, the environment's history, and the actor's roles.
+//! The gate's input for one request, as `cairn_policy::GateInput` (the typed
+//! contract, `deny_unknown_fields`): built only from what cairn can verify —
+//! evidence about the digest whose signature and log entry check against
+//! cairn's keys, signed reviews of the image's exact commit, the catalog, the
+//! environment's history, and the actor's roles.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_evidence::Predicate;
-use cairn_evidence::review::{Review, commit_subject_digest};
+use cairn_evidence::review::{Review as SignedReview, commit_subject_digest};
 use cairn_model::config::DeployTarget;
-use cairn_policy::{Identity, Scope};
-use serde_json::{Value, json};
+use cairn_policy::{
+    Actor, AdvisoryDb, Artifact, Author, BaseImage, ChangeCommit, Environment, Evidence, Findings,
+    GateInput, Identity, Licence, Override, PreviousEnvironment, Review, Scope, Severity, Verdict,
+    Verification, Vulnerability,
+};
+use serde_json::Value;
 
-use super::{DECISION_PREDICATE, Intent, Promoter, Request};
+use super::{DECISION_PREDICATE, Promoter, Request};
 use crate::EngineError;
 use crate::host::now_ms;
 use crate::images::deploy_local;
 use crate::runner::BUILDER_ID;
-use crate::verified::{self, Trust};
+use crate::verified::{self, Checked, Failure, Trust};
+
+/// What the verified statements about the digest say, gathered in one pass.
+#[derive(Default)]
+struct FromEvidence {
+    evidence: Vec<Evidence>,
+    /// The scan's vulnerabilities and the SBOM's licences.
+    findings: GateFindings,
+    /// The commits and bases cairn's signed provenance names (the image row
+    /// is only where to look).
+    commits: BTreeSet<String>,
+    bases: BTreeSet<String>,
+    /// Who ran what produced the artifact (never an approver of it), and why.
+    authors: BTreeMap<String, String>,
+    /// A verified VSA says cairn's gate passed this digest here before.
+    ran_before: bool,
+    /// The change's commits, as the provenance signs them.
+    change: BTreeMap<String, cairn_evidence::ChangeCommit>,
+}
 
 impl Promoter<'_> {
-    /// The gate's input for this request (see cairn-policy's `GateInput`).
+    /// The gate's input for this request.
     pub(super) fn gate_input(
         &self,
         req: &Request,
@@ -25,63 +50,81 @@ impl Promoter<'_> {
         digest: &str,
         position: usize,
         trust: &Trust,
-    ) -> Result<Value, EngineError> {
+    ) -> Result<GateInput, EngineError> {
         let store = self.store;
         // Every bundle filed under the digest is checked; what the gate reads
         // comes out of the signed statements, and a bundle that fails is named
         // (`verification.failures`; the default policy denies on it).
         let (checked, mut failures) =
             verified::about_artifact(store, trust, digest, &req.workload)?;
-        let mut evidence = Vec::new();
-        // The findings come from the same verified statements: the scan's
-        // vulnerabilities, the SBOM's licences.
-        let mut findings = GateFindings::default();
-        // The commit and base, from cairn's signed provenance about the digest
-        // (the image row is only where to look).
-        let mut commits = std::collections::BTreeSet::new();
-        let mut bases = std::collections::BTreeSet::new();
-        // Who ran what produced this artifact: never an approver of it.
-        let mut authors: std::collections::BTreeMap<String, String> = Default::default();
-        let mut ran_before = false;
-        let mut change: std::collections::BTreeMap<String, cairn_evidence::ChangeCommit> =
-            Default::default();
-        for c in &checked {
-            if c.predicate_type() == DECISION_PREDICATE {
-                continue;
-            }
-            if c.predicate_type() == cairn_evidence::vsa::VSA_PREDICATE_TYPE {
-                ran_before |= passed_here(&c.statement, &req.workload, &req.environment, digest);
-            }
-            if c.facts.builder.as_deref() == Some(BUILDER_ID) {
-                commits.extend(c.facts.commit.clone());
-                bases.extend(c.facts.bases.iter().cloned());
-                for commit in &c.facts.change {
-                    change
-                        .entry(commit.commit.clone())
-                        .or_insert_with(|| commit.clone());
-                }
-            }
-            if let Some(who) = &c.facts.triggered_by {
-                let run = c.facts.run.as_deref().unwrap_or("?");
-                authors.entry(who.clone()).or_insert_with(|| {
-                    format!("{who} ran run {run}, which produced this artifact")
-                });
-            }
-            findings.take(&c.statement);
-            evidence.push(json!({
-                "predicate_type": c.statement["predicateType"],
-                "signer": c.signer,
-                "subject_digest": digest,
-                "stage_kind": c.facts.stage_kind,
-                "run": c.facts.run,
-                "workload": c.facts.workload,
-                "commit": c.facts.commit,
-                "predicate": c.statement["predicate"],
-            }));
-        }
-        // What the advisories stored now say about the components of the
-        // verified SBOM: a finding imported after the build counts too.
-        let advisory_db = crate::current::advisory_db_state(store)?;
+        let mut facts = from_evidence(&checked, req, digest);
+        let advisory_db =
+            self.rematch_current(&checked, &mut facts.findings, &mut failures, digest)?;
+        let commit = signed_commit(record, &facts, digest, &mut failures);
+        self.change_authors(&facts.change, &mut facts.authors)?;
+        let reviews = self.signed_reviews(req, &commit, trust, &mut failures)?;
+        let previous = self.previous_environment(req, position, digest)?;
+        let base_image = self.base_image(record)?;
+        let require_signed_commits = self.org.require_signed_commits.contains(&req.environment);
+        let roles = role_names(&crate::access::bindings(store)?, &req.actor, &scope_of(req));
+        Ok(GateInput {
+            artifact: Artifact {
+                digest: digest.to_owned(),
+                workload: req.workload.clone(),
+                commit,
+                image_references: base_image.1,
+                base_image: Some(base_image.0),
+                change: facts
+                    .change
+                    .values()
+                    .map(|c| ChangeCommit {
+                        commit: c.commit.clone(),
+                        signed_by: c.signed_by.clone(),
+                    })
+                    .collect(),
+            },
+            evidence: facts.evidence,
+            reviews,
+            environment: Environment {
+                name: req.environment.clone(),
+                position: u32::try_from(position).unwrap_or(u32::MAX),
+                previous,
+                ran_before: facts.ran_before,
+                require_signed_commits,
+            },
+            intent: req.intent,
+            verification: Verification {
+                failures: failures.iter().map(Failure::to_input).collect(),
+            },
+            authors: facts
+                .authors
+                .into_iter()
+                .map(|(identity, why)| Author { identity, why })
+                .collect(),
+            findings: facts.findings.into_input(advisory_db),
+            actor: Actor {
+                identity: req.actor.name.clone(),
+                kind: kind_name(&req.actor).to_owned(),
+                roles,
+            },
+            override_: req
+                .override_reason
+                .as_ref()
+                .map(|r| Override { reason: r.clone() }),
+        })
+    }
+
+    /// What the advisories stored now say about the components of the
+    /// verified SBOM: a finding imported after the build counts too. Adds them
+    /// to `findings`; returns the database's state and what is new since the scan.
+    fn rematch_current(
+        &self,
+        checked: &[Checked],
+        findings: &mut GateFindings,
+        failures: &mut Vec<Failure>,
+        digest: &str,
+    ) -> Result<AdvisoryDb, EngineError> {
+        let state = crate::current::advisory_db_state(self.store)?;
         let mut new_since_scan = Vec::new();
         let boms: Vec<&Value> = checked
             .iter()
@@ -89,7 +132,7 @@ impl Promoter<'_> {
             .map(|c| &c.statement["predicate"])
             .collect();
         if boms.is_empty() && findings.scanned {
-            failures.push(verified::Failure {
+            failures.push(Failure {
                 evidence: None,
                 what: "sbom".to_owned(),
                 reason: format!(
@@ -98,7 +141,7 @@ impl Promoter<'_> {
             });
         }
         for bom in boms {
-            match crate::current::rematch_signed_sbom(store, bom) {
+            match crate::current::rematch_signed_sbom(self.store, bom) {
                 Ok(current) => {
                     for f in current {
                         if findings.add_current(&f) {
@@ -106,7 +149,7 @@ impl Promoter<'_> {
                         }
                     }
                 }
-                Err(why) => failures.push(verified::Failure {
+                Err(why) => failures.push(Failure {
                     evidence: None,
                     what: "sbom".to_owned(),
                     reason: why,
@@ -115,45 +158,22 @@ impl Promoter<'_> {
         }
         new_since_scan.sort();
         new_since_scan.dedup();
-        let commit = match commits.len() {
-            0 => record.commit.clone(),
-            1 => commits.iter().next().cloned().unwrap_or_default(),
-            _ => {
-                failures.push(verified::Failure {
-                    evidence: None,
-                    what: "provenance".to_owned(),
-                    reason: format!(
-                        "cairn's signed provenance about {digest} names more than one commit ({})",
-                        commits.iter().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                });
-                record.commit.clone()
-            }
-        };
-        if !commits.is_empty() && !commits.contains(&record.commit) {
-            failures.push(verified::Failure {
-                evidence: None,
-                what: "image record".to_owned(),
-                reason: format!(
-                    "the store says {digest} was built from commit {}, but its signed provenance says {commit}",
-                    record.commit
-                ),
-            });
-        }
-        if !bases.is_empty() && !bases.contains(&record.base_digest) {
-            failures.push(verified::Failure {
-                evidence: None,
-                what: "image record".to_owned(),
-                reason: format!(
-                    "the store says {digest} is built on {}, but its signed provenance names {}",
-                    record.base_digest,
-                    bases.iter().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            });
-        }
-        // Who signed or authored the change's commits (as cairn's provenance
-        // signs them): a verified signature names an identity; a commit's
-        // author or committer e-mail only adds the identity of that name.
+        Ok(AdvisoryDb {
+            count: state.count,
+            newest_modified: state.newest_modified,
+            digest: state.digest,
+            new_since_scan,
+        })
+    }
+
+    /// Who signed or authored the change's commits (as cairn's provenance
+    /// signs them): a verified signature names an identity; a commit's author
+    /// or committer e-mail only adds the identity of that name.
+    fn change_authors(
+        &self,
+        change: &BTreeMap<String, cairn_evidence::ChangeCommit>,
+        authors: &mut BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
         let now = now_ms();
         for c in change.values() {
             let short = &c.commit[..12.min(c.commit.len())];
@@ -169,7 +189,8 @@ impl Promoter<'_> {
                     .map(str::trim)
                     .unwrap_or_default();
                 if !email.is_empty()
-                    && store
+                    && self
+                        .store
                         .identity(email)?
                         .is_some_and(|r| crate::access::is_active(&r, now))
                 {
@@ -179,14 +200,25 @@ impl Promoter<'_> {
                 }
             }
         }
-        let require_signed = self.org.require_signed_commits.contains(&req.environment);
-        // Signed reviews of the image's exact commit.
+        Ok(())
+    }
+
+    /// Signed reviews of the image's exact commit; a bundle filed as one that
+    /// does not verify, or is not a review, is a failure.
+    fn signed_reviews(
+        &self,
+        req: &Request,
+        commit: &str,
+        trust: &Trust,
+        failures: &mut Vec<Failure>,
+    ) -> Result<Vec<Review>, EngineError> {
+        let store = self.store;
         let bindings = crate::access::bindings(store)?;
-        let review_subject = format!("sha256:{}", commit_subject_digest(&commit).to_hex());
+        let review_subject = format!("sha256:{}", commit_subject_digest(commit).to_hex());
         let mut reviews = Vec::new();
         for e in store.evidence_for_subject(&review_subject)? {
             let mut fail = |reason: String| {
-                failures.push(verified::Failure {
+                failures.push(Failure {
                     evidence: Some(e.id),
                     what: e.predicate_type.chars().take(200).collect(),
                     reason,
@@ -202,7 +234,7 @@ impl Promoter<'_> {
             let Ok(text) = serde_json::to_vec(&statement) else {
                 continue;
             };
-            let review = match Review::from_statement_json(&text) {
+            let review = match SignedReview::from_statement_json(&text) {
                 Ok(review) => review,
                 Err(why) => {
                     fail(format!(
@@ -212,89 +244,84 @@ impl Promoter<'_> {
                 }
             };
             let r = &review.predicate;
-            let roles: Vec<String> = match store.identity(&r.reviewer)? {
-                Some(id) => bindings
-                    .roles_at(
-                        &Identity {
-                            name: id.name.clone(),
-                            kind: policy_kind(id.kind),
-                        },
-                        &Scope {
-                            workload: Some(req.workload.clone()),
-                            environment: Some(req.environment.clone()),
-                        },
-                    )
-                    .into_iter()
-                    .map(|r| r.as_str().to_owned())
-                    .collect(),
+            let roles = match store.identity(&r.reviewer)? {
+                Some(id) => role_names(
+                    &bindings,
+                    &Identity {
+                        name: id.name.clone(),
+                        kind: policy_kind(id.kind),
+                    },
+                    &scope_of(req),
+                ),
                 None => Vec::new(),
             };
-            reviews.push(json!({
-                "commit": r.commit,
-                "reviewer": r.reviewer,
-                "reviewer_roles": roles,
-                "author": review.predicate.author_email().unwrap_or(&r.author),
-                "verdict": r.verdict.as_str(),
-            }));
+            reviews.push(Review {
+                commit: r.commit.clone(),
+                reviewer: r.reviewer.clone(),
+                reviewer_roles: roles,
+                author: review
+                    .predicate
+                    .author_email()
+                    .unwrap_or(&r.author)
+                    .to_owned(),
+                verdict: match r.verdict {
+                    cairn_evidence::review::Verdict::Approve => Verdict::Approve,
+                    cairn_evidence::review::Verdict::RequestChanges => Verdict::RequestChanges,
+                },
+            });
         }
-        let previous = if position == 0 {
-            Value::Null
-        } else {
-            let name = &self.org.promotion_path[position - 1];
-            let there = store.current_deployment(&req.workload, name)?;
-            let deployed = there.as_ref().is_some_and(|d| d.digest == digest);
-            let healthy = deployed && self.healthy(&req.workload, name)?;
-            json!({ "name": name, "deployed": deployed, "healthy": healthy })
-        };
-        let base = store
+        Ok(reviews)
+    }
+
+    /// The environment before this one on the path: whether this digest runs
+    /// there, and is healthy. `None` for the first.
+    fn previous_environment(
+        &self,
+        req: &Request,
+        position: usize,
+        digest: &str,
+    ) -> Result<Option<PreviousEnvironment>, EngineError> {
+        if position == 0 {
+            return Ok(None);
+        }
+        let name = &self.org.promotion_path[position - 1];
+        let there = self.store.current_deployment(&req.workload, name)?;
+        let deployed = there.as_ref().is_some_and(|d| d.digest == digest);
+        let healthy = deployed && self.healthy(&req.workload, name)?;
+        Ok(Some(PreviousEnvironment {
+            name: name.clone(),
+            deployed,
+            healthy,
+        }))
+    }
+
+    /// The image's base as the catalog knows it, and the image references the
+    /// build used: the base's origin when it came from a registry (the
+    /// no-docker-hub rule reads these).
+    fn base_image(
+        &self,
+        record: &cairn_model::ImageRecord,
+    ) -> Result<(BaseImage, Vec<String>), EngineError> {
+        let base = self
+            .store
             .base_history(&record.base_name)?
             .into_iter()
             .find(|b| b.digest == record.base_digest);
-        let in_catalog = base.is_some();
-        // The base's origin, when it came from a registry, is an image reference
-        // the build used (the no-docker-hub rule reads these).
-        let image_references: Vec<String> = base
+        let image_references = base
             .iter()
             .map(|b| b.source.clone())
             .filter(|s| {
                 !(s.starts_with("rootfs:") || s.starts_with("oci:") || s.starts_with("created:"))
             })
             .collect();
-        let roles: Vec<String> = bindings
-            .roles_at(
-                &req.actor,
-                &Scope {
-                    workload: Some(req.workload.clone()),
-                    environment: Some(req.environment.clone()),
-                },
-            )
-            .into_iter()
-            .map(|r| r.as_str().to_owned())
-            .collect();
-        Ok(json!({
-            "artifact": {
-                "digest": digest,
-                "workload": req.workload,
-                "commit": commit,
-                "base_image": { "name": record.base_name, "digest": record.base_digest, "in_catalog": in_catalog },
-                "image_references": image_references,
-                "change": change.values().map(|c| json!({ "commit": c.commit, "signed_by": c.signed_by })).collect::<Vec<_>>(),
+        Ok((
+            BaseImage {
+                name: record.base_name.clone(),
+                digest: record.base_digest.clone(),
+                in_catalog: base.is_some(),
             },
-            "evidence": evidence,
-            "reviews": reviews,
-            "environment": { "name": req.environment, "position": position, "previous": previous, "ran_before": ran_before, "require_signed_commits": require_signed },
-            "intent": match req.intent { Intent::Promote => "promote", Intent::Rollback => "rollback" },
-            "verification": { "failures": failures.iter().map(verified::Failure::to_json).collect::<Vec<_>>() },
-            "authors": authors.iter().map(|(identity, why)| json!({ "identity": identity, "why": why })).collect::<Vec<_>>(),
-            "findings": findings.to_json(json!({
-                "count": advisory_db.count,
-                "newest_modified": advisory_db.newest_modified,
-                "digest": advisory_db.digest,
-                "new_since_scan": new_since_scan,
-            })),
-            "actor": { "identity": req.actor.name, "kind": kind_name(&req.actor), "roles": roles },
-            "override": req.override_reason.as_ref().map(|r| json!({ "reason": r })),
-        }))
+            image_references,
+        ))
     }
 
     /// Whether the workload's deployment in `environment` is up: for `local`, the
@@ -309,6 +336,114 @@ impl Promoter<'_> {
     }
 }
 
+/// One pass over the verified statements about `digest`.
+fn from_evidence(checked: &[Checked], req: &Request, digest: &str) -> FromEvidence {
+    let mut out = FromEvidence::default();
+    for c in checked {
+        if c.predicate_type() == DECISION_PREDICATE {
+            continue;
+        }
+        if c.predicate_type() == cairn_evidence::vsa::VSA_PREDICATE_TYPE {
+            out.ran_before |= passed_here(&c.statement, &req.workload, &req.environment, digest);
+        }
+        if c.facts.builder.as_deref() == Some(BUILDER_ID) {
+            out.commits.extend(c.facts.commit.clone());
+            out.bases.extend(c.facts.bases.iter().cloned());
+            for commit in &c.facts.change {
+                out.change
+                    .entry(commit.commit.clone())
+                    .or_insert_with(|| commit.clone());
+            }
+        }
+        if let Some(who) = &c.facts.triggered_by {
+            let run = c.facts.run.as_deref().unwrap_or("?");
+            out.authors
+                .entry(who.clone())
+                .or_insert_with(|| format!("{who} ran run {run}, which produced this artifact"));
+        }
+        out.findings.take(&c.statement);
+        out.evidence.push(Evidence {
+            predicate_type: c.predicate_type().to_owned(),
+            signer: c.signer.clone(),
+            subject_digest: digest.to_owned(),
+            stage_kind: c.facts.stage_kind.clone(),
+            run: c.facts.run.clone(),
+            workload: c.facts.workload.clone(),
+            commit: c.facts.commit.clone(),
+            predicate: c.statement["predicate"].clone(),
+        });
+    }
+    out
+}
+
+/// The artifact's commit: the one cairn's signed provenance names (the image
+/// row's when none does). A provenance naming several, or a row its
+/// provenance contradicts (commit or base), is a failure.
+fn signed_commit(
+    record: &cairn_model::ImageRecord,
+    facts: &FromEvidence,
+    digest: &str,
+    failures: &mut Vec<Failure>,
+) -> String {
+    let commits = &facts.commits;
+    let commit = match commits.len() {
+        0 => record.commit.clone(),
+        1 => commits.iter().next().cloned().unwrap_or_default(),
+        _ => {
+            failures.push(Failure {
+                evidence: None,
+                what: "provenance".to_owned(),
+                reason: format!(
+                    "cairn's signed provenance about {digest} names more than one commit ({})",
+                    commits.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            });
+            record.commit.clone()
+        }
+    };
+    if !commits.is_empty() && !commits.contains(&record.commit) {
+        failures.push(Failure {
+            evidence: None,
+            what: "image record".to_owned(),
+            reason: format!(
+                "the store says {digest} was built from commit {}, but its signed provenance says {commit}",
+                record.commit
+            ),
+        });
+    }
+    if !facts.bases.is_empty() && !facts.bases.contains(&record.base_digest) {
+        failures.push(Failure {
+            evidence: None,
+            what: "image record".to_owned(),
+            reason: format!(
+                "the store says {digest} is built on {}, but its signed provenance names {}",
+                record.base_digest,
+                facts.bases.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    commit
+}
+
+fn scope_of(req: &Request) -> Scope {
+    Scope {
+        workload: Some(req.workload.clone()),
+        environment: Some(req.environment.clone()),
+    }
+}
+
+fn role_names(
+    bindings: &cairn_policy::Bindings,
+    identity: &Identity,
+    scope: &Scope,
+) -> Vec<String> {
+    bindings
+        .roles_at(identity, scope)
+        .into_iter()
+        .map(|r| r.as_str().to_owned())
+        .collect()
+}
+
 /// Whether `statement` (a verified VSA about `digest`) says cairn promoted
 /// `digest` of `workload` to `environment` through its gate (PASSED: an
 /// override's VSA says FAILED and does not count).
@@ -318,6 +453,7 @@ fn passed_here(statement: &Value, workload: &str, environment: &str, digest: &st
         && p["policy"]["uri"].as_str() == Some(&format!("urn:cairn:policy:{environment}"))
         && p["resourceUri"].as_str() == Some(&format!("cairn.local/{workload}@{digest}"))
 }
+
 fn policy_kind(kind: cairn_model::IdentityKind) -> cairn_policy::IdentityKind {
     match kind {
         cairn_model::IdentityKind::User => cairn_policy::IdentityKind::User,
@@ -340,8 +476,8 @@ fn kind_name(identity: &Identity) -> &'static str {
 #[derive(Default)]
 struct GateFindings {
     scanned: bool,
-    vulnerabilities: std::collections::BTreeMap<(String, String), Value>,
-    licences: std::collections::BTreeMap<String, Value>,
+    vulnerabilities: BTreeMap<(String, String), Vulnerability>,
+    licences: BTreeMap<String, Licence>,
 }
 
 impl GateFindings {
@@ -371,21 +507,15 @@ impl GateFindings {
                     .and_then(|n| n.get("urgency"))
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                let severity = match r.rating() {
-                    s @ ("low" | "medium" | "high" | "critical") => s,
-                    _ => "unknown",
-                };
                 self.vulnerabilities
                     .entry((r.id.clone(), package.clone()))
-                    .or_insert_with(|| {
-                        json!({
-                            "id": r.id,
-                            "package": package,
-                            "severity": severity,
-                            "fix_available": fix_available,
-                            "suppressed": false,
-                            "urgency": urgency,
-                        })
+                    .or_insert_with(|| Vulnerability {
+                        id: r.id.clone(),
+                        package,
+                        severity: Severity::parse(r.rating()),
+                        fix_available,
+                        suppressed: false,
+                        urgency,
                     });
             }
         } else if predicate_type == cairn_evidence::sbom::CycloneDxBom::PREDICATE_TYPE {
@@ -400,39 +530,41 @@ impl GateFindings {
     /// scan did not name it.
     fn add_current(&mut self, f: &crate::current::CurrentFinding) -> bool {
         let key = (f.id.clone(), f.package.clone());
+        let severity = Severity::parse(&f.severity);
         if let Some(known) = self.vulnerabilities.get_mut(&key) {
-            // A record updated since the build may rate it higher: the higher counts.
-            let rank = |s: &str| match s {
-                "low" => 1,
-                "medium" => 2,
-                "high" => 3,
-                _ => 4,
+            // A record updated since the build may rate it higher: the higher
+            // counts (critical and unknown rank alike).
+            let rank = |s: Severity| match s {
+                Severity::Low => 1,
+                Severity::Medium => 2,
+                Severity::High => 3,
+                Severity::Critical | Severity::Unknown => 4,
             };
-            if rank(&f.severity) > rank(known["severity"].as_str().unwrap_or("unknown")) {
-                known["severity"] = json!(f.severity);
+            if rank(severity) > rank(known.severity) {
+                known.severity = severity;
             }
             return false;
         }
         self.vulnerabilities.insert(
             key,
-            json!({
-                "id": f.id,
-                "package": f.package,
-                "severity": f.severity,
-                "fix_available": f.fix_available,
-                "suppressed": false,
-                "urgency": f.urgency,
-            }),
+            Vulnerability {
+                id: f.id.clone(),
+                package: f.package.clone(),
+                severity,
+                fix_available: f.fix_available,
+                suppressed: false,
+                urgency: f.urgency.clone(),
+            },
         );
         true
     }
 
-    fn to_json(&self, advisory_db: Value) -> Value {
-        json!({
-            "scanned": self.scanned,
-            "vulnerabilities": self.vulnerabilities.values().collect::<Vec<_>>(),
-            "licences": self.licences.values().collect::<Vec<_>>(),
-            "advisory_db": advisory_db,
-        })
+    fn into_input(self, advisory_db: AdvisoryDb) -> Findings {
+        Findings {
+            scanned: self.scanned,
+            vulnerabilities: self.vulnerabilities.into_values().collect(),
+            licences: self.licences.into_values().collect(),
+            advisory_db: Some(advisory_db),
+        }
     }
 }

@@ -18,17 +18,19 @@ mod decision;
 mod gate_input;
 mod status;
 mod target;
+#[cfg(test)]
+mod tests;
 mod vsa;
 
 use std::path::{Path, PathBuf};
 
 use cairn_model::config::OrgConfig;
 use cairn_model::{ChangeRecord, DeploymentRecord, DeploymentStatus};
-use cairn_policy::{Action, Decision, Gate, Identity, Limits, Scope};
+use cairn_policy::{Action, Decision, Gate, GateInput, Identity, Limits, Scope};
 use cairn_store::Store;
-use serde_json::Value;
 
-pub use self::decision::{GateDecision, RecordedDecision};
+pub use self::change::POLICY_ACTOR;
+pub use self::decision::{GateDecision, RecordedApproval, RecordedDecision};
 pub use self::status::{EnvironmentStatus, STATUS_SCAN, status};
 use crate::audit::{AuditLog, LOCK_WAIT};
 use crate::images::Images;
@@ -43,22 +45,8 @@ pub const DECISION_PREDICATE: &str = "https://cairn.invalid/attestation/gate-dec
 pub const POLICY_DIR: &str = "policy";
 const MAX_POLICY_FILES: usize = 64;
 
-/// What the actor asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Intent {
-    Promote,
-    Rollback,
-}
-
-impl Intent {
-    /// `promote` or `rollback`, as the gate input and the signed decision say it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Intent::Promote => "promote",
-            Intent::Rollback => "rollback",
-        }
-    }
-}
+/// What the actor asks for: `promote` or `rollback` (the gate input's type).
+pub use cairn_policy::Intent;
 
 /// One promotion or rollback.
 #[derive(Debug, Clone)]
@@ -79,7 +67,7 @@ pub struct Request {
 pub struct Outcome {
     pub decision: Decision,
     /// The gate's input, as decided (for `cairn policy eval` and explanations).
-    pub input: Value,
+    pub input: GateInput,
     /// The signed decision's evidence id and its log entry.
     pub decision_evidence: i64,
     pub decision_log_index: u64,
@@ -211,16 +199,17 @@ impl Promoter<'_> {
 
     /// The gate's input and decision for `req`, without recording or deploying
     /// anything (`cairn policy eval`). Needs only the `view` permission.
-    pub fn evaluate(&self, req: &Request) -> Result<(Value, Decision), EngineError> {
+    pub fn evaluate(&self, req: &Request) -> Result<(GateInput, Decision), EngineError> {
         let scope = Scope {
             workload: Some(req.workload.clone()),
             environment: Some(req.environment.clone()),
         };
         crate::access::authorize(self.store, &req.actor, Action::View, &scope)?;
         let (_, _, digest, record, position) = self.resolve(req)?;
-        let (trust, _) = Trust::load(self.data)?;
+        // Read only: no key, log key or log entry is created for an evaluation.
+        let trust = Trust::read_only(self.data)?;
         let input = self.gate_input(req, &record, &digest, position, &trust)?;
-        let decision = self.gate()?.decide_or_deny(&input);
+        let decision = self.gate()?.decide_input_or_deny(&input);
         Ok((input, decision))
     }
 
@@ -271,7 +260,7 @@ impl Promoter<'_> {
         let input = self.gate_input(req, &record, &digest, position, &trust)?;
         let gate = self.gate()?;
         self.record_policy_change(&gate, &req.actor)?;
-        let decision = gate.decide_or_deny(&input);
+        let decision = gate.decide_input_or_deny(&input);
         // The decision is evidence, in the log, whatever it says.
         let signed = self.sign_decision(&key, req, &digest, &input, &decision)?;
 
@@ -326,7 +315,7 @@ impl Promoter<'_> {
                     previous_token.as_deref(),
                     previous_restored,
                 )?;
-                return Err(e);
+                return Err(*e);
             }
         };
         // The outcome: deployed, and what ran before is superseded.
@@ -336,7 +325,15 @@ impl Promoter<'_> {
 
         // The VSA: one signature check for an admission controller.
         let vsa_evidence = self.issue_vsa(&key, req, &digest, &input, &decision)?;
-        let change = change::deployed(req, &deployment, &signed, &input, vsa_evidence);
+        let approver_roles = crate::policy_params::gate_params(self.org).approver_roles;
+        let change = change::deployed(
+            req,
+            &deployment,
+            &signed,
+            &input,
+            &approver_roles,
+            vsa_evidence,
+        );
         let (change_id, change_delivery) = self.keep_change(&change)?;
         Ok(Outcome {
             decision,

@@ -2,7 +2,7 @@
 //! environment, the deployment that reached it last, whether it runs, and a
 //! newer attempt that did not.
 
-use cairn_model::{DeploymentRecord, DeploymentStatus};
+use cairn_model::{ChangeKind, DeploymentKind, DeploymentRecord, DeploymentStatus, TargetKind};
 use cairn_store::Store;
 use serde_json::Value;
 
@@ -49,8 +49,8 @@ pub fn status(data: &DataDir, store: &dyn Store) -> Result<Vec<EnvironmentStatus
         });
         let deployment = current.unwrap_or(newest).clone();
         let running = deployment.status == DeploymentStatus::Deployed
-            && match deployment.target.as_str() {
-                "local" => {
+            && match TargetKind::parse(&deployment.target) {
+                Some(TargetKind::Local) => {
                     deploy_local::current(data, &deployment.workload, &deployment.environment)?
                         .is_some_and(|l| {
                             let same = match &deployment.token {
@@ -65,23 +65,24 @@ pub fn status(data: &DataDir, store: &dyn Store) -> Result<Vec<EnvironmentStatus
         let last_attempt = (newest.token != deployment.token || current.is_none())
             .then(|| newest.clone())
             .filter(|n| n != &deployment);
-        let overridden = if deployment.kind == "override" {
-            let reason = store
-                .changes(Some(&deployment.workload), STATUS_SCAN)?
-                .into_iter()
-                .find(|(_, c)| {
-                    c.kind == "override"
-                        && c.environment == deployment.environment
-                        && c.log_index == deployment.log_index
-                })
-                .and_then(|(_, c)| {
-                    let record: Value = serde_json::from_str(&c.json).ok()?;
-                    record["decision"]["overridden"].as_str().map(str::to_owned)
-                });
-            Some(reason.unwrap_or_else(|| "(reason not found)".to_owned()))
-        } else {
-            None
-        };
+        let overridden =
+            if DeploymentKind::parse(&deployment.kind) == Some(DeploymentKind::Override) {
+                let reason = store
+                    .changes(Some(&deployment.workload), STATUS_SCAN)?
+                    .into_iter()
+                    .find(|(_, c)| {
+                        ChangeKind::parse(&c.kind) == Some(ChangeKind::Override)
+                            && c.environment == deployment.environment
+                            && c.log_index == deployment.log_index
+                    })
+                    .and_then(|(_, c)| {
+                        let record: Value = serde_json::from_str(&c.json).ok()?;
+                        record["decision"]["overridden"].as_str().map(str::to_owned)
+                    });
+                Some(reason.unwrap_or_else(|| "(reason not found)".to_owned()))
+            } else {
+                None
+            };
         rows.push(EnvironmentStatus {
             deployment,
             running,

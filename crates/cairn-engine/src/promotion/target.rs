@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use cairn_model::config::DeployTarget;
-use cairn_model::{ChangeRecord, DeploymentRecord, DeploymentStatus};
+use cairn_model::{
+    ChangeKind, ChangeRecord, DeploymentKind, DeploymentRecord, DeploymentStatus, TargetKind,
+};
 use serde_json::json;
 
 use super::decision::SignedDecision;
@@ -30,7 +32,7 @@ impl Promoter<'_> {
         req: &Request,
         target: &DeployTarget,
         current: Option<&DeploymentRecord>,
-        kind: &str,
+        kind: DeploymentKind,
         digest: &str,
         log_index: u64,
     ) -> Result<Planned, EngineError> {
@@ -43,22 +45,22 @@ impl Promoter<'_> {
                     .map(|d| d.port)
                     .or_else(|| {
                         current
-                            .filter(|c| c.target == "local")
+                            .filter(|c| TargetKind::parse(&c.target) == Some(TargetKind::Local))
                             .and_then(|c| deploy_local::port_of(&c.detail))
                     })
                     .map_or_else(free_port, Ok)?;
-                ("local", deploy_local::url_of(port), port)
+                (target.kind(), deploy_local::url_of(port), port)
             }
-            DeployTarget::Gitops { repo, .. } => ("gitops", format!("a commit to {repo}"), 0),
+            DeployTarget::Gitops { repo, .. } => (target.kind(), format!("a commit to {repo}"), 0),
         };
         let deployment = DeploymentRecord {
             workload: req.workload.clone(),
             environment: req.environment.clone(),
             digest: digest.to_owned(),
             previous_digest: current.map(|c| c.digest.clone()),
-            kind: kind.to_owned(),
+            kind: kind.as_str().to_owned(),
             actor: req.actor.name.clone(),
-            target: target_name.to_owned(),
+            target: target_name.as_str().to_owned(),
             detail: planned_detail,
             log_index,
             deployed_at_ms: now_ms(),
@@ -83,7 +85,7 @@ impl Promoter<'_> {
         planned: &Planned,
         previous_token: Option<&str>,
         log_index: u64,
-    ) -> Result<String, (EngineError, Option<bool>)> {
+    ) -> Result<String, (Box<EngineError>, Option<bool>)> {
         let digest = &planned.deployment.digest;
         let token = planned.deployment.token.clone().unwrap_or_default();
         let port = planned.port;
@@ -99,7 +101,7 @@ impl Promoter<'_> {
                 previous_token,
             )
             .map(|d| d.url())
-            .map_err(|f| (*f.error, f.previous_restored)),
+            .map_err(|f| (f.error, f.previous_restored)),
             DeployTarget::Gitops {
                 repo,
                 dir,
@@ -139,7 +141,7 @@ impl Promoter<'_> {
                     },
                 })
                 .map(|c| format!("commit {}", c.commit))
-                .map_err(|e| (e, None))
+                .map_err(|e| (Box::new(e), None))
             }
         }
     }
@@ -174,7 +176,7 @@ impl Promoter<'_> {
             )?;
         }
         let change = ChangeRecord {
-            kind: "deploy-failed".into(),
+            kind: ChangeKind::DeployFailed.as_str().into(),
             workload: req.workload.clone(),
             environment: req.environment.clone(),
             actor: req.actor.name.clone(),
@@ -182,7 +184,8 @@ impl Promoter<'_> {
             to_digest: deployment.digest.clone(),
             log_index: deployment.log_index,
             at_ms: now_ms(),
-            json: json!({ "decision": signed.json, "outcome": why, "token": token }).to_string(),
+            json: json!({ "decision": signed.decision, "outcome": why, "token": token })
+                .to_string(),
         };
         self.keep_change(&change)?;
         Ok(())

@@ -4,8 +4,7 @@
 
 use cairn_evidence::vsa::{InputAttestation, VerificationResult, VsaFacts};
 use cairn_evidence::{Sha256Digest, SigningKey, Statement};
-use cairn_policy::Decision;
-use serde_json::Value;
+use cairn_policy::{Decision, GateInput};
 
 use super::{DECISION_PREDICATE, Promoter, Request, VERIFIER_ID};
 use crate::EngineError;
@@ -19,7 +18,7 @@ impl Promoter<'_> {
         key: &SigningKey,
         req: &Request,
         digest: &str,
-        input: &Value,
+        input: &GateInput,
         decision: &Decision,
     ) -> Result<i64, EngineError> {
         let inputs: Vec<InputAttestation> = self
@@ -29,11 +28,11 @@ impl Promoter<'_> {
             .filter(|e| e.predicate_type != DECISION_PREDICATE)
             // Only what verified: a bundle the gate named as failed is not an input.
             .filter(|e| {
-                !input["verification"]["failures"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|f| f["evidence"].as_i64() == Some(e.id))
+                !input
+                    .verification
+                    .failures
+                    .iter()
+                    .any(|f| f.evidence == Some(e.id))
             })
             .map(|e| InputAttestation {
                 uri: Some(format!("cairn:evidence/{}", e.id)),

@@ -7,6 +7,7 @@
 //! `synchronous = FULL` makes every acknowledged commit survive power loss.
 
 mod images;
+mod last_change;
 mod people;
 mod schema;
 mod server;
@@ -1976,6 +1977,12 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(i64, ChangeRecord)>, StoreError> {
         self.read("listing change records", |tx| {
             people::changes(tx, workload, sql_limit(limit))
+        })
+    }
+
+    fn last_change_of_kind(&self, kind: &str) -> Result<Option<(i64, ChangeRecord)>, StoreError> {
+        self.read("reading the last change record of a kind", |tx| {
+            last_change::last_change_of_kind(tx, kind)
         })
     }
 

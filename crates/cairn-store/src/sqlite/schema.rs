@@ -346,6 +346,11 @@ CREATE UNIQUE INDEX deployments_by_token ON deployments (token);
 ALTER TABLE bases ADD COLUMN recipe TEXT;
 ALTER TABLE bases ADD COLUMN package_list TEXT NOT NULL DEFAULT '';
 "#,
+    // Version 12: change records by kind, so the last one of a kind (the last
+    // policy change) is one indexed row, however many changes came after it.
+    r#"
+CREATE INDEX changes_by_kind ON changes (kind, id);
+"#,
 ];
 
 /// The schema version this code writes.
