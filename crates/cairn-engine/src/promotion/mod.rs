@@ -15,6 +15,7 @@
 
 mod change;
 mod decision;
+mod findings;
 mod gate_input;
 mod status;
 mod target;
