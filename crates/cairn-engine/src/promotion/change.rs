@@ -238,6 +238,15 @@ fn approvals<'a>(input: &'a GateInput, approver_roles: &[String]) -> Vec<Approva
         .collect()
 }
 
+/// [`approvals`] as the record keeps them (for tests).
+#[cfg(test)]
+pub(super) fn approvals_json(input: &GateInput, approver_roles: &[String]) -> Vec<Value> {
+    approvals(input, approver_roles)
+        .iter()
+        .map(|a| serde_json::to_value(a).unwrap_or_default())
+        .collect()
+}
+
 /// The change record of a deployment that reached its target.
 pub(super) fn deployed(
     req: &Request,

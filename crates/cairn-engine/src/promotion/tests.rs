@@ -177,3 +177,54 @@ fn the_last_policy_change_is_found_past_ten_thousand_newer_changes() {
     println!("policy-change records after 10 001 newer changes: {policy_changes}");
     assert_eq!(policy_changes, 1);
 }
+
+/// The record's `counted` marks agree with the default policy's review rule:
+/// for each single review, the gate denies `review` exactly when the mark says
+/// not counted, and names the same reason.
+#[test]
+fn a_records_approval_marks_agree_with_the_review_rule() {
+    use cairn_policy::{Author, DefaultParams, Gate, Verdict};
+    let gate = Gate::default_set(&DefaultParams::new(crate::runner::BUILDER_ID)).unwrap();
+    let roles = crate::policy_params::gate_params(&OrgConfig::default()).approver_roles;
+    let base = cairn_policy::realistic_input(crate::runner::BUILDER_ID);
+    let commit = base.artifact.commit.clone();
+    type Case = (&'static str, fn(&mut cairn_policy::GateInput));
+    let cases: [Case; 5] = [
+        ("a maintainer who is not the author", |_| {}),
+        ("the author's own", |i| {
+            i.reviews[0].reviewer = "alice".into()
+        }),
+        ("another commit's", |i| i.reviews[0].commit = "f".repeat(40)),
+        ("by one who ran the run", |i| {
+            i.authors.push(Author {
+                identity: "bob".into(),
+                why: "bob ran run 42, which produced this artifact".into(),
+            })
+        }),
+        ("by a developer", |i| {
+            i.reviews[0].reviewer_roles = vec!["developer".into()]
+        }),
+    ];
+    for (name, change) in cases {
+        let mut input = base.clone();
+        change(&mut input);
+        assert_eq!(input.reviews[0].verdict, Verdict::Approve);
+        let marks = super::change::approvals_json(&input, &roles);
+        let mark = &marks[0];
+        let decision = gate.decide(&input).unwrap();
+        let review_denial = decision.reasons.iter().find(|d| d.rule == "review");
+        println!("{name}: {mark} / gate: {review_denial:?}");
+        match mark["not_counted"].as_str() {
+            None => {
+                assert_eq!(mark["counted"], true, "{name}");
+                assert!(review_denial.is_none(), "{name}: {review_denial:?}");
+            }
+            Some(why) => {
+                assert_eq!(mark["counted"], false, "{name}");
+                let denial = review_denial.unwrap_or_else(|| panic!("{name}: no denial"));
+                assert!(denial.message.contains(why), "{name}: {why} / {denial:?}");
+            }
+        }
+        assert_eq!(mark["commit"], input.reviews[0].commit, "{name}: {commit}");
+    }
+}
