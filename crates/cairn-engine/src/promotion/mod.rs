@@ -151,10 +151,12 @@ impl Promoter<'_> {
         Ok(Gate::load_with(&refs, &data, Limits::default())?)
     }
 
-    /// The image, its digest and record, and the environment's position, checked.
+    /// The image (in `images`), its digest and record, and the environment's
+    /// position, checked.
     fn resolve(
         &self,
         req: &Request,
+        images: Images,
     ) -> Result<
         (
             Images,
@@ -174,7 +176,6 @@ impl Promoter<'_> {
                 ),
             }
         })?;
-        let images = Images::open(self.data)?;
         let image = images.find(&req.image)?;
         let digest = image.manifest_digest.to_string();
         let record = self
@@ -206,7 +207,13 @@ impl Promoter<'_> {
             environment: Some(req.environment.clone()),
         };
         crate::access::authorize(self.store, &req.actor, Action::View, &scope)?;
-        let (_, _, digest, record, position) = self.resolve(req)?;
+        // Read only: an evaluation creates nothing, not even an empty layout.
+        let images =
+            Images::open_existing(self.data)?.ok_or_else(|| EngineError::ImageNotFound {
+                reference: req.image.clone(),
+                why: "this data directory has no images yet".into(),
+            })?;
+        let (_, _, digest, record, position) = self.resolve(req, images)?;
         // Read only: no key, log key or log entry is created for an evaluation.
         let trust = Trust::read_only(self.data)?;
         let input = self.gate_input(req, &record, &digest, position, &trust)?;
@@ -240,7 +247,8 @@ impl Promoter<'_> {
         // process reconciles; what runs is reconciled with the records first.
         let _lock = crate::deploy::reconcile::DeployLock::acquire(self.data, LOCK_WAIT)?;
         self.reconcile_locked()?;
-        let (images, image, digest, record, position) = self.resolve(req)?;
+        let (images, image, digest, record, position) =
+            self.resolve(req, Images::open(self.data)?)?;
         let current = self
             .store
             .current_deployment(&req.workload, &req.environment)?;

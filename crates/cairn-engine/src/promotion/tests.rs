@@ -79,6 +79,29 @@ fn log_entries(data: &DataDir) -> u64 {
 }
 
 #[test]
+fn evaluate_on_an_empty_data_dir_creates_nothing() {
+    let (tmp, _, store, digest) = fresh();
+    let data = DataDir::at(tmp.path().join("empty"));
+    let org = OrgConfig::default();
+    let err = promoter(&data, &store, &org)
+        .evaluate(&Request {
+            workload: "hello".into(),
+            image: digest,
+            environment: "staging".into(),
+            actor: vera(),
+            intent: Intent::Promote,
+            override_reason: None,
+        })
+        .unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("no images yet"), "{err}");
+    assert!(
+        !data.root().exists(),
+        "an evaluation created the data directory"
+    );
+}
+
+#[test]
 fn evaluate_on_a_fresh_data_dir_creates_no_key_and_appends_nothing() {
     let (_tmp, data, store, digest) = fresh();
     let org = OrgConfig::default();
