@@ -50,19 +50,19 @@ fn promotion_decision(sbom: &Value, org_toml: &str) -> cairn_policy::Decision {
     let org = cairn_model::config::parse_org("org.toml", org_toml).unwrap();
     let params = cairn_engine::policy_params::gate_params(&org);
     let gate = cairn_policy::Gate::default_set(&params).unwrap();
-    let mut input =
-        serde_json::to_value(cairn_policy::realistic_input(cairn_engine::run::BUILDER_ID)).unwrap();
-    let licences: Vec<Value> = cairn_engine::policy_params::sbom_licence_entries(sbom)
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let mut input = cairn_policy::realistic_input(cairn_engine::run::BUILDER_ID);
+    let licences: Vec<cairn_policy::Licence> =
+        cairn_engine::policy_params::sbom_licence_entries(sbom)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
     assert!(
         licences.len() >= 80,
         "a minbase's packages: {}",
         licences.len()
     );
-    input["findings"]["licences"] = Value::Array(licences);
-    gate.decide_value(&input).unwrap()
+    input.findings.licences = licences;
+    gate.decide(&input).unwrap()
 }
 
 #[test]

@@ -222,6 +222,47 @@ fn run_to_staging_to_production_with_a_second_identitys_approval() {
     for c in audit.as_array().unwrap() {
         assert_eq!(c["proof"]["verified"], true, "{c}");
     }
+    // The policies in force are the system's change, not the promoter's: rita
+    // only made cairn look at them first.
+    let policy = &audit[4];
+    assert_eq!(policy["actor"], "cairn-policy", "{policy}");
+    assert_eq!(
+        policy["record"]["noticed_for"], "rita@example.org",
+        "{policy}"
+    );
+    // The production record keeps both reviews, the author's marked as not
+    // counted, with the reason; bob's counted.
+    let approvals = audit[0]["record"]["approvals"].as_array().unwrap();
+    let marks: Vec<(&str, bool, Option<&str>)> = approvals
+        .iter()
+        .map(|a| {
+            (
+                a["reviewer"].as_str().unwrap(),
+                a["counted"].as_bool().unwrap(),
+                a["not_counted"].as_str(),
+            )
+        })
+        .collect();
+    assert!(
+        marks.contains(&(
+            "author@example.invalid",
+            false,
+            Some("author@example.invalid approved their own commit")
+        )),
+        "{marks:?}"
+    );
+    assert!(
+        marks.contains(&("bob@example.org", true, None)),
+        "{marks:?}"
+    );
+    let text = as_(f, &t.rita, &["audit"]);
+    println!("{}", text.stdout);
+    assert!(
+        text.stdout.contains(
+            "review: author@example.invalid approve (not counted: author@example.invalid approved their own commit)"
+        ),
+        "{text:?}"
+    );
 
     // A new commit that skips staging is denied, even approved.
     f.write("README", "a new commit\n").commit("second");

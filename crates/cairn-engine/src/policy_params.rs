@@ -6,8 +6,11 @@
 //! SBOM's licences the same way.
 
 use cairn_model::config::OrgConfig;
-use cairn_policy::{DefaultParams, Severity};
-use serde_json::{Value, json};
+use cairn_policy::{
+    Actor, Artifact, DefaultParams, Environment, Findings, GateInput, Intent, Licence, Severity,
+    Verification, Vulnerability,
+};
+use serde_json::Value;
 
 use crate::run::BUILDER_ID;
 
@@ -53,17 +56,17 @@ pub fn gate_params(org: &OrgConfig) -> DefaultParams {
 /// One component's entry of the gate input's `findings.licences`: its purl,
 /// its SPDX expression (as the signed SBOM states it) and the expression's
 /// choices (`cairn_sbom::licence_choices`), so the policy need not parse SPDX.
-pub fn licence_entry(purl: &str, expression: Option<&str>) -> Value {
-    let choices = expression.and_then(cairn_sbom::licence_choices);
-    match choices {
-        Some(c) => json!({ "component": purl, "expression": expression, "choices": c }),
-        None => json!({ "component": purl, "expression": expression }),
+pub fn licence_entry(purl: &str, expression: Option<&str>) -> Licence {
+    Licence {
+        component: purl.to_owned(),
+        expression: expression.map(str::to_owned),
+        choices: expression.and_then(cairn_sbom::licence_choices),
     }
 }
 
 /// `findings.licences` entries of a CycloneDX document's components, keyed
 /// by purl (the first entry of a purl counts).
-pub fn sbom_licence_entries(bom: &Value) -> Vec<(String, Value)> {
+pub fn sbom_licence_entries(bom: &Value) -> Vec<(String, Licence)> {
     let Some(components) = bom["components"].as_array() else {
         return Vec::new();
     };
@@ -89,6 +92,7 @@ pub fn sbom_licence_entries(bom: &Value) -> Vec<(String, Value)> {
 pub fn catalog_denials(
     store: &dyn cairn_store::Store,
     org: &OrgConfig,
+    candidate: (&str, &str),
     sbom: &Value,
 ) -> Vec<String> {
     let mut params = gate_params(org);
@@ -101,16 +105,17 @@ pub fn catalog_denials(
         };
         params.severity_threshold.insert(CATALOG.to_owned(), s);
     }
-    let vulnerabilities: Vec<Value> = if org.base_max_severity.is_some() {
+    let vulnerabilities: Vec<Vulnerability> = if org.base_max_severity.is_some() {
         match crate::current::rematch_signed_sbom(store, sbom) {
             Ok(found) => found
-                .iter()
-                .map(|f| {
-                    json!({
-                        "id": f.id, "package": f.package, "severity": f.severity,
-                        "fix_available": f.fix_available, "suppressed": false,
-                        "urgency": f.urgency,
-                    })
+                .into_iter()
+                .map(|f| Vulnerability {
+                    severity: Severity::parse(&f.severity),
+                    id: f.id,
+                    package: f.package,
+                    fix_available: f.fix_available,
+                    suppressed: false,
+                    urgency: f.urgency,
                 })
                 .collect(),
             Err(why) => return vec![format!("rule vulnerabilities: {why}")],
@@ -118,18 +123,11 @@ pub fn catalog_denials(
     } else {
         Vec::new()
     };
-    let licences: Vec<Value> = sbom_licence_entries(sbom)
+    let licences: Vec<Licence> = sbom_licence_entries(sbom)
         .into_iter()
         .map(|(_, v)| v)
         .collect();
-    let input = json!({
-        "environment": { "name": CATALOG, "position": 0, "previous": null },
-        "findings": {
-            "scanned": true,
-            "vulnerabilities": vulnerabilities,
-            "licences": licences,
-        },
-    });
+    let input = catalog_input(candidate, vulnerabilities, licences);
     let decision = params
         .to_data()
         .and_then(|data| {
@@ -139,7 +137,7 @@ pub fn catalog_denials(
                 cairn_policy::Limits::default(),
             )
         })
-        .map(|gate| gate.decide_or_deny(&input));
+        .map(|gate| gate.decide_input_or_deny(&input));
     match decision {
         Err(e) => vec![format!(
             "rule gate: the catalog's policy could not be loaded: {e}"
@@ -159,6 +157,53 @@ pub fn catalog_denials(
 
 /// The environment name the catalog's gate decides as.
 pub const CATALOG: &str = "catalog";
+
+/// The catalog's gate input for a candidate base `(name, digest)`: the
+/// environment `catalog` and the findings of its signed SBOM. A base has no
+/// workload, commit, evidence chain, reviews or actor of its own; those are
+/// empty, and only the `licences` and `vulnerabilities` rules (and the gate's
+/// own failures) are read from the decision.
+fn catalog_input(
+    (_name, digest): (&str, &str),
+    vulnerabilities: Vec<Vulnerability>,
+    licences: Vec<Licence>,
+) -> GateInput {
+    GateInput {
+        artifact: Artifact {
+            digest: digest.to_owned(),
+            workload: String::new(),
+            commit: String::new(),
+            // It is the base.
+            base_image: None,
+            image_references: Vec::new(),
+            change: Vec::new(),
+        },
+        evidence: Vec::new(),
+        reviews: Vec::new(),
+        environment: Environment {
+            name: CATALOG.to_owned(),
+            position: 0,
+            previous: None,
+            ran_before: false,
+            require_signed_commits: false,
+        },
+        findings: Findings {
+            scanned: true,
+            vulnerabilities,
+            licences,
+            advisory_db: None,
+        },
+        actor: Actor {
+            identity: String::new(),
+            kind: String::new(),
+            roles: Vec::new(),
+        },
+        override_: None,
+        verification: Verification::default(),
+        authors: Vec::new(),
+        intent: Intent::Promote,
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1292,7 +1292,7 @@ impl Running<'_, '_> {
             }),
         )?;
         let change = ChangeRecord {
-            kind: "remediation".to_owned(),
+            kind: cairn_model::ChangeKind::Remediation.as_str().to_owned(),
             workload: plan.workload.clone(),
             environment: plan.environment.clone(),
             actor,

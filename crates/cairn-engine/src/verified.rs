@@ -21,10 +21,11 @@ use crate::audit::{AuditLog, LOCK_WAIT};
 use crate::keys::KeyStore;
 use crate::{DataDir, EngineError};
 
-/// cairn's public keys (current and retired), and the log's verifier.
+/// cairn's public keys (current and retired), and the log's verifier (`None`
+/// before the log has a key: then nothing verifies).
 pub(crate) struct Trust {
     keys: Vec<VerifyingKey>,
-    log: cairn_tlog::note::Verifier,
+    log: Option<cairn_tlog::note::Verifier>,
 }
 
 impl Trust {
@@ -37,10 +38,28 @@ impl Trust {
         Ok((
             Trust {
                 keys,
-                log: audit.verifier().clone(),
+                log: Some(audit.verifier().clone()),
             },
             key,
         ))
+    }
+
+    /// The keys and the log's verifier as they are on disk, creating nothing
+    /// (no signing key, no log key, no log directory, no `trusted_root.json`):
+    /// for readers that promise to record nothing (`cairn policy eval`).
+    /// Without a signing key or a log key nothing verifies.
+    pub(crate) fn read_only(data: &DataDir) -> Result<Trust, EngineError> {
+        let store = KeyStore::new(data);
+        let mut keys: Vec<VerifyingKey> = store
+            .load()?
+            .map(|k| k.verifying_key().clone())
+            .into_iter()
+            .collect();
+        keys.extend(store.retired()?.into_iter().map(|r| r.key));
+        let log = cairn_tlog_fs::load_signer(&crate::audit::key_path(data), crate::audit::ORIGIN)
+            .map_err(EngineError::AuditKey)?
+            .map(|signer| signer.verifier());
+        Ok(Trust { keys, log })
     }
 
     /// The statement a bundle carries and the id of the key that signed it,
@@ -48,9 +67,12 @@ impl Trust {
     /// otherwise why not.
     pub(crate) fn statement(&self, bundle: &[u8]) -> Result<(Value, String), String> {
         let bundle = Bundle::from_json(bundle).map_err(|e| format!("it is not a bundle: {e}"))?;
+        let Some(log) = &self.log else {
+            return Err("the audit log has no key yet, so no log entry can verify".to_owned());
+        };
         let mut last = None;
         for key in &self.keys {
-            match bundle.verify_with_log(key, &self.log) {
+            match bundle.verify_with_log(key, log) {
                 Ok(payload) => {
                     let statement: Value = serde_json::from_slice(payload)
                         .map_err(|e| format!("its statement is not JSON: {e}"))?;
@@ -111,8 +133,13 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    pub(crate) fn to_json(&self) -> Value {
-        serde_json::json!({ "evidence": self.evidence, "what": self.what, "reason": self.reason })
+    /// As the gate input names it (`verification.failures`).
+    pub(crate) fn to_input(&self) -> cairn_policy::VerificationFailure {
+        cairn_policy::VerificationFailure {
+            evidence: self.evidence,
+            what: self.what.clone(),
+            reason: self.reason.clone(),
+        }
     }
 }
 

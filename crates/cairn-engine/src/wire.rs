@@ -154,7 +154,7 @@ pub fn outcome_json(o: &crate::promotion::Outcome) -> Value {
         "overridden": o.decision.overridden,
         "policy_digest": o.decision.policy_digest,
         "input_digest": o.decision.input_digest,
-        "advisory_db": o.input["findings"]["advisory_db"],
+        "advisory_db": o.input.findings.advisory_db,
         "decision_evidence": o.decision_evidence,
         "change": o.change_id,
         "log_index": o.change.log_index,

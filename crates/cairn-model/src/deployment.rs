@@ -12,11 +12,11 @@ pub struct DeploymentRecord {
     pub digest: String,
     /// What ran there before (none for the first deployment).
     pub previous_digest: Option<String>,
-    /// `deploy`, `rollback` or `override`.
+    /// A [`DeploymentKind`]'s name: `deploy`, `rollback` or `override`.
     pub kind: String,
     /// Who: an identity's name.
     pub actor: String,
-    /// The deploy target: `local` or `gitops`.
+    /// The deploy target: a [`TargetKind`]'s name, `local` or `gitops`.
     pub target: String,
     /// Where it is: a URL (`local`) or a commit (`gitops`).
     pub detail: String,
@@ -86,11 +86,127 @@ impl DeploymentStatus {
     }
 }
 
+/// What a change record records (`ChangeRecord::kind`): one name per kind,
+/// matched through this type, never as a string. Documented in
+/// ARCHITECTURE.md ("Change kinds").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// A promotion the gate allowed reached its environment.
+    Deploy,
+    /// A rollback the gate allowed reached its environment.
+    Rollback,
+    /// A break-glass deployment past a denial.
+    Override,
+    /// The gate said no; nothing was deployed.
+    Denied,
+    /// The gate allowed it, the change is in the log, and the target failed.
+    DeployFailed,
+    /// The gate's policies changed (attributed to the system).
+    PolicyChange,
+    /// Reconciliation resolved what runs against what was recorded.
+    Reconciled,
+    /// A step of a remediation by cairn.
+    Remediation,
+    /// A deployment was stopped (`cairn undeploy`).
+    Undeploy,
+}
+
+impl ChangeKind {
+    pub const ALL: [ChangeKind; 9] = [
+        ChangeKind::Deploy,
+        ChangeKind::Rollback,
+        ChangeKind::Override,
+        ChangeKind::Denied,
+        ChangeKind::DeployFailed,
+        ChangeKind::PolicyChange,
+        ChangeKind::Reconciled,
+        ChangeKind::Remediation,
+        ChangeKind::Undeploy,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Deploy => "deploy",
+            ChangeKind::Rollback => "rollback",
+            ChangeKind::Override => "override",
+            ChangeKind::Denied => "denied",
+            ChangeKind::DeployFailed => "deploy-failed",
+            ChangeKind::PolicyChange => "policy-change",
+            ChangeKind::Reconciled => "reconciled",
+            ChangeKind::Remediation => "remediation",
+            ChangeKind::Undeploy => "undeploy",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ChangeKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// How a deployment reached its environment (`DeploymentRecord::kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeploymentKind {
+    Deploy,
+    Rollback,
+    /// Past a denial, by a break-glass override.
+    Override,
+}
+
+impl DeploymentKind {
+    pub const ALL: [DeploymentKind; 3] = [
+        DeploymentKind::Deploy,
+        DeploymentKind::Rollback,
+        DeploymentKind::Override,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        self.change_kind().as_str()
+    }
+
+    pub fn parse(text: &str) -> Option<DeploymentKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// The change record kind of a deployment of this kind.
+    pub const fn change_kind(self) -> ChangeKind {
+        match self {
+            DeploymentKind::Deploy => ChangeKind::Deploy,
+            DeploymentKind::Rollback => ChangeKind::Rollback,
+            DeploymentKind::Override => ChangeKind::Override,
+        }
+    }
+}
+
+/// A deploy target's kind (`DeploymentRecord::target`; org.toml's
+/// `target = "…"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetKind {
+    /// The image's rootfs run in the sandbox on a host loopback port.
+    Local,
+    /// A digest-pinned manifest committed to a GitOps repository.
+    Gitops,
+}
+
+impl TargetKind {
+    pub const ALL: [TargetKind; 2] = [TargetKind::Local, TargetKind::Gitops];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Local => "local",
+            TargetKind::Gitops => "gitops",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TargetKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
 /// A change record: every production change (and every environment change), with
 /// who, what, from → to, approvals, the gate's decision and the log entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeRecord {
-    /// `deploy`, `rollback`, `override`, `policy-change`, `denied`.
+    /// A [`ChangeKind`]'s name.
     pub kind: String,
     pub workload: String,
     pub environment: String,
@@ -165,4 +281,28 @@ pub struct RoleBinding {
     pub role: String,
     pub workload: Option<String>,
     pub environment: Option<String>,
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_reads_back_from_its_name_and_nothing_else_does() {
+        for k in ChangeKind::ALL {
+            assert_eq!(ChangeKind::parse(k.as_str()), Some(k));
+        }
+        for k in DeploymentKind::ALL {
+            assert_eq!(DeploymentKind::parse(k.as_str()), Some(k));
+            assert_eq!(ChangeKind::parse(k.as_str()), Some(k.change_kind()));
+        }
+        for k in TargetKind::ALL {
+            assert_eq!(TargetKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(ChangeKind::parse("deploy_failed"), None);
+        assert_eq!(ChangeKind::parse("Deploy"), None);
+        assert_eq!(TargetKind::parse(""), None);
+        assert_eq!(ChangeKind::DeployFailed.as_str(), "deploy-failed");
+        assert_eq!(ChangeKind::Undeploy.as_str(), "undeploy");
+    }
 }

@@ -15,8 +15,8 @@ pub mod test_results;
 pub mod time;
 
 pub use deployment::{
-    ChangeRecord, DeploymentRecord, DeploymentStatus, IdentityKind, IdentityRecord, RoleBinding,
-    SessionRecord,
+    ChangeKind, ChangeRecord, DeploymentKind, DeploymentRecord, DeploymentStatus, IdentityKind,
+    IdentityRecord, RoleBinding, SessionRecord, TargetKind,
 };
 pub use error_kind::ErrorKind;
 pub use image::{BaseRecipe, BaseRecord, DebianRecipe, ImageRecord, RecipeError};

@@ -295,6 +295,24 @@ impl Gate {
         }
     }
 
+    /// [`Gate::decide`] in the fail-closed form of [`Gate::decide_or_deny`]:
+    /// the one way cairn's gates decide about the typed input.
+    pub fn decide_input_or_deny(&self, input: &GateInput) -> Decision {
+        match serde_json::to_value(input) {
+            Ok(value) => self.decide_or_deny(&value),
+            Err(error) => Decision {
+                allow: false,
+                reasons: vec![Denial {
+                    rule: GATE_RULE.to_owned(),
+                    message: format!("the gate input could not be serialised: {error}"),
+                }],
+                overridden: None,
+                policy_digest: self.policy_digest.clone(),
+                input_digest: String::new(),
+            },
+        }
+    }
+
     fn evaluation_error(&self, text: &str) -> PolicyError {
         if text.contains("exceeded time limit") {
             PolicyError::TimeLimit {

@@ -156,6 +156,16 @@ pub enum Intent {
     Rollback,
 }
 
+impl Intent {
+    /// `promote` or `rollback`, as the input and a signed decision say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Intent::Promote => "promote",
+            Intent::Rollback => "rollback",
+        }
+    }
+}
+
 /// The artifact being gated.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -204,12 +214,14 @@ pub struct Evidence {
     pub subject_digest: String,
     /// The chain stage kind the statement signs, if it came from a stage.
     pub stage_kind: Option<String>,
-    /// The run, workload and commit the statement signs, if it says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The run, workload and commit the statement signs, if it says: `null`
+    /// when it does not (the default policy then does not take a test result
+    /// as about the artifact's commit); absent in a hand-written input, it is.
+    #[serde(default)]
     pub run: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub workload: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub commit: Option<String>,
     pub predicate: serde_json::Value,
 }
@@ -329,6 +341,18 @@ impl Severity {
             Severity::High => "high",
             Severity::Critical => "critical",
             Severity::Unknown => "unknown",
+        }
+    }
+
+    /// `low`, `medium`, `high` or `critical`; anything else is `Unknown`
+    /// (treated as critical: fail closed).
+    pub fn parse(name: &str) -> Severity {
+        match name {
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => Severity::Unknown,
         }
     }
 }

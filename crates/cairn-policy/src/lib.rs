@@ -20,7 +20,8 @@
 //! file:line:column), an undefined or malformed `deny`, an evaluation error, an
 //! exhausted budget, an input that is too large or deep: each ends in a denial
 //! with a reason (or an `Err` the caller turns into one, see
-//! [`Gate::decide_or_deny`]).
+//! [`Gate::decide_or_deny`]; cairn's own gates decide the typed input with
+//! [`Gate::decide_input_or_deny`]).
 //!
 //! ```
 //! use cairn_policy::{DefaultParams, Gate, realistic_input};

@@ -754,9 +754,11 @@ fn real_signed_and_verified_evidence_passes_the_gate() {
                 signer: key.verifying_key().key_id().to_string(),
                 subject_digest: format!("sha256:{}", subject["digest"]["sha256"].as_str().unwrap()),
                 stage_kind: Some(kind.into()),
-                run: None,
-                workload: None,
-                commit: None,
+                // What the engine reads from the signed statement; `None`
+                // (serialised as `null`) would not be taken as about the commit.
+                run: Some("42".into()),
+                workload: Some("hello".into()),
+                commit: Some(COMMIT.into()),
                 predicate: statement["predicate"].clone(),
             });
         }

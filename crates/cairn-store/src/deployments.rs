@@ -61,4 +61,6 @@ pub trait DeploymentStore {
         workload: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(i64, ChangeRecord)>, StoreError>;
+    /// The newest change record of `kind` with its id (one indexed row).
+    fn last_change_of_kind(&self, kind: &str) -> Result<Option<(i64, ChangeRecord)>, StoreError>;
 }

@@ -390,6 +390,14 @@ ALTER TABLE bases ADD COLUMN recipe TEXT;
 ALTER TABLE bases ADD COLUMN package_list TEXT NOT NULL DEFAULT '';
 "#,
     },
+    // Version 12: change records by kind, so the last one of a kind (the last
+    // policy change) is one indexed row, however many changes came after it.
+    Migration {
+        version: 12,
+        sqlite: r#"
+CREATE INDEX changes_by_kind ON changes (kind, id);
+"#,
+    },
 ];
 
 /// The schema version this cairn writes (the last entry of the migration list).

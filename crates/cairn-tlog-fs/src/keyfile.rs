@@ -47,9 +47,9 @@ pub fn generate_signer(name: &str) -> Result<Signer, KeyFileError> {
     })
 }
 
-/// Loads the signer from `path`, or creates the file (mode 0600, fsynced)
-/// with a new key named `name` if it does not exist.
-pub fn load_or_create_signer(path: &Path, name: &str) -> Result<Signer, KeyFileError> {
+/// Loads the signer from `path`; `None` when the file does not exist (nothing
+/// is created: for readers that must leave no trace).
+pub fn load_signer(path: &Path, name: &str) -> Result<Option<Signer>, KeyFileError> {
     let io = |source| KeyFileError::Io {
         path: path.to_owned(),
         source,
@@ -75,31 +75,43 @@ pub fn load_or_create_signer(path: &Path, name: &str) -> Result<Signer, KeyFileE
                     found: signer.name().to_owned(),
                 });
             }
-            Ok(signer)
+            Ok(Some(signer))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(io)?;
-                std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))
-                    .map_err(io)?;
-            }
-            let signer = generate_signer(name)?;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(io)?;
-            file.write_all(format!("{}\n", signer.to_secret_key_string()).as_bytes())
-                .map_err(io)?;
-            file.sync_all().map_err(io)?;
-            if let Some(parent) = path.parent() {
-                std::fs::File::open(parent)
-                    .and_then(|d| d.sync_all())
-                    .map_err(io)?;
-            }
-            Ok(signer)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io(e)),
     }
+}
+
+/// Loads the signer from `path`, or creates the file (mode 0600, fsynced)
+/// with a new key named `name` if it does not exist.
+pub fn load_or_create_signer(path: &Path, name: &str) -> Result<Signer, KeyFileError> {
+    let io = |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(signer) = load_signer(path, name)? {
+        return Ok(signer);
+    }
+    // Not there: created (`create_new`, so a file that appeared meanwhile is
+    // an error, never overwritten).
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    }
+    let signer = generate_signer(name)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(format!("{}\n", signer.to_secret_key_string()).as_bytes())
+        .map_err(io)?;
+    file.sync_all().map_err(io)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(signer)
 }

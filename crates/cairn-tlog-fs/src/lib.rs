@@ -24,6 +24,6 @@ mod log;
 mod verify;
 
 pub use appender::{AppendError, Appender};
-pub use keyfile::{KeyFileError, generate_signer, load_or_create_signer};
+pub use keyfile::{KeyFileError, generate_signer, load_or_create_signer, load_signer};
 pub use log::{Log, LogError, MAX_BATCH, ReadError};
 pub use verify::{Problem, VerifyReport, verify, verify_against};

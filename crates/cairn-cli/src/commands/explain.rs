@@ -135,9 +135,12 @@ fn explain_change(
             })?;
             changes.into_iter().find(|(i, _)| *i == id)
         }
-        None => changes
-            .into_iter()
-            .find(|(_, c)| c.kind == "denied" || c.kind == "deploy-failed"),
+        None => changes.into_iter().find(|(_, c)| {
+            matches!(
+                cairn_model::ChangeKind::parse(&c.kind),
+                Some(cairn_model::ChangeKind::Denied | cairn_model::ChangeKind::DeployFailed)
+            )
+        }),
     };
     let Some((id, change)) = found else {
         return Err(Failure::user(anyhow::anyhow!(
@@ -179,6 +182,15 @@ fn explain_change(
     );
     for (rule, message) in &decision.reasons {
         println!("  rule {rule}: {message}");
+    }
+    for a in &decision.approvals {
+        match &a.counted {
+            Ok(()) => println!("review:    {} {} (counted)", a.reviewer, a.verdict),
+            Err(why) => println!(
+                "review:    {} {} (not counted: {why})",
+                a.reviewer, a.verdict
+            ),
+        }
     }
     println!(
         "hint:      `cairn policy eval {} {} --to {}` prints the gate's whole input",

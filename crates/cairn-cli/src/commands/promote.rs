@@ -183,12 +183,12 @@ fn report(cli: &Cli, req: &Request, o: &Outcome) -> Result<ExitCode, Failure> {
         for r in &o.decision.reasons {
             eprintln!("  - [{}] {}", r.rule, r.message);
         }
-        let db = &o.input["findings"]["advisory_db"];
-        if let Some(digest) = db["digest"].as_str() {
+        if let Some(db) = &o.input.findings.advisory_db {
             eprintln!(
-                "advisories matched at decision time: {} records (newest {}), database {digest}",
-                db["count"],
-                db["newest_modified"].as_str().unwrap_or("none")
+                "advisories matched at decision time: {} records (newest {}), database {}",
+                db.count,
+                db.newest_modified.as_deref().unwrap_or("none"),
+                db.digest
             );
         }
         eprintln!(
@@ -390,11 +390,24 @@ pub fn audit(cli: &Cli, args: &AuditArgs) -> Result<ExitCode, Failure> {
             &proof.root[..16.min(proof.root.len())]
         );
         if matches!(
-            c.kind.as_str(),
-            "reconciled" | "deploy-failed" | "remediation"
+            cairn_model::ChangeKind::parse(&c.kind),
+            Some(
+                cairn_model::ChangeKind::Reconciled
+                    | cairn_model::ChangeKind::DeployFailed
+                    | cairn_model::ChangeKind::Remediation
+            )
         ) && let Some(outcome) = cairn_engine::promotion::RecordedDecision::of(c).outcome
         {
             println!("       {outcome}");
+        }
+        for a in cairn_engine::promotion::RecordedDecision::of(c).approvals {
+            match a.counted {
+                Ok(()) => println!("       review: {} {} (counted)", a.reviewer, a.verdict),
+                Err(why) => println!(
+                    "       review: {} {} (not counted: {why})",
+                    a.reviewer, a.verdict
+                ),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -35,7 +35,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cairn_model::config::DeployTarget;
-use cairn_model::{ChangeRecord, DeploymentRecord, DeploymentStatus};
+use cairn_model::{
+    ChangeKind, ChangeRecord, DeploymentKind, DeploymentRecord, DeploymentStatus, TargetKind,
+};
 use cairn_sandbox::FoundDetached;
 use serde_json::{Value, json};
 
@@ -48,7 +50,7 @@ use crate::{DataDir, EngineError};
 /// The actor of reconciliation's change records.
 pub const RECONCILE_ACTOR: &str = "cairn-reconcile";
 /// The change record kind of a resolution.
-pub const RECONCILED: &str = "reconciled";
+pub const RECONCILED: &str = ChangeKind::Reconciled.as_str();
 /// How long an adopted sandbox may take to hold its port.
 const ADOPT_WAIT: Duration = deploy_local::START_TIMEOUT;
 /// The most change records scanned for log indexes already explained.
@@ -246,7 +248,9 @@ impl Promoter<'_> {
         let log_size = self.explain_log_entries(&mut out, &rows)?;
 
         // 2. The detached sandboxes on this host, by token.
-        let local = rows.iter().any(|d| d.target == "local");
+        let local = rows
+            .iter()
+            .any(|d| TargetKind::parse(&d.target) == Some(TargetKind::Local));
         let found: Vec<FoundDetached> = if local {
             cairn_sandbox::find_detached().unwrap_or_default()
         } else {
@@ -295,7 +299,7 @@ impl Promoter<'_> {
                 continue;
             };
             let kind = v["kind"].as_str().unwrap_or_default();
-            if !matches!(kind, "deploy" | "rollback" | "override") || explained.contains(&index) {
+            if DeploymentKind::parse(kind).is_none() || explained.contains(&index) {
                 continue;
             }
             let resolution = match by_index.get(&index) {
@@ -365,14 +369,17 @@ impl Promoter<'_> {
                     DeploymentStatus::Deployed | DeploymentStatus::NotRunning
                 )
             });
-            let (status, reason, detail) = match row.target.as_str() {
-                "local" => {
+            let (status, reason, detail) = match TargetKind::parse(&row.target) {
+                Some(TargetKind::Local) => {
                     self.resolve_local_intent(row, token, later, by_token.get(token).copied())?
                 }
-                "gitops" => self.resolve_gitops_intent(row, later)?,
-                other => (
+                Some(TargetKind::Gitops) => self.resolve_gitops_intent(row, later)?,
+                None => (
                     DeploymentStatus::Failed,
-                    format!("interrupted; cairn cannot check the deploy target `{other}`"),
+                    format!(
+                        "interrupted; cairn cannot check the deploy target `{}`",
+                        row.target
+                    ),
                     None,
                 ),
             };
@@ -422,7 +429,8 @@ impl Promoter<'_> {
             if let Some(t) = &row.token {
                 current_tokens.insert(t.clone());
             }
-            if row.target == "gitops" {
+            let target = TargetKind::parse(&row.target);
+            if target == Some(TargetKind::Gitops) {
                 if let Err(e) = self.check_gitops_current(out, row) {
                     out.unchecked.push(format!(
                         "{} → {}: the GitOps repository could not be read: {e}",
@@ -431,7 +439,7 @@ impl Promoter<'_> {
                 }
                 continue;
             }
-            if row.target != "local" {
+            if target != Some(TargetKind::Local) {
                 continue;
             }
             let recorded = deploy_local::current(self.data, &row.workload, &row.environment)

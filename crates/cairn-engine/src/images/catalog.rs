@@ -258,6 +258,10 @@ pub fn admit(
     reasons.extend(crate::policy_params::catalog_denials(
         store,
         org,
+        (
+            &candidate.name,
+            &candidate.image.manifest_digest.to_string(),
+        ),
         &vetting.sbom,
     ));
     if !reasons.is_empty() {

@@ -50,6 +50,21 @@ impl Images {
         })
     }
 
+    /// `<data>/oci` when it exists, creating nothing (`None`: this data
+    /// directory has no images yet): for readers that promise to record
+    /// nothing (`cairn policy eval`).
+    pub fn open_existing(data: &DataDir) -> Result<Option<Images>, EngineError> {
+        if !data.images().join("oci-layout").exists() {
+            return Ok(None);
+        }
+        Ok(Some(Images {
+            layout: Layout::open(&data.images())?,
+            data: data.clone(),
+            rootfs_cache: data.rootfs_cache(),
+            rootfs_records: data.root().join("rootfs-digests"),
+        }))
+    }
+
     pub fn layout(&self) -> &Layout {
         &self.layout
     }

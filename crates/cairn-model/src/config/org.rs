@@ -177,6 +177,16 @@ pub enum DeployTarget {
     },
 }
 
+impl DeployTarget {
+    /// Its kind, as deployment records name it.
+    pub fn kind(&self) -> crate::TargetKind {
+        match self {
+            DeployTarget::Local => crate::TargetKind::Local,
+            DeployTarget::Gitops { .. } => crate::TargetKind::Gitops,
+        }
+    }
+}
+
 impl OrgConfig {
     /// The deploy target of `environment`.
     pub fn target(&self, environment: &str) -> DeployTarget {
@@ -432,9 +442,9 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
                 "add it to [promotion] path",
             ));
         }
-        let target = match env.target.get_ref().as_str() {
-            "local" => DeployTarget::Local,
-            "gitops" => match (env.repo, env.dir, env.image_repository) {
+        let target = match crate::TargetKind::parse(env.target.get_ref()) {
+            Some(crate::TargetKind::Local) => DeployTarget::Local,
+            Some(crate::TargetKind::Gitops) => match (env.repo, env.dir, env.image_repository) {
                 (Some(repo), Some(dir), Some(image_repository)) => DeployTarget::Gitops {
                     repo,
                     dir,
@@ -448,10 +458,10 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
                     ));
                 }
             },
-            other => {
+            None => {
                 return Err(err(
                     env.target.span(),
-                    format!("unknown deploy target `{other}`"),
+                    format!("unknown deploy target `{}`", env.target.get_ref()),
                     "`local` or `gitops`",
                 ));
             }

@@ -673,7 +673,7 @@ fn environments_body(deployments: &[DeploymentRecord]) -> Markup {
                         td {
                             (d.kind)
                             // Break-glass: visible until a clean promotion replaces it.
-                            @if d.kind == "override" {
+                            @if cairn_model::DeploymentKind::parse(&d.kind) == Some(cairn_model::DeploymentKind::Override) {
                                 " " span.badge data-status="failed" data-overridden="true" { "OVERRIDDEN: its VSA says FAILED" }
                             }
                         }
