@@ -48,9 +48,10 @@ fn signed_sbom(f: &Fixture, digest: &str) -> Value {
 /// SBOM), under org.toml `org_toml`.
 fn promotion_decision(sbom: &Value, org_toml: &str) -> cairn_policy::Decision {
     let org = cairn_model::config::parse_org("org.toml", org_toml).unwrap();
-    let params = cairn_engine::policy_params::gate_params(&org);
+    let params =
+        cairn_engine::policy_params::gate_params(&org, cairn_policy::POLICY_TEST_BUILDER_ID);
     let gate = cairn_policy::Gate::default_set(&params).unwrap();
-    let mut input = cairn_policy::realistic_input(cairn_engine::run::BUILDER_ID);
+    let mut input = cairn_policy::realistic_input(cairn_policy::POLICY_TEST_BUILDER_ID);
     let licences: Vec<cairn_policy::Licence> =
         cairn_engine::policy_params::sbom_licence_entries(sbom)
             .into_iter()

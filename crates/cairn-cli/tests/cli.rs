@@ -504,7 +504,18 @@ fn a_green_run_is_certified_by_signed_evidence() {
         );
         if entry["stage"] == "build" {
             let p = &statement["predicate"];
-            assert_eq!(p["runDetails"]["builder"]["id"], "urn:cairn:builder:engine");
+            // The installation's own id (issue 15: one constant for every
+            // installation before), derived from its log's key.
+            let builder = p["runDetails"]["builder"]["id"].as_str().unwrap();
+            let hex = builder.strip_prefix("urn:cairn:builder:").unwrap();
+            assert!(
+                hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{builder}"
+            );
+            assert_eq!(
+                p["buildDefinition"]["buildType"],
+                "urn:cairn:build-type:chain-stage:v1"
+            );
             let deps = p["buildDefinition"]["resolvedDependencies"].to_string();
             let commit = f.json(&["runs"])[0]["commit"].as_str().unwrap().to_owned();
             assert!(deps.contains(&commit), "{deps}");

@@ -75,6 +75,28 @@ pub fn builder_id(data: &DataDir, configured: Option<&str>) -> Result<Option<Str
     Ok(Some(derived_builder_id(&log_key_id(&signer.verifier()))))
 }
 
+/// The builder id a gate expects before this installation's log has a key: no
+/// provenance carries it (a writer makes the log's key before it signs).
+pub const NO_BUILDS_YET: &str = "urn:cairn:builder:none-yet";
+
+/// This installation's builder id for a gate (reads, creates nothing): see
+/// [`builder_id`]; [`NO_BUILDS_YET`] before the log has a key.
+pub fn gate_builder_id(data: &DataDir, configured: Option<&str>) -> Result<String, EngineError> {
+    Ok(builder_id(data, configured)?.unwrap_or_else(|| NO_BUILDS_YET.to_owned()))
+}
+
+/// This installation's builder id for a writer of provenance: see
+/// [`builder_id`]; makes the log's key when it has none yet (the writer logs
+/// what it signs anyway).
+pub fn own_builder_id(data: &DataDir, configured: Option<&str>) -> Result<String, EngineError> {
+    if let Some(id) = configured {
+        return Ok(id.to_owned());
+    }
+    let signer = cairn_tlog_fs::load_or_create_signer(&key_path(data), ORIGIN)
+        .map_err(EngineError::AuditKey)?;
+    Ok(derived_builder_id(&log_key_id(&signer.verifier())))
+}
+
 fn derived_builder_id(log_id: &[u8; 32]) -> String {
     let hex: String = log_id[..8].iter().map(|b| format!("{b:02x}")).collect();
     format!("urn:cairn:builder:{hex}")

@@ -12,11 +12,10 @@ use cairn_policy::{
 };
 use serde_json::Value;
 
-use crate::run::BUILDER_ID;
-
-/// The parameters every gate of this organisation uses.
-pub fn gate_params(org: &OrgConfig) -> DefaultParams {
-    let mut params = DefaultParams::new(BUILDER_ID);
+/// The parameters every gate of this organisation uses; `builder_id` is this
+/// installation's (`audit::gate_builder_id`).
+pub fn gate_params(org: &OrgConfig, builder_id: &str) -> DefaultParams {
+    let mut params = DefaultParams::new(builder_id);
     let p = &org.policy_params;
     if let Some(l) = &p.allowed_licences {
         params.allowed_licences = l.clone();
@@ -92,10 +91,11 @@ pub fn sbom_licence_entries(bom: &Value) -> Vec<(String, Licence)> {
 pub fn catalog_denials(
     store: &dyn cairn_store::Store,
     org: &OrgConfig,
+    builder_id: &str,
     candidate: (&str, &str),
     sbom: &Value,
 ) -> Vec<String> {
-    let mut params = gate_params(org);
+    let mut params = gate_params(org, builder_id);
     if let Some(max) = &org.base_max_severity {
         let s = match max.as_str() {
             "low" => Severity::Low,
@@ -216,7 +216,7 @@ mod tests {
             "[policy.params]\ndenied_licences = [\"GPL-3.0-only\"]\nblock_unfixed = { production = true }\nseverity_threshold = { staging = \"high\" }\n",
         )
         .unwrap();
-        let p = gate_params(&org);
+        let p = gate_params(&org, cairn_policy::POLICY_TEST_BUILDER_ID);
         assert_eq!(p.denied_licences, ["GPL-3.0-only"]);
         assert!(p.block_unfixed["production"]);
         assert!(!p.block_unfixed["*"], "the default stays for others");
@@ -227,8 +227,8 @@ mod tests {
                 .contains(&"GPL-2.0-or-later".to_owned())
         );
         assert_eq!(
-            gate_params(&OrgConfig::default()),
-            DefaultParams::new(BUILDER_ID)
+            gate_params(&OrgConfig::default(), cairn_policy::POLICY_TEST_BUILDER_ID),
+            DefaultParams::new(cairn_policy::POLICY_TEST_BUILDER_ID)
         );
     }
 }

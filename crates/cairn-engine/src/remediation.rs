@@ -464,6 +464,7 @@ impl Remediator<'_> {
             self.data,
             store,
             &images,
+            self.org,
             &plan.digest,
             &format!("{base}@{new_base}"),
         )

@@ -182,6 +182,11 @@ pub const OS_LICENCES: &[&str] = &[
     "Sleepycat",
 ];
 
+/// The builder id the default policies' own Rego tests use (and the benchmarks'
+/// inputs); an installation's evidence carries its own (see cairn-engine's
+/// `audit::builder_id`), never this one.
+pub const POLICY_TEST_BUILDER_ID: &str = "urn:cairn:builder:engine";
+
 impl DefaultParams {
     /// The documented defaults, with cairn's builder id.
     pub fn new(builder_id: impl Into<String>) -> Self {

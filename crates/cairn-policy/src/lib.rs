@@ -47,8 +47,8 @@ mod testing;
 pub use bench::{GateBench, Timing, bench_gate, realistic_input};
 pub use canonical::{canonical_json, input_digest, policy_digest, sha256_prefixed};
 pub use defaults::{
-    DEFAULT_POLICIES, DEFAULT_POLICY_TESTS, DefaultParams, DefaultPolicy, default_policy_files,
-    test_default_policies,
+    DEFAULT_POLICIES, DEFAULT_POLICY_TESTS, DefaultParams, DefaultPolicy, POLICY_TEST_BUILDER_ID,
+    default_policy_files, test_default_policies,
 };
 pub use error::PolicyError;
 pub use gate::{DENY_RULE, Decision, Denial, GATE_PACKAGE, GATE_RULE, Gate, Limits};

@@ -236,7 +236,15 @@ pub fn rebase(cli: &Cli, args: &RebaseArgs) -> Result<ExitCode, Failure> {
         &*store,
         &images.find(&args.image)?.manifest_digest.to_string(),
     )?;
-    let r = cairn_engine::images::rebase::rebase(&data, &*store, &images, &args.image, &args.onto)?;
+    let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
+    let r = cairn_engine::images::rebase::rebase(
+        &data,
+        &*store,
+        &images,
+        &org,
+        &args.image,
+        &args.onto,
+    )?;
     if cli.json {
         print_json(&json!({
             "digest": r.record.digest,

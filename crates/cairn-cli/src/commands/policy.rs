@@ -74,7 +74,7 @@ pub fn policy(cli: &Cli, cmd: &PolicyCommand) -> Result<ExitCode, Failure> {
                 .iter()
                 .map(|(a, b)| (a.as_str(), b.as_str()))
                 .collect();
-            let data = cairn_policy::DefaultParams::new(cairn_engine::run::BUILDER_ID)
+            let data = cairn_policy::DefaultParams::new(cairn_policy::POLICY_TEST_BUILDER_ID)
                 .to_data()
                 .map_err(|e| Failure::user(anyhow!(e)))?;
             let report = cairn_policy::run_policy_tests(&p, &t, &data)

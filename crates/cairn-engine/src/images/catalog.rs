@@ -255,9 +255,11 @@ pub fn admit(
     }
     // The default policy with the organisation's `[policy.params]`: licences,
     // and vulnerabilities at `[base] max_severity` when set.
+    let builder = crate::audit::gate_builder_id(data, org.builder_id.as_deref())?;
     reasons.extend(crate::policy_params::catalog_denials(
         store,
         org,
+        &builder,
         (
             &candidate.name,
             &candidate.image.manifest_digest.to_string(),

@@ -14,7 +14,6 @@ use crate::audit::{AuditLog, LOCK_WAIT};
 use crate::certify::{Filed, sign_and_keep};
 use crate::host::now_ms;
 use crate::keys::KeyStore;
-use crate::run::BUILDER_ID;
 use crate::{DataDir, EngineError};
 use crate::{git, inventory};
 
@@ -47,9 +46,11 @@ pub fn rebase(
     data: &DataDir,
     store: &dyn Store,
     images: &Images,
+    org: &cairn_model::config::OrgConfig,
     reference: &str,
     onto: &str,
 ) -> Result<Rebased, EngineError> {
+    let builder = crate::audit::own_builder_id(data, org.builder_id.as_deref())?;
     let started_ms = now_ms();
     let image = images.find(reference)?;
     let digest = image.manifest_digest.to_string();
@@ -63,7 +64,7 @@ pub fn rebase(
         })?;
     // The commit and workload the new provenance signs come from the image's
     // own verified provenance, never from its store row alone.
-    check_signed_origin(data, store, &digest, &built, reference)?;
+    check_signed_origin(data, store, &builder, &digest, &built, reference)?;
     let old_base_image = images.image(&built.base_digest)?;
     let old_base = store
         .base_history(&built.base_name)?
@@ -152,7 +153,7 @@ pub fn rebase(
         triggered_by: None,
         change: Vec::new(),
     };
-    let statement = Statement::provenance(&observed, BUILDER_ID)?;
+    let statement = Statement::provenance(&observed, &builder)?;
     let (provenance, _) = sign_and_keep(
         data,
         store,
@@ -282,12 +283,13 @@ impl Drop for TempDir {
     }
 }
 
-/// The image row's workload and commit are exactly what cairn's verified
-/// provenance about `digest` signs, and every bundle filed under it verifies;
+/// The image row's workload and commit are exactly what this installation's
+/// (`builder`'s) verified provenance about `digest` signs, and every bundle filed under it verifies;
 /// otherwise the rebase is refused, naming why.
 pub(crate) fn check_signed_origin(
     data: &DataDir,
     store: &dyn Store,
+    builder: &str,
     digest: &str,
     built: &ImageRecord,
     reference: &str,
@@ -307,7 +309,7 @@ pub(crate) fn check_signed_origin(
     }
     let signed: std::collections::BTreeSet<String> = checked
         .iter()
-        .filter(|c| c.facts.builder.as_deref() == Some(BUILDER_ID))
+        .filter(|c| c.facts.builder.as_deref() == Some(builder))
         .map(|c| {
             format!(
                 "{} commit {}",

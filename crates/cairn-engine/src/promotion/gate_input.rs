@@ -18,9 +18,8 @@ use serde_json::Value;
 use super::findings::GateFindings;
 use super::{DECISION_PREDICATE, Promoter, Request};
 use crate::EngineError;
-use crate::host::now_ms;
 use crate::deploy::local as deploy_local;
-use crate::run::BUILDER_ID;
+use crate::host::now_ms;
 use crate::verified::{self, Checked, Failure, Trust};
 
 /// What the verified statements about the digest say, gathered in one pass.
@@ -57,7 +56,7 @@ impl Promoter<'_> {
         // (`verification.failures`; the default policy denies on it).
         let (checked, mut failures) =
             verified::about_artifact(store, trust, digest, &req.workload)?;
-        let mut facts = from_evidence(&checked, req, digest);
+        let mut facts = from_evidence(&checked, req, digest, &self.builder_id()?);
         let advisory_db =
             self.rematch_current(&checked, &mut facts.findings, &mut failures, digest)?;
         let commit = signed_commit(record, &facts, digest, &mut failures);
@@ -337,7 +336,7 @@ impl Promoter<'_> {
 }
 
 /// One pass over the verified statements about `digest`.
-fn from_evidence(checked: &[Checked], req: &Request, digest: &str) -> FromEvidence {
+fn from_evidence(checked: &[Checked], req: &Request, digest: &str, builder: &str) -> FromEvidence {
     let mut out = FromEvidence::default();
     for c in checked {
         if c.predicate_type() == DECISION_PREDICATE {
@@ -346,7 +345,7 @@ fn from_evidence(checked: &[Checked], req: &Request, digest: &str) -> FromEviden
         if c.predicate_type() == cairn_evidence::vsa::VSA_PREDICATE_TYPE {
             out.ran_before |= passed_here(&c.statement, &req.workload, &req.environment, digest);
         }
-        if c.facts.builder.as_deref() == Some(BUILDER_ID) {
+        if c.facts.builder.as_deref() == Some(builder) {
             out.commits.extend(c.facts.commit.clone());
             out.bases.extend(c.facts.bases.iter().cloned());
             for commit in &c.facts.change {

@@ -113,8 +113,13 @@ pub struct Promoter<'a> {
 }
 
 impl Promoter<'_> {
-    /// The gate: the default policy set with cairn's builder id, plus the
-    /// organisation's own policies.
+    /// This installation's builder id, as its gates expect it (reads only).
+    pub fn builder_id(&self) -> Result<String, EngineError> {
+        crate::audit::gate_builder_id(self.data, self.org.builder_id.as_deref())
+    }
+
+    /// The gate: the default policy set with this installation's builder id,
+    /// plus the organisation's own policies.
     pub fn gate(&self) -> Result<Gate, EngineError> {
         let mut files: Vec<(String, String)> = cairn_policy::default_policy_files()
             .into_iter()
@@ -147,7 +152,7 @@ impl Promoter<'_> {
             .iter()
             .map(|(f, t)| (f.as_str(), t.as_str()))
             .collect();
-        let data = crate::policy_params::gate_params(self.org).to_data()?;
+        let data = crate::policy_params::gate_params(self.org, &self.builder_id()?).to_data()?;
         Ok(Gate::load_with(&refs, &data, Limits::default())?)
     }
 
@@ -334,7 +339,8 @@ impl Promoter<'_> {
 
         // The VSA: one signature check for an admission controller.
         let vsa_evidence = self.issue_vsa(&key, req, &digest, &input, &decision)?;
-        let approver_roles = crate::policy_params::gate_params(self.org).approver_roles;
+        let approver_roles =
+            crate::policy_params::gate_params(self.org, &self.builder_id()?).approver_roles;
         let change = change::deployed(
             req,
             &deployment,

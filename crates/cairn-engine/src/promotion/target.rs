@@ -2,7 +2,6 @@
 //! target acts (a `deploying` record with the token the target identifies the
 //! deployment by), the target's call, and its outcome on the record.
 
-
 use cairn_model::config::DeployTarget;
 use cairn_model::{
     ChangeKind, ChangeRecord, DeploymentKind, DeploymentRecord, DeploymentStatus, TargetKind,
@@ -12,8 +11,8 @@ use serde_json::json;
 use super::decision::SignedDecision;
 use super::{Intent, Promoter, Request};
 use crate::EngineError;
-use crate::host::now_ms;
 use crate::deploy::local as deploy_local;
+use crate::host::now_ms;
 use crate::images::Images;
 
 /// A deployment recorded as `deploying`, and the port a `local` target serves on.

@@ -208,9 +208,14 @@ fn the_last_policy_change_is_found_past_ten_thousand_newer_changes() {
 #[test]
 fn a_records_approval_marks_agree_with_the_review_rule() {
     use cairn_policy::{Author, DefaultParams, Gate, Verdict};
-    let gate = Gate::default_set(&DefaultParams::new(crate::run::BUILDER_ID)).unwrap();
-    let roles = crate::policy_params::gate_params(&OrgConfig::default()).approver_roles;
-    let base = cairn_policy::realistic_input(crate::run::BUILDER_ID);
+    let gate =
+        Gate::default_set(&DefaultParams::new(cairn_policy::POLICY_TEST_BUILDER_ID)).unwrap();
+    let roles = crate::policy_params::gate_params(
+        &OrgConfig::default(),
+        cairn_policy::POLICY_TEST_BUILDER_ID,
+    )
+    .approver_roles;
+    let base = cairn_policy::realistic_input(cairn_policy::POLICY_TEST_BUILDER_ID);
     let commit = base.artifact.commit.clone();
     type Case = (&'static str, fn(&mut cairn_policy::GateInput));
     let cases: [Case; 5] = [

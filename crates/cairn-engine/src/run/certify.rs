@@ -33,9 +33,6 @@ pub(super) type PassedUnitTest = (
     Option<TestReport>,
 );
 
-/// The builder id in cairn's provenance: this engine, not any step.
-pub const BUILDER_ID: &str = "urn:cairn:builder:engine";
-
 impl Engine {
     /// Signs what the engine observed about a finished stage, and keeps it: a test
     /// result for every test stage that ran (passed or failed), provenance for a
@@ -127,7 +124,9 @@ impl Engine {
             change: facts.change.clone(),
         };
         if stage.spec.kind == StageKind::Build {
-            let statement = Statement::provenance(&observed, BUILDER_ID)?;
+            let builder =
+                crate::audit::own_builder_id(&self.data, loaded.org.builder_id.as_deref())?;
+            let statement = Statement::provenance(&observed, &builder)?;
             self.keep(run, stage.record, &subject, &statement, signer)
         } else {
             let statement = Statement::test_result(&observed, None)?;

@@ -31,7 +31,6 @@ use crate::images::release_candidate::BuiltImage;
 use crate::workload_source::{LoadedWorkload, load_workload};
 use crate::{DataDir, EngineError};
 
-pub use certify::BUILDER_ID;
 pub use log_sink::{MAX_LINE_BYTES, MAX_STAGE_LOG_BYTES};
 use stages::stage_command;
 
@@ -175,7 +174,10 @@ impl Engine {
         }
         // The commit is the one cairn's verified provenance about the digest
         // signs, never the store row's alone.
-        crate::images::rebase::check_signed_origin(&self.data, store, digest, &record, digest)?;
+        let builder = crate::audit::gate_builder_id(&self.data, loaded.org.builder_id.as_deref())?;
+        crate::images::rebase::check_signed_origin(
+            &self.data, store, &builder, digest, &record, digest,
+        )?;
         if record.rebased_from.is_none() {
             return Err(refuse(
                 "a run built it and tested it already; only a rebased image is retested".to_owned(),

@@ -7,10 +7,10 @@ use std::path::Path;
 use cairn_evidence::Subject;
 use cairn_model::config::WORKLOAD_FILE;
 
+use super::Engine;
 use super::log_sink::LogSink;
 use super::stages::{RunFacts, StageEnd};
 use super::tree_hash::{tree_digest, tree_size};
-use super::{BUILDER_ID, Engine};
 
 use crate::workload_source::LoadedWorkload;
 use crate::{EngineError, git};
@@ -111,11 +111,12 @@ impl Engine {
             && let Some(d) = store.current_deployment(workload, last)?
         {
             let (trust, _) = crate::verified::Trust::load(&self.data)?;
+            let builder = crate::audit::gate_builder_id(&self.data, org.builder_id.as_deref())?;
             let (checked, _) = crate::verified::about_artifact(store, &trust, &d.digest, workload)?;
             bases.extend(
                 checked
                     .iter()
-                    .filter(|c| c.facts.builder.as_deref() == Some(BUILDER_ID))
+                    .filter(|c| c.facts.builder.as_deref() == Some(builder.as_str()))
                     .filter_map(|c| c.facts.commit.clone()),
             );
         }

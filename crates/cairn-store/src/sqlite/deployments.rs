@@ -338,7 +338,6 @@ pub(super) fn last_change_of_kind(
     .transpose()
 }
 
-
 impl DeploymentStore for SqliteStore {
     fn add_deployment(&self, deployment: &DeploymentRecord) -> Result<i64, StoreError> {
         self.write("recording a deployment", |tx| {
@@ -428,5 +427,4 @@ mod tests {
             .unwrap();
         assert!(plan.contains("changes_by_kind"), "{plan}");
     }
-
 }

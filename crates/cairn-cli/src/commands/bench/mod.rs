@@ -523,7 +523,7 @@ pub fn push(cli: &Cli, size_mib: u64, registry: Option<&str>) -> Result<ExitCode
 /// same policies on the same input alone. Goal: p99 ≤ 1 ms.
 pub fn gate(cli: &Cli, iterations: usize) -> Result<ExitCode, Failure> {
     let iterations = iterations.clamp(10, 1_000_000);
-    let builder = cairn_engine::run::BUILDER_ID;
+    let builder = cairn_policy::POLICY_TEST_BUILDER_ID;
     let params = cairn_policy::DefaultParams::new(builder);
     let fail = |e: cairn_policy::PolicyError| Failure::from(anyhow::Error::new(e));
     let gate = cairn_policy::Gate::default_set(&params).map_err(fail)?;
