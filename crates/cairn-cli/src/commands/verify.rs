@@ -16,7 +16,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
 use cairn_model::time::rfc3339_utc;
@@ -259,11 +258,10 @@ pub fn verify(cli: &Cli, args: &VerifyArgs) -> Result<ExitCode, Failure> {
     };
     let bundle = read_input(&args.bundle, "bundle", MAX_BUNDLE_BYTES as u64)?;
     let digest = hash_artifact(&args.artifact)?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("the system clock is before 1970")?
-        .as_secs();
-    let now = i64::try_from(now).context("the system clock is out of range")?;
+    let now = cairn_engine::now_ms() / 1000;
+    if now <= 0 {
+        return Err(anyhow!("the system clock is before 1970").into());
+    }
     let mut result =
         cairn_sigstore::verify(&bundle, ArtifactInput::Sha256(digest), &policy, &root, now);
     if matches!(result, Err(VerifyError::NeedsArtifactBytes)) {
