@@ -12,7 +12,6 @@ use oci_spec::image::{
 
 use crate::json::{CONFIG_TYPES, canonical, parse_config, parse_manifest};
 use crate::layout::MAX_JSON_BYTES;
-use crate::time::rfc3339;
 use crate::{
     Descriptor, Digest, ImageConfiguration, ImageManifest, Layer, Layout, MediaType, OciError,
 };
@@ -204,7 +203,8 @@ pub fn assemble(
             });
         }
     }
-    let created = rfc3339(spec.created_epoch);
+    let created =
+        cairn_model::time::rfc3339_utc_secs(i64::try_from(spec.created_epoch).unwrap_or(i64::MAX));
     let mut config = base.config.clone();
     let mut diff_ids = config.rootfs().diff_ids().clone();
     let mut history = config.history().clone().unwrap_or_default();

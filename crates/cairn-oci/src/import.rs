@@ -19,7 +19,6 @@ use crate::digest::HashWriter;
 use crate::image::{history_entry, write_image};
 use crate::json::{INDEX_TYPES, MANIFEST_TYPES, parse_index};
 use crate::layout::MAX_JSON_BYTES;
-use crate::time::rfc3339;
 use crate::{Descriptor, Digest, Image, Layer, Layout, MediaType, OciError, layer_from_dir};
 
 /// The largest uncompressed root filesystem tarball `import_rootfs` accepts (16 GiB).
@@ -58,7 +57,8 @@ pub fn import_rootfs_clamped(
     } else {
         layer_from_tarball(layout, source, clamp.unwrap_or(u64::MAX))?
     };
-    let created = rfc3339(mtime_epoch_secs);
+    let created =
+        cairn_model::time::rfc3339_utc_secs(i64::try_from(mtime_epoch_secs).unwrap_or(i64::MAX));
     let spec_err = |what| move |source| OciError::Spec { what, source };
     let rootfs = RootFsBuilder::default()
         .typ("layers")
