@@ -55,10 +55,6 @@ const NOT_IN_ENGINE: &[&str] = &["axum", "tokio", "tower", "tower-http", "cairn-
 /// a process, and why. Shrink this list; never grow it without a reason.
 const COMMAND_EXCEPTIONS: &[(&str, &str)] = &[
     (
-        "crates/cairn-engine/src/deploy/gitops.rs",
-        "the gitops target's git on the deploy repository (its own hardened builder; to be folded into git.rs's, issue 15 item 2)",
-    ),
-    (
         "crates/cairn-engine/src/images/recipe.rs",
         "mmdebstrap on the host for a base's recipe (`cairn base create debian`, `base refresh`): the operator's command, not the workload's; its arguments are checked names",
     ),
