@@ -26,7 +26,7 @@ pub struct AdvisoryDbState {
 /// changes with any import that changed a record.
 pub fn advisory_db_state(store: &dyn Store) -> Result<AdvisoryDbState, EngineError> {
     let versions = store.advisory_versions()?;
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut ctx = cairn_evidence::Sha256Hasher::new();
     let mut newest: Option<&String> = None;
     for (id, modified, withdrawn) in &versions {
         // Lengths first, so no two lists hash alike.
@@ -39,16 +39,10 @@ pub fn advisory_db_state(store: &dyn Store) -> Result<AdvisoryDbState, EngineErr
             newest = Some(modified);
         }
     }
-    let hex: String = ctx
-        .finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     Ok(AdvisoryDbState {
         count: versions.len() as u64,
         newest_modified: newest.cloned(),
-        digest: format!("sha256:{hex}"),
+        digest: ctx.finish().to_string(),
     })
 }
 

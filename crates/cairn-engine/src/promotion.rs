@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use cairn_evidence::review::{Review, commit_subject_digest};
 use cairn_evidence::vsa::{InputAttestation, VerificationResult, VsaFacts};
-use cairn_evidence::{Predicate, Sha256Digest, SigningKey, Statement, Subject};
+use cairn_evidence::{Digest, Predicate, SigningKey, Statement, Subject};
 use cairn_model::config::{DeployTarget, OrgConfig};
 use cairn_model::{ChangeRecord, DeploymentRecord, DeploymentStatus};
 use cairn_policy::{Action, Decision, Gate, Identity, Limits, Scope};
@@ -564,7 +564,7 @@ impl Promoter<'_> {
             })
             .map(|e| InputAttestation {
                 uri: Some(format!("cairn:evidence/{}", e.id)),
-                sha256: Sha256Digest::of(&e.bundle),
+                sha256: cairn_evidence::sha256(&e.bundle),
             })
             .collect();
         let facts = VsaFacts {
@@ -572,9 +572,8 @@ impl Promoter<'_> {
             time_verified_ms: now_ms(),
             image: format!("cairn.local/{}@{digest}", req.workload),
             policy_uri: format!("urn:cairn:policy:{}", req.environment),
-            policy_digest: Sha256Digest::from_hex(
-                decision.policy_digest.trim_start_matches("sha256:"),
-            )?,
+            policy_digest: Digest::parse(&decision.policy_digest)
+                .map_err(cairn_evidence::EvidenceError::from)?,
             input_attestations: inputs,
             // A break-glass deployment was not verified: FAILED, with the override.
             result: if decision.overridden.is_some() {
@@ -837,7 +836,7 @@ impl Promoter<'_> {
         let require_signed = self.org.require_signed_commits.contains(&req.environment);
         // Signed reviews of the image's exact commit.
         let bindings = crate::access::bindings(store)?;
-        let review_subject = format!("sha256:{}", commit_subject_digest(&commit).to_hex());
+        let review_subject = commit_subject_digest(&commit).to_string();
         let mut reviews = Vec::new();
         for e in store.evidence_for_subject(&review_subject)? {
             let mut fail = |reason: String| {
@@ -1084,7 +1083,7 @@ fn passed_here(statement: &Value, workload: &str, environment: &str, digest: &st
 fn image_subject(workload: &str, digest: &str) -> Result<Subject, EngineError> {
     Ok(Subject::sha256(
         format!("{workload}@{digest}"),
-        Sha256Digest::from_hex(digest.trim_start_matches("sha256:"))?,
+        Digest::parse(digest).map_err(cairn_evidence::EvidenceError::from)?,
     ))
 }
 

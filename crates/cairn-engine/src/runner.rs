@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_evidence::sbom::CycloneDxBom;
-use cairn_evidence::{
-    NamedDigest, Observed, Sha256Digest, Sha256Hasher, SigningKey, Statement, Subject,
-};
+use cairn_evidence::{Digest, NamedDigest, Observed, Sha256Hasher, SigningKey, Statement, Subject};
 use cairn_model::config::{ChainStage, WORKLOAD_FILE};
 use cairn_model::error_chain;
 use cairn_model::test_report::failed_tests;
@@ -803,18 +801,16 @@ impl Engine {
             .image
             .as_ref()
             .and_then(|built| {
-                let hex = built.base.digest.strip_prefix("sha256:")?;
                 Some(NamedDigest::new(
                     format!("catalog base {}", built.base.name),
-                    Sha256Digest::from_hex(hex).ok()?,
+                    Digest::parse(&built.base.digest).ok()?,
                 ))
             })
             .into_iter()
             .chain(facts.build_image.and_then(|b| {
-                let hex = b.digest.strip_prefix("sha256:")?;
                 Some(NamedDigest::new(
                     format!("build image {}", b.name),
-                    Sha256Digest::from_hex(hex).ok()?,
+                    Digest::parse(&b.digest).ok()?,
                 ))
             }))
             .collect();
@@ -935,7 +931,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let digest = about
             .sha256_digest()
-            .map(|d| format!("sha256:{}", d.to_hex()))
+            .map(|d| d.to_string())
             .unwrap_or_default();
         sign_and_keep(
             &signer.data,
@@ -1105,10 +1101,7 @@ impl Engine {
                 }
                 Err(e) => return Err(e),
             };
-            sink.system(&format!(
-                "declared output `{output}` is present: sha256:{}",
-                digest.to_hex()
-            ));
+            sink.system(&format!("declared output `{output}` is present: {digest}"));
             facts.output = Some(Subject::sha256(output.clone(), digest));
             if let Some(under_test) = facts.image_plan.and_then(|p| p.retest.clone()) {
                 sink.system(&format!(
@@ -1292,7 +1285,7 @@ impl Engine {
         }
         git::materialise(&loaded.repo, &loaded.commit, &loaded.prefix, workspace)?;
         let source = tree_digest(&cairn_fs::Dir::open(workspace)?)?;
-        sink.system(&format!("source tree digest sha256:{}", source.to_hex()));
+        sink.system(&format!("source tree digest {source}"));
         facts.source = Some(Subject::sha256(
             format!("{}@{}", loaded.workload.name, loaded.commit),
             source,
@@ -1532,8 +1525,8 @@ fn app_dir(loaded: &LoadedWorkload) -> String {
 
 /// The subject naming an image: the workload and its manifest digest.
 fn image_subject(loaded: &LoadedWorkload, built: &BuiltImage) -> Subject {
-    let digest = Sha256Digest::from_hex(built.digest.trim_start_matches("sha256:"))
-        .unwrap_or_else(|_| Sha256Digest::of(built.digest.as_bytes()));
+    let digest = Digest::parse(&built.digest)
+        .unwrap_or_else(|_| cairn_evidence::sha256(built.digest.as_bytes()));
     Subject::sha256(format!("{}@{}", loaded.workload.name, built.digest), digest)
 }
 
@@ -1598,7 +1591,7 @@ const MAX_TREE_BYTES: u64 = 16 << 30;
 /// bytes, or [`tree_digest`] of a directory. Resolved without following any
 /// symlink (not even as the output itself); anything but a regular file or a
 /// directory is refused without being opened (see `cairn_fs`).
-fn artifact_digest(workspace: &cairn_fs::Dir, rel: &str) -> Result<Sha256Digest, EngineError> {
+fn artifact_digest(workspace: &cairn_fs::Dir, rel: &str) -> Result<Digest, EngineError> {
     match workspace.open_beneath(rel)? {
         cairn_fs::Node::Dir(dir) => tree_digest(&dir),
         cairn_fs::Node::File(mut file) => {
@@ -1646,7 +1639,7 @@ fn hash_file(
 /// `l <target> <path>`, each line ending in `\n`. Symlinks are never followed;
 /// a FIFO, socket or device anywhere is refused (never opened); cairn's `.home`
 /// (the steps' HOME) is left out; the walk and the bytes hashed are bounded.
-fn tree_digest(root: &cairn_fs::Dir) -> Result<Sha256Digest, EngineError> {
+fn tree_digest(root: &cairn_fs::Dir) -> Result<Digest, EngineError> {
     let mut tree = Sha256Hasher::new();
     let mut budget = MAX_TREE_BYTES;
     for entry in cairn_fs::walk(root, WORKSPACE_LIMITS, &[HOME_DIR])? {
@@ -1667,7 +1660,7 @@ fn tree_digest(root: &cairn_fs::Dir) -> Result<Sha256Digest, EngineError> {
                 } else {
                     "0"
                 };
-                tree.update(format!("f {exec} {} ", hasher.finish().to_hex()).as_bytes());
+                tree.update(format!("f {exec} {} ", hasher.finish().hex()).as_bytes());
             }
             other => {
                 return Err(cairn_fs::FsError::Special {
@@ -1717,7 +1710,7 @@ struct LogSink<'a> {
 /// What a finished stage's log says, for its evidence.
 struct LogSummary {
     /// SHA-256 of the stored log: each line's bytes followed by `\n`.
-    digest: Sha256Digest,
+    digest: Digest,
     /// Failed tests named in the step's output.
     failed_tests: Vec<String>,
     /// The tests the stage ran (see [`LogSink::finish_with`]).

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod deployment;
+pub mod digest;
 pub mod ecosystem;
 pub mod image;
 pub mod image_ref;
@@ -17,6 +18,7 @@ pub use deployment::{
     ChangeRecord, DeploymentRecord, DeploymentStatus, IdentityKind, IdentityRecord, RoleBinding,
     SessionRecord,
 };
+pub use digest::{Digest, DigestError};
 pub use image::{BaseRecipe, BaseRecord, DebianRecipe, ImageRecord, RecipeError};
 pub use run::{
     DeliveryRecord, EvidenceRecord, LogLine, LogStream, NewDelivery, NewEvidence, NewRun, NewStage,

@@ -57,7 +57,7 @@ impl Image {
         Ok(Descriptor::new(
             media_type,
             self.manifest_size,
-            self.manifest_digest.to_oci()?,
+            crate::digest::to_oci(self.manifest_digest)?,
         ))
     }
 
@@ -106,7 +106,7 @@ impl Layout {
                 hint: "an OCI or Docker image config",
             });
         }
-        let config_digest = Digest::from_oci(config_desc.digest())?;
+        let config_digest = crate::digest::from_oci(config_desc.digest())?;
         let config_bytes = self.read_blob_as("config", &config_digest, MAX_JSON_BYTES)?;
         if config_bytes.len() as u64 != config_desc.size() {
             return Err(OciError::SizeMismatch {
@@ -135,7 +135,7 @@ impl Layout {
         for (descriptor, diff_id) in manifest.layers().iter().zip(diff_ids) {
             layer_compression(*manifest_digest, descriptor)?;
             layers.push(Layer {
-                digest: Digest::from_oci(descriptor.digest())?,
+                digest: crate::digest::from_oci(descriptor.digest())?,
                 diff_id: Digest::parse(diff_id)?,
                 size: descriptor.size(),
             });
@@ -230,7 +230,7 @@ pub fn assemble(
         descriptors.push(Descriptor::new(
             MediaType::ImageLayerGzip,
             layer.size,
-            layer.digest.to_oci()?,
+            crate::digest::to_oci(layer.digest)?,
         ));
     }
     let mut annotations = HashMap::new();

@@ -60,7 +60,7 @@ impl Registry {
             });
         }
         let empty = self.push_empty_config(repository)?;
-        let payload_digest = Digest::of(payload);
+        let payload_digest = cairn_evidence::sha256(payload);
         self.push_blob(
             repository,
             &payload_digest,
@@ -86,10 +86,10 @@ impl Registry {
             annotations: BTreeMap::new(),
         };
         let bytes = to_json(&manifest, &context)?;
-        let digest = Digest::of(&bytes);
+        let digest = cairn_evidence::sha256(&bytes);
         let pushed = self.push_manifest_inner(
             repository,
-            digest.as_str(),
+            &digest.to_string(),
             media_types::OCI_MANIFEST,
             &bytes,
         )?;
@@ -108,7 +108,7 @@ impl Registry {
     }
 
     fn push_empty_config(&self, repository: &str) -> Result<Descriptor> {
-        let digest = Digest::of(EMPTY_JSON);
+        let digest = cairn_evidence::sha256(EMPTY_JSON);
         self.push_blob(
             repository,
             &digest,
@@ -189,7 +189,8 @@ impl Registry {
         if let Some(index) = self.referrers(repository, subject)? {
             for r in index.manifests {
                 let context = self.context(repository, "read a referrer");
-                let fetched = self.get_manifest(repository, r.digest.as_str(), &[&r.media_type])?;
+                let fetched =
+                    self.get_manifest(repository, &r.digest.to_string(), &[&r.media_type])?;
                 let m: ImageManifest = parse_json(&fetched.bytes, &context, "referrer manifest")?;
                 if m.subject.as_ref().map(|s| &s.digest) != Some(subject) {
                     return Err(Error::InvalidResponse {

@@ -110,9 +110,7 @@ fn record(cli: &Cli, args: &SbomArgs, collected: &Collected, doc: &[u8]) -> Resu
     } else {
         (doc.to_vec(), "the SBOM document".to_owned())
     };
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &digested);
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    let subject_digest = format!("sha256:{hex}");
+    let subject_digest = cairn_evidence::sha256(&digested).to_string();
     let subject_name = args
         .subject
         .clone()

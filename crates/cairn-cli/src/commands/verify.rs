@@ -130,10 +130,6 @@ fn policy(args: &VerifyArgs) -> Result<VerificationPolicy, Failure> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn time_text(unix: i64) -> String {
     rfc3339_utc(unix.saturating_mul(1000))
 }
@@ -146,7 +142,7 @@ fn verified_json(args: &VerifyArgs, v: &Verified) -> Value {
     json!({
         "verified": true,
         "artifact": args.artifact.display().to_string(),
-        "sha256": hex(&v.artifact_sha256),
+        "sha256": cairn_model::Digest::from_bytes(v.artifact_sha256).hex(),
         "bundle": args.bundle.display().to_string(),
         "media_type": v.media_type,
         "content": content,
@@ -166,9 +162,9 @@ fn verified_json(args: &VerifyArgs, v: &Verified) -> Value {
 
 fn print_verified(args: &VerifyArgs, v: &Verified) {
     println!(
-        "verified: {} (sha256:{})",
+        "verified: {} ({})",
         args.artifact.display(),
-        hex(&v.artifact_sha256)
+        cairn_model::Digest::from_bytes(v.artifact_sha256)
     );
     match &v.content {
         SignedContent::MessageSignature => println!("signature: message signature"),

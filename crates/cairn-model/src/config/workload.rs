@@ -370,12 +370,7 @@ fn catalog_name(
         ));
     }
     if let Some(d) = digest {
-        let hex = d.strip_prefix("sha256:").unwrap_or("");
-        if hex.len() != 64
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if !crate::Digest::is_valid(d) {
             return Err(err(
                 span,
                 format!("`{d}` is not a sha256 digest"),
