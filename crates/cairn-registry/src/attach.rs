@@ -67,11 +67,7 @@ impl Registry {
             payload.len() as u64,
             &mut &payload[..],
         )?;
-        let layer = Descriptor::new(
-            payload_media_type,
-            payload_digest.clone(),
-            payload.len() as u64,
-        );
+        let layer = Descriptor::new(payload_media_type, payload_digest, payload.len() as u64);
         let manifest = ImageManifest {
             schema_version: 2,
             media_type: Some(media_types::OCI_MANIFEST.into()),
@@ -80,7 +76,7 @@ impl Registry {
             layers: vec![layer.clone()],
             subject: Some(Descriptor::new(
                 subject.media_type.clone(),
-                subject.digest.clone(),
+                subject.digest,
                 subject.size,
             )),
             annotations: BTreeMap::new(),
@@ -203,7 +199,7 @@ impl Registry {
                     .clone()
                     .unwrap_or_else(|| m.config.media_type.clone());
                 for layer in &m.layers {
-                    if seen.insert((artifact_type.clone(), layer.digest.clone())) {
+                    if seen.insert((artifact_type.clone(), layer.digest)) {
                         out.push(self.read_payload(
                             repository,
                             layer,
@@ -225,8 +221,8 @@ impl Registry {
                     .annotations
                     .get(ATT_LAYER_REFERRER)
                     .and_then(|d| Digest::parse(d).ok())
-                    .unwrap_or_else(|| att_digest.clone());
-                if seen.insert((artifact_type.clone(), layer.digest.clone())) {
+                    .unwrap_or(att_digest);
+                if seen.insert((artifact_type.clone(), layer.digest)) {
                     out.push(self.read_payload(
                         repository,
                         layer,
@@ -277,8 +273,8 @@ impl Registry {
             artifact_type: artifact_type.to_owned(),
             media_type: layer.media_type.clone(),
             payload,
-            payload_digest: layer.digest.clone(),
-            manifest_digest: manifest_digest.clone(),
+            payload_digest: layer.digest,
+            manifest_digest: *manifest_digest,
         })
     }
 }

@@ -395,7 +395,7 @@ impl Registry {
         Ok(BlobReader {
             inner: Box::new(resp.into_body().into_reader().take(size + 1)),
             hasher: Some(Sha256::new()),
-            expected: digest.clone(),
+            expected: *digest,
             size,
             context,
             failure: None,

@@ -269,7 +269,7 @@ fn index_resolves_to_linux_amd64() {
     both.blobs
         .get_mut()
         .expect("lock")
-        .insert(index_digest.clone(), bytes.clone());
+        .insert(index_digest, bytes.clone());
     assert_eq!(
         reg.push_image(&both, &index_digest, "multi2", "latest")
             .expect("push index image"),
@@ -356,9 +356,9 @@ fn attach_two_evidences_and_read_them_back_via_the_att_tag() {
         got.iter()
             .all(|a| a.artifact_type == at && a.media_type == media_types::SIGSTORE_BUNDLE)
     );
-    let mut digests: Vec<_> = got.iter().map(|a| a.manifest_digest.clone()).collect();
+    let mut digests: Vec<_> = got.iter().map(|a| a.manifest_digest).collect();
     digests.sort();
-    let mut expected = vec![m1.clone(), m2.clone()];
+    let mut expected = vec![m1, m2];
     expected.sort();
     assert_eq!(digests, expected);
 

@@ -88,7 +88,7 @@ pub fn inventory(
         ));
     }
     // Deterministic where it can be: the UUID from the image's digest.
-    let digest = Digest::parse(&subject.digest).map_err(cairn_evidence::EvidenceError::from)?;
+    let digest = Digest::parse(subject.digest).map_err(cairn_evidence::EvidenceError::from)?;
     let hex = digest.hex();
     let mut uuid = [0u8; 16];
     for (i, byte) in uuid.iter_mut().enumerate() {

@@ -119,7 +119,7 @@ pub fn push(
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_owned()),
-        digest: pushed.clone(),
+        digest: pushed,
         size: image.manifest_size,
         artifact_type: None,
         annotations: Default::default(),

@@ -265,9 +265,9 @@ impl TestImage {
         .expect("manifest");
         let manifest_digest = cairn_evidence::sha256(&manifest);
         let mut blobs = HashMap::new();
-        blobs.insert(layer.digest.clone(), layer_bytes);
-        blobs.insert(config.digest.clone(), config_bytes);
-        blobs.insert(manifest_digest.clone(), manifest.clone());
+        blobs.insert(layer.digest, layer_bytes);
+        blobs.insert(config.digest, config_bytes);
+        blobs.insert(manifest_digest, manifest.clone());
         Self {
             blobs,
             manifest,
@@ -286,7 +286,7 @@ impl TestImage {
     pub fn descriptor(&self) -> Descriptor {
         Descriptor::new(
             media_types::OCI_MANIFEST,
-            self.manifest_digest.clone(),
+            self.manifest_digest,
             self.manifest.len() as u64,
         )
     }
@@ -334,7 +334,7 @@ impl BlobStore for MemStore {
         self.blobs
             .lock()
             .map_err(|e| e.to_string())?
-            .insert(digest.clone(), bytes);
+            .insert(*digest, bytes);
         Ok(())
     }
 }
