@@ -9,6 +9,7 @@ pub mod digest;
 pub mod ecosystem;
 pub mod image;
 pub mod image_ref;
+pub mod purl;
 pub mod run;
 pub mod test_report;
 pub mod test_results;
