@@ -781,6 +781,23 @@ mod tests {
         assert!(!is_tracked(&repo, "*.txt").unwrap());
     }
 
+    /// The builder's literal pathspecs must not break `check-ignore` (which
+    /// refuses every pathspec magic): a data directory inside a work tree is
+    /// accepted when ignored and refused, naming the line to add, when not.
+    #[test]
+    fn the_data_dir_check_works_through_the_builder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        sh(&repo, &["init", "-q"], None);
+        let data = repo.join(".cairn");
+        let err = check_data_dir_ignored(&data).unwrap_err().to_string();
+        println!("not ignored: {err}");
+        assert!(err.contains("/.cairn/"), "{err}");
+        std::fs::write(repo.join(".gitignore"), ".cairn/\n").unwrap();
+        check_data_dir_ignored(&data).unwrap();
+    }
+
     fn id(bytes: Vec<u8>) -> String {
         String::from_utf8(bytes).unwrap().trim().to_owned()
     }
@@ -1180,6 +1197,9 @@ pub fn check_data_dir_ignored(data: &Path) -> Result<(), EngineError> {
         return Err(refuse());
     }
     let mut check = git(&top);
+    // check-ignore refuses every pathspec magic, the builder's literal one too;
+    // it takes one path here, and a pattern in it is matched literally anyway.
+    check.env_remove("GIT_LITERAL_PATHSPECS");
     // The trailing `/` lets a directory pattern (`.cairn/`) match a directory that
     // does not exist yet.
     let mut arg = rel.clone().into_os_string();
