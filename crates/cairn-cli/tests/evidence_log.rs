@@ -14,7 +14,7 @@ use common::{Fixture, Run};
 use cairn_engine::DataDir;
 use cairn_engine::audit::{AuditLog, Change};
 use cairn_engine::keys::KeyStore;
-use cairn_evidence::{Bundle, Observed, Sha256Digest, Statement, Subject};
+use cairn_evidence::{Bundle, Observed, Statement, Subject};
 use cairn_tlog::merkle::{leaf_hash, verify_inclusion};
 use serde_json::Value;
 
@@ -221,7 +221,7 @@ fn sign_and_log(data: &Path, artifact: &[u8], out: &Path) {
         base_images: vec![],
         failed_tests: vec![],
         tests: None,
-        artifacts: vec![Subject::sha256("hello", Sha256Digest::of(artifact))],
+        artifacts: vec![Subject::sha256("hello", cairn_evidence::sha256(artifact))],
         triggered_by: None,
         change: Vec::new(),
     };

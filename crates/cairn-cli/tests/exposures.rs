@@ -746,16 +746,7 @@ fn an_overdue_exposure_is_flagged_and_sent_to_the_change_webhook_once() {
 
 /// Seconds since the epoch of an RFC 3339 UTC text (`YYYY-MM-DDTHH:MM:SS…Z`).
 fn time_s(text: &str) -> i64 {
-    let n = |a: usize, b: usize| text[a..b].parse::<i64>().unwrap();
-    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days * 86_400 + n(11, 13) * 3600 + n(14, 16) * 60 + n(17, 19)
+    cairn_model::time::parse_rfc3339(text).expect("RFC 3339").0
 }
 
 /// An SBOM stored after the advisory import is matched when it is stored: a

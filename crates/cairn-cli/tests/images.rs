@@ -618,7 +618,7 @@ fn a_debian_toolchain_base_is_made_reproducibly_from_its_recorded_recipe() {
 #[test]
 fn a_base_needs_its_publishers_signature_when_the_organisation_asks() {
     use cairn_evidence::sbom::CycloneDxBom;
-    use cairn_evidence::{Algorithm, Bundle, Sha256Digest, SigningKey, Statement, Subject};
+    use cairn_evidence::{Algorithm, Bundle, Digest, SigningKey, Statement, Subject};
 
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("rootfs");
@@ -634,7 +634,7 @@ fn a_base_needs_its_publishers_signature_when_the_organisation_asks() {
     let sign = |key: &SigningKey, path: &str| {
         let subject = Subject::sha256(
             "published",
-            Sha256Digest::from_hex(digest.trim_start_matches("sha256:")).unwrap(),
+            Digest::from_hex(digest.trim_start_matches("sha256:")).unwrap(),
         );
         let statement = Statement::new(
             vec![subject],

@@ -189,10 +189,8 @@ pub fn accept(
         }
         None => "local (no identities)".to_owned(),
     };
-    let hex = digest
-        .strip_prefix("sha256:")
-        .and_then(|h| cairn_evidence::Sha256Digest::from_hex(h).ok())
-        .ok_or_else(|| refuse(format!("{digest} is not a sha256 digest")))?;
+    let hex = cairn_evidence::Digest::parse(digest)
+        .map_err(|_| refuse(format!("{digest} is not a sha256 digest")))?;
     let expires_ms = now_ms.saturating_add(duration_ms);
     let statement = Statement::new(
         vec![Subject::sha256(workload.clone(), hex)],
@@ -288,12 +286,13 @@ pub(crate) fn apply(
             let Ok((statement, _)) = t.statement(&row.bundle) else {
                 continue;
             };
-            let hex = e.digest.trim_start_matches("sha256:");
-            let about = statement["subject"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|s| s["digest"]["sha256"].as_str() == Some(hex));
+            let wanted = cairn_evidence::Digest::parse(&e.digest).ok();
+            let about = wanted.is_some()
+                && statement["subject"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| crate::verified::subject_digest(s) == wanted);
             if !about || statement["predicateType"] != ACCEPTANCE_PREDICATE_TYPE {
                 continue;
             }

@@ -26,7 +26,7 @@ pub struct AdvisoryDbState {
 /// changes with any import that changed a record.
 pub fn advisory_db_state(store: &dyn Store) -> Result<AdvisoryDbState, EngineError> {
     let versions = store.advisory_versions()?;
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut ctx = cairn_evidence::Sha256Hasher::new();
     let mut newest: Option<&String> = None;
     for (id, modified, withdrawn) in &versions {
         // Lengths first, so no two lists hash alike.
@@ -39,16 +39,10 @@ pub fn advisory_db_state(store: &dyn Store) -> Result<AdvisoryDbState, EngineErr
             newest = Some(modified);
         }
     }
-    let hex: String = ctx
-        .finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     Ok(AdvisoryDbState {
         count: versions.len() as u64,
         newest_modified: newest.cloned(),
-        digest: format!("sha256:{hex}"),
+        digest: ctx.finish().to_string(),
     })
 }
 
@@ -142,17 +136,8 @@ fn component_of_purl(
     purl: &str,
     source_version: Option<&str>,
 ) -> Result<Option<Component>, String> {
-    let rest = purl
-        .strip_prefix("pkg:")
-        .ok_or_else(|| "not a package URL".to_owned())?;
-    let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
-    let (path, qualifiers) = rest.split_once('?').unwrap_or((rest, ""));
-    let (path, version) = path
-        .rsplit_once('@')
-        .ok_or_else(|| "the package URL names no version".to_owned())?;
-    let mut segments = path.split('/');
-    let kind = segments.next().unwrap_or_default().to_ascii_lowercase();
-    let ecosystem = match kind.as_str() {
+    let parsed = cairn_model::purl::Purl::parse(purl).map_err(|e| e.to_string())?;
+    let ecosystem = match parsed.ty.as_str() {
         "cargo" => Ecosystem::Cargo,
         "npm" => Ecosystem::Npm,
         "pypi" => Ecosystem::PyPI,
@@ -164,25 +149,14 @@ fn component_of_purl(
         "apk" => Ecosystem::Alpine,
         _ => return Ok(None),
     };
-    let parts = segments.map(decode).collect::<Result<Vec<_>, _>>()?;
-    let Some((name, namespace)) = parts.split_last() else {
-        return Err("the package URL names no package".to_owned());
-    };
-    if name.is_empty() {
-        return Err("the package URL names no package".to_owned());
-    }
-    let namespace = (!namespace.is_empty()).then(|| namespace.join("/"));
-    let version = decode(version)?;
-    let mut arch = None;
-    let mut upstream = None;
-    for pair in qualifiers.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match k {
-            "arch" => arch = Some(decode(v)?),
-            "upstream" => upstream = Some(decode(v)?),
-            _ => {}
-        }
-    }
+    let version = parsed
+        .version
+        .clone()
+        .ok_or_else(|| "the package URL names no version".to_owned())?;
+    let name = parsed.name.clone();
+    let namespace = (!parsed.namespace.is_empty()).then(|| parsed.namespace.clone());
+    let arch = parsed.qualifier("arch").map(str::to_owned);
+    let upstream = parsed.qualifier("upstream").map(str::to_owned);
     let source_package = upstream.map(|u| match u.split_once('@') {
         Some((n, v)) => SourcePackage {
             name: n.to_owned(),
@@ -210,27 +184,6 @@ fn component_of_purl(
         source_package,
         dependencies: Vec::new(),
     }))
-}
-
-/// Undoes purl percent-encoding; a malformed escape is an error.
-fn decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let b = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| "the package URL has a malformed %-escape".to_owned())?;
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| "the package URL is not UTF-8 once decoded".to_owned())
 }
 
 #[cfg(test)]

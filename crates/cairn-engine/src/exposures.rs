@@ -22,9 +22,6 @@ use cairn_store::{FindingFilter, FindingState, Store, StoredFinding};
 
 use crate::EngineError;
 
-/// The clock exposures are measured by (milliseconds since the epoch).
-pub use crate::host::now_ms;
-
 /// How many deployments of one environment the history is read back over.
 const HISTORY: usize = 500;
 

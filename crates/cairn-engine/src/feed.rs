@@ -459,7 +459,7 @@ fn open_regular(path: &Path) -> Result<std::fs::File, String> {
 }
 
 fn digest_reader(r: &mut impl Read) -> std::io::Result<String> {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut ctx = cairn_evidence::Sha256Hasher::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = r.read(&mut buf)?;
@@ -468,25 +468,25 @@ fn digest_reader(r: &mut impl Read) -> std::io::Result<String> {
         }
         ctx.update(&buf[..n]);
     }
-    Ok(format!("sha256:{}", hex(ctx.finish().as_ref())))
+    Ok(ctx.finish().to_string())
 }
 
 /// A directory's content digest: every `*.json` file's name and bytes (a file
 /// that cannot be read contributes its reason), in order.
 fn digest_tree(tree: &Tree) -> String {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut ctx = cairn_evidence::Sha256Hasher::new();
     for rel in tree.files.iter().filter(|f| f.ends_with(".json")) {
         let content = tree.read(rel, crate::advisories::record_limit());
         let inner = match &content {
-            Ok(bytes) => aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes),
-            Err(why) => aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, why.as_bytes()),
+            Ok(bytes) => cairn_evidence::sha256(bytes),
+            Err(why) => cairn_evidence::sha256(why.as_bytes()),
         };
         ctx.update(&(rel.len() as u64).to_be_bytes());
         ctx.update(rel.as_bytes());
         ctx.update(&[u8::from(content.is_ok())]);
-        ctx.update(inner.as_ref());
+        ctx.update(inner.as_bytes());
     }
-    format!("sha256:{}", hex(ctx.finish().as_ref()))
+    ctx.finish().to_string()
 }
 
 /// A downloaded body on disk.
@@ -573,7 +573,7 @@ fn fetch(
             .into_body()
             .into_reader()
             .take(limits.max_body_bytes + 1);
-        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let mut ctx = cairn_evidence::Sha256Hasher::new();
         let mut buf = vec![0u8; 64 * 1024];
         let mut total: u64 = 0;
         loop {
@@ -597,7 +597,7 @@ fn fetch(
         file.sync_all()
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         progress(&format!("{url}: {total} bytes received"));
-        Ok(format!("sha256:{}", hex(ctx.finish().as_ref())))
+        Ok(ctx.finish().to_string())
     })();
     match result {
         Ok(digest) => Ok(Some(Fetched {

@@ -82,7 +82,10 @@ fn running_local_digests(data: &DataDir) -> Result<Vec<String>, EngineError> {
                 .flatten();
             match d {
                 Some(d) if !d.is_running() => {}
-                Some(d) => out.push(d.digest.trim_start_matches("sha256:").to_owned()),
+                Some(d) => out.push(
+                    cairn_evidence::Digest::parse(&d.digest)
+                        .map_or_else(|_| d.digest.clone(), |d| d.hex()),
+                ),
                 None => out.push(String::new()),
             }
         }

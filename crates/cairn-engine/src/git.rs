@@ -26,6 +26,14 @@ const SAFE_CONFIG: &[&str] = &[
     "core.alternateRefsCommand=",
     "credential.helper=",
     "log.showSignature=false",
+    // Nothing cairn commits (remediation branches, the GitOps repository) is
+    // signed with a program a repository's config names.
+    "commit.gpgSign=false",
+    "tag.gpgSign=false",
+    // A work tree cairn writes (the GitOps repository's `read-tree -u`) gets the
+    // blob's bytes and modes: no line-ending conversion, symlinks as symlinks.
+    "core.autocrlf=false",
+    "core.symlinks=true",
     "gc.auto=0",
     "maintenance.auto=false",
     "fetch.recurseSubmodules=false",
@@ -58,13 +66,19 @@ const GIT_ENV_REMOVED: &[&str] = &[
     "GIT_PAGER",
     "GIT_EXEC_PATH",
     "GIT_TEMPLATE_DIR",
+    // A commit cairn makes is dated now, never by the caller's environment.
+    "GIT_AUTHOR_DATE",
+    "GIT_COMMITTER_DATE",
 ];
 
-/// Makes `cmd` (a `git` command) safe to run on a repository cairn does not
-/// trust: no system or global config, [`SAFE_CONFIG`] over the repository's,
-/// no prompts, no optional locks, and none of the caller's `GIT_*` redirections.
-/// Every host-side git command goes through this (here and in `deploy::gitops`).
-pub(crate) fn harden(cmd: &mut Command) {
+/// THE `git` command builder: every host-side git command (here and in
+/// `deploy::gitops`) starts from it. A `git -C dir` safe to run on a repository
+/// cairn does not trust: no system or global config, [`SAFE_CONFIG`] over the
+/// repository's, pathspecs literal, no prompts, no optional locks, none of the
+/// caller's `GIT_*` redirections or commit dates, and stdin closed.
+pub(crate) fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(dir);
     for setting in SAFE_CONFIG {
         cmd.args(["-c", setting]);
     }
@@ -73,18 +87,17 @@ pub(crate) fn harden(cmd: &mut Command) {
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_OPTIONAL_LOCKS", "0")
         .env("GIT_LFS_SKIP_SMUDGE", "1")
-        .env("GIT_NO_REPLACE_OBJECTS", "1");
+        .env("GIT_NO_REPLACE_OBJECTS", "1")
+        .env("GIT_LITERAL_PATHSPECS", "1");
     for var in GIT_ENV_REMOVED {
         cmd.env_remove(var);
     }
+    cmd.stdin(Stdio::null());
+    cmd
 }
 
 fn git(dir: &Path) -> Command {
-    let mut cmd = Command::new("git");
-    cmd.arg("-C").arg(dir);
-    harden(&mut cmd);
-    cmd.stdin(Stdio::null());
-    cmd
+    command(dir)
 }
 
 struct Output {
@@ -723,6 +736,68 @@ mod tests {
         out.stdout
     }
 
+    /// The one builder (`command`, which `deploy::gitops` uses too) holds the
+    /// union of both former hardenings: whatever a hostile repository's own
+    /// config says, git sees cairn's value for every setting that could run a
+    /// program, sign with one, rewrite bytes or reach another transport.
+    #[test]
+    fn the_one_builder_outranks_a_hostile_repository_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        sh(&repo, &["init", "-q"], None);
+        let evil = "!touch /tmp/cairn-owned";
+        let settings = [
+            ("core.fsmonitor", evil, "false"),
+            ("core.hooksPath", "/tmp/evil-hooks", "/dev/null"),
+            ("core.sshCommand", evil, "ssh"),
+            ("core.pager", evil, "cat"),
+            ("credential.helper", evil, ""),
+            ("commit.gpgSign", "true", "false"),
+            ("tag.gpgSign", "true", "false"),
+            ("core.autocrlf", "true", "false"),
+            ("core.symlinks", "false", "true"),
+            ("protocol.ext.allow", "always", "never"),
+            ("protocol.fd.allow", "always", "never"),
+            ("protocol.allow", "always", "never"),
+            ("gc.auto", "1", "0"),
+        ];
+        for (key, hostile, _) in settings {
+            sh(&repo, &["config", key, hostile], None);
+        }
+        for (key, _, safe) in settings {
+            let out = command(&repo)
+                .args(["config", "--get", key])
+                .output()
+                .unwrap();
+            let got = String::from_utf8_lossy(&out.stdout).trim_end().to_owned();
+            println!("{key}: repository says something else, git sees `{got}`");
+            assert_eq!(got, safe, "{key}");
+        }
+        // Pathspecs are literal: a glob names no file.
+        std::fs::write(repo.join("a.txt"), "a").unwrap();
+        sh(&repo, &["add", "a.txt"], None);
+        assert!(is_tracked(&repo, "a.txt").unwrap());
+        assert!(!is_tracked(&repo, "*.txt").unwrap());
+    }
+
+    /// The builder's literal pathspecs must not break `check-ignore` (which
+    /// refuses every pathspec magic): a data directory inside a work tree is
+    /// accepted when ignored and refused, naming the line to add, when not.
+    #[test]
+    fn the_data_dir_check_works_through_the_builder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        sh(&repo, &["init", "-q"], None);
+        let data = repo.join(".cairn");
+        let err = check_data_dir_ignored(&data).unwrap_err().to_string();
+        println!("not ignored: {err}");
+        assert!(err.contains("/.cairn/"), "{err}");
+        std::fs::write(repo.join(".gitignore"), ".cairn/\n").unwrap();
+        check_data_dir_ignored(&data).unwrap();
+    }
+
     fn id(bytes: Vec<u8>) -> String {
         String::from_utf8(bytes).unwrap().trim().to_owned()
     }
@@ -1063,9 +1138,7 @@ pub fn verified_signer(
 /// Whether `path` is tracked in the index of the work tree at or above `dir`.
 pub fn is_tracked(dir: &Path, path: &str) -> Result<bool, EngineError> {
     let mut cmd = git(dir);
-    cmd.env("GIT_LITERAL_PATHSPECS", "1")
-        .args(["ls-files", "--error-unmatch", "--"])
-        .arg(path);
+    cmd.args(["ls-files", "--error-unmatch", "--"]).arg(path);
     Ok(run(cmd)?.ok)
 }
 
@@ -1124,6 +1197,9 @@ pub fn check_data_dir_ignored(data: &Path) -> Result<(), EngineError> {
         return Err(refuse());
     }
     let mut check = git(&top);
+    // check-ignore refuses every pathspec magic, the builder's literal one too;
+    // it takes one path here, and a pattern in it is matched literally anyway.
+    check.env_remove("GIT_LITERAL_PATHSPECS");
     // The trailing `/` lets a directory pattern (`.cairn/`) match a directory that
     // does not exist yet.
     let mut arg = rel.clone().into_os_string();

@@ -3,6 +3,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Unix milliseconds now, from the system clock (0 before 1970, saturated past
+/// `i64`). The one clock of cairn: the crates below the engine take "now" as an
+/// argument, the server and the CLI call this.
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -44,5 +44,7 @@ mod workload_source;
 
 pub use data_dir::DataDir;
 pub use error::{EngineError, PartialImport};
+/// The one clock: unix milliseconds now (the floors below take "now" from their caller).
+pub use host::now_ms;
 pub use run::{Engine, RunObserver, RunRequest};
 pub use workload_source::{LoadedWorkload, load_org, load_workload};

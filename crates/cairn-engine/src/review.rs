@@ -78,7 +78,7 @@ pub fn record(
             run: None,
             stage: None,
             subject_name: &format!("{workload}@{commit}"),
-            subject_digest: &format!("sha256:{}", commit_subject_digest(&commit).to_hex()),
+            subject_digest: &commit_subject_digest(&commit).to_string(),
         },
     )?;
     Ok(Recorded {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use cairn_evidence::provenance::PROVENANCE_PREDICATE_TYPE;
 use cairn_evidence::test_result::TEST_RESULT_PREDICATE_TYPE;
-use cairn_evidence::{Bundle, SigningKey, VerifyingKey};
+use cairn_evidence::{Bundle, Digest, SigningKey, VerifyingKey};
 use cairn_model::{EvidenceRecord, RunId, StageRecord};
 use cairn_store::Store;
 use serde_json::Value;
@@ -88,6 +88,11 @@ impl Trust {
     }
 }
 
+/// The sha256 digest an in-toto subject names (`digest.sha256`), when it is one.
+pub(crate) fn subject_digest(subject: &Value) -> Option<Digest> {
+    Digest::from_hex(subject["digest"]["sha256"].as_str()?).ok()
+}
+
 /// Whether the catalog admitted `digest` (`sha256:…`): a stored CycloneDX
 /// statement about it, signed by cairn's key and in the log, which
 /// [`crate::images::catalog::admit`] writes only once the base passed the
@@ -97,7 +102,9 @@ pub(crate) fn catalog_admitted(
     trust: &Trust,
     digest: &str,
 ) -> Result<Result<(), String>, EngineError> {
-    let hex = digest.trim_start_matches("sha256:");
+    let Ok(wanted) = Digest::parse(digest) else {
+        return Ok(Err(format!("{digest} is not a sha256 digest")));
+    };
     let mut why = "there is no signed catalog admission (SBOM) about it".to_owned();
     for e in store.evidence_for_subject(digest)? {
         if e.run.is_some() || e.predicate_type != "https://cyclonedx.org/bom" {
@@ -109,7 +116,7 @@ pub(crate) fn catalog_admitted(
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .any(|s| s["digest"]["sha256"].as_str() == Some(hex));
+                    .any(|s| subject_digest(s) == Some(wanted));
                 if about && statement["predicateType"] == "https://cyclonedx.org/bom" {
                     return Ok(Ok(()));
                 }
@@ -204,7 +211,9 @@ pub(crate) fn signed_facts(statement: &Value) -> SignedFacts {
                             .is_some_and(|n| n.starts_with("catalog base "))
                     })
                     .filter_map(|d| d["digest"]["sha256"].as_str())
-                    .map(|h| format!("sha256:{h}"))
+                    // Malformed hex stays as it was signed: it names no
+                    // catalog entry, so a gate never finds it admitted.
+                    .map(|h| Digest::from_hex(h).map_or_else(|_| h.to_owned(), |d| d.to_string()))
                     .collect(),
                 change: internal["changeCommits"]
                     .as_array()
@@ -283,14 +292,14 @@ fn check(
     workload: &str,
 ) -> Result<Checked, String> {
     let (statement, signer) = trust.statement(&e.bundle)?;
-    let hex = digest.trim_start_matches("sha256:");
-    let subjects: Vec<&str> = statement["subject"]
+    let wanted = Digest::parse(digest).map_err(|e| e.to_string())?;
+    let subjects: Vec<Digest> = statement["subject"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|s| s["digest"]["sha256"].as_str())
+        .filter_map(subject_digest)
         .collect();
-    if !subjects.contains(&hex) {
+    if !subjects.contains(&wanted) {
         return Err(format!(
             "it is filed under {digest}, but its signed statement is about {}",
             if subjects.is_empty() {
@@ -298,7 +307,7 @@ fn check(
             } else {
                 subjects
                     .iter()
-                    .map(|s| format!("sha256:{s}"))
+                    .map(Digest::to_string)
                     .collect::<Vec<_>>()
                     .join(", ")
             }

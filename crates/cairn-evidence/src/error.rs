@@ -32,8 +32,8 @@ pub enum EvidenceError {
         #[source]
         source: base64::DecodeError,
     },
-    #[error("invalid hex SHA-256 digest `{0}` (expected 64 lowercase hex digits)")]
-    Digest(String),
+    #[error(transparent)]
+    Digest(#[from] cairn_model::DigestError),
     #[error("{what} is {size} bytes; the limit is {limit}")]
     TooLarge {
         what: &'static str,

@@ -15,9 +15,9 @@ use aws_lc_rs::signature::{
     Ed25519KeyPair, KeyPair, UnparsedPublicKey,
 };
 
-use crate::digest::Sha256Digest;
 #[cfg(test)]
 use crate::digest::hex;
+use crate::digest::sha256;
 use crate::{EvidenceError, pem};
 
 const PRIVATE_KEY_LABEL: &str = "PRIVATE KEY";
@@ -86,7 +86,7 @@ pub struct KeyId(String);
 
 impl KeyId {
     fn of_spki(spki_der: &[u8]) -> Self {
-        KeyId(Sha256Digest::of(spki_der).to_hex())
+        KeyId(sha256(spki_der).hex())
     }
 
     pub fn as_str(&self) -> &str {
@@ -453,10 +453,7 @@ mod tests {
             let public = VerifyingKey::from_pem(&key.public_key_pem()).expect("parses");
             assert_eq!(&public, key.verifying_key());
             assert_eq!(public.algorithm(), alg);
-            assert_eq!(
-                public.key_id().as_str(),
-                Sha256Digest::of(public.spki_der()).to_hex()
-            );
+            assert_eq!(public.key_id().as_str(), sha256(public.spki_der()).hex());
         }
     }
 

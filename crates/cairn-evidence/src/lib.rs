@@ -9,7 +9,7 @@
 //!
 //! The engine fills an [`Observed`] with what it saw, and turns it into statements:
 //! ```
-//! use cairn_evidence::{Algorithm, Bundle, Observed, Sha256Digest, SigningKey, Statement, Subject};
+//! use cairn_evidence::{Algorithm, Bundle, Observed, SigningKey, Statement, Subject, sha256};
 //! let key = SigningKey::from_secret_bytes(Algorithm::Ed25519, &[7; 32])?;
 //! let observed = Observed {
 //!     workload: "hello".into(),
@@ -27,7 +27,7 @@
 //!     base_images: vec![],
 //!     failed_tests: vec![],
 //!     tests: None,
-//!     artifacts: vec![Subject::sha256("hello", Sha256Digest::of(b"binary"))],
+//!     artifacts: vec![Subject::sha256("hello", sha256(b"binary"))],
 //!     triggered_by: None,
 //!     change: vec![],
 //! };
@@ -61,7 +61,7 @@ pub use bundle::{
     BUNDLE_MEDIA_TYPE, Bundle, Checkpoint, DSSE_ENTRY_KIND, DSSE_ENTRY_VERSION, InclusionPromise,
     InclusionProof, KindVersion, LogId, TlogEntry, dsse_log_body, log_key_id,
 };
-pub use digest::{Sha256Digest, Sha256Hasher, hash_log_lines};
+pub use digest::{Digest, Sha256Hasher, hash_log_lines, sha256};
 pub use dsse::Envelope;
 pub use error::EvidenceError;
 pub use key::{Algorithm, KeyId, SecretPem, SigningKey, VerifyingKey};

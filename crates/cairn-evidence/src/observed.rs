@@ -2,17 +2,17 @@
 //! statement constructors take. Plain data, filled by the engine, never by the step.
 
 use crate::statement::Subject;
-use crate::{EvidenceError, Sha256Digest};
+use crate::{Digest, EvidenceError};
 
 /// A name and the SHA-256 of its content: a step log, a base image, a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamedDigest {
     pub name: String,
-    pub sha256: Sha256Digest,
+    pub sha256: Digest,
 }
 
 impl NamedDigest {
-    pub fn new(name: impl Into<String>, sha256: Sha256Digest) -> Self {
+    pub fn new(name: impl Into<String>, sha256: Digest) -> Self {
         NamedDigest {
             name: name.into(),
             sha256,

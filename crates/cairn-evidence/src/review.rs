@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::dsse::check_size;
 use crate::statement::{MAX_STATEMENT_BYTES, Predicate, Statement, Subject};
 use crate::{
-    Bundle, EvidenceError, IN_TOTO_PAYLOAD_TYPE, Sha256Digest, VerifyingKey, rfc3339_utc_ms,
+    Bundle, Digest, EvidenceError, IN_TOTO_PAYLOAD_TYPE, VerifyingKey, rfc3339_utc_ms, sha256,
 };
 
 /// `predicateType` of a cairn review.
@@ -103,11 +103,11 @@ pub struct ReviewFacts {
 }
 
 /// The `sha256` of a review subject: SHA-256 of `git-commit:<commit>`.
-pub fn commit_subject_digest(commit: &str) -> Sha256Digest {
+pub fn commit_subject_digest(commit: &str) -> Digest {
     let mut bytes = Vec::with_capacity(COMMIT_SUBJECT_PREFIX.len() + commit.len());
     bytes.extend_from_slice(COMMIT_SUBJECT_PREFIX.as_bytes());
     bytes.extend_from_slice(commit.as_bytes());
-    Sha256Digest::of(&bytes)
+    sha256(&bytes)
 }
 
 /// The subject of a review of `commit` in `repository`: named by the
@@ -119,7 +119,7 @@ pub fn commit_subject(repository: &str, commit: &str) -> Result<Subject, Evidenc
         name: repository.to_owned(),
         digest: BTreeMap::from([
             ("gitCommit".to_owned(), commit.to_owned()),
-            ("sha256".to_owned(), commit_subject_digest(commit).to_hex()),
+            ("sha256".to_owned(), commit_subject_digest(commit).hex()),
         ]),
     })
 }
@@ -325,12 +325,9 @@ mod tests {
         let commit = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
         assert_eq!(
             commit_subject_digest(commit),
-            Sha256Digest::of(format!("git-commit:{commit}").as_bytes())
+            sha256(format!("git-commit:{commit}").as_bytes())
         );
-        assert_ne!(
-            commit_subject_digest(commit),
-            Sha256Digest::of(commit.as_bytes())
-        );
+        assert_ne!(commit_subject_digest(commit), sha256(commit.as_bytes()));
     }
 
     #[test]

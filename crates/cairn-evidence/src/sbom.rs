@@ -18,13 +18,13 @@ impl Predicate for CycloneDxBom {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Sha256Digest, Statement, Subject};
+    use crate::{Statement, Subject, sha256};
 
     #[test]
     fn a_bom_statement_round_trips() {
         let bom = CycloneDxBom(serde_json::json!({"bomFormat": "CycloneDX", "specVersion": "1.6"}));
         let s = Statement::new(
-            vec![Subject::sha256("base tiny", Sha256Digest::of(b"x"))],
+            vec![Subject::sha256("base tiny", sha256(b"x"))],
             bom.clone(),
         )
         .unwrap();

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::dsse::check_size;
-use crate::{EvidenceError, Sha256Digest};
+use crate::{Digest, EvidenceError};
 
 /// `_type` of a Statement v1.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
@@ -31,18 +31,18 @@ pub struct Subject {
 }
 
 impl Subject {
-    pub fn sha256(name: impl Into<String>, digest: Sha256Digest) -> Self {
+    pub fn sha256(name: impl Into<String>, digest: Digest) -> Self {
         Subject {
             name: name.into(),
-            digest: BTreeMap::from([("sha256".to_owned(), digest.to_hex())]),
+            digest: BTreeMap::from([("sha256".to_owned(), digest.hex())]),
         }
     }
 
     /// The `sha256` digest, if present and well-formed.
-    pub fn sha256_digest(&self) -> Option<Sha256Digest> {
+    pub fn sha256_digest(&self) -> Option<Digest> {
         self.digest
             .get("sha256")
-            .and_then(|hex| Sha256Digest::from_hex(hex).ok())
+            .and_then(|hex| Digest::from_hex(hex).ok())
     }
 }
 
@@ -69,10 +69,10 @@ pub struct ResourceDescriptor {
 
 impl ResourceDescriptor {
     /// A named resource with a `sha256` digest.
-    pub fn named_sha256(name: impl Into<String>, digest: Sha256Digest) -> Self {
+    pub fn named_sha256(name: impl Into<String>, digest: Digest) -> Self {
         ResourceDescriptor {
             name: Some(name.into()),
-            digest: BTreeMap::from([("sha256".to_owned(), digest.to_hex())]),
+            digest: BTreeMap::from([("sha256".to_owned(), digest.hex())]),
             ..Default::default()
         }
     }

@@ -1,7 +1,7 @@
 //! Unix milliseconds to RFC 3339 UTC with milliseconds, without a clock: the
 //! caller hands in times. The calendar is `cairn_model::time`'s.
 
-use cairn_model::time::civil_from_days;
+use cairn_model::time::{civil_from_days, rfc3339_utc_millis};
 
 use crate::EvidenceError;
 
@@ -9,20 +9,11 @@ use crate::EvidenceError;
 /// with millisecond precision, the form of protobuf's JSON `Timestamp` (which SLSA
 /// Provenance v1 `startedOn`/`finishedOn` use). Years outside 0001–9999 are refused.
 pub fn rfc3339_utc_ms(unix_ms: i64) -> Result<String, EvidenceError> {
-    let secs = unix_ms.div_euclid(1000);
-    let millis = unix_ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, _, _) = civil_from_days(unix_ms.div_euclid(86_400_000));
     if !(1..=9999).contains(&y) {
         return Err(EvidenceError::TimeOutOfRange { unix_ms });
     }
-    Ok(format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    ))
+    Ok(rfc3339_utc_millis(unix_ms))
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::review::{check_predicate_type, verified_in_toto_payload};
 use crate::statement::{Predicate, Statement, Subject};
-use crate::{Bundle, EvidenceError, Sha256Digest, VerifyingKey, rfc3339_utc_ms};
+use crate::{Bundle, Digest, EvidenceError, VerifyingKey, rfc3339_utc_ms};
 
 /// `predicateType` of a VSA v1.
 pub const VSA_PREDICATE_TYPE: &str = "https://slsa.dev/verification_summary/v1";
@@ -78,10 +78,10 @@ pub struct VsaResource {
 
 impl VsaResource {
     /// A resource with a `sha256` digest and, if given, where to fetch it.
-    pub fn sha256(uri: Option<String>, digest: Sha256Digest) -> Self {
+    pub fn sha256(uri: Option<String>, digest: Digest) -> Self {
         VsaResource {
             uri,
-            digest: BTreeMap::from([("sha256".to_owned(), digest.to_hex())]),
+            digest: BTreeMap::from([("sha256".to_owned(), digest.hex())]),
         }
     }
 }
@@ -139,7 +139,7 @@ impl Predicate for Vsa {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InputAttestation {
     pub uri: Option<String>,
-    pub sha256: Sha256Digest,
+    pub sha256: Digest,
 }
 
 /// What the engine knows when it issues a VSA.
@@ -153,7 +153,7 @@ pub struct VsaFacts {
     pub image: String,
     /// The policy evaluated: where it lives, and the SHA-256 of its text.
     pub policy_uri: String,
-    pub policy_digest: Sha256Digest,
+    pub policy_digest: Digest,
     pub input_attestations: Vec<InputAttestation>,
     pub result: VerificationResult,
     /// When passed, the highest level of each track, e.g. `SLSA_BUILD_LEVEL_3`.
@@ -203,7 +203,7 @@ impl Vsa {
     }
 
     /// The image's manifest digest, from `resourceUri`.
-    pub fn image_digest(&self) -> Result<Sha256Digest, EvidenceError> {
+    pub fn image_digest(&self) -> Result<Digest, EvidenceError> {
         let reference =
             ImageRef::parse(&self.resource_uri).map_err(|_| EvidenceError::Invalid {
                 what: "VSA resourceUri",
@@ -215,7 +215,7 @@ impl Vsa {
                 reason: "it is not pinned by digest (`@sha256:…`)",
             });
         };
-        Sha256Digest::from_hex(digest.trim_start_matches("sha256:"))
+        Ok(Digest::parse(digest)?)
     }
 
     /// The spec's requirements and cairn's bounds (see the module doc).
@@ -390,7 +390,7 @@ fn check_digest_set(
         check_text(what, value)?;
     }
     if let Some(hex) = set.get("sha256") {
-        Sha256Digest::from_hex(hex)?;
+        Digest::from_hex(hex)?;
     }
     Ok(())
 }

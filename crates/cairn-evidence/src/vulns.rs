@@ -95,7 +95,7 @@ impl VulnResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Sha256Digest, Statement, Subject};
+    use crate::{Statement, Subject, sha256};
 
     #[test]
     fn a_vulns_statement_has_the_v0_2_shape_and_round_trips() {
@@ -125,11 +125,7 @@ mod tests {
                 scan_finished_on: "2026-01-01T00:00:01Z".into(),
             },
         };
-        let s = Statement::new(
-            vec![Subject::sha256("rc", Sha256Digest::of(b"x"))],
-            scan.clone(),
-        )
-        .unwrap();
+        let s = Statement::new(vec![Subject::sha256("rc", sha256(b"x"))], scan.clone()).unwrap();
         let json: serde_json::Value =
             serde_json::from_slice(s.to_json().unwrap().as_ref()).unwrap();
         assert_eq!(

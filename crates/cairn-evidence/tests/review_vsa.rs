@@ -8,9 +8,7 @@ use cairn_evidence::review::{
     MAX_COMMENT_BYTES, REVIEW_PREDICATE_TYPE, Review, ReviewFacts, Verdict, commit_subject,
 };
 use cairn_evidence::vsa::{InputAttestation, VerificationResult, Vsa, VsaFacts};
-use cairn_evidence::{
-    Algorithm, Bundle, EvidenceError, Sha256Digest, SigningKey, Statement, Subject,
-};
+use cairn_evidence::{Algorithm, Bundle, Digest, EvidenceError, SigningKey, Statement, Subject};
 use serde_json::{Value, json};
 
 const COMMIT: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
@@ -35,28 +33,25 @@ fn review_facts() -> ReviewFacts {
     }
 }
 
-fn image_digest() -> Sha256Digest {
-    Sha256Digest::of(b"the manifest")
+fn image_digest() -> Digest {
+    cairn_evidence::sha256(b"the manifest")
 }
 
 fn vsa_facts() -> VsaFacts {
     VsaFacts {
         verifier_id: "https://cairn.invalid/verifier/test-install".into(),
         time_verified_ms: 1_764_072_000_000,
-        image: format!(
-            "registry.example.invalid/apps/hello@sha256:{}",
-            image_digest()
-        ),
+        image: format!("registry.example.invalid/apps/hello@{}", image_digest()),
         policy_uri: "https://cairn.invalid/policies/production.rego".into(),
-        policy_digest: Sha256Digest::of(b"package cairn.gate"),
+        policy_digest: cairn_evidence::sha256(b"package cairn.gate"),
         input_attestations: vec![
             InputAttestation {
                 uri: Some("cairn:evidence/1".into()),
-                sha256: Sha256Digest::of(b"provenance bundle"),
+                sha256: cairn_evidence::sha256(b"provenance bundle"),
             },
             InputAttestation {
                 uri: None,
-                sha256: Sha256Digest::of(b"test result bundle"),
+                sha256: cairn_evidence::sha256(b"test result bundle"),
             },
         ],
         result: VerificationResult::Passed,
@@ -74,7 +69,7 @@ fn to_value<T: serde::Serialize>(statement: &T) -> Value {
 fn review_statement_has_its_documented_shape() {
     let statement = Statement::review(&review_facts()).expect("builds");
     let value: Value = serde_json::from_slice(&statement.to_json().expect("json")).expect("json");
-    let derived = Sha256Digest::of(format!("git-commit:{COMMIT}").as_bytes()).to_hex();
+    let derived = cairn_evidence::sha256(format!("git-commit:{COMMIT}").as_bytes()).hex();
     assert_eq!(
         value,
         json!({
@@ -168,7 +163,7 @@ fn a_review_whose_subject_is_not_its_commit_is_refused_even_when_signed() {
                 name: REPO.into(),
                 digest: BTreeMap::from([
                     ("gitCommit".into(), COMMIT.into()),
-                    ("sha256".into(), Sha256Digest::of(b"an image").to_hex()),
+                    ("sha256".into(), cairn_evidence::sha256(b"an image").hex()),
                 ]),
             }],
         ),
@@ -185,7 +180,7 @@ fn a_review_whose_subject_is_not_its_commit_is_refused_even_when_signed() {
         ),
         (
             "no gitCommit",
-            vec![Subject::sha256(REPO, Sha256Digest::of(b"x"))],
+            vec![Subject::sha256(REPO, cairn_evidence::sha256(b"x"))],
         ),
     ];
     for (case, subject) in mismatched {
@@ -241,7 +236,7 @@ fn vsa_statement_has_the_slsa_v1_shape() {
             "_type": "https://in-toto.io/Statement/v1",
             "subject": [{
                 "name": "registry.example.invalid/apps/hello",
-                "digest": {"sha256": image_digest().to_hex()}
+                "digest": {"sha256": image_digest().hex()}
             }],
             "predicateType": "https://slsa.dev/verification_summary/v1",
             "predicate": {
@@ -250,12 +245,12 @@ fn vsa_statement_has_the_slsa_v1_shape() {
                 "resourceUri": facts.image,
                 "policy": {
                     "uri": "https://cairn.invalid/policies/production.rego",
-                    "digest": {"sha256": Sha256Digest::of(b"package cairn.gate").to_hex()}
+                    "digest": {"sha256": cairn_evidence::sha256(b"package cairn.gate").hex()}
                 },
                 "inputAttestations": [
                     {"uri": "cairn:evidence/1",
-                     "digest": {"sha256": Sha256Digest::of(b"provenance bundle").to_hex()}},
-                    {"digest": {"sha256": Sha256Digest::of(b"test result bundle").to_hex()}}
+                     "digest": {"sha256": cairn_evidence::sha256(b"provenance bundle").hex()}},
+                    {"digest": {"sha256": cairn_evidence::sha256(b"test result bundle").hex()}}
                 ],
                 "verificationResult": "PASSED",
                 "verifiedLevels": ["SLSA_BUILD_LEVEL_3"],
@@ -329,7 +324,7 @@ fn a_vsa_about_another_image_than_its_resource_is_refused() {
     let statement = Statement::new(
         vec![Subject::sha256(
             "registry.example.invalid/apps/hello",
-            Sha256Digest::of(b"another"),
+            cairn_evidence::sha256(b"another"),
         )],
         vsa,
     )

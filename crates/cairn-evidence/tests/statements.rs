@@ -45,7 +45,7 @@ fn provenance_statement_has_the_slsa_v1_shape() {
                         {"uri": "https://git.example.invalid/hello-c.git",
                          "digest": {"gitCommit": "4b825dc642cb6eb9a060e54bf8d69288fbee4904"}},
                         {"name": "catalog/debian:bookworm", "uri": "catalog/debian:bookworm",
-                         "digest": {"sha256": observed.base_images[0].sha256.to_hex()}}
+                         "digest": {"sha256": observed.base_images[0].sha256.hex()}}
                     ]
                 },
                 "runDetails": {
@@ -57,7 +57,7 @@ fn provenance_statement_has_the_slsa_v1_shape() {
                     },
                     "byproducts": [
                         {"name": "build/stdout", "mediaType": "text/plain",
-                         "digest": {"sha256": observed.logs[0].sha256.to_hex()}}
+                         "digest": {"sha256": observed.logs[0].sha256.hex()}}
                     ]
                 }
             }

@@ -72,14 +72,10 @@ impl ImageRef {
         }
         let (rest, digest) = match text.split_once('@') {
             Some((rest, digest)) => {
-                let hex = digest
-                    .strip_prefix("sha256:")
-                    .ok_or_else(|| invalid("only sha256 digests are accepted"))?;
-                if hex.len() != 64
-                    || !hex
-                        .bytes()
-                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-                {
+                if !digest.starts_with(crate::digest::SHA256_PREFIX) {
+                    return Err(invalid("only sha256 digests are accepted"));
+                }
+                if !crate::Digest::is_valid(digest) {
                     return Err(invalid(
                         "the digest is not `sha256:` and 64 lowercase hex digits",
                     ));

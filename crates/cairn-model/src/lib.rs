@@ -5,10 +5,12 @@
 
 pub mod config;
 pub mod deployment;
+pub mod digest;
 pub mod ecosystem;
 pub mod error_kind;
 pub mod image;
 pub mod image_ref;
+pub mod purl;
 pub mod run;
 pub mod test_report;
 pub mod test_results;
@@ -18,6 +20,7 @@ pub use deployment::{
     ChangeKind, ChangeRecord, DeploymentKind, DeploymentRecord, DeploymentStatus, IdentityKind,
     IdentityRecord, RoleBinding, SessionRecord, TargetKind,
 };
+pub use digest::{Digest, DigestError};
 pub use error_kind::ErrorKind;
 pub use image::{BaseRecipe, BaseRecord, DebianRecipe, ImageRecord, RecipeError};
 pub use run::{

@@ -12,7 +12,6 @@ use oci_spec::image::{
 
 use crate::json::{CONFIG_TYPES, canonical, parse_config, parse_manifest};
 use crate::layout::MAX_JSON_BYTES;
-use crate::time::rfc3339;
 use crate::{
     Descriptor, Digest, ImageConfiguration, ImageManifest, Layer, Layout, MediaType, OciError,
 };
@@ -58,7 +57,7 @@ impl Image {
         Ok(Descriptor::new(
             media_type,
             self.manifest_size,
-            self.manifest_digest.to_oci()?,
+            crate::digest::to_oci(self.manifest_digest)?,
         ))
     }
 
@@ -107,7 +106,7 @@ impl Layout {
                 hint: "an OCI or Docker image config",
             });
         }
-        let config_digest = Digest::from_oci(config_desc.digest())?;
+        let config_digest = crate::digest::from_oci(config_desc.digest())?;
         let config_bytes = self.read_blob_as("config", &config_digest, MAX_JSON_BYTES)?;
         if config_bytes.len() as u64 != config_desc.size() {
             return Err(OciError::SizeMismatch {
@@ -136,7 +135,7 @@ impl Layout {
         for (descriptor, diff_id) in manifest.layers().iter().zip(diff_ids) {
             layer_compression(*manifest_digest, descriptor)?;
             layers.push(Layer {
-                digest: Digest::from_oci(descriptor.digest())?,
+                digest: crate::digest::from_oci(descriptor.digest())?,
                 diff_id: Digest::parse(diff_id)?,
                 size: descriptor.size(),
             });
@@ -204,7 +203,8 @@ pub fn assemble(
             });
         }
     }
-    let created = rfc3339(spec.created_epoch);
+    let created =
+        cairn_model::time::rfc3339_utc_secs(i64::try_from(spec.created_epoch).unwrap_or(i64::MAX));
     let mut config = base.config.clone();
     let mut diff_ids = config.rootfs().diff_ids().clone();
     let mut history = config.history().clone().unwrap_or_default();
@@ -230,7 +230,7 @@ pub fn assemble(
         descriptors.push(Descriptor::new(
             MediaType::ImageLayerGzip,
             layer.size,
-            layer.digest.to_oci()?,
+            crate::digest::to_oci(layer.digest)?,
         ));
     }
     let mut annotations = HashMap::new();

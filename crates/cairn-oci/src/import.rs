@@ -19,8 +19,7 @@ use crate::digest::HashWriter;
 use crate::image::{history_entry, write_image};
 use crate::json::{INDEX_TYPES, MANIFEST_TYPES, parse_index};
 use crate::layout::MAX_JSON_BYTES;
-use crate::time::rfc3339;
-use crate::{Descriptor, Digest, Image, Layer, Layout, MediaType, OciError, layer_from_dir};
+use crate::{Descriptor, Image, Layer, Layout, MediaType, OciError, layer_from_dir};
 
 /// The largest uncompressed root filesystem tarball `import_rootfs` accepts (16 GiB).
 const MAX_ROOTFS_BYTES: u64 = 16 << 30;
@@ -58,7 +57,8 @@ pub fn import_rootfs_clamped(
     } else {
         layer_from_tarball(layout, source, clamp.unwrap_or(u64::MAX))?
     };
-    let created = rfc3339(mtime_epoch_secs);
+    let created =
+        cairn_model::time::rfc3339_utc_secs(i64::try_from(mtime_epoch_secs).unwrap_or(i64::MAX));
     let spec_err = |what| move |source| OciError::Spec { what, source };
     let rootfs = RootFsBuilder::default()
         .typ("layers")
@@ -81,7 +81,7 @@ pub fn import_rootfs_clamped(
     let layers = vec![Descriptor::new(
         MediaType::ImageLayerGzip,
         layer.size,
-        layer.digest.to_oci()?,
+        crate::digest::to_oci(layer.digest)?,
     )];
     let mut annotations = HashMap::new();
     annotations.insert(ANNOTATION_CREATED.to_string(), created);
@@ -455,7 +455,7 @@ pub fn import_layout(
             }
         }
     };
-    let mut digest = Digest::from_oci(entry.digest())?;
+    let mut digest = crate::digest::from_oci(entry.digest())?;
     let media_type = entry.media_type().to_string();
     if INDEX_TYPES.contains(&media_type.as_str()) {
         let index = parse_index(&src.read_blob_as("index", &digest, MAX_JSON_BYTES)?)?;
@@ -469,7 +469,7 @@ pub fn import_layout(
                         .is_some_and(|p| *p.os() == Os::Linux && *p.architecture() == Arch::Amd64)
             })
             .ok_or(OciError::NoMatchingPlatform { index: digest })?;
-        digest = Digest::from_oci(chosen.digest())?;
+        digest = crate::digest::from_oci(chosen.digest())?;
     } else if !MANIFEST_TYPES.contains(&media_type.as_str()) {
         return Err(OciError::UnsupportedMediaType {
             what: format!("index.json entry {digest} in {}", src_dir.display()),

@@ -30,12 +30,12 @@ fn parse<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, OciError> {
     if bytes.len() as u64 > MAX_JSON_BYTES {
         return Err(OciError::TooLarge {
             what: "JSON document",
-            digest: Digest::of_bytes(bytes),
+            digest: cairn_evidence::sha256(bytes),
             max: MAX_JSON_BYTES,
         });
     }
     serde_json::from_slice(bytes).map_err(|source| OciError::Json {
-        what: format!("{what} {}", Digest::of_bytes(bytes)),
+        what: format!("{what} {}", cairn_evidence::sha256(bytes)),
         source,
     })
 }
@@ -45,7 +45,7 @@ fn parse<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, OciError> {
 /// is given, sha256 digests only.
 pub fn parse_manifest(bytes: &[u8]) -> Result<ImageManifest, OciError> {
     let manifest: ImageManifest = parse("manifest", bytes)?;
-    let what = || format!("manifest {}", Digest::of_bytes(bytes));
+    let what = || format!("manifest {}", cairn_evidence::sha256(bytes));
     if manifest.schema_version() != 2 {
         return Err(OciError::Invalid {
             what: what(),
@@ -61,9 +61,9 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<ImageManifest, OciError> {
             hint: "an OCI image manifest or a Docker schema2 manifest",
         });
     }
-    Digest::from_oci(manifest.config().digest())?;
+    crate::digest::from_oci(manifest.config().digest())?;
     for layer in manifest.layers() {
-        Digest::from_oci(layer.digest())?;
+        crate::digest::from_oci(layer.digest())?;
     }
     Ok(manifest)
 }
@@ -74,7 +74,7 @@ pub fn parse_config(bytes: &[u8]) -> Result<ImageConfiguration, OciError> {
     let config: ImageConfiguration = parse("config", bytes)?;
     if config.rootfs().typ() != "layers" {
         return Err(OciError::Invalid {
-            what: format!("config {}", Digest::of_bytes(bytes)),
+            what: format!("config {}", cairn_evidence::sha256(bytes)),
             reason: "rootfs.type must be \"layers\"",
         });
     }
@@ -91,12 +91,12 @@ pub fn parse_index(bytes: &[u8]) -> Result<ImageIndex, OciError> {
     let index: ImageIndex = parse("index", bytes)?;
     if index.schema_version() != 2 {
         return Err(OciError::Invalid {
-            what: format!("index {}", Digest::of_bytes(bytes)),
+            what: format!("index {}", cairn_evidence::sha256(bytes)),
             reason: "schemaVersion must be 2",
         });
     }
     for entry in index.manifests() {
-        Digest::from_oci(entry.digest())?;
+        crate::digest::from_oci(entry.digest())?;
     }
     Ok(index)
 }

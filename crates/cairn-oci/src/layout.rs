@@ -44,7 +44,7 @@ impl Blob {
         Ok(Descriptor::new(
             media_type,
             self.size,
-            self.digest.to_oci()?,
+            crate::digest::to_oci(self.digest)?,
         ))
     }
 }
@@ -196,7 +196,7 @@ impl Layout {
                 max: max_bytes,
             });
         }
-        let actual = Digest::of_bytes(&bytes);
+        let actual = cairn_evidence::sha256(&bytes);
         if actual != *digest {
             return Err(OciError::DigestMismatch {
                 what,
@@ -250,7 +250,7 @@ impl Layout {
     /// several processes do not lose each other's entries).
     pub fn set_ref(&self, name: &str, descriptor: &Descriptor) -> Result<(), OciError> {
         check_ref_name(name)?;
-        Digest::from_oci(descriptor.digest())?;
+        crate::digest::from_oci(descriptor.digest())?;
         // Serialise read-modify-write of index.json between processes: an
         // advisory lock on the layout directory itself (no extra file in the
         // layout), released when `dir_lock` is dropped.
@@ -513,7 +513,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let layout = Layout::open_or_create(dir.path()).expect("create");
         let blob = layout.put_blob(b"hello").expect("put");
-        assert_eq!(blob.digest, Digest::of_bytes(b"hello"));
+        assert_eq!(blob.digest, cairn_evidence::sha256(b"hello"));
         assert_eq!(blob.size, 5);
         assert!(layout.has_blob(&blob.digest));
         assert_eq!(layout.read_blob(&blob.digest, 5).expect("read"), b"hello");
@@ -531,11 +531,11 @@ mod tests {
                 expected, actual, ..
             }) => {
                 assert_eq!(expected, blob.digest);
-                assert_eq!(actual, Digest::of_bytes(b"hellp"));
+                assert_eq!(actual, cairn_evidence::sha256(b"hellp"));
             }
             other => panic!("expected a digest mismatch, got {other:?}"),
         }
-        let missing = Digest::of_bytes(b"nope");
+        let missing = cairn_evidence::sha256(b"nope");
         assert!(matches!(
             layout.read_blob(&missing, 10),
             Err(OciError::MissingBlob { .. })

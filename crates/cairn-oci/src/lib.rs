@@ -15,7 +15,6 @@ mod import;
 mod json;
 mod layer;
 mod layout;
-mod time;
 mod unpack;
 
 pub use digest::Digest;

@@ -134,7 +134,7 @@ pub fn unpack_layer_bytes(
         report: UnpackReport::default(),
     };
     let gzip = bytes.starts_with(&[0x1f, 0x8b]);
-    unpacker.apply_layer(bytes, gzip, Digest::of_bytes(bytes), None)?;
+    unpacker.apply_layer(bytes, gzip, cairn_evidence::sha256(bytes), None)?;
     Ok(unpacker.report)
 }
 

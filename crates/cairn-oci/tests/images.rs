@@ -92,7 +92,7 @@ fn layers_are_reproducible_and_normalised() {
     flate2::read::GzDecoder::new(&gz[..])
         .read_to_end(&mut tar)
         .expect("gunzip");
-    assert_eq!(Digest::of_bytes(&tar), la.diff_id);
+    assert_eq!(cairn_evidence::sha256(&tar), la.diff_id);
 
     // Long names (GNU long-name entries) and long symlink targets survive.
     let deep = tmp.path().join("deep");
@@ -377,7 +377,7 @@ fn tampered_manifest_or_config_names_both_digests() {
             let text = e.to_string();
             assert!(text.contains(&image.config_digest.to_string()), "{text}");
             assert!(
-                text.contains(&Digest::of_bytes(&config).to_string()),
+                text.contains(&cairn_evidence::sha256(&config).to_string()),
                 "{text}"
             );
         }

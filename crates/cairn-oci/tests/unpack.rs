@@ -45,7 +45,7 @@ fn dotdot_and_absolute_paths_are_refused() {
         let tar = raw_tar(&[dir("a"), file(bad, b"x")]);
         let target = tmp.path().join("t").join(bad.replace('/', "_"));
         let err = refused(&tar, &target);
-        assert_unsafe(&err, bad, &Digest::of_bytes(&tar));
+        assert_unsafe(&err, bad, &cairn_evidence::sha256(&tar));
     }
     assert!(!tmp.path().join("escape.txt").exists());
     assert!(!tmp.path().join("t/escape.txt").exists());
@@ -66,7 +66,7 @@ fn a_symlink_is_never_followed_while_creating_a_path() {
             .path()
             .join(format!("same-{}", target.replace('/', "_")));
         let err = refused(&tar, &dest);
-        assert_unsafe(&err, &path, &Digest::of_bytes(&tar));
+        assert_unsafe(&err, &path, &cairn_evidence::sha256(&tar));
         let through_outside = format!("a/{canary}");
         let tar = raw_tar(&[symlink("a", target), file(&through_outside, b"pwned")]);
         let err = refused(
@@ -112,7 +112,7 @@ fn hardlinks_must_stay_inside() {
         let tar = raw_tar(&entries);
         let err = refused(&tar, &tmp.path().join(format!("h{i}")));
         let last = std::str::from_utf8(entries.last().expect("entry").path).expect("utf8");
-        assert_unsafe(&err, last, &Digest::of_bytes(&tar));
+        assert_unsafe(&err, last, &cairn_evidence::sha256(&tar));
     }
     // A legitimate hardlink shares the inode.
     let tar = raw_tar(&[file("a", b"same"), hardlink("b", "a")]);
@@ -215,7 +215,7 @@ fn duplicate_entries_in_one_layer_are_refused() {
     let tmp = tempfile::tempdir().expect("tmp");
     let tar = raw_tar(&[file("etc/passwd", b"root"), file("./etc/passwd", b"evil")]);
     let err = refused(&tar, &tmp.path().join("t"));
-    assert_unsafe(&err, "./etc/passwd", &Digest::of_bytes(&tar));
+    assert_unsafe(&err, "./etc/passwd", &cairn_evidence::sha256(&tar));
 }
 
 #[test]
@@ -356,7 +356,7 @@ fn a_wrong_diff_id_is_refused() {
             .expect("config"),
     )
     .expect("json");
-    let other = Digest::of_bytes(b"other");
+    let other = cairn_evidence::sha256(b"other");
     config["rootfs"]["diff_ids"][0] = other.to_string().into();
     let config_blob = layout
         .put_blob(&serde_json::to_vec(&config).expect("json"))
@@ -383,7 +383,7 @@ fn a_wrong_diff_id_is_refused() {
             expected, actual, ..
         }) => {
             assert_eq!(expected, other);
-            assert_eq!(actual, Digest::of_bytes(&real));
+            assert_eq!(actual, cairn_evidence::sha256(&real));
         }
         other => panic!("wrong diff_id accepted: {other:?}"),
     }

@@ -7,10 +7,6 @@
 //! crate in the build may turn on). For integers and strings it coincides with
 //! RFC 8785 (JCS) when keys are ASCII; floats are written by `serde_json`.
 
-use std::fmt::Write as _;
-
-use aws_lc_rs::digest;
-
 /// Canonical JSON text of `value`.
 pub fn canonical_json(value: &serde_json::Value) -> String {
     let mut out = String::new();
@@ -54,17 +50,7 @@ fn write_canonical(value: &serde_json::Value, out: &mut String) {
 
 /// `sha256:<hex>` of bytes.
 pub fn sha256_prefixed(bytes: &[u8]) -> String {
-    hex_prefixed(digest::digest(&digest::SHA256, bytes).as_ref())
-}
-
-fn hex_prefixed(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(7 + 2 * bytes.len());
-    out.push_str("sha256:");
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    cairn_evidence::sha256(bytes).to_string()
 }
 
 /// The policy digest: SHA-256 over the policy files sorted by name, then the
@@ -75,7 +61,7 @@ fn hex_prefixed(bytes: &[u8]) -> String {
 pub fn policy_digest(files: &[(String, String)], data: &serde_json::Value) -> String {
     let mut sorted: Vec<&(String, String)> = files.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut ctx = cairn_evidence::Sha256Hasher::new();
     for (name, text) in sorted {
         for part in [name.as_bytes(), text.as_bytes()] {
             ctx.update(&(part.len() as u64).to_be_bytes());
@@ -85,7 +71,7 @@ pub fn policy_digest(files: &[(String, String)], data: &serde_json::Value) -> St
     let data = canonical_json(data);
     ctx.update(&(data.len() as u64).to_be_bytes());
     ctx.update(data.as_bytes());
-    hex_prefixed(ctx.finish().as_ref())
+    ctx.finish().to_string()
 }
 
 /// The input digest: SHA-256 over the canonical JSON of the input.

@@ -691,12 +691,10 @@ fn an_override_without_a_reason_denies_even_an_allowed_input() {
 /// what verified reaches the input.
 #[test]
 fn real_signed_and_verified_evidence_passes_the_gate() {
-    use cairn_evidence::{
-        Algorithm, Bundle, Observed, Sha256Digest, SigningKey, Statement, Subject,
-    };
+    use cairn_evidence::{Algorithm, Bundle, Observed, SigningKey, Statement, Subject};
     let key = SigningKey::from_secret_bytes(Algorithm::Ed25519, &[7; 32]).unwrap();
-    let artifact = Sha256Digest::of(b"the hello image manifest");
-    let digest = format!("sha256:{}", artifact.to_hex());
+    let artifact = cairn_evidence::sha256(b"the hello image manifest");
+    let digest = artifact.to_string();
     let observed = |stage: &str, kind: &str| Observed {
         workload: "hello".into(),
         repository: "git+file:///srv/git/hello.git".into(),

@@ -60,18 +60,14 @@ impl Registry {
             });
         }
         let empty = self.push_empty_config(repository)?;
-        let payload_digest = Digest::of(payload);
+        let payload_digest = cairn_evidence::sha256(payload);
         self.push_blob(
             repository,
             &payload_digest,
             payload.len() as u64,
             &mut &payload[..],
         )?;
-        let layer = Descriptor::new(
-            payload_media_type,
-            payload_digest.clone(),
-            payload.len() as u64,
-        );
+        let layer = Descriptor::new(payload_media_type, payload_digest, payload.len() as u64);
         let manifest = ImageManifest {
             schema_version: 2,
             media_type: Some(media_types::OCI_MANIFEST.into()),
@@ -80,16 +76,16 @@ impl Registry {
             layers: vec![layer.clone()],
             subject: Some(Descriptor::new(
                 subject.media_type.clone(),
-                subject.digest.clone(),
+                subject.digest,
                 subject.size,
             )),
             annotations: BTreeMap::new(),
         };
         let bytes = to_json(&manifest, &context)?;
-        let digest = Digest::of(&bytes);
+        let digest = cairn_evidence::sha256(&bytes);
         let pushed = self.push_manifest_inner(
             repository,
-            digest.as_str(),
+            &digest.to_string(),
             media_types::OCI_MANIFEST,
             &bytes,
         )?;
@@ -108,7 +104,7 @@ impl Registry {
     }
 
     fn push_empty_config(&self, repository: &str) -> Result<Descriptor> {
-        let digest = Digest::of(EMPTY_JSON);
+        let digest = cairn_evidence::sha256(EMPTY_JSON);
         self.push_blob(
             repository,
             &digest,
@@ -189,7 +185,8 @@ impl Registry {
         if let Some(index) = self.referrers(repository, subject)? {
             for r in index.manifests {
                 let context = self.context(repository, "read a referrer");
-                let fetched = self.get_manifest(repository, r.digest.as_str(), &[&r.media_type])?;
+                let fetched =
+                    self.get_manifest(repository, &r.digest.to_string(), &[&r.media_type])?;
                 let m: ImageManifest = parse_json(&fetched.bytes, &context, "referrer manifest")?;
                 if m.subject.as_ref().map(|s| &s.digest) != Some(subject) {
                     return Err(Error::InvalidResponse {
@@ -202,7 +199,7 @@ impl Registry {
                     .clone()
                     .unwrap_or_else(|| m.config.media_type.clone());
                 for layer in &m.layers {
-                    if seen.insert((artifact_type.clone(), layer.digest.clone())) {
+                    if seen.insert((artifact_type.clone(), layer.digest)) {
                         out.push(self.read_payload(
                             repository,
                             layer,
@@ -224,8 +221,8 @@ impl Registry {
                     .annotations
                     .get(ATT_LAYER_REFERRER)
                     .and_then(|d| Digest::parse(d).ok())
-                    .unwrap_or_else(|| att_digest.clone());
-                if seen.insert((artifact_type.clone(), layer.digest.clone())) {
+                    .unwrap_or(att_digest);
+                if seen.insert((artifact_type.clone(), layer.digest)) {
                     out.push(self.read_payload(
                         repository,
                         layer,
@@ -276,8 +273,8 @@ impl Registry {
             artifact_type: artifact_type.to_owned(),
             media_type: layer.media_type.clone(),
             payload,
-            payload_digest: layer.digest.clone(),
-            manifest_digest: manifest_digest.clone(),
+            payload_digest: layer.digest,
+            manifest_digest: *manifest_digest,
         })
     }
 }

@@ -51,7 +51,8 @@ pub fn push_layer(
         let out = Command::new("sha256sum").arg(&path).output().map_err(io)?;
         let sha256sum_seconds = started.elapsed().as_secs_f64();
         let printed = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() || printed.split_whitespace().next() != Some(digest.hex()) {
+        if !out.status.success() || printed.split_whitespace().next() != Some(digest.hex().as_str())
+        {
             return Err(Error::InvalidResponse {
                 context: context.clone(),
                 reason: "sha256sum did not confirm the layer digest".into(),
@@ -66,7 +67,7 @@ pub fn push_layer(
         );
         let config_desc = Descriptor::new(
             media_types::OCI_CONFIG,
-            Digest::of(config.as_bytes()),
+            cairn_evidence::sha256(config.as_bytes()),
             config.len() as u64,
         );
         registry.push_blob(

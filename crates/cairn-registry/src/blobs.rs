@@ -161,7 +161,7 @@ impl Registry {
             scopes.push(pull_scope(from));
             url.push_str(&format!(
                 "?mount={}&from={}",
-                encode_query(digest.as_str()),
+                encode_query(&digest.to_string()),
                 encode_query(from)
             ));
         }
@@ -395,7 +395,7 @@ impl Registry {
         Ok(BlobReader {
             inner: Box::new(resp.into_body().into_reader().take(size + 1)),
             hasher: Some(Sha256::new()),
-            expected: digest.clone(),
+            expected: *digest,
             size,
             context,
             failure: None,
@@ -502,7 +502,10 @@ impl Read for Counted<'_> {
 
 fn with_digest(location: &str, digest: &Digest) -> String {
     let sep = if location.contains('?') { '&' } else { '?' };
-    format!("{location}{sep}digest={}", encode_query(digest.as_str()))
+    format!(
+        "{location}{sep}digest={}",
+        encode_query(&digest.to_string())
+    )
 }
 
 fn short_read(context: &Context, size: u64, sent: u64) -> Error {
@@ -521,7 +524,7 @@ fn check_returned_digest(
     context: &Context,
 ) -> Result<()> {
     match header(resp, "docker-content-digest") {
-        Some(d) if d != digest.as_str() => Err(Error::DigestMismatch {
+        Some(d) if d != digest.to_string() => Err(Error::DigestMismatch {
             context: context.clone(),
             expected: digest.to_string(),
             actual: d.chars().take(100).collect(),

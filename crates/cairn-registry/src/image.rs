@@ -43,7 +43,7 @@ impl Registry {
         if media_type == media_types::OCI_INDEX || media_type == media_types::DOCKER_LIST {
             let index: ImageIndex = parse_json(&bytes, &context, "image index")?;
             for child in &index.manifests {
-                self.push_image(store, &child.digest, repository, child.digest.as_str())?;
+                self.push_image(store, &child.digest, repository, &child.digest.to_string())?;
             }
         } else {
             let manifest: ImageManifest = parse_json(&bytes, &context, "image manifest")?;
@@ -158,7 +158,7 @@ fn read_manifest(
             context: context.clone(),
             source,
         })?;
-    let actual = Digest::of(&bytes);
+    let actual = cairn_evidence::sha256(&bytes);
     if actual != *digest {
         return Err(Error::DigestMismatch {
             context: context.clone(),

@@ -178,7 +178,7 @@ impl Registry {
                 limit: MAX_MANIFEST_BYTES,
             });
         }
-        let digest = Digest::of(bytes);
+        let digest = cairn_evidence::sha256(bytes);
         if let Reference::Digest(d) = &reference
             && *d != digest
         {
@@ -190,7 +190,7 @@ impl Registry {
         }
         let resp = self.send(Call {
             method: http::Method::PUT,
-            url: format!("/v2/{repository}/manifests/{}", reference.as_str()),
+            url: format!("/v2/{repository}/manifests/{}", reference.text()),
             context: context.clone(),
             scopes: vec![push_scope(repository)],
             headers: vec![("Content-Type", media_type.to_owned())],
@@ -204,7 +204,7 @@ impl Registry {
             "the registry did not accept the manifest; push its blobs first and check its media type",
         )?;
         if let Some(returned) = header(&resp, "docker-content-digest")
-            && returned != digest.as_str()
+            && *returned != digest.to_string()
         {
             return Err(Error::DigestMismatch {
                 context,
@@ -237,26 +237,28 @@ impl Registry {
         };
         let resp = self.send(Call {
             method: http::Method::GET,
-            url: format!("/v2/{repository}/manifests/{}", reference.as_str()),
+            url: format!("/v2/{repository}/manifests/{}", reference.text()),
             context: context.clone(),
             scopes: vec![pull_scope(repository)],
             headers: vec![("Accept", accept)],
             body: Body::Empty,
         })?;
-        let what = format!("manifest `{}`", reference.as_str());
+        let what = format!("manifest `{}`", reference.text());
         let resp = self.expect(resp, &context, &[200], &what, "retry later")?;
         let content_type = header(&resp, "content-type")
             .map(|v| v.split(';').next().unwrap_or("").trim().to_owned())
             .filter(|v| !v.is_empty() && v != "application/json" && v != "text/plain");
         let returned = header(&resp, "docker-content-digest").map(str::to_owned);
         let bytes = read_bounded(resp, MAX_MANIFEST_BYTES, &context)?;
-        let digest = Digest::of(&bytes);
+        let digest = cairn_evidence::sha256(&bytes);
         let expected = match &reference {
             Reference::Digest(d) => Some(d.to_string()),
-            Reference::Tag(_) => returned.filter(|r| r.starts_with("sha256:")),
+            Reference::Tag(_) => {
+                returned.filter(|r| r.starts_with(cairn_model::digest::SHA256_PREFIX))
+            }
         };
         if let Some(expected) = expected
-            && expected != digest.as_str()
+            && *expected != digest.to_string()
         {
             return Err(Error::DigestMismatch {
                 context,
@@ -314,7 +316,7 @@ impl Registry {
                 .ok_or(Error::NoPlatform { context })?;
             fetched = self.get_manifest(
                 repository,
-                entry.digest.as_str(),
+                &entry.digest.to_string(),
                 &[media_types::OCI_MANIFEST, media_types::DOCKER_MANIFEST],
             )?;
             if fetched.is_index() {

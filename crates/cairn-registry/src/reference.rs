@@ -14,16 +14,16 @@ pub(crate) enum Reference {
 impl Reference {
     pub(crate) fn parse(value: &str) -> Result<Self, Error> {
         if value.contains(':') {
-            return Digest::parse(value).map(Reference::Digest);
+            return Ok(Reference::Digest(Digest::parse(value)?));
         }
         check_tag(value)?;
         Ok(Reference::Tag(value.to_owned()))
     }
 
-    pub(crate) fn as_str(&self) -> &str {
+    pub(crate) fn text(&self) -> String {
         match self {
-            Reference::Tag(t) => t,
-            Reference::Digest(d) => d.as_str(),
+            Reference::Tag(t) => t.clone(),
+            Reference::Digest(d) => d.to_string(),
         }
     }
 }

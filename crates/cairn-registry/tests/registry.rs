@@ -6,8 +6,8 @@ mod common;
 use std::process::Command;
 
 use cairn_registry::{
-    Credentials, Descriptor, Digest, Error, ImageIndex, Platform, PushedBlob, Registry,
-    RegistryOptions, att_tag, media_types,
+    Credentials, Descriptor, Error, ImageIndex, Platform, PushedBlob, Registry, RegistryOptions,
+    att_tag, media_types,
 };
 use common::{Auth, MemStore, RegistryServer, TestImage, bytes, run};
 
@@ -17,7 +17,7 @@ fn ping_and_monolithic_push_pull_roundtrip() {
     let reg = server.client();
     reg.ping().expect("ping");
     let data = bytes(1, 300 * 1024 + 7);
-    let digest = Digest::of(&data);
+    let digest = cairn_evidence::sha256(&data);
     assert!(!reg.blob_exists("cairn/app", &digest).expect("head"));
     let how = reg
         .push_blob(
@@ -52,7 +52,7 @@ fn chunked_push_above_threshold_and_explicit() {
     options.chunk_size = 256 * 1024;
     let reg = Registry::with_options(options).expect("client");
     let data = bytes(2, 1024 * 1024 + 300 * 1024 + 3);
-    let digest = Digest::of(&data);
+    let digest = cairn_evidence::sha256(&data);
     let how = reg
         .push_blob("chunks", &digest, data.len() as u64, &mut data.as_slice())
         .expect("chunked push");
@@ -65,7 +65,7 @@ fn chunked_push_above_threshold_and_explicit() {
     // Directly, with a chunk size that does not divide the size, and a small
     // blob under the threshold goes in one PUT.
     let other = bytes(3, 100_001);
-    let od = Digest::of(&other);
+    let od = cairn_evidence::sha256(&other);
     reg.push_blob_chunked(
         "chunks",
         &od,
@@ -79,7 +79,7 @@ fn chunked_push_above_threshold_and_explicit() {
         .expect("pull");
     assert_eq!(out, other);
     let small = bytes(4, 1000);
-    let sd = Digest::of(&small);
+    let sd = cairn_evidence::sha256(&small);
     assert_eq!(
         reg.push_blob("chunks", &sd, 1000, &mut small.as_slice())
             .expect("small"),
@@ -92,7 +92,7 @@ fn upload_of_content_that_is_not_the_digest_is_refused() {
     let server = RegistryServer::start();
     let reg = server.client();
     let data = bytes(5, 5000);
-    let wrong = Digest::of(b"something else");
+    let wrong = cairn_evidence::sha256(b"something else");
     let err = reg
         .push_blob_monolithic("bad", &wrong, 5000, &mut data.as_slice())
         .expect_err("registry must refuse");
@@ -100,7 +100,7 @@ fn upload_of_content_that_is_not_the_digest_is_refused() {
     assert!(msg.contains("bad") && msg.contains("127.0.0.1"), "{msg}");
     assert!(!reg.blob_exists("bad", &wrong).expect("head"));
     // A reader shorter than the declared size is an error, not a short blob.
-    let d = Digest::of(&data);
+    let d = cairn_evidence::sha256(&data);
     let err = reg
         .push_blob_monolithic("bad", &d, 6000, &mut data.as_slice())
         .expect_err("short content");
@@ -113,7 +113,7 @@ fn mount_between_repositories_and_fallback_to_upload() {
     let server = RegistryServer::start();
     let reg = server.client();
     let data = bytes(6, 70_000);
-    let digest = Digest::of(&data);
+    let digest = cairn_evidence::sha256(&data);
     reg.push_blob("team/a", &digest, 70_000, &mut data.as_slice())
         .expect("push a");
     let how = reg
@@ -140,7 +140,7 @@ fn mount_between_repositories_and_fallback_to_upload() {
     );
     // The source does not have it: 202, so the blob is uploaded instead.
     let other = bytes(7, 1234);
-    let od = Digest::of(&other);
+    let od = cairn_evidence::sha256(&other);
     assert!(
         !reg.mount_blob("team/c", &od, "team/a")
             .expect("mount declined")
@@ -173,7 +173,11 @@ fn image_push_get_pull_and_skopeo_reads_it() {
     assert_eq!(fetched.media_type, media_types::OCI_MANIFEST);
     assert_eq!(fetched.digest, image.manifest_digest);
     let by_digest = reg
-        .get_manifest("cairn/hello", image.manifest_digest.as_str(), &[])
+        .get_manifest(
+            "cairn/hello",
+            image.manifest_digest.to_string().as_str(),
+            &[],
+        )
         .expect("get by digest");
     assert_eq!(by_digest, fetched);
 
@@ -197,8 +201,8 @@ fn image_push_get_pull_and_skopeo_reads_it() {
         &format!("docker://{}/cairn/hello:v1", server.host()),
     ]));
     let v: serde_json::Value = serde_json::from_str(&inspect).expect("skopeo json");
-    assert_eq!(v["Digest"], image.manifest_digest.as_str());
-    assert_eq!(v["Layers"][0], image.layer.digest.as_str());
+    assert_eq!(v["Digest"], image.manifest_digest.to_string());
+    assert_eq!(v["Layers"][0], image.layer.digest.to_string());
     let dir = tempfile::tempdir().expect("tmp");
     let layout = dir.path().join("layout");
     run(Command::new("skopeo").args([
@@ -224,7 +228,7 @@ fn index_resolves_to_linux_amd64() {
             &img.store(),
             &img.manifest_digest,
             "multi",
-            img.manifest_digest.as_str(),
+            img.manifest_digest.to_string().as_str(),
         )
         .expect("push child");
     }
@@ -246,7 +250,7 @@ fn index_resolves_to_linux_amd64() {
     let index_digest = reg
         .push_manifest("multi", "latest", media_types::OCI_INDEX, &bytes)
         .expect("push index");
-    assert_eq!(index_digest, Digest::of(&bytes));
+    assert_eq!(index_digest, cairn_evidence::sha256(&bytes));
     let (fetched, manifest) = reg.get_image_manifest("multi", "latest").expect("resolve");
     assert_eq!(fetched.digest, amd.manifest_digest);
     assert_eq!(manifest.layers[0].digest, amd.layer.digest);
@@ -265,7 +269,7 @@ fn index_resolves_to_linux_amd64() {
     both.blobs
         .get_mut()
         .expect("lock")
-        .insert(index_digest.clone(), bytes.clone());
+        .insert(index_digest, bytes.clone());
     assert_eq!(
         reg.push_image(&both, &index_digest, "multi2", "latest")
             .expect("push index image"),
@@ -352,14 +356,16 @@ fn attach_two_evidences_and_read_them_back_via_the_att_tag() {
         got.iter()
             .all(|a| a.artifact_type == at && a.media_type == media_types::SIGSTORE_BUNDLE)
     );
-    let mut digests: Vec<_> = got.iter().map(|a| a.manifest_digest.clone()).collect();
+    let mut digests: Vec<_> = got.iter().map(|a| a.manifest_digest).collect();
     digests.sort();
-    let mut expected = vec![m1.clone(), m2.clone()];
+    let mut expected = vec![m1, m2];
     expected.sort();
     assert_eq!(digests, expected);
 
     // The artifact manifests themselves are OCI 1.1 artifacts about the image.
-    let art = reg.get_manifest("app", m1.as_str(), &[]).expect("artifact");
+    let art = reg
+        .get_manifest("app", m1.to_string().as_str(), &[])
+        .expect("artifact");
     let art: cairn_registry::ImageManifest = serde_json::from_slice(&art.bytes).expect("json");
     assert_eq!(art.artifact_type.as_deref(), Some(at));
     assert_eq!(art.config.media_type, media_types::OCI_EMPTY);
@@ -384,7 +390,7 @@ fn basic_auth_right_and_wrong_password() {
         .expect("client");
     good.ping().expect("ping with the right password");
     let data = bytes(8, 10_000);
-    let d = Digest::of(&data);
+    let d = cairn_evidence::sha256(&data);
     good.push_blob("private/app", &d, 10_000, &mut data.as_slice())
         .expect("push");
     let mut out = Vec::new();
@@ -521,7 +527,7 @@ fn corrupt_manifest_and_blob_are_refused_and_nothing_is_kept() {
     );
 
     server.corrupt_blob(&image.manifest_digest);
-    for reference in ["v1", image.manifest_digest.as_str()] {
+    for reference in ["v1", image.manifest_digest.to_string().as_str()] {
         let err = reg
             .get_manifest("victim", reference, &[])
             .expect_err("corrupt manifest");
@@ -536,7 +542,7 @@ fn corrupt_manifest_and_blob_are_refused_and_nothing_is_kept() {
     let err = reg
         .push_manifest(
             "victim",
-            image.config.digest.as_str(),
+            image.config.digest.to_string().as_str(),
             media_types::OCI_MANIFEST,
             &image.manifest,
         )
@@ -561,12 +567,15 @@ fn unknown_repository_blob_and_tag_give_clear_errors() {
     let image = TestImage::new("x\n");
     reg.push_image(&image.store(), &image.manifest_digest, "known", "v1")
         .expect("push");
-    let missing = Digest::of(b"missing");
+    let missing = cairn_evidence::sha256(b"missing");
     let err = reg
         .pull_blob("known", &missing, 7, &mut Vec::new())
         .expect_err("unknown blob");
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
-    assert!(err.to_string().contains(missing.as_str()), "{err}");
+    assert!(
+        err.to_string().contains(missing.to_string().as_str()),
+        "{err}"
+    );
     let err = reg
         .get_manifest("known", "v2", &[])
         .expect_err("unknown tag");
@@ -605,7 +614,7 @@ fn bench_push_layer_small() {
     assert_eq!(report.bytes, 8 * 1024 * 1024);
     assert!(report.push_seconds > 0.0 && report.sha256sum_seconds > 0.0);
     assert!(reg.get_manifest("bench", "latest", &[]).is_ok());
-    let _ = Descriptor::new("x", Digest::of(b""), 0);
+    let _ = Descriptor::new("x", cairn_evidence::sha256(b""), 0);
 }
 
 #[test]

@@ -2,22 +2,11 @@
 //! (<https://github.com/package-url/purl-spec>, PURL-SPECIFICATION.md "Rules for each
 //! purl component" and PURL-TYPES.md for the type-specific normalisation).
 
-/// Percent-encodes one purl component: everything but the unreserved characters
-/// `A-Z a-z 0-9 . - _ ~` and the `:` (which the spec says must not be encoded).
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~' | b':') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use cairn_model::purl::{Purl, encode};
 
-/// Builds `pkg:type/namespace/name@version?qualifiers`. Namespace segments are split on
-/// `/` and encoded one by one; qualifiers are sorted by key and empty values dropped.
+/// Builds `pkg:type/namespace/name@version?qualifiers` with cairn's one purl codec
+/// ([`Purl`]'s canonical text). Namespace segments are split on `/` and encoded
+/// one by one; qualifier keys lowercased, sorted, empty values dropped.
 pub fn build(
     kind: &str,
     namespace: Option<&str>,
@@ -25,31 +14,21 @@ pub fn build(
     version: Option<&str>,
     qualifiers: &[(&str, &str)],
 ) -> String {
-    let mut out = format!("pkg:{}/", kind.to_ascii_lowercase());
-    if let Some(ns) = namespace {
-        for segment in ns.split('/').filter(|s| !s.is_empty()) {
-            out.push_str(&encode(segment));
-            out.push('/');
-        }
+    let mut purl = Purl::new(kind, name);
+    purl.namespace = namespace
+        .map(|ns| {
+            ns.split('/')
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .unwrap_or_default();
+    purl.version = version.map(str::to_owned);
+    for (k, v) in qualifiers.iter().filter(|(_, v)| !v.is_empty()) {
+        purl.qualifiers
+            .insert(k.to_ascii_lowercase(), (*v).to_owned());
     }
-    out.push_str(&encode(name));
-    if let Some(v) = version {
-        out.push('@');
-        out.push_str(&encode(v));
-    }
-    let mut q: Vec<(String, &str)> = qualifiers
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (k.to_ascii_lowercase(), *v))
-        .collect();
-    q.sort();
-    for (i, (k, v)) in q.iter().enumerate() {
-        out.push(if i == 0 { '?' } else { '&' });
-        out.push_str(k);
-        out.push('=');
-        out.push_str(&encode(v));
-    }
-    out
+    purl.to_string()
 }
 
 /// PyPI names per PEP 503: lowercase, runs of `-`, `_`, `.` become one `-`.
@@ -172,28 +151,10 @@ pub fn os_package(
     )
 }
 
-/// The value of qualifier `key` of a purl, percent-decoded; `None` when absent or
-/// not decodable as UTF-8.
+/// The value of qualifier `key` of a purl, percent-decoded; `None` when absent
+/// or the purl is not one.
 pub fn qualifier(purl: &str, key: &str) -> Option<String> {
-    let (_, query) = purl.split_once('?')?;
-    let query = query.split('#').next().unwrap_or(query);
-    let raw = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))?;
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    Purl::parse(purl).ok()?.qualifiers.remove(key)
 }
 
 #[cfg(test)]

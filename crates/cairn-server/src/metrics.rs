@@ -219,7 +219,7 @@ const REMEDIATION_BUCKETS_H: [u64; 6] = [1, 4, 12, 24, 72, 168];
 /// and how long remediated ones took.
 fn exposure_metrics(out: &mut String, s: &crate::state::Shared) -> Result<(), ApiError> {
     let org = cairn_engine::load_org(s.config.platform_dir.as_deref())?;
-    let now = cairn_engine::exposures::now_ms();
+    let now = cairn_engine::now_ms();
     let all = cairn_engine::exposures::list(
         &*s.store,
         &s.config.data,

@@ -15,8 +15,8 @@ use tokio::net::TcpListener;
 
 use crate::routes::app;
 use crate::secret::{server_dir, write_private};
-use crate::session::now_ms;
 use crate::state::AppState;
+use cairn_engine::now_ms;
 
 /// The name of the identity `cairn up` creates on first start.
 pub const ADMIN: &str = "admin";

@@ -3,19 +3,12 @@
 //! cookie, and a CSRF token every form must carry. Sessions expire; logging out
 //! removes them; a revoked identity's sessions stop working at once.
 
-use cairn_engine::access;
+use cairn_engine::{access, now_ms};
 
 use crate::auth::{Actor, SESSION_COOKIE, Via};
 use crate::problem::ApiError;
 use crate::secret::random_hex;
 use crate::state::Shared;
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
 
 /// The actor of a session cookie's value.
 pub fn actor_of_session(s: &Shared, value: &str) -> Result<Actor, ApiError> {

@@ -28,7 +28,7 @@ fn run(state: &AppState) {
                 &*shared.store,
                 &shared.config.data,
                 &org,
-                cairn_engine::exposures::now_ms(),
+                cairn_engine::now_ms(),
             ) {
                 Ok(sent) => {
                     for n in sent {

@@ -9,7 +9,7 @@ use cairn_engine::audit::{AuditLog, LOCK_WAIT};
 use cairn_engine::certify::{Filed, sign_and_keep};
 use cairn_engine::keys::KeyStore;
 use cairn_evidence::sbom::CycloneDxBom;
-use cairn_evidence::{Sha256Digest, Statement, Subject};
+use cairn_evidence::{Statement, Subject};
 use cairn_model::{ChangeRecord, IdentityKind, RoleBinding};
 use fixture::{Answer, Server, now_ms};
 use serde_json::json;
@@ -29,7 +29,7 @@ async fn post(server: &Server, path: &str, who: Option<&str>, body: &serde_json:
 /// Signs and keeps a CycloneDX SBOM about a new digest, as the engine does for
 /// a release candidate; returns the digest and the bundle's log index.
 fn keep_sbom(server: &Server) -> (String, u64) {
-    let digest = Sha256Digest::of(b"an artifact");
+    let digest = cairn_evidence::sha256(b"an artifact");
     let statement = Statement::new(
         vec![Subject::sha256("hello image", digest)],
         CycloneDxBom(json!({"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []})),
@@ -42,7 +42,7 @@ fn keep_sbom(server: &Server) -> (String, u64) {
             .unwrap()
             .0
     };
-    let subject = format!("sha256:{}", digest.to_hex());
+    let subject = digest.to_string();
     let (_, log_index) = sign_and_keep(
         &server.data,
         server.store(),
@@ -432,8 +432,7 @@ async fn a_review_is_signed_and_recorded() {
         .store()
         .evidence_for_subject(&format!(
             "sha256:{}",
-            cairn_evidence::review::commit_subject_digest(body["commit"].as_str().unwrap())
-                .to_hex()
+            cairn_evidence::review::commit_subject_digest(body["commit"].as_str().unwrap()).hex()
         ))
         .unwrap();
     assert_eq!(evidence.len(), 1);

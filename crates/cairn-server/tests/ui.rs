@@ -1047,7 +1047,7 @@ fn exposed(store: &SqliteStore) -> String {
             json: record.as_bytes().to_vec(),
         }])
         .unwrap();
-    let now = cairn_engine::exposures::now_ms();
+    let now = cairn_engine::now_ms();
     store
         .record_matches(
             &MatchScope {

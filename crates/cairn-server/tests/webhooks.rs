@@ -429,7 +429,7 @@ async fn pings_deletions_tags_and_unknown_commits() {
 
 /// The review evidence about `commit`.
 fn reviews_of(server: &Server, commit: &str) -> Vec<cairn_model::EvidenceRecord> {
-    let digest = format!("sha256:{}", commit_subject_digest(commit).to_hex());
+    let digest = commit_subject_digest(commit).to_string();
     server
         .store()
         .evidence_for_subject(&digest)

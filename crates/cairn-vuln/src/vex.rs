@@ -14,6 +14,7 @@
 //! A `not_affected` statement without a justification is refused (kept in
 //! [`VexDocument::refused`], never applied). Floor 1: callers hand in bytes.
 
+use cairn_model::purl::Purl;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -328,7 +329,7 @@ impl VexSet {
     /// The latest statement about any of `ids` (an advisory id and its aliases)
     /// for the package named by `purl`, if one applies.
     pub fn verdict(&self, ids: &[&str], purl: &str) -> Option<VexVerdict> {
-        let target = Purl::parse(purl)?;
+        let target = Purl::parse(purl.trim()).ok()?;
         let mut best: Option<&(String, VexStatement)> = None;
         for entry in &self.statements {
             let s = &entry.1;
@@ -350,7 +351,7 @@ impl VexSet {
 }
 
 fn product_matches(p: &VexProduct, target: &Purl) -> bool {
-    let matches = |s: &str| Purl::parse(s).is_some_and(|v| v.covers(target));
+    let matches = |s: &str| Purl::parse(s.trim()).is_ok_and(|v| covers(&v, target));
     if p.subcomponents.is_empty() {
         p.purl.as_deref().is_some_and(matches)
     } else {
@@ -358,164 +359,26 @@ fn product_matches(p: &VexProduct, target: &Purl) -> bool {
     }
 }
 
-/// The parts of a purl matching compares.
-#[derive(Debug, PartialEq, Eq)]
-struct Purl {
-    kind: String,
-    namespace: String,
-    name: String,
-    version: Option<String>,
-    qualifiers: BTreeMap<String, String>,
-}
-
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-impl Purl {
-    fn parse(s: &str) -> Option<Purl> {
-        let rest = s.trim().strip_prefix("pkg:")?.trim_start_matches('/');
-        let rest = rest.split('#').next().unwrap_or_default();
-        let (rest, qualifiers) = match rest.split_once('?') {
-            Some((r, q)) => (r, q),
-            None => (rest, ""),
-        };
-        let (kind, path) = rest.split_once('/')?;
-        let (path, version) = match path.rsplit_once('@') {
-            Some((p, v)) if !v.is_empty() => (p, Some(decode(v))),
-            _ => (path, None),
-        };
-        let path = path.trim_matches('/');
-        let (namespace, name) = match path.rsplit_once('/') {
-            Some((ns, n)) => (ns, n),
-            None => ("", path),
-        };
-        if kind.is_empty() || name.is_empty() {
-            return None;
-        }
-        let qualifiers = qualifiers
-            .split('&')
-            .filter(|q| !q.is_empty())
-            .filter_map(|q| q.split_once('='))
-            .map(|(k, v)| (k.to_ascii_lowercase(), decode(v)))
-            .collect();
-        Some(Purl {
-            kind: kind.to_ascii_lowercase(),
-            namespace: namespace
-                .split('/')
-                .map(decode)
-                .collect::<Vec<_>>()
-                .join("/"),
-            name: decode(name),
-            version,
-            qualifiers,
-        })
-    }
-
-    /// Whether this (VEX) purl names the package `target` is.
-    fn covers(&self, target: &Purl) -> bool {
-        self.kind == target.kind
-            && self.namespace == target.namespace
-            && self.name == target.name
-            && self
-                .version
-                .as_ref()
-                .is_none_or(|v| target.version.as_ref() == Some(v))
-            && self
-                .qualifiers
-                .iter()
-                .all(|(k, v)| target.qualifiers.get(k) == Some(v))
-    }
+/// Whether the (VEX) purl `vex` names the package `target` is: the same type,
+/// namespace and name, its version (if any) the target's, its qualifiers (if
+/// any) among the target's.
+fn covers(vex: &Purl, target: &Purl) -> bool {
+    vex.ty == target.ty
+        && vex.namespace == target.namespace
+        && vex.name == target.name
+        && vex
+            .version
+            .as_ref()
+            .is_none_or(|v| target.version.as_ref() == Some(v))
+        && vex
+            .qualifiers
+            .iter()
+            .all(|(k, v)| target.qualifiers.get(k) == Some(v))
 }
 
 /// RFC 3339 date-time to (seconds since the epoch, nanoseconds), for ordering.
 fn parse_time(s: &str) -> Option<(i64, u32)> {
-    let b = s.as_bytes();
-    if b.len() < 20 || !s.is_ascii() {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        if t.bytes().all(|c| c.is_ascii_digit()) {
-            t.parse().ok()
-        } else {
-            None
-        }
-    };
-    if b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (y, mo, d, h, mi, sec) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut nanos: u32 = 0;
-    if b[i] == b'.' {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let frac = &s[start..i];
-        if frac.is_empty() {
-            return None;
-        }
-        let padded: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-        nanos = padded.parse().ok()?;
-    }
-    let offset = match &s[i..] {
-        "Z" | "z" => 0,
-        tz if tz.len() == 6
-            && matches!(tz.as_bytes()[0], b'+' | b'-')
-            && tz.as_bytes()[3] == b':' =>
-        {
-            let oh = num(i + 1..i + 3)?;
-            let om = num(i + 4..i + 6)?;
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let sign = if tz.starts_with('-') { -1 } else { 1 };
-            sign * (oh * 3600 + om * 60)
-        }
-        _ => return None,
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset, nanos))
+    cairn_model::time::parse_rfc3339(s)
 }
 
 #[cfg(test)]
@@ -671,9 +534,7 @@ mod tests {
     #[test]
     fn purl_matching_rules() {
         let m = |vex: &str, target: &str| {
-            Purl::parse(vex)
-                .unwrap()
-                .covers(&Purl::parse(target).unwrap())
+            covers(&Purl::parse(vex).unwrap(), &Purl::parse(target).unwrap())
         };
         assert!(m("pkg:cargo/smallvec", "pkg:cargo/smallvec@1.6.0"));
         assert!(m(
@@ -696,7 +557,34 @@ mod tests {
             "pkg:golang/github.com/a/b@1",
             "pkg:golang/github.com/c/b@1"
         ));
-        assert!(Purl::parse("not-a-purl").is_none());
+        assert!(Purl::parse("not-a-purl").is_err());
+        // The one codec's spec rules: PyPI names compare normalised.
+        assert!(m("pkg:pypi/Django_Rest@1", "pkg:pypi/django-rest@1"));
+    }
+
+    /// A product whose purl is malformed (a broken escape, which the old lenient
+    /// decoder kept as text and matched) suppresses nothing: the finding stays.
+    #[test]
+    fn a_malformed_purl_suppresses_nothing() {
+        let set = set(&[doc(
+            "https://example.invalid/vex/1",
+            "2024-01-01T00:00:00Z",
+            &stmt(
+                "CVE-2024-0001",
+                "",
+                r#"{"@id":"pkg:cargo/smallvec%zz@1.0.0"}"#,
+                "not_affected",
+                NA,
+            ),
+        )]);
+        assert!(
+            set.verdict(&["CVE-2024-0001"], "pkg:cargo/smallvec%zz@1.0.0")
+                .is_none()
+        );
+        assert!(
+            set.verdict(&["CVE-2024-0001"], "pkg:cargo/smallvec@1.0.0")
+                .is_none()
+        );
     }
 
     #[test]

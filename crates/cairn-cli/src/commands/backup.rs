@@ -26,19 +26,13 @@ pub struct RestoreArgs {
     pub force: bool,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     // The same checked open as every command: a store that lost its pair with
     // the log is not backed up as if it were whole.
     let (store, pairing) = cairn_engine::pairing::open_store(&data)?;
     super::report_pairing(&pairing);
-    let m = cairn_engine::backup::backup(&data, &store, &args.dir, now_ms())?;
+    let m = cairn_engine::backup::backup(&data, &store, &args.dir, cairn_engine::now_ms())?;
     let bytes: u64 = m.files.iter().map(|f| f.size).sum();
     if cli.json {
         print_json(&json!({

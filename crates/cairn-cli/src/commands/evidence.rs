@@ -29,7 +29,7 @@ pub struct EvidenceArgs {
 
 pub fn evidence(cli: &Cli, args: &EvidenceArgs) -> Result<ExitCode, Failure> {
     let store = open_store(&data_dir(cli)?)?;
-    let (records, stages, about) = if args.run.starts_with("sha256:") {
+    let (records, stages, about) = if args.run.starts_with(cairn_model::digest::SHA256_PREFIX) {
         (
             store.evidence_for_subject(&args.run)?,
             Vec::new(),

@@ -12,7 +12,8 @@
 
 use std::process::ExitCode;
 
-use cairn_engine::exposures::{ExposureFilter, now_ms};
+use cairn_engine::exposures::ExposureFilter;
+use cairn_engine::now_ms;
 use cairn_engine::wire::exposure_json;
 use cairn_model::time::rfc3339_utc;
 use serde_json::json;

@@ -102,13 +102,6 @@ pub struct RoleArgs {
     pub environment: Option<String>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 pub fn identity(cli: &Cli, cmd: &IdentityCommand) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
@@ -133,7 +126,7 @@ pub fn identity(cli: &Cli, cmd: &IdentityCommand) -> Result<ExitCode, Failure> {
             } else {
                 Some(access::actor_from_env(store)?)
             };
-            let now = now_ms();
+            let now = cairn_engine::now_ms();
             let expires = expires_in.map(|days| now + i64::from(days) * 86_400_000);
             let created = logged(access::create_expiring_identity(
                 store,
@@ -164,7 +157,7 @@ pub fn identity(cli: &Cli, cmd: &IdentityCommand) -> Result<ExitCode, Failure> {
                         rfc3339_utc(i.created_at_ms),
                         match (i.revoked_at_ms, i.expires_at_ms) {
                             (Some(at), _) => format!("revoked {}", rfc3339_utc(at)),
-                            (None, Some(at)) if at <= now_ms() =>
+                            (None, Some(at)) if at <= cairn_engine::now_ms() =>
                                 format!("expired {}", rfc3339_utc(at)),
                             (None, Some(at)) => format!("active until {}", rfc3339_utc(at)),
                             (None, None) => "active".to_owned(),
@@ -180,7 +173,7 @@ pub fn identity(cli: &Cli, cmd: &IdentityCommand) -> Result<ExitCode, Failure> {
                 &data,
                 &actor,
                 name,
-                now_ms(),
+                cairn_engine::now_ms(),
             ))?;
             if cli.json {
                 print_json(&json!({"name": name, "revoked": revoked}));

@@ -12,10 +12,7 @@ use crate::output::print_json;
 
 pub fn recover(cli: &Cli) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let r = cairn_engine::rebuild::rebuild(&data, now)?;
+    let r = cairn_engine::rebuild::rebuild(&data, cairn_engine::now_ms())?;
     // The same check every command makes: it must now pass with nothing left over.
     let (_, pairing) = cairn_engine::pairing::open_store(&data)?;
     let interrupted: Vec<_> = r

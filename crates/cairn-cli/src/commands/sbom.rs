@@ -110,18 +110,14 @@ fn record(cli: &Cli, args: &SbomArgs, collected: &Collected, doc: &[u8]) -> Resu
     } else {
         (doc.to_vec(), "the SBOM document".to_owned())
     };
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &digested);
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    let subject_digest = format!("sha256:{hex}");
+    let subject_digest = cairn_evidence::sha256(&digested).to_string();
     let subject_name = args
         .subject
         .clone()
         .unwrap_or_else(|| collected.name.clone());
     // As matching keys them (OS packages under their source packages).
     let components = cairn_engine::inventory::index_rows(collected);
-    let created_at_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let created_at_ms = cairn_engine::now_ms();
     let store = super::open_store(&super::data_dir(cli)?)?;
     // Kept and matched against the stored advisories now, so its findings
     // exist before the next import.
@@ -169,10 +165,7 @@ fn record(cli: &Cli, args: &SbomArgs, collected: &Collected, doc: &[u8]) -> Resu
 
 /// The RFC 3339 UTC time now, from the system clock.
 pub fn now_rfc3339() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    cairn_model::time::rfc3339_utc(ms)
+    cairn_model::time::rfc3339_utc(cairn_engine::now_ms())
 }
 
 pub use cairn_engine::inventory::Collected;

@@ -16,7 +16,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
 use cairn_model::time::rfc3339_utc;
@@ -131,10 +130,6 @@ fn policy(args: &VerifyArgs) -> Result<VerificationPolicy, Failure> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn time_text(unix: i64) -> String {
     rfc3339_utc(unix.saturating_mul(1000))
 }
@@ -147,7 +142,7 @@ fn verified_json(args: &VerifyArgs, v: &Verified) -> Value {
     json!({
         "verified": true,
         "artifact": args.artifact.display().to_string(),
-        "sha256": hex(&v.artifact_sha256),
+        "sha256": cairn_model::Digest::from_bytes(v.artifact_sha256).hex(),
         "bundle": args.bundle.display().to_string(),
         "media_type": v.media_type,
         "content": content,
@@ -167,9 +162,9 @@ fn verified_json(args: &VerifyArgs, v: &Verified) -> Value {
 
 fn print_verified(args: &VerifyArgs, v: &Verified) {
     println!(
-        "verified: {} (sha256:{})",
+        "verified: {} ({})",
         args.artifact.display(),
-        hex(&v.artifact_sha256)
+        cairn_model::Digest::from_bytes(v.artifact_sha256)
     );
     match &v.content {
         SignedContent::MessageSignature => println!("signature: message signature"),
@@ -259,11 +254,10 @@ pub fn verify(cli: &Cli, args: &VerifyArgs) -> Result<ExitCode, Failure> {
     };
     let bundle = read_input(&args.bundle, "bundle", MAX_BUNDLE_BYTES as u64)?;
     let digest = hash_artifact(&args.artifact)?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("the system clock is before 1970")?
-        .as_secs();
-    let now = i64::try_from(now).context("the system clock is out of range")?;
+    let now = cairn_engine::now_ms() / 1000;
+    if now <= 0 {
+        return Err(anyhow!("the system clock is before 1970").into());
+    }
     let mut result =
         cairn_sigstore::verify(&bundle, ArtifactInput::Sha256(digest), &policy, &root, now);
     if matches!(result, Err(VerifyError::NeedsArtifactBytes)) {

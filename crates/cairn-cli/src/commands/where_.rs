@@ -93,27 +93,6 @@ fn ecosystem_of_purl_type(ty: &str) -> Option<&'static str> {
     })
 }
 
-/// Undoes purl percent-encoding; malformed escapes are an error.
-fn percent_decode(s: &str) -> anyhow::Result<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| anyhow!("`{s}` has a malformed %-escape"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| anyhow!("`{s}` is not UTF-8 once decoded"))
-}
-
 /// Parses a range: comparators joined by `,`.
 pub fn parse_range(text: &str) -> anyhow::Result<Vec<(Op, String)>> {
     let mut out = Vec::new();
@@ -151,37 +130,33 @@ pub fn parse_range(text: &str) -> anyhow::Result<Vec<(Op, String)>> {
 /// Parses `PURL` or `NAME[@RANGE]`.
 pub fn parse_query(text: &str) -> anyhow::Result<Query> {
     let text = text.trim();
-    if let Some(rest) = text.strip_prefix("pkg:") {
-        let rest = rest.split(['?', '#']).next().unwrap_or(rest);
-        let (path, version) = match rest.rsplit_once('@') {
-            Some((p, v)) => (p, Some(v)),
-            None => (rest, None),
-        };
-        let (ty, name_path) = path
-            .split_once('/')
-            .ok_or_else(|| anyhow!("`{text}` is not a purl: expected pkg:TYPE/NAME[@VERSION]"))?;
+    if text.starts_with("pkg:") {
+        let purl = cairn_model::purl::Purl::parse(text)
+            .map_err(|e| anyhow!("{e}; expected pkg:TYPE/NAME[@VERSION]"))?;
+        let ty = purl.ty.as_str();
         let ecosystem = ecosystem_of_purl_type(ty).ok_or_else(|| {
             anyhow!(
                 "cairn indexes no purl type `{ty}`; known: cargo, npm, pypi, golang, gem, \
                  composer, maven, nuget, deb, apk"
             )
         })?;
-        let segments = name_path
+        let mut segments: Vec<String> = purl
+            .namespace
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(percent_decode)
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .map(str::to_owned)
+            .collect();
+        segments.push(purl.name.clone());
         let name = match (ecosystem, segments.as_slice()) {
-            (_, []) => return Err(anyhow!("`{text}` names no package")),
             ("Maven", [group, artifact]) => format!("{group}:{artifact}"),
             // The namespace of a distribution package is the distribution.
             ("Debian" | "Alpine", [.., name]) => name.clone(),
             (_, all) => all.join("/"),
         };
+        let version = purl.version;
         let range = match version {
             None => Vec::new(),
             Some(v) => {
-                let v = percent_decode(v)?;
                 if v.starts_with(['<', '>', '=']) {
                     parse_range(&v)?
                 } else {

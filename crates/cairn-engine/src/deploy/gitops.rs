@@ -831,27 +831,13 @@ impl Repo {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new("git");
-        cmd.arg("-C").arg(&self.root);
-        // The same hardening as every host-side git command (no system or
-        // global config, nothing from the repository's config that runs code).
-        crate::git::harden(&mut cmd);
-        cmd.args([
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "core.autocrlf=false",
-            "-c",
-            "core.symlinks=true",
-        ])
-        .env("GIT_LITERAL_PATHSPECS", "1")
-        .env("GIT_AUTHOR_NAME", COMMITTER_NAME)
-        .env("GIT_AUTHOR_EMAIL", COMMITTER_EMAIL)
-        .env("GIT_COMMITTER_NAME", COMMITTER_NAME)
-        .env("GIT_COMMITTER_EMAIL", COMMITTER_EMAIL);
-        for var in ["GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"] {
-            cmd.env_remove(var);
-        }
+        // The one hardened builder every host-side git command starts from;
+        // only cairn's identity as the committer is added here.
+        let mut cmd = crate::git::command(&self.root);
+        cmd.env("GIT_AUTHOR_NAME", COMMITTER_NAME)
+            .env("GIT_AUTHOR_EMAIL", COMMITTER_EMAIL)
+            .env("GIT_COMMITTER_NAME", COMMITTER_NAME)
+            .env("GIT_COMMITTER_EMAIL", COMMITTER_EMAIL);
         cmd
     }
 

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use cairn_evidence::sbom::CycloneDxBom;
-use cairn_evidence::{Bundle, Predicate, Sha256Digest, SigningKey, Statement, Subject};
+use cairn_evidence::{Bundle, Predicate, SigningKey, Statement, Subject};
 use cairn_model::BaseRecord;
 use cairn_model::config::{OrgConfig, is_valid_name};
 use cairn_model::image_ref::ImageRef;
@@ -281,7 +281,7 @@ pub fn admit(
     };
     let subject = Subject::sha256(
         format!("base {}@{digest}", candidate.name),
-        Sha256Digest::from_hex(&candidate.image.manifest_digest.hex())?,
+        candidate.image.manifest_digest,
     );
     let statement = Statement::new(vec![subject], CycloneDxBom(vetting.sbom.clone()))?;
     let (evidence, _) = sign_and_keep(

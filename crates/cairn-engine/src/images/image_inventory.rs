@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use cairn_evidence::Sha256Digest;
+use cairn_evidence::Digest;
 use cairn_evidence::vulns::{
     RATING_METHOD, ScanMetadata, Scanner, ScannerDb, SeverityScore, VulnResult, VulnsScan,
 };
@@ -88,8 +88,8 @@ pub fn inventory(
         ));
     }
     // Deterministic where it can be: the UUID from the image's digest.
-    let digest = Sha256Digest::from_hex(subject.digest.trim_start_matches("sha256:"))?;
-    let hex = digest.to_hex();
+    let digest = Digest::parse(subject.digest).map_err(cairn_evidence::EvidenceError::from)?;
+    let hex = digest.hex();
     let mut uuid = [0u8; 16];
     for (i, byte) in uuid.iter_mut().enumerate() {
         *byte = hex
@@ -215,7 +215,7 @@ pub fn fetched(
     store: &dyn Store,
     workload: &str,
     subject_name: &str,
-    digest: &Sha256Digest,
+    digest: &Digest,
     collected: &Collected,
     time_ms: i64,
     note: &mut dyn FnMut(&str),
@@ -224,9 +224,9 @@ pub fn fetched(
         note(&format!("inventory: skipped {}: {}", s.path, s.reason));
     }
     let mut uuid = [0u8; 16];
-    uuid.copy_from_slice(&digest.0[..16]);
+    uuid.copy_from_slice(&digest.as_bytes()[..16]);
     let timestamp = cairn_model::time::rfc3339_utc(time_ms);
-    let version = format!("sha256:{}", digest.to_hex());
+    let version = digest.to_string();
     let doc = cairn_sbom::cyclonedx::to_json(&DocumentInput {
         subject: cairn_sbom::cyclonedx::Subject {
             kind: SubjectKind::Application,
@@ -385,7 +385,7 @@ mod tests {
                 json: record.as_bytes().to_vec(),
             }])
             .unwrap();
-        let digest = Sha256Digest([7; 32]);
+        let digest = cairn_model::Digest::from_bytes([7; 32]);
         let mut notes = Vec::new();
         for _ in 0..2 {
             let collected =
@@ -403,9 +403,7 @@ mod tests {
         }
         let hits = store.where_package(Some("npm"), "left-pad").unwrap();
         assert_eq!(hits.len(), 1, "{hits:?}\n{notes:#?}");
-        let sboms = store
-            .sboms_about(&format!("sha256:{}", digest.to_hex()))
-            .unwrap();
+        let sboms = store.sboms_about(&digest.to_string()).unwrap();
         assert_eq!(sboms.len(), 1, "{sboms:?}");
         let findings = store.findings(&FindingFilter::default()).unwrap();
         assert_eq!(findings.len(), 1, "{findings:?}\n{notes:#?}");

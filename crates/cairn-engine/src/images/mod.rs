@@ -88,13 +88,15 @@ impl Images {
     /// digest prefix of at least [`MIN_DIGEST_PREFIX`] hex digits (a shorter one
     /// is refused with that rule, an ambiguous one with the count).
     pub fn find(&self, reference: &str) -> Result<Image, EngineError> {
-        if reference.starts_with("sha256:") && reference.len() == 71 {
+        if cairn_oci::Digest::is_valid(reference) {
             return self.image(reference);
         }
         if let Ok(desc) = self.layout.resolve(reference) {
             return self.image(desc.digest().as_ref());
         }
-        let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
+        let hex = reference
+            .strip_prefix(cairn_model::digest::SHA256_PREFIX)
+            .unwrap_or(reference);
         let is_hex = !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit());
         if is_hex && hex.len() < MIN_DIGEST_PREFIX {
             return Err(EngineError::ImageNotFound {
@@ -110,7 +112,7 @@ impl Images {
             let mut found: Vec<String> = Vec::new();
             for (_, desc) in self.layout.refs()? {
                 let d = desc.digest().to_string();
-                if d.trim_start_matches("sha256:").starts_with(hex) && !found.contains(&d) {
+                if desc.digest().digest().starts_with(hex) && !found.contains(&d) {
                     found.push(d);
                 }
             }
@@ -268,7 +270,7 @@ fn rootfs_digest(dir: &Path) -> Result<String, EngineError> {
                             })?;
                     hasher.update(&buf[..n]);
                 }
-                tree.update(format!("{len} {} ", hasher.finish().to_hex()).as_bytes());
+                tree.update(format!("{len} {} ", hasher.finish().hex()).as_bytes());
             }
             cairn_fs::Kind::Symlink => {
                 tree.update(
@@ -283,7 +285,7 @@ fn rootfs_digest(dir: &Path) -> Result<String, EngineError> {
         tree.update(&entry.rel);
         tree.update(b"\n");
     }
-    Ok(tree.finish().to_hex())
+    Ok(tree.finish().hex())
 }
 
 fn running_as_root() -> bool {

@@ -4,7 +4,7 @@
 //! provenance, signed by cairn, that names both bases.
 
 use cairn_evidence::sbom::CycloneDxBom;
-use cairn_evidence::{NamedDigest, Observed, Sha256Digest, Statement, Subject};
+use cairn_evidence::{Digest, NamedDigest, Observed, Statement, Subject};
 use cairn_model::{BaseRecord, ImageRecord};
 use cairn_oci::Image;
 use cairn_store::Store;
@@ -34,10 +34,8 @@ pub struct Rebased {
     pub notes: Vec<String>,
 }
 
-fn sha(digest: &str) -> Result<Sha256Digest, EngineError> {
-    Ok(Sha256Digest::from_hex(
-        digest.trim_start_matches("sha256:"),
-    )?)
+fn sha(digest: &str) -> Result<Digest, EngineError> {
+    Ok(Digest::parse(digest).map_err(cairn_evidence::EvidenceError::from)?)
 }
 
 /// Rebases the image `reference` (a digest, a layout ref or a digest prefix) onto

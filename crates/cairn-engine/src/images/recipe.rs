@@ -90,11 +90,11 @@ fn debian_epoch_in(lists: &Path, suite: &str) -> Result<u64, EngineError> {
 pub fn parse_release_date(text: &str) -> Option<u64> {
     let rest = text.split_once(", ").map_or(text, |(_, r)| r);
     let mut parts = rest.split_ascii_whitespace();
-    let day: u64 = parts.next()?.parse().ok()?;
+    let day: u32 = parts.next()?.parse().ok()?;
     let month = parts.next()?;
     let year: i64 = parts.next()?.parse().ok()?;
     let mut hms = parts.next()?.split(':');
-    let (h, m, s): (u64, u64, u64) = (
+    let (h, m, s): (u32, u32, u32) = (
         hms.next()?.parse().ok()?,
         hms.next()?.parse().ok()?,
         hms.next()?.parse().ok()?,
@@ -105,21 +105,12 @@ pub fn parse_release_date(text: &str) -> Option<u64> {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 || year < 1970 {
+    let month = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
+    if year < 1970 {
         return None;
     }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days)
-        .ok()
-        .map(|d| d * 86_400 + h * 3600 + m * 60 + s)
+    let secs = cairn_model::time::unix_seconds(year, month, day, h, m, s)?;
+    u64::try_from(secs).ok()
 }
 
 /// Makes the root filesystem `recipe` describes under `work` (a fresh
@@ -320,10 +311,16 @@ mod tests {
             Some(1_783_764_997)
         );
         assert_eq!(parse_release_date("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
+        assert_eq!(
+            parse_release_date("Tue, 29 Feb 2000 00:00:00 UTC"),
+            Some(951_782_400)
+        );
         for bad in [
             "Sat, 11 Jul 2026 10:16:37 CEST",
             "Sat, 11 Foo 2026 10:16:37 UTC",
             "Sat, 32 Jul 2026 10:16:37 UTC",
+            "Fri, 29 Feb 2100 00:00:00 UTC",
+            "Sat, 31 Jun 2026 00:00:00 UTC",
             "11 Jul 2026",
             "",
         ] {

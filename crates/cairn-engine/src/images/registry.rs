@@ -8,7 +8,7 @@ use std::io::Read;
 
 use cairn_model::config::OrgConfig;
 use cairn_model::image_ref::ImageRef;
-use cairn_oci::{Digest, Image, Layout};
+use cairn_oci::{Image, Layout};
 use cairn_registry::{BlobStore, BlobStoreError, Credentials, Registry, RegistryOptions, Scheme};
 use cairn_store::Store;
 
@@ -21,20 +21,16 @@ pub const SIGSTORE_BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundl
 /// The layout as the registry client's blob store.
 struct LayoutBlobs<'a>(&'a Layout);
 
-fn oci_digest(d: &cairn_registry::Digest) -> Result<Digest, BlobStoreError> {
-    Digest::parse(d.as_str()).map_err(|e| Box::new(e) as BlobStoreError)
-}
-
 impl BlobStore for LayoutBlobs<'_> {
     fn has_blob(&self, digest: &cairn_registry::Digest) -> Result<bool, BlobStoreError> {
-        Ok(self.0.has_blob(&oci_digest(digest)?))
+        Ok(self.0.has_blob(digest))
     }
 
     fn open_blob(
         &self,
         digest: &cairn_registry::Digest,
     ) -> Result<(Box<dyn Read + '_>, u64), BlobStoreError> {
-        let file = self.0.open_blob(&oci_digest(digest)?)?;
+        let file = self.0.open_blob(digest)?;
         let size = file.metadata()?.len();
         Ok((Box::new(file), size))
     }
@@ -45,7 +41,7 @@ impl BlobStore for LayoutBlobs<'_> {
         size: u64,
         reader: &mut dyn Read,
     ) -> Result<(), BlobStoreError> {
-        let expected = oci_digest(digest)?;
+        let expected = *digest;
         let blob = self
             .0
             .put_blob_from_reader(reader.take(size.saturating_add(1)))?;
@@ -109,7 +105,7 @@ pub fn push(
     let (r, host) = checked(target, org, false)?;
     let registry = client(&host, connection)?;
     let tag = r.tag.clone().unwrap_or_else(|| "latest".to_owned());
-    let manifest = cairn_registry::Digest::parse(&image.manifest_digest.to_string())?;
+    let manifest = image.manifest_digest;
     let pushed = registry.push_image(
         &LayoutBlobs(images.layout()),
         &manifest,
@@ -123,7 +119,7 @@ pub fn push(
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_owned()),
-        digest: pushed.clone(),
+        digest: pushed,
         size: image.manifest_size,
         artifact_type: None,
         annotations: Default::default(),
@@ -141,8 +137,8 @@ pub fn push(
         )?;
     }
     Ok(Pushed {
-        reference: format!("{host}/{}:{tag}@{}", r.repository, pushed.as_str()),
-        digest: pushed.as_str().to_owned(),
+        reference: format!("{host}/{}:{tag}@{pushed}", r.repository),
+        digest: pushed.to_string(),
         attached: evidence.len(),
     })
 }
@@ -162,7 +158,7 @@ pub fn pull(
         &reference.reference(),
         &LayoutBlobs(images.layout()),
     )?;
-    Ok(digest.as_str().to_owned())
+    Ok(digest.to_string())
 }
 
 /// The evidence bundles attached to `digest` in `reference`'s repository.
@@ -174,7 +170,7 @@ pub fn attached(
 ) -> Result<Vec<Vec<u8>>, EngineError> {
     let (r, host) = checked(reference, org, false)?;
     let registry = client(&host, connection)?;
-    let subject = cairn_registry::Digest::parse(digest)?;
+    let subject = cairn_registry::Digest::parse(digest).map_err(cairn_registry::Error::from)?;
     Ok(registry
         .attached(&r.repository, &subject)?
         .into_iter()

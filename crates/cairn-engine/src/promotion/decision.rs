@@ -1,7 +1,7 @@
 //! The gate's decision as evidence: signed (policy digest, input digest,
 //! result) and in the log whatever it says, and read back from a change record.
 
-use cairn_evidence::{Predicate, Sha256Digest, SigningKey, Statement, Subject};
+use cairn_evidence::{Digest, Predicate, SigningKey, Statement, Subject};
 use cairn_model::ChangeRecord;
 use cairn_policy::{AdvisoryDb, Decision, Denial, GateInput};
 use serde::{Deserialize, Serialize};
@@ -192,6 +192,6 @@ impl Promoter<'_> {
 fn image_subject(workload: &str, digest: &str) -> Result<Subject, EngineError> {
     Ok(Subject::sha256(
         format!("{workload}@{digest}"),
-        Sha256Digest::from_hex(digest.trim_start_matches("sha256:"))?,
+        Digest::parse(digest).map_err(cairn_evidence::EvidenceError::from)?,
     ))
 }

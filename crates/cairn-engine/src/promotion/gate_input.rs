@@ -213,7 +213,7 @@ impl Promoter<'_> {
     ) -> Result<Vec<Review>, EngineError> {
         let store = self.store;
         let bindings = crate::access::bindings(store)?;
-        let review_subject = format!("sha256:{}", commit_subject_digest(commit).to_hex());
+        let review_subject = commit_subject_digest(commit).to_string();
         let mut reviews = Vec::new();
         for e in store.evidence_for_subject(&review_subject)? {
             let mut fail = |reason: String| {

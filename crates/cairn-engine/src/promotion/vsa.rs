@@ -3,7 +3,7 @@
 //! break-glass deployment's says FAILED, with the override.
 
 use cairn_evidence::vsa::{InputAttestation, VerificationResult, VsaFacts};
-use cairn_evidence::{Sha256Digest, SigningKey, Statement};
+use cairn_evidence::{Digest, SigningKey, Statement};
 use cairn_policy::{Decision, GateInput};
 
 use super::{DECISION_PREDICATE, Promoter, Request, VERIFIER_ID};
@@ -36,7 +36,7 @@ impl Promoter<'_> {
             })
             .map(|e| InputAttestation {
                 uri: Some(format!("cairn:evidence/{}", e.id)),
-                sha256: Sha256Digest::of(&e.bundle),
+                sha256: cairn_evidence::sha256(&e.bundle),
             })
             .collect();
         let facts = VsaFacts {
@@ -44,9 +44,8 @@ impl Promoter<'_> {
             time_verified_ms: now_ms(),
             image: format!("cairn.local/{}@{digest}", req.workload),
             policy_uri: format!("urn:cairn:policy:{}", req.environment),
-            policy_digest: Sha256Digest::from_hex(
-                decision.policy_digest.trim_start_matches("sha256:"),
-            )?,
+            policy_digest: Digest::parse(&decision.policy_digest)
+                .map_err(cairn_evidence::EvidenceError::from)?,
             input_attestations: inputs,
             // A break-glass deployment was not verified: FAILED, with the override.
             result: if decision.overridden.is_some() {

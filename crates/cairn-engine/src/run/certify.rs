@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use cairn_evidence::sbom::CycloneDxBom;
-use cairn_evidence::{NamedDigest, Observed, Sha256Digest, Statement, Subject};
+use cairn_evidence::{Digest, NamedDigest, Observed, Statement, Subject};
 use cairn_model::test_results::TestReport;
 use cairn_model::{RunRecord, StageKind, StageRecord, StageStatus};
 
@@ -88,18 +88,16 @@ impl Engine {
             .image
             .as_ref()
             .and_then(|built| {
-                let hex = built.base.digest.strip_prefix("sha256:")?;
                 Some(NamedDigest::new(
                     format!("catalog base {}", built.base.name),
-                    Sha256Digest::from_hex(hex).ok()?,
+                    Digest::parse(&built.base.digest).ok()?,
                 ))
             })
             .into_iter()
             .chain(facts.build_image.and_then(|b| {
-                let hex = b.digest.strip_prefix("sha256:")?;
                 Some(NamedDigest::new(
                     format!("build image {}", b.name),
-                    Sha256Digest::from_hex(hex).ok()?,
+                    Digest::parse(&b.digest).ok()?,
                 ))
             }))
             .collect();
@@ -255,7 +253,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let digest = about
             .sha256_digest()
-            .map(|d| format!("sha256:{}", d.to_hex()))
+            .map(|d| d.to_string())
             .unwrap_or_default();
         sign_and_keep(
             &signer.data,
@@ -275,7 +273,7 @@ impl Engine {
 
 /// The subject naming an image: the workload and its manifest digest.
 pub(super) fn image_subject(loaded: &LoadedWorkload, built: &BuiltImage) -> Subject {
-    let digest = Sha256Digest::from_hex(built.digest.trim_start_matches("sha256:"))
-        .unwrap_or_else(|_| Sha256Digest::of(built.digest.as_bytes()));
+    let digest = Digest::parse(&built.digest)
+        .unwrap_or_else(|_| cairn_evidence::sha256(built.digest.as_bytes()));
     Subject::sha256(format!("{}@{}", loaded.workload.name, built.digest), digest)
 }

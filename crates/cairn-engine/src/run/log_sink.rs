@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_evidence::{Sha256Digest, Sha256Hasher};
+use cairn_evidence::{Digest, Sha256Hasher};
 use cairn_model::test_report::failed_tests;
 use cairn_model::test_results::{LineReader, TestReport};
 use cairn_model::{LogLine, LogStream, StageRecord};
@@ -47,7 +47,7 @@ pub(super) struct LogSink<'a> {
 /// What a finished stage's log says, for its evidence.
 pub(super) struct LogSummary {
     /// SHA-256 of the stored log: each line's bytes followed by `\n`.
-    pub(super) digest: Sha256Digest,
+    pub(super) digest: Digest,
     /// Failed tests named in the step's output.
     pub(super) failed_tests: Vec<String>,
     /// The tests the stage ran (see [`LogSink::finish_with`]).

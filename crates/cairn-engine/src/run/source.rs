@@ -71,7 +71,7 @@ impl Engine {
         }
         git::materialise(&loaded.repo, &loaded.commit, &loaded.prefix, workspace)?;
         let source = tree_digest(&cairn_fs::Dir::open(workspace)?)?;
-        sink.system(&format!("source tree digest sha256:{}", source.to_hex()));
+        sink.system(&format!("source tree digest {source}"));
         facts.source = Some(Subject::sha256(
             format!("{}@{}", loaded.workload.name, loaded.commit),
             source,

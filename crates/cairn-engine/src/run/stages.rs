@@ -340,10 +340,7 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
-        sink.system(&format!(
-            "declared output `{output}` is present: sha256:{}",
-            digest.to_hex()
-        ));
+        sink.system(&format!("declared output `{output}` is present: {digest}"));
         facts.output = Some(Subject::sha256(output.to_owned(), digest));
         if let Some(under_test) = facts.image_plan.and_then(|p| p.retest.clone()) {
             sink.system(&format!(

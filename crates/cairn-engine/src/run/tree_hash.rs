@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use cairn_evidence::{Sha256Digest, Sha256Hasher};
+use cairn_evidence::{Digest, Sha256Hasher};
 
 use super::stages::HOME_DIR;
 use crate::EngineError;
@@ -23,10 +23,7 @@ const MAX_TREE_BYTES: u64 = 16 << 30;
 /// bytes, or [`tree_digest`] of a directory. Resolved without following any
 /// symlink (not even as the output itself); anything but a regular file or a
 /// directory is refused without being opened (see `cairn_fs`).
-pub(super) fn artifact_digest(
-    workspace: &cairn_fs::Dir,
-    rel: &str,
-) -> Result<Sha256Digest, EngineError> {
+pub(super) fn artifact_digest(workspace: &cairn_fs::Dir, rel: &str) -> Result<Digest, EngineError> {
     match workspace.open_beneath(rel)? {
         cairn_fs::Node::Dir(dir) => tree_digest(&dir),
         cairn_fs::Node::File(mut file) => {
@@ -74,7 +71,7 @@ fn hash_file(
 /// `l <target> <path>`, each line ending in `\n`. Symlinks are never followed;
 /// a FIFO, socket or device anywhere is refused (never opened); cairn's `.home`
 /// (the steps' HOME) is left out; the walk and the bytes hashed are bounded.
-pub(super) fn tree_digest(root: &cairn_fs::Dir) -> Result<Sha256Digest, EngineError> {
+pub(super) fn tree_digest(root: &cairn_fs::Dir) -> Result<Digest, EngineError> {
     let mut tree = Sha256Hasher::new();
     let mut budget = MAX_TREE_BYTES;
     for entry in cairn_fs::walk(root, WORKSPACE_LIMITS, &[HOME_DIR])? {
@@ -95,7 +92,7 @@ pub(super) fn tree_digest(root: &cairn_fs::Dir) -> Result<Sha256Digest, EngineEr
                 } else {
                     "0"
                 };
-                tree.update(format!("f {exec} {} ", hasher.finish().to_hex()).as_bytes());
+                tree.update(format!("f {exec} {} ", hasher.finish().hex()).as_bytes());
             }
             other => {
                 return Err(cairn_fs::FsError::Special {

@@ -1,6 +1,6 @@
 //! What an engine would observe of one build stage; shared by the test files.
 
-use cairn_evidence::{NamedDigest, Observed, Sha256Digest, Subject, hash_log_lines};
+use cairn_evidence::{NamedDigest, Observed, Subject, hash_log_lines};
 
 pub const BUILDER_ID: &str = "https://example.invalid/cairn/builder/test";
 
@@ -21,11 +21,14 @@ pub fn observed_build() -> Observed {
         logs: vec![NamedDigest::new("build/stdout", hash_log_lines(log))],
         base_images: vec![NamedDigest::new(
             "catalog/debian:bookworm",
-            Sha256Digest::of(b"base image manifest"),
+            cairn_evidence::sha256(b"base image manifest"),
         )],
         failed_tests: vec![],
         tests: None,
-        artifacts: vec![Subject::sha256("hello", Sha256Digest::of(b"\x7fELF hello"))],
+        artifacts: vec![Subject::sha256(
+            "hello",
+            cairn_evidence::sha256(b"\x7fELF hello"),
+        )],
         triggered_by: None,
         change: Vec::new(),
     }

@@ -369,19 +369,14 @@ fn catalog_name(
             "import it first (`cairn base import REFERENCE@sha256:… --name NAME`), then write the catalog NAME here",
         ));
     }
-    if let Some(d) = digest {
-        let hex = d.strip_prefix("sha256:").unwrap_or("");
-        if hex.len() != 64
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(err(
-                span,
-                format!("`{d}` is not a sha256 digest"),
-                "pin with name@sha256:<64 lowercase hex digits>",
-            ));
-        }
+    if let Some(d) = digest
+        && !crate::Digest::is_valid(d)
+    {
+        return Err(err(
+            span,
+            format!("`{d}` is not a sha256 digest"),
+            "pin with name@sha256:<64 lowercase hex digits>",
+        ));
     }
     Ok((name.to_owned(), digest.map(str::to_owned), span))
 }

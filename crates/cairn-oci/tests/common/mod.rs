@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use cairn_oci::{Digest, Image, Layout};
+use cairn_oci::{Image, Layout};
 
 /// A small root filesystem made of host-like files.
 pub fn make_rootfs(dir: &Path, flavour: &str) {
@@ -148,7 +148,7 @@ pub fn image_from_tars(layout: &Layout, tars: &[Vec<u8>], docker: bool) -> Image
     for tar in tars {
         let blob = layout.put_blob(&gzip(tar)).expect("layer");
         layers.push(serde_json::json!({"mediaType": layer_type, "digest": blob.digest.to_string(), "size": blob.size}));
-        diff_ids.push(Digest::of_bytes(tar).to_string());
+        diff_ids.push(cairn_evidence::sha256(tar).to_string());
     }
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux",

@@ -235,13 +235,13 @@ impl TestImage {
         tar.append_data(&mut header, "hello.txt", content.as_bytes())
             .expect("tar entry");
         let tar = tar.into_inner().expect("tar");
-        let diff_id = Digest::of(&tar);
+        let diff_id = cairn_evidence::sha256(&tar);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&tar).expect("gzip");
         let layer_bytes = gz.finish().expect("gzip");
         let layer = Descriptor::new(
             media_types::OCI_LAYER_GZIP,
-            Digest::of(&layer_bytes),
+            cairn_evidence::sha256(&layer_bytes),
             layer_bytes.len() as u64,
         );
         let config_bytes = serde_json::to_vec(&serde_json::json!({
@@ -253,7 +253,7 @@ impl TestImage {
         .expect("config");
         let config = Descriptor::new(
             media_types::OCI_CONFIG,
-            Digest::of(&config_bytes),
+            cairn_evidence::sha256(&config_bytes),
             config_bytes.len() as u64,
         );
         let manifest = serde_json::to_vec(&serde_json::json!({
@@ -263,11 +263,11 @@ impl TestImage {
             "layers": [layer],
         }))
         .expect("manifest");
-        let manifest_digest = Digest::of(&manifest);
+        let manifest_digest = cairn_evidence::sha256(&manifest);
         let mut blobs = HashMap::new();
-        blobs.insert(layer.digest.clone(), layer_bytes);
-        blobs.insert(config.digest.clone(), config_bytes);
-        blobs.insert(manifest_digest.clone(), manifest.clone());
+        blobs.insert(layer.digest, layer_bytes);
+        blobs.insert(config.digest, config_bytes);
+        blobs.insert(manifest_digest, manifest.clone());
         Self {
             blobs,
             manifest,
@@ -286,7 +286,7 @@ impl TestImage {
     pub fn descriptor(&self) -> Descriptor {
         Descriptor::new(
             media_types::OCI_MANIFEST,
-            self.manifest_digest.clone(),
+            self.manifest_digest,
             self.manifest.len() as u64,
         )
     }
@@ -328,13 +328,13 @@ impl BlobStore for MemStore {
     ) -> Result<(), BlobStoreError> {
         let mut bytes = Vec::new();
         reader.take(size + 1).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 != size || Digest::of(&bytes) != *digest {
+        if bytes.len() as u64 != size || cairn_evidence::sha256(&bytes) != *digest {
             return Err(format!("blob {digest} does not match").into());
         }
         self.blobs
             .lock()
             .map_err(|e| e.to_string())?
-            .insert(digest.clone(), bytes);
+            .insert(*digest, bytes);
         Ok(())
     }
 }

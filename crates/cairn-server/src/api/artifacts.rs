@@ -59,13 +59,7 @@ pub fn routes() -> Vec<Route> {
 
 /// `text` when it is exactly `sha256:` and 64 lowercase hex digits.
 pub fn parse_digest(text: &str) -> Result<String, ApiError> {
-    let valid = text.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    });
-    if valid {
+    if cairn_model::Digest::is_valid(text) {
         Ok(text.to_owned())
     } else {
         let shown: String = text.chars().take(80).collect();

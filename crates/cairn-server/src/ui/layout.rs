@@ -101,7 +101,7 @@ pub fn badge(status: &str) -> Markup {
 /// keeps "ago" current.
 pub fn time(ms: i64) -> Markup {
     let exact = rfc3339_utc(ms);
-    html! { time datetime=(exact) title=(exact) { (relative(ms, crate::session::now_ms())) } }
+    html! { time datetime=(exact) title=(exact) { (relative(ms, cairn_engine::now_ms())) } }
 }
 
 /// `ms` as seen from `now`: `just now`, `5 min ago`, `3 h ago`, `2 d ago`,

@@ -717,7 +717,7 @@ pub async fn exposures(
             move |s| {
                 let visible = s.visible(&actor)?;
                 let org = cairn_engine::load_org(s.config.platform_dir.as_deref())?;
-                let now = cairn_engine::exposures::now_ms();
+                let now = cairn_engine::now_ms();
                 let mut list = cairn_engine::exposures::list(
                     &*s.store,
                     &s.config.data,

@@ -391,7 +391,7 @@ impl Received {
             forge: self.forge.name().to_owned(),
             delivery: self.delivery.clone(),
             event: self.event.clone(),
-            received_at_ms: crate::session::now_ms(),
+            received_at_ms: cairn_engine::now_ms(),
             outcome: outcome.chars().take(MAX_OUTCOME).collect(),
         }
     }

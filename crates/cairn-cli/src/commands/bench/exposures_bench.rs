@@ -351,7 +351,7 @@ pub fn exposures(
             &data,
             &org,
             &cairn_engine::exposures::ExposureFilter::default(),
-            cairn_engine::exposures::now_ms(),
+            cairn_engine::now_ms(),
         )?;
         let listed = listing.elapsed();
         let total = start.elapsed();

@@ -143,10 +143,7 @@ pub fn verify(
         san: DEFAULT_IDENTITY.to_owned(),
         issuer: DEFAULT_ISSUER.to_owned(),
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let now = cairn_engine::now_ms() / 1000;
     let once = || {
         cairn_sigstore::verify(
             &bundle,
