@@ -10,7 +10,7 @@ mod common;
 
 use common::osv_feed::{OsvServer, npm_record, zip_of};
 use common::server::{Up, agent};
-use common::{Fixture, Run};
+use common::{Fixture, Run, as_, token};
 use serde_json::Value;
 
 const ADVISORY: &str = "GHSA-cair-n000-0001";
@@ -49,21 +49,6 @@ fn advisory_json() -> String {
         }]
     })
     .to_string()
-}
-
-fn as_(f: &Fixture, token: &str, args: &[&str]) -> Run {
-    Run::from(f.cairn(args).env("CAIRN_TOKEN", token).output().unwrap())
-}
-
-fn token(f: &Fixture, actor: Option<&str>, name: &str) -> String {
-    let mut cmd = f.cairn(&["--json", "identity", "add", name]);
-    if let Some(t) = actor {
-        cmd.env("CAIRN_TOKEN", t);
-    }
-    let r = Run::from(cmd.output().unwrap());
-    assert_eq!(r.code, 0, "{r:?}");
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    v["token"].as_str().unwrap().to_owned()
 }
 
 /// hello-web with the npm lockfile, on the `tiny` base, built with no advisory

@@ -11,67 +11,8 @@ mod common;
 
 use std::process::Command;
 
-use common::{Fixture, Run};
+use common::{Fixture, Run, Team, as_, team};
 use serde_json::Value;
-
-struct Team {
-    f: Fixture,
-    admin: String,
-    /// The commits' author (git's `author@example.invalid`), a maintainer too.
-    author: String,
-    /// A maintainer who is not the author.
-    bob: String,
-    /// A release manager: promotes.
-    rita: String,
-    /// A developer: may not promote.
-    dev: String,
-}
-
-fn as_(f: &Fixture, token: &str, args: &[&str]) -> Run {
-    Run::from(f.cairn(args).env("CAIRN_TOKEN", token).output().unwrap())
-}
-
-fn token(f: &Fixture, actor: Option<&str>, name: &str) -> String {
-    let mut cmd = f.cairn(&["--json", "identity", "add", name]);
-    if let Some(t) = actor {
-        cmd.env("CAIRN_TOKEN", t);
-    }
-    let r = Run::from(cmd.output().unwrap());
-    assert_eq!(r.code, 0, "{r:?}");
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    v["token"].as_str().unwrap().to_owned()
-}
-
-fn team() -> Team {
-    let f = Fixture::example("hello-web");
-    f.ok(&["base", "create", "tiny", "--name", "tiny"]);
-    let admin = token(&f, None, "admin@example.org");
-    let author = token(&f, Some(&admin), "author@example.invalid");
-    let bob = token(&f, Some(&admin), "bob@example.org");
-    let rita = token(&f, Some(&admin), "rita@example.org");
-    let dev = token(&f, Some(&admin), "dev@example.org");
-    for (who, role) in [
-        ("author@example.invalid", "maintainer"),
-        ("bob@example.org", "maintainer"),
-        ("rita@example.org", "release-manager"),
-        ("dev@example.org", "developer"),
-    ] {
-        let r = as_(
-            &f,
-            &admin,
-            &["role", "grant", who, role, "--workload", "hello-web"],
-        );
-        assert_eq!(r.code, 0, "{r:?}");
-    }
-    Team {
-        f,
-        admin,
-        author,
-        bob,
-        rita,
-        dev,
-    }
-}
 
 /// Runs the chain as `token`'s identity (once there are identities, a run
 /// needs one allowed to run the workload) and returns the image it built.

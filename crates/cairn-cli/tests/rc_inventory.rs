@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{Fixture, Run};
+use common::{Fixture, as_, token};
 use serde_json::Value;
 
 const ADVISORY: &str = "RUSTSEC-2022-0013";
@@ -41,21 +41,6 @@ version = "2.5.1"
 source = "registry+https://github.com/rust-lang/crates.io-index"
 checksum = "75ce4f9dc4a41b4c3476cc925f1efb11b66df373a8fde5d4b8915fa91b5d995e"
 "#;
-
-fn as_(f: &Fixture, token: &str, args: &[&str]) -> Run {
-    Run::from(f.cairn(args).env("CAIRN_TOKEN", token).output().unwrap())
-}
-
-fn token(f: &Fixture, actor: Option<&str>, name: &str) -> String {
-    let mut cmd = f.cairn(&["--json", "identity", "add", name]);
-    if let Some(t) = actor {
-        cmd.env("CAIRN_TOKEN", t);
-    }
-    let r = Run::from(cmd.output().unwrap());
-    assert_eq!(r.code, 0, "{r:?}");
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    v["token"].as_str().unwrap().to_owned()
-}
 
 /// The hello-web example with a Cargo.lock in its source, on the `tiny` base, and
 /// a release manager (`rita`) to evaluate and promote with. With `advisory`, the

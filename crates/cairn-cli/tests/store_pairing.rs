@@ -15,28 +15,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Fixture, Run};
+use common::{Fixture, Run, as_, token};
 use serde_json::Value;
-
-fn as_(f: &Fixture, token: &str, args: &[&str]) -> Run {
-    Run::from(f.cairn(args).env("CAIRN_TOKEN", token).output().unwrap())
-}
 
 fn ok_as(f: &Fixture, token: &str, args: &[&str]) -> Run {
     let r = as_(f, token, args);
     assert_eq!(r.code, 0, "cairn {args:?}: {r:?}");
     r
-}
-
-fn token(f: &Fixture, actor: Option<&str>, name: &str) -> String {
-    let mut cmd = f.cairn(&["--json", "identity", "add", name]);
-    if let Some(t) = actor {
-        cmd.env("CAIRN_TOKEN", t);
-    }
-    let r = Run::from(cmd.output().unwrap());
-    assert_eq!(r.code, 0, "{r:?}");
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    v["token"].as_str().unwrap().to_owned()
 }
 
 /// Every identity's name, as `token`'s holder lists them.

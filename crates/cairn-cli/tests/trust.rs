@@ -10,67 +10,8 @@ mod common;
 
 use std::process::Command;
 
-use common::{Fixture, Run};
+use common::{Fixture, Run, Team, as_, team};
 use serde_json::Value;
-
-struct Team {
-    f: Fixture,
-    admin: String,
-    /// The fixture's git identity (`author@example.invalid`), a maintainer.
-    author: String,
-    /// A maintainer who is not the author.
-    bob: String,
-    /// A third maintainer.
-    carol: String,
-    /// A release manager: promotes, rolls back, overrides.
-    rita: String,
-}
-
-fn as_(f: &Fixture, token: &str, args: &[&str]) -> Run {
-    Run::from(f.cairn(args).env("CAIRN_TOKEN", token).output().unwrap())
-}
-
-fn token(f: &Fixture, actor: Option<&str>, name: &str) -> String {
-    let mut cmd = f.cairn(&["--json", "identity", "add", name]);
-    if let Some(t) = actor {
-        cmd.env("CAIRN_TOKEN", t);
-    }
-    let r = Run::from(cmd.output().unwrap());
-    assert_eq!(r.code, 0, "{r:?}");
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    v["token"].as_str().unwrap().to_owned()
-}
-
-fn team() -> Team {
-    let f = Fixture::example("hello-web");
-    f.ok(&["base", "create", "tiny", "--name", "tiny"]);
-    let admin = token(&f, None, "admin@example.org");
-    let author = token(&f, Some(&admin), "author@example.invalid");
-    let bob = token(&f, Some(&admin), "bob@example.org");
-    let carol = token(&f, Some(&admin), "carol@example.org");
-    let rita = token(&f, Some(&admin), "rita@example.org");
-    for (who, role) in [
-        ("author@example.invalid", "maintainer"),
-        ("bob@example.org", "maintainer"),
-        ("carol@example.org", "maintainer"),
-        ("rita@example.org", "release-manager"),
-    ] {
-        let r = as_(
-            &f,
-            &admin,
-            &["role", "grant", who, role, "--workload", "hello-web"],
-        );
-        assert_eq!(r.code, 0, "{r:?}");
-    }
-    Team {
-        f,
-        admin,
-        author,
-        bob,
-        carol,
-        rita,
-    }
-}
 
 /// `cairn run` (as `token`'s identity when given); the newest image's digest.
 fn run_as(f: &Fixture, token: Option<&str>, expect: i32) -> String {

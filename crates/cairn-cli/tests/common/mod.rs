@@ -301,3 +301,73 @@ pub fn zlib_advisory(id: &str, fixed: Option<&str>) -> Value {
         }]
     })
 }
+
+/// `cairn ARGS` as the identity holding `token` (CAIRN_TOKEN), whatever it exits.
+pub fn as_(f: &Fixture, token: &str, args: &[&str]) -> Run {
+    Run::from(f.cairn(args).env("CAIRN_TOKEN", token).output().unwrap())
+}
+
+/// Adds the identity `name` as `actor` (None: the first identity, which
+/// bootstraps the organisation) and returns its token.
+pub fn token(f: &Fixture, actor: Option<&str>, name: &str) -> String {
+    let mut cmd = f.cairn(&["--json", "identity", "add", name]);
+    if let Some(t) = actor {
+        cmd.env("CAIRN_TOKEN", t);
+    }
+    let r = Run::from(cmd.output().unwrap());
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+/// hello-web on the `tiny` base with an admin and four people bound at the
+/// workload: the commits' author (git's `author@example.invalid`) and two more
+/// maintainers, a release manager and a developer.
+pub struct Team {
+    pub f: Fixture,
+    pub admin: String,
+    /// The commits' author (git's `author@example.invalid`), a maintainer too.
+    pub author: String,
+    /// A maintainer who is not the author.
+    pub bob: String,
+    /// A third maintainer.
+    pub carol: String,
+    /// A release manager: promotes, rolls back, overrides.
+    pub rita: String,
+    /// A developer: may not promote.
+    pub dev: String,
+}
+
+pub fn team() -> Team {
+    let f = Fixture::example("hello-web");
+    f.ok(&["base", "create", "tiny", "--name", "tiny"]);
+    let admin = token(&f, None, "admin@example.org");
+    let author = token(&f, Some(&admin), "author@example.invalid");
+    let bob = token(&f, Some(&admin), "bob@example.org");
+    let carol = token(&f, Some(&admin), "carol@example.org");
+    let rita = token(&f, Some(&admin), "rita@example.org");
+    let dev = token(&f, Some(&admin), "dev@example.org");
+    for (who, role) in [
+        ("author@example.invalid", "maintainer"),
+        ("bob@example.org", "maintainer"),
+        ("carol@example.org", "maintainer"),
+        ("rita@example.org", "release-manager"),
+        ("dev@example.org", "developer"),
+    ] {
+        let r = as_(
+            &f,
+            &admin,
+            &["role", "grant", who, role, "--workload", "hello-web"],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    Team {
+        f,
+        admin,
+        author,
+        bob,
+        carol,
+        rita,
+        dev,
+    }
+}
