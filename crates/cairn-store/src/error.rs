@@ -84,6 +84,43 @@ pub enum StoreError {
         source: Option<rusqlite::Error>,
     },
 
+    /// The PostgreSQL server could not be reached, or refused the connection.
+    /// `target` names the server and database, never a password.
+    #[error("cannot connect to the PostgreSQL database `{target}`")]
+    Connect {
+        target: String,
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// PostgreSQL failed while doing `what`.
+    #[error("database error while {what}")]
+    Postgres {
+        what: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// A migration script failed on PostgreSQL; its transaction was rolled back.
+    #[error("cannot migrate the PostgreSQL database to schema version {version}")]
+    MigratePostgres {
+        version: u32,
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// The PostgreSQL server's disk is full (SQLSTATE 53100); the transaction
+    /// was rolled back, nothing was written.
+    #[error(
+        "the PostgreSQL server's disk is full: cannot go on {what}; nothing was written (free \
+         some space on the database server and run the command again)"
+    )]
+    ServerDiskFull {
+        what: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+
     /// A value read back from the database is not one this code writes.
     #[error("corrupt {what} in the database: `{value}`")]
     Corrupt { what: &'static str, value: String },
@@ -160,14 +197,27 @@ impl StoreError {
             StoreError::NotFound { .. } => ErrorKind::NotFound,
             StoreError::Invalid { .. } | StoreError::TooLarge { .. } => ErrorKind::Invalid,
             StoreError::Exists { .. } | StoreError::InUse { .. } => ErrorKind::Conflict,
-            StoreError::DiskFull { .. } => ErrorKind::DiskFull,
+            StoreError::DiskFull { .. } | StoreError::ServerDiskFull { .. } => ErrorKind::DiskFull,
             _ => ErrorKind::Internal,
         }
     }
 
     /// Whether the disk holding the store is full.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, StoreError::DiskFull { .. })
+        matches!(
+            self,
+            StoreError::DiskFull { .. } | StoreError::ServerDiskFull { .. }
+        )
+    }
+
+    /// A PostgreSQL error while doing `what`: a full disk (SQLSTATE 53100) is
+    /// [`StoreError::ServerDiskFull`], the rest [`StoreError::Postgres`].
+    pub(crate) fn postgres(what: &'static str, source: postgres::Error) -> StoreError {
+        if source.code() == Some(&postgres::error::SqlState::DISK_FULL) {
+            StoreError::ServerDiskFull { what, source }
+        } else {
+            StoreError::Postgres { what, source }
+        }
     }
 
     /// A `map_err` adapter for SQLite errors while doing `what`.

@@ -1,6 +1,8 @@
 //! Test support shared by cairn's crates (a dev-dependency only): where the
 //! external conformance material is (`../shared/conformance`, see its README).
 
+pub mod pg;
+
 use std::path::{Path, PathBuf};
 
 /// The conformance folder: `$CAIRN_CONFORMANCE_DIR`, or `../shared/conformance`

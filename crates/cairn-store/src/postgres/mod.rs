@@ -1,0 +1,351 @@
+//! The PostgreSQL backend: the same schema (one migration list, see
+//! [`crate::schema`]) and the same semantics as SQLite, on a server many cairn
+//! processes share.
+//!
+//! The client is rust-postgres's synchronous `postgres` crate (the trait is
+//! synchronous), without TLS: a unix socket or loopback. A small pool of
+//! connections, each behind a mutex, serves the store; a connection that broke is
+//! made again on its next use.
+//!
+//! Transactions match SQLite's: every write transaction first takes one
+//! transaction-level advisory lock ([`WRITE_LOCK`]), so writers are serialised as
+//! SQLite's `BEGIN IMMEDIATE` serialises them (a check followed by a write sees
+//! no other writer in between, in every process), and commits are durable
+//! (`synchronous_commit` stays on); every read runs in one `REPEATABLE READ,
+//! READ ONLY` transaction (one snapshot), beside writers. Text columns use the
+//! `"C"` collation, so orderings are byte order, as in SQLite.
+
+mod access;
+mod deployments;
+mod evidence;
+mod images;
+mod inventory;
+mod runs;
+mod schema;
+mod server;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use postgres::types::ToSql;
+use postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement};
+
+use crate::StoreError;
+
+/// The advisory lock every write transaction holds: one writer at a time, as
+/// in SQLite. (`cairn` in ASCII, then 1.)
+pub(crate) const WRITE_LOCK: i64 = 0x6361_6972_6e00_0001;
+
+/// One pooled connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+/// The [`Store`](crate::Store) on PostgreSQL.
+pub struct PostgresStore {
+    config: Config,
+    /// The server and database, for messages (never a password).
+    target: String,
+    pool: Vec<Mutex<Option<Conn>>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parameters of a statement.
+pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// A transaction and its connection's prepared statements: what the concerns'
+/// files run their SQL through.
+pub(crate) struct Tx<'a> {
+    tx: postgres::Transaction<'a>,
+    statements: &'a mut HashMap<String, Statement>,
+}
+
+impl Tx<'_> {
+    fn statement(&mut self, what: &'static str, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self
+            .tx
+            .prepare(sql)
+            .map_err(|e| StoreError::postgres(what, e))?;
+        self.statements.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    /// Every row of `sql`, each read by `f`.
+    pub(crate) fn all<T>(
+        &mut self,
+        what: &'static str,
+        sql: &str,
+        params: Params<'_>,
+        mut f: impl FnMut(&Row) -> Result<T, postgres::Error>,
+    ) -> Result<Vec<T>, StoreError> {
+        let s = self.statement(what, sql)?;
+        let rows = self
+            .tx
+            .query(&s, params)
+            .map_err(|e| StoreError::postgres(what, e))?;
+        rows.iter()
+            .map(|r| f(r).map_err(|e| StoreError::postgres(what, e)))
+            .collect()
+    }
+
+    /// The one row of `sql` or none (more than one is an error).
+    pub(crate) fn opt<T>(
+        &mut self,
+        what: &'static str,
+        sql: &str,
+        params: Params<'_>,
+        f: impl FnOnce(&Row) -> Result<T, postgres::Error>,
+    ) -> Result<Option<T>, StoreError> {
+        let s = self.statement(what, sql)?;
+        let row = self
+            .tx
+            .query_opt(&s, params)
+            .map_err(|e| StoreError::postgres(what, e))?;
+        row.map(|r| f(&r).map_err(|e| StoreError::postgres(what, e)))
+            .transpose()
+    }
+
+    /// The one row of `sql`.
+    pub(crate) fn one<T>(
+        &mut self,
+        what: &'static str,
+        sql: &str,
+        params: Params<'_>,
+        f: impl FnOnce(&Row) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let s = self.statement(what, sql)?;
+        let row = self
+            .tx
+            .query_one(&s, params)
+            .map_err(|e| StoreError::postgres(what, e))?;
+        f(&row).map_err(|e| StoreError::postgres(what, e))
+    }
+
+    /// Runs `sql`; the number of rows it changed.
+    pub(crate) fn exec(
+        &mut self,
+        what: &'static str,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<u64, StoreError> {
+        let s = self.statement(what, sql)?;
+        self.tx
+            .execute(&s, params)
+            .map_err(|e| StoreError::postgres(what, e))
+    }
+}
+
+impl PostgresStore {
+    /// Connections in the pool.
+    pub const CONNECTIONS: usize = 4;
+
+    /// How long connecting may take.
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// The schema version this code writes.
+    pub const SCHEMA_VERSION: i64 = crate::schema::SCHEMA_VERSION;
+
+    /// Connects to the database at `url` (`postgres://user@host/db`, or
+    /// `postgres:///db?host=/run/postgresql` for a unix socket; no TLS), refuses
+    /// a schema newer than this cairn knows before writing anything, and
+    /// migrates an older one.
+    pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let mut config: Config = url.parse().map_err(|e| StoreError::Invalid {
+            what: "PostgreSQL URL",
+            // The parser's message names the part it could not read, not the URL.
+            why: format!("{e}"),
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Self::CONNECT_TIMEOUT);
+        }
+        config.application_name("cairn");
+        let target = describe(&config);
+        let store = PostgresStore {
+            config,
+            target,
+            pool: (0..Self::CONNECTIONS).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        };
+        {
+            let mut guard = store.connection()?;
+            let conn = guard.as_mut().ok_or_else(|| StoreError::Invalid {
+                what: "PostgreSQL connection",
+                why: "no connection".to_owned(),
+            })?;
+            schema::migrate(&mut conn.client, &store.target)?;
+        }
+        Ok(store)
+    }
+
+    /// The server and database this store is on, as `postgres://user@host:port/db`
+    /// (never the password).
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn connect(&self) -> Result<Conn, StoreError> {
+        let client = self
+            .config
+            .connect(NoTls)
+            .map_err(|source| StoreError::Connect {
+                target: self.target.clone(),
+                source,
+            })?;
+        Ok(Conn {
+            client,
+            statements: HashMap::new(),
+        })
+    }
+
+    /// A pooled connection, connected: a free one if there is one, else the next
+    /// in turn. A panic while one was held cannot have left a transaction open
+    /// (dropping a transaction rolls it back), so a poisoned lock is safe to take.
+    fn connection(&self) -> Result<MutexGuard<'_, Option<Conn>>, StoreError> {
+        let mut guard = None;
+        for slot in &self.pool {
+            if let Ok(g) = slot.try_lock() {
+                guard = Some(g);
+                break;
+            }
+        }
+        let mut guard = match guard {
+            Some(g) => g,
+            None => {
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
+                self.pool[i].lock().unwrap_or_else(PoisonError::into_inner)
+            }
+        };
+        if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
+            *guard = Some(self.connect()?);
+        }
+        Ok(guard)
+    }
+
+    /// Runs `f` in a write transaction holding [`WRITE_LOCK`] and commits if it
+    /// returns `Ok`.
+    fn write<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transaction(true, what, f)
+    }
+
+    /// Runs `f` in a read-only transaction: its queries see one snapshot.
+    fn read<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transaction(false, what, f)
+    }
+
+    fn transaction<T>(
+        &self,
+        writing: bool,
+        what: &'static str,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.connection()?;
+        let Some(conn) = guard.as_mut() else {
+            return Err(StoreError::Invalid {
+                what: "PostgreSQL connection",
+                why: "no connection".to_owned(),
+            });
+        };
+        let pg = |e| StoreError::postgres(what, e);
+        let builder = conn.client.build_transaction();
+        let tx = if writing {
+            builder.isolation_level(IsolationLevel::ReadCommitted)
+        } else {
+            builder
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+        }
+        .start()
+        .map_err(pg)?;
+        let mut tx = Tx {
+            tx,
+            statements: &mut conn.statements,
+        };
+        if writing {
+            tx.exec(what, "SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+        }
+        let out = f(&mut tx)?;
+        tx.tx.commit().map_err(pg)?;
+        Ok(out)
+    }
+}
+
+/// `postgres://user@host:port/db` for messages: what the configuration names,
+/// never its password.
+fn describe(config: &Config) -> String {
+    use postgres::config::Host;
+    let user = config.get_user().unwrap_or("");
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .zip(
+            config
+                .get_ports()
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(5432)),
+        )
+        .map(|(h, port)| match h {
+            Host::Tcp(name) => format!("{name}:{port}"),
+            Host::Unix(dir) => format!("{}:{port}", dir.display()),
+        })
+        .collect();
+    let db = config.get_dbname().unwrap_or(user);
+    let at = if user.is_empty() { "" } else { "@" };
+    format!("postgres://{user}{at}{}/{db}", hosts.join(","))
+}
+
+// ---- shared by the concerns' files ----------------------------------------------
+
+pub(crate) use crate::sqlite::{count, len_u64, parse_name, sql_limit};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A description names user, host, port and database, and never the password.
+    #[test]
+    fn the_target_never_shows_the_password() {
+        let config: Config = "postgres://cairn:s3cret@db.example:6543/prod"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let target = describe(&config);
+        assert_eq!(target, "postgres://cairn@db.example:6543/prod");
+        let config: Config = "postgres:///cairn?host=/run/postgresql&password=s3cret"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let target = describe(&config);
+        assert!(!target.contains("s3cret"), "{target}");
+        assert!(target.contains("/run/postgresql"), "{target}");
+    }
+
+    /// A URL that does not parse is refused without echoing it (it may hold a password).
+    #[test]
+    fn a_bad_url_is_refused_without_echoing_it() {
+        let err = PostgresStore::open("postgres://cairn:s3cret@db:notaport/x").unwrap_err();
+        let message = format!("{err} {err:?}");
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    }
+}

@@ -1,0 +1,243 @@
+//! The PostgreSQL store on a real PostgreSQL server (Debian's, started by
+//! `cairn_testkit::pg` with `initdb` and `pg_ctl` on a unix socket): the shared
+//! conformance suite, one database per case, then what only a server shows
+//! (schema versions, processes sharing one database, a server that goes away).
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Barrier};
+
+use cairn_model::{NewRun, NewStage, RunStatus, StageKind, Trigger};
+use cairn_store::prelude::*;
+use cairn_store::{PostgresStore, StoreError};
+use cairn_testkit::pg::{PgDatabase, PgServer};
+
+/// A store on a database of its own; the database is dropped, then the server
+/// let go, after the store.
+struct PgStore {
+    store: Option<PostgresStore>,
+    _db: PgDatabase,
+    _server: PgServer,
+}
+
+impl AsRef<dyn Store> for PgStore {
+    fn as_ref(&self) -> &(dyn Store + 'static) {
+        self.store.as_ref().unwrap()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Close the store's connections before its database is dropped.
+        drop(self.store.take());
+    }
+}
+
+fn pg_store() -> PgStore {
+    let server = PgServer::start();
+    let db = server.database();
+    let store = PostgresStore::open(db.url()).unwrap();
+    PgStore {
+        store: Some(store),
+        _db: db,
+        _server: server,
+    }
+}
+
+mod conformance_postgres {
+    cairn_store::conformance_tests!(super::pg_store());
+}
+
+/// A run of `app` with two stages, made by `cairn run`.
+fn new_run(created_at_ms: i64) -> NewRun {
+    NewRun {
+        workload: "app".to_owned(),
+        commit: "0123456789abcdef0123456789abcdef01234567".to_owned(),
+        git_ref: None,
+        created_at_ms,
+        stages: ["source", "build"]
+            .into_iter()
+            .map(|name| NewStage {
+                name: name.to_owned(),
+                kind: StageKind::Command,
+                command: Some(format!("make {name}")),
+            })
+            .collect(),
+        trigger: Trigger::Cli,
+    }
+}
+
+/// A database written by a newer cairn is refused on open with both versions
+/// named, and is left as it was.
+#[test]
+fn a_newer_schema_is_refused_with_both_versions_named() {
+    let server = PgServer::start();
+    let db = server.database();
+    drop(PostgresStore::open(db.url()).unwrap());
+    let newer = PostgresStore::SCHEMA_VERSION + 1;
+    let mut client = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    client
+        .execute("UPDATE cairn_schema SET version = $1", &[&newer])
+        .unwrap();
+    let err = PostgresStore::open(db.url()).unwrap_err();
+    let message = err.to_string();
+    println!("{message}");
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found, known, .. }
+            if found == newer && known == PostgresStore::SCHEMA_VERSION),
+        "{err:?}"
+    );
+    assert!(message.contains("upgrade cairn"), "{message}");
+    let kept: i64 = client
+        .query_one("SELECT version FROM cairn_schema", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, newer);
+}
+
+/// Opening an up-to-date database again migrates nothing and keeps the data;
+/// several processes' stores opening one new database at once migrate it once.
+#[test]
+fn stores_opening_one_new_database_at_once_migrate_it_once() {
+    let server = PgServer::start();
+    let db = server.database();
+    let url = db.url().to_owned();
+    let barrier = Arc::new(Barrier::new(4));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                PostgresStore::open(&url).map(|_| ())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap().unwrap();
+    }
+    let store = PostgresStore::open(&url).unwrap();
+    store.upsert_workload("app", "r", 1).unwrap();
+    drop(store);
+    let store = PostgresStore::open(&url).unwrap();
+    assert_eq!(store.workloads().unwrap().len(), 1);
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let version: i64 = client
+        .query_one("SELECT version FROM cairn_schema", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, PostgresStore::SCHEMA_VERSION);
+}
+
+/// Many writers at once in separate stores (as separate processes would be):
+/// every run is claimed exactly once, since writes are serialised as in SQLite.
+#[test]
+fn concurrent_claims_take_each_queued_run_once() {
+    let server = PgServer::start();
+    let db = server.database();
+    let url = db.url().to_owned();
+    let store = PostgresStore::open(&url).unwrap();
+    store.upsert_workload("app", "r", 1).unwrap();
+    let mut made = Vec::new();
+    for i in 0..40 {
+        let run = NewRun {
+            trigger: Trigger::Api {
+                actor: "alice".to_owned(),
+            },
+            ..new_run(i)
+        };
+        made.push(store.create_run(&run).unwrap().0.id);
+    }
+    let claimed: Vec<_> = (0..4)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let store = PostgresStore::open(&url).unwrap();
+                let mut mine = Vec::new();
+                while let Some(run) = store.claim_queued_run(&format!("worker-{w}"), 100).unwrap() {
+                    mine.push(run.id);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut all: Vec<_> = claimed
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort();
+    made.sort();
+    assert_eq!(all, made);
+    for id in made {
+        assert_eq!(store.run(id).unwrap().unwrap().status, RunStatus::Running);
+    }
+}
+
+/// A server that is not there is a clear error naming the target, never the
+/// password in the URL.
+#[test]
+fn an_unreachable_server_is_named_without_its_password() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let url = format!(
+        "postgres://cairn:s3cret@{}/nothing?connect_timeout=2",
+        dir.path().display().to_string().replace('/', "%2F")
+    );
+    let err = PostgresStore::open(&url).unwrap_err();
+    let message = format!("{err}: {:?}", std::error::Error::source(&err));
+    println!("{message}");
+    assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+    assert!(message.contains("cannot connect"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+    assert!(!format!("{err:?}").contains("s3cret"));
+}
+
+/// A connection the server ended (a restart, an administrator) is made again on
+/// the next use; the store goes on.
+#[test]
+fn a_broken_connection_is_made_again() {
+    let server = PgServer::start();
+    let db = server.database();
+    let store = PostgresStore::open(db.url()).unwrap();
+    store.upsert_workload("app", "r", 1).unwrap();
+    let mut admin = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db.name()],
+        )
+        .unwrap();
+    // The first use of a killed connection may fail (it learns it was closed);
+    // the next is on a new one.
+    let _ = store.workloads();
+    let mut ok = false;
+    for _ in 0..PostgresStore::CONNECTIONS + 1 {
+        if store.workloads().is_ok_and(|w| w.len() == 1) {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "the store did not reconnect");
+}
+
+/// `cairn_store::open` picks the backend from the URL: `postgres://` is this
+/// store, `sqlite://DIR` the SQLite one; an unknown scheme is refused naming
+/// only the scheme.
+#[test]
+fn open_picks_the_backend_from_the_url() {
+    let server = PgServer::start();
+    let db = server.database();
+    let store = cairn_store::open(db.url()).unwrap();
+    store.upsert_workload("app", "r", 1).unwrap();
+    assert!(format!("{store:?}").contains("PostgresStore"), "{store:?}");
+    let dir = tempfile::TempDir::new().unwrap();
+    let sqlite = cairn_store::open(&format!("sqlite://{}", dir.path().display())).unwrap();
+    assert!(format!("{sqlite:?}").contains("SqliteStore"), "{sqlite:?}");
+    assert!(dir.path().join("cairn.db").is_file());
+    for bad in ["mysql://root:s3cret@db/x", "sqlite://", "/var/lib/cairn"] {
+        let err = cairn_store::open(bad).unwrap_err();
+        let message = err.to_string();
+        println!("{bad}: {message}");
+        assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+}
