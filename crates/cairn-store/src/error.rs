@@ -212,11 +212,20 @@ impl StoreError {
 
     /// A PostgreSQL error while doing `what`: a full disk (SQLSTATE 53100) is
     /// [`StoreError::ServerDiskFull`], the rest [`StoreError::Postgres`].
+    /// Text PostgreSQL cannot keep (a NUL byte, 22021) is the caller's value,
+    /// refused as [`StoreError::Invalid`] with nothing written.
     pub(crate) fn postgres(what: &'static str, source: postgres::Error) -> StoreError {
-        if source.code() == Some(&postgres::error::SqlState::DISK_FULL) {
-            StoreError::ServerDiskFull { what, source }
-        } else {
-            StoreError::Postgres { what, source }
+        use postgres::error::SqlState;
+        match source.code() {
+            Some(&SqlState::DISK_FULL) => StoreError::ServerDiskFull { what, source },
+            Some(&SqlState::CHARACTER_NOT_IN_REPERTOIRE) => StoreError::Invalid {
+                what: "text",
+                why: format!(
+                    "a value has a NUL byte, which the PostgreSQL store does not keep \
+                     (while {what})"
+                ),
+            },
+            _ => StoreError::Postgres { what, source },
         }
     }
 

@@ -241,3 +241,155 @@ fn open_picks_the_backend_from_the_url() {
         assert!(!message.contains("s3cret"), "{message}");
     }
 }
+
+/// A small tmpfs, unmounted when dropped (the test runs as root).
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Bytes that do not compress (PostgreSQL compresses large values).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
+/// The server's disk full (SQLSTATE 53100, here a database in a tablespace on a
+/// full tmpfs): the write is refused as a full disk (the CLI's exit 2 with its
+/// message, the server's 507), nothing of it is kept, reads go on, and once
+/// space is back the same store writes again.
+#[test]
+fn the_servers_full_disk_is_named_nothing_is_written_and_reads_go_on() {
+    use std::io::Write;
+    let server = PgServer::start();
+    let db = server.database();
+    let tmp = tempfile::TempDir::new().unwrap();
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let uid = std::process::Command::new("id")
+        .args(["-u", "postgres"])
+        .output()
+        .unwrap();
+    let uid = String::from_utf8(uid.stdout).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o"])
+        .arg(format!("size=4m,mode=0700,uid={}", uid.trim()))
+        .arg("tmpfs")
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let _mounted = Tmpfs(mnt.clone());
+    // The database's tables go to a tablespace on the tmpfs; it lives as long as
+    // the mount (dropped, with the database, before it is unmounted).
+    let space = format!("tiny_{}", db.name());
+    let admin_url = db.url().rsplit_once('/').unwrap().0.to_owned() + "/postgres";
+    let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLESPACE {space} LOCATION '{}'",
+            mnt.display()
+        ))
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET default_tablespace = {space}",
+            db.name()
+        ))
+        .unwrap();
+    struct DropSpace(postgres::Client, String, String);
+    impl Drop for DropSpace {
+        fn drop(&mut self) {
+            let _ = self
+                .0
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.2));
+            let _ = self
+                .0
+                .batch_execute(&format!("DROP TABLESPACE IF EXISTS {}", self.1));
+        }
+    }
+    let _space = DropSpace(admin, space, db.name().to_owned());
+
+    let store = PostgresStore::open(db.url()).unwrap();
+    store.upsert_workload("app", "r", 1).unwrap();
+    let filler = mnt.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let avail = nix_free(&mnt);
+        f.write_all(&vec![
+            0u8;
+            usize::try_from(avail.saturating_sub(300 << 10))
+                .unwrap()
+        ])
+        .unwrap();
+        f.sync_all().unwrap();
+    }
+    let big: Vec<cairn_store::NewAdvisory> = (0..100)
+        .map(|i| cairn_store::NewAdvisory {
+            id: format!("A-{i}"),
+            modified: "2024".into(),
+            withdrawn: false,
+            packages: vec![("crates.io".into(), format!("p{i}"))],
+            json: noise(20_000, i),
+        })
+        .collect();
+    let err = store.put_advisories(&big).unwrap_err();
+    let text = err.to_string();
+    println!("{text}");
+    assert!(err.is_disk_full(), "{err:?}");
+    assert_eq!(err.kind(), cairn_model::ErrorKind::DiskFull);
+    assert!(
+        text.contains("disk is full") && text.contains("nothing was written"),
+        "{text}"
+    );
+    // Nothing of the batch is kept; reads go on.
+    assert_eq!(store.advisory_count().unwrap(), 0);
+    assert_eq!(store.workloads().unwrap().len(), 1);
+    // Space is back: the same store writes.
+    std::fs::remove_file(&filler).unwrap();
+    store.put_advisories(&big[..5]).unwrap();
+    assert_eq!(store.advisory_count().unwrap(), 5);
+    drop(store);
+}
+
+/// Free bytes on the file system holding `dir`.
+fn nix_free(dir: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Text with a NUL byte (PostgreSQL keeps none) is the caller's invalid value,
+/// refused with nothing written, not the store failing.
+#[test]
+fn text_with_a_nul_byte_is_refused_as_invalid() {
+    let store = pg_store();
+    let store = store.as_ref();
+    let err = store.upsert_workload("a\0b", "r", 1).unwrap_err();
+    println!("{err}");
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    assert_eq!(err.kind(), cairn_model::ErrorKind::Invalid);
+    assert!(store.workloads().unwrap().is_empty());
+}

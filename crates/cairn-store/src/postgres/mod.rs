@@ -169,6 +169,7 @@ impl PostgresStore {
             // The parser's message names the part it could not read, not the URL.
             why: format!("{e}"),
         })?;
+        refuse_remote(&config)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Self::CONNECT_TIMEOUT);
         }
@@ -291,6 +292,46 @@ impl PostgresStore {
     }
 }
 
+/// Refuses a server reached over the network other than loopback: this client
+/// has no TLS, so a password and every row would cross the network in clear.
+fn refuse_remote(config: &Config) -> Result<(), StoreError> {
+    use postgres::config::Host;
+    let loopback = |name: &str| {
+        name.eq_ignore_ascii_case("localhost")
+            || name
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    let remote = config
+        .get_hosts()
+        .iter()
+        .find_map(|h| match h {
+            Host::Tcp(name) if !loopback(name) => Some(name.clone()),
+            _ => None,
+        })
+        .or_else(|| {
+            config
+                .get_hostaddrs()
+                .iter()
+                .find(|ip| !ip.is_loopback())
+                .map(ToString::to_string)
+        });
+    match remote {
+        None => Ok(()),
+        Some(host) => Err(StoreError::Invalid {
+            what: "PostgreSQL URL",
+            why: format!(
+                "host `{}` is not on this machine: cairn connects to PostgreSQL without \
+                 TLS, so only over a unix socket (postgres:///DB?host=/run/postgresql) or \
+                 loopback (127.0.0.1, ::1, localhost)",
+                host.chars().take(253).collect::<String>()
+            ),
+        }),
+    }
+}
+
 /// `postgres://user@host:port/db` for messages: what the configuration names,
 /// never its password.
 fn describe(config: &Config) -> String {
@@ -338,6 +379,33 @@ mod tests {
         let target = describe(&config);
         assert!(!target.contains("s3cret"), "{target}");
         assert!(target.contains("/run/postgresql"), "{target}");
+    }
+
+    /// A server over the network (not loopback) is refused before connecting:
+    /// without TLS its password and rows would cross the network in clear.
+    #[test]
+    fn a_remote_server_is_refused_before_connecting() {
+        for url in [
+            "postgres://cairn:s3cret@db.example/prod",
+            "postgres://cairn:s3cret@10.0.0.5:5432/prod",
+            "postgres://cairn:s3cret@localhost/prod?hostaddr=192.0.2.1",
+        ] {
+            let err = PostgresStore::open(url).unwrap_err();
+            let message = format!("{err} {err:?}");
+            println!("{err}");
+            assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+            assert!(message.contains("without TLS"), "{message}");
+            assert!(!message.contains("s3cret"), "{message}");
+        }
+        for url in [
+            "postgres://cairn@127.0.0.1:1/x",
+            "postgres://cairn@[::1]:1/x",
+            "postgres://cairn@localhost:1/x",
+            "postgres:///x?host=/run/postgresql",
+        ] {
+            let config: Config = url.parse().unwrap_or_else(|e| panic!("{e}"));
+            assert!(refuse_remote(&config).is_ok(), "{url}");
+        }
     }
 
     /// A URL that does not parse is refused without echoing it (it may hold a password).
