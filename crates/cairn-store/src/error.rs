@@ -86,6 +86,7 @@ pub enum StoreError {
 
     /// The PostgreSQL server could not be reached, or refused the connection.
     /// `target` names the server and database, never a password.
+    #[cfg(feature = "postgres")]
     #[error("cannot connect to the PostgreSQL database `{target}`")]
     Connect {
         target: String,
@@ -94,6 +95,7 @@ pub enum StoreError {
     },
 
     /// PostgreSQL failed while doing `what`.
+    #[cfg(feature = "postgres")]
     #[error("database error while {what}")]
     Postgres {
         what: &'static str,
@@ -102,6 +104,7 @@ pub enum StoreError {
     },
 
     /// A migration script failed on PostgreSQL; its transaction was rolled back.
+    #[cfg(feature = "postgres")]
     #[error("cannot migrate the PostgreSQL database to schema version {version}")]
     MigratePostgres {
         version: u32,
@@ -111,6 +114,7 @@ pub enum StoreError {
 
     /// The PostgreSQL server's disk is full (SQLSTATE 53100); the transaction
     /// was rolled back, nothing was written.
+    #[cfg(feature = "postgres")]
     #[error(
         "the PostgreSQL server's disk is full: cannot go on {what}; nothing was written (free \
          some space on the database server and run the command again)"
@@ -197,23 +201,28 @@ impl StoreError {
             StoreError::NotFound { .. } => ErrorKind::NotFound,
             StoreError::Invalid { .. } | StoreError::TooLarge { .. } => ErrorKind::Invalid,
             StoreError::Exists { .. } | StoreError::InUse { .. } => ErrorKind::Conflict,
-            StoreError::DiskFull { .. } | StoreError::ServerDiskFull { .. } => ErrorKind::DiskFull,
+            StoreError::DiskFull { .. } => ErrorKind::DiskFull,
+            #[cfg(feature = "postgres")]
+            StoreError::ServerDiskFull { .. } => ErrorKind::DiskFull,
             _ => ErrorKind::Internal,
         }
     }
 
     /// Whether the disk holding the store is full.
     pub fn is_disk_full(&self) -> bool {
-        matches!(
-            self,
-            StoreError::DiskFull { .. } | StoreError::ServerDiskFull { .. }
-        )
+        match self {
+            StoreError::DiskFull { .. } => true,
+            #[cfg(feature = "postgres")]
+            StoreError::ServerDiskFull { .. } => true,
+            _ => false,
+        }
     }
 
     /// A PostgreSQL error while doing `what`: a full disk (SQLSTATE 53100) is
     /// [`StoreError::ServerDiskFull`], the rest [`StoreError::Postgres`].
     /// Text PostgreSQL cannot keep (a NUL byte, 22021) is the caller's value,
     /// refused as [`StoreError::Invalid`] with nothing written.
+    #[cfg(feature = "postgres")]
     pub(crate) fn postgres(what: &'static str, source: postgres::Error) -> StoreError {
         use postgres::error::SqlState;
         match source.code() {

@@ -11,7 +11,8 @@
 //!
 //! It is synchronous (call it from `spawn_blocking` in async code) and object-safe,
 //! so backends are interchangeable: [`SqliteStore`] (one machine, the default) and
-//! [`PostgresStore`] (a server many processes share); [`open`] picks one from a
+//! `PostgresStore` (a server many processes share, with the `postgres` feature);
+//! [`open`] picks one from a
 //! database URL. Every backend passes the same `conformance` suite (behind the
 //! `conformance` feature, which only tests turn on), on SQLite in
 //! `tests/sqlite.rs` and on a real PostgreSQL in `tests/postgres.rs`.
@@ -34,6 +35,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod schema;
 mod sqlite;
@@ -57,6 +59,7 @@ pub use inventory::{
     NewSbom, PackageHit, RematchRecord, SbomSummary, StoredAdvisory, StoredComponent,
     StoredFinding,
 };
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use runs::{LogStats, RunFilter, RunStore, StageDurationStat};
 pub use schema::SCHEMA_VERSION;
@@ -67,8 +70,8 @@ pub use sqlite::SqliteStore;
 ///
 /// - `sqlite://DIR`: the SQLite store in the data directory `DIR` (its
 ///   `cairn.db`, created if missing; see [`SqliteStore::open`]);
-/// - `postgres://…` or `postgresql://…`: the PostgreSQL store (see
-///   [`PostgresStore::open`]; unix socket or loopback, no TLS).
+/// - `postgres://…` or `postgresql://…`: the PostgreSQL store (`PostgresStore`,
+///   with the `postgres` feature; unix socket or loopback, no TLS).
 ///
 /// Anything else is refused as [`StoreError::Invalid`], naming the scheme only
 /// (a URL may hold a password).
@@ -86,7 +89,15 @@ pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
         )?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
         return Ok(std::sync::Arc::new(PostgresStore::open(url)?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(StoreError::Invalid {
+            what: "database URL",
+            why: "this cairn was built without the PostgreSQL store (cairn-store's \
+                  `postgres` feature)"
+                .to_owned(),
+        });
     }
     let scheme = url.split_once("://").map_or("(none)", |(s, _)| s);
     let scheme: String = scheme.chars().take(32).collect();

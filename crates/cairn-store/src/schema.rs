@@ -26,6 +26,7 @@ pub(crate) struct Migration {
     /// PostgreSQL's: the same tables, columns and indexes (`BIGINT` for
     /// `INTEGER`, identity columns for `AUTOINCREMENT`, `BYTEA` for `BLOB`, text
     /// in the `"C"` collation so that orderings are byte order as in SQLite).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) postgres: &'static str,
 }
 
