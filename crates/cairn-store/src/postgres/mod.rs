@@ -164,10 +164,22 @@ impl PostgresStore {
     /// a schema newer than this cairn knows before writing anything, and
     /// migrates an older one.
     pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
-        let mut config: Config = url.parse().map_err(|e| StoreError::Invalid {
-            what: "PostgreSQL URL",
-            // The parser's message names the part it could not read, not the URL.
-            why: format!("{e}"),
+        let mut config: Config = url.parse().map_err(|e: postgres::Error| {
+            // The parser's message names the option it could not read, never its
+            // value, except for a stray character it quotes (which could be one
+            // of a password's): that one is not repeated.
+            let message = match std::error::Error::source(&e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            };
+            StoreError::Invalid {
+                what: "PostgreSQL URL",
+                why: if message.contains("but got") {
+                    "invalid connection string: a character where none is allowed".to_owned()
+                } else {
+                    message
+                },
+            }
         })?;
         refuse_remote(&config)?;
         if config.get_connect_timeout().is_none() {
@@ -332,29 +344,34 @@ fn refuse_remote(config: &Config) -> Result<(), StoreError> {
     }
 }
 
-/// `postgres://user@host:port/db` for messages: what the configuration names,
-/// never its password.
+/// `postgres://user@host:port/db` (a unix socket's directory as `?host=DIR`,
+/// as libpq writes it) for messages: what the configuration names, never its
+/// password.
 fn describe(config: &Config) -> String {
     use postgres::config::Host;
     let user = config.get_user().unwrap_or("");
-    let hosts: Vec<String> = config
-        .get_hosts()
+    let ports = config
+        .get_ports()
         .iter()
-        .zip(
-            config
-                .get_ports()
-                .iter()
-                .copied()
-                .chain(std::iter::repeat(5432)),
-        )
-        .map(|(h, port)| match h {
-            Host::Tcp(name) => format!("{name}:{port}"),
-            Host::Unix(dir) => format!("{}:{port}", dir.display()),
-        })
-        .collect();
+        .copied()
+        .chain(std::iter::repeat(5432));
+    let mut tcp = Vec::new();
+    let mut sockets = Vec::new();
+    for (h, port) in config.get_hosts().iter().zip(ports) {
+        match h {
+            Host::Tcp(name) => tcp.push(format!("{name}:{port}")),
+            Host::Unix(dir) if port == 5432 => sockets.push(format!("host={}", dir.display())),
+            Host::Unix(dir) => sockets.push(format!("host={}&port={port}", dir.display())),
+        }
+    }
     let db = config.get_dbname().unwrap_or(user);
     let at = if user.is_empty() { "" } else { "@" };
-    format!("postgres://{user}{at}{}/{db}", hosts.join(","))
+    let query = if sockets.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", sockets.join("&"))
+    };
+    format!("postgres://{user}{at}{}/{db}{query}", tcp.join(","))
 }
 
 // ---- shared by the concerns' files ----------------------------------------------
@@ -377,8 +394,7 @@ mod tests {
             .parse()
             .unwrap_or_else(|e| panic!("{e}"));
         let target = describe(&config);
-        assert!(!target.contains("s3cret"), "{target}");
-        assert!(target.contains("/run/postgresql"), "{target}");
+        assert_eq!(target, "postgres:///cairn?host=/run/postgresql");
     }
 
     /// A server over the network (not loopback) is refused before connecting:
@@ -411,9 +427,17 @@ mod tests {
     /// A URL that does not parse is refused without echoing it (it may hold a password).
     #[test]
     fn a_bad_url_is_refused_without_echoing_it() {
-        let err = PostgresStore::open("postgres://cairn:s3cret@db:notaport/x").unwrap_err();
-        let message = format!("{err} {err:?}");
-        assert!(!message.contains("s3cret"), "{message}");
-        assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+        for url in [
+            "postgres://cairn:s3cret@db:notaport/x",
+            "host=/run/postgresql password='s3cret dbname=x",
+            "postgres://cairn:s3cret@localhost/x?sslmode=s3cret",
+        ] {
+            let err = PostgresStore::open(url).unwrap_err();
+            let message = format!("{err} {err:?}");
+            println!("{err}");
+            assert!(!message.contains("s3cre"), "{message}");
+            assert!(!message.contains('\''), "{message}");
+            assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+        }
     }
 }
