@@ -393,3 +393,97 @@ fn text_with_a_nul_byte_is_refused_as_invalid() {
     assert_eq!(err.kind(), cairn_model::ErrorKind::Invalid);
     assert!(store.workloads().unwrap().is_empty());
 }
+
+/// The two backends' schemas cannot drift: after every migration, SQLite and
+/// PostgreSQL have the same tables with the same columns (name and whether
+/// they may be NULL) and the same indexes. PostgreSQL adds only its version
+/// table and `webhook_deliveries.seq` (SQLite's rowid).
+#[test]
+fn both_backends_have_the_same_tables_columns_and_indexes() {
+    use std::collections::BTreeSet;
+    let dir = tempfile::TempDir::new().unwrap();
+    drop(cairn_store::SqliteStore::open(dir.path()).unwrap());
+    let sqlite = rusqlite::Connection::open(dir.path().join("cairn.db")).unwrap();
+    let mut lite = BTreeSet::new();
+    let mut lite_indexes = BTreeSet::new();
+    {
+        let mut tables = sqlite
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' \
+                 AND name NOT LIKE 'sqlite_%'",
+            )
+            .unwrap();
+        let names: Vec<String> = tables
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for table in names {
+            let mut cols = sqlite
+                .prepare("SELECT name, \"notnull\", pk FROM pragma_table_info(?1)")
+                .unwrap();
+            for col in cols
+                .query_map([&table], |r| {
+                    let name: String = r.get(0)?;
+                    let not_null: bool = r.get::<_, i64>(1)? != 0 || r.get::<_, i64>(2)? != 0;
+                    Ok((name, not_null))
+                })
+                .unwrap()
+            {
+                let (name, not_null) = col.unwrap();
+                lite.insert((table.clone(), name, not_null));
+            }
+        }
+        let mut indexes = sqlite
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' \
+                 AND name NOT LIKE 'sqlite_autoindex_%'",
+            )
+            .unwrap();
+        for name in indexes.query_map([], |r| r.get::<_, String>(0)).unwrap() {
+            lite_indexes.insert(name.unwrap());
+        }
+    }
+
+    let server = PgServer::start();
+    let db = server.database();
+    drop(PostgresStore::open(db.url()).unwrap());
+    let mut client = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    let mut pg = BTreeSet::new();
+    for row in client
+        .query(
+            "SELECT table_name::text, column_name::text, is_nullable = 'NO' \
+             FROM information_schema.columns WHERE table_schema = 'public'",
+            &[],
+        )
+        .unwrap()
+    {
+        let (table, column, not_null): (String, String, bool) =
+            (row.get(0), row.get(1), row.get(2));
+        if table == "cairn_schema" || (table == "webhook_deliveries" && column == "seq") {
+            continue;
+        }
+        pg.insert((table, column, not_null));
+    }
+    let pg_indexes: BTreeSet<String> = client
+        .query(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public' \
+             AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_key'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        lite.symmetric_difference(&pg).collect::<Vec<_>>(),
+        Vec::<&(String, String, bool)>::new(),
+        "columns differ"
+    );
+    assert_eq!(lite_indexes, pg_indexes, "indexes differ");
+    println!(
+        "{} columns and {} indexes alike",
+        pg.len(),
+        pg_indexes.len()
+    );
+}
