@@ -67,3 +67,89 @@ pub(crate) fn migrate(client: &mut Client, target: &str) -> Result<(), StoreErro
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use cairn_testkit::pg::PgServer;
+
+    /// A client on a database left at `version` by an older cairn.
+    fn at_version(server: &PgServer, version: usize) -> (cairn_testkit::pg::PgDatabase, Client) {
+        let db = server.database();
+        let mut client = Client::connect(db.url(), postgres::NoTls).unwrap();
+        client
+            .batch_execute(
+                "CREATE TABLE cairn_schema (id BIGINT NOT NULL PRIMARY KEY CHECK (id = 1), \
+                 version BIGINT NOT NULL)",
+            )
+            .unwrap();
+        for m in &MIGRATIONS[..version] {
+            client.batch_execute(m.postgres).unwrap();
+        }
+        client
+            .execute(
+                "INSERT INTO cairn_schema (id, version) VALUES (1, $1)",
+                &[&i64::try_from(version).unwrap()],
+            )
+            .unwrap();
+        (db, client)
+    }
+
+    /// A version 7 database gains the server's tables and columns; its runs
+    /// read as the CLI's (not for workers), its identities do not expire, its
+    /// rows are kept, and it adopts the log once (it holds data).
+    #[test]
+    fn a_version_7_database_is_upgraded_in_place() {
+        let server = PgServer::start();
+        let (db, mut client) = at_version(&server, 7);
+        client
+            .batch_execute(
+                "INSERT INTO workloads (name, repo, created_at_ms, updated_at_ms) \
+                 VALUES ('app', 'r', 1, 1); \
+                 INSERT INTO runs (workload, commit_id, status, created_at_ms) \
+                 VALUES ('app', 'c', 'queued', 2); \
+                 INSERT INTO identities (name, kind, token_sha256, created_at_ms) \
+                 VALUES ('alice', 'user', 'h', 3);",
+            )
+            .unwrap();
+        migrate(&mut client, db.url()).unwrap();
+        assert_eq!(version(&mut client).unwrap(), SCHEMA_VERSION);
+        let row = client
+            .query_one("SELECT trigger, for_worker FROM runs", &[])
+            .unwrap();
+        let (trigger, for_worker): (String, i64) = (row.get(0), row.get(1));
+        assert_eq!((trigger.as_str(), for_worker), ("cli", 0));
+        let expires: Option<i64> = client
+            .query_one("SELECT expires_at_ms FROM identities", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(expires, None);
+        let (count, sized): (i64, i64) = {
+            let r = client
+                .query_one("SELECT count(*), count(size) FROM log_mark", &[])
+                .unwrap();
+            (r.get(0), r.get(1))
+        };
+        assert_eq!((count, sized), (1, 0));
+        let kept: i64 = client
+            .query_one("SELECT count(*) FROM workloads", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(kept, 1);
+    }
+
+    /// An empty version 8 database is new to the log (no mark row).
+    #[test]
+    fn an_empty_version_8_database_is_new_to_the_log() {
+        let server = PgServer::start();
+        let (db, mut client) = at_version(&server, 8);
+        migrate(&mut client, db.url()).unwrap();
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM log_mark", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0);
+    }
+}
