@@ -30,7 +30,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use postgres::types::ToSql;
-use postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement};
+use postgres::{Client, Config, NoTls, Row, Statement};
 
 use crate::StoreError;
 
@@ -67,8 +67,19 @@ pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 /// A transaction and its connection's prepared statements: what the concerns'
 /// files run their SQL through.
 pub(crate) struct Tx<'a> {
-    tx: postgres::Transaction<'a>,
+    client: &'a mut Client,
     statements: &'a mut HashMap<String, Statement>,
+    /// Begun and neither committed nor rolled back: dropping rolls it back.
+    open: bool,
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // A broken connection has no transaction left to roll back.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+    }
 }
 
 impl Tx<'_> {
@@ -77,7 +88,7 @@ impl Tx<'_> {
             return Ok(s.clone());
         }
         let s = self
-            .tx
+            .client
             .prepare(sql)
             .map_err(|e| StoreError::postgres(what, e))?;
         self.statements.insert(sql.to_owned(), s.clone());
@@ -94,7 +105,7 @@ impl Tx<'_> {
     ) -> Result<Vec<T>, StoreError> {
         let s = self.statement(what, sql)?;
         let rows = self
-            .tx
+            .client
             .query(&s, params)
             .map_err(|e| StoreError::postgres(what, e))?;
         rows.iter()
@@ -112,7 +123,7 @@ impl Tx<'_> {
     ) -> Result<Option<T>, StoreError> {
         let s = self.statement(what, sql)?;
         let row = self
-            .tx
+            .client
             .query_opt(&s, params)
             .map_err(|e| StoreError::postgres(what, e))?;
         row.map(|r| f(&r).map_err(|e| StoreError::postgres(what, e)))
@@ -129,7 +140,7 @@ impl Tx<'_> {
     ) -> Result<T, StoreError> {
         let s = self.statement(what, sql)?;
         let row = self
-            .tx
+            .client
             .query_one(&s, params)
             .map_err(|e| StoreError::postgres(what, e))?;
         f(&row).map_err(|e| StoreError::postgres(what, e))
@@ -143,7 +154,7 @@ impl Tx<'_> {
         params: Params<'_>,
     ) -> Result<u64, StoreError> {
         let s = self.statement(what, sql)?;
-        self.tx
+        self.client
             .execute(&s, params)
             .map_err(|e| StoreError::postgres(what, e))
     }
@@ -281,25 +292,36 @@ impl PostgresStore {
             });
         };
         let pg = |e| StoreError::postgres(what, e);
-        let builder = conn.client.build_transaction();
-        let tx = if writing {
-            builder.isolation_level(IsolationLevel::ReadCommitted)
+        // One round trip: the transaction and, for a write, the write lock.
+        let begin = if writing {
+            format!(
+                "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+            )
         } else {
-            builder
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-        }
-        .start()
-        .map_err(pg)?;
-        let mut tx = Tx {
-            tx,
-            statements: &mut conn.statements,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY".to_owned()
         };
-        if writing {
-            tx.exec(what, "SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+        if let Err(e) = conn.client.batch_execute(&begin) {
+            // A connection the server ended since its last use (a restart, an
+            // administrator) fails here, before any work: make it again, once.
+            let ended = conn.client.is_closed()
+                || e.is_closed()
+                || e.code() == Some(&postgres::error::SqlState::ADMIN_SHUTDOWN);
+            if !ended {
+                return Err(pg(e));
+            }
+            *conn = self.connect()?;
+            conn.client.batch_execute(&begin).map_err(pg)?;
         }
+        let mut tx = Tx {
+            client: &mut conn.client,
+            statements: &mut conn.statements,
+            open: true,
+        };
         let out = f(&mut tx)?;
-        tx.tx.commit().map_err(pg)?;
+        // A connection lost during COMMIT leaves the outcome unknown: an error,
+        // as nothing can say it was kept.
+        tx.open = false;
+        tx.client.batch_execute("COMMIT").map_err(pg)?;
         Ok(out)
     }
 }
