@@ -481,3 +481,61 @@ fn both_backends_have_the_same_tables_columns_and_indexes() {
         pg_indexes.len()
     );
 }
+
+/// Big batches go in whole and in order: an SBOM of 20 000 components and a
+/// log batch of 10 000 lines (sent a chunk per statement, not a row each).
+#[test]
+fn big_batches_are_kept_whole_and_in_order() {
+    use cairn_model::{LogLine, LogStream};
+    let fixture = pg_store();
+    let store = fixture.as_ref();
+    let components: Vec<(String, String, String, String)> = (0..20_000)
+        .map(|i| {
+            (
+                "npm".to_owned(),
+                format!("pkg-{}", i % 5_000),
+                format!("1.0.{i}"),
+                format!("pkg:npm/pkg-{}@1.0.{i}", i % 5_000),
+            )
+        })
+        .collect();
+    let sbom = cairn_store::NewSbom {
+        subject_name: "app".to_owned(),
+        subject_digest: "sha256:big".to_owned(),
+        workload: None,
+        environment: None,
+        created_at_ms: 1,
+        format: "cyclonedx".to_owned(),
+        document: b"{}".to_vec(),
+        components,
+    };
+    let ids = store.add_sboms(std::slice::from_ref(&sbom)).unwrap();
+    // Stored twice, it is one SBOM (the comparison reads all 20 000 back).
+    assert_eq!(store.add_sboms(std::slice::from_ref(&sbom)).unwrap(), ids);
+    let hits = store.where_package(Some("npm"), "pkg-42").unwrap();
+    assert_eq!(hits.len(), 4);
+    assert!(hits.windows(2).all(|w| w[0].version < w[1].version));
+
+    store.upsert_workload("app", "r", 1).unwrap();
+    let (run, stages) = store.create_run(&new_run(10)).unwrap();
+    store.start_run(run.id, "host:1:2", 20).unwrap();
+    store.start_stage(stages[0].id, 21).unwrap();
+    let lines: Vec<LogLine> = (0..10_000u64)
+        .map(|seq| LogLine {
+            seq,
+            stream: if seq % 2 == 0 {
+                LogStream::Stdout
+            } else {
+                LogStream::Stderr
+            },
+            at_ms: 1_000 + i64::try_from(seq).unwrap(),
+            text: format!("line {seq}\0\u{1b}[31m").into_bytes(),
+        })
+        .collect();
+    store.append_logs(stages[0].id, &lines).unwrap();
+    let stats = store.log_stats(stages[0].id).unwrap();
+    assert_eq!(stats.lines, 10_000);
+    let back = store.logs(stages[0].id, None, 20_000).unwrap();
+    assert_eq!(back, lines);
+    assert_eq!(store.log_tail(stages[0].id, 1).unwrap(), lines[9_999..]);
+}

@@ -335,12 +335,21 @@ impl InventoryStore for PostgresStore {
                     ],
                     |r| r.try_get(0),
                 )?;
-                for (ecosystem, name, version, purl) in &s.components {
+                for chunk in s.components.chunks(super::runs::BATCH) {
+                    let column = |f: fn(&(String, String, String, String)) -> &str| -> Vec<&str> {
+                        chunk.iter().map(f).collect()
+                    };
+                    let ecosystems = column(|c| &c.0);
+                    let names = column(|c| &c.1);
+                    let versions = column(|c| &c.2);
+                    let purls = column(|c| &c.3);
                     tx.exec(
                         what,
                         "INSERT INTO sbom_components (sbom_id, ecosystem, name, version, purl) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                        &[&id, ecosystem, name, version, purl],
+                         SELECT $1, c.ecosystem, c.name, c.version, c.purl \
+                         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) \
+                         AS c (ecosystem, name, version, purl)",
+                        &[&id, &ecosystems, &names, &versions, &purls],
                     )?;
                 }
                 ids.push(id);

@@ -234,6 +234,10 @@ fn query_lines(
     raw.into_iter().map(RawLine::into_line).collect()
 }
 
+/// Rows sent in one statement when many are inserted at once (log lines, an
+/// SBOM's components): `unnest` of one array per column.
+pub(super) const BATCH: usize = 4096;
+
 /// The longest trigger text a run keeps.
 const MAX_TRIGGER_BYTES: usize = 4096;
 
@@ -794,19 +798,22 @@ impl RunStore for PostgresStore {
                 return Ok(());
             }
 
-            for line in lines {
+            // A batch at a time (one statement per chunk, not per line).
+            for chunk in lines.chunks(BATCH) {
+                let seqs: Vec<i64> = chunk.iter().map(|l| sql_limit(l.seq)).collect();
+                let streams: Vec<&str> = chunk.iter().map(|l| l.stream.as_str()).collect();
+                let ats: Vec<i64> = chunk.iter().map(|l| l.at_ms).collect();
+                let texts: Vec<&[u8]> = chunk.iter().map(|l| l.text.as_slice()).collect();
                 tx.exec(
                     what,
                     "INSERT INTO log_lines (stage_id, seq, stream, at_ms, bytes) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                    &[
-                        &stage.0,
-                        &sql_limit(line.seq),
-                        &line.stream.as_str(),
-                        &line.at_ms,
-                        &line.text,
-                    ],
+                     SELECT $1, l.seq, l.stream, l.at_ms, l.bytes \
+                     FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::bytea[]) \
+                     AS l (seq, stream, at_ms, bytes)",
+                    &[&stage.0, &seqs, &streams, &ats, &texts],
                 )?;
+            }
+            for line in lines {
                 bytes = bytes.saturating_add(len_u64(line.text.len()));
             }
             let total = first.saturating_add(len_u64(lines.len()));
