@@ -164,7 +164,10 @@ impl PgServer {
             lock.lock()
                 .unwrap_or_else(|e| panic!("cannot lock the test cluster: {e}"));
             let data = dir.join("data");
-            if !data.join("PG_VERSION").is_file() {
+            // A cluster of another major version (the binaries were upgraded)
+            // cannot start: made again.
+            let made_by = std::fs::read_to_string(data.join("PG_VERSION")).unwrap_or_default();
+            if made_by.trim() != major(&bin) {
                 let _ = std::fs::remove_dir_all(&data);
                 let mut initdb = as_owner(&bin.join("initdb"));
                 initdb
@@ -263,6 +266,21 @@ impl Drop for PgServer {
             let _ = lock.unlock();
         }
     }
+}
+
+/// The major version of the binaries in `bin` (`pg_ctl --version`: "pg_ctl
+/// (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)" is "15").
+fn major(bin: &Path) -> String {
+    let out = Command::new(bin.join("pg_ctl"))
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run pg_ctl --version: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|v| v.split('.').next())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn running(bin: &Path, data: &Path) -> bool {
