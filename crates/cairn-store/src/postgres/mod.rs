@@ -170,6 +170,13 @@ impl PostgresStore {
     /// The schema version this code writes.
     pub const SCHEMA_VERSION: i64 = crate::schema::SCHEMA_VERSION;
 
+    /// How long a write waits for another writer's transaction to end.
+    pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// How long a session may sit idle inside a transaction before the server
+    /// ends it (and its locks).
+    pub const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(60);
+
     /// Connects to the database at `url` (`postgres://user@host/db`, or
     /// `postgres:///db?host=/run/postgresql` for a unix socket; no TLS), refuses
     /// a schema newer than this cairn knows before writing anything, and
@@ -222,13 +229,22 @@ impl PostgresStore {
     }
 
     fn connect(&self) -> Result<Conn, StoreError> {
-        let client = self
-            .config
-            .connect(NoTls)
-            .map_err(|source| StoreError::Connect {
-                target: self.target.clone(),
-                source,
-            })?;
+        let connect_err = |source| StoreError::Connect {
+            target: self.target.clone(),
+            source,
+        };
+        let mut client = self.config.connect(NoTls).map_err(connect_err)?;
+        // A writer waits for the write lock at most LOCK_TIMEOUT (SQLite's
+        // busy timeout, longer: a server's writers queue), and a session that
+        // sits in a transaction (a process stopped half-way) loses it after
+        // IDLE_IN_TRANSACTION, so one stuck client never holds every writer.
+        client
+            .batch_execute(&format!(
+                "SET lock_timeout = '{}ms'; SET idle_in_transaction_session_timeout = '{}ms'",
+                Self::LOCK_TIMEOUT.as_millis(),
+                Self::IDLE_IN_TRANSACTION.as_millis()
+            ))
+            .map_err(connect_err)?;
         Ok(Conn {
             client,
             statements: HashMap::new(),
@@ -402,6 +418,8 @@ pub(crate) use crate::sqlite::{count, len_u64, parse_name, sql_limit};
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     /// A description names user, host, port and database, and never the password.
@@ -444,6 +462,28 @@ mod tests {
             let config: Config = url.parse().unwrap_or_else(|e| panic!("{e}"));
             assert!(refuse_remote(&config).is_ok(), "{url}");
         }
+    }
+
+    /// Every connection of the pool waits for the write lock a bounded time and
+    /// loses a transaction it sits idle in.
+    #[test]
+    fn connections_bound_lock_waits_and_idle_transactions() {
+        let server = cairn_testkit::pg::PgServer::start();
+        let db = server.database();
+        let store = PostgresStore::open(db.url()).unwrap();
+        let mut guard = store.connection().unwrap();
+        let conn = guard.as_mut().unwrap();
+        let show = |client: &mut Client, name: &str| -> String {
+            client
+                .query_one(&format!("SHOW {name}"), &[])
+                .unwrap()
+                .get(0)
+        };
+        assert_eq!(show(&mut conn.client, "lock_timeout"), "30s");
+        assert_eq!(
+            show(&mut conn.client, "idle_in_transaction_session_timeout"),
+            "1min"
+        );
     }
 
     /// A URL that does not parse is refused without echoing it (it may hold a password).
