@@ -12,10 +12,10 @@
 //! It is synchronous (call it from `spawn_blocking` in async code) and object-safe,
 //! so backends are interchangeable: [`SqliteStore`] (one machine, the default) and
 //! `PostgresStore` (a server many processes share, with the `postgres` feature);
-//! [`open`] picks one from a
-//! database URL. Every backend passes the same `conformance` suite (behind the
-//! `conformance` feature, which only tests turn on), on SQLite in
-//! `tests/sqlite.rs` and on a real PostgreSQL in `tests/postgres.rs`.
+//! [`open`] picks one from a database URL. Every backend passes the same
+//! `conformance` suite (behind the `conformance` feature, which only tests turn
+//! on), on SQLite in `tests/sqlite.rs` and on a real PostgreSQL in
+//! `tests/postgres.rs`.
 //!
 //! The store never reads the clock: every timestamp (`*_ms`, unix milliseconds) is
 //! passed in by the caller, which keeps tests deterministic.
@@ -124,8 +124,9 @@ pub mod prelude {
 /// change survives a crash or power loss.
 ///
 /// A backend implements the focused traits, one file per concern (see
-/// `sqlite/` and `postgres/`); it is a `Store` by the blanket impl. Code that holds `&dyn Store`
-/// or `Arc<dyn Store>` calls every method without importing the focused traits.
+/// `sqlite/` and `postgres/`); it is a `Store` by the blanket impl. Code that
+/// holds `&dyn Store` or `Arc<dyn Store>` calls every method without importing
+/// the focused traits.
 pub trait Store:
     RunStore
     + EvidenceStore
