@@ -84,6 +84,47 @@ pub enum StoreError {
         source: Option<rusqlite::Error>,
     },
 
+    /// The PostgreSQL server could not be reached, or refused the connection.
+    /// `target` names the server and database, never a password.
+    #[cfg(feature = "postgres")]
+    #[error("cannot connect to the PostgreSQL database `{target}`")]
+    Connect {
+        target: String,
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// PostgreSQL failed while doing `what`.
+    #[cfg(feature = "postgres")]
+    #[error("database error while {what}")]
+    Postgres {
+        what: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// A migration script failed on PostgreSQL; its transaction was rolled back.
+    #[cfg(feature = "postgres")]
+    #[error("cannot migrate the PostgreSQL database to schema version {version}")]
+    MigratePostgres {
+        version: u32,
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// The PostgreSQL server's disk is full (SQLSTATE 53100); the transaction
+    /// was rolled back, nothing was written.
+    #[cfg(feature = "postgres")]
+    #[error(
+        "the PostgreSQL server's disk is full: cannot go on {what}; nothing was written (free \
+         some space on the database server and run the command again)"
+    )]
+    ServerDiskFull {
+        what: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+
     /// A value read back from the database is not one this code writes.
     #[error("corrupt {what} in the database: `{value}`")]
     Corrupt { what: &'static str, value: String },
@@ -161,13 +202,40 @@ impl StoreError {
             StoreError::Invalid { .. } | StoreError::TooLarge { .. } => ErrorKind::Invalid,
             StoreError::Exists { .. } | StoreError::InUse { .. } => ErrorKind::Conflict,
             StoreError::DiskFull { .. } => ErrorKind::DiskFull,
+            #[cfg(feature = "postgres")]
+            StoreError::ServerDiskFull { .. } => ErrorKind::DiskFull,
             _ => ErrorKind::Internal,
         }
     }
 
     /// Whether the disk holding the store is full.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, StoreError::DiskFull { .. })
+        match self {
+            StoreError::DiskFull { .. } => true,
+            #[cfg(feature = "postgres")]
+            StoreError::ServerDiskFull { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// A PostgreSQL error while doing `what`: a full disk (SQLSTATE 53100) is
+    /// [`StoreError::ServerDiskFull`], the rest [`StoreError::Postgres`].
+    /// Text PostgreSQL cannot keep (a NUL byte, 22021) is the caller's value,
+    /// refused as [`StoreError::Invalid`] with nothing written.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn postgres(what: &'static str, source: postgres::Error) -> StoreError {
+        use postgres::error::SqlState;
+        match source.code() {
+            Some(&SqlState::DISK_FULL) => StoreError::ServerDiskFull { what, source },
+            Some(&SqlState::CHARACTER_NOT_IN_REPERTOIRE) => StoreError::Invalid {
+                what: "text",
+                why: format!(
+                    "a value has a NUL byte, which the PostgreSQL store does not keep \
+                     (while {what})"
+                ),
+            },
+            _ => StoreError::Postgres { what, source },
+        }
     }
 
     /// A `map_err` adapter for SQLite errors while doing `what`.

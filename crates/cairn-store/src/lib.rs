@@ -10,9 +10,12 @@
 //! focused traits; code holding a concrete backend imports [`prelude`].
 //!
 //! It is synchronous (call it from `spawn_blocking` in async code) and object-safe,
-//! so backends are interchangeable: [`SqliteStore`] now, PostgreSQL later, and every
-//! backend must pass the same `conformance` suite (behind the `conformance` feature,
-//! which only tests turn on).
+//! so backends are interchangeable: [`SqliteStore`] (one machine, the default) and
+//! `PostgresStore` (a server many processes share, with the `postgres` feature);
+//! [`open`] picks one from a database URL. Every backend passes the same
+//! `conformance` suite (behind the `conformance` feature, which only tests turn
+//! on), on SQLite in `tests/sqlite.rs` and on a real PostgreSQL in
+//! `tests/postgres.rs`.
 //!
 //! The store never reads the clock: every timestamp (`*_ms`, unix milliseconds) is
 //! passed in by the caller, which keeps tests deterministic.
@@ -32,6 +35,8 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod schema;
 mod sqlite;
 
@@ -54,10 +59,55 @@ pub use inventory::{
     NewSbom, PackageHit, RematchRecord, SbomSummary, StoredAdvisory, StoredComponent,
     StoredFinding,
 };
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use runs::{LogStats, RunFilter, RunStore, StageDurationStat};
 pub use schema::SCHEMA_VERSION;
 pub use server::{DeliveryAccepted, LogMark, ServerStore};
 pub use sqlite::SqliteStore;
+
+/// Opens the store a database URL names, as a shared [`Store`]:
+///
+/// - `sqlite://DIR`: the SQLite store in the data directory `DIR` (its
+///   `cairn.db`, created if missing; see [`SqliteStore::open`]);
+/// - `postgres://…` or `postgresql://…`: the PostgreSQL store (`PostgresStore`,
+///   with the `postgres` feature; unix socket or loopback, no TLS).
+///
+/// Anything else is refused as [`StoreError::Invalid`], naming the scheme only
+/// (a URL may hold a password).
+pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if let Some(dir) = url.strip_prefix("sqlite://") {
+        if dir.is_empty() {
+            return Err(StoreError::Invalid {
+                what: "database URL",
+                why: "`sqlite://` needs the data directory's path (sqlite:///var/lib/cairn)"
+                    .to_owned(),
+            });
+        }
+        return Ok(std::sync::Arc::new(SqliteStore::open(
+            std::path::Path::new(dir),
+        )?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return Ok(std::sync::Arc::new(PostgresStore::open(url)?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(StoreError::Invalid {
+            what: "database URL",
+            why: "this cairn was built without the PostgreSQL store (cairn-store's \
+                  `postgres` feature)"
+                .to_owned(),
+        });
+    }
+    let scheme = url.split_once("://").map_or("(none)", |(s, _)| s);
+    let scheme: String = scheme.chars().take(32).collect();
+    Err(StoreError::Invalid {
+        what: "database URL",
+        why: format!(
+            "scheme `{scheme}` is not one cairn knows: use sqlite://DIR or postgres://USER@HOST/DB"
+        ),
+    })
+}
 
 /// The focused traits, for code that calls the store's methods on a concrete
 /// backend or a generic `S: Store` (methods called on `dyn Store` need no import):
@@ -74,8 +124,9 @@ pub mod prelude {
 /// change survives a crash or power loss.
 ///
 /// A backend implements the focused traits, one file per concern (see
-/// `sqlite/`); it is a `Store` by the blanket impl. Code that holds `&dyn Store`
-/// or `Arc<dyn Store>` calls every method without importing the focused traits.
+/// `sqlite/` and `postgres/`); it is a `Store` by the blanket impl. Code that
+/// holds `&dyn Store` or `Arc<dyn Store>` calls every method without importing
+/// the focused traits.
 pub trait Store:
     RunStore
     + EvidenceStore

@@ -3,6 +3,8 @@
 //! the pinned root filesystem, and the test harnesses' git and file helpers
 //! (one copy, not one per harness).
 
+pub mod pg;
+
 use std::path::{Path, PathBuf};
 
 /// The conformance folder: `$CAIRN_CONFORMANCE_DIR`, or `../shared/conformance`

@@ -59,6 +59,10 @@ const COMMAND_EXCEPTIONS: &[(&str, &str)] = &[
         "test support (a dev-dependency only): the test harnesses' one git helper",
     ),
     (
+        "crates/cairn-testkit/src/pg.rs",
+        "tests' PostgreSQL server: initdb, pg_ctl, createdb and dropdb (a dev-dependency only, never in the product)",
+    ),
+    (
         "crates/cairn-engine/src/images/recipe.rs",
         "mmdebstrap on the host for a base's recipe (`cairn base create debian`, `base refresh`): the operator's command, not the workload's; its arguments are checked names",
     ),

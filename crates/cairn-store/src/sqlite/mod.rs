@@ -14,7 +14,7 @@ mod inventory;
 mod runs;
 mod schema;
 mod server;
-mod text;
+pub(crate) mod text;
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::ErrorKind;
@@ -508,7 +508,7 @@ const CACHE_KIB: i64 = -65_536;
 
 /// A stored name (status, kind, stream) back as the model's enum; an unknown name
 /// means the database was written by something else.
-fn parse_name<T>(value: String) -> Result<T, StoreError>
+pub(crate) fn parse_name<T>(value: String) -> Result<T, StoreError>
 where
     T: std::str::FromStr<Err = UnknownName>,
 {
@@ -518,7 +518,7 @@ where
 }
 
 /// A stored count or sequence number, which is never negative.
-fn count(what: &'static str, value: i64) -> Result<u64, StoreError> {
+pub(crate) fn count(what: &'static str, value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt {
         what,
         value: value.to_string(),
@@ -526,12 +526,12 @@ fn count(what: &'static str, value: i64) -> Result<u64, StoreError> {
 }
 
 /// A length as a `u64` (lossless on every platform cairn runs on).
-fn len_u64(n: usize) -> u64 {
+pub(crate) fn len_u64(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// A caller's `usize`/`u64` bound for SQL, where anything beyond `i64::MAX` means "all".
-fn sql_limit<N: TryInto<i64>>(n: N) -> i64 {
+pub(crate) fn sql_limit<N: TryInto<i64>>(n: N) -> i64 {
     n.try_into().unwrap_or(i64::MAX)
 }
 

@@ -3,10 +3,10 @@
 use crate::StoreError;
 
 /// The longest name, digest, login, token hash or detail kept in a text column.
-pub(super) const MAX_TEXT: usize = 4096;
+pub(crate) const MAX_TEXT: usize = 4096;
 
 /// Refuses any of `values` longer than [`MAX_TEXT`].
-pub(super) fn check_len(what: &'static str, values: &[&str]) -> Result<(), StoreError> {
+pub(crate) fn check_len(what: &'static str, values: &[&str]) -> Result<(), StoreError> {
     for v in values {
         if v.len() > MAX_TEXT {
             return Err(StoreError::TooLarge {
@@ -20,7 +20,7 @@ pub(super) fn check_len(what: &'static str, values: &[&str]) -> Result<(), Store
 }
 
 /// Refuses an empty `field` of `what`.
-pub(super) fn check_nonempty(
+pub(crate) fn check_nonempty(
     what: &'static str,
     field: &str,
     value: &str,

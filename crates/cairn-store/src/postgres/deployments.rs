@@ -1,0 +1,389 @@
+//! [`DeploymentStore`] on PostgreSQL (the same rules as `sqlite/deployments.rs`):
+//! deployments (intent and outcome; the newest of a (workload, environment) that
+//! reached it is current) and change records, both append-only.
+
+use cairn_model::{ChangeRecord, DeploymentRecord, DeploymentStatus};
+use postgres::Row;
+
+use super::{PostgresStore, Tx, sql_limit};
+use crate::sqlite::text::{check_len, check_nonempty};
+use crate::{DeploymentStore, MAX_CHANGE_JSON_BYTES, StoreError};
+
+fn to_sql_index(what: &'static str, index: u64) -> Result<i64, StoreError> {
+    i64::try_from(index).map_err(|_| StoreError::Invalid {
+        what,
+        why: format!("log index {index} is out of range"),
+    })
+}
+
+fn from_sql_index(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+        what: "log index",
+        value: value.to_string(),
+    })
+}
+
+// ---- deployments -----------------------------------------------------------------------
+
+pub(super) fn add_deployment(tx: &mut Tx<'_>, d: &DeploymentRecord) -> Result<i64, StoreError> {
+    let what = "recording a deployment";
+    check_len(
+        "a deployment's field",
+        &[
+            &d.workload,
+            &d.environment,
+            &d.digest,
+            d.previous_digest.as_deref().unwrap_or(""),
+            &d.kind,
+            &d.actor,
+            &d.target,
+            &d.detail,
+            d.token.as_deref().unwrap_or(""),
+            d.reason.as_deref().unwrap_or(""),
+        ],
+    )?;
+    for (field, value) in [
+        ("workload", &d.workload),
+        ("environment", &d.environment),
+        ("digest", &d.digest),
+        ("kind", &d.kind),
+        ("actor", &d.actor),
+        ("target", &d.target),
+    ] {
+        check_nonempty("deployment", field, value)?;
+    }
+    let log_index = to_sql_index("deployment", d.log_index)?;
+    tx.one(
+        what,
+        "INSERT INTO deployments (workload, environment, digest, previous_digest, kind, actor, \
+         target, detail, log_index, deployed_at_ms, status, token, reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+        &[
+            &d.workload,
+            &d.environment,
+            &d.digest,
+            &d.previous_digest,
+            &d.kind,
+            &d.actor,
+            &d.target,
+            &d.detail,
+            &log_index,
+            &d.deployed_at_ms,
+            &d.status.as_str(),
+            &d.token,
+            &d.reason,
+        ],
+        |r| r.try_get(0),
+    )
+}
+
+const DEPLOYMENT_COLUMNS: &str = "workload, environment, digest, previous_digest, kind, actor, \
+                                  target, detail, log_index, deployed_at_ms, status, token, reason";
+
+fn deployment_row(r: &Row) -> Result<(DeploymentRecord, i64, String), postgres::Error> {
+    Ok((
+        DeploymentRecord {
+            workload: r.try_get(0)?,
+            environment: r.try_get(1)?,
+            digest: r.try_get(2)?,
+            previous_digest: r.try_get(3)?,
+            kind: r.try_get(4)?,
+            actor: r.try_get(5)?,
+            target: r.try_get(6)?,
+            detail: r.try_get(7)?,
+            log_index: 0,
+            deployed_at_ms: r.try_get(9)?,
+            // Read (and checked) by `with_index`.
+            status: DeploymentStatus::Deploying,
+            token: r.try_get(11)?,
+            reason: r.try_get(12)?,
+        },
+        r.try_get(8)?,
+        r.try_get(10)?,
+    ))
+}
+
+fn with_index(
+    (mut d, index, status): (DeploymentRecord, i64, String),
+) -> Result<DeploymentRecord, StoreError> {
+    d.log_index = from_sql_index(index)?;
+    d.status = DeploymentStatus::parse(&status).ok_or(StoreError::Corrupt {
+        what: "deployment status",
+        value: status,
+    })?;
+    Ok(d)
+}
+
+pub(super) fn deployments(
+    tx: &mut Tx<'_>,
+    workload: Option<&str>,
+    environment: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DeploymentRecord>, StoreError> {
+    let what = "listing deployments";
+    let rows = tx.all(
+        what,
+        &format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments \
+             WHERE ($1::text IS NULL OR workload = $1) AND ($2::text IS NULL OR environment = $2) \
+             ORDER BY id DESC LIMIT $3"
+        ),
+        &[&workload, &environment, &limit],
+        deployment_row,
+    )?;
+    rows.into_iter().map(with_index).collect()
+}
+
+pub(super) fn was_deployed(
+    tx: &mut Tx<'_>,
+    workload: &str,
+    environment: &str,
+    digest: &str,
+) -> Result<bool, StoreError> {
+    let found: Option<()> = tx.opt(
+        "looking up a deployment",
+        "SELECT 1 FROM deployments WHERE workload = $1 AND environment = $2 AND digest = $3 \
+             AND status IN ('deployed', 'superseded', 'not-running') LIMIT 1",
+        &[&workload, &environment, &digest],
+        |_| Ok(()),
+    )?;
+    Ok(found.is_some())
+}
+
+// ---- change records --------------------------------------------------------------------
+
+pub(super) fn add_change(tx: &mut Tx<'_>, c: &ChangeRecord) -> Result<i64, StoreError> {
+    let what = "recording a change";
+    if c.json.len() > MAX_CHANGE_JSON_BYTES {
+        return Err(StoreError::TooLarge {
+            what: "a change record's JSON",
+            size: c.json.len(),
+            limit: MAX_CHANGE_JSON_BYTES,
+        });
+    }
+    check_len(
+        "a change record's field",
+        &[
+            &c.kind,
+            &c.workload,
+            &c.environment,
+            &c.actor,
+            c.from_digest.as_deref().unwrap_or(""),
+            &c.to_digest,
+        ],
+    )?;
+    for (field, value) in [
+        ("kind", &c.kind),
+        ("workload", &c.workload),
+        ("actor", &c.actor),
+    ] {
+        check_nonempty("change record", field, value)?;
+    }
+    let log_index = to_sql_index("change record", c.log_index)?;
+    tx.one(
+        what,
+        "INSERT INTO changes (kind, workload, environment, actor, from_digest, to_digest, \
+         log_index, at_ms, json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        &[
+            &c.kind,
+            &c.workload,
+            &c.environment,
+            &c.actor,
+            &c.from_digest,
+            &c.to_digest,
+            &log_index,
+            &c.at_ms,
+            &c.json,
+        ],
+        |r| r.try_get(0),
+    )
+}
+
+pub(super) fn changes(
+    tx: &mut Tx<'_>,
+    workload: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(i64, ChangeRecord)>, StoreError> {
+    let what = "listing change records";
+    let rows = tx.all(
+        what,
+        "SELECT id, kind, workload, environment, actor, from_digest, to_digest, log_index, \
+             at_ms, json FROM changes WHERE ($1::text IS NULL OR workload = $1) \
+             ORDER BY id DESC LIMIT $2",
+        &[&workload, &limit],
+        |r| {
+            Ok((
+                r.try_get::<_, i64>(0)?,
+                r.try_get::<_, i64>(7)?,
+                ChangeRecord {
+                    kind: r.try_get(1)?,
+                    workload: r.try_get(2)?,
+                    environment: r.try_get(3)?,
+                    actor: r.try_get(4)?,
+                    from_digest: r.try_get(5)?,
+                    to_digest: r.try_get(6)?,
+                    log_index: 0,
+                    at_ms: r.try_get(8)?,
+                    json: r.try_get(9)?,
+                },
+            ))
+        },
+    )?;
+    rows.into_iter()
+        .map(|(id, index, mut c)| {
+            c.log_index = from_sql_index(index)?;
+            Ok((id, c))
+        })
+        .collect()
+}
+
+/// The newest change record of one kind, by the `changes_by_kind` index: one
+/// row read, however many changes are newer.
+pub(super) fn last_change_of_kind(
+    tx: &mut Tx<'_>,
+    kind: &str,
+) -> Result<Option<(i64, ChangeRecord)>, StoreError> {
+    let what = "reading the last change record of a kind";
+    let row = tx.opt(
+        what,
+        "SELECT id, kind, workload, environment, actor, from_digest, to_digest, log_index, \
+             at_ms, json FROM changes WHERE kind = $1 ORDER BY id DESC LIMIT 1",
+        &[&kind],
+        |r| {
+            Ok((
+                r.try_get::<_, i64>(0)?,
+                r.try_get::<_, i64>(7)?,
+                ChangeRecord {
+                    kind: r.try_get(1)?,
+                    workload: r.try_get(2)?,
+                    environment: r.try_get(3)?,
+                    actor: r.try_get(4)?,
+                    from_digest: r.try_get(5)?,
+                    to_digest: r.try_get(6)?,
+                    log_index: 0,
+                    at_ms: r.try_get(8)?,
+                    json: r.try_get(9)?,
+                },
+            ))
+        },
+    )?;
+    row.map(|(id, index, mut c)| {
+        c.log_index = from_sql_index(index)?;
+        Ok((id, c))
+    })
+    .transpose()
+}
+
+/// The newest deployment of (`workload`, `environment`) that reached it (deployed,
+/// or deployed and found not running): what runs, or should run, there.
+pub(super) fn current_deployment(
+    tx: &mut Tx<'_>,
+    workload: &str,
+    environment: &str,
+) -> Result<Option<DeploymentRecord>, StoreError> {
+    let what = "reading the current deployment";
+    let row = tx.opt(
+        what,
+        &format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments \
+                 WHERE workload = $1 AND environment = $2 \
+                 AND status IN ('deployed', 'not-running') ORDER BY id DESC LIMIT 1"
+        ),
+        &[&workload, &environment],
+        deployment_row,
+    )?;
+    row.map(with_index).transpose()
+}
+
+/// Sets the status (and reason) of the deployment with `token`; `false` when
+/// there is none.
+pub(super) fn set_deployment_status(
+    tx: &mut Tx<'_>,
+    token: &str,
+    status: DeploymentStatus,
+    reason: Option<&str>,
+    detail: Option<&str>,
+) -> Result<bool, StoreError> {
+    check_len(
+        "a deployment's field",
+        &[token, reason.unwrap_or(""), detail.unwrap_or("")],
+    )?;
+    let changed = tx.exec(
+        "recording a deployment's outcome",
+        "UPDATE deployments SET status = $2, reason = $3, detail = coalesce($4, detail) \
+         WHERE token = $1",
+        &[&token, &status.as_str(), &reason, &detail],
+    )?;
+    Ok(changed > 0)
+}
+
+impl DeploymentStore for PostgresStore {
+    fn add_deployment(&self, deployment: &DeploymentRecord) -> Result<i64, StoreError> {
+        self.write("recording a deployment", |tx| {
+            add_deployment(tx, deployment)
+        })
+    }
+
+    fn set_deployment_status(
+        &self,
+        token: &str,
+        status: DeploymentStatus,
+        reason: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.write("recording a deployment's outcome", |tx| {
+            set_deployment_status(tx, token, status, reason, detail)
+        })
+    }
+
+    fn current_deployment(
+        &self,
+        workload: &str,
+        environment: &str,
+    ) -> Result<Option<DeploymentRecord>, StoreError> {
+        self.read("reading the current deployment", |tx| {
+            current_deployment(tx, workload, environment)
+        })
+    }
+
+    fn deployments(
+        &self,
+        workload: Option<&str>,
+        environment: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeploymentRecord>, StoreError> {
+        self.read("listing deployments", |tx| {
+            deployments(tx, workload, environment, sql_limit(limit))
+        })
+    }
+
+    fn was_deployed(
+        &self,
+        workload: &str,
+        environment: &str,
+        digest: &str,
+    ) -> Result<bool, StoreError> {
+        self.read("looking up a deployment", |tx| {
+            was_deployed(tx, workload, environment, digest)
+        })
+    }
+
+    fn add_change(&self, change: &ChangeRecord) -> Result<i64, StoreError> {
+        self.write("recording a change", |tx| add_change(tx, change))
+    }
+
+    fn changes(
+        &self,
+        workload: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(i64, ChangeRecord)>, StoreError> {
+        self.read("listing change records", |tx| {
+            changes(tx, workload, sql_limit(limit))
+        })
+    }
+    fn last_change_of_kind(&self, kind: &str) -> Result<Option<(i64, ChangeRecord)>, StoreError> {
+        self.read("reading the last change record of a kind", |tx| {
+            last_change_of_kind(tx, kind)
+        })
+    }
+}

@@ -1,0 +1,730 @@
+//! [`InventoryStore`] on PostgreSQL (the same rules as `sqlite/inventory.rs`):
+//! OSV advisories and their package index, stored SBOMs and their components,
+//! findings and the log of re-matches.
+
+use postgres::Row;
+
+use super::{PostgresStore, Tx, count, sql_limit};
+use crate::{
+    AdvisoryPut, FindingFilter, FindingKey, FindingState, InventoryStore, MatchOutcome, MatchScope,
+    NewAdvisory, NewFinding, NewSbom, PackageHit, RematchRecord, SbomSummary, StoreError,
+    StoredAdvisory, StoredComponent, StoredFinding,
+};
+
+const FINDING_KEY_COLUMNS: &str = "advisory_id, sbom_id, ecosystem, name, version";
+
+const FINDING_COLUMNS: &str = "f.advisory_id, f.sbom_id, f.ecosystem, f.name, f.version, f.purl, \
+     f.kind, f.severity, f.state, f.first_seen_ms, f.last_seen_ms, f.fixed_at_ms, \
+     s.subject_name, s.subject_digest, s.workload, s.environment";
+
+fn finding_key_from_row(r: &Row) -> Result<FindingKey, postgres::Error> {
+    Ok(FindingKey {
+        advisory_id: r.try_get(0)?,
+        sbom_id: r.try_get(1)?,
+        ecosystem: r.try_get(2)?,
+        name: r.try_get(3)?,
+        version: r.try_get(4)?,
+    })
+}
+
+fn parse_state(name: &str) -> Result<FindingState, StoreError> {
+    FindingState::parse(name).ok_or_else(|| StoreError::Corrupt {
+        what: "finding state",
+        value: name.to_owned(),
+    })
+}
+
+/// A finding row as stored, before its state is checked.
+struct RawFinding {
+    key: FindingKey,
+    purl: String,
+    kind: String,
+    severity: Option<String>,
+    state: String,
+    first_seen_ms: i64,
+    last_seen_ms: i64,
+    fixed_at_ms: Option<i64>,
+    subject_name: String,
+    subject_digest: String,
+    workload: Option<String>,
+    environment: Option<String>,
+}
+
+impl RawFinding {
+    fn from_row(r: &Row) -> Result<Self, postgres::Error> {
+        Ok(RawFinding {
+            key: finding_key_from_row(r)?,
+            purl: r.try_get(5)?,
+            kind: r.try_get(6)?,
+            severity: r.try_get(7)?,
+            state: r.try_get(8)?,
+            first_seen_ms: r.try_get(9)?,
+            last_seen_ms: r.try_get(10)?,
+            fixed_at_ms: r.try_get(11)?,
+            subject_name: r.try_get(12)?,
+            subject_digest: r.try_get(13)?,
+            workload: r.try_get(14)?,
+            environment: r.try_get(15)?,
+        })
+    }
+
+    fn into_finding(self) -> Result<StoredFinding, StoreError> {
+        Ok(StoredFinding {
+            state: parse_state(&self.state)?,
+            key: self.key,
+            purl: self.purl,
+            kind: self.kind,
+            severity: self.severity,
+            first_seen_ms: self.first_seen_ms,
+            last_seen_ms: self.last_seen_ms,
+            fixed_at_ms: self.fixed_at_ms,
+            subject_name: self.subject_name,
+            subject_digest: self.subject_digest,
+            workload: self.workload,
+            environment: self.environment,
+        })
+    }
+}
+
+fn finding_by_key(
+    tx: &mut Tx<'_>,
+    k: &FindingKey,
+    what: &'static str,
+) -> Result<StoredFinding, StoreError> {
+    let raw = tx.one(
+        what,
+        &format!(
+            "SELECT {FINDING_COLUMNS} FROM findings f JOIN sboms s ON s.id = f.sbom_id \
+             WHERE f.advisory_id = $1 AND f.sbom_id = $2 AND f.ecosystem = $3 AND f.name = $4 \
+             AND f.version = $5"
+        ),
+        &[
+            &k.advisory_id,
+            &k.sbom_id,
+            &k.ecosystem,
+            &k.name,
+            &k.version,
+        ],
+        RawFinding::from_row,
+    )?;
+    raw.into_finding()
+}
+
+/// The id of a stored SBOM equal to `s` (see [`InventoryStore::add_sboms`]), if
+/// there is one. The digest's index narrows the candidates to the SBOMs about
+/// the same artifact; their components are compared as sorted lists.
+fn stored_sbom(
+    tx: &mut Tx<'_>,
+    s: &NewSbom,
+    what: &'static str,
+) -> Result<Option<i64>, StoreError> {
+    let candidates: Vec<i64> = tx.all(
+        what,
+        "SELECT id FROM sboms WHERE subject_digest = $1 AND subject_name = $2 \
+         AND workload IS NOT DISTINCT FROM $3 AND environment IS NOT DISTINCT FROM $4 \
+         AND format = $5 AND document = $6 ORDER BY id",
+        &[
+            &s.subject_digest,
+            &s.subject_name,
+            &s.workload,
+            &s.environment,
+            &s.format,
+            &s.document,
+        ],
+        |r| r.try_get(0),
+    )?;
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let mut wanted: Vec<(&str, &str, &str, &str)> = s
+        .components
+        .iter()
+        .map(|(e, n, v, p)| (e.as_str(), n.as_str(), v.as_str(), p.as_str()))
+        .collect();
+    wanted.sort_unstable();
+    for id in candidates {
+        let mut kept: Vec<(String, String, String, String)> = tx.all(
+            what,
+            "SELECT ecosystem, name, version, purl FROM sbom_components WHERE sbom_id = $1",
+            &[&id],
+            |r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)),
+        )?;
+        kept.sort_unstable();
+        let same = kept.len() == wanted.len()
+            && kept
+                .iter()
+                .zip(&wanted)
+                .all(|((e, n, v, p), w)| (e.as_str(), n.as_str(), v.as_str(), p.as_str()) == *w);
+        if same {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+fn advisory_by_id(
+    tx: &mut Tx<'_>,
+    id: &str,
+    what: &'static str,
+) -> Result<Option<StoredAdvisory>, StoreError> {
+    tx.opt(
+        what,
+        "SELECT id, modified, withdrawn, json FROM advisories WHERE id = $1",
+        &[&id],
+        |r| {
+            Ok(StoredAdvisory {
+                id: r.try_get(0)?,
+                modified: r.try_get(1)?,
+                withdrawn: r.try_get::<_, i64>(2)? != 0,
+                json: r.try_get(3)?,
+            })
+        },
+    )
+}
+
+impl InventoryStore for PostgresStore {
+    fn put_advisories(&self, advisories: &[NewAdvisory]) -> Result<Vec<AdvisoryPut>, StoreError> {
+        let what = "keeping advisories";
+        if let Some(big) = advisories
+            .iter()
+            .find(|a| a.json.len() > crate::MAX_ADVISORY_BYTES)
+        {
+            return Err(StoreError::TooLarge {
+                what: "an advisory record",
+                size: big.json.len(),
+                limit: crate::MAX_ADVISORY_BYTES,
+            });
+        }
+        self.write(what, |tx| {
+            let mut out = Vec::with_capacity(advisories.len());
+            for a in advisories {
+                let stored: Option<String> = tx.opt(
+                    what,
+                    "SELECT modified FROM advisories WHERE id = $1",
+                    &[&a.id],
+                    |r| r.try_get(0),
+                )?;
+                let outcome = match stored {
+                    None => AdvisoryPut::New,
+                    Some(old) if a.modified > old => AdvisoryPut::Updated,
+                    Some(_) => {
+                        out.push(AdvisoryPut::Unchanged);
+                        continue;
+                    }
+                };
+                tx.exec(
+                    what,
+                    "INSERT INTO advisories (id, modified, withdrawn, json) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (id) DO UPDATE SET modified = excluded.modified, \
+                     withdrawn = excluded.withdrawn, json = excluded.json",
+                    &[&a.id, &a.modified, &i64::from(a.withdrawn), &a.json],
+                )?;
+                tx.exec(
+                    what,
+                    "DELETE FROM advisory_packages WHERE id = $1",
+                    &[&a.id],
+                )?;
+                if !a.withdrawn {
+                    for (ecosystem, name) in &a.packages {
+                        tx.exec(
+                            what,
+                            "INSERT INTO advisory_packages (ecosystem, name, id) \
+                             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                            &[ecosystem, name, &a.id],
+                        )?;
+                    }
+                }
+                out.push(outcome);
+            }
+            Ok(out)
+        })
+    }
+
+    fn advisories_for_packages(
+        &self,
+        packages: &[(String, String)],
+    ) -> Result<Vec<StoredAdvisory>, StoreError> {
+        let what = "reading advisories by package";
+        self.read(what, |tx| {
+            let mut ids = std::collections::BTreeSet::new();
+            for (ecosystem, name) in packages {
+                let found: Vec<String> = tx.all(
+                    what,
+                    "SELECT id FROM advisory_packages WHERE ecosystem = $1 AND name = $2",
+                    &[ecosystem, name],
+                    |r| r.try_get(0),
+                )?;
+                ids.extend(found);
+            }
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(a) = advisory_by_id(tx, &id, what)? {
+                    out.push(a);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn advisory(&self, id: &str) -> Result<Option<StoredAdvisory>, StoreError> {
+        let what = "reading an advisory";
+        self.read(what, |tx| advisory_by_id(tx, id, what))
+    }
+
+    fn advisory_count(&self) -> Result<u64, StoreError> {
+        let what = "counting advisories";
+        self.read(what, |tx| {
+            let n: i64 = tx.one(what, "SELECT count(*) FROM advisories", &[], |r| {
+                r.try_get(0)
+            })?;
+            count("advisory count", n)
+        })
+    }
+
+    fn advisory_versions(&self) -> Result<Vec<(String, String, bool)>, StoreError> {
+        let what = "listing advisory versions";
+        self.read(what, |tx| {
+            tx.all(
+                what,
+                "SELECT id, modified, withdrawn FROM advisories ORDER BY id",
+                &[],
+                |r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get::<_, i64>(2)? != 0)),
+            )
+        })
+    }
+
+    fn add_sboms(&self, sboms: &[NewSbom]) -> Result<Vec<i64>, StoreError> {
+        let what = "keeping SBOMs";
+        for sbom in sboms {
+            if sbom.document.len() > crate::MAX_SBOM_BYTES {
+                return Err(StoreError::TooLarge {
+                    what: "an SBOM document",
+                    size: sbom.document.len(),
+                    limit: crate::MAX_SBOM_BYTES,
+                });
+            }
+            if sbom.components.len() > crate::MAX_SBOM_COMPONENTS {
+                return Err(StoreError::TooLarge {
+                    what: "an SBOM's component list (in components)",
+                    size: sbom.components.len(),
+                    limit: crate::MAX_SBOM_COMPONENTS,
+                });
+            }
+        }
+        self.write(what, |tx| {
+            let mut ids = Vec::with_capacity(sboms.len());
+            for s in sboms {
+                if let Some(id) = stored_sbom(tx, s, what)? {
+                    ids.push(id);
+                    continue;
+                }
+                let id: i64 = tx.one(
+                    what,
+                    "INSERT INTO sboms (subject_name, subject_digest, workload, environment, \
+                     created_at_ms, format, document) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     RETURNING id",
+                    &[
+                        &s.subject_name,
+                        &s.subject_digest,
+                        &s.workload,
+                        &s.environment,
+                        &s.created_at_ms,
+                        &s.format,
+                        &s.document,
+                    ],
+                    |r| r.try_get(0),
+                )?;
+                for chunk in s.components.chunks(super::runs::BATCH) {
+                    let column = |f: fn(&(String, String, String, String)) -> &str| -> Vec<&str> {
+                        chunk.iter().map(f).collect()
+                    };
+                    let ecosystems = column(|c| &c.0);
+                    let names = column(|c| &c.1);
+                    let versions = column(|c| &c.2);
+                    let purls = column(|c| &c.3);
+                    tx.exec(
+                        what,
+                        "INSERT INTO sbom_components (sbom_id, ecosystem, name, version, purl) \
+                         SELECT $1, c.ecosystem, c.name, c.version, c.purl \
+                         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) \
+                         AS c (ecosystem, name, version, purl)",
+                        &[&id, &ecosystems, &names, &versions, &purls],
+                    )?;
+                }
+                ids.push(id);
+            }
+            Ok(ids)
+        })
+    }
+
+    fn sboms_about(&self, subject_digest: &str) -> Result<Vec<SbomSummary>, StoreError> {
+        let what = "listing an artifact's SBOMs";
+        self.read(what, |tx| {
+            tx.all(
+                what,
+                "SELECT id, subject_name, subject_digest, workload, environment, \
+                 created_at_ms, format FROM sboms WHERE subject_digest = $1 ORDER BY id",
+                &[&subject_digest],
+                |r| {
+                    Ok(SbomSummary {
+                        id: r.try_get(0)?,
+                        subject_name: r.try_get(1)?,
+                        subject_digest: r.try_get(2)?,
+                        workload: r.try_get(3)?,
+                        environment: r.try_get(4)?,
+                        created_at_ms: r.try_get(5)?,
+                        format: r.try_get(6)?,
+                    })
+                },
+            )
+        })
+    }
+
+    fn where_package(
+        &self,
+        ecosystem: Option<&str>,
+        name: &str,
+    ) -> Result<Vec<PackageHit>, StoreError> {
+        let what = "finding a package in stored SBOMs";
+        self.read(what, |tx| {
+            // Distinct hits, sorted as promised (by SBOM, ecosystem, version, purl).
+            tx.all(
+                what,
+                "SELECT DISTINCT c.sbom_id, s.subject_name, s.subject_digest, s.workload, \
+                 s.environment, c.ecosystem, c.version, c.purl \
+                 FROM sbom_components c JOIN sboms s ON s.id = c.sbom_id \
+                 WHERE c.name = $2 AND ($1::text IS NULL OR c.ecosystem = $1) \
+                 ORDER BY c.sbom_id, c.ecosystem, c.version, c.purl",
+                &[&ecosystem, &name],
+                |r| {
+                    Ok(PackageHit {
+                        sbom_id: r.try_get(0)?,
+                        subject_name: r.try_get(1)?,
+                        subject_digest: r.try_get(2)?,
+                        workload: r.try_get(3)?,
+                        environment: r.try_get(4)?,
+                        ecosystem: r.try_get(5)?,
+                        name: name.to_owned(),
+                        version: r.try_get(6)?,
+                        purl: r.try_get(7)?,
+                    })
+                },
+            )
+        })
+    }
+
+    fn components_for_packages(
+        &self,
+        packages: &[(String, String)],
+        sbom: Option<i64>,
+    ) -> Result<Vec<StoredComponent>, StoreError> {
+        let what = "reading stored components by package";
+        self.read(what, |tx| {
+            let mut out = std::collections::BTreeSet::new();
+            for (ecosystem, name) in packages {
+                let rows = tx.all(
+                    what,
+                    "SELECT sbom_id, ecosystem, name, version, purl FROM sbom_components \
+                     WHERE ecosystem = $1 AND name = $2 AND ($3::bigint IS NULL OR sbom_id = $3)",
+                    &[ecosystem, name, &sbom],
+                    |r| {
+                        Ok(StoredComponent {
+                            sbom_id: r.try_get(0)?,
+                            ecosystem: r.try_get(1)?,
+                            name: r.try_get(2)?,
+                            version: r.try_get(3)?,
+                            purl: r.try_get(4)?,
+                        })
+                    },
+                )?;
+                out.extend(rows);
+            }
+            Ok(out.into_iter().collect())
+        })
+    }
+
+    fn record_matches(
+        &self,
+        scope: &MatchScope,
+        found: &[NewFinding],
+        now_ms: i64,
+    ) -> Result<MatchOutcome, StoreError> {
+        let what = "recording a re-match";
+        let in_packages: std::collections::HashSet<(&str, &str)> = scope
+            .packages
+            .iter()
+            .map(|(e, n)| (e.as_str(), n.as_str()))
+            .collect();
+        for f in found {
+            let k = &f.key;
+            let in_sbom = scope.sbom.is_none_or(|s| s == k.sbom_id);
+            if !in_sbom || !in_packages.contains(&(k.ecosystem.as_str(), k.name.as_str())) {
+                return Err(StoreError::OutOfScope {
+                    advisory: k.advisory_id.clone(),
+                    sbom: k.sbom_id,
+                    ecosystem: k.ecosystem.clone(),
+                    name: k.name.clone(),
+                    version: k.version.clone(),
+                });
+            }
+        }
+        self.write(what, |tx| {
+            // The open and suppressed findings the scope covers, before this re-match.
+            let mut covered: std::collections::BTreeSet<FindingKey> =
+                std::collections::BTreeSet::new();
+            for (ecosystem, name) in &scope.packages {
+                let rows = tx.all(
+                    what,
+                    &format!(
+                        "SELECT {FINDING_KEY_COLUMNS} FROM findings \
+                         WHERE ecosystem = $1 AND name = $2 \
+                         AND ($3::bigint IS NULL OR sbom_id = $3) AND state != 'fixed'"
+                    ),
+                    &[ecosystem, name, &scope.sbom],
+                    finding_key_from_row,
+                )?;
+                covered.extend(rows);
+            }
+            for id in &scope.advisories {
+                let rows = tx.all(
+                    what,
+                    &format!(
+                        "SELECT {FINDING_KEY_COLUMNS} FROM findings \
+                         WHERE advisory_id = $1 AND ($2::bigint IS NULL OR sbom_id = $2) \
+                         AND state != 'fixed'"
+                    ),
+                    &[id, &scope.sbom],
+                    finding_key_from_row,
+                )?;
+                covered.extend(rows);
+            }
+            let mut opened_keys = Vec::new();
+            let mut still_open = 0u64;
+            let mut done = std::collections::HashSet::new();
+            for f in found {
+                let k = &f.key;
+                if !done.insert(k) {
+                    continue;
+                }
+                // Whether its component is stored, and the state of its stored
+                // finding (NULL: none).
+                let (exists, state): (bool, Option<String>) = tx.one(
+                    what,
+                    "SELECT EXISTS (SELECT 1 FROM sbom_components WHERE ecosystem = $3 \
+                     AND name = $4 AND version = $5 AND sbom_id = $2), \
+                     (SELECT state FROM findings WHERE advisory_id = $1 AND sbom_id = $2 \
+                     AND ecosystem = $3 AND name = $4 AND version = $5)",
+                    &[
+                        &k.advisory_id,
+                        &k.sbom_id,
+                        &k.ecosystem,
+                        &k.name,
+                        &k.version,
+                    ],
+                    |r| Ok((r.try_get(0)?, r.try_get(1)?)),
+                )?;
+                if !exists {
+                    return Err(StoreError::NotFound {
+                        what: "stored component",
+                        id: format!(
+                            "{} {} {} in SBOM {}",
+                            k.ecosystem, k.name, k.version, k.sbom_id
+                        ),
+                    });
+                }
+                let state = state.map(|s| parse_state(&s)).transpose()?;
+                match state {
+                    None => {
+                        tx.exec(
+                            what,
+                            "INSERT INTO findings (advisory_id, sbom_id, ecosystem, name, \
+                             version, purl, kind, severity, state, first_seen_ms, last_seen_ms, \
+                             fixed_at_ms) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $9, NULL)",
+                            &[
+                                &k.advisory_id,
+                                &k.sbom_id,
+                                &k.ecosystem,
+                                &k.name,
+                                &k.version,
+                                &f.purl,
+                                &f.kind,
+                                &f.severity,
+                                &now_ms,
+                            ],
+                        )?;
+                        opened_keys.push(k.clone());
+                    }
+                    Some(FindingState::Fixed) => {
+                        tx.exec(
+                            what,
+                            "UPDATE findings SET purl = $6, kind = $7, severity = $8, \
+                             state = 'open', last_seen_ms = $9, fixed_at_ms = NULL \
+                             WHERE advisory_id = $1 AND sbom_id = $2 AND ecosystem = $3 \
+                             AND name = $4 AND version = $5",
+                            &[
+                                &k.advisory_id,
+                                &k.sbom_id,
+                                &k.ecosystem,
+                                &k.name,
+                                &k.version,
+                                &f.purl,
+                                &f.kind,
+                                &f.severity,
+                                &now_ms,
+                            ],
+                        )?;
+                        opened_keys.push(k.clone());
+                    }
+                    Some(FindingState::Open | FindingState::Suppressed) => {
+                        tx.exec(
+                            what,
+                            "UPDATE findings SET kind = $6, severity = $7, last_seen_ms = $8 \
+                             WHERE advisory_id = $1 AND sbom_id = $2 AND ecosystem = $3 \
+                             AND name = $4 AND version = $5",
+                            &[
+                                &k.advisory_id,
+                                &k.sbom_id,
+                                &k.ecosystem,
+                                &k.name,
+                                &k.version,
+                                &f.kind,
+                                &f.severity,
+                                &now_ms,
+                            ],
+                        )?;
+                        still_open += 1;
+                    }
+                }
+                covered.remove(k);
+            }
+            for k in &covered {
+                tx.exec(
+                    what,
+                    "UPDATE findings SET state = 'fixed', fixed_at_ms = $6 WHERE advisory_id = $1 \
+                     AND sbom_id = $2 AND ecosystem = $3 AND name = $4 AND version = $5",
+                    &[
+                        &k.advisory_id,
+                        &k.sbom_id,
+                        &k.ecosystem,
+                        &k.name,
+                        &k.version,
+                        &now_ms,
+                    ],
+                )?;
+            }
+            let mut components = 0u64;
+            for (ecosystem, name) in &scope.packages {
+                let n: i64 = tx.one(
+                    what,
+                    "SELECT count(*) FROM (SELECT DISTINCT sbom_id, version, purl \
+                     FROM sbom_components WHERE ecosystem = $1 AND name = $2 \
+                     AND ($3::bigint IS NULL OR sbom_id = $3)) AS distinct_components",
+                    &[ecosystem, name, &scope.sbom],
+                    |r| r.try_get(0),
+                )?;
+                components += count("component count", n)?;
+            }
+            let opened = opened_keys
+                .iter()
+                .map(|k| finding_by_key(tx, k, what))
+                .collect::<Result<Vec<_>, _>>()?;
+            let fixed = covered
+                .iter()
+                .map(|k| finding_by_key(tx, k, what))
+                .collect::<Result<Vec<_>, _>>()?;
+            let rematch_id: i64 = tx.one(
+                what,
+                "INSERT INTO rematches (at_ms, packages, advisories, sbom_id, components, \
+                 opened, still_open, fixed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                &[
+                    &now_ms,
+                    &sql_limit(scope.packages.len()),
+                    &sql_limit(scope.advisories.len()),
+                    &scope.sbom,
+                    &sql_limit(components),
+                    &sql_limit(opened.len()),
+                    &sql_limit(still_open),
+                    &sql_limit(fixed.len()),
+                ],
+                |r| r.try_get(0),
+            )?;
+            Ok(MatchOutcome {
+                rematch_id,
+                components,
+                opened,
+                still_open,
+                fixed,
+            })
+        })
+    }
+
+    fn findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>, StoreError> {
+        let what = "reading findings";
+        self.read(what, |tx| {
+            let rows = tx.all(
+                what,
+                &format!(
+                    "SELECT {FINDING_COLUMNS} FROM findings f JOIN sboms s ON s.id = f.sbom_id \
+                     WHERE ($4::text IS NULL OR s.subject_digest = $4) \
+                     AND ($1::bigint IS NULL OR f.sbom_id = $1) \
+                     AND ($2::text IS NULL OR f.advisory_id = $2) \
+                     AND ($3::text IS NULL OR f.state = $3) \
+                     ORDER BY f.sbom_id, f.advisory_id, f.ecosystem, f.name, f.version \
+                     LIMIT $5"
+                ),
+                &[
+                    &filter.sbom,
+                    &filter.advisory,
+                    &filter.state.map(FindingState::as_str),
+                    &filter.subject_digest,
+                    &sql_limit(filter.limit.unwrap_or(usize::MAX)),
+                ],
+                RawFinding::from_row,
+            )?;
+            rows.into_iter().map(RawFinding::into_finding).collect()
+        })
+    }
+
+    fn rematches(&self, limit: usize) -> Result<Vec<RematchRecord>, StoreError> {
+        let what = "reading re-matches";
+        self.read(what, |tx| {
+            let rows = tx.all(
+                what,
+                "SELECT id, at_ms, packages, advisories, sbom_id, components, opened, \
+                 still_open, fixed FROM rematches ORDER BY id DESC LIMIT $1",
+                &[&sql_limit(limit)],
+                |r| {
+                    Ok((
+                        r.try_get::<_, i64>(0)?,
+                        r.try_get::<_, i64>(1)?,
+                        [r.try_get::<_, i64>(2)?, r.try_get::<_, i64>(3)?],
+                        r.try_get::<_, Option<i64>>(4)?,
+                        [
+                            r.try_get::<_, i64>(5)?,
+                            r.try_get::<_, i64>(6)?,
+                            r.try_get::<_, i64>(7)?,
+                            r.try_get::<_, i64>(8)?,
+                        ],
+                    ))
+                },
+            )?;
+            rows.into_iter()
+                .map(|(id, at_ms, [p, a], sbom, [c, o, s, f])| {
+                    Ok(RematchRecord {
+                        id,
+                        at_ms,
+                        packages: count("re-match package count", p)?,
+                        advisories: count("re-match advisory count", a)?,
+                        sbom,
+                        components: count("re-match component count", c)?,
+                        opened: count("re-match opened count", o)?,
+                        still_open: count("re-match still-open count", s)?,
+                        fixed: count("re-match fixed count", f)?,
+                    })
+                })
+                .collect()
+        })
+    }
+}

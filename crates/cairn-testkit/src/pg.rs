@@ -1,0 +1,302 @@
+//! A real PostgreSQL server for tests: Debian's binaries (`postgresql` package,
+//! `/usr/lib/postgresql/<major>/bin`, or `CAIRN_PG_BIN`), one cluster per user in
+//! `$TMPDIR/cairn-pg-<uid>`, made by `initdb` once and started by `pg_ctl` on a
+//! unix socket only (no TCP port; socket mode 0700 so that no other local user
+//! reaches its `trust` authentication).
+//!
+//! Tests run in many processes at once (nextest runs each test in its own), so the
+//! server is shared: every [`PgServer`] holds a shared `flock` on the cluster's lock
+//! file; starting (and `initdb`) happens under the exclusive lock; the last holder
+//! to let go stops the server (`pg_ctl stop -m fast`). Each test gets its own
+//! database ([`PgServer::database`], dropped with its guard), so cases run in
+//! parallel.
+//!
+//! `initdb` refuses root: as root, the cluster belongs to the `postgres` user and
+//! `initdb`/`pg_ctl` run as it (`runuser`).
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The PostgreSQL user the tests connect as (the cluster's superuser).
+pub const USER: &str = "cairn";
+
+/// A running test cluster, kept running while this value lives.
+#[derive(Debug)]
+pub struct PgServer {
+    dir: PathBuf,
+    bin: PathBuf,
+    lock: Option<File>,
+}
+
+/// One database on the test cluster, dropped (`dropdb --force`) with this guard.
+#[derive(Debug)]
+pub struct PgDatabase {
+    name: String,
+    url: String,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl PgDatabase {
+    /// `postgres://cairn@<socket dir>/<name>`: connect over the unix socket.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new(self.bin.join("dropdb"))
+            .args(["--force", "-h"])
+            .arg(&self.dir)
+            .args(["-U", USER, &self.name])
+            .output();
+    }
+}
+
+/// The directory of PostgreSQL's server binaries.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CAIRN_PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let mut majors: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let major = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((major, bin))
+        })
+        .collect();
+    majors.sort();
+    majors.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL's server binaries are not installed (Debian: apt-get install \
+             postgresql; or set CAIRN_PG_BIN): scripts/install-deps installs them"
+        )
+    })
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// `cmd` run as the cluster's owner (`postgres` when we are root).
+fn as_owner(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(mut cmd: Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl PgServer {
+    /// Starts (or joins) the test cluster.
+    pub fn start() -> PgServer {
+        let bin = bin_dir();
+        let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+        let dir = std::env::temp_dir().join(format!("cairn-pg-{uid}"));
+        if !dir.exists() {
+            // Made whole (owner included) under another name, then renamed into
+            // place: another process never sees it half made.
+            let fresh = std::env::temp_dir().join(format!("cairn-pg-{uid}.{}", std::process::id()));
+            std::fs::create_dir(&fresh)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", fresh.display()));
+            if is_root() {
+                let mut chown = Command::new("chown");
+                chown.arg("postgres:postgres").arg(&fresh);
+                run(chown, "chown of the test cluster's directory");
+            }
+            if std::fs::rename(&fresh, &dir).is_err() {
+                let _ = std::fs::remove_dir(&fresh);
+            }
+        }
+        // Never use a directory someone else made (it is in a shared /tmp).
+        let meta = std::fs::symlink_metadata(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let owner_ok = if is_root() {
+            Command::new("id")
+                .args(["-u", "postgres"])
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                == Some(meta.uid())
+        } else {
+            meta.uid() == uid
+        };
+        assert!(
+            meta.is_dir() && owner_ok,
+            "{} is not a directory of the cluster's owner",
+            dir.display()
+        );
+        loop {
+            let lock = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(dir.join("lock"))
+                .unwrap_or_else(|e| panic!("cannot open the cluster's lock file: {e}"));
+            lock.lock()
+                .unwrap_or_else(|e| panic!("cannot lock the test cluster: {e}"));
+            let data = dir.join("data");
+            // A cluster of another major version (the binaries were upgraded)
+            // cannot start: made again.
+            let made_by = std::fs::read_to_string(data.join("PG_VERSION")).unwrap_or_default();
+            if made_by.trim() != major(&bin) {
+                let _ = std::fs::remove_dir_all(&data);
+                let mut initdb = as_owner(&bin.join("initdb"));
+                initdb
+                    .args([
+                        "-N",
+                        "-A",
+                        "trust",
+                        "-U",
+                        USER,
+                        "-E",
+                        "UTF8",
+                        "--locale=C",
+                        "-D",
+                    ])
+                    .arg(&data);
+                run(initdb, "initdb");
+            }
+            if !running(&bin, &data) {
+                let mut start = as_owner(&bin.join("pg_ctl"));
+                start
+                    .args(["-D"])
+                    .arg(&data)
+                    .args(["-s", "-w", "-l"])
+                    .arg(dir.join("server.log"))
+                    .arg("-o")
+                    .arg(format!(
+                        "-k {} -c listen_addresses='' -c unix_socket_permissions=0700 \
+                         -c fsync=off -c max_connections=200",
+                        dir.display()
+                    ))
+                    .arg("start");
+                run(start, "pg_ctl start");
+            }
+            // Hold it shared from now on. Between the two calls another process's
+            // last holder may have stopped it: then start again.
+            lock.unlock().unwrap_or_else(|e| panic!("{e}"));
+            lock.lock_shared().unwrap_or_else(|e| panic!("{e}"));
+            if running(&bin, &data) {
+                return PgServer {
+                    dir,
+                    bin,
+                    lock: Some(lock),
+                };
+            }
+        }
+    }
+
+    /// A new, empty database of its own for one test.
+    pub fn database(&self) -> PgDatabase {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "cairn_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut create = Command::new(self.bin.join("createdb"));
+        create
+            .arg("-h")
+            .arg(&self.dir)
+            .args(["-U", USER, "-T", "template0", &name]);
+        run(create, "createdb");
+        PgDatabase {
+            url: format!(
+                "postgres://{USER}@{}/{name}",
+                percent_encode(&self.dir.to_string_lossy())
+            ),
+            name,
+            dir: self.dir.clone(),
+            bin: self.bin.clone(),
+        }
+    }
+
+    /// The directory holding the server's unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        // The last holder stops the server: nobody else holds the lock then.
+        let Ok(lock) = File::options()
+            .read(true)
+            .write(true)
+            .open(self.dir.join("lock"))
+        else {
+            return;
+        };
+        if lock.try_lock().is_ok() {
+            let mut stop = as_owner(&self.bin.join("pg_ctl"));
+            stop.arg("-D")
+                .arg(self.dir.join("data"))
+                .args(["-s", "-m", "fast", "stop"]);
+            let _ = stop.output();
+            let _ = lock.unlock();
+        }
+    }
+}
+
+/// The major version of the binaries in `bin` (`pg_ctl --version`: "pg_ctl
+/// (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)" is "15").
+fn major(bin: &Path) -> String {
+    let out = Command::new(bin.join("pg_ctl"))
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run pg_ctl --version: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|v| v.split('.').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn running(bin: &Path, data: &Path) -> bool {
+    let mut status = as_owner(&bin.join("pg_ctl"));
+    status.arg("-D").arg(data).arg("status");
+    status.output().is_ok_and(|o| o.status.success())
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
