@@ -16,11 +16,10 @@ use anyhow::Context;
 use cairn_store::{NewSbom, SqliteStore, Store};
 use serde_json::json;
 
-use super::summary;
-use crate::cli::Cli;
-use crate::commands::where_::{Query, find};
-use crate::exit::Failure;
-use crate::output::print_json;
+use crate::Failure;
+use crate::Output;
+use crate::print_json;
+use crate::summary;
 
 /// SBOMs per transaction while generating.
 const BATCH: usize = 250;
@@ -62,11 +61,14 @@ fn package_name(i: usize) -> String {
     format!("synthetic-pkg-{i}")
 }
 
+/// `find` is `cairn where NAME`'s lookup (the CLI's, handed in): the stored
+/// SBOMs holding any version of a package name, counted.
 pub fn where_(
-    cli: &Cli,
+    out: &Output,
     sboms: usize,
     components: usize,
     lookups: usize,
+    find: &dyn Fn(&dyn Store, &str) -> Result<usize, Failure>,
 ) -> Result<ExitCode, Failure> {
     let sboms = sboms.clamp(1, 100_000);
     let components = components.clamp(1, POOL / 2);
@@ -115,14 +117,7 @@ pub fn where_(
     let generated_in = generating.elapsed();
 
     // Warm the page cache the way a long-lived store would be.
-    let warm = |name: String| -> Result<usize, Failure> {
-        let query = Query {
-            ecosystem: None,
-            name,
-            range: Vec::new(),
-        };
-        Ok(find(&store, &query)?.hits.len())
-    };
+    let warm = |name: String| -> Result<usize, Failure> { find(&store, &name) };
     for i in 0..20 {
         warm(package_name(i))?;
     }
@@ -150,7 +145,7 @@ pub fn where_(
     let head_hits = head_hits / HEAD_ROUNDS;
     let h = summary(head_times);
     let peer = "Dependency-Track takes > 30 s for this question (the peer's published figure, not measured here)";
-    if cli.json {
+    if out.json {
         print_json(&json!({
             "sboms": sboms,
             "components_per_sbom": components,

@@ -26,9 +26,9 @@ use cairn_model::{DeploymentRecord, DeploymentStatus};
 use cairn_store::{NewSbom, SqliteStore, Store};
 use serde_json::json;
 
-use crate::cli::Cli;
-use crate::exit::Failure;
-use crate::output::print_json;
+use crate::Failure;
+use crate::Output;
+use crate::print_json;
 
 /// SBOMs per transaction while generating.
 const BATCH: usize = 250;
@@ -164,7 +164,7 @@ const MEDIUM: &str = "CVSS:3.1/AV:N/AC:H/PR:L/UI:R/S:U/C:L/I:L/A:N";
 
 #[allow(clippy::too_many_lines)]
 pub fn exposures(
-    cli: &Cli,
+    out: &Output,
     sboms: usize,
     workloads: usize,
     npm_per_sbom: usize,
@@ -372,7 +372,7 @@ pub fn exposures(
     write_batch("2026-12-02T00:00:00Z", changed, 0).context("cannot write the advisories")?;
     let delta = round("delta")?;
     let secs = |d: Duration| d.as_secs_f64();
-    if cli.json {
+    if out.json {
         print_json(&json!({
             "sboms": sboms,
             "workloads": workloads,
