@@ -2304,9 +2304,10 @@ impl SbomSubjects {
         what: &'static str,
     ) -> Result<StoredFinding, StoreError> {
         let sbom_id = f.key.sbom_id;
-        if !self.0.contains_key(&sbom_id) {
-            let subject = tx
-                .prepare_cached(
+        let subject = match self.0.entry(sbom_id) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(
+                tx.prepare_cached(
                     "SELECT subject_name, subject_digest, workload, environment FROM sboms \
                      WHERE id = ?1",
                 )
@@ -2315,10 +2316,10 @@ impl SbomSubjects {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                     })
                 })
-                .map_err(StoreError::sqlite(what))?;
-            self.0.insert(sbom_id, subject);
-        }
-        let (subject_name, subject_digest, workload, environment) = self.0[&sbom_id].clone();
+                .map_err(StoreError::sqlite(what))?,
+            ),
+        };
+        let (subject_name, subject_digest, workload, environment) = subject.clone();
         Ok(StoredFinding {
             key: f.key.clone(),
             purl: f.purl.clone(),
