@@ -16,7 +16,7 @@
 //! exposures` and `GET /api/exposures` run). A second, small batch (a few
 //! records changed) is timed the same way: the steady state of a feed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -208,7 +208,8 @@ pub fn exposures(
                 let purl = format!("pkg:deb/debian/{name}@{version}?distro=debian-12");
                 comps.push(("Debian:12".to_owned(), name.clone(), version, purl));
             }
-            let mut picked = HashSet::with_capacity(npm_per_sbom);
+            // Ordered, so that the same seed gives the same SBOMs (and findings) every run.
+            let mut picked = BTreeSet::new();
             while picked.len() < npm_per_sbom {
                 picked.insert(rng.skewed(POOL));
             }

@@ -8,7 +8,7 @@
 //! The stored documents are small JSON documents naming the SBOM's subject; the
 //! component index, not the document blobs, is what is measured.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -83,7 +83,8 @@ pub fn where_(
         let n = BATCH.min(sboms - made);
         let mut batch = Vec::with_capacity(n);
         for k in made..made + n {
-            let mut picked = HashSet::with_capacity(components);
+            // Ordered: the same seed gives the same SBOMs every run.
+            let mut picked = BTreeSet::new();
             while picked.len() < components {
                 picked.insert(rng.skewed(POOL));
             }
