@@ -10,7 +10,6 @@ pub mod access;
 pub mod advisories;
 pub mod audit;
 pub mod backup;
-pub mod bench;
 pub mod certify;
 pub mod change_sink;
 pub mod current;

@@ -1,18 +1,25 @@
 //! The gate benchmark (`cairn bench policy`): `Gate::decide` on a realistic
 //! input, side by side with regorus evaluating the same policy on the same
-//! input alone. The caller hands in the clock (this crate reads none).
+//! input alone. The caller hands in the clock (this crate reads none). The
+//! measurement needs the gate's internals, so it is here behind the `bench`
+//! feature (which `cairn-bench` turns on); [`realistic_input`] is always here
+//! (tests and examples build on it).
 
+#[cfg(feature = "bench")]
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+#[cfg(feature = "bench")]
 use crate::gate::{Gate, add_data, add_policies, eval_deny, new_engine};
 use crate::input::{
     Actor, Artifact, BaseImage, Environment, Evidence, Findings, GateInput, Intent, Licence,
     PreviousEnvironment, Review, Severity, Verdict, Verification, Vulnerability,
 };
+#[cfg(feature = "bench")]
 use crate::{Limits, PolicyError};
 
+#[cfg(feature = "bench")]
 /// p50 / p99 / max of one measured operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
@@ -21,6 +28,7 @@ pub struct Timing {
     pub max: Duration,
 }
 
+#[cfg(feature = "bench")]
 /// The two sides of the benchmark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GateBench {
@@ -37,6 +45,7 @@ pub struct GateBench {
     pub denials: usize,
 }
 
+#[cfg(feature = "bench")]
 /// Times `iterations` decisions (after a warm-up of a tenth of them) with each
 /// side. `policies` and `data` are what `gate` was loaded with.
 pub fn bench_gate(
@@ -91,6 +100,7 @@ pub fn bench_gate(
     })
 }
 
+#[cfg(feature = "bench")]
 fn timing(mut samples: Vec<Duration>) -> Timing {
     samples.sort();
     let at = |q: f64| {

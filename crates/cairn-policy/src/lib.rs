@@ -44,7 +44,9 @@ mod input;
 mod roles;
 mod testing;
 
-pub use bench::{GateBench, Timing, bench_gate, realistic_input};
+pub use bench::realistic_input;
+#[cfg(feature = "bench")]
+pub use bench::{GateBench, Timing, bench_gate};
 pub use canonical::{canonical_json, input_digest, policy_digest, sha256_prefixed};
 pub use defaults::{
     DEFAULT_POLICIES, DEFAULT_POLICY_TESTS, DefaultParams, DefaultPolicy, POLICY_TEST_BUILDER_ID,

@@ -8,7 +8,6 @@
 
 mod attach;
 mod auth;
-pub mod bench;
 mod blobs;
 mod client;
 mod digest;

@@ -6,8 +6,8 @@ mod common;
 use std::process::Command;
 
 use cairn_registry::{
-    Credentials, Descriptor, Error, ImageIndex, Platform, PushedBlob, Registry, RegistryOptions,
-    att_tag, media_types,
+    Credentials, Error, ImageIndex, Platform, PushedBlob, Registry, RegistryOptions, att_tag,
+    media_types,
 };
 use common::{Auth, MemStore, RegistryServer, TestImage, bytes, run};
 
@@ -602,19 +602,6 @@ fn unknown_repository_blob_and_tag_give_clear_errors() {
         err.to_string().contains(&format!("127.0.0.1:{port}")),
         "{err}"
     );
-}
-
-#[test]
-fn bench_push_layer_small() {
-    let server = RegistryServer::start();
-    let reg = server.client();
-    let dir = tempfile::tempdir().expect("tmp");
-    let report = cairn_registry::bench::push_layer(&reg, "bench", 8 * 1024 * 1024, dir.path())
-        .expect("bench");
-    assert_eq!(report.bytes, 8 * 1024 * 1024);
-    assert!(report.push_seconds > 0.0 && report.sha256sum_seconds > 0.0);
-    assert!(reg.get_manifest("bench", "latest", &[]).is_ok());
-    let _ = Descriptor::new("x", cairn_evidence::sha256(b""), 0);
 }
 
 #[test]

@@ -45,7 +45,6 @@
 //! included), not what only the host itself can.
 
 mod args;
-pub mod bench;
 mod cgroup;
 mod detached;
 mod error;

@@ -14,9 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cairn_sandbox::{
-    Exit, Limits, SANDBOX_UID, SandboxError, SandboxSpec, bench, prepare_workspace,
-};
+use cairn_sandbox::{Exit, Limits, SANDBOX_UID, SandboxError, SandboxSpec, prepare_workspace};
 use common::{namespace_of, pids_in_namespace, run_ok, sh, try_run, workspace};
 
 /// A host listener on 127.0.0.1 and whether a connection reached it.
@@ -678,13 +676,4 @@ fn prepare_workspace_does_not_follow_symlinks() {
     let ran = run_ok(&sh(ws.path(), "ln src/deep/main.c src/again"));
     assert!(ran.outcome.exit.success(), "{ran:?}");
     prepare_workspace(ws.path()).unwrap();
-}
-
-#[test]
-fn bench_noops_run() {
-    for _ in 0..3 {
-        let ours = bench::sandboxed_noop().unwrap();
-        let bare = bench::bare_bwrap_noop().unwrap();
-        assert!(ours < Duration::from_secs(2) && bare < Duration::from_secs(2));
-    }
 }

@@ -15,7 +15,8 @@ fn workspace() -> PathBuf {
 /// Each crate's rank: a crate's normal dependencies on cairn crates must have a
 /// lower rank. Floor 1 (pure) is 10–12 (the order inside floor 1 is the
 /// existing one), floor 2 is 20–21 (`cairn-fs` the lowest), the engine 30, the
-/// outer floor 40–41. `cairn-testkit` is a dev-dependency only.
+/// outer floor 40–42 (`cairn-bench` under the CLI that calls it). `cairn-testkit`
+/// is a dev-dependency only.
 const RANKS: &[(&str, u32)] = &[
     ("cairn-model", 9),
     ("cairn-tlog", 10),
@@ -32,7 +33,8 @@ const RANKS: &[(&str, u32)] = &[
     ("cairn-tlog-fs", 21),
     ("cairn-engine", 30),
     ("cairn-server", 40),
-    ("cairn-cli", 41),
+    ("cairn-bench", 41),
+    ("cairn-cli", 42),
 ];
 
 /// Third-party crates a floor-1 crate must not use directly (I/O, storage, HTTP,
@@ -67,27 +69,31 @@ const COMMAND_EXCEPTIONS: &[(&str, &str)] = &[
         "mmdebstrap on the host for a base's recipe (`cairn base create debian`, `base refresh`): the operator's command, not the workload's; its arguments are checked names",
     ),
     (
-        "crates/cairn-cli/src/commands/bench/os_match_bench.rs",
+        "crates/cairn-bench/src/os_match.rs",
         "the OS-matching benchmark runs the Python + libapt reference matcher beside cairn",
     ),
     (
-        "crates/cairn-engine/src/bench.rs",
-        "benchmark setup (git); bench code moves to its own crate (issue 15 item 1)",
+        "crates/cairn-bench/src/chain_setup.rs",
+        "the chain benchmark's setup: a throwaway git repository",
     ),
     (
-        "crates/cairn-registry/src/bench.rs",
-        "benchmark baseline (sha256sum); bench code moves to its own crate",
+        "crates/cairn-bench/src/sandbox_noop.rs",
+        "the sandbox benchmark's peer: a bare `bwrap --ro-bind / / true`",
     ),
     (
-        "crates/cairn-cli/src/commands/bench/mod.rs",
+        "crates/cairn-bench/src/push_layer.rs",
+        "the push benchmark's floor: sha256sum of the same bytes",
+    ),
+    (
+        "crates/cairn-bench/src/peers.rs",
         "benchmarks run peers (node, git, docker-registry, sha256sum, cairn itself)",
     ),
     (
-        "crates/cairn-cli/src/commands/bench/scan_bench.rs",
+        "crates/cairn-bench/src/scan.rs",
         "the scan benchmark runs cairn and cargo-audit",
     ),
     (
-        "crates/cairn-cli/src/commands/bench/serve_bench.rs",
+        "crates/cairn-bench/src/serve.rs",
         "the serve benchmark sets up git repositories",
     ),
 ];

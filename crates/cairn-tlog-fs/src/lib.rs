@@ -18,7 +18,6 @@
 //! rewritten or removed on the next open.
 
 mod appender;
-pub mod bench;
 mod keyfile;
 mod log;
 mod verify;

@@ -330,40 +330,6 @@ fn key_file_is_private_and_stable() {
 }
 
 #[test]
-fn bench_measures_batched_and_baseline() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let config = cairn_tlog_fs::bench::BenchConfig {
-        threads: 32,
-        entries: 2_000,
-        baseline_entries: 20,
-        entry_bytes: 100,
-    };
-    let seed = |b| Signer::from_seed("bench.local/log", [b; 32]).expect("signer");
-    let report = cairn_tlog_fs::bench::run(tmp.path(), seed(1), seed(2), config).expect("bench");
-    assert!(report.batched_per_sec > 0.0 && report.baseline_per_sec > 0.0);
-    assert!(report.raw_fsync_per_sec > 0.0);
-    assert!(
-        report.batches >= 1 && report.batches < 2_000,
-        "{} batches",
-        report.batches
-    );
-    assert!(report.latency_p50 <= report.latency_p99 && report.latency_p99 <= report.latency_max);
-    let log = Log::open(&tmp.path().join("batched"), seed(1)).expect("reopen");
-    assert_eq!(log.size(), 2_000);
-    let baseline = Log::open(&tmp.path().join("baseline"), seed(2)).expect("reopen");
-    assert_eq!(baseline.size(), 20);
-    println!(
-        "batched {:.0}/s in {} batches, p50 {:?} p99 {:?}; baseline {:.0}/s; x{:.1}",
-        report.batched_per_sec,
-        report.batches,
-        report.latency_p50,
-        report.latency_p99,
-        report.baseline_per_sec,
-        report.speedup()
-    );
-}
-
-#[test]
 fn read_only_opens_beside_an_appender() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut log = open(tmp.path());

@@ -13,12 +13,11 @@
 //! - [`distro`]: which OSV ecosystem holds a distribution release's
 //!   advisories (`Debian:12`, `Ubuntu:22.04`, `Alpine:v3.20`).
 //! - [`index`]: advisories keyed by (ecosystem, normalised name) for scanning
-//!   many components at once; [`bench`] builds synthetic inputs for timing.
+//!   many components at once.
 //!
 //! Floor 1: no I/O, no clock. Callers hand in bytes.
 
 pub mod archive;
-pub mod bench;
 pub mod distro;
 mod error;
 pub mod index;

@@ -164,7 +164,7 @@ fn execute_in(data_root: &Path, origin: &str, cmd: &LogCommand) -> Result<Outcom
             entry_bytes,
         } => bench(
             data_root,
-            cairn_tlog_fs::bench::BenchConfig {
+            cairn_bench::log::BenchConfig {
                 threads: (*threads).clamp(1, 4096),
                 entries: (*entries).clamp(1, 10_000_000),
                 baseline_entries: (*baseline).clamp(1, 100_000),
@@ -492,7 +492,7 @@ fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { 0.0 }
 }
 
-fn bench(data_root: &Path, config: cairn_tlog_fs::bench::BenchConfig) -> Result<Outcome, Failure> {
+fn bench(data_root: &Path, config: cairn_bench::log::BenchConfig) -> Result<Outcome, Failure> {
     std::fs::create_dir_all(data_root)
         .with_context(|| format!("cannot create {}", data_root.display()))?;
     // On the data directory's file system, which is the one that matters.
@@ -502,8 +502,8 @@ fn bench(data_root: &Path, config: cairn_tlog_fs::bench::BenchConfig) -> Result<
         .context("cannot create a scratch directory")?;
     let signer = cairn_tlog_fs::generate_signer("bench.local/log").context("bench key")?;
     let baseline = cairn_tlog_fs::generate_signer("bench.local/baseline").context("bench key")?;
-    let r = cairn_tlog_fs::bench::run(scratch.path(), signer, baseline, config)
-        .context("log benchmark")?;
+    let r =
+        cairn_bench::log::run(scratch.path(), signer, baseline, config).context("log benchmark")?;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let text = format!(
         "durable log appends, {} entries of {} bytes\n\

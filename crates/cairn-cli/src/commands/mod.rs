@@ -37,12 +37,12 @@ use anyhow::Context;
 use cairn_engine::DataDir;
 use cairn_store::Store;
 
-use crate::cli::{BenchCommand, Cli, Command};
+use crate::cli::{Cli, Command};
 use crate::exit::Failure;
 
 pub use backup::{BackupArgs, RestoreArgs};
 pub use base::BaseCommand;
-pub use bench::scan_bench::ScanBenchArgs;
+pub use cairn_bench::scan::ScanBenchArgs;
 pub use completions::{CompletionsArgs, ManArgs};
 pub use evidence::EvidenceArgs;
 pub use exposures::ExposuresArgs;
@@ -75,23 +75,7 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Key(cmd) => key::key(cli, cmd),
         Command::Evidence(args) => evidence::evidence(cli, args),
         Command::Verify(args) => verify::verify(cli, args),
-        Command::Bench(BenchCommand::Sandbox { iterations }) => bench::sandbox(cli, *iterations),
-        Command::Bench(BenchCommand::Image { app, repeat }) => bench::image(cli, app, *repeat),
-        Command::Bench(BenchCommand::Gate { iterations }) => bench::gate(cli, *iterations),
-        Command::Bench(BenchCommand::Serve { clients, seconds }) => {
-            bench::serve_bench::serve_bench(cli, *clients, *seconds)
-        }
-        Command::Bench(BenchCommand::Push { size_mib, registry }) => {
-            bench::push(cli, *size_mib, registry.as_deref())
-        }
-        Command::Bench(BenchCommand::Chain { stages, repeat }) => {
-            bench::chain(cli, *stages, *repeat)
-        }
-        Command::Bench(BenchCommand::Verify {
-            case,
-            iterations,
-            node_modules,
-        }) => bench::verify(cli, case, *iterations, node_modules.as_deref()),
+        Command::Bench(cmd) => bench::bench(cli, cmd),
         Command::Log(args) => log::log(cli, args),
         Command::Sbom(args) => sbom::sbom(cli, args),
         Command::Vulns(cmd) => vulns::vulns(cli, cmd),
@@ -119,33 +103,6 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
         Command::Restore(args) => backup::restore(cli, args),
-        Command::Bench(BenchCommand::Scan(args)) => bench::scan_bench::scan(cli, args),
-        Command::Bench(BenchCommand::Where {
-            sboms,
-            components,
-            lookups,
-        }) => bench::where_bench::where_(cli, *sboms, *components, *lookups),
-        Command::Bench(BenchCommand::Exposures {
-            sboms,
-            workloads,
-            npm,
-            debian,
-            advisories,
-        }) => {
-            bench::exposures_bench::exposures(cli, *sboms, *workloads, *npm, *debian, *advisories)
-        }
-        Command::Bench(BenchCommand::OsMatch {
-            rootfs,
-            osv,
-            reference,
-            repeat,
-        }) => bench::os_match_bench::os_match(
-            cli,
-            rootfs.as_deref(),
-            osv.as_deref(),
-            reference,
-            *repeat,
-        ),
     }
 }
 

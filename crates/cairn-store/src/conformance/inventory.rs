@@ -413,6 +413,22 @@ pub fn findings_open_persist_and_fix(store: &dyn Store) -> Result<(), StoreError
     assert_eq!(fourth.opened[0].key.sbom_id, a);
     assert_eq!(fourth.opened[0].first_seen_ms, 1_000);
     assert_eq!(fourth.opened[0].fixed_at_ms, None);
+    // What a re-match returns is what it stored (it is not read back row by row).
+    let stored = store.findings(&FindingFilter::default())?;
+    for f in fourth.opened.iter().chain(&third.fixed) {
+        let now = stored.iter().find(|s| s.key == f.key).expect("stored");
+        if f.state == FindingState::Open {
+            assert_eq!(now, f);
+        } else {
+            assert_eq!(f.fixed_at_ms, Some(3_000));
+        }
+    }
+    let first_stored = first.opened.iter().all(|f| {
+        stored
+            .iter()
+            .any(|s| s.key == f.key && s.first_seen_ms == f.first_seen_ms && s.purl == f.purl)
+    });
+    assert!(first_stored);
 
     // A finding given twice counts once.
     let twice = store.record_matches(

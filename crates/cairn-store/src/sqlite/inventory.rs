@@ -10,8 +10,6 @@ use crate::{
     StoredAdvisory, StoredComponent, StoredFinding,
 };
 
-const FINDING_KEY_COLUMNS: &str = "advisory_id, sbom_id, ecosystem, name, version";
-
 const FINDING_COLUMNS: &str = "f.advisory_id, f.sbom_id, f.ecosystem, f.name, f.version, f.purl, \
      f.kind, f.severity, f.state, f.first_seen_ms, f.last_seen_ms, f.fixed_at_ms, \
      s.subject_name, s.subject_digest, s.workload, s.environment";
@@ -85,25 +83,100 @@ impl RawFinding {
     }
 }
 
-fn finding_by_key(
+/// The open and suppressed findings a re-match's scope covers (by package, and
+/// by advisory), whole, before it is recorded: a set-based read, one statement
+/// per package and per advisory (not one per finding).
+fn covered_findings(
     tx: &Connection,
-    k: &FindingKey,
+    scope: &MatchScope,
     what: &'static str,
-) -> Result<StoredFinding, StoreError> {
-    let raw = tx
+) -> Result<std::collections::BTreeMap<FindingKey, StoredFinding>, StoreError> {
+    let mut covered = std::collections::BTreeMap::new();
+    let mut by_package = tx
         .prepare_cached(&format!(
             "SELECT {FINDING_COLUMNS} FROM findings f JOIN sboms s ON s.id = f.sbom_id \
-             WHERE f.advisory_id = ?1 AND f.sbom_id = ?2 AND f.ecosystem = ?3 AND f.name = ?4 \
-             AND f.version = ?5"
+             WHERE f.ecosystem = ?1 AND f.name = ?2 AND (?3 IS NULL OR f.sbom_id = ?3) \
+             AND f.state != 'fixed'"
         ))
-        .and_then(|mut stmt| {
-            stmt.query_row(
-                params![k.advisory_id, k.sbom_id, k.ecosystem, k.name, k.version],
-                RawFinding::from_row,
-            )
-        })
         .map_err(StoreError::sqlite(what))?;
-    raw.into_finding()
+    for (ecosystem, name) in &scope.packages {
+        let rows = by_package
+            .query_map(params![ecosystem, name, scope.sbom], RawFinding::from_row)
+            .map_err(StoreError::sqlite(what))?;
+        for row in rows {
+            let f = row.map_err(StoreError::sqlite(what))?.into_finding()?;
+            covered.insert(f.key.clone(), f);
+        }
+    }
+    let mut by_advisory = tx
+        .prepare_cached(&format!(
+            "SELECT {FINDING_COLUMNS} FROM findings f JOIN sboms s ON s.id = f.sbom_id \
+             WHERE f.advisory_id = ?1 AND (?2 IS NULL OR f.sbom_id = ?2) \
+             AND f.state != 'fixed'"
+        ))
+        .map_err(StoreError::sqlite(what))?;
+    for id in &scope.advisories {
+        let rows = by_advisory
+            .query_map(params![id, scope.sbom], RawFinding::from_row)
+            .map_err(StoreError::sqlite(what))?;
+        for row in rows {
+            let f = row.map_err(StoreError::sqlite(what))?.into_finding()?;
+            covered.insert(f.key.clone(), f);
+        }
+    }
+    Ok(covered)
+}
+
+/// The subject of each SBOM a re-match opens findings in, read once per SBOM,
+/// so an opened finding is returned as written without reading it back.
+#[derive(Default)]
+struct SbomSubjects(
+    std::collections::HashMap<i64, (String, String, Option<String>, Option<String>)>,
+);
+
+impl SbomSubjects {
+    /// The finding `f` as just written open (inserted, or reopened keeping
+    /// `first_seen_ms`).
+    fn opened(
+        &mut self,
+        tx: &Connection,
+        f: &NewFinding,
+        first_seen_ms: i64,
+        now_ms: i64,
+        what: &'static str,
+    ) -> Result<StoredFinding, StoreError> {
+        let sbom_id = f.key.sbom_id;
+        let subject = match self.0.entry(sbom_id) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(
+                tx.prepare_cached(
+                    "SELECT subject_name, subject_digest, workload, environment FROM sboms \
+                     WHERE id = ?1",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row([sbom_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                })
+                .map_err(StoreError::sqlite(what))?,
+            ),
+        };
+        let (subject_name, subject_digest, workload, environment) = subject.clone();
+        Ok(StoredFinding {
+            key: f.key.clone(),
+            purl: f.purl.clone(),
+            kind: f.kind.clone(),
+            severity: f.severity.clone(),
+            state: FindingState::Open,
+            first_seen_ms,
+            last_seen_ms: now_ms,
+            fixed_at_ms: None,
+            subject_name,
+            subject_digest,
+            workload,
+            environment,
+        })
+    }
 }
 
 /// The id of a stored SBOM equal to `s` (see [`InventoryStore::add_sboms`]), if
@@ -503,40 +576,9 @@ impl InventoryStore for SqliteStore {
         }
         self.write(what, |tx| {
             // The open and suppressed findings the scope covers, before this re-match.
-            let mut covered: std::collections::BTreeSet<FindingKey> =
-                std::collections::BTreeSet::new();
-            {
-                let mut by_package = tx
-                    .prepare_cached(&format!(
-                        "SELECT {FINDING_KEY_COLUMNS} FROM findings \
-                         WHERE ecosystem = ?1 AND name = ?2 AND (?3 IS NULL OR sbom_id = ?3) \
-                         AND state != 'fixed'"
-                    ))
-                    .map_err(StoreError::sqlite(what))?;
-                for (ecosystem, name) in &scope.packages {
-                    let rows = by_package
-                        .query_map(params![ecosystem, name, scope.sbom], finding_key_from_row)
-                        .map_err(StoreError::sqlite(what))?;
-                    for row in rows {
-                        covered.insert(row.map_err(StoreError::sqlite(what))?);
-                    }
-                }
-                let mut by_advisory = tx
-                    .prepare_cached(&format!(
-                        "SELECT {FINDING_KEY_COLUMNS} FROM findings \
-                         WHERE advisory_id = ?1 AND (?2 IS NULL OR sbom_id = ?2) \
-                         AND state != 'fixed'"
-                    ))
-                    .map_err(StoreError::sqlite(what))?;
-                for id in &scope.advisories {
-                    let rows = by_advisory
-                        .query_map(params![id, scope.sbom], finding_key_from_row)
-                        .map_err(StoreError::sqlite(what))?;
-                    for row in rows {
-                        covered.insert(row.map_err(StoreError::sqlite(what))?);
-                    }
-                }
-            }
+            // Whole rows, so the findings this re-match fixes are returned
+            // without reading each one again.
+            let mut covered = covered_findings(tx, scope, what)?;
             // One statement per match: whether its component is stored, and the
             // state of its stored finding (NULL: none).
             let mut lookup = tx
@@ -544,6 +586,8 @@ impl InventoryStore for SqliteStore {
                     "SELECT EXISTS (SELECT 1 FROM sbom_components WHERE ecosystem = ?3 \
                      AND name = ?4 AND version = ?5 AND sbom_id = ?2), \
                      (SELECT state FROM findings WHERE advisory_id = ?1 AND sbom_id = ?2 \
+                     AND ecosystem = ?3 AND name = ?4 AND version = ?5), \
+                     (SELECT first_seen_ms FROM findings WHERE advisory_id = ?1 AND sbom_id = ?2 \
                      AND ecosystem = ?3 AND name = ?4 AND version = ?5)",
                 )
                 .map_err(StoreError::sqlite(what))?;
@@ -568,7 +612,8 @@ impl InventoryStore for SqliteStore {
                      AND version = ?5",
                 )
                 .map_err(StoreError::sqlite(what))?;
-            let mut opened_keys = Vec::new();
+            let mut opened = Vec::new();
+            let mut subjects = SbomSubjects::default();
             let mut still_open = 0u64;
             let mut done = std::collections::HashSet::new();
             for f in found {
@@ -577,8 +622,8 @@ impl InventoryStore for SqliteStore {
                     continue;
                 }
                 let key_params = params![k.advisory_id, k.sbom_id, k.ecosystem, k.name, k.version];
-                let (exists, state): (bool, Option<String>) = lookup
-                    .query_row(key_params, |r| Ok((r.get(0)?, r.get(1)?)))
+                let (exists, state, first_seen): (bool, Option<String>, Option<i64>) = lookup
+                    .query_row(key_params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .map_err(StoreError::sqlite(what))?;
                 if !exists {
                     return Err(StoreError::NotFound {
@@ -605,7 +650,7 @@ impl InventoryStore for SqliteStore {
                                 now_ms
                             ])
                             .map_err(StoreError::sqlite(what))?;
-                        opened_keys.push(k.clone());
+                        opened.push(subjects.opened(tx, f, now_ms, now_ms, what)?);
                     }
                     Some(FindingState::Fixed) => {
                         reopen
@@ -621,7 +666,9 @@ impl InventoryStore for SqliteStore {
                                 now_ms
                             ])
                             .map_err(StoreError::sqlite(what))?;
-                        opened_keys.push(k.clone());
+                        // A reopened finding keeps its first-seen time.
+                        let first_seen = first_seen.unwrap_or(now_ms);
+                        opened.push(subjects.opened(tx, f, first_seen, now_ms, what)?);
                     }
                     Some(FindingState::Open | FindingState::Suppressed) => {
                         seen.execute(params![
@@ -646,7 +693,7 @@ impl InventoryStore for SqliteStore {
                      AND sbom_id = ?2 AND ecosystem = ?3 AND name = ?4 AND version = ?5",
                 )
                 .map_err(StoreError::sqlite(what))?;
-            for k in &covered {
+            for k in covered.keys() {
                 fix.execute(params![
                     k.advisory_id,
                     k.sbom_id,
@@ -673,14 +720,15 @@ impl InventoryStore for SqliteStore {
                     components += count("component count", n)?;
                 }
             }
-            let opened = opened_keys
-                .iter()
-                .map(|k| finding_by_key(tx, k, what))
-                .collect::<Result<Vec<_>, _>>()?;
-            let fixed = covered
-                .iter()
-                .map(|k| finding_by_key(tx, k, what))
-                .collect::<Result<Vec<_>, _>>()?;
+            // What the UPDATE above wrote; every other column is as read.
+            let fixed: Vec<StoredFinding> = covered
+                .into_values()
+                .map(|mut f| {
+                    f.state = FindingState::Fixed;
+                    f.fixed_at_ms = Some(now_ms);
+                    f
+                })
+                .collect();
             tx.execute(
                 "INSERT INTO rematches (at_ms, packages, advisories, sbom_id, components, opened, \
                  still_open, fixed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

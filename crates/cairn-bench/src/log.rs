@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use cairn_tlog::note::Signer;
 
-use crate::appender::{AppendError, Appender};
-use crate::log::{Log, LogError};
+use cairn_tlog_fs::{AppendError, Appender, Log, LogError};
 
 /// What to measure.
 #[derive(Debug, Clone, Copy)]

@@ -8,7 +8,7 @@
 //! The stored documents are small JSON documents naming the SBOM's subject; the
 //! component index, not the document blobs, is what is measured.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -17,11 +17,10 @@ use cairn_store::prelude::*;
 use cairn_store::{NewSbom, SqliteStore};
 use serde_json::json;
 
-use super::summary;
-use crate::cli::Cli;
-use crate::commands::where_::{Query, find};
-use crate::exit::Failure;
-use crate::output::print_json;
+use crate::Failure;
+use crate::Output;
+use crate::print_json;
+use crate::summary;
 
 /// SBOMs per transaction while generating.
 const BATCH: usize = 250;
@@ -63,11 +62,14 @@ fn package_name(i: usize) -> String {
     format!("synthetic-pkg-{i}")
 }
 
+/// `find` is `cairn where NAME`'s lookup (the CLI's, handed in): the stored
+/// SBOMs holding any version of a package name, counted.
 pub fn where_(
-    cli: &Cli,
+    out: &Output,
     sboms: usize,
     components: usize,
     lookups: usize,
+    find: &dyn Fn(&dyn Store, &str) -> Result<usize, Failure>,
 ) -> Result<ExitCode, Failure> {
     let sboms = sboms.clamp(1, 100_000);
     let components = components.clamp(1, POOL / 2);
@@ -82,7 +84,8 @@ pub fn where_(
         let n = BATCH.min(sboms - made);
         let mut batch = Vec::with_capacity(n);
         for k in made..made + n {
-            let mut picked = HashSet::with_capacity(components);
+            // Ordered: the same seed gives the same SBOMs every run.
+            let mut picked = BTreeSet::new();
             while picked.len() < components {
                 picked.insert(rng.skewed(POOL));
             }
@@ -116,14 +119,7 @@ pub fn where_(
     let generated_in = generating.elapsed();
 
     // Warm the page cache the way a long-lived store would be.
-    let warm = |name: String| -> Result<usize, Failure> {
-        let query = Query {
-            ecosystem: None,
-            name,
-            range: Vec::new(),
-        };
-        Ok(find(&store, &query)?.hits.len())
-    };
+    let warm = |name: String| -> Result<usize, Failure> { find(&store, &name) };
     for i in 0..20 {
         warm(package_name(i))?;
     }
@@ -151,7 +147,7 @@ pub fn where_(
     let head_hits = head_hits / HEAD_ROUNDS;
     let h = summary(head_times);
     let peer = "Dependency-Track takes > 30 s for this question (the peer's published figure, not measured here)";
-    if cli.json {
+    if out.json {
         print_json(&json!({
             "sboms": sboms,
             "components_per_sbom": components,

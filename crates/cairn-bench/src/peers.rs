@@ -1,10 +1,5 @@
-//! `cairn bench`: measurements against the named peer, in the same run.
-
-pub mod exposures_bench;
-pub mod os_match_bench;
-pub mod scan_bench;
-pub mod serve_bench;
-pub mod where_bench;
+//! `cairn bench sandbox|chain|verify|image|push|gate`: measurements against the
+//! named peer, in the same run.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,42 +7,23 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
-use super::open_store;
-use crate::cli::Cli;
-use crate::exit::Failure;
-use crate::output::print_json;
+use crate::Output;
+use crate::{Failure, print_json, summary};
 
-/// p50/p99/mean/max of a sample, in milliseconds.
-fn summary(mut xs: Vec<Duration>) -> [f64; 4] {
-    xs.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let at = |q: f64| {
-        let i = ((xs.len() as f64 - 1.0) * q).round() as usize;
-        xs.get(i).copied().map_or(f64::NAN, ms)
-    };
-    let mean = xs.iter().copied().map(ms).sum::<f64>() / xs.len().max(1) as f64;
-    [
-        at(0.5),
-        at(0.99),
-        mean,
-        xs.last().copied().map_or(f64::NAN, ms),
-    ]
-}
-
-pub fn sandbox(cli: &Cli, iterations: usize) -> Result<ExitCode, Failure> {
+pub fn sandbox(out: &Output, iterations: usize) -> Result<ExitCode, Failure> {
     let iterations = iterations.clamp(10, 100_000);
     // Warm up the page cache and the cgroup hierarchy.
     for _ in 0..5 {
-        cairn_sandbox::bench::sandboxed_noop().context("sandboxed no-op step")?;
-        cairn_sandbox::bench::bare_bwrap_noop().context("bare bwrap")?;
+        crate::sandbox_noop::sandboxed_noop().context("sandboxed no-op step")?;
+        crate::sandbox_noop::bare_bwrap_noop().context("bare bwrap")?;
     }
     let (mut ours, mut bare) = (Vec::new(), Vec::new());
     for _ in 0..iterations {
-        ours.push(cairn_sandbox::bench::sandboxed_noop().context("sandboxed no-op step")?);
-        bare.push(cairn_sandbox::bench::bare_bwrap_noop().context("bare bwrap")?);
+        ours.push(crate::sandbox_noop::sandboxed_noop().context("sandboxed no-op step")?);
+        bare.push(crate::sandbox_noop::bare_bwrap_noop().context("bare bwrap")?);
     }
     let (o, b) = (summary(ours), summary(bare));
-    if cli.json {
+    if out.json {
         print_json(&json!({
             "iterations": iterations,
             "cairn_sandbox_ms": { "p50": o[0], "p99": o[1], "mean": o[2], "max": o[3] },
@@ -78,13 +54,13 @@ pub fn sandbox(cli: &Cli, iterations: usize) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn chain(cli: &Cli, stages: usize, repeat: usize) -> Result<ExitCode, Failure> {
+pub fn chain(out: &Output, stages: usize, repeat: usize) -> Result<ExitCode, Failure> {
     let stages = stages.clamp(1, 60);
     let repeat = repeat.clamp(1, 1000);
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
-    let times = cairn_engine::bench::chain(scratch.path(), stages, repeat)?;
+    let times = crate::chain_setup::chain(scratch.path(), stages, repeat)?;
     let s = summary(times);
-    if cli.json {
+    if out.json {
         print_json(&json!({
             "stages": stages + 1,
             "repeat": repeat,
@@ -112,7 +88,7 @@ const DEFAULT_ISSUER: &str = "https://token.actions.githubusercontent.com";
 /// Bundles verified per second on one core: cairn-sigstore in this process, and
 /// npm `@sigstore/verify` on the same bundle, artifact and trusted root.
 pub fn verify(
-    cli: &Cli,
+    out: &Output,
     case: &std::path::Path,
     iterations: usize,
     node_modules: Option<&std::path::Path>,
@@ -185,7 +161,7 @@ pub fn verify(
     let script = scratch.path().join("sigstore_verify.js");
     std::fs::write(&script, SIGSTORE_JS_BENCH).context("cannot write the peer's script")?;
     let peer_iterations = (iterations / 10).max(10);
-    let out = std::process::Command::new("node")
+    let peer = std::process::Command::new("node")
         .arg(&script)
         .args([&root_path, &bundle_path, &artifact_path])
         .args([
@@ -196,18 +172,18 @@ pub fn verify(
         .env("NODE_PATH", &modules)
         .output()
         .context("cannot run node")?;
-    if !out.status.success() {
+    if !peer.status.success() {
         return Err(anyhow::anyhow!(
             "@sigstore/verify failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            String::from_utf8_lossy(&peer.stderr).trim()
         )
         .into());
     }
     let peer: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("the peer's output is not JSON")?;
+        serde_json::from_slice(&peer.stdout).context("the peer's output is not JSON")?;
     let peer_seconds = peer["seconds"].as_f64().unwrap_or(f64::NAN);
     let theirs = peer_iterations as f64 / peer_seconds;
-    if cli.json {
+    if out.json {
         print_json(&json!({
             "bundle": bundle_path.display().to_string(),
             "cairn_per_second": ours,
@@ -238,7 +214,7 @@ pub fn verify(
 /// The example app's chain with its image build, end to end through this binary:
 /// cold (a fresh data directory: the catalog base made and unpacked, every layer
 /// new) and warm (the same commit again in the same data directory).
-pub fn image(cli: &Cli, app: &std::path::Path, repeat: usize) -> Result<ExitCode, Failure> {
+pub fn image(out: &Output, app: &std::path::Path, repeat: usize) -> Result<ExitCode, Failure> {
     use std::process::Command;
     let repeat = repeat.clamp(1, 50);
     let exe = std::env::current_exe().context("cannot find the cairn binary")?;
@@ -315,7 +291,7 @@ pub fn image(cli: &Cli, app: &std::path::Path, repeat: usize) -> Result<ExitCode
         warm.push(timed(&["run"], &repo, &home)?);
     }
     let (b, c, w) = (summary(base), summary(cold), summary(warm));
-    if cli.json {
+    if out.json {
         print_json(&json!({
             "app": app.display().to_string(),
             "repeat": repeat,
@@ -343,14 +319,15 @@ pub fn image(cli: &Cli, app: &std::path::Path, repeat: usize) -> Result<ExitCode
 
 /// A registry for [`push`]: the one named, or Debian's `docker-registry` started on
 /// a free loopback port with a temporary config (stopped when dropped).
-struct BenchRegistry {
-    host: String,
+#[derive(Debug)]
+pub struct BenchRegistry {
+    pub host: String,
     child: Option<std::process::Child>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl BenchRegistry {
-    fn start(named: Option<&str>) -> Result<Self, Failure> {
+    pub fn start(named: Option<&str>) -> Result<Self, Failure> {
         if let Some(host) = named {
             return Ok(BenchRegistry {
                 host: host.to_owned(),
@@ -407,36 +384,38 @@ impl Drop for BenchRegistry {
 /// layout with its digest computed once while copying) and pushes it to a real
 /// registry over plain HTTP on loopback, beside `sha256sum` of the same bytes (the
 /// floor: every byte must be hashed at least once). Goal: ≤ 1.5× the floor.
-pub fn push(cli: &Cli, size_mib: u64, registry: Option<&str>) -> Result<ExitCode, Failure> {
+pub fn push(out: &Output, size_mib: u64, registry: Option<&str>) -> Result<ExitCode, Failure> {
     use std::io::Write;
     let size_mib = size_mib.clamp(1, 16 * 1024);
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
     let file = scratch.path().join("layer.bin");
     {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).context("layer file")?);
+        let mut layer =
+            std::io::BufWriter::new(std::fs::File::create(&file).context("layer file")?);
         let mut chunk = vec![0u8; 1 << 20];
         for _ in 0..size_mib {
             aws_lc_rs::rand::fill(&mut chunk).map_err(|_| anyhow::anyhow!("no randomness"))?;
-            out.write_all(&chunk)
+            layer
+                .write_all(&chunk)
                 .context("cannot write the layer file")?;
         }
-        out.flush().context("cannot write the layer file")?;
+        layer.flush().context("cannot write the layer file")?;
     }
     let registry = BenchRegistry::start(registry)?;
 
     let t = std::time::Instant::now();
-    let out = std::process::Command::new("sha256sum")
+    let summed = std::process::Command::new("sha256sum")
         .arg(&file)
         .output()
         .context("cannot run sha256sum")?;
     let floor = t.elapsed();
-    if !out.status.success() {
+    if !summed.status.success() {
         return Err(anyhow::anyhow!("sha256sum failed").into());
     }
 
     let data = cairn_engine::DataDir::at(scratch.path().join("data"));
     let images = cairn_engine::images::Images::open(&data)?;
-    let store = open_store(&data)?;
+    let (store, _) = cairn_engine::pairing::open_store(&data)?;
     let t = std::time::Instant::now();
     let blob = images.layout().put_blob_from_file(&file)?;
     let rootfs = scratch.path().join("base");
@@ -467,7 +446,7 @@ pub fn push(cli: &Cli, size_mib: u64, registry: Option<&str>) -> Result<ExitCode
     let t = std::time::Instant::now();
     let pushed = cairn_engine::images::registry::push(
         &images,
-        &*store,
+        &store,
         &org,
         &image,
         &format!("{}/bench/layer:latest", registry.host),
@@ -477,7 +456,7 @@ pub fn push(cli: &Cli, size_mib: u64, registry: Option<&str>) -> Result<ExitCode
     let total = assembled + pushing;
     let ratio = total.as_secs_f64() / floor.as_secs_f64();
     let mib_s = size_mib as f64 / total.as_secs_f64();
-    if cli.json {
+    if out.json {
         print_json(&json!({
             "size_mib": size_mib,
             "registry": registry.host,
@@ -518,7 +497,7 @@ pub fn push(cli: &Cli, size_mib: u64, registry: Option<&str>) -> Result<ExitCode
 /// A gate decision with the default policy set on a realistic production input
 /// (provenance, test results, reviews, findings), beside regorus evaluating the
 /// same policies on the same input alone. Goal: p99 ≤ 1 ms.
-pub fn gate(cli: &Cli, iterations: usize) -> Result<ExitCode, Failure> {
+pub fn gate(out: &Output, iterations: usize) -> Result<ExitCode, Failure> {
     let iterations = iterations.clamp(10, 1_000_000);
     let builder = cairn_policy::POLICY_TEST_BUILDER_ID;
     let params = cairn_policy::DefaultParams::new(builder);
@@ -535,7 +514,7 @@ pub fn gate(cli: &Cli, iterations: usize) -> Result<ExitCode, Failure> {
     )
     .map_err(fail)?;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    if cli.json {
+    if out.json {
         print_json(&json!({
             "iterations": b.iterations,
             "allowed": b.allowed,

@@ -1,4 +1,4 @@
-//! `cairn bench registry`: push a large layer (plus config and manifest) to a
+//! The registry push benchmark (`examples/push_bench.rs`): push a large layer (plus config and manifest) to a
 //! registry and compare with the floor, `sha256sum` of the same bytes.
 
 use std::fs::File;
@@ -7,8 +7,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::manifest::media_types;
-use crate::{Descriptor, Digest, Error, ImageManifest, PushedBlob, Registry, Result, Sha256};
+use anyhow::{Context, Result, anyhow};
+use cairn_registry::{
+    Descriptor, Digest, ImageManifest, PushedBlob, Registry, Sha256, media_types,
+};
 
 /// What [`push_layer`] measured.
 #[derive(Clone, Debug)]
@@ -38,29 +40,26 @@ pub fn push_layer(
     size: u64,
     scratch: &Path,
 ) -> Result<PushBench> {
-    let context = registry.repo_context(repository, "bench: push a layer")?;
-    let io = |source| Error::Io {
-        context: context.clone(),
-        source,
-    };
     let path = scratch.join(format!("cairn-bench-layer-{}", std::process::id()));
     let result = (|| {
-        let digest = write_layer(&path, size).map_err(io)?;
+        let digest =
+            write_layer(&path, size).with_context(|| format!("cannot write {}", path.display()))?;
 
         let started = Instant::now();
-        let out = Command::new("sha256sum").arg(&path).output().map_err(io)?;
+        let out = Command::new("sha256sum")
+            .arg(&path)
+            .output()
+            .context("cannot run sha256sum")?;
         let sha256sum_seconds = started.elapsed().as_secs_f64();
         let printed = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() || printed.split_whitespace().next() != Some(digest.hex().as_str())
         {
-            return Err(Error::InvalidResponse {
-                context: context.clone(),
-                reason: "sha256sum did not confirm the layer digest".into(),
-            });
+            return Err(anyhow!("sha256sum did not confirm the layer digest"));
         }
 
         let started = Instant::now();
-        let mut file = File::open(&path).map_err(io)?;
+        let mut file =
+            File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let layer = registry.push_blob(repository, &digest, size, &mut file)?;
         let config = format!(
             r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{digest}"]}}}}"#
@@ -89,11 +88,7 @@ pub fn push_layer(
             subject: None,
             annotations: Default::default(),
         };
-        let bytes = serde_json::to_vec(&manifest).map_err(|source| Error::Json {
-            context: context.clone(),
-            what: "bench manifest",
-            source,
-        })?;
+        let bytes = serde_json::to_vec(&manifest).context("the bench manifest")?;
         let manifest_digest =
             registry.push_manifest(repository, "latest", media_types::OCI_MANIFEST, &bytes)?;
         let push_seconds = started.elapsed().as_secs_f64();

@@ -17,10 +17,10 @@ use cairn_server::{AppState, ServerConfig};
 use cairn_store::{SqliteStore, Store};
 use serde_json::json;
 
-use super::summary;
-use crate::cli::Cli;
-use crate::exit::Failure;
-use crate::output::print_json;
+use crate::Failure;
+use crate::Output;
+use crate::print_json;
+use crate::summary;
 
 const SECRET: &[u8] = b"bench-webhook-secret";
 const KINDS: [&str; 5] = ["runs", "workloads", "run", "checkpoint", "webhook"];
@@ -54,7 +54,7 @@ struct Sample {
     ok: bool,
 }
 
-pub fn serve_bench(cli: &Cli, clients: usize, seconds: u64) -> Result<ExitCode, Failure> {
+pub fn serve_bench(out: &Output, clients: usize, seconds: u64) -> Result<ExitCode, Failure> {
     let clients = clients.clamp(1, 2_000);
     let seconds = seconds.clamp(1, 600);
     let tmp = tempfile::tempdir().context("a temporary directory")?;
@@ -88,7 +88,7 @@ pub fn serve_bench(cli: &Cli, clients: usize, seconds: u64) -> Result<ExitCode, 
         store,
         ServerConfig {
             data: data.clone(),
-            platform_dir: cli.platform_dir.clone(),
+            platform_dir: out.platform_dir.clone(),
             session_ttl_ms: 3_600_000,
             secure_cookies: false,
         },
@@ -129,7 +129,7 @@ pub fn serve_bench(cli: &Cli, clients: usize, seconds: u64) -> Result<ExitCode, 
         },
     ));
 
-    if !cli.json {
+    if !out.json {
         eprintln!(
             "cairn bench serve: {clients} clients for {seconds} s against http://{addr}/ (4 reads : 1 signed push)"
         );
@@ -229,7 +229,7 @@ pub fn serve_bench(cli: &Cli, clients: usize, seconds: u64) -> Result<ExitCode, 
         })
         .collect();
     let queued = state.0.store.queued_count()?;
-    if cli.json {
+    if out.json {
         print_json(&json!({
             "clients": clients, "seconds": elapsed.as_secs_f64(), "requests": samples.len(),
             "errors": errors, "throughput_rps": throughput,
@@ -260,6 +260,6 @@ pub fn serve_bench(cli: &Cli, clients: usize, seconds: u64) -> Result<ExitCode, 
     Ok(if errors == 0 {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(crate::exit::USER)
+        ExitCode::from(crate::USER)
     })
 }

@@ -1,8 +1,6 @@
-//! Synthetic inputs for timing matching (`examples/match_bench.rs`, and later
-//! `cairn bench`). Deterministic; no clock here — the caller times.
+//! Synthetic inputs for timing matching (`examples/match_bench.rs`). Deterministic; no clock here — the caller times.
 
-use crate::index::AdvisoryIndex;
-use crate::matching::Package;
+use cairn_vuln::{AdvisoryIndex, Package};
 
 /// `n` components: about a third name packages the index has advisories for
 /// (with versions spread over 0.0.0–9.9.9), the rest are names it does not know,

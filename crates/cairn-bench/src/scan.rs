@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use serde_json::{Value, json};
 
-use super::summary;
-use crate::cli::Cli;
-use crate::exit::Failure;
-use crate::output::print_json;
+use crate::Failure;
+use crate::Output;
+use crate::print_json;
+use crate::summary;
 
 #[derive(Debug, clap::Args)]
 pub struct ScanBenchArgs {
@@ -69,7 +69,7 @@ fn ids(list: &Value, pointer: &str) -> BTreeSet<String> {
         .collect()
 }
 
-pub fn scan(cli: &Cli, args: &ScanBenchArgs) -> Result<ExitCode, Failure> {
+pub fn scan(out: &Output, args: &ScanBenchArgs) -> Result<ExitCode, Failure> {
     let repeat = args.repeat.clamp(1, 1000);
     let cargo_audit = match &args.cargo_audit {
         Some(p) => p.clone(),
@@ -205,7 +205,7 @@ pub fn scan(cli: &Cli, args: &ScanBenchArgs) -> Result<ExitCode, Failure> {
     let (o, t) = (summary(ours_t), summary(theirs_t));
     let ratio = t[0] / o[0];
     let packages = ours_v["packages"].as_u64().unwrap_or(0);
-    if cli.json {
+    if out.json {
         print_json(&json!({
             "advisories": written,
             "left_out": left_out,

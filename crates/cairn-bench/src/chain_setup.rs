@@ -8,21 +8,20 @@ use std::time::{Duration, Instant};
 
 use cairn_model::RunStatus;
 
-use crate::{DataDir, Engine, EngineError, load_workload};
+use anyhow::{Context, anyhow};
+use cairn_engine::{DataDir, Engine, load_workload};
+
+use crate::Failure;
 
 /// Runs a chain of `source` + `noop_stages` stages that each run `true` in the
 /// sandbox, `repeat` times; returns each run's wall time. Uses `scratch` (an empty
 /// directory) for the repository, the platform config and the store.
-pub fn chain(
-    scratch: &Path,
-    noop_stages: usize,
-    repeat: usize,
-) -> Result<Vec<Duration>, EngineError> {
+pub fn chain(scratch: &Path, noop_stages: usize, repeat: usize) -> Result<Vec<Duration>, Failure> {
     let repo = scratch.join("app");
     let platform = scratch.join("platform");
     let chains = platform.join("chains");
     for dir in [&repo, &chains] {
-        std::fs::create_dir_all(dir).map_err(EngineError::io("create", dir))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let mut chain =
         String::from("name = \"bench\"\n[[stage]]\nname = \"source\"\nkind = \"source\"\n");
@@ -32,7 +31,7 @@ pub fn chain(
         ));
     }
     let write = |path: &Path, text: &str| {
-        std::fs::write(path, text).map_err(EngineError::io("write", path))
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
     };
     write(&chains.join("bench.toml"), &chain)?;
     write(
@@ -58,15 +57,9 @@ pub fn chain(
             .arg(&repo)
             .args(args)
             .status()
-            .map_err(|source| EngineError::Spawn {
-                program: "git",
-                source,
-            })?;
+            .context("cannot run git")?;
         if !status.success() {
-            return Err(EngineError::Git {
-                what: "setup of the benchmark repository",
-                stderr: String::new(),
-            });
+            return Err(anyhow!("git failed setting up the benchmark repository").into());
         }
     }
     let data = DataDir::at(scratch.join("data"));
@@ -79,12 +72,11 @@ pub fn chain(
         let run = engine.run_loaded(&loaded, Some("HEAD"), false, &mut ())?;
         times.push(start.elapsed());
         if run.status != RunStatus::Succeeded {
-            return Err(EngineError::Git {
-                what: "benchmark chain run",
-                stderr: run
-                    .reason
-                    .unwrap_or_else(|| "the run did not succeed".into()),
-            });
+            return Err(anyhow!(
+                "the benchmark chain run failed: {}",
+                run.reason.as_deref().unwrap_or("the run did not succeed")
+            )
+            .into());
         }
     }
     Ok(times)

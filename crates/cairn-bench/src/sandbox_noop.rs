@@ -6,10 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::args::BWRAP;
-use crate::error::SandboxError;
-use crate::spec::{Exit, SandboxSpec};
-use crate::{prepare_workspace, run};
+use cairn_sandbox::{BWRAP, Exit, SandboxError, SandboxSpec, prepare_workspace, run};
 
 /// One start of `true` in a full cairn sandbox (limits, cgroup, mounts, output
 /// readers), timed around [`run`]; the scratch workspace is made and removed untimed.

@@ -1,4 +1,4 @@
-//! Runs `cairn_registry::bench::push_layer` against a running registry:
+//! Runs `cairn_bench::push_layer::push_layer` against a running registry:
 //! `push_bench HOST:PORT [BYTES] [SCRATCH_DIR] [CHUNK_THRESHOLD]` (plain HTTP
 //! to loopback only; a threshold above BYTES pushes in one PUT).
 
@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let registry = Registry::with_options(options)?;
     registry.ping()?;
-    let r = cairn_registry::bench::push_layer(&registry, "cairn/bench", size, &scratch)?;
+    let r = cairn_bench::push_layer::push_layer(&registry, "cairn/bench", size, &scratch)?;
     println!(
         "pushed {} bytes ({:?}) in {:.3} s ({:.0} MiB/s); sha256sum {:.3} s; ratio {:.2} (goal <= 1.5); manifest {}",
         r.bytes,

@@ -1,8 +1,8 @@
-//! Measures durable appends/s: `cargo run -p cairn-tlog-fs --example bench --
+//! Measures durable appends/s: `cargo run -p cairn-bench --example log_bench --
 //! [threads] [entries] [baseline entries]` (what `cairn log bench` runs).
 
+use cairn_bench::log::{BenchConfig, run};
 use cairn_tlog::note::Signer;
-use cairn_tlog_fs::bench::{BenchConfig, run};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arg = |i: usize, default: u64| -> Result<u64, Box<dyn std::error::Error>> {

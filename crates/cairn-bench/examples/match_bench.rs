@@ -1,11 +1,12 @@
 //! Micro benchmark (not a test): index the RustSec OSV export and match 10,000
 //! synthetic components against it.
 //!
-//! `cargo run --release -p cairn-vuln --example match_bench [DIR] [N]`
+//! `cargo run --release -p cairn-bench --example match_bench [DIR] [N]`
 //! DIR defaults to `$CAIRN_CONFORMANCE_DIR/osv/rustsec` or
 //! `../shared/conformance/osv/rustsec`; N to 10000. Goal: matching ≤ 1 s.
 
-use cairn_vuln::{Advisory, AdvisoryIndex, bench};
+use cairn_bench::synthetic as bench;
+use cairn_vuln::{Advisory, AdvisoryIndex};
 use std::path::PathBuf;
 use std::time::Instant;
 

@@ -16,7 +16,7 @@
 //! exposures` and `GET /api/exposures` run). A second, small batch (a few
 //! records changed) is timed the same way: the steady state of a feed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -27,9 +27,9 @@ use cairn_store::prelude::*;
 use cairn_store::{NewSbom, SqliteStore};
 use serde_json::json;
 
-use crate::cli::Cli;
-use crate::exit::Failure;
-use crate::output::print_json;
+use crate::Failure;
+use crate::Output;
+use crate::print_json;
 
 /// SBOMs per transaction while generating.
 const BATCH: usize = 250;
@@ -165,7 +165,7 @@ const MEDIUM: &str = "CVSS:3.1/AV:N/AC:H/PR:L/UI:R/S:U/C:L/I:L/A:N";
 
 #[allow(clippy::too_many_lines)]
 pub fn exposures(
-    cli: &Cli,
+    out: &Output,
     sboms: usize,
     workloads: usize,
     npm_per_sbom: usize,
@@ -209,7 +209,8 @@ pub fn exposures(
                 let purl = format!("pkg:deb/debian/{name}@{version}?distro=debian-12");
                 comps.push(("Debian:12".to_owned(), name.clone(), version, purl));
             }
-            let mut picked = HashSet::with_capacity(npm_per_sbom);
+            // Ordered, so that the same seed gives the same SBOMs (and findings) every run.
+            let mut picked = BTreeSet::new();
             while picked.len() < npm_per_sbom {
                 picked.insert(rng.skewed(POOL));
             }
@@ -373,7 +374,7 @@ pub fn exposures(
     write_batch("2026-12-02T00:00:00Z", changed, 0).context("cannot write the advisories")?;
     let delta = round("delta")?;
     let secs = |d: Duration| d.as_secs_f64();
-    if cli.json {
+    if out.json {
         print_json(&json!({
             "sboms": sboms,
             "workloads": workloads,

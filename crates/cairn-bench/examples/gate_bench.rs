@@ -1,6 +1,6 @@
 //! Times `Gate::decide` on a realistic production input with the default policy
 //! set, side by side with regorus alone (run with `--release`):
-//! `cargo run --release -p cairn-policy --example gate_bench [ITERATIONS]`.
+//! `cargo run --release -p cairn-bench --example gate_bench [ITERATIONS]`.
 
 use std::time::Instant;
 

@@ -21,9 +21,9 @@ use cairn_vuln::archive::{Entry, OsvArchive};
 use cairn_vuln::{Advisory, AdvisoryIndex};
 use serde_json::json;
 
-use crate::cli::Cli;
-use crate::exit::Failure;
-use crate::output::print_json;
+use crate::Failure;
+use crate::Output;
+use crate::print_json;
 
 /// cairn's whole match: the root filesystem's packages (as `cairn scan` reads
 /// them), the zip's records that can concern them into an index, the match.
@@ -137,7 +137,7 @@ fn host_rootfs(dir: &Path) -> Result<PathBuf, Failure> {
 }
 
 pub fn os_match(
-    cli: &Cli,
+    out: &Output,
     rootfs: Option<&Path>,
     osv: Option<&Path>,
     reference: &Path,
@@ -216,7 +216,7 @@ pub fn os_match(
     } else {
         "release"
     };
-    if cli.json {
+    if out.json {
         print_json(&json!({
             "rootfs": rootfs.display().to_string(),
             "osv": osv.display().to_string(),
