@@ -728,6 +728,50 @@ fn a_dependency_advisory_becomes_a_reviewed_remediation_commit() {
     }
 }
 
+/// A remediation does not replace a newer build in staging: production runs
+/// commit A; staging already runs a build of a later commit B; the base-layer
+/// finding is remediated (base refreshed, A rebased and retested), but cairn
+/// stops before staging, saying what runs there and which command would
+/// replace it. Staging keeps B's build, production is unchanged.
+#[test]
+fn a_remediation_leaves_a_newer_build_in_staging_alone() {
+    let p = in_production(AUTO, &|root| debian_fixture(root, VULNERABLE), &|_| {});
+    p.f.write("NOTES.md", "a later commit\n")
+        .commit("a later commit");
+    let r = p.as_(&p.rita, &["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let newer = p.json(&p.rita, &["image", "list"])[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(newer, p.digest);
+    let r = p.as_(
+        &p.rita,
+        &["promote", "hello-web", &newer, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+
+    p.import(&common::zlib_advisory(ADVISORY, Some(FIXED)));
+    debian_fixture(&p.root, FIXED);
+    let r = p.as_(&p.rita, &["remediate", &format!("hello-web:{ADVISORY}")]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("kept: staging runs ")
+            && r.stderr.contains("cairn does not replace another build")
+            && r.stdout
+                .contains("waiting for approval to staging: staging runs another build"),
+        "{r:?}"
+    );
+    assert_eq!(p.running("staging"), newer);
+    assert_eq!(p.running("production"), p.digest);
+    let status = p.as_(&p.rita, &["remediate"]).stdout;
+    println!("{status}");
+    let audit = p.as_(&p.rita, &["audit"]).stdout;
+    assert!(audit.contains("kept:"), "{audit}");
+    assert!(!audit.contains("by cairn-remediation"), "{audit}");
+}
+
 /// Without production in `auto_promote`, cairn takes the remediation to
 /// staging and stops, saying which command a human runs; the exposure in
 /// production stays open until they do.

@@ -310,7 +310,8 @@ impl Remediator<'_> {
         for env in &self.org.promotion_path {
             if self.org.remediation_auto_promote.contains(env) {
                 steps.push(format!(
-                    "promote it to {env} through the gate (auto_promote: by cairn)"
+                    "promote it to {env} through the gate (auto_promote: by cairn; an environment before {} that runs another commit's build is left as it is, for a human)",
+                    self.org.promotion_path.last().map_or("the last", String::as_str)
                 ));
             } else {
                 steps.push(format!(
@@ -553,6 +554,35 @@ impl Remediator<'_> {
                     command: format!("cairn promote {} {digest} --to {env}", plan.workload),
                 });
             }
+            // An environment before the exposed one that runs a build of
+            // another commit (a newer one on its way) is not replaced by cairn:
+            // the rebased digest of the older commit would undo it. A human
+            // decides; what runs there stays.
+            if *env != plan.environment
+                && let Some(other) = self
+                    .other_build_in(&plan, env)
+                    .map_err(|e| Failed::at(&format!("promote {env}"), e.to_string()))?
+            {
+                run.step(
+                    "kept",
+                    None,
+                    &format!(
+                        "{env} runs {other}, not commit {} that {} runs: cairn does not replace another build with the rebased {digest}",
+                        plan.commit.as_deref().unwrap_or("?"),
+                        plan.environment
+                    ),
+                    note,
+                )
+                .map_err(Failed::of("promote"))?;
+                return Ok(Ending::WaitingForApproval {
+                    digest: digest.clone(),
+                    environment: env.clone(),
+                    command: format!(
+                        "{env} runs another build ({other}); to replace it with the rebased digest: cairn promote {} {digest} --to {env}",
+                        plan.workload
+                    ),
+                });
+            }
             let step = format!("promote {env}");
             let req = Request {
                 workload: plan.workload.clone(),
@@ -626,6 +656,32 @@ impl Remediator<'_> {
             digest,
             time_to_remediate_ms,
         })
+    }
+
+    /// What `env` runs when it is a build of another commit than the one
+    /// remediated (`digest (commit C)`); `None` when it runs nothing, or a
+    /// digest of the same commit (the exposed one, or an earlier rebase).
+    fn other_build_in(&self, plan: &Plan, env: &str) -> Result<Option<String>, EngineError> {
+        let store = &*self.store;
+        let Some(there) = store.current_deployment(&plan.workload, env)? else {
+            return Ok(None);
+        };
+        if there.digest == plan.digest {
+            return Ok(None);
+        }
+        let commit = store
+            .images(None, Some(&there.digest), 1)?
+            .into_iter()
+            .next()
+            .map(|r| r.commit);
+        if commit.is_some() && commit == plan.commit {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "{} (commit {})",
+            there.digest,
+            commit.as_deref().unwrap_or("unknown")
+        )))
     }
 
     /// Runs the base's recipe again and returns the new version's digest,
