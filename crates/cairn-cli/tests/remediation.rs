@@ -1165,3 +1165,56 @@ fn a_pinned_requirements_txt_is_rewritten_and_checked_with_pip() {
     );
     assert_eq!(p.running("production"), p.digest);
 }
+
+/// Issue 13, bad input (pip): requirements cairn cannot bump exactly are
+/// refused at the bump with the reason, production unchanged, the exposure
+/// open: one compiled from a requirements.in (its compiler would be needed),
+/// one whose pin carries hashes (they would not match the new version).
+#[test]
+fn requirements_cairn_cannot_rewrite_exactly_are_refused_with_the_reason() {
+    for (files, why) in [
+        (
+            vec![
+                ("tools/requirements.in", "PyJWT\n"),
+                ("tools/requirements.txt", "pyjwt==2.3.0\n"),
+            ],
+            "tools/requirements.txt is compiled from tools/requirements.in: cairn does not run pip-compile",
+        ),
+        (
+            vec![(
+                "tools/requirements.txt",
+                "pyjwt==2.3.0 \\\n    --hash=sha256:e0c4bb8d9f0af0c7f5b1ec4c5036309617d03d56932877f2f7a0beeb5318322f\n",
+            )],
+            "the pin of pyjwt carries hashes (line 1): they would not match 2.4.0",
+        ),
+    ] {
+        let f = Fixture::example("hello-web");
+        let cairn_toml = std::fs::read_to_string(f.repo.join("cairn.toml")).unwrap();
+        f.write(
+            "cairn.toml",
+            &cairn_toml.replace("base = \"tiny\"", "base = \"deb\""),
+        );
+        for (path, text) in &files {
+            f.write(path, text);
+        }
+        f.commit("on the Debian base, with tool requirements");
+        let p = in_production_of(
+            f,
+            AUTO,
+            &|root| debian_fixture(root, VULNERABLE),
+            &|_| {},
+            &["--override", "PyJWT is MIT; requirements.txt does not say"],
+        );
+        p.import(&pyjwt_advisory("GHSA-ffqj-6fqr-9h24", Some("2.4.0")));
+        let r = p.as_(&p.rita, &["remediate", "GHSA-ffqj-6fqr-9h24"]);
+        println!("{}\n{}", r.stdout, r.stderr);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(
+            r.stdout.contains("FAILED at `bump`") && r.stdout.contains(why),
+            "{r:?}"
+        );
+        assert_eq!(p.running("production"), p.digest);
+        let open = p.exposures(&["--env", "production"]);
+        assert_eq!(open[0]["state"], "open", "{open:?}");
+    }
+}
