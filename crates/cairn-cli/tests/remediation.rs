@@ -897,8 +897,9 @@ dependencies = [
 requires-dist = [{ name = "pyjwt", specifier = ">=2" }]
 "#;
 
-/// uv as `scripts/install-interop-tools` installs it (PyPI's static build).
-fn uv_binary() -> std::path::PathBuf {
+/// A tool `scripts/install-interop-tools` installs (`bin/uv`, PyPI's static
+/// build; `pip-tools`, a directory of pure Python packages).
+fn interop_tool(rel: &str) -> std::path::PathBuf {
     let dir = match std::env::var_os("CAIRN_INTEROP_DIR") {
         Some(dir) => std::path::PathBuf::from(dir),
         None => std::env::var_os("CARGO_TARGET_DIR")
@@ -908,13 +909,13 @@ fn uv_binary() -> std::path::PathBuf {
             })
             .join("interop-tools"),
     };
-    let bin = dir.join("bin/uv");
+    let path = dir.join(rel);
     assert!(
-        bin.is_file(),
+        path.exists(),
         "run scripts/install-interop-tools first (missing {})",
-        bin.display()
+        path.display()
     );
-    bin
+    path
 }
 
 /// A build image's root filesystem from host files: dash as `/bin/sh`, the
@@ -933,8 +934,15 @@ fn python_toolchain_rootfs(root: &std::path::Path) {
     }
     std::fs::copy("/usr/bin/dash", root.join("usr/bin/sh")).unwrap();
     std::fs::copy("/usr/bin/python3.11", root.join("usr/bin/python3")).unwrap();
-    std::fs::copy(uv_binary(), root.join("usr/bin/uv")).unwrap();
-    for lib in ["libc.so.6", "libm.so.6", "libz.so.1", "libexpat.so.1"] {
+    std::fs::copy(interop_tool("bin/uv"), root.join("usr/bin/uv")).unwrap();
+    for lib in [
+        "libc.so.6",
+        "libm.so.6",
+        "libz.so.1",
+        "libexpat.so.1",
+        "libssl.so.3",
+        "libcrypto.so.3",
+    ] {
         std::fs::copy(
             format!("/lib/x86_64-linux-gnu/{lib}"),
             root.join("usr/lib/x86_64-linux-gnu").join(lib),
@@ -975,6 +983,23 @@ fn python_toolchain_rootfs(root: &std::path::Path) {
         untar.stdin.take().unwrap().write_all(&out.stdout).unwrap();
     }
     assert!(untar.wait().unwrap().success());
+    // pip-tools (with its pip) where Debian's Python finds packages, and
+    // its command.
+    common::copy_dir(
+        &interop_tool("pip-tools"),
+        &root.join("usr/lib/python3/dist-packages"),
+    );
+    let _ = std::fs::remove_dir_all(root.join("usr/lib/python3/dist-packages/bin"));
+    let pip_compile = root.join("usr/bin/pip-compile");
+    std::fs::write(
+        &pip_compile,
+        "#!/usr/bin/python3\nimport sys\nfrom piptools.scripts.compile import cli\nsys.exit(cli())\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pip_compile, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     for (link, target) in [
         ("bin", "usr/bin"),
         ("lib", "usr/lib"),
@@ -986,41 +1011,28 @@ fn python_toolchain_rootfs(root: &std::path::Path) {
     std::fs::write(root.join("etc/passwd"), "nobody:x:65534:65534::/:/bin/sh\n").unwrap();
 }
 
-/// Issue 13, item 6 (uv, in the build image): a workload building in the
-/// build image `pytools` (Python and uv; the host's system has no uv) runs in
-/// production with a uv.lock at PyJWT 2.3.0 (its fetch stage installs it with
-/// the image's uv, so its licence is known). An advisory with no fixed version
-/// stops at the plan; one whose fixed version PyPI does not have stops at the
-/// bump, uv's error printed; the real advisory (fixed in 2.4.0) is bumped by
-/// `uv lock --upgrade-package pyjwt==2.4.0` run in the build image with network,
-/// committed on a branch, its run passes, and it waits for review. Production
-/// is unchanged throughout and the exposures stay open.
-#[test]
-fn a_uv_lock_is_bumped_by_the_build_images_uv_and_waits_for_review() {
-    for dir in ["/usr/bin", "/usr/local/bin", "/bin", "/usr/sbin"] {
-        assert!(
-            !std::path::Path::new(dir).join("uv").exists(),
-            "the host's system must not have uv ({dir})"
-        );
-    }
+/// A Python web server (built and run in the build image `pytools`: Python,
+/// uv, pip-compile; its image on `pytools` too) with `files` (its tool's
+/// lockfiles), in production; the dependency's missing licence overridden.
+fn pytools_in_production(files: &[(&str, &str)]) -> Prod {
     let f = Fixture::new();
     f.write(
         "cairn.toml",
         "[workload]\nname = \"hello-web\"\nchain = \"default\"\nenvironments = [\"staging\", \"production\"]\n\
          [build]\nimage = \"pytools\"\n\
-         fetch = \"cd tools && UV_SYSTEM_CERTS=1 UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=deps uv sync --frozen\"\n\
          command = \"python3 -m py_compile server.py\"\noutput = \"server.py\"\n\
-         [test]\nunit = \"test -x /usr/bin/uv && test -f tools/uv.lock\"\nacceptance = \"python3 check.py\"\n\
+         [test]\nunit = \"test -x /usr/bin/uv && test -x /usr/bin/pip-compile\"\nacceptance = \"python3 check.py\"\n\
          [image]\nbase = \"pytools\"\nentrypoint = [\"/usr/bin/python3\", \"/app/server.py\"]\nport = 8080\n",
     )
     .write("server.py", SERVER_PY)
-    .write("check.py", CHECK_PY)
-    .write("tools/pyproject.toml", PYPROJECT)
-    .write("tools/uv.lock", UV_LOCK)
-    .commit("a Python server with a tool locked by uv, built in pytools");
+    .write("check.py", CHECK_PY);
+    for (path, text) in files {
+        f.write(path, text);
+    }
+    f.commit("a Python server with a tool's lockfile, built in pytools");
     // PyPI's lockfiles name no licence (the gate denies the dependency for
     // it): the release manager overrides that, as an organisation would.
-    let p = in_production_of(
+    in_production_of(
         f,
         AUTO,
         &|root| debian_fixture(root, VULNERABLE),
@@ -1036,7 +1048,29 @@ fn a_uv_lock_is_bumped_by_the_build_images_uv_and_waits_for_review() {
             ]);
         },
         &["--override", "PyJWT is MIT; the lockfile does not say"],
-    );
+    )
+}
+
+/// Issue 13, item 6 (uv, in the build image): a workload building in the
+/// build image `pytools` (Python and uv; the host's system has no uv) runs in
+/// production with a uv.lock at PyJWT 2.3.0. An advisory with no fixed version
+/// stops at the plan; one whose fixed version PyPI does not have stops at the
+/// bump, uv's error printed; the real advisory (fixed in 2.4.0) is bumped by
+/// `uv lock --upgrade-package pyjwt==2.4.0` run in the build image with network,
+/// committed on a branch, its run passes, and it waits for review. Production
+/// is unchanged throughout and the exposures stay open.
+#[test]
+fn a_uv_lock_is_bumped_by_the_build_images_uv_and_waits_for_review() {
+    for dir in ["/usr/bin", "/usr/local/bin", "/bin", "/usr/sbin"] {
+        assert!(
+            !std::path::Path::new(dir).join("uv").exists(),
+            "the host's system must not have uv ({dir})"
+        );
+    }
+    let p = pytools_in_production(&[
+        ("tools/pyproject.toml", PYPROJECT),
+        ("tools/uv.lock", UV_LOCK),
+    ]);
     let unchanged = |p: &Prod, advisory: &str| {
         assert_eq!(p.running("production"), p.digest);
         assert_eq!(p.running("staging"), p.digest);
@@ -1166,28 +1200,18 @@ fn a_pinned_requirements_txt_is_rewritten_and_checked_with_pip() {
     assert_eq!(p.running("production"), p.digest);
 }
 
-/// Issue 13, bad input (pip): requirements cairn cannot bump exactly are
-/// refused at the bump with the reason, production unchanged, the exposure
-/// open: one compiled from a requirements.in (its compiler would be needed),
-/// one whose pin carries hashes (they would not match the new version).
+/// Issue 13, bad input (pip): a requirements.txt cairn cannot bump exactly
+/// (its pin carries hashes, which would not match the new version) is refused
+/// at the bump with the reason, production unchanged, the exposure open.
 #[test]
-fn requirements_cairn_cannot_rewrite_exactly_are_refused_with_the_reason() {
-    for (files, why) in [
-        (
-            vec![
-                ("tools/requirements.in", "PyJWT\n"),
-                ("tools/requirements.txt", "pyjwt==2.3.0\n"),
-            ],
-            "tools/requirements.txt is compiled from tools/requirements.in: cairn does not run pip-compile",
-        ),
-        (
-            vec![(
-                "tools/requirements.txt",
-                "pyjwt==2.3.0 \\\n    --hash=sha256:e0c4bb8d9f0af0c7f5b1ec4c5036309617d03d56932877f2f7a0beeb5318322f\n",
-            )],
-            "the pin of pyjwt carries hashes (line 1): they would not match 2.4.0",
-        ),
-    ] {
+fn a_hashed_requirement_pin_is_refused_with_the_reason() {
+    for (files, why) in [(
+        vec![(
+            "tools/requirements.txt",
+            "pyjwt==2.3.0 \\\n    --hash=sha256:e0c4bb8d9f0af0c7f5b1ec4c5036309617d03d56932877f2f7a0beeb5318322f\n",
+        )],
+        "the pin of pyjwt carries hashes (line 1): they would not match 2.4.0",
+    )] {
         let f = Fixture::example("hello-web");
         let cairn_toml = std::fs::read_to_string(f.repo.join("cairn.toml")).unwrap();
         f.write(
@@ -1217,4 +1241,74 @@ fn requirements_cairn_cannot_rewrite_exactly_are_refused_with_the_reason() {
         let open = p.exposures(&["--env", "production"]);
         assert_eq!(open[0]["state"], "open", "{open:?}");
     }
+}
+
+/// Issue 13, item 6 (pip-compile): a requirements.txt compiled from a
+/// requirements.in beside it is compiled again by the build image's
+/// pip-compile, upgrading only PyJWT to 2.4.0, committed on a branch, its run
+/// passes, waiting for review; without pip-compile in the system (the host's
+/// /usr here) the same bump fails at its step, saying so.
+#[test]
+fn a_compiled_requirements_txt_is_bumped_by_the_build_images_pip_compile() {
+    const COMPILED: &str = "#\n# This file is autogenerated by pip-compile with Python 3.11\n# by the following command:\n#\n#    pip-compile requirements.in\n#\npyjwt==2.3.0\n    # via -r requirements.in\n";
+    let p = pytools_in_production(&[
+        ("tools/requirements.in", "PyJWT\n"),
+        ("tools/requirements.txt", COMPILED),
+    ]);
+    p.import(&pyjwt_advisory("GHSA-ffqj-6fqr-9h24", Some("2.4.0")));
+    let r = p.as_(&p.rita, &["--json", "remediate", "GHSA-ffqj-6fqr-9h24"]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let ending = &v[0]["ending"];
+    assert_eq!(ending["state"], "waiting-for-review", "{v}");
+    assert!(
+        v.to_string().contains(
+            "by `pip-compile --quiet --output-file requirements.txt --upgrade-package pyjwt==2.4.0 requirements.in` in the sandbox (build image pytools"
+        ),
+        "{v}"
+    );
+    let branch = ending["branch"].as_str().unwrap();
+    let show = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&p.f.repo)
+        .args(["show", &format!("{branch}:tools/requirements.txt")])
+        .output()
+        .unwrap();
+    let compiled = String::from_utf8_lossy(&show.stdout);
+    println!("{compiled}");
+    assert!(
+        compiled.contains("pyjwt==2.4.0") && !compiled.contains("pyjwt==2.3.0"),
+        "{compiled}"
+    );
+    assert_eq!(p.running("production"), p.digest);
+
+    // hello-web on the host's /usr, which has no pip-compile: the tool fails.
+    assert!(!std::path::Path::new("/usr/bin/pip-compile").exists());
+    let f = Fixture::example("hello-web");
+    let cairn_toml = std::fs::read_to_string(f.repo.join("cairn.toml")).unwrap();
+    f.write(
+        "cairn.toml",
+        &cairn_toml.replace("base = \"tiny\"", "base = \"deb\""),
+    )
+    .write("tools/requirements.in", "PyJWT\n")
+    .write("tools/requirements.txt", COMPILED)
+    .commit("on the Debian base, with compiled tool requirements");
+    let p = in_production_of(
+        f,
+        AUTO,
+        &|root| debian_fixture(root, VULNERABLE),
+        &|_| {},
+        &["--override", "PyJWT is MIT; requirements.txt does not say"],
+    );
+    p.import(&pyjwt_advisory("GHSA-ffqj-6fqr-9h24", Some("2.4.0")));
+    let r = p.as_(&p.rita, &["remediate", "GHSA-ffqj-6fqr-9h24"]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("FAILED at `bump`: `pip-compile")
+            && r.stdout.contains("(in the host's /usr)"),
+        "{r:?}"
+    );
+    assert_eq!(p.running("production"), p.digest);
 }

@@ -21,8 +21,9 @@
 //! step), the exposure stays open, and the status and the log say why.
 //!
 //! For a *dependency* finding with a fix: the lowest fixed version, the
-//! ecosystem's own tool (npm, cargo, uv; for a pinned `requirements.txt`
-//! the pin rewritten exactly and pip proving the version is on the index)
+//! ecosystem's own tool (npm, cargo, uv, pip-compile for a `requirements.txt`
+//! compiled from a `requirements.in`; for one pinned by hand the pin
+//! rewritten exactly and pip proving the version is on the index)
 //! run in the sandbox with network on the commit's tree — with the
 //! workload's build image as its system, resolved as a run resolves it, so
 //! the tool is the build's — the lockfile and manifest committed on a new
@@ -280,7 +281,7 @@ impl Remediator<'_> {
             }
             Fix::Dependency => {
                 steps.push(
-                    "bump the dependency to its lowest fixed version with the ecosystem's tool, in the sandbox with network on the workload's build image (npm install NAME@V --package-lock-only, cargo update -p NAME --precise V, uv lock --upgrade-package NAME==V, or requirements.txt's pin rewritten and checked with pip download)"
+                    "bump the dependency to its lowest fixed version with the ecosystem's tool, in the sandbox with network on the workload's build image (npm install NAME@V --package-lock-only, cargo update -p NAME --precise V, uv lock --upgrade-package NAME==V, pip-compile --upgrade-package NAME==V for a requirements.in, else requirements.txt's pin rewritten and checked with pip download)"
                         .to_owned(),
                 );
                 steps.push(format!(
@@ -902,18 +903,12 @@ impl Remediator<'_> {
         }
         // A pinned requirements.txt is rewritten here, exactly (the pin's
         // version, nothing else), and the tool only proves the version is
-        // on the index; one compiled from requirements.in would need its
-        // compiler, and one pinned with hashes new hashes: refused.
-        let rewritten = if lockfile == "requirements.txt" {
-            if tree.files.contains(&in_dir("requirements.in")) {
-                return Err(Failed::at(
-                    "bump",
-                    format!(
-                        "{lock_rel} is compiled from {}: cairn does not run pip-compile; bump {name} to {fixed} there and compile it",
-                        in_dir("requirements.in")
-                    ),
-                ));
-            }
+        // on the index; one pinned with hashes would need new hashes:
+        // refused. One compiled from a requirements.in beside it is compiled
+        // again by pip-compile, upgrading only the package.
+        let compiled =
+            lockfile == "requirements.txt" && tree.files.contains(&in_dir("requirements.in"));
+        let rewritten = if lockfile == "requirements.txt" && !compiled {
             let text = tree
                 .read(&lock_rel, 64 << 20)
                 .map_err(|why| Failed::at("bump", format!("{lock_rel}: {why}")))?;
@@ -944,6 +939,17 @@ impl Remediator<'_> {
                 .map(str::to_owned)
                 .chain([format!("{name}=={fixed}")])
                 .collect(),
+            "requirements.txt" if compiled => [
+                "pip-compile",
+                "--quiet",
+                "--output-file",
+                "requirements.txt",
+                "--upgrade-package",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([format!("{name}=={fixed}"), "requirements.in".to_owned()])
+            .collect(),
             "requirements.txt" => [
                 "python3",
                 "-m",
