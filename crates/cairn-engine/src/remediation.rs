@@ -1012,10 +1012,15 @@ impl Remediator<'_> {
                     ("UV_PYTHON_PREFERENCE", "only-system"),
                     ("UV_SYSTEM_CERTS", "1"),
                     ("UV_NATIVE_TLS", "1"),
-                    ("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt"),
                 ]
                 .map(|(k, v)| (k.to_owned(), v.to_owned())),
             );
+            // pip reads its own bundle unless told; the sandbox's /etc is the
+            // curated copy of the host's, so the host's bundle is there.
+            const BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+            if Path::new(BUNDLE).is_file() {
+                env.push(("PIP_CERT".into(), BUNDLE.into()));
+            }
         }
         let mut output = String::new();
         let outcome = cairn_sandbox::run(
