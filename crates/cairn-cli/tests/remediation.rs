@@ -1057,8 +1057,9 @@ fn pytools_in_production(files: &[(&str, &str)]) -> Prod {
 /// stops at the plan; one whose fixed version PyPI does not have stops at the
 /// bump, uv's error printed; the real advisory (fixed in 2.4.0) is bumped by
 /// `uv lock --upgrade-package pyjwt==2.4.0` run in the build image with network,
-/// committed on a branch, its run passes, and it waits for review. Production
-/// is unchanged throughout and the exposures stay open.
+/// committed on a branch, its run passes, and it waits for review. A build
+/// image without its signed catalog admission refuses the bump before uv
+/// runs. Production is unchanged throughout and the exposures stay open.
 #[test]
 fn a_uv_lock_is_bumped_by_the_build_images_uv_and_waits_for_review() {
     for dir in ["/usr/bin", "/usr/local/bin", "/bin", "/usr/sbin"] {
@@ -1149,6 +1150,24 @@ fn a_uv_lock_is_bumped_by_the_build_images_uv_and_waits_for_review() {
     for step in ["bumped:", "committed:", "tested:", "waiting-for-review:"] {
         assert!(audit.contains(step), "{step}: {audit}");
     }
+
+    // The build image loses its signed catalog admission (evidence removed):
+    // the bump is refused as a run would be, before any tool runs.
+    p.f.tamper(
+        "DELETE FROM evidence WHERE run_id IS NULL AND subject_name LIKE 'base pytools%'",
+        &[],
+    );
+    let r = p.as_(&p.rita, &["remediate", "GHSA-ffqj-6fqr-9h24"]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("FAILED at `bump`")
+            && r.stdout.contains("build image `pytools` (sha256:")
+            && r.stdout.contains("did not pass the catalog's gate"),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("$ (in tools) uv lock"), "{r:?}");
+    assert_eq!(p.running("production"), p.digest);
 }
 
 /// Issue 13, item 6 (pip): hello-web (no build image: the host's system) has
