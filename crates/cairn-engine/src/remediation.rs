@@ -1051,21 +1051,34 @@ impl Remediator<'_> {
         )
         .map_err(|e| Failed::at("bump", e.to_string()))?;
         if !matches!(outcome.exit, cairn_sandbox::Exit::Code(0)) {
-            // The tool's error lines (else its last lines) say why.
-            let errors: Vec<&str> = output
+            // The tool's first error line and what follows it (the cause,
+            // as uv and pip print it), else its last lines, say why.
+            let all: Vec<&str> = output
                 .lines()
-                .filter(|l| l.to_ascii_lowercase().contains("error"))
-                .take(3)
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
                 .collect();
-            let tail = if errors.is_empty() {
-                let all: Vec<&str> = output.lines().collect();
-                all[all.len().saturating_sub(5)..].join(" | ")
+            let tail = match all
+                .iter()
+                .position(|l| l.to_ascii_lowercase().contains("error"))
+            {
+                Some(at) => all[at..all.len().min(at + 4)].join(" | "),
+                None => all[all.len().saturating_sub(5)..].join(" | "),
+            };
+            let hint = if matches!(outcome.exit, cairn_sandbox::Exit::Code(127)) {
+                format!(
+                    "; `{}` is not in {system}: put it in the workload's build image ([build] image, or org.toml [build.images]) or the chain's [sandbox] tools",
+                    tool.split(' ').next().unwrap_or_default()
+                )
             } else {
-                errors.join(" | ")
+                String::new()
             };
             return Err(Failed::at(
                 "bump",
-                format!("`{tool}` ended {:?} (in {system}): {tail}", outcome.exit),
+                format!(
+                    "`{tool}` ended {:?} (in {system}): {tail}{hint}",
+                    outcome.exit
+                ),
             ));
         }
         // What the files hold now: the ones the tool wrote, or the rewritten
