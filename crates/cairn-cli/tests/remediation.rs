@@ -219,6 +219,18 @@ fn in_production(
         &cairn_toml.replace("base = \"tiny\"", "base = \"deb\""),
     )
     .commit("on the Debian base");
+    in_production_of(f, org_toml, base, make_app, &[])
+}
+
+/// [`in_production`] for the workload `hello-web` that `f` holds, each
+/// promotion with `promote_extra` (e.g. `--override REASON`).
+fn in_production_of(
+    f: Fixture,
+    org_toml: &str,
+    base: &dyn Fn(&std::path::Path),
+    make_app: &dyn Fn(&Fixture),
+    promote_extra: &[&str],
+) -> Prod {
     make_app(&f);
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("deb");
@@ -258,17 +270,16 @@ fn in_production(
         .as_str()
         .unwrap()
         .to_owned();
-    let r = p.as_(
-        &p.rita,
-        &["promote", "hello-web", &p.digest, "--to", "staging"],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
+    let digest = p.digest.clone();
+    let promote = |env: &str| {
+        let mut args = vec!["promote", "hello-web", &digest, "--to", env];
+        args.extend_from_slice(promote_extra);
+        let r = p.as_(&p.rita, &args);
+        assert_eq!(r.code, 0, "{r:?}");
+    };
+    promote("staging");
     assert_eq!(p.as_(&bob, &["review", "approve"]).code, 0);
-    let r = p.as_(
-        &p.rita,
-        &["promote", "hello-web", &p.digest, "--to", "production"],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
+    promote("production");
     assert_eq!(p.running("production"), p.digest);
     p
 }
@@ -717,6 +728,50 @@ fn a_dependency_advisory_becomes_a_reviewed_remediation_commit() {
     }
 }
 
+/// A remediation does not replace a newer build in staging: production runs
+/// commit A; staging already runs a build of a later commit B; the base-layer
+/// finding is remediated (base refreshed, A rebased and retested), but cairn
+/// stops before staging, saying what runs there and which command would
+/// replace it. Staging keeps B's build, production is unchanged.
+#[test]
+fn a_remediation_leaves_a_newer_build_in_staging_alone() {
+    let p = in_production(AUTO, &|root| debian_fixture(root, VULNERABLE), &|_| {});
+    p.f.write("NOTES.md", "a later commit\n")
+        .commit("a later commit");
+    let r = p.as_(&p.rita, &["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let newer = p.json(&p.rita, &["image", "list"])[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(newer, p.digest);
+    let r = p.as_(
+        &p.rita,
+        &["promote", "hello-web", &newer, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+
+    p.import(&common::zlib_advisory(ADVISORY, Some(FIXED)));
+    debian_fixture(&p.root, FIXED);
+    let r = p.as_(&p.rita, &["remediate", &format!("hello-web:{ADVISORY}")]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("kept: staging runs ")
+            && r.stderr.contains("cairn does not replace another build")
+            && r.stdout
+                .contains("waiting for approval to staging: staging runs another build"),
+        "{r:?}"
+    );
+    assert_eq!(p.running("staging"), newer);
+    assert_eq!(p.running("production"), p.digest);
+    let status = p.as_(&p.rita, &["remediate"]).stdout;
+    println!("{status}");
+    let audit = p.as_(&p.rita, &["audit"]).stdout;
+    assert!(audit.contains("kept:"), "{audit}");
+    assert!(!audit.contains("by cairn-remediation"), "{audit}");
+}
+
 /// Without production in `auto_promote`, cairn takes the remediation to
 /// staging and stops, saying which command a human runs; the exposure in
 /// production stays open until they do.
@@ -784,5 +839,497 @@ fn cairn_up_leaves_a_remediation_waiting_for_approval_alone() {
         .count();
     println!("{}", up.seen.join("\n"));
     assert_eq!(started, 1, "{:?}", up.seen);
+    assert_eq!(p.running("production"), p.digest);
+}
+
+/// The real OSV advisory for PyJWT below 2.4.0 (GHSA-ffqj-6fqr-9h24), as
+/// `id`, fixed in `fixed` (none: no fix known).
+fn pyjwt_advisory(id: &str, fixed: Option<&str>) -> Value {
+    let mut events = vec![serde_json::json!({ "introduced": "0" })];
+    if let Some(f) = fixed {
+        events.push(serde_json::json!({ "fixed": f }));
+    }
+    serde_json::json!({
+        "schema_version": "1.6.0",
+        "id": id,
+        "modified": "2026-12-01T00:00:00Z",
+        "summary": "PyJWT: key confusion through non-blocklisted public key formats",
+        "severity": [{ "type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:H/A:N" }],
+        "affected": [{
+            "package": { "ecosystem": "PyPI", "name": "pyjwt", "purl": "pkg:pypi/pyjwt" },
+            "ranges": [{ "type": "ECOSYSTEM", "events": events }]
+        }]
+    })
+}
+
+/// A web server in Python (the image runs it with the build image's Python)
+/// and its acceptance test.
+const SERVER_PY: &str = "import http.server, os\n\
+class H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        self.send_response(200)\n        self.end_headers()\n        self.wfile.write(b'hello from python\\n')\n\
+http.server.HTTPServer(('0.0.0.0', int(os.environ['PORT'])), H).serve_forever()\n";
+const CHECK_PY: &str = "import os, urllib.request\n\
+assert b'hello from python' in urllib.request.urlopen(os.environ['CAIRN_RC_URL'] + '/', timeout=5).read()\n";
+
+/// A uv project needing PyJWT, locked at 2.3.0 (made by `uv lock`).
+const PYPROJECT: &str = "[project]\nname = \"tools\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\ndependencies = [\"pyjwt>=2\"]\n";
+const UV_LOCK: &str = r#"version = 1
+revision = 5
+requires-python = ">=3.9"
+
+[[package]]
+name = "pyjwt"
+version = "2.3.0"
+source = { registry = "https://pypi.org/simple" }
+sdist = { url = "https://files.pythonhosted.org/packages/1d/8e/01bdcfdbb352daaba8ea406d9df149c5bba7dbf70f908d4fa4c269fe6a08/PyJWT-2.3.0.tar.gz", hash = "sha256:b888b4d56f06f6dcd777210c334e69c737be74755d3e5e9ee3fe67dc18a0ee41", size = 62279, upload-time = "2021-10-16T15:54:56.057Z" }
+wheels = [
+    { url = "https://files.pythonhosted.org/packages/2a/4d/67cc66a0c49003dc216fc73db2d05a3b80c7193167fd113da1f2c678ac2a/PyJWT-2.3.0-py3-none-any.whl", hash = "sha256:e0c4bb8d9f0af0c7f5b1ec4c5036309617d03d56932877f2f7a0beeb5318322f", size = 16907, upload-time = "2021-10-16T15:54:52.964Z" },
+]
+
+[[package]]
+name = "tools"
+version = "0.1.0"
+source = { virtual = "." }
+dependencies = [
+    { name = "pyjwt" },
+]
+
+[package.metadata]
+requires-dist = [{ name = "pyjwt", specifier = ">=2" }]
+"#;
+
+/// A tool `scripts/install-interop-tools` installs (`bin/uv`, PyPI's static
+/// build; `pip-tools`, a directory of pure Python packages).
+fn interop_tool(rel: &str) -> std::path::PathBuf {
+    let dir = match std::env::var_os("CAIRN_INTEROP_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
+            })
+            .join("interop-tools"),
+    };
+    let path = dir.join(rel);
+    assert!(
+        path.exists(),
+        "run scripts/install-interop-tools first (missing {})",
+        path.display()
+    );
+    path
+}
+
+/// A build image's root filesystem from host files: dash as `/bin/sh`, the
+/// host's Python 3.11 (interpreter, the libraries it links, its standard
+/// library) and uv, which the host's system does not have.
+fn python_toolchain_rootfs(root: &std::path::Path) {
+    use std::os::unix::fs::symlink;
+    for dir in [
+        "usr/bin",
+        "usr/lib/x86_64-linux-gnu",
+        "usr/lib64",
+        "etc",
+        "tmp",
+    ] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::copy("/usr/bin/dash", root.join("usr/bin/sh")).unwrap();
+    std::fs::copy("/usr/bin/python3.11", root.join("usr/bin/python3")).unwrap();
+    std::fs::copy(interop_tool("bin/uv"), root.join("usr/bin/uv")).unwrap();
+    for lib in [
+        "libc.so.6",
+        "libm.so.6",
+        "libz.so.1",
+        "libexpat.so.1",
+        "libssl.so.3",
+        "libcrypto.so.3",
+    ] {
+        std::fs::copy(
+            format!("/lib/x86_64-linux-gnu/{lib}"),
+            root.join("usr/lib/x86_64-linux-gnu").join(lib),
+        )
+        .unwrap();
+    }
+    std::fs::copy(
+        "/lib64/ld-linux-x86-64.so.2",
+        root.join("usr/lib64/ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
+    let out = std::process::Command::new("tar")
+        .args(["-C", "/usr/lib", "-cf", "-"])
+        .args([
+            "--exclude=python3.11/config-3.11-x86_64-linux-gnu",
+            "--exclude=python3.11/test",
+            "--exclude=python3.11/idlelib",
+            "--exclude=python3.11/tkinter",
+            "--exclude=python3.11/lib2to3",
+            "--exclude=python3.11/ensurepip",
+            "--exclude=python3.11/pydoc_data",
+            "--exclude=__pycache__",
+            "python3.11",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut untar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(root.join("usr/lib"))
+        .arg("-xf")
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        untar.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+    }
+    assert!(untar.wait().unwrap().success());
+    // pip-tools (with its pip) where Debian's Python finds packages, and
+    // its command.
+    common::copy_dir(
+        &interop_tool("pip-tools"),
+        &root.join("usr/lib/python3/dist-packages"),
+    );
+    let _ = std::fs::remove_dir_all(root.join("usr/lib/python3/dist-packages/bin"));
+    let pip_compile = root.join("usr/bin/pip-compile");
+    std::fs::write(
+        &pip_compile,
+        "#!/usr/bin/python3\nimport sys\nfrom piptools.scripts.compile import cli\nsys.exit(cli())\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pip_compile, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for (link, target) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+    ] {
+        symlink(target, root.join(link)).unwrap();
+    }
+    std::fs::write(root.join("etc/os-release"), "ID=fixture\nVERSION_ID=1\n").unwrap();
+    std::fs::write(root.join("etc/passwd"), "nobody:x:65534:65534::/:/bin/sh\n").unwrap();
+}
+
+/// A Python web server (built and run in the build image `pytools`: Python,
+/// uv, pip-compile; its image on `pytools` too) with `files` (its tool's
+/// lockfiles), in production; the dependency's missing licence overridden.
+fn pytools_in_production(files: &[(&str, &str)]) -> Prod {
+    let f = Fixture::new();
+    f.write(
+        "cairn.toml",
+        "[workload]\nname = \"hello-web\"\nchain = \"default\"\nenvironments = [\"staging\", \"production\"]\n\
+         [build]\nimage = \"pytools\"\n\
+         command = \"python3 -m py_compile server.py\"\noutput = \"server.py\"\n\
+         [test]\nunit = \"test -x /usr/bin/uv && test -x /usr/bin/pip-compile\"\nacceptance = \"python3 check.py\"\n\
+         [image]\nbase = \"pytools\"\nentrypoint = [\"/usr/bin/python3\", \"/app/server.py\"]\nport = 8080\n",
+    )
+    .write("server.py", SERVER_PY)
+    .write("check.py", CHECK_PY);
+    for (path, text) in files {
+        f.write(path, text);
+    }
+    f.commit("a Python server with a tool's lockfile, built in pytools");
+    // PyPI's lockfiles name no licence (the gate denies the dependency for
+    // it): the release manager overrides that, as an organisation would.
+    in_production_of(
+        f,
+        AUTO,
+        &|root| debian_fixture(root, VULNERABLE),
+        &|f| {
+            let rootfs = f.repo.parent().unwrap().join("pytools-rootfs");
+            python_toolchain_rootfs(&rootfs);
+            f.ok(&[
+                "base",
+                "import",
+                rootfs.to_str().unwrap(),
+                "--name",
+                "pytools",
+            ]);
+        },
+        &["--override", "PyJWT is MIT; the lockfile does not say"],
+    )
+}
+
+/// Issue 13, item 6 (uv, in the build image): a workload building in the
+/// build image `pytools` (Python and uv; the host's system has no uv) runs in
+/// production with a uv.lock at PyJWT 2.3.0. An advisory with no fixed version
+/// stops at the plan; one whose fixed version PyPI does not have stops at the
+/// bump, uv's error printed; the real advisory (fixed in 2.4.0) is bumped by
+/// `uv lock --upgrade-package pyjwt==2.4.0` run in the build image with network,
+/// committed on a branch, its run passes, and it waits for review. A build
+/// image without its signed catalog admission refuses the bump before uv
+/// runs. Production is unchanged throughout and the exposures stay open.
+#[test]
+fn a_uv_lock_is_bumped_by_the_build_images_uv_and_waits_for_review() {
+    for dir in ["/usr/bin", "/usr/local/bin", "/bin", "/usr/sbin"] {
+        assert!(
+            !std::path::Path::new(dir).join("uv").exists(),
+            "the host's system must not have uv ({dir})"
+        );
+    }
+    let p = pytools_in_production(&[
+        ("tools/pyproject.toml", PYPROJECT),
+        ("tools/uv.lock", UV_LOCK),
+    ]);
+    let unchanged = |p: &Prod, advisory: &str| {
+        assert_eq!(p.running("production"), p.digest);
+        assert_eq!(p.running("staging"), p.digest);
+        let open = p.exposures(&["--env", "production"]);
+        let it = open
+            .iter()
+            .find(|e| e["advisory"] == advisory)
+            .unwrap_or_else(|| panic!("{open:?}"));
+        assert_eq!(it["state"], "open", "{open:?}");
+        assert_eq!(it["package"], "pkg:pypi/pyjwt@2.3.0", "{open:?}");
+    };
+
+    // No fixed version known: nothing to move to.
+    p.import(&pyjwt_advisory("GHSA-cair-n000-0101", None));
+    let r = p.as_(&p.rita, &["remediate", "GHSA-cair-n000-0101"]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("FAILED at `plan`: no fixed version of pkg:pypi/pyjwt@2.3.0"),
+        "{r:?}"
+    );
+    unchanged(&p, "GHSA-cair-n000-0101");
+
+    // A fixed version PyPI does not have: uv fails in the build image, saying why.
+    p.import(&pyjwt_advisory("GHSA-cair-n000-0102", Some("99.0")));
+    let r = p.as_(&p.rita, &["remediate", "GHSA-cair-n000-0102"]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("FAILED at `bump`")
+            && r.stdout.contains("uv lock --upgrade-package pyjwt==99.0")
+            && r.stdout.contains("build image pytools sha256:")
+            && r.stdout.contains("there is no version of pyjwt==99.0"),
+        "{r:?}"
+    );
+    unchanged(&p, "GHSA-cair-n000-0102");
+    let why = p.as_(&p.rita, &["explain", "remediation:hello-web"]).stdout;
+    println!("{why}");
+    assert!(why.contains("failed at `bump`"), "{why}");
+
+    // The real fix, 2.4.0: bumped by the build image's uv, committed, run, waiting for review.
+    p.import(&pyjwt_advisory("GHSA-ffqj-6fqr-9h24", Some("2.4.0")));
+    let r = p.as_(&p.rita, &["--json", "remediate", "GHSA-ffqj-6fqr-9h24"]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let ending = &v[0]["ending"];
+    assert_eq!(ending["state"], "waiting-for-review", "{v}");
+    let branch = ending["branch"].as_str().unwrap().to_owned();
+    assert!(
+        branch.starts_with("cairn/remediate-ghsa-ffqj-6fqr-9h24-"),
+        "{branch}"
+    );
+    let steps = v.to_string();
+    assert!(
+        steps.contains("by `uv lock --upgrade-package pyjwt==2.4.0` in the sandbox (build image pytools sha256:"),
+        "{steps}"
+    );
+    let show = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&p.f.repo)
+        .args(["show", &format!("{branch}:tools/uv.lock")])
+        .output()
+        .unwrap();
+    let lock = String::from_utf8_lossy(&show.stdout);
+    println!("{lock}");
+    assert!(
+        lock.contains("version = \"2.4.0\"") && lock.contains("PyJWT-2.4.0-py3-none-any.whl"),
+        "{lock}"
+    );
+    let worktree = std::fs::read_to_string(p.f.repo.join("tools/uv.lock")).unwrap();
+    assert_eq!(worktree, UV_LOCK, "the work tree is untouched");
+    assert_eq!(p.running("production"), p.digest);
+    let audit = p.as_(&p.rita, &["audit"]).stdout;
+    for step in ["bumped:", "committed:", "tested:", "waiting-for-review:"] {
+        assert!(audit.contains(step), "{step}: {audit}");
+    }
+
+    // The build image loses its signed catalog admission (evidence removed):
+    // the bump is refused as a run would be, before any tool runs.
+    p.f.tamper(
+        "DELETE FROM evidence WHERE run_id IS NULL AND subject_name LIKE 'base pytools%'",
+        &[],
+    );
+    let r = p.as_(&p.rita, &["remediate", "GHSA-ffqj-6fqr-9h24"]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("FAILED at `bump`")
+            && r.stdout.contains("build image `pytools` (sha256:")
+            && r.stdout.contains("did not pass the catalog's gate"),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("$ (in tools) uv lock"), "{r:?}");
+    assert_eq!(p.running("production"), p.digest);
+}
+
+/// Issue 13, item 6 (pip): hello-web (no build image: the host's system) has
+/// a pinned tools/requirements.txt; the pin is rewritten exactly (comments
+/// and markers kept) and `pip download` in the sandbox proves PyPI has the
+/// version; committed on a branch, its run passes, waiting for review.
+#[test]
+fn a_pinned_requirements_txt_is_rewritten_and_checked_with_pip() {
+    const REQUIREMENTS: &str =
+        "# tools\nPyJWT==2.3.0 ; python_version >= \"3.7\"  # pinned by hand\n";
+    let f = Fixture::example("hello-web");
+    let cairn_toml = std::fs::read_to_string(f.repo.join("cairn.toml")).unwrap();
+    f.write(
+        "cairn.toml",
+        &cairn_toml.replace("base = \"tiny\"", "base = \"deb\""),
+    )
+    .write("tools/requirements.txt", REQUIREMENTS)
+    .commit("on the Debian base, with pinned tool requirements");
+    let p = in_production_of(
+        f,
+        AUTO,
+        &|root| debian_fixture(root, VULNERABLE),
+        &|_| {},
+        &["--override", "PyJWT is MIT; requirements.txt does not say"],
+    );
+    p.import(&pyjwt_advisory("GHSA-ffqj-6fqr-9h24", Some("2.4.0")));
+    let r = p.as_(&p.rita, &["--json", "remediate", "GHSA-ffqj-6fqr-9h24"]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let ending = &v[0]["ending"];
+    assert_eq!(ending["state"], "waiting-for-review", "{v}");
+    assert!(
+        v.to_string().contains("python3 -m pip download")
+            && v.to_string().contains("the host's /usr"),
+        "{v}"
+    );
+    let branch = ending["branch"].as_str().unwrap();
+    let show = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&p.f.repo)
+        .args(["show", &format!("{branch}:tools/requirements.txt")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&show.stdout),
+        REQUIREMENTS.replace("PyJWT==2.3.0", "PyJWT==2.4.0")
+    );
+    assert_eq!(p.running("production"), p.digest);
+}
+
+/// Issue 13, bad input (pip): a requirements.txt cairn cannot bump exactly
+/// (its pin carries hashes, which would not match the new version) is refused
+/// at the bump with the reason, production unchanged, the exposure open.
+#[test]
+fn a_hashed_requirement_pin_is_refused_with_the_reason() {
+    for (files, why) in [(
+        vec![(
+            "tools/requirements.txt",
+            "pyjwt==2.3.0 \\\n    --hash=sha256:e0c4bb8d9f0af0c7f5b1ec4c5036309617d03d56932877f2f7a0beeb5318322f\n",
+        )],
+        "the pin of pyjwt carries hashes (line 1): they would not match 2.4.0",
+    )] {
+        let f = Fixture::example("hello-web");
+        let cairn_toml = std::fs::read_to_string(f.repo.join("cairn.toml")).unwrap();
+        f.write(
+            "cairn.toml",
+            &cairn_toml.replace("base = \"tiny\"", "base = \"deb\""),
+        );
+        for (path, text) in &files {
+            f.write(path, text);
+        }
+        f.commit("on the Debian base, with tool requirements");
+        let p = in_production_of(
+            f,
+            AUTO,
+            &|root| debian_fixture(root, VULNERABLE),
+            &|_| {},
+            &["--override", "PyJWT is MIT; requirements.txt does not say"],
+        );
+        p.import(&pyjwt_advisory("GHSA-ffqj-6fqr-9h24", Some("2.4.0")));
+        let r = p.as_(&p.rita, &["remediate", "GHSA-ffqj-6fqr-9h24"]);
+        println!("{}\n{}", r.stdout, r.stderr);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(
+            r.stdout.contains("FAILED at `bump`") && r.stdout.contains(why),
+            "{r:?}"
+        );
+        assert_eq!(p.running("production"), p.digest);
+        let open = p.exposures(&["--env", "production"]);
+        assert_eq!(open[0]["state"], "open", "{open:?}");
+    }
+}
+
+/// Issue 13, item 6 (pip-compile): a requirements.txt compiled from a
+/// requirements.in beside it is compiled again by the build image's
+/// pip-compile, upgrading only PyJWT to 2.4.0, committed on a branch, its run
+/// passes, waiting for review; without pip-compile in the system (the host's
+/// /usr here) the same bump fails at its step, saying so.
+#[test]
+fn a_compiled_requirements_txt_is_bumped_by_the_build_images_pip_compile() {
+    const COMPILED: &str = "#\n# This file is autogenerated by pip-compile with Python 3.11\n# by the following command:\n#\n#    pip-compile requirements.in\n#\npyjwt==2.3.0\n    # via -r requirements.in\n";
+    let p = pytools_in_production(&[
+        ("tools/requirements.in", "PyJWT\n"),
+        ("tools/requirements.txt", COMPILED),
+    ]);
+    p.import(&pyjwt_advisory("GHSA-ffqj-6fqr-9h24", Some("2.4.0")));
+    let r = p.as_(&p.rita, &["--json", "remediate", "GHSA-ffqj-6fqr-9h24"]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let ending = &v[0]["ending"];
+    assert_eq!(ending["state"], "waiting-for-review", "{v}");
+    assert!(
+        v.to_string().contains(
+            "by `pip-compile --quiet --output-file requirements.txt --upgrade-package pyjwt==2.4.0 requirements.in` in the sandbox (build image pytools"
+        ),
+        "{v}"
+    );
+    let branch = ending["branch"].as_str().unwrap();
+    let show = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&p.f.repo)
+        .args(["show", &format!("{branch}:tools/requirements.txt")])
+        .output()
+        .unwrap();
+    let compiled = String::from_utf8_lossy(&show.stdout);
+    println!("{compiled}");
+    assert!(
+        compiled.contains("pyjwt==2.4.0") && !compiled.contains("pyjwt==2.3.0"),
+        "{compiled}"
+    );
+    assert_eq!(p.running("production"), p.digest);
+
+    // hello-web on the host's /usr, which has no pip-compile: the tool fails.
+    assert!(!std::path::Path::new("/usr/bin/pip-compile").exists());
+    let f = Fixture::example("hello-web");
+    let cairn_toml = std::fs::read_to_string(f.repo.join("cairn.toml")).unwrap();
+    f.write(
+        "cairn.toml",
+        &cairn_toml.replace("base = \"tiny\"", "base = \"deb\""),
+    )
+    .write("tools/requirements.in", "PyJWT\n")
+    .write("tools/requirements.txt", COMPILED)
+    .commit("on the Debian base, with compiled tool requirements");
+    let p = in_production_of(
+        f,
+        AUTO,
+        &|root| debian_fixture(root, VULNERABLE),
+        &|_| {},
+        &["--override", "PyJWT is MIT; requirements.txt does not say"],
+    );
+    p.import(&pyjwt_advisory("GHSA-ffqj-6fqr-9h24", Some("2.4.0")));
+    let r = p.as_(&p.rita, &["remediate", "GHSA-ffqj-6fqr-9h24"]);
+    println!("{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("FAILED at `bump`: `pip-compile")
+            && r.stdout.contains(
+                "`pip-compile` is not in the host's /usr: put it in the workload's build image"
+            ),
+        "{r:?}"
+    );
     assert_eq!(p.running("production"), p.digest);
 }

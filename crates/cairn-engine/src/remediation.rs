@@ -21,10 +21,14 @@
 //! step), the exposure stays open, and the status and the log say why.
 //!
 //! For a *dependency* finding with a fix: the lowest fixed version, the
-//! ecosystem's own tool (npm, cargo) run in the sandbox with network on the
-//! commit's tree, the lockfile and manifest committed on a new branch of the
-//! workload's repository, the chain run for that commit; then it waits for
-//! review (four eyes, as for any commit) and a human's promotion.
+//! ecosystem's own tool (npm, cargo, uv, pip-compile for a `requirements.txt`
+//! compiled from a `requirements.in`; for one pinned by hand the pin
+//! rewritten exactly and pip proving the version is on the index)
+//! run in the sandbox with network on the commit's tree — with the
+//! workload's build image as its system, resolved as a run resolves it, so
+//! the tool is the build's — the lockfile and manifest committed on a new
+//! branch of the workload's repository, the chain run for that commit; then
+//! it waits for review (four eyes, as for any commit) and a human's promotion.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -277,7 +281,7 @@ impl Remediator<'_> {
             }
             Fix::Dependency => {
                 steps.push(
-                    "bump the dependency to its lowest fixed version with the ecosystem's tool, in the sandbox with network (npm install NAME@V --package-lock-only, cargo update -p NAME --precise V)"
+                    "bump the dependency to its lowest fixed version with the ecosystem's tool, in the sandbox with network on the workload's build image (npm install NAME@V --package-lock-only, cargo update -p NAME --precise V, uv lock --upgrade-package NAME==V, pip-compile --upgrade-package NAME==V for a requirements.in, else requirements.txt's pin rewritten and checked with pip download)"
                         .to_owned(),
                 );
                 steps.push(format!(
@@ -307,7 +311,8 @@ impl Remediator<'_> {
         for env in &self.org.promotion_path {
             if self.org.remediation_auto_promote.contains(env) {
                 steps.push(format!(
-                    "promote it to {env} through the gate (auto_promote: by cairn)"
+                    "promote it to {env} through the gate (auto_promote: by cairn; an environment before {} that runs another commit's build is left as it is, for a human)",
+                    self.org.promotion_path.last().map_or("the last", String::as_str)
                 ));
             } else {
                 steps.push(format!(
@@ -551,6 +556,35 @@ impl Remediator<'_> {
                     command: format!("cairn promote {} {digest} --to {env}", plan.workload),
                 });
             }
+            // An environment before the exposed one that runs a build of
+            // another commit (a newer one on its way) is not replaced by cairn:
+            // the rebased digest of the older commit would undo it. A human
+            // decides; what runs there stays.
+            if *env != plan.environment
+                && let Some(other) = self
+                    .other_build_in(&plan, env)
+                    .map_err(|e| Failed::at(&format!("promote {env}"), e.to_string()))?
+            {
+                run.step(
+                    "kept",
+                    None,
+                    &format!(
+                        "{env} runs {other}, not commit {} that {} runs: cairn does not replace another build with the rebased {digest}",
+                        plan.commit.as_deref().unwrap_or("?"),
+                        plan.environment
+                    ),
+                    note,
+                )
+                .map_err(Failed::of("promote"))?;
+                return Ok(Ending::WaitingForApproval {
+                    digest: digest.clone(),
+                    environment: env.clone(),
+                    command: format!(
+                        "{env} runs another build ({other}); to replace it with the rebased digest: cairn promote {} {digest} --to {env}",
+                        plan.workload
+                    ),
+                });
+            }
             let step = format!("promote {env}");
             let req = Request {
                 workload: plan.workload.clone(),
@@ -624,6 +658,32 @@ impl Remediator<'_> {
             digest,
             time_to_remediate_ms,
         })
+    }
+
+    /// What `env` runs when it is a build of another commit than the one
+    /// remediated (`digest (commit C)`); `None` when it runs nothing, or a
+    /// digest of the same commit (the exposed one, or an earlier rebase).
+    fn other_build_in(&self, plan: &Plan, env: &str) -> Result<Option<String>, EngineError> {
+        let store = &*self.store;
+        let Some(there) = store.current_deployment(&plan.workload, env)? else {
+            return Ok(None);
+        };
+        if there.digest == plan.digest {
+            return Ok(None);
+        }
+        let commit = store
+            .images(None, Some(&there.digest), 1)?
+            .into_iter()
+            .next()
+            .map(|r| r.commit);
+        if commit.is_some() && commit == plan.commit {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "{} (commit {})",
+            there.digest,
+            commit.as_deref().unwrap_or("unknown")
+        )))
     }
 
     /// Runs the base's recipe again and returns the new version's digest,
@@ -735,9 +795,11 @@ impl Remediator<'_> {
                 format!("{package} is not a package URL cairn reads"),
             )
         })?;
-        let (ecosystem, lockfile, manifest) = match kind.as_str() {
-            "npm" => ("npm", "package-lock.json", "package.json"),
-            "cargo" => ("crates.io", "Cargo.lock", "Cargo.toml"),
+        // The ecosystem's tool and the lockfiles it keeps, in preference order.
+        let (ecosystem, lockfiles, manifest): (&str, &[&str], &str) = match kind.as_str() {
+            "npm" => ("npm", &["package-lock.json"], "package.json"),
+            "cargo" => ("crates.io", &["Cargo.lock"], "Cargo.toml"),
+            "pypi" => ("PyPI", &["uv.lock", "requirements.txt"], "pyproject.toml"),
             other => {
                 return Err(Failed::at(
                     "plan",
@@ -762,39 +824,60 @@ impl Remediator<'_> {
         let top = crate::git::top_level(dir).map_err(Failed::of("bump"))?;
         let prefix = crate::git::prefix(dir).map_err(Failed::of("bump"))?;
         let loaded = load_workload(dir, &commit, self.platform_dir).map_err(Failed::of("bump"))?;
+        let engine = Engine::new(
+            self.store.clone(),
+            self.data.clone(),
+            self.platform_dir.map(Path::to_path_buf),
+        )
+        .with_actor(Some(self.actor_name()));
+        // The tool runs in the workload's build image, resolved and checked as
+        // a run of the commit does (`[build] image`, org.toml
+        // `[build.images]`): the tool's version is the build's.
+        let build_image = engine.build_image(&loaded).map_err(Failed::of("bump"))?;
         let scratch = crate::images::rebase::scratch_dir(self.data).map_err(Failed::of("bump"))?;
         let ws = scratch.path().join("ws");
         std::fs::create_dir_all(&ws).map_err(|e| Failed::at("bump", e.to_string()))?;
         crate::git::materialise(&top, &commit, &prefix, &ws).map_err(Failed::of("bump"))?;
-        // The lockfile that names the package (the first, in path order).
+        // The lockfile that names the package (the first kind the ecosystem
+        // prefers, then the first in path order).
         let tree = crate::inventory::Tree::walk(&ws).map_err(Failed::of("bump"))?;
-        let needle = format!("\"{name}\"");
-        let lock_rel = tree
-            .files
+        let lock_rel = lockfiles
             .iter()
-            .filter(|f| *f == lockfile || f.ends_with(&format!("/{lockfile}")))
-            .find(|f| {
-                tree.read(f, 64 << 20)
-                    .is_ok_and(|b| String::from_utf8_lossy(&b).contains(&needle))
+            .find_map(|lockfile| {
+                tree.files
+                    .iter()
+                    .filter(|f| *f == lockfile || f.ends_with(&format!("/{lockfile}")))
+                    .find(|f| {
+                        tree.read(f, 64 << 20)
+                            .is_ok_and(|b| lockfile_names(lockfile, &b, &name))
+                    })
+                    .cloned()
             })
-            .cloned()
             .ok_or_else(|| {
                 Failed::at(
                     "bump",
-                    format!("no {lockfile} at commit {commit} names {name}"),
+                    format!(
+                        "no {} at commit {commit} names {name}",
+                        lockfiles.join(" or ")
+                    ),
                 )
             })?;
-        let lock_dir = lock_rel
+        let (lock_dir, lockfile) = lock_rel
             .rsplit_once('/')
-            .map_or(String::new(), |(d, _)| d.to_owned());
-        let manifest_rel = if lock_dir.is_empty() {
-            manifest.to_owned()
-        } else {
-            format!("{lock_dir}/{manifest}")
+            .map_or((String::new(), lock_rel.as_str()), |(d, f)| {
+                (d.to_owned(), f)
+            });
+        let lockfile = lockfile.to_owned();
+        let in_dir = |file: &str| {
+            if lock_dir.is_empty() {
+                file.to_owned()
+            } else {
+                format!("{lock_dir}/{file}")
+            }
         };
         // What the files hold before the tool runs (the tree reads the files
         // as they are when asked).
-        let before: Vec<(String, Option<Vec<u8>>)> = [lock_rel.clone(), manifest_rel]
+        let before: Vec<(String, Option<Vec<u8>>)> = [lock_rel.clone(), in_dir(manifest)]
             .into_iter()
             .map(|rel| {
                 let bytes = tree.read(&rel, 64 << 20).ok();
@@ -819,8 +902,28 @@ impl Remediator<'_> {
                 ),
             ));
         }
-        let argv: Vec<String> = match ecosystem {
-            "npm" => [
+        // A pinned requirements.txt is rewritten here, exactly (the pin's
+        // version, nothing else), and the tool only proves the version is
+        // on the index; one pinned with hashes would need new hashes:
+        // refused. One compiled from a requirements.in beside it is compiled
+        // again by pip-compile, upgrading only the package.
+        let compiled =
+            lockfile == "requirements.txt" && tree.files.contains(&in_dir("requirements.in"));
+        let rewritten = if lockfile == "requirements.txt" && !compiled {
+            let text = tree
+                .read(&lock_rel, 64 << 20)
+                .map_err(|why| Failed::at("bump", format!("{lock_rel}: {why}")))?;
+            let text = String::from_utf8(text)
+                .map_err(|_| Failed::at("bump", format!("{lock_rel} is not UTF-8")))?;
+            Some(
+                repin_requirement(&text, &name, &fixed)
+                    .map_err(|why| Failed::at("bump", format!("{lock_rel}: {why}")))?,
+            )
+        } else {
+            None
+        };
+        let argv: Vec<String> = match lockfile.as_str() {
+            "package-lock.json" => [
                 "npm",
                 "install",
                 "--package-lock-only",
@@ -831,6 +934,37 @@ impl Remediator<'_> {
             .into_iter()
             .map(str::to_owned)
             .chain([format!("{name}@{fixed}")])
+            .collect(),
+            "uv.lock" => ["uv", "lock", "--upgrade-package"]
+                .into_iter()
+                .map(str::to_owned)
+                .chain([format!("{name}=={fixed}")])
+                .collect(),
+            "requirements.txt" if compiled => [
+                "pip-compile",
+                "--quiet",
+                "--output-file",
+                "requirements.txt",
+                "--upgrade-package",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([format!("{name}=={fixed}"), "requirements.in".to_owned()])
+            .collect(),
+            "requirements.txt" => [
+                "python3",
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--quiet",
+                "--dest",
+                "/tmp/cairn-pip-download",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([format!("{name}=={fixed}")])
             .collect(),
             _ => ["cargo", "update", "-p", &name, "--precise", &fixed]
                 .into_iter()
@@ -849,8 +983,12 @@ impl Remediator<'_> {
         } else {
             lock_dir.clone()
         };
+        let system = match &build_image {
+            Some(b) => format!("build image {} {}, {}", b.name, b.digest, b.why),
+            None => "the host's /usr".to_owned(),
+        };
         note(&format!(
-            "$ (in {dir_in_ws}) {tool}   [sandbox: network user-mode, on commit {commit}'s tree]"
+            "$ (in {dir_in_ws}) {tool}   [sandbox: network user-mode, {system}, on commit {commit}'s tree]"
         ));
         let mut sh = vec![
             "/bin/sh".to_owned(),
@@ -860,18 +998,39 @@ impl Remediator<'_> {
             dir_in_ws,
         ];
         sh.extend(argv);
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), path.join(":")),
+            ("HOME".into(), "/workspace/.home".into()),
+            ("TMPDIR".into(), "/tmp".into()),
+        ];
+        if ecosystem == "PyPI" {
+            // The interpreter and the trust store are the sandbox's system's
+            // (the build image's Python, the curated /etc's certificates):
+            // never a Python downloaded from elsewhere.
+            env.extend(
+                [
+                    ("UV_PYTHON_DOWNLOADS", "never"),
+                    ("UV_PYTHON_PREFERENCE", "only-system"),
+                    ("UV_SYSTEM_CERTS", "1"),
+                    ("UV_NATIVE_TLS", "1"),
+                ]
+                .map(|(k, v)| (k.to_owned(), v.to_owned())),
+            );
+            // pip reads its own bundle unless told; the sandbox's /etc is the
+            // curated copy of the host's, so the host's bundle is there.
+            const BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+            if Path::new(BUNDLE).is_file() {
+                env.push(("PIP_CERT".into(), BUNDLE.into()));
+            }
+        }
         let mut output = String::new();
         let outcome = cairn_sandbox::run(
             &cairn_sandbox::SandboxSpec {
                 workspace: ws.clone(),
                 argv: sh,
-                env: vec![
-                    ("PATH".into(), path.join(":")),
-                    ("HOME".into(), "/workspace/.home".into()),
-                    ("TMPDIR".into(), "/tmp".into()),
-                ],
+                env,
                 network: true,
-                system_root: None,
+                system_root: build_image.as_ref().map(|b| b.rootfs.clone()),
                 read_only_binds: policy
                     .tools
                     .iter()
@@ -893,26 +1052,73 @@ impl Remediator<'_> {
         )
         .map_err(|e| Failed::at("bump", e.to_string()))?;
         if !matches!(outcome.exit, cairn_sandbox::Exit::Code(0)) {
-            // The tool's error lines (else its last lines) say why.
-            let errors: Vec<&str> = output
+            // The tool's first error line and what follows it (the cause,
+            // as uv and pip print it), else its last lines, say why.
+            let all: Vec<&str> = output
                 .lines()
-                .filter(|l| l.to_ascii_lowercase().contains("error"))
-                .take(3)
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
                 .collect();
-            let tail = if errors.is_empty() {
-                let all: Vec<&str> = output.lines().collect();
-                all[all.len().saturating_sub(5)..].join(" | ")
+            let tail = match all
+                .iter()
+                .position(|l| l.to_ascii_lowercase().contains("error"))
+            {
+                Some(at) => all[at..all.len().min(at + 4)].join(" | "),
+                None => all[all.len().saturating_sub(5)..].join(" | "),
+            };
+            let hint = if matches!(outcome.exit, cairn_sandbox::Exit::Code(127)) {
+                format!(
+                    "; `{}` is not in {system}: put it in the workload's build image ([build] image, or org.toml [build.images]) or the chain's [sandbox] tools",
+                    tool.split(' ').next().unwrap_or_default()
+                )
             } else {
-                errors.join(" | ")
+                String::new()
             };
             return Err(Failed::at(
                 "bump",
-                format!("`{tool}` ended {:?}: {tail}", outcome.exit),
+                format!(
+                    "`{tool}` ended {:?} (in {system}): {tail}{hint}",
+                    outcome.exit
+                ),
             ));
         }
-        // The bumped tree must not have the findings any more.
+        // What the files hold now: the ones the tool wrote, or the rewritten
+        // pin; what changed is committed.
+        let bumped = crate::inventory::Tree::walk(&ws).map_err(Failed::of("bump"))?;
+        let mut after = Vec::new();
+        let mut files = Vec::new();
+        for (rel, was) in &before {
+            let now = match (&rewritten, *rel == lock_rel) {
+                (Some(text), true) => text.clone().into_bytes(),
+                _ => match bumped.read(rel, 64 << 20) {
+                    Ok(now) => now,
+                    Err(_) => continue,
+                },
+            };
+            if was.as_deref() != Some(now.as_slice()) {
+                files.push((format!("{prefix}{rel}"), now.clone()));
+            }
+            after.push((rel.clone(), now));
+        }
+        if files.is_empty() {
+            return Err(Failed::at(
+                "bump",
+                format!("`{tool}` changed nothing in {lock_rel}"),
+            ));
+        }
+        // The bumped lockfile must not have the findings any more: read as
+        // cairn reads any lockfile, from a directory of cairn's own holding
+        // the lockfile and manifest as they are now.
+        let check = scratch.path().join("check");
+        for (rel, bytes) in &after {
+            let path = check.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Failed::at("bump", e.to_string()))?;
+            }
+            write_new(&path, bytes).map_err(Failed::of("bump"))?;
+        }
         let collected =
-            crate::inventory::collect(&ws.join(&lock_dir)).map_err(Failed::of("bump"))?;
+            crate::inventory::collect(&check.join(&lock_dir)).map_err(Failed::of("bump"))?;
         let evaluation =
             crate::inventory::evaluate(store, &collected).map_err(Failed::of("bump"))?;
         let left: Vec<String> = evaluation
@@ -928,26 +1134,12 @@ impl Remediator<'_> {
                 format!("after `{tool}` the tree still has {}", left.join(", ")),
             ));
         }
-        let bumped = crate::inventory::Tree::walk(&ws).map_err(Failed::of("bump"))?;
-        let mut files = Vec::new();
-        for (rel, was) in &before {
-            let Ok(now) = bumped.read(rel, 64 << 20) else {
-                continue;
-            };
-            if was.as_deref() != Some(now.as_slice()) {
-                files.push((format!("{prefix}{rel}"), now));
-            }
-        }
-        if files.is_empty() {
-            return Err(Failed::at(
-                "bump",
-                format!("`{tool}` changed nothing in {lock_rel}"),
-            ));
-        }
         run.step(
             "bumped",
             None,
-            &format!("{name} {installed} → {fixed} in {lock_rel} by `{tool}` in the sandbox"),
+            &format!(
+                "{name} {installed} → {fixed} in {lock_rel} by `{tool}` in the sandbox ({system})"
+            ),
             note,
         )
         .map_err(Failed::of("bump"))?;
@@ -988,12 +1180,6 @@ impl Remediator<'_> {
             note,
         )
         .map_err(Failed::of("commit"))?;
-        let engine = Engine::new(
-            self.store.clone(),
-            self.data.clone(),
-            self.platform_dir.map(Path::to_path_buf),
-        )
-        .with_actor(Some(self.actor_name()));
         let ran = engine
             .run(
                 &crate::RunRequest {
@@ -1059,6 +1245,91 @@ fn parse_purl(purl: &str) -> Option<(String, String, String)> {
         return None;
     }
     Some((kind.to_owned(), name, version.to_owned()))
+}
+
+/// Whether lockfile `kind`'s `bytes` name package `name` (a PyPI name
+/// normalised, as purls carry it).
+fn lockfile_names(kind: &str, bytes: &[u8], name: &str) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    if kind == "requirements.txt" {
+        return text
+            .lines()
+            .any(|l| pinned(l).is_some_and(|(n, _)| n == name));
+    }
+    text.contains(&format!("\"{name}\""))
+}
+
+/// A requirements line's pinned `(normalised name, version)`:
+/// `name[extras]==version [; markers]`, or `None`.
+fn pinned(line: &str) -> Option<(String, &str)> {
+    let code = line.split(" #").next()?.trim();
+    let req = code.split(';').next()?.trim();
+    let (name, version) = req.split_once("==")?;
+    let version = version.trim_start_matches('=').split_whitespace().next()?;
+    let name = name.split('[').next()?.trim();
+    if name.is_empty() || version.is_empty() {
+        return None;
+    }
+    let mut normal = String::new();
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !normal.ends_with('-') {
+                normal.push('-');
+            }
+        } else {
+            normal.push(c.to_ascii_lowercase());
+        }
+    }
+    Some((normal, version))
+}
+
+/// `text` with every pin of `name` set to `fixed`, byte for byte otherwise;
+/// refused when a pin carries hashes (they would not match the new version),
+/// spans lines, or there is none.
+fn repin_requirement(text: &str, name: &str, fixed: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut found = false;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    for (i, line) in lines.iter().enumerate() {
+        let continued = i > 0 && lines[i - 1].trim_end().ends_with('\\');
+        match pinned(line) {
+            Some((n, version)) if n == name && !continued => {
+                if line.contains("--hash") || line.trim_end().ends_with('\\') {
+                    return Err(format!(
+                        "the pin of {name} carries hashes (line {}): they would not match {fixed}; compile the requirements again with pip-compile --generate-hashes",
+                        i + 1
+                    ));
+                }
+                let at = line.find("==").unwrap_or_default();
+                let start = line[at..].find(version).map_or(at + 2, |j| at + j);
+                out.push_str(&line[..start]);
+                out.push_str(fixed);
+                out.push_str(&line[start + version.len()..]);
+                found = true;
+            }
+            _ => out.push_str(line),
+        }
+    }
+    if found {
+        Ok(out)
+    } else {
+        Err(format!("no line pins {name} with =="))
+    }
+}
+
+/// Writes `bytes` to a new file `path` (never over an existing one, never
+/// through a symlink).
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(EngineError::io("create", path))?;
+    f.write_all(bytes).map_err(EngineError::io("write", path))
 }
 
 /// The lowest version that fixes every advisory of `package` in `plan`:
@@ -1590,6 +1861,10 @@ mod tests {
             ("cargo".into(), "serde".into(), "1.0.0".into())
         );
         assert!(parse_purl("npm/x@1").is_none());
+        assert_eq!(
+            parse_purl("pkg:pypi/idna@3.6").unwrap(),
+            ("pypi".into(), "idna".into(), "3.6".into())
+        );
         assert!(parse_purl("pkg:npm/x@").is_none());
         assert_eq!(
             Target::parse("web:DSA-1"),
@@ -1605,5 +1880,41 @@ mod tests {
                 advisory: "CVE-2026-1".into()
             }
         );
+    }
+
+    #[test]
+    fn requirement_pins_are_rewritten_exactly_or_refused() {
+        let text = "# tools\nIDNA==3.6  # pinned\nrequests[socks]==2.31.0 ; python_version > \"3\"\nzope.interface === 6.0\n-r other.txt\n";
+        assert!(lockfile_names("requirements.txt", text.as_bytes(), "idna"));
+        assert!(lockfile_names(
+            "requirements.txt",
+            text.as_bytes(),
+            "zope-interface"
+        ));
+        assert!(!lockfile_names(
+            "requirements.txt",
+            text.as_bytes(),
+            "tools"
+        ));
+        assert_eq!(
+            repin_requirement(text, "idna", "3.7").unwrap(),
+            text.replace("IDNA==3.6", "IDNA==3.7")
+        );
+        assert_eq!(
+            repin_requirement(text, "zope-interface", "6.1").unwrap(),
+            text.replace("=== 6.0", "=== 6.1")
+        );
+        assert!(
+            repin_requirement(text, "requests", "2.32.0")
+                .unwrap()
+                .contains("requests[socks]==2.32.0 ; python_version")
+        );
+        let hashed = "idna==3.6 \\\n    --hash=sha256:abc\n";
+        assert!(
+            repin_requirement(hashed, "idna", "3.7")
+                .unwrap_err()
+                .contains("hashes")
+        );
+        assert!(repin_requirement("idna>=3\n", "idna", "3.7").is_err());
     }
 }

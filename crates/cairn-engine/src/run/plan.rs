@@ -36,7 +36,7 @@ impl Engine {
     /// admitted (its signed admission verifies against cairn's keys and log),
     /// unpacked; checked before the run exists, so a missing or unadmitted one
     /// is refused naming it, before any work. `None`: the host's `/usr`.
-    pub(super) fn build_image(
+    pub(crate) fn build_image(
         &self,
         loaded: &LoadedWorkload,
     ) -> Result<Option<BuildImage>, EngineError> {
@@ -187,13 +187,14 @@ pub(super) struct Plan {
 }
 
 /// A catalog base the fetch, build and test stages run in (see
-/// [`cairn_sandbox::SandboxSpec::system_root`]).
-pub(super) struct BuildImage {
-    pub(super) name: String,
+/// [`cairn_sandbox::SandboxSpec::system_root`]), and a remediation's
+/// dependency bump too (`remediation.rs`), so its tool is the build's.
+pub(crate) struct BuildImage {
+    pub(crate) name: String,
     /// Its manifest digest, `sha256:…`.
-    pub(super) digest: String,
+    pub(crate) digest: String,
     /// Its unpacked root filesystem (the checked cache).
-    pub(super) rootfs: PathBuf,
+    pub(crate) rootfs: PathBuf,
     /// Why this one: the workload named it, or org.toml mapped its ecosystem.
-    pub(super) why: String,
+    pub(crate) why: String,
 }
