@@ -719,9 +719,17 @@ async fn environments_audit_and_artifacts_show_their_records() {
             at_ms: t + 10,
             json: serde_json::json!({
                 "outcome": "denied",
-                "decision": { "allow": false, "reasons": [
-                    { "rule": "tests-passed", "message": "run 1 failed <unit-test>" }
-                ] }
+                // The signed decision as promotion records it.
+                "decision": {
+                    "workload": "app", "environment": "production", "artifact": denied,
+                    "actor": "admin", "intent": "promote", "allow": false,
+                    "reasons": [{ "rule": "tests-passed", "message": "run 1 failed <unit-test>" }],
+                    "overridden": null,
+                    "policyDigest": format!("sha256:{}", "d".repeat(64)),
+                    "inputDigest": format!("sha256:{}", "e".repeat(64)),
+                    "advisoryDb": null,
+                    "decidedAt": "2023-11-14T22:15:00Z"
+                }
             })
             .to_string(),
         })
