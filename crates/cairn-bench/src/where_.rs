@@ -104,7 +104,7 @@ pub fn where_(
                     json!({ "bomFormat": "CycloneDX", "specVersion": "1.6", "subject": subject })
                         .to_string()
                         .into_bytes(),
-                subject_digest: format!("sha256:{:064x}", k),
+                subject_digest: format!("sha256:{k:064x}"),
                 subject_name: subject,
                 workload: None,
                 environment: None,

@@ -16,7 +16,7 @@ use crate::exit::Failure;
 
 /// What a command needs from the roles model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Needs {
+pub(crate) enum Needs {
     /// It changes nothing of cairn's: it reads, or writes only what the user
     /// named (a file, the app's own `cairn.toml`) or a scratch directory.
     Nothing,
@@ -31,7 +31,7 @@ pub enum Needs {
 /// One row: a command (`"base import"`; a flag that makes it change state is
 /// part of the name), what it needs, and arguments that reach its guard (for
 /// the tests).
-pub struct Row {
+pub(crate) struct Row {
     pub command: &'static str,
     pub needs: Needs,
     /// Read by the tests only (as `routes.rs`'s examples are).
@@ -52,7 +52,7 @@ use Needs::{Nothing, Organisation as Org, Scoped};
 const DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Every command.
-pub const TABLE: &[Row] = &[
+pub(crate) const TABLE: &[Row] = &[
     // The app's own cairn.toml, not cairn's state.
     row("init", Nothing, &["init"]),
     row("run", Scoped(Action::Run), &["run"]),
@@ -255,7 +255,7 @@ pub const TABLE: &[Row] = &[
 
 /// The table's name of a parsed command (every variant is named: the compiler
 /// sees to that).
-pub fn name(command: &Command) -> &'static str {
+pub(crate) fn name(command: &Command) -> &'static str {
     match command {
         Command::Init(_) => "init",
         Command::Run(_) => "run",
@@ -354,7 +354,7 @@ pub fn name(command: &Command) -> &'static str {
 
 /// What `command` needs; a command missing from the table needs a platform-admin
 /// (fail closed; the tests keep the table complete).
-pub fn needs(command: &Command) -> Needs {
+pub(crate) fn needs(command: &Command) -> Needs {
     let name = name(command);
     TABLE
         .iter()
@@ -365,7 +365,7 @@ pub fn needs(command: &Command) -> Needs {
 /// Applies the table before `cli`'s command runs: once the organisation has
 /// identities, a state-changing command needs `CAIRN_TOKEN`'s identity, and an
 /// organisation-wide one a role that grants its action.
-pub fn guard(cli: &Cli) -> Result<(), Failure> {
+pub(crate) fn guard(cli: &Cli) -> Result<(), Failure> {
     let (action, scope) = match needs(&cli.command) {
         Needs::Nothing => return Ok(()),
         Needs::Organisation(action) => (action, Some(Scope::organisation())),

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "A secure software supply chain: one chain from git push to production, with evidence."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -30,7 +30,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Onboard the app in this git repository: read how it builds and tests, write
     /// cairn.toml (--dry-run: print it) and keep .cairn/ out of git.
     Init(InitArgs),
@@ -122,7 +122,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// The app's directory (default: the working directory).
     #[arg(default_value = ".")]
     pub dir: PathBuf,
@@ -142,7 +142,7 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The commit to run (any git revision; default: HEAD).
     #[arg(long, default_value = "HEAD")]
     pub commit: String,
@@ -158,7 +158,7 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RunsArgs {
+pub(crate) struct RunsArgs {
     /// Only this workload's runs.
     #[arg(long)]
     pub workload: Option<String>,
@@ -171,7 +171,7 @@ pub struct RunsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct LogsArgs {
+pub(crate) struct LogsArgs {
     /// The run: its id, or `last` for the newest.
     pub run: String,
     /// Only this stage.
@@ -186,7 +186,7 @@ pub struct LogsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ExplainArgs {
+pub(crate) struct ExplainArgs {
     /// The run (its id, or `last`), `promotion`, `change:N`, or `remediation[:WORKLOAD]`.
     pub run: String,
     /// How many of the failing stage's last log lines to show.
@@ -195,7 +195,7 @@ pub struct ExplainArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand {
+pub(crate) enum BenchCommand {
     /// `cairn scan` of a Cargo.lock beside `cargo audit --no-fetch` on the same RustSec data.
     Scan(crate::commands::ScanBenchArgs),
     /// `cairn where` lookups (p50/p99/max) over synthetic stored SBOMs.

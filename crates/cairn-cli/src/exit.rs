@@ -3,18 +3,18 @@
 
 use cairn_engine::EngineError;
 
-pub const USER: u8 = 1;
-pub const INTERNAL: u8 = 2;
+pub(crate) const USER: u8 = 1;
+pub(crate) const INTERNAL: u8 = 2;
 
 /// An error with the exit code it deserves.
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub code: u8,
     pub error: anyhow::Error,
 }
 
 impl Failure {
-    pub fn user(error: impl Into<anyhow::Error>) -> Self {
+    pub(crate) fn user(error: impl Into<anyhow::Error>) -> Self {
         Failure {
             code: USER,
             error: error.into(),
@@ -24,7 +24,7 @@ impl Failure {
 
 /// The exit code of an error's kind: 1 when the user can fix it, 2 when cairn
 /// failed (the server answers the same kinds with 4xx and 5xx).
-pub fn code_of(kind: cairn_model::ErrorKind) -> u8 {
+pub(crate) fn code_of(kind: cairn_model::ErrorKind) -> u8 {
     if kind.is_user() { USER } else { INTERNAL }
 }
 
@@ -67,7 +67,7 @@ impl From<std::io::Error> for Failure {
 /// Whether the error (or any cause) is the disk being full: `ENOSPC` or
 /// `EDQUOT` from any write (the store, the log, blobs, keys), or the store's
 /// own [`cairn_store::StoreError::DiskFull`].
-pub fn is_disk_full(error: &anyhow::Error) -> bool {
+pub(crate) fn is_disk_full(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
             matches!(
@@ -81,7 +81,7 @@ pub fn is_disk_full(error: &anyhow::Error) -> bool {
 }
 
 /// The error and its causes. A config error is already a full diagnostic.
-pub fn render(error: &anyhow::Error) -> String {
+pub(crate) fn render(error: &anyhow::Error) -> String {
     cairn_model::error_chain(error.as_ref())
 }
 

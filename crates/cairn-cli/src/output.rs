@@ -1,22 +1,22 @@
 //! Presenting records: JSON wire shapes (the domain types stay free of serde) and
 //! text for people.
 
-pub use cairn_engine::wire::{duration_ms, line_json, run_json};
+pub(crate) use cairn_engine::wire::{duration_ms, line_json, run_json};
 use cairn_model::LogLine;
 use cairn_model::time::human_duration_ms;
 use serde_json::Value;
 
 /// `1.2s`, or `-` when the span is not known yet.
-pub fn duration_text(start: Option<i64>, end: Option<i64>) -> String {
+pub(crate) fn duration_text(start: Option<i64>, end: Option<i64>) -> String {
     duration_ms(start, end).map_or_else(|| "-".to_owned(), human_duration_ms)
 }
 
-pub fn short_commit(commit: &str) -> &str {
+pub(crate) fn short_commit(commit: &str) -> &str {
     &commit[..12.min(commit.len())]
 }
 
 /// A log line for a terminal: cairn's own lines marked, step output as printed.
-pub fn line_text(line: &LogLine) -> String {
+pub(crate) fn line_text(line: &LogLine) -> String {
     match line.stream {
         cairn_model::LogStream::System => format!("cairn: {}", line.display_text()),
         _ => line.display_text(),
@@ -24,7 +24,7 @@ pub fn line_text(line: &LogLine) -> String {
 }
 
 /// Prints a JSON value on one line.
-pub fn print_json(v: &Value) {
+pub(crate) fn print_json(v: &Value) {
     println!("{v}");
 }
 
@@ -40,7 +40,7 @@ static STDOUT_FAILED: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mute
 /// (`\u{1b}`), so nothing cairn prints — a lockfile's text in a diagnostic, a
 /// name from a registry, a server's answer — can move the cursor, retitle the
 /// terminal or hide a line. JSON is unchanged (serde escapes them already).
-pub fn terminal_safe(args: std::fmt::Arguments<'_>) -> std::borrow::Cow<'static, str> {
+pub(crate) fn terminal_safe(args: std::fmt::Arguments<'_>) -> std::borrow::Cow<'static, str> {
     let text = match args.as_str() {
         Some(s) => std::borrow::Cow::Borrowed(s),
         None => std::borrow::Cow::Owned(args.to_string()),
@@ -66,7 +66,7 @@ pub fn terminal_safe(args: std::fmt::Arguments<'_>) -> std::borrow::Cow<'static,
 /// `main.rs`). A closed pipe (`cairn runs | head -1`) is not an error: output
 /// stops quietly and the command finishes its work with its own exit code.
 /// Any other write error is remembered for [`stdout_failure`].
-pub fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
     use std::io::Write;
     use std::sync::atomic::Ordering;
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
@@ -92,7 +92,7 @@ pub fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
 }
 
 /// Writes bytes to stdout, like [`write_stdout`].
-pub fn write_stdout_bytes(bytes: &[u8]) {
+pub(crate) fn write_stdout_bytes(bytes: &[u8]) {
     use std::io::Write;
     if stdout_closed() {
         return;
@@ -109,7 +109,7 @@ pub fn write_stdout_bytes(bytes: &[u8]) {
 }
 
 /// Writes to stderr; a closed or failing stderr only stops further messages.
-pub fn write_stderr(args: std::fmt::Arguments<'_>, newline: bool) {
+pub(crate) fn write_stderr(args: std::fmt::Arguments<'_>, newline: bool) {
     use std::io::Write;
     use std::sync::atomic::Ordering;
     if STDERR_CLOSED.load(Ordering::Relaxed) {
@@ -131,12 +131,12 @@ pub fn write_stderr(args: std::fmt::Arguments<'_>, newline: bool) {
 
 /// Whether stdout stopped taking output: a loop that only prints (`logs
 /// --follow`) ends here.
-pub fn stdout_closed() -> bool {
+pub(crate) fn stdout_closed() -> bool {
     STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The first write error on stdout other than a closed pipe, if any.
-pub fn stdout_failure() -> Option<std::io::Error> {
+pub(crate) fn stdout_failure() -> Option<std::io::Error> {
     STDOUT_FAILED
         .lock()
         .ok()

@@ -121,7 +121,7 @@ fn read_secret(path: &str) -> Result<Vec<u8>, String> {
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_SECRET).read_to_end(&mut secret))
         .map_err(|e| format!("cannot read {path}: {e}"))?;
-    while secret.last().is_some_and(|b| b.is_ascii_whitespace()) {
+    while secret.last().is_some_and(u8::is_ascii_whitespace) {
         secret.pop();
     }
     if secret.is_empty() {

@@ -128,7 +128,7 @@ impl DataDir {
 
 /// Where root's workspaces and unpacked root filesystems go unless
 /// `CAIRN_SANDBOX_DIR` says otherwise.
-pub const DEFAULT_SANDBOX_DIR: &str = "/var/lib/cairn";
+pub(crate) const DEFAULT_SANDBOX_DIR: &str = "/var/lib/cairn";
 
 /// Creates `dir` and its missing parents, mode 0711 (traversable, not listable).
 fn create_traversable(dir: &Path) -> Result<(), crate::EngineError> {

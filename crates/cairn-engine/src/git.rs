@@ -123,7 +123,7 @@ fn text(bytes: Vec<u8>) -> String {
 }
 
 /// The top level of the work tree that contains `dir`.
-pub fn top_level(dir: &Path) -> Result<PathBuf, EngineError> {
+pub(crate) fn top_level(dir: &Path) -> Result<PathBuf, EngineError> {
     let mut cmd = git(dir);
     cmd.args(["rev-parse", "--show-toplevel"]);
     let out = run(cmd)?;
@@ -136,7 +136,7 @@ pub fn top_level(dir: &Path) -> Result<PathBuf, EngineError> {
 }
 
 /// The full commit id that `rev` names.
-pub fn resolve_commit(repo: &Path, rev: &str) -> Result<String, EngineError> {
+pub(crate) fn resolve_commit(repo: &Path, rev: &str) -> Result<String, EngineError> {
     let unknown = || EngineError::UnknownCommit {
         rev: rev.to_owned(),
         repo: repo.to_path_buf(),
@@ -157,14 +157,14 @@ pub fn resolve_commit(repo: &Path, rev: &str) -> Result<String, EngineError> {
 }
 
 /// Whether `repo` has commit `commit` (a full id).
-pub fn has_commit(repo: &Path, commit: &str) -> bool {
+pub(crate) fn has_commit(repo: &Path, commit: &str) -> bool {
     resolve_commit(repo, commit).is_ok_and(|id| id == commit)
 }
 
 /// Fetches `branch` from the repository's `origin` remote (no tags, hooks off,
 /// no prompts), waiting at most `limit`. A repository without `origin` is an
 /// error saying so.
-pub fn fetch_branch(
+pub(crate) fn fetch_branch(
     repo: &Path,
     branch: &str,
     limit: std::time::Duration,
@@ -236,7 +236,7 @@ pub fn fetch_branch(
 
 /// Who made a commit and what it says, for the source stage's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitInfo {
+pub(crate) struct CommitInfo {
     pub author: String,
     pub committer: String,
     pub subject: String,
@@ -245,7 +245,7 @@ pub struct CommitInfo {
     pub tree: String,
 }
 
-pub fn commit_info(repo: &Path, commit: &str) -> Result<CommitInfo, EngineError> {
+pub(crate) fn commit_info(repo: &Path, commit: &str) -> Result<CommitInfo, EngineError> {
     let mut cmd = git(repo);
     cmd.args([
         "show",
@@ -273,7 +273,7 @@ pub fn commit_info(repo: &Path, commit: &str) -> Result<CommitInfo, EngineError>
 }
 
 /// The path of `dir` relative to the top level (`""` at the top, else ending in `/`).
-pub fn prefix(dir: &Path) -> Result<String, EngineError> {
+pub(crate) fn prefix(dir: &Path) -> Result<String, EngineError> {
     let mut cmd = git(dir);
     cmd.args(["rev-parse", "--show-prefix"]);
     let out = run(cmd)?;
@@ -287,7 +287,7 @@ pub fn prefix(dir: &Path) -> Result<String, EngineError> {
 
 /// The names of the entries directly in `prefix` (the app's directory, `""`
 /// for the root, else ending in `/`) at `commit`: at most `max` of them.
-pub fn names_at(
+pub(crate) fn names_at(
     repo: &Path,
     commit: &str,
     prefix: &str,
@@ -316,7 +316,11 @@ pub fn names_at(
 }
 
 /// A file's contents at a commit, or `None` when the commit has no such file.
-pub fn read_at(repo: &Path, commit: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
+pub(crate) fn read_at(
+    repo: &Path,
+    commit: &str,
+    path: &str,
+) -> Result<Option<Vec<u8>>, EngineError> {
     let spec = format!("{commit}:{path}");
     let mut cmd = git(repo);
     cmd.args(["cat-file", "-e", &spec]);
@@ -446,7 +450,7 @@ fn open_dir_at(
 /// in this call, with `O_NOFOLLOW | O_EXCL`: a symlink is written as a symlink
 /// and never followed, and a tree that names one path twice, or a path under a
 /// symlink, `..` or `.git`, is refused. Submodules become empty directories.
-pub fn materialise(
+pub(crate) fn materialise(
     repo: &Path,
     commit: &str,
     prefix: &str,
@@ -1039,7 +1043,7 @@ mod tests {
 
 /// One commit of a change, as git recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangeEntry {
+pub(crate) struct ChangeEntry {
     pub commit: String,
     pub author: String,
     pub committer: String,
@@ -1049,7 +1053,7 @@ pub struct ChangeEntry {
 /// does not have are left out of `not`), newest first, at most `max`
 /// (plumbing: `rev-list`; no signature is checked, so no program the
 /// repository's config names runs).
-pub fn change_entries(
+pub(crate) fn change_entries(
     repo: &Path,
     commit: &str,
     not: &[String],
@@ -1094,7 +1098,7 @@ pub fn change_entries(
 /// any other way. Every program and file git could take from the repository's
 /// or the user's config is pinned on the command line: `gpg.format=ssh`,
 /// `ssh-keygen` as the SSH program, OpenPGP and X.509 programs that refuse.
-pub fn verified_signer(
+pub(crate) fn verified_signer(
     repo: &Path,
     commit: &str,
     allowed_signers: &Path,
@@ -1136,7 +1140,7 @@ pub fn verified_signer(
 }
 
 /// Whether `path` is tracked in the index of the work tree at or above `dir`.
-pub fn is_tracked(dir: &Path, path: &str) -> Result<bool, EngineError> {
+pub(crate) fn is_tracked(dir: &Path, path: &str) -> Result<bool, EngineError> {
     let mut cmd = git(dir);
     cmd.args(["ls-files", "--error-unmatch", "--"]).arg(path);
     Ok(run(cmd)?.ok)
@@ -1145,7 +1149,7 @@ pub fn is_tracked(dir: &Path, path: &str) -> Result<bool, EngineError> {
 /// Refuses a data directory that lies inside a git work tree unless git ignores
 /// it: it holds the signing key, which `git add -A` would otherwise commit. Asks
 /// git itself (`check-ignore`, plumbing, hooks off), so every ignore source counts.
-pub fn check_data_dir_ignored(data: &Path) -> Result<(), EngineError> {
+pub(crate) fn check_data_dir_ignored(data: &Path) -> Result<(), EngineError> {
     // The data directory may not exist yet: start from its nearest existing ancestor.
     let mut existing = data.to_path_buf();
     let mut missing = Vec::new();
@@ -1230,7 +1234,7 @@ pub fn check_data_dir_ignored(data: &Path) -> Result<(), EngineError> {
 /// plumbing (blobs, a private index at `index`, a tree, a commit) so the work
 /// tree and the repository's index are untouched; the branch must not exist
 /// yet (the ref is created only if absent). Returns the commit's id.
-pub fn commit_files_on_branch(
+pub(crate) fn commit_files_on_branch(
     repo: &Path,
     index: &Path,
     parent: &str,

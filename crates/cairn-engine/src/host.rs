@@ -29,21 +29,21 @@ fn start_time(pid: u32) -> Option<u64> {
 }
 
 /// `host:pid:start-time` of this process.
-pub fn owner_tag() -> String {
+pub(crate) fn owner_tag() -> String {
     let pid = std::process::id();
     format!("{}:{pid}:{}", hostname(), start_time(pid).unwrap_or(0))
 }
 
 /// What an owner tag says about its process, seen from here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Liveness {
+pub(crate) enum Liveness {
     Alive,
     Dead,
     /// Another host's process, or a tag we can't read: we can't tell.
     Unknown,
 }
 
-pub fn liveness(tag: &str) -> Liveness {
+pub(crate) fn liveness(tag: &str) -> Liveness {
     let mut parts = tag.rsplitn(3, ':');
     let (Some(start), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
         return Liveness::Unknown;

@@ -146,7 +146,7 @@ pub fn scan(
     for finding in std::mem::take(&mut report.vulnerabilities) {
         match vex_verdict(&vex.set, &purls, &finding) {
             Some(verdict) if verdict.statement.status.suppresses() => {
-                suppressed.push(Suppressed { finding, verdict })
+                suppressed.push(Suppressed { finding, verdict });
             }
             other => kept.push((finding, other)),
         }

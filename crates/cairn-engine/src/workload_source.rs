@@ -142,7 +142,7 @@ pub fn load_org(platform_dir: Option<&Path>) -> Result<OrgConfig, EngineError> {
 
 /// The chain named `name`: `platform_dir/chains/<name>.toml`, else the built-in
 /// default when `name` is `default`.
-pub fn load_chain(name: &str, platform_dir: Option<&Path>) -> Result<Chain, EngineError> {
+pub(crate) fn load_chain(name: &str, platform_dir: Option<&Path>) -> Result<Chain, EngineError> {
     if let Some(platform) = platform_dir {
         let path = platform.join("chains").join(format!("{name}.toml"));
         if path.is_file() {
@@ -172,7 +172,7 @@ pub fn load_chain(name: &str, platform_dir: Option<&Path>) -> Result<Chain, Engi
 /// the way there searchable. Checked when the chain is loaded, so a toolchain
 /// under a private home (`/root/.rustup`, mode 0700) is refused with its path and
 /// the fix, not met as `Permission denied` inside a stage.
-pub fn check_tools(chain: &Chain) -> Result<(), EngineError> {
+pub(crate) fn check_tools(chain: &Chain) -> Result<(), EngineError> {
     for tool in &chain.sandbox.tools {
         let mut paths = vec![PathBuf::from(&tool.host)];
         if let Some(bin) = &tool.bin

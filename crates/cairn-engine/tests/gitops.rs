@@ -274,7 +274,7 @@ fn bad_names_and_trailers_are_refused() {
         ("workload", |c| c.workload = "Hello".into()),
         ("environment", |c| c.environment = "prod-".into()),
         ("actor", |c| {
-            c.trailers.actor = "eve\nCairn-Change: deploy".into()
+            c.trailers.actor = "eve\nCairn-Change: deploy".into();
         }),
         ("actor", |c| c.trailers.actor = String::new()),
         ("run id", |c| c.trailers.run = " 1".into()),

@@ -25,9 +25,9 @@ use crate::{Envelope, EvidenceError, SigningKey, VerifyingKey};
 /// The media type of a v0.3 bundle.
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// A bundle's JSON larger than this is refused before parsing.
-pub const MAX_BUNDLE_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_BUNDLE_BYTES: usize = 16 * 1024 * 1024;
 /// At most this many transparency log entries in one bundle.
-pub const MAX_TLOG_ENTRIES: usize = 16;
+pub(crate) const MAX_TLOG_ENTRIES: usize = 16;
 
 /// The kind and version of cairn's evidence entries (Rekor v2 `dsse`).
 pub const DSSE_ENTRY_KIND: &str = "dsse";
@@ -619,14 +619,14 @@ mod tests {
                     .inclusion_proof
                     .as_mut()
                     .expect("proof")
-                    .tree_size = 6
+                    .tree_size = 6;
             }),
             ("proof hash bit", |b| {
                 b.tlog_entries[0]
                     .inclusion_proof
                     .as_mut()
                     .expect("proof")
-                    .hashes[0][0] ^= 1
+                    .hashes[0][0] ^= 1;
             }),
             ("proof hash dropped", |b| {
                 b.tlog_entries[0]
@@ -641,7 +641,7 @@ mod tests {
                     .inclusion_proof
                     .as_mut()
                     .expect("proof")
-                    .root_hash[31] ^= 1
+                    .root_hash[31] ^= 1;
             }),
             ("checkpoint signature", |b| {
                 let c = &mut b.tlog_entries[0]
@@ -667,10 +667,10 @@ mod tests {
                     .push_str("junk\n");
             }),
             ("body byte", |b| {
-                b.tlog_entries[0].canonicalized_body[10] ^= 1
+                b.tlog_entries[0].canonicalized_body[10] ^= 1;
             }),
             ("kind", |b| {
-                b.tlog_entries[0].kind_version.version = "0.0.1".into()
+                b.tlog_entries[0].kind_version.version = "0.0.1".into();
             }),
             ("log id", |b| b.tlog_entries[0].log_id.key_id[0] ^= 1),
             ("no proof", |b| b.tlog_entries[0].inclusion_proof = None),

@@ -15,7 +15,7 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// The DSSE `payloadType` of an in-toto statement.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// A statement larger than this is refused before parsing.
-pub const MAX_STATEMENT_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_STATEMENT_BYTES: usize = 4 * 1024 * 1024;
 
 /// A predicate type: the struct and the `predicateType` URI it is carried under.
 pub trait Predicate: Serialize + DeserializeOwned {

@@ -200,18 +200,18 @@ fn bad_review_facts_are_refused() {
         ("short commit", |f| f.commit.truncate(12)),
         ("uppercase commit", |f| f.commit = f.commit.to_uppercase()),
         ("a ref, not a commit", |f| {
-            f.commit = "refs/heads/main".into()
+            f.commit = "refs/heads/main".into();
         }),
         ("empty reviewer", |f| f.reviewer = " ".into()),
         ("reviewer with a newline", |f| {
-            f.reviewer = "bob\nCairn-Actor: eve".into()
+            f.reviewer = "bob\nCairn-Actor: eve".into();
         }),
         ("empty author", |f| f.author.clear()),
         ("huge comment", |f| {
-            f.comment = Some("x".repeat(MAX_COMMENT_BYTES + 1))
+            f.comment = Some("x".repeat(MAX_COMMENT_BYTES + 1));
         }),
         ("comment with an escape", |f| {
-            f.comment = Some("\u{1b}[2J".into())
+            f.comment = Some("\u{1b}[2J".into());
         }),
         ("time out of range", |f| f.reviewed_at_ms = i64::MAX),
     ];
@@ -338,7 +338,7 @@ fn bad_vsa_facts_are_refused() {
     type Edit = (&'static str, fn(&mut VsaFacts));
     let edits: [Edit; 9] = [
         ("tag-only image", |f| {
-            f.image = "registry.example.invalid/apps/hello:1.0".into()
+            f.image = "registry.example.invalid/apps/hello:1.0".into();
         }),
         ("not an image reference", |f| f.image = "hello world".into()),
         ("verifier is not a URI", |f| f.verifier_id = "cairn".into()),
@@ -346,13 +346,13 @@ fn bad_vsa_facts_are_refused() {
         ("empty policy uri", |f| f.policy_uri.clear()),
         ("no levels", |f| f.verified_levels.clear()),
         ("two build levels", |f| {
-            f.verified_levels = vec!["SLSA_BUILD_LEVEL_3".into(), "SLSA_BUILD_LEVEL_2".into()]
+            f.verified_levels = vec!["SLSA_BUILD_LEVEL_3".into(), "SLSA_BUILD_LEVEL_2".into()];
         }),
         ("a custom SLSA_ value", |f| {
-            f.verified_levels = vec!["SLSA_GREAT".into()]
+            f.verified_levels = vec!["SLSA_GREAT".into()];
         }),
         ("a bad dependency level", |f| {
-            f.dependency_levels = BTreeMap::from([("SLSA_NOPE".into(), 2)])
+            f.dependency_levels = BTreeMap::from([("SLSA_NOPE".into(), 2)]);
         }),
     ];
     for (case, edit) in edits {

@@ -76,7 +76,7 @@ fn provenance_is_refused_for_a_failed_killed_or_backwards_stage_or_no_subject() 
         ("non-zero exit", |o| o.exit_code = Some(1)),
         ("killed", |o| o.exit_code = None),
         ("finished before started", |o| {
-            o.finished_ms = o.started_ms - 1
+            o.finished_ms = o.started_ms - 1;
         }),
         ("no artifact", |o| o.artifacts.clear()),
     ];
@@ -96,7 +96,10 @@ fn test_result_follows_exit_code_and_failed_tests() {
         let mut observed = observed_build();
         observed.stage = "unit-tests".into();
         observed.exit_code = exit_code;
-        observed.failed_tests = failed.iter().map(|s| s.to_string()).collect();
+        observed.failed_tests = failed
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         let statement =
             Statement::test_result(&observed, Some("https://cairn.invalid/runs/42".into()))
                 .expect("builds");
@@ -183,14 +186,14 @@ fn statement_reading_is_strict() {
     let good: Value = serde_json::from_slice(&statement.to_json().expect("json")).expect("json");
     let edits: [Edit<Value>; 5] = [
         ("wrong _type", |v| {
-            v["_type"] = json!("https://in-toto.io/Statement/v0.1")
+            v["_type"] = json!("https://in-toto.io/Statement/v0.1");
         }),
         ("wrong predicateType", |v| {
-            v["predicateType"] = json!("https://slsa.dev/provenance/v0.2")
+            v["predicateType"] = json!("https://slsa.dev/provenance/v0.2");
         }),
         ("no subject", |v| v["subject"] = json!([])),
         ("subject without sha256", |v| {
-            v["subject"][0]["digest"] = json!({"sha1": "00"})
+            v["subject"][0]["digest"] = json!({"sha1": "00"});
         }),
         ("unknown field", |v| v["extra"] = json!(1)),
     ];
@@ -249,10 +252,10 @@ fn bundle_reading_is_strict_and_verification_fails_closed() {
     let good: Value = serde_json::from_str(&bundle.to_json().expect("json")).expect("json");
     let edits: [Edit<Value>; 7] = [
         ("v0.2 media type", |v| {
-            v["mediaType"] = json!("application/vnd.dev.sigstore.bundle+json;version=0.2")
+            v["mediaType"] = json!("application/vnd.dev.sigstore.bundle+json;version=0.2");
         }),
         ("certificate", |v| {
-            v["verificationMaterial"]["certificate"] = json!({"rawBytes": "AA=="})
+            v["verificationMaterial"]["certificate"] = json!({"rawBytes": "AA=="});
         }),
         ("no public key", |v| {
             v["verificationMaterial"]
@@ -269,7 +272,7 @@ fn bundle_reading_is_strict_and_verification_fails_closed() {
             v["dsseEnvelope"]["signatures"] = json!([sig.clone(), sig]);
         }),
         ("unknown field", |v| {
-            v["verificationMaterial"]["extra"] = json!(1)
+            v["verificationMaterial"]["extra"] = json!(1);
         }),
     ];
     for (name, edit) in edits {

@@ -538,7 +538,7 @@ impl Dir {
             let joined = CString::new(
                 parts
                     .iter()
-                    .map(|c| c.as_bytes())
+                    .map(std::ffi::CString::as_bytes)
                     .collect::<Vec<_>>()
                     .join(&b'/'),
             )

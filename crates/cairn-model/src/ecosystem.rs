@@ -510,7 +510,7 @@ mod tests {
             assert_eq!(d.port, port, "{text}");
             assert_eq!(
                 d.cmd,
-                cmd.map(|c| c.iter().map(|s| s.to_string()).collect()),
+                cmd.map(|c| c.iter().map(std::string::ToString::to_string).collect()),
                 "{text}"
             );
         };

@@ -6,7 +6,8 @@
 use std::io::{self, Read, Write};
 use std::str::FromStr;
 
-pub use cairn_model::{Digest, DigestError};
+pub use cairn_model::Digest;
+use cairn_model::DigestError;
 
 use crate::OciError;
 

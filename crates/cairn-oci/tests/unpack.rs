@@ -332,7 +332,7 @@ fn a_tampered_blob_is_refused_before_use() {
     let target = tmp.path().join("t");
     match unpack(&layout, &image, &target, UnpackLimits::default()) {
         Err(OciError::DigestMismatch { expected, .. }) => {
-            assert_eq!(expected, image.layers[0].digest)
+            assert_eq!(expected, image.layers[0].digest);
         }
         other => panic!("tampered layer accepted: {other:?}"),
     }

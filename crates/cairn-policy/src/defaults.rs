@@ -155,7 +155,7 @@ pub struct DefaultParams {
 /// permissive set: the GPL and LGPL family (copyleft obligations are met by
 /// the distribution's source archive for unmodified packages), Perl's Artistic
 /// licence, and the other DFSG-free licences Debian main names.
-pub const OS_LICENCES: &[&str] = &[
+pub(crate) const OS_LICENCES: &[&str] = &[
     "GPL-1.0-only",
     "GPL-1.0-or-later",
     "GPL-2.0-only",

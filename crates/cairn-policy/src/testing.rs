@@ -74,7 +74,7 @@ pub fn run_policy_tests(
 
     let test_files: Vec<&str> = tests.iter().map(|(n, _)| *n).collect();
     let mut found: Vec<(String, String, String, u32)> = Vec::new();
-    for module in engine.get_modules().iter() {
+    for module in engine.get_modules() {
         let file = module.package.span.source.file().clone();
         if !test_files.contains(&file.as_str()) {
             continue;
@@ -87,13 +87,13 @@ pub fn run_policy_tests(
                 }
             })?;
         for rule in &module.policy {
-            let (refr, span) = match rule.as_ref() {
-                regorus::unstable::Rule::Spec {
-                    head: regorus::unstable::RuleHead::Compr { refr, .. },
-                    span,
-                    ..
-                } => (refr, span),
-                _ => continue,
+            let regorus::unstable::Rule::Spec {
+                head: regorus::unstable::RuleHead::Compr { refr, .. },
+                span,
+                ..
+            } = rule.as_ref()
+            else {
+                continue;
             };
             let Ok(name) = regorus::utils::get_path_string(refr, None) else {
                 continue;

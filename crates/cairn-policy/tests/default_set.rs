@@ -91,7 +91,7 @@ fn the_authors_own_approval_does_not_count() {
                 "alice",
                 COMMIT,
                 Verdict::Approve,
-            )]
+            )];
         },
         &[(
             "review",
@@ -110,7 +110,7 @@ fn a_developers_approval_does_not_count() {
                 "alice",
                 COMMIT,
                 Verdict::Approve,
-            )]
+            )];
         },
         &[(
             "review",
@@ -129,7 +129,7 @@ fn a_new_commit_needs_new_approvals() {
                 "alice",
                 OTHER_COMMIT,
                 Verdict::Approve,
-            )]
+            )];
         },
         &[(
             "review",
@@ -148,7 +148,7 @@ fn a_request_for_changes_blocks_despite_an_approval() {
                 "alice",
                 COMMIT,
                 Verdict::RequestChanges,
-            ))
+            ));
         },
         &[(
             "review",
@@ -192,7 +192,7 @@ fn the_approval_count_per_environment_is_a_param() {
                 "alice",
                 COMMIT,
                 Verdict::Approve,
-            ))
+            ));
         },
         &[],
     );
@@ -216,7 +216,7 @@ fn a_missing_acceptance_test_result_is_denied() {
     check(
         |i| {
             i.evidence
-                .retain(|e| e.stage_kind.as_deref() != Some("acceptance-test"))
+                .retain(|e| e.stage_kind.as_deref() != Some("acceptance-test"));
         },
         &[(
             "tests",
@@ -249,7 +249,7 @@ fn a_test_result_about_another_digest_does_not_count() {
     check(
         |i| {
             evidence_of_kind(i, "acceptance-test").subject_digest =
-                "sha256:1111111111111111111111111111111111111111111111111111111111111111".into()
+                "sha256:1111111111111111111111111111111111111111111111111111111111111111".into();
         },
         &[(
             "tests",
@@ -265,7 +265,7 @@ fn provenance_from_another_builder_is_denied() {
     check(
         |i| {
             evidence_of_kind(i, "build").predicate["runDetails"]["builder"]["id"] =
-                json!("https://github.com/actions/runner")
+                json!("https://github.com/actions/runner");
         },
         &[(
             "provenance",
@@ -281,7 +281,7 @@ fn provenance_for_another_commit_is_denied() {
     check(
         |i| {
             evidence_of_kind(i, "build").predicate["buildDefinition"]["externalParameters"]["commit"] =
-                json!(OTHER_COMMIT)
+                json!(OTHER_COMMIT);
         },
         &[(
             "provenance",
@@ -297,7 +297,7 @@ fn missing_provenance_is_denied() {
     check(
         |i| {
             i.evidence
-                .retain(|e| e.stage_kind.as_deref() != Some("build"))
+                .retain(|e| e.stage_kind.as_deref() != Some("build"));
         },
         &[(
             "provenance",
@@ -356,7 +356,7 @@ fn an_unpinned_or_missing_base_image_is_denied() {
                 name: BASE.into(),
                 digest: "latest".into(),
                 in_catalog: true,
-            })
+            });
         },
         &[(
             "base-image",
@@ -442,7 +442,7 @@ fn a_high_finding_blocks_production_but_not_staging() {
         |i| {
             i.findings
                 .vulnerabilities
-                .push(vuln(Severity::High, true, false))
+                .push(vuln(Severity::High, true, false));
         },
         &[(
             "vulnerabilities",
@@ -505,7 +505,7 @@ fn an_unknown_severity_counts_as_critical_and_vex_suppresses() {
         |i| {
             i.findings
                 .vulnerabilities
-                .push(vuln(Severity::Critical, true, true))
+                .push(vuln(Severity::Critical, true, true));
         },
         &[],
     );

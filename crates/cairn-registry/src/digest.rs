@@ -4,7 +4,8 @@
 
 use std::fmt;
 
-pub use cairn_model::{Digest, DigestError};
+pub use cairn_model::Digest;
+use cairn_model::DigestError;
 
 use crate::Error;
 

@@ -125,7 +125,7 @@ pub(crate) fn build(
                         a.with2("--ro-bind", system.root.join(name), root.join(name));
                     }
                     TopEntry::Symlink(name, target) => {
-                        a.with2("--symlink", target, root.join(name))
+                        a.with2("--symlink", target, root.join(name));
                     }
                 }
             }

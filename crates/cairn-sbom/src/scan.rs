@@ -210,7 +210,7 @@ fn os_release_field(text: &str, key: &str) -> Option<String> {
 
 /// `ID=` and `VERSION_ID=` of an os-release file (the release only when `ID` is
 /// read); each only if it is a plain token.
-pub fn os_release(bytes: &[u8]) -> Option<(String, Option<String>)> {
+pub(crate) fn os_release(bytes: &[u8]) -> Option<(String, Option<String>)> {
     let text = std::str::from_utf8(bytes).ok()?;
     let id = os_release_field(text, "ID")?;
     Some((id, os_release_field(text, "VERSION_ID")))

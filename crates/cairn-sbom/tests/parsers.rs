@@ -605,7 +605,7 @@ fn truncated_variants_are_errors() {
             Err(e) => {
                 let text = format!(
                     "{e} {:?}",
-                    std::error::Error::source(&e).map(|s| s.to_string())
+                    std::error::Error::source(&e).map(std::string::ToString::to_string)
                 );
                 assert!(text.contains(expect), "{rel} cut after {marker:?}: {text}");
             }

@@ -135,7 +135,7 @@ pub fn webhook_secrets(data: &Path) -> std::io::Result<(WebhookSecrets, Vec<Path
 }
 
 fn trim(mut bytes: Vec<u8>) -> Vec<u8> {
-    while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
+    while bytes.last().is_some_and(u8::is_ascii_whitespace) {
         bytes.pop();
     }
     bytes

@@ -28,7 +28,7 @@ const OID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.10
 
 /// A SHA-2 hash function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashAlg {
+pub(crate) enum HashAlg {
     Sha256,
     Sha384,
     Sha512,

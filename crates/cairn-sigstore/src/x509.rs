@@ -26,7 +26,7 @@ const MAX_SCTS: usize = 64;
 
 /// A parsed certificate with the raw bytes its signature covers.
 #[derive(Debug, Clone)]
-pub struct Cert {
+pub(crate) struct Cert {
     pub der: Vec<u8>,
     pub parsed: Certificate,
     pub(crate) tbs_raw: Vec<u8>,
@@ -38,7 +38,7 @@ pub struct Cert {
 }
 
 impl Cert {
-    pub fn from_der(der_bytes: &[u8]) -> Result<Cert, VerifyError> {
+    pub(crate) fn from_der(der_bytes: &[u8]) -> Result<Cert, VerifyError> {
         let parsed = Certificate::from_der(der_bytes).map_err(|source| VerifyError::X509 {
             what: "a certificate",
             source,
@@ -76,7 +76,7 @@ impl Cert {
         })
     }
 
-    pub fn valid_at(&self, t: i64) -> bool {
+    pub(crate) fn valid_at(&self, t: i64) -> bool {
         self.not_before <= t && t <= self.not_after
     }
 
@@ -125,7 +125,7 @@ impl Cert {
     }
 
     /// The SAN URIs and email addresses.
-    pub fn identities(&self) -> Vec<String> {
+    pub(crate) fn identities(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Ok(Some((_, san))) = self
             .parsed
@@ -154,7 +154,7 @@ impl Cert {
     }
 
     /// The OIDC issuer Fulcio recorded: the v2 extension, else the legacy v1 one.
-    pub fn oidc_issuer(&self) -> Option<String> {
+    pub(crate) fn oidc_issuer(&self) -> Option<String> {
         if let Some(v) = self.extension(&OID_FULCIO_ISSUER_V2) {
             let s = der::asn1::Utf8StringRef::from_der(v).ok()?;
             return Some(s.as_str().to_owned());

@@ -204,7 +204,7 @@ fn every_dependency_is_declared_once_in_the_workspace() {
                 let inherits = spec
                     .as_table()
                     .and_then(|t| t.get("workspace"))
-                    .and_then(|w| w.as_bool())
+                    .and_then(toml::Value::as_bool)
                     == Some(true);
                 let only_features = spec.as_table().is_some_and(|t| {
                     t.keys()

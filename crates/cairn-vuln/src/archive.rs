@@ -445,7 +445,7 @@ mod tests {
     #[test]
     fn an_entry_over_the_size_limit_is_refused() {
         let big = (0..64 * 1024u32)
-            .flat_map(|i| i.to_le_bytes())
+            .flat_map(u32::to_le_bytes)
             .collect::<Vec<u8>>();
         let limits = Limits {
             max_entry_bytes: 1000,

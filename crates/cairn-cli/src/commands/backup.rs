@@ -11,13 +11,13 @@ use crate::exit::Failure;
 use crate::output::print_json;
 
 #[derive(Debug, clap::Args)]
-pub struct BackupArgs {
+pub(crate) struct BackupArgs {
     /// A new (or empty) directory to write the backup into.
     pub dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
-pub struct RestoreArgs {
+pub(crate) struct RestoreArgs {
     /// A directory `cairn backup` wrote.
     pub dir: PathBuf,
     /// Restore over a data directory that is not empty (of the same
@@ -26,7 +26,7 @@ pub struct RestoreArgs {
     pub force: bool,
 }
 
-pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<ExitCode, Failure> {
+pub(super) fn backup(cli: &Cli, args: &BackupArgs) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     // The same checked open as every command: a store that lost its pair with
     // the log is not backed up as if it were whole.
@@ -56,7 +56,7 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn restore(cli: &Cli, args: &RestoreArgs) -> Result<ExitCode, Failure> {
+pub(super) fn restore(cli: &Cli, args: &RestoreArgs) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let r = cairn_engine::backup::restore(&args.dir, &data, args.force)?;
     if cli.json {

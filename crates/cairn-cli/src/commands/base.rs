@@ -39,7 +39,7 @@ use crate::exit::Failure;
 use crate::output::print_json;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum BaseCommand {
+pub(crate) enum BaseCommand {
     /// Import a base into the catalog (an OCI layout, a root filesystem, or a pinned registry reference).
     Import {
         /// `oci:DIR[:REF]`, a layout directory, a rootfs directory or tarball, or `HOST/REPO@sha256:…`.
@@ -101,12 +101,12 @@ pub enum BaseCommand {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BaseKind {
+pub(crate) enum BaseKind {
     Tiny,
     Debian,
 }
 
-pub fn base(cli: &Cli, cmd: &BaseCommand) -> Result<ExitCode, Failure> {
+pub(super) fn base(cli: &Cli, cmd: &BaseCommand) -> Result<ExitCode, Failure> {
     match cmd {
         BaseCommand::Import {
             source,
@@ -199,7 +199,7 @@ fn refresh_base(
     with_catalog(cli, plain_http, signature, &mut |ctx| {
         let previous = ctx.store.base_history(name)?.into_iter().next();
         match refresh::refresh(ctx, name, from.clone(), &mut |note| {
-            eprintln!("cairn: {note}")
+            eprintln!("cairn: {note}");
         })? {
             Refreshed::Unchanged { digest } => {
                 if cli.json {
@@ -226,7 +226,7 @@ fn import(
     with_catalog(cli, plain_http, signature, &mut |ctx| {
         let previous = ctx.store.base_history(name)?.into_iter().next();
         let admission = refresh::import(ctx, name, source.clone(), &mut |note| {
-            eprintln!("cairn: {note}")
+            eprintln!("cairn: {note}");
         })?;
         report(cli, name, admission, previous, ctx.actor)
     })

@@ -33,7 +33,7 @@ fn where_hits(store: &dyn Store, name: &str) -> Result<usize, cairn_bench::Failu
         })
 }
 
-pub fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode, Failure> {
+pub(super) fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode, Failure> {
     let out = Output {
         json: cli.json,
         platform_dir: cli.platform_dir.clone(),

@@ -12,27 +12,27 @@ use crate::cli::Cli;
 use crate::exit::Failure;
 
 #[derive(Debug, clap::Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ManArgs {
+pub(crate) struct ManArgs {
     /// The directory to write the pages into (created if missing); read them
     /// with `man -l DIR/cairn.1`, or install them under a man1 directory.
     pub dir: PathBuf,
 }
 
-pub fn completions(args: &CompletionsArgs) -> Result<ExitCode, Failure> {
+pub(super) fn completions(args: &CompletionsArgs) -> Result<ExitCode, Failure> {
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut Cli::command(), "cairn", &mut out);
     crate::output::write_stdout_bytes(&out);
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn man(args: &ManArgs) -> Result<ExitCode, Failure> {
+pub(super) fn man(args: &ManArgs) -> Result<ExitCode, Failure> {
     std::fs::create_dir_all(&args.dir)
         .map_err(|e| Failure::user(anyhow!("cannot create {}: {e}", args.dir.display())))?;
     clap_mangen::generate_to(Cli::command(), &args.dir).map_err(|e| {

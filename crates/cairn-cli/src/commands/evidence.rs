@@ -17,7 +17,7 @@ use crate::exit::Failure;
 use crate::output::print_json;
 
 #[derive(Debug, clap::Args)]
-pub struct EvidenceArgs {
+pub(crate) struct EvidenceArgs {
     /// The run (its id, or `last` for the newest), or an artifact digest
     /// (`sha256:…`, e.g. an image or a catalog base).
     pub run: String,
@@ -27,7 +27,7 @@ pub struct EvidenceArgs {
     pub export: Option<PathBuf>,
 }
 
-pub fn evidence(cli: &Cli, args: &EvidenceArgs) -> Result<ExitCode, Failure> {
+pub(super) fn evidence(cli: &Cli, args: &EvidenceArgs) -> Result<ExitCode, Failure> {
     let store = open_store(&data_dir(cli)?)?;
     let (records, stages, about) = if args.run.starts_with(cairn_model::digest::SHA256_PREFIX) {
         (

@@ -13,7 +13,7 @@ use crate::cli::{Cli, ExplainArgs};
 use crate::exit::Failure;
 use crate::output::{line_json, line_text, print_json, run_json, short_commit};
 
-pub fn explain(cli: &Cli, args: &ExplainArgs) -> Result<ExitCode, Failure> {
+pub(super) fn explain(cli: &Cli, args: &ExplainArgs) -> Result<ExitCode, Failure> {
     if let Some(rest) = args.run.strip_prefix("remediation") {
         return explain_remediation(cli, rest.strip_prefix(':'));
     }

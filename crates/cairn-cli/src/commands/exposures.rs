@@ -25,7 +25,7 @@ use crate::output::print_json;
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
-pub struct ExposuresArgs {
+pub(crate) struct ExposuresArgs {
     #[command(subcommand)]
     pub action: Option<ExposuresAction>,
     /// Only this environment.
@@ -40,7 +40,7 @@ pub struct ExposuresArgs {
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum ExposuresAction {
+pub(crate) enum ExposuresAction {
     /// Accept the open exposures of DIGEST in an environment that a signed
     /// OpenVEX statement applies to (`not_affected` with a justification, or
     /// `affected` with an action statement), until an expiry.
@@ -83,7 +83,7 @@ fn span(ms: i64) -> String {
     format!("{}h{:02}m", minutes / 60, minutes % 60)
 }
 
-pub fn exposures(cli: &Cli, args: &ExposuresArgs) -> Result<ExitCode, Failure> {
+pub(super) fn exposures(cli: &Cli, args: &ExposuresArgs) -> Result<ExitCode, Failure> {
     let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
     if let Some(ExposuresAction::Accept {
         digest,

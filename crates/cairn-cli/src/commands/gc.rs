@@ -12,13 +12,13 @@ use crate::exit::Failure;
 use crate::output::print_json;
 
 #[derive(Debug, clap::Args)]
-pub struct GcArgs {
+pub(crate) struct GcArgs {
     /// Keep what was used in the last N days (0: remove all that is not in use).
     #[arg(long, value_name = "N", default_value_t = 7)]
     pub older_than_days: u32,
 }
 
-pub fn gc(cli: &Cli, args: &GcArgs) -> Result<ExitCode, Failure> {
+pub(super) fn gc(cli: &Cli, args: &GcArgs) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
     let older_than = Duration::from_secs(u64::from(args.older_than_days) * 86_400);

@@ -34,7 +34,7 @@ use crate::exit::Failure;
 use crate::output::print_json;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum IdentityCommand {
+pub(crate) enum IdentityCommand {
     /// Add a user (or a service account) and print its token once. The first
     /// identity needs no CAIRN_TOKEN and becomes an organisation-wide platform-admin.
     Add {
@@ -78,7 +78,7 @@ pub enum IdentityCommand {
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum RoleCommand {
+pub(crate) enum RoleCommand {
     /// Bind a role to an identity: organisation-wide, for a workload, or for a
     /// workload in one environment.
     Grant(RoleArgs),
@@ -89,7 +89,7 @@ pub enum RoleCommand {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct RoleArgs {
+pub(crate) struct RoleArgs {
     /// The identity's name.
     pub identity: String,
     /// viewer, developer, maintainer, release-manager or platform-admin.
@@ -102,7 +102,7 @@ pub struct RoleArgs {
     pub environment: Option<String>,
 }
 
-pub fn identity(cli: &Cli, cmd: &IdentityCommand) -> Result<ExitCode, Failure> {
+pub(super) fn identity(cli: &Cli, cmd: &IdentityCommand) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
     let store: &dyn Store = &*store;
@@ -250,7 +250,7 @@ fn read_public_key(path: &std::path::Path) -> Result<String, Failure> {
     Ok(text)
 }
 
-pub fn role(cli: &Cli, cmd: &RoleCommand) -> Result<ExitCode, Failure> {
+pub(super) fn role(cli: &Cli, cmd: &RoleCommand) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
     let store: &dyn Store = &*store;

@@ -23,7 +23,7 @@ use crate::exit::Failure;
 use crate::output::print_json;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum ImageCommand {
+pub(crate) enum ImageCommand {
     /// Images cairn built or rebased, newest first.
     List {
         /// Only this workload's.
@@ -56,7 +56,7 @@ pub enum ImageCommand {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct RebaseArgs {
+pub(crate) struct RebaseArgs {
     /// The image: a digest, a unique digest prefix, or `WORKLOAD:COMMIT12`.
     pub image: String,
     /// The catalog base to move it onto (`NAME` or `NAME@sha256:…`).
@@ -97,7 +97,7 @@ fn connection(plain_http: bool) -> Connection {
     }
 }
 
-pub fn image(cli: &Cli, cmd: &ImageCommand) -> Result<ExitCode, Failure> {
+pub(super) fn image(cli: &Cli, cmd: &ImageCommand) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
     match cmd {
@@ -228,7 +228,7 @@ pub fn image(cli: &Cli, cmd: &ImageCommand) -> Result<ExitCode, Failure> {
     }
 }
 
-pub fn rebase(cli: &Cli, args: &RebaseArgs) -> Result<ExitCode, Failure> {
+pub(super) fn rebase(cli: &Cli, args: &RebaseArgs) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
     let images = Images::open(&data)?;

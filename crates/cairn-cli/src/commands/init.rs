@@ -10,7 +10,7 @@ use crate::cli::{Cli, InitArgs};
 use crate::exit::Failure;
 use crate::output::print_json;
 
-pub fn init(cli: &Cli, args: &InitArgs) -> Result<ExitCode, Failure> {
+pub(super) fn init(cli: &Cli, args: &InitArgs) -> Result<ExitCode, Failure> {
     let ecosystem = match args.ecosystem.as_deref() {
         None => None,
         Some(name) => Some(Ecosystem::from_name(name).ok_or_else(|| {

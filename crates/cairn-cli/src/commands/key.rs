@@ -20,7 +20,7 @@ use crate::exit::Failure;
 use crate::output::print_json;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum KeyCommand {
+pub(crate) enum KeyCommand {
     /// Create cairn's signing key (refuses to replace one without --force).
     Create {
         /// The signature algorithm. P-256 is the default: every Sigstore and
@@ -56,7 +56,7 @@ impl From<KeyAlgorithm> for Algorithm {
     }
 }
 
-pub fn key(cli: &Cli, cmd: &KeyCommand) -> Result<ExitCode, Failure> {
+pub(super) fn key(cli: &Cli, cmd: &KeyCommand) -> Result<ExitCode, Failure> {
     let data = super::data_dir(cli)?;
     let report = run(&data, cmd)?;
     if cli.json {

@@ -22,11 +22,11 @@ use crate::output::print_json;
 
 /// The origin line of cairn's checkpoints, and the name of its log key (the
 /// engine's audit log: the same log, paths and key).
-pub const ORIGIN: &str = cairn_engine::audit::ORIGIN;
+pub(super) const ORIGIN: &str = cairn_engine::audit::ORIGIN;
 
 /// `cairn log [--scratch] COMMAND`.
 #[derive(Debug, clap::Args)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// The scratch log (`<data dir>/scratch/log`, origin `cairn.local/scratch-log`)
     /// instead of the audit log; the only log `append` writes.
     #[arg(long)]
@@ -36,10 +36,10 @@ pub struct LogArgs {
 }
 
 /// The origin line of the scratch log's checkpoints.
-pub const SCRATCH_ORIGIN: &str = "cairn.local/scratch-log";
+pub(super) const SCRATCH_ORIGIN: &str = "cairn.local/scratch-log";
 
 #[derive(Debug, clap::Subcommand)]
-pub enum LogCommand {
+pub(crate) enum LogCommand {
     /// Append entries durably to the scratch log (`cairn log --scratch append`):
     /// each ENTRY argument, and each --file's bytes, is one entry.
     Append {
@@ -88,7 +88,7 @@ pub enum LogCommand {
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum ProveCommand {
+pub(crate) enum ProveCommand {
     /// The inclusion proof of entry INDEX in the tree of --size (default: now).
     Inclusion {
         index: u64,
@@ -106,7 +106,7 @@ pub enum ProveCommand {
 /// What a subcommand produced: JSON for programs, text for people, and the
 /// exit code.
 #[derive(Debug)]
-pub struct Outcome {
+pub(super) struct Outcome {
     pub json: Value,
     pub text: String,
     pub code: u8,
@@ -122,7 +122,7 @@ impl Outcome {
     }
 }
 
-pub fn log(cli: &Cli, args: &LogArgs) -> Result<ExitCode, Failure> {
+pub(super) fn log(cli: &Cli, args: &LogArgs) -> Result<ExitCode, Failure> {
     let data = super::data_dir(cli)?;
     let outcome = if args.scratch {
         execute_in(&data.root().join("scratch"), SCRATCH_ORIGIN, &args.cmd)?
@@ -145,7 +145,7 @@ pub fn log(cli: &Cli, args: &LogArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Runs `cmd` against the audit log under the data directory `data_root`.
-pub fn execute(data_root: &Path, cmd: &LogCommand) -> Result<Outcome, Failure> {
+pub(super) fn execute(data_root: &Path, cmd: &LogCommand) -> Result<Outcome, Failure> {
     execute_in(data_root, ORIGIN, cmd)
 }
 

@@ -40,30 +40,30 @@ use cairn_store::Store;
 use crate::cli::{Cli, Command};
 use crate::exit::Failure;
 
-pub use backup::{BackupArgs, RestoreArgs};
-pub use base::BaseCommand;
-pub use cairn_bench::scan::ScanBenchArgs;
-pub use completions::{CompletionsArgs, ManArgs};
-pub use evidence::EvidenceArgs;
-pub use exposures::ExposuresArgs;
-pub use gc::GcArgs;
-pub use identity::{IdentityCommand, RoleCommand};
-pub use image::{ImageCommand, RebaseArgs};
-pub use key::KeyCommand;
-pub use log::{LogArgs, LogCommand};
-pub use policy::PolicyCommand;
-pub use promote::{AuditArgs, PromoteArgs, RollbackArgs, UndeployArgs};
-pub use remediate::RemediateArgs;
-pub use review::ReviewCommand;
-pub use sbom::SbomArgs;
-pub use scan::ScanArgs;
-pub use up::UpArgs;
-pub use verify::VerifyArgs;
-pub use vulns::VulnsCommand;
-pub use where_::WhereArgs;
-pub use workload::WorkloadCommand;
+pub(crate) use backup::{BackupArgs, RestoreArgs};
+pub(crate) use base::BaseCommand;
+pub(crate) use cairn_bench::scan::ScanBenchArgs;
+pub(crate) use completions::{CompletionsArgs, ManArgs};
+pub(crate) use evidence::EvidenceArgs;
+pub(crate) use exposures::ExposuresArgs;
+pub(crate) use gc::GcArgs;
+pub(crate) use identity::{IdentityCommand, RoleCommand};
+pub(crate) use image::{ImageCommand, RebaseArgs};
+pub(crate) use key::KeyCommand;
+pub(crate) use log::{LogArgs, LogCommand};
+pub(crate) use policy::PolicyCommand;
+pub(crate) use promote::{AuditArgs, PromoteArgs, RollbackArgs, UndeployArgs};
+pub(crate) use remediate::RemediateArgs;
+pub(crate) use review::ReviewCommand;
+pub(crate) use sbom::SbomArgs;
+pub(crate) use scan::ScanArgs;
+pub(crate) use up::UpArgs;
+pub(crate) use verify::VerifyArgs;
+pub(crate) use vulns::VulnsCommand;
+pub(crate) use where_::WhereArgs;
+pub(crate) use workload::WorkloadCommand;
 
-pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
+pub(crate) fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
     // The roles model first: `authz::TABLE` says what each command needs.
     crate::authz::guard(cli)?;
     match &cli.command {
@@ -106,7 +106,7 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
     }
 }
 
-pub fn data_dir(cli: &Cli) -> Result<DataDir, Failure> {
+pub(crate) fn data_dir(cli: &Cli) -> Result<DataDir, Failure> {
     let cwd: PathBuf = std::env::current_dir().context("cannot read the working directory")?;
     let mut data = DataDir::resolve(cli.cairn_home.as_deref(), &cwd);
     if let Some(dir) = cli
@@ -126,7 +126,7 @@ pub fn data_dir(cli: &Cli) -> Result<DataDir, Failure> {
 /// missing or empty store beside a non-empty log is refused), says which log
 /// entries lack their effect in the store, and marks runs whose process died as
 /// interrupted.
-pub fn open_store(data: &DataDir) -> Result<Arc<dyn Store>, Failure> {
+pub(crate) fn open_store(data: &DataDir) -> Result<Arc<dyn Store>, Failure> {
     let (store, pairing) = cairn_engine::pairing::open_store(data).map_err(|e| {
         let failure = Failure::from(e);
         Failure {
@@ -166,7 +166,7 @@ pub fn open_store(data: &DataDir) -> Result<Arc<dyn Store>, Failure> {
 }
 
 /// Says on stderr what the pairing check found beside a store it opened.
-pub fn report_pairing(pairing: &cairn_engine::pairing::Pairing) {
+pub(crate) fn report_pairing(pairing: &cairn_engine::pairing::Pairing) {
     if pairing.adopted {
         eprintln!(
             "cairn: the store predates its pairing with the audit log; it now records the log's {} entries as seen",
@@ -202,7 +202,7 @@ pub fn report_pairing(pairing: &cairn_engine::pairing::Pairing) {
 }
 
 /// A run named on the command line: its id, or `last` for the newest run.
-pub fn resolve_run(store: &dyn Store, text: &str) -> Result<cairn_model::RunId, Failure> {
+pub(crate) fn resolve_run(store: &dyn Store, text: &str) -> Result<cairn_model::RunId, Failure> {
     if text == "last" {
         let newest = store.runs(&cairn_store::RunFilter {
             workload: None,

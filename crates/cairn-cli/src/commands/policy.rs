@@ -15,7 +15,7 @@ use crate::exit::{Failure, USER};
 use crate::output::print_json;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum PolicyCommand {
+pub(crate) enum PolicyCommand {
     /// Run the Rego unit tests (`test_*` rules) of the default set and the organisation's policies.
     Test,
     /// Evaluate the gate for an image and environment; print the input and the decision.
@@ -47,7 +47,7 @@ fn rego_files(dir: &Path, tests: bool) -> Result<Vec<(String, String)>, Failure>
     Ok(out)
 }
 
-pub fn policy(cli: &Cli, cmd: &PolicyCommand) -> Result<ExitCode, Failure> {
+pub(super) fn policy(cli: &Cli, cmd: &PolicyCommand) -> Result<ExitCode, Failure> {
     match cmd {
         PolicyCommand::Test => {
             let dir = cli

@@ -23,7 +23,7 @@ use crate::exit::{Failure, USER};
 use crate::output::print_json;
 
 #[derive(Debug, clap::Args)]
-pub struct PromoteArgs {
+pub(crate) struct PromoteArgs {
     /// The workload.
     pub workload: String,
     /// The image: a digest, a unique digest prefix, or `WORKLOAD:COMMIT12`.
@@ -37,7 +37,7 @@ pub struct PromoteArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct RollbackArgs {
+pub(crate) struct RollbackArgs {
     pub workload: String,
     #[arg(long)]
     pub env: String,
@@ -49,7 +49,7 @@ pub struct RollbackArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct UndeployArgs {
+pub(crate) struct UndeployArgs {
     /// The workload.
     pub workload: String,
     /// The environment to stop it in.
@@ -58,7 +58,7 @@ pub struct UndeployArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct AuditArgs {
+pub(crate) struct AuditArgs {
     #[arg(long)]
     pub workload: Option<String>,
     #[arg(long, default_value_t = 50)]
@@ -97,7 +97,7 @@ fn promoter_run(
     })
 }
 
-pub fn promote(cli: &Cli, args: &PromoteArgs) -> Result<ExitCode, Failure> {
+pub(super) fn promote(cli: &Cli, args: &PromoteArgs) -> Result<ExitCode, Failure> {
     promoter_run(cli, |_, actor| {
         Ok(Request {
             workload: args.workload.clone(),
@@ -110,7 +110,7 @@ pub fn promote(cli: &Cli, args: &PromoteArgs) -> Result<ExitCode, Failure> {
     })
 }
 
-pub fn rollback(cli: &Cli, args: &RollbackArgs) -> Result<ExitCode, Failure> {
+pub(super) fn rollback(cli: &Cli, args: &RollbackArgs) -> Result<ExitCode, Failure> {
     promoter_run(cli, |store, actor| {
         let image = cairn_engine::promotion::rollback_target(
             store,
@@ -132,7 +132,7 @@ pub fn rollback(cli: &Cli, args: &RollbackArgs) -> Result<ExitCode, Failure> {
 /// Stops the workload's deployment in the environment: authorised as a
 /// promotion there, logged, stopped by the environment's target, recorded.
 /// Nothing deployed is exit 1, saying so.
-pub fn undeploy(cli: &Cli, args: &UndeployArgs) -> Result<ExitCode, Failure> {
+pub(super) fn undeploy(cli: &Cli, args: &UndeployArgs) -> Result<ExitCode, Failure> {
     let o = with_promoter(cli, |promoter, actor| {
         Ok(promoter.undeploy(&UndeployRequest {
             workload: args.workload.clone(),
@@ -214,7 +214,7 @@ const STATUS_WAIT: Duration = Duration::from_secs(2);
 
 /// Reconciles what runs with the records (`cairn up`, `status`, `promote`,
 /// `rollback`) and says what it resolved on stderr.
-pub fn reconcile_and_report(
+pub(super) fn reconcile_and_report(
     cli: &Cli,
     data: &cairn_engine::DataDir,
     store: &dyn cairn_store::Store,
@@ -256,7 +256,7 @@ fn report_reconciliation(done: &Reconciliation) {
     }
 }
 
-pub fn status(cli: &Cli) -> Result<ExitCode, Failure> {
+pub(super) fn status(cli: &Cli) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
     // Status tells what is recorded even when reconciling cannot be done now (a
@@ -355,7 +355,7 @@ pub fn status(cli: &Cli) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn audit(cli: &Cli, args: &AuditArgs) -> Result<ExitCode, Failure> {
+pub(super) fn audit(cli: &Cli, args: &AuditArgs) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
     let changes = store.changes(args.workload.as_deref(), args.limit)?;

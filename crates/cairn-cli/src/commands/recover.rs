@@ -10,7 +10,7 @@ use crate::cli::Cli;
 use crate::exit::Failure;
 use crate::output::print_json;
 
-pub fn recover(cli: &Cli) -> Result<ExitCode, Failure> {
+pub(super) fn recover(cli: &Cli) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let r = cairn_engine::rebuild::rebuild(&data, cairn_engine::now_ms())?;
     // The same check every command makes: it must now pass with nothing left over.

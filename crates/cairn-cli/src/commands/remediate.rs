@@ -23,7 +23,7 @@ use crate::exit::Failure;
 use crate::output::print_json;
 
 #[derive(Debug, clap::Args)]
-pub struct RemediateArgs {
+pub(crate) struct RemediateArgs {
     /// The exposure: its advisory (`DSA-…`, `CVE-…`), or `WORKLOAD:ADVISORY`.
     #[arg(conflicts_with = "all")]
     pub exposure: Option<String>,
@@ -35,7 +35,7 @@ pub struct RemediateArgs {
     pub plan: bool,
 }
 
-pub fn remediate(cli: &Cli, args: &RemediateArgs) -> Result<ExitCode, Failure> {
+pub(super) fn remediate(cli: &Cli, args: &RemediateArgs) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let target = match (&args.exposure, args.all) {
         (Some(e), _) => Target::parse(e),

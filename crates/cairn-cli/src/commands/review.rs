@@ -11,7 +11,7 @@ use crate::output::print_json;
 use cairn_evidence::review::Verdict;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum ReviewCommand {
+pub(crate) enum ReviewCommand {
     /// Approve the commit (default: HEAD).
     Approve(ReviewArgs),
     /// Ask for changes: the commit cannot be promoted on this review.
@@ -19,7 +19,7 @@ pub enum ReviewCommand {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ReviewArgs {
+pub(crate) struct ReviewArgs {
     #[arg(default_value = "HEAD")]
     pub commit: String,
     /// The app's directory (default: the working directory).
@@ -29,7 +29,7 @@ pub struct ReviewArgs {
     pub comment: Option<String>,
 }
 
-pub fn review(cli: &Cli, cmd: &ReviewCommand) -> Result<ExitCode, Failure> {
+pub(super) fn review(cli: &Cli, cmd: &ReviewCommand) -> Result<ExitCode, Failure> {
     let (verdict, args) = match cmd {
         ReviewCommand::Approve(a) => (Verdict::Approve, a),
         ReviewCommand::RequestChanges(a) => (Verdict::RequestChanges, a),

@@ -11,7 +11,7 @@ use crate::exit::Failure;
 use crate::output::{duration_text, print_json, run_json};
 use crate::progress::Progress;
 
-pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode, Failure> {
+pub(super) fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     // Validate the app's config before touching the store, so a typo costs nothing.
     let loaded = cairn_engine::load_workload(&args.dir, &args.commit, cli.platform_dir.as_deref())?;

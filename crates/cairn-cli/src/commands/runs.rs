@@ -11,7 +11,7 @@ use crate::cli::{Cli, RunsArgs};
 use crate::exit::Failure;
 use crate::output::{duration_text, print_json, run_json, short_commit};
 
-pub fn runs(cli: &Cli, args: &RunsArgs) -> Result<ExitCode, Failure> {
+pub(super) fn runs(cli: &Cli, args: &RunsArgs) -> Result<ExitCode, Failure> {
     let status = match &args.status {
         None => None,
         Some(s) => Some(s.parse::<RunStatus>().map_err(|e| {

@@ -28,7 +28,7 @@ use crate::exit::Failure;
 const SPDX_NAMESPACE: &str = "https://cairn.invalid/spdxdocs";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SbomFormat {
+pub(crate) enum SbomFormat {
     /// CycloneDX 1.6 JSON.
     Cyclonedx,
     /// SPDX 2.3 JSON.
@@ -36,7 +36,7 @@ pub enum SbomFormat {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct SbomArgs {
+pub(crate) struct SbomArgs {
     /// A source tree or a root filesystem directory (or one lockfile).
     pub path: PathBuf,
     /// The document format.
@@ -55,7 +55,7 @@ pub struct SbomArgs {
     pub subject: Option<String>,
 }
 
-pub fn sbom(cli: &Cli, args: &SbomArgs) -> Result<ExitCode, Failure> {
+pub(super) fn sbom(cli: &Cli, args: &SbomArgs) -> Result<ExitCode, Failure> {
     let collected = collect(&args.path)?;
     print_problems(&collected);
     if collected.nothing_read() {
@@ -164,22 +164,22 @@ fn record(cli: &Cli, args: &SbomArgs, collected: &Collected, doc: &[u8]) -> Resu
 }
 
 /// The RFC 3339 UTC time now, from the system clock.
-pub fn now_rfc3339() -> String {
+pub(super) fn now_rfc3339() -> String {
     cairn_model::time::rfc3339_utc(cairn_engine::now_ms())
 }
 
-pub use cairn_engine::inventory::Collected;
+pub(super) use cairn_engine::inventory::Collected;
 
 /// Walks `path` and scans the files cairn knows (see [`cairn_engine::inventory`]).
 /// `Err` only when `path` itself cannot be walked (a missing path is the user's
 /// input: exit 1).
-pub fn collect(path: &Path) -> Result<Collected, Failure> {
+pub(super) fn collect(path: &Path) -> Result<Collected, Failure> {
     Tree::walk(path).map(|tree| cairn_engine::inventory::collect_tree(tree.0))
 }
 
 /// Lists what was skipped (`skipped PATH: reason`) and what parsers left out on
 /// purpose (`note: PATH:LINE: message`), on stderr.
-pub fn print_problems(collected: &Collected) {
+pub(super) fn print_problems(collected: &Collected) {
     // eprintln! is the CLI's: control bytes from a lockfile are escaped.
     for s in &collected.skipped {
         eprintln!("skipped {}: {}", s.path, s.reason);
@@ -192,7 +192,7 @@ pub fn print_problems(collected: &Collected) {
 
 /// The engine's bounded tree walk, with the CLI's exit codes.
 #[derive(Debug)]
-pub struct Tree(cairn_engine::inventory::Tree);
+pub(super) struct Tree(cairn_engine::inventory::Tree);
 
 impl std::ops::Deref for Tree {
     type Target = cairn_engine::inventory::Tree;
@@ -204,7 +204,7 @@ impl std::ops::Deref for Tree {
 impl Tree {
     /// Lists the tree under `path`; a path that cannot be read (missing, neither a
     /// directory nor a file) is the user's input (exit 1).
-    pub fn walk(path: &Path) -> Result<Tree, Failure> {
+    pub(super) fn walk(path: &Path) -> Result<Tree, Failure> {
         cairn_engine::inventory::Tree::walk(path)
             .map(Tree)
             .map_err(|e| match e {

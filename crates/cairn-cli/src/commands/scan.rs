@@ -31,7 +31,7 @@ use crate::exit::Failure;
 use crate::output::print_json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Threshold {
+pub(crate) enum Threshold {
     Low,
     Medium,
     High,
@@ -51,7 +51,7 @@ impl Threshold {
 
 /// How `cairn scan` writes what it found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ScanFormat {
+pub(crate) enum ScanFormat {
     /// For people (the default).
     Text,
     /// cairn's JSON (as `--json`).
@@ -61,7 +61,7 @@ pub enum ScanFormat {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ScanArgs {
+pub(crate) struct ScanArgs {
     /// A source tree or a root filesystem directory (or one lockfile).
     pub path: PathBuf,
     /// Exit 1 when a vulnerability of this severity or higher is found.
@@ -89,7 +89,7 @@ pub struct ScanArgs {
     pub format: Option<ScanFormat>,
 }
 
-pub fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
+pub(super) fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
     let collected = collect(&args.path)?;
     if collected.nothing_read() {
         print_problems(&collected);
@@ -192,7 +192,7 @@ fn vex_json(v: &VexVerdict) -> Value {
     json!({
         "document": v.document_id,
         "status": v.statement.status.as_str(),
-        "justification": v.statement.justification.map(|j| j.as_str()),
+        "justification": v.statement.justification.map(cairn_vuln::Justification::as_str),
         "impact_statement": v.statement.impact_statement,
         "action_statement": v.statement.action_statement,
         "timestamp": v.statement.timestamp,

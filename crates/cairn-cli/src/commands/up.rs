@@ -17,10 +17,10 @@ use crate::cli::Cli;
 use crate::exit::Failure;
 
 /// The default address: loopback only.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 
 #[derive(Debug, clap::Args)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     /// Where to listen (host:port). Anything but loopback exposes the server.
     #[arg(long, default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
@@ -39,7 +39,7 @@ pub struct UpArgs {
     pub secure_cookies: bool,
 }
 
-pub fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
+pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     std::fs::create_dir_all(data.root())
         .with_context(|| format!("cannot create {}", data.root().display()))?;

@@ -33,7 +33,7 @@ use crate::output::print_json;
 const MAX_KEY_BYTES: u64 = 64 << 10;
 
 #[derive(Debug, clap::Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// The Sigstore bundle (`*.sigstore.json`, bundle v0.1–v0.3).
     #[arg(long, value_name = "FILE")]
     pub bundle: PathBuf,
@@ -169,7 +169,7 @@ fn print_verified(args: &VerifyArgs, v: &Verified) {
     match &v.content {
         SignedContent::MessageSignature => println!("signature: message signature"),
         SignedContent::Dsse { payload_type } => {
-            println!("signature: DSSE envelope ({payload_type})")
+            println!("signature: DSSE envelope ({payload_type})");
         }
     }
     if v.identities.is_empty() {
@@ -220,7 +220,7 @@ fn rejected(cli: &Cli, args: &VerifyArgs, err: &VerifyError) -> Result<ExitCode,
     )))
 }
 
-pub fn verify(cli: &Cli, args: &VerifyArgs) -> Result<ExitCode, Failure> {
+pub(super) fn verify(cli: &Cli, args: &VerifyArgs) -> Result<ExitCode, Failure> {
     let policy = policy(args)?;
     // cairn's own bundles: with --key and no trusted root given, the root cairn
     // writes for its own audit log (`<data>/trusted_root.json`) is used, so that

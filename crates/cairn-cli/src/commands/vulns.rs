@@ -24,7 +24,7 @@ use std::process::ExitCode;
 
 use anyhow::anyhow;
 use cairn_engine::advisories::{Import, ImportCounts, KEPT_FAILURES};
-pub use cairn_engine::advisories::{Rematched, rematch};
+pub(super) use cairn_engine::advisories::{Rematched, rematch};
 use cairn_engine::feed::{FeedLimits, Polled};
 use cairn_store::StoredFinding;
 use serde_json::{Value, json};
@@ -36,7 +36,7 @@ use crate::exit::Failure;
 use crate::output::print_json;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum VulnsCommand {
+pub(crate) enum VulnsCommand {
     /// Import OSV records from a directory of JSON files, one file, or a zip archive
     /// (as osv.dev publishes them per ecosystem), then re-match the stored SBOMs
     /// that contain the packages the new or changed records name.
@@ -51,7 +51,7 @@ pub enum VulnsCommand {
     Sync,
 }
 
-pub fn vulns(cli: &Cli, cmd: &VulnsCommand) -> Result<ExitCode, Failure> {
+pub(super) fn vulns(cli: &Cli, cmd: &VulnsCommand) -> Result<ExitCode, Failure> {
     match cmd {
         VulnsCommand::Import { source } => import(cli, source),
         VulnsCommand::Sync => sync(cli),
@@ -187,7 +187,7 @@ fn sync(cli: &Cli) -> Result<ExitCode, Failure> {
 }
 
 /// A feed poll as `--json` shows it.
-pub fn sync_json(report: &cairn_engine::feed::SyncReport) -> Value {
+pub(super) fn sync_json(report: &cairn_engine::feed::SyncReport) -> Value {
     let sources: Vec<Value> = report
         .sources
         .iter()
@@ -219,10 +219,10 @@ pub fn sync_json(report: &cairn_engine::feed::SyncReport) -> Value {
 }
 
 /// A finding as `--json` shows it.
-pub use cairn_engine::wire::finding_json;
+pub(super) use cairn_engine::wire::finding_json;
 
 /// The re-match as `--json` shows it.
-pub fn rematch_json(r: &Rematched) -> Value {
+pub(super) fn rematch_json(r: &Rematched) -> Value {
     json!({
         "packages": r.scope.packages.len(),
         "advisories": r.scope.advisories.len(),
@@ -236,7 +236,7 @@ pub fn rematch_json(r: &Rematched) -> Value {
 }
 
 /// The re-match as text: a summary line, then each new and fixed finding.
-pub fn print_rematch(r: &Rematched) {
+pub(super) fn print_rematch(r: &Rematched) {
     let o = &r.outcome;
     println!(
         "re-matched {} stored components of {} packages: {} new findings in {} artifacts, {} still open, {} fixed, {} not evaluated",

@@ -27,7 +27,7 @@ use crate::exit::Failure;
 use crate::output::print_json;
 
 #[derive(Debug, clap::Args)]
-pub struct WhereArgs {
+pub(crate) struct WhereArgs {
     /// A purl (`pkg:cargo/smallvec@0.6.10`) or a package name, optionally with a
     /// version range: `smallvec@<1.6.1`, `smallvec@>=0.6,<1`.
     pub package: String,
@@ -35,7 +35,7 @@ pub struct WhereArgs {
 
 /// A comparison operator of a range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(super) enum Op {
     Lt,
     Le,
     Gt,
@@ -67,7 +67,7 @@ impl Op {
 
 /// What `cairn where` looks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Query {
+pub(super) struct Query {
     /// The OSV ecosystem, when a purl named it.
     pub ecosystem: Option<String>,
     /// The name as given (a purl's namespace joined as the ecosystem writes it).
@@ -94,7 +94,7 @@ fn ecosystem_of_purl_type(ty: &str) -> Option<&'static str> {
 }
 
 /// Parses a range: comparators joined by `,`.
-pub fn parse_range(text: &str) -> anyhow::Result<Vec<(Op, String)>> {
+pub(super) fn parse_range(text: &str) -> anyhow::Result<Vec<(Op, String)>> {
     let mut out = Vec::new();
     for part in text.split(',') {
         let part = part.trim();
@@ -128,7 +128,7 @@ pub fn parse_range(text: &str) -> anyhow::Result<Vec<(Op, String)>> {
 }
 
 /// Parses `PURL` or `NAME[@RANGE]`.
-pub fn parse_query(text: &str) -> anyhow::Result<Query> {
+pub(super) fn parse_query(text: &str) -> anyhow::Result<Query> {
     let text = text.trim();
     if text.starts_with("pkg:") {
         let purl = cairn_model::purl::Purl::parse(text)
@@ -192,14 +192,14 @@ pub fn parse_query(text: &str) -> anyhow::Result<Query> {
 
 /// A component that could not be compared with the range, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotCompared {
+pub(super) struct NotCompared {
     pub hit: PackageHit,
     pub reason: String,
 }
 
 /// The answer to a query.
 #[derive(Debug, Default)]
-pub struct Found {
+pub(super) struct Found {
     pub hits: Vec<PackageHit>,
     pub not_compared: Vec<NotCompared>,
 }
@@ -228,7 +228,7 @@ fn in_range(
 }
 
 /// Looks the query up in the store and applies its range.
-pub fn find(store: &dyn Store, query: &Query) -> Result<Found, Failure> {
+pub(super) fn find(store: &dyn Store, query: &Query) -> Result<Found, Failure> {
     let mut hits = Vec::new();
     match &query.ecosystem {
         Some(eco) => {
@@ -347,7 +347,7 @@ fn hit_json(h: &PackageHit, running: &BTreeMap<String, Vec<String>>) -> Value {
     })
 }
 
-pub fn where_(cli: &Cli, args: &WhereArgs) -> Result<ExitCode, Failure> {
+pub(super) fn where_(cli: &Cli, args: &WhereArgs) -> Result<ExitCode, Failure> {
     let query = parse_query(&args.package).map_err(Failure::user)?;
     let store = open_store(&data_dir(cli)?)?;
     let found = find(&*store, &query)?;

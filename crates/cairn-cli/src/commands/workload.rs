@@ -13,7 +13,7 @@ use crate::exit::Failure;
 use crate::output::print_json;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum WorkloadCommand {
+pub(crate) enum WorkloadCommand {
     /// Onboard the app in DIR (its cairn.toml at HEAD names the workload).
     Add {
         #[arg(default_value = ".")]
@@ -26,7 +26,7 @@ pub enum WorkloadCommand {
     List,
 }
 
-pub fn workload(cli: &Cli, cmd: &WorkloadCommand) -> Result<ExitCode, Failure> {
+pub(super) fn workload(cli: &Cli, cmd: &WorkloadCommand) -> Result<ExitCode, Failure> {
     let data = data_dir(cli)?;
     let store = open_store(&data)?;
     match cmd {

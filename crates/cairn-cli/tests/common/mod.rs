@@ -2,9 +2,9 @@
 //! repository and data directory, and the binary run against them.
 #![allow(clippy::unwrap_used, dead_code)]
 
-pub mod osv_feed;
-pub mod registry;
-pub mod server;
+pub(crate) mod osv_feed;
+pub(crate) mod registry;
+pub(crate) mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,16 +12,16 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 /// A temporary app repository and data directory.
-pub struct Fixture {
+pub(crate) struct Fixture {
     _tmp: tempfile::TempDir,
     pub repo: PathBuf,
     pub data: PathBuf,
 }
 
-pub use cairn_testkit::{copy_dir, git};
+pub(crate) use cairn_testkit::{copy_dir, git};
 
 impl Fixture {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let repo = tmp.path().join("app");
         let data = tmp.path().join("data");
@@ -35,7 +35,7 @@ impl Fixture {
     }
 
     /// A repository holding a copy of `examples/<name>`, committed.
-    pub fn example(name: &str) -> Self {
+    pub(crate) fn example(name: &str) -> Self {
         let f = Self::new();
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../examples")
@@ -45,14 +45,14 @@ impl Fixture {
         f
     }
 
-    pub fn write(&self, path: &str, text: &str) -> &Self {
+    pub(crate) fn write(&self, path: &str, text: &str) -> &Self {
         let p = self.repo.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
         self
     }
 
-    pub fn commit(&self, message: &str) -> &Self {
+    pub(crate) fn commit(&self, message: &str) -> &Self {
         git(&self.repo, &["add", "-A"]);
         git(
             &self.repo,
@@ -63,7 +63,7 @@ impl Fixture {
 
     /// `cairn ARGS` in the repository, with this fixture's data directory and
     /// nothing of the host's cairn settings.
-    pub fn cairn(&self, args: &[&str]) -> Command {
+    pub(crate) fn cairn(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
         cmd.current_dir(&self.repo)
             .env("CAIRN_HOME", &self.data)
@@ -74,32 +74,32 @@ impl Fixture {
         cmd
     }
 
-    pub fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         Run::from(self.cairn(args).output().unwrap())
     }
 
     /// `cairn ARGS`, which must exit 0.
-    pub fn ok(&self, args: &[&str]) -> Run {
+    pub(crate) fn ok(&self, args: &[&str]) -> Run {
         let r = self.run(args);
         assert_eq!(r.code, 0, "cairn {args:?}: {r:?}");
         r
     }
 
     /// `cairn ARGS` as the identity holding `token` (CAIRN_TOKEN), which must exit 0.
-    pub fn ok_as(&self, token: &str, args: &[&str]) -> Run {
+    pub(crate) fn ok_as(&self, token: &str, args: &[&str]) -> Run {
         let r = Run::from(self.cairn(args).env("CAIRN_TOKEN", token).output().unwrap());
         assert_eq!(r.code, 0, "cairn {args:?} as a token: {r:?}");
         r
     }
 
     /// cairn's public signing key, as `cairn key show` prints it.
-    pub fn signing_key(&self) -> cairn_evidence::VerifyingKey {
+    pub(crate) fn signing_key(&self) -> cairn_evidence::VerifyingKey {
         let key = self.json(&["key", "show"]);
         cairn_evidence::VerifyingKey::from_pem(key["public_key"].as_str().unwrap()).unwrap()
     }
 
     /// The audit log's note verifier, as `cairn log checkpoint --verifier` prints it.
-    pub fn log_verifier(&self) -> cairn_tlog::note::Verifier {
+    pub(crate) fn log_verifier(&self) -> cairn_tlog::note::Verifier {
         cairn_tlog::note::Verifier::parse(
             self.ok(&["log", "checkpoint", "--verifier"]).stdout.trim(),
         )
@@ -108,7 +108,7 @@ impl Fixture {
 
     /// The statements of the last run (`cairn evidence last --export`), each
     /// verified against cairn's key and log: `(stage, statement)`.
-    pub fn statements(&self) -> Vec<(String, Value)> {
+    pub(crate) fn statements(&self) -> Vec<(String, Value)> {
         let public = self.signing_key();
         let log = self.log_verifier();
         let export = self.data.join("../evidence-export");
@@ -130,7 +130,7 @@ impl Fixture {
     }
 
     /// `cairn --json ARGS`, which must exit 0, parsed.
-    pub fn json(&self, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let r = self.ok(&all);
@@ -139,7 +139,7 @@ impl Fixture {
 }
 
 /// What a `cairn` process did.
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -171,7 +171,7 @@ impl Fixture {
     /// Runs `sql` (with `?` parameters) on the fixture's SQLite store, through
     /// Python's sqlite3: the test plays an attacker who can write the database
     /// but not the keys.
-    pub fn tamper(&self, sql: &str, params: &[&str]) {
+    pub(crate) fn tamper(&self, sql: &str, params: &[&str]) {
         let out = Command::new("python3")
             .args([
                 "-c",
@@ -216,7 +216,7 @@ impl Drop for Fixture {
 /// org.toml sends `staging` to it (`envs/{environment}/{workload}`, images at
 /// `registry.example.org/apps/{workload}`), followed by `extra`. Returns the
 /// directory holding the repository, the repository and the platform directory.
-pub fn gitops_staging(extra: &str) -> (tempfile::TempDir, PathBuf, tempfile::TempDir) {
+pub(crate) fn gitops_staging(extra: &str) -> (tempfile::TempDir, PathBuf, tempfile::TempDir) {
     let gitops = tempfile::tempdir().unwrap();
     let repo = gitops.path().join("deploy");
     std::fs::create_dir_all(&repo).unwrap();
@@ -235,7 +235,7 @@ pub fn gitops_staging(extra: &str) -> (tempfile::TempDir, PathBuf, tempfile::Tem
 
 /// `mmdebstrap --variant=minbase bookworm DEST`: a Debian 12 root filesystem from
 /// Debian's packages (scripts/install-deps installs mmdebstrap).
-pub fn debian_minbase(dest: &Path) {
+pub(crate) fn debian_minbase(dest: &Path) {
     let out = Command::new("mmdebstrap")
         .args(["--quiet", "--variant=minbase", "bookworm"])
         .arg(dest)
@@ -251,7 +251,7 @@ pub fn debian_minbase(dest: &Path) {
 /// A small Debian 12 root filesystem for a static binary: the `tiny` base's
 /// files, `/etc/os-release`, and a dpkg database with one package, `zlib1g`
 /// (source `zlib`) at `zlib_version`, with its DEP-5 copyright file (Zlib).
-pub fn debian_fixture(root: &Path, zlib_version: &str) {
+pub(crate) fn debian_fixture(root: &Path, zlib_version: &str) {
     let write = |rel: &str, text: &str| {
         let p = root.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -283,7 +283,7 @@ pub fn debian_fixture(root: &Path, zlib_version: &str) {
 }
 
 /// A critical (CVSS 9.8) OSV record `id` for Debian 12's `zlib`, fixed in `fixed`.
-pub fn zlib_advisory(id: &str, fixed: Option<&str>) -> Value {
+pub(crate) fn zlib_advisory(id: &str, fixed: Option<&str>) -> Value {
     let mut events = vec![serde_json::json!({ "introduced": "0" })];
     if let Some(f) = fixed {
         events.push(serde_json::json!({ "fixed": f }));
@@ -303,13 +303,13 @@ pub fn zlib_advisory(id: &str, fixed: Option<&str>) -> Value {
 }
 
 /// `cairn ARGS` as the identity holding `token` (CAIRN_TOKEN), whatever it exits.
-pub fn as_(f: &Fixture, token: &str, args: &[&str]) -> Run {
+pub(crate) fn as_(f: &Fixture, token: &str, args: &[&str]) -> Run {
     Run::from(f.cairn(args).env("CAIRN_TOKEN", token).output().unwrap())
 }
 
 /// Adds the identity `name` as `actor` (None: the first identity, which
 /// bootstraps the organisation) and returns its token.
-pub fn token(f: &Fixture, actor: Option<&str>, name: &str) -> String {
+pub(crate) fn token(f: &Fixture, actor: Option<&str>, name: &str) -> String {
     let mut cmd = f.cairn(&["--json", "identity", "add", name]);
     if let Some(t) = actor {
         cmd.env("CAIRN_TOKEN", t);
@@ -323,7 +323,7 @@ pub fn token(f: &Fixture, actor: Option<&str>, name: &str) -> String {
 /// hello-web on the `tiny` base with an admin and four people bound at the
 /// workload: the commits' author (git's `author@example.invalid`) and two more
 /// maintainers, a release manager and a developer.
-pub struct Team {
+pub(crate) struct Team {
     pub f: Fixture,
     pub admin: String,
     /// The commits' author (git's `author@example.invalid`), a maintainer too.
@@ -338,7 +338,7 @@ pub struct Team {
     pub dev: String,
 }
 
-pub fn team() -> Team {
+pub(crate) fn team() -> Team {
     let f = Fixture::example("hello-web");
     f.ok(&["base", "create", "tiny", "--name", "tiny"]);
     let admin = token(&f, None, "admin@example.org");

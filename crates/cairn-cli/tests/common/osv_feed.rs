@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 /// What a path answers.
 #[derive(Clone)]
-pub enum Route {
+pub(crate) enum Route {
     /// A zip, at a version (its ETag is `"v<version>"`).
     Zip { bytes: Vec<u8>, version: u32 },
     /// An HTTP status with a short text body.
@@ -28,7 +28,7 @@ pub enum Route {
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
-pub struct Seen {
+pub(crate) struct Seen {
     pub path: String,
     pub if_none_match: Option<String>,
     pub if_modified_since: Option<String>,
@@ -36,7 +36,7 @@ pub struct Seen {
     pub status: u16,
 }
 
-pub struct OsvServer {
+pub(crate) struct OsvServer {
     pub url: String,
     routes: Arc<Mutex<HashMap<String, Route>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -47,7 +47,7 @@ fn last_modified(version: u32) -> String {
 }
 
 impl OsvServer {
-    pub fn start() -> OsvServer {
+    pub(crate) fn start() -> OsvServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
@@ -131,12 +131,12 @@ impl OsvServer {
         OsvServer { url, routes, seen }
     }
 
-    pub fn set(&self, path: &str, route: Route) {
+    pub(crate) fn set(&self, path: &str, route: Route) {
         self.routes.lock().unwrap().insert(path.to_owned(), route);
     }
 
     /// Serves `bytes` at `path` as a new version.
-    pub fn zip(&self, path: &str, bytes: Vec<u8>) {
+    pub(crate) fn zip(&self, path: &str, bytes: Vec<u8>) {
         let mut routes = self.routes.lock().unwrap();
         let version = match routes.get(path) {
             Some(Route::Zip { version, .. }) => version + 1,
@@ -146,13 +146,13 @@ impl OsvServer {
     }
 
     /// Requests seen so far, and clears the list.
-    pub fn take_seen(&self) -> Vec<Seen> {
+    pub(crate) fn take_seen(&self) -> Vec<Seen> {
         std::mem::take(&mut *self.seen.lock().unwrap())
     }
 }
 
 /// A zip of `(name, text)` entries, made by Python's zipfile in `dir`.
-pub fn zip_of(dir: &Path, entries: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn zip_of(dir: &Path, entries: &[(&str, &str)]) -> Vec<u8> {
     let out = dir.join("made.zip");
     let mut script = format!(
         "import zipfile, json, sys\nz = zipfile.ZipFile({:?}, 'w', zipfile.ZIP_DEFLATED)\n",
@@ -180,7 +180,7 @@ pub fn zip_of(dir: &Path, entries: &[(&str, &str)]) -> Vec<u8> {
 }
 
 /// An OSV record for npm `name` below `fixed`, with a CVSS 9.8 (critical) score.
-pub fn npm_record(id: &str, modified: &str, name: &str, fixed: &str) -> String {
+pub(crate) fn npm_record(id: &str, modified: &str, name: &str, fixed: &str) -> String {
     serde_json::json!({
         "schema_version": "1.6.0",
         "id": id,

@@ -6,14 +6,14 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct TestRegistry {
+pub(crate) struct TestRegistry {
     child: Child,
     _dir: tempfile::TempDir,
     pub port: u16,
 }
 
 impl TestRegistry {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let bin = "/usr/bin/docker-registry";
         assert!(
             std::path::Path::new(bin).exists(),
@@ -56,7 +56,7 @@ impl TestRegistry {
         }
     }
 
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 }

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub struct Up {
+pub(crate) struct Up {
     child: Option<Child>,
     pub url: String,
     pub data: PathBuf,
@@ -19,12 +19,12 @@ pub struct Up {
 
 impl Up {
     /// Starts `cairn up` on `data` and waits until it serves.
-    pub fn start(data: &Path, extra: &[&str]) -> Up {
+    pub(crate) fn start(data: &Path, extra: &[&str]) -> Up {
         Self::start_with(data, extra, None)
     }
 
     /// [`Up::start`] with `CAIRN_PLATFORM_DIR` set to `platform`.
-    pub fn start_with(data: &Path, extra: &[&str], platform: Option<&Path>) -> Up {
+    pub(crate) fn start_with(data: &Path, extra: &[&str], platform: Option<&Path>) -> Up {
         let grace: &[&str] = if extra.contains(&"--grace") {
             &[]
         } else {
@@ -82,7 +82,7 @@ impl Up {
     }
 
     /// Waits for a printed line containing `needle`.
-    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+    pub(crate) fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
             return line.clone();
@@ -105,7 +105,7 @@ impl Up {
     }
 
     /// The admin's token from the file `cairn up` wrote on first start.
-    pub fn admin_token(&self) -> String {
+    pub(crate) fn admin_token(&self) -> String {
         std::fs::read_to_string(self.data.join("server/admin.token"))
             .unwrap()
             .trim()
@@ -113,7 +113,7 @@ impl Up {
     }
 
     /// SIGTERM, then waits (up to `timeout`) for the exit code.
-    pub fn stop(&mut self, timeout: Duration) -> Option<i32> {
+    pub(crate) fn stop(&mut self, timeout: Duration) -> Option<i32> {
         let mut child = self.child.take()?;
         let _ = Command::new("kill")
             .arg("-TERM")
@@ -144,7 +144,7 @@ impl Drop for Up {
 }
 
 /// An HTTP agent for tests: errors are answers, not failures.
-pub fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)

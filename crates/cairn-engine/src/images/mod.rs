@@ -418,13 +418,13 @@ mod tests {
         // comes back.
         let tampers: [(&str, &dyn Fn()); 4] = [
             ("content", &|| {
-                std::fs::write(&app, "#!/bin/sh\nevil\n").unwrap()
+                std::fs::write(&app, "#!/bin/sh\nevil\n").unwrap();
             }),
             ("mode", &|| {
-                std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o4777)).unwrap()
+                std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o4777)).unwrap();
             }),
             ("a new file", &|| {
-                std::fs::write(dir.join("app/evil"), "x").unwrap()
+                std::fs::write(dir.join("app/evil"), "x").unwrap();
             }),
             ("a symlink", &|| {
                 std::fs::remove_file(dir.join("etc/passwd")).unwrap();

@@ -287,7 +287,7 @@ pub fn compare_packages(old: &[String], new: &[String]) -> (Vec<String>, Vec<Str
         match old.get(name) {
             None => added.push(format!("{name}={version}")),
             Some(before) if before != version => {
-                changed.push(format!("{name} {before} → {version}"))
+                changed.push(format!("{name} {before} → {version}"));
             }
             Some(_) => {}
         }

@@ -21,7 +21,7 @@ use crate::host::now_ms;
 use crate::{EngineError, LoadedWorkload};
 
 /// How long the RC gets to listen on its port.
-pub const RC_START_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const RC_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one HTTP check may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of a response an HTTP check reads.

@@ -221,7 +221,7 @@ impl Promoter<'_> {
                     evidence: Some(e.id),
                     what: e.predicate_type.chars().take(200).collect(),
                     reason,
-                })
+                });
             };
             let statement = match trust.statement(&e.bundle) {
                 Ok((statement, _)) => statement,

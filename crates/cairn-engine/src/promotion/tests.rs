@@ -221,17 +221,17 @@ fn a_records_approval_marks_agree_with_the_review_rule() {
     let cases: [Case; 5] = [
         ("a maintainer who is not the author", |_| {}),
         ("the author's own", |i| {
-            i.reviews[0].reviewer = "alice".into()
+            i.reviews[0].reviewer = "alice".into();
         }),
         ("another commit's", |i| i.reviews[0].commit = "f".repeat(40)),
         ("by one who ran the run", |i| {
             i.authors.push(Author {
                 identity: "bob".into(),
                 why: "bob ran run 42, which produced this artifact".into(),
-            })
+            });
         }),
         ("by a developer", |i| {
-            i.reviews[0].reviewer_roles = vec!["developer".into()]
+            i.reviews[0].reviewer_roles = vec!["developer".into()];
         }),
     ];
     for (name, change) in cases {

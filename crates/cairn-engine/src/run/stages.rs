@@ -81,7 +81,7 @@ impl Engine {
         match result {
             Ok(None) => store.finish_run(run.id, RunStatus::Succeeded, None, now_ms())?,
             Ok(Some(reason)) => {
-                store.finish_run(run.id, RunStatus::Failed, Some(&reason), now_ms())?
+                store.finish_run(run.id, RunStatus::Failed, Some(&reason), now_ms())?;
             }
             Err(err) => {
                 let reason = format!("cairn could not complete the run: {}", error_chain(&err));

@@ -2,9 +2,9 @@
 
 use cairn_evidence::{NamedDigest, Observed, Subject, hash_log_lines};
 
-pub const BUILDER_ID: &str = "https://example.invalid/cairn/builder/test";
+pub(crate) const BUILDER_ID: &str = "https://example.invalid/cairn/builder/test";
 
-pub fn observed_build() -> Observed {
+pub(crate) fn observed_build() -> Observed {
     let log: [&[u8]; 2] = [b"cc -o hello hello.c", b"ok"];
     Observed {
         workload: "hello-c".into(),

@@ -10,7 +10,7 @@ use std::path::Path;
 use cairn_oci::{Image, Layout};
 
 /// A small root filesystem made of host-like files.
-pub fn make_rootfs(dir: &Path, flavour: &str) {
+pub(crate) fn make_rootfs(dir: &Path, flavour: &str) {
     fs::create_dir_all(dir.join("etc")).expect("etc");
     fs::create_dir_all(dir.join("usr/bin")).expect("usr/bin");
     fs::write(
@@ -25,7 +25,7 @@ pub fn make_rootfs(dir: &Path, flavour: &str) {
 }
 
 /// A small app build output.
-pub fn make_app(dir: &Path) {
+pub(crate) fn make_app(dir: &Path) {
     fs::create_dir_all(dir.join("static")).expect("static");
     fs::write(dir.join("hello.txt"), b"hello from cairn\n").expect("hello");
     fs::write(dir.join("server"), b"#!/bin/sh\necho serving\n").expect("server");
@@ -40,7 +40,7 @@ pub fn make_app(dir: &Path) {
 
 /// One raw tar entry, written byte for byte (no path checks), so tests can
 /// build hostile layers.
-pub struct Raw<'a> {
+pub(crate) struct Raw<'a> {
     pub path: &'a [u8],
     pub kind: tar::EntryType,
     pub link: Option<&'a [u8]>,
@@ -48,7 +48,7 @@ pub struct Raw<'a> {
     pub data: &'a [u8],
 }
 
-pub fn file<'a>(path: &'a str, data: &'a [u8]) -> Raw<'a> {
+pub(crate) fn file<'a>(path: &'a str, data: &'a [u8]) -> Raw<'a> {
     Raw {
         path: path.as_bytes(),
         kind: tar::EntryType::Regular,
@@ -58,7 +58,7 @@ pub fn file<'a>(path: &'a str, data: &'a [u8]) -> Raw<'a> {
     }
 }
 
-pub fn dir(path: &str) -> Raw<'_> {
+pub(crate) fn dir(path: &str) -> Raw<'_> {
     Raw {
         path: path.as_bytes(),
         kind: tar::EntryType::Directory,
@@ -68,7 +68,7 @@ pub fn dir(path: &str) -> Raw<'_> {
     }
 }
 
-pub fn symlink<'a>(path: &'a str, target: &'a str) -> Raw<'a> {
+pub(crate) fn symlink<'a>(path: &'a str, target: &'a str) -> Raw<'a> {
     Raw {
         path: path.as_bytes(),
         kind: tar::EntryType::Symlink,
@@ -78,7 +78,7 @@ pub fn symlink<'a>(path: &'a str, target: &'a str) -> Raw<'a> {
     }
 }
 
-pub fn hardlink<'a>(path: &'a str, target: &'a str) -> Raw<'a> {
+pub(crate) fn hardlink<'a>(path: &'a str, target: &'a str) -> Raw<'a> {
     Raw {
         path: path.as_bytes(),
         kind: tar::EntryType::Link,
@@ -88,7 +88,7 @@ pub fn hardlink<'a>(path: &'a str, target: &'a str) -> Raw<'a> {
     }
 }
 
-pub fn special(path: &str, kind: tar::EntryType) -> Raw<'_> {
+pub(crate) fn special(path: &str, kind: tar::EntryType) -> Raw<'_> {
     Raw {
         path: path.as_bytes(),
         kind,
@@ -99,7 +99,7 @@ pub fn special(path: &str, kind: tar::EntryType) -> Raw<'_> {
 }
 
 /// A tar of `entries`, headers written raw.
-pub fn raw_tar(entries: &[Raw<'_>]) -> Vec<u8> {
+pub(crate) fn raw_tar(entries: &[Raw<'_>]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for entry in entries {
         let mut header = tar::Header::new_gnu();
@@ -121,7 +121,7 @@ pub fn raw_tar(entries: &[Raw<'_>]) -> Vec<u8> {
     builder.into_inner().expect("finish")
 }
 
-pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     encoder.write_all(bytes).expect("gzip");
     encoder.finish().expect("gzip")
@@ -129,7 +129,7 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 /// Stores `tars` as gzip layers with a minimal config and manifest (OCI media
 /// types, or Docker schema2 ones) and returns the image.
-pub fn image_from_tars(layout: &Layout, tars: &[Vec<u8>], docker: bool) -> Image {
+pub(crate) fn image_from_tars(layout: &Layout, tars: &[Vec<u8>], docker: bool) -> Image {
     let (manifest_type, config_type, layer_type) = if docker {
         (
             "application/vnd.docker.distribution.manifest.v2+json",
@@ -170,7 +170,7 @@ pub fn image_from_tars(layout: &Layout, tars: &[Vec<u8>], docker: bool) -> Image
 }
 
 /// Fails (never skips) when an external tool is missing.
-pub fn require_tool(name: &str) -> std::path::PathBuf {
+pub(crate) fn require_tool(name: &str) -> std::path::PathBuf {
     let path = Path::new("/usr/bin").join(name);
     assert!(
         path.exists(),

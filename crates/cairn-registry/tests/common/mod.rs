@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-pub mod token;
+pub(crate) mod token;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -20,7 +20,7 @@ use cairn_registry::{
 };
 
 /// How the registry authenticates.
-pub enum Auth {
+pub(crate) enum Auth {
     None,
     Htpasswd {
         user: String,
@@ -36,18 +36,18 @@ pub enum Auth {
     },
 }
 
-pub struct RegistryServer {
+pub(crate) struct RegistryServer {
     child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
 }
 
 impl RegistryServer {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self::start_with(Auth::None)
     }
 
-    pub fn start_with(auth: Auth) -> Self {
+    pub(crate) fn start_with(auth: Auth) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let storage = dir.path().join("storage");
@@ -149,26 +149,26 @@ impl RegistryServer {
         }
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
-    pub fn options(&self, credentials: Credentials) -> RegistryOptions {
+    pub(crate) fn options(&self, credentials: Credentials) -> RegistryOptions {
         let mut o = RegistryOptions::new(self.host(), credentials);
         o.scheme = Scheme::HttpLoopback;
         o
     }
 
-    pub fn client(&self) -> Registry {
+    pub(crate) fn client(&self) -> Registry {
         Registry::with_options(self.options(Credentials::Anonymous)).expect("client")
     }
 
     /// The file holding a blob in the filesystem storage driver.
-    pub fn blob_data_path(&self, digest: &Digest) -> PathBuf {
+    pub(crate) fn blob_data_path(&self, digest: &Digest) -> PathBuf {
         let hex = digest.hex();
         self.dir
             .path()
@@ -180,7 +180,7 @@ impl RegistryServer {
 
     /// Flips one byte of a stored blob (same size), as disk corruption or a
     /// malicious registry would.
-    pub fn corrupt_blob(&self, digest: &Digest) {
+    pub(crate) fn corrupt_blob(&self, digest: &Digest) {
         let path = self.blob_data_path(digest);
         let mut bytes = std::fs::read(&path).expect("stored blob");
         let i = bytes.len() / 2;
@@ -196,13 +196,13 @@ impl Drop for RegistryServer {
     }
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
 
 /// Deterministic pseudo-random bytes.
-pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+pub(crate) fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
@@ -216,7 +216,7 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// A tiny image: one gzip'd tar layer, a config, a manifest.
-pub struct TestImage {
+pub(crate) struct TestImage {
     pub blobs: HashMap<Digest, Vec<u8>>,
     pub manifest: Vec<u8>,
     pub manifest_digest: Digest,
@@ -225,7 +225,7 @@ pub struct TestImage {
 }
 
 impl TestImage {
-    pub fn new(content: &str) -> Self {
+    pub(crate) fn new(content: &str) -> Self {
         let mut tar = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
         header.set_size(content.len() as u64);
@@ -277,13 +277,13 @@ impl TestImage {
         }
     }
 
-    pub fn store(&self) -> MemStore {
+    pub(crate) fn store(&self) -> MemStore {
         let store = MemStore::default();
         store.blobs.lock().expect("lock").extend(self.blobs.clone());
         store
     }
 
-    pub fn descriptor(&self) -> Descriptor {
+    pub(crate) fn descriptor(&self) -> Descriptor {
         Descriptor::new(
             media_types::OCI_MANIFEST,
             self.manifest_digest,
@@ -295,7 +295,7 @@ impl TestImage {
 /// A `BlobStore` in memory that verifies what it is given and keeps nothing
 /// on failure, as the contract asks.
 #[derive(Default)]
-pub struct MemStore {
+pub(crate) struct MemStore {
     pub blobs: Mutex<HashMap<Digest, Vec<u8>>>,
 }
 
@@ -339,7 +339,7 @@ impl BlobStore for MemStore {
     }
 }
 
-pub fn run(cmd: &mut Command) -> String {
+pub(crate) fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("spawn");
     assert!(
         out.status.success(),
@@ -350,6 +350,6 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).expect("utf8")
 }
 
-pub fn path_str(p: &Path) -> &str {
+pub(crate) fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
 }

@@ -12,13 +12,13 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use base64::Engine as _;
 
-pub const SERVICE: &str = "cairn-test-registry";
-pub const ISSUER: &str = "cairn-test-issuer";
+pub(crate) const SERVICE: &str = "cairn-test-registry";
+pub(crate) const ISSUER: &str = "cairn-test-issuer";
 
 /// (authorization header present and right, scopes) per token request.
-pub type Seen = Arc<Mutex<Vec<(bool, Vec<String>)>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<(bool, Vec<String>)>>>;
 
-pub struct TokenServer {
+pub(crate) struct TokenServer {
     pub port: u16,
     pub root_cert: PathBuf,
     /// (authorization header present and right, scopes) per request.
@@ -26,13 +26,13 @@ pub struct TokenServer {
 }
 
 impl TokenServer {
-    pub fn realm(&self) -> String {
+    pub(crate) fn realm(&self) -> String {
         format!("http://127.0.0.1:{}/token", self.port)
     }
 
     /// Makes a P-256 key and self-signed certificate with the openssl CLI in
     /// `dir` and serves tokens for `user`/`password` on a free port.
-    pub fn start(dir: &Path, user: &str, password: &str) -> Self {
+    pub(crate) fn start(dir: &Path, user: &str, password: &str) -> Self {
         let key_pem = dir.join("token.key");
         let cert_pem = dir.join("token.crt");
         let key_der = dir.join("token.key.der");

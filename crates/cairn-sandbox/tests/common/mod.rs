@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use cairn_sandbox::{Limits, Outcome, SandboxSpec, Stream, prepare_workspace, run};
 use tempfile::TempDir;
 
-pub const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+pub(crate) const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// What one run produced.
 #[derive(Debug)]
-pub struct Ran {
+pub(crate) struct Ran {
     pub outcome: Outcome,
     pub stdout: Vec<Vec<u8>>,
     pub stderr: Vec<Vec<u8>>,
@@ -23,10 +23,10 @@ pub struct Ran {
 }
 
 impl Ran {
-    pub fn out(&self) -> String {
+    pub(crate) fn out(&self) -> String {
         join(&self.stdout)
     }
-    pub fn err(&self) -> String {
+    pub(crate) fn err(&self) -> String {
         join(&self.stderr)
     }
 }
@@ -40,14 +40,14 @@ fn join(lines: &[Vec<u8>]) -> String {
 }
 
 /// A fresh workspace, handed to the sandbox user.
-pub fn workspace() -> TempDir {
+pub(crate) fn workspace() -> TempDir {
     let dir = tempfile::tempdir().unwrap();
     prepare_workspace(dir.path()).unwrap();
     dir
 }
 
 /// `/bin/sh -c script` in `workspace`, with PATH and HOME only and a 10 s clock.
-pub fn sh(workspace: &Path, script: &str) -> SandboxSpec {
+pub(crate) fn sh(workspace: &Path, script: &str) -> SandboxSpec {
     SandboxSpec {
         workspace: workspace.to_owned(),
         argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
@@ -65,7 +65,7 @@ pub fn sh(workspace: &Path, script: &str) -> SandboxSpec {
     }
 }
 
-pub fn try_run(spec: &SandboxSpec) -> Result<Ran, cairn_sandbox::SandboxError> {
+pub(crate) fn try_run(spec: &SandboxSpec) -> Result<Ran, cairn_sandbox::SandboxError> {
     let start = Instant::now();
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
@@ -86,7 +86,7 @@ pub fn try_run(spec: &SandboxSpec) -> Result<Ran, cairn_sandbox::SandboxError> {
     })
 }
 
-pub fn run_ok(spec: &SandboxSpec) -> Ran {
+pub(crate) fn run_ok(spec: &SandboxSpec) -> Ran {
     match try_run(spec) {
         Ok(ran) => ran,
         Err(e) => panic!("sandbox could not run: {e} ({e:?})"),
@@ -95,7 +95,7 @@ pub fn run_ok(spec: &SandboxSpec) -> Ran {
 
 /// Host pids of the processes in the pid namespace `ns` (as `readlink
 /// /proc/self/ns/pid` printed it inside the sandbox).
-pub fn pids_in_namespace(ns: &str) -> Vec<u32> {
+pub(crate) fn pids_in_namespace(ns: &str) -> Vec<u32> {
     let ns = ns.trim();
     assert!(ns.starts_with("pid:["), "not a pid namespace: {ns:?}");
     let mut found = Vec::new();
@@ -117,12 +117,12 @@ pub fn pids_in_namespace(ns: &str) -> Vec<u32> {
 }
 
 /// The pid namespace the sandbox wrote to `workspace/ns`.
-pub fn namespace_of(workspace: &Path) -> String {
+pub(crate) fn namespace_of(workspace: &Path) -> String {
     std::fs::read_to_string(workspace.join("ns")).unwrap()
 }
 
 /// Runs an image spec to its end, collecting its output like [`try_run`].
-pub fn run_image_ok(spec: &cairn_sandbox::ImageSandboxSpec) -> Ran {
+pub(crate) fn run_image_ok(spec: &cairn_sandbox::ImageSandboxSpec) -> Ran {
     let start = Instant::now();
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
@@ -148,7 +148,7 @@ pub fn run_image_ok(spec: &cairn_sandbox::ImageSandboxSpec) -> Ran {
 
 /// One of the host's own IPv4 addresses that is neither loopback nor link-local (what
 /// a fetch step's user-mode network may reach, e.g. a listener on 0.0.0.0).
-pub fn host_address() -> std::net::Ipv4Addr {
+pub(crate) fn host_address() -> std::net::Ipv4Addr {
     let mut found = None;
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs(3) fills `list`, walked read-only and freed below.

@@ -15,7 +15,7 @@ pub(crate) struct Paragraph<'a> {
 }
 
 impl Paragraph<'_> {
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(k, _)| *k == key)

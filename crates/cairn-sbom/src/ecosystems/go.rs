@@ -90,7 +90,7 @@ pub fn parse_mod(path: &str, bytes: &[u8]) -> Result<Output, ParseError> {
             }
             "require" => match fields.as_slice() {
                 [m, v] if version_ok(v) && module_ok(m) => {
-                    requires.push((n, m.to_string(), v.to_string()))
+                    requires.push((n, m.to_string(), v.to_string()));
                 }
                 _ => return Err(ParseError::line(n, format!("bad require {rest:?}"))),
             },

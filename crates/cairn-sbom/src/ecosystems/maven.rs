@@ -49,7 +49,7 @@ pub fn parse_pom(path: &str, bytes: &[u8]) -> Result<Output, ParseError> {
         }
         stack.extend(
             node.children()
-                .filter(|c| c.is_element())
+                .filter(roxmltree::Node::is_element)
                 .map(|c| (c, depth + 1)),
         );
     }
@@ -59,7 +59,7 @@ pub fn parse_pom(path: &str, bytes: &[u8]) -> Result<Output, ParseError> {
     }
     let mut props = BTreeMap::new();
     if let Some(p) = child(project, "properties") {
-        for prop in p.children().filter(|c| c.is_element()) {
+        for prop in p.children().filter(roxmltree::Node::is_element) {
             props.insert(
                 prop.tag_name().name().to_string(),
                 prop.text().unwrap_or_default().trim().to_string(),

@@ -5,14 +5,14 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-pub const CSS: &str = include_str!("../../assets/cairn.css");
-pub const JS: &str = include_str!("../../assets/cairn.js");
+pub(super) const CSS: &str = include_str!("../../assets/cairn.css");
+pub(super) const JS: &str = include_str!("../../assets/cairn.js");
 
-pub async fn css() -> Response {
+pub(super) async fn css() -> Response {
     asset(CSS, "text/css; charset=utf-8")
 }
 
-pub async fn js() -> Response {
+pub(super) async fn js() -> Response {
     asset(JS, "text/javascript; charset=utf-8")
 }
 

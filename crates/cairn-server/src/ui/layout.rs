@@ -11,7 +11,7 @@ use crate::auth::Actor;
 
 /// Where a page sits in the navigation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Nav {
+pub(super) enum Nav {
     Workloads,
     Runs,
     Environments,
@@ -29,7 +29,7 @@ const NAV: [(Nav, &str, &str); 5] = [
 ];
 
 /// A whole page.
-pub fn page(title: &str, nav: Nav, actor: Option<&Actor>, body: Markup) -> Markup {
+pub(super) fn page(title: &str, nav: Nav, actor: Option<&Actor>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -76,7 +76,7 @@ pub fn page(title: &str, nav: Nav, actor: Option<&Actor>, body: Markup) -> Marku
 
 /// A page saying what went wrong (403 with the reason, 404, 400, 500 with an
 /// incident id).
-pub fn error_page(status: StatusCode, title: &str, detail: &str) -> Markup {
+pub(super) fn error_page(status: StatusCode, title: &str, detail: &str) -> Markup {
     page(
         title,
         Nav::None,
@@ -92,21 +92,21 @@ pub fn error_page(status: StatusCode, title: &str, detail: &str) -> Markup {
 }
 
 /// A status word as a badge whose `data-status` the stylesheet colours.
-pub fn badge(status: &str) -> Markup {
+pub(super) fn badge(status: &str) -> Markup {
     html! { span.badge data-status=(status) { (status) } }
 }
 
 /// A time for people: how long ago it was (or how far ahead), the exact time
 /// (RFC 3339, UTC) on hover; the script restates both in the viewer's zone and
 /// keeps "ago" current.
-pub fn time(ms: i64) -> Markup {
+pub(super) fn time(ms: i64) -> Markup {
     let exact = rfc3339_utc(ms);
     html! { time datetime=(exact) title=(exact) { (relative(ms, cairn_engine::now_ms())) } }
 }
 
 /// `ms` as seen from `now`: `just now`, `5 min ago`, `3 h ago`, `2 d ago`,
 /// `in 4 min`, or the UTC date when more than 30 days away.
-pub fn relative(ms: i64, now: i64) -> String {
+pub(super) fn relative(ms: i64, now: i64) -> String {
     let away = now.saturating_sub(ms);
     let abs = away.unsigned_abs() / 1_000;
     let amount = if abs < 45 {
@@ -127,7 +127,7 @@ pub fn relative(ms: i64, now: i64) -> String {
     }
 }
 
-pub fn maybe_time(ms: Option<i64>) -> Markup {
+pub(super) fn maybe_time(ms: Option<i64>) -> Markup {
     match ms {
         Some(ms) => time(ms),
         None => html! { span.none { "—" } },
@@ -135,7 +135,7 @@ pub fn maybe_time(ms: Option<i64>) -> Markup {
 }
 
 /// A duration for people: `850 ms`, `12.3 s`, `4 min 05 s`, `2 h 03 min`.
-pub fn duration(ms: Option<i64>) -> String {
+pub(super) fn duration(ms: Option<i64>) -> String {
     let Some(ms) = ms.filter(|ms| *ms >= 0) else {
         return String::new();
     };
@@ -151,7 +151,7 @@ pub fn duration(ms: Option<i64>) -> String {
 }
 
 /// A digest shortened for a table cell (the full one in the title).
-pub fn short_digest(digest: &str) -> Markup {
+pub(super) fn short_digest(digest: &str) -> Markup {
     let short: String = match digest.split_once(':') {
         Some((alg, hex)) => format!("{alg}:{}", hex.chars().take(12).collect::<String>()),
         None => digest.chars().take(19).collect(),
@@ -160,7 +160,7 @@ pub fn short_digest(digest: &str) -> Markup {
 }
 
 /// A link to an artifact's page.
-pub fn artifact_link(digest: &str) -> Markup {
+pub(super) fn artifact_link(digest: &str) -> Markup {
     html! { a href={ "/artifacts/" (digest) } { (short_digest(digest)) } }
 }
 

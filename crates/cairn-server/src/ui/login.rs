@@ -23,17 +23,17 @@ use crate::session::{cleared_cookie, csrf_ok, log_in, log_out, session_cookie};
 use crate::state::AppState;
 
 /// The double-submit cookie of the login form.
-pub const LOGIN_CSRF_COOKIE: &str = "cairn_login_csrf";
+pub(super) const LOGIN_CSRF_COOKIE: &str = "cairn_login_csrf";
 /// How long a login form stays usable.
 const LOGIN_FORM_TTL_S: u32 = 3_600;
 
 #[derive(Debug, Deserialize)]
-pub struct LoginQuery {
+pub(super) struct LoginQuery {
     next: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct LoginForm {
+pub(super) struct LoginForm {
     #[serde(default)]
     token: String,
     #[serde(default)]
@@ -43,13 +43,13 @@ pub struct LoginForm {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct LogoutForm {
+pub(super) struct LogoutForm {
     #[serde(default)]
     csrf: Option<String>,
 }
 
 /// `GET /login`: the form, with a fresh double-submit CSRF value.
-pub async fn form(
+pub(super) async fn form(
     State(state): State<AppState>,
     query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
@@ -61,7 +61,7 @@ pub async fn form(
 }
 
 /// `POST /login`: a token in, a session cookie out, back to `next` (or `/`).
-pub async fn submit(
+pub(super) async fn submit(
     State(state): State<AppState>,
     parts: Parts,
     form: Result<Form<LoginForm>, FormRejection>,
@@ -121,7 +121,7 @@ pub async fn submit(
 }
 
 /// `POST /logout`: ends the session (its CSRF token must come with the form).
-pub async fn logout(
+pub(super) async fn logout(
     State(state): State<AppState>,
     mut parts: Parts,
     form: Result<Form<LogoutForm>, FormRejection>,

@@ -116,7 +116,7 @@ impl FromRequestParts<AppState> for PageActor {
                 let here = parts
                     .uri
                     .path_and_query()
-                    .map(|p| p.as_str())
+                    .map(axum::http::uri::PathAndQuery::as_str)
                     .unwrap_or("/");
                 Err(to_login(Some(here)))
             }

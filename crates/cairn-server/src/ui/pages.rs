@@ -38,7 +38,7 @@ fn ok(markup: Markup) -> Response {
 
 // ---- / ----------------------------------------------------------------------
 
-pub async fn home(
+pub(super) async fn home(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
 ) -> Result<Response, PageError> {
@@ -88,7 +88,7 @@ pub async fn home(
 /// `POST /workloads/{name}/runs`: queues a run at the workload's HEAD and goes
 /// to its page. A browser needs the session's CSRF token (and a same-site
 /// Origin); the roles model decides.
-pub async fn run_now(
+pub(super) async fn run_now(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
     Path(name): Path<String>,
@@ -121,7 +121,7 @@ pub async fn run_now(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct RunForm {
+pub(super) struct RunForm {
     csrf: Option<String>,
 }
 
@@ -167,11 +167,11 @@ fn workloads_body(
 // ---- /runs ------------------------------------------------------------------
 
 #[derive(Debug, Deserialize)]
-pub struct RunsQuery {
+pub(super) struct RunsQuery {
     workload: Option<String>,
 }
 
-pub async fn runs(
+pub(super) async fn runs(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
     query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
@@ -264,7 +264,7 @@ fn run_ms(run: &RunRecord) -> Option<i64> {
 
 // ---- /runs/{id} -------------------------------------------------------------
 
-pub async fn run(
+pub(super) async fn run(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
     Path(id): Path<String>,
@@ -403,7 +403,7 @@ fn line(l: &LogLine) -> Markup {
 /// Longest digest accepted in a path.
 const MAX_DIGEST: usize = 160;
 
-pub async fn artifact(
+pub(super) async fn artifact(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
     Path(digest): Path<String>,
@@ -627,7 +627,7 @@ fn artifact_body(v: &ArtifactView) -> Markup {
 
 // ---- /environments ----------------------------------------------------------
 
-pub async fn environments(
+pub(super) async fn environments(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
 ) -> Result<Response, PageError> {
@@ -701,12 +701,12 @@ fn environments_body(deployments: &[DeploymentRecord]) -> Markup {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExposuresQuery {
+pub(super) struct ExposuresQuery {
     #[serde(default)]
     all: bool,
 }
 
-pub async fn exposures(
+pub(super) async fn exposures(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
     Query(q): Query<ExposuresQuery>,
@@ -815,7 +815,7 @@ fn exposures_body(list: &[cairn_engine::exposures::Exposure], now: i64) -> Marku
 
 // ---- /audit -----------------------------------------------------------------
 
-pub async fn audit(
+pub(super) async fn audit(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
 ) -> Result<Response, PageError> {

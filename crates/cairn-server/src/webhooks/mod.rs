@@ -361,7 +361,7 @@ fn event_name(forge: Forge, headers: &HeaderMap) -> Result<String, Refusal> {
     let name = forge.event_header();
     let value = headers
         .get(name)
-        .map(|v| v.as_bytes())
+        .map(axum::http::HeaderValue::as_bytes)
         .filter(|b| {
             !b.is_empty()
                 && b.len() <= MAX_EVENT_NAME

@@ -17,7 +17,7 @@ use crate::output::{duration_text, line_json, line_text, print_json};
 const PAGE: usize = 1_000;
 const POLL: Duration = Duration::from_millis(200);
 
-pub fn logs(cli: &Cli, args: &LogsArgs) -> Result<ExitCode, Failure> {
+pub(super) fn logs(cli: &Cli, args: &LogsArgs) -> Result<ExitCode, Failure> {
     if let Some(server) = &args.server {
         return remote::follow(cli, args, server);
     }
@@ -93,9 +93,9 @@ fn print_stage(
                 let rest = store.logs(stage.id, after, usize::MAX >> 1)?;
                 for line in &rest {
                     if json {
-                        print_json(&line_json(&stage.name, line))
+                        print_json(&line_json(&stage.name, line));
                     } else {
-                        println!("{}", line_text(line))
+                        println!("{}", line_text(line));
                     }
                 }
             }

@@ -15,7 +15,7 @@ use crate::output::print_json;
 /// The longest SSE line read (a log line is at most 64 KiB, JSON-escaped).
 const MAX_EVENT_LINE: u64 = 1 << 20;
 
-pub fn follow(cli: &Cli, args: &LogsArgs, server: &str) -> Result<ExitCode, Failure> {
+pub(super) fn follow(cli: &Cli, args: &LogsArgs, server: &str) -> Result<ExitCode, Failure> {
     let base = server.trim_end_matches('/');
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         return Err(Failure::user(anyhow!(
