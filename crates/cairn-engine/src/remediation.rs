@@ -1231,20 +1231,18 @@ impl Remediator<'_> {
     }
 }
 
-/// `(type, name, version)` of a purl (`pkg:npm/%40scope/name@1.0.0?…`).
+/// `(type, name, version)` of a purl (`pkg:npm/%40scope/name@1.0.0?…`), read
+/// by the one purl codec; the name carries its namespace as npm writes it
+/// (`@scope/name`).
 fn parse_purl(purl: &str) -> Option<(String, String, String)> {
-    let rest = purl.strip_prefix("pkg:")?;
-    let rest = rest.split(['?', '#']).next()?;
-    let (kind, rest) = rest.split_once('/')?;
-    let (name, version) = rest.rsplit_once('@')?;
-    let name = name
-        .replace("%40", "@")
-        .replace("%2F", "/")
-        .replace("%2f", "/");
-    if name.is_empty() || version.is_empty() {
-        return None;
-    }
-    Some((kind.to_owned(), name, version.to_owned()))
+    let p = cairn_model::purl::Purl::parse(purl).ok()?;
+    let version = p.version.filter(|v| !v.is_empty())?;
+    let name = if p.namespace.is_empty() {
+        p.name
+    } else {
+        format!("{}/{}", p.namespace, p.name)
+    };
+    Some((p.ty, name, version))
 }
 
 /// Whether lockfile `kind`'s `bytes` name package `name` (a PyPI name
