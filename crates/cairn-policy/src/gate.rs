@@ -328,6 +328,7 @@ impl Gate {
 
 /// Evaluates `data.cairn.gate.deny` on an engine that is already loaded and has
 /// its input: the regorus-only half of the bench.
+#[cfg(feature = "bench")]
 pub(crate) fn eval_deny(engine: &mut regorus::Engine) -> Result<Value, PolicyError> {
     engine
         .eval_rule(DENY_RULE.to_owned())
