@@ -146,6 +146,41 @@ fn run_to_staging_to_production_with_a_second_identitys_approval() {
         types.contains(&"https://slsa.dev/verification_summary/v1"),
         "{types:?}"
     );
+    // Its verifier and the provenance's builder name this installation, the
+    // same one (issue 15: both were constants shared by every installation).
+    let export = f.data.with_file_name("evidence-of-digest");
+    let listed = f.json(&["evidence", &digest, "--export", export.to_str().unwrap()]);
+    let (public, log) = (f.signing_key(), f.log_verifier());
+    let statements: Vec<Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let bytes = std::fs::read(e["file"].as_str().unwrap()).unwrap();
+            let bundle = cairn_evidence::Bundle::from_json(&bytes).unwrap();
+            serde_json::from_slice(bundle.verify_with_log(&public, &log).unwrap()).unwrap()
+        })
+        .collect();
+    let of = |ty: &str| {
+        statements
+            .iter()
+            .find(|s| s["predicateType"] == ty)
+            .unwrap_or_else(|| panic!("no {ty} in {statements:?}"))
+    };
+    let verifier = of("https://slsa.dev/verification_summary/v1")["predicate"]["verifier"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let builder = of("https://slsa.dev/provenance/v1")["predicate"]["runDetails"]["builder"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    println!("verifier {verifier}, builder {builder}");
+    assert_eq!(
+        verifier.strip_prefix("urn:cairn:verifier:"),
+        builder.strip_prefix("urn:cairn:builder:"),
+        "{verifier} / {builder}"
+    );
 
     // Every change is in the log with a verified inclusion proof.
     let audit = f.json(&["audit"]);

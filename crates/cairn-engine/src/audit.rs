@@ -97,6 +97,17 @@ pub fn own_builder_id(data: &DataDir, configured: Option<&str>) -> Result<String
     Ok(derived_builder_id(&log_key_id(&signer.verifier())))
 }
 
+/// This installation as the verifier of its VSAs (SLSA `verifier.id`): with a
+/// configured builder id, that id's `#verifier`; else
+/// `urn:cairn:verifier:<the same 16 hex digits as its builder id>`. Reads only.
+pub fn verifier_id(data: &DataDir, configured: Option<&str>) -> Result<String, EngineError> {
+    if let Some(id) = configured {
+        return Ok(format!("{id}#verifier"));
+    }
+    let builder = gate_builder_id(data, None)?;
+    Ok(builder.replacen("urn:cairn:builder:", "urn:cairn:verifier:", 1))
+}
+
 fn derived_builder_id(log_id: &[u8; 32]) -> String {
     let hex: String = log_id[..8].iter().map(|b| format!("{b:02x}")).collect();
     format!("urn:cairn:builder:{hex}")
@@ -667,6 +678,15 @@ mod tests {
         assert_eq!(
             audit_b.builder_id(Some("urn:example:prod")),
             "urn:example:prod"
+        );
+        // The VSAs' verifier is the same installation.
+        assert_eq!(
+            verifier_id(&data_a, None).expect("reads"),
+            a.replace("urn:cairn:builder:", "urn:cairn:verifier:")
+        );
+        assert_eq!(
+            verifier_id(&data_a, Some("https://ci.example.org/cairn")).expect("reads"),
+            "https://ci.example.org/cairn#verifier"
         );
     }
 

@@ -38,8 +38,6 @@ use crate::images::Images;
 use crate::verified::Trust;
 use crate::{DataDir, EngineError};
 
-/// The verifier id in cairn's VSAs.
-pub const VERIFIER_ID: &str = "urn:cairn:verifier:gate";
 /// The predicate type of a gate decision.
 pub const DECISION_PREDICATE: &str = cairn_evidence::types::GATE_DECISION_V1;
 /// Organisation policies: `$CAIRN_PLATFORM_DIR/policy/*.rego`, added to the default set.

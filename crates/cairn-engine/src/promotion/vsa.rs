@@ -6,7 +6,7 @@ use cairn_evidence::vsa::{InputAttestation, VerificationResult, VsaFacts};
 use cairn_evidence::{Digest, SigningKey, Statement};
 use cairn_policy::{Decision, GateInput};
 
-use super::{DECISION_PREDICATE, Promoter, Request, VERIFIER_ID};
+use super::{DECISION_PREDICATE, Promoter, Request};
 use crate::EngineError;
 use crate::host::now_ms;
 
@@ -40,7 +40,7 @@ impl Promoter<'_> {
             })
             .collect();
         let facts = VsaFacts {
-            verifier_id: VERIFIER_ID.to_owned(),
+            verifier_id: crate::audit::verifier_id(self.data, self.org.builder_id.as_deref())?,
             time_verified_ms: now_ms(),
             image: format!("cairn.local/{}@{digest}", req.workload),
             policy_uri: format!("urn:cairn:policy:{}", req.environment),
