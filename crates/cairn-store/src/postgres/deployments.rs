@@ -199,42 +199,47 @@ pub(super) fn add_change(tx: &mut Tx<'_>, c: &ChangeRecord) -> Result<i64, Store
     )
 }
 
+/// A change record's row: `(id, log index as stored, record)`; the index is
+/// checked by [`with_log_index`].
+fn change_row(r: &Row) -> Result<(i64, i64, ChangeRecord), postgres::Error> {
+    Ok((
+        r.try_get::<_, i64>(0)?,
+        r.try_get::<_, i64>(7)?,
+        ChangeRecord {
+            kind: r.try_get(1)?,
+            workload: r.try_get(2)?,
+            environment: r.try_get(3)?,
+            actor: r.try_get(4)?,
+            from_digest: r.try_get(5)?,
+            to_digest: r.try_get(6)?,
+            log_index: 0,
+            at_ms: r.try_get(8)?,
+            json: r.try_get(9)?,
+        },
+    ))
+}
+
+fn with_log_index(
+    (id, index, mut c): (i64, i64, ChangeRecord),
+) -> Result<(i64, ChangeRecord), StoreError> {
+    c.log_index = from_sql_index(index)?;
+    Ok((id, c))
+}
+
 pub(super) fn changes(
     tx: &mut Tx<'_>,
     workload: Option<&str>,
     limit: i64,
 ) -> Result<Vec<(i64, ChangeRecord)>, StoreError> {
-    let what = "listing change records";
     let rows = tx.all(
-        what,
+        "listing change records",
         "SELECT id, kind, workload, environment, actor, from_digest, to_digest, log_index, \
              at_ms, json FROM changes WHERE ($1::text IS NULL OR workload = $1) \
              ORDER BY id DESC LIMIT $2",
         &[&workload, &limit],
-        |r| {
-            Ok((
-                r.try_get::<_, i64>(0)?,
-                r.try_get::<_, i64>(7)?,
-                ChangeRecord {
-                    kind: r.try_get(1)?,
-                    workload: r.try_get(2)?,
-                    environment: r.try_get(3)?,
-                    actor: r.try_get(4)?,
-                    from_digest: r.try_get(5)?,
-                    to_digest: r.try_get(6)?,
-                    log_index: 0,
-                    at_ms: r.try_get(8)?,
-                    json: r.try_get(9)?,
-                },
-            ))
-        },
+        change_row,
     )?;
-    rows.into_iter()
-        .map(|(id, index, mut c)| {
-            c.log_index = from_sql_index(index)?;
-            Ok((id, c))
-        })
-        .collect()
+    rows.into_iter().map(with_log_index).collect()
 }
 
 /// The newest change record of one kind, by the `changes_by_kind` index: one
@@ -243,35 +248,14 @@ pub(super) fn last_change_of_kind(
     tx: &mut Tx<'_>,
     kind: &str,
 ) -> Result<Option<(i64, ChangeRecord)>, StoreError> {
-    let what = "reading the last change record of a kind";
     let row = tx.opt(
-        what,
+        "reading the last change record of a kind",
         "SELECT id, kind, workload, environment, actor, from_digest, to_digest, log_index, \
              at_ms, json FROM changes WHERE kind = $1 ORDER BY id DESC LIMIT 1",
         &[&kind],
-        |r| {
-            Ok((
-                r.try_get::<_, i64>(0)?,
-                r.try_get::<_, i64>(7)?,
-                ChangeRecord {
-                    kind: r.try_get(1)?,
-                    workload: r.try_get(2)?,
-                    environment: r.try_get(3)?,
-                    actor: r.try_get(4)?,
-                    from_digest: r.try_get(5)?,
-                    to_digest: r.try_get(6)?,
-                    log_index: 0,
-                    at_ms: r.try_get(8)?,
-                    json: r.try_get(9)?,
-                },
-            ))
-        },
+        change_row,
     )?;
-    row.map(|(id, index, mut c)| {
-        c.log_index = from_sql_index(index)?;
-        Ok((id, c))
-    })
-    .transpose()
+    row.map(with_log_index).transpose()
 }
 
 /// The newest deployment of (`workload`, `environment`) that reached it (deployed,

@@ -208,6 +208,37 @@ pub(super) fn add_change(tx: &Transaction<'_>, c: &ChangeRecord) -> Result<i64, 
     Ok(tx.last_insert_rowid())
 }
 
+/// A change record's row: `(id, log index as stored, record)`; the index is
+/// checked by [`with_log_index`].
+fn change_row(r: &Row<'_>) -> rusqlite::Result<(i64, i64, ChangeRecord)> {
+    Ok((
+        r.get::<_, i64>(0)?,
+        r.get::<_, i64>(7)?,
+        ChangeRecord {
+            kind: r.get(1)?,
+            workload: r.get(2)?,
+            environment: r.get(3)?,
+            actor: r.get(4)?,
+            from_digest: r.get(5)?,
+            to_digest: r.get(6)?,
+            log_index: 0,
+            at_ms: r.get(8)?,
+            json: r.get(9)?,
+        },
+    ))
+}
+
+/// The columns [`change_row`] reads, in its order.
+const CHANGE_COLUMNS: &str =
+    "id, kind, workload, environment, actor, from_digest, to_digest, log_index, at_ms, json";
+
+fn with_log_index(
+    (id, index, mut c): (i64, i64, ChangeRecord),
+) -> Result<(i64, ChangeRecord), StoreError> {
+    c.log_index = from_sql_index(index)?;
+    Ok((id, c))
+}
+
 pub(super) fn changes(
     tx: &Transaction<'_>,
     workload: Option<&str>,
@@ -215,39 +246,17 @@ pub(super) fn changes(
 ) -> Result<Vec<(i64, ChangeRecord)>, StoreError> {
     let what = "listing change records";
     let mut stmt = tx
-        .prepare_cached(
-            "SELECT id, kind, workload, environment, actor, from_digest, to_digest, log_index, \
-             at_ms, json FROM changes WHERE (?1 IS NULL OR workload = ?1) \
-             ORDER BY id DESC LIMIT ?2",
-        )
+        .prepare_cached(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM changes WHERE (?1 IS NULL OR workload = ?1) \
+             ORDER BY id DESC LIMIT ?2"
+        ))
         .map_err(StoreError::sqlite(what))?;
     let rows = stmt
-        .query_map(params![workload, limit], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(7)?,
-                ChangeRecord {
-                    kind: r.get(1)?,
-                    workload: r.get(2)?,
-                    environment: r.get(3)?,
-                    actor: r.get(4)?,
-                    from_digest: r.get(5)?,
-                    to_digest: r.get(6)?,
-                    log_index: 0,
-                    at_ms: r.get(8)?,
-                    json: r.get(9)?,
-                },
-            ))
-        })
+        .query_map(params![workload, limit], change_row)
         .map_err(StoreError::sqlite(what))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(StoreError::sqlite(what))?;
-    rows.into_iter()
-        .map(|(id, index, mut c)| {
-            c.log_index = from_sql_index(index)?;
-            Ok((id, c))
-        })
-        .collect()
+    rows.into_iter().map(with_log_index).collect()
 }
 
 /// The newest deployment of (`workload`, `environment`) that reached it (deployed,
@@ -304,38 +313,14 @@ pub(super) fn last_change_of_kind(
 ) -> Result<Option<(i64, ChangeRecord)>, StoreError> {
     let what = "reading the last change record of a kind";
     let row = tx
-        .prepare_cached(
-            "SELECT id, kind, workload, environment, actor, from_digest, to_digest, log_index, \
-             at_ms, json FROM changes WHERE kind = ?1 ORDER BY id DESC LIMIT 1",
-        )
+        .prepare_cached(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM changes WHERE kind = ?1 ORDER BY id DESC LIMIT 1"
+        ))
         .map_err(StoreError::sqlite(what))?
-        .query_row(params![kind], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(7)?,
-                ChangeRecord {
-                    kind: r.get(1)?,
-                    workload: r.get(2)?,
-                    environment: r.get(3)?,
-                    actor: r.get(4)?,
-                    from_digest: r.get(5)?,
-                    to_digest: r.get(6)?,
-                    log_index: 0,
-                    at_ms: r.get(8)?,
-                    json: r.get(9)?,
-                },
-            ))
-        })
+        .query_row(params![kind], change_row)
         .optional()
         .map_err(StoreError::sqlite(what))?;
-    row.map(|(id, index, mut c)| {
-        c.log_index = u64::try_from(index).map_err(|_| StoreError::Corrupt {
-            what: "log index",
-            value: index.to_string(),
-        })?;
-        Ok((id, c))
-    })
-    .transpose()
+    row.map(with_log_index).transpose()
 }
 
 impl DeploymentStore for SqliteStore {
