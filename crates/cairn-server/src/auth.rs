@@ -1,5 +1,6 @@
 //! Who is asking, and may they? Every route that is not public takes an
-//! [`Actor`] (a bearer token, or a browser session cookie) and asks
+//! [`Actor`] (a bearer token — cairn's own, or an OpenID Connect JWT from the
+//! configured issuer —, or a browser session cookie) and asks
 //! [`AppState::authorize`], which is `cairn_engine::access::authorize` — the one
 //! authorisation function the CLI uses too. No credentials or bad ones → 401;
 //! not permitted → 403.
@@ -20,8 +21,11 @@ pub const SESSION_COOKIE: &str = "cairn_session";
 /// The header a browser session's API request that changes something carries
 /// its CSRF token in (the page's forms carry it as the `csrf` field instead).
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// Longest credential read from a request.
+/// Longest credential read from a cookie.
 const MAX_CREDENTIAL: usize = 512;
+/// Longest bearer token read (an OpenID Connect JWT is much longer than a
+/// cairn token).
+const MAX_BEARER: usize = crate::oidc::jwt::MAX_TOKEN;
 
 /// An authenticated identity, and how it authenticated.
 #[derive(Debug, Clone)]
@@ -58,7 +62,7 @@ pub fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
     let text = value
         .to_str()
         .ok()
-        .filter(|t| t.len() <= MAX_CREDENTIAL)
+        .filter(|t| t.len() <= MAX_BEARER + 7)
         .ok_or_else(|| ApiError::unauthorized("the Authorization header is not a token"))?;
     match text.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
@@ -100,6 +104,12 @@ impl FromRequestParts<AppState> for Actor {
 
 async fn authenticate_parts(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
     if let Some(token) = bearer(parts)? {
+        if !token.starts_with(access::TOKEN_PREFIX)
+            && token.split('.').count() == 3
+            && state.0.sso.is_on()
+        {
+            return state.blocking(move |s| oidc_bearer(s, &token)).await;
+        }
         let identity = state
             .blocking(move |s| Ok(access::authenticate(&*s.store, &token)?))
             .await?;
@@ -118,6 +128,51 @@ async fn authenticate_parts(parts: &Parts, state: &AppState) -> Result<Actor, Ap
     Err(ApiError::unauthorized(
         "send `Authorization: Bearer <token>` (or log in at /login)",
     ))
+}
+
+/// The actor of an OpenID Connect token (an access token or ID token in JWT
+/// form from the configured issuer, for a configured audience): a workload
+/// identity of a CI system or a service account. Mapped to a cairn identity as
+/// a browser login is; no mapping, no identity.
+fn oidc_bearer(s: &Shared, token: &str) -> Result<Actor, ApiError> {
+    let provider = s
+        .sso
+        .provider()
+        .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+    let claims = match provider.bearer_claims(token) {
+        Ok(claims) => claims,
+        Err(crate::oidc::TokenError::Refused(why)) => {
+            return Err(ApiError::unauthorized(format!(
+                "the bearer token was refused: {why}"
+            )));
+        }
+        Err(crate::oidc::TokenError::Provider(e)) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "identity provider unavailable",
+                format!("the bearer token could not be checked: {e}"),
+            ));
+        }
+    };
+    let who = crate::oidc::Who::of(&claims);
+    let Some(name) = crate::oidc::map_claims(&provider.config, &claims) else {
+        s.metrics.forbidden();
+        return Err(ApiError::forbidden(format!(
+            "the token of {} is valid, but no [[sso.map]] in org.toml maps it to a cairn identity: \
+             no role",
+            who.describe()
+        )));
+    };
+    let identity = access::active_identity(&*s.store, &name).map_err(|_| {
+        ApiError::unauthorized(format!(
+            "org.toml maps {} to the cairn identity {name}, which does not exist or is revoked",
+            who.describe()
+        ))
+    })?;
+    Ok(Actor {
+        identity,
+        via: Via::Token,
+    })
 }
 
 /// A browser sends its cookie with requests other sites make it send, so a

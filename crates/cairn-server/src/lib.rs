@@ -10,6 +10,7 @@ pub mod auth;
 pub mod events;
 pub mod feed;
 pub mod metrics;
+pub mod oidc;
 pub mod openapi;
 pub mod problem;
 pub mod routes;

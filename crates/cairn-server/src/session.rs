@@ -1,4 +1,5 @@
-//! Browser sessions: logging in with a token makes a random session id (kept
+//! Browser sessions: logging in with a token (or through single sign-on,
+//! `crate::ui` `sso`) makes a random session id (kept
 //! only as its SHA-256 in the store) sent as an HttpOnly, SameSite=Strict
 //! cookie, and a CSRF token every form must carry. Sessions expire; logging out
 //! removes them; a revoked identity's sessions stop working at once.
@@ -32,6 +33,20 @@ pub fn actor_of_session(s: &Shared, value: &str) -> Result<Actor, ApiError> {
 /// session's CSRF token.
 pub fn log_in(s: &Shared, token: &str) -> Result<(String, Actor), ApiError> {
     let identity = access::authenticate(&*s.store, token)?;
+    start_session(s, identity)
+}
+
+/// A new session for the active identity `name` (single sign-on mapped a
+/// verified ID token to it); unknown, revoked or expired is a 401.
+pub fn log_in_identity(s: &Shared, name: &str) -> Result<(String, Actor), ApiError> {
+    let identity = access::active_identity(&*s.store, name)?;
+    start_session(s, identity)
+}
+
+fn start_session(
+    s: &Shared,
+    identity: cairn_policy::Identity,
+) -> Result<(String, Actor), ApiError> {
     let value = random_hex(32).map_err(|e| ApiError::internal(&e))?;
     let csrf = random_hex(32).map_err(|e| ApiError::internal(&e))?;
     let now = now_ms();

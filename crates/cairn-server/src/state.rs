@@ -23,6 +23,16 @@ pub struct ServerConfig {
     pub secure_cookies: bool,
 }
 
+/// The fewest seconds between two fetches of the identity provider's keys
+/// caused by tokens naming an unknown key (`CAIRN_OIDC_JWKS_REFETCH_S`, for
+/// tests of key rotation; default [`crate::oidc::JWKS_REFETCH`]).
+fn jwks_refetch() -> std::time::Duration {
+    std::env::var("CAIRN_OIDC_JWKS_REFETCH_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(crate::oidc::JWKS_REFETCH, std::time::Duration::from_secs)
+}
+
 /// Shared state, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState(pub Arc<Shared>);
@@ -39,6 +49,8 @@ pub struct Shared {
     pub queued: crate::worker::Bell,
     /// Set when the server is stopping: workers take no new runs.
     pub stopping: AtomicBool,
+    /// Single sign-on (`[sso]` in org.toml), read when the server starts.
+    pub sso: crate::oidc::Sso,
 }
 
 impl AppState {
@@ -52,7 +64,9 @@ impl AppState {
             config.data.clone(),
             config.platform_dir.clone(),
         );
+        let sso = crate::oidc::Sso::load(config.platform_dir.as_deref(), jwks_refetch());
         AppState(Arc::new(Shared {
+            sso,
             store,
             engine,
             config,

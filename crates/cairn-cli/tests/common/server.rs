@@ -25,6 +25,17 @@ impl Up {
 
     /// [`Up::start`] with `CAIRN_PLATFORM_DIR` set to `platform`.
     pub(crate) fn start_with(data: &Path, extra: &[&str], platform: Option<&Path>) -> Up {
+        Self::start_on("127.0.0.1:0", data, extra, platform)
+    }
+
+    /// [`Up::start_with`] listening on `listen` (a test that must know the
+    /// server's address before it starts: an OpenID provider's redirect URI).
+    pub(crate) fn start_on(
+        listen: &str,
+        data: &Path,
+        extra: &[&str],
+        platform: Option<&Path>,
+    ) -> Up {
         let grace: &[&str] = if extra.contains(&"--grace") {
             &[]
         } else {
@@ -32,7 +43,7 @@ impl Up {
         };
         let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
         command
-            .args(["up", "--listen", "127.0.0.1:0"])
+            .args(["up", "--listen", listen])
             .args(grace)
             .args(extra)
             .env("CAIRN_HOME", data)

@@ -7,6 +7,7 @@ mod chain;
 mod diagnostic;
 mod org;
 mod policy_params;
+mod sso;
 mod workload;
 
 pub use chain::{
@@ -18,6 +19,7 @@ pub use org::{
     is_feed_url, parse_org,
 };
 pub use policy_params::PolicyParams;
+pub use sso::{Claim, ClaimMap, SsoConfig, is_loopback_authority, is_oidc_url};
 pub use workload::{
     APP_DIR, HttpCheck, ImageConfig, MAX_HTTP_CHECKS, WORKLOAD_FILE, Workload, parse_workload,
     render_detected, render_workload,

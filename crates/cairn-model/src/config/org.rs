@@ -54,6 +54,8 @@ pub struct OrgConfig {
     /// gate expects (`[evidence] builder_id`, a URI); `None`: derived from the
     /// installation's log key.
     pub builder_id: Option<String>,
+    /// Single sign-on with the organisation's OpenID Connect provider (`[sso]`).
+    pub sso: Option<super::SsoConfig>,
 }
 
 /// The advisory feed (`[advisories]`): sources polled on an interval.
@@ -218,6 +220,7 @@ impl Default for OrgConfig {
             advisory_feed: AdvisoryFeed::default(),
             policy_params: super::PolicyParams::default(),
             builder_id: None,
+            sso: None,
         }
     }
 }
@@ -238,6 +241,7 @@ struct RawOrg {
     advisories: Option<RawAdvisories>,
     policy: Option<super::policy_params::RawPolicy>,
     evidence: Option<RawEvidence>,
+    sso: Option<super::sso::RawSso>,
 }
 
 #[derive(Deserialize)]
@@ -652,7 +656,12 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
             ));
         }
     };
+    let sso = match raw.sso {
+        Some(sso) => Some(super::sso::validate(file, text, sso)?),
+        None => None,
+    };
     Ok(OrgConfig {
+        sso,
         builder_id,
         policy_params,
         advisory_feed,

@@ -8,6 +8,7 @@ pub mod exposures;
 pub mod findings;
 pub mod reviews;
 pub mod runs;
+pub mod whoami;
 pub mod workloads;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -28,6 +29,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(environments::routes());
     routes.extend(reviews::routes());
     routes.extend(audit::routes());
+    routes.extend(whoami::routes());
     routes
 }
 

@@ -55,7 +55,10 @@ pub(super) async fn form(
 ) -> Result<Response, PageError> {
     let next = query.ok().and_then(|Query(q)| q.next);
     let csrf = random_hex(32).map_err(|e| ApiError::internal(&e))?;
-    let mut response = html(StatusCode::OK, login_page(&csrf, next.as_deref(), None));
+    let mut response = html(
+        StatusCode::OK,
+        login_page(&csrf, next.as_deref(), None, state.0.sso.is_on()),
+    );
     set_login_cookie(&mut response, &csrf, state.0.config.secure_cookies);
     Ok(response)
 }
@@ -91,7 +94,12 @@ pub(super) async fn submit(
     if token.is_empty() || token.len() > 512 {
         return Ok(html(
             StatusCode::UNAUTHORIZED,
-            login_page(&expected, Some(&next), Some("Paste your token to log in.")),
+            login_page(
+                &expected,
+                Some(&next),
+                Some("Paste your token to log in."),
+                state.0.sso.is_on(),
+            ),
         ));
     }
     let result = state.blocking(move |s| log_in(s, &token)).await;
@@ -105,6 +113,7 @@ pub(super) async fn submit(
                     &expected,
                     Some(&next),
                     Some("That token belongs to no active identity (unknown, expired or revoked)."),
+                    state.0.sso.is_on(),
                 ),
             ));
         }
@@ -176,7 +185,7 @@ fn append_cookie(response: &mut Response, value: &str) {
     }
 }
 
-fn login_page(csrf: &str, next: Option<&str>, problem: Option<&str>) -> Markup {
+fn login_page(csrf: &str, next: Option<&str>, problem: Option<&str>, sso: bool) -> Markup {
     let next = next.and_then(local_path);
     page(
         "Log in",
@@ -186,6 +195,15 @@ fn login_page(csrf: &str, next: Option<&str>, problem: Option<&str>) -> Markup {
             h1 { "Log in" }
             @if let Some(problem) = problem {
                 p.notice #login-error role="alert" { (problem) }
+            }
+            @if sso {
+                p.sso {
+                    a.button #sso href=(match next {
+                        Some(next) => format!("/login/oidc?next={}", super::percent_encode(next)),
+                        None => "/login/oidc".to_owned(),
+                    }) { "Log in with single sign-on" }
+                }
+                p.muted { "Or with a token:" }
             }
             form.login #login method="post" action="/login" {
                 input type="hidden" name="csrf" value=(csrf);

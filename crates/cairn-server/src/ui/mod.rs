@@ -9,6 +9,7 @@ mod assets;
 mod layout;
 mod login;
 mod pages;
+mod sso;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -78,6 +79,18 @@ pub fn routes() -> Vec<Route> {
             .summary("Start a browser session")
             .tag("ui")
             .success(StatusCode::SEE_OTHER),
+        Route::new(Method::GET, "/login/oidc", Access::Public, get(sso::start))
+            .summary("Log in with the organisation's OpenID Connect provider")
+            .tag("ui")
+            .success(StatusCode::SEE_OTHER),
+        Route::new(
+            Method::GET,
+            "/login/oidc/callback",
+            Access::Public,
+            get(sso::callback),
+        )
+        .summary("Where the OpenID Connect provider sends the browser back (code, state)")
+        .tag("ui"),
         Route::new(Method::POST, "/logout", Access::Public, post(login::logout))
             .summary("End the browser session (needs the session's CSRF token)")
             .tag("ui")

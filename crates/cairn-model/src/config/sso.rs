@@ -1,0 +1,311 @@
+//! Single sign-on (`[sso]` in `org.toml`): the organisation's OpenID Connect
+//! provider, cairn's client registration at it, and which claim of a verified
+//! token names which cairn identity (whose roles are its bindings).
+//!
+//! ```toml
+//! [sso]
+//! issuer = "https://login.example.org"
+//! client_id = "cairn"
+//! client_secret_file = "/etc/cairn/oidc-client.secret"   # optional, mode 0600
+//! redirect_uri = "https://cairn.example.org/login/oidc/callback"
+//! audiences = ["cairn", "urn:cairn:api"]   # bearer tokens' `aud`; default [client_id]
+//!
+//! [[sso.map]]
+//! claim = "email"          # email (verified only), sub or groups
+//! value = "alice@example.org"
+//! identity = "alice@example.org"
+//! ```
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::diagnostic::ConfigError;
+
+/// Most claim mappings.
+const MAX_MAPS: usize = 1024;
+
+/// The organisation's OpenID Connect provider and the claim mappings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoConfig {
+    /// The issuer, exactly as its tokens' `iss` and its discovery document say.
+    pub issuer: String,
+    pub client_id: String,
+    /// A file (mode 0600) holding the client secret; `None`: a public client
+    /// (PKCE only).
+    pub client_secret_file: Option<String>,
+    /// Where the provider sends the browser back (`…/login/oidc/callback`).
+    pub redirect_uri: String,
+    /// The `aud` values a bearer token (access or ID token) may carry.
+    pub audiences: Vec<String>,
+    /// Scopes asked for at login (always including `openid`).
+    pub scopes: Vec<String>,
+    /// Claim mappings, in file order; the first that matches wins.
+    pub map: Vec<ClaimMap>,
+}
+
+/// Which claim names the identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// `email`, only when `email_verified` is true.
+    Email,
+    Sub,
+    /// One of the strings of `groups`.
+    Groups,
+}
+
+impl Claim {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Claim::Email => "email",
+            Claim::Sub => "sub",
+            Claim::Groups => "groups",
+        }
+    }
+}
+
+/// `claim = value` → the cairn identity `identity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimMap {
+    pub claim: Claim,
+    pub value: String,
+    pub identity: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSso {
+    issuer: Spanned<String>,
+    client_id: Spanned<String>,
+    client_secret_file: Option<Spanned<String>>,
+    redirect_uri: Spanned<String>,
+    #[serde(default)]
+    audiences: Vec<Spanned<String>>,
+    #[serde(default)]
+    scopes: Vec<Spanned<String>>,
+    #[serde(default)]
+    map: Vec<Spanned<RawMap>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMap {
+    claim: Spanned<String>,
+    value: Spanned<String>,
+    identity: Spanned<String>,
+}
+
+/// Whether `u` is a URL cairn may talk OpenID Connect with: `https://`, or
+/// `http://` only to a loopback host (`127.0.0.1`, `[::1]`, `localhost`: a
+/// provider started by a test); no credentials, query, fragment, whitespace or
+/// control characters; at most 2048 bytes.
+pub fn is_oidc_url(u: &str) -> bool {
+    if u.len() > 2048 || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let (rest, https) = match (u.strip_prefix("https://"), u.strip_prefix("http://")) {
+        (Some(r), _) => (r, true),
+        (None, Some(r)) => (r, false),
+        _ => return false,
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() || authority.contains(['@', '?', '#']) || u.contains(['?', '#']) {
+        return false;
+    }
+    https || is_loopback_authority(authority)
+}
+
+/// `127.0.0.1[:port]`, `[::1][:port]` or `localhost[:port]`.
+pub fn is_loopback_authority(authority: &str) -> bool {
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    matches!(host, "127.0.0.1" | "::1" | "localhost")
+}
+
+fn printable(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+pub(super) fn validate(file: &str, text: &str, raw: RawSso) -> Result<SsoConfig, ConfigError> {
+    let err = |span: std::ops::Range<usize>, msg: String, help: &str| {
+        ConfigError::at(file, text, Some(span), msg, Some(help.to_owned()))
+    };
+    for (url, what) in [(&raw.issuer, "issuer"), (&raw.redirect_uri, "redirect_uri")] {
+        if !is_oidc_url(url.get_ref()) {
+            return Err(err(
+                url.span(),
+                format!("{what} `{}` is not an https URL", url.get_ref()),
+                "https://… without credentials, query or fragment (http:// only to 127.0.0.1, [::1] or localhost)",
+            ));
+        }
+    }
+    if !printable(raw.client_id.get_ref(), 256) {
+        return Err(err(
+            raw.client_id.span(),
+            "client_id must be 1 to 256 printable ASCII characters".into(),
+            "the client id the provider registered cairn under, e.g. \"cairn\"",
+        ));
+    }
+    let client_secret_file = match raw.client_secret_file {
+        None => None,
+        Some(f) if f.get_ref().starts_with('/') && !f.get_ref().contains('\0') => {
+            Some(f.into_inner())
+        }
+        Some(f) => {
+            return Err(err(
+                f.span(),
+                format!(
+                    "client_secret_file `{}` is not an absolute path",
+                    f.get_ref()
+                ),
+                "e.g. client_secret_file = \"/etc/cairn/oidc-client.secret\" (mode 0600)",
+            ));
+        }
+    };
+    let mut audiences = Vec::new();
+    for a in raw.audiences {
+        if !printable(a.get_ref(), 256) {
+            return Err(err(
+                a.span(),
+                "an audience is 1 to 256 printable ASCII characters".into(),
+                "e.g. audiences = [\"cairn\", \"urn:cairn:api\"]",
+            ));
+        }
+        audiences.push(a.into_inner());
+    }
+    if audiences.is_empty() {
+        audiences.push(raw.client_id.get_ref().clone());
+    }
+    let mut scopes = vec!["openid".to_owned()];
+    for s in raw.scopes {
+        let ok = printable(s.get_ref(), 64)
+            && s.get_ref()
+                .bytes()
+                .all(|b| b != b'"' && b != b'\\' && b != b'&' && b != b'+');
+        if !ok {
+            return Err(err(
+                s.span(),
+                format!("`{}` is not a scope", s.get_ref()),
+                "e.g. scopes = [\"email\", \"groups\"]",
+            ));
+        }
+        if !scopes.contains(s.get_ref()) {
+            scopes.push(s.into_inner());
+        }
+    }
+    if scopes.len() == 1 {
+        scopes.extend(["email".to_owned(), "profile".to_owned()]);
+    }
+    if raw.map.len() > MAX_MAPS {
+        return Err(err(
+            raw.map[MAX_MAPS].span(),
+            format!("at most {MAX_MAPS} claim mappings"),
+            "map groups to shared identities instead of every user",
+        ));
+    }
+    let mut map = Vec::new();
+    for m in raw.map {
+        let m = m.into_inner();
+        let claim = match m.claim.get_ref().as_str() {
+            "email" => Claim::Email,
+            "sub" => Claim::Sub,
+            "groups" => Claim::Groups,
+            other => {
+                return Err(err(
+                    m.claim.span(),
+                    format!("unknown claim `{other}`"),
+                    "one of email (verified only), sub, groups",
+                ));
+            }
+        };
+        if m.value.get_ref().is_empty() || m.value.get_ref().len() > 512 {
+            return Err(err(
+                m.value.span(),
+                "a claim's value is 1 to 512 characters".into(),
+                "e.g. value = \"alice@example.org\"",
+            ));
+        }
+        let name = m.identity.get_ref();
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+        if !name_ok {
+            return Err(err(
+                m.identity.span(),
+                format!("`{name}` is not a cairn identity name"),
+                "1 to 64 of letters, digits, '.', '_', '-', '@', starting with a letter or digit",
+            ));
+        }
+        map.push(ClaimMap {
+            claim,
+            value: m.value.into_inner(),
+            identity: m.identity.into_inner(),
+        });
+    }
+    Ok(SsoConfig {
+        issuer: raw.issuer.into_inner(),
+        client_id: raw.client_id.into_inner(),
+        client_secret_file,
+        redirect_uri: raw.redirect_uri.into_inner(),
+        audiences,
+        scopes,
+        map,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse_org;
+    use super::*;
+
+    #[test]
+    fn sso_is_parsed_and_bounded() {
+        let org = parse_org(
+            "org.toml",
+            "[sso]\nissuer = \"https://login.example.org\"\nclient_id = \"cairn\"\n\
+             redirect_uri = \"https://cairn.example.org/login/oidc/callback\"\n\
+             [[sso.map]]\nclaim = \"groups\"\nvalue = \"platform\"\nidentity = \"platform-team\"\n",
+        )
+        .unwrap();
+        let sso = org.sso.unwrap();
+        assert_eq!(sso.audiences, vec!["cairn".to_owned()]);
+        assert_eq!(sso.scopes, vec!["openid", "email", "profile"]);
+        assert_eq!(sso.map[0].claim, Claim::Groups);
+        for (bad, says) in [
+            (
+                "issuer = \"http://login.example.org\"",
+                "is not an https URL",
+            ),
+            (
+                "issuer = \"https://u:p@login.example.org\"",
+                "is not an https URL",
+            ),
+            (
+                "issuer = \"https://login.example.org?x\"",
+                "is not an https URL",
+            ),
+        ] {
+            let text = format!(
+                "[sso]\n{bad}\nclient_id = \"cairn\"\nredirect_uri = \"https://c.example.org/cb\"\n"
+            );
+            let e = parse_org("org.toml", &text).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
+        let e = parse_org(
+            "org.toml",
+            "[sso]\nissuer = \"http://127.0.0.1:9/\"\nclient_id = \"c\"\nredirect_uri = \"http://127.0.0.1:8/cb\"\n\
+             [[sso.map]]\nclaim = \"name\"\nvalue = \"x\"\nidentity = \"y\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown claim `name`"), "{e}");
+        assert!(is_oidc_url("http://[::1]:8080/realms/x"));
+        assert!(is_oidc_url("http://localhost:1"));
+        assert!(!is_oidc_url("http://127.0.0.2/"));
+    }
+}
