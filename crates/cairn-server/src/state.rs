@@ -23,16 +23,6 @@ pub struct ServerConfig {
     pub secure_cookies: bool,
 }
 
-/// The fewest seconds between two fetches of the identity provider's keys
-/// caused by tokens naming an unknown key (`CAIRN_OIDC_JWKS_REFETCH_S`, for
-/// tests of key rotation; default [`crate::oidc::JWKS_REFETCH`]).
-fn jwks_refetch() -> std::time::Duration {
-    std::env::var("CAIRN_OIDC_JWKS_REFETCH_S")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(crate::oidc::JWKS_REFETCH, std::time::Duration::from_secs)
-}
-
 /// Shared state, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState(pub Arc<Shared>);
@@ -64,7 +54,7 @@ impl AppState {
             config.data.clone(),
             config.platform_dir.clone(),
         );
-        let sso = crate::oidc::Sso::load(config.platform_dir.as_deref(), jwks_refetch());
+        let sso = crate::oidc::Sso::load(config.platform_dir.as_deref(), crate::oidc::JWKS_REFETCH);
         AppState(Arc::new(Shared {
             sso,
             store,

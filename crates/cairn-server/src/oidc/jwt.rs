@@ -359,3 +359,115 @@ pub fn check_claims(claims: &Map<String, Value>, expect: &Expect<'_>) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(v: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+    }
+
+    fn token(header: &str) -> String {
+        format!("{}.{}.{}", b(header), b(r#"{"iss":"i"}"#), b("sig"))
+    }
+
+    #[test]
+    fn headers_cairn_does_not_understand_are_refused() {
+        for (header, refused) in [
+            (r#"{"alg":"none"}"#, Refused::Algorithm("none".into())),
+            (r#"{"alg":"HS256"}"#, Refused::Algorithm("HS256".into())),
+            (r#"{"alg":"EdDSA"}"#, Refused::Algorithm("EdDSA".into())),
+            (r#"{"alg":"RS256","crit":["b64"]}"#, Refused::Critical),
+            (r#"{"alg":"RS256","kid":7}"#, Refused::Malformed),
+            (r#"{"kid":"a"}"#, Refused::Malformed),
+        ] {
+            assert_eq!(decode(&token(header)).unwrap_err(), refused, "{header}");
+        }
+        assert_eq!(decode("a.b").unwrap_err(), Refused::Malformed);
+        assert_eq!(decode("a.b.c.d").unwrap_err(), Refused::Malformed);
+        let huge = format!(
+            "{}.{}.{}",
+            b(r#"{"alg":"RS256"}"#),
+            "e".repeat(MAX_TOKEN),
+            "s"
+        );
+        assert_eq!(decode(&huge).unwrap_err(), Refused::Malformed);
+        let empty_sig = format!("{}.{}.", b(r#"{"alg":"ES256"}"#), b("{}"));
+        assert!(matches!(decode(&empty_sig), Err(Refused::Algorithm(_))));
+    }
+
+    #[test]
+    fn the_key_comes_from_the_jwks_and_fits_the_algorithm() {
+        let point = b(&"A".repeat(32));
+        let jwks = format!(
+            r#"{{"keys":[
+                {{"kty":"EC","crv":"P-256","kid":"e1","x":"{point}","y":"{point}"}},
+                {{"kty":"EC","crv":"P-256","kid":"e2","x":"{point}","y":"{point}","alg":"ES256"}},
+                {{"kty":"EC","crv":"P-256","kid":"enc","use":"enc","x":"{point}","y":"{point}"}},
+                {{"kty":"oct","kid":"h","k":"c2VjcmV0"}},
+                {{"kty":"RSA","kid":"r1","n":"AQAB","e":"AQAB","alg":"RS256"}}
+            ]}}"#
+        );
+        let keys = parse_jwks(jwks.as_bytes()).unwrap();
+        let kids: Vec<_> = keys.iter().filter_map(|k| k.kid.as_deref()).collect();
+        assert_eq!(kids, ["e1", "e2", "r1"], "no encryption or symmetric keys");
+        let es = |h: &str| decode(&token(h)).unwrap().key(&keys).map(|k| k.kid.clone());
+        assert_eq!(es(r#"{"alg":"ES256","kid":"e2"}"#), Some(Some("e2".into())));
+        // An RSA kid for an EC algorithm, an unknown kid, two candidates: none.
+        assert_eq!(es(r#"{"alg":"ES256","kid":"r1"}"#), None);
+        assert_eq!(es(r#"{"alg":"ES256","kid":"x"}"#), None);
+        assert_eq!(es(r#"{"alg":"ES256"}"#), None);
+        // A key whose alg is RS256 is not used for PS256.
+        assert_eq!(es(r#"{"alg":"PS256","kid":"r1"}"#), None);
+        // A small RSA key never verifies.
+        let t = token(r#"{"alg":"RS256","kid":"r1"}"#);
+        let u = decode(&t).unwrap();
+        assert_eq!(u.verify(u.key(&keys).unwrap()), Err(Refused::BadSignature));
+        assert!(parse_jwks(b"<html>").is_err());
+        assert!(parse_jwks(b"{}").is_err());
+    }
+
+    #[test]
+    fn claims_are_checked_with_a_small_skew() {
+        let audiences = ["cairn".to_owned()];
+        let expect = |nonce| Expect {
+            issuer: "https://idp",
+            audiences: &audiences,
+            nonce,
+            client_id: Some("cairn"),
+            now_s: 1_000_000,
+        };
+        let claims = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let ok = claims(
+            serde_json::json!({"iss":"https://idp","aud":"cairn","exp":1_000_000 - 30,"iat":1,"nonce":"n"}),
+        );
+        assert_eq!(check_claims(&ok, &expect(Some("n"))), Ok(()));
+        assert_eq!(check_claims(&ok, &expect(Some("m"))), Err(Refused::Nonce));
+        let late =
+            claims(serde_json::json!({"iss":"https://idp","aud":"cairn","exp":1_000_000 - 61}));
+        assert_eq!(
+            check_claims(&late, &expect(None)),
+            Err(Refused::Expired(61))
+        );
+        let early = claims(
+            serde_json::json!({"iss":"https://idp","aud":"cairn","exp":2_000_000,"nbf":1_000_100}),
+        );
+        assert_eq!(
+            check_claims(&early, &expect(None)),
+            Err(Refused::NotYetValid(100))
+        );
+        let two = claims(
+            serde_json::json!({"iss":"https://idp","aud":["cairn","other"],"exp":2_000_000}),
+        );
+        assert_eq!(
+            check_claims(&two, &expect(None)),
+            Err(Refused::AuthorizedParty)
+        );
+        let no_exp = claims(serde_json::json!({"iss":"https://idp","aud":"cairn"}));
+        assert_eq!(
+            check_claims(&no_exp, &expect(None)),
+            Err(Refused::Missing("exp"))
+        );
+    }
+}

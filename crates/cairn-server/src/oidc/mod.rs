@@ -60,6 +60,9 @@ pub enum ProviderError {
     Unreachable { url: String, why: String },
     #[error("the identity provider at {url} answered {status}")]
     Status { url: String, status: u16 },
+    /// A failure of moments ago, answered again without asking.
+    #[error("{0} (moments ago; retried after a few seconds)")]
+    Again(String),
     #[error("the identity provider's {what} at {url} is not usable: {why}")]
     Garbage {
         what: &'static str,
@@ -83,7 +86,14 @@ struct Cache {
     keys: Option<(Vec<jwt::Jwk>, Instant)>,
     /// When keys were last fetched because a token named an unknown kid.
     last_refetch: Option<Instant>,
+    /// The last failure to fetch the discovery document, answered again for
+    /// [`RETRY_AFTER`] instead of asking the provider again.
+    failed: Option<(String, Instant)>,
 }
+
+/// How long a failure to reach the provider is answered from memory: requests
+/// carrying JWT-shaped tokens cannot make cairn flood a provider that is down.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The organisation's provider: its configuration and what was fetched from it.
 #[derive(Debug)]
@@ -163,11 +173,32 @@ impl Provider {
 
     /// The provider's discovery document (kept for [`DISCOVERY_TTL`]).
     pub fn discovery(&self) -> Result<Discovery, ProviderError> {
-        if let Some((d, at)) = &self.cache().discovery
-            && at.elapsed() < DISCOVERY_TTL
         {
-            return Ok(d.clone());
+            let cache = self.cache();
+            if let Some((d, at)) = &cache.discovery
+                && at.elapsed() < DISCOVERY_TTL
+            {
+                return Ok(d.clone());
+            }
+            if let Some((why, at)) = &cache.failed
+                && at.elapsed() < RETRY_AFTER
+            {
+                return Err(ProviderError::Again(why.clone()));
+            }
         }
+        let result = self.fetch_discovery();
+        let mut cache = self.cache();
+        match &result {
+            Ok(d) => {
+                cache.discovery = Some((d.clone(), Instant::now()));
+                cache.failed = None;
+            }
+            Err(e) => cache.failed = Some((e.to_string(), Instant::now())),
+        }
+        result
+    }
+
+    fn fetch_discovery(&self) -> Result<Discovery, ProviderError> {
         let url = format!(
             "{}/.well-known/openid-configuration",
             self.config.issuer.trim_end_matches('/')
@@ -218,7 +249,6 @@ impl Provider {
         {
             return Err(garbage("it does not support PKCE with S256".into()));
         }
-        self.cache().discovery = Some((discovery.clone(), Instant::now()));
         Ok(discovery)
     }
 

@@ -174,7 +174,7 @@ pub(super) async fn callback(
         let code: String = error
             .chars()
             .take(64)
-            .filter(|c| c.is_ascii_graphic())
+            .filter(char::is_ascii_graphic)
             .collect();
         return Err(ApiError::forbidden(format!(
             "the identity provider did not log you in ({code})"
