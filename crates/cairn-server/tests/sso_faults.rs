@@ -102,6 +102,11 @@ struct Fixture {
 }
 
 fn fixture(issuer: &str) -> Fixture {
+    fixture_with(issuer, None)
+}
+
+/// With `org` as org.toml instead of a good `[sso]`.
+fn fixture_with(issuer: &str, org: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let data = DataDir::at(dir.path());
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
@@ -109,15 +114,12 @@ fn fixture(issuer: &str) -> Fixture {
     std::fs::create_dir_all(&platform).unwrap();
     let secret_file = platform.join("client.secret");
     std::fs::write(&secret_file, "the-client-secret-3c9d").unwrap();
-    std::fs::write(
-        platform.join("org.toml"),
-        format!(
-            "[sso]\nissuer = \"{issuer}\"\nclient_id = \"cairn\"\nclient_secret_file = \"{}\"\n\
-             redirect_uri = \"http://127.0.0.1:1/login/oidc/callback\"\n",
-            secret_file.display()
-        ),
-    )
-    .unwrap();
+    let good = format!(
+        "[sso]\nissuer = \"{issuer}\"\nclient_id = \"cairn\"\nclient_secret_file = \"{}\"\n\
+         redirect_uri = \"http://127.0.0.1:1/login/oidc/callback\"\n",
+        secret_file.display()
+    );
+    std::fs::write(platform.join("org.toml"), org.unwrap_or(&good)).unwrap();
     let state = AppState::new(
         store,
         ServerConfig {
@@ -361,4 +363,28 @@ async fn the_login_callback_needs_its_cookie_and_state_and_the_secret_its_mode()
     );
     assert_no_secrets(&body);
     assert!(!body.contains("the-code"), "{body}");
+}
+
+#[tokio::test]
+async fn a_broken_sso_section_is_said_to_be_broken_without_its_details() {
+    let f = fixture_with(
+        "http://127.0.0.1:1",
+        Some(
+            "[sso]\nissuer = \"http://idp.example.org\"\nclient_id = \"cairn\"\nredirect_uri = \"https://c/cb\"\n",
+        ),
+    );
+    let (status, page) = send(&f.app, get("/login")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Log in with single sign-on"), "{page}");
+    let (status, body) = send(&f.app, get("/login/oidc")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(
+        body.contains("single sign-on is misconfigured: org.toml has an error"),
+        "{body}"
+    );
+    assert!(!body.contains("idp.example.org"), "{body}");
+    let (status, body) = send(&f.app, bearer(&token())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("single sign-on is misconfigured"), "{body}");
+    assert!(!body.contains("idp.example.org"), "{body}");
 }

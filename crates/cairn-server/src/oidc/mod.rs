@@ -54,6 +54,8 @@ pub struct Discovery {
 pub enum ProviderError {
     #[error("single sign-on is not configured ([sso] in org.toml)")]
     NotConfigured,
+    #[error("{0}")]
+    Broken(String),
     #[error("org.toml: {0}")]
     Config(String),
     #[error("the identity provider at {url} could not be reached: {why}")]
@@ -89,6 +91,8 @@ struct Cache {
     /// The last failure to fetch the discovery document, answered again for
     /// [`RETRY_AFTER`] instead of asking the provider again.
     failed: Option<(String, Instant)>,
+    /// The same for the JWKS.
+    keys_failed: Option<(String, Instant)>,
 }
 
 /// How long a failure to reach the provider is answered from memory: requests
@@ -120,20 +124,32 @@ impl Sso {
                 None => Sso::Off,
                 Some(config) => Sso::On(Box::new(Provider::new(config, refetch_interval))),
             },
-            Err(e) => Sso::Broken(e.to_string()),
+            Err(e) => {
+                // For the operator; callers are told only that it is broken.
+                eprintln!(
+                    "cairn up: single sign-on is unusable: {}",
+                    cairn_model::error_chain(&e)
+                );
+                Sso::Broken(
+                    "single sign-on is misconfigured: org.toml has an error (the server's log says which)"
+                        .to_owned(),
+                )
+            }
         }
     }
 
     pub fn provider(&self) -> Result<&Provider, ProviderError> {
         match self {
             Sso::Off => Err(ProviderError::NotConfigured),
-            Sso::Broken(e) => Err(ProviderError::Config(e.clone())),
+            Sso::Broken(e) => Err(ProviderError::Broken(e.clone())),
             Sso::On(p) => Ok(p),
         }
     }
 
+    /// Configured in org.toml (also when wrongly: the login page then offers
+    /// single sign-on and says what is wrong, and a JWT is refused saying so).
     pub fn is_on(&self) -> bool {
-        matches!(self, Sso::On(_))
+        !matches!(self, Sso::Off)
     }
 }
 
@@ -253,6 +269,24 @@ impl Provider {
     }
 
     fn fetch_keys(&self) -> Result<Vec<jwt::Jwk>, ProviderError> {
+        if let Some((why, at)) = &self.cache().keys_failed
+            && at.elapsed() < RETRY_AFTER
+        {
+            return Err(ProviderError::Again(why.clone()));
+        }
+        let result = self.fetch_keys_now();
+        let mut cache = self.cache();
+        match &result {
+            Ok(keys) => {
+                cache.keys = Some((keys.clone(), Instant::now()));
+                cache.keys_failed = None;
+            }
+            Err(e) => cache.keys_failed = Some((e.to_string(), Instant::now())),
+        }
+        result
+    }
+
+    fn fetch_keys_now(&self) -> Result<Vec<jwt::Jwk>, ProviderError> {
         let url = self.discovery()?.jwks_uri;
         let doc = self.get_json("JWKS", &url)?;
         let bytes = serde_json::to_vec(&doc).unwrap_or_default();
@@ -261,7 +295,6 @@ impl Provider {
             url: url.clone(),
             why,
         })?;
-        self.cache().keys = Some((keys.clone(), Instant::now()));
         Ok(keys)
     }
 

@@ -32,6 +32,9 @@ use crate::state::AppState;
 const FLOW_COOKIE: &str = "cairn_oidc";
 /// How long a login at the provider may take.
 const FLOW_TTL_S: i64 = 600;
+/// The longest `next` kept across a login (the flow's cookie stays under the
+/// 512 bytes a cookie is read up to; a longer one comes back to `/`).
+const MAX_FLOW_NEXT: usize = 256;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct StartQuery {
@@ -71,7 +74,7 @@ pub(super) async fn start(
     let next = query
         .ok()
         .and_then(|Query(q)| q.next)
-        .filter(|n| local_path(n).is_some())
+        .filter(|n| n.len() <= MAX_FLOW_NEXT && local_path(n).is_some())
         .unwrap_or_else(|| "/".to_owned());
     let (discovery, config) = state
         .blocking(|s| {
