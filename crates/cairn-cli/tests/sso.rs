@@ -227,7 +227,7 @@ fn free_port() -> u16 {
 /// release-manager), platform-team (maintainer of hello), ci-bot (service
 /// account, developer).
 struct Setup {
-    f: Fixture,
+    _f: Fixture,
     _platform: tempfile::TempDir,
     idp: Idp,
     up: Up,
@@ -300,7 +300,7 @@ identity = "ci-bot"
         f.ok_as(&admin, &args);
     }
     Setup {
-        f,
+        _f: f,
         _platform: platform,
         idp,
         up,
@@ -382,7 +382,6 @@ fn browser_login_through_the_provider_ends_on_runs_as_the_mapped_identity() {
     assert_eq!(s.up.stop(Duration::from_secs(20)), Some(0));
     let printed = s.up.seen.join("\n");
     assert!(!printed.contains(CLIENT_SECRET), "{printed}");
-    let _ = (&s.f, &s.admin, &s.redirect, s.idp_port);
 }
 
 #[test]
@@ -399,8 +398,7 @@ fn bearer_tokens_from_the_provider_rotation_and_tampered_tokens() {
         "CI access token from the provider: {} ({}) with role {}",
         body["identity"], body["kind"], body["roles"][0]["role"]
     );
-    // It is an API credential: a run may be queued with it (developer may run)
-    // ... and cairn's own tokens keep working.
+    // cairn's own tokens keep working beside it.
     let (status, body) = whoami(&s.up, &s.admin);
     assert_eq!((status, body["identity"].as_str()), (200, Some("admin")));
     assert_eq!(s.idp.jwks_fetches(), 1);
