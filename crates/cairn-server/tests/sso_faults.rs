@@ -39,6 +39,8 @@ enum Mode {
     NoKey,
     /// Discovery answers 500.
     Error,
+    /// Accepts the connection, reads the request, never answers.
+    Hang,
 }
 
 /// A loopback HTTP server answering as `mode`; counts JWKS requests.
@@ -58,6 +60,10 @@ fn fake_provider(mode: Mode) -> (String, Arc<AtomicUsize>) {
                     Ok(n) => request.extend_from_slice(&buf[..n]),
                 }
             }
+            if matches!(mode, Mode::Hang) {
+                std::thread::sleep(std::time::Duration::from_secs(60));
+                continue;
+            }
             let text = String::from_utf8_lossy(&request);
             let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
             let discovery = |jwks_uri: &str, issuer: &str| {
@@ -72,7 +78,7 @@ fn fake_provider(mode: Mode) -> (String, Arc<AtomicUsize>) {
             };
             let (status, body) = match (mode, path.as_str()) {
                 (Mode::Garbage, _) => (200, "<html>an error page</html>".to_owned()),
-                (Mode::Error, _) => (500, "{}".to_owned()),
+                (Mode::Error | Mode::Hang, _) => (500, "{}".to_owned()),
                 (Mode::OtherIssuer, _) => (
                     200,
                     discovery(&format!("{iss}/jwks"), "https://evil.example"),
@@ -387,4 +393,17 @@ async fn a_broken_sso_section_is_said_to_be_broken_without_its_details() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.contains("single sign-on is misconfigured"), "{body}");
     assert!(!body.contains("idp.example.org"), "{body}");
+}
+
+#[tokio::test]
+async fn a_provider_that_hangs_is_given_up_on_in_bounded_time() {
+    let (issuer, _) = fake_provider(Mode::Hang);
+    let f = fixture(&issuer);
+    let started = std::time::Instant::now();
+    let (status, body) = send(&f.app, get("/login/oidc")).await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(body.contains("could not be reached"), "{body}");
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+    println!("provider hangs: answered in {took:?}: {body}");
 }
