@@ -227,7 +227,7 @@ fn free_port() -> u16 {
 /// release-manager), platform-team (maintainer of hello), ci-bot (service
 /// account, developer).
 struct Setup {
-    _f: Fixture,
+    f: Fixture,
     _platform: tempfile::TempDir,
     idp: Idp,
     up: Up,
@@ -300,7 +300,7 @@ identity = "ci-bot"
         f.ok_as(&admin, &args);
     }
     Setup {
-        _f: f,
+        f,
         _platform: platform,
         idp,
         up,
@@ -590,11 +590,21 @@ fn bearer_tokens_from_the_provider_rotation_and_tampered_tokens() {
     );
     println!("refused (valid, unmapped): {detail}");
 
-    // The provider goes down: a token the cached keys verify still works; a
-    // login cannot reach the provider and says so.
+    // The provider goes down: a token the cached keys verify still works.
     s.idp.stop();
     let (status, _) = whoami(&s.up, &rotated);
     assert_eq!(status, 200);
+
+    // The mapped identity is revoked: its provider's tokens stop working at once.
+    s.f.ok_as(&s.admin, &["identity", "revoke", "ci-bot"]);
+    let (status, body) = whoami(&s.up, &rotated);
+    assert_eq!(status, 401, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("org.toml maps sub ci-bot to the cairn identity ci-bot, which does not exist or is revoked"),
+        "{detail}"
+    );
+    println!("refused (mapped identity revoked): {detail}");
 
     let printed = {
         s.up.stop(Duration::from_secs(20));
