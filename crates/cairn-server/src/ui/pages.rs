@@ -38,53 +38,6 @@ fn ok(markup: Markup) -> Response {
 
 // ---- / ----------------------------------------------------------------------
 
-pub(super) async fn home(
-    State(state): State<AppState>,
-    PageActor(actor): PageActor,
-) -> Result<Response, PageError> {
-    let rows = state
-        .blocking({
-            let actor = actor.clone();
-            move |s| {
-                let visible = s.visible(&actor)?;
-                let mut rows = Vec::new();
-                for w in s.store.workloads()? {
-                    if !visible.includes(&w.name) {
-                        continue;
-                    }
-                    // Only a browser session gets forms, and only where its
-                    // roles allow the action.
-                    let may_run = actor.csrf().is_some()
-                        && cairn_engine::access::authorize(
-                            &*s.store,
-                            &actor.identity,
-                            Action::Run,
-                            &Scope::workload(w.name.clone()),
-                        )
-                        .is_ok();
-                    let latest = s
-                        .store
-                        .runs(&RunFilter {
-                            workload: Some(w.name.clone()),
-                            status: None,
-                            limit: 1,
-                        })?
-                        .into_iter()
-                        .next();
-                    rows.push((w, latest, may_run));
-                }
-                Ok(rows)
-            }
-        })
-        .await?;
-    Ok(ok(page(
-        "Workloads",
-        Nav::Workloads,
-        Some(&actor),
-        workloads_body(&rows, actor.csrf()),
-    )))
-}
-
 /// `POST /workloads/{name}/runs`: queues a run at the workload's HEAD and goes
 /// to its page. A browser needs the session's CSRF token (and a same-site
 /// Origin); the roles model decides.
@@ -125,12 +78,12 @@ pub(super) struct RunForm {
     csrf: Option<String>,
 }
 
-fn workloads_body(
+pub(super) fn workloads_body(
     rows: &[(WorkloadRecord, Option<RunRecord>, bool)],
     csrf: Option<&str>,
 ) -> Markup {
     html! {
-        h1 { "Workloads" }
+        h2 #workloads-heading { "Workloads" }
         @if rows.is_empty() {
             p.muted #no-workloads { "No workload is onboarded yet (" code { "POST /api/workloads" } ")." }
         } @else {
@@ -139,7 +92,7 @@ fn workloads_body(
                 tbody {
                     @for (w, run, may_run) in rows {
                         tr data-workload=(w.name) {
-                            td { a href={ "/runs?workload=" (w.name) } { (w.name) } }
+                            td { a href={ "/workloads/" (w.name) } { (w.name) } }
                             td { code { (w.repo) } }
                             @if let Some(run) = run {
                                 td { a href={ "/runs/" (run.id.0) } { "#" (run.id.0) } }
@@ -269,7 +222,7 @@ pub(super) async fn run(
     PageActor(actor): PageActor,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let (explanation, logs) = state
+    let (explanation, logs, overrides) = state
         .blocking({
             let actor = actor.clone();
             move |s| {
@@ -279,7 +232,28 @@ pub(super) async fn run(
                 for stage in &explanation.stages {
                     logs.push(s.store.logs(stage.id, None, LOG_LINES_PER_STAGE)?);
                 }
-                Ok((explanation, logs))
+                // Break-glass deployments of what this run built stay marked here.
+                let built: Vec<String> = s
+                    .store
+                    .images(Some(&run.workload), None, LIST_LIMIT)?
+                    .into_iter()
+                    .filter(|i| i.run == Some(run.id))
+                    .map(|i| i.digest)
+                    .collect();
+                let overrides = if built.is_empty() {
+                    Vec::new()
+                } else {
+                    s.store
+                        .deployments(Some(&run.workload), None, LIST_LIMIT)?
+                        .into_iter()
+                        .filter(|d| {
+                            built.contains(&d.digest)
+                                && cairn_model::DeploymentKind::parse(&d.kind)
+                                    == Some(cairn_model::DeploymentKind::Override)
+                        })
+                        .collect()
+                };
+                Ok((explanation, logs, overrides))
             }
         })
         .await?;
@@ -288,11 +262,11 @@ pub(super) async fn run(
         &title,
         Nav::Runs,
         Some(&actor),
-        run_body(&explanation, &logs),
+        run_body(&explanation, &logs, &overrides),
     )))
 }
 
-fn run_body(e: &Explanation, logs: &[Vec<LogLine>]) -> Markup {
+fn run_body(e: &Explanation, logs: &[Vec<LogLine>], overrides: &[DeploymentRecord]) -> Markup {
     let run = &e.run;
     let is_final = run.status.is_final();
     html! {
@@ -310,6 +284,13 @@ fn run_body(e: &Explanation, logs: &[Vec<LogLine>]) -> Markup {
                 dt { "Finished" } dd #run-finished { (maybe_time(run.finished_at_ms)) }
                 dt { "Duration" } dd #run-duration { (duration(run_ms(run))) }
                 @if let Some(reason) = &run.reason { dt { "Reason" } dd #run-reason { (reason) } }
+            }
+            @for d in overrides {
+                p.notice.override data-overridden="true" {
+                    span.badge data-status="failed" { "OVERRIDDEN" } " "
+                    "Its image " (artifact_link(&d.digest)) " was deployed to " (d.environment) " by " (d.actor) " "
+                    (time(d.deployed_at_ms)) " despite the gate's denial (break-glass; log entry " (d.log_index) ", see " a href="/audit" { "the audit trail" } ")."
+                }
             }
             @if !is_final {
                 p.muted #live-note { "This run is in progress: the page follows it live (with JavaScript), or reload it." }
@@ -871,10 +852,15 @@ fn audit_body(
                 tbody { @for (id, c, proof) in changes {
                     @let decision = cairn_engine::promotion::RecordedDecision::of(c);
                     @let (allow, reasons) = (decision.allow, decision.reasons);
-                    tr data-change=(id) data-kind=(c.kind) {
+                    tr id={ "change-" (id) } data-change=(id) data-kind=(c.kind) {
                         td { (id) }
                         td { (time(c.at_ms)) }
-                        td { (badge(&c.kind)) }
+                        td {
+                            (badge(&c.kind))
+                            @if let Some(reason) = overridden_reason(c) {
+                                br; span.override data-overridden="true" { "OVERRIDDEN: " (reason) }
+                            }
+                        }
                         td { (c.workload) }
                         td { (c.environment) }
                         td {
@@ -904,4 +890,10 @@ fn audit_body(
             }
         }
     }
+}
+
+/// The break-glass reason a change record keeps, when an override deployed it.
+fn overridden_reason(c: &ChangeRecord) -> Option<String> {
+    let record: serde_json::Value = serde_json::from_str(&c.json).ok()?;
+    record["decision"]["overridden"].as_str().map(str::to_owned)
 }
