@@ -70,7 +70,13 @@ async fn get(server: &Server, path: &str, cookie: &str) -> Answer {
         .await
 }
 
-async fn post(server: &Server, path: &str, cookie: &str, origin: Option<&str>, form: &str) -> Answer {
+async fn post(
+    server: &Server,
+    path: &str,
+    cookie: &str,
+    origin: Option<&str>,
+    form: &str,
+) -> Answer {
     let mut request = Request::post(path)
         .header(header::HOST, "cairn.test")
         .header(header::COOKIE, cookie)
@@ -85,7 +91,9 @@ async fn post(server: &Server, path: &str, cookie: &str, origin: Option<&str>, f
 
 /// A succeeded run of `hello` at the repository's HEAD (recorded, not run).
 fn green_run(server: &Server) -> String {
-    let commit = fixture::git(&server.repo, &["rev-parse", "HEAD"]).trim().to_owned();
+    let commit = fixture::git(&server.repo, &["rev-parse", "HEAD"])
+        .trim()
+        .to_owned();
     let t = now_ms();
     let (run, _) = server
         .store()
@@ -118,11 +126,18 @@ async fn the_pipeline_shows_each_role_only_its_buttons() {
     ] {
         let (cookie, _) = session(&server, who).await;
         let html = page(&server, "/workloads/hello", &cookie).await;
-        assert!(html.contains(&format!("data-commit=\"{commit}\"")), "{html}");
+        assert!(
+            html.contains(&format!("data-commit=\"{commit}\"")),
+            "{html}"
+        );
         assert!(html.contains("not reviewed"), "{html}");
         // A workload with nothing deployed: each environment says so.
         assert_eq!(html.matches("Nothing deployed.").count(), 2, "{html}");
-        assert_eq!(html.contains("form class=\"approve\""), approve, "{who}: {html}");
+        assert_eq!(
+            html.contains("form class=\"approve\""),
+            approve,
+            "{who}: {html}"
+        );
         let overview = page(&server, "/", &cookie).await;
         assert!(overview.contains("id=\"matrix\""), "{overview}");
         assert!(overview.contains("href=\"/workloads/hello\""), "{overview}");
@@ -156,7 +171,11 @@ async fn every_delivery_form_needs_the_csrf_token_and_this_origin() {
     ] {
         let cases = [
             ("no token", None, fields.clone()),
-            ("a wrong token", None, format!("csrf={}&{fields}", "0".repeat(64))),
+            (
+                "a wrong token",
+                None,
+                format!("csrf={}&{fields}", "0".repeat(64)),
+            ),
             (
                 "another origin",
                 Some("https://evil.example"),
@@ -183,7 +202,13 @@ async fn every_delivery_form_needs_the_csrf_token_and_this_origin() {
     // Nothing was approved or deployed.
     let html = page(&server, "/workloads/hello", &cookie).await;
     assert!(html.contains("not reviewed"), "{html}");
-    assert!(server.store().deployments(None, None, 10).unwrap().is_empty());
+    assert!(
+        server
+            .store()
+            .deployments(None, None, 10)
+            .unwrap()
+            .is_empty()
+    );
     // With the token a maintainer's approval goes through, signed and verified.
     let (cookie, csrf) = session(&server, "maintainer").await;
     let answer = post(
@@ -266,7 +291,10 @@ async fn a_target_that_does_not_answer_has_health_unknown_never_healthy() {
     let overview = page(&server, "/", &cookie).await;
     assert!(overview.contains(">unknown<"), "{overview}");
     assert!(!overview.contains(">healthy<"), "{overview}");
-    println!("health: staging (kubernetes) {}, production (local, not running) {}", health[0], health[1]);
+    println!(
+        "health: staging (kubernetes) {}, production (local, not running) {}",
+        health[0], health[1]
+    );
 }
 
 #[tokio::test]
@@ -290,7 +318,11 @@ async fn very_long_names_and_bad_forms_are_refused_with_the_reason() {
     )
     .await;
     assert_eq!(answer.status, 400, "{}", answer.text());
-    assert!(answer.text().contains("`action` is `promote` or `rollback`"));
+    assert!(
+        answer
+            .text()
+            .contains("`action` is `promote` or `rollback`")
+    );
     let (maintainer, maintainer_csrf) = session(&server, "maintainer").await;
     let answer = post(
         &server,
@@ -308,9 +340,259 @@ async fn very_long_names_and_bad_forms_are_refused_with_the_reason() {
         "/workloads/hello/promotions",
         &release,
         None,
-        &format!("csrf={release_csrf}&env=staging&image=x&override={}", "r".repeat(5000)),
+        &format!(
+            "csrf={release_csrf}&env=staging&image=x&override={}",
+            "r".repeat(5000)
+        ),
     )
     .await;
     assert_eq!(answer.status, 400, "{}", answer.text());
     println!("long names and bad forms: 404/400 with the reason");
+}
+
+/// `n` runs of `hello`: every third failed, every other one queued by the API.
+fn many_runs(server: &Server, n: usize) -> Vec<cairn_model::RunId> {
+    let t = now_ms();
+    (0..n)
+        .map(|i| {
+            let trigger = if i % 2 == 0 {
+                Trigger::Api {
+                    actor: "developer".into(),
+                }
+            } else {
+                Trigger::Cli
+            };
+            let (run, _) = server
+                .store()
+                .create_run(&NewRun {
+                    workload: "hello".to_owned(),
+                    commit: format!("{:040x}", i + 1),
+                    git_ref: None,
+                    // Many share a creation time: the id orders them.
+                    created_at_ms: t + i64::try_from(i / 7).unwrap(),
+                    stages: Vec::new(),
+                    trigger,
+                })
+                .unwrap();
+            if i % 3 == 0 {
+                server.store().start_run(run.id, "w", t).unwrap();
+                server
+                    .store()
+                    .finish_run(run.id, RunStatus::Failed, Some("boom"), t + 1)
+                    .unwrap();
+            }
+            run.id
+        })
+        .collect()
+}
+
+/// The run ids a runs page lists, and its next page's link.
+fn runs_on(html: &str) -> (Vec<i64>, Option<String>) {
+    let ids = html
+        .split("data-run=\"")
+        .skip(1)
+        .map(|r| r.split('"').next().unwrap().parse().unwrap())
+        .collect();
+    let next = html
+        .split("id=\"next-page\" rel=\"next\" href=\"")
+        .nth(1)
+        .map(|r| r.split('"').next().unwrap().replace("&amp;", "&"));
+    (ids, next)
+}
+
+#[tokio::test]
+async fn thousands_of_runs_are_paged_and_filtered_by_bounded_queries() {
+    let server = Server::new();
+    let made = many_runs(&server, 2_500);
+    let (cookie, _) = session(&server, "viewer").await;
+    // Every run once, newest first, 50 a page.
+    let mut seen = Vec::new();
+    let mut next = Some("/runs".to_owned());
+    let mut pages = 0;
+    while let Some(path) = next {
+        let (ids, more) = runs_on(&page(&server, &path, &cookie).await);
+        assert!(ids.len() <= 50, "{path}: {} rows", ids.len());
+        seen.extend(ids);
+        next = more;
+        pages += 1;
+    }
+    let mut expected: Vec<i64> = made.iter().map(|r| r.0).collect();
+    expected.reverse();
+    assert_eq!(seen, expected);
+    assert_eq!(pages, 50);
+    // Filters, alone and together, paged the same way.
+    let failed = made.iter().enumerate().filter(|(i, _)| i % 3 == 0).count();
+    let mut count = 0;
+    let mut next = Some("/runs?status=failed&trigger=api&workload=hello".to_owned());
+    while let Some(path) = next {
+        let html = page(&server, &path, &cookie).await;
+        assert!(
+            html.contains("<option value=\"failed\" selected>"),
+            "{html}"
+        );
+        let (ids, more) = runs_on(&html);
+        count += ids.len();
+        next = more;
+    }
+    let failed_api = made.iter().enumerate().filter(|(i, _)| i % 6 == 0).count();
+    assert_eq!(count, failed_api);
+    let (ids, _) = runs_on(&page(&server, &format!("/runs?commit={:040x}", 42), &cookie).await);
+    assert_eq!(ids, vec![made[41].0]);
+    // 39 digits: the commits 0x90 to 0x9f.
+    let prefix = format!("{:039x}", 9);
+    let (ids, _) = runs_on(&page(&server, &format!("/runs?commit={prefix}"), &cookie).await);
+    assert_eq!(ids.len(), 16, "{prefix}");
+    println!(
+        "2500 runs: {pages} pages of at most 50, each run once; {failed} failed, {failed_api} failed by the API; a commit found by its prefix"
+    );
+    // Bad filters are refused with the reason.
+    for (query, why) in [
+        ("commit=xyz", "hex digits"),
+        ("trigger=bogus", "one of cli, api, webhook, push"),
+        ("status=lost", "run status"),
+        ("after=12", "`after` is"),
+        ("colour=red", "unknown field"),
+    ] {
+        let answer = get(&server, &format!("/runs?{query}"), &cookie).await;
+        assert_eq!(answer.status, 400, "{query}");
+        assert!(answer.text().contains(why), "{query}: {}", answer.text());
+    }
+    let answer = get(
+        &server,
+        &format!("/runs?workload={}", "w".repeat(5000)),
+        &cookie,
+    )
+    .await;
+    assert_eq!(answer.status, 400);
+}
+
+#[tokio::test]
+async fn a_very_long_log_line_and_name_render_escaped_and_whole() {
+    let server = Server::new();
+    let long_name = "n".repeat(3000);
+    server
+        .store()
+        .upsert_workload(&long_name, "/src/long", now_ms())
+        .unwrap();
+    let (run, stages) = server
+        .store()
+        .create_run(&NewRun {
+            workload: long_name.clone(),
+            commit: "0".repeat(40),
+            git_ref: None,
+            created_at_ms: now_ms(),
+            stages: vec![cairn_model::NewStage {
+                name: "build".into(),
+                kind: cairn_model::StageKind::Build,
+                command: None,
+            }],
+            trigger: Trigger::Cli,
+        })
+        .unwrap();
+    server.store().start_run(run.id, "w", now_ms()).unwrap();
+    server.store().start_stage(stages[0].id, now_ms()).unwrap();
+    let line = format!("<b>{}</b>", "x".repeat(100_000));
+    server
+        .store()
+        .append_logs(
+            stages[0].id,
+            &[cairn_model::LogLine {
+                seq: 0,
+                stream: cairn_model::LogStream::Stdout,
+                at_ms: now_ms(),
+                text: line.clone().into_bytes(),
+            }],
+        )
+        .unwrap();
+    let (cookie, _) = session(&server, "viewer").await;
+    let html = page(&server, &format!("/runs/{}", run.id.0), &cookie).await;
+    assert!(html.contains(&format!("&lt;b&gt;{}&lt;/b&gt;", "x".repeat(100_000))));
+    let html = page(&server, &format!("/workloads/{long_name}"), &cookie).await;
+    assert!(html.contains(&long_name));
+    let html = page(&server, "/", &cookie).await;
+    assert!(html.contains(&format!("href=\"/workloads/{long_name}\"")));
+    println!("a 100 000-byte log line and a 3000-byte workload name: shown whole, escaped");
+}
+
+#[tokio::test]
+async fn the_artifact_page_verifies_each_statement_and_searches_its_sbom() {
+    use cairn_evidence::{Statement, Subject, sbom::CycloneDxBom};
+    let server = Server::new();
+    let hex = "ab".repeat(32);
+    let digest = format!("sha256:{hex}");
+    let audit =
+        cairn_engine::audit::AuditLog::open_waiting(&server.data, cairn_engine::audit::LOCK_WAIT)
+            .unwrap();
+    let key = cairn_engine::keys::KeyStore::new(&server.data)
+        .load_or_create(&audit)
+        .unwrap()
+        .0;
+    drop(audit);
+    let bom = CycloneDxBom(serde_json::json!({
+        "bomFormat": "CycloneDX", "specVersion": "1.6",
+        "components": [
+            {"type": "library", "name": "zlib", "version": "1.2.13", "purl": "pkg:deb/debian/zlib@1.2.13", "licenses": [{"license": {"id": "Zlib"}}]},
+            {"type": "library", "name": "openssl", "version": "3.0.11", "purl": "pkg:deb/debian/openssl@3.0.11"},
+            {"type": "library", "name": "<script>", "version": "1", "purl": "pkg:npm/x@1"},
+        ],
+    }));
+    let statement = Statement::new(
+        vec![Subject::sha256(
+            "hello",
+            cairn_evidence::Digest::from_hex(&hex).unwrap(),
+        )],
+        bom,
+    )
+    .unwrap();
+    cairn_engine::certify::sign_and_keep(
+        &server.data,
+        server.store(),
+        &key,
+        &statement,
+        cairn_engine::certify::Filed {
+            run: None,
+            stage: None,
+            subject_name: "hello",
+            subject_digest: &digest,
+        },
+    )
+    .unwrap();
+    // A bundle filed under the digest that is no bundle at all.
+    server
+        .store()
+        .add_evidence(&cairn_model::NewEvidence {
+            run: None,
+            stage: None,
+            predicate_type: "https://slsa.dev/provenance/v1".to_owned(),
+            subject_name: "hello".to_owned(),
+            subject_digest: digest.clone(),
+            bundle: b"{\"forged\": true}".to_vec(),
+            created_at_ms: now_ms(),
+        })
+        .unwrap();
+    let (cookie, _) = session(&server, "viewer").await;
+    let html = page(&server, &format!("/artifacts/{digest}"), &cookie).await;
+    let verified: Vec<&str> = html
+        .split("data-verified=\"")
+        .skip(1)
+        .map(|v| v.split('"').next().unwrap())
+        .collect();
+    assert_eq!(verified, ["true", "false"], "{html}");
+    assert!(html.contains("does not verify"), "{html}");
+    assert!(html.contains("data-shown=\"3\" data-total=\"3\""), "{html}");
+    assert!(html.contains("&lt;script&gt;"), "{html}");
+    let html = page(&server, &format!("/artifacts/{digest}?q=ZLIB"), &cookie).await;
+    assert!(html.contains("data-shown=\"1\" data-total=\"3\""), "{html}");
+    assert!(html.contains("pkg:deb/debian/zlib@1.2.13"));
+    assert!(!html.contains("openssl@3.0.11"));
+    let answer = get(
+        &server,
+        &format!("/artifacts/{digest}?q={}", "q".repeat(300)),
+        &cookie,
+    )
+    .await;
+    assert_eq!(answer.status, 400);
+    println!(
+        "artifact page: the signed SBOM verified, the forged bundle does not verify; the search finds zlib alone"
+    );
 }

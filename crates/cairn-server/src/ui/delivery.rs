@@ -251,7 +251,12 @@ fn gate_answer(
             override_reason: None,
         })
         .map(|(_, decision)| decision)
-        .map_err(|e| format!("the gate could not decide: {}", cairn_model::error_chain(&e)))
+        .map_err(|e| {
+            format!(
+                "the gate could not decide: {}",
+                cairn_model::error_chain(&e)
+            )
+        })
 }
 
 /// The next candidate of one environment.
@@ -306,11 +311,7 @@ struct Pipeline {
     now: i64,
 }
 
-fn open_exposures(
-    s: &Shared,
-    org: &OrgConfig,
-    now: i64,
-) -> Result<Vec<Exposure>, ApiError> {
+fn open_exposures(s: &Shared, org: &OrgConfig, now: i64) -> Result<Vec<Exposure>, ApiError> {
     let mut list = cairn_engine::exposures::list(
         &*s.store,
         &s.config.data,
@@ -346,6 +347,7 @@ fn build_pipeline(s: &Shared, actor: &Actor, name: &str) -> Result<Pipeline, Api
         workload: Some(name.to_owned()),
         status: None,
         limit: RECENT_COMMITS,
+        ..Default::default()
     })? {
         let image = images
             .iter()
@@ -371,7 +373,9 @@ fn build_pipeline(s: &Shared, actor: &Actor, name: &str) -> Result<Pipeline, Api
         });
     }
 
-    let changes = s.store.changes(Some(name), cairn_engine::promotion::STATUS_SCAN)?;
+    let changes = s
+        .store
+        .changes(Some(name), cairn_engine::promotion::STATUS_SCAN)?;
     let mut envs = Vec::new();
     for (i, env) in org.promotion_path.iter().enumerate() {
         let here = running.get(&(name.to_owned(), env.clone())).cloned();
@@ -415,8 +419,18 @@ fn build_pipeline(s: &Shared, actor: &Actor, name: &str) -> Result<Pipeline, Api
                 .collect(),
             running: here,
             candidate,
-            may_promote: may(s, actor, Action::Promote, &Scope::environment(name.to_owned(), env.clone())),
-            may_rollback: may(s, actor, Action::Rollback, &Scope::environment(name.to_owned(), env.clone())),
+            may_promote: may(
+                s,
+                actor,
+                Action::Promote,
+                &Scope::environment(name.to_owned(), env.clone()),
+            ),
+            may_rollback: may(
+                s,
+                actor,
+                Action::Rollback,
+                &Scope::environment(name.to_owned(), env.clone()),
+            ),
         });
     }
     let scope = Scope::workload(name.to_owned());
@@ -659,14 +673,21 @@ pub(super) async fn confirm(
             let actor = actor.clone();
             let (name, env, image) = (name.clone(), q.env.clone(), q.image.clone());
             move |s| {
-                s.authorize(&actor, Action::View, &Scope::environment(name.clone(), env.clone()))?;
+                s.authorize(
+                    &actor,
+                    Action::View,
+                    &Scope::environment(name.clone(), env.clone()),
+                )?;
                 let org = cairn_engine::load_org(s.config.platform_dir.as_deref())?;
                 let answer = gate_answer(s, &org, &actor, &name, &env, &image, intent);
                 let action = match intent {
                     Intent::Promote => Action::Promote,
                     Intent::Rollback => Action::Rollback,
                 };
-                Ok((answer, may(s, &actor, action, &Scope::environment(name, env))))
+                Ok((
+                    answer,
+                    may(s, &actor, action, &Scope::environment(name, env)),
+                ))
             }
         })
         .await?;
@@ -707,7 +728,12 @@ pub(super) async fn confirm(
         }
         p { a href={ "/workloads/" (name) } { "Back to the pipeline" } }
     };
-    Ok(ok(page(&format!("{verb} {name}"), Nav::Workloads, Some(&actor), body)))
+    Ok(ok(page(
+        &format!("{verb} {name}"),
+        Nav::Workloads,
+        Some(&actor),
+        body,
+    )))
 }
 
 // ---- the forms ------------------------------------------------------------------
@@ -753,7 +779,9 @@ async fn accept(
                 // form's, or (to refuse early) any on the path.
                 let envs = match env {
                     Some(env) => vec![env],
-                    None => cairn_engine::load_org(s.config.platform_dir.as_deref())?.promotion_path,
+                    None => {
+                        cairn_engine::load_org(s.config.platform_dir.as_deref())?.promotion_path
+                    }
                 };
                 let mut refused = None;
                 for env in envs {
@@ -782,7 +810,9 @@ pub(super) async fn approve(
     let commit = form
         .commit
         .filter(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| ApiError::bad_request("`commit` must be a full commit id (40 hex digits)"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("`commit` must be a full commit id (40 hex digits)")
+        })?;
     state
         .blocking({
             let name = name.clone();
@@ -848,8 +878,14 @@ async fn act(
         .map(|r| r.trim().to_owned())
         .filter(|r| !r.is_empty());
     check_fields(&[&env, &image])?;
-    if override_reason.as_ref().is_some_and(|r| r.len() > MAX_FIELD) {
-        return Err(ApiError::bad_request(format!("the override reason is longer than {MAX_FIELD} bytes")).into());
+    if override_reason
+        .as_ref()
+        .is_some_and(|r| r.len() > MAX_FIELD)
+    {
+        return Err(ApiError::bad_request(format!(
+            "the override reason is longer than {MAX_FIELD} bytes"
+        ))
+        .into());
     }
     let outcome = state
         .blocking({
@@ -874,7 +910,12 @@ async fn act(
                 if !outcome.decision.allow {
                     s.metrics.gate_denied();
                 }
-                Ok((outcome.decision, outcome.change_id, outcome.change.log_index, outcome.change.to_digest))
+                Ok((
+                    outcome.decision,
+                    outcome.change_id,
+                    outcome.change.log_index,
+                    outcome.change.to_digest,
+                ))
             }
         })
         .await?;
@@ -992,6 +1033,7 @@ pub(super) async fn overview(
                             workload: Some(name.clone()),
                             status: None,
                             limit: 1,
+                            ..Default::default()
                         })?
                         .into_iter()
                         .next();
