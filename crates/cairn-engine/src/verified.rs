@@ -386,10 +386,7 @@ pub type BundleCheck = Result<(Value, String), String>;
 /// cairn's keys), reading only — no key, log key or log entry is created: the
 /// statement and the signing key's id, or why it does not verify. For pages
 /// that show a "verify" result beside each statement.
-pub fn check_bundles(
-    data: &DataDir,
-    bundles: &[&[u8]],
-) -> Result<Vec<BundleCheck>, EngineError> {
+pub fn check_bundles(data: &DataDir, bundles: &[&[u8]]) -> Result<Vec<BundleCheck>, EngineError> {
     let trust = Trust::read_only(data)?;
     Ok(bundles.iter().map(|b| trust.statement(b)).collect())
 }

@@ -596,3 +596,81 @@ async fn the_artifact_page_verifies_each_statement_and_searches_its_sbom() {
         "artifact page: the signed SBOM verified, the forged bundle does not verify; the search finds zlib alone"
     );
 }
+
+#[tokio::test]
+async fn an_override_stays_marked_on_the_run_the_environment_and_the_audit_trail() {
+    let server = Server::new();
+    let commit = green_run(&server);
+    let run = server
+        .store()
+        .runs(&cairn_store::RunFilter::default())
+        .unwrap()[0]
+        .id;
+    let digest = format!("sha256:{}", "c3".repeat(32));
+    server
+        .store()
+        .add_image(&cairn_model::ImageRecord {
+            digest: digest.clone(),
+            workload: "hello".into(),
+            run: Some(run),
+            commit,
+            base_name: "tiny".into(),
+            base_digest: format!("sha256:{}", "d4".repeat(32)),
+            created_at_ms: now_ms(),
+            rebased_from: None,
+        })
+        .unwrap();
+    server
+        .store()
+        .add_deployment(&DeploymentRecord {
+            workload: "hello".into(),
+            environment: "staging".into(),
+            digest: digest.clone(),
+            previous_digest: None,
+            kind: "override".into(),
+            actor: "release-manager".into(),
+            target: "gitops".into(),
+            detail: "0123abcd".into(),
+            log_index: 7,
+            deployed_at_ms: now_ms(),
+            status: DeploymentStatus::Deployed,
+            token: Some("override-token".into()),
+            reason: None,
+        })
+        .unwrap();
+    server
+        .store()
+        .add_change(&cairn_model::ChangeRecord {
+            kind: "override".into(),
+            workload: "hello".into(),
+            environment: "staging".into(),
+            actor: "release-manager".into(),
+            from_digest: None,
+            to_digest: digest.clone(),
+            log_index: 7,
+            at_ms: now_ms(),
+            json: serde_json::json!({"decision": {"overridden": "incident 42: the fix must ship"}})
+                .to_string(),
+        })
+        .unwrap();
+    let (cookie, _) = session(&server, "viewer").await;
+    let run_page = page(&server, &format!("/runs/{}", run.0), &cookie).await;
+    assert!(run_page.contains("data-overridden=\"true\""), "{run_page}");
+    assert!(run_page.contains("despite the gate"), "{run_page}");
+    let pipeline = page(&server, "/workloads/hello", &cookie).await;
+    assert!(
+        pipeline.contains("incident 42: the fix must ship"),
+        "{pipeline}"
+    );
+    // GitOps: the health is the commit the repository holds.
+    assert!(pipeline.contains("data-health=\"committed\""), "{pipeline}");
+    assert!(pipeline.contains("0123abcd"), "{pipeline}");
+    let overview = page(&server, "/", &cookie).await;
+    assert!(overview.contains("data-overridden=\"true\""), "{overview}");
+    let audit = page(&server, "/audit", &cookie).await;
+    assert!(
+        audit.contains("OVERRIDDEN: incident 42: the fix must ship"),
+        "{audit}"
+    );
+    println!("an override: marked on the run, the pipeline, the overview and the audit trail");
+}

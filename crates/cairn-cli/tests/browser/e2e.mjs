@@ -218,8 +218,20 @@ try {
   if (cell !== digest) fail(`the overview's production cell holds ${cell}, not ${digest}`);
   console.log(`the overview shows ${digest} in production`);
   await release.screenshot({ path: shots + "/overview.png", fullPage: true });
+  // The artifact page: every signed statement verified on the server; the
+  // SBOM's components searchable.
   await release.goto(`${base}/artifacts/${digest}`);
+  const checks = await release.$$eval("#evidence tr[data-verified]", (els) => els.map((e) => e.getAttribute("data-verified")));
+  if (!checks.length || checks.some((c) => c !== "true")) fail("artifact statements: " + checks);
+  const total = Number(await release.getAttribute("#sbom-count", "data-total"));
   await release.screenshot({ path: shots + "/artifact.png", fullPage: true });
+  if (total > 0) {
+    await release.fill("#sbom-search input[name=q]", "zzz-no-such-component");
+    await Promise.all([release.waitForNavigation(), release.click("#sbom-search button")]);
+    const shown = Number(await release.getAttribute("#sbom-count", "data-shown"));
+    if (shown !== 0) fail("a search for no component showed " + shown);
+  }
+  console.log(`artifact: ${checks.length} statements, each verified; the verified SBOM lists ${total} components`);
 
   // The failed run: its page says why.
   const red = await queue(process.env.RED);

@@ -415,7 +415,7 @@ fn run_body(e: &Explanation, logs: &[Vec<LogLine>], overrides: &[DeploymentRecor
     html! {
         div #run data-run-id=(run.id.0) data-final=(is_final) data-status=(run.status.as_str()) {
             h1 {
-                "Run #" (run.id.0) " of " (run.workload) " "
+                "Run #" (run.id.0) " of " a href={ "/workloads/" (run.workload) } { (run.workload) } " "
                 span.badge #run-status data-status=(run.status.as_str()) { (run.status.as_str()) }
             }
             dl.facts {
@@ -601,6 +601,8 @@ struct ArtifactView {
     /// search, the number of them all, and the search.
     components: Vec<SbomComponent>,
     component_count: usize,
+    /// A verified SBOM statement names this digest.
+    sbom_verified: bool,
     search: Option<String>,
 }
 
@@ -715,6 +717,7 @@ fn artifact_view(
             Err(why) => Err(why),
         });
     }
+    let sbom_verified = sbom.is_some();
     let all = sbom
         .map(|st| sbom_components(&st["predicate"]))
         .unwrap_or_default();
@@ -741,6 +744,7 @@ fn artifact_view(
         verified,
         components,
         component_count,
+        sbom_verified,
         search,
     })
 }
@@ -826,7 +830,9 @@ fn artifact_body(v: &ArtifactView) -> Markup {
                     (components.len()) " affected component(s)."
                 }
             }
-            @if v.component_count > 0 || v.search.is_some() {
+            @if v.sbom_verified && v.component_count == 0 && v.search.is_none() {
+                p #sbom-count data-shown="0" data-total="0" { "The newest verified SBOM lists no components." }
+            } @else if v.sbom_verified || v.search.is_some() {
                 form.filters #sbom-search method="get" action={ "/artifacts/" (v.digest) } {
                     label { "Search components " input type="search" name="q" value=(v.search.as_deref().unwrap_or("")) maxlength="200"; }
                     button type="submit" { "Search" }
