@@ -91,6 +91,10 @@ fn log_in_watch_a_run_go_green_and_read_why_another_failed() {
     );
     assert!(stdout.contains("a viewer sees no buttons"), "{stdout}");
     assert!(
+        stdout.contains("on a phone the pipeline fits its width"),
+        "{stdout}"
+    );
+    assert!(
         stdout.contains("without approval: denied (review)"),
         "{stdout}"
     );
@@ -119,6 +123,7 @@ fn log_in_watch_a_run_go_green_and_read_why_another_failed() {
         "run-failed",
         "overview",
         "workload-pipeline",
+        "workload-pipeline-phone",
         "artifact",
         "confirm-production",
         "runs",

@@ -674,3 +674,32 @@ async fn an_override_stays_marked_on_the_run_the_environment_and_the_audit_trail
     );
     println!("an override: marked on the run, the pipeline, the overview and the audit trail");
 }
+
+#[tokio::test]
+async fn open_exposures_show_on_the_pipeline_with_their_clocks_and_on_the_overview() {
+    let server = Server::new();
+    fixture::exposed(server.store(), "hello");
+    let (cookie, _) = session(&server, "viewer").await;
+    let html = page(&server, "/workloads/hello", &cookie).await;
+    let staging = html
+        .split("data-environment=\"staging\"")
+        .nth(1)
+        .unwrap()
+        .split("data-environment=\"production\"")
+        .next()
+        .unwrap();
+    assert!(staging.contains("data-open=\"1\""), "{staging}");
+    assert!(staging.contains("GHSA-cair-n000-0009"), "{staging}");
+    let clock = staging
+        .split("class=\"clock\" data-deadline-ms=\"")
+        .nth(1)
+        .unwrap();
+    assert!(clock.contains("data-overdue=\"false\""), "{clock}");
+    assert!(clock.contains(" left<"), "{clock}");
+    let overview = page(&server, "/", &cookie).await;
+    assert!(overview.contains("1 exposure(s)"), "{overview}");
+    println!(
+        "staging's open exposure on the pipeline with its clock: {}",
+        clock.split('>').nth(1).unwrap().split('<').next().unwrap()
+    );
+}

@@ -172,6 +172,15 @@ try {
   console.log(`waiting for review: ${rule.replace(/\s+/g, " ")}`);
   await release.screenshot({ path: shots + "/workload-pipeline.png", fullPage: true });
 
+  // On a phone the lanes stack and nothing widens the page.
+  await release.setViewportSize({ width: 390, height: 844 });
+  await release.reload();
+  const overflow = await release.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 1) fail(`the pipeline is ${overflow}px wider than a phone`);
+  await release.screenshot({ path: shots + "/workload-pipeline-phone.png", fullPage: true });
+  await release.setViewportSize({ width: 1280, height: 900 });
+  console.log("on a phone the pipeline fits its width");
+
   // A viewer sees the same pipeline and no button.
   await viewer.goto(`${base}/workloads/${W}`);
   const buttons = await viewer.locator("#pipeline form, #pipeline a.button").count();

@@ -603,10 +603,11 @@ fn pipeline_body(p: &Pipeline, csrf: Option<&str>) -> Markup {
                             ul.exposure-list { @for e in env.exposures.iter().take(5) {
                                 li {
                                     code { (e.advisory) } " " (badge(&e.severity)) " "
+                                    // The same clock as the exposures page's, counted live by the script.
                                     @if e.overdue(p.now) {
-                                        span.clock data-overdue="true" { "overdue" }
+                                        span.clock data-deadline-ms=(e.deadline_ms) data-overdue="true" { "OVERDUE by " (super::pages::clock_text(p.now - e.deadline_ms)) }
                                     } @else {
-                                        span.clock { "due " (time(e.deadline_ms)) }
+                                        span.clock data-deadline-ms=(e.deadline_ms) data-overdue="false" { (super::pages::clock_text(e.deadline_ms - p.now)) " left" }
                                     }
                                 }
                             } }
@@ -668,7 +669,7 @@ pub(super) async fn confirm(
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let intent = intent_of(&q.action)?;
     check_fields(&[&name, &q.env, &q.image])?;
-    let (answer, may_act) = state
+    let (answer, may_act, may_override) = state
         .blocking({
             let actor = actor.clone();
             let (name, env, image) = (name.clone(), q.env.clone(), q.image.clone());
@@ -684,9 +685,11 @@ pub(super) async fn confirm(
                     Intent::Promote => Action::Promote,
                     Intent::Rollback => Action::Rollback,
                 };
+                let scope = Scope::environment(name, env);
                 Ok((
                     answer,
-                    may(s, &actor, action, &Scope::environment(name, env)),
+                    may(s, &actor, action, &scope),
+                    may(s, &actor, Action::Override, &scope),
                 ))
             }
         })
@@ -716,6 +719,8 @@ pub(super) async fn confirm(
                     input type="hidden" name="image" value=(q.image);
                     @if allowed(&answer) {
                         button type="submit" { (verb) }
+                    } @else if !may_override {
+                        p.muted #no-override { "The gate denies this, and your roles do not allow an override here." }
                     } @else {
                         p { "The gate denies this. Break-glass: an override deploys anyway, needs a reason, and is marked on the environment, the run and the audit trail until a clean promotion replaces it." }
                         label for="override" { "Override reason" }

@@ -1011,7 +1011,7 @@ pub(super) async fn exposures(
 
 /// Hours and minutes (`26h05m`), for the deadline clock; the script keeps
 /// the same format when it counts.
-fn clock_text(ms: i64) -> String {
+pub(super) fn clock_text(ms: i64) -> String {
     let s = ms.unsigned_abs() / 1000;
     format!("{}h{:02}m{:02}s", s / 3600, (s % 3600) / 60, s % 60)
 }
