@@ -839,7 +839,7 @@ pub(super) async fn approve(
             }
         })
         .await?;
-    Ok(Redirect::to(&format!("/workloads/{name}")).into_response())
+    Ok(Redirect::to(&format!("/workloads/{}", super::percent_encode(&name))).into_response())
 }
 
 pub(super) async fn promote(
@@ -926,7 +926,9 @@ async fn act(
         .await?;
     let (decision, change_id, log_index, digest) = outcome;
     if decision.allow {
-        return Ok(Redirect::to(&format!("/workloads/{name}")).into_response());
+        return Ok(
+            Redirect::to(&format!("/workloads/{}", super::percent_encode(&name))).into_response(),
+        );
     }
     let body = html! {
         section #denied data-change=(change_id) {
