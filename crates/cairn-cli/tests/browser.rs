@@ -1,7 +1,11 @@
 //! The web UI end to end in a real browser: `cairn up` serving two onboarded
 //! example apps, Debian's chromium (headless) driven by npm's playwright-core
 //! (`tests/browser/e2e.mjs`): log in, watch the example app's run go green
-//! live, open a failed run and read why. Screenshots of the main pages are kept
+//! live, follow it through the delivery view (waiting for review with the
+//! rule, a denied promotion that changes nothing, a maintainer's approval, a
+//! release manager's promotions to staging and production, each after the
+//! gate's answer; a viewer sees no buttons; the overview shows the digest in
+//! production), open a failed run and read why. Screenshots of the main pages are kept
 //! in `target/browser-screenshots/`. `scripts/install-browser-tools` installs
 //! both; without them this test fails, saying so.
 #![allow(clippy::unwrap_used)]
@@ -35,29 +39,37 @@ fn log_in_watch_a_run_go_green_and_read_why_another_failed() {
     let admin = up.admin_token();
     green.ok_as(&admin, &["workload", "add", "."]);
     green.ok_as(&admin, &["workload", "add", red.repo.to_str().unwrap()]);
-    // A release manager, to promote over the API.
-    let added = green
-        .cairn(&["identity", "add", "rita@example.org"])
-        .env("CAIRN_TOKEN", &admin)
-        .output()
-        .unwrap();
-    let release = String::from_utf8_lossy(&added.stdout)
-        .lines()
-        .find(|l| l.starts_with("cairn_"))
-        .unwrap()
-        .to_owned();
-    let granted = green
-        .cairn(&["role", "grant", "rita@example.org", "release-manager"])
-        .env("CAIRN_TOKEN", &admin)
-        .output()
-        .unwrap();
-    assert!(granted.status.success(), "{granted:?}");
+    // A release manager, a maintainer and a viewer, each acting in the UI.
+    let person = |name: &str, role: &str| {
+        let added = green
+            .cairn(&["identity", "add", name])
+            .env("CAIRN_TOKEN", &admin)
+            .output()
+            .unwrap();
+        let token = String::from_utf8_lossy(&added.stdout)
+            .lines()
+            .find(|l| l.starts_with("cairn_"))
+            .unwrap()
+            .to_owned();
+        let granted = green
+            .cairn(&["role", "grant", name, role])
+            .env("CAIRN_TOKEN", &admin)
+            .output()
+            .unwrap();
+        assert!(granted.status.success(), "{granted:?}");
+        token
+    };
+    let release = person("rita@example.org", "release-manager");
+    let maintainer = person("mae@example.org", "maintainer");
+    let viewer = person("vic@example.org", "viewer");
     let shots = target_dir().join("browser-screenshots");
     let out = Command::new("node")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/e2e.mjs"))
         .env("CAIRN_URL", &up.url)
         .env("CAIRN_TOKEN", &admin)
         .env("RELEASE_TOKEN", &release)
+        .env("MAINTAINER_TOKEN", &maintainer)
+        .env("VIEWER_TOKEN", &viewer)
         .env("SCREENSHOTS", &shots)
         .env("GREEN", "hello-web")
         .env("RED", "greeter-py")
@@ -73,14 +85,47 @@ fn log_in_watch_a_run_go_green_and_read_why_another_failed() {
         up.seen.join("\n")
     );
     assert!(stdout.contains("went green live"), "{stdout}");
-    assert!(stdout.contains("promoted sha256:"), "{stdout}");
+    assert!(
+        stdout.contains("waiting for review: review: commit"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("a viewer sees no buttons"), "{stdout}");
+    assert!(
+        stdout.contains("on a phone the pipeline fits its width"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("without approval: denied (review)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("approved in the UI by mae@example.org"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("promoted in the UI to staging: gate: allowed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("promoted in the UI to production: gate: allowed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the overview shows sha256:"), "{stdout}");
+    assert!(
+        stdout.contains("undeployed staging and production"),
+        "{stdout}"
+    );
     assert!(stdout.contains("each proven in tree"), "{stdout}");
     assert!(stdout.contains("failed; why: stage unit-tests"), "{stdout}");
     for name in [
         "login",
         "run-green",
         "run-failed",
-        "workloads",
+        "overview",
+        "workload-pipeline",
+        "workload-pipeline-phone",
+        "artifact",
+        "confirm-production",
         "runs",
         "environments",
         "audit",

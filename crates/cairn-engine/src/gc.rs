@@ -40,6 +40,7 @@ pub fn gc(
             workload: None,
             status: Some(*status),
             limit: 10_000,
+            ..Default::default()
         };
         active_runs.extend(store.runs(&filter)?.into_iter().map(|r| r.id.to_string()));
     }

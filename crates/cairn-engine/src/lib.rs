@@ -46,4 +46,6 @@ pub use error::{EngineError, PartialImport};
 /// The one clock: unix milliseconds now (the floors below take "now" from their caller).
 pub use host::now_ms;
 pub use run::{Engine, RunObserver, RunRequest};
+/// Checking stored bundles read-only, for pages that show a "verify" result.
+pub use verified::{BundleCheck, check_bundles, names_subject};
 pub use workload_source::{LoadedWorkload, load_org, load_workload};

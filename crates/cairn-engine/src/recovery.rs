@@ -18,6 +18,7 @@ pub fn recover_interrupted(store: &dyn Store) -> Result<Vec<RunId>, EngineError>
         workload: None,
         status: Some(RunStatus::Running),
         limit: SCAN_LIMIT,
+        ..Default::default()
     })?;
     let mut recovered = Vec::new();
     for run in running {

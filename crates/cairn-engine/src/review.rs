@@ -89,3 +89,50 @@ pub fn record(
         own_commit,
     })
 }
+
+/// A review of a commit whose signature and log entry verify against cairn's
+/// keys (what the web UI lists beside a commit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedReview {
+    pub reviewer: String,
+    pub verdict: Verdict,
+    /// RFC 3339, UTC, as signed.
+    pub reviewed_at: String,
+}
+
+/// The reviews of `commit` that verify (read only: creates no key or log);
+/// a bundle that does not verify, or is not a review of this commit, is left
+/// out — the gate reads the same statements and names such failures.
+pub fn verified_reviews(
+    data: &DataDir,
+    store: &dyn Store,
+    commit: &str,
+) -> Result<Vec<VerifiedReview>, EngineError> {
+    let trust = crate::verified::Trust::read_only(data)?;
+    let mut reviews = Vec::new();
+    for e in store.evidence_for_subject(&commit_subject_digest(commit).to_string())? {
+        let Ok((statement, _)) = trust.statement(&e.bundle) else {
+            continue;
+        };
+        let Ok(text) = serde_json::to_vec(&statement) else {
+            continue;
+        };
+        let Ok(review) = cairn_evidence::review::Review::from_statement_json(&text) else {
+            continue;
+        };
+        let r = review.predicate;
+        if r.commit == commit {
+            reviews.push(VerifiedReview {
+                reviewer: r.reviewer,
+                verdict: r.verdict,
+                reviewed_at: r.reviewed_at,
+            });
+        }
+    }
+    Ok(reviews)
+}
+
+/// `Name <e-mail>` of the author of `commit` in the repository at `dir`.
+pub fn commit_author(dir: &Path, commit: &str) -> Result<String, EngineError> {
+    Ok(git::commit_info(&git::top_level(dir)?, commit)?.author)
+}

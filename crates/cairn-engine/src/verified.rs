@@ -377,3 +377,26 @@ fn row_disagrees(
     }
     Ok(None)
 }
+
+/// One bundle checked: the statement and the id of the key that signed it, or
+/// why it does not verify.
+pub type BundleCheck = Result<(Value, String), String>;
+
+/// Each bundle checked as the gate checks it (signature and log entry against
+/// cairn's keys), reading only — no key, log key or log entry is created: the
+/// statement and the signing key's id, or why it does not verify. For pages
+/// that show a "verify" result beside each statement.
+pub fn check_bundles(data: &DataDir, bundles: &[&[u8]]) -> Result<Vec<BundleCheck>, EngineError> {
+    let trust = Trust::read_only(data)?;
+    Ok(bundles.iter().map(|b| trust.statement(b)).collect())
+}
+
+/// Whether a verified statement names `digest` (`sha256:<hex>`) among its subjects.
+pub fn names_subject(statement: &Value, digest: &str) -> bool {
+    statement["subject"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(subject_digest)
+        .any(|d| d.to_string() == digest)
+}

@@ -23,6 +23,8 @@ use cairn_store::prelude::*;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
+mod fixture;
+
 struct Fixture {
     _dir: tempfile::TempDir,
     app: Router,
@@ -1024,77 +1026,7 @@ async fn the_login_page_names_the_command_that_exists() {
 /// A finding on what runs in staging, stored as the engine stores it; the
 /// component's purl carries markup, which the page must escape.
 fn exposed(store: &SqliteStore) -> String {
-    use cairn_store::{FindingKey, MatchScope, NewAdvisory, NewFinding, NewSbom};
-    let digest = format!("sha256:{}", "e5".repeat(32));
-    store.upsert_workload("app", "/repo", 0).unwrap();
-    let purl = "pkg:npm/left-pad@1.3.0?note=<script>alert(1)</script>".to_owned();
-    let sbom = store
-        .add_sbom(&NewSbom {
-            subject_name: "app".into(),
-            subject_digest: digest.clone(),
-            workload: Some("app".into()),
-            environment: None,
-            created_at_ms: 0,
-            format: "cyclonedx".into(),
-            document: b"{}".to_vec(),
-            components: vec![(
-                "npm".into(),
-                "left-pad".into(),
-                "1.3.0".into(),
-                purl.clone(),
-            )],
-        })
-        .unwrap();
-    let record = r#"{"id":"GHSA-cair-n000-0009","modified":"2026-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"npm","name":"left-pad"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.3.1"}]}]}]}"#;
-    store
-        .put_advisories(&[NewAdvisory {
-            id: "GHSA-cair-n000-0009".into(),
-            modified: "2026-01-01T00:00:00.000000000Z".into(),
-            withdrawn: false,
-            packages: vec![("npm".into(), "left-pad".into())],
-            json: record.as_bytes().to_vec(),
-        }])
-        .unwrap();
-    let now = cairn_engine::now_ms();
-    store
-        .record_matches(
-            &MatchScope {
-                packages: vec![("npm".into(), "left-pad".into())],
-                ..MatchScope::default()
-            },
-            &[NewFinding {
-                key: FindingKey {
-                    advisory_id: "GHSA-cair-n000-0009".into(),
-                    sbom_id: sbom,
-                    ecosystem: "npm".into(),
-                    name: "left-pad".into(),
-                    version: "1.3.0".into(),
-                },
-                purl,
-                kind: "vulnerability".into(),
-                severity: Some("critical".into()),
-            }],
-            now - 1_000,
-        )
-        .unwrap();
-    store
-        .add_deployment(&cairn_model::DeploymentRecord {
-            workload: "app".into(),
-            environment: "staging".into(),
-            digest: digest.clone(),
-            previous_digest: None,
-            kind: "deploy".into(),
-            actor: "rita".into(),
-            target: "local".into(),
-            detail: String::new(),
-            log_index: 0,
-            deployed_at_ms: now - 2_000,
-            status: cairn_model::DeploymentStatus::Deployed,
-            token: None,
-            reason: None,
-        })
-        .unwrap();
-    digest
+    fixture::exposed(store, "app")
 }
 
 /// The exposures page: each exposure with its environment, severity, fix,

@@ -153,6 +153,7 @@ fn all_runs(server: &Server) -> Vec<cairn_model::RunRecord> {
             workload: None,
             status: None,
             limit: 100,
+            ..Default::default()
         })
         .unwrap()
 }

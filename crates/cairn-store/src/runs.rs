@@ -16,8 +16,69 @@ pub struct RunFilter {
     pub workload: Option<String>,
     /// Only runs in this status.
     pub status: Option<RunStatus>,
+    /// Only runs whose commit id starts with this (lowercase hex, compared
+    /// as a prefix: no pattern characters).
+    pub commit_prefix: Option<String>,
+    /// Only runs with this kind of trigger.
+    pub trigger: Option<TriggerKind>,
+    /// Keyset pagination: only runs listed after this one (older by
+    /// creation time, then by id), so a page costs the same however deep.
+    pub after: Option<RunCursor>,
     /// At most this many runs (the newest ones); `0` returns none.
     pub limit: usize,
+}
+
+/// Where a page of runs ended: the last run's creation time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunCursor {
+    pub created_at_ms: i64,
+    pub id: RunId,
+}
+
+impl RunCursor {
+    /// The cursor after `run`.
+    pub fn of(run: &RunRecord) -> RunCursor {
+        RunCursor {
+            created_at_ms: run.created_at_ms,
+            id: run.id,
+        }
+    }
+}
+
+/// What started a run, as [`RunFilter::trigger`] selects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerKind {
+    Cli,
+    Api,
+    Webhook,
+    Push,
+}
+
+impl TriggerKind {
+    pub const ALL: [TriggerKind; 4] = [
+        TriggerKind::Cli,
+        TriggerKind::Api,
+        TriggerKind::Webhook,
+        TriggerKind::Push,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Cli => "cli",
+            TriggerKind::Api => "api",
+            TriggerKind::Webhook => "webhook",
+            TriggerKind::Push => "push",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TriggerKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// The stored trigger text's first field (`api` of `api:alice`).
+    pub(crate) fn stored_kind(self) -> &'static str {
+        self.as_str()
+    }
 }
 
 impl RunFilter {
@@ -31,6 +92,9 @@ impl Default for RunFilter {
         RunFilter {
             workload: None,
             status: None,
+            commit_prefix: None,
+            trigger: None,
+            after: None,
             limit: Self::DEFAULT_LIMIT,
         }
     }

@@ -208,6 +208,7 @@ pub(crate) fn resolve_run(store: &dyn Store, text: &str) -> Result<cairn_model::
             workload: None,
             status: None,
             limit: 1,
+            ..Default::default()
         })?;
         return newest
             .first()

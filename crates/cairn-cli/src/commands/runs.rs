@@ -24,6 +24,7 @@ pub(super) fn runs(cli: &Cli, args: &RunsArgs) -> Result<ExitCode, Failure> {
         workload: args.workload.clone(),
         status,
         limit: args.limit.min(10_000),
+        ..Default::default()
     })?;
     if cli.json {
         print_json(&runs.iter().map(|r| run_json(r, None)).collect());

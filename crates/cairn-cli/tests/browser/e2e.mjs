@@ -3,8 +3,14 @@
 // run and watches it go green on its page without reloading, then opens a
 // failed run and reads why. Keeps a screenshot of each main page.
 //
+// Then the delivery view, each person in their own session: the pipeline
+// shows the commit waiting for review with the rule, a viewer sees no
+// buttons, a promotion without approval is denied and changes nothing, a
+// maintainer approves, a release manager promotes to staging and production
+// after reading the gate's answer, and the overview shows the digest.
+//
 // Env: CAIRN_URL, CAIRN_TOKEN (an admin's), RELEASE_TOKEN (a release
-// manager's), SCREENSHOTS (a directory), GREEN (workload whose run passes and
+// manager's), MAINTAINER_TOKEN, VIEWER_TOKEN, SCREENSHOTS (a directory), GREEN (workload whose run passes and
 // builds an image), RED (workload whose run fails), PLAYWRIGHT (the
 // playwright-core module's path).
 import { createRequire } from "node:module";
@@ -40,6 +46,19 @@ async function queue(workload) {
   if (response.status !== 202) fail(`queueing ${workload}: ${response.status} ${await response.text()}`);
   return (await response.json()).id;
 }
+
+// A new browser session logged in with `t`: its page.
+async function session(t) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const p = await context.newPage();
+  p.on("pageerror", (e) => violationsAll.push(String(e)));
+  await p.goto(base + "/login");
+  await p.fill("#token", t);
+  await Promise.all([p.waitForNavigation(), p.click("form#login button[type=submit], form#login input[type=submit]")]);
+  if (p.url() !== base + "/") fail("logging in led to " + p.url());
+  return p;
+}
+const violationsAll = [];
 
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
@@ -112,18 +131,116 @@ try {
   console.log(`run ${green} went green live: ${[...seen].join(" -> ")}; ${stages.length} stages; ${lines} log lines`);
   await page.screenshot({ path: shots + "/run-green.png", fullPage: true });
 
-  // Its image goes to staging through the gate (as a release manager, over the
-  // API); the environments and audit pages show it, the change proven in the log.
-  const evidence = await api("GET", `/api/runs/${green}/evidence`, token);
-  const image = evidence.body.evidence.find(
-    (e) => e.predicate_type === "https://slsa.dev/provenance/v1" && e.subject_digest.startsWith("sha256:"),
-  );
-  if (!image) fail("run " + green + " has no provenance about an image");
-  const promoted = await api("POST", "/api/promotions", process.env.RELEASE_TOKEN, {
-    workload: process.env.GREEN, image: image.subject_digest, to: "staging",
-  });
-  if (promoted.status !== 200) fail("promotion to staging: " + promoted.status + " " + JSON.stringify(promoted.body));
-  console.log(`promoted ${image.subject_digest} to staging: change ${promoted.body.change}, log entry ${promoted.body.log_index}`);
+  // The delivery view. Each person in their own browser session.
+  const digestOf = async () => {
+    const evidence = await api("GET", `/api/runs/${green}/evidence`, token);
+    const image = evidence.body.evidence.find(
+      (e) => e.predicate_type === "https://slsa.dev/provenance/v1" && e.subject_digest.startsWith("sha256:"),
+    );
+    if (!image) fail("run " + green + " has no provenance about an image");
+    return image.subject_digest;
+  };
+  const digest = await digestOf();
+  const W = process.env.GREEN;
+  const release = await session(process.env.RELEASE_TOKEN);
+  const maintainer = await session(process.env.MAINTAINER_TOKEN);
+  const viewer = await session(process.env.VIEWER_TOKEN);
+  const lane = (env) => `.lane.environment[data-environment="${env}"]`;
+
+  // The release manager opens the pipeline: the commit is not reviewed; staging
+  // (no approval needed there) would take it.
+  await release.goto(`${base}/workloads/${W}`);
+  const commitCard = `.card.commit[data-run="${green}"]`;
+  const review = (await release.textContent(`${commitCard} .review`)) || "";
+  if (!review.includes("not reviewed")) fail("the commit's review state: " + review);
+  const stagingAnswer = (await release.textContent(`${lane("staging")} .candidate .gate`)) || "";
+  if (!stagingAnswer.includes("gate: allowed")) fail("staging's candidate: " + stagingAnswer);
+  // Promote to staging: the confirm page shows the gate's answer first.
+  await Promise.all([release.waitForNavigation(), release.click(`${lane("staging")} a.promote`)]);
+  const confirmStaging = ((await release.textContent("#gate-answer")) || "").trim();
+  if (!confirmStaging.includes("gate: allowed")) fail("confirm staging: " + confirmStaging);
+  await Promise.all([release.waitForNavigation({ timeout: 120_000 }), release.click("form#confirm button[type=submit]")]);
+  if (!release.url().endsWith(`/workloads/${W}`)) fail("after promoting to staging: " + release.url());
+  const stagingRuns = await release.getAttribute(`${lane("staging")} .running a[href^="/artifacts/"]`, "href");
+  if (!stagingRuns || !stagingRuns.endsWith(digest)) fail("staging runs " + stagingRuns + ", not " + digest);
+  console.log(`promoted in the UI to staging: ${confirmStaging.replace(/\s+/g, " ")}; staging runs ${digest}`);
+
+  // Production waits for review: the pipeline names the rule.
+  const prodGate = `${lane("production")} .candidate .gate`;
+  const rule = ((await release.textContent(`${prodGate} li[data-rule="review"]`)) || "").trim();
+  if (!rule.includes("approval")) fail("production's candidate does not wait for review: " + (await release.textContent(lane("production"))));
+  console.log(`waiting for review: ${rule.replace(/\s+/g, " ")}`);
+  await release.screenshot({ path: shots + "/workload-pipeline.png", fullPage: true });
+
+  // On a phone the lanes stack and nothing widens the page.
+  await release.setViewportSize({ width: 390, height: 844 });
+  await release.reload();
+  const overflow = await release.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 1) fail(`the pipeline is ${overflow}px wider than a phone`);
+  await release.screenshot({ path: shots + "/workload-pipeline-phone.png", fullPage: true });
+  await release.setViewportSize({ width: 1280, height: 900 });
+  console.log("on a phone the pipeline fits its width");
+
+  // A viewer sees the same pipeline and no button.
+  await viewer.goto(`${base}/workloads/${W}`);
+  const buttons = await viewer.locator("#pipeline form, #pipeline a.button").count();
+  if (buttons !== 0) fail(`a viewer sees ${buttons} buttons`);
+  if (!((await viewer.textContent(prodGate)) || "").includes("gate: denied")) fail("the viewer does not see the gate's answer");
+  console.log("a viewer sees no buttons, and the gate's answer");
+
+  // A promotion to production without approval: the confirm page shows the
+  // denial; a submission without an override (as a stale page would send)
+  // is denied with the rule and changes nothing.
+  await Promise.all([release.waitForNavigation(), release.click(`${lane("production")} a.promote`)]);
+  const confirmDenied = ((await release.textContent("#gate-answer")) || "").trim();
+  if (!confirmDenied.includes("gate: denied") || !confirmDenied.includes("review")) fail("confirm production: " + confirmDenied);
+  if (!(await release.locator("form#confirm textarea[name=override][required]").count())) fail("no override reason asked for");
+  await release.evaluate(() => document.querySelector("form#confirm textarea[name=override]").remove());
+  await Promise.all([release.waitForNavigation(), release.click("form#confirm button[type=submit]")]);
+  const denied = ((await release.textContent("#denied")) || "").replace(/\s+/g, " ");
+  const deniedRules = await release.$$eval("#denied li[data-rule]", (els) => els.map((e) => e.getAttribute("data-rule")));
+  if (!deniedRules.includes("review")) fail("the denial does not name the review rule: " + denied);
+  const deployedNow = await api("GET", "/api/environments", token);
+  if (deployedNow.body.some((e) => e.workload === W && e.environment === "production")) fail("a denied promotion deployed something");
+  console.log(`without approval: denied (${deniedRules.join(", ")}); nothing in production`);
+
+  // The maintainer approves the commit in the UI.
+  await maintainer.goto(`${base}/workloads/${W}`);
+  await Promise.all([maintainer.waitForNavigation(), maintainer.click(`${commitCard} form.approve button`)]);
+  const approved = ((await maintainer.textContent(`${commitCard} .review`)) || "").trim();
+  if (!approved.includes("approved by mae@example.org")) fail("after approving: " + approved);
+  console.log("approved in the UI by mae@example.org");
+
+  // The release manager promotes to production, seeing the gate's answer first.
+  await release.goto(`${base}/workloads/${W}`);
+  await Promise.all([release.waitForNavigation(), release.click(`${lane("production")} a.promote`)]);
+  const confirmProd = ((await release.textContent("#gate-answer")) || "").trim();
+  if (!confirmProd.includes("gate: allowed")) fail("confirm production after approval: " + confirmProd);
+  await release.screenshot({ path: shots + "/confirm-production.png", fullPage: true });
+  await Promise.all([release.waitForNavigation({ timeout: 120_000 }), release.click("form#confirm button[type=submit]")]);
+  if (!release.url().endsWith(`/workloads/${W}`)) fail("after promoting to production: " + release.url());
+  console.log(`promoted in the UI to production: ${confirmProd.replace(/\s+/g, " ")}`);
+
+  // The overview shows the new digest in production.
+  await release.goto(base + "/");
+  const cell = await release.getAttribute(`#matrix tr[data-matrix-workload="${W}"] td[data-environment="production"]`, "data-digest");
+  if (cell !== digest) fail(`the overview's production cell holds ${cell}, not ${digest}`);
+  console.log(`the overview shows ${digest} in production`);
+  await release.screenshot({ path: shots + "/overview.png", fullPage: true });
+  // The artifact page: every signed statement verified on the server; the
+  // SBOM's components searchable.
+  await release.goto(`${base}/artifacts/${digest}`);
+  const checks = await release.$$eval("#evidence tr[data-verified]", (els) => els.map((e) => e.getAttribute("data-verified")));
+  if (!checks.length || checks.some((c) => c !== "true")) fail("artifact statements: " + checks);
+  const total = Number(await release.getAttribute("#sbom-count", "data-total"));
+  await release.screenshot({ path: shots + "/artifact.png", fullPage: true });
+  if (total > 0) {
+    await release.fill("#sbom-search input[name=q]", "zzz-no-such-component");
+    await Promise.all([release.waitForNavigation(), release.click("#sbom-search button")]);
+    const shown = Number(await release.getAttribute("#sbom-count", "data-shown"));
+    if (shown !== 0) fail("a search for no component showed " + shown);
+  }
+  console.log(`artifact: ${checks.length} statements, each verified; the verified SBOM lists ${total} components`);
 
   // The failed run: its page says why.
   const red = await queue(process.env.RED);
@@ -138,7 +255,7 @@ try {
   console.log(`run ${red} failed; why: stage ${stage.trim()}: ${reason.trim()}; failed tests: ${(tests || "").trim()}`);
   await page.screenshot({ path: shots + "/run-failed.png", fullPage: true });
 
-  for (const [name, path] of [["workloads", "/"], ["runs", "/runs"], ["environments", "/environments"], ["audit", "/audit"]]) {
+  for (const [name, path] of [["runs", "/runs"], ["environments", "/environments"], ["audit", "/audit"]]) {
     const response = await page.goto(base + path);
     if (response.status() !== 200) fail(`${path}: ${response.status()}`);
     await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
@@ -150,7 +267,13 @@ try {
   const proofs = await page.$$eval("#changes .proof", (els) => els.map((e) => e.textContent.trim()));
   if (!proofs.length || proofs.some((p) => !p.startsWith("proven"))) fail("audit proofs: " + proofs);
   console.log("audit: " + proofs.length + " change records, each " + proofs[0]);
-  if (violations.length) fail("console errors (CSP or script): " + violations.join(" | "));
+  if (violations.length || violationsAll.length) fail("console errors (CSP or script): " + violations.concat(violationsAll).join(" | "));
+  // What the test deployed stops with it.
+  for (const env of ["production", "staging"]) {
+    const stopped = await api("POST", "/api/undeploys", process.env.RELEASE_TOKEN, { workload: W, env });
+    if (stopped.status !== 200) fail(`undeploy ${env}: ${stopped.status} ${JSON.stringify(stopped.body)}`);
+  }
+  console.log("undeployed staging and production");
   console.log("screenshots in " + shots);
 } finally {
   await browser.close();

@@ -177,6 +177,7 @@ impl Engine {
             workload: None,
             status: Some(RunStatus::Running),
             limit: usize::MAX >> 1,
+            ..Default::default()
         })?;
         let mut ids = Vec::new();
         for run in running.iter().filter(|r| r.owner.as_deref() == Some(&me)) {

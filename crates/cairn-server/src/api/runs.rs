@@ -95,6 +95,7 @@ async fn list(
                 workload: q.workload.clone(),
                 status,
                 limit,
+                ..Default::default()
             })?;
             let runs: Vec<Value> = runs
                 .iter()

@@ -140,6 +140,7 @@ async fn detail(
                     workload: Some(name.clone()),
                     status: None,
                     limit: 20,
+                    ..Default::default()
                 })?
                 .iter()
                 .map(|r| run_json(r, None))

@@ -21,7 +21,7 @@ pub(super) enum Nav {
 }
 
 const NAV: [(Nav, &str, &str); 5] = [
-    (Nav::Workloads, "/", "Workloads"),
+    (Nav::Workloads, "/", "Overview"),
     (Nav::Runs, "/runs", "Runs"),
     (Nav::Environments, "/environments", "Environments"),
     (Nav::Exposures, "/exposures", "Exposures"),

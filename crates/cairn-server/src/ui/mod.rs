@@ -6,6 +6,7 @@
 //! a denied page says why, as HTML.
 
 mod assets;
+mod delivery;
 mod layout;
 mod login;
 mod pages;
@@ -29,10 +30,8 @@ const MAX_NEXT: usize = 512;
 
 pub fn routes() -> Vec<Route> {
     let view = Access::Role(Action::View);
-    vec![
-        Route::new(Method::GET, "/", view, get(pages::home))
-            .summary("Workloads and their latest run")
-            .tag("ui"),
+    let mut routes = delivery::routes();
+    routes.extend([
         Route::new(
             Method::POST,
             "/workloads/{name}/runs",
@@ -111,7 +110,8 @@ pub fn routes() -> Vec<Route> {
         )
         .summary("The UI's script (live run pages)")
         .tag("ui"),
-    ]
+    ]);
+    routes
 }
 
 /// The [`Actor`] of a page request. Without (valid) credentials the browser is

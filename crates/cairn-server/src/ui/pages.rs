@@ -38,53 +38,6 @@ fn ok(markup: Markup) -> Response {
 
 // ---- / ----------------------------------------------------------------------
 
-pub(super) async fn home(
-    State(state): State<AppState>,
-    PageActor(actor): PageActor,
-) -> Result<Response, PageError> {
-    let rows = state
-        .blocking({
-            let actor = actor.clone();
-            move |s| {
-                let visible = s.visible(&actor)?;
-                let mut rows = Vec::new();
-                for w in s.store.workloads()? {
-                    if !visible.includes(&w.name) {
-                        continue;
-                    }
-                    // Only a browser session gets forms, and only where its
-                    // roles allow the action.
-                    let may_run = actor.csrf().is_some()
-                        && cairn_engine::access::authorize(
-                            &*s.store,
-                            &actor.identity,
-                            Action::Run,
-                            &Scope::workload(w.name.clone()),
-                        )
-                        .is_ok();
-                    let latest = s
-                        .store
-                        .runs(&RunFilter {
-                            workload: Some(w.name.clone()),
-                            status: None,
-                            limit: 1,
-                        })?
-                        .into_iter()
-                        .next();
-                    rows.push((w, latest, may_run));
-                }
-                Ok(rows)
-            }
-        })
-        .await?;
-    Ok(ok(page(
-        "Workloads",
-        Nav::Workloads,
-        Some(&actor),
-        workloads_body(&rows, actor.csrf()),
-    )))
-}
-
 /// `POST /workloads/{name}/runs`: queues a run at the workload's HEAD and goes
 /// to its page. A browser needs the session's CSRF token (and a same-site
 /// Origin); the roles model decides.
@@ -125,12 +78,12 @@ pub(super) struct RunForm {
     csrf: Option<String>,
 }
 
-fn workloads_body(
+pub(super) fn workloads_body(
     rows: &[(WorkloadRecord, Option<RunRecord>, bool)],
     csrf: Option<&str>,
 ) -> Markup {
     html! {
-        h1 { "Workloads" }
+        h2 #workloads-heading { "Workloads" }
         @if rows.is_empty() {
             p.muted #no-workloads { "No workload is onboarded yet (" code { "POST /api/workloads" } ")." }
         } @else {
@@ -139,7 +92,7 @@ fn workloads_body(
                 tbody {
                     @for (w, run, may_run) in rows {
                         tr data-workload=(w.name) {
-                            td { a href={ "/runs?workload=" (w.name) } { (w.name) } }
+                            td { a href={ "/workloads/" (w.name) } { (w.name) } }
                             td { code { (w.repo) } }
                             @if let Some(run) = run {
                                 td { a href={ "/runs/" (run.id.0) } { "#" (run.id.0) } }
@@ -166,9 +119,101 @@ fn workloads_body(
 
 // ---- /runs ------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RunsQuery {
     workload: Option<String>,
+    status: Option<String>,
+    /// A commit id or its prefix (hex).
+    commit: Option<String>,
+    /// `cli`, `api`, `webhook` or `push`.
+    trigger: Option<String>,
+    /// The keyset cursor: `<created_at_ms>.<id>` of the last run of the page before.
+    after: Option<String>,
+}
+
+/// Runs a page of `/runs` shows.
+const RUNS_PAGE: usize = 50;
+
+/// The runs page's filters, checked.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RunsFilter {
+    workload: Option<String>,
+    status: Option<cairn_model::RunStatus>,
+    commit: Option<String>,
+    trigger: Option<cairn_store::TriggerKind>,
+    after: Option<cairn_store::RunCursor>,
+}
+
+impl RunsFilter {
+    fn parse(q: RunsQuery) -> Result<RunsFilter, ApiError> {
+        let some = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let workload = some(q.workload);
+        if workload.as_ref().is_some_and(|w| w.len() > 256) {
+            return Err(ApiError::bad_request("`workload` is longer than 256 bytes"));
+        }
+        let status = some(q.status)
+            .map(|s| {
+                s.parse::<cairn_model::RunStatus>()
+                    .map_err(|e| ApiError::bad_request(e.to_string()))
+            })
+            .transpose()?;
+        let commit = some(q.commit).map(|c| c.to_ascii_lowercase());
+        if commit
+            .as_ref()
+            .is_some_and(|c| c.len() > 40 || !c.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(ApiError::bad_request(
+                "`commit` is a commit id or its prefix: up to 40 hex digits",
+            ));
+        }
+        let trigger = some(q.trigger)
+            .map(|t| {
+                cairn_store::TriggerKind::parse(&t).ok_or_else(|| {
+                    ApiError::bad_request("`trigger` is one of cli, api, webhook, push")
+                })
+            })
+            .transpose()?;
+        let after = some(q.after)
+            .map(|a| {
+                a.split_once('.')
+                    .and_then(|(at, id)| Some((at.parse().ok()?, id.parse().ok()?)))
+                    .map(|(created_at_ms, id)| cairn_store::RunCursor {
+                        created_at_ms,
+                        id: cairn_model::RunId(id),
+                    })
+                    .ok_or_else(|| ApiError::bad_request("`after` is `<created_at_ms>.<id>`"))
+            })
+            .transpose()?;
+        Ok(RunsFilter {
+            workload,
+            status,
+            commit,
+            trigger,
+            after,
+        })
+    }
+
+    /// The query string of these filters, after `after`.
+    fn query(&self, after: Option<cairn_store::RunCursor>) -> String {
+        let mut parts = Vec::new();
+        if let Some(w) = &self.workload {
+            parts.push(format!("workload={}", super::percent_encode(w)));
+        }
+        if let Some(s) = self.status {
+            parts.push(format!("status={}", s.as_str()));
+        }
+        if let Some(c) = &self.commit {
+            parts.push(format!("commit={c}"));
+        }
+        if let Some(t) = self.trigger {
+            parts.push(format!("trigger={}", t.as_str()));
+        }
+        if let Some(a) = after {
+            parts.push(format!("after={}.{}", a.created_at_ms, a.id.0));
+        }
+        parts.join("&")
+    }
 }
 
 pub(super) async fn runs(
@@ -177,31 +222,42 @@ pub(super) async fn runs(
     query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let workload = q.workload.filter(|w| !w.is_empty());
-    let rows = state
+    let filter = RunsFilter::parse(q)?;
+    let (rows, next) = state
         .blocking({
             let actor = actor.clone();
-            let workload = workload.clone();
+            let f = filter.clone();
             move |s| {
                 let visible = s.visible(&actor)?;
-                if let Some(w) = &workload
+                if let Some(w) = &f.workload
                     && !visible.includes(w)
                 {
                     s.authorize(&actor, Action::View, &Scope::workload(w.clone()))?;
                 }
+                // One bounded query per page: a page more than it shows, to
+                // know whether there is a next one.
+                let mut page = s.store.runs(&RunFilter {
+                    workload: f.workload.clone(),
+                    status: f.status,
+                    commit_prefix: f.commit.clone(),
+                    trigger: f.trigger,
+                    after: f.after,
+                    limit: RUNS_PAGE + 1,
+                })?;
+                let more = page.len() > RUNS_PAGE;
+                page.truncate(RUNS_PAGE);
+                // The cursor follows the store's rows, so a page whose runs
+                // this viewer may not see does not stop the paging.
+                let next = page.last().filter(|_| more).map(cairn_store::RunCursor::of);
                 let mut rows = Vec::new();
-                for run in s.store.runs(&RunFilter {
-                    workload: workload.clone(),
-                    status: None,
-                    limit: LIST_LIMIT,
-                })? {
+                for run in page {
                     if !visible.includes(&run.workload) {
                         continue;
                     }
                     let stages = s.store.stages(run.id)?;
                     rows.push((run, stages));
                 }
-                Ok(rows)
+                Ok((rows, next))
             }
         })
         .await?;
@@ -209,19 +265,56 @@ pub(super) async fn runs(
         "Runs",
         Nav::Runs,
         Some(&actor),
-        runs_body(workload.as_deref(), &rows),
+        runs_body(&filter, &rows, next),
     )))
 }
 
-fn runs_body(workload: Option<&str>, rows: &[(RunRecord, Vec<StageRecord>)]) -> Markup {
+fn runs_filters(f: &RunsFilter) -> Markup {
+    let status = f.status.map(cairn_model::RunStatus::as_str).unwrap_or("");
+    let trigger = f
+        .trigger
+        .map(cairn_store::TriggerKind::as_str)
+        .unwrap_or("");
+    html! {
+        form.filters #run-filters method="get" action="/runs" {
+            label { "Workload " input type="text" name="workload" value=(f.workload.as_deref().unwrap_or("")) maxlength="256"; }
+            label { "Status "
+                select name="status" {
+                    option value="" selected[status.is_empty()] { "any" }
+                    @for s in ["queued", "running", "succeeded", "failed", "interrupted"] {
+                        option value=(s) selected[status == s] { (s) }
+                    }
+                }
+            }
+            label { "Commit " input type="text" name="commit" value=(f.commit.as_deref().unwrap_or("")) maxlength="40" placeholder="prefix"; }
+            label { "Trigger "
+                select name="trigger" {
+                    option value="" selected[trigger.is_empty()] { "any" }
+                    @for t in cairn_store::TriggerKind::ALL {
+                        option value=(t.as_str()) selected[trigger == t.as_str()] { (t.as_str()) }
+                    }
+                }
+            }
+            button type="submit" { "Filter" }
+            " " a href="/runs" { "clear" }
+        }
+    }
+}
+
+fn runs_body(
+    f: &RunsFilter,
+    rows: &[(RunRecord, Vec<StageRecord>)],
+    next: Option<cairn_store::RunCursor>,
+) -> Markup {
+    let workload = f.workload.as_deref();
     html! {
         h1 {
             "Runs"
-            @if let Some(w) = workload { " of " (w) }
+            @if let Some(w) = workload { " of " a href={ "/workloads/" (w) } { (w) } }
         }
-        @if workload.is_some() { p { a href="/runs" { "All runs" } } }
+        (runs_filters(f))
         @if rows.is_empty() {
-            p.muted #no-runs { "No runs yet." }
+            p.muted #no-runs { @if f.after.is_some() { "No more runs." } @else { "No runs match." } }
         } @else {
             table #runs {
                 thead { tr { th { "Run" } th { "Workload" } th { "Commit" } th { "Status" } th { "Stages" } th { "Created" } th.num { "Duration" } } }
@@ -229,7 +322,7 @@ fn runs_body(workload: Option<&str>, rows: &[(RunRecord, Vec<StageRecord>)]) -> 
                     @for (run, stages) in rows {
                         tr data-run=(run.id.0) {
                             td { a href={ "/runs/" (run.id.0) } { "#" (run.id.0) } }
-                            td { (run.workload) }
+                            td.line-clip { a href={ "/workloads/" (run.workload) } { (run.workload) } }
                             td { code title=(run.commit) { (run.commit.chars().take(12).collect::<String>()) } }
                             td { (badge(run.status.as_str())) }
                             td {
@@ -251,6 +344,9 @@ fn runs_body(workload: Option<&str>, rows: &[(RunRecord, Vec<StageRecord>)]) -> 
                 }
             }
         }
+        @if let Some(next) = next {
+            p.pager { a #next-page rel="next" href={ "/runs?" (f.query(Some(next))) } { "Older runs →" } }
+        }
     }
 }
 
@@ -269,7 +365,7 @@ pub(super) async fn run(
     PageActor(actor): PageActor,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let (explanation, logs) = state
+    let (explanation, logs, overrides) = state
         .blocking({
             let actor = actor.clone();
             move |s| {
@@ -279,7 +375,28 @@ pub(super) async fn run(
                 for stage in &explanation.stages {
                     logs.push(s.store.logs(stage.id, None, LOG_LINES_PER_STAGE)?);
                 }
-                Ok((explanation, logs))
+                // Break-glass deployments of what this run built stay marked here.
+                let built: Vec<String> = s
+                    .store
+                    .images(Some(&run.workload), None, LIST_LIMIT)?
+                    .into_iter()
+                    .filter(|i| i.run == Some(run.id))
+                    .map(|i| i.digest)
+                    .collect();
+                let overrides = if built.is_empty() {
+                    Vec::new()
+                } else {
+                    s.store
+                        .deployments(Some(&run.workload), None, LIST_LIMIT)?
+                        .into_iter()
+                        .filter(|d| {
+                            built.contains(&d.digest)
+                                && cairn_model::DeploymentKind::parse(&d.kind)
+                                    == Some(cairn_model::DeploymentKind::Override)
+                        })
+                        .collect()
+                };
+                Ok((explanation, logs, overrides))
             }
         })
         .await?;
@@ -288,17 +405,17 @@ pub(super) async fn run(
         &title,
         Nav::Runs,
         Some(&actor),
-        run_body(&explanation, &logs),
+        run_body(&explanation, &logs, &overrides),
     )))
 }
 
-fn run_body(e: &Explanation, logs: &[Vec<LogLine>]) -> Markup {
+fn run_body(e: &Explanation, logs: &[Vec<LogLine>], overrides: &[DeploymentRecord]) -> Markup {
     let run = &e.run;
     let is_final = run.status.is_final();
     html! {
         div #run data-run-id=(run.id.0) data-final=(is_final) data-status=(run.status.as_str()) {
             h1 {
-                "Run #" (run.id.0) " of " (run.workload) " "
+                "Run #" (run.id.0) " of " a href={ "/workloads/" (run.workload) } { (run.workload) } " "
                 span.badge #run-status data-status=(run.status.as_str()) { (run.status.as_str()) }
             }
             dl.facts {
@@ -310,6 +427,13 @@ fn run_body(e: &Explanation, logs: &[Vec<LogLine>]) -> Markup {
                 dt { "Finished" } dd #run-finished { (maybe_time(run.finished_at_ms)) }
                 dt { "Duration" } dd #run-duration { (duration(run_ms(run))) }
                 @if let Some(reason) = &run.reason { dt { "Reason" } dd #run-reason { (reason) } }
+            }
+            @for d in overrides {
+                p.notice.override data-overridden="true" {
+                    span.badge data-status="failed" { "OVERRIDDEN" } " "
+                    "Its image " (artifact_link(&d.digest)) " was deployed to " (d.environment) " by " (d.actor) " "
+                    (time(d.deployed_at_ms)) " despite the gate's denial (break-glass; log entry " (d.log_index) ", see " a href="/audit" { "the audit trail" } ")."
+                }
             }
             @if !is_final {
                 p.muted #live-note { "This run is in progress: the page follows it live (with JavaScript), or reload it." }
@@ -403,11 +527,31 @@ fn line(l: &LogLine) -> Markup {
 /// Longest digest accepted in a path.
 const MAX_DIGEST: usize = 160;
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ArtifactQuery {
+    /// Search the SBOM's components (name, version, purl; case-insensitive).
+    q: Option<String>,
+}
+
+/// Longest component search.
+const MAX_SEARCH: usize = 200;
+/// Most components the SBOM table shows.
+const SBOM_ROWS: usize = 500;
+
 pub(super) async fn artifact(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
     Path(digest): Path<String>,
+    query: Result<Query<ArtifactQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let search = q.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+    if search.as_ref().is_some_and(|q| q.len() > MAX_SEARCH) {
+        return Err(
+            ApiError::bad_request(format!("the search is longer than {MAX_SEARCH} bytes")).into(),
+        );
+    }
     if !valid_digest(&digest) {
         return Err(ApiError::bad_request(format!(
             "`{}` is not a digest (`<algorithm>:<hex>`, e.g. sha256:…)",
@@ -418,7 +562,7 @@ pub(super) async fn artifact(
     let view = state
         .blocking({
             let actor = actor.clone();
-            move |s| artifact_view(s, &actor, &digest)
+            move |s| artifact_view(s, &actor, &digest, search)
         })
         .await?;
     Ok(ok(page(
@@ -450,13 +594,64 @@ struct ArtifactView {
     findings: Vec<StoredFinding>,
     /// More findings than [`ARTIFACT_FINDINGS`] are kept: the first are shown.
     more_findings: bool,
+    /// Per evidence record (same order): the key that signed it, or why it
+    /// does not verify, computed now against cairn's keys and log.
+    verified: Vec<Result<String, String>>,
+    /// The components of the newest verified SBOM statement matching the
+    /// search, the number of them all, and the search.
+    components: Vec<SbomComponent>,
+    component_count: usize,
+    /// A verified SBOM statement names this digest.
+    sbom_verified: bool,
+    search: Option<String>,
+}
+
+struct SbomComponent {
+    name: String,
+    version: String,
+    purl: String,
+    kind: String,
+    licences: String,
+}
+
+/// The components of a CycloneDX predicate.
+fn sbom_components(predicate: &serde_json::Value) -> Vec<SbomComponent> {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    predicate["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| SbomComponent {
+            name: text(&c["name"]),
+            version: text(&c["version"]),
+            purl: text(&c["purl"]),
+            kind: text(&c["type"]),
+            licences: c["licenses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| {
+                    l["license"]["id"]
+                        .as_str()
+                        .or_else(|| l["license"]["name"].as_str())
+                        .or_else(|| l["expression"].as_str())
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+        .collect()
 }
 
 /// The most findings the artifact page reads and shows (the first, by SBOM and
 /// advisory); the API pages through the rest.
 const ARTIFACT_FINDINGS: usize = 1_000;
 
-fn artifact_view(s: &Shared, actor: &Actor, digest: &str) -> Result<ArtifactView, ApiError> {
+fn artifact_view(
+    s: &Shared,
+    actor: &Actor,
+    digest: &str,
+    search: Option<String>,
+) -> Result<ArtifactView, ApiError> {
     let visible = s.visible(actor)?;
     let evidence = s.store.evidence_for_subject(digest)?;
     let images = s.store.images(None, Some(digest), LIST_LIMIT)?;
@@ -504,6 +699,41 @@ fn artifact_view(s: &Shared, actor: &Actor, digest: &str) -> Result<ArtifactView
             "cairn knows nothing about {digest}: no evidence, image or SBOM names it"
         )));
     }
+    // Every statement checked now, as the gate would; the SBOM table reads
+    // only a statement that verifies and names this digest.
+    let bundles: Vec<&[u8]> = evidence.iter().map(|e| e.bundle.as_slice()).collect();
+    let checked = cairn_engine::check_bundles(&s.config.data, &bundles)?;
+    let mut verified = Vec::new();
+    let mut sbom = None;
+    for (e, check) in evidence.iter().zip(checked) {
+        verified.push(match check {
+            Ok((statement, key)) if cairn_engine::names_subject(&statement, digest) => {
+                if e.predicate_type == <cairn_evidence::sbom::CycloneDxBom as cairn_evidence::Predicate>::PREDICATE_TYPE {
+                    sbom = Some(statement);
+                }
+                Ok(key)
+            }
+            Ok(_) => Err("it verifies, but its signed subjects do not name this digest".to_owned()),
+            Err(why) => Err(why),
+        });
+    }
+    let sbom_verified = sbom.is_some();
+    let all = sbom
+        .map(|st| sbom_components(&st["predicate"]))
+        .unwrap_or_default();
+    let component_count = all.len();
+    let needle = search.as_ref().map(|q| q.to_lowercase());
+    let components = all
+        .into_iter()
+        .filter(|c| {
+            needle.as_ref().is_none_or(|n| {
+                c.name.to_lowercase().contains(n)
+                    || c.version.to_lowercase().contains(n)
+                    || c.purl.to_lowercase().contains(n)
+            })
+        })
+        .take(SBOM_ROWS)
+        .collect();
     Ok(ArtifactView {
         digest: digest.to_owned(),
         workloads,
@@ -511,6 +741,11 @@ fn artifact_view(s: &Shared, actor: &Actor, digest: &str) -> Result<ArtifactView
         images,
         findings,
         more_findings,
+        verified,
+        components,
+        component_count,
+        sbom_verified,
+        search,
     })
 }
 
@@ -565,18 +800,24 @@ fn artifact_body(v: &ArtifactView) -> Markup {
             p.muted #no-evidence { "No signed evidence names this artifact." }
         } @else {
             table #evidence {
-                thead { tr { th { "#" } th { "Predicate type" } th { "Subject" } th { "Run" } th { "Signed" } } }
-                tbody { @for e in &v.evidence {
-                    tr data-predicate-type=(e.predicate_type) {
-                        td { (e.id) }
+                thead { tr { th.num { "#" } th { "Predicate type" } th { "Subject" } th { "Run" } th { "Signed" } th { "Verify" } } }
+                tbody { @for (e, check) in v.evidence.iter().zip(&v.verified) {
+                    tr data-predicate-type=(e.predicate_type) data-verified=(check.is_ok()) {
+                        td.num { (e.id) }
                         td { code { (e.predicate_type) } }
-                        td { (e.subject_name) }
+                        td.wrap { (e.subject_name) }
                         td { @if let Some(r) = e.run { a href={ "/runs/" (r.0) } { "#" (r.0) } } }
-                        td { (time(e.created_at_ms)) }
+                        td.when { (time(e.created_at_ms)) }
+                        td.verify {
+                            @match check {
+                                Ok(key) => span.badge data-status="passed" title={ "signature and log entry verify; key " (key) } { "verified" },
+                                Err(why) => { span.badge data-status="failed" { "does not verify" } br; span.note.wrap { (why) } }
+                            }
+                        }
                     }
                 } }
             }
-            p.muted { "Verify any of it offline with " code { "cairn verify" } "." }
+            p.muted { "Each statement is checked now, on the server, against cairn's keys and its log; check it again offline with " code { "cairn verify" } "." }
         }
         h2 { "SBOM" }
         section #sbom {
@@ -587,6 +828,29 @@ fn artifact_body(v: &ArtifactView) -> Markup {
                     (sbom_evidence.len()) " signed SBOM statement(s); "
                     (sboms.len()) " indexed SBOM(s) with findings; "
                     (components.len()) " affected component(s)."
+                }
+            }
+            @if v.sbom_verified && v.component_count == 0 && v.search.is_none() {
+                p #sbom-count data-shown="0" data-total="0" { "The newest verified SBOM lists no components." }
+            } @else if v.sbom_verified || v.search.is_some() {
+                form.filters #sbom-search method="get" action={ "/artifacts/" (v.digest) } {
+                    label { "Search components " input type="search" name="q" value=(v.search.as_deref().unwrap_or("")) maxlength="200"; }
+                    button type="submit" { "Search" }
+                    @if v.search.is_some() { " " a href={ "/artifacts/" (v.digest) } { "all" } }
+                }
+                p #sbom-count data-shown=(v.components.len()) data-total=(v.component_count) {
+                    (v.components.len()) " of " (v.component_count) " component(s) of the newest verified SBOM"
+                    @if let Some(q) = &v.search { " matching “" (q) "”" }
+                    @if v.components.len() == SBOM_ROWS { " (the first " (SBOM_ROWS) ")" }
+                    "."
+                }
+                @if !v.components.is_empty() {
+                    table #components {
+                        thead { tr { th { "Name" } th { "Version" } th { "Type" } th { "Licences" } th { "purl" } } }
+                        tbody { @for c in &v.components {
+                            tr { td.wrap { (c.name) } td.wrap { code { (c.version) } } td { (c.kind) } td.wrap { (c.licences) } td.wrap { code { (c.purl) } } }
+                        } }
+                    }
                 }
             }
         }
@@ -747,7 +1011,7 @@ pub(super) async fn exposures(
 
 /// Hours and minutes (`26h05m`), for the deadline clock; the script keeps
 /// the same format when it counts.
-fn clock_text(ms: i64) -> String {
+pub(super) fn clock_text(ms: i64) -> String {
     let s = ms.unsigned_abs() / 1000;
     format!("{}h{:02}m{:02}s", s / 3600, (s % 3600) / 60, s % 60)
 }
@@ -871,10 +1135,15 @@ fn audit_body(
                 tbody { @for (id, c, proof) in changes {
                     @let decision = cairn_engine::promotion::RecordedDecision::of(c);
                     @let (allow, reasons) = (decision.allow, decision.reasons);
-                    tr data-change=(id) data-kind=(c.kind) {
+                    tr id={ "change-" (id) } data-change=(id) data-kind=(c.kind) {
                         td { (id) }
                         td { (time(c.at_ms)) }
-                        td { (badge(&c.kind)) }
+                        td {
+                            (badge(&c.kind))
+                            @if let Some(reason) = overridden_reason(c) {
+                                br; span.override data-overridden="true" { "OVERRIDDEN: " (reason) }
+                            }
+                        }
                         td { (c.workload) }
                         td { (c.environment) }
                         td {
@@ -904,4 +1173,10 @@ fn audit_body(
             }
         }
     }
+}
+
+/// The break-glass reason a change record keeps, when an override deployed it.
+fn overridden_reason(c: &ChangeRecord) -> Option<String> {
+    let record: serde_json::Value = serde_json::from_str(&c.json).ok()?;
+    record["decision"]["overridden"].as_str().map(str::to_owned)
 }

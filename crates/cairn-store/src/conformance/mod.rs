@@ -68,6 +68,7 @@ macro_rules! conformance_tests {
             create_run_needs_a_known_workload,
             runs_are_listed_newest_first,
             runs_filter_and_limit,
+            runs_filter_by_commit_and_trigger_and_page_by_keyset,
             start_run_records_owner,
             stages_keep_chain_order,
             stage_transitions_are_checked,

@@ -130,6 +130,7 @@ pub fn runs_filter_and_limit(store: &dyn Store) -> Result<(), StoreError> {
                 workload: workload.map(str::to_owned),
                 status,
                 limit,
+                ..Default::default()
             })
             .map(|runs| ids(&runs))
     };
@@ -158,6 +159,106 @@ pub fn runs_filter_and_limit(store: &dyn Store) -> Result<(), StoreError> {
     assert_eq!(query(Some("web"), None, 1)?, vec![w3.id]);
     assert_eq!(query(None, None, 0)?, vec![]);
     assert_eq!(query(None, None, usize::MAX)?.len(), 5);
+    Ok(())
+}
+
+/// Filters by commit prefix and trigger kind; keyset pages (`after`) walk
+/// every run once, newest first, equal creation times by id, and a
+/// pattern character in a prefix matches only itself.
+pub fn runs_filter_by_commit_and_trigger_and_page_by_keyset(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    use crate::{RunCursor, TriggerKind};
+    store.upsert_workload("web", REPO, 1)?;
+    let with = |commit: &str, at: i64, trigger: Trigger| NewRun {
+        commit: commit.to_owned(),
+        trigger,
+        ..new_run("web", at, &[])
+    };
+    let api = || Trigger::Api {
+        actor: "alice".to_owned(),
+    };
+    let hook = || Trigger::Webhook {
+        forge: "github".to_owned(),
+        delivery: "d1".to_owned(),
+    };
+    let mut made = Vec::new();
+    for (i, (commit, trigger)) in [
+        ("aaaa1111", Trigger::Cli),
+        ("aaaa2222", api()),
+        ("bbbb1111", hook()),
+        ("aaaa3333", api()),
+        ("a%_b", Trigger::Cli),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Two runs share each creation time: the id orders them.
+        let at = i64::try_from(i / 2).unwrap_or(0) + 10;
+        made.push(store.create_run(&with(commit, at, trigger))?.0);
+    }
+    let query = |filter: RunFilter| store.runs(&filter).map(|runs| ids(&runs));
+    assert_eq!(
+        query(RunFilter {
+            commit_prefix: Some("aaaa".to_owned()),
+            ..RunFilter::default()
+        })?,
+        vec![made[3].id, made[1].id, made[0].id]
+    );
+    assert_eq!(
+        query(RunFilter {
+            commit_prefix: Some("a%".to_owned()),
+            ..RunFilter::default()
+        })?,
+        vec![made[4].id]
+    );
+    assert_eq!(
+        query(RunFilter {
+            commit_prefix: Some("a_".to_owned()),
+            ..RunFilter::default()
+        })?,
+        vec![]
+    );
+    for (kind, expected) in [
+        (TriggerKind::Api, vec![made[3].id, made[1].id]),
+        (TriggerKind::Cli, vec![made[4].id, made[0].id]),
+        (TriggerKind::Webhook, vec![made[2].id]),
+        (TriggerKind::Push, vec![]),
+    ] {
+        assert_eq!(
+            query(RunFilter {
+                trigger: Some(kind),
+                ..RunFilter::default()
+            })?,
+            expected,
+            "{kind:?}"
+        );
+    }
+    assert_eq!(
+        query(RunFilter {
+            commit_prefix: Some("aaaa".to_owned()),
+            trigger: Some(TriggerKind::Cli),
+            ..RunFilter::default()
+        })?,
+        vec![made[0].id]
+    );
+    // Pages of two, each after the last run of the one before.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.runs(&RunFilter {
+            after,
+            limit: 2,
+            ..RunFilter::default()
+        })?;
+        let Some(last) = page.last() else { break };
+        after = Some(RunCursor::of(last));
+        seen.extend(ids(&page));
+    }
+    assert_eq!(
+        seen,
+        vec![made[4].id, made[3].id, made[2].id, made[1].id, made[0].id]
+    );
     Ok(())
 }
 

@@ -830,6 +830,17 @@ impl RunStore for PostgresStore {
         let what = "listing runs";
         let workload = filter.workload.as_deref();
         let status = filter.status.map(RunStatus::as_str);
+        let prefix = filter.commit_prefix.clone();
+        let prefix_len = prefix
+            .as_ref()
+            .map(|p| i32::try_from(p.chars().count()).unwrap_or(i32::MAX));
+        let kind = filter.trigger.map(|k| k.stored_kind().to_owned());
+        let kind_colon = kind.as_ref().map(|k| format!("{k}:"));
+        let kind_len = kind_colon
+            .as_ref()
+            .map(|k| i32::try_from(k.len()).unwrap_or(i32::MAX));
+        let after_at = filter.after.map(|a| a.created_at_ms);
+        let after_id = filter.after.map(|a| a.id.0);
         let limit = sql_limit(filter.limit);
         let mut conditions = Vec::new();
         let mut args: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
@@ -840,6 +851,35 @@ impl RunStore for PostgresStore {
         if let Some(status) = &status {
             args.push(status);
             conditions.push(format!("status = ${}", args.len()));
+        }
+        if let (Some(prefix), Some(len)) = (&prefix, &prefix_len) {
+            args.push(len);
+            args.push(prefix);
+            conditions.push(format!(
+                "substr(commit_id, 1, ${}) = ${}",
+                args.len() - 1,
+                args.len()
+            ));
+        }
+        if let (Some(kind), Some(colon), Some(len)) = (&kind, &kind_colon, &kind_len) {
+            args.push(kind);
+            args.push(len);
+            args.push(colon);
+            conditions.push(format!(
+                "(trigger = ${} OR substr(trigger, 1, ${}) = ${})",
+                args.len() - 2,
+                args.len() - 1,
+                args.len()
+            ));
+        }
+        if let (Some(at), Some(id)) = (&after_at, &after_id) {
+            args.push(at);
+            args.push(id);
+            conditions.push(format!(
+                "(created_at_ms < ${0} OR (created_at_ms = ${0} AND id < ${1}))",
+                args.len() - 1,
+                args.len()
+            ));
         }
         let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs");
         if !conditions.is_empty() {

@@ -853,6 +853,29 @@ impl RunStore for SqliteStore {
             conditions.push("status = ?");
             args.push(Value::Text(status.as_str().to_owned()));
         }
+        if let Some(prefix) = &filter.commit_prefix {
+            conditions.push("substr(commit_id, 1, ?) = ?");
+            args.push(Value::Integer(
+                i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX),
+            ));
+            args.push(Value::Text(prefix.clone()));
+        }
+        if let Some(kind) = filter.trigger {
+            // `cli`, or `api:…`, `webhook:…`, `push:…`.
+            conditions.push("(trigger = ? OR substr(trigger, 1, ?) = ?)");
+            let kind = kind.stored_kind();
+            args.push(Value::Text(kind.to_owned()));
+            args.push(Value::Integer(
+                i64::try_from(kind.len() + 1).unwrap_or(i64::MAX),
+            ));
+            args.push(Value::Text(format!("{kind}:")));
+        }
+        if let Some(after) = filter.after {
+            conditions.push("(created_at_ms < ? OR (created_at_ms = ? AND id < ?))");
+            args.push(Value::Integer(after.created_at_ms));
+            args.push(Value::Integer(after.created_at_ms));
+            args.push(Value::Integer(after.id.0));
+        }
         let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs");
         if !conditions.is_empty() {
             sql.push_str(" WHERE ");
