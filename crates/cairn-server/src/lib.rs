@@ -18,6 +18,7 @@ pub mod serve;
 pub mod session;
 pub mod state;
 pub mod tlog;
+pub mod tls;
 pub mod ui;
 pub mod watch;
 pub mod webhooks;
