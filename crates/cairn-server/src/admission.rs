@@ -45,6 +45,22 @@ const MAX_MESSAGE: usize = 8 * 1024;
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 
+/// The (API group, resource) pairs whose objects this webhook judges: what a
+/// `ValidatingWebhookConfiguration` should send it (deploy/kubernetes's does;
+/// its test compares the two).
+pub const RESOURCES: [(&str, &str); 10] = [
+    ("", "pods"),
+    ("", "pods/ephemeralcontainers"),
+    ("", "replicationcontrollers"),
+    ("", "podtemplates"),
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("apps", "daemonsets"),
+    ("apps", "replicasets"),
+    ("batch", "jobs"),
+    ("batch", "cronjobs"),
+];
+
 const EXAMPLE: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"705ab4f5-6393-11e8-b7cc-42010a800002","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"default","operation":"CREATE","userInfo":{"username":"admin"},"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web"},"spec":{"containers":[{"name":"web","image":"registry.example.org/apps/web@sha256:0000000000000000000000000000000000000000000000000000000000000000"}]}},"oldObject":null,"dryRun":false}}"#;
 
 const SCHEMA: &str = r#"{"type":"object","required":["apiVersion","kind","request"],"properties":{"apiVersion":{"const":"admission.k8s.io/v1"},"kind":{"const":"AdmissionReview"},"request":{"type":"object","required":["uid","kind","operation"],"properties":{"uid":{"type":"string"},"kind":{"type":"object"},"namespace":{"type":"string"},"operation":{"enum":["CREATE","UPDATE","DELETE","CONNECT"]},"object":{"type":["object","null"]}}}}}"#;
