@@ -7,7 +7,8 @@
 //! `index.docker.io/`, `registry-1.docker.io/`), a registry not allowed, an
 //! unknown digest, a digest that went only by a break-glass override, a VSA
 //! for another environment, a VSA row filed under another digest, one bad
-//! image among good ones (in init and ephemeral containers too), a namespace
+//! image among good ones (in init and ephemeral containers and image volumes
+//! too), a namespace
 //! not mapped; malformed, huge, deep and wrongly-shaped reviews; DELETE and
 //! CONNECT allowed as the API server expects.
 #![allow(clippy::unwrap_used)]
@@ -435,6 +436,22 @@ fn the_admission_webhook_admits_only_promoted_digests_with_their_vsa() {
             pod_spec(&[&a_ref, &at(&unknown)]),
         ),
         &["container `c1` (containers)", "rule cairn-vsa"],
+    );
+
+    // An image volume (an OCI image the kubelet pulls and mounts) is an image too.
+    let mut spec = pod_spec(&[&a_ref]);
+    spec["volumes"] = json!([
+        { "name": "scratch", "emptyDir": {} },
+        { "name": "models", "image": { "reference": "ghcr.io/someone/models:v1", "pullPolicy": "IfNotPresent" } }
+    ]);
+    hook.denied(
+        "an image volume from a registry not allowed",
+        &review("uid-vol", "StatefulSet", "shop-staging", "CREATE", spec),
+        &[
+            "image `ghcr.io/someone/models:v1`",
+            "volume `models` (image volume)",
+            "rule allowed-registry",
+        ],
     );
 
     // The store says a VSA is about another digest: its signed subject does

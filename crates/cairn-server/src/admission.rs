@@ -2,7 +2,8 @@
 //! (`AdmissionReview` `admission.k8s.io/v1`). For a Pod, or the pod template
 //! of a Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController,
 //! Job, CronJob (`spec.jobTemplate.spec.template`) or PodTemplate, every
-//! image of its containers, init containers and ephemeral containers must
+//! image of its containers, init containers, ephemeral containers and image
+//! volumes must
 //! pass [`cairn_engine::admission::Admission::check`] for the environment
 //! org.toml maps the namespace to. The answer is always an `AdmissionReview`
 //! echoing the request's `uid`; it says `allowed: true` only when every image
@@ -295,6 +296,39 @@ fn images_of(request: &Value) -> Result<Vec<(String, Vec<String>)>, String> {
     }
     if count == 0 {
         return Err(format!("the pod spec at {path} has no containers"));
+    }
+    // Image volumes (`volumes[].image.reference`): an OCI image the kubelet
+    // pulls and mounts, held to the same rules as a container's.
+    let volumes = match &spec["volumes"] {
+        Value::Null => &Vec::new(),
+        Value::Array(a) if a.len() <= MAX_CONTAINERS => a,
+        Value::Array(_) => {
+            return Err(format!(
+                "{path}.volumes has more than {MAX_CONTAINERS} entries"
+            ));
+        }
+        _ => return Err(format!("{path}.volumes is not a list")),
+    };
+    for (i, v) in volumes.iter().enumerate() {
+        let source = &v["image"];
+        if source.is_null() {
+            continue;
+        }
+        let vname = v["name"]
+            .as_str()
+            .map_or_else(|| format!("#{i}"), printable);
+        let Some(image) = source["reference"].as_str() else {
+            return Err(format!("image volume `{vname}` names no image reference"));
+        };
+        let label = format!("volume `{vname}` (image volume)");
+        if seen.insert(image.to_owned()) {
+            if images.len() == MAX_IMAGES {
+                return Err(format!("more than {MAX_IMAGES} distinct images"));
+            }
+            images.push((image.to_owned(), vec![label]));
+        } else if let Some(entry) = images.iter_mut().find(|(i, _)| i == image) {
+            entry.1.push(label);
+        }
     }
     Ok(images)
 }
