@@ -5,6 +5,10 @@
 //! a missing, empty, malformed, expired or mismatched certificate or key is
 //! refused at start with the file named, never served.
 //!
+//! The files are re-read on an interval (`--tls-reload-seconds`): a rotated
+//! certificate is served without a restart, and files that no longer pass
+//! are logged and the previous certificate kept.
+//!
 //! [`TlsListener`] accepts TCP connections on a task of its own and completes
 //! each handshake on its own task, bounded in time and in number, so a client
 //! that stalls its handshake holds up nobody else; finished connections are
@@ -17,7 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::RwLock;
+
 use rustls::ServerConfig;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,7 +41,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HANDSHAKES: usize = 256;
 
 /// A loaded certificate and key, ready to serve.
-pub type TlsConfig = Arc<ServerConfig>;
+pub type TlsConfig = Arc<Tls>;
 
 /// Why the certificate or key cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -138,10 +146,9 @@ fn read_pem_file(what: &'static str, path: &Path, private: bool) -> Result<Vec<u
     Ok(bytes)
 }
 
-/// The server's TLS configuration from a PEM certificate chain (leaf first)
-/// and its PEM private key, checked as the module says. `now_ms` is the time
-/// the certificate must still be valid at.
-pub fn load(cert: &Path, key: &Path, now_ms: i64) -> Result<TlsConfig, TlsError> {
+/// The certificate chain and key at `cert` and `key`, checked as the module
+/// says, as rustls serves them.
+fn certified(cert: &Path, key: &Path, now_ms: i64) -> Result<Arc<CertifiedKey>, TlsError> {
     let cert_pem = read_pem_file("certificate file", cert, false)?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
@@ -162,26 +169,102 @@ pub fn load(cert: &Path, key: &Path, now_ms: i64) -> Result<TlsConfig, TlsError>
         why: e.to_string(),
     })?;
     drop(key_pem);
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mismatch = |why: String| TlsError::Mismatch {
         cert: cert.to_path_buf(),
         key: key.to_path_buf(),
         why,
     };
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let signing = provider()
+        .key_provider
+        .load_private_key(private)
+        .map_err(|e| mismatch(format!("the key cannot sign: {e}")))?;
+    let certified = CertifiedKey::new(chain, signing);
+    // Unlike rustls's own constructor, a key whose public half cannot be
+    // compared is refused too.
+    certified.keys_match().map_err(|e| match e {
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+            mismatch("the key is not the certificate's (their public keys differ)".to_owned())
+        }
+        other => mismatch(other.to_string()),
+    })?;
+    Ok(Arc::new(certified))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The certificate being served, re-read from its files by [`TlsListener`]
+/// on an interval: a rotated certificate (cert-manager, a secret update) is
+/// served without a restart; files that no longer pass are refused, logged,
+/// and the previous certificate stays.
+#[derive(Debug)]
+pub struct Reloading {
+    cert: PathBuf,
+    key: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl Reloading {
+    /// Re-reads the files: `Ok(true)` when another certificate is now served.
+    pub fn reload(&self, now_ms: i64) -> Result<bool, TlsError> {
+        let fresh = certified(&self.cert, &self.key, now_ms)?;
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.cert == fresh.cert {
+            return Ok(false);
+        }
+        *current = fresh;
+        Ok(true)
+    }
+}
+
+impl ResolvesServerCert for Reloading {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}
+
+/// What `--tls-cert`/`--tls-key` serve: rustls's configuration and the
+/// certificate it resolves, which the listener re-reads.
+#[derive(Debug)]
+pub struct Tls {
+    config: Arc<ServerConfig>,
+    certs: Arc<Reloading>,
+}
+
+/// The server's TLS from a PEM certificate chain (leaf first) and its PEM
+/// private key, checked as the module says. `now_ms` is the time the
+/// certificate must be valid at.
+pub fn load(cert: &Path, key: &Path, now_ms: i64) -> Result<TlsConfig, TlsError> {
+    let current = certified(cert, key, now_ms)?;
+    let certs = Arc::new(Reloading {
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+        current: RwLock::new(current),
+    });
+    let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| mismatch(e.to_string()))?
+        .map_err(|e| TlsError::Mismatch {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            why: e.to_string(),
+        })?
         .with_no_client_auth()
-        .with_single_cert(chain, private)
-        .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => {
-                mismatch("the key is not the certificate's (their public keys differ)".to_owned())
-            }
-            other => mismatch(other.to_string()),
-        })?;
+        .with_cert_resolver(certs.clone());
     // axum serves HTTP/1.1.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(Arc::new(Tls {
+        config: Arc::new(config),
+        certs,
+    }))
 }
 
 /// Refuses a leaf certificate that does not parse or is outside its validity.
@@ -222,18 +305,33 @@ pub struct TlsListener {
     local: SocketAddr,
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     acceptor: tokio::task::JoinHandle<()>,
+    reloader: tokio::task::JoinHandle<()>,
 }
 
 impl TlsListener {
-    /// Serves TLS with `config` on `listener` (call within a tokio runtime).
-    pub fn new(listener: TcpListener, config: TlsConfig) -> std::io::Result<TlsListener> {
+    /// Serves `tls` on `listener`, re-reading the certificate and key every
+    /// `reload` (call within a tokio runtime).
+    pub fn new(
+        listener: TcpListener,
+        tls: TlsConfig,
+        reload: Duration,
+    ) -> std::io::Result<TlsListener> {
         let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
-        let acceptor = tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), tx));
+        let acceptor = tokio::spawn(accept_loop(
+            listener,
+            TlsAcceptor::from(tls.config.clone()),
+            tx,
+        ));
+        let reloader = tokio::spawn(reload_loop(
+            tls.certs.clone(),
+            reload.max(Duration::from_secs(1)),
+        ));
         Ok(TlsListener {
             local,
             ready,
             acceptor,
+            reloader,
         })
     }
 }
@@ -241,6 +339,28 @@ impl TlsListener {
 impl Drop for TlsListener {
     fn drop(&mut self) {
         self.acceptor.abort();
+        self.reloader.abort();
+    }
+}
+
+async fn reload_loop(certs: Arc<Reloading>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let reloading = certs.clone();
+        match tokio::task::spawn_blocking(move || reloading.reload(now)).await {
+            Ok(Ok(true)) => eprintln!(
+                "cairn: TLS: serving the new certificate in {}",
+                certs.cert.display()
+            ),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                eprintln!("cairn: TLS: keeps serving the previous certificate: {e}");
+            }
+            Err(e) => eprintln!("cairn: TLS: reloading failed: {e}"),
+        }
     }
 }
 

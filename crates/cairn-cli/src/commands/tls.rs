@@ -16,9 +16,19 @@ pub(crate) struct TlsArgs {
     /// cairn runs as) may read (0600); needs --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// How often the certificate and key are re-read (seconds): a rotated
+    /// certificate is served without a restart; files that no longer pass
+    /// are logged and the previous certificate kept.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub tls_reload_seconds: u64,
 }
 
 impl TlsArgs {
+    /// How often the files are re-read.
+    pub(crate) fn reload(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.tls_reload_seconds)
+    }
+
     /// The server's TLS configuration, or `None` for plain HTTP. A bad file
     /// is the user's input (exit 1).
     pub(crate) fn load(&self) -> Result<Option<cairn_server::tls::TlsConfig>, Failure> {

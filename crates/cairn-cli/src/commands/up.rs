@@ -122,7 +122,7 @@ pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
         let (workers, grace) = (args.workers.max(1), Duration::from_secs(args.grace));
         match tls {
             Some(tls) => {
-                let listener = cairn_server::tls::TlsListener::new(listener, tls)
+                let listener = cairn_server::tls::TlsListener::new(listener, tls, args.tls.reload())
                     .context("cannot start serving TLS")?;
                 serve(listener, state, workers, grace, stop_signal()).await
             }
