@@ -642,6 +642,23 @@ fn the_admission_webhook_admits_only_promoted_digests_with_their_vsa() {
         "no pod spec at spec.jobTemplate.spec.template.spec",
     );
 
+    // A large but legitimate review (an UPDATE carries two objects, each up to
+    // etcd's 1.5 MiB) is read whole and decided, not cut at the API's 1 MiB.
+    let mut big = review(
+        "uid-big",
+        "Deployment",
+        "shop-staging",
+        "UPDATE",
+        pod_spec(&[&a_ref]),
+    );
+    big["request"]["object"]["metadata"]["annotations"] =
+        json!({ "example.org/notes": "n".repeat(1_400_000) });
+    big["request"]["oldObject"]["metadata"]["annotations"] =
+        json!({ "example.org/notes": "o".repeat(1_400_000) });
+    let (allowed, message) = hook.send(&big);
+    assert!(allowed, "a 2.8 MiB review: {message}");
+    println!("allowed: a 2.8 MiB UPDATE review");
+
     // And the good review is still allowed after all that.
     hook.allowed(
         "the Pod again",
