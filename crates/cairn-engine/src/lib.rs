@@ -7,6 +7,7 @@
 
 pub mod acceptance;
 pub mod access;
+pub mod admission;
 pub mod advisories;
 pub mod audit;
 pub mod backup;

@@ -5,6 +5,7 @@
 //! every route that is not public goes through the roles model's one
 //! authorisation function (`cairn_engine::access::authorize`).
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod events;
@@ -19,6 +20,7 @@ pub mod serve;
 pub mod session;
 pub mod state;
 pub mod tlog;
+pub mod tls;
 pub mod ui;
 pub mod watch;
 pub mod webhooks;

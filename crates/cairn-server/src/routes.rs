@@ -74,6 +74,7 @@ pub fn table() -> Vec<Route> {
     routes.extend(crate::tlog::routes());
     routes.extend(crate::metrics::routes());
     routes.extend(crate::webhooks::routes());
+    routes.extend(crate::admission::routes());
     routes.extend(crate::ui::routes());
     routes
 }

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use cairn_engine::access;
 use cairn_model::IdentityKind;
-use tokio::net::TcpListener;
 
 use crate::routes::app;
 use crate::secret::{server_dir, write_private};
@@ -46,15 +45,20 @@ pub fn bootstrap_admin(state: &AppState) -> Result<Option<PathBuf>, String> {
     Ok(Some(path))
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, with `workers`
-/// workers; then stops as described in the module documentation.
-pub async fn serve(
-    listener: TcpListener,
+/// Serves `state` on `listener` (a `TcpListener`, or a
+/// [`crate::tls::TlsListener`] over one) until `shutdown` resolves, with
+/// `workers` workers; then stops as described in the module documentation.
+pub async fn serve<L>(
+    listener: L,
     state: AppState,
     workers: usize,
     grace: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let mut handles = crate::worker::start(&state, workers)?;
     handles.push(crate::feed::start(&state)?);
     handles.push(crate::watch::start(&state)?);

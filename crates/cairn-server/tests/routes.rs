@@ -433,3 +433,81 @@ async fn the_health_and_readiness_probes_answer_without_a_token() {
     let health = server.call("GET", "/healthz", None, None).await;
     assert_eq!(health.status, 200);
 }
+
+/// Every route anyone may call, with the reason it needs no identity. A new
+/// public route must be added here, with its reason, or this test fails.
+const PUBLIC: [(&str, &str, &str); 13] = [
+    ("GET", "/api/openapi.json", "the API's shape, no data"),
+    (
+        "GET",
+        "/log/checkpoint",
+        "the transparency log is public by design (C2SP)",
+    ),
+    (
+        "GET",
+        "/log/tile/{*path}",
+        "the transparency log is public by design (C2SP)",
+    ),
+    (
+        "GET",
+        "/healthz",
+        "an orchestrator's liveness probe; says only `ok`",
+    ),
+    (
+        "GET",
+        "/readyz",
+        "an orchestrator's readiness probe; says only ready or why not",
+    ),
+    ("GET", "/login", "the form that takes a token"),
+    (
+        "GET",
+        "/login/oidc",
+        "starts single sign-on: sends the browser to the provider with PKCE, state and nonce",
+    ),
+    (
+        "GET",
+        "/login/oidc/callback",
+        "ends single sign-on: the provider's signed ID token is the credential",
+    ),
+    (
+        "POST",
+        "/login",
+        "exchanges a token for a session: the token is the credential",
+    ),
+    (
+        "POST",
+        "/logout",
+        "ends the caller's own session (CSRF-checked)",
+    ),
+    ("GET", "/assets/cairn.css", "static stylesheet"),
+    ("GET", "/assets/cairn.js", "static script"),
+    (
+        "POST",
+        "/admission/validate",
+        "the Kubernetes API server's webhook: a read-only decision (nothing is created or \
+         changed) that says only whether images may run, which any caller could learn by \
+         submitting a Pod; body and image count bounded; TLS via --tls-cert",
+    ),
+];
+
+#[test]
+fn every_public_route_is_registered_with_the_reason_it_needs_no_identity() {
+    let mut public: Vec<(String, String)> = table()
+        .into_iter()
+        .filter(|r| r.access == Access::Public)
+        .map(|r| (r.method.to_string(), r.path.to_owned()))
+        .collect();
+    public.sort();
+    let mut listed: Vec<(String, String)> = PUBLIC
+        .iter()
+        .map(|(m, p, reason)| {
+            assert!(!reason.is_empty());
+            ((*m).to_owned(), (*p).to_owned())
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(
+        public, listed,
+        "a public route without a reason, or a stale one"
+    );
+}

@@ -23,6 +23,7 @@ mod run;
 mod runs;
 mod sbom;
 mod scan;
+mod tls;
 mod up;
 mod verify;
 mod vulns;

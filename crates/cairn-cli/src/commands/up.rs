@@ -34,12 +34,17 @@ pub(crate) struct UpArgs {
     /// How long a browser session lasts (hours).
     #[arg(long, default_value_t = 12)]
     pub session_hours: i64,
-    /// Mark cookies Secure (when a TLS proxy is in front).
+    /// Mark cookies Secure (when a TLS proxy is in front; implied by --tls-cert).
     #[arg(long)]
     pub secure_cookies: bool,
+    #[command(flatten)]
+    pub tls: super::tls::TlsArgs,
 }
 
 pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
+    // A bad certificate or key is refused before anything is opened.
+    let tls = args.tls.load()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let data = data_dir(cli)?;
     std::fs::create_dir_all(data.root())
         .with_context(|| format!("cannot create {}", data.root().display()))?;
@@ -63,7 +68,7 @@ pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
         data: data.clone(),
         platform_dir: cli.platform_dir.clone(),
         session_ttl_ms: args.session_hours.clamp(1, 24 * 30) * 3_600_000,
-        secure_cookies: args.secure_cookies,
+        secure_cookies: args.secure_cookies || tls.is_some(),
     };
     // The closed loop: remediation by cairn after each advisory import and on
     // an interval (`cairn_engine::remediation::Loop`), on its own thread.
@@ -96,14 +101,14 @@ pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr().context("cannot read the listening address")?;
-        println!("cairn is serving on http://{addr}/ (API: http://{addr}/api/openapi.json)");
+        println!("cairn is serving on {scheme}://{addr}/ (API: {scheme}://{addr}/api/openapi.json)");
         println!("data directory: {}", data.root().display());
         match &admin {
             Some(path) => println!(
-                "first start: identity `admin` (platform-admin) was created; its token is in {} (log in with it at http://{addr}/login)",
+                "first start: identity `admin` (platform-admin) was created; its token is in {} (log in with it at {scheme}://{addr}/login)",
                 path.display()
             ),
-            None => println!("log in at http://{addr}/login with an identity's token (cairn identity add)"),
+            None => println!("log in at {scheme}://{addr}/login with an identity's token (cairn identity add)"),
         }
         let dir = secret_paths
             .first()
@@ -111,17 +116,18 @@ pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
             .map(|d| d.display().to_string())
             .unwrap_or_default();
         println!(
-            "forge webhooks: POST http://{addr}/webhooks/{{github,gitlab,gitea}}, each with its own secret in {dir}/webhook-{{github,gitlab,gitea}}.secret"
+            "forge webhooks: POST {scheme}://{addr}/webhooks/{{github,gitlab,gitea}}, each with its own secret in {dir}/webhook-{{github,gitlab,gitea}}.secret"
         );
         println!("stop with Ctrl-C: running runs get {} s to finish", args.grace);
-        serve(
-            listener,
-            state,
-            args.workers.max(1),
-            Duration::from_secs(args.grace),
-            stop_signal(),
-        )
-        .await
+        let (workers, grace) = (args.workers.max(1), Duration::from_secs(args.grace));
+        match tls {
+            Some(tls) => {
+                let listener = cairn_server::tls::TlsListener::new(listener, tls, args.tls.reload())
+                    .context("cannot start serving TLS")?;
+                serve(listener, state, workers, grace, stop_signal()).await
+            }
+            None => serve(listener, state, workers, grace, stop_signal()).await,
+        }
         .context("the server failed")
     })?;
     stop_loop.store(true, std::sync::atomic::Ordering::Relaxed);

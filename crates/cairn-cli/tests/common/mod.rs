@@ -5,6 +5,7 @@
 pub(crate) mod osv_feed;
 pub(crate) mod registry;
 pub(crate) mod server;
+pub(crate) mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -56,6 +56,9 @@ pub struct OrgConfig {
     pub builder_id: Option<String>,
     /// Single sign-on with the organisation's OpenID Connect provider (`[sso]`).
     pub sso: Option<super::SsoConfig>,
+    /// The admission webhook's Kubernetes namespace → environment mapping
+    /// (`[admission] namespaces`): a namespace not named admits nothing.
+    pub admission_namespaces: std::collections::BTreeMap<String, String>,
 }
 
 /// The advisory feed (`[advisories]`): sources polled on an interval.
@@ -221,6 +224,7 @@ impl Default for OrgConfig {
             policy_params: super::PolicyParams::default(),
             builder_id: None,
             sso: None,
+            admission_namespaces: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -242,6 +246,14 @@ struct RawOrg {
     policy: Option<super::policy_params::RawPolicy>,
     evidence: Option<RawEvidence>,
     sso: Option<super::sso::RawSso>,
+    admission: Option<RawAdmission>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmission {
+    #[serde(default)]
+    namespaces: std::collections::BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -660,7 +672,30 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
         Some(sso) => Some(super::sso::validate(file, text, sso)?),
         None => None,
     };
+    let mut admission_namespaces = std::collections::BTreeMap::new();
+    for (namespace, env) in raw.admission.map(|a| a.namespaces).unwrap_or_default() {
+        if !is_dns_label(&namespace) {
+            return Err(err(
+                env.span(),
+                format!("`{namespace}` is not a Kubernetes namespace name"),
+                "a DNS label: 1-63 lowercase letters, digits and `-`, starting and ending with a letter or digit",
+            ));
+        }
+        if !promotion_path.contains(env.get_ref()) {
+            return Err(err(
+                env.span(),
+                format!(
+                    "environment `{}` is not on the promotion path ({})",
+                    env.get_ref(),
+                    promotion_path.join(" → ")
+                ),
+                "map each namespace to an environment of [promotion] path, e.g. shop-prod = \"production\"",
+            ));
+        }
+        admission_namespaces.insert(namespace, env.into_inner());
+    }
     Ok(OrgConfig {
+        admission_namespaces,
         sso,
         builder_id,
         policy_params,
@@ -676,6 +711,16 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
         remediation_auto_promote,
         build_images,
     })
+}
+
+/// A Kubernetes namespace name: an RFC 1123 DNS label.
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.last().is_some_and(u8::is_ascii_alphanumeric)
 }
 
 /// An absolute URI as SLSA's TypeURI wants it: `scheme:rest`, the scheme a
@@ -695,6 +740,24 @@ fn is_type_uri(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admission_maps_namespaces_to_environments_on_the_path() {
+        let org = parse_org(
+            "org.toml",
+            "[admission.namespaces]\nshop-staging = \"staging\"\nshop = \"production\"\n",
+        )
+        .unwrap();
+        assert_eq!(org.admission_namespaces["shop"], "production");
+        assert_eq!(org.admission_namespaces["shop-staging"], "staging");
+        let e = parse_org("org.toml", "[admission.namespaces]\nshop = \"moon\"\n").unwrap_err();
+        assert!(e.to_string().contains("not on the promotion path"), "{e}");
+        let e =
+            parse_org("org.toml", "[admission.namespaces]\nShop_1 = \"staging\"\n").unwrap_err();
+        assert!(e.to_string().contains("not a Kubernetes namespace"), "{e}");
+        let e = parse_org("org.toml", "[admission]\nnamespace = {}\n").unwrap_err();
+        assert!(e.to_string().contains("namespace"), "{e}");
+    }
 
     #[test]
     fn the_builder_id_is_an_absolute_uri() {
