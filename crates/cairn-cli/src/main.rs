@@ -48,7 +48,10 @@ fn main() -> ExitCode {
         }
     };
     let code = match commands::dispatch(&cli) {
-        Ok(code) => code,
+        Ok(code) => {
+            finish_deliveries();
+            code
+        }
         Err(Failure { code, error }) => {
             let text = exit::render(&error);
             if exit::is_disk_full(&error) && !text.starts_with("disk full at") {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(code);
             }
             eprintln!("error: {text}");
+            finish_deliveries();
             ExitCode::from(code)
         }
     };
@@ -71,5 +75,17 @@ fn main() -> ExitCode {
             ExitCode::from(exit::INTERNAL)
         }
         None => code,
+    }
+}
+
+/// Forge statuses and notifications this command queued go out in the
+/// background; before the process ends it gives them a bounded time, then says
+/// how many it leaves undelivered (`<data>/outbox.jsonl` has each outcome).
+fn finish_deliveries() {
+    let left = cairn_engine::outbox::flush(std::time::Duration::from_secs(20));
+    if left > 0 {
+        eprintln!(
+            "warning: {left} forge status(es) or notification(s) not delivered yet; left undelivered"
+        );
     }
 }

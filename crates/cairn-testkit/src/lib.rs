@@ -3,6 +3,7 @@
 //! the pinned root filesystem, and the test harnesses' git and file helpers
 //! (one copy, not one per harness).
 
+pub mod http_recorder;
 pub mod pg;
 
 use std::path::{Path, PathBuf};

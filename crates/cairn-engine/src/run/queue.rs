@@ -164,6 +164,9 @@ impl Engine {
                     error_chain(&err)
                 );
                 store.finish_run(run.id, RunStatus::Failed, Some(&reason), now_ms())?;
+                if let Ok(org) = crate::load_org(self.platform_dir.as_deref()) {
+                    self.announce(&org, run.id, crate::forge_status::Phase::Error);
+                }
                 Ok(store.run(run.id)?)
             }
         }

@@ -54,6 +54,10 @@ pub struct OrgConfig {
     /// gate expects (`[evidence] builder_id`, a URI); `None`: derived from the
     /// installation's log key.
     pub builder_id: Option<String>,
+    /// The forges runs and promotions are reported to as commit statuses (`[forges]`).
+    pub forges: super::Forges,
+    /// Where notifications go (`[[notify]]`).
+    pub notify: Vec<super::NotifySink>,
 }
 
 /// The advisory feed (`[advisories]`): sources polled on an interval.
@@ -218,6 +222,8 @@ impl Default for OrgConfig {
             advisory_feed: AdvisoryFeed::default(),
             policy_params: super::PolicyParams::default(),
             builder_id: None,
+            forges: super::Forges::default(),
+            notify: Vec::new(),
         }
     }
 }
@@ -238,6 +244,9 @@ struct RawOrg {
     advisories: Option<RawAdvisories>,
     policy: Option<super::policy_params::RawPolicy>,
     evidence: Option<RawEvidence>,
+    forges: Option<super::integrations::RawForges>,
+    #[serde(default)]
+    notify: Vec<Spanned<super::integrations::RawNotify>>,
 }
 
 #[derive(Deserialize)]
@@ -652,7 +661,11 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
             ));
         }
     };
+    let forges = super::integrations::forges(file, text, raw.forges)?;
+    let notify = super::integrations::notify(file, text, raw.notify)?;
     Ok(OrgConfig {
+        forges,
+        notify,
         builder_id,
         policy_params,
         advisory_feed,
