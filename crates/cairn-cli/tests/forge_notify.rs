@@ -1,7 +1,9 @@
 //! Results back on the forge and notifications, end to end with the real
 //! binary: `cairn run` reports its commit status live to a loopback server that
 //! checks each request against the forge's documented API, for a green and a
-//! failed run; a forge that answers 500 neither fails nor blocks the run.
+//! failed run; a forge that answers 500 neither fails nor blocks the run. A
+//! denied promotion reaches a Slack-shaped receiver and, as email, PyPI's
+//! aiosmtpd, and the forge sees the promotion's status.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -11,7 +13,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cairn_testkit::http_recorder::{Answer, Recorder, check_forge_status};
-use common::{Fixture, Run};
+use cairn_testkit::smtp_server::SmtpServer;
+use common::{Fixture, Run, team};
 
 const TOKEN: &str = "ghp_test-token-never-printed";
 
@@ -159,4 +162,110 @@ fn a_forge_answering_500_neither_fails_nor_blocks_the_run_and_is_recorded() {
     );
     let attempts = forge.seen().len();
     assert!((6..=12).contains(&attempts), "{attempts} attempts");
+}
+
+#[test]
+fn a_denied_promotion_reaches_slack_and_email_and_the_forge_sees_it() {
+    let forge = Recorder::start(vec![]);
+    let slack = Recorder::start(vec![]);
+    let smtp = SmtpServer::start();
+    let platform = github_platform(&forge.url);
+    let url_file = platform.path().join("slack.url");
+    std::fs::write(&url_file, format!("{}/services/T1/B2/secret\n", slack.url)).unwrap();
+    std::fs::set_permissions(&url_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let org = platform.path().join("org.toml");
+    let mut text = std::fs::read_to_string(&org).unwrap();
+    text.push_str(&format!(
+        "\n[[notify]]\nkind = \"slack\"\nurl_file = \"{}\"\nevents = [\"promotion-denied\"]\n\n[[notify]]\nkind = \"email\"\nsmtp = \"{}\"\nfrom = \"cairn@example.org\"\nto = [\"release@example.org\"]\nevents = [\"promotion-denied\"]\n",
+        url_file.display(),
+        smtp.address()
+    ));
+    std::fs::write(&org, text).unwrap();
+    let t = team();
+    let f = &t.f;
+    let as_ = |token: &str, args: &[&str]| {
+        Run::from(
+            f.cairn(args)
+                .env("CAIRN_PLATFORM_DIR", platform.path())
+                .env("CAIRN_TOKEN", token)
+                .output()
+                .unwrap(),
+        )
+    };
+    let r = as_(
+        &t.admin,
+        &["workload", "add", "--forge-repo", "acme/hello-web"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = as_(&t.dev, &["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let commit = head(f);
+    let digest = f.json(&["image", "list"])[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = as_(
+        &t.rita,
+        &["promote", "hello-web", &digest, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    // Production without a second maintainer's approval: denied.
+    let r = as_(
+        &t.rita,
+        &["promote", "hello-web", &digest, "--to", "production"],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("[review]"), "{r:?}");
+
+    let message = slack.wait_for(1, Duration::from_secs(10));
+    assert_eq!(message.len(), 1, "one Slack message, for the denial only");
+    assert_eq!(message[0].path, "/services/T1/B2/secret");
+    let body = message[0].json();
+    println!("slack: {body}");
+    assert_eq!(body["text"], "Promotion of hello-web to production denied");
+    assert_eq!(body["blocks"][1]["type"], "section");
+    assert!(
+        body["blocks"][1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("*denied by:* [review]"),
+        "{body}"
+    );
+    let mail = smtp.messages(1, Duration::from_secs(10));
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    println!("email: {}", mail[0]);
+    assert_eq!(mail[0]["rcpt_tos"][0], "release@example.org");
+    assert!(
+        mail[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Subject: [cairn] Promotion of hello-web to production denied")
+    );
+
+    // The forge: the run's three statuses, then each promotion's two.
+    let seen = forge.wait_for(7, Duration::from_secs(10));
+    let promotions: Vec<(String, String)> = seen
+        .iter()
+        .map(|s| {
+            let state = check_forge_status("github", s, "acme/hello-web", &commit, TOKEN).unwrap();
+            (s.json()["context"].as_str().unwrap().to_owned(), state)
+        })
+        .filter(|(c, _)| c.starts_with("cairn/promote/"))
+        .collect();
+    println!("{promotions:?}");
+    assert_eq!(
+        promotions,
+        [
+            ("cairn/promote/staging", "pending"),
+            ("cairn/promote/staging", "success"),
+            ("cairn/promote/production", "pending"),
+            ("cairn/promote/production", "failure"),
+        ]
+        .map(|(c, s)| (c.to_owned(), s.to_owned()))
+    );
+    let outbox = std::fs::read_to_string(f.data.join("outbox.jsonl")).unwrap();
+    assert!(
+        !outbox.contains("secret") && !outbox.contains(TOKEN),
+        "{outbox}"
+    );
 }

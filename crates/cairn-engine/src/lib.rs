@@ -39,6 +39,7 @@ pub mod review;
 pub mod run;
 pub mod sarif;
 pub mod scan;
+pub mod smtp;
 pub mod test_reports;
 mod verified;
 pub mod wire;

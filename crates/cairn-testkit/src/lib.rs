@@ -5,6 +5,7 @@
 
 pub mod http_recorder;
 pub mod pg;
+pub mod smtp_server;
 
 use std::path::{Path, PathBuf};
 
