@@ -26,6 +26,7 @@ macro_rules! eprint {
 mod authz;
 mod cli;
 mod commands;
+mod config_file;
 mod exit;
 mod output;
 mod progress;
@@ -38,8 +39,19 @@ use crate::cli::Cli;
 use crate::exit::Failure;
 
 fn main() -> ExitCode {
+    // The user's config file, under the environment and flags (see config_file.rs).
+    let json_from_file = match config_file::apply() {
+        Ok(json) => json,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
     let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+        Ok(mut cli) => {
+            cli.json |= json_from_file;
+            cli
+        }
         Err(err) => {
             // Help and version are successes; a usage error is the user's input (1).
             let code = if err.use_stderr() { 1 } else { 0 };
