@@ -249,6 +249,7 @@ pub fn report_run(
 }
 
 /// Reports a promotion of `workload`'s `commit` to `environment` at `phase`.
+#[allow(clippy::too_many_arguments)]
 pub fn report_promotion(
     data: &DataDir,
     org: &OrgConfig,

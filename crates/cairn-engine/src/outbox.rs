@@ -95,9 +95,14 @@ fn outbox() -> &'static Outbox {
 /// Queues `job` on its lane and returns at once.
 pub fn submit(job: Job) {
     let ob = outbox();
-    *ob.pending.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    *ob.pending
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
     let seq = {
-        let mut latest = ob.latest.lock().unwrap_or_else(|e| e.into_inner());
+        let mut latest = ob
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         latest.1 += 1;
         let seq = latest.1;
         if let Some(key) = &job.key {
@@ -106,7 +111,10 @@ pub fn submit(job: Job) {
         seq
     };
     let job = (seq, job);
-    let mut lanes = ob.lanes.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lanes = ob
+        .lanes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sender = lanes
         .entry(job.1.lane.clone())
         .or_insert_with(|| {
@@ -132,7 +140,10 @@ pub fn submit(job: Job) {
 
 fn done() {
     let ob = outbox();
-    let mut pending = ob.pending.lock().unwrap_or_else(|e| e.into_inner());
+    let mut pending = ob
+        .pending
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     *pending = pending.saturating_sub(1);
     if *pending == 0 {
         ob.idle.notify_all();
@@ -144,7 +155,10 @@ fn done() {
 pub fn flush(limit: Duration) -> usize {
     let ob = outbox();
     let deadline = Instant::now() + limit;
-    let mut pending = ob.pending.lock().unwrap_or_else(|e| e.into_inner());
+    let mut pending = ob
+        .pending
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     while *pending > 0 {
         let now = Instant::now();
         if now >= deadline {
@@ -153,7 +167,7 @@ pub fn flush(limit: Duration) -> usize {
         pending = ob
             .idle
             .wait_timeout(pending, deadline - now)
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .0;
     }
     *pending
@@ -162,7 +176,10 @@ pub fn flush(limit: Duration) -> usize {
 /// Whether a job newer than `seq` with the same key was submitted.
 fn superseded(seq: u64, key: Option<&String>) -> bool {
     let Some(key) = key else { return false };
-    let latest = outbox().latest.lock().unwrap_or_else(|e| e.into_inner());
+    let latest = outbox()
+        .latest
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     latest.0.get(key).is_some_and(|newest| *newest > seq)
 }
 

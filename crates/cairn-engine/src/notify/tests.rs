@@ -50,7 +50,10 @@ fn a_denied_promotion_reaches_slack_a_signed_webhook_and_aiosmtpd() {
     let slack = Recorder::start(vec![Answer::Status(200)]);
     let hook = Recorder::start(vec![Answer::Status(204)]);
     let smtp = SmtpServer::start();
-    let mut org = OrgConfig::default();
+    let mut org = OrgConfig {
+        notify: Vec::new(),
+        ..OrgConfig::default()
+    };
     org.forges.link = Some("https://cairn.example.org".into());
     org.notify = vec![
         NotifySink {
@@ -173,22 +176,24 @@ fn a_hanging_sink_is_bounded_and_delays_no_other_sink() {
     let data = DataDir::at(dir.path());
     let hanging = Recorder::start(vec![Answer::Hang(Duration::from_secs(60)); 5]);
     let fine = Recorder::start(vec![]);
-    let mut org = OrgConfig::default();
-    org.notify = vec![
-        NotifySink {
-            target: NotifyTarget::Slack {
-                url_file: secret(dir.path(), "slack.url", &format!("{}/hook", hanging.url)),
+    let org = OrgConfig {
+        notify: vec![
+            NotifySink {
+                target: NotifyTarget::Slack {
+                    url_file: secret(dir.path(), "slack.url", &format!("{}/hook", hanging.url)),
+                },
+                events: NotifyEvent::ALL.to_vec(),
             },
-            events: NotifyEvent::ALL.to_vec(),
-        },
-        NotifySink {
-            target: NotifyTarget::Webhook {
-                url: format!("{}/ok", fine.url),
-                secret_file: None,
+            NotifySink {
+                target: NotifyTarget::Webhook {
+                    url: format!("{}/ok", fine.url),
+                    secret_file: None,
+                },
+                events: NotifyEvent::ALL.to_vec(),
             },
-            events: NotifyEvent::ALL.to_vec(),
-        },
-    ];
+        ],
+        ..OrgConfig::default()
+    };
     let notice = Notice {
         event: NotifyEvent::RunFailed,
         title: "Run 1 of x failed".into(),
