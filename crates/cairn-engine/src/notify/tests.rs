@@ -264,3 +264,98 @@ fn smtp_that_offers_starttls_is_never_sent_to_in_clear_after_a_failed_handshake(
     assert_eq!(heard[1], "STARTTLS\r\n");
     assert!(!heard[2].contains("MAIL FROM"), "{heard:?}");
 }
+
+#[test]
+fn each_event_goes_only_where_it_is_wanted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::at(dir.path());
+    let production = Recorder::start(vec![]);
+    let failures = Recorder::start(vec![]);
+    let org = OrgConfig {
+        notify: vec![
+            NotifySink {
+                target: NotifyTarget::Webhook {
+                    url: format!("{}/prod", production.url),
+                    secret_file: None,
+                },
+                events: vec![NotifyEvent::ProductionChange],
+            },
+            NotifySink {
+                target: NotifyTarget::Webhook {
+                    url: format!("{}/runs", failures.url),
+                    secret_file: None,
+                },
+                events: vec![NotifyEvent::RunFailed, NotifyEvent::ExposureOverdue],
+            },
+        ],
+        ..OrgConfig::default()
+    };
+    let deploy = |environment: &str, kind: &str| ChangeRecord {
+        kind: kind.into(),
+        environment: environment.into(),
+        ..denied()
+    };
+    // A deploy to staging is no production change; one to production (the
+    // path's last environment) is, and so is a rollback there.
+    change_(&data, &org, &deploy("staging", "deploy"));
+    change_(&data, &org, &deploy("production", "deploy"));
+    change_(&data, &org, &deploy("production", "rollback"));
+    change_(&data, &org, &deploy("production", "policy-change"));
+    let run = cairn_model::RunRecord {
+        id: cairn_model::RunId(9),
+        workload: "hello-web".into(),
+        commit: "d".repeat(40),
+        git_ref: None,
+        status: cairn_model::RunStatus::Failed,
+        reason: Some("stage `unit-tests` failed: exit code 1".into()),
+        created_at_ms: 0,
+        started_at_ms: None,
+        finished_at_ms: None,
+        owner: None,
+        trigger: cairn_model::Trigger::Cli,
+    };
+    run_failed(&data, &org, &run);
+    exposure_overdue(
+        &data,
+        &org,
+        "GHSA-x in production of hello-web is past its deadline".into(),
+        &json!({"exposure": {"workload": "hello-web", "environment": "production",
+                             "advisory": "GHSA-x", "deadline": "2026-12-01T00:00:00Z"}}),
+    );
+    assert_eq!(outbox::flush(Duration::from_secs(10)), 0);
+    let prod: Vec<String> = production
+        .seen()
+        .iter()
+        .map(|s| s.json()["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        prod,
+        [
+            "deploy of hello-web in production",
+            "rollback of hello-web in production"
+        ]
+    );
+    let other: Vec<(String, String)> = failures
+        .seen()
+        .iter()
+        .map(|s| {
+            (
+                s.header("x-cairn-event").unwrap().to_owned(),
+                s.json()["facts"]["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        other,
+        [
+            (
+                "run-failed".to_owned(),
+                "stage `unit-tests` failed: exit code 1".to_owned()
+            ),
+            ("exposure-overdue".to_owned(), String::new()),
+        ]
+    );
+}
