@@ -224,7 +224,7 @@ pub fn report_run(
     let Some(repository) = workload.forge_repository else {
         return;
     };
-    if !is_commit_id(&run.commit) {
+    if !is_commit_id(&run.commit) || !crate::run::forge_name_ok(&repository) {
         return;
     }
     let description = match phase {
@@ -283,7 +283,7 @@ pub fn report_promotion(
         return;
     };
     let Some(link) = &org.forges.link else { return };
-    if !is_commit_id(commit) {
+    if !is_commit_id(commit) || !crate::run::forge_name_ok(&repository) {
         return;
     }
     let status = Status {

@@ -32,6 +32,7 @@ use crate::workload_source::{LoadedWorkload, load_workload};
 use crate::{DataDir, EngineError};
 
 pub use log_sink::{MAX_LINE_BYTES, MAX_STAGE_LOG_BYTES};
+pub(crate) use queue::forge_name_ok;
 use stages::stage_command;
 
 /// What to run: the app in (or above) `dir`, at `rev`.

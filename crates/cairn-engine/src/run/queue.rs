@@ -193,7 +193,7 @@ impl Engine {
 
 /// `owner/name` (or GitLab's `group/sub/name`): non-empty segments of letters,
 /// digits, `-`, `_` and `.`, none of them `.` or `..`.
-fn forge_name_ok(name: &str) -> bool {
+pub(crate) fn forge_name_ok(name: &str) -> bool {
     let segments: Vec<&str> = name.split('/').collect();
     name.len() <= 512
         && segments.len() >= 2
