@@ -1,5 +1,6 @@
 //! The command-line grammar (clap). Settings layer here, in one place: flags, then
-//! environment variables, then defaults.
+//! environment variables, then the user's config file (`config_file.rs` turns
+//! its keys into the variables that are unset), then defaults.
 
 use std::path::PathBuf;
 

@@ -26,6 +26,7 @@ macro_rules! eprint {
 mod authz;
 mod cli;
 mod commands;
+mod config_file;
 mod exit;
 mod output;
 mod progress;
@@ -38,8 +39,19 @@ use crate::cli::Cli;
 use crate::exit::Failure;
 
 fn main() -> ExitCode {
+    // The user's config file, under the environment and flags (see config_file.rs).
+    let json_from_file = match config_file::apply() {
+        Ok(json) => json,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
     let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+        Ok(mut cli) => {
+            cli.json |= json_from_file;
+            cli
+        }
         Err(err) => {
             // Help and version are successes; a usage error is the user's input (1).
             let code = if err.use_stderr() { 1 } else { 0 };
@@ -48,7 +60,10 @@ fn main() -> ExitCode {
         }
     };
     let code = match commands::dispatch(&cli) {
-        Ok(code) => code,
+        Ok(code) => {
+            finish_deliveries();
+            code
+        }
         Err(Failure { code, error }) => {
             let text = exit::render(&error);
             if exit::is_disk_full(&error) && !text.starts_with("disk full at") {
@@ -61,6 +76,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(code);
             }
             eprintln!("error: {text}");
+            finish_deliveries();
             ExitCode::from(code)
         }
     };
@@ -71,5 +87,17 @@ fn main() -> ExitCode {
             ExitCode::from(exit::INTERNAL)
         }
         None => code,
+    }
+}
+
+/// Forge statuses and notifications this command queued go out in the
+/// background; before the process ends it gives them a bounded time, then says
+/// how many it leaves undelivered (`<data>/outbox.jsonl` has each outcome).
+fn finish_deliveries() {
+    let left = cairn_engine::outbox::flush(std::time::Duration::from_secs(20));
+    if left > 0 {
+        eprintln!(
+            "warning: {left} forge status(es) or notification(s) not delivered yet; left undelivered"
+        );
     }
 }

@@ -892,3 +892,108 @@ fn the_sandbox_dir_is_configurable_and_must_be_root_owned() {
     let meta = std::fs::metadata(&chosen).unwrap();
     assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o711));
 }
+
+/// `cairn image push` as a user with container tools would: credentials from
+/// the `config.json` `skopeo login` wrote (Docker's place and
+/// `$REGISTRY_AUTH_FILE`), from a credential helper, and a failing helper
+/// named with its own words; without credentials the registry refuses.
+#[test]
+fn a_push_authenticates_from_the_auth_file_skopeo_login_wrote_and_a_failing_helper_is_named() {
+    let registry = TestRegistry::start_htpasswd("alice", "wonderland-pw");
+    let host = registry.host();
+    let org = org(std::slice::from_ref(&host));
+    let f = hello_web();
+    assert_eq!(f.run(&["run"]).code, 0);
+    let source = format!("hello-web:{}", commit12(&f));
+    let target = format!("{host}/apps/hello-web:v1");
+    let tmp = tempfile::tempdir().unwrap();
+    let push = |env: &[(&str, &std::path::Path)], path_prefix: Option<&Path>| {
+        let mut cmd = f.cairn(&["image", "push", &source, &target, "--plain-http"]);
+        cmd.env("CAIRN_PLATFORM_DIR", org.path())
+            .env("HOME", tmp.path())
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("CAIRN_REGISTRY_USERNAME")
+            .env_remove("CAIRN_REGISTRY_PASSWORD");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        if let Some(dir) = path_prefix {
+            let path = std::env::var("PATH").unwrap_or_default();
+            cmd.env("PATH", format!("{}:{path}", dir.display()));
+        }
+        Run::from(cmd.output().unwrap())
+    };
+
+    // Nothing configured: the registry refuses.
+    let r = push(&[], None);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("refused (HTTP 401"), "{r:?}");
+
+    // skopeo login writes Docker's config.json; cairn reads it.
+    tool("/usr/bin/skopeo");
+    let docker = tmp.path().join(".docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let config = docker.join("config.json");
+    let out = Command::new("skopeo")
+        .args(["login", "--tls-verify=false", "--authfile"])
+        .arg(&config)
+        .args(["-u", "alice", "-p", "wonderland-pw", &host])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "skopeo wrote: {}",
+        std::fs::read_to_string(&config).unwrap()
+    );
+    let r = push(&[], None);
+    assert_eq!(r.code, 0, "~/.docker/config.json: {r:?}");
+    assert!(!r.stdout.contains("wonderland") && !r.stderr.contains("wonderland"));
+
+    // The same file as $REGISTRY_AUTH_FILE (HOME has none now).
+    let elsewhere = tmp.path().join("auth.json");
+    std::fs::rename(&config, &elsewhere).unwrap();
+    assert_ne!(push(&[], None).code, 0);
+    let r = push(&[("REGISTRY_AUTH_FILE", &elsewhere)], None);
+    assert_eq!(r.code, 0, "$REGISTRY_AUTH_FILE: {r:?}");
+
+    // A credential helper: docker-credential-<name> get, the host on stdin.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = |name: &str, script: &str| {
+        let p = bin.join(format!("docker-credential-{name}"));
+        std::fs::write(&p, script).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    };
+    helper(
+        "cairntest",
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 3\nread host\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"alice\",\"Secret\":\"wonderland-pw\"}' \"$host\"\n",
+    );
+    helper(
+        "broken",
+        "#!/bin/sh\necho 'credentials not found in native keychain'\nexit 1\n",
+    );
+    let helpers = tmp.path().join("helpers");
+    std::fs::create_dir_all(&helpers).unwrap();
+    std::fs::write(
+        helpers.join("config.json"),
+        format!(r#"{{"credHelpers":{{"{host}":"cairntest"}}}}"#),
+    )
+    .unwrap();
+    let r = push(&[("DOCKER_CONFIG", &helpers)], Some(&bin));
+    assert_eq!(r.code, 0, "credHelpers: {r:?}");
+    std::fs::write(helpers.join("config.json"), r#"{"credsStore":"broken"}"#).unwrap();
+    let r = push(&[("DOCKER_CONFIG", &helpers)], Some(&bin));
+    println!("{r:?}");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "the credential helper docker-credential-broken failed for {host}: it exited with exit status: 1: credentials not found in native keychain"
+        )),
+        "{r:?}"
+    );
+}

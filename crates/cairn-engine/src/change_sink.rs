@@ -95,16 +95,22 @@ fn post(
         .header(header.0, &header.1);
     if let Some(file) = &sink.secret_file {
         let secret = read_secret(file)?;
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret);
-        let tag = aws_lc_rs::hmac::sign(&key, body.as_bytes());
-        let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        request = request.header("X-Cairn-Signature-256", &format!("sha256={hex}"));
+        request = request.header("X-Cairn-Signature-256", &signature(&secret, &body));
     }
     match request.send(body.as_str()) {
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) => Err(format!("the change webhook answered {}", response.status())),
         Err(e) => Err(format!("the change webhook could not be reached: {e}")),
     }
+}
+
+/// `sha256=<hex>`: the HMAC-SHA256 of `body` under `secret`, the value of
+/// `X-Cairn-Signature-256` (the change webhook and notification webhooks).
+pub fn signature(secret: &[u8], body: &str) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let tag = aws_lc_rs::hmac::sign(&key, body.as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
 }
 
 /// The secret, from a file only its owner may read.

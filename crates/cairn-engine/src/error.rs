@@ -133,6 +133,9 @@ pub enum EngineError {
     Fs(#[from] cairn_fs::FsError),
     #[error(transparent)]
     Registry(Box<cairn_registry::Error>),
+    /// A registry auth file or credential helper that cannot be used.
+    #[error(transparent)]
+    RegistryAuth(#[from] cairn_registry::AuthFileError),
     #[error(transparent)]
     ImageRef(#[from] cairn_model::image_ref::RefError),
     #[error(
@@ -316,6 +319,7 @@ impl EngineError {
         matches!(
             self,
             Self::NotAGitRepo { .. }
+                | Self::RegistryAuth(_)
                 | Self::NoWorkloadConfig { .. }
                 | Self::UnknownCommit { .. }
                 | Self::ConfigNotCommitted { .. }

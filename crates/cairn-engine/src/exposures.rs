@@ -397,7 +397,9 @@ pub fn notify_overdue(
     now_ms: i64,
 ) -> Result<Vec<OverdueNotice>, EngineError> {
     use std::io::{Read, Write};
-    if org.change_sink.webhook.is_none() {
+    if org.change_sink.webhook.is_none()
+        && !crate::notify::wants(org, cairn_model::config::NotifyEvent::ExposureOverdue)
+    {
         return Ok(Vec::new());
     }
     let overdue = list(
@@ -454,6 +456,15 @@ pub fn notify_overdue(
         let delivery =
             crate::change_sink::deliver_notice(&org.change_sink, data, "exposure-overdue", &record)
                 .unwrap_or(Ok(()));
+        crate::notify::exposure_overdue(
+            data,
+            org,
+            format!(
+                "{} in {} of {} is past its deadline",
+                e.advisory, e.environment, e.workload
+            ),
+            &record,
+        );
         out.push(OverdueNotice {
             exposure: e,
             delivery,

@@ -8,6 +8,7 @@
 
 mod attach;
 mod auth;
+pub mod authfile;
 mod blobs;
 mod client;
 mod digest;
@@ -21,6 +22,7 @@ pub use attach::{
     ATT_LAYER_ARTIFACT_TYPE, ATT_LAYER_REFERRER, Attached, MAX_PAYLOAD_BYTES, att_tag,
 };
 pub use auth::{Credentials, Secret};
+pub use authfile::{AuthFileError, AuthSources};
 pub use blobs::{BlobReader, PushedBlob};
 pub use client::{Registry, RegistryOptions, Scheme};
 pub use digest::{Digest, Sha256};

@@ -34,6 +34,9 @@ fn run(state: &AppState) {
                     for n in sent {
                         let e = &n.exposure;
                         let how = match &n.delivery {
+                            Ok(()) if org.change_sink.webhook.is_none() => {
+                                "sent to the notification sinks".to_owned()
+                            }
                             Ok(()) => "sent to the change webhook".to_owned(),
                             Err(why) => format!("not delivered to the change webhook: {why}"),
                         };

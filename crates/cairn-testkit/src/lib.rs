@@ -3,7 +3,9 @@
 //! the pinned root filesystem, and the test harnesses' git and file helpers
 //! (one copy, not one per harness).
 
+pub mod http_recorder;
 pub mod pg;
+pub mod smtp_server;
 
 use std::path::{Path, PathBuf};
 

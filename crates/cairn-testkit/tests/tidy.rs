@@ -61,6 +61,14 @@ const COMMAND_EXCEPTIONS: &[(&str, &str)] = &[
         "test support (a dev-dependency only): the test harnesses' one git helper",
     ),
     (
+        "crates/cairn-registry/src/authfile.rs",
+        "a registry credential helper the user configured (`docker-credential-<name> get`, Docker's protocol): its name checked, stdin the host, bounded in time and output",
+    ),
+    (
+        "crates/cairn-testkit/src/smtp_server.rs",
+        "tests' SMTP server: PyPI aiosmtpd from the interop venv (a dev-dependency only, never in the product)",
+    ),
+    (
         "crates/cairn-testkit/src/pg.rs",
         "tests' PostgreSQL server: initdb, pg_ctl, createdb and dropdb (a dev-dependency only, never in the product)",
     ),

@@ -29,7 +29,6 @@ use cairn_engine::images::Images;
 use cairn_engine::images::catalog::{self, Admission, BaseSource};
 use cairn_engine::images::recipe;
 use cairn_engine::images::refresh::{self, Refreshed};
-use cairn_engine::images::registry::Connection;
 use cairn_model::{BaseRecipe, DebianRecipe};
 use serde_json::json;
 
@@ -251,10 +250,7 @@ fn with_catalog(
         Some(&cairn_policy::Scope::organisation()),
     )?;
     let images = Images::open(&data)?;
-    let connection = Connection {
-        plain_http,
-        ..Connection::default()
-    };
+    let connection = super::image::connection(plain_http);
     let pull = |r: &cairn_model::image_ref::ImageRef| {
         cairn_engine::images::registry::pull(&images, &org, r, &connection)
     };

@@ -4,8 +4,10 @@
 //!
 //! Registries must be on the organisation's allow-list (`[registries] allow` in
 //! org.toml); Docker Hub never. Credentials for `push`/`pull` come from the
-//! environment: `CAIRN_REGISTRY_USERNAME` and `CAIRN_REGISTRY_PASSWORD` (never a
-//! flag, so they stay out of shell history and process lists).
+//! container tools' auth files (`$REGISTRY_AUTH_FILE`, `~/.docker/config.json`
+//! with `credHelpers`/`credsStore`), then the environment:
+//! `CAIRN_REGISTRY_USERNAME` and `CAIRN_REGISTRY_PASSWORD` (never a flag, so
+//! they stay out of shell history and process lists).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +16,6 @@ use anyhow::{Context, anyhow};
 use cairn_engine::images::Images;
 use cairn_engine::images::registry::{self, Connection};
 use cairn_model::image_ref::ImageRef;
-use cairn_registry::{Credentials, Secret};
 use serde_json::json;
 
 use super::{data_dir, open_store};
@@ -80,20 +81,13 @@ fn authorize_at_image(store: &dyn cairn_store::Store, digest: &str) -> Result<()
     Ok(())
 }
 
-fn connection(plain_http: bool) -> Connection {
-    let credentials = match (
-        std::env::var("CAIRN_REGISTRY_USERNAME"),
-        std::env::var("CAIRN_REGISTRY_PASSWORD"),
-    ) {
-        (Ok(username), Ok(password)) if !username.is_empty() => Credentials::Basic {
-            username,
-            password: Secret::new(password),
-        },
-        _ => Credentials::Anonymous,
-    };
+/// Credentials per registry host: `$REGISTRY_AUTH_FILE`, Docker's
+/// `config.json` (with its credential helpers), then `CAIRN_REGISTRY_*`.
+pub(super) fn connection(plain_http: bool) -> Connection {
     Connection {
-        credentials,
+        credentials: cairn_registry::Credentials::Anonymous,
         plain_http,
+        sources: Some(cairn_registry::AuthSources::from_env()),
     }
 }
 

@@ -71,6 +71,7 @@ impl Fixture {
             .env_remove("CAIRN_PLATFORM_DIR")
             .env_remove("CAIRN_SIGSTORE_TRUSTED_ROOT")
             .env_remove("CAIRN_TOKEN")
+            .env("CAIRN_NO_CONFIG", "1")
             .args(args);
         cmd
     }

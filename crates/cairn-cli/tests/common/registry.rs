@@ -14,6 +14,21 @@ pub(crate) struct TestRegistry {
 
 impl TestRegistry {
     pub(crate) fn start() -> Self {
+        Self::start_with_auth(None)
+    }
+
+    /// A registry that takes only `user` with `password` (htpasswd, bcrypt:
+    /// `htpasswd -B` from apache2-utils).
+    pub(crate) fn start_htpasswd(user: &str, password: &str) -> Self {
+        let out = Command::new("htpasswd")
+            .args(["-Bbn", user, password])
+            .output()
+            .expect("htpasswd (Debian apache2-utils) is missing");
+        assert!(out.status.success());
+        Self::start_with_auth(Some(String::from_utf8(out.stdout).unwrap()))
+    }
+
+    fn start_with_auth(htpasswd: Option<String>) -> Self {
         let bin = "/usr/bin/docker-registry";
         assert!(
             std::path::Path::new(bin).exists(),
@@ -26,10 +41,21 @@ impl TestRegistry {
             .unwrap()
             .port();
         let config = dir.path().join("config.yml");
+        let auth = match htpasswd {
+            Some(lines) => {
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, lines).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: cairn-test\n    path: {}\n",
+                    file.display()
+                )
+            }
+            None => String::new(),
+        };
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
                 dir.path().join("storage").display()
             ),
         )

@@ -62,10 +62,18 @@ pub struct Connection {
     pub credentials: Credentials,
     /// Plain HTTP (allowed only to loopback hosts).
     pub plain_http: bool,
+    /// Where to find the credentials for each host (container auth files,
+    /// credential helpers, then the `CAIRN_REGISTRY_*` variables); when set,
+    /// `credentials` is not used.
+    pub sources: Option<cairn_registry::AuthSources>,
 }
 
 fn client(host: &str, connection: &Connection) -> Result<Registry, EngineError> {
-    let mut options = RegistryOptions::new(host, connection.credentials.clone());
+    let credentials = match &connection.sources {
+        Some(sources) => sources.credentials_for(host)?,
+        None => connection.credentials.clone(),
+    };
+    let mut options = RegistryOptions::new(host, credentials);
     if connection.plain_http {
         options.scheme = Scheme::HttpLoopback;
     }

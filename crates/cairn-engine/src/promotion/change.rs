@@ -108,6 +108,7 @@ impl Promoter<'_> {
             .map_err(EngineError::io("open", &path))?;
         writeln!(file, "{line}").map_err(EngineError::io("write", &path))?;
         file.sync_data().map_err(EngineError::io("sync", &path))?;
+        crate::notify::change(self.data, self.org, change, &line);
         let delivery = crate::change_sink::deliver(&self.org.change_sink, self.data, id, &line)
             .map(|r| match r {
                 Ok(()) => "delivered to the change webhook".to_owned(),

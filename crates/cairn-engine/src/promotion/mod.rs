@@ -252,6 +252,21 @@ impl Promoter<'_> {
         self.reconcile_locked()?;
         let (images, image, digest, record, position) =
             self.resolve(req, Images::open(self.data)?)?;
+        let short = &digest[..digest.len().min(19)];
+        let forge = |phase, what: String| {
+            crate::forge_status::report_promotion(
+                self.data,
+                self.org,
+                self.store,
+                &req.workload,
+                &record.commit,
+                &req.environment,
+                phase,
+                &format!("{short} to {}: {what}", req.environment),
+            );
+        };
+        use crate::forge_status::Phase;
+        forge(Phase::Running, "the gate is deciding".to_owned());
         let current = self
             .store
             .current_deployment(&req.workload, &req.environment)?;
@@ -280,6 +295,7 @@ impl Promoter<'_> {
         if !decision.allow {
             let change = change::denied(req, &digest, from_digest, &signed);
             let (change_id, change_delivery) = self.keep_change(&change)?;
+            forge(Phase::Failed, "denied by the gate".to_owned());
             return Ok(Outcome {
                 decision,
                 input,
@@ -327,6 +343,7 @@ impl Promoter<'_> {
                     previous_token.as_deref(),
                     previous_restored,
                 )?;
+                forge(Phase::Error, "the deploy failed".to_owned());
                 return Err(*e);
             }
         };
@@ -348,6 +365,7 @@ impl Promoter<'_> {
             vsa_evidence,
         );
         let (change_id, change_delivery) = self.keep_change(&change)?;
+        forge(Phase::Succeeded, "deployed".to_owned());
         Ok(Outcome {
             decision,
             input,

@@ -32,6 +32,7 @@ use crate::workload_source::{LoadedWorkload, load_workload};
 use crate::{DataDir, EngineError};
 
 pub use log_sink::{MAX_LINE_BYTES, MAX_STAGE_LOG_BYTES};
+pub(crate) use queue::forge_name_ok;
 use stages::stage_command;
 
 /// What to run: the app in (or above) `dir`, at `rev`.
@@ -217,7 +218,32 @@ impl Engine {
     ) -> Result<(RunRecord, Vec<StageRecord>), EngineError> {
         let store = &*self.store;
         store.upsert_workload(&loaded.workload.name, &app_dir(loaded), now_ms())?;
-        Ok(store.create_run(&new_run(loaded, git_ref, trigger))?)
+        let created = store.create_run(&new_run(loaded, git_ref, trigger))?;
+        self.announce(
+            &loaded.org,
+            created.0.id,
+            crate::forge_status::Phase::Queued,
+        );
+        Ok(created)
+    }
+
+    /// Tells the outside where run `id` is: a commit status on its forge and,
+    /// when it failed, the notification sinks. Queued, never waited for; a
+    /// failure to report is recorded in `<data>/outbox.jsonl`, never the run's.
+    pub(crate) fn announce(
+        &self,
+        org: &cairn_model::config::OrgConfig,
+        id: cairn_model::RunId,
+        phase: crate::forge_status::Phase,
+    ) {
+        use crate::forge_status::Phase;
+        let Ok(Some(run)) = self.store.run(id) else {
+            return;
+        };
+        crate::forge_status::report_run(&self.data, org, &*self.store, &run, phase);
+        if matches!(phase, Phase::Failed | Phase::Error) {
+            crate::notify::run_failed(&self.data, org, &run);
+        }
     }
 }
 

@@ -164,6 +164,9 @@ impl Engine {
                     error_chain(&err)
                 );
                 store.finish_run(run.id, RunStatus::Failed, Some(&reason), now_ms())?;
+                if let Ok(org) = crate::load_org(self.platform_dir.as_deref()) {
+                    self.announce(&org, run.id, crate::forge_status::Phase::Error);
+                }
                 Ok(store.run(run.id)?)
             }
         }
@@ -191,7 +194,7 @@ impl Engine {
 
 /// `owner/name` (or GitLab's `group/sub/name`): non-empty segments of letters,
 /// digits, `-`, `_` and `.`, none of them `.` or `..`.
-fn forge_name_ok(name: &str) -> bool {
+pub(crate) fn forge_name_ok(name: &str) -> bool {
     let segments: Vec<&str> = name.split('/').collect();
     name.len() <= 512
         && segments.len() >= 2

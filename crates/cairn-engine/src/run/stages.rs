@@ -72,20 +72,27 @@ impl Engine {
         observer: &mut dyn RunObserver,
     ) -> Result<RunRecord, EngineError> {
         let store = &*self.store;
+        self.announce(&loaded.org, run.id, crate::forge_status::Phase::Running);
         let workspace = self.data.workspaces().join(run.id.to_string());
         let result = self.run_stages(loaded, run, stages, &workspace, signer, plan, observer);
         if !keep_workspace {
             // Best effort: a leftover workspace wastes disk but loses nothing.
             let _ = std::fs::remove_dir_all(&workspace);
         }
+        use crate::forge_status::Phase;
         match result {
-            Ok(None) => store.finish_run(run.id, RunStatus::Succeeded, None, now_ms())?,
+            Ok(None) => {
+                store.finish_run(run.id, RunStatus::Succeeded, None, now_ms())?;
+                self.announce(&loaded.org, run.id, Phase::Succeeded);
+            }
             Ok(Some(reason)) => {
                 store.finish_run(run.id, RunStatus::Failed, Some(&reason), now_ms())?;
+                self.announce(&loaded.org, run.id, Phase::Failed);
             }
             Err(err) => {
                 let reason = format!("cairn could not complete the run: {}", error_chain(&err));
                 store.finish_run(run.id, RunStatus::Failed, Some(&reason), now_ms())?;
+                self.announce(&loaded.org, run.id, Phase::Error);
                 return Err(err);
             }
         }

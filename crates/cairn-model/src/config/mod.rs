@@ -5,6 +5,7 @@
 
 mod chain;
 mod diagnostic;
+mod integrations;
 mod org;
 mod policy_params;
 mod sso;
@@ -14,6 +15,9 @@ pub use chain::{
     Chain, ChainStage, DEFAULT_CHAIN_NAME, DEFAULT_CHAIN_TOML, SandboxPolicy, Tool, parse_chain,
 };
 pub use diagnostic::ConfigError;
+pub use integrations::{
+    ForgeApi, ForgeKind, Forges, NotifyEvent, NotifySink, NotifyTarget, is_email_address,
+};
 pub use org::{
     AdvisoryFeed, ChangeSink, DeployTarget, ExposureSla, FeedSource, ORG_FILE, OrgConfig,
     is_feed_url, parse_org,

@@ -59,6 +59,10 @@ pub struct OrgConfig {
     /// The admission webhook's Kubernetes namespace → environment mapping
     /// (`[admission] namespaces`): a namespace not named admits nothing.
     pub admission_namespaces: std::collections::BTreeMap<String, String>,
+    /// The forges runs and promotions are reported to as commit statuses (`[forges]`).
+    pub forges: super::Forges,
+    /// Where notifications go (`[[notify]]`).
+    pub notify: Vec<super::NotifySink>,
 }
 
 /// The advisory feed (`[advisories]`): sources polled on an interval.
@@ -225,6 +229,8 @@ impl Default for OrgConfig {
             builder_id: None,
             sso: None,
             admission_namespaces: std::collections::BTreeMap::new(),
+            forges: super::Forges::default(),
+            notify: Vec::new(),
         }
     }
 }
@@ -247,6 +253,9 @@ struct RawOrg {
     evidence: Option<RawEvidence>,
     sso: Option<super::sso::RawSso>,
     admission: Option<RawAdmission>,
+    forges: Option<super::integrations::RawForges>,
+    #[serde(default)]
+    notify: Vec<Spanned<super::integrations::RawNotify>>,
 }
 
 #[derive(Deserialize)]
@@ -694,7 +703,11 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
         }
         admission_namespaces.insert(namespace, env.into_inner());
     }
+    let forges = super::integrations::forges(file, text, raw.forges)?;
+    let notify = super::integrations::notify(file, text, raw.notify)?;
     Ok(OrgConfig {
+        forges,
+        notify,
         admission_namespaces,
         sso,
         builder_id,
