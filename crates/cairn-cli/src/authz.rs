@@ -371,6 +371,13 @@ pub(crate) fn guard(cli: &Cli) -> Result<(), Failure> {
         Needs::Organisation(action) => (action, Some(Scope::organisation())),
         Needs::Scoped(action) => (action, None),
     };
+    // A shared database (`--database`) holds the identities, whatever the data
+    // directory holds: it is always asked.
+    if let Some(url) = &cli.database {
+        let store = crate::commands::open_database(url)?;
+        cairn_engine::access::cli_actor(&*store, action, scope.as_ref())?;
+        return Ok(());
+    }
     let data = crate::commands::data_dir(cli)?;
     if !data.root().exists() {
         // No data directory, so no identities yet.

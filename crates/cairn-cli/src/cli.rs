@@ -25,6 +25,16 @@ pub(crate) struct Cli {
     /// The organisation's platform config (chains/<name>.toml, org.toml, policy/*.rego).
     #[arg(long, global = true, env = "CAIRN_PLATFORM_DIR", value_name = "DIR")]
     pub platform_dir: Option<PathBuf>,
+    /// The store: `sqlite://DIR` or `postgres://USER@HOST/DB` (unix socket or
+    /// loopback). Default: the SQLite store in the data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<crate::commands::DatabaseUrl>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -152,9 +152,32 @@ pub trait RunStore {
     fn log_stats(&self, stage: StageId) -> Result<LogStats, StoreError>;
 
     /// Takes the oldest `queued` run for workers (by creation time, then id): it
-    /// becomes `running`, owned by `owner`, started at `now_ms`, and is returned as
-    /// stored. `None` when the queue is empty. Two claims never take the same run.
+    /// becomes `running`, owned by `owner`, started at `now_ms`, leased to
+    /// `owner` (see [`RunStore::heartbeat_runs`]), and is returned as stored. `None` when the queue is empty. Two claims never take the same run.
     fn claim_queued_run(&self, owner: &str, now_ms: i64) -> Result<Option<RunRecord>, StoreError>;
+
+    /// Renews the lease of every `running` run `owner` claimed from the queue
+    /// ([`RunStore::claim_queued_run`] leases a run to its claimer); returns how
+    /// many. A worker calls it while it runs them, well within the stale time
+    /// given to [`RunStore::expire_leases`].
+    ///
+    /// Leases are judged by the database's clock where there is one to share:
+    /// PostgreSQL stamps claims and renewals with its own clock and ignores
+    /// `now_ms`, so a worker whose clock is skewed can neither keep a dead
+    /// lease alive nor expire a live one; SQLite (one machine) uses `now_ms`.
+    fn heartbeat_runs(&self, owner: &str, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Interrupts (as [`RunStore::interrupt_run`], with `reason`) every `running`
+    /// run claimed from the queue whose lease was last renewed more than
+    /// `stale_ms` ago (by the clock of [`RunStore::heartbeat_runs`]); returns
+    /// their ids. Runs without a lease are never touched. Safe to call from
+    /// every process at once: each run is interrupted once.
+    fn expire_leases(
+        &self,
+        stale_ms: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<RunId>, StoreError>;
 
     /// How many `queued` runs wait for workers.
     fn queued_count(&self) -> Result<u64, StoreError>;

@@ -4,6 +4,7 @@ mod backup;
 mod base;
 mod bench;
 mod completions;
+mod database;
 mod evidence;
 mod explain;
 mod exposures;
@@ -57,6 +58,7 @@ pub(crate) use remediate::RemediateArgs;
 pub(crate) use review::ReviewCommand;
 pub(crate) use sbom::SbomArgs;
 pub(crate) use scan::ScanArgs;
+pub(crate) use database::{DatabaseUrl, open_url as open_database};
 pub(crate) use up::UpArgs;
 pub(crate) use verify::VerifyArgs;
 pub(crate) use vulns::VulnsCommand;
@@ -64,6 +66,7 @@ pub(crate) use where_::WhereArgs;
 pub(crate) use workload::WorkloadCommand;
 
 pub(crate) fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
+    database::select(cli.database.as_ref());
     // The roles model first: `authz::TABLE` says what each command needs.
     crate::authz::guard(cli)?;
     match &cli.command {
@@ -127,6 +130,11 @@ pub(crate) fn data_dir(cli: &Cli) -> Result<DataDir, Failure> {
 /// entries lack their effect in the store, and marks runs whose process died as
 /// interrupted.
 pub(crate) fn open_store(data: &DataDir) -> Result<Arc<dyn Store>, Failure> {
+    if let Some(url) = database::selected() {
+        let (store, pairing) = database::open_paired(data, database::open_url(url)?)?;
+        report_pairing(&pairing);
+        return recover(store);
+    }
     let (store, pairing) = cairn_engine::pairing::open_store(data).map_err(|e| {
         let failure = Failure::from(e);
         Failure {
@@ -149,7 +157,11 @@ pub(crate) fn open_store(data: &DataDir) -> Result<Arc<dyn Store>, Failure> {
             dir.display()
         );
     }
-    let store: Arc<dyn Store> = Arc::new(store);
+    recover(Arc::new(store))
+}
+
+/// Marks runs whose process died (on this host) as interrupted, saying so.
+pub(crate) fn recover(store: Arc<dyn Store>) -> Result<Arc<dyn Store>, Failure> {
     let recovered = match cairn_engine::recovery::recover_interrupted(&*store) {
         Err(cairn_engine::EngineError::Store(e)) if e.is_disk_full() => {
             eprintln!(

@@ -473,7 +473,8 @@ pub(super) fn claim_queued_run(
     let oldest: Option<i64> = tx.opt(
         what,
         &format!(
-            "SELECT id FROM runs WHERE {QUEUED_FOR_WORKERS} ORDER BY created_at_ms, id LIMIT 1"
+            "SELECT id FROM runs WHERE {QUEUED_FOR_WORKERS} ORDER BY created_at_ms, id LIMIT 1 \
+             FOR UPDATE SKIP LOCKED"
         ),
         &[],
         |r| r.try_get(0),
@@ -484,13 +485,46 @@ pub(super) fn claim_queued_run(
     let raw = tx.one(
         what,
         &format!(
-            "UPDATE runs SET status = $1, owner = $2, started_at_ms = $3 WHERE id = $4 \
-             RETURNING {RUN_COLUMNS}"
+            "UPDATE runs SET status = $1, owner = $2, started_at_ms = $3, \
+             lease_at_ms = {DB_NOW_MS} WHERE id = $4 RETURNING {RUN_COLUMNS}"
         ),
         &[&RunStatus::Running.as_str(), &owner, &now_ms, &id],
         RawRun::from_row,
     )?;
     raw.into_record().map(Some)
+}
+
+/// The database server's clock in unix milliseconds: leases are judged by it,
+/// so a worker's skewed clock cannot keep a dead lease alive or end a live one.
+const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// If `run` is not final: its `running` stages -> `interrupted`, the run ->
+/// `interrupted` with `reason` (pending stages skipped); whether it changed.
+fn interrupt(
+    tx: &mut Tx<'_>,
+    run: RunId,
+    reason: &str,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<bool, StoreError> {
+    let current = run_status(tx, run, what)?;
+    if current.is_final() {
+        return Ok(false);
+    }
+    tx.exec(
+        what,
+        "UPDATE stages SET status = $1, reason = $2, finished_at_ms = $3 \
+         WHERE run_id = $4 AND status = $5",
+        &[
+            &StageStatus::Interrupted.as_str(),
+            &reason,
+            &now_ms,
+            &run.0,
+            &StageStatus::Running.as_str(),
+        ],
+    )?;
+    settle_run(tx, run, RunStatus::Interrupted, Some(reason), now_ms, what)?;
+    Ok(true)
 }
 
 pub(super) fn queued_count(tx: &mut Tx<'_>) -> Result<u64, StoreError> {
@@ -732,25 +766,47 @@ impl RunStore for PostgresStore {
 
     fn interrupt_run(&self, run: RunId, reason: &str, now_ms: i64) -> Result<bool, StoreError> {
         let what = "interrupting a run";
+        self.write(what, |tx| interrupt(tx, run, reason, now_ms, what))
+    }
+
+    fn heartbeat_runs(&self, owner: &str, _now_ms: i64) -> Result<u64, StoreError> {
+        let what = "renewing run leases";
         self.write(what, |tx| {
-            let current = run_status(tx, run, what)?;
-            if current.is_final() {
-                return Ok(false);
-            }
             tx.exec(
                 what,
-                "UPDATE stages SET status = $1, reason = $2, finished_at_ms = $3 \
-                 WHERE run_id = $4 AND status = $5",
-                &[
-                    &StageStatus::Interrupted.as_str(),
-                    &reason,
-                    &now_ms,
-                    &run.0,
-                    &StageStatus::Running.as_str(),
-                ],
+                &format!(
+                    "UPDATE runs SET lease_at_ms = {DB_NOW_MS} \
+                     WHERE owner = $1 AND status = 'running' AND lease_at_ms IS NOT NULL"
+                ),
+                &[&owner],
+            )
+        })
+    }
+
+    fn expire_leases(
+        &self,
+        stale_ms: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<RunId>, StoreError> {
+        let what = "expiring stale run leases";
+        self.write(what, |tx| {
+            let ids: Vec<i64> = tx.all(
+                what,
+                &format!(
+                    "SELECT id FROM runs WHERE status = 'running' \
+                     AND lease_at_ms IS NOT NULL AND lease_at_ms < {DB_NOW_MS} - $1 ORDER BY id"
+                ),
+                &[&stale_ms.max(0)],
+                |r| r.try_get(0),
             )?;
-            settle_run(tx, run, RunStatus::Interrupted, Some(reason), now_ms, what)?;
-            Ok(true)
+            let mut out = Vec::new();
+            for id in ids {
+                if interrupt(tx, RunId(id), reason, now_ms, what)? {
+                    out.push(RunId(id));
+                }
+            }
+            Ok(out)
         })
     }
 

@@ -1,0 +1,128 @@
+//! `--database URL` / `CAIRN_DATABASE_URL`: which store every command opens
+//! (`sqlite://DIR` or `postgres://…`; default: the data directory's SQLite).
+//! The URL may hold a password: it is never printed (`Debug` redacts it, and
+//! messages name the server from the parsed configuration).
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use cairn_engine::DataDir;
+use cairn_store::{Store, StoreError};
+
+use crate::exit::Failure;
+
+/// A database URL as given: kept whole for the store, never shown.
+#[derive(Clone)]
+pub(crate) struct DatabaseUrl(String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({}://…)", self.scheme())
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() > 4096 {
+            return Err("a database URL is at most 4096 bytes".to_owned());
+        }
+        if !(s.starts_with("sqlite://")
+            || s.starts_with("postgres://")
+            || s.starts_with("postgresql://"))
+        {
+            return Err("use sqlite://DIR or postgres://USER@HOST/DB".to_owned());
+        }
+        Ok(DatabaseUrl(s.to_owned()))
+    }
+}
+
+impl DatabaseUrl {
+    fn scheme(&self) -> &str {
+        self.0.split_once("://").map_or("", |(s, _)| s)
+    }
+
+    /// Whether the store is PostgreSQL (shared by processes on many hosts).
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.scheme().starts_with("postgres")
+    }
+}
+
+static SELECTED: OnceLock<Option<DatabaseUrl>> = OnceLock::new();
+
+/// Records the database the command line chose (once, before any store opens).
+pub(crate) fn select(url: Option<&DatabaseUrl>) {
+    let _ = SELECTED.set(url.cloned());
+}
+
+/// The database `--database` / `CAIRN_DATABASE_URL` named, if any.
+pub(crate) fn selected() -> Option<&'static DatabaseUrl> {
+    SELECTED.get().and_then(Option::as_ref)
+}
+
+/// Opens the named database as it is (migrated, its schema version checked;
+/// no pairing with the audit log: the caller does that).
+pub(crate) fn open_url(url: &DatabaseUrl) -> Result<Arc<dyn Store>, Failure> {
+    cairn_store::open(&url.0).map_err(|e| open_failure(url, e))
+}
+
+fn open_failure(url: &DatabaseUrl, e: StoreError) -> Failure {
+    let failure = Failure::from(e);
+    Failure {
+        code: failure.code,
+        error: failure
+            .error
+            .context(format!("cannot open cairn's {} store", url.scheme())),
+    }
+}
+
+/// The first wait between attempts to reach the database, doubled each time up
+/// to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// Opens the named database for a long-lived process (`cairn serve`, `cairn
+/// worker`): while the server cannot be reached at all, tries again with
+/// backoff for up to `wait`, saying so on stderr each time; any other error
+/// (a schema newer than this cairn, a refused URL) fails at once.
+pub(crate) fn open_waiting(url: &DatabaseUrl, wait: Duration) -> Result<Arc<dyn Store>, Failure> {
+    let deadline = Instant::now() + wait;
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        match cairn_store::open(&url.0) {
+            Ok(store) => return Ok(store),
+            Err(e) if e.is_unreachable() && Instant::now() + backoff < deadline => {
+                eprintln!(
+                    "cairn: {}; trying again in {} ms",
+                    cairn_model::error_chain(&e),
+                    backoff.as_millis()
+                );
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(e) if e.is_unreachable() => {
+                let failure = open_failure(url, e);
+                return Err(Failure {
+                    code: failure.code,
+                    error: failure.error.context(anyhow!(
+                        "gave up after {} s (--database-wait)",
+                        wait.as_secs()
+                    )),
+                });
+            }
+            Err(e) => return Err(open_failure(url, e)),
+        }
+    }
+}
+
+/// Opens the selected store and pairs it with the data directory's audit log
+/// ([`cairn_engine::pairing::check`]).
+pub(crate) fn open_paired(
+    data: &DataDir,
+    store: Arc<dyn Store>,
+) -> Result<(Arc<dyn Store>, cairn_engine::pairing::Pairing), Failure> {
+    let pairing = cairn_engine::pairing::check(data, &*store, cairn_engine::now_ms())?;
+    Ok((store, pairing))
+}
