@@ -233,6 +233,10 @@ pub(crate) const TABLE: &[Row] = &[
     ),
     // Starts the server, whose every route goes through the roles model.
     row("up", Nothing, &["up", "--help"]),
+    // The same server without workers, and workers without a server: the
+    // authority is the database and data directory the process can open.
+    row("serve", Nothing, &["serve", "--help"]),
+    row("worker", Nothing, &["worker", "--help"]),
     row(
         "workload add",
         Org(Action::ChangeChain),
@@ -328,6 +332,8 @@ pub(crate) fn name(command: &Command) -> &'static str {
             crate::commands::PolicyCommand::Eval { .. } => "policy eval",
         },
         Command::Up(_) => "up",
+        Command::Serve(_) => "serve",
+        Command::Worker(_) => "worker",
         Command::Recover => "recover",
         Command::Backup(_) => "backup",
         Command::Gc(_) => "gc",

@@ -107,6 +107,11 @@ pub(crate) enum Command {
     Policy(crate::commands::PolicyCommand),
     /// Serve the API, web UI, forge webhooks, live logs and metrics, and run queued runs.
     Up(crate::commands::UpArgs),
+    /// Serve the API, web UI and webhooks with no workers, on a shared database
+    /// (`--database`); replicas keep no state of their own.
+    Serve(crate::commands::ServeArgs),
+    /// Claim queued runs from the shared database (`--database`) and execute them.
+    Worker(crate::commands::WorkerArgs),
     /// Onboarded workloads: add (with the forge's repository name), list.
     #[command(subcommand)]
     Workload(crate::commands::WorkloadCommand),

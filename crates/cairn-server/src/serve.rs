@@ -56,6 +56,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut handles = crate::worker::start(&state, workers)?;
+    handles.push(crate::worker::start_leases(&state)?);
     handles.push(crate::feed::start(&state)?);
     handles.push(crate::watch::start(&state)?);
     let stopping = state.clone();
@@ -67,6 +68,18 @@ pub async fn serve(
             stopping.0.queued.ring();
         })
         .await;
+    finish(state, handles, grace).await;
+    result
+}
+
+/// Stops `handles` (workers and the threads beside them): no new runs; running
+/// ones get `grace` to finish, then this process's runs still running are
+/// marked interrupted with their reason.
+pub(crate) async fn finish(
+    state: AppState,
+    handles: Vec<std::thread::JoinHandle<()>>,
+    grace: Duration,
+) {
     state.0.stopping.store(true, Ordering::SeqCst);
     state.0.queued.ring();
     let deadline = Instant::now() + grace;
@@ -96,7 +109,6 @@ pub async fn serve(
         Ok(_) => {}
         Err(e) => eprintln!("cairn up: {}", e.detail),
     }
-    result
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -43,11 +43,6 @@ impl DatabaseUrl {
     fn scheme(&self) -> &str {
         self.0.split_once("://").map_or("", |(s, _)| s)
     }
-
-    /// Whether the store is PostgreSQL (shared by processes on many hosts).
-    pub(crate) fn is_postgres(&self) -> bool {
-        self.scheme().starts_with("postgres")
-    }
 }
 
 static SELECTED: OnceLock<Option<DatabaseUrl>> = OnceLock::new();
@@ -125,4 +120,17 @@ pub(crate) fn open_paired(
 ) -> Result<(Arc<dyn Store>, cairn_engine::pairing::Pairing), Failure> {
     let pairing = cairn_engine::pairing::check(data, &*store, cairn_engine::now_ms())?;
     Ok((store, pairing))
+}
+
+/// Refuses `command` (which works on the data directory's own SQLite file)
+/// when `--database` names another store, rather than act on the wrong one.
+pub(crate) fn refuse_other_database(command: &str) -> Result<(), Failure> {
+    match selected() {
+        None => Ok(()),
+        Some(url) => Err(Failure::user(anyhow!(
+            "`cairn {command}` works on the data directory's own SQLite store, not on the \
+             {} store --database names (PostgreSQL: use pg_dump and pg_restore)",
+            url.scheme()
+        ))),
+    }
 }

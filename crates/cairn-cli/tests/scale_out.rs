@@ -1,0 +1,304 @@
+//! cairn split into processes on one PostgreSQL (issue 16): `cairn serve`
+//! replicas and `cairn worker` processes, real processes on loopback, a real
+//! PostgreSQL (`cairn_testkit::pg`), real bubblewrap and git. They share the
+//! database (runs, logs, identities, leases) and one data directory, the
+//! volume every replica mounts (the signing key, the audit log, images).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+use cairn_testkit::pg::PgServer;
+use common::Fixture;
+use common::server::{Up, agent};
+use serde_json::Value;
+
+/// How many runs of the example app are queued (issue 16: 200).
+const RUNS: usize = 200;
+
+fn serve(data: &std::path::Path, url: &str) -> Up {
+    Up::process(
+        data,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--grace",
+            "5",
+            "--database",
+            url,
+        ],
+        &[],
+        "cairn serve: serving on ",
+    )
+}
+
+fn worker(data: &std::path::Path, url: &str) -> Up {
+    // The URL through the environment, as the manifests give it.
+    Up::process(
+        data,
+        &["worker", "--grace", "5"],
+        &[("CAIRN_DATABASE_URL", url)],
+        "worker(s) waiting for queued runs",
+    )
+}
+
+fn queue(base: &str, token: &str, workload: &str) -> i64 {
+    let r = agent()
+        .post(format!("{base}/api/runs"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(format!(r#"{{"workload":"{workload}"}}"#))
+        .unwrap();
+    let status = r.status();
+    let body = r.into_body().read_to_string().unwrap();
+    assert_eq!(status, 202, "{body}");
+    serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+fn run(base: &str, token: &str, id: i64) -> Value {
+    let r = agent()
+        .get(format!("{base}/api/runs/{id}"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    serde_json::from_str(&r.into_body().read_to_string().unwrap()).unwrap()
+}
+
+/// The process that printed `run {id} of … started`, by its index in `workers`.
+fn taken_by(workers: &mut [Up], id: i64) -> Option<usize> {
+    let needle = format!("run {id} of ");
+    workers.iter_mut().position(|w| {
+        w.drain()
+            .iter()
+            .any(|l| l.contains(&needle) && l.contains(" started"))
+    })
+}
+
+#[test]
+fn replicas_and_workers_on_postgresql_run_each_run_once_and_survive_a_killed_worker() {
+    let started = Instant::now();
+    let pg = PgServer::start();
+    let db = pg.database();
+    let url = db.url().to_owned();
+    let app = Fixture::example("hello-c");
+    let slow = Fixture::new();
+    slow.write(
+        "cairn.toml",
+        "[workload]\nname = \"slow\"\nchain = \"default\"\n\n[build]\ncommand = \"true\"\n\n[test]\nunit = \"echo slow started; sleep 120\"\n",
+    )
+    .commit("slow");
+
+    let mut a = serve(&app.data, &url);
+    let mut b = serve(&app.data, &url);
+    let token = a.admin_token();
+    // The CLI against the same database: the workloads, registered once.
+    for repo in [&app, &slow] {
+        let out = repo
+            .cairn(&["workload", "add", "."])
+            .env("CAIRN_HOME", &app.data)
+            .env("CAIRN_DATABASE_URL", &url)
+            .env("CAIRN_TOKEN", &token)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut workers: Vec<Up> = (0..3).map(|_| worker(&app.data, &url)).collect();
+    println!(
+        "PostgreSQL {url}: 2 replicas ({} and {}), 3 workers (pids {:?}), up in {:.1} s",
+        a.url,
+        b.url,
+        workers.iter().map(Up::pid).collect::<Vec<_>>(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // A slow run first: its worker is the one killed in the middle of it.
+    let slow_id = queue(&b.url, &token, "slow");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        if let Some(i) = taken_by(&mut workers, slow_id) {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "no worker took the slow run");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    // 200 runs of the example app, queued through both replicas in turn.
+    let queued_at = Instant::now();
+    let ids: Vec<i64> = (0..RUNS)
+        .map(|i| queue(if i % 2 == 0 { &a.url } else { &b.url }, &token, "hello-c"))
+        .collect();
+    println!(
+        "queued {RUNS} runs through both replicas in {:.1} s",
+        queued_at.elapsed().as_secs_f64()
+    );
+
+    // A client follows the last run's events on replica A, connected before any
+    // worker takes it (it was queued through B): every line it sees was written
+    // by a worker process while the client was connected to A.
+    let last = *ids.last().unwrap();
+    let follower = {
+        let (base, token) = (a.url.clone(), token.clone());
+        std::thread::spawn(move || {
+            let r = agent()
+                .get(format!("{base}/api/runs/{last}/events"))
+                .header("Authorization", &format!("Bearer {token}"))
+                .call()
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let mut events = Vec::new();
+            let mut kind = String::new();
+            for line in BufReader::new(r.into_body().into_reader())
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(k) = line.strip_prefix("event:") {
+                    kind = k.trim().to_owned();
+                } else if let Some(data) = line.strip_prefix("data:") {
+                    events.push((kind.clone(), data.trim().to_owned()));
+                    if kind == "end" {
+                        break;
+                    }
+                }
+            }
+            events
+        })
+    };
+    assert_eq!(run(&a.url, &token, last)["status"], "queued");
+
+    // The slow run's worker is killed in the middle of it: another process
+    // notices its lease going stale and marks the run interrupted.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(run(&a.url, &token, slow_id)["status"], "running");
+    let victim_pid = workers[victim].pid();
+    workers[victim].kill9();
+    let killed_at = Instant::now();
+    println!("kill -9 worker {victim_pid} in the middle of run {slow_id}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let slow_run = loop {
+        let r = run(&b.url, &token, slow_id);
+        if r["status"] != "running" {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the killed worker's run: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    println!(
+        "run {slow_id} after {:.1} s: {} — {}",
+        killed_at.elapsed().as_secs_f64(),
+        slow_run["status"],
+        slow_run["reason"]
+    );
+    assert_eq!(slow_run["status"], "interrupted", "{slow_run}");
+    assert!(
+        slow_run["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped renewing the run's lease"),
+        "{slow_run}"
+    );
+
+    // Every run ends, each succeeded, each taken by exactly one worker once.
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let mut outcome: BTreeMap<i64, Value> = BTreeMap::new();
+    while outcome.len() < ids.len() {
+        for &id in &ids {
+            if outcome.contains_key(&id) {
+                continue;
+            }
+            let r = run(if id % 2 == 0 { &a.url } else { &b.url }, &token, id);
+            if r["finished_at"].is_string() {
+                outcome.insert(id, r);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {RUNS} runs ended",
+            outcome.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let all_done = queued_at.elapsed();
+    let failed: Vec<&Value> = outcome
+        .values()
+        .filter(|r| r["status"] != "succeeded")
+        .collect();
+    assert!(failed.is_empty(), "runs that did not succeed: {failed:?}");
+    let mut starts: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    let mut per_worker: BTreeMap<u32, usize> = BTreeMap::new();
+    for w in workers.iter_mut() {
+        let pid = w.pid_or_zero();
+        for line in w.drain() {
+            if let Some(rest) = line.strip_prefix("cairn: run ")
+                && line.contains(" of hello-c started")
+            {
+                let id: i64 = rest.split_whitespace().next().unwrap().parse().unwrap();
+                starts.entry(id).or_default().push(pid);
+                *per_worker.entry(pid).or_default() += 1;
+            }
+        }
+    }
+    let expected: BTreeSet<i64> = ids.iter().copied().collect();
+    let started_once: BTreeSet<i64> = starts
+        .iter()
+        .filter(|(_, by)| by.len() == 1)
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(
+        started_once, expected,
+        "each run started exactly once: {starts:?}"
+    );
+    println!(
+        "{RUNS} runs succeeded, each started exactly once, in {:.1} s after queueing ({:.1} runs/minute); runs per worker pid: {per_worker:?}",
+        all_done.as_secs_f64(),
+        RUNS as f64 / all_done.as_secs_f64() * 60.0
+    );
+
+    // The follower on A saw the run go from queued to succeeded, with the
+    // lines its worker produced, while connected to A.
+    let events = follower.join().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"run"), "{kinds:?}");
+    assert!(events[0].1.contains(r#""status":"queued""#), "{events:?}");
+    let lines: Vec<&str> = events
+        .iter()
+        .filter(|(k, _)| k == "log")
+        .map(|(_, d)| d.as_str())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("ok: test_greets_by_name")),
+        "{events:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("ok: acceptance_greets")),
+        "{events:?}"
+    );
+    assert_eq!(kinds.last(), Some(&"end"), "{kinds:?}");
+    assert!(events.last().unwrap().1.contains(r#""status":"succeeded""#));
+    println!(
+        "SSE on replica A for run {last} (queued through B, run by a worker): {} events, {} log lines, e.g. {}",
+        events.len(),
+        lines.len(),
+        lines
+            .iter()
+            .find(|l| l.contains("ok: test_greets"))
+            .unwrap()
+    );
+
+    for w in workers.iter_mut() {
+        w.stop(Duration::from_secs(20));
+    }
+    assert_eq!(a.stop(Duration::from_secs(20)), Some(0));
+    assert_eq!(b.stop(Duration::from_secs(20)), Some(0));
+    println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
+}
