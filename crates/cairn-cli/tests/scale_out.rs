@@ -302,3 +302,217 @@ fn replicas_and_workers_on_postgresql_run_each_run_once_and_survive_a_killed_wor
     assert_eq!(b.stop(Duration::from_secs(20)), Some(0));
     println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// A loopback TCP port that forwards each connection to PostgreSQL's unix
+/// socket, once `open` is called: before that, nothing listens there (the
+/// database is unreachable).
+struct LatePostgres {
+    port: u16,
+    socket: std::path::PathBuf,
+}
+
+impl LatePostgres {
+    fn new(pg: &PgServer) -> LatePostgres {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let socket = pg.socket_dir().join(".s.PGSQL.5432");
+        assert!(socket.exists(), "{}", socket.display());
+        LatePostgres { port, socket }
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgres://cairn@127.0.0.1:{}/{db}", self.port)
+    }
+
+    fn open(&self) {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        let socket = self.socket.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let server = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut c1, mut s1) = (client, server);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c1, &mut s1);
+                    let _ = s1.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+    }
+}
+
+/// The database unreachable when a worker starts: it says so, tries again with
+/// backoff, and once the database is there runs what was queued meanwhile
+/// (nothing acknowledged is lost). Unreachable for longer than
+/// `--database-wait`: it gives up, exit 2, naming the server (never a password).
+#[test]
+fn a_worker_waits_for_an_unreachable_database_and_then_runs_what_was_queued() {
+    let pg = PgServer::start();
+    let db = pg.database();
+    let app = Fixture::example("hello-c");
+    let late = LatePostgres::new(&pg);
+
+    // Never reachable: refused after the wait, with a clear error.
+    let out = app
+        .cairn(&["worker", "--database-wait", "2"])
+        .env(
+            "CAIRN_DATABASE_URL",
+            format!(
+                "postgres://cairn:hunter2@127.0.0.1:{}/{}",
+                late.port,
+                db.name()
+            ),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("trying again in 500 ms"), "{err}");
+    assert!(err.contains("gave up after 2 s"), "{err}");
+    assert!(
+        err.contains("cannot connect to the PostgreSQL database"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "the password was printed: {err}");
+
+    // A replica is up (through the socket); a run is queued and acknowledged.
+    let mut a = serve(&app.data, db.url());
+    let token = a.admin_token();
+    // The identities are in the database: a command from a data directory that
+    // has none of its own still needs a token the database knows.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = app
+        .cairn(&["workload", "add", "."])
+        .env("CAIRN_HOME", elsewhere.path())
+        .env("CAIRN_DATABASE_URL", db.url())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("workload add without a token, another data directory: {err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("CAIRN_TOKEN"), "{err}");
+    let out = app
+        .cairn(&["workload", "add", "."])
+        .env("CAIRN_DATABASE_URL", db.url())
+        .env("CAIRN_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = queue(&a.url, &token, "hello-c");
+
+    // The worker's way to the database is down when it starts, up 3 s later.
+    let url = late.url(db.name());
+    let mut command = app.cairn(&["worker", "--database-wait", "60"]);
+    command
+        .env("CAIRN_DATABASE_URL", &url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = command.spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    late.open();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        let r = run(&a.url, &token, id);
+        if r["finished_at"].is_string() {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the queued run was not run: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("worker:\n{err}{}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains("trying again in"), "{err}");
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(a.stop(Duration::from_secs(20)), Some(0));
+}
+
+/// A database written by a newer cairn (its schema version ahead of this
+/// binary's): `cairn serve` and `cairn worker` refuse it, both versions named,
+/// and leave it as it was.
+#[test]
+fn a_schema_newer_than_this_cairn_is_refused_with_both_versions_named() {
+    let pg = PgServer::start();
+    let db = pg.database();
+    let app = Fixture::example("hello-c");
+    // This cairn creates the schema, then "a newer cairn" moves it on.
+    let out = app
+        .cairn(&["runs", "--database", db.url()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let known = cairn_store::SCHEMA_VERSION;
+    let newer = known + 7;
+    let psql = |sql: &str| {
+        let out = std::process::Command::new("psql")
+            .args([db.url(), "-qtAc", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    psql(&format!("UPDATE cairn_schema SET version = {newer}"));
+    for command in [
+        vec!["serve", "--listen", "127.0.0.1:0"],
+        vec!["worker"],
+        vec!["runs"],
+    ] {
+        let out = app
+            .cairn(&command)
+            .env("CAIRN_DATABASE_URL", db.url())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        println!("cairn {}: {err}", command[0]);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!(
+                "schema version {newer}, newer than the {known} this cairn knows"
+            )),
+            "{err}"
+        );
+    }
+    assert_eq!(psql("SELECT version FROM cairn_schema"), newer.to_string());
+}
+
+/// `cairn up` stays the all-in-one on SQLite: pointed at PostgreSQL it says
+/// which commands to run instead.
+#[test]
+fn up_refuses_postgresql_and_names_serve_and_worker() {
+    let app = Fixture::new();
+    let out = app
+        .cairn(&["up", "--database", "postgres://cairn@127.0.0.1:1/cairn"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`cairn serve --listen ADDR` and `cairn worker`"),
+        "{err}"
+    );
+}

@@ -45,6 +45,18 @@ impl DatabaseUrl {
     }
 }
 
+/// `cairn up` is the all-in-one process on SQLite: on PostgreSQL, the server
+/// and the workers are separate processes.
+pub(crate) fn refuse_postgres_for_up() -> Result<(), Failure> {
+    match selected() {
+        Some(url) if url.scheme().starts_with("postgres") => Err(Failure::user(anyhow!(
+            "`cairn up` is the all-in-one process on SQLite; on PostgreSQL run \
+             `cairn serve --listen ADDR` and `cairn worker`"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 static SELECTED: OnceLock<Option<DatabaseUrl>> = OnceLock::new();
 
 /// Records the database the command line chose (once, before any store opens).

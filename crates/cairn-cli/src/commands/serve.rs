@@ -96,6 +96,7 @@ pub(super) fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, Failure
         session_ttl_ms: args.session_hours.clamp(1, 24 * 30) * 3_600_000,
         secure_cookies: args.secure_cookies,
     };
+    // `store` outlives the runtime (see `worker_cmd`).
     let state = AppState::new(store.clone(), config, secrets);
     // Replicas starting together on a new database race to create the first
     // admin: one wins, the others find it there.
@@ -130,6 +131,7 @@ pub(super) fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, Failure
         .await
         .context("the server failed")
     })?;
+    drop(store);
     println!("cairn serve: stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -150,7 +152,9 @@ pub(super) fn worker_cmd(cli: &Cli, args: &WorkerArgs) -> Result<ExitCode, Failu
         gitlab: random()?,
         gitea: random()?,
     };
-    let state = AppState::new(store, config, secrets);
+    // `store` outlives the runtime: the last handle to a PostgreSQL store must
+    // not be dropped on an async thread (its client blocks to close).
+    let state = AppState::new(store.clone(), config, secrets);
     println!(
         "cairn worker: {} worker(s) waiting for queued runs",
         args.workers.max(1)
@@ -163,6 +167,7 @@ pub(super) fn worker_cmd(cli: &Cli, args: &WorkerArgs) -> Result<ExitCode, Failu
             stop_signal(),
         ))
         .context("the worker failed")?;
+    drop(store);
     println!("cairn worker: stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -40,6 +40,7 @@ pub(crate) struct UpArgs {
 }
 
 pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
+    super::database::refuse_postgres_for_up()?;
     let data = data_dir(cli)?;
     std::fs::create_dir_all(data.root())
         .with_context(|| format!("cannot create {}", data.root().display()))?;
