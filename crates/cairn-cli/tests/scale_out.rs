@@ -267,6 +267,7 @@ fn replicas_and_workers_on_postgresql_run_each_run_once_and_survive_a_killed_wor
     // The follower on A saw the run go from queued to succeeded, with the
     // lines its worker produced, while connected to A.
     let events = follower.join().unwrap();
+    a.wait_for("PostgreSQL LISTEN/NOTIFY", Duration::from_secs(5));
     let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(kinds.first(), Some(&"run"), "{kinds:?}");
     assert!(events[0].1.contains(r#""status":"queued""#), "{events:?}");

@@ -57,6 +57,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let mut handles = crate::worker::start(&state, workers)?;
     handles.push(crate::worker::start_leases(&state)?);
+    handles.push(crate::events::start_listener(&state)?);
     handles.push(crate::feed::start(&state)?);
     handles.push(crate::watch::start(&state)?);
     let stopping = state.clone();

@@ -39,6 +39,8 @@ pub struct Shared {
     pub queued: crate::worker::Bell,
     /// Set when the server is stopping: workers take no new runs.
     pub stopping: AtomicBool,
+    /// Runs announced changed by the store (live events across processes).
+    pub changes: crate::events::Changes,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
             metrics: Metrics::default(),
             queued: crate::worker::Bell::default(),
             stopping: AtomicBool::new(false),
+            changes: crate::events::Changes::default(),
         }))
     }
 

@@ -61,7 +61,7 @@ pub use inventory::{
 };
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
-pub use runs::{LogStats, RunFilter, RunStore, StageDurationStat};
+pub use runs::{LogStats, RunChanges, RunFilter, RunStore, StageDurationStat};
 pub use schema::SCHEMA_VERSION;
 pub use server::{DeliveryAccepted, LogMark, ServerStore};
 pub use sqlite::SqliteStore;

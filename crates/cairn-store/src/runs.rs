@@ -55,6 +55,15 @@ pub struct StageDurationStat {
     pub sum_ms: i64,
 }
 
+/// Announcements that runs changed, from any process sharing the store (see
+/// [`RunStore::run_changes`]).
+pub trait RunChanges: Send {
+    /// Waits up to `timeout` for runs to change; returns the ids announced
+    /// (none when the time ran out; one id may come more than once). An error
+    /// means the listener broke: make a new one, and read what was missed.
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<Vec<RunId>, StoreError>;
+}
+
 /// Workloads, runs, stages and step logs (see the crate docs for the state machine).
 ///
 /// Every method is one transaction (see [`Store`](crate::Store)).
@@ -178,6 +187,13 @@ pub trait RunStore {
         reason: &str,
         now_ms: i64,
     ) -> Result<Vec<RunId>, StoreError>;
+
+    /// A listener told of every change to a run (its status, a stage, new log
+    /// lines) committed by any process, so that a reader (the server's live
+    /// events) need not poll. `None` where the backend has no such channel
+    /// (SQLite: one machine, readers poll); PostgreSQL: `LISTEN`/`NOTIFY` on
+    /// a connection of the listener's own.
+    fn run_changes(&self) -> Result<Option<Box<dyn RunChanges>>, StoreError>;
 
     /// How many `queued` runs wait for workers.
     fn queued_count(&self) -> Result<u64, StoreError>;

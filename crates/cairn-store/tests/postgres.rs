@@ -567,3 +567,52 @@ fn leases_are_judged_by_the_database_clock_not_the_workers() {
     assert_eq!(expired, vec![run.id]);
     println!("lease judged by the server's clock: run {} expired", run.id);
 }
+
+/// Every change to a run committed through one store (another process's, in
+/// production) is announced to a listener made by another: the claim, a
+/// stage's start, log lines, the end. SQLite has no such channel.
+#[test]
+fn run_changes_are_announced_to_listeners_on_other_connections() {
+    let server = PgServer::start();
+    let db = server.database();
+    let writer = PostgresStore::open(db.url()).unwrap();
+    let reader = PostgresStore::open(db.url()).unwrap();
+    let mut changes = reader.run_changes().unwrap().unwrap();
+    let quiet = changes.wait(std::time::Duration::from_millis(50)).unwrap();
+    assert!(quiet.is_empty(), "{quiet:?}");
+    writer.upsert_workload("app", "/srv/app", 1).unwrap();
+    let mut queued = new_run(2);
+    queued.trigger = Trigger::Api {
+        actor: "alice".to_owned(),
+    };
+    let (run, stages) = writer.create_run(&queued).unwrap();
+    let mut heard = |label: &str| {
+        let started = std::time::Instant::now();
+        let ids = changes.wait(std::time::Duration::from_secs(5)).unwrap();
+        println!("{label}: announced {ids:?} after {:?}", started.elapsed());
+        assert!(ids.contains(&run.id), "{label}: {ids:?}");
+    };
+    writer.claim_queued_run("w", 3).unwrap().unwrap();
+    heard("claimed");
+    writer.start_stage(stages[0].id, 4).unwrap();
+    heard("stage started");
+    writer
+        .append_logs(
+            stages[0].id,
+            &[cairn_model::LogLine {
+                seq: 0,
+                stream: cairn_model::LogStream::Stdout,
+                at_ms: 5,
+                text: b"hello".to_vec(),
+            }],
+        )
+        .unwrap();
+    heard("log line");
+    writer
+        .finish_run(run.id, RunStatus::Succeeded, None, 6)
+        .unwrap();
+    heard("finished");
+    let sqlite = tempfile::tempdir().unwrap();
+    let sqlite = cairn_store::SqliteStore::open(sqlite.path()).unwrap();
+    assert!(sqlite.run_changes().unwrap().is_none());
+}

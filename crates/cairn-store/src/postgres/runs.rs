@@ -339,6 +339,53 @@ pub(super) fn insert_run(
     Ok((record, stages))
 }
 
+/// The channel PostgreSQL's `NOTIFY` announces a changed run on (its id as
+/// the payload), delivered when the writing transaction commits; see
+/// [`RunStore::run_changes`].
+pub(super) const RUN_CHANNEL: &str = "cairn_runs";
+
+/// A connection of its own that `LISTEN`s on [`RUN_CHANNEL`].
+struct Listener {
+    client: postgres::Client,
+}
+
+impl crate::RunChanges for Listener {
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<Vec<RunId>, StoreError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let what = "waiting for run changes";
+        let pg = |e| StoreError::postgres(what, e);
+        let mut notifications = self.client.notifications();
+        let mut out = Vec::new();
+        let first = notifications.timeout_iter(timeout).next().map_err(pg)?;
+        let rest: Vec<postgres::Notification> = notifications.iter().collect().map_err(pg)?;
+        drop(notifications);
+        for n in first.into_iter().chain(rest) {
+            // Only cairn writes the channel; anything else is ignored.
+            if let Ok(id) = n.payload().parse::<i64>() {
+                out.push(RunId(id));
+            }
+        }
+        if out.is_empty() && self.client.is_closed() {
+            return Err(StoreError::Invalid {
+                what: "PostgreSQL listener",
+                why: "the connection closed".to_owned(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Announces that `run` changed (a status, a stage, log lines) to whoever
+/// listens, once the transaction commits.
+fn notify(tx: &mut Tx<'_>, run: i64, what: &'static str) -> Result<(), StoreError> {
+    tx.exec(
+        what,
+        "SELECT pg_notify($1, $2)",
+        &[&RUN_CHANNEL, &run.to_string()],
+    )?;
+    Ok(())
+}
+
 /// The reason given to a stage that was still running when its run finished.
 const ENDED_WHILE_RUNNING: &str = "the run finished while this stage was running";
 
@@ -365,7 +412,7 @@ fn settle_run(
         "UPDATE runs SET status = $1, reason = $2, finished_at_ms = $3 WHERE id = $4",
         &[&status.as_str(), &reason, &now_ms, &run.0],
     )?;
-    Ok(())
+    notify(tx, run.0, what)
 }
 
 // ---- workloads -------------------------------------------------------------------------
@@ -491,6 +538,7 @@ pub(super) fn claim_queued_run(
         &[&RunStatus::Running.as_str(), &owner, &now_ms, &id],
         RawRun::from_row,
     )?;
+    notify(tx, id, what)?;
     raw.into_record().map(Some)
 }
 
@@ -653,7 +701,7 @@ impl RunStore for PostgresStore {
                 "UPDATE runs SET status = $1, owner = $2, started_at_ms = $3 WHERE id = $4",
                 &[&RunStatus::Running.as_str(), &owner, &now_ms, &run.0],
             )?;
-            Ok(())
+            notify(tx, run.0, what)
         })
     }
 
@@ -681,7 +729,7 @@ impl RunStore for PostgresStore {
                 "UPDATE stages SET status = $1, started_at_ms = $2 WHERE id = $3",
                 &[&StageStatus::Running.as_str(), &now_ms, &stage.0],
             )?;
-            Ok(())
+            notify(tx, run.0, what)
         })
     }
 
@@ -726,7 +774,7 @@ impl RunStore for PostgresStore {
                     &stage.0,
                 ],
             )?;
-            Ok(())
+            notify(tx, run.0, what)
         })
     }
 
@@ -767,6 +815,16 @@ impl RunStore for PostgresStore {
     fn interrupt_run(&self, run: RunId, reason: &str, now_ms: i64) -> Result<bool, StoreError> {
         let what = "interrupting a run";
         self.write(what, |tx| interrupt(tx, run, reason, now_ms, what))
+    }
+
+    fn run_changes(&self) -> Result<Option<Box<dyn crate::RunChanges>>, StoreError> {
+        let mut conn = self.connect()?;
+        conn.client
+            .batch_execute(&format!("LISTEN {RUN_CHANNEL}"))
+            .map_err(|e| StoreError::postgres("listening for run changes", e))?;
+        Ok(Some(Box::new(Listener {
+            client: conn.client,
+        })))
     }
 
     fn heartbeat_runs(&self, owner: &str, _now_ms: i64) -> Result<u64, StoreError> {
@@ -878,6 +936,7 @@ impl RunStore for PostgresStore {
                 "UPDATE stages SET log_lines = $1, log_bytes = $2 WHERE id = $3",
                 &[&sql_limit(total), &sql_limit(bytes), &stage.0],
             )?;
+            notify(tx, run, what)?;
             Ok(())
         })
     }

@@ -785,6 +785,11 @@ impl RunStore for SqliteStore {
         self.write(what, |tx| interrupt(tx, run, reason, now_ms, what))
     }
 
+    fn run_changes(&self) -> Result<Option<Box<dyn crate::RunChanges>>, StoreError> {
+        // One machine: readers poll the database file.
+        Ok(None)
+    }
+
     fn heartbeat_runs(&self, owner: &str, now_ms: i64) -> Result<u64, StoreError> {
         let what = "renewing run leases";
         self.write(what, |tx| {
