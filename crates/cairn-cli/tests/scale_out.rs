@@ -236,7 +236,7 @@ fn replicas_and_workers_on_postgresql_run_each_run_once_and_survive_a_killed_wor
     assert!(failed.is_empty(), "runs that did not succeed: {failed:?}");
     let mut starts: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
     let mut per_worker: BTreeMap<u32, usize> = BTreeMap::new();
-    for w in workers.iter_mut() {
+    for w in &mut workers {
         let pid = w.pid_or_zero();
         for line in w.drain() {
             if let Some(rest) = line.strip_prefix("cairn: run ")
@@ -296,7 +296,7 @@ fn replicas_and_workers_on_postgresql_run_each_run_once_and_survive_a_killed_wor
             .unwrap()
     );
 
-    for w in workers.iter_mut() {
+    for w in &mut workers {
         w.stop(Duration::from_secs(20));
     }
     assert_eq!(a.stop(Duration::from_secs(20)), Some(0));

@@ -1,4 +1,5 @@
-//! `cairn up`: bootstrap the first admin, bind, serve, start the workers, and
+//! `cairn up` and `cairn serve` (no workers): bootstrap the first admin, bind,
+//! serve, start the workers, the lease thread and the run-change listener, and
 //! stop gracefully — no new requests or runs, open event streams told to end,
 //! running runs finished within the grace period or marked interrupted; queued
 //! runs stay queued for the next start. The advisory feed (`feed.rs`) polls
