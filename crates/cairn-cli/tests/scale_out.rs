@@ -517,3 +517,72 @@ fn up_refuses_postgresql_and_names_serve_and_worker() {
         "{err}"
     );
 }
+
+/// The audit log has one appender at a time across every process sharing the
+/// database: while another session holds the log's PostgreSQL lock, a run's
+/// certification (an append) waits for it, and goes on once it is released.
+#[test]
+fn appends_to_the_audit_log_wait_for_the_shared_databases_log_lock() {
+    use std::io::Write;
+    let pg = PgServer::start();
+    let db = pg.database();
+    let app = Fixture::example("hello-c");
+    // Another "host": a session holding the log lock (0x6361_6972_6e00_0002).
+    let mut holder = std::process::Command::new("psql")
+        .args([db.url(), "-qtA"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = holder.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        "SELECT pg_advisory_lock({}); SELECT 'held';",
+        0x6361_6972_6e00_0002_i64
+    )
+    .unwrap();
+    let mut out = BufReader::new(holder.stdout.take().unwrap());
+    let mut line = String::new();
+    while line.trim() != "held" {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "psql ended");
+    }
+    let started = Instant::now();
+    let run = app
+        .cairn(&["run"])
+        .env("CAIRN_DATABASE_URL", db.url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let hold = Duration::from_secs(4);
+    std::thread::sleep(hold);
+    drop(stdin); // psql ends, its session and lock with it
+    let _ = holder.wait();
+    let out = run.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!(
+        "cairn run with the log lock held for {hold:?} by another session: exit {:?} after {took:.1?}",
+        out.status.code()
+    );
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took >= hold, "the run did not wait for the lock: {took:?}");
+    // Alone, the same run takes well under the time it waited.
+    let alone = Instant::now();
+    let again = app
+        .cairn(&["run"])
+        .env("CAIRN_DATABASE_URL", db.url())
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    println!(
+        "the same run without the lock held: {:.1?}",
+        alone.elapsed()
+    );
+    assert!(alone.elapsed() < took);
+}

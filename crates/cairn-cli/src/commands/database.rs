@@ -72,7 +72,15 @@ pub(crate) fn selected() -> Option<&'static DatabaseUrl> {
 /// Opens the named database as it is (migrated, its schema version checked;
 /// no pairing with the audit log: the caller does that).
 pub(crate) fn open_url(url: &DatabaseUrl) -> Result<Arc<dyn Store>, Failure> {
-    cairn_store::open(&url.0).map_err(|e| open_failure(url, e))
+    let store = cairn_store::open(&url.0).map_err(|e| open_failure(url, e))?;
+    Ok(shared(store))
+}
+
+/// Every append to the audit log by this process also takes the shared
+/// store's log lock (one appender at a time across hosts).
+fn shared(store: Arc<dyn Store>) -> Arc<dyn Store> {
+    cairn_engine::audit::serialise_appends_through(store.clone());
+    store
 }
 
 fn open_failure(url: &DatabaseUrl, e: StoreError) -> Failure {
@@ -99,7 +107,7 @@ pub(crate) fn open_waiting(url: &DatabaseUrl, wait: Duration) -> Result<Arc<dyn 
     let mut backoff = FIRST_BACKOFF;
     loop {
         match cairn_store::open(&url.0) {
-            Ok(store) => return Ok(store),
+            Ok(store) => return Ok(shared(store)),
             Err(e) if e.is_unreachable() && Instant::now() + backoff < deadline => {
                 eprintln!(
                     "cairn: {}; trying again in {} ms",
