@@ -354,6 +354,7 @@ pub(crate) fn name(command: &Command) -> &'static str {
         | Command::Bench(BenchCommand::Image { .. })
         | Command::Bench(BenchCommand::Sandbox { .. })
         | Command::Bench(BenchCommand::Chain { .. })
+        | Command::Bench(BenchCommand::Workers { .. })
         | Command::Bench(BenchCommand::Verify { .. }) => "bench",
     }
 }

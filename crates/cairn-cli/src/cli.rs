@@ -288,6 +288,15 @@ pub(crate) enum BenchCommand {
         iterations: usize,
     },
     /// A chain of no-op stages end to end (store, git, sandbox), repeated.
+    /// Runs per minute with 1, 2 and 3 `cairn worker` processes on the
+    /// PostgreSQL database `--database` names (a chain of no-op stages).
+    Workers {
+        #[arg(long, default_value_t = 60)]
+        runs: usize,
+        /// No-op stages after the source stage.
+        #[arg(long, default_value_t = 3)]
+        stages: usize,
+    },
     Chain {
         /// No-op stages after the source stage.
         #[arg(long, default_value_t = 10)]

@@ -586,3 +586,35 @@ fn appends_to_the_audit_log_wait_for_the_shared_databases_log_lock() {
     );
     assert!(alone.elapsed() < took);
 }
+
+/// `cairn bench workers` works end to end on a real PostgreSQL (its numbers
+/// are for the bench to report, not for a test to judge). `CAIRN_BENCH_RUNS`
+/// sets the batch (default 8).
+#[test]
+fn the_workers_bench_runs_a_batch_with_one_two_and_three_workers() {
+    let pg = PgServer::start();
+    let db = pg.database();
+    let app = Fixture::new();
+    let runs = std::env::var("CAIRN_BENCH_RUNS").unwrap_or_else(|_| "8".to_owned());
+    let out = app
+        .cairn(&["bench", "workers", "--runs", &runs, "--database", db.url()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for n in 1..=3 {
+        assert!(
+            stdout.contains(&format!("{n} worker(s): {runs} runs in ")),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("scaling (runs/minute relative to 1 worker): 1: 1.00×"),
+        "{stdout}"
+    );
+}

@@ -98,6 +98,10 @@ const COMMAND_EXCEPTIONS: &[(&str, &str)] = &[
         "the scan benchmark runs cairn and cargo-audit",
     ),
     (
+        "crates/cairn-bench/src/workers.rs",
+        "the workers benchmark starts `cairn worker` processes and a throwaway git repository",
+    ),
+    (
         "crates/cairn-bench/src/serve.rs",
         "the serve benchmark sets up git repositories",
     ),

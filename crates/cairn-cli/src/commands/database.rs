@@ -40,6 +40,11 @@ impl std::str::FromStr for DatabaseUrl {
 }
 
 impl DatabaseUrl {
+    /// The URL itself, for a store to connect with (never to print).
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
     fn scheme(&self) -> &str {
         self.0.split_once("://").map_or("", |(s, _)| s)
     }
