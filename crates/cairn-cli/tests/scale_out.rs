@@ -618,3 +618,30 @@ fn the_workers_bench_runs_a_batch_with_one_two_and_three_workers() {
         "{stdout}"
     );
 }
+
+/// A database URL cairn cannot use is refused naming its scheme only, never
+/// the rest (it may hold a password), from the flag and from the environment.
+#[test]
+fn a_database_url_cairn_cannot_use_is_refused_without_repeating_it() {
+    let app = Fixture::new();
+    for (how, url) in [
+        ("flag", "mysql://root:hunter2@127.0.0.1/cairn"),
+        ("env", "hunter2@127.0.0.1/cairn"),
+        ("env", "root:hunter2@db://cairn"),
+    ] {
+        let mut command = if how == "flag" {
+            app.cairn(&["runs", "--database", url])
+        } else {
+            app.cairn(&["runs"])
+        };
+        if how == "env" {
+            command.env("CAIRN_DATABASE_URL", url);
+        }
+        let out = command.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        println!("{how} {url:?}: {err}");
+        assert_ne!(out.status.code(), Some(0), "{err}");
+        assert!(err.contains("is not one cairn knows"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

@@ -99,8 +99,18 @@ pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
                 .to_owned(),
         });
     }
-    let scheme = url.split_once("://").map_or("(none)", |(s, _)| s);
-    let scheme: String = scheme.chars().take(32).collect();
+    // Only a scheme's own characters are repeated (what precedes `://` in a
+    // mistyped URL could be a password).
+    let scheme = url
+        .split_once("://")
+        .map(|(s, _)| s)
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 32
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        })
+        .unwrap_or("(none)");
     Err(StoreError::Invalid {
         what: "database URL",
         why: format!(
