@@ -82,7 +82,7 @@ pub(crate) fn selected() -> Option<&'static DatabaseUrl> {
 /// Opens the named database as it is (migrated, its schema version checked;
 /// no pairing with the audit log: the caller does that).
 pub(crate) fn open_url(url: &DatabaseUrl) -> Result<Arc<dyn Store>, Failure> {
-    let store = cairn_store::open(&url.0).map_err(|e| open_failure(e))?;
+    let store = cairn_store::open(&url.0).map_err(open_failure)?;
     Ok(shared(store))
 }
 
