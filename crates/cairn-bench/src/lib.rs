@@ -16,6 +16,7 @@ pub mod scan;
 pub mod serve;
 pub mod synthetic;
 pub mod where_;
+pub mod workers;
 
 use std::path::PathBuf;
 use std::time::Duration;

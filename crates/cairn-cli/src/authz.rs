@@ -233,6 +233,10 @@ pub(crate) const TABLE: &[Row] = &[
     ),
     // Starts the server, whose every route goes through the roles model.
     row("up", Nothing, &["up", "--help"]),
+    // The same server without workers, and workers without a server: the
+    // authority is the database and data directory the process can open.
+    row("serve", Nothing, &["serve", "--help"]),
+    row("worker", Nothing, &["worker", "--help"]),
     row(
         "workload add",
         Org(Action::ChangeChain),
@@ -328,6 +332,8 @@ pub(crate) fn name(command: &Command) -> &'static str {
             crate::commands::PolicyCommand::Eval { .. } => "policy eval",
         },
         Command::Up(_) => "up",
+        Command::Serve(_) => "serve",
+        Command::Worker(_) => "worker",
         Command::Recover => "recover",
         Command::Backup(_) => "backup",
         Command::Gc(_) => "gc",
@@ -348,6 +354,7 @@ pub(crate) fn name(command: &Command) -> &'static str {
         | Command::Bench(BenchCommand::Image { .. })
         | Command::Bench(BenchCommand::Sandbox { .. })
         | Command::Bench(BenchCommand::Chain { .. })
+        | Command::Bench(BenchCommand::Workers { .. })
         | Command::Bench(BenchCommand::Verify { .. }) => "bench",
     }
 }
@@ -371,6 +378,13 @@ pub(crate) fn guard(cli: &Cli) -> Result<(), Failure> {
         Needs::Organisation(action) => (action, Some(Scope::organisation())),
         Needs::Scoped(action) => (action, None),
     };
+    // A shared database (`--database`) holds the identities, whatever the data
+    // directory holds: it is always asked.
+    if let Some(url) = &cli.database {
+        let store = crate::commands::open_database(url)?;
+        cairn_engine::access::cli_actor(&*store, action, scope.as_ref())?;
+        return Ok(());
+    }
     let data = crate::commands::data_dir(cli)?;
     if !data.root().exists() {
         // No data directory, so no identities yet.

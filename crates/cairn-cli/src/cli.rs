@@ -26,6 +26,16 @@ pub(crate) struct Cli {
     /// The organisation's platform config (chains/<name>.toml, org.toml, policy/*.rego).
     #[arg(long, global = true, env = "CAIRN_PLATFORM_DIR", value_name = "DIR")]
     pub platform_dir: Option<PathBuf>,
+    /// The store: `sqlite://DIR` or `postgres://USER@HOST/DB` (unix socket or
+    /// loopback). Default: the SQLite store in the data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<crate::commands::DatabaseUrl>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -98,6 +108,11 @@ pub(crate) enum Command {
     Policy(crate::commands::PolicyCommand),
     /// Serve the API, web UI, forge webhooks, live logs and metrics, and run queued runs.
     Up(crate::commands::UpArgs),
+    /// Serve the API, web UI and webhooks with no workers, on a shared database
+    /// (`--database`); replicas keep no state of their own.
+    Serve(crate::commands::ServeArgs),
+    /// Claim queued runs from the shared database (`--database`) and execute them.
+    Worker(crate::commands::WorkerArgs),
     /// Onboarded workloads: add (with the forge's repository name), list.
     #[command(subcommand)]
     Workload(crate::commands::WorkloadCommand),
@@ -274,6 +289,15 @@ pub(crate) enum BenchCommand {
         iterations: usize,
     },
     /// A chain of no-op stages end to end (store, git, sandbox), repeated.
+    /// Runs per minute with 1, 2 and 3 `cairn worker` processes on the
+    /// PostgreSQL database `--database` names (a chain of no-op stages).
+    Workers {
+        #[arg(long, default_value_t = 60)]
+        runs: usize,
+        /// No-op stages after the source stage.
+        #[arg(long, default_value_t = 3)]
+        stages: usize,
+    },
     Chain {
         /// No-op stages after the source stage.
         #[arg(long, default_value_t = 10)]

@@ -447,13 +447,40 @@ impl Receipt {
     }
 }
 
+/// The store whose lock every appender of this process also takes
+/// ([`serialise_appends_through`]).
+static SHARED_STORE: std::sync::OnceLock<std::sync::Arc<dyn cairn_store::Store>> =
+    std::sync::OnceLock::new();
+
+/// Makes every appender of this process also hold `store`'s audit-log lock
+/// ([`cairn_store::ServerStore::lock_audit_log`]) while it has the log open:
+/// processes on many hosts that share one database (`cairn serve` replicas,
+/// `cairn worker`s) then append one at a time even where the volume holding
+/// the log does not carry file locks across hosts. Taken before the log's own
+/// lock file, in every process, so the two never deadlock. Set once, when the
+/// process opens a shared database; later calls change nothing.
+pub fn serialise_appends_through(store: std::sync::Arc<dyn cairn_store::Store>) {
+    let _ = SHARED_STORE.set(store);
+}
+
 /// The data directory's audit log, open for appending (it holds the log's
 /// append lock while it lives). Appends from many threads share fsyncs.
-#[derive(Debug)]
 pub struct AuditLog {
     appender: Appender,
     verifier: Verifier,
     log_id: [u8; 32],
+    /// The shared store's lock, held while the log is open (declared last:
+    /// released after the log's own lock).
+    _shared_lock: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("appender", &self.appender)
+            .field("shared_lock", &self._shared_lock.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl AuditLog {
@@ -476,6 +503,10 @@ impl AuditLog {
         };
         let verifier = load()?.verifier();
         let dir = log_dir(data);
+        let shared_lock = match SHARED_STORE.get() {
+            Some(store) => store.lock_audit_log(wait.max(LOCK_POLL))?,
+            None => None,
+        };
         let deadline = Instant::now() + wait;
         let log = loop {
             match Log::open(&dir, load()?) {
@@ -491,6 +522,7 @@ impl AuditLog {
             appender: Appender::new(log),
             verifier,
             log_id,
+            _shared_lock: shared_lock,
         })
     }
 

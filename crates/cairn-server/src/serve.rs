@@ -1,4 +1,5 @@
-//! `cairn up`: bootstrap the first admin, bind, serve, start the workers, and
+//! `cairn up` and `cairn serve` (no workers): bootstrap the first admin, bind,
+//! serve, start the workers, the lease thread and the run-change listener, and
 //! stop gracefully — no new requests or runs, open event streams told to end,
 //! running runs finished within the grace period or marked interrupted; queued
 //! runs stay queued for the next start. The advisory feed (`feed.rs`) polls
@@ -60,6 +61,8 @@ where
     L::Addr: std::fmt::Debug,
 {
     let mut handles = crate::worker::start(&state, workers)?;
+    handles.push(crate::worker::start_leases(&state)?);
+    handles.push(crate::events::start_listener(&state)?);
     handles.push(crate::feed::start(&state)?);
     handles.push(crate::watch::start(&state)?);
     let stopping = state.clone();
@@ -71,6 +74,18 @@ where
             stopping.0.queued.ring();
         })
         .await;
+    finish(state, handles, grace).await;
+    result
+}
+
+/// Stops `handles` (workers and the threads beside them): no new runs; running
+/// ones get `grace` to finish, then this process's runs still running are
+/// marked interrupted with their reason.
+pub(crate) async fn finish(
+    state: AppState,
+    handles: Vec<std::thread::JoinHandle<()>>,
+    grace: Duration,
+) {
     state.0.stopping.store(true, Ordering::SeqCst);
     state.0.queued.ring();
     let deadline = Instant::now() + grace;
@@ -100,7 +115,6 @@ where
         Ok(_) => {}
         Err(e) => eprintln!("cairn up: {}", e.detail),
     }
-    result
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -41,6 +41,8 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// Single sign-on (`[sso]` in org.toml), read when the server starts.
     pub sso: crate::oidc::Sso,
+    /// Runs announced changed by the store (live events across processes).
+    pub changes: crate::events::Changes,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl AppState {
             metrics: Metrics::default(),
             queued: crate::worker::Bell::default(),
             stopping: AtomicBool::new(false),
+            changes: crate::events::Changes::default(),
         }))
     }
 

@@ -218,6 +218,16 @@ impl StoreError {
         }
     }
 
+    /// Whether the database server could not be reached at all (nothing was
+    /// read or written): worth trying again later.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            #[cfg(feature = "postgres")]
+            StoreError::Connect { .. } => true,
+            _ => false,
+        }
+    }
+
     /// A PostgreSQL error while doing `what`: a full disk (SQLSTATE 53100) is
     /// [`StoreError::ServerDiskFull`], the rest [`StoreError::Postgres`].
     /// Text PostgreSQL cannot keep (a NUL byte, 22021) is the caller's value,

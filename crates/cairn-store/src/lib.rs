@@ -61,7 +61,9 @@ pub use inventory::{
 };
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
-pub use runs::{LogStats, RunCursor, RunFilter, RunStore, StageDurationStat, TriggerKind};
+pub use runs::{
+    LogStats, RunChanges, RunCursor, RunFilter, RunStore, StageDurationStat, TriggerKind,
+};
 pub use schema::SCHEMA_VERSION;
 pub use server::{DeliveryAccepted, LogMark, ServerStore};
 pub use sqlite::SqliteStore;
@@ -99,8 +101,18 @@ pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
                 .to_owned(),
         });
     }
-    let scheme = url.split_once("://").map_or("(none)", |(s, _)| s);
-    let scheme: String = scheme.chars().take(32).collect();
+    // Only a scheme's own characters are repeated (what precedes `://` in a
+    // mistyped URL could be a password).
+    let scheme = url
+        .split_once("://")
+        .map(|(s, _)| s)
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 32
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        })
+        .unwrap_or("(none)");
     Err(StoreError::Invalid {
         what: "database URL",
         why: format!(

@@ -119,6 +119,15 @@ pub struct StageDurationStat {
     pub sum_ms: i64,
 }
 
+/// Announcements that runs changed, from any process sharing the store (see
+/// [`RunStore::run_changes`]).
+pub trait RunChanges: Send {
+    /// Waits up to `timeout` for runs to change; returns the ids announced
+    /// (none when the time ran out; one id may come more than once). An error
+    /// means the listener broke: make a new one, and read what was missed.
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<Vec<RunId>, StoreError>;
+}
+
 /// Workloads, runs, stages and step logs (see the crate docs for the state machine).
 ///
 /// Every method is one transaction (see [`Store`](crate::Store)).
@@ -216,9 +225,39 @@ pub trait RunStore {
     fn log_stats(&self, stage: StageId) -> Result<LogStats, StoreError>;
 
     /// Takes the oldest `queued` run for workers (by creation time, then id): it
-    /// becomes `running`, owned by `owner`, started at `now_ms`, and is returned as
-    /// stored. `None` when the queue is empty. Two claims never take the same run.
+    /// becomes `running`, owned by `owner`, started at `now_ms`, leased to
+    /// `owner` (see [`RunStore::heartbeat_runs`]), and is returned as stored. `None` when the queue is empty. Two claims never take the same run.
     fn claim_queued_run(&self, owner: &str, now_ms: i64) -> Result<Option<RunRecord>, StoreError>;
+
+    /// Renews the lease of every `running` run `owner` claimed from the queue
+    /// ([`RunStore::claim_queued_run`] leases a run to its claimer); returns how
+    /// many. A worker calls it while it runs them, well within the stale time
+    /// given to [`RunStore::expire_leases`].
+    ///
+    /// Leases are judged by the database's clock where there is one to share:
+    /// PostgreSQL stamps claims and renewals with its own clock and ignores
+    /// `now_ms`, so a worker whose clock is skewed can neither keep a dead
+    /// lease alive nor expire a live one; SQLite (one machine) uses `now_ms`.
+    fn heartbeat_runs(&self, owner: &str, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Interrupts (as [`RunStore::interrupt_run`], with `reason`) every `running`
+    /// run claimed from the queue whose lease was last renewed more than
+    /// `stale_ms` ago (by the clock of [`RunStore::heartbeat_runs`]); returns
+    /// their ids. Runs without a lease are never touched. Safe to call from
+    /// every process at once: each run is interrupted once.
+    fn expire_leases(
+        &self,
+        stale_ms: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<RunId>, StoreError>;
+
+    /// A listener told of every change to a run (its status, a stage, new log
+    /// lines) committed by any process, so that a reader (the server's live
+    /// events) need not poll. `None` where the backend has no such channel
+    /// (SQLite: one machine, readers poll); PostgreSQL: `LISTEN`/`NOTIFY` on
+    /// a connection of the listener's own.
+    fn run_changes(&self) -> Result<Option<Box<dyn RunChanges>>, StoreError>;
 
     /// How many `queued` runs wait for workers.
     fn queued_count(&self) -> Result<u64, StoreError>;

@@ -714,6 +714,21 @@ CREATE INDEX changes_by_kind ON changes (kind, id);
 CREATE INDEX changes_by_kind ON changes (kind, id);
 "#,
     },
+    // Version 13: a run claimed from the queue is leased to its worker, which
+    // renews the lease (`lease_at_ms`) while it runs; a run whose lease went
+    // stale (its worker died or lost the database) is interrupted by whoever
+    // notices. Runs not claimed from the queue (`cairn run`) have none.
+    Migration {
+        version: 13,
+        sqlite: r#"
+ALTER TABLE runs ADD COLUMN lease_at_ms INTEGER;
+CREATE INDEX runs_by_lease ON runs (status, lease_at_ms);
+"#,
+        postgres: r#"
+ALTER TABLE runs ADD COLUMN lease_at_ms BIGINT;
+CREATE INDEX runs_by_lease ON runs (status, lease_at_ms);
+"#,
+    },
 ];
 
 /// The schema version this cairn writes (the last entry of the migration list).

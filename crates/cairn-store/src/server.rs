@@ -47,6 +47,17 @@ pub trait ServerStore {
     /// The last `limit` deliveries, newest first (by receipt time, then arrival).
     fn deliveries(&self, limit: usize) -> Result<Vec<DeliveryRecord>, StoreError>;
 
+    /// Takes the store-wide lock of the audit log's appender, waiting up to
+    /// `wait`: held while the returned guard lives, so that processes on many
+    /// hosts sharing one store append to the log one at a time, even where
+    /// their shared volume's file lock does not reach across hosts. `None`
+    /// where the store is one machine's (SQLite: the log's lock file serves).
+    /// PostgreSQL: a session advisory lock on a connection of the guard's own.
+    fn lock_audit_log(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<Option<Box<dyn std::any::Any + Send>>, StoreError>;
+
     /// The audit log as the store last checked it.
     fn log_mark(&self) -> Result<LogMark, StoreError>;
 

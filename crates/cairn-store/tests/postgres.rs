@@ -539,3 +539,80 @@ fn big_batches_are_kept_whole_and_in_order() {
     assert_eq!(back, lines);
     assert_eq!(store.log_tail(stages[0].id, 1).unwrap(), lines[9_999..]);
 }
+
+/// Leases are judged by the database server's clock: a worker whose clock is
+/// far behind (claims and renews at "1970") keeps its live lease, and a
+/// process whose clock is far ahead (expires at "2100") cannot end it; once the
+/// renewals stop, the server's clock alone ends it.
+#[test]
+fn leases_are_judged_by_the_database_clock_not_the_workers() {
+    let store = pg_store();
+    let store = store.as_ref();
+    store.upsert_workload("app", "/srv/app", 1).unwrap();
+    let mut queued = new_run(2);
+    queued.trigger = Trigger::Api {
+        actor: "alice".to_owned(),
+    };
+    let (run, _) = store.create_run(&queued).unwrap();
+    let behind = 1_000; // 1970
+    let ahead = 4_102_444_800_000; // 2100
+    let claimed = store.claim_queued_run("skewed-worker", behind).unwrap();
+    assert_eq!(claimed.map(|r| r.id), Some(run.id));
+    assert_eq!(store.heartbeat_runs("skewed-worker", behind).unwrap(), 1);
+    let expired = store.expire_leases(10_000, "stale", ahead).unwrap();
+    assert!(expired.is_empty(), "a clock far ahead ended a live lease");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // No renewal for 300 ms by the server's clock, even judged "in 1970".
+    let expired = store.expire_leases(100, "stale", behind).unwrap();
+    assert_eq!(expired, vec![run.id]);
+    println!("lease judged by the server's clock: run {} expired", run.id);
+}
+
+/// Every change to a run committed through one store (another process's, in
+/// production) is announced to a listener made by another: the claim, a
+/// stage's start, log lines, the end. SQLite has no such channel.
+#[test]
+fn run_changes_are_announced_to_listeners_on_other_connections() {
+    let server = PgServer::start();
+    let db = server.database();
+    let writer = PostgresStore::open(db.url()).unwrap();
+    let reader = PostgresStore::open(db.url()).unwrap();
+    let mut changes = reader.run_changes().unwrap().unwrap();
+    let quiet = changes.wait(std::time::Duration::from_millis(50)).unwrap();
+    assert!(quiet.is_empty(), "{quiet:?}");
+    writer.upsert_workload("app", "/srv/app", 1).unwrap();
+    let mut queued = new_run(2);
+    queued.trigger = Trigger::Api {
+        actor: "alice".to_owned(),
+    };
+    let (run, stages) = writer.create_run(&queued).unwrap();
+    let mut heard = |label: &str| {
+        let started = std::time::Instant::now();
+        let ids = changes.wait(std::time::Duration::from_secs(5)).unwrap();
+        println!("{label}: announced {ids:?} after {:?}", started.elapsed());
+        assert!(ids.contains(&run.id), "{label}: {ids:?}");
+    };
+    writer.claim_queued_run("w", 3).unwrap().unwrap();
+    heard("claimed");
+    writer.start_stage(stages[0].id, 4).unwrap();
+    heard("stage started");
+    writer
+        .append_logs(
+            stages[0].id,
+            &[cairn_model::LogLine {
+                seq: 0,
+                stream: cairn_model::LogStream::Stdout,
+                at_ms: 5,
+                text: b"hello".to_vec(),
+            }],
+        )
+        .unwrap();
+    heard("log line");
+    writer
+        .finish_run(run.id, RunStatus::Succeeded, None, 6)
+        .unwrap();
+    heard("finished");
+    let sqlite = tempfile::tempdir().unwrap();
+    let sqlite = cairn_store::SqliteStore::open(sqlite.path()).unwrap();
+    assert!(sqlite.run_changes().unwrap().is_none());
+}

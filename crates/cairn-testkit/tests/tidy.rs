@@ -50,7 +50,12 @@ const OUTER_ONLY: &[&str] = &[
     "libc",
     "tempfile",
 ];
-/// What the engine must not know: HTTP serving.
+/// What the engine must not know: HTTP serving, or an async runtime (engine code
+/// is synchronous). The rule is about the engine's code and its direct
+/// dependencies: the binary links tokio under the engine only through the
+/// store's PostgreSQL client (rust-postgres drives its connection on a runtime
+/// of its own, behind a synchronous API), which only the binary turns on — see
+/// `only_the_binary_turns_on_the_postgresql_store`.
 const NOT_IN_ENGINE: &[&str] = &["axum", "tokio", "tower", "tower-http", "cairn-server"];
 
 /// Source files outside `cairn-sandbox` and `cairn-engine/src/git.rs` that start
@@ -99,6 +104,10 @@ const COMMAND_EXCEPTIONS: &[(&str, &str)] = &[
     (
         "crates/cairn-bench/src/scan.rs",
         "the scan benchmark runs cairn and cargo-audit",
+    ),
+    (
+        "crates/cairn-bench/src/workers.rs",
+        "the workers benchmark starts `cairn worker` processes and a throwaway git repository",
     ),
     (
         "crates/cairn-bench/src/serve.rs",
@@ -199,6 +208,34 @@ fn the_store_conformance_suite_is_for_tests_only() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// cairn-store's `postgres` feature (rust-postgres, and tokio under it) is
+/// turned on by the binary only: the engine and every crate below it build and
+/// test without a database client or an async runtime in their own graph
+/// (`cargo tree -p cairn-engine -e normal -i tokio` finds nothing), while the
+/// `cairn` binary opens `postgres://` stores.
+#[test]
+fn only_the_binary_turns_on_the_postgresql_store() {
+    let uses_it = |spec: &toml::Value| {
+        spec.get("features")
+            .and_then(|f| f.as_array())
+            .is_some_and(|f| f.iter().any(|x| x.as_str() == Some("postgres")))
+    };
+    let root = manifest(&workspace().join("Cargo.toml"));
+    assert!(
+        !uses_it(&root["workspace"]["dependencies"]["cairn-store"]),
+        "[workspace.dependencies] cairn-store turns on `postgres` for every crate"
+    );
+    let mut turned_on = Vec::new();
+    for (name, m) in crates() {
+        for (dep, spec) in section(&m, "dependencies") {
+            if dep == "cairn-store" && uses_it(spec) {
+                turned_on.push(name.clone());
+            }
+        }
+    }
+    assert_eq!(turned_on, vec!["cairn-cli".to_owned()]);
 }
 
 #[test]

@@ -27,6 +27,7 @@ pub(crate) struct RestoreArgs {
 }
 
 pub(super) fn backup(cli: &Cli, args: &BackupArgs) -> Result<ExitCode, Failure> {
+    super::database::refuse_other_database("backup")?;
     let data = data_dir(cli)?;
     // The same checked open as every command: a store that lost its pair with
     // the log is not backed up as if it were whole.
@@ -57,6 +58,7 @@ pub(super) fn backup(cli: &Cli, args: &BackupArgs) -> Result<ExitCode, Failure> 
 }
 
 pub(super) fn restore(cli: &Cli, args: &RestoreArgs) -> Result<ExitCode, Failure> {
+    super::database::refuse_other_database("restore")?;
     let data = data_dir(cli)?;
     let r = cairn_engine::backup::restore(&args.dir, &data, args.force)?;
     if cli.json {

@@ -49,6 +49,14 @@ pub(super) fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode, Failure> 
         BenchCommand::Push { size_mib, registry } => {
             cairn_bench::peers::push(out, *size_mib, registry.as_deref())
         }
+        BenchCommand::Workers { runs, stages } => {
+            let Some(url) = &cli.database else {
+                return Err(Failure::user(anyhow::anyhow!(
+                    "`cairn bench workers` needs --database postgres://… (or CAIRN_DATABASE_URL)"
+                )));
+            };
+            cairn_bench::workers::workers(out, url.expose(), *runs, *stages)
+        }
         BenchCommand::Chain { stages, repeat } => cairn_bench::peers::chain(out, *stages, *repeat),
         BenchCommand::Verify {
             case,

@@ -4,6 +4,7 @@ mod backup;
 mod base;
 mod bench;
 mod completions;
+mod database;
 mod evidence;
 mod explain;
 mod exposures;
@@ -23,6 +24,7 @@ mod run;
 mod runs;
 mod sbom;
 mod scan;
+mod serve;
 mod tls;
 mod up;
 mod verify;
@@ -45,6 +47,7 @@ pub(crate) use backup::{BackupArgs, RestoreArgs};
 pub(crate) use base::BaseCommand;
 pub(crate) use cairn_bench::scan::ScanBenchArgs;
 pub(crate) use completions::{CompletionsArgs, ManArgs};
+pub(crate) use database::{DatabaseUrl, open_url as open_database};
 pub(crate) use evidence::EvidenceArgs;
 pub(crate) use exposures::ExposuresArgs;
 pub(crate) use gc::GcArgs;
@@ -58,6 +61,7 @@ pub(crate) use remediate::RemediateArgs;
 pub(crate) use review::ReviewCommand;
 pub(crate) use sbom::SbomArgs;
 pub(crate) use scan::ScanArgs;
+pub(crate) use serve::{ServeArgs, WorkerArgs};
 pub(crate) use up::UpArgs;
 pub(crate) use verify::VerifyArgs;
 pub(crate) use vulns::VulnsCommand;
@@ -65,6 +69,7 @@ pub(crate) use where_::WhereArgs;
 pub(crate) use workload::WorkloadCommand;
 
 pub(crate) fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
+    database::select(cli.database.as_ref());
     // The roles model first: `authz::TABLE` says what each command needs.
     crate::authz::guard(cli)?;
     match &cli.command {
@@ -97,6 +102,8 @@ pub(crate) fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Audit(args) => promote::audit(cli, args),
         Command::Policy(cmd) => policy::policy(cli, cmd),
         Command::Up(args) => up::up(cli, args),
+        Command::Serve(args) => serve::serve_cmd(cli, args),
+        Command::Worker(args) => serve::worker_cmd(cli, args),
         Command::Workload(cmd) => workload::workload(cli, cmd),
         Command::Recover => recover::recover(cli),
         Command::Backup(args) => backup::backup(cli, args),
@@ -128,6 +135,11 @@ pub(crate) fn data_dir(cli: &Cli) -> Result<DataDir, Failure> {
 /// entries lack their effect in the store, and marks runs whose process died as
 /// interrupted.
 pub(crate) fn open_store(data: &DataDir) -> Result<Arc<dyn Store>, Failure> {
+    if let Some(url) = database::selected() {
+        let (store, pairing) = database::open_paired(data, database::open_url(url)?)?;
+        report_pairing(&pairing);
+        return recover_dead_runs(store);
+    }
     let (store, pairing) = cairn_engine::pairing::open_store(data).map_err(|e| {
         let failure = Failure::from(e);
         Failure {
@@ -150,7 +162,11 @@ pub(crate) fn open_store(data: &DataDir) -> Result<Arc<dyn Store>, Failure> {
             dir.display()
         );
     }
-    let store: Arc<dyn Store> = Arc::new(store);
+    recover_dead_runs(Arc::new(store))
+}
+
+/// Marks runs whose process died (on this host) as interrupted, saying so.
+pub(crate) fn recover_dead_runs(store: Arc<dyn Store>) -> Result<Arc<dyn Store>, Failure> {
     let recovered = match cairn_engine::recovery::recover_interrupted(&*store) {
         Err(cairn_engine::EngineError::Store(e)) if e.is_disk_full() => {
             eprintln!(

@@ -11,6 +11,7 @@ use crate::exit::Failure;
 use crate::output::print_json;
 
 pub(super) fn recover(cli: &Cli) -> Result<ExitCode, Failure> {
+    super::database::refuse_other_database("recover")?;
     let data = data_dir(cli)?;
     let r = cairn_engine::rebuild::rebuild(&data, cairn_engine::now_ms())?;
     // The same check every command makes: it must now pass with nothing left over.

@@ -42,6 +42,7 @@ pub(crate) struct UpArgs {
 }
 
 pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
+    super::database::refuse_postgres_for_up()?;
     // A bad certificate or key is refused before anything is opened.
     let tls = args.tls.load()?;
     let scheme = if tls.is_some() { "https" } else { "http" };

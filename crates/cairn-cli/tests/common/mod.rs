@@ -69,6 +69,7 @@ impl Fixture {
         cmd.current_dir(&self.repo)
             .env("CAIRN_HOME", &self.data)
             .env_remove("CAIRN_PLATFORM_DIR")
+            .env_remove("CAIRN_DATABASE_URL")
             .env_remove("CAIRN_SIGSTORE_TRUSTED_ROOT")
             .env_remove("CAIRN_TOKEN")
             .env("CAIRN_NO_CONFIG", "1")

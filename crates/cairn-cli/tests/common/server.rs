@@ -1,5 +1,5 @@
-//! `cairn up` as a child process on a free loopback port, stopped (SIGTERM,
-//! then SIGKILL) when dropped.
+//! `cairn up` (or `cairn serve`, `cairn worker`) as a child process on a free
+//! loopback port, stopped (SIGTERM, then SIGKILL) when dropped.
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -41,16 +41,29 @@ impl Up {
         } else {
             &["--grace", "5"]
         };
+        let mut args = vec!["up", "--listen", listen];
+        args.extend_from_slice(grace);
+        args.extend_from_slice(extra);
+        let mut env = Vec::new();
+        if let Some(p) = platform {
+            env.push(("CAIRN_PLATFORM_DIR", p.to_str().unwrap()));
+        }
+        Self::process(data, &args, &env, "cairn is serving on ")
+    }
+
+    /// Any long-lived `cairn` command (`serve`, `worker`, `up`) on `data`,
+    /// with `env`; waits until it prints `ready`. The URL is read from a line
+    /// `… serving on http://ADDR/ …` when `ready` is one.
+    pub(crate) fn process(data: &Path, args: &[&str], env: &[(&str, &str)], ready: &str) -> Up {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
         command
-            .args(["up", "--listen", listen])
-            .args(grace)
-            .args(extra)
+            .args(args)
             .env("CAIRN_HOME", data)
             .env_remove("CAIRN_PLATFORM_DIR")
+            .env_remove("CAIRN_DATABASE_URL")
             .env_remove("CAIRN_TOKEN");
-        if let Some(p) = platform {
-            command.env("CAIRN_PLATFORM_DIR", p);
+        for (k, v) in env {
+            command.env(k, v);
         }
         let mut child = command
             .stdout(Stdio::piped())
@@ -78,18 +91,42 @@ impl Up {
             lines: rx,
             seen: Vec::new(),
         };
-        let line = up.wait_for("cairn is serving on ", Duration::from_secs(30));
-        let url = line
-            .split("serving on ")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .trim_end_matches('/')
-            .to_owned();
-        up.url = url;
+        let line = up.wait_for(ready, Duration::from_secs(60));
+        if let Some(rest) = line.split("serving on ").nth(1) {
+            up.url = rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .to_owned();
+        }
         up
+    }
+
+    /// The process's id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// The process's id, or 0 once it was stopped or killed.
+    pub(crate) fn pid_or_zero(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// SIGKILL: the process ends at once, with no chance to clean up.
+    pub(crate) fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every line printed so far (without waiting).
+    pub(crate) fn drain(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
     }
 
     /// Waits for a printed line containing `needle`.

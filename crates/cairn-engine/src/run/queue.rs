@@ -172,6 +172,27 @@ impl Engine {
         }
     }
 
+    /// Renews the leases of the runs this process claimed from the queue and is
+    /// running (see [`cairn_store::RunStore::heartbeat_runs`]); returns how many.
+    pub fn heartbeat_own_runs(&self) -> Result<u64, EngineError> {
+        Ok(self.store.heartbeat_runs(&owner_tag(), now_ms())?)
+    }
+
+    /// Interrupts every run claimed from the queue whose lease was not renewed
+    /// for `stale` (its worker died, or lost the database): whoever notices
+    /// first, a worker or a server. Returns their ids.
+    pub fn expire_stale_leases(
+        &self,
+        stale: std::time::Duration,
+    ) -> Result<Vec<RunId>, EngineError> {
+        let stale_ms = i64::try_from(stale.as_millis()).unwrap_or(i64::MAX);
+        let reason = format!(
+            "its worker stopped renewing the run's lease for {} s (the process died or lost the database)",
+            stale.as_secs()
+        );
+        Ok(self.store.expire_leases(stale_ms, &reason, now_ms())?)
+    }
+
     /// Marks this process's running runs interrupted (a server stopping past its
     /// grace period); returns their ids.
     pub fn interrupt_own_runs(&self, reason: &str) -> Result<Vec<RunId>, EngineError> {

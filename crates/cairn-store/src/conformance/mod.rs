@@ -78,6 +78,7 @@ macro_rules! conformance_tests {
             finish_run_needs_a_final_status,
             interrupt_run_settles_stages,
             interrupt_run_is_idempotent,
+            claimed_runs_are_leased_and_stale_leases_expire,
             final_runs_are_immutable,
             logs_keep_binary_bytes,
             logs_refuse_gaps_and_duplicates,

@@ -931,6 +931,53 @@ pub fn workers_claim_the_oldest_queued_run_once(store: &dyn Store) -> Result<(),
     Ok(())
 }
 
+/// Unix milliseconds by this machine's clock (leases are judged by the
+/// database's clock on PostgreSQL, which is this machine's in the tests).
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub fn claimed_runs_are_leased_and_stale_leases_expire(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    store.upsert_workload("app", REPO, 1)?;
+    let (cli, _) = store.create_run(&new_run("app", 1, &["a"]))?;
+    store.start_run(cli.id, "cli", wall_ms())?;
+    let (a, _) = store.create_run(&api_run("app", 2, "alice"))?;
+    let (b, _) = store.create_run(&api_run("app", 3, "bob"))?;
+    let a_claim = store.claim_queued_run("worker-1", wall_ms())?;
+    let b_claim = store.claim_queued_run("worker-2", wall_ms())?;
+    assert_eq!(a_claim.map(|r| r.id), Some(a.id));
+    assert_eq!(b_claim.map(|r| r.id), Some(b.id));
+    let b_stages = store.stages(b.id)?;
+    store.start_stage(b_stages[0].id, wall_ms())?;
+    // Fresh leases are not stale; a worker renews only its own claimed runs.
+    assert!(store.expire_leases(60_000, "gone", wall_ms())?.is_empty());
+    assert_eq!(store.heartbeat_runs("worker-1", wall_ms())?, 1);
+    assert_eq!(store.heartbeat_runs("cli", wall_ms())?, 0, "not leased");
+    assert_eq!(store.heartbeat_runs("nobody", wall_ms())?, 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // worker-1 keeps renewing; worker-2 stopped: its run is interrupted, once.
+    assert_eq!(store.heartbeat_runs("worker-1", wall_ms())?, 1);
+    let expired = store.expire_leases(150, "worker-2 stopped renewing its lease", wall_ms())?;
+    assert_eq!(expired, vec![b.id]);
+    assert!(store.expire_leases(150, "again", wall_ms())?.is_empty());
+    let b_now = get_run(store, b.id)?;
+    assert_eq!(b_now.status, RunStatus::Interrupted);
+    assert_eq!(
+        b_now.reason.as_deref(),
+        Some("worker-2 stopped renewing its lease")
+    );
+    assert_eq!(store.stages(b.id)?[0].status, StageStatus::Interrupted);
+    assert_eq!(store.heartbeat_runs("worker-2", wall_ms())?, 0, "final");
+    // The run without a lease (not claimed from the queue) is never expired.
+    assert_eq!(get_run(store, cli.id)?.status, RunStatus::Running);
+    assert_eq!(get_run(store, a.id)?.status, RunStatus::Running);
+    Ok(())
+}
+
 pub fn run_counts_and_stage_durations(store: &dyn Store) -> Result<(), StoreError> {
     let zero: Vec<(RunStatus, u64)> = RunStatus::ALL.iter().map(|s| (*s, 0)).collect();
     assert_eq!(store.run_counts()?, zero);

@@ -38,6 +38,10 @@ use crate::StoreError;
 /// in SQLite. (`cairn` in ASCII, then 1.)
 pub(crate) const WRITE_LOCK: i64 = 0x6361_6972_6e00_0001;
 
+/// The session advisory lock the audit log's appender holds across every
+/// process sharing the database ([`crate::ServerStore::lock_audit_log`]).
+pub(crate) const LOG_LOCK: i64 = 0x6361_6972_6e00_0002;
+
 /// One pooled connection and the statements prepared on it.
 struct Conn {
     client: Client,

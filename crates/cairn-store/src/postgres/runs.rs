@@ -339,6 +339,53 @@ pub(super) fn insert_run(
     Ok((record, stages))
 }
 
+/// The channel PostgreSQL's `NOTIFY` announces a changed run on (its id as
+/// the payload), delivered when the writing transaction commits; see
+/// [`RunStore::run_changes`].
+pub(super) const RUN_CHANNEL: &str = "cairn_runs";
+
+/// A connection of its own that `LISTEN`s on [`RUN_CHANNEL`].
+struct Listener {
+    client: postgres::Client,
+}
+
+impl crate::RunChanges for Listener {
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<Vec<RunId>, StoreError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let what = "waiting for run changes";
+        let pg = |e| StoreError::postgres(what, e);
+        let mut notifications = self.client.notifications();
+        let mut out = Vec::new();
+        let first = notifications.timeout_iter(timeout).next().map_err(pg)?;
+        let rest: Vec<postgres::Notification> = notifications.iter().collect().map_err(pg)?;
+        drop(notifications);
+        for n in first.into_iter().chain(rest) {
+            // Only cairn writes the channel; anything else is ignored.
+            if let Ok(id) = n.payload().parse::<i64>() {
+                out.push(RunId(id));
+            }
+        }
+        if out.is_empty() && self.client.is_closed() {
+            return Err(StoreError::Invalid {
+                what: "PostgreSQL listener",
+                why: "the connection closed".to_owned(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Announces that `run` changed (a status, a stage, log lines) to whoever
+/// listens, once the transaction commits.
+fn notify(tx: &mut Tx<'_>, run: i64, what: &'static str) -> Result<(), StoreError> {
+    tx.exec(
+        what,
+        "SELECT pg_notify($1, $2)",
+        &[&RUN_CHANNEL, &run.to_string()],
+    )?;
+    Ok(())
+}
+
 /// The reason given to a stage that was still running when its run finished.
 const ENDED_WHILE_RUNNING: &str = "the run finished while this stage was running";
 
@@ -365,7 +412,7 @@ fn settle_run(
         "UPDATE runs SET status = $1, reason = $2, finished_at_ms = $3 WHERE id = $4",
         &[&status.as_str(), &reason, &now_ms, &run.0],
     )?;
-    Ok(())
+    notify(tx, run.0, what)
 }
 
 // ---- workloads -------------------------------------------------------------------------
@@ -473,7 +520,8 @@ pub(super) fn claim_queued_run(
     let oldest: Option<i64> = tx.opt(
         what,
         &format!(
-            "SELECT id FROM runs WHERE {QUEUED_FOR_WORKERS} ORDER BY created_at_ms, id LIMIT 1"
+            "SELECT id FROM runs WHERE {QUEUED_FOR_WORKERS} ORDER BY created_at_ms, id LIMIT 1 \
+             FOR UPDATE SKIP LOCKED"
         ),
         &[],
         |r| r.try_get(0),
@@ -484,13 +532,47 @@ pub(super) fn claim_queued_run(
     let raw = tx.one(
         what,
         &format!(
-            "UPDATE runs SET status = $1, owner = $2, started_at_ms = $3 WHERE id = $4 \
-             RETURNING {RUN_COLUMNS}"
+            "UPDATE runs SET status = $1, owner = $2, started_at_ms = $3, \
+             lease_at_ms = {DB_NOW_MS} WHERE id = $4 RETURNING {RUN_COLUMNS}"
         ),
         &[&RunStatus::Running.as_str(), &owner, &now_ms, &id],
         RawRun::from_row,
     )?;
+    notify(tx, id, what)?;
     raw.into_record().map(Some)
+}
+
+/// The database server's clock in unix milliseconds: leases are judged by it,
+/// so a worker's skewed clock cannot keep a dead lease alive or end a live one.
+const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// If `run` is not final: its `running` stages -> `interrupted`, the run ->
+/// `interrupted` with `reason` (pending stages skipped); whether it changed.
+fn interrupt(
+    tx: &mut Tx<'_>,
+    run: RunId,
+    reason: &str,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<bool, StoreError> {
+    let current = run_status(tx, run, what)?;
+    if current.is_final() {
+        return Ok(false);
+    }
+    tx.exec(
+        what,
+        "UPDATE stages SET status = $1, reason = $2, finished_at_ms = $3 \
+         WHERE run_id = $4 AND status = $5",
+        &[
+            &StageStatus::Interrupted.as_str(),
+            &reason,
+            &now_ms,
+            &run.0,
+            &StageStatus::Running.as_str(),
+        ],
+    )?;
+    settle_run(tx, run, RunStatus::Interrupted, Some(reason), now_ms, what)?;
+    Ok(true)
 }
 
 pub(super) fn queued_count(tx: &mut Tx<'_>) -> Result<u64, StoreError> {
@@ -619,7 +701,7 @@ impl RunStore for PostgresStore {
                 "UPDATE runs SET status = $1, owner = $2, started_at_ms = $3 WHERE id = $4",
                 &[&RunStatus::Running.as_str(), &owner, &now_ms, &run.0],
             )?;
-            Ok(())
+            notify(tx, run.0, what)
         })
     }
 
@@ -647,7 +729,7 @@ impl RunStore for PostgresStore {
                 "UPDATE stages SET status = $1, started_at_ms = $2 WHERE id = $3",
                 &[&StageStatus::Running.as_str(), &now_ms, &stage.0],
             )?;
-            Ok(())
+            notify(tx, run.0, what)
         })
     }
 
@@ -692,7 +774,7 @@ impl RunStore for PostgresStore {
                     &stage.0,
                 ],
             )?;
-            Ok(())
+            notify(tx, run.0, what)
         })
     }
 
@@ -732,25 +814,57 @@ impl RunStore for PostgresStore {
 
     fn interrupt_run(&self, run: RunId, reason: &str, now_ms: i64) -> Result<bool, StoreError> {
         let what = "interrupting a run";
+        self.write(what, |tx| interrupt(tx, run, reason, now_ms, what))
+    }
+
+    fn run_changes(&self) -> Result<Option<Box<dyn crate::RunChanges>>, StoreError> {
+        let mut conn = self.connect()?;
+        conn.client
+            .batch_execute(&format!("LISTEN {RUN_CHANNEL}"))
+            .map_err(|e| StoreError::postgres("listening for run changes", e))?;
+        Ok(Some(Box::new(Listener {
+            client: conn.client,
+        })))
+    }
+
+    fn heartbeat_runs(&self, owner: &str, _now_ms: i64) -> Result<u64, StoreError> {
+        let what = "renewing run leases";
         self.write(what, |tx| {
-            let current = run_status(tx, run, what)?;
-            if current.is_final() {
-                return Ok(false);
-            }
             tx.exec(
                 what,
-                "UPDATE stages SET status = $1, reason = $2, finished_at_ms = $3 \
-                 WHERE run_id = $4 AND status = $5",
-                &[
-                    &StageStatus::Interrupted.as_str(),
-                    &reason,
-                    &now_ms,
-                    &run.0,
-                    &StageStatus::Running.as_str(),
-                ],
+                &format!(
+                    "UPDATE runs SET lease_at_ms = {DB_NOW_MS} \
+                     WHERE owner = $1 AND status = 'running' AND lease_at_ms IS NOT NULL"
+                ),
+                &[&owner],
+            )
+        })
+    }
+
+    fn expire_leases(
+        &self,
+        stale_ms: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<RunId>, StoreError> {
+        let what = "expiring stale run leases";
+        self.write(what, |tx| {
+            let ids: Vec<i64> = tx.all(
+                what,
+                &format!(
+                    "SELECT id FROM runs WHERE status = 'running' \
+                     AND lease_at_ms IS NOT NULL AND lease_at_ms < {DB_NOW_MS} - $1 ORDER BY id"
+                ),
+                &[&stale_ms.max(0)],
+                |r| r.try_get(0),
             )?;
-            settle_run(tx, run, RunStatus::Interrupted, Some(reason), now_ms, what)?;
-            Ok(true)
+            let mut out = Vec::new();
+            for id in ids {
+                if interrupt(tx, RunId(id), reason, now_ms, what)? {
+                    out.push(RunId(id));
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -822,6 +936,7 @@ impl RunStore for PostgresStore {
                 "UPDATE stages SET log_lines = $1, log_bytes = $2 WHERE id = $3",
                 &[&sql_limit(total), &sql_limit(bytes), &stage.0],
             )?;
+            notify(tx, run, what)?;
             Ok(())
         })
     }

@@ -87,6 +87,23 @@ impl ServerStore for PostgresStore {
         })
     }
 
+    fn lock_audit_log(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<Option<Box<dyn std::any::Any + Send>>, StoreError> {
+        let what = "taking the audit log's append lock";
+        let mut conn = self.connect()?;
+        conn.client
+            .batch_execute(&format!(
+                "SET lock_timeout = '{}ms'; SELECT pg_advisory_lock({})",
+                wait.as_millis().max(1),
+                super::LOG_LOCK
+            ))
+            .map_err(|e| StoreError::postgres(what, e))?;
+        // Closing the connection (dropping the guard) releases the lock.
+        Ok(Some(Box::new(conn.client)))
+    }
+
     fn log_mark(&self) -> Result<LogMark, StoreError> {
         self.read("reading the log mark", |tx| {
             let row: Option<(Option<i64>, Option<String>, i64)> = tx.opt(

@@ -498,7 +498,8 @@ pub(super) fn claim_queued_run(
         return Ok(None);
     };
     tx.execute(
-        "UPDATE runs SET status = ?1, owner = ?2, started_at_ms = ?3 WHERE id = ?4",
+        "UPDATE runs SET status = ?1, owner = ?2, started_at_ms = ?3, lease_at_ms = ?3 \
+         WHERE id = ?4",
         params![RunStatus::Running.as_str(), owner, now_ms, id],
     )
     .map_err(StoreError::sqlite(what))?;
@@ -510,6 +511,35 @@ pub(super) fn claim_queued_run(
         )
         .map_err(StoreError::sqlite(what))?;
     raw.into_record().map(Some)
+}
+
+/// If `run` is not final: its `running` stages -> `interrupted`, the run ->
+/// `interrupted` with `reason` (pending stages skipped); whether it changed.
+fn interrupt(
+    tx: &Transaction<'_>,
+    run: RunId,
+    reason: &str,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<bool, StoreError> {
+    let current = run_status(tx, run, what)?;
+    if current.is_final() {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE stages SET status = ?1, reason = ?2, finished_at_ms = ?3 \
+         WHERE run_id = ?4 AND status = ?5",
+        params![
+            StageStatus::Interrupted.as_str(),
+            reason,
+            now_ms,
+            run.0,
+            StageStatus::Running.as_str()
+        ],
+    )
+    .map_err(StoreError::sqlite(what))?;
+    settle_run(tx, run, RunStatus::Interrupted, Some(reason), now_ms, what)?;
+    Ok(true)
 }
 
 pub(super) fn queued_count(tx: &Transaction<'_>) -> Result<u64, StoreError> {
@@ -752,25 +782,56 @@ impl RunStore for SqliteStore {
 
     fn interrupt_run(&self, run: RunId, reason: &str, now_ms: i64) -> Result<bool, StoreError> {
         let what = "interrupting a run";
+        self.write(what, |tx| interrupt(tx, run, reason, now_ms, what))
+    }
+
+    fn run_changes(&self) -> Result<Option<Box<dyn crate::RunChanges>>, StoreError> {
+        // One machine: readers poll the database file.
+        Ok(None)
+    }
+
+    fn heartbeat_runs(&self, owner: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let what = "renewing run leases";
         self.write(what, |tx| {
-            let current = run_status(tx, run, what)?;
-            if current.is_final() {
-                return Ok(false);
+            let n = tx
+                .execute(
+                    "UPDATE runs SET lease_at_ms = ?1 \
+                     WHERE owner = ?2 AND status = 'running' AND lease_at_ms IS NOT NULL",
+                    params![now_ms, owner],
+                )
+                .map_err(StoreError::sqlite(what))?;
+            Ok(n as u64)
+        })
+    }
+
+    fn expire_leases(
+        &self,
+        stale_ms: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<RunId>, StoreError> {
+        let what = "expiring stale run leases";
+        self.write(what, |tx| {
+            let ids: Vec<i64> = {
+                let mut stmt = tx
+                    .prepare(
+                        "SELECT id FROM runs WHERE status = 'running' \
+                         AND lease_at_ms IS NOT NULL AND lease_at_ms < ?1 ORDER BY id",
+                    )
+                    .map_err(StoreError::sqlite(what))?;
+                let rows = stmt
+                    .query_map([now_ms.saturating_sub(stale_ms.max(0))], |r| r.get(0))
+                    .map_err(StoreError::sqlite(what))?;
+                rows.collect::<Result<_, _>>()
+                    .map_err(StoreError::sqlite(what))?
+            };
+            let mut out = Vec::new();
+            for id in ids {
+                if interrupt(tx, RunId(id), reason, now_ms, what)? {
+                    out.push(RunId(id));
+                }
             }
-            tx.execute(
-                "UPDATE stages SET status = ?1, reason = ?2, finished_at_ms = ?3 \
-                 WHERE run_id = ?4 AND status = ?5",
-                params![
-                    StageStatus::Interrupted.as_str(),
-                    reason,
-                    now_ms,
-                    run.0,
-                    StageStatus::Running.as_str()
-                ],
-            )
-            .map_err(StoreError::sqlite(what))?;
-            settle_run(tx, run, RunStatus::Interrupted, Some(reason), now_ms, what)?;
-            Ok(true)
+            Ok(out)
         })
     }
 
