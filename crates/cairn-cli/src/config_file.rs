@@ -27,6 +27,8 @@ struct ConfigFile {
     platform_dir: Option<String>,
     /// `CAIRN_SERVER` (`cairn logs --server`).
     server: Option<String>,
+    /// `CAIRN_DATABASE_URL` (`--database`): `sqlite://PATH` or `postgres://…`.
+    database: Option<String>,
     /// A 0600 file holding the token, for `CAIRN_TOKEN`.
     token_file: Option<String>,
     /// `text` or `json` (`--json`).
@@ -110,6 +112,22 @@ pub(crate) fn read(path: &Path) -> anyhow::Result<Layered> {
         }
         if unset("CAIRN_SERVER") {
             layered.env.push(("CAIRN_SERVER", server.clone()));
+        }
+    }
+    if let Some(url) = &config.database {
+        // Checked where every command reads it (`commands/database.rs`), which
+        // never repeats the URL; only its scheme is looked at here.
+        if !(url.starts_with("sqlite://")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            bail!(
+                "{}: `database` must be a sqlite:// or postgres:// URL",
+                path.display()
+            );
+        }
+        if unset("CAIRN_DATABASE_URL") {
+            layered.env.push(("CAIRN_DATABASE_URL", url.clone()));
         }
     }
     if let Some(file) = &config.token_file {

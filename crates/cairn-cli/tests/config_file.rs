@@ -24,6 +24,7 @@ fn cairn(cwd: &Path, home: &Path, env: &[(&str, &Path)], args: &[&str]) -> Run {
         .env_remove("CAIRN_PLATFORM_DIR")
         .env_remove("CAIRN_TOKEN")
         .env_remove("CAIRN_SERVER")
+        .env_remove("CAIRN_DATABASE_URL")
         .args(args);
     for (k, v) in env {
         cmd.env(k, v);
@@ -106,6 +107,10 @@ fn unknown_keys_relative_paths_and_a_token_others_may_read_are_refused() {
         ),
         ("output = \"yaml\"\n", "`output` is `text` or `json`"),
         ("server = \"ftp://x\"\n", "`server` must be an http(s) URL"),
+        (
+            "database = \"mysql://root:hunter2@db/cairn\"\n",
+            "`database` must be a sqlite:// or postgres:// URL",
+        ),
     ] {
         write(&config, text);
         let r = cairn(t, &home, &[], &["runs"]);
@@ -137,4 +142,39 @@ fn unknown_keys_relative_paths_and_a_token_others_may_read_are_refused() {
     let r = cairn(t, &home, &[], &["identity", "whoami"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("chmod 600"), "{r:?}");
+}
+
+#[test]
+fn the_database_url_comes_from_the_file_under_the_environment_and_is_never_repeated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let home = t.join("home");
+    // Nothing listens on port 1: the command fails to connect, naming the
+    // database it tried without its password.
+    write(
+        &home.join(".config/cairn/config.toml"),
+        "database = \"postgres://cairn:hunter2@127.0.0.1:1/cairn\"\n",
+    );
+    let r = cairn(t, &home, &[], &["runs"]);
+    println!("from the file → {}", r.stderr.trim());
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("PostgreSQL"), "{r:?}");
+    assert!(
+        !r.stderr.contains("hunter2") && !r.stdout.contains("hunter2"),
+        "{r:?}"
+    );
+    // The environment wins over the file: a SQLite database there works.
+    let db = t.join("env.db");
+    let url = format!("sqlite://{}", db.display());
+    let r = cairn(
+        t,
+        &home,
+        &[("CAIRN_DATABASE_URL", Path::new(&url))],
+        &["runs"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        db.exists(),
+        "the environment's database was not used: {r:?}"
+    );
 }

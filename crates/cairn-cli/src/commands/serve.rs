@@ -34,9 +34,11 @@ pub(crate) struct ServeArgs {
     /// How long a browser session lasts (hours).
     #[arg(long, default_value_t = 12)]
     pub session_hours: i64,
-    /// Mark cookies Secure (when a TLS proxy is in front).
+    /// Mark cookies Secure (when a TLS proxy is in front; implied by --tls-cert).
     #[arg(long)]
     pub secure_cookies: bool,
+    #[command(flatten)]
+    pub tls: super::tls::TlsArgs,
     /// While the database cannot be reached at start, keep trying this long (seconds).
     #[arg(long, default_value_t = 60)]
     pub database_wait: u64,
@@ -83,6 +85,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 }
 
 pub(super) fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, Failure> {
+    // A bad certificate or key is refused before anything is opened.
+    let tls = args.tls.load()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let (data, store) = open_shared(cli, args.database_wait)?;
     let (secrets, _) = webhook_secrets(data.root()).with_context(|| {
         format!(
@@ -94,7 +99,7 @@ pub(super) fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, Failure
         data: data.clone(),
         platform_dir: cli.platform_dir.clone(),
         session_ttl_ms: args.session_hours.clamp(1, 24 * 30) * 3_600_000,
-        secure_cookies: args.secure_cookies,
+        secure_cookies: args.secure_cookies || tls.is_some(),
     };
     // `store` outlives the runtime (see `worker_cmd`).
     let state = AppState::new(store.clone(), config, secrets);
@@ -113,7 +118,7 @@ pub(super) fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, Failure
             .local_addr()
             .context("cannot read the listening address")?;
         println!(
-            "cairn serve: serving on http://{addr}/ (no workers: `cairn worker` runs queued runs)"
+            "cairn serve: serving on {scheme}://{addr}/ (no workers: `cairn worker` runs queued runs)"
         );
         if let Some(path) = &admin {
             println!(
@@ -121,14 +126,15 @@ pub(super) fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, Failure
                 path.display()
             );
         }
-        serve(
-            listener,
-            state,
-            0,
-            Duration::from_secs(args.grace),
-            stop_signal(),
-        )
-        .await
+        let grace = Duration::from_secs(args.grace);
+        match tls {
+            Some(tls) => {
+                let listener = cairn_server::tls::TlsListener::new(listener, tls, args.tls.reload())
+                    .context("cannot start serving TLS")?;
+                serve(listener, state, 0, grace, stop_signal()).await
+            }
+            None => serve(listener, state, 0, grace, stop_signal()).await,
+        }
         .context("the server failed")
     })?;
     drop(store);

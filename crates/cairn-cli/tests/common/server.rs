@@ -61,7 +61,8 @@ impl Up {
             .env("CAIRN_HOME", data)
             .env_remove("CAIRN_PLATFORM_DIR")
             .env_remove("CAIRN_DATABASE_URL")
-            .env_remove("CAIRN_TOKEN");
+            .env_remove("CAIRN_TOKEN")
+            .env("CAIRN_NO_CONFIG", "1");
         for (k, v) in env {
             command.env(k, v);
         }
