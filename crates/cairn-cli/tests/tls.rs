@@ -219,3 +219,34 @@ fn a_bad_certificate_or_key_is_refused_at_start_with_the_file_named() {
     // Nothing was created: the refusal came before the data directory.
     assert!(!f.data.join("cairn.db").exists());
 }
+
+#[test]
+fn serve_serves_https_as_up_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(dir.path(), "server");
+    let data = dir.path().join(".cairn");
+    let up = Up::process(
+        &data,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--grace",
+            "5",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+        "serving on ",
+    );
+    assert!(up.url.starts_with("https://127.0.0.1:"), "{}", up.url);
+    let (status, body) = https("GET", &format!("{}/healthz", up.url), &cert, None);
+    assert_eq!(status, 200, "{body}");
+    println!(
+        "cairn serve: GET {}/healthz over TLS → {status} {}",
+        up.url,
+        body.trim()
+    );
+}
