@@ -22,6 +22,7 @@ pub mod feed;
 pub mod gc;
 mod git;
 mod host;
+pub mod hsm;
 pub mod images;
 pub mod inventory;
 pub mod keys;

@@ -293,13 +293,13 @@ impl SigningKey {
                 let raw = token.sign_p256_digest(sha256(message).as_bytes())?;
                 let der = ecdsa_raw_to_der(&raw);
                 // The token must have signed with the key it was named by.
-                self.public
-                    .verify(message, &der)
-                    .map_err(|_| EvidenceError::Token(format!(
+                self.public.verify(message, &der).map_err(|_| {
+                    EvidenceError::Token(format!(
                         "{} answered with a signature that does not verify with its public key {}",
                         token.location(),
                         self.public.key_id
-                    )))?;
+                    ))
+                })?;
                 Ok(der)
             }
         }
@@ -362,7 +362,10 @@ impl SigningKey {
 /// INTEGER }) of a raw P-256 signature `r || s`.
 fn ecdsa_raw_to_der(raw: &[u8; 64]) -> Vec<u8> {
     fn integer(out: &mut Vec<u8>, bytes: &[u8]) {
-        let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len() - 1);
+        let start = bytes
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(bytes.len() - 1);
         let bytes = &bytes[start..];
         let pad = bytes[0] & 0x80 != 0;
         out.push(0x02);
@@ -432,6 +435,14 @@ impl VerifyingKey {
                 .map_err(|_| EvidenceError::UnsupportedPublicKey)?;
         }
         Ok(key)
+    }
+
+    /// A P-256 public key from its uncompressed point (`0x04 || X || Y`), as a
+    /// PKCS#11 token's `CKA_EC_POINT` holds it.
+    pub fn from_p256_point(point: &[u8]) -> Result<Self, EvidenceError> {
+        let mut der = P256_SPKI_PREFIX.to_vec();
+        der.extend_from_slice(point);
+        Self::from_spki_der(&der)
     }
 
     /// A `-----BEGIN PUBLIC KEY-----` PEM block.
