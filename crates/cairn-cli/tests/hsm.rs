@@ -266,7 +266,12 @@ fn evidence_signed_in_softhsm_verifies_externally_and_rotation_is_logged() {
         std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    assert!(!std::fs::read_to_string(&config).unwrap().contains(PIN));
+    let stored = std::fs::read_to_string(&config).unwrap();
+    assert!(!stored.contains(PIN), "{stored}");
+    assert!(
+        stored.contains("\"publicKey\": \"-----BEGIN PUBLIC KEY-----"),
+        "{stored}"
+    );
 
     let shown = hsm.ok(&f, &["key", "show"]);
     println!("{}", shown.stdout);
@@ -516,4 +521,34 @@ fn a_bad_token_configuration_is_refused_and_nothing_is_signed_with_another_key()
     );
     let run = hsm.cairn(&f, &["run"]);
     assert_eq!(run.code, 0, "{run:?}");
+
+    // Another key put in the token under the same label is refused, not used.
+    for kind in ["privkey", "pubkey"] {
+        hsm.cmd(
+            "pkcs11-tool",
+            &[
+                "--module",
+                MODULE,
+                "--token-label",
+                TOKEN,
+                "--login",
+                "--pin",
+                PIN,
+                "--delete-object",
+                "--type",
+                kind,
+                "--label",
+                "evidence-1",
+            ],
+        );
+    }
+    hsm.keypair("evidence-1");
+    f.write("README", "after the swap\n").commit("swap");
+    let swapped = hsm.cairn(&f, &["run"]);
+    println!("run with a swapped key: {}", swapped.stderr.trim());
+    assert_eq!(swapped.code, 1, "{swapped:?}");
+    assert!(
+        swapped.stderr.contains("not the key") && swapped.stderr.contains("cairn was set to use"),
+        "{swapped:?}"
+    );
 }

@@ -56,6 +56,11 @@ pub struct TokenKey {
     /// the environment variable holding the user PIN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_env: Option<String>,
+    /// The key's public half (SPKI PEM) as it was when cairn was told to use
+    /// it: opening refuses a different key under the same label, and readers
+    /// that only verify use it without the token. Written by cairn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
 }
 
 fn err(message: impl Into<String>) -> EngineError {
@@ -160,6 +165,16 @@ impl TokenKey {
         self.validate()?;
         let pin = self.pin()?;
         let (session, private, public) = self.session(&pin)?;
+        if let Some(recorded) = self.recorded_public_key()? {
+            if recorded != public {
+                return Err(err(format!(
+                    "{} is key {}, not the key {} cairn was set to use; if it was replaced on purpose, `cairn key hsm` it again",
+                    self.location(),
+                    public.key_id(),
+                    recorded.key_id()
+                )));
+            }
+        }
         let signer = Pkcs11Signer {
             session: Mutex::new(session),
             key: private,
@@ -167,6 +182,21 @@ impl TokenKey {
         };
         SigningKey::in_token(public, Box::new(signer))
             .map_err(|e| err(format!("{}: {e}", self.location())))
+    }
+
+    /// The public key recorded when this key was chosen.
+    pub fn recorded_public_key(&self) -> Result<Option<VerifyingKey>, EngineError> {
+        self.public_key
+            .as_deref()
+            .map(|pem| {
+                VerifyingKey::from_pem(pem).map_err(|e| {
+                    err(format!(
+                        "{}: the recorded public key is unusable: {e}",
+                        self.location()
+                    ))
+                })
+            })
+            .transpose()
     }
 
     fn session(&self, pin: &AuthPin) -> Result<(Session, ObjectHandle, VerifyingKey), EngineError> {
@@ -502,6 +532,7 @@ mod tests {
             key_label: "k".to_owned(),
             pin_file: None,
             pin_env: Some("CAIRN_TEST_UNSET_PIN_VARIABLE".to_owned()),
+            public_key: None,
         }
     }
 

@@ -132,6 +132,17 @@ impl KeyStore {
         Ok(out)
     }
 
+    /// The signing key's public half, if there is a key: for a key in a token
+    /// the one recorded when it was chosen (no PIN, no token needed).
+    pub fn public_key(&self) -> Result<Option<VerifyingKey>, EngineError> {
+        if let Some(token) = self.token_config()? {
+            if let Some(public) = token.recorded_public_key()? {
+                return Ok(Some(public));
+            }
+        }
+        Ok(self.load()?.map(|k| k.verifying_key().clone()))
+    }
+
     /// The signing key, if there is one. A key file others can read is refused.
     /// A key in a PKCS#11 token is opened there; any failure is an error, never
     /// a fall-back to another key.
@@ -253,8 +264,12 @@ impl KeyStore {
         }))?;
         private_dir(&self.dir)?;
         let retired = self.retire(old)?;
+        let stored = TokenKey {
+            public_key: Some(key.public_key_pem()),
+            ..config.clone()
+        };
         let json =
-            serde_json::to_vec_pretty(config).map_err(|e| EngineError::Token(e.to_string()))?;
+            serde_json::to_vec_pretty(&stored).map_err(|e| EngineError::Token(e.to_string()))?;
         write_atomically(&self.token_config_path(), &json, 0o600)?;
         remove_if_there(&self.signing_key_path())?;
         Ok(KeyChange {
@@ -279,6 +294,7 @@ impl KeyStore {
         })?;
         let config = TokenKey {
             key_label: key_label.to_owned(),
+            public_key: None,
             ..current
         };
         self.use_token(&config, true, audit)
@@ -567,5 +583,42 @@ mod tests {
                 .join(format!("{}.pub", first.key_id()))
                 .exists()
         );
+    }
+
+    #[test]
+    fn a_token_key_is_never_replaced_by_a_file_key_and_its_public_half_reads_without_the_token() {
+        let (_tmp, keys, audit) = store();
+        let public = SigningKey::generate(Algorithm::EcdsaP256Sha256)
+            .expect("generates")
+            .public_key_pem();
+        let config = TokenKey {
+            module: PathBuf::from("/nonexistent/libpkcs11.so"),
+            token: "t".to_owned(),
+            key_label: "k".to_owned(),
+            pin_file: None,
+            pin_env: Some("CAIRN_TEST_UNSET_PIN_VARIABLE".to_owned()),
+            public_key: Some(public.clone()),
+        };
+        private_dir(keys.dir()).expect("dir");
+        write_atomically(
+            &keys.token_config_path(),
+            &serde_json::to_vec(&config).expect("json"),
+            0o600,
+        )
+        .expect("writes");
+        // Readers that only verify get the recorded key without the token.
+        assert_eq!(
+            keys.public_key().expect("reads").expect("a key").to_pem(),
+            public
+        );
+        // Signers fail: no fall-back to creating a key file.
+        let err = keys.load_or_create(&audit).expect_err("no token");
+        assert!(matches!(err, EngineError::Token(_)), "{err:?}");
+        assert!(!keys.signing_key_path().exists());
+        assert!(keys.rotate(None, &audit).is_err());
+        // A key file beside the configuration is ambiguous, not chosen.
+        write_atomically(&keys.signing_key_path(), b"x", 0o600).expect("writes");
+        let err = keys.load().expect_err("ambiguous");
+        assert!(matches!(err, EngineError::KeysAmbiguous { .. }), "{err:?}");
     }
 }

@@ -238,6 +238,7 @@ fn run(data: &DataDir, cmd: &KeyCommand) -> Result<Report, Failure> {
                 key_label: key_label.clone(),
                 pin_file: pin_file.clone(),
                 pin_env: pin_env.clone(),
+                public_key: None,
             };
             config.validate()?;
             let audit = AuditLog::open_waiting(data, audit::LOCK_WAIT)?;
