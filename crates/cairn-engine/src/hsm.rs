@@ -165,15 +165,15 @@ impl TokenKey {
         self.validate()?;
         let pin = self.pin()?;
         let (session, private, public) = self.session(&pin)?;
-        if let Some(recorded) = self.recorded_public_key()? {
-            if recorded != public {
-                return Err(err(format!(
-                    "{} is key {}, not the key {} cairn was set to use; if it was replaced on purpose, `cairn key hsm` it again",
-                    self.location(),
-                    public.key_id(),
-                    recorded.key_id()
-                )));
-            }
+        if let Some(recorded) = self.recorded_public_key()?
+            && recorded != public
+        {
+            return Err(err(format!(
+                "{} is key {}, not the key {} cairn was set to use; if it was replaced on purpose, `cairn key hsm` it again",
+                self.location(),
+                public.key_id(),
+                recorded.key_id()
+            )));
         }
         let signer = Pkcs11Signer {
             session: Mutex::new(session),

@@ -135,10 +135,10 @@ impl KeyStore {
     /// The signing key's public half, if there is a key: for a key in a token
     /// the one recorded when it was chosen (no PIN, no token needed).
     pub fn public_key(&self) -> Result<Option<VerifyingKey>, EngineError> {
-        if let Some(token) = self.token_config()? {
-            if let Some(public) = token.recorded_public_key()? {
-                return Ok(Some(public));
-            }
+        if let Some(token) = self.token_config()?
+            && let Some(public) = token.recorded_public_key()?
+        {
+            return Ok(Some(public));
         }
         Ok(self.load()?.map(|k| k.verifying_key().clone()))
     }
