@@ -360,6 +360,28 @@ fn evidence_signed_in_softhsm_verifies_externally_and_rotation_is_logged() {
     assert_eq!(run.code, 0, "{run:?}");
     verify_last_run_externally(&hsm, &f, "evidence-2");
     assert_eq!(hsm.cairn(&f, &["log", "verify"]).code, 0);
+    // The PIN is nowhere in the data directory: not in the log, the store, the
+    // key configuration or any run's files.
+    let mut files = 0;
+    let mut stack = vec![f.data.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                let bytes = std::fs::read(entry.path()).unwrap();
+                assert!(
+                    !bytes.windows(PIN.len()).any(|w| w == PIN.as_bytes()),
+                    "the PIN is in {:?}",
+                    entry.path()
+                );
+                files += 1;
+            }
+        }
+    }
+    assert!(files > 10, "{files}");
 }
 
 /// Bad input: a missing module, a wrong PIN, an unknown token or key label, a

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -115,7 +115,16 @@ impl TokenKey {
     fn pin(&self) -> Result<AuthPin, EngineError> {
         let text = match (&self.pin_file, &self.pin_env) {
             (Some(path), _) => {
-                let meta = fs::metadata(path).map_err(|e| {
+                // Opened without blocking (a FIFO put in its place cannot
+                // hang cairn), then checked on the open file itself.
+                let file = fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                    .open(path)
+                    .map_err(|e| {
+                        err(format!("cannot read the PIN file {}: {e}", path.display()))
+                    })?;
+                let meta = file.metadata().map_err(|e| {
                     err(format!("cannot read the PIN file {}: {e}", path.display()))
                 })?;
                 if !meta.is_file() {
@@ -132,8 +141,8 @@ impl TokenKey {
                     )));
                 }
                 let mut bytes = Vec::new();
-                fs::File::open(path)
-                    .and_then(|f| f.take(MAX_PIN + 1).read_to_end(&mut bytes))
+                file.take(MAX_PIN + 1)
+                    .read_to_end(&mut bytes)
                     .map_err(|e| {
                         err(format!("cannot read the PIN file {}: {e}", path.display()))
                     })?;
@@ -374,6 +383,13 @@ fn context(module: &Path) -> Result<Pkcs11, EngineError> {
         return Ok(ctx.clone());
     }
     match fs::metadata(module) {
+        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o022 != 0 => {
+            return Err(err(format!(
+                "the PKCS#11 module {} is writable by other users (mode {:o}); cairn runs its code, so it must not be",
+                module.display(),
+                meta.permissions().mode() & 0o777
+            )));
+        }
         Ok(meta) if meta.is_file() => {}
         Ok(_) => {
             return Err(err(format!(
@@ -582,5 +598,27 @@ mod tests {
             e.contains("CAIRN_TEST_UNSET_PIN_VARIABLE is not set"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_fifo_pin_file_and_a_module_others_can_write_are_refused_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("pin");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let mut c = config();
+        c.pin_env = None;
+        c.pin_file = Some(fifo);
+        let e = c.open().unwrap_err().to_string();
+        assert!(e.contains("is not a regular file"), "{e}");
+        let module = tmp.path().join("libpkcs11.so");
+        fs::write(&module, b"not a library").unwrap();
+        fs::set_permissions(&module, fs::Permissions::from_mode(0o666)).unwrap();
+        let e = context(&module).unwrap_err().to_string();
+        assert!(e.contains("writable by other users (mode 666)"), "{e}");
+        fs::set_permissions(&module, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = context(&module).unwrap_err().to_string();
+        assert!(e.contains("cannot load the PKCS#11 module"), "{e}");
     }
 }
