@@ -6,10 +6,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{Fixture, Run};
+use common::{Fixture, Run, node_modules};
 
 use cairn_engine::DataDir;
 use cairn_engine::audit::{AuditLog, Change};
@@ -359,26 +359,6 @@ fn cairn_verify_without_any_trusted_root_says_so() {
     ]);
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(refused.stderr.contains("trusted root"), "{refused:?}");
-}
-
-/// `node_modules` of the interop tools (`scripts/install-interop-tools`), by the
-/// same rule as cairn-evidence's interop tests: `$CAIRN_INTEROP_DIR`, else
-/// `<target dir>/interop-tools`. Missing tools fail the test; it never skips.
-fn node_modules() -> PathBuf {
-    let dir = match std::env::var_os("CAIRN_INTEROP_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-            .join("interop-tools"),
-    }
-    .join("npm/node_modules");
-    assert!(
-        dir.join("@sigstore/verify/package.json").is_file(),
-        "run scripts/install-interop-tools first (missing {})",
-        dir.display()
-    );
-    dir
 }
 
 /// npm `@sigstore/verify` accepts a logged cairn bundle given cairn's key and

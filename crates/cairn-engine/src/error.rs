@@ -70,6 +70,12 @@ pub enum EngineError {
     NoSigningKey { dir: PathBuf },
     #[error("a signing key already exists in {}; `cairn key rotate` replaces it (or `cairn key create --force`)", path.display())]
     KeyExists { path: PathBuf },
+    /// The signing key's PKCS#11 token could not be used (module missing, token
+    /// or key label not found, wrong PIN, ...); never names the PIN itself.
+    #[error("{0}")]
+    Token(String),
+    #[error("both {} and {} exist; remove the one that is not the current key (the last `key-rotation` entry of `cairn log show` names it)", file.display(), token.display())]
+    KeysAmbiguous { file: PathBuf, token: PathBuf },
     #[error("{} is readable by other users (mode {mode:o}); `chmod 600` it, and rotate the key if it may have leaked", path.display())]
     KeyExposed { path: PathBuf, mode: u32 },
     #[error("{} is not a signing key cairn can use", path.display())]
@@ -341,6 +347,8 @@ impl EngineError {
                 | Self::NoSigningKey { .. }
                 | Self::KeyExists { .. }
                 | Self::KeyExposed { .. }
+                | Self::Token(_)
+                | Self::KeysAmbiguous { .. }
                 | Self::ImageRef(_)
                 | Self::Policy(_)
                 | Self::BaseNotInCatalog { .. }

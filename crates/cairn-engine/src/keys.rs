@@ -6,6 +6,10 @@
 //! - `keys/retired/<keyid>.pub`: the public key of every key that was replaced, so
 //!   evidence signed before a rotation stays verifiable.
 //!
+//! - or `keys/signing.pkcs11.json` (mode 0600): the key is in a PKCS#11 token
+//!   instead (module, token label, key label, where the PIN is; see
+//!   [`crate::hsm`]); the two never both exist (that is refused as ambiguous).
+//!
 //! The secret never leaves this module except as a [`SigningKey`], whose `Debug`
 //! shows only its algorithm and key id.
 //!
@@ -21,6 +25,7 @@ use std::path::{Path, PathBuf};
 use cairn_evidence::{Algorithm, SigningKey, VerifyingKey};
 
 use crate::audit::{AuditLog, Change, KeyRotation, Receipt};
+use crate::hsm::TokenKey;
 use crate::{DataDir, EngineError};
 
 /// The `purpose` of the evidence signing key in `key-rotation` entries.
@@ -67,6 +72,36 @@ impl KeyStore {
         self.dir.join("signing.key")
     }
 
+    /// Where a PKCS#11-held key is configured: `keys/signing.pkcs11.json`.
+    pub fn token_config_path(&self) -> PathBuf {
+        self.dir.join("signing.pkcs11.json")
+    }
+
+    /// The token key's configuration, when the signing key is in a token.
+    pub fn token_config(&self) -> Result<Option<TokenKey>, EngineError> {
+        let path = self.token_config_path();
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(EngineError::io("read", &path)(e)),
+        };
+        if !meta.is_file() || meta.len() > 64 * 1024 {
+            return Err(EngineError::Token(format!(
+                "{} is not a regular file of at most 64 KiB",
+                path.display()
+            )));
+        }
+        let bytes = fs::read(&path).map_err(EngineError::io("read", &path))?;
+        let config: TokenKey = serde_json::from_slice(&bytes).map_err(|e| {
+            EngineError::Token(format!(
+                "{} is not a PKCS#11 key configuration: {e}",
+                path.display()
+            ))
+        })?;
+        config.validate()?;
+        Ok(Some(config))
+    }
+
     pub fn retired_dir(&self) -> PathBuf {
         self.dir.join("retired")
     }
@@ -97,9 +132,31 @@ impl KeyStore {
         Ok(out)
     }
 
+    /// The signing key's public half, if there is a key: for a key in a token
+    /// the one recorded when it was chosen (no PIN, no token needed).
+    pub fn public_key(&self) -> Result<Option<VerifyingKey>, EngineError> {
+        if let Some(token) = self.token_config()?
+            && let Some(public) = token.recorded_public_key()?
+        {
+            return Ok(Some(public));
+        }
+        Ok(self.load()?.map(|k| k.verifying_key().clone()))
+    }
+
     /// The signing key, if there is one. A key file others can read is refused.
+    /// A key in a PKCS#11 token is opened there; any failure is an error, never
+    /// a fall-back to another key.
     pub fn load(&self) -> Result<Option<SigningKey>, EngineError> {
         let path = self.signing_key_path();
+        if let Some(token) = self.token_config()? {
+            if fs::symlink_metadata(&path).is_ok() {
+                return Err(EngineError::KeysAmbiguous {
+                    file: path,
+                    token: self.token_config_path(),
+                });
+            }
+            return token.open().map(Some);
+        }
         let meta = match fs::metadata(&path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -164,9 +221,95 @@ impl KeyStore {
         algorithm: Option<Algorithm>,
         audit: &AuditLog,
     ) -> Result<KeyChange, EngineError> {
+        if self.token_config()?.is_some() {
+            return Err(EngineError::Token(
+                "the signing key is in a PKCS#11 token; `cairn key rotate --key-label NEW` makes a new key there (or `cairn key create --force` a key file)".to_owned(),
+            ));
+        }
         let old = self.require()?;
         let algorithm = algorithm.unwrap_or(old.algorithm());
         self.replace(Some(old), algorithm, audit)
+    }
+
+    /// Makes `config`'s key (generated in its token when `generate`, else one
+    /// already there) the signing key: the key must sign (a probe signature is
+    /// checked) before the `key-rotation` entry is recorded; then the old key is
+    /// retired like any rotation, the configuration written and a key file
+    /// removed. Nothing changes when the token or the log fails.
+    pub fn use_token(
+        &self,
+        config: &TokenKey,
+        generate: bool,
+        audit: &AuditLog,
+    ) -> Result<KeyChange, EngineError> {
+        config.validate()?;
+        let old = self.load()?;
+        let key = if generate {
+            crate::hsm::generate(config)?
+        } else {
+            config.open()?
+        };
+        key.sign(b"cairn: probe of a token key before it is used")?;
+        if old.as_ref().is_some_and(|o| o.key_id() == key.key_id()) {
+            return Err(EngineError::Token(format!(
+                "{} is already the signing key",
+                config.location()
+            )));
+        }
+        let logged = audit.record(&Change::KeyRotation(KeyRotation {
+            purpose: SIGNING_KEY_PURPOSE.to_owned(),
+            old_key_id: old.as_ref().map(|k| k.key_id().to_string()),
+            new_key_id: key.key_id().to_string(),
+            algorithm: key.algorithm().name().to_owned(),
+        }))?;
+        private_dir(&self.dir)?;
+        let retired = self.retire(old)?;
+        let stored = TokenKey {
+            public_key: Some(key.public_key_pem()),
+            ..config.clone()
+        };
+        let json =
+            serde_json::to_vec_pretty(&stored).map_err(|e| EngineError::Token(e.to_string()))?;
+        write_atomically(&self.token_config_path(), &json, 0o600)?;
+        remove_if_there(&self.signing_key_path())?;
+        Ok(KeyChange {
+            key,
+            retired,
+            logged,
+        })
+    }
+
+    /// A new key in the current key's token, labelled `key_label`; the
+    /// current key must be a token key.
+    pub fn rotate_in_token(
+        &self,
+        key_label: &str,
+        audit: &AuditLog,
+    ) -> Result<KeyChange, EngineError> {
+        let current = self.token_config()?.ok_or_else(|| {
+            EngineError::Token(
+                "the signing key is not in a PKCS#11 token; `cairn key hsm` moves it there"
+                    .to_owned(),
+            )
+        })?;
+        let config = TokenKey {
+            key_label: key_label.to_owned(),
+            public_key: None,
+            ..current
+        };
+        self.use_token(&config, true, audit)
+    }
+
+    /// Keeps `old`'s public key in `retired/<keyid>.pub`.
+    fn retire(&self, old: Option<SigningKey>) -> Result<Option<Retired>, EngineError> {
+        let Some(old) = old else { return Ok(None) };
+        private_dir(&self.retired_dir())?;
+        let path = self.retired_dir().join(format!("{}.pub", old.key_id()));
+        write_atomically(&path, old.public_key_pem().as_bytes(), 0o644)?;
+        Ok(Some(Retired {
+            key: old.verifying_key().clone(),
+            path,
+        }))
     }
 
     /// Makes a new key of `algorithm` in memory, records the `key-rotation` entry
@@ -187,25 +330,25 @@ impl KeyStore {
             algorithm: algorithm.name().to_owned(),
         }))?;
         private_dir(&self.dir)?;
-        let retired = match old {
-            Some(old) => {
-                private_dir(&self.retired_dir())?;
-                let path = self.retired_dir().join(format!("{}.pub", old.key_id()));
-                write_atomically(&path, old.public_key_pem().as_bytes(), 0o644)?;
-                Some(Retired {
-                    key: old.verifying_key().clone(),
-                    path,
-                })
-            }
-            None => None,
-        };
+        let retired = self.retire(old)?;
         let pem = key.to_pkcs8_pem()?;
         write_atomically(&self.signing_key_path(), pem.expose().as_bytes(), 0o600)?;
+        // A key file replaces a token key.
+        remove_if_there(&self.token_config_path())?;
         Ok(KeyChange {
             key,
             retired,
             logged,
         })
+    }
+}
+
+fn remove_if_there(path: &Path) -> Result<(), EngineError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(EngineError::io("remove", path)(e))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -440,5 +583,42 @@ mod tests {
                 .join(format!("{}.pub", first.key_id()))
                 .exists()
         );
+    }
+
+    #[test]
+    fn a_token_key_is_never_replaced_by_a_file_key_and_its_public_half_reads_without_the_token() {
+        let (_tmp, keys, audit) = store();
+        let public = SigningKey::generate(Algorithm::EcdsaP256Sha256)
+            .expect("generates")
+            .public_key_pem();
+        let config = TokenKey {
+            module: PathBuf::from("/nonexistent/libpkcs11.so"),
+            token: "t".to_owned(),
+            key_label: "k".to_owned(),
+            pin_file: None,
+            pin_env: Some("CAIRN_TEST_UNSET_PIN_VARIABLE".to_owned()),
+            public_key: Some(public.clone()),
+        };
+        private_dir(keys.dir()).expect("dir");
+        write_atomically(
+            &keys.token_config_path(),
+            &serde_json::to_vec(&config).expect("json"),
+            0o600,
+        )
+        .expect("writes");
+        // Readers that only verify get the recorded key without the token.
+        assert_eq!(
+            keys.public_key().expect("reads").expect("a key").to_pem(),
+            public
+        );
+        // Signers fail: no fall-back to creating a key file.
+        let err = keys.load_or_create(&audit).expect_err("no token");
+        assert!(matches!(err, EngineError::Token(_)), "{err:?}");
+        assert!(!keys.signing_key_path().exists());
+        assert!(keys.rotate(None, &audit).is_err());
+        // A key file beside the configuration is ambiguous, not chosen.
+        write_atomically(&keys.signing_key_path(), b"x", 0o600).expect("writes");
+        let err = keys.load().expect_err("ambiguous");
+        assert!(matches!(err, EngineError::KeysAmbiguous { .. }), "{err:?}");
     }
 }

@@ -24,6 +24,7 @@ pub mod forge_status;
 pub mod gc;
 mod git;
 mod host;
+pub mod hsm;
 pub mod images;
 pub mod inventory;
 pub mod keys;

@@ -50,11 +50,7 @@ impl Trust {
     /// Without a signing key or a log key nothing verifies.
     pub(crate) fn read_only(data: &DataDir) -> Result<Trust, EngineError> {
         let store = KeyStore::new(data);
-        let mut keys: Vec<VerifyingKey> = store
-            .load()?
-            .map(|k| k.verifying_key().clone())
-            .into_iter()
-            .collect();
+        let mut keys: Vec<VerifyingKey> = store.public_key()?.into_iter().collect();
         keys.extend(store.retired()?.into_iter().map(|r| r.key));
         let log = cairn_tlog_fs::load_signer(&crate::audit::key_path(data), crate::audit::ORIGIN)
             .map_err(EngineError::AuditKey)?

@@ -59,6 +59,10 @@ pub enum EvidenceError {
     },
     #[error("time {unix_ms} ms is outside the years 0001 to 9999")]
     TimeOutOfRange { unix_ms: i64 },
+    /// A key held outside this process (a PKCS#11 token) failed to sign; the
+    /// message names the token and key, never a PIN.
+    #[error("{0}")]
+    Token(String),
     #[error("no signature verifies with key {keyid}")]
     NoValidSignature { keyid: String },
 }

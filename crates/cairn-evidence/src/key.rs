@@ -4,6 +4,10 @@
 //! SubjectPublicKeyInfo (RFC 5280 §4.1.2.7; RFC 8410 for Ed25519, RFC 5480 for
 //! P-256) PEM. A key id is the SHA-256 of the SPKI DER in lowercase hex.
 //!
+//! A key may also live in a hardware token ([`TokenSigner`], e.g. a PKCS#11
+//! HSM): the [`SigningKey`] then holds only the public half and asks the token
+//! for each ECDSA P-256 signature over a SHA-256 digest computed here.
+//!
 //! Secret material never prints: `Debug` and `Display` of [`SigningKey`] and
 //! [`SecretPem`] show the algorithm and key id only.
 
@@ -125,6 +129,22 @@ impl fmt::Debug for SecretPem {
 enum Secret {
     Ed25519(Ed25519KeyPair),
     P256(EcdsaKeyPair),
+    /// An ECDSA P-256 key that never leaves its token.
+    Token(Box<dyn TokenSigner>),
+}
+
+/// A P-256 private key held outside this process (a PKCS#11 token): the second
+/// place a [`SigningKey`]'s secret can live, beside memory. The token signs a
+/// SHA-256 digest computed by the caller (PKCS#11 `CKM_ECDSA`) and answers with
+/// the raw `r || s` (32 bytes each); [`SigningKey::sign`] turns that into the
+/// DER signature DSSE and Sigstore verifiers expect, and checks it against the
+/// public key before handing it out, so a token answering with another key's
+/// signature signs nothing.
+pub trait TokenSigner: Send + Sync {
+    /// The raw ECDSA signature `r || s` of `digest` (a SHA-256).
+    fn sign_p256_digest(&self, digest: &[u8; 32]) -> Result<[u8; 64], EvidenceError>;
+    /// Where the key is, for people (e.g. `PKCS#11 token "t", key "k"`); never a secret.
+    fn location(&self) -> String;
 }
 
 /// A private key that signs evidence, with its public half.
@@ -231,6 +251,11 @@ impl SigningKey {
         let der = match &self.secret {
             Secret::Ed25519(pair) => pair.to_pkcs8v1(),
             Secret::P256(pair) => pair.to_pkcs8v1(),
+            Secret::Token(_) => {
+                return Err(EvidenceError::Token(
+                    "a key held in a token cannot be exported".to_owned(),
+                ));
+            }
         }
         .map_err(|_| EvidenceError::Crypto {
             operation: "encode the private key as PKCS#8",
@@ -264,6 +289,46 @@ impl SigningKey {
                         operation: "sign with ECDSA P-256",
                     })
             }
+            Secret::Token(token) => {
+                let raw = token.sign_p256_digest(sha256(message).as_bytes())?;
+                let der = ecdsa_raw_to_der(&raw);
+                // The token must have signed with the key it was named by.
+                self.public.verify(message, &der).map_err(|_| {
+                    EvidenceError::Token(format!(
+                        "{} answered with a signature that does not verify with its public key {}",
+                        token.location(),
+                        self.public.key_id
+                    ))
+                })?;
+                Ok(der)
+            }
+        }
+    }
+
+    /// A key held in a token: `public` must be its ECDSA P-256 public half.
+    pub fn in_token(
+        public: VerifyingKey,
+        token: Box<dyn TokenSigner>,
+    ) -> Result<Self, EvidenceError> {
+        if public.algorithm != Algorithm::EcdsaP256Sha256 {
+            return Err(EvidenceError::Token(format!(
+                "{} holds a {} key; cairn signs with ECDSA P-256 keys in tokens",
+                token.location(),
+                public.algorithm
+            )));
+        }
+        Ok(SigningKey {
+            secret: Secret::Token(token),
+            public,
+        })
+    }
+
+    /// Where the private key is held: `None` in memory (a key file), or the
+    /// token's description.
+    pub fn token_location(&self) -> Option<String> {
+        match &self.secret {
+            Secret::Token(token) => Some(token.location()),
+            _ => None,
         }
     }
 
@@ -279,6 +344,7 @@ impl SigningKey {
                 P256_SPKI_PREFIX,
                 pair.public_key().as_ref().to_vec(),
             ),
+            Secret::Token(_) => unreachable!("token keys are made by SigningKey::in_token"),
         };
         let mut spki = prefix.to_vec();
         spki.extend_from_slice(&raw);
@@ -290,6 +356,33 @@ impl SigningKey {
         };
         SigningKey { secret, public }
     }
+}
+
+/// The ASN.1 DER `ECDSA-Sig-Value` (RFC 5480 §2.2: SEQUENCE { r INTEGER, s
+/// INTEGER }) of a raw P-256 signature `r || s`.
+fn ecdsa_raw_to_der(raw: &[u8; 64]) -> Vec<u8> {
+    fn integer(out: &mut Vec<u8>, bytes: &[u8]) {
+        let start = bytes
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(bytes.len() - 1);
+        let bytes = &bytes[start..];
+        let pad = bytes[0] & 0x80 != 0;
+        out.push(0x02);
+        out.push((bytes.len() + usize::from(pad)) as u8);
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(bytes);
+    }
+    let mut body = Vec::with_capacity(72);
+    integer(&mut body, &raw[..32]);
+    integer(&mut body, &raw[32..]);
+    let mut der = Vec::with_capacity(body.len() + 2);
+    der.push(0x30);
+    der.push(body.len() as u8);
+    der.extend_from_slice(&body);
+    der
 }
 
 /// A public key that verifies evidence signatures.
@@ -342,6 +435,14 @@ impl VerifyingKey {
                 .map_err(|_| EvidenceError::UnsupportedPublicKey)?;
         }
         Ok(key)
+    }
+
+    /// A P-256 public key from its uncompressed point (`0x04 || X || Y`), as a
+    /// PKCS#11 token's `CKA_EC_POINT` holds it.
+    pub fn from_p256_point(point: &[u8]) -> Result<Self, EvidenceError> {
+        let mut der = P256_SPKI_PREFIX.to_vec();
+        der.extend_from_slice(point);
+        Self::from_spki_der(&der)
     }
 
     /// A `-----BEGIN PUBLIC KEY-----` PEM block.
@@ -553,5 +654,105 @@ mod tests {
             Algorithm::EcdsaP256Sha256
         );
         assert!("rsa".parse::<Algorithm>().is_err());
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+
+    /// A token stand-in over an in-memory key: it signs the digest it is given
+    /// (raw `r || s`), as PKCS#11 `CKM_ECDSA` does.
+    struct Held {
+        scalar: [u8; 32],
+        wrong: bool,
+    }
+
+    impl TokenSigner for Held {
+        fn sign_p256_digest(&self, digest: &[u8; 32]) -> Result<[u8; 64], EvidenceError> {
+            // Sign the digest by a P-256 key with the fixed-length (raw) encoding.
+            let mut der = Vec::new();
+            der.extend_from_slice(P256_EC_PRIVATE_KEY_HEAD);
+            let mut scalar = self.scalar;
+            if self.wrong {
+                scalar[31] ^= 1;
+            }
+            der.extend_from_slice(&scalar);
+            der.extend_from_slice(P256_EC_PRIVATE_KEY_TAIL);
+            let pair = EcdsaKeyPair::from_private_key_der(
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &der,
+            )
+            .map_err(|_| EvidenceError::Token("bad key".to_owned()))?;
+            let sig = pair
+                .sign_digest(
+                    &aws_lc_rs::digest::Digest::import_less_safe(
+                        digest,
+                        &aws_lc_rs::digest::SHA256,
+                    )
+                    .map_err(|_| EvidenceError::Token("digest".to_owned()))?,
+                )
+                .map_err(|_| EvidenceError::Token("sign".to_owned()))?;
+            sig.as_ref()
+                .try_into()
+                .map_err(|_| EvidenceError::Token("length".to_owned()))
+        }
+
+        fn location(&self) -> String {
+            "test token".to_owned()
+        }
+    }
+
+    #[test]
+    fn a_token_key_signs_der_that_verifies_and_refuses_another_keys_signature() {
+        let scalar = [7u8; 32];
+        let file = SigningKey::from_secret_bytes(Algorithm::EcdsaP256Sha256, &scalar).unwrap();
+        let public = file.verifying_key().clone();
+        let key = SigningKey::in_token(
+            public.clone(),
+            Box::new(Held {
+                scalar,
+                wrong: false,
+            }),
+        )
+        .unwrap();
+        assert_eq!(key.token_location().as_deref(), Some("test token"));
+        for message in [&b""[..], b"message", &[0xffu8; 1000]] {
+            let sig = key.sign(message).unwrap();
+            public.verify(message, &sig).unwrap();
+        }
+        assert!(key.to_pkcs8_pem().is_err());
+        let liar = SigningKey::in_token(
+            public,
+            Box::new(Held {
+                scalar,
+                wrong: true,
+            }),
+        )
+        .unwrap();
+        let err = liar.sign(b"message").unwrap_err();
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        let ed = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        assert!(
+            SigningKey::in_token(
+                ed.verifying_key().clone(),
+                Box::new(Held {
+                    scalar,
+                    wrong: false
+                })
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn raw_to_der_strips_and_pads() {
+        let mut raw = [0u8; 64];
+        raw[0] = 0x80; // r: high bit set, needs a 0 pad
+        raw[63] = 1; // s: 1, leading zeros stripped
+        let der = ecdsa_raw_to_der(&raw);
+        assert_eq!(&der[..4], &[0x30, 33 + 2 + 3, 0x02, 33]);
+        assert_eq!(der[4], 0);
+        assert_eq!(&der[der.len() - 3..], &[0x02, 1, 1]);
     }
 }

@@ -64,7 +64,7 @@ pub use bundle::{
 pub use digest::{Digest, Sha256Hasher, hash_log_lines, sha256};
 pub use dsse::Envelope;
 pub use error::EvidenceError;
-pub use key::{Algorithm, KeyId, SecretPem, SigningKey, VerifyingKey};
+pub use key::{Algorithm, KeyId, SecretPem, SigningKey, TokenSigner, VerifyingKey};
 pub use observed::{ChangeCommit, NamedDigest, Observed};
 pub use statement::{
     IN_TOTO_PAYLOAD_TYPE, Predicate, ResourceDescriptor, STATEMENT_TYPE, Statement, Subject,

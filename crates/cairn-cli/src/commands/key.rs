@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use cairn_engine::DataDir;
 use cairn_engine::audit::{self, AuditLog};
+use cairn_engine::hsm::TokenKey;
 use cairn_engine::keys::{KeyStore, Retired};
 use cairn_evidence::{Algorithm, VerifyingKey};
 use serde_json::{Value, json};
@@ -36,8 +37,40 @@ pub(crate) enum KeyCommand {
     /// Replace the signing key with a new one; keep the old public key in keys/retired/.
     Rotate {
         /// The new key's algorithm (default: the current key's).
-        #[arg(long, value_enum)]
+        #[arg(long, value_enum, conflicts_with = "key_label")]
         algorithm: Option<KeyAlgorithm>,
+        /// For a key in a PKCS#11 token: generate the new key in the same token
+        /// under this label (ECDSA P-256, never extractable).
+        #[arg(long, value_name = "LABEL")]
+        key_label: Option<String>,
+    },
+    /// Sign with an ECDSA P-256 key held in a PKCS#11 token (an HSM): the
+    /// private key never leaves it. Logged as a key rotation; the old key is retired.
+    Hsm {
+        /// The PKCS#11 module (the token vendor's shared library), absolute path.
+        #[arg(long, value_name = "PATH")]
+        module: PathBuf,
+        /// The token's label.
+        #[arg(long, value_name = "LABEL")]
+        token: String,
+        /// The key's label (CKA_LABEL of its private and public objects).
+        #[arg(long, value_name = "LABEL")]
+        key_label: String,
+        /// A file holding the user PIN (mode 0600).
+        #[arg(
+            long,
+            value_name = "PATH",
+            required_unless_present = "pin_env",
+            conflicts_with = "pin_env"
+        )]
+        pin_file: Option<PathBuf>,
+        /// The name of an environment variable holding the user PIN.
+        #[arg(long, value_name = "VAR")]
+        pin_env: Option<String>,
+        /// Generate the key in the token (refused if the label is taken)
+        /// instead of using one already there.
+        #[arg(long)]
+        generate: bool,
     },
 }
 
@@ -72,7 +105,10 @@ pub(super) fn key(cli: &Cli, cmd: &KeyCommand) -> Result<ExitCode, Failure> {
 struct Report {
     action: &'static str,
     key: VerifyingKey,
-    path: PathBuf,
+    /// The key file, or `None` for a key in a token.
+    path: Option<PathBuf>,
+    /// The token holding the key, when it is in one.
+    token: Option<TokenKey>,
     retired: Option<Retired>,
     /// The audit log entry that recorded the change.
     logged: Option<u64>,
@@ -87,7 +123,13 @@ impl Report {
             "key_id": self.key.key_id().as_str(),
             "algorithm": self.key.algorithm().name(),
             "public_key": self.key.to_pem(),
-            "path": self.path.display().to_string(),
+            "path": self.path.as_ref().map(|p| p.display().to_string()),
+            "location": self.location(),
+            "pkcs11": self.token.as_ref().map(|t| json!({
+                "module": t.module.display().to_string(),
+                "token": t.token,
+                "key_label": t.key_label,
+            })),
             "retired": self.retired.as_ref().map(|r| json!({
                 "key_id": r.key.key_id().as_str(),
                 "algorithm": r.key.algorithm().name(),
@@ -99,6 +141,15 @@ impl Report {
         })
     }
 
+    /// Where the private key is: the file, or the token and key label.
+    fn location(&self) -> String {
+        match (&self.token, &self.path) {
+            (Some(t), _) => format!("{} (module {})", t.location(), t.module.display()),
+            (None, Some(p)) => p.display().to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
     fn text(&self) -> String {
         let mut out = String::new();
         if self.action != "show" {
@@ -106,7 +157,7 @@ impl Report {
                 "{} {} signing key in {}\n",
                 self.action,
                 self.key.algorithm(),
-                self.path.display()
+                self.location()
             ));
         }
         if let Some(r) = &self.retired {
@@ -118,6 +169,9 @@ impl Report {
         }
         if let Some(index) = self.logged {
             out.push_str(&format!("logged as audit log entry {index}\n"));
+        }
+        if self.action == "show" {
+            out.push_str(&format!("signing key in {}\n", self.location()));
         }
         out.push_str(&format!(
             "key id: {}\nalgorithm: {}\n{}",
@@ -154,9 +208,15 @@ fn run(data: &DataDir, cmd: &KeyCommand) -> Result<Report, Failure> {
             )
         }
         KeyCommand::Show => ("show", keys.require()?, None, None),
-        KeyCommand::Rotate { algorithm } => {
+        KeyCommand::Rotate {
+            algorithm,
+            key_label,
+        } => {
             let audit = AuditLog::open_waiting(data, audit::LOCK_WAIT)?;
-            let change = keys.rotate(algorithm.map(Algorithm::from), &audit)?;
+            let change = match key_label {
+                Some(label) => keys.rotate_in_token(label, &audit)?,
+                None => keys.rotate(algorithm.map(Algorithm::from), &audit)?,
+            };
             (
                 "rotated to a new",
                 change.key,
@@ -164,11 +224,42 @@ fn run(data: &DataDir, cmd: &KeyCommand) -> Result<Report, Failure> {
                 Some(change.logged.index),
             )
         }
+        KeyCommand::Hsm {
+            module,
+            token,
+            key_label,
+            pin_file,
+            pin_env,
+            generate,
+        } => {
+            let config = TokenKey {
+                module: module.clone(),
+                token: token.clone(),
+                key_label: key_label.clone(),
+                pin_file: pin_file.clone(),
+                pin_env: pin_env.clone(),
+                public_key: None,
+            };
+            config.validate()?;
+            let audit = AuditLog::open_waiting(data, audit::LOCK_WAIT)?;
+            let change = keys.use_token(&config, *generate, &audit)?;
+            (
+                "now using the",
+                change.key,
+                change.retired,
+                Some(change.logged.index),
+            )
+        }
+    };
+    let token = match key.token_location() {
+        Some(_) => keys.token_config()?,
+        None => None,
     };
     Ok(Report {
         action,
         key: key.verifying_key().clone(),
-        path,
+        path: if token.is_some() { None } else { Some(path) },
+        token,
         retired,
         logged,
         log: log_material(data),
@@ -221,15 +312,43 @@ mod tests {
         assert!(matches!(parse(&["show"]), Ok(KeyCommand::Show)));
         assert!(matches!(
             parse(&["rotate"]),
-            Ok(KeyCommand::Rotate { algorithm: None })
+            Ok(KeyCommand::Rotate {
+                algorithm: None,
+                key_label: None
+            })
         ));
         assert!(matches!(
             parse(&["rotate", "--algorithm", "p256"]),
             Ok(KeyCommand::Rotate {
-                algorithm: Some(KeyAlgorithm::P256)
+                algorithm: Some(KeyAlgorithm::P256),
+                key_label: None
             })
         ));
         assert!(parse(&["create", "--algorithm", "rsa"]).is_err());
+        let hsm = |pin: &[&str]| {
+            let mut args = vec![
+                "hsm",
+                "--module",
+                "/usr/lib/softhsm/libsofthsm2.so",
+                "--token",
+                "t",
+                "--key-label",
+                "k",
+            ];
+            args.extend_from_slice(pin);
+            parse(&args)
+        };
+        assert!(matches!(
+            hsm(&["--pin-env", "PIN"]),
+            Ok(KeyCommand::Hsm {
+                generate: false,
+                ..
+            })
+        ));
+        assert!(hsm(&["--pin-file", "/p", "--generate"]).is_ok());
+        assert!(hsm(&[]).is_err(), "a PIN source is required");
+        assert!(hsm(&["--pin-file", "/p", "--pin-env", "PIN"]).is_err());
+        assert!(parse(&["rotate", "--key-label", "k2", "--algorithm", "p256"]).is_err());
     }
 
     #[test]
@@ -274,7 +393,14 @@ mod tests {
         let body =
             |text: String| -> String { text.lines().filter(|l| !l.starts_with("-----")).collect() };
         let secret = body(std::fs::read_to_string(keys.signing_key_path()).expect("read"));
-        let rotated = run(&data, &KeyCommand::Rotate { algorithm: None }).expect("rotates");
+        let rotated = run(
+            &data,
+            &KeyCommand::Rotate {
+                algorithm: None,
+                key_label: None,
+            },
+        )
+        .expect("rotates");
         let shown = run(&data, &KeyCommand::Show).expect("shows");
         let new_secret = body(std::fs::read_to_string(keys.signing_key_path()).expect("read"));
         for report in [&rotated, &shown] {

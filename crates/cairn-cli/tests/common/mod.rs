@@ -374,3 +374,39 @@ pub(crate) fn team() -> Team {
         dev,
     }
 }
+
+/// `node_modules` of the interop tools (`scripts/install-interop-tools`), by the
+/// same rule as cairn-evidence's interop tests. Missing tools fail the test; it
+/// never skips.
+pub(crate) fn node_modules() -> PathBuf {
+    let dir = interop_dir().join("npm/node_modules");
+    assert!(
+        dir.join("@sigstore/verify/package.json").is_file(),
+        "run scripts/install-interop-tools first (missing {})",
+        dir.display()
+    );
+    dir
+}
+
+/// The Python of the interop tools' venv, with PyPI `in-toto` (the same rule).
+pub(crate) fn in_toto_python() -> PathBuf {
+    let python = interop_dir().join("venv/bin/python");
+    assert!(
+        python.is_file(),
+        "run scripts/install-interop-tools first (missing {})",
+        python.display()
+    );
+    python
+}
+
+/// The interop tools' directory: `$CAIRN_INTEROP_DIR`, else
+/// `<target dir>/interop-tools`.
+pub(crate) fn interop_dir() -> PathBuf {
+    match std::env::var_os("CAIRN_INTEROP_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+            .join("interop-tools"),
+    }
+}
