@@ -601,18 +601,25 @@ impl InventoryStore for SqliteStore {
             let mut fixed_before: std::collections::HashMap<FindingKey, i64> =
                 std::collections::HashMap::new();
             {
+                // One SBOM's re-match (an SBOM just stored) reads that SBOM's rows
+                // through the indexes' sbom_id column; `?3 IS NULL OR sbom_id = ?3`
+                // would read every SBOM's rows of the package.
+                let in_sbom = if scope.sbom.is_some() {
+                    "sbom_id = ?3"
+                } else {
+                    "?3 IS NULL"
+                };
                 let mut read_components = tx
-                    .prepare_cached(
+                    .prepare_cached(&format!(
                         "SELECT DISTINCT sbom_id, version, purl FROM sbom_components \
-                         WHERE ecosystem = ?1 AND name = ?2 AND (?3 IS NULL OR sbom_id = ?3)",
-                    )
+                         WHERE ecosystem = ?1 AND name = ?2 AND {in_sbom}"
+                    ))
                     .map_err(StoreError::sqlite(what))?;
                 let mut read_fixed = tx
-                    .prepare_cached(
+                    .prepare_cached(&format!(
                         "SELECT advisory_id, sbom_id, version, first_seen_ms FROM findings \
-                         WHERE ecosystem = ?1 AND name = ?2 AND (?3 IS NULL OR sbom_id = ?3) \
-                         AND state = 'fixed'",
-                    )
+                         WHERE ecosystem = ?1 AND name = ?2 AND {in_sbom} AND state = 'fixed'"
+                    ))
                     .map_err(StoreError::sqlite(what))?;
                 for (ecosystem, name) in &scope.packages {
                     let versions = stored.entry((ecosystem, name)).or_default();
