@@ -127,6 +127,72 @@ fn covered_findings(
     Ok(covered)
 }
 
+/// Rows per INSERT of new findings (9 parameters each, far below SQLite's
+/// limit of 32,766).
+const INSERT_ROWS: usize = 64;
+
+/// Inserts `rows` as open findings seen first at `now_ms`, INSERT_ROWS per
+/// statement.
+fn insert_findings(
+    tx: &Connection,
+    rows: &[&NewFinding],
+    now_ms: i64,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    let statement = |n: usize| {
+        let values: Vec<String> = (0..n)
+            .map(|i| {
+                let p = i * 9;
+                format!(
+                    "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, 'open', ?{}, ?{}, NULL)",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7,
+                    p + 8,
+                    p + 9,
+                    p + 9
+                )
+            })
+            .collect();
+        format!(
+            "INSERT INTO findings (advisory_id, sbom_id, ecosystem, name, version, purl, kind, \
+             severity, state, first_seen_ms, last_seen_ms, fixed_at_ms) VALUES {}",
+            values.join(", ")
+        )
+    };
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let mut stmt = tx
+            .prepare_cached(&statement(chunk.len()))
+            .map_err(StoreError::sqlite(what))?;
+        let mut i = 1;
+        for f in chunk {
+            let k = &f.key;
+            let values: [&dyn rusqlite::ToSql; 9] = [
+                &k.advisory_id,
+                &k.sbom_id,
+                &k.ecosystem,
+                &k.name,
+                &k.version,
+                &f.purl,
+                &f.kind,
+                &f.severity,
+                &now_ms,
+            ];
+            for v in values {
+                stmt.raw_bind_parameter(i, v)
+                    .map_err(StoreError::sqlite(what))?;
+                i += 1;
+            }
+        }
+        stmt.raw_execute().map_err(StoreError::sqlite(what))?;
+    }
+    Ok(())
+}
+
 /// The subject of each SBOM a re-match opens findings in, read once per SBOM,
 /// so an opened finding is returned as written without reading it back.
 #[derive(Default)]
@@ -652,13 +718,9 @@ impl InventoryStore for SqliteStore {
                     }
                 }
             }
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO findings (advisory_id, sbom_id, ecosystem, name, version, purl, \
-                     kind, severity, state, first_seen_ms, last_seen_ms, fixed_at_ms) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'open', ?9, ?9, NULL)",
-                )
-                .map_err(StoreError::sqlite(what))?;
+            // New findings are inserted INSERT_ROWS at a time (one statement's
+            // overhead per batch, not per row), in primary-key order.
+            let mut new_rows: Vec<&NewFinding> = Vec::new();
             let mut reopen = tx
                 .prepare_cached(
                     "UPDATE findings SET purl = ?6, kind = ?7, severity = ?8, state = 'open', \
@@ -727,12 +789,11 @@ impl InventoryStore for SqliteStore {
                 } else {
                     // Not stored (an open or suppressed one outside the
                     // covered set cannot exist: the scope's packages cover it).
-                    insert
-                        .execute(key_params)
-                        .map_err(StoreError::sqlite(what))?;
+                    new_rows.push(f);
                     opened.push(subjects.opened(tx, f, now_ms, now_ms, what)?);
                 }
             }
+            insert_findings(tx, &new_rows, now_ms, what)?;
             let mut fix = tx
                 .prepare_cached(
                     "UPDATE findings SET state = 'fixed', fixed_at_ms = ?6 WHERE advisory_id = ?1 \
