@@ -10,7 +10,19 @@ use serde_json::json;
 use crate::Output;
 use crate::{Failure, print_json, summary};
 
-pub fn sandbox(out: &Output, iterations: usize) -> Result<ExitCode, Failure> {
+pub fn sandbox(out: &Output, iterations: usize, once: bool) -> Result<ExitCode, Failure> {
+    if once {
+        let took = crate::sandbox_noop::sandboxed_noop().context("sandboxed no-op step")?;
+        if out.json {
+            print_json(&json!({ "cairn_sandbox_ms": took.as_secs_f64() * 1000.0 }));
+        } else {
+            println!(
+                "one sandboxed no-op step: {:.2} ms",
+                took.as_secs_f64() * 1000.0
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let iterations = iterations.clamp(10, 100_000);
     // Warm up the page cache and the cgroup hierarchy.
     for _ in 0..5 {

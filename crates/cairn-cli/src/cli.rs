@@ -287,6 +287,10 @@ pub(crate) enum BenchCommand {
     Sandbox {
         #[arg(long, default_value_t = 200)]
         iterations: usize,
+        /// One sandboxed no-op step only: no warm-up, no peer, nothing printed
+        /// but its time (what scripts/perf-guard counts instructions of).
+        #[arg(long)]
+        once: bool,
     },
     /// A chain of no-op stages end to end (store, git, sandbox), repeated.
     /// Runs per minute with 1, 2 and 3 `cairn worker` processes on the

@@ -45,9 +45,15 @@ pub(crate) fn terminal_safe(args: std::fmt::Arguments<'_>) -> std::borrow::Cow<'
         Some(s) => std::borrow::Cow::Borrowed(s),
         None => std::borrow::Cow::Owned(args.to_string()),
     };
-    if !text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    // Control characters are U+0000-U+001F, U+007F and U+0080-U+009F, the last
+    // encoded as 0xC2 0x80-0x9F: text with none of those bytes has none (a
+    // scan's JSON, a megabyte, is checked a byte at a time, not decoded).
+    let maybe_control =
+        |b: &u8| (*b < 0x20 && *b != b'\n' && *b != b'\t') || *b == 0x7f || *b == 0xc2;
+    if !text.as_bytes().iter().any(maybe_control)
+        || !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
         return text;
     }
@@ -141,4 +147,23 @@ pub(crate) fn stdout_failure() -> Option<std::io::Error> {
         .lock()
         .ok()
         .and_then(|mut failed| failed.take())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn control_characters_are_escaped_whatever_their_encoding() {
+        for (input, want) in [
+            ("plain\ttext\n", "plain\ttext\n"),
+            ("© café", "© café"),
+            ("a\u{1b}[2Jb", "a\\u{1b}[2Jb"),
+            ("del\u{7f}", "del\\u{7f}"),
+            ("© next line\u{85}", "© next line\\u{85}"),
+            ("csi\u{9b}", "csi\\u{9b}"),
+        ] {
+            assert_eq!(terminal_safe(format_args!("{input}")), want, "{input:?}");
+        }
+    }
 }

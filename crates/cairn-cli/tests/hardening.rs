@@ -233,3 +233,13 @@ fn log_append_never_writes_the_audit_log() {
     assert_eq!(after["size"], before["size"]);
     assert_eq!(after["root"], before["root"]);
 }
+
+/// `cairn bench sandbox --once` (what scripts/perf-guard counts the
+/// instructions of) runs one real sandboxed no-op step and times it.
+#[test]
+fn one_sandboxed_noop_step_is_timed_for_the_perf_guard() {
+    let f = Fixture::new();
+    let v = f.json(&["bench", "sandbox", "--once"]);
+    println!("{v}");
+    assert!(v["cairn_sandbox_ms"].as_f64().unwrap() > 0.0, "{v}");
+}

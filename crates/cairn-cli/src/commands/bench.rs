@@ -40,7 +40,9 @@ pub(super) fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode, Failure> 
     };
     let out = &out;
     Ok(match cmd {
-        BenchCommand::Sandbox { iterations } => cairn_bench::peers::sandbox(out, *iterations),
+        BenchCommand::Sandbox { iterations, once } => {
+            cairn_bench::peers::sandbox(out, *iterations, *once)
+        }
         BenchCommand::Image { app, repeat } => cairn_bench::peers::image(out, app, *repeat),
         BenchCommand::Gate { iterations } => cairn_bench::peers::gate(out, *iterations),
         BenchCommand::Serve { clients, seconds } => {

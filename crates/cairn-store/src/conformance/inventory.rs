@@ -774,3 +774,47 @@ pub fn the_finding_limit_bounds_the_results(store: &dyn Store) -> Result<(), Sto
     assert_eq!(one_advisory[0].key.sbom_id, a);
     Ok(())
 }
+
+/// A re-match with more matches than one statement writes (SQLite inserts new
+/// findings 64 rows at a time), each given twice: every match is stored once,
+/// open, first seen at the re-match; the same matches again keep them open.
+pub fn a_large_rematch_stores_every_match_once(store: &dyn Store) -> Result<(), StoreError> {
+    let sboms = [
+        store.add_sbom(&sbom("app-a", &[("npm", "left-pad", "1.0.0")]))?,
+        store.add_sbom(&sbom("app-b", &[("npm", "left-pad", "1.0.0")]))?,
+        store.add_sbom(&sbom("app-c", &[("npm", "left-pad", "1.0.0")]))?,
+    ];
+    let scope = MatchScope {
+        packages: packages(&[("npm", "left-pad")]),
+        advisories: Vec::new(),
+        sbom: None,
+    };
+    let mut matches = Vec::new();
+    for i in 0..150 {
+        for &s in &sboms {
+            let m = found(&format!("X-{i:03}"), s, "npm", "left-pad", "1.0.0");
+            matches.push(m.clone());
+            matches.push(m);
+        }
+    }
+    let first = store.record_matches(&scope, &matches, 1_000)?;
+    assert_eq!(first.opened.len(), 450);
+    assert!(first.opened.iter().all(|f| f.first_seen_ms == 1_000
+        && f.state == FindingState::Open
+        && f.subject_name.starts_with("app-")));
+    let stored = store.findings(&FindingFilter {
+        limit: Some(1_000),
+        ..FindingFilter::default()
+    })?;
+    assert_eq!(stored.len(), 450);
+    assert!(stored.iter().all(|f| f.state == FindingState::Open
+        && f.first_seen_ms == 1_000
+        && f.last_seen_ms == 1_000
+        && f.purl == "pkg:npm/left-pad@1.0.0"));
+    let again = store.record_matches(&scope, &matches, 2_000)?;
+    assert_eq!(
+        (again.opened.len(), again.still_open, again.fixed.len()),
+        (0, 450, 0)
+    );
+    Ok(())
+}

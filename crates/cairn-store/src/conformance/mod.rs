@@ -97,6 +97,7 @@ macro_rules! conformance_tests {
             findings_open_persist_and_fix,
             rematch_scope_covers_packages_advisories_and_one_sbom,
             rematch_refuses_findings_outside_its_scope,
+            a_large_rematch_stores_every_match_once,
             the_same_sbom_stored_twice_is_one_sbom_with_one_set_of_findings,
             the_finding_limit_bounds_the_results,
             catalog_keeps_every_entry_and_the_newest_is_current,

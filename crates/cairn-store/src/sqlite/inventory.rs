@@ -127,6 +127,72 @@ fn covered_findings(
     Ok(covered)
 }
 
+/// Rows per INSERT of new findings (9 parameters each, far below SQLite's
+/// limit of 32,766).
+const INSERT_ROWS: usize = 64;
+
+/// Inserts `rows` as open findings seen first at `now_ms`, INSERT_ROWS per
+/// statement.
+fn insert_findings(
+    tx: &Connection,
+    rows: &[&NewFinding],
+    now_ms: i64,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    let statement = |n: usize| {
+        let values: Vec<String> = (0..n)
+            .map(|i| {
+                let p = i * 9;
+                format!(
+                    "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, 'open', ?{}, ?{}, NULL)",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7,
+                    p + 8,
+                    p + 9,
+                    p + 9
+                )
+            })
+            .collect();
+        format!(
+            "INSERT INTO findings (advisory_id, sbom_id, ecosystem, name, version, purl, kind, \
+             severity, state, first_seen_ms, last_seen_ms, fixed_at_ms) VALUES {}",
+            values.join(", ")
+        )
+    };
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let mut stmt = tx
+            .prepare_cached(&statement(chunk.len()))
+            .map_err(StoreError::sqlite(what))?;
+        let mut i = 1;
+        for f in chunk {
+            let k = &f.key;
+            let values: [&dyn rusqlite::ToSql; 9] = [
+                &k.advisory_id,
+                &k.sbom_id,
+                &k.ecosystem,
+                &k.name,
+                &k.version,
+                &f.purl,
+                &f.kind,
+                &f.severity,
+                &now_ms,
+            ];
+            for v in values {
+                stmt.raw_bind_parameter(i, v)
+                    .map_err(StoreError::sqlite(what))?;
+                i += 1;
+            }
+        }
+        stmt.raw_execute().map_err(StoreError::sqlite(what))?;
+    }
+    Ok(())
+}
+
 /// The subject of each SBOM a re-match opens findings in, read once per SBOM,
 /// so an opened finding is returned as written without reading it back.
 #[derive(Default)]
@@ -522,7 +588,7 @@ impl InventoryStore for SqliteStore {
     ) -> Result<Vec<StoredComponent>, StoreError> {
         let what = "reading stored components by package";
         self.read(what, |tx| {
-            let mut out = std::collections::BTreeSet::new();
+            let mut out = Vec::new();
             let mut stmt = tx
                 .prepare_cached(
                     "SELECT sbom_id, ecosystem, name, version, purl FROM sbom_components \
@@ -542,10 +608,14 @@ impl InventoryStore for SqliteStore {
                     })
                     .map_err(StoreError::sqlite(what))?;
                 for row in rows {
-                    out.insert(row.map_err(StoreError::sqlite(what))?);
+                    out.push(row.map_err(StoreError::sqlite(what))?);
                 }
             }
-            Ok(out.into_iter().collect())
+            // Sorted and each once, as a set would keep them (a sort is cheaper
+            // than a set's inserts for the ~10k rows a popular package has).
+            out.sort_unstable();
+            out.dedup();
+            Ok(out)
         })
     }
 
@@ -574,30 +644,83 @@ impl InventoryStore for SqliteStore {
                 });
             }
         }
+        // Each match once, in primary-key order: the inserts below walk the
+        // findings B-tree in order instead of jumping around it.
+        let mut order: Vec<&NewFinding> = found.iter().collect();
+        order.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        order.dedup_by(|a, b| a.key == b.key);
         self.write(what, |tx| {
             // The open and suppressed findings the scope covers, before this re-match.
             // Whole rows, so the findings this re-match fixes are returned
             // without reading each one again.
             let mut covered = covered_findings(tx, scope, what)?;
-            // One statement per match: whether its component is stored, and the
-            // state of its stored finding (NULL: none).
-            let mut lookup = tx
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM sbom_components WHERE ecosystem = ?3 \
-                     AND name = ?4 AND version = ?5 AND sbom_id = ?2), \
-                     (SELECT state FROM findings WHERE advisory_id = ?1 AND sbom_id = ?2 \
-                     AND ecosystem = ?3 AND name = ?4 AND version = ?5), \
-                     (SELECT first_seen_ms FROM findings WHERE advisory_id = ?1 AND sbom_id = ?2 \
-                     AND ecosystem = ?3 AND name = ?4 AND version = ?5)",
-                )
-                .map_err(StoreError::sqlite(what))?;
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO findings (advisory_id, sbom_id, ecosystem, name, version, purl, \
-                     kind, severity, state, first_seen_ms, last_seen_ms, fixed_at_ms) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'open', ?9, ?9, NULL)",
-                )
-                .map_err(StoreError::sqlite(what))?;
+            // Set-based reads, one statement per package (not one per match):
+            // the stored components of the scope's packages (whether a match's
+            // component is stored, and how many were re-matched), and the
+            // fixed findings among them (a match of one is reopened).
+            let mut components = 0u64;
+            // (ecosystem, name) → SBOM → its versions of the package.
+            let mut stored: std::collections::HashMap<
+                (&str, &str),
+                std::collections::HashMap<i64, Vec<String>>,
+            > = std::collections::HashMap::new();
+            let mut fixed_before: std::collections::HashMap<FindingKey, i64> =
+                std::collections::HashMap::new();
+            {
+                // One SBOM's re-match (an SBOM just stored) reads that SBOM's rows
+                // through the indexes' sbom_id column; `?3 IS NULL OR sbom_id = ?3`
+                // would read every SBOM's rows of the package.
+                let in_sbom = if scope.sbom.is_some() {
+                    "sbom_id = ?3"
+                } else {
+                    "?3 IS NULL"
+                };
+                let mut read_components = tx
+                    .prepare_cached(&format!(
+                        "SELECT DISTINCT sbom_id, version, purl FROM sbom_components \
+                         WHERE ecosystem = ?1 AND name = ?2 AND {in_sbom}"
+                    ))
+                    .map_err(StoreError::sqlite(what))?;
+                let mut read_fixed = tx
+                    .prepare_cached(&format!(
+                        "SELECT advisory_id, sbom_id, version, first_seen_ms FROM findings \
+                         WHERE ecosystem = ?1 AND name = ?2 AND {in_sbom} AND state = 'fixed'"
+                    ))
+                    .map_err(StoreError::sqlite(what))?;
+                for (ecosystem, name) in &scope.packages {
+                    let versions = stored.entry((ecosystem, name)).or_default();
+                    let mut rows = read_components
+                        .query(params![ecosystem, name, scope.sbom])
+                        .map_err(StoreError::sqlite(what))?;
+                    while let Some(r) = rows.next().map_err(StoreError::sqlite(what))? {
+                        components += 1;
+                        let sbom_id: i64 = r.get(0).map_err(StoreError::sqlite(what))?;
+                        let version: String = r.get(1).map_err(StoreError::sqlite(what))?;
+                        let known = versions.entry(sbom_id).or_default();
+                        if !known.contains(&version) {
+                            known.push(version);
+                        }
+                    }
+                    let mut rows = read_fixed
+                        .query(params![ecosystem, name, scope.sbom])
+                        .map_err(StoreError::sqlite(what))?;
+                    while let Some(r) = rows.next().map_err(StoreError::sqlite(what))? {
+                        fixed_before.insert(
+                            FindingKey {
+                                advisory_id: r.get(0).map_err(StoreError::sqlite(what))?,
+                                sbom_id: r.get(1).map_err(StoreError::sqlite(what))?,
+                                ecosystem: ecosystem.clone(),
+                                name: name.clone(),
+                                version: r.get(2).map_err(StoreError::sqlite(what))?,
+                            },
+                            r.get(3).map_err(StoreError::sqlite(what))?,
+                        );
+                    }
+                }
+            }
+            // New findings are inserted INSERT_ROWS at a time (one statement's
+            // overhead per batch, not per row), in primary-key order.
+            let mut new_rows: Vec<&NewFinding> = Vec::new();
             let mut reopen = tx
                 .prepare_cached(
                     "UPDATE findings SET purl = ?6, kind = ?7, severity = ?8, state = 'open', \
@@ -615,17 +738,15 @@ impl InventoryStore for SqliteStore {
             let mut opened = Vec::new();
             let mut subjects = SbomSubjects::default();
             let mut still_open = 0u64;
-            let mut done = std::collections::HashSet::new();
-            for f in found {
+            for f in order {
                 let k = &f.key;
-                if !done.insert(k) {
-                    continue;
-                }
-                let key_params = params![k.advisory_id, k.sbom_id, k.ecosystem, k.name, k.version];
-                let (exists, state, first_seen): (bool, Option<String>, Option<i64>) = lookup
-                    .query_row(key_params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .map_err(StoreError::sqlite(what))?;
-                if !exists {
+                // The scope check above holds, so the component is in `stored`
+                // exactly when it is stored.
+                let is_stored = stored
+                    .get(&(k.ecosystem.as_str(), k.name.as_str()))
+                    .and_then(|sboms| sboms.get(&k.sbom_id))
+                    .is_some_and(|versions| versions.contains(&k.version));
+                if !is_stored {
                     return Err(StoreError::NotFound {
                         what: "stored component",
                         id: format!(
@@ -634,59 +755,45 @@ impl InventoryStore for SqliteStore {
                         ),
                     });
                 }
-                let state = state.map(|s| parse_state(&s)).transpose()?;
-                match state {
-                    None => {
-                        insert
-                            .execute(params![
-                                k.advisory_id,
-                                k.sbom_id,
-                                k.ecosystem,
-                                k.name,
-                                k.version,
-                                f.purl,
-                                f.kind,
-                                f.severity,
-                                now_ms
-                            ])
-                            .map_err(StoreError::sqlite(what))?;
-                        opened.push(subjects.opened(tx, f, now_ms, now_ms, what)?);
-                    }
-                    Some(FindingState::Fixed) => {
-                        reopen
-                            .execute(params![
-                                k.advisory_id,
-                                k.sbom_id,
-                                k.ecosystem,
-                                k.name,
-                                k.version,
-                                f.purl,
-                                f.kind,
-                                f.severity,
-                                now_ms
-                            ])
-                            .map_err(StoreError::sqlite(what))?;
-                        // A reopened finding keeps its first-seen time.
-                        let first_seen = first_seen.unwrap_or(now_ms);
-                        opened.push(subjects.opened(tx, f, first_seen, now_ms, what)?);
-                    }
-                    Some(FindingState::Open | FindingState::Suppressed) => {
-                        seen.execute(params![
-                            k.advisory_id,
-                            k.sbom_id,
-                            k.ecosystem,
-                            k.name,
-                            k.version,
-                            f.kind,
-                            f.severity,
-                            now_ms
-                        ])
+                let key_params = params![
+                    k.advisory_id,
+                    k.sbom_id,
+                    k.ecosystem,
+                    k.name,
+                    k.version,
+                    f.purl,
+                    f.kind,
+                    f.severity,
+                    now_ms
+                ];
+                if covered.remove(k).is_some() {
+                    // Open or suppressed: it keeps its state and first-seen time.
+                    seen.execute(params![
+                        k.advisory_id,
+                        k.sbom_id,
+                        k.ecosystem,
+                        k.name,
+                        k.version,
+                        f.kind,
+                        f.severity,
+                        now_ms
+                    ])
+                    .map_err(StoreError::sqlite(what))?;
+                    still_open += 1;
+                } else if let Some(first_seen) = fixed_before.get(k) {
+                    reopen
+                        .execute(key_params)
                         .map_err(StoreError::sqlite(what))?;
-                        still_open += 1;
-                    }
+                    // A reopened finding keeps its first-seen time.
+                    opened.push(subjects.opened(tx, f, *first_seen, now_ms, what)?);
+                } else {
+                    // Not stored (an open or suppressed one outside the
+                    // covered set cannot exist: the scope's packages cover it).
+                    new_rows.push(f);
+                    opened.push(subjects.opened(tx, f, now_ms, now_ms, what)?);
                 }
-                covered.remove(k);
             }
+            insert_findings(tx, &new_rows, now_ms, what)?;
             let mut fix = tx
                 .prepare_cached(
                     "UPDATE findings SET state = 'fixed', fixed_at_ms = ?6 WHERE advisory_id = ?1 \
@@ -703,22 +810,6 @@ impl InventoryStore for SqliteStore {
                     now_ms
                 ])
                 .map_err(StoreError::sqlite(what))?;
-            }
-            let mut components = 0u64;
-            {
-                let mut count_components = tx
-                    .prepare_cached(
-                        "SELECT count(*) FROM (SELECT DISTINCT sbom_id, version, purl \
-                         FROM sbom_components WHERE ecosystem = ?1 AND name = ?2 \
-                         AND (?3 IS NULL OR sbom_id = ?3))",
-                    )
-                    .map_err(StoreError::sqlite(what))?;
-                for (ecosystem, name) in &scope.packages {
-                    let n: i64 = count_components
-                        .query_row(params![ecosystem, name, scope.sbom], |r| r.get(0))
-                        .map_err(StoreError::sqlite(what))?;
-                    components += count("component count", n)?;
-                }
             }
             // What the UPDATE above wrote; every other column is as read.
             let fixed: Vec<StoredFinding> = covered
