@@ -296,6 +296,24 @@ impl RunningSandbox {
         self.join()
     }
 
+    /// [`RunningSandbox::stop`], then the last [`TAIL_LINES`] lines of output:
+    /// read after the supervisor has drained the output to its end, so a command
+    /// that printed and exited at once is not shown as having printed nothing.
+    pub fn stop_with_tail(
+        self,
+        grace: Duration,
+    ) -> Result<(Outcome, Vec<(Stream, Vec<u8>)>), SandboxError> {
+        let tail = Arc::clone(&self.tail);
+        let outcome = self.stop(grace)?;
+        let lines = tail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        Ok((outcome, lines))
+    }
+
     /// SIGKILL to the whole sandbox: its init (which takes the pid namespace with it)
     /// and everything in its cgroup but the reaper, which exits once it has reaped.
     fn kill(&self) {

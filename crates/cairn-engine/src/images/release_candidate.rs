@@ -214,8 +214,7 @@ pub(crate) fn acceptance(
         )),
     };
     if let Some(failure) = failure {
-        let tail = rc.tail();
-        let outcome = rc.stop(STOP_GRACE)?;
+        let (outcome, tail) = rc.stop_with_tail(STOP_GRACE)?;
         log(&format!("{failure} ({:?})", outcome.exit));
         show_tail(&tail, log);
         return Ok(RcOutcome {
@@ -277,8 +276,7 @@ pub(crate) fn acceptance(
         }
     }
     let still_running = rc.is_running();
-    let tail = rc.tail();
-    rc.stop(STOP_GRACE)?;
+    let (_, tail) = rc.stop_with_tail(STOP_GRACE)?;
     if !still_running {
         failures.push("the release candidate stopped during the tests".into());
         show_tail(&tail, log);
