@@ -64,3 +64,69 @@ fn bench_push_layer_small() {
     assert!(report.push_seconds > 0.0 && report.sha256sum_seconds > 0.0);
     assert!(reg.get_manifest("bench", "latest", &[]).is_ok());
 }
+
+/// The one-pass path the push benchmark measures: the layer is stored in the
+/// layout (whole, under its digest) and in the registry from one read; a
+/// registry off the allow-list is refused before anything is stored; and the
+/// image push afterwards finds the layer there.
+#[test]
+fn store_and_upload_stores_and_uploads_in_one_pass() {
+    use cairn_engine::images::registry::{Connection, push, store_and_upload};
+    let server = BenchRegistry::start(None).expect("docker-registry");
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = cairn_engine::DataDir::at(dir.path().join("data"));
+    let images = cairn_engine::images::Images::open(&data).expect("images");
+    let org = cairn_model::config::OrgConfig {
+        registries: vec![server.host.clone()],
+        ..Default::default()
+    };
+    let connection = Connection {
+        plain_http: true,
+        ..Default::default()
+    };
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let target = format!("{}/one/pass:latest", server.host);
+
+    let elsewhere = cairn_model::config::OrgConfig {
+        registries: vec!["registry.example.org".into()],
+        ..Default::default()
+    };
+    let err = store_and_upload(&images, &elsewhere, &target, &connection, bytes.as_slice())
+        .expect_err("a registry off the allow-list");
+    println!("refused: {err}");
+    let digest = cairn_evidence::sha256(&bytes);
+    assert!(!images.layout().has_blob(&digest));
+
+    let blob = store_and_upload(&images, &org, &target, &connection, bytes.as_slice())
+        .expect("store and upload");
+    assert_eq!((blob.digest, blob.size), (digest, bytes.len() as u64));
+    assert_eq!(
+        std::fs::read(images.layout().blob_path(&digest)).expect("stored"),
+        bytes
+    );
+    let mut options = RegistryOptions::new(server.host.clone(), Credentials::Anonymous);
+    options.scheme = Scheme::HttpLoopback;
+    let reg = Registry::with_options(options).expect("client");
+    let mut pulled = Vec::new();
+    reg.pull_blob("one/pass", &digest, blob.size, &mut pulled)
+        .expect("the registry has it");
+    assert_eq!(pulled, bytes);
+
+    let rootfs = dir.path().join("base");
+    std::fs::create_dir_all(rootfs.join("etc")).expect("rootfs");
+    std::fs::write(rootfs.join("etc/os-release"), "ID=bench\n").expect("rootfs");
+    let base = cairn_oci::import_rootfs(images.layout(), &rootfs, 0).expect("base");
+    let layer = cairn_oci::Layer {
+        digest,
+        diff_id: digest,
+        size: blob.size,
+    };
+    let spec = cairn_oci::ImageSpec {
+        base_name: "bench".into(),
+        ..cairn_oci::ImageSpec::default()
+    };
+    let image = cairn_oci::assemble(images.layout(), &base, &[layer], &spec).expect("image");
+    let (store, _) = cairn_engine::pairing::open_store(&data).expect("store");
+    let pushed = push(&images, &store, &org, &image, &target, &connection).expect("push");
+    assert_eq!(pushed.digest, image.manifest_digest.to_string());
+}

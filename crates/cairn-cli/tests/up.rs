@@ -221,11 +221,15 @@ fn the_serve_bench_runs_mixed_load_without_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["errors"], 0, "{report}");
-    assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
-    let kinds = report["by_kind"].as_array().unwrap();
+    assert_eq!(report["reads_errors"], 0, "{report}");
+    assert_eq!(report["load"], "wrk (a separate process)", "{report}");
+    let phases = report["phases"].as_array().unwrap();
+    // Reads and pushes, each with keep-alive and with a connection per request.
+    assert_eq!(phases.len(), 4, "{report}");
     assert!(
-        kinds.iter().all(|k| k["requests"].as_u64().unwrap() > 0),
+        phases
+            .iter()
+            .all(|p| p["requests"].as_u64().unwrap() > 0 && p["errors"] == 0),
         "{report}"
     );
     assert!(

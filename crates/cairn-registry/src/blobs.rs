@@ -79,7 +79,7 @@ impl Registry {
         if self.blob_exists(repository, digest)? {
             return Ok(PushedBlob::Existed);
         }
-        let location = match self.start_upload(repository, digest, mount_from)? {
+        let location = match self.start_upload(repository, Some(digest), mount_from)? {
             UploadStart::Mounted => return Ok(PushedBlob::Mounted),
             UploadStart::Location(l) => l,
         };
@@ -96,7 +96,7 @@ impl Registry {
     /// declined (the blob must then be uploaded).
     pub fn mount_blob(&self, repository: &str, digest: &Digest, from: &str) -> Result<bool> {
         Ok(matches!(
-            self.start_upload(repository, digest, Some(from))?,
+            self.start_upload(repository, Some(digest), Some(from))?,
             UploadStart::Mounted
         ))
     }
@@ -109,7 +109,7 @@ impl Registry {
         size: u64,
         reader: &mut dyn Read,
     ) -> Result<()> {
-        let location = match self.start_upload(repository, digest, None)? {
+        let location = match self.start_upload(repository, Some(digest), None)? {
             UploadStart::Location(l) => l,
             UploadStart::Mounted => return Ok(()),
         };
@@ -126,7 +126,7 @@ impl Registry {
         reader: &mut dyn Read,
         chunk_size: u64,
     ) -> Result<()> {
-        let location = match self.start_upload(repository, digest, None)? {
+        let location = match self.start_upload(repository, Some(digest), None)? {
             UploadStart::Location(l) => l,
             UploadStart::Mounted => return Ok(()),
         };
@@ -143,7 +143,7 @@ impl Registry {
     fn start_upload(
         &self,
         repository: &str,
-        digest: &Digest,
+        digest: Option<&Digest>,
         mount_from: Option<&str>,
     ) -> Result<UploadStart> {
         let context = self.repo_context(
@@ -157,6 +157,12 @@ impl Registry {
         let mut scopes = vec![push_scope(repository)];
         let mut url = format!("/v2/{repository}/blobs/uploads/");
         if let Some(from) = mount_from {
+            let Some(digest) = digest else {
+                return Err(Error::InvalidResponse {
+                    context,
+                    reason: "a mount names the blob it mounts".into(),
+                });
+            };
             check_repository(from)?;
             scopes.push(pull_scope(from));
             url.push_str(&format!(
@@ -181,6 +187,12 @@ impl Registry {
             "the registry refused to start an upload; check that pushing is allowed",
         )?;
         if resp.status().as_u16() == 201 {
+            let Some(digest) = digest else {
+                return Err(Error::InvalidResponse {
+                    context,
+                    reason: "201 Created for an upload that named no blob".into(),
+                });
+            };
             check_returned_digest(&resp, digest, &context)?;
             return Ok(UploadStart::Mounted);
         }
@@ -247,31 +259,7 @@ impl Registry {
             if counted.count - before != n {
                 return Err(short_read(&context, size, counted.count));
             }
-            let resp = self.expect(
-                resp,
-                &context,
-                &[202],
-                "the upload session",
-                "the registry refused a chunk; retry the push",
-            )?;
-            if let Some(range) = header(&resp, "range") {
-                let end = range.rsplit('-').next().and_then(|e| e.parse::<u64>().ok());
-                if end != Some(offset + n - 1) {
-                    return Err(Error::InvalidResponse {
-                        context,
-                        reason: format!(
-                            "after bytes 0-{} the registry reports range `{}`",
-                            offset + n - 1,
-                            range.chars().take(60).collect::<String>()
-                        ),
-                    });
-                }
-            }
-            let next = header(&resp, "location").ok_or_else(|| Error::InvalidResponse {
-                context: context.clone(),
-                reason: "a chunk was accepted without a Location for the next".into(),
-            })?;
-            location = self.absolute(next, &context)?;
+            location = self.chunk_accepted(resp, &context, offset, n)?;
             offset += n;
         }
         let context = self.context(repository, "complete blob upload");
@@ -497,6 +485,199 @@ impl Read for Counted<'_> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
         Ok(n)
+    }
+}
+
+impl Registry {
+    /// Uploads a blob while `produce` writes it, in one pass: what `produce`
+    /// writes is cut into chunks of the registry's chunk size, and a second
+    /// thread PATCHes each chunk while the next one fills (so the registry
+    /// hashes and stores while the producer hashes, compresses and stores
+    /// locally). Memory is bounded by two chunks. `produce` returns its
+    /// result with the digest and size of what it wrote (it computed them
+    /// while writing); the session is closed with that digest only after
+    /// `produce` returned (so after it fsync'd its own copy), and the
+    /// registry verifies the bytes against it. A failing producer or upload
+    /// abandons the session: nothing is committed in the repository.
+    pub fn push_blob_streaming<T, E: From<Error>>(
+        &self,
+        repository: &str,
+        produce: impl FnOnce(&mut dyn Write) -> std::result::Result<(T, Digest, u64), E>,
+    ) -> std::result::Result<T, E> {
+        let UploadStart::Location(location) = self.start_upload(repository, None, None)? else {
+            return Err(Error::InvalidResponse {
+                context: self.context(repository, "start blob upload"),
+                reason: "the registry mounted a blob it was not asked for".into(),
+            }
+            .into());
+        };
+        let chunk_size = usize::try_from(self.chunk_size.max(1)).unwrap_or(usize::MAX);
+        let (produced, upload_failed, uploaded) = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(0);
+            let uploader = scope.spawn(move || self.upload_chunks(repository, location, rx));
+            let mut sink = ChunkSink {
+                tx: Some(tx),
+                chunk: Vec::new(),
+                chunk_size,
+                upload_failed: false,
+            };
+            let produced = produce(&mut sink);
+            let produced = match produced {
+                Ok(done) => sink.send_chunk().map(|()| done).map_err(|source| {
+                    E::from(Error::Io {
+                        context: self.context(repository, "upload blob chunk"),
+                        source,
+                    })
+                }),
+                Err(e) => Err(e),
+            };
+            // Closing the channel ends the uploader; the session is closed
+            // below only if the producer succeeded.
+            let upload_failed = sink.upload_failed;
+            drop(sink);
+            let uploaded = uploader.join().unwrap_or_else(|_| {
+                Err(Error::InvalidResponse {
+                    context: self.context(repository, "upload blob chunk"),
+                    reason: "the upload thread panicked".into(),
+                })
+            });
+            (produced, upload_failed, uploaded)
+        });
+        match (produced, uploaded) {
+            // The upload's own error explains a producer that could no longer
+            // hand it chunks.
+            (Err(_), Err(upload)) if upload_failed => Err(upload.into()),
+            (Err(produce), _) => Err(produce),
+            (Ok(_), Err(upload)) => Err(upload.into()),
+            (Ok((value, digest, size)), Ok((location, sent))) => {
+                let context = self.context(repository, "complete blob upload");
+                if sent != size {
+                    // Checked before the session is closed: nothing is committed.
+                    return Err(short_read(&context, size, sent).into());
+                }
+                let resp = self.send(Call {
+                    method: http::Method::PUT,
+                    url: with_digest(&location, &digest),
+                    context: context.clone(),
+                    scopes: vec![push_scope(repository)],
+                    headers: Vec::new(),
+                    body: Body::Empty,
+                })?;
+                self.finish_upload(resp, &context, &digest, size, sent)?;
+                Ok(value)
+            }
+        }
+    }
+
+    /// The uploader of [`Registry::push_blob_streaming`]: PATCHes each chunk
+    /// received, in order; returns the next location and the bytes sent.
+    fn upload_chunks(
+        &self,
+        repository: &str,
+        mut location: String,
+        chunks: std::sync::mpsc::Receiver<Vec<u8>>,
+    ) -> Result<(String, u64)> {
+        let context = self.context(repository, "upload blob chunk");
+        let mut offset = 0u64;
+        for chunk in chunks {
+            let n = chunk.len() as u64;
+            if n == 0 {
+                continue;
+            }
+            let resp = self.send(Call {
+                method: http::Method::PATCH,
+                url: location.clone(),
+                context: context.clone(),
+                scopes: vec![push_scope(repository)],
+                headers: vec![
+                    ("Content-Type", "application/octet-stream".into()),
+                    ("Content-Range", format!("{offset}-{}", offset + n - 1)),
+                ],
+                body: Body::Bytes(&chunk),
+            })?;
+            location = self.chunk_accepted(resp, &context, offset, n)?;
+            offset += n;
+        }
+        Ok((location, offset))
+    }
+
+    /// Checks a PATCH's answer (202, the range it reports) and returns the
+    /// location of the next request.
+    fn chunk_accepted(
+        &self,
+        resp: http::Response<ureq::Body>,
+        context: &Context,
+        offset: u64,
+        n: u64,
+    ) -> Result<String> {
+        let resp = self.expect(
+            resp,
+            context,
+            &[202],
+            "the upload session",
+            "the registry refused a chunk; retry the push",
+        )?;
+        if let Some(range) = header(&resp, "range") {
+            let end = range.rsplit('-').next().and_then(|e| e.parse::<u64>().ok());
+            if end != Some(offset + n - 1) {
+                return Err(Error::InvalidResponse {
+                    context: context.clone(),
+                    reason: format!(
+                        "after bytes 0-{} the registry reports range `{}`",
+                        offset + n - 1,
+                        range.chars().take(60).collect::<String>()
+                    ),
+                });
+            }
+        }
+        let next = header(&resp, "location").ok_or_else(|| Error::InvalidResponse {
+            context: context.clone(),
+            reason: "a chunk was accepted without a Location for the next".into(),
+        })?;
+        self.absolute(next, context)
+    }
+}
+
+/// The writer [`Registry::push_blob_streaming`] hands its producer: fills a
+/// chunk, then hands it to the uploader (waiting while the uploader still
+/// sends the previous one).
+struct ChunkSink {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    chunk: Vec<u8>,
+    chunk_size: usize,
+    upload_failed: bool,
+}
+
+impl ChunkSink {
+    fn send_chunk(&mut self) -> io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.chunk);
+        let sent = self.tx.as_ref().map(|tx| tx.send(chunk));
+        if !matches!(sent, Some(Ok(()))) {
+            self.upload_failed = true;
+            return Err(io::Error::other("the upload to the registry failed"));
+        }
+        Ok(())
+    }
+}
+
+impl Write for ChunkSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.chunk.capacity() == 0 {
+            self.chunk.reserve_exact(self.chunk_size);
+        }
+        let n = buf.len().min(self.chunk_size - self.chunk.len());
+        self.chunk.extend_from_slice(&buf[..n]);
+        if self.chunk.len() == self.chunk_size {
+            self.send_chunk()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -108,6 +108,83 @@ fn upload_of_content_that_is_not_the_digest_is_refused() {
     assert!(!reg.blob_exists("bad", &d).expect("head"));
 }
 
+/// One pass: the producer writes (here in odd-sized pieces) while the
+/// uploader PATCHes chunks; the blob lands whole. Then the faults: a producer
+/// that names another digest, one that claims another size, and one that fails
+/// half-way; each is refused with its reason and nothing is in the repository.
+#[test]
+fn streaming_push_lands_whole_and_lies_or_failures_keep_nothing() {
+    let server = RegistryServer::start();
+    let mut options = server.options(Credentials::Anonymous);
+    options.chunk_size = 64 * 1024;
+    let reg = Registry::with_options(options).expect("client");
+    let data = bytes(11, 5 * 64 * 1024 + 12_345);
+    let digest = cairn_evidence::sha256(&data);
+    let produce = |sink: &mut dyn std::io::Write| -> Result<_, Error> {
+        for piece in data.chunks(10_007) {
+            sink.write_all(piece).expect("write");
+        }
+        Ok(("stored", digest, data.len() as u64))
+    };
+    assert_eq!(
+        reg.push_blob_streaming("stream", produce)
+            .expect("streamed"),
+        "stored"
+    );
+    let mut out = Vec::new();
+    reg.pull_blob("stream", &digest, data.len() as u64, &mut out)
+        .expect("pull");
+    assert_eq!(out, data);
+
+    // A producer that names a digest its bytes do not have.
+    let other = bytes(12, 200_000);
+    let lie = cairn_evidence::sha256(b"not these bytes");
+    let err = reg
+        .push_blob_streaming("stream-lie", |sink| {
+            sink.write_all(&other).expect("write");
+            Ok::<_, Error>(((), lie, other.len() as u64))
+        })
+        .expect_err("the registry must refuse a wrong digest");
+    println!("wrong digest refused: {err}");
+    assert!(err.to_string().contains("stream-lie"), "{err}");
+    assert!(!reg.blob_exists("stream-lie", &lie).expect("head"));
+    let real = cairn_evidence::sha256(&other);
+    assert!(!reg.blob_exists("stream-lie", &real).expect("head"));
+
+    // A producer that claims more bytes than it wrote.
+    let err = reg
+        .push_blob_streaming("stream-size", |sink| {
+            sink.write_all(&other).expect("write");
+            Ok::<_, Error>(((), real, other.len() as u64 + 1))
+        })
+        .expect_err("a size that is not what was sent");
+    let reason = std::error::Error::source(&err).map(ToString::to_string);
+    println!("wrong size refused: {err}: {reason:?}");
+    assert!(
+        reason.as_deref().is_some_and(|r| r.contains("bytes")),
+        "{err:?}"
+    );
+    assert!(!reg.blob_exists("stream-size", &real).expect("head"));
+
+    // A producer that fails half-way: its error, and no blob.
+    let err = reg
+        .push_blob_streaming("stream-fail", |sink| {
+            sink.write_all(&other[..150_000]).expect("write");
+            Err::<((), cairn_registry::Digest, u64), _>(Error::Io {
+                context: cairn_registry::Context {
+                    registry: "local".into(),
+                    repository: "stream-fail".into(),
+                    operation: "produce the blob",
+                },
+                source: std::io::Error::other("the disk is full"),
+            })
+        })
+        .expect_err("a failed producer");
+    println!("failed producer: {err}");
+    assert!(format!("{err:?}").contains("the disk is full"), "{err:?}");
+    assert!(!reg.blob_exists("stream-fail", &real).expect("head"));
+}
+
 #[test]
 fn mount_between_repositories_and_fallback_to_upload() {
     let server = RegistryServer::start();

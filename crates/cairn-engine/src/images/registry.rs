@@ -4,7 +4,7 @@
 //! has no referrers API); `pull` brings an image (pinned by digest) into the
 //! layout. Registries must be on the organisation's allow-list; Docker Hub never.
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use cairn_model::config::OrgConfig;
 use cairn_model::image_ref::ImageRef;
@@ -148,6 +148,43 @@ pub fn push(
         reference: format!("{host}/{}:{tag}@{pushed}", r.repository),
         digest: pushed.to_string(),
         attached: evidence.len(),
+    })
+}
+
+/// Stores everything `reader` yields as a blob in the layout and, in the same
+/// pass, uploads it to `target`'s repository (`host/repository[:tag]`, on the
+/// allow-list): each byte is read once, hashed once, written to the layout's
+/// temporary file and handed to the registry's upload thread. The local copy is
+/// fsync'd and in place before the registry is told the digest, and the
+/// registry verifies the bytes against it; a later [`push`] of an image holding
+/// the blob finds it there and sends only what is missing.
+pub fn store_and_upload(
+    images: &Images,
+    org: &OrgConfig,
+    target: &str,
+    connection: &Connection,
+    mut reader: impl Read,
+) -> Result<cairn_oci::Blob, EngineError> {
+    let (r, host) = checked(target, org, false)?;
+    let registry = client(&host, connection)?;
+    registry.push_blob_streaming(&r.repository, |sink| {
+        let mut writer = images.layout().blob_writer()?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(EngineError::io("read the blob to store and upload", "")(e)),
+            };
+            writer
+                .write_all(&buf[..n])
+                .map_err(EngineError::io("write a blob into", images.layout().root()))?;
+            sink.write_all(&buf[..n])
+                .map_err(EngineError::io("upload a blob to", target))?;
+        }
+        let blob = writer.commit()?;
+        Ok((blob, blob.digest, blob.size))
     })
 }
 
