@@ -8,10 +8,10 @@
 //! after [`LEASE`] and another process takes the duty over. A process stopping
 //! releases what it holds.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::state::AppState;
 
@@ -32,22 +32,44 @@ pub const REMEDIATION: &str = "remediation";
 pub struct Duty {
     pub name: &'static str,
     held: AtomicBool,
+    /// When the last renewal that found the lease ours was asked for (by this
+    /// machine's monotonic clock: the lease runs from no earlier than that).
+    renewed: Mutex<Option<Instant>>,
 }
 
 impl Duty {
-    /// Whether this process held the lease at its last renewal (so it holds it
-    /// for most of [`LEASE`] more).
+    /// Whether this process holds the lease: its last renewal found it ours,
+    /// and was asked for recently enough that the lease has a renewal period
+    /// left. A lease thread stalled (a slow database) lets the duty lapse here
+    /// before another process may take it there.
     pub fn held(&self) -> bool {
-        self.held.load(Ordering::SeqCst)
+        self.renewed
+            .lock()
+            .ok()
+            .and_then(|r| *r)
+            .is_some_and(|at| at.elapsed() < LEASE.saturating_sub(RENEW))
+            && self.held.load(Ordering::SeqCst)
     }
 
     /// Renews the lease now and says whether it is still this process's: a
     /// duty asks this right before an act that must not be done twice (an
     /// overdue notice), so that it then holds the lease for a full [`LEASE`].
     pub fn confirm(&self, state: &AppState) -> bool {
-        let held = take(state, self.name);
-        self.held.store(held, Ordering::SeqCst);
-        held
+        self.renew(state);
+        self.held()
+    }
+
+    /// Tries to take or renew the lease; returns whether it was held before
+    /// and is now.
+    fn renew(&self, state: &AppState) -> (bool, bool) {
+        let asked = Instant::now();
+        let was = self.held.load(Ordering::SeqCst);
+        let now = take(state, self.name);
+        if let Ok(mut renewed) = self.renewed.lock() {
+            *renewed = now.then_some(asked);
+        }
+        self.held.store(now, Ordering::SeqCst);
+        (was, now)
     }
 }
 
@@ -66,6 +88,7 @@ impl Default for Duties {
             Arc::new(Duty {
                 name,
                 held: AtomicBool::new(false),
+                renewed: Mutex::new(None),
             })
         };
         Self {
@@ -126,9 +149,7 @@ pub fn start(state: &AppState, duties: &Duties) -> std::io::Result<JoinHandle<()
             let shared = state.shared();
             while !shared.stopping.load(Ordering::SeqCst) {
                 for duty in duties.all() {
-                    let was = duty.held();
-                    let now = take(&state, duty.name);
-                    duty.held.store(now, Ordering::SeqCst);
+                    let (was, now) = duty.renew(&state);
                     if now && !was {
                         eprintln!(
                             "cairn: this process holds duty `{}` ({})",
@@ -154,5 +175,29 @@ pub(crate) fn pause(state: &AppState, how_long: Duration) {
     let until = std::time::Instant::now() + how_long;
     while std::time::Instant::now() < until && !state.shared().stopping.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn duty(held: bool, renewed_ago: Option<Duration>) -> Duty {
+        Duty {
+            name: FEED,
+            held: AtomicBool::new(held),
+            renewed: Mutex::new(renewed_ago.and_then(|ago| Instant::now().checked_sub(ago))),
+        }
+    }
+
+    #[test]
+    fn a_lease_not_renewed_lately_is_not_held_here_before_it_runs_out_there() {
+        assert!(duty(true, Some(Duration::ZERO)).held());
+        assert!(!duty(false, Some(Duration::ZERO)).held());
+        assert!(!duty(true, None).held());
+        // Renewed once, then the lease thread stalled: given up a renewal
+        // period before the database would let another process take it.
+        assert!(!duty(true, Some(LEASE - RENEW)).held());
+        assert!(!duty(true, Some(LEASE)).held());
     }
 }
