@@ -729,6 +729,84 @@ fn an_overdue_exposure_is_flagged_and_sent_to_the_change_webhook_once() {
     assert_eq!(body["exposure"]["overdue"], true);
 }
 
+/// Two `cairn serve` replicas on one store watch for overdue exposures, but
+/// only the one holding the watch's duty sends: one delivery, not one per
+/// replica; and when that replica is killed, the one taking the watch over
+/// reads the ledger and sends nothing again.
+#[test]
+fn two_replicas_send_an_overdue_exposure_once_and_the_one_taking_over_does_not_send_it_again() {
+    let (f, admin, rita, digest) = built();
+    let r = as_(
+        &f,
+        &rita,
+        &["promote", "hello-web", &digest, "--to", "staging"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    import_advisory(&f, &admin);
+    let (url, got) = receiver();
+    let platform = tempfile::tempdir().unwrap();
+    std::fs::write(
+        platform.path().join("org.toml"),
+        format!("[exposures]\nsla_hours = {{ critical = 0 }}\n[changes]\nwebhook = \"{url}\"\n"),
+    )
+    .unwrap();
+    let env = [("CAIRN_PLATFORM_DIR", platform.path().to_str().unwrap())];
+    let args = ["serve", "--listen", "127.0.0.1:0", "--grace", "5"];
+    let mut replicas = [
+        Up::process(&f.data, &args, &env, "cairn serve: serving on "),
+        Up::process(&f.data, &args, &env, "cairn serve: serving on "),
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let sender = loop {
+        if let Some(i) = (0..2).find(|&i| {
+            replicas[i]
+                .drain()
+                .iter()
+                .any(|l| l.contains("exposure OVERDUE"))
+        }) {
+            break i;
+        }
+        assert!(std::time::Instant::now() < deadline, "no replica sent");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // Several more looks by both replicas: still one delivery.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let other = 1 - sender;
+    assert!(
+        !replicas[other]
+            .drain()
+            .iter()
+            .any(|l| l.contains("exposure OVERDUE")),
+        "{:?}",
+        replicas[other].seen
+    );
+    assert_eq!(got.lock().unwrap().len(), 1);
+    println!("replica {sender} sent the overdue exposure; replica {other} did not");
+    // kill -9 the sender: the other takes the watch over and sends nothing new.
+    replicas[sender].kill9();
+    let line = replicas[other].wait_for(
+        "holds duty `exposure-watch`",
+        std::time::Duration::from_secs(20),
+    );
+    println!("after kill -9 of replica {sender}: {line}");
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(
+        replicas[other].stop(std::time::Duration::from_secs(20)),
+        Some(0)
+    );
+    assert!(
+        !replicas[other]
+            .seen
+            .iter()
+            .any(|l| l.contains("exposure OVERDUE")),
+        "{:?}",
+        replicas[other].seen
+    );
+    let got = got.lock().unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    println!("webhook deliveries: {}", got.len());
+}
+
 /// Seconds since the epoch of an RFC 3339 UTC text (`YYYY-MM-DDTHH:MM:SS…Z`).
 fn time_s(text: &str) -> i64 {
     cairn_model::time::parse_rfc3339(text).expect("RFC 3339").0

@@ -3,14 +3,17 @@
 //! on the configured interval, until the server stops. org.toml is read again
 //! before each poll, so a changed source list or interval applies without a
 //! restart. Each poll's outcome goes to the server's log; a failing source is
-//! also kept with its reason in `<data>/feed/state.json`.
+//! also kept with its reason in `<data>/feed/state.json`. It polls only while
+//! this process holds the feed's duty (`duties.rs`): one replica polls.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cairn_engine::feed::{FeedLimits, Polled};
 
+use crate::duties::Duty;
 use crate::state::AppState;
 
 /// How often a waiting loop looks whether the server is stopping.
@@ -20,16 +23,20 @@ const TICK: Duration = Duration::from_millis(100);
 const IDLE: Duration = Duration::from_secs(60);
 
 /// Starts the loop.
-pub fn start(state: &AppState) -> std::io::Result<JoinHandle<()>> {
+pub fn start(state: &AppState, duty: Arc<Duty>) -> std::io::Result<JoinHandle<()>> {
     let state = state.clone();
     std::thread::Builder::new()
         .name("cairn-advisory-feed".into())
-        .spawn(move || run(&state))
+        .spawn(move || run(&state, &duty))
 }
 
-fn run(state: &AppState) {
+fn run(state: &AppState, duty: &Duty) {
     let shared = state.shared();
     while !shared.stopping.load(Ordering::SeqCst) {
+        if !duty.held() {
+            crate::duties::pause(state, TICK);
+            continue;
+        }
         let wait = match cairn_engine::load_org(shared.config.platform_dir.as_deref()) {
             Ok(org) if org.advisory_feed.sources.is_empty() => IDLE,
             Ok(org) => {

@@ -8,12 +8,14 @@
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod duties;
 pub mod events;
 pub mod feed;
 pub mod metrics;
 pub mod oidc;
 pub mod openapi;
 pub mod problem;
+pub mod remediation;
 pub mod routes;
 pub mod secret;
 pub mod serve;

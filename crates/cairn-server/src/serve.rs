@@ -2,9 +2,10 @@
 //! serve, start the workers, the lease thread and the run-change listener, and
 //! stop gracefully — no new requests or runs, open event streams told to end,
 //! running runs finished within the grace period or marked interrupted; queued
-//! runs stay queued for the next start. The advisory feed (`feed.rs`) polls
-//! and the exposure watch (`watch.rs`) sends overdue exposures to the change
-//! webhook, alongside the workers, and stop with them.
+//! runs stay queued for the next start. The advisory feed (`feed.rs`), the
+//! exposure watch (`watch.rs`) and the remediation loop (`remediation.rs`) run
+//! beside them, each only while this process holds its duty's lease
+//! (`duties.rs`: one process at a time across replicas), and stop with them.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -60,11 +61,35 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
+    serve_reconciling(listener, state, workers, grace, None, shutdown).await
+}
+
+/// [`serve`], with `reconcile` run when this process takes the remediation
+/// duty (`cairn serve`: whichever replica takes it reconciles first).
+pub async fn serve_reconciling<L>(
+    listener: L,
+    state: AppState,
+    workers: usize,
+    grace: Duration,
+    reconcile: Option<crate::remediation::Reconcile>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let mut handles = crate::worker::start(&state, workers)?;
     handles.push(crate::worker::start_leases(&state)?);
     handles.push(crate::events::start_listener(&state)?);
-    handles.push(crate::feed::start(&state)?);
-    handles.push(crate::watch::start(&state)?);
+    let duties = crate::duties::Duties::default();
+    handles.push(crate::duties::start(&state, &duties)?);
+    handles.push(crate::feed::start(&state, duties.feed.clone())?);
+    handles.push(crate::watch::start(&state, duties.watch.clone())?);
+    handles.push(crate::remediation::start(
+        &state,
+        duties.remediation.clone(),
+        reconcile,
+    )?);
     let stopping = state.clone();
     let result = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(async move {

@@ -1,28 +1,39 @@
 //! The exposure watch: a thread that, every few seconds while `cairn up`
 //! runs, sends each exposure that went past its deadline to the
 //! organisation's change webhook, once (`cairn_engine::exposures::notify_overdue`
-//! keeps the ledger). org.toml is read again each time.
+//! keeps the ledger). org.toml is read again each time. It runs only while
+//! this process holds the watch's duty (`duties.rs`), renewed right before
+//! each look, so two replicas never read and append the ledger at once and an
+//! overdue exposure is sent once, not once per replica.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::duties::Duty;
 use crate::state::AppState;
 
 /// How often overdue exposures are looked for.
 pub const EVERY: Duration = Duration::from_secs(2);
 
 /// Starts the watch.
-pub fn start(state: &AppState) -> std::io::Result<JoinHandle<()>> {
+pub fn start(state: &AppState, duty: Arc<Duty>) -> std::io::Result<JoinHandle<()>> {
     let state = state.clone();
     std::thread::Builder::new()
         .name("cairn-exposure-watch".into())
-        .spawn(move || run(&state))
+        .spawn(move || run(&state, &duty))
 }
 
-fn run(state: &AppState) {
+fn run(state: &AppState, duty: &Duty) {
     let shared = state.shared();
     while !shared.stopping.load(Ordering::SeqCst) {
+        // Not the holder (or the lease could not be renewed): another process
+        // watches. Renewed now, the lease outlasts this look.
+        if !duty.held() || !duty.confirm(state) {
+            crate::duties::pause(state, EVERY);
+            continue;
+        }
         match cairn_engine::load_org(shared.config.platform_dir.as_deref()) {
             Ok(org) => match cairn_engine::exposures::notify_overdue(
                 &*shared.store,

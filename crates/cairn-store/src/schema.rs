@@ -729,6 +729,26 @@ ALTER TABLE runs ADD COLUMN lease_at_ms BIGINT;
 CREATE INDEX runs_by_lease ON runs (status, lease_at_ms);
 "#,
     },
+    // Version 14: the installation's duties (advisory feed, exposure watch,
+    // remediation loop) each run in one process at a time: the one holding the
+    // duty's lease until `expires_at_ms`, which it renews while it lives.
+    Migration {
+        version: 14,
+        sqlite: r#"
+CREATE TABLE duty_leases (
+    duty TEXT PRIMARY KEY NOT NULL,
+    owner TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+);
+"#,
+        postgres: r#"
+CREATE TABLE duty_leases (
+    duty TEXT COLLATE "C" PRIMARY KEY NOT NULL,
+    owner TEXT COLLATE "C" NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+"#,
+    },
 ];
 
 /// The schema version this cairn writes (the last entry of the migration list).

@@ -65,4 +65,25 @@ pub trait ServerStore {
     /// only moves forward: a smaller size than the one kept is ignored (another
     /// process checked a longer log meanwhile).
     fn set_log_mark(&self, size: u64, root: &str, at_ms: i64) -> Result<(), StoreError>;
+
+    /// Takes or renews the lease on the installation-wide duty `duty` (the
+    /// advisory feed, the exposure watch, the remediation loop: work exactly one
+    /// process at a time performs) for `owner`, for `ttl_ms` from now. True when
+    /// `owner` holds it afterwards: it was free, already `owner`'s, or its
+    /// holder's lease had run out. Two owners never hold one duty at once.
+    /// "Now" is `now_ms` on SQLite (one machine, one clock) and the database's
+    /// own clock on PostgreSQL, so replicas with skewed clocks agree, as with
+    /// [`RunStore::heartbeat_runs`](crate::RunStore::heartbeat_runs).
+    fn take_duty(
+        &self,
+        duty: &str,
+        owner: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives up `owner`'s lease on `duty` (a process stopping), so another may
+    /// take it at once; a lease held by someone else is left alone. True when
+    /// one was released.
+    fn release_duty(&self, duty: &str, owner: &str) -> Result<bool, StoreError>;
 }

@@ -219,12 +219,22 @@ pub(super) fn reconcile_and_report(
     data: &cairn_engine::DataDir,
     store: &dyn cairn_store::Store,
 ) -> Result<Reconciliation, Failure> {
-    let org = cairn_engine::load_org(cli.platform_dir.as_deref())?;
+    reconcile_in(cli.platform_dir.as_deref(), data, store)
+}
+
+/// [`reconcile_and_report`] with the platform directory given (a server's
+/// thread, which has no `Cli`).
+pub(super) fn reconcile_in(
+    platform_dir: Option<&std::path::Path>,
+    data: &cairn_engine::DataDir,
+    store: &dyn cairn_store::Store,
+) -> Result<Reconciliation, Failure> {
+    let org = cairn_engine::load_org(platform_dir)?;
     let promoter = Promoter {
         data,
         store,
         org: &org,
-        platform_dir: cli.platform_dir.as_deref(),
+        platform_dir,
     };
     let done = promoter.reconcile(STATUS_WAIT)?;
     report_reconciliation(&done);

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use cairn_server::secret::webhook_secrets;
-use cairn_server::serve::{bootstrap_admin, serve, stop_signal};
+use cairn_server::serve::{bootstrap_admin, serve_reconciling, stop_signal};
 use cairn_server::{AppState, ServerConfig};
 use cairn_store::Store;
 
@@ -127,13 +127,27 @@ pub(super) fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, Failure
             );
         }
         let grace = Duration::from_secs(args.grace);
+        // Whichever replica takes the remediation duty first reconciles what
+        // runs with the records, as `cairn up` does on start.
+        let reconcile: cairn_server::remediation::Reconcile = {
+            let (platform, data, store) = (cli.platform_dir.clone(), data.clone(), store.clone());
+            Box::new(move || {
+                match super::promote::reconcile_in(platform.as_deref(), &data, &*store) {
+                    Ok(done) => println!(
+                        "cairn serve: reconciled what runs with the records ({} resolved)",
+                        done.resolutions.len()
+                    ),
+                    Err(e) => eprintln!("cairn serve: reconcile: {:#}", e.error),
+                }
+            })
+        };
         match tls {
             Some(tls) => {
                 let listener = cairn_server::tls::TlsListener::new(listener, tls, args.tls.reload())
                     .context("cannot start serving TLS")?;
-                serve(listener, state, 0, grace, stop_signal()).await
+                serve_reconciling(listener, state, 0, grace, Some(reconcile), stop_signal()).await
             }
-            None => serve(listener, state, 0, grace, stop_signal()).await,
+            None => serve_reconciling(listener, state, 0, grace, Some(reconcile), stop_signal()).await,
         }
         .context("the server failed")
     })?;

@@ -71,25 +71,6 @@ pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
         session_ttl_ms: args.session_hours.clamp(1, 24 * 30) * 3_600_000,
         secure_cookies: args.secure_cookies || tls.is_some(),
     };
-    // The closed loop: remediation by cairn after each advisory import and on
-    // an interval (`cairn_engine::remediation::Loop`), on its own thread.
-    let stop_loop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let remediation = {
-        let (data, store, platform) = (data.clone(), store.clone(), cli.platform_dir.clone());
-        let stop = stop_loop.clone();
-        std::thread::spawn(move || {
-            let mut looper = cairn_engine::remediation::Loop::default();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let ran = looper.tick(&data, store.clone(), platform.as_deref(), &mut |line| {
-                    println!("remediation: {line}");
-                });
-                if let Err(e) = ran {
-                    eprintln!("remediation: {}", cairn_model::error_chain(&e));
-                }
-                std::thread::sleep(cairn_engine::remediation::POLL);
-            }
-        })
-    };
     let state = AppState::new(store, config, secrets);
     let admin =
         bootstrap_admin(&state).map_err(|e| anyhow!("cannot create the first admin: {e}"))?;
@@ -131,11 +112,11 @@ pub(super) fn up(cli: &Cli, args: &UpArgs) -> Result<ExitCode, Failure> {
         }
         .context("the server failed")
     })?;
-    stop_loop.store(true, std::sync::atomic::Ordering::Relaxed);
-    // A remediation under way is not waited for: its lock is released with the
+    // The closed loop's remediation loop ran on the server's thread under
+    // its duty (`cairn_server::remediation`; it reconciled above). A
+    // remediation under way is not waited for: its lock is released with the
     // process, and its status then reads `interrupted` (what it promoted was
     // recorded first, and reconciliation resolves a promotion cut short).
-    drop(remediation);
     println!("cairn up: stopped");
     Ok(ExitCode::SUCCESS)
 }

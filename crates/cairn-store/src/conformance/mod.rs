@@ -119,6 +119,7 @@ macro_rules! conformance_tests {
             forge_accounts_map_logins_to_identities,
             run_counts_and_stage_durations,
             the_log_mark_starts_new_and_only_moves_forward,
+            a_duty_has_one_holder_until_its_lease_runs_out,
         );
     };
     ($make:expr) => {

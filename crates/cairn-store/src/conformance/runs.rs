@@ -933,7 +933,7 @@ pub fn workers_claim_the_oldest_queued_run_once(store: &dyn Store) -> Result<(),
 
 /// Unix milliseconds by this machine's clock (leases are judged by the
 /// database's clock on PostgreSQL, which is this machine's in the tests).
-fn wall_ms() -> i64 {
+pub(super) fn wall_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -145,3 +145,42 @@ pub fn the_log_mark_starts_new_and_only_moves_forward(store: &dyn Store) -> Resu
     );
     Ok(())
 }
+
+pub fn a_duty_has_one_holder_until_its_lease_runs_out(store: &dyn Store) -> Result<(), StoreError> {
+    let now = super::runs::wall_ms;
+    // One of two owners wins; the other is refused while the lease lasts.
+    assert!(store.take_duty("watch", "replica-a", 60_000, now())?);
+    assert!(!store.take_duty("watch", "replica-b", 60_000, now())?);
+    // Duties are independent: the other replica may hold another one.
+    assert!(store.take_duty("feed", "replica-b", 60_000, now())?);
+    assert!(!store.take_duty("feed", "replica-a", 60_000, now())?);
+    // The holder renews (here to a short lease), and keeps it while it renews.
+    assert!(store.take_duty("watch", "replica-a", 200, now())?);
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    assert!(store.take_duty("watch", "replica-a", 200, now())?);
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    assert!(
+        !store.take_duty("watch", "replica-b", 60_000, now())?,
+        "renewed: still held"
+    );
+    // The holder stops renewing: once the lease ran out, the other takes over,
+    // and the old holder cannot renew what it lost.
+    std::thread::sleep(std::time::Duration::from_millis(350));
+    assert!(store.take_duty("watch", "replica-b", 60_000, now())?);
+    assert!(!store.take_duty("watch", "replica-a", 60_000, now())?);
+    // Only the holder releases; then anyone takes it at once.
+    assert!(!store.release_duty("watch", "replica-a")?);
+    assert!(!store.take_duty("watch", "replica-c", 60_000, now())?);
+    assert!(store.release_duty("watch", "replica-b")?);
+    assert!(store.take_duty("watch", "replica-c", 60_000, now())?);
+    // Bounded input: empty names and silly lease lengths are refused.
+    assert!(store.take_duty("", "replica-a", 1_000, now()).is_err());
+    assert!(store.take_duty("watch", "", 1_000, now()).is_err());
+    assert!(store.take_duty("watch", "replica-c", 0, now()).is_err());
+    assert!(
+        store
+            .take_duty("watch", "replica-c", i64::MAX, now())
+            .is_err()
+    );
+    Ok(())
+}

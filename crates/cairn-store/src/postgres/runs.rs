@@ -544,7 +544,7 @@ pub(super) fn claim_queued_run(
 
 /// The database server's clock in unix milliseconds: leases are judged by it,
 /// so a worker's skewed clock cannot keep a dead lease alive or end a live one.
-const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+pub(super) const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 /// If `run` is not final: its `running` stages -> `interrupted`, the run ->
 /// `interrupted` with `reason` (pending stages skipped); whether it changed.

@@ -140,4 +140,44 @@ impl ServerStore for PostgresStore {
             Ok(())
         })
     }
+
+    fn take_duty(
+        &self,
+        duty: &str,
+        owner: &str,
+        ttl_ms: i64,
+        _now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let what = "taking a duty lease";
+        crate::sqlite::text::check_duty(duty, owner, ttl_ms)?;
+        // The database's clock judges expiry: replicas' clocks may disagree.
+        let now = super::runs::DB_NOW_MS;
+        self.write(what, |tx| {
+            let changed = tx.exec(
+                what,
+                &format!(
+                    "INSERT INTO duty_leases (duty, owner, expires_at_ms) \
+                     VALUES ($1, $2, {now} + $3) \
+                     ON CONFLICT (duty) DO UPDATE SET owner = excluded.owner, \
+                         expires_at_ms = excluded.expires_at_ms \
+                     WHERE duty_leases.owner = excluded.owner \
+                        OR duty_leases.expires_at_ms < {now}"
+                ),
+                &[&duty, &owner, &ttl_ms],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn release_duty(&self, duty: &str, owner: &str) -> Result<bool, StoreError> {
+        let what = "releasing a duty lease";
+        self.write(what, |tx| {
+            let changed = tx.exec(
+                what,
+                "DELETE FROM duty_leases WHERE duty = $1 AND owner = $2",
+                &[&duty, &owner],
+            )?;
+            Ok(changed == 1)
+        })
+    }
 }

@@ -8,7 +8,7 @@ use cairn_model::{DeliveryRecord, NewDelivery, NewRun, RunId};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::runs::insert_run;
-use super::text::{check_len, check_nonempty};
+use super::text::{check_duty, check_len, check_nonempty};
 use super::{SqliteStore, count, sql_limit};
 use crate::{DeliveryAccepted, LogMark, ServerStore, StoreError};
 
@@ -141,6 +141,42 @@ impl ServerStore for SqliteStore {
             )
             .map_err(StoreError::sqlite("recording the log mark"))?;
             Ok(())
+        })
+    }
+
+    fn take_duty(
+        &self,
+        duty: &str,
+        owner: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let what = "taking a duty lease";
+        check_duty(duty, owner, ttl_ms)?;
+        self.write(what, |tx| {
+            let changed = tx
+                .execute(
+                    "INSERT INTO duty_leases (duty, owner, expires_at_ms) VALUES (?1, ?2, ?3 + ?4)
+                     ON CONFLICT (duty) DO UPDATE SET owner = excluded.owner,
+                         expires_at_ms = excluded.expires_at_ms
+                     WHERE duty_leases.owner = excluded.owner OR duty_leases.expires_at_ms < ?3",
+                    params![duty, owner, now_ms, ttl_ms],
+                )
+                .map_err(StoreError::sqlite(what))?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn release_duty(&self, duty: &str, owner: &str) -> Result<bool, StoreError> {
+        let what = "releasing a duty lease";
+        self.write(what, |tx| {
+            let changed = tx
+                .execute(
+                    "DELETE FROM duty_leases WHERE duty = ?1 AND owner = ?2",
+                    params![duty, owner],
+                )
+                .map_err(StoreError::sqlite(what))?;
+            Ok(changed == 1)
         })
     }
 }

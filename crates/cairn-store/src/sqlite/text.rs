@@ -33,3 +33,18 @@ pub(crate) fn check_nonempty(
     }
     Ok(())
 }
+
+/// A duty lease's name and owner are short, non-empty text and its length is
+/// positive and under a day.
+pub(crate) fn check_duty(duty: &str, owner: &str, ttl_ms: i64) -> Result<(), StoreError> {
+    check_len("a duty lease's field", &[duty, owner])?;
+    check_nonempty("duty lease", "duty", duty)?;
+    check_nonempty("duty lease", "owner", owner)?;
+    if !(1..=86_400_000).contains(&ttl_ms) {
+        return Err(StoreError::Invalid {
+            what: "duty lease",
+            why: format!("lease length {ttl_ms} ms is not between 1 ms and a day"),
+        });
+    }
+    Ok(())
+}
