@@ -74,7 +74,7 @@ pub use leftovers::{
     CairnCgroup, CgroupKind, LeftReason, SweepReport, cgroup_parents, list_cgroups, sweep_cgroups,
 };
 pub use netns::{NetworkNamespace, in_network_namespace};
-pub use running::{LineSink, PortWait, RunningSandbox, TAIL_LINES, start_image};
+pub use running::{LineSink, PortWait, RunningSandbox, TAIL_LINES, TailLine, start_image};
 pub use spawn::{SANDBOX_GID, SANDBOX_UID};
 pub use spec::{
     Exit, HOME_DIR, HOSTNAME, Limits, Outcome, SandboxSpec, Stream, Usage, WORKSPACE_DIR,

@@ -46,6 +46,9 @@ pub enum PortWait {
 
 type Tail = Arc<Mutex<VecDeque<(Stream, Vec<u8>)>>>;
 
+/// One line of a sandbox's output tail: the stream it came from and its bytes.
+pub type TailLine = (Stream, Vec<u8>);
+
 /// A sandbox running in the background. Dropping it kills every process in it and
 /// removes its cgroup.
 #[derive(Debug)]
@@ -215,7 +218,7 @@ impl RunningSandbox {
     }
 
     /// The last [`TAIL_LINES`] lines of output, oldest first.
-    pub fn tail(&self) -> Vec<(Stream, Vec<u8>)> {
+    pub fn tail(&self) -> Vec<TailLine> {
         let tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
         tail.iter().cloned().collect()
     }
@@ -299,10 +302,7 @@ impl RunningSandbox {
     /// [`RunningSandbox::stop`], then the last [`TAIL_LINES`] lines of output:
     /// read after the supervisor has drained the output to its end, so a command
     /// that printed and exited at once is not shown as having printed nothing.
-    pub fn stop_with_tail(
-        self,
-        grace: Duration,
-    ) -> Result<(Outcome, Vec<(Stream, Vec<u8>)>), SandboxError> {
+    pub fn stop_with_tail(self, grace: Duration) -> Result<(Outcome, Vec<TailLine>), SandboxError> {
         let tail = Arc::clone(&self.tail);
         let outcome = self.stop(grace)?;
         let lines = tail
