@@ -198,6 +198,7 @@ fn open_creates_a_private_directory_and_database() {
             "bases",
             "changes",
             "deployments",
+            "duty_leases",
             "evidence",
             "findings",
             "forge_accounts",
