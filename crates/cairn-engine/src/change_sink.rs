@@ -6,7 +6,6 @@
 //! the store): the record is kept in `<data>/changes-undelivered.jsonl` with why,
 //! and the caller is told.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -62,14 +61,7 @@ fn deliver_with(
     if let Err(why) = &result {
         let path = data.root().join("changes-undelivered.jsonl");
         let line = json!({"id": id, "webhook": url, "error": why, "record": record});
-        let kept = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| {
-                writeln!(f, "{line}")?;
-                f.sync_data()
-            });
+        let kept = crate::jsonl::append(&path, &line, true);
         if let Err(e) = kept {
             return Some(Err(format!(
                 "{why}; and it could not be kept in {}: {e}",
@@ -139,7 +131,7 @@ fn read_secret(path: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
 
     /// A one-request HTTP server answering `status`; returns what it received.

@@ -396,7 +396,7 @@ pub fn notify_overdue(
     org: &OrgConfig,
     now_ms: i64,
 ) -> Result<Vec<OverdueNotice>, EngineError> {
-    use std::io::{Read, Write};
+    use std::io::Read;
     if org.change_sink.webhook.is_none()
         && !crate::notify::wants(org, cairn_model::config::NotifyEvent::ExposureOverdue)
     {
@@ -446,13 +446,7 @@ pub fn notify_overdue(
             "exposure": crate::wire::exposure_json(&e, now_ms),
         });
         let line = serde_json::json!({ "key": key, "record": record });
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(EngineError::io("open", &path))?;
-        writeln!(file, "{line}").map_err(EngineError::io("write", &path))?;
-        file.sync_data().map_err(EngineError::io("sync", &path))?;
+        crate::jsonl::append(&path, &line, true).map_err(EngineError::io("append to", &path))?;
         let delivery =
             crate::change_sink::deliver_notice(&org.change_sink, data, "exposure-overdue", &record)
                 .unwrap_or(Ok(()));

@@ -27,6 +27,7 @@ mod host;
 pub mod hsm;
 pub mod images;
 pub mod inventory;
+mod jsonl;
 pub mod keys;
 pub mod notify;
 pub mod onboard;

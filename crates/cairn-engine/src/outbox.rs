@@ -9,7 +9,6 @@
 //! says so by its missing outcome.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -215,19 +214,8 @@ fn write_outcome(job: &Job, outcome: &str, attempts: u32, error: Option<&str>) {
         "error": error,
     });
     // Best effort: the record is for people; the delivery's fate does not
-    // depend on it. Lanes are threads: each line is one `write` of the whole
-    // line to an O_APPEND file, under one lock in this process, so two lanes'
-    // lines never interleave (a `writeln!` of a JSON value is many writes).
-    static APPEND: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let text = format!("{line}\n");
-    let _guard = APPEND
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let _ = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&job.record)
-        .and_then(|mut f| f.write_all(text.as_bytes()));
+    // depend on it. Lanes are threads: `jsonl::append` keeps their lines whole.
+    let _ = crate::jsonl::append(&job.record, &line, false);
 }
 
 /// A ureq outcome as a [`Failure`], naming no URL (a Slack URL is a secret):
@@ -299,44 +287,4 @@ pub fn read_secret_file(path: &str, what: &str) -> Result<String, Failure> {
         )));
     }
     Ok(text)
-}
-
-#[cfg(test)]
-mod record_tests {
-    use super::*;
-
-    #[test]
-    fn lanes_writing_outcomes_at_once_never_interleave_their_lines() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let record = dir.path().join("outbox.jsonl");
-        let threads: Vec<_> = (0..8)
-            .map(|t| {
-                let record = record.clone();
-                std::thread::spawn(move || {
-                    let job = Job {
-                        lane: format!("lane-{t}"),
-                        what: "x".repeat(300),
-                        record,
-                        policy: Policy::default(),
-                        key: None,
-                        attempt: Box::new(|| Ok(())),
-                    };
-                    for n in 0..100 {
-                        write_outcome(&job, "retrying", n, Some("a reason"));
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap_or_else(|_| panic!("a writer panicked"));
-        }
-        let text = std::fs::read_to_string(&record).unwrap_or_else(|e| panic!("{e}"));
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 800);
-        for line in lines {
-            let value: serde_json::Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-            assert_eq!(value["outcome"], "retrying", "{line}");
-        }
-    }
 }

@@ -86,7 +86,6 @@ impl Promoter<'_> {
         &self,
         change: &ChangeRecord,
     ) -> Result<(i64, Option<String>), EngineError> {
-        use std::io::Write;
         let id = self.store.add_change(change)?;
         let line = json!({
             "id": id,
@@ -101,13 +100,7 @@ impl Promoter<'_> {
             "record": serde_json::from_str::<Value>(&change.json).unwrap_or(Value::Null),
         });
         let path = self.data.root().join("changes.jsonl");
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(EngineError::io("open", &path))?;
-        writeln!(file, "{line}").map_err(EngineError::io("write", &path))?;
-        file.sync_data().map_err(EngineError::io("sync", &path))?;
+        crate::jsonl::append(&path, &line, true).map_err(EngineError::io("append to", &path))?;
         crate::notify::change(self.data, self.org, change, &line);
         let delivery = crate::change_sink::deliver(&self.org.change_sink, self.data, id, &line)
             .map(|r| match r {
