@@ -1,7 +1,7 @@
 //! The end-to-end chain benchmark behind `cairn bench chain`: a throwaway git repo,
 //! a chain of no-op stages, a fresh store, and the wall time of each whole run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +17,36 @@ use crate::Failure;
 /// sandbox, `repeat` times; returns each run's wall time. Uses `scratch` (an empty
 /// directory) for the repository, the platform config and the store.
 pub fn chain(scratch: &Path, noop_stages: usize, repeat: usize) -> Result<Vec<Duration>, Failure> {
+    let (repo, platform) = noop_workload(scratch, noop_stages, "bench")?;
+    let data = DataDir::at(scratch.join("data"));
+    let store = cairn_store::SqliteStore::open(data.root())?;
+    let engine = Engine::new(Arc::new(store), data, Some(platform.clone()));
+    let mut times = Vec::with_capacity(repeat);
+    for _ in 0..repeat {
+        let start = Instant::now();
+        let loaded = load_workload(&repo, "HEAD", Some(&platform))?;
+        let run = engine.run_loaded(&loaded, Some("HEAD"), false, &mut ())?;
+        times.push(start.elapsed());
+        if run.status != RunStatus::Succeeded {
+            return Err(anyhow!(
+                "the benchmark chain run failed: {}",
+                run.reason.as_deref().unwrap_or("the run did not succeed")
+            )
+            .into());
+        }
+    }
+    Ok(times)
+}
+
+/// The benchmarks' workload: a git repository at `scratch/app` named
+/// `workload` on a chain `bench` (in the platform directory `scratch/platform`)
+/// of `source` + `noop_stages` stages that each run `true`. Returns the
+/// repository and the platform directory.
+pub(crate) fn noop_workload(
+    scratch: &Path,
+    noop_stages: usize,
+    workload: &str,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
     let repo = scratch.join("app");
     let platform = scratch.join("platform");
     let chains = platform.join("chains");
@@ -36,7 +66,9 @@ pub fn chain(scratch: &Path, noop_stages: usize, repeat: usize) -> Result<Vec<Du
     write(&chains.join("bench.toml"), &chain)?;
     write(
         &repo.join("cairn.toml"),
-        "[workload]\nname = \"bench\"\nchain = \"bench\"\n[build]\ncommand = \"true\"\n[test]\nunit = \"true\"\n",
+        &format!(
+            "[workload]\nname = \"{workload}\"\nchain = \"bench\"\n[build]\ncommand = \"true\"\n[test]\nunit = \"true\"\n"
+        ),
     )?;
     for args in [
         &["init", "-q"][..],
@@ -59,25 +91,8 @@ pub fn chain(scratch: &Path, noop_stages: usize, repeat: usize) -> Result<Vec<Du
             .status()
             .context("cannot run git")?;
         if !status.success() {
-            return Err(anyhow!("git failed setting up the benchmark repository").into());
+            return Err(anyhow!("git failed setting up the benchmark repository"));
         }
     }
-    let data = DataDir::at(scratch.join("data"));
-    let store = cairn_store::SqliteStore::open(data.root())?;
-    let engine = Engine::new(Arc::new(store), data, Some(platform.clone()));
-    let mut times = Vec::with_capacity(repeat);
-    for _ in 0..repeat {
-        let start = Instant::now();
-        let loaded = load_workload(&repo, "HEAD", Some(&platform))?;
-        let run = engine.run_loaded(&loaded, Some("HEAD"), false, &mut ())?;
-        times.push(start.elapsed());
-        if run.status != RunStatus::Succeeded {
-            return Err(anyhow!(
-                "the benchmark chain run failed: {}",
-                run.reason.as_deref().unwrap_or("the run did not succeed")
-            )
-            .into());
-        }
-    }
-    Ok(times)
+    Ok((repo, platform))
 }

@@ -4,7 +4,6 @@
 //! the time from their start to the last run's end is measured; the scaling ratio says how
 //! much each added worker brings. A benchmark, not a timed test.
 
-use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,52 +27,6 @@ impl Drop for Workers {
     }
 }
 
-fn setup(
-    scratch: &Path,
-    stages: usize,
-) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
-    let repo = scratch.join("app");
-    let platform = scratch.join("platform");
-    std::fs::create_dir_all(&repo)?;
-    std::fs::create_dir_all(platform.join("chains"))?;
-    let mut chain =
-        String::from("name = \"bench\"\n[[stage]]\nname = \"source\"\nkind = \"source\"\n");
-    for i in 0..stages {
-        chain.push_str(&format!(
-            "[[stage]]\nname = \"noop-{i}\"\nkind = \"command\"\ncommand = \"true\"\n"
-        ));
-    }
-    std::fs::write(platform.join("chains/bench.toml"), chain)?;
-    std::fs::write(
-        repo.join("cairn.toml"),
-        "[workload]\nname = \"bench-workers\"\nchain = \"bench\"\n[build]\ncommand = \"true\"\n[test]\nunit = \"true\"\n",
-    )?;
-    for args in [
-        &["init", "-q"][..],
-        &["add", "cairn.toml"],
-        &[
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@cairn.invalid",
-            "commit",
-            "-q",
-            "-m",
-            "bench",
-        ],
-    ] {
-        let status = Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(args)
-            .status()?;
-        if !status.success() {
-            return Err(anyhow!("git failed setting up the benchmark repository"));
-        }
-    }
-    Ok((repo, platform))
-}
-
 /// Runs `runs` runs with 1, 2 and 3 worker processes on the PostgreSQL
 /// database at `database` (its runs stay there, under workload
 /// `bench-workers`).
@@ -92,7 +45,8 @@ pub fn workers(
     let stages = stages.clamp(1, 60);
     let exe = std::env::current_exe().context("cannot find the cairn binary")?;
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
-    let (repo, platform) = setup(scratch.path(), stages)?;
+    let (repo, platform) =
+        crate::chain_setup::noop_workload(scratch.path(), stages, "bench-workers")?;
     let data = DataDir::at(scratch.path().join("data"));
     std::fs::create_dir_all(data.root()).context("cannot create the data directory")?;
     let store = cairn_store::open(database).context("cannot open the database")?;
