@@ -181,6 +181,12 @@ pub(crate) struct RunsArgs {
     /// Only runs with this status (queued, running, succeeded, failed, interrupted).
     #[arg(long)]
     pub status: Option<String>,
+    /// Only runs of this commit (its id or a prefix of it).
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// Only runs started this way (cli, api, webhook, push).
+    #[arg(long)]
+    pub trigger: Option<String>,
     /// At most this many.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,

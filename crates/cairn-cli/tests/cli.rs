@@ -117,6 +117,25 @@ fn the_green_example_passes_every_stage() {
     let run = &runs[0];
     assert_eq!(run["status"], "succeeded");
     assert_eq!(run["workload"], "hello-c");
+    // The list's filters: a commit prefix, the trigger; bad ones refused with the rule.
+    let commit = run["commit"].as_str().unwrap();
+    let by_commit = f.json(&["runs", "--commit", &commit[..7], "--trigger", "cli"]);
+    assert_eq!(by_commit.as_array().unwrap().len(), 1, "{by_commit}");
+    assert_eq!(
+        f.json(&["runs", "--trigger", "webhook"]),
+        serde_json::json!([])
+    );
+    for (args, why) in [
+        (["runs", "--commit", "xyz"], "hex digits"),
+        (
+            ["runs", "--trigger", "cron"],
+            "one of: cli, api, webhook, push",
+        ),
+    ] {
+        let r = f.run(&args);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.stderr.contains(why), "{r:?}");
+    }
     let detail = f.json(&["explain", "last"]);
     let stages: Vec<(String, String)> = detail["stages"]
         .as_array()

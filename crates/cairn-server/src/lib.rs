@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod problem;
 pub mod remediation;
 pub mod routes;
+pub mod runs_query;
 pub mod secret;
 pub mod serve;
 pub mod session;

@@ -464,6 +464,57 @@ async fn thousands_of_runs_are_paged_and_filtered_by_bounded_queries() {
     )
     .await;
     assert_eq!(answer.status, 400);
+
+    // The API takes the same filters and pages by its `next` cursor.
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    let mut pages = 0;
+    loop {
+        let path = format!("/api/runs?status=failed&trigger=api&limit=100{after}");
+        let answer = server.call("GET", &path, Some("viewer"), None).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.text());
+        let body = answer.json();
+        let runs = body["runs"].as_array().unwrap();
+        assert!(runs.len() <= 100);
+        seen.extend(runs.iter().map(|r| r["id"].as_i64().unwrap()));
+        pages += 1;
+        match body["next"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => break,
+        }
+    }
+    let mut expected: Vec<i64> = made
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 6 == 0)
+        .map(|(_, r)| r.0)
+        .collect();
+    expected.reverse();
+    assert_eq!(seen, expected);
+    let answer = server
+        .call(
+            "GET",
+            &format!("/api/runs?commit={prefix}"),
+            Some("viewer"),
+            None,
+        )
+        .await;
+    assert_eq!(answer.json()["runs"].as_array().unwrap().len(), 16);
+    for (query, why) in [
+        ("commit=xyz", "hex digits"),
+        ("trigger=bogus", "one of cli, api, webhook, push"),
+        ("after=12", "`after` is"),
+    ] {
+        let answer = server
+            .call("GET", &format!("/api/runs?{query}"), Some("viewer"), None)
+            .await;
+        assert_eq!(answer.status, 400, "{query}");
+        assert!(answer.text().contains(why), "{query}: {}", answer.text());
+    }
+    println!(
+        "the API: {} failed API runs in {pages} pages by `next`; the same filters refused the same way",
+        seen.len()
+    );
 }
 
 #[tokio::test]

@@ -63,6 +63,7 @@ pub use inventory::{
 pub use postgres::PostgresStore;
 pub use runs::{
     LogStats, RunChanges, RunCursor, RunFilter, RunStore, StageDurationStat, TriggerKind,
+    commit_prefix,
 };
 pub use schema::SCHEMA_VERSION;
 pub use server::{DeliveryAccepted, LogMark, ServerStore};

@@ -7,6 +7,8 @@ use cairn_model::{
     WorkloadRecord,
 };
 
+use std::fmt;
+
 use crate::StoreError;
 
 /// Which runs [`RunStore::runs`] returns.
@@ -36,6 +38,15 @@ pub struct RunCursor {
 }
 
 impl RunCursor {
+    /// A cursor's text form, `<created_at_ms>.<id>` (as [`fmt::Display`] writes it).
+    pub fn parse(text: &str) -> Option<RunCursor> {
+        let (at, id) = text.split_once('.')?;
+        Some(RunCursor {
+            created_at_ms: at.parse().ok()?,
+            id: RunId(id.parse().ok()?),
+        })
+    }
+
     /// The cursor after `run`.
     pub fn of(run: &RunRecord) -> RunCursor {
         RunCursor {
@@ -43,6 +54,23 @@ impl RunCursor {
             id: run.id,
         }
     }
+}
+
+impl fmt::Display for RunCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.created_at_ms, self.id.0)
+    }
+}
+
+/// A commit filter as [`RunFilter::commit_prefix`] takes it: a commit id or
+/// its prefix, up to 40 hex digits, lowercased; anything else is refused with
+/// the rule.
+pub fn commit_prefix(text: &str) -> Result<String, &'static str> {
+    let c = text.trim().to_ascii_lowercase();
+    if c.is_empty() || c.len() > 40 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("a commit filter is a commit id or its prefix: 1 to 40 hex digits");
+    }
+    Ok(c)
 }
 
 /// What started a run, as [`RunFilter::trigger`] selects it.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use cairn_model::RunStatus;
 use cairn_model::time::rfc3339_utc;
-use cairn_store::RunFilter;
+use cairn_store::{RunFilter, TriggerKind};
 
 use super::{data_dir, open_store};
 use crate::cli::{Cli, RunsArgs};
@@ -19,12 +19,35 @@ pub(super) fn runs(cli: &Cli, args: &RunsArgs) -> Result<ExitCode, Failure> {
             Failure::user(anyhow::anyhow!("{e}; one of: {}", allowed.join(", ")))
         })?),
     };
+    let commit_prefix = args
+        .commit
+        .as_deref()
+        .map(|c| {
+            cairn_store::commit_prefix(c)
+                .map_err(|rule| Failure::user(anyhow::anyhow!("--commit: {rule}")))
+        })
+        .transpose()?;
+    let trigger = args
+        .trigger
+        .as_deref()
+        .map(|t| {
+            TriggerKind::parse(t).ok_or_else(|| {
+                let allowed: Vec<&str> = TriggerKind::ALL.iter().map(|k| k.as_str()).collect();
+                Failure::user(anyhow::anyhow!(
+                    "--trigger {t:?} is not a trigger; one of: {}",
+                    allowed.join(", ")
+                ))
+            })
+        })
+        .transpose()?;
     let store = open_store(&data_dir(cli)?)?;
     let runs = store.runs(&RunFilter {
         workload: args.workload.clone(),
         status,
+        commit_prefix,
+        trigger,
         limit: args.limit.min(10_000),
-        ..Default::default()
+        after: None,
     })?;
     if cli.json {
         print_json(&runs.iter().map(|r| run_json(r, None)).collect());

@@ -6,9 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{get, post};
 use cairn_engine::wire::{line_json, run_json};
-use cairn_model::{RunId, RunStatus, Trigger};
+use cairn_model::{RunId, Trigger};
 use cairn_policy::{Action, Scope};
-use cairn_store::RunFilter;
+use cairn_store::{RunCursor, RunFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -16,6 +16,7 @@ use super::{Body, Params, parse_id};
 use crate::auth::Actor;
 use crate::problem::ApiError;
 use crate::routes::{Access, Route};
+use crate::runs_query::{RunsFilter, RunsQuery};
 use crate::state::{AppState, Shared};
 
 /// The most log lines one request returns.
@@ -25,7 +26,7 @@ pub fn routes() -> Vec<Route> {
     let view = Access::Role(Action::View);
     vec![
         Route::new(Method::GET, "/api/runs", view, get(list))
-            .summary("Runs, newest first (filter by workload, status)")
+            .summary("Runs, newest first (filter by workload, status, commit prefix, trigger; page with `after` = the answer's `next`)")
             .tag("runs"),
         Route::new(
             Method::POST,
@@ -62,47 +63,35 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    workload: Option<String>,
-    status: Option<String>,
-    limit: Option<usize>,
-}
-
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
-    Params(q): Params<ListQuery>,
+    Params(q): Params<RunsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let status = match &q.status {
-        None => None,
-        Some(s) => Some(
-            s.parse::<RunStatus>()
-                .map_err(|e| ApiError::bad_request(e.to_string()))?,
-        ),
-    };
-    let limit = q.limit.unwrap_or(RunFilter::DEFAULT_LIMIT).min(1_000);
+    let f = RunsFilter::parse(q)?;
+    let limit = f.limit.unwrap_or(RunFilter::DEFAULT_LIMIT).min(1_000);
     state
         .blocking(move |s| {
             let visible = s.visible(&actor)?;
-            if let Some(w) = &q.workload
+            if let Some(w) = &f.workload
                 && !visible.includes(w)
             {
                 s.authorize(&actor, Action::View, &Scope::workload(w.clone()))?;
             }
-            let runs = s.store.runs(&RunFilter {
-                workload: q.workload.clone(),
-                status,
-                limit,
-                ..Default::default()
-            })?;
-            let runs: Vec<Value> = runs
+            // One more than asked, to know whether a next page exists; the
+            // cursor follows the store's rows, so runs this caller may not
+            // see never stop the paging.
+            let mut page = s.store.runs(&f.store_filter(limit.saturating_add(1)))?;
+            let next = (page.len() > limit).then(|| {
+                page.truncate(limit);
+                page.last().map(|r| RunCursor::of(r).to_string())
+            });
+            let runs: Vec<Value> = page
                 .iter()
                 .filter(|r| visible.includes(&r.workload))
                 .map(|r| run_json(r, None))
                 .collect();
-            Ok(Json(json!({ "runs": runs })))
+            Ok(Json(json!({ "runs": runs, "next": next.flatten() })))
         })
         .await
 }

@@ -14,7 +14,7 @@ use cairn_model::{
     ChangeRecord, DeploymentRecord, EvidenceRecord, LogLine, RunRecord, StageRecord, WorkloadRecord,
 };
 use cairn_policy::{Action, Scope};
-use cairn_store::{FindingFilter, RunFilter, StoredFinding};
+use cairn_store::{FindingFilter, StoredFinding};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -23,6 +23,7 @@ use super::{PageActor, PageError, html};
 use crate::api::runs::visible_run;
 use crate::auth::{Actor, Visible};
 use crate::problem::ApiError;
+use crate::runs_query::{RunsFilter, RunsQuery};
 use crate::state::{AppState, Shared};
 
 /// Lines of each stage's log a run page shows (the API pages through all).
@@ -119,81 +120,10 @@ pub(super) fn workloads_body(
 
 // ---- /runs ------------------------------------------------------------------
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RunsQuery {
-    workload: Option<String>,
-    status: Option<String>,
-    /// A commit id or its prefix (hex).
-    commit: Option<String>,
-    /// `cli`, `api`, `webhook` or `push`.
-    trigger: Option<String>,
-    /// The keyset cursor: `<created_at_ms>.<id>` of the last run of the page before.
-    after: Option<String>,
-}
-
-/// Runs a page of `/runs` shows.
+/// Runs a page of `/runs` shows at most (`limit` asks for fewer).
 const RUNS_PAGE: usize = 50;
 
-/// The runs page's filters, checked.
-#[derive(Debug, Clone, Default)]
-pub(super) struct RunsFilter {
-    workload: Option<String>,
-    status: Option<cairn_model::RunStatus>,
-    commit: Option<String>,
-    trigger: Option<cairn_store::TriggerKind>,
-    after: Option<cairn_store::RunCursor>,
-}
-
 impl RunsFilter {
-    fn parse(q: RunsQuery) -> Result<RunsFilter, ApiError> {
-        let some = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let workload = some(q.workload);
-        if workload.as_ref().is_some_and(|w| w.len() > 256) {
-            return Err(ApiError::bad_request("`workload` is longer than 256 bytes"));
-        }
-        let status = some(q.status)
-            .map(|s| {
-                s.parse::<cairn_model::RunStatus>()
-                    .map_err(|e| ApiError::bad_request(e.to_string()))
-            })
-            .transpose()?;
-        let commit = some(q.commit).map(|c| c.to_ascii_lowercase());
-        if commit
-            .as_ref()
-            .is_some_and(|c| c.len() > 40 || !c.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            return Err(ApiError::bad_request(
-                "`commit` is a commit id or its prefix: up to 40 hex digits",
-            ));
-        }
-        let trigger = some(q.trigger)
-            .map(|t| {
-                cairn_store::TriggerKind::parse(&t).ok_or_else(|| {
-                    ApiError::bad_request("`trigger` is one of cli, api, webhook, push")
-                })
-            })
-            .transpose()?;
-        let after = some(q.after)
-            .map(|a| {
-                a.split_once('.')
-                    .and_then(|(at, id)| Some((at.parse().ok()?, id.parse().ok()?)))
-                    .map(|(created_at_ms, id)| cairn_store::RunCursor {
-                        created_at_ms,
-                        id: cairn_model::RunId(id),
-                    })
-                    .ok_or_else(|| ApiError::bad_request("`after` is `<created_at_ms>.<id>`"))
-            })
-            .transpose()?;
-        Ok(RunsFilter {
-            workload,
-            status,
-            commit,
-            trigger,
-            after,
-        })
-    }
-
     /// The query string of these filters, after `after`.
     fn query(&self, after: Option<cairn_store::RunCursor>) -> String {
         let mut parts = Vec::new();
@@ -209,8 +139,11 @@ impl RunsFilter {
         if let Some(t) = self.trigger {
             parts.push(format!("trigger={}", t.as_str()));
         }
+        if let Some(l) = self.limit {
+            parts.push(format!("limit={l}"));
+        }
         if let Some(a) = after {
-            parts.push(format!("after={}.{}", a.created_at_ms, a.id.0));
+            parts.push(format!("after={a}"));
         }
         parts.join("&")
     }
@@ -236,16 +169,10 @@ pub(super) async fn runs(
                 }
                 // One bounded query per page: a page more than it shows, to
                 // know whether there is a next one.
-                let mut page = s.store.runs(&RunFilter {
-                    workload: f.workload.clone(),
-                    status: f.status,
-                    commit_prefix: f.commit.clone(),
-                    trigger: f.trigger,
-                    after: f.after,
-                    limit: RUNS_PAGE + 1,
-                })?;
-                let more = page.len() > RUNS_PAGE;
-                page.truncate(RUNS_PAGE);
+                let size = f.limit.unwrap_or(RUNS_PAGE).clamp(1, RUNS_PAGE);
+                let mut page = s.store.runs(&f.store_filter(size + 1))?;
+                let more = page.len() > size;
+                page.truncate(size);
                 // The cursor follows the store's rows, so a page whose runs
                 // this viewer may not see does not stop the paging.
                 let next = page.last().filter(|_| more).map(cairn_store::RunCursor::of);
