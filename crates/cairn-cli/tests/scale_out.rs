@@ -444,6 +444,176 @@ fn a_worker_waits_for_an_unreachable_database_and_then_runs_what_was_queued() {
     assert_eq!(a.stop(Duration::from_secs(20)), Some(0));
 }
 
+/// Waits until a worker in `workers` says it started run `id`; its index.
+fn wait_taken(workers: &mut [Up], id: i64) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(i) = taken_by(workers, id) {
+            return i;
+        }
+        assert!(Instant::now() < deadline, "no worker took run {id}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until run `id` is no longer queued or running.
+fn wait_ended(base: &str, token: &str, id: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = run(base, token, id);
+        if r["status"] != "running" && r["status"] != "queued" {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "run {id} did not end: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The run a lost run was requeued as, read from its reason.
+fn requeued_as(lost: &Value) -> i64 {
+    let reason = lost["reason"].as_str().unwrap();
+    let (_, copy) = reason
+        .rsplit_once("requeued once as run ")
+        .unwrap_or_else(|| panic!("not requeued: {lost}"));
+    copy.parse().unwrap()
+}
+
+/// With org.toml `[runs] requeue_interrupted = true`, the run of a worker
+/// killed by `kill -9` in the middle of it is requeued once: it ends
+/// interrupted saying so, and its copy is run by another worker, once, to
+/// success. A copy whose worker is killed too ends interrupted: no second
+/// requeue.
+#[test]
+fn a_killed_workers_run_is_requeued_once_by_policy_and_run_by_another_worker() {
+    let pg = PgServer::start();
+    let db = pg.database();
+    let url = db.url().to_owned();
+    let slow = Fixture::new();
+    slow.write(
+        "cairn.toml",
+        "[workload]\nname = \"slow\"\nchain = \"default\"\n\n[build]\ncommand = \"true\"\n\n[test]\nunit = \"echo slow started; sleep 8\"\n",
+    )
+    .commit("slow");
+    let platform = tempfile::tempdir().unwrap();
+    std::fs::write(
+        platform.path().join("org.toml"),
+        "[runs]\nrequeue_interrupted = true\n",
+    )
+    .unwrap();
+    let platform = platform.path().to_str().unwrap().to_owned();
+    // Every process of the installation reads the same org.toml.
+    let env = [
+        ("CAIRN_DATABASE_URL", url.as_str()),
+        ("CAIRN_PLATFORM_DIR", platform.as_str()),
+    ];
+    let mut a = Up::process(
+        &slow.data,
+        &["serve", "--listen", "127.0.0.1:0", "--grace", "5"],
+        &env,
+        "cairn serve: serving on ",
+    );
+    let token = a.admin_token();
+    let out = slow
+        .cairn(&["workload", "add", "."])
+        .envs(env)
+        .env("CAIRN_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut workers: Vec<Up> = (0..4)
+        .map(|_| {
+            Up::process(
+                &slow.data,
+                &["worker", "--grace", "5"],
+                &env,
+                "worker(s) waiting for queued runs",
+            )
+        })
+        .collect();
+
+    // First loss: requeued, and the copy is run by another worker to success.
+    let first = queue(&a.url, &token, "slow");
+    let victim = wait_taken(&mut workers, first);
+    std::thread::sleep(Duration::from_secs(2));
+    workers[victim].kill9();
+    let killed = Instant::now();
+    println!("kill -9 worker {victim} in the middle of run {first}");
+    let lost = wait_ended(&a.url, &token, first);
+    println!(
+        "run {first} after {:.1} s: {} — {}",
+        killed.elapsed().as_secs_f64(),
+        lost["status"],
+        lost["reason"]
+    );
+    assert_eq!(lost["status"], "interrupted", "{lost}");
+    assert!(
+        lost["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped renewing the run's lease"),
+        "{lost}"
+    );
+    let copy = requeued_as(&lost);
+    let done = wait_ended(&a.url, &token, copy);
+    let runner = taken_by(&mut workers, copy).unwrap();
+    println!(
+        "run {copy} (the requeue of {first}): {} by worker {runner}",
+        done["status"]
+    );
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_ne!(runner, victim);
+    assert_eq!(done["commit"], lost["commit"]);
+    // Each run started once, in one worker; the lost run was not run again.
+    for id in [first, copy] {
+        let needle = format!("run {id} of slow started");
+        let starts: usize = workers
+            .iter_mut()
+            .map(|w| w.drain().iter().filter(|l| l.contains(&needle)).count())
+            .sum();
+        assert_eq!(starts, 1, "run {id} started {starts} times");
+    }
+    let said = format!("marked interrupted and requeued once as run {copy}");
+    assert!(
+        a.drain().iter().any(|l| l.contains(&said))
+            || workers
+                .iter_mut()
+                .any(|w| w.drain().iter().any(|l| l.contains(&said))),
+        "nobody said it requeued run {first}"
+    );
+
+    // Second loss: the copy's worker is killed too; the copy ends interrupted
+    // and nothing is queued again.
+    let second = queue(&a.url, &token, "slow");
+    let v1 = wait_taken(&mut workers, second);
+    std::thread::sleep(Duration::from_secs(2));
+    workers[v1].kill9();
+    let lost = wait_ended(&a.url, &token, second);
+    let copy = requeued_as(&lost);
+    let v2 = wait_taken(&mut workers, copy);
+    std::thread::sleep(Duration::from_secs(2));
+    workers[v2].kill9();
+    println!("kill -9 worker {v1} (run {second}), then worker {v2} (its requeue, run {copy})");
+    let lost_again = wait_ended(&a.url, &token, copy);
+    println!(
+        "run {copy}: {} — {}",
+        lost_again["status"], lost_again["reason"]
+    );
+    assert_eq!(lost_again["status"], "interrupted", "{lost_again}");
+    assert!(
+        !lost_again["reason"].as_str().unwrap().contains("requeued"),
+        "{lost_again}"
+    );
+    // Nothing was queued after it: the next run created gets the next id.
+    std::thread::sleep(Duration::from_secs(3));
+    let next = queue(&a.url, &token, "slow");
+    assert_eq!(next, copy + 1, "a run was queued after the second loss");
+    assert_eq!(a.stop(Duration::from_secs(20)), Some(0));
+}
+
 /// A database written by a newer cairn (its schema version ahead of this
 /// binary's): `cairn serve` and `cairn worker` refuse it, both versions named,
 /// and leave it as it was.
