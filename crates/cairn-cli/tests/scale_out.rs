@@ -614,6 +614,109 @@ fn a_killed_workers_run_is_requeued_once_by_policy_and_run_by_another_worker() {
     assert_eq!(a.stop(Duration::from_secs(20)), Some(0));
 }
 
+/// The database going away in the middle of a run (issue 16, bad input): a
+/// real PostgreSQL of the test's own is stopped (`pg_ctl stop -m fast`) while
+/// a worker executes a run and while `cairn serve` answers, then started
+/// again. Meanwhile `cairn serve` answers 503 with a reason (never a 500, never
+/// the database's address or the driver's text); the worker waits for the
+/// database with backoff, saying so, and finishes the run; the run queued
+/// before the outage is run too: nothing acknowledged is lost.
+#[test]
+fn the_database_stopped_mid_run_is_waited_for_and_nothing_acknowledged_is_lost() {
+    let pg = cairn_testkit::pg::PrivatePg::start();
+    let url = pg.url();
+    let slow = Fixture::new();
+    slow.write(
+        "cairn.toml",
+        "[workload]\nname = \"slow\"\nchain = \"default\"\n\n[build]\ncommand = \"true\"\n\n[test]\nunit = \"echo before; sleep 8; echo after\"\n",
+    )
+    .commit("slow");
+    let mut a = serve(&slow.data, &url);
+    let token = a.admin_token();
+    let out = slow
+        .cairn(&["workload", "add", "."])
+        .env("CAIRN_DATABASE_URL", &url)
+        .env("CAIRN_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut workers = [worker(&slow.data, &url)];
+    let first = queue(&a.url, &token, "slow");
+    let second = queue(&a.url, &token, "slow");
+    wait_taken(&mut workers, first);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(run(&a.url, &token, first)["status"], "running");
+
+    pg.stop();
+    let stopped = Instant::now();
+    println!("PostgreSQL stopped in the middle of run {first} (run {second} queued)");
+    let r = agent()
+        .get(format!("{}/api/runs/{first}", a.url))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    let status = r.status();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = r.into_body().read_to_string().unwrap();
+    println!("cairn serve while the database is down: {status} (Retry-After {retry:?}) {body}");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry.as_deref(), Some("5"));
+    assert!(body.contains("the database cannot be reached"), "{body}");
+    for secret in [url.as_str(), "cairn-pg-own", "postgres", "socket", "FATAL"] {
+        assert!(!body.contains(secret), "`{secret}` in {body}");
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    pg.start_again();
+    println!(
+        "PostgreSQL started again {:.1} s after the stop",
+        stopped.elapsed().as_secs_f64()
+    );
+
+    for id in [first, second] {
+        let done = wait_ended(&a.url, &token, id);
+        println!("run {id}: {} {}", done["status"], done["reason"]);
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+    let said: Vec<String> = workers[0]
+        .drain()
+        .iter()
+        .filter(|l| l.contains("the database went away"))
+        .cloned()
+        .collect();
+    println!("the worker said: {:?}", said.first());
+    assert!(
+        said.iter().any(|l| l.contains("trying again in")),
+        "{:?}",
+        workers[0].seen
+    );
+    assert!(
+        said.iter()
+            .all(|l| !l.contains("FATAL") || !l.contains(&url))
+    );
+    // Both lines of the first run's test stage were kept.
+    let logs = slow
+        .cairn(&["logs", &first.to_string()])
+        .env("CAIRN_DATABASE_URL", &url)
+        .env("CAIRN_TOKEN", &token)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        text.contains("before") && text.contains("after"),
+        "{text}{}",
+        String::from_utf8_lossy(&logs.stderr)
+    );
+    assert_eq!(a.stop(Duration::from_secs(20)), Some(0));
+    assert_eq!(workers[0].stop(Duration::from_secs(20)), Some(0));
+}
+
 /// A database written by a newer cairn (its schema version ahead of this
 /// binary's): `cairn serve` and `cairn worker` refuse it, both versions named,
 /// and leave it as it was.
