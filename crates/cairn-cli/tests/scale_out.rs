@@ -892,6 +892,59 @@ fn the_workers_bench_runs_a_batch_with_one_two_and_three_workers() {
     );
 }
 
+/// `cairn bench serve --replicas`: reads spread over two `cairn serve`
+/// replicas on a real PostgreSQL, from wrk (separate processes), beside `cairn
+/// up` on SQLite in the same run. A benchmark, not a timed test: this checks it
+/// runs and reports both, without errors (CAIRN_BENCH_CLIENTS and
+/// CAIRN_BENCH_SECONDS give the full load: 200 connections, 10 s).
+#[test]
+fn the_replica_reads_bench_runs_two_serve_replicas_beside_cairn_up() {
+    let pg = PgServer::start();
+    let db = pg.database();
+    let app = Fixture::new();
+    let clients = std::env::var("CAIRN_BENCH_CLIENTS").unwrap_or_else(|_| "20".to_owned());
+    let seconds = std::env::var("CAIRN_BENCH_SECONDS").unwrap_or_else(|_| "2".to_owned());
+    let out = app
+        .cairn(&[
+            "bench",
+            "serve",
+            "--replicas",
+            "--clients",
+            &clients,
+            "--seconds",
+            &seconds,
+            "--database",
+            db.url(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "cairn up (SQLite)",
+        "2 × cairn serve (PostgreSQL)",
+        "replica 0:",
+        "replica 1:",
+    ] {
+        assert!(stdout.contains(line), "{stdout}");
+    }
+    assert!(stdout.contains("   0 errors"), "{stdout}");
+    // Without a PostgreSQL database it is refused, saying what it needs.
+    let out = app
+        .cairn(&["bench", "serve", "--replicas"])
+        .env_remove("CAIRN_DATABASE_URL")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("needs --database postgres://"), "{err}");
+}
+
 /// A database URL cairn cannot use is refused naming its scheme only, never
 /// the rest (it may hold a password), from the flag and from the environment.
 #[test]
