@@ -11,6 +11,7 @@ pub mod log;
 pub mod os_match;
 pub mod peers;
 pub mod push_layer;
+pub mod replicas;
 pub mod sandbox_noop;
 pub mod scan;
 pub mod serve;

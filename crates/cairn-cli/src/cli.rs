@@ -275,6 +275,10 @@ pub(crate) enum BenchCommand {
         clients: usize,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Reads spread over two `cairn serve` replicas on the PostgreSQL
+        /// database --database names, beside `cairn up` on SQLite.
+        #[arg(long)]
+        replicas: bool,
     },
     /// A gate decision (default Rego set, realistic input) beside regorus alone.
     Gate {

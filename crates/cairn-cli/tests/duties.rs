@@ -116,3 +116,49 @@ fn each_duty_runs_in_one_replica_and_another_takes_it_over_when_the_holder_is_ki
     );
     assert!(stopped.elapsed() < Duration::from_secs(10));
 }
+
+/// `cairn up` restarted at once on its data directory takes its duties at
+/// once, not after the lease (10 s) of the process before it runs out: after a
+/// stop (it released them) and after a `kill -9` (it could not: the lease's
+/// holder is a process of this host that is gone, so its lease is taken over).
+#[test]
+fn cairn_up_restarted_at_once_takes_its_duties_at_once_after_a_stop_or_a_kill() {
+    let fx = Fixture::new();
+    let wait_all = |up: &mut Up, since: Instant| {
+        for duty in DUTIES {
+            up.wait_for(&format!("holds duty `{duty}`"), TAKEOVER);
+        }
+        since.elapsed()
+    };
+    let mut up = Up::start(&fx.data, &[]);
+    wait_all(&mut up, Instant::now());
+
+    // Stopped: restarted at once, it holds every duty within a renewal period.
+    assert_eq!(up.stop(Duration::from_secs(30)), Some(0));
+    let restarted = Instant::now();
+    let mut up = Up::start(&fx.data, &[]);
+    let took = wait_all(&mut up, restarted);
+    println!(
+        "after a stop: the restarted cairn up held every duty {:.1} s after it started",
+        took.as_secs_f64()
+    );
+    assert!(took < Duration::from_secs(5), "{:?}", up.seen);
+
+    // Killed: its leases are still in the database, held by a gone process.
+    up.kill9();
+    let restarted = Instant::now();
+    let mut up = Up::start(&fx.data, &[]);
+    let took = wait_all(&mut up, restarted);
+    let gone: Vec<&String> = up
+        .drain()
+        .iter()
+        .filter(|l| l.contains("is gone from this host; taking it over now"))
+        .collect();
+    println!(
+        "after kill -9: held every duty {:.1} s after it started; {gone:?}",
+        took.as_secs_f64()
+    );
+    assert_eq!(gone.len(), DUTIES.len(), "{:?}", up.seen);
+    assert!(took < Duration::from_secs(5), "{:?}", up.seen);
+    assert_eq!(up.stop(Duration::from_secs(30)), Some(0));
+}

@@ -444,6 +444,279 @@ fn a_worker_waits_for_an_unreachable_database_and_then_runs_what_was_queued() {
     assert_eq!(a.stop(Duration::from_secs(20)), Some(0));
 }
 
+/// Waits until a worker in `workers` says it started run `id`; its index.
+fn wait_taken(workers: &mut [Up], id: i64) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(i) = taken_by(workers, id) {
+            return i;
+        }
+        assert!(Instant::now() < deadline, "no worker took run {id}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until run `id` is no longer queued or running.
+fn wait_ended(base: &str, token: &str, id: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = run(base, token, id);
+        if r["status"] != "running" && r["status"] != "queued" {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "run {id} did not end: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The run a lost run was requeued as, read from its reason.
+fn requeued_as(lost: &Value) -> i64 {
+    let reason = lost["reason"].as_str().unwrap();
+    let (_, copy) = reason
+        .rsplit_once("requeued once as run ")
+        .unwrap_or_else(|| panic!("not requeued: {lost}"));
+    copy.parse().unwrap()
+}
+
+/// With org.toml `[runs] requeue_interrupted = true`, the run of a worker
+/// killed by `kill -9` in the middle of it is requeued once: it ends
+/// interrupted saying so, and its copy is run by another worker, once, to
+/// success. A copy whose worker is killed too ends interrupted: no second
+/// requeue.
+#[test]
+fn a_killed_workers_run_is_requeued_once_by_policy_and_run_by_another_worker() {
+    let pg = PgServer::start();
+    let db = pg.database();
+    let url = db.url().to_owned();
+    let slow = Fixture::new();
+    slow.write(
+        "cairn.toml",
+        "[workload]\nname = \"slow\"\nchain = \"default\"\n\n[build]\ncommand = \"true\"\n\n[test]\nunit = \"echo slow started; sleep 8\"\n",
+    )
+    .commit("slow");
+    let platform = tempfile::tempdir().unwrap();
+    std::fs::write(
+        platform.path().join("org.toml"),
+        "[runs]\nrequeue_interrupted = true\n",
+    )
+    .unwrap();
+    let platform = platform.path().to_str().unwrap().to_owned();
+    // Every process of the installation reads the same org.toml.
+    let env = [
+        ("CAIRN_DATABASE_URL", url.as_str()),
+        ("CAIRN_PLATFORM_DIR", platform.as_str()),
+    ];
+    let mut a = Up::process(
+        &slow.data,
+        &["serve", "--listen", "127.0.0.1:0", "--grace", "5"],
+        &env,
+        "cairn serve: serving on ",
+    );
+    let token = a.admin_token();
+    let out = slow
+        .cairn(&["workload", "add", "."])
+        .envs(env)
+        .env("CAIRN_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut workers: Vec<Up> = (0..4)
+        .map(|_| {
+            Up::process(
+                &slow.data,
+                &["worker", "--grace", "5"],
+                &env,
+                "worker(s) waiting for queued runs",
+            )
+        })
+        .collect();
+
+    // First loss: requeued, and the copy is run by another worker to success.
+    let first = queue(&a.url, &token, "slow");
+    let victim = wait_taken(&mut workers, first);
+    std::thread::sleep(Duration::from_secs(2));
+    workers[victim].kill9();
+    let killed = Instant::now();
+    println!("kill -9 worker {victim} in the middle of run {first}");
+    let lost = wait_ended(&a.url, &token, first);
+    println!(
+        "run {first} after {:.1} s: {} — {}",
+        killed.elapsed().as_secs_f64(),
+        lost["status"],
+        lost["reason"]
+    );
+    assert_eq!(lost["status"], "interrupted", "{lost}");
+    assert!(
+        lost["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped renewing the run's lease"),
+        "{lost}"
+    );
+    let copy = requeued_as(&lost);
+    let done = wait_ended(&a.url, &token, copy);
+    let runner = taken_by(&mut workers, copy).unwrap();
+    println!(
+        "run {copy} (the requeue of {first}): {} by worker {runner}",
+        done["status"]
+    );
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_ne!(runner, victim);
+    assert_eq!(done["commit"], lost["commit"]);
+    // Each run started once, in one worker; the lost run was not run again.
+    for id in [first, copy] {
+        let needle = format!("run {id} of slow started");
+        let starts: usize = workers
+            .iter_mut()
+            .map(|w| w.drain().iter().filter(|l| l.contains(&needle)).count())
+            .sum();
+        assert_eq!(starts, 1, "run {id} started {starts} times");
+    }
+    let said = format!("marked interrupted and requeued once as run {copy}");
+    assert!(
+        a.drain().iter().any(|l| l.contains(&said))
+            || workers
+                .iter_mut()
+                .any(|w| w.drain().iter().any(|l| l.contains(&said))),
+        "nobody said it requeued run {first}"
+    );
+
+    // Second loss: the copy's worker is killed too; the copy ends interrupted
+    // and nothing is queued again.
+    let second = queue(&a.url, &token, "slow");
+    let v1 = wait_taken(&mut workers, second);
+    std::thread::sleep(Duration::from_secs(2));
+    workers[v1].kill9();
+    let lost = wait_ended(&a.url, &token, second);
+    let copy = requeued_as(&lost);
+    let v2 = wait_taken(&mut workers, copy);
+    std::thread::sleep(Duration::from_secs(2));
+    workers[v2].kill9();
+    println!("kill -9 worker {v1} (run {second}), then worker {v2} (its requeue, run {copy})");
+    let lost_again = wait_ended(&a.url, &token, copy);
+    println!(
+        "run {copy}: {} — {}",
+        lost_again["status"], lost_again["reason"]
+    );
+    assert_eq!(lost_again["status"], "interrupted", "{lost_again}");
+    assert!(
+        !lost_again["reason"].as_str().unwrap().contains("requeued"),
+        "{lost_again}"
+    );
+    // Nothing was queued after it: the next run created gets the next id.
+    std::thread::sleep(Duration::from_secs(3));
+    let next = queue(&a.url, &token, "slow");
+    assert_eq!(next, copy + 1, "a run was queued after the second loss");
+    assert_eq!(a.stop(Duration::from_secs(20)), Some(0));
+}
+
+/// The database going away in the middle of a run (issue 16, bad input): a
+/// real PostgreSQL of the test's own is stopped (`pg_ctl stop -m fast`) while
+/// a worker executes a run and while `cairn serve` answers, then started
+/// again. Meanwhile `cairn serve` answers 503 with a reason (never a 500, never
+/// the database's address or the driver's text); the worker waits for the
+/// database with backoff, saying so, and finishes the run; the run queued
+/// before the outage is run too: nothing acknowledged is lost.
+#[test]
+fn the_database_stopped_mid_run_is_waited_for_and_nothing_acknowledged_is_lost() {
+    let pg = cairn_testkit::pg::PrivatePg::start();
+    let url = pg.url();
+    let slow = Fixture::new();
+    slow.write(
+        "cairn.toml",
+        "[workload]\nname = \"slow\"\nchain = \"default\"\n\n[build]\ncommand = \"true\"\n\n[test]\nunit = \"echo before; sleep 8; echo after\"\n",
+    )
+    .commit("slow");
+    let mut a = serve(&slow.data, &url);
+    let token = a.admin_token();
+    let out = slow
+        .cairn(&["workload", "add", "."])
+        .env("CAIRN_DATABASE_URL", &url)
+        .env("CAIRN_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut workers = [worker(&slow.data, &url)];
+    let first = queue(&a.url, &token, "slow");
+    let second = queue(&a.url, &token, "slow");
+    wait_taken(&mut workers, first);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(run(&a.url, &token, first)["status"], "running");
+
+    pg.stop();
+    let stopped = Instant::now();
+    println!("PostgreSQL stopped in the middle of run {first} (run {second} queued)");
+    let r = agent()
+        .get(format!("{}/api/runs/{first}", a.url))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    let status = r.status();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = r.into_body().read_to_string().unwrap();
+    println!("cairn serve while the database is down: {status} (Retry-After {retry:?}) {body}");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry.as_deref(), Some("5"));
+    assert!(body.contains("the database cannot be reached"), "{body}");
+    for secret in [url.as_str(), "cairn-pg-own", "postgres", "socket", "FATAL"] {
+        assert!(!body.contains(secret), "`{secret}` in {body}");
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    pg.start_again();
+    println!(
+        "PostgreSQL started again {:.1} s after the stop",
+        stopped.elapsed().as_secs_f64()
+    );
+
+    for id in [first, second] {
+        let done = wait_ended(&a.url, &token, id);
+        println!("run {id}: {} {}", done["status"], done["reason"]);
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+    let said: Vec<String> = workers[0]
+        .drain()
+        .iter()
+        .filter(|l| l.contains("the database went away"))
+        .cloned()
+        .collect();
+    println!("the worker said: {:?}", said.first());
+    assert!(
+        said.iter().any(|l| l.contains("trying again in")),
+        "{:?}",
+        workers[0].seen
+    );
+    assert!(
+        said.iter()
+            .all(|l| !l.contains("FATAL") || !l.contains(&url))
+    );
+    // Both lines of the first run's test stage were kept.
+    let logs = slow
+        .cairn(&["logs", &first.to_string()])
+        .env("CAIRN_DATABASE_URL", &url)
+        .env("CAIRN_TOKEN", &token)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        text.contains("before") && text.contains("after"),
+        "{text}{}",
+        String::from_utf8_lossy(&logs.stderr)
+    );
+    assert_eq!(a.stop(Duration::from_secs(20)), Some(0));
+    assert_eq!(workers[0].stop(Duration::from_secs(20)), Some(0));
+}
+
 /// A database written by a newer cairn (its schema version ahead of this
 /// binary's): `cairn serve` and `cairn worker` refuse it, both versions named,
 /// and leave it as it was.
@@ -617,6 +890,59 @@ fn the_workers_bench_runs_a_batch_with_one_two_and_three_workers() {
         stdout.contains("scaling (runs/minute relative to 1 worker): 1: 1.00×"),
         "{stdout}"
     );
+}
+
+/// `cairn bench serve --replicas`: reads spread over two `cairn serve`
+/// replicas on a real PostgreSQL, from wrk (separate processes), beside `cairn
+/// up` on SQLite in the same run. A benchmark, not a timed test: this checks it
+/// runs and reports both, without errors (CAIRN_BENCH_CLIENTS and
+/// CAIRN_BENCH_SECONDS give the full load: 200 connections, 10 s).
+#[test]
+fn the_replica_reads_bench_runs_two_serve_replicas_beside_cairn_up() {
+    let pg = PgServer::start();
+    let db = pg.database();
+    let app = Fixture::new();
+    let clients = std::env::var("CAIRN_BENCH_CLIENTS").unwrap_or_else(|_| "20".to_owned());
+    let seconds = std::env::var("CAIRN_BENCH_SECONDS").unwrap_or_else(|_| "2".to_owned());
+    let out = app
+        .cairn(&[
+            "bench",
+            "serve",
+            "--replicas",
+            "--clients",
+            &clients,
+            "--seconds",
+            &seconds,
+            "--database",
+            db.url(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "cairn up (SQLite)",
+        "2 × cairn serve (PostgreSQL)",
+        "replica 0:",
+        "replica 1:",
+    ] {
+        assert!(stdout.contains(line), "{stdout}");
+    }
+    assert!(stdout.contains("   0 errors"), "{stdout}");
+    // Without a PostgreSQL database it is refused, saying what it needs.
+    let out = app
+        .cairn(&["bench", "serve", "--replicas"])
+        .env_remove("CAIRN_DATABASE_URL")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("needs --database postgres://"), "{err}");
 }
 
 /// A database URL cairn cannot use is refused naming its scheme only, never

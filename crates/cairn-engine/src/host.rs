@@ -34,6 +34,20 @@ pub(crate) fn owner_tag() -> String {
     format!("{}:{pid}:{}", hostname(), start_time(pid).unwrap_or(0))
 }
 
+/// This process's tag (`host:pid:start-time`), as it names the holder of a
+/// run or of a lease in the store.
+pub fn process_tag() -> String {
+    owner_tag()
+}
+
+/// Whether the process `tag` ([`process_tag`]) names ran on this host and is
+/// gone (its pid is free, or reused by a later process): what it held can be
+/// taken over at once. False for a live process, another host's, or a tag
+/// that cannot be read.
+pub fn process_gone(tag: &str) -> bool {
+    liveness(tag) == Liveness::Dead
+}
+
 /// What an owner tag says about its process, seen from here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Liveness {
@@ -67,6 +81,9 @@ mod tests {
     #[test]
     fn own_tag_is_alive() {
         assert_eq!(liveness(&owner_tag()), Liveness::Alive);
+        assert!(!process_gone(&process_tag()));
+        assert!(!process_gone("other-host-xyz:1:1"));
+        assert!(!process_gone("garbage"));
     }
 
     #[test]

@@ -51,8 +51,8 @@ mod workload_source;
 pub use data_dir::DataDir;
 pub use error::{EngineError, PartialImport};
 /// The one clock: unix milliseconds now (the floors below take "now" from their caller).
-pub use host::now_ms;
-pub use run::{Engine, RunObserver, RunRequest};
+pub use host::{now_ms, process_gone, process_tag};
+pub use run::{Engine, LostRun, RunObserver, RunRequest};
 /// Checking stored bundles read-only, for pages that show a "verify" result.
 pub use verified::{BundleCheck, check_bundles, names_subject};
 pub use workload_source::{LoadedWorkload, load_org, load_workload};

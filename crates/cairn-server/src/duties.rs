@@ -105,28 +105,39 @@ impl Duties {
     }
 }
 
-/// This process's name as a duty's holder: host, pid and start time (a
-/// restarted process with a reused pid is another holder).
+/// This process's name as a duty's holder: host, pid and the process's start
+/// time ([`cairn_engine::process_tag`]; a restarted process with a reused pid
+/// is another holder, and a holder on this host can be seen to be gone).
 pub fn owner() -> &'static str {
     static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    OWNER.get_or_init(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().chars().take(64).collect::<String>())
-            .unwrap_or_default();
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        format!("{host}:{}:{started}", std::process::id())
-    })
+    OWNER.get_or_init(cairn_engine::process_tag)
 }
 
 fn take(state: &AppState, duty: &str) -> bool {
     let ttl = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
-    match state
-        .shared()
-        .store
-        .take_duty(duty, owner(), ttl, cairn_engine::now_ms())
-    {
+    let store = &state.shared().store;
+    let attempt = || store.take_duty(duty, owner(), ttl, cairn_engine::now_ms());
+    let taken = attempt().and_then(|held| {
+        if held {
+            return Ok(true);
+        }
+        // A lease whose holder ran on this host and is gone (killed, or this
+        // very installation restarted right after a stop that could not
+        // release it) is taken over now rather than after it runs out: only
+        // that holder's lease is released, so a live holder keeps its own.
+        match store.duty_holder(duty)? {
+            Some(holder) if cairn_engine::process_gone(&holder) => {
+                if store.release_duty(duty, &holder)? {
+                    eprintln!(
+                        "cairn: duty `{duty}`: its holder {holder} is gone from this host; taking it over now"
+                    );
+                }
+                attempt()
+            }
+            _ => Ok(false),
+        }
+    });
+    match taken {
         Ok(held) => held,
         Err(e) => {
             // Fail closed: a process that cannot renew does not act.
@@ -136,6 +147,16 @@ fn take(state: &AppState, duty: &str) -> bool {
             );
             false
         }
+    }
+}
+
+/// Releases whatever lease on the duties this process still holds in the
+/// store (a process stopping; the lease thread releases what it held when it
+/// ends, but may not have ended within the grace period). Only this process's
+/// leases are touched.
+pub(crate) fn release_all(shared: &crate::state::Shared) {
+    for duty in [FEED, WATCH, REMEDIATION] {
+        let _ = shared.store.release_duty(duty, owner());
     }
 }
 

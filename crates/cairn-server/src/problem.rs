@@ -115,6 +115,11 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -166,6 +171,16 @@ impl ApiError {
     /// What the request asked to keep breaks the store's rules: the request's
     /// fault, said as the store says it.
     fn from_store(store: &StoreError, whole: &dyn std::fmt::Display) -> Self {
+        if store.is_unreachable() {
+            // The database is down or restarting: the client may try again;
+            // which server and why stays in the log (never the driver's text).
+            eprintln!("cairn: {whole}");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database unavailable",
+                "the database cannot be reached right now; try again shortly",
+            );
+        }
         ApiError::of_kind(store.kind(), store.to_string(), whole)
     }
 }

@@ -99,7 +99,15 @@ where
             stopping.0.queued.ring();
         })
         .await;
-    finish(state, handles, grace).await;
+    finish(state.clone(), handles, grace).await;
+    // Whatever the lease thread did not get to release (it was still being
+    // joined when the grace ran out): a restart takes these duties at once.
+    let _ = state
+        .blocking(|shared| {
+            crate::duties::release_all(shared);
+            Ok(())
+        })
+        .await;
     result
 }
 

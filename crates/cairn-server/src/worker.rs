@@ -125,11 +125,16 @@ pub fn start_leases(state: &AppState) -> std::io::Result<JoinHandle<()>> {
                     );
                 }
                 match shared.engine.expire_stale_leases(STALE) {
-                    Ok(ids) => {
-                        for id in ids {
-                            eprintln!(
-                                "cairn: run {id}: its worker stopped renewing its lease; marked interrupted"
-                            );
+                    Ok(lost) => {
+                        for cairn_engine::LostRun { run, requeued_as } in lost {
+                            match requeued_as {
+                                Some(copy) => eprintln!(
+                                    "cairn: run {run}: its worker stopped renewing its lease; marked interrupted and requeued once as run {copy}"
+                                ),
+                                None => eprintln!(
+                                    "cairn: run {run}: its worker stopped renewing its lease; marked interrupted"
+                                ),
+                            }
                         }
                     }
                     Err(e) => eprintln!(

@@ -218,12 +218,28 @@ impl StoreError {
         }
     }
 
-    /// Whether the database server could not be reached at all (nothing was
-    /// read or written): worth trying again later.
+    /// Whether the database server could not be reached, or went away while
+    /// in use (its connection closed, the server shutting down or starting,
+    /// SQLSTATE class 08 and 57P01–57P03): worth trying again later. Nothing
+    /// was written unless the connection broke during a COMMIT.
     pub fn is_unreachable(&self) -> bool {
         match self {
             #[cfg(feature = "postgres")]
             StoreError::Connect { .. } => true,
+            #[cfg(feature = "postgres")]
+            StoreError::Postgres { source, .. } => {
+                use postgres::error::SqlState;
+                source.is_closed()
+                    || source.code().is_some_and(|c| {
+                        c.code().starts_with("08")
+                            || [
+                                SqlState::ADMIN_SHUTDOWN,
+                                SqlState::CRASH_SHUTDOWN,
+                                SqlState::CANNOT_CONNECT_NOW,
+                            ]
+                            .contains(c)
+                    })
+            }
             _ => false,
         }
     }

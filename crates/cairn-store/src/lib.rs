@@ -69,6 +69,48 @@ pub use schema::SCHEMA_VERSION;
 pub use server::{DeliveryAccepted, LogMark, ServerStore};
 pub use sqlite::SqliteStore;
 
+/// How a store on a database server rides out the server going away: a
+/// transaction that cannot reach it (down, restarting, its connection ended:
+/// [`StoreError::is_unreachable`]) is tried again, before any of it ran, with a
+/// backoff from [`Outage::FIRST_BACKOFF`] doubling to [`Outage::MAX_BACKOFF`],
+/// for up to `wait`, `say` told before each wait; then it fails. The default
+/// waits not at all (a server answers "unavailable" at once). SQLite, one
+/// file on this machine, has no outage to ride.
+#[derive(Debug, Clone, Copy)]
+pub struct Outage {
+    pub wait: std::time::Duration,
+    pub say: fn(&StoreError, std::time::Duration),
+}
+
+impl Outage {
+    pub const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
+    pub const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(4);
+}
+
+impl Default for Outage {
+    fn default() -> Self {
+        Outage {
+            wait: std::time::Duration::ZERO,
+            say: |_, _| {},
+        }
+    }
+}
+
+/// [`open`], the store riding out its server's outages as `outage` says.
+pub fn open_riding_outages(
+    url: &str,
+    outage: Outage,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    #[cfg(feature = "postgres")]
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut store = PostgresStore::open(url)?;
+        store.ride_outages(outage);
+        return Ok(std::sync::Arc::new(store));
+    }
+    let _ = outage;
+    open(url)
+}
+
 /// Opens the store a database URL names, as a shared [`Store`]:
 ///
 /// - `sqlite://DIR`: the SQLite store in the data directory `DIR` (its

@@ -280,6 +280,21 @@ pub trait RunStore {
         now_ms: i64,
     ) -> Result<Vec<RunId>, StoreError>;
 
+    /// As [`RunStore::expire_leases`], for an installation that requeues a
+    /// lost run once (org.toml `[runs] requeue_interrupted`): each stale run
+    /// that is not itself a requeue is interrupted with `reason` and "requeued
+    /// as run N", and a copy of it (workload, commit, ref, trigger, creation
+    /// time, its stages pending) is queued for workers, naming it as the run it
+    /// replaces. Returns (lost run, its copy) pairs. A stale copy is left to
+    /// [`RunStore::expire_leases`]: a run is requeued at most once. Safe to
+    /// call from every process at once: each run is requeued once.
+    fn requeue_expired_leases(
+        &self,
+        stale_ms: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(RunId, RunId)>, StoreError>;
+
     /// A listener told of every change to a run (its status, a stage, new log
     /// lines) committed by any process, so that a reader (the server's live
     /// events) need not poll. `None` where the backend has no such channel

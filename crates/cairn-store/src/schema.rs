@@ -749,6 +749,18 @@ CREATE TABLE duty_leases (
 );
 "#,
     },
+    // Version 15: a run whose worker was lost may be requeued once (org.toml
+    // `[runs] requeue_interrupted`): the copy queued for another worker names
+    // the run it replaces, and is itself never requeued.
+    Migration {
+        version: 15,
+        sqlite: r#"
+ALTER TABLE runs ADD COLUMN requeue_of INTEGER;
+"#,
+        postgres: r#"
+ALTER TABLE runs ADD COLUMN requeue_of BIGINT;
+"#,
+    },
 ];
 
 /// The schema version this cairn writes (the last entry of the migration list).

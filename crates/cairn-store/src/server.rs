@@ -82,6 +82,11 @@ pub trait ServerStore {
         now_ms: i64,
     ) -> Result<bool, StoreError>;
 
+    /// Who holds (or last held, if it ran out) the lease on `duty`; `None`
+    /// when nobody took it or it was released. With [`ServerStore::release_duty`]
+    /// a process takes over at once a lease whose holder it knows to be gone.
+    fn duty_holder(&self, duty: &str) -> Result<Option<String>, StoreError>;
+
     /// Gives up `owner`'s lease on `duty` (a process stopping), so another may
     /// take it at once; a lease held by someone else is left alone. True when
     /// one was released.

@@ -300,3 +300,105 @@ fn percent_encode(s: &str) -> String {
     }
     out
 }
+
+/// A PostgreSQL cluster of one test's own (`initdb` into a fresh directory,
+/// its own unix socket), which the test stops and starts again — the database
+/// going away in the middle of a run — without touching the shared cluster
+/// other tests use. Its one database is `cairn_test`. Stopped (`-m immediate`)
+/// and removed when dropped.
+#[derive(Debug)]
+pub struct PrivatePg {
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl PrivatePg {
+    /// Makes and starts the cluster, with database `cairn_test`.
+    pub fn start() -> PrivatePg {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let bin = bin_dir();
+        let dir = std::env::temp_dir().join(format!(
+            "cairn-pg-own-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        if is_root() {
+            let mut chown = Command::new("chown");
+            chown.arg("postgres:postgres").arg(&dir);
+            run(chown, "chown of a test's own cluster directory");
+        }
+        let mut initdb = as_owner(&bin.join("initdb"));
+        initdb
+            .args([
+                "-N",
+                "-A",
+                "trust",
+                "-U",
+                USER,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-D",
+            ])
+            .arg(dir.join("data"));
+        run(initdb, "initdb");
+        let pg = PrivatePg { dir, bin };
+        pg.start_again();
+        let mut create = Command::new(pg.bin.join("createdb"));
+        create
+            .arg("-h")
+            .arg(&pg.dir)
+            .args(["-U", USER, "-T", "template0", "cairn_test"]);
+        run(create, "createdb");
+        pg
+    }
+
+    /// `postgres://cairn@<socket dir>/cairn_test`.
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://{USER}@{}/cairn_test",
+            percent_encode(&self.dir.to_string_lossy())
+        )
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: sessions are ended, as when an
+    /// administrator stops it) and waits until it is down.
+    pub fn stop(&self) {
+        let mut stop = as_owner(&self.bin.join("pg_ctl"));
+        stop.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-s", "-w", "-m", "fast", "stop"]);
+        run(stop, "pg_ctl stop");
+    }
+
+    /// Starts the server (again) and waits until it takes connections.
+    pub fn start_again(&self) {
+        let mut start = as_owner(&self.bin.join("pg_ctl"));
+        start
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-s", "-w", "-l"])
+            .arg(self.dir.join("server.log"))
+            .arg("-o")
+            .arg(format!(
+                "-k {} -c listen_addresses='' -c unix_socket_permissions=0700 -c fsync=off",
+                self.dir.display()
+            ))
+            .arg("start");
+        run(start, "pg_ctl start");
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let _ = as_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-s", "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

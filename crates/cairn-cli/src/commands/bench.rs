@@ -45,9 +45,21 @@ pub(super) fn bench(cli: &Cli, cmd: &BenchCommand) -> Result<ExitCode, Failure> 
         }
         BenchCommand::Image { app, repeat } => cairn_bench::peers::image(out, app, *repeat),
         BenchCommand::Gate { iterations } => cairn_bench::peers::gate(out, *iterations),
-        BenchCommand::Serve { clients, seconds } => {
-            cairn_bench::serve::serve_bench(out, *clients, *seconds)
+        BenchCommand::Serve {
+            clients,
+            seconds,
+            replicas: true,
+        } => {
+            let Some(url) = &cli.database else {
+                return Err(Failure::user(anyhow::anyhow!(
+                    "`cairn bench serve --replicas` needs --database postgres://… (or CAIRN_DATABASE_URL)"
+                )));
+            };
+            cairn_bench::replicas::replicas(out, url.expose(), *clients, *seconds)
         }
+        BenchCommand::Serve {
+            clients, seconds, ..
+        } => cairn_bench::serve::serve_bench(out, *clients, *seconds),
         BenchCommand::Push { size_mib, registry } => {
             cairn_bench::peers::push(out, *size_mib, registry.as_deref())
         }

@@ -111,12 +111,23 @@ const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// Opens the named database for a long-lived process (`cairn serve`, `cairn
 /// worker`): while the server cannot be reached at all, tries again with
 /// backoff for up to `wait`, saying so on stderr each time; any other error
-/// (a schema newer than this cairn, a refused URL) fails at once.
-pub(crate) fn open_waiting(url: &DatabaseUrl, wait: Duration) -> Result<Arc<dyn Store>, Failure> {
+/// (a schema newer than this cairn, a refused URL) fails at once. With
+/// `outage`, the store rides out the server going away later the same way
+/// (a worker: its runs wait for the database rather than fail); without, a
+/// transaction that cannot reach it fails at once (a server answers 503).
+pub(crate) fn open_waiting(
+    url: &DatabaseUrl,
+    wait: Duration,
+    outage: Option<Duration>,
+) -> Result<Arc<dyn Store>, Failure> {
     let deadline = Instant::now() + wait;
     let mut backoff = FIRST_BACKOFF;
+    let outage = outage.map_or_else(cairn_store::Outage::default, |wait| cairn_store::Outage {
+        wait,
+        say: say_unreachable,
+    });
     loop {
-        match cairn_store::open(&url.0) {
+        match cairn_store::open_riding_outages(&url.0, outage) {
             Ok(store) => return Ok(shared(store)),
             Err(e) if e.is_unreachable() && Instant::now() + backoff < deadline => {
                 eprintln!(
@@ -140,6 +151,16 @@ pub(crate) fn open_waiting(url: &DatabaseUrl, wait: Duration) -> Result<Arc<dyn 
             Err(e) => return Err(open_failure(e)),
         }
     }
+}
+
+/// What a process riding out a database outage prints before each wait (the
+/// target named, never a password).
+fn say_unreachable(e: &StoreError, backoff: Duration) {
+    eprintln!(
+        "cairn: the database went away ({}); trying again in {} ms (--database-wait)",
+        cairn_model::error_chain(e),
+        backoff.as_millis()
+    );
 }
 
 /// Opens the selected store and pairs it with the data directory's audit log

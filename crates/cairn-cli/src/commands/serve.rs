@@ -53,7 +53,8 @@ pub(crate) struct WorkerArgs {
     /// they are marked interrupted (seconds).
     #[arg(long, default_value_t = 30)]
     pub grace: u64,
-    /// While the database cannot be reached at start, keep trying this long (seconds).
+    /// While the database cannot be reached, at start or later (a run waits
+    /// for it), keep trying this long (seconds).
     #[arg(long, default_value_t = 60)]
     pub database_wait: u64,
 }
@@ -61,14 +62,22 @@ pub(crate) struct WorkerArgs {
 /// The store for a long-lived process: the selected database (waiting for it
 /// while it is unreachable), or the data directory's SQLite; paired with the
 /// audit log, runs of dead processes on this host marked interrupted.
-fn open_shared(cli: &Cli, wait: u64) -> Result<(cairn_engine::DataDir, Arc<dyn Store>), Failure> {
+/// The store of `cairn serve` (`ride_outages` false: a request that cannot
+/// reach the database is answered 503 at once) or of `cairn worker` (true: a
+/// run waits for the database up to `wait`, as at start).
+fn open_shared(
+    cli: &Cli,
+    wait: u64,
+    ride_outages: bool,
+) -> Result<(cairn_engine::DataDir, Arc<dyn Store>), Failure> {
+    let ride = ride_outages.then(|| Duration::from_secs(wait));
     let data = data_dir(cli)?;
     std::fs::create_dir_all(data.root())
         .with_context(|| format!("cannot create {}", data.root().display()))?;
     let store = match selected() {
         Some(url) => {
             let (store, pairing) =
-                open_paired(&data, open_waiting(url, Duration::from_secs(wait))?)?;
+                open_paired(&data, open_waiting(url, Duration::from_secs(wait), ride)?)?;
             report_pairing(&pairing);
             recover_dead_runs(store)?
         }
@@ -88,7 +97,7 @@ pub(super) fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, Failure
     // A bad certificate or key is refused before anything is opened.
     let tls = args.tls.load()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let (data, store) = open_shared(cli, args.database_wait)?;
+    let (data, store) = open_shared(cli, args.database_wait, false)?;
     let (secrets, _) = webhook_secrets(data.root()).with_context(|| {
         format!(
             "cannot read or create the webhook secrets in {}",
@@ -157,7 +166,7 @@ pub(super) fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<ExitCode, Failure
 }
 
 pub(super) fn worker_cmd(cli: &Cli, args: &WorkerArgs) -> Result<ExitCode, Failure> {
-    let (data, store) = open_shared(cli, args.database_wait)?;
+    let (data, store) = open_shared(cli, args.database_wait, true)?;
     let config = ServerConfig {
         data: data.clone(),
         platform_dir: cli.platform_dir.clone(),

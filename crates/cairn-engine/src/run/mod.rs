@@ -14,6 +14,7 @@ mod certify;
 mod log_sink;
 mod plan;
 mod queue;
+pub use queue::LostRun;
 mod rc_accept;
 mod source;
 mod stages;

@@ -178,19 +178,43 @@ impl Engine {
         Ok(self.store.heartbeat_runs(&owner_tag(), now_ms())?)
     }
 
-    /// Interrupts every run claimed from the queue whose lease was not renewed
-    /// for `stale` (its worker died, or lost the database): whoever notices
-    /// first, a worker or a server. Returns their ids.
+    /// Ends every run claimed from the queue whose lease was not renewed for
+    /// `stale` (its worker died, or lost the database): whoever notices first,
+    /// a worker or a server. With org.toml `[runs] requeue_interrupted`, a run
+    /// lost for the first time is requeued once (interrupted, with a copy queued
+    /// for another worker, see [`cairn_store::RunStore::requeue_expired_leases`]);
+    /// otherwise, and for a copy lost again, it is interrupted. An org.toml
+    /// that cannot be read requeues nothing. Returns what became of each run.
     pub fn expire_stale_leases(
         &self,
         stale: std::time::Duration,
-    ) -> Result<Vec<RunId>, EngineError> {
+    ) -> Result<Vec<LostRun>, EngineError> {
         let stale_ms = i64::try_from(stale.as_millis()).unwrap_or(i64::MAX);
         let reason = format!(
             "its worker stopped renewing the run's lease for {} s (the process died or lost the database)",
             stale.as_secs()
         );
-        Ok(self.store.expire_leases(stale_ms, &reason, now_ms())?)
+        let requeue =
+            crate::load_org(self.platform_dir.as_deref()).is_ok_and(|org| org.requeue_interrupted);
+        let mut lost = Vec::new();
+        if requeue {
+            for (run, copy) in self
+                .store
+                .requeue_expired_leases(stale_ms, &reason, now_ms())?
+            {
+                lost.push(LostRun {
+                    run,
+                    requeued_as: Some(copy),
+                });
+            }
+        }
+        for run in self.store.expire_leases(stale_ms, &reason, now_ms())? {
+            lost.push(LostRun {
+                run,
+                requeued_as: None,
+            });
+        }
+        Ok(lost)
     }
 
     /// Marks this process's running runs interrupted (a server stopping past its
@@ -211,6 +235,15 @@ impl Engine {
         }
         Ok(ids)
     }
+}
+
+/// A run whose worker was lost, as [`Engine::expire_stale_leases`] left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LostRun {
+    /// The run, now interrupted.
+    pub run: RunId,
+    /// The copy queued for another worker, when it was requeued.
+    pub requeued_as: Option<RunId>,
 }
 
 /// `owner/name` (or GitLab's `group/sub/name`): non-empty segments of letters,

@@ -63,6 +63,10 @@ pub struct OrgConfig {
     pub forges: super::Forges,
     /// Where notifications go (`[[notify]]`).
     pub notify: Vec<super::NotifySink>,
+    /// A queued run whose worker stopped renewing its lease is requeued once
+    /// (a copy queued for another worker) instead of ending interrupted; the
+    /// copy lost again ends interrupted (`[runs] requeue_interrupted`).
+    pub requeue_interrupted: bool,
 }
 
 /// The advisory feed (`[advisories]`): sources polled on an interval.
@@ -231,6 +235,7 @@ impl Default for OrgConfig {
             admission_namespaces: std::collections::BTreeMap::new(),
             forges: super::Forges::default(),
             notify: Vec::new(),
+            requeue_interrupted: false,
         }
     }
 }
@@ -256,6 +261,14 @@ struct RawOrg {
     forges: Option<super::integrations::RawForges>,
     #[serde(default)]
     notify: Vec<Spanned<super::integrations::RawNotify>>,
+    runs: Option<RawRuns>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuns {
+    #[serde(default)]
+    requeue_interrupted: bool,
 }
 
 #[derive(Deserialize)]
@@ -705,7 +718,9 @@ pub fn parse_org(file: &str, text: &str) -> Result<OrgConfig, ConfigError> {
     }
     let forges = super::integrations::forges(file, text, raw.forges)?;
     let notify = super::integrations::notify(file, text, raw.notify)?;
+    let requeue_interrupted = raw.runs.is_some_and(|r| r.requeue_interrupted);
     Ok(OrgConfig {
+        requeue_interrupted,
         forges,
         notify,
         admission_namespaces,
@@ -790,6 +805,15 @@ mod tests {
             assert!(err.contains("is not a URI"), "{bad}: {err}");
             assert!(err.contains("org.toml:2"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn requeue_interrupted_is_off_unless_asked_for() {
+        assert!(!parse_org("org.toml", "").unwrap().requeue_interrupted);
+        let on = parse_org("org.toml", "[runs]\nrequeue_interrupted = true\n").unwrap();
+        assert!(on.requeue_interrupted);
+        let bad = parse_org("org.toml", "[runs]\nrequeue = true\n").unwrap_err();
+        assert!(bad.to_string().contains("org.toml:2"), "{bad}");
     }
 
     #[test]

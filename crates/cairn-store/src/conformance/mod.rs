@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
             interrupt_run_settles_stages,
             interrupt_run_is_idempotent,
             claimed_runs_are_leased_and_stale_leases_expire,
+            a_lost_run_is_requeued_once_and_its_copy_lost_again_is_interrupted,
             final_runs_are_immutable,
             logs_keep_binary_bytes,
             logs_refuse_gaps_and_duplicates,

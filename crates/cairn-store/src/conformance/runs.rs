@@ -978,6 +978,83 @@ pub fn claimed_runs_are_leased_and_stale_leases_expire(
     Ok(())
 }
 
+pub fn a_lost_run_is_requeued_once_and_its_copy_lost_again_is_interrupted(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    store.upsert_workload("app", REPO, 1)?;
+    let (a, a_stages) = store.create_run(&api_run("app", 2, "alice"))?;
+    let (b, _) = store.create_run(&api_run("app", 3, "bob"))?;
+    assert_eq!(
+        store.claim_queued_run("worker-1", wall_ms())?.map(|r| r.id),
+        Some(a.id)
+    );
+    store.start_stage(a_stages[0].id, wall_ms())?;
+    // Fresh leases are neither requeued nor expired.
+    assert!(
+        store
+            .requeue_expired_leases(60_000, "gone", wall_ms())?
+            .is_empty()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let requeued = store.requeue_expired_leases(150, "worker-1 stopped", wall_ms())?;
+    assert_eq!(requeued.len(), 1);
+    let (lost, copy) = requeued[0];
+    assert_eq!(lost, a.id);
+    assert!(
+        store
+            .requeue_expired_leases(150, "again", wall_ms())?
+            .is_empty()
+    );
+    let a_now = get_run(store, a.id)?;
+    assert_eq!(a_now.status, RunStatus::Interrupted);
+    assert_eq!(
+        a_now.reason.as_deref(),
+        Some(format!("worker-1 stopped; requeued once as run {}", copy.0).as_str())
+    );
+    // The copy: queued for workers, as old as the lost run (so it is taken
+    // before runs queued after it), its stages pending.
+    let c = get_run(store, copy)?;
+    assert_eq!(c.status, RunStatus::Queued);
+    assert_eq!(
+        (c.workload.as_str(), c.commit.as_str()),
+        ("app", a.commit.as_str())
+    );
+    assert_eq!(c.trigger, a.trigger);
+    assert_eq!(c.created_at_ms, a.created_at_ms);
+    let names = |stages: Vec<StageRecord>| {
+        stages
+            .into_iter()
+            .map(|s| (s.name, s.kind, s.status))
+            .collect::<Vec<_>>()
+    };
+    let expected: Vec<_> = a_stages
+        .iter()
+        .map(|s| (s.name.clone(), s.kind, StageStatus::Pending))
+        .collect();
+    assert_eq!(names(store.stages(copy)?), expected);
+    assert_eq!(store.queued_count()?, 2);
+    // The copy is claimed first (the older), and lost again: it ends
+    // interrupted, not requeued a second time.
+    assert_eq!(
+        store.claim_queued_run("worker-2", wall_ms())?.map(|r| r.id),
+        Some(copy)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        store
+            .requeue_expired_leases(150, "worker-2 stopped", wall_ms())?
+            .is_empty()
+    );
+    assert_eq!(
+        store.expire_leases(150, "worker-2 stopped", wall_ms())?,
+        vec![copy]
+    );
+    assert_eq!(get_run(store, copy)?.status, RunStatus::Interrupted);
+    assert_eq!(get_run(store, b.id)?.status, RunStatus::Queued);
+    assert_eq!(store.queued_count()?, 1);
+    Ok(())
+}
+
 pub fn run_counts_and_stage_durations(store: &dyn Store) -> Result<(), StoreError> {
     let zero: Vec<(RunStatus, u64)> = RunStatus::ALL.iter().map(|s| (*s, 0)).collect();
     assert_eq!(store.run_counts()?, zero);

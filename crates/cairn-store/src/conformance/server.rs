@@ -171,8 +171,12 @@ pub fn a_duty_has_one_holder_until_its_lease_runs_out(store: &dyn Store) -> Resu
     // Only the holder releases; then anyone takes it at once.
     assert!(!store.release_duty("watch", "replica-a")?);
     assert!(!store.take_duty("watch", "replica-c", 60_000, now())?);
+    assert_eq!(store.duty_holder("watch")?.as_deref(), Some("replica-b"));
     assert!(store.release_duty("watch", "replica-b")?);
+    assert_eq!(store.duty_holder("watch")?, None);
     assert!(store.take_duty("watch", "replica-c", 60_000, now())?);
+    assert_eq!(store.duty_holder("watch")?.as_deref(), Some("replica-c"));
+    assert_eq!(store.duty_holder("remediation")?, None);
     // Bounded input: empty names and silly lease lengths are refused.
     assert!(store.take_duty("", "replica-a", 1_000, now()).is_err());
     assert!(store.take_duty("watch", "", 1_000, now()).is_err());

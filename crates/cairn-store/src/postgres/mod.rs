@@ -5,7 +5,9 @@
 //! The client is rust-postgres's synchronous `postgres` crate (the trait is
 //! synchronous), without TLS: a unix socket or loopback. A small pool of
 //! connections, each behind a mutex, serves the store; a connection that broke is
-//! made again on its next use.
+//! made again on its next use. A transaction that cannot reach the server
+//! before it begins waits for it as the store's [`crate::Outage`] says (a
+//! worker: with backoff; a server: not at all, the caller answers 503).
 //!
 //! Transactions match SQLite's: every write transaction first takes one
 //! transaction-level advisory lock ([`WRITE_LOCK`]), so writers are serialised as
@@ -55,6 +57,8 @@ pub struct PostgresStore {
     target: String,
     pool: Vec<Mutex<Option<Conn>>>,
     next: AtomicUsize,
+    /// How this store rides out the server going away (default: not at all).
+    outage: crate::Outage,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -214,6 +218,7 @@ impl PostgresStore {
             target,
             pool: (0..Self::CONNECTIONS).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
+            outage: crate::Outage::default(),
         };
         {
             let mut guard = store.connection()?;
@@ -230,6 +235,13 @@ impl PostgresStore {
     /// (never the password).
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// From now on, a transaction that cannot reach the server (the server is
+    /// down, restarting, or its connection was ended) tries again as `outage`
+    /// says before it fails (see [`crate::Outage`]).
+    pub fn ride_outages(&mut self, outage: crate::Outage) {
+        self.outage = outage;
     }
 
     fn connect(&self) -> Result<Conn, StoreError> {
@@ -298,12 +310,15 @@ impl PostgresStore {
         self.transaction(false, what, f)
     }
 
-    fn transaction<T>(
+    /// A pooled connection with the transaction begun (and, for a write, the
+    /// write lock taken). A connection the server ended since its last use (a
+    /// restart, an administrator) fails at BEGIN, before any work: it is made
+    /// again, once.
+    fn begin(
         &self,
         writing: bool,
         what: &'static str,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    ) -> Result<MutexGuard<'_, Option<Conn>>, StoreError> {
         let mut guard = self.connection()?;
         let Some(conn) = guard.as_mut() else {
             return Err(StoreError::Invalid {
@@ -321,17 +336,51 @@ impl PostgresStore {
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY".to_owned()
         };
         if let Err(e) = conn.client.batch_execute(&begin) {
-            // A connection the server ended since its last use (a restart, an
-            // administrator) fails here, before any work: make it again, once.
             let ended = conn.client.is_closed()
                 || e.is_closed()
                 || e.code() == Some(&postgres::error::SqlState::ADMIN_SHUTDOWN);
             if !ended {
                 return Err(pg(e));
             }
-            *conn = self.connect()?;
-            conn.client.batch_execute(&begin).map_err(pg)?;
+            // Dropped first: a failed reconnect leaves no dead connection behind.
+            *guard = None;
+            *guard = Some(self.connect()?);
+            if let Some(conn) = guard.as_mut() {
+                conn.client.batch_execute(&begin).map_err(pg)?;
+            }
         }
+        Ok(guard)
+    }
+
+    fn transaction<T>(
+        &self,
+        writing: bool,
+        what: &'static str,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // Nothing of the transaction has run until BEGIN succeeds: while the
+        // server cannot be reached, trying again is safe; how long is the
+        // store's outage policy (a worker waits, a server answers at once).
+        let deadline = std::time::Instant::now() + self.outage.wait;
+        let mut backoff = crate::Outage::FIRST_BACKOFF;
+        let mut guard = loop {
+            match self.begin(writing, what) {
+                Ok(guard) => break guard,
+                Err(e) if e.is_unreachable() && std::time::Instant::now() + backoff <= deadline => {
+                    (self.outage.say)(&e, backoff);
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(crate::Outage::MAX_BACKOFF);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let Some(conn) = guard.as_mut() else {
+            return Err(StoreError::Invalid {
+                what: "PostgreSQL connection",
+                why: "no connection".to_owned(),
+            });
+        };
+        let pg = |e| StoreError::postgres(what, e);
         let mut tx = Tx {
             client: &mut conn.client,
             statements: &mut conn.statements,

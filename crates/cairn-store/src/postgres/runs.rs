@@ -868,6 +868,55 @@ impl RunStore for PostgresStore {
         })
     }
 
+    fn requeue_expired_leases(
+        &self,
+        stale_ms: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(RunId, RunId)>, StoreError> {
+        let what = "requeueing runs whose worker was lost";
+        self.write(what, |tx| {
+            let ids: Vec<i64> = tx.all(
+                what,
+                &format!(
+                    "SELECT id FROM runs WHERE status = 'running' AND requeue_of IS NULL \
+                     AND lease_at_ms IS NOT NULL AND lease_at_ms < {DB_NOW_MS} - $1 ORDER BY id"
+                ),
+                &[&stale_ms.max(0)],
+                |r| r.try_get(0),
+            )?;
+            let mut out = Vec::new();
+            for id in ids {
+                let copy: i64 = tx.one(
+                    what,
+                    "INSERT INTO runs (workload, commit_id, git_ref, status, created_at_ms, \
+                     trigger, for_worker, requeue_of) \
+                     SELECT workload, commit_id, git_ref, $1, created_at_ms, trigger, for_worker, id \
+                     FROM runs WHERE id = $2 RETURNING id",
+                    &[&RunStatus::Queued.as_str(), &id],
+                    |r| r.try_get(0),
+                )?;
+                tx.exec(
+                    what,
+                    "INSERT INTO stages (run_id, position, name, kind, command, status) \
+                     SELECT $1, position, name, kind, command, $2 FROM stages \
+                     WHERE run_id = $3 ORDER BY position",
+                    &[&copy, &StageStatus::Pending.as_str(), &id],
+                )?;
+                let why = format!("{reason}; requeued once as run {copy}");
+                if !interrupt(tx, RunId(id), &why, now_ms, what)? {
+                    return Err(StoreError::Invalid {
+                        what: "run",
+                        why: format!("run {id} ended while being requeued"),
+                    });
+                }
+                notify(tx, copy, what)?;
+                out.push((RunId(id), RunId(copy)));
+            }
+            Ok(out)
+        })
+    }
+
     fn append_logs(&self, stage: StageId, lines: &[LogLine]) -> Result<(), StoreError> {
         let what = "appending log lines";
         self.write(what, |tx| {

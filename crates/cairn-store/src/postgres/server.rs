@@ -169,6 +169,18 @@ impl ServerStore for PostgresStore {
         })
     }
 
+    fn duty_holder(&self, duty: &str) -> Result<Option<String>, StoreError> {
+        let what = "reading a duty lease";
+        self.read(what, |tx| {
+            tx.opt(
+                what,
+                "SELECT owner FROM duty_leases WHERE duty = $1",
+                &[&duty],
+                |r| r.try_get(0),
+            )
+        })
+    }
+
     fn release_duty(&self, duty: &str, owner: &str) -> Result<bool, StoreError> {
         let what = "releasing a duty lease";
         self.write(what, |tx| {

@@ -835,6 +835,58 @@ impl RunStore for SqliteStore {
         })
     }
 
+    fn requeue_expired_leases(
+        &self,
+        stale_ms: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(RunId, RunId)>, StoreError> {
+        let what = "requeueing runs whose worker was lost";
+        self.write(what, |tx| {
+            let ids: Vec<i64> = {
+                let mut stmt = tx
+                    .prepare(
+                        "SELECT id FROM runs WHERE status = 'running' AND requeue_of IS NULL \
+                         AND lease_at_ms IS NOT NULL AND lease_at_ms < ?1 ORDER BY id",
+                    )
+                    .map_err(StoreError::sqlite(what))?;
+                let rows = stmt
+                    .query_map([now_ms.saturating_sub(stale_ms.max(0))], |r| r.get(0))
+                    .map_err(StoreError::sqlite(what))?;
+                rows.collect::<Result<_, _>>()
+                    .map_err(StoreError::sqlite(what))?
+            };
+            let mut out = Vec::new();
+            for id in ids {
+                tx.execute(
+                    "INSERT INTO runs (workload, commit_id, git_ref, status, created_at_ms, \
+                     trigger, for_worker, requeue_of) \
+                     SELECT workload, commit_id, git_ref, ?1, created_at_ms, trigger, for_worker, id \
+                     FROM runs WHERE id = ?2",
+                    params![RunStatus::Queued.as_str(), id],
+                )
+                .map_err(StoreError::sqlite(what))?;
+                let copy = tx.last_insert_rowid();
+                tx.execute(
+                    "INSERT INTO stages (run_id, position, name, kind, command, status) \
+                     SELECT ?1, position, name, kind, command, ?2 FROM stages \
+                     WHERE run_id = ?3 ORDER BY position",
+                    params![copy, StageStatus::Pending.as_str(), id],
+                )
+                .map_err(StoreError::sqlite(what))?;
+                let why = format!("{reason}; requeued once as run {copy}");
+                if !interrupt(tx, RunId(id), &why, now_ms, what)? {
+                    return Err(StoreError::Invalid {
+                        what: "run",
+                        why: format!("run {id} ended while being requeued"),
+                    });
+                }
+                out.push((RunId(id), RunId(copy)));
+            }
+            Ok(out)
+        })
+    }
+
     fn append_logs(&self, stage: StageId, lines: &[LogLine]) -> Result<(), StoreError> {
         let what = "appending log lines";
         self.write(what, |tx| {

@@ -167,6 +167,19 @@ impl ServerStore for SqliteStore {
         })
     }
 
+    fn duty_holder(&self, duty: &str) -> Result<Option<String>, StoreError> {
+        let what = "reading a duty lease";
+        self.read(what, |tx| {
+            tx.query_row(
+                "SELECT owner FROM duty_leases WHERE duty = ?1",
+                [duty],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(StoreError::sqlite(what))
+        })
+    }
+
     fn release_duty(&self, duty: &str, owner: &str) -> Result<bool, StoreError> {
         let what = "releasing a duty lease";
         self.write(what, |tx| {
