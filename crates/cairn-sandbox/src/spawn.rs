@@ -7,7 +7,7 @@
 //! ```
 //!
 //! cairn forks the reaper (std's `Command`, a copy of cairn's memory); the reaper
-//! starts bubblewrap with a vfork-style clone (no second copy; see [`Exec`]).
+//! starts bubblewrap with a vfork-style clone (no second copy; see `Exec`).
 //!
 //! A detached sandbox ([`crate::start_detached`]) has no reaper: cairn's child starts
 //! a new session, forks bubblewrap and exits, leaving
