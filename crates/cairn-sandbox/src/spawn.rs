@@ -6,6 +6,9 @@
 //! cairn ── reaper (subreaper, in the cgroup, sandbox uid) ── bwrap monitor ── init ── command
 //! ```
 //!
+//! cairn forks the reaper (std's `Command`, a copy of cairn's memory); the reaper
+//! starts bubblewrap with a vfork-style clone (no second copy; see `Exec`).
+//!
 //! A detached sandbox ([`crate::start_detached`]) has no reaper: cairn's child starts
 //! a new session, forks bubblewrap and exits, leaving
 //! `host init ── bwrap monitor ── init ── command` in the kept cgroup.
@@ -92,6 +95,74 @@ struct ChildSetup {
     /// handed to the host's init (or the nearest subreaper) instead of staying
     /// cairn's child's.
     detached: bool,
+    /// What the reaper's child executes (not detached): see [`Exec`].
+    exec: Exec,
+}
+
+/// bubblewrap's path, arguments and (empty) environment as `execve(2)` takes them,
+/// and the stack the reaper's child runs on until that exec. Prepared before the
+/// fork, because the child may not allocate.
+///
+/// The reaper starts bubblewrap with `clone(CLONE_VM | CLONE_VFORK)`: the child
+/// borrows the reaper's memory instead of copying it (a copy of all of cairn's page
+/// tables, then copy-on-write faults, then tearing the copy down again at the exec:
+/// the largest host-side cost of a start), and the reaper waits until the exec.
+struct Exec {
+    path: CString,
+    /// Owns what `argv` points to.
+    _args: Vec<CString>,
+    /// NULL-terminated.
+    argv: Vec<*const libc::c_char>,
+    /// NULL-terminated: bubblewrap starts with no environment (`--setenv` sets the
+    /// sandbox's).
+    envp: [*const libc::c_char; 1],
+    /// Written by the child only (the reaper's copy of it).
+    stack: std::cell::UnsafeCell<Vec<u8>>,
+}
+
+// SAFETY: the raw pointers point into `_args` (or are NULL), owned by the same value
+// and never changed after `Exec::new`; moving the value moves no CString's heap data.
+unsafe impl Send for Exec {}
+// SAFETY: as for Send; the stack is written only in the reaper (a process of its
+// own, after the fork), never by two threads.
+unsafe impl Sync for Exec {}
+
+/// The vfork child's stack: it makes a handful of system calls and no deep calls.
+const EXEC_STACK_BYTES: usize = 64 << 10;
+
+impl Exec {
+    fn new(args: &[std::ffi::OsString]) -> Result<Exec, SandboxError> {
+        use std::os::unix::ffi::OsStrExt;
+        let nul = |_| SandboxError::InvalidSpec {
+            field: "argv",
+            problem: "contains a NUL byte",
+            value: String::new(),
+        };
+        let path = CString::new(args::bwrap_path().as_os_str().as_bytes()).map_err(nul)?;
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(path.clone());
+        for arg in args {
+            all.push(CString::new(arg.as_bytes()).map_err(nul)?);
+        }
+        let mut argv: Vec<*const libc::c_char> = all.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        Ok(Exec {
+            path,
+            _args: all,
+            argv,
+            envp: [std::ptr::null()],
+            stack: std::cell::UnsafeCell::new(vec![0u8; EXEC_STACK_BYTES]),
+        })
+    }
+}
+
+/// What the reaper hands its vfork child, and where the child leaves the error of a
+/// failed step or exec (the memory is shared; the reaper reads it once the child
+/// has executed bubblewrap or exited).
+struct VforkChild<'a> {
+    setup: &'a ChildSetup,
+    reaper: libc::pid_t,
+    errno: std::sync::atomic::AtomicI32,
 }
 
 /// How bubblewrap is started, besides its arguments and limits.
@@ -130,6 +201,7 @@ pub(crate) fn start(
     let cgroup = launch.cgroup;
     let root = cgroup.is_some();
     let (status_read, status_write) = pipe()?;
+    let exec = Exec::new(&bwrap_args)?;
     let setup = ChildSetup {
         cgroup_procs: cgroup.map(|c| c.procs_files().to_vec()).unwrap_or_default(),
         rlimits: rlimits(limits, root),
@@ -144,6 +216,7 @@ pub(crate) fn start(
         max_signal: libc::SIGRTMAX(),
         netns: launch.netns,
         detached: launch.log.is_some(),
+        exec,
     };
 
     let mut command = Command::new(args::bwrap_path());
@@ -203,6 +276,51 @@ pub(crate) fn start(
             step: "executing bubblewrap",
             source,
         }),
+    }
+}
+
+/// The reaper's vfork child (see [`Exec`]): raises its own OOM score while still
+/// root (the memory it shares with the reaper never becomes dumpable), drops to the
+/// sandbox user, dies with the reaper, and executes bubblewrap. On failure it leaves
+/// the error in [`VforkChild::errno`] and exits; it never returns into the reaper's
+/// frames.
+extern "C" fn exec_bwrap(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the reaper's `VforkChild`, alive while the reaper is
+    // suspended (until this process executes or exits). Async-signal-safe system
+    // calls only, on memory prepared before the first fork.
+    unsafe {
+        let child = &*(arg as *const VforkChild<'_>);
+        let setup = child.setup;
+        let error = setup
+            .raise_oom_score()
+            .and_then(|()| setup.drop_privileges())
+            .and_then(|()| {
+                setup.fail_if(
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0,
+                    STEP_PDEATHSIG,
+                )?;
+                if libc::getppid() != child.reaper {
+                    return Err(setup.fail_with(STEP_PDEATHSIG, libc::ESRCH));
+                }
+                Ok(())
+            })
+            .err()
+            .unwrap_or_else(|| {
+                libc::execve(
+                    setup.exec.path.as_ptr(),
+                    setup.exec.argv.as_ptr(),
+                    setup.exec.envp.as_ptr(),
+                );
+                io::Error::last_os_error()
+            });
+        let errno = error
+            .raw_os_error()
+            .filter(|&e| e != 0)
+            .unwrap_or(libc::EIO);
+        child
+            .errno
+            .store(errno, std::sync::atomic::Ordering::SeqCst);
+        libc::_exit(127)
     }
 }
 
@@ -311,30 +429,16 @@ impl ChildSetup {
                 // to cairn's session does not reach it.
                 self.fail_if(libc::setsid() < 0, STEP_SETSID)?;
             }
-            if let Some((uid, gid)) = self.drop_to {
-                self.fail_if(libc::setgroups(0, std::ptr::null()) != 0, STEP_SETGROUPS)?;
-                self.fail_if(libc::setgid(gid) != 0, STEP_SETGID)?;
-                self.fail_if(libc::setuid(uid) != 0, STEP_SETUID)?;
-                let dropped = libc::getuid() == uid
-                    && libc::geteuid() == uid
-                    && libc::getgid() == gid
-                    && libc::getegid() == gid
-                    && libc::setuid(0) != 0;
-                if !dropped {
-                    return Err(self.fail_with(STEP_SETUID, libc::EPERM));
-                }
-            }
-            // After the uid change, which clears it. If cairn dies, the reaper dies, and
-            // with it bubblewrap and (--die-with-parent) the whole sandbox. A detached
-            // sandbox is meant to outlive cairn.
-            if !self.detached {
-                self.fail_if(
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0,
-                    STEP_PDEATHSIG,
-                )?;
-                if libc::getppid() != self.parent {
-                    return Err(self.fail_with(STEP_PDEATHSIG, libc::ESRCH));
-                }
+            if self.detached {
+                // bubblewrap is forked (a copy) and this process exits: drop now.
+                self.drop_privileges()?;
+            } else {
+                // The reaper keeps root until its vfork child (which drops on its own
+                // before the exec) is gone: a shared memory must never be dumpable,
+                // and only root can raise the child's OOM score without that. If
+                // cairn dies meanwhile, the reaper dies (set again after the drop,
+                // which clears it).
+                self.bind_life_to_parent()?;
             }
             if self.status_fd == STATUS_FD {
                 let flags = libc::fcntl(STATUS_FD, libc::F_GETFD);
@@ -371,6 +475,50 @@ impl ChildSetup {
         }
     }
 
+    /// Gives up root for the sandbox user and group, and checks it cannot be regained.
+    ///
+    /// # Safety
+    /// Only in a forked child.
+    unsafe fn drop_privileges(&self) -> io::Result<()> {
+        let Some((uid, gid)) = self.drop_to else {
+            return Ok(());
+        };
+        // SAFETY: plain system calls on integers.
+        unsafe {
+            self.fail_if(libc::setgroups(0, std::ptr::null()) != 0, STEP_SETGROUPS)?;
+            self.fail_if(libc::setgid(gid) != 0, STEP_SETGID)?;
+            self.fail_if(libc::setuid(uid) != 0, STEP_SETUID)?;
+            let dropped = libc::getuid() == uid
+                && libc::geteuid() == uid
+                && libc::getgid() == gid
+                && libc::getegid() == gid
+                && libc::setuid(0) != 0;
+            if !dropped {
+                return Err(self.fail_with(STEP_SETUID, libc::EPERM));
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGKILL when cairn (our parent) dies, and a check that it has not already.
+    /// A uid change clears it, so it is set (again) after one.
+    ///
+    /// # Safety
+    /// Only in a forked child.
+    unsafe fn bind_life_to_parent(&self) -> io::Result<()> {
+        // SAFETY: plain system calls on integers.
+        unsafe {
+            self.fail_if(
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0,
+                STEP_PDEATHSIG,
+            )?;
+            if libc::getppid() != self.parent {
+                return Err(self.fail_with(STEP_PDEATHSIG, libc::ESRCH));
+            }
+        }
+        Ok(())
+    }
+
     /// Forks once more: the new process goes on to exec bubblewrap, this one stays
     /// behind as a child subreaper that reaps bubblewrap and then the sandbox's init
     /// (orphaned when bubblewrap's monitor exits with the command's status). It exits
@@ -403,30 +551,47 @@ impl ChildSetup {
                 if bwrap > 0 {
                     libc::_exit(0);
                 }
-                return self.become_bwrap(None);
+                return self.become_bwrap();
             }
             self.fail_if(
                 libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0,
                 STEP_REAPER,
             )?;
             let reaper = libc::getpid();
-            // The raw system call, not fork(3): no atfork handlers run in this copy of
-            // a multi-threaded process, which must not touch locks or allocate.
-            let bwrap = libc::syscall(
-                libc::SYS_clone,
-                libc::c_long::from(libc::SIGCHLD),
-                0 as libc::c_long,
-                0 as libc::c_long,
-                0 as libc::c_long,
-                0 as libc::c_long,
+            // bubblewrap's process borrows this one's memory until its exec (no copy
+            // of cairn's address space; see [`Exec`]) and runs on its own stack; this
+            // process is suspended until then. glibc's clone(3) wrapper, not fork(3):
+            // no atfork handlers run in this copy of a multi-threaded process.
+            let child = VforkChild {
+                setup: self,
+                reaper,
+                errno: std::sync::atomic::AtomicI32::new(0),
+            };
+            // The top of the stack, 16-byte aligned (the stack grows down). Nothing
+            // else uses this memory in the reaper.
+            let stack = &mut *self.exec.stack.get();
+            let top = stack.as_mut_ptr().add(stack.len()) as usize & !15;
+            let bwrap = libc::clone(
+                exec_bwrap,
+                top as *mut libc::c_void,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                (&child as *const VforkChild<'_>).cast_mut().cast(),
             );
             if bwrap < 0 {
                 return Err(self.fail(STEP_REAPER));
             }
-            let bwrap = bwrap as libc::pid_t;
-            if bwrap == 0 {
-                return self.become_bwrap(Some(reaper));
+            let failed = child.errno.load(std::sync::atomic::Ordering::SeqCst);
+            if failed != 0 {
+                // A step (reported on the status pipe) or the exec failed, and the
+                // child has exited: reap it, and let std report the error to cairn.
+                let mut status = 0;
+                libc::waitpid(bwrap, &mut status, 0);
+                return Err(io::Error::from_raw_os_error(failed));
             }
+            // bubblewrap runs. Now the reaper gives up root too; if that fails, it
+            // exits and bubblewrap (parent-death signal) with it.
+            self.drop_privileges()?;
+            self.bind_life_to_parent()?;
             // The reaper holds nothing: not the output pipes (their end of file must
             // mean the sandbox is done with them), not std's exec-status pipe (its end of
             // file tells cairn the spawn worked).
@@ -464,29 +629,14 @@ impl ChildSetup {
         }
     }
 
-    /// The last steps of the process that goes on to exec bubblewrap: die if `reaper`
-    /// (its parent) does, and be the OOM killer's first choice.
+    /// Makes this process (and what it executes) the OOM killer's first choice in
+    /// the sandbox. As root: `/proc/self` needs no dumpable flag then.
     ///
     /// # Safety
-    /// Only in the forked child, right before the exec.
-    unsafe fn become_bwrap(&self, reaper: Option<libc::pid_t>) -> io::Result<()> {
-        // SAFETY: async-signal-safe system calls on our own stack and static strings.
+    /// Only in a forked child, as root or with `/proc/self` its own.
+    unsafe fn raise_oom_score(&self) -> io::Result<()> {
+        // SAFETY: open/write/close on a static path and a stack buffer.
         unsafe {
-            if let Some(reaper) = reaper {
-                self.fail_if(
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0,
-                    STEP_PDEATHSIG,
-                )?;
-                if libc::getppid() != reaper {
-                    return Err(self.fail_with(STEP_PDEATHSIG, libc::ESRCH));
-                }
-            }
-            // When the sandbox runs out of memory, the OOM killer must pick one of its
-            // processes, never the reaper (whose copy of cairn's memory counts as its
-            // size). Raising one's own score needs no privilege, only /proc/self to be
-            // ours again after the uid change made it root's (the exec of bubblewrap
-            // would make the process dumpable anyway).
-            libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
             let adj = libc::open(
                 c"/proc/self/oom_score_adj".as_ptr(),
                 libc::O_WRONLY | libc::O_CLOEXEC,
@@ -501,6 +651,23 @@ impl ChildSetup {
                 libc::close(adj);
             }
             error
+        }
+    }
+
+    /// The last step of a detached sandbox's bubblewrap process (a forked copy, as
+    /// the sandbox user): be the OOM killer's first choice.
+    ///
+    /// # Safety
+    /// Only in the forked child, right before the exec.
+    unsafe fn become_bwrap(&self) -> io::Result<()> {
+        // SAFETY: async-signal-safe system calls on our own stack and static strings.
+        unsafe {
+            // Raising one's own score needs no privilege, only /proc/self to be ours
+            // again after the uid change made it root's (the exec of bubblewrap would
+            // make the process dumpable anyway). This process's memory is its own
+            // copy, shared with no other.
+            libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+            self.raise_oom_score()
         }
     }
 

@@ -449,6 +449,84 @@ fn memory_limit_stops_a_hog() {
     assert_eq!(ran.out(), "1000");
 }
 
+/// The reaper is a copy of cairn's memory running as the sandbox user: it must never
+/// be dumpable (its `/proc` entries, `mem` among them, stay root's, so no process of
+/// the sandbox user can read or trace it), nor the OOM killer's first choice; the
+/// bubblewrap it started (which borrowed its memory until the exec) is.
+#[test]
+fn the_reaper_is_neither_dumpable_nor_the_oom_choice() {
+    use std::os::unix::fs::MetadataExt;
+    let ws = workspace();
+    let spec = sh(ws.path(), "sleep 3");
+    let runner = std::thread::spawn(move || run_ok(&spec));
+    let me = std::process::id();
+    let children = |parent: u32| -> Vec<u32> {
+        fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                    let after = &stat[stat.rfind(')').unwrap_or(0) + 1..];
+                    after.split_whitespace().nth(1) == Some(&parent.to_string())
+                })
+            })
+            .collect()
+    };
+    // The reaper is our child; bubblewrap its child.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (reaper, bwrap) = loop {
+        let found = children(me).into_iter().find_map(|reaper| {
+            let bwrap = children(reaper).into_iter().find(|b| {
+                fs::read_to_string(format!("/proc/{b}/comm")).is_ok_and(|c| c.trim() == "bwrap")
+            })?;
+            Some((reaper, bwrap))
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no reaper with a bubblewrap child"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let status = fs::read_to_string(format!("/proc/{reaper}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    println!("reaper {reaper}: {uid_line}");
+    if cairn_sandbox_runs_as_root() {
+        assert!(
+            uid_line
+                .split_whitespace()
+                .skip(1)
+                .all(|u| u == SANDBOX_UID.to_string()),
+            "{uid_line}"
+        );
+        // Not dumpable: the kernel keeps its /proc entries root's.
+        let mem = fs::metadata(format!("/proc/{reaper}/mem")).unwrap();
+        println!("reaper's /proc/{reaper}/mem owner uid {}", mem.uid());
+        assert_eq!(mem.uid(), 0, "the reaper is dumpable");
+        // Positive control: bubblewrap (exec'd, the sandbox user's) is dumpable.
+        let bwrap_mem = fs::metadata(format!("/proc/{bwrap}/mem")).unwrap();
+        assert_eq!(bwrap_mem.uid(), SANDBOX_UID);
+    }
+    let score = |pid: u32| fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap();
+    println!(
+        "oom_score_adj: reaper {}, bubblewrap {}",
+        score(reaper).trim(),
+        score(bwrap).trim()
+    );
+    assert_eq!(score(bwrap).trim(), "1000");
+    assert_ne!(score(reaper).trim(), "1000");
+    let ran = runner.join().unwrap();
+    assert_eq!(ran.outcome.exit, Exit::Code(0), "{ran:?}");
+}
+
+fn cairn_sandbox_runs_as_root() -> bool {
+    // SAFETY: geteuid(2) cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 #[test]
 fn concurrent_runs_stay_apart() {
     let workers: Vec<_> = (0..4)
