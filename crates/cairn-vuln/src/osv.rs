@@ -601,9 +601,8 @@ const KEPT_TOP: &[&str] = &[
 /// one key matching reads; `None` when it does not have it (matching reads it
 /// only through that key, so dropping the object changes nothing).
 fn keep_key(value: Option<Value>, key: &str) -> Option<Value> {
-    let mut object = match value? {
-        Value::Object(o) => o,
-        _ => return None,
+    let Value::Object(mut object) = value? else {
+        return None;
     };
     let kept = object.remove(key)?;
     let mut out = serde_json::Map::new();
