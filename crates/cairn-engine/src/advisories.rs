@@ -286,6 +286,7 @@ fn to_record(bytes: &[u8]) -> Result<(NewAdvisory, Vec<String>), cairn_vuln::Err
             id: advisory.id,
             packages,
             json: bytes.to_vec(),
+            match_form: cairn_vuln::match_form(bytes),
         },
         problems,
     ))

@@ -564,6 +564,7 @@ mod tests {
                 withdrawn: false,
                 packages: vec![("npm".into(), "left-pad".into())],
                 json: record.as_bytes().to_vec(),
+                match_form: None,
             }])
             .unwrap();
         let a = sbom(&store, "sha256:a", "1.2.0");

@@ -560,6 +560,7 @@ fn exposed(server: &Server) -> String {
             withdrawn: false,
             packages: vec![("npm".into(), "left-pad".into())],
             json: record.to_string().into_bytes(),
+            match_form: None,
         }])
         .unwrap();
     store

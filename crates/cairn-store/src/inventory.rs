@@ -20,6 +20,10 @@ pub struct NewAdvisory {
     pub packages: Vec<(String, String)>,
     /// The OSV JSON record as it was read.
     pub json: Vec<u8>,
+    /// The record's match form (`cairn_vuln::match_form`: only what matching
+    /// and a finding read), which [`InventoryStore::advisories_for_packages`]
+    /// returns in its place; `None` keeps none (the record itself is read).
+    pub match_form: Option<Vec<u8>>,
 }
 
 /// What [`InventoryStore::put_advisories`] did with one record.
@@ -31,6 +35,21 @@ pub enum AdvisoryPut {
     Updated,
     /// The stored record was as new or newer; it was kept.
     Unchanged,
+}
+
+/// Refuses a batch with a record (or its match form) over [`MAX_ADVISORY_BYTES`].
+pub(crate) fn check_advisory_sizes(advisories: &[NewAdvisory]) -> Result<(), StoreError> {
+    for a in advisories {
+        let size = a.json.len().max(a.match_form.as_ref().map_or(0, Vec::len));
+        if size > MAX_ADVISORY_BYTES {
+            return Err(StoreError::TooLarge {
+                what: "an advisory record",
+                size,
+                limit: MAX_ADVISORY_BYTES,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A kept OSV record.
@@ -248,7 +267,9 @@ pub trait InventoryStore {
     fn put_advisories(&self, advisories: &[NewAdvisory]) -> Result<Vec<AdvisoryPut>, StoreError>;
 
     /// The records (not withdrawn) indexed under any of these (ecosystem, name)
-    /// pairs, each once, by id.
+    /// pairs, each once, by id, for matching: each one's `json` is its match
+    /// form when one is kept (written at import, or back-filled by schema v16),
+    /// else the record. [`InventoryStore::advisory`] reads the record itself.
     fn advisories_for_packages(
         &self,
         packages: &[(String, String)],

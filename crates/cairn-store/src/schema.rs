@@ -761,6 +761,44 @@ ALTER TABLE runs ADD COLUMN requeue_of INTEGER;
 ALTER TABLE runs ADD COLUMN requeue_of BIGINT;
 "#,
     },
+    // Version 16: each advisory's match form (only what matching and a finding
+    // read: `cairn_vuln::match_form`), which a scan reads instead of the record.
+    // Records stored before are back-filled with a form cut the same way at the
+    // top level (without `details`, `references`, `related`, `credits`); a
+    // record the database cannot read as JSON keeps none, and matching reads
+    // the record itself (`coalesce(match_form, json)`): the same answers.
+    Migration {
+        version: 16,
+        sqlite: r#"
+ALTER TABLE advisories ADD COLUMN match_form BLOB;
+UPDATE advisories
+   SET match_form = CAST(json_remove(CAST(json AS TEXT),
+                         '$.details', '$.references', '$.related', '$.credits') AS BLOB)
+ WHERE json_valid(CAST(json AS TEXT));
+"#,
+        postgres: r#"
+ALTER TABLE advisories ADD COLUMN match_form BYTEA;
+DO $$
+DECLARE
+    r RECORD;
+BEGIN
+    FOR r IN SELECT id FROM advisories LOOP
+        BEGIN
+            UPDATE advisories
+               SET match_form = convert_to(
+                       (convert_from(json, 'UTF8')::jsonb
+                           - 'details' - 'references' - 'related' - 'credits')::text,
+                       'UTF8')
+             WHERE id = r.id;
+        EXCEPTION WHEN OTHERS THEN
+            -- Not JSON PostgreSQL reads (a NUL escape, invalid UTF-8): no form.
+            NULL;
+        END;
+    END LOOP;
+END
+$$;
+"#,
+    },
 ];
 
 /// The schema version this cairn writes (the last entry of the migration list).

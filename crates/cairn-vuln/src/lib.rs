@@ -30,6 +30,6 @@ pub mod vex;
 pub use error::Error;
 pub use index::{AdvisoryIndex, ScanIssue, ScanReport};
 pub use matching::{Finding, FindingKind, Package, Rating, Severity, matches, normalize_name};
-pub use osv::{Advisory, Affected, Event, Informational, RangeKind, RecordProblem};
+pub use osv::{Advisory, Affected, Event, Informational, RangeKind, RecordProblem, match_form};
 pub use version::{Scheme, Version, VersionError};
 pub use vex::{Justification, VexDocument, VexError, VexSet, VexStatus, VexVerdict};

@@ -321,3 +321,79 @@ fn peek_agrees_with_the_full_parse_on_real_records() {
     let p = Advisory::peek(n).unwrap();
     assert!(!p.withdrawn && p.packages.is_empty());
 }
+
+/// The versions a record's entry for its package names (events and listed), and
+/// a few around them: where a range's answer can change.
+fn probe_versions(affected: &cairn_vuln::Affected) -> Vec<String> {
+    let mut out = vec!["0.1.0".to_owned(), "0:0".to_owned(), "999.0.0".to_owned()];
+    for r in &affected.ranges {
+        for e in &r.events {
+            let v = e.version().to_owned();
+            out.push(format!("{v}~"));
+            out.push(format!("{v}.1"));
+            out.push(v);
+        }
+    }
+    out.extend(affected.versions.iter().take(20).cloned());
+    out
+}
+
+/// A record's match form (what a store keeps for scans) answers every match as
+/// the record does — findings (ids, aliases, summary, severity, urgency, fixed
+/// versions, kind), errors and record problems — on every RustSec record and
+/// every OSV.dev Debian 12 record, at the versions where a range can change its
+/// answer; and it is smaller. Bad input: a record that does not parse has no form.
+#[test]
+fn match_form_matches_as_the_record_does_on_real_records() {
+    use cairn_vuln::archive::{Entry, Limits, OsvArchive};
+    let file = std::fs::File::open(conformance_dir().join("osv/debian-12.zip")).unwrap();
+    let mut archive = OsvArchive::open(std::io::BufReader::new(file), Limits::default()).unwrap();
+    let mut records: Vec<Vec<u8>> = rustsec().into_iter().map(|(_, b)| b).collect();
+    for i in 0..archive.len() {
+        if let Entry::Record { bytes, .. } = archive.entry(i).unwrap() {
+            records.push(bytes);
+        }
+    }
+    let (mut full_bytes, mut form_bytes, mut checked, mut found) = (0usize, 0usize, 0usize, 0usize);
+    for bytes in &records {
+        let full = Advisory::parse(bytes).unwrap();
+        let form_json =
+            cairn_vuln::match_form(bytes).unwrap_or_else(|| panic!("{}: no match form", full.id));
+        let form = Advisory::parse(&form_json).unwrap();
+        full_bytes += bytes.len();
+        form_bytes += form_json.len();
+        assert_eq!(form.id, full.id);
+        assert_eq!(form.modified, full.modified);
+        assert_eq!(form.is_withdrawn(), full.is_withdrawn(), "{}", full.id);
+        assert_eq!(form.problems, full.problems, "{}", full.id);
+        assert_eq!(form.informational, full.informational, "{}", full.id);
+        assert_eq!(form.affected.len(), full.affected.len(), "{}", full.id);
+        for a in &full.affected {
+            for version in probe_versions(a) {
+                let package = Package::new(&a.ecosystem, &a.name, &version);
+                let (x, y) = (
+                    cairn_vuln::matches(&full, &package),
+                    cairn_vuln::matches(&form, &package),
+                );
+                found += usize::from(matches!(x, Ok(Some(_))));
+                match (x, y) {
+                    (Ok(x), Ok(y)) => assert_eq!(x, y, "{} {package:?}", full.id),
+                    (Err(x), Err(y)) => {
+                        assert_eq!(x.to_string(), y.to_string(), "{} {package:?}", full.id);
+                    }
+                    (x, y) => panic!("{} {package:?}: {x:?} vs {y:?}", full.id),
+                }
+                checked += 1;
+            }
+        }
+    }
+    println!(
+        "{} records, {checked} matches compared ({found} findings); {full_bytes} bytes of records, {form_bytes} of match forms",
+        records.len()
+    );
+    assert!(found > 10_000, "{found} findings");
+    assert!(form_bytes * 2 < full_bytes, "{form_bytes} vs {full_bytes}");
+    assert!(cairn_vuln::match_form(b"not json").is_none());
+    assert!(cairn_vuln::match_form(br#"{"modified":"m"}"#).is_none());
+    assert!(cairn_vuln::match_form(br#"{"id":"X","modified":"m","affected":[{"package":{"ecosystem":"npm","name":"a"},"ranges":[{"type":"SEMVER","events":[]}]}]}"#).is_none());
+}

@@ -383,6 +383,7 @@ mod tests {
                 withdrawn: false,
                 packages: vec![("npm".into(), "left-pad".into())],
                 json: record.as_bytes().to_vec(),
+                match_form: None,
             }])
             .unwrap();
         let digest = cairn_model::Digest::from_bytes([7; 32]);

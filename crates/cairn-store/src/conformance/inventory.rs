@@ -131,6 +131,47 @@ pub fn advisories_are_found_by_package(store: &dyn Store) -> Result<(), StoreErr
     Ok(())
 }
 
+/// Lookup by package, for matching, gives a record's match form where one is kept
+/// (and the record where none is); the record itself is kept whole and read by
+/// id. A newer record replaces its form, or drops it when it comes without one.
+pub fn matching_reads_the_match_form_and_the_record_stays_whole(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    let mut with_form = advisory("F-1", "2024-01-01T00:00:00.000000000Z", &[("npm", "f")]);
+    with_form.match_form = Some(b"{\"id\":\"F-1\",\"form\":1}".to_vec());
+    let without = advisory("F-2", "2024-01-01T00:00:00.000000000Z", &[("npm", "f")]);
+    store.put_advisories(&[with_form.clone(), without.clone()])?;
+    let p = keys(&[("npm", "f")]);
+    let found = store.advisories_for_packages(&p)?;
+    assert_eq!(found_ids(&found), vec!["F-1", "F-2"]);
+    assert_eq!(Some(&found[0].json), with_form.match_form.as_ref());
+    assert_eq!(found[1].json, without.json);
+    assert_eq!(
+        store.advisory("F-1")?.expect("F-1 is kept").json,
+        with_form.json
+    );
+    // A newer form replaces the old one; a newer record without one drops it.
+    let mut newer = advisory("F-1", "2024-02-01T00:00:00.000000000Z", &[("npm", "f")]);
+    newer.match_form = Some(b"{\"id\":\"F-1\",\"form\":2}".to_vec());
+    store.put_advisories(std::slice::from_ref(&newer))?;
+    assert_eq!(
+        Some(&store.advisories_for_packages(&p)?[0].json),
+        newer.match_form.as_ref()
+    );
+    let newest = advisory("F-1", "2024-03-01T00:00:00.000000000Z", &[("npm", "f")]);
+    store.put_advisories(std::slice::from_ref(&newest))?;
+    assert_eq!(store.advisories_for_packages(&p)?[0].json, newest.json);
+    // A form over the limit refuses the whole batch, as a record over it does.
+    let mut big = advisory("F-3", "2024-01-01T00:00:00.000000000Z", &[]);
+    big.match_form = Some(vec![b' '; crate::MAX_ADVISORY_BYTES + 1]);
+    assert!(matches!(
+        store.put_advisories(&[big]),
+        Err(StoreError::TooLarge { .. })
+    ));
+    assert!(store.advisory("F-3")?.is_none());
+    Ok(())
+}
+
 /// A withdrawn record is kept (and counted, and can be updated) but never found by
 /// package; one that becomes withdrawn leaves the index.
 pub fn withdrawn_advisories_are_kept_but_not_indexed(store: &dyn Store) -> Result<(), StoreError> {

@@ -91,6 +91,7 @@ macro_rules! conformance_tests {
             evidence_refers_to_known_runs_and_their_stages,
             advisories_are_replaced_only_when_newer,
             advisories_are_found_by_package,
+            matching_reads_the_match_form_and_the_record_stays_whole,
             withdrawn_advisories_are_kept_but_not_indexed,
             sboms_are_found_by_package,
             sbom_batches_are_all_or_nothing,
@@ -217,6 +218,7 @@ fn advisory(id: &str, modified: &str, packages: &[(&str, &str)]) -> NewAdvisory 
             .map(|(e, n)| ((*e).to_owned(), (*n).to_owned()))
             .collect(),
         json: format!("{{\"id\":\"{id}\",\"modified\":\"{modified}\"}}").into_bytes(),
+        match_form: None,
     }
 }
 

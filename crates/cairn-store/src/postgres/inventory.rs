@@ -185,16 +185,7 @@ fn advisory_by_id(
 impl InventoryStore for PostgresStore {
     fn put_advisories(&self, advisories: &[NewAdvisory]) -> Result<Vec<AdvisoryPut>, StoreError> {
         let what = "keeping advisories";
-        if let Some(big) = advisories
-            .iter()
-            .find(|a| a.json.len() > crate::MAX_ADVISORY_BYTES)
-        {
-            return Err(StoreError::TooLarge {
-                what: "an advisory record",
-                size: big.json.len(),
-                limit: crate::MAX_ADVISORY_BYTES,
-            });
-        }
+        crate::inventory::check_advisory_sizes(advisories)?;
         self.write(what, |tx| {
             let mut out = Vec::with_capacity(advisories.len());
             for a in advisories {
@@ -214,11 +205,18 @@ impl InventoryStore for PostgresStore {
                 };
                 tx.exec(
                     what,
-                    "INSERT INTO advisories (id, modified, withdrawn, json) \
-                     VALUES ($1, $2, $3, $4) \
+                    "INSERT INTO advisories (id, modified, withdrawn, json, match_form) \
+                     VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (id) DO UPDATE SET modified = excluded.modified, \
-                     withdrawn = excluded.withdrawn, json = excluded.json",
-                    &[&a.id, &a.modified, &i64::from(a.withdrawn), &a.json],
+                     withdrawn = excluded.withdrawn, json = excluded.json, \
+                     match_form = excluded.match_form",
+                    &[
+                        &a.id,
+                        &a.modified,
+                        &i64::from(a.withdrawn),
+                        &a.json,
+                        &a.match_form,
+                    ],
                 )?;
                 tx.exec(
                     what,
@@ -246,24 +244,32 @@ impl InventoryStore for PostgresStore {
         packages: &[(String, String)],
     ) -> Result<Vec<StoredAdvisory>, StoreError> {
         let what = "reading advisories by package";
+        if packages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ecosystems: Vec<&str> = packages.iter().map(|(e, _)| e.as_str()).collect();
+        let names: Vec<&str> = packages.iter().map(|(_, n)| n.as_str()).collect();
         self.read(what, |tx| {
-            let mut ids = std::collections::BTreeSet::new();
-            for (ecosystem, name) in packages {
-                let found: Vec<String> = tx.all(
-                    what,
-                    "SELECT id FROM advisory_packages WHERE ecosystem = $1 AND name = $2",
-                    &[ecosystem, name],
-                    |r| r.try_get(0),
-                )?;
-                ids.extend(found);
-            }
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                if let Some(a) = advisory_by_id(tx, &id, what)? {
-                    out.push(a);
-                }
-            }
-            Ok(out)
+            // One statement for every package: the records (their match forms)
+            // joined to the index rows, each once, by id.
+            tx.all(
+                what,
+                "SELECT a.id, a.modified, a.withdrawn, coalesce(a.match_form, a.json) \
+                 FROM advisories a WHERE a.id IN ( \
+                   SELECT p.id FROM advisory_packages p \
+                   JOIN unnest($1::text[], $2::text[]) AS k (ecosystem, name) \
+                     ON p.ecosystem = k.ecosystem AND p.name = k.name) \
+                 ORDER BY a.id",
+                &[&ecosystems, &names],
+                |r| {
+                    Ok(StoredAdvisory {
+                        id: r.try_get(0)?,
+                        modified: r.try_get(1)?,
+                        withdrawn: r.try_get::<_, i64>(2)? != 0,
+                        json: r.try_get(3)?,
+                    })
+                },
+            )
         })
     }
 

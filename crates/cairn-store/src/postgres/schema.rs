@@ -140,6 +140,47 @@ mod tests {
         assert_eq!(kept, 1);
     }
 
+    /// A version 14 database's advisories are back-filled with their match
+    /// form (the record without `details`, `references`, `related`,
+    /// `credits`); a record PostgreSQL cannot read as JSON (not JSON, a NUL
+    /// escape) keeps none and does not stop the migration. The record stays.
+    #[test]
+    fn a_version_14_database_gets_its_advisories_match_forms() {
+        let server = PgServer::start();
+        let (db, mut client) = at_version(&server, 14);
+        let record = r#"{"id":"A-1","modified":"m","details":"long text","related":["X"],"references":[{"type":"WEB","url":"https://x"}],"credits":[{"name":"n"}],"summary":"s \u00e9","aliases":["CVE-1"],"affected":[{"package":{"ecosystem":"npm","name":"a"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.0.0"}]}],"ecosystem_specific":{"urgency":"low"}}],"database_specific":{"informational":"unsound"}}"#;
+        let insert =
+            "INSERT INTO advisories (id, modified, withdrawn, json) VALUES ($1, 'm', 0, $2)";
+        for (id, json) in [
+            ("A-1", record.as_bytes()),
+            ("A-2", b"not json".as_slice()),
+            ("A-3", br#"{"id":"A-3","summary":"\u0000"}"#.as_slice()),
+        ] {
+            client.execute(insert, &[&id, &json]).unwrap();
+        }
+        migrate(&mut client, db.url()).unwrap();
+        assert_eq!(version(&mut client).unwrap(), SCHEMA_VERSION);
+        let mut read = |id: &str| -> (Vec<u8>, Option<Vec<u8>>) {
+            let r = client
+                .query_one(
+                    "SELECT json, match_form FROM advisories WHERE id = $1",
+                    &[&id],
+                )
+                .unwrap();
+            (r.get(0), r.get(1))
+        };
+        let (json, form) = read("A-1");
+        assert_eq!(json, record.as_bytes());
+        let form: serde_json::Value = serde_json::from_slice(&form.unwrap()).unwrap();
+        let mut expect: serde_json::Value = serde_json::from_str(record).unwrap();
+        for key in ["details", "related", "references", "credits"] {
+            expect.as_object_mut().unwrap().remove(key);
+        }
+        assert_eq!(form, expect);
+        assert_eq!(read("A-2"), (b"not json".to_vec(), None));
+        assert_eq!(read("A-3").1, None);
+    }
+
     /// An empty version 8 database is new to the log (no mark row).
     #[test]
     fn an_empty_version_8_database_is_new_to_the_log() {

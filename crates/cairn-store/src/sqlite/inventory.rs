@@ -329,16 +329,7 @@ fn advisory_by_id(
 impl InventoryStore for SqliteStore {
     fn put_advisories(&self, advisories: &[NewAdvisory]) -> Result<Vec<AdvisoryPut>, StoreError> {
         let what = "keeping advisories";
-        if let Some(big) = advisories
-            .iter()
-            .find(|a| a.json.len() > crate::MAX_ADVISORY_BYTES)
-        {
-            return Err(StoreError::TooLarge {
-                what: "an advisory record",
-                size: big.json.len(),
-                limit: crate::MAX_ADVISORY_BYTES,
-            });
-        }
+        crate::inventory::check_advisory_sizes(advisories)?;
         self.write(what, |tx| {
             let mut out = Vec::with_capacity(advisories.len());
             for a in advisories {
@@ -355,11 +346,15 @@ impl InventoryStore for SqliteStore {
                     }
                 };
                 tx.prepare_cached(
-                    "INSERT INTO advisories (id, modified, withdrawn, json) VALUES (?1, ?2, ?3, ?4) \
+                    "INSERT INTO advisories (id, modified, withdrawn, json, match_form) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) \
                      ON CONFLICT (id) DO UPDATE SET modified = excluded.modified, \
-                     withdrawn = excluded.withdrawn, json = excluded.json",
+                     withdrawn = excluded.withdrawn, json = excluded.json, \
+                     match_form = excluded.match_form",
                 )
-                .and_then(|mut stmt| stmt.execute(params![a.id, a.modified, a.withdrawn, a.json]))
+                .and_then(|mut stmt| {
+                    stmt.execute(params![a.id, a.modified, a.withdrawn, a.json, a.match_form])
+                })
                 .map_err(StoreError::sqlite(what))?;
                 tx.prepare_cached("DELETE FROM advisory_packages WHERE id = ?1")
                     .and_then(|mut stmt| stmt.execute([&a.id]))
@@ -388,27 +383,35 @@ impl InventoryStore for SqliteStore {
     ) -> Result<Vec<StoredAdvisory>, StoreError> {
         let what = "reading advisories by package";
         self.read(what, |tx| {
-            let mut ids = std::collections::BTreeSet::new();
+            // One indexed join per package: the records (their match forms)
+            // come with the index rows, deduplicated by id.
+            let mut out = std::collections::BTreeMap::new();
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT id FROM advisory_packages WHERE ecosystem = ?1 AND name = ?2",
+                    "SELECT a.id, a.modified, a.withdrawn, coalesce(a.match_form, a.json) \
+                     FROM advisory_packages p JOIN advisories a ON a.id = p.id \
+                     WHERE p.ecosystem = ?1 AND p.name = ?2",
                 )
                 .map_err(StoreError::sqlite(what))?;
             for (ecosystem, name) in packages {
                 let found = stmt
-                    .query_map(params![ecosystem, name], |r| r.get::<_, String>(0))
+                    .query_map(params![ecosystem, name], |r| {
+                        Ok(StoredAdvisory {
+                            id: r.get(0)?,
+                            modified: r.get(1)?,
+                            withdrawn: r.get(2)?,
+                            json: r.get(3)?,
+                        })
+                    })
                     .map_err(StoreError::sqlite(what))?;
-                for id in found {
-                    ids.insert(id.map_err(StoreError::sqlite(what))?);
+                for a in found {
+                    let a = a.map_err(StoreError::sqlite(what))?;
+                    if !out.contains_key(&a.id) {
+                        out.insert(a.id.clone(), a);
+                    }
                 }
             }
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                if let Some(a) = advisory_by_id(tx, &id, what)? {
-                    out.push(a);
-                }
-            }
-            Ok(out)
+            Ok(out.into_values().collect())
         })
     }
 

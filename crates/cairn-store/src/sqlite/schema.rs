@@ -76,6 +76,47 @@ mod tests {
         assert_eq!(evidence, 0);
     }
 
+    /// A version 14 database's advisories are back-filled with their match
+    /// form: the record without its text (`details`, `references`, `related`,
+    /// `credits`), everything matching reads kept; a record SQLite cannot read
+    /// as JSON keeps none (matching reads the record itself). The record stays
+    /// as it was.
+    #[test]
+    fn a_version_14_database_gets_its_advisories_match_forms() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for script in &MIGRATIONS[..14] {
+            conn.execute_batch(script.sqlite).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 14).unwrap();
+        let record = r#"{"id":"A-1","modified":"m","details":"long text","related":["X"],"references":[{"type":"WEB","url":"https://x"}],"credits":[{"name":"n"}],"summary":"s \u00e9","aliases":["CVE-1"],"affected":[{"package":{"ecosystem":"npm","name":"a"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.0.0"}]}],"ecosystem_specific":{"urgency":"low"}}],"database_specific":{"informational":"unsound"}}"#;
+        let insert =
+            "INSERT INTO advisories (id, modified, withdrawn, json) VALUES (?1, 'm', 0, ?2)";
+        conn.execute(insert, rusqlite::params!["A-1", record.as_bytes()])
+            .unwrap();
+        conn.execute(insert, rusqlite::params!["A-2", b"not json".as_slice()])
+            .unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), KNOWN_VERSION);
+        let read = |id: &str| -> (Vec<u8>, Option<Vec<u8>>) {
+            conn.query_row(
+                "SELECT json, match_form FROM advisories WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        let (json, form) = read("A-1");
+        assert_eq!(json, record.as_bytes());
+        let form: serde_json::Value = serde_json::from_slice(&form.unwrap()).unwrap();
+        let mut expect: serde_json::Value = serde_json::from_str(record).unwrap();
+        for key in ["details", "related", "references", "credits"] {
+            expect.as_object_mut().unwrap().remove(key);
+        }
+        assert_eq!(form, expect);
+        assert_eq!(form["summary"], "s \u{e9}");
+        assert_eq!(read("A-2"), (b"not json".to_vec(), None));
+    }
+
     /// A database left at version 7 gains the server's tables and columns; its
     /// runs read as the CLI's (not for workers), its identities do not expire.
     #[test]
