@@ -147,7 +147,13 @@ impl Idp {
 
     /// A CI job's access token: client credentials for `urn:cairn:api`.
     fn ci_token(&self) -> String {
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("ci-bot:{CI_SECRET}"));
+        self.client_token("ci-bot")
+    }
+
+    /// The access token of client `client` (`ci-bot` or `release-bot`).
+    fn client_token(&self, client: &str) -> String {
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{client}:{CI_SECRET}"));
         let mut answer = agent()
             .post(&format!("{}/token", self.issuer))
             .header("authorization", &format!("Basic {basic}"))
@@ -272,6 +278,13 @@ identity = "platform-team"
 claim = "sub"
 value = "ci-bot"
 identity = "ci-bot"
+
+[[sso.map]]
+claim = "sub"
+value = "release-bot"
+identity = "release-bot"
+kind = "service-account"
+roles = [{{ role = "viewer" }}, {{ role = "developer", workload = "hello" }}]
 "#,
             issuer = idp.issuer,
             secret = secret_file.display(),
@@ -616,4 +629,112 @@ fn bearer_tokens_from_the_provider_rotation_and_tampered_tokens() {
             "cairn printed a secret: {printed}"
         );
     }
+}
+
+/// Roles declared in `[[sso.map]]`: the release pipeline's token from the
+/// provider (`sub` = `release-bot`, never `cairn identity add`ed) works at once
+/// as the service account org.toml declares, with exactly the declared roles;
+/// a binding granted by hand is taken back at its next sign-on (org.toml is
+/// the source), each change in the audit log by `[[sso.map]]`; revoking the
+/// identity wins over org.toml; a valid token nobody maps still has no role.
+#[test]
+fn roles_declared_in_sso_map_need_no_identity_add() {
+    let s = setup();
+    let listed = s.f.ok_as(&s.admin, &["identity", "list"]).stdout;
+    assert!(!listed.contains("release-bot"), "{listed}");
+
+    let token = s.idp.client_token("release-bot");
+    let (status, body) = whoami(&s.up, &token);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["identity"], "release-bot");
+    assert_eq!(body["kind"], "service-account");
+    let roles = |body: &Value| {
+        let mut r: Vec<String> = body["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                format!(
+                    "{}@{}",
+                    b["role"].as_str().unwrap(),
+                    b["workload"].as_str().unwrap_or("*")
+                )
+            })
+            .collect();
+        r.sort();
+        r
+    };
+    assert_eq!(roles(&body), ["developer@hello", "viewer@*"]);
+    println!(
+        "declared in [[sso.map]], no identity add: {} ({}) with roles {:?}",
+        body["identity"],
+        body["kind"],
+        roles(&body)
+    );
+    let listed = s.f.ok_as(&s.admin, &["identity", "list"]).stdout;
+    assert!(listed.contains("release-bot"), "{listed}");
+
+    // A role granted by hand is not org.toml's: taken back at the next sign-on.
+    s.f.ok_as(
+        &s.admin,
+        &["role", "grant", "release-bot", "platform-admin"],
+    );
+    let (status, body) = whoami(&s.up, &token);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(roles(&body), ["developer@hello", "viewer@*"]);
+    println!(
+        "a hand-granted platform-admin is revoked again: {:?}",
+        roles(&body)
+    );
+
+    // Each change is an audit log entry made by [[sso.map]].
+    let size = s.f.json(&["log", "checkpoint"])["size"].as_u64().unwrap();
+    let by_map: Vec<Value> = (0..size)
+        .map(|i| {
+            let shown = s.f.json(&["log", "show", &i.to_string()]);
+            serde_json::from_str::<Value>(shown["entry_text"].as_str().unwrap()).unwrap()
+        })
+        .filter(|e| e["spec"]["actor"] == "[[sso.map]]" && e["spec"]["identity"] == "release-bot")
+        .collect();
+    let log = &by_map;
+    assert!(
+        by_map.len() >= 4,
+        "identity-add, 2 grants, 1 revoke: {log:?}"
+    );
+    for action in ["identity-add", "role-grant", "role-revoke"] {
+        assert!(
+            by_map.iter().any(|e| e["spec"]["action"] == action),
+            "{action}: {log:?}"
+        );
+    }
+    println!("audit entries by [[sso.map]]: {}", by_map.len());
+
+    // Revoked stays revoked: org.toml does not bring the identity back.
+    s.f.ok_as(&s.admin, &["identity", "revoke", "release-bot"]);
+    let (status, body) = whoami(&s.up, &s.idp.client_token("release-bot"));
+    assert_eq!(status, 401, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("to the cairn identity release-bot, which does not exist or is revoked"),
+        "{detail}"
+    );
+    println!("refused (declared identity revoked): {detail}");
+
+    // A valid token from the provider that no mapping names: no role.
+    let rsa = s.idp.key("RS256");
+    let stranger = sign(
+        &json!({"alg": "RS256", "typ": "JWT", "kid": rsa.kid}),
+        &json!({"iss": s.idp.issuer, "aud": "urn:cairn:api", "sub": "deploy-bot",
+                "iat": now_s(), "exp": now_s() + 300}),
+        "RS256",
+        &rsa.pkcs8,
+    );
+    let (status, body) = whoami(&s.up, &stranger);
+    assert_eq!(status, 403, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("no [[sso.map]] in org.toml maps it"),
+        "{detail}"
+    );
+    println!("refused (unmapped user): {detail}");
 }

@@ -155,7 +155,7 @@ fn oidc_bearer(s: &Shared, token: &str) -> Result<Actor, ApiError> {
         }
     };
     let who = crate::oidc::Who::of(&claims);
-    let Some(name) = crate::oidc::map_claims(&provider.config, &claims) else {
+    let Some(m) = crate::oidc::map_claims(&provider.config, &claims) else {
         s.metrics.forbidden();
         return Err(ApiError::forbidden(format!(
             "the token of {} is valid, but no [[sso.map]] in org.toml maps it to a cairn identity: \
@@ -163,16 +163,33 @@ fn oidc_bearer(s: &Shared, token: &str) -> Result<Actor, ApiError> {
             who.describe()
         )));
     };
-    let identity = access::active_identity(&*s.store, &name).map_err(|_| {
-        ApiError::unauthorized(format!(
-            "org.toml maps {} to the cairn identity {name}, which does not exist or is revoked",
-            who.describe()
-        ))
-    })?;
+    let identity = crate::oidc::mapped_identity(&*s.store, &s.config.data, m)
+        .map_err(|e| mapped_identity_refused(&who, &m.identity, e))?;
     Ok(Actor {
         identity,
         via: Via::Token,
     })
+}
+
+/// Why a verified, mapped token has no identity: the mapped identity is
+/// missing or revoked (401), org.toml's declaration cannot be applied (403,
+/// saying why), or the store or log failed (500).
+pub fn mapped_identity_refused(
+    who: &crate::oidc::Who,
+    name: &str,
+    e: cairn_engine::EngineError,
+) -> ApiError {
+    use cairn_engine::EngineError as E;
+    match e {
+        E::BadToken | E::NoToken => ApiError::unauthorized(format!(
+            "org.toml maps {} to the cairn identity {name}, which does not exist or is revoked",
+            who.describe()
+        )),
+        e @ (E::SsoBeforeBootstrap { .. } | E::SsoKindDiffers { .. } | E::LastAdmin) => {
+            ApiError::forbidden(format!("{}: {e}", who.describe()))
+        }
+        e => ApiError::from(e),
+    }
 }
 
 /// A browser sends its cookie with requests other sites make it send, so a

@@ -14,7 +14,21 @@
 //! claim = "email"          # email (verified only), sub or groups
 //! value = "alice@example.org"
 //! identity = "alice@example.org"
+//!
+//! [[sso.map]]              # roles declared here: no `cairn identity add`
+//! claim = "groups"
+//! value = "release"
+//! identity = "release-team"
+//! kind = "user"            # or "service-account" (a CI workload identity)
+//! roles = [{ role = "viewer" }, { role = "release-manager", workload = "shop" }]
 //! ```
+//!
+//! A mapping with `roles` makes org.toml the source of that identity's role
+//! bindings: at each sign-on cairn creates the identity when it is missing and
+//! grants and revokes bindings until they are exactly the declared ones, each
+//! change an audit log entry by `[[sso.map]]` before it is made. A revoked
+//! identity stays revoked. A mapping without `roles` names an identity made
+//! with `cairn identity add`, whose roles are its bindings.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -23,6 +37,17 @@ use super::diagnostic::ConfigError;
 
 /// Most claim mappings.
 const MAX_MAPS: usize = 1024;
+/// Most roles one mapping declares.
+const MAX_ROLES: usize = 64;
+/// The roles' names, as cairn-policy's `Role::as_str` spells them (a test in
+/// cairn-engine's `access` keeps the two lists equal).
+pub const ROLE_NAMES: [&str; 5] = [
+    "viewer",
+    "developer",
+    "maintainer",
+    "release-manager",
+    "platform-admin",
+];
 
 /// The organisation's OpenID Connect provider and the claim mappings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +94,27 @@ pub struct ClaimMap {
     pub claim: Claim,
     pub value: String,
     pub identity: String,
+    /// `Some`: the identity's kind and its exact role bindings, declared here
+    /// (the identity is made on first sign-on); `None`: an identity made with
+    /// `cairn identity add`, with its bindings in the store.
+    pub declared: Option<DeclaredRoles>,
+}
+
+/// The identity a mapping declares, with its roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredRoles {
+    pub service_account: bool,
+    /// Deduplicated, in file order.
+    pub roles: Vec<MappedRole>,
+}
+
+/// One role binding a mapping declares: a role at the organisation, a workload
+/// or a workload's environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedRole {
+    pub role: String,
+    pub workload: Option<String>,
+    pub environment: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +138,16 @@ struct RawMap {
     claim: Spanned<String>,
     value: Spanned<String>,
     identity: Spanned<String>,
+    kind: Option<Spanned<String>>,
+    roles: Option<Spanned<Vec<Spanned<RawRole>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    role: Spanned<String>,
+    workload: Option<Spanned<String>>,
+    environment: Option<Spanned<String>>,
 }
 
 /// Whether `u` is a URL cairn may talk OpenID Connect with: `https://`, or
@@ -241,10 +297,23 @@ pub(super) fn validate(file: &str, text: &str, raw: RawSso) -> Result<SsoConfig,
                 "1 to 64 of letters, digits, '.', '_', '-', '@', starting with a letter or digit",
             ));
         }
+        let declared = match (m.kind, m.roles) {
+            (None, None) => None,
+            (Some(kind), None) => {
+                return Err(err(
+                    kind.span(),
+                    "`kind` without `roles`".into(),
+                    "declare the identity's roles too, e.g. roles = [{ role = \"developer\" }], \
+                     or drop `kind` (an identity made with `cairn identity add` has its own)",
+                ));
+            }
+            (kind, Some(roles)) => Some(validate_roles(&err, kind, roles)?),
+        };
         map.push(ClaimMap {
             claim,
             value: m.value.into_inner(),
             identity: m.identity.into_inner(),
+            declared,
         });
     }
     Ok(SsoConfig {
@@ -255,6 +324,79 @@ pub(super) fn validate(file: &str, text: &str, raw: RawSso) -> Result<SsoConfig,
         audiences,
         scopes,
         map,
+    })
+}
+
+/// A mapping's `kind` and `roles`: known roles, bounded names, an
+/// environment only with a workload, at most [`MAX_ROLES`].
+fn validate_roles(
+    err: &dyn Fn(std::ops::Range<usize>, String, &str) -> ConfigError,
+    kind: Option<Spanned<String>>,
+    roles: Spanned<Vec<Spanned<RawRole>>>,
+) -> Result<DeclaredRoles, ConfigError> {
+    let service_account = match kind {
+        None => false,
+        Some(k) => match k.get_ref().as_str() {
+            "user" => false,
+            "service-account" => true,
+            other => {
+                return Err(err(
+                    k.span(),
+                    format!("unknown identity kind `{other}`"),
+                    "one of user, service-account",
+                ));
+            }
+        },
+    };
+    let span = roles.span();
+    let roles = roles.into_inner();
+    if roles.len() > MAX_ROLES {
+        return Err(err(
+            span,
+            format!("at most {MAX_ROLES} roles per mapping"),
+            "bind roles organisation-wide or per workload instead of per environment",
+        ));
+    }
+    let scope_ok =
+        |s: &str| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic());
+    let mut out: Vec<MappedRole> = Vec::new();
+    for r in roles {
+        let r = r.into_inner();
+        if !ROLE_NAMES.contains(&r.role.get_ref().as_str()) {
+            return Err(err(
+                r.role.span(),
+                format!("unknown role `{}`", r.role.get_ref()),
+                "one of viewer, developer, maintainer, release-manager, platform-admin",
+            ));
+        }
+        for s in [&r.workload, &r.environment].into_iter().flatten() {
+            if !scope_ok(s.get_ref()) {
+                return Err(err(
+                    s.span(),
+                    "a workload or environment name is 1 to 128 printable ASCII characters".into(),
+                    "e.g. { role = \"developer\", workload = \"shop\" }",
+                ));
+            }
+        }
+        if let (None, Some(e)) = (&r.workload, &r.environment) {
+            return Err(err(
+                e.span(),
+                "an environment binding also needs a workload".into(),
+                "e.g. { role = \"release-manager\", workload = \"shop\", environment = \"production\" }",
+            ));
+        }
+        let role = MappedRole {
+            role: r.role.into_inner(),
+            workload: r.workload.map(Spanned::into_inner),
+            environment: r.environment.map(Spanned::into_inner),
+        };
+        if !out.contains(&role) {
+            out.push(role);
+        }
+    }
+    Ok(DeclaredRoles {
+        service_account,
+        roles: out,
     })
 }
 
@@ -304,6 +446,59 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("unknown claim `name`"), "{e}");
+        let with = |map: &str| {
+            parse_org(
+                "org.toml",
+                &format!(
+                    "[sso]\nissuer = \"http://127.0.0.1:9/\"\nclient_id = \"c\"\n\
+                     redirect_uri = \"http://127.0.0.1:8/cb\"\n[[sso.map]]\nclaim = \"sub\"\n\
+                     value = \"x\"\nidentity = \"y\"\n{map}\n"
+                ),
+            )
+        };
+        let org = with(
+            "kind = \"service-account\"\nroles = [{ role = \"developer\" }, \
+             { role = \"release-manager\", workload = \"shop\", environment = \"prod\" }, \
+             { role = \"developer\" }]",
+        )
+        .unwrap();
+        let declared = org.sso.unwrap().map[0].declared.clone().unwrap();
+        assert!(declared.service_account);
+        assert_eq!(declared.roles.len(), 2, "duplicates are dropped");
+        assert_eq!(declared.roles[1].environment.as_deref(), Some("prod"));
+        let org = with("roles = []").unwrap();
+        assert_eq!(
+            org.sso.unwrap().map[0].declared,
+            Some(DeclaredRoles {
+                service_account: false,
+                roles: vec![]
+            }),
+            "an empty list declares an identity with no role"
+        );
+        assert_eq!(with("").unwrap().sso.unwrap().map[0].declared, None);
+        for (bad, says) in [
+            ("roles = [{ role = \"root\" }]", "unknown role `root`"),
+            (
+                "kind = \"robot\"\nroles = []",
+                "unknown identity kind `robot`",
+            ),
+            ("kind = \"user\"", "`kind` without `roles`"),
+            (
+                "roles = [{ role = \"viewer\", environment = \"prod\" }]",
+                "an environment binding also needs a workload",
+            ),
+            (
+                "roles = [{ role = \"viewer\", scope = \"all\" }]",
+                "unknown field `scope`",
+            ),
+            (
+                "roles = [{ role = \"viewer\", workload = \"a b\" }]",
+                "1 to 128 printable ASCII",
+            ),
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
         assert!(is_oidc_url("http://[::1]:8080/realms/x"));
         assert!(is_oidc_url("http://localhost:1"));
         assert!(!is_oidc_url("http://127.0.0.2/"));

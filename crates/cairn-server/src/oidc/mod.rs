@@ -15,9 +15,11 @@
 //! - A token is refused with its reason ([`jwt::Refused`]); no token, code or
 //!   secret is ever in a message or a log line.
 //! - Mapping ([`map_claims`]): the first `[[sso.map]]` whose claim matches
-//!   names the identity; `email` only when `email_verified` is true. The
-//!   identity must exist and be active in the store: its roles are its
-//!   bindings. Nobody matching → no identity, so no role.
+//!   names the identity; `email` only when `email_verified` is true. Without
+//!   `roles` the identity must exist and be active in the store: its roles are
+//!   its bindings. With `roles` ([`mapped_identity`]) org.toml declares it:
+//!   made on first sign-on, its bindings kept exactly the declared ones, each
+//!   change audited. Nobody matching → no identity, so no role.
 
 pub mod jwt;
 
@@ -25,7 +27,7 @@ use std::io::Read;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cairn_model::config::{Claim, SsoConfig, is_oidc_url};
+use cairn_model::config::{Claim, ClaimMap, SsoConfig, is_oidc_url};
 use serde_json::{Map, Value};
 
 /// The longest discovery document or JWKS read.
@@ -538,9 +540,10 @@ impl Who {
     }
 }
 
-/// The cairn identity the first matching `[[sso.map]]` names; `None` when no
-/// mapping matches (the user gets no role).
-pub fn map_claims(config: &SsoConfig, claims: &Map<String, Value>) -> Option<String> {
+/// The first `[[sso.map]]` that matches (it names the cairn identity, and
+/// perhaps declares its roles); `None` when none matches (the user gets no
+/// role).
+pub fn map_claims<'c>(config: &'c SsoConfig, claims: &Map<String, Value>) -> Option<&'c ClaimMap> {
     let verified_email = claims.get("email_verified") == Some(&Value::Bool(true));
     for m in &config.map {
         let matches = match m.claim {
@@ -555,8 +558,24 @@ pub fn map_claims(config: &SsoConfig, claims: &Map<String, Value>) -> Option<Str
                 .is_some_and(|g| g.iter().take(1024).any(|v| v.as_str() == Some(&m.value))),
         };
         if matches {
-            return Some(m.identity.clone());
+            return Some(m);
         }
     }
     None
+}
+
+/// The active cairn identity a matching mapping names: as the store has it, or
+/// as org.toml declares it (`roles`: made and its bindings kept exactly so,
+/// through `cairn_engine::access::declared_identity`, audited).
+pub fn mapped_identity(
+    store: &dyn cairn_store::Store,
+    data: &cairn_engine::DataDir,
+    m: &ClaimMap,
+) -> Result<cairn_policy::Identity, cairn_engine::EngineError> {
+    match &m.declared {
+        None => cairn_engine::access::active_identity(store, &m.identity),
+        Some(declared) => {
+            cairn_engine::access::declared_identity(store, data, &m.identity, declared)
+        }
+    }
 }
