@@ -429,16 +429,15 @@ pub fn check_github_check_run(
         "stale",
         "timed_out",
     ];
+    let completed_at = object
+        .get("completed_at")
+        .and_then(|t| t.as_str())
+        .is_some_and(|t| t.ends_with('Z'));
     match (status, conclusion) {
-        ("completed", Some(c)) if conclusions.contains(&c) => {
-            if object
-                .get("completed_at")
-                .and_then(|t| t.as_str())
-                .is_none_or(|t| !t.ends_with('Z'))
-            {
-                return fail("a completed check run needs completed_at (ISO 8601)".into());
-            }
+        ("completed", Some(c)) if conclusions.contains(&c) && !completed_at => {
+            return fail("a completed check run needs completed_at (ISO 8601)".into());
         }
+        ("completed", Some(c)) if conclusions.contains(&c) => {}
         ("completed", _) => {
             return fail("a completed check run needs a documented conclusion".into());
         }
@@ -446,8 +445,7 @@ pub fn check_github_check_run(
         _ => {}
     }
     let output = &body["output"];
-    if output["title"].as_str().is_none_or(|t| t.is_empty()) || output["summary"].as_str().is_none()
-    {
+    if output["title"].as_str().is_none_or(str::is_empty) || output["summary"].as_str().is_none() {
         return fail("output needs title and summary".into());
     }
     if !body["details_url"]
