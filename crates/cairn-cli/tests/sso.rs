@@ -724,3 +724,120 @@ fn roles_declared_in_sso_map_need_no_identity_add() {
     );
     println!("refused (unmapped user): {detail}");
 }
+
+/// Several issuers: the login's provider and a CI system's workload identity
+/// provider (`[[sso.issuers]]`, a second real oidc-provider with its own
+/// keys), each with its own audience and mapping. The CI provider's token maps
+/// through its own `[[sso.issuers.map]]`, never the login's (the same `sub`
+/// names another identity); the login provider's token for the CI audience is
+/// refused; a token claiming the CI issuer but signed with the login
+/// provider's key never validates, whatever kid it names; an issuer nobody
+/// configured is refused by name.
+#[test]
+fn several_issuers_each_with_its_own_audience_keys_and_mapping() {
+    let f = Fixture::new();
+    let platform = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let redirect = format!("http://127.0.0.1:{port}/login/oidc/callback");
+    let login = Idp::start(platform.path(), free_port(), &redirect, "login");
+    let ci = Idp::start(platform.path(), free_port(), &redirect, "ci");
+    std::fs::write(
+        platform.path().join("org.toml"),
+        format!(
+            r#"[sso]
+issuer = "{login}"
+client_id = "cairn"
+redirect_uri = "{redirect}"
+audiences = ["cairn"]
+
+[[sso.map]]
+claim = "sub"
+value = "ci-bot"
+identity = "admin"
+
+[[sso.issuers]]
+issuer = "{ci}"
+audiences = ["urn:cairn:api"]
+
+[[sso.issuers.map]]
+claim = "sub"
+value = "ci-bot"
+identity = "ci-runner"
+kind = "service-account"
+roles = [{{ role = "developer" }}]
+"#,
+            login = login.issuer,
+            ci = ci.issuer,
+        ),
+    )
+    .unwrap();
+    let up = Up::start_on(
+        &format!("127.0.0.1:{port}"),
+        &f.data,
+        &[],
+        Some(platform.path()),
+    );
+    let _admin = up.admin_token();
+
+    // The CI provider's own token: its own mapping (not the login's `admin`).
+    let token = ci.ci_token();
+    let (status, body) = whoami(&up, &token);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["identity"], "ci-runner");
+    assert_eq!(body["roles"][0]["role"], "developer");
+    println!(
+        "token of the CI issuer: {} ({}) with role {}",
+        body["identity"], body["kind"], body["roles"][0]["role"]
+    );
+
+    let rsa = login.key("RS256");
+    let ci_rsa = ci.key("RS256");
+    let claims = |iss: &str| {
+        json!({"iss": iss, "aud": "urn:cairn:api", "sub": "ci-bot",
+               "iat": now_s(), "exp": now_s() + 300})
+    };
+    let header = |kid: &str| json!({"alg": "RS256", "typ": "JWT", "kid": kid});
+    let cases = [
+        (
+            "the login provider's real token for the CI audience",
+            login.ci_token(),
+            "the token's audience",
+        ),
+        (
+            "claims the CI issuer, signed with the login provider's key",
+            sign(&header(&rsa.kid), &claims(&ci.issuer), "RS256", &rsa.pkcs8),
+            "is not in the provider's JWKS",
+        ),
+        (
+            "claims the CI issuer and its kid, signed with the login provider's key",
+            sign(
+                &header(&ci_rsa.kid),
+                &claims(&ci.issuer),
+                "RS256",
+                &rsa.pkcs8,
+            ),
+            "does not verify with the provider's key",
+        ),
+        (
+            "an issuer nobody configured",
+            sign(
+                &header(&ci_rsa.kid),
+                &claims("http://127.0.0.1:9/other"),
+                "RS256",
+                &ci_rsa.pkcs8,
+            ),
+            "is not the configured issuer",
+        ),
+    ];
+    for (case, token, says) in &cases {
+        let (status, body) = whoami(&up, token);
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert_eq!(status, 401, "{case}: {body}");
+        assert!(detail.contains(says), "{case}: {detail}");
+        assert!(
+            !detail.contains(token.as_str()),
+            "{case}: the token is echoed"
+        );
+        println!("refused ({case}): {detail}");
+    }
+}

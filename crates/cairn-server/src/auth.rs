@@ -135,10 +135,17 @@ async fn authenticate_parts(parts: &Parts, state: &AppState) -> Result<Actor, Ap
 /// identity of a CI system or a service account. Mapped to a cairn identity as
 /// a browser login is; no mapping, no identity.
 fn oidc_bearer(s: &Shared, token: &str) -> Result<Actor, ApiError> {
-    let provider = s
-        .sso
-        .provider()
-        .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+    let provider = match s.sso.bearer_provider(token) {
+        Ok(p) => p,
+        Err(crate::oidc::TokenError::Refused(why)) => {
+            return Err(ApiError::unauthorized(format!(
+                "the bearer token was refused: {why}"
+            )));
+        }
+        Err(crate::oidc::TokenError::Provider(e)) => {
+            return Err(ApiError::unauthorized(e.to_string()));
+        }
+    };
     let claims = match provider.bearer_claims(token) {
         Ok(claims) => claims,
         Err(crate::oidc::TokenError::Refused(why)) => {

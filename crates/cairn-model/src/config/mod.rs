@@ -24,8 +24,8 @@ pub use org::{
 };
 pub use policy_params::PolicyParams;
 pub use sso::{
-    Claim, ClaimMap, DeclaredRoles, MappedRole, ROLE_NAMES, SsoConfig, is_loopback_authority,
-    is_oidc_url,
+    BearerIssuer, Claim, ClaimMap, DeclaredRoles, MappedRole, ROLE_NAMES, SsoConfig,
+    is_loopback_authority, is_oidc_url,
 };
 pub use workload::{
     APP_DIR, HttpCheck, ImageConfig, MAX_HTTP_CHECKS, WORKLOAD_FILE, Workload, parse_workload,

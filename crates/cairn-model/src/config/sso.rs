@@ -66,7 +66,24 @@ pub struct SsoConfig {
     pub scopes: Vec<String>,
     /// Claim mappings, in file order; the first that matches wins.
     pub map: Vec<ClaimMap>,
+    /// More issuers whose tokens cairn takes as bearer tokens only (a CI
+    /// system's workload identity), each with its own audiences and mappings
+    /// (`[[sso.issuers]]`); never the login issuer, never twice.
+    pub issuers: Vec<BearerIssuer>,
 }
+
+/// An issuer of bearer tokens besides the login's (`[[sso.issuers]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerIssuer {
+    pub issuer: String,
+    /// The `aud` values its tokens may carry (at least one).
+    pub audiences: Vec<String>,
+    /// Its own claim mappings (the login issuer's never apply to it).
+    pub map: Vec<ClaimMap>,
+}
+
+/// Most extra issuers.
+const MAX_ISSUERS: usize = 16;
 
 /// Which claim names the identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +145,17 @@ pub(super) struct RawSso {
     audiences: Vec<Spanned<String>>,
     #[serde(default)]
     scopes: Vec<Spanned<String>>,
+    #[serde(default)]
+    map: Vec<Spanned<RawMap>>,
+    #[serde(default)]
+    issuers: Vec<Spanned<RawIssuer>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIssuer {
+    issuer: Spanned<String>,
+    audiences: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     map: Vec<Spanned<RawMap>>,
 }
@@ -254,15 +282,85 @@ pub(super) fn validate(file: &str, text: &str, raw: RawSso) -> Result<SsoConfig,
     if scopes.len() == 1 {
         scopes.extend(["email".to_owned(), "profile".to_owned()]);
     }
-    if raw.map.len() > MAX_MAPS {
+    let map = validate_maps(&err, raw.map)?;
+    if raw.issuers.len() > MAX_ISSUERS {
         return Err(err(
-            raw.map[MAX_MAPS].span(),
+            raw.issuers[MAX_ISSUERS].span(),
+            format!("at most {MAX_ISSUERS} more issuers"),
+            "one per CI system or workload identity provider",
+        ));
+    }
+    let mut issuers: Vec<BearerIssuer> = Vec::new();
+    for i in raw.issuers {
+        let i = i.into_inner();
+        if !is_oidc_url(i.issuer.get_ref()) {
+            return Err(err(
+                i.issuer.span(),
+                format!("issuer `{}` is not an https URL", i.issuer.get_ref()),
+                "https://… without credentials, query or fragment (http:// only to 127.0.0.1, [::1] or localhost)",
+            ));
+        }
+        if i.issuer.get_ref() == raw.issuer.get_ref()
+            || issuers.iter().any(|o| &o.issuer == i.issuer.get_ref())
+        {
+            return Err(err(
+                i.issuer.span(),
+                format!("issuer `{}` is configured twice", i.issuer.get_ref()),
+                "each issuer once: its audiences and mappings in one place",
+            ));
+        }
+        let audiences_span = i.audiences.span();
+        let mut audiences = Vec::new();
+        for a in i.audiences.into_inner() {
+            if !printable(a.get_ref(), 256) {
+                return Err(err(
+                    a.span(),
+                    "an audience is 1 to 256 printable ASCII characters".into(),
+                    "e.g. audiences = [\"urn:cairn:ci\"]",
+                ));
+            }
+            audiences.push(a.into_inner());
+        }
+        if audiences.is_empty() {
+            return Err(err(
+                audiences_span,
+                "an issuer needs at least one audience".into(),
+                "the `aud` its tokens for cairn carry, e.g. audiences = [\"urn:cairn:ci\"]",
+            ));
+        }
+        issuers.push(BearerIssuer {
+            issuer: i.issuer.into_inner(),
+            audiences,
+            map: validate_maps(&err, i.map)?,
+        });
+    }
+    Ok(SsoConfig {
+        issuer: raw.issuer.into_inner(),
+        client_id: raw.client_id.into_inner(),
+        client_secret_file,
+        redirect_uri: raw.redirect_uri.into_inner(),
+        audiences,
+        scopes,
+        map,
+        issuers,
+    })
+}
+
+/// Claim mappings: at most [`MAX_MAPS`], known claims, bounded values,
+/// identity names as cairn spells them, declared roles checked.
+fn validate_maps(
+    err: &dyn Fn(std::ops::Range<usize>, String, &str) -> ConfigError,
+    raw: Vec<Spanned<RawMap>>,
+) -> Result<Vec<ClaimMap>, ConfigError> {
+    if raw.len() > MAX_MAPS {
+        return Err(err(
+            raw[MAX_MAPS].span(),
             format!("at most {MAX_MAPS} claim mappings"),
             "map groups to shared identities instead of every user",
         ));
     }
     let mut map = Vec::new();
-    for m in raw.map {
+    for m in raw {
         let m = m.into_inner();
         let claim = match m.claim.get_ref().as_str() {
             "email" => Claim::Email,
@@ -316,15 +414,7 @@ pub(super) fn validate(file: &str, text: &str, raw: RawSso) -> Result<SsoConfig,
             declared,
         });
     }
-    Ok(SsoConfig {
-        issuer: raw.issuer.into_inner(),
-        client_id: raw.client_id.into_inner(),
-        client_secret_file,
-        redirect_uri: raw.redirect_uri.into_inner(),
-        audiences,
-        scopes,
-        map,
-    })
+    Ok(map)
 }
 
 /// A mapping's `kind` and `roles`: known roles, bounded names, an
@@ -476,6 +566,51 @@ mod tests {
             "an empty list declares an identity with no role"
         );
         assert_eq!(with("").unwrap().sso.unwrap().map[0].declared, None);
+        let issuers = |extra: &str| {
+            parse_org(
+                "org.toml",
+                &format!(
+                    "[sso]\nissuer = \"http://127.0.0.1:9/\"\nclient_id = \"c\"\n\
+                     redirect_uri = \"http://127.0.0.1:8/cb\"\n{extra}\n"
+                ),
+            )
+        };
+        let org = issuers(
+            "[[sso.issuers]]\nissuer = \"https://ci.example.org\"\naudiences = [\"urn:cairn:ci\"]\n\
+             [[sso.issuers.map]]\nclaim = \"sub\"\nvalue = \"repo:acme/shop\"\nidentity = \"shop-ci\"\n\
+             roles = [{ role = \"developer\", workload = \"shop\" }]",
+        )
+        .unwrap();
+        let sso = org.sso.unwrap();
+        assert_eq!(sso.issuers[0].audiences, ["urn:cairn:ci"]);
+        assert_eq!(sso.issuers[0].map[0].identity, "shop-ci");
+        assert!(sso.map.is_empty(), "the mappings stay each issuer's own");
+        for (bad, says) in [
+            (
+                "[[sso.issuers]]\nissuer = \"http://127.0.0.1:9/\"\naudiences = [\"a\"]",
+                "is configured twice",
+            ),
+            (
+                "[[sso.issuers]]\nissuer = \"https://ci\"\naudiences = [\"a\"]\n\
+                 [[sso.issuers]]\nissuer = \"https://ci\"\naudiences = [\"b\"]",
+                "is configured twice",
+            ),
+            (
+                "[[sso.issuers]]\nissuer = \"https://ci\"\naudiences = []",
+                "at least one audience",
+            ),
+            (
+                "[[sso.issuers]]\nissuer = \"http://ci.example.org\"\naudiences = [\"a\"]",
+                "is not an https URL",
+            ),
+            (
+                "[[sso.issuers]]\nissuer = \"https://ci\"",
+                "missing field `audiences`",
+            ),
+        ] {
+            let e = issuers(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
         for (bad, says) in [
             ("roles = [{ role = \"root\" }]", "unknown role `root`"),
             (
