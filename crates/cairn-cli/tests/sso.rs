@@ -829,6 +829,24 @@ roles = [{{ role = "developer" }}]
             "is not the configured issuer",
         ),
     ];
+    // A valid token of the CI issuer its own mappings do not name: no role
+    // (the login's mappings are not tried).
+    let stranger = sign(
+        &header(&ci_rsa.kid),
+        &json!({"iss": ci.issuer, "aud": "urn:cairn:api", "sub": "stranger",
+                "iat": now_s(), "exp": now_s() + 300}),
+        "RS256",
+        &ci_rsa.pkcs8,
+    );
+    let (status, body) = whoami(&up, &stranger);
+    assert_eq!(status, 403, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("no [[sso.issuers.map]] of its issuer"),
+        "{detail}"
+    );
+    println!("refused (CI issuer, unmapped): {detail}");
+
     for (case, token, says) in &cases {
         let (status, body) = whoami(&up, token);
         let detail = body["detail"].as_str().unwrap_or_default();

@@ -165,9 +165,10 @@ fn oidc_bearer(s: &Shared, token: &str) -> Result<Actor, ApiError> {
     let Some(m) = crate::oidc::map_claims(&provider.config, &claims) else {
         s.metrics.forbidden();
         return Err(ApiError::forbidden(format!(
-            "the token of {} is valid, but no [[sso.map]] in org.toml maps it to a cairn identity: \
+            "the token of {} is valid, but no {} in org.toml maps it to a cairn identity: \
              no role",
-            who.describe()
+            who.describe(),
+            provider.map_table()
         )));
     };
     let identity = crate::oidc::mapped_identity(&*s.store, &s.config.data, m)

@@ -227,6 +227,15 @@ impl Provider {
         }
     }
 
+    /// Where org.toml keeps this issuer's mappings, for messages.
+    pub fn map_table(&self) -> &'static str {
+        if self.bearer_only {
+            "[[sso.issuers.map]] of its issuer"
+        } else {
+            "[[sso.map]]"
+        }
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache
             .lock()
