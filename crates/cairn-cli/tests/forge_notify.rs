@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cairn_testkit::http_recorder::{Answer, Recorder, check_forge_status};
+use cairn_testkit::http_recorder::{Answer, Recorder, check_forge_status, check_github_check_run};
 use cairn_testkit::smtp_server::SmtpServer;
 use common::{Fixture, Run, team};
 
@@ -29,6 +29,11 @@ fn with_platform(f: &Fixture, platform: &Path, args: &[&str]) -> Run {
 
 /// A platform directory whose org.toml reports to GitHub at `api`.
 fn github_platform(api: &str) -> tempfile::TempDir {
+    github_platform_with(api, "")
+}
+
+/// [`github_platform`] with `extra` lines in `[forges.github]`.
+fn github_platform_with(api: &str, extra: &str) -> tempfile::TempDir {
     let platform = tempfile::tempdir().unwrap();
     let token = platform.path().join("github.token");
     std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
@@ -36,7 +41,7 @@ fn github_platform(api: &str) -> tempfile::TempDir {
     std::fs::write(
         platform.path().join("org.toml"),
         format!(
-            "[forges]\nlink = \"https://cairn.example.org\"\n[forges.github]\napi = \"{api}\"\ntoken_file = \"{}\"\n",
+            "[forges]\nlink = \"https://cairn.example.org\"\n[forges.github]\napi = \"{api}\"\ntoken_file = \"{}\"\n{extra}",
             token.display()
         ),
     )
@@ -118,6 +123,81 @@ fn a_green_and_a_failed_run_are_reported_to_github_as_it_documents() {
             .contains("acceptance-tests"),
         "{failure}"
     );
+    assert!(!r.stdout.contains(TOKEN) && !r.stderr.contains(TOKEN));
+}
+
+/// `check_runs = true` in `[forges.github]`: a real green and a real failed
+/// run are each one check run beside their commit statuses, created then
+/// updated to completed with the run's conclusion, every request as GitHub's
+/// Checks API documents it (the loopback server keeps the check runs as GitHub
+/// does).
+#[test]
+fn github_check_runs_beside_statuses_for_a_green_and_a_failed_run() {
+    let forge = Recorder::github_checks();
+    let platform = github_platform_with(&forge.url, "check_runs = true\n");
+    let f = Fixture::example("hello-c");
+    let r = with_platform(
+        &f,
+        platform.path(),
+        &["workload", "add", "--forge-repo", "acme/hello-c"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let green = head(&f);
+    let r = with_platform(&f, platform.path(), &["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    f.write(
+        "acceptance-test.sh",
+        "#!/bin/sh\necho 'FAIL: acceptance_greets'\nexit 1\n",
+    )
+    .commit("break the acceptance test");
+    let red = head(&f);
+    let r = with_platform(&f, platform.path(), &["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let seen = forge.seen();
+    let (mut statuses, mut creates) = (0, 0);
+    for s in &seen {
+        let sha = if s.path.contains(&red) || s.body.contains(&red) {
+            &red
+        } else {
+            &green
+        };
+        if s.path.contains("/statuses/") {
+            check_forge_status("github", s, "acme/hello-c", sha, TOKEN).unwrap();
+            statuses += 1;
+        } else {
+            let said = check_github_check_run(s, "acme/hello-c", sha, TOKEN).unwrap();
+            creates += usize::from(s.method == "POST");
+            println!("{} {} → {said}", s.method, s.path);
+        }
+    }
+    assert_eq!((statuses, creates), (6, 2), "{seen:#?}");
+    for (sha, conclusion, run) in [(&green, "success", 1), (&red, "failure", 2)] {
+        let mut answer = common::server::agent()
+            .get(&format!(
+                "{}/repos/acme/hello-c/commits/{sha}/check-runs?check_name=cairn%2Frun",
+                forge.url
+            ))
+            .call()
+            .unwrap();
+        let listed: serde_json::Value =
+            serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap();
+        let check = &listed["check_runs"][0];
+        assert_eq!(listed["total_count"], 1, "{listed}");
+        assert_eq!(
+            (check["status"].as_str(), check["conclusion"].as_str()),
+            (Some("completed"), Some(conclusion)),
+            "{listed}"
+        );
+        assert_eq!(
+            check["details_url"],
+            format!("https://cairn.example.org/runs/{run}")
+        );
+        println!(
+            "check run of {}: completed/{conclusion}: {}",
+            &sha[..7],
+            check["output"]["title"]
+        );
+    }
     assert!(!r.stdout.contains(TOKEN) && !r.stderr.contains(TOKEN));
 }
 

@@ -21,7 +21,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -85,20 +84,7 @@ impl Idp {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (tx, lines) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
+        let lines = common::output_lines(&mut child);
         let mut idp = Idp {
             child,
             issuer: String::new(),
@@ -147,7 +133,13 @@ impl Idp {
 
     /// A CI job's access token: client credentials for `urn:cairn:api`.
     fn ci_token(&self) -> String {
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("ci-bot:{CI_SECRET}"));
+        self.client_token("ci-bot")
+    }
+
+    /// The access token of client `client` (`ci-bot` or `release-bot`).
+    fn client_token(&self, client: &str) -> String {
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{client}:{CI_SECRET}"));
         let mut answer = agent()
             .post(&format!("{}/token", self.issuer))
             .header("authorization", &format!("Basic {basic}"))
@@ -272,6 +264,13 @@ identity = "platform-team"
 claim = "sub"
 value = "ci-bot"
 identity = "ci-bot"
+
+[[sso.map]]
+claim = "sub"
+value = "release-bot"
+identity = "release-bot"
+kind = "service-account"
+roles = [{{ role = "viewer" }}, {{ role = "developer", workload = "hello" }}]
 "#,
             issuer = idp.issuer,
             secret = secret_file.display(),
@@ -615,5 +614,248 @@ fn bearer_tokens_from_the_provider_rotation_and_tampered_tokens() {
             !printed.contains(secret),
             "cairn printed a secret: {printed}"
         );
+    }
+}
+
+/// Roles declared in `[[sso.map]]`: the release pipeline's token from the
+/// provider (`sub` = `release-bot`, never `cairn identity add`ed) works at once
+/// as the service account org.toml declares, with exactly the declared roles;
+/// a binding granted by hand is taken back at its next sign-on (org.toml is
+/// the source), each change in the audit log by `[[sso.map]]`; revoking the
+/// identity wins over org.toml; a valid token nobody maps still has no role.
+#[test]
+fn roles_declared_in_sso_map_need_no_identity_add() {
+    let s = setup();
+    let listed = s.f.ok_as(&s.admin, &["identity", "list"]).stdout;
+    assert!(!listed.contains("release-bot"), "{listed}");
+
+    let token = s.idp.client_token("release-bot");
+    let (status, body) = whoami(&s.up, &token);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["identity"], "release-bot");
+    assert_eq!(body["kind"], "service-account");
+    let roles = |body: &Value| {
+        let mut r: Vec<String> = body["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                format!(
+                    "{}@{}",
+                    b["role"].as_str().unwrap(),
+                    b["workload"].as_str().unwrap_or("*")
+                )
+            })
+            .collect();
+        r.sort();
+        r
+    };
+    assert_eq!(roles(&body), ["developer@hello", "viewer@*"]);
+    println!(
+        "declared in [[sso.map]], no identity add: {} ({}) with roles {:?}",
+        body["identity"],
+        body["kind"],
+        roles(&body)
+    );
+    let listed = s.f.ok_as(&s.admin, &["identity", "list"]).stdout;
+    assert!(listed.contains("release-bot"), "{listed}");
+
+    // A role granted by hand is not org.toml's: taken back at the next sign-on.
+    s.f.ok_as(
+        &s.admin,
+        &["role", "grant", "release-bot", "platform-admin"],
+    );
+    let (status, body) = whoami(&s.up, &token);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(roles(&body), ["developer@hello", "viewer@*"]);
+    println!(
+        "a hand-granted platform-admin is revoked again: {:?}",
+        roles(&body)
+    );
+
+    // Each change is an audit log entry made by [[sso.map]].
+    let size = s.f.json(&["log", "checkpoint"])["size"].as_u64().unwrap();
+    let by_map: Vec<Value> = (0..size)
+        .map(|i| {
+            let shown = s.f.json(&["log", "show", &i.to_string()]);
+            serde_json::from_str::<Value>(shown["entry_text"].as_str().unwrap()).unwrap()
+        })
+        .filter(|e| e["spec"]["actor"] == "[[sso.map]]" && e["spec"]["identity"] == "release-bot")
+        .collect();
+    let log = &by_map;
+    assert!(
+        by_map.len() >= 4,
+        "identity-add, 2 grants, 1 revoke: {log:?}"
+    );
+    for action in ["identity-add", "role-grant", "role-revoke"] {
+        assert!(
+            by_map.iter().any(|e| e["spec"]["action"] == action),
+            "{action}: {log:?}"
+        );
+    }
+    println!("audit entries by [[sso.map]]: {}", by_map.len());
+
+    // Revoked stays revoked: org.toml does not bring the identity back.
+    s.f.ok_as(&s.admin, &["identity", "revoke", "release-bot"]);
+    let (status, body) = whoami(&s.up, &s.idp.client_token("release-bot"));
+    assert_eq!(status, 401, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("to the cairn identity release-bot, which does not exist or is revoked"),
+        "{detail}"
+    );
+    println!("refused (declared identity revoked): {detail}");
+
+    // A valid token from the provider that no mapping names: no role.
+    let rsa = s.idp.key("RS256");
+    let stranger = sign(
+        &json!({"alg": "RS256", "typ": "JWT", "kid": rsa.kid}),
+        &json!({"iss": s.idp.issuer, "aud": "urn:cairn:api", "sub": "deploy-bot",
+                "iat": now_s(), "exp": now_s() + 300}),
+        "RS256",
+        &rsa.pkcs8,
+    );
+    let (status, body) = whoami(&s.up, &stranger);
+    assert_eq!(status, 403, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("no [[sso.map]] in org.toml maps it"),
+        "{detail}"
+    );
+    println!("refused (unmapped user): {detail}");
+}
+
+/// Several issuers: the login's provider and a CI system's workload identity
+/// provider (`[[sso.issuers]]`, a second real oidc-provider with its own
+/// keys), each with its own audience and mapping. The CI provider's token maps
+/// through its own `[[sso.issuers.map]]`, never the login's (the same `sub`
+/// names another identity); the login provider's token for the CI audience is
+/// refused; a token claiming the CI issuer but signed with the login
+/// provider's key never validates, whatever kid it names; an issuer nobody
+/// configured is refused by name.
+#[test]
+fn several_issuers_each_with_its_own_audience_keys_and_mapping() {
+    let f = Fixture::new();
+    let platform = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let redirect = format!("http://127.0.0.1:{port}/login/oidc/callback");
+    let login = Idp::start(platform.path(), free_port(), &redirect, "login");
+    let ci = Idp::start(platform.path(), free_port(), &redirect, "ci");
+    std::fs::write(
+        platform.path().join("org.toml"),
+        format!(
+            r#"[sso]
+issuer = "{login}"
+client_id = "cairn"
+redirect_uri = "{redirect}"
+audiences = ["cairn"]
+
+[[sso.map]]
+claim = "sub"
+value = "ci-bot"
+identity = "admin"
+
+[[sso.issuers]]
+issuer = "{ci}"
+audiences = ["urn:cairn:api"]
+
+[[sso.issuers.map]]
+claim = "sub"
+value = "ci-bot"
+identity = "ci-runner"
+kind = "service-account"
+roles = [{{ role = "developer" }}]
+"#,
+            login = login.issuer,
+            ci = ci.issuer,
+        ),
+    )
+    .unwrap();
+    let up = Up::start_on(
+        &format!("127.0.0.1:{port}"),
+        &f.data,
+        &[],
+        Some(platform.path()),
+    );
+    let _admin = up.admin_token();
+
+    // The CI provider's own token: its own mapping (not the login's `admin`).
+    let token = ci.ci_token();
+    let (status, body) = whoami(&up, &token);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["identity"], "ci-runner");
+    assert_eq!(body["roles"][0]["role"], "developer");
+    println!(
+        "token of the CI issuer: {} ({}) with role {}",
+        body["identity"], body["kind"], body["roles"][0]["role"]
+    );
+
+    let rsa = login.key("RS256");
+    let ci_rsa = ci.key("RS256");
+    let claims = |iss: &str| {
+        json!({"iss": iss, "aud": "urn:cairn:api", "sub": "ci-bot",
+               "iat": now_s(), "exp": now_s() + 300})
+    };
+    let header = |kid: &str| json!({"alg": "RS256", "typ": "JWT", "kid": kid});
+    let cases = [
+        (
+            "the login provider's real token for the CI audience",
+            login.ci_token(),
+            "the token's audience",
+        ),
+        (
+            "claims the CI issuer, signed with the login provider's key",
+            sign(&header(&rsa.kid), &claims(&ci.issuer), "RS256", &rsa.pkcs8),
+            "is not in the provider's JWKS",
+        ),
+        (
+            "claims the CI issuer and its kid, signed with the login provider's key",
+            sign(
+                &header(&ci_rsa.kid),
+                &claims(&ci.issuer),
+                "RS256",
+                &rsa.pkcs8,
+            ),
+            "does not verify with the provider's key",
+        ),
+        (
+            "an issuer nobody configured",
+            sign(
+                &header(&ci_rsa.kid),
+                &claims("http://127.0.0.1:9/other"),
+                "RS256",
+                &ci_rsa.pkcs8,
+            ),
+            "is not the configured issuer",
+        ),
+    ];
+    // A valid token of the CI issuer its own mappings do not name: no role
+    // (the login's mappings are not tried).
+    let stranger = sign(
+        &header(&ci_rsa.kid),
+        &json!({"iss": ci.issuer, "aud": "urn:cairn:api", "sub": "stranger",
+                "iat": now_s(), "exp": now_s() + 300}),
+        "RS256",
+        &ci_rsa.pkcs8,
+    );
+    let (status, body) = whoami(&up, &stranger);
+    assert_eq!(status, 403, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("no [[sso.issuers.map]] of its issuer"),
+        "{detail}"
+    );
+    println!("refused (CI issuer, unmapped): {detail}");
+
+    for (case, token, says) in &cases {
+        let (status, body) = whoami(&up, token);
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert_eq!(status, 401, "{case}: {body}");
+        assert!(detail.contains(says), "{case}: {detail}");
+        assert!(
+            !detail.contains(token.as_str()),
+            "{case}: the token is echoed"
+        );
+        println!("refused ({case}): {detail}");
     }
 }

@@ -636,6 +636,133 @@ pub fn revoke_role(
     Ok(store.remove_binding(binding)?)
 }
 
+/// The actor a change made because of `[[sso.map]]` in org.toml is logged
+/// under (not an identity name: brackets are not allowed in one).
+pub const SSO_MAP_ACTOR: &str = "[[sso.map]]";
+
+/// The active identity a single sign-on names, made as org.toml declares it
+/// (`[[sso.map]]` with `roles`): created when missing (a user or a service
+/// account, with a token nobody is given: it signs in through the provider
+/// only), and its bindings granted and revoked until they are exactly
+/// `declared`, each change an audit log entry by [`SSO_MAP_ACTOR`] before it
+/// is made. A revoked or expired identity stays so ([`EngineError::BadToken`]);
+/// an organisation with no identity yet is not bootstrapped this way
+/// ([`EngineError::SsoBeforeBootstrap`]), a stored identity of another kind
+/// is not changed ([`EngineError::SsoKindDiffers`]); the last
+/// organisation-wide platform-admin is not demoted ([`EngineError::LastAdmin`]).
+/// When nothing differs nothing is locked or logged.
+pub fn declared_identity(
+    store: &dyn Store,
+    data: &DataDir,
+    name: &str,
+    declared: &cairn_model::config::DeclaredRoles,
+) -> Result<Identity, EngineError> {
+    let kind = if declared.service_account {
+        IdentityKind::ServiceAccount
+    } else {
+        IdentityKind::User
+    };
+    let declared = declared
+        .roles
+        .iter()
+        .map(|r| {
+            role_binding(
+                name,
+                &r.role,
+                r.workload.as_deref(),
+                r.environment.as_deref(),
+            )
+        })
+        .collect::<Result<Vec<RoleBinding>, EngineError>>()?;
+    let same = |have: &[&RoleBinding]| {
+        have.len() == declared.len() && declared.iter().all(|d| have.contains(&d))
+    };
+    let settled = |store: &dyn Store| -> Result<Option<Identity>, EngineError> {
+        let Some(record) = store.identity(name)? else {
+            return Ok(None);
+        };
+        if !is_active(&record, now_ms()) {
+            return Err(EngineError::BadToken);
+        }
+        if record.kind != kind {
+            return Err(EngineError::SsoKindDiffers {
+                name: name.to_owned(),
+                stored: record.kind.as_str(),
+                declared: kind.as_str(),
+            });
+        }
+        let all = store.bindings()?;
+        let have: Vec<&RoleBinding> = all.iter().filter(|b| b.identity == name).collect();
+        Ok(same(&have).then(|| identity_of(&record)))
+    };
+    if let Some(identity) = settled(store)? {
+        return Ok(identity);
+    }
+    // Held from the checks to the last write: access changes take turns.
+    let audit = AuditLog::open_waiting(data, LOCK_WAIT)?;
+    if let Some(identity) = settled(store)? {
+        return Ok(identity);
+    }
+    if store.identities()?.is_empty() {
+        return Err(EngineError::SsoBeforeBootstrap {
+            name: name.to_owned(),
+        });
+    }
+    let change = |action, b: Option<&RoleBinding>, kind: Option<IdentityKind>| {
+        Change::Access(AccessChange {
+            action,
+            forge_login: None,
+            signing_key: None,
+            identity: name.to_owned(),
+            kind: kind.map(|k| k.as_str().to_owned()),
+            role: b.map(|b| b.role.clone()),
+            workload: b.and_then(|b| b.workload.clone()),
+            environment: b.and_then(|b| b.environment.clone()),
+            actor: Some(SSO_MAP_ACTOR.to_owned()),
+        })
+    };
+    let record = match store.identity(name)? {
+        Some(record) => record,
+        None => {
+            audit.record(&change(AccessAction::IdentityAdd, None, Some(kind)))?;
+            // A token nobody holds: only its hash is kept, and it is dropped here.
+            let token = new_token()?;
+            let record = IdentityRecord {
+                name: name.to_owned(),
+                kind,
+                token_sha256: token_sha256(token.expose()),
+                created_at_ms: now_ms(),
+                revoked_at_ms: None,
+                expires_at_ms: None,
+            };
+            store.add_identity(&record)?;
+            record
+        }
+    };
+    let have: Vec<RoleBinding> = store
+        .bindings()?
+        .into_iter()
+        .filter(|b| b.identity == name)
+        .collect();
+    let revoke: Vec<&RoleBinding> = have.iter().filter(|b| !declared.contains(b)).collect();
+    if revoke
+        .iter()
+        .any(|b| b.role == Role::PlatformAdmin.as_str() && b.workload.is_none())
+        && active_admins(&bindings(store)?).into_iter().eq([name])
+    {
+        return Err(EngineError::LastAdmin);
+    }
+    for b in declared.iter().filter(|b| !have.contains(b)) {
+        audit.record(&change(AccessAction::RoleGrant, Some(b), None))?;
+        store.add_binding(b)?;
+    }
+    for b in revoke {
+        audit.record(&change(AccessAction::RoleRevoke, Some(b), None))?;
+        store.remove_binding(b)?;
+    }
+    Ok(identity_of(&record))
+}
+
 /// The forges whose logins can be linked.
 pub const FORGES: [&str; 3] = ["github", "gitlab", "gitea"];
 

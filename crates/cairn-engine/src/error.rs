@@ -219,6 +219,23 @@ pub enum EngineError {
         "that would leave no active platform-admin for the organisation; grant platform-admin to another identity first"
     )]
     LastAdmin,
+    /// `[[sso.map]]` declares an identity while the organisation has none:
+    /// single sign-on does not bootstrap an organisation.
+    #[error(
+        "org.toml's [[sso.map]] declares identity `{name}`, but the organisation has no identity yet: \
+         a platform-admin must exist first (cairn identity add)"
+    )]
+    SsoBeforeBootstrap { name: String },
+    /// `[[sso.map]]` declares an identity of another kind than the stored one.
+    #[error(
+        "org.toml's [[sso.map]] declares identity `{name}` a {declared}, but it exists as a {stored}: \
+         fix `kind` in org.toml, or revoke the identity and use another name"
+    )]
+    SsoKindDiffers {
+        name: String,
+        stored: &'static str,
+        declared: &'static str,
+    },
     #[error("cannot generate a token: the system's random number generator failed")]
     NoRandomness,
     #[error(
@@ -371,6 +388,8 @@ impl EngineError {
                 | Self::UnknownRole { .. }
                 | Self::BadName { .. }
                 | Self::LastAdmin
+                | Self::SsoBeforeBootstrap { .. }
+                | Self::SsoKindDiffers { .. }
                 | Self::Backup(_)
         )
     }

@@ -16,6 +16,19 @@
 //!   `Authorization: token`; body `state` (`pending`, `success`, `error`,
 //!   `failure`), `target_url`, `description`, `context`.
 //!
+//! - GitHub check runs (optional, `check_runs = true` in `[forges.github]`),
+//!   beside the status: the Checks API's "List check runs for a Git
+//!   reference" (`GET /repos/{owner}/{repo}/commits/{sha}/check-runs?check_name=…`)
+//!   finds the one cairn made (its `external_id`, the page it links to), then
+//!   "Update a check run" (`PATCH /repos/{owner}/{repo}/check-runs/{id}`), or
+//!   when there is none "Create a check run" (`POST
+//!   /repos/{owner}/{repo}/check-runs`: `name`, `head_sha`, `external_id`,
+//!   `details_url`, `status` `queued` / `in_progress` / `completed`, with
+//!   `conclusion` `success` / `failure` and `completed_at` once completed,
+//!   `output` `title` and `summary`). Looked up every time rather than
+//!   remembered, so any process or replica updates the same check run, and a
+//!   create whose answer was lost is not made twice.
+//!
 //! Reporting goes through the [`outbox`](crate::outbox): asynchronous, retried
 //! with backoff, bounded, recorded in `<data>/outbox.jsonl`, and never fails or
 //! delays the run or promotion it reports. The token is read from its 0600 file
@@ -157,6 +170,8 @@ pub fn submit_with(
         status.context,
         kind.name()
     );
+    let check_run =
+        (kind == ForgeKind::Github && api.check_runs).then(|| (api.clone(), status.clone()));
     let api = api.clone();
     let agent = cairn_registry::http::agent("cairn-forge-status", Some(timeout));
     let attempt = move || {
@@ -177,9 +192,187 @@ pub fn submit_with(
         what,
         record: data.root().join("outbox.jsonl"),
         policy,
-        key: Some(key),
+        key: Some(key.clone()),
         attempt: Box::new(attempt),
     });
+    if let Some((api, status)) = check_run {
+        submit_check_run(data, api, status, policy, timeout, key);
+    }
+}
+
+/// A check run's `status` and `conclusion` for `phase` (GitHub's Checks API).
+pub fn check_run_state(phase: Phase) -> (&'static str, Option<&'static str>) {
+    match phase {
+        Phase::Queued => ("queued", None),
+        Phase::Running => ("in_progress", None),
+        Phase::Succeeded => ("completed", Some("success")),
+        Phase::Failed | Phase::Error => ("completed", Some("failure")),
+    }
+}
+
+/// The largest "list check runs" answer read.
+const MAX_LIST: u64 = 1 << 20;
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
+fn query_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The requests GitHub's Checks API documents for `status`: the lookup URL,
+/// the create URL, and the create body (an update sends the same body
+/// without `name`, `head_sha` and `external_id`).
+pub fn check_run_requests(api: &ForgeApi, status: &Status) -> (String, String, serde_json::Value) {
+    let base = api.api.trim_end_matches('/');
+    let (state, conclusion) = check_run_state(status.phase);
+    let title: String = status
+        .description
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_DESCRIPTION)
+        .collect();
+    let mut body = json!({
+        "name": status.context,
+        "head_sha": status.sha,
+        "external_id": status.target_url,
+        "details_url": status.target_url,
+        "status": state,
+        "output": {"title": title, "summary": format!("{title}\n\n{}", status.target_url)},
+    });
+    if let Some(c) = conclusion {
+        body["conclusion"] = json!(c);
+        body["completed_at"] = json!(cairn_model::time::rfc3339_utc(crate::now_ms()));
+    }
+    (
+        format!(
+            "{base}/repos/{}/commits/{}/check-runs?check_name={}&filter=all&per_page=100",
+            status.repository,
+            status.sha,
+            query_encode(&status.context)
+        ),
+        format!("{base}/repos/{}/check-runs", status.repository),
+        body,
+    )
+}
+
+/// Queues `status` as a GitHub check run, on its own lane beside the status.
+fn submit_check_run(
+    data: &DataDir,
+    api: ForgeApi,
+    status: Status,
+    policy: Policy,
+    timeout: Duration,
+    key: String,
+) {
+    let what = format!(
+        "github check run {} ({}) for {}@{}",
+        check_run_state(status.phase).0,
+        status.context,
+        status.repository,
+        status.sha
+    );
+    let agent = cairn_registry::http::agent("cairn-forge-status", Some(timeout));
+    let attempt = move || {
+        let token = outbox::read_secret_file(&api.token_file, "the github token")?;
+        let (list_url, create_url, body) = check_run_requests(&api, &status);
+        let headers = [
+            ("Accept", "application/vnd.github+json".to_owned()),
+            ("X-GitHub-Api-Version", "2022-11-28".to_owned()),
+            ("Authorization", format!("Bearer {token}")),
+        ];
+        let github = |f: Failure| match f {
+            Failure::Retry(w) => Failure::Retry(format!("github {w}")),
+            Failure::Permanent(w) => Failure::Permanent(format!("github {w}")),
+        };
+        let mut req = agent.get(&list_url);
+        for (name, value) in &headers {
+            req = req.header(*name, value);
+        }
+        let listed = read_json(req.call()).map_err(github)?;
+        let existing = listed
+            .get("check_runs")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|c| {
+                c.get("external_id").and_then(serde_json::Value::as_str) == Some(&status.target_url)
+            })
+            .and_then(|c| c.get("id").and_then(serde_json::Value::as_u64));
+        let result = match existing {
+            Some(id) => {
+                let mut update = body;
+                if let Some(o) = update.as_object_mut() {
+                    for k in ["name", "head_sha", "external_id"] {
+                        o.remove(k);
+                    }
+                }
+                let base = api.api.trim_end_matches('/');
+                let mut req = agent
+                    .patch(&format!(
+                        "{base}/repos/{}/check-runs/{id}",
+                        status.repository
+                    ))
+                    .header("Content-Type", "application/json");
+                for (name, value) in &headers {
+                    req = req.header(*name, value);
+                }
+                req.send(update.to_string().as_str())
+            }
+            None => {
+                let mut req = agent
+                    .post(&create_url)
+                    .header("Content-Type", "application/json");
+                for (name, value) in &headers {
+                    req = req.header(*name, value);
+                }
+                req.send(body.to_string().as_str())
+            }
+        };
+        outbox::classify(result).map_err(github)
+    };
+    outbox::submit(Job {
+        lane: "forge:github-checks".to_owned(),
+        what,
+        record: data.root().join("outbox.jsonl"),
+        policy,
+        key: Some(format!("{key}|check-run")),
+        attempt: Box::new(attempt),
+    });
+}
+
+/// A JSON answer of at most [`MAX_LIST`] bytes to a successful request.
+fn read_json(
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<serde_json::Value, Failure> {
+    use std::io::Read;
+    let mut response = match result {
+        Ok(r) if r.status().is_success() => r,
+        other => {
+            outbox::classify(other)?;
+            return Err(Failure::Permanent("answered no JSON".into()));
+        }
+    };
+    let mut bytes = Vec::new();
+    response
+        .body_mut()
+        .as_reader()
+        .take(MAX_LIST + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::Retry(format!("could not be read ({})", e.kind())))?;
+    if bytes.len() as u64 > MAX_LIST {
+        return Err(Failure::Permanent(format!(
+            "answered more than {MAX_LIST} bytes"
+        )));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|_| Failure::Permanent("answered something that is not JSON".into()))
 }
 
 /// How long one attempt may take.

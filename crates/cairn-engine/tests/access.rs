@@ -569,3 +569,58 @@ fn a_change_whose_log_entry_cannot_be_written_is_not_made() {
     mend_log(&data, moved);
     assert_eq!(entries(&data).len(), logged);
 }
+
+/// org.toml's role names (`[[sso.map]]` roles, checked by cairn-model) are
+/// exactly cairn-policy's.
+#[test]
+fn the_sso_map_knows_every_role_by_its_policy_name() {
+    let policy: Vec<&str> = cairn_policy::Role::ALL
+        .into_iter()
+        .map(cairn_policy::Role::as_str)
+        .collect();
+    assert_eq!(policy, cairn_model::config::ROLE_NAMES);
+}
+
+/// `[[sso.map]]` with roles: no bootstrap through it, the stored kind is not
+/// changed, revoked stays revoked, and a settled identity logs nothing.
+#[test]
+fn a_declared_identity_fails_closed() {
+    use cairn_model::config::{DeclaredRoles, MappedRole};
+    let (store, data) = store();
+    let declared = DeclaredRoles {
+        service_account: true,
+        roles: vec![MappedRole {
+            role: "developer".into(),
+            workload: Some("hello".into()),
+            environment: None,
+        }],
+    };
+    let e = access::declared_identity(&store, &data, "bot", &declared).unwrap_err();
+    assert!(matches!(e, EngineError::SsoBeforeBootstrap { .. }), "{e}");
+    assert!(entries(&data).is_empty(), "nothing logged");
+
+    let (admin, _) = bootstrap(&store, &data);
+    let bot = access::declared_identity(&store, &data, "bot", &declared).unwrap();
+    assert_eq!(bot.kind, cairn_policy::IdentityKind::ServiceAccount);
+    let n = entries(&data).len();
+    access::declared_identity(&store, &data, "bot", &declared).unwrap();
+    assert_eq!(entries(&data).len(), n, "settled: nothing logged");
+    access::authorize(&store, &bot, Action::View, &Scope::workload("hello")).unwrap();
+
+    let as_user = DeclaredRoles {
+        service_account: false,
+        ..declared.clone()
+    };
+    let e = access::declared_identity(&store, &data, "bot", &as_user).unwrap_err();
+    assert!(e.to_string().contains("exists as a service-account"), "{e}");
+
+    access::revoke_identity(&store, &data, &admin, "bot", 2).unwrap();
+    let e = access::declared_identity(&store, &data, "bot", &declared).unwrap_err();
+    assert!(matches!(e, EngineError::BadToken), "{e}");
+
+    // org.toml cannot demote the last platform-admin.
+    let n = entries(&data).len();
+    let e = access::declared_identity(&store, &data, &admin.name, &as_user).unwrap_err();
+    assert!(matches!(e, EngineError::LastAdmin), "{e}");
+    assert_eq!(entries(&data).len(), n, "refused before any change");
+}

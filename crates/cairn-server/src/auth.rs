@@ -135,10 +135,17 @@ async fn authenticate_parts(parts: &Parts, state: &AppState) -> Result<Actor, Ap
 /// identity of a CI system or a service account. Mapped to a cairn identity as
 /// a browser login is; no mapping, no identity.
 fn oidc_bearer(s: &Shared, token: &str) -> Result<Actor, ApiError> {
-    let provider = s
-        .sso
-        .provider()
-        .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+    let provider = match s.sso.bearer_provider(token) {
+        Ok(p) => p,
+        Err(crate::oidc::TokenError::Refused(why)) => {
+            return Err(ApiError::unauthorized(format!(
+                "the bearer token was refused: {why}"
+            )));
+        }
+        Err(crate::oidc::TokenError::Provider(e)) => {
+            return Err(ApiError::unauthorized(e.to_string()));
+        }
+    };
     let claims = match provider.bearer_claims(token) {
         Ok(claims) => claims,
         Err(crate::oidc::TokenError::Refused(why)) => {
@@ -155,24 +162,42 @@ fn oidc_bearer(s: &Shared, token: &str) -> Result<Actor, ApiError> {
         }
     };
     let who = crate::oidc::Who::of(&claims);
-    let Some(name) = crate::oidc::map_claims(&provider.config, &claims) else {
+    let Some(m) = crate::oidc::map_claims(&provider.config, &claims) else {
         s.metrics.forbidden();
         return Err(ApiError::forbidden(format!(
-            "the token of {} is valid, but no [[sso.map]] in org.toml maps it to a cairn identity: \
+            "the token of {} is valid, but no {} in org.toml maps it to a cairn identity: \
              no role",
-            who.describe()
+            who.describe(),
+            provider.map_table()
         )));
     };
-    let identity = access::active_identity(&*s.store, &name).map_err(|_| {
-        ApiError::unauthorized(format!(
-            "org.toml maps {} to the cairn identity {name}, which does not exist or is revoked",
-            who.describe()
-        ))
-    })?;
+    let identity = crate::oidc::mapped_identity(&*s.store, &s.config.data, m)
+        .map_err(|e| mapped_identity_refused(&who, &m.identity, e))?;
     Ok(Actor {
         identity,
         via: Via::Token,
     })
+}
+
+/// Why a verified, mapped token has no identity: the mapped identity is
+/// missing or revoked (401), org.toml's declaration cannot be applied (403,
+/// saying why), or the store or log failed (500).
+pub fn mapped_identity_refused(
+    who: &crate::oidc::Who,
+    name: &str,
+    e: cairn_engine::EngineError,
+) -> ApiError {
+    use cairn_engine::EngineError as E;
+    match e {
+        E::BadToken | E::NoToken => ApiError::unauthorized(format!(
+            "org.toml maps {} to the cairn identity {name}, which does not exist or is revoked",
+            who.describe()
+        )),
+        e @ (E::SsoBeforeBootstrap { .. } | E::SsoKindDiffers { .. } | E::LastAdmin) => {
+            ApiError::forbidden(format!("{}: {e}", who.describe()))
+        }
+        e => ApiError::from(e),
+    }
 }
 
 /// A browser sends its cookie with requests other sites make it send, so a

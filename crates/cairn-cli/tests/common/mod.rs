@@ -7,10 +7,41 @@ pub(crate) mod registry;
 pub(crate) mod server;
 pub(crate) mod tls;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::sync::mpsc;
 
 use serde_json::Value;
+
+/// Everything `child` prints on its stdout and stderr (both piped), line by
+/// line as it comes, read by one thread per stream: a long-lived child
+/// (`cairn up`, an identity provider) never blocks on a full pipe, and a test
+/// waits for a line with a deadline.
+pub(crate) fn output_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let streams = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ];
+    for stream in streams.into_iter().flatten() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
 
 /// A temporary app repository and data directory.
 pub(crate) struct Fixture {

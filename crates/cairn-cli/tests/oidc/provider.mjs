@@ -4,8 +4,9 @@
 // with the provider's own key) to $KEYS_FILE (0600), and serves:
 // - client `cairn` (confidential, client_secret_basic, PKCE required) whose ID
 //   tokens are ES256 and carry email, email_verified and groups;
-// - client `ci-bot` (client credentials) whose access tokens are RS256 JWTs
-//   for the resource `urn:cairn:api` (RFC 9068), `sub` = `ci-bot`;
+// - clients `ci-bot` and `release-bot` (client credentials, secret
+//   $CI_SECRET) whose access tokens are RS256 JWTs for the resource
+//   `urn:cairn:api` (RFC 9068), `sub` = the client id;
 // - accounts: any login; `alice` is alice@example.org in group `release`,
 //   `bob` is in group `platform`, anyone else has an unmapped email.
 // Prints `issuer <url>` when it listens, `jwks fetched` on every JWKS request.
@@ -55,14 +56,14 @@ server.listen(Number(process.env.PORT || 0), "127.0.0.1", () => {
         token_endpoint_auth_method: "client_secret_basic",
         id_token_signed_response_alg: "ES256",
       },
-      {
-        client_id: "ci-bot",
+      ...["ci-bot", "release-bot"].map((client_id) => ({
+        client_id,
         client_secret: process.env.CI_SECRET,
         redirect_uris: [],
         grant_types: ["client_credentials"],
         response_types: [],
         token_endpoint_auth_method: "client_secret_basic",
-      },
+      })),
     ],
     jwks: { keys },
     cookies: { keys: ["test-cookie-key-not-a-secret"] },
@@ -81,7 +82,7 @@ server.listen(Number(process.env.PORT || 0), "127.0.0.1", () => {
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        defaultResource: (ctx, client) => (client.clientId === "ci-bot" ? "urn:cairn:api" : undefined),
+        defaultResource: (ctx, client) => (client.clientId.endsWith("-bot") ? "urn:cairn:api" : undefined),
         useGrantedResource: () => true,
         getResourceServerInfo: (ctx, resource) => {
           if (resource !== "urn:cairn:api") throw new errors.InvalidTarget();

@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use cairn_testkit::http_recorder::{Answer, Recorder, check_forge_status};
+use cairn_testkit::http_recorder::{Answer, Recorder, check_forge_status, check_github_check_run};
 
 use super::*;
 
@@ -28,6 +28,7 @@ fn api(kind: ForgeKind, server: &Recorder, token_file: String) -> ForgeApi {
         kind,
         api: format!("{}{prefix}", server.url),
         token_file,
+        check_runs: false,
     }
 }
 
@@ -202,4 +203,75 @@ fn a_forge_answering_401_500_or_hanging_is_retried_bounded_recorded_and_never_wa
         of("forge:gitlab").starts_with("\"gave-up\" 3") && of("forge:gitlab").contains("500"),
         "{finals:?}"
     );
+}
+
+/// `check_runs = true`: beside each commit status, one check run per run,
+/// created once and updated as it goes (queued → in_progress → completed with
+/// its conclusion), every request as GitHub's Checks API documents it.
+#[test]
+fn github_check_runs_are_created_once_then_updated_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::at(dir.path());
+    let server = Recorder::github_checks();
+    let api = ForgeApi {
+        check_runs: true,
+        ..api(ForgeKind::Github, &server, token_file(dir.path(), 0o600))
+    };
+    let green = "c".repeat(40);
+    let red = "d".repeat(40);
+    for (sha, end) in [(&green, Phase::Succeeded), (&red, Phase::Failed)] {
+        for phase in [Phase::Queued, Phase::Running, end] {
+            let mut s = status(sha, phase);
+            s.target_url = format!("https://cairn.example.org/runs/{}", &sha[..1]);
+            submit_with(&data, &api, s, quick(), TIMEOUT);
+        }
+    }
+    assert_eq!(outbox::flush(Duration::from_secs(20)), 0);
+    let seen = server.seen();
+    let mut creates = 0;
+    for s in &seen {
+        if s.path.contains("/statuses/") {
+            check_forge_status(
+                "github",
+                s,
+                "acme/hello",
+                &s.path[s.path.len() - 40..],
+                TOKEN,
+            )
+            .unwrap();
+            continue;
+        }
+        let sha = if s.method == "POST" {
+            s.json()["head_sha"].as_str().unwrap().to_owned()
+        } else if s.method == "GET" {
+            s.path.split('/').nth(5).unwrap().to_owned()
+        } else {
+            String::new()
+        };
+        let said = match s.method.as_str() {
+            "PATCH" => check_github_check_run(s, "acme/hello", "", TOKEN),
+            _ => check_github_check_run(s, "acme/hello", &sha, TOKEN),
+        }
+        .unwrap();
+        creates += usize::from(s.method == "POST");
+        println!("{} {} → {said}", s.method, s.path);
+    }
+    assert_eq!(creates, 2, "one check run per run: {seen:?}");
+    for (sha, want) in [(&green, "success"), (&red, "failure")] {
+        let mut answer = ureq::get(&format!(
+            "{}/repos/acme/hello/commits/{sha}/check-runs?check_name=cairn%2Frun",
+            server.url
+        ))
+        .call()
+        .unwrap();
+        let listed: serde_json::Value =
+            serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap();
+        let runs = listed["check_runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 1, "{listed}");
+        assert_eq!(runs[0]["status"], "completed", "{listed}");
+        assert_eq!(runs[0]["conclusion"], want, "{listed}");
+        println!("check run for {}…: completed/{want}", &sha[..8]);
+    }
+    let record = std::fs::read_to_string(dir.path().join("outbox.jsonl")).unwrap();
+    assert!(!record.contains(TOKEN), "the token is never recorded");
 }

@@ -43,6 +43,9 @@ pub struct ForgeApi {
     pub api: String,
     /// A file (mode 0600) holding the token; read at each report, never printed.
     pub token_file: String,
+    /// GitHub only (`check_runs = true`): each run and promotion is also a
+    /// check run (POST, then PATCH as it goes), beside its commit status.
+    pub check_runs: bool,
 }
 
 /// The forges commit statuses go to (`[forges]`).
@@ -129,6 +132,7 @@ pub(super) struct RawForges {
 struct RawForge {
     api: Option<Spanned<String>>,
     token_file: Spanned<String>,
+    check_runs: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -227,10 +231,22 @@ pub(super) fn forges(
             forge.token_file,
             "e.g. token_file = \"/etc/cairn/forge.token\" (mode 0600)",
         )?;
+        let check_runs = match (forge.check_runs, kind) {
+            (None, _) => false,
+            (Some(c), ForgeKind::Github) => c.into_inner(),
+            (Some(c), _) => {
+                return Err(ctx.err(
+                    c.span(),
+                    format!("[forges.{}] has no check runs", kind.name()),
+                    "check_runs is GitHub's (its Checks API); other forges get commit statuses",
+                ));
+            }
+        };
         apis.push(ForgeApi {
             kind,
             api,
             token_file,
+            check_runs,
         });
     }
     if !apis.is_empty() && link.is_none() {
@@ -455,6 +471,10 @@ to = ["ops@example.org"]
                 "not an absolute path",
             ),
             ("[forges.bitbucket]\ntoken_file = \"/t\"\n", "unknown field"),
+            (
+                "[forges]\nlink = \"https://c\"\n[forges.gitea]\napi = \"https://g\"\ntoken_file = \"/t\"\ncheck_runs = true\n",
+                "[forges.gitea] has no check runs",
+            ),
             (
                 "[[notify]]\nkind = \"pager\"\n",
                 "unknown notification sink",

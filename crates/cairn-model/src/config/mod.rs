@@ -23,7 +23,10 @@ pub use org::{
     is_feed_url, parse_org,
 };
 pub use policy_params::PolicyParams;
-pub use sso::{Claim, ClaimMap, SsoConfig, is_loopback_authority, is_oidc_url};
+pub use sso::{
+    BearerIssuer, Claim, ClaimMap, DeclaredRoles, MappedRole, ROLE_NAMES, SsoConfig,
+    is_loopback_authority, is_oidc_url,
+};
 pub use workload::{
     APP_DIR, HttpCheck, ImageConfig, MAX_HTTP_CHECKS, WORKLOAD_FILE, Workload, parse_workload,
     render_detected, render_workload,

@@ -12,12 +12,18 @@
 //!   `kid` not in them makes cairn fetch them again (key rotation), at most
 //!   once per `refetch_interval`, so tokens with made-up kids cannot make
 //!   cairn hammer the provider.
+//! - Several issuers: the login's, and `[[sso.issuers]]` whose tokens are
+//!   bearer tokens only (a CI system's workload identity), each a [`Provider`]
+//!   with its own keys, audiences and mappings; [`Sso::bearer_provider`]
+//!   picks by the token's `iss`, exactly.
 //! - A token is refused with its reason ([`jwt::Refused`]); no token, code or
 //!   secret is ever in a message or a log line.
 //! - Mapping ([`map_claims`]): the first `[[sso.map]]` whose claim matches
-//!   names the identity; `email` only when `email_verified` is true. The
-//!   identity must exist and be active in the store: its roles are its
-//!   bindings. Nobody matching → no identity, so no role.
+//!   names the identity; `email` only when `email_verified` is true. Without
+//!   `roles` the identity must exist and be active in the store: its roles are
+//!   its bindings. With `roles` ([`mapped_identity`]) org.toml declares it:
+//!   made on first sign-on, its bindings kept exactly the declared ones, each
+//!   change audited. Nobody matching → no identity, so no role.
 
 pub mod jwt;
 
@@ -25,7 +31,7 @@ use std::io::Read;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cairn_model::config::{Claim, SsoConfig, is_oidc_url};
+use cairn_model::config::{Claim, ClaimMap, SsoConfig, is_oidc_url};
 use serde_json::{Map, Value};
 
 /// The longest discovery document or JWKS read.
@@ -103,6 +109,9 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Provider {
     pub config: SsoConfig,
+    /// An issuer of bearer tokens only (`[[sso.issuers]]`): no login, so its
+    /// discovery document needs no authorization or token endpoint.
+    bearer_only: bool,
     refetch_interval: Duration,
     agent: ureq::Agent,
     cache: Mutex<Cache>,
@@ -113,7 +122,8 @@ pub struct Provider {
 pub enum Sso {
     Off,
     Broken(String),
-    On(Box<Provider>),
+    /// The login's provider, and the issuers of bearer tokens only.
+    On(Box<Provider>, Vec<Provider>),
 }
 
 impl Sso {
@@ -122,7 +132,26 @@ impl Sso {
         match cairn_engine::load_org(platform_dir) {
             Ok(org) => match org.sso {
                 None => Sso::Off,
-                Some(config) => Sso::On(Box::new(Provider::new(config, refetch_interval))),
+                Some(config) => {
+                    let bearer = config
+                        .issuers
+                        .iter()
+                        .map(|i| Provider {
+                            bearer_only: true,
+                            ..Provider::new(
+                                SsoConfig {
+                                    issuer: i.issuer.clone(),
+                                    audiences: i.audiences.clone(),
+                                    map: i.map.clone(),
+                                    issuers: Vec::new(),
+                                    ..config.clone()
+                                },
+                                refetch_interval,
+                            )
+                        })
+                        .collect();
+                    Sso::On(Box::new(Provider::new(config, refetch_interval)), bearer)
+                }
             },
             Err(e) => {
                 // For the operator; callers are told only that it is broken.
@@ -142,8 +171,38 @@ impl Sso {
         match self {
             Sso::Off => Err(ProviderError::NotConfigured),
             Sso::Broken(e) => Err(ProviderError::Broken(e.clone())),
-            Sso::On(p) => Ok(p),
+            Sso::On(p, _) => Ok(p),
         }
+    }
+
+    /// The provider a bearer token names by its (not yet verified) `iss`: the
+    /// login's or one of `[[sso.issuers]]`, compared exactly. The token is
+    /// then verified with that provider's keys, issuer and audiences only, so
+    /// a token never validates against another issuer's keys.
+    pub fn bearer_provider(&self, token: &str) -> Result<&Provider, TokenError> {
+        let login = self.provider()?;
+        let Sso::On(_, bearer) = self else {
+            return Ok(login);
+        };
+        let unverified = jwt::decode(token)?;
+        let iss = unverified.claims.get("iss").and_then(Value::as_str);
+        std::iter::once(login)
+            .chain(bearer)
+            .find(|p| Some(p.config.issuer.as_str()) == iss)
+            .ok_or_else(|| {
+                let found = iss
+                    .unwrap_or("(none)")
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(256)
+                    .collect();
+                let expected = std::iter::once(login)
+                    .chain(bearer)
+                    .map(|p| p.config.issuer.as_str())
+                    .collect::<Vec<_>>()
+                    .join("` or `");
+                TokenError::Refused(jwt::Refused::Issuer { found, expected })
+            })
     }
 
     /// Configured in org.toml (also when wrongly: the login page then offers
@@ -161,9 +220,19 @@ impl Provider {
     pub fn new(config: SsoConfig, refetch_interval: Duration) -> Provider {
         Provider {
             config,
+            bearer_only: false,
             refetch_interval,
             agent: cairn_registry::http::agent("cairn-oidc", Some(HTTP_TIMEOUT)),
             cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    /// Where org.toml keeps this issuer's mappings, for messages.
+    pub fn map_table(&self) -> &'static str {
+        if self.bearer_only {
+            "[[sso.issuers.map]] of its issuer"
+        } else {
+            "[[sso.map]]"
         }
     }
 
@@ -239,9 +308,18 @@ impl Provider {
                 self.config.issuer
             )));
         }
+        // An issuer of bearer tokens only (a CI system's) may have no login
+        // endpoints; they are never used for it.
+        let login_field = |name: &'static str| {
+            if self.bearer_only {
+                Ok(String::new())
+            } else {
+                field(name)
+            }
+        };
         let discovery = Discovery {
-            authorization_endpoint: field("authorization_endpoint")?,
-            token_endpoint: field("token_endpoint")?,
+            authorization_endpoint: login_field("authorization_endpoint")?,
+            token_endpoint: login_field("token_endpoint")?,
             jwks_uri: field("jwks_uri")?,
         };
         for u in [
@@ -249,6 +327,9 @@ impl Provider {
             &discovery.token_endpoint,
             &discovery.jwks_uri,
         ] {
+            if u.is_empty() && self.bearer_only {
+                continue;
+            }
             // A query is allowed on the endpoints (not on the issuer).
             let bare = u.split('?').next().unwrap_or_default();
             if !is_oidc_url(bare) {
@@ -538,9 +619,10 @@ impl Who {
     }
 }
 
-/// The cairn identity the first matching `[[sso.map]]` names; `None` when no
-/// mapping matches (the user gets no role).
-pub fn map_claims(config: &SsoConfig, claims: &Map<String, Value>) -> Option<String> {
+/// The first `[[sso.map]]` that matches (it names the cairn identity, and
+/// perhaps declares its roles); `None` when none matches (the user gets no
+/// role).
+pub fn map_claims<'c>(config: &'c SsoConfig, claims: &Map<String, Value>) -> Option<&'c ClaimMap> {
     let verified_email = claims.get("email_verified") == Some(&Value::Bool(true));
     for m in &config.map {
         let matches = match m.claim {
@@ -555,8 +637,24 @@ pub fn map_claims(config: &SsoConfig, claims: &Map<String, Value>) -> Option<Str
                 .is_some_and(|g| g.iter().take(1024).any(|v| v.as_str() == Some(&m.value))),
         };
         if matches {
-            return Some(m.identity.clone());
+            return Some(m);
         }
     }
     None
+}
+
+/// The active cairn identity a matching mapping names: as the store has it, or
+/// as org.toml declares it (`roles`: made and its bindings kept exactly so,
+/// through `cairn_engine::access::declared_identity`, audited).
+pub fn mapped_identity(
+    store: &dyn cairn_store::Store,
+    data: &cairn_engine::DataDir,
+    m: &ClaimMap,
+) -> Result<cairn_policy::Identity, cairn_engine::EngineError> {
+    match &m.declared {
+        None => cairn_engine::access::active_identity(store, &m.identity),
+        Some(declared) => {
+            cairn_engine::access::declared_identity(store, data, &m.identity, declared)
+        }
+    }
 }

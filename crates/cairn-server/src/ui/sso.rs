@@ -220,15 +220,30 @@ pub(super) async fn callback(
                 }
             };
             let who = Who::of(&claims);
-            let Some(name) = oidc::map_claims(&provider.config, &claims) else {
+            let Some(m) = oidc::map_claims(&provider.config, &claims) else {
                 return Ok(Err(who));
             };
-            let (value, actor) = log_in_identity(s, &name).map_err(|e| {
+            let refused = |e| {
+                let e = crate::auth::mapped_identity_refused(&who, &m.identity, e);
                 if e.status == StatusCode::UNAUTHORIZED {
                     ApiError::forbidden(format!(
-                        "you are {}; org.toml maps you to the cairn identity {name}, which does not \
+                        "you are {}; org.toml maps you to the cairn identity {}, which does not \
                          exist or is revoked: ask a platform admin",
-                        who.describe()
+                        who.describe(),
+                        m.identity
+                    ))
+                } else {
+                    e
+                }
+            };
+            let identity = oidc::mapped_identity(&*s.store, &s.config.data, m).map_err(refused)?;
+            let (value, actor) = log_in_identity(s, &identity.name).map_err(|e| {
+                if e.status == StatusCode::UNAUTHORIZED {
+                    ApiError::forbidden(format!(
+                        "you are {}; org.toml maps you to the cairn identity {}, which does not \
+                         exist or is revoked: ask a platform admin",
+                        who.describe(),
+                        identity.name
                     ))
                 } else {
                     e
