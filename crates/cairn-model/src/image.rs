@@ -337,6 +337,35 @@ mod tests {
     }
 
     #[test]
+    fn a_rust_recipe_is_checked_and_read_back() {
+        let system = DebianRecipe::new("bookworm", "minbase", &["gcc".to_owned()], 7).unwrap();
+        let components = ["rustc", "cargo", "rustc"].map(str::to_owned);
+        let r = RustRecipe::new(system.clone(), "/opt/rust", &components).unwrap();
+        assert_eq!(r.components, ["cargo", "rustc"]);
+        let r = BaseRecipe::Rust(r);
+        assert_eq!(BaseRecipe::from_json(&r.to_json()).unwrap(), r);
+        assert_eq!(r.source_date_epoch(), 7);
+        assert_eq!(
+            r.describe(),
+            "rust toolchain /opt/rust (cargo, rustc) in /usr/local on mmdebstrap --variant=minbase --include=gcc bookworm (SOURCE_DATE_EPOCH=7)"
+        );
+        for (dir, comps, want) in [
+            ("relative/rust", vec!["rustc"], "not a toolchain directory"),
+            ("/opt/../etc", vec!["rustc"], "not a toolchain directory"),
+            ("/opt/rust\n", vec!["rustc"], "not a toolchain directory"),
+            ("/opt/rust", vec![], "not a Rust component"),
+            ("/opt/rust", vec!["--x"], "not a Rust component"),
+            ("/opt/rust", vec!["a/b"], "not a Rust component"),
+        ] {
+            let comps: Vec<String> = comps.into_iter().map(str::to_owned).collect();
+            let err = RustRecipe::new(system.clone(), &dir.replace("\\n", "\n"), &comps)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{dir} {comps:?}: {err}");
+        }
+    }
+
+    #[test]
     fn a_bad_recipe_is_refused_naming_what() {
         let one = |s: &str| vec![s.to_owned()];
         for (suite, variant, include, want) in [
