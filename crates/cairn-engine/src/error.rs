@@ -155,6 +155,10 @@ pub enum EngineError {
     #[error("the base recipe ({recipe}) failed: {why}")]
     RecipeFailed { recipe: String, why: String },
     #[error(
+        "the toolchain directory {dir} cannot be packed into a base: {why}; nothing was imported"
+    )]
+    Toolchain { dir: String, why: String },
+    #[error(
         "the base recipe ({recipe}) failed: apt knows no package {packages} (`apt-cache search NAME` finds the right name; `apt-get update` refreshes what apt knows)"
     )]
     RecipeUnknownPackages { recipe: String, packages: String },
@@ -371,6 +375,7 @@ impl EngineError {
                 | Self::BaseNotInCatalog { .. }
                 | Self::BuildImageRefused { .. }
                 | Self::BadBaseName { .. }
+                | Self::Toolchain { .. }
                 | Self::BaseRefresh { .. }
                 | Self::Remediation { .. }
                 | Self::Recipe(_)

@@ -33,6 +33,61 @@ pub enum BaseRecipe {
     Tiny,
     /// `mmdebstrap` from Debian's packages.
     Debian(DebianRecipe),
+    /// A Rust toolchain directory (rustup's or rust-installer's layout)
+    /// packed into `/usr/local` of a Debian base made by `mmdebstrap`.
+    Rust(RustRecipe),
+}
+
+/// The Rust components a toolchain base holds unless told otherwise.
+pub const RUST_COMPONENTS: &[&str] = &["cargo", "rust-std", "rustc"];
+
+/// A Rust toolchain base: the named components of the toolchain directory
+/// (each one's files as its rust-installer manifest lists them), under
+/// `/usr/local` of a Debian base (`system`: minbase with the C linker and
+/// libc's development files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RustRecipe {
+    pub system: DebianRecipe,
+    /// The toolchain directory on the host (absolute, as resolved when made).
+    pub toolchain: String,
+    /// Component names without their target (`cargo`, `rust-std`, `rustc`;
+    /// sorted, no duplicates).
+    pub components: Vec<String>,
+}
+
+impl RustRecipe {
+    /// A checked recipe: an absolute toolchain path without `..`, control
+    /// characters or a NUL, and component names rust-installer could write.
+    pub fn new(
+        system: DebianRecipe,
+        toolchain: &str,
+        components: &[String],
+    ) -> Result<RustRecipe, RecipeError> {
+        let path_ok = toolchain.starts_with('/')
+            && toolchain.len() <= 4096
+            && !toolchain.chars().any(char::is_control)
+            && !toolchain.split('/').any(|c| c == "..");
+        if !path_ok {
+            return Err(RecipeError::Toolchain(toolchain.to_owned()));
+        }
+        if components.is_empty() || components.len() > 64 {
+            return Err(RecipeError::Component(components.join(",")));
+        }
+        let mut list = Vec::with_capacity(components.len());
+        for c in components {
+            if !is_debian_package_name(c) || c.contains('+') {
+                return Err(RecipeError::Component(c.clone()));
+            }
+            list.push(c.clone());
+        }
+        list.sort();
+        list.dedup();
+        Ok(RustRecipe {
+            system,
+            toolchain: toolchain.to_owned(),
+            components: list,
+        })
+    }
 }
 
 /// `mmdebstrap --variant=VARIANT --include=INCLUDE SUITE` with
@@ -76,6 +131,12 @@ pub enum RecipeError {
     Package(String),
     #[error("a recipe includes at most {MAX_INCLUDE} packages ({0} given)")]
     TooMany(usize),
+    #[error("`{0}` is not a toolchain directory cairn takes (an absolute path without `..`)")]
+    Toolchain(String),
+    #[error(
+        "`{0}` is not a Rust component name (lower-case letters, digits, `-`, `.`; e.g. cargo, rust-std, rustc)"
+    )]
+    Component(String),
     #[error("the recipe text is not one cairn wrote: {0}")]
     Text(String),
 }
@@ -148,19 +209,34 @@ impl BaseRecipe {
                 ));
                 out
             }
+            BaseRecipe::Rust(r) => format!(
+                "rust toolchain {} ({}) in /usr/local on {}",
+                r.toolchain,
+                r.components.join(", "),
+                BaseRecipe::Debian(r.system.clone()).describe()
+            ),
         }
     }
 
     /// The recipe as the JSON text the store keeps.
     pub fn to_json(&self) -> String {
-        let value = match self {
-            BaseRecipe::Tiny => serde_json::json!({ "kind": "tiny" }),
-            BaseRecipe::Debian(d) => serde_json::json!({
+        fn debian(d: &DebianRecipe) -> serde_json::Value {
+            serde_json::json!({
                 "kind": "debian",
                 "suite": d.suite,
                 "variant": d.variant,
                 "include": d.include,
                 "source_date_epoch": d.source_date_epoch,
+            })
+        }
+        let value = match self {
+            BaseRecipe::Tiny => serde_json::json!({ "kind": "tiny" }),
+            BaseRecipe::Debian(d) => debian(d),
+            BaseRecipe::Rust(r) => serde_json::json!({
+                "kind": "rust",
+                "toolchain": r.toolchain,
+                "components": r.components,
+                "system": debian(&r.system),
             }),
         };
         value.to_string()
@@ -168,24 +244,40 @@ impl BaseRecipe {
 
     /// Reads [`BaseRecipe::to_json`]'s text back, checked as when it was made.
     pub fn from_json(text: &str) -> Result<BaseRecipe, RecipeError> {
-        let bad = |why: &str| RecipeError::Text(why.to_owned());
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| RecipeError::Text(e.to_string()))?;
+        Self::from_value(&value)
+    }
+
+    fn from_value(value: &serde_json::Value) -> Result<BaseRecipe, RecipeError> {
+        let bad = |why: &str| RecipeError::Text(why.to_owned());
+        let strings = |v: &serde_json::Value, what: &str| -> Result<Vec<String>, RecipeError> {
+            v.as_array()
+                .ok_or_else(|| bad(what))?
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| bad(what)))
+                .collect()
+        };
         match value["kind"].as_str() {
+            Some("rust") => {
+                let BaseRecipe::Debian(system) = Self::from_value(&value["system"])? else {
+                    return Err(bad("a rust recipe's system is not a debian recipe"));
+                };
+                let toolchain = value["toolchain"]
+                    .as_str()
+                    .ok_or_else(|| bad("no toolchain"))?;
+                let components = strings(&value["components"], "no component list")?;
+                Ok(BaseRecipe::Rust(RustRecipe::new(
+                    system,
+                    toolchain,
+                    &components,
+                )?))
+            }
             Some("tiny") => Ok(BaseRecipe::Tiny),
             Some("debian") => {
                 let suite = value["suite"].as_str().ok_or_else(|| bad("no suite"))?;
                 let variant = value["variant"].as_str().ok_or_else(|| bad("no variant"))?;
-                let include = value["include"]
-                    .as_array()
-                    .ok_or_else(|| bad("no include list"))?
-                    .iter()
-                    .map(|v| {
-                        v.as_str()
-                            .map(str::to_owned)
-                            .ok_or_else(|| bad("a non-string package"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let include = strings(&value["include"], "no include list")?;
                 let epoch = value["source_date_epoch"]
                     .as_u64()
                     .ok_or_else(|| bad("no source_date_epoch"))?;
@@ -202,6 +294,7 @@ impl BaseRecipe {
         match self {
             BaseRecipe::Tiny => 0,
             BaseRecipe::Debian(d) => d.source_date_epoch,
+            BaseRecipe::Rust(r) => r.system.source_date_epoch,
         }
     }
 }
@@ -241,6 +334,35 @@ mod tests {
             BaseRecipe::from_json(&BaseRecipe::Tiny.to_json()).unwrap(),
             BaseRecipe::Tiny
         );
+    }
+
+    #[test]
+    fn a_rust_recipe_is_checked_and_read_back() {
+        let system = DebianRecipe::new("bookworm", "minbase", &["gcc".to_owned()], 7).unwrap();
+        let components = ["rustc", "cargo", "rustc"].map(str::to_owned);
+        let r = RustRecipe::new(system.clone(), "/opt/rust", &components).unwrap();
+        assert_eq!(r.components, ["cargo", "rustc"]);
+        let r = BaseRecipe::Rust(r);
+        assert_eq!(BaseRecipe::from_json(&r.to_json()).unwrap(), r);
+        assert_eq!(r.source_date_epoch(), 7);
+        assert_eq!(
+            r.describe(),
+            "rust toolchain /opt/rust (cargo, rustc) in /usr/local on mmdebstrap --variant=minbase --include=gcc bookworm (SOURCE_DATE_EPOCH=7)"
+        );
+        for (dir, comps, want) in [
+            ("relative/rust", vec!["rustc"], "not a toolchain directory"),
+            ("/opt/../etc", vec!["rustc"], "not a toolchain directory"),
+            ("/opt/rust\n", vec!["rustc"], "not a toolchain directory"),
+            ("/opt/rust", vec![], "not a Rust component"),
+            ("/opt/rust", vec!["--x"], "not a Rust component"),
+            ("/opt/rust", vec!["a/b"], "not a Rust component"),
+        ] {
+            let comps: Vec<String> = comps.into_iter().map(str::to_owned).collect();
+            let err = RustRecipe::new(system.clone(), &dir.replace("\\n", "\n"), &comps)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{dir} {comps:?}: {err}");
+        }
     }
 
     #[test]

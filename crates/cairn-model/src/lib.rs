@@ -22,7 +22,9 @@ pub use deployment::{
 };
 pub use digest::{Digest, DigestError};
 pub use error_kind::ErrorKind;
-pub use image::{BaseRecipe, BaseRecord, DebianRecipe, ImageRecord, RecipeError};
+pub use image::{
+    BaseRecipe, BaseRecord, DebianRecipe, ImageRecord, RUST_COMPONENTS, RecipeError, RustRecipe,
+};
 pub use run::{
     DeliveryRecord, EvidenceRecord, LogLine, LogStream, NewDelivery, NewEvidence, NewRun, NewStage,
     RunId, RunRecord, RunStatus, StageId, StageKind, StageRecord, StageStatus, Trigger,

@@ -27,11 +27,14 @@ pub enum FileKind {
     /// An installed npm package's `node_modules/<name>/package.json` (read
     /// only by [`scan_installed`]).
     NpmInstalled,
+    /// An installed Rust toolchain's `lib/rustlib/multirust-channel-manifest.toml`
+    /// (with the `components` file beside it).
+    RustToolchain,
 }
 
 impl FileKind {
     /// Every kind, in declaration order.
-    pub const ALL: [FileKind; 15] = [
+    pub const ALL: [FileKind; 16] = [
         FileKind::CargoLock,
         FileKind::NpmLock,
         FileKind::PoetryLock,
@@ -47,6 +50,7 @@ impl FileKind {
         FileKind::ApkInstalled,
         FileKind::PythonDistInfo,
         FileKind::NpmInstalled,
+        FileKind::RustToolchain,
     ];
 }
 
@@ -124,6 +128,11 @@ pub fn detect(path: &str) -> Option<FileKind> {
     if dir.split('/').any(|seg| SKIPPED_DIRS.contains(&seg)) {
         return None;
     }
+    if file == "multirust-channel-manifest.toml"
+        && (dir == "lib/rustlib" || dir.ends_with("/lib/rustlib"))
+    {
+        return Some(FileKind::RustToolchain);
+    }
     Some(match file {
         "Cargo.lock" => FileKind::CargoLock,
         "package-lock.json" | "npm-shrinkwrap.json" => FileKind::NpmLock,
@@ -190,6 +199,7 @@ pub fn parse_file(
         FileKind::ApkInstalled => apk::parse(path, bytes, distro),
         FileKind::PythonDistInfo => python::parse_dist_info(path, bytes),
         FileKind::NpmInstalled => npm::parse_installed(path, bytes),
+        FileKind::RustToolchain => rust_toolchain::parse(path, bytes, None),
     }
 }
 
@@ -313,7 +323,15 @@ fn scan<'a>(
             });
             continue;
         };
-        match parse_file(kind, path, &bytes, &distro) {
+        let parsed = if kind == FileKind::RustToolchain {
+            // Which components are installed is in the file beside it.
+            let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+            let list = read(&format!("{dir}/components"));
+            ecosystems::rust_toolchain::parse(path, &bytes, list.as_deref())
+        } else {
+            parse_file(kind, path, &bytes, &distro)
+        };
+        match parsed {
             Ok(out) => {
                 let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
                 let shadowed = kind == FileKind::GoSum && go_mod_dirs.contains(dir);

@@ -75,6 +75,13 @@ pub(crate) enum BaseCommand {
         /// default: the newest Release date apt holds for the suite.
         #[arg(long, value_name = "SECONDS")]
         source_date_epoch: Option<u64>,
+        /// For `rust`: the toolchain directory to pack into /usr/local
+        /// (rustup's layout, e.g. ~/.rustup/toolchains/1.95.0-x86_64-unknown-linux-gnu).
+        #[arg(long, value_name = "DIR")]
+        toolchain: Option<PathBuf>,
+        /// For `rust`: the toolchain's components to pack.
+        #[arg(long, value_delimiter = ',', value_name = "COMPONENTS", default_values_t = cairn_model::RUST_COMPONENTS.iter().map(|c| (*c).to_owned()))]
+        component: Vec<String>,
     },
     /// A new version of a catalog base: from `--from SOURCE` (as `base import`
     /// reads it), else by running its recorded recipe again (`debian`:
@@ -103,7 +110,13 @@ pub(crate) enum BaseCommand {
 pub(crate) enum BaseKind {
     Tiny,
     Debian,
+    /// A Rust toolchain directory in /usr/local of a Debian base with the C linker.
+    Rust,
 }
+
+/// The Debian packages a Rust toolchain base needs besides the toolchain:
+/// the linker rustc calls (`cc`) and libc's start files and headers.
+const RUST_SYSTEM: &[&str] = &["ca-certificates", "gcc", "libc6-dev"];
 
 pub(super) fn base(cli: &Cli, cmd: &BaseCommand) -> Result<ExitCode, Failure> {
     match cmd {
@@ -141,7 +154,14 @@ pub(super) fn base(cli: &Cli, cmd: &BaseCommand) -> Result<ExitCode, Failure> {
             variant,
             include,
             source_date_epoch,
+            toolchain,
+            component,
         } => {
+            if toolchain.is_some() != (*kind == BaseKind::Rust) {
+                return Err(Failure::user(anyhow!(
+                    "--toolchain DIR is for `rust` bases, and a `rust` base needs it"
+                )));
+            }
             let recipe = match kind {
                 BaseKind::Tiny => {
                     if !include.is_empty() || source_date_epoch.is_some() || variant != "minbase" {
@@ -162,6 +182,45 @@ pub(super) fn base(cli: &Cli, cmd: &BaseCommand) -> Result<ExitCode, Failure> {
                     BaseRecipe::Debian(
                         DebianRecipe::new(suite, variant, include, epoch)
                             .map_err(EngineError::from)?,
+                    )
+                }
+                BaseKind::Rust => {
+                    let mut packages: Vec<String> =
+                        RUST_SYSTEM.iter().map(|p| (*p).to_owned()).collect();
+                    packages.extend(include.iter().cloned());
+                    DebianRecipe::new(suite, variant, &packages, 0).map_err(EngineError::from)?;
+                    // The directory as the administrator named it, resolved
+                    // once here (rustup's `1.95.0-…` may be a symlink to its
+                    // `stable-…`); nothing below it is ever followed.
+                    let dir = toolchain.as_deref().unwrap_or(Path::new(""));
+                    let dir = std::fs::canonicalize(dir).map_err(|e| {
+                        Failure::user(anyhow!(
+                            "the toolchain directory {} cannot be used ({e}); nothing was imported",
+                            dir.display()
+                        ))
+                    })?;
+                    let dir = dir.to_str().ok_or_else(|| {
+                        Failure::user(anyhow!("the toolchain directory's path is not UTF-8"))
+                    })?;
+                    cairn_model::RustRecipe::new(
+                        DebianRecipe::new(suite, variant, &packages, 0)
+                            .map_err(EngineError::from)?,
+                        dir,
+                        component,
+                    )
+                    .map_err(EngineError::from)?;
+                    let epoch = match source_date_epoch {
+                        Some(e) => *e,
+                        None => recipe::debian_epoch(suite)?,
+                    };
+                    BaseRecipe::Rust(
+                        cairn_model::RustRecipe::new(
+                            DebianRecipe::new(suite, variant, &packages, epoch)
+                                .map_err(EngineError::from)?,
+                            dir,
+                            component,
+                        )
+                        .map_err(EngineError::from)?,
                     )
                 }
             };

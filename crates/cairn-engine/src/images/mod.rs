@@ -10,6 +10,7 @@ pub mod recipe;
 pub mod refresh;
 pub mod registry;
 pub(crate) mod release_candidate;
+pub mod toolchain;
 
 use std::path::{Path, PathBuf};
 

@@ -126,7 +126,17 @@ pub fn run_recipe(recipe: &BaseRecipe, work: &Path) -> Result<PathBuf, EngineErr
         }
         BaseRecipe::Debian(d) => {
             let tar = work.join("rootfs.tar");
-            mmdebstrap(d, &tar)?;
+            mmdebstrap(d, &tar, None)?;
+            Ok(tar)
+        }
+        BaseRecipe::Rust(r) => {
+            // The toolchain's files, checked and copied first: a refused
+            // toolchain costs no mmdebstrap run and imports nothing.
+            let staged = work.join("toolchain");
+            std::fs::create_dir_all(&staged).map_err(EngineError::io("create", &staged))?;
+            super::toolchain::pack(r, &staged)?;
+            let tar = work.join("rootfs.tar");
+            mmdebstrap(&r.system, &tar, Some(&staged))?;
             Ok(tar)
         }
     }
@@ -135,6 +145,16 @@ pub fn run_recipe(recipe: &BaseRecipe, work: &Path) -> Result<PathBuf, EngineErr
 /// The `mmdebstrap` command line of a recipe (each argument checked by
 /// [`DebianRecipe::new`]: no option can be smuggled in as a package or suite).
 pub fn mmdebstrap_args(d: &DebianRecipe, out: &Path) -> Vec<std::ffi::OsString> {
+    mmdebstrap_args_with(d, out, None)
+}
+
+/// [`mmdebstrap_args`], and `usr_local`'s contents (a staged toolchain)
+/// synchronised into the base's `/usr/local` before it is packed.
+fn mmdebstrap_args_with(
+    d: &DebianRecipe,
+    out: &Path,
+    usr_local: Option<&Path>,
+) -> Vec<std::ffi::OsString> {
     let mut args: Vec<std::ffi::OsString> = vec![
         format!("--variant={}", d.variant).into(),
         "--quiet".into(),
@@ -158,15 +178,38 @@ pub fn mmdebstrap_args(d: &DebianRecipe, out: &Path) -> Vec<std::ffi::OsString> 
         )
         .into(),
     );
+    if let Some(dir) = usr_local {
+        let mut hook = std::ffi::OsString::from("--customize-hook=sync-in ");
+        hook.push(dir.as_os_str());
+        hook.push(" /usr/local");
+        args.push(hook);
+    }
     args.push(d.suite.clone().into());
     args.push(out.as_os_str().to_owned());
     args
 }
 
-fn mmdebstrap(d: &DebianRecipe, out: &Path) -> Result<(), EngineError> {
+fn mmdebstrap(d: &DebianRecipe, out: &Path, usr_local: Option<&Path>) -> Result<(), EngineError> {
     let recipe = BaseRecipe::Debian(d.clone()).describe();
+    if let Some(dir) = usr_local {
+        // mmdebstrap splits a special hook's arguments at white space.
+        let plain = dir
+            .as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'\'' | b'"' | b'\\'));
+        if !plain {
+            return Err(EngineError::RecipeFailed {
+                recipe,
+                why: format!(
+                    "the working directory {} has white space or quotes in its path; set TMPDIR to a plain one",
+                    dir.display()
+                ),
+            });
+        }
+    }
     let output = Command::new("mmdebstrap")
-        .args(mmdebstrap_args(d, out))
+        .args(mmdebstrap_args_with(d, out, usr_local))
         .env("SOURCE_DATE_EPOCH", d.source_date_epoch.to_string())
         .env("LC_ALL", "C.UTF-8")
         .stdin(Stdio::null())

@@ -11,6 +11,7 @@ pub mod maven;
 pub mod npm;
 pub mod python;
 pub mod ruby;
+pub mod rust_toolchain;
 
 use crate::component::{Component, Ecosystem};
 use crate::error::ParseError;
