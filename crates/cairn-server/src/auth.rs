@@ -110,8 +110,10 @@ async fn authenticate_parts(parts: &Parts, state: &AppState) -> Result<Actor, Ap
         {
             return state.blocking(move |s| oidc_bearer(s, &token)).await;
         }
+        // Reads only: the read lane (an OpenID Connect token above may fetch
+        // the provider's keys, so it does not take a read's turn).
         let identity = state
-            .blocking(move |s| Ok(access::authenticate(&*s.store, &token)?))
+            .read(move |s| Ok(access::authenticate(&*s.store, &token)?))
             .await?;
         return Ok(Actor {
             identity,
@@ -120,7 +122,7 @@ async fn authenticate_parts(parts: &Parts, state: &AppState) -> Result<Actor, Ap
     }
     if let Some(session) = cookie(parts, SESSION_COOKIE) {
         let actor = state
-            .blocking(move |s| crate::session::actor_of_session(s, &session))
+            .read(move |s| crate::session::actor_of_session(s, &session))
             .await?;
         cookie_request_ok(parts, &actor)?;
         return Ok(actor);

@@ -43,7 +43,16 @@ pub struct Shared {
     pub sso: crate::oidc::Sso,
     /// Runs announced changed by the store (live events across processes).
     pub changes: crate::events::Changes,
+    /// The read lane: at most [`READ_LANES`] requests' reads run at once, the
+    /// others wait their turn here, first come first served (see
+    /// [`AppState::read`]).
+    pub reads: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many requests' store reads run at once: as many as the store has
+/// connections for reads (SQLite's readers; PostgreSQL's pool is as large).
+/// More would only queue on those connections' locks, on threads, unfairly.
+pub const READ_LANES: usize = cairn_store::SqliteStore::READERS;
 
 impl AppState {
     pub fn new(
@@ -67,6 +76,7 @@ impl AppState {
             queued: crate::worker::Bell::default(),
             stopping: AtomicBool::new(false),
             changes: crate::events::Changes::default(),
+            reads: Arc::new(tokio::sync::Semaphore::new(READ_LANES)),
         }))
     }
 
@@ -91,6 +101,35 @@ impl AppState {
                 "a blocking task failed: {join}"
             ))),
         }
+    }
+
+    /// Runs a request's store reads off the async threads, in the read lane:
+    /// at most [`READ_LANES`] at once, the rest queued in arrival order (an
+    /// async wait, no thread each). Under load, each read then finds a free
+    /// connection and runs on one of a few warm threads, instead of hundreds
+    /// of threads contending for the connections' locks, where the unlucky
+    /// ones waited many times the median. For reads only: work that may take
+    /// long (git, a deploy, the network) goes through [`AppState::blocking`],
+    /// so it never holds up the reads.
+    pub async fn read<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared) -> Result<T, ApiError> + Send + 'static,
+    {
+        // The turn is held by the work itself: a client that goes away while
+        // its read runs does not free a lane that is still busy.
+        let turn = self
+            .0
+            .reads
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::internal(&"the read lane is closed"))?;
+        self.blocking(move |s| {
+            let _turn = turn;
+            work(s)
+        })
+        .await
     }
 
     pub fn is_stopping(&self) -> bool {

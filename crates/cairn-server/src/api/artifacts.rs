@@ -137,7 +137,7 @@ async fn evidence(
 ) -> Result<Json<Value>, ApiError> {
     let digest = parse_digest(&digest)?;
     state
-        .blocking(move |s| {
+        .read(move |s| {
             let records = s.store.evidence_for_subject(&digest)?;
             authorize_artifact(s, &actor, &digest, &records, &[])?;
             let mut items = Vec::with_capacity(records.len());
@@ -160,7 +160,7 @@ async fn sbom(
 ) -> Result<Json<Value>, ApiError> {
     let digest = parse_digest(&digest)?;
     state
-        .blocking(move |s| {
+        .read(move |s| {
             let records = s.store.evidence_for_subject(&digest)?;
             authorize_artifact(s, &actor, &digest, &records, &[])?;
             let newest = records
@@ -218,7 +218,7 @@ async fn findings(
     let wanted = parse_state(q.state.as_deref())?;
     let limit = q.limit.unwrap_or(DEFAULT_FINDINGS).min(MAX_FINDINGS);
     state
-        .blocking(move |s| {
+        .read(move |s| {
             // Authorised by the workloads of every SBOM of the digest (every
             // finding's workload is its SBOM's), not of the findings read.
             let sbom_workloads: Vec<String> = s

@@ -48,7 +48,7 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_CHANGES);
     state
-        .blocking(move |s| {
+        .read(move |s| {
             let scope = match &q.workload {
                 Some(w) => Scope::workload(w.clone()),
                 None => Scope::organisation(),

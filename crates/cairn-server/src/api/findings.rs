@@ -53,7 +53,7 @@ async fn list(
     let wanted = parse_state(q.state.as_deref())?.unwrap_or(FindingState::Open);
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_FINDINGS);
     state
-        .blocking(move |s| {
+        .read(move |s| {
             let visible = s.visible(&actor)?;
             let org = cairn_engine::load_org(s.config.platform_dir.as_deref())?;
             let running = cairn_engine::exposures::running(&*s.store, &org)?;

@@ -71,7 +71,7 @@ async fn list(
     let f = RunsFilter::parse(q)?;
     let limit = f.limit.unwrap_or(RunFilter::DEFAULT_LIMIT).min(1_000);
     state
-        .blocking(move |s| {
+        .read(move |s| {
             let visible = s.visible(&actor)?;
             if let Some(w) = &f.workload
                 && !visible.includes(w)
@@ -172,7 +172,7 @@ async fn detail(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .blocking(move |s| {
+        .read(move |s| {
             let run = visible_run(s, &actor, &id)?;
             let explanation = cairn_engine::explain::explain(&*s.store, run.id, 20)?;
             let mut body = run_json(&explanation.run, Some(&explanation.stages));
@@ -207,7 +207,7 @@ async fn logs(
     Params(q): Params<LogsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .blocking(move |s| {
+        .read(move |s| {
             let run = visible_run(s, &actor, &id)?;
             let stages = s.store.stages(run.id)?;
             let limit = q.limit.unwrap_or(MAX_LOG_PAGE).min(MAX_LOG_PAGE);
@@ -243,7 +243,7 @@ async fn evidence(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .blocking(move |s| {
+        .read(move |s| {
             let run = visible_run(s, &actor, &id)?;
             let items: Vec<Value> = s
                 .store

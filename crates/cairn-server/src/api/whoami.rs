@@ -29,7 +29,7 @@ pub fn routes() -> Vec<Route> {
 
 async fn whoami(State(state): State<AppState>, actor: Actor) -> Result<Json<Value>, ApiError> {
     state
-        .blocking(move |s| {
+        .read(move |s| {
             // Someone no role is bound to may not view anything: 403.
             s.visible(&actor)?;
             let roles: Vec<Value> = s

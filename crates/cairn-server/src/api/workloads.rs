@@ -67,7 +67,7 @@ pub fn workload_json(w: &WorkloadRecord) -> Value {
 
 async fn list(State(state): State<AppState>, actor: Actor) -> Result<Json<Value>, ApiError> {
     state
-        .blocking(move |s| {
+        .read(move |s| {
             let visible = s.visible(&actor)?;
             let items: Vec<Value> = s
                 .store
@@ -129,7 +129,7 @@ async fn detail(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .blocking(move |s| {
+        .read(move |s| {
             s.authorize(&actor, Action::View, &Scope::workload(name.clone()))?;
             let record = s.store.workload(&name)?.ok_or_else(|| {
                 ApiError::not_found(format!("workload `{name}` is not onboarded"))

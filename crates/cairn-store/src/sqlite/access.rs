@@ -17,12 +17,14 @@ fn require_identity(
     name: &str,
     what: &'static str,
 ) -> Result<(), StoreError> {
-    let found = tx
-        .query_row("SELECT 1 FROM identities WHERE name = ?1", [name], |_| {
-            Ok(())
-        })
-        .optional()
-        .map_err(StoreError::sqlite(what))?;
+    let found = super::cached_row(
+        tx,
+        "SELECT 1 FROM identities WHERE name = ?1",
+        [name],
+        |_| Ok(()),
+    )
+    .optional()
+    .map_err(StoreError::sqlite(what))?;
     found.ok_or_else(|| StoreError::NotFound {
         what: "identity",
         id: name.to_owned(),
@@ -48,28 +50,28 @@ fn check_identity(i: &IdentityRecord) -> Result<(), StoreError> {
 fn insert_identity(tx: &Transaction<'_>, i: &IdentityRecord) -> Result<(), StoreError> {
     let what = "adding an identity";
     check_identity(i)?;
-    let name_taken: Option<String> = tx
-        .query_row(
-            "SELECT name FROM identities WHERE name = ?1",
-            [&i.name],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(StoreError::sqlite(what))?;
+    let name_taken: Option<String> = super::cached_row(
+        tx,
+        "SELECT name FROM identities WHERE name = ?1",
+        [&i.name],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(StoreError::sqlite(what))?;
     if name_taken.is_some() {
         return Err(StoreError::Exists {
             what: "identity",
             id: i.name.clone(),
         });
     }
-    let token_taken: Option<String> = tx
-        .query_row(
-            "SELECT name FROM identities WHERE token_sha256 = ?1",
-            [&i.token_sha256],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(StoreError::sqlite(what))?;
+    let token_taken: Option<String> = super::cached_row(
+        tx,
+        "SELECT name FROM identities WHERE token_sha256 = ?1",
+        [&i.token_sha256],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(StoreError::sqlite(what))?;
     if token_taken.is_some() {
         // Name the new identity, not the holder of the token.
         return Err(StoreError::Exists {
@@ -165,14 +167,14 @@ fn one_identity(
     value: &str,
     what: &'static str,
 ) -> Result<Option<IdentityRecord>, StoreError> {
-    let raw = tx
-        .query_row(
-            &format!("SELECT {IDENTITY_COLUMNS} FROM identities WHERE {filter}"),
-            [value],
-            raw_identity,
-        )
-        .optional()
-        .map_err(StoreError::sqlite(what))?;
+    let raw = super::cached_row(
+        tx,
+        &format!("SELECT {IDENTITY_COLUMNS} FROM identities WHERE {filter}"),
+        [value],
+        raw_identity,
+    )
+    .optional()
+    .map_err(StoreError::sqlite(what))?;
     raw.map(RawIdentity::into_record).transpose()
 }
 
@@ -226,8 +228,7 @@ pub(super) fn revoke_identity(
 
 pub(super) fn identity_count(tx: &Transaction<'_>) -> Result<u64, StoreError> {
     let what = "counting identities";
-    let n: i64 = tx
-        .query_row("SELECT count(*) FROM identities", [], |r| r.get(0))
+    let n: i64 = super::cached_row(tx, "SELECT count(*) FROM identities", [], |r| r.get(0))
         .map_err(StoreError::sqlite(what))?;
     u64::try_from(n).map_err(|_| StoreError::Corrupt {
         what: "identity count",
@@ -268,14 +269,14 @@ fn check_binding(b: &RoleBinding) -> Result<(), StoreError> {
 pub(super) fn add_binding(tx: &Transaction<'_>, b: &RoleBinding) -> Result<(), StoreError> {
     let what = "binding a role";
     check_binding(b)?;
-    let revoked: Option<Option<i64>> = tx
-        .query_row(
-            "SELECT revoked_at_ms FROM identities WHERE name = ?1",
-            [&b.identity],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(StoreError::sqlite(what))?;
+    let revoked: Option<Option<i64>> = super::cached_row(
+        tx,
+        "SELECT revoked_at_ms FROM identities WHERE name = ?1",
+        [&b.identity],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(StoreError::sqlite(what))?;
     match revoked {
         None => {
             return Err(StoreError::NotFound {
@@ -376,7 +377,8 @@ pub(super) fn session(
     tx: &Transaction<'_>,
     token_sha256: &str,
 ) -> Result<Option<SessionRecord>, StoreError> {
-    tx.query_row(
+    super::cached_row(
+        tx,
         "SELECT token_sha256, identity, csrf, created_at_ms, expires_at_ms FROM sessions \
          WHERE token_sha256 = ?1",
         [token_sha256],
@@ -441,7 +443,8 @@ pub(super) fn forge_account(
     forge: &str,
     login: &str,
 ) -> Result<Option<String>, StoreError> {
-    tx.query_row(
+    super::cached_row(
+        tx,
         "SELECT identity FROM forge_accounts WHERE forge = ?1 AND login = ?2",
         params![forge, login],
         |r| r.get(0),

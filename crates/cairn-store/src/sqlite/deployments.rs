@@ -147,15 +147,15 @@ pub(super) fn was_deployed(
     environment: &str,
     digest: &str,
 ) -> Result<bool, StoreError> {
-    let found: Option<i64> = tx
-        .query_row(
-            "SELECT 1 FROM deployments WHERE workload = ?1 AND environment = ?2 AND digest = ?3 \
+    let found: Option<i64> = super::cached_row(
+        tx,
+        "SELECT 1 FROM deployments WHERE workload = ?1 AND environment = ?2 AND digest = ?3 \
              AND status IN ('deployed', 'superseded', 'not-running') LIMIT 1",
-            params![workload, environment, digest],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(StoreError::sqlite("looking up a deployment"))?;
+        params![workload, environment, digest],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(StoreError::sqlite("looking up a deployment"))?;
     Ok(found.is_some())
 }
 
@@ -267,18 +267,18 @@ pub(super) fn current_deployment(
     environment: &str,
 ) -> Result<Option<DeploymentRecord>, StoreError> {
     let what = "reading the current deployment";
-    let row = tx
-        .query_row(
-            &format!(
-                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments \
+    let row = super::cached_row(
+        tx,
+        &format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments \
                  WHERE workload = ?1 AND environment = ?2 \
                  AND status IN ('deployed', 'not-running') ORDER BY id DESC LIMIT 1"
-            ),
-            params![workload, environment],
-            deployment_row,
-        )
-        .optional()
-        .map_err(StoreError::sqlite(what))?;
+        ),
+        params![workload, environment],
+        deployment_row,
+    )
+    .optional()
+    .map_err(StoreError::sqlite(what))?;
     row.map(with_index).transpose()
 }
 

@@ -51,12 +51,14 @@ impl EvidenceStore for SqliteStore {
                 run_status(tx, run, what)?;
             }
             if let Some(stage) = e.stage {
-                let owner: Option<i64> = tx
-                    .query_row("SELECT run_id FROM stages WHERE id = ?1", [stage.0], |r| {
-                        r.get(0)
-                    })
-                    .optional()
-                    .map_err(StoreError::sqlite(what))?;
+                let owner: Option<i64> = super::cached_row(
+                    tx,
+                    "SELECT run_id FROM stages WHERE id = ?1",
+                    [stage.0],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(StoreError::sqlite(what))?;
                 match owner {
                     None => return Err(not_found_stage(stage)),
                     Some(run) if Some(RunId(run)) != e.run => return Err(not_found_stage(stage)),

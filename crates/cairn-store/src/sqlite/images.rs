@@ -123,8 +123,10 @@ pub(super) fn add_image(tx: &Transaction<'_>, i: &ImageRecord) -> Result<i64, St
         ],
     )?;
     if let Some(run) = i.run {
-        let exists: Option<i64> = tx
-            .query_row("SELECT id FROM runs WHERE id = ?1", [run.0], |r| r.get(0))
+        let exists: Option<i64> =
+            super::cached_row(tx, "SELECT id FROM runs WHERE id = ?1", [run.0], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(StoreError::sqlite(what))?;
         if exists.is_none() {

@@ -423,8 +423,7 @@ impl InventoryStore for SqliteStore {
     fn advisory_count(&self) -> Result<u64, StoreError> {
         let what = "counting advisories";
         self.read(what, |tx| {
-            let n: i64 = tx
-                .query_row("SELECT count(*) FROM advisories", [], |r| r.get(0))
+            let n: i64 = super::cached_row(tx, "SELECT count(*) FROM advisories", [], |r| r.get(0))
                 .map_err(StoreError::sqlite(what))?;
             count("advisory count", n)
         })

@@ -495,10 +495,26 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     // re-reads index pages from the file. 64 MiB at most, allocated as used.
     conn.pragma_update(None, "cache_size", CACHE_KIB)
         .map_err(StoreError::sqlite("setting cache_size"))?;
-    // The statements a write prepares once and reuses (record_matches alone
-    // holds about ten) stay prepared between calls.
-    conn.set_prepared_statement_cache_capacity(64);
+    // Every statement stays prepared between calls (the queries go through
+    // `prepare_cached` and [`cached_row`]; record_matches alone holds about
+    // ten): a server's reads do not parse their SQL again each time.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
+}
+
+/// How many prepared statements each connection keeps (more than the store
+/// has distinct queries on one path, so none is parsed twice in a row).
+const STATEMENT_CACHE: usize = 256;
+
+/// `Connection::query_row` through the connection's statement cache: the
+/// statement is parsed and planned once per connection, not on every call.
+pub(crate) fn cached_row<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
 }
 
 /// The page cache per connection, in KiB (negative: `PRAGMA cache_size` in KiB).

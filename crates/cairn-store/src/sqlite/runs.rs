@@ -165,12 +165,14 @@ pub(super) fn run_status(
     run: RunId,
     what: &'static str,
 ) -> Result<RunStatus, StoreError> {
-    let status: Option<String> = tx
-        .query_row("SELECT status FROM runs WHERE id = ?1", [run.0], |row| {
-            row.get(0)
-        })
-        .optional()
-        .map_err(StoreError::sqlite(what))?;
+    let status: Option<String> = super::cached_row(
+        tx,
+        "SELECT status FROM runs WHERE id = ?1",
+        [run.0],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(StoreError::sqlite(what))?;
     match status {
         Some(status) => parse_name(status),
         None => Err(not_found_run(run)),
@@ -183,15 +185,15 @@ fn stage_state(
     stage: StageId,
     what: &'static str,
 ) -> Result<(RunId, RunStatus, StageStatus), StoreError> {
-    let row: Option<(i64, String, String)> = tx
-        .query_row(
-            "SELECT s.run_id, r.status, s.status FROM stages s JOIN runs r ON r.id = s.run_id \
+    let row: Option<(i64, String, String)> = super::cached_row(
+        tx,
+        "SELECT s.run_id, r.status, s.status FROM stages s JOIN runs r ON r.id = s.run_id \
              WHERE s.id = ?1",
-            [stage.0],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .optional()
-        .map_err(StoreError::sqlite(what))?;
+        [stage.0],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )
+    .optional()
+    .map_err(StoreError::sqlite(what))?;
     match row {
         Some((run, run_status, stage_status)) => Ok((
             RunId(run),
@@ -204,10 +206,11 @@ fn stage_state(
 
 /// Fails with `NotFound` unless the stage exists.
 fn require_stage(tx: &Connection, stage: StageId, what: &'static str) -> Result<(), StoreError> {
-    let found = tx
-        .query_row("SELECT 1 FROM stages WHERE id = ?1", [stage.0], |_| Ok(()))
-        .optional()
-        .map_err(StoreError::sqlite(what))?;
+    let found = super::cached_row(tx, "SELECT 1 FROM stages WHERE id = ?1", [stage.0], |_| {
+        Ok(())
+    })
+    .optional()
+    .map_err(StoreError::sqlite(what))?;
     found.ok_or_else(|| not_found_stage(stage))
 }
 
@@ -265,15 +268,15 @@ pub(super) fn insert_run(
             why: format!("`{trigger}` has an empty name, or an actor or forge with a `:`"),
         });
     }
-    let workload_known = tx
-        .query_row(
-            "SELECT 1 FROM workloads WHERE name = ?1",
-            [&run.workload],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(StoreError::sqlite(what))?
-        .is_some();
+    let workload_known = super::cached_row(
+        tx,
+        "SELECT 1 FROM workloads WHERE name = ?1",
+        [&run.workload],
+        |_| Ok(()),
+    )
+    .optional()
+    .map_err(StoreError::sqlite(what))?
+    .is_some();
     if !workload_known {
         return Err(StoreError::NotFound {
             what: "workload",
@@ -393,7 +396,8 @@ fn one_workload(
     value: &str,
     what: &'static str,
 ) -> Result<Option<WorkloadRecord>, StoreError> {
-    tx.query_row(
+    super::cached_row(
+        tx,
         &format!("SELECT {WORKLOAD_COLUMNS} FROM workloads WHERE {filter}"),
         [value],
         workload_row,
@@ -483,17 +487,17 @@ pub(super) fn claim_queued_run(
     let what = "claiming a queued run";
     debug_assert_eq!(RunStatus::Queued.as_str(), "queued");
     check_len("a run's owner", &[owner])?;
-    let oldest: Option<i64> = tx
-        .query_row(
-            &format!(
-                "SELECT id FROM runs WHERE {QUEUED_FOR_WORKERS} \
+    let oldest: Option<i64> = super::cached_row(
+        tx,
+        &format!(
+            "SELECT id FROM runs WHERE {QUEUED_FOR_WORKERS} \
                  ORDER BY created_at_ms, id LIMIT 1"
-            ),
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(StoreError::sqlite(what))?;
+        ),
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(StoreError::sqlite(what))?;
     let Some(id) = oldest else {
         return Ok(None);
     };
@@ -503,13 +507,13 @@ pub(super) fn claim_queued_run(
         params![RunStatus::Running.as_str(), owner, now_ms, id],
     )
     .map_err(StoreError::sqlite(what))?;
-    let raw = tx
-        .query_row(
-            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-            [id],
-            RawRun::from_row,
-        )
-        .map_err(StoreError::sqlite(what))?;
+    let raw = super::cached_row(
+        tx,
+        &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+        [id],
+        RawRun::from_row,
+    )
+    .map_err(StoreError::sqlite(what))?;
     raw.into_record().map(Some)
 }
 
@@ -543,13 +547,13 @@ fn interrupt(
 }
 
 pub(super) fn queued_count(tx: &Transaction<'_>) -> Result<u64, StoreError> {
-    let n: i64 = tx
-        .query_row(
-            &format!("SELECT count(*) FROM runs WHERE {QUEUED_FOR_WORKERS}"),
-            [],
-            |r| r.get(0),
-        )
-        .map_err(StoreError::sqlite("counting queued runs"))?;
+    let n: i64 = super::cached_row(
+        tx,
+        &format!("SELECT count(*) FROM runs WHERE {QUEUED_FOR_WORKERS}"),
+        [],
+        |r| r.get(0),
+    )
+    .map_err(StoreError::sqlite("counting queued runs"))?;
     count("queued run count", n)
 }
 
@@ -890,15 +894,15 @@ impl RunStore for SqliteStore {
     fn append_logs(&self, stage: StageId, lines: &[LogLine]) -> Result<(), StoreError> {
         let what = "appending log lines";
         self.write(what, |tx| {
-            let row: Option<(i64, String, i64, i64)> = tx
-                .query_row(
-                    "SELECT s.run_id, r.status, s.log_lines, s.log_bytes \
+            let row: Option<(i64, String, i64, i64)> = super::cached_row(
+                tx,
+                "SELECT s.run_id, r.status, s.log_lines, s.log_bytes \
                      FROM stages s JOIN runs r ON r.id = s.run_id WHERE s.id = ?1",
-                    [stage.0],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                )
-                .optional()
-                .map_err(StoreError::sqlite(what))?;
+                [stage.0],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .optional()
+            .map_err(StoreError::sqlite(what))?;
             let Some((run, run_status, stored_lines, stored_bytes)) = row else {
                 return Err(not_found_stage(stage));
             };
@@ -1011,7 +1015,8 @@ impl RunStore for SqliteStore {
     fn run(&self, id: RunId) -> Result<Option<RunRecord>, StoreError> {
         let what = "reading a run";
         self.read(what, |tx| {
-            tx.query_row(
+            super::cached_row(
+                tx,
                 &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
                 [id.0],
                 RawRun::from_row,
@@ -1091,14 +1096,14 @@ impl RunStore for SqliteStore {
     fn log_stats(&self, stage: StageId) -> Result<LogStats, StoreError> {
         let what = "reading log statistics";
         self.read(what, |tx| {
-            let row: Option<(i64, i64)> = tx
-                .query_row(
-                    "SELECT log_lines, log_bytes FROM stages WHERE id = ?1",
-                    [stage.0],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()
-                .map_err(StoreError::sqlite(what))?;
+            let row: Option<(i64, i64)> = super::cached_row(
+                tx,
+                "SELECT log_lines, log_bytes FROM stages WHERE id = ?1",
+                [stage.0],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(StoreError::sqlite(what))?;
             let (lines, bytes) = row.ok_or_else(|| not_found_stage(stage))?;
             Ok(LogStats {
                 lines: count("stage log line count", lines)?,

@@ -26,14 +26,14 @@ pub(super) fn accept_delivery(
     )?;
     check_nonempty("webhook delivery", "forge", &d.forge)?;
     check_nonempty("webhook delivery", "delivery id", &d.delivery)?;
-    let seen = tx
-        .query_row(
-            "SELECT 1 FROM webhook_deliveries WHERE forge = ?1 AND delivery = ?2",
-            params![d.forge, d.delivery],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(StoreError::sqlite(what))?;
+    let seen = super::cached_row(
+        tx,
+        "SELECT 1 FROM webhook_deliveries WHERE forge = ?1 AND delivery = ?2",
+        params![d.forge, d.delivery],
+        |_| Ok(()),
+    )
+    .optional()
+    .map_err(StoreError::sqlite(what))?;
     if seen.is_some() {
         return Ok(DeliveryAccepted::Replay);
     }
@@ -107,14 +107,14 @@ impl ServerStore for SqliteStore {
 
     fn log_mark(&self) -> Result<LogMark, StoreError> {
         self.read("reading the log mark", |tx| {
-            let row: Option<(Option<i64>, Option<String>, i64)> = tx
-                .query_row(
-                    "SELECT size, root, at_ms FROM log_mark WHERE id = 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()
-                .map_err(StoreError::sqlite("reading the log mark"))?;
+            let row: Option<(Option<i64>, Option<String>, i64)> = super::cached_row(
+                tx,
+                "SELECT size, root, at_ms FROM log_mark WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(StoreError::sqlite("reading the log mark"))?;
             Ok(match row {
                 None => LogMark::New,
                 Some((None, _, _)) => LogMark::Adopt,
