@@ -105,6 +105,9 @@ struct Fixture {
     _dir: tempfile::TempDir,
     app: Router,
     secret_file: std::path::PathBuf,
+    /// A token naming the configured issuer (a token of an issuer nobody
+    /// configured is refused before any provider is asked).
+    token: String,
 }
 
 fn fixture(issuer: &str) -> Fixture {
@@ -144,6 +147,7 @@ fn fixture_with(issuer: &str, org: Option<&str>) -> Fixture {
         _dir: dir,
         app: cairn_server::app(state),
         secret_file,
+        token: token(issuer),
     }
 }
 
@@ -158,13 +162,15 @@ fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
 }
 
-/// A JWT-shaped token naming key `k1` (its signature is never reached).
-fn token() -> String {
+/// A JWT-shaped token of `issuer` naming key `k1` (its signature is never
+/// reached).
+fn token(issuer: &str) -> String {
     let b = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
     format!(
         "{}.{}.{}",
         b(r#"{"alg":"ES256","kid":"k1"}"#),
-        b(r#"{"iss":"x","sub":"s","aud":"cairn","exp":9999999999}"#),
+        b(&serde_json::json!({"iss": issuer, "sub": "s", "aud": "cairn", "exp": 9_999_999_999u64})
+            .to_string()),
         b("not-a-signature-but-64-bytes-long-enough-to-look-like-one-......")
     )
 }
@@ -178,7 +184,7 @@ fn bearer(token: &str) -> Request<Body> {
 
 fn assert_no_secrets(body: &str) {
     assert!(!body.contains("the-client-secret-3c9d"), "{body}");
-    assert!(!body.contains(&token()), "{body}");
+    assert!(!body.contains("not-a-signature-but-64-bytes"), "{body}");
 }
 
 #[tokio::test]
@@ -199,7 +205,7 @@ async fn a_provider_that_is_down_is_named_and_the_login_says_use_a_token() {
         "{body}"
     );
     assert!(body.contains("log in with a token meanwhile"), "{body}");
-    let (status, body) = send(&f.app, bearer(&token())).await;
+    let (status, body) = send(&f.app, bearer(&f.token)).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(
         body.contains("the bearer token could not be checked: the identity provider at"),
@@ -239,7 +245,7 @@ async fn a_provider_answering_garbage_is_refused_with_what_was_wrong() {
         let (status, body) = send(&f.app, get("/login/oidc")).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
         assert!(body.contains(says), "{says}: {body}");
-        let (status, api) = send(&f.app, bearer(&token())).await;
+        let (status, api) = send(&f.app, bearer(&f.token)).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{api}");
         assert!(api.contains(says), "{says}: {api}");
         assert_no_secrets(&api);
@@ -251,7 +257,7 @@ async fn a_provider_answering_garbage_is_refused_with_what_was_wrong() {
 async fn a_jwks_without_the_key_is_refetched_once_then_rate_limited() {
     let (issuer, fetches) = fake_provider(Mode::NoKey);
     let f = fixture(&issuer);
-    let (status, body) = send(&f.app, bearer(&token())).await;
+    let (status, body) = send(&f.app, bearer(&f.token)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(
         body.contains(
@@ -263,7 +269,7 @@ async fn a_jwks_without_the_key_is_refetched_once_then_rate_limited() {
     // Fetched, then fetched again for the unknown kid (a rotation?).
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
     for _ in 0..5 {
-        let (status, _) = send(&f.app, bearer(&token())).await;
+        let (status, _) = send(&f.app, bearer(&f.token)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(
@@ -389,7 +395,7 @@ async fn a_broken_sso_section_is_said_to_be_broken_without_its_details() {
         "{body}"
     );
     assert!(!body.contains("idp.example.org"), "{body}");
-    let (status, body) = send(&f.app, bearer(&token())).await;
+    let (status, body) = send(&f.app, bearer(&f.token)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.contains("single sign-on is misconfigured"), "{body}");
     assert!(!body.contains("idp.example.org"), "{body}");

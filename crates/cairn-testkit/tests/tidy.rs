@@ -110,6 +110,10 @@ const COMMAND_EXCEPTIONS: &[(&str, &str)] = &[
         "the workers benchmark starts `cairn worker` processes and a throwaway git repository",
     ),
     (
+        "crates/cairn-bench/src/replicas.rs",
+        "the replica reads benchmark starts `cairn up`, two `cairn serve` replicas and wrk",
+    ),
+    (
         "crates/cairn-bench/src/serve.rs",
         "the serve benchmark sets up git repositories",
     ),
