@@ -112,14 +112,16 @@ impl Engine {
             command: stage_command(loaded, stage.spec),
             started_ms: stage.started_ms,
             finished_ms: stage.finished_ms,
-            // An acceptance stage with no command of its own is cairn's HTTP
-            // checks of the release candidate: when they passed, that step
-            // ended as a command exiting 0 would (without this, a workload
-            // tested only by `[[test.http]]` was certified FAILED).
+            // An acceptance stage with no command of its own but HTTP checks
+            // is cairn's checks of the release candidate: when they passed,
+            // that step ended as a command exiting 0 would (without this, a
+            // workload tested only by `[[test.http]]` was certified FAILED).
+            // An RC with neither is not certified as tested.
             exit_code: stage.record.exit_code.or_else(|| {
                 (stage.spec.kind == StageKind::AcceptanceTest
                     && facts.tested_image
                     && stage.record.status == StageStatus::Passed
+                    && !loaded.workload.http_checks.is_empty()
                     && stage_command(loaded, stage.spec).is_none())
                 .then_some(0)
             }),
