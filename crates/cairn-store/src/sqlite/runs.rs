@@ -816,19 +816,7 @@ impl RunStore for SqliteStore {
     ) -> Result<Vec<RunId>, StoreError> {
         let what = "expiring stale run leases";
         self.write(what, |tx| {
-            let ids: Vec<i64> = {
-                let mut stmt = tx
-                    .prepare(
-                        "SELECT id FROM runs WHERE status = 'running' \
-                         AND lease_at_ms IS NOT NULL AND lease_at_ms < ?1 ORDER BY id",
-                    )
-                    .map_err(StoreError::sqlite(what))?;
-                let rows = stmt
-                    .query_map([now_ms.saturating_sub(stale_ms.max(0))], |r| r.get(0))
-                    .map_err(StoreError::sqlite(what))?;
-                rows.collect::<Result<_, _>>()
-                    .map_err(StoreError::sqlite(what))?
-            };
+            let ids = stale_running(tx, stale_ms, now_ms, false, what)?;
             let mut out = Vec::new();
             for id in ids {
                 if interrupt(tx, RunId(id), reason, now_ms, what)? {
@@ -847,19 +835,7 @@ impl RunStore for SqliteStore {
     ) -> Result<Vec<(RunId, RunId)>, StoreError> {
         let what = "requeueing runs whose worker was lost";
         self.write(what, |tx| {
-            let ids: Vec<i64> = {
-                let mut stmt = tx
-                    .prepare(
-                        "SELECT id FROM runs WHERE status = 'running' AND requeue_of IS NULL \
-                         AND lease_at_ms IS NOT NULL AND lease_at_ms < ?1 ORDER BY id",
-                    )
-                    .map_err(StoreError::sqlite(what))?;
-                let rows = stmt
-                    .query_map([now_ms.saturating_sub(stale_ms.max(0))], |r| r.get(0))
-                    .map_err(StoreError::sqlite(what))?;
-                rows.collect::<Result<_, _>>()
-                    .map_err(StoreError::sqlite(what))?
-            };
+            let ids = stale_running(tx, stale_ms, now_ms, true, what)?;
             let mut out = Vec::new();
             for id in ids {
                 tx.execute(
@@ -1129,4 +1105,28 @@ impl RunStore for SqliteStore {
     fn stage_durations(&self) -> Result<Vec<StageDurationStat>, StoreError> {
         self.read("summing stage durations", stage_durations)
     }
+}
+
+/// The running runs whose lease is older than `stale_ms` at `now_ms`, by id;
+/// with `first_attempts_only`, not the copies already requeued once.
+fn stale_running(
+    tx: &Transaction<'_>,
+    stale_ms: i64,
+    now_ms: i64,
+    first_attempts_only: bool,
+    what: &'static str,
+) -> Result<Vec<i64>, StoreError> {
+    let sql = if first_attempts_only {
+        "SELECT id FROM runs WHERE status = 'running' AND requeue_of IS NULL \
+         AND lease_at_ms IS NOT NULL AND lease_at_ms < ?1 ORDER BY id"
+    } else {
+        "SELECT id FROM runs WHERE status = 'running' \
+         AND lease_at_ms IS NOT NULL AND lease_at_ms < ?1 ORDER BY id"
+    };
+    let mut stmt = tx.prepare(sql).map_err(StoreError::sqlite(what))?;
+    let rows = stmt
+        .query_map([now_ms.saturating_sub(stale_ms.max(0))], |r| r.get(0))
+        .map_err(StoreError::sqlite(what))?;
+    rows.collect::<Result<_, _>>()
+        .map_err(StoreError::sqlite(what))
 }
