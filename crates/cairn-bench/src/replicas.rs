@@ -217,20 +217,7 @@ fn wrk(
     );
     let path = dir.join(format!("wrk-replicas-{n}.lua"));
     std::fs::write(&path, script).context("writing the wrk script")?;
-    Ok(Command::new("wrk")
-        .args([
-            "-t",
-            &clients.clamp(1, 2).to_string(),
-            "-c",
-            &clients.to_string(),
-            "-d",
-            &format!("{seconds}s"),
-            "--timeout",
-            "10s",
-            "-s",
-        ])
-        .arg(&path)
-        .arg(format!("http://{addr}/"))
+    Ok(crate::serve::wrk(clients, seconds, &path, addr)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -316,21 +316,7 @@ fn load(
                 }
             );
         }
-        let threads = clients.clamp(1, 2);
-        let wrk = Command::new("wrk")
-            .args([
-                "-t",
-                &threads.to_string(),
-                "-c",
-                &clients.to_string(),
-                "-d",
-                &format!("{seconds}s"),
-                "--timeout",
-                "10s",
-                "-s",
-            ])
-            .arg(&path)
-            .arg(format!("http://{addr}/"))
+        let wrk = wrk(clients, seconds, &path, addr)
             .output()
             .context("running wrk")?;
         let printed = String::from_utf8_lossy(&wrk.stdout);
@@ -358,4 +344,29 @@ fn load(
         });
     }
     Ok(phases)
+}
+
+/// `wrk` at `clients` connections (at most two threads: this machine's cores)
+/// for `seconds`, running `script` against `addr`, a 10 s timeout per request.
+pub(crate) fn wrk(
+    clients: usize,
+    seconds: u64,
+    script: &Path,
+    addr: impl std::fmt::Display,
+) -> Command {
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t",
+        &clients.clamp(1, 2).to_string(),
+        "-c",
+        &clients.to_string(),
+        "-d",
+        &format!("{seconds}s"),
+        "--timeout",
+        "10s",
+        "-s",
+    ])
+    .arg(script)
+    .arg(format!("http://{addr}/"));
+    cmd
 }
