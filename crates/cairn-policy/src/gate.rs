@@ -59,6 +59,11 @@ pub struct Limits {
     /// Nesting depth of the input (and the data).
     pub max_input_depth: usize,
     /// Wall-clock budget of one evaluation (a cooperative check inside regorus).
+    /// It stops a runaway policy; it must never stop an honest one on a loaded
+    /// machine. The default decision takes about 2 ms in a debug build, but a
+    /// wall clock also counts the time the thread waits for a core: on two
+    /// busy cores a 250 ms budget denied a healthy promotion. The default is
+    /// about a thousand times the honest cost.
     pub time_limit: Duration,
     /// Elements `numbers.range` / `numbers.range_step` may produce.
     pub max_range_elements: usize,
@@ -72,7 +77,7 @@ impl Default for Limits {
             max_policy_files: 256,
             max_input_bytes: 1024 * 1024,
             max_input_depth: 32,
-            time_limit: Duration::from_millis(250),
+            time_limit: Duration::from_secs(2),
             max_range_elements: 100_000,
         }
     }
