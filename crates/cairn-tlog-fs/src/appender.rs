@@ -129,6 +129,13 @@ impl Appender {
         let log = self.shared.log.lock().map_err(|_| AppendError::Poisoned)?;
         Ok(f(&log))
     }
+
+    /// Runs `f` on the log with no append in progress, able to change it
+    /// (a new checkpoint key, [`Log::rotate_signer`]).
+    pub fn with_log_mut<T>(&self, f: impl FnOnce(&mut Log) -> T) -> Result<T, AppendError> {
+        let mut log = self.shared.log.lock().map_err(|_| AppendError::Poisoned)?;
+        Ok(f(&mut log))
+    }
 }
 
 fn take_result(q: &mut Queue, batch: u64) -> Option<Result<u64, AppendError>> {

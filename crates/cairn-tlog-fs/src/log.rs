@@ -4,10 +4,11 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cairn_tlog::checkpoint::{self, Checkpoint, CheckpointError};
 use cairn_tlog::merkle::{self, Hash};
-use cairn_tlog::note::{self, NoteError, Signer, Verifier};
+use cairn_tlog::note::{self, NoteError, NoteSigner, Verifier};
 use cairn_tlog::proof::{self, ProveError};
 use cairn_tlog::tiles::{self, TILE_WIDTH, TileError, TileReadError, TileReader};
 
@@ -53,6 +54,10 @@ pub enum LogError {
     Checkpoint(#[from] CheckpointError),
     #[error("cannot sign the checkpoint")]
     Sign(#[from] NoteError),
+    #[error("the log's origin is `{current}`; a new key must keep it, not name `{next}`")]
+    OriginChange { current: String, next: String },
+    #[error("the new checkpoint key is the key the log already has")]
+    SameKey,
     #[error("{dir} has tiles but no checkpoint; refusing to start a new log over them")]
     MissingCheckpoint { dir: PathBuf },
     #[error("the tiles on disk do not match the checkpoint's root (size {size})")]
@@ -86,7 +91,7 @@ struct State {
 #[derive(Debug)]
 pub struct Log {
     dir: PathBuf,
-    signer: Option<Signer>,
+    signer: Option<Arc<dyn NoteSigner>>,
     verifier: Verifier,
     _lock: Option<File>,
     state: State,
@@ -155,7 +160,13 @@ impl Log {
     /// does not exist), takes the append lock, and recovers the right edge
     /// of the tree from the tiles named by the published checkpoint. The
     /// checkpoint's origin is the signer's name.
-    pub fn open(dir: &Path, signer: Signer) -> Result<Log, LogError> {
+    pub fn open<S: NoteSigner + 'static>(dir: &Path, signer: S) -> Result<Log, LogError> {
+        Self::open_shared(dir, Arc::new(signer))
+    }
+
+    /// [`Log::open`] with a signer shared with the caller (a key in a token,
+    /// opened once and used again when the log is reopened).
+    pub fn open_shared(dir: &Path, signer: Arc<dyn NoteSigner>) -> Result<Log, LogError> {
         let write_err = |path: &Path| {
             let path = path.to_owned();
             move |source| LogError::Write { path, source }
@@ -495,7 +506,39 @@ impl Log {
             root,
             extensions: Vec::new(),
         };
-        Ok(note::sign_note(&body.to_text(), &[signer])?)
+        Ok(note::sign_note(&body.to_text(), &[signer.as_ref()])?)
+    }
+
+    /// Hands the log to a new checkpoint key of the same name (origin): the
+    /// checkpoint at the current size is published again signed by the old
+    /// key and the new one (signed-note: a note may carry many signatures),
+    /// so whoever trusts the old key sees it vouch for the new one at that
+    /// tree; every later checkpoint is signed by the new key only. On `Err`
+    /// nothing was published and the old key still signs.
+    pub fn rotate_signer(&mut self, next: Arc<dyn NoteSigner>) -> Result<(), LogError> {
+        let current = self.signer.as_ref().ok_or(LogError::ReadOnly)?;
+        if next.name() != current.name() {
+            return Err(LogError::OriginChange {
+                current: current.name().to_owned(),
+                next: next.name().to_owned(),
+            });
+        }
+        if next.verifier() == current.verifier() {
+            return Err(LogError::SameKey);
+        }
+        let body = Checkpoint {
+            origin: current.name().to_owned(),
+            size: self.state.size,
+            root: self.state.root,
+            extensions: Vec::new(),
+        };
+        let signed = note::sign_note(&body.to_text(), &[current.as_ref(), next.as_ref()])?;
+        self.write_durably(&[(CHECKPOINT_TMP.to_owned(), signed.clone().into_bytes())])?;
+        self.rename_checkpoint()?;
+        self.verifier = next.verifier();
+        self.signer = Some(next);
+        self.state.signed = signed;
+        Ok(())
     }
 
     /// Publishes the fsynced temp checkpoint: rename over `checkpoint`,

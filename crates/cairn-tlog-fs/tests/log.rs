@@ -385,3 +385,44 @@ fn a_path_only_client_can_verify_inclusion() {
         }
     }
 }
+
+/// A new checkpoint key: the handover checkpoint is signed by both keys, the
+/// next ones by the new key only; the old key alone no longer opens the log,
+/// the new one does, and a key of another name is refused.
+#[test]
+fn a_new_checkpoint_key_is_vouched_for_by_the_old_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let old = signer();
+    let next = Signer::from_seed(ORIGIN, [8u8; 32]).unwrap();
+    let mut log = open(&dir);
+    fill(&mut log, 0, 5, 2);
+    let renamed = Signer::from_seed("other.test/log", [8u8; 32]).unwrap();
+    assert!(matches!(
+        log.rotate_signer(std::sync::Arc::new(renamed)),
+        Err(LogError::OriginChange { .. })
+    ));
+    assert!(matches!(
+        log.rotate_signer(std::sync::Arc::new(signer())),
+        Err(LogError::SameKey)
+    ));
+    let next_again = || Signer::from_seed(ORIGIN, [8u8; 32]).unwrap();
+    log.rotate_signer(std::sync::Arc::new(next_again())).unwrap();
+    let handover = std::fs::read(dir.join("checkpoint")).unwrap();
+    for key in [old.verifier(), next.verifier()] {
+        let opened = checkpoint::open(&handover, ORIGIN, &[key]).unwrap();
+        assert_eq!(opened.checkpoint.size, 5);
+    }
+    assert_eq!(log.verifier(), next.verifier());
+    fill(&mut log, 5, 9, 2);
+    drop(log);
+    let after = std::fs::read(dir.join("checkpoint")).unwrap();
+    assert!(checkpoint::open(&after, ORIGIN, &[old.verifier()]).is_err());
+    assert!(matches!(
+        Log::open(&dir, signer()),
+        Err(LogError::Checkpoint(_))
+    ));
+    let reopened = Log::open(&dir, next).unwrap();
+    assert_eq!(reopened.size(), 9);
+    assert_eq!(reopened.root(), merkle::root_from_leaves(&leaf_hashes(9)));
+}

@@ -5,6 +5,10 @@
 //! generic parser ([`Note::parse`]) keeps every signature line as raw bytes
 //! so that another crate can verify signatures of other key types (Rekor's
 //! ECDSA checkpoints); [`Note::verify`] checks the Ed25519 ones.
+//!
+//! Signing goes through [`NoteSigner`]: a key in memory ([`Signer`]) or a key
+//! in a token that signs without giving its private half out. Every signature
+//! a signer returns is verified with its public key before it is written.
 
 use aws_lc_rs::digest::{self, SHA256};
 use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
@@ -52,6 +56,12 @@ pub enum NoteError {
     BadSignature { name: String },
     #[error("the note is signed by none of the given keys")]
     NotSigned,
+    /// The signer (a key in a token) could not sign; the text names the
+    /// token and key, never a secret.
+    #[error("{0}")]
+    SignerFailed(String),
+    #[error("the signature {name} returned does not verify with its public key")]
+    SignerMismatch { name: String },
 }
 
 /// One signature line of a note, as found: a key name, the 4-byte key hash
@@ -410,17 +420,72 @@ impl Signer {
 
     /// Signs note text with this key: a signature line for [`sign_note`].
     pub fn sign_text(&self, text: &str) -> Result<NoteSignature, NoteError> {
-        check_text(text)?;
-        Ok(NoteSignature {
-            name: self.name.clone(),
-            key_hash: self.key_hash,
-            signature: self.pair.sign(text.as_bytes()).as_ref().to_vec(),
-        })
+        sign_text(self, text)
     }
 }
 
+impl NoteSigner for Signer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn key_hash(&self) -> u32 {
+        self.key_hash
+    }
+
+    fn verifier(&self) -> Verifier {
+        Signer::verifier(self)
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<[u8; 64], NoteError> {
+        self.pair
+            .sign(msg)
+            .as_ref()
+            .try_into()
+            .map_err(|_| NoteError::SignerFailed("Ed25519 signature of the wrong length".into()))
+    }
+}
+
+/// Whatever signs notes with an Ed25519 key (signed-note §Signatures, type
+/// 0x01): a key in memory ([`Signer`]), or one in a hardware token that never
+/// gives its private half out (cairn-engine's PKCS#11 signer). The name and
+/// the key hash come from the public key (signed-note §Keys:
+/// SHA-256(name || 0x0A || 0x01 || key), first 4 bytes).
+pub trait NoteSigner: Send + Sync + std::fmt::Debug {
+    /// The key's name (for a log's key: the checkpoint's origin).
+    fn name(&self) -> &str;
+    /// The key hash, as in [`key_hash`].
+    fn key_hash(&self) -> u32;
+    /// The verifier of this key's signatures.
+    fn verifier(&self) -> Verifier;
+    /// A pure Ed25519 signature (RFC 8032 §5.1.6) of `msg`.
+    fn sign(&self, msg: &[u8]) -> Result<[u8; 64], NoteError>;
+}
+
+/// Signs note text with `signer`: a signature line for [`sign_note`]. The
+/// signature is checked with the signer's public key before it is returned,
+/// so a signer that answers with anything else is caught here (fail closed).
+pub fn sign_text(signer: &dyn NoteSigner, text: &str) -> Result<NoteSignature, NoteError> {
+    check_text(text)?;
+    let signature = signer.sign(text.as_bytes())?;
+    let verifier = signer.verifier();
+    if verifier.name() != signer.name()
+        || verifier.key_hash() != signer.key_hash()
+        || !verifier.verify_raw(text.as_bytes(), &signature)
+    {
+        return Err(NoteError::SignerMismatch {
+            name: signer.name().to_owned(),
+        });
+    }
+    Ok(NoteSignature {
+        name: signer.name().to_owned(),
+        key_hash: signer.key_hash(),
+        signature: signature.to_vec(),
+    })
+}
+
 /// Signs `text` with every signer and returns the whole signed note.
-pub fn sign_note(text: &str, signers: &[&Signer]) -> Result<String, NoteError> {
+pub fn sign_note(text: &str, signers: &[&dyn NoteSigner]) -> Result<String, NoteError> {
     check_text(text)?;
     if signers.is_empty() {
         return Err(NoteError::NoSignatures);
@@ -430,7 +495,7 @@ pub fn sign_note(text: &str, signers: &[&Signer]) -> Result<String, NoteError> {
     }
     let signatures = signers
         .iter()
-        .map(|s| s.sign_text(text))
+        .map(|s| sign_text(*s, text))
         .collect::<Result<Vec<_>, _>>()?;
     let note = Note {
         text: text.to_owned(),

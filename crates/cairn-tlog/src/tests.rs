@@ -723,3 +723,48 @@ fn parsers_survive_mutated_inputs() {
     }
     assert!(accepted > 100, "only {accepted} mutated notes parsed");
 }
+
+/// A signer whose answer is not a signature by its own public key (a token
+/// that signs with another key, or garbage): nothing is written.
+#[derive(Debug)]
+struct Lying {
+    claims: Signer,
+    signs_with: Signer,
+}
+
+impl note::NoteSigner for Lying {
+    fn name(&self) -> &str {
+        self.claims.name()
+    }
+    fn key_hash(&self) -> u32 {
+        self.claims.key_hash()
+    }
+    fn verifier(&self) -> Verifier {
+        self.claims.verifier()
+    }
+    fn sign(&self, msg: &[u8]) -> Result<[u8; 64], NoteError> {
+        note::NoteSigner::sign(&self.signs_with, msg)
+    }
+}
+
+#[test]
+fn a_signer_is_checked_against_its_public_key_before_its_signature_is_used() {
+    let claims = Signer::from_seed("cairn.local/log", [4u8; 32]).expect("signer");
+    let other = Signer::from_seed("cairn.local/log", [5u8; 32]).expect("signer");
+    let lying = Lying {
+        claims,
+        signs_with: other,
+    };
+    assert_eq!(
+        note::sign_note(TEXT, &[&lying]),
+        Err(NoteError::SignerMismatch {
+            name: "cairn.local/log".into()
+        })
+    );
+    // Through the trait, the file signer signs exactly what it did before.
+    let honest = Signer::parse(SIGNER).expect("signer");
+    let via_trait = note::sign_note(TEXT, &[&honest as &dyn note::NoteSigner]).expect("signs");
+    assert_eq!(via_trait, note::sign_note(TEXT, &[&honest]).expect("signs"));
+    let opened = Note::parse(via_trait.as_bytes()).expect("parses");
+    assert!(opened.verify(&[honest.verifier()]).is_ok());
+}
