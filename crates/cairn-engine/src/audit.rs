@@ -32,7 +32,7 @@
 //! a bundle's `canonicalizedBody` is the log's leaf and Sigstore verifiers can
 //! check its inclusion with `trusted_root.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cairn_evidence::{
@@ -66,13 +66,10 @@ pub fn builder_id(data: &DataDir, configured: Option<&str>) -> Result<Option<Str
     if let Some(id) = configured {
         return Ok(Some(id.to_owned()));
     }
-    let path = key_path(data);
-    if std::fs::symlink_metadata(&path).is_err() {
-        return Ok(None);
-    }
-    let signer =
-        cairn_tlog_fs::load_or_create_signer(&path, ORIGIN).map_err(EngineError::AuditKey)?;
-    Ok(Some(derived_builder_id(&log_key_id(&signer.verifier()))))
+    // The installation's first log key: a log key moved into a token keeps
+    // the id (see `crate::log_key`).
+    Ok(crate::log_key::founding_verifier(data)?
+        .map(|first| derived_builder_id(&log_key_id(&first))))
 }
 
 /// The builder id a gate expects before this installation's log has a key: no
@@ -92,9 +89,11 @@ pub fn own_builder_id(data: &DataDir, configured: Option<&str>) -> Result<String
     if let Some(id) = configured {
         return Ok(id.to_owned());
     }
-    let signer = cairn_tlog_fs::load_or_create_signer(&key_path(data), ORIGIN)
-        .map_err(EngineError::AuditKey)?;
-    Ok(derived_builder_id(&log_key_id(&signer.verifier())))
+    let first = match crate::log_key::founding_verifier(data)? {
+        Some(first) => first,
+        None => crate::log_key::current_verifier_or_create(data)?,
+    };
+    Ok(derived_builder_id(&log_key_id(&first)))
 }
 
 /// This installation as the verifier of its VSAs (SLSA `verifier.id`): with a
@@ -118,9 +117,10 @@ pub fn log_dir(data: &DataDir) -> PathBuf {
     data.root().join("log")
 }
 
-/// `<data>/keys/log.key`: the log's Ed25519 checkpoint key (0600).
+/// `<data>/keys/log.key`: the log's Ed25519 checkpoint key (0600), when it
+/// is in a file (else `keys/log.pkcs11.json`: see [`crate::log_key`]).
 pub fn key_path(data: &DataDir) -> PathBuf {
-    data.root().join("keys").join("log.key")
+    crate::log_key::key_path(data)
 }
 
 /// `<data>/trusted_root.json`: a Sigstore trusted root naming the log's key, for
@@ -497,11 +497,10 @@ impl AuditLog {
     /// data directory take turns; a long-lived one (a server) keeps one open and
     /// shares it between threads, whose appends then share fsyncs.
     pub fn open_waiting(data: &DataDir, wait: Duration) -> Result<AuditLog, EngineError> {
-        let load = || {
-            cairn_tlog_fs::load_or_create_signer(&key_path(data), ORIGIN)
-                .map_err(EngineError::AuditKey)
-        };
-        let verifier = load()?.verifier();
+        // The checkpoint key, opened once (a key in a token is logged in to
+        // and probed here; any failure is an error, never another key).
+        let signer = crate::log_key::signer(data)?;
+        let verifier = signer.verifier();
         let dir = log_dir(data);
         let shared_lock = match SHARED_STORE.get() {
             Some(store) => store.lock_audit_log(wait.max(LOCK_POLL))?,
@@ -509,7 +508,7 @@ impl AuditLog {
         };
         let deadline = Instant::now() + wait;
         let log = loop {
-            match Log::open(&dir, load()?) {
+            match Log::open_shared(&dir, signer.clone()) {
                 Err(LogError::Locked(_)) if Instant::now() < deadline => {
                     std::thread::sleep(LOCK_POLL);
                 }
@@ -517,13 +516,35 @@ impl AuditLog {
             }
         };
         let log_id = log_key_id(&verifier);
-        write_trusted_root(&trusted_root_path(data), &verifier, &log_id)?;
+        write_trusted_root_for(data)?;
         Ok(AuditLog {
             appender: Appender::new(log),
             verifier,
             log_id,
             _shared_lock: shared_lock,
         })
+    }
+
+    /// Hands the log to a new checkpoint key (see
+    /// [`cairn_tlog_fs::Log::rotate_signer`]): the current checkpoint is
+    /// published again signed by the old key and `next`, which signs every
+    /// later one. Record the change (`key-rotation`) before calling this.
+    pub(crate) fn rotate_signer(
+        &mut self,
+        next: std::sync::Arc<dyn cairn_tlog::note::NoteSigner>,
+    ) -> Result<(), EngineError> {
+        let dir = self
+            .appender
+            .with_log(|log| log.dir().to_owned())
+            .map_err(EngineError::AuditAppend)?;
+        let verifier = next.verifier();
+        self.appender
+            .with_log_mut(|log| log.rotate_signer(next))
+            .map_err(EngineError::AuditAppend)?
+            .map_err(|source| EngineError::AuditLog { dir, source })?;
+        self.log_id = log_key_id(&verifier);
+        self.verifier = verifier;
+        Ok(())
     }
 
     /// The verifier of the log's checkpoints.
@@ -572,27 +593,39 @@ impl AuditLog {
     }
 }
 
-/// The trusted root for cairn's log: its Ed25519 key (SPKI DER), log id and
-/// origin, in the Sigstore trusted root v0.1 JSON. Certificate authorities,
-/// CT logs and timestamp authorities are empty: cairn signs with keys.
-pub fn trusted_root_json(verifier: &Verifier, log_id: &[u8; 32], valid_from: &str) -> String {
-    // RFC 8410 §4: SubjectPublicKeyInfo of an Ed25519 key.
-    let mut spki = vec![
-        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-    ];
-    spki.extend_from_slice(verifier.public_key());
+/// The trusted root for cairn's log: each of its Ed25519 keys (SPKI DER), log
+/// id and origin with its validity (`(verifier, start, end)`; the current key
+/// has no end), in the Sigstore trusted root v0.1 JSON. Certificate
+/// authorities, CT logs and timestamp authorities are empty: cairn signs with
+/// keys.
+pub fn trusted_root_json(keys: &[(Verifier, String, Option<String>)]) -> String {
+    let tlogs: Vec<Value> = keys
+        .iter()
+        .map(|(verifier, start, end)| {
+            // RFC 8410 §4: SubjectPublicKeyInfo of an Ed25519 key.
+            let mut spki = vec![
+                0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+            ];
+            spki.extend_from_slice(verifier.public_key());
+            let mut valid_for = json!({ "start": start });
+            if let Some(end) = end {
+                valid_for["end"] = json!(end);
+            }
+            json!({
+                "baseUrl": format!("https://{ORIGIN}"),
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {
+                    "rawBytes": b64(&spki),
+                    "keyDetails": "PKIX_ED25519",
+                    "validFor": valid_for,
+                },
+                "logId": { "keyId": b64(&log_key_id(verifier)) },
+            })
+        })
+        .collect();
     json!({
         "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
-        "tlogs": [{
-            "baseUrl": format!("https://{ORIGIN}"),
-            "hashAlgorithm": "SHA2_256",
-            "publicKey": {
-                "rawBytes": b64(&spki),
-                "keyDetails": "PKIX_ED25519",
-                "validFor": { "start": valid_from },
-            },
-            "logId": { "keyId": b64(log_id) },
-        }],
+        "tlogs": tlogs,
         "certificateAuthorities": [],
         "ctlogs": [],
         "timestampAuthorities": [],
@@ -605,20 +638,17 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn write_trusted_root(
-    path: &Path,
-    verifier: &Verifier,
-    log_id: &[u8; 32],
-) -> Result<(), EngineError> {
-    if let Ok(existing) = std::fs::read_to_string(path)
-        && existing.contains(&b64(log_id))
-    {
+/// Writes `trusted_root.json` naming every log key the installation had
+/// (`crate::log_key::validity`), when what is there differs. The first key's
+/// validity starts at the epoch: the key is cairn's own, and entries are
+/// checked by inclusion proof, not by time.
+pub(crate) fn write_trusted_root_for(data: &DataDir) -> Result<(), EngineError> {
+    let path = trusted_root_path(data);
+    let text = trusted_root_json(&crate::log_key::validity(data)?);
+    if std::fs::read_to_string(&path).is_ok_and(|existing| existing == text) {
         return Ok(());
     }
-    // The log key's validity starts at the epoch: the key is cairn's own, and
-    // entries are checked by inclusion proof, not by time.
-    let text = trusted_root_json(verifier, log_id, "1970-01-01T00:00:00Z");
-    crate::keys::write_atomically(path, text.as_bytes(), 0o644)
+    crate::keys::write_atomically(&path, text.as_bytes(), 0o644)
 }
 
 /// An entry's inclusion in the log as it is now, proven and checked.
@@ -640,7 +670,7 @@ pub struct Inclusion {
 pub fn prove_inclusion(data: &DataDir, index: u64) -> Result<Inclusion, EngineError> {
     let dir = log_dir(data);
     let key = key_path(data);
-    for needed in [dir.join("checkpoint"), key.clone()] {
+    for needed in [dir.join("checkpoint")] {
         if !needed.is_file() {
             return Err(EngineError::Io {
                 what: "read the audit log's",
@@ -649,9 +679,11 @@ pub fn prove_inclusion(data: &DataDir, index: u64) -> Result<Inclusion, EngineEr
             });
         }
     }
-    let verifier = cairn_tlog_fs::load_or_create_signer(&key, ORIGIN)
-        .map_err(EngineError::AuditKey)?
-        .verifier();
+    let verifier = crate::log_key::current_verifier(data)?.ok_or_else(|| EngineError::Io {
+        what: "read the audit log's",
+        path: key.clone(),
+        source: std::io::ErrorKind::NotFound.into(),
+    })?;
     let log = Log::open_read_only(&dir, verifier)
         .map_err(|source| EngineError::AuditLog { dir, source })?;
     let proof_error = |source| EngineError::AuditProof { index, source };

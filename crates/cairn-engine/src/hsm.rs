@@ -22,9 +22,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use cairn_evidence::{EvidenceError, SigningKey, TokenSigner, VerifyingKey};
+use cairn_tlog::note::{NoteError, NoteSigner, Verifier};
 use cryptoki::context::{CInitializeArgs, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
@@ -35,6 +37,15 @@ use crate::EngineError;
 /// The DER of the namedCurve OID of P-256 (secp256r1, 1.2.840.10045.3.1.7), as
 /// `CKA_EC_PARAMS` holds it.
 const P256_EC_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+/// `CKA_EC_PARAMS` of an Ed25519 key: the DER of the curve's OID
+/// (id-Ed25519, 1.3.101.112, RFC 8410), as SoftHSM and PKCS#11 3.0 §2.3.6 take it.
+const ED25519_OID_PARAMS: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+/// `CKA_EC_PARAMS` of an Ed25519 key as PKCS#11 3.0 also allows it: the
+/// PrintableString `edwards25519`.
+const ED25519_NAME_PARAMS: &[u8] = b"\x13\x0cedwards25519";
+/// What a log token key signs before cairn records it: the answer must verify
+/// with the key's public half.
+const NOTE_PROBE: &[u8] = b"cairn: probe of a checkpoint key in a token before it is used\n";
 /// Longest PIN read (bytes); longer is refused, not cut.
 const MAX_PIN: u64 = 256;
 /// Longest label accepted (token labels are 32 bytes in PKCS#11).
@@ -209,6 +220,19 @@ impl TokenKey {
     }
 
     fn session(&self, pin: &AuthPin) -> Result<(Session, ObjectHandle, VerifyingKey), EngineError> {
+        let session = self.login(pin, false)?;
+        let private = self.one(&session, ObjectClass::PRIVATE_KEY)?;
+        let public = self.one(&session, ObjectClass::PUBLIC_KEY)?;
+        self.check_private(&session, private, false)?;
+        let key =
+            public_key(&session, public).map_err(|e| err(format!("{}: {e}", self.location())))?;
+        Ok((session, private, key))
+    }
+
+    /// A session with the token, logged in as the user: the slot found by the
+    /// token's label, the PIN checked. Each failure names what went wrong,
+    /// never the PIN.
+    fn login(&self, pin: &AuthPin, rw: bool) -> Result<Session, EngineError> {
         let ctx = context(&self.module)?;
         let slots = ctx
             .get_slots_with_token()
@@ -240,7 +264,12 @@ impl TokenKey {
                 }
             ))
         })?;
-        let session = ctx.open_ro_session(slot).map_err(|e| {
+        let opened = if rw {
+            ctx.open_rw_session(slot)
+        } else {
+            ctx.open_ro_session(slot)
+        };
+        let session = opened.map_err(|e| {
             err(format!(
                 "cannot open a session with token \"{}\": {e}",
                 self.token
@@ -269,36 +298,59 @@ impl TokenKey {
                 )));
             }
         }
-        let private = self.one(&session, ObjectClass::PRIVATE_KEY)?;
-        let public = self.one(&session, ObjectClass::PUBLIC_KEY)?;
+        Ok(session)
+    }
+
+    /// The private key must be sensitive (never readable out of the token)
+    /// and allowed to sign; with `unextractable`, also never extractable
+    /// (not even wrapped under another key).
+    fn check_private(
+        &self,
+        session: &Session,
+        private: ObjectHandle,
+        unextractable: bool,
+    ) -> Result<(), EngineError> {
         let attrs = session
-            .get_attributes(private, &[AttributeType::Sensitive, AttributeType::Sign])
+            .get_attributes(
+                private,
+                &[
+                    AttributeType::Sensitive,
+                    AttributeType::Sign,
+                    AttributeType::Extractable,
+                ],
+            )
             .map_err(|e| {
                 err(format!(
                     "{}: cannot read the key's attributes: {e}",
                     self.location()
                 ))
             })?;
+        let mut sensitive = false;
         for attr in attrs {
             match attr {
-                Attribute::Sensitive(false) => {
-                    return Err(err(format!(
-                        "{}: the private key is not marked sensitive (CKA_SENSITIVE); cairn uses only keys that cannot be read out",
-                        self.location()
-                    )));
-                }
+                Attribute::Sensitive(true) => sensitive = true,
                 Attribute::Sign(false) => {
                     return Err(err(format!(
                         "{}: the private key may not sign (CKA_SIGN)",
                         self.location()
                     )));
                 }
+                Attribute::Extractable(true) if unextractable => {
+                    return Err(err(format!(
+                        "{}: the private key is extractable (CKA_EXTRACTABLE); cairn's log key must never leave the token",
+                        self.location()
+                    )));
+                }
                 _ => {}
             }
         }
-        let key =
-            public_key(&session, public).map_err(|e| err(format!("{}: {e}", self.location())))?;
-        Ok((session, private, key))
+        if !sensitive {
+            return Err(err(format!(
+                "{}: the private key is not marked sensitive (CKA_SENSITIVE); cairn uses only keys that cannot be read out",
+                self.location()
+            )));
+        }
+        Ok(())
     }
 
     /// The one EC object of `class` labelled `key_label`.
@@ -535,6 +587,231 @@ pub fn generate(config: &TokenKey) -> Result<SigningKey, EngineError> {
         })?;
     drop(session);
     config.open()
+}
+
+impl TokenKey {
+    /// The log's checkpoint key in its token, as a note signer named `name`
+    /// (the log's origin): an Ed25519 key (`CKK_EC_EDWARDS`, curve
+    /// Ed25519) that is sensitive, never extractable and may sign. Its
+    /// verifier (and so the note's key hash, signed-note §Keys) comes from the
+    /// token's public key, which must match the one recorded in `public_key`
+    /// when there is one; a probe signature must verify before the signer is
+    /// returned. Every failure is an error: no other key is ever used.
+    pub fn open_note_signer(&self, name: &str) -> Result<TokenNoteSigner, EngineError> {
+        self.validate()?;
+        let pin = self.pin()?;
+        let session = self.login(&pin, false)?;
+        let private = self.one_ed25519(&session, ObjectClass::PRIVATE_KEY)?;
+        let public = self.one_ed25519(&session, ObjectClass::PUBLIC_KEY)?;
+        self.check_private(&session, private, true)?;
+        let raw = ed25519_public_key(&session, public)
+            .map_err(|e| err(format!("{}: {e}", self.location())))?;
+        let verifier = Verifier::from_public_key(name, raw)
+            .map_err(|e| err(format!("{}: {e}", self.location())))?;
+        if let Some(recorded) = &self.public_key
+            && recorded != &verifier.to_string()
+        {
+            return Err(err(format!(
+                "{} is key {verifier}, not the log key {recorded} cairn was set to use; if it was replaced on purpose, `cairn key log-hsm` it again",
+                self.location()
+            )));
+        }
+        let signer = TokenNoteSigner {
+            session: Mutex::new(session),
+            key: private,
+            verifier,
+            location: self.location(),
+        };
+        signer.sign(NOTE_PROBE).map_err(|e| err(e.to_string()))?;
+        Ok(signer)
+    }
+
+    /// The one object of `class` labelled `key_label`, which must be an
+    /// Ed25519 key: another key type under the label is refused by name.
+    fn one_ed25519(&self, session: &Session, class: ObjectClass) -> Result<ObjectHandle, EngineError> {
+        let what = if class == ObjectClass::PRIVATE_KEY {
+            "private"
+        } else {
+            "public"
+        };
+        let found = session
+            .find_objects(&[
+                Attribute::Class(class),
+                Attribute::Label(self.key_label.as_bytes().to_vec()),
+            ])
+            .map_err(|e| err(format!("{}: cannot search the token: {e}", self.location())))?;
+        let one = match found.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(err(format!(
+                    "no {what} key labelled \"{}\" in PKCS#11 token \"{}\"",
+                    self.key_label, self.token
+                )));
+            }
+            more => {
+                return Err(err(format!(
+                    "{} {what} keys are labelled \"{}\" in PKCS#11 token \"{}\"; a label must name one key",
+                    more.len(),
+                    self.key_label,
+                    self.token
+                )));
+            }
+        };
+        let kind = session
+            .get_attributes(one, &[AttributeType::KeyType])
+            .map_err(|e| err(format!("{}: cannot read the key's type: {e}", self.location())))?;
+        match kind.as_slice() {
+            [Attribute::KeyType(k)] if *k == KeyType::EC_EDWARDS => Ok(one),
+            [Attribute::KeyType(k)] => Err(err(format!(
+                "{} is a {k} key, not an Ed25519 key (CKK_EC_EDWARDS); a log's checkpoints are signed with Ed25519 (C2SP signed-note)",
+                self.location()
+            ))),
+            _ => Err(err(format!("{}: the key has no type", self.location()))),
+        }
+    }
+}
+
+/// The 32-byte Ed25519 public key of a public key object: `CKA_EC_PARAMS`
+/// must name Ed25519 and `CKA_EC_POINT` hold the key (a DER OCTET STRING, or
+/// bare as some modules give it).
+fn ed25519_public_key(session: &Session, handle: ObjectHandle) -> Result<[u8; 32], String> {
+    let attrs = session
+        .get_attributes(handle, &[AttributeType::EcParams, AttributeType::EcPoint])
+        .map_err(|e| format!("cannot read the public key: {e}"))?;
+    let mut params = None;
+    let mut point = None;
+    for attr in attrs {
+        match attr {
+            Attribute::EcParams(p) => params = Some(p),
+            Attribute::EcPoint(p) => point = Some(p),
+            _ => {}
+        }
+    }
+    if !matches!(params.as_deref(), Some(ED25519_OID_PARAMS | ED25519_NAME_PARAMS)) {
+        return Err("the key is not on Ed25519 (CKA_EC_PARAMS names another curve)".to_owned());
+    }
+    let point = point.ok_or("the public key has no CKA_EC_POINT")?;
+    let raw = match point.as_slice() {
+        [0x04, 0x20, rest @ ..] if rest.len() == 32 => rest,
+        bare if bare.len() == 32 => bare,
+        _ => return Err("the public key's CKA_EC_POINT is not a 32-byte Ed25519 key".to_owned()),
+    };
+    raw.try_into()
+        .map_err(|_| "the public key's CKA_EC_POINT is not a 32-byte Ed25519 key".to_owned())
+}
+
+/// The log's checkpoint key in a token: a logged-in session, the private
+/// key's handle and the verifier read from the token's public key. Signs
+/// with `CKM_EDDSA` (pure Ed25519); the private key never leaves the token.
+/// Every signature is checked against the verifier before it is returned.
+pub struct TokenNoteSigner {
+    session: Mutex<Session>,
+    key: ObjectHandle,
+    verifier: Verifier,
+    location: String,
+}
+
+impl std::fmt::Debug for TokenNoteSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenNoteSigner")
+            .field("location", &self.location)
+            .field("verifier", &self.verifier.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenNoteSigner {
+    /// For people: `PKCS#11 token "t", key "k"`.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+}
+
+impl NoteSigner for TokenNoteSigner {
+    fn name(&self) -> &str {
+        self.verifier.name()
+    }
+
+    fn key_hash(&self) -> u32 {
+        self.verifier.key_hash()
+    }
+
+    fn verifier(&self) -> Verifier {
+        self.verifier.clone()
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<[u8; 64], NoteError> {
+        let session = self.session.lock().map_err(|_| {
+            NoteError::SignerFailed(format!("{}: session lock poisoned", self.location))
+        })?;
+        let mechanism = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
+        let sig = session.sign(&mechanism, self.key, msg).map_err(|e| {
+            NoteError::SignerFailed(format!("{} failed to sign: {e}", self.location))
+        })?;
+        let sig: [u8; 64] = sig.as_slice().try_into().map_err(|_| {
+            NoteError::SignerFailed(format!(
+                "{} answered with a {}-byte signature, not a 64-byte Ed25519 one",
+                self.location,
+                sig.len()
+            ))
+        })?;
+        if !self.verifier.verify_raw(msg, &sig) {
+            return Err(NoteError::SignerFailed(format!(
+                "{} answered with a signature its public key does not verify",
+                self.location
+            )));
+        }
+        Ok(sig)
+    }
+}
+
+/// Generates a new Ed25519 key pair for the log's checkpoints in the token,
+/// labelled `key_label` (sensitive, never extractable, a token object), and
+/// opens it as [`TokenKey::open_note_signer`] does; refuses a label in use.
+pub fn generate_note_key(config: &TokenKey, name: &str) -> Result<TokenNoteSigner, EngineError> {
+    config.validate()?;
+    let pin = config.pin()?;
+    let session = config.login(&pin, true)?;
+    let taken = session
+        .find_objects(&[Attribute::Label(config.key_label.as_bytes().to_vec())])
+        .map_err(|e| err(format!("{}: cannot search the token: {e}", config.location())))?;
+    if !taken.is_empty() {
+        return Err(err(format!(
+            "PKCS#11 token \"{}\" already holds a key labelled \"{}\"; choose a new label",
+            config.token, config.key_label
+        )));
+    }
+    let mut id = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut id).map_err(|_| EngineError::NoRandomness)?;
+    let label = config.key_label.as_bytes().to_vec();
+    session
+        .generate_key_pair(
+            &Mechanism::EccEdwardsKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Verify(true),
+                Attribute::EcParams(ED25519_OID_PARAMS.to_vec()),
+                Attribute::Label(label.clone()),
+                Attribute::Id(id.to_vec()),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Sign(true),
+                Attribute::Label(label),
+                Attribute::Id(id.to_vec()),
+            ],
+        )
+        .map_err(|e| {
+            err(format!(
+                "PKCS#11 token \"{}\" could not generate an Ed25519 key: {e}",
+                config.token
+            ))
+        })?;
+    drop(session);
+    config.open_note_signer(name)
 }
 
 #[cfg(test)]

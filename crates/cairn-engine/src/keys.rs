@@ -79,27 +79,7 @@ impl KeyStore {
 
     /// The token key's configuration, when the signing key is in a token.
     pub fn token_config(&self) -> Result<Option<TokenKey>, EngineError> {
-        let path = self.token_config_path();
-        let meta = match fs::symlink_metadata(&path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(EngineError::io("read", &path)(e)),
-        };
-        if !meta.is_file() || meta.len() > 64 * 1024 {
-            return Err(EngineError::Token(format!(
-                "{} is not a regular file of at most 64 KiB",
-                path.display()
-            )));
-        }
-        let bytes = fs::read(&path).map_err(EngineError::io("read", &path))?;
-        let config: TokenKey = serde_json::from_slice(&bytes).map_err(|e| {
-            EngineError::Token(format!(
-                "{} is not a PKCS#11 key configuration: {e}",
-                path.display()
-            ))
-        })?;
-        config.validate()?;
-        Ok(Some(config))
+        read_token_config(&self.token_config_path())
     }
 
     pub fn retired_dir(&self) -> PathBuf {
@@ -343,7 +323,33 @@ impl KeyStore {
     }
 }
 
-fn remove_if_there(path: &Path) -> Result<(), EngineError> {
+/// A PKCS#11 key configuration (`keys/signing.pkcs11.json`,
+/// `keys/log.pkcs11.json`): a regular file of at most 64 KiB, never followed
+/// through a symlink, validated; `None` when there is none.
+pub(crate) fn read_token_config(path: &Path) -> Result<Option<TokenKey>, EngineError> {
+let meta = match fs::symlink_metadata(path) {
+    Ok(meta) => meta,
+    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    Err(e) => return Err(EngineError::io("read", path)(e)),
+};
+if !meta.is_file() || meta.len() > 64 * 1024 {
+    return Err(EngineError::Token(format!(
+        "{} is not a regular file of at most 64 KiB",
+        path.display()
+    )));
+}
+let bytes = fs::read(path).map_err(EngineError::io("read", path))?;
+let config: TokenKey = serde_json::from_slice(&bytes).map_err(|e| {
+    EngineError::Token(format!(
+        "{} is not a PKCS#11 key configuration: {e}",
+        path.display()
+    ))
+})?;
+config.validate()?;
+Ok(Some(config))
+}
+
+pub(crate) fn remove_if_there(path: &Path) -> Result<(), EngineError> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(EngineError::io("remove", path)(e))
@@ -353,7 +359,7 @@ fn remove_if_there(path: &Path) -> Result<(), EngineError> {
 }
 
 /// Creates `dir` (and parents) and makes it 0700, also when it already existed.
-fn private_dir(dir: &Path) -> Result<(), EngineError> {
+pub(crate) fn private_dir(dir: &Path) -> Result<(), EngineError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

@@ -29,6 +29,7 @@ pub mod images;
 pub mod inventory;
 mod jsonl;
 pub mod keys;
+pub mod log_key;
 pub mod notify;
 pub mod onboard;
 pub mod outbox;

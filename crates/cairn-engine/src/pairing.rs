@@ -25,7 +25,7 @@ use cairn_store::{LogMark, SqliteStore, Store};
 use cairn_tlog_fs::Log;
 use serde_json::Value;
 
-use crate::audit::{ORIGIN, key_path, log_dir};
+use crate::audit::{key_path, log_dir};
 use crate::{DataDir, EngineError};
 
 /// At most this many new entries are examined per open; the mark moves on and
@@ -72,17 +72,13 @@ pub fn read_log(data: &DataDir) -> Result<Option<Log>, EngineError> {
     if !dir.join("checkpoint").is_file() {
         return Ok(None);
     }
-    let key = key_path(data);
-    if !key.is_file() {
+    let Some(verifier) = crate::log_key::current_verifier(data)? else {
         return Err(EngineError::Io {
             what: "read the audit log's",
-            path: key,
+            path: key_path(data),
             source: std::io::ErrorKind::NotFound.into(),
         });
-    }
-    let verifier = cairn_tlog_fs::load_or_create_signer(&key, ORIGIN)
-        .map_err(EngineError::AuditKey)?
-        .verifier();
+    };
     Log::open_read_only(&dir, verifier)
         .map(Some)
         .map_err(|source| EngineError::AuditLog { dir, source })

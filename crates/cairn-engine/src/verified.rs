@@ -21,11 +21,12 @@ use crate::audit::{AuditLog, LOCK_WAIT};
 use crate::keys::KeyStore;
 use crate::{DataDir, EngineError};
 
-/// cairn's public keys (current and retired), and the log's verifier (`None`
-/// before the log has a key: then nothing verifies).
+/// cairn's public keys (current and retired), and the log's verifiers (its
+/// current checkpoint key and every retired one; none before the log has a
+/// key: then nothing verifies).
 pub(crate) struct Trust {
     keys: Vec<VerifyingKey>,
-    log: Option<cairn_tlog::note::Verifier>,
+    logs: Vec<cairn_tlog::note::Verifier>,
 }
 
 impl Trust {
@@ -35,13 +36,13 @@ impl Trust {
         let key = store.load_or_create(&audit)?.0;
         let mut keys = vec![key.verifying_key().clone()];
         keys.extend(store.retired()?.into_iter().map(|r| r.key));
-        Ok((
-            Trust {
-                keys,
-                log: Some(audit.verifier().clone()),
-            },
-            key,
-        ))
+        let mut logs = vec![audit.verifier().clone()];
+        logs.extend(
+            crate::log_key::retired(data)?
+                .into_iter()
+                .map(|r| r.verifier),
+        );
+        Ok((Trust { keys, logs }, key))
     }
 
     /// The keys and the log's verifier as they are on disk, creating nothing
@@ -52,10 +53,8 @@ impl Trust {
         let store = KeyStore::new(data);
         let mut keys: Vec<VerifyingKey> = store.public_key()?.into_iter().collect();
         keys.extend(store.retired()?.into_iter().map(|r| r.key));
-        let log = cairn_tlog_fs::load_signer(&crate::audit::key_path(data), crate::audit::ORIGIN)
-            .map_err(EngineError::AuditKey)?
-            .map(|signer| signer.verifier());
-        Ok(Trust { keys, log })
+        let logs = crate::log_key::verifiers(data)?;
+        Ok(Trust { keys, logs })
     }
 
     /// The statement a bundle carries and the id of the key that signed it,
@@ -63,18 +62,20 @@ impl Trust {
     /// otherwise why not.
     pub(crate) fn statement(&self, bundle: &[u8]) -> Result<(Value, String), String> {
         let bundle = Bundle::from_json(bundle).map_err(|e| format!("it is not a bundle: {e}"))?;
-        let Some(log) = &self.log else {
+        if self.logs.is_empty() {
             return Err("the audit log has no key yet, so no log entry can verify".to_owned());
-        };
+        }
         let mut last = None;
         for key in &self.keys {
-            match bundle.verify_with_log(key, log) {
-                Ok(payload) => {
-                    let statement: Value = serde_json::from_slice(payload)
-                        .map_err(|e| format!("its statement is not JSON: {e}"))?;
-                    return Ok((statement, key.key_id().to_string()));
+            for log in &self.logs {
+                match bundle.verify_with_log(key, log) {
+                    Ok(payload) => {
+                        let statement: Value = serde_json::from_slice(payload)
+                            .map_err(|e| format!("its statement is not JSON: {e}"))?;
+                        return Ok((statement, key.key_id().to_string()));
+                    }
+                    Err(e) => last = Some(e.to_string()),
                 }
-                Err(e) => last = Some(e.to_string()),
             }
         }
         Err(format!(

@@ -13,6 +13,7 @@ use cairn_engine::DataDir;
 use cairn_engine::audit::{self, AuditLog};
 use cairn_engine::hsm::TokenKey;
 use cairn_engine::keys::{KeyStore, Retired};
+use cairn_engine::log_key::{self, LogKeyChange};
 use cairn_evidence::{Algorithm, VerifyingKey};
 use serde_json::{Value, json};
 
@@ -47,31 +48,60 @@ pub(crate) enum KeyCommand {
     /// Sign with an ECDSA P-256 key held in a PKCS#11 token (an HSM): the
     /// private key never leaves it. Logged as a key rotation; the old key is retired.
     Hsm {
-        /// The PKCS#11 module (the token vendor's shared library), absolute path.
-        #[arg(long, value_name = "PATH")]
-        module: PathBuf,
-        /// The token's label.
-        #[arg(long, value_name = "LABEL")]
-        token: String,
-        /// The key's label (CKA_LABEL of its private and public objects).
-        #[arg(long, value_name = "LABEL")]
-        key_label: String,
-        /// A file holding the user PIN (mode 0600).
-        #[arg(
-            long,
-            value_name = "PATH",
-            required_unless_present = "pin_env",
-            conflicts_with = "pin_env"
-        )]
-        pin_file: Option<PathBuf>,
-        /// The name of an environment variable holding the user PIN.
-        #[arg(long, value_name = "VAR")]
-        pin_env: Option<String>,
-        /// Generate the key in the token (refused if the label is taken)
-        /// instead of using one already there.
-        #[arg(long)]
-        generate: bool,
+        #[command(flatten)]
+        token: TokenArgs,
     },
+    /// Sign the audit log's checkpoints with an Ed25519 key held in a PKCS#11
+    /// token (CKM_EDDSA; sensitive, never extractable): the log's writer no
+    /// longer holds the key. Logged as a `log-checkpoint` key rotation under
+    /// the old key, whose last checkpoint is signed again by both keys; the
+    /// old key is retired and `trusted_root.json` lists both.
+    LogHsm {
+        #[command(flatten)]
+        token: TokenArgs,
+    },
+}
+
+/// Where a key in a PKCS#11 token is.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TokenArgs {
+    /// The PKCS#11 module (the token vendor's shared library), absolute path.
+    #[arg(long, value_name = "PATH")]
+    module: PathBuf,
+    /// The token's label.
+    #[arg(long, value_name = "LABEL")]
+    token: String,
+    /// The key's label (CKA_LABEL of its private and public objects).
+    #[arg(long, value_name = "LABEL")]
+    key_label: String,
+    /// A file holding the user PIN (mode 0600).
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "pin_env",
+        conflicts_with = "pin_env"
+    )]
+    pin_file: Option<PathBuf>,
+    /// The name of an environment variable holding the user PIN.
+    #[arg(long, value_name = "VAR")]
+    pin_env: Option<String>,
+    /// Generate the key in the token (refused if the label is taken)
+    /// instead of using one already there.
+    #[arg(long)]
+    generate: bool,
+}
+
+impl TokenArgs {
+    fn config(&self) -> TokenKey {
+        TokenKey {
+            module: self.module.clone(),
+            token: self.token.clone(),
+            key_label: self.key_label.clone(),
+            pin_file: self.pin_file.clone(),
+            pin_env: self.pin_env.clone(),
+            public_key: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -91,6 +121,15 @@ impl From<KeyAlgorithm> for Algorithm {
 
 pub(super) fn key(cli: &Cli, cmd: &KeyCommand) -> Result<ExitCode, Failure> {
     let data = super::data_dir(cli)?;
+    if let KeyCommand::LogHsm { token } = cmd {
+        let report = log_hsm(&data, token)?;
+        if cli.json {
+            print_json(&report.json());
+        } else {
+            print!("{}", report.text());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = run(&data, cmd)?;
     if cli.json {
         print_json(&report.json());
@@ -112,8 +151,18 @@ struct Report {
     retired: Option<Retired>,
     /// The audit log entry that recorded the change.
     logged: Option<u64>,
-    /// The log's verifier key and trusted root, once a log exists.
-    log: Option<(String, PathBuf)>,
+    /// The log's verifier key, trusted root and where its key is, once a
+    /// log exists.
+    log: Option<LogMaterial>,
+}
+
+/// The log's public material: its verifier key, `trusted_root.json`, and
+/// where its private key is (a file, or a token and label).
+#[derive(Debug)]
+struct LogMaterial {
+    verifier: String,
+    trusted_root: PathBuf,
+    location: Option<String>,
 }
 
 impl Report {
@@ -136,8 +185,9 @@ impl Report {
                 "path": r.path.display().to_string(),
             })),
             "log_index": self.logged,
-            "log_verifier": self.log.as_ref().map(|(v, _)| v.as_str()),
-            "trusted_root": self.log.as_ref().map(|(_, p)| p.display().to_string()),
+            "log_verifier": self.log.as_ref().map(|l| l.verifier.as_str()),
+            "log_key_location": self.log.as_ref().and_then(|l| l.location.as_deref()),
+            "trusted_root": self.log.as_ref().map(|l| l.trusted_root.display().to_string()),
         })
     }
 
@@ -179,11 +229,12 @@ impl Report {
             self.key.algorithm(),
             self.key.to_pem()
         ));
-        if let Some((verifier, root)) = &self.log {
-            out.push_str(&format!(
-                "log key: {verifier}\ntrusted root: {}\n",
-                root.display()
-            ));
+        if let Some(log) = &self.log {
+            out.push_str(&format!("log key: {}\n", log.verifier));
+            if let Some(location) = &log.location {
+                out.push_str(&format!("log key in {location}\n"));
+            }
+            out.push_str(&format!("trusted root: {}\n", log.trusted_root.display()));
         }
         out
     }
@@ -224,25 +275,18 @@ fn run(data: &DataDir, cmd: &KeyCommand) -> Result<Report, Failure> {
                 Some(change.logged.index),
             )
         }
-        KeyCommand::Hsm {
-            module,
-            token,
-            key_label,
-            pin_file,
-            pin_env,
-            generate,
-        } => {
-            let config = TokenKey {
-                module: module.clone(),
-                token: token.clone(),
-                key_label: key_label.clone(),
-                pin_file: pin_file.clone(),
-                pin_env: pin_env.clone(),
-                public_key: None,
-            };
+        KeyCommand::LogHsm { .. } => {
+            // `key` hands this one to `log_hsm`: it changes the log's key,
+            // not the evidence key this report is about.
+            return Err(Failure::user(anyhow::anyhow!(
+                "`cairn key log-hsm` moves the log's key; it has no evidence key report"
+            )));
+        }
+        KeyCommand::Hsm { token } => {
+            let config = token.config();
             config.validate()?;
             let audit = AuditLog::open_waiting(data, audit::LOCK_WAIT)?;
-            let change = keys.use_token(&config, *generate, &audit)?;
+            let change = keys.use_token(&config, token.generate, &audit)?;
             (
                 "now using the",
                 change.key,
@@ -266,18 +310,78 @@ fn run(data: &DataDir, cmd: &KeyCommand) -> Result<Report, Failure> {
     })
 }
 
-/// The log's verifier key and trusted root, when the log has a key (showing a
-/// key never creates a log).
-fn log_material(data: &DataDir) -> Option<(String, PathBuf)> {
-    let key = audit::key_path(data);
-    if !key.is_file() {
-        return None;
+/// The log's verifier key, trusted root and key location, when the log has a
+/// key (showing a key never creates a log, nor opens a token).
+fn log_material(data: &DataDir) -> Option<LogMaterial> {
+    let verifier = log_key::current_verifier(data).ok()??;
+    Some(LogMaterial {
+        verifier: verifier.to_string(),
+        trusted_root: audit::trusted_root_path(data),
+        location: log_key::location(data).ok().flatten(),
+    })
+}
+
+/// What `cairn key log-hsm` did: public material and paths only.
+#[derive(Debug)]
+struct LogReport {
+    change: LogKeyChange,
+    token: TokenKey,
+    trusted_root: PathBuf,
+}
+
+impl LogReport {
+    fn json(&self) -> Value {
+        json!({
+            "action": "log-key-moved",
+            "log_verifier": self.change.verifier.to_string(),
+            "algorithm": "ed25519",
+            "location": self.change.location,
+            "pkcs11": {
+                "module": self.token.module.display().to_string(),
+                "token": self.token.token,
+                "key_label": self.token.key_label,
+            },
+            "retired": self.change.retired.as_ref().map(|r| json!({
+                "log_verifier": r.verifier.to_string(),
+                "retired_at": r.retired_at,
+                "path": r.path.display().to_string(),
+            })),
+            "log_index": self.change.logged.index,
+            "trusted_root": self.trusted_root.display().to_string(),
+        })
     }
-    let signer = cairn_tlog_fs::load_or_create_signer(&key, audit::ORIGIN).ok()?;
-    Some((
-        signer.verifier().to_string(),
-        audit::trusted_root_path(data),
-    ))
+
+    fn text(&self) -> String {
+        let mut out = format!(
+            "the log's checkpoints are now signed by the Ed25519 key in {}\nlog key: {}\n",
+            self.change.location, self.change.verifier
+        );
+        if let Some(r) = &self.change.retired {
+            out.push_str(&format!(
+                "retired log key {} (kept in {}); the checkpoint of size {} is signed by both\n",
+                r.verifier,
+                r.path.display(),
+                self.change.logged.tree_size
+            ));
+        }
+        out.push_str(&format!(
+            "logged as audit log entry {}\ntrusted root: {}\n",
+            self.change.logged.index,
+            self.trusted_root.display()
+        ));
+        out
+    }
+}
+
+fn log_hsm(data: &DataDir, args: &TokenArgs) -> Result<LogReport, Failure> {
+    let config = args.config();
+    config.validate()?;
+    let change = log_key::use_token(data, &config, args.generate)?;
+    Ok(LogReport {
+        change,
+        token: config,
+        trusted_root: audit::trusted_root_path(data),
+    })
 }
 
 #[cfg(test)]
@@ -341,10 +445,30 @@ mod tests {
         assert!(matches!(
             hsm(&["--pin-env", "PIN"]),
             Ok(KeyCommand::Hsm {
-                generate: false,
-                ..
+                token: TokenArgs {
+                    generate: false,
+                    ..
+                }
             })
         ));
+        assert!(matches!(
+            parse(&[
+                "log-hsm",
+                "--module",
+                "/usr/lib/softhsm/libsofthsm2.so",
+                "--token",
+                "t",
+                "--key-label",
+                "log-1",
+                "--pin-file",
+                "/p",
+                "--generate",
+            ]),
+            Ok(KeyCommand::LogHsm {
+                token: TokenArgs { generate: true, .. }
+            })
+        ));
+        assert!(parse(&["log-hsm", "--module", "/m.so", "--token", "t", "--key-label", "k"]).is_err());
         assert!(hsm(&["--pin-file", "/p", "--generate"]).is_ok());
         assert!(hsm(&[]).is_err(), "a PIN source is required");
         assert!(hsm(&["--pin-file", "/p", "--pin-env", "PIN"]).is_err());
@@ -420,6 +544,7 @@ mod tests {
         assert!(rotated.text().contains("logged as audit log entry 1"));
         assert_eq!(rotated.json()["log_index"], 1);
         assert!(shown.text().contains("log key: cairn.local/log+"));
+        assert!(shown.text().contains("log key in "), "{}", shown.text());
         // Neither shows the log's secret key either.
         let log_secret =
             std::fs::read_to_string(cairn_engine::audit::key_path(&data)).expect("read");

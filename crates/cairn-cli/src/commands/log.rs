@@ -200,6 +200,12 @@ fn fail(err: LogError) -> Failure {
 
 /// Opens the log for appending, creating it and its key on first use.
 fn open_for_append(data_root: &Path, origin: &str) -> Result<Log, Failure> {
+    if origin == ORIGIN {
+        // Never a key file beside a token's key: the engine's one way in.
+        let data = cairn_engine::DataDir::at(data_root);
+        let signer = cairn_engine::log_key::signer(&data)?;
+        return Log::open_shared(&log_dir(data_root), signer).map_err(fail);
+    }
     let signer = cairn_tlog_fs::load_or_create_signer(&key_path(data_root), origin)
         .context("cannot load the log's signing key")?;
     Log::open(&log_dir(data_root), signer).map_err(fail)
@@ -223,11 +229,20 @@ fn log_verifier(data_root: &Path, origin: &str) -> Result<cairn_tlog::note::Veri
         )));
     }
     let key = key_path(data_root);
-    if !key.is_file() {
-        return Err(Failure::user(anyhow::anyhow!(
+    let missing = || {
+        Failure::user(anyhow::anyhow!(
             "the log's key {} is missing; without it the checkpoint cannot be checked",
             key.display()
-        )));
+        ))
+    };
+    if origin == ORIGIN {
+        // The audit log's key may be in a PKCS#11 token: its recorded
+        // verifier, read without the token.
+        let data = cairn_engine::DataDir::at(data_root);
+        return cairn_engine::log_key::current_verifier(&data)?.ok_or_else(missing);
+    }
+    if !key.is_file() {
+        return Err(missing());
     }
     let signer = cairn_tlog_fs::load_or_create_signer(&key, origin)
         .context("cannot load the log's signing key")?;
@@ -410,7 +425,18 @@ fn verify(data_root: &Path, origin: &str, older: Option<&Path>) -> Result<Outcom
         let signed = std::fs::read(path)
             .with_context(|| format!("cannot read {}", path.display()))
             .map_err(Failure::user)?;
-        let old = cairn_tlog::checkpoint::open(&signed, origin, &verifiers)
+        // An older checkpoint may be signed by a key the log had before
+        // (`cairn key log-hsm` retires one): any of the log's keys.
+        let mut all = verifiers.to_vec();
+        if origin == ORIGIN {
+            let data = cairn_engine::DataDir::at(data_root);
+            all.extend(
+                cairn_engine::log_key::retired(&data)?
+                    .into_iter()
+                    .map(|r| r.verifier),
+            );
+        }
+        let old = cairn_tlog::checkpoint::open(&signed, origin, &all)
             .with_context(|| format!("{} is not a checkpoint signed by this log", path.display()))
             .map_err(Failure::user)?
             .checkpoint;

@@ -41,7 +41,7 @@ use cairn_model::{
 use cairn_sandbox::FoundDetached;
 use serde_json::{Value, json};
 
-use crate::audit::{ORIGIN, key_path, log_dir};
+use crate::audit::log_dir;
 use crate::deploy::local as deploy_local;
 use crate::host::now_ms;
 use crate::promotion::{Promoter, STATUS_SCAN};
@@ -203,13 +203,12 @@ type Entries = Vec<(u64, Vec<u8>)>;
 
 fn log_entries(data: &DataDir, from: u64) -> Result<(u64, Entries), EngineError> {
     let dir = log_dir(data);
-    let key = key_path(data);
-    if !dir.join("checkpoint").is_file() || !key.is_file() {
+    if !dir.join("checkpoint").is_file() {
         return Ok((0, Vec::new()));
     }
-    let verifier = cairn_tlog_fs::load_or_create_signer(&key, ORIGIN)
-        .map_err(EngineError::AuditKey)?
-        .verifier();
+    let Some(verifier) = crate::log_key::current_verifier(data)? else {
+        return Ok((0, Vec::new()));
+    };
     let log = cairn_tlog_fs::Log::open_read_only(&dir, verifier)
         .map_err(|source| EngineError::AuditLog { dir, source })?;
     let size = log.size();

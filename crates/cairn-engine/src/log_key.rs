@@ -1,0 +1,334 @@
+//! The audit log's checkpoint key (a C2SP signed-note Ed25519 key named
+//! [`ORIGIN`]), in one of two places, never both (that is refused as
+//! ambiguous):
+//!
+//! - `keys/log.key`: the seed, mode 0600, made on first use;
+//! - `keys/log.pkcs11.json` (mode 0600): the key is in a PKCS#11 token
+//!   (module, token label, key label, where the PIN is, and the key's
+//!   verifier as recorded when it was chosen; see [`crate::hsm`]). The log's
+//!   writer then signs checkpoints in the token and never holds the private
+//!   key; a token that cannot be used is an error, never a fall-back to a file
+//!   key or a new key.
+//!
+//! A key change (`cairn key log-hsm`) is visible to verifiers three ways: a
+//! `key-rotation` entry (purpose `log-checkpoint`, old and new verifier keys)
+//! recorded under the old key; the checkpoint at that size published again
+//! signed by both keys ([`cairn_tlog_fs::Log::rotate_signer`]); and
+//! `trusted_root.json`, which lists every log key the installation had with
+//! its validity (a retired key's ends when it was replaced), so bundles
+//! logged before the change keep verifying. Retired log keys are kept in
+//! `keys/retired/log-<key hash>.json`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cairn_tlog::note::{NoteSigner, Verifier};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditLog, Change, KeyRotation, ORIGIN, Receipt};
+use crate::hsm::TokenKey;
+use crate::keys::{private_dir, read_token_config, remove_if_there, write_atomically};
+use crate::{DataDir, EngineError};
+
+/// The `purpose` of the log's checkpoint key in `key-rotation` entries.
+pub const LOG_KEY_PURPOSE: &str = "log-checkpoint";
+
+/// `<data>/keys/log.key`: the checkpoint key's seed, when it is in a file.
+pub fn key_path(data: &DataDir) -> PathBuf {
+    data.root().join("keys").join("log.key")
+}
+
+/// `<data>/keys/log.pkcs11.json`: where the checkpoint key is when it is in a
+/// PKCS#11 token.
+pub fn token_config_path(data: &DataDir) -> PathBuf {
+    data.root().join("keys").join("log.pkcs11.json")
+}
+
+/// The token holding the checkpoint key, when it is in one. Refuses a key
+/// file beside it (which of the two signs would be a guess).
+pub fn token_config(data: &DataDir) -> Result<Option<TokenKey>, EngineError> {
+    let Some(config) = read_token_config(&token_config_path(data))? else {
+        return Ok(None);
+    };
+    let file = key_path(data);
+    if std::fs::symlink_metadata(&file).is_ok() {
+        return Err(EngineError::KeysAmbiguous {
+            file,
+            token: token_config_path(data),
+        });
+    }
+    Ok(Some(config))
+}
+
+/// The recorded verifier of a token key's configuration.
+fn recorded(config: &TokenKey) -> Result<Verifier, EngineError> {
+    let text = config.public_key.as_deref().ok_or_else(|| {
+        EngineError::Token(format!(
+            "the log key's configuration for {} records no verifier key; `cairn key log-hsm` it again",
+            config.location()
+        ))
+    })?;
+    let verifier = Verifier::parse(text).map_err(|e| {
+        EngineError::Token(format!(
+            "the log key's recorded verifier for {} is unusable: {e}",
+            config.location()
+        ))
+    })?;
+    if verifier.name() != ORIGIN {
+        return Err(EngineError::Token(format!(
+            "the log key's recorded verifier names `{}`, not `{ORIGIN}`",
+            verifier.name()
+        )));
+    }
+    Ok(verifier)
+}
+
+/// The verifier of the log's current checkpoints, as on disk: the token key's
+/// recorded verifier (no PIN, no token needed), or the key file's. `None`
+/// before the log has a key; nothing is created.
+pub fn current_verifier(data: &DataDir) -> Result<Option<Verifier>, EngineError> {
+    if let Some(config) = token_config(data)? {
+        return recorded(&config).map(Some);
+    }
+    Ok(cairn_tlog_fs::load_signer(&key_path(data), ORIGIN)
+        .map_err(EngineError::AuditKey)?
+        .map(|s| s.verifier()))
+}
+
+/// The verifier of the log's current checkpoints, making the key file when
+/// the log has no key at all (a writer is about to log anyway).
+pub fn current_verifier_or_create(data: &DataDir) -> Result<Verifier, EngineError> {
+    match current_verifier(data)? {
+        Some(v) => Ok(v),
+        None => Ok(cairn_tlog_fs::load_or_create_signer(&key_path(data), ORIGIN)
+            .map_err(EngineError::AuditKey)?
+            .verifier()),
+    }
+}
+
+/// The signer of the log's checkpoints: the key in its token (opened there,
+/// its public key checked against the recorded one, a probe signature
+/// verified), else the key file, made on first use. A token that cannot be
+/// used is an error.
+pub fn signer(data: &DataDir) -> Result<Arc<dyn NoteSigner>, EngineError> {
+    if let Some(config) = token_config(data)? {
+        recorded(&config)?;
+        return Ok(Arc::new(config.open_note_signer(ORIGIN)?));
+    }
+    Ok(Arc::new(
+        cairn_tlog_fs::load_or_create_signer(&key_path(data), ORIGIN)
+            .map_err(EngineError::AuditKey)?,
+    ))
+}
+
+/// Where the checkpoint key is, for people: the token and key label, or the
+/// file. `None` before the log has a key.
+pub fn location(data: &DataDir) -> Result<Option<String>, EngineError> {
+    if let Some(config) = token_config(data)? {
+        return Ok(Some(format!(
+            "{} (module {})",
+            config.location(),
+            config.module.display()
+        )));
+    }
+    let file = key_path(data);
+    Ok(file.is_file().then(|| file.display().to_string()))
+}
+
+/// A log key that was replaced: its verifier and when (RFC 3339, UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredLogKey {
+    pub verifier: Verifier,
+    pub retired_at: String,
+    pub path: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RetiredFile {
+    verifier: String,
+    retired_at: String,
+}
+
+fn retired_dir(data: &DataDir) -> PathBuf {
+    data.root().join("keys").join("retired")
+}
+
+/// Every retired log key, oldest first. A file that is not one is an error,
+/// not skipped: trust is not guessed.
+pub fn retired(data: &DataDir) -> Result<Vec<RetiredLogKey>, EngineError> {
+    let dir = retired_dir(data);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(EngineError::io("list", &dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(EngineError::io("list", &dir))?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !(name.starts_with("log-") && name.ends_with(".json")) {
+            continue;
+        }
+        let bad = |what: String| EngineError::Token(format!("{}: {what}", path.display()));
+        let meta = std::fs::symlink_metadata(&path).map_err(EngineError::io("read", &path))?;
+        if !meta.is_file() || meta.len() > 4096 {
+            return Err(bad("not a regular file of at most 4 KiB".to_owned()));
+        }
+        let bytes = std::fs::read(&path).map_err(EngineError::io("read", &path))?;
+        let file: RetiredFile = serde_json::from_slice(&bytes)
+            .map_err(|e| bad(format!("not a retired log key: {e}")))?;
+        let verifier =
+            Verifier::parse(&file.verifier).map_err(|e| bad(format!("bad verifier: {e}")))?;
+        if verifier.name() != ORIGIN || cairn_model::time::parse_rfc3339(&file.retired_at).is_none()
+        {
+            return Err(bad("not a retired key of this log".to_owned()));
+        }
+        out.push(RetiredLogKey {
+            verifier,
+            retired_at: file.retired_at,
+            path,
+        });
+    }
+    out.sort_by(|a, b| a.retired_at.cmp(&b.retired_at).then(a.path.cmp(&b.path)));
+    Ok(out)
+}
+
+/// Every log key this installation had, current first: the verifiers that
+/// checkpoints in bundles logged before a key change were signed by.
+pub fn verifiers(data: &DataDir) -> Result<Vec<Verifier>, EngineError> {
+    let mut out: Vec<Verifier> = current_verifier(data)?.into_iter().collect();
+    out.extend(retired(data)?.into_iter().map(|r| r.verifier));
+    Ok(out)
+}
+
+/// The installation's first log key (its builder id derives from it, so a
+/// log key change keeps the id): the oldest retired key, else the current.
+pub fn founding_verifier(data: &DataDir) -> Result<Option<Verifier>, EngineError> {
+    if let Some(first) = retired(data)?.into_iter().next() {
+        return Ok(Some(first.verifier));
+    }
+    current_verifier(data)
+}
+
+/// Every log key with its validity for `trusted_root.json`: `(verifier,
+/// start, end)`, the first from the epoch, each next from the second the one
+/// before was retired, which stays valid one second past it (entries of that
+/// second may carry either key's checkpoint).
+pub fn validity(data: &DataDir) -> Result<Vec<(Verifier, String, Option<String>)>, EngineError> {
+    let mut out = Vec::new();
+    let mut start = "1970-01-01T00:00:00Z".to_owned();
+    for r in retired(data)? {
+        let end = cairn_model::time::parse_rfc3339(&r.retired_at)
+            .map(|(secs, _)| cairn_model::time::rfc3339_utc_secs(secs.saturating_add(1)))
+            .unwrap_or_else(|| r.retired_at.clone());
+        out.push((r.verifier, start, Some(end)));
+        start = r.retired_at;
+    }
+    if let Some(current) = current_verifier(data)? {
+        out.push((current, start, None));
+    }
+    Ok(out)
+}
+
+/// What `cairn key log-hsm` did.
+#[derive(Debug)]
+pub struct LogKeyChange {
+    /// The new verifier key (`<origin>+<hash>+<key>`).
+    pub verifier: Verifier,
+    /// The key it replaced, kept in `keys/retired/`.
+    pub retired: Option<RetiredLogKey>,
+    /// The `key-rotation` entry, recorded under the old key.
+    pub logged: Receipt,
+    /// Where the new key is.
+    pub location: String,
+}
+
+/// Makes `config`'s Ed25519 key (generated in its token when `generate`, else
+/// one already there) the log's checkpoint key. The key is opened and a probe
+/// signature verified first; then, holding the log: the `key-rotation` entry
+/// is recorded (signed by the old key), the current checkpoint is published
+/// again signed by both keys, the old verifier is retired, the configuration
+/// written and the key file removed, and `trusted_root.json` lists both keys.
+/// Nothing changes when the token or the log fails before the entry.
+pub fn use_token(
+    data: &DataDir,
+    config: &TokenKey,
+    generate: bool,
+) -> Result<LogKeyChange, EngineError> {
+    config.validate()?;
+    let fresh = TokenKey {
+        public_key: None,
+        ..config.clone()
+    };
+    let old = current_verifier(data)?;
+    let next = if generate {
+        crate::hsm::generate_note_key(&fresh, ORIGIN)?
+    } else {
+        fresh.open_note_signer(ORIGIN)?
+    };
+    let verifier = next.verifier();
+    if old.as_ref() == Some(&verifier) {
+        return Err(EngineError::Token(format!(
+            "{} is already the log's checkpoint key",
+            config.location()
+        )));
+    }
+    let location = format!("{} (module {})", config.location(), config.module.display());
+    let stored = TokenKey {
+        public_key: Some(verifier.to_string()),
+        ..fresh
+    };
+    let json = serde_json::to_vec_pretty(&stored).map_err(|e| EngineError::Token(e.to_string()))?;
+    private_dir(&data.root().join("keys"))?;
+    let rotation = |old: Option<&Verifier>| {
+        Change::KeyRotation(KeyRotation {
+            purpose: LOG_KEY_PURPOSE.to_owned(),
+            old_key_id: old.map(ToString::to_string),
+            new_key_id: verifier.to_string(),
+            algorithm: "ed25519".to_owned(),
+        })
+    };
+    let Some(old) = old else {
+        // No log yet: the token's key starts it; the first entry says so.
+        write_atomically(&token_config_path(data), &json, 0o600)?;
+        let audit = AuditLog::open(data)?;
+        let logged = audit.record(&rotation(None))?;
+        return Ok(LogKeyChange {
+            verifier,
+            retired: None,
+            logged,
+            location,
+        });
+    };
+    let mut audit = AuditLog::open_waiting(data, crate::audit::LOCK_WAIT)?;
+    let logged = audit.record(&rotation(Some(&old)))?;
+    audit.rotate_signer(Arc::new(next))?;
+    let retired_at = cairn_model::time::rfc3339_utc(crate::now_ms());
+    let dir = retired_dir(data);
+    private_dir(&dir)?;
+    let path = dir.join(format!("log-{:08x}.json", old.key_hash()));
+    let retired_json = serde_json::to_vec_pretty(&RetiredFile {
+        verifier: old.to_string(),
+        retired_at: retired_at.clone(),
+    })
+    .map_err(|e| EngineError::Token(e.to_string()))?;
+    write_atomically(&path, &retired_json, 0o644)?;
+    write_atomically(&token_config_path(data), &json, 0o600)?;
+    remove_if_there(&key_path(data))?;
+    crate::audit::write_trusted_root_for(data)?;
+    drop(audit);
+    Ok(LogKeyChange {
+        verifier,
+        retired: Some(RetiredLogKey {
+            verifier: old,
+            retired_at,
+            path,
+        }),
+        logged,
+        location,
+    })
+}
