@@ -805,7 +805,10 @@ fn log_checkpoints_signed_in_softhsm_verify_with_cairn_and_sigstore_js() {
     assert!(private.contains("EC_EDWARDS"), "{private}");
     assert!(private.contains("never extractable"), "{private}");
     assert!(private.contains("sensitive"), "{private}");
-    println!("the token's log key: {}", private.trim().replace('\n', "; "));
+    println!(
+        "the token's log key: {}",
+        private.trim().replace('\n', "; ")
+    );
 
     let shown = hsm.ok(&f, &["key", "show"]);
     println!("{}", shown.stdout);
@@ -858,7 +861,10 @@ fn log_checkpoints_signed_in_softhsm_verify_with_cairn_and_sigstore_js() {
     let old_only = f.repo.join("../old-only-root.json");
     std::fs::write(&old_only, root.to_string()).unwrap();
     let refused = sigstore_js_with(&old_only, &after[0], &key, &key_id);
-    println!("sigstore-js with the old log key only: {}", refused.stderr.trim());
+    println!(
+        "sigstore-js with the old log key only: {}",
+        refused.stderr.trim()
+    );
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(refused.stderr.contains("checkpoint"), "{refused:?}");
     // cairn's own verifier: the whole log, and consistency with the
@@ -1013,7 +1019,8 @@ fn a_bad_log_token_is_refused_and_nothing_is_signed_with_another_key() {
     println!("run with a swapped log key: {}", swapped.stderr.trim());
     assert_eq!(swapped.code, 1, "{swapped:?}");
     assert!(
-        swapped.stderr.contains("not the log key") && swapped.stderr.contains("cairn was set to use"),
+        swapped.stderr.contains("not the log key")
+            && swapped.stderr.contains("cairn was set to use"),
         "{swapped:?}"
     );
     assert_eq!(size(&hsm, &f), size_now, "nothing was logged");

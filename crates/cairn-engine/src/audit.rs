@@ -1,9 +1,10 @@
 //! The audit log: one transparency log per data directory (`<data>/log`, in the
 //! C2SP tlog-tiles layout of `cairn-tlog-fs`; its checkpoint key is
-//! `<data>/keys/log.key`), where every change that matters is recorded before it
-//! takes effect: deployments, rollbacks, overrides, policy changes, key
-//! rotations, identity and role changes, base catalog changes, and the
-//! evidence cairn signs.
+//! `<data>/keys/log.key`, or in a PKCS#11 token: see [`crate::log_key`]),
+//! where every change that matters is recorded before it takes effect:
+//! deployments, rollbacks, overrides, policy changes, key rotations (the
+//! evidence key's and the log key's), identity and role changes, base catalog
+//! changes, and the evidence cairn signs.
 //!
 //! The rule "an environment changes only after its log entry is durable"
 //! (DESIGN.md, invariants) is one call: [`AuditLog::record`] returns a
@@ -184,7 +185,7 @@ pub struct PolicyChange {
 /// A signing key replaced (or made for the first time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRotation {
-    /// Which key: `evidence-signing`.
+    /// Which key: `evidence-signing`, or `log-checkpoint` (the log's own key).
     pub purpose: String,
     pub old_key_id: Option<String>,
     pub new_key_id: String,

@@ -11,6 +11,12 @@
 //! checked against the key's public half before use (`cairn_evidence::TokenSigner`).
 //! Only ECDSA P-256 keys are used, and only ones the token marks sensitive.
 //!
+//! The audit log's checkpoint key may live in a token too
+//! (`keys/log.pkcs11.json`, [`TokenNoteSigner`]): an Ed25519 key signing with
+//! `CKM_EDDSA` (pure Ed25519, PKCS#11 3.0 §2.3.14; SoftHSM 2.6 has it), the
+//! message itself sent to the token, the C2SP key hash computed from the
+//! token's public key.
+//!
 //! Every failure (module missing, token or key label not found, wrong PIN) is an
 //! error: cairn never falls back to another key.
 
@@ -67,9 +73,11 @@ pub struct TokenKey {
     /// the environment variable holding the user PIN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_env: Option<String>,
-    /// The key's public half (SPKI PEM) as it was when cairn was told to use
-    /// it: opening refuses a different key under the same label, and readers
-    /// that only verify use it without the token. Written by cairn.
+    /// The key's public half as it was when cairn was told to use it (the
+    /// evidence key's SPKI PEM; the log key's C2SP verifier key
+    /// `<origin>+<hash>+<key>`): opening refuses a different key under the
+    /// same label, and readers that only verify use it without the token.
+    /// Written by cairn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
 }
@@ -628,7 +636,11 @@ impl TokenKey {
 
     /// The one object of `class` labelled `key_label`, which must be an
     /// Ed25519 key: another key type under the label is refused by name.
-    fn one_ed25519(&self, session: &Session, class: ObjectClass) -> Result<ObjectHandle, EngineError> {
+    fn one_ed25519(
+        &self,
+        session: &Session,
+        class: ObjectClass,
+    ) -> Result<ObjectHandle, EngineError> {
         let what = if class == ObjectClass::PRIVATE_KEY {
             "private"
         } else {
@@ -659,7 +671,12 @@ impl TokenKey {
         };
         let kind = session
             .get_attributes(one, &[AttributeType::KeyType])
-            .map_err(|e| err(format!("{}: cannot read the key's type: {e}", self.location())))?;
+            .map_err(|e| {
+                err(format!(
+                    "{}: cannot read the key's type: {e}",
+                    self.location()
+                ))
+            })?;
         match kind.as_slice() {
             [Attribute::KeyType(k)] if *k == KeyType::EC_EDWARDS => Ok(one),
             [Attribute::KeyType(k)] => Err(err(format!(
@@ -687,7 +704,10 @@ fn ed25519_public_key(session: &Session, handle: ObjectHandle) -> Result<[u8; 32
             _ => {}
         }
     }
-    if !matches!(params.as_deref(), Some(ED25519_OID_PARAMS | ED25519_NAME_PARAMS)) {
+    if !matches!(
+        params.as_deref(),
+        Some(ED25519_OID_PARAMS | ED25519_NAME_PARAMS)
+    ) {
         return Err("the key is not on Ed25519 (CKA_EC_PARAMS names another curve)".to_owned());
     }
     let point = point.ok_or("the public key has no CKA_EC_POINT")?;
@@ -774,7 +794,12 @@ pub fn generate_note_key(config: &TokenKey, name: &str) -> Result<TokenNoteSigne
     let session = config.login(&pin, true)?;
     let taken = session
         .find_objects(&[Attribute::Label(config.key_label.as_bytes().to_vec())])
-        .map_err(|e| err(format!("{}: cannot search the token: {e}", config.location())))?;
+        .map_err(|e| {
+            err(format!(
+                "{}: cannot search the token: {e}",
+                config.location()
+            ))
+        })?;
     if !taken.is_empty() {
         return Err(err(format!(
             "PKCS#11 token \"{}\" already holds a key labelled \"{}\"; choose a new label",

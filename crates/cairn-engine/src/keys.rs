@@ -327,26 +327,26 @@ impl KeyStore {
 /// `keys/log.pkcs11.json`): a regular file of at most 64 KiB, never followed
 /// through a symlink, validated; `None` when there is none.
 pub(crate) fn read_token_config(path: &Path) -> Result<Option<TokenKey>, EngineError> {
-let meta = match fs::symlink_metadata(path) {
-    Ok(meta) => meta,
-    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-    Err(e) => return Err(EngineError::io("read", path)(e)),
-};
-if !meta.is_file() || meta.len() > 64 * 1024 {
-    return Err(EngineError::Token(format!(
-        "{} is not a regular file of at most 64 KiB",
-        path.display()
-    )));
-}
-let bytes = fs::read(path).map_err(EngineError::io("read", path))?;
-let config: TokenKey = serde_json::from_slice(&bytes).map_err(|e| {
-    EngineError::Token(format!(
-        "{} is not a PKCS#11 key configuration: {e}",
-        path.display()
-    ))
-})?;
-config.validate()?;
-Ok(Some(config))
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(EngineError::io("read", path)(e)),
+    };
+    if !meta.is_file() || meta.len() > 64 * 1024 {
+        return Err(EngineError::Token(format!(
+            "{} is not a regular file of at most 64 KiB",
+            path.display()
+        )));
+    }
+    let bytes = fs::read(path).map_err(EngineError::io("read", path))?;
+    let config: TokenKey = serde_json::from_slice(&bytes).map_err(|e| {
+        EngineError::Token(format!(
+            "{} is not a PKCS#11 key configuration: {e}",
+            path.display()
+        ))
+    })?;
+    config.validate()?;
+    Ok(Some(config))
 }
 
 pub(crate) fn remove_if_there(path: &Path) -> Result<(), EngineError> {

@@ -100,9 +100,11 @@ pub fn current_verifier(data: &DataDir) -> Result<Option<Verifier>, EngineError>
 pub fn current_verifier_or_create(data: &DataDir) -> Result<Verifier, EngineError> {
     match current_verifier(data)? {
         Some(v) => Ok(v),
-        None => Ok(cairn_tlog_fs::load_or_create_signer(&key_path(data), ORIGIN)
-            .map_err(EngineError::AuditKey)?
-            .verifier()),
+        None => Ok(
+            cairn_tlog_fs::load_or_create_signer(&key_path(data), ORIGIN)
+                .map_err(EngineError::AuditKey)?
+                .verifier(),
+        ),
     }
 }
 
@@ -331,4 +333,133 @@ pub fn use_token(
         logged,
         location,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retire(data: &DataDir, verifier: &Verifier, at: &str) {
+        let dir = retired_dir(data);
+        private_dir(&dir).expect("dir");
+        let text = serde_json::to_vec(&RetiredFile {
+            verifier: verifier.to_string(),
+            retired_at: at.to_owned(),
+        })
+        .expect("json");
+        std::fs::write(
+            dir.join(format!("log-{:08x}.json", verifier.key_hash())),
+            text,
+        )
+        .expect("write");
+    }
+
+    /// Without a token: the file key is current; a retired key (as
+    /// `use_token` leaves one) is listed in the trusted root with its end,
+    /// keeps verifying, and stays the builder id's key.
+    #[test]
+    fn retired_log_keys_stay_trusted_and_keep_the_builder_id() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let data = DataDir::at(tmp.path());
+        assert_eq!(current_verifier(&data).expect("reads"), None);
+        assert!(!key_path(&data).exists(), "reading made no key");
+        let audit = AuditLog::open(&data).expect("log");
+        let current = current_verifier(&data).expect("reads").expect("a key");
+        assert_eq!(&current, audit.verifier());
+        drop(audit);
+        let first = cairn_tlog::note::Signer::from_seed(ORIGIN, [3u8; 32])
+            .expect("signer")
+            .verifier();
+        retire(&data, &first, "2026-01-02T03:04:05Z");
+        assert_eq!(
+            verifiers(&data).expect("reads"),
+            vec![current.clone(), first.clone()]
+        );
+        assert_eq!(
+            founding_verifier(&data).expect("reads"),
+            Some(first.clone())
+        );
+        let validity = validity(&data).expect("reads");
+        assert_eq!(validity.len(), 2);
+        assert_eq!(validity[0].2.as_deref(), Some("2026-01-02T03:04:06Z"));
+        assert_eq!(validity[1].1, "2026-01-02T03:04:05Z");
+        assert_eq!(validity[1].2, None);
+        crate::audit::write_trusted_root_for(&data).expect("writes");
+        let root: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(crate::audit::trusted_root_path(&data)).expect("read"),
+        )
+        .expect("json");
+        assert_eq!(root["tlogs"].as_array().expect("tlogs").len(), 2);
+        let id = crate::audit::builder_id(&data, None)
+            .expect("id")
+            .expect("some");
+        let expected = crate::audit::gate_builder_id(&data, None).expect("id");
+        assert_eq!(id, expected);
+        let hex: String = cairn_evidence::log_key_id(&first)[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(id, format!("urn:cairn:builder:{hex}"));
+        // A file in retired/ that is not a retired log key is refused, not skipped.
+        std::fs::write(retired_dir(&data).join("log-bad.json"), "{}").expect("write");
+        assert!(verifiers(&data).is_err());
+    }
+
+    /// A configuration whose recorded verifier is missing or names another
+    /// origin is refused; a key file beside it is ambiguous; no reader makes
+    /// a key file when a token is configured.
+    #[test]
+    fn a_token_configuration_is_checked_and_never_gets_a_key_file_beside_it() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let data = DataDir::at(tmp.path());
+        private_dir(&data.root().join("keys")).expect("dir");
+        let mut config = TokenKey {
+            module: PathBuf::from("/nonexistent/libpkcs11.so"),
+            token: "t".to_owned(),
+            key_label: "log".to_owned(),
+            pin_file: None,
+            pin_env: Some("CAIRN_TEST_UNSET_LOG_PIN".to_owned()),
+            public_key: None,
+        };
+        let write = |c: &TokenKey| {
+            write_atomically(
+                &token_config_path(&data),
+                &serde_json::to_vec(c).expect("json"),
+                0o600,
+            )
+            .expect("write")
+        };
+        write(&config);
+        let e = current_verifier(&data)
+            .expect_err("no verifier")
+            .to_string();
+        assert!(e.contains("records no verifier key"), "{e}");
+        let other = cairn_tlog::note::Signer::from_seed("other.example/log", [1u8; 32])
+            .expect("signer")
+            .verifier();
+        config.public_key = Some(other.to_string());
+        write(&config);
+        let e = current_verifier(&data)
+            .expect_err("wrong origin")
+            .to_string();
+        assert!(e.contains("not `cairn.local/log`"), "{e}");
+        let ours = cairn_tlog::note::Signer::from_seed(ORIGIN, [1u8; 32])
+            .expect("signer")
+            .verifier();
+        config.public_key = Some(ours.to_string());
+        write(&config);
+        assert_eq!(current_verifier(&data).expect("reads"), Some(ours));
+        // The writer needs the token: its failure is an error, and no key
+        // file is made in its place.
+        let e = AuditLog::open(&data).expect_err("no token").to_string();
+        assert!(e.contains("CAIRN_TEST_UNSET_LOG_PIN is not set"), "{e}");
+        let e = crate::audit::own_builder_id(&data, None);
+        assert!(e.is_ok(), "the builder id reads the recorded key: {e:?}");
+        assert!(!key_path(&data).exists());
+        std::fs::write(key_path(&data), "x").expect("write");
+        assert!(matches!(
+            current_verifier(&data),
+            Err(EngineError::KeysAmbiguous { .. })
+        ));
+    }
 }

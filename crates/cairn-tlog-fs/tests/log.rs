@@ -407,7 +407,8 @@ fn a_new_checkpoint_key_is_vouched_for_by_the_old_one() {
         Err(LogError::SameKey)
     ));
     let next_again = || Signer::from_seed(ORIGIN, [8u8; 32]).unwrap();
-    log.rotate_signer(std::sync::Arc::new(next_again())).unwrap();
+    log.rotate_signer(std::sync::Arc::new(next_again()))
+        .unwrap();
     let handover = std::fs::read(dir.join("checkpoint")).unwrap();
     for key in [old.verifier(), next.verifier()] {
         let opened = checkpoint::open(&handover, ORIGIN, &[key]).unwrap();

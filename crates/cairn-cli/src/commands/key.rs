@@ -468,7 +468,18 @@ mod tests {
                 token: TokenArgs { generate: true, .. }
             })
         ));
-        assert!(parse(&["log-hsm", "--module", "/m.so", "--token", "t", "--key-label", "k"]).is_err());
+        assert!(
+            parse(&[
+                "log-hsm",
+                "--module",
+                "/m.so",
+                "--token",
+                "t",
+                "--key-label",
+                "k"
+            ])
+            .is_err()
+        );
         assert!(hsm(&["--pin-file", "/p", "--generate"]).is_ok());
         assert!(hsm(&[]).is_err(), "a PIN source is required");
         assert!(hsm(&["--pin-file", "/p", "--pin-env", "PIN"]).is_err());

@@ -1,7 +1,8 @@
 //! `cairn log`: the transparency log of production changes, on disk in
 //! `<data dir>/log/` in the C2SP tlog-tiles layout (serve that directory
 //! statically and it is the log's HTTP API). Its Ed25519 checkpoint key is
-//! `<data dir>/keys/log.key` (0600, created on first use, never printed).
+//! `<data dir>/keys/log.key` (0600, created on first use, never printed), or
+//! in a PKCS#11 token (`cairn key log-hsm`, `cairn_engine::log_key`).
 //! Only cairn itself appends to it (its records are what `cairn recover`
 //! rebuilds the store from). `cairn log --scratch …` is a separate log with its
 //! own key and origin under `<data dir>/scratch/`, the one `append` writes: free-form
