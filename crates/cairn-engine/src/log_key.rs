@@ -427,7 +427,7 @@ mod tests {
                 &serde_json::to_vec(c).expect("json"),
                 0o600,
             )
-            .expect("write")
+            .expect("write");
         };
         write(&config);
         let e = current_verifier(&data)
