@@ -462,4 +462,56 @@ mod tests {
             Err(EngineError::KeysAmbiguous { .. })
         ));
     }
+
+    /// A bundle of `key`'s signed statement about `what`, logged in `audit`.
+    fn logged(audit: &AuditLog, key: &cairn_evidence::SigningKey, what: &[u8]) -> Vec<u8> {
+        use cairn_evidence::sbom::CycloneDxBom;
+        use cairn_evidence::{Bundle, Statement, Subject, sha256};
+        let statement = Statement::new(
+            vec![Subject::sha256("thing", sha256(what))],
+            CycloneDxBom(serde_json::json!({"bomFormat": "CycloneDX"})),
+        )
+        .expect("statement");
+        let mut bundle = Bundle::sign_statement(&statement, key).expect("signs");
+        let receipt = audit
+            .record(&Change::evidence(&bundle.envelope, key.verifying_key()).expect("entry"))
+            .expect("logged");
+        bundle.tlog_entries.push(receipt.tlog_entry(1_764_072_000));
+        bundle.to_json().expect("json").into_bytes()
+    }
+
+    /// What a gate believes after a log key change: a bundle logged under the
+    /// retired key and one logged under the new key both verify (the
+    /// retired verifier is kept); without the retired key the old one does not.
+    #[test]
+    fn the_gate_verifies_bundles_logged_under_a_retired_log_key() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let data = DataDir::at(tmp.path());
+        let mut audit = AuditLog::open(&data).expect("log");
+        let (key, _) = crate::keys::KeyStore::new(&data)
+            .load_or_create(&audit)
+            .expect("key");
+        let before = logged(&audit, &key, b"before");
+        let old = audit.verifier().clone();
+        let next = cairn_tlog::note::Signer::from_seed(ORIGIN, [9u8; 32]).expect("signer");
+        let secret = next.to_secret_key_string();
+        audit.rotate_signer(Arc::new(next)).expect("rotates");
+        // As `use_token` leaves it, but with the new key in a file.
+        retire(&data, &old, "2026-01-02T03:04:05Z");
+        std::fs::remove_file(key_path(&data)).expect("remove");
+        write_atomically(&key_path(&data), format!("{secret}\n").as_bytes(), 0o600).expect("write");
+        let after = logged(&audit, &key, b"after");
+        drop(audit);
+        let trust = crate::verified::Trust::read_only(&data).expect("trust");
+        for bundle in [&before, &after] {
+            let (statement, _) = trust.statement(bundle).expect("verifies");
+            assert_eq!(statement["predicateType"], "https://cyclonedx.org/bom");
+        }
+        std::fs::remove_file(retired_dir(&data).join(format!("log-{:08x}.json", old.key_hash())))
+            .expect("remove");
+        let trust = crate::verified::Trust::read_only(&data).expect("trust");
+        assert!(trust.statement(&after).is_ok());
+        let refused = trust.statement(&before).expect_err("old log key unknown");
+        assert!(refused.contains("does not verify"), "{refused}");
+    }
 }
