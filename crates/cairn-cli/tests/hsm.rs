@@ -892,6 +892,42 @@ fn log_checkpoints_signed_in_softhsm_verify_with_cairn_and_sigstore_js() {
     let ids_after = builder_ids(&after);
     assert!(!ids_before.is_empty() && !ids_after.is_empty());
     assert_eq!(ids_before[0], ids_after[0]);
+
+    // From one token key to another: the same steps, the first token key
+    // retired in turn; everything logged so far still verifies.
+    let again = hsm.log_hsm(&f, "log-2", &hsm.pin_file, true);
+    println!("{}", again.stdout);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again.stdout.contains(&format!("retired log key {new}")),
+        "{again:?}"
+    );
+    let third = log_verifier(&hsm, &f);
+    assert_eq!(
+        checkpoint_signers(&f),
+        vec![
+            ("cairn.local/log".to_owned(), hash_of(&new)),
+            ("cairn.local/log".to_owned(), hash_of(&third)),
+        ]
+    );
+    let root: Value =
+        serde_json::from_slice(&std::fs::read(f.data.join("trusted_root.json")).unwrap()).unwrap();
+    assert_eq!(root["tlogs"].as_array().unwrap().len(), 3, "{root}");
+    for file in before.iter().chain(&after) {
+        let node = sigstore_js(&f, file, &key, &key_id);
+        assert_eq!(node.code, 0, "@sigstore/verify on {file:?}: {node:?}");
+    }
+    let verified = hsm.cairn(
+        &f,
+        &[
+            "log",
+            "verify",
+            "--checkpoint",
+            old_checkpoint.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(verified.code, 0, "{verified:?}");
+    assert!(!f.data.join("keys/log.key").exists());
 }
 
 /// Bad input for the log's token key: a wrong PIN, a missing key, a key of
