@@ -769,4 +769,27 @@ fn a_portless_image_with_crates_is_admitted_by_the_default_gate_only_with_verifi
     println!("{good} promoted to staging and production: {vsas:?}");
     assert_eq!(vsas.len(), 2, "{vsas:?}");
     assert!(vsas.iter().all(|v| v.ends_with("\"PASSED\"")), "{vsas:?}");
+
+    // A rebase (the closed loop's fix of a base) reads the source again
+    // from git, without the fetch's archives: the crates keep the licence the
+    // image's verified SBOM states.
+    f.ok_as(&admin, &["base", "create", "tiny", "--name", "tiny"]);
+    let r = common::as_(&f, &rita, &["--json", "rebase", &good, "--onto", "tiny"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let rebased = serde_json::from_str::<Value>(&r.stdout).unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sbom = &signed_of(&f, &rebased, "https://cyclonedx.org/bom")[0]["predicate"];
+    let good_licence = sbom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "good")
+        .map(|c| c["licenses"].clone());
+    println!("rebased {rebased}: good's licence {good_licence:?}");
+    assert_eq!(
+        good_licence,
+        Some(serde_json::json!([{"expression": "MIT OR Apache-2.0"}]))
+    );
 }
