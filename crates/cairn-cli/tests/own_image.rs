@@ -5,7 +5,11 @@
 //! digest), with the base's signed SBOM naming rustc/cargo/std, the build image
 //! in the provenance, and a VSA from the promotion; and a toolchain
 //! directory that is missing, not a toolchain, or holds a symlink or a special
-//! file refused with the reason, nothing imported (issue 16 item 4).
+//! file refused with the reason, nothing imported; and, as cairn's own image
+//! is (no port, registry crates), a portless image whose crates' licences come
+//! from the fetched archives Cargo.lock pins and whose acceptance command runs
+//! inside it, admitted to staging and production by the default gate with no
+//! override, with the attacks on both refused (issue 16 item 4).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -13,7 +17,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::Fixture;
+use common::{Fixture, Run};
 use serde_json::Value;
 
 /// One SOURCE_DATE_EPOCH for every base here, so both data directories make
@@ -415,4 +419,377 @@ fn a_toolchain_directory_that_is_missing_not_a_toolchain_or_unsafe_is_refused_an
     let r = f.run(&["--json", "base", "list"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout.trim(), "[]", "nothing was imported");
+}
+
+/// The registry directory cargo (1.85 and later) downloads crates.io's
+/// archives into, under CARGO_HOME's `registry/cache`.
+const CRATES_IO_CACHE: &str = ".home/.cargo/registry/cache/index.crates.io-1949cf8c6b5b557f";
+
+/// A `.crate` archive (a gzip'd tar made by the host's `tar`) of `name`
+/// `version` whose top directory holds `files`; a file whose text starts with
+/// `-> ` is a symlink to the rest.
+fn crate_archive(name: &str, version: &str, files: &[(&str, String)]) -> Vec<u8> {
+    let tmp = tempfile::tempdir().unwrap();
+    let top = format!("{name}-{version}");
+    for (path, text) in files {
+        let p = tmp.path().join(&top).join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        match text.strip_prefix("-> ") {
+            Some(target) => std::os::unix::fs::symlink(target, &p).unwrap(),
+            None => std::fs::write(&p, text).unwrap(),
+        }
+    }
+    let out = Command::new("tar")
+        .args([
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "-czf",
+            "-",
+        ])
+        .arg("-C")
+        .arg(tmp.path())
+        .arg(&top)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    out.stdout
+}
+
+fn manifest(name: &str, licence: &str) -> String {
+    format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nlicense = \"{licence}\"\n")
+}
+
+/// A Cargo.lock naming the app (a path crate) and `crates` (name, pinned
+/// checksum) from crates.io.
+fn lock_of(crates: &[(&str, String)]) -> String {
+    let mut text = "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n".to_owned();
+    if !crates.is_empty() {
+        text.push_str("dependencies = [\n");
+        for (name, _) in crates {
+            text.push_str(&format!(" \"{name}\",\n"));
+        }
+        text.push_str("]\n");
+    }
+    for (name, checksum) in crates {
+        text.push_str(&format!(
+            "\n[[package]]\nname = \"{name}\"\nversion = \"0.1.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{checksum}\"\n"
+        ));
+    }
+    text
+}
+
+/// The app's cairn.toml: no port, so its acceptance command runs inside the
+/// release candidate; `acceptance` is that command.
+fn portless_toml(acceptance: &str) -> String {
+    format!(
+        r#"[workload]
+name = "portless"
+environments = ["staging", "production"]
+
+[build]
+# What a dependency fetch leaves: the archives in CARGO_HOME's cache, as cargo
+# keeps them (one then tampered with, one a symlink out of the workspace).
+fetch = "mkdir -p {CRATES_IO_CACHE} && cp archives/*.crate {CRATES_IO_CACHE}/ && if [ -e {CRATES_IO_CACHE}/tampered-0.1.0.crate ]; then printf x >> {CRATES_IO_CACHE}/tampered-0.1.0.crate; fi && ln -s /etc/passwd {CRATES_IO_CACHE}/cachelink-0.1.0.crate"
+command = "mkdir -p out && printf '#!/bin/sh\necho hello from the release candidate\n' > out/hello && chmod 755 out/hello && echo only-in-the-image > out/marker"
+output = "out"
+
+[test]
+unit = "true"
+acceptance = "{acceptance}"
+
+[image]
+base = "runtime"
+entrypoint = ["/app/hello"]
+"#
+    )
+}
+
+/// What only a run inside the release candidate passes: the image's own
+/// files at /app (not in the workspace), the workspace's files at hand but
+/// read-only.
+const INSIDE_THE_RC: &str = "/app/hello | grep -q 'hello from the release candidate' && test -f /app/marker && test -f Cargo.lock && ! touch probe 2>/dev/null && echo tested inside the RC";
+
+/// The signed statements about `digest` of `predicate_type`.
+fn signed_of(f: &Fixture, digest: &str, predicate_type: &str) -> Vec<Value> {
+    signed_statements(f, digest)
+        .into_iter()
+        .filter(|s| s["predicateType"] == predicate_type)
+        .collect()
+}
+
+/// The acceptance-test result about `digest` (its `result`).
+fn acceptance_result(f: &Fixture, digest: &str) -> String {
+    signed_of(f, digest, "https://in-toto.io/attestation/test-result/v0.1")
+        .iter()
+        .filter(|s| {
+            s["predicate"]["configuration"]
+                .to_string()
+                .contains("\"acceptance-test\"")
+        })
+        .map(|s| {
+            s["predicate"]["result"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .next()
+        .unwrap_or_else(|| "none".to_owned())
+}
+
+/// The image a run of HEAD built (the newest).
+fn newest_image(f: &Fixture) -> String {
+    f.json(&["image", "list", "--limit", "1"])[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// cairn's own image has no port and registry crates: the same mechanism on
+/// a small app (issue 16 item 4). Its crates get their licences from the
+/// archives the fetch left in CARGO_HOME, only where the archive's SHA-256 is
+/// Cargo.lock's pin and its own Cargo.toml is a regular entry within bounds;
+/// its acceptance command runs inside the release candidate, and the result
+/// is about the RC's digest. Then the default gate, with no override, admits
+/// it to staging and production; a crate with a tampered, symlinked or
+/// oversized archive is denied as having no known licence, and an acceptance
+/// command that fails inside the RC is certified FAILED.
+#[test]
+fn a_portless_image_with_crates_is_admitted_by_the_default_gate_only_with_verified_licences() {
+    let f = Fixture::new();
+    let big = format!("{}# {}\n", manifest("huge", "MIT"), "x".repeat(300 * 1024));
+    let archives: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "good",
+            crate_archive(
+                "good",
+                "0.1.0",
+                &[
+                    ("Cargo.toml", manifest("good", "MIT OR Apache-2.0")),
+                    ("src/lib.rs", String::new()),
+                ],
+            ),
+        ),
+        (
+            "tampered",
+            crate_archive(
+                "tampered",
+                "0.1.0",
+                &[("Cargo.toml", manifest("tampered", "MIT"))],
+            ),
+        ),
+        (
+            "linked",
+            crate_archive(
+                "linked",
+                "0.1.0",
+                &[("Cargo.toml", "-> /etc/passwd".to_owned())],
+            ),
+        ),
+        (
+            "huge",
+            crate_archive("huge", "0.1.0", &[("Cargo.toml", big)]),
+        ),
+    ];
+    let mut pins: Vec<(&str, String)> = archives
+        .iter()
+        .map(|(name, bytes)| (*name, cairn_evidence::sha256(bytes).hex()))
+        .collect();
+    // Its archive in the cache is a symlink to the host's /etc/passwd.
+    pins.push(("cachelink", pins[0].1.clone()));
+    std::fs::create_dir_all(f.repo.join("archives")).unwrap();
+    for (name, bytes) in &archives {
+        std::fs::write(f.repo.join(format!("archives/{name}-0.1.0.crate")), bytes).unwrap();
+    }
+    f.write("Cargo.lock", &lock_of(&pins))
+        .write("cairn.toml", &portless_toml(INSIDE_THE_RC))
+        .write(".gitignore", "/out\n")
+        .commit("an app with five crates");
+    let started = std::time::Instant::now();
+    f.ok(&[
+        "base",
+        "create",
+        "debian",
+        "--name",
+        "runtime",
+        "--source-date-epoch",
+        EPOCH,
+    ]);
+    println!("debian base in {} s", started.elapsed().as_secs());
+
+    // 1. Five crates: only the good archive gives a licence; the RC is tested
+    // inside itself.
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", f.run(&["logs", "last"]).stdout);
+    let first = newest_image(&f);
+    let logs = f.run(&["logs", "last", "fetch"]);
+    let crate_lines: Vec<&str> = logs
+        .stdout
+        .lines()
+        .filter(|l| l.contains("crate licences") || l.contains("0.1.0: "))
+        .collect();
+    println!("{}", crate_lines.join("\n"));
+    let text = crate_lines.join("\n");
+    assert!(text.contains("1 of 5 registry crates"), "{}", logs.stdout);
+    assert!(
+        text.contains("tampered 0.1.0: ") && text.contains("not the checksum Cargo.lock pins"),
+        "{text}"
+    );
+    assert!(
+        text.contains("linked 0.1.0: ") && text.contains("Cargo.toml is a symlink in the archive"),
+        "{text}"
+    );
+    assert!(
+        text.contains("huge 0.1.0: ") && text.contains("more than the limit of 262144"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cachelink 0.1.0: ")
+            && text.contains("a symlink, which cairn does not follow"),
+        "{text}"
+    );
+    let acceptance = f.run(&["logs", "last", "acceptance-tests"]);
+    println!("{}", acceptance.stdout.trim());
+    assert!(
+        acceptance.stdout.contains("inside the release candidate")
+            && acceptance.stdout.contains("tested inside the RC"),
+        "{acceptance:?}"
+    );
+    assert_eq!(acceptance_result(&f, &first), "PASSED");
+    let sbom = &signed_of(&f, &first, "https://cyclonedx.org/bom")[0]["predicate"];
+    let licence_of = |name: &str| {
+        sbom["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["licenses"].clone())
+            .unwrap_or_else(|| panic!("no {name} in {sbom}"))
+    };
+    assert_eq!(
+        licence_of("good"),
+        serde_json::json!([{"expression": "MIT OR Apache-2.0"}])
+    );
+    for name in ["tampered", "linked", "huge", "cachelink"] {
+        assert_eq!(licence_of(name), Value::Null, "{name}");
+    }
+
+    // 2. The same app with the good crate only; 3. with an acceptance
+    // command that fails inside the RC.
+    f.write("Cargo.lock", &lock_of(&pins[..1]))
+        .commit("only the good crate");
+    let good_commit = common::git(&f.repo, &["rev-parse", "HEAD"])
+        .trim()
+        .to_owned();
+    assert_eq!(f.run(&["run"]).code, 0);
+    let good = newest_image(&f);
+    f.write(
+        "cairn.toml",
+        &portless_toml("/app/hello && test -f /app/not-in-the-image"),
+    )
+    .commit("an acceptance test the image fails");
+    let r = f.run(&["run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("exited with code 1 inside the release candidate")
+            || r.stdout
+                .contains("exited with code 1 inside the release candidate"),
+        "{r:?}"
+    );
+    let failing = newest_image(&f);
+    assert_eq!(acceptance_result(&f, &failing), "FAILED");
+    println!("a failing acceptance command inside the RC {failing}: FAILED");
+
+    // The default gate, no override, GitOps staging then production.
+    let (_gitops, repo, platform) = common::gitops_staging(
+        "[environments.production]\ntarget = \"gitops\"\nrepo = \"REPO\"\ndir = \"envs/{environment}/{workload}\"\nimage_repository = \"registry.example.org/apps/{workload}\"\n",
+    );
+    let org = platform.path().join("org.toml");
+    let text = std::fs::read_to_string(&org)
+        .unwrap()
+        .replace(
+            "path = [\"staging\"]",
+            "path = [\"staging\", \"production\"]",
+        )
+        .replace("REPO", repo.to_str().unwrap());
+    std::fs::write(&org, text).unwrap();
+    let admin = common::token(&f, None, "admin@example.org");
+    let rita = common::token(&f, Some(&admin), "rita@example.org");
+    let bob = common::token(&f, Some(&admin), "bob@example.org");
+    for (who, role) in [
+        ("rita@example.org", "release-manager"),
+        ("bob@example.org", "maintainer"),
+    ] {
+        f.ok_as(
+            &admin,
+            &["role", "grant", who, role, "--workload", "portless"],
+        );
+    }
+    let promote = |digest: &str, env: &str| {
+        Run::from(
+            f.cairn(&["promote", "portless", digest, "--to", env])
+                .env("CAIRN_TOKEN", &rita)
+                .env("CAIRN_PLATFORM_DIR", platform.path())
+                .output()
+                .unwrap(),
+        )
+    };
+    let denied = promote(&first, "staging");
+    println!("{}", denied.stderr.trim());
+    assert_eq!(denied.code, 1, "{denied:?}");
+    for name in ["tampered", "linked", "huge", "cachelink"] {
+        assert!(
+            denied
+                .stderr
+                .contains(&format!("pkg:cargo/{name}@0.1.0 has no known licence")),
+            "{name}: {denied:?}"
+        );
+    }
+    assert!(!denied.stderr.contains("pkg:cargo/good@"), "{denied:?}");
+    let denied = promote(&failing, "staging");
+    assert_eq!(denied.code, 1, "{denied:?}");
+    assert!(denied.stderr.contains("tests"), "{denied:?}");
+
+    let p = promote(&good, "staging");
+    assert_eq!(p.code, 0, "{p:?}");
+    f.ok_as(&bob, &["review", "approve", &good_commit]);
+    let p = promote(&good, "production");
+    assert_eq!(p.code, 0, "{p:?}");
+    let vsas: Vec<String> = signed_of(&f, &good, "https://slsa.dev/verification_summary/v1")
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {}",
+                v["predicate"]["policy"]["uri"], v["predicate"]["verificationResult"]
+            )
+        })
+        .collect();
+    println!("{good} promoted to staging and production: {vsas:?}");
+    assert_eq!(vsas.len(), 2, "{vsas:?}");
+    assert!(vsas.iter().all(|v| v.ends_with("\"PASSED\"")), "{vsas:?}");
+
+    // A rebase (the closed loop's fix of a base) reads the source again
+    // from git, without the fetch's archives: the crates keep the licence the
+    // image's verified SBOM states.
+    f.ok_as(&admin, &["base", "create", "tiny", "--name", "tiny"]);
+    let r = common::as_(&f, &rita, &["--json", "rebase", &good, "--onto", "tiny"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let rebased = serde_json::from_str::<Value>(&r.stdout).unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sbom = &signed_of(&f, &rebased, "https://cyclonedx.org/bom")[0]["predicate"];
+    let good_licence = sbom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "good")
+        .map(|c| c["licenses"].clone());
+    println!("rebased {rebased}: good's licence {good_licence:?}");
+    assert_eq!(
+        good_licence,
+        Some(serde_json::json!([{"expression": "MIT OR Apache-2.0"}]))
+    );
 }

@@ -183,6 +183,7 @@ fn component_of_purl(
         arch,
         source_package,
         dependencies: Vec::new(),
+        checksum: None,
     }))
 }
 

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod backup;
 pub mod certify;
 pub mod change_sink;
+mod crate_archives;
 pub mod current;
 mod data_dir;
 pub mod deploy;

@@ -207,6 +207,7 @@ fn catalog_input(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -229,6 +230,76 @@ mod tests {
         assert_eq!(
             gate_params(&OrgConfig::default(), cairn_policy::POLICY_TEST_BUILDER_ID),
             DefaultParams::new(cairn_policy::POLICY_TEST_BUILDER_ID)
+        );
+    }
+
+    /// The licence expressions of cairn's own dependencies (the packaged
+    /// `Cargo.toml` of each crate in its Cargo.lock, as `cargo deny` and the
+    /// SBOM read them) pass the default licence rules, as they stand in a
+    /// signed SBOM; a crate with none, or a copyleft-only one, does not.
+    #[test]
+    fn the_default_licence_rules_admit_every_licence_cairns_own_crates_state() {
+        let own = [
+            "MIT OR Apache-2.0",
+            "MIT",
+            "Apache-2.0 OR MIT",
+            "MIT/Apache-2.0",
+            "Apache-2.0 / MIT",
+            "Zlib",
+            "Apache-2.0",
+            "Apache-2.0 WITH LLVM-exception OR Apache-2.0 OR MIT",
+            "ISC",
+            "Unlicense OR MIT",
+            "Zlib OR Apache-2.0 OR MIT",
+            "(MIT OR Apache-2.0) AND Unicode-3.0",
+            "CC0-1.0 OR MIT-0 OR Apache-2.0",
+            "Apache-2.0 OR BSL-1.0 OR MIT",
+            "ISC AND (Apache-2.0 OR ISC)",
+            "ISC AND (Apache-2.0 OR ISC) AND Apache-2.0 AND MIT AND BSD-3-Clause AND (Apache-2.0 OR ISC OR MIT) AND (Apache-2.0 OR ISC OR MIT-0)",
+            "MIT AND BSD-3-Clause",
+            "MIT OR Apache-2.0 OR LGPL-2.1-or-later",
+            "MIT AND Apache-2.0 AND BSD-3-Clause",
+            "Apache-2.0 AND ISC",
+            "Apache-2.0 OR ISC OR MIT",
+            "Apache-2.0 OR BSL-1.0",
+            "BSD-3-Clause",
+            "CDLA-Permissive-2.0",
+            "MPL-2.0",
+        ];
+        let store = cairn_store::SqliteStore::open_in_memory().unwrap();
+        let denials = |components: Vec<Value>| {
+            catalog_denials(
+                &store,
+                &OrgConfig::default(),
+                cairn_policy::POLICY_TEST_BUILDER_ID,
+                ("cairn", "sha256:00"),
+                &serde_json::json!({ "components": components }),
+            )
+        };
+        let stated = |i: usize, raw: &str| {
+            let l = cairn_sbom::parse_licence(raw);
+            let e = l.expression().unwrap_or_else(|| panic!("{raw}: {l:?}"));
+            serde_json::json!({"purl": format!("pkg:cargo/c{i}@1.0.0"), "licenses": [{"expression": e}]})
+        };
+        let all: Vec<Value> = own
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| stated(i, raw))
+            .collect();
+        assert_eq!(denials(all), Vec::<String>::new());
+        let denied = denials(vec![
+            stated(0, "GPL-3.0-only"),
+            serde_json::json!({"purl": "pkg:cargo/none@1.0.0"}),
+            serde_json::json!({"purl": "pkg:cargo/file@1.0.0", "licenses": [{"license": {"name": "license-file LICENCE (no SPDX expression)"}}]}),
+        ]);
+        assert_eq!(
+            denied,
+            [
+                "rule licences: pkg:cargo/c0@1.0.0 is licensed GPL-3.0-only, which is not allowed",
+                "rule licences: pkg:cargo/file@1.0.0 has no known licence",
+                "rule licences: pkg:cargo/none@1.0.0 has no known licence",
+            ],
+            "{denied:#?}"
         );
     }
 }

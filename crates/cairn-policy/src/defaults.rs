@@ -211,6 +211,7 @@ impl DefaultParams {
                 "BSD-3-Clause",
                 "BSL-1.0",
                 "CC0-1.0",
+                "CDLA-Permissive-2.0",
                 "ISC",
                 "MIT",
                 "MIT-0",

@@ -255,11 +255,18 @@ pub(crate) fn build_image(
     environment(&mut a, &spec.env);
 
     let root = Path::new("/");
+    let workspace_name = crate::image::WORKSPACE_AT.trim_start_matches('/');
     for entry in entries {
         match entry {
+            // The image's own `/workspace` is hidden by the one bound there.
+            TopEntry::Bind(name) | TopEntry::Symlink(name, _)
+                if spec.workspace.is_some() && name == workspace_name => {}
             TopEntry::Bind(name) => a.with2("--ro-bind", spec.rootfs.join(name), root.join(name)),
             TopEntry::Symlink(name, target) => a.with2("--symlink", target, root.join(name)),
         }
+    }
+    if let Some(workspace) = &spec.workspace {
+        a.with2("--ro-bind", workspace, crate::image::WORKSPACE_AT);
     }
     a.with("--proc", "/proc");
     a.with("--dev", "/dev");
@@ -301,6 +308,39 @@ mod tests {
 
     fn has_pair(args: &[String], flag: &str, value: &str) -> bool {
         args.windows(2).any(|w| w[0] == flag && w[1] == value)
+    }
+
+    /// A workspace handed to an image sandbox is bound read-only at
+    /// /workspace, over the image's own entry of that name (a directory or a
+    /// symlink the image ships there is not bound).
+    #[test]
+    fn an_image_sees_the_workspace_read_only_over_its_own() {
+        let mut spec = crate::ImageSandboxSpec::new("/rootfs", vec!["/bin/sh".into()]);
+        let entries = [
+            TopEntry::Bind("bin".into()),
+            TopEntry::Symlink("workspace".into(), "/etc".into()),
+        ];
+        let without: Vec<String> = build_image(&spec, &entries, false)
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            without
+                .windows(3)
+                .any(|w| w == ["--symlink", "/etc", "/workspace"])
+        );
+        spec.workspace = Some("/data/workspaces/7".into());
+        let with: Vec<String> = build_image(&spec, &entries, false)
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            with.windows(3)
+                .any(|w| w == ["--ro-bind", "/data/workspaces/7", "/workspace"])
+        );
+        assert!(!with.iter().any(|a| a == "--symlink"), "{with:?}");
+        assert!(!with.iter().any(|a| a == "--bind"), "{with:?}");
+        assert!(has_pair(&with, "--ro-bind", "/rootfs/bin"));
     }
 
     #[test]

@@ -79,7 +79,14 @@ pub struct ImageSandboxSpec {
     /// Memory and processes as for [`crate::run`]; `wall_clock` bounds a foreground
     /// run and a [`crate::RunningSandbox`], not a detached one.
     pub limits: Limits,
+    /// A host directory (a run's workspace) bound read-only at [`WORKSPACE_AT`]
+    /// over the image's own entry of that name, if any: the test files an
+    /// acceptance command run inside a release candidate reads.
+    pub workspace: Option<PathBuf>,
 }
+
+/// Where [`ImageSandboxSpec::workspace`] appears inside the image.
+pub const WORKSPACE_AT: &str = "/workspace";
 
 impl ImageSandboxSpec {
     /// `argv` in `rootfs`: empty environment, working directory `/`, ids 65534,
@@ -94,6 +101,7 @@ impl ImageSandboxSpec {
             gid: SANDBOX_GID,
             network: ImageNetwork::Isolated,
             limits: Limits::default(),
+            workspace: None,
         }
     }
 
@@ -106,6 +114,9 @@ impl ImageSandboxSpec {
         check_argv(&self.argv)?;
         check_env(&self.env)?;
         check_absolute("working_dir", &self.working_dir)?;
+        if let Some(w) = &self.workspace {
+            check_absolute("workspace", w)?;
+        }
         if self.uid == 0 {
             return Err(invalid("uid", "must not be root", "0"));
         }

@@ -69,7 +69,7 @@ pub use detached::{
     stop_detached,
 };
 pub use error::SandboxError;
-pub use image::{ImageNetwork, ImageSandboxSpec, image_user_ids, run_image};
+pub use image::{ImageNetwork, ImageSandboxSpec, WORKSPACE_AT, image_user_ids, run_image};
 pub use leftovers::{
     CairnCgroup, CgroupKind, LeftReason, SweepReport, cgroup_parents, list_cgroups, sweep_cgroups,
 };

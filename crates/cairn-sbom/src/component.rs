@@ -59,6 +59,10 @@ pub struct Component {
     pub source_package: Option<SourcePackage>,
     /// purls of the components this one depends on, where the file says (sorted).
     pub dependencies: Vec<String>,
+    /// The SHA-256 (lowercase hex) of the registry archive the lockfile pins
+    /// (`Cargo.lock`'s `checksum`), where it pins one: what lets the engine
+    /// accept a downloaded archive as this component's and read its licence.
+    pub checksum: Option<String>,
 }
 
 impl Component {

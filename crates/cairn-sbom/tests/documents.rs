@@ -17,6 +17,7 @@ fn comp(name: &str, version: &str, licence: Licence, file: &str) -> Component {
         arch: None,
         source_package: None,
         dependencies: Vec::new(),
+        checksum: None,
     }
 }
 

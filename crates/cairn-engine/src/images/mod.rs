@@ -350,6 +350,20 @@ pub(crate) fn sandbox_spec(
     if argv.is_empty() {
         return Ok(None);
     }
+    command_spec(rootfs, image, set, network, argv).map(Some)
+}
+
+/// [`sandbox_spec`] with `argv` run instead of the image's entrypoint and cmd
+/// (an acceptance command inside the release candidate): the image's env with
+/// `set` over it, its working directory and its user.
+pub(crate) fn command_spec(
+    rootfs: &Path,
+    image: &Image,
+    set: &[(&str, String)],
+    network: ImageNetwork,
+    argv: Vec<String>,
+) -> Result<ImageSandboxSpec, EngineError> {
+    let config = image.config.config().clone().unwrap_or_default();
     let mut env: Vec<(String, String)> = config
         .env()
         .clone()
@@ -381,7 +395,7 @@ pub(crate) fn sandbox_spec(
     spec.env = env;
     spec.working_dir = working_dir.into();
     spec.network = network;
-    Ok(Some(spec))
+    Ok(spec)
 }
 
 #[cfg(test)]

@@ -167,7 +167,10 @@ pub fn rebase(
     // The rebased image's own SBOM and scan: the gates ask for them about
     // exactly this digest.
     let mut notes = Vec::new();
-    let source = source_of(data, store, &built.workload, &built.commit, &mut notes);
+    let mut source = source_of(data, store, &built.workload, &built.commit, &mut notes);
+    if let Some(source) = &mut source {
+        carry_crate_licences(data, store, &digest, &built.workload, source, &mut notes);
+    }
     let rootfs = images.rootfs(&rebased)?;
     let commit_time_ms = built.created_at_ms;
     let inventory = image_inventory::inventory(
@@ -242,6 +245,60 @@ fn source_of(
             ));
             None
         }
+    }
+}
+
+/// The licences the image's own verified SBOM states for the registry crates
+/// of its source: the archives its run's fetch read them from went with that
+/// run's workspace, and the rebased image is of the same commit (so the same
+/// lockfile and crates, matched by purl). Only a signed SPDX expression is
+/// carried; anything else leaves the crate without a licence.
+fn carry_crate_licences(
+    data: &DataDir,
+    store: &dyn Store,
+    digest: &str,
+    workload: &str,
+    source: &mut inventory::Collected,
+    notes: &mut Vec<String>,
+) {
+    let checked = crate::verified::Trust::read_only(data)
+        .and_then(|trust| crate::verified::about_artifact(store, &trust, digest, workload));
+    let checked = match checked {
+        Ok((checked, _)) => checked,
+        Err(e) => {
+            notes.push(format!(
+                "crate licences: the SBOM of {digest} could not be verified, so its crates keep none: {}",
+                cairn_model::error_chain(&e)
+            ));
+            return;
+        }
+    };
+    let mut signed: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for c in checked.iter().filter(|c| {
+        c.predicate_type() == <CycloneDxBom as cairn_evidence::Predicate>::PREDICATE_TYPE
+    }) {
+        for (purl, entry) in crate::policy_params::sbom_licence_entries(&c.statement["predicate"]) {
+            if purl.starts_with("pkg:cargo/")
+                && let Some(expression) = entry.expression
+            {
+                signed.entry(purl).or_insert(expression);
+            }
+        }
+    }
+    let mut given = 0;
+    for c in &mut source.report.components {
+        if c.ecosystem == cairn_sbom::Ecosystem::Cargo
+            && c.licence == cairn_sbom::Licence::NotGiven
+            && let Some(expression) = signed.get(&c.purl)
+        {
+            c.licence = cairn_sbom::Licence::Expression(expression.clone());
+            given += 1;
+        }
+    }
+    if given > 0 {
+        notes.push(format!(
+            "crate licences: {given} registry crates of the source keep the licence the verified SBOM of {digest} states"
+        ));
     }
 }
 

@@ -2,8 +2,9 @@
 //! workload's catalog base, and its acceptance tests — the RC image started in the
 //! sandbox (its own root filesystem, entrypoint and port, in a network namespace of
 //! its own) with the declarative HTTP checks made by the engine itself and the
-//! workload's test command run next to it. The digest that was tested is the digest
-//! that can be deployed.
+//! workload's test command run next to it; an RC that serves no port has its test
+//! command run inside it instead. The digest that was tested is the digest that can
+//! be deployed.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -285,6 +286,101 @@ pub(crate) fn acceptance(
         exit_code,
         failure: (!failures.is_empty()).then(|| failures.join("; ")),
         failed: failures,
+    })
+}
+
+/// The acceptance stage of a release candidate that serves no port: the
+/// workload's command is run inside the RC itself.
+pub(crate) struct RcInside<'a> {
+    pub images: &'a Images,
+    pub built: &'a BuiltImage,
+    /// The workload's acceptance command (run by the image's `/bin/sh -c`).
+    pub command: String,
+    /// cairn's and the chain's variables, over the image's env.
+    pub env: Vec<(String, String)>,
+    /// The run's workspace, bound read-only at `/workspace`.
+    pub workspace: &'a Path,
+    pub limits: Limits,
+}
+
+/// Runs the acceptance command inside the release candidate: the RC's root
+/// filesystem as `/` (read-only), its `/bin/sh -c COMMAND` as the image's
+/// user (never root), its env with `test.env` over it, no network, the
+/// workspace read-only at `/workspace` (the working directory, so the
+/// repository's test files are at hand, and nothing the test does can change
+/// them). What is tested is the RC's own files: the digest that is deployed.
+/// `log` gets cairn's own lines; `on_line` the command's output.
+pub(crate) fn acceptance_inside(
+    test: RcInside<'_>,
+    log: &mut dyn FnMut(&str),
+    on_line: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<RcOutcome, EngineError> {
+    let rootfs = test.images.rootfs(&test.built.image)?;
+    // The shell is the image's own, resolved inside its root.
+    let has_shell = cairn_fs::Dir::open(&rootfs)
+        .and_then(|root| root.open_in_root("bin/sh"))
+        .is_ok_and(|node| matches!(node, cairn_fs::Node::File(_)));
+    if !has_shell {
+        let why = "the release candidate has no /bin/sh to run its acceptance command in (an image that serves no port is tested by running the command inside it)".to_owned();
+        log(&why);
+        return Ok(RcOutcome {
+            exit_code: None,
+            failed: vec![why.clone()],
+            failure: Some(why),
+        });
+    }
+    let set: Vec<(&str, String)> = test
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), test.command.clone()];
+    let mut spec = super::command_spec(
+        &rootfs,
+        &test.built.image,
+        &set,
+        ImageNetwork::Isolated,
+        argv,
+    )?;
+    spec.working_dir = cairn_sandbox::WORKSPACE_AT.into();
+    spec.workspace = Some(test.workspace.to_path_buf());
+    spec.limits = test.limits;
+    log(&format!(
+        "$ {}   [inside the release candidate {} ({}): its root filesystem as /, the workspace read-only at {}, no network, uid {}]",
+        test.command,
+        test.built.digest,
+        test.built.base.name,
+        cairn_sandbox::WORKSPACE_AT,
+        spec.uid
+    ));
+    let outcome = cairn_sandbox::run_image(&spec, on_line)?;
+    let (exit_code, failure) = match outcome.exit {
+        cairn_sandbox::Exit::Code(0) => (Some(0), None),
+        cairn_sandbox::Exit::Code(127) => (
+            Some(127),
+            Some("the acceptance tests exited with code 127 inside the release candidate: a command not found in the image".to_owned()),
+        ),
+        cairn_sandbox::Exit::Code(code) => (
+            Some(code),
+            Some(format!(
+                "the acceptance tests exited with code {code} inside the release candidate"
+            )),
+        ),
+        cairn_sandbox::Exit::TimedOut => (
+            None,
+            Some("the acceptance tests timed out inside the release candidate (the chain's limit for this stage)".to_owned()),
+        ),
+        other => (
+            None,
+            Some(format!(
+                "the acceptance tests ended abnormally inside the release candidate: {other:?}"
+            )),
+        ),
+    };
+    Ok(RcOutcome {
+        exit_code,
+        failed: failure.iter().cloned().collect(),
+        failure,
     })
 }
 

@@ -16,6 +16,7 @@ use super::stages::{HOME_DIR, RunFacts, StageFacts, stage_command};
 use super::{Engine, Signer};
 use crate::EngineError;
 use crate::certify::{Filed, sign_and_keep};
+use crate::crate_archives::{self, CrateLicences};
 use crate::images::image_inventory::{self, ImageInventory};
 use crate::images::release_candidate::BuiltImage;
 use crate::inventory;
@@ -181,7 +182,10 @@ impl Engine {
     /// filesystem and of the workspace's lockfiles (the source it was built
     /// from; the sandbox's `.home` caches are not the app's), as a CycloneDX 1.6
     /// document recorded in the SBOM index (so `cairn where` finds the image),
-    /// then matched against the stored advisories.
+    /// then matched against the stored advisories. Registry crates of the
+    /// source's lockfiles get the licences the fetch's archives stated
+    /// (`crate_licences`, matched by name, version and pinned checksum).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn inventory_rc(
         &self,
         loaded: &LoadedWorkload,
@@ -189,10 +193,18 @@ impl Engine {
         built: &BuiltImage,
         workspace: &Path,
         source_date_epoch: i64,
+        crate_licences: &CrateLicences,
         sink: &mut LogSink<'_>,
     ) -> Result<ImageInventory, EngineError> {
         let rootfs = plan.images.rootfs(&built.image)?;
-        let source = inventory::collect_tree(inventory::Tree::walk_except(workspace, &[HOME_DIR])?);
+        let mut source =
+            inventory::collect_tree(inventory::Tree::walk_except(workspace, &[HOME_DIR])?);
+        if !crate_licences.is_empty() {
+            let given = crate_licences.apply(&mut source.report.components);
+            sink.system(&format!(
+                "crate licences: {given} registry crates of the source's lockfiles have the licence their fetched archive states"
+            ));
+        }
         image_inventory::inventory(
             &*self.store,
             image_inventory::Subject {
@@ -210,7 +222,9 @@ impl Engine {
     /// Inventories what the fetch stage installed in the workspace: the
     /// resolved lockfiles and the installed packages' own metadata (the
     /// sandbox's `.home` caches left out), recorded in the SBOM index; signed
-    /// about the source tree once the stage is over.
+    /// about the source tree once the stage is over. Registry crates get the
+    /// licence of the archive the fetch downloaded (see
+    /// [`crate::crate_archives`]), returned for the release candidate too.
     pub(super) fn inventory_fetched(
         &self,
         loaded: &LoadedWorkload,
@@ -218,15 +232,19 @@ impl Engine {
         workspace: &Path,
         source_date_epoch: i64,
         sink: &mut LogSink<'_>,
-    ) -> Result<serde_json::Value, EngineError> {
+    ) -> Result<(serde_json::Value, CrateLicences), EngineError> {
         let digest = source.sha256_digest().ok_or_else(|| {
             EngineError::io("inventory", workspace)(std::io::Error::other(
                 "the source tree has no sha256 digest",
             ))
         })?;
-        let collected =
+        let mut collected =
             inventory::collect_installed(inventory::Tree::walk_except(workspace, &[HOME_DIR])?);
-        image_inventory::fetched(
+        let licences = crate_archives::read(workspace, &collected.report.components, &mut |note| {
+            sink.system(note);
+        });
+        licences.apply(&mut collected.report.components);
+        let bom = image_inventory::fetched(
             &*self.store,
             &loaded.workload.name,
             &source.name,
@@ -234,7 +252,8 @@ impl Engine {
             &collected,
             source_date_epoch.saturating_mul(1000),
             &mut |note| sink.system(note),
-        )
+        )?;
+        Ok((bom, licences))
     }
 
     /// Signs the RC's SBOM and scan about its digest: each recorded in the audit

@@ -229,6 +229,14 @@ impl Engine {
                 loaded, run, spec, workspace, facts, plan, &built, port, sink,
             );
         }
+        // An image that serves no port: its acceptance command runs inside it.
+        if spec.kind == StageKind::AcceptanceTest
+            && let Some(built) = facts.image.clone()
+            && let Some(plan) = facts.image_plan
+        {
+            return self
+                .rc_acceptance_inside(loaded, run, spec, workspace, facts, plan, &built, sink);
+        }
         let Some(command) = stage_command(loaded, spec) else {
             let what = match spec.kind {
                 StageKind::Fetch => "the workload declares no dependency fetch (build.fetch)",
@@ -301,7 +309,10 @@ impl Engine {
             facts.source_date_epoch,
             sink,
         ) {
-            Ok(bom) => Some(bom),
+            Ok((bom, licences)) => {
+                facts.crate_licences = licences;
+                Some(bom)
+            }
             Err(e) => {
                 sink.system(&format!(
                     "no inventory of what the fetch installed, so no SBOM of it: {}",
@@ -406,6 +417,7 @@ impl Engine {
             &built,
             workspace,
             facts.source_date_epoch,
+            &facts.crate_licences,
             sink,
         ) {
             Ok(inventory) => Some(inventory),
@@ -583,6 +595,10 @@ pub(super) struct RunFacts<'p> {
     pub(super) inventory: Option<ImageInventory>,
     /// The SBOM of what the fetch stage installed, until it is certified.
     pub(super) fetched: Option<serde_json::Value>,
+    /// Registry crates' licences from the archives the fetch downloaded (read
+    /// right after the fetch, before any build or test code ran), for the
+    /// release candidate's SBOM.
+    pub(super) crate_licences: crate::crate_archives::CrateLicences,
     /// Whether the acceptance tests ran against the RC image.
     pub(super) tested_image: bool,
     /// The materialised source tree.

@@ -1,6 +1,7 @@
 //! `Cargo.lock`, lockfile versions 1 to 4 (v1/v2 have no `version` key; v1 keeps
 //! checksums under `[metadata]`). Path dependencies (no `source`) are the project's
-//! own crates and are left out; their dependencies still resolve.
+//! own crates and are left out; their dependencies still resolve. A registry
+//! crate's pinned archive checksum is kept ([`crate::Component::checksum`]).
 
 use std::collections::BTreeMap;
 
@@ -16,6 +17,9 @@ struct Lock {
     version: Option<i64>,
     #[serde(default)]
     package: Vec<Package>,
+    /// v1: `"checksum NAME VERSION (SOURCE)" = "HEX"`.
+    #[serde(default)]
+    metadata: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, PartialEq, Deserialize)]
@@ -23,6 +27,7 @@ struct Package {
     name: String,
     version: String,
     source: Option<String>,
+    checksum: Option<String>,
     #[serde(default)]
     dependencies: Vec<String>,
 }
@@ -64,6 +69,7 @@ fn canonical(text: &str) -> Option<Lock> {
             name: b.name?,
             version: b.version?,
             source: b.source,
+            checksum: b.checksum,
             dependencies: b.dependencies.unwrap_or_default(),
         })
     }
@@ -132,6 +138,7 @@ fn canonical(text: &str) -> Option<Lock> {
     Some(Lock {
         version,
         package: packages,
+        metadata: BTreeMap::new(),
     })
 }
 
@@ -178,6 +185,7 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Output, ParseError> {
             purl::cargo(&p.name, &p.version),
             path,
         );
+        c.checksum = pinned_checksum(&lock, p);
         for dep in &p.dependencies {
             let mut parts = dep.split(' ');
             let name = parts.next().unwrap_or_default();
@@ -217,11 +225,157 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Output, ParseError> {
     Ok(out)
 }
 
+/// The most of a packaged `Cargo.toml` read.
+pub const MAX_MANIFEST_BYTES: usize = 256 * 1024;
+
+#[derive(Deserialize)]
+struct PackagedManifest {
+    package: PackagedPackage,
+}
+
+#[derive(Deserialize)]
+struct PackagedPackage {
+    name: String,
+    version: String,
+    license: Option<String>,
+    #[serde(rename = "license-file")]
+    license_file: Option<String>,
+}
+
+/// The licence a crate's packaged `Cargo.toml` (the one `cargo package` writes
+/// into its `.crate` archive, workspace inheritance already resolved) states
+/// for the crate `name` at `version`: `package.license` as an SPDX expression
+/// (a text that is not one is kept as unknown); `license-file` alone is an
+/// unknown licence naming the file (cargo's way to say "not an SPDX
+/// licence"); neither, none. `Err` when the manifest is not that crate's or
+/// does not parse.
+pub fn packaged_licence(
+    bytes: &[u8],
+    name: &str,
+    version: &str,
+) -> Result<crate::Licence, ParseError> {
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(ParseError::structure(format!(
+            "Cargo.toml is {} bytes, more than {MAX_MANIFEST_BYTES}",
+            bytes.len()
+        )));
+    }
+    let manifest: PackagedManifest = text::toml(bytes)?;
+    let p = manifest.package;
+    if p.name != name || p.version != version {
+        return Err(ParseError::structure(format!(
+            "Cargo.toml is the manifest of {} {}, not of {name} {version}",
+            p.name, p.version
+        )));
+    }
+    Ok(match (p.license, p.license_file) {
+        (Some(expression), _) => crate::parse_licence(&expression),
+        (None, Some(file)) => crate::Licence::Unknown(format!(
+            "license-file {} (no SPDX expression)",
+            file.chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect::<String>()
+        )),
+        (None, None) => crate::Licence::NotGiven,
+    })
+}
+
+/// The archive checksum the lockfile pins for a registry package: its own
+/// `checksum` (v2 and later) or v1's `[metadata]` entry; only 64 lowercase hex
+/// digits count (anything else pins nothing, so no archive is accepted).
+fn pinned_checksum(lock: &Lock, p: &Package) -> Option<String> {
+    let source = p.source.as_deref()?;
+    if !source.starts_with("registry+") && !source.starts_with("sparse+") {
+        return None;
+    }
+    let v1 = || {
+        let key = format!("checksum {} {} ({source})", p.name, p.version);
+        lock.metadata.get(&key)?.as_str().map(str::to_owned)
+    };
+    let hex = p.checksum.clone().or_else(v1)?;
+    (hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(hex)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    /// Each registry crate keeps the archive checksum its lockfile pins, in
+    /// v1's `[metadata]` and inline alike; a path crate, a git crate and a
+    /// malformed pin keep none.
+    #[test]
+    fn registry_crates_keep_the_checksum_their_lockfile_pins() {
+        let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cargo");
+        let v1 = std::fs::read(here.join("Cargo.v1.lock")).unwrap();
+        let out = parse("Cargo.lock", &v1).unwrap();
+        assert_eq!(
+            out.components[0].checksum.as_deref(),
+            Some("6fd41f331ac7c5b8ac259b8bf82c75c0fb2e469bbf37d2becbba9a6a2221965b")
+        );
+        let v3 = std::fs::read(here.join("Cargo.lock")).unwrap();
+        let out = parse("Cargo.lock", &v3).unwrap();
+        let serde = out.components.iter().find(|c| c.name == "serde").unwrap();
+        assert_eq!(
+            serde.checksum.as_deref(),
+            Some("c8e3592472072e6e22e0a54d5904d9febf8508f65fb8552499a1abc7d1078c3a")
+        );
+        let text = "version = 4\n\n[[package]]\nname = \"a\"\nversion = \"1.0.0\"\nsource = \"git+https://example.org/a#0123\"\nchecksum = \"6fd41f331ac7c5b8ac259b8bf82c75c0fb2e469bbf37d2becbba9a6a2221965b\"\n\n[[package]]\nname = \"b\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"6FD41F\"\n";
+        let out = parse("Cargo.lock", text.as_bytes()).unwrap();
+        assert!(
+            out.components.iter().all(|c| c.checksum.is_none()),
+            "{:?}",
+            out.components
+        );
+    }
+
+    #[test]
+    fn a_packaged_manifest_states_its_crates_licence() {
+        use crate::Licence;
+        let m = |extra: &str| format!("[package]\nname = \"a\"\nversion = \"1.0.0\"\n{extra}");
+        let cases: &[(&str, Result<Licence, &str>)] = &[
+            (
+                "license = \"MIT/Apache-2.0\"",
+                Ok(Licence::Expression("MIT OR Apache-2.0".into())),
+            ),
+            (
+                "license = \"Apache-2.0 WITH LLVM-exception OR Apache-2.0 OR MIT\"",
+                Ok(Licence::Expression(
+                    "Apache-2.0 WITH LLVM-exception OR Apache-2.0 OR MIT".into(),
+                )),
+            ),
+            (
+                "license = \"Public domain-ish\"",
+                Ok(Licence::Unknown("Public domain-ish".into())),
+            ),
+            (
+                "license-file = \"LICENCE.txt\"",
+                Ok(Licence::Unknown(
+                    "license-file LICENCE.txt (no SPDX expression)".into(),
+                )),
+            ),
+            ("", Ok(Licence::NotGiven)),
+        ];
+        for (extra, want) in cases {
+            let got =
+                packaged_licence(m(extra).as_bytes(), "a", "1.0.0").map_err(|e| e.to_string());
+            assert_eq!(got, want.clone().map_err(str::to_owned), "{extra}");
+        }
+        let other = packaged_licence(m("license = \"MIT\"").as_bytes(), "b", "1.0.0").unwrap_err();
+        assert!(other.to_string().contains("not of b 1.0.0"), "{other}");
+        let huge = m(&format!(
+            "description = \"{}\"",
+            "x".repeat(MAX_MANIFEST_BYTES)
+        ));
+        assert!(packaged_licence(huge.as_bytes(), "a", "1.0.0").is_err());
+        assert!(packaged_licence(b"[package\n", "a", "1.0.0").is_err());
+    }
 
     /// The line reader and the TOML parser read every lockfile the same, or the
     /// line reader declines it.

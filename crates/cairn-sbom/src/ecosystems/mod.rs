@@ -55,6 +55,7 @@ pub(crate) fn component(
         arch: None,
         source_package: None,
         dependencies: Vec::new(),
+        checksum: None,
     }
 }
 
