@@ -46,6 +46,36 @@ fn worker(data: &std::path::Path, url: &str) -> Up {
     )
 }
 
+/// A workload `slow` (chain `default`): its build does nothing, its unit
+/// test runs `unit`.
+fn slow_workload(unit: &str) -> Fixture {
+    let slow = Fixture::new();
+    slow.write(
+        "cairn.toml",
+        &format!(
+            "[workload]\nname = \"slow\"\nchain = \"default\"\n\n[build]\ncommand = \"true\"\n\n[test]\nunit = \"{unit}\"\n"
+        ),
+    )
+    .commit("slow");
+    slow
+}
+
+/// `cairn workload add .` in `repo` as `token`, with `env` (the database):
+/// it succeeds.
+fn add_workload(repo: &Fixture, env: &[(&str, &str)], token: &str) {
+    let out = repo
+        .cairn(&["workload", "add", "."])
+        .envs(env.iter().copied())
+        .env("CAIRN_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn queue(base: &str, token: &str, workload: &str) -> i64 {
     let r = agent()
         .post(format!("{base}/api/runs"))
@@ -88,29 +118,18 @@ fn replicas_and_workers_on_postgresql_run_each_run_once_and_survive_a_killed_wor
     let db = pg.database();
     let url = db.url().to_owned();
     let app = Fixture::example("hello-c");
-    let slow = Fixture::new();
-    slow.write(
-        "cairn.toml",
-        "[workload]\nname = \"slow\"\nchain = \"default\"\n\n[build]\ncommand = \"true\"\n\n[test]\nunit = \"echo slow started; sleep 120\"\n",
-    )
-    .commit("slow");
+    let slow = slow_workload("echo slow started; sleep 120");
 
     let mut a = serve(&app.data, &url);
     let mut b = serve(&app.data, &url);
     let token = a.admin_token();
     // The CLI against the same database: the workloads, registered once.
+    let home = app.data.to_str().unwrap();
     for repo in [&app, &slow] {
-        let out = repo
-            .cairn(&["workload", "add", "."])
-            .env("CAIRN_HOME", &app.data)
-            .env("CAIRN_DATABASE_URL", &url)
-            .env("CAIRN_TOKEN", &token)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        add_workload(
+            repo,
+            &[("CAIRN_HOME", home), ("CAIRN_DATABASE_URL", &url)],
+            &token,
         );
     }
     let mut workers: Vec<Up> = (0..3).map(|_| worker(&app.data, &url)).collect();
@@ -400,17 +419,7 @@ fn a_worker_waits_for_an_unreachable_database_and_then_runs_what_was_queued() {
     println!("workload add without a token, another data directory: {err}");
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("CAIRN_TOKEN"), "{err}");
-    let out = app
-        .cairn(&["workload", "add", "."])
-        .env("CAIRN_DATABASE_URL", db.url())
-        .env("CAIRN_TOKEN", &token)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_workload(&app, &[("CAIRN_DATABASE_URL", db.url())], &token);
     let id = queue(&a.url, &token, "hello-c");
 
     // The worker's way to the database is down when it starts, up 3 s later.
@@ -488,12 +497,7 @@ fn a_killed_workers_run_is_requeued_once_by_policy_and_run_by_another_worker() {
     let pg = PgServer::start();
     let db = pg.database();
     let url = db.url().to_owned();
-    let slow = Fixture::new();
-    slow.write(
-        "cairn.toml",
-        "[workload]\nname = \"slow\"\nchain = \"default\"\n\n[build]\ncommand = \"true\"\n\n[test]\nunit = \"echo slow started; sleep 8\"\n",
-    )
-    .commit("slow");
+    let slow = slow_workload("echo slow started; sleep 8");
     let platform = tempfile::tempdir().unwrap();
     std::fs::write(
         platform.path().join("org.toml"),
@@ -513,17 +517,7 @@ fn a_killed_workers_run_is_requeued_once_by_policy_and_run_by_another_worker() {
         "cairn serve: serving on ",
     );
     let token = a.admin_token();
-    let out = slow
-        .cairn(&["workload", "add", "."])
-        .envs(env)
-        .env("CAIRN_TOKEN", &token)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_workload(&slow, &env, &token);
     let mut workers: Vec<Up> = (0..4)
         .map(|_| {
             Up::process(
@@ -625,25 +619,10 @@ fn a_killed_workers_run_is_requeued_once_by_policy_and_run_by_another_worker() {
 fn the_database_stopped_mid_run_is_waited_for_and_nothing_acknowledged_is_lost() {
     let pg = cairn_testkit::pg::PrivatePg::start();
     let url = pg.url();
-    let slow = Fixture::new();
-    slow.write(
-        "cairn.toml",
-        "[workload]\nname = \"slow\"\nchain = \"default\"\n\n[build]\ncommand = \"true\"\n\n[test]\nunit = \"echo before; sleep 8; echo after\"\n",
-    )
-    .commit("slow");
+    let slow = slow_workload("echo before; sleep 8; echo after");
     let mut a = serve(&slow.data, &url);
     let token = a.admin_token();
-    let out = slow
-        .cairn(&["workload", "add", "."])
-        .env("CAIRN_DATABASE_URL", &url)
-        .env("CAIRN_TOKEN", &token)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_workload(&slow, &[("CAIRN_DATABASE_URL", &url)], &token);
     let mut workers = [worker(&slow.data, &url)];
     let first = queue(&a.url, &token, "slow");
     let second = queue(&a.url, &token, "slow");

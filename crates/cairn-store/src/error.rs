@@ -125,6 +125,13 @@ pub enum StoreError {
         source: postgres::Error,
     },
 
+    /// A read the PostgreSQL store runs outside a transaction (one statement,
+    /// one snapshot) tried a second statement: a defect of the store, refused
+    /// rather than answered from two snapshots.
+    #[cfg(feature = "postgres")]
+    #[error("internal error while {what}: a second statement outside a transaction")]
+    SecondStatement { what: &'static str },
+
     /// A value read back from the database is not one this code writes.
     #[error("corrupt {what} in the database: `{value}`")]
     Corrupt { what: &'static str, value: String },

@@ -126,11 +126,7 @@ impl PgServer {
             let fresh = std::env::temp_dir().join(format!("cairn-pg-{uid}.{}", std::process::id()));
             std::fs::create_dir(&fresh)
                 .unwrap_or_else(|e| panic!("cannot create {}: {e}", fresh.display()));
-            if is_root() {
-                let mut chown = Command::new("chown");
-                chown.arg("postgres:postgres").arg(&fresh);
-                run(chown, "chown of the test cluster's directory");
-            }
+            give_to_owner(&fresh);
             if std::fs::rename(&fresh, &dir).is_err() {
                 let _ = std::fs::remove_dir(&fresh);
             }
@@ -169,37 +165,11 @@ impl PgServer {
             let made_by = std::fs::read_to_string(data.join("PG_VERSION")).unwrap_or_default();
             if made_by.trim() != major(&bin) {
                 let _ = std::fs::remove_dir_all(&data);
-                let mut initdb = as_owner(&bin.join("initdb"));
-                initdb
-                    .args([
-                        "-N",
-                        "-A",
-                        "trust",
-                        "-U",
-                        USER,
-                        "-E",
-                        "UTF8",
-                        "--locale=C",
-                        "-D",
-                    ])
-                    .arg(&data);
-                run(initdb, "initdb");
+                initdb(&bin, &dir);
             }
             if !running(&bin, &data) {
-                let mut start = as_owner(&bin.join("pg_ctl"));
-                start
-                    .args(["-D"])
-                    .arg(&data)
-                    .args(["-s", "-w", "-l"])
-                    .arg(dir.join("server.log"))
-                    .arg("-o")
-                    .arg(format!(
-                        "-k {} -c listen_addresses='' -c unix_socket_permissions=0700 \
-                         -c fsync=off -c max_connections=200",
-                        dir.display()
-                    ))
-                    .arg("start");
-                run(start, "pg_ctl start");
+                // Many test processes share it.
+                pg_ctl_start(&bin, &dir, "-c max_connections=200");
             }
             // Hold it shared from now on. Between the two calls another process's
             // last holder may have stopped it: then start again.
@@ -223,17 +193,9 @@ impl PgServer {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let mut create = Command::new(self.bin.join("createdb"));
-        create
-            .arg("-h")
-            .arg(&self.dir)
-            .args(["-U", USER, "-T", "template0", &name]);
-        run(create, "createdb");
+        createdb(&self.bin, &self.dir, &name);
         PgDatabase {
-            url: format!(
-                "postgres://{USER}@{}/{name}",
-                percent_encode(&self.dir.to_string_lossy())
-            ),
+            url: socket_url(&self.dir, &name),
             name,
             dir: self.dir.clone(),
             bin: self.bin.clone(),
@@ -258,11 +220,7 @@ impl Drop for PgServer {
             return;
         };
         if lock.try_lock().is_ok() {
-            let mut stop = as_owner(&self.bin.join("pg_ctl"));
-            stop.arg("-D")
-                .arg(self.dir.join("data"))
-                .args(["-s", "-m", "fast", "stop"]);
-            let _ = stop.output();
+            let _ = pg_ctl_stop(&self.bin, &self.dir, "fast").output();
             let _ = lock.unlock();
         }
     }
@@ -287,6 +245,82 @@ fn running(bin: &Path, data: &Path) -> bool {
     let mut status = as_owner(&bin.join("pg_ctl"));
     status.arg("-D").arg(data).arg("status");
     status.output().is_ok_and(|o| o.status.success())
+}
+
+/// Hands `dir` to the cluster's owner (`postgres` when we are root).
+fn give_to_owner(dir: &Path) {
+    if is_root() {
+        let mut chown = Command::new("chown");
+        chown.arg("postgres:postgres").arg(dir);
+        run(chown, "chown of a cluster's directory");
+    }
+}
+
+/// `initdb` of a cluster in `<dir>/data`: `trust` for the [`USER`] superuser
+/// (the socket's mode keeps others out), UTF-8, the `C` locale, no fsync.
+fn initdb(bin: &Path, dir: &Path) {
+    let mut initdb = as_owner(&bin.join("initdb"));
+    initdb
+        .args([
+            "-N",
+            "-A",
+            "trust",
+            "-U",
+            USER,
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "-D",
+        ])
+        .arg(dir.join("data"));
+    run(initdb, "initdb");
+}
+
+/// Starts the cluster in `<dir>/data` on a unix socket in `dir` only (mode
+/// 0700, no TCP, fsync off; `options`, more server options) and waits until
+/// it takes connections.
+fn pg_ctl_start(bin: &Path, dir: &Path, options: &str) {
+    let mut start = as_owner(&bin.join("pg_ctl"));
+    start
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-s", "-w", "-l"])
+        .arg(dir.join("server.log"))
+        .arg("-o")
+        .arg(format!(
+            "-k {} -c listen_addresses='' -c unix_socket_permissions=0700 -c fsync=off {options}",
+            dir.display()
+        ))
+        .arg("start");
+    run(start, "pg_ctl start");
+}
+
+/// `pg_ctl stop -m MODE` of the cluster in `<dir>/data`, waiting until it is
+/// down.
+fn pg_ctl_stop(bin: &Path, dir: &Path, mode: &str) -> Command {
+    let mut stop = as_owner(&bin.join("pg_ctl"));
+    stop.arg("-D")
+        .arg(dir.join("data"))
+        .args(["-s", "-w", "-m", mode, "stop"]);
+    stop
+}
+
+/// `createdb NAME` on the cluster whose socket is in `dir`.
+fn createdb(bin: &Path, dir: &Path, name: &str) {
+    let mut create = Command::new(bin.join("createdb"));
+    create
+        .arg("-h")
+        .arg(dir)
+        .args(["-U", USER, "-T", "template0", name]);
+    run(create, "createdb");
+}
+
+/// `postgres://cairn@<socket dir>/<name>`.
+fn socket_url(dir: &Path, name: &str) -> String {
+    format!(
+        "postgres://{USER}@{}/{name}",
+        percent_encode(&dir.to_string_lossy())
+    )
 }
 
 fn percent_encode(s: &str) -> String {
@@ -325,80 +359,34 @@ impl PrivatePg {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        if is_root() {
-            let mut chown = Command::new("chown");
-            chown.arg("postgres:postgres").arg(&dir);
-            run(chown, "chown of a test's own cluster directory");
-        }
-        let mut initdb = as_owner(&bin.join("initdb"));
-        initdb
-            .args([
-                "-N",
-                "-A",
-                "trust",
-                "-U",
-                USER,
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "-D",
-            ])
-            .arg(dir.join("data"));
-        run(initdb, "initdb");
+        give_to_owner(&dir);
+        initdb(&bin, &dir);
         let pg = PrivatePg { dir, bin };
         pg.start_again();
-        let mut create = Command::new(pg.bin.join("createdb"));
-        create
-            .arg("-h")
-            .arg(&pg.dir)
-            .args(["-U", USER, "-T", "template0", "cairn_test"]);
-        run(create, "createdb");
+        createdb(&pg.bin, &pg.dir, "cairn_test");
         pg
     }
 
     /// `postgres://cairn@<socket dir>/cairn_test`.
     pub fn url(&self) -> String {
-        format!(
-            "postgres://{USER}@{}/cairn_test",
-            percent_encode(&self.dir.to_string_lossy())
-        )
+        socket_url(&self.dir, "cairn_test")
     }
 
     /// Stops the server (`pg_ctl stop -m fast`: sessions are ended, as when an
     /// administrator stops it) and waits until it is down.
     pub fn stop(&self) {
-        let mut stop = as_owner(&self.bin.join("pg_ctl"));
-        stop.arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-s", "-w", "-m", "fast", "stop"]);
-        run(stop, "pg_ctl stop");
+        run(pg_ctl_stop(&self.bin, &self.dir, "fast"), "pg_ctl stop");
     }
 
     /// Starts the server (again) and waits until it takes connections.
     pub fn start_again(&self) {
-        let mut start = as_owner(&self.bin.join("pg_ctl"));
-        start
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-s", "-w", "-l"])
-            .arg(self.dir.join("server.log"))
-            .arg("-o")
-            .arg(format!(
-                "-k {} -c listen_addresses='' -c unix_socket_permissions=0700 -c fsync=off",
-                self.dir.display()
-            ))
-            .arg("start");
-        run(start, "pg_ctl start");
+        pg_ctl_start(&self.bin, &self.dir, "");
     }
 }
 
 impl Drop for PrivatePg {
     fn drop(&mut self) {
-        let _ = as_owner(&self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-s", "-m", "immediate", "stop"])
-            .output();
+        let _ = pg_ctl_stop(&self.bin, &self.dir, "immediate").output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -151,7 +151,7 @@ const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
 const REPO: &str = "https://git.example.invalid/app.git";
 
-fn new_run(workload: &str, created_at_ms: i64, stages: &[&str]) -> NewRun {
+pub(crate) fn new_run(workload: &str, created_at_ms: i64, stages: &[&str]) -> NewRun {
     NewRun {
         workload: workload.to_owned(),
         commit: COMMIT.to_owned(),
@@ -180,7 +180,7 @@ fn running_run(
     Ok((run, stages))
 }
 
-fn line(seq: u64, text: &[u8]) -> LogLine {
+pub(crate) fn line(seq: u64, text: &[u8]) -> LogLine {
     LogLine {
         seq,
         stream: LogStream::Stdout,
@@ -229,7 +229,7 @@ fn keys(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn sbom(subject: &str, components: &[(&str, &str, &str)]) -> NewSbom {
+pub(crate) fn sbom(subject: &str, components: &[(&str, &str, &str)]) -> NewSbom {
     NewSbom {
         subject_name: subject.to_owned(),
         subject_digest: format!("sha256:{subject}"),
@@ -252,11 +252,17 @@ fn sbom(subject: &str, components: &[(&str, &str, &str)]) -> NewSbom {
     }
 }
 
-fn packages(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn packages(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     keys(pairs)
 }
 
-fn found(advisory: &str, sbom: i64, ecosystem: &str, name: &str, version: &str) -> NewFinding {
+pub(crate) fn found(
+    advisory: &str,
+    sbom: i64,
+    ecosystem: &str,
+    name: &str,
+    version: &str,
+) -> NewFinding {
     NewFinding {
         key: FindingKey {
             advisory_id: advisory.to_owned(),

@@ -81,7 +81,7 @@ impl EvidenceStore for PostgresStore {
 
     fn evidence_for_run(&self, run: RunId) -> Result<Vec<EvidenceRecord>, StoreError> {
         let what = "reading a run's evidence";
-        self.read(what, |tx| {
+        self.snapshot(what, |tx| {
             run_status(tx, run, what)?;
             query_evidence(
                 tx,

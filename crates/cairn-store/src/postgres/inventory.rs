@@ -86,28 +86,78 @@ impl RawFinding {
     }
 }
 
-fn finding_by_key(
+/// Finding keys as the columns of `unnest(…)`: advisory, SBOM, ecosystem, name
+/// and version, one array each (a batch is one statement, not one per key).
+struct KeyColumns<'a> {
+    advisories: Vec<&'a str>,
+    sboms: Vec<i64>,
+    ecosystems: Vec<&'a str>,
+    names: Vec<&'a str>,
+    versions: Vec<&'a str>,
+}
+
+impl<'a> KeyColumns<'a> {
+    fn of(keys: impl IntoIterator<Item = &'a FindingKey>) -> Self {
+        let mut c = KeyColumns {
+            advisories: Vec::new(),
+            sboms: Vec::new(),
+            ecosystems: Vec::new(),
+            names: Vec::new(),
+            versions: Vec::new(),
+        };
+        for k in keys {
+            c.advisories.push(&k.advisory_id);
+            c.sboms.push(k.sbom_id);
+            c.ecosystems.push(&k.ecosystem);
+            c.names.push(&k.name);
+            c.versions.push(&k.version);
+        }
+        c
+    }
+}
+
+/// `unnest` of a [`KeyColumns`] bound as `$1`…`$5`, as `k`, with `k.i` its
+/// position (from 1).
+const UNNEST_KEYS: &str = "unnest($1::text[], $2::bigint[], $3::text[], $4::text[], \
+     $5::text[]) WITH ORDINALITY AS k (advisory_id, sbom_id, ecosystem, name, version, i)";
+
+/// `k`'s finding `f`.
+const KEY_IS_F: &str = "f.advisory_id = k.advisory_id AND f.sbom_id = k.sbom_id \
+     AND f.ecosystem = k.ecosystem AND f.name = k.name AND f.version = k.version";
+
+/// The stored findings of `keys`, in their order (one statement); each must
+/// be stored.
+fn findings_by_keys(
     tx: &mut Tx<'_>,
-    k: &FindingKey,
+    keys: &[FindingKey],
     what: &'static str,
-) -> Result<StoredFinding, StoreError> {
-    let raw = tx.one(
+) -> Result<Vec<StoredFinding>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let c = KeyColumns::of(keys);
+    let raw = tx.all(
         what,
         &format!(
-            "SELECT {FINDING_COLUMNS} FROM findings f JOIN sboms s ON s.id = f.sbom_id \
-             WHERE f.advisory_id = $1 AND f.sbom_id = $2 AND f.ecosystem = $3 AND f.name = $4 \
-             AND f.version = $5"
+            "SELECT {FINDING_COLUMNS} FROM {UNNEST_KEYS} JOIN findings f ON {KEY_IS_F} \
+             JOIN sboms s ON s.id = f.sbom_id ORDER BY k.i"
         ),
         &[
-            &k.advisory_id,
-            &k.sbom_id,
-            &k.ecosystem,
-            &k.name,
-            &k.version,
+            &c.advisories,
+            &c.sboms,
+            &c.ecosystems,
+            &c.names,
+            &c.versions,
         ],
         RawFinding::from_row,
     )?;
-    raw.into_finding()
+    if raw.len() != keys.len() {
+        return Err(StoreError::Corrupt {
+            what: "finding count",
+            value: format!("{} of {} findings read back", raw.len(), keys.len()),
+        });
+    }
+    raw.into_iter().map(RawFinding::into_finding).collect()
 }
 
 /// The id of a stored SBOM equal to `s` (see [`InventoryStore::add_sboms`]), if
@@ -426,7 +476,7 @@ impl InventoryStore for PostgresStore {
         sbom: Option<i64>,
     ) -> Result<Vec<StoredComponent>, StoreError> {
         let what = "reading stored components by package";
-        self.read(what, |tx| {
+        self.snapshot(what, |tx| {
             let mut out = std::collections::BTreeSet::new();
             for (ecosystem, name) in packages {
                 let rows = tx.all(
@@ -475,61 +525,67 @@ impl InventoryStore for PostgresStore {
                 });
             }
         }
+        // A statement per step, each for the whole batch (arrays bound to
+        // `unnest`), never one per finding or package.
+        let (scope_ecosystems, scope_names): (Vec<&str>, Vec<&str>) = scope
+            .packages
+            .iter()
+            .map(|(e, n)| (e.as_str(), n.as_str()))
+            .unzip();
+        let mut done = std::collections::HashSet::new();
+        let found: Vec<&NewFinding> = found.iter().filter(|f| done.insert(&f.key)).collect();
+        let found_keys = KeyColumns::of(found.iter().map(|f| &f.key));
         self.write(what, |tx| {
-            // The open and suppressed findings the scope covers, before this re-match.
-            let mut covered: std::collections::BTreeSet<FindingKey> =
-                std::collections::BTreeSet::new();
-            for (ecosystem, name) in &scope.packages {
-                let rows = tx.all(
+            // The open and suppressed findings the scope covers (by package, or
+            // by advisory), before this re-match.
+            let mut covered: std::collections::BTreeSet<FindingKey> = tx
+                .all(
                     what,
                     &format!(
                         "SELECT {FINDING_KEY_COLUMNS} FROM findings \
-                         WHERE ecosystem = $1 AND name = $2 \
-                         AND ($3::bigint IS NULL OR sbom_id = $3) AND state != 'fixed'"
+                         WHERE state != 'fixed' AND ($3::bigint IS NULL OR sbom_id = $3) \
+                         AND ((ecosystem, name) IN (SELECT * FROM unnest($1::text[], $2::text[])) \
+                         OR advisory_id = ANY($4::text[]))"
                     ),
-                    &[ecosystem, name, &scope.sbom],
-                    finding_key_from_row,
-                )?;
-                covered.extend(rows);
-            }
-            for id in &scope.advisories {
-                let rows = tx.all(
-                    what,
-                    &format!(
-                        "SELECT {FINDING_KEY_COLUMNS} FROM findings \
-                         WHERE advisory_id = $1 AND ($2::bigint IS NULL OR sbom_id = $2) \
-                         AND state != 'fixed'"
-                    ),
-                    &[id, &scope.sbom],
-                    finding_key_from_row,
-                )?;
-                covered.extend(rows);
-            }
-            let mut opened_keys = Vec::new();
-            let mut still_open = 0u64;
-            let mut done = std::collections::HashSet::new();
-            for f in found {
-                let k = &f.key;
-                if !done.insert(k) {
-                    continue;
-                }
-                // Whether its component is stored, and the state of its stored
-                // finding (NULL: none).
-                let (exists, state): (bool, Option<String>) = tx.one(
-                    what,
-                    "SELECT EXISTS (SELECT 1 FROM sbom_components WHERE ecosystem = $3 \
-                     AND name = $4 AND version = $5 AND sbom_id = $2), \
-                     (SELECT state FROM findings WHERE advisory_id = $1 AND sbom_id = $2 \
-                     AND ecosystem = $3 AND name = $4 AND version = $5)",
                     &[
-                        &k.advisory_id,
-                        &k.sbom_id,
-                        &k.ecosystem,
-                        &k.name,
-                        &k.version,
+                        &scope_ecosystems,
+                        &scope_names,
+                        &scope.sbom,
+                        &scope.advisories,
+                    ],
+                    finding_key_from_row,
+                )?
+                .into_iter()
+                .collect();
+            // For each match, in order: whether its component is stored, and the
+            // state of its stored finding (NULL: none).
+            let known: Vec<(bool, Option<String>)> = if found.is_empty() {
+                Vec::new()
+            } else {
+                tx.all(
+                    what,
+                    &format!(
+                        "SELECT EXISTS (SELECT 1 FROM sbom_components c \
+                         WHERE c.ecosystem = k.ecosystem AND c.name = k.name \
+                         AND c.version = k.version AND c.sbom_id = k.sbom_id), \
+                         (SELECT f.state FROM findings f WHERE {KEY_IS_F}) \
+                         FROM {UNNEST_KEYS} ORDER BY k.i"
+                    ),
+                    &[
+                        &found_keys.advisories,
+                        &found_keys.sboms,
+                        &found_keys.ecosystems,
+                        &found_keys.names,
+                        &found_keys.versions,
                     ],
                     |r| Ok((r.try_get(0)?, r.try_get(1)?)),
-                )?;
+                )?
+            };
+            let mut opened_keys = Vec::new();
+            let mut still_open = 0u64;
+            let (mut new, mut reopened, mut seen) = (Vec::new(), Vec::new(), Vec::new());
+            for (f, (exists, state)) in found.iter().zip(known) {
+                let k = &f.key;
                 if !exists {
                     return Err(StoreError::NotFound {
                         what: "stored component",
@@ -539,107 +595,111 @@ impl InventoryStore for PostgresStore {
                         ),
                     });
                 }
-                let state = state.map(|s| parse_state(&s)).transpose()?;
-                match state {
+                match state.map(|s| parse_state(&s)).transpose()? {
                     None => {
-                        tx.exec(
-                            what,
-                            "INSERT INTO findings (advisory_id, sbom_id, ecosystem, name, \
-                             version, purl, kind, severity, state, first_seen_ms, last_seen_ms, \
-                             fixed_at_ms) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $9, NULL)",
-                            &[
-                                &k.advisory_id,
-                                &k.sbom_id,
-                                &k.ecosystem,
-                                &k.name,
-                                &k.version,
-                                &f.purl,
-                                &f.kind,
-                                &f.severity,
-                                &now_ms,
-                            ],
-                        )?;
+                        new.push(*f);
                         opened_keys.push(k.clone());
                     }
                     Some(FindingState::Fixed) => {
-                        tx.exec(
-                            what,
-                            "UPDATE findings SET purl = $6, kind = $7, severity = $8, \
-                             state = 'open', last_seen_ms = $9, fixed_at_ms = NULL \
-                             WHERE advisory_id = $1 AND sbom_id = $2 AND ecosystem = $3 \
-                             AND name = $4 AND version = $5",
-                            &[
-                                &k.advisory_id,
-                                &k.sbom_id,
-                                &k.ecosystem,
-                                &k.name,
-                                &k.version,
-                                &f.purl,
-                                &f.kind,
-                                &f.severity,
-                                &now_ms,
-                            ],
-                        )?;
+                        reopened.push(*f);
                         opened_keys.push(k.clone());
                     }
                     Some(FindingState::Open | FindingState::Suppressed) => {
-                        tx.exec(
-                            what,
-                            "UPDATE findings SET kind = $6, severity = $7, last_seen_ms = $8 \
-                             WHERE advisory_id = $1 AND sbom_id = $2 AND ecosystem = $3 \
-                             AND name = $4 AND version = $5",
-                            &[
-                                &k.advisory_id,
-                                &k.sbom_id,
-                                &k.ecosystem,
-                                &k.name,
-                                &k.version,
-                                &f.kind,
-                                &f.severity,
-                                &now_ms,
-                            ],
-                        )?;
+                        seen.push(*f);
                         still_open += 1;
                     }
                 }
                 covered.remove(k);
             }
-            for k in &covered {
+            // Opened (new), opened again (stored as fixed), seen again (open or
+            // suppressed: kept so, its first-seen time too).
+            let steps = [
+                (
+                    &new,
+                    "INSERT INTO findings (advisory_id, sbom_id, ecosystem, name, version, \
+                     purl, kind, severity, state, first_seen_ms, last_seen_ms, fixed_at_ms) \
+                     SELECT k.advisory_id, k.sbom_id, k.ecosystem, k.name, k.version, \
+                     m.purl, m.kind, m.severity, 'open', $9, $9, NULL",
+                ),
+                (
+                    &reopened,
+                    "UPDATE findings f SET purl = m.purl, kind = m.kind, severity = m.severity, \
+                     state = 'open', last_seen_ms = $9, fixed_at_ms = NULL",
+                ),
+                (
+                    &seen,
+                    "UPDATE findings f SET kind = m.kind, severity = m.severity, \
+                     last_seen_ms = $9",
+                ),
+            ];
+            for (batch, head) in steps {
+                if batch.is_empty() {
+                    continue;
+                }
+                let c = KeyColumns::of(batch.iter().map(|f| &f.key));
+                let purls: Vec<&str> = batch.iter().map(|f| f.purl.as_str()).collect();
+                let kinds: Vec<&str> = batch.iter().map(|f| f.kind.as_str()).collect();
+                let severities: Vec<Option<&str>> =
+                    batch.iter().map(|f| f.severity.as_deref()).collect();
+                // The match's own columns beside its key, by position.
+                let with = "unnest($6::text[], $7::text[], $8::text[]) WITH ORDINALITY \
+                     AS m (purl, kind, severity, i)";
+                let sql = if head.starts_with("INSERT") {
+                    format!("{head} FROM {UNNEST_KEYS} JOIN {with} ON m.i = k.i")
+                } else {
+                    format!("{head} FROM {UNNEST_KEYS} JOIN {with} ON m.i = k.i WHERE {KEY_IS_F}")
+                };
                 tx.exec(
                     what,
-                    "UPDATE findings SET state = 'fixed', fixed_at_ms = $6 WHERE advisory_id = $1 \
-                     AND sbom_id = $2 AND ecosystem = $3 AND name = $4 AND version = $5",
+                    &sql,
                     &[
-                        &k.advisory_id,
-                        &k.sbom_id,
-                        &k.ecosystem,
-                        &k.name,
-                        &k.version,
+                        &c.advisories,
+                        &c.sboms,
+                        &c.ecosystems,
+                        &c.names,
+                        &c.versions,
+                        &purls,
+                        &kinds,
+                        &severities,
                         &now_ms,
                     ],
                 )?;
             }
-            let mut components = 0u64;
-            for (ecosystem, name) in &scope.packages {
-                let n: i64 = tx.one(
+            // What the scope covered and this re-match did not find: fixed.
+            if !covered.is_empty() {
+                let c = KeyColumns::of(&covered);
+                tx.exec(
                     what,
-                    "SELECT count(*) FROM (SELECT DISTINCT sbom_id, version, purl \
-                     FROM sbom_components WHERE ecosystem = $1 AND name = $2 \
-                     AND ($3::bigint IS NULL OR sbom_id = $3)) AS distinct_components",
-                    &[ecosystem, name, &scope.sbom],
-                    |r| r.try_get(0),
+                    &format!(
+                        "UPDATE findings f SET state = 'fixed', fixed_at_ms = $6 \
+                         FROM {UNNEST_KEYS} WHERE {KEY_IS_F}"
+                    ),
+                    &[
+                        &c.advisories,
+                        &c.sboms,
+                        &c.ecosystems,
+                        &c.names,
+                        &c.versions,
+                        &now_ms,
+                    ],
                 )?;
-                components += count("component count", n)?;
             }
-            let opened = opened_keys
-                .iter()
-                .map(|k| finding_by_key(tx, k, what))
-                .collect::<Result<Vec<_>, _>>()?;
-            let fixed = covered
-                .iter()
-                .map(|k| finding_by_key(tx, k, what))
-                .collect::<Result<Vec<_>, _>>()?;
+            // The distinct components of each package of the scope, summed (a
+            // package named twice counts twice, as one count per package would).
+            let components: i64 = tx.one(
+                what,
+                "SELECT coalesce(sum(per.n), 0)::bigint \
+                 FROM unnest($1::text[], $2::text[]) AS p (ecosystem, name) \
+                 CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT DISTINCT c.sbom_id, \
+                 c.version, c.purl FROM sbom_components c WHERE c.ecosystem = p.ecosystem \
+                 AND c.name = p.name AND ($3::bigint IS NULL OR c.sbom_id = $3)) AS d) AS per",
+                &[&scope_ecosystems, &scope_names, &scope.sbom],
+                |r| r.try_get(0),
+            )?;
+            let components = count("component count", components)?;
+            let opened = findings_by_keys(tx, &opened_keys, what)?;
+            let covered: Vec<FindingKey> = covered.into_iter().collect();
+            let fixed = findings_by_keys(tx, &covered, what)?;
             let rematch_id: i64 = tx.one(
                 what,
                 "INSERT INTO rematches (at_ms, packages, advisories, sbom_id, components, \

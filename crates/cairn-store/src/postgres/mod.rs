@@ -13,9 +13,17 @@
 //! transaction-level advisory lock ([`WRITE_LOCK`]), so writers are serialised as
 //! SQLite's `BEGIN IMMEDIATE` serialises them (a check followed by a write sees
 //! no other writer in between, in every process), and commits are durable
-//! (`synchronous_commit` stays on); every read runs in one `REPEATABLE READ,
-//! READ ONLY` transaction (one snapshot), beside writers. Text columns use the
-//! `"C"` collation, so orderings are byte order, as in SQLite.
+//! (`synchronous_commit` stays on). The writes of one run's progress (a
+//! worker's claim, its stages' starts and ends, its log lines) take that lock
+//! shared and lock their run's rows instead ([`Lock::Run`]): workers on
+//! different runs write side by side, and every other writer, holding the
+//! lock exclusively, still sees none of them between its check and its write.
+//! A read of one statement runs outside any transaction (PostgreSQL gives one
+//! statement one snapshot): one round trip, not three ([`PostgresStore::read`]);
+//! a read of several statements runs in one `REPEATABLE READ, READ ONLY`
+//! transaction (one snapshot, [`PostgresStore::snapshot`]), beside writers.
+//! Every statement is prepared once per connection and kept. Text columns use
+//! the `"C"` collation, so orderings are byte order, as in SQLite.
 
 mod access;
 mod deployments;
@@ -27,7 +35,7 @@ mod schema;
 mod server;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -57,6 +65,9 @@ pub struct PostgresStore {
     target: String,
     pool: Vec<Mutex<Option<Conn>>>,
     next: AtomicUsize,
+    /// Round trips to the server so far (statements, their preparing, `BEGIN`
+    /// and `COMMIT`): what a call costs, for tests.
+    round_trips: AtomicU64,
     /// How this store rides out the server going away (default: not at all).
     outage: crate::Outage,
 }
@@ -72,19 +83,44 @@ impl std::fmt::Debug for PostgresStore {
 /// Parameters of a statement.
 pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
-/// A transaction and its connection's prepared statements: what the concerns'
-/// files run their SQL through.
+/// A transaction (or a single-statement read) and its connection's prepared
+/// statements: what the concerns' files run their SQL through.
 pub(crate) struct Tx<'a> {
     client: &'a mut Client,
     statements: &'a mut HashMap<String, Statement>,
     /// Begun and neither committed nor rolled back: dropping rolls it back.
     open: bool,
+    /// Outside a transaction (a [`PostgresStore::read`]): whether its one
+    /// statement has run. A second one is refused, since it would see another
+    /// snapshot than the first.
+    single: Option<bool>,
+    /// The store's count of round trips to the server.
+    trips: &'a AtomicU64,
 }
+
+/// What a write transaction locks before its first statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// [`WRITE_LOCK`] exclusively: no other writer at all until it ends.
+    All,
+    /// [`WRITE_LOCK`] shared, beside other such writers: for the writes of one
+    /// run's progress, which lock that run's row (and their stage's) `FOR
+    /// UPDATE` before they read what they check, and touch only that run's
+    /// rows (its stages and log lines). Two of them on one run take turns on the row; any
+    /// [`Lock::All`] writer waits for them and they for it.
+    Run,
+}
+
+/// Prepared statements kept per connection at most; past it the cache starts
+/// again (every statement the store runs is one of a bounded set, so this is
+/// only a backstop).
+const STATEMENT_CACHE: usize = 512;
 
 impl Drop for Tx<'_> {
     fn drop(&mut self) {
         if self.open {
             // A broken connection has no transaction left to roll back.
+            self.trips.fetch_add(1, Ordering::Relaxed);
             let _ = self.client.batch_execute("ROLLBACK");
         }
     }
@@ -92,13 +128,25 @@ impl Drop for Tx<'_> {
 
 impl Tx<'_> {
     fn statement(&mut self, what: &'static str, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(ran) = &mut self.single {
+            if *ran {
+                return Err(StoreError::SecondStatement { what });
+            }
+            *ran = true;
+        }
+        // The statement's own round trip (the caller runs it next).
+        self.trips.fetch_add(1, Ordering::Relaxed);
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
+        self.trips.fetch_add(1, Ordering::Relaxed);
         let s = self
             .client
             .prepare(sql)
             .map_err(|e| StoreError::postgres(what, e))?;
+        if self.statements.len() >= STATEMENT_CACHE {
+            self.statements.clear();
+        }
         self.statements.insert(sql.to_owned(), s.clone());
         Ok(s)
     }
@@ -169,8 +217,12 @@ impl Tx<'_> {
 }
 
 impl PostgresStore {
-    /// Connections in the pool.
-    pub const CONNECTIONS: usize = 4;
+    /// Connections in the pool: one for each read a server runs at once (its
+    /// read lane, as many as SQLite's readers) and two more, so a write (a
+    /// sign-in, a queued run) or a duty (the lease, the watch) never waits
+    /// behind a full lane of reads, and a read never waits on a connection a
+    /// writer holds while it waits for the write lock.
+    pub const CONNECTIONS: usize = crate::SqliteStore::READERS + 2;
 
     /// How long connecting may take.
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -218,6 +270,7 @@ impl PostgresStore {
             target,
             pool: (0..Self::CONNECTIONS).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
+            round_trips: AtomicU64::new(0),
             outage: crate::Outage::default(),
         };
         {
@@ -229,6 +282,12 @@ impl PostgresStore {
             schema::migrate(&mut conn.client, &store.target)?;
         }
         Ok(store)
+    }
+
+    /// Round trips to the server this store made so far.
+    #[cfg(test)]
+    pub(crate) fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
     }
 
     /// The server and database this store is on, as `postgres://user@host:port/db`
@@ -291,23 +350,87 @@ impl PostgresStore {
         Ok(guard)
     }
 
-    /// Runs `f` in a write transaction holding [`WRITE_LOCK`] and commits if it
-    /// returns `Ok`.
+    /// Runs `f` in a write transaction holding [`WRITE_LOCK`] exclusively and
+    /// commits if it returns `Ok`.
     fn write<T>(
         &self,
         what: &'static str,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.transaction(true, what, f)
+        self.transaction(Some(Lock::All), what, f)
     }
 
-    /// Runs `f` in a read-only transaction: its queries see one snapshot.
-    fn read<T>(
+    /// Runs `f`, a write of one run's progress, in a write transaction holding
+    /// [`WRITE_LOCK`] shared (see [`Lock::Run`]: `f` locks its run's row
+    /// first) and commits if it returns `Ok`.
+    fn write_run<T>(
         &self,
         what: &'static str,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.transaction(false, what, f)
+        self.transaction(Some(Lock::Run), what, f)
+    }
+
+    /// Runs `f` in a read-only transaction: its queries see one snapshot.
+    fn snapshot<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transaction(None, what, f)
+    }
+
+    /// Runs `f`, a read of one statement, outside a transaction: one round
+    /// trip (the statement is prepared once per connection), where a
+    /// transaction would add `BEGIN` and `COMMIT`. One statement sees one
+    /// snapshot; a second is refused ([`StoreError::SecondStatement`]: such a
+    /// read belongs in [`PostgresStore::snapshot`]). Nothing is written, so a
+    /// read whose connection the server ended is run again, once at once on a
+    /// new connection, then as the outage policy says.
+    fn read<T>(
+        &self,
+        what: &'static str,
+        f: impl Fn(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let deadline = std::time::Instant::now() + self.outage.wait;
+        let mut backoff = crate::Outage::FIRST_BACKOFF;
+        let mut again_at_once = true;
+        loop {
+            let result = self.connection().and_then(|mut guard| {
+                let Some(conn) = guard.as_mut() else {
+                    return Err(StoreError::Invalid {
+                        what: "PostgreSQL connection",
+                        why: format!("no connection while {what}"),
+                    });
+                };
+                let out = f(&mut Tx {
+                    client: &mut conn.client,
+                    statements: &mut conn.statements,
+                    open: false,
+                    single: Some(false),
+                    trips: &self.round_trips,
+                });
+                if out.as_ref().is_err_and(StoreError::is_unreachable) {
+                    // Dropped: the next try connects afresh.
+                    *guard = None;
+                }
+                out
+            });
+            match result {
+                Err(e) if e.is_unreachable() => {
+                    if std::mem::take(&mut again_at_once) {
+                        continue;
+                    }
+                    if std::time::Instant::now() + backoff > deadline {
+                        return Err(e);
+                    }
+                    (self.outage.say)(&e, backoff);
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(crate::Outage::MAX_BACKOFF);
+                }
+                result => return result,
+            }
+        }
     }
 
     /// A pooled connection with the transaction begun (and, for a write, the
@@ -316,7 +439,7 @@ impl PostgresStore {
     /// again, once.
     fn begin(
         &self,
-        writing: bool,
+        writing: Option<Lock>,
         what: &'static str,
     ) -> Result<MutexGuard<'_, Option<Conn>>, StoreError> {
         let mut guard = self.connection()?;
@@ -328,13 +451,17 @@ impl PostgresStore {
         };
         let pg = |e| StoreError::postgres(what, e);
         // One round trip: the transaction and, for a write, the write lock.
-        let begin = if writing {
-            format!(
+        let begin = match writing {
+            Some(Lock::All) => format!(
                 "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
-            )
-        } else {
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY".to_owned()
+            ),
+            Some(Lock::Run) => format!(
+                "BEGIN ISOLATION LEVEL READ COMMITTED; \
+                 SELECT pg_advisory_xact_lock_shared({WRITE_LOCK})"
+            ),
+            None => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY".to_owned(),
         };
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = conn.client.batch_execute(&begin) {
             let ended = conn.client.is_closed()
                 || e.is_closed()
@@ -346,6 +473,7 @@ impl PostgresStore {
             *guard = None;
             *guard = Some(self.connect()?);
             if let Some(conn) = guard.as_mut() {
+                self.round_trips.fetch_add(1, Ordering::Relaxed);
                 conn.client.batch_execute(&begin).map_err(pg)?;
             }
         }
@@ -354,7 +482,7 @@ impl PostgresStore {
 
     fn transaction<T>(
         &self,
-        writing: bool,
+        writing: Option<Lock>,
         what: &'static str,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -385,11 +513,14 @@ impl PostgresStore {
             client: &mut conn.client,
             statements: &mut conn.statements,
             open: true,
+            single: None,
+            trips: &self.round_trips,
         };
         let out = f(&mut tx)?;
         // A connection lost during COMMIT leaves the outcome unknown: an error,
         // as nothing can say it was kept.
         tx.open = false;
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         tx.client.batch_execute("COMMIT").map_err(pg)?;
         Ok(out)
     }
@@ -536,6 +667,279 @@ mod tests {
         assert_eq!(
             show(&mut conn.client, "idle_in_transaction_session_timeout"),
             "1min"
+        );
+    }
+
+    /// A store on a database of its own, and its server (kept until dropped).
+    fn store() -> (
+        PostgresStore,
+        cairn_testkit::pg::PgDatabase,
+        cairn_testkit::pg::PgServer,
+    ) {
+        let server = cairn_testkit::pg::PgServer::start();
+        let db = server.database();
+        let store = PostgresStore::open(db.url()).unwrap();
+        (store, db, server)
+    }
+
+    /// A read of one statement is one round trip, outside any transaction (its
+    /// statement is the first of its own); a read of several is one snapshot;
+    /// a read that tries a second statement is refused, and the connection
+    /// goes on.
+    #[test]
+    fn a_single_statement_read_is_one_round_trip_outside_a_transaction() {
+        use crate::prelude::*;
+        let (store, _db, _server) = store();
+        store.upsert_workload("app", "r", 1).unwrap();
+        // The statements prepared (once per connection).
+        store.workload("app").unwrap();
+        let run = store
+            .create_run(&crate::conformance::new_run("app", 1, &["build"]))
+            .unwrap()
+            .0
+            .id;
+        store.stages(run).unwrap();
+        let before = store.round_trips();
+        assert!(store.workload("app").unwrap().is_some());
+        let one = store.round_trips() - before;
+        let before = store.round_trips();
+        assert_eq!(store.stages(run).unwrap().len(), 1);
+        let two = store.round_trips() - before;
+        println!("a workload read: {one} round trip; a run's stages (two statements): {two}");
+        assert_eq!(one, 1);
+        assert_eq!(two, 4, "BEGIN, the run, its stages, COMMIT");
+        // No BEGIN went before the read: it runs as the session's default
+        // (read committed, a statement its own transaction), where a snapshot
+        // runs in the transaction its BEGIN opened.
+        let isolation = "SELECT current_setting('transaction_isolation')";
+        let alone: String = store
+            .read("t", |tx| tx.one("t", isolation, &[], |r| r.try_get(0)))
+            .unwrap();
+        let in_tx: String = store
+            .snapshot("t", |tx| tx.one("t", isolation, &[], |r| r.try_get(0)))
+            .unwrap();
+        println!("a read: {alone}; a snapshot: {in_tx}");
+        assert_eq!(alone, "read committed");
+        assert_eq!(in_tx, "repeatable read");
+        let err = store
+            .read("reading twice", |tx| {
+                tx.one("reading twice", "SELECT 1", &[], |r| r.try_get::<_, i32>(0))?;
+                tx.one("reading twice", "SELECT 2", &[], |r| r.try_get::<_, i32>(0))
+            })
+            .unwrap_err();
+        println!("{err}");
+        assert!(matches!(err, StoreError::SecondStatement { .. }), "{err:?}");
+        assert!(store.workload("app").unwrap().is_some());
+    }
+
+    /// The pool has a connection for every read lane of a server and more: a
+    /// write does not wait behind a full lane of slow reads.
+    #[test]
+    fn a_write_does_not_wait_behind_a_full_read_lane() {
+        use crate::prelude::*;
+        let (store, _db, _server) = store();
+        let store = std::sync::Arc::new(store);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(crate::SqliteStore::READERS + 1));
+        let reads: Vec<_> = (0..crate::SqliteStore::READERS)
+            .map(|_| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    store
+                        .read("a slow read", |tx| {
+                            barrier.wait();
+                            tx.exec("a slow read", "SELECT pg_sleep(2)", &[])
+                        })
+                        .unwrap();
+                })
+            })
+            .collect();
+        barrier.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        store.upsert_workload("app", "r", 1).unwrap();
+        let took = started.elapsed();
+        println!(
+            "a write beside {} slow reads: {took:?}",
+            crate::SqliteStore::READERS
+        );
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+        for r in reads {
+            r.join().unwrap();
+        }
+    }
+
+    /// The write of one run's progress waits only for writes of that run and
+    /// for writers of everything: another run's log lines go in while a write
+    /// of this run is open, and its own wait for it, as does a writer of
+    /// everything.
+    #[test]
+    fn a_runs_progress_waits_only_for_its_own_run() {
+        use crate::conformance::{line, new_run};
+        use crate::prelude::*;
+        let (store, db, _server) = store();
+        store.upsert_workload("app", "r", 1).unwrap();
+        let mut stages = Vec::new();
+        let mut runs = Vec::new();
+        for i in 0..2 {
+            let (run, s) = store.create_run(&new_run("app", i, &["build"])).unwrap();
+            store.start_run(run.id, "worker", 1).unwrap();
+            store.start_stage(s[0].id, 1).unwrap();
+            runs.push(run.id);
+            stages.push(s[0].id);
+        }
+        // Another process half-way through a write of run 0's progress.
+        let mut other = Client::connect(db.url(), NoTls).unwrap();
+        let mut open = other.transaction().unwrap();
+        open.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&WRITE_LOCK])
+            .unwrap();
+        open.execute("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", &[&runs[0].0])
+            .unwrap();
+        let started = std::time::Instant::now();
+        store.append_logs(stages[1], &[line(0, b"b")]).unwrap();
+        println!(
+            "run 1's lines beside an open write of run 0: {:?}",
+            started.elapsed()
+        );
+        let store = std::sync::Arc::new(store);
+        let (s, stage) = (store.clone(), stages[0]);
+        let own = std::thread::spawn(move || s.append_logs(stage, &[line(0, b"a")]));
+        let s = store.clone();
+        let everything = std::thread::spawn(move || s.upsert_workload("other", "r", 2));
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!own.is_finished(), "run 0's lines wait for run 0's write");
+        assert!(
+            !everything.is_finished(),
+            "a writer of everything waits for it"
+        );
+        open.commit().unwrap();
+        own.join().unwrap().unwrap();
+        everything.join().unwrap().unwrap();
+        assert_eq!(store.log_stats(stages[0]).unwrap().lines, 1);
+        assert_eq!(store.log_stats(stages[1]).unwrap().lines, 1);
+    }
+
+    /// A stage has one writer at a time, in every process: of several stores
+    /// appending a stage's first lines at once, one succeeds and the others
+    /// are told where the log goes on; of several finishing it at once, one
+    /// does and the others are told it is no longer running.
+    #[test]
+    fn one_writer_per_stage_across_stores() {
+        use crate::conformance::{line, new_run};
+        use crate::prelude::*;
+        let (store, db, _server) = store();
+        store.upsert_workload("app", "r", 1).unwrap();
+        let (run, s) = store.create_run(&new_run("app", 1, &["build"])).unwrap();
+        store.start_run(run.id, "worker", 1).unwrap();
+        store.start_stage(s[0].id, 1).unwrap();
+        let stage = s[0].id;
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let (url, barrier) = (db.url().to_owned(), barrier.clone());
+                std::thread::spawn(move || {
+                    let store = PostgresStore::open(&url).unwrap();
+                    let lines: Vec<_> = (0..10).map(|i| line(i, b"x")).collect();
+                    barrier.wait();
+                    store.append_logs(stage, &lines)
+                })
+            })
+            .collect();
+        let results: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        for r in &results {
+            if let Err(e) = r {
+                println!("{e}");
+                assert!(
+                    matches!(e, StoreError::LogSequence { expected: 10, .. }),
+                    "{e:?}"
+                );
+            }
+        }
+        assert_eq!(ok, 1);
+        assert_eq!(store.log_stats(stage).unwrap().lines, 10);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let finishers: Vec<_> = (0..4)
+            .map(|i| {
+                let (url, barrier) = (db.url().to_owned(), barrier.clone());
+                std::thread::spawn(move || {
+                    let store = PostgresStore::open(&url).unwrap();
+                    barrier.wait();
+                    let status = if i % 2 == 0 {
+                        cairn_model::StageStatus::Passed
+                    } else {
+                        cairn_model::StageStatus::Failed
+                    };
+                    store.finish_stage(stage, status, Some(i), None, 2)
+                })
+            })
+            .collect();
+        let results: Vec<_> = finishers.into_iter().map(|w| w.join().unwrap()).collect();
+        for e in results.iter().filter_map(|r| r.as_ref().err()) {
+            println!("{e}");
+            assert!(matches!(e, StoreError::InvalidTransition { .. }), "{e:?}");
+        }
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    }
+
+    /// A re-match is a few statements whatever its size: one per step for the
+    /// whole batch, never one per match.
+    #[test]
+    fn a_rematch_is_a_few_statements_whatever_its_size() {
+        use crate::conformance::{found, packages, sbom};
+        use crate::prelude::*;
+        let (store, _db, _server) = store();
+        let sboms: Vec<i64> = ["app-a", "app-b", "app-c"]
+            .iter()
+            .map(|s| {
+                store
+                    .add_sbom(&sbom(s, &[("npm", "left-pad", "1.0.0")]))
+                    .unwrap()
+            })
+            .collect();
+        let scope = crate::MatchScope {
+            packages: packages(&[("npm", "left-pad")]),
+            advisories: Vec::new(),
+            sbom: None,
+        };
+        let matches = |n: usize| -> Vec<_> {
+            (0..n)
+                .flat_map(|i| {
+                    sboms
+                        .iter()
+                        .map(move |&s| found(&format!("X-{i:03}"), s, "npm", "left-pad", "1.0.0"))
+                })
+                .collect()
+        };
+        // Every kind of step once (statements prepared): new, seen again, fixed.
+        store.record_matches(&scope, &matches(2), 1).unwrap();
+        store.record_matches(&scope, &matches(1), 2).unwrap();
+        let mut trips = Vec::new();
+        for (n, at) in [(2, 3), (300, 4), (1, 5)] {
+            let before = store.round_trips();
+            let outcome = store.record_matches(&scope, &matches(n), at).unwrap();
+            trips.push(store.round_trips() - before);
+            println!(
+                "{} matches: opened {}, still open {}, fixed {}: {} round trips",
+                n * 3,
+                outcome.opened.len(),
+                outcome.still_open,
+                outcome.fixed.len(),
+                trips[trips.len() - 1]
+            );
+        }
+        assert!(trips.iter().all(|&t| t <= 11), "{trips:?}");
+        let open = store
+            .findings(&crate::FindingFilter {
+                limit: Some(2_000),
+                ..crate::FindingFilter::default()
+            })
+            .unwrap();
+        assert_eq!(open.len(), 900);
+        assert_eq!(
+            open.iter()
+                .filter(|f| f.state == crate::FindingState::Open)
+                .count(),
+            3
         );
     }
 

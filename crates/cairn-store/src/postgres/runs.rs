@@ -176,7 +176,12 @@ pub(super) fn run_status(
     }
 }
 
-/// A stage's run, the run's status and the stage's status.
+/// A stage's run, the run's status and the stage's status, the run's and the
+/// stage's rows locked until the transaction ends (the writes of a run's
+/// progress take turns on them, see [`super::Lock::Run`]). Both are locked: a
+/// writer that waited for another then reads the rows as that one left them
+/// (PostgreSQL reads a locked row again at its newest, an unlocked one as the
+/// statement's snapshot had it).
 fn stage_state(
     tx: &mut Tx<'_>,
     stage: StageId,
@@ -185,7 +190,7 @@ fn stage_state(
     let row: Option<(i64, String, String)> = tx.opt(
         what,
         "SELECT s.run_id, r.status, s.status FROM stages s JOIN runs r ON r.id = s.run_id \
-         WHERE s.id = $1",
+         WHERE s.id = $1 FOR UPDATE OF s, r",
         &[&stage.0],
         |row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)),
     )?;
@@ -707,7 +712,7 @@ impl RunStore for PostgresStore {
 
     fn start_stage(&self, stage: StageId, now_ms: i64) -> Result<(), StoreError> {
         let what = "starting a stage";
-        self.write(what, |tx| {
+        self.write_run(what, |tx| {
             let (run, run_status, status) = stage_state(tx, stage, what)?;
             if status != StageStatus::Pending {
                 return Err(StoreError::InvalidTransition {
@@ -742,7 +747,7 @@ impl RunStore for PostgresStore {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let what = "finishing a stage";
-        self.write(what, |tx| {
+        self.write_run(what, |tx| {
             let (run, run_status, current) = stage_state(tx, stage, what)?;
             let target_final = !matches!(status, StageStatus::Pending | StageStatus::Running);
             if current != StageStatus::Running || !target_final {
@@ -919,11 +924,14 @@ impl RunStore for PostgresStore {
 
     fn append_logs(&self, stage: StageId, lines: &[LogLine]) -> Result<(), StoreError> {
         let what = "appending log lines";
-        self.write(what, |tx| {
+        // The run's and the stage's rows locked (see `stage_state`): appends to
+        // one run take turns, and see the count the previous one left.
+        self.write_run(what, |tx| {
             let row: Option<(i64, String, i64, i64)> = tx.opt(
                 what,
                 "SELECT s.run_id, r.status, s.log_lines, s.log_bytes \
-                 FROM stages s JOIN runs r ON r.id = s.run_id WHERE s.id = $1",
+                 FROM stages s JOIN runs r ON r.id = s.run_id WHERE s.id = $1 \
+                 FOR UPDATE OF s, r",
                 &[&stage.0],
                 |row| {
                     Ok((
@@ -1078,7 +1086,7 @@ impl RunStore for PostgresStore {
 
     fn stages(&self, run: RunId) -> Result<Vec<StageRecord>, StoreError> {
         let what = "reading stages";
-        self.read(what, |tx| {
+        self.snapshot(what, |tx| {
             run_status(tx, run, what)?;
             let raw = tx.all(
                 what,
@@ -1097,7 +1105,7 @@ impl RunStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<LogLine>, StoreError> {
         let what = "reading log lines";
-        self.read(what, |tx| {
+        self.snapshot(what, |tx| {
             require_stage(tx, stage, what)?;
             let from = match after_seq {
                 None => 0,
@@ -1121,7 +1129,7 @@ impl RunStore for PostgresStore {
 
     fn log_tail(&self, stage: StageId, n: usize) -> Result<Vec<LogLine>, StoreError> {
         let what = "reading the end of a log";
-        self.read(what, |tx| {
+        self.snapshot(what, |tx| {
             require_stage(tx, stage, what)?;
             let mut lines = query_lines(
                 tx,
@@ -1155,7 +1163,9 @@ impl RunStore for PostgresStore {
     }
 
     fn claim_queued_run(&self, owner: &str, now_ms: i64) -> Result<Option<RunRecord>, StoreError> {
-        self.write("claiming a queued run", |tx| {
+        // Beside other claims and other runs' progress: `FOR UPDATE SKIP
+        // LOCKED` hands each claimer another queued run.
+        self.write_run("claiming a queued run", |tx| {
             claim_queued_run(tx, owner, now_ms)
         })
     }
