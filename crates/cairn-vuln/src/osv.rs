@@ -498,12 +498,13 @@ impl Advisory {
             }
             let mut ranges = Vec::new();
             for (j, r) in a.ranges.unwrap_or_default().into_iter().enumerate() {
-                let at = format!("affected[{i}].ranges[{j}]");
+                // Where, for an error or a problem: written only then.
+                let at = || format!("affected[{i}].ranges[{j}]");
                 if r.events.is_empty() {
-                    return Err(invalid(format!("{at}.events"), "empty"));
+                    return Err(invalid(format!("{}.events", at()), "empty"));
                 }
                 if r.events.len() > MAX_EVENTS_PER_RANGE {
-                    return Err(invalid(format!("{at}.events"), "too many events"));
+                    return Err(invalid(format!("{}.events", at()), "too many events"));
                 }
                 let mut events = Vec::with_capacity(r.events.len());
                 for (k, e) in r.events.into_iter().enumerate() {
@@ -514,7 +515,7 @@ impl Advisory {
                         (None, None, None, Some(v)) => Event::Limit(v),
                         _ => {
                             return Err(invalid(
-                                format!("{at}.events[{k}]"),
+                                format!("{}.events[{k}]", at()),
                                 "needs exactly one of introduced, fixed, last_affected, limit",
                             ));
                         }
@@ -723,14 +724,11 @@ fn compile(
     scheme: Option<Scheme>,
     ecosystem: &str,
     events: &[Event],
-    at: &str,
+    at: &dyn Fn() -> String,
     problems: &mut Vec<RecordProblem>,
 ) -> Compiled {
     let mut problem = |kind| {
-        let p = RecordProblem {
-            at: at.to_owned(),
-            kind,
-        };
+        let p = RecordProblem { at: at(), kind };
         problems.push(p.clone());
         Compiled::Broken(p)
     };
