@@ -268,13 +268,10 @@ fn in_versions(entry: &Affected, installed: &mut Installed<'_>) -> bool {
     let Some(scheme) = entry.scheme else {
         return false;
     };
-    let Ok(v) = installed.get(scheme).cloned() else {
+    let Ok(v) = installed.get(scheme) else {
         return false;
     };
-    entry
-        .versions
-        .iter()
-        .any(|x| Version::parse(scheme, x).is_ok_and(|x| v.compare(&x) == Some(Ordering::Equal)))
+    entry.versions.iter().any(|x| v.equals_text(x))
 }
 
 /// Whether one `affected` entry covers the installed version. `Err` when it
@@ -285,9 +282,9 @@ fn entry_affects(
     entry: &Affected,
     installed: &mut Installed<'_>,
 ) -> Result<bool, Error> {
-    if in_versions(entry, installed) {
-        return Ok(true);
-    }
+    // Affected when the version is in a range or listed: the ranges first
+    // (cheap, a few parsed bounds), the list (text, parsed one by one) only
+    // when no range says so.
     let mut undecided: Option<Error> = None;
     for range in &entry.ranges {
         match &range.compiled {
@@ -318,6 +315,9 @@ fn entry_affects(
                 }
             }
         }
+    }
+    if in_versions(entry, installed) {
+        return Ok(true);
     }
     match undecided {
         Some(e) => Err(e),

@@ -498,12 +498,13 @@ impl Advisory {
             }
             let mut ranges = Vec::new();
             for (j, r) in a.ranges.unwrap_or_default().into_iter().enumerate() {
-                let at = format!("affected[{i}].ranges[{j}]");
+                // Where, for an error or a problem: written only then.
+                let at = || format!("affected[{i}].ranges[{j}]");
                 if r.events.is_empty() {
-                    return Err(invalid(format!("{at}.events"), "empty"));
+                    return Err(invalid(format!("{}.events", at()), "empty"));
                 }
                 if r.events.len() > MAX_EVENTS_PER_RANGE {
-                    return Err(invalid(format!("{at}.events"), "too many events"));
+                    return Err(invalid(format!("{}.events", at()), "too many events"));
                 }
                 let mut events = Vec::with_capacity(r.events.len());
                 for (k, e) in r.events.into_iter().enumerate() {
@@ -514,7 +515,7 @@ impl Advisory {
                         (None, None, None, Some(v)) => Event::Limit(v),
                         _ => {
                             return Err(invalid(
-                                format!("{at}.events[{k}]"),
+                                format!("{}.events[{k}]", at()),
                                 "needs exactly one of introduced, fixed, last_affected, limit",
                             ));
                         }
@@ -612,13 +613,15 @@ fn keep_key(value: Option<Value>, key: &str) -> Option<Value> {
 
 /// A record's match form: the record's JSON with only what matching and a
 /// finding read (see [`KEPT_TOP`]), for a store to keep beside the record so a
-/// scan parses a few hundred bytes per record instead of the whole text.
+/// scan parses a few hundred bytes per record instead of the whole text. Of
+/// each entry's `versions` it keeps only those its ranges do not already
+/// cover ([`covered_by_ranges`]).
 /// [`Advisory::parse`] of the form gives the same matches, findings (ids,
 /// aliases, summary, severity, urgency, fixed versions, kind) and record
 /// problems as of the record. `None` when the record does not parse (keep
 /// no form: matching then reads the record itself).
 pub fn match_form(bytes: &[u8]) -> Option<Vec<u8>> {
-    Advisory::parse(bytes).ok()?;
+    let advisory = Advisory::parse(bytes).ok()?;
     let Value::Object(mut record) = serde_json::from_slice::<Value>(bytes).ok()? else {
         return None;
     };
@@ -627,10 +630,21 @@ pub fn match_form(bytes: &[u8]) -> Option<Vec<u8>> {
         record.insert("database_specific".to_owned(), d);
     }
     if let Some(Value::Array(affected)) = record.get_mut("affected") {
+        // The parsed entries, in order: the parse skips an entry without a
+        // package (it names nothing to match), so the two lists pair up by
+        // counting the entries that have one.
+        let mut parsed = advisory.affected.iter();
         for entry in affected.iter_mut() {
             let Value::Object(entry) = entry else {
                 continue;
             };
+            let has_package = entry.get("package").is_some_and(|p| !p.is_null());
+            if has_package
+                && let Some(parsed) = parsed.next()
+                && let Some(Value::Array(versions)) = entry.get_mut("versions")
+            {
+                versions.retain(|v| !v.as_str().is_some_and(|v| covered_by_ranges(parsed, v)));
+            }
             if let Some(d) = keep_key(entry.remove("database_specific"), "informational") {
                 entry.insert("database_specific".to_owned(), d);
             }
@@ -653,6 +667,46 @@ pub fn match_form(bytes: &[u8]) -> Option<Vec<u8>> {
     Some(form)
 }
 
+/// Whether `listed`, one of an entry's `versions`, is already affected through
+/// one of the entry's own ranges under the entry's ordering, so that a match
+/// form can drop it: matching answers "affected" when the installed version is
+/// listed *or* in a range, and an installed version equal to `listed` (as text,
+/// or under the ordering) compares with every bound as `listed` does, so it is
+/// in that range too. That last step needs an ordering where equal versions
+/// compare alike with everything (a total preorder by construction): dpkg's
+/// (the token comparison of `verrevcmp`), SemVer precedence, PEP 440,
+/// NuGet's and the numeric lists'. The others (Maven, RubyGems, Packagist,
+/// apk, rpm, Pub) keep every listed version. OSV.dev's Debian records list
+/// every version of their ranges: their forms keep none.
+fn covered_by_ranges(entry: &Affected, listed: &str) -> bool {
+    let Some(scheme) = entry.scheme else {
+        return false;
+    };
+    if !matches!(
+        scheme,
+        Scheme::Debian
+            | Scheme::Semver
+            | Scheme::Pypi
+            | Scheme::NuGet
+            | Scheme::Cran
+            | Scheme::Hackage
+    ) {
+        return false;
+    }
+    let Ok(v) = Version::parse(scheme, listed) else {
+        return false;
+    };
+    entry.ranges.iter().any(|r| {
+        let same_order = match r.kind {
+            RangeKind::Ecosystem => true,
+            RangeKind::Semver => scheme == Scheme::Semver,
+            RangeKind::Git | RangeKind::Unknown(_) => false,
+        };
+        same_order
+            && matches!(&r.compiled, Compiled::Ready(events) if crate::matching::in_range(&v, events))
+    })
+}
+
 fn severities(s: Option<Vec<wire::Severity>>) -> Vec<SeverityScore> {
     s.unwrap_or_default()
         .into_iter()
@@ -670,14 +724,11 @@ fn compile(
     scheme: Option<Scheme>,
     ecosystem: &str,
     events: &[Event],
-    at: &str,
+    at: &dyn Fn() -> String,
     problems: &mut Vec<RecordProblem>,
 ) -> Compiled {
     let mut problem = |kind| {
-        let p = RecordProblem {
-            at: at.to_owned(),
-            kind,
-        };
+        let p = RecordProblem { at: at(), kind };
         problems.push(p.clone());
         Compiled::Broken(p)
     };

@@ -334,7 +334,15 @@ fn probe_versions(affected: &cairn_vuln::Affected) -> Vec<String> {
             out.push(v);
         }
     }
-    out.extend(affected.versions.iter().take(20).cloned());
+    // Each listed version as written and in a form that orders equal to it
+    // but is not the same text (an explicit zero epoch, dpkg), so a match form
+    // that keeps fewer listed versions is tried with both.
+    for v in affected.versions.iter().take(20) {
+        out.push(v.clone());
+        if !v.contains(':') {
+            out.push(format!("0:{v}"));
+        }
+    }
     out
 }
 

@@ -158,6 +158,31 @@ pub fn matching_reads_the_match_form_and_the_record_stays_whole(
         Some(&store.advisories_for_packages(&p)?[0].json),
         newer.match_form.as_ref()
     );
+    // The same record again with a form cut differently (a newer binary):
+    // unchanged, and its form is the new one; other bytes under the same
+    // `modified` change nothing.
+    let mut recut = newer.clone();
+    recut.match_form = Some(b"{\"id\":\"F-1\",\"form\":3}".to_vec());
+    assert_eq!(
+        store.put_advisories(std::slice::from_ref(&recut))?,
+        vec![AdvisoryPut::Unchanged]
+    );
+    assert_eq!(
+        Some(&store.advisories_for_packages(&p)?[0].json),
+        recut.match_form.as_ref()
+    );
+    let mut other = recut.clone();
+    other.json = b"{\"id\":\"F-1\",\"other\":true}".to_vec();
+    other.match_form = Some(b"{\"id\":\"F-1\",\"form\":4}".to_vec());
+    assert_eq!(
+        store.put_advisories(std::slice::from_ref(&other))?,
+        vec![AdvisoryPut::Unchanged]
+    );
+    assert_eq!(
+        Some(&store.advisories_for_packages(&p)?[0].json),
+        recut.match_form.as_ref()
+    );
+    assert_eq!(store.advisory("F-1")?.expect("kept").json, newer.json);
     let newest = advisory("F-1", "2024-03-01T00:00:00.000000000Z", &[("npm", "f")]);
     store.put_advisories(std::slice::from_ref(&newest))?;
     assert_eq!(store.advisories_for_packages(&p)?[0].json, newest.json);

@@ -249,6 +249,15 @@ impl InventoryStore for PostgresStore {
                     None => AdvisoryPut::New,
                     Some(old) if a.modified > old => AdvisoryPut::Updated,
                     Some(_) => {
+                        // The same record again: its form is refreshed when this
+                        // binary cuts it differently (forms kept by an older one),
+                        // never from other bytes under the same `modified`.
+                        tx.exec(
+                            what,
+                            "UPDATE advisories SET match_form = $2 \
+                             WHERE id = $1 AND json = $3 AND match_form IS DISTINCT FROM $2",
+                            &[&a.id, &a.match_form, &a.json],
+                        )?;
                         out.push(AdvisoryPut::Unchanged);
                         continue;
                     }

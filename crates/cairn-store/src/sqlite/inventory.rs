@@ -341,6 +341,15 @@ impl InventoryStore for SqliteStore {
                     None => AdvisoryPut::New,
                     Some(old) if a.modified > old => AdvisoryPut::Updated,
                     Some(_) => {
+                        // The same record again: its form is refreshed when this
+                        // binary cuts it differently (forms kept by an older one),
+                        // never from other bytes under the same `modified`.
+                        tx.prepare_cached(
+                            "UPDATE advisories SET match_form = ?2 \
+                             WHERE id = ?1 AND json = ?3 AND match_form IS NOT ?2",
+                        )
+                        .and_then(|mut stmt| stmt.execute(params![a.id, a.match_form, a.json]))
+                        .map_err(StoreError::sqlite(what))?;
                         out.push(AdvisoryPut::Unchanged);
                         continue;
                     }

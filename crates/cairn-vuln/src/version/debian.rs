@@ -17,17 +17,29 @@ pub(crate) struct Key {
 }
 
 pub(crate) fn parse(s: &str) -> Result<Key, VersionError> {
-    let invalid = |reason| VersionError::invalid(Scheme::Debian, s, reason);
+    let (epoch, upstream, revision) =
+        split(s).map_err(|reason| VersionError::invalid(Scheme::Debian, s, reason))?;
+    Ok(Key {
+        epoch,
+        upstream: upstream.to_owned(),
+        revision: revision.to_owned(),
+    })
+}
+
+/// `[epoch:]upstream[-revision]` split, borrowed from `s`: what [`parse`]
+/// keeps, without allocating (a listed version compared to the installed one
+/// is split, compared and dropped).
+fn split(s: &str) -> Result<(u64, &str, &str), &'static str> {
     let t = s.trim();
     if t.is_empty() || t.chars().any(char::is_whitespace) || !t.is_ascii() {
-        return Err(invalid("empty, non-ASCII or contains whitespace"));
+        return Err("empty, non-ASCII or contains whitespace");
     }
     let (epoch, rest) = match t.split_once(':') {
         Some((e, r)) => {
             if !all_digits(e) {
-                return Err(invalid("epoch is not a number"));
+                return Err("epoch is not a number");
             }
-            (e.parse::<u64>().map_err(|_| invalid("epoch too large"))?, r)
+            (e.parse::<u64>().map_err(|_| "epoch too large")?, r)
         }
         None => (0, t),
     };
@@ -36,13 +48,21 @@ pub(crate) fn parse(s: &str) -> Result<Key, VersionError> {
         None => (rest, ""),
     };
     if upstream.is_empty() {
-        return Err(invalid("empty upstream version"));
+        return Err("empty upstream version");
     }
-    Ok(Key {
-        epoch,
-        upstream: upstream.to_owned(),
-        revision: revision.to_owned(),
-    })
+    Ok((epoch, upstream, revision))
+}
+
+/// `key` against the text `s`, as [`cmp`] of `key` and `parse(s)` would order
+/// them; `None` when `s` does not parse.
+pub(crate) fn cmp_text(key: &Key, s: &str) -> Option<Ordering> {
+    let (epoch, upstream, revision) = split(s).ok()?;
+    Some(
+        key.epoch
+            .cmp(&epoch)
+            .then_with(|| verrevcmp(&key.upstream, upstream))
+            .then_with(|| verrevcmp(&key.revision, revision)),
+    )
 }
 
 fn order(c: Option<u8>) -> i32 {

@@ -221,6 +221,22 @@ impl Version {
     }
 }
 
+impl Version {
+    /// Whether the text `s`, parsed under this version's scheme, orders equal
+    /// to it (`false` when it does not parse): `compare(parse(s)) == Equal`,
+    /// without building a `Version` where the scheme allows (dpkg).
+    pub fn equals_text(&self, s: &str) -> bool {
+        if s.len() > MAX_VERSION_LEN || s.trim().is_empty() {
+            return false;
+        }
+        match &self.key {
+            Key::Debian(k) => debian::cmp_text(k, s) == Some(Ordering::Equal),
+            _ => Version::parse(self.scheme, s)
+                .is_ok_and(|x| self.compare(&x) == Some(Ordering::Equal)),
+        }
+    }
+}
+
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.raw)
