@@ -102,12 +102,99 @@ impl FromRequestParts<AppState> for Actor {
     }
 }
 
+/// A request's credential, read from its headers but not yet checked against
+/// the store: the extractor of a handler whose work is one read
+/// ([`AppState::read_as`]) or one blocking call ([`AppState::blocking_as`]),
+/// which checks it *in that same call*, so the request hands off to the
+/// blocking pool once, not once to authenticate and once more to read (issue
+/// 19). The only way from a `Caller` to an [`Actor`] is [`Shared::actor`],
+/// which those two call before the work; the work never sees an unchecked
+/// caller. No credential at all is refused here (401) without a hand-off.
+#[derive(Debug)]
+pub struct Caller(Credential);
+
+#[derive(Debug)]
+enum Credential {
+    /// A cairn token (its SHA-256 is looked up, see [`access::authenticate`]).
+    Token(String),
+    /// A browser session cookie on a GET, HEAD or OPTIONS request.
+    Session(String),
+    /// Already checked: an OpenID Connect token (which may need the
+    /// provider's keys, so it is not checked in a read's turn) or a session
+    /// on a request that may change something (its CSRF token and origin
+    /// are checked with the session).
+    Checked(Actor),
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let result = caller_of_parts(parts, state).await;
+        if let Err(e) = &result
+            && e.status == axum::http::StatusCode::UNAUTHORIZED
+        {
+            state.0.metrics.auth_failure();
+        }
+        result
+    }
+}
+
+async fn caller_of_parts(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    use axum::http::Method;
+    if let Some(token) = bearer(parts)? {
+        if is_oidc_bearer(&token, state) {
+            let actor = state.blocking(move |s| oidc_bearer(s, &token)).await?;
+            return Ok(Caller(Credential::Checked(actor)));
+        }
+        return Ok(Caller(Credential::Token(token)));
+    }
+    if let Some(session) = cookie(parts, SESSION_COOKIE) {
+        if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            return Ok(Caller(Credential::Session(session)));
+        }
+        let actor = authenticate_parts(parts, state).await?;
+        return Ok(Caller(Credential::Checked(actor)));
+    }
+    Err(no_credential())
+}
+
+fn no_credential() -> ApiError {
+    ApiError::unauthorized("send `Authorization: Bearer <token>` (or log in at /login)")
+}
+
+/// An OpenID Connect JWT rather than a cairn token (when single sign-on is on).
+fn is_oidc_bearer(token: &str, state: &AppState) -> bool {
+    !token.starts_with(access::TOKEN_PREFIX) && token.split('.').count() == 3 && state.0.sso.is_on()
+}
+
+impl Shared {
+    /// The actor of `caller`, checked now (on a blocking thread): an unknown,
+    /// revoked or expired token or session is a 401, counted as an
+    /// authentication failure.
+    pub fn actor(&self, caller: Caller) -> Result<Actor, ApiError> {
+        let result = match caller.0 {
+            Credential::Token(token) => access::authenticate(&*self.store, &token)
+                .map(|identity| Actor {
+                    identity,
+                    via: Via::Token,
+                })
+                .map_err(ApiError::from),
+            Credential::Session(session) => crate::session::actor_of_session(self, &session),
+            Credential::Checked(actor) => Ok(actor),
+        };
+        if let Err(e) = &result
+            && e.status == axum::http::StatusCode::UNAUTHORIZED
+        {
+            self.metrics.auth_failure();
+        }
+        result
+    }
+}
+
 async fn authenticate_parts(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
     if let Some(token) = bearer(parts)? {
-        if !token.starts_with(access::TOKEN_PREFIX)
-            && token.split('.').count() == 3
-            && state.0.sso.is_on()
-        {
+        if is_oidc_bearer(&token, state) {
             return state.blocking(move |s| oidc_bearer(s, &token)).await;
         }
         // Reads only: the read lane (an OpenID Connect token above may fetch
@@ -127,9 +214,7 @@ async fn authenticate_parts(parts: &Parts, state: &AppState) -> Result<Actor, Ap
         cookie_request_ok(parts, &actor)?;
         return Ok(actor);
     }
-    Err(ApiError::unauthorized(
-        "send `Authorization: Bearer <token>` (or log in at /login)",
-    ))
+    Err(no_credential())
 }
 
 /// The actor of an OpenID Connect token (an access token or ID token in JWT
@@ -279,31 +364,24 @@ impl Shared {
 
     /// The workloads `actor` may view: all of them with an organisation-wide
     /// view, else those a binding reaches. Seeing nothing at all is a 403.
+    /// The roles model's bindings are read once for all the workloads (the
+    /// same decision as [`access::authorize`] per workload, without reading
+    /// them again for each).
     pub fn visible(&self, actor: &Actor) -> Result<Visible, ApiError> {
-        if access::authorize(
-            &*self.store,
-            &actor.identity,
-            Action::View,
-            &Scope::organisation(),
-        )
-        .is_ok()
-        {
+        let bindings = access::bindings(&*self.store)?;
+        let may_view = |scope: &Scope| {
+            cairn_policy::authorize(&bindings, &actor.identity, Action::View, scope).is_ok()
+        };
+        if may_view(&Scope::organisation()) {
             return Ok(Visible::All);
         }
         let mut names = BTreeSet::new();
         for workload in self.store.workloads()? {
-            if access::authorize(
-                &*self.store,
-                &actor.identity,
-                Action::View,
-                &Scope::workload(workload.name.clone()),
-            )
-            .is_ok()
-            {
+            if may_view(&Scope::workload(workload.name.clone())) {
                 names.insert(workload.name);
             }
         }
-        let bound = access::bindings(&*self.store)?
+        let bound = bindings
             .bindings
             .iter()
             .any(|b| b.identity == actor.identity.name);

@@ -19,7 +19,7 @@ use cairn_model::{RunId, StageStatus};
 use futures_util::stream::{self, Stream};
 
 use crate::api::runs::visible_run;
-use crate::auth::Actor;
+use crate::auth::Caller;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -154,10 +154,12 @@ struct Cursor {
 
 pub async fn run_events(
     State(state): State<AppState>,
-    actor: Actor,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let run = state.blocking(move |s| visible_run(s, &actor, &id)).await?;
+    let run = state
+        .read_as(caller, move |s, actor| visible_run(s, &actor, &id))
+        .await?;
     let changes = state.shared().changes.subscribe();
     let cursor = Cursor {
         changes,

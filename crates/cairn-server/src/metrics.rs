@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cairn_policy::{Action, Scope};
 
-use crate::auth::Actor;
+use crate::auth::Caller;
 use crate::problem::ApiError;
 use crate::routes::{Access, Route};
 use crate::state::AppState;
@@ -25,6 +25,8 @@ pub struct Metrics {
     gate_denials: AtomicU64,
     auth_failures: AtomicU64,
     forbidden: AtomicU64,
+    /// Work handed to the blocking pool ([`AppState::blocking`]).
+    blocking_calls: AtomicU64,
     /// (forge, event) → accepted deliveries.
     deliveries: Mutex<BTreeMap<(String, String), u64>>,
     /// (forge, reason) → refused deliveries.
@@ -43,6 +45,13 @@ impl Metrics {
     }
     pub fn forbidden(&self) {
         self.forbidden.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn blocking_call(&self) {
+        self.blocking_calls.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Hand-offs to the blocking pool so far (a request makes one: issue 19).
+    pub fn blocking_calls(&self) -> u64 {
+        self.blocking_calls.load(Ordering::Relaxed)
     }
     pub fn delivery_accepted(&self, forge: &str, event: &str) {
         if let Ok(mut map) = self.deliveries.lock() {
@@ -132,9 +141,9 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-async fn metrics(State(state): State<AppState>, actor: Actor) -> Result<Response, ApiError> {
+async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let text = state
-        .blocking(move |s| {
+        .blocking_as(caller, move |s, actor| {
             s.authorize(&actor, Action::View, &Scope::organisation())?;
             let mut out = String::new();
             let m = &s.metrics;
@@ -173,6 +182,9 @@ async fn metrics(State(state): State<AppState>, actor: Actor) -> Result<Response
             let _ = writeln!(out, "# HELP cairn_http_forbidden_total Requests refused by the roles model.");
             let _ = writeln!(out, "# TYPE cairn_http_forbidden_total counter");
             let _ = writeln!(out, "cairn_http_forbidden_total {}", m.forbidden.load(Ordering::Relaxed));
+            let _ = writeln!(out, "# HELP cairn_blocking_calls_total Work handed from the async threads to the blocking pool (store, engine).");
+            let _ = writeln!(out, "# TYPE cairn_blocking_calls_total counter");
+            let _ = writeln!(out, "cairn_blocking_calls_total {}", m.blocking_calls.load(Ordering::Relaxed));
             let _ = writeln!(out, "# HELP cairn_webhook_deliveries_total Forge deliveries accepted.");
             let _ = writeln!(out, "# TYPE cairn_webhook_deliveries_total counter");
             if let Ok(map) = m.deliveries.lock() {

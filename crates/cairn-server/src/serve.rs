@@ -91,7 +91,13 @@ where
         reconcile,
     )?);
     let stopping = state.clone();
-    let result = axum::serve(listener, app(state.clone()))
+    // `into_make_service`: each connection gets the router by a clone of its
+    // `Arc`. Handed the `Router` itself, axum makes each connection a copy of
+    // the whole route table (`Router::with_state(())` clones every route) and
+    // drops it when the connection ends: with a connection per request, that
+    // rebuild and its hundreds of allocations were the largest cost of a
+    // request in the server after the kernel's (issue 19).
+    let result = axum::serve(listener, app(state.clone()).into_make_service())
         .with_graceful_shutdown(async move {
             shutdown.await;
             eprintln!("cairn up: stopping: no new requests or runs");

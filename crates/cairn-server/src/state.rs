@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use cairn_engine::{DataDir, Engine};
 use cairn_store::Store;
 
+use crate::auth::{Actor, Caller};
 use crate::metrics::Metrics;
 use crate::problem::ApiError;
 use crate::secret::WebhookSecrets;
@@ -95,6 +96,7 @@ impl AppState {
         F: FnOnce(&Shared) -> Result<T, ApiError> + Send + 'static,
     {
         let shared = self.0.clone();
+        self.0.metrics.blocking_call();
         match tokio::task::spawn_blocking(move || work(&shared)).await {
             Ok(result) => result,
             Err(join) => Err(ApiError::internal(&format!(
@@ -128,6 +130,36 @@ impl AppState {
         self.blocking(move |s| {
             let _turn = turn;
             work(s)
+        })
+        .await
+    }
+
+    /// [`AppState::read`] for `caller`: its credential is checked
+    /// ([`Shared::actor`]) in the same blocking call, in the same turn of the
+    /// lane, just before `work` runs with the actor — one hand-off for the
+    /// request, not one to authenticate and another to read.
+    pub async fn read_as<T, F>(&self, caller: Caller, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared, Actor) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.read(move |s| {
+            let actor = s.actor(caller)?;
+            work(s, actor)
+        })
+        .await
+    }
+
+    /// [`AppState::blocking`] for `caller`, checked in the same call as
+    /// [`AppState::read_as`] does.
+    pub async fn blocking_as<T, F>(&self, caller: Caller, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared, Actor) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.blocking(move |s| {
+            let actor = s.actor(caller)?;
+            work(s, actor)
         })
         .await
     }

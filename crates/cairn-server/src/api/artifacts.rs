@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Params, evidence_json};
-use crate::auth::Actor;
+use crate::auth::{Actor, Caller};
 use crate::problem::ApiError;
 use crate::routes::{Access, Route};
 use crate::state::{AppState, Shared};
@@ -132,12 +132,12 @@ fn statement_of(e: &EvidenceRecord) -> Result<Value, ApiError> {
 
 async fn evidence(
     State(state): State<AppState>,
-    actor: Actor,
+    caller: Caller,
     Path(digest): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let digest = parse_digest(&digest)?;
     state
-        .read(move |s| {
+        .read_as(caller, move |s, actor| {
+            let digest = parse_digest(&digest)?;
             let records = s.store.evidence_for_subject(&digest)?;
             authorize_artifact(s, &actor, &digest, &records, &[])?;
             let mut items = Vec::with_capacity(records.len());
@@ -155,12 +155,12 @@ async fn evidence(
 
 async fn sbom(
     State(state): State<AppState>,
-    actor: Actor,
+    caller: Caller,
     Path(digest): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let digest = parse_digest(&digest)?;
     state
-        .read(move |s| {
+        .read_as(caller, move |s, actor| {
+            let digest = parse_digest(&digest)?;
             let records = s.store.evidence_for_subject(&digest)?;
             authorize_artifact(s, &actor, &digest, &records, &[])?;
             let newest = records
@@ -210,15 +210,16 @@ pub fn has_severity(f: &StoredFinding, severity: Option<&str>) -> bool {
 
 async fn findings(
     State(state): State<AppState>,
-    actor: Actor,
+    caller: Caller,
     Path(digest): Path<String>,
-    Params(q): Params<FindingsQuery>,
+    q: Result<Params<FindingsQuery>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let digest = parse_digest(&digest)?;
-    let wanted = parse_state(q.state.as_deref())?;
-    let limit = q.limit.unwrap_or(DEFAULT_FINDINGS).min(MAX_FINDINGS);
     state
-        .read(move |s| {
+        .read_as(caller, move |s, actor| {
+            let Params(q) = q?;
+            let digest = parse_digest(&digest)?;
+            let wanted = parse_state(q.state.as_deref())?;
+            let limit = q.limit.unwrap_or(DEFAULT_FINDINGS).min(MAX_FINDINGS);
             // Authorised by the workloads of every SBOM of the digest (every
             // finding's workload is its SBOM's), not of the findings read.
             let sbom_workloads: Vec<String> = s

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::Params;
-use crate::auth::Actor;
+use crate::auth::Caller;
 use crate::problem::ApiError;
 use crate::routes::{Access, Route};
 use crate::state::AppState;
@@ -43,12 +43,13 @@ pub struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
-    actor: Actor,
-    Params(q): Params<ListQuery>,
+    caller: Caller,
+    q: Result<Params<ListQuery>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_CHANGES);
     state
-        .read(move |s| {
+        .read_as(caller, move |s, actor| {
+            let Params(q) = q?;
+            let limit = q.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_CHANGES);
             let scope = match &q.workload {
                 Some(w) => Scope::workload(w.clone()),
                 None => Scope::organisation(),

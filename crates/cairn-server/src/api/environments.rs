@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Body, Params};
-use crate::auth::Actor;
+use crate::auth::{Actor, Caller};
 use crate::problem::ApiError;
 use crate::routes::{Access, Route};
 use crate::state::{AppState, Shared};
@@ -80,9 +80,9 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-async fn list(State(state): State<AppState>, actor: Actor) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     state
-        .blocking(move |s| {
+        .blocking_as(caller, move |s, actor| {
             let visible = s.visible(&actor)?;
             let rows = cairn_engine::promotion::status(&s.config.data, &*s.store)?;
             let items: Vec<Value> = rows
@@ -104,13 +104,14 @@ pub struct HistoryQuery {
 
 async fn history(
     State(state): State<AppState>,
-    actor: Actor,
+    caller: Caller,
     Path(env): Path<String>,
-    Params(q): Params<HistoryQuery>,
+    q: Result<Params<HistoryQuery>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_DEPLOYMENTS);
     state
-        .blocking(move |s| {
+        .blocking_as(caller, move |s, actor| {
+            let Params(q) = q?;
+            let limit = q.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_DEPLOYMENTS);
             // One workload: View there; all of them: those the actor may see.
             let visible = match &q.workload {
                 Some(w) => {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Params;
-use crate::auth::Actor;
+use crate::auth::Caller;
 use crate::problem::ApiError;
 use crate::routes::{Access, Route};
 use crate::state::AppState;
@@ -46,11 +46,12 @@ pub struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
-    actor: Actor,
-    Params(q): Params<ListQuery>,
+    caller: Caller,
+    q: Result<Params<ListQuery>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .blocking(move |s| {
+        .blocking_as(caller, move |s, actor| {
+            let Params(q) = q?;
             let visible = s.visible(&actor)?;
             let org = cairn_engine::load_org(s.config.platform_dir.as_deref())?;
             if let Some(env) = &q.environment

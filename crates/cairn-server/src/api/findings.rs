@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::Params;
 use super::artifacts::{has_severity, parse_state};
-use crate::auth::{Actor, Visible};
+use crate::auth::{Caller, Visible};
 use crate::problem::ApiError;
 use crate::routes::{Access, Route};
 use crate::state::AppState;
@@ -47,13 +47,14 @@ pub struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
-    actor: Actor,
-    Params(q): Params<ListQuery>,
+    caller: Caller,
+    q: Result<Params<ListQuery>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let wanted = parse_state(q.state.as_deref())?.unwrap_or(FindingState::Open);
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_FINDINGS);
     state
-        .read(move |s| {
+        .read_as(caller, move |s, actor| {
+            let Params(q) = q?;
+            let wanted = parse_state(q.state.as_deref())?.unwrap_or(FindingState::Open);
+            let limit = q.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_FINDINGS);
             let visible = s.visible(&actor)?;
             let org = cairn_engine::load_org(s.config.platform_dir.as_deref())?;
             let running = cairn_engine::exposures::running(&*s.store, &org)?;

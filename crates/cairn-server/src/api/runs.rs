@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Body, Params, parse_id};
-use crate::auth::Actor;
+use crate::auth::{Actor, Caller};
 use crate::problem::ApiError;
 use crate::routes::{Access, Route};
 use crate::runs_query::{RunsFilter, RunsQuery};
@@ -65,13 +65,13 @@ pub fn routes() -> Vec<Route> {
 
 async fn list(
     State(state): State<AppState>,
-    actor: Actor,
-    Params(q): Params<RunsQuery>,
+    caller: Caller,
+    q: Result<Params<RunsQuery>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let f = RunsFilter::parse(q)?;
-    let limit = f.limit.unwrap_or(RunFilter::DEFAULT_LIMIT).min(1_000);
     state
-        .read(move |s| {
+        .read_as(caller, move |s, actor| {
+            let f = RunsFilter::parse(q?.0)?;
+            let limit = f.limit.unwrap_or(RunFilter::DEFAULT_LIMIT).min(1_000);
             let visible = s.visible(&actor)?;
             if let Some(w) = &f.workload
                 && !visible.includes(w)
@@ -168,11 +168,11 @@ pub fn visible_run(
 
 async fn detail(
     State(state): State<AppState>,
-    actor: Actor,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .read(move |s| {
+        .read_as(caller, move |s, actor| {
             let run = visible_run(s, &actor, &id)?;
             let explanation = cairn_engine::explain::explain(&*s.store, run.id, 20)?;
             let mut body = run_json(&explanation.run, Some(&explanation.stages));
@@ -202,12 +202,13 @@ pub struct LogsQuery {
 
 async fn logs(
     State(state): State<AppState>,
-    actor: Actor,
+    caller: Caller,
     Path(id): Path<String>,
-    Params(q): Params<LogsQuery>,
+    q: Result<Params<LogsQuery>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .read(move |s| {
+        .read_as(caller, move |s, actor| {
+            let Params(q) = q?;
             let run = visible_run(s, &actor, &id)?;
             let stages = s.store.stages(run.id)?;
             let limit = q.limit.unwrap_or(MAX_LOG_PAGE).min(MAX_LOG_PAGE);
@@ -239,11 +240,11 @@ async fn logs(
 
 async fn evidence(
     State(state): State<AppState>,
-    actor: Actor,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .read(move |s| {
+        .read_as(caller, move |s, actor| {
             let run = visible_run(s, &actor, &id)?;
             let items: Vec<Value> = s
                 .store

@@ -9,7 +9,7 @@ use axum::routing::get;
 use cairn_policy::Action;
 use serde_json::{Value, json};
 
-use crate::auth::{Actor, Via};
+use crate::auth::{Caller, Via};
 use crate::problem::ApiError;
 use crate::routes::{Access, Route};
 use crate::state::AppState;
@@ -27,9 +27,9 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-async fn whoami(State(state): State<AppState>, actor: Actor) -> Result<Json<Value>, ApiError> {
+async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     state
-        .read(move |s| {
+        .read_as(caller, move |s, actor| {
             // Someone no role is bound to may not view anything: 403.
             s.visible(&actor)?;
             let roles: Vec<Value> = s

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Body;
-use crate::auth::Actor;
+use crate::auth::{Actor, Caller};
 use crate::problem::ApiError;
 use crate::routes::{Access, Route};
 use crate::state::AppState;
@@ -65,9 +65,9 @@ pub fn workload_json(w: &WorkloadRecord) -> Value {
     })
 }
 
-async fn list(State(state): State<AppState>, actor: Actor) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     state
-        .read(move |s| {
+        .read_as(caller, move |s, actor| {
             let visible = s.visible(&actor)?;
             let items: Vec<Value> = s
                 .store
@@ -125,11 +125,11 @@ async fn onboard(
 
 async fn detail(
     State(state): State<AppState>,
-    actor: Actor,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .read(move |s| {
+        .read_as(caller, move |s, actor| {
             s.authorize(&actor, Action::View, &Scope::workload(name.clone()))?;
             let record = s.store.workload(&name)?.ok_or_else(|| {
                 ApiError::not_found(format!("workload `{name}` is not onboarded"))

@@ -162,7 +162,7 @@ impl RawIdentity {
 }
 
 fn one_identity(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     filter: &str,
     value: &str,
     what: &'static str,
@@ -179,14 +179,14 @@ fn one_identity(
 }
 
 pub(super) fn identity(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     name: &str,
 ) -> Result<Option<IdentityRecord>, StoreError> {
     one_identity(tx, "name = ?1", name, "reading an identity")
 }
 
 pub(super) fn identity_by_token(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     token_sha256: &str,
 ) -> Result<Option<IdentityRecord>, StoreError> {
     one_identity(
@@ -197,7 +197,7 @@ pub(super) fn identity_by_token(
     )
 }
 
-pub(super) fn identities(tx: &Transaction<'_>) -> Result<Vec<IdentityRecord>, StoreError> {
+pub(super) fn identities(tx: &rusqlite::Connection) -> Result<Vec<IdentityRecord>, StoreError> {
     let what = "listing identities";
     let mut stmt = tx
         .prepare_cached(&format!(
@@ -226,7 +226,7 @@ pub(super) fn revoke_identity(
     Ok(changed > 0)
 }
 
-pub(super) fn identity_count(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+pub(super) fn identity_count(tx: &rusqlite::Connection) -> Result<u64, StoreError> {
     let what = "counting identities";
     let n: i64 = super::cached_row(tx, "SELECT count(*) FROM identities", [], |r| r.get(0))
         .map_err(StoreError::sqlite(what))?;
@@ -312,7 +312,7 @@ pub(super) fn remove_binding(tx: &Transaction<'_>, b: &RoleBinding) -> Result<bo
     Ok(changed > 0)
 }
 
-pub(super) fn bindings(tx: &Transaction<'_>) -> Result<Vec<RoleBinding>, StoreError> {
+pub(super) fn bindings(tx: &rusqlite::Connection) -> Result<Vec<RoleBinding>, StoreError> {
     let what = "listing role bindings";
     let mut stmt = tx
         .prepare_cached(
@@ -374,7 +374,7 @@ pub(super) fn add_session(tx: &Transaction<'_>, s: &SessionRecord) -> Result<(),
 }
 
 pub(super) fn session(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     token_sha256: &str,
 ) -> Result<Option<SessionRecord>, StoreError> {
     super::cached_row(
@@ -439,7 +439,7 @@ pub(super) fn link_forge_account(
 }
 
 pub(super) fn forge_account(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     forge: &str,
     login: &str,
 ) -> Result<Option<String>, StoreError> {

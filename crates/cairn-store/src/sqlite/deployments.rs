@@ -120,7 +120,7 @@ fn with_index((mut d, index): (DeploymentRecord, i64)) -> Result<DeploymentRecor
 }
 
 pub(super) fn deployments(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     workload: Option<&str>,
     environment: Option<&str>,
     limit: i64,
@@ -142,7 +142,7 @@ pub(super) fn deployments(
 }
 
 pub(super) fn was_deployed(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     workload: &str,
     environment: &str,
     digest: &str,
@@ -240,7 +240,7 @@ fn with_log_index(
 }
 
 pub(super) fn changes(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     workload: Option<&str>,
     limit: i64,
 ) -> Result<Vec<(i64, ChangeRecord)>, StoreError> {
@@ -262,7 +262,7 @@ pub(super) fn changes(
 /// The newest deployment of (`workload`, `environment`) that reached it (deployed,
 /// or deployed and found not running): what runs, or should run, there.
 pub(super) fn current_deployment(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     workload: &str,
     environment: &str,
 ) -> Result<Option<DeploymentRecord>, StoreError> {
@@ -308,7 +308,7 @@ pub(super) fn set_deployment_status(
 /// The newest change record of one kind, by the `changes_by_kind` index: one
 /// row read, however many changes are newer.
 pub(super) fn last_change_of_kind(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     kind: &str,
 ) -> Result<Option<(i64, ChangeRecord)>, StoreError> {
     let what = "reading the last change record of a kind";

@@ -77,7 +77,7 @@ const BASE_COLUMNS: &str =
     "name, digest, source, imported_at_ms, packages, vulnerabilities, recipe, package_list";
 
 pub(super) fn base_history(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     name: &str,
 ) -> Result<Vec<BaseRecord>, StoreError> {
     let what = "reading a catalog base";
@@ -94,7 +94,7 @@ pub(super) fn base_history(
     Ok(rows)
 }
 
-pub(super) fn bases(tx: &Transaction<'_>) -> Result<Vec<BaseRecord>, StoreError> {
+pub(super) fn bases(tx: &rusqlite::Connection) -> Result<Vec<BaseRecord>, StoreError> {
     let what = "listing the catalog";
     let mut stmt = tx
         .prepare_cached(&format!(
@@ -169,7 +169,7 @@ fn image_row(r: &Row<'_>) -> rusqlite::Result<ImageRecord> {
 
 /// Images, newest first: of `workload`, or with `digest`, or all.
 pub(super) fn images(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     workload: Option<&str>,
     digest: Option<&str>,
     limit: i64,

@@ -161,7 +161,7 @@ impl RawLine {
 }
 
 pub(super) fn run_status(
-    tx: &Connection,
+    tx: &rusqlite::Connection,
     run: RunId,
     what: &'static str,
 ) -> Result<RunStatus, StoreError> {
@@ -181,7 +181,7 @@ pub(super) fn run_status(
 
 /// A stage's run, the run's status and the stage's status.
 fn stage_state(
-    tx: &Connection,
+    tx: &rusqlite::Connection,
     stage: StageId,
     what: &'static str,
 ) -> Result<(RunId, RunStatus, StageStatus), StoreError> {
@@ -229,7 +229,7 @@ pub(super) fn not_found_stage(stage: StageId) -> StoreError {
 }
 
 fn query_lines(
-    tx: &Connection,
+    tx: &rusqlite::Connection,
     sql: &str,
     params: impl rusqlite::Params,
     what: &'static str,
@@ -249,7 +249,7 @@ const MAX_TRIGGER_BYTES: usize = 4096;
 /// Inserts a `queued` run of a known workload and its `pending` stages: the body of
 /// [`Store::create_run`], shared with [`Store::accept_delivery`].
 pub(super) fn insert_run(
-    tx: &Connection,
+    tx: &rusqlite::Connection,
     run: &NewRun,
     what: &'static str,
 ) -> Result<(RunRecord, Vec<StageRecord>), StoreError> {
@@ -352,7 +352,7 @@ const ENDED_WHILE_RUNNING: &str = "the run finished while this stage was running
 
 /// Ends a run: its pending stages are skipped, the run gets its final status.
 fn settle_run(
-    tx: &Connection,
+    tx: &rusqlite::Connection,
     run: RunId,
     status: RunStatus,
     reason: Option<&str>,
@@ -391,7 +391,7 @@ fn workload_row(r: &Row<'_>) -> rusqlite::Result<WorkloadRecord> {
 }
 
 fn one_workload(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     filter: &str,
     value: &str,
     what: &'static str,
@@ -406,7 +406,7 @@ fn one_workload(
     .map_err(StoreError::sqlite(what))
 }
 
-pub(super) fn workloads(tx: &Transaction<'_>) -> Result<Vec<WorkloadRecord>, StoreError> {
+pub(super) fn workloads(tx: &rusqlite::Connection) -> Result<Vec<WorkloadRecord>, StoreError> {
     let what = "listing workloads";
     let mut stmt = tx
         .prepare_cached(&format!(
@@ -420,14 +420,14 @@ pub(super) fn workloads(tx: &Transaction<'_>) -> Result<Vec<WorkloadRecord>, Sto
 }
 
 pub(super) fn workload(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     name: &str,
 ) -> Result<Option<WorkloadRecord>, StoreError> {
     one_workload(tx, "name = ?1", name, "reading a workload")
 }
 
 pub(super) fn workload_by_forge_repository(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     forge_repository: &str,
 ) -> Result<Option<WorkloadRecord>, StoreError> {
     one_workload(
@@ -546,7 +546,7 @@ fn interrupt(
     Ok(true)
 }
 
-pub(super) fn queued_count(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+pub(super) fn queued_count(tx: &rusqlite::Connection) -> Result<u64, StoreError> {
     let n: i64 = super::cached_row(
         tx,
         &format!("SELECT count(*) FROM runs WHERE {QUEUED_FOR_WORKERS}"),
@@ -559,7 +559,7 @@ pub(super) fn queued_count(tx: &Transaction<'_>) -> Result<u64, StoreError> {
 
 // ---- metrics ---------------------------------------------------------------------------
 
-pub(super) fn run_counts(tx: &Transaction<'_>) -> Result<Vec<(RunStatus, u64)>, StoreError> {
+pub(super) fn run_counts(tx: &rusqlite::Connection) -> Result<Vec<(RunStatus, u64)>, StoreError> {
     let what = "counting runs by status";
     let mut stmt = tx
         .prepare_cached("SELECT status, count(*) FROM runs GROUP BY status")
@@ -580,7 +580,9 @@ pub(super) fn run_counts(tx: &Transaction<'_>) -> Result<Vec<(RunStatus, u64)>, 
     Ok(counts)
 }
 
-pub(super) fn stage_durations(tx: &Transaction<'_>) -> Result<Vec<StageDurationStat>, StoreError> {
+pub(super) fn stage_durations(
+    tx: &rusqlite::Connection,
+) -> Result<Vec<StageDurationStat>, StoreError> {
     let what = "summing stage durations";
     let mut stmt = tx
         .prepare_cached(

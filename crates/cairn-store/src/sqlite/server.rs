@@ -55,7 +55,7 @@ pub(super) fn accept_delivery(
 }
 
 pub(super) fn deliveries(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     limit: i64,
 ) -> Result<Vec<DeliveryRecord>, StoreError> {
     let what = "listing webhook deliveries";
