@@ -130,3 +130,20 @@ fn store_and_upload_stores_and_uploads_in_one_pass() {
     let pushed = push(&images, &store, &org, &image, &target, &connection).expect("push");
     assert_eq!(pushed.digest, image.manifest_digest.to_string());
 }
+
+/// `bench chain` counts the store's commits per run: one per stage boundary
+/// (the first stage's start, then each of source + 10 no-op stages' ends) and
+/// four of the run's own (the workload, its creation, start and end), where
+/// a stage used to take four of its own (issue 19).
+#[test]
+fn the_chain_bench_commits_once_per_stage_boundary() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let runs = cairn_bench::chain_setup::chain(tmp.path(), 10, 2).expect("chain");
+    println!(
+        "{} runs, {} store commits per run",
+        runs.times.len(),
+        runs.commits_per_run
+    );
+    assert_eq!(runs.times.len(), 2);
+    assert_eq!(runs.commits_per_run, 4 + 12);
+}
