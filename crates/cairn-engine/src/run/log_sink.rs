@@ -27,9 +27,9 @@ const BATCH_LINES: usize = 512;
 const BATCH_AGE: Duration = Duration::from_millis(100);
 
 /// Collects a stage's log lines and writes them to the store in batches, within
-/// the per-stage budget. A flusher thread writes whatever is pending every
-/// [`BATCH_AGE`], so a line printed before a long silence reaches followers
-/// promptly; what is pending when the stage ends is handed back as the log's
+/// the per-stage budget. A flusher thread writes what is pending once its
+/// oldest line has waited [`BATCH_AGE`], so a line printed before a long
+/// silence reaches followers promptly; what is pending when the stage ends is handed back as the log's
 /// tail ([`LogSummary::tail`]) for the stage's boundary, never written on its
 /// own (a short stage's log costs no transaction of its own). A store error is
 /// kept and reported after the step ends (the step's output must still be
@@ -71,6 +71,8 @@ struct SinkShared {
 #[derive(Default)]
 struct SinkState {
     pending: Vec<LogLine>,
+    /// When the oldest pending line was pushed.
+    since: Option<std::time::Instant>,
     error: Option<cairn_store::StoreError>,
     stopped: bool,
 }
@@ -92,6 +94,7 @@ impl SinkShared {
             state.error = Some(e);
         }
         state.pending.clear();
+        state.since = None;
     }
 }
 
@@ -111,17 +114,23 @@ impl<'a> LogSink<'a> {
         let flusher = std::thread::Builder::new()
             .name("cairn-log-flush".into())
             .spawn(move || {
+                // A line is written once it has waited BATCH_AGE: a stage
+                // that ends sooner writes its log with its end only. Stopped:
+                // what is pending is the log's tail, the boundary's.
                 let mut state = background.lock();
                 while !state.stopped {
+                    let wait = state
+                        .since
+                        .map_or(BATCH_AGE, |t| BATCH_AGE.saturating_sub(t.elapsed()));
+                    if wait.is_zero() {
+                        background.flush_locked(&mut state);
+                        continue;
+                    }
                     state = background
                         .wake
-                        .wait_timeout(state, BATCH_AGE)
+                        .wait_timeout(state, wait)
                         .map(|(s, _)| s)
                         .unwrap_or_else(|e| e.into_inner().0);
-                    // Stopped: what is pending is the log's tail, the boundary's.
-                    if !state.stopped {
-                        background.flush_locked(&mut state);
-                    }
                 }
             })
             .ok();
@@ -175,6 +184,9 @@ impl<'a> LogSink<'a> {
         self.hasher.update(b"\n");
         self.observer.log_line(self.stage, &line);
         let mut state = self.shared.lock();
+        if state.pending.is_empty() {
+            state.since = Some(std::time::Instant::now());
+        }
         state.pending.push(line);
         if state.pending.len() >= BATCH_LINES || self.flusher.is_none() {
             self.shared.flush_locked(&mut state);
