@@ -13,20 +13,40 @@ use cairn_engine::{DataDir, Engine, load_workload};
 
 use crate::Failure;
 
+/// What [`chain`] measured.
+#[derive(Debug, Clone)]
+pub struct ChainRuns {
+    /// Each run's wall time.
+    pub times: Vec<Duration>,
+    /// The store's write transactions (each a WAL fsync) per run, the fewest
+    /// and the most of any run: one per stage boundary and four for the run
+    /// itself, and a few more when a stage outlived the log flusher's 100 ms
+    /// tick (its pending lines written early, for followers).
+    pub commits_per_run: (u64, u64),
+}
+
 /// Runs a chain of `source` + `noop_stages` stages that each run `true` in the
-/// sandbox, `repeat` times; returns each run's wall time. Uses `scratch` (an empty
-/// directory) for the repository, the platform config and the store.
-pub fn chain(scratch: &Path, noop_stages: usize, repeat: usize) -> Result<Vec<Duration>, Failure> {
+/// sandbox, `repeat` times; returns each run's wall time and the store commits
+/// a run took. Uses `scratch` (an empty directory) for the repository, the
+/// platform config and the store.
+pub fn chain(scratch: &Path, noop_stages: usize, repeat: usize) -> Result<ChainRuns, Failure> {
     let (repo, platform) = noop_workload(scratch, noop_stages, "bench")?;
     let data = DataDir::at(scratch.join("data"));
-    let store = cairn_store::SqliteStore::open(data.root())?;
-    let engine = Engine::new(Arc::new(store), data, Some(platform.clone()));
+    let store = Arc::new(cairn_store::SqliteStore::open(data.root())?);
+    let engine = Engine::new(store.clone(), data, Some(platform.clone()));
     let mut times = Vec::with_capacity(repeat);
+    let mut commits_per_run = (u64::MAX, 0);
     for _ in 0..repeat {
+        let commits = store.commits();
         let start = Instant::now();
         let loaded = load_workload(&repo, "HEAD", Some(&platform))?;
         let run = engine.run_loaded(&loaded, Some("HEAD"), false, &mut ())?;
         times.push(start.elapsed());
+        let commits = store.commits() - commits;
+        commits_per_run = (
+            commits_per_run.0.min(commits),
+            commits_per_run.1.max(commits),
+        );
         if run.status != RunStatus::Succeeded {
             return Err(anyhow!(
                 "the benchmark chain run failed: {}",
@@ -35,7 +55,10 @@ pub fn chain(scratch: &Path, noop_stages: usize, repeat: usize) -> Result<Vec<Du
             .into());
         }
     }
-    Ok(times)
+    Ok(ChainRuns {
+        times,
+        commits_per_run,
+    })
 }
 
 /// The benchmarks' workload: a git repository at `scratch/app` named

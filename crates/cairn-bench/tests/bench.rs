@@ -130,3 +130,23 @@ fn store_and_upload_stores_and_uploads_in_one_pass() {
     let pushed = push(&images, &store, &org, &image, &target, &connection).expect("push");
     assert_eq!(pushed.digest, image.manifest_digest.to_string());
 }
+
+/// `bench chain` counts the store's commits per run: one per stage boundary
+/// (the first stage's start, then each of source + 10 no-op stages' ends) and
+/// four of the run's own (the workload, its creation, start and end), where
+/// a stage used to take four of its own, 47 a run (issue 19). A stage that
+/// outlives the log flusher's 100 ms tick (a loaded host) may add one or two
+/// for followers.
+#[test]
+fn the_chain_bench_commits_once_per_stage_boundary() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let runs = cairn_bench::chain_setup::chain(tmp.path(), 10, 3).expect("chain");
+    let (fewest, most) = runs.commits_per_run;
+    println!(
+        "{} runs, {fewest} to {most} store commits per run",
+        runs.times.len()
+    );
+    assert_eq!(runs.times.len(), 3);
+    assert!(fewest >= 4 + 12, "{fewest}");
+    assert!(most <= 4 + 12 + 11, "{most}");
+}

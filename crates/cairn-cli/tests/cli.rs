@@ -234,6 +234,10 @@ fn kill_9_during_a_run_leaves_it_interrupted_on_the_next_start() {
     let e = f.json(&["explain", "last"]);
     assert_eq!(e["explanation"]["culprit"]["stage"], "unit-tests");
     assert_eq!(e["explanation"]["culprit"]["status"], "interrupted");
+    // The stages before it ended at their boundaries, each one transaction
+    // with its whole log: the source stage's last line is kept.
+    let source = f.run(&["logs", "last", "source"]);
+    assert!(source.stdout.contains("materialised"), "{source:?}");
     // The sandboxed `sleep` died with its parent.
     std::thread::sleep(Duration::from_millis(300));
     let ps = Command::new("pgrep")

@@ -62,8 +62,8 @@ pub use inventory::{
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use runs::{
-    LogStats, RunChanges, RunCursor, RunFilter, RunStore, StageDurationStat, TriggerKind,
-    commit_prefix,
+    EndedStage, LogStats, RunChanges, RunCursor, RunFilter, RunStore, StageBoundary,
+    StageDurationStat, TriggerKind, commit_prefix,
 };
 pub use schema::SCHEMA_VERSION;
 pub use server::{DeliveryAccepted, LogMark, ServerStore};

@@ -3,8 +3,8 @@
 //! numbers behind the metrics.
 
 use cairn_model::{
-    LogLine, NewRun, RunId, RunRecord, RunStatus, StageId, StageKind, StageRecord, StageStatus,
-    WorkloadRecord,
+    LogLine, NewEvidence, NewRun, RunId, RunRecord, RunStatus, StageId, StageKind, StageRecord,
+    StageStatus, WorkloadRecord,
 };
 
 use std::fmt;
@@ -147,6 +147,53 @@ pub struct StageDurationStat {
     pub sum_ms: i64,
 }
 
+/// One boundary between two stages of a run, written by
+/// [`RunStore::stage_boundary`] in one transaction: the stage that ended (the
+/// last lines of its log, its outcome, the evidence about it) and the stage that
+/// starts. A run's stages commit once per boundary, not once per fact.
+#[derive(Debug, Clone, Copy)]
+pub struct StageBoundary<'a> {
+    /// The stage that ended; `None` at the run's first stage.
+    pub ended: Option<EndedStage<'a>>,
+    /// The stage that starts, and when; `None` after the last stage or a
+    /// failed one. It must be a `pending` stage of the same run.
+    pub next: Option<(StageId, i64)>,
+}
+
+/// A stage that ended, as [`StageBoundary::ended`] records it.
+#[derive(Debug, Clone, Copy)]
+pub struct EndedStage<'a> {
+    pub stage: StageId,
+    /// Its log's lines not yet appended: they continue its log's seq without a
+    /// gap, as [`RunStore::append_logs`] takes them.
+    pub log: &'a [LogLine],
+    /// A final stage status, as [`RunStore::finish_stage`] takes it.
+    pub status: StageStatus,
+    pub exit_code: Option<i32>,
+    pub reason: Option<&'a str>,
+    pub finished_ms: i64,
+    /// Bundles the engine signed (and logged) about this stage and, for a
+    /// build, earlier stages of the run, each checked as
+    /// [`EvidenceStore::add_evidence`](crate::EvidenceStore::add_evidence) checks it.
+    pub evidence: &'a [NewEvidence],
+}
+
+/// A boundary's evidence filed under another run (or none).
+pub(crate) fn evidence_of_another_run() -> StoreError {
+    StoreError::Invalid {
+        what: "stage boundary",
+        why: "its evidence must be filed under the ended stage's run".to_owned(),
+    }
+}
+
+/// A boundary whose next stage is not of the ended stage's run.
+pub(crate) fn next_of_another_run(next: StageId) -> StoreError {
+    StoreError::Invalid {
+        what: "stage boundary",
+        why: format!("stage {} is not a stage of the ended stage's run", next.0),
+    }
+}
+
 /// Announcements that runs changed, from any process sharing the store (see
 /// [`RunStore::run_changes`]).
 pub trait RunChanges: Send {
@@ -227,6 +274,16 @@ pub trait RunStore {
     /// otherwise nothing is stored ([`StoreError::LogSequence`]). Refused once the run
     /// is final.
     fn append_logs(&self, stage: StageId, lines: &[LogLine]) -> Result<(), StoreError>;
+
+    /// One stage boundary in one transaction (all of it or nothing): the ended
+    /// stage's last log lines appended (as [`RunStore::append_logs`]), the
+    /// stage finished (as [`RunStore::finish_stage`]), its evidence kept (as
+    /// [`EvidenceStore::add_evidence`](crate::EvidenceStore::add_evidence)), and
+    /// the next stage started (as [`RunStore::start_stage`]; it must be a stage
+    /// of the ended stage's run). Returns the evidence ids, in order. Nothing of
+    /// a boundary is visible, or acknowledged, before it commits; a crash before
+    /// it leaves the ended stage `running`, as it was.
+    fn stage_boundary(&self, boundary: &StageBoundary<'_>) -> Result<Vec<i64>, StoreError>;
 
     /// Runs matching `filter`, newest first (by creation time, then id).
     fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError>;

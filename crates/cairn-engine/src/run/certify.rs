@@ -1,7 +1,8 @@
 //! A run's evidence: what the engine observed about each finished stage signed
 //! as a test result or SLSA provenance (never what a step claims), and the
 //! release candidate's and the fetch's inventories signed as SBOM and scan,
-//! each kept through [`crate::certify::sign_and_keep`].
+//! each signed and logged through [`crate::certify::sign_and_log`] and stored
+//! at the stage's boundary.
 
 use std::path::Path;
 
@@ -15,7 +16,7 @@ use super::plan::ImagePlan;
 use super::stages::{HOME_DIR, RunFacts, StageFacts, stage_command};
 use super::{Engine, Signer};
 use crate::EngineError;
-use crate::certify::{Filed, sign_and_keep};
+use crate::certify::{Filed, sign_and_log};
 use crate::crate_archives::{self, CrateLicences};
 use crate::images::image_inventory::{self, ImageInventory};
 use crate::images::release_candidate::BuiltImage;
@@ -272,8 +273,8 @@ impl Engine {
         self.keep(run, stage, about, &scan, signer)
     }
 
-    /// Signs one statement, records it in the audit log, then stores it
-    /// (see [`sign_and_keep`]).
+    /// Signs one statement and records it in the audit log (see
+    /// [`sign_and_log`]); the stage's boundary stores it with the stage's end.
     pub(super) fn keep<P: cairn_evidence::Predicate>(
         &self,
         run: &RunRecord,
@@ -286,9 +287,8 @@ impl Engine {
             .sha256_digest()
             .map(|d| d.to_string())
             .unwrap_or_default();
-        sign_and_keep(
+        let (evidence, _) = sign_and_log(
             &signer.data,
-            &*self.store,
             &signer.key,
             statement,
             Filed {
@@ -298,6 +298,7 @@ impl Engine {
                 subject_digest: &digest,
             },
         )?;
+        signer.logged.borrow_mut().push(evidence);
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! A stage's log: lines batched into the store within the stage's budget, a
 //! flusher thread for prompt followers, the log's digest and the tests its
-//! output names.
+//! output names. The lines still pending when the stage ends are its log's
+//! tail, stored with the stage's end in one transaction (the stage's boundary).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,10 +27,13 @@ const BATCH_LINES: usize = 512;
 const BATCH_AGE: Duration = Duration::from_millis(100);
 
 /// Collects a stage's log lines and writes them to the store in batches, within
-/// the per-stage budget. A flusher thread writes whatever is pending every
-/// [`BATCH_AGE`], so a line printed before a long silence reaches followers
-/// promptly. A store error is kept and reported after the step ends (the step's
-/// output must still be drained).
+/// the per-stage budget. A flusher thread writes what is pending once its
+/// oldest line has waited [`BATCH_AGE`], so a line printed before a long
+/// silence reaches followers promptly; what is pending when the stage ends is handed back as the log's
+/// tail ([`LogSummary::tail`]) for the stage's boundary, never written on its
+/// own (a short stage's log costs no transaction of its own). A store error is
+/// kept and reported after the step ends (the step's output must still be
+/// drained).
 pub(super) struct LogSink<'a> {
     observer: &'a mut dyn RunObserver,
     shared: Arc<SinkShared>,
@@ -52,6 +56,9 @@ pub(super) struct LogSummary {
     pub(super) failed_tests: Vec<String>,
     /// The tests the stage ran (see [`LogSink::finish_with`]).
     pub(super) tests: Option<TestReport>,
+    /// The lines not yet stored: they continue the stored log's seq, and the
+    /// stage's boundary stores them with its end.
+    pub(super) tail: Vec<LogLine>,
 }
 
 struct SinkShared {
@@ -64,6 +71,8 @@ struct SinkShared {
 #[derive(Default)]
 struct SinkState {
     pending: Vec<LogLine>,
+    /// When the oldest pending line was pushed.
+    since: Option<std::time::Instant>,
     error: Option<cairn_store::StoreError>,
     stopped: bool,
 }
@@ -85,6 +94,7 @@ impl SinkShared {
             state.error = Some(e);
         }
         state.pending.clear();
+        state.since = None;
     }
 }
 
@@ -104,14 +114,23 @@ impl<'a> LogSink<'a> {
         let flusher = std::thread::Builder::new()
             .name("cairn-log-flush".into())
             .spawn(move || {
+                // A line is written once it has waited BATCH_AGE: a stage
+                // that ends sooner writes its log with its end only. Stopped:
+                // what is pending is the log's tail, the boundary's.
                 let mut state = background.lock();
                 while !state.stopped {
+                    let wait = state
+                        .since
+                        .map_or(BATCH_AGE, |t| BATCH_AGE.saturating_sub(t.elapsed()));
+                    if wait.is_zero() {
+                        background.flush_locked(&mut state);
+                        continue;
+                    }
                     state = background
                         .wake
-                        .wait_timeout(state, BATCH_AGE)
+                        .wait_timeout(state, wait)
                         .map(|(s, _)| s)
                         .unwrap_or_else(|e| e.into_inner().0);
-                    background.flush_locked(&mut state);
                 }
             })
             .ok();
@@ -165,17 +184,19 @@ impl<'a> LogSink<'a> {
         self.hasher.update(b"\n");
         self.observer.log_line(self.stage, &line);
         let mut state = self.shared.lock();
+        if state.pending.is_empty() {
+            state.since = Some(std::time::Instant::now());
+        }
         state.pending.push(line);
         if state.pending.len() >= BATCH_LINES || self.flusher.is_none() {
             self.shared.flush_locked(&mut state);
         }
     }
 
-    /// Writes everything pending now and reports a store error, if any.
+    /// Reports a store error of an earlier batch, if any (the lines pending
+    /// stay pending: the next batch or the stage's boundary stores them).
     pub(super) fn store_error(&mut self) -> Result<(), EngineError> {
-        let mut state = self.shared.lock();
-        self.shared.flush_locked(&mut state);
-        match state.error.take() {
+        match self.shared.lock().error.take() {
             Some(e) => Err(e.into()),
             None => Ok(()),
         }
@@ -183,7 +204,8 @@ impl<'a> LogSink<'a> {
 
     /// Ends the log; `tests` hears the test results read from the step's
     /// output lines, may still write to the log, and says which results the
-    /// stage's evidence carries.
+    /// stage's evidence carries. The lines not yet stored come back as the
+    /// summary's tail: the caller stores them (with the stage's end).
     pub(super) fn finish_with(
         mut self,
         tests: impl FnOnce(&mut Self, Option<TestReport>) -> Option<TestReport>,
@@ -201,11 +223,13 @@ impl<'a> LogSink<'a> {
         }
         self.stop_flusher();
         self.store_error()?;
+        let tail = std::mem::take(&mut self.shared.lock().pending);
         let hasher = std::mem::take(&mut self.hasher);
         Ok(LogSummary {
             digest: hasher.finish(),
             failed_tests: std::mem::take(&mut self.failed_tests),
             tests,
+            tail,
         })
     }
 

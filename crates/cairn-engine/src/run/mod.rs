@@ -68,11 +68,14 @@ pub struct Engine {
     actor: Option<String>,
 }
 
-/// What certifies a run: cairn's signing key, and the data directory whose
-/// audit log every bundle is recorded in.
+/// What certifies a run: cairn's signing key, the data directory whose audit
+/// log every bundle is recorded in, and the bundles signed and logged during
+/// the current stage, which its boundary stores with the stage's end (one
+/// transaction, [`cairn_store::RunStore::stage_boundary`]).
 struct Signer {
     key: SigningKey,
     data: DataDir,
+    logged: std::cell::RefCell<Vec<cairn_model::NewEvidence>>,
 }
 
 impl Engine {

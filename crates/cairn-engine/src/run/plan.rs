@@ -24,6 +24,7 @@ impl Engine {
         let signer = Signer {
             key,
             data: self.data.clone(),
+            logged: std::cell::RefCell::default(),
         };
         let plan = Plan {
             image: self.image_plan(loaded)?,

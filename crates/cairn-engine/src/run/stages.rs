@@ -13,6 +13,7 @@ use cairn_model::test_results::TestReport;
 use cairn_model::time::human_duration;
 use cairn_model::{LogStream, RunRecord, RunStatus, StageKind, StageRecord, StageStatus};
 use cairn_sandbox::{Exit, Limits, SandboxSpec, Stream};
+use cairn_store::{EndedStage, StageBoundary};
 
 use super::certify::PassedUnitTest;
 use super::log_sink::{LogSink, MAX_LINE_BYTES};
@@ -118,9 +119,18 @@ impl Engine {
         };
         // Unit tests that passed, to certify again about the image once it exists.
         let mut unit_tests: Vec<PassedUnitTest> = Vec::new();
+        // One transaction per stage boundary: the first stage's start, then
+        // each stage's end (its log's tail, outcome and evidence) with the
+        // next one's start. Nothing of a stage is told to the observer before
+        // the boundary that records it commits.
+        let mut started_ms = now_ms();
+        if let Some(first) = stages.first() {
+            self.store.stage_boundary(&StageBoundary {
+                ended: None,
+                next: Some((first.id, started_ms)),
+            })?;
+        }
         for (index, (stage, spec)) in stages.iter().zip(&loaded.chain.stages).enumerate() {
-            let started_ms = now_ms();
-            self.store.start_stage(stage.id, started_ms)?;
             let mut current = stage.clone();
             current.status = StageStatus::Running;
             observer.stage_started(&current);
@@ -146,6 +156,8 @@ impl Engine {
             } else {
                 None
             };
+            // A store error while the stage ran leaves it running: the run's
+            // end interrupts it.
             let mut log = sink.finish_with(|sink, from_lines| {
                 let tests = if is_test { junit.or(from_lines) } else { None };
                 if let Some(t) = &tests {
@@ -157,13 +169,6 @@ impl Engine {
                 tests
             })?;
             let finished_ms = now_ms();
-            self.store.finish_stage(
-                stage.id,
-                end.status,
-                end.exit_code,
-                end.reason.as_deref(),
-                finished_ms,
-            )?;
             current.status = end.status;
             current.exit_code = end.exit_code;
             current.reason = end.reason.clone();
@@ -178,30 +183,64 @@ impl Engine {
                 failed_tests: std::mem::take(&mut log.failed_tests),
                 tests: log.tests.take(),
             };
-            self.certify(loaded, run, &stage_facts, &facts, signer, None)?;
-            // What the fetch installed, about the source tree it was installed for.
-            if let (Some(bom), Some(source)) = (facts.fetched.take(), &facts.source) {
-                let sbom = Statement::new(vec![source.clone()], CycloneDxBom(bom))?;
-                self.keep(run, &current, source, &sbom, signer)?;
-            }
-            if spec.kind == StageKind::UnitTest && current.status == StageStatus::Passed {
-                unit_tests.push((
-                    index,
-                    current.clone(),
-                    started_ms,
+            // Signed and in the audit log now; stored with the stage's end.
+            let certified = (|| {
+                self.certify(loaded, run, &stage_facts, &facts, signer, None)?;
+                // What the fetch installed, about the source tree it was installed for.
+                if let (Some(bom), Some(source)) = (facts.fetched.take(), &facts.source) {
+                    let sbom = Statement::new(vec![source.clone()], CycloneDxBom(bom))?;
+                    self.keep(run, &current, source, &sbom, signer)?;
+                }
+                if spec.kind == StageKind::UnitTest && current.status == StageStatus::Passed {
+                    unit_tests.push((
+                        index,
+                        current.clone(),
+                        started_ms,
+                        finished_ms,
+                        stage_facts.failed_tests.clone(),
+                        stage_facts.tests.clone(),
+                    ));
+                }
+                if spec.kind == StageKind::Build && current.status == StageStatus::Passed {
+                    self.certify_about_image(
+                        loaded,
+                        run,
+                        &current,
+                        &unit_tests,
+                        &mut facts,
+                        signer,
+                    )?;
+                }
+                Ok::<(), EngineError>(())
+            })();
+            // The stage's boundary: its end, what was signed about it, and the
+            // next stage's start (none after a failure, or when certifying
+            // failed: the run ends with that error, the stage's end and the
+            // evidence logged before it kept).
+            let next = stages
+                .get(index + 1)
+                .filter(|_| end.status != StageStatus::Failed && certified.is_ok());
+            let next_started_ms = now_ms();
+            let evidence = signer.logged.take();
+            self.store.stage_boundary(&StageBoundary {
+                ended: Some(EndedStage {
+                    stage: stage.id,
+                    log: &log.tail,
+                    status: end.status,
+                    exit_code: end.exit_code,
+                    reason: end.reason.as_deref(),
                     finished_ms,
-                    stage_facts.failed_tests.clone(),
-                    stage_facts.tests.clone(),
-                ));
-            }
-            if spec.kind == StageKind::Build && current.status == StageStatus::Passed {
-                self.certify_about_image(loaded, run, &current, &unit_tests, &mut facts, signer)?;
-            }
+                    evidence: &evidence,
+                }),
+                next: next.map(|n| (n.id, next_started_ms)),
+            })?;
+            certified?;
             observer.stage_finished(&current);
             if end.status == StageStatus::Failed {
                 let why = end.reason.unwrap_or_else(|| "failed".to_owned());
                 return Ok(Some(format!("stage `{}` failed: {why}", stage.name)));
             }
+            started_ms = next_started_ms;
         }
         Ok(None)
     }

@@ -73,6 +73,7 @@ macro_rules! conformance_tests {
             stages_keep_chain_order,
             stage_transitions_are_checked,
             finish_stage_records_outcome,
+            a_stage_boundary_is_one_transaction_of_end_evidence_and_next_start,
             finish_run_skips_pending_stages,
             finish_run_interrupts_a_running_stage,
             finish_run_needs_a_final_status,

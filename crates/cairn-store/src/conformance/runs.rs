@@ -360,6 +360,207 @@ pub fn finish_stage_records_outcome(store: &dyn Store) -> Result<(), StoreError>
     Ok(())
 }
 
+/// A bundle about `stage` of `run`, as a boundary keeps it.
+fn bundle(run: RunId, stage: StageId, bytes: &[u8]) -> NewEvidence {
+    NewEvidence {
+        run: Some(run),
+        stage: Some(stage),
+        predicate_type: "https://in-toto.io/attestation/test-result/v0.1".to_owned(),
+        subject_name: "app@source".to_owned(),
+        subject_digest: "sha256:bb".to_owned(),
+        bundle: bytes.to_vec(),
+        created_at_ms: 140,
+    }
+}
+
+/// The ended stage's end, for a boundary.
+fn ended<'a>(
+    stage: StageId,
+    log: &'a [LogLine],
+    status: StageStatus,
+    finished_ms: i64,
+    evidence: &'a [NewEvidence],
+) -> crate::EndedStage<'a> {
+    crate::EndedStage {
+        stage,
+        log,
+        status,
+        exit_code: Some(if status == StageStatus::Passed { 0 } else { 1 }),
+        reason: (status != StageStatus::Passed).then_some("exit code 1"),
+        finished_ms,
+        evidence,
+    }
+}
+
+/// `stage_boundary` writes a stage's last log lines, its end, its evidence and
+/// the next stage's start in one transaction: all of it, or (on any refusal)
+/// nothing of it; each part is checked as its own method checks it.
+pub fn a_stage_boundary_is_one_transaction_of_end_evidence_and_next_start(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    use crate::StageBoundary;
+    let (run, stages) = running_run(store, &["a", "b", "c"])?;
+    let (other, others) = running_run(store, &["x"])?;
+    let (a, b, c) = (stages[0].id, stages[1].id, stages[2].id);
+    // The first stage starts.
+    let first = StageBoundary {
+        ended: None,
+        next: Some((a, 100)),
+    };
+    assert!(store.stage_boundary(&first)?.is_empty());
+    assert_eq!(store.stages(run.id)?[0].status, StageStatus::Running);
+    assert_eq!(store.stages(run.id)?[0].started_at_ms, Some(100));
+    // Some of its log was flushed while it ran; the rest comes with its end.
+    store.append_logs(a, &lines(0, 2))?;
+    let tail = lines(2, 4);
+    let kept = [
+        bundle(run.id, a, b"{\"a\":1}"),
+        bundle(run.id, a, b"{\"a\":2}"),
+    ];
+    let ids = store.stage_boundary(&StageBoundary {
+        ended: Some(ended(a, &tail, StageStatus::Passed, 150, &kept)),
+        next: Some((b, 151)),
+    })?;
+    assert_eq!(ids.len(), 2);
+    let after = store.stages(run.id)?;
+    assert_eq!(
+        (after[0].status, after[0].exit_code, after[0].finished_at_ms),
+        (StageStatus::Passed, Some(0), Some(150))
+    );
+    assert_eq!(after[0].started_at_ms, Some(100));
+    assert_eq!(
+        (after[1].status, after[1].started_at_ms),
+        (StageStatus::Running, Some(151))
+    );
+    assert_eq!(after[2].status, StageStatus::Pending);
+    assert_eq!(store.logs(a, None, 100)?, lines(0, 4));
+    assert_eq!(store.log_stats(a)?.lines, 4);
+    let evidence = store.evidence_for_run(run.id)?;
+    assert_eq!(evidence.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
+    assert_eq!(evidence[1].bundle, b"{\"a\":2}");
+    assert_eq!(evidence[0].stage, Some(a));
+
+    // Every refusal leaves everything as it was: b running with no log, no
+    // new evidence, c pending.
+    let unchanged = |store: &dyn Store| -> Result<(), StoreError> {
+        let now = store.stages(run.id)?;
+        assert_eq!(now, after, "a refused boundary changed the stages");
+        assert_eq!(store.log_stats(b)?.lines, 0);
+        assert_eq!(store.evidence_for_run(run.id)?.len(), 2);
+        assert_eq!(store.stages(other.id)?, others);
+        Ok(())
+    };
+    let b_log = lines(0, 2);
+    let good = [bundle(run.id, b, b"{}")];
+    // A gap in the tail.
+    let gappy = lines(1, 3);
+    let r = store.stage_boundary(&StageBoundary {
+        ended: Some(ended(b, &gappy, StageStatus::Passed, 200, &good)),
+        next: Some((c, 201)),
+    });
+    assert!(
+        matches!(
+            r,
+            Err(StoreError::LogSequence {
+                expected: 0,
+                found: 1,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    unchanged(store)?;
+    // Evidence filed under another run, or about another run's stage.
+    for wrong in [
+        bundle(other.id, others[0].id, b"{}"),
+        bundle(run.id, others[0].id, b"{}"),
+    ] {
+        let bad = [good[0].clone(), wrong];
+        let r = store.stage_boundary(&StageBoundary {
+            ended: Some(ended(b, &b_log, StageStatus::Passed, 200, &bad)),
+            next: Some((c, 201)),
+        });
+        assert!(
+            matches!(
+                r,
+                Err(StoreError::Invalid { .. } | StoreError::NotFound { .. })
+            ),
+            "{r:?}"
+        );
+        unchanged(store)?;
+    }
+    // A bundle over the limit.
+    let huge = [bundle(
+        run.id,
+        b,
+        &vec![b'x'; crate::MAX_EVIDENCE_BYTES + 1],
+    )];
+    let r = store.stage_boundary(&StageBoundary {
+        ended: Some(ended(b, &b_log, StageStatus::Passed, 200, &huge)),
+        next: Some((c, 201)),
+    });
+    assert!(matches!(r, Err(StoreError::TooLarge { .. })), "{r:?}");
+    unchanged(store)?;
+    // A next stage of another run, one that already ran, or an unknown one.
+    let r = store.stage_boundary(&StageBoundary {
+        ended: Some(ended(b, &b_log, StageStatus::Passed, 200, &good)),
+        next: Some((others[0].id, 201)),
+    });
+    assert!(matches!(r, Err(StoreError::Invalid { .. })), "{r:?}");
+    unchanged(store)?;
+    assert_refused(store.stage_boundary(&StageBoundary {
+        ended: Some(ended(b, &b_log, StageStatus::Passed, 200, &good)),
+        next: Some((a, 201)),
+    }));
+    unchanged(store)?;
+    assert_not_found(
+        store.stage_boundary(&StageBoundary {
+            ended: Some(ended(b, &b_log, StageStatus::Passed, 200, &good)),
+            next: Some((StageId(9_999), 201)),
+        }),
+        "stage",
+    );
+    unchanged(store)?;
+    // A stage that is not running cannot end; an end must be final.
+    assert_refused(store.stage_boundary(&StageBoundary {
+        ended: Some(ended(c, &[], StageStatus::Passed, 200, &[])),
+        next: None,
+    }));
+    assert_refused(store.stage_boundary(&StageBoundary {
+        ended: Some(ended(b, &b_log, StageStatus::Running, 200, &good)),
+        next: Some((c, 201)),
+    }));
+    unchanged(store)?;
+
+    // The last boundary of a failed stage starts nothing; the run runs on
+    // until it is finished, and then no boundary is taken.
+    store.stage_boundary(&StageBoundary {
+        ended: Some(ended(b, &b_log, StageStatus::Failed, 200, &good)),
+        next: None,
+    })?;
+    assert_eq!(
+        statuses(store, run.id)?,
+        [
+            StageStatus::Passed,
+            StageStatus::Failed,
+            StageStatus::Pending
+        ]
+    );
+    assert_eq!(store.logs(b, None, 100)?, b_log);
+    assert_eq!(
+        store.stages(run.id)?[1].reason.as_deref(),
+        Some("exit code 1")
+    );
+    assert_eq!(get_run(store, run.id)?.status, RunStatus::Running);
+    store.finish_run(run.id, RunStatus::Failed, Some("stage b failed"), 300)?;
+    assert_refused(store.stage_boundary(&StageBoundary {
+        ended: None,
+        next: Some((c, 301)),
+    }));
+    assert_eq!(store.evidence_for_run(run.id)?.len(), 3);
+    Ok(())
+}
+
 /// `finish_run` sets the final status and reason; pending stages become skipped.
 pub fn finish_run_skips_pending_stages(store: &dyn Store) -> Result<(), StoreError> {
     let (run, stages) = running_run(store, &["a", "b", "c"])?;

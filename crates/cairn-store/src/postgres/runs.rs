@@ -10,7 +10,7 @@ use postgres::Row;
 
 use super::{PostgresStore, Tx, count, len_u64, parse_name, sql_limit};
 use crate::sqlite::text::{check_len, check_nonempty};
-use crate::{LogStats, RunFilter, RunStore, StageDurationStat, StoreError};
+use crate::{LogStats, RunFilter, RunStore, StageBoundary, StageDurationStat, StoreError};
 
 // ---- reading rows ------------------------------------------------------------------
 
@@ -998,6 +998,11 @@ impl RunStore for PostgresStore {
         })
     }
 
+    fn stage_boundary(&self, boundary: &StageBoundary<'_>) -> Result<Vec<i64>, StoreError> {
+        let what = "recording a stage boundary";
+        self.write(what, |tx| stage_boundary(tx, boundary, what))
+    }
+
     fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
         let what = "listing runs";
         let workload = filter.workload.as_deref();
@@ -1181,4 +1186,165 @@ impl RunStore for PostgresStore {
     fn stage_durations(&self) -> Result<Vec<StageDurationStat>, StoreError> {
         self.read("summing stage durations", stage_durations)
     }
+}
+
+// ---- a stage boundary ---------------------------------------------------------------
+
+/// [`RunStore::stage_boundary`] in `tx`: the ended stage's last log lines, its
+/// end and its evidence, then the next stage's start, each checked as its own
+/// method checks it (`append_logs`, `finish_stage`, `add_evidence`,
+/// `start_stage`), with one notification for the run.
+fn stage_boundary(
+    tx: &mut Tx<'_>,
+    boundary: &StageBoundary<'_>,
+    what: &'static str,
+) -> Result<Vec<i64>, StoreError> {
+    let mut ids = Vec::new();
+    let mut run = None;
+    if let Some(ended) = &boundary.ended {
+        for e in ended.evidence {
+            if e.bundle.len() > crate::MAX_EVIDENCE_BYTES {
+                return Err(StoreError::TooLarge {
+                    what: "the evidence bundle",
+                    size: e.bundle.len(),
+                    limit: crate::MAX_EVIDENCE_BYTES,
+                });
+            }
+        }
+        let stage = ended.stage;
+        let (stage_run, run_status, current) = stage_state(tx, stage, what)?;
+        // The log's tail, as `append_logs` takes it.
+        if run_status.is_final() {
+            return Err(StoreError::RunNotActive {
+                run: stage_run.0,
+                status: run_status.as_str(),
+                action: "append log lines",
+            });
+        }
+        let (stored_lines, stored_bytes): (i64, i64) = tx.one(
+            what,
+            "SELECT log_lines, log_bytes FROM stages WHERE id = $1",
+            &[&stage.0],
+            |row| Ok((row.try_get(0)?, row.try_get(1)?)),
+        )?;
+        let first = count("stage log line count", stored_lines)?;
+        let mut bytes = count("stage log byte count", stored_bytes)?;
+        for (expected, line) in (first..).zip(ended.log) {
+            if line.seq != expected {
+                return Err(StoreError::LogSequence {
+                    stage: stage.0,
+                    expected,
+                    found: line.seq,
+                });
+            }
+        }
+        for chunk in ended.log.chunks(BATCH) {
+            let seqs: Vec<i64> = chunk.iter().map(|l| sql_limit(l.seq)).collect();
+            let streams: Vec<&str> = chunk.iter().map(|l| l.stream.as_str()).collect();
+            let ats: Vec<i64> = chunk.iter().map(|l| l.at_ms).collect();
+            let texts: Vec<&[u8]> = chunk.iter().map(|l| l.text.as_slice()).collect();
+            tx.exec(
+                what,
+                "INSERT INTO log_lines (stage_id, seq, stream, at_ms, bytes) \
+                 SELECT $1, l.seq, l.stream, l.at_ms, l.bytes \
+                 FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::bytea[]) \
+                 AS l (seq, stream, at_ms, bytes)",
+                &[&stage.0, &seqs, &streams, &ats, &texts],
+            )?;
+        }
+        for line in ended.log {
+            bytes = bytes.saturating_add(len_u64(line.text.len()));
+        }
+        let total = first.saturating_add(len_u64(ended.log.len()));
+        // Its end, as `finish_stage` takes it.
+        let target_final = !matches!(ended.status, StageStatus::Pending | StageStatus::Running);
+        if current != StageStatus::Running || !target_final {
+            return Err(StoreError::InvalidTransition {
+                what: "stage",
+                id: stage.0,
+                from: current.as_str(),
+                to: ended.status.as_str(),
+            });
+        }
+        tx.exec(
+            what,
+            "UPDATE stages SET log_lines = $1, log_bytes = $2, status = $3, exit_code = $4, \
+             reason = $5, finished_at_ms = $6 WHERE id = $7",
+            &[
+                &sql_limit(total),
+                &sql_limit(bytes),
+                &ended.status.as_str(),
+                &ended.exit_code.map(i64::from),
+                &ended.reason,
+                &ended.finished_ms,
+                &stage.0,
+            ],
+        )?;
+        // Its evidence, as `add_evidence` keeps it (filed under this run).
+        for e in ended.evidence {
+            if e.run != Some(stage_run) {
+                return Err(crate::runs::evidence_of_another_run());
+            }
+            if let Some(of) = e.stage {
+                let owner: Option<i64> = tx.opt(
+                    what,
+                    "SELECT run_id FROM stages WHERE id = $1",
+                    &[&of.0],
+                    |r| r.try_get(0),
+                )?;
+                if owner != Some(stage_run.0) {
+                    return Err(not_found_stage(of));
+                }
+            }
+            ids.push(tx.one(
+                what,
+                "INSERT INTO evidence (run_id, stage_id, predicate_type, subject_name, \
+                 subject_digest, bundle, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 RETURNING id",
+                &[
+                    &e.run.map(|r| r.0),
+                    &e.stage.map(|s| s.0),
+                    &e.predicate_type,
+                    &e.subject_name,
+                    &e.subject_digest,
+                    &e.bundle,
+                    &e.created_at_ms,
+                ],
+                |r| r.try_get(0),
+            )?);
+        }
+        run = Some(stage_run);
+    }
+    if let Some((next, started_ms)) = boundary.next {
+        // The next stage's start, as `start_stage` takes it.
+        let (next_run, run_status, status) = stage_state(tx, next, what)?;
+        if run.is_some_and(|run| run != next_run) {
+            return Err(crate::runs::next_of_another_run(next));
+        }
+        if status != StageStatus::Pending {
+            return Err(StoreError::InvalidTransition {
+                what: "stage",
+                id: next.0,
+                from: status.as_str(),
+                to: StageStatus::Running.as_str(),
+            });
+        }
+        if run_status != RunStatus::Running {
+            return Err(StoreError::RunNotActive {
+                run: next_run.0,
+                status: run_status.as_str(),
+                action: "start a stage",
+            });
+        }
+        tx.exec(
+            what,
+            "UPDATE stages SET status = $1, started_at_ms = $2 WHERE id = $3",
+            &[&StageStatus::Running.as_str(), &started_ms, &next.0],
+        )?;
+        run = Some(next_run);
+    }
+    if let Some(run) = run {
+        notify(tx, run.0, what)?;
+    }
+    Ok(ids)
 }

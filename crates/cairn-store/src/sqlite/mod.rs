@@ -46,6 +46,9 @@ pub struct SqliteStore {
     /// frames. The next write that succeeds (space is back) checkpoints and
     /// truncates it.
     wal_after_full: std::sync::atomic::AtomicBool,
+    /// Write transactions committed through this store (each one a WAL fsync
+    /// on a file): what [`SqliteStore::commits`] reports.
+    commits: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -151,6 +154,7 @@ impl SqliteStore {
             path: Some(path.to_owned()),
             read_only_full: Some(dir.to_owned()),
             wal_after_full: std::sync::atomic::AtomicBool::new(false),
+            commits: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -248,6 +252,7 @@ impl SqliteStore {
             path: Some(path),
             read_only_full: None,
             wal_after_full: std::sync::atomic::AtomicBool::new(false),
+            commits: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -267,6 +272,7 @@ impl SqliteStore {
             path: None,
             read_only_full: None,
             wal_after_full: std::sync::atomic::AtomicBool::new(false),
+            commits: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -290,6 +296,13 @@ impl SqliteStore {
             None::<fn(rusqlite::backup::Progress)>,
         )
         .map_err(StoreError::sqlite("backing up the database"))
+    }
+
+    /// How many write transactions this store committed since it was opened
+    /// (each one fsyncs the write-ahead log): what a run costs in durable
+    /// writes, counted by the chain benchmark and its test.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The database file, or `None` for a store in memory.
@@ -384,6 +397,10 @@ impl SqliteStore {
                 .map_err(StoreError::sqlite(what))?;
             let out = f(&tx)?;
             tx.commit().map_err(StoreError::sqlite(what))?;
+            if writing {
+                self.commits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             Ok(out)
         })();
         let dir = self.path.as_deref().and_then(Path::parent);

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::text::{check_len, check_nonempty};
 use super::{SqliteStore, count, len_u64, parse_name, sql_limit};
-use crate::{LogStats, RunFilter, RunStore, StageDurationStat, StoreError};
+use crate::{LogStats, RunFilter, RunStore, StageBoundary, StageDurationStat, StoreError};
 
 // ---- reading rows ------------------------------------------------------------------
 
@@ -615,6 +615,147 @@ pub(super) fn stage_durations(
         .collect()
 }
 
+/// `pending` -> `running` (the body of [`RunStore::start_stage`]); returns the
+/// stage's run.
+fn start_stage(
+    tx: &Connection,
+    stage: StageId,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<RunId, StoreError> {
+    let (run, run_status, status) = stage_state(tx, stage, what)?;
+    if status != StageStatus::Pending {
+        return Err(StoreError::InvalidTransition {
+            what: "stage",
+            id: stage.0,
+            from: status.as_str(),
+            to: StageStatus::Running.as_str(),
+        });
+    }
+    if run_status != RunStatus::Running {
+        return Err(StoreError::RunNotActive {
+            run: run.0,
+            status: run_status.as_str(),
+            action: "start a stage",
+        });
+    }
+    tx.execute(
+        "UPDATE stages SET status = ?1, started_at_ms = ?2 WHERE id = ?3",
+        params![StageStatus::Running.as_str(), now_ms, stage.0],
+    )
+    .map_err(StoreError::sqlite(what))?;
+    Ok(run)
+}
+
+/// `running` -> a final `status` (the body of [`RunStore::finish_stage`]);
+/// returns the stage's run.
+fn finish_stage(
+    tx: &Connection,
+    stage: StageId,
+    status: StageStatus,
+    exit_code: Option<i32>,
+    reason: Option<&str>,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<RunId, StoreError> {
+    let (run, run_status, current) = stage_state(tx, stage, what)?;
+    let target_final = !matches!(status, StageStatus::Pending | StageStatus::Running);
+    if current != StageStatus::Running || !target_final {
+        return Err(StoreError::InvalidTransition {
+            what: "stage",
+            id: stage.0,
+            from: current.as_str(),
+            to: status.as_str(),
+        });
+    }
+    // Unreachable through this API (a final run has no running stage), but
+    // the database may have been edited: a final run stays as it is.
+    if run_status.is_final() {
+        return Err(StoreError::RunNotActive {
+            run: run.0,
+            status: run_status.as_str(),
+            action: "finish a stage",
+        });
+    }
+    tx.execute(
+        "UPDATE stages SET status = ?1, exit_code = ?2, reason = ?3, \
+         finished_at_ms = ?4 WHERE id = ?5",
+        params![status.as_str(), exit_code, reason, now_ms, stage.0],
+    )
+    .map_err(StoreError::sqlite(what))?;
+    Ok(run)
+}
+
+/// Appends lines to a stage's log (the body of [`RunStore::append_logs`]).
+fn append_logs(
+    tx: &Connection,
+    stage: StageId,
+    lines: &[LogLine],
+    what: &'static str,
+) -> Result<(), StoreError> {
+    let row: Option<(i64, String, i64, i64)> = super::cached_row(
+        tx,
+        "SELECT s.run_id, r.status, s.log_lines, s.log_bytes \
+             FROM stages s JOIN runs r ON r.id = s.run_id WHERE s.id = ?1",
+        [stage.0],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+    )
+    .optional()
+    .map_err(StoreError::sqlite(what))?;
+    let Some((run, run_status, stored_lines, stored_bytes)) = row else {
+        return Err(not_found_stage(stage));
+    };
+    let run_status: RunStatus = parse_name(run_status)?;
+    if run_status.is_final() {
+        return Err(StoreError::RunNotActive {
+            run,
+            status: run_status.as_str(),
+            action: "append log lines",
+        });
+    }
+    let first = count("stage log line count", stored_lines)?;
+    let mut bytes = count("stage log byte count", stored_bytes)?;
+    // Check the whole batch before writing any of it.
+    for (expected, line) in (first..).zip(lines) {
+        if line.seq != expected {
+            return Err(StoreError::LogSequence {
+                stage: stage.0,
+                expected,
+                found: line.seq,
+            });
+        }
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO log_lines (stage_id, seq, stream, at_ms, bytes) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(StoreError::sqlite(what))?;
+    for line in lines {
+        insert
+            .execute(params![
+                stage.0,
+                sql_limit(line.seq),
+                line.stream.as_str(),
+                line.at_ms,
+                line.text
+            ])
+            .map_err(StoreError::sqlite(what))?;
+        bytes = bytes.saturating_add(len_u64(line.text.len()));
+    }
+    let total = first.saturating_add(len_u64(lines.len()));
+    tx.execute(
+        "UPDATE stages SET log_lines = ?1, log_bytes = ?2 WHERE id = ?3",
+        params![sql_limit(total), sql_limit(bytes), stage.0],
+    )
+    .map_err(StoreError::sqlite(what))?;
+    Ok(())
+}
+
 impl RunStore for SqliteStore {
     fn upsert_workload(&self, name: &str, repo: &str, now_ms: i64) -> Result<(), StoreError> {
         let what = "recording a workload";
@@ -687,30 +828,7 @@ impl RunStore for SqliteStore {
 
     fn start_stage(&self, stage: StageId, now_ms: i64) -> Result<(), StoreError> {
         let what = "starting a stage";
-        self.write(what, |tx| {
-            let (run, run_status, status) = stage_state(tx, stage, what)?;
-            if status != StageStatus::Pending {
-                return Err(StoreError::InvalidTransition {
-                    what: "stage",
-                    id: stage.0,
-                    from: status.as_str(),
-                    to: StageStatus::Running.as_str(),
-                });
-            }
-            if run_status != RunStatus::Running {
-                return Err(StoreError::RunNotActive {
-                    run: run.0,
-                    status: run_status.as_str(),
-                    action: "start a stage",
-                });
-            }
-            tx.execute(
-                "UPDATE stages SET status = ?1, started_at_ms = ?2 WHERE id = ?3",
-                params![StageStatus::Running.as_str(), now_ms, stage.0],
-            )
-            .map_err(StoreError::sqlite(what))?;
-            Ok(())
-        })
+        self.write(what, |tx| start_stage(tx, stage, now_ms, what).map(drop))
     }
 
     fn finish_stage(
@@ -723,32 +841,7 @@ impl RunStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let what = "finishing a stage";
         self.write(what, |tx| {
-            let (run, run_status, current) = stage_state(tx, stage, what)?;
-            let target_final = !matches!(status, StageStatus::Pending | StageStatus::Running);
-            if current != StageStatus::Running || !target_final {
-                return Err(StoreError::InvalidTransition {
-                    what: "stage",
-                    id: stage.0,
-                    from: current.as_str(),
-                    to: status.as_str(),
-                });
-            }
-            // Unreachable through this API (a final run has no running stage), but
-            // the database may have been edited: a final run stays as it is.
-            if run_status.is_final() {
-                return Err(StoreError::RunNotActive {
-                    run: run.0,
-                    status: run_status.as_str(),
-                    action: "finish a stage",
-                });
-            }
-            tx.execute(
-                "UPDATE stages SET status = ?1, exit_code = ?2, reason = ?3, \
-                 finished_at_ms = ?4 WHERE id = ?5",
-                params![status.as_str(), exit_code, reason, now_ms, stage.0],
-            )
-            .map_err(StoreError::sqlite(what))?;
-            Ok(())
+            finish_stage(tx, stage, status, exit_code, reason, now_ms, what).map(drop)
         })
     }
 
@@ -871,68 +964,45 @@ impl RunStore for SqliteStore {
 
     fn append_logs(&self, stage: StageId, lines: &[LogLine]) -> Result<(), StoreError> {
         let what = "appending log lines";
-        self.write(what, |tx| {
-            let row: Option<(i64, String, i64, i64)> = super::cached_row(
-                tx,
-                "SELECT s.run_id, r.status, s.log_lines, s.log_bytes \
-                     FROM stages s JOIN runs r ON r.id = s.run_id WHERE s.id = ?1",
-                [stage.0],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-            )
-            .optional()
-            .map_err(StoreError::sqlite(what))?;
-            let Some((run, run_status, stored_lines, stored_bytes)) = row else {
-                return Err(not_found_stage(stage));
-            };
-            let run_status: RunStatus = parse_name(run_status)?;
-            if run_status.is_final() {
-                return Err(StoreError::RunNotActive {
-                    run,
-                    status: run_status.as_str(),
-                    action: "append log lines",
-                });
+        self.write(what, |tx| append_logs(tx, stage, lines, what))
+    }
+
+    fn stage_boundary(&self, boundary: &StageBoundary<'_>) -> Result<Vec<i64>, StoreError> {
+        let what = "recording a stage boundary";
+        if let Some(ended) = &boundary.ended {
+            for e in ended.evidence {
+                super::evidence::check_size(e)?;
             }
-            let first = count("stage log line count", stored_lines)?;
-            let mut bytes = count("stage log byte count", stored_bytes)?;
-            // Check the whole batch before writing any of it.
-            for (expected, line) in (first..).zip(lines) {
-                if line.seq != expected {
-                    return Err(StoreError::LogSequence {
-                        stage: stage.0,
-                        expected,
-                        found: line.seq,
-                    });
+        }
+        self.write(what, |tx| {
+            let mut ids = Vec::new();
+            let mut run = None;
+            if let Some(ended) = &boundary.ended {
+                append_logs(tx, ended.stage, ended.log, what)?;
+                run = Some(finish_stage(
+                    tx,
+                    ended.stage,
+                    ended.status,
+                    ended.exit_code,
+                    ended.reason,
+                    ended.finished_ms,
+                    what,
+                )?);
+                for e in ended.evidence {
+                    if e.run != run {
+                        return Err(crate::runs::evidence_of_another_run());
+                    }
+                    ids.push(super::evidence::insert_evidence(tx, e, what)?);
                 }
             }
-            if lines.is_empty() {
-                return Ok(());
+            if let Some((next, started_ms)) = boundary.next {
+                let (next_run, _, _) = stage_state(tx, next, what)?;
+                if run.is_some_and(|run| run != next_run) {
+                    return Err(crate::runs::next_of_another_run(next));
+                }
+                start_stage(tx, next, started_ms, what)?;
             }
-
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO log_lines (stage_id, seq, stream, at_ms, bytes) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(StoreError::sqlite(what))?;
-            for line in lines {
-                insert
-                    .execute(params![
-                        stage.0,
-                        sql_limit(line.seq),
-                        line.stream.as_str(),
-                        line.at_ms,
-                        line.text
-                    ])
-                    .map_err(StoreError::sqlite(what))?;
-                bytes = bytes.saturating_add(len_u64(line.text.len()));
-            }
-            let total = first.saturating_add(len_u64(lines.len()));
-            tx.execute(
-                "UPDATE stages SET log_lines = ?1, log_bytes = ?2 WHERE id = ?3",
-                params![sql_limit(total), sql_limit(bytes), stage.0],
-            )
-            .map_err(StoreError::sqlite(what))?;
-            Ok(())
+            Ok(ids)
         })
     }
 
