@@ -678,13 +678,11 @@ mod tests {
                 .unwrap_err();
             assert!(err.to_string().contains("failing on purpose"), "{err}");
             let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                store
-                    .read("a read that panics", |conn| {
-                        conn.query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0))
-                            .map_err(StoreError::sqlite("counting"))?;
-                        panic!("in the middle of a read")
-                    })
-                    .map(|()| ())
+                let _: Result<(), StoreError> = store.read("a read that panics", |conn| {
+                    conn.query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0))
+                        .map_err(StoreError::sqlite("counting"))?;
+                    panic!("in the middle of a read")
+                });
             }));
             assert!(panicked.is_err());
         }
