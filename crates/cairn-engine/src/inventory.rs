@@ -204,6 +204,18 @@ impl Tree {
     /// entered or listed). `path` itself is the caller's (taken as given);
     /// nothing below it is followed.
     pub fn walk_except(path: &Path, left_out: &[&str]) -> Result<Tree, EngineError> {
+        Self::walk_source(path, left_out, &[])
+    }
+
+    /// [`Tree::walk_except`], also leaving out the paths a workload's `[sbom]
+    /// exclude` names (see [`cairn_model::config::sbom_excluded`]): never
+    /// entered, and each one noted as skipped with the reason, so the log says
+    /// what the inventory did not read.
+    pub fn walk_source(
+        path: &Path,
+        left_out: &[&str],
+        exclude: &[String],
+    ) -> Result<Tree, EngineError> {
         let meta = std::fs::metadata(path).map_err(EngineError::io("read", path))?;
         let canonical = std::fs::canonicalize(path).map_err(EngineError::io("resolve", path))?;
         if meta.is_file() {
@@ -282,6 +294,18 @@ impl Tree {
                 } else {
                     format!("{rel}/{file_name}")
                 };
+                if cairn_model::config::sbom_excluded(exclude, &child) {
+                    let shown = match entry.meta.kind {
+                        cairn_fs::Kind::Dir => format!("{child}/"),
+                        _ => child,
+                    };
+                    tree.skip(
+                        shown,
+                        "left out by the workload's [sbom] exclude (not part of what is built)"
+                            .to_owned(),
+                    );
+                    continue;
+                }
                 match entry.meta.kind {
                     cairn_fs::Kind::Dir if depth + 1 > MAX_DEPTH => tree.skip(
                         format!("{child}/"),
@@ -550,4 +574,57 @@ pub fn index_rows(collected: &Collected) -> Vec<(String, String, String, String)
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCK: &str = "version = 3\n\n[[package]]\nname = \"shipped\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
+
+    #[test]
+    fn a_workloads_sbom_exclude_leaves_fixtures_out_and_says_so() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = tmp.path();
+        std::fs::write(root.join("Cargo.lock"), LOCK).unwrap();
+        for dir in ["crates/a/tests/data", "fuzz", "examples/app"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        let fixture = LOCK.replace("shipped", "fixture");
+        std::fs::write(root.join("crates/a/tests/data/Cargo.lock"), &fixture).unwrap();
+        std::fs::write(
+            root.join("fuzz/Cargo.lock"),
+            fixture.replace("fixture", "fuzzed"),
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("examples/app/Cargo.lock"),
+            fixture.replace("fixture", "example"),
+        )
+        .unwrap();
+        let names = |c: &Collected| {
+            let mut n: Vec<String> = c.report.components.iter().map(|c| c.name.clone()).collect();
+            n.sort();
+            n
+        };
+
+        let everything = collect_tree(Tree::walk_source(root, &[], &[]).unwrap());
+        assert_eq!(
+            names(&everything),
+            ["example", "fixture", "fuzzed", "shipped"]
+        );
+        assert!(everything.skipped.is_empty());
+
+        let exclude = ["crates/*/tests".to_owned(), "fuzz".to_owned()];
+        let built = collect_tree(Tree::walk_source(root, &[], &exclude).unwrap());
+        // What is not excluded is still read: the example stays.
+        assert_eq!(names(&built), ["example", "shipped"]);
+        let skipped: Vec<(&str, &str)> = built
+            .skipped
+            .iter()
+            .map(|s| (s.path.as_str(), s.reason.as_str()))
+            .collect();
+        let reason = "left out by the workload's [sbom] exclude (not part of what is built)";
+        assert_eq!(skipped, [("crates/a/tests/", reason), ("fuzz/", reason)]);
+    }
 }

@@ -234,7 +234,24 @@ fn source_of(
         let prefix = git::prefix(dir)?;
         let tmp = scratch_dir(data)?;
         git::materialise(&top, commit, &prefix, tmp.path())?;
-        Ok(inventory::collect_tree(inventory::Tree::walk(tmp.path())?))
+        // The inventory leaves out what that commit's cairn.toml excludes, as
+        // the run that built the image did; a cairn.toml that cannot be read
+        // or parsed excludes nothing.
+        let exclude = cairn_fs::Dir::open(tmp.path())
+            .and_then(|d| d.file_beneath(cairn_model::config::WORKLOAD_FILE))
+            .and_then(|f| f.read_bounded(1024 * 1024))
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|text| {
+                cairn_model::config::parse_workload(cairn_model::config::WORKLOAD_FILE, &text).ok()
+            })
+            .map(|w| w.sbom_exclude)
+            .unwrap_or_default();
+        Ok(inventory::collect_tree(inventory::Tree::walk_source(
+            tmp.path(),
+            &[],
+            &exclude,
+        )?))
     };
     match read() {
         Ok(collected) => Some(collected),

@@ -198,8 +198,11 @@ impl Engine {
         sink: &mut LogSink<'_>,
     ) -> Result<ImageInventory, EngineError> {
         let rootfs = plan.images.rootfs(&built.image)?;
-        let mut source =
-            inventory::collect_tree(inventory::Tree::walk_except(workspace, &[HOME_DIR])?);
+        let mut source = inventory::collect_tree(inventory::Tree::walk_source(
+            workspace,
+            &[HOME_DIR],
+            &loaded.workload.sbom_exclude,
+        )?);
         if !crate_licences.is_empty() {
             let given = crate_licences.apply(&mut source.report.components);
             sink.system(&format!(
@@ -239,8 +242,11 @@ impl Engine {
                 "the source tree has no sha256 digest",
             ))
         })?;
-        let mut collected =
-            inventory::collect_installed(inventory::Tree::walk_except(workspace, &[HOME_DIR])?);
+        let mut collected = inventory::collect_installed(inventory::Tree::walk_source(
+            workspace,
+            &[HOME_DIR],
+            &loaded.workload.sbom_exclude,
+        )?);
         let licences = crate_archives::read(workspace, &collected.report.components, &mut |note| {
             sink.system(note);
         });

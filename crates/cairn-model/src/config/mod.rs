@@ -28,8 +28,8 @@ pub use sso::{
     is_loopback_authority, is_oidc_url,
 };
 pub use workload::{
-    APP_DIR, HttpCheck, ImageConfig, MAX_HTTP_CHECKS, WORKLOAD_FILE, Workload, parse_workload,
-    render_detected, render_workload,
+    APP_DIR, HttpCheck, ImageConfig, MAX_HTTP_CHECKS, MAX_SBOM_EXCLUDES, WORKLOAD_FILE, Workload,
+    parse_workload, render_detected, render_workload, sbom_excluded,
 };
 
 /// Config files are small; anything bigger is refused before parsing.

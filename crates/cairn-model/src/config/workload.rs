@@ -36,6 +36,33 @@ pub struct Workload {
     /// The build image (`[build] image`): a catalog base carrying the toolchain,
     /// the root of the fetch, build and test stages' sandbox.
     pub build_image: Option<CatalogName>,
+    /// `[sbom] exclude`: paths in the source tree whose lockfiles and manifests
+    /// are not part of what is built (test fixtures, fuzz targets, examples),
+    /// left out of the run's inventories and said so in the log. Relative,
+    /// `/`-separated; a `*` component stands for any one name.
+    pub sbom_exclude: Vec<String>,
+}
+
+/// At most this many `[sbom] exclude` paths.
+pub const MAX_SBOM_EXCLUDES: usize = 64;
+/// The longest `[sbom] exclude` path.
+const MAX_EXCLUDE_BYTES: usize = 512;
+
+/// Whether `path` (relative, `/`-separated) is one of `patterns` (as
+/// [`Workload::sbom_exclude`] holds them): the same number of components, each
+/// equal or `*`.
+pub fn sbom_excluded(patterns: &[String], path: &str) -> bool {
+    patterns.iter().any(|pattern| {
+        let mut p = pattern.split('/');
+        let mut c = path.split('/');
+        loop {
+            match (p.next(), c.next()) {
+                (None, None) => return true,
+                (Some(want), Some(have)) if want == "*" || want == have => {}
+                _ => return false,
+            }
+        }
+    })
 }
 
 /// A base from the organisation's catalog, by name (pinned to one digest when
@@ -92,6 +119,13 @@ struct RawWorkloadFile {
     build: RawBuild,
     test: RawTest,
     image: Option<RawImage>,
+    sbom: Option<RawSbom>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSbom {
+    exclude: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -267,6 +301,35 @@ pub fn parse_workload(file: &str, text: &str) -> Result<Workload, ConfigError> {
             contains: check.get_ref().contains.clone(),
         });
     }
+    let mut sbom_exclude = Vec::new();
+    if let Some(list) = raw.sbom.as_ref().and_then(|s| s.exclude.as_ref()) {
+        if list.get_ref().len() > MAX_SBOM_EXCLUDES {
+            return Err(err(
+                list.span(),
+                format!("more than {MAX_SBOM_EXCLUDES} [sbom] exclude paths"),
+                "name the directories that hold fixtures, e.g. \"crates/*/tests\"",
+            ));
+        }
+        for path in list.get_ref() {
+            let p = path.get_ref();
+            let bad = p.is_empty()
+                || p.len() > MAX_EXCLUDE_BYTES
+                || p.starts_with('/')
+                || p.chars().any(char::is_control)
+                || p.split('/').any(|c| {
+                    c.is_empty() || c == "." || c == ".." || (c.contains('*') && c != "*")
+                });
+            if bad {
+                return Err(err(
+                    path.span(),
+                    format!("[sbom] exclude `{p}` is not a relative path in the source tree"),
+                    "use `/`-separated names relative to the app's root, `*` for any one name, \
+                     e.g. \"crates/*/tests\"",
+                ));
+            }
+            sbom_exclude.push(p.clone());
+        }
+    }
     if !http_checks.is_empty() && image.as_ref().is_none_or(|i| i.port.is_none()) {
         return Err(err(
             http_span,
@@ -307,6 +370,7 @@ pub fn parse_workload(file: &str, text: &str) -> Result<Workload, ConfigError> {
                 })
             })
             .transpose()?,
+        sbom_exclude,
     })
 }
 
@@ -548,6 +612,63 @@ unit = "make test"
         assert_eq!(w.output.as_deref(), Some("bin/hello"));
         assert_eq!(w.fetch, None);
         assert_eq!(w.image, None);
+    }
+
+    #[test]
+    fn sbom_exclude_paths_are_relative_names_and_match_whole_components() {
+        let text = format!("{GOOD}\n[sbom]\nexclude = [\"fuzz\", \"crates/*/tests\"]\n");
+        let w = parse_workload("cairn.toml", &text).unwrap();
+        assert_eq!(w.sbom_exclude, ["fuzz", "crates/*/tests"]);
+        assert!(
+            parse_workload("cairn.toml", GOOD)
+                .unwrap()
+                .sbom_exclude
+                .is_empty()
+        );
+        for (path, excluded) in [
+            ("fuzz", true),
+            ("fuzz/Cargo.lock", false),
+            ("fuzzy", false),
+            ("crates/cairn-sbom/tests", true),
+            ("crates/cairn-sbom/tests/data", false),
+            ("crates/tests", false),
+            ("crates/a/b/tests", false),
+            ("Cargo.lock", false),
+        ] {
+            assert_eq!(sbom_excluded(&w.sbom_exclude, path), excluded, "{path}");
+        }
+        for bad in [
+            "\"/etc\"",
+            "\"../up\"",
+            "\"a/../b\"",
+            "\"a//b\"",
+            "\"./a\"",
+            "\"\"",
+            "\"crates/cairn-*/tests\"",
+            "\"**\"",
+            "\"a\\nb\"",
+        ] {
+            let text = format!("{GOOD}\n[sbom]\nexclude = [{bad}]\n");
+            let e = parse_workload("cairn.toml", &text).expect_err(bad);
+            assert!(
+                e.to_string()
+                    .contains("is not a relative path in the source tree"),
+                "{bad}: {e}"
+            );
+        }
+        let many = (0..=MAX_SBOM_EXCLUDES)
+            .map(|i| format!("\"d{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let e = parse_workload(
+            "cairn.toml",
+            &format!("{GOOD}\n[sbom]\nexclude = [{many}]\n"),
+        )
+        .expect_err("too many");
+        assert!(
+            e.to_string().contains("more than 64 [sbom] exclude paths"),
+            "{e}"
+        );
     }
 
     /// `check(text, line, column, message fragment)`.
