@@ -499,6 +499,10 @@ output = "out"
 unit = "true"
 acceptance = "{acceptance}"
 
+[sbom]
+# A test fixture's lockfile is not part of what is built.
+exclude = ["fixtures/*"]
+
 [image]
 base = "runtime"
 entrypoint = ["/app/hello"]
@@ -677,13 +681,28 @@ fn a_portless_image_with_crates_is_admitted_by_the_default_gate_only_with_verifi
 
     // 2. The same app with the good crate only; 3. with an acceptance
     // command that fails inside the RC.
+    // A fixture's lockfile, of a crate with no licence anywhere, that
+    // `[sbom] exclude` leaves out: it neither reaches the SBOM nor the gate.
     f.write("Cargo.lock", &lock_of(&pins[..1]))
+        .write(
+            "fixtures/old/Cargo.lock",
+            &lock_of(&[("unlicensed", "0".repeat(64))]),
+        )
         .commit("only the good crate");
     let good_commit = common::git(&f.repo, &["rev-parse", "HEAD"])
         .trim()
         .to_owned();
     assert_eq!(f.run(&["run"]).code, 0);
     let good = newest_image(&f);
+    let logs = f.run(&["logs", "last"]).stdout;
+    let left_out = "skipped fixtures/old/: left out by the workload's [sbom] exclude";
+    assert!(logs.contains(left_out), "{logs}");
+    let good_sbom = signed_of(&f, &good, "https://cyclonedx.org/bom")[0]["predicate"].to_string();
+    assert!(
+        good_sbom.contains("\"good\"") && !good_sbom.contains("unlicensed"),
+        "{good_sbom}"
+    );
+    println!("{left_out}: not in the SBOM of {good}");
     f.write(
         "cairn.toml",
         &portless_toml("/app/hello && test -f /app/not-in-the-image"),
