@@ -8,6 +8,7 @@ use cairn_model::{
 };
 use postgres::Row;
 
+use super::evidence::{check_evidence_size, insert_evidence};
 use super::{PostgresStore, Tx, count, len_u64, parse_name, sql_limit};
 use crate::sqlite::text::{check_len, check_nonempty};
 use crate::{LogStats, RunFilter, RunStore, StageBoundary, StageDurationStat, StoreError};
@@ -713,27 +714,7 @@ impl RunStore for PostgresStore {
     fn start_stage(&self, stage: StageId, now_ms: i64) -> Result<(), StoreError> {
         let what = "starting a stage";
         self.write_run(what, |tx| {
-            let (run, run_status, status) = stage_state(tx, stage, what)?;
-            if status != StageStatus::Pending {
-                return Err(StoreError::InvalidTransition {
-                    what: "stage",
-                    id: stage.0,
-                    from: status.as_str(),
-                    to: StageStatus::Running.as_str(),
-                });
-            }
-            if run_status != RunStatus::Running {
-                return Err(StoreError::RunNotActive {
-                    run: run.0,
-                    status: run_status.as_str(),
-                    action: "start a stage",
-                });
-            }
-            tx.exec(
-                what,
-                "UPDATE stages SET status = $1, started_at_ms = $2 WHERE id = $3",
-                &[&StageStatus::Running.as_str(), &now_ms, &stage.0],
-            )?;
+            let run = start_in(tx, stage, now_ms, what)?;
             notify(tx, run.0, what)
         })
     }
@@ -748,37 +729,7 @@ impl RunStore for PostgresStore {
     ) -> Result<(), StoreError> {
         let what = "finishing a stage";
         self.write_run(what, |tx| {
-            let (run, run_status, current) = stage_state(tx, stage, what)?;
-            let target_final = !matches!(status, StageStatus::Pending | StageStatus::Running);
-            if current != StageStatus::Running || !target_final {
-                return Err(StoreError::InvalidTransition {
-                    what: "stage",
-                    id: stage.0,
-                    from: current.as_str(),
-                    to: status.as_str(),
-                });
-            }
-            // Unreachable through this API (a final run has no running stage), but
-            // the database may have been edited: a final run stays as it is.
-            if run_status.is_final() {
-                return Err(StoreError::RunNotActive {
-                    run: run.0,
-                    status: run_status.as_str(),
-                    action: "finish a stage",
-                });
-            }
-            tx.exec(
-                what,
-                "UPDATE stages SET status = $1, exit_code = $2, reason = $3, \
-                 finished_at_ms = $4 WHERE id = $5",
-                &[
-                    &status.as_str(),
-                    &exit_code.map(i64::from),
-                    &reason,
-                    &now_ms,
-                    &stage.0,
-                ],
-            )?;
+            let run = end_in(tx, stage, status, exit_code, reason, now_ms, what)?;
             notify(tx, run.0, what)
         })
     }
@@ -924,77 +875,14 @@ impl RunStore for PostgresStore {
 
     fn append_logs(&self, stage: StageId, lines: &[LogLine]) -> Result<(), StoreError> {
         let what = "appending log lines";
-        // The run's and the stage's rows locked (see `stage_state`): appends to
+        // The run's and the stage's rows locked (see `append_in`): appends to
         // one run take turns, and see the count the previous one left.
         self.write_run(what, |tx| {
-            let row: Option<(i64, String, i64, i64)> = tx.opt(
-                what,
-                "SELECT s.run_id, r.status, s.log_lines, s.log_bytes \
-                 FROM stages s JOIN runs r ON r.id = s.run_id WHERE s.id = $1 \
-                 FOR UPDATE OF s, r",
-                &[&stage.0],
-                |row| {
-                    Ok((
-                        row.try_get(0)?,
-                        row.try_get(1)?,
-                        row.try_get(2)?,
-                        row.try_get(3)?,
-                    ))
-                },
-            )?;
-            let Some((run, run_status, stored_lines, stored_bytes)) = row else {
-                return Err(not_found_stage(stage));
-            };
-            let run_status: RunStatus = parse_name(run_status)?;
-            if run_status.is_final() {
-                return Err(StoreError::RunNotActive {
-                    run,
-                    status: run_status.as_str(),
-                    action: "append log lines",
-                });
-            }
-            let first = count("stage log line count", stored_lines)?;
-            let mut bytes = count("stage log byte count", stored_bytes)?;
-            // Check the whole batch before writing any of it.
-            for (expected, line) in (first..).zip(lines) {
-                if line.seq != expected {
-                    return Err(StoreError::LogSequence {
-                        stage: stage.0,
-                        expected,
-                        found: line.seq,
-                    });
-                }
-            }
+            let run = append_in(tx, stage, lines, what)?;
             if lines.is_empty() {
                 return Ok(());
             }
-
-            // A batch at a time (one statement per chunk, not per line).
-            for chunk in lines.chunks(BATCH) {
-                let seqs: Vec<i64> = chunk.iter().map(|l| sql_limit(l.seq)).collect();
-                let streams: Vec<&str> = chunk.iter().map(|l| l.stream.as_str()).collect();
-                let ats: Vec<i64> = chunk.iter().map(|l| l.at_ms).collect();
-                let texts: Vec<&[u8]> = chunk.iter().map(|l| l.text.as_slice()).collect();
-                tx.exec(
-                    what,
-                    "INSERT INTO log_lines (stage_id, seq, stream, at_ms, bytes) \
-                     SELECT $1, l.seq, l.stream, l.at_ms, l.bytes \
-                     FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::bytea[]) \
-                     AS l (seq, stream, at_ms, bytes)",
-                    &[&stage.0, &seqs, &streams, &ats, &texts],
-                )?;
-            }
-            for line in lines {
-                bytes = bytes.saturating_add(len_u64(line.text.len()));
-            }
-            let total = first.saturating_add(len_u64(lines.len()));
-            tx.exec(
-                what,
-                "UPDATE stages SET log_lines = $1, log_bytes = $2 WHERE id = $3",
-                &[&sql_limit(total), &sql_limit(bytes), &stage.0],
-            )?;
-            notify(tx, run, what)?;
-            Ok(())
+            notify(tx, run.0, what)
         })
     }
 
@@ -1191,9 +1079,9 @@ impl RunStore for PostgresStore {
 // ---- a stage boundary ---------------------------------------------------------------
 
 /// [`RunStore::stage_boundary`] in `tx`: the ended stage's last log lines, its
-/// end and its evidence, then the next stage's start, each checked as its own
-/// method checks it (`append_logs`, `finish_stage`, `add_evidence`,
-/// `start_stage`), with one notification for the run.
+/// end and its evidence, then the next stage's start, each by the function its
+/// own method uses (`append_in`, `end_in`, `insert_evidence`, `start_in`), with
+/// one notification for the run. A refusal anywhere rolls back all of it.
 fn stage_boundary(
     tx: &mut Tx<'_>,
     boundary: &StageBoundary<'_>,
@@ -1202,149 +1090,192 @@ fn stage_boundary(
     let mut ids = Vec::new();
     let mut run = None;
     if let Some(ended) = &boundary.ended {
+        // Every bundle's size before anything is written.
         for e in ended.evidence {
-            if e.bundle.len() > crate::MAX_EVIDENCE_BYTES {
-                return Err(StoreError::TooLarge {
-                    what: "the evidence bundle",
-                    size: e.bundle.len(),
-                    limit: crate::MAX_EVIDENCE_BYTES,
-                });
-            }
+            check_evidence_size(e)?;
         }
-        let stage = ended.stage;
-        let (stage_run, run_status, current) = stage_state(tx, stage, what)?;
-        // The log's tail, as `append_logs` takes it.
-        if run_status.is_final() {
-            return Err(StoreError::RunNotActive {
-                run: stage_run.0,
-                status: run_status.as_str(),
-                action: "append log lines",
-            });
-        }
-        let (stored_lines, stored_bytes): (i64, i64) = tx.one(
+        let stage_run = append_in(tx, ended.stage, ended.log, what)?;
+        end_in(
+            tx,
+            ended.stage,
+            ended.status,
+            ended.exit_code,
+            ended.reason,
+            ended.finished_ms,
             what,
-            "SELECT log_lines, log_bytes FROM stages WHERE id = $1",
-            &[&stage.0],
-            |row| Ok((row.try_get(0)?, row.try_get(1)?)),
         )?;
-        let first = count("stage log line count", stored_lines)?;
-        let mut bytes = count("stage log byte count", stored_bytes)?;
-        for (expected, line) in (first..).zip(ended.log) {
-            if line.seq != expected {
-                return Err(StoreError::LogSequence {
-                    stage: stage.0,
-                    expected,
-                    found: line.seq,
-                });
-            }
-        }
-        for chunk in ended.log.chunks(BATCH) {
-            let seqs: Vec<i64> = chunk.iter().map(|l| sql_limit(l.seq)).collect();
-            let streams: Vec<&str> = chunk.iter().map(|l| l.stream.as_str()).collect();
-            let ats: Vec<i64> = chunk.iter().map(|l| l.at_ms).collect();
-            let texts: Vec<&[u8]> = chunk.iter().map(|l| l.text.as_slice()).collect();
-            tx.exec(
-                what,
-                "INSERT INTO log_lines (stage_id, seq, stream, at_ms, bytes) \
-                 SELECT $1, l.seq, l.stream, l.at_ms, l.bytes \
-                 FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::bytea[]) \
-                 AS l (seq, stream, at_ms, bytes)",
-                &[&stage.0, &seqs, &streams, &ats, &texts],
-            )?;
-        }
-        for line in ended.log {
-            bytes = bytes.saturating_add(len_u64(line.text.len()));
-        }
-        let total = first.saturating_add(len_u64(ended.log.len()));
-        // Its end, as `finish_stage` takes it.
-        let target_final = !matches!(ended.status, StageStatus::Pending | StageStatus::Running);
-        if current != StageStatus::Running || !target_final {
-            return Err(StoreError::InvalidTransition {
-                what: "stage",
-                id: stage.0,
-                from: current.as_str(),
-                to: ended.status.as_str(),
-            });
-        }
-        tx.exec(
-            what,
-            "UPDATE stages SET log_lines = $1, log_bytes = $2, status = $3, exit_code = $4, \
-             reason = $5, finished_at_ms = $6 WHERE id = $7",
-            &[
-                &sql_limit(total),
-                &sql_limit(bytes),
-                &ended.status.as_str(),
-                &ended.exit_code.map(i64::from),
-                &ended.reason,
-                &ended.finished_ms,
-                &stage.0,
-            ],
-        )?;
-        // Its evidence, as `add_evidence` keeps it (filed under this run).
+        // Its evidence, filed under this run.
         for e in ended.evidence {
             if e.run != Some(stage_run) {
                 return Err(crate::runs::evidence_of_another_run());
             }
-            if let Some(of) = e.stage {
-                let owner: Option<i64> = tx.opt(
-                    what,
-                    "SELECT run_id FROM stages WHERE id = $1",
-                    &[&of.0],
-                    |r| r.try_get(0),
-                )?;
-                if owner != Some(stage_run.0) {
-                    return Err(not_found_stage(of));
-                }
-            }
-            ids.push(tx.one(
-                what,
-                "INSERT INTO evidence (run_id, stage_id, predicate_type, subject_name, \
-                 subject_digest, bundle, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 RETURNING id",
-                &[
-                    &e.run.map(|r| r.0),
-                    &e.stage.map(|s| s.0),
-                    &e.predicate_type,
-                    &e.subject_name,
-                    &e.subject_digest,
-                    &e.bundle,
-                    &e.created_at_ms,
-                ],
-                |r| r.try_get(0),
-            )?);
+            ids.push(insert_evidence(tx, e, what)?);
         }
         run = Some(stage_run);
     }
     if let Some((next, started_ms)) = boundary.next {
-        // The next stage's start, as `start_stage` takes it.
-        let (next_run, run_status, status) = stage_state(tx, next, what)?;
+        let next_run = start_in(tx, next, started_ms, what)?;
         if run.is_some_and(|run| run != next_run) {
             return Err(crate::runs::next_of_another_run(next));
         }
-        if status != StageStatus::Pending {
-            return Err(StoreError::InvalidTransition {
-                what: "stage",
-                id: next.0,
-                from: status.as_str(),
-                to: StageStatus::Running.as_str(),
-            });
-        }
-        if run_status != RunStatus::Running {
-            return Err(StoreError::RunNotActive {
-                run: next_run.0,
-                status: run_status.as_str(),
-                action: "start a stage",
-            });
-        }
-        tx.exec(
-            what,
-            "UPDATE stages SET status = $1, started_at_ms = $2 WHERE id = $3",
-            &[&StageStatus::Running.as_str(), &started_ms, &next.0],
-        )?;
         run = Some(next_run);
     }
     if let Some(run) = run {
         notify(tx, run.0, what)?;
     }
     Ok(ids)
+}
+
+/// Starts a pending stage of a running run in `tx` (`start_stage`, and a
+/// boundary's next stage); returns its run.
+fn start_in(
+    tx: &mut Tx<'_>,
+    stage: StageId,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<RunId, StoreError> {
+    let (run, run_status, status) = stage_state(tx, stage, what)?;
+    if status != StageStatus::Pending {
+        return Err(StoreError::InvalidTransition {
+            what: "stage",
+            id: stage.0,
+            from: status.as_str(),
+            to: StageStatus::Running.as_str(),
+        });
+    }
+    if run_status != RunStatus::Running {
+        return Err(StoreError::RunNotActive {
+            run: run.0,
+            status: run_status.as_str(),
+            action: "start a stage",
+        });
+    }
+    tx.exec(
+        what,
+        "UPDATE stages SET status = $1, started_at_ms = $2 WHERE id = $3",
+        &[&StageStatus::Running.as_str(), &now_ms, &stage.0],
+    )?;
+    Ok(run)
+}
+
+/// Ends a running stage in `tx` with a final status (`finish_stage`, and a
+/// boundary's ended stage); returns its run.
+fn end_in(
+    tx: &mut Tx<'_>,
+    stage: StageId,
+    status: StageStatus,
+    exit_code: Option<i32>,
+    reason: Option<&str>,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<RunId, StoreError> {
+    let (run, run_status, current) = stage_state(tx, stage, what)?;
+    let target_final = !matches!(status, StageStatus::Pending | StageStatus::Running);
+    if current != StageStatus::Running || !target_final {
+        return Err(StoreError::InvalidTransition {
+            what: "stage",
+            id: stage.0,
+            from: current.as_str(),
+            to: status.as_str(),
+        });
+    }
+    // Unreachable through this API (a final run has no running stage), but
+    // the database may have been edited: a final run stays as it is.
+    if run_status.is_final() {
+        return Err(StoreError::RunNotActive {
+            run: run.0,
+            status: run_status.as_str(),
+            action: "finish a stage",
+        });
+    }
+    tx.exec(
+        what,
+        "UPDATE stages SET status = $1, exit_code = $2, reason = $3, \
+         finished_at_ms = $4 WHERE id = $5",
+        &[
+            &status.as_str(),
+            &exit_code.map(i64::from),
+            &reason,
+            &now_ms,
+            &stage.0,
+        ],
+    )?;
+    Ok(run)
+}
+
+/// Appends a batch of log lines to a stage of an active run in `tx`
+/// (`append_logs`, and a boundary's last lines), the run's and the stage's
+/// rows locked; the whole batch's sequence is checked before any line is
+/// written, and an empty batch writes nothing. Returns the stage's run.
+fn append_in(
+    tx: &mut Tx<'_>,
+    stage: StageId,
+    lines: &[LogLine],
+    what: &'static str,
+) -> Result<RunId, StoreError> {
+    let row: Option<(i64, String, i64, i64)> = tx.opt(
+        what,
+        "SELECT s.run_id, r.status, s.log_lines, s.log_bytes \
+         FROM stages s JOIN runs r ON r.id = s.run_id WHERE s.id = $1 \
+         FOR UPDATE OF s, r",
+        &[&stage.0],
+        |row| {
+            Ok((
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+            ))
+        },
+    )?;
+    let Some((run, run_status, stored_lines, stored_bytes)) = row else {
+        return Err(not_found_stage(stage));
+    };
+    let run_status: RunStatus = parse_name(run_status)?;
+    if run_status.is_final() {
+        return Err(StoreError::RunNotActive {
+            run,
+            status: run_status.as_str(),
+            action: "append log lines",
+        });
+    }
+    let first = count("stage log line count", stored_lines)?;
+    let mut bytes = count("stage log byte count", stored_bytes)?;
+    for (expected, line) in (first..).zip(lines) {
+        if line.seq != expected {
+            return Err(StoreError::LogSequence {
+                stage: stage.0,
+                expected,
+                found: line.seq,
+            });
+        }
+    }
+    if lines.is_empty() {
+        return Ok(RunId(run));
+    }
+    // A batch at a time (one statement per chunk, not per line).
+    for chunk in lines.chunks(BATCH) {
+        let seqs: Vec<i64> = chunk.iter().map(|l| sql_limit(l.seq)).collect();
+        let streams: Vec<&str> = chunk.iter().map(|l| l.stream.as_str()).collect();
+        let ats: Vec<i64> = chunk.iter().map(|l| l.at_ms).collect();
+        let texts: Vec<&[u8]> = chunk.iter().map(|l| l.text.as_slice()).collect();
+        tx.exec(
+            what,
+            "INSERT INTO log_lines (stage_id, seq, stream, at_ms, bytes) \
+             SELECT $1, l.seq, l.stream, l.at_ms, l.bytes \
+             FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::bytea[]) \
+             AS l (seq, stream, at_ms, bytes)",
+            &[&stage.0, &seqs, &streams, &ats, &texts],
+        )?;
+    }
+    for line in lines {
+        bytes = bytes.saturating_add(len_u64(line.text.len()));
+    }
+    let total = first.saturating_add(len_u64(lines.len()));
+    tx.exec(
+        what,
+        "UPDATE stages SET log_lines = $1, log_bytes = $2 WHERE id = $3",
+        &[&sql_limit(total), &sql_limit(bytes), &stage.0],
+    )?;
+    Ok(RunId(run))
 }
