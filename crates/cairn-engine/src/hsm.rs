@@ -517,6 +517,48 @@ impl TokenSigner for Pkcs11Signer {
     }
 }
 
+/// Generates a key pair in the token under `config`'s key label with a fresh
+/// random id: the private half sensitive, never extractable, for signing only.
+/// `kind` names the key in the error ("a P-256", "an Ed25519").
+fn generate_pair(
+    session: &Session,
+    config: &TokenKey,
+    mechanism: Mechanism,
+    ec_params: &[u8],
+    kind: &str,
+) -> Result<(), EngineError> {
+    let mut id = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut id).map_err(|_| EngineError::NoRandomness)?;
+    let label = config.key_label.as_bytes().to_vec();
+    session
+        .generate_key_pair(
+            &mechanism,
+            &[
+                Attribute::Token(true),
+                Attribute::Verify(true),
+                Attribute::EcParams(ec_params.to_vec()),
+                Attribute::Label(label.clone()),
+                Attribute::Id(id.to_vec()),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Sign(true),
+                Attribute::Label(label),
+                Attribute::Id(id.to_vec()),
+            ],
+        )
+        .map_err(|e| {
+            err(format!(
+                "PKCS#11 token \"{}\" could not generate {kind} key: {e}",
+                config.token
+            ))
+        })?;
+    Ok(())
+}
+
 /// Generates a new ECDSA P-256 key pair in the token, labelled `label`
 /// (sensitive, never extractable, a token object); refuses a label in use.
 pub fn generate(config: &TokenKey) -> Result<SigningKey, EngineError> {
@@ -564,35 +606,13 @@ pub fn generate(config: &TokenKey) -> Result<SigningKey, EngineError> {
             )));
         }
     }
-    let mut id = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut id).map_err(|_| EngineError::NoRandomness)?;
-    let label = config.key_label.as_bytes().to_vec();
-    session
-        .generate_key_pair(
-            &Mechanism::EccKeyPairGen,
-            &[
-                Attribute::Token(true),
-                Attribute::Verify(true),
-                Attribute::EcParams(P256_EC_PARAMS.to_vec()),
-                Attribute::Label(label.clone()),
-                Attribute::Id(id.to_vec()),
-            ],
-            &[
-                Attribute::Token(true),
-                Attribute::Private(true),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Sign(true),
-                Attribute::Label(label),
-                Attribute::Id(id.to_vec()),
-            ],
-        )
-        .map_err(|e| {
-            err(format!(
-                "PKCS#11 token \"{}\" could not generate a P-256 key: {e}",
-                config.token
-            ))
-        })?;
+    generate_pair(
+        &session,
+        config,
+        Mechanism::EccKeyPairGen,
+        P256_EC_PARAMS,
+        "a P-256",
+    )?;
     drop(session);
     config.open()
 }
@@ -806,35 +826,13 @@ pub fn generate_note_key(config: &TokenKey, name: &str) -> Result<TokenNoteSigne
             config.token, config.key_label
         )));
     }
-    let mut id = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut id).map_err(|_| EngineError::NoRandomness)?;
-    let label = config.key_label.as_bytes().to_vec();
-    session
-        .generate_key_pair(
-            &Mechanism::EccEdwardsKeyPairGen,
-            &[
-                Attribute::Token(true),
-                Attribute::Verify(true),
-                Attribute::EcParams(ED25519_OID_PARAMS.to_vec()),
-                Attribute::Label(label.clone()),
-                Attribute::Id(id.to_vec()),
-            ],
-            &[
-                Attribute::Token(true),
-                Attribute::Private(true),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Sign(true),
-                Attribute::Label(label),
-                Attribute::Id(id.to_vec()),
-            ],
-        )
-        .map_err(|e| {
-            err(format!(
-                "PKCS#11 token \"{}\" could not generate an Ed25519 key: {e}",
-                config.token
-            ))
-        })?;
+    generate_pair(
+        &session,
+        config,
+        Mechanism::EccEdwardsKeyPairGen,
+        ED25519_OID_PARAMS,
+        "an Ed25519",
+    )?;
     drop(session);
     config.open_note_signer(name)
 }
