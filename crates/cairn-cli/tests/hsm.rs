@@ -99,6 +99,29 @@ impl Hsm {
         r
     }
 
+    /// Deletes the key pair labelled `label` from the token (both halves).
+    fn delete_pair(&self, label: &str) {
+        for kind in ["privkey", "pubkey"] {
+            self.cmd(
+                "pkcs11-tool",
+                &[
+                    "--module",
+                    MODULE,
+                    "--token-label",
+                    TOKEN,
+                    "--login",
+                    "--pin",
+                    PIN,
+                    "--delete-object",
+                    "--type",
+                    kind,
+                    "--label",
+                    label,
+                ],
+            );
+        }
+    }
+
     /// A P-256 key pair made in the token by OpenSC's pkcs11-tool.
     fn keypair(&self, label: &str) {
         self.cmd(
@@ -568,25 +591,7 @@ fn a_bad_token_configuration_is_refused_and_nothing_is_signed_with_another_key()
     assert_eq!(run.code, 0, "{run:?}");
 
     // Another key put in the token under the same label is refused, not used.
-    for kind in ["privkey", "pubkey"] {
-        hsm.cmd(
-            "pkcs11-tool",
-            &[
-                "--module",
-                MODULE,
-                "--token-label",
-                TOKEN,
-                "--login",
-                "--pin",
-                PIN,
-                "--delete-object",
-                "--type",
-                kind,
-                "--label",
-                "evidence-1",
-            ],
-        );
-    }
+    hsm.delete_pair("evidence-1");
     hsm.keypair("evidence-1");
     f.write("README", "after the swap\n").commit("swap");
     let swapped = hsm.cairn(&f, &["run"]);
@@ -1036,25 +1041,7 @@ fn a_bad_log_token_is_refused_and_nothing_is_signed_with_another_key() {
     std::fs::write(&hsm.pin_file, PIN).unwrap();
 
     // Another Ed25519 key put under the label is refused, not used.
-    for kind in ["privkey", "pubkey"] {
-        hsm.cmd(
-            "pkcs11-tool",
-            &[
-                "--module",
-                MODULE,
-                "--token-label",
-                TOKEN,
-                "--login",
-                "--pin",
-                PIN,
-                "--delete-object",
-                "--type",
-                kind,
-                "--label",
-                "log-ok",
-            ],
-        );
-    }
+    hsm.delete_pair("log-ok");
     hsm.ed25519_keypair("log-ok", false);
     let swapped = hsm.cairn(&f, &["run"]);
     println!("run with a swapped log key: {}", swapped.stderr.trim());
