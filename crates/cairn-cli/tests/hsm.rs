@@ -99,48 +99,37 @@ impl Hsm {
         r
     }
 
+    /// OpenSC's `pkcs11-tool` on the test token, logged in with its PIN.
+    fn token_tool(&self, args: &[&str]) -> Run {
+        let mut all = vec![
+            "--module",
+            MODULE,
+            "--token-label",
+            TOKEN,
+            "--login",
+            "--pin",
+            PIN,
+        ];
+        all.extend_from_slice(args);
+        self.cmd("pkcs11-tool", &all)
+    }
+
     /// Deletes the key pair labelled `label` from the token (both halves).
     fn delete_pair(&self, label: &str) {
         for kind in ["privkey", "pubkey"] {
-            self.cmd(
-                "pkcs11-tool",
-                &[
-                    "--module",
-                    MODULE,
-                    "--token-label",
-                    TOKEN,
-                    "--login",
-                    "--pin",
-                    PIN,
-                    "--delete-object",
-                    "--type",
-                    kind,
-                    "--label",
-                    label,
-                ],
-            );
+            self.token_tool(&["--delete-object", "--type", kind, "--label", label]);
         }
     }
 
     /// A P-256 key pair made in the token by OpenSC's pkcs11-tool.
     fn keypair(&self, label: &str) {
-        self.cmd(
-            "pkcs11-tool",
-            &[
-                "--module",
-                MODULE,
-                "--token-label",
-                TOKEN,
-                "--login",
-                "--pin",
-                PIN,
-                "--keypairgen",
-                "--key-type",
-                "EC:prime256v1",
-                "--label",
-                label,
-            ],
-        );
+        self.token_tool(&[
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--label",
+            label,
+        ]);
     }
 
     /// `cairn ARGS` in `f` with this token store.
@@ -377,19 +366,7 @@ fn evidence_signed_in_softhsm_verifies_externally_and_rotation_is_logged() {
     assert_eq!(rotation["spec"]["newKeyId"], second.as_str());
     assert!(keys.join(format!("retired/{first}.pub")).is_file());
     // The new key is in the token: pkcs11-tool lists it, and never its value.
-    let listed = hsm.cmd(
-        "pkcs11-tool",
-        &[
-            "--module",
-            MODULE,
-            "--token-label",
-            TOKEN,
-            "--login",
-            "--pin",
-            PIN,
-            "--list-objects",
-        ],
-    );
+    let listed = hsm.token_tool(&["--list-objects"]);
     assert!(listed.stdout.contains("evidence-2"), "{listed:?}");
     // A label already in use is refused.
     let taken = hsm.cairn(&f, &["key", "rotate", "--key-label", "evidence-1"]);
@@ -608,13 +585,6 @@ impl Hsm {
     /// (sensitive, never extractable unless `extractable`).
     fn ed25519_keypair(&self, label: &str, extractable: bool) {
         let mut args = vec![
-            "--module",
-            MODULE,
-            "--token-label",
-            TOKEN,
-            "--login",
-            "--pin",
-            PIN,
             "--keypairgen",
             "--key-type",
             "EC:edwards25519",
@@ -624,7 +594,7 @@ impl Hsm {
         if extractable {
             args.push("--extractable");
         }
-        self.cmd("pkcs11-tool", &args);
+        self.token_tool(&args);
     }
 
     /// `cairn key log-hsm` for `label` with the PIN in `pin_file`.
@@ -648,20 +618,7 @@ impl Hsm {
     }
 
     fn objects(&self) -> String {
-        self.cmd(
-            "pkcs11-tool",
-            &[
-                "--module",
-                MODULE,
-                "--token-label",
-                TOKEN,
-                "--login",
-                "--pin",
-                PIN,
-                "--list-objects",
-            ],
-        )
-        .stdout
+        self.token_tool(&["--list-objects"]).stdout
     }
 }
 
