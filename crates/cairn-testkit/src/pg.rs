@@ -124,6 +124,8 @@ impl PgServer {
             // Made whole (owner included) under another name, then renamed into
             // place: another process never sees it half made.
             let fresh = std::env::temp_dir().join(format!("cairn-pg-{uid}.{}", std::process::id()));
+            // One a killed process of the same (reused) id left half made.
+            let _ = std::fs::remove_dir_all(&fresh);
             std::fs::create_dir(&fresh)
                 .unwrap_or_else(|e| panic!("cannot create {}: {e}", fresh.display()));
             give_to_owner(&fresh);
@@ -185,11 +187,17 @@ impl PgServer {
         }
     }
 
-    /// A new, empty database of its own for one test.
+    /// A new, empty database of its own for one test. The cluster outlives
+    /// the test processes and a long run reuses process ids, so the name
+    /// carries the time it was made as well as the process and a counter: a
+    /// database a killed test left behind never collides with a new one.
     pub fn database(&self) -> PgDatabase {
         static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         let name = format!(
-            "cairn_test_{}_{}",
+            "cairn_test_{}_{nanos}_{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
