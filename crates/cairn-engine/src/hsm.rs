@@ -399,10 +399,12 @@ impl TokenKey {
     }
 }
 
-/// The P-256 public key of a public key object: `CKA_EC_PARAMS` must name
-/// P-256 and `CKA_EC_POINT` hold the uncompressed point (DER OCTET STRING, or
-/// bare as some modules give it).
-fn public_key(session: &Session, handle: ObjectHandle) -> Result<VerifyingKey, String> {
+/// A public key object's `CKA_EC_PARAMS` and `CKA_EC_POINT`, each as the
+/// token gives it (absent when it gives none).
+type EcAttributes = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Reads [`EcAttributes`] of a public key object.
+fn ec_attributes(session: &Session, handle: ObjectHandle) -> Result<EcAttributes, String> {
     let attrs = session
         .get_attributes(handle, &[AttributeType::EcParams, AttributeType::EcPoint])
         .map_err(|e| format!("cannot read the public key: {e}"))?;
@@ -415,6 +417,14 @@ fn public_key(session: &Session, handle: ObjectHandle) -> Result<VerifyingKey, S
             _ => {}
         }
     }
+    Ok((params, point))
+}
+
+/// The P-256 public key of a public key object: `CKA_EC_PARAMS` must name
+/// P-256 and `CKA_EC_POINT` hold the uncompressed point (DER OCTET STRING, or
+/// bare as some modules give it).
+fn public_key(session: &Session, handle: ObjectHandle) -> Result<VerifyingKey, String> {
+    let (params, point) = ec_attributes(session, handle)?;
     if params.as_deref() != Some(P256_EC_PARAMS) {
         return Err("the key is not on the P-256 curve; cairn signs with ECDSA P-256".to_owned());
     }
@@ -712,18 +722,7 @@ impl TokenKey {
 /// must name Ed25519 and `CKA_EC_POINT` hold the key (a DER OCTET STRING, or
 /// bare as some modules give it).
 fn ed25519_public_key(session: &Session, handle: ObjectHandle) -> Result<[u8; 32], String> {
-    let attrs = session
-        .get_attributes(handle, &[AttributeType::EcParams, AttributeType::EcPoint])
-        .map_err(|e| format!("cannot read the public key: {e}"))?;
-    let mut params = None;
-    let mut point = None;
-    for attr in attrs {
-        match attr {
-            Attribute::EcParams(p) => params = Some(p),
-            Attribute::EcPoint(p) => point = Some(p),
-            _ => {}
-        }
-    }
+    let (params, point) = ec_attributes(session, handle)?;
     if !matches!(
         params.as_deref(),
         Some(ED25519_OID_PARAMS | ED25519_NAME_PARAMS)
