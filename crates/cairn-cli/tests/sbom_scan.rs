@@ -511,3 +511,108 @@ fn import_then_scan_in_a_fresh_directory() {
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("RUSTSEC-2021-0003"));
 }
+
+/// Runs `script` (Python, `db` bound to an sqlite3 connection to the fixture's
+/// store) and prints what it prints: the test reads or writes the database as
+/// another program would.
+fn sqlite(f: &Fixture, script: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            &format!("import sqlite3,sys\ndb=sqlite3.connect(sys.argv[1])\n{script}\ndb.commit()"),
+        ])
+        .arg(f.path("home/cairn.db"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `cairn scan` only reads: once the store is paired with the log, a scan
+/// opens it through one connection SQLite keeps from writing, and the
+/// database file is byte for byte what it was (no migration, no mark moved, no
+/// checkpoint on close).
+#[test]
+fn scan_opens_the_store_without_writing_it() {
+    let f = Fixture::new();
+    f.import_rustsec();
+    let (status, first) = f.scan_crates("app", &[("smallvec", "0.6.10")], &[]);
+    assert_eq!(status, 1, "{first}");
+    let before = std::fs::read(f.path("home/cairn.db")).unwrap();
+    for _ in 0..2 {
+        let (status, again) = f.scan_crates("app", &[("smallvec", "0.6.10")], &[]);
+        assert_eq!(status, 1, "{again}");
+        assert_eq!(again, first);
+    }
+    assert!(
+        std::fs::read(f.path("home/cairn.db")).unwrap() == before,
+        "a scan changed the database file"
+    );
+    let wal = f.path("home/cairn.db-wal");
+    assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
+    println!(
+        "three scans: the database file ({} bytes) unchanged, no WAL frames",
+        before.len()
+    );
+}
+
+/// A store a read cannot serve as it is (here: not in WAL mode, as another
+/// program may leave it) is opened the way every writing command opens it,
+/// which switches it to WAL: the read open's one explicit write path, and the
+/// scan's answer is the same.
+#[test]
+fn scan_opens_a_store_it_must_convert_as_writing_commands_do() {
+    let f = Fixture::new();
+    f.import_rustsec();
+    let (_, first) = f.scan_crates("app", &[("smallvec", "0.6.10")], &[]);
+    assert_eq!(
+        sqlite(
+            &f,
+            "print(db.execute('PRAGMA journal_mode=DELETE').fetchone()[0])"
+        ),
+        "delete"
+    );
+    let (status, again) = f.scan_crates("app", &[("smallvec", "0.6.10")], &[]);
+    assert_eq!(status, 1, "{again}");
+    assert_eq!(again, first);
+    let mode = sqlite(&f, "print(db.execute('PRAGMA journal_mode').fetchone()[0])");
+    assert_eq!(mode, "wal");
+    println!("journal mode after the scan: {mode}");
+}
+
+/// A read-only scan still refuses a store it cannot trust, untouched: one
+/// from a newer cairn, and a file that is not a database.
+#[test]
+fn scan_refuses_a_newer_or_corrupt_store_untouched() {
+    let f = Fixture::new();
+    f.import_rustsec();
+    f.file("app/Cargo.lock", &cargo_lock(&[("smallvec", "0.6.10")]));
+    let app = f.path("app");
+    sqlite(&f, "db.execute('PRAGMA user_version = 999')");
+    let before = std::fs::read(f.path("home/cairn.db")).unwrap();
+    let out = f.cairn(&["scan", "--json", app.to_str().unwrap()]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("schema version 999, newer than"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+    assert!(std::fs::read(f.path("home/cairn.db")).unwrap() == before);
+    println!("newer: {}", stderr(&out).trim());
+
+    let garbage: Vec<u8> = (0..8192u32).map(|i| (i * 7 + 3) as u8).collect();
+    std::fs::write(f.path("home/cairn.db"), &garbage).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(f.path(&format!("home/cairn.db{suffix}")));
+    }
+    let out = f.cairn(&["scan", "--json", app.to_str().unwrap()]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("file is not a database"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(std::fs::read(f.path("home/cairn.db")).unwrap() == garbage);
+    println!("corrupt: {}", stderr(&out).trim());
+}

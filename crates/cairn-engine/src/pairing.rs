@@ -135,9 +135,37 @@ pub fn open_store(data: &DataDir) -> Result<(SqliteStore, Pairing), EngineError>
     Ok((store, pairing))
 }
 
+/// Opens the data directory's store for a command that only reads (`cairn
+/// scan`), checked against its log as [`open_store`] checks it: the same
+/// refusals (a lost store, a truncated or replaced log), the same entries
+/// examined. Nothing is written: the store is opened by
+/// [`SqliteStore::open_reading`], and when the check would move the store's
+/// mark (a new or older store, entries the log gained), or the store must be
+/// created or migrated first, it is opened by [`open_store`] instead, which
+/// does that as every other command does.
+pub fn open_store_reading(data: &DataDir) -> Result<(SqliteStore, Pairing), EngineError> {
+    refuse_missing_store(data)?;
+    if let Some(store) = SqliteStore::open_reading(data.root())? {
+        if let Some(pairing) = examine(data, &store, None)? {
+            return Ok((store, pairing));
+        }
+    }
+    open_store(data)
+}
+
 /// Compares `store` with the log and moves the store's mark over the new
 /// entries whose effect it holds.
 pub fn check(data: &DataDir, store: &dyn Store, now_ms: i64) -> Result<Pairing, EngineError> {
+    Ok(examine(data, store, Some(now_ms))?.unwrap_or_default())
+}
+
+/// [`check`]; with `now_ms` `None` it writes nothing and answers `None` where
+/// [`check`] would move the mark.
+fn examine(
+    data: &DataDir,
+    store: &dyn Store,
+    now_ms: Option<i64>,
+) -> Result<Option<Pairing>, EngineError> {
     let log = read_log(data)?;
     let size = log_size(log.as_ref());
     let root_at = |n: u64| -> Result<String, EngineError> {
@@ -169,13 +197,19 @@ pub fn check(data: &DataDir, store: &dyn Store, now_ms: i64) -> Result<Pairing, 
         // Only entries with no effect in the store (key rotations before the
         // first run, free-form entries): nothing was lost; pair from here.
         LogMark::New => {
+            let Some(now_ms) = now_ms else {
+                return Ok(None);
+            };
             set_mark(store, size, &root_at(size)?, now_ms)?;
-            return Ok(pairing);
+            return Ok(Some(pairing));
         }
         LogMark::Adopt => {
+            let Some(now_ms) = now_ms else {
+                return Ok(None);
+            };
             set_mark(store, size, &root_at(size)?, now_ms)?;
             pairing.adopted = true;
-            return Ok(pairing);
+            return Ok(Some(pairing));
         }
         LogMark::Seen {
             size: seen, root, ..
@@ -199,7 +233,7 @@ pub fn check(data: &DataDir, store: &dyn Store, now_ms: i64) -> Result<Pairing, 
         }
     };
     let Some(log) = &log else {
-        return Ok(pairing);
+        return Ok(Some(pairing));
     };
     let end = size.min(seen.saturating_add(MAX_EXAMINED));
     let mut effects = Effects::default();
@@ -212,9 +246,12 @@ pub fn check(data: &DataDir, store: &dyn Store, now_ms: i64) -> Result<Pairing, 
         }
     }
     if mark > seen {
+        let Some(now_ms) = now_ms else {
+            return Ok(None);
+        };
         set_mark(store, mark, &root_at(mark)?, now_ms)?;
     }
-    Ok(pairing)
+    Ok(Some(pairing))
 }
 
 /// Moves the store's mark; on a full disk the mark stays (the next open checks

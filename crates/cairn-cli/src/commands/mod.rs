@@ -151,6 +151,12 @@ pub(crate) fn open_store(data: &DataDir) -> Result<Arc<dyn Store>, Failure> {
         }
     })?;
     report_pairing(&pairing);
+    report_disk_full(&store);
+    recover_dead_runs(Arc::new(store))
+}
+
+/// Says on stderr when the store's disk is (almost) full.
+fn report_disk_full(store: &cairn_store::SqliteStore) {
     if let Some(dir) = store.read_only_because_full() {
         eprintln!(
             "cairn: disk full at {}: the store is open read-only; commands that write will fail until space is freed",
@@ -162,7 +168,31 @@ pub(crate) fn open_store(data: &DataDir) -> Result<Arc<dyn Store>, Failure> {
             dir.display()
         );
     }
-    recover_dead_runs(Arc::new(store))
+}
+
+/// Opens the store for a command that only reads (`cairn scan`): checked
+/// against the audit log as [`open_store`] does, but through one connection
+/// that SQLite keeps from writing (`cairn_engine::pairing::open_store_reading`),
+/// and without marking dead runs interrupted (the next command that writes
+/// does). A store that must be created, migrated or re-paired first is opened
+/// as [`open_store`] opens it. On PostgreSQL: [`open_store`].
+pub(crate) fn open_store_reading(data: &DataDir) -> Result<Arc<dyn Store>, Failure> {
+    if database::selected().is_some() {
+        return open_store(data);
+    }
+    let (store, pairing) = cairn_engine::pairing::open_store_reading(data).map_err(|e| {
+        let failure = Failure::from(e);
+        Failure {
+            code: failure.code,
+            error: failure.error.context(format!(
+                "cannot open cairn's store in {}",
+                data.root().display()
+            )),
+        }
+    })?;
+    report_pairing(&pairing);
+    report_disk_full(&store);
+    Ok(Arc::new(store))
 }
 
 /// Marks runs whose process died (on this host) as interrupted, saying so.

@@ -25,7 +25,7 @@ use cairn_vuln::{Finding, FindingKind, Rating, VexVerdict};
 use serde_json::{Value, json};
 
 use super::sbom::{collect, print_problems};
-use super::{data_dir, open_store};
+use super::{data_dir, open_store_reading};
 use crate::cli::Cli;
 use crate::exit::Failure;
 use crate::output::print_json;
@@ -98,7 +98,7 @@ pub(super) fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
             args.path.display()
         )));
     }
-    let store = open_store(&data_dir(cli)?)?;
+    let store = open_store_reading(&data_dir(cli)?)?;
     if store.advisory_count()? == 0 {
         return Err(Failure::user(anyhow!(
             "no advisories are stored; import some first with `cairn vulns import SOURCE`"

@@ -96,6 +96,78 @@ impl SqliteStore {
         }
     }
 
+    /// Opens the store in `data_dir` for a command that only reads (`cairn
+    /// scan`): one connection, no reader pool, nothing created, migrated or
+    /// written. SQLite itself refuses a write on it (`PRAGMA query_only`), and
+    /// closing it does not checkpoint the write-ahead log into the database
+    /// file (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`).
+    ///
+    /// A database from a newer cairn, or a file that is not a database, is
+    /// refused as by [`SqliteStore::open`]. `Ok(None)` when this open cannot
+    /// serve without writing: no database file yet, a schema this cairn must
+    /// migrate first, or a database not in WAL mode; the caller then opens it
+    /// with [`SqliteStore::open`], which creates, migrates and switches it as
+    /// every writing command does.
+    pub fn open_reading(data_dir: &Path) -> Result<Option<SqliteStore>, StoreError> {
+        use rusqlite::OpenFlags;
+        let path = data_dir.join(Self::FILE_NAME);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_file() && meta.len() > 0 => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    what: "read the database file",
+                    path,
+                    source,
+                });
+            }
+        }
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        // Read-write (the WAL's shared memory index needs it) but never CREATE.
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(Self::BUSY_TIMEOUT).map_err(open_err)?;
+        // The first read: a file that is not a database fails here, a newer
+        // schema is refused before anything else touches it.
+        let found = schema::user_version(&conn).map_err(open_err)?;
+        schema::refuse_newer(found, &path)?;
+        if found != schema::KNOWN_VERSION {
+            return Ok(None);
+        }
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .map_err(StoreError::sqlite("reading the journal mode"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Ok(None);
+        }
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(StoreError::sqlite("keeping the WAL on close"))?;
+        conn.pragma_update(None, "query_only", true)
+            .map_err(StoreError::sqlite("setting query_only"))?;
+        conn.pragma_update(None, "cache_size", CACHE_KIB)
+            .map_err(StoreError::sqlite("setting cache_size"))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(Some(SqliteStore {
+            conn: Mutex::new(conn),
+            readers: Vec::new(),
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
+            path: Some(path),
+            read_only_full: None,
+            wal_after_full: std::sync::atomic::AtomicBool::new(false),
+            commits: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+
     /// The read-only fallback of [`SqliteStore::open`] on a full disk.
     fn open_read_only_full(path: &Path, dir: &Path) -> Result<SqliteStore, StoreError> {
         use rusqlite::OpenFlags;
@@ -655,6 +727,38 @@ mod tests {
         assert_eq!(pragma(&store, "foreign_keys"), "Integer(1)");
         assert_eq!(pragma(&store, "busy_timeout"), "Integer(5000)");
         assert_eq!(pragma(&store, "cache_size"), "Integer(-65536)");
+    }
+
+    /// The read open (`cairn scan`) creates nothing, refuses a write on its
+    /// one connection (SQLite's `query_only`), leaves the file as it was, and
+    /// answers `None` where it would have to create or migrate.
+    #[test]
+    fn the_read_open_writes_nothing() {
+        use crate::ServerStore;
+        let tmp = tempfile::TempDir::new().unwrap();
+        assert!(SqliteStore::open_reading(tmp.path()).unwrap().is_none());
+        assert!(!tmp.path().join(SqliteStore::FILE_NAME).exists());
+        drop(SqliteStore::open(tmp.path()).unwrap());
+        let file = tmp.path().join(SqliteStore::FILE_NAME);
+        let before = std::fs::read(&file).unwrap();
+        let store = SqliteStore::open_reading(tmp.path()).unwrap().unwrap();
+        assert_eq!(pragma(&store, "query_only"), "Integer(1)");
+        assert!(store.readers.is_empty());
+        let _ = store.log_mark().unwrap();
+        let err = store.set_log_mark(1, "00", 0).unwrap_err();
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(
+            source.as_deref().is_some_and(|s| s.contains("readonly")),
+            "{err}: {source:?}"
+        );
+        drop(store);
+        assert!(std::fs::read(&file).unwrap() == before);
+        // An older schema: the read open leaves it to the open that migrates.
+        let conn = Connection::open(&file).unwrap();
+        conn.pragma_update(None, "user_version", SqliteStore::SCHEMA_VERSION - 1)
+            .unwrap();
+        drop(conn);
+        assert!(SqliteStore::open_reading(tmp.path()).unwrap().is_none());
     }
 
     /// A read's `BEGIN`/`COMMIT` are cached statements (issue 19), and a read
