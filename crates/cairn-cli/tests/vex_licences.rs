@@ -461,3 +461,139 @@ fn sarif_output_validates_against_the_2_1_0_schema_and_locates_each_finding() {
         "{suppression}"
     );
 }
+
+/// The keys of a JSON object, in order (`Value`'s map keeps them sorted).
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+/// `cairn --json scan`'s report, as programs read it: one line, every object's
+/// keys in alphabetical order (the line is what serde_json writes for the
+/// parsed value again, byte for byte), and each object with exactly its keys:
+/// a vulnerability with its purl and VEX annotation, a suppressed one with its
+/// VEX statement, licence findings, issues, refused statements.
+#[test]
+fn json_report_keeps_its_shape() {
+    let f = vulnerable();
+    f.write("vulnerable/web/package-lock.json", PACKAGE_LOCK);
+    f.write("vulnerable/broken/package-lock.json", "{ truncated");
+    f.write("policy.toml", "allow = [\"MIT\"]\ndeny = [\"WTFPL\"]\n");
+    let policy = f.repo.join("policy.toml");
+    let finding = [
+        "advisory",
+        "aliases",
+        "ecosystem",
+        "fix",
+        "fixed_versions",
+        "installed_version",
+        "kind",
+        "package",
+    ];
+    let vex_keys = [
+        "action_statement",
+        "document",
+        "impact_statement",
+        "justification",
+        "status",
+        "timestamp",
+    ];
+    let one_line = |run: &Run| {
+        let report: Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(
+            run.stdout,
+            format!("{}\n", serde_json::to_string(&report).unwrap())
+        );
+        assert_eq!(
+            keys(&report),
+            [
+                "fail_on",
+                "failed",
+                "informational",
+                "issues",
+                "licence_policy",
+                "licences",
+                "packages",
+                "path",
+                "suppressed",
+                "vex_refused",
+                "vulnerabilities"
+            ]
+        );
+        report
+    };
+
+    let annotate = write_vex(
+        &f,
+        "annotate.vex.json",
+        &vex(
+            "pkg:cargo/smallvec@0.6.10",
+            "under_investigation",
+            r#", "action_statement": "upgrade \"soon\" \u0007""#,
+        ),
+    );
+    let (run, report) = scan(
+        &f,
+        &[
+            "--vex",
+            annotate.to_str().unwrap(),
+            "--licence-policy",
+            policy.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let report_again = one_line(&run);
+    assert_eq!(report, report_again);
+    let v = &report["vulnerabilities"][0];
+    let mut want: Vec<&str> = finding.to_vec();
+    want.extend(["purl", "severity", "summary", "urgency", "vex"]);
+    assert_eq!(keys(v), want);
+    assert_eq!(v["purl"], "pkg:cargo/smallvec@0.6.10");
+    assert_eq!(keys(&v["severity"]), ["rating", "score", "type", "vector"]);
+    assert_eq!(keys(&v["vex"]), vex_keys);
+    assert_eq!(v["vex"]["action_statement"], "upgrade \"soon\" \u{7}");
+    assert_eq!(
+        keys(&report["licences"][0]),
+        ["detail", "kind", "licence", "purl"]
+    );
+    assert_eq!(keys(&report["issues"][0]), ["reason", "subject"]);
+    assert_eq!(report["issues"][0]["subject"], "broken/package-lock.json");
+    assert_eq!(report["licence_policy"], true);
+
+    let suppress = write_vex(
+        &f,
+        "suppress.vex.json",
+        &vex("pkg:cargo/smallvec@0.6.10", "not_affected", NOT_IN_PATH),
+    );
+    let refused = write_vex(
+        &f,
+        "refused.vex.json",
+        &vex("pkg:cargo/smallvec@0.6.10", "not_affected", ""),
+    );
+    let (run, report) = scan(
+        &f,
+        &[
+            "--vex",
+            suppress.to_str().unwrap(),
+            "--vex",
+            refused.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    one_line(&run);
+    let s = &report["suppressed"][0];
+    let mut want: Vec<&str> = finding.to_vec();
+    want.extend(["severity", "summary", "urgency", "vex"]);
+    assert_eq!(keys(s), want);
+    assert_eq!(keys(&s["vex"]), vex_keys);
+    assert_eq!(
+        report["vex_refused"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
+    assert_eq!(report["licence_policy"], false);
+    println!("{}", run.stdout.trim_end());
+}
