@@ -247,3 +247,42 @@ fn cairns_own_cargo_lock_has_no_finding_the_vex_file_does_not_accept() {
         "{out}"
     );
 }
+
+/// `cairn bench scan` measures two lockfiles in one run: the 908 crates the
+/// records name and the first `--crates` of them, each against cargo-audit on
+/// the same data, with the same vulnerability ids (the ratio is the lead's to
+/// judge on a release build; here it only has to be a number).
+#[test]
+fn bench_scan_reports_the_small_lockfile_beside_the_large_one() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args([
+            "--json", "bench", "scan", "--repeat", "1", "--crates", "30", "--osv",
+        ])
+        .arg(rustsec_dir())
+        .arg("--cargo-audit")
+        .arg(cargo_audit())
+        .env("CAIRN_HOME", home.path().join("home"))
+        .current_dir(home.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["same_ids"], true, "{report}");
+    assert!(report["packages"].as_u64().unwrap() > 900, "{report}");
+    let small = &report["small"];
+    assert_eq!(small["packages"], 30, "{report}");
+    assert_eq!(small["same_ids"], true, "{report}");
+    assert!(small["ratio_p50"].as_f64().unwrap() > 0.0, "{report}");
+    println!(
+        "908: {} vulnerabilities, ratio {:.2}; 30: {} vulnerabilities, ratio {:.2} (debug build)",
+        report["vulnerabilities"]["cairn"],
+        report["ratio_p50"].as_f64().unwrap(),
+        small["vulnerabilities"]["cairn"],
+        small["ratio_p50"].as_f64().unwrap()
+    );
+}
