@@ -49,7 +49,23 @@ pub fn normalise_pypi(name: &str) -> String {
     out
 }
 
+/// `pkg:cargo/NAME@VERSION`. A crate's name and version are almost always made
+/// of characters the purl codec leaves as they are: then the text is written
+/// at once (a lockfile's every package and dependency goes through here), the
+/// same text [`build`] gives; anything else goes through [`build`].
 pub fn cargo(name: &str, version: &str) -> String {
+    fn unreserved(s: &str) -> bool {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~' | b':'))
+    }
+    if unreserved(name) && unreserved(version) {
+        let mut out = String::with_capacity(11 + name.len() + version.len());
+        out.push_str("pkg:cargo/");
+        out.push_str(name);
+        out.push('@');
+        out.push_str(version);
+        return out;
+    }
     build("cargo", None, name, Some(version), &[])
 }
 
@@ -160,6 +176,31 @@ pub fn qualifier(purl: &str, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cargo shortcut writes exactly what the codec writes, for plain
+    /// names and for names and versions it must encode.
+    #[test]
+    fn cargo_purls_are_the_codecs() {
+        for (name, version) in [
+            ("serde", "1.0.200"),
+            ("tokio-util", "0.7.10+wasi.0"),
+            ("Inflector", "0.11.4"),
+            ("a_b", "1.0.0-rc.1"),
+            ("x", "1:2~3"),
+            ("weird name", "1.0"),
+            ("crate", "1.0.0+build/5"),
+            ("ünï", "0.1.0"),
+            ("q?a#b", "1@2"),
+            ("", ""),
+        ] {
+            assert_eq!(
+                cargo(name, version),
+                build("cargo", None, name, Some(version), &[]),
+                "{name:?} {version:?}"
+            );
+        }
+        assert_eq!(cargo("serde", "1.0.200"), "pkg:cargo/serde@1.0.200");
+    }
 
     #[test]
     fn os_package_purls_carry_the_release_and_the_source_package() {

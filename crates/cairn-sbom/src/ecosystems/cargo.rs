@@ -225,11 +225,23 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<Output, ParseError> {
         c.dependencies.dedup();
         out.push(c)?;
     }
-    // Dependencies on path crates point at nothing in the SBOM: drop them.
-    let known: std::collections::BTreeSet<String> =
-        out.components.iter().map(|c| c.purl.clone()).collect();
-    for c in &mut out.components {
-        c.dependencies.retain(|d| known.contains(d));
+    // Dependencies on path crates point at nothing in the SBOM: drop them. A
+    // dependency's purl is some package's; it is in the SBOM unless every
+    // package with that purl is a path crate, so only those purls are looked
+    // for (usually the project's own few, not every component).
+    let registry: std::collections::BTreeSet<&str> =
+        out.components.iter().map(|c| c.purl.as_str()).collect();
+    let path_only: std::collections::BTreeSet<String> = lock
+        .package
+        .iter()
+        .filter(|p| p.source.is_none())
+        .map(|p| purl::cargo(&p.name, &p.version))
+        .filter(|p| !registry.contains(p.as_str()))
+        .collect();
+    if !path_only.is_empty() {
+        for c in &mut out.components {
+            c.dependencies.retain(|d| !path_only.contains(d));
+        }
     }
     Ok(out)
 }
@@ -388,6 +400,28 @@ mod tests {
 
     /// The line reader and the TOML parser read every lockfile the same, or the
     /// line reader declines it.
+    /// A registry crate's dependency on a path crate (a `[patch]` to a local
+    /// copy) points at nothing in the SBOM and is dropped; one on a crate that
+    /// is there as a registry crate too, under the same purl, is kept.
+    #[test]
+    fn dependencies_on_path_crates_are_dropped() {
+        let text = "version = 3\n\n\
+            [[package]]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\n \"foo\",\n]\n\n\
+            [[package]]\nname = \"bar\"\nversion = \"1.0.0\"\n\n\
+            [[package]]\nname = \"baz\"\nversion = \"2.0.0\"\n\n\
+            [[package]]\nname = \"baz\"\nversion = \"2.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n\n\
+            [[package]]\nname = \"foo\"\nversion = \"1.2.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\ndependencies = [\n \"bar\",\n \"baz 2.0.0\",\n \"qux\",\n]\n\n\
+            [[package]]\nname = \"qux\"\nversion = \"0.3.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
+        let out = parse("Cargo.lock", text.as_bytes()).unwrap();
+        let foo = out.components.iter().find(|c| c.name == "foo").unwrap();
+        assert_eq!(
+            foo.dependencies,
+            ["pkg:cargo/baz@2.0.0", "pkg:cargo/qux@0.3.0"]
+        );
+        let names: Vec<&str> = out.components.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["baz", "foo", "qux"]);
+    }
+
     /// A C1 control character (U+0080-U+009F) in a value sends the file to the
     /// general parser like any other control character; other characters
     /// encoded with 0xC2 (U+00A0-U+00BF) stay on the line reader.
