@@ -145,10 +145,10 @@ pub fn open_store(data: &DataDir) -> Result<(SqliteStore, Pairing), EngineError>
 /// does that as every other command does.
 pub fn open_store_reading(data: &DataDir) -> Result<(SqliteStore, Pairing), EngineError> {
     refuse_missing_store(data)?;
-    if let Some(store) = SqliteStore::open_reading(data.root())? {
-        if let Some(pairing) = examine(data, &store, None)? {
-            return Ok((store, pairing));
-        }
+    if let Some(store) = SqliteStore::open_reading(data.root())?
+        && let Some(pairing) = examine(data, &store, None)?
+    {
+        return Ok((store, pairing));
     }
     open_store(data)
 }

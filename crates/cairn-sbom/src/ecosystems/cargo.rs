@@ -432,7 +432,7 @@ mod tests {
         ] {
             let text =
                 format!("version = 3\n\n[[package]]\nname = \"a{c}b\"\nversion = \"0.1.0\"\n");
-            assert!(canonical(&text).is_none(), "{:?}", c);
+            assert!(canonical(&text).is_none(), "{c:?}");
         }
         for c in ['\u{a0}', '\u{a9}', '\u{bf}', 'é', '\u{2028}'] {
             let text =
