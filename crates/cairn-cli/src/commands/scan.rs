@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use cairn_engine::scan::ScanOutcome;
 use cairn_sbom::licence_policy::LicenceVerdict;
 use cairn_vuln::{Finding, FindingKind, Rating, VexVerdict};
@@ -128,7 +128,7 @@ pub(super) fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
             &outcome, &collected, &root, threshold,
         ));
     } else if format == ScanFormat::Json {
-        print_report(&args.path, &outcome, threshold, failed);
+        print_report(&args.path, &outcome, threshold, failed)?;
     } else {
         print_problems(&collected);
         print_text(&outcome, threshold);
@@ -162,7 +162,12 @@ fn policy_path(cli: &Cli, args: &ScanArgs) -> Option<PathBuf> {
 /// object in alphabetical order (the order the `serde_json::Value` it was built
 /// as before gave them; `json_report_keeps_its_shape` pins it), without a tree
 /// of values built first (a 908-crate scan's was a fifth of its instructions).
-fn print_report(path: &Path, outcome: &ScanOutcome, threshold: Rating, failed: bool) {
+fn print_report(
+    path: &Path,
+    outcome: &ScanOutcome,
+    threshold: Rating,
+    failed: bool,
+) -> Result<(), Failure> {
     let report = ReportJson {
         fail_on: threshold.as_str(),
         failed,
@@ -206,11 +211,11 @@ fn print_report(path: &Path, outcome: &ScanOutcome, threshold: Rating, failed: b
             .map(|(f, v)| FindingJson::of(f, Some(outcome.purl_of(f)), v.as_ref()))
             .collect(),
     };
-    match serde_json::to_string(&report) {
-        Ok(line) => println!("{line}"),
-        // Strings, numbers and booleans only: serialising cannot fail.
-        Err(e) => eprintln!("error: cannot write the report: {e}"),
-    }
+    // Strings, numbers and booleans only: serialising does not fail, and if it
+    // did, the scan fails (exit 2) rather than print nothing and pass.
+    let line = serde_json::to_string(&report).context("cannot write the report as JSON")?;
+    println!("{line}");
+    Ok(())
 }
 
 #[derive(serde::Serialize)]
