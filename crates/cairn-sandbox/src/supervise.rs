@@ -76,6 +76,28 @@ fn run_spec(
     network: Option<&NetworkNamespace>,
     on_line: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<Outcome, SandboxError> {
+    let setup = setup(spec, network)?;
+    execute(setup.args, &spec.limits, setup.netns, on_line)
+}
+
+/// What a step's bubblewrap needs besides the cgroup: its arguments, the network
+/// namespace it enters, and what must stay alive until it has exited (the `/etc`
+/// copy it binds, the user-mode network it uses).
+#[derive(Debug)]
+pub(crate) struct Setup {
+    pub(crate) args: Vec<std::ffi::OsString>,
+    pub(crate) netns: Option<RawFd>,
+    /// Held for the whole run: the copy is removed when no run uses it any more.
+    pub(crate) _etc: std::sync::Arc<etc::EtcCopy>,
+    /// Stopped (its slirp4netns ended) when the run is over.
+    pub(crate) _usernet: Option<UserNetwork>,
+}
+
+/// Checks `spec` and prepares everything of its sandbox but the cgroup and the start.
+pub(crate) fn setup(
+    spec: &SandboxSpec,
+    network: Option<&NetworkNamespace>,
+) -> Result<Setup, SandboxError> {
     spec.validate()?;
     check_workspace(spec)?;
     let etc_mount_points: Vec<(&Path, bool)> = spec
@@ -84,9 +106,7 @@ fn run_spec(
         .filter(|(_, dest)| dest.starts_with("/etc"))
         .map(|(source, dest)| (dest.as_path(), source.is_dir()))
         .collect();
-    // Held for the whole run: the copy is removed when no run uses it any more.
     let etc = etc::current(&etc_mount_points)?;
-    // Stopped (its slirp4netns ended) when the run is over.
     let usernet = if spec.network {
         Some(UserNetwork::start()?)
     } else {
@@ -115,7 +135,12 @@ fn run_spec(
         None => None,
     };
     let args = args::build(spec, etc.path(), net, system.as_ref());
-    execute(args, &spec.limits, netns, on_line)
+    Ok(Setup {
+        args,
+        netns,
+        _etc: etc,
+        _usernet: usernet,
+    })
 }
 
 /// Starts bubblewrap with `args` in a fresh run cgroup (as root) and supervises it to
@@ -136,6 +161,7 @@ pub(crate) fn execute(
         cgroup: cgroup.as_ref(),
         netns,
         log: None,
+        block: None,
     };
     let Started { child, status } = spawn::start(args, limits, launch)?;
     finish(
@@ -204,15 +230,15 @@ fn check_workspace(spec: &SandboxSpec) -> Result<(), SandboxError> {
 
 /// Kills the whole sandbox, through pidfds (a recycled pid is never hit) and the run
 /// cgroup.
-struct Killer<'a> {
+pub(crate) struct Killer<'a> {
     /// Our child: the reaper that bubblewrap was forked from (see [`crate::spawn`]).
-    pid: u32,
-    pidfd: Option<OwnedFd>,
+    pub(crate) pid: u32,
+    pub(crate) pidfd: Option<OwnedFd>,
     /// The pid namespace's init: when it has exited, so has everything in the sandbox.
-    init: Option<OwnedFd>,
-    cgroup: Option<&'a RunCgroup>,
+    pub(crate) init: Option<OwnedFd>,
+    pub(crate) cgroup: Option<&'a RunCgroup>,
     /// Set once every process of the sandbox is known to be gone.
-    done: bool,
+    pub(crate) done: bool,
 }
 
 /// Leaving `run` early (an error, or a panic in `on_line`) kills the sandbox.
@@ -228,7 +254,7 @@ impl Killer<'_> {
     /// Killing the init ends the pid namespace: the kernel kills every process in it,
     /// bubblewrap's monitor sees its child die and exits, and the reaper (our child)
     /// exits once it has reaped both.
-    fn kill(&self) {
+    pub(crate) fn kill(&self) {
         let init_killed = self.init.as_ref().is_some_and(cgroup::pidfd_kill);
         if let Some(cgroup) = self.cgroup {
             cgroup.kill_all(Some(self.pid));
@@ -245,7 +271,7 @@ impl Killer<'_> {
     }
 
     /// After bubblewrap is reaped: waits until no process of the sandbox is left.
-    fn finish(&self) -> Result<(), SandboxError> {
+    pub(crate) fn finish(&self) -> Result<(), SandboxError> {
         if let Some(init) = &self.init
             && !exited_within(init, INIT_PATIENCE)
         {

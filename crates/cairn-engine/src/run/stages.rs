@@ -124,6 +124,9 @@ impl Engine {
         // next one's start. Nothing of a stage is told to the observer before
         // the boundary that records it commits.
         let mut started_ms = now_ms();
+        // The next stage's sandbox, started while this one runs; dropped (killed,
+        // its command never run) when the run stops before it.
+        let mut ahead: Option<Ahead> = None;
         if let Some(first) = stages.first() {
             self.store.stage_boundary(&StageBoundary {
                 ended: None,
@@ -135,6 +138,8 @@ impl Engine {
             current.status = StageStatus::Running;
             observer.stage_started(&current);
             let mut sink = LogSink::new(self.store.clone(), &current, observer);
+            let held = ahead.take().filter(|a| a.index == index);
+            ahead = prepare_ahead(loaded, run, index + 1, workspace, &facts);
             let is_test = matches!(spec.kind, StageKind::UnitTest | StageKind::AcceptanceTest);
             // A report from the repository or an earlier stage is never this stage's.
             let cleared = if is_test {
@@ -142,9 +147,9 @@ impl Engine {
             } else {
                 Ok(())
             };
-            let end = match cleared
-                .and_then(|()| self.run_stage(loaded, run, spec, workspace, &mut facts, &mut sink))
-            {
+            let end = match cleared.and_then(|()| {
+                self.run_stage(loaded, run, spec, workspace, &mut facts, &mut sink, held)
+            }) {
                 Ok(end) => end,
                 Err(err) => StageEnd::failed(
                     None,
@@ -246,7 +251,9 @@ impl Engine {
     }
 
     /// Runs one stage: the source stage here, the acceptance stage of an image
-    /// against the running RC, any other in the sandbox with its command.
+    /// against the running RC, any other in the sandbox with its command (the
+    /// one `held` ahead for it, if its spec is the one the stage needs now).
+    #[allow(clippy::too_many_arguments)]
     fn run_stage(
         &self,
         loaded: &LoadedWorkload,
@@ -255,6 +262,7 @@ impl Engine {
         workspace: &Path,
         facts: &mut RunFacts<'_>,
         sink: &mut LogSink<'_>,
+        held: Option<Ahead>,
     ) -> Result<StageEnd, EngineError> {
         if spec.kind == StageKind::Source {
             return self.source_stage(loaded, workspace, facts, sink);
@@ -289,8 +297,18 @@ impl Engine {
         };
         let policy = &loaded.chain.sandbox;
         let network = spec.kind == StageKind::Fetch;
+        let sandbox = step_sandbox(
+            loaded,
+            run,
+            spec,
+            workspace,
+            facts,
+            command.clone(),
+            network,
+        );
+        let held = held.filter(|h| h.spec == sandbox).map(|h| h.sandbox);
         sink.system(&format!(
-            "$ {command}   [sandbox: network {}, timeout {}, memory {} MiB, {} processes, {}]",
+            "$ {command}   [sandbox: network {}, timeout {}, memory {} MiB, {} processes, {}{}]",
             if network {
                 "user-mode (dependency fetch; no host loopback, no link-local)"
             } else {
@@ -302,12 +320,18 @@ impl Engine {
             match facts.build_image {
                 Some(b) => format!("build image {} {}, {}", b.name, b.digest, b.why),
                 None => "the host's /usr".to_owned(),
+            },
+            if held.is_some() {
+                ", started ahead during the previous stage"
+            } else {
+                ""
             }
         ));
-        let sandbox = step_sandbox(loaded, run, spec, workspace, facts, command, network);
-        let outcome = cairn_sandbox::run(&sandbox, &mut |stream, bytes| {
-            sink.line(log_stream(stream), bytes);
-        })?;
+        let mut on_line = |stream, bytes: &[u8]| sink.line(log_stream(stream), bytes);
+        let outcome = match held {
+            Some(held) => held.release(&mut on_line)?,
+            None => cairn_sandbox::run(&sandbox, &mut on_line)?,
+        };
         sink.store_error()?;
         let took = human_duration(outcome.duration);
         let end = exit_end(outcome.exit, spec, policy);
@@ -532,6 +556,50 @@ pub(super) fn step_sandbox(
         limits: step_limits(loaded, spec),
         system_root: facts.build_image.map(|b| b.rootfs.clone()),
     }
+}
+
+/// A stage's sandbox started ahead and held before its command
+/// ([`cairn_sandbox::prepare`]), with the spec it was started for.
+pub(super) struct Ahead {
+    index: usize,
+    spec: SandboxSpec,
+    sandbox: cairn_sandbox::PreparedSandbox,
+}
+
+/// Starts stage `index`'s sandbox now, held until its turn, when everything it
+/// is made of is known before the stage before it ends: the source stage has
+/// materialised the workspace (and set SOURCE_DATE_EPOCH), the stage runs a
+/// command in a plain step sandbox (not a fetch, whose network starts at its
+/// turn, nor an acceptance stage against the image the build makes), and its
+/// spec is built from the workload, the chain and the run only. At its turn
+/// it is used only if its spec is the one the stage needs then; otherwise, or
+/// when the run stops first, it is dropped: killed, its command never run. A
+/// sandbox that cannot be started ahead is simply started at its turn.
+fn prepare_ahead(
+    loaded: &LoadedWorkload,
+    run: &RunRecord,
+    index: usize,
+    workspace: &Path,
+    facts: &RunFacts<'_>,
+) -> Option<Ahead> {
+    facts.source.as_ref()?;
+    let spec = loaded.chain.stages.get(index)?;
+    let plain = match spec.kind {
+        StageKind::UnitTest | StageKind::Build | StageKind::Command => true,
+        StageKind::AcceptanceTest => facts.image_plan.is_none(),
+        StageKind::Source | StageKind::Fetch => false,
+    };
+    if !plain {
+        return None;
+    }
+    let command = stage_command(loaded, spec)?;
+    let sandbox = step_sandbox(loaded, run, spec, workspace, facts, command, false);
+    let prepared = cairn_sandbox::prepare(&sandbox).ok()?;
+    Some(Ahead {
+        index,
+        spec: sandbox,
+        sandbox: prepared,
+    })
 }
 
 /// The chain's limits for a step of `spec`.
