@@ -56,6 +56,10 @@ pub struct PreparedSandbox {
 /// sets up (checks, `/etc` copy, network, cgroup with its limits, namespaces, mounts)
 /// happens now, in the background; [`PreparedSandbox::release`] runs the command and
 /// supervises it as [`crate::run`] does, its wall-clock limit counted from the release.
+///
+/// The sandbox dies with the thread that called this (its reaper's parent-death
+/// signal is bound to the forking thread, as for [`crate::run`]): that thread must
+/// outlive it, released or not. Any thread may release or drop it.
 pub fn prepare(spec: &SandboxSpec) -> Result<PreparedSandbox, SandboxError> {
     let mut setup = supervise::setup(spec, None)?;
     let (block, release) = release_pipe()?;

@@ -125,7 +125,10 @@ impl Engine {
         // the boundary that records it commits.
         let mut started_ms = now_ms();
         // The next stage's sandbox, started while this one runs; dropped (killed,
-        // its command never run) when the run stops before it.
+        // its command never run) when the run stops before it. The starter (the
+        // thread that forks it, to which its reaper's life is bound) is declared
+        // first, so it ends after the last of them.
+        let mut starter = Starter::default();
         let mut ahead: Option<Ahead> = None;
         if let Some(first) = stages.first() {
             self.store.stage_boundary(&StageBoundary {
@@ -139,7 +142,7 @@ impl Engine {
             observer.stage_started(&current);
             let mut sink = LogSink::new(self.store.clone(), &current, observer);
             let held = ahead.take().filter(|a| a.index == index);
-            ahead = prepare_ahead(loaded, run, index + 1, workspace, &facts);
+            ahead = prepare_ahead(&mut starter, loaded, run, index + 1, workspace, &facts);
             let is_test = matches!(spec.kind, StageKind::UnitTest | StageKind::AcceptanceTest);
             // A report from the repository or an earlier stage is never this stage's.
             let cleared = if is_test {
@@ -306,7 +309,7 @@ impl Engine {
             command.clone(),
             network,
         );
-        let held = held.filter(|h| h.spec == sandbox).map(|h| h.sandbox);
+        let held = held.filter(|h| h.spec == sandbox).and_then(Ahead::ready);
         sink.system(&format!(
             "$ {command}   [sandbox: network {}, timeout {}, memory {} MiB, {} processes, {}{}]",
             if network {
@@ -558,12 +561,76 @@ pub(super) fn step_sandbox(
     }
 }
 
-/// A stage's sandbox started ahead and held before its command
-/// ([`cairn_sandbox::prepare`]), with the spec it was started for.
+/// The thread of a run that starts stages' sandboxes ahead ([`prepare_ahead`]).
+/// It lives until the run's stages are over: a sandbox's reaper is bound to
+/// the life of the thread that forked it (its parent-death signal), so the
+/// starter must outlive every sandbox it started.
+#[derive(Default)]
+pub(super) struct Starter {
+    requests: Option<std::sync::mpsc::Sender<(SandboxSpec, std::sync::mpsc::Sender<Prepared>)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+type Prepared = Result<cairn_sandbox::PreparedSandbox, cairn_sandbox::SandboxError>;
+
+impl Starter {
+    /// Starts `spec`'s sandbox on the starter thread (made on first use); its
+    /// result arrives on the returned channel.
+    fn start(&mut self, spec: SandboxSpec) -> Option<std::sync::mpsc::Receiver<Prepared>> {
+        if self.requests.is_none() {
+            let (requests, inbox) =
+                std::sync::mpsc::channel::<(SandboxSpec, std::sync::mpsc::Sender<Prepared>)>();
+            let thread = std::thread::Builder::new()
+                .name("cairn-stage-ahead".into())
+                .spawn(move || {
+                    for (spec, reply) in inbox {
+                        // Nobody waiting any more: the held sandbox is dropped here.
+                        let _ = reply.send(cairn_sandbox::prepare(&spec));
+                    }
+                })
+                .ok()?;
+            self.requests = Some(requests);
+            self.thread = Some(thread);
+        }
+        let (reply, result) = std::sync::mpsc::channel();
+        self.requests.as_ref()?.send((spec, reply)).ok()?;
+        Some(result)
+    }
+}
+
+impl Drop for Starter {
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A stage's sandbox being started ahead by the run's [`Starter`] and held
+/// before its command ([`cairn_sandbox::prepare`]), with the spec it is for.
+/// Dropped unused, it waits for the start and drops the held sandbox (killed,
+/// its command never run) before the run goes on.
 pub(super) struct Ahead {
     index: usize,
     spec: SandboxSpec,
-    sandbox: cairn_sandbox::PreparedSandbox,
+    result: Option<std::sync::mpsc::Receiver<Prepared>>,
+}
+
+impl Ahead {
+    /// The held sandbox, once started; `None` if it could not be (the stage then
+    /// starts one at its turn, which reports the error).
+    fn ready(mut self) -> Option<cairn_sandbox::PreparedSandbox> {
+        self.result.take()?.recv().ok()?.ok()
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        if let Some(result) = self.result.take() {
+            drop(result.recv());
+        }
+    }
 }
 
 /// Starts stage `index`'s sandbox now, held until its turn, when everything it
@@ -576,6 +643,7 @@ pub(super) struct Ahead {
 /// when the run stops first, it is dropped: killed, its command never run. A
 /// sandbox that cannot be started ahead is simply started at its turn.
 fn prepare_ahead(
+    starter: &mut Starter,
     loaded: &LoadedWorkload,
     run: &RunRecord,
     index: usize,
@@ -594,11 +662,11 @@ fn prepare_ahead(
     }
     let command = stage_command(loaded, spec)?;
     let sandbox = step_sandbox(loaded, run, spec, workspace, facts, command, false);
-    let prepared = cairn_sandbox::prepare(&sandbox).ok()?;
+    let result = starter.start(sandbox.clone())?;
     Some(Ahead {
         index,
         spec: sandbox,
-        sandbox: prepared,
+        result: Some(result),
     })
 }
 
