@@ -1,6 +1,6 @@
 //! A step's sandbox started ahead of its turn and held before its command runs
 //! ([`prepare`]): bubblewrap sets up the namespaces, mounts, the run cgroup and the
-//! limits, then its first process waits for a line on a pipe until
+//! limits, then its first process waits for a line from cairn until
 //! [`PreparedSandbox::release`] writes it. Dropped unreleased, it is torn down:
 //! every process killed and reaped, the cgroup removed, the command never run.
 //!
@@ -43,7 +43,7 @@ pub struct PreparedSandbox {
     /// torn down.
     child: Option<Child>,
     status: Option<OwnedFd>,
-    /// cairn's writing end of the release pipe.
+    /// cairn's writing end of the release channel.
     release: Option<OwnedFd>,
     /// Dropped after the child is gone (field order: see `Drop`).
     cgroup: Option<RunCgroup>,
@@ -62,7 +62,7 @@ pub struct PreparedSandbox {
 /// outlive it, released or not. Any thread may release or drop it.
 pub fn prepare(spec: &SandboxSpec) -> Result<PreparedSandbox, SandboxError> {
     let mut setup = supervise::setup(spec, None)?;
-    let (block, release) = release_pipe()?;
+    let (block, release) = release_channel()?;
     let cgroup = if spawn::is_root() {
         Some(RunCgroup::create(&spec.limits, cgroup::RUN_PREFIX)?)
     } else {
@@ -82,7 +82,7 @@ pub fn prepare(spec: &SandboxSpec) -> Result<PreparedSandbox, SandboxError> {
         block: Some(block.as_raw_fd()),
     };
     let Started { child, status } = spawn::start(args, &spec.limits, launch)?;
-    // The child has its copy; ours is not needed (the blocked bubblewrap holds one).
+    // The child has its copy (the held shell reads it); ours is not needed.
     drop(block);
     Ok(PreparedSandbox {
         limits: spec.limits,
@@ -118,10 +118,17 @@ impl PreparedSandbox {
             });
         };
         let start = Instant::now();
-        // A bubblewrap that already failed has no reader: the write fails (EPIPE;
-        // SIGPIPE is ignored in cairn) and the supervision below reports why.
-        // SAFETY: write(2) of one line from a static buffer to our own pipe.
-        let _ = unsafe { libc::write(release.as_raw_fd(), b"go\n".as_ptr().cast(), 3) };
+        // A bubblewrap that already failed has no reader: the send fails (EPIPE,
+        // without a SIGPIPE) and the supervision below reports why.
+        // SAFETY: send(2) of one line from a static buffer on our own socket.
+        let _ = unsafe {
+            libc::send(
+                release.as_raw_fd(),
+                b"go\n".as_ptr().cast(),
+                3,
+                libc::MSG_NOSIGNAL,
+            )
+        };
         drop(release);
         supervise::finish(
             &self.limits,
@@ -135,7 +142,7 @@ impl PreparedSandbox {
     }
 
     /// Kills whatever of the sandbox exists, reaps it and empties its cgroup (the
-    /// release pipe is closed after that, which alone would end the held shell
+    /// release channel is closed after that, which alone would end the held shell
     /// without running the command).
     fn discard(&mut self) {
         let Some(mut child) = self.child.take() else {
@@ -163,12 +170,12 @@ impl PreparedSandbox {
 impl Drop for PreparedSandbox {
     fn drop(&mut self) {
         self.discard();
-        // Then the fields: the release pipe, the cgroup (removed, after a last
+        // Then the fields: the release channel, the cgroup (removed, after a last
         // drain), the /etc copy and network.
     }
 }
 
-/// The exit code of a held sandbox whose release pipe reached end of file (cairn
+/// The exit code of a held sandbox whose release channel reached end of file (cairn
 /// gone, or the sandbox discarded): its command never ran.
 pub const NOT_RELEASED: i32 = 125;
 
@@ -186,21 +193,32 @@ fn held_command() -> [std::ffi::OsString; 4] {
     ]
 }
 
-/// The release pipe: its reading end for the sandbox (numbered above 4, so that it
-/// survives the child's renumbering to [`BLOCK_FD`]) and cairn's writing end.
-fn release_pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+/// The release channel (a stream socket pair, so that releasing a sandbox that
+/// is gone is an error, never a SIGPIPE): the end the sandbox reads (numbered above
+/// 4, so that it survives the child's renumbering to [`BLOCK_FD`]) and cairn's.
+fn release_channel() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     let error = |action| move |source| SandboxError::Io { action, source };
     let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2(2) fills the two-element array on success.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(error("create the release pipe")(io::Error::last_os_error()));
+    // SAFETY: socketpair(2) fills the two-element array on success.
+    let made = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if made != 0 {
+        return Err(error("create the release channel")(
+            io::Error::last_os_error(),
+        ));
     }
     // SAFETY: both fds were just created and are owned by nobody else.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: fcntl(2) F_DUPFD_CLOEXEC on our fd returns a new fd or -1.
     let high = unsafe { libc::fcntl(read.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
     if high < 0 {
-        return Err(error("renumber the release pipe")(
+        return Err(error("renumber the release channel")(
             io::Error::last_os_error(),
         ));
     }
