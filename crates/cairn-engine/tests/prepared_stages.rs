@@ -220,9 +220,10 @@ command = "touch /workspace/never-ran"
         run.reason.as_deref(),
         Some("stage `fails` failed: exit code 3")
     );
-    // `never`'s sandbox was held while `fails` ran, then discarded.
+    // `never`'s sandbox was held while `fails` ran (1 s: the sampler sees both;
+    // `ok`, which ends at once, it may miss), then discarded.
     assert!(most >= 2, "{most}");
-    assert!(names.len() >= 3, "{names:?}");
+    assert!(names.len() >= 2, "{names:?}");
     assert!(!workspace.join("never-ran").exists(), "the held stage ran");
     assert!(logs[3].is_empty(), "{}", logs[3]);
     nothing_left(&names);
