@@ -15,7 +15,7 @@ use crate::cgroup::{self, RunCgroup};
 use crate::error::SandboxError;
 use crate::etc;
 use crate::netns::NetworkNamespace;
-use crate::output::{Event, pump};
+use crate::output::{Event, pump_all};
 use crate::spawn::{self, Launch, Started};
 use crate::spec::{Exit, Limits, Outcome, SandboxSpec, Stream, Usage};
 use crate::status::StatusPipe;
@@ -330,22 +330,13 @@ fn supervise(
 ) -> Result<Ended, SandboxError> {
     let (events, inbox) = mpsc::sync_channel(QUEUE_LINES);
     let max = limits.max_line_bytes;
-    let streams = [
-        (
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            Stream::Stdout,
-        ),
-        (
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            Stream::Stderr,
-        ),
-    ];
+    let mut streams: Vec<(Box<dyn ReadFd>, Stream)> = Vec::with_capacity(2);
+    if let Some(out) = child.stdout.take() {
+        streams.push((Box::new(out), Stream::Stdout));
+    }
+    if let Some(err) = child.stderr.take() {
+        streams.push((Box::new(err), Stream::Stderr));
+    }
 
     // The waiter first: once it runs, our child (the reaper) is always reaped.
     let waiter_events = events.clone();
@@ -365,19 +356,16 @@ fn supervise(
         });
     }
 
-    let mut open = 0;
+    let mut open = streams.len();
     let mut failure = None;
-    for (source, stream) in streams {
-        let Some(source) = source else { continue };
-        match start_reader(source, stream, max, events.clone()) {
-            Ok(()) => open += 1,
-            Err(source) => {
-                failure.get_or_insert(SandboxError::Io {
-                    action: "start an output reader thread",
-                    source,
-                });
-            }
-        }
+    if !streams.is_empty()
+        && let Err(source) = start_reader(streams, max, events.clone())
+    {
+        open = 0;
+        failure = Some(SandboxError::Io {
+            action: "start the output reader thread",
+            source,
+        });
     }
     drop(events);
     let deadline = start + limits.wall_clock;
@@ -459,19 +447,19 @@ fn supervise(
     }
 }
 
+/// A child's output pipe: read, and polled by its descriptor.
+trait ReadFd: Read + std::os::fd::AsFd + Send {}
+impl<T: Read + std::os::fd::AsFd + Send> ReadFd for T {}
+
+/// One thread drains both output pipes (see [`pump_all`]).
 fn start_reader(
-    source: Box<dyn Read + Send>,
-    stream: Stream,
+    streams: Vec<(Box<dyn ReadFd>, Stream)>,
     max: usize,
     events: SyncSender<Event>,
 ) -> io::Result<()> {
-    let name = match stream {
-        Stream::Stdout => "cairn-sandbox-stdout",
-        Stream::Stderr => "cairn-sandbox-stderr",
-    };
     thread::Builder::new()
-        .name(name.into())
-        .spawn(move || pump(source, stream, max, events))
+        .name("cairn-sandbox-output".into())
+        .spawn(move || pump_all(streams, max, events))
         .map(|_| ())
 }
 
