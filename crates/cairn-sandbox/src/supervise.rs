@@ -21,7 +21,7 @@ use crate::spec::{Exit, Limits, Outcome, SandboxSpec, Stream, Usage};
 use crate::status::StatusPipe;
 use crate::usernet::UserNetwork;
 
-/// Lines in flight between the reader threads and `on_line`; a full queue makes the
+/// Lines in flight between the reader thread and `on_line`; a full queue makes the
 /// command wait for `on_line` instead of growing memory without bound.
 const QUEUE_LINES: usize = 1024;
 
