@@ -758,7 +758,7 @@ fn prepare_workspace_does_not_follow_symlinks() {
 
 /// Issue 19: a run costs cairn two threads, not three: the waiter and one reader
 /// for both output pipes (counted from inside the line callback, while the
-/// sandbox runs). Its output still arrives whole and in each stream's order.
+/// sandbox sleeps). Its output still arrives whole and in each stream's order.
 #[test]
 fn a_run_uses_one_output_thread_for_both_streams() {
     let ws = workspace();
@@ -782,9 +782,9 @@ fn a_run_uses_one_output_thread_for_both_streams() {
     .unwrap();
     println!("threads seen: {:?}", threads.last());
     assert_eq!(outcome.exit, Exit::Code(0));
-    for names in &threads {
-        assert_eq!(names.len(), 2, "{names:?}");
-    }
+    // While the command runs both are there (a line handled after its end may
+    // see them gone already), and never a third.
+    assert_eq!(threads.iter().map(Vec::len).max(), Some(2), "{threads:?}");
     let out: Vec<&str> = lines
         .iter()
         .filter(|(s, _)| *s == cairn_sandbox::Stream::Stdout)
