@@ -15,6 +15,10 @@ pub const BWRAP: &str = "/usr/bin/bwrap";
 /// once the command has been executed). See [`crate::spawn`].
 pub(crate) const STATUS_FD: i32 = 3;
 
+/// The fd a prepared sandbox's first process waits on, once its namespaces and
+/// mounts are set up, until cairn releases it. See [`crate::prepare`].
+pub(crate) const BLOCK_FD: i32 = 4;
+
 /// Top-level directories that are either symlinks into `/usr` (merged-usr) or real
 /// directories with system files.
 const SYSTEM_DIRS: &[&str] = &["/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"];

@@ -94,6 +94,7 @@ pub fn start_detached(
         cgroup: Some(&cgroup),
         netns: None,
         log: Some(file),
+        block: None,
     };
     // From here on, an error drops `cgroup`, which kills whatever started in it.
     let Started { mut child, status } = spawn::start(args, &spec.limits, launch)?;

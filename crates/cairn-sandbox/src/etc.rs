@@ -2,12 +2,26 @@
 //! bound read-only with a single mount (one bind per file cost bubblewrap ~2.5 ms a
 //! start). The copy is remade when the host entries change.
 //!
+//! As root, a copy is shared by every cairn process on the host (making one was
+//! half of a fresh process's first step): it lives in a root-only directory
+//! ([`SHARED_DIR`] under the copies' home), named after the fingerprint of the host
+//! entries, the list of entries and the ten-minute period it was made in, so a
+//! changed host `/etc` or an older copy is never reused. It is made privately and
+//! then renamed into place (never seen half made), used only while it and its
+//! directory are real directories of root's that nobody else may write, and held
+//! with a shared `flock` while a process uses it; a copy nobody holds that is not
+//! the current one is removed (under an exclusive lock, after which a user checks
+//! that what it locked is still what the name points at). The sandbox binds it
+//! read-only and runs as the unprivileged sandbox user, so no step can change
+//! what another step sees.
+//!
 //! Only what name resolution, the dynamic linker, TLS and time zones need is copied;
 //! never `shadow`, `gshadow`, `ssh/`, `ssl/private/`, `sudoers`, or anything else with
 //! credentials, and no file the sandbox user could not read on the host anyway.
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,6 +80,9 @@ pub(crate) struct EtcCopy {
     dir: PathBuf,
     made: Instant,
     fingerprint: Vec<Option<Stamp>>,
+    /// A copy shared between cairn processes: this process's shared `flock` on it
+    /// (released on drop; the copy stays for others).
+    shared: Option<OwnedFd>,
 }
 
 impl EtcCopy {
@@ -82,7 +99,9 @@ impl EtcCopy {
 
 impl Drop for EtcCopy {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.top);
+        if self.shared.is_none() {
+            let _ = fs::remove_dir_all(&self.top);
+        }
     }
 }
 
@@ -90,7 +109,7 @@ impl Drop for EtcCopy {
 const USERNET_RESOLV_CONF: &str = "usernet-resolv.conf";
 
 /// What identifies a version of a host entry, without reading it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Stamp {
     dev: u64,
     ino: u64,
@@ -127,7 +146,13 @@ pub(crate) fn current(extra_mount_points: &[(&Path, bool)]) -> Result<Arc<EtcCop
         copy.fingerprint == stamp && copy.made.elapsed() < MAX_AGE && copy.dir.is_dir()
     });
     if !fresh {
-        *current = Some(Arc::new(make(stamp)?));
+        // Dropping the old one first releases this process's hold on it.
+        *current = None;
+        let shared = if is_root() { shared(&stamp) } else { None };
+        *current = Some(Arc::new(match shared {
+            Some(copy) => copy,
+            None => make(stamp)?,
+        }));
     }
     let copy = current
         .as_ref()
@@ -209,6 +234,7 @@ fn make(fingerprint: Vec<Option<Stamp>>) -> Result<EtcCopy, SandboxError> {
         top,
         made: Instant::now(),
         fingerprint,
+        shared: None,
     };
     // The umask must not narrow what the sandbox user may read.
     fs::set_permissions(&copy.top, fs::Permissions::from_mode(0o755))
@@ -232,6 +258,132 @@ fn make(fingerprint: Vec<Option<Stamp>>) -> Result<EtcCopy, SandboxError> {
 
 /// Name prefix of the copies.
 const PREFIX: &str = "cairn-etc-";
+
+/// The directory (under the copies' home, root only) of the copies shared by cairn
+/// processes.
+pub(crate) const SHARED_DIR: &str = "cairn-etc-shared";
+
+/// The shared copy for the host entries `fingerprint` describes: the one another
+/// process made, or one made now and published. `None` when sharing is not safe
+/// here (the shared directory is not root's alone) or did not work; the caller
+/// then makes a private copy.
+fn shared(fingerprint: &[Option<Stamp>]) -> Option<EtcCopy> {
+    shared_in(&home().join(SHARED_DIR), fingerprint)
+}
+
+fn shared_in(pool: &Path, fingerprint: &[Option<Stamp>]) -> Option<EtcCopy> {
+    let _ = fs::DirBuilder::new().mode(0o755).create(pool);
+    if !root_only(&fs::symlink_metadata(pool).ok()?) {
+        return None;
+    }
+    let period = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs()
+        / MAX_AGE.as_secs();
+    let name = format!("{}-{period}", shared_key(fingerprint));
+    let top = pool.join(&name);
+    for _ in 0..3 {
+        if let Some(copy) = open_shared(&top, fingerprint) {
+            sweep_shared(pool, &name);
+            return Some(copy);
+        }
+        // Made privately, then published whole; if another process published
+        // first, the rename fails (its copy is not empty) and ours is removed.
+        let private = make(fingerprint.to_vec()).ok()?;
+        let _ = fs::rename(&private.top, &top);
+    }
+    None
+}
+
+/// What names a shared copy: the host entries' fingerprint, the list of entries
+/// copied and what the copy holds besides them (a different cairn may copy
+/// different entries).
+fn shared_key(fingerprint: &[Option<Stamp>]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    "cairn-etc-v1".hash(&mut hasher);
+    ALLOWED.hash(&mut hasher);
+    crate::usernet::resolv_conf_text().hash(&mut hasher);
+    RESOLV_CONF.hash(&mut hasher);
+    fingerprint.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
+/// A real directory of root's that nobody else may write.
+fn root_only(meta: &fs::Metadata) -> bool {
+    meta.file_type().is_dir() && meta.uid() == 0 && meta.mode() & 0o022 == 0
+}
+
+fn open_dir(path: &Path) -> Option<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: open(2) of a NUL-terminated path; the fd is owned below.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    // SAFETY: a new fd the kernel just returned, or -1.
+    (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+fn flock(fd: &OwnedFd, operation: libc::c_int) -> bool {
+    loop {
+        // SAFETY: flock(2) on an fd we own.
+        if unsafe { libc::flock(fd.as_raw_fd(), operation) } == 0 {
+            return true;
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+/// The published shared copy at `top`, held (shared lock) and checked: a root-only
+/// directory, still the one the name points at once locked, with its `etc`.
+fn open_shared(top: &Path, fingerprint: &[Option<Stamp>]) -> Option<EtcCopy> {
+    let fd = open_dir(top)?;
+    let held = fs::File::from(fd.try_clone().ok()?).metadata().ok()?;
+    if !root_only(&held) || !flock(&fd, libc::LOCK_SH) {
+        return None;
+    }
+    let named = fs::symlink_metadata(top).ok()?;
+    let dir = top.join("etc");
+    let same = named.dev() == held.dev() && named.ino() == held.ino();
+    if !same || !fs::symlink_metadata(&dir).is_ok_and(|m| root_only(&m)) {
+        return None;
+    }
+    Some(EtcCopy {
+        top: top.to_owned(),
+        dir,
+        made: Instant::now(),
+        fingerprint: fingerprint.to_vec(),
+        shared: Some(fd),
+    })
+}
+
+/// Removes the shared copies other than `keep` that no process holds.
+fn sweep_shared(pool: &Path, keep: &str) {
+    let Ok(entries) = fs::read_dir(pool) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name() == keep {
+            continue;
+        }
+        let path = entry.path();
+        let Some(fd) = open_dir(&path) else {
+            continue;
+        };
+        // Held while removing: a process that opened it meanwhile finds, once it
+        // has its lock, that the name no longer points at what it locked.
+        if flock(&fd, libc::LOCK_EX | libc::LOCK_NB) {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
 
 /// Removes copies left by cairn processes that no longer exist (owner token gone, or
 /// pid gone), if they are this user's.
@@ -354,11 +506,27 @@ fn ensure_mount_point(copy: &Path, path: &Path, is_dir: bool) -> Result<(), Sand
             path,
             io::Error::from(io::ErrorKind::AlreadyExists),
         )),
-        Err(_) if is_dir => fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&target)
-            .map_err(|e| etc_error("create", &target, e)),
-        Err(_) => write_file(&target, &[]).map_err(|e| etc_error("create", &target, e)),
+        Err(_) => {
+            let made = if is_dir {
+                fs::DirBuilder::new().mode(0o755).create(&target)
+            } else {
+                write_file(&target, &[])
+            };
+            match made {
+                Ok(()) => Ok(()),
+                // Another process sharing the copy made it first: fine if it is
+                // what is needed (checked again, never through a symlink).
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    match fs::symlink_metadata(&target) {
+                        Ok(meta) if meta.is_dir() == is_dir && !meta.file_type().is_symlink() => {
+                            Ok(())
+                        }
+                        _ => Err(etc_error("create", &target, e)),
+                    }
+                }
+                Err(e) => Err(etc_error("create", &target, e)),
+            }
+        }
     }
 }
 
@@ -399,6 +567,44 @@ mod tests {
         assert!(!dead.exists(), "a gone owner's copy is swept");
         assert!(live.exists(), "a live owner's copy is kept");
         fs::remove_dir_all(&live).unwrap();
+    }
+
+    /// A copy made by one cairn process is used by the next (here: a second
+    /// lookup with nothing cached) instead of being made again; one nobody holds
+    /// that is not current is removed, a held one kept; and a shared directory
+    /// others may write is never used.
+    #[test]
+    fn a_shared_copy_is_reused_and_swept_only_unheld() {
+        assert!(is_root(), "the tests run as root");
+        let base = tempfile::tempdir_in(home()).unwrap();
+        let pool = base.path().join(SHARED_DIR);
+        let stamp = fingerprint();
+        let first = shared_in(&pool, &stamp).unwrap();
+        let again = shared_in(&pool, &stamp).unwrap();
+        assert_eq!(first.path(), again.path());
+        assert!(first.path().join("passwd").is_file());
+        let made = fs::symlink_metadata(first.path()).unwrap().ino();
+        assert_eq!(fs::symlink_metadata(again.path()).unwrap().ino(), made);
+        // Another host /etc: its own copy; the first one is held, so kept.
+        let mut other = stamp.clone();
+        other[0] = None;
+        let changed = shared_in(&pool, &other).unwrap();
+        assert_ne!(changed.path(), first.path());
+        assert!(first.path().is_dir(), "a held copy is never removed");
+        // Released by both holders: the next lookup of another copy sweeps it.
+        let (gone, top) = (first.path().to_owned(), first.top.clone());
+        drop(first);
+        drop(again);
+        assert!(gone.is_dir(), "a shared copy outlives its holders");
+        drop(changed);
+        let _current = shared_in(&pool, &other).unwrap();
+        assert!(
+            !top.exists(),
+            "an unheld copy that is not current is removed"
+        );
+        // A shared directory others may write is not trusted.
+        fs::set_permissions(&pool, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(shared_in(&pool, &stamp).is_none());
     }
 
     #[test]

@@ -28,6 +28,11 @@
 //! exits last: [`run`] returns once it is reaped, i.e. when every process of the
 //! sandbox is gone and no zombie is left behind.
 //!
+//! A step's sandbox can also be started ahead and held before its command
+//! ([`prepare`]): [`PreparedSandbox::release`] runs it as
+//! [`run`] would, its wall clock counted from the release; dropped unreleased, it is
+//! killed, reaped and its cgroup removed, and the command never runs.
+//!
 //! Images ([`ImageSandboxSpec`]): an OCI image's unpacked root filesystem is the
 //! sandbox's root, read-only, under the same namespaces, user, limits and supervision;
 //! run to the end ([`run_image`]), in the background ([`start_image`], a
@@ -54,6 +59,7 @@ mod leftovers;
 mod netns;
 mod output;
 mod owner;
+mod prepared;
 mod procfs;
 mod running;
 mod spawn;
@@ -74,6 +80,7 @@ pub use leftovers::{
     CairnCgroup, CgroupKind, LeftReason, SweepReport, cgroup_parents, list_cgroups, sweep_cgroups,
 };
 pub use netns::{NetworkNamespace, in_network_namespace};
+pub use prepared::{NOT_RELEASED, PreparedSandbox, prepare};
 pub use running::{LineSink, PortWait, RunningSandbox, TAIL_LINES, TailLine, start_image};
 pub use spawn::{SANDBOX_GID, SANDBOX_UID};
 pub use spec::{

@@ -1,7 +1,9 @@
-//! Draining the sandbox's stdout and stderr: one reader thread per pipe cuts the bytes
-//! into lines (or chunks of at most `max_line_bytes`) and hands them to the supervisor.
+//! Draining the sandbox's stdout and stderr: one reader thread (both pipes, by
+//! `poll`) cuts the bytes into lines (or chunks of at most `max_line_bytes`) and
+//! hands them to the supervisor.
 
 use std::io::{ErrorKind, Read};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::mpsc::SyncSender;
 
 use crate::spec::Stream;
@@ -73,26 +75,73 @@ impl LineSplitter {
     }
 }
 
-/// Reads `source` to its end, sending lines; returns early if the supervisor is gone.
-pub(crate) fn pump(mut source: impl Read, stream: Stream, max: usize, events: SyncSender<Event>) {
-    let mut splitter = LineSplitter::new(max);
+/// Drains several pipes on one thread: waits with `poll(2)` for any of them, reads
+/// what is there, and sends each one's lines (its last, unterminated line at its
+/// end) and then its [`Event::Closed`]. Returns when every pipe has reached its end
+/// (or failed, which ends it just the same); stops sending lines once the
+/// supervisor is gone.
+pub(crate) fn pump_all<S: Read + AsFd>(
+    sources: Vec<(S, Stream)>,
+    max: usize,
+    events: SyncSender<Event>,
+) {
+    let mut open: Vec<(S, Stream, LineSplitter)> = sources
+        .into_iter()
+        .map(|(source, stream)| (source, stream, LineSplitter::new(max)))
+        .collect();
     let mut buffer = vec![0u8; 64 << 10];
     let mut receiver_gone = false;
-    let mut emit = |line: Vec<u8>| {
-        if !receiver_gone && events.send(Event::Line(stream, line)).is_err() {
-            receiver_gone = true;
+    while !open.is_empty() {
+        let mut polled: Vec<libc::pollfd> = open
+            .iter()
+            .map(|(source, _, _)| libc::pollfd {
+                fd: source.as_fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: poll(2) on an array of pollfds we own, its length given.
+        let ready = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, -1) };
+        if ready < 0 {
+            if std::io::Error::last_os_error().kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            // poll itself failed: every pipe ends here, as a failed read would.
+            for p in &mut polled {
+                p.revents = libc::POLLERR;
+            }
         }
-    };
-    loop {
-        match source.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => splitter.feed(&buffer[..n], &mut emit),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => break,
+        let mut index = 0;
+        for p in polled {
+            if p.revents == 0 {
+                index += 1;
+                continue;
+            }
+            let (source, stream, splitter) = &mut open[index];
+            let stream = *stream;
+            let mut emit = |line: Vec<u8>| {
+                if !receiver_gone && events.send(Event::Line(stream, line)).is_err() {
+                    receiver_gone = true;
+                }
+            };
+            let ended = match source.read(&mut buffer) {
+                Ok(0) => true,
+                Ok(n) => {
+                    splitter.feed(&buffer[..n], &mut emit);
+                    false
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => false,
+                Err(_) => true,
+            };
+            if ended {
+                let (_, _, splitter) = open.remove(index);
+                splitter.finish(&mut emit);
+                let _ = events.send(Event::Closed);
+            } else {
+                index += 1;
+            }
         }
     }
-    splitter.finish(&mut emit);
-    let _ = events.send(Event::Closed);
 }
 
 #[cfg(test)]

@@ -89,6 +89,7 @@ pub fn start_image(
         cgroup: cgroup.as_deref(),
         netns: None,
         log: None,
+        block: None,
     };
     let Started { child, status } = spawn::start(args, &limits, launch)?;
     let reaper = child.id();

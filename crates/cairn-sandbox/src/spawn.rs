@@ -22,7 +22,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
-use crate::args::{self, STATUS_FD};
+use crate::args::{self, BLOCK_FD, STATUS_FD};
 use crate::cgroup::{RunCgroup, SUPERVISOR_TASKS};
 use crate::error::SandboxError;
 use crate::spec::Limits;
@@ -63,6 +63,7 @@ const STEPS: &[&str] = &[
     "joining the network namespace",
     "starting a new session",
     "detaching from cairn",
+    "passing the release descriptor",
 ];
 const STEP_CGROUP: u8 = 0;
 const STEP_RLIMIT: u8 = 1;
@@ -77,6 +78,7 @@ const STEP_OOM_SCORE: u8 = 9;
 const STEP_SETNS: u8 = 10;
 const STEP_SETSID: u8 = 11;
 const STEP_DETACH: u8 = 12;
+const STEP_BLOCK_FD: u8 = 13;
 
 /// What the child does before exec'ing bubblewrap, prepared in the parent.
 struct ChildSetup {
@@ -85,6 +87,9 @@ struct ChildSetup {
     drop_to: Option<(libc::uid_t, libc::gid_t)>,
     parent: libc::pid_t,
     status_fd: RawFd,
+    /// A prepared sandbox's release descriptor (see [`crate::prepare`]), passed to
+    /// bubblewrap as [`BLOCK_FD`]; never 0-2 or [`STATUS_FD`].
+    block_fd: Option<RawFd>,
     /// Upper bound for the fallback close loop (kernels without close_range).
     max_fd: RawFd,
     /// The highest signal number (SIGRTMAX), read before the fork.
@@ -175,6 +180,9 @@ pub(crate) struct Launch<'a> {
     pub netns: Option<RawFd>,
     /// Detached: stdout and stderr go to this file, and the sandbox outlives cairn.
     pub log: Option<std::fs::File>,
+    /// A prepared sandbox: the descriptor its first process waits on before the
+    /// command runs, passed as [`BLOCK_FD`]. Must not be 0-4.
+    pub block: Option<RawFd>,
 }
 
 /// Our child (the reaper, with bubblewrap below it) and the read end of bubblewrap's
@@ -209,6 +217,7 @@ pub(crate) fn start(
         // SAFETY: getpid(2) cannot fail.
         parent: unsafe { libc::getpid() },
         status_fd: status_write.as_raw_fd(),
+        block_fd: launch.block,
         max_fd: current_limit(libc::RLIMIT_NOFILE)
             .map_or(1 << 16, |n| n.min(1 << 16))
             .try_into()
@@ -451,9 +460,18 @@ impl ChildSetup {
                 // dup2 clears close-on-exec on the new descriptor.
                 self.fail_if(libc::dup2(self.status_fd, STATUS_FD) < 0, STEP_STATUS_FD)?;
             }
+            // The caller made sure it is none of 0-4, so the dup2 above cannot have
+            // replaced it.
+            let last_passed = match self.block_fd {
+                Some(block) => {
+                    self.fail_if(libc::dup2(block, BLOCK_FD) < 0, STEP_BLOCK_FD)?;
+                    BLOCK_FD
+                }
+                None => STATUS_FD,
+            };
             // Whatever cairn inherited without close-on-exec (from its own parent, or a
             // library) must not reach the sandbox: an open directory is a way out.
-            let first = (STATUS_FD + 1) as libc::c_uint;
+            let first = (last_passed + 1) as libc::c_uint;
             let closed = libc::syscall(
                 libc::SYS_close_range,
                 first,
@@ -461,7 +479,7 @@ impl ChildSetup {
                 libc::CLOSE_RANGE_CLOEXEC,
             );
             if closed != 0 {
-                for fd in STATUS_FD + 1..self.max_fd {
+                for fd in last_passed + 1..self.max_fd {
                     let flags = libc::fcntl(fd, libc::F_GETFD);
                     if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
                         self.fail_if(

@@ -15,13 +15,13 @@ use crate::cgroup::{self, RunCgroup};
 use crate::error::SandboxError;
 use crate::etc;
 use crate::netns::NetworkNamespace;
-use crate::output::{Event, pump};
+use crate::output::{Event, pump_all};
 use crate::spawn::{self, Launch, Started};
 use crate::spec::{Exit, Limits, Outcome, SandboxSpec, Stream, Usage};
 use crate::status::StatusPipe;
 use crate::usernet::UserNetwork;
 
-/// Lines in flight between the reader threads and `on_line`; a full queue makes the
+/// Lines in flight between the reader thread and `on_line`; a full queue makes the
 /// command wait for `on_line` instead of growing memory without bound.
 const QUEUE_LINES: usize = 1024;
 
@@ -76,6 +76,28 @@ fn run_spec(
     network: Option<&NetworkNamespace>,
     on_line: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<Outcome, SandboxError> {
+    let setup = setup(spec, network)?;
+    execute(setup.args, &spec.limits, setup.netns, on_line)
+}
+
+/// What a step's bubblewrap needs besides the cgroup: its arguments, the network
+/// namespace it enters, and what must stay alive until it has exited (the `/etc`
+/// copy it binds, the user-mode network it uses).
+#[derive(Debug)]
+pub(crate) struct Setup {
+    pub(crate) args: Vec<std::ffi::OsString>,
+    pub(crate) netns: Option<RawFd>,
+    /// Held for the whole run: the copy is removed when no run uses it any more.
+    pub(crate) _etc: std::sync::Arc<etc::EtcCopy>,
+    /// Stopped (its slirp4netns ended) when the run is over.
+    pub(crate) _usernet: Option<UserNetwork>,
+}
+
+/// Checks `spec` and prepares everything of its sandbox but the cgroup and the start.
+pub(crate) fn setup(
+    spec: &SandboxSpec,
+    network: Option<&NetworkNamespace>,
+) -> Result<Setup, SandboxError> {
     spec.validate()?;
     check_workspace(spec)?;
     let etc_mount_points: Vec<(&Path, bool)> = spec
@@ -84,9 +106,7 @@ fn run_spec(
         .filter(|(_, dest)| dest.starts_with("/etc"))
         .map(|(source, dest)| (dest.as_path(), source.is_dir()))
         .collect();
-    // Held for the whole run: the copy is removed when no run uses it any more.
     let etc = etc::current(&etc_mount_points)?;
-    // Stopped (its slirp4netns ended) when the run is over.
     let usernet = if spec.network {
         Some(UserNetwork::start()?)
     } else {
@@ -115,7 +135,12 @@ fn run_spec(
         None => None,
     };
     let args = args::build(spec, etc.path(), net, system.as_ref());
-    execute(args, &spec.limits, netns, on_line)
+    Ok(Setup {
+        args,
+        netns,
+        _etc: etc,
+        _usernet: usernet,
+    })
 }
 
 /// Starts bubblewrap with `args` in a fresh run cgroup (as root) and supervises it to
@@ -136,6 +161,7 @@ pub(crate) fn execute(
         cgroup: cgroup.as_ref(),
         netns,
         log: None,
+        block: None,
     };
     let Started { child, status } = spawn::start(args, limits, launch)?;
     finish(
@@ -204,15 +230,15 @@ fn check_workspace(spec: &SandboxSpec) -> Result<(), SandboxError> {
 
 /// Kills the whole sandbox, through pidfds (a recycled pid is never hit) and the run
 /// cgroup.
-struct Killer<'a> {
+pub(crate) struct Killer<'a> {
     /// Our child: the reaper that bubblewrap was forked from (see [`crate::spawn`]).
-    pid: u32,
-    pidfd: Option<OwnedFd>,
+    pub(crate) pid: u32,
+    pub(crate) pidfd: Option<OwnedFd>,
     /// The pid namespace's init: when it has exited, so has everything in the sandbox.
-    init: Option<OwnedFd>,
-    cgroup: Option<&'a RunCgroup>,
+    pub(crate) init: Option<OwnedFd>,
+    pub(crate) cgroup: Option<&'a RunCgroup>,
     /// Set once every process of the sandbox is known to be gone.
-    done: bool,
+    pub(crate) done: bool,
 }
 
 /// Leaving `run` early (an error, or a panic in `on_line`) kills the sandbox.
@@ -228,7 +254,7 @@ impl Killer<'_> {
     /// Killing the init ends the pid namespace: the kernel kills every process in it,
     /// bubblewrap's monitor sees its child die and exits, and the reaper (our child)
     /// exits once it has reaped both.
-    fn kill(&self) {
+    pub(crate) fn kill(&self) {
         let init_killed = self.init.as_ref().is_some_and(cgroup::pidfd_kill);
         if let Some(cgroup) = self.cgroup {
             cgroup.kill_all(Some(self.pid));
@@ -245,7 +271,7 @@ impl Killer<'_> {
     }
 
     /// After bubblewrap is reaped: waits until no process of the sandbox is left.
-    fn finish(&self) -> Result<(), SandboxError> {
+    pub(crate) fn finish(&self) -> Result<(), SandboxError> {
         if let Some(init) = &self.init
             && !exited_within(init, INIT_PATIENCE)
         {
@@ -304,22 +330,13 @@ fn supervise(
 ) -> Result<Ended, SandboxError> {
     let (events, inbox) = mpsc::sync_channel(QUEUE_LINES);
     let max = limits.max_line_bytes;
-    let streams = [
-        (
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            Stream::Stdout,
-        ),
-        (
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            Stream::Stderr,
-        ),
-    ];
+    let mut streams: Vec<(Box<dyn ReadFd>, Stream)> = Vec::with_capacity(2);
+    if let Some(out) = child.stdout.take() {
+        streams.push((Box::new(out), Stream::Stdout));
+    }
+    if let Some(err) = child.stderr.take() {
+        streams.push((Box::new(err), Stream::Stderr));
+    }
 
     // The waiter first: once it runs, our child (the reaper) is always reaped.
     let waiter_events = events.clone();
@@ -339,19 +356,16 @@ fn supervise(
         });
     }
 
-    let mut open = 0;
+    let mut open = streams.len();
     let mut failure = None;
-    for (source, stream) in streams {
-        let Some(source) = source else { continue };
-        match start_reader(source, stream, max, events.clone()) {
-            Ok(()) => open += 1,
-            Err(source) => {
-                failure.get_or_insert(SandboxError::Io {
-                    action: "start an output reader thread",
-                    source,
-                });
-            }
-        }
+    if !streams.is_empty()
+        && let Err(source) = start_reader(streams, max, events.clone())
+    {
+        open = 0;
+        failure = Some(SandboxError::Io {
+            action: "start the output reader thread",
+            source,
+        });
     }
     drop(events);
     let deadline = start + limits.wall_clock;
@@ -433,19 +447,19 @@ fn supervise(
     }
 }
 
+/// A child's output pipe: read, and polled by its descriptor.
+trait ReadFd: Read + std::os::fd::AsFd + Send {}
+impl<T: Read + std::os::fd::AsFd + Send> ReadFd for T {}
+
+/// One thread drains both output pipes (see [`pump_all`]).
 fn start_reader(
-    source: Box<dyn Read + Send>,
-    stream: Stream,
+    streams: Vec<(Box<dyn ReadFd>, Stream)>,
     max: usize,
     events: SyncSender<Event>,
 ) -> io::Result<()> {
-    let name = match stream {
-        Stream::Stdout => "cairn-sandbox-stdout",
-        Stream::Stderr => "cairn-sandbox-stderr",
-    };
     thread::Builder::new()
-        .name(name.into())
-        .spawn(move || pump(source, stream, max, events))
+        .name("cairn-sandbox-output".into())
+        .spawn(move || pump_all(streams, max, events))
         .map(|_| ())
 }
 

@@ -755,3 +755,46 @@ fn prepare_workspace_does_not_follow_symlinks() {
     assert!(ran.outcome.exit.success(), "{ran:?}");
     prepare_workspace(ws.path()).unwrap();
 }
+
+/// Issue 19: a run costs cairn two threads, not three: the waiter and one reader
+/// for both output pipes (counted from inside the line callback, while the
+/// sandbox sleeps). Its output still arrives whole and in each stream's order.
+#[test]
+fn a_run_uses_one_output_thread_for_both_streams() {
+    let ws = workspace();
+    let mut threads = Vec::new();
+    let mut lines = Vec::new();
+    let spec = sh(
+        ws.path(),
+        "for i in 1 2 3; do echo out-$i; echo err-$i >&2; done; sleep 0.2; echo last",
+    );
+    let outcome = cairn_sandbox::run(&spec, &mut |stream, line| {
+        let names: Vec<String> = fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
+            .map(|c| c.trim().to_owned())
+            .filter(|c| c.starts_with("cairn-sandbox"))
+            .collect();
+        threads.push(names);
+        lines.push((stream, String::from_utf8_lossy(line).into_owned()));
+    })
+    .unwrap();
+    println!("threads seen: {:?}", threads.last());
+    assert_eq!(outcome.exit, Exit::Code(0));
+    // While the command runs both are there (a line handled after its end may
+    // see them gone already), and never a third.
+    assert_eq!(threads.iter().map(Vec::len).max(), Some(2), "{threads:?}");
+    let out: Vec<&str> = lines
+        .iter()
+        .filter(|(s, _)| *s == cairn_sandbox::Stream::Stdout)
+        .map(|(_, l)| l.as_str())
+        .collect();
+    let err: Vec<&str> = lines
+        .iter()
+        .filter(|(s, _)| *s == cairn_sandbox::Stream::Stderr)
+        .map(|(_, l)| l.as_str())
+        .collect();
+    assert_eq!(out, ["out-1", "out-2", "out-3", "last"]);
+    assert_eq!(err, ["err-1", "err-2", "err-3"]);
+}

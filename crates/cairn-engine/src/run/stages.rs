@@ -124,6 +124,12 @@ impl Engine {
         // next one's start. Nothing of a stage is told to the observer before
         // the boundary that records it commits.
         let mut started_ms = now_ms();
+        // The next stage's sandbox, started while this one runs; dropped (killed,
+        // its command never run) when the run stops before it. The starter (the
+        // thread that forks it, to which its reaper's life is bound) is declared
+        // first, so it ends after the last of them.
+        let mut starter = Starter::default();
+        let mut ahead: Option<Ahead> = None;
         if let Some(first) = stages.first() {
             self.store.stage_boundary(&StageBoundary {
                 ended: None,
@@ -135,6 +141,8 @@ impl Engine {
             current.status = StageStatus::Running;
             observer.stage_started(&current);
             let mut sink = LogSink::new(self.store.clone(), &current, observer);
+            let held = ahead.take().filter(|a| a.index == index);
+            ahead = prepare_ahead(&mut starter, loaded, run, index + 1, workspace, &facts);
             let is_test = matches!(spec.kind, StageKind::UnitTest | StageKind::AcceptanceTest);
             // A report from the repository or an earlier stage is never this stage's.
             let cleared = if is_test {
@@ -142,9 +150,9 @@ impl Engine {
             } else {
                 Ok(())
             };
-            let end = match cleared
-                .and_then(|()| self.run_stage(loaded, run, spec, workspace, &mut facts, &mut sink))
-            {
+            let end = match cleared.and_then(|()| {
+                self.run_stage(loaded, run, spec, workspace, &mut facts, &mut sink, held)
+            }) {
                 Ok(end) => end,
                 Err(err) => StageEnd::failed(
                     None,
@@ -246,7 +254,9 @@ impl Engine {
     }
 
     /// Runs one stage: the source stage here, the acceptance stage of an image
-    /// against the running RC, any other in the sandbox with its command.
+    /// against the running RC, any other in the sandbox with its command (the
+    /// one `held` ahead for it, if its spec is the one the stage needs now).
+    #[allow(clippy::too_many_arguments)]
     fn run_stage(
         &self,
         loaded: &LoadedWorkload,
@@ -255,6 +265,7 @@ impl Engine {
         workspace: &Path,
         facts: &mut RunFacts<'_>,
         sink: &mut LogSink<'_>,
+        held: Option<Ahead>,
     ) -> Result<StageEnd, EngineError> {
         if spec.kind == StageKind::Source {
             return self.source_stage(loaded, workspace, facts, sink);
@@ -289,8 +300,18 @@ impl Engine {
         };
         let policy = &loaded.chain.sandbox;
         let network = spec.kind == StageKind::Fetch;
+        let sandbox = step_sandbox(
+            loaded,
+            run,
+            spec,
+            workspace,
+            facts,
+            command.clone(),
+            network,
+        );
+        let held = held.filter(|h| h.spec == sandbox).and_then(Ahead::ready);
         sink.system(&format!(
-            "$ {command}   [sandbox: network {}, timeout {}, memory {} MiB, {} processes, {}]",
+            "$ {command}   [sandbox: network {}, timeout {}, memory {} MiB, {} processes, {}{}]",
             if network {
                 "user-mode (dependency fetch; no host loopback, no link-local)"
             } else {
@@ -302,12 +323,18 @@ impl Engine {
             match facts.build_image {
                 Some(b) => format!("build image {} {}, {}", b.name, b.digest, b.why),
                 None => "the host's /usr".to_owned(),
+            },
+            if held.is_some() {
+                ", started ahead during the previous stage"
+            } else {
+                ""
             }
         ));
-        let sandbox = step_sandbox(loaded, run, spec, workspace, facts, command, network);
-        let outcome = cairn_sandbox::run(&sandbox, &mut |stream, bytes| {
-            sink.line(log_stream(stream), bytes);
-        })?;
+        let mut on_line = |stream, bytes: &[u8]| sink.line(log_stream(stream), bytes);
+        let outcome = match held {
+            Some(held) => held.release(&mut on_line)?,
+            None => cairn_sandbox::run(&sandbox, &mut on_line)?,
+        };
         sink.store_error()?;
         let took = human_duration(outcome.duration);
         let end = exit_end(outcome.exit, spec, policy);
@@ -532,6 +559,115 @@ pub(super) fn step_sandbox(
         limits: step_limits(loaded, spec),
         system_root: facts.build_image.map(|b| b.rootfs.clone()),
     }
+}
+
+/// The thread of a run that starts stages' sandboxes ahead ([`prepare_ahead`]).
+/// It lives until the run's stages are over: a sandbox's reaper is bound to
+/// the life of the thread that forked it (its parent-death signal), so the
+/// starter must outlive every sandbox it started.
+#[derive(Default)]
+pub(super) struct Starter {
+    requests: Option<std::sync::mpsc::Sender<(SandboxSpec, std::sync::mpsc::Sender<Prepared>)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+type Prepared = Result<cairn_sandbox::PreparedSandbox, cairn_sandbox::SandboxError>;
+
+impl Starter {
+    /// Starts `spec`'s sandbox on the starter thread (made on first use); its
+    /// result arrives on the returned channel.
+    fn start(&mut self, spec: SandboxSpec) -> Option<std::sync::mpsc::Receiver<Prepared>> {
+        if self.requests.is_none() {
+            let (requests, inbox) =
+                std::sync::mpsc::channel::<(SandboxSpec, std::sync::mpsc::Sender<Prepared>)>();
+            let thread = std::thread::Builder::new()
+                .name("cairn-stage-ahead".into())
+                .spawn(move || {
+                    for (spec, reply) in inbox {
+                        // Nobody waiting any more: the held sandbox is dropped here.
+                        let _ = reply.send(cairn_sandbox::prepare(&spec));
+                    }
+                })
+                .ok()?;
+            self.requests = Some(requests);
+            self.thread = Some(thread);
+        }
+        let (reply, result) = std::sync::mpsc::channel();
+        self.requests.as_ref()?.send((spec, reply)).ok()?;
+        Some(result)
+    }
+}
+
+impl Drop for Starter {
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A stage's sandbox being started ahead by the run's [`Starter`] and held
+/// before its command ([`cairn_sandbox::prepare`]), with the spec it is for.
+/// Dropped unused, it waits for the start and drops the held sandbox (killed,
+/// its command never run) before the run goes on.
+pub(super) struct Ahead {
+    index: usize,
+    spec: SandboxSpec,
+    result: Option<std::sync::mpsc::Receiver<Prepared>>,
+}
+
+impl Ahead {
+    /// The held sandbox, once started; `None` if it could not be (the stage then
+    /// starts one at its turn, which reports the error).
+    fn ready(mut self) -> Option<cairn_sandbox::PreparedSandbox> {
+        self.result.take()?.recv().ok()?.ok()
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        if let Some(result) = self.result.take() {
+            drop(result.recv());
+        }
+    }
+}
+
+/// Starts stage `index`'s sandbox now, held until its turn, when everything it
+/// is made of is known before the stage before it ends: the source stage has
+/// materialised the workspace (and set SOURCE_DATE_EPOCH), the stage runs a
+/// command in a plain step sandbox (not a fetch, whose network starts at its
+/// turn, nor an acceptance stage against the image the build makes), and its
+/// spec is built from the workload, the chain and the run only. At its turn
+/// it is used only if its spec is the one the stage needs then; otherwise, or
+/// when the run stops first, it is dropped: killed, its command never run. A
+/// sandbox that cannot be started ahead is simply started at its turn.
+fn prepare_ahead(
+    starter: &mut Starter,
+    loaded: &LoadedWorkload,
+    run: &RunRecord,
+    index: usize,
+    workspace: &Path,
+    facts: &RunFacts<'_>,
+) -> Option<Ahead> {
+    facts.source.as_ref()?;
+    let spec = loaded.chain.stages.get(index)?;
+    let plain = match spec.kind {
+        StageKind::UnitTest | StageKind::Build | StageKind::Command => true,
+        StageKind::AcceptanceTest => facts.image_plan.is_none(),
+        StageKind::Source | StageKind::Fetch => false,
+    };
+    if !plain {
+        return None;
+    }
+    let command = stage_command(loaded, spec)?;
+    let sandbox = step_sandbox(loaded, run, spec, workspace, facts, command, false);
+    let result = starter.start(sandbox.clone())?;
+    Some(Ahead {
+        index,
+        spec: sandbox,
+        result: Some(result),
+    })
 }
 
 /// The chain's limits for a step of `spec`.
