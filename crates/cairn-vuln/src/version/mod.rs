@@ -237,6 +237,29 @@ impl Version {
     }
 }
 
+/// A dpkg version's (epoch, upstream, revision), as a compiled form keeps it;
+/// `None` for another scheme.
+pub(crate) fn debian_parts(v: &Version) -> Option<(u64, &str, &str)> {
+    match &v.key {
+        Key::Debian(k) => Some(debian::parts(k)),
+        _ => None,
+    }
+}
+
+/// A dpkg version against pre-split parts, as [`Version::compare`] with the
+/// version they were split from orders them; `None` for another scheme.
+pub(crate) fn cmp_debian_parts(
+    v: &Version,
+    epoch: u64,
+    upstream: &str,
+    revision: &str,
+) -> Option<Ordering> {
+    match &v.key {
+        Key::Debian(k) => Some(debian::cmp_parts(k, epoch, upstream, revision)),
+        _ => None,
+    }
+}
+
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.raw)
