@@ -279,6 +279,17 @@ fn to_record(bytes: &[u8]) -> Result<(NewAdvisory, Vec<String>), cairn_vuln::Err
         .collect();
     packages.sort();
     packages.dedup();
+    // A compiled match form per (ecosystem, name), in `packages`' order.
+    let mut forms = cairn_vuln::compiled::compile(&advisory);
+    let compiled = packages
+        .iter()
+        .map(|key| {
+            forms
+                .iter_mut()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, f)| f.take())
+        })
+        .collect();
     Ok((
         NewAdvisory {
             modified: sortable_time(&advisory.modified),
@@ -287,6 +298,7 @@ fn to_record(bytes: &[u8]) -> Result<(NewAdvisory, Vec<String>), cairn_vuln::Err
             packages,
             json: bytes.to_vec(),
             match_form: cairn_vuln::match_form(bytes),
+            compiled,
         },
         problems,
     ))

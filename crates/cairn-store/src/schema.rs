@@ -799,6 +799,19 @@ END
 $$;
 "#,
     },
+    // Version 17: each index row's compiled match form (`cairn_vuln::compiled`:
+    // a binary form per (ecosystem, package, advisory), decided without JSON).
+    // Rows kept before have none (NULL), and matching reads their record as
+    // before; importing the same record again fills it in.
+    Migration {
+        version: 17,
+        sqlite: r#"
+ALTER TABLE advisory_packages ADD COLUMN compiled BLOB;
+"#,
+        postgres: r#"
+ALTER TABLE advisory_packages ADD COLUMN compiled BYTEA;
+"#,
+    },
 ];
 
 /// The schema version this cairn writes (the last entry of the migration list).

@@ -186,6 +186,7 @@ pub fn normalize_name(ecosystem: &str, name: &str) -> String {
 }
 
 /// The installed version parsed lazily, once per scheme it is needed under.
+#[derive(Debug)]
 pub struct Installed<'a> {
     raw: &'a str,
     cache: Vec<(Scheme, Result<Version, VersionError>)>,
