@@ -317,9 +317,9 @@ pub fn decide(form: &[u8], installed: &mut Installed<'_>) -> Result<Decision, Fo
                     1 => {
                         let t = r.text()?;
                         match version {
-                            Some(v) => match Version::parse(scheme, t) {
-                                Ok(b) => v.compare(&b),
-                                Err(_) => return r.fail("a bound does not parse"),
+                            Some(v) => match v.compare_text(t) {
+                                Some(o) => Some(o),
+                                None => return r.fail("a bound does not parse"),
                             },
                             None => None,
                         }

@@ -237,6 +237,24 @@ impl Version {
     }
 }
 
+impl Version {
+    /// This version against the text `s` under its scheme, as
+    /// `compare(parse(s))` orders them; `None` when `s` does not parse. dpkg
+    /// and SemVer compare without building a `Version`.
+    pub(crate) fn compare_text(&self, s: &str) -> Option<Ordering> {
+        if s.len() > MAX_VERSION_LEN || s.trim().is_empty() {
+            return None;
+        }
+        match &self.key {
+            Key::Debian(k) => debian::cmp_text(k, s),
+            Key::Semver(k) => semver::cmp_text(k, s),
+            _ => Version::parse(self.scheme, s)
+                .ok()
+                .and_then(|x| self.compare(&x)),
+        }
+    }
+}
+
 /// A dpkg version's (epoch, upstream, revision), as a compiled form keeps it;
 /// `None` for another scheme.
 pub(crate) fn debian_parts(v: &Version) -> Option<(u64, &str, &str)> {
