@@ -71,10 +71,13 @@ pub struct FormError {
     pub reason: &'static str,
 }
 
+/// A package key (ecosystem, normalised name) and its compiled form, if any.
+pub type KeyedForm = ((String, String), Option<Vec<u8>>);
+
 /// The compiled forms of a record: one per (ecosystem, normalised name) its
 /// entries name, in the order of first mention. `None` when a form would
 /// exceed a bound (keep none: the record is read instead).
-pub fn compile(advisory: &Advisory) -> Vec<((String, String), Option<Vec<u8>>)> {
+pub fn compile(advisory: &Advisory) -> Vec<KeyedForm> {
     let mut keys: Vec<(String, String)> = Vec::new();
     for a in &advisory.affected {
         let key = (a.ecosystem.clone(), normalize_name(&a.ecosystem, &a.name));

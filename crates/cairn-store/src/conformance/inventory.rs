@@ -218,7 +218,8 @@ pub fn compiled_forms_are_kept_per_package_and_filled_in(
     gone.withdrawn = true;
     gone.compiled = vec![Some(vec![1, 1, 0, 0])];
     store.put_advisories(&[a.clone(), b.clone(), gone])?;
-    let rows = |pairs: &[(&str, &str)]| -> Result<Vec<(String, String, String, Option<Vec<u8>>)>, StoreError> {
+    type Row = (String, String, String, Option<Vec<u8>>);
+    let rows = |pairs: &[(&str, &str)]| -> Result<Vec<Row>, StoreError> {
         Ok(store
             .advisory_matchers(&keys(pairs))?
             .into_iter()
