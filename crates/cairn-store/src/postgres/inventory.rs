@@ -300,9 +300,9 @@ impl InventoryStore for PostgresStore {
                         let compiled = a.compiled.get(i).cloned().flatten();
                         tx.exec(
                             what,
-                            "INSERT INTO advisory_packages (ecosystem, name, id, compiled) \
-                             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                            &[ecosystem, name, &a.id, &compiled],
+                            "INSERT INTO advisory_packages (ecosystem, name, id, compiled, modified) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                            &[ecosystem, name, &a.id, &compiled, &a.modified],
                         )?;
                     }
                 }
@@ -359,11 +359,12 @@ impl InventoryStore for PostgresStore {
         self.read(what, |tx| {
             tx.all(
                 what,
-                "SELECT DISTINCT p.ecosystem, p.name, p.id, a.modified, p.compiled \
+                "SELECT DISTINCT p.ecosystem, p.name, p.id, \
+                   coalesce(p.modified, (SELECT a.modified FROM advisories a WHERE a.id = p.id)), \
+                   p.compiled \
                  FROM advisory_packages p \
                  JOIN unnest($1::text[], $2::text[]) AS k (ecosystem, name) \
                    ON p.ecosystem = k.ecosystem AND p.name = k.name \
-                 JOIN advisories a ON a.id = p.id \
                  ORDER BY p.ecosystem, p.name, p.id",
                 &[&ecosystems, &names],
                 |r| {

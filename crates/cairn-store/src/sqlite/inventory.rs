@@ -386,13 +386,13 @@ impl InventoryStore for SqliteStore {
                 if !a.withdrawn {
                     let mut stmt = tx
                         .prepare_cached(
-                            "INSERT OR IGNORE INTO advisory_packages (ecosystem, name, id, compiled) \
-                             VALUES (?1, ?2, ?3, ?4)",
+                            "INSERT OR IGNORE INTO advisory_packages \
+                             (ecosystem, name, id, compiled, modified) VALUES (?1, ?2, ?3, ?4, ?5)",
                         )
                         .map_err(StoreError::sqlite(what))?;
                     for (i, (ecosystem, name)) in a.packages.iter().enumerate() {
                         let compiled = a.compiled.get(i).cloned().flatten();
-                        stmt.execute(params![ecosystem, name, a.id, compiled])
+                        stmt.execute(params![ecosystem, name, a.id, compiled, a.modified])
                             .map_err(StoreError::sqlite(what))?;
                     }
                 }
@@ -446,12 +446,14 @@ impl InventoryStore for SqliteStore {
     ) -> Result<Vec<StoredMatcher>, StoreError> {
         let what = "reading compiled match forms by package";
         self.read(what, |tx| {
-            // One indexed lookup per package; `modified` from the record's row
-            // (its first columns: the record's bytes are not read).
+            // One range of the primary key per package: the rows carry the
+            // record's `modified` (the record is looked up only for a row
+            // without one, which the migration to v17 leaves none of).
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT p.id, a.modified, p.compiled \
-                     FROM advisory_packages p JOIN advisories a ON a.id = p.id \
+                    "SELECT p.id, coalesce(p.modified, \
+                       (SELECT a.modified FROM advisories a WHERE a.id = p.id)), p.compiled \
+                     FROM advisory_packages p \
                      WHERE p.ecosystem = ?1 AND p.name = ?2 ORDER BY p.id",
                 )
                 .map_err(StoreError::sqlite(what))?;
