@@ -475,6 +475,150 @@ fn os_packages_match_by_source_and_release_and_bad_input_is_named() {
 
 /// A component's licence in a CycloneDX document: its expression, its named
 /// (unknown) licence, or `None`.
+/// `sqlite3 DB SQL` on the store a fixture's cairn keeps (no cairn running).
+fn sql(f: &Fixture, statement: &str) -> String {
+    let out = Command::new("sqlite3")
+        .arg(f.data.join("cairn.db"))
+        .arg(statement)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A scan decides each (advisory, package) pair by its compiled match form
+/// and reads the record only where it may match: the findings are the same as
+/// from the records alone (every compiled form dropped, as for rows kept before
+/// schema v17), and importing the same records again fills the forms back in.
+/// A compiled form that is truncated, has another version byte or a count past
+/// its end leaves that pair "not evaluated" with the reason: never a panic,
+/// never a silent "not affected".
+#[test]
+fn a_corrupt_compiled_form_leaves_its_pair_not_evaluated_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let advisories = tmp.path().join("advisories");
+    for r in [
+        record(
+            "DSA-9000-1",
+            "Debian:12",
+            "glibc",
+            ecosystem_range(json!([{ "introduced": "0" }, { "fixed": "2.36-9+deb12u4" }])),
+            json!([]),
+        ),
+        // Fixed long before the installed version: the compiled form says no.
+        record(
+            "DSA-8000-1",
+            "Debian:12",
+            "glibc",
+            ecosystem_range(json!([{ "introduced": "0" }, { "fixed": "2.30-1" }])),
+            json!([]),
+        ),
+        record(
+            "DLA-9001-1",
+            "Debian:12",
+            "zlib",
+            json!([]),
+            json!(["1:1.2.13.dfsg-1"]),
+        ),
+    ] {
+        write(
+            &advisories,
+            &format!("{}.json", r["id"].as_str().unwrap()),
+            &r.to_string(),
+        );
+    }
+    let f = Fixture::new();
+    f.ok(&["vulns", "import", advisories.to_str().unwrap()]);
+    assert_eq!(
+        sql(
+            &f,
+            "SELECT count(*) FROM advisory_packages WHERE compiled IS NOT NULL"
+        ),
+        "3"
+    );
+    let debian = tmp.path().join("debian");
+    write(
+        &debian,
+        "etc/os-release",
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+    );
+    write(&debian, "var/lib/dpkg/status", STATUS);
+    let scan = |f: &Fixture| -> Value {
+        let r = f.run(&["--json", "scan", debian.to_str().unwrap()]);
+        assert_eq!(r.code, 1, "{r:?}");
+        serde_json::from_str(&r.stdout).unwrap()
+    };
+    let compiled = scan(&f);
+    let want: BTreeSet<(String, String)> = [("DLA-9001-1", "zlib"), ("DSA-9000-1", "glibc")]
+        .iter()
+        .map(|(a, p)| ((*a).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(findings(&compiled), want);
+
+    // Without compiled forms (rows kept before v17): the records answer, the same.
+    sql(&f, "UPDATE advisory_packages SET compiled = NULL");
+    let records = scan(&f);
+    assert_eq!(records["vulnerabilities"], compiled["vulnerabilities"]);
+    assert_eq!(records["issues"], compiled["issues"]);
+    // The same records imported again fill the forms back in.
+    f.ok(&["vulns", "import", advisories.to_str().unwrap()]);
+    assert_eq!(
+        sql(
+            &f,
+            "SELECT count(*) FROM advisory_packages WHERE compiled IS NOT NULL"
+        ),
+        "3"
+    );
+
+    for (corruption, reason) in [
+        // Cut to 9 bytes: the entry count promises more than is left.
+        (
+            "substr(compiled, 1, 9)",
+            "compiled match form is corrupt at byte 4: a count past its bound or the end",
+        ),
+        (
+            "X'09' || substr(compiled, 2)",
+            "compiled match form is corrupt at byte 0: unknown form version",
+        ),
+        (
+            "X'0100FFFF'",
+            "compiled match form is corrupt at byte 4: a count past its bound or the end",
+        ),
+        // One entry (dpkg ordering, no range) listing one version whose
+        // length (255) runs past the end.
+        (
+            "X'0100010006000001000000FF00'",
+            "compiled match form is corrupt at byte 13: truncated: a field runs past the end",
+        ),
+    ] {
+        f.ok(&["vulns", "import", advisories.to_str().unwrap()]);
+        sql(
+            &f,
+            &format!(
+                "UPDATE advisory_packages SET compiled = CAST({corruption} AS BLOB) WHERE id = 'DSA-8000-1'"
+            ),
+        );
+        let scan = scan(&f);
+        println!("{corruption}: {}", scan["issues"]);
+        assert_eq!(findings(&scan), want, "{corruption}");
+        let issues = scan["issues"].as_array().unwrap();
+        let hit: Vec<&Value> = issues
+            .iter()
+            .filter(|i| i["reason"].as_str().unwrap().contains("DSA-8000-1"))
+            .collect();
+        assert_eq!(hit.len(), 1, "{corruption}: {issues:?}");
+        assert_eq!(
+            hit[0]["reason"],
+            format!("advisory DSA-8000-1: {reason}"),
+            "{corruption}"
+        );
+        assert!(
+            hit[0]["subject"].as_str().unwrap().contains("glibc 2.36-9"),
+            "{hit:?}"
+        );
+    }
+}
+
 fn cdx_licence(bom: &Value, name: &str) -> Option<String> {
     let c = bom["components"]
         .as_array()

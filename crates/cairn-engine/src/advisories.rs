@@ -24,7 +24,7 @@ use cairn_store::{
     AdvisoryPut, FindingKey, MatchOutcome, MatchScope, NewAdvisory, NewFinding, Store,
 };
 use cairn_vuln::archive::{Entry, Limits, OsvArchive};
-use cairn_vuln::{Advisory, AdvisoryIndex, FindingKind, Package, normalize_name};
+use cairn_vuln::{Advisory, FindingKind, Package, normalize_name};
 
 use crate::EngineError;
 use crate::inventory::{Skipped, Tree};
@@ -279,6 +279,17 @@ fn to_record(bytes: &[u8]) -> Result<(NewAdvisory, Vec<String>), cairn_vuln::Err
         .collect();
     packages.sort();
     packages.dedup();
+    // A compiled match form per (ecosystem, name), in `packages`' order.
+    let mut forms = cairn_vuln::compiled::compile(&advisory);
+    let compiled = packages
+        .iter()
+        .map(|key| {
+            forms
+                .iter_mut()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, f)| f.take())
+        })
+        .collect();
     Ok((
         NewAdvisory {
             modified: sortable_time(&advisory.modified),
@@ -287,6 +298,7 @@ fn to_record(bytes: &[u8]) -> Result<(NewAdvisory, Vec<String>), cairn_vuln::Err
             packages,
             json: bytes.to_vec(),
             match_form: cairn_vuln::match_form(bytes),
+            compiled,
         },
         problems,
     ))
@@ -328,18 +340,18 @@ pub fn rematch(store: &dyn Store, scope: MatchScope) -> Result<Rematched, Engine
     }
     let mut found = Vec::new();
     if !by_package.is_empty() {
-        let mut index = AdvisoryIndex::new();
-        for stored in store.advisories_for_packages(&scope.packages)? {
-            match Advisory::parse(&stored.json) {
-                Ok(advisory) => index.insert(advisory),
-                Err(e) => not_evaluated.push((
-                    format!("advisory {}", stored.id),
-                    format!("the stored record does not parse: {}", error_chain(&e)),
-                )),
-            }
+        let mut packages: Vec<Package> = by_package.keys().cloned().collect();
+        packages.sort_by(|a, b| {
+            (&a.ecosystem, &a.name, &a.version).cmp(&(&b.ecosystem, &b.name, &b.version))
+        });
+        let matched = crate::inventory::match_stored(store, &packages)?;
+        for (id, e) in &matched.unparsed {
+            not_evaluated.push((
+                format!("advisory {id}"),
+                format!("the stored record does not parse: {}", error_chain(e)),
+            ));
         }
-        let packages: Vec<Package> = by_package.keys().cloned().collect();
-        let report = index.scan(&packages);
+        let report = matched.report;
         for i in &report.issues {
             not_evaluated.push((
                 format!(

@@ -565,6 +565,7 @@ mod tests {
                 packages: vec![("npm".into(), "left-pad".into())],
                 json: record.as_bytes().to_vec(),
                 match_form: None,
+                compiled: Vec::new(),
             }])
             .unwrap();
         let a = sbom(&store, "sha256:a", "1.2.0");

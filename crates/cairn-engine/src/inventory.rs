@@ -454,12 +454,153 @@ pub fn packages(collected: &Collected) -> (Vec<Package>, Vec<NotEvaluated>) {
     (out, issues)
 }
 
+/// What matching packages against the stored advisories gives.
+pub(crate) struct StoredMatch {
+    /// Findings, and the (package, advisory) pairs that could not be evaluated.
+    pub report: cairn_vuln::ScanReport,
+    /// Stored records (those read) that do not parse, by id.
+    pub unparsed: Vec<(String, cairn_vuln::Error)>,
+    /// The newest `modified` of the records indexed under the packages.
+    pub newest_modified: Option<String>,
+    /// The ecosystems any of those records names.
+    pub ecosystems: BTreeSet<String>,
+}
+
+/// Matches `packages` against the stored advisories naming them: each index
+/// row's compiled match form decides (pair by pair, without JSON) where it
+/// says "not affected"; only the records of the other pairs (affected, cannot
+/// tell, or kept without a compiled form) are read and matched by
+/// [`cairn_vuln::matches`]'s code, so findings, fixed versions, severities and
+/// what cannot be evaluated are those of the records. A compiled form that
+/// cannot be read leaves its pair not evaluated, saying why.
+pub(crate) fn match_stored(
+    store: &dyn Store,
+    packages: &[Package],
+) -> Result<StoredMatch, EngineError> {
+    use cairn_vuln::compiled::{Decision, Installed, decide};
+    let keys: Vec<(String, String)> = packages
+        .iter()
+        .map(|p| (p.ecosystem.clone(), normalize_name(&p.ecosystem, &p.name)))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let rows = store.advisory_matchers(&keys)?;
+    let mut newest_modified: Option<&str> = None;
+    let mut ecosystems = BTreeSet::new();
+    let mut by_key: std::collections::HashMap<(&str, &str), Vec<&cairn_store::StoredMatcher>> =
+        std::collections::HashMap::new();
+    for row in &rows {
+        if newest_modified.is_none_or(|n| row.modified.as_str() > n) {
+            newest_modified = Some(&row.modified);
+        }
+        if !ecosystems.contains(&row.ecosystem) {
+            ecosystems.insert(row.ecosystem.clone());
+        }
+        by_key
+            .entry((row.ecosystem.as_str(), row.name.as_str()))
+            .or_default()
+            .push(row);
+    }
+    let mut needed: BTreeSet<&str> = BTreeSet::new();
+    let mut corrupt: Vec<cairn_vuln::ScanIssue> = Vec::new();
+    for p in packages {
+        let name = normalize_name(&p.ecosystem, &p.name);
+        let Some(rows) = by_key.get(&(p.ecosystem.as_str(), name.as_str())) else {
+            continue;
+        };
+        let mut installed = Installed::new(&p.version);
+        for row in rows {
+            let Some(form) = &row.compiled else {
+                needed.insert(&row.id);
+                continue;
+            };
+            match decide(form, &mut installed) {
+                Ok(Decision::No) => {}
+                Ok(Decision::Maybe) => {
+                    needed.insert(&row.id);
+                }
+                Err(e) => corrupt.push(cairn_vuln::ScanIssue {
+                    package: p.clone(),
+                    advisory_id: row.id.clone(),
+                    error: e.into(),
+                }),
+            }
+        }
+    }
+    let mut index = AdvisoryIndex::new();
+    let mut unparsed = Vec::new();
+    let ids: Vec<String> = needed.into_iter().map(str::to_owned).collect();
+    for stored in store.advisory_forms(&ids)? {
+        match Advisory::parse(&stored.json) {
+            Ok(advisory) => {
+                for a in &advisory.affected {
+                    if !ecosystems.contains(&a.ecosystem) {
+                        ecosystems.insert(a.ecosystem.clone());
+                    }
+                }
+                index.insert(advisory);
+            }
+            Err(e) => unparsed.push((stored.id, e)),
+        }
+    }
+    let mut report = if index.is_empty() {
+        cairn_vuln::ScanReport {
+            packages: packages.len(),
+            ..Default::default()
+        }
+    } else {
+        index.scan(packages)
+    };
+    if !corrupt.is_empty() {
+        // A pair whose compiled form is corrupt is not evaluated, even where
+        // its record was read for another package.
+        let gone: BTreeSet<(&str, &str, &str, &str)> = corrupt
+            .iter()
+            .map(|i| {
+                (
+                    i.advisory_id.as_str(),
+                    i.package.ecosystem.as_str(),
+                    i.package.name.as_str(),
+                    i.package.version.as_str(),
+                )
+            })
+            .collect();
+        let kept = |f: &cairn_vuln::Finding| {
+            !gone.contains(&(
+                f.advisory_id.as_str(),
+                f.ecosystem.as_str(),
+                f.package.as_str(),
+                f.installed_version.as_str(),
+            ))
+        };
+        report.vulnerabilities.retain(kept);
+        report.informational.retain(kept);
+        report.issues.retain(|i| {
+            !gone.contains(&(
+                i.advisory_id.as_str(),
+                i.package.ecosystem.as_str(),
+                i.package.name.as_str(),
+                i.package.version.as_str(),
+            ))
+        });
+        report.issues.extend(corrupt);
+    }
+    Ok(StoredMatch {
+        report,
+        unparsed,
+        newest_modified: newest_modified.map(str::to_owned),
+        ecosystems,
+    })
+}
+
 /// A distribution release none of whose source packages is named by any stored
 /// advisory: its records were most likely never imported (a Debian 13 rootfs
 /// against Debian 12 data), so "no findings" would be a silent pass. One entry
 /// per release, naming how many source packages it covers.
-fn releases_without_advisories(collected: &Collected, index: &AdvisoryIndex) -> Vec<NotEvaluated> {
-    let present: BTreeSet<&str> = index.package_keys().map(|(e, _)| e).collect();
+fn releases_without_advisories(
+    collected: &Collected,
+    present: &BTreeSet<String>,
+) -> Vec<NotEvaluated> {
     let mut releases: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
     for c in &collected.report.components {
         if !matches!(c.ecosystem, Ecosystem::Debian | Ecosystem::Alpine) {
@@ -473,7 +614,7 @@ fn releases_without_advisories(collected: &Collected, index: &AdvisoryIndex) -> 
     }
     releases
         .into_iter()
-        .filter(|(ecosystems, _)| !ecosystems.iter().any(|e| present.contains(e.as_str())))
+        .filter(|(ecosystems, _)| !ecosystems.iter().any(|e| present.contains(e)))
         .map(|(ecosystems, names)| NotEvaluated {
             subject: format!("OS packages of {}", ecosystems.join(" / ")),
             reason: format!(
@@ -489,31 +630,19 @@ fn releases_without_advisories(collected: &Collected, index: &AdvisoryIndex) -> 
 /// for them. A stored record that does not parse is reported, not skipped.
 pub fn evaluate(store: &dyn Store, collected: &Collected) -> Result<Evaluation, EngineError> {
     let (packages, mut not_evaluated) = packages(collected);
-    let keys: Vec<(String, String)> = packages
-        .iter()
-        .map(|p| (p.ecosystem.clone(), normalize_name(&p.ecosystem, &p.name)))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut index = AdvisoryIndex::new();
-    let mut newest_modified: Option<String> = None;
-    for stored in store.advisories_for_packages(&keys)? {
-        if newest_modified
-            .as_ref()
-            .is_none_or(|newest| stored.modified > *newest)
-        {
-            newest_modified = Some(stored.modified.clone());
-        }
-        match Advisory::parse(&stored.json) {
-            Ok(advisory) => index.insert(advisory),
-            Err(e) => not_evaluated.push(NotEvaluated {
-                subject: format!("advisory {}", stored.id),
-                reason: format!("the stored record does not parse: {}", error_chain(&e)),
-            }),
-        }
+    let StoredMatch {
+        report,
+        unparsed,
+        newest_modified,
+        ecosystems,
+    } = match_stored(store, &packages)?;
+    for (id, e) in unparsed {
+        not_evaluated.push(NotEvaluated {
+            subject: format!("advisory {id}"),
+            reason: format!("the stored record does not parse: {}", error_chain(&e)),
+        });
     }
-    not_evaluated.extend(releases_without_advisories(collected, &index));
-    let report = index.scan(&packages);
+    not_evaluated.extend(releases_without_advisories(collected, &ecosystems));
     for i in &report.issues {
         not_evaluated.push(NotEvaluated {
             subject: format!(

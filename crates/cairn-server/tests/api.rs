@@ -561,6 +561,7 @@ fn exposed(server: &Server) -> String {
             packages: vec![("npm".into(), "left-pad".into())],
             json: record.to_string().into_bytes(),
             match_form: None,
+            compiled: Vec::new(),
         }])
         .unwrap();
     store

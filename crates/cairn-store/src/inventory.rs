@@ -24,6 +24,20 @@ pub struct NewAdvisory {
     /// and a finding read), which [`InventoryStore::advisories_for_packages`]
     /// returns in its place; `None` keeps none (the record itself is read).
     pub match_form: Option<Vec<u8>>,
+    /// The compiled match form (`cairn_vuln::compiled`) of each of `packages`,
+    /// by position; a missing or `None` one keeps none (the record is read).
+    pub compiled: Vec<Option<Vec<u8>>>,
+}
+
+/// One index row of a record for matching: the package it is found by, the
+/// record's id and `modified`, and its compiled match form when one is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMatcher {
+    pub ecosystem: String,
+    pub name: String,
+    pub id: String,
+    pub modified: String,
+    pub compiled: Option<Vec<u8>>,
 }
 
 /// What [`InventoryStore::put_advisories`] did with one record.
@@ -40,7 +54,12 @@ pub enum AdvisoryPut {
 /// Refuses a batch with a record (or its match form) over [`MAX_ADVISORY_BYTES`].
 pub(crate) fn check_advisory_sizes(advisories: &[NewAdvisory]) -> Result<(), StoreError> {
     for a in advisories {
-        let size = a.json.len().max(a.match_form.as_ref().map_or(0, Vec::len));
+        let compiled = a.compiled.iter().flatten().map(Vec::len).max().unwrap_or(0);
+        let size = a
+            .json
+            .len()
+            .max(a.match_form.as_ref().map_or(0, Vec::len))
+            .max(compiled);
         if size > MAX_ADVISORY_BYTES {
             return Err(StoreError::TooLarge {
                 what: "an advisory record",
@@ -274,6 +293,19 @@ pub trait InventoryStore {
         &self,
         packages: &[(String, String)],
     ) -> Result<Vec<StoredAdvisory>, StoreError>;
+
+    /// The index rows (records not withdrawn) under any of these (ecosystem,
+    /// name) pairs, by (ecosystem, name, id), with each row's compiled match
+    /// form when one is kept: what a scan decides without reading records.
+    fn advisory_matchers(
+        &self,
+        packages: &[(String, String)],
+    ) -> Result<Vec<StoredMatcher>, StoreError>;
+
+    /// The records with these ids, each once, by id, for matching: as
+    /// [`InventoryStore::advisories_for_packages`] gives them (the match form
+    /// where one is kept). An id not kept is left out.
+    fn advisory_forms(&self, ids: &[String]) -> Result<Vec<StoredAdvisory>, StoreError>;
 
     /// The record with this id, withdrawn or not.
     fn advisory(&self, id: &str) -> Result<Option<StoredAdvisory>, StoreError>;

@@ -57,7 +57,7 @@ pub use inventory::{
     AdvisoryPut, FindingFilter, FindingKey, FindingState, InventoryStore, MAX_ADVISORY_BYTES,
     MAX_SBOM_BYTES, MAX_SBOM_COMPONENTS, MatchOutcome, MatchScope, NewAdvisory, NewFinding,
     NewSbom, PackageHit, RematchRecord, SbomSummary, StoredAdvisory, StoredComponent,
-    StoredFinding,
+    StoredFinding, StoredMatcher,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;

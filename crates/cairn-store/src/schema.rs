@@ -799,6 +799,27 @@ END
 $$;
 "#,
     },
+    // Version 17: each index row's compiled match form (`cairn_vuln::compiled`:
+    // a binary form per (ecosystem, package, advisory), decided without JSON),
+    // and its record's `modified`, so that reading the rows of a package needs
+    // no lookup of the record. Rows kept before have no form (NULL), and
+    // matching reads their record as before; importing the same record again
+    // fills it in. Their `modified` is copied from the record.
+    Migration {
+        version: 17,
+        sqlite: r#"
+ALTER TABLE advisory_packages ADD COLUMN compiled BLOB;
+ALTER TABLE advisory_packages ADD COLUMN modified TEXT;
+UPDATE advisory_packages
+   SET modified = (SELECT a.modified FROM advisories a WHERE a.id = advisory_packages.id);
+"#,
+        postgres: r#"
+ALTER TABLE advisory_packages ADD COLUMN compiled BYTEA;
+ALTER TABLE advisory_packages ADD COLUMN modified TEXT COLLATE "C";
+UPDATE advisory_packages p
+   SET modified = a.modified FROM advisories a WHERE a.id = p.id;
+"#,
+    },
 ];
 
 /// The schema version this cairn writes (the last entry of the migration list).

@@ -339,6 +339,7 @@ fn the_servers_full_disk_is_named_nothing_is_written_and_reads_go_on() {
             packages: vec![("crates.io".into(), format!("p{i}"))],
             json: noise(20_000, i),
             match_form: None,
+            compiled: Vec::new(),
         })
         .collect();
     let err = store.put_advisories(&big).unwrap_err();

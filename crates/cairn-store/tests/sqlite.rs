@@ -730,6 +730,7 @@ fn a_full_disk_is_named_the_wal_gives_its_space_back_and_reads_go_on() {
             packages: vec![("crates.io".into(), format!("p{i}"))],
             json: vec![b'x'; 20_000],
             match_form: None,
+            compiled: Vec::new(),
         })
         .collect();
     let err = store.put_advisories(&big).unwrap_err();

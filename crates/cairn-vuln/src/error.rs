@@ -37,6 +37,10 @@ pub enum Error {
     /// A version (installed, or in a range) does not parse.
     #[error(transparent)]
     Version(#[from] VersionError),
+    /// The stored compiled match form of this (advisory, package) cannot be
+    /// read (`crate::compiled`): the pair is not evaluated.
+    #[error(transparent)]
+    CompiledForm(#[from] crate::compiled::FormError),
     /// A range of the advisory that names this package cannot be evaluated.
     #[error("advisory {advisory}: range cannot be evaluated: {problem}")]
     RangeNotEvaluable {

@@ -12,12 +12,15 @@
 //!   advisory-db entry, so cargo-audit can read the same data.
 //! - [`distro`]: which OSV ecosystem holds a distribution release's
 //!   advisories (`Debian:12`, `Ubuntu:22.04`, `Alpine:v3.20`).
+//! - [`compiled`]: a record's binary match form per (ecosystem, package),
+//!   decided for an installed version without JSON (only "no" is final).
 //! - [`index`]: advisories keyed by (ecosystem, normalised name) for scanning
 //!   many components at once.
 //!
 //! Floor 1: no I/O, no clock. Callers hand in bytes.
 
 pub mod archive;
+pub mod compiled;
 pub mod distro;
 mod error;
 pub mod index;

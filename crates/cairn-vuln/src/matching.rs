@@ -186,20 +186,27 @@ pub fn normalize_name(ecosystem: &str, name: &str) -> String {
 }
 
 /// The installed version parsed lazily, once per scheme it is needed under.
-pub(crate) struct Installed<'a> {
+#[derive(Debug)]
+pub struct Installed<'a> {
     raw: &'a str,
     cache: Vec<(Scheme, Result<Version, VersionError>)>,
 }
 
 impl<'a> Installed<'a> {
-    pub(crate) fn new(raw: &'a str) -> Self {
+    /// The installed version `raw`, not parsed yet.
+    pub fn new(raw: &'a str) -> Self {
         Installed {
             raw,
             cache: Vec::new(),
         }
     }
 
-    fn get(&mut self, scheme: Scheme) -> Result<&Version, Error> {
+    /// The version as written.
+    pub(crate) fn raw(&self) -> &str {
+        self.raw
+    }
+
+    pub(crate) fn get(&mut self, scheme: Scheme) -> Result<&Version, Error> {
         let i = match self.cache.iter().position(|(s, _)| *s == scheme) {
             Some(i) => i,
             None => {

@@ -678,7 +678,7 @@ pub fn match_form(bytes: &[u8]) -> Option<Vec<u8>> {
 /// NuGet's and the numeric lists'. The others (Maven, RubyGems, Packagist,
 /// apk, rpm, Pub) keep every listed version. OSV.dev's Debian records list
 /// every version of their ranges: their forms keep none.
-fn covered_by_ranges(entry: &Affected, listed: &str) -> bool {
+pub(crate) fn covered_by_ranges(entry: &Affected, listed: &str) -> bool {
     let Some(scheme) = entry.scheme else {
         return false;
     };

@@ -325,7 +325,12 @@ fn peek_agrees_with_the_full_parse_on_real_records() {
 /// The versions a record's entry for its package names (events and listed), and
 /// a few around them: where a range's answer can change.
 fn probe_versions(affected: &cairn_vuln::Affected) -> Vec<String> {
-    let mut out = vec!["0.1.0".to_owned(), "0:0".to_owned(), "999.0.0".to_owned()];
+    let mut out = vec![
+        "0.1.0".to_owned(),
+        "0:0".to_owned(),
+        "999.0.0".to_owned(),
+        "not a version".to_owned(),
+    ];
     for r in &affected.ranges {
         for e in &r.events {
             let v = e.version().to_owned();
@@ -363,6 +368,7 @@ fn match_form_matches_as_the_record_does_on_real_records() {
         }
     }
     let (mut full_bytes, mut form_bytes, mut checked, mut found) = (0usize, 0usize, 0usize, 0usize);
+    let (mut compiled_bytes, mut decided_no) = (0usize, 0usize);
     for bytes in &records {
         let full = Advisory::parse(bytes).unwrap();
         let form_json =
@@ -376,13 +382,40 @@ fn match_form_matches_as_the_record_does_on_real_records() {
         assert_eq!(form.problems, full.problems, "{}", full.id);
         assert_eq!(form.informational, full.informational, "{}", full.id);
         assert_eq!(form.affected.len(), full.affected.len(), "{}", full.id);
+        // The compiled forms, one per (ecosystem, normalised name), made from
+        // the record as an import makes them.
+        let compiled = cairn_vuln::compiled::compile(&full);
         for a in &full.affected {
+            let key = (
+                a.ecosystem.clone(),
+                cairn_vuln::normalize_name(&a.ecosystem, &a.name),
+            );
+            let binary = compiled
+                .iter()
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, f)| f.as_deref())
+                .unwrap_or_else(|| panic!("{}: no compiled form for {key:?}", full.id));
+            compiled_bytes += binary.len();
             for version in probe_versions(a) {
                 let package = Package::new(&a.ecosystem, &a.name, &version);
                 let (x, y) = (
                     cairn_vuln::matches(&full, &package),
                     cairn_vuln::matches(&form, &package),
                 );
+                // "No" from the compiled form exactly when the record says not
+                // affected; anything else sends a scan to the record.
+                let decision = cairn_vuln::compiled::decide(
+                    binary,
+                    &mut cairn_vuln::compiled::Installed::new(&version),
+                )
+                .unwrap_or_else(|e| panic!("{} {package:?}: {e}", full.id));
+                assert_eq!(
+                    decision == cairn_vuln::compiled::Decision::No,
+                    matches!(x, Ok(None)),
+                    "{} {package:?}: compiled {decision:?} vs {x:?}",
+                    full.id
+                );
+                decided_no += usize::from(decision == cairn_vuln::compiled::Decision::No);
                 found += usize::from(matches!(x, Ok(Some(_))));
                 match (x, y) {
                     (Ok(x), Ok(y)) => assert_eq!(x, y, "{} {package:?}", full.id),
@@ -396,8 +429,12 @@ fn match_form_matches_as_the_record_does_on_real_records() {
         }
     }
     println!(
-        "{} records, {checked} matches compared ({found} findings); {full_bytes} bytes of records, {form_bytes} of match forms",
+        "{} records, {checked} matches compared ({found} findings, {decided_no} decided \"no\" by the compiled form); {full_bytes} bytes of records, {form_bytes} of match forms, {compiled_bytes} of compiled forms",
         records.len()
+    );
+    assert!(
+        decided_no > 50_000,
+        "{decided_no} decided by the compiled form"
     );
     assert!(found > 10_000, "{found} findings");
     assert!(form_bytes * 2 < full_bytes, "{form_bytes} vs {full_bytes}");

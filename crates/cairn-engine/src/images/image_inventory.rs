@@ -384,6 +384,7 @@ mod tests {
                 packages: vec![("npm".into(), "left-pad".into())],
                 json: record.as_bytes().to_vec(),
                 match_form: None,
+                compiled: Vec::new(),
             }])
             .unwrap();
         let digest = cairn_model::Digest::from_bytes([7; 32]);

@@ -197,6 +197,103 @@ pub fn matching_reads_the_match_form_and_the_record_stays_whole(
     Ok(())
 }
 
+/// Each index row keeps its compiled match form: read by package without the
+/// record, with the record's `modified`; a row without one reads `None`. The
+/// same record imported again fills in forms it lacks (rows kept before
+/// schema v17), never from other bytes under the same `modified`; a newer
+/// record replaces them. The records a scan then needs are read by id, as
+/// their match forms.
+pub fn compiled_forms_are_kept_per_package_and_filled_in(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    let mut a = advisory(
+        "C-1",
+        "2024-01-01T00:00:00.000000000Z",
+        &[("npm", "a"), ("npm", "b")],
+    );
+    a.match_form = Some(b"{\"id\":\"C-1\",\"form\":1}".to_vec());
+    a.compiled = vec![Some(vec![1, 0, 0, 0]), None];
+    let b = advisory("C-2", "2024-01-01T00:00:00.000000000Z", &[("npm", "a")]);
+    let mut gone = advisory("C-3", "2024-01-01T00:00:00.000000000Z", &[("npm", "a")]);
+    gone.withdrawn = true;
+    gone.compiled = vec![Some(vec![1, 1, 0, 0])];
+    store.put_advisories(&[a.clone(), b.clone(), gone])?;
+    type Row = (String, String, String, Option<Vec<u8>>);
+    let rows = |pairs: &[(&str, &str)]| -> Result<Vec<Row>, StoreError> {
+        Ok(store
+            .advisory_matchers(&keys(pairs))?
+            .into_iter()
+            .map(|m| {
+                assert!(m.modified.starts_with("2024-0"), "{m:?}");
+                (m.ecosystem, m.name, m.id, m.compiled)
+            })
+            .collect())
+    };
+    let row =
+        |n: &str, id: &str, c: Option<Vec<u8>>| ("npm".to_owned(), n.to_owned(), id.to_owned(), c);
+    assert_eq!(
+        rows(&[("npm", "b"), ("npm", "a"), ("npm", "a")])?,
+        vec![
+            row("a", "C-1", Some(vec![1, 0, 0, 0])),
+            row("a", "C-2", None),
+            row("b", "C-1", None),
+        ]
+    );
+    assert!(store.advisory_matchers(&[])?.is_empty());
+    // Another import of the same bytes fills in what is missing.
+    let mut again = b.clone();
+    again.compiled = vec![Some(vec![1, 0, 0, 0])];
+    assert_eq!(
+        store.put_advisories(&[again])?,
+        vec![AdvisoryPut::Unchanged]
+    );
+    assert_eq!(
+        rows(&[("npm", "a")])?[1],
+        row("a", "C-2", Some(vec![1, 0, 0, 0]))
+    );
+    let mut other = b.clone();
+    other.json = b"{\"id\":\"C-2\",\"other\":true}".to_vec();
+    other.compiled = vec![Some(vec![9])];
+    assert_eq!(
+        store.put_advisories(&[other])?,
+        vec![AdvisoryPut::Unchanged]
+    );
+    assert_eq!(
+        rows(&[("npm", "a")])?[1],
+        row("a", "C-2", Some(vec![1, 0, 0, 0]))
+    );
+    // A newer record replaces its rows and their forms.
+    let mut newer = advisory("C-1", "2024-02-01T00:00:00.000000000Z", &[("npm", "b")]);
+    newer.compiled = vec![Some(vec![1, 0, 1, 0])];
+    store.put_advisories(&[newer])?;
+    assert_eq!(
+        rows(&[("npm", "a"), ("npm", "b")])?,
+        vec![
+            row("a", "C-2", Some(vec![1, 0, 0, 0])),
+            row("b", "C-1", Some(vec![1, 0, 1, 0]))
+        ]
+    );
+    // Records by id: each once, by id, the match form where one is kept.
+    let forms = store.advisory_forms(&[
+        "C-2".to_owned(),
+        "C-9".to_owned(),
+        "C-1".to_owned(),
+        "C-2".to_owned(),
+    ])?;
+    assert_eq!(found_ids(&forms), vec!["C-1", "C-2"]);
+    assert_eq!(forms[1].json, b.json);
+    assert!(store.advisory_forms(&[])?.is_empty());
+    // A compiled form over the limit refuses the whole batch.
+    let mut big = advisory("C-4", "2024-01-01T00:00:00.000000000Z", &[("npm", "z")]);
+    big.compiled = vec![Some(vec![0; crate::MAX_ADVISORY_BYTES + 1])];
+    assert!(matches!(
+        store.put_advisories(&[big]),
+        Err(StoreError::TooLarge { .. })
+    ));
+    assert!(store.advisory("C-4")?.is_none());
+    Ok(())
+}
+
 /// A withdrawn record is kept (and counted, and can be updated) but never found by
 /// package; one that becomes withdrawn leaves the index.
 pub fn withdrawn_advisories_are_kept_but_not_indexed(store: &dyn Store) -> Result<(), StoreError> {

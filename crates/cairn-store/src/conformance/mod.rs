@@ -93,6 +93,7 @@ macro_rules! conformance_tests {
             advisories_are_replaced_only_when_newer,
             advisories_are_found_by_package,
             matching_reads_the_match_form_and_the_record_stays_whole,
+            compiled_forms_are_kept_per_package_and_filled_in,
             withdrawn_advisories_are_kept_but_not_indexed,
             sboms_are_found_by_package,
             sbom_batches_are_all_or_nothing,
@@ -220,6 +221,7 @@ fn advisory(id: &str, modified: &str, packages: &[(&str, &str)]) -> NewAdvisory 
             .collect(),
         json: format!("{{\"id\":\"{id}\",\"modified\":\"{modified}\"}}").into_bytes(),
         match_form: None,
+        compiled: Vec::new(),
     }
 }
 

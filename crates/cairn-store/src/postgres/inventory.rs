@@ -8,7 +8,7 @@ use super::{PostgresStore, Tx, count, sql_limit};
 use crate::{
     AdvisoryPut, FindingFilter, FindingKey, FindingState, InventoryStore, MatchOutcome, MatchScope,
     NewAdvisory, NewFinding, NewSbom, PackageHit, RematchRecord, SbomSummary, StoreError,
-    StoredAdvisory, StoredComponent, StoredFinding,
+    StoredAdvisory, StoredComponent, StoredFinding, StoredMatcher,
 };
 
 const FINDING_KEY_COLUMNS: &str = "advisory_id, sbom_id, ecosystem, name, version";
@@ -258,6 +258,19 @@ impl InventoryStore for PostgresStore {
                              WHERE id = $1 AND json = $3 AND match_form IS DISTINCT FROM $2",
                             &[&a.id, &a.match_form, &a.json],
                         )?;
+                        // Its compiled forms likewise (rows kept before schema
+                        // v17 have none: this fills them in).
+                        for (i, (ecosystem, name)) in a.packages.iter().enumerate() {
+                            let compiled = a.compiled.get(i).cloned().flatten();
+                            tx.exec(
+                                what,
+                                "UPDATE advisory_packages SET compiled = $4 \
+                                 WHERE id = $1 AND ecosystem = $2 AND name = $3 \
+                                 AND compiled IS DISTINCT FROM $4 \
+                                 AND EXISTS (SELECT 1 FROM advisories WHERE id = $1 AND json = $5)",
+                                &[&a.id, ecosystem, name, &compiled, &a.json],
+                            )?;
+                        }
                         out.push(AdvisoryPut::Unchanged);
                         continue;
                     }
@@ -283,12 +296,13 @@ impl InventoryStore for PostgresStore {
                     &[&a.id],
                 )?;
                 if !a.withdrawn {
-                    for (ecosystem, name) in &a.packages {
+                    for (i, (ecosystem, name)) in a.packages.iter().enumerate() {
+                        let compiled = a.compiled.get(i).cloned().flatten();
                         tx.exec(
                             what,
-                            "INSERT INTO advisory_packages (ecosystem, name, id) \
-                             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                            &[ecosystem, name, &a.id],
+                            "INSERT INTO advisory_packages (ecosystem, name, id, compiled, modified) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                            &[ecosystem, name, &a.id, &compiled, &a.modified],
                         )?;
                     }
                 }
@@ -320,6 +334,64 @@ impl InventoryStore for PostgresStore {
                      ON p.ecosystem = k.ecosystem AND p.name = k.name) \
                  ORDER BY a.id",
                 &[&ecosystems, &names],
+                |r| {
+                    Ok(StoredAdvisory {
+                        id: r.try_get(0)?,
+                        modified: r.try_get(1)?,
+                        withdrawn: r.try_get::<_, i64>(2)? != 0,
+                        json: r.try_get(3)?,
+                    })
+                },
+            )
+        })
+    }
+
+    fn advisory_matchers(
+        &self,
+        packages: &[(String, String)],
+    ) -> Result<Vec<StoredMatcher>, StoreError> {
+        let what = "reading compiled match forms by package";
+        if packages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ecosystems: Vec<&str> = packages.iter().map(|(e, _)| e.as_str()).collect();
+        let names: Vec<&str> = packages.iter().map(|(_, n)| n.as_str()).collect();
+        self.read(what, |tx| {
+            tx.all(
+                what,
+                "SELECT DISTINCT p.ecosystem, p.name, p.id, \
+                   coalesce(p.modified, (SELECT a.modified FROM advisories a WHERE a.id = p.id)), \
+                   p.compiled \
+                 FROM advisory_packages p \
+                 JOIN unnest($1::text[], $2::text[]) AS k (ecosystem, name) \
+                   ON p.ecosystem = k.ecosystem AND p.name = k.name \
+                 ORDER BY p.ecosystem, p.name, p.id",
+                &[&ecosystems, &names],
+                |r| {
+                    Ok(StoredMatcher {
+                        ecosystem: r.try_get(0)?,
+                        name: r.try_get(1)?,
+                        id: r.try_get(2)?,
+                        modified: r.try_get(3)?,
+                        compiled: r.try_get(4)?,
+                    })
+                },
+            )
+        })
+    }
+
+    fn advisory_forms(&self, ids: &[String]) -> Result<Vec<StoredAdvisory>, StoreError> {
+        let what = "reading advisories by id";
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.read(what, |tx| {
+            tx.all(
+                what,
+                "SELECT a.id, a.modified, a.withdrawn, coalesce(a.match_form, a.json) \
+                 FROM advisories a WHERE a.id = ANY($1::text[]) ORDER BY a.id",
+                &[&ids],
                 |r| {
                     Ok(StoredAdvisory {
                         id: r.try_get(0)?,

@@ -7,7 +7,7 @@ use super::{SqliteStore, count, sql_limit};
 use crate::{
     AdvisoryPut, FindingFilter, FindingKey, FindingState, InventoryStore, MatchOutcome, MatchScope,
     NewAdvisory, NewFinding, NewSbom, PackageHit, RematchRecord, SbomSummary, StoreError,
-    StoredAdvisory, StoredComponent, StoredFinding,
+    StoredAdvisory, StoredComponent, StoredFinding, StoredMatcher,
 };
 
 const FINDING_COLUMNS: &str = "f.advisory_id, f.sbom_id, f.ecosystem, f.name, f.version, f.purl, \
@@ -350,6 +350,21 @@ impl InventoryStore for SqliteStore {
                         )
                         .and_then(|mut stmt| stmt.execute(params![a.id, a.match_form, a.json]))
                         .map_err(StoreError::sqlite(what))?;
+                        // Its compiled forms likewise (rows kept before schema
+                        // v17 have none: this fills them in).
+                        let mut stmt = tx
+                            .prepare_cached(
+                                "UPDATE advisory_packages SET compiled = ?4 \
+                                 WHERE id = ?1 AND ecosystem = ?2 AND name = ?3 \
+                                 AND compiled IS NOT ?4 \
+                                 AND EXISTS (SELECT 1 FROM advisories WHERE id = ?1 AND json = ?5)",
+                            )
+                            .map_err(StoreError::sqlite(what))?;
+                        for (i, (ecosystem, name)) in a.packages.iter().enumerate() {
+                            let compiled = a.compiled.get(i).cloned().flatten();
+                            stmt.execute(params![a.id, ecosystem, name, compiled, a.json])
+                                .map_err(StoreError::sqlite(what))?;
+                        }
                         out.push(AdvisoryPut::Unchanged);
                         continue;
                     }
@@ -371,12 +386,13 @@ impl InventoryStore for SqliteStore {
                 if !a.withdrawn {
                     let mut stmt = tx
                         .prepare_cached(
-                            "INSERT OR IGNORE INTO advisory_packages (ecosystem, name, id) \
-                             VALUES (?1, ?2, ?3)",
+                            "INSERT OR IGNORE INTO advisory_packages \
+                             (ecosystem, name, id, compiled, modified) VALUES (?1, ?2, ?3, ?4, ?5)",
                         )
                         .map_err(StoreError::sqlite(what))?;
-                    for (ecosystem, name) in &a.packages {
-                        stmt.execute(params![ecosystem, name, a.id])
+                    for (i, (ecosystem, name)) in a.packages.iter().enumerate() {
+                        let compiled = a.compiled.get(i).cloned().flatten();
+                        stmt.execute(params![ecosystem, name, a.id, compiled, a.modified])
                             .map_err(StoreError::sqlite(what))?;
                     }
                 }
@@ -421,6 +437,78 @@ impl InventoryStore for SqliteStore {
                 }
             }
             Ok(out.into_values().collect())
+        })
+    }
+
+    fn advisory_matchers(
+        &self,
+        packages: &[(String, String)],
+    ) -> Result<Vec<StoredMatcher>, StoreError> {
+        let what = "reading compiled match forms by package";
+        self.read(what, |tx| {
+            // One range of the primary key per package: the rows carry the
+            // record's `modified` (the record is looked up only for a row
+            // without one, which the migration to v17 leaves none of).
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT p.id, coalesce(p.modified, \
+                       (SELECT a.modified FROM advisories a WHERE a.id = p.id)), p.compiled \
+                     FROM advisory_packages p \
+                     WHERE p.ecosystem = ?1 AND p.name = ?2 ORDER BY p.id",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut sorted: Vec<&(String, String)> = packages.iter().collect();
+            sorted.sort();
+            sorted.dedup();
+            let mut out = Vec::new();
+            for (ecosystem, name) in sorted {
+                let rows = stmt
+                    .query_map(params![ecosystem, name], |r| {
+                        Ok(StoredMatcher {
+                            ecosystem: ecosystem.clone(),
+                            name: name.clone(),
+                            id: r.get(0)?,
+                            modified: r.get(1)?,
+                            compiled: r.get(2)?,
+                        })
+                    })
+                    .map_err(StoreError::sqlite(what))?;
+                for row in rows {
+                    out.push(row.map_err(StoreError::sqlite(what))?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn advisory_forms(&self, ids: &[String]) -> Result<Vec<StoredAdvisory>, StoreError> {
+        let what = "reading advisories by id";
+        self.read(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, modified, withdrawn, coalesce(match_form, json) \
+                     FROM advisories WHERE id = ?1",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut sorted: Vec<&String> = ids.iter().collect();
+            sorted.sort();
+            sorted.dedup();
+            let mut out = Vec::with_capacity(sorted.len());
+            for id in sorted {
+                let found = stmt
+                    .query_row([id], |r| {
+                        Ok(StoredAdvisory {
+                            id: r.get(0)?,
+                            modified: r.get(1)?,
+                            withdrawn: r.get(2)?,
+                            json: r.get(3)?,
+                        })
+                    })
+                    .optional()
+                    .map_err(StoreError::sqlite(what))?;
+                out.extend(found);
+            }
+            Ok(out)
         })
     }
 

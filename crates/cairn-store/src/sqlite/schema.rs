@@ -117,6 +117,36 @@ mod tests {
         assert_eq!(read("A-2"), (b"not json".to_vec(), None));
     }
 
+    /// A version 16 database's index rows get their record's `modified` and no
+    /// compiled form (matching reads the record for them).
+    #[test]
+    fn a_version_16_databases_index_rows_get_their_records_modified() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for script in &MIGRATIONS[..16] {
+            conn.execute_batch(script.sqlite).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 16).unwrap();
+        conn.execute(
+            "INSERT INTO advisories (id, modified, withdrawn, json) VALUES ('A-1', 'm1', 0, X'7B7D')",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO advisory_packages (ecosystem, name, id) VALUES ('npm', 'a', 'A-1')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        let row: (Option<String>, Option<Vec<u8>>) = conn
+            .query_row(
+                "SELECT modified, compiled FROM advisory_packages WHERE id = 'A-1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (Some("m1".to_owned()), None));
+    }
+
     /// A database left at version 7 gains the server's tables and columns; its
     /// runs read as the CLI's (not for workers), its identities do not expire.
     #[test]

@@ -65,6 +65,19 @@ pub(crate) fn cmp_text(key: &Key, s: &str) -> Option<Ordering> {
     )
 }
 
+/// The parts [`parse`] kept.
+pub(crate) fn parts(key: &Key) -> (u64, &str, &str) {
+    (key.epoch, &key.upstream, &key.revision)
+}
+
+/// `key` against parts split as [`parse`] splits: [`cmp`] without a `Key`.
+pub(crate) fn cmp_parts(key: &Key, epoch: u64, upstream: &str, revision: &str) -> Ordering {
+    key.epoch
+        .cmp(&epoch)
+        .then_with(|| verrevcmp(&key.upstream, upstream))
+        .then_with(|| verrevcmp(&key.revision, revision))
+}
+
 fn order(c: Option<u8>) -> i32 {
     match c {
         None => 0,

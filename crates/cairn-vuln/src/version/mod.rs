@@ -237,6 +237,47 @@ impl Version {
     }
 }
 
+impl Version {
+    /// This version against the text `s` under its scheme, as
+    /// `compare(parse(s))` orders them; `None` when `s` does not parse. dpkg
+    /// and SemVer compare without building a `Version`.
+    pub(crate) fn compare_text(&self, s: &str) -> Option<Ordering> {
+        if s.len() > MAX_VERSION_LEN || s.trim().is_empty() {
+            return None;
+        }
+        match &self.key {
+            Key::Debian(k) => debian::cmp_text(k, s),
+            Key::Semver(k) => semver::cmp_text(k, s),
+            _ => Version::parse(self.scheme, s)
+                .ok()
+                .and_then(|x| self.compare(&x)),
+        }
+    }
+}
+
+/// A dpkg version's (epoch, upstream, revision), as a compiled form keeps it;
+/// `None` for another scheme.
+pub(crate) fn debian_parts(v: &Version) -> Option<(u64, &str, &str)> {
+    match &v.key {
+        Key::Debian(k) => Some(debian::parts(k)),
+        _ => None,
+    }
+}
+
+/// A dpkg version against pre-split parts, as [`Version::compare`] with the
+/// version they were split from orders them; `None` for another scheme.
+pub(crate) fn cmp_debian_parts(
+    v: &Version,
+    epoch: u64,
+    upstream: &str,
+    revision: &str,
+) -> Option<Ordering> {
+    match &v.key {
+        Key::Debian(k) => Some(debian::cmp_parts(k, epoch, upstream, revision)),
+        _ => None,
+    }
+}
+
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.raw)

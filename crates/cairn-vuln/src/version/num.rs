@@ -18,6 +18,13 @@ impl Num {
     }
 }
 
+impl Num {
+    /// The digits, without leading zeros.
+    pub(crate) fn digits(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Ord for Num {
     fn cmp(&self, other: &Self) -> Ordering {
         cmp_digits(&self.0, &other.0)

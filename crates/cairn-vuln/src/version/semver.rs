@@ -73,6 +73,81 @@ pub(crate) fn parse(scheme: Scheme, s: &str) -> Result<Key, VersionError> {
     })
 }
 
+/// `key` against the text `s`, as `key.cmp(parse(s))` orders them (SemVer,
+/// not Pub: build metadata never counts), without building a `Key`; `None`
+/// when `s` does not parse. Every part of `s` is checked as [`parse`] checks
+/// it before anything is compared.
+pub(crate) fn cmp_text(key: &Key, s: &str) -> Option<Ordering> {
+    let t = s.trim();
+    let t = t.strip_prefix(['v', 'V']).unwrap_or(t);
+    let (rest, build) = match t.split_once('+') {
+        Some((r, b)) => (r, Some(b)),
+        None => (t, None),
+    };
+    let (core, pre) = match rest.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (rest, None),
+    };
+    if core.is_empty() || !core.split('.').all(all_digits) {
+        return None;
+    }
+    let idents_ok = |p: Option<&str>| {
+        p.is_none_or(|p| {
+            p.split('.').all(|id| {
+                !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+        })
+    };
+    if !idents_ok(pre) || !idents_ok(build) {
+        return None;
+    }
+    // The core: missing components count as zero.
+    let mut theirs = core.split('.');
+    let mut i = 0;
+    loop {
+        let mine = key.core.get(i).map(Num::digits);
+        let other = theirs.next();
+        if mine.is_none() && other.is_none() {
+            break;
+        }
+        match super::num::cmp_digits(mine.unwrap_or(""), other.unwrap_or("")) {
+            Ordering::Equal => {}
+            o => return Some(o),
+        }
+        i += 1;
+    }
+    // The pre-release: none sorts after any; else identifier by identifier
+    // (numeric before alphanumeric), then the longer list after.
+    let pre = pre.unwrap_or("");
+    Some(match (key.pre.is_empty(), pre.is_empty()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        (false, false) => {
+            let mut theirs = pre.split('.');
+            for mine in &key.pre {
+                let Some(other) = theirs.next() else {
+                    return Some(Ordering::Greater);
+                };
+                let o = match (mine, all_digits(other)) {
+                    (Ident::Numeric(n), true) => super::num::cmp_digits(n.digits(), other),
+                    (Ident::Numeric(_), false) => Ordering::Less,
+                    (Ident::Alpha(_), true) => Ordering::Greater,
+                    (Ident::Alpha(a), false) => a.as_str().cmp(other),
+                };
+                if o != Ordering::Equal {
+                    return Some(o);
+                }
+            }
+            if theirs.next().is_some() {
+                Ordering::Less
+            } else {
+                Ordering::Equal
+            }
+        }
+    })
+}
+
 fn cmp_core(a: &[Num], b: &[Num]) -> Ordering {
     let zero = Num::new("");
     let n = a.len().max(b.len());

@@ -368,3 +368,65 @@ fn mutated_versions_never_panic_and_order_antisymmetrically() {
         }
     }
 }
+
+/// `compare_text` (no `Version` built for dpkg and SemVer) orders every pair
+/// as `compare` of the parsed text does, and is `None` exactly where the text
+/// does not parse.
+#[test]
+fn compare_text_orders_as_compare_of_the_parsed_text() {
+    let semver = [
+        "0",
+        "0.0",
+        "0.1.0",
+        "00.1.0",
+        "v1.2.3",
+        "1.2.3-alpha",
+        "1.2.3-alpha.1",
+        "1.2.3-alpha.beta",
+        "1.2.3-1",
+        "1.2.3-01",
+        "1.2.3-1.2",
+        "1.2.3-rc.10",
+        "1.2.3-rc.9",
+        "1.2.3+build",
+        "1.2.3-a+b.c",
+        "1.2",
+        "1.2.3.4",
+        "v0.0.0-20191109021931-daa7c04131f5",
+        "1..2",
+        "1.2.x",
+        "1.2.3-",
+        "1.2.3-a..b",
+        "1.2.3+",
+        "1.2.3-ä",
+        " 1.2.3 ",
+        "",
+        "-1",
+        "1.2.3-a_b",
+    ];
+    let debian = [
+        "0",
+        "1:0",
+        "1.0-1",
+        "1.0~rc1-1",
+        "2:1.0",
+        "1.0-1+b1",
+        "a b",
+        "",
+        ":1",
+        "1.0-",
+    ];
+    for (scheme, list) in [(Scheme::Semver, &semver[..]), (Scheme::Debian, &debian[..])] {
+        for a in list {
+            let Ok(va) = Version::parse(scheme, a) else {
+                continue;
+            };
+            for b in list {
+                let want = Version::parse(scheme, b)
+                    .ok()
+                    .and_then(|vb| va.compare(&vb));
+                assert_eq!(va.compare_text(b), want, "{scheme} {a:?} vs {b:?}");
+            }
+        }
+    }
+}
