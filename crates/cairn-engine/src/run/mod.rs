@@ -132,11 +132,9 @@ impl Engine {
         keep_workspace: bool,
         observer: &mut dyn RunObserver,
     ) -> Result<RunRecord, EngineError> {
-        let store = &*self.store;
         let (signer, plan) = self.prepare(loaded)?;
-        let (run, stages) = self.create(loaded, git_ref, Trigger::Cli)?;
+        let (run, stages) = self.create_started(loaded, git_ref)?;
         observer.run_created(&run, &stages, loaded);
-        store.start_run(run.id, &owner_tag(), now_ms())?;
         self.execute(
             loaded,
             &run,
@@ -207,9 +205,8 @@ impl Engine {
             digest: digest.to_owned(),
             base,
         });
-        let (run, stages) = self.create(loaded, Some("retest"), Trigger::Cli)?;
+        let (run, stages) = self.create_started(loaded, Some("retest"))?;
         observer.run_created(&run, &stages, loaded);
-        store.start_run(run.id, &owner_tag(), now_ms())?;
         self.execute(loaded, &run, &stages, &signer, &plan, false, observer)
     }
 
@@ -223,6 +220,28 @@ impl Engine {
         let store = &*self.store;
         store.upsert_workload(&loaded.workload.name, &app_dir(loaded), now_ms())?;
         let created = store.create_run(&new_run(loaded, git_ref, trigger))?;
+        self.announce(
+            &loaded.org,
+            created.0.id,
+            crate::forge_status::Phase::Queued,
+        );
+        Ok(created)
+    }
+
+    /// Records the workload and creates its run started here, its first stage
+    /// started: one store transaction
+    /// ([`cairn_store::RunStore::create_started_run`]).
+    fn create_started(
+        &self,
+        loaded: &LoadedWorkload,
+        git_ref: Option<&str>,
+    ) -> Result<(RunRecord, Vec<StageRecord>), EngineError> {
+        let created = self.store.create_started_run(
+            &app_dir(loaded),
+            &new_run(loaded, git_ref, Trigger::Cli),
+            &owner_tag(),
+            now_ms(),
+        )?;
         self.announce(
             &loaded.org,
             created.0.id,
