@@ -181,3 +181,74 @@ fn each_stage_boundary_is_one_commit_and_nothing_is_told_before_it() {
         assert_eq!(evidence.len(), 2, "{evidence:?}");
     }
 }
+
+/// The key ids (`publicKey.hint`) of a run's stored bundles.
+fn signed_by(store: &SqliteStore, run: cairn_model::RunId) -> Vec<String> {
+    store
+        .evidence_for_run(run)
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let bundle: serde_json::Value = serde_json::from_slice(&e.bundle).unwrap();
+            bundle["verificationMaterial"]["publicKey"]["hint"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// One engine reads cairn's signing key (and opens the audit log) for its
+/// first run only, not per run (issue 19), yet the moment the key changes on
+/// disk the next run reads it again: a rotated key signs the next run's
+/// evidence, and a key file made readable by others is refused, as a fresh
+/// process would.
+#[test]
+fn an_engine_reads_its_signing_key_once_and_again_when_it_changes() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("app");
+    let platform = tmp.path().join("platform");
+    write(&platform.join("chains/boundaries.toml"), CHAIN);
+    write(&repo.join("cairn.toml"), WORKLOAD);
+    cairn_testkit::git(&repo, &["init", "-q"]);
+    cairn_testkit::git(&repo, &["add", "cairn.toml"]);
+    cairn_testkit::git(&repo, &["commit", "-q", "-m", "app"]);
+    let data = DataDir::at(tmp.path().join("data"));
+    let store = Arc::new(SqliteStore::open(data.root()).unwrap());
+    let engine = Engine::new(store.clone(), data.clone(), Some(platform.clone()));
+    let run = || {
+        let loaded = load_workload(&repo, "HEAD", Some(&platform)).unwrap();
+        engine.run_loaded(&loaded, Some("HEAD"), false, &mut ())
+    };
+    let keys = cairn_engine::keys::KeyStore::new(&data);
+
+    let first = run().unwrap();
+    let second = run().unwrap();
+    let key = keys.require().unwrap().key_id().to_string();
+    let (a, b) = (signed_by(&store, first.id), signed_by(&store, second.id));
+    println!("runs 1 and 2 signed by {a:?} and {b:?}");
+    assert_eq!(a, [key.clone(), key.clone()]);
+    assert_eq!(b, a);
+
+    // `cairn key rotate`, by another process sharing the data directory.
+    let audit =
+        cairn_engine::audit::AuditLog::open_waiting(&data, cairn_engine::audit::LOCK_WAIT).unwrap();
+    let rotated = keys.rotate(None, &audit).unwrap().key.key_id().to_string();
+    drop(audit);
+    assert_ne!(rotated, key);
+    let third = run().unwrap();
+    let c = signed_by(&store, third.id);
+    println!("after the rotation, run 3 signed by {c:?}");
+    assert_eq!(c, [rotated.clone(), rotated]);
+
+    // The key file made readable by others: refused, as on a first read.
+    let path = keys.signing_key_path();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = run().unwrap_err();
+    println!("with the key file 0644: {err}");
+    assert!(
+        matches!(err, cairn_engine::EngineError::KeyExposed { .. }),
+        "{err:?}"
+    );
+}

@@ -66,6 +66,9 @@ pub struct Engine {
     /// The authenticated identity running `cairn run` here (from
     /// `CAIRN_TOKEN`), signed into the run's evidence as the identity that ran it.
     actor: Option<String>,
+    /// cairn's signing key as this engine (and its clones: a server's
+    /// workers) last read it, reused while its files are unchanged.
+    key_cache: Arc<plan::KeyCache>,
 }
 
 /// What certifies a run: cairn's signing key, the data directory whose audit
@@ -73,7 +76,7 @@ pub struct Engine {
 /// the current stage, which its boundary stores with the stage's end (one
 /// transaction, [`cairn_store::RunStore::stage_boundary`]).
 struct Signer {
-    key: SigningKey,
+    key: Arc<SigningKey>,
     data: DataDir,
     logged: std::cell::RefCell<Vec<cairn_model::NewEvidence>>,
 }
@@ -85,6 +88,7 @@ impl Engine {
             data,
             platform_dir,
             actor: None,
+            key_cache: Arc::default(),
         }
     }
 
