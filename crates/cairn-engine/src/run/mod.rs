@@ -79,6 +79,9 @@ struct Signer {
     key: Arc<SigningKey>,
     data: DataDir,
     logged: std::cell::RefCell<Vec<cairn_model::NewEvidence>>,
+    /// Bundles signed during the current stage, not yet in the audit log:
+    /// recorded in one append at its end ([`Signer::log_signed`]).
+    signed: std::cell::RefCell<Vec<crate::certify::Signed>>,
 }
 
 impl Engine {

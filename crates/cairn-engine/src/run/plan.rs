@@ -23,6 +23,7 @@ impl Engine {
             key: self.signing_key()?,
             data: self.data.clone(),
             logged: std::cell::RefCell::default(),
+            signed: std::cell::RefCell::default(),
         };
         let plan = Plan {
             image: self.image_plan(loaded)?,

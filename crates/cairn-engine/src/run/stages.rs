@@ -273,6 +273,10 @@ impl Engine {
             // certifying that failed (the run ends with that error, the
             // stage's end and the evidence logged before it kept), its end is
             // stored with the run's.
+            // Every bundle signed during the stage (those signed before a
+            // failure to certify too): one audit-log append.
+            let logged = signer.log_signed();
+            let certified = certified.and(logged);
             let next = stages
                 .get(index + 1)
                 .filter(|_| end.status != StageStatus::Failed && certified.is_ok());
