@@ -965,6 +965,44 @@ mod tests {
         assert!(matches!(err, EngineError::Git { .. }), "{err:?}");
     }
 
+    /// The change's `rev-list` says of each commit what `commit_info` (`git
+    /// show`) says of it: the source stage takes its commit's facts from the
+    /// change instead of another process.
+    #[test]
+    fn the_change_says_of_each_commit_what_commit_info_says() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        sh(&repo, &["init", "-q"], None);
+        std::fs::write(repo.join("a"), b"a").unwrap();
+        sh(&repo, &["add", "a"], None);
+        sh(&repo, &["commit", "-q", "-m", "first"], None);
+        std::fs::write(repo.join("a"), b"b").unwrap();
+        sh(&repo, &["add", "a"], None);
+        sh(
+            &repo,
+            &[
+                "-c",
+                "user.name=Zoë Ünïcode",
+                "commit",
+                "-q",
+                "-m",
+                "second: a subject\nwrapped\n\nand a body\nwith lines",
+            ],
+            None,
+        );
+        let head = text(sh(&repo, &["rev-parse", "HEAD"], None));
+        let entries = change_entries(&repo, &head, &[], 256).unwrap();
+        assert_eq!(entries.len(), 2);
+        for e in &entries {
+            let shown = commit_info(&repo, &e.commit).unwrap();
+            println!("{}: {shown:?}", e.commit);
+            assert_eq!(e.info(), shown);
+        }
+        assert_eq!(entries[0].commit, head);
+        assert_eq!(entries[0].subject, "second: a subject wrapped");
+    }
+
     #[test]
     fn the_committed_bytes_without_attributes_filters_or_hooks() {
         let tmp = tempfile::tempdir().unwrap();
@@ -1181,6 +1219,23 @@ pub(crate) struct ChangeEntry {
     pub commit: String,
     pub author: String,
     pub committer: String,
+    /// The rest of what [`commit_info`] says of it (from the same `rev-list`).
+    pub subject: String,
+    pub time: i64,
+    pub tree: String,
+}
+
+impl ChangeEntry {
+    /// What [`commit_info`] says of this commit, without another process.
+    pub(crate) fn info(&self) -> CommitInfo {
+        CommitInfo {
+            author: self.author.clone(),
+            committer: self.committer.clone(),
+            subject: self.subject.clone(),
+            time: self.time,
+            tree: self.tree.clone(),
+        }
+    }
 }
 
 /// The commits reachable from `commit` and from none of `not` (those `repo`
@@ -1197,7 +1252,7 @@ pub(crate) fn change_entries(
     cmd.args([
         "rev-list",
         "--no-commit-header",
-        "--format=%H%x00%an <%ae>%x00%cn <%ce>",
+        "--format=%H%x00%an <%ae>%x00%cn <%ce>%x00%s%x00%ct%x00%T",
         &format!("--max-count={max}"),
         commit,
     ]);
@@ -1221,6 +1276,9 @@ pub(crate) fn change_entries(
                 commit: parts.next()?.to_owned(),
                 author: parts.next()?.to_owned(),
                 committer: parts.next()?.to_owned(),
+                subject: parts.next()?.to_owned(),
+                time: parts.next()?.parse().unwrap_or(0),
+                tree: parts.next()?.trim().to_owned(),
             })
         })
         .collect())
