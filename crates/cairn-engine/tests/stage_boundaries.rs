@@ -252,3 +252,68 @@ fn an_engine_reads_its_signing_key_once_and_again_when_it_changes() {
         "{err:?}"
     );
 }
+
+/// A worker's claim starts the claimed run's first stage in the same
+/// transaction (issue 19); when the run's workload can no longer be loaded,
+/// that stage fails with the reason and the run with it, in one transaction:
+/// nothing is left running.
+#[test]
+fn a_claimed_run_whose_workload_is_gone_fails_its_first_stage_with_the_reason() {
+    use cairn_model::{NewRun, NewStage, Trigger};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::at(tmp.path().join("data"));
+    let store = Arc::new(SqliteStore::open(data.root()).unwrap());
+    let gone = tmp.path().join("gone");
+    store
+        .upsert_workload("app", gone.to_str().unwrap(), 1)
+        .unwrap();
+    let stage = |name: &str, kind| NewStage {
+        name: name.to_owned(),
+        kind,
+        command: None,
+    };
+    let (queued, _) = store
+        .create_run(&NewRun {
+            workload: "app".to_owned(),
+            commit: "0".repeat(40),
+            git_ref: None,
+            created_at_ms: 1,
+            stages: vec![
+                stage("source", StageKind::Source),
+                stage("build", StageKind::Build),
+            ],
+            trigger: Trigger::Api {
+                actor: "alice".to_owned(),
+            },
+        })
+        .unwrap();
+    let engine = Engine::new(store.clone(), data, None);
+    let before = store.commits();
+    let run = engine.execute_next(&mut ()).unwrap().unwrap();
+    let commits = store.commits() - before;
+    let stages = store.stages(run.id).unwrap();
+    println!(
+        "run {} {} ({commits} commits): {:?}; stages {:?}",
+        run.id,
+        run.status,
+        run.reason,
+        stages
+            .iter()
+            .map(|s| (s.name.as_str(), s.status, s.reason.as_deref()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(run.id, queued.id);
+    assert_eq!(run.status, RunStatus::Failed);
+    let reason = run.reason.as_deref().unwrap();
+    assert!(
+        reason.starts_with("cannot load the workload at its commit:"),
+        "{reason}"
+    );
+    assert_eq!(stages[0].status, StageStatus::Failed);
+    assert_eq!(stages[0].reason.as_deref(), Some(reason));
+    assert!(stages[0].started_at_ms.is_some() && stages[0].finished_at_ms.is_some());
+    assert_eq!(stages[1].status, StageStatus::Skipped);
+    // The claim (with the first stage's start) and the end.
+    assert_eq!(commits, 2);
+    assert!(engine.execute_next(&mut ()).unwrap().is_none());
+}
