@@ -19,9 +19,11 @@ pub struct ChainRuns {
     /// Each run's wall time.
     pub times: Vec<Duration>,
     /// The store's write transactions (each a WAL fsync) per run, the fewest
-    /// and the most of any run: one per stage boundary and four for the run
-    /// itself, and a few more when a stage outlived the log flusher's 100 ms
-    /// tick (its pending lines written early, for followers).
+    /// and the most of any run: the run's creation (with its workload, its
+    /// start and its first stage's start), one per boundary between two
+    /// stages, and the last stage's end with the run's end; a few more when a
+    /// stage outlived the log flusher's 100 ms tick (its pending lines written
+    /// early, for followers).
     pub commits_per_run: (u64, u64),
 }
 

@@ -89,7 +89,8 @@ pub fn chain(out: &Output, stages: usize, repeat: usize) -> Result<ExitCode, Fai
             s[0], s[2], s[3]
         );
         println!(
-            "store commits per run: {fewest} to {most} (each a WAL fsync: one per stage boundary of {} stages and 4 for the run; more when a stage outlived the log flusher's 100 ms tick)",
+            "store commits per run: {fewest} to {most} (each a WAL fsync: {} = the run's creation with its first stage's start, one per boundary between {} stages, the last stage's end with the run's; more when a stage outlived the log flusher's 100 ms tick)",
+            stages + 2,
             stages + 1
         );
     }

@@ -592,6 +592,42 @@ impl AuditLog {
             log_id: self.log_id,
         })
     }
+
+    /// Appends `changes` in one append (one set of fsyncs and one published
+    /// checkpoint, whatever their number) and returns, in order, each one's
+    /// receipt once all are durable. On `Err` none was recorded.
+    pub fn record_all(&self, changes: &[Change]) -> Result<Vec<Receipt>, EngineError> {
+        let entries: Vec<Vec<u8>> = changes.iter().map(Change::to_entry).collect();
+        let (indices, tree_size, root, checkpoint) = self
+            .appender
+            .with_log_mut(|log| {
+                let indices = log
+                    .append(&entries)
+                    .map_err(|e| cairn_tlog_fs::AppendError::Batch(std::sync::Arc::new(e)))?;
+                Ok((indices, log.size(), log.root(), log.checkpoint().to_owned()))
+            })
+            .and_then(|appended| appended)
+            .map_err(EngineError::AuditAppend)?;
+        let mut receipts = Vec::with_capacity(changes.len());
+        for ((index, entry), change) in indices.into_iter().zip(entries).zip(changes) {
+            let inclusion_proof = self
+                .appender
+                .with_log(|log| log.inclusion_proof(index, tree_size))
+                .map_err(EngineError::AuditAppend)?
+                .map_err(|source| EngineError::AuditProof { index, source })?;
+            receipts.push(Receipt {
+                index,
+                entry,
+                kind: change.kind(),
+                tree_size,
+                root,
+                inclusion_proof,
+                checkpoint: checkpoint.clone(),
+                log_id: self.log_id,
+            });
+        }
+        Ok(receipts)
+    }
 }
 
 /// The trusted root for cairn's log: each of its Ed25519 keys (SPKI DER), log
@@ -807,6 +843,55 @@ mod tests {
         assert_eq!(first["kind"], "deploy");
         assert_eq!(first["apiVersion"], CHANGE_VERSION);
         assert_eq!(first["spec"]["environment"], "production");
+    }
+
+    /// `record_all` appends several changes in one append: one checkpoint
+    /// covers them all (a stage's bundles: one set of fsyncs, issue 19), each
+    /// receipt proves its entry's inclusion in it, in order after what the
+    /// log held.
+    #[test]
+    fn record_all_appends_several_changes_under_one_checkpoint() {
+        let (_tmp, _data, audit) = open();
+        let deploy = |environment: &str| {
+            Change::Deploy(Deploy {
+                workload: "hello".into(),
+                environment: environment.into(),
+                artifact: format!("sha256:{}", "ab".repeat(32)),
+                actor: "alice".into(),
+            })
+        };
+        audit.record(&deploy("staging")).expect("records");
+        let changes = [deploy("a"), deploy("b"), deploy("c")];
+        let receipts = audit.record_all(&changes).expect("records");
+        assert!(audit.record_all(&[]).expect("nothing").is_empty());
+        println!(
+            "indices {:?}, tree sizes {:?}",
+            receipts.iter().map(|r| r.index).collect::<Vec<_>>(),
+            receipts.iter().map(|r| r.tree_size).collect::<Vec<_>>()
+        );
+        assert_eq!(receipts.len(), 3);
+        for (i, (receipt, change)) in receipts.iter().zip(&changes).enumerate() {
+            assert_eq!(receipt.index, 1 + i as u64);
+            // One append: one checkpoint, of all three.
+            assert_eq!(receipt.tree_size, 4);
+            assert_eq!(receipt.checkpoint, receipts[0].checkpoint);
+            assert_eq!(receipt.entry, change.to_entry());
+            let checkpoint = cairn_tlog::checkpoint::open(
+                receipt.checkpoint.as_bytes(),
+                ORIGIN,
+                std::slice::from_ref(audit.verifier()),
+            )
+            .expect("signed by the log key");
+            assert_eq!(checkpoint.checkpoint.size, 4);
+            cairn_tlog::merkle::verify_inclusion(
+                &cairn_tlog::merkle::leaf_hash(&receipt.entry),
+                receipt.index,
+                receipt.tree_size,
+                &receipt.inclusion_proof,
+                &receipt.root,
+            )
+            .expect("included");
+        }
     }
 
     #[test]

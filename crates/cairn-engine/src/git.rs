@@ -315,35 +315,116 @@ pub(crate) fn names_at(
         .collect())
 }
 
-/// A file's contents at a commit, or `None` when the commit has no such file.
-pub(crate) fn read_at(
+/// The full commit id `rev` names and `path`'s contents at that commit (`None`
+/// when the commit has no such file), read by one `git cat-file --batch`: the
+/// commit asked for first, then the file at the id it answered (what
+/// `rev-parse --verify` and three `cat-file` calls did). A file larger than
+/// [`MAX_BLOB_BYTES`] is not read: a placeholder of that size is returned for
+/// the config parser to refuse with its own message.
+pub(crate) fn commit_and_file(
     repo: &Path,
-    commit: &str,
+    rev: &str,
     path: &str,
-) -> Result<Option<Vec<u8>>, EngineError> {
-    let spec = format!("{commit}:{path}");
-    let mut cmd = git(repo);
-    cmd.args(["cat-file", "-e", &spec]);
-    if !run(cmd)?.ok {
-        return Ok(None);
+) -> Result<(String, Option<Vec<u8>>), EngineError> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let unknown = || EngineError::UnknownCommit {
+        rev: rev.to_owned(),
+        repo: repo.to_path_buf(),
+    };
+    if rev.is_empty() || rev.starts_with('-') || rev.contains(['\0', '\n', ':']) || rev.len() > 256
+    {
+        return Err(unknown());
     }
-    let mut cmd = git(repo);
-    cmd.args(["cat-file", "-s", &spec]);
-    let size: usize = text(run(cmd)?.stdout).parse().unwrap_or(usize::MAX);
-    if size > MAX_BLOB_BYTES {
-        // Let the config parser refuse it with its own message, without reading it all.
-        return Ok(Some(vec![b'#'; MAX_BLOB_BYTES]));
+    let failed = |stderr: String| EngineError::Git {
+        what: "cat-file",
+        stderr,
+    };
+    // One object name per line: a path with a line break cannot be asked for.
+    if path.contains(['\0', '\n']) {
+        return Err(failed(format!("cannot read {path:?}: it has a line break")));
     }
-    let mut cmd = git(repo);
-    cmd.args(["cat-file", "blob", &spec]);
-    let out = run(cmd)?;
-    if !out.ok {
-        return Err(EngineError::Git {
-            what: "cat-file",
-            stderr: out.stderr,
-        });
-    }
-    Ok(Some(out.stdout))
+    let mut batch = git(repo);
+    batch
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = batch.spawn().map_err(|source| EngineError::Spawn {
+        program: "git",
+        source,
+    })?;
+    let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(failed("git cat-file has no pipes".to_owned()));
+    };
+    let mut out = BufReader::new(stdout);
+    // One answer's header, `<id> <type> <size>` (or `<name> missing`).
+    let header = |out: &mut BufReader<_>| -> Result<Vec<String>, EngineError> {
+        let mut line = Vec::new();
+        out.by_ref()
+            .take(512)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| failed(format!("git cat-file --batch: {e}")))?;
+        Ok(String::from_utf8_lossy(&line)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect())
+    };
+    let result = (|| {
+        // The commit: asked for alone, its answer read whole before the file.
+        writeln!(stdin, "{rev}^{{commit}}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| failed(format!("git cat-file --batch: {e}")))?;
+        let commit = match header(&mut out)?.as_slice() {
+            [id, kind, size]
+                if kind == "commit"
+                    && id.len() >= 40
+                    && id.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                let size: u64 = size.parse().map_err(|_| unknown())?;
+                // Its content and the newline after it, not needed here.
+                let skipped = std::io::copy(&mut out.by_ref().take(size + 1), &mut std::io::sink())
+                    .map_err(|e| failed(format!("git cat-file --batch: {e}")))?;
+                if skipped != size + 1 {
+                    return Err(failed("git cat-file --batch: a short commit".to_owned()));
+                }
+                id.to_ascii_lowercase()
+            }
+            _ => return Err(unknown()),
+        };
+        writeln!(stdin, "{commit}:{path}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| failed(format!("git cat-file --batch: {e}")))?;
+        let file = match header(&mut out)?.as_slice() {
+            [_, missing] if missing == "missing" => None,
+            [_, kind, size] if kind == "blob" => {
+                let size: usize = size.parse().unwrap_or(usize::MAX);
+                if size > MAX_BLOB_BYTES {
+                    // Let the config parser refuse it with its own message, without reading it all.
+                    Some(vec![b'#'; MAX_BLOB_BYTES])
+                } else {
+                    let mut bytes = vec![0; size];
+                    out.read_exact(&mut bytes)
+                        .map_err(|e| failed(format!("git cat-file --batch: {e}")))?;
+                    Some(bytes)
+                }
+            }
+            other => {
+                return Err(failed(format!(
+                    "{commit}:{path} is not a file (git cat-file --batch: {})",
+                    other.join(" ")
+                )));
+            }
+        };
+        Ok((commit, file))
+    })();
+    drop(stdin);
+    // Whatever it has not written yet is not needed.
+    drop(out);
+    let _ = child.kill();
+    let _ = child.wait();
+    result
 }
 
 /// The longest symlink target a tree may hold (Linux's `PATH_MAX`).
@@ -831,6 +912,97 @@ mod tests {
         id(sh(repo, &["hash-object", "-w", "--stdin"], Some(bytes)))
     }
 
+    /// One `cat-file --batch` answers what `rev-parse --verify` and three
+    /// `cat-file` calls did: the commit a rev names (peeled from a tag), the
+    /// file's committed bytes, `None` for no such file, and refusals for an
+    /// unknown rev, an option-like one, a tree, and a file past the bound
+    /// (a placeholder, never read whole).
+    #[test]
+    fn one_batch_reads_the_commit_and_its_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(repo.join("app")).unwrap();
+        sh(&repo, &["init", "-q"], None);
+        std::fs::write(repo.join("app/cairn.toml"), b"[workload]\nname = \"a\"\n").unwrap();
+        let big = vec![b'x'; MAX_BLOB_BYTES + 10];
+        std::fs::write(repo.join("big.toml"), &big).unwrap();
+        sh(&repo, &["add", "."], None);
+        sh(&repo, &["commit", "-q", "-m", "one"], None);
+        sh(&repo, &["tag", "-a", "-m", "t", "v1"], None);
+        let head = text(sh(&repo, &["rev-parse", "HEAD"], None));
+
+        for rev in ["HEAD", "v1", "main~0", &head[..12], &head] {
+            if rev == "main~0" && sh(&repo, &["branch", "--show-current"], None) != b"main\n" {
+                continue;
+            }
+            let (commit, file) = commit_and_file(&repo, rev, "app/cairn.toml").unwrap();
+            assert_eq!(commit, head, "{rev}");
+            assert_eq!(file.unwrap(), b"[workload]\nname = \"a\"\n", "{rev}");
+        }
+        let (_, none) = commit_and_file(&repo, "HEAD", "cairn.toml").unwrap();
+        assert!(none.is_none());
+        let (_, placeholder) = commit_and_file(&repo, "HEAD", "big.toml").unwrap();
+        assert_eq!(placeholder.unwrap(), vec![b'#'; MAX_BLOB_BYTES]);
+        let tree = commit_and_file(&repo, "HEAD", "app").unwrap_err();
+        println!("a tree: {tree}");
+        assert!(matches!(tree, EngineError::Git { .. }), "{tree:?}");
+        for rev in [
+            "nope",
+            "--output=x",
+            "HEAD^{tree}",
+            "HEAD:app",
+            "v1\nHEAD",
+            "",
+        ] {
+            let err = commit_and_file(&repo, rev, "app/cairn.toml").unwrap_err();
+            assert!(
+                matches!(err, EngineError::UnknownCommit { .. }),
+                "{rev}: {err:?}"
+            );
+        }
+        let err = commit_and_file(&repo, "HEAD", "app/x\ny").unwrap_err();
+        println!("a line break: {err}");
+        assert!(matches!(err, EngineError::Git { .. }), "{err:?}");
+    }
+
+    /// The change's `rev-list` says of each commit what `commit_info` (`git
+    /// show`) says of it: the source stage takes its commit's facts from the
+    /// change instead of another process.
+    #[test]
+    fn the_change_says_of_each_commit_what_commit_info_says() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        sh(&repo, &["init", "-q"], None);
+        std::fs::write(repo.join("a"), b"a").unwrap();
+        sh(&repo, &["add", "a"], None);
+        sh(&repo, &["commit", "-q", "-m", "first"], None);
+        std::fs::write(repo.join("a"), b"b").unwrap();
+        sh(&repo, &["add", "a"], None);
+        sh(
+            &repo,
+            &[
+                "-c",
+                "user.name=Zoë Ünïcode",
+                "commit",
+                "-q",
+                "-m",
+                "second: a subject\nwrapped\n\nand a body\nwith lines",
+            ],
+            None,
+        );
+        let head = text(sh(&repo, &["rev-parse", "HEAD"], None));
+        let entries = change_entries(&repo, &head, &[], 256).unwrap();
+        assert_eq!(entries.len(), 2);
+        for e in &entries {
+            let shown = commit_info(&repo, &e.commit).unwrap();
+            println!("{}: {shown:?}", e.commit);
+            assert_eq!(e.info(), shown);
+        }
+        assert_eq!(entries[0].commit, head);
+        assert_eq!(entries[0].subject, "second: a subject wrapped");
+    }
+
     #[test]
     fn the_committed_bytes_without_attributes_filters_or_hooks() {
         let tmp = tempfile::tempdir().unwrap();
@@ -1047,6 +1219,23 @@ pub(crate) struct ChangeEntry {
     pub commit: String,
     pub author: String,
     pub committer: String,
+    /// The rest of what [`commit_info`] says of it (from the same `rev-list`).
+    pub subject: String,
+    pub time: i64,
+    pub tree: String,
+}
+
+impl ChangeEntry {
+    /// What [`commit_info`] says of this commit, without another process.
+    pub(crate) fn info(&self) -> CommitInfo {
+        CommitInfo {
+            author: self.author.clone(),
+            committer: self.committer.clone(),
+            subject: self.subject.clone(),
+            time: self.time,
+            tree: self.tree.clone(),
+        }
+    }
 }
 
 /// The commits reachable from `commit` and from none of `not` (those `repo`
@@ -1063,7 +1252,7 @@ pub(crate) fn change_entries(
     cmd.args([
         "rev-list",
         "--no-commit-header",
-        "--format=%H%x00%an <%ae>%x00%cn <%ce>",
+        "--format=%H%x00%an <%ae>%x00%cn <%ce>%x00%s%x00%ct%x00%T",
         &format!("--max-count={max}"),
         commit,
     ]);
@@ -1087,6 +1276,9 @@ pub(crate) fn change_entries(
                 commit: parts.next()?.to_owned(),
                 author: parts.next()?.to_owned(),
                 committer: parts.next()?.to_owned(),
+                subject: parts.next()?.to_owned(),
+                time: parts.next()?.parse().unwrap_or(0),
+                tree: parts.next()?.trim().to_owned(),
             })
         })
         .collect())

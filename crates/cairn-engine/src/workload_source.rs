@@ -85,9 +85,16 @@ pub fn load_workload(
     let top = git::top_level(&dir)?;
     let top = std::fs::canonicalize(&top).map_err(EngineError::io("open", &top))?;
     let app = find_app_dir(&dir, &top)?;
-    let prefix = git::prefix(&app)?;
-    let commit = git::resolve_commit(&top, rev)?;
+    // The app's directory below the top level, as `git rev-parse
+    // --show-prefix` says it (both are canonical paths), without a process.
+    let prefix = match app.strip_prefix(&top).ok().and_then(Path::to_str) {
+        Some("") => String::new(),
+        Some(below) => format!("{below}/"),
+        None => git::prefix(&app)?,
+    };
     let config_path = format!("{prefix}{WORKLOAD_FILE}");
+    // The commit, and its `cairn.toml`: one git process.
+    let (commit, committed) = git::commit_and_file(&top, rev, &config_path)?;
     let shown = display_path(&dir, &app.join(WORKLOAD_FILE));
 
     let worktree_text = if rev == "HEAD" {
@@ -101,11 +108,9 @@ pub fn load_workload(
         None
     };
 
-    let committed = git::read_at(&top, &commit, &config_path)?.ok_or_else(|| {
-        EngineError::ConfigNotCommitted {
-            commit: commit.clone(),
-            path: config_path.clone(),
-        }
+    let committed = committed.ok_or_else(|| EngineError::ConfigNotCommitted {
+        commit: commit.clone(),
+        path: config_path.clone(),
     })?;
     let committed = String::from_utf8_lossy(&committed).into_owned();
     let short = &commit[..12.min(commit.len())];

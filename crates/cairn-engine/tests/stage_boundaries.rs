@@ -164,18 +164,156 @@ fn each_stage_boundary_is_one_commit_and_nothing_is_told_before_it() {
         assert_eq!(stages[5].status, StageStatus::Skipped);
         let tail = store.log_tail(stages[4].id, 2).unwrap();
         assert_eq!(tail[0].text, b"going down");
-        // The run's own: the workload, the run's creation, its start, its
-        // end; then one per boundary: the first stage's start and each of the
-        // five stages' ends. The unit test's result and the build's
-        // provenance are signed and logged, and stored in those boundaries'
-        // transactions. A stage that outlives the log flusher's 100 ms tick
-        // (a loaded host) writes its pending lines early, for followers: at
-        // most a few more, never the four per stage it used to be.
+        // The run's creation (with the workload, its start and the first
+        // stage's start), one per boundary between two of the five stages
+        // that ran (each stage's end with the next one's start), and the
+        // failed stage's end with the run's end. The unit test's result and
+        // the build's provenance are signed and logged, and stored in those
+        // boundaries' transactions. A stage that outlives the log flusher's
+        // 100 ms tick (a loaded host) writes its pending lines early, for
+        // followers: at most a few more, never the four per stage it used to
+        // be.
         assert!(
-            (4 + 1 + 5..=4 + 1 + 5 + 5).contains(&commits),
+            (1 + 4 + 1..=1 + 4 + 1 + 5).contains(&commits),
             "attempt {attempt}: {commits} commits"
         );
         let evidence = store.evidence_for_run(run.id).unwrap();
         assert_eq!(evidence.len(), 2, "{evidence:?}");
     }
+}
+
+/// The key ids (`publicKey.hint`) of a run's stored bundles.
+fn signed_by(store: &SqliteStore, run: cairn_model::RunId) -> Vec<String> {
+    store
+        .evidence_for_run(run)
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let bundle: serde_json::Value = serde_json::from_slice(&e.bundle).unwrap();
+            bundle["verificationMaterial"]["publicKey"]["hint"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// One engine reads cairn's signing key (and opens the audit log) for its
+/// first run only, not per run (issue 19), yet the moment the key changes on
+/// disk the next run reads it again: a rotated key signs the next run's
+/// evidence, and a key file made readable by others is refused, as a fresh
+/// process would.
+#[test]
+fn an_engine_reads_its_signing_key_once_and_again_when_it_changes() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("app");
+    let platform = tmp.path().join("platform");
+    write(&platform.join("chains/boundaries.toml"), CHAIN);
+    write(&repo.join("cairn.toml"), WORKLOAD);
+    cairn_testkit::git(&repo, &["init", "-q"]);
+    cairn_testkit::git(&repo, &["add", "cairn.toml"]);
+    cairn_testkit::git(&repo, &["commit", "-q", "-m", "app"]);
+    let data = DataDir::at(tmp.path().join("data"));
+    let store = Arc::new(SqliteStore::open(data.root()).unwrap());
+    let engine = Engine::new(store.clone(), data.clone(), Some(platform.clone()));
+    let run = || {
+        let loaded = load_workload(&repo, "HEAD", Some(&platform)).unwrap();
+        engine.run_loaded(&loaded, Some("HEAD"), false, &mut ())
+    };
+    let keys = cairn_engine::keys::KeyStore::new(&data);
+
+    let first = run().unwrap();
+    let second = run().unwrap();
+    let key = keys.require().unwrap().key_id().to_string();
+    let (a, b) = (signed_by(&store, first.id), signed_by(&store, second.id));
+    println!("runs 1 and 2 signed by {a:?} and {b:?}");
+    assert_eq!(a, [key.clone(), key.clone()]);
+    assert_eq!(b, a);
+
+    // `cairn key rotate`, by another process sharing the data directory.
+    let audit =
+        cairn_engine::audit::AuditLog::open_waiting(&data, cairn_engine::audit::LOCK_WAIT).unwrap();
+    let rotated = keys.rotate(None, &audit).unwrap().key.key_id().to_string();
+    drop(audit);
+    assert_ne!(rotated, key);
+    let third = run().unwrap();
+    let c = signed_by(&store, third.id);
+    println!("after the rotation, run 3 signed by {c:?}");
+    assert_eq!(c, [rotated.clone(), rotated]);
+
+    // The key file made readable by others: refused, as on a first read.
+    let path = keys.signing_key_path();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = run().unwrap_err();
+    println!("with the key file 0644: {err}");
+    assert!(
+        matches!(err, cairn_engine::EngineError::KeyExposed { .. }),
+        "{err:?}"
+    );
+}
+
+/// A worker's claim starts the claimed run's first stage in the same
+/// transaction (issue 19); when the run's workload can no longer be loaded,
+/// that stage fails with the reason and the run with it, in one transaction:
+/// nothing is left running.
+#[test]
+fn a_claimed_run_whose_workload_is_gone_fails_its_first_stage_with_the_reason() {
+    use cairn_model::{NewRun, NewStage, Trigger};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::at(tmp.path().join("data"));
+    let store = Arc::new(SqliteStore::open(data.root()).unwrap());
+    let gone = tmp.path().join("gone");
+    store
+        .upsert_workload("app", gone.to_str().unwrap(), 1)
+        .unwrap();
+    let stage = |name: &str, kind| NewStage {
+        name: name.to_owned(),
+        kind,
+        command: None,
+    };
+    let (queued, _) = store
+        .create_run(&NewRun {
+            workload: "app".to_owned(),
+            commit: "0".repeat(40),
+            git_ref: None,
+            created_at_ms: 1,
+            stages: vec![
+                stage("source", StageKind::Source),
+                stage("build", StageKind::Build),
+            ],
+            trigger: Trigger::Api {
+                actor: "alice".to_owned(),
+            },
+        })
+        .unwrap();
+    let engine = Engine::new(store.clone(), data, None);
+    let before = store.commits();
+    let run = engine.execute_next(&mut ()).unwrap().unwrap();
+    let commits = store.commits() - before;
+    let stages = store.stages(run.id).unwrap();
+    println!(
+        "run {} {} ({commits} commits): {:?}; stages {:?}",
+        run.id,
+        run.status,
+        run.reason,
+        stages
+            .iter()
+            .map(|s| (s.name.as_str(), s.status, s.reason.as_deref()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(run.id, queued.id);
+    assert_eq!(run.status, RunStatus::Failed);
+    let reason = run.reason.as_deref().unwrap();
+    assert!(
+        reason.starts_with("cannot load the workload at its commit:"),
+        "{reason}"
+    );
+    assert_eq!(stages[0].status, StageStatus::Failed);
+    assert_eq!(stages[0].reason.as_deref(), Some(reason));
+    assert!(stages[0].started_at_ms.is_some() && stages[0].finished_at_ms.is_some());
+    assert_eq!(stages[1].status, StageStatus::Skipped);
+    // The claim (with the first stage's start) and the end.
+    assert_eq!(commits, 2);
+    assert!(engine.execute_next(&mut ()).unwrap().is_none());
 }

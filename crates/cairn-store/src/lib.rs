@@ -62,7 +62,7 @@ pub use inventory::{
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use runs::{
-    EndedStage, LogStats, RunChanges, RunCursor, RunFilter, RunStore, StageBoundary,
+    EndedStage, LogStats, RunChanges, RunCursor, RunEnd, RunFilter, RunStore, StageBoundary,
     StageDurationStat, TriggerKind, commit_prefix,
 };
 pub use schema::SCHEMA_VERSION;

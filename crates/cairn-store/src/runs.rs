@@ -178,6 +178,25 @@ pub struct EndedStage<'a> {
     pub evidence: &'a [NewEvidence],
 }
 
+/// How a run ends, as [`RunStore::end_run`] records it (with
+/// [`RunStore::finish_run`]'s rules).
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd<'a> {
+    pub run: RunId,
+    /// A final run status.
+    pub status: RunStatus,
+    pub reason: Option<&'a str>,
+    pub finished_ms: i64,
+}
+
+/// A run's last ended stage that is not a stage of the run it ends.
+pub(crate) fn ended_of_another_run(stage: StageId) -> StoreError {
+    StoreError::Invalid {
+        what: "run end",
+        why: format!("stage {} is not a stage of the run that ends", stage.0),
+    }
+}
+
 /// A boundary's evidence filed under another run (or none).
 pub(crate) fn evidence_of_another_run() -> StoreError {
     StoreError::Invalid {
@@ -284,6 +303,41 @@ pub trait RunStore {
     /// a boundary is visible, or acknowledged, before it commits; a crash before
     /// it leaves the ended stage `running`, as it was.
     fn stage_boundary(&self, boundary: &StageBoundary<'_>) -> Result<Vec<i64>, StoreError>;
+
+    /// A run started here, in one transaction (its one commit before its
+    /// first stage's end): the workload `run.workload` recorded at `repo` (as
+    /// [`RunStore::upsert_workload`]), the run created (as
+    /// [`RunStore::create_run`]) and started (as [`RunStore::start_run`],
+    /// owned by `owner`, at `now_ms`), and its first stage started at `now_ms`
+    /// (as [`RunStore::start_stage`]; a run without stages starts none). Returns the run and its stages as stored.
+    fn create_started_run(
+        &self,
+        repo: &str,
+        run: &NewRun,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<(RunRecord, Vec<StageRecord>), StoreError>;
+
+    /// As [`RunStore::claim_queued_run`], with the claimed run's first stage
+    /// started at `now_ms` in the same transaction; returns the run and its
+    /// stages as stored.
+    fn claim_started_run(
+        &self,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<Option<(RunRecord, Vec<StageRecord>)>, StoreError>;
+
+    /// A run's last boundary and its end in one transaction (all of it or
+    /// nothing): the ended stage, if any, recorded as
+    /// [`RunStore::stage_boundary`] records it (its last log lines, its end,
+    /// its evidence; it must be a stage of `end.run`), then the run finished
+    /// as [`RunStore::finish_run`] finishes it. Returns the evidence ids, in
+    /// order.
+    fn end_run(
+        &self,
+        ended: Option<&EndedStage<'_>>,
+        end: &RunEnd<'_>,
+    ) -> Result<Vec<i64>, StoreError>;
 
     /// Runs matching `filter`, newest first (by creation time, then id).
     fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError>;

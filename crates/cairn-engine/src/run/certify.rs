@@ -1,8 +1,9 @@
 //! A run's evidence: what the engine observed about each finished stage signed
 //! as a test result or SLSA provenance (never what a step claims), and the
 //! release candidate's and the fetch's inventories signed as SBOM and scan,
-//! each signed and logged through [`crate::certify::sign_and_log`] and stored
-//! at the stage's boundary.
+//! each signed through [`crate::certify::sign`], recorded in the audit log at
+//! the stage's end (every bundle of the stage in one append,
+//! [`crate::certify::log_signed`]) and stored at the stage's boundary.
 
 use std::path::Path;
 
@@ -16,7 +17,7 @@ use super::plan::ImagePlan;
 use super::stages::{HOME_DIR, RunFacts, StageFacts, stage_command};
 use super::{Engine, Signer};
 use crate::EngineError;
-use crate::certify::{Filed, sign_and_log};
+use crate::certify::{Filed, log_signed, sign};
 use crate::crate_archives::{self, CrateLicences};
 use crate::images::image_inventory::{self, ImageInventory};
 use crate::images::release_candidate::BuiltImage;
@@ -279,8 +280,9 @@ impl Engine {
         self.keep(run, stage, about, &scan, signer)
     }
 
-    /// Signs one statement and records it in the audit log (see
-    /// [`sign_and_log`]); the stage's boundary stores it with the stage's end.
+    /// Signs one statement, for the audit log at the stage's end
+    /// ([`Signer::log_signed`]); the stage's boundary stores it with the
+    /// stage's end.
     pub(super) fn keep<P: cairn_evidence::Predicate>(
         &self,
         run: &RunRecord,
@@ -293,8 +295,7 @@ impl Engine {
             .sha256_digest()
             .map(|d| d.to_string())
             .unwrap_or_default();
-        let (evidence, _) = sign_and_log(
-            &signer.data,
+        let signed = sign(
             &signer.key,
             statement,
             Filed {
@@ -304,7 +305,20 @@ impl Engine {
                 subject_digest: &digest,
             },
         )?;
-        signer.logged.borrow_mut().push(evidence);
+        signer.signed.borrow_mut().push(signed);
+        Ok(())
+    }
+}
+
+impl Signer {
+    /// Records every bundle signed during the stage in the audit log, in one
+    /// append ([`log_signed`]), and keeps them for the stage's boundary.
+    pub(super) fn log_signed(&self) -> Result<(), EngineError> {
+        let signed = self.signed.take();
+        let logged = log_signed(&self.data, signed)?;
+        self.logged
+            .borrow_mut()
+            .extend(logged.into_iter().map(|(evidence, _)| evidence));
         Ok(())
     }
 }

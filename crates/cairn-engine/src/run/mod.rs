@@ -66,6 +66,9 @@ pub struct Engine {
     /// The authenticated identity running `cairn run` here (from
     /// `CAIRN_TOKEN`), signed into the run's evidence as the identity that ran it.
     actor: Option<String>,
+    /// cairn's signing key as this engine (and its clones: a server's
+    /// workers) last read it, reused while its files are unchanged.
+    key_cache: Arc<plan::KeyCache>,
 }
 
 /// What certifies a run: cairn's signing key, the data directory whose audit
@@ -73,9 +76,12 @@ pub struct Engine {
 /// the current stage, which its boundary stores with the stage's end (one
 /// transaction, [`cairn_store::RunStore::stage_boundary`]).
 struct Signer {
-    key: SigningKey,
+    key: Arc<SigningKey>,
     data: DataDir,
     logged: std::cell::RefCell<Vec<cairn_model::NewEvidence>>,
+    /// Bundles signed during the current stage, not yet in the audit log:
+    /// recorded in one append at its end ([`Signer::log_signed`]).
+    signed: std::cell::RefCell<Vec<crate::certify::Signed>>,
 }
 
 impl Engine {
@@ -85,6 +91,7 @@ impl Engine {
             data,
             platform_dir,
             actor: None,
+            key_cache: Arc::default(),
         }
     }
 
@@ -132,11 +139,9 @@ impl Engine {
         keep_workspace: bool,
         observer: &mut dyn RunObserver,
     ) -> Result<RunRecord, EngineError> {
-        let store = &*self.store;
         let (signer, plan) = self.prepare(loaded)?;
-        let (run, stages) = self.create(loaded, git_ref, Trigger::Cli)?;
+        let (run, stages) = self.create_started(loaded, git_ref)?;
         observer.run_created(&run, &stages, loaded);
-        store.start_run(run.id, &owner_tag(), now_ms())?;
         self.execute(
             loaded,
             &run,
@@ -207,9 +212,8 @@ impl Engine {
             digest: digest.to_owned(),
             base,
         });
-        let (run, stages) = self.create(loaded, Some("retest"), Trigger::Cli)?;
+        let (run, stages) = self.create_started(loaded, Some("retest"))?;
         observer.run_created(&run, &stages, loaded);
-        store.start_run(run.id, &owner_tag(), now_ms())?;
         self.execute(loaded, &run, &stages, &signer, &plan, false, observer)
     }
 
@@ -223,6 +227,28 @@ impl Engine {
         let store = &*self.store;
         store.upsert_workload(&loaded.workload.name, &app_dir(loaded), now_ms())?;
         let created = store.create_run(&new_run(loaded, git_ref, trigger))?;
+        self.announce(
+            &loaded.org,
+            created.0.id,
+            crate::forge_status::Phase::Queued,
+        );
+        Ok(created)
+    }
+
+    /// Records the workload and creates its run started here, its first stage
+    /// started: one store transaction
+    /// ([`cairn_store::RunStore::create_started_run`]).
+    fn create_started(
+        &self,
+        loaded: &LoadedWorkload,
+        git_ref: Option<&str>,
+    ) -> Result<(RunRecord, Vec<StageRecord>), EngineError> {
+        let created = self.store.create_started_run(
+            &app_dir(loaded),
+            &new_run(loaded, git_ref, Trigger::Cli),
+            &owner_tag(),
+            now_ms(),
+        )?;
         self.announce(
             &loaded.org,
             created.0.id,

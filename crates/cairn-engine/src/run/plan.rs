@@ -2,7 +2,11 @@
 //! no log, no certified run), the release candidate's catalog base and the
 //! build image the steps run in, each checked against the catalog.
 
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use cairn_evidence::SigningKey;
 
 use super::{BuiltImage, Engine, Signer};
 use crate::audit::{AuditLog, LOCK_WAIT};
@@ -15,22 +19,48 @@ impl Engine {
     /// What certifies a run and the image plan, before the run exists: no key or
     /// no log, no certified run.
     pub(super) fn prepare(&self, loaded: &LoadedWorkload) -> Result<(Signer, Plan), EngineError> {
-        // The log is held only while recording (see `certify::sign_and_keep`), so runs
-        // and commands sharing the data directory take turns appending.
-        let key = {
-            let audit = AuditLog::open_waiting(&self.data, LOCK_WAIT)?;
-            KeyStore::new(&self.data).load_or_create(&audit)?.0
-        };
         let signer = Signer {
-            key,
+            key: self.signing_key()?,
             data: self.data.clone(),
             logged: std::cell::RefCell::default(),
+            signed: std::cell::RefCell::default(),
         };
         let plan = Plan {
             image: self.image_plan(loaded)?,
             build_image: self.build_image(loaded)?,
         };
         Ok((signer, plan))
+    }
+
+    /// cairn's signing key: read (and created, logged first, when there is
+    /// none) by this engine's first run, with the audit log opened to check
+    /// it opens; then the same key while its files are unchanged on disk
+    /// (see [`KeyCache`]), read again the moment either changes.
+    fn signing_key(&self) -> Result<Arc<SigningKey>, EngineError> {
+        let keys = KeyStore::new(&self.data);
+        let stamp = key_stamp(&keys)?;
+        let mut cached = self
+            .key_cache
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let (Some(now), Some((then, key))) = (stamp, cached.as_ref())
+            && now == *then
+        {
+            return Ok(key.clone());
+        }
+        // The log is held only while recording (see `certify::sign_and_keep`), so runs
+        // and commands sharing the data directory take turns appending.
+        let (key, created) = {
+            let audit = AuditLog::open_waiting(&self.data, LOCK_WAIT)?;
+            keys.load_or_create(&audit)?
+        };
+        let key = Arc::new(key);
+        // Stamped as the files were before the key was read (a change while
+        // it was read is read again next time), or after, when it was made now.
+        let stamp = if created { key_stamp(&keys)? } else { stamp };
+        *cached = stamp.map(|stamp| (stamp, key.clone()));
+        Ok(key)
     }
 
     /// The workload's build image (`[build] image`): a catalog base the catalog
@@ -198,4 +228,56 @@ pub(crate) struct BuildImage {
     pub(crate) rootfs: PathBuf,
     /// Why this one: the workload named it, or org.toml mapped its ecosystem.
     pub(crate) why: String,
+}
+
+/// The signing key an engine read, with the stamp of its files then
+/// ([`key_stamp`]): its runs share it while the stamp is unchanged. A key
+/// rotated, replaced, moved into a token or made readable by others changes
+/// the stamp (a new file, or a new change time), so the next run reads it
+/// again, with every check [`KeyStore::load`] makes.
+#[derive(Default)]
+pub(super) struct KeyCache(Mutex<Option<(KeyStamp, Arc<SigningKey>)>>);
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyCache")
+    }
+}
+
+/// What identifies a file's content and mode without reading it: device,
+/// inode, size, modification and change times (nanoseconds) and mode; `None`
+/// for a file that is not there.
+type FileStamp = Option<[i64; 8]>;
+
+/// The stamps of the key file and the token configuration.
+type KeyStamp = [FileStamp; 2];
+
+/// The stamp of the signing key's files, `None` (never reused) when either is
+/// something other than a regular file or absent: a symlink's own stamp does
+/// not change with what it points to.
+fn key_stamp(keys: &KeyStore) -> Result<Option<KeyStamp>, EngineError> {
+    let one = |path: &Path| -> Result<Option<FileStamp>, EngineError> {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_file() => Ok(Some(Some([
+                m.dev() as i64,
+                m.ino() as i64,
+                m.size() as i64,
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+                i64::from(m.mode()),
+            ]))),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(None)),
+            Err(e) => Err(EngineError::io("read", path)(e)),
+        }
+    };
+    let (Some(file), Some(token)) = (
+        one(&keys.signing_key_path())?,
+        one(&keys.token_config_path())?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some([file, token]))
 }

@@ -129,10 +129,10 @@ impl Engine {
         observer: &mut dyn RunObserver,
     ) -> Result<Option<RunRecord>, EngineError> {
         let store = &*self.store;
-        let Some(run) = store.claim_queued_run(&owner_tag(), now_ms())? else {
+        // Claimed with its first stage started: one transaction.
+        let Some((run, stages)) = store.claim_started_run(&owner_tag(), now_ms())? else {
             return Ok(None);
         };
-        let stages = store.stages(run.id)?;
         let prepared = store
             .workload(&run.workload)?
             .ok_or_else(|| {
@@ -163,7 +163,26 @@ impl Engine {
                     "cannot load the workload at its commit: {}",
                     error_chain(&err)
                 );
-                store.finish_run(run.id, RunStatus::Failed, Some(&reason), now_ms())?;
+                // The first stage, started with the claim, failed for the
+                // same reason; the run with it, in one transaction.
+                let first = stages.first().map(|s| cairn_store::EndedStage {
+                    stage: s.id,
+                    log: &[],
+                    status: cairn_model::StageStatus::Failed,
+                    exit_code: None,
+                    reason: Some(&reason),
+                    finished_ms: now_ms(),
+                    evidence: &[],
+                });
+                store.end_run(
+                    first.as_ref(),
+                    &cairn_store::RunEnd {
+                        run: run.id,
+                        status: RunStatus::Failed,
+                        reason: Some(&reason),
+                        finished_ms: now_ms(),
+                    },
+                )?;
                 if let Ok(org) = crate::load_org(self.platform_dir.as_deref()) {
                     self.announce(&org, run.id, crate::forge_status::Phase::Error);
                 }

@@ -27,7 +27,8 @@ impl Engine {
         facts: &mut RunFacts<'_>,
         sink: &mut LogSink<'_>,
     ) -> Result<StageEnd, EngineError> {
-        let info = git::commit_info(&loaded.repo, &loaded.commit)?;
+        // The commit's own facts come with the change's (one `rev-list`).
+        let (info, change) = self.change_of(loaded)?;
         facts.source_date_epoch = info.time;
         sink.system(&format!("commit {} (tree {})", loaded.commit, info.tree));
         sink.system(&format!(
@@ -35,7 +36,7 @@ impl Engine {
             info.author, info.committer
         ));
         sink.system(&format!("subject: {}", info.subject));
-        facts.change = self.change_of(loaded)?;
+        facts.change = change;
         let signed = facts
             .change
             .iter()
@@ -101,7 +102,7 @@ impl Engine {
     fn change_of(
         &self,
         loaded: &LoadedWorkload,
-    ) -> Result<Vec<cairn_evidence::ChangeCommit>, EngineError> {
+    ) -> Result<(git::CommitInfo, Vec<cairn_evidence::ChangeCommit>), EngineError> {
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let store = &*self.store;
         let workload = &loaded.workload.name;
@@ -122,17 +123,25 @@ impl Engine {
         }
         let mut entries =
             git::change_entries(&loaded.repo, &loaded.commit, &bases, MAX_CHANGE_COMMITS)?;
-        if !entries.iter().any(|e| e.commit == loaded.commit) {
-            let info = git::commit_info(&loaded.repo, &loaded.commit)?;
-            entries.insert(
-                0,
-                git::ChangeEntry {
-                    commit: loaded.commit.clone(),
-                    author: info.author,
-                    committer: info.committer,
-                },
-            );
-        }
+        let info = match entries.iter().find(|e| e.commit == loaded.commit) {
+            Some(own) => own.info(),
+            None => {
+                // Already in the last environment: asked for on its own.
+                let info = git::commit_info(&loaded.repo, &loaded.commit)?;
+                entries.insert(
+                    0,
+                    git::ChangeEntry {
+                        commit: loaded.commit.clone(),
+                        author: info.author.clone(),
+                        committer: info.committer.clone(),
+                        subject: info.subject.clone(),
+                        time: info.time,
+                        tree: info.tree.clone(),
+                    },
+                );
+                info
+            }
+        };
         let tag = format!(
             "{}-{}",
             std::process::id(),
@@ -159,6 +168,6 @@ impl Engine {
             let _ = std::fs::remove_file(file);
         }
         verified?;
-        Ok(change)
+        Ok((info, change))
     }
 }

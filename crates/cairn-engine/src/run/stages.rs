@@ -13,7 +13,7 @@ use cairn_model::test_results::TestReport;
 use cairn_model::time::human_duration;
 use cairn_model::{LogStream, RunRecord, RunStatus, StageKind, StageRecord, StageStatus};
 use cairn_sandbox::{Exit, Limits, SandboxSpec, Stream};
-use cairn_store::{EndedStage, StageBoundary};
+use cairn_store::{EndedStage, RunEnd, StageBoundary};
 
 use super::certify::PassedUnitTest;
 use super::log_sink::{LogSink, MAX_LINE_BYTES};
@@ -26,6 +26,33 @@ use crate::images::image_inventory::ImageInventory;
 use crate::images::release_candidate::{self, BuiltImage};
 use crate::test_reports;
 use crate::workload_source::LoadedWorkload;
+
+/// A run's last stage's end, not yet stored: the run's end stores it
+/// ([`cairn_store::RunStore::end_run`]), in the same transaction.
+pub(super) struct LastEnd {
+    /// The stage as the observer is told it once stored.
+    record: StageRecord,
+    log: Vec<cairn_model::LogLine>,
+    status: StageStatus,
+    exit_code: Option<i32>,
+    reason: Option<String>,
+    finished_ms: i64,
+    evidence: Vec<cairn_model::NewEvidence>,
+}
+
+impl LastEnd {
+    fn ended(&self) -> EndedStage<'_> {
+        EndedStage {
+            stage: self.record.id,
+            log: &self.log,
+            status: self.status,
+            exit_code: self.exit_code,
+            reason: self.reason.as_deref(),
+            finished_ms: self.finished_ms,
+            evidence: &self.evidence,
+        }
+    }
+}
 
 /// How a stage ended.
 pub(super) struct StageEnd {
@@ -59,8 +86,10 @@ impl StageEnd {
 }
 
 impl Engine {
-    /// Runs a started run's stages and ends it: it always ends in a final
-    /// state, even when cairn itself fails.
+    /// Runs a started run's stages (its first stage started with it) and ends
+    /// it: it always ends in a final state, even when cairn itself fails. The
+    /// last stage's end is stored with the run's end, in one transaction
+    /// ([`cairn_store::RunStore::end_run`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn execute(
         &self,
@@ -75,32 +104,59 @@ impl Engine {
         let store = &*self.store;
         self.announce(&loaded.org, run.id, crate::forge_status::Phase::Running);
         let workspace = self.data.workspaces().join(run.id.to_string());
-        let result = self.run_stages(loaded, run, stages, &workspace, signer, plan, observer);
+        let mut last = None;
+        let result = self.run_stages(
+            loaded, run, stages, &workspace, signer, plan, observer, &mut last,
+        );
         if !keep_workspace {
             // Best effort: a leftover workspace wastes disk but loses nothing.
             let _ = std::fs::remove_dir_all(&workspace);
         }
         use crate::forge_status::Phase;
-        match result {
-            Ok(None) => {
-                store.finish_run(run.id, RunStatus::Succeeded, None, now_ms())?;
-                self.announce(&loaded.org, run.id, Phase::Succeeded);
-            }
-            Ok(Some(reason)) => {
-                store.finish_run(run.id, RunStatus::Failed, Some(&reason), now_ms())?;
-                self.announce(&loaded.org, run.id, Phase::Failed);
-            }
-            Err(err) => {
-                let reason = format!("cairn could not complete the run: {}", error_chain(&err));
-                store.finish_run(run.id, RunStatus::Failed, Some(&reason), now_ms())?;
-                self.announce(&loaded.org, run.id, Phase::Error);
-                return Err(err);
-            }
+        let (status, reason, phase) = match &result {
+            Ok(None) => (RunStatus::Succeeded, None, Phase::Succeeded),
+            Ok(Some(reason)) => (RunStatus::Failed, Some(reason.clone()), Phase::Failed),
+            Err(err) => (
+                RunStatus::Failed,
+                Some(format!(
+                    "cairn could not complete the run: {}",
+                    error_chain(err)
+                )),
+                Phase::Error,
+            ),
+        };
+        let ended = last.as_ref().map(LastEnd::ended);
+        let stored = store.end_run(
+            ended.as_ref(),
+            &RunEnd {
+                run: run.id,
+                status,
+                reason: reason.as_deref(),
+                finished_ms: now_ms(),
+            },
+        );
+        if let Err(err) = stored {
+            // The last stage's end was refused: the run still ends, failed,
+            // and the stage that was running with it (interrupted).
+            let reason = format!("cairn could not complete the run: {}", error_chain(&err));
+            store.finish_run(run.id, RunStatus::Failed, Some(&reason), now_ms())?;
+            self.announce(&loaded.org, run.id, Phase::Error);
+            return Err(result.err().unwrap_or_else(|| err.into()));
         }
+        // Told once it is stored; a stage whose certifying failed is not told
+        // (the run's error says why).
+        if let (Some(last), Ok(_)) = (&last, &result) {
+            observer.stage_finished(&last.record);
+        }
+        self.announce(&loaded.org, run.id, phase);
+        result?;
         store.run(run.id)?.ok_or(EngineError::RunNotFound(run.id))
     }
 
-    /// Runs the stages in order; `Ok(Some(reason))` when one failed.
+    /// Runs the stages in order; `Ok(Some(reason))` when one failed. The
+    /// first stage was started with the run; the last one's end (after the
+    /// last stage, a failed one, or certifying that failed) is left in `last`
+    /// for the run's end to store.
     #[allow(clippy::too_many_arguments)]
     fn run_stages(
         &self,
@@ -111,6 +167,7 @@ impl Engine {
         signer: &Signer,
         plan: &Plan,
         observer: &mut dyn RunObserver,
+        last: &mut Option<LastEnd>,
     ) -> Result<Option<String>, EngineError> {
         let mut facts = RunFacts {
             image_plan: plan.image.as_ref(),
@@ -119,23 +176,21 @@ impl Engine {
         };
         // Unit tests that passed, to certify again about the image once it exists.
         let mut unit_tests: Vec<PassedUnitTest> = Vec::new();
-        // One transaction per stage boundary: the first stage's start, then
-        // each stage's end (its log's tail, outcome and evidence) with the
-        // next one's start. Nothing of a stage is told to the observer before
-        // the boundary that records it commits.
-        let mut started_ms = now_ms();
+        // One transaction per stage boundary: the first stage started with
+        // the run, then each stage's end (its log's tail, outcome and
+        // evidence) with the next one's start, and the last one's end with
+        // the run's. Nothing of a stage is told to the observer before the
+        // transaction that records it commits.
+        let mut started_ms = stages
+            .first()
+            .and_then(|s| s.started_at_ms)
+            .unwrap_or_else(now_ms);
         // The next stage's sandbox, started while this one runs; dropped (killed,
         // its command never run) when the run stops before it. The starter (the
         // thread that forks it, to which its reaper's life is bound) is declared
         // first, so it ends after the last of them.
         let mut starter = Starter::default();
         let mut ahead: Option<Ahead> = None;
-        if let Some(first) = stages.first() {
-            self.store.stage_boundary(&StageBoundary {
-                ended: None,
-                next: Some((first.id, started_ms)),
-            })?;
-        }
         for (index, (stage, spec)) in stages.iter().zip(&loaded.chain.stages).enumerate() {
             let mut current = stage.clone();
             current.status = StageStatus::Running;
@@ -222,14 +277,36 @@ impl Engine {
                 Ok::<(), EngineError>(())
             })();
             // The stage's boundary: its end, what was signed about it, and the
-            // next stage's start (none after a failure, or when certifying
-            // failed: the run ends with that error, the stage's end and the
-            // evidence logged before it kept).
+            // next stage's start; after the last stage, a failure, or
+            // certifying that failed (the run ends with that error, the
+            // stage's end and the evidence logged before it kept), its end is
+            // stored with the run's.
+            // Every bundle signed during the stage (those signed before a
+            // failure to certify too): one audit-log append.
+            let logged = signer.log_signed();
+            let certified = certified.and(logged);
             let next = stages
                 .get(index + 1)
                 .filter(|_| end.status != StageStatus::Failed && certified.is_ok());
             let next_started_ms = now_ms();
             let evidence = signer.logged.take();
+            let Some(next) = next else {
+                // The last boundary: stored with the run's end.
+                *last = Some(LastEnd {
+                    record: current,
+                    log: log.tail,
+                    status: end.status,
+                    exit_code: end.exit_code,
+                    reason: end.reason.clone(),
+                    finished_ms,
+                    evidence,
+                });
+                certified?;
+                return Ok((end.status == StageStatus::Failed).then(|| {
+                    let why = end.reason.as_deref().unwrap_or("failed");
+                    format!("stage `{}` failed: {why}", stage.name)
+                }));
+            };
             self.store.stage_boundary(&StageBoundary {
                 ended: Some(EndedStage {
                     stage: stage.id,
@@ -240,14 +317,9 @@ impl Engine {
                     finished_ms,
                     evidence: &evidence,
                 }),
-                next: next.map(|n| (n.id, next_started_ms)),
+                next: Some((next.id, next_started_ms)),
             })?;
-            certified?;
             observer.stage_finished(&current);
-            if end.status == StageStatus::Failed {
-                let why = end.reason.unwrap_or_else(|| "failed".to_owned());
-                return Ok(Some(format!("stage `{}` failed: {why}", stage.name)));
-            }
             started_ms = next_started_ms;
         }
         Ok(None)

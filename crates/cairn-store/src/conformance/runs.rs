@@ -392,6 +392,255 @@ fn ended<'a>(
     }
 }
 
+/// `create_started_run` records the workload, creates the run running (its
+/// owner, its start) and starts its first stage, in one transaction: all of
+/// it, or (on a refusal) nothing of it.
+pub fn a_run_created_started_is_one_transaction_with_its_first_stage(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    // The workload need not exist: the run's creation records it.
+    let (run, stages) =
+        store.create_started_run(REPO, &new_run("app", 10, &["a", "b", "c"]), "host:1:2", 20)?;
+    assert_eq!(get_workload(store, "app")?.repo, REPO);
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(
+        (run.owner.as_deref(), run.started_at_ms, run.created_at_ms),
+        (Some("host:1:2"), Some(20), 10)
+    );
+    assert_eq!(get_run(store, run.id)?, run);
+    assert_eq!(store.stages(run.id)?, stages);
+    assert_eq!(
+        stages
+            .iter()
+            .map(|s| (s.name.as_str(), s.status, s.started_at_ms))
+            .collect::<Vec<_>>(),
+        [
+            ("a", StageStatus::Running, Some(20)),
+            ("b", StageStatus::Pending, None),
+            ("c", StageStatus::Pending, None),
+        ]
+    );
+    // Not a run for workers: no claim takes it.
+    assert!(store.claim_started_run("worker", 30)?.is_none());
+    // Its first boundary ends the first stage and starts the next.
+    store.stage_boundary(&crate::StageBoundary {
+        ended: Some(ended(stages[0].id, &[], StageStatus::Passed, 30, &[])),
+        next: Some((stages[1].id, 31)),
+    })?;
+    assert_eq!(
+        statuses(store, run.id)?,
+        [
+            StageStatus::Passed,
+            StageStatus::Running,
+            StageStatus::Pending
+        ]
+    );
+    // A run without stages starts none.
+    let (bare, none) = store.create_started_run(REPO, &new_run("app", 11, &[]), "h", 21)?;
+    assert!(none.is_empty());
+    assert_eq!(bare.status, RunStatus::Running);
+    // A refused run leaves nothing: neither the run nor a new workload.
+    let before = store.runs(&RunFilter::default())?;
+    let bad = NewRun {
+        workload: "other".to_owned(),
+        trigger: Trigger::Api {
+            actor: "a:b".to_owned(),
+        },
+        ..new_run("other", 12, &["a"])
+    };
+    assert!(matches!(
+        store.create_started_run(REPO, &bad, "h", 22),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert_eq!(store.runs(&RunFilter::default())?, before);
+    assert!(store.workload("other")?.is_none());
+    Ok(())
+}
+
+/// `claim_started_run` claims as `claim_queued_run` does (the oldest queued
+/// run for workers, leased to its claimer) and starts its first stage in the
+/// same transaction; an empty queue gives nothing.
+pub fn a_claimed_run_starts_its_first_stage_in_the_claim(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    store.upsert_workload("app", REPO, 1)?;
+    let (cli, _) = store.create_run(&new_run("app", 1, &["a"]))?;
+    let (older, _) = store.create_run(&api_run("app", 2, "alice"))?;
+    let (newer, _) = store.create_run(&NewRun {
+        stages: new_run("app", 3, &["x", "y"]).stages,
+        ..api_run("app", 3, "bob")
+    })?;
+    let (run, stages) =
+        store
+            .claim_started_run("worker-1", wall_ms())?
+            .ok_or(StoreError::NotFound {
+                what: "claimed run (conformance)",
+                id: "first".to_owned(),
+            })?;
+    assert_eq!(run.id, older.id);
+    assert_eq!(
+        (run.status, run.owner.as_deref()),
+        (RunStatus::Running, Some("worker-1"))
+    );
+    assert_eq!(stages.len(), 1);
+    assert_eq!(stages[0].status, StageStatus::Running);
+    assert!(stages[0].started_at_ms.is_some());
+    assert_eq!(store.stages(run.id)?, stages);
+    // Leased to its claimer, as a claim leases.
+    assert_eq!(store.heartbeat_runs("worker-1", wall_ms())?, 1);
+    let (second, stages) =
+        store
+            .claim_started_run("worker-2", wall_ms())?
+            .ok_or(StoreError::NotFound {
+                what: "claimed run (conformance)",
+                id: "second".to_owned(),
+            })?;
+    assert_eq!(second.id, newer.id);
+    assert_eq!(
+        stages.iter().map(|s| s.status).collect::<Vec<_>>(),
+        [StageStatus::Running, StageStatus::Pending]
+    );
+    // The CLI's run is not for workers; nothing else is queued.
+    assert!(store.claim_started_run("worker-3", wall_ms())?.is_none());
+    assert_eq!(get_run(store, cli.id)?.status, RunStatus::Queued);
+    Ok(())
+}
+
+/// `end_run` records the last stage's end (its log's tail, its outcome, its
+/// evidence) and the run's end in one transaction: all of it, or (on any
+/// refusal) nothing of it; without an ended stage it is `finish_run`.
+pub fn a_runs_end_is_one_transaction_with_its_last_stages_end(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    use crate::RunEnd;
+    let (run, stages) = running_run(store, &["a", "b", "c"])?;
+    let (other, others) = running_run(store, &["x"])?;
+    let (a, b) = (stages[0].id, stages[1].id);
+    store.stage_boundary(&crate::StageBoundary {
+        ended: None,
+        next: Some((a, 100)),
+    })?;
+    store.stage_boundary(&crate::StageBoundary {
+        ended: Some(ended(a, &lines(0, 1), StageStatus::Passed, 110, &[])),
+        next: Some((b, 111)),
+    })?;
+    store.stage_boundary(&crate::StageBoundary {
+        ended: None,
+        next: Some((others[0].id, 100)),
+    })?;
+    let before = store.stages(run.id)?;
+    let end = |status| RunEnd {
+        run: run.id,
+        status,
+        reason: None,
+        finished_ms: 300,
+    };
+    let unchanged = |store: &dyn Store| -> Result<(), StoreError> {
+        assert_eq!(
+            store.stages(run.id)?,
+            before,
+            "a refused end changed the stages"
+        );
+        assert_eq!(get_run(store, run.id)?.status, RunStatus::Running);
+        assert_eq!(store.log_stats(b)?.lines, 0);
+        assert!(store.evidence_for_run(run.id)?.is_empty());
+        assert_eq!(get_run(store, other.id)?.status, RunStatus::Running);
+        Ok(())
+    };
+    let tail = lines(0, 3);
+    let kept = [bundle(run.id, b, b"{\"b\":1}")];
+    // A gap in the tail.
+    let r = store.end_run(
+        Some(&ended(b, &lines(1, 2), StageStatus::Passed, 200, &kept)),
+        &end(RunStatus::Succeeded),
+    );
+    assert!(matches!(r, Err(StoreError::LogSequence { .. })), "{r:?}");
+    unchanged(store)?;
+    // A status that is not final.
+    assert_refused(store.end_run(
+        Some(&ended(b, &tail, StageStatus::Passed, 200, &kept)),
+        &end(RunStatus::Running),
+    ));
+    unchanged(store)?;
+    // The ended stage of another run, and evidence filed under another run.
+    let r = store.end_run(
+        Some(&ended(others[0].id, &[], StageStatus::Passed, 200, &[])),
+        &end(RunStatus::Succeeded),
+    );
+    assert!(matches!(r, Err(StoreError::Invalid { .. })), "{r:?}");
+    assert_eq!(statuses(store, other.id)?, [StageStatus::Running]);
+    unchanged(store)?;
+    let wrong = [bundle(other.id, others[0].id, b"{}")];
+    let r = store.end_run(
+        Some(&ended(b, &tail, StageStatus::Passed, 200, &wrong)),
+        &end(RunStatus::Succeeded),
+    );
+    assert!(
+        matches!(
+            r,
+            Err(StoreError::Invalid { .. } | StoreError::NotFound { .. })
+        ),
+        "{r:?}"
+    );
+    unchanged(store)?;
+    // A bundle over the limit.
+    let huge = [bundle(
+        run.id,
+        b,
+        &vec![b'x'; crate::MAX_EVIDENCE_BYTES + 1],
+    )];
+    let r = store.end_run(
+        Some(&ended(b, &tail, StageStatus::Passed, 200, &huge)),
+        &end(RunStatus::Succeeded),
+    );
+    assert!(matches!(r, Err(StoreError::TooLarge { .. })), "{r:?}");
+    unchanged(store)?;
+
+    // All of it: b's tail, its end and its evidence, c skipped, the run ended.
+    let ids = store.end_run(
+        Some(&ended(b, &tail, StageStatus::Failed, 200, &kept)),
+        &RunEnd {
+            reason: Some("stage `b` failed: exit code 1"),
+            ..end(RunStatus::Failed)
+        },
+    )?;
+    assert_eq!(ids.len(), 1);
+    assert_eq!(store.logs(b, None, 100)?, tail);
+    let after = store.stages(run.id)?;
+    assert_eq!(
+        (after[1].status, after[1].exit_code, after[1].finished_at_ms),
+        (StageStatus::Failed, Some(1), Some(200))
+    );
+    assert_eq!(after[2].status, StageStatus::Skipped);
+    let done = get_run(store, run.id)?;
+    assert_eq!(
+        (done.status, done.reason.as_deref(), done.finished_at_ms),
+        (
+            RunStatus::Failed,
+            Some("stage `b` failed: exit code 1"),
+            Some(300)
+        )
+    );
+    let evidence = store.evidence_for_run(run.id)?;
+    assert_eq!(evidence.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
+    assert_eq!(evidence[0].stage, Some(b));
+    // A final run ends once.
+    assert_refused(store.end_run(None, &end(RunStatus::Succeeded)));
+    // Without an ended stage it is `finish_run`: a running stage interrupted.
+    store.end_run(
+        None,
+        &RunEnd {
+            run: other.id,
+            status: RunStatus::Failed,
+            reason: Some("cairn failed"),
+            finished_ms: 400,
+        },
+    )?;
+    assert_eq!(statuses(store, other.id)?, [StageStatus::Interrupted]);
+    assert_eq!(get_run(store, other.id)?.status, RunStatus::Failed);
+    Ok(())
+}
+
 /// `stage_boundary` writes a stage's last log lines, its end, its evidence and
 /// the next stage's start in one transaction: all of it, or (on any refusal)
 /// nothing of it; each part is checked as its own method checks it.

@@ -11,7 +11,9 @@ use postgres::Row;
 use super::evidence::{check_evidence_size, insert_evidence};
 use super::{PostgresStore, Tx, count, len_u64, parse_name, sql_limit};
 use crate::sqlite::text::{check_len, check_nonempty};
-use crate::{LogStats, RunFilter, RunStore, StageBoundary, StageDurationStat, StoreError};
+use crate::{
+    EndedStage, LogStats, RunEnd, RunFilter, RunStore, StageBoundary, StageDurationStat, StoreError,
+};
 
 // ---- reading rows ------------------------------------------------------------------
 
@@ -644,17 +646,7 @@ pub(super) fn stage_durations(tx: &mut Tx<'_>) -> Result<Vec<StageDurationStat>,
 impl RunStore for PostgresStore {
     fn upsert_workload(&self, name: &str, repo: &str, now_ms: i64) -> Result<(), StoreError> {
         let what = "recording a workload";
-        self.write(what, |tx| {
-            tx.exec(
-                what,
-                "INSERT INTO workloads (name, repo, created_at_ms, updated_at_ms) \
-                 VALUES ($1, $2, $3, $3) \
-                 ON CONFLICT (name) DO UPDATE SET repo = excluded.repo, \
-                 updated_at_ms = excluded.updated_at_ms",
-                &[&name, &repo, &now_ms],
-            )?;
-            Ok(())
-        })
+        self.write(what, |tx| upsert_workload(tx, name, repo, now_ms, what))
     }
 
     fn workloads(&self) -> Result<Vec<WorkloadRecord>, StoreError> {
@@ -693,20 +685,7 @@ impl RunStore for PostgresStore {
     fn start_run(&self, run: RunId, owner: &str, now_ms: i64) -> Result<(), StoreError> {
         let what = "starting a run";
         self.write(what, |tx| {
-            let status = run_status(tx, run, what)?;
-            if status != RunStatus::Queued {
-                return Err(StoreError::InvalidTransition {
-                    what: "run",
-                    id: run.0,
-                    from: status.as_str(),
-                    to: RunStatus::Running.as_str(),
-                });
-            }
-            tx.exec(
-                what,
-                "UPDATE runs SET status = $1, owner = $2, started_at_ms = $3 WHERE id = $4",
-                &[&RunStatus::Running.as_str(), &owner, &now_ms, &run.0],
-            )?;
+            start_run_in(tx, run, owner, now_ms, what)?;
             notify(tx, run.0, what)
         })
     }
@@ -743,28 +722,64 @@ impl RunStore for PostgresStore {
     ) -> Result<(), StoreError> {
         let what = "finishing a run";
         self.write(what, |tx| {
-            let current = run_status(tx, run, what)?;
-            if current.is_final() || !status.is_final() {
-                return Err(StoreError::InvalidTransition {
-                    what: "run",
-                    id: run.0,
-                    from: current.as_str(),
-                    to: status.as_str(),
-                });
-            }
-            tx.exec(
-                what,
-                "UPDATE stages SET status = $1, reason = $2, finished_at_ms = $3 \
-                 WHERE run_id = $4 AND status = $5",
-                &[
-                    &StageStatus::Interrupted.as_str(),
-                    &ENDED_WHILE_RUNNING,
-                    &now_ms,
-                    &run.0,
-                    &StageStatus::Running.as_str(),
-                ],
-            )?;
-            settle_run(tx, run, status, reason, now_ms, what)
+            finish_run_in(tx, run, status, reason, now_ms, what)
+        })
+    }
+
+    fn create_started_run(
+        &self,
+        repo: &str,
+        run: &NewRun,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<(RunRecord, Vec<StageRecord>), StoreError> {
+        let what = "creating and starting a run";
+        self.write(what, |tx| {
+            upsert_workload(tx, &run.workload, repo, now_ms, what)?;
+            let (record, _) = insert_run(tx, run, what)?;
+            start_run_in(tx, record.id, owner, now_ms, what)?;
+            let started = started_with_first_stage(tx, record.id, now_ms, what)?;
+            notify(tx, record.id.0, what)?;
+            Ok(started)
+        })
+    }
+
+    fn claim_started_run(
+        &self,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<Option<(RunRecord, Vec<StageRecord>)>, StoreError> {
+        let what = "claiming a queued run";
+        // As `claim_queued_run`: `FOR UPDATE SKIP LOCKED` hands each claimer
+        // another queued run; it notifies for the run.
+        self.write_run(what, |tx| {
+            let Some(run) = claim_queued_run(tx, owner, now_ms)? else {
+                return Ok(None);
+            };
+            started_with_first_stage(tx, run.id, now_ms, what).map(Some)
+        })
+    }
+
+    fn end_run(
+        &self,
+        ended: Option<&EndedStage<'_>>,
+        end: &RunEnd<'_>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let what = "ending a run";
+        self.write(what, |tx| {
+            let ids = match ended {
+                Some(ended) => {
+                    let (run, ids) = ended_in(tx, ended, what)?;
+                    if run != end.run {
+                        return Err(crate::runs::ended_of_another_run(ended.stage));
+                    }
+                    ids
+                }
+                None => Vec::new(),
+            };
+            // It notifies for the run.
+            finish_run_in(tx, end.run, end.status, end.reason, end.finished_ms, what)?;
+            Ok(ids)
         })
     }
 
@@ -1087,32 +1102,13 @@ fn stage_boundary(
     boundary: &StageBoundary<'_>,
     what: &'static str,
 ) -> Result<Vec<i64>, StoreError> {
-    let mut ids = Vec::new();
-    let mut run = None;
-    if let Some(ended) = &boundary.ended {
-        // Every bundle's size before anything is written.
-        for e in ended.evidence {
-            check_evidence_size(e)?;
+    let (mut run, ids) = match &boundary.ended {
+        Some(ended) => {
+            let (run, ids) = ended_in(tx, ended, what)?;
+            (Some(run), ids)
         }
-        let stage_run = append_in(tx, ended.stage, ended.log, what)?;
-        end_in(
-            tx,
-            ended.stage,
-            ended.status,
-            ended.exit_code,
-            ended.reason,
-            ended.finished_ms,
-            what,
-        )?;
-        // Its evidence, filed under this run.
-        for e in ended.evidence {
-            if e.run != Some(stage_run) {
-                return Err(crate::runs::evidence_of_another_run());
-            }
-            ids.push(insert_evidence(tx, e, what)?);
-        }
-        run = Some(stage_run);
-    }
+        None => (None, Vec::new()),
+    };
     if let Some((next, started_ms)) = boundary.next {
         let next_run = start_in(tx, next, started_ms, what)?;
         if run.is_some_and(|run| run != next_run) {
@@ -1124,6 +1120,156 @@ fn stage_boundary(
         notify(tx, run.0, what)?;
     }
     Ok(ids)
+}
+
+/// An ended stage in `tx` (a boundary's, and a run's last): its last log
+/// lines, its end and its evidence filed under its run, by `append_in`,
+/// `end_in` and `insert_evidence`; returns the run and the evidence ids.
+fn ended_in(
+    tx: &mut Tx<'_>,
+    ended: &EndedStage<'_>,
+    what: &'static str,
+) -> Result<(RunId, Vec<i64>), StoreError> {
+    // Every bundle's size before anything is written.
+    for e in ended.evidence {
+        check_evidence_size(e)?;
+    }
+    let run = append_in(tx, ended.stage, ended.log, what)?;
+    end_in(
+        tx,
+        ended.stage,
+        ended.status,
+        ended.exit_code,
+        ended.reason,
+        ended.finished_ms,
+        what,
+    )?;
+    let mut ids = Vec::with_capacity(ended.evidence.len());
+    for e in ended.evidence {
+        if e.run != Some(run) {
+            return Err(crate::runs::evidence_of_another_run());
+        }
+        ids.push(insert_evidence(tx, e, what)?);
+    }
+    Ok((run, ids))
+}
+
+/// Records a workload or updates its repository (the body of
+/// [`RunStore::upsert_workload`]).
+fn upsert_workload(
+    tx: &mut Tx<'_>,
+    name: &str,
+    repo: &str,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    tx.exec(
+        what,
+        "INSERT INTO workloads (name, repo, created_at_ms, updated_at_ms) \
+         VALUES ($1, $2, $3, $3) \
+         ON CONFLICT (name) DO UPDATE SET repo = excluded.repo, \
+         updated_at_ms = excluded.updated_at_ms",
+        &[&name, &repo, &now_ms],
+    )?;
+    Ok(())
+}
+
+/// `queued` -> `running`, owned by `owner` (the body of [`RunStore::start_run`]).
+fn start_run_in(
+    tx: &mut Tx<'_>,
+    run: RunId,
+    owner: &str,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    let status = run_status(tx, run, what)?;
+    if status != RunStatus::Queued {
+        return Err(StoreError::InvalidTransition {
+            what: "run",
+            id: run.0,
+            from: status.as_str(),
+            to: RunStatus::Running.as_str(),
+        });
+    }
+    tx.exec(
+        what,
+        "UPDATE runs SET status = $1, owner = $2, started_at_ms = $3 WHERE id = $4",
+        &[&RunStatus::Running.as_str(), &owner, &now_ms, &run.0],
+    )?;
+    Ok(())
+}
+
+/// A running run's first stage started at `now_ms` by `start_in` (none when
+/// it has no stages); the run and its stages as stored.
+fn started_with_first_stage(
+    tx: &mut Tx<'_>,
+    run: RunId,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<(RunRecord, Vec<StageRecord>), StoreError> {
+    let first: Option<i64> = tx.opt(
+        what,
+        "SELECT id FROM stages WHERE run_id = $1 ORDER BY position LIMIT 1",
+        &[&run.0],
+        |r| r.try_get(0),
+    )?;
+    if let Some(first) = first {
+        start_in(tx, StageId(first), now_ms, what)?;
+    }
+    let record = tx
+        .one(
+            what,
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"),
+            &[&run.0],
+            RawRun::from_row,
+        )?
+        .into_record()?;
+    let stages = tx
+        .all(
+            what,
+            &format!("SELECT {STAGE_COLUMNS} FROM stages WHERE run_id = $1 ORDER BY position"),
+            &[&run.0],
+            RawStage::from_row,
+        )?
+        .into_iter()
+        .map(RawStage::into_record)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((record, stages))
+}
+
+/// A queued or running run -> the final `status`: a stage still running is
+/// interrupted, pending ones skipped, and the run's change notified (the body
+/// of [`RunStore::finish_run`]).
+fn finish_run_in(
+    tx: &mut Tx<'_>,
+    run: RunId,
+    status: RunStatus,
+    reason: Option<&str>,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    let current = run_status(tx, run, what)?;
+    if current.is_final() || !status.is_final() {
+        return Err(StoreError::InvalidTransition {
+            what: "run",
+            id: run.0,
+            from: current.as_str(),
+            to: status.as_str(),
+        });
+    }
+    tx.exec(
+        what,
+        "UPDATE stages SET status = $1, reason = $2, finished_at_ms = $3 \
+         WHERE run_id = $4 AND status = $5",
+        &[
+            &StageStatus::Interrupted.as_str(),
+            &ENDED_WHILE_RUNNING,
+            &now_ms,
+            &run.0,
+            &StageStatus::Running.as_str(),
+        ],
+    )?;
+    settle_run(tx, run, status, reason, now_ms, what)
 }
 
 /// Starts a pending stage of a running run in `tx` (`start_stage`, and a

@@ -11,7 +11,9 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::text::{check_len, check_nonempty};
 use super::{SqliteStore, count, len_u64, parse_name, sql_limit};
-use crate::{LogStats, RunFilter, RunStore, StageBoundary, StageDurationStat, StoreError};
+use crate::{
+    EndedStage, LogStats, RunEnd, RunFilter, RunStore, StageBoundary, StageDurationStat, StoreError,
+};
 
 // ---- reading rows ------------------------------------------------------------------
 
@@ -756,20 +758,168 @@ fn append_logs(
     Ok(())
 }
 
+/// Records a workload or updates its repository (the body of
+/// [`RunStore::upsert_workload`]).
+fn upsert_workload(
+    tx: &Connection,
+    name: &str,
+    repo: &str,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO workloads (name, repo, created_at_ms, updated_at_ms) \
+         VALUES (?1, ?2, ?3, ?3) \
+         ON CONFLICT (name) DO UPDATE SET repo = excluded.repo, \
+         updated_at_ms = excluded.updated_at_ms",
+        params![name, repo, now_ms],
+    )
+    .map_err(StoreError::sqlite(what))?;
+    Ok(())
+}
+
+/// `queued` -> `running`, owned by `owner` (the body of [`RunStore::start_run`]).
+fn start_run_in(
+    tx: &Connection,
+    run: RunId,
+    owner: &str,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    let status = run_status(tx, run, what)?;
+    if status != RunStatus::Queued {
+        return Err(StoreError::InvalidTransition {
+            what: "run",
+            id: run.0,
+            from: status.as_str(),
+            to: RunStatus::Running.as_str(),
+        });
+    }
+    tx.execute(
+        "UPDATE runs SET status = ?1, owner = ?2, started_at_ms = ?3 WHERE id = ?4",
+        params![RunStatus::Running.as_str(), owner, now_ms, run.0],
+    )
+    .map_err(StoreError::sqlite(what))?;
+    Ok(())
+}
+
+/// A running run's first stage started at `now_ms` (none when it has no
+/// stages); the run and its stages as stored.
+fn started_with_first_stage(
+    tx: &Connection,
+    run: RunId,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<(RunRecord, Vec<StageRecord>), StoreError> {
+    let first: Option<i64> = super::cached_row(
+        tx,
+        "SELECT id FROM stages WHERE run_id = ?1 ORDER BY position LIMIT 1",
+        [run.0],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(StoreError::sqlite(what))?;
+    if let Some(first) = first {
+        start_stage(tx, StageId(first), now_ms, what)?;
+    }
+    let record = super::cached_row(
+        tx,
+        &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+        [run.0],
+        RawRun::from_row,
+    )
+    .map_err(StoreError::sqlite(what))?
+    .into_record()?;
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {STAGE_COLUMNS} FROM stages WHERE run_id = ?1 ORDER BY position"
+        ))
+        .map_err(StoreError::sqlite(what))?;
+    let stages = stmt
+        .query_map([run.0], RawStage::from_row)
+        .map_err(StoreError::sqlite(what))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sqlite(what))?
+        .into_iter()
+        .map(RawStage::into_record)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((record, stages))
+}
+
+/// A queued or running run -> the final `status`: a stage still running is
+/// interrupted, pending ones skipped (the body of [`RunStore::finish_run`]).
+fn finish_run_in(
+    tx: &Connection,
+    run: RunId,
+    status: RunStatus,
+    reason: Option<&str>,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    let current = run_status(tx, run, what)?;
+    if current.is_final() || !status.is_final() {
+        return Err(StoreError::InvalidTransition {
+            what: "run",
+            id: run.0,
+            from: current.as_str(),
+            to: status.as_str(),
+        });
+    }
+    tx.execute(
+        "UPDATE stages SET status = ?1, reason = ?2, finished_at_ms = ?3 \
+         WHERE run_id = ?4 AND status = ?5",
+        params![
+            StageStatus::Interrupted.as_str(),
+            ENDED_WHILE_RUNNING,
+            now_ms,
+            run.0,
+            StageStatus::Running.as_str()
+        ],
+    )
+    .map_err(StoreError::sqlite(what))?;
+    settle_run(tx, run, status, reason, now_ms, what)
+}
+
+/// Every bundle of an ended stage within the size limit, before anything is written.
+fn check_evidence_sizes(ended: &EndedStage<'_>) -> Result<(), StoreError> {
+    ended
+        .evidence
+        .iter()
+        .try_for_each(super::evidence::check_size)
+}
+
+/// An ended stage in `tx` (a boundary's, and a run's last): its last log
+/// lines, its end and its evidence, filed under its run; returns the run and
+/// the evidence ids.
+fn ended_in(
+    tx: &Connection,
+    ended: &EndedStage<'_>,
+    what: &'static str,
+) -> Result<(RunId, Vec<i64>), StoreError> {
+    append_logs(tx, ended.stage, ended.log, what)?;
+    let run = finish_stage(
+        tx,
+        ended.stage,
+        ended.status,
+        ended.exit_code,
+        ended.reason,
+        ended.finished_ms,
+        what,
+    )?;
+    let mut ids = Vec::with_capacity(ended.evidence.len());
+    for e in ended.evidence {
+        if e.run != Some(run) {
+            return Err(crate::runs::evidence_of_another_run());
+        }
+        ids.push(super::evidence::insert_evidence(tx, e, what)?);
+    }
+    Ok((run, ids))
+}
+
 impl RunStore for SqliteStore {
     fn upsert_workload(&self, name: &str, repo: &str, now_ms: i64) -> Result<(), StoreError> {
         let what = "recording a workload";
-        self.write(what, |tx| {
-            tx.execute(
-                "INSERT INTO workloads (name, repo, created_at_ms, updated_at_ms) \
-                 VALUES (?1, ?2, ?3, ?3) \
-                 ON CONFLICT (name) DO UPDATE SET repo = excluded.repo, \
-                 updated_at_ms = excluded.updated_at_ms",
-                params![name, repo, now_ms],
-            )
-            .map_err(StoreError::sqlite(what))?;
-            Ok(())
-        })
+        self.write(what, |tx| upsert_workload(tx, name, repo, now_ms, what))
     }
 
     fn workloads(&self) -> Result<Vec<WorkloadRecord>, StoreError> {
@@ -807,23 +957,7 @@ impl RunStore for SqliteStore {
 
     fn start_run(&self, run: RunId, owner: &str, now_ms: i64) -> Result<(), StoreError> {
         let what = "starting a run";
-        self.write(what, |tx| {
-            let status = run_status(tx, run, what)?;
-            if status != RunStatus::Queued {
-                return Err(StoreError::InvalidTransition {
-                    what: "run",
-                    id: run.0,
-                    from: status.as_str(),
-                    to: RunStatus::Running.as_str(),
-                });
-            }
-            tx.execute(
-                "UPDATE runs SET status = ?1, owner = ?2, started_at_ms = ?3 WHERE id = ?4",
-                params![RunStatus::Running.as_str(), owner, now_ms, run.0],
-            )
-            .map_err(StoreError::sqlite(what))?;
-            Ok(())
-        })
+        self.write(what, |tx| start_run_in(tx, run, owner, now_ms, what))
     }
 
     fn start_stage(&self, stage: StageId, now_ms: i64) -> Result<(), StoreError> {
@@ -854,28 +988,7 @@ impl RunStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let what = "finishing a run";
         self.write(what, |tx| {
-            let current = run_status(tx, run, what)?;
-            if current.is_final() || !status.is_final() {
-                return Err(StoreError::InvalidTransition {
-                    what: "run",
-                    id: run.0,
-                    from: current.as_str(),
-                    to: status.as_str(),
-                });
-            }
-            tx.execute(
-                "UPDATE stages SET status = ?1, reason = ?2, finished_at_ms = ?3 \
-                 WHERE run_id = ?4 AND status = ?5",
-                params![
-                    StageStatus::Interrupted.as_str(),
-                    ENDED_WHILE_RUNNING,
-                    now_ms,
-                    run.0,
-                    StageStatus::Running.as_str()
-                ],
-            )
-            .map_err(StoreError::sqlite(what))?;
-            settle_run(tx, run, status, reason, now_ms, what)
+            finish_run_in(tx, run, status, reason, now_ms, what)
         })
     }
 
@@ -970,31 +1083,16 @@ impl RunStore for SqliteStore {
     fn stage_boundary(&self, boundary: &StageBoundary<'_>) -> Result<Vec<i64>, StoreError> {
         let what = "recording a stage boundary";
         if let Some(ended) = &boundary.ended {
-            for e in ended.evidence {
-                super::evidence::check_size(e)?;
-            }
+            check_evidence_sizes(ended)?;
         }
         self.write(what, |tx| {
-            let mut ids = Vec::new();
-            let mut run = None;
-            if let Some(ended) = &boundary.ended {
-                append_logs(tx, ended.stage, ended.log, what)?;
-                run = Some(finish_stage(
-                    tx,
-                    ended.stage,
-                    ended.status,
-                    ended.exit_code,
-                    ended.reason,
-                    ended.finished_ms,
-                    what,
-                )?);
-                for e in ended.evidence {
-                    if e.run != run {
-                        return Err(crate::runs::evidence_of_another_run());
-                    }
-                    ids.push(super::evidence::insert_evidence(tx, e, what)?);
+            let (run, ids) = match &boundary.ended {
+                Some(ended) => {
+                    let (run, ids) = ended_in(tx, ended, what)?;
+                    (Some(run), ids)
                 }
-            }
+                None => (None, Vec::new()),
+            };
             if let Some((next, started_ms)) = boundary.next {
                 let (next_run, _, _) = stage_state(tx, next, what)?;
                 if run.is_some_and(|run| run != next_run) {
@@ -1002,6 +1100,61 @@ impl RunStore for SqliteStore {
                 }
                 start_stage(tx, next, started_ms, what)?;
             }
+            Ok(ids)
+        })
+    }
+
+    fn create_started_run(
+        &self,
+        repo: &str,
+        run: &NewRun,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<(RunRecord, Vec<StageRecord>), StoreError> {
+        let what = "creating and starting a run";
+        self.write(what, |tx| {
+            upsert_workload(tx, &run.workload, repo, now_ms, what)?;
+            let (record, _) = insert_run(tx, run, what)?;
+            start_run_in(tx, record.id, owner, now_ms, what)?;
+            started_with_first_stage(tx, record.id, now_ms, what)
+        })
+    }
+
+    fn claim_started_run(
+        &self,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<Option<(RunRecord, Vec<StageRecord>)>, StoreError> {
+        let what = "claiming a queued run";
+        self.write(what, |tx| {
+            let Some(run) = claim_queued_run(tx, owner, now_ms)? else {
+                return Ok(None);
+            };
+            started_with_first_stage(tx, run.id, now_ms, what).map(Some)
+        })
+    }
+
+    fn end_run(
+        &self,
+        ended: Option<&EndedStage<'_>>,
+        end: &RunEnd<'_>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let what = "ending a run";
+        if let Some(ended) = ended {
+            check_evidence_sizes(ended)?;
+        }
+        self.write(what, |tx| {
+            let ids = match ended {
+                Some(ended) => {
+                    let (run, ids) = ended_in(tx, ended, what)?;
+                    if run != end.run {
+                        return Err(crate::runs::ended_of_another_run(ended.stage));
+                    }
+                    ids
+                }
+                None => Vec::new(),
+            };
+            finish_run_in(tx, end.run, end.status, end.reason, end.finished_ms, what)?;
             Ok(ids)
         })
     }
