@@ -111,7 +111,7 @@ fn synopsis(text: &str) -> Option<String> {
 /// `License:` line. (Splitting the text at `\n\n` left to right leaves an
 /// empty line at the start of a paragraph after three line ends in a row:
 /// an empty line matches nothing, so the answer is the same.)
-pub fn licence(text: &str) -> Licence {
+pub fn licence<'a>(text: &'a str) -> Licence {
     /// What one paragraph holds that matters here.
     #[derive(Default)]
     struct Para<'a> {
@@ -130,7 +130,8 @@ pub fn licence(text: &str) -> Licence {
     };
     let pieces = text.split('\n');
     // Ends the paragraph: true when the reading is over.
-    let close = |para: &Para<'_>,
+    let mut seen: Vec<&str> = Vec::new();
+    let mut close = |para: &Para<'a>,
                      taken: &mut Option<usize>,
                      parts: &mut Vec<String>,
                      unknown: &mut Vec<String>|
@@ -159,6 +160,12 @@ pub fn licence(text: &str) -> Licence {
             unknown.push(why);
             return Ok(false);
         };
+        // A synopsis read before changes nothing again (both lists keep
+        // each entry once).
+        if seen.contains(&short) {
+            return Ok(false);
+        }
+        seen.push(short);
         match synopsis(short) {
             Some(expr) => {
                 if !parts.contains(&expr) {
