@@ -49,6 +49,18 @@ impl<'a> Paragraph<'a> {
     }
 }
 
+/// `key.contains(char::is_whitespace)`, without the pattern search for an
+/// ASCII key (a field name always is): the ASCII characters that are Unicode
+/// white space.
+fn has_whitespace(key: &str) -> bool {
+    if key.is_ascii() {
+        key.bytes()
+            .any(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+    } else {
+        key.contains(char::is_whitespace)
+    }
+}
+
 /// The paragraphs of `text`, one pass over its lines; every field borrowed
 /// from it.
 fn paragraphs(text: &str) -> Result<Vec<Paragraph<'_>>, ParseError> {
@@ -58,7 +70,10 @@ fn paragraphs(text: &str) -> Result<Vec<Paragraph<'_>>, ParseError> {
     let at = |line: &str| line.as_ptr() as usize - text.as_ptr() as usize;
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
-        if line.trim().is_empty() {
+        // A line starting with a visible ASCII character is not blank (most
+        // are: the trim is for the others).
+        let visible = line.as_bytes().first().is_some_and(u8::is_ascii_graphic);
+        if !visible && line.trim().is_empty() {
             if let Some(p) = current.take() {
                 out.push(p);
             }
@@ -85,7 +100,7 @@ fn paragraphs(text: &str) -> Result<Vec<Paragraph<'_>>, ParseError> {
         let (key, value) = line
             .split_once(':')
             .ok_or_else(|| ParseError::line(n, format!("expected `Field: value`, got {line:?}")))?;
-        if key.is_empty() || key.contains(char::is_whitespace) {
+        if key.is_empty() || has_whitespace(key) {
             return Err(ParseError::line(n, format!("bad field name {key:?}")));
         }
         p.fields.push(Field {
@@ -236,6 +251,22 @@ mod tests {
         }
         let e = paragraphs(" lead\nPackage: a\n").err().unwrap();
         assert!(e.to_string().contains("continuation line before any field"), "{e}");
+    }
+
+    #[test]
+    fn field_names_with_white_space_are_refused_as_before() {
+        for key in ["Pack age", "Pack\tage", "A\u{b}", "A\u{c}", "A\r", "Pa\u{a0}ck", "Pa\u{2003}", "Pa\u{85}"] {
+            assert!(has_whitespace(key), "{key:?}");
+            assert_eq!(has_whitespace(key), key.contains(char::is_whitespace));
+        }
+        for key in ["Package", "X-Über", "A_b-c.d", "\u{1c}"] {
+            assert_eq!(has_whitespace(key), key.contains(char::is_whitespace), "{key:?}");
+        }
+        // Every ASCII character alone, as the char test says.
+        for b in 0u8..128 {
+            let key = (b as char).to_string();
+            assert_eq!(has_whitespace(&key), key.contains(char::is_whitespace), "{b}");
+        }
     }
 
     #[test]
