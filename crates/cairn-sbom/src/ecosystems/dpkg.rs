@@ -141,14 +141,13 @@ fn parse_with(path: &str, bytes: &[u8], distro: Option<&str>) -> Result<Output, 
         let status = p.get("Status").ok_or_else(|| at("Status"))?;
         // Exactly three words; the third is the state.
         let mut words = status.split_whitespace();
-        let state = match (words.next(), words.next(), words.next(), words.next()) {
-            (Some(_), Some(_), Some(state), None) => state,
-            _ => {
-                return Err(ParseError::line(
-                    p.line,
-                    format!("{name}: bad Status {status:?}"),
-                ));
-            }
+        let (Some(_), Some(_), Some(state), None) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            return Err(ParseError::line(
+                p.line,
+                format!("{name}: bad Status {status:?}"),
+            ));
         };
         if state != "installed" {
             out.note(Some(p.line), format!("{name} is {state} (not installed)"));
@@ -250,22 +249,42 @@ mod tests {
             assert_eq!(keys, ["Package", "Description", "Version"]);
         }
         let e = paragraphs(" lead\nPackage: a\n").err().unwrap();
-        assert!(e.to_string().contains("continuation line before any field"), "{e}");
+        assert!(
+            e.to_string().contains("continuation line before any field"),
+            "{e}"
+        );
     }
 
     #[test]
     fn field_names_with_white_space_are_refused_as_before() {
-        for key in ["Pack age", "Pack\tage", "A\u{b}", "A\u{c}", "A\r", "Pa\u{a0}ck", "Pa\u{2003}", "Pa\u{85}"] {
+        for key in [
+            "Pack age",
+            "Pack\tage",
+            "A\u{b}",
+            "A\u{c}",
+            "A\r",
+            "Pa\u{a0}ck",
+            "Pa\u{2003}",
+            "Pa\u{85}",
+        ] {
             assert!(has_whitespace(key), "{key:?}");
             assert_eq!(has_whitespace(key), key.contains(char::is_whitespace));
         }
         for key in ["Package", "X-Über", "A_b-c.d", "\u{1c}"] {
-            assert_eq!(has_whitespace(key), key.contains(char::is_whitespace), "{key:?}");
+            assert_eq!(
+                has_whitespace(key),
+                key.contains(char::is_whitespace),
+                "{key:?}"
+            );
         }
         // Every ASCII character alone, as the char test says.
         for b in 0u8..128 {
             let key = (b as char).to_string();
-            assert_eq!(has_whitespace(&key), key.contains(char::is_whitespace), "{b}");
+            assert_eq!(
+                has_whitespace(&key),
+                key.contains(char::is_whitespace),
+                "{b}"
+            );
         }
     }
 
