@@ -231,6 +231,7 @@ impl<'s> Import<'s> {
     /// Stores what is still batched; the counts of the whole import.
     pub fn finish(mut self) -> Result<ImportCounts, EngineError> {
         self.put()?;
+        backfill_compiled(self.store)?;
         Ok(self.counts)
     }
 
@@ -264,6 +265,47 @@ impl<'s> Import<'s> {
         }
         self.batch.clear();
         Ok(())
+    }
+}
+
+/// How many records [`backfill_compiled`] reads at a time.
+const BACKFILL_BATCH: usize = 500;
+
+/// Fills in the compiled match forms index rows kept before schema v17 lack
+/// (a scan matches such a row through its record, slowly): each stored
+/// record with such a row is compiled from its stored JSON, as an import
+/// would, and its forms written where its rows still have none, in batches.
+/// Run by the writing commands (every import: `cairn vulns import`, the
+/// feed), never by a scan, which opens the store read-only. A record that
+/// does not parse keeps its rows as they are (a scan reports it). Returns how
+/// many rows were filled; nothing to do costs one indexed query.
+pub fn backfill_compiled(store: &dyn Store) -> Result<usize, EngineError> {
+    let mut after = String::new();
+    let mut filled = 0;
+    loop {
+        let records = store.advisories_without_compiled(&after, BACKFILL_BATCH)?;
+        let Some((last, _)) = records.last() else {
+            return Ok(filled);
+        };
+        after = last.clone();
+        let mut rows = Vec::new();
+        for (id, json) in records {
+            let Ok(advisory) = Advisory::parse(&json) else {
+                continue;
+            };
+            for ((ecosystem, name), form) in cairn_vuln::compiled::compile(&advisory) {
+                if let Some(form) = form {
+                    rows.push(cairn_store::CompiledRow {
+                        ecosystem,
+                        name,
+                        id: id.clone(),
+                        json: json.clone(),
+                        form,
+                    });
+                }
+            }
+        }
+        filled += store.put_compiled(&rows)?;
     }
 }
 
