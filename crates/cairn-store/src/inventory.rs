@@ -313,15 +313,15 @@ pub trait InventoryStore {
         packages: &[(String, String)],
     ) -> Result<Vec<StoredMatcher>, StoreError>;
 
-    /// Records that have an index row without a compiled match form (rows
-    /// kept before schema v17), with ids after `after`, by id, at most
-    /// `limit`: (id, the record's JSON as stored). For the back-fill a
-    /// writing command runs (`cairn_engine::advisories::backfill_compiled`).
+    /// The ids of records that have an index row without a compiled match
+    /// form (rows kept before schema v17), after `after`, in order, at most
+    /// `limit`. For the back-fill a writing command runs
+    /// (`cairn_engine::advisories::backfill_compiled`).
     fn advisories_without_compiled(
         &self,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Fills in compiled match forms, each (ecosystem, name, id, form) only
     /// where that row still has none and the record is still `json` (a record

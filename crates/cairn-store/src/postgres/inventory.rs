@@ -384,18 +384,16 @@ impl InventoryStore for PostgresStore {
         &self,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let what = "reading advisories without compiled forms";
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(what, |tx| {
             tx.all(
                 what,
-                "SELECT a.id, a.json FROM advisories a \
-                 WHERE a.id > $1 AND a.id IN \
-                   (SELECT p.id FROM advisory_packages p WHERE p.compiled IS NULL) \
-                 ORDER BY a.id LIMIT $2",
+                "SELECT DISTINCT id FROM advisory_packages \
+                 WHERE compiled IS NULL AND id > $1 ORDER BY id LIMIT $2",
                 &[&after, &limit],
-                |r| Ok((r.try_get(0)?, r.try_get(1)?)),
+                |r| r.try_get(0),
             )
         })
     }

@@ -485,20 +485,18 @@ impl InventoryStore for SqliteStore {
         &self,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let what = "reading advisories without compiled forms";
         self.read(what, |tx| {
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT a.id, a.json FROM advisories a \
-                     WHERE a.id > ?1 AND a.id IN \
-                       (SELECT p.id FROM advisory_packages p WHERE p.compiled IS NULL) \
-                     ORDER BY a.id LIMIT ?2",
+                    "SELECT DISTINCT id FROM advisory_packages \
+                     WHERE compiled IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
                 )
                 .map_err(StoreError::sqlite(what))?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let rows = stmt
-                .query_map(params![after, limit], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_map(params![after, limit], |r| r.get(0))
                 .map_err(StoreError::sqlite(what))?;
             rows.collect::<Result<Vec<_>, _>>()
                 .map_err(StoreError::sqlite(what))
