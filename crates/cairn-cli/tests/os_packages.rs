@@ -698,3 +698,98 @@ fn the_os_match_bench_agrees_with_the_reference_matcher() {
     assert_eq!(v["stored_identical"], true, "{v}");
     assert!(v["packages"].as_u64().unwrap() > 100, "{v}");
 }
+
+/// A store kept before schema v17 has index rows without compiled forms; a
+/// scan (read-only) leaves them so, and the next import of anything — here
+/// one unrelated record — fills in every one from the stored records, with the
+/// scan's findings unchanged.
+#[test]
+fn an_import_fills_in_the_compiled_forms_a_store_kept_before_v17_lacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let advisories = tmp.path().join("advisories");
+    for r in [
+        record(
+            "DSA-9000-1",
+            "Debian:12",
+            "glibc",
+            ecosystem_range(json!([{ "introduced": "0" }, { "fixed": "2.36-9+deb12u4" }])),
+            json!([]),
+        ),
+        record(
+            "DSA-8000-1",
+            "Debian:12",
+            "glibc",
+            ecosystem_range(json!([{ "introduced": "0" }, { "fixed": "2.30-1" }])),
+            json!([]),
+        ),
+        record(
+            "DLA-9001-1",
+            "Debian:12",
+            "zlib",
+            json!([]),
+            json!(["1:1.2.13.dfsg-1"]),
+        ),
+    ] {
+        write(
+            &advisories,
+            &format!("{}.json", r["id"].as_str().unwrap()),
+            &r.to_string(),
+        );
+    }
+    let f = Fixture::new();
+    f.ok(&["vulns", "import", advisories.to_str().unwrap()]);
+    let forms = |f: &Fixture| {
+        sql(
+            f,
+            "SELECT count(*) FROM advisory_packages WHERE compiled IS NOT NULL",
+        )
+    };
+    assert_eq!(forms(&f), "3");
+    let kept = sql(
+        &f,
+        "SELECT group_concat(hex(compiled), ',') FROM \
+         (SELECT compiled FROM advisory_packages ORDER BY id)",
+    );
+    let debian = tmp.path().join("debian");
+    write(
+        &debian,
+        "etc/os-release",
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+    );
+    write(&debian, "var/lib/dpkg/status", STATUS);
+    let scan = |f: &Fixture| -> String {
+        let r = f.run(&["--json", "scan", debian.to_str().unwrap()]);
+        assert_eq!(r.code, 1, "{r:?}");
+        r.stdout
+    };
+    let before = scan(&f);
+
+    // The rows as a v16 store keeps them: no compiled form.
+    sql(&f, "UPDATE advisory_packages SET compiled = NULL");
+    assert_eq!(scan(&f), before, "matched through the records, the same");
+    assert_eq!(forms(&f), "0", "a scan writes nothing");
+
+    // Any import fills them in: one record of another package.
+    let other = tmp.path().join("other");
+    let r = record(
+        "DSA-9100-1",
+        "Debian:12",
+        "openssl",
+        ecosystem_range(json!([{ "introduced": "0" }, { "fixed": "3.0.1-1" }])),
+        json!([]),
+    );
+    write(&other, "DSA-9100-1.json", &r.to_string());
+    let out = f.ok(&["vulns", "import", other.to_str().unwrap()]);
+    println!("{}", out.stdout);
+    assert_eq!(forms(&f), "4");
+    assert_eq!(
+        sql(
+            &f,
+            "SELECT group_concat(hex(compiled), ',') FROM \
+             (SELECT compiled FROM advisory_packages WHERE id <> 'DSA-9100-1' ORDER BY id)",
+        ),
+        kept,
+        "the forms an import of the same records writes"
+    );
+    assert_eq!(scan(&f), before, "findings identical after the back-fill");
+}

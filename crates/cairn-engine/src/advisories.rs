@@ -231,6 +231,7 @@ impl<'s> Import<'s> {
     /// Stores what is still batched; the counts of the whole import.
     pub fn finish(mut self) -> Result<ImportCounts, EngineError> {
         self.put()?;
+        backfill_compiled(self.store)?;
         Ok(self.counts)
     }
 
@@ -264,6 +265,59 @@ impl<'s> Import<'s> {
         }
         self.batch.clear();
         Ok(())
+    }
+}
+
+/// How many record ids [`backfill_compiled`] asks for at a time.
+const BACKFILL_BATCH: usize = 500;
+/// The most record bytes [`backfill_compiled`] holds before writing the forms
+/// it compiled (a record is at most `MAX_ADVISORY_BYTES`, 16 MiB).
+const BACKFILL_BYTES: usize = 32 << 20;
+
+/// Fills in the compiled match forms index rows kept before schema v17 lack
+/// (a scan matches such a row through its record, slowly): each stored
+/// record with such a row is compiled from its stored JSON, as an import
+/// would (read one at a time), and its forms written where its rows still
+/// have none, in batches of at most [`BACKFILL_BYTES`] of records.
+/// Run by the writing commands (every import: `cairn vulns import`, the
+/// feed), never by a scan, which opens the store read-only. A record that
+/// does not parse keeps its rows as they are (a scan reports it). Returns how
+/// many rows were filled; nothing to do costs one indexed query.
+pub fn backfill_compiled(store: &dyn Store) -> Result<usize, EngineError> {
+    let mut after = String::new();
+    let mut filled = 0;
+    loop {
+        let ids = store.advisories_without_compiled(&after, BACKFILL_BATCH)?;
+        let Some(last) = ids.last() else {
+            return Ok(filled);
+        };
+        after = last.clone();
+        let (mut rows, mut held) = (Vec::new(), 0usize);
+        for id in ids {
+            let Some(stored) = store.advisory(&id)? else {
+                continue; // removed meanwhile
+            };
+            let Ok(advisory) = Advisory::parse(&stored.json) else {
+                continue;
+            };
+            for ((ecosystem, name), form) in cairn_vuln::compiled::compile(&advisory) {
+                if let Some(form) = form {
+                    held += stored.json.len() + form.len();
+                    rows.push(cairn_store::CompiledRow {
+                        ecosystem,
+                        name,
+                        id: id.clone(),
+                        json: stored.json.clone(),
+                        form,
+                    });
+                }
+            }
+            if held >= BACKFILL_BYTES {
+                filled += store.put_compiled(&std::mem::take(&mut rows))?;
+                held = 0;
+            }
+        }
+        filled += store.put_compiled(&rows)?;
     }
 }
 

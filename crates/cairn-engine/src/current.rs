@@ -103,7 +103,7 @@ pub fn rematch_signed_sbom(
             cairn_model::error_chain(&e)
         )
     })?;
-    let purls = crate::inventory::purls(&collected);
+    let purls = evaluation.purls(&collected);
     Ok(evaluation
         .report
         .vulnerabilities

@@ -365,6 +365,54 @@ pub struct Evaluation {
     pub not_evaluated: Vec<NotEvaluated>,
     /// The newest `modified` time of the stored records consulted (RFC 3339).
     pub newest_modified: Option<String>,
+    /// Each component's OSV keys, as the match computed them once.
+    keys: ComponentKeys,
+}
+
+impl Evaluation {
+    /// [`purls`] of the collection this evaluation matched, from the keys the
+    /// match computed (an OS package's source packages are not derived again).
+    pub fn purls(&self, collected: &Collected) -> BTreeMap<(String, String, String), String> {
+        purls_with(collected, &self.keys)
+    }
+}
+
+/// Each component's OSV packages, index for index with the collection's
+/// components: `None` for a component that is no OS package (matched as it
+/// is), else [`os_packages`]'s answer. Computed once per collection and shared
+/// by the package list, the release check and the purls.
+#[derive(Debug)]
+struct ComponentKeys(Vec<Option<Result<Vec<Package>, String>>>);
+
+impl ComponentKeys {
+    fn of(collected: &Collected) -> ComponentKeys {
+        ComponentKeys(
+            collected
+                .report
+                .components
+                .iter()
+                .map(|c| is_os(c).then(|| os_packages(c)))
+                .collect(),
+        )
+    }
+
+    /// The components with their keys. Panics when given another collection
+    /// than the one the keys were computed from (a caller's mistake).
+    fn with<'a>(
+        &'a self,
+        collected: &'a Collected,
+    ) -> impl Iterator<Item = (&'a Component, &'a Option<Result<Vec<Package>, String>>)> {
+        assert_eq!(
+            self.0.len(),
+            collected.report.components.len(),
+            "the keys of another collection"
+        );
+        collected.report.components.iter().zip(&self.0)
+    }
+}
+
+fn is_os(c: &Component) -> bool {
+    matches!(c.ecosystem, Ecosystem::Debian | Ecosystem::Alpine)
 }
 
 /// The OSV packages an OS binary package's advisories are recorded under: its
@@ -417,32 +465,30 @@ pub fn os_packages(c: &Component) -> Result<Vec<Package>, String> {
 /// unknown release or with a malformed version, and the components of files that
 /// were not read.
 pub fn packages(collected: &Collected) -> (Vec<Package>, Vec<NotEvaluated>) {
+    packages_with(collected, &ComponentKeys::of(collected))
+}
+
+fn packages_with(collected: &Collected, keys: &ComponentKeys) -> (Vec<Package>, Vec<NotEvaluated>) {
     let mut issues = Vec::new();
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
-    for c in &collected.report.components {
-        let ps = if matches!(c.ecosystem, Ecosystem::Debian | Ecosystem::Alpine) {
-            match os_packages(c) {
-                Ok(ps) => ps,
-                Err(reason) => {
-                    issues.push(NotEvaluated {
-                        subject: c.purl.clone(),
-                        reason: format!("OS package not matched: {reason}"),
-                    });
-                    continue;
-                }
-            }
-        } else {
-            vec![Package::new(
+    let mut keep = |p: Package| {
+        if seen.insert((p.ecosystem.clone(), p.name.clone(), p.version.clone())) {
+            out.push(p);
+        }
+    };
+    for (c, key) in keys.with(collected) {
+        match key {
+            Some(Ok(ps)) => ps.iter().cloned().for_each(&mut keep),
+            Some(Err(reason)) => issues.push(NotEvaluated {
+                subject: c.purl.clone(),
+                reason: format!("OS package not matched: {reason}"),
+            }),
+            None => keep(Package::new(
                 c.ecosystem.osv_name(),
                 &c.full_name(),
                 &c.version,
-            )]
-        };
-        for p in ps {
-            if seen.insert((p.ecosystem.clone(), p.name.clone(), p.version.clone())) {
-                out.push(p);
-            }
+            )),
         }
     }
     for e in &collected.skipped {
@@ -599,22 +645,20 @@ pub(crate) fn match_stored(
 /// per release, naming how many source packages it covers.
 fn releases_without_advisories(
     collected: &Collected,
+    keys: &ComponentKeys,
     present: &BTreeSet<String>,
 ) -> Vec<NotEvaluated> {
-    let mut releases: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
-    for c in &collected.report.components {
-        if !matches!(c.ecosystem, Ecosystem::Debian | Ecosystem::Alpine) {
-            continue;
-        }
-        if let Ok(ps) = os_packages(c) {
-            let ecosystems = ps.iter().map(|p| p.ecosystem.clone()).collect();
+    let mut releases: BTreeMap<Vec<&str>, BTreeSet<&str>> = BTreeMap::new();
+    for (_, key) in keys.with(collected) {
+        if let Some(Ok(ps)) = key {
+            let ecosystems = ps.iter().map(|p| p.ecosystem.as_str()).collect();
             let names = releases.entry(ecosystems).or_default();
-            names.extend(ps.into_iter().map(|p| p.name));
+            names.extend(ps.iter().map(|p| p.name.as_str()));
         }
     }
     releases
         .into_iter()
-        .filter(|(ecosystems, _)| !ecosystems.iter().any(|e| present.contains(e)))
+        .filter(|(ecosystems, _)| !ecosystems.iter().any(|e| present.contains(*e)))
         .map(|(ecosystems, names)| NotEvaluated {
             subject: format!("OS packages of {}", ecosystems.join(" / ")),
             reason: format!(
@@ -629,7 +673,8 @@ fn releases_without_advisories(
 /// Matches the collection's components against the advisories the store holds
 /// for them. A stored record that does not parse is reported, not skipped.
 pub fn evaluate(store: &dyn Store, collected: &Collected) -> Result<Evaluation, EngineError> {
-    let (packages, mut not_evaluated) = packages(collected);
+    let keys = ComponentKeys::of(collected);
+    let (packages, mut not_evaluated) = packages_with(collected, &keys);
     let StoredMatch {
         report,
         unparsed,
@@ -642,7 +687,7 @@ pub fn evaluate(store: &dyn Store, collected: &Collected) -> Result<Evaluation, 
             reason: format!("the stored record does not parse: {}", error_chain(&e)),
         });
     }
-    not_evaluated.extend(releases_without_advisories(collected, &ecosystems));
+    not_evaluated.extend(releases_without_advisories(collected, &keys, &ecosystems));
     for i in &report.issues {
         not_evaluated.push(NotEvaluated {
             subject: format!(
@@ -656,6 +701,7 @@ pub fn evaluate(store: &dyn Store, collected: &Collected) -> Result<Evaluation, 
         report,
         not_evaluated,
         newest_modified,
+        keys,
     })
 }
 
@@ -663,26 +709,44 @@ pub fn evaluate(store: &dyn Store, collected: &Collected) -> Result<Evaluation, 
 /// package's source packages (none when it cannot be matched), any other
 /// component as it is.
 fn keys(c: &Component) -> Vec<(String, String, String)> {
-    if matches!(c.ecosystem, Ecosystem::Debian | Ecosystem::Alpine) {
-        return os_packages(c)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|p| (p.ecosystem, p.name, p.version))
-            .collect();
+    let key = is_os(c).then(|| os_packages(c));
+    keys_with(c, &key)
+}
+
+/// [`keys`] from the component's already computed OS packages.
+fn keys_with(
+    c: &Component,
+    key: &Option<Result<Vec<Package>, String>>,
+) -> Vec<(String, String, String)> {
+    match key {
+        Some(Ok(ps)) => ps
+            .iter()
+            .map(|p| (p.ecosystem.clone(), p.name.clone(), p.version.clone()))
+            .collect(),
+        Some(Err(_)) => Vec::new(),
+        None => vec![(
+            c.ecosystem.osv_name().to_owned(),
+            c.full_name(),
+            c.version.clone(),
+        )],
     }
-    vec![(
-        c.ecosystem.osv_name().to_owned(),
-        c.full_name(),
-        c.version.clone(),
-    )]
 }
 
 /// Each component's purl by (OSV ecosystem, name, version), as findings name
 /// them (an OS source package by the first of its binary packages' purls).
+/// After [`evaluate`], [`Evaluation::purls`] gives the same without deriving
+/// the OS packages again.
 pub fn purls(collected: &Collected) -> BTreeMap<(String, String, String), String> {
+    purls_with(collected, &ComponentKeys::of(collected))
+}
+
+fn purls_with(
+    collected: &Collected,
+    keys: &ComponentKeys,
+) -> BTreeMap<(String, String, String), String> {
     let mut out = BTreeMap::new();
-    for c in &collected.report.components {
-        for key in keys(c) {
+    for (c, key) in keys.with(collected) {
+        for key in keys_with(c, key) {
             out.entry(key).or_insert_with(|| c.purl.clone());
         }
     }

@@ -139,8 +139,8 @@ pub fn scan(
     threshold: Rating,
 ) -> Result<ScanOutcome, EngineError> {
     let evaluation = crate::inventory::evaluate(store, collected)?;
+    let purls = evaluation.purls(collected);
     let mut report = evaluation.report;
-    let purls = crate::inventory::purls(collected);
     let mut kept = Vec::new();
     let mut suppressed = Vec::new();
     for finding in std::mem::take(&mut report.vulnerabilities) {

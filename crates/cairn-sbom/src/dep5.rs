@@ -103,31 +103,69 @@ fn synopsis(text: &str) -> Option<String> {
 }
 
 /// The licence a copyright file states (see the module's docs).
-pub fn licence(text: &str) -> Licence {
-    let mut paragraphs = text.split("\n\n").filter(|p| !p.trim().is_empty());
-    let is_dep5 = paragraphs.next().is_some_and(|header| {
-        header.lines().any(|l| {
-            l.strip_prefix("Format:")
-                .is_some_and(|f| f.contains("copyright-format/1.0"))
-        })
-    });
-    if !is_dep5 {
-        return Licence::Unknown("free-form copyright file (not DEP-5)".to_owned());
+///
+/// One pass over the file's lines: a paragraph ends at an empty line (two
+/// consecutive `\n`: a CRLF file's `\r\n\r\n` separates nothing), blank
+/// paragraphs are skipped; the first is the header, and each later one (at
+/// most [`MAX_PARAGRAPHS`]) counts when it has a `Files:` line, by its first
+/// `License:` line. (Splitting the text at `\n\n` left to right leaves an
+/// empty line at the start of a paragraph after three line ends in a row:
+/// an empty line matches nothing, so the answer is the same.)
+pub fn licence<'a>(text: &'a str) -> Licence {
+    /// What one paragraph holds that matters here.
+    #[derive(Default)]
+    struct Para<'a> {
+        blank: bool,
+        format: bool,
+        files: bool,
+        licence: Option<&'a str>,
     }
     let mut parts: Vec<String> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
-    for p in paragraphs.take(MAX_PARAGRAPHS) {
-        if !p.lines().any(|l| l.starts_with("Files:")) {
-            continue; // a standalone License: paragraph (the text) or a comment
+    // None until the header was seen; then how many paragraphs were taken.
+    let mut taken: Option<usize> = None;
+    let mut para = Para {
+        blank: true,
+        ..Para::default()
+    };
+    let pieces = text.split('\n');
+    // Ends the paragraph: true when the reading is over.
+    let mut seen: Vec<&str> = Vec::new();
+    let mut close = |para: &Para<'a>,
+                     taken: &mut Option<usize>,
+                     parts: &mut Vec<String>,
+                     unknown: &mut Vec<String>|
+     -> Result<bool, Licence> {
+        if para.blank {
+            return Ok(false);
         }
-        let Some(short) = p
-            .lines()
-            .find_map(|l| l.strip_prefix("License:"))
-            .map(str::trim)
-        else {
-            unknown.push("a Files paragraph without License".to_owned());
-            continue;
+        let Some(n) = taken else {
+            if !para.format {
+                return Err(Licence::Unknown(
+                    "free-form copyright file (not DEP-5)".to_owned(),
+                ));
+            }
+            *taken = Some(0);
+            return Ok(false);
         };
+        if *n >= MAX_PARAGRAPHS {
+            return Ok(true);
+        }
+        *n += 1;
+        if !para.files {
+            return Ok(false); // a standalone License: paragraph (the text) or a comment
+        }
+        let Some(short) = para.licence else {
+            let why = "a Files paragraph without License".to_owned();
+            unknown.push(why);
+            return Ok(false);
+        };
+        // A synopsis read before changes nothing again (both lists keep
+        // each entry once).
+        if seen.contains(&short) {
+            return Ok(false);
+        }
+        seen.push(short);
         match synopsis(short) {
             Some(expr) => {
                 if !parts.contains(&expr) {
@@ -141,6 +179,45 @@ pub fn licence(text: &str) -> Licence {
                 }
             }
         }
+        Ok(false)
+    };
+    for piece in pieces {
+        if piece.is_empty() {
+            match close(&para, &mut taken, &mut parts, &mut unknown) {
+                Ok(false) => {}
+                Ok(true) => break,
+                Err(l) => return l,
+            }
+            para = Para {
+                blank: true,
+                ..Para::default()
+            };
+            continue;
+        }
+        let line = piece.strip_suffix('\r').unwrap_or(piece);
+        if para.blank && !line.trim().is_empty() {
+            para.blank = false;
+        }
+        if taken.is_none() {
+            if line
+                .strip_prefix("Format:")
+                .is_some_and(|f| f.contains("copyright-format/1.0"))
+            {
+                para.format = true;
+            }
+        } else if line.starts_with("Files:") {
+            para.files = true;
+        } else if para.licence.is_none()
+            && let Some(l) = line.strip_prefix("License:")
+        {
+            para.licence = Some(l.trim());
+        }
+    }
+    if let Err(l) = close(&para, &mut taken, &mut parts, &mut unknown) {
+        return l;
+    }
+    if taken.is_none() {
+        return Licence::Unknown("free-form copyright file (not DEP-5)".to_owned());
     }
     if !unknown.is_empty() {
         return Licence::Unknown(format!(
@@ -230,6 +307,134 @@ mod tests {
         check(&["GPL-2 or"], Err("GPL-2 or"));
         check(&["public-domain"], Err("public-domain"));
         check(&[""], Err("without a known SPDX id"));
+    }
+
+    /// The reading before it was one pass (each paragraph split out and read
+    /// up to three times): the oracle the one pass must agree with.
+    fn licence_by_paragraphs(text: &str) -> Licence {
+        let mut paragraphs = text.split("\n\n").filter(|p| !p.trim().is_empty());
+        let is_dep5 = paragraphs.next().is_some_and(|header| {
+            header.lines().any(|l| {
+                l.strip_prefix("Format:")
+                    .is_some_and(|f| f.contains("copyright-format/1.0"))
+            })
+        });
+        if !is_dep5 {
+            return Licence::Unknown("free-form copyright file (not DEP-5)".to_owned());
+        }
+        let mut parts: Vec<String> = Vec::new();
+        let mut unknown: Vec<String> = Vec::new();
+        for p in paragraphs.take(MAX_PARAGRAPHS) {
+            if !p.lines().any(|l| l.starts_with("Files:")) {
+                continue; // a standalone License: paragraph (the text) or a comment
+            }
+            let Some(short) = p
+                .lines()
+                .find_map(|l| l.strip_prefix("License:"))
+                .map(str::trim)
+            else {
+                unknown.push("a Files paragraph without License".to_owned());
+                continue;
+            };
+            match synopsis(short) {
+                Some(expr) => {
+                    if !parts.contains(&expr) {
+                        parts.push(expr);
+                    }
+                }
+                None => {
+                    let short: String = short.chars().take(128).collect();
+                    if !unknown.contains(&short) {
+                        unknown.push(short);
+                    }
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            return Licence::Unknown(format!(
+                "DEP-5 names licences without a known SPDX id: {}",
+                unknown.join("; ")
+            ));
+        }
+        if parts.is_empty() {
+            return Licence::NotGiven;
+        }
+        let joined = if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            parts
+                .iter()
+                .map(|p| {
+                    if p.contains(' ') {
+                        format!("({p})")
+                    } else {
+                        p.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        parse_licence(&joined)
+    }
+
+    /// The one pass reads every file as the paragraph split did: blank and
+    /// whitespace-only paragraphs, three or four line ends in a row, CRLF
+    /// files (whose `\r\n\r\n` separates nothing), a `License:` before
+    /// `Files:`, a header after blank lines, trailing text; and every
+    /// copyright file of this host, where it has them.
+    #[test]
+    fn one_pass_reads_copyright_files_as_the_paragraph_split_did() {
+        let f = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/";
+        let mut cases: Vec<String> = [
+            "",
+            "\n",
+            "\n\n",
+            "\n\n\n",
+            f,
+            "Format: other",
+            "Files: *\nLicense: MIT\n",
+            "  \n\n",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        for body in [
+            "Files: *\nLicense: GPL-2+\n\nFiles: a\nLicense: MIT\n",
+            "Files: *\nLicense: GPL-2+\n\n\nFiles: a\nLicense: BSLA\n",
+            "Files: *\nLicense: GPL-2+\n\n\n\nFiles: a\nLicense: MIT\n\n",
+            "License: MIT\nFiles: *\n\nFiles: b\n\nLicense: GPL-3+\n Text.\n",
+            "Files: *\n  \nLicense: Expat\n\n \t \n\nFiles: c\nLicense: Zlib",
+            "Files: *\nLicense: GPL-2+ or Artistic\nLicense: MIT\n",
+            "Comment: x\n\nFiles: *\nLicense:   \n",
+        ] {
+            for head in [
+                format!("{f}\n\n"),
+                format!("\n\n{f}\nUpstream-Name: x\n\n"),
+                format!("\n\n\n{f}\n\n"),
+                format!("{f}\n"),
+                "Format: free\n\n".to_owned(),
+            ] {
+                let text = format!("{head}{body}");
+                cases.push(text.replace('\n', "\r\n"));
+                cases.push(text);
+            }
+        }
+        let mut many = format!("{f}\n\n");
+        for i in 0..MAX_PARAGRAPHS + 5 {
+            let l = if i < MAX_PARAGRAPHS { "MIT" } else { "BSLA" };
+            many.push_str(&format!("Files: {i}\nLicense: {l}\n\n"));
+        }
+        cases.push(many);
+        if let Ok(dirs) = std::fs::read_dir("/usr/share/doc") {
+            for d in dirs.flatten() {
+                if let Ok(text) = std::fs::read_to_string(d.path().join("copyright")) {
+                    cases.push(text);
+                }
+            }
+        }
+        for text in &cases {
+            assert_eq!(licence(text), licence_by_paragraphs(text), "{text:?}");
+        }
     }
 
     #[test]

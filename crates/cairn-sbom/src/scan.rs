@@ -328,6 +328,9 @@ fn scan<'a>(
             let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
             let list = read(&format!("{dir}/components"));
             ecosystems::rust_toolchain::parse(path, &bytes, list.as_deref())
+        } else if kind == FileKind::DpkgStatus {
+            // Each package's purl is written below, with the release.
+            ecosystems::dpkg::parse_unnamed(path, &bytes)
         } else {
             parse_file(kind, path, &bytes, &distro)
         };

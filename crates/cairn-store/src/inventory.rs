@@ -40,6 +40,17 @@ pub struct StoredMatcher {
     pub compiled: Option<Vec<u8>>,
 }
 
+/// A compiled match form to back-fill ([`InventoryStore::put_compiled`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledRow {
+    pub ecosystem: String,
+    pub name: String,
+    pub id: String,
+    /// The record the form was compiled from, as stored.
+    pub json: Vec<u8>,
+    pub form: Vec<u8>,
+}
+
 /// What [`InventoryStore::put_advisories`] did with one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdvisoryPut {
@@ -301,6 +312,22 @@ pub trait InventoryStore {
         &self,
         packages: &[(String, String)],
     ) -> Result<Vec<StoredMatcher>, StoreError>;
+
+    /// The ids of records that have an index row without a compiled match
+    /// form (rows kept before schema v17), after `after`, in order, at most
+    /// `limit`. For the back-fill a writing command runs
+    /// (`cairn_engine::advisories::backfill_compiled`).
+    fn advisories_without_compiled(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Fills in compiled match forms, each (ecosystem, name, id, form) only
+    /// where that row still has none and the record is still `json` (a record
+    /// replaced meanwhile keeps the forms its import wrote), in one
+    /// transaction. Returns how many rows were filled.
+    fn put_compiled(&self, rows: &[CompiledRow]) -> Result<usize, StoreError>;
 
     /// The records with these ids, each once, by id, for matching: as
     /// [`InventoryStore::advisories_for_packages`] gives them (the match form

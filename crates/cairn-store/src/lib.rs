@@ -54,9 +54,9 @@ pub use deployments::{DeploymentStore, MAX_CHANGE_JSON_BYTES};
 pub use error::StoreError;
 pub use evidence::{EvidenceStore, MAX_EVIDENCE_BYTES};
 pub use inventory::{
-    AdvisoryPut, FindingFilter, FindingKey, FindingState, InventoryStore, MAX_ADVISORY_BYTES,
-    MAX_SBOM_BYTES, MAX_SBOM_COMPONENTS, MatchOutcome, MatchScope, NewAdvisory, NewFinding,
-    NewSbom, PackageHit, RematchRecord, SbomSummary, StoredAdvisory, StoredComponent,
+    AdvisoryPut, CompiledRow, FindingFilter, FindingKey, FindingState, InventoryStore,
+    MAX_ADVISORY_BYTES, MAX_SBOM_BYTES, MAX_SBOM_COMPONENTS, MatchOutcome, MatchScope, NewAdvisory,
+    NewFinding, NewSbom, PackageHit, RematchRecord, SbomSummary, StoredAdvisory, StoredComponent,
     StoredFinding, StoredMatcher,
 };
 #[cfg(feature = "postgres")]

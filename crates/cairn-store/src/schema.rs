@@ -820,6 +820,18 @@ UPDATE advisory_packages p
    SET modified = a.modified FROM advisories a WHERE a.id = p.id;
 "#,
     },
+    // Version 18: the index rows still without a compiled form, found by
+    // every import's back-fill (`advisories_without_compiled`) without
+    // reading every row; empty once the back-fill is done.
+    Migration {
+        version: 18,
+        sqlite: r#"
+CREATE INDEX advisory_packages_uncompiled ON advisory_packages (id) WHERE compiled IS NULL;
+"#,
+        postgres: r#"
+CREATE INDEX advisory_packages_uncompiled ON advisory_packages (id) WHERE compiled IS NULL;
+"#,
+    },
 ];
 
 /// The schema version this cairn writes (the last entry of the migration list).

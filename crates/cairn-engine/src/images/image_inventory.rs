@@ -141,7 +141,7 @@ pub fn inventory(
     });
     let advisories = store.advisory_count()?;
     let evaluation = inventory::evaluate(store, &collected)?;
-    let purls = inventory::purls(&collected);
+    let purls = evaluation.purls(&collected);
     let report = &evaluation.report;
     note(&format!(
         "scan against {advisories} stored advisories: {} vulnerabilities, {} informational, {} not evaluated",

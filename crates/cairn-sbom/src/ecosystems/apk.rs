@@ -15,7 +15,8 @@ pub fn parse(path: &str, bytes: &[u8], distro: &str) -> Result<Output, ParseErro
     }
     let mut out = Output::default();
     for p in &paras {
-        for (k, _) in &p.fields {
+        for f in &p.fields {
+            let k = f.key;
             if k.len() != 1 {
                 return Err(ParseError::line(p.line, format!("bad apk field {k:?}")));
             }
@@ -24,6 +25,7 @@ pub fn parse(path: &str, bytes: &[u8], distro: &str) -> Result<Output, ParseErro
         let name = p.get("P").ok_or_else(|| at("P: (name)"))?;
         let version = p.get("V").ok_or_else(|| at("V: (version)"))?;
         let arch = p.get("A").ok_or_else(|| at("A: (architecture)"))?;
+        let (name, version, arch) = (&*name, &*version, &*arch);
         check_tokens("package", name, version)?;
         if !version.contains("-r") {
             return Err(ParseError::line(
@@ -42,6 +44,7 @@ pub fn parse(path: &str, bytes: &[u8], distro: &str) -> Result<Output, ParseErro
         c.arch = Some(arch.to_string());
         c.licence = p
             .get("L")
+            .as_deref()
             .map(parse_licence)
             .unwrap_or(crate::licence::Licence::NotGiven);
         c.source_package = p.get("o").map(|o| SourcePackage {

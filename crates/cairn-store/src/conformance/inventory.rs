@@ -197,6 +197,65 @@ pub fn matching_reads_the_match_form_and_the_record_stays_whole(
     Ok(())
 }
 
+/// The back-fill's two calls: the ids of records with a row lacking a
+/// compiled form (in order, after a cursor, at most a limit), and filling
+/// them in only where a row has none and the record is still the one the
+/// form was compiled from.
+pub fn compiled_forms_are_back_filled_where_missing(store: &dyn Store) -> Result<(), StoreError> {
+    let mut kept = advisory("D-1", "2024-01-01T00:00:00.000000000Z", &[("npm", "a")]);
+    kept.compiled = vec![Some(vec![1, 2])];
+    let bare = advisory(
+        "D-2",
+        "2024-01-01T00:00:00.000000000Z",
+        &[("npm", "a"), ("npm", "b")],
+    );
+    let other = advisory("D-3", "2024-01-01T00:00:00.000000000Z", &[("npm", "c")]);
+    store.put_advisories(&[kept.clone(), bare.clone(), other.clone()])?;
+    assert_eq!(store.advisories_without_compiled("", 10)?, ["D-2", "D-3"]);
+    assert_eq!(store.advisories_without_compiled("D-2", 10)?, ["D-3"]);
+    assert_eq!(store.advisories_without_compiled("", 1)?, ["D-2"]);
+    let row = |id: &str, name: &str, json: &[u8], form: Vec<u8>| crate::CompiledRow {
+        ecosystem: "npm".to_owned(),
+        name: name.to_owned(),
+        id: id.to_owned(),
+        json: json.to_vec(),
+        form,
+    };
+    // Another record's bytes, or a row that has its form: nothing written.
+    assert_eq!(
+        store.put_compiled(&[
+            row("D-2", "a", b"{\"id\":\"D-2\",\"other\":1}", vec![7]),
+            row("D-1", "a", &kept.json, vec![7]),
+        ])?,
+        0
+    );
+    assert_eq!(
+        store.put_compiled(&[
+            row("D-2", "a", &bare.json, vec![3]),
+            row("D-2", "b", &bare.json, vec![4]),
+            row("D-3", "c", &other.json, vec![5]),
+        ])?,
+        3
+    );
+    assert!(store.advisories_without_compiled("", 10)?.is_empty());
+    let forms: Vec<(String, String, Option<Vec<u8>>)> = store
+        .advisory_matchers(&keys(&[("npm", "a"), ("npm", "b"), ("npm", "c")]))?
+        .into_iter()
+        .map(|m| (m.name, m.id, m.compiled))
+        .collect();
+    let f = |n: &str, id: &str, c: Vec<u8>| (n.to_owned(), id.to_owned(), Some(c));
+    assert_eq!(
+        forms,
+        [
+            f("a", "D-1", vec![1, 2]),
+            f("a", "D-2", vec![3]),
+            f("b", "D-2", vec![4]),
+            f("c", "D-3", vec![5]),
+        ]
+    );
+    Ok(())
+}
+
 /// Each index row keeps its compiled match form: read by package without the
 /// record, with the record's `modified`; a row without one reads `None`. The
 /// same record imported again fills in forms it lacks (rows kept before

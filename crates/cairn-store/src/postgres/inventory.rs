@@ -380,6 +380,41 @@ impl InventoryStore for PostgresStore {
         })
     }
 
+    fn advisories_without_compiled(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let what = "reading advisories without compiled forms";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(what, |tx| {
+            tx.all(
+                what,
+                "SELECT DISTINCT id FROM advisory_packages \
+                 WHERE compiled IS NULL AND id > $1 ORDER BY id LIMIT $2",
+                &[&after, &limit],
+                |r| r.try_get(0),
+            )
+        })
+    }
+
+    fn put_compiled(&self, rows: &[crate::inventory::CompiledRow]) -> Result<usize, StoreError> {
+        let what = "filling in compiled match forms";
+        self.write(what, |tx| {
+            let mut filled = 0;
+            for r in rows {
+                filled += tx.exec(
+                    what,
+                    "UPDATE advisory_packages SET compiled = $4 \
+                     WHERE ecosystem = $1 AND name = $2 AND id = $3 AND compiled IS NULL \
+                     AND EXISTS (SELECT 1 FROM advisories WHERE id = $3 AND json = $5)",
+                    &[&r.ecosystem, &r.name, &r.id, &r.form, &r.json],
+                )? as usize;
+            }
+            Ok(filled)
+        })
+    }
+
     fn advisory_forms(&self, ids: &[String]) -> Result<Vec<StoredAdvisory>, StoreError> {
         let what = "reading advisories by id";
         if ids.is_empty() {

@@ -481,6 +481,48 @@ impl InventoryStore for SqliteStore {
         })
     }
 
+    fn advisories_without_compiled(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let what = "reading advisories without compiled forms";
+        self.read(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT DISTINCT id FROM advisory_packages \
+                     WHERE compiled IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt
+                .query_map(params![after, limit], |r| r.get(0))
+                .map_err(StoreError::sqlite(what))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite(what))
+        })
+    }
+
+    fn put_compiled(&self, rows: &[crate::inventory::CompiledRow]) -> Result<usize, StoreError> {
+        let what = "filling in compiled match forms";
+        self.write(what, |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE advisory_packages SET compiled = ?4 \
+                     WHERE ecosystem = ?1 AND name = ?2 AND id = ?3 AND compiled IS NULL \
+                     AND EXISTS (SELECT 1 FROM advisories WHERE id = ?3 AND json = ?5)",
+                )
+                .map_err(StoreError::sqlite(what))?;
+            let mut filled = 0;
+            for r in rows {
+                filled += stmt
+                    .execute(params![r.ecosystem, r.name, r.id, r.form, r.json])
+                    .map_err(StoreError::sqlite(what))?;
+            }
+            Ok(filled)
+        })
+    }
+
     fn advisory_forms(&self, ids: &[String]) -> Result<Vec<StoredAdvisory>, StoreError> {
         let what = "reading advisories by id";
         self.read(what, |tx| {
