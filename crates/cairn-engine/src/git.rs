@@ -883,6 +883,41 @@ mod tests {
         check_data_dir_ignored(&data).unwrap();
     }
 
+    /// git is asked only where its discovery could find a repository: a data
+    /// directory with no `.git` above it spawns none; below a work tree, a
+    /// `.git` file (a linked work tree) or inside a bare repository (whose
+    /// `core.worktree` may name a work tree) it does.
+    #[test]
+    fn the_data_dir_check_asks_git_only_below_a_repository() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        let plain = root.join("plain/data");
+        std::fs::create_dir_all(&plain).unwrap();
+        assert!(!may_be_in_a_repository(&plain));
+        check_data_dir_ignored(&plain.join("new")).unwrap();
+
+        let repo = root.join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        sh(&repo, &["init", "-q"], None);
+        std::fs::create_dir_all(repo.join("deep/down")).unwrap();
+        assert!(may_be_in_a_repository(&repo.join("deep/down")));
+        let err = check_data_dir_ignored(&repo.join("deep/down/.cairn"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/deep/down/.cairn/"), "{err}");
+
+        let linked = root.join("linked");
+        std::fs::create_dir(&linked).unwrap();
+        std::fs::write(linked.join(".git"), "gitdir: /nowhere\n").unwrap();
+        assert!(may_be_in_a_repository(&linked));
+
+        let bare = root.join("bare.git");
+        std::fs::create_dir(&bare).unwrap();
+        sh(&bare, &["init", "-q", "--bare"], None);
+        std::fs::create_dir_all(bare.join("data")).unwrap();
+        assert!(may_be_in_a_repository(&bare.join("data")));
+    }
+
     fn id(bytes: Vec<u8>) -> String {
         String::from_utf8(bytes).unwrap().trim().to_owned()
     }
@@ -1331,6 +1366,20 @@ pub(crate) fn verified_signer(
     }))
 }
 
+/// Whether git's discovery could find a repository from `dir` (canonical): some
+/// ancestor, `dir` included, holds a `.git` entry of any kind, or is itself a git
+/// directory (`HEAD` and `objects`, a bare repository, whose `core.worktree` may
+/// name a work tree). Conservative: git stops earlier (ceilings, file-system
+/// boundaries, ownership checks), never later, and cairn runs git with `GIT_DIR`
+/// and `GIT_WORK_TREE` removed, so `false` means git would find none.
+fn may_be_in_a_repository(dir: &Path) -> bool {
+    dir.ancestors().any(|at| {
+        std::fs::symlink_metadata(at.join(".git")).is_ok()
+            || (std::fs::symlink_metadata(at.join("HEAD")).is_ok()
+                && std::fs::symlink_metadata(at.join("objects")).is_ok())
+    })
+}
+
 /// Whether `path` is tracked in the index of the work tree at or above `dir`.
 pub(crate) fn is_tracked(dir: &Path, path: &str) -> Result<bool, EngineError> {
     let mut cmd = git(dir);
@@ -1358,6 +1407,11 @@ pub(crate) fn check_data_dir_ignored(data: &Path) -> Result<(), EngineError> {
         return Ok(());
     };
     if !existing.is_dir() {
+        return Ok(());
+    }
+    if !may_be_in_a_repository(&existing) {
+        // No git process for the common case (a data directory in no
+        // repository): spawning one cost a read-only scan half its time.
         return Ok(());
     }
     let mut inside = git(&existing);
