@@ -343,16 +343,7 @@ pub(crate) fn commit_and_file(
     if path.contains(['\0', '\n']) {
         return Err(failed(format!("cannot read {path:?}: it has a line break")));
     }
-    let mut batch = git(repo);
-    batch
-        .args(["cat-file", "--batch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = batch.spawn().map_err(|source| EngineError::Spawn {
-        program: "git",
-        source,
-    })?;
+    let mut child = cat_file_batch(repo)?;
     let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         let _ = child.kill();
         let _ = child.wait();
@@ -586,16 +577,7 @@ pub(crate) fn materialise(
     }
 
     // The blobs, in the order the walk below needs them, read by one cat-file.
-    let mut batch = git(repo);
-    batch
-        .args(["cat-file", "--batch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = batch.spawn().map_err(|source| EngineError::Spawn {
-        program: "git",
-        source,
-    })?;
+    let mut child = cat_file_batch(repo)?;
     let mut ids = Vec::new();
     for (entry, kind) in &entries {
         if matches!(kind, EntryKind::File { .. } | EntryKind::Symlink) {
@@ -1377,6 +1359,21 @@ fn may_be_in_a_repository(dir: &Path) -> bool {
         std::fs::symlink_metadata(at.join(".git")).is_ok()
             || (std::fs::symlink_metadata(at.join("HEAD")).is_ok()
                 && std::fs::symlink_metadata(at.join("objects")).is_ok())
+    })
+}
+
+/// A `git cat-file --batch` on `repo`, its stdin and stdout piped, its stderr
+/// dropped.
+fn cat_file_batch(repo: &Path) -> Result<std::process::Child, EngineError> {
+    let mut batch = git(repo);
+    batch
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    batch.spawn().map_err(|source| EngineError::Spawn {
+        program: "git",
+        source,
     })
 }
 

@@ -554,6 +554,30 @@ pub(super) fn claim_queued_run(
 /// so a worker's skewed clock cannot keep a dead lease alive or end a live one.
 pub(super) const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
+/// `run`'s `running` stages -> `interrupted` with `reason` (a run that ends,
+/// whether interrupted or finished, leaves no stage running).
+fn interrupt_running_stages(
+    tx: &mut Tx<'_>,
+    run: RunId,
+    reason: &str,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    tx.exec(
+        what,
+        "UPDATE stages SET status = $1, reason = $2, finished_at_ms = $3 \
+         WHERE run_id = $4 AND status = $5",
+        &[
+            &StageStatus::Interrupted.as_str(),
+            &reason,
+            &now_ms,
+            &run.0,
+            &StageStatus::Running.as_str(),
+        ],
+    )?;
+    Ok(())
+}
+
 /// If `run` is not final: its `running` stages -> `interrupted`, the run ->
 /// `interrupted` with `reason` (pending stages skipped); whether it changed.
 fn interrupt(
@@ -567,18 +591,7 @@ fn interrupt(
     if current.is_final() {
         return Ok(false);
     }
-    tx.exec(
-        what,
-        "UPDATE stages SET status = $1, reason = $2, finished_at_ms = $3 \
-         WHERE run_id = $4 AND status = $5",
-        &[
-            &StageStatus::Interrupted.as_str(),
-            &reason,
-            &now_ms,
-            &run.0,
-            &StageStatus::Running.as_str(),
-        ],
-    )?;
+    interrupt_running_stages(tx, run, reason, now_ms, what)?;
     settle_run(tx, run, RunStatus::Interrupted, Some(reason), now_ms, what)?;
     Ok(true)
 }
@@ -1257,18 +1270,7 @@ fn finish_run_in(
             to: status.as_str(),
         });
     }
-    tx.exec(
-        what,
-        "UPDATE stages SET status = $1, reason = $2, finished_at_ms = $3 \
-         WHERE run_id = $4 AND status = $5",
-        &[
-            &StageStatus::Interrupted.as_str(),
-            &ENDED_WHILE_RUNNING,
-            &now_ms,
-            &run.0,
-            &StageStatus::Running.as_str(),
-        ],
-    )?;
+    interrupt_running_stages(tx, run, ENDED_WHILE_RUNNING, now_ms, what)?;
     settle_run(tx, run, status, reason, now_ms, what)
 }
 

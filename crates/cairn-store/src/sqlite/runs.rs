@@ -519,6 +519,30 @@ pub(super) fn claim_queued_run(
     raw.into_record().map(Some)
 }
 
+/// `run`'s `running` stages -> `interrupted` with `reason` (a run that ends,
+/// whether interrupted or finished, leaves no stage running).
+fn interrupt_running_stages(
+    tx: &rusqlite::Connection,
+    run: RunId,
+    reason: &str,
+    now_ms: i64,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE stages SET status = ?1, reason = ?2, finished_at_ms = ?3 \
+         WHERE run_id = ?4 AND status = ?5",
+        params![
+            StageStatus::Interrupted.as_str(),
+            reason,
+            now_ms,
+            run.0,
+            StageStatus::Running.as_str()
+        ],
+    )
+    .map_err(StoreError::sqlite(what))?;
+    Ok(())
+}
+
 /// If `run` is not final: its `running` stages -> `interrupted`, the run ->
 /// `interrupted` with `reason` (pending stages skipped); whether it changed.
 fn interrupt(
@@ -532,18 +556,7 @@ fn interrupt(
     if current.is_final() {
         return Ok(false);
     }
-    tx.execute(
-        "UPDATE stages SET status = ?1, reason = ?2, finished_at_ms = ?3 \
-         WHERE run_id = ?4 AND status = ?5",
-        params![
-            StageStatus::Interrupted.as_str(),
-            reason,
-            now_ms,
-            run.0,
-            StageStatus::Running.as_str()
-        ],
-    )
-    .map_err(StoreError::sqlite(what))?;
+    interrupt_running_stages(tx, run, reason, now_ms, what)?;
     settle_run(tx, run, RunStatus::Interrupted, Some(reason), now_ms, what)?;
     Ok(true)
 }
@@ -865,18 +878,7 @@ fn finish_run_in(
             to: status.as_str(),
         });
     }
-    tx.execute(
-        "UPDATE stages SET status = ?1, reason = ?2, finished_at_ms = ?3 \
-         WHERE run_id = ?4 AND status = ?5",
-        params![
-            StageStatus::Interrupted.as_str(),
-            ENDED_WHILE_RUNNING,
-            now_ms,
-            run.0,
-            StageStatus::Running.as_str()
-        ],
-    )
-    .map_err(StoreError::sqlite(what))?;
+    interrupt_running_stages(tx, run, ENDED_WHILE_RUNNING, now_ms, what)?;
     settle_run(tx, run, status, reason, now_ms, what)
 }
 
