@@ -806,14 +806,8 @@ fn completions_load_in_bash_and_man_renders_the_generated_pages() {
 /// left (some 127,000 before, a 3 MB table the loader read at every start),
 /// and it is still position independent.
 #[test]
+#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
 fn the_binary_packs_its_relative_relocations() {
-    if !cfg!(all(
-        target_os = "linux",
-        target_env = "gnu",
-        target_arch = "x86_64"
-    )) {
-        return;
-    }
     let elf = std::fs::read(env!("CARGO_BIN_EXE_cairn")).unwrap();
     assert_eq!(
         &elf[..6],
