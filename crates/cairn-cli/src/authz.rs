@@ -7,7 +7,7 @@
 
 use cairn_policy::{Action, Scope};
 
-use crate::cli::{BenchCommand, Cli, Command};
+use crate::cli::{BenchCommand, Cli, Command, Deferred};
 use crate::commands::{
     BaseCommand, IdentityCommand, ImageCommand, KeyCommand, LogCommand, ReviewCommand, RoleCommand,
     WorkloadCommand,
@@ -308,7 +308,7 @@ pub(crate) fn name(command: &Command) -> &'static str {
             LogCommand::Checkpoint { .. } => "log checkpoint",
             LogCommand::Bench { .. } => "log bench",
         },
-        Command::Key(cmd) => match cmd {
+        Command::Key(cmd) => match &cmd.0 {
             KeyCommand::Create { .. } => "key create",
             KeyCommand::Show => "key show",
             KeyCommand::Rotate { .. } => "key rotate",
@@ -317,8 +317,8 @@ pub(crate) fn name(command: &Command) -> &'static str {
         },
         Command::Sbom(args) if args.record => "sbom --record",
         Command::Sbom(_) => "sbom",
-        Command::Vulns(crate::commands::VulnsCommand::Import { .. }) => "vulns import",
-        Command::Vulns(crate::commands::VulnsCommand::Sync) => "vulns sync",
+        Command::Vulns(Deferred(crate::commands::VulnsCommand::Import { .. })) => "vulns import",
+        Command::Vulns(Deferred(crate::commands::VulnsCommand::Sync)) => "vulns sync",
         Command::Scan(_) => "scan",
         Command::Where(_) => "where",
         Command::Exposures(args) if args.action.is_some() => "exposures accept",
@@ -326,20 +326,20 @@ pub(crate) fn name(command: &Command) -> &'static str {
         Command::Remediate(a) if a.plan => "remediate --plan",
         Command::Remediate(a) if a.all || a.exposure.is_some() => "remediate --all",
         Command::Remediate(_) => "remediate",
-        Command::Base(cmd) => match cmd {
+        Command::Base(cmd) => match &cmd.0 {
             BaseCommand::Import { .. } => "base import",
             BaseCommand::Create { .. } => "base create",
             BaseCommand::Refresh { .. } => "base refresh",
             BaseCommand::List => "base list",
             BaseCommand::Show { .. } => "base show",
         },
-        Command::Image(cmd) => match cmd {
+        Command::Image(cmd) => match &cmd.0 {
             ImageCommand::List { .. } => "image list",
             ImageCommand::Push { .. } => "image push",
             ImageCommand::Pull { .. } => "image pull",
         },
         Command::Rebase(_) => "rebase",
-        Command::Identity(cmd) => match cmd {
+        Command::Identity(cmd) => match &cmd.0 {
             IdentityCommand::Add { .. } => "identity add",
             IdentityCommand::List => "identity list",
             IdentityCommand::Revoke { .. } => "identity revoke",
@@ -347,12 +347,12 @@ pub(crate) fn name(command: &Command) -> &'static str {
             IdentityCommand::Link { .. } => "identity link",
             IdentityCommand::AddKey { .. } => "identity add-key",
         },
-        Command::Role(cmd) => match cmd {
+        Command::Role(cmd) => match &cmd.0 {
             RoleCommand::Grant(_) => "role grant",
             RoleCommand::Revoke(_) => "role revoke",
             RoleCommand::List => "role list",
         },
-        Command::Review(cmd) => match cmd {
+        Command::Review(cmd) => match &cmd.0 {
             ReviewCommand::Approve(_) => "review approve",
             ReviewCommand::RequestChanges(_) => "review request-changes",
         },
@@ -361,7 +361,7 @@ pub(crate) fn name(command: &Command) -> &'static str {
         Command::Undeploy(_) => "undeploy",
         Command::Status => "status",
         Command::Audit(_) => "audit",
-        Command::Policy(cmd) => match cmd {
+        Command::Policy(cmd) => match &cmd.0 {
             crate::commands::PolicyCommand::Test => "policy test",
             crate::commands::PolicyCommand::Eval { .. } => "policy eval",
         },
@@ -374,22 +374,22 @@ pub(crate) fn name(command: &Command) -> &'static str {
         Command::Completions(_) => "completions",
         Command::Man(_) => "man",
         Command::Restore(_) => "restore",
-        Command::Workload(cmd) => match cmd {
+        Command::Workload(cmd) => match &cmd.0 {
             WorkloadCommand::Add { .. } => "workload add",
             WorkloadCommand::List => "workload list",
         },
-        Command::Bench(BenchCommand::Scan(_))
-        | Command::Bench(BenchCommand::Where { .. })
-        | Command::Bench(BenchCommand::Exposures { .. })
-        | Command::Bench(BenchCommand::OsMatch { .. })
-        | Command::Bench(BenchCommand::Push { .. })
-        | Command::Bench(BenchCommand::Serve { .. })
-        | Command::Bench(BenchCommand::Gate { .. })
-        | Command::Bench(BenchCommand::Image { .. })
-        | Command::Bench(BenchCommand::Sandbox { .. })
-        | Command::Bench(BenchCommand::Chain { .. })
-        | Command::Bench(BenchCommand::Workers { .. })
-        | Command::Bench(BenchCommand::Verify { .. }) => "bench",
+        Command::Bench(Deferred(BenchCommand::Scan(_)))
+        | Command::Bench(Deferred(BenchCommand::Where { .. }))
+        | Command::Bench(Deferred(BenchCommand::Exposures { .. }))
+        | Command::Bench(Deferred(BenchCommand::OsMatch { .. }))
+        | Command::Bench(Deferred(BenchCommand::Push { .. }))
+        | Command::Bench(Deferred(BenchCommand::Serve { .. }))
+        | Command::Bench(Deferred(BenchCommand::Gate { .. }))
+        | Command::Bench(Deferred(BenchCommand::Image { .. }))
+        | Command::Bench(Deferred(BenchCommand::Sandbox { .. }))
+        | Command::Bench(Deferred(BenchCommand::Chain { .. }))
+        | Command::Bench(Deferred(BenchCommand::Workers { .. }))
+        | Command::Bench(Deferred(BenchCommand::Verify { .. })) => "bench",
     }
 }
 

@@ -2,9 +2,11 @@
 //! environment variables, then the user's config file (`config_file.rs` turns
 //! its keys into the variables that are unset), then defaults.
 
+use std::cell::RefCell;
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,101 +42,245 @@ pub(crate) struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses `args` (the program's name first) as [`Parser::try_parse_from`]
+    /// does, with the same result, but builds the grammar of the one
+    /// subcommand the command line names: every other subcommand keeps only
+    /// its name and description, its arguments left to clap's
+    /// [`clap::Command::defer`] (built if clap needs them, for a
+    /// suggestion or `help`). Building all of cairn's grammar was a fifth of
+    /// a `cairn scan`'s instructions; [`Cli::command`] still builds all of it
+    /// (completions, man pages).
+    pub(crate) fn parse_lazily<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        // The first word that is a subcommand's name; a guess (`--cairn-home
+        // scan run` names `run`), which decides only what is built first:
+        // a subcommand built later parses the same.
+        let named = args
+            .iter()
+            .skip(1)
+            .take_while(|a| *a != "--")
+            .filter_map(|a| a.to_str())
+            .find(|a| !a.starts_with('-') && Command::has_subcommand(a))
+            .map(str::to_owned);
+        Self::parse_building(args, Builds::Only(named))
+    }
+
+    /// Parses `args` with the grammar `builds` says.
+    fn parse_building(args: Vec<OsString>, builds: Builds) -> Result<Cli, clap::Error> {
+        BUILDS.with(|b| *b.borrow_mut() = builds);
+        let parsed = Cli::try_parse_from(args);
+        BUILDS.with(|b| *b.borrow_mut() = Builds::All);
+        parsed
+    }
+}
+
+/// Which subcommands' arguments are built with the grammar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Builds {
+    /// All of them, as the derive builds them ([`Cli::command`]).
+    All,
+    /// Only this one's (none: none), while [`Cli::parse_lazily`] parses.
+    Only(Option<String>),
+}
+
+thread_local! {
+    static BUILDS: RefCell<Builds> = const { RefCell::new(Builds::All) };
+}
+
+/// Whether the subcommand `name`'s arguments are built now (else deferred).
+fn builds_now(name: &str) -> bool {
+    BUILDS.with(|b| match &*b.borrow() {
+        Builds::All => true,
+        Builds::Only(only) => only.as_deref() == Some(name),
+    })
+}
+
+/// A subcommand's arguments (`T: Args`) or subcommands (`T: Subcommand`),
+/// which [`Cli::parse_lazily`] leaves out of the grammar unless the command
+/// line names that subcommand: clap builds them when it needs them
+/// ([`clap::Command::defer`]). Parsing gives the same `T`; the value derefs
+/// to it.
+#[derive(Debug)]
+pub(crate) struct Deferred<T>(pub T);
+
+impl<T> std::ops::Deref for Deferred<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: FromArgMatches> FromArgMatches for Deferred<T> {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(matches).map(Deferred)
+    }
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches_mut(matches).map(Deferred)
+    }
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+    fn update_from_arg_matches_mut(&mut self, matches: &mut ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(matches)
+    }
+}
+
+/// Runs `build` on `cmd` the way the derive's eager path would have: there,
+/// the variant's description is set after `T`'s grammar, so it wins over a
+/// description `T` sets (`LogArgs`' doc comment); here it is kept.
+fn build_keeping_about(
+    cmd: clap::Command,
+    build: fn(clap::Command) -> clap::Command,
+) -> clap::Command {
+    let about = cmd.get_about().cloned();
+    let long_about = cmd.get_long_about().cloned();
+    let cmd = build(cmd);
+    let cmd = match about {
+        Some(a) => cmd.about(a),
+        None => cmd.about(None::<&str>),
+    };
+    match long_about {
+        Some(a) => cmd.long_about(a),
+        None => cmd.long_about(None::<&str>),
+    }
+}
+
+impl<T: Args> Args for Deferred<T> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        if builds_now(cmd.get_name()) {
+            return T::augment_args(cmd);
+        }
+        cmd.defer(|cmd| build_keeping_about(cmd, T::augment_args))
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        if builds_now(cmd.get_name()) {
+            return T::augment_args_for_update(cmd);
+        }
+        cmd.defer(|cmd| build_keeping_about(cmd, T::augment_args_for_update))
+    }
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+}
+
+impl<T: Subcommand> Subcommand for Deferred<T> {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        if builds_now(cmd.get_name()) {
+            return T::augment_subcommands(cmd);
+        }
+        cmd.defer(|cmd| build_keeping_about(cmd, T::augment_subcommands))
+    }
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        if builds_now(cmd.get_name()) {
+            return T::augment_subcommands_for_update(cmd);
+        }
+        cmd.defer(|cmd| build_keeping_about(cmd, T::augment_subcommands_for_update))
+    }
+    fn has_subcommand(name: &str) -> bool {
+        T::has_subcommand(name)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Onboard the app in this git repository: read how it builds and tests, write
     /// cairn.toml (--dry-run: print it) and keep .cairn/ out of git.
-    Init(InitArgs),
+    Init(Deferred<InitArgs>),
     /// Run the chain for one exact commit (default: HEAD) of the app here.
-    Run(RunArgs),
+    Run(Deferred<RunArgs>),
     /// List runs, newest first.
-    Runs(RunsArgs),
+    Runs(Deferred<RunsArgs>),
     /// Show a run's logs, all stages or one.
-    Logs(LogsArgs),
+    Logs(Deferred<LogsArgs>),
     /// Explain why a run failed: the stage, command, exit code, failed tests, last lines.
-    Explain(ExplainArgs),
+    Explain(Deferred<ExplainArgs>),
     /// List the signed evidence of a run or about a digest (sha256:…), or export it as Sigstore bundles.
-    Evidence(crate::commands::EvidenceArgs),
+    Evidence(Deferred<crate::commands::EvidenceArgs>),
     /// Verify a Sigstore bundle for an artifact, offline: by certificate identity or by key.
-    Verify(crate::commands::VerifyArgs),
+    Verify(Deferred<crate::commands::VerifyArgs>),
     /// The transparency log of production changes: show, prove, verify, bench; and a
     /// scratch log (`--scratch`) that `append` writes.
-    Log(crate::commands::LogArgs),
+    Log(Deferred<crate::commands::LogArgs>),
     /// cairn's evidence signing key: create, show, rotate.
     #[command(subcommand)]
-    Key(crate::commands::KeyCommand),
+    Key(Deferred<crate::commands::KeyCommand>),
     /// Write an SBOM (CycloneDX 1.6 or SPDX 2.3 JSON) of a source tree or root filesystem.
-    Sbom(crate::commands::SbomArgs),
+    Sbom(Deferred<crate::commands::SbomArgs>),
     /// Vulnerability advisories: import OSV records into the store.
     #[command(subcommand)]
-    Vulns(crate::commands::VulnsCommand),
+    Vulns(Deferred<crate::commands::VulnsCommand>),
     /// Match a source tree's or root filesystem's components against stored advisories.
-    Scan(crate::commands::ScanArgs),
+    Scan(Deferred<crate::commands::ScanArgs>),
     /// Every stored SBOM (artifact, workload, environment) containing a package[@range].
-    Where(crate::commands::WhereArgs),
+    Where(Deferred<crate::commands::WhereArgs>),
     /// Findings on what runs in each environment: first seen, severity, fix, SLA deadline, state.
-    Exposures(crate::commands::ExposuresArgs),
+    Exposures(Deferred<crate::commands::ExposuresArgs>),
     /// Remediate open exposures: a base without the finding, rebase, retest, promote (`--plan`: only say how).
-    Remediate(crate::commands::RemediateArgs),
+    Remediate(Deferred<crate::commands::RemediateArgs>),
     /// The catalog of validated base images: import, create, list, show.
     #[command(subcommand)]
-    Base(crate::commands::BaseCommand),
+    Base(Deferred<crate::commands::BaseCommand>),
     /// Images cairn built: list, push (with evidence) to a registry, pull.
     #[command(subcommand)]
-    Image(crate::commands::ImageCommand),
+    Image(Deferred<crate::commands::ImageCommand>),
     /// Move an image onto a newer catalog base without rebuilding it.
-    Rebase(crate::commands::RebaseArgs),
+    Rebase(Deferred<crate::commands::RebaseArgs>),
     /// Identities (users, service accounts): add, list, revoke, whoami (acting as CAIRN_TOKEN's identity).
     #[command(subcommand)]
-    Identity(crate::commands::IdentityCommand),
+    Identity(Deferred<crate::commands::IdentityCommand>),
     /// Roles bound to identities, per organisation, workload or environment: grant, revoke, list.
     #[command(subcommand)]
-    Role(crate::commands::RoleCommand),
+    Role(Deferred<crate::commands::RoleCommand>),
     /// Review one exact commit: approve or request changes (signed, in the log).
     #[command(subcommand)]
-    Review(crate::commands::ReviewCommand),
+    Review(Deferred<crate::commands::ReviewCommand>),
     /// Promote an image to an environment through its gate (logged, then deployed).
-    Promote(crate::commands::PromoteArgs),
+    Promote(Deferred<crate::commands::PromoteArgs>),
     /// Go back to an earlier digest in an environment (the gate decides again).
-    Rollback(crate::commands::RollbackArgs),
+    Rollback(Deferred<crate::commands::RollbackArgs>),
     /// Stop what runs of a workload in an environment (logged, then stopped).
-    Undeploy(crate::commands::UndeployArgs),
+    Undeploy(Deferred<crate::commands::UndeployArgs>),
     /// What runs where, since when, deployed by whom.
     Status,
     /// The change records, each proven to be in the audit log.
-    Audit(crate::commands::AuditArgs),
+    Audit(Deferred<crate::commands::AuditArgs>),
     /// The gates' Rego: run its unit tests, or evaluate a gate for an image.
     #[command(subcommand)]
-    Policy(crate::commands::PolicyCommand),
+    Policy(Deferred<crate::commands::PolicyCommand>),
     /// Serve the API, web UI, forge webhooks, live logs and metrics, and run queued runs.
-    Up(crate::commands::UpArgs),
+    Up(Deferred<crate::commands::UpArgs>),
     /// Serve the API, web UI and webhooks with no workers, on a shared database
     /// (`--database`); replicas keep no state of their own.
-    Serve(crate::commands::ServeArgs),
+    Serve(Deferred<crate::commands::ServeArgs>),
     /// Claim queued runs from the shared database (`--database`) and execute them.
-    Worker(crate::commands::WorkerArgs),
+    Worker(Deferred<crate::commands::WorkerArgs>),
     /// Onboarded workloads: add (with the forge's repository name), list.
     #[command(subcommand)]
-    Workload(crate::commands::WorkloadCommand),
+    Workload(Deferred<crate::commands::WorkloadCommand>),
     /// Rebuild a lost or emptied store from the audit log (identities, roles,
     /// change records, deployments) and say what could not come back.
     Recover,
     /// Copy the data directory (store, log, keys, images, server secrets) into a
     /// new directory, with a manifest of digests.
-    Backup(crate::commands::BackupArgs),
+    Backup(Deferred<crate::commands::BackupArgs>),
     /// Remove run workspaces and unpacked image root filesystems not in use and
     /// unused for a while (`--older-than-days`, default 7).
-    Gc(crate::commands::GcArgs),
+    Gc(Deferred<crate::commands::GcArgs>),
     /// Restore a backup made by `cairn backup` into the data directory, verified.
-    Restore(crate::commands::RestoreArgs),
+    Restore(Deferred<crate::commands::RestoreArgs>),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell
     /// (e.g. `cairn completions bash > /etc/bash_completion.d/cairn`).
-    Completions(crate::commands::CompletionsArgs),
+    Completions(Deferred<crate::commands::CompletionsArgs>),
     /// Write the man pages (cairn.1 and one per command, from this grammar) into DIR.
-    Man(crate::commands::ManArgs),
+    Man(Deferred<crate::commands::ManArgs>),
     /// Measure cairn against its peers on this machine.
     #[command(subcommand)]
-    Bench(BenchCommand),
+    Bench(Deferred<BenchCommand>),
 }
 
 #[derive(Debug, Args)]
@@ -334,4 +480,141 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         node_modules: Option<PathBuf>,
     },
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// A parse's outcome, compared as text: the parsed command line, or
+    /// clap's error (help and version are errors too) as it would be printed.
+    fn outcome(parsed: Result<Cli, clap::Error>) -> String {
+        match parsed {
+            Ok(cli) => format!("{cli:?}"),
+            Err(e) => format!("{:?} (exit {}):\n{}", e.kind(), e.exit_code(), e.render()),
+        }
+    }
+
+    /// `cmd`'s subcommands at every depth, each as the words that name it.
+    fn paths(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in cmd.get_subcommands() {
+            let mut path = prefix.to_vec();
+            path.push(sub.get_name().to_owned());
+            out.push(path.clone());
+            paths(sub, &path, out);
+        }
+    }
+
+    /// Every example command line of the roles table, every subcommand's
+    /// help at every depth (short and long, and through `help`), the top
+    /// level's help and version, and mistakes (unknown or misspelt words,
+    /// missing and invalid values): the lazily built grammar answers each
+    /// exactly as the whole grammar does, both with the subcommand the line
+    /// names built first and with every subcommand deferred (what a wrong
+    /// guess leaves).
+    #[test]
+    fn the_lazy_grammar_answers_as_the_whole_one() {
+        let mut lines: Vec<Vec<String>> = crate::authz::TABLE
+            .iter()
+            .map(|row| row.example.iter().map(|w| (*w).to_owned()).collect())
+            .collect();
+        let mut all = Vec::new();
+        paths(&Cli::command(), &[], &mut all);
+        assert!(all.len() > 60, "{}", all.len());
+        for path in &all {
+            for tail in [&["--help"][..], &["-h"], &["--bogus"], &[]] {
+                lines.push(
+                    path.iter()
+                        .cloned()
+                        .chain(tail.iter().map(|w| (*w).to_owned()))
+                        .collect(),
+                );
+            }
+            lines.push(
+                std::iter::once("help".to_owned())
+                    .chain(path.iter().cloned())
+                    .collect(),
+            );
+        }
+        for line in [
+            &[][..],
+            &["--help"],
+            &["-h"],
+            &["--version"],
+            &["-V"],
+            &["help"],
+            &["frobnicate"],
+            &["sacn", "."],
+            &["scan", "--fial-on", "high", "."],
+            &["scan", ".", "--fail-on", "severe"],
+            &[
+                "scan", "--json", ".", "--format", "sarif", "--vex", "a", "--vex", "b",
+            ],
+            &["--json", "--cairn-home", "scan", "runs", "--limit", "3"],
+            &["--cairn-home", "/x", "--json", "key", "rotate"],
+            &["runs", "--limit", "many"],
+            &["log", "--scratch"],
+            &["bench", "scan", "--crates", "3"],
+            &["--", "scan", "."],
+        ] {
+            lines.push(line.iter().map(|w| (*w).to_owned()).collect());
+        }
+        let mut with_usage = 0;
+        for line in &lines {
+            let args: Vec<OsString> = std::iter::once("cairn")
+                .chain(line.iter().map(String::as_str))
+                .map(OsString::from)
+                .collect();
+            let whole = outcome(Cli::try_parse_from(args.clone()));
+            let lazy = outcome(Cli::parse_lazily(args.clone()));
+            assert_eq!(lazy, whole, "cairn {}", line.join(" "));
+            let none_built = outcome(Cli::parse_building(args.clone(), Builds::Only(None)));
+            assert_eq!(none_built, whole, "cairn {} (all deferred)", line.join(" "));
+            with_usage += usize::from(whole.contains("Usage: cairn ") && line.len() > 1);
+        }
+        assert!(
+            with_usage > 100,
+            "{with_usage} lines ended in help or usage"
+        );
+        assert_eq!(BUILDS.with(|b| b.borrow().clone()), Builds::All);
+    }
+
+    /// The lazy grammar leaves out what it does not need: the subcommand
+    /// the line names is whole, every other one has only its name and
+    /// description until clap builds it.
+    #[test]
+    fn the_lazy_grammar_defers_every_other_subcommand() {
+        BUILDS.with(|b| *b.borrow_mut() = Builds::Only(Some("scan".to_owned())));
+        let cmd = Cli::command();
+        BUILDS.with(|b| *b.borrow_mut() = Builds::All);
+        let args = |name: &str| {
+            let sub = cmd.find_subcommand(name).unwrap();
+            assert!(sub.get_about().is_some(), "{name}");
+            sub.get_arguments().count() + sub.get_subcommands().count()
+        };
+        assert!(args("scan") >= 5);
+        for other in ["run", "runs", "sbom", "key", "bench", "up", "log"] {
+            assert_eq!(args(other), 0, "{other}");
+        }
+        let whole = Cli::command();
+        assert!(
+            whole
+                .find_subcommand("run")
+                .unwrap()
+                .get_arguments()
+                .count()
+                >= 4
+        );
+        assert!(
+            whole
+                .find_subcommand("key")
+                .unwrap()
+                .get_subcommands()
+                .count()
+                >= 3
+        );
+    }
 }

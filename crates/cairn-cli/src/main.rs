@@ -33,8 +33,6 @@ mod progress;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::cli::Cli;
 use crate::exit::Failure;
 
@@ -47,7 +45,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_lazily(std::env::args_os()) {
         Ok(mut cli) => {
             cli.json |= json_from_file;
             cli

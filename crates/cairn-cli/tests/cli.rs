@@ -800,3 +800,59 @@ fn completions_load_in_bash_and_man_renders_the_generated_pages() {
     .into_owned();
     assert!(scan.contains("--format"), "{scan}");
 }
+
+/// The binary is linked with packed relative relocations (`build.rs`): its
+/// dynamic section has a `DT_RELR` table and only a few `RELA` entries are
+/// left (some 127,000 before, a 3 MB table the loader read at every start),
+/// and it is still position independent.
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+fn the_binary_packs_its_relative_relocations() {
+    let elf = std::fs::read(env!("CARGO_BIN_EXE_cairn")).unwrap();
+    assert_eq!(
+        &elf[..6],
+        b"\x7fELF\x02\x01",
+        "a 64-bit little-endian ELF file"
+    );
+    let u16_at = |o: usize| usize::from(u16::from_le_bytes(elf[o..o + 2].try_into().unwrap()));
+    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap());
+    let (phoff, phentsize, phnum) = (
+        usize::try_from(u64_at(0x20)).unwrap(),
+        u16_at(0x36),
+        u16_at(0x38),
+    );
+    // PT_DYNAMIC: its entries are (tag, value) pairs up to DT_NULL.
+    let dynamic = (0..phnum)
+        .map(|i| phoff + i * phentsize)
+        .find(|&ph| u32_at(ph) == 2)
+        .map(|ph| usize::try_from(u64_at(ph + 8)).unwrap())
+        .expect("a dynamic section");
+    let mut tags = std::collections::BTreeMap::new();
+    for entry in (dynamic..elf.len() - 16).step_by(16) {
+        let tag = u64_at(entry);
+        if tag == 0 {
+            break;
+        }
+        tags.insert(tag, u64_at(entry + 8));
+    }
+    const DT_RELASZ: u64 = 8;
+    const DT_RELRSZ: u64 = 35;
+    const DT_RELR: u64 = 36;
+    const DT_FLAGS_1: u64 = 0x6fff_fffb;
+    const DF_1_PIE: u64 = 0x0800_0000;
+    println!("dynamic section: {tags:x?}");
+    assert!(tags.contains_key(&DT_RELR), "no DT_RELR: {tags:x?}");
+    let relr = tags[&DT_RELRSZ];
+    let rela = tags.get(&DT_RELASZ).copied().unwrap_or(0) / 24;
+    println!("RELR table {relr} bytes, {rela} RELA entries left");
+    assert!(
+        relr > 0 && rela < 5_000,
+        "{relr} bytes of RELR, {rela} RELA entries"
+    );
+    assert_ne!(
+        tags.get(&DT_FLAGS_1).copied().unwrap_or(0) & DF_1_PIE,
+        0,
+        "still PIE"
+    );
+}
