@@ -1,22 +1,11 @@
-//! Draining the sandbox's stdout and stderr: one reader thread (both pipes, by
-//! `poll`) cuts the bytes into lines (or chunks of at most `max_line_bytes`) and
-//! hands them to the supervisor.
+//! Draining the sandbox's stdout and stderr: each pipe is read when `poll` says so
+//! (on the supervisor's own thread, see [`crate::supervise`]), its bytes cut into
+//! lines (or chunks of at most `max_line_bytes`).
 
 use std::io::{ErrorKind, Read};
-use std::os::fd::{AsFd, AsRawFd};
-use std::sync::mpsc::SyncSender;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use crate::spec::Stream;
-
-/// What the reader and waiter threads tell the supervisor.
-#[derive(Debug)]
-pub(crate) enum Event {
-    Line(Stream, Vec<u8>),
-    /// The stream reached end of file (or failed, which ends it just the same).
-    Closed,
-    /// bubblewrap exited.
-    Exited(std::io::Result<std::process::ExitStatus>),
-}
 
 /// Cuts a byte stream into lines without their line ending (`\n`, or `\r\n`), and
 /// lines longer than `max` into chunks of exactly `max` bytes.
@@ -75,72 +64,55 @@ impl LineSplitter {
     }
 }
 
-/// Drains several pipes on one thread: waits with `poll(2)` for any of them, reads
-/// what is there, and sends each one's lines (its last, unterminated line at its
-/// end) and then its [`Event::Closed`]. Returns when every pipe has reached its end
-/// (or failed, which ends it just the same); stops sending lines once the
-/// supervisor is gone.
-pub(crate) fn pump_all<S: Read + AsFd>(
-    sources: Vec<(S, Stream)>,
-    max: usize,
-    events: SyncSender<Event>,
-) {
-    let mut open: Vec<(S, Stream, LineSplitter)> = sources
-        .into_iter()
-        .map(|(source, stream)| (source, stream, LineSplitter::new(max)))
-        .collect();
-    let mut buffer = vec![0u8; 64 << 10];
-    let mut receiver_gone = false;
-    while !open.is_empty() {
-        let mut polled: Vec<libc::pollfd> = open
-            .iter()
-            .map(|(source, _, _)| libc::pollfd {
-                fd: source.as_fd().as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        // SAFETY: poll(2) on an array of pollfds we own, its length given.
-        let ready = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, -1) };
-        if ready < 0 {
-            if std::io::Error::last_os_error().kind() == ErrorKind::Interrupted {
-                continue;
-            }
-            // poll itself failed: every pipe ends here, as a failed read would.
-            for p in &mut polled {
-                p.revents = libc::POLLERR;
-            }
+/// One of the sandbox's output pipes, read only once `poll(2)` reported it ready
+/// (so a read never blocks), cut into lines by its own [`LineSplitter`].
+pub(crate) struct OutputPipe<S> {
+    source: S,
+    stream: Stream,
+    splitter: Option<LineSplitter>,
+}
+
+impl<S: Read + AsFd> OutputPipe<S> {
+    pub(crate) fn new(source: S, stream: Stream, max: usize) -> Self {
+        OutputPipe {
+            source,
+            stream,
+            splitter: Some(LineSplitter::new(max)),
         }
-        let mut index = 0;
-        for p in polled {
-            if p.revents == 0 {
-                index += 1;
-                continue;
+    }
+
+    /// The descriptor to poll while the pipe is open; `None` once it has ended.
+    pub(crate) fn fd(&self) -> Option<RawFd> {
+        self.splitter
+            .as_ref()
+            .map(|_| self.source.as_fd().as_raw_fd())
+    }
+
+    pub(crate) fn stream(&self) -> Stream {
+        self.stream
+    }
+
+    /// One read (after `poll` said the pipe is readable or hung up): `emit` gets
+    /// every line it completes, and at the end of file (or a failed read, which
+    /// ends it just the same) the last, unterminated one. Returns whether the pipe
+    /// is still open.
+    pub(crate) fn read_once(&mut self, buffer: &mut [u8], emit: &mut impl FnMut(Vec<u8>)) -> bool {
+        let Some(splitter) = self.splitter.as_mut() else {
+            return false;
+        };
+        let ended = match self.source.read(buffer) {
+            Ok(0) => true,
+            Ok(n) => {
+                splitter.feed(&buffer[..n], emit);
+                false
             }
-            let (source, stream, splitter) = &mut open[index];
-            let stream = *stream;
-            let mut emit = |line: Vec<u8>| {
-                if !receiver_gone && events.send(Event::Line(stream, line)).is_err() {
-                    receiver_gone = true;
-                }
-            };
-            let ended = match source.read(&mut buffer) {
-                Ok(0) => true,
-                Ok(n) => {
-                    splitter.feed(&buffer[..n], &mut emit);
-                    false
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => false,
-                Err(_) => true,
-            };
-            if ended {
-                let (_, _, splitter) = open.remove(index);
-                splitter.finish(&mut emit);
-                let _ = events.send(Event::Closed);
-            } else {
-                index += 1;
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => false,
+            Err(_) => true,
+        };
+        if ended && let Some(splitter) = self.splitter.take() {
+            splitter.finish(emit);
         }
+        !ended
     }
 }
 

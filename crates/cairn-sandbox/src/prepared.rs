@@ -159,6 +159,8 @@ impl PreparedSandbox {
             init,
             cgroup: self.cgroup.as_ref(),
             done: false,
+            // Reaped right below.
+            reaper: None,
         };
         killer.kill();
         let _ = child.wait();

@@ -1,13 +1,11 @@
 //! One run from start to finish: limits, start, output, wall clock, the end of every
 //! process, and the verdict.
 
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, ExitStatus};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::args::{self, Net};
@@ -15,15 +13,19 @@ use crate::cgroup::{self, RunCgroup};
 use crate::error::SandboxError;
 use crate::etc;
 use crate::netns::NetworkNamespace;
-use crate::output::{Event, pump_all};
+use crate::output::OutputPipe;
 use crate::spawn::{self, Launch, Started};
 use crate::spec::{Exit, Limits, Outcome, SandboxSpec, Stream, Usage};
 use crate::status::StatusPipe;
 use crate::usernet::UserNetwork;
 
-/// Lines in flight between the reader thread and `on_line`; a full queue makes the
-/// command wait for `on_line` instead of growing memory without bound.
-const QUEUE_LINES: usize = 1024;
+/// How much of the output pipes one read takes. Nothing is read while `on_line`
+/// works: a full pipe makes the command wait for it instead of growing memory.
+const READ_BYTES: usize = 64 << 10;
+
+/// If neither a pidfd nor the exit notifier thread can be had: how often the
+/// supervisor looks for the reaper's exit.
+const EXIT_CHECK: Duration = Duration::from_millis(5);
 
 /// After the sandbox is gone, how long the output pipes may take to reach end of file
 /// before the run stops waiting for them.
@@ -194,8 +196,9 @@ pub(crate) fn finish(
         init,
         cgroup,
         done: false,
+        reaper: Some(child),
     };
-    let ended = supervise(limits, start, child, &mut status, &mut killer, on_line)?;
+    let ended = supervise(limits, start, &mut status, &mut killer, on_line)?;
     let duration = start.elapsed();
     killer.done = true;
     drop(killer);
@@ -239,13 +242,30 @@ pub(crate) struct Killer<'a> {
     pub(crate) cgroup: Option<&'a RunCgroup>,
     /// Set once every process of the sandbox is known to be gone.
     pub(crate) done: bool,
+    /// Our child, until it is reaped: then its status is in hand. A caller that
+    /// reaps it itself leaves this `None`.
+    pub(crate) reaper: Option<Child>,
 }
 
-/// Leaving `run` early (an error, or a panic in `on_line`) kills the sandbox.
+/// Leaving `run` early (an error, or a panic in `on_line`) kills the sandbox, and
+/// reaps our child: no zombie is left behind on any path.
 impl Drop for Killer<'_> {
     fn drop(&mut self) {
         if !self.done {
             self.kill();
+        }
+        if let Some(mut child) = self.reaper.take() {
+            // The reaper exits once the sandbox it reaps is gone; if it has not
+            // within the patience, it is killed (bubblewrap and the sandbox die
+            // with it: parent-death signal, --die-with-parent).
+            let gone = self
+                .pidfd
+                .as_ref()
+                .is_none_or(|fd| exited_within(fd, INIT_PATIENCE));
+            if !gone {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
         }
     }
 }
@@ -320,68 +340,57 @@ struct Ended {
     last_stderr: Vec<u8>,
 }
 
+/// The supervision loop, on the caller's thread (no thread of its own): one
+/// `poll(2)` on the output pipes and the reaper's pidfd, until the reaper has
+/// exited and both pipes have ended (or [`CLOSE_GRACE`] passed after the exit),
+/// with the wall clock enforced in between. Our child stays in `killer` until it
+/// is reaped, so every way out of here (an error, a panic in `on_line`) kills and
+/// reaps it.
 fn supervise(
     limits: &Limits,
     start: Instant,
-    mut child: Child,
     status: &mut StatusPipe,
     killer: &mut Killer<'_>,
     on_line: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<Ended, SandboxError> {
-    let (events, inbox) = mpsc::sync_channel(QUEUE_LINES);
     let max = limits.max_line_bytes;
-    let mut streams: Vec<(Box<dyn ReadFd>, Stream)> = Vec::with_capacity(2);
-    if let Some(out) = child.stdout.take() {
-        streams.push((Box::new(out), Stream::Stdout));
-    }
-    if let Some(err) = child.stderr.take() {
-        streams.push((Box::new(err), Stream::Stderr));
-    }
-
-    // The waiter first: once it runs, our child (the reaper) is always reaped.
-    let waiter_events = events.clone();
-    let waiter = thread::Builder::new()
-        .name("cairn-sandbox-wait".into())
-        .spawn(move || {
-            let status = child.wait();
-            let _ = waiter_events.send(Event::Exited(status));
-        });
-    if let Err(source) = waiter {
-        // The closure (and the Child in it) is gone: kill and reap by hand.
-        killer.kill();
-        reap(killer.pid);
-        return Err(SandboxError::Io {
-            action: "start the waiter thread",
-            source,
-        });
+    let mut pipes: Vec<OutputPipe<Box<dyn ReadFd>>> = Vec::with_capacity(2);
+    if let Some(child) = killer.reaper.as_mut() {
+        if let Some(out) = child.stdout.take() {
+            pipes.push(OutputPipe::new(Box::new(out), Stream::Stdout, max));
+        }
+        if let Some(err) = child.stderr.take() {
+            pipes.push(OutputPipe::new(Box::new(err), Stream::Stderr, max));
+        }
     }
 
-    let mut open = streams.len();
-    let mut failure = None;
-    if !streams.is_empty()
-        && let Err(source) = start_reader(streams, max, events.clone())
-    {
-        open = 0;
-        failure = Some(SandboxError::Io {
-            action: "start the output reader thread",
-            source,
-        });
-    }
-    drop(events);
     let deadline = start + limits.wall_clock;
     if killer.init.is_none() {
         killer.init = status.init(killer.pid, deadline);
     }
-    let killer = &*killer;
-    if failure.is_some() {
-        killer.kill();
-    }
 
+    // What becomes readable when our child exits: its pidfd, or (kernels before 5.3,
+    // valgrind) an eventfd a thread signals once the child has exited.
+    let notifier = match killer.pidfd {
+        Some(_) => None,
+        None => exit_notifier(killer.pid).ok(),
+    };
+    let exit_fd = killer
+        .pidfd
+        .as_ref()
+        .or(notifier.as_ref())
+        .map(AsRawFd::as_raw_fd);
+
+    let mut buffer = vec![0u8; READ_BYTES];
     let mut timed_out = false;
     let mut exited: Option<(io::Result<ExitStatus>, Instant)> = None;
     let mut last_stderr = Vec::new();
+    let mut polled: Vec<libc::pollfd> = Vec::with_capacity(3);
     loop {
-        if exited.is_some() && open == 0 {
+        let open: Vec<usize> = (0..pipes.len())
+            .filter(|&i| pipes[i].fd().is_some())
+            .collect();
+        if exited.is_some() && open.is_empty() {
             break;
         }
         let now = Instant::now();
@@ -389,47 +398,95 @@ fn supervise(
             timed_out = true;
             killer.kill();
         }
-        let wait = match &exited {
+        let mut wait = match &exited {
             Some((_, at)) => (*at + CLOSE_GRACE).saturating_duration_since(now),
             None if timed_out => Duration::from_millis(100),
             None => deadline.saturating_duration_since(now),
         };
-        match inbox.recv_timeout(wait) {
-            Ok(Event::Line(stream, line)) => {
+        polled.clear();
+        polled.extend(
+            open.iter()
+                .filter_map(|&i| pipes[i].fd())
+                .map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }),
+        );
+        let watch_exit = exited.is_none();
+        match (exit_fd, watch_exit) {
+            (Some(fd), true) => polled.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            }),
+            (None, true) => wait = wait.min(EXIT_CHECK),
+            _ => {}
+        }
+        // Rounded up: a deadline a fraction of a millisecond away is not a busy loop.
+        let millis =
+            libc::c_int::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: poll(2) on an array of pollfds we own, its length given.
+        let ready =
+            unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, millis) };
+        if ready < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(SandboxError::Io {
+                action: "wait for the sandbox's output and exit",
+                source: error,
+            });
+        }
+        for (slot, &i) in open.iter().enumerate() {
+            if polled[slot].revents == 0 {
+                continue;
+            }
+            let pipe = &mut pipes[i];
+            let stream = pipe.stream();
+            pipe.read_once(&mut buffer, &mut |line| {
                 if stream == Stream::Stderr {
                     last_stderr.clear();
                     let keep = line.len().min(DIAGNOSTIC_BYTES);
                     last_stderr.extend_from_slice(&line[..keep]);
                 }
                 on_line(stream, &line);
-            }
-            Ok(Event::Closed) => open -= 1,
-            Ok(Event::Exited(status)) => {
+            });
+        }
+        let exit_ready = match (exit_fd, watch_exit) {
+            (Some(_), true) => polled.last().is_some_and(|p| p.revents != 0),
+            (None, true) => true,
+            _ => false,
+        };
+        if exit_ready && let Some(child) = killer.reaper.as_mut() {
+            let reaped = match child.try_wait() {
+                Ok(Some(status)) => Some(Ok(status)),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            };
+            if let Some(status) = reaped {
+                killer.reaper = None;
                 // The pid namespace dies with bubblewrap; wait until it is gone.
-                if let Err(e) = killer.finish() {
-                    failure.get_or_insert(e);
-                }
+                killer.finish()?;
                 exited = Some((status, Instant::now()));
+                continue;
             }
-            Err(RecvTimeoutError::Timeout) => {
-                if exited.is_some() {
-                    // Every sandbox process is gone, yet something else still holds
-                    // the pipes (a descriptor leaked by another fork of cairn's):
-                    // stop waiting for them.
-                    break;
-                }
-                if timed_out {
-                    // Still not over after SIGKILL: repeat it.
-                    killer.kill();
-                }
+        }
+        if ready == 0 {
+            if exited.is_some() {
+                // Every sandbox process is gone, yet something else still holds
+                // the pipes (a descriptor leaked by another fork of cairn's): stop
+                // waiting for them.
+                break;
             }
-            Err(RecvTimeoutError::Disconnected) => break,
+            if timed_out {
+                // Still not over after SIGKILL: repeat it.
+                killer.kill();
+            }
         }
     }
 
-    if let Some(error) = failure {
-        return Err(error);
-    }
     match exited {
         Some((Ok(status), _)) => Ok(Ended {
             status,
@@ -442,34 +499,47 @@ fn supervise(
         }),
         None => Err(SandboxError::Io {
             action: "wait for bubblewrap",
-            source: io::Error::other("the waiter thread stopped without a status"),
+            source: io::Error::other("the supervision ended without the reaper's status"),
         }),
     }
 }
 
-/// A child's output pipe: read, and polled by its descriptor.
-trait ReadFd: Read + std::os::fd::AsFd + Send {}
-impl<T: Read + std::os::fd::AsFd + Send> ReadFd for T {}
-
-/// One thread drains both output pipes (see [`pump_all`]).
-fn start_reader(
-    streams: Vec<(Box<dyn ReadFd>, Stream)>,
-    max: usize,
-    events: SyncSender<Event>,
-) -> io::Result<()> {
-    thread::Builder::new()
-        .name("cairn-sandbox-output".into())
-        .spawn(move || pump_all(streams, max, events))
-        .map(|_| ())
-}
-
-fn reap(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        let mut status = 0;
-        // SAFETY: waitpid(2) on our own child, which nothing else will reap.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+/// Where pidfds are missing: an eventfd that becomes readable once the child `pid`
+/// has exited, signalled by a thread that waits for that exit without reaping
+/// (`WNOWAIT`): the child stays for the supervisor to reap, as with a pidfd.
+fn exit_notifier(pid: u32) -> io::Result<OwnedFd> {
+    let pid = libc::id_t::from(pid);
+    // SAFETY: eventfd(2) returns a new descriptor or -1.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
     }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    let ours = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let theirs = ours.try_clone()?;
+    std::thread::Builder::new()
+        .name("cairn-sandbox-wait".into())
+        .spawn(move || {
+            loop {
+                // SAFETY: waitid(2) fills a zeroed siginfo_t we own.
+                let rc = unsafe {
+                    let mut info: libc::siginfo_t = std::mem::zeroed();
+                    libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT)
+                };
+                if rc == 0 || io::Error::last_os_error().kind() != ErrorKind::Interrupted {
+                    break;
+                }
+            }
+            let one: u64 = 1;
+            // SAFETY: write(2) of eight bytes from a stack value to our eventfd.
+            unsafe { libc::write(theirs.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        })?;
+    Ok(ours)
 }
+
+/// A child's output pipe: read, and polled by its descriptor.
+trait ReadFd: std::io::Read + std::os::fd::AsFd + Send {}
+impl<T: std::io::Read + std::os::fd::AsFd + Send> ReadFd for T {}
 
 fn verdict(ended: &Ended, exit_code: Option<i32>, oom_kills: u64) -> Result<Exit, SandboxError> {
     if ended.timed_out {
@@ -516,6 +586,32 @@ mod tests {
             timed_out: false,
             last_stderr: stderr.as_bytes().to_vec(),
         }
+    }
+
+    /// Without pidfds, the exit notifier's eventfd becomes readable when the child
+    /// exits, and leaves it to be reaped by the supervisor (its status intact).
+    #[test]
+    fn the_exit_notifier_signals_without_reaping() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 0.2; exit 7"])
+            .spawn()
+            .expect("spawn sh");
+        let notifier = exit_notifier(child.id()).expect("exit notifier");
+        let mut poll = libc::pollfd {
+            fd: notifier.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll(2) on one pollfd we own.
+        assert_eq!(
+            unsafe { libc::poll(&mut poll, 1, 0) },
+            0,
+            "not before the exit"
+        );
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::poll(&mut poll, 1, 10_000) }, 1);
+        let status = child.try_wait().expect("try_wait");
+        assert_eq!(status.and_then(|s| s.code()), Some(7));
     }
 
     #[test]
