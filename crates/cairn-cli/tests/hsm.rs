@@ -697,6 +697,10 @@ fn log_checkpoints_signed_in_softhsm_verify_with_cairn_and_sigstore_js() {
     let old_checkpoint = f.repo.join("../old-checkpoint");
     std::fs::copy(f.data.join("log/checkpoint"), &old_checkpoint).unwrap();
     assert!(f.data.join("keys/log.key").is_file());
+    assert_eq!(
+        std::fs::read_to_string(f.data.join("keys/log.pub")).unwrap(),
+        format!("{old}\n")
+    );
 
     let moved = hsm.log_hsm(&f, "log-1", &hsm.pin_file, true);
     println!("{}", moved.stdout);
@@ -714,10 +718,12 @@ fn log_checkpoints_signed_in_softhsm_verify_with_cairn_and_sigstore_js() {
     let new = log_verifier(&hsm, &f);
     assert_ne!(new, old);
     assert!(new.starts_with("cairn.local/log+"), "{new}");
-    // The writer holds no private log key any more; the configuration is
+    // The writer holds no private log key any more (nor its recorded public
+    // key: the configuration records the token's); the configuration is
     // private and holds no PIN.
     let keys = f.data.join("keys");
     assert!(!keys.join("log.key").exists());
+    assert!(!keys.join("log.pub").exists());
     let config = keys.join("log.pkcs11.json");
     assert_eq!(
         std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,

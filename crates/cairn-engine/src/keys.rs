@@ -474,7 +474,7 @@ mod tests {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, ["log.key", "retired", "signing.key"]);
+        assert_eq!(names, ["log.key", "log.pub", "retired", "signing.key"]);
     }
 
     #[test]
