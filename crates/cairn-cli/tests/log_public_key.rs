@@ -1,9 +1,11 @@
 //! Readers check the audit log with its recorded public key
-//! (`keys/log.pub`) and never open the private key file (`keys/log.key`),
-//! end to end with the real binary: read-only commands answer as before with
-//! the key file replaced by a directory (any read of it would fail; tests run
-//! as root, for whom mode 000 hides nothing), and a tampered or malformed
-//! public key fails their checkpoint check closed, saying why.
+//! (`keys/log.pub`) and never open the private key file (`keys/log.key`);
+//! nor do readers of the evidence key (`keys/signing.pub`, not
+//! `keys/signing.key`). End to end with the real binary: read-only commands
+//! answer as before with both key files replaced by directories (any read of
+//! them would fail; tests run as root, for whom mode 000 hides nothing), and
+//! a tampered or malformed log public key fails their checkpoint check
+//! closed, saying why.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -11,7 +13,7 @@ mod common;
 use common::Fixture;
 
 #[test]
-fn read_only_commands_never_open_the_log_key_and_a_tampered_public_key_fails_closed() {
+fn read_only_commands_never_open_a_private_key_and_a_tampered_log_public_key_fails_closed() {
     let f = Fixture::new();
     // A writer makes the log's key and records its public key beside it.
     f.ok(&["key", "create"]);
@@ -27,13 +29,14 @@ fn read_only_commands_never_open_the_log_key_and_a_tampered_public_key_fails_clo
          [[package]]\nname = \"abi_stable\"\nversion = \"0.1.0\"\n\
          source = \"registry+https://github.com/rust-lang/crates.io-index\"\n",
     );
-    let reads: [&[&str]; 6] = [
+    let reads: [&[&str]; 7] = [
         &["--json", "scan", "Cargo.lock"],
         &["--json", "status"],
         &["--json", "exposures"],
         &["--json", "where", "abi_stable"],
         &["--json", "log", "verify"],
         &["--json", "audit"],
+        &["--json", "key", "show"],
     ];
     let before: Vec<_> = reads.iter().map(|args| f.run(args)).collect();
     assert_eq!(
@@ -48,18 +51,33 @@ fn read_only_commands_never_open_the_log_key_and_a_tampered_public_key_fails_clo
     );
 
     let secret = std::fs::read(&key).unwrap();
-    std::fs::remove_file(&key).unwrap();
-    std::fs::create_dir(&key).unwrap();
+    let signing = keys.join("signing.key");
+    let signing_secret = std::fs::read(&signing).unwrap();
+    for file in [&key, &signing] {
+        std::fs::remove_file(file).unwrap();
+        std::fs::create_dir(file).unwrap();
+    }
     for (args, was) in reads.iter().zip(&before) {
         let now = f.run(args);
         println!(
-            "cairn {args:?} without a readable log key: exit {}",
+            "cairn {args:?} without a readable private key: exit {}",
             now.code
         );
         assert_eq!(now.code, was.code, "cairn {args:?}: {now:?}");
-        if args[1] != "exposures" {
+        match args[1] {
             // (`exposures` says when it was asked.)
-            assert_eq!(now.stdout, was.stdout, "cairn {args:?}");
+            "exposures" => {}
+            // The same keys; where the log key is it cannot say (no key file).
+            "key" => {
+                let parse = |r: &common::Run| -> serde_json::Value {
+                    serde_json::from_str(&r.stdout).unwrap()
+                };
+                let (mut now, was) = (parse(&now), parse(was));
+                assert_eq!(now["log_key_location"], serde_json::Value::Null);
+                now["log_key_location"] = was["log_key_location"].clone();
+                assert_eq!(now, was);
+            }
+            _ => assert_eq!(now.stdout, was.stdout, "cairn {args:?}"),
         }
     }
 
@@ -93,9 +111,12 @@ fn read_only_commands_never_open_the_log_key_and_a_tampered_public_key_fails_clo
 
     // Both put back: the writer signs again, the log stays intact.
     std::fs::write(&public, &recorded).unwrap();
-    std::fs::remove_dir(&key).unwrap();
-    std::fs::write(&key, &secret).unwrap();
-    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    for (file, bytes) in [(&key, &secret), (&signing, &signing_secret)] {
+        std::fs::remove_dir(file).unwrap();
+        std::fs::write(file, bytes).unwrap();
+        std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+    }
     f.ok(&["key", "rotate"]);
     assert_eq!(f.json(&["log", "verify"])["intact"], true);
 }

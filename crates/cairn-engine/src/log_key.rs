@@ -29,8 +29,6 @@
 //! (removed with it when the key moves into a token, whose configuration
 //! records the verifier).
 
-use std::io::Read as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -39,7 +37,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditLog, Change, KeyRotation, ORIGIN, Receipt};
 use crate::hsm::TokenKey;
-use crate::keys::{private_dir, read_token_config, remove_if_there, write_atomically};
+use crate::keys::{
+    private_dir, read_public_file, read_token_config, remove_if_there, write_atomically,
+};
 use crate::{DataDir, EngineError};
 
 /// The `purpose` of the log's checkpoint key in `key-rotation` entries.
@@ -114,34 +114,9 @@ pub fn recorded_public_key(data: &DataDir) -> Result<Option<Verifier>, EngineErr
         path: path.clone(),
         problem,
     };
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(&path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(bad("is a symbolic link; it is never followed".to_owned()));
-        }
-        Err(e) => return Err(EngineError::io("read", &path)(e)),
+    let Some(text) = read_public_file(&path, MAX_PUBLIC_KEY_FILE, bad)? else {
+        return Ok(None);
     };
-    let meta = file.metadata().map_err(EngineError::io("read", &path))?;
-    if !meta.is_file() || meta.len() > MAX_PUBLIC_KEY_FILE {
-        return Err(bad(format!(
-            "is not a regular file of at most {MAX_PUBLIC_KEY_FILE} bytes"
-        )));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o022 != 0 {
-        return Err(bad(format!(
-            "is writable by other users (mode {mode:o}); `chmod 644` it and check it against the log's checkpoint"
-        )));
-    }
-    let mut text = String::new();
-    file.take(MAX_PUBLIC_KEY_FILE + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| bad(format!("cannot be read as text: {e}")))?;
     let line = text.strip_suffix('\n').unwrap_or(&text);
     let verifier =
         Verifier::parse(line).map_err(|e| bad(format!("does not hold a verifier key: {e}")))?;
@@ -450,6 +425,7 @@ pub fn use_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn retire(data: &DataDir, verifier: &Verifier, at: &str) {
         let dir = retired_dir(data);
