@@ -275,6 +275,7 @@ fn evidence_signed_in_softhsm_verifies_externally_and_rotation_is_logged() {
         .as_str()
         .unwrap()
         .to_owned();
+    assert!(f.data.join("keys/signing.pub").is_file());
 
     let moved = hsm.use_key(&f, "evidence-1", &hsm.pin_file);
     assert_eq!(moved.code, 0, "{moved:?}");
@@ -293,9 +294,12 @@ fn evidence_signed_in_softhsm_verifies_externally_and_rotation_is_logged() {
         moved.stdout.contains(&format!("retired key {file_key}")),
         "{moved:?}"
     );
-    // The key file is gone; only the token's configuration is there, private.
+    // The key file is gone (its recorded public key with it: the
+    // configuration records the token's); only the token's configuration is
+    // there, private.
     let keys = f.data.join("keys");
     assert!(!keys.join("signing.key").exists());
+    assert!(!keys.join("signing.pub").exists());
     let config = keys.join("signing.pkcs11.json");
     assert_eq!(
         std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
@@ -552,9 +556,13 @@ fn a_bad_token_configuration_is_refused_and_nothing_is_signed_with_another_key()
         size,
         "nothing was logged"
     );
-    let show = hsm.cairn(&f, &["key", "show"]);
-    assert_eq!(show.code, 1, "{show:?}");
-    // A rotation without the token is refused too, the configuration kept.
+    // Showing the key needs no secret: the recorded public key, without the
+    // token or its PIN.
+    let show = hsm.cairn(&f, &["--json", "key", "show"]);
+    assert_eq!(show.code, 0, "{show:?}");
+    let shown: Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!(shown["pkcs11"]["key_label"], "evidence-1", "{show:?}");
+    // A rotation without the token is refused, the configuration kept.
     let rotate = hsm.cairn(&f, &["key", "rotate"]);
     assert_eq!(rotate.code, 1, "{rotate:?}");
     assert!(f.data.join("keys/signing.pkcs11.json").exists());
@@ -697,6 +705,10 @@ fn log_checkpoints_signed_in_softhsm_verify_with_cairn_and_sigstore_js() {
     let old_checkpoint = f.repo.join("../old-checkpoint");
     std::fs::copy(f.data.join("log/checkpoint"), &old_checkpoint).unwrap();
     assert!(f.data.join("keys/log.key").is_file());
+    assert_eq!(
+        std::fs::read_to_string(f.data.join("keys/log.pub")).unwrap(),
+        format!("{old}\n")
+    );
 
     let moved = hsm.log_hsm(&f, "log-1", &hsm.pin_file, true);
     println!("{}", moved.stdout);
@@ -714,10 +726,12 @@ fn log_checkpoints_signed_in_softhsm_verify_with_cairn_and_sigstore_js() {
     let new = log_verifier(&hsm, &f);
     assert_ne!(new, old);
     assert!(new.starts_with("cairn.local/log+"), "{new}");
-    // The writer holds no private log key any more; the configuration is
+    // The writer holds no private log key any more (nor its recorded public
+    // key: the configuration records the token's); the configuration is
     // private and holds no PIN.
     let keys = f.data.join("keys");
     assert!(!keys.join("log.key").exists());
+    assert!(!keys.join("log.pub").exists());
     let config = keys.join("log.pkcs11.json");
     assert_eq!(
         std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,

@@ -119,7 +119,8 @@ pub fn log_dir(data: &DataDir) -> PathBuf {
 }
 
 /// `<data>/keys/log.key`: the log's Ed25519 checkpoint key (0600), when it
-/// is in a file (else `keys/log.pkcs11.json`: see [`crate::log_key`]).
+/// is in a file (its verifier recorded in `keys/log.pub`, what readers use),
+/// else `keys/log.pkcs11.json`: see [`crate::log_key`].
 pub fn key_path(data: &DataDir) -> PathBuf {
     crate::log_key::key_path(data)
 }

@@ -86,6 +86,14 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Evidence(#[from] cairn_evidence::EvidenceError),
+    /// `keys/log.pub`, the audit log's recorded verifier key, is unusable or
+    /// disagrees with the key file.
+    #[error("the audit log's public key {}: {problem}", path.display())]
+    LogPublicKey { path: PathBuf, problem: String },
+    /// `keys/signing.pub`, the evidence key's recorded public key, is
+    /// unusable or disagrees with the key file.
+    #[error("the signing key's public key {}: {problem}", path.display())]
+    SigningPublicKey { path: PathBuf, problem: String },
     #[error("cannot load the audit log's key")]
     AuditKey(#[source] cairn_tlog_fs::KeyFileError),
     #[error("cannot open the audit log in {}", dir.display())]

@@ -3,6 +3,13 @@
 //!
 //! - `keys/signing.key`: the private key, PKCS#8 PEM, mode 0600, in a 0700
 //!   directory, always written to a temporary file, synced, then renamed;
+//! - `keys/signing.pub`: its public key (PEM, mode 0644), written with the key
+//!   (and for a data directory made before it existed, by the next command
+//!   that loads the key to sign); every load of the key compares the two and
+//!   refuses when they disagree. Readers that only verify (`Trust::read_only`:
+//!   gates, admission, `policy eval`; `cairn key show`) read this and never
+//!   the private key; until it is recorded they derive it from the key file
+//!   as before, writing nothing;
 //! - `keys/retired/<keyid>.pub`: the public key of every key that was replaced, so
 //!   evidence signed before a rotation stays verifiable.
 //!
@@ -72,6 +79,49 @@ impl KeyStore {
         self.dir.join("signing.key")
     }
 
+    /// `keys/signing.pub`: the key file's public key, what readers verify with.
+    pub fn public_key_path(&self) -> PathBuf {
+        self.dir.join("signing.pub")
+    }
+
+    /// The public key recorded in `keys/signing.pub`, `None` when there is
+    /// none (see [`read_public_file`] for what is refused).
+    pub fn recorded_public_key(&self) -> Result<Option<VerifyingKey>, EngineError> {
+        let path = self.public_key_path();
+        let bad = |problem: String| EngineError::SigningPublicKey {
+            path: path.clone(),
+            problem,
+        };
+        let Some(text) = read_public_file(&path, 16 * 1024, bad)? else {
+            return Ok(None);
+        };
+        VerifyingKey::from_pem(&text)
+            .map(Some)
+            .map_err(|e| bad(format!("does not hold a public key: {e}")))
+    }
+
+    /// Records `key`'s public key in `keys/signing.pub` when it is not there
+    /// yet; one that differs is refused (one of the two files was replaced).
+    fn record_public_key(&self, key: &SigningKey) -> Result<(), EngineError> {
+        match self.recorded_public_key()? {
+            Some(recorded) if recorded.key_id() == key.key_id() => Ok(()),
+            Some(recorded) => Err(EngineError::SigningPublicKey {
+                path: self.public_key_path(),
+                problem: format!(
+                    "records key {}, but {} is key {}: one of them was replaced",
+                    recorded.key_id(),
+                    self.signing_key_path().display(),
+                    key.key_id()
+                ),
+            }),
+            None => write_atomically(
+                &self.public_key_path(),
+                key.public_key_pem().as_bytes(),
+                0o644,
+            ),
+        }
+    }
+
     /// Where a PKCS#11-held key is configured: `keys/signing.pkcs11.json`.
     pub fn token_config_path(&self) -> PathBuf {
         self.dir.join("signing.pkcs11.json")
@@ -113,20 +163,37 @@ impl KeyStore {
     }
 
     /// The signing key's public half, if there is a key: for a key in a token
-    /// the one recorded when it was chosen (no PIN, no token needed).
+    /// the one recorded when it was chosen (no PIN, no token needed), for a
+    /// key file the one recorded in `keys/signing.pub` (the key file is not
+    /// opened). Only before that is recorded is it derived from the key file,
+    /// and nothing is written.
     pub fn public_key(&self) -> Result<Option<VerifyingKey>, EngineError> {
-        if let Some(token) = self.token_config()?
-            && let Some(public) = token.recorded_public_key()?
-        {
+        if let Some(token) = self.token_config()? {
+            if let Some(public) = token.recorded_public_key()? {
+                return Ok(Some(public));
+            }
+        } else if let Some(public) = self.recorded_public_key()? {
             return Ok(Some(public));
         }
-        Ok(self.load()?.map(|k| k.verifying_key().clone()))
+        Ok(self.load_unrecorded()?.map(|k| k.verifying_key().clone()))
     }
 
-    /// The signing key, if there is one. A key file others can read is refused.
-    /// A key in a PKCS#11 token is opened there; any failure is an error, never
-    /// a fall-back to another key.
+    /// The signing key, if there is one. A key file others can read is refused,
+    /// and so is one whose recorded public key (`keys/signing.pub`) differs;
+    /// a missing record is written. A key in a PKCS#11 token is opened there;
+    /// any failure is an error, never a fall-back to another key.
     pub fn load(&self) -> Result<Option<SigningKey>, EngineError> {
+        let key = self.load_unrecorded()?;
+        if let Some(key) = &key
+            && key.token_location().is_none()
+        {
+            self.record_public_key(key)?;
+        }
+        Ok(key)
+    }
+
+    /// [`KeyStore::load`] without recording or checking `keys/signing.pub`.
+    fn load_unrecorded(&self) -> Result<Option<SigningKey>, EngineError> {
         let path = self.signing_key_path();
         if let Some(token) = self.token_config()? {
             if fs::symlink_metadata(&path).is_ok() {
@@ -252,6 +319,7 @@ impl KeyStore {
             serde_json::to_vec_pretty(&stored).map_err(|e| EngineError::Token(e.to_string()))?;
         write_atomically(&self.token_config_path(), &json, 0o600)?;
         remove_if_there(&self.signing_key_path())?;
+        remove_if_there(&self.public_key_path())?;
         Ok(KeyChange {
             key,
             retired,
@@ -312,7 +380,15 @@ impl KeyStore {
         private_dir(&self.dir)?;
         let retired = self.retire(old)?;
         let pem = key.to_pkcs8_pem()?;
+        // The old record goes first: a crash before the new one is written
+        // leaves none, which the next load records from the key file.
+        remove_if_there(&self.public_key_path())?;
         write_atomically(&self.signing_key_path(), pem.expose().as_bytes(), 0o600)?;
+        write_atomically(
+            &self.public_key_path(),
+            key.public_key_pem().as_bytes(),
+            0o644,
+        )?;
         // A key file replaces a token key.
         remove_if_there(&self.token_config_path())?;
         Ok(KeyChange {
@@ -347,6 +423,46 @@ pub(crate) fn read_token_config(path: &Path) -> Result<Option<TokenKey>, EngineE
     })?;
     config.validate()?;
     Ok(Some(config))
+}
+
+/// The text of a recorded public key file (`keys/log.pub`,
+/// `keys/signing.pub`); `None` when there is none. Opened without following a
+/// symlink (nor blocking on a FIFO), it must be a regular file of at most
+/// `max` bytes that no other user may write, in UTF-8; `bad` makes the error
+/// for one that is not.
+pub(crate) fn read_public_file(
+    path: &Path,
+    max: u64,
+    bad: impl Fn(String) -> EngineError,
+) -> Result<Option<String>, EngineError> {
+    use std::io::Read as _;
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(bad("is a symbolic link; it is never followed".to_owned()));
+        }
+        Err(e) => return Err(EngineError::io("read", path)(e)),
+    };
+    let meta = file.metadata().map_err(EngineError::io("read", path))?;
+    if !meta.is_file() || meta.len() > max {
+        return Err(bad(format!("is not a regular file of at most {max} bytes")));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(bad(format!(
+            "is writable by other users (mode {mode:o}); `chmod 644` it and check it against the key"
+        )));
+    }
+    let mut text = String::new();
+    file.take(max + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| bad(format!("cannot be read as text: {e}")))?;
+    Ok(Some(text))
 }
 
 pub(crate) fn remove_if_there(path: &Path) -> Result<(), EngineError> {
@@ -474,7 +590,16 @@ mod tests {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, ["log.key", "retired", "signing.key"]);
+        assert_eq!(
+            names,
+            [
+                "log.key",
+                "log.pub",
+                "retired",
+                "signing.key",
+                "signing.pub"
+            ]
+        );
     }
 
     #[test]
@@ -626,5 +751,65 @@ mod tests {
         write_atomically(&keys.signing_key_path(), b"x", 0o600).expect("writes");
         let err = keys.load().expect_err("ambiguous");
         assert!(matches!(err, EngineError::KeysAmbiguous { .. }), "{err:?}");
+    }
+
+    /// Readers of the evidence key (gates through `Trust::read_only`, `cairn
+    /// key show`) use `keys/signing.pub` and never open the key file: with it
+    /// replaced by a directory (tests run as root: mode 000 hides nothing)
+    /// they still have the public key. Without the record a reader derives
+    /// it from the key file and writes nothing, the next load records it; a
+    /// record that disagrees with the key stops the signer; a malformed one
+    /// is refused naming the file.
+    #[test]
+    fn readers_use_the_recorded_public_key_and_never_the_key_file() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let data = DataDir::at(tmp.path());
+        let audit = AuditLog::open(&data).expect("log");
+        let keys = KeyStore::new(&data);
+        let key = keys
+            .create(DEFAULT_ALGORITHM, false, &audit)
+            .expect("creates")
+            .key;
+        let public = keys.public_key_path();
+        assert_eq!(
+            fs::read_to_string(&public).expect("recorded"),
+            key.public_key_pem()
+        );
+        assert_eq!(mode(&public), 0o644);
+
+        let file = keys.signing_key_path();
+        let secret = fs::read(&file).expect("read");
+        fs::remove_file(&file).expect("remove");
+        fs::create_dir(&file).expect("a directory in its place");
+        let shown = keys.public_key().expect("reads").expect("a key");
+        assert_eq!(shown.key_id(), key.key_id());
+        crate::verified::Trust::read_only(&data).expect("a reader's trust");
+        assert!(keys.load().is_err(), "the signer does need the key");
+
+        fs::remove_dir(&file).expect("remove");
+        write_atomically(&file, &secret, 0o600).expect("write");
+        fs::remove_file(&public).expect("remove");
+        assert_eq!(
+            keys.public_key().expect("derives").expect("a key").key_id(),
+            key.key_id()
+        );
+        assert!(!public.exists(), "a reader writes nothing");
+        keys.require().expect("loads");
+        assert_eq!(
+            fs::read_to_string(&public).expect("recorded"),
+            key.public_key_pem()
+        );
+
+        let other = SigningKey::generate(DEFAULT_ALGORITHM).expect("key");
+        write_atomically(&public, other.public_key_pem().as_bytes(), 0o644).expect("write");
+        let e = keys.require().expect_err("disagrees").to_string();
+        println!("keys/signing.pub disagreeing with keys/signing.key: {e}");
+        assert!(e.contains("one of them was replaced"), "{e}");
+        write_atomically(&public, b"not a key", 0o644).expect("write");
+        let e = keys.public_key().expect_err("malformed").to_string();
+        assert!(
+            e.contains("signing.pub") && e.contains("does not hold a public key"),
+            "{e}"
+        );
     }
 }

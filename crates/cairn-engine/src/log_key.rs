@@ -2,7 +2,15 @@
 //! [`ORIGIN`]), in one of two places, never both (that is refused as
 //! ambiguous):
 //!
-//! - `keys/log.key`: the seed, mode 0600, made on first use;
+//! - `keys/log.key`: the seed, mode 0600, made on first use, with its
+//!   verifier key (`cairn.local/log+<hash>+<key>`, public) recorded beside it
+//!   in `keys/log.pub` (mode 0644): readers check checkpoints with that and
+//!   never open the key file. The file is written (atomically) when the key is
+//!   made, and for a data directory made before it existed by the next
+//!   command that loads the key to sign anyway; whoever loads the key compares
+//!   the two and refuses when they disagree. Until it is recorded, readers
+//!   derive the verifier from the key file as before (nothing is written by a
+//!   reader); with neither readable they refuse;
 //! - `keys/log.pkcs11.json` (mode 0600): the key is in a PKCS#11 token
 //!   (module, token label, key label, where the PIN is, and the key's
 //!   verifier as recorded when it was chosen; see [`crate::hsm`]). The log's
@@ -17,17 +25,21 @@
 //! `trusted_root.json`, which lists every log key the installation had with
 //! its validity (a retired key's ends when it was replaced), so bundles
 //! logged before the change keep verifying. Retired log keys are kept in
-//! `keys/retired/log-<key hash>.json`.
+//! `keys/retired/log-<key hash>.json`. `keys/log.pub` goes with the key file
+//! (removed with it when the key moves into a token, whose configuration
+//! records the verifier).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cairn_tlog::note::{NoteSigner, Verifier};
+use cairn_tlog::note::{NoteSigner, Signer, Verifier};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditLog, Change, KeyRotation, ORIGIN, Receipt};
 use crate::hsm::TokenKey;
-use crate::keys::{private_dir, read_token_config, remove_if_there, write_atomically};
+use crate::keys::{
+    private_dir, read_public_file, read_token_config, remove_if_there, write_atomically,
+};
 use crate::{DataDir, EngineError};
 
 /// The `purpose` of the log's checkpoint key in `key-rotation` entries.
@@ -83,44 +95,117 @@ fn recorded(config: &TokenKey) -> Result<Verifier, EngineError> {
     Ok(verifier)
 }
 
+/// `<data>/keys/log.pub`: the verifier key of the key file's checkpoint key,
+/// what readers check checkpoints with.
+pub fn public_key_path(data: &DataDir) -> PathBuf {
+    data.root().join("keys").join("log.pub")
+}
+
+/// The most a `keys/log.pub` may hold (a verifier key line is ~80 bytes).
+const MAX_PUBLIC_KEY_FILE: u64 = 4096;
+
+/// The verifier recorded in `keys/log.pub`; `None` when there is no such
+/// file. Opened without following a symlink (nor blocking on a FIFO), it must
+/// be a regular file of at most 4 KiB that no other user may write, holding
+/// one verifier key line of this log's name; anything else is an error.
+pub fn recorded_public_key(data: &DataDir) -> Result<Option<Verifier>, EngineError> {
+    let path = public_key_path(data);
+    let bad = |problem: String| EngineError::LogPublicKey {
+        path: path.clone(),
+        problem,
+    };
+    let Some(text) = read_public_file(&path, MAX_PUBLIC_KEY_FILE, bad)? else {
+        return Ok(None);
+    };
+    let line = text.strip_suffix('\n').unwrap_or(&text);
+    let verifier =
+        Verifier::parse(line).map_err(|e| bad(format!("does not hold a verifier key: {e}")))?;
+    if verifier.name() != ORIGIN {
+        return Err(bad(format!("names `{}`, not `{ORIGIN}`", verifier.name())));
+    }
+    Ok(Some(verifier))
+}
+
+/// The key file's signer, made on first use, its verifier recorded in
+/// `keys/log.pub` (written when missing: a data directory made before it).
+/// A recorded verifier that differs from the key file's is refused, and so is
+/// a missing key file beside one (a new key would not verify the log's
+/// checkpoints): one of the two was replaced, and which one signs the log is
+/// not guessed.
+fn file_signer(data: &DataDir) -> Result<Signer, EngineError> {
+    let key = key_path(data);
+    let Some(recorded) = recorded_public_key(data)? else {
+        let signer =
+            cairn_tlog_fs::load_or_create_signer(&key, ORIGIN).map_err(EngineError::AuditKey)?;
+        private_dir(&data.root().join("keys"))?;
+        write_atomically(
+            &public_key_path(data),
+            format!("{}\n", signer.verifier()).as_bytes(),
+            0o644,
+        )?;
+        return Ok(signer);
+    };
+    let refused = |problem: String| EngineError::LogPublicKey {
+        path: public_key_path(data),
+        problem,
+    };
+    let signer = cairn_tlog_fs::load_signer(&key, ORIGIN)
+        .map_err(EngineError::AuditKey)?
+        .ok_or_else(|| {
+            refused(format!(
+                "records {recorded}, but the key file {} is missing; restore it (from a backup): a new key would not verify the log's checkpoints",
+                key.display()
+            ))
+        })?;
+    if signer.verifier() != recorded {
+        return Err(refused(format!(
+            "records {recorded}, but the key in {} is {}: one of them was replaced; `cairn log verify` shows which one signed the log",
+            key.display(),
+            signer.verifier()
+        )));
+    }
+    Ok(signer)
+}
+
 /// The verifier of the log's current checkpoints, as on disk: the token key's
-/// recorded verifier (no PIN, no token needed), or the key file's. `None`
-/// before the log has a key; nothing is created.
+/// recorded verifier (no PIN, no token needed), or the key file's recorded in
+/// `keys/log.pub` (the key file is not opened). Only before that is recorded
+/// (a data directory made by an older cairn, until a command that signs
+/// records it) is it derived from the key file, and nothing is written.
+/// `None` before the log has a key; nothing is created.
 pub fn current_verifier(data: &DataDir) -> Result<Option<Verifier>, EngineError> {
     if let Some(config) = token_config(data)? {
         return recorded(&config).map(Some);
+    }
+    if let Some(verifier) = recorded_public_key(data)? {
+        return Ok(Some(verifier));
     }
     Ok(cairn_tlog_fs::load_signer(&key_path(data), ORIGIN)
         .map_err(EngineError::AuditKey)?
         .map(|s| s.verifier()))
 }
 
-/// The verifier of the log's current checkpoints, making the key file when
-/// the log has no key at all (a writer is about to log anyway).
+/// The verifier of the log's current checkpoints, making the key file (and
+/// `keys/log.pub`) when the log has no key at all (a writer is about to log
+/// anyway).
 pub fn current_verifier_or_create(data: &DataDir) -> Result<Verifier, EngineError> {
     match current_verifier(data)? {
         Some(v) => Ok(v),
-        None => Ok(
-            cairn_tlog_fs::load_or_create_signer(&key_path(data), ORIGIN)
-                .map_err(EngineError::AuditKey)?
-                .verifier(),
-        ),
+        None => Ok(file_signer(data)?.verifier()),
     }
 }
 
 /// The signer of the log's checkpoints: the key in its token (opened there,
 /// its public key checked against the recorded one, a probe signature
-/// verified), else the key file, made on first use. A token that cannot be
-/// used is an error.
+/// verified), else the key file, made on first use, its verifier recorded in
+/// `keys/log.pub` or checked against it. A token that cannot be used is an
+/// error.
 pub fn signer(data: &DataDir) -> Result<Arc<dyn NoteSigner>, EngineError> {
     if let Some(config) = token_config(data)? {
         recorded(&config)?;
         return Ok(Arc::new(config.open_note_signer(ORIGIN)?));
     }
-    Ok(Arc::new(
-        cairn_tlog_fs::load_or_create_signer(&key_path(data), ORIGIN)
-            .map_err(EngineError::AuditKey)?,
-    ))
+    Ok(Arc::new(file_signer(data)?))
 }
 
 /// Where the checkpoint key is, for people: the token and key label, or the
@@ -254,7 +339,8 @@ pub struct LogKeyChange {
 /// signature verified first; then, holding the log: the `key-rotation` entry
 /// is recorded (signed by the old key), the current checkpoint is published
 /// again signed by both keys, the old verifier is retired, the configuration
-/// written and the key file removed, and `trusted_root.json` lists both keys.
+/// written and the key file (with `keys/log.pub`) removed, and
+/// `trusted_root.json` lists both keys.
 /// Nothing changes when the token or the log fails before the entry.
 pub fn use_token(
     data: &DataDir,
@@ -321,6 +407,7 @@ pub fn use_token(
     write_atomically(&path, &retired_json, 0o644)?;
     write_atomically(&token_config_path(data), &json, 0o600)?;
     remove_if_there(&key_path(data))?;
+    remove_if_there(&public_key_path(data))?;
     crate::audit::write_trusted_root_for(data)?;
     drop(audit);
     Ok(LogKeyChange {
@@ -338,6 +425,7 @@ pub fn use_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn retire(data: &DataDir, verifier: &Verifier, at: &str) {
         let dir = retired_dir(data);
@@ -500,6 +588,8 @@ mod tests {
         retire(&data, &old, "2026-01-02T03:04:05Z");
         std::fs::remove_file(key_path(&data)).expect("remove");
         write_atomically(&key_path(&data), format!("{secret}\n").as_bytes(), 0o600).expect("write");
+        let recorded = format!("{}\n", audit.verifier());
+        write_atomically(&public_key_path(&data), recorded.as_bytes(), 0o644).expect("write");
         let after = logged(&audit, &key, b"after");
         drop(audit);
         let trust = crate::verified::Trust::read_only(&data).expect("trust");
@@ -513,5 +603,185 @@ mod tests {
         assert!(trust.statement(&after).is_ok());
         let refused = trust.statement(&before).expect_err("old log key unknown");
         assert!(refused.contains("does not verify"), "{refused}");
+    }
+
+    /// An error with its sources, as the CLI prints it.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(cause) = next {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        out
+    }
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    /// A log with one entry, its key file made now (and `keys/log.pub` with it).
+    fn one_entry(data: &DataDir) -> Verifier {
+        let audit = AuditLog::open(data).expect("log");
+        audit
+            .record(&Change::KeyRotation(KeyRotation {
+                purpose: "test".to_owned(),
+                old_key_id: None,
+                new_key_id: "k".to_owned(),
+                algorithm: "ed25519".to_owned(),
+            }))
+            .expect("records");
+        audit.verifier().clone()
+    }
+
+    /// Readers check checkpoints with `keys/log.pub` and never open the key
+    /// file: with the key file replaced by a directory (any read of it fails;
+    /// tests run as root, for whom mode 000 hides nothing), the store's
+    /// pairing check still reads and verifies the log. Without the recorded
+    /// key such a reader refuses, as before; a tampered one fails the
+    /// checkpoint check closed; a malformed, foreign, linked, FIFO or
+    /// writable one is refused naming the file (a FIFO without blocking).
+    #[test]
+    fn readers_check_the_log_with_the_recorded_public_key_never_the_key_file() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let data = DataDir::at(tmp.path());
+        let verifier = one_entry(&data);
+        let public = public_key_path(&data);
+        assert_eq!(
+            std::fs::read_to_string(&public).expect("recorded"),
+            format!("{verifier}\n")
+        );
+        assert_eq!(mode(&public), 0o644);
+        assert_eq!(mode(&key_path(&data)), 0o600);
+
+        let key = key_path(&data);
+        let secret = std::fs::read(&key).expect("key");
+        std::fs::remove_file(&key).expect("remove");
+        std::fs::create_dir(&key).expect("a directory in its place");
+        assert_eq!(
+            current_verifier(&data).expect("reads"),
+            Some(verifier.clone())
+        );
+        let log = crate::pairing::read_log(&data)
+            .expect("reads without the key")
+            .expect("a log");
+        assert_eq!(log.size(), 1);
+        assert_eq!(verifiers(&data).expect("reads"), vec![verifier.clone()]);
+
+        // Nothing recorded and the key unreadable: refused, as a missing key is.
+        let recorded = std::fs::read(&public).expect("read");
+        std::fs::remove_file(&public).expect("remove");
+        let e = crate::pairing::read_log(&data).expect_err("nothing to check with");
+        assert!(
+            chain(&e).contains("cannot load the audit log's key"),
+            "{}",
+            chain(&e)
+        );
+
+        let plant = |bytes: &[u8], mode: u32| {
+            let _ = std::fs::remove_file(&public);
+            std::fs::write(&public, bytes).expect("write");
+            std::fs::set_permissions(&public, std::fs::Permissions::from_mode(mode))
+                .expect("chmod");
+        };
+        // Another key's verifier: the checkpoint does not verify.
+        let other = Signer::from_seed(ORIGIN, [7u8; 32])
+            .expect("signer")
+            .verifier();
+        plant(format!("{other}\n").as_bytes(), 0o644);
+        let e = crate::pairing::read_log(&data).expect_err("tampered");
+        let said = chain(&e);
+        println!("tampered keys/log.pub: {said}");
+        assert!(said.contains("checkpoint is invalid"), "{said}");
+        let foreign = Signer::from_seed("other.example/log", [7u8; 32])
+            .expect("signer")
+            .verifier();
+        let foreign = format!("{foreign}\n");
+        let cases: [(&[u8], u32, &str); 5] = [
+            (b"not a key\n", 0o644, "does not hold a verifier key"),
+            (foreign.as_bytes(), 0o644, "not `cairn.local/log`"),
+            (&[0xff, 0xfe, b'\n'], 0o644, "cannot be read as text"),
+            (&recorded, 0o664, "writable by other users"),
+            (&vec![b'a'; 5000], 0o644, "at most 4096 bytes"),
+        ];
+        for (bytes, mode, expected) in cases {
+            plant(bytes, mode);
+            let e = current_verifier(&data).expect_err(expected);
+            let said = chain(&e);
+            assert!(
+                said.contains(expected) && said.contains("log.pub"),
+                "{said}"
+            );
+        }
+        // A symlink to the right key is not followed; a FIFO is not waited on.
+        std::fs::remove_file(&public).expect("remove");
+        let elsewhere = tmp.path().join("elsewhere.pub");
+        std::fs::write(&elsewhere, &recorded).expect("write");
+        std::os::unix::fs::symlink(&elsewhere, &public).expect("link");
+        let e = current_verifier(&data).expect_err("symlink");
+        assert!(chain(&e).contains("symbolic link"), "{}", chain(&e));
+        std::fs::remove_file(&public).expect("remove");
+        let fifo = std::ffi::CString::new(public.as_os_str().as_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let e = current_verifier(&data).expect_err("fifo");
+        assert!(chain(&e).contains("not a regular file"), "{}", chain(&e));
+
+        // Put back, the writer signs again.
+        std::fs::remove_file(&public).expect("remove");
+        plant(&recorded, 0o644);
+        std::fs::remove_dir(&key).expect("remove");
+        write_atomically(&key, &secret, 0o600).expect("write");
+        assert_eq!(AuditLog::open(&data).expect("opens").verifier(), &verifier);
+    }
+
+    /// A data directory made before `keys/log.pub`: readers derive the
+    /// verifier from the key file as before and write nothing; the next
+    /// command that loads the key records it; a recorded key that disagrees
+    /// with the key file stops the writer, and a recorded key with no key
+    /// file never lets a new key be made silently.
+    #[test]
+    fn the_next_signer_records_the_public_key_and_a_disagreeing_one_is_refused() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let data = DataDir::at(tmp.path());
+        let verifier = one_entry(&data);
+        let public = public_key_path(&data);
+        std::fs::remove_file(&public).expect("remove");
+        assert_eq!(
+            current_verifier(&data).expect("reads"),
+            Some(verifier.clone())
+        );
+        assert!(crate::pairing::read_log(&data).expect("reads").is_some());
+        assert!(!public.exists(), "a reader writes nothing");
+        drop(AuditLog::open(&data).expect("opens"));
+        assert_eq!(
+            std::fs::read_to_string(&public).expect("recorded"),
+            format!("{verifier}\n")
+        );
+
+        let other = Signer::from_seed(ORIGIN, [7u8; 32])
+            .expect("signer")
+            .verifier();
+        write_atomically(&public, format!("{other}\n").as_bytes(), 0o644).expect("write");
+        let e = AuditLog::open(&data).expect_err("disagrees");
+        let said = chain(&e);
+        println!("keys/log.pub disagreeing with keys/log.key: {said}");
+        assert!(said.contains("one of them was replaced"), "{said}");
+        assert!(!said.contains("PRIVATE"), "{said}");
+
+        write_atomically(&public, format!("{verifier}\n").as_bytes(), 0o644).expect("write");
+        std::fs::remove_file(key_path(&data)).expect("remove");
+        let e = AuditLog::open(&data).expect_err("no new key beside a recorded one");
+        let said = chain(&e);
+        assert!(said.contains("is missing; restore it"), "{said}");
+        assert!(!key_path(&data).exists(), "no key was made");
+        assert_eq!(current_verifier_or_create(&data).expect("reads"), verifier);
+        assert!(!key_path(&data).exists(), "no key was made");
     }
 }

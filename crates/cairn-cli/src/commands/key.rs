@@ -258,7 +258,25 @@ fn run(data: &DataDir, cmd: &KeyCommand) -> Result<Report, Failure> {
                 Some(change.logged.index),
             )
         }
-        KeyCommand::Show => ("show", keys.require()?, None, None),
+        KeyCommand::Show => {
+            // The recorded public key: showing never opens the private key
+            // (nor a token).
+            let key =
+                keys.public_key()?
+                    .ok_or_else(|| cairn_engine::EngineError::NoSigningKey {
+                        dir: keys.dir().to_owned(),
+                    })?;
+            let token = keys.token_config()?;
+            return Ok(Report {
+                action: "show",
+                key,
+                path: if token.is_some() { None } else { Some(path) },
+                token,
+                retired: None,
+                logged: None,
+                log: log_material(data),
+            });
+        }
         KeyCommand::Rotate {
             algorithm,
             key_label,

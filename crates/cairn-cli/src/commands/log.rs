@@ -219,8 +219,9 @@ fn open_for_reading(data_root: &Path, origin: &str) -> Result<Log, Failure> {
     Log::open_read_only(&log_dir(data_root), verifier).map_err(fail)
 }
 
-/// The verifier of the log's checkpoints, from its key file, once a log
-/// exists (reading never creates a key).
+/// The verifier of the log's checkpoints once a log exists (reading never
+/// creates a key): the audit log's recorded verifier (`keys/log.pub`, or its
+/// token's), never its key file; a scratch log's from its key file.
 fn log_verifier(data_root: &Path, origin: &str) -> Result<cairn_tlog::note::Verifier, Failure> {
     let dir = log_dir(data_root);
     if !dir.join("checkpoint").is_file() {

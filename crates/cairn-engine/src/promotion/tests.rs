@@ -124,10 +124,19 @@ fn evaluate_on_a_fresh_data_dir_creates_no_key_and_appends_nothing() {
     );
     assert!(!decision.allow, "no evidence, no pass: {decision:?}");
     let signing_key = crate::keys::KeyStore::new(&data).signing_key_path();
+    let signing_pub = crate::keys::KeyStore::new(&data).public_key_path();
     let log_key = crate::audit::key_path(&data);
+    let log_pub = crate::log_key::public_key_path(&data);
     let log_dir = crate::audit::log_dir(&data);
     let root = crate::audit::trusted_root_path(&data);
-    for path in [&signing_key, &log_key, &log_dir, &root] {
+    for path in [
+        &signing_key,
+        &signing_pub,
+        &log_key,
+        &log_pub,
+        &log_dir,
+        &root,
+    ] {
         assert!(
             !path.exists(),
             "an evaluation created {} (it records nothing)",
