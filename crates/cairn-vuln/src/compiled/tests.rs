@@ -322,3 +322,45 @@ fn a_corrupt_finding_head_is_an_error_naming_the_byte() {
     bad[5] = 0x80;
     assert_eq!(at(&bad, "2.0.0").unwrap_err().reason, "unknown entry flags");
 }
+
+/// Any one byte of a real form changed (each position, to 0, 0xff and with its
+/// low bit flipped) is an error or an answer, never a panic; a finding it
+/// still makes is checked against its row's advisory before it is used.
+#[test]
+fn every_byte_of_a_form_changed_never_panics() {
+    let record = r#"{"id":"R-1","modified":"m","aliases":["CVE-1"],"summary":"sum",
+      "database_specific":{"informational":"notice"},
+      "severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+      "affected":[{"package":{"ecosystem":"crates.io","name":"a"},
+        "ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.0.0"}]}],
+        "versions":["2.0.0-rc.1"],"ecosystem_specific":{"urgency":"high"}}]}"#;
+    let adv = Advisory::parse(record.as_bytes()).unwrap();
+    let mut forms: Vec<Vec<u8>> = vec![compile(&adv).remove(0).1.unwrap()];
+    forms.push(form(("Debian:12", "glibc")));
+    forms.push(form(("npm", "x")));
+    let (mut errors, mut answers) = (0, 0);
+    for good in &forms {
+        for at in 0..good.len() {
+            for change in [0u8, 0xff, good[at] ^ 1] {
+                let mut bad = good.clone();
+                bad[at] = change;
+                for v in ["0.1.0", "1.0.0", "2.0.0-rc.1", "2.36-9", "1.5.0", "x y"] {
+                    match decide(&bad, &mut Installed::new(v)) {
+                        Ok(Decision::Affected(hit)) => {
+                            let _ = hit.check_id("R-1");
+                            let _ = hit.finding(&Package::new("crates.io", "a", v));
+                            answers += 1;
+                        }
+                        Ok(_) => answers += 1,
+                        Err(e) => {
+                            assert!(e.at <= bad.len(), "{e}");
+                            errors += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!("{errors} errors, {answers} answers, no panic");
+    assert!(errors > 0 && answers > 0);
+}
