@@ -26,10 +26,10 @@
 //!
 //! ```text
 //! form     = version:u8 flags:u8 (bit 0 withdrawn, bit 1 head kept)
-//!            entries:u16 entry* head?
+//!            entries:u16 entry* (head_len:u32 head)?
 //! entry    = scheme:u8 (0xff none) eflags:u8 (bit 0 a range cannot be
 //!            evaluated, bit 1 finding kept) ranges:u16 range* versions:u32 text*
-//!            finding?
+//!            (finding_len:u32 finding)?
 //! range    = scheme:u8 events:u16 event*
 //! event    = kind:u8 (0 introduced, 1 fixed, 2 last_affected, 3 limit) bound
 //! bound    = 0 (introduced "0") | 1 text | 2 epoch:u64 text text (dpkg parts)
@@ -43,6 +43,12 @@
 //! opt(x)   = 0 | 1 x
 //! ```
 //!
+//! [`decide`] reads and checks every byte of what its answer rests on: every
+//! entry's ranges and listed versions, and the finding data and head when it
+//! makes a finding of them (an entry that does not match uses none of its
+//! finding data, an answer "no" or "maybe" none of the head: each is skipped
+//! by its length, checked against the end, so a scan of many packages of one
+//! distribution, most answered "no", decodes no finding data for those).
 //! A form that is truncated, has trailing bytes, another version byte, a count
 //! or length past its bound or the end, an unknown tag, a text that is not
 //! UTF-8, a score out of range, or a bound that no longer parses is a
@@ -404,12 +410,14 @@ fn compile_one(
         }
         if let Some(finding) = entry_finding(entry) {
             eflags |= ENTRY_FINDING;
+            out.extend_from_slice(&u32::try_from(finding.len()).ok()?.to_le_bytes());
             out.extend_from_slice(&finding);
         }
         out[eflags_at] = eflags;
     }
     if let Some(head) = head {
         flags |= FLAG_HEAD;
+        out.extend_from_slice(&u32::try_from(head.len()).ok()?.to_le_bytes());
         out.extend_from_slice(head);
     }
     out[1] = flags;
@@ -544,25 +552,21 @@ impl<'a> Reader<'a> {
         }))
     }
 
-    /// A list of finding texts: each read (and checked), kept only when `keep`.
-    fn longs(&mut self, keep: bool) -> Result<Vec<&'a str>, FormError> {
+    /// A list of finding texts, each read and checked.
+    fn longs(&mut self) -> Result<Vec<&'a str>, FormError> {
         let n = self.u16()?;
         let n = self.count(n, 2, usize::from(u16::MAX))?;
         let mut out = Vec::new();
         for _ in 0..n {
-            let t = self.long()?;
-            if keep {
-                out.push(t);
-            }
+            out.push(self.long()?);
         }
         Ok(out)
     }
 
-    /// The record's head (every byte read and checked); its lists are
-    /// gathered only when `keep`.
-    fn head(&mut self, keep: bool) -> Result<Head<'a>, FormError> {
+    /// The record's head, every byte read and checked.
+    fn head(&mut self) -> Result<Head<'a>, FormError> {
         let id = self.long()?;
-        let aliases = self.longs(keep)?;
+        let aliases = self.longs()?;
         let summary = self.opt_long()?;
         let informational = match self.u8()? {
             0 => None,
@@ -576,8 +580,7 @@ impl<'a> Reader<'a> {
                     self.at = at;
                     return self.fail("a known informational kind written as another");
                 }
-                // Allocated only for a finding (RustSec writes the three above).
-                keep.then(|| Informational::Other(other.to_owned()))
+                Some(Informational::Other(other.to_owned()))
             }
             _ => {
                 self.at -= 1;
@@ -585,7 +588,7 @@ impl<'a> Reader<'a> {
             }
         };
         let severity = self.severity()?;
-        let ecosystems = self.longs(keep)?;
+        let ecosystems = self.longs()?;
         Ok(Head {
             id,
             aliases,
@@ -720,18 +723,33 @@ pub fn decide<'f>(
             }
         }
         if eflags & ENTRY_FINDING != 0 {
-            let n = r.u16()?;
-            let n = r.count(n, 2, usize::from(u16::MAX))?;
-            for _ in 0..n {
-                let v = r.long()?;
-                if affected && !fixed.contains(&v) {
-                    fixed.push(v);
-                }
+            let len_at = r.at;
+            let len = r.u32()?;
+            if len > form.len() - r.at {
+                r.at = len_at;
+                return r.fail("a finding's length past the end");
             }
-            let severity = r.severity()?;
-            let urgency = r.opt_long()?;
-            if affected && first.is_none() {
-                first = Some((severity, urgency));
+            if affected {
+                // Read and checked where a finding is made of it.
+                let end = r.at + len;
+                let n = r.u16()?;
+                let n = r.count(n, 2, usize::from(u16::MAX))?;
+                for _ in 0..n {
+                    let v = r.long()?;
+                    if !fixed.contains(&v) {
+                        fixed.push(v);
+                    }
+                }
+                let severity = r.severity()?;
+                let urgency = r.opt_long()?;
+                if r.at != end {
+                    return r.fail("a finding's length does not end it");
+                }
+                if first.is_none() {
+                    first = Some((severity, urgency));
+                }
+            } else {
+                r.at += len;
             }
         } else if affected {
             all_kept = false;
@@ -739,10 +757,27 @@ pub fn decide<'f>(
         any_affected |= affected;
         any_unsure |= unsure && !affected;
     }
+    // The head is decoded (and checked) only when the answer is a finding.
     let keep = any_affected && all_kept && flags & FLAG_WITHDRAWN == 0;
-    let head_at = r.at;
+    let mut head_at = r.at;
     let head = if flags & FLAG_HEAD != 0 {
-        Some(r.head(keep)?)
+        let len_at = r.at;
+        let len = r.u32()?;
+        head_at = r.at;
+        if len != form.len() - r.at {
+            r.at = len_at;
+            return r.fail("the head's length does not end the form");
+        }
+        if keep {
+            let head = r.head()?;
+            if r.at != form.len() {
+                return r.fail("trailing bytes after the head");
+            }
+            Some(head)
+        } else {
+            r.at = form.len();
+            None
+        }
     } else {
         None
     };

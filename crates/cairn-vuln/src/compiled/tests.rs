@@ -216,11 +216,12 @@ fn a_corrupt_form_is_an_error_never_a_no() {
         at(&past, "2:0").unwrap_err().reason,
         "truncated: a field runs past the end"
     );
+    // A byte after the end: the head (last) no longer ends the form.
     let mut trailing = good.clone();
     trailing.push(0);
     assert_eq!(
         at(&trailing, "2:0").unwrap_err().reason,
-        "trailing bytes after the form"
+        "the head's length does not end the form"
     );
     assert!(at(&[], "1").is_err());
     let mut flags = good.clone();
@@ -234,9 +235,10 @@ fn a_corrupt_form_is_an_error_never_a_no() {
     );
 }
 
-/// A corrupt head or finding data is an error naming the byte, whatever the
-/// answer would be, never a panic nor another finding; a head stored under
-/// another advisory's row is refused by [`Hit::check_id`].
+/// A corrupt head is an error naming the byte whenever a finding would be made
+/// of it, never a panic nor another finding; an answer "no" does not read it
+/// (its length must still end the form) and is the record's; a head stored
+/// under another advisory's row is refused by [`Hit::check_id`].
 #[test]
 fn a_corrupt_finding_head_is_an_error_naming_the_byte() {
     let record = r#"{"id":"R-1","modified":"m","aliases":["CVE-1"],"summary":"sum",
@@ -246,7 +248,8 @@ fn a_corrupt_finding_head_is_an_error_naming_the_byte() {
     let adv = Advisory::parse(record.as_bytes()).unwrap();
     let good = compile(&adv).remove(0).1.unwrap();
     assert!(matches!(at(&good, "0.1.0"), Ok(Decision::Affected(_))));
-    // Cut anywhere, for an affected version and for one that is not.
+    // Cut anywhere, for an affected version and for one that is not (the
+    // head's length no longer ends the form).
     for cut in 0..good.len() {
         for v in ["0.1.0", "2.0.0"] {
             let e = at(&good[..cut], v).unwrap_err();
@@ -262,12 +265,26 @@ fn a_corrupt_finding_head_is_an_error_naming_the_byte() {
     let summary = find(b"sum") - 2;
     let mut bad = good.clone();
     bad[summary + 2] = 0xff;
+    assert_eq!(
+        at(&bad, "0.1.0"),
+        Err(FormError {
+            at: summary,
+            reason: "a text is not UTF-8"
+        })
+    );
+    // Not affected: the ranges say so, the head is not read.
+    assert_eq!(kind(&bad, record, ("crates.io", "a"), "2.0.0"), "no");
+    // The head's length not ending the form, for either answer.
+    let id = find(b"R-1");
+    let head_len = id - 2 - 4;
     for v in ["0.1.0", "2.0.0"] {
+        let mut long = good.clone();
+        long[head_len] += 1;
         assert_eq!(
-            at(&bad, v),
+            at(&long, v),
             Err(FormError {
-                at: summary,
-                reason: "a text is not UTF-8"
+                at: head_len,
+                reason: "the head's length does not end the form"
             })
         );
     }
@@ -297,14 +314,13 @@ fn a_corrupt_finding_head_is_an_error_naming_the_byte() {
     let mut bad = good.clone();
     bad[summary + 2 + 3] = 7;
     assert_eq!(
-        at(&bad, "2.0.0"),
+        at(&bad, "0.1.0"),
         Err(FormError {
             at: summary + 5,
             reason: "unknown advisory kind"
         })
     );
     // The head of another advisory (same length, other id).
-    let id = find(b"R-1");
     let mut other = good.clone();
     other[id..id + 3].copy_from_slice(b"R-2");
     let Ok(Decision::Affected(hit)) = at(&other, "0.1.0") else {
@@ -317,6 +333,22 @@ fn a_corrupt_finding_head_is_an_error_naming_the_byte() {
             reason: "the head names another advisory than its row"
         })
     );
+    // The entry's finding data longer than it is (its length is right after
+    // the listed versions' count, zero here): read where a finding is made of
+    // it, skipped (and the head's length then no longer ends the form) where not.
+    let finding_len = find(&[0, 0, 0, 0]) + 4;
+    // It runs up to the head's length (4 bytes before the head).
+    assert_eq!(
+        usize::from(good[finding_len]),
+        (id - 2 - 4) - (finding_len + 4)
+    );
+    let mut longer = good.clone();
+    longer[finding_len] += 1;
+    assert_eq!(
+        at(&longer, "0.1.0").unwrap_err().reason,
+        "a finding's length does not end it"
+    );
+    assert!(at(&longer, "2.0.0").is_err());
     // Unknown entry flags.
     let mut bad = good;
     bad[5] = 0x80;
