@@ -570,6 +570,12 @@ fn a_corrupt_compiled_form_leaves_its_pair_not_evaluated_with_the_reason() {
         "3"
     );
 
+    // Where DSA-9000-1's head starts in its form: its id's length, before the id.
+    let head_at = sql(
+        &f,
+        "SELECT instr(compiled, CAST('DSA-9000-1' AS BLOB)) - 3 FROM advisory_packages \
+         WHERE id = 'DSA-9000-1'",
+    );
     for (corruption, reason) in [
         // Cut to 9 bytes: the entry count promises more than is left.
         (
@@ -581,14 +587,25 @@ fn a_corrupt_compiled_form_leaves_its_pair_not_evaluated_with_the_reason() {
             "compiled match form is corrupt at byte 0: unknown form version",
         ),
         (
-            "X'0100FFFF'",
+            "X'0200FFFF'",
             "compiled match form is corrupt at byte 4: a count past its bound or the end",
         ),
-        // One entry (dpkg ordering, no range) listing one version whose
-        // length (255) runs past the end.
+        // One entry (dpkg ordering, no flags, no range) listing one version
+        // whose length (255) runs past the end.
         (
-            "X'0100010006000001000000FF00'",
-            "compiled match form is corrupt at byte 13: truncated: a field runs past the end",
+            "X'020001000600000001000000FF00'",
+            "compiled match form is corrupt at byte 14: truncated: a field runs past the end",
+        ),
+        // A form of the former version (1: no finding data) is not read.
+        (
+            "X'01' || substr(compiled, 2)",
+            "compiled match form is corrupt at byte 0: unknown form version",
+        ),
+        // The head of another advisory (DSA-9000-1's form under this row):
+        // its finding is never given for this advisory.
+        (
+            "(SELECT compiled FROM advisory_packages WHERE id = 'DSA-9000-1')",
+            "compiled match form is corrupt at byte HEAD: the head names another advisory than its row",
         ),
     ] {
         f.ok(&["vulns", "import", advisories.to_str().unwrap()]);
@@ -609,7 +626,7 @@ fn a_corrupt_compiled_form_leaves_its_pair_not_evaluated_with_the_reason() {
         assert_eq!(hit.len(), 1, "{corruption}: {issues:?}");
         assert_eq!(
             hit[0]["reason"],
-            format!("advisory DSA-8000-1: {reason}"),
+            format!("advisory DSA-8000-1: {}", reason.replace("HEAD", &head_at)),
             "{corruption}"
         );
         assert!(

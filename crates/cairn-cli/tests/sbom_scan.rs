@@ -528,6 +528,75 @@ fn sqlite(f: &Fixture, script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The findings an affected (advisory, crate) pair's compiled form makes are
+/// the records' own: a scan of every crate the RustSec records name (at
+/// 0.1.0, as `scripts/perf-guard` scans them: 974 pairs that may match) gives
+/// byte for byte the same JSON, text and SARIF as the scan that reads and
+/// matches every record (each compiled form dropped, as for rows kept before
+/// schema v17).
+#[test]
+fn findings_from_compiled_forms_are_the_records_byte_for_byte() {
+    let f = Fixture::new();
+    f.import_rustsec();
+    let mut names = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(rustsec_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        for a in record["affected"].as_array().into_iter().flatten() {
+            if a["package"]["ecosystem"] == "crates.io" {
+                names.insert(a["package"]["name"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let crates: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "0.1.0")).collect();
+    f.file("every/Cargo.lock", &cargo_lock(&crates));
+    let dir = f.path("every");
+    let dir = dir.to_str().unwrap();
+    let scans = |f: &Fixture| -> Vec<Vec<u8>> {
+        [
+            vec!["--json", "scan", dir],
+            vec!["scan", dir],
+            vec!["scan", "--format", "sarif", dir],
+        ]
+        .iter()
+        .map(|args| {
+            let out = f.cairn(args);
+            assert_eq!(code(&out), 1, "{}", stderr(&out));
+            out.stdout
+        })
+        .collect()
+    };
+    let compiled = scans(&f);
+    let forms = sqlite(
+        &f,
+        "print(db.execute('SELECT count(*) FROM advisory_packages WHERE compiled IS NOT NULL').fetchone()[0])",
+    );
+    sqlite(
+        &f,
+        "db.execute('UPDATE advisory_packages SET compiled = NULL')",
+    );
+    let records = scans(&f);
+    let report: Value = serde_json::from_slice(&compiled[0]).unwrap();
+    println!(
+        "{} crates, {forms} compiled forms: {} vulnerabilities, {} informational, {} not evaluated; JSON, text and SARIF ({} bytes) the same from the records",
+        crates.len(),
+        report["vulnerabilities"].as_array().unwrap().len(),
+        report["informational"].as_array().unwrap().len(),
+        report["issues"].as_array().map_or(0, Vec::len),
+        compiled.iter().map(Vec::len).sum::<usize>()
+    );
+    assert!(report["vulnerabilities"].as_array().unwrap().len() > 400);
+    for (i, (a, b)) in compiled.iter().zip(&records).enumerate() {
+        assert!(
+            a == b,
+            "output {i} differs between compiled forms and records"
+        );
+    }
+}
+
 /// `cairn scan` only reads: once the store is paired with the log, a scan
 /// opens it through one connection SQLite keeps from writing, and the
 /// database file is byte for byte what it was (no migration, no mark moved, no

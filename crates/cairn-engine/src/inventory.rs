@@ -514,27 +514,42 @@ pub(crate) struct StoredMatch {
 
 /// Matches `packages` against the stored advisories naming them: each index
 /// row's compiled match form decides (pair by pair, without JSON) where it
-/// says "not affected"; only the records of the other pairs (affected, cannot
-/// tell, or kept without a compiled form) are read and matched by
+/// says "not affected", and where it says "affected" with the finding the
+/// record would give (its fixed versions, severity, urgency and the record's
+/// head: [`cairn_vuln::compiled::Hit`]); only the records of the other pairs
+/// (cannot tell, or kept without a compiled form) are read and matched by
 /// [`cairn_vuln::matches`]'s code, so findings, fixed versions, severities and
 /// what cannot be evaluated are those of the records. A compiled form that
-/// cannot be read leaves its pair not evaluated, saying why.
+/// cannot be read, or whose head names another advisory than its row, leaves
+/// its pair not evaluated, saying why.
 pub(crate) fn match_stored(
     store: &dyn Store,
     packages: &[Package],
 ) -> Result<StoredMatch, EngineError> {
     use cairn_vuln::compiled::{Decision, Installed, decide};
-    let keys: Vec<(String, String)> = packages
+    // Each package's key, computed once; sorted and each once for the store.
+    let names: Vec<String> = packages
         .iter()
-        .map(|p| (p.ecosystem.clone(), normalize_name(&p.ecosystem, &p.name)))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
+        .map(|p| normalize_name(&p.ecosystem, &p.name))
         .collect();
-    let rows = store.advisory_matchers(&keys)?;
+    let mut keys: Vec<(String, String)> = packages
+        .iter()
+        .zip(&names)
+        .map(|(p, n)| (p.ecosystem.clone(), n.clone()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut rows = store.advisory_matchers(&keys)?;
+    // The store gives them by (ecosystem, name, id); a package's rows are
+    // found by binary search.
+    let order = |a: &cairn_store::StoredMatcher, b: &cairn_store::StoredMatcher| {
+        (&a.ecosystem, &a.name, &a.id).cmp(&(&b.ecosystem, &b.name, &b.id))
+    };
+    if !rows.is_sorted_by(|a, b| order(a, b).is_le()) {
+        rows.sort_by(order);
+    }
     let mut newest_modified: Option<&str> = None;
     let mut ecosystems = BTreeSet::new();
-    let mut by_key: std::collections::HashMap<(&str, &str), Vec<&cairn_store::StoredMatcher>> =
-        std::collections::HashMap::new();
     for row in &rows {
         if newest_modified.is_none_or(|n| row.modified.as_str() > n) {
             newest_modified = Some(&row.modified);
@@ -542,28 +557,48 @@ pub(crate) fn match_stored(
         if !ecosystems.contains(&row.ecosystem) {
             ecosystems.insert(row.ecosystem.clone());
         }
-        by_key
-            .entry((row.ecosystem.as_str(), row.name.as_str()))
-            .or_default()
-            .push(row);
     }
+    let rows_of = |ecosystem: &str, name: &str| {
+        let key = (ecosystem, name);
+        let start = rows.partition_point(|r| (r.ecosystem.as_str(), r.name.as_str()) < key);
+        let len = rows[start..]
+            .iter()
+            .take_while(|r| (r.ecosystem.as_str(), r.name.as_str()) == key)
+            .count();
+        &rows[start..start + len]
+    };
     let mut needed: BTreeSet<&str> = BTreeSet::new();
     let mut corrupt: Vec<cairn_vuln::ScanIssue> = Vec::new();
-    for p in packages {
-        let name = normalize_name(&p.ecosystem, &p.name);
-        let Some(rows) = by_key.get(&(p.ecosystem.as_str(), name.as_str())) else {
+    // The findings the compiled forms gave, by package position.
+    let mut known: Vec<Vec<cairn_vuln::Finding>> = vec![Vec::new(); packages.len()];
+    for (i, (p, name)) in packages.iter().zip(&names).enumerate() {
+        let rows = rows_of(&p.ecosystem, name);
+        if rows.is_empty() {
             continue;
-        };
+        }
         let mut installed = Installed::new(&p.version);
         for row in rows {
             let Some(form) = &row.compiled else {
                 needed.insert(&row.id);
                 continue;
             };
-            match decide(form, &mut installed) {
+            let decided = decide(form, &mut installed).and_then(|d| match &d {
+                Decision::Affected(hit) => hit.check_id(&row.id).map(|()| d),
+                _ => Ok(d),
+            });
+            match decided {
                 Ok(Decision::No) => {}
                 Ok(Decision::Maybe) => {
                     needed.insert(&row.id);
+                }
+                Ok(Decision::Affected(hit)) => {
+                    // What reading the record would have told of it.
+                    for e in hit.ecosystems() {
+                        if !ecosystems.contains(*e) {
+                            ecosystems.insert((*e).to_owned());
+                        }
+                    }
+                    known[i].push(hit.finding(p));
                 }
                 Err(e) => corrupt.push(cairn_vuln::ScanIssue {
                     package: p.clone(),
@@ -589,14 +624,7 @@ pub(crate) fn match_stored(
             Err(e) => unparsed.push((stored.id, e)),
         }
     }
-    let mut report = if index.is_empty() {
-        cairn_vuln::ScanReport {
-            packages: packages.len(),
-            ..Default::default()
-        }
-    } else {
-        index.scan(packages)
-    };
+    let mut report = index.scan_with(packages, |i| std::mem::take(&mut known[i]));
     if !corrupt.is_empty() {
         // A pair whose compiled form is corrupt is not evaluated, even where
         // its record was read for another package.

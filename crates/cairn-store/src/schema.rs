@@ -832,6 +832,22 @@ CREATE INDEX advisory_packages_uncompiled ON advisory_packages (id) WHERE compil
 CREATE INDEX advisory_packages_uncompiled ON advisory_packages (id) WHERE compiled IS NULL;
 "#,
     },
+    // Version 19: compiled match forms of version 2 (`cairn_vuln::compiled`:
+    // each entry's finding data and the record's finding head, so an affected
+    // pair's finding is made without reading the record). The forms kept
+    // before are of version 1, which this cairn no longer reads: they are
+    // dropped, matching reads those records meanwhile (the same answers), and
+    // the back-fill at the next import (`advisories::backfill_compiled`,
+    // through the partial index of v18) writes them again.
+    Migration {
+        version: 19,
+        sqlite: r#"
+UPDATE advisory_packages SET compiled = NULL WHERE compiled IS NOT NULL;
+"#,
+        postgres: r#"
+UPDATE advisory_packages SET compiled = NULL WHERE compiled IS NOT NULL;
+"#,
+    },
 ];
 
 /// The schema version this cairn writes (the last entry of the migration list).

@@ -1,64 +1,198 @@
 //! A record's compiled match form per (ecosystem, package): the binary answer
-//! to "does version V of this package match", read without JSON.
+//! to "does version V of this package match, and with which finding", read
+//! without JSON.
 //!
 //! [`compile`] writes, for each (ecosystem, normalised name) a record names,
 //! only what deciding that needs: whether the record is withdrawn, and for each
 //! of its `affected` entries for that package the ranges (ordering, events
-//! sorted as the OSV algorithm walks them, bounds pre-split for dpkg) and the
-//! listed versions the ranges do not already cover. A range that cannot be
-//! evaluated (an unknown type, a bound that does not parse, no ordering) is
-//! kept as a mark only: a form with one never answers "no", so the record is
-//! read and the same error is reported as without forms.
+//! sorted as the OSV algorithm walks them, bounds pre-split for dpkg), the
+//! listed versions the ranges do not already cover, whether a range cannot be
+//! evaluated (an unknown type, a bound that does not parse, no ordering: kept
+//! as a mark only), and what a finding of that entry says (its fixed versions,
+//! its own severity, computed from its CVSS vector at compile time, and its
+//! urgency); then once the record's finding head: id, aliases, summary, kind,
+//! the record-level severity and the ecosystems the record names.
 //!
-//! [`decide`] answers [`Decision::No`] only when [`crate::matches`] of the
-//! record would answer `Ok(None)` (not affected, or withdrawn); everything else
-//! ([`Decision::Maybe`]: affected, or cannot tell) sends the caller to the record.
-//! That is the invariant the conformance test checks on every probe.
+//! [`decide`] answers [`Decision::No`] exactly when [`crate::matches`] of the
+//! record would answer `Ok(None)` (not affected, or withdrawn);
+//! [`Decision::Affected`] only when it would answer `Ok(Some(finding))`, with
+//! what makes exactly that finding ([`Hit::finding`]); [`Decision::Maybe`]
+//! (read the record) for the rest: an entry that cannot tell and none that
+//! says affected, or a form that keeps no finding data (a text past its
+//! bound). That is the invariant the conformance test checks on every probe.
 //!
 //! Encoding (version byte [`FORM_VERSION`]), every integer little-endian,
 //! every count and length bounded and checked on decode:
 //!
 //! ```text
-//! form    = version:u8 flags:u8 (bit 0 withdrawn, bit 1 unevaluable range)
-//!           entries:u16 entry*
-//! entry   = scheme:u8 (0xff none) ranges:u16 range* versions:u32 text*
-//! range   = scheme:u8 events:u16 event*
-//! event   = kind:u8 (0 introduced, 1 fixed, 2 last_affected, 3 limit) bound
-//! bound   = 0 (introduced "0") | 1 text | 2 epoch:u64 text text (dpkg parts)
-//! text    = len:u16 bytes (UTF-8, at most MAX_VERSION_LEN)
+//! form     = version:u8 flags:u8 (bit 0 withdrawn, bit 1 head kept)
+//!            entries:u16 entry* (head_len:u32 head)?
+//! entry    = scheme:u8 (0xff none) eflags:u8 (bit 0 a range cannot be
+//!            evaluated, bit 1 finding kept) ranges:u16 range* versions:u32 text*
+//!            (finding_len:u32 finding)?
+//! range    = scheme:u8 events:u16 event*
+//! event    = kind:u8 (0 introduced, 1 fixed, 2 last_affected, 3 limit) bound
+//! bound    = 0 (introduced "0") | 1 text | 2 epoch:u64 text text (dpkg parts)
+//! text     = len:u16 bytes (UTF-8, at most MAX_VERSION_LEN)
+//! finding  = fixed:u16 long* severity urgency:opt(long)
+//! head     = id:long aliases:u16 long* summary:opt(long)
+//!            kind:u8 (0 vulnerability, 1 unmaintained, 2 unsound, 3 notice,
+//!            4 another: long) severity ecosystems:u16 long*
+//! severity = 0 (none) | 1 kind:long vector:long score:u64 (f64 bits) rating:u8
+//! long     = len:u16 bytes (UTF-8)
+//! opt(x)   = 0 | 1 x
 //! ```
 //!
+//! [`decide`] reads and checks every byte of what its answer rests on: every
+//! entry's ranges and listed versions, and the finding data and head when it
+//! makes a finding of them (an entry that does not match uses none of its
+//! finding data, an answer "no" or "maybe" none of the head: each is skipped
+//! by its length, checked against the end, so a scan of many packages of one
+//! distribution, most answered "no", decodes no finding data for those).
 //! A form that is truncated, has trailing bytes, another version byte, a count
-//! or length past its bound or the end, an unknown tag, or a bound that no longer
-//! parses is a [`FormError`]: the caller reports the record not evaluated.
+//! or length past its bound or the end, an unknown tag, a text that is not
+//! UTF-8, a score out of range, or a bound that no longer parses is a
+//! [`FormError`] naming the byte: the caller reports the pair not evaluated.
+//! Forms of the former version (1, without finding data) are refused the same
+//! way; the store's schema v19 dropped them, and the back-fill at the next
+//! import writes them again.
 
 pub use crate::matching::Installed;
-use crate::matching::normalize_name;
-use crate::osv::{Advisory, Bound, Compiled, EventKind, RangeKind};
+use crate::matching::{
+    Finding, FindingKind, Package, Rating, Severity, fixed_of, normalize_name, severity_of,
+    urgency_of,
+};
+use crate::osv::{Advisory, Affected, Bound, Compiled, EventKind, Informational, RangeKind};
 use crate::version::{MAX_VERSION_LEN, Scheme, Version};
 use std::cmp::Ordering;
 
 /// The encoding this cairn writes and reads.
-pub const FORM_VERSION: u8 = 1;
+pub const FORM_VERSION: u8 = 2;
 /// The largest compiled form accepted on decode.
 pub const MAX_FORM_BYTES: usize = 4 << 20;
 /// The most entries in one form.
 pub const MAX_FORM_ENTRIES: usize = crate::osv::MAX_AFFECTED;
 /// The most listed versions of one entry.
 pub const MAX_FORM_VERSIONS: usize = 1 << 20;
+/// The longest text of a finding a form keeps (an id, an alias, the summary,
+/// a CVSS vector, a fixed version): a record with a longer one keeps no
+/// finding data, and its matches are read from the record.
+pub const MAX_FINDING_TEXT: usize = u16::MAX as usize;
 
 const FLAG_WITHDRAWN: u8 = 1;
-const FLAG_UNEVALUABLE: u8 = 2;
-const FLAGS_KNOWN: u8 = FLAG_WITHDRAWN | FLAG_UNEVALUABLE;
+const FLAG_HEAD: u8 = 2;
+const FLAGS_KNOWN: u8 = FLAG_WITHDRAWN | FLAG_HEAD;
+const ENTRY_UNEVALUABLE: u8 = 1;
+const ENTRY_FINDING: u8 = 2;
+const ENTRY_FLAGS_KNOWN: u8 = ENTRY_UNEVALUABLE | ENTRY_FINDING;
 const NO_SCHEME: u8 = 0xff;
 
 /// What a compiled form says about one installed version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision<'f> {
     /// The record does not match (not affected, or withdrawn).
     No,
-    /// It matches, or cannot be evaluated: read the record.
+    /// It matches, or cannot be evaluated, and the form cannot say the
+    /// finding: read the record.
     Maybe,
+    /// It matches, and this is what the record's finding says.
+    Affected(Box<Hit<'f>>),
+}
+
+/// A severity as a form keeps it (already computed from its CVSS vector).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SeverityRef<'f> {
+    kind: &'f str,
+    vector: &'f str,
+    score: f64,
+    rating: Rating,
+}
+
+impl SeverityRef<'_> {
+    fn owned(&self) -> Severity {
+        Severity {
+            kind: self.kind.to_owned(),
+            vector: self.vector.to_owned(),
+            score: self.score,
+            rating: self.rating,
+        }
+    }
+}
+
+/// The record-level part of a finding, as a form keeps it.
+#[derive(Debug, Clone, PartialEq)]
+struct Head<'f> {
+    id: &'f str,
+    aliases: Vec<&'f str>,
+    summary: Option<&'f str>,
+    /// `None`: a vulnerability.
+    informational: Option<Informational>,
+    severity: Option<SeverityRef<'f>>,
+    ecosystems: Vec<&'f str>,
+}
+
+/// What a form says a finding is, borrowed from the form: the record's
+/// head, and of the entries that match the installed version their fixed
+/// versions (in entry order, each once) and the first one's severity (else the
+/// record's) and urgency, as [`crate::matches`] puts them together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit<'f> {
+    /// Where the head starts in the form.
+    head_at: usize,
+    head: Head<'f>,
+    fixed_versions: Vec<&'f str>,
+    severity: Option<SeverityRef<'f>>,
+    urgency: Option<&'f str>,
+}
+
+impl<'f> Hit<'f> {
+    /// The advisory's id.
+    pub fn advisory_id(&self) -> &'f str {
+        self.head.id
+    }
+
+    /// `Ok` when the head is of the advisory `id` (the index row's): a form
+    /// stored under another advisory's row is corrupt, never its finding.
+    pub fn check_id(&self, id: &str) -> Result<(), FormError> {
+        if self.head.id == id {
+            Ok(())
+        } else {
+            Err(FormError {
+                at: self.head_at,
+                reason: "the head names another advisory than its row",
+            })
+        }
+    }
+
+    /// Every ecosystem the record names (each once, in record order), as a
+    /// caller that read the record would learn them.
+    pub fn ecosystems(&self) -> &[&'f str] {
+        &self.head.ecosystems
+    }
+
+    /// The finding for `package` (the installed package this form was
+    /// decided for).
+    pub fn finding(&self, package: &Package) -> Finding {
+        Finding {
+            advisory_id: self.head.id.to_owned(),
+            aliases: self.head.aliases.iter().map(|a| (*a).to_owned()).collect(),
+            summary: self.head.summary.map(str::to_owned),
+            kind: match &self.head.informational {
+                Some(i) => FindingKind::Informational(i.clone()),
+                None => FindingKind::Vulnerability,
+            },
+            ecosystem: package.ecosystem.clone(),
+            package: package.name.clone(),
+            installed_version: package.version.clone(),
+            fixed_versions: self
+                .fixed_versions
+                .iter()
+                .map(|v| (*v).to_owned())
+                .collect(),
+            severity: self.severity.or(self.head.severity).map(|s| s.owned()),
+            urgency: self.urgency.map(str::to_owned),
+        }
+    }
 }
 
 /// Why a compiled form cannot be read.
@@ -85,9 +219,10 @@ pub fn compile(advisory: &Advisory) -> Vec<KeyedForm> {
             keys.push(key);
         }
     }
+    let head = head(advisory);
     keys.into_iter()
         .map(|key| {
-            let form = compile_one(advisory, &key.0, &key.1);
+            let form = compile_one(advisory, &key.0, &key.1, head.as_deref());
             (key, form)
         })
         .collect()
@@ -102,6 +237,83 @@ fn text(out: &mut Vec<u8>, s: &str) -> Option<()> {
     Some(())
 }
 
+/// A finding's text; `None` past [`MAX_FINDING_TEXT`].
+fn long(out: &mut Vec<u8>, s: &str) -> Option<()> {
+    out.extend_from_slice(&u16::try_from(s.len()).ok()?.to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+    Some(())
+}
+
+fn opt_long(out: &mut Vec<u8>, s: Option<&str>) -> Option<()> {
+    match s {
+        None => out.push(0),
+        Some(s) => {
+            out.push(1);
+            long(out, s)?;
+        }
+    }
+    Some(())
+}
+
+fn severity(out: &mut Vec<u8>, s: Option<&Severity>) -> Option<()> {
+    let Some(s) = s else {
+        out.push(0);
+        return Some(());
+    };
+    out.push(1);
+    long(out, &s.kind)?;
+    long(out, &s.vector)?;
+    out.extend_from_slice(&s.score.to_bits().to_le_bytes());
+    out.push(Rating::ALL.iter().position(|r| *r == s.rating)? as u8);
+    Some(())
+}
+
+/// The record's finding head; `None` when a text or a count is past its bound.
+fn head(advisory: &Advisory) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    long(&mut out, &advisory.id)?;
+    out.extend_from_slice(&u16::try_from(advisory.aliases.len()).ok()?.to_le_bytes());
+    for a in &advisory.aliases {
+        long(&mut out, a)?;
+    }
+    opt_long(&mut out, advisory.summary.as_deref())?;
+    match &advisory.informational {
+        None => out.push(0),
+        Some(Informational::Unmaintained) => out.push(1),
+        Some(Informational::Unsound) => out.push(2),
+        Some(Informational::Notice) => out.push(3),
+        Some(Informational::Other(s)) => {
+            out.push(4);
+            long(&mut out, s)?;
+        }
+    }
+    severity(&mut out, severity_of(&advisory.severity).as_ref())?;
+    let mut ecosystems: Vec<&str> = Vec::new();
+    for a in &advisory.affected {
+        if !ecosystems.contains(&a.ecosystem.as_str()) {
+            ecosystems.push(&a.ecosystem);
+        }
+    }
+    out.extend_from_slice(&u16::try_from(ecosystems.len()).ok()?.to_le_bytes());
+    for e in ecosystems {
+        long(&mut out, e)?;
+    }
+    Some(out)
+}
+
+/// What a finding of `entry` adds to the head; `None` when past a bound.
+fn entry_finding(entry: &Affected) -> Option<Vec<u8>> {
+    let fixed: Vec<&str> = fixed_of(entry).collect();
+    let mut out = Vec::new();
+    out.extend_from_slice(&u16::try_from(fixed.len()).ok()?.to_le_bytes());
+    for v in fixed {
+        long(&mut out, v)?;
+    }
+    severity(&mut out, severity_of(&entry.severity).as_ref())?;
+    opt_long(&mut out, urgency_of(entry).as_deref())?;
+    Some(out)
+}
+
 fn scheme_byte(s: Option<Scheme>) -> u8 {
     match s {
         None => NO_SCHEME,
@@ -112,8 +324,14 @@ fn scheme_byte(s: Option<Scheme>) -> u8 {
     }
 }
 
-/// The form of one package of `advisory`.
-fn compile_one(advisory: &Advisory, ecosystem: &str, key: &str) -> Option<Vec<u8>> {
+/// The form of one package of `advisory`, with the record's `head` when it
+/// could be written.
+fn compile_one(
+    advisory: &Advisory,
+    ecosystem: &str,
+    key: &str,
+    head: Option<&[u8]>,
+) -> Option<Vec<u8>> {
     let entries: Vec<_> = advisory
         .affected
         .iter()
@@ -127,6 +345,9 @@ fn compile_one(advisory: &Advisory, ecosystem: &str, key: &str) -> Option<Vec<u8
     out.extend_from_slice(&u16::try_from(entries.len()).ok()?.to_le_bytes());
     for entry in entries {
         out.push(scheme_byte(entry.scheme));
+        let eflags_at = out.len();
+        out.push(0);
+        let mut eflags = 0;
         let count_at = out.len();
         out.extend_from_slice(&[0, 0]);
         let mut ranges: u16 = 0;
@@ -134,7 +355,7 @@ fn compile_one(advisory: &Advisory, ecosystem: &str, key: &str) -> Option<Vec<u8
             let events = match &range.compiled {
                 Compiled::Git => continue,
                 Compiled::Broken(_) => {
-                    flags |= FLAG_UNEVALUABLE;
+                    eflags |= ENTRY_UNEVALUABLE;
                     continue;
                 }
                 Compiled::Ready(events) => events,
@@ -187,6 +408,17 @@ fn compile_one(advisory: &Advisory, ecosystem: &str, key: &str) -> Option<Vec<u8
         for v in listed {
             text(&mut out, v)?;
         }
+        if let Some(finding) = entry_finding(entry) {
+            eflags |= ENTRY_FINDING;
+            out.extend_from_slice(&u32::try_from(finding.len()).ok()?.to_le_bytes());
+            out.extend_from_slice(&finding);
+        }
+        out[eflags_at] = eflags;
+    }
+    if let Some(head) = head {
+        flags |= FLAG_HEAD;
+        out.extend_from_slice(&u32::try_from(head.len()).ok()?.to_le_bytes());
+        out.extend_from_slice(head);
     }
     out[1] = flags;
     (out.len() <= MAX_FORM_BYTES).then_some(out)
@@ -265,11 +497,118 @@ impl<'a> Reader<'a> {
         }
         Ok(n)
     }
+
+    /// A finding's text.
+    fn long(&mut self) -> Result<&'a str, FormError> {
+        let at = self.at;
+        let len = self.u16()?;
+        let b = self.take(len)?;
+        std::str::from_utf8(b).map_err(|_| FormError {
+            at,
+            reason: "a text is not UTF-8",
+        })
+    }
+
+    fn opt_long(&mut self) -> Result<Option<&'a str>, FormError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.long().map(Some),
+            _ => {
+                self.at -= 1;
+                self.fail("unknown option tag")
+            }
+        }
+    }
+
+    fn severity(&mut self) -> Result<Option<SeverityRef<'a>>, FormError> {
+        match self.u8()? {
+            0 => return Ok(None),
+            1 => {}
+            _ => {
+                self.at -= 1;
+                return self.fail("unknown severity tag");
+            }
+        }
+        let kind = self.long()?;
+        let vector = self.long()?;
+        let at = self.at;
+        let score = f64::from_bits(self.u64()?);
+        if !(0.0..=10.0).contains(&score) {
+            self.at = at;
+            return self.fail("a severity score out of range");
+        }
+        let rating = match Rating::ALL.get(usize::from(self.u8()?)) {
+            Some(r) => *r,
+            None => {
+                self.at -= 1;
+                return self.fail("unknown severity rating");
+            }
+        };
+        Ok(Some(SeverityRef {
+            kind,
+            vector,
+            score,
+            rating,
+        }))
+    }
+
+    /// A list of finding texts, each read and checked.
+    fn longs(&mut self) -> Result<Vec<&'a str>, FormError> {
+        let n = self.u16()?;
+        let n = self.count(n, 2, usize::from(u16::MAX))?;
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(self.long()?);
+        }
+        Ok(out)
+    }
+
+    /// The record's head, every byte read and checked.
+    fn head(&mut self) -> Result<Head<'a>, FormError> {
+        let id = self.long()?;
+        let aliases = self.longs()?;
+        let summary = self.opt_long()?;
+        let informational = match self.u8()? {
+            0 => None,
+            1 => Some(Informational::Unmaintained),
+            2 => Some(Informational::Unsound),
+            3 => Some(Informational::Notice),
+            4 => {
+                let at = self.at;
+                let other = self.long()?;
+                if matches!(other, "unmaintained" | "unsound" | "notice") {
+                    self.at = at;
+                    return self.fail("a known informational kind written as another");
+                }
+                Some(Informational::Other(other.to_owned()))
+            }
+            _ => {
+                self.at -= 1;
+                return self.fail("unknown advisory kind");
+            }
+        };
+        let severity = self.severity()?;
+        let ecosystems = self.longs()?;
+        Ok(Head {
+            id,
+            aliases,
+            summary,
+            informational,
+            severity,
+            ecosystems,
+        })
+    }
 }
 
 /// Reads a whole form (every byte is checked, whatever the answer) and
-/// decides it for `installed`.
-pub fn decide(form: &[u8], installed: &mut Installed<'_>) -> Result<Decision, FormError> {
+/// decides it for `installed`: each entry says affected (a range or a listed
+/// version holds the installed version), not affected, or cannot tell (a range
+/// that cannot be evaluated, or the installed version does not parse under a
+/// range's ordering), as [`crate::matches`]'s entries do.
+pub fn decide<'f>(
+    form: &'f [u8],
+    installed: &mut Installed<'_>,
+) -> Result<Decision<'f>, FormError> {
     let mut r = Reader { buf: form, at: 0 };
     if form.len() > MAX_FORM_BYTES {
         return r.fail("longer than its bound");
@@ -280,31 +619,46 @@ pub fn decide(form: &[u8], installed: &mut Installed<'_>) -> Result<Decision, Fo
     }
     let flags = r.u8()?;
     if flags & !FLAGS_KNOWN != 0 {
+        r.at -= 1;
         return r.fail("unknown flags");
     }
     let n = r.u16()?;
-    let entries = r.count(n, 7, MAX_FORM_ENTRIES)?;
-    // `Maybe` once anything says affected or cannot tell; reading goes on to
-    // the end either way, so a corrupt tail is never hidden by an early answer.
-    let mut maybe = flags & FLAG_UNEVALUABLE != 0;
+    let entries = r.count(n, 8, MAX_FORM_ENTRIES)?;
+    // Reading goes on to the end whatever the answer, so a corrupt tail is
+    // never hidden by an early one.
+    let mut any_affected = false;
+    let mut any_unsure = false;
+    // Whether every affected entry kept its finding data.
+    let mut all_kept = true;
+    let mut fixed: Vec<&'f str> = Vec::new();
+    let mut first: Option<(Option<SeverityRef<'f>>, Option<&'f str>)> = None;
     for _ in 0..entries {
         let entry_scheme = r.scheme()?;
+        let eflags = r.u8()?;
+        if eflags & !ENTRY_FLAGS_KNOWN != 0 {
+            r.at -= 1;
+            return r.fail("unknown entry flags");
+        }
+        let mut affected = false;
+        let mut unsure = eflags & ENTRY_UNEVALUABLE != 0;
         let n = r.u16()?;
         let ranges = r.count(n, 3, usize::from(u16::MAX))?;
         for _ in 0..ranges {
             let Some(scheme) = r.scheme()? else {
+                r.at -= 1;
                 return r.fail("a range without an ordering");
             };
             let n = r.u16()?;
             let events = r.count(n, 2, crate::osv::MAX_EVENTS_PER_RANGE)?;
-            let version: Option<&Version> = if maybe {
+            // Once the entry is affected the rest of its ranges are only read.
+            let version: Option<&Version> = if affected {
                 None
             } else {
                 match installed.get(scheme) {
                     Ok(v) => Some(v),
                     Err(_) => {
                         // Matching reports the installed version: the record says why.
-                        maybe = true;
+                        unsure = true;
                         None
                     }
                 }
@@ -313,57 +667,141 @@ pub fn decide(form: &[u8], installed: &mut Installed<'_>) -> Result<Decision, Fo
             for _ in 0..events {
                 let kind = r.u8()?;
                 if kind > 3 {
+                    r.at -= 1;
                     return r.fail("unknown event kind");
                 }
                 let ord = match r.u8()? {
                     0 => None,
                     1 => {
+                        let at = r.at;
                         let t = r.text()?;
                         match version {
                             Some(v) => match v.compare_text(t) {
                                 Some(o) => Some(o),
-                                None => return r.fail("a bound does not parse"),
+                                None => {
+                                    r.at = at;
+                                    return r.fail("a bound does not parse");
+                                }
                             },
                             None => None,
                         }
                     }
                     2 => {
                         if scheme != Scheme::Debian {
+                            r.at -= 1;
                             return r.fail("dpkg parts in a range of another ordering");
                         }
+                        let at = r.at;
                         let epoch = r.u64()?;
                         let upstream = r.text()?;
                         let revision = r.text()?;
                         if upstream.is_empty() {
+                            r.at = at;
                             return r.fail("a bound does not parse");
                         }
                         version.and_then(|v| {
                             crate::version::cmp_debian_parts(v, epoch, upstream, revision)
                         })
                     }
-                    _ => return r.fail("unknown bound tag"),
+                    _ => {
+                        r.at -= 1;
+                        return r.fail("unknown bound tag");
+                    }
                 };
                 walk.event(kind, ord);
             }
             if version.is_some() && walk.affected() {
-                maybe = true;
+                affected = true;
             }
         }
         let n = r.u32()?;
         let listed = r.count(n, 2, MAX_FORM_VERSIONS)?;
         for _ in 0..listed {
             let t = r.text()?;
-            if !maybe && listed_matches(t, entry_scheme, installed) {
-                maybe = true;
+            if !affected && listed_matches(t, entry_scheme, installed) {
+                affected = true;
             }
         }
+        if eflags & ENTRY_FINDING != 0 {
+            let len_at = r.at;
+            let len = r.u32()?;
+            if len > form.len() - r.at {
+                r.at = len_at;
+                return r.fail("a finding's length past the end");
+            }
+            if affected {
+                // Read and checked where a finding is made of it.
+                let end = r.at + len;
+                let n = r.u16()?;
+                let n = r.count(n, 2, usize::from(u16::MAX))?;
+                for _ in 0..n {
+                    let v = r.long()?;
+                    if !fixed.contains(&v) {
+                        fixed.push(v);
+                    }
+                }
+                let severity = r.severity()?;
+                let urgency = r.opt_long()?;
+                if r.at != end {
+                    return r.fail("a finding's length does not end it");
+                }
+                if first.is_none() {
+                    first = Some((severity, urgency));
+                }
+            } else {
+                r.at += len;
+            }
+        } else if affected {
+            all_kept = false;
+        }
+        any_affected |= affected;
+        any_unsure |= unsure && !affected;
     }
+    // The head is decoded (and checked) only when the answer is a finding.
+    let keep = any_affected && all_kept && flags & FLAG_WITHDRAWN == 0;
+    let mut head_at = r.at;
+    let head = if flags & FLAG_HEAD != 0 {
+        let len_at = r.at;
+        let len = r.u32()?;
+        head_at = r.at;
+        if len != form.len() - r.at {
+            r.at = len_at;
+            return r.fail("the head's length does not end the form");
+        }
+        if keep {
+            let head = r.head()?;
+            if r.at != form.len() {
+                return r.fail("trailing bytes after the head");
+            }
+            Some(head)
+        } else {
+            r.at = form.len();
+            None
+        }
+    } else {
+        None
+    };
     if r.at != form.len() {
         return r.fail("trailing bytes after the form");
     }
-    Ok(if flags & FLAG_WITHDRAWN != 0 {
-        Decision::No
-    } else if maybe {
+    if flags & FLAG_WITHDRAWN != 0 {
+        return Ok(Decision::No);
+    }
+    if any_affected {
+        return Ok(match (head, first) {
+            (Some(head), Some((severity, urgency))) if all_kept => {
+                Decision::Affected(Box::new(Hit {
+                    head_at,
+                    head,
+                    fixed_versions: fixed,
+                    severity,
+                    urgency,
+                }))
+            }
+            _ => Decision::Maybe,
+        });
+    }
+    Ok(if any_unsure {
         Decision::Maybe
     } else {
         Decision::No

@@ -135,13 +135,34 @@ impl AdvisoryIndex {
 
     /// Matches every package; findings sorted by package then advisory id.
     pub fn scan(&self, packages: &[Package]) -> ScanReport {
+        self.scan_with(packages, |_| Vec::new())
+    }
+
+    /// [`AdvisoryIndex::scan`], with the findings of package `i` that are
+    /// already known (`known(i)`: decided from compiled forms, without the
+    /// records) added to its own. An indexed advisory with the id of a known
+    /// finding of the package is not matched against it again; the report,
+    /// its order included, is the one `scan` gives with those records indexed.
+    pub fn scan_with(
+        &self,
+        packages: &[Package],
+        mut known: impl FnMut(usize) -> Vec<Finding>,
+    ) -> ScanReport {
         let mut report = ScanReport {
             packages: packages.len(),
             ..ScanReport::default()
         };
-        for p in packages {
-            let (findings, errors) = self.lookup(p);
-            for f in findings {
+        for (i, p) in packages.iter().enumerate() {
+            let known = known(i);
+            let (mut findings, errors) = if self.is_empty() {
+                (Vec::new(), Vec::new())
+            } else {
+                self.lookup(p)
+            };
+            if !known.is_empty() {
+                findings.retain(|f| !known.iter().any(|k| k.advisory_id == f.advisory_id));
+            }
+            for f in findings.into_iter().chain(known) {
                 match f.kind {
                     FindingKind::Vulnerability => report.vulnerabilities.push(f),
                     FindingKind::Informational(_) => report.informational.push(f),

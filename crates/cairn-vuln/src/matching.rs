@@ -52,6 +52,16 @@ pub enum Rating {
 }
 
 impl Rating {
+    /// Every rating, lowest first (a compiled form writes a rating as its
+    /// position here).
+    pub(crate) const ALL: [Rating; 5] = [
+        Rating::None,
+        Rating::Low,
+        Rating::Medium,
+        Rating::High,
+        Rating::Critical,
+    ];
+
     /// Lower-case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -332,6 +342,36 @@ fn entry_affects(
     }
 }
 
+/// The versions named by `fixed` events of an entry's ranges (GIT ranges
+/// aside), in record order, each once: what an affected entry adds to a
+/// finding's fixed versions. [`crate::compiled`] keeps exactly these.
+pub(crate) fn fixed_of(entry: &Affected) -> impl Iterator<Item = &str> {
+    let mut seen: Vec<&str> = Vec::new();
+    entry
+        .ranges
+        .iter()
+        .filter(|r| r.kind != RangeKind::Git)
+        .flat_map(|r| r.events.iter())
+        .filter_map(move |e| match e {
+            Event::Fixed(v) if !seen.contains(&v.as_str()) => {
+                seen.push(v);
+                Some(v.as_str())
+            }
+            _ => None,
+        })
+}
+
+/// The distribution's own rating of an entry (`ecosystem_specific.urgency`),
+/// at most 64 characters.
+pub(crate) fn urgency_of(entry: &Affected) -> Option<String> {
+    entry
+        .ecosystem_specific
+        .as_ref()
+        .and_then(|e| e.get("urgency"))
+        .and_then(serde_json::Value::as_str)
+        .map(|u| u.chars().take(64).collect())
+}
+
 /// Evaluates the entries of `advisory` already known to name the package.
 pub(crate) fn match_entries<'e>(
     advisory: &Advisory,
@@ -349,16 +389,9 @@ pub(crate) fn match_entries<'e>(
         match entry_affects(advisory, entry, installed) {
             Ok(true) => {
                 hit.get_or_insert(entry);
-                for range in &entry.ranges {
-                    if range.kind == RangeKind::Git {
-                        continue;
-                    }
-                    for e in &range.events {
-                        if let Event::Fixed(v) = e
-                            && !fixed.contains(v)
-                        {
-                            fixed.push(v.clone());
-                        }
+                for v in fixed_of(entry) {
+                    if !fixed.iter().any(|f| f == v) {
+                        fixed.push(v.to_owned());
                     }
                 }
             }
@@ -375,12 +408,7 @@ pub(crate) fn match_entries<'e>(
         };
     };
     let severity = severity_of(&entry.severity).or_else(|| severity_of(&advisory.severity));
-    let urgency = entry
-        .ecosystem_specific
-        .as_ref()
-        .and_then(|e| e.get("urgency"))
-        .and_then(serde_json::Value::as_str)
-        .map(|u| u.chars().take(64).collect());
+    let urgency = urgency_of(entry);
     Ok(Some(Finding {
         advisory_id: advisory.id.clone(),
         aliases: advisory.aliases.clone(),

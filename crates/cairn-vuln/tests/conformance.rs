@@ -369,6 +369,7 @@ fn match_form_matches_as_the_record_does_on_real_records() {
     }
     let (mut full_bytes, mut form_bytes, mut checked, mut found) = (0usize, 0usize, 0usize, 0usize);
     let (mut compiled_bytes, mut decided_no) = (0usize, 0usize);
+    let (mut decided_affected, mut maybe_found) = (0usize, 0usize);
     for bytes in &records {
         let full = Advisory::parse(bytes).unwrap();
         let form_json =
@@ -385,6 +386,12 @@ fn match_form_matches_as_the_record_does_on_real_records() {
         // The compiled forms, one per (ecosystem, normalised name), made from
         // the record as an import makes them.
         let compiled = cairn_vuln::compiled::compile(&full);
+        let mut ecosystems: Vec<&str> = Vec::new();
+        for a in &full.affected {
+            if !ecosystems.contains(&a.ecosystem.as_str()) {
+                ecosystems.push(&a.ecosystem);
+            }
+        }
         for a in &full.affected {
             let key = (
                 a.ecosystem.clone(),
@@ -403,7 +410,8 @@ fn match_form_matches_as_the_record_does_on_real_records() {
                     cairn_vuln::matches(&form, &package),
                 );
                 // "No" from the compiled form exactly when the record says not
-                // affected; anything else sends a scan to the record.
+                // affected; "affected" only with the very finding the record
+                // gives; anything else sends a scan to the record.
                 let decision = cairn_vuln::compiled::decide(
                     binary,
                     &mut cairn_vuln::compiled::Installed::new(&version),
@@ -415,6 +423,25 @@ fn match_form_matches_as_the_record_does_on_real_records() {
                     "{} {package:?}: compiled {decision:?} vs {x:?}",
                     full.id
                 );
+                match &decision {
+                    cairn_vuln::compiled::Decision::Affected(hit) => {
+                        let made = hit.finding(&package);
+                        assert_eq!(
+                            x.as_ref().ok().and_then(Option::as_ref),
+                            Some(&made),
+                            "{} {package:?}: the compiled form's finding",
+                            full.id
+                        );
+                        assert_eq!(hit.check_id(&full.id), Ok(()));
+                        assert!(hit.check_id("another").is_err());
+                        assert_eq!(hit.ecosystems(), ecosystems.as_slice(), "{}", full.id);
+                        decided_affected += 1;
+                    }
+                    cairn_vuln::compiled::Decision::Maybe => {
+                        maybe_found += usize::from(matches!(x, Ok(Some(_))));
+                    }
+                    cairn_vuln::compiled::Decision::No => {}
+                }
                 decided_no += usize::from(decision == cairn_vuln::compiled::Decision::No);
                 found += usize::from(matches!(x, Ok(Some(_))));
                 match (x, y) {
@@ -429,9 +456,14 @@ fn match_form_matches_as_the_record_does_on_real_records() {
         }
     }
     println!(
-        "{} records, {checked} matches compared ({found} findings, {decided_no} decided \"no\" by the compiled form); {full_bytes} bytes of records, {form_bytes} of match forms, {compiled_bytes} of compiled forms",
+        "{} records, {checked} matches compared ({found} findings, {decided_no} decided \"no\" by the compiled form, {decided_affected} findings made by it, {maybe_found} left to the record); {full_bytes} bytes of records, {form_bytes} of match forms, {compiled_bytes} of compiled forms",
         records.len()
     );
+    // Every finding of these records is made from the compiled form: nothing
+    // in them is past a bound, and an entry that cannot tell never hides one
+    // that says affected.
+    assert_eq!(maybe_found, 0, "{maybe_found} findings left to the record");
+    assert_eq!(decided_affected, found);
     assert!(
         decided_no > 50_000,
         "{decided_no} decided by the compiled form"

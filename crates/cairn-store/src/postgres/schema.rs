@@ -181,6 +181,42 @@ mod tests {
         assert_eq!(read("A-3").1, None);
     }
 
+    /// A version 18 database's compiled forms (version 1, which this cairn no
+    /// longer reads) are dropped for the next import's back-fill; its rows
+    /// stay.
+    #[test]
+    fn a_version_18_databases_compiled_forms_are_dropped_for_the_back_fill() {
+        let server = PgServer::start();
+        let (db, mut client) = at_version(&server, 18);
+        client
+            .batch_execute(
+                "INSERT INTO advisories (id, modified, withdrawn, json) \
+                 VALUES ('A-1', 'm1', 0, '\\x7b7d'::bytea); \
+                 INSERT INTO advisory_packages (ecosystem, name, id, compiled, modified) \
+                 VALUES ('npm', 'a', 'A-1', '\\x01000000'::bytea, 'm1'), \
+                        ('npm', 'b', 'A-1', NULL, 'm1');",
+            )
+            .unwrap();
+        migrate(&mut client, db.url()).unwrap();
+        assert_eq!(version(&mut client).unwrap(), SCHEMA_VERSION);
+        let rows: Vec<(String, Option<Vec<u8>>, String)> = client
+            .query(
+                "SELECT name, compiled, modified FROM advisory_packages ORDER BY name",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("a".to_owned(), None, "m1".to_owned()),
+                ("b".to_owned(), None, "m1".to_owned())
+            ]
+        );
+    }
+
     /// An empty version 8 database is new to the log (no mark row).
     #[test]
     fn an_empty_version_8_database_is_new_to_the_log() {

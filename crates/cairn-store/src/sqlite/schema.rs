@@ -147,6 +147,55 @@ mod tests {
         assert_eq!(row, (Some("m1".to_owned()), None));
     }
 
+    /// A version 18 database's compiled forms (version 1, which this cairn
+    /// no longer reads) are dropped, so that the back-fill of the next import
+    /// compiles them again; its rows and records stay.
+    #[test]
+    fn a_version_18_databases_compiled_forms_are_dropped_for_the_back_fill() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for script in &MIGRATIONS[..18] {
+            conn.execute_batch(script.sqlite).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 18).unwrap();
+        conn.execute(
+            "INSERT INTO advisories (id, modified, withdrawn, json) VALUES ('A-1', 'm1', 0, X'7B7D')",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO advisory_packages (ecosystem, name, id, compiled, modified) \
+             VALUES ('npm', 'a', 'A-1', X'01000000', 'm1'), ('npm', 'b', 'A-1', NULL, 'm1')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), KNOWN_VERSION);
+        let rows: Vec<(String, Option<Vec<u8>>, String)> = conn
+            .prepare("SELECT name, compiled, modified FROM advisory_packages ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("a".to_owned(), None, "m1".to_owned()),
+                ("b".to_owned(), None, "m1".to_owned())
+            ]
+        );
+        // The back-fill finds them through the partial index.
+        let uncompiled: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM advisory_packages INDEXED BY advisory_packages_uncompiled \
+                 WHERE compiled IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(uncompiled, 2);
+    }
+
     /// A database left at version 7 gains the server's tables and columns; its
     /// runs read as the CLI's (not for workers), its identities do not expire.
     #[test]
