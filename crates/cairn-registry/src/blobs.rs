@@ -29,7 +29,9 @@ pub enum PushedBlob {
 
 enum UploadStart {
     Mounted,
-    Location(String),
+    /// The session's URL, and the registry's `OCI-Chunk-Min-Length` (0 when
+    /// it names none): every PATCH but the last is at least that long.
+    Location(String, u64),
 }
 
 impl Registry {
@@ -81,7 +83,7 @@ impl Registry {
         }
         let location = match self.start_upload(repository, Some(digest), mount_from)? {
             UploadStart::Mounted => return Ok(PushedBlob::Mounted),
-            UploadStart::Location(l) => l,
+            UploadStart::Location(l, _) => l,
         };
         if size > self.chunk_threshold {
             self.upload_chunked(repository, digest, size, reader, location, self.chunk_size)?;
@@ -110,7 +112,7 @@ impl Registry {
         reader: &mut dyn Read,
     ) -> Result<()> {
         let location = match self.start_upload(repository, Some(digest), None)? {
-            UploadStart::Location(l) => l,
+            UploadStart::Location(l, _) => l,
             UploadStart::Mounted => return Ok(()),
         };
         self.upload_monolithic(repository, digest, size, reader, location)
@@ -127,7 +129,7 @@ impl Registry {
         chunk_size: u64,
     ) -> Result<()> {
         let location = match self.start_upload(repository, Some(digest), None)? {
-            UploadStart::Location(l) => l,
+            UploadStart::Location(l, _) => l,
             UploadStart::Mounted => return Ok(()),
         };
         self.upload_chunked(
@@ -200,7 +202,13 @@ impl Registry {
             context: context.clone(),
             reason: "202 without a Location header".into(),
         })?;
-        Ok(UploadStart::Location(self.absolute(location, &context)?))
+        let min_chunk = header(&resp, "oci-chunk-min-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        Ok(UploadStart::Location(
+            self.absolute(location, &context)?,
+            min_chunk,
+        ))
     }
 
     fn upload_monolithic(
@@ -490,34 +498,48 @@ impl Read for Counted<'_> {
 
 impl Registry {
     /// Uploads a blob while `produce` writes it, in one pass: what `produce`
-    /// writes is cut into chunks of the registry's chunk size, and a second
-    /// thread PATCHes each chunk while the next one fills (so the registry
-    /// hashes and stores while the producer hashes, compresses and stores
-    /// locally). Memory is bounded by two chunks. `produce` returns its
-    /// result with the digest and size of what it wrote (it computed them
-    /// while writing); the session is closed with that digest only after
-    /// `produce` returned (so after it fsync'd its own copy), and the
-    /// registry verifies the bytes against it. A failing producer or upload
-    /// abandons the session: nothing is committed in the repository.
+    /// writes is cut into chunks, and a second thread PATCHes each chunk
+    /// while the next one fills (so the registry hashes and stores while the
+    /// producer hashes, compresses and stores locally). The first chunk is
+    /// [`RegistryOptions::first_stream_chunk`](crate::RegistryOptions) long
+    /// (never below the registry's `OCI-Chunk-Min-Length`) and each next one
+    /// twice the last, up to the chunk size ([`stream_chunk_sizes`]): the
+    /// registry starts receiving early, then gets whole chunks. Memory is
+    /// bounded by two chunks, the same two buffers used over and over.
+    /// `produce` returns its result with the digest and size of what it wrote
+    /// (it computed them while writing); the session is closed with that
+    /// digest only after `produce` returned (so after it fsync'd its own
+    /// copy), and the registry verifies the bytes against it. A failing
+    /// producer or upload abandons the session: nothing is committed in the
+    /// repository.
     pub fn push_blob_streaming<T, E: From<Error>>(
         &self,
         repository: &str,
         produce: impl FnOnce(&mut dyn Write) -> std::result::Result<(T, Digest, u64), E>,
     ) -> std::result::Result<T, E> {
-        let UploadStart::Location(location) = self.start_upload(repository, None, None)? else {
+        let UploadStart::Location(location, min_chunk) =
+            self.start_upload(repository, None, None)?
+        else {
             return Err(Error::InvalidResponse {
                 context: self.context(repository, "start blob upload"),
                 reason: "the registry mounted a blob it was not asked for".into(),
             }
             .into());
         };
-        let chunk_size = usize::try_from(self.chunk_size.max(1)).unwrap_or(usize::MAX);
+        let chunk_size = self.chunk_size.max(1);
+        let first = self.first_stream_chunk.max(min_chunk).clamp(1, chunk_size);
         let (produced, upload_failed, uploaded) = std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(0);
-            let uploader = scope.spawn(move || self.upload_chunks(repository, location, rx));
+            // Buffers the uploader is done with, for the sink to fill again.
+            let (spare_tx, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+            let uploader =
+                scope.spawn(move || self.upload_chunks(repository, location, rx, spare_tx));
             let mut sink = ChunkSink {
                 tx: Some(tx),
+                spare,
                 chunk: Vec::new(),
+                sizes: stream_chunk_sizes(first, chunk_size),
+                target: 0,
                 chunk_size,
                 upload_failed: false,
             };
@@ -570,12 +592,14 @@ impl Registry {
     }
 
     /// The uploader of [`Registry::push_blob_streaming`]: PATCHes each chunk
-    /// received, in order; returns the next location and the bytes sent.
+    /// received, in order, and hands its buffer back to be filled again;
+    /// returns the next location and the bytes sent.
     fn upload_chunks(
         &self,
         repository: &str,
         mut location: String,
         chunks: std::sync::mpsc::Receiver<Vec<u8>>,
+        spare: std::sync::mpsc::Sender<Vec<u8>>,
     ) -> Result<(String, u64)> {
         let context = self.context(repository, "upload blob chunk");
         let mut offset = 0u64;
@@ -597,6 +621,9 @@ impl Registry {
             })?;
             location = self.chunk_accepted(resp, &context, offset, n)?;
             offset += n;
+            // The sink may have stopped (and dropped its end): then the
+            // buffer is simply freed.
+            let _ = spare.send(chunk);
         }
         Ok((location, offset))
     }
@@ -638,22 +665,39 @@ impl Registry {
     }
 }
 
+/// The sizes of a one-pass upload's chunks: `first`, then each twice the
+/// last, up to `chunk_size`, then `chunk_size` on (the last chunk is whatever
+/// is left).
+pub(crate) fn stream_chunk_sizes(first: u64, chunk_size: u64) -> impl Iterator<Item = u64> {
+    let chunk_size = chunk_size.max(1);
+    std::iter::successors(Some(first.clamp(1, chunk_size)), move |&last| {
+        Some(last.saturating_mul(2).min(chunk_size))
+    })
+}
+
 /// The writer [`Registry::push_blob_streaming`] hands its producer: fills a
-/// chunk, then hands it to the uploader (waiting while the uploader still
-/// sends the previous one).
-struct ChunkSink {
+/// chunk (a buffer the uploader handed back, once there is one), then hands
+/// it to the uploader (waiting while the uploader still sends the previous
+/// one).
+struct ChunkSink<I> {
     tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
     chunk: Vec<u8>,
-    chunk_size: usize,
+    /// The sizes of the chunks to come.
+    sizes: I,
+    /// The size of the chunk being filled (0 before the first write).
+    target: usize,
+    chunk_size: u64,
     upload_failed: bool,
 }
 
-impl ChunkSink {
+impl<I: Iterator<Item = u64>> ChunkSink<I> {
     fn send_chunk(&mut self) -> io::Result<()> {
         if self.chunk.is_empty() {
             return Ok(());
         }
         let chunk = std::mem::take(&mut self.chunk);
+        self.target = 0;
         let sent = self.tx.as_ref().map(|tx| tx.send(chunk));
         if !matches!(sent, Some(Ok(()))) {
             self.upload_failed = true;
@@ -663,14 +707,31 @@ impl ChunkSink {
     }
 }
 
-impl Write for ChunkSink {
+impl<I: Iterator<Item = u64>> Write for ChunkSink<I> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.chunk.capacity() == 0 {
-            self.chunk.reserve_exact(self.chunk_size);
+        if buf.is_empty() {
+            return Ok(0);
         }
-        let n = buf.len().min(self.chunk_size - self.chunk.len());
+        if self.target == 0 {
+            let next = self.sizes.next().unwrap_or(self.chunk_size);
+            self.target = usize::try_from(next).unwrap_or(usize::MAX);
+            if self.chunk.capacity() == 0 {
+                // A buffer the uploader is done with, or (for the first two
+                // chunks) a new one, as large as any chunk will be.
+                self.chunk = match self.spare.try_recv() {
+                    Ok(mut spare) => {
+                        spare.clear();
+                        spare
+                    }
+                    Err(_) => Vec::new(),
+                };
+                let full = usize::try_from(self.chunk_size).unwrap_or(usize::MAX);
+                self.chunk.reserve_exact(full.max(self.target));
+            }
+        }
+        let n = buf.len().min(self.target - self.chunk.len());
         self.chunk.extend_from_slice(&buf[..n]);
-        if self.chunk.len() == self.chunk_size {
+        if self.chunk.len() == self.target {
             self.send_chunk()?;
         }
         Ok(n)
@@ -711,5 +772,65 @@ fn check_returned_digest(
             actual: d.chars().take(100).collect(),
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_chunks_double_from_the_first_up_to_the_chunk_size() {
+        let sizes = |first, chunk| stream_chunk_sizes(first, chunk).take(7).collect::<Vec<_>>();
+        assert_eq!(sizes(8, 64), [8, 16, 32, 64, 64, 64, 64]);
+        assert_eq!(sizes(64, 64), [64; 7]);
+        assert_eq!(sizes(100, 64), [64; 7]);
+        assert_eq!(sizes(0, 64), [1, 2, 4, 8, 16, 32, 64]);
+        assert_eq!(sizes(3, 10), [3, 6, 10, 10, 10, 10, 10]);
+    }
+
+    /// The sink cuts what it is written (in odd-sized pieces) into chunks of
+    /// the ramp's sizes, in order, with every byte once, and fills the same
+    /// two buffers over and over once the uploader hands them back.
+    #[test]
+    fn the_sink_cuts_the_ramp_and_reuses_two_buffers() {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(0);
+        let (spare_tx, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+        let uploader = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for chunk in rx {
+                seen.push((chunk.len(), chunk.as_ptr() as usize, chunk.clone()));
+                let _ = spare_tx.send(chunk);
+            }
+            seen
+        });
+        let mut sink = ChunkSink {
+            tx: Some(tx),
+            spare,
+            chunk: Vec::new(),
+            sizes: stream_chunk_sizes(1000, 8000),
+            target: 0,
+            chunk_size: 8000,
+            upload_failed: false,
+        };
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i * 31 % 253) as u8).collect();
+        for piece in data.chunks(777) {
+            sink.write_all(piece).expect("write");
+        }
+        sink.send_chunk().expect("last chunk");
+        drop(sink);
+        let seen = uploader.join().expect("uploader");
+        let lengths: Vec<usize> = seen.iter().map(|(n, _, _)| *n).collect();
+        assert_eq!(
+            lengths,
+            [1000, 2000, 4000, 8000, 8000, 8000, 8000, 8000, 3000]
+        );
+        let joined: Vec<u8> = seen.iter().flat_map(|(_, _, c)| c.clone()).collect();
+        assert_eq!(joined, data);
+        let mut buffers: Vec<usize> = seen.iter().map(|(_, p, _)| *p).collect();
+        buffers.sort_unstable();
+        buffers.dedup();
+        println!("{} chunks from {} buffers", seen.len(), buffers.len());
+        assert!(buffers.len() <= 2, "{buffers:?}");
     }
 }

@@ -49,10 +49,17 @@ pub struct RegistryOptions {
     pub chunk_threshold: u64,
     /// The size of each PATCH when pushing in chunks.
     pub chunk_size: u64,
+    /// The first PATCH of a one-pass upload
+    /// ([`Registry::push_blob_streaming`]); each next one is twice the last,
+    /// up to `chunk_size`, so the registry starts receiving after this many
+    /// bytes rather than a whole chunk. Never below the registry's
+    /// `OCI-Chunk-Min-Length`.
+    pub first_stream_chunk: u64,
 }
 
 impl RegistryOptions {
-    /// Defaults for `host` over HTTPS: chunks of 64 MiB above 256 MiB.
+    /// Defaults for `host` over HTTPS: chunks of 64 MiB above 256 MiB; a
+    /// one-pass upload's chunks 8, 16, 32, then 64 MiB.
     pub fn new(host: impl Into<String>, credentials: Credentials) -> Self {
         Self {
             host: host.into(),
@@ -61,6 +68,7 @@ impl RegistryOptions {
             ca_pem: None,
             chunk_threshold: 256 * 1024 * 1024,
             chunk_size: 64 * 1024 * 1024,
+            first_stream_chunk: 8 * 1024 * 1024,
         }
     }
 }
@@ -79,6 +87,7 @@ pub struct Registry {
     tokens: Mutex<HashMap<String, CachedToken>>,
     pub(crate) chunk_threshold: u64,
     pub(crate) chunk_size: u64,
+    pub(crate) first_stream_chunk: u64,
 }
 
 impl std::fmt::Debug for Registry {
@@ -233,6 +242,7 @@ impl Registry {
             tokens: Mutex::new(HashMap::new()),
             chunk_threshold: options.chunk_threshold,
             chunk_size: options.chunk_size,
+            first_stream_chunk: options.first_stream_chunk.clamp(1, options.chunk_size),
         })
     }
 

@@ -109,7 +109,8 @@ fn upload_of_content_that_is_not_the_digest_is_refused() {
 }
 
 /// One pass: the producer writes (here in odd-sized pieces) while the
-/// uploader PATCHes chunks; the blob lands whole. Then the faults: a producer
+/// uploader PATCHes chunks (the first 8 KiB, then 16, 32 and 64 KiB ones);
+/// the blob lands whole. Then the faults: a producer
 /// that names another digest, one that claims another size, and one that fails
 /// half-way; each is refused with its reason and nothing is in the repository.
 #[test]
@@ -117,6 +118,7 @@ fn streaming_push_lands_whole_and_lies_or_failures_keep_nothing() {
     let server = RegistryServer::start();
     let mut options = server.options(Credentials::Anonymous);
     options.chunk_size = 64 * 1024;
+    options.first_stream_chunk = 8 * 1024;
     let reg = Registry::with_options(options).expect("client");
     let data = bytes(11, 5 * 64 * 1024 + 12_345);
     let digest = cairn_evidence::sha256(&data);
