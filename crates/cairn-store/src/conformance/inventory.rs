@@ -256,6 +256,120 @@ pub fn compiled_forms_are_back_filled_where_missing(store: &dyn Store) -> Result
     Ok(())
 }
 
+/// The index rows of many requested packages, of few, of unknown ones and of
+/// duplicates come out as each package's rows asked for alone, concatenated by
+/// (ecosystem, name), each row once, by id: the same whether the backend reads
+/// one range per package or merges the requests with one pass of the index.
+pub fn matchers_of_many_and_few_packages_are_the_rows_of_each(
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    // 40 npm names, some with several records, every third also in PyPI, one
+    // record under three names; names that sort next to each other
+    // ("n05", "n05-x", "n05.x", "n05x") and one past ASCII.
+    let mut names: Vec<String> = (0..40).map(|k| format!("n{k:02}")).collect();
+    names.extend(["n05-x", "n05.x", "n05x", "n\u{e9}"].map(str::to_owned));
+    let mut records = Vec::new();
+    // (ecosystem, name) -> (id, compiled form; empty for none).
+    type Expected = std::collections::BTreeMap<(String, String), Vec<(String, Vec<u8>)>>;
+    let mut expected = Expected::new();
+    for (k, name) in names.iter().enumerate() {
+        for m in 0..=(k % 3) {
+            let id = format!("M-{k:02}-{m}");
+            let mut pkgs = vec![("npm", name.as_str())];
+            if k % 3 == 0 {
+                pkgs.push(("PyPI", name.as_str()));
+            }
+            let mut a = advisory(&id, "2024-02-01T00:00:00Z", &pkgs);
+            a.compiled = pkgs
+                .iter()
+                .map(|(e, _)| Some(format!("{e}/{id}").into_bytes()))
+                .collect();
+            for (e, n) in &pkgs {
+                expected
+                    .entry(((*e).to_owned(), (*n).to_owned()))
+                    .or_default()
+                    .push((id.clone(), format!("{e}/{id}").into_bytes()));
+            }
+            records.push(a);
+        }
+    }
+    let shared = [("npm", "n07"), ("npm", "n31"), ("npm", "n05x")];
+    records.push(advisory("M-shared", "2024-03-01T00:00:00Z", &shared));
+    for (e, n) in shared {
+        expected
+            .entry((e.to_owned(), n.to_owned()))
+            .or_default()
+            .push(("M-shared".to_owned(), Vec::new()));
+    }
+    store.put_advisories(&records)?;
+    for rows in expected.values_mut() {
+        rows.sort();
+    }
+    type Row = (String, String, String, Option<Vec<u8>>);
+    let read = |pairs: &[(String, String)]| -> Result<Vec<Row>, StoreError> {
+        Ok(store
+            .advisory_matchers(pairs)?
+            .into_iter()
+            .map(|m| {
+                assert!(m.modified.starts_with("2024-0"), "{m:?}");
+                (m.ecosystem, m.name, m.id, m.compiled)
+            })
+            .collect())
+    };
+    let want = |pairs: &[(String, String)]| -> Vec<Row> {
+        let asked: std::collections::BTreeSet<&(String, String)> = pairs.iter().collect();
+        let mut out = Vec::new();
+        for key in asked {
+            for (id, form) in expected.get(key).into_iter().flatten() {
+                let form = (!form.is_empty()).then(|| form.clone());
+                out.push((key.0.clone(), key.1.clone(), id.clone(), form));
+            }
+        }
+        out
+    };
+    let pair = |e: &str, n: &str| (e.to_owned(), n.to_owned());
+    // Every name of both ecosystems, unknown ones between and around them,
+    // each asked for twice, in reverse order.
+    let mut many: Vec<(String, String)> = Vec::new();
+    for name in &names {
+        for e in ["npm", "PyPI"] {
+            many.push(pair(e, name));
+            many.push(pair(e, &format!("{name}-unknown")));
+        }
+    }
+    many.extend([pair("npm", "a"), pair("npm", "zz"), pair("Go", "n01")]);
+    many.extend(many.clone());
+    many.reverse();
+    // Few names far apart (more than a pass would read in vain between
+    // them), an unknown one, and one of another ecosystem.
+    let few = vec![
+        pair("npm", "n39"),
+        pair("npm", "n00"),
+        pair("npm", "n20"),
+        pair("npm", "n20"),
+        pair("npm", "n05x"),
+        pair("npm", "n200"),
+        pair("PyPI", "n33"),
+        pair("crates.io", "n00"),
+    ];
+    let unknown = vec![pair("npm", "m"), pair("Go", "n00"), pair("npm", "n99")];
+    for pairs in [&many, &few, &unknown] {
+        let rows = read(pairs)?;
+        assert_eq!(rows, want(pairs));
+        // The same as each package asked for alone.
+        let mut alone = Vec::new();
+        let asked: std::collections::BTreeSet<&(String, String)> = pairs.iter().collect();
+        for key in asked {
+            alone.extend(read(std::slice::from_ref(key))?);
+        }
+        assert_eq!(rows, alone);
+    }
+    assert_eq!(read(&many)?.len(), want(&many).len());
+    assert!(read(&many)?.len() > 100, "{}", read(&many)?.len());
+    assert!(read(&unknown)?.is_empty());
+    Ok(())
+}
+
 /// Each index row keeps its compiled match form: read by package without the
 /// record, with the record's `modified`; a row without one reads `None`. The
 /// same record imported again fills in forms it lacks (rows kept before

@@ -97,6 +97,7 @@ macro_rules! conformance_tests {
             advisories_are_found_by_package,
             matching_reads_the_match_form_and_the_record_stays_whole,
             compiled_forms_are_kept_per_package_and_filled_in,
+            matchers_of_many_and_few_packages_are_the_rows_of_each,
             compiled_forms_are_back_filled_where_missing,
             withdrawn_advisories_are_kept_but_not_indexed,
             sboms_are_found_by_package,

@@ -445,36 +445,81 @@ impl InventoryStore for SqliteStore {
         packages: &[(String, String)],
     ) -> Result<Vec<StoredMatcher>, StoreError> {
         let what = "reading compiled match forms by package";
+        let mut sorted: Vec<&(String, String)> = packages.iter().collect();
+        sorted.sort_unstable();
+        sorted.dedup();
         self.read(what, |tx| {
-            // One range of the primary key per package: the rows carry the
-            // record's `modified` (the record is looked up only for a row
-            // without one, which the migration to v17 leaves none of).
+            // A merge of the sorted requests with the index's primary key:
+            // one statement reads the rows from a requested name on, in key
+            // order, and serves every requested name it passes; after
+            // `MAX_SKIPPED` rows in a row of names nobody asked for, it seeks
+            // again at the next requested name instead. Many requests of a
+            // small ecosystem read it in one pass; few of a large one seek
+            // once each, with at most `MAX_SKIPPED` rows read in vain per seek.
+            // The rows carry the record's `modified` (the record is looked
+            // up only for a row without one, which the migration to v17
+            // leaves none of).
+            const MAX_SKIPPED: usize = 8;
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT p.id, coalesce(p.modified, \
+                    "SELECT p.name, p.id, coalesce(p.modified, \
                        (SELECT a.modified FROM advisories a WHERE a.id = p.id)), p.compiled \
                      FROM advisory_packages p \
-                     WHERE p.ecosystem = ?1 AND p.name = ?2 ORDER BY p.id",
+                     WHERE p.ecosystem = ?1 AND p.name >= ?2 ORDER BY p.name, p.id",
                 )
                 .map_err(StoreError::sqlite(what))?;
-            let mut sorted: Vec<&(String, String)> = packages.iter().collect();
-            sorted.sort();
-            sorted.dedup();
             let mut out = Vec::new();
-            for (ecosystem, name) in sorted {
-                let rows = stmt
-                    .query_map(params![ecosystem, name], |r| {
-                        Ok(StoredMatcher {
-                            ecosystem: ecosystem.clone(),
-                            name: name.clone(),
-                            id: r.get(0)?,
-                            modified: r.get(1)?,
-                            compiled: r.get(2)?,
-                        })
-                    })
+            let mut i = 0;
+            while let Some(&(ecosystem, first)) = sorted.get(i) {
+                let mut rows = stmt
+                    .query(params![ecosystem, first])
                     .map_err(StoreError::sqlite(what))?;
-                for row in rows {
-                    out.push(row.map_err(StoreError::sqlite(what))?);
+                let mut skipped = 0;
+                // Whether the scan stopped early to seek again at `sorted[i]`.
+                let mut seek = false;
+                'rows: while let Some(r) = rows.next().map_err(StoreError::sqlite(what))? {
+                    let name = r
+                        .get_ref(0)
+                        .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
+                        .map_err(StoreError::sqlite(what))?;
+                    loop {
+                        let (_, wanted) = sorted[i];
+                        match name.cmp(wanted.as_str()) {
+                            std::cmp::Ordering::Less => {
+                                skipped += 1;
+                                if skipped > MAX_SKIPPED {
+                                    seek = true;
+                                    break 'rows;
+                                }
+                                continue 'rows;
+                            }
+                            std::cmp::Ordering::Equal => {
+                                skipped = 0;
+                                out.push(StoredMatcher {
+                                    ecosystem: ecosystem.clone(),
+                                    name: wanted.clone(),
+                                    id: r.get(1).map_err(StoreError::sqlite(what))?,
+                                    modified: r.get(2).map_err(StoreError::sqlite(what))?,
+                                    compiled: r.get(3).map_err(StoreError::sqlite(what))?,
+                                });
+                                continue 'rows;
+                            }
+                            std::cmp::Ordering::Greater => {
+                                // `wanted` has no (more) rows.
+                                i += 1;
+                                if sorted.get(i).is_none_or(|(e, _)| e != ecosystem) {
+                                    break 'rows;
+                                }
+                            }
+                        }
+                    }
+                }
+                if !seek {
+                    // The ecosystem's rows ended (or the next request is of
+                    // another ecosystem): the rest of its requests have none.
+                    while sorted.get(i).is_some_and(|(e, _)| e == ecosystem) {
+                        i += 1;
+                    }
                 }
             }
             Ok(out)
