@@ -527,21 +527,31 @@ pub(crate) fn match_stored(
     packages: &[Package],
 ) -> Result<StoredMatch, EngineError> {
     use cairn_vuln::compiled::{Decision, Installed, decide};
-    // Each package's key, computed once; sorted and each once for the store.
+    // Each package's normalised name, computed once.
     let names: Vec<String> = packages
         .iter()
         .map(|p| normalize_name(&p.ecosystem, &p.name))
         .collect();
-    let mut keys: Vec<(String, String)> = packages
-        .iter()
-        .zip(&names)
-        .map(|(p, n)| (p.ecosystem.clone(), n.clone()))
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
+    // The package positions in key order give the keys, each once, and each
+    // package's key: its rows are then found without a search.
+    let key = |i: usize| (packages[i].ecosystem.as_str(), names[i].as_str());
+    let mut by_key: Vec<usize> = (0..packages.len()).collect();
+    by_key.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut key_of = vec![0; packages.len()];
+    for &i in &by_key {
+        let (ecosystem, name) = key(i);
+        if keys
+            .last()
+            .is_none_or(|(e, n)| (e.as_str(), n.as_str()) != (ecosystem, name))
+        {
+            keys.push((ecosystem.to_owned(), name.to_owned()));
+        }
+        key_of[i] = keys.len() - 1;
+    }
     let mut rows = store.advisory_matchers(&keys)?;
-    // The store gives them by (ecosystem, name, id); a package's rows are
-    // found by binary search.
+    // The store gives them by (ecosystem, name, id); sorted here should one
+    // not, for the pass below.
     let order = |a: &cairn_store::StoredMatcher, b: &cairn_store::StoredMatcher| {
         (&a.ecosystem, &a.name, &a.id).cmp(&(&b.ecosystem, &b.name, &b.id))
     };
@@ -558,21 +568,33 @@ pub(crate) fn match_stored(
             ecosystems.insert(row.ecosystem.clone());
         }
     }
-    let rows_of = |ecosystem: &str, name: &str| {
-        let key = (ecosystem, name);
-        let start = rows.partition_point(|r| (r.ecosystem.as_str(), r.name.as_str()) < key);
-        let len = rows[start..]
-            .iter()
-            .take_while(|r| (r.ecosystem.as_str(), r.name.as_str()) == key)
-            .count();
-        &rows[start..start + len]
-    };
+    // Each key's rows, by one pass of both in key order (a row of a key not
+    // asked for belongs to none).
+    let mut spans = Vec::with_capacity(keys.len());
+    let mut r = 0;
+    for (e, n) in &keys {
+        let k = (e.as_str(), n.as_str());
+        while rows
+            .get(r)
+            .is_some_and(|row| (row.ecosystem.as_str(), row.name.as_str()) < k)
+        {
+            r += 1;
+        }
+        let start = r;
+        while rows
+            .get(r)
+            .is_some_and(|row| (row.ecosystem.as_str(), row.name.as_str()) == k)
+        {
+            r += 1;
+        }
+        spans.push(start..r);
+    }
     let mut needed: BTreeSet<&str> = BTreeSet::new();
     let mut corrupt: Vec<cairn_vuln::ScanIssue> = Vec::new();
     // The findings the compiled forms gave, by package position.
     let mut known: Vec<Vec<cairn_vuln::Finding>> = vec![Vec::new(); packages.len()];
-    for (i, (p, name)) in packages.iter().zip(&names).enumerate() {
-        let rows = rows_of(&p.ecosystem, name);
+    for (i, p) in packages.iter().enumerate() {
+        let rows = &rows[spans[key_of[i]].clone()];
         if rows.is_empty() {
             continue;
         }
