@@ -242,7 +242,10 @@ impl Version {
     /// `compare(parse(s))` orders them; `None` when `s` does not parse. dpkg
     /// and SemVer compare without building a `Version`.
     pub(crate) fn compare_text(&self, s: &str) -> Option<Ordering> {
-        if s.len() > MAX_VERSION_LEN || s.trim().is_empty() {
+        // A text starting with a letter or digit is not blank: no trim.
+        let blank =
+            || !s.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric) && s.trim().is_empty();
+        if s.len() > MAX_VERSION_LEN || blank() {
             return None;
         }
         match &self.key {

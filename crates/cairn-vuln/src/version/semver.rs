@@ -78,6 +78,9 @@ pub(crate) fn parse(scheme: Scheme, s: &str) -> Result<Key, VersionError> {
 /// when `s` does not parse. Every part of `s` is checked as [`parse`] checks
 /// it before anything is compared.
 pub(crate) fn cmp_text(key: &Key, s: &str) -> Option<Ordering> {
+    if let Some(o) = cmp_plain(key, s) {
+        return Some(o);
+    }
     let t = s.trim();
     let t = t.strip_prefix(['v', 'V']).unwrap_or(t);
     let (rest, build) = match t.split_once('+') {
@@ -101,25 +104,85 @@ pub(crate) fn cmp_text(key: &Key, s: &str) -> Option<Ordering> {
     if !idents_ok(pre) || !idents_ok(build) {
         return None;
     }
-    // The core: missing components count as zero.
+    Some(match cmp_core_text(key, core) {
+        Ordering::Equal => cmp_pre_text(key, pre.unwrap_or("")),
+        o => o,
+    })
+}
+
+/// [`cmp_text`] of the common texts, a plain core with perhaps a pre-release
+/// (`1.2.3`, `0.0.0-0`, `1.0.0-rc.1`: no `v`, no build metadata, nothing
+/// around them), checked and compared in one pass; `None` for any other
+/// text, which the general path reads.
+fn cmp_plain(key: &Key, s: &str) -> Option<Ordering> {
+    let bytes = s.as_bytes();
+    // The core: digits and dots, no component empty, up to the first `-`.
+    let mut core_end = bytes.len();
+    let mut previous = b'.';
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {}
+            b'.' if previous != b'.' => {}
+            b'-' if previous != b'.' => {
+                core_end = i;
+                break;
+            }
+            _ => return None,
+        }
+        previous = b;
+    }
+    if previous == b'.' {
+        // Empty, or a trailing dot.
+        return None;
+    }
+    let pre = match bytes.get(core_end + 1..) {
+        Some(rest) => {
+            // Identifiers of ASCII alphanumerics and `-`, none empty.
+            let mut previous = b'.';
+            for &b in rest {
+                match b {
+                    b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'-' => {}
+                    b'.' if previous != b'.' => {}
+                    _ => return None,
+                }
+                previous = b;
+            }
+            if previous == b'.' {
+                return None;
+            }
+            &s[core_end + 1..]
+        }
+        None => "",
+    };
+    Some(match cmp_core_text(key, &s[..core_end]) {
+        Ordering::Equal => cmp_pre_text(key, pre),
+        o => o,
+    })
+}
+
+/// `key`'s core against a checked core text: missing components count as zero.
+fn cmp_core_text(key: &Key, core: &str) -> Ordering {
     let mut theirs = core.split('.');
     let mut i = 0;
     loop {
         let mine = key.core.get(i).map(Num::digits);
         let other = theirs.next();
         if mine.is_none() && other.is_none() {
-            break;
+            return Ordering::Equal;
         }
         match super::num::cmp_digits(mine.unwrap_or(""), other.unwrap_or("")) {
             Ordering::Equal => {}
-            o => return Some(o),
+            o => return o,
         }
         i += 1;
     }
-    // The pre-release: none sorts after any; else identifier by identifier
-    // (numeric before alphanumeric), then the longer list after.
-    let pre = pre.unwrap_or("");
-    Some(match (key.pre.is_empty(), pre.is_empty()) {
+}
+
+/// `key`'s pre-release against a checked one (`""` for none): none sorts after
+/// any; else identifier by identifier (numeric before alphanumeric), then the
+/// longer list after.
+fn cmp_pre_text(key: &Key, pre: &str) -> Ordering {
+    match (key.pre.is_empty(), pre.is_empty()) {
         (true, true) => Ordering::Equal,
         (true, false) => Ordering::Greater,
         (false, true) => Ordering::Less,
@@ -127,7 +190,7 @@ pub(crate) fn cmp_text(key: &Key, s: &str) -> Option<Ordering> {
             let mut theirs = pre.split('.');
             for mine in &key.pre {
                 let Some(other) = theirs.next() else {
-                    return Some(Ordering::Greater);
+                    return Ordering::Greater;
                 };
                 let o = match (mine, all_digits(other)) {
                     (Ident::Numeric(n), true) => super::num::cmp_digits(n.digits(), other),
@@ -136,7 +199,7 @@ pub(crate) fn cmp_text(key: &Key, s: &str) -> Option<Ordering> {
                     (Ident::Alpha(a), false) => a.as_str().cmp(other),
                 };
                 if o != Ordering::Equal {
-                    return Some(o);
+                    return o;
                 }
             }
             if theirs.next().is_some() {
@@ -145,7 +208,7 @@ pub(crate) fn cmp_text(key: &Key, s: &str) -> Option<Ordering> {
                 Ordering::Equal
             }
         }
-    })
+    }
 }
 
 fn cmp_core(a: &[Num], b: &[Num]) -> Ordering {
