@@ -70,11 +70,13 @@ pub(crate) fn check_count(n: usize) -> Result<(), ParseError> {
 
 /// A name or version must be non-empty, printable, with no whitespace or control characters.
 /// Printable ASCII other than the space (what names and versions nearly always
-/// are) holds neither, and is checked a byte at a time before decoding characters.
+/// are) holds neither, and is checked first, over the whole text without
+/// stopping early (the compiler tests 16 bytes at a time), before decoding
+/// characters.
 pub(crate) fn token_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 512
-        && (s.bytes().all(|b| (0x21..0x7f).contains(&b))
+        && (s.bytes().fold(true, |ok, b| ok & (0x21..0x7f).contains(&b))
             || !s.chars().any(|c| c.is_whitespace() || c.is_control()))
 }
 

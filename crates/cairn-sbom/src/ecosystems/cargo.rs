@@ -85,16 +85,19 @@ fn canonical(text: &str) -> Option<View<'_>> {
         plain(value).then_some(value)
     }
     /// No quote, backslash or control character: read the same by any TOML parser.
-    /// Printable ASCII (all a lockfile usually holds) is checked first, a test
-    /// per byte the compiler runs a word at a time; anything else is checked a
-    /// byte at a time: the control characters are U+0000-U+001F and U+007F, one
-    /// byte each, and U+0080-U+009F, encoded 0xC2 0x80-0x9F; no other
-    /// character's encoding holds those bytes in that order.
+    /// Printable ASCII (all a lockfile usually holds) is checked first, over
+    /// the whole value without stopping early, which the compiler turns into a
+    /// test of 16 bytes at a time (an early exit made it 12 instructions a
+    /// byte); anything else is checked a byte at a time: the control characters
+    /// are U+0000-U+001F and U+007F, one byte each, and U+0080-U+009F, encoded
+    /// 0xC2 0x80-0x9F; no other character's encoding holds those bytes in that
+    /// order.
     fn plain(value: &str) -> bool {
         let b = value.as_bytes();
-        if b.iter()
-            .all(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
-        {
+        let printable = b.iter().fold(true, |ok, &c| {
+            ok & (0x20..0x7f).contains(&c) & (c != b'"') & (c != b'\\')
+        });
+        if printable {
             return true;
         }
         !b.iter().enumerate().any(|(i, &c)| {
