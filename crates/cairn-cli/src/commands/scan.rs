@@ -158,175 +158,218 @@ fn policy_path(cli: &Cli, args: &ScanArgs) -> Option<PathBuf> {
     }
 }
 
-/// `--json`'s report, serialised as it is written: one line, the keys of every
-/// object in alphabetical order (the order the `serde_json::Value` it was built
-/// as before gave them; `json_report_keeps_its_shape` pins it), without a tree
-/// of values built first (a 908-crate scan's was a fifth of its instructions).
+/// `--json`'s report, written as serde_json writes it (compact, one line, the
+/// keys of every object in alphabetical order: the order the
+/// `serde_json::Value` it was once built as gave them;
+/// `json_report_keeps_its_shape` pins it, and that the line is what serde_json
+/// writes for its parsed value again) straight into one buffer: no tree of
+/// values, no borrowed structs serialised through serde (a 908-crate scan's
+/// report is 1.27 MB, most of it strings that need no escape; [`Json::str`]
+/// copies those at once).
 fn print_report(
     path: &Path,
     outcome: &ScanOutcome,
     threshold: Rating,
     failed: bool,
 ) -> Result<(), Failure> {
-    let report = ReportJson {
-        fail_on: threshold.as_str(),
-        failed,
-        informational: outcome
-            .report
-            .informational
-            .iter()
-            .map(|f| FindingJson::of(f, None, None))
-            .collect(),
-        issues: outcome
-            .not_evaluated
-            .iter()
-            .map(|i| IssueJson {
-                reason: &i.reason,
-                subject: &i.subject,
-            })
-            .collect(),
-        licence_policy: outcome.licences.is_some(),
-        licences: outcome
-            .licences
-            .iter()
-            .flatten()
-            .map(|l| LicenceJson {
-                detail: licence_detail(&l.verdict),
-                kind: l.verdict.kind(),
-                licence: &l.licence,
-                purl: &l.purl,
-            })
-            .collect(),
-        packages: outcome.report.packages,
-        path: path.display().to_string(),
-        suppressed: outcome
-            .suppressed
-            .iter()
-            .map(|s| FindingJson::of(&s.finding, None, Some(&s.verdict)))
-            .collect(),
-        vex_refused: &outcome.vex_refused,
-        vulnerabilities: outcome
-            .kept
-            .iter()
-            .map(|(f, v)| FindingJson::of(f, Some(outcome.purl_of(f)), v.as_ref()))
-            .collect(),
-    };
-    // Strings, numbers and booleans only: serialising does not fail, and if it
-    // did, the scan fails (exit 2) rather than print nothing and pass.
-    let line = serde_json::to_string(&report).context("cannot write the report as JSON")?;
+    let findings =
+        outcome.report.informational.len() + outcome.suppressed.len() + outcome.kept.len();
+    let mut j = Json(Vec::with_capacity(4096 + 1536 * findings));
+    j.raw("{\"fail_on\":");
+    j.str(threshold.as_str())?;
+    j.raw(if failed {
+        ",\"failed\":true"
+    } else {
+        ",\"failed\":false"
+    });
+    j.raw(",\"informational\":");
+    j.list(&outcome.report.informational, |j, f| {
+        finding(j, f, None, None)
+    })?;
+    j.raw(",\"issues\":");
+    j.list(&outcome.not_evaluated, |j, i| {
+        j.raw("{\"reason\":");
+        j.str(&i.reason)?;
+        j.raw(",\"subject\":");
+        j.str(&i.subject)?;
+        j.raw("}");
+        Ok(())
+    })?;
+    j.raw(if outcome.licences.is_some() {
+        ",\"licence_policy\":true"
+    } else {
+        ",\"licence_policy\":false"
+    });
+    j.raw(",\"licences\":");
+    j.list(outcome.licences.as_deref().unwrap_or_default(), |j, l| {
+        j.raw("{\"detail\":");
+        j.str(&licence_detail(&l.verdict))?;
+        j.raw(",\"kind\":");
+        j.str(l.verdict.kind())?;
+        j.raw(",\"licence\":");
+        j.str(&l.licence)?;
+        j.raw(",\"purl\":");
+        j.str(&l.purl)?;
+        j.raw("}");
+        Ok(())
+    })?;
+    j.raw(",\"packages\":");
+    j.value(&outcome.report.packages)?;
+    j.raw(",\"path\":");
+    j.str(&path.display().to_string())?;
+    j.raw(",\"suppressed\":");
+    j.list(&outcome.suppressed, |j, s| {
+        finding(j, &s.finding, None, Some(&s.verdict))
+    })?;
+    j.raw(",\"vex_refused\":");
+    j.list(&outcome.vex_refused, |j, r| j.str(r))?;
+    j.raw(",\"vulnerabilities\":");
+    j.list(&outcome.kept, |j, (f, v)| {
+        finding(j, f, Some(outcome.purl_of(f)), v.as_ref())
+    })?;
+    j.raw("}");
+    // Every piece written is UTF-8 (the text given and serde_json's own);
+    // checked rather than assumed: if it were not, the scan fails (exit 2)
+    // rather than print nothing and pass.
+    let line = String::from_utf8(j.0).context("cannot write the report as JSON")?;
     println!("{line}");
     Ok(())
 }
 
-#[derive(serde::Serialize)]
-struct ReportJson<'a> {
-    fail_on: &'static str,
-    failed: bool,
-    informational: Vec<FindingJson<'a>>,
-    issues: Vec<IssueJson<'a>>,
-    licence_policy: bool,
-    licences: Vec<LicenceJson<'a>>,
-    packages: usize,
-    path: String,
-    suppressed: Vec<FindingJson<'a>>,
-    vex_refused: &'a [String],
-    vulnerabilities: Vec<FindingJson<'a>>,
-}
+/// Compact JSON written into a buffer, byte for byte as serde_json writes it.
+struct Json(Vec<u8>);
 
-#[derive(serde::Serialize)]
-struct IssueJson<'a> {
-    reason: &'a str,
-    subject: &'a str,
-}
+impl Json {
+    /// Text that is JSON already (punctuation and keys).
+    fn raw(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
 
-#[derive(serde::Serialize)]
-struct LicenceJson<'a> {
-    detail: String,
-    kind: &'static str,
-    licence: &'a str,
-    purl: &'a str,
+    /// A string: copied between quotes when nothing in it needs an escape
+    /// (serde_json escapes only `"`, `\` and U+0000-U+001F), tested over the
+    /// whole string without stopping early so the compiler tests many bytes at
+    /// a time; else written by serde_json.
+    fn str(&mut self, s: &str) -> Result<(), Failure> {
+        let plain = s
+            .bytes()
+            .fold(true, |ok, b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+        if plain {
+            self.0.reserve(s.len() + 2);
+            self.0.push(b'"');
+            self.0.extend_from_slice(s.as_bytes());
+            self.0.push(b'"');
+            Ok(())
+        } else {
+            self.value(s)
+        }
+    }
+
+    fn opt_str(&mut self, s: Option<&str>) -> Result<(), Failure> {
+        match s {
+            Some(s) => self.str(s),
+            None => {
+                self.raw("null");
+                Ok(())
+            }
+        }
+    }
+
+    /// Any other value (numbers), as serde_json writes it. Strings, numbers
+    /// and booleans only: writing does not fail, and if it did, the scan fails
+    /// (exit 2) rather than print nothing and pass.
+    fn value<T: serde::Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Failure> {
+        serde_json::to_writer(&mut self.0, v).context("cannot write the report as JSON")?;
+        Ok(())
+    }
+
+    fn list<T>(
+        &mut self,
+        items: &[T],
+        mut each: impl FnMut(&mut Json, &T) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        self.raw("[");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.raw(",");
+            }
+            each(self, item)?;
+        }
+        self.raw("]");
+        Ok(())
+    }
 }
 
 /// A finding; `purl` (a vulnerability's: `null` when unknown) and `vex` only
 /// where the report has them.
-#[derive(serde::Serialize)]
-struct FindingJson<'a> {
-    advisory: &'a str,
-    aliases: &'a [String],
-    ecosystem: &'a str,
-    fix: &'static str,
-    fixed_versions: &'a [String],
-    installed_version: &'a str,
-    kind: &'a str,
-    package: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    purl: Option<Option<&'a String>>,
-    severity: Option<SeverityJson<'a>>,
-    summary: Option<&'a str>,
-    urgency: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    vex: Option<VexJson<'a>>,
-}
-
-impl<'a> FindingJson<'a> {
-    fn of(
-        f: &'a Finding,
-        purl: Option<Option<&'a String>>,
-        vex: Option<&'a VexVerdict>,
-    ) -> FindingJson<'a> {
-        FindingJson {
-            advisory: &f.advisory_id,
-            aliases: &f.aliases,
-            ecosystem: &f.ecosystem,
-            fix: f.fix_state(),
-            fixed_versions: &f.fixed_versions,
-            installed_version: &f.installed_version,
-            kind: match &f.kind {
-                FindingKind::Vulnerability => "vulnerability",
-                FindingKind::Informational(i) => i.as_str(),
-            },
-            package: &f.package,
-            purl,
-            severity: f.severity.as_ref().map(|s| SeverityJson {
-                rating: s.rating.as_str(),
-                score: s.score,
-                kind: &s.kind,
-                vector: &s.vector,
-            }),
-            summary: f.summary.as_deref(),
-            urgency: f.urgency.as_deref(),
-            vex: vex.map(|v| VexJson {
-                action_statement: v.statement.action_statement.as_deref(),
-                document: &v.document_id,
-                impact_statement: v.statement.impact_statement.as_deref(),
-                justification: v
-                    .statement
-                    .justification
-                    .map(cairn_vuln::Justification::as_str),
-                status: v.statement.status.as_str(),
-                timestamp: &v.statement.timestamp,
-            }),
-        }
+fn finding(
+    j: &mut Json,
+    f: &Finding,
+    purl: Option<Option<&String>>,
+    vex: Option<&VexVerdict>,
+) -> Result<(), Failure> {
+    j.raw("{\"advisory\":");
+    j.str(&f.advisory_id)?;
+    j.raw(",\"aliases\":");
+    j.list(&f.aliases, |j, a| j.str(a))?;
+    j.raw(",\"ecosystem\":");
+    j.str(&f.ecosystem)?;
+    j.raw(",\"fix\":");
+    j.str(f.fix_state())?;
+    j.raw(",\"fixed_versions\":");
+    j.list(&f.fixed_versions, |j, v| j.str(v))?;
+    j.raw(",\"installed_version\":");
+    j.str(&f.installed_version)?;
+    j.raw(",\"kind\":");
+    j.str(match &f.kind {
+        FindingKind::Vulnerability => "vulnerability",
+        FindingKind::Informational(i) => i.as_str(),
+    })?;
+    j.raw(",\"package\":");
+    j.str(&f.package)?;
+    if let Some(purl) = purl {
+        j.raw(",\"purl\":");
+        j.opt_str(purl.map(String::as_str))?;
     }
-}
-
-#[derive(serde::Serialize)]
-struct SeverityJson<'a> {
-    rating: &'static str,
-    score: f64,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    vector: &'a str,
-}
-
-#[derive(serde::Serialize)]
-struct VexJson<'a> {
-    action_statement: Option<&'a str>,
-    document: &'a str,
-    impact_statement: Option<&'a str>,
-    justification: Option<&'static str>,
-    status: &'static str,
-    timestamp: &'a str,
+    j.raw(",\"severity\":");
+    match &f.severity {
+        Some(s) => {
+            j.raw("{\"rating\":");
+            j.str(s.rating.as_str())?;
+            j.raw(",\"score\":");
+            j.value(&s.score)?;
+            j.raw(",\"type\":");
+            j.str(&s.kind)?;
+            j.raw(",\"vector\":");
+            j.str(&s.vector)?;
+            j.raw("}");
+        }
+        None => j.raw("null"),
+    }
+    j.raw(",\"summary\":");
+    j.opt_str(f.summary.as_deref())?;
+    j.raw(",\"urgency\":");
+    j.opt_str(f.urgency.as_deref())?;
+    if let Some(v) = vex {
+        j.raw(",\"vex\":{\"action_statement\":");
+        j.opt_str(v.statement.action_statement.as_deref())?;
+        j.raw(",\"document\":");
+        j.str(&v.document_id)?;
+        j.raw(",\"impact_statement\":");
+        j.opt_str(v.statement.impact_statement.as_deref())?;
+        j.raw(",\"justification\":");
+        j.opt_str(
+            v.statement
+                .justification
+                .map(cairn_vuln::Justification::as_str),
+        )?;
+        j.raw(",\"status\":");
+        j.str(v.statement.status.as_str())?;
+        j.raw(",\"timestamp\":");
+        j.str(&v.statement.timestamp)?;
+        j.raw("}");
+    }
+    j.raw("}");
+    Ok(())
 }
 
 fn vex_text(v: &VexVerdict) -> String {
@@ -456,4 +499,40 @@ fn print_text(outcome: &ScanOutcome, threshold: Rating) {
             .as_ref()
             .map_or_else(String::new, |l| format!(", {} licence findings", l.len())),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::Json;
+
+    /// A string is written as serde_json writes it, whether it is copied at
+    /// once or escaped: every one-byte character alone and inside text, and
+    /// characters beyond ASCII (U+007F and C1 controls are not escaped).
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        let mut cases: Vec<String> = (0u8..0x80)
+            .flat_map(|b| {
+                let c = char::from(b);
+                [c.to_string(), format!("RUSTSEC-{c}-0001 \u{e9}")]
+            })
+            .collect();
+        cases.extend(["", "\u{85}\u{9f}\u{2028}\u{feff}", "a\"b\\c\u{7}\n"].map(str::to_owned));
+        for s in &cases {
+            let mut j = Json(Vec::new());
+            j.str(s).unwrap();
+            assert_eq!(
+                String::from_utf8(j.0).unwrap(),
+                serde_json::to_string(s).unwrap(),
+                "{s:?}"
+            );
+        }
+        let mut j = Json(Vec::new());
+        j.list(&[0.5f64, 7.0, 10.0, 9.8], Json::value).unwrap();
+        assert_eq!(
+            String::from_utf8(j.0).unwrap(),
+            serde_json::to_string(&[0.5f64, 7.0, 10.0, 9.8]).unwrap()
+        );
+    }
 }
