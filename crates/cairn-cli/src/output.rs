@@ -45,6 +45,11 @@ pub(crate) fn terminal_safe(args: std::fmt::Arguments<'_>) -> std::borrow::Cow<'
         Some(s) => std::borrow::Cow::Borrowed(s),
         None => std::borrow::Cow::Owned(args.to_string()),
     };
+    safe_text(text)
+}
+
+/// [`terminal_safe`] of text already formatted.
+fn safe_text(text: std::borrow::Cow<'_, str>) -> std::borrow::Cow<'_, str> {
     if !may_hold_control(text.as_bytes())
         || !text
             .chars()
@@ -82,12 +87,26 @@ fn may_hold_control(bytes: &[u8]) -> bool {
 /// stops quietly and the command finishes its work with its own exit code.
 /// Any other write error is remembered for [`stdout_failure`].
 pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
-    use std::io::Write;
     use std::sync::atomic::Ordering;
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return;
     }
-    let text = terminal_safe(args);
+    put_stdout(&terminal_safe(args), newline);
+}
+
+/// Writes text already formatted to stdout, made [`terminal_safe`], like
+/// [`write_stdout`] (a large report goes out in pieces through here, not
+/// formatted into one string first).
+pub(crate) fn write_stdout_str(text: &str) {
+    if stdout_closed() {
+        return;
+    }
+    put_stdout(&safe_text(std::borrow::Cow::Borrowed(text)), false);
+}
+
+fn put_stdout(text: &str, newline: bool) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
     let mut out = std::io::stdout().lock();
     let written = out.write_all(text.as_bytes()).and_then(|()| {
         if newline {
@@ -160,7 +179,7 @@ pub(crate) fn stdout_failure() -> Option<std::io::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::terminal_safe;
+    use super::{safe_text, terminal_safe};
 
     #[test]
     fn control_characters_are_escaped_whatever_their_encoding() {
@@ -173,6 +192,15 @@ mod tests {
             ("csi\u{9b}", "csi\\u{9b}"),
         ] {
             assert_eq!(terminal_safe(format_args!("{input}")), want, "{input:?}");
+            // Text written as it is (a `--json` report's chunks) is made
+            // safe the same way, and borrowed when nothing needs an escape.
+            let safe = safe_text(std::borrow::Cow::Borrowed(input));
+            assert_eq!(safe, want, "{input:?}");
+            assert_eq!(
+                matches!(safe, std::borrow::Cow::Borrowed(_)),
+                input == want,
+                "{input:?}"
+            );
         }
         // Checked in blocks of 64 bytes: a control character in any block, at
         // its edges too, is found.

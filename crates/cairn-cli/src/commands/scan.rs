@@ -162,19 +162,18 @@ fn policy_path(cli: &Cli, args: &ScanArgs) -> Option<PathBuf> {
 /// keys of every object in alphabetical order: the order the
 /// `serde_json::Value` it was once built as gave them;
 /// `json_report_keeps_its_shape` pins it, and that the line is what serde_json
-/// writes for its parsed value again) straight into one buffer: no tree of
-/// values, no borrowed structs serialised through serde (a 908-crate scan's
-/// report is 1.27 MB, most of it strings that need no escape; [`Json::str`]
-/// copies those at once).
+/// writes for its parsed value again) straight into a buffer written out in
+/// chunks of [`CHUNK`] bytes: no tree of values, no borrowed structs
+/// serialised through serde (a 908-crate scan's report is 1.27 MB, most of it
+/// strings that need no escape; [`Json::str`] copies those at once), and
+/// never the whole report in memory.
 fn print_report(
     path: &Path,
     outcome: &ScanOutcome,
     threshold: Rating,
     failed: bool,
 ) -> Result<(), Failure> {
-    let findings =
-        outcome.report.informational.len() + outcome.suppressed.len() + outcome.kept.len();
-    let mut j = Json(Vec::with_capacity(4096 + 1536 * findings));
+    let mut j = Json::new(|text: &str| crate::output::write_stdout_str(text), CHUNK);
     j.raw("{\"fail_on\":");
     j.str(threshold.as_str())?;
     j.raw(if failed {
@@ -227,22 +226,54 @@ fn print_report(
     j.list(&outcome.kept, |j, (f, v)| {
         finding(j, f, Some(outcome.purl_of(f)), v.as_ref())
     })?;
-    j.raw("}");
-    // Every piece written is UTF-8 (the text given and serde_json's own);
-    // checked rather than assumed: if it were not, the scan fails (exit 2)
-    // rather than print nothing and pass.
-    let line = String::from_utf8(j.0).context("cannot write the report as JSON")?;
-    println!("{line}");
-    Ok(())
+    j.raw("}\n");
+    j.finish()
 }
 
-/// Compact JSON written into a buffer, byte for byte as serde_json writes it.
-struct Json(Vec<u8>);
+/// How much of the report [`Json`] holds before writing it out: a 908-crate
+/// scan's 1.27 MB report, built whole, touched some 300 fresh pages.
+const CHUNK: usize = 64 * 1024;
 
-impl Json {
+/// Compact JSON, byte for byte as serde_json writes it, into a buffer that
+/// goes to `out` (for the report: stdout as every `println!` of cairn's
+/// writes it, made terminal-safe, a closed pipe ending output quietly) each
+/// time it holds `chunk` bytes or more at the end of a list item (and at
+/// [`Json::finish`]), so a large report is never held whole. Every piece
+/// written is UTF-8 (the text given and serde_json's own), and a list item
+/// ends where a value does; each chunk is checked rather than assumed to be
+/// UTF-8: if one were not, the scan fails (exit 2) rather than pass, and that
+/// chunk and what follows are not written.
+struct Json<W: FnMut(&str)> {
+    buf: Vec<u8>,
+    out: W,
+    chunk: usize,
+}
+
+impl<W: FnMut(&str)> Json<W> {
+    fn new(out: W, chunk: usize) -> Self {
+        Json {
+            buf: Vec::with_capacity(chunk + 4096),
+            out,
+            chunk,
+        }
+    }
+
+    /// Checks and writes what the buffer holds.
+    fn write_out(&mut self) -> Result<(), Failure> {
+        let text = std::str::from_utf8(&self.buf).context("cannot write the report as JSON")?;
+        (self.out)(text);
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes the rest.
+    fn finish(mut self) -> Result<(), Failure> {
+        self.write_out()
+    }
+
     /// Text that is JSON already (punctuation and keys).
     fn raw(&mut self, s: &str) {
-        self.0.extend_from_slice(s.as_bytes());
+        self.buf.extend_from_slice(s.as_bytes());
     }
 
     /// A string: copied between quotes when nothing in it needs an escape
@@ -254,10 +285,10 @@ impl Json {
             .bytes()
             .fold(true, |ok, b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
         if plain {
-            self.0.reserve(s.len() + 2);
-            self.0.push(b'"');
-            self.0.extend_from_slice(s.as_bytes());
-            self.0.push(b'"');
+            self.buf.reserve(s.len() + 2);
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(s.as_bytes());
+            self.buf.push(b'"');
             Ok(())
         } else {
             self.value(s)
@@ -278,14 +309,14 @@ impl Json {
     /// and booleans only: writing does not fail, and if it did, the scan fails
     /// (exit 2) rather than print nothing and pass.
     fn value<T: serde::Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Failure> {
-        serde_json::to_writer(&mut self.0, v).context("cannot write the report as JSON")?;
+        serde_json::to_writer(&mut self.buf, v).context("cannot write the report as JSON")?;
         Ok(())
     }
 
     fn list<T>(
         &mut self,
         items: &[T],
-        mut each: impl FnMut(&mut Json, &T) -> Result<(), Failure>,
+        mut each: impl FnMut(&mut Self, &T) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
         self.raw("[");
         for (i, item) in items.iter().enumerate() {
@@ -293,6 +324,9 @@ impl Json {
                 self.raw(",");
             }
             each(self, item)?;
+            if self.buf.len() >= self.chunk {
+                self.write_out()?;
+            }
         }
         self.raw("]");
         Ok(())
@@ -301,8 +335,8 @@ impl Json {
 
 /// A finding; `purl` (a vulnerability's: `null` when unknown) and `vex` only
 /// where the report has them.
-fn finding(
-    j: &mut Json,
+fn finding<W: FnMut(&str)>(
+    j: &mut Json<W>,
     f: &Finding,
     purl: Option<Option<&String>>,
     vex: Option<&VexVerdict>,
@@ -520,19 +554,58 @@ mod tests {
             .collect();
         cases.extend(["", "\u{85}\u{9f}\u{2028}\u{feff}", "a\"b\\c\u{7}\n"].map(str::to_owned));
         for s in &cases {
-            let mut j = Json(Vec::new());
+            let mut j = Json::new(|_: &str| {}, super::CHUNK);
             j.str(s).unwrap();
             assert_eq!(
-                String::from_utf8(j.0).unwrap(),
+                String::from_utf8(j.buf).unwrap(),
                 serde_json::to_string(s).unwrap(),
                 "{s:?}"
             );
         }
-        let mut j = Json(Vec::new());
+        let mut j = Json::new(|_: &str| {}, super::CHUNK);
         j.list(&[0.5f64, 7.0, 10.0, 9.8], Json::value).unwrap();
         assert_eq!(
-            String::from_utf8(j.0).unwrap(),
+            String::from_utf8(j.buf).unwrap(),
             serde_json::to_string(&[0.5f64, 7.0, 10.0, 9.8]).unwrap()
+        );
+    }
+
+    /// Written out in chunks (down to one list item each), the text is the
+    /// one the whole buffer held: nested lists of strings that are copied,
+    /// escaped and beyond ASCII, as serde_json writes them; each chunk goes
+    /// out at an item's end, so `out` receives whole UTF-8 text every time.
+    #[test]
+    fn a_report_written_in_chunks_is_the_whole_text() {
+        let items: Vec<Vec<String>> = (0..300)
+            .map(|i| {
+                vec![
+                    format!("RUSTSEC-2024-{i:04}"),
+                    format!("caf\u{e9} \u{2028} {i}"),
+                    format!("needs \"escape\"\n{i}"),
+                ]
+            })
+            .collect();
+        let write = |chunk: usize| {
+            let mut writes = Vec::new();
+            let mut j = Json::new(|text: &str| writes.push(text.to_owned()), chunk);
+            j.raw("{\"items\":");
+            j.list(&items, |j, item| j.list(item, |j, s| j.str(s)))
+                .unwrap();
+            j.raw("}\n");
+            j.finish().unwrap();
+            writes
+        };
+        let whole = format!("{{\"items\":{}}}\n", serde_json::to_string(&items).unwrap());
+        for chunk in [1, 10, 100, 4096, super::CHUNK] {
+            let writes = write(chunk);
+            assert_eq!(writes.concat(), whole);
+            if chunk <= 10 {
+                assert!(writes.len() > 300, "{chunk}: {} writes", writes.len());
+            }
+        }
+        assert_eq!(
+            write(super::CHUNK).iter().filter(|w| !w.is_empty()).count(),
+            1
         );
     }
 }
