@@ -407,7 +407,13 @@ fn scan<'a>(
                         );
                     }
                 }
-                report.components.extend(components);
+                if report.components.is_empty() {
+                    // The first (often only) file's: taken as it is, not
+                    // copied into a second allocation of the same size.
+                    report.components = components;
+                } else {
+                    report.components.extend(components);
+                }
             }
             Err(error) => report.errors.push(FileError {
                 path: path.to_string(),
