@@ -640,13 +640,17 @@ pub(crate) fn match_stored(
         .collect();
     // The package positions in key order give the keys, each once, and each
     // package's key: its rows are then found without a search.
-    let key = |i: usize| (packages[i].ecosystem.as_str(), names[i].as_str());
-    let mut by_key: Vec<usize> = (0..packages.len()).collect();
-    by_key.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
+    // Sorted as (ecosystem, name, position) tuples, compared in place.
+    let mut by_key: Vec<(&str, &str, usize)> = packages
+        .iter()
+        .zip(&names)
+        .enumerate()
+        .map(|(i, (p, n))| (p.ecosystem.as_str(), n.as_str(), i))
+        .collect();
+    by_key.sort_unstable();
     let mut keys: Vec<(String, String)> = Vec::new();
     let mut key_of = vec![0; packages.len()];
-    for &i in &by_key {
-        let (ecosystem, name) = key(i);
+    for &(ecosystem, name, i) in &by_key {
         if keys
             .last()
             .is_none_or(|(e, n)| (e.as_str(), n.as_str()) != (ecosystem, name))
