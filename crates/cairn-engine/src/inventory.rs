@@ -517,14 +517,24 @@ fn packages_with(collected: &Collected, keys: &ComponentKeys) -> (Matched, Vec<N
             }
         }
     }
-    let key = package_key;
-    let mut order: Vec<usize> = (0..all.len()).collect();
-    // Of equal keys the earliest position comes first.
-    order.sort_unstable_by(|&a, &b| key(&all[a]).cmp(&key(&all[b])).then(a.cmp(&b)));
+    // Sorted as (ecosystem, name, version, position) tuples, compared in
+    // place: of equal keys the earliest position comes first.
+    let mut order: Vec<(&str, &str, &str, usize)> = all
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (ecosystem, name, version) = package_key(p);
+            (ecosystem, name, version, i)
+        })
+        .collect();
+    order.sort_unstable();
     let mut first = vec![false; all.len()];
     let mut kept_order = Vec::with_capacity(order.len());
-    for (j, &i) in order.iter().enumerate() {
-        if j == 0 || key(&all[order[j - 1]]) != key(&all[i]) {
+    for (j, &(ecosystem, name, version, i)) in order.iter().enumerate() {
+        if j == 0 || {
+            let (e, n, v, _) = order[j - 1];
+            (e, n, v) != (ecosystem, name, version)
+        } {
             first[i] = true;
             kept_order.push(i);
         }
