@@ -367,6 +367,8 @@ pub struct Evaluation {
     pub newest_modified: Option<String>,
     /// Each component's OSV keys, as the match computed them once.
     keys: ComponentKeys,
+    /// The packages matched (taken by [`Evaluation::take_purls`]).
+    matched: Matched,
 }
 
 impl Evaluation {
@@ -374,6 +376,13 @@ impl Evaluation {
     /// match computed (an OS package's source packages are not derived again).
     pub fn purls(&self, collected: &Collected) -> BTreeMap<(String, String, String), String> {
         purls_with(collected, &self.keys)
+    }
+
+    /// The same purls as [`Evaluation::purls`], from the packages the match
+    /// kept (nothing derived or sorted again), found by borrowed keys. Takes
+    /// them: a second call gives none.
+    pub fn take_purls(&mut self, collected: &Collected) -> Purls {
+        Purls::new(std::mem::take(&mut self.matched), collected)
     }
 }
 
@@ -465,31 +474,84 @@ pub fn os_packages(c: &Component) -> Result<Vec<Package>, String> {
 /// unknown release or with a malformed version, and the components of files that
 /// were not read.
 pub fn packages(collected: &Collected) -> (Vec<Package>, Vec<NotEvaluated>) {
-    packages_with(collected, &ComponentKeys::of(collected))
+    let (matched, issues) = packages_with(collected, &ComponentKeys::of(collected));
+    (matched.packages, issues)
 }
 
-fn packages_with(collected: &Collected, keys: &ComponentKeys) -> (Vec<Package>, Vec<NotEvaluated>) {
+/// The packages a collection is matched under, each once in the order its
+/// first component gives it, with that component's position and the package
+/// positions in key order (so a key is found without a search tree).
+#[derive(Debug, Default)]
+struct Matched {
+    packages: Vec<Package>,
+    /// Index for index with `packages`: the position of the first component
+    /// that gave it.
+    owner: Vec<usize>,
+    /// The positions of `packages` in (ecosystem, name, version) order.
+    order: Vec<usize>,
+}
+
+fn packages_with(collected: &Collected, keys: &ComponentKeys) -> (Matched, Vec<NotEvaluated>) {
     let mut issues = Vec::new();
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    let mut keep = |p: Package| {
-        if seen.insert((p.ecosystem.clone(), p.name.clone(), p.version.clone())) {
-            out.push(p);
-        }
-    };
-    for (c, key) in keys.with(collected) {
+    // Every package every component gives, repeats included, then each kept
+    // once: the first of its run when sorted by (key, position).
+    let mut all = Vec::new();
+    let mut owner = Vec::new();
+    for (at, (c, key)) in keys.with(collected).enumerate() {
         match key {
-            Some(Ok(ps)) => ps.iter().cloned().for_each(&mut keep),
+            Some(Ok(ps)) => {
+                all.extend(ps.iter().cloned());
+                owner.resize(all.len(), at);
+            }
             Some(Err(reason)) => issues.push(NotEvaluated {
                 subject: c.purl.clone(),
                 reason: format!("OS package not matched: {reason}"),
             }),
-            None => keep(Package::new(
-                c.ecosystem.osv_name(),
-                &c.full_name(),
-                &c.version,
-            )),
+            None => {
+                all.push(Package::new(
+                    c.ecosystem.osv_name(),
+                    &c.full_name(),
+                    &c.version,
+                ));
+                owner.push(at);
+            }
         }
+    }
+    // Sorted as (ecosystem, name, version, position) tuples, compared in
+    // place: of equal keys the earliest position comes first.
+    let mut order: Vec<(&str, &str, &str, usize)> = all
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (ecosystem, name, version) = package_key(p);
+            (ecosystem, name, version, i)
+        })
+        .collect();
+    order.sort_unstable();
+    let mut first = vec![false; all.len()];
+    let mut kept_order = Vec::with_capacity(order.len());
+    for (j, &(ecosystem, name, version, i)) in order.iter().enumerate() {
+        if j == 0 || {
+            let (e, n, v, _) = order[j - 1];
+            (e, n, v) != (ecosystem, name, version)
+        } {
+            first[i] = true;
+            kept_order.push(i);
+        }
+    }
+    // Each kept package's position once the repeats are gone.
+    let mut position = vec![0; all.len()];
+    let mut packages = Vec::with_capacity(kept_order.len());
+    let mut owners = Vec::with_capacity(kept_order.len());
+    for (i, p) in all.into_iter().enumerate() {
+        if first[i] {
+            position[i] = packages.len();
+            packages.push(p);
+            owners.push(owner[i]);
+        }
+    }
+    for i in &mut kept_order {
+        *i = position[*i];
     }
     for e in &collected.skipped {
         issues.push(NotEvaluated {
@@ -497,7 +559,61 @@ fn packages_with(collected: &Collected, keys: &ComponentKeys) -> (Vec<Package>, 
             reason: format!("not read, its components were not evaluated: {}", e.reason),
         });
     }
-    (out, issues)
+    (
+        Matched {
+            packages,
+            owner: owners,
+            order: kept_order,
+        },
+        issues,
+    )
+}
+
+/// A package's (ecosystem, name, version), borrowed.
+fn package_key(p: &Package) -> (&str, &str, &str) {
+    (p.ecosystem.as_str(), p.name.as_str(), p.version.as_str())
+}
+
+/// Each component's purl by the (OSV ecosystem, name, version) it is matched
+/// under, as findings name them (an OS source package by the first of its
+/// binary packages' purls): [`purls`]' answer, found by borrowed keys.
+#[derive(Debug, Default)]
+pub struct Purls {
+    matched: Matched,
+    /// Index for index with `matched.packages`.
+    purls: Vec<String>,
+}
+
+impl Purls {
+    fn new(matched: Matched, collected: &Collected) -> Purls {
+        let purls = matched
+            .owner
+            .iter()
+            .map(|&c| collected.report.components[c].purl.clone())
+            .collect();
+        Purls { matched, purls }
+    }
+
+    /// The purl of the component matched as `ecosystem` `name` `version`.
+    pub fn get(&self, ecosystem: &str, name: &str, version: &str) -> Option<&String> {
+        let packages = &self.matched.packages;
+        let at = self
+            .matched
+            .order
+            .binary_search_by(|&i| package_key(&packages[i]).cmp(&(ecosystem, name, version)))
+            .ok()?;
+        self.purls.get(self.matched.order[at])
+    }
+
+    /// How many keys have a purl.
+    pub fn len(&self) -> usize {
+        self.purls.len()
+    }
+
+    /// Whether no key has a purl.
+    pub fn is_empty(&self) -> bool {
+        self.purls.is_empty()
+    }
 }
 
 /// What matching packages against the stored advisories gives.
@@ -534,13 +650,17 @@ pub(crate) fn match_stored(
         .collect();
     // The package positions in key order give the keys, each once, and each
     // package's key: its rows are then found without a search.
-    let key = |i: usize| (packages[i].ecosystem.as_str(), names[i].as_str());
-    let mut by_key: Vec<usize> = (0..packages.len()).collect();
-    by_key.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
+    // Sorted as (ecosystem, name, position) tuples, compared in place.
+    let mut by_key: Vec<(&str, &str, usize)> = packages
+        .iter()
+        .zip(&names)
+        .enumerate()
+        .map(|(i, (p, n))| (p.ecosystem.as_str(), n.as_str(), i))
+        .collect();
+    by_key.sort_unstable();
     let mut keys: Vec<(String, String)> = Vec::new();
     let mut key_of = vec![0; packages.len()];
-    for &i in &by_key {
-        let (ecosystem, name) = key(i);
+    for &(ecosystem, name, i) in &by_key {
         if keys
             .last()
             .is_none_or(|(e, n)| (e.as_str(), n.as_str()) != (ecosystem, name))
@@ -724,13 +844,13 @@ fn releases_without_advisories(
 /// for them. A stored record that does not parse is reported, not skipped.
 pub fn evaluate(store: &dyn Store, collected: &Collected) -> Result<Evaluation, EngineError> {
     let keys = ComponentKeys::of(collected);
-    let (packages, mut not_evaluated) = packages_with(collected, &keys);
+    let (matched, mut not_evaluated) = packages_with(collected, &keys);
     let StoredMatch {
         report,
         unparsed,
         newest_modified,
         ecosystems,
-    } = match_stored(store, &packages)?;
+    } = match_stored(store, &matched.packages)?;
     for (id, e) in unparsed {
         not_evaluated.push(NotEvaluated {
             subject: format!("advisory {id}"),
@@ -752,6 +872,7 @@ pub fn evaluate(store: &dyn Store, collected: &Collected) -> Result<Evaluation, 
         not_evaluated,
         newest_modified,
         keys,
+        matched,
     })
 }
 
@@ -824,6 +945,102 @@ mod tests {
     use super::*;
 
     const LOCK: &str = "version = 3\n\n[[package]]\nname = \"shipped\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
+
+    /// The package list and purls as they were computed before positions:
+    /// each (ecosystem, name, version) kept the first time a search set
+    /// took it (the oracle the sorted positions are compared with).
+    fn packages_by_search_set(collected: &Collected) -> Vec<Package> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for c in &collected.report.components {
+            let ps = match is_os(c).then(|| os_packages(c)) {
+                Some(Ok(ps)) => ps,
+                Some(Err(_)) => continue,
+                None => vec![Package::new(
+                    c.ecosystem.osv_name(),
+                    &c.full_name(),
+                    &c.version,
+                )],
+            };
+            for p in ps {
+                if seen.insert((p.ecosystem.clone(), p.name.clone(), p.version.clone())) {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn packages_and_purls_by_position_are_those_of_a_search_set_on_real_data() {
+        // A Debian 12 root filesystem with this machine's real dpkg database
+        // (many binary packages of one source: repeats) when there is one,
+        // and this workspace's real Cargo.lock twice (every crate repeated),
+        // with a malformed OS package among them.
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = tmp.path();
+        let write = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n");
+        let status = std::fs::read_to_string("/var/lib/dpkg/status").unwrap_or_default();
+        write(
+            "var/lib/dpkg/status",
+            &format!(
+                "{status}\nPackage: badbin\nStatus: install ok installed\nArchitecture: amd64\n\
+                 Source: badsrc (1.0-1 junk)\nVersion: 1.0-1\n\n\
+                 Package: libc6\nStatus: install ok installed\nArchitecture: amd64\n\
+                 Source: glibc (2.36-9)\nVersion: 2.36-9+b1\n\n\
+                 Package: libc-bin\nStatus: install ok installed\nArchitecture: amd64\n\
+                 Source: glibc (2.36-9)\nVersion: 2.36-9+b1\n"
+            ),
+        );
+        let lock =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock"))
+                .unwrap();
+        write("srv/a/Cargo.lock", &lock);
+        write("srv/b/Cargo.lock", &lock);
+        let collected = collect_rootfs(root).unwrap();
+        let components = &collected.report.components;
+        assert!(components.iter().any(is_os), "no OS package read");
+        assert!(
+            components
+                .iter()
+                .filter(|c| c.ecosystem == Ecosystem::Cargo)
+                .count()
+                > 100,
+            "the lockfiles were not read"
+        );
+
+        let keys = ComponentKeys::of(&collected);
+        let (matched, issues) = packages_with(&collected, &keys);
+        let expected = packages_by_search_set(&collected);
+        assert!(expected.len() < components.len(), "no repeats to drop");
+        assert_eq!(matched.packages, expected);
+        assert!(
+            issues.iter().any(|i| i.reason.contains("badsrc")),
+            "{issues:?}"
+        );
+
+        let map = purls(&collected);
+        let index = Purls::new(matched, &collected);
+        assert_eq!(index.len(), map.len());
+        for ((ecosystem, name, version), purl) in &map {
+            assert_eq!(index.get(ecosystem, name, version), Some(purl));
+        }
+        assert_eq!(
+            index.get("Debian:12", "glibc", "2.36-9"),
+            map.get(&(
+                "Debian:12".to_owned(),
+                "glibc".to_owned(),
+                "2.36-9".to_owned()
+            ))
+        );
+        assert_eq!(index.get("crates.io", "serde", "0.0.0-none"), None);
+        assert_eq!(index.get("Debian:12", "badsrc", "1.0-1 junk"), None);
+    }
 
     #[test]
     fn a_workloads_sbom_exclude_leaves_fixtures_out_and_says_so() {

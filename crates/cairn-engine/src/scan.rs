@@ -3,7 +3,7 @@
 //! policy evaluated, and the threshold counted. The engine's one scan path:
 //! `cairn scan` only prints what it returns.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use cairn_sbom::licence_policy::{LicencePolicy, LicenceVerdict};
@@ -11,7 +11,7 @@ use cairn_store::Store;
 use cairn_vuln::{Finding, Rating, ScanReport, VexDocument, VexSet, VexVerdict};
 
 use crate::EngineError;
-use crate::inventory::{Collected, NotEvaluated};
+use crate::inventory::{Collected, NotEvaluated, Purls};
 
 /// The VEX documents given, their statements together, and the statements
 /// refused (each naming its file and document).
@@ -105,7 +105,7 @@ pub struct ScanOutcome {
     pub licences: Option<Vec<LicenceFinding>>,
     pub not_evaluated: Vec<NotEvaluated>,
     /// Each component's purl by (ecosystem, package, version).
-    pub purls: BTreeMap<(String, String, String), String>,
+    pub purls: Purls,
     /// Kept vulnerabilities at or above the threshold, or of unknown severity
     /// (fail closed).
     pub crossing: usize,
@@ -121,11 +121,8 @@ impl ScanOutcome {
     /// The purl of the component a finding is about (an OS source package: its
     /// first binary package's).
     pub fn purl_of(&self, f: &Finding) -> Option<&String> {
-        self.purls.get(&(
-            f.ecosystem.clone(),
-            f.package.clone(),
-            f.installed_version.clone(),
-        ))
+        self.purls
+            .get(&f.ecosystem, &f.package, &f.installed_version)
     }
 }
 
@@ -138,8 +135,8 @@ pub fn scan(
     policy: Option<&LicencePolicy>,
     threshold: Rating,
 ) -> Result<ScanOutcome, EngineError> {
-    let evaluation = crate::inventory::evaluate(store, collected)?;
-    let purls = evaluation.purls(collected);
+    let mut evaluation = crate::inventory::evaluate(store, collected)?;
+    let purls = evaluation.take_purls(collected);
     let mut report = evaluation.report;
     let mut kept = Vec::new();
     let mut suppressed = Vec::new();
@@ -167,19 +164,11 @@ pub fn scan(
     })
 }
 
-fn vex_verdict(
-    vex: &VexSet,
-    purls: &BTreeMap<(String, String, String), String>,
-    f: &Finding,
-) -> Option<VexVerdict> {
+fn vex_verdict(vex: &VexSet, purls: &Purls, f: &Finding) -> Option<VexVerdict> {
     if vex.is_empty() {
         return None;
     }
-    let purl = purls.get(&(
-        f.ecosystem.clone(),
-        f.package.clone(),
-        f.installed_version.clone(),
-    ))?;
+    let purl = purls.get(&f.ecosystem, &f.package, &f.installed_version)?;
     let ids: Vec<&str> = std::iter::once(f.advisory_id.as_str())
         .chain(f.aliases.iter().map(String::as_str))
         .collect();
