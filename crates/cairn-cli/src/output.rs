@@ -37,9 +37,11 @@ static STDERR_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 static STDOUT_FAILED: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
 
 /// Text for a terminal: control characters other than newline and tab escaped
-/// (`\u{1b}`), so nothing cairn prints — a lockfile's text in a diagnostic, a
+/// as JSON escapes them (`\u001b`), so nothing cairn prints — a lockfile's text in a diagnostic, a
 /// name from a registry, a server's answer — can move the cursor, retitle the
-/// terminal or hide a line. JSON is unchanged (serde escapes them already).
+/// terminal or hide a line. JSON stays JSON: serde escapes the C0 controls
+/// itself, and DEL and the C1 controls it leaves raw in strings become the
+/// same `\u007f` escapes, which a JSON reader decodes to the same text.
 pub(crate) fn terminal_safe(args: std::fmt::Arguments<'_>) -> std::borrow::Cow<'static, str> {
     let text = match args.as_str() {
         Some(s) => std::borrow::Cow::Borrowed(s),
@@ -60,7 +62,12 @@ fn safe_text(text: std::borrow::Cow<'_, str>) -> std::borrow::Cow<'_, str> {
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
         if c.is_control() && c != '\n' && c != '\t' {
-            out.extend(c.escape_default());
+            // JSON's own escape (every control character is at most U+009F):
+            // in a `--json` document, where serde leaves DEL and the C1
+            // controls raw inside strings, the escaped text is still JSON and
+            // decodes to the same string.
+            use std::fmt::Write as _;
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
         } else {
             out.push(c);
         }
@@ -186,10 +193,10 @@ mod tests {
         for (input, want) in [
             ("plain\ttext\n", "plain\ttext\n"),
             ("© café", "© café"),
-            ("a\u{1b}[2Jb", "a\\u{1b}[2Jb"),
-            ("del\u{7f}", "del\\u{7f}"),
-            ("© next line\u{85}", "© next line\\u{85}"),
-            ("csi\u{9b}", "csi\\u{9b}"),
+            ("a\u{1b}[2Jb", "a\\u001b[2Jb"),
+            ("del\u{7f}", "del\\u007f"),
+            ("© next line\u{85}", "© next line\\u0085"),
+            ("csi\u{9b}", "csi\\u009b"),
         ] {
             assert_eq!(terminal_safe(format_args!("{input}")), want, "{input:?}");
             // Text written as it is (a `--json` report's chunks) is made
@@ -212,7 +219,7 @@ mod tests {
                 let want = format!(
                     "{}{}{}",
                     "x".repeat(at),
-                    c.escape_default(),
+                    format!("\\u{:04x}", u32::from(c)),
                     "y".repeat(100)
                 );
                 assert_eq!(terminal_safe(format_args!("{input}")), want, "{at} {c:?}");
@@ -220,5 +227,29 @@ mod tests {
         }
         let long = format!("{}\n\t©{}", "x".repeat(500), "é".repeat(100));
         assert_eq!(terminal_safe(format_args!("{long}")), long);
+    }
+
+    /// A `--json` document whose strings hold DEL and C1 controls (an
+    /// advisory's summary, a package name: text cairn does not write) leaves
+    /// the terminal-safe writer as JSON that decodes to the same value, and
+    /// with no raw control character in it.
+    #[test]
+    fn json_made_terminal_safe_is_still_the_same_json() {
+        let value = serde_json::json!({
+            "summary": "del\u{7f} nel\u{85} csi\u{9b}[2J esc\u{1b}[0m \"q\" \\ tab\t nl\n",
+            "names": ["\u{80}", "a\u{9f}b", "© café"],
+        });
+        let text = serde_json::to_string(&value).expect("json");
+        assert!(
+            text.contains('\u{7f}') && text.contains('\u{85}'),
+            "serde leaves them raw: {text}"
+        );
+        let safe = terminal_safe(format_args!("{text}"));
+        assert!(
+            !safe.chars().any(|c| c.is_control()),
+            "no raw control character: {safe}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&safe).expect("still JSON");
+        assert_eq!(back, value);
     }
 }

@@ -174,7 +174,7 @@ fn control_bytes_from_a_lockfile_never_reach_the_terminal() {
     assert!(!r.stdout.contains('\u{1b}'), "{r:?}");
     assert!(
         r.stderr
-            .contains("x\\u{1b}]0;owned\\u{7}\\u{1b}[2J/Cargo.lock"),
+            .contains("x\\u001b]0;owned\\u0007\\u001b[2J/Cargo.lock"),
         "the path is shown escaped: {r:?}"
     );
 }
