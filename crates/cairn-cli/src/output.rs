@@ -217,9 +217,9 @@ mod tests {
                 input.push(c);
                 input.push_str(&"y".repeat(100));
                 let want = format!(
-                    "{}{}{}",
+                    "{}\\u{:04x}{}",
                     "x".repeat(at),
-                    format!("\\u{:04x}", u32::from(c)),
+                    u32::from(c),
                     "y".repeat(100)
                 );
                 assert_eq!(terminal_safe(format_args!("{input}")), want, "{at} {c:?}");
@@ -246,7 +246,7 @@ mod tests {
         );
         let safe = terminal_safe(format_args!("{text}"));
         assert!(
-            !safe.chars().any(|c| c.is_control()),
+            !safe.chars().any(char::is_control),
             "no raw control character: {safe}"
         );
         let back: serde_json::Value = serde_json::from_str(&safe).expect("still JSON");
