@@ -97,13 +97,14 @@ pub fn rematch_signed_sbom(
         skipped,
         name: "signed SBOM".to_owned(),
     };
-    let evaluation: Evaluation = crate::inventory::evaluate(store, &collected).map_err(|e| {
-        format!(
-            "the stored advisories could not be matched: {}",
-            cairn_model::error_chain(&e)
-        )
-    })?;
-    let purls = evaluation.purls(&collected);
+    let mut evaluation: Evaluation =
+        crate::inventory::evaluate(store, &collected).map_err(|e| {
+            format!(
+                "the stored advisories could not be matched: {}",
+                cairn_model::error_chain(&e)
+            )
+        })?;
+    let purls = evaluation.take_purls(&collected);
     Ok(evaluation
         .report
         .vulnerabilities
@@ -111,11 +112,7 @@ pub fn rematch_signed_sbom(
         .map(|f| CurrentFinding {
             id: f.advisory_id.clone(),
             package: purls
-                .get(&(
-                    f.ecosystem.clone(),
-                    f.package.clone(),
-                    f.installed_version.clone(),
-                ))
+                .get(&f.ecosystem, &f.package, &f.installed_version)
                 .cloned()
                 .unwrap_or_else(|| {
                     format!("{}/{}@{}", f.ecosystem, f.package, f.installed_version)

@@ -365,22 +365,14 @@ pub struct Evaluation {
     pub not_evaluated: Vec<NotEvaluated>,
     /// The newest `modified` time of the stored records consulted (RFC 3339).
     pub newest_modified: Option<String>,
-    /// Each component's OSV keys, as the match computed them once.
-    keys: ComponentKeys,
     /// The packages matched (taken by [`Evaluation::take_purls`]).
     matched: Matched,
 }
 
 impl Evaluation {
-    /// [`purls`] of the collection this evaluation matched, from the keys the
-    /// match computed (an OS package's source packages are not derived again).
-    pub fn purls(&self, collected: &Collected) -> BTreeMap<(String, String, String), String> {
-        purls_with(collected, &self.keys)
-    }
-
-    /// The same purls as [`Evaluation::purls`], from the packages the match
-    /// kept (nothing derived or sorted again), found by borrowed keys. Takes
-    /// them: a second call gives none.
+    /// [`purls`] of the collection this evaluation matched, from the packages
+    /// the match kept (nothing derived or sorted again), found by borrowed
+    /// keys. Takes them: a second call gives none.
     pub fn take_purls(&mut self, collected: &Collected) -> Purls {
         Purls::new(std::mem::take(&mut self.matched), collected)
     }
@@ -871,7 +863,6 @@ pub fn evaluate(store: &dyn Store, collected: &Collected) -> Result<Evaluation, 
         report,
         not_evaluated,
         newest_modified,
-        keys,
         matched,
     })
 }
@@ -905,8 +896,8 @@ fn keys_with(
 
 /// Each component's purl by (OSV ecosystem, name, version), as findings name
 /// them (an OS source package by the first of its binary packages' purls).
-/// After [`evaluate`], [`Evaluation::purls`] gives the same without deriving
-/// the OS packages again.
+/// After [`evaluate`], [`Evaluation::take_purls`] gives the same, looked up
+/// by borrowed keys, without deriving the OS packages again.
 pub fn purls(collected: &Collected) -> BTreeMap<(String, String, String), String> {
     purls_with(collected, &ComponentKeys::of(collected))
 }

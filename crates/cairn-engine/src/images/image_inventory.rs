@@ -140,8 +140,8 @@ pub fn inventory(
         ),
     });
     let advisories = store.advisory_count()?;
-    let evaluation = inventory::evaluate(store, &collected)?;
-    let purls = evaluation.purls(&collected);
+    let mut evaluation = inventory::evaluate(store, &collected)?;
+    let purls = evaluation.take_purls(&collected);
     let report = &evaluation.report;
     note(&format!(
         "scan against {advisories} stored advisories: {} vulnerabilities, {} informational, {} not evaluated",
@@ -292,10 +292,7 @@ fn inventory_error(path: &Path, why: &str) -> EngineError {
 
 /// One vulnerability as a vulns v0.2 result: cairn's rating and the CVSS score
 /// and vector as severities, the package and versions as an annotation.
-fn vuln_result(
-    f: &cairn_vuln::Finding,
-    purls: &std::collections::BTreeMap<(String, String, String), String>,
-) -> VulnResult {
+fn vuln_result(f: &cairn_vuln::Finding, purls: &inventory::Purls) -> VulnResult {
     let mut severity = vec![SeverityScore {
         method: RATING_METHOD.to_owned(),
         score: f
@@ -315,11 +312,7 @@ fn vuln_result(
         });
     }
     let purl = purls
-        .get(&(
-            f.ecosystem.clone(),
-            f.package.clone(),
-            f.installed_version.clone(),
-        ))
+        .get(&f.ecosystem, &f.package, &f.installed_version)
         .cloned()
         .unwrap_or_else(|| format!("{}/{}@{}", f.ecosystem, f.package, f.installed_version));
     let mut note = serde_json::Map::new();
