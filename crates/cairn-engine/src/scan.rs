@@ -138,7 +138,7 @@ pub fn scan(
     let mut evaluation = crate::inventory::evaluate(store, collected)?;
     let purls = evaluation.take_purls(collected);
     let mut report = evaluation.report;
-    let mut kept = Vec::new();
+    let mut kept = Vec::with_capacity(report.vulnerabilities.len());
     let mut suppressed = Vec::new();
     for finding in std::mem::take(&mut report.vulnerabilities) {
         match vex_verdict(&vex.set, &purls, &finding) {

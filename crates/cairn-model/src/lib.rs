@@ -12,6 +12,7 @@ pub mod image;
 pub mod image_ref;
 pub mod purl;
 pub mod run;
+pub mod sort;
 pub mod test_report;
 pub mod test_results;
 pub mod time;

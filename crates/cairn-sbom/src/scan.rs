@@ -4,6 +4,7 @@
 use crate::component::Component;
 use crate::ecosystems::{self, Output};
 use crate::error::ParseError;
+use cairn_model::sort::sort_by_moving_once;
 
 /// The kinds of file cairn reads components from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -422,9 +423,9 @@ fn scan<'a>(
             }),
         }
     }
-    report
-        .components
-        .sort_by(|a, b| (&a.purl, &a.source_file).cmp(&(&b.purl, &b.source_file)));
+    sort_by_moving_once(&mut report.components, |a, b| {
+        (&a.purl, &a.source_file).cmp(&(&b.purl, &b.source_file))
+    });
     report
 }
 

@@ -4,6 +4,7 @@
 use crate::error::Error;
 use crate::matching::{Finding, FindingKind, Installed, Package, match_entries, normalize_name};
 use crate::osv::Advisory;
+use cairn_model::sort::sort_by_moving_once;
 use std::collections::HashMap;
 
 /// An index of advisories. Inserting a record whose id is already present
@@ -177,7 +178,7 @@ impl AdvisoryIndex {
             }
         }
         // Compared in place (a key of cloned strings cost three allocations per
-        // comparison: a tenth of a 908-crate scan).
+        // comparison: a tenth of a 908-crate scan); each finding moved once.
         let order = |a: &Finding, b: &Finding| {
             (&a.package, &a.installed_version, &a.advisory_id).cmp(&(
                 &b.package,
@@ -185,8 +186,8 @@ impl AdvisoryIndex {
                 &b.advisory_id,
             ))
         };
-        report.vulnerabilities.sort_by(order);
-        report.informational.sort_by(order);
+        sort_by_moving_once(&mut report.vulnerabilities, order);
+        sort_by_moving_once(&mut report.informational, order);
         report
     }
 }

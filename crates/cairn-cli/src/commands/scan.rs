@@ -139,6 +139,13 @@ pub(super) fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
             args.path.display()
         )));
     }
+    // Everything is written; the process exits next. Freeing the findings and
+    // the components one allocation at a time (2.4 M instructions for 908
+    // crates) would only hand back memory the exit hands back at once. Nothing
+    // they hold needs closing: plain data, no file or connection (the store,
+    // which has one, is dropped as usual).
+    std::mem::forget(outcome);
+    std::mem::forget(collected);
     Ok(if failed {
         ExitCode::from(crate::exit::USER)
     } else {
