@@ -61,7 +61,7 @@ mod tests {
                     .map(|(i, &k)| (k, i, format!("value {i}")))
                     .collect();
                 let mut expected = values.clone();
-                expected.sort_by(|a, b| a.0.cmp(&b.0));
+                expected.sort_by_key(|a| a.0);
                 let mut got = values;
                 sort_by_moving_once(&mut got, |a, b| a.0.cmp(&b.0));
                 assert_eq!(got, expected, "{case}, {n} values");
