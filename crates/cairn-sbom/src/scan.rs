@@ -4,7 +4,7 @@
 use crate::component::Component;
 use crate::ecosystems::{self, Output};
 use crate::error::ParseError;
-use cairn_model::sort::sort_by_moving_once;
+use cairn_model::sort::sort_large_by;
 
 /// The kinds of file cairn reads components from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -423,7 +423,7 @@ fn scan<'a>(
             }),
         }
     }
-    sort_by_moving_once(&mut report.components, |a, b| {
+    sort_large_by(&mut report.components, |a, b| {
         (&a.purl, &a.source_file).cmp(&(&b.purl, &b.source_file))
     });
     report
