@@ -24,24 +24,33 @@ pub fn sandbox(out: &Output, iterations: usize, once: bool) -> Result<ExitCode, 
         return Ok(ExitCode::SUCCESS);
     }
     let iterations = iterations.clamp(10, 100_000);
+    use crate::sandbox_noop::{bare_bwrap_noop, bubblewrap_alone_noop, sandboxed_noop};
+    let ours = || sandboxed_noop().context("sandboxed no-op step");
+    let alone = || bubblewrap_alone_noop().context("bubblewrap with cairn's arguments");
+    let bare = || bare_bwrap_noop().context("bare bwrap");
     // Warm up the page cache and the cgroup hierarchy.
     for _ in 0..5 {
-        crate::sandbox_noop::sandboxed_noop().context("sandboxed no-op step")?;
-        crate::sandbox_noop::bare_bwrap_noop().context("bare bwrap")?;
+        ours()?;
+        alone()?;
+        bare()?;
     }
-    let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    let (mut o, mut a, mut b) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..iterations {
-        ours.push(crate::sandbox_noop::sandboxed_noop().context("sandboxed no-op step")?);
-        bare.push(crate::sandbox_noop::bare_bwrap_noop().context("bare bwrap")?);
+        o.push(ours()?);
+        a.push(alone()?);
+        b.push(bare()?);
     }
-    let (o, b) = (summary(ours), summary(bare));
+    let (o, a, b) = (summary(o), summary(a), summary(b));
     if out.json {
         print_json(&json!({
             "iterations": iterations,
             "cairn_sandbox_ms": { "p50": o[0], "p99": o[1], "mean": o[2], "max": o[3] },
+            "bwrap_with_cairn_args_ms": { "p50": a[0], "p99": a[1], "mean": a[2], "max": a[3] },
             "bare_bwrap_ms": { "p50": b[0], "p99": b[1], "mean": b[2], "max": b[3] },
             "ratio_p50": o[0] / b[0],
             "ratio_p99": o[1] / b[1],
+            "bwrap_with_cairn_args_ratio_p50": a[0] / b[0],
+            "bwrap_with_cairn_args_ratio_p99": a[1] / b[1],
         }));
     } else {
         println!("sandboxed no-op step start, {iterations} iterations each, interleaved");
@@ -55,12 +64,21 @@ pub fn sandbox(out: &Output, iterations: usize, once: bool) -> Result<ExitCode, 
         );
         println!(
             "{:<42} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            "bwrap alone with cairn's arguments", a[0], a[1], a[2], a[3]
+        );
+        println!(
+            "{:<42} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
             "bare `bwrap --ro-bind / / true`", b[0], b[1], b[2], b[3]
         );
         println!(
             "ratio cairn/bare: p50 {:.2}x, p99 {:.2}x (goal: both <= 1.5x)",
             o[0] / b[0],
             o[1] / b[1]
+        );
+        println!(
+            "of which bubblewrap alone with cairn's arguments/bare: p50 {:.2}x, p99 {:.2}x",
+            a[0] / b[0],
+            a[1] / b[1]
         );
     }
     Ok(ExitCode::SUCCESS)

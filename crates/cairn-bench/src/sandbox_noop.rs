@@ -1,12 +1,15 @@
 //! Start-up cost of a sandbox, for `cairn bench sandbox`: one no-op through [`run`]
-//! against one plain `bwrap --ro-bind / / true`.
+//! against one plain `bwrap --ro-bind / / true`, and bubblewrap alone with cairn's
+//! arguments for the same step (bubblewrap's share of the start).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cairn_sandbox::{BWRAP, Exit, SandboxError, SandboxSpec, prepare_workspace, run};
+use cairn_sandbox::{
+    BWRAP, Exit, SandboxError, SandboxSpec, bubblewrap_alone, prepare_workspace, run,
+};
 
 /// One start of `true` in a full cairn sandbox (limits, cgroup, mounts, output
 /// readers), timed around [`run`]; the scratch workspace is made and removed untimed.
@@ -31,26 +34,47 @@ pub fn sandboxed_noop() -> Result<Duration, SandboxError> {
     }
 }
 
+/// One start of `true` in bubblewrap alone with the arguments cairn gives it for
+/// the same step ([`cairn_sandbox::bubblewrap_alone`]), as the sandbox user:
+/// bubblewrap's share of a start, without cairn's reaper, cgroup, limits and
+/// supervision. Timed around bubblewrap's run only.
+pub fn bubblewrap_alone_noop() -> Result<Duration, SandboxError> {
+    let workspace = Scratch::new()?;
+    prepare_workspace(&workspace.0)?;
+    let mut spec = SandboxSpec::new(workspace.0.clone(), vec!["true".to_owned()]);
+    spec.env
+        .push(("PATH".to_owned(), "/usr/bin:/bin".to_owned()));
+    let alone = bubblewrap_alone(&spec)?;
+    let mut command = alone.command();
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    timed(command, "bubblewrap with cairn's arguments")
+}
+
 /// One start of `true` in the plainest bubblewrap sandbox, as the reference.
 pub fn bare_bwrap_noop() -> Result<Duration, SandboxError> {
-    let start = Instant::now();
-    let status = Command::new(BWRAP)
+    let mut command = Command::new(BWRAP);
+    command
         .args(["--ro-bind", "/", "/", "true"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|source| SandboxError::Spawn {
-            step: "executing bubblewrap",
-            source,
-        })?;
+        .stderr(Stdio::null());
+    timed(command, "bwrap --ro-bind / / true")
+}
+
+/// The wall time of `command`'s whole run, which must succeed.
+fn timed(mut command: Command, what: &str) -> Result<Duration, SandboxError> {
+    let start = Instant::now();
+    let status = command.status().map_err(|source| SandboxError::Spawn {
+        step: "executing bubblewrap",
+        source,
+    })?;
     let elapsed = start.elapsed();
     if status.success() {
         Ok(elapsed)
     } else {
         Err(SandboxError::Setup {
             status: status.code().unwrap_or(-1),
-            message: "bwrap --ro-bind / / true failed".to_owned(),
+            message: format!("{what} failed"),
         })
     }
 }

@@ -86,6 +86,6 @@ pub use spawn::{SANDBOX_GID, SANDBOX_UID};
 pub use spec::{
     Exit, HOME_DIR, HOSTNAME, Limits, Outcome, SandboxSpec, Stream, Usage, WORKSPACE_DIR,
 };
-pub use supervise::{run, run_in_network_of};
+pub use supervise::{BubblewrapAlone, bubblewrap_alone, run, run_in_network_of};
 pub use usernet::SLIRP4NETNS;
 pub use workspace::prepare_workspace;

@@ -145,6 +145,57 @@ pub(crate) fn setup(
     })
 }
 
+/// The arguments [`run`] gives bubblewrap for a step, and what they name (the `/etc`
+/// copy), for running bubblewrap alone: without cairn's reaper, run cgroup, limits
+/// and supervision, and without the status descriptor that supervision reads.
+/// `cairn bench sandbox` times it beside [`run`] to tell bubblewrap's share of a
+/// start from cairn's.
+#[derive(Debug)]
+pub struct BubblewrapAlone {
+    pub args: Vec<std::ffi::OsString>,
+    _setup: Setup,
+}
+
+impl BubblewrapAlone {
+    /// bubblewrap with these arguments, no environment, stdin from /dev/null, and
+    /// as the sandbox user when cairn is root (as [`run`] starts it).
+    pub fn command(&self) -> std::process::Command {
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new(args::bwrap_path());
+        command
+            .args(&self.args)
+            .env_clear()
+            .stdin(std::process::Stdio::null());
+        if spawn::is_root() {
+            command.uid(spawn::SANDBOX_UID).gid(spawn::SANDBOX_GID);
+        }
+        command
+    }
+}
+
+/// [`BubblewrapAlone`] for `spec`, which must not ask for a network (the user-mode
+/// network is joined by cairn's reaper, not by bubblewrap).
+pub fn bubblewrap_alone(spec: &SandboxSpec) -> Result<BubblewrapAlone, SandboxError> {
+    if spec.network {
+        return Err(SandboxError::InvalidSpec {
+            field: "network",
+            problem: "must be false for bubblewrap alone (cairn joins the user-mode network)",
+            value: String::new(),
+        });
+    }
+    let mut setup = setup(spec, None)?;
+    let mut args = std::mem::take(&mut setup.args);
+    // bubblewrap's own options end at the first `--`; the command's may hold anything.
+    let own = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    if let Some(at) = args[..own].iter().position(|a| a == "--json-status-fd") {
+        args.drain(at..at + 2);
+    }
+    Ok(BubblewrapAlone {
+        args,
+        _setup: setup,
+    })
+}
+
 /// Starts bubblewrap with `args` in a fresh run cgroup (as root) and supervises it to
 /// the end, as [`run`] describes.
 pub(crate) fn execute(

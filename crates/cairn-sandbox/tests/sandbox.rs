@@ -822,3 +822,60 @@ fn a_run_starts_no_thread_of_its_own() {
     assert_eq!(out, ["out-1", "out-2", "out-3", "last"]);
     assert_eq!(err, ["err-1", "err-2", "err-3"]);
 }
+
+/// `bubblewrap_alone` (what `cairn bench sandbox` times to tell bubblewrap's
+/// share from cairn's) is the step's own sandbox: the same hostname, read-only
+/// system, scrubbed environment and no capability, without the status
+/// descriptor only cairn's supervision reads; a command that looks like that
+/// option is left alone, and a step with a network is refused.
+#[test]
+fn bubblewrap_alone_is_the_steps_sandbox_without_cairns_status_descriptor() {
+    let ws = workspace();
+    let spec = sh(
+        ws.path(),
+        "hostname; touch /usr/x 2>/dev/null || echo usr-read-only; \
+         grep -E '^(CapEff|NoNewPrivs)' /proc/self/status | tr -s '\\t' ' '; \
+         env | sort | tr '\\n' ' '",
+    );
+    let alone = cairn_sandbox::bubblewrap_alone(&spec).unwrap();
+    assert!(
+        !alone.args.iter().any(|a| a == "--json-status-fd"),
+        "{:?}",
+        alone.args
+    );
+    let out = alone.command().output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], cairn_sandbox::HOSTNAME, "{text}");
+    assert_eq!(lines[1], "usr-read-only", "{text}");
+    assert_eq!(lines[2], "CapEff: 0000000000000000", "{text}");
+    assert_eq!(lines[3], "NoNewPrivs: 1", "{text}");
+    assert!(lines[4].contains("HOME=/home/cairn"), "{text}");
+    assert!(
+        !lines[4].contains("CARGO"),
+        "the host's environment leaked: {text}"
+    );
+
+    // Only bubblewrap's own options lose the status descriptor.
+    let mut lookalike = sh(ws.path(), "true");
+    lookalike.argv = vec!["/bin/echo".into(), "--json-status-fd".into(), "3".into()];
+    let alone = cairn_sandbox::bubblewrap_alone(&lookalike).unwrap();
+    assert!(
+        alone
+            .args
+            .ends_with(&["/bin/echo".into(), "--json-status-fd".into(), "3".into()]),
+        "{:?}",
+        alone.args
+    );
+
+    let mut networked = sh(ws.path(), "true");
+    networked.network = true;
+    assert!(matches!(
+        cairn_sandbox::bubblewrap_alone(&networked),
+        Err(SandboxError::InvalidSpec {
+            field: "network",
+            ..
+        })
+    ));
+}
