@@ -14,11 +14,7 @@ use cairn_sandbox::{
 /// One start of `true` in a full cairn sandbox (limits, cgroup, mounts, output
 /// readers), timed around [`run`]; the scratch workspace is made and removed untimed.
 pub fn sandboxed_noop() -> Result<Duration, SandboxError> {
-    let workspace = Scratch::new()?;
-    prepare_workspace(&workspace.0)?;
-    let mut spec = SandboxSpec::new(workspace.0.clone(), vec!["true".to_owned()]);
-    spec.env
-        .push(("PATH".to_owned(), "/usr/bin:/bin".to_owned()));
+    let (_workspace, spec) = noop_step()?;
     let start = Instant::now();
     let outcome = run(&spec, &mut |_, _| {})?;
     let elapsed = start.elapsed();
@@ -39,11 +35,7 @@ pub fn sandboxed_noop() -> Result<Duration, SandboxError> {
 /// bubblewrap's share of a start, without cairn's reaper, cgroup, limits and
 /// supervision. Timed around bubblewrap's run only.
 pub fn bubblewrap_alone_noop() -> Result<Duration, SandboxError> {
-    let workspace = Scratch::new()?;
-    prepare_workspace(&workspace.0)?;
-    let mut spec = SandboxSpec::new(workspace.0.clone(), vec!["true".to_owned()]);
-    spec.env
-        .push(("PATH".to_owned(), "/usr/bin:/bin".to_owned()));
+    let (_workspace, spec) = noop_step()?;
     let alone = bubblewrap_alone(&spec)?;
     let mut command = alone.command();
     command.stdout(Stdio::null()).stderr(Stdio::null());
@@ -77,6 +69,18 @@ fn timed(mut command: Command, what: &str) -> Result<Duration, SandboxError> {
             message: format!("{what} failed"),
         })
     }
+}
+
+/// The no-op step both sandboxed starts run: `true` with only PATH set, in a
+/// fresh scratch workspace handed to the sandbox user (removed when the returned
+/// [`Scratch`] is dropped).
+fn noop_step() -> Result<(Scratch, SandboxSpec), SandboxError> {
+    let workspace = Scratch::new()?;
+    prepare_workspace(&workspace.0)?;
+    let mut spec = SandboxSpec::new(workspace.0.clone(), vec!["true".to_owned()]);
+    spec.env
+        .push(("PATH".to_owned(), "/usr/bin:/bin".to_owned()));
+    Ok((workspace, spec))
 }
 
 /// An empty directory under the temp dir, removed on drop.
