@@ -8,11 +8,12 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::Output;
+use crate::sandbox_noop::{bare_bwrap_noop, bubblewrap_alone_noop, sandboxed_noop};
 use crate::{Failure, print_json, summary};
 
 pub fn sandbox(out: &Output, iterations: usize, once: bool) -> Result<ExitCode, Failure> {
     if once {
-        let took = crate::sandbox_noop::sandboxed_noop().context("sandboxed no-op step")?;
+        let took = sandboxed_noop().context("sandboxed no-op step")?;
         if out.json {
             print_json(&json!({ "cairn_sandbox_ms": took.as_secs_f64() * 1000.0 }));
         } else {
@@ -24,7 +25,6 @@ pub fn sandbox(out: &Output, iterations: usize, once: bool) -> Result<ExitCode, 
         return Ok(ExitCode::SUCCESS);
     }
     let iterations = iterations.clamp(10, 100_000);
-    use crate::sandbox_noop::{bare_bwrap_noop, bubblewrap_alone_noop, sandboxed_noop};
     let ours = || sandboxed_noop().context("sandboxed no-op step");
     let alone = || bubblewrap_alone_noop().context("bubblewrap with cairn's arguments");
     let bare = || bare_bwrap_noop().context("bare bwrap");

@@ -94,8 +94,7 @@ fn may_hold_control(bytes: &[u8]) -> bool {
 /// stops quietly and the command finishes its work with its own exit code.
 /// Any other write error is remembered for [`stdout_failure`].
 pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
-    use std::sync::atomic::Ordering;
-    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+    if stdout_closed() {
         return;
     }
     put_stdout(&terminal_safe(args), newline);

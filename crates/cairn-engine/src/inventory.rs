@@ -899,13 +899,7 @@ fn keys_with(
 /// After [`evaluate`], [`Evaluation::take_purls`] gives the same, looked up
 /// by borrowed keys, without deriving the OS packages again.
 pub fn purls(collected: &Collected) -> BTreeMap<(String, String, String), String> {
-    purls_with(collected, &ComponentKeys::of(collected))
-}
-
-fn purls_with(
-    collected: &Collected,
-    keys: &ComponentKeys,
-) -> BTreeMap<(String, String, String), String> {
+    let keys = ComponentKeys::of(collected);
     let mut out = BTreeMap::new();
     for (c, key) in keys.with(collected) {
         for key in keys_with(c, key) {
