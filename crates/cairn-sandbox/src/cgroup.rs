@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use crate::error::SandboxError;
 use crate::spec::{Limits, Usage};
 
-/// cairn's reaper, bubblewrap's monitor and the pid namespace's init, which live in
-/// the cgroup alongside the command.
-pub(crate) const SUPERVISOR_TASKS: u64 = 3;
+/// The processes that live in the cgroup alongside the command: cairn's reaper and
+/// the pid namespace's init (detached: bubblewrap's monitor and its init).
+pub(crate) const SUPERVISOR_TASKS: u64 = 2;
 
 /// Name prefix of the cgroups of runs that end with the cairn process that started
 /// them (a dead process's are swept). A name is `<prefix><owner token>-<random id>`

@@ -62,6 +62,7 @@ mod owner;
 mod prepared;
 mod procfs;
 mod running;
+mod runtime;
 mod spawn;
 mod spec;
 mod status;

@@ -1,13 +1,15 @@
-//! Starting bubblewrap: what its process does between `fork` and `exec` (join the run
-//! cgroup, set rlimits, drop root to the sandbox user, close inherited descriptors),
-//! and the reaper it forks from, which is the child cairn waits for.
+//! Starting a sandbox: what cairn's child does after the `fork` (join the run cgroup,
+//! set rlimits, pass the status and release descriptors, close inherited ones, drop
+//! root to the sandbox user), and the reaper it becomes, which is the child cairn
+//! waits for.
 //!
 //! ```text
-//! cairn ── reaper (subreaper, in the cgroup, sandbox uid) ── bwrap monitor ── init ── command
+//! cairn ── reaper (subreaper, in the cgroup, sandbox uid) ── init (pid 1) ── command
 //! ```
 //!
 //! cairn forks the reaper (std's `Command`, a copy of cairn's memory); the reaper
-//! starts bubblewrap with a vfork-style clone (no second copy; see `Exec`).
+//! starts the sandbox's init in that same memory (no second copy; see
+//! [`crate::runtime`]).
 //!
 //! A detached sandbox ([`crate::start_detached`]) has no reaper: cairn's child starts
 //! a new session, forks bubblewrap and exits, leaving
@@ -25,6 +27,10 @@ use std::process::{Child, Command, Stdio};
 use crate::args::{self, BLOCK_FD, STATUS_FD};
 use crate::cgroup::{RunCgroup, SUPERVISOR_TASKS};
 use crate::error::SandboxError;
+use crate::runtime::{
+    Handshake, InitArg, Plan, Runtime, child_pid_line, exit_code_line, init_main, proc_file,
+    write_file,
+};
 use crate::spec::Limits;
 
 /// The unprivileged host user and group the sandbox runs as when cairn runs as root
@@ -64,6 +70,8 @@ const STEPS: &[&str] = &[
     "starting a new session",
     "detaching from cairn",
     "passing the release descriptor",
+    "creating the sandbox's namespaces",
+    "mapping the sandbox's user and group",
 ];
 const STEP_CGROUP: u8 = 0;
 const STEP_RLIMIT: u8 = 1;
@@ -79,6 +87,8 @@ const STEP_SETNS: u8 = 10;
 const STEP_SETSID: u8 = 11;
 const STEP_DETACH: u8 = 12;
 const STEP_BLOCK_FD: u8 = 13;
+const STEP_NAMESPACES: u8 = 14;
+const STEP_ID_MAPS: u8 = 15;
 
 /// What the child does before exec'ing bubblewrap, prepared in the parent.
 struct ChildSetup {
@@ -100,74 +110,9 @@ struct ChildSetup {
     /// handed to the host's init (or the nearest subreaper) instead of staying
     /// cairn's child's.
     detached: bool,
-    /// What the reaper's child executes (not detached): see [`Exec`].
-    exec: Exec,
-}
-
-/// bubblewrap's path, arguments and (empty) environment as `execve(2)` takes them,
-/// and the stack the reaper's child runs on until that exec. Prepared before the
-/// fork, because the child may not allocate.
-///
-/// The reaper starts bubblewrap with `clone(CLONE_VM | CLONE_VFORK)`: the child
-/// borrows the reaper's memory instead of copying it (a copy of all of cairn's page
-/// tables, then copy-on-write faults, then tearing the copy down again at the exec:
-/// the largest host-side cost of a start), and the reaper waits until the exec.
-struct Exec {
-    path: CString,
-    /// Owns what `argv` points to.
-    _args: Vec<CString>,
-    /// NULL-terminated.
-    argv: Vec<*const libc::c_char>,
-    /// NULL-terminated: bubblewrap starts with no environment (`--setenv` sets the
-    /// sandbox's).
-    envp: [*const libc::c_char; 1],
-    /// Written by the child only (the reaper's copy of it).
-    stack: std::cell::UnsafeCell<Vec<u8>>,
-}
-
-// SAFETY: the raw pointers point into `_args` (or are NULL), owned by the same value
-// and never changed after `Exec::new`; moving the value moves no CString's heap data.
-unsafe impl Send for Exec {}
-// SAFETY: as for Send; the stack is written only in the reaper (a process of its
-// own, after the fork), never by two threads.
-unsafe impl Sync for Exec {}
-
-/// The vfork child's stack: it makes a handful of system calls and no deep calls.
-const EXEC_STACK_BYTES: usize = 64 << 10;
-
-impl Exec {
-    fn new(args: &[std::ffi::OsString]) -> Result<Exec, SandboxError> {
-        use std::os::unix::ffi::OsStrExt;
-        let nul = |_| SandboxError::InvalidSpec {
-            field: "argv",
-            problem: "contains a NUL byte",
-            value: String::new(),
-        };
-        let path = CString::new(args::bwrap_path().as_os_str().as_bytes()).map_err(nul)?;
-        let mut all = Vec::with_capacity(args.len() + 1);
-        all.push(path.clone());
-        for arg in args {
-            all.push(CString::new(arg.as_bytes()).map_err(nul)?);
-        }
-        let mut argv: Vec<*const libc::c_char> = all.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        Ok(Exec {
-            path,
-            _args: all,
-            argv,
-            envp: [std::ptr::null()],
-            stack: std::cell::UnsafeCell::new(vec![0u8; EXEC_STACK_BYTES]),
-        })
-    }
-}
-
-/// What the reaper hands its vfork child, and where the child leaves the error of a
-/// failed step or exec (the memory is shared; the reaper reads it once the child
-/// has executed bubblewrap or exited).
-struct VforkChild<'a> {
-    setup: &'a ChildSetup,
-    reaper: libc::pid_t,
-    errno: std::sync::atomic::AtomicI32,
+    /// What the reaper starts (not detached): the sandbox's init, see
+    /// [`crate::runtime`].
+    runtime: Option<Runtime>,
 }
 
 /// How bubblewrap is started, besides its arguments and limits.
@@ -209,7 +154,11 @@ pub(crate) fn start(
     let cgroup = launch.cgroup;
     let root = cgroup.is_some();
     let (status_read, status_write) = pipe()?;
-    let exec = Exec::new(&bwrap_args)?;
+    // Detached sandboxes execute bubblewrap; the others are the native runtime's.
+    let runtime = match launch.log {
+        Some(_) => None,
+        None => Some(Runtime::new(Plan::from_args(&bwrap_args)?)),
+    };
     let setup = ChildSetup {
         cgroup_procs: cgroup.map(|c| c.procs_files().to_vec()).unwrap_or_default(),
         rlimits: rlimits(limits, root),
@@ -225,7 +174,7 @@ pub(crate) fn start(
         max_signal: libc::SIGRTMAX(),
         netns: launch.netns,
         detached: launch.log.is_some(),
-        exec,
+        runtime,
     };
 
     let mut command = Command::new(args::bwrap_path());
@@ -285,51 +234,6 @@ pub(crate) fn start(
             step: "executing bubblewrap",
             source,
         }),
-    }
-}
-
-/// The reaper's vfork child (see [`Exec`]): raises its own OOM score while still
-/// root (the memory it shares with the reaper never becomes dumpable), drops to the
-/// sandbox user, dies with the reaper, and executes bubblewrap. On failure it leaves
-/// the error in [`VforkChild::errno`] and exits; it never returns into the reaper's
-/// frames.
-extern "C" fn exec_bwrap(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the reaper's `VforkChild`, alive while the reaper is
-    // suspended (until this process executes or exits). Async-signal-safe system
-    // calls only, on memory prepared before the first fork.
-    unsafe {
-        let child = &*(arg as *const VforkChild<'_>);
-        let setup = child.setup;
-        let error = setup
-            .raise_oom_score()
-            .and_then(|()| setup.drop_privileges())
-            .and_then(|()| {
-                setup.fail_if(
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0,
-                    STEP_PDEATHSIG,
-                )?;
-                if libc::getppid() != child.reaper {
-                    return Err(setup.fail_with(STEP_PDEATHSIG, libc::ESRCH));
-                }
-                Ok(())
-            })
-            .err()
-            .unwrap_or_else(|| {
-                libc::execve(
-                    setup.exec.path.as_ptr(),
-                    setup.exec.argv.as_ptr(),
-                    setup.exec.envp.as_ptr(),
-                );
-                io::Error::last_os_error()
-            });
-        let errno = error
-            .raw_os_error()
-            .filter(|&e| e != 0)
-            .unwrap_or(libc::EIO);
-        child
-            .errno
-            .store(errno, std::sync::atomic::Ordering::SeqCst);
-        libc::_exit(127)
     }
 }
 
@@ -442,11 +346,9 @@ impl ChildSetup {
                 // bubblewrap is forked (a copy) and this process exits: drop now.
                 self.drop_privileges()?;
             } else {
-                // The reaper keeps root until its vfork child (which drops on its own
-                // before the exec) is gone: a shared memory must never be dumpable,
-                // and only root can raise the child's OOM score without that. If
-                // cairn dies meanwhile, the reaper dies (set again after the drop,
-                // which clears it).
+                // The reaper keeps root until it has written the init's id maps and
+                // OOM score. If cairn dies meanwhile, the reaper dies (set again after
+                // the drop, which clears it).
                 self.bind_life_to_parent()?;
             }
             if self.status_fd == STATUS_FD {
@@ -489,7 +391,7 @@ impl ChildSetup {
                     }
                 }
             }
-            self.split_off_bwrap()
+            self.split_off(last_passed)
         }
     }
 
@@ -537,15 +439,13 @@ impl ChildSetup {
         Ok(())
     }
 
-    /// Forks once more: the new process goes on to exec bubblewrap, this one stays
-    /// behind as a child subreaper that reaps bubblewrap and then the sandbox's init
-    /// (orphaned when bubblewrap's monitor exits with the command's status). It exits
-    /// only when nothing of the sandbox is left, with bubblewrap's status, so reaping
-    /// it means the whole sandbox is gone and no zombie is left to the host's init.
+    /// The last step of cairn's child: detached, fork bubblewrap and leave it to the
+    /// host; else become the reaper that starts the sandbox's init
+    /// ([`ChildSetup::start_init`]).
     ///
     /// # Safety
     /// Only in the forked child, at the very end of its preparation.
-    unsafe fn split_off_bwrap(&self) -> io::Result<()> {
+    unsafe fn split_off(&self, last_passed: RawFd) -> io::Result<()> {
         // SAFETY: async-signal-safe system calls only; this process never returns to
         // Rust code that could allocate, it `_exit`s.
         unsafe {
@@ -571,71 +471,128 @@ impl ChildSetup {
                 }
                 return self.become_bwrap();
             }
+            match &self.runtime {
+                Some(runtime) => self.start_init(runtime, last_passed),
+                // Not detached: `start` always prepares the runtime.
+                None => Err(self.fail_with(STEP_NAMESPACES, libc::EINVAL)),
+            }
+        }
+    }
+
+    /// The reaper (this process, a child subreaper) starts the sandbox's init with
+    /// its namespaces, in this memory ([`crate::runtime`]): it writes the init's id
+    /// maps and OOM score while still root, names the init on the status
+    /// descriptor, lets it go on, gives up root, and reaps until nothing of the
+    /// sandbox is left. It exits with the init's status, after writing the
+    /// command's exit code on the status descriptor if the command was executed; so
+    /// reaping it means the whole sandbox is gone and no zombie is left to the
+    /// host's init.
+    ///
+    /// # Safety
+    /// Only in the forked child, at the very end of its preparation; never returns
+    /// on success.
+    unsafe fn start_init(&self, runtime: &Runtime, last_passed: RawFd) -> io::Result<()> {
+        // SAFETY: async-signal-safe system calls only, on memory prepared before the
+        // fork; this process never returns to Rust code that could allocate, it
+        // `_exit`s.
+        unsafe {
             self.fail_if(
                 libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0,
                 STEP_REAPER,
             )?;
             let reaper = libc::getpid();
-            // bubblewrap's process borrows this one's memory until its exec (no copy
-            // of cairn's address space; see [`Exec`]) and runs on its own stack; this
-            // process is suspended until then. glibc's clone(3) wrapper, not fork(3):
-            // no atfork handlers run in this copy of a multi-threaded process.
-            let child = VforkChild {
-                setup: self,
-                reaper,
-                errno: std::sync::atomic::AtomicI32::new(0),
+            if self.drop_to.is_some() {
+                // The init starts with this process's credentials: none of root's
+                // groups (the user namespace's "deny" below makes them permanent).
+                self.fail_if(libc::setgroups(0, std::ptr::null()) != 0, STEP_SETGROUPS)?;
+            }
+            // The init checks it once its own parent-death signal is set.
+            let pidfd = libc::syscall(libc::SYS_pidfd_open, reaper, 0);
+            self.fail_if(pidfd < 0, STEP_REAPER)?;
+            let shared = Handshake::new();
+            let arg = InitArg {
+                runtime,
+                shared: &shared,
+                reaper: pidfd as libc::c_int,
+                first_closed: (last_passed + 1) as libc::c_uint,
             };
-            // The top of the stack, 16-byte aligned (the stack grows down). Nothing
-            // else uses this memory in the reaper.
-            let stack = &mut *self.exec.stack.get();
-            let top = stack.as_mut_ptr().add(stack.len()) as usize & !15;
-            let bwrap = libc::clone(
-                exec_bwrap,
-                top as *mut libc::c_void,
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                (&child as *const VforkChild<'_>).cast_mut().cast(),
+            let mut flags = libc::CLONE_NEWUSER
+                | libc::CLONE_NEWNS
+                | libc::CLONE_NEWPID
+                | libc::CLONE_NEWIPC
+                | libc::CLONE_NEWUTS
+                | libc::CLONE_NEWCGROUP
+                | libc::CLONE_VM
+                | libc::SIGCHLD;
+            if runtime.plan.new_network() {
+                flags |= libc::CLONE_NEWNET;
+            }
+            // glibc's clone(3) wrapper, not fork(3): no atfork handlers run in this
+            // copy of a multi-threaded process.
+            let init = libc::clone(
+                init_main,
+                runtime.stack_top(0),
+                flags,
+                (&arg as *const InitArg<'_>).cast_mut().cast(),
             );
-            if bwrap < 0 {
-                return Err(self.fail(STEP_REAPER));
-            }
-            let failed = child.errno.load(std::sync::atomic::Ordering::SeqCst);
-            if failed != 0 {
-                // A step (reported on the status pipe) or the exec failed, and the
-                // child has exited: reap it, and let std report the error to cairn.
+            let clone_error = self.fail_if(init < 0, STEP_NAMESPACES);
+            libc::close(pidfd as libc::c_int);
+            clone_error?;
+            if let Err(error) = self.map_init(runtime, init) {
+                shared.release(false);
+                libc::kill(init, libc::SIGKILL);
                 let mut status = 0;
-                libc::waitpid(bwrap, &mut status, 0);
-                return Err(io::Error::from_raw_os_error(failed));
+                libc::waitpid(init, &mut status, 0);
+                return Err(error);
             }
-            // bubblewrap runs. Now the reaper gives up root too; if that fails, it
-            // exits and bubblewrap (parent-death signal) with it.
+            let mut line = [0u8; 48];
+            let named = child_pid_line(init, &mut line);
+            libc::write(STATUS_FD, named.as_ptr().cast(), named.len());
+            shared.release(true);
+            // The init runs. Now the reaper gives up root too; if that fails, it
+            // exits and the init (parent-death signal) with it.
             self.drop_privileges()?;
             self.bind_life_to_parent()?;
-            // The reaper holds nothing: not the output pipes (their end of file must
-            // mean the sandbox is done with them), not std's exec-status pipe (its end of
-            // file tells cairn the spawn worked).
-            if libc::syscall(
+            // The reaper holds nothing but the status descriptor: not the output
+            // pipes (their end of file must mean the sandbox is done with them), not
+            // std's exec-status pipe (its end of file tells cairn the spawn worked).
+            let closed = libc::syscall(
                 libc::SYS_close_range,
                 0 as libc::c_uint,
+                2 as libc::c_uint,
+                0,
+            ) | libc::syscall(
+                libc::SYS_close_range,
+                (STATUS_FD + 1) as libc::c_uint,
                 libc::c_uint::MAX,
                 0,
-            ) != 0
-            {
-                for fd in 0..self.max_fd {
+            );
+            if closed != 0 {
+                for fd in (0..self.max_fd).filter(|&fd| fd != STATUS_FD) {
                     libc::close(fd);
                 }
             }
-            let mut bwrap_status = None;
+            let mut init_status = None;
             loop {
                 let mut status = 0;
                 let pid = libc::waitpid(-1, &mut status, 0);
-                if pid == bwrap {
-                    bwrap_status = Some(status);
-                } else if pid < 0 && *libc::__errno_location() != libc::EINTR {
-                    break; // ECHILD: everything is reaped.
+                if pid == init {
+                    init_status = Some(status);
+                } else if pid < 0 {
+                    // No handler is installed: never EINTR. ECHILD: everything is
+                    // reaped.
+                    break;
                 }
             }
-            match bwrap_status {
-                Some(status) if libc::WIFEXITED(status) => libc::_exit(libc::WEXITSTATUS(status)),
+            match init_status {
+                Some(status) if libc::WIFEXITED(status) => {
+                    let code = libc::WEXITSTATUS(status);
+                    if shared.ran() {
+                        let exit = exit_code_line(code, &mut line);
+                        libc::write(STATUS_FD, exit.as_ptr().cast(), exit.len());
+                    }
+                    libc::_exit(code)
+                }
                 Some(status) if libc::WIFSIGNALED(status) => {
                     let signal = libc::WTERMSIG(status);
                     libc::signal(signal, libc::SIG_DFL);
@@ -645,6 +602,29 @@ impl ChildSetup {
                 _ => libc::_exit(255),
             }
         }
+    }
+
+    /// Writes the init's id maps (the sandbox's user and group inside, the sandbox
+    /// user's outside; no `setgroups` in it) and makes it the OOM killer's first
+    /// choice, while the init waits for that.
+    ///
+    /// # Safety
+    /// Only in the reaper, right after the init's clone.
+    unsafe fn map_init(&self, runtime: &Runtime, init: libc::pid_t) -> io::Result<()> {
+        let mut path = [0u8; 64];
+        let steps: [(&[u8], &[u8], u8); 4] = [
+            (b"uid_map", runtime.uid_map.to_bytes(), STEP_ID_MAPS),
+            (b"setgroups", b"deny", STEP_ID_MAPS),
+            (b"gid_map", runtime.gid_map.to_bytes(), STEP_ID_MAPS),
+            (b"oom_score_adj", b"1000", STEP_OOM_SCORE),
+        ];
+        for (file, content, step) in steps {
+            // SAFETY: open/write/close of a NUL-terminated path in a stack buffer.
+            if let Err(errno) = unsafe { write_file(proc_file(init, file, &mut path), content) } {
+                return Err(self.fail_with(step, errno));
+            }
+        }
+        Ok(())
     }
 
     /// Makes this process (and what it executes) the OOM killer's first choice in
