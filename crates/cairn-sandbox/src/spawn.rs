@@ -157,7 +157,7 @@ pub(crate) fn start(
     // Detached sandboxes execute bubblewrap; the others are the native runtime's.
     let runtime = match launch.log {
         Some(_) => None,
-        None => Some(Runtime::new(Plan::from_args(&bwrap_args)?)),
+        None => Some(Runtime::new(Plan::from_args(&bwrap_args)?)?),
     };
     let setup = ChildSetup {
         cgroup_procs: cgroup.map(|c| c.procs_files().to_vec()).unwrap_or_default(),
@@ -506,6 +506,10 @@ impl ChildSetup {
                 // groups (the user namespace's "deny" below makes them permanent).
                 self.fail_if(libc::setgroups(0, std::ptr::null()) != 0, STEP_SETGROUPS)?;
             }
+            // The init runs in this memory, and `/proc/1/cmdline` is readable by
+            // anyone in the sandbox: it shows a name, never cairn's arguments.
+            runtime.retitle();
+            libc::prctl(libc::PR_SET_NAME, c"cairn-reaper".as_ptr(), 0, 0, 0);
             // The init checks it once its own parent-death signal is set.
             let pidfd = libc::syscall(libc::SYS_pidfd_open, reaper, 0);
             self.fail_if(pidfd < 0, STEP_REAPER)?;

@@ -31,7 +31,7 @@ const EXIT_CHECK: Duration = Duration::from_millis(5);
 /// before the run stops waiting for them.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// How much of bubblewrap's last stderr line is kept to explain a failed setup.
+/// How much of the init's last stderr line is kept to explain a failed setup.
 const DIAGNOSTIC_BYTES: usize = 4096;
 
 /// How long the sandbox's init may take to end once the reaper is gone (normally it
@@ -82,8 +82,8 @@ fn run_spec(
     execute(setup.args, &spec.limits, setup.netns, on_line)
 }
 
-/// What a step's bubblewrap needs besides the cgroup: its arguments, the network
-/// namespace it enters, and what must stay alive until it has exited (the `/etc`
+/// What a step's sandbox needs besides the cgroup: its arguments (bubblewrap's
+/// command line, which [`crate::runtime`] reads too), the network namespace it enters, and what must stay alive until it has exited (the `/etc`
 /// copy it binds, the user-mode network it uses).
 #[derive(Debug)]
 pub(crate) struct Setup {
@@ -196,7 +196,7 @@ pub fn bubblewrap_alone(spec: &SandboxSpec) -> Result<BubblewrapAlone, SandboxEr
     })
 }
 
-/// Starts bubblewrap with `args` in a fresh run cgroup (as root) and supervises it to
+/// Starts the sandbox `args` describe in a fresh run cgroup (as root) and supervises it to
 /// the end, as [`run`] describes.
 pub(crate) fn execute(
     args: Vec<std::ffi::OsString>,
@@ -285,7 +285,7 @@ fn check_workspace(spec: &SandboxSpec) -> Result<(), SandboxError> {
 /// Kills the whole sandbox, through pidfds (a recycled pid is never hit) and the run
 /// cgroup.
 pub(crate) struct Killer<'a> {
-    /// Our child: the reaper that bubblewrap was forked from (see [`crate::spawn`]).
+    /// Our child: the reaper that started the sandbox's init (see [`crate::spawn`]).
     pub(crate) pid: u32,
     pub(crate) pidfd: Option<OwnedFd>,
     /// The pid namespace's init: when it has exited, so has everything in the sandbox.
@@ -307,8 +307,8 @@ impl Drop for Killer<'_> {
         }
         if let Some(mut child) = self.reaper.take() {
             // The reaper exits once the sandbox it reaps is gone; if it has not
-            // within the patience, it is killed (bubblewrap and the sandbox die
-            // with it: parent-death signal, --die-with-parent).
+            // within the patience, it is killed (the init and with it the sandbox
+            // die too: parent-death signal).
             let gone = self
                 .pidfd
                 .as_ref()
@@ -323,16 +323,15 @@ impl Drop for Killer<'_> {
 
 impl Killer<'_> {
     /// Killing the init ends the pid namespace: the kernel kills every process in it,
-    /// bubblewrap's monitor sees its child die and exits, and the reaper (our child)
-    /// exits once it has reaped both.
+    /// and the reaper (our child) exits once it has reaped them.
     pub(crate) fn kill(&self) {
         let init_killed = self.init.as_ref().is_some_and(cgroup::pidfd_kill);
         if let Some(cgroup) = self.cgroup {
             cgroup.kill_all(Some(self.pid));
         }
         if !init_killed && self.cgroup.is_none() {
-            // No handle on the sandbox itself: kill the reaper, which takes bubblewrap
-            // (parent-death signal) and the namespace (--die-with-parent) with it.
+            // No handle on the sandbox itself: kill the reaper, which takes the init
+            // (parent-death signal) and so the namespace with it.
             let signalled = self.pidfd.as_ref().is_some_and(cgroup::pidfd_kill);
             if !signalled && let Ok(pid) = i32::try_from(self.pid) {
                 // SAFETY: kill(2) on our own unreaped child (no pidfd support).
@@ -341,7 +340,7 @@ impl Killer<'_> {
         }
     }
 
-    /// After bubblewrap is reaped: waits until no process of the sandbox is left.
+    /// After the reaper is reaped: waits until no process of the sandbox is left.
     pub(crate) fn finish(&self) -> Result<(), SandboxError> {
         if let Some(init) = &self.init
             && !exited_within(init, INIT_PATIENCE)
@@ -349,7 +348,7 @@ impl Killer<'_> {
             cgroup::pidfd_kill(init);
             if !exited_within(init, INIT_PATIENCE) {
                 return Err(SandboxError::Leftover {
-                    path: format!("pid namespace of bubblewrap {}", self.pid).into(),
+                    path: format!("pid namespace of the sandbox of reaper {}", self.pid).into(),
                     count: 1,
                 });
             }
@@ -387,7 +386,7 @@ pub(crate) fn exited_within(pidfd: &OwnedFd, patience: Duration) -> bool {
 struct Ended {
     status: ExitStatus,
     timed_out: bool,
-    /// bubblewrap's last line on stderr (its diagnostic when the setup fails).
+    /// The last line on stderr (the init's diagnostic when the setup fails).
     last_stderr: Vec<u8>,
 }
 
@@ -518,7 +517,7 @@ fn supervise(
             };
             if let Some(status) = reaped {
                 killer.reaper = None;
-                // The pid namespace dies with bubblewrap; wait until it is gone.
+                // The pid namespace dies with its init; wait until it is gone.
                 killer.finish()?;
                 exited = Some((status, Instant::now()));
                 continue;
@@ -545,11 +544,11 @@ fn supervise(
             last_stderr,
         }),
         Some((Err(source), _)) => Err(SandboxError::Io {
-            action: "wait for bubblewrap",
+            action: "wait for the sandbox's reaper",
             source,
         }),
         None => Err(SandboxError::Io {
-            action: "wait for bubblewrap",
+            action: "wait for the sandbox's reaper",
             source: io::Error::other("the supervision ended without the reaper's status"),
         }),
     }
@@ -599,26 +598,18 @@ fn verdict(ended: &Ended, exit_code: Option<i32>, oom_kills: u64) -> Result<Exit
     match exit_code {
         Some(code) if code != 0 && oom_kills > 0 => Ok(Exit::OutOfMemory),
         Some(code) => Ok(Exit::Code(code)),
-        // bubblewrap itself was killed from outside before the command ended.
+        // The sandbox was killed from outside before the command ended.
         None if oom_kills > 0 => Ok(Exit::OutOfMemory),
         None if ended.status.signal().is_some() => {
             Ok(Exit::Signal(ended.status.signal().unwrap_or(0)))
         }
-        // The command was never executed: bubblewrap failed before its exec.
+        // The command was never executed: the sandbox's set-up failed. (A program
+        // that is missing or not executable is a failed command, 127 or 126 as a
+        // shell reports it: the init writes why and the reaper that exit code.)
         None => {
-            // Only bubblewrap has written to stderr so far, so its last line is its
-            // diagnostic, not something the command could forge.
+            // Only the sandbox's init has written to stderr so far, so its last line
+            // is its diagnostic, not something the command could forge.
             let message = String::from_utf8_lossy(&ended.last_stderr).into_owned();
-            if let Some(exec) = message.strip_prefix("bwrap: execvp ") {
-                // The program is missing or not executable: a failed command, reported
-                // the way a shell would.
-                let code = if exec.ends_with("Permission denied") {
-                    126
-                } else {
-                    127
-                };
-                return Ok(Exit::Code(code));
-            }
             Err(SandboxError::Setup {
                 status: ended.status.code().unwrap_or(-1),
                 message,
@@ -674,25 +665,9 @@ mod tests {
             Some(Exit::OutOfMemory)
         );
         assert_eq!(ok(verdict(&ended(0, ""), Some(0), 1)), Some(Exit::Code(0)));
-        assert_eq!(
-            ok(verdict(
-                &ended(1, "bwrap: execvp nope: No such file or directory"),
-                None,
-                0
-            )),
-            Some(Exit::Code(127))
-        );
-        assert_eq!(
-            ok(verdict(
-                &ended(1, "bwrap: execvp /etc: Permission denied"),
-                None,
-                0
-            )),
-            Some(Exit::Code(126))
-        );
         assert!(matches!(
             verdict(
-                &ended(1, "bwrap: Can't find source path /x: No such file"),
+                &ended(1, "cairn-sandbox: can't bind /x: No such file or directory"),
                 None,
                 0
             ),
@@ -706,8 +681,8 @@ mod tests {
 
 /// A read-only bind (a chain's tool) below one of a build image's top-level
 /// directories needs its mount point in the image: the image is bound
-/// read-only, so bubblewrap cannot make it. Refused here, naming both, rather
-/// than left to bubblewrap's "Can't create file".
+/// read-only, so the sandbox's init cannot make it. Refused here, naming both,
+/// rather than left to the init's "creating the mount point".
 fn check_mount_points(
     root: &Path,
     entries: &[crate::args::TopEntry],

@@ -544,6 +544,45 @@ fn the_reaper_and_the_init_are_neither_dumpable_nor_privileged() {
     assert_eq!(ran.outcome.exit, Exit::Code(0), "{ran:?}");
 }
 
+/// The sandbox's init runs in a copy of cairn's memory: from inside, it shows a
+/// name and nothing else (not cairn's command line, environment, memory, maps or
+/// descriptors), and it cannot be killed from inside.
+#[test]
+fn the_init_shows_nothing_of_cairn_to_the_sandbox() {
+    let ws = workspace();
+    let probe = |what: &str, command: &str| {
+        format!("{command} >/dev/null 2>&1 && echo {what}-readable || echo {what}-denied; ")
+    };
+    let script = [
+        "echo \"cmdline=$(tr '\\0' ' ' < /proc/1/cmdline)\"; ".to_owned(),
+        "echo \"comm=$(cat /proc/1/comm)\"; ".to_owned(),
+        probe("environ", "cat /proc/1/environ"),
+        probe("mem", "head -c 1 /proc/1/mem"),
+        probe("maps", "cat /proc/1/maps"),
+        probe("fd", "ls /proc/1/fd"),
+        probe("root", "ls /proc/1/root/"),
+        // Positive control: the command's own.
+        probe("self-environ", "cat /proc/self/environ"),
+        "kill -KILL 1; kill -TERM 1; echo still-here".to_owned(),
+    ]
+    .concat();
+    let ran = run_ok(&sh(ws.path(), &script));
+    let out = ran.out();
+    println!("{out}");
+    assert_eq!(ran.outcome.exit, Exit::Code(0), "{ran:?}");
+    let cmdline = out
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdline="))
+        .unwrap_or("");
+    assert_eq!(cmdline.trim_end(), "cairn-sandbox", "{out}");
+    assert!(out.contains("comm=init\n"), "{out}");
+    for denied in ["environ", "mem", "maps", "fd", "root"] {
+        assert!(out.contains(&format!("{denied}-denied")), "{denied}: {out}");
+    }
+    assert!(out.contains("self-environ-readable"), "{out}");
+    assert!(out.ends_with("still-here"), "{out}");
+}
+
 fn cairn_sandbox_runs_as_root() -> bool {
     // SAFETY: geteuid(2) cannot fail.
     unsafe { libc::geteuid() == 0 }
@@ -664,9 +703,41 @@ fn exit_codes_are_exits_not_errors() {
     }
     let mut missing = sh(ws.path(), "");
     missing.argv = vec!["/no/such/program".into()];
-    assert_eq!(run_ok(&missing).outcome.exit, Exit::Code(127));
+    let ran = run_ok(&missing);
+    assert_eq!(ran.outcome.exit, Exit::Code(127));
+    // Said on stderr, naming the program.
+    assert!(
+        ran.err()
+            .contains("execvp /no/such/program: No such file or directory"),
+        "{ran:?}"
+    );
     missing.argv = vec!["/etc".into()];
     assert_eq!(run_ok(&missing).outcome.exit, Exit::Code(126));
+
+    // As execvp: a bare name is looked up in the command's PATH, a name with a slash
+    // is not, and a file without `#!` is run by /bin/sh.
+    fs::write(
+        ws.path().join("plain-script"),
+        "echo from-the-script \"$1\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(
+        ws.path().join("plain-script"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let mut script = sh(ws.path(), "");
+    script.argv = vec!["./plain-script".into(), "with arg".into()];
+    let ran = run_ok(&script);
+    assert_eq!(ran.outcome.exit, Exit::Code(0), "{ran:?}");
+    assert_eq!(ran.out(), "from-the-script with arg");
+    script.argv = vec!["plain-script".into()];
+    assert_eq!(run_ok(&script).outcome.exit, Exit::Code(127));
+    script.env.retain(|(name, _)| name != "PATH");
+    script
+        .env
+        .push(("PATH".into(), "/nowhere:/workspace".into()));
+    assert_eq!(run_ok(&script).out(), "from-the-script ");
 }
 
 #[test]

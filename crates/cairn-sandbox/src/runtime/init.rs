@@ -312,6 +312,7 @@ impl InitArg<'_> {
     unsafe fn run(&self) -> ! {
         // SAFETY (whole body): system calls on prepared memory; see the module.
         unsafe {
+            libc::prctl(libc::PR_SET_NAME, c"init".as_ptr(), 0, 0, 0);
             // 1. The reaper's death is ours; if it is already gone, nothing starts.
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
                 die(b"binding its life to the reaper's", None, errno());

@@ -30,6 +30,29 @@ pub(crate) use init::{
 pub(crate) use plan::Plan;
 
 use std::ffi::CString;
+use std::sync::OnceLock;
+
+use crate::error::SandboxError;
+
+/// What `/proc/<pid>/cmdline` shows of the reaper and the init.
+const TITLE: &[u8] = b"cairn-sandbox";
+
+/// Where this process's command line is, read once from `/proc/self/stat`
+/// (`arg_start` and `arg_end`, fields 48 and 49; they never change).
+fn command_line() -> Result<(usize, usize), SandboxError> {
+    static AREA: OnceLock<Option<(usize, usize)>> = OnceLock::new();
+    let area = AREA.get_or_init(|| {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace().skip(45);
+        let start = fields.next()?.parse().ok()?;
+        let end = fields.next()?.parse().ok()?;
+        (start > 0 && end >= start).then_some((start, end))
+    });
+    area.ok_or_else(|| SandboxError::Io {
+        action: "find this process's command line in /proc/self/stat",
+        source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+    })
+}
 
 /// How much stack the init and the command (until its exec) each run on.
 const STACK_BYTES: usize = 128 << 10;
@@ -43,6 +66,9 @@ pub(crate) struct Runtime {
     /// user's outside.
     pub(crate) uid_map: CString,
     pub(crate) gid_map: CString,
+    /// Where this process's command line is (`arg_start`..`arg_end`): the reaper
+    /// overwrites its copy with [`TITLE`], which is what the init shows too.
+    command_line: (usize, usize),
     /// The init's and the command's, written only in the reaper's copy of this
     /// memory (which the init and the command share).
     stacks: [std::cell::UnsafeCell<Vec<u8>>; 2],
@@ -54,20 +80,41 @@ pub(crate) struct Runtime {
 unsafe impl Sync for Runtime {}
 
 impl Runtime {
-    pub(crate) fn new(plan: Plan) -> Runtime {
+    pub(crate) fn new(plan: Plan) -> Result<Runtime, SandboxError> {
+        let command_line = command_line()?;
         let (outside_uid, outside_gid) = plan::ids();
         let map = |inside: u32, outside: u32| {
             // Digits and spaces only.
             CString::new(format!("{inside} {outside} 1\n")).unwrap_or_default()
         };
-        Runtime {
+        Ok(Runtime {
             uid_map: map(plan.uid, outside_uid),
             gid_map: map(plan.gid, outside_gid),
+            command_line,
             plan,
             stacks: [
                 std::cell::UnsafeCell::new(vec![0u8; STACK_BYTES]),
                 std::cell::UnsafeCell::new(vec![0u8; STACK_BYTES]),
             ],
+        })
+    }
+
+    /// Overwrites this process's command line with [`TITLE`] (zeros after it), as
+    /// setproctitle does: `/proc/<pid>/cmdline` of the reaper and of the init (the
+    /// sandbox's `/proc/1/cmdline`) shows that, never cairn's arguments.
+    ///
+    /// # Safety
+    /// Only in the reaper (cairn's forked child): its copy of the memory changes.
+    pub(crate) unsafe fn retitle(&self) {
+        let (start, end) = self.command_line;
+        let length = end.saturating_sub(start);
+        let title = &TITLE[..TITLE.len().min(length)];
+        // SAFETY: the range is this process's argument area (read from the kernel
+        // before the fork; a forked copy has the same mappings), which nothing here
+        // reads any more.
+        unsafe {
+            std::ptr::write_bytes(start as *mut u8, 0, length);
+            std::ptr::copy_nonoverlapping(title.as_ptr(), start as *mut u8, title.len());
         }
     }
 
