@@ -235,7 +235,7 @@ fn log_append_never_writes_the_audit_log() {
 }
 
 /// `cairn bench sandbox --once` (what scripts/perf-guard counts the
-/// instructions of) runs one real sandboxed no-op step and times it.
+/// system calls of) runs one real sandboxed no-op step and times it.
 #[test]
 fn one_sandboxed_noop_step_is_timed_for_the_perf_guard() {
     let f = Fixture::new();

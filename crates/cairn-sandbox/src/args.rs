@@ -1,4 +1,6 @@
-//! The bubblewrap command line: which namespaces, which mounts, which environment.
+//! The sandbox's description, as a bubblewrap command line: which namespaces, which
+//! mounts, which environment. Both runtimes read it: cairn's own ([`crate::runtime`])
+//! for every sandbox that dies with cairn, bubblewrap for a detached one.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -11,8 +13,9 @@ use crate::spec::{HOME_DIR, HOSTNAME, SandboxSpec, WORKSPACE_DIR};
 /// Where Debian installs bubblewrap. Deliberately not looked up in `PATH`.
 pub const BWRAP: &str = "/usr/bin/bwrap";
 
-/// The fd on which bubblewrap writes its JSON status (`child-pid`, then `exit-code`
-/// once the command has been executed). See [`crate::spawn`].
+/// The fd on which the status is written in bubblewrap's JSON (`child-pid`, then
+/// `exit-code` once the command's exec was attempted): by cairn's reaper, or by
+/// bubblewrap for a detached sandbox. See [`crate::spawn`] and [`crate::status`].
 pub(crate) const STATUS_FD: i32 = 3;
 
 /// The fd a prepared sandbox's first process waits on, once its namespaces and
@@ -73,11 +76,13 @@ impl Args {
 pub(crate) enum Net<'a> {
     /// A new network namespace with only a loopback interface.
     Own,
-    /// The host's (bubblewrap's) network namespace, with the host's `resolv.conf`
-    /// (only an image deployed to the `local` target; never a step).
+    /// The host's network namespace (the one the sandbox is started from), with the
+    /// host's `resolv.conf` (only an image deployed to the `local` target; never a
+    /// step).
     Host,
-    /// The namespace bubblewrap was started in, which [`crate::spawn`] made another
-    /// sandbox's before the exec: no `--unshare-net`, and nothing of the host's.
+    /// The namespace the sandbox is started from, which [`crate::spawn`]'s child made
+    /// another sandbox's (`setns`) first: no `--unshare-net`, and nothing of the
+    /// host's.
     Joined,
     /// Joined as well, but the namespace is a user-mode network's
     /// ([`crate::usernet`]): `resolv_conf` (naming its DNS forwarder) is bound at
@@ -212,7 +217,8 @@ fn namespaces(a: &mut Args, net: Net<'_>, detached: bool) {
     a.with("--json-status-fd", STATUS_FD.to_string());
 }
 
-/// Exactly the caller's environment (bubblewrap itself is started with none).
+/// Exactly the caller's environment (`--clearenv` first: nothing of cairn's reaches
+/// the command).
 fn environment(a: &mut Args, env: &[(String, String)]) {
     a.flag("--clearenv");
     for (name, value) in env {
@@ -355,8 +361,8 @@ mod tests {
         assert!(!closed.contains(&"--share-net".to_owned()));
         assert!(!closed.iter().any(|a| a == "/etc/resolv.conf"));
         spec.network = true;
-        // The user-mode network's namespace is joined before bubblewrap starts, and its
-        // DNS forwarder replaces the host's resolv.conf.
+        // The user-mode network's namespace is joined before the sandbox starts, and
+        // its DNS forwarder replaces the host's resolv.conf.
         let open = args_of(&spec);
         assert!(open.contains(&"--share-net".to_owned()));
         assert!(has_pair(&open, "--ro-bind", "/run/usernet-resolv.conf"));
@@ -406,7 +412,8 @@ mod tests {
         spec.read_only_binds
             .push(("/opt/rust".into(), "/opt/rust".into()));
         let args = args_of(&spec);
-        // The command comes last, verbatim, after the one separator bubblewrap reads.
+        // The command comes last, verbatim, after the one separator both runtimes
+        // read.
         let separator = args.iter().position(|a| a == "--").unwrap_or(usize::MAX);
         assert_eq!(args[separator + 1..], ["make", "--"]);
         let clearenv = args

@@ -1,6 +1,7 @@
 //! The per-run cgroup that enforces the memory and process limits (when cairn runs as
-//! root): created before the start, joined by cairn's child before it forks bubblewrap,
-//! emptied and removed after the run.
+//! root): created before the start, joined by cairn's child before it starts the
+//! sandbox (as the reaper, or by forking a detached sandbox's bubblewrap), emptied and
+//! removed after the run.
 //!
 //! cgroup v1 (a `pids` and a `memory` hierarchy) is used when those controllers are
 //! mounted, otherwise the unified v2 hierarchy. Run cgroups live under a `cairn`

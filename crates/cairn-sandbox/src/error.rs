@@ -16,7 +16,8 @@ pub enum SandboxError {
         value: String,
     },
 
-    /// bubblewrap is not installed where cairn expects it.
+    /// bubblewrap is not installed where cairn expects it (only a detached sandbox
+    /// executes it).
     #[error("bubblewrap not found at {path} (install the `bubblewrap` package)")]
     BwrapMissing {
         path: PathBuf,
@@ -59,7 +60,8 @@ pub enum SandboxError {
         source: io::Error,
     },
 
-    /// Starting bubblewrap failed; `step` says which part of the child's preparation.
+    /// Starting the sandbox failed; `step` says which part of the preparation in
+    /// cairn's child (for a detached sandbox, also the exec of bubblewrap).
     #[error("cannot start the sandbox ({step})")]
     Spawn {
         step: &'static str,
@@ -67,9 +69,12 @@ pub enum SandboxError {
         source: io::Error,
     },
 
-    /// bubblewrap started but could not build the sandbox (a mount, a namespace); the
-    /// command never ran. `message` is bubblewrap's own diagnostic.
-    #[error("the sandbox could not be set up (bubblewrap exit status {status}): {message}")]
+    /// The sandbox started but could not be set up (a mount, a namespace); the
+    /// command never ran. `message` is the set-up's own diagnostic: the last line the
+    /// sandbox's init wrote on stderr (`cairn-sandbox: <what> <path>: <error>`), or,
+    /// for a detached sandbox, where its log is. `status` is the exit status of
+    /// cairn's child (the reaper), -1 if there is none.
+    #[error("the sandbox could not be set up (exit status {status}): {message}")]
     Setup { status: i32, message: String },
 
     /// The sandbox's copy of `/etc` could not be made.

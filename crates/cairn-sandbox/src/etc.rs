@@ -1,6 +1,6 @@
 //! The sandbox's `/etc`: a curated copy of a few host files, kept in one directory and
-//! bound read-only with a single mount (one bind per file cost bubblewrap ~2.5 ms a
-//! start). The copy is remade when the host entries change.
+//! bound read-only with a single mount (one bind per file cost ~2.5 ms a start when
+//! bubblewrap set up every sandbox). The copy is remade when the host entries change.
 //!
 //! As root, a copy is shared by every cairn process on the host (making one was
 //! half of a fresh process's first step): it lives in a root-only directory

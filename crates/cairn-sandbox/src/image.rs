@@ -15,7 +15,7 @@
 //!
 //! What the unpacked rootfs must look like. cairn neither copies nor `chmod`s it:
 //! - it is a real directory (not a symlink), and every directory above it is
-//!   searchable by the sandbox user (bubblewrap opens it as that user);
+//!   searchable by the sandbox user (the sandbox's set-up opens it as that user);
 //! - the sandbox user reads it through the "other" permission bits, or as owner where
 //!   the unpacker gave entries to [`crate::SANDBOX_UID`] (recommended for what the
 //!   image's `USER` owns; everything else root-owned, modes as in the layers);
@@ -64,8 +64,8 @@ pub struct ImageSandboxSpec {
     /// The image's entrypoint followed by its cmd. A bare name is looked up in the
     /// `PATH` of `env`, inside the image.
     pub argv: Vec<String>,
-    /// The complete environment (the image's `Env` plus what the caller adds);
-    /// bubblewrap adds `PWD`, the working directory.
+    /// The complete environment (the image's `Env` plus what the caller adds); the
+    /// sandbox adds `PWD`, the working directory, as bubblewrap does.
     pub env: Vec<(String, String)>,
     /// The working directory inside the image (its `WorkingDir`, else `/`); it must
     /// exist in the rootfs.
@@ -258,9 +258,10 @@ fn rootfs_error(path: &Path, action: &'static str, source: io::Error) -> Sandbox
     }
 }
 
-/// bubblewrap opens the rootfs as the sandbox user: every directory from `/` down to
-/// it must let that user through. Checked here to name the directory that does not,
-/// rather than leave it to bubblewrap's "Can't find source path".
+/// The sandbox's set-up (cairn's runtime, or bubblewrap for a detached sandbox) opens
+/// the rootfs as the sandbox user: every directory from `/` down to it must let that
+/// user through. Checked here to name the directory that does not, rather than leave
+/// it to a failed bind that names only the entry bound.
 pub(crate) fn check_reachable(rootfs: &Path) -> Result<(), SandboxError> {
     for dir in rootfs.ancestors() {
         let meta = fs::metadata(dir).map_err(|e| rootfs_error(dir, "inspect it", e))?;

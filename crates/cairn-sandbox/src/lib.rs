@@ -1,5 +1,5 @@
 //! The only code in cairn that runs user commands: each [`run`] starts one command in
-//! a fresh bubblewrap sandbox and streams its output line by line.
+//! a fresh sandbox, set up by cairn's own runtime, and streams its output line by line.
 //!
 //! What the command gets:
 //! - its own user, mount, pid, ipc, uts, cgroup and network namespace; no
@@ -12,21 +12,30 @@
 //!   `/dev`, private tmpfs `/tmp` and [`HOME_DIR`], the extra read-only mounts of the
 //!   spec, and the workspace read-write at [`WORKSPACE_DIR`]; nothing else of the
 //!   host: not cairn's data directory, not `/root`, not `/home`;
-//! - exactly the environment of the spec (plus the `PWD` bubblewrap always sets);
+//! - exactly the environment of the spec (plus `PWD`, the working directory, which
+//!   the runtime sets as bubblewrap does);
 //! - stdin from `/dev/null`, no other inherited descriptor.
 //!
-//! When cairn runs as root, bubblewrap is started as the unprivileged
-//! [`SANDBOX_UID`]/[`SANDBOX_GID`] (so nothing in the sandbox is host root, whatever
-//! gets mounted), inside a per-run cgroup that enforces [`Limits::memory_bytes`] and
-//! [`Limits::max_processes`]; if that cgroup cannot be set up, the run is refused.
+//! When cairn runs as root, the sandbox's processes (and cairn's reaper, once it has
+//! started them) run as the unprivileged [`SANDBOX_UID`]/[`SANDBOX_GID`] on the host
+//! (so nothing in the sandbox is host root, whatever gets mounted), inside a per-run
+//! cgroup that enforces [`Limits::memory_bytes`] and [`Limits::max_processes`]; if
+//! that cgroup cannot be set up, the run is refused.
 //! Unprivileged, the limits fall back to rlimits (`RLIMIT_AS`, `RLIMIT_NPROC`). The
 //! wall-clock limit kills the whole sandbox.
 //!
-//! Process tree of a run:
-//! `cairn → reaper → bwrap (monitor) → init (pid 1) → command`. The reaper is a
-//! subreaper forked from cairn that outlives bubblewrap, reaps the orphaned init, and
-//! exits last: [`run`] returns once it is reaped, i.e. when every process of the
-//! sandbox is gone and no zombie is left behind.
+//! Process tree of a run: `cairn → reaper → init (pid 1) → command`. The reaper is a
+//! subreaper forked from cairn, in the run cgroup; it creates the sandbox's namespaces
+//! with its init (cairn's code, in the reaper's memory), which sets up the root
+//! filesystem and starts the command. The reaper reaps whatever is orphaned and exits
+//! last: [`run`] returns once it is reaped, i.e. when every process of the sandbox is
+//! gone and no zombie is left behind. This runtime reads the sandbox's description as
+//! a bubblewrap command line and builds the sandbox bubblewrap would build from it. A
+//! failed set-up is reported by the init on stderr (`cairn-sandbox: <what> <path>:
+//! <error>`) and becomes a [`SandboxError::Setup`]; a program that is missing or not
+//! executable is exit code 127 or 126, as a shell reports it. Only a detached sandbox
+//! (and [`bubblewrap_alone`], a benchmark's peer) executes bubblewrap ([`BWRAP`]):
+//! `host init → bwrap (monitor) → init → command`.
 //!
 //! A step's sandbox can also be started ahead and held before its command
 //! ([`prepare`]): [`PreparedSandbox::release`] runs it as

@@ -1,19 +1,20 @@
 //! A step's sandbox started ahead of its turn and held before its command runs
-//! ([`prepare`]): bubblewrap sets up the namespaces, mounts, the run cgroup and the
-//! limits, then its first process waits for a line from cairn until
+//! ([`prepare`]): the run cgroup, the limits, the namespaces and the mounts are set up
+//! as for [`crate::run`], then its first process waits for a line from cairn until
 //! [`PreparedSandbox::release`] writes it. Dropped unreleased, it is torn down:
 //! every process killed and reaped, the cgroup removed, the command never run.
 //!
 //! The wait is a `/bin/sh` in the sandbox, before the command: `read` from
 //! [`BLOCK_FD`], close it, then `exec` the step's argv unchanged (so the command's
-//! descriptors, environment, exit code and signals are a direct run's). Not
-//! bubblewrap's own `--block-fd`: bubblewrap (0.8) blocks there before it binds its
-//! child's life to its monitor's (`--die-with-parent`) and goes on at end of file,
-//! so a cairn that died while a sandbox was held would either leave it blocked
-//! forever or let its command run unsupervised. Here end of file (cairn gone, or a
-//! discard) ends the shell without running anything (exit 125), and the held
-//! process, already a sandbox process bound to its monitor, dies with cairn's
-//! reaper like any step.
+//! descriptors, environment, exit code and signals are a direct run's). Not a wait
+//! inside the set-up, like bubblewrap's `--block-fd` (which cairn's runtime does not
+//! take): bubblewrap (0.8) blocks there before it binds its child's life to its
+//! monitor's (`--die-with-parent`) and goes on at end of file, so a cairn that died
+//! while a sandbox was held would either leave it blocked forever or let its command
+//! run unsupervised. Here end of file (cairn gone, or a discard) ends the shell
+//! without running anything (exit 125), and the held process, already a sandbox
+//! process below the init, dies with cairn's reaper like any step (the init's
+//! parent-death signal ends the pid namespace).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -28,8 +29,9 @@ use crate::spec::{Limits, Outcome, SandboxSpec, Stream};
 use crate::status::StatusPipe;
 use crate::supervise::{self, Killer, Setup};
 
-/// How long a discard waits for bubblewrap to name its sandbox's init (it does so
-/// right after its clone; a bubblewrap that failed ends the wait at once).
+/// How long a discard waits for the reaper to name the sandbox's init (it does so
+/// once it has written the init's id maps; a reaper that failed ends the wait at
+/// once).
 const INIT_WAIT: Duration = Duration::from_secs(2);
 
 /// A sandbox started by [`prepare`], held before its command. [`release`] runs the
@@ -39,8 +41,8 @@ const INIT_WAIT: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct PreparedSandbox {
     limits: Limits,
-    /// Our child, the reaper (with bubblewrap below it); `None` once released or
-    /// torn down.
+    /// Our child, the reaper (with the sandbox's init below it); `None` once released
+    /// or torn down.
     child: Option<Child>,
     status: Option<OwnedFd>,
     /// cairn's writing end of the release channel.
@@ -69,7 +71,8 @@ pub fn prepare(spec: &SandboxSpec) -> Result<PreparedSandbox, SandboxError> {
         None
     };
     let mut args = std::mem::take(&mut setup.args);
-    // bubblewrap's arguments end with `-- argv…`: the wait goes in front of argv.
+    // The arguments (bubblewrap's command line) end with `-- argv…`: the wait goes in
+    // front of argv.
     let command_at = args
         .iter()
         .position(|a| a == "--")
@@ -95,8 +98,8 @@ pub fn prepare(spec: &SandboxSpec) -> Result<PreparedSandbox, SandboxError> {
 }
 
 impl PreparedSandbox {
-    /// The host pid of cairn's child for this sandbox (the reaper, which bubblewrap
-    /// runs below); `None` once released.
+    /// The host pid of cairn's child for this sandbox (the reaper, which the sandbox's
+    /// init runs below); `None` once released.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
@@ -118,7 +121,7 @@ impl PreparedSandbox {
             });
         };
         let start = Instant::now();
-        // A bubblewrap that already failed has no reader: the send fails (EPIPE,
+        // A sandbox whose set-up already failed has no reader: the send fails (EPIPE,
         // without a SIGPIPE) and the supervision below reports why.
         // SAFETY: send(2) of one line from a static buffer on our own socket.
         let _ = unsafe {

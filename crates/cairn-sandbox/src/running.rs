@@ -23,7 +23,7 @@ use crate::supervise::{exited_within, finish};
 /// Output lines a [`RunningSandbox`] keeps (the last ones), to explain a failure.
 pub const TAIL_LINES: usize = 200;
 
-/// How long [`start_image`] waits for bubblewrap to report the sandbox's init.
+/// How long [`start_image`] waits for the reaper to report the sandbox's init.
 const INIT_WAIT: Duration = Duration::from_secs(10);
 
 /// How often [`RunningSandbox::wait_port`] looks.
@@ -68,11 +68,12 @@ pub struct RunningSandbox {
     supervisor: Option<JoinHandle<Result<Outcome, SandboxError>>>,
 }
 
-/// Starts `spec` in the background and returns once bubblewrap has created the
-/// sandbox (its command may still be starting). Every output line goes to `on_line`
-/// (if any, on a supervisor thread) and the last [`TAIL_LINES`] are kept
-/// ([`RunningSandbox::tail`]). `spec.limits.wall_clock` still applies: when it expires
-/// the sandbox is killed and [`RunningSandbox::wait`] says [`crate::Exit::TimedOut`].
+/// Starts `spec` in the background and returns once the reaper has reported the
+/// sandbox's init (its root may still be being set up, its command still starting).
+/// Every output line goes to `on_line` (if any, on a supervisor thread) and the last
+/// [`TAIL_LINES`] are kept ([`RunningSandbox::tail`]). `spec.limits.wall_clock` still
+/// applies: when it expires the sandbox is killed and [`RunningSandbox::wait`] says
+/// [`crate::Exit::TimedOut`].
 pub fn start_image(
     spec: &ImageSandboxSpec,
     on_line: Option<LineSink>,
@@ -100,7 +101,7 @@ pub fn start_image(
     let mut sink = tail_sink(Arc::clone(&tail), on_line);
 
     let Some((init_pid, init)) = status.init_pid(reaper, deadline) else {
-        // bubblewrap ended (or never reported) before the sandbox existed: run the
+        // The reaper ended (or never reported) before the sandbox existed: run the
         // supervision to its end here, for its error.
         let ended = finish(
             &limits,

@@ -90,7 +90,7 @@ const STEP_BLOCK_FD: u8 = 13;
 const STEP_NAMESPACES: u8 = 14;
 const STEP_ID_MAPS: u8 = 15;
 
-/// What the child does before exec'ing bubblewrap, prepared in the parent.
+/// What cairn's child does after the fork, prepared in the parent.
 struct ChildSetup {
     cgroup_procs: Vec<CString>,
     rlimits: Vec<(Resource, libc::rlim_t)>,
@@ -98,7 +98,7 @@ struct ChildSetup {
     parent: libc::pid_t,
     status_fd: RawFd,
     /// A prepared sandbox's release descriptor (see [`crate::prepare`]), passed to
-    /// bubblewrap as [`BLOCK_FD`]; never 0-2 or [`STATUS_FD`].
+    /// the command as [`BLOCK_FD`]; never 0-2 or [`STATUS_FD`].
     block_fd: Option<RawFd>,
     /// Upper bound for the fallback close loop (kernels without close_range).
     max_fd: RawFd,
@@ -115,13 +115,13 @@ struct ChildSetup {
     runtime: Option<Runtime>,
 }
 
-/// How bubblewrap is started, besides its arguments and limits.
+/// How a sandbox is started, besides its arguments and limits.
 #[derive(Debug, Default)]
 pub(crate) struct Launch<'a> {
     /// The run cgroup the child joins (when cairn runs as root).
     pub cgroup: Option<&'a RunCgroup>,
     /// A network namespace (an open `/proc/PID/ns/net`) the sandbox joins instead of
-    /// getting its own; bubblewrap must then be told to share the network.
+    /// getting its own; its arguments must then share the network.
     pub netns: Option<RawFd>,
     /// Detached: stdout and stderr go to this file, and the sandbox outlives cairn.
     pub log: Option<std::fs::File>,
@@ -130,8 +130,8 @@ pub(crate) struct Launch<'a> {
     pub block: Option<RawFd>,
 }
 
-/// Our child (the reaper, with bubblewrap below it) and the read end of bubblewrap's
-/// status pipe.
+/// Our child (the reaper, with the sandbox's init below it; cairn's child that
+/// forked bubblewrap, for a detached sandbox) and the read end of the status pipe.
 pub(crate) struct Started {
     pub child: Child,
     pub status: OwnedFd,
@@ -144,8 +144,9 @@ pub(crate) fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Starts bubblewrap for `args` (below the reaper) with stdout and stderr piped and
-/// stdin from /dev/null; returns once bubblewrap has been executed.
+/// Starts the sandbox `bwrap_args` describe (below the reaper) with stdout and
+/// stderr piped and stdin from /dev/null; returns once the reaper has started the
+/// init (detached: once bubblewrap has been executed).
 pub(crate) fn start(
     bwrap_args: Vec<std::ffi::OsString>,
     limits: &Limits,
@@ -510,7 +511,8 @@ impl ChildSetup {
             // anyone in the sandbox: it shows a name, never cairn's arguments.
             runtime.retitle();
             libc::prctl(libc::PR_SET_NAME, c"cairn-reaper".as_ptr(), 0, 0, 0);
-            // The init checks it once its own parent-death signal is set.
+            // The init checks it each time it has armed its parent-death signal
+            // (an id change disarms it), then closes it.
             let pidfd = libc::syscall(libc::SYS_pidfd_open, reaper, 0);
             self.fail_if(pidfd < 0, STEP_REAPER)?;
             let shared = Handshake::new();
@@ -542,21 +544,24 @@ impl ChildSetup {
             let clone_error = self.fail_if(init < 0, STEP_NAMESPACES);
             libc::close(pidfd as libc::c_int);
             clone_error?;
-            if let Err(error) = self.map_init(runtime, init) {
+            // On a failure from here on, the init is killed and reaped before this
+            // frame (which holds what the init reads) is left.
+            let abandon = |error: io::Error| {
                 shared.release(false);
                 libc::kill(init, libc::SIGKILL);
                 let mut status = 0;
                 libc::waitpid(init, &mut status, 0);
-                return Err(error);
-            }
+                error
+            };
+            self.map_init(runtime, init).map_err(abandon)?;
             let mut line = [0u8; 48];
             let named = child_pid_line(init, &mut line);
             libc::write(STATUS_FD, named.as_ptr().cast(), named.len());
             shared.release(true);
-            // The init runs. Now the reaper gives up root too; if that fails, it
-            // exits and the init (parent-death signal) with it.
-            self.drop_privileges()?;
-            self.bind_life_to_parent()?;
+            // The init runs. Now the reaper gives up root too.
+            self.drop_privileges()
+                .and_then(|()| self.bind_life_to_parent())
+                .map_err(abandon)?;
             // The reaper holds nothing but the status descriptor: not the output
             // pipes (their end of file must mean the sandbox is done with them), not
             // std's exec-status pipe (its end of file tells cairn the spawn worked).

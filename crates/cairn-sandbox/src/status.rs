@@ -1,6 +1,8 @@
-//! bubblewrap's JSON status descriptor (`--json-status-fd`): the host pid of the
-//! sandbox's init right after the clone, and the command's `exit-code` only if the
-//! command was actually executed (a failed setup writes none).
+//! The status descriptor, in bubblewrap's JSON format (`--json-status-fd`), written by
+//! cairn's reaper (or by bubblewrap, for a detached sandbox): the host pid of the
+//! sandbox's init (`child-pid`) once it exists, and the command's `exit-code` only
+//! once its exec was attempted (a failed set-up writes none; cairn's runtime reports
+//! a program that is missing or not executable as 127 or 126).
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
@@ -9,7 +11,7 @@ use std::time::Instant;
 
 use crate::cgroup::pidfd_open;
 
-/// More than bubblewrap ever writes; a cap, not an expectation.
+/// More than the reaper (or bubblewrap) ever writes; a cap, not an expectation.
 const MAX_STATUS_BYTES: usize = 64 << 10;
 
 #[derive(Debug)]
@@ -21,7 +23,7 @@ pub(crate) struct StatusPipe {
 
 impl StatusPipe {
     pub(crate) fn new(fd: OwnedFd) -> StatusPipe {
-        // Never block on it: reads happen after poll(2) or once bubblewrap is gone.
+        // Never block on it: reads happen after poll(2) or once the writer is gone.
         // SAFETY: fcntl(2) on the fd we own.
         unsafe {
             let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
@@ -52,7 +54,7 @@ impl StatusPipe {
 
     /// Waits (until `deadline` at most) for the first status document and returns a
     /// pidfd for the sandbox's init, the process whose end means the end of every
-    /// process in the sandbox's pid namespace. `None` if bubblewrap ended first.
+    /// process in the sandbox's pid namespace. `None` if the reaper ended first.
     pub(crate) fn init(&mut self, reaper_pid: u32, deadline: Instant) -> Option<OwnedFd> {
         self.init_pid(reaper_pid, deadline).map(|(_, fd)| fd)
     }
@@ -65,8 +67,9 @@ impl StatusPipe {
     ) -> Option<(i32, OwnedFd)> {
         let (pid, pidfd) = self.child_pid(deadline)?;
         // The pid could have been recycled before the pidfd pinned it: only trust it
-        // if it is still bubblewrap's child, or already the reaper's (checked after
-        // pinning, so the process checked is the one pinned).
+        // if it is the reaper's child (or grandchild, as when bubblewrap's monitor
+        // was between them), checked after pinning, so the process checked is the one
+        // pinned.
         let parent = parent_of(pid)?;
         let ours = parent == reaper_pid
             || i32::try_from(parent)
@@ -76,8 +79,8 @@ impl StatusPipe {
         ours.then_some((pid, pidfd))
     }
 
-    /// The `child-pid` bubblewrap reported (waiting until `deadline` at most), pinned
-    /// by a pidfd but not yet checked to be the sandbox's.
+    /// The `child-pid` reported (waiting until `deadline` at most), pinned by a pidfd
+    /// but not yet checked to be the sandbox's.
     pub(crate) fn child_pid(&mut self, deadline: Instant) -> Option<(i32, OwnedFd)> {
         while !self.text.contains(&b'\n') && !self.eof {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -100,7 +103,8 @@ impl StatusPipe {
         Some((pid, pidfd))
     }
 
-    /// The command's exit code, if bubblewrap executed it. Call after bubblewrap ended.
+    /// The command's exit code, if one was reported (see the module). Call after the
+    /// reaper ended.
     pub(crate) fn exit_code(mut self) -> Option<i32> {
         self.fill();
         number_after(&String::from_utf8_lossy(&self.text), "\"exit-code\"")
@@ -116,7 +120,7 @@ pub(crate) fn parent_of(pid: i32) -> Option<u32> {
     after.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The integer after `"key":` in bubblewrap's JSON status stream.
+/// The integer after `"key":` in the JSON status stream (bubblewrap's format).
 fn number_after(text: &str, key: &str) -> Option<i32> {
     let rest = &text[text.find(key)? + key.len()..];
     let rest = rest.trim_start().strip_prefix(':')?.trim_start();

@@ -83,8 +83,9 @@ fn run_spec(
 }
 
 /// What a step's sandbox needs besides the cgroup: its arguments (bubblewrap's
-/// command line, which [`crate::runtime`] reads too), the network namespace it enters, and what must stay alive until it has exited (the `/etc`
-/// copy it binds, the user-mode network it uses).
+/// command line, which [`crate::runtime`] reads), the network namespace it enters,
+/// and what must stay alive until it has exited (the `/etc` copy it binds, the
+/// user-mode network it uses).
 #[derive(Debug)]
 pub(crate) struct Setup {
     pub(crate) args: Vec<std::ffi::OsString>,

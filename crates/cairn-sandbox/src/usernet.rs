@@ -14,11 +14,11 @@
 //!
 //! Why the sandbox cannot lift the block: cairn (root) creates the namespace itself,
 //! so it belongs to the host's user namespace; the sandbox runs as an unprivileged
-//! host user in a user namespace of bubblewrap's, where no capability it could hold
-//! counts for this network namespace. It joins the namespace (like
-//! [`crate::run_in_network_of`]) before cairn drops root. slirp4netns runs with
-//! `--enable-sandbox` (its own mount namespace, capabilities dropped) and
-//! `--enable-seccomp`, and ends when cairn closes its exit pipe (or dies).
+//! host user in a user namespace of its own (created with its init), where no
+//! capability it could hold counts for this network namespace. cairn's child joins
+//! the namespace (like [`crate::run_in_network_of`]) before it drops root.
+//! slirp4netns runs with `--enable-sandbox` (its own mount namespace, capabilities
+//! dropped) and `--enable-seccomp`, and ends when cairn closes its exit pipe (or dies).
 //!
 //! Fail closed: without root or without slirp4netns, a sandbox with network is an
 //! error, never the host's network.

@@ -28,7 +28,8 @@ fn environment_is_exactly_the_spec() {
     let mut seen: Vec<String> = ran.out().lines().map(str::to_owned).collect();
     seen.sort();
     let mut expected: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    // bubblewrap always sets PWD to the working directory it changed to.
+    // The sandbox always sets PWD to the working directory it changed to, as
+    // bubblewrap does.
     expected.push("PWD=/workspace".into());
     expected.sort();
     assert_eq!(seen, expected);

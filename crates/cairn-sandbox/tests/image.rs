@@ -1,7 +1,8 @@
-//! Image sandboxes against real bubblewrap: a static program alone in an almost empty
-//! root filesystem runs; it cannot see or write what it must not, has no network but
-//! its own loopback, is bounded and killed; a running one is reachable only from its
-//! own network namespace; a detached one outlives its starter and stops from a record.
+//! Image sandboxes against the real sandbox (cairn's runtime; bubblewrap for detached
+//! sandboxes): a static program alone in an almost empty root filesystem runs; it
+//! cannot see or write what it must not, has no network but its own loopback, is
+//! bounded and killed; a running one is reachable only from its own network
+//! namespace; a detached one outlives its starter and stops from a record.
 
 #![allow(clippy::unwrap_used)]
 
@@ -205,7 +206,7 @@ fn a_static_binary_runs_in_an_almost_empty_rootfs() {
     assert_eq!(ran.outcome.exit, Exit::Code(0), "{ran:?}");
     assert_eq!(lines(&ran), ["hello", "from the image"]);
 
-    // The environment is exactly the spec's (bubblewrap adds PWD); the working
+    // The environment is exactly the spec's (the sandbox adds PWD); the working
     // directory and the ids seen inside are the spec's.
     let mut spec = root.spec(&["env"]);
     spec.env.push(("GREETING".into(), "a = b c".into()));

@@ -1,6 +1,6 @@
-//! A step's sandbox prepared ahead and held before its command (`--block-fd`):
-//! released, it behaves exactly as a direct run; dropped, nothing of it runs or
-//! remains. Real bubblewrap, as root (cgroups).
+//! A step's sandbox prepared ahead and held before its command (on its release
+//! descriptor): released, it behaves exactly as a direct run; dropped, nothing of it
+//! runs or remains. The real sandbox (cairn's runtime), as root (cgroups).
 
 #![allow(clippy::unwrap_used)]
 
@@ -191,7 +191,7 @@ fn a_discarded_prepared_step_runs_nothing_and_leaves_nothing() {
     assert!(!ws.path().join("ran").exists(), "the discarded command ran");
 }
 
-/// Dropped at once, while bubblewrap is still starting: the same.
+/// Dropped at once, while the sandbox is still starting: the same.
 #[test]
 fn a_prepared_step_discarded_at_once_leaves_nothing() {
     for _ in 0..5 {

@@ -1,5 +1,6 @@
-//! The sandbox against real bubblewrap: every escape attempt is refused, every limit
-//! holds, and each check has a positive control showing the test could see a leak.
+//! The real sandbox (cairn's runtime; bubblewrap for detached sandboxes): every escape
+//! attempt is refused, every limit holds, and each check has a positive control showing
+//! the test could see a leak.
 
 #![allow(clippy::unwrap_used)]
 
@@ -275,6 +276,40 @@ fn the_sandbox_user_is_not_host_root() {
     }
 }
 
+/// No user namespace can be made inside (the one way to regain capabilities),
+/// its limit cannot be raised, and nothing can be mounted.
+#[test]
+fn nested_user_namespaces_and_mounts_are_refused() {
+    // Positive control: the host makes user namespaces.
+    assert!(
+        std::process::Command::new("unshare")
+            .args(["-U", "true"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let ws = workspace();
+    let script = "unshare -U true 2>&1 || echo userns-refused; \
+                  unshare -r true 2>&1 || echo root-map-refused; \
+                  echo limit=$(cat /proc/sys/user/max_user_namespaces); \
+                  (echo 9 > /proc/sys/user/max_user_namespaces) 2>/dev/null || echo limit-fixed; \
+                  mount -t tmpfs none /tmp 2>/dev/null || echo mount-refused; \
+                  umount /workspace 2>/dev/null || echo umount-refused";
+    let ran = run_ok(&sh(ws.path(), script));
+    let out = ran.out();
+    println!("{out}");
+    for expected in [
+        "userns-refused",
+        "root-map-refused",
+        "limit=0",
+        "limit-fixed",
+        "mount-refused",
+        "umount-refused",
+    ] {
+        assert!(out.lines().any(|l| l == expected), "{expected}: {out}");
+    }
+}
+
 #[test]
 fn inherited_descriptors_do_not_leak() {
     let host = tempfile::tempdir().unwrap();
@@ -544,6 +579,71 @@ fn the_reaper_and_the_init_are_neither_dumpable_nor_privileged() {
     assert_eq!(ran.outcome.exit, Exit::Code(0), "{ran:?}");
 }
 
+/// The sandbox dies with its reaper (and so with cairn, whose death kills the
+/// reaper): the init's parent-death signal survives its change of ids.
+#[test]
+fn killing_the_reaper_ends_the_sandbox_at_once() {
+    let ws = workspace();
+    let spec = sh(ws.path(), "sleep 30");
+    let runner = std::thread::spawn(move || cairn_sandbox::run(&spec, &mut |_, _| {}));
+    let me = std::process::id().to_string();
+    let parent_of = |pid: &str| -> Option<String> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        Some(
+            stat[stat.rfind(')')? + 1..]
+                .split_whitespace()
+                .nth(1)?
+                .to_owned(),
+        )
+    };
+    let pids = || -> Vec<String> {
+        fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|p| p.parse::<u32>().is_ok())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (reaper, init, sleeper) = loop {
+        let found = pids().into_iter().find_map(|reaper| {
+            (parent_of(&reaper)? == me).then_some(())?;
+            let init = pids()
+                .into_iter()
+                .find(|p| parent_of(p).as_deref() == Some(&reaper))?;
+            let sleeper = pids().into_iter().find(|p| {
+                parent_of(p).as_deref() == Some(&init)
+                    && fs::read_to_string(format!("/proc/{p}/cmdline"))
+                        .is_ok_and(|c| c.contains("sleep"))
+            })?;
+            Some((reaper, init, sleeper))
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "the sandbox never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let pid: i32 = reaper.parse().unwrap();
+    // SAFETY: kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    // Well before the supervision's own patience (5 s) would kill what is left.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let alive = |pid: &str| {
+        fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            !s[s.rfind(')').unwrap_or(0) + 1..]
+                .trim_start()
+                .starts_with('Z')
+        })
+    };
+    while (alive(&init) || alive(&sleeper)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!alive(&init), "the init outlived its reaper");
+    assert!(!alive(&sleeper), "the command outlived its reaper");
+    let _ = runner.join().unwrap();
+}
+
 /// The sandbox's init runs in a copy of cairn's memory: from inside, it shows a
 /// name and nothing else (not cairn's command line, environment, memory, maps or
 /// descriptors), and it cannot be killed from inside.
@@ -581,6 +681,42 @@ fn the_init_shows_nothing_of_cairn_to_the_sandbox() {
     }
     assert!(out.contains("self-environ-readable"), "{out}");
     assert!(out.ends_with("still-here"), "{out}");
+}
+
+/// The sandbox's `/dev` is bubblewrap's minimal one and works: the six device
+/// nodes, the standard links, an empty `shm`, and a private devpts that hands out
+/// terminals; `/proc` is fresh and its outward-reaching parts read-only.
+#[test]
+fn dev_and_proc_are_minimal_and_work() {
+    let ws = workspace();
+    let script = "ls -A /dev | tr '\\n' ' '; echo; \
+                  echo discarded > /dev/null && echo null-ok; \
+                  head -c 16 /dev/urandom | wc -c; \
+                  python3 -c 'import os; m, s = os.openpty(); print(\"pty\", os.ttyname(s))'; \
+                  readlink /dev/stdout /dev/fd; \
+                  echo 1 > /proc/sys/kernel/printk 2>/dev/null || echo sys-read-only; \
+                  echo h > /proc/sysrq-trigger 2>/dev/null || echo sysrq-read-only; \
+                  grep -c . /proc/self/mountinfo";
+    let ran = run_ok(&sh(ws.path(), script));
+    let out = ran.out();
+    println!("{out}");
+    assert_eq!(ran.outcome.exit, Exit::Code(0), "{ran:?}");
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next().unwrap_or("").trim_end(),
+        "core fd full null ptmx pts random shm stderr stdin stdout tty urandom zero"
+    );
+    for expected in [
+        "null-ok",
+        "16",
+        "pty /dev/pts/0",
+        "/proc/self/fd/1",
+        "/proc/self/fd",
+        "sys-read-only",
+        "sysrq-read-only",
+    ] {
+        assert!(out.lines().any(|l| l == expected), "{expected}: {out}");
+    }
 }
 
 fn cairn_sandbox_runs_as_root() -> bool {
@@ -784,7 +920,7 @@ fn invalid_specs_and_broken_setups_are_errors() {
         SandboxError::Workspace { .. }
     ));
 
-    // bubblewrap itself refuses: a mount source that does not exist.
+    // The sandbox's set-up itself refuses: a mount source that does not exist.
     let setup = invalid(&|s| {
         s.read_only_binds.push((
             PathBuf::from("/no/such/toolchain"),

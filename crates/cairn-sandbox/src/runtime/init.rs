@@ -342,16 +342,19 @@ impl InitArg<'_> {
                     );
                 }
             }
-            // The status descriptor is the reaper's; the rest (the pidfd, std's
-            // exec-status pipe, anything inherited close-on-exec) nobody's here.
+            // The status descriptor is the reaper's; the rest (std's exec-status
+            // pipe, anything inherited close-on-exec) nobody's here. The reaper's
+            // pidfd is closed once the parent-death signal is armed for good.
             libc::close(STATUS_FD);
-            if libc::syscall(
-                libc::SYS_close_range,
-                self.first_closed,
-                libc::c_uint::MAX,
-                0,
-            ) != 0
-            {
+            let reaper_fd = self.reaper as libc::c_uint;
+            let closed = [
+                (self.first_closed, reaper_fd.saturating_sub(1)),
+                (reaper_fd + 1, libc::c_uint::MAX),
+            ]
+            .iter()
+            .filter(|(first, last)| first <= last)
+            .all(|&(first, last)| libc::syscall(libc::SYS_close_range, first, last, 0) == 0);
+            if !closed {
                 die(b"closing inherited descriptors", None, errno());
             }
 
@@ -374,6 +377,15 @@ impl InitArg<'_> {
             {
                 die(b"switching to the sandbox's user", None, e);
             }
+            // A change of ids clears the parent-death signal: armed again, and the
+            // reaper checked again (it may have died in between).
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                die(b"binding its life to the reaper's", None, errno());
+            }
+            if libc::poll(&mut reaper, 1, 0) != 0 {
+                libc::_exit(1);
+            }
+            libc::close(self.reaper);
             // This memory is the reaper's too: never readable or writable through
             // ptrace or /proc from the sandbox.
             if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {

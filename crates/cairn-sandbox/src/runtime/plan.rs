@@ -413,7 +413,8 @@ impl Plan {
         }
         if !(all && user && no_userns && no_caps && with_parent && session) {
             return Err(refused(
-                "lacks one of --unshare-all, --unshare-user, --disable-userns, --cap-drop ALL, --die-with-parent, --new-session",
+                "lacks one of --unshare-all, --unshare-user, --disable-userns, \
+                 --cap-drop ALL, --die-with-parent, --new-session",
                 OsStr::new(""),
             ));
         }

@@ -1,5 +1,6 @@
-//! Shared harness of the sandbox tests: real bubblewrap, real workspaces, and a view of
-//! the host's process table to check what the sandbox left behind.
+//! Shared harness of the sandbox tests: the real sandbox (cairn's runtime; bubblewrap
+//! for detached sandboxes), real workspaces, and a view of the host's process table to
+//! check what the sandbox left behind.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
