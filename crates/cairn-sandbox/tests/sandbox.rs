@@ -310,6 +310,72 @@ fn nested_user_namespaces_and_mounts_are_refused() {
     }
 }
 
+/// What the host mounts while a sandbox runs does not reach into it: the
+/// sandbox's mounts propagate nothing from the host's.
+#[test]
+fn host_mounts_made_during_a_run_stay_outside() {
+    if !cairn_sandbox_runs_as_root() {
+        return; // mounting on the host needs root
+    }
+    let tools = tempfile::tempdir().unwrap();
+    fs::set_permissions(tools.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let sub = tools.path().join("sub");
+    fs::create_dir(&sub).unwrap();
+    fs::set_permissions(&sub, fs::Permissions::from_mode(0o755)).unwrap();
+    // A shared mount, as on most hosts (systemd makes `/` shared): its new
+    // mounts propagate to every copy that is not private.
+    let host = |args: &[&std::ffi::OsStr]| {
+        let status = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .status();
+        assert!(status.unwrap().success(), "{args:?}");
+    };
+    let tools_path = tools.path().as_os_str();
+    host(&["mount".as_ref(), "--bind".as_ref(), tools_path, tools_path]);
+    host(&["mount".as_ref(), "--make-shared".as_ref(), tools_path]);
+    let ws = workspace();
+    let mut spec = sh(
+        ws.path(),
+        "echo started; sleep 1; ls -A /opt/tools/sub; echo listed",
+    );
+    spec.read_only_binds
+        .push((tools.path().to_owned(), PathBuf::from("/opt/tools")));
+    let mounted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut ran_lines = Vec::new();
+    let outcome = {
+        let mounted = mounted.clone();
+        let sub = sub.clone();
+        cairn_sandbox::run(&spec, &mut |_, line| {
+            let line = String::from_utf8_lossy(line).into_owned();
+            if line == "started" {
+                let mount = std::process::Command::new("mount")
+                    .args(["-t", "tmpfs", "planted", &sub.to_string_lossy()])
+                    .status()
+                    .unwrap();
+                assert!(mount.success());
+                fs::write(sub.join("planted-file"), "x").unwrap();
+                mounted.store(true, Ordering::SeqCst);
+            }
+            ran_lines.push(line);
+        })
+    };
+    if mounted.load(Ordering::SeqCst) {
+        let _ = std::process::Command::new("umount").arg(&sub).status();
+    }
+    let _ = std::process::Command::new("umount")
+        .arg(tools.path())
+        .status();
+    let outcome = outcome.unwrap();
+    println!("{ran_lines:?}");
+    assert_eq!(outcome.exit, Exit::Code(0), "{ran_lines:?}");
+    assert!(mounted.load(Ordering::SeqCst), "the host mount was made");
+    assert_eq!(
+        ran_lines,
+        ["started", "listed"],
+        "the host's mount showed inside"
+    );
+}
+
 #[test]
 fn inherited_descriptors_do_not_leak() {
     let host = tempfile::tempdir().unwrap();

@@ -276,7 +276,9 @@ unsafe fn set_attr(path: &CStr, attr: u64, recursive: bool) -> Result<(), i32> {
         propagation: 0,
         userns_fd: 0,
     };
-    let flags = if recursive { libc::AT_RECURSIVE } else { 0 } | libc::AT_SYMLINK_NOFOLLOW;
+    // The path is resolved as mount(2) resolved it (links followed), so the
+    // attributes land on the mount just made there.
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
     // SAFETY: mount_setattr(2) reads `size` bytes of `attr`.
     let rc = unsafe {
         libc::syscall(
@@ -509,6 +511,17 @@ impl InitArg<'_> {
             for op in &self.runtime.plan.ops {
                 run_op(op);
             }
+            // Nothing the host mounts later reaches the sandbox (bubblewrap leaves
+            // its mounts the host's slaves).
+            let new_root = NEW_ROOT;
+            check(libc::mount(
+                none,
+                new_root.as_ptr(),
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))
+            .unwrap_or_else(|e| die(b"making private the mounts of", Some(new_root), e));
 
             let old_root = OLD_ROOT;
             check(libc::mount(
@@ -520,7 +533,6 @@ impl InitArg<'_> {
             ))
             .and_then(|()| check(libc::umount2(old_root.as_ptr(), libc::MNT_DETACH)))
             .unwrap_or_else(|e| die(b"detaching the host's root at", Some(old_root), e));
-            let new_root = NEW_ROOT;
             check(libc::chdir(new_root.as_ptr()))
                 .and_then(|()| {
                     check(libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as i32)
