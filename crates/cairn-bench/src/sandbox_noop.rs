@@ -1,6 +1,6 @@
 //! Start-up cost of a sandbox, for `cairn bench sandbox`: one no-op through [`run`]
-//! against one plain `bwrap --ro-bind / / true`, and bubblewrap alone with cairn's
-//! arguments for the same step (bubblewrap's share of the start).
+//! against one plain `bwrap --ro-bind / / true`, and bubblewrap alone with the same
+//! step's arguments (what the set-up cairn does itself costs bubblewrap).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -32,7 +32,7 @@ pub fn sandboxed_noop() -> Result<Duration, SandboxError> {
 
 /// One start of `true` in bubblewrap alone with the arguments cairn gives it for
 /// the same step ([`cairn_sandbox::bubblewrap_alone`]), as the sandbox user:
-/// bubblewrap's share of a start, without cairn's reaper, cgroup, limits and
+/// the same set-up done by bubblewrap, without cairn's reaper, cgroup, limits and
 /// supervision. Timed around bubblewrap's run only.
 pub fn bubblewrap_alone_noop() -> Result<Duration, SandboxError> {
     let (_workspace, spec) = noop_step()?;

@@ -146,11 +146,11 @@ pub(crate) fn setup(
     })
 }
 
-/// The arguments [`run`] gives bubblewrap for a step, and what they name (the `/etc`
-/// copy), for running bubblewrap alone: without cairn's reaper, run cgroup, limits
-/// and supervision, and without the status descriptor that supervision reads.
-/// `cairn bench sandbox` times it beside [`run`] to tell bubblewrap's share of a
-/// start from cairn's.
+/// A step's sandbox as bubblewrap's arguments (the description [`run`] carries out
+/// itself), and what they name (the `/etc` copy), for running bubblewrap alone:
+/// without cairn's reaper, run cgroup, limits and supervision, and without the
+/// status descriptor. `cairn bench sandbox` times it beside [`run`]: what the same
+/// set-up costs when bubblewrap does it.
 #[derive(Debug)]
 pub struct BubblewrapAlone {
     pub args: Vec<std::ffi::OsString>,
