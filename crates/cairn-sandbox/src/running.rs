@@ -56,7 +56,8 @@ pub struct RunningSandbox {
     /// Host pid of the sandbox's init (pid 1 inside): its namespaces are the sandbox's,
     /// and its end is the end of every process in the sandbox.
     init_pid: i32,
-    init: OwnedFd,
+    /// `None` once the sandbox is known to have ended (see [`start_image`]).
+    init: Option<OwnedFd>,
     /// The pid namespace's identity, to find the command's processes from the host.
     pid_ns: Option<String>,
     /// cairn's child (the reaper) and a pidfd for it.
@@ -66,6 +67,8 @@ pub struct RunningSandbox {
     tail: Tail,
     finished: Arc<AtomicBool>,
     supervisor: Option<JoinHandle<Result<Outcome, SandboxError>>>,
+    /// How it ended, when that was known before [`start_image`] returned.
+    ended: Option<Result<Outcome, SandboxError>>,
 }
 
 /// Starts `spec` in the background and returns once the reaper has reported the
@@ -101,8 +104,10 @@ pub fn start_image(
     let mut sink = tail_sink(Arc::clone(&tail), on_line);
 
     let Some((init_pid, init)) = status.init_pid(reaper, deadline) else {
-        // The reaper ended (or never reported) before the sandbox existed: run the
-        // supervision to its end here, for its error.
+        // The reaper ended (or never reported) before the sandbox existed, or the
+        // init it named has ended (and been reaped) already: run the supervision to
+        // its end here, for its error or its outcome.
+        let reported = status.reported_init();
         let ended = finish(
             &limits,
             start,
@@ -113,16 +118,30 @@ pub fn start_image(
             &mut sink,
         );
         let message = tail_text(&tail);
-        return Err(match ended {
-            Err(error) => error,
-            Ok(outcome) => SandboxError::Setup {
+        return match ended {
+            Err(error) => Err(error),
+            // A command that ran and ended at once (a server that exits before it
+            // listens): a sandbox that started, and has ended.
+            Ok(outcome) if reported => Ok(RunningSandbox {
+                init_pid: 0,
+                init: None,
+                pid_ns: None,
+                reaper,
+                reaper_fd,
+                cgroup,
+                tail,
+                finished: Arc::new(AtomicBool::new(true)),
+                supervisor: None,
+                ended: Some(Ok(outcome)),
+            }),
+            Ok(outcome) => Err(SandboxError::Setup {
                 status: -1,
                 message: format!(
                     "the sandbox ended before it started ({}): {message}",
                     outcome.exit
                 ),
-            },
-        });
+            }),
+        };
     };
     let pid_ns = procfs::pid_namespace(init_pid);
     let finished = Arc::new(AtomicBool::new(false));
@@ -155,7 +174,7 @@ pub fn start_image(
     });
     let mut running = RunningSandbox {
         init_pid,
-        init,
+        init: Some(init),
         pid_ns,
         reaper,
         reaper_fd,
@@ -163,6 +182,7 @@ pub fn start_image(
         tail,
         finished,
         supervisor: None,
+        ended: None,
     };
     match supervisor {
         Ok(handle) => {
@@ -216,7 +236,11 @@ impl RunningSandbox {
 
     /// Whether the sandbox still runs (its init has not ended).
     pub fn is_running(&self) -> bool {
-        !self.finished.load(Ordering::SeqCst) && !exited_within(&self.init, Duration::ZERO)
+        !self.finished.load(Ordering::SeqCst)
+            && self
+                .init
+                .as_ref()
+                .is_some_and(|init| !exited_within(init, Duration::ZERO))
     }
 
     /// The last [`TAIL_LINES`] lines of output, oldest first.
@@ -291,7 +315,11 @@ impl RunningSandbox {
             match &self.pid_ns {
                 Some(ns) => {
                     procfs::signal_members(ns, self.init_pid, libc::SIGTERM);
-                    if !exited_within(&self.init, grace) {
+                    if !self
+                        .init
+                        .as_ref()
+                        .is_none_or(|init| exited_within(init, grace))
+                    {
                         self.kill();
                     }
                 }
@@ -319,7 +347,7 @@ impl RunningSandbox {
     /// SIGKILL to the whole sandbox: its init (which takes the pid namespace with it)
     /// and everything in its cgroup but the reaper, which exits once it has reaped.
     fn kill(&self) {
-        let init_killed = cgroup::pidfd_kill(&self.init);
+        let init_killed = self.init.as_ref().is_some_and(cgroup::pidfd_kill);
         if let Some(cgroup) = &self.cgroup {
             cgroup.kill_all(Some(self.reaper));
         } else if !init_killed && let Some(reaper) = &self.reaper_fd {
@@ -328,6 +356,9 @@ impl RunningSandbox {
     }
 
     fn join(&mut self) -> Result<Outcome, SandboxError> {
+        if let Some(ended) = self.ended.take() {
+            return ended;
+        }
         let Some(supervisor) = self.supervisor.take() else {
             return Err(SandboxError::Io {
                 action: "wait for the sandbox",

@@ -103,6 +103,11 @@ impl StatusPipe {
         Some((pid, pidfd))
     }
 
+    /// Whether the init was named (`child-pid`), whatever became of it since.
+    pub(crate) fn reported_init(&self) -> bool {
+        number_after(&String::from_utf8_lossy(&self.text), "\"child-pid\"").is_some()
+    }
+
     /// The command's exit code, if one was reported (see the module). Call after the
     /// reaper ended.
     pub(crate) fn exit_code(mut self) -> Option<i32> {

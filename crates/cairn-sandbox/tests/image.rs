@@ -457,6 +457,29 @@ fn the_wall_clock_kills_the_whole_image_sandbox() {
     root.assert_gone();
 }
 
+/// An image whose command ends at once (a server that exits before it listens)
+/// has started, even when its init is gone before `start_image` can pin it: the
+/// handle says it exited, with its outcome and its output, never a set-up error.
+#[test]
+fn an_image_that_ends_at_once_has_started_and_ended() {
+    let root = rootfs();
+    for round in 0..20 {
+        let sandbox = start_image(&root.spec(&["say", "bye"]), None)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(
+            sandbox.wait_port(8080, Duration::from_secs(5)),
+            cairn_sandbox::PortWait::Exited
+        );
+        let (outcome, tail) = sandbox.stop_with_tail(Duration::from_secs(1)).unwrap();
+        assert_eq!(outcome.exit, Exit::Code(0), "round {round}");
+        assert!(
+            tail.iter().any(|(_, line)| line == b"bye"),
+            "round {round}: {tail:?}"
+        );
+    }
+    root.assert_gone();
+}
+
 #[test]
 fn handles_can_move_between_threads() {
     fn send_and_sync<T: Send + Sync>() {}
