@@ -277,7 +277,8 @@ fn the_sandbox_user_is_not_host_root() {
 }
 
 /// No user namespace can be made inside (the one way to regain capabilities),
-/// its limit cannot be raised, and nothing can be mounted.
+/// its limit cannot be raised, nothing can be mounted, and nothing of the root's
+/// assembly (the host's root moved aside, the new one's mount point) is left.
 #[test]
 fn nested_user_namespaces_and_mounts_are_refused() {
     // Positive control: the host makes user namespaces.
@@ -294,7 +295,8 @@ fn nested_user_namespaces_and_mounts_are_refused() {
                   echo limit=$(cat /proc/sys/user/max_user_namespaces); \
                   (echo 9 > /proc/sys/user/max_user_namespaces) 2>/dev/null || echo limit-fixed; \
                   mount -t tmpfs none /tmp 2>/dev/null || echo mount-refused; \
-                  umount /workspace 2>/dev/null || echo umount-refused";
+                  umount /workspace 2>/dev/null || echo umount-refused; \
+                  ls -d /oldroot /newroot 2>/dev/null || echo no-assembly-left";
     let ran = run_ok(&sh(ws.path(), script));
     let out = ran.out();
     println!("{out}");
@@ -305,6 +307,7 @@ fn nested_user_namespaces_and_mounts_are_refused() {
         "limit-fixed",
         "mount-refused",
         "umount-refused",
+        "no-assembly-left",
     ] {
         assert!(out.lines().any(|l| l == expected), "{expected}: {out}");
     }
