@@ -3,13 +3,15 @@
 //! Async-signal-safe system calls only, no allocation, no panics.
 //!
 //! The order, bubblewrap's:
-//! 1. die with the reaper; close what the sandbox must not hold;
+//! 1. die with the reaper; every signal disposition at its default; close what
+//!    the sandbox must not hold;
 //! 2. wait until the reaper has written the id maps, then become the sandbox's
-//!    user and group inside (with every capability, in this user namespace only);
+//!    user and group inside (with every capability, in this user namespace only),
+//!    die with the reaper again (the id change disarmed that), undumpable;
 //! 3. no nested user namespaces, the hostname, loopback up;
 //! 4. the root: a tmpfs with the host's root moved aside ([`OLD_ROOT`]) and the
-//!    sandbox's assembled at [`NEW_ROOT`] (the plan's ops), then the host's root
-//!    detached and the new one pivoted to;
+//!    sandbox's assembled at [`NEW_ROOT`] (the plan's ops), every mount made
+//!    private, then the host's root detached and the new one pivoted to;
 //! 5. every capability dropped (bounding and ambient sets too), no new privileges;
 //! 6. the command started in a new session (a vfork: the init waits for its exec),
 //!    then the init reaps until the command has ended and exits with its status.

@@ -1,9 +1,10 @@
 //! cairn's own sandbox runtime: the namespaces, the root filesystem and the start of
 //! the command, set up by cairn's reaper and the sandbox's init instead of by an
 //! executed bubblewrap. It builds the sandbox bubblewrap would build from the same
-//! arguments ([`crate::args`]), and leaves everything around a start as it was: the
-//! reaper, the run cgroup, the limits, bubblewrap's JSON status on the status
-//! descriptor, the supervision.
+//! arguments ([`crate::args`]), stricter in two ways (its user namespace belongs to
+//! root, not to the sandbox user; its mounts are private, not the host's slaves),
+//! and leaves everything around a start as it was: the reaper, the run cgroup, the
+//! limits, bubblewrap's JSON status on the status descriptor, the supervision.
 //!
 //! ```text
 //! cairn ── reaper (subreaper, in the cgroup) ── init (pid 1) ── command
