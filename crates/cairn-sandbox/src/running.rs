@@ -122,8 +122,8 @@ pub fn start_image(
             Err(error) => Err(error),
             // A command that ran and ended at once (a server that exits before it
             // listens): a sandbox that started, and has ended.
-            Ok(outcome) if reported => Ok(RunningSandbox {
-                init_pid: 0,
+            Ok(outcome) if let Some(init_pid) = reported => Ok(RunningSandbox {
+                init_pid,
                 init: None,
                 pid_ns: None,
                 reaper,

@@ -179,11 +179,12 @@ pub(crate) fn start(
     };
 
     let mut command = Command::new(args::bwrap_path());
-    command
-        .args(bwrap_args)
-        .env_clear()
-        .current_dir("/")
-        .stdin(Stdio::null());
+    // bubblewrap is executed only for a detached sandbox: the native runtime's
+    // reaper never returns from `after_fork`, so its arguments would go unused.
+    if setup.runtime.is_none() {
+        command.args(bwrap_args);
+    }
+    command.env_clear().current_dir("/").stdin(Stdio::null());
     match launch.log {
         Some(log) => {
             let copy = log.try_clone().map_err(|source| SandboxError::Io {

@@ -103,9 +103,9 @@ impl StatusPipe {
         Some((pid, pidfd))
     }
 
-    /// Whether the init was named (`child-pid`), whatever became of it since.
-    pub(crate) fn reported_init(&self) -> bool {
-        number_after(&String::from_utf8_lossy(&self.text), "\"child-pid\"").is_some()
+    /// The init's host pid as named (`child-pid`), whatever became of it since.
+    pub(crate) fn reported_init(&self) -> Option<i32> {
+        number_after(&String::from_utf8_lossy(&self.text), "\"child-pid\"")
     }
 
     /// The command's exit code, if one was reported (see the module). Call after the

@@ -9,9 +9,9 @@
 //!    user and group inside (with every capability, in this user namespace only),
 //!    die with the reaper again (the id change disarmed that), undumpable;
 //! 3. no nested user namespaces, the hostname, loopback up;
-//! 4. the root: a tmpfs with the host's root moved aside ([`OLD_ROOT`]) and the
-//!    sandbox's assembled at [`NEW_ROOT`] (the plan's ops), every mount made
-//!    private, then the host's root detached and the new one pivoted to;
+//! 4. the root: every mount made private, a tmpfs with the host's root moved
+//!    aside ([`OLD_ROOT`]) and the sandbox's assembled at [`NEW_ROOT`] (the plan's
+//!    ops), then the host's root detached and the new one pivoted to;
 //! 5. every capability dropped (bounding and ambient sets too), no new privileges;
 //! 6. the command started in a new session (a vfork: the init waits for its exec),
 //!    then the init reaps until the command has ended and exits with its status.
@@ -473,15 +473,18 @@ impl InitArg<'_> {
         // SAFETY (whole body): system calls on prepared, NUL-terminated paths.
         unsafe {
             let none = std::ptr::null::<libc::c_char>();
-            // Nothing mounted here reaches the host's namespace.
+            // Every mount private before anything is bound (a bind of a private mount
+            // is private): nothing mounted here reaches the host's namespace, and
+            // nothing the host mounts later reaches the sandbox (bubblewrap leaves
+            // its mounts the host's slaves).
             check(libc::mount(
                 none,
                 c"/".as_ptr(),
                 none,
-                libc::MS_SLAVE | libc::MS_REC,
+                libc::MS_PRIVATE | libc::MS_REC,
                 std::ptr::null(),
             ))
-            .unwrap_or_else(|e| die(b"making the mounts private from", Some(c"/"), e));
+            .unwrap_or_else(|e| die(b"making private the mounts of", Some(c"/"), e));
             let base = c"/tmp";
             check(libc::mount(
                 c"tmpfs".as_ptr(),
@@ -513,28 +516,9 @@ impl InitArg<'_> {
             for op in &self.runtime.plan.ops {
                 run_op(op);
             }
-            // Nothing the host mounts later reaches the sandbox (bubblewrap leaves
-            // its mounts the host's slaves).
-            let new_root = NEW_ROOT;
-            check(libc::mount(
-                none,
-                new_root.as_ptr(),
-                none,
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ))
-            .unwrap_or_else(|e| die(b"making private the mounts of", Some(new_root), e));
-
-            let old_root = OLD_ROOT;
-            check(libc::mount(
-                old_root.as_ptr(),
-                old_root.as_ptr(),
-                none,
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ))
-            .and_then(|()| check(libc::umount2(old_root.as_ptr(), libc::MNT_DETACH)))
-            .unwrap_or_else(|e| die(b"detaching the host's root at", Some(old_root), e));
+            let (new_root, old_root) = (NEW_ROOT, OLD_ROOT);
+            check(libc::umount2(old_root.as_ptr(), libc::MNT_DETACH))
+                .unwrap_or_else(|e| die(b"detaching the host's root at", Some(old_root), e));
             check(libc::chdir(new_root.as_ptr()))
                 .and_then(|()| {
                     check(libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as i32)

@@ -265,29 +265,25 @@ impl Ops {
             libc::MS_NOSUID | libc::MS_NODEV,
             Some(c"mode=0755".to_owned()),
         );
+        let host_dev = join(OLD_ROOT, "dev");
         for device in DEVICES {
             let node = join(&at, device);
             self.mount_point(&node, false);
-            let mut host = OLD_ROOT.to_bytes().to_vec();
-            host.extend_from_slice(b"/dev/");
-            host.extend_from_slice(device.as_bytes());
             self.ops.push(Op::Bind {
-                source: c_string(&host, OsStr::new(device))?,
+                source: join(&host_dev, device),
                 dest: node,
                 // Device nodes must stay usable: no `nodev`.
                 attr: ATTR_NOSUID,
                 optional: false,
             });
         }
-        for dir in ["shm", "pts"] {
-            self.mount_point(&join(&at, dir), true);
-        }
-        self.ops.push(Op::Mount {
-            fstype: c"devpts",
-            dest: join(&at, "pts"),
-            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
-            data: Some(c"newinstance,ptmxmode=0666,mode=620".to_owned()),
-        });
+        self.mount_point(&join(&at, "shm"), true);
+        self.mount(
+            c"devpts",
+            join(&at, "pts"),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            Some(c"newinstance,ptmxmode=0666,mode=620".to_owned()),
+        );
         for (target, name) in DEVICE_LINKS {
             self.symlink(OsStr::new(target), join(&at, name))?;
         }
