@@ -21,8 +21,9 @@ fn a_failed_stage_never_runs_the_build_started_ahead() {
         ),
     )
     .commit("app");
-    // While the unit tests run, the build's sandbox is there, held: its first
-    // process waits (`cairn-held`) with the build's command line.
+    // While the unit tests run, the build's sandbox is there, held: its init,
+    // below a reaper of this cairn's, waits (named `cairn-held`), and no process
+    // has the build's command line yet.
     let mut child = f
         .cairn(&["run", "--keep-workspace"])
         .stdout(std::process::Stdio::piped())
@@ -31,8 +32,11 @@ fn a_failed_stage_never_runs_the_build_started_ahead() {
         .unwrap();
     let mut held_seen = false;
     while child.try_wait().unwrap().is_none() {
-        held_seen |= !with_cmdline(&format!("build-ran-{nonce}")).is_empty()
-            && !with_cmdline("cairn-held").is_empty();
+        held_seen |= held_below(child.id());
+        assert!(
+            with_cmdline(&format!("build-ran-{nonce}")).is_empty(),
+            "the build started while the unit tests ran"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let r = common::Run::from(child.wait_with_output().unwrap());
@@ -76,6 +80,24 @@ fn a_failed_stage_never_runs_the_build_started_ahead() {
         "processes of the held build are left: {left:?}"
     );
     let _ = std::fs::remove_dir_all(&workspace);
+}
+
+/// Whether a sandbox's init named `cairn-held` runs below a reaper of `cairn`.
+fn held_below(cairn: u32) -> bool {
+    // `/proc/PID/stat`: `pid (comm) state ppid …`.
+    let stat = |pid: &str| -> Option<(String, String)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (head, rest) = stat.rsplit_once(") ")?;
+        let comm = head.split_once(" (")?.1.to_owned();
+        let ppid = rest.split(' ').nth(1)?.to_owned();
+        Some((comm, ppid))
+    };
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        let Some((comm, reaper)) = stat(&entry.file_name().to_string_lossy()) else {
+            return false;
+        };
+        comm == "cairn-held" && stat(&reaper).is_some_and(|(_, parent)| parent == cairn.to_string())
+    })
 }
 
 /// Pids of the processes whose command line contains `text`.

@@ -1,27 +1,22 @@
-//! A step's sandbox started ahead of its turn and held before its command runs
-//! ([`prepare`]): the run cgroup, the limits, the namespaces and the mounts are set up
-//! as for [`crate::run`], then its first process waits for a line from cairn until
-//! [`PreparedSandbox::release`] writes it. Dropped unreleased, it is torn down:
-//! every process killed and reaped, the cgroup removed, the command never run.
+//! A step's sandbox started ahead of its turn and held before its command ([`prepare`]):
+//! the run cgroup, the limits, the namespaces and the mounts are set up as for
+//! [`crate::run`], then the sandbox's init waits for a line from cairn until
+//! [`PreparedSandbox::release`] writes it. Dropped unreleased, it is torn down: every
+//! process killed and reaped, the cgroup removed, the command never run.
 //!
-//! The wait is a `/bin/sh` in the sandbox, before the command: `read` from
-//! [`BLOCK_FD`], close it, then `exec` the step's argv unchanged (so the command's
-//! descriptors, environment, exit code and signals are a direct run's). Not a wait
-//! inside the set-up, like bubblewrap's `--block-fd` (which cairn's runtime does not
-//! take): bubblewrap (0.8) blocks there before it binds its child's life to its
-//! monitor's (`--die-with-parent`) and goes on at end of file, so a cairn that died
-//! while a sandbox was held would either leave it blocked forever or let its command
-//! run unsupervised. Here end of file (cairn gone, or a discard) ends the shell
-//! without running anything (exit 125), and the held process, already a sandbox
-//! process below the init, dies with cairn's reaper like any step (the init's
-//! parent-death signal ends the pid namespace).
+//! The wait is the init's last step before it starts the command ([`crate::runtime`]):
+//! with every capability dropped, its life bound to the reaper's (which dies with
+//! cairn), it reads [`BLOCK_FD`](crate::args::BLOCK_FD), closes it, and starts the
+//! step's argv as a direct run does (the same descriptors, environment, exit code and
+//! signals). Nothing of the sandbox's runs while it is held: not even its `/bin/sh`.
+//! End of file (cairn gone, or a discard) ends the init without running anything
+//! ([`NOT_RELEASED`]). While held, the init is named `cairn-held`.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::args::BLOCK_FD;
 use crate::cgroup::{self, RunCgroup};
 use crate::error::SandboxError;
 use crate::spawn::{self, Launch, Started};
@@ -70,14 +65,7 @@ pub fn prepare(spec: &SandboxSpec) -> Result<PreparedSandbox, SandboxError> {
     } else {
         None
     };
-    let mut args = std::mem::take(&mut setup.args);
-    // The arguments (bubblewrap's command line) end with `-- argv…`: the wait goes in
-    // front of argv.
-    let command_at = args
-        .iter()
-        .position(|a| a == "--")
-        .map_or(args.len(), |at| at + 1);
-    args.splice(command_at..command_at, held_command());
+    let args = std::mem::take(&mut setup.args);
     let launch = Launch {
         cgroup: cgroup.as_ref(),
         netns: setup.netns,
@@ -85,7 +73,7 @@ pub fn prepare(spec: &SandboxSpec) -> Result<PreparedSandbox, SandboxError> {
         block: Some(block.as_raw_fd()),
     };
     let Started { child, status } = spawn::start(args, &spec.limits, launch)?;
-    // The child has its copy (the held shell reads it); ours is not needed.
+    // The child has its copy (the held init reads it); ours is not needed.
     drop(block);
     Ok(PreparedSandbox {
         limits: spec.limits,
@@ -145,7 +133,7 @@ impl PreparedSandbox {
     }
 
     /// Kills whatever of the sandbox exists, reaps it and empties its cgroup (the
-    /// release channel is closed after that, which alone would end the held shell
+    /// release channel is closed after that, which alone would end the held init
     /// without running the command).
     fn discard(&mut self) {
         let Some(mut child) = self.child.take() else {
@@ -184,23 +172,10 @@ impl Drop for PreparedSandbox {
 /// gone, or the sandbox discarded): its command never ran.
 pub const NOT_RELEASED: i32 = 125;
 
-/// What runs first in a held sandbox: wait for the release line on [`BLOCK_FD`],
-/// close it, then become the step's argv (`"$@"`).
-fn held_command() -> [std::ffi::OsString; 4] {
-    [
-        "/bin/sh".into(),
-        "-c".into(),
-        format!(
-            "read -r line <&{BLOCK_FD} || exit {NOT_RELEASED}; exec {BLOCK_FD}<&-; exec \"$@\""
-        )
-        .into(),
-        "cairn-held".into(),
-    ]
-}
-
 /// The release channel (a stream socket pair, so that releasing a sandbox that
 /// is gone is an error, never a SIGPIPE): the end the sandbox reads (numbered above
-/// 4, so that it survives the child's renumbering to [`BLOCK_FD`]) and cairn's.
+/// 4, so that it survives the child's renumbering to
+/// [`BLOCK_FD`](crate::args::BLOCK_FD)) and cairn's.
 fn release_channel() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     let error = |action| move |source| SandboxError::Io { action, source };
     let mut fds = [0 as RawFd; 2];

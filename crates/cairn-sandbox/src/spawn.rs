@@ -522,6 +522,7 @@ impl ChildSetup {
                 shared: &shared,
                 reaper: pidfd as libc::c_int,
                 first_closed: (last_passed + 1) as libc::c_uint,
+                held: self.block_fd.is_some(),
             };
             let mut flags = libc::CLONE_NEWUSER
                 | libc::CLONE_NEWNS

@@ -40,6 +40,36 @@ fn cgroup_of(pid: u32) -> Option<(String, Vec<std::path::PathBuf>)> {
         .map(|c| (c.name, c.dirs))
 }
 
+/// The processes of the cgroup of `reaper` (a prepared sandbox's) once it is set up
+/// and held: one of them, the sandbox's init, is named `cairn-held`.
+fn once_held(reaper: u32) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids = list_cgroups()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.pids.contains(&reaper))
+            .map(|c| c.pids)
+            .unwrap_or_default();
+        if pids.iter().any(|pid| comm(*pid) == "cairn-held") {
+            return pids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the prepared sandbox of reaper {reaper} is not held: {:?}",
+            pids.iter().map(|pid| comm(*pid)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
 /// What a step sees of itself, everything the sandbox promises: its user, its
 /// descriptors (no release descriptor left), environment, hostname, limits, mounts
 /// and network, then an exit code.
@@ -156,23 +186,21 @@ fn a_discarded_prepared_step_runs_nothing_and_leaves_nothing() {
     let spec = sh(ws.path(), "touch /workspace/ran");
     let prepared = prepare(&spec).unwrap();
     let reaper = prepared.pid().unwrap();
-    // Wait until the sandbox is set up and blocks (its processes in the cgroup: the
-    // reaper, the sandbox's init and the held shell).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (name, dirs, pids) = loop {
-        let (name, dirs) = cgroup_of(reaper).expect("the prepared sandbox's cgroup");
-        let pids = cairn_sandbox::list_cgroups()
-            .unwrap()
-            .into_iter()
-            .find(|c| c.name == name)
-            .map(|c| c.pids)
-            .unwrap_or_default();
-        if pids.len() >= 3 || Instant::now() > deadline {
-            break (name, dirs, pids);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(pids.len() >= 3, "{name}: {pids:?}");
+    // Set up and held: the reaper and the sandbox's init, nothing of the sandbox's
+    // own (not even a shell) and no trace of the command.
+    let pids = once_held(reaper);
+    let (name, dirs) = cgroup_of(reaper).expect("the prepared sandbox's cgroup");
+    let names: Vec<String> = pids.iter().map(|pid| comm(*pid)).collect();
+    assert_eq!(names.len(), 2, "{name}: {names:?}");
+    assert!(names.contains(&"cairn-reaper".to_owned()), "{names:?}");
+    for pid in &pids {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(
+            cmdline.starts_with(b"cairn-sandbox\0"),
+            "{pid}: {}",
+            String::from_utf8_lossy(&cmdline)
+        );
+    }
     std::thread::sleep(Duration::from_millis(200));
     drop(prepared);
     println!("discarded {name}: its processes {pids:?}");
@@ -258,21 +286,7 @@ fn cairn_dying_never_releases_a_prepared_step() {
             break pid.parse().unwrap();
         }
     };
-    // Let the sandbox be set up and block.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let pids = loop {
-        let pids = list_cgroups()
-            .unwrap()
-            .into_iter()
-            .find(|c| c.pids.contains(&reaper))
-            .map(|c| c.pids)
-            .unwrap_or_default();
-        if pids.len() >= 3 || Instant::now() > deadline {
-            break pids;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(pids.len() >= 3, "{pids:?}");
+    let pids = once_held(reaper);
     std::thread::sleep(Duration::from_millis(200));
     child.kill().unwrap();
     child.wait().unwrap();

@@ -13,15 +13,17 @@
 //!    aside ([`OLD_ROOT`]) and the sandbox's assembled at [`NEW_ROOT`] (the plan's
 //!    ops), then the host's root detached and the new one pivoted to;
 //! 5. every capability dropped (bounding and ambient sets too), no new privileges;
-//! 6. the command started in a new session (a vfork: the init waits for its exec),
-//!    then the init reaps until the command has ended and exits with its status.
+//! 6. a prepared sandbox waits here for its release; the command started in a new
+//!    session (a vfork: the init waits for its exec), then the init reaps until
+//!    the command has ended and exits with its status.
 
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use super::Runtime;
 use super::plan::{NEW_ROOT, OLD_ROOT, Op};
-use crate::args::STATUS_FD;
+use crate::args::{BLOCK_FD, STATUS_FD};
+use crate::prepared::NOT_RELEASED;
 
 /// The reaper has cloned the init, and is writing its id maps.
 const STAGE_CLONED: u32 = 1;
@@ -83,8 +85,11 @@ pub(crate) struct InitArg<'a> {
     /// A pidfd of the reaper: readable once it has exited.
     pub(crate) reaper: libc::c_int,
     /// Descriptors from here up are closed at once; below, 0-2 and (if this is 5)
-    /// the release descriptor of a prepared sandbox stay for the command.
+    /// the release descriptor of a prepared sandbox stay.
     pub(crate) first_closed: libc::c_uint,
+    /// A prepared sandbox ([`crate::prepare`]): once everything is set up, the init
+    /// waits for the release line on [`BLOCK_FD`] before it starts the command.
+    pub(crate) held: bool,
 }
 
 /// The init's entry point (see the module).
@@ -422,7 +427,10 @@ impl InitArg<'_> {
                 die(b"dropping capabilities", None, e);
             }
 
-            // 6. The command.
+            // 6. The command: once released, if held.
+            if self.held {
+                self.wait_for_release();
+            }
             let command = libc::clone(
                 command_main,
                 self.runtime.stack_top(1),
@@ -462,6 +470,37 @@ impl InitArg<'_> {
                     libc::_exit(255);
                 }
             }
+        }
+    }
+
+    /// A prepared sandbox, set up to the command's start: waits for a line on
+    /// [`BLOCK_FD`] (named `cairn-held` meanwhile), then closes it, so the command
+    /// starts with the descriptors of a direct run. End of file first (cairn gone,
+    /// or the sandbox discarded) ends the init with [`NOT_RELEASED`] and nothing
+    /// run; nothing of the sandbox's own runs before the release either.
+    ///
+    /// # Safety
+    /// In the init only.
+    unsafe fn wait_for_release(&self) {
+        // SAFETY (whole body): system calls on a buffer of this frame.
+        unsafe {
+            libc::prctl(libc::PR_SET_NAME, c"cairn-held".as_ptr(), 0, 0, 0);
+            let mut line = [0u8; 64];
+            loop {
+                let read = libc::read(BLOCK_FD, line.as_mut_ptr().cast(), line.len());
+                if read > 0 {
+                    if line[..read as usize].contains(&b'\n') {
+                        break;
+                    }
+                    continue;
+                }
+                // No handler is installed, so no EINTR either: end of file, or an
+                // error; either way nobody released it.
+                self.shared.ran.store(1, Ordering::SeqCst);
+                libc::_exit(NOT_RELEASED);
+            }
+            libc::close(BLOCK_FD);
+            libc::prctl(libc::PR_SET_NAME, c"init".as_ptr(), 0, 0, 0);
         }
     }
 
