@@ -16,7 +16,7 @@ const MAX_BLOB_BYTES: usize = cairn_model::config::MAX_CONFIG_BYTES + 1;
 /// git run a program (hooks, fsmonitor, signature verification, ssh, credential
 /// helpers, proxies, other transports) is set to a harmless value here. Filters,
 /// attributes and LFS are not listed because cairn never runs a git command that
-/// applies them: trees are written from `ls-tree` and `cat-file --batch`.
+/// applies them: trees are written from `cat-file --batch`'s objects.
 const SAFE_CONFIG: &[&str] = &[
     "core.fsmonitor=false",
     "core.hooksPath=/dev/null",
@@ -421,28 +421,19 @@ pub(crate) fn commit_and_file(
 /// The longest symlink target a tree may hold (Linux's `PATH_MAX`).
 const MAX_LINK_TARGET: u64 = 4096;
 
-/// One entry of `git ls-tree -r -t -z`.
-struct TreeEntry<'a> {
-    mode: &'a str,
-    kind: &'a str,
-    object: &'a str,
-    path: &'a [u8],
-}
+/// The most entries a materialised tree may hold (every file, link and directory).
+const MAX_TREE_ENTRIES: usize = 1 << 20;
+/// The deepest a materialised tree may nest (git's own `core.maxTreeDepth`).
+const MAX_TREE_DEPTH: usize = 4096;
+/// The largest tree object read (one directory's listing).
+const MAX_TREE_BYTES: u64 = 64 << 20;
 
-fn parse_entry(raw: &[u8]) -> Option<TreeEntry<'_>> {
-    let tab = raw.iter().position(|&b| b == b'\t')?;
-    let head = std::str::from_utf8(&raw[..tab]).ok()?;
-    let mut parts = head.split(' ');
-    let (mode, kind, object) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || !object.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    Some(TreeEntry {
-        mode,
-        kind,
-        object,
-        path: &raw[tab + 1..],
-    })
+/// One entry of a tree, as `git ls-tree -r -t` would list it: its path from the
+/// materialised root, what it is, and its object.
+struct Listed {
+    path: Vec<u8>,
+    kind: EntryKind,
+    object: String,
 }
 
 /// What cairn writes for an entry: git's own modes, nothing else.
@@ -458,15 +449,147 @@ enum EntryKind {
     Submodule,
 }
 
-fn entry_kind(mode: &str, kind: &str) -> Option<EntryKind> {
-    Some(match (mode, kind) {
-        ("040000", "tree") => EntryKind::Dir,
-        ("100644", "blob") => EntryKind::File { mode: 0o644 },
-        ("100755", "blob") => EntryKind::File { mode: 0o755 },
-        ("120000", "blob") => EntryKind::Symlink,
-        ("160000", "commit") => EntryKind::Submodule,
-        _ => return None,
-    })
+/// What git makes of a tree entry's mode (its `canon_mode`): a regular file is
+/// 0644 or, with the owner's execute bit, 0755; anything neither a file, a
+/// symlink nor a directory is a submodule.
+fn entry_kind(mode: u32) -> EntryKind {
+    match mode & 0o170_000 {
+        0o100_000 => EntryKind::File {
+            mode: if mode & 0o100 != 0 { 0o755 } else { 0o644 },
+        },
+        0o120_000 => EntryKind::Symlink,
+        0o040_000 => EntryKind::Dir,
+        _ => EntryKind::Submodule,
+    }
+}
+
+/// One raw entry at the start of a tree object's `bytes` (`<octal mode> SP <name>
+/// NUL <id of id_len bytes>`): its mode, name, hex id and length.
+fn raw_entry(bytes: &[u8], id_len: usize) -> Option<(u32, &[u8], String, usize)> {
+    let space = bytes.iter().take(8).position(|&b| b == b' ')?;
+    let digits = &bytes[..space];
+    if digits.is_empty() || !digits.iter().all(|b| (b'0'..=b'7').contains(b)) {
+        return None;
+    }
+    let mode = digits
+        .iter()
+        .fold(0u32, |mode, d| (mode << 3) | u32::from(d - b'0'));
+    let rest = &bytes[space + 1..];
+    let nul = rest.iter().position(|&b| b == 0)?;
+    let id = rest.get(nul + 1..nul + 1 + id_len)?;
+    let hex = id.iter().map(|b| format!("{b:02x}")).collect();
+    Some((mode, &rest[..nul], hex, space + 1 + nul + 1 + id_len))
+}
+
+/// Reads one tree object from a `git cat-file --batch`: asks for `name`, expects
+/// `expected` as its id when given, and returns the id and the tree's bytes.
+fn read_tree(
+    stdin: &mut impl std::io::Write,
+    out: &mut impl std::io::BufRead,
+    name: &str,
+    expected: Option<&str>,
+    refuse: &dyn Fn(String) -> EngineError,
+) -> Result<(String, Vec<u8>), EngineError> {
+    use std::io::{BufRead, Read};
+    let broken = |e: std::io::Error| refuse(format!("git cat-file --batch: {e}"));
+    writeln!(stdin, "{name}")
+        .and_then(|()| stdin.flush())
+        .map_err(broken)?;
+    let mut header = Vec::new();
+    out.take(512)
+        .read_until(b'\n', &mut header)
+        .map_err(broken)?;
+    let header = String::from_utf8_lossy(&header);
+    let fields: Vec<&str> = header.split_whitespace().collect();
+    let (id, size) = match fields.as_slice() {
+        [id, "tree", size]
+            if (id.len() == 40 || id.len() == 64)
+                && id.bytes().all(|b| b.is_ascii_hexdigit())
+                && expected.is_none_or(|e| e.eq_ignore_ascii_case(id)) =>
+        {
+            (id.to_ascii_lowercase(), size)
+        }
+        [_, "missing"] => return Err(refuse(format!("{name} is not in the repository"))),
+        _ => {
+            return Err(refuse(format!(
+                "{name} is not a tree (git cat-file --batch: {})",
+                header.trim_end()
+            )));
+        }
+    };
+    let size: u64 = size
+        .parse()
+        .map_err(|_| refuse(format!("git cat-file --batch: a bad size in {header:?}")))?;
+    if size > MAX_TREE_BYTES {
+        return Err(refuse(format!(
+            "tree {id} is {size} bytes, more than the {MAX_TREE_BYTES} a directory may list"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(size as usize + 1);
+    out.take(size + 1).read_to_end(&mut bytes).map_err(broken)?;
+    if bytes.len() as u64 != size + 1 || bytes.pop() != Some(b'\n') {
+        return Err(refuse(format!(
+            "git cat-file --batch: tree {id} ended early"
+        )));
+    }
+    Ok((id, bytes))
+}
+
+/// Every entry below the tree `root` names, in `git ls-tree -r -t`'s order (a
+/// directory before what it holds), read tree by tree from one `git cat-file
+/// --batch`. Bounded: [`MAX_TREE_ENTRIES`] entries, [`MAX_TREE_DEPTH`] levels.
+fn walk_tree(
+    stdin: &mut impl std::io::Write,
+    out: &mut impl std::io::BufRead,
+    root: &str,
+    refuse: &dyn Fn(String) -> EngineError,
+) -> Result<Vec<Listed>, EngineError> {
+    let (root_id, bytes) = read_tree(stdin, out, root, None, refuse)?;
+    // The object format's id size: SHA-1's 20 bytes or SHA-256's 32.
+    let id_len = root_id.len() / 2;
+    let mut entries = Vec::new();
+    // The trees being listed: the path of their entries, their bytes, how far read.
+    let mut open: Vec<(Vec<u8>, Vec<u8>, usize)> = vec![(Vec::new(), bytes, 0)];
+    while let Some((prefix, bytes, at)) = open.last_mut() {
+        if *at == bytes.len() {
+            open.pop();
+            continue;
+        }
+        let (mode, name, object, used) = raw_entry(&bytes[*at..], id_len).ok_or_else(|| {
+            refuse(format!(
+                "a malformed tree object below {}",
+                String::from_utf8_lossy(prefix).escape_debug()
+            ))
+        })?;
+        *at += used;
+        let mut path = prefix.clone();
+        path.extend_from_slice(name);
+        if bad_name(name) {
+            return Err(refuse(format!(
+                "the tree has a path git would not check out: {}",
+                String::from_utf8_lossy(&path).escape_debug()
+            )));
+        }
+        if entries.len() == MAX_TREE_ENTRIES {
+            return Err(refuse(format!(
+                "the tree has more than {MAX_TREE_ENTRIES} entries"
+            )));
+        }
+        let kind = entry_kind(mode);
+        if kind == EntryKind::Dir {
+            if open.len() == MAX_TREE_DEPTH {
+                return Err(refuse(format!(
+                    "the tree nests deeper than {MAX_TREE_DEPTH} directories"
+                )));
+            }
+            let (_, bytes) = read_tree(stdin, out, &object, Some(&object), refuse)?;
+            let mut below = path.clone();
+            below.push(b'/');
+            open.push((below, bytes, 0));
+        }
+        entries.push(Listed { path, kind, object });
+    }
+    Ok(entries)
 }
 
 /// A name git itself would refuse to check out: empty, `.`, `..`, `.git` in any
@@ -514,8 +637,9 @@ fn open_dir_at(
 /// directory): exactly the committed bytes and git's modes, nothing from the
 /// work tree.
 ///
-/// The tree is listed with `git ls-tree` and its blobs read with
-/// `git cat-file --batch`, and cairn writes the files itself, so no attribute
+/// The trees and their blobs are read with one `git cat-file --batch` (the
+/// trees one by one, [`walk_tree`], then every blob in one stream), and cairn
+/// writes the files itself, so no attribute
 /// (`export-ignore`, `export-subst`, `eol`, `text`), filter driver, LFS, hook or
 /// fsmonitor of the repository takes part (`git archive` applies all of the
 /// former). Every file is created relative to a directory descriptor cairn made
@@ -540,63 +664,36 @@ pub(crate) fn materialise(
     } else {
         format!("{commit}:{}", prefix.trim_end_matches('/'))
     };
-    let mut ls = git(repo);
-    ls.args([
-        "ls-tree",
-        "-r",
-        "-t",
-        "-z",
-        "--full-tree",
-        "--end-of-options",
-        &tree,
-    ]);
-    let listing = run(ls)?;
-    if !listing.ok {
-        return Err(EngineError::Git {
-            what: "ls-tree",
-            stderr: listing.stderr,
-        });
-    }
-    let mut entries = Vec::new();
-    for raw in listing.stdout.split(|&b| b == 0).filter(|r| !r.is_empty()) {
-        let entry = parse_entry(raw).ok_or_else(|| {
-            refuse(format!(
-                "unexpected line from git ls-tree: {}",
-                String::from_utf8_lossy(raw).escape_debug()
-            ))
-        })?;
-        let kind = entry_kind(entry.mode, entry.kind).ok_or_else(|| {
-            refuse(format!(
-                "{}: mode {} ({}) is not a file, symlink, directory or submodule",
-                String::from_utf8_lossy(entry.path).escape_debug(),
-                entry.mode,
-                entry.kind
-            ))
-        })?;
-        entries.push((entry, kind));
-    }
-
-    // The blobs, in the order the walk below needs them, read by one cat-file.
+    // One cat-file: the trees first, one at a time, then every blob, in the order
+    // the walk below needs them.
     let mut child = cat_file_batch(repo)?;
+    let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(refuse("git cat-file has no pipes".into()));
+    };
+    let mut blobs = BufReader::with_capacity(64 << 10, stdout);
+    let entries = match walk_tree(&mut stdin, &mut blobs, &tree, &refuse) {
+        Ok(entries) => entries,
+        Err(e) => {
+            drop(stdin);
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
     let mut ids = Vec::new();
-    for (entry, kind) in &entries {
-        if matches!(kind, EntryKind::File { .. } | EntryKind::Symlink) {
+    for entry in &entries {
+        if matches!(entry.kind, EntryKind::File { .. } | EntryKind::Symlink) {
             ids.extend_from_slice(entry.object.as_bytes());
             ids.push(b'\n');
         }
     }
-    let feeder = child.stdin.take().map(|mut stdin| {
-        // A write error shows up as a short read below.
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(&ids);
-        })
+    // A write error shows up as a short read below.
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&ids);
     });
-    let Some(stdout) = child.stdout.take() else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(refuse("git cat-file has no output pipe".into()));
-    };
-    let mut blobs = BufReader::with_capacity(64 << 10, stdout);
+    let feeder = Some(feeder);
 
     let result = (|| -> Result<(), EngineError> {
         let root = std::ffi::CString::new(dest.as_os_str().as_encoded_bytes())
@@ -604,15 +701,12 @@ pub(crate) fn materialise(
         let root = open_dir_at(libc::AT_FDCWD, &root).map_err(EngineError::io("open", dest))?;
         // The directories from the root down to the current entry's parent.
         let mut stack: Vec<(Vec<u8>, OwnedFd)> = vec![(Vec::new(), root)];
-        for (entry, kind) in &entries {
-            let shown = || {
-                String::from_utf8_lossy(entry.path)
-                    .escape_debug()
-                    .to_string()
-            };
-            let (parent, name) = match entry.path.iter().rposition(|&b| b == b'/') {
-                Some(i) => (&entry.path[..i], &entry.path[i + 1..]),
-                None => (&entry.path[..0], entry.path),
+        for entry in &entries {
+            let (kind, path) = (&entry.kind, entry.path.as_slice());
+            let shown = || String::from_utf8_lossy(path).escape_debug().to_string();
+            let (parent, name) = match path.iter().rposition(|&b| b == b'/') {
+                Some(i) => (&path[..i], &path[i + 1..]),
+                None => (&path[..0], path),
             };
             if bad_name(name)
                 || parent
@@ -642,9 +736,7 @@ pub(crate) fn materialise(
                     EngineError::io(
                         "write",
                         dest.join(
-                            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
-                                entry.path,
-                            ),
+                            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path),
                         ),
                     )(e)
                 }
@@ -661,11 +753,11 @@ pub(crate) fn materialise(
                         return Err(exists(os_error()));
                     }
                     if *kind == EntryKind::Dir {
-                        stack.push((entry.path.to_vec(), fd));
+                        stack.push((path.to_vec(), fd));
                     }
                 }
                 EntryKind::File { .. } | EntryKind::Symlink => {
-                    let size = blob_header(&mut blobs, entry.object).map_err(refuse)?;
+                    let size = blob_header(&mut blobs, &entry.object).map_err(refuse)?;
                     if let EntryKind::File { mode } = *kind {
                         // SAFETY: openat(2) relative to a directory we own, creating a
                         // new file only (O_EXCL) and never through a symlink.
@@ -1145,10 +1237,12 @@ mod tests {
                 vec![("120000", "a", &link), ("40000", "a", &inner)],
                 "names a twice",
             ),
+            // A name holding a `/` (git's fsck refuses it; `ls-tree -r` listed it
+            // as a path under the symlink).
             (
                 "a path under a symlink",
                 vec![("120000", "a", &link), ("100644", "a/f", &payload)],
-                "not inside a directory of the tree",
+                "would not check out: a/f",
             ),
             (
                 "tree then symlink",
@@ -1180,6 +1274,78 @@ mod tests {
                 .to_string();
             assert!(err.contains(reason), "{what}: {err}");
             assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "{what}");
+        }
+    }
+
+    /// The tree is read object by object the way git reads it: modes made
+    /// canonical as git makes them (`100664` a 0644 file, `100775` a 0755 one, an
+    /// unknown type a submodule), nested directories in `ls-tree -r -t`'s order;
+    /// a malformed mode, an entry that says tree but names a blob, and a prefix
+    /// that is no tree are refused, naming what.
+    #[test]
+    fn trees_are_read_as_git_reads_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        sh(&repo, &["init", "-q"], None);
+        let data = blob(&repo, b"data\n");
+        let deep = raw_tree(&repo, &[("100644", "leaf", &data)]);
+        let middle = raw_tree(&repo, &[("40000", "c", &deep), ("100664", "g", &data)]);
+        let top = raw_tree(
+            &repo,
+            &[
+                ("40000", "a", &middle),
+                ("100775", "run", &data),
+                ("100664", "shared", &data),
+                ("150000", "odd", &data),
+            ],
+        );
+        let commit = commit_of(&repo, &top);
+        let dest = tmp.path().join("ws");
+        std::fs::create_dir(&dest).unwrap();
+        materialise(&repo, &commit, "", &dest).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| {
+            std::fs::symlink_metadata(dest.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("run"), 0o755);
+        assert_eq!(mode("shared"), 0o644);
+        assert_eq!(mode("a/g"), 0o644);
+        assert_eq!(std::fs::read(dest.join("a/c/leaf")).unwrap(), b"data\n");
+        assert!(dest.join("odd").is_dir());
+        assert_eq!(std::fs::read_dir(dest.join("odd")).unwrap().count(), 0);
+        // A monorepo's directory, nested.
+        let below = tmp.path().join("below");
+        std::fs::create_dir(&below).unwrap();
+        materialise(&repo, &commit, "a/", &below).unwrap();
+        assert_eq!(std::fs::read(below.join("c/leaf")).unwrap(), b"data\n");
+
+        let cases = [
+            (
+                raw_tree(&repo, &[("10x644", "f", &data)]),
+                "",
+                "malformed tree",
+            ),
+            (
+                raw_tree(&repo, &[("40000", "d", &data)]),
+                "",
+                "is not a tree",
+            ),
+            (top.clone(), "run/", "is not a tree"),
+            (top.clone(), "nothing/", "is not in the repository"),
+        ];
+        for (i, (tree, prefix, reason)) in cases.into_iter().enumerate() {
+            let commit = commit_of(&repo, &tree);
+            let dest = tmp.path().join(format!("bad-{i}"));
+            std::fs::create_dir(&dest).unwrap();
+            let err = materialise(&repo, &commit, prefix, &dest)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(reason), "{i}: {err}");
         }
     }
 

@@ -27,8 +27,15 @@ impl Engine {
         facts: &mut RunFacts<'_>,
         sink: &mut LogSink<'_>,
     ) -> Result<StageEnd, EngineError> {
-        // The commit's own facts come with the change's (one `rev-list`).
-        let (info, change) = self.change_of(loaded)?;
+        // The commit's own facts come with the change's (one `rev-list`), read
+        // while the tree is written (each is a git process of its own).
+        let (changed, written) = std::thread::scope(|scope| {
+            let change = scope.spawn(|| self.change_of(loaded));
+            let written = self.write_tree(loaded, workspace);
+            (change.join(), written)
+        });
+        let (info, change) = changed.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        written?;
         facts.source_date_epoch = info.time;
         sink.system(&format!("commit {} (tree {})", loaded.commit, info.tree));
         sink.system(&format!(
@@ -57,20 +64,6 @@ impl Engine {
                 &format!("note: the work tree's {WORKLOAD_FILE} has uncommitted changes; this run uses the committed file"),
             );
         }
-        self.data.prepare_sandbox_dir()?;
-        if workspace.exists() {
-            std::fs::remove_dir_all(workspace).map_err(EngineError::io("clear", workspace))?;
-        }
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            // Traversable, not listable: other users can't browse workspaces.
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o711)
-                .create(workspace)
-                .map_err(EngineError::io("create", workspace))?;
-        }
-        git::materialise(&loaded.repo, &loaded.commit, &loaded.prefix, workspace)?;
         let source = tree_digest(&cairn_fs::Dir::open(workspace)?)?;
         sink.system(&format!("source tree digest {source}"));
         facts.source = Some(Subject::sha256(
@@ -90,6 +83,24 @@ impl Engine {
             "materialised {files} files ({bytes} bytes) from {from} at the commit"
         ));
         Ok(StageEnd::passed(None))
+    }
+
+    /// The exact commit's tree (never the work tree) in a fresh `workspace`.
+    fn write_tree(&self, loaded: &LoadedWorkload, workspace: &Path) -> Result<(), EngineError> {
+        self.data.prepare_sandbox_dir()?;
+        if workspace.exists() {
+            std::fs::remove_dir_all(workspace).map_err(EngineError::io("clear", workspace))?;
+        }
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            // Traversable, not listable: other users can't browse workspaces.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(workspace)
+                .map_err(EngineError::io("create", workspace))?;
+        }
+        git::materialise(&loaded.repo, &loaded.commit, &loaded.prefix, workspace)
     }
 
     /// The commits of the change `loaded.commit` is: reachable from it and not
