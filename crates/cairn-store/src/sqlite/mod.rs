@@ -156,6 +156,9 @@ impl SqliteStore {
             .map_err(StoreError::sqlite("setting query_only"))?;
         conn.pragma_update(None, "cache_size", CACHE_KIB)
             .map_err(StoreError::sqlite("setting cache_size"))?;
+        // Pages read in place from the page cache, not copied into SQLite's.
+        conn.pragma_update(None, "mmap_size", READ_ONLY_MMAP_BYTES)
+            .map_err(StoreError::sqlite("setting mmap_size"))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Some(SqliteStore {
             conn: Mutex::new(conn),
@@ -664,6 +667,10 @@ pub(crate) fn cached_row<T, P: rusqlite::Params>(
 ) -> rusqlite::Result<T> {
     conn.prepare_cached(sql)?.query_row(params, f)
 }
+
+/// How much of the database file a read-only open ([`SqliteStore::open_reading`])
+/// maps instead of reading it page by page.
+const READ_ONLY_MMAP_BYTES: i64 = 1 << 30;
 
 /// The page cache per connection, in KiB (negative: `PRAGMA cache_size` in KiB).
 const CACHE_KIB: i64 = -65_536;
