@@ -28,8 +28,8 @@ use crate::args::{self, BLOCK_FD, STATUS_FD};
 use crate::cgroup::{RunCgroup, SUPERVISOR_TASKS};
 use crate::error::SandboxError;
 use crate::runtime::{
-    Handshake, InitArg, Plan, Runtime, child_pid_line, exit_code_line, init_main, proc_file,
-    write_file,
+    Handshake, InitArg, Plan, Runtime, Stacks, child_pid_line, exit_code_line, init_main,
+    proc_file, write_file,
 };
 use crate::spec::Limits;
 
@@ -72,6 +72,7 @@ const STEPS: &[&str] = &[
     "passing the release descriptor",
     "creating the sandbox's namespaces",
     "mapping the sandbox's user and group",
+    "mapping the sandbox's stacks",
 ];
 const STEP_CGROUP: u8 = 0;
 const STEP_RLIMIT: u8 = 1;
@@ -89,6 +90,7 @@ const STEP_DETACH: u8 = 12;
 const STEP_BLOCK_FD: u8 = 13;
 const STEP_NAMESPACES: u8 = 14;
 const STEP_ID_MAPS: u8 = 15;
+const STEP_STACKS: u8 = 16;
 
 /// What cairn's child does after the fork, prepared in the parent.
 struct ChildSetup {
@@ -516,6 +518,10 @@ impl ChildSetup {
             // (an id change disarms it), then closes it.
             let pidfd = libc::syscall(libc::SYS_pidfd_open, reaper, 0);
             self.fail_if(pidfd < 0, STEP_REAPER)?;
+            // The init's and the command's stacks, in this memory.
+            let Some(stacks) = Stacks::map() else {
+                return Err(self.fail(STEP_STACKS));
+            };
             let shared = Handshake::new();
             let arg = InitArg {
                 runtime,
@@ -523,6 +529,7 @@ impl ChildSetup {
                 reaper: pidfd as libc::c_int,
                 first_closed: (last_passed + 1) as libc::c_uint,
                 held: self.block_fd.is_some(),
+                command_stack: stacks.top(1),
             };
             let mut flags = libc::CLONE_NEWUSER
                 | libc::CLONE_NEWNS
@@ -539,7 +546,7 @@ impl ChildSetup {
             // copy of a multi-threaded process.
             let init = libc::clone(
                 init_main,
-                runtime.stack_top(0),
+                stacks.top(0),
                 flags,
                 (&arg as *const InitArg<'_>).cast_mut().cast(),
             );

@@ -90,6 +90,8 @@ pub(crate) struct InitArg<'a> {
     /// A prepared sandbox ([`crate::prepare`]): once everything is set up, the init
     /// waits for the release line on [`BLOCK_FD`] before it starts the command.
     pub(crate) held: bool,
+    /// The command's stack (until its exec), the reaper's.
+    pub(crate) command_stack: *mut libc::c_void,
 }
 
 /// The init's entry point (see the module).
@@ -433,7 +435,7 @@ impl InitArg<'_> {
             }
             let command = libc::clone(
                 command_main,
-                self.runtime.stack_top(1),
+                self.command_stack,
                 libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
                 (self as *const InitArg<'_>).cast_mut().cast(),
             );

@@ -57,9 +57,11 @@ fn command_line() -> Result<(usize, usize), SandboxError> {
 
 /// How much stack the init and the command (until its exec) each run on.
 const STACK_BYTES: usize = 128 << 10;
+/// The inaccessible page below each stack: an overflow faults, never writes on.
+const GUARD_BYTES: usize = 4 << 10;
 
-/// A start of the native runtime, prepared before the fork: the plan, the id maps
-/// the reaper writes, and the two stacks.
+/// A start of the native runtime, prepared before the fork: the plan and the id maps
+/// the reaper writes. The stacks are the reaper's own ([`Stacks`]).
 #[derive(Debug)]
 pub(crate) struct Runtime {
     pub(crate) plan: Plan,
@@ -70,15 +72,61 @@ pub(crate) struct Runtime {
     /// Where this process's command line is (`arg_start`..`arg_end`): the reaper
     /// overwrites its copy with [`TITLE`], which is what the init shows too.
     command_line: (usize, usize),
-    /// The init's and the command's, written only in the reaper's copy of this
-    /// memory (which the init and the command share).
-    stacks: [std::cell::UnsafeCell<Vec<u8>>; 2],
 }
 
-// SAFETY: `plan` is Send + Sync (see `plan::Command`); the stacks are written only
-// after the fork, in the reaper's own copy, by one process at a time (the command's
-// while the init is suspended in its vfork).
+// SAFETY: `plan` is Send + Sync (see `plan::Command`).
 unsafe impl Sync for Runtime {}
+
+/// The init's and the command's stacks, mapped by the reaper after the fork (in its
+/// own memory, which the init and the command share), each above a guard page.
+/// Mapped there, not allocated by cairn before it: cairn's zeroing of fresh stacks
+/// for every start wrote to pages its last reaper still shared copy-on-write, a
+/// copy and a TLB shootdown per page.
+pub(crate) struct Stacks {
+    base: *mut u8,
+}
+
+impl Stacks {
+    const BYTES: usize = 2 * (GUARD_BYTES + STACK_BYTES);
+
+    /// Maps both stacks; `None` (errno set) if the kernel refuses.
+    ///
+    /// # Safety
+    /// In the reaper only: system calls, no allocation.
+    pub(crate) unsafe fn map() -> Option<Stacks> {
+        // SAFETY: an anonymous private mapping of our own; the guard pages are
+        // inside it.
+        unsafe {
+            let base = libc::mmap(
+                std::ptr::null_mut(),
+                Self::BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            );
+            if base == libc::MAP_FAILED {
+                return None;
+            }
+            let base = base.cast::<u8>();
+            for which in 0..2 {
+                let guard = base.add(which * (GUARD_BYTES + STACK_BYTES));
+                if libc::mprotect(guard.cast(), GUARD_BYTES, libc::PROT_NONE) != 0 {
+                    libc::munmap(base.cast(), Self::BYTES);
+                    return None;
+                }
+            }
+            Some(Stacks { base })
+        }
+    }
+
+    /// The top of the init's (0) or the command's (1) stack, 16-byte aligned (the
+    /// stack grows down).
+    pub(crate) fn top(&self, which: usize) -> *mut libc::c_void {
+        let end = (which & 1) * (GUARD_BYTES + STACK_BYTES) + GUARD_BYTES + STACK_BYTES;
+        (self.base.wrapping_add(end) as usize & !15) as *mut libc::c_void
+    }
+}
 
 impl Runtime {
     pub(crate) fn new(plan: Plan) -> Result<Runtime, SandboxError> {
@@ -93,10 +141,6 @@ impl Runtime {
             gid_map: map(plan.gid, outside_gid),
             command_line,
             plan,
-            stacks: [
-                std::cell::UnsafeCell::new(vec![0u8; STACK_BYTES]),
-                std::cell::UnsafeCell::new(vec![0u8; STACK_BYTES]),
-            ],
         })
     }
 
@@ -117,17 +161,5 @@ impl Runtime {
             std::ptr::write_bytes(start as *mut u8, 0, length);
             std::ptr::copy_nonoverlapping(title.as_ptr(), start as *mut u8, title.len());
         }
-    }
-
-    /// The top of the init's (0) or the command's (1) stack, 16-byte aligned (the
-    /// stack grows down).
-    ///
-    /// # Safety
-    /// Only in the reaper or the init, for the process about to run on it.
-    pub(crate) unsafe fn stack_top(&self, which: usize) -> *mut libc::c_void {
-        // SAFETY: per the contract, no other process uses this stack now.
-        let stack = unsafe { &mut *self.stacks[which & 1].get() };
-        let end = stack.as_mut_ptr().wrapping_add(stack.len()) as usize;
-        (end & !15) as *mut libc::c_void
     }
 }
