@@ -427,6 +427,8 @@ const MAX_TREE_ENTRIES: usize = 1 << 20;
 const MAX_TREE_DEPTH: usize = 4096;
 /// The largest tree object read (one directory's listing).
 const MAX_TREE_BYTES: u64 = 64 << 20;
+/// The most all of a materialised tree's tree objects may be together.
+const MAX_TREES_BYTES: u64 = 256 << 20;
 
 /// One entry of a tree, as `git ls-tree -r -t` would list it: its path from the
 /// materialised root, what it is, and its object.
@@ -481,10 +483,10 @@ fn raw_entry(bytes: &[u8], id_len: usize) -> Option<(u32, &[u8], String, usize)>
     Some((mode, &rest[..nul], hex, space + 1 + nul + 1 + id_len))
 }
 
-/// Reads one tree object from a `git cat-file --batch`: asks for `name`, expects
-/// `expected` as its id when given, and returns the id and the tree's bytes.
+/// Reads the answer to a request for the tree `name` from a `git cat-file
+/// --batch`: expects `expected` as its id when given, and returns the id and the
+/// tree's bytes.
 fn read_tree(
-    stdin: &mut impl std::io::Write,
     out: &mut impl std::io::BufRead,
     name: &str,
     expected: Option<&str>,
@@ -492,9 +494,6 @@ fn read_tree(
 ) -> Result<(String, Vec<u8>), EngineError> {
     use std::io::{BufRead, Read};
     let broken = |e: std::io::Error| refuse(format!("git cat-file --batch: {e}"));
-    writeln!(stdin, "{name}")
-        .and_then(|()| stdin.flush())
-        .map_err(broken)?;
     let mut header = Vec::new();
     out.take(512)
         .read_until(b'\n', &mut header)
@@ -535,33 +534,119 @@ fn read_tree(
     Ok((id, bytes))
 }
 
+/// Each entry of a tree object's `bytes` (ids of `id_len` bytes), in order: its
+/// mode, name and hex id.
+fn tree_entries(
+    bytes: &[u8],
+    id_len: usize,
+    tree: &str,
+    refuse: &dyn Fn(String) -> EngineError,
+) -> Result<Vec<(u32, Vec<u8>, String)>, EngineError> {
+    let mut entries = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let (mode, name, id, used) = raw_entry(&bytes[at..], id_len)
+            .ok_or_else(|| refuse(format!("tree {tree} is a malformed tree object")))?;
+        entries.push((mode, name.to_vec(), id));
+        at += used;
+    }
+    Ok(entries)
+}
+
 /// Every entry below the tree `root` names, in `git ls-tree -r -t`'s order (a
-/// directory before what it holds), read tree by tree from one `git cat-file
-/// --batch`. Bounded: [`MAX_TREE_ENTRIES`] entries, [`MAX_TREE_DEPTH`] levels.
+/// directory before what it holds), from one `git cat-file --batch`: the trees
+/// one level at a time (every tree of a level asked for at once, each distinct
+/// tree read once), then listed from memory. Bounded: [`MAX_TREE_ENTRIES`]
+/// entries, [`MAX_TREE_DEPTH`] levels, [`MAX_TREE_BYTES`] a tree and
+/// [`MAX_TREES_BYTES`] all of them.
 fn walk_tree(
-    stdin: &mut impl std::io::Write,
+    stdin: &mut (impl std::io::Write + Send),
     out: &mut impl std::io::BufRead,
     root: &str,
     refuse: &dyn Fn(String) -> EngineError,
 ) -> Result<Vec<Listed>, EngineError> {
-    let (root_id, bytes) = read_tree(stdin, out, root, None, refuse)?;
+    use std::collections::{HashMap, HashSet};
+    let broken = |e: std::io::Error| refuse(format!("git cat-file --batch: {e}"));
+    writeln!(stdin, "{root}")
+        .and_then(|()| stdin.flush())
+        .map_err(broken)?;
+    let (root_id, bytes) = read_tree(out, root, None, refuse)?;
     // The object format's id size: SHA-1's 20 bytes or SHA-256's 32.
     let id_len = root_id.len() / 2;
-    let mut entries = Vec::new();
-    // The trees being listed: the path of their entries, their bytes, how far read.
-    let mut open: Vec<(Vec<u8>, Vec<u8>, usize)> = vec![(Vec::new(), bytes, 0)];
-    while let Some((prefix, bytes, at)) = open.last_mut() {
-        if *at == bytes.len() {
+    let mut total = bytes.len() as u64;
+    let mut trees: HashMap<String, Vec<(u32, Vec<u8>, String)>> = HashMap::new();
+    trees.insert(
+        root_id.clone(),
+        tree_entries(&bytes, id_len, &root_id, refuse)?,
+    );
+    let subtrees = |entries: &[(u32, Vec<u8>, String)]| -> Vec<String> {
+        entries
+            .iter()
+            .filter(|(mode, _, _)| entry_kind(*mode) == EntryKind::Dir)
+            .map(|(_, _, id)| id.clone())
+            .collect()
+    };
+    let mut level = subtrees(&trees[&root_id]);
+    let mut depth = 1;
+    while !level.is_empty() {
+        let mut asked = HashSet::new();
+        level.retain(|id| !trees.contains_key(id) && asked.insert(id.clone()));
+        if level.is_empty() {
+            break;
+        }
+        if depth == MAX_TREE_DEPTH {
+            return Err(refuse(format!(
+                "the tree nests deeper than {MAX_TREE_DEPTH} directories"
+            )));
+        }
+        let mut requests = Vec::with_capacity(level.len() * (2 * id_len + 1));
+        for id in &level {
+            requests.extend_from_slice(id.as_bytes());
+            requests.push(b'\n');
+        }
+        // Written from a thread of its own: git answers while it reads, and a
+        // large level would fill both pipes.
+        let read = std::thread::scope(|scope| {
+            let writer = scope.spawn(|| stdin.write_all(&requests).and_then(|()| stdin.flush()));
+            let mut read = Vec::with_capacity(level.len());
+            for id in &level {
+                match read_tree(out, id, Some(id), refuse) {
+                    Ok(tree) => read.push(tree),
+                    Err(e) => return Err(e),
+                }
+            }
+            match writer.join() {
+                Ok(written) => written.map_err(broken)?,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+            Ok(read)
+        })?;
+        let mut next = Vec::new();
+        for (id, bytes) in read {
+            total += bytes.len() as u64;
+            if total > MAX_TREES_BYTES {
+                return Err(refuse(format!(
+                    "the trees are more than {MAX_TREES_BYTES} bytes together"
+                )));
+            }
+            let entries = tree_entries(&bytes, id_len, &id, refuse)?;
+            next.extend(subtrees(&entries));
+            trees.insert(id, entries);
+        }
+        level = next;
+        depth += 1;
+    }
+
+    // Listed from memory, depth first in each tree's own order.
+    let mut listed = Vec::new();
+    // The trees being listed: the path of their entries, their id, how far listed.
+    let mut open: Vec<(Vec<u8>, &str, usize)> = vec![(Vec::new(), &root_id, 0)];
+    while let Some((prefix, tree, at)) = open.last_mut() {
+        let Some((mode, name, object)) = trees[*tree].get(*at) else {
             open.pop();
             continue;
-        }
-        let (mode, name, object, used) = raw_entry(&bytes[*at..], id_len).ok_or_else(|| {
-            refuse(format!(
-                "a malformed tree object below {}",
-                String::from_utf8_lossy(prefix).escape_debug()
-            ))
-        })?;
-        *at += used;
+        };
+        *at += 1;
         let mut path = prefix.clone();
         path.extend_from_slice(name);
         if bad_name(name) {
@@ -570,26 +655,24 @@ fn walk_tree(
                 String::from_utf8_lossy(&path).escape_debug()
             )));
         }
-        if entries.len() == MAX_TREE_ENTRIES {
+        if listed.len() == MAX_TREE_ENTRIES {
             return Err(refuse(format!(
                 "the tree has more than {MAX_TREE_ENTRIES} entries"
             )));
         }
-        let kind = entry_kind(mode);
+        let kind = entry_kind(*mode);
         if kind == EntryKind::Dir {
-            if open.len() == MAX_TREE_DEPTH {
-                return Err(refuse(format!(
-                    "the tree nests deeper than {MAX_TREE_DEPTH} directories"
-                )));
-            }
-            let (_, bytes) = read_tree(stdin, out, &object, Some(&object), refuse)?;
             let mut below = path.clone();
             below.push(b'/');
-            open.push((below, bytes, 0));
+            open.push((below, object, 0));
         }
-        entries.push(Listed { path, kind, object });
+        listed.push(Listed {
+            path,
+            kind,
+            object: object.clone(),
+        });
     }
-    Ok(entries)
+    Ok(listed)
 }
 
 /// A name git itself would refuse to check out: empty, `.`, `..`, `.git` in any
@@ -1295,6 +1378,8 @@ mod tests {
             &repo,
             &[
                 ("40000", "a", &middle),
+                // The same tree twice: read once, written in both places.
+                ("40000", "b", &middle),
                 ("100775", "run", &data),
                 ("100664", "shared", &data),
                 ("150000", "odd", &data),
@@ -1316,7 +1401,31 @@ mod tests {
         assert_eq!(mode("shared"), 0o644);
         assert_eq!(mode("a/g"), 0o644);
         assert_eq!(std::fs::read(dest.join("a/c/leaf")).unwrap(), b"data\n");
+        assert_eq!(std::fs::read(dest.join("b/c/leaf")).unwrap(), b"data\n");
         assert!(dest.join("odd").is_dir());
+        // Every path git lists, and nothing else.
+        let listed = sh(
+            &repo,
+            &["ls-tree", "-r", "-t", "--name-only", &commit],
+            None,
+        );
+        let listed = String::from_utf8(listed).unwrap();
+        let mut git_paths: Vec<&str> = listed.lines().collect();
+        git_paths.sort_unstable();
+        let mut written = Vec::new();
+        let mut dirs = vec![dest.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path.clone());
+                }
+                let below = path.strip_prefix(&dest).unwrap();
+                written.push(below.to_str().unwrap().to_owned());
+            }
+        }
+        written.sort_unstable();
+        assert_eq!(written, git_paths);
         assert_eq!(std::fs::read_dir(dest.join("odd")).unwrap().count(), 0);
         // A monorepo's directory, nested.
         let below = tmp.path().join("below");
