@@ -28,6 +28,7 @@ mod cli;
 mod commands;
 mod config_file;
 mod exit;
+mod heap;
 mod output;
 mod progress;
 

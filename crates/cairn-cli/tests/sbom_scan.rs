@@ -691,3 +691,77 @@ fn scan_refuses_a_newer_or_corrupt_store_untouched() {
     assert!(std::fs::read(f.path("home/cairn.db")).unwrap() == garbage);
     println!("corrupt: {}", stderr(&out).trim());
 }
+
+/// `cairn scan` grows its heap once, by a reserve advised for transparent huge
+/// pages (`crates/cairn-cli/src/heap.rs`), so that a large lockfile's many small
+/// allocations do not cost a page fault per 4 KiB. Seen from outside, on the
+/// real process: its report (every crate the RustSec records name) is larger
+/// than a pipe holds, so the scan waits on its stdout while its
+/// `/proc/PID/smaps` is read; then the report is read whole and is the same.
+#[test]
+fn a_scan_grows_its_heap_on_huge_pages() {
+    let f = Fixture::new();
+    f.import_rustsec();
+    let mut names = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(rustsec_dir()).unwrap() {
+        let record: Value =
+            serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
+        for affected in record["affected"].as_array().into_iter().flatten() {
+            if affected["package"]["ecosystem"] == "crates.io" {
+                names.insert(affected["package"]["name"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let crates: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "0.1.0")).collect();
+    let lock = f.file("big/Cargo.lock", &cargo_lock(&crates));
+    let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["scan", "--json", lock.to_str().unwrap()])
+        .current_dir(f.tmp.path())
+        .env("CAIRN_HOME", f.path("home"))
+        .env_remove("CAIRN_PLATFORM_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The heap's ranges advised for huge pages (`VmFlags: … hg`), in bytes.
+    let advised = |pid: u32| -> usize {
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+        let (mut total, mut range) = (0, 0);
+        for line in smaps.lines() {
+            let first = line.split_whitespace().next().unwrap_or("");
+            if let Some((from, to)) = first.split_once('-')
+                && let (Ok(from), Ok(to)) = (
+                    usize::from_str_radix(from, 16),
+                    usize::from_str_radix(to, 16),
+                )
+            {
+                range = if line.ends_with("[heap]") {
+                    to - from
+                } else {
+                    0
+                };
+            } else if line.starts_with("VmFlags:") && line.split_whitespace().any(|f| f == "hg") {
+                total += range;
+            }
+        }
+        total
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = 0;
+    while seen == 0 && std::time::Instant::now() < deadline {
+        seen = advised(child.id());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    let report = json(&out);
+    println!(
+        "{} crates, {seen} bytes of the heap on huge pages, {} bytes of report",
+        crates.len(),
+        out.stdout.len()
+    );
+    assert!(out.stdout.len() > 1 << 17, "the report fits a pipe");
+    assert!(seen >= 2 << 20 && seen % (2 << 20) == 0, "{seen}");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let again = f.cairn(&["scan", "--json", lock.to_str().unwrap()]);
+    assert_eq!(json(&again), report);
+}

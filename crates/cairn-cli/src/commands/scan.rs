@@ -89,6 +89,7 @@ pub(crate) struct ScanArgs {
 }
 
 pub(super) fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
+    crate::heap::reserve_on_huge_pages();
     let collected = collect(&args.path)?;
     if collected.nothing_read() {
         print_problems(&collected);
