@@ -89,8 +89,12 @@ pub(crate) struct ScanArgs {
 }
 
 pub(super) fn scan(cli: &Cli, args: &ScanArgs) -> Result<ExitCode, Failure> {
-    crate::heap::reserve_on_huge_pages();
     let collected = collect(&args.path)?;
+    // The matching and the report allocate in proportion to the components:
+    // a large collection's heap grows once, on huge pages.
+    if collected.report.components.len() >= crate::heap::MANY_COMPONENTS {
+        crate::heap::reserve_on_huge_pages();
+    }
     if collected.nothing_read() {
         print_problems(&collected);
         return Err(Failure::user(anyhow!(
