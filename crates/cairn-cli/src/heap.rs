@@ -33,7 +33,7 @@ const DEFAULT_MMAP_THRESHOLD: libc::c_int = 128 << 10;
 const FILLER_SLACK: usize = 64;
 
 /// Grows the heap by [`RESERVE`] now and advises it for huge pages. Call once,
-/// at the start of a short command.
+/// in a short command, before it allocates the most.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub(crate) fn reserve_on_huge_pages() {
     // SAFETY: mallopt(3), sbrk(0), malloc(3) and free(3) as documented, and
