@@ -1,5 +1,5 @@
 //! The heap of a short command that allocates much and exits (`cairn scan`): one
-//! reservation at its start, on transparent huge pages.
+//! reservation, before it allocates the most, on transparent huge pages.
 //!
 //! A scan of a large lockfile allocates a few megabytes in tens of thousands of
 //! small pieces. glibc grows its heap 128 KiB at a time, and every fresh 4 KiB
@@ -25,12 +25,13 @@ pub(crate) const MANY_COMPONENTS: usize = 200;
 const RESERVE: usize = 8 << 20;
 const HUGE_PAGE: usize = 2 << 20;
 /// The block whose allocation makes the heap grow: more than a fresh heap has
-/// left at its top.
+/// left at its top (the mmap threshold is raised above it meanwhile, so it
+/// comes from the heap).
 const BLOCK: usize = 1 << 20;
 /// glibc's default `M_MMAP_THRESHOLD`.
 const DEFAULT_MMAP_THRESHOLD: libc::c_int = 128 << 10;
-/// Room for malloc's chunk headers between the filler and the first huge page.
-const FILLER_SLACK: usize = 64;
+/// Room for malloc's chunk headers between the kept block and the first huge page.
+const KEPT_SLACK: usize = 64;
 
 /// Grows the heap by [`RESERVE`] now and advises it for huge pages. Call once,
 /// in a short command, before it allocates the most.
@@ -42,43 +43,53 @@ pub(crate) fn reserve_on_huge_pages() {
     unsafe {
         // Grow by the reserve whenever it grows, and never give the top back.
         // The block below comes from the heap (not a mapping of its own) and is
-        // larger than what a fresh heap has left, so the heap grows now; freed,
-        // it is the start of the heap's free top again.
+        // larger than what the heap has left, so the heap grows now.
         if libc::mallopt(libc::M_TOP_PAD, RESERVE as libc::c_int) == 0
             || libc::mallopt(libc::M_TRIM_THRESHOLD, (2 * RESERVE) as libc::c_int) == 0
-            || libc::mallopt(libc::M_MMAP_THRESHOLD, (2 * BLOCK) as libc::c_int) == 0
+            || libc::mallopt(libc::M_MMAP_THRESHOLD, (2 * HUGE_PAGE) as libc::c_int) == 0
         {
             return;
         }
         let block = libc::malloc(BLOCK);
-        libc::free(block);
+        if !block.is_null() && !advise_and_fill(block) {
+            libc::free(block);
+        }
         // Large allocations are mappings of their own again, as by default.
         libc::mallopt(libc::M_MMAP_THRESHOLD, DEFAULT_MMAP_THRESHOLD);
+    }
+}
+
+/// `block`, just allocated, starts the heap's new free top: the whole huge
+/// pages from it to the top are advised for huge pages, and `block` shrinks in
+/// place to what lies below the first of them, so that the allocations to come
+/// start on one. `false` when there is nothing to advise (`block` is then the
+/// caller's to free).
+///
+/// # Safety
+/// `block` is from `malloc` and untouched, the mmap threshold above [`BLOCK`].
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+unsafe fn advise_and_fill(block: *mut libc::c_void) -> bool {
+    // SAFETY: see `reserve_on_huge_pages`; realloc(3) shrinking a heap chunk
+    // keeps it where it is and gives the rest back to the free top.
+    unsafe {
+        let at = block as usize;
         let top = libc::sbrk(0) as usize;
         // Only the main thread allocates from the heap `brk` grows (another
         // thread's come from mappings of their own): elsewhere, nothing to do.
-        if block.is_null()
-            || top == usize::MAX
-            || (block as usize) > top
-            || top - (block as usize) > 2 * RESERVE
-        {
-            return;
+        if top == usize::MAX || at > top || top - at > 2 * RESERVE {
+            return false;
         }
-        // The whole huge pages of the free top.
-        let start = (block as usize).next_multiple_of(HUGE_PAGE);
+        let start = at.next_multiple_of(HUGE_PAGE);
         let end = top & !(HUGE_PAGE - 1);
-        if end <= start {
-            return;
+        let below = start - at;
+        if end <= start
+            || below <= KEPT_SLACK
+            || libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) != 0
+        {
+            return false;
         }
-        if libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) != 0 {
-            return;
-        }
-        // What lies below the first huge page is taken, never touched (it costs
-        // no memory), so that the allocations to come start on huge pages.
-        let below = start - block as usize;
-        if below > FILLER_SLACK {
-            let _untouched = libc::malloc(below - FILLER_SLACK);
-        }
+        // Kept, never touched: it costs no memory.
+        !libc::realloc(block, below - KEPT_SLACK).is_null()
     }
 }
 
