@@ -65,6 +65,24 @@ impl Fixture {
     }
 }
 
+/// Every crates.io package the RustSec records name.
+fn every_rustsec_crate() -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(rustsec_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        for a in record["affected"].as_array().into_iter().flatten() {
+            if a["package"]["ecosystem"] == "crates.io" {
+                names.insert(a["package"]["name"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    names
+}
+
 fn code(out: &Output) -> i32 {
     out.status.code().expect("cairn exited by a signal")
 }
@@ -538,19 +556,7 @@ fn sqlite(f: &Fixture, script: &str) -> String {
 fn findings_from_compiled_forms_are_the_records_byte_for_byte() {
     let f = Fixture::new();
     f.import_rustsec();
-    let mut names = std::collections::BTreeSet::new();
-    for entry in std::fs::read_dir(rustsec_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        for a in record["affected"].as_array().into_iter().flatten() {
-            if a["package"]["ecosystem"] == "crates.io" {
-                names.insert(a["package"]["name"].as_str().unwrap().to_owned());
-            }
-        }
-    }
+    let names = every_rustsec_crate();
     let crates: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "0.1.0")).collect();
     f.file("every/Cargo.lock", &cargo_lock(&crates));
     let dir = f.path("every");
@@ -702,16 +708,7 @@ fn scan_refuses_a_newer_or_corrupt_store_untouched() {
 fn a_scan_grows_its_heap_on_huge_pages() {
     let f = Fixture::new();
     f.import_rustsec();
-    let mut names = std::collections::BTreeSet::new();
-    for entry in std::fs::read_dir(rustsec_dir()).unwrap() {
-        let record: Value =
-            serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
-        for affected in record["affected"].as_array().into_iter().flatten() {
-            if affected["package"]["ecosystem"] == "crates.io" {
-                names.insert(affected["package"]["name"].as_str().unwrap().to_owned());
-            }
-        }
-    }
+    let names = every_rustsec_crate();
     let crates: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "0.1.0")).collect();
     let lock = f.file("big/Cargo.lock", &cargo_lock(&crates));
     let child = Command::new(env!("CARGO_BIN_EXE_cairn"))

@@ -1100,6 +1100,16 @@ mod tests {
         id(sh(repo, &["commit-tree", tree, "-m", "crafted"], None))
     }
 
+    /// The permission bits of `path`, not following a symlink.
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
     fn blob(repo: &Path, bytes: &[u8]) -> String {
         id(sh(repo, &["hash-object", "-w", "--stdin"], Some(bytes)))
     }
@@ -1269,14 +1279,7 @@ mod tests {
                 "{path} differs from the commit"
             );
         }
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &str| {
-            std::fs::symlink_metadata(dest.join(p))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o7777
-        };
+        let mode = |p: &str| mode_of(&dest.join(p));
         assert_eq!(mode("dir/run.sh"), 0o755);
         assert_eq!(mode("subst.txt"), 0o644);
         assert_eq!(
@@ -1389,14 +1392,7 @@ mod tests {
         let dest = tmp.path().join("ws");
         std::fs::create_dir(&dest).unwrap();
         materialise(&repo, &commit, "", &dest).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &str| {
-            std::fs::symlink_metadata(dest.join(p))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o7777
-        };
+        let mode = |p: &str| mode_of(&dest.join(p));
         assert_eq!(mode("run"), 0o755);
         assert_eq!(mode("shared"), 0o644);
         assert_eq!(mode("a/g"), 0o644);
