@@ -1454,6 +1454,36 @@ mod tests {
         }
     }
 
+    /// A tree bomb (a directory of 1,100 entries that all name one directory
+    /// of 1,100 files: two tree objects, 1.2 million paths) is refused at the
+    /// bound, before anything is written (its two distinct trees read once).
+    #[test]
+    fn a_tree_bomb_is_refused_at_the_bound() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        sh(&repo, &["init", "-q"], None);
+        let data = blob(&repo, b"x");
+        let names: Vec<String> = (0..1100).map(|i| format!("e{i:04}")).collect();
+        let files: Vec<(&str, &str, &str)> = names
+            .iter()
+            .map(|n| ("100644", n.as_str(), data.as_str()))
+            .collect();
+        let leaf = raw_tree(&repo, &files);
+        let dirs: Vec<(&str, &str, &str)> = names
+            .iter()
+            .map(|n| ("40000", n.as_str(), leaf.as_str()))
+            .collect();
+        let commit = commit_of(&repo, &raw_tree(&repo, &dirs));
+        let dest = tmp.path().join("ws");
+        std::fs::create_dir(&dest).unwrap();
+        let err = materialise(&repo, &commit, "", &dest)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 1048576 entries"), "{err}");
+        assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
+    }
+
     #[test]
     fn fetch_never_runs_the_repositorys_upload_pack_or_other_transports() {
         let tmp = tempfile::tempdir().unwrap();
