@@ -65,8 +65,9 @@ impl Fixture {
     }
 }
 
-/// Every crates.io package the RustSec records name.
-fn every_rustsec_crate() -> std::collections::BTreeSet<String> {
+/// A Cargo.lock of every crates.io package the RustSec records name, at 0.1.0
+/// (as `scripts/perf-guard` scans them), and how many they are.
+fn every_rustsec_crate_locked() -> (usize, String) {
     let mut names = std::collections::BTreeSet::new();
     for entry in std::fs::read_dir(rustsec_dir()).unwrap() {
         let path = entry.unwrap().path();
@@ -80,7 +81,8 @@ fn every_rustsec_crate() -> std::collections::BTreeSet<String> {
             }
         }
     }
-    names
+    let crates: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "0.1.0")).collect();
+    (crates.len(), cargo_lock(&crates))
 }
 
 fn code(out: &Output) -> i32 {
@@ -556,9 +558,8 @@ fn sqlite(f: &Fixture, script: &str) -> String {
 fn findings_from_compiled_forms_are_the_records_byte_for_byte() {
     let f = Fixture::new();
     f.import_rustsec();
-    let names = every_rustsec_crate();
-    let crates: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "0.1.0")).collect();
-    f.file("every/Cargo.lock", &cargo_lock(&crates));
+    let (crates, lock_text) = every_rustsec_crate_locked();
+    f.file("every/Cargo.lock", &lock_text);
     let dir = f.path("every");
     let dir = dir.to_str().unwrap();
     let scans = |f: &Fixture| -> Vec<Vec<u8>> {
@@ -594,7 +595,7 @@ fn findings_from_compiled_forms_are_the_records_byte_for_byte() {
     );
     println!(
         "{} crates, {forms} compiled forms: {} vulnerabilities, {} informational, {} not evaluated; JSON, text and SARIF ({} bytes) the same from the records",
-        crates.len(),
+        crates,
         report["vulnerabilities"].as_array().unwrap().len(),
         report["informational"].as_array().unwrap().len(),
         report["issues"].as_array().map_or(0, Vec::len),
@@ -708,9 +709,8 @@ fn scan_refuses_a_newer_or_corrupt_store_untouched() {
 fn a_scan_grows_its_heap_on_huge_pages() {
     let f = Fixture::new();
     f.import_rustsec();
-    let names = every_rustsec_crate();
-    let crates: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "0.1.0")).collect();
-    let lock = f.file("big/Cargo.lock", &cargo_lock(&crates));
+    let (crates, lock_text) = every_rustsec_crate_locked();
+    let lock = f.file("big/Cargo.lock", &lock_text);
     let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["scan", "--json", lock.to_str().unwrap()])
         .current_dir(f.tmp.path())
@@ -753,7 +753,7 @@ fn a_scan_grows_its_heap_on_huge_pages() {
     let report = json(&out);
     println!(
         "{} crates, {seen} bytes of the heap on huge pages, {} bytes of report",
-        crates.len(),
+        crates,
         out.stdout.len()
     );
     assert!(out.stdout.len() > 1 << 17, "the report fits a pipe");

@@ -326,7 +326,7 @@ pub(crate) fn commit_and_file(
     rev: &str,
     path: &str,
 ) -> Result<(String, Option<Vec<u8>>), EngineError> {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufReader, Read, Write};
     let unknown = || EngineError::UnknownCommit {
         rev: rev.to_owned(),
         repo: repo.to_path_buf(),
@@ -351,16 +351,8 @@ pub(crate) fn commit_and_file(
     };
     let mut out = BufReader::new(stdout);
     // One answer's header, `<id> <type> <size>` (or `<name> missing`).
-    let header = |out: &mut BufReader<_>| -> Result<Vec<String>, EngineError> {
-        let mut line = Vec::new();
-        out.by_ref()
-            .take(512)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| failed(format!("git cat-file --batch: {e}")))?;
-        Ok(String::from_utf8_lossy(&line)
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect())
+    let header = |out: &mut BufReader<_>| {
+        batch_header(out).map_err(|e| failed(format!("git cat-file --batch: {e}")))
     };
     let result = (|| {
         // The commit: asked for alone, its answer read whole before the file.
@@ -483,6 +475,18 @@ fn raw_entry(bytes: &[u8], id_len: usize) -> Option<(u32, &[u8], String, usize)>
     Some((mode, &rest[..nul], hex, space + 1 + nul + 1 + id_len))
 }
 
+/// One answer's header from a `git cat-file --batch` (`<id> <type> <size>`, or
+/// `<name> missing`), split at whitespace; at most 512 bytes of it are read.
+fn batch_header(out: &mut impl std::io::BufRead) -> std::io::Result<Vec<String>> {
+    use std::io::{BufRead, Read};
+    let mut line = Vec::new();
+    out.take(512).read_until(b'\n', &mut line)?;
+    Ok(String::from_utf8_lossy(&line)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
+}
+
 /// Reads the answer to a request for the tree `name` from a `git cat-file
 /// --batch`: expects `expected` as its id when given, and returns the id and the
 /// tree's bytes.
@@ -492,27 +496,25 @@ fn read_tree(
     expected: Option<&str>,
     refuse: &dyn Fn(String) -> EngineError,
 ) -> Result<(String, Vec<u8>), EngineError> {
-    use std::io::{BufRead, Read};
+    use std::io::Read;
     let broken = |e: std::io::Error| refuse(format!("git cat-file --batch: {e}"));
-    let mut header = Vec::new();
-    out.take(512)
-        .read_until(b'\n', &mut header)
-        .map_err(broken)?;
-    let header = String::from_utf8_lossy(&header);
-    let fields: Vec<&str> = header.split_whitespace().collect();
+    let fields = batch_header(out).map_err(broken)?;
+    let header = fields.join(" ");
     let (id, size) = match fields.as_slice() {
-        [id, "tree", size]
-            if (id.len() == 40 || id.len() == 64)
+        [id, kind, size]
+            if kind == "tree"
+                && (id.len() == 40 || id.len() == 64)
                 && id.bytes().all(|b| b.is_ascii_hexdigit())
                 && expected.is_none_or(|e| e.eq_ignore_ascii_case(id)) =>
         {
             (id.to_ascii_lowercase(), size)
         }
-        [_, "missing"] => return Err(refuse(format!("{name} is not in the repository"))),
+        [_, missing] if missing == "missing" => {
+            return Err(refuse(format!("{name} is not in the repository")));
+        }
         _ => {
             return Err(refuse(format!(
-                "{name} is not a tree (git cat-file --batch: {})",
-                header.trim_end()
+                "{name} is not a tree (git cat-file --batch: {header})"
             )));
         }
     };
@@ -985,9 +987,7 @@ mod tests {
     #[test]
     fn the_one_builder_outranks_a_hostile_repository_config() {
         let tmp = tempfile::tempdir().unwrap();
-        let repo = tmp.path().join("repo");
-        std::fs::create_dir(&repo).unwrap();
-        sh(&repo, &["init", "-q"], None);
+        let repo = init_repo(tmp.path());
         let evil = "!touch /tmp/cairn-owned";
         let settings = [
             ("core.fsmonitor", evil, "false"),
@@ -1029,9 +1029,7 @@ mod tests {
     #[test]
     fn the_data_dir_check_works_through_the_builder() {
         let tmp = tempfile::tempdir().unwrap();
-        let repo = tmp.path().join("repo");
-        std::fs::create_dir(&repo).unwrap();
-        sh(&repo, &["init", "-q"], None);
+        let repo = init_repo(tmp.path());
         let data = repo.join(".cairn");
         let err = check_data_dir_ignored(&data).unwrap_err().to_string();
         println!("not ignored: {err}");
@@ -1098,6 +1096,14 @@ mod tests {
 
     fn commit_of(repo: &Path, tree: &str) -> String {
         id(sh(repo, &["commit-tree", tree, "-m", "crafted"], None))
+    }
+
+    /// A fresh repository at `dir/repo`.
+    fn init_repo(dir: &Path) -> PathBuf {
+        let repo = dir.join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        sh(&repo, &["init", "-q"], None);
+        repo
     }
 
     /// The permission bits of `path`, not following a symlink.
@@ -1173,9 +1179,7 @@ mod tests {
     #[test]
     fn the_change_says_of_each_commit_what_commit_info_says() {
         let tmp = tempfile::tempdir().unwrap();
-        let repo = tmp.path().join("repo");
-        std::fs::create_dir(&repo).unwrap();
-        sh(&repo, &["init", "-q"], None);
+        let repo = init_repo(tmp.path());
         std::fs::write(repo.join("a"), b"a").unwrap();
         sh(&repo, &["add", "a"], None);
         sh(&repo, &["commit", "-q", "-m", "first"], None);
@@ -1208,10 +1212,8 @@ mod tests {
     #[test]
     fn the_committed_bytes_without_attributes_filters_or_hooks() {
         let tmp = tempfile::tempdir().unwrap();
-        let repo = tmp.path().join("repo");
+        let repo = init_repo(tmp.path());
         let marker = tmp.path().join("MARKER");
-        std::fs::create_dir(&repo).unwrap();
-        sh(&repo, &["init", "-q"], None);
         let files: &[(&str, &[u8])] = &[
             (
                 ".gitattributes",
@@ -1306,11 +1308,9 @@ mod tests {
     #[test]
     fn a_crafted_tree_never_writes_through_a_symlink_or_outside() {
         let tmp = tempfile::tempdir().unwrap();
-        let repo = tmp.path().join("repo");
+        let repo = init_repo(tmp.path());
         let outside = tmp.path().join("outside");
         std::fs::create_dir_all(&outside).unwrap();
-        std::fs::create_dir(&repo).unwrap();
-        sh(&repo, &["init", "-q"], None);
         let payload = blob(&repo, b"owned\n");
         let link = blob(&repo, outside.to_str().unwrap().as_bytes());
         let inner = raw_tree(&repo, &[("100644", "f", &payload)]);
@@ -1371,9 +1371,7 @@ mod tests {
     #[test]
     fn trees_are_read_as_git_reads_them() {
         let tmp = tempfile::tempdir().unwrap();
-        let repo = tmp.path().join("repo");
-        std::fs::create_dir(&repo).unwrap();
-        sh(&repo, &["init", "-q"], None);
+        let repo = init_repo(tmp.path());
         let data = blob(&repo, b"data\n");
         let deep = raw_tree(&repo, &[("100644", "leaf", &data)]);
         let middle = raw_tree(&repo, &[("40000", "c", &deep), ("100664", "g", &data)]);
@@ -1460,9 +1458,7 @@ mod tests {
     #[test]
     fn a_tree_bomb_is_refused_at_the_bound() {
         let tmp = tempfile::tempdir().unwrap();
-        let repo = tmp.path().join("repo");
-        std::fs::create_dir(&repo).unwrap();
-        sh(&repo, &["init", "-q"], None);
+        let repo = init_repo(tmp.path());
         let data = blob(&repo, b"x");
         let names: Vec<String> = (0..1100).map(|i| format!("e{i:04}")).collect();
         let files: Vec<(&str, &str, &str)> = names
