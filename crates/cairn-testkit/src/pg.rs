@@ -117,13 +117,19 @@ fn run(mut cmd: Command, what: &str) {
 impl PgServer {
     /// Starts (or joins) the test cluster.
     pub fn start() -> PgServer {
-        let bin = bin_dir();
         let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
-        let dir = std::env::temp_dir().join(format!("cairn-pg-{uid}"));
+        PgServer::start_in(std::env::temp_dir().join(format!("cairn-pg-{uid}")))
+    }
+
+    /// Starts (or joins) the cluster in `dir`.
+    fn start_in(dir: PathBuf) -> PgServer {
+        let bin = bin_dir();
         if !dir.exists() {
             // Made whole (owner included) under another name, then renamed into
             // place: another process never sees it half made.
-            let fresh = std::env::temp_dir().join(format!("cairn-pg-{uid}.{}", std::process::id()));
+            let mut fresh = dir.clone().into_os_string();
+            fresh.push(format!(".{}", std::process::id()));
+            let fresh = PathBuf::from(fresh);
             // One a killed process of the same (reused) id left half made.
             let _ = std::fs::remove_dir_all(&fresh);
             std::fs::create_dir(&fresh)
@@ -144,7 +150,7 @@ impl PgServer {
                 .and_then(|s| s.trim().parse::<u32>().ok())
                 == Some(meta.uid())
         } else {
-            meta.uid() == uid
+            Some(meta.uid()) == std::fs::metadata("/proc/self").ok().map(|m| m.uid())
         };
         assert!(
             meta.is_dir() && owner_ok,
@@ -172,6 +178,10 @@ impl PgServer {
             if !running(&bin, &data) {
                 // Many test processes share it.
                 pg_ctl_start(&bin, &dir, "-c max_connections=200");
+                // Nobody held it while it was down, so every test database
+                // on it is one a killed test left: without this, each one
+                // would stay on the disk for good.
+                drop_left_databases(&bin, &dir);
             }
             // Hold it shared from now on. Between the two calls another process's
             // last holder may have stopped it: then start again.
@@ -313,6 +323,33 @@ fn pg_ctl_stop(bin: &Path, dir: &Path, mode: &str) -> Command {
     stop
 }
 
+/// Drops every test database ([`PgServer::database`]'s names) on the cluster
+/// whose socket is in `dir`. Only for a cluster just started, which no test
+/// holds yet.
+fn drop_left_databases(bin: &Path, dir: &Path) {
+    let mut list = Command::new(bin.join("psql"));
+    list.args(["-X", "-A", "-t", "-h"])
+        .arg(dir)
+        .args(["-U", USER, "-d", "postgres", "-c"])
+        .arg(r"SELECT datname FROM pg_database WHERE datname LIKE 'cairn\_test\_%'");
+    let out = list
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+    assert!(
+        out.status.success(),
+        "listing the test databases failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut drop = Command::new(bin.join("dropdb"));
+        drop.args(["--force", "-h"])
+            .arg(dir)
+            .args(["-U", USER, name]);
+        run(drop, "dropdb of a database a killed test left");
+    }
+}
+
 /// `createdb NAME` on the cluster whose socket is in `dir`.
 fn createdb(bin: &Path, dir: &Path, name: &str) {
     let mut create = Command::new(bin.join("createdb"));
@@ -396,5 +433,59 @@ impl Drop for PrivatePg {
     fn drop(&mut self) {
         let _ = pg_ctl_stop(&self.bin, &self.dir, "immediate").output();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn databases(server: &PgServer) -> Vec<String> {
+        let out = Command::new(server.bin.join("psql"))
+            .args(["-X", "-A", "-t", "-h"])
+            .arg(&server.dir)
+            .args(["-U", USER, "-d", "postgres", "-c"])
+            .arg("SELECT datname FROM pg_database ORDER BY datname")
+            .output()
+            .expect("psql");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn a_database_a_killed_test_left_is_dropped_at_the_next_start() {
+        let parent = tempfile::tempdir().expect("tempdir");
+        give_to_owner(parent.path());
+        let dir = parent.path().join("cluster");
+
+        let server = PgServer::start_in(dir.clone());
+        let kept = server.database();
+        let left = server.database();
+        let left_name = left.name().to_owned();
+        // A test killed while it ran: its guard never drops its database.
+        std::mem::forget(left);
+        // Not a test database: kept whatever happens.
+        createdb(&server.bin, &server.dir, "cairn_other");
+        assert!(databases(&server).contains(&left_name));
+        drop(kept);
+        // The last holder stops the cluster; the next start sweeps it.
+        drop(server);
+        assert!(
+            !running(&bin_dir(), &dir.join("data")),
+            "stopped by its last holder"
+        );
+
+        let server = PgServer::start_in(dir);
+        let names = databases(&server);
+        assert!(!names.contains(&left_name), "{names:?}");
+        assert!(
+            names.iter().all(|n| !n.starts_with("cairn_test_")),
+            "{names:?}"
+        );
+        assert!(names.contains(&"cairn_other".to_owned()), "{names:?}");
+        assert!(names.contains(&"postgres".to_owned()), "{names:?}");
     }
 }
