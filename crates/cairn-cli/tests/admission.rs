@@ -13,7 +13,7 @@
 //! CONNECT allowed as the API server expects.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -8,7 +8,7 @@
 //! clear reason, kept in `<data>/feed/state.json`, while the others import.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::Fixture;
 use common::osv_feed::{OsvServer, Route, npm_record, zip_of};

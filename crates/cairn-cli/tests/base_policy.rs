@@ -7,7 +7,7 @@
 //! the package.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -10,7 +10,7 @@
 //! both; without them this test fails, saying so.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,7 +6,7 @@
 //! a replaced base stays in the name's history.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::{Fixture, Run};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! bubblewrap sandbox, a real SQLite store in a temporary data directory.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

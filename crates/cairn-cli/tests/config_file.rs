@@ -4,7 +4,7 @@
 //! relative paths and a token file others may read are refused, named.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

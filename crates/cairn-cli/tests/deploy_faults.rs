@@ -9,7 +9,7 @@
 //! the inconsistencies found (goal 0) and asserts there were none.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

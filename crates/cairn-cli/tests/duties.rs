@@ -4,7 +4,7 @@
 //! processes on loopback and a real PostgreSQL (`cairn_testkit::pg`).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

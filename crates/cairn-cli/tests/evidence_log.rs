@@ -4,7 +4,7 @@
 //! `cairn verify --key` checks cairn's own bundles, log entry included.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

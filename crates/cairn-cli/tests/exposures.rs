@@ -6,7 +6,7 @@
 //! environment is an exposure (`cairn exposures`) with its deadline.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::osv_feed::{OsvServer, npm_record, zip_of};
 use common::server::{Up, agent};

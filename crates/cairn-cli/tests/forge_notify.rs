@@ -6,7 +6,7 @@
 //! aiosmtpd, and the forge sees the promotion's status.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! lockfile with terminal control bytes. Real git, real bubblewrap.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

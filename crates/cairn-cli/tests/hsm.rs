@@ -8,7 +8,7 @@
 //! printed. SoftHSM missing fails the tests (scripts/install-deps installs it).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

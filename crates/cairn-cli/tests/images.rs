@@ -4,7 +4,7 @@
 //! (push with evidence, pull back, verify), and rebase.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

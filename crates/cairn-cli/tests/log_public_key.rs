@@ -8,7 +8,7 @@
 //! closed, saying why.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::Fixture;
 

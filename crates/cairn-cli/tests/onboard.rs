@@ -4,7 +4,7 @@
 //! tool or module from a failing test. Real git, real bubblewrap.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -7,7 +7,7 @@
 //! small hand-made root filesystems show each bad input refused with its reason.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

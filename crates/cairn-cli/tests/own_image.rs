@@ -12,7 +12,7 @@
 //! override, with the attacks on both refused (issue 16 item 4).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -7,7 +7,7 @@
 //! written does not happen.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

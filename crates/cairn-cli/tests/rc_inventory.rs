@@ -8,7 +8,7 @@
 //! (threshold critical); without the record that rule does not deny.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::{Fixture, as_, token};
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! newer source) through the catalog's gate, keeping the old one known.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::{Fixture, Run, debian_fixture};
 use serde_json::Value;

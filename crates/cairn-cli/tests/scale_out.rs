@@ -5,7 +5,7 @@
 //! volume every replica mounts (the signing key, the audit log, images).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};

@@ -19,7 +19,7 @@
 //! what these tests drive; without them the tests fail, saying so.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

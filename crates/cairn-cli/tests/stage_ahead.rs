@@ -4,7 +4,7 @@
 //! build held ahead never runs and nothing of it is left.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::Fixture;
 

@@ -9,7 +9,7 @@
 //! command, reads keep working, and after space is freed everything verifies.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -7,7 +7,7 @@
 //! a FIFO, half a pair.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

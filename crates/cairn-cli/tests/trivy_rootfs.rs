@@ -10,7 +10,7 @@
 //! comparison puts trivy's epoch back, so the same package compares equal.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! it until a clean promotion; production rolls back without touching staging.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

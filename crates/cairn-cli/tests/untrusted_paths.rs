@@ -6,7 +6,7 @@
 //! nowhere; a base's world-writable file is not writable in the rootfs cache.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;

@@ -3,7 +3,7 @@
 //! export imported into a temporary data directory.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

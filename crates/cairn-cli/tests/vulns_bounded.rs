@@ -3,7 +3,7 @@
 //! counted, the first 100 are kept with their reasons, and memory stays bounded.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

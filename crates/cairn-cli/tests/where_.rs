@@ -2,7 +2,7 @@
 //! trees in a temporary repository, a temporary data directory (`CAIRN_HOME`).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::Fixture;
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! problems for bad input (always `application/problem+json`).
 #![allow(clippy::unwrap_used)]
 
-mod fixture;
+use crate::fixture;
 
 use cairn_engine::audit::{AuditLog, LOCK_WAIT};
 use cairn_engine::certify::{Filed, sign_and_keep};

@@ -6,7 +6,7 @@
 //! test (`cairn-cli/tests/browser.rs`).
 #![allow(clippy::unwrap_used)]
 
-mod fixture;
+use crate::fixture;
 
 use axum::body::Body;
 use axum::http::{Request, header};

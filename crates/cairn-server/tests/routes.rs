@@ -4,7 +4,7 @@
 //! roles do — the expectation read from the roles model's own matrix.
 #![allow(clippy::unwrap_used)]
 
-mod fixture;
+use crate::fixture;
 
 use axum::body::Body;
 use axum::http::{Method, Request};

@@ -23,7 +23,7 @@ use cairn_store::prelude::*;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-mod fixture;
+use crate::fixture;
 
 struct Fixture {
     _dir: tempfile::TempDir,

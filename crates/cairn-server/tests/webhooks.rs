@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod fixture;
+use crate::fixture;
 
 use axum::body::Body;
 use axum::http::Request;
