@@ -317,3 +317,96 @@ fn a_claimed_run_whose_workload_is_gone_fails_its_first_stage_with_the_reason() 
     assert_eq!(commits, 2);
     assert!(engine.execute_next(&mut ()).unwrap().is_none());
 }
+
+/// Tells a watcher thread each stage as it starts.
+struct Starts(std::sync::mpsc::Sender<StageRecord>);
+
+impl RunObserver for Starts {
+    fn stage_started(&mut self, stage: &StageRecord) {
+        let _ = self.0.send(stage.clone());
+    }
+}
+
+/// A line a stage prints before a long silence reaches the store (and so a
+/// follower) while the stage still runs, in every stage of a run: the run's
+/// one log flusher serves each stage's log in turn.
+#[test]
+fn a_line_before_a_silence_is_stored_while_its_stage_runs_in_every_stage() {
+    const QUIET: &str = r#"name = "quiet"
+[[stage]]
+name = "source"
+kind = "source"
+[[stage]]
+name = "one"
+kind = "command"
+command = "echo early-one; sleep 1.5"
+[[stage]]
+name = "two"
+kind = "command"
+command = "echo early-two; sleep 1.5"
+[[stage]]
+name = "three"
+kind = "command"
+command = "echo early-three; sleep 1.5"
+"#;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("app");
+    let platform = tmp.path().join("platform");
+    write(&platform.join("chains/quiet.toml"), QUIET);
+    write(
+        &repo.join("cairn.toml"),
+        &WORKLOAD.replace("chain = \"boundaries\"", "chain = \"quiet\""),
+    );
+    cairn_testkit::git(&repo, &["init", "-q"]);
+    cairn_testkit::git(&repo, &["add", "cairn.toml"]);
+    cairn_testkit::git(&repo, &["commit", "-q", "-m", "app"]);
+    let data = DataDir::at(tmp.path().join("data"));
+    let store = Arc::new(SqliteStore::open(data.root()).unwrap());
+    let engine = Engine::new(store.clone(), data, Some(platform.clone()));
+
+    let (starts, started) = std::sync::mpsc::channel::<StageRecord>();
+    let watched = store.clone();
+    // For each stage: whether its first printed line was seen stored while
+    // the store still said the stage was running.
+    let watcher = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for stage in started {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let wanted = format!("early-{}", stage.name);
+            let stored_while_running = loop {
+                let stored = watched
+                    .log_tail(stage.id, 50)
+                    .unwrap()
+                    .iter()
+                    .any(|l| l.text == wanted.as_bytes());
+                let running = watched
+                    .stages(stage.run)
+                    .unwrap()
+                    .iter()
+                    .any(|s| s.id == stage.id && s.status == StageStatus::Running);
+                if stored || !running || std::time::Instant::now() > deadline {
+                    break stored && running;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            };
+            seen.push((stage.name.clone(), stored_while_running));
+        }
+        seen
+    });
+    let loaded = load_workload(&repo, "HEAD", Some(&platform)).unwrap();
+    let run = engine
+        .run_loaded(&loaded, Some("HEAD"), false, &mut Starts(starts))
+        .unwrap();
+    let seen = watcher.join().unwrap();
+    println!("run {} ({}): {seen:?}", run.id, run.status);
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let commands: Vec<_> = seen.iter().filter(|(name, _)| name != "source").collect();
+    assert_eq!(
+        commands,
+        [
+            &("one".to_owned(), true),
+            &("two".to_owned(), true),
+            &("three".to_owned(), true)
+        ]
+    );
+}

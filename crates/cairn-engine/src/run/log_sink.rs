@@ -26,8 +26,112 @@ pub const MAX_LINE_BYTES: usize = 64 << 10;
 const BATCH_LINES: usize = 512;
 const BATCH_AGE: Duration = Duration::from_millis(100);
 
+/// The thread that writes a stage's pending log lines once the oldest of them
+/// has waited [`BATCH_AGE`]: one for all of a run's stages, each stage's
+/// [`LogSink`] its sink in turn (a thread a stage cost some 0.5 ms of each
+/// stage's critical path: made, then joined).
+pub(super) struct LogFlusher {
+    shared: Arc<FlusherShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct FlusherShared {
+    slot: std::sync::Mutex<FlusherSlot>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct FlusherSlot {
+    /// The sink of the stage that runs now.
+    current: Option<Arc<SinkShared>>,
+    /// The run's stages are over: the thread ends.
+    stopped: bool,
+}
+
+impl FlusherShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FlusherSlot> {
+        self.slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl LogFlusher {
+    /// Starts the thread. Without one (it could not be made), each sink
+    /// writes every line at once.
+    pub(super) fn start() -> Self {
+        let shared = Arc::new(FlusherShared {
+            slot: std::sync::Mutex::new(FlusherSlot::default()),
+            wake: std::sync::Condvar::new(),
+        });
+        let background = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("cairn-log-flush".into())
+            .spawn(move || {
+                while let Some(sink) = next_sink(&background) {
+                    serve(&sink);
+                    // Done with it: a stage's sink is served once.
+                    let mut slot = background.lock();
+                    if slot.current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &sink)) {
+                        slot.current = None;
+                    }
+                }
+            })
+            .ok();
+        LogFlusher { shared, thread }
+    }
+}
+
+/// The next stage's sink, once there is one; `None` once the flusher stops.
+fn next_sink(shared: &FlusherShared) -> Option<Arc<SinkShared>> {
+    let mut slot = shared.lock();
+    loop {
+        if slot.stopped {
+            return None;
+        }
+        if let Some(sink) = &slot.current {
+            return Some(sink.clone());
+        }
+        slot = shared
+            .wake
+            .wait(slot)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+}
+
+/// Writes `sink`'s pending lines once the oldest has waited [`BATCH_AGE`],
+/// until the sink is stopped. Stopped: what is pending is the log's tail, the
+/// boundary's (checked under the sink's lock, so nothing is written after).
+fn serve(sink: &SinkShared) {
+    let mut state = sink.lock();
+    while !state.stopped {
+        let wait = state
+            .since
+            .map_or(BATCH_AGE, |t| BATCH_AGE.saturating_sub(t.elapsed()));
+        if wait.is_zero() {
+            sink.flush_locked(&mut state);
+            continue;
+        }
+        state = sink
+            .wake
+            .wait_timeout(state, wait)
+            .map(|(s, _)| s)
+            .unwrap_or_else(|e| e.into_inner().0);
+    }
+}
+
+impl Drop for LogFlusher {
+    fn drop(&mut self) {
+        self.shared.lock().stopped = true;
+        self.shared.wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Collects a stage's log lines and writes them to the store in batches, within
-/// the per-stage budget. A flusher thread writes what is pending once its
+/// the per-stage budget. The run's [`LogFlusher`] writes what is pending once its
 /// oldest line has waited [`BATCH_AGE`], so a line printed before a long
 /// silence reaches followers promptly; what is pending when the stage ends is handed back as the log's
 /// tail ([`LogSummary::tail`]) for the stage's boundary, never written on its
@@ -37,7 +141,9 @@ const BATCH_AGE: Duration = Duration::from_millis(100);
 pub(super) struct LogSink<'a> {
     observer: &'a mut dyn RunObserver,
     shared: Arc<SinkShared>,
-    flusher: Option<std::thread::JoinHandle<()>>,
+    /// The run's flusher, while it serves this sink; `None` when there is no
+    /// flusher thread (every line is then written at once) or once stopped.
+    flusher: Option<&'a LogFlusher>,
     stage: &'a StageRecord,
     next_seq: u64,
     kept_bytes: u64,
@@ -103,6 +209,7 @@ impl<'a> LogSink<'a> {
         store: Arc<dyn Store>,
         stage: &'a StageRecord,
         observer: &'a mut dyn RunObserver,
+        flusher: &'a LogFlusher,
     ) -> Self {
         let shared = Arc::new(SinkShared {
             store,
@@ -110,30 +217,11 @@ impl<'a> LogSink<'a> {
             state: std::sync::Mutex::new(SinkState::default()),
             wake: std::sync::Condvar::new(),
         });
-        let background = shared.clone();
-        let flusher = std::thread::Builder::new()
-            .name("cairn-log-flush".into())
-            .spawn(move || {
-                // A line is written once it has waited BATCH_AGE: a stage
-                // that ends sooner writes its log with its end only. Stopped:
-                // what is pending is the log's tail, the boundary's.
-                let mut state = background.lock();
-                while !state.stopped {
-                    let wait = state
-                        .since
-                        .map_or(BATCH_AGE, |t| BATCH_AGE.saturating_sub(t.elapsed()));
-                    if wait.is_zero() {
-                        background.flush_locked(&mut state);
-                        continue;
-                    }
-                    state = background
-                        .wake
-                        .wait_timeout(state, wait)
-                        .map(|(s, _)| s)
-                        .unwrap_or_else(|e| e.into_inner().0);
-                }
-            })
-            .ok();
+        let flusher = flusher.thread.as_ref().map(|_| {
+            flusher.shared.lock().current = Some(shared.clone());
+            flusher.shared.wake.notify_all();
+            flusher
+        });
         LogSink {
             observer,
             shared,
@@ -233,11 +321,21 @@ impl<'a> LogSink<'a> {
         })
     }
 
+    /// From now on nothing of this sink is written by the flusher (it checks
+    /// `stopped` under the sink's lock before every write), which goes on to
+    /// the next stage's sink.
     fn stop_flusher(&mut self) {
         self.shared.lock().stopped = true;
         self.shared.wake.notify_all();
-        if let Some(handle) = self.flusher.take() {
-            let _ = handle.join();
+        if let Some(flusher) = self.flusher.take() {
+            let mut slot = flusher.shared.lock();
+            if slot
+                .current
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(c, &self.shared))
+            {
+                slot.current = None;
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use cairn_sandbox::{Exit, Limits, SandboxSpec, Stream};
 use cairn_store::{EndedStage, RunEnd, StageBoundary};
 
 use super::certify::PassedUnitTest;
-use super::log_sink::{LogSink, MAX_LINE_BYTES};
+use super::log_sink::{LogFlusher, LogSink, MAX_LINE_BYTES};
 use super::plan::{BuildImage, ImagePlan, Plan};
 use super::tree_hash::artifact_digest;
 use super::{Engine, RunObserver, Signer};
@@ -191,11 +191,12 @@ impl Engine {
         // first, so it ends after the last of them.
         let mut starter = Starter::default();
         let mut ahead: Option<Ahead> = None;
+        let flusher = LogFlusher::start();
         for (index, (stage, spec)) in stages.iter().zip(&loaded.chain.stages).enumerate() {
             let mut current = stage.clone();
             current.status = StageStatus::Running;
             observer.stage_started(&current);
-            let mut sink = LogSink::new(self.store.clone(), &current, observer);
+            let mut sink = LogSink::new(self.store.clone(), &current, observer, &flusher);
             let held = ahead.take().filter(|a| a.index == index);
             ahead = prepare_ahead(&mut starter, loaded, run, index + 1, workspace, &facts);
             let is_test = matches!(spec.kind, StageKind::UnitTest | StageKind::AcceptanceTest);
