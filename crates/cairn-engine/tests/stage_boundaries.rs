@@ -114,20 +114,55 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
+/// A committed repository whose workload ([`WORKLOAD`]) runs the platform's
+/// chain `chain` (its text `chain_text`), and a fresh store for an engine.
+struct App {
+    /// Removed with the app.
+    _tmp: tempfile::TempDir,
+    repo: std::path::PathBuf,
+    platform: std::path::PathBuf,
+    data: DataDir,
+    store: Arc<SqliteStore>,
+}
+
+impl App {
+    fn new(chain: &str, chain_text: &str) -> App {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("app");
+        let platform = tmp.path().join("platform");
+        write(&platform.join(format!("chains/{chain}.toml")), chain_text);
+        write(
+            &repo.join("cairn.toml"),
+            &WORKLOAD.replace("chain = \"boundaries\"", &format!("chain = \"{chain}\"")),
+        );
+        cairn_testkit::git(&repo, &["init", "-q"]);
+        cairn_testkit::git(&repo, &["add", "cairn.toml"]);
+        cairn_testkit::git(&repo, &["commit", "-q", "-m", "app"]);
+        let data = DataDir::at(tmp.path().join("data"));
+        let store = Arc::new(SqliteStore::open(data.root()).unwrap());
+        App {
+            _tmp: tmp,
+            repo,
+            platform,
+            data,
+            store,
+        }
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::new(
+            self.store.clone(),
+            self.data.clone(),
+            Some(self.platform.clone()),
+        )
+    }
+}
+
 #[test]
 fn each_stage_boundary_is_one_commit_and_nothing_is_told_before_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("app");
-    let platform = tmp.path().join("platform");
-    write(&platform.join("chains/boundaries.toml"), CHAIN);
-    write(&repo.join("cairn.toml"), WORKLOAD);
-    cairn_testkit::git(&repo, &["init", "-q"]);
-    cairn_testkit::git(&repo, &["add", "cairn.toml"]);
-    cairn_testkit::git(&repo, &["commit", "-q", "-m", "app"]);
-
-    let data = DataDir::at(tmp.path().join("data"));
-    let store = Arc::new(SqliteStore::open(data.root()).unwrap());
-    let engine = Engine::new(store.clone(), data, Some(platform.clone()));
+    let app = App::new("boundaries", CHAIN);
+    let (repo, platform, store) = (&app.repo, &app.platform, &app.store);
+    let engine = app.engine();
     for attempt in 0..2 {
         let mut witness = Witness {
             store: store.clone(),
@@ -136,7 +171,7 @@ fn each_stage_boundary_is_one_commit_and_nothing_is_told_before_it() {
             finished: Vec::new(),
         };
         let before = store.commits();
-        let loaded = load_workload(&repo, "HEAD", Some(&platform)).unwrap();
+        let loaded = load_workload(repo, "HEAD", Some(platform)).unwrap();
         let run = engine
             .run_loaded(&loaded, Some("HEAD"), false, &mut witness)
             .unwrap();
@@ -206,39 +241,31 @@ fn signed_by(store: &SqliteStore, run: cairn_model::RunId) -> Vec<String> {
 #[test]
 fn an_engine_reads_its_signing_key_once_and_again_when_it_changes() {
     use std::os::unix::fs::PermissionsExt;
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("app");
-    let platform = tmp.path().join("platform");
-    write(&platform.join("chains/boundaries.toml"), CHAIN);
-    write(&repo.join("cairn.toml"), WORKLOAD);
-    cairn_testkit::git(&repo, &["init", "-q"]);
-    cairn_testkit::git(&repo, &["add", "cairn.toml"]);
-    cairn_testkit::git(&repo, &["commit", "-q", "-m", "app"]);
-    let data = DataDir::at(tmp.path().join("data"));
-    let store = Arc::new(SqliteStore::open(data.root()).unwrap());
-    let engine = Engine::new(store.clone(), data.clone(), Some(platform.clone()));
+    let app = App::new("boundaries", CHAIN);
+    let (repo, platform, store, data) = (&app.repo, &app.platform, &app.store, &app.data);
+    let engine = app.engine();
     let run = || {
-        let loaded = load_workload(&repo, "HEAD", Some(&platform)).unwrap();
+        let loaded = load_workload(repo, "HEAD", Some(platform)).unwrap();
         engine.run_loaded(&loaded, Some("HEAD"), false, &mut ())
     };
-    let keys = cairn_engine::keys::KeyStore::new(&data);
+    let keys = cairn_engine::keys::KeyStore::new(data);
 
     let first = run().unwrap();
     let second = run().unwrap();
     let key = keys.require().unwrap().key_id().to_string();
-    let (a, b) = (signed_by(&store, first.id), signed_by(&store, second.id));
+    let (a, b) = (signed_by(store, first.id), signed_by(store, second.id));
     println!("runs 1 and 2 signed by {a:?} and {b:?}");
     assert_eq!(a, [key.clone(), key.clone()]);
     assert_eq!(b, a);
 
     // `cairn key rotate`, by another process sharing the data directory.
     let audit =
-        cairn_engine::audit::AuditLog::open_waiting(&data, cairn_engine::audit::LOCK_WAIT).unwrap();
+        cairn_engine::audit::AuditLog::open_waiting(data, cairn_engine::audit::LOCK_WAIT).unwrap();
     let rotated = keys.rotate(None, &audit).unwrap().key.key_id().to_string();
     drop(audit);
     assert_ne!(rotated, key);
     let third = run().unwrap();
-    let c = signed_by(&store, third.id);
+    let c = signed_by(store, third.id);
     println!("after the rotation, run 3 signed by {c:?}");
     assert_eq!(c, [rotated.clone(), rotated]);
 
@@ -349,20 +376,9 @@ name = "three"
 kind = "command"
 command = "echo early-three; sleep 1.5"
 "#;
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("app");
-    let platform = tmp.path().join("platform");
-    write(&platform.join("chains/quiet.toml"), QUIET);
-    write(
-        &repo.join("cairn.toml"),
-        &WORKLOAD.replace("chain = \"boundaries\"", "chain = \"quiet\""),
-    );
-    cairn_testkit::git(&repo, &["init", "-q"]);
-    cairn_testkit::git(&repo, &["add", "cairn.toml"]);
-    cairn_testkit::git(&repo, &["commit", "-q", "-m", "app"]);
-    let data = DataDir::at(tmp.path().join("data"));
-    let store = Arc::new(SqliteStore::open(data.root()).unwrap());
-    let engine = Engine::new(store.clone(), data, Some(platform.clone()));
+    let app = App::new("quiet", QUIET);
+    let (repo, platform, store) = (&app.repo, &app.platform, &app.store);
+    let engine = app.engine();
 
     let (starts, started) = std::sync::mpsc::channel::<StageRecord>();
     let watched = store.clone();
@@ -393,7 +409,7 @@ command = "echo early-three; sleep 1.5"
         }
         seen
     });
-    let loaded = load_workload(&repo, "HEAD", Some(&platform)).unwrap();
+    let loaded = load_workload(repo, "HEAD", Some(platform)).unwrap();
     let run = engine
         .run_loaded(&loaded, Some("HEAD"), false, &mut Starts(starts))
         .unwrap();

@@ -101,7 +101,8 @@ fn as_owner(program: &Path) -> Command {
     }
 }
 
-fn run(mut cmd: Command, what: &str) {
+/// Runs `cmd`, which must succeed; its standard output.
+fn run(mut cmd: Command, what: &str) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
@@ -112,6 +113,7 @@ fn run(mut cmd: Command, what: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl PgServer {
@@ -332,16 +334,7 @@ fn drop_left_databases(bin: &Path, dir: &Path) {
         .arg(dir)
         .args(["-U", USER, "-d", "postgres", "-c"])
         .arg(r"SELECT datname FROM pg_database WHERE datname LIKE 'cairn\_test\_%'");
-    let out = list
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
-    assert!(
-        out.status.success(),
-        "listing the test databases failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for name in String::from_utf8_lossy(&out.stdout).lines() {
+    for name in run(list, "listing the test databases").lines() {
         let mut drop = Command::new(bin.join("dropdb"));
         drop.args(["--force", "-h"])
             .arg(dir)
@@ -441,15 +434,12 @@ mod tests {
     use super::*;
 
     fn databases(server: &PgServer) -> Vec<String> {
-        let out = Command::new(server.bin.join("psql"))
-            .args(["-X", "-A", "-t", "-h"])
+        let mut list = Command::new(server.bin.join("psql"));
+        list.args(["-X", "-A", "-t", "-h"])
             .arg(&server.dir)
             .args(["-U", USER, "-d", "postgres", "-c"])
-            .arg("SELECT datname FROM pg_database ORDER BY datname")
-            .output()
-            .expect("psql");
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8_lossy(&out.stdout)
+            .arg("SELECT datname FROM pg_database ORDER BY datname");
+        run(list, "listing the databases")
             .lines()
             .map(str::to_owned)
             .collect()

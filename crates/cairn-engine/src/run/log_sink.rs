@@ -50,10 +50,15 @@ struct FlusherSlot {
 
 impl FlusherShared {
     fn lock(&self) -> std::sync::MutexGuard<'_, FlusherSlot> {
-        self.slot
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.slot)
     }
+}
+
+/// A poisoned lock only means a panic elsewhere; what it guards is still good.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl LogFlusher {
@@ -185,10 +190,7 @@ struct SinkState {
 
 impl SinkShared {
     fn lock(&self) -> std::sync::MutexGuard<'_, SinkState> {
-        // A poisoned lock only means a panic elsewhere; the lines are still good.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.state)
     }
 
     /// Writes what is pending, under the lock, so batches land in order.
