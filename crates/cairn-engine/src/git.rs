@@ -352,7 +352,7 @@ pub(crate) fn commit_and_file(
     let mut out = BufReader::new(stdout);
     // One answer's header, `<id> <type> <size>` (or `<name> missing`).
     let header = |out: &mut BufReader<_>| {
-        batch_header(out).map_err(|e| failed(format!("git cat-file --batch: {e}")))
+        batch_header(out, 512).map_err(|e| failed(format!("git cat-file --batch: {e}")))
     };
     let result = (|| {
         // The commit: asked for alone, its answer read whole before the file.
@@ -421,6 +421,10 @@ const MAX_TREE_DEPTH: usize = 4096;
 const MAX_TREE_BYTES: u64 = 64 << 20;
 /// The most all of a materialised tree's tree objects may be together.
 const MAX_TREES_BYTES: u64 = 256 << 20;
+/// The most tree requests written to `git cat-file --batch` before their
+/// answers are read: one page, which every pipe holds (a pipe shrinks to its
+/// minimum when its user has too many).
+const REQUEST_BATCH_BYTES: usize = 4096;
 
 /// One entry of a tree, as `git ls-tree -r -t` would list it: its path from the
 /// materialised root, what it is, and its object.
@@ -476,11 +480,11 @@ fn raw_entry(bytes: &[u8], id_len: usize) -> Option<(u32, &[u8], String, usize)>
 }
 
 /// One answer's header from a `git cat-file --batch` (`<id> <type> <size>`, or
-/// `<name> missing`), split at whitespace; at most 512 bytes of it are read.
-fn batch_header(out: &mut impl std::io::BufRead) -> std::io::Result<Vec<String>> {
+/// `<name> missing`), split at whitespace; at most `limit` bytes of it are read.
+fn batch_header(out: &mut impl std::io::BufRead, limit: u64) -> std::io::Result<Vec<String>> {
     use std::io::{BufRead, Read};
     let mut line = Vec::new();
-    out.take(512).read_until(b'\n', &mut line)?;
+    out.take(limit).read_until(b'\n', &mut line)?;
     Ok(String::from_utf8_lossy(&line)
         .split_whitespace()
         .map(str::to_owned)
@@ -498,7 +502,7 @@ fn read_tree(
 ) -> Result<(String, Vec<u8>), EngineError> {
     use std::io::Read;
     let broken = |e: std::io::Error| refuse(format!("git cat-file --batch: {e}"));
-    let fields = batch_header(out).map_err(broken)?;
+    let fields = batch_header(out, 512).map_err(broken)?;
     let header = fields.join(" ");
     let (id, size) = match fields.as_slice() {
         [id, kind, size]
@@ -557,12 +561,13 @@ fn tree_entries(
 
 /// Every entry below the tree `root` names, in `git ls-tree -r -t`'s order (a
 /// directory before what it holds), from one `git cat-file --batch`: the trees
-/// one level at a time (every tree of a level asked for at once, each distinct
-/// tree read once), then listed from memory. Bounded: [`MAX_TREE_ENTRIES`]
+/// one level at a time (a level's trees asked for in batches of
+/// [`REQUEST_BATCH_BYTES`], each distinct tree read once), then listed from
+/// memory. Bounded: [`MAX_TREE_ENTRIES`]
 /// entries, [`MAX_TREE_DEPTH`] levels, [`MAX_TREE_BYTES`] a tree and
 /// [`MAX_TREES_BYTES`] all of them.
 fn walk_tree(
-    stdin: &mut (impl std::io::Write + Send),
+    stdin: &mut impl std::io::Write,
     out: &mut impl std::io::BufRead,
     root: &str,
     refuse: &dyn Fn(String) -> EngineError,
@@ -601,28 +606,26 @@ fn walk_tree(
                 "the tree nests deeper than {MAX_TREE_DEPTH} directories"
             )));
         }
-        let mut requests = Vec::with_capacity(level.len() * (2 * id_len + 1));
-        for id in &level {
-            requests.extend_from_slice(id.as_bytes());
-            requests.push(b'\n');
+        // Asked for in batches that any pipe holds whole, each batch's answers
+        // read before the next is written: the write never waits for git, and
+        // a refused answer returns at once, with nothing left writing (git
+        // is killed by the caller).
+        let per_batch = (REQUEST_BATCH_BYTES / (2 * id_len + 1)).max(1);
+        let mut read = Vec::with_capacity(level.len());
+        for batch in level.chunks(per_batch) {
+            let mut requests = Vec::with_capacity(batch.len() * (2 * id_len + 1));
+            for id in batch {
+                requests.extend_from_slice(id.as_bytes());
+                requests.push(b'\n');
+            }
+            stdin
+                .write_all(&requests)
+                .and_then(|()| stdin.flush())
+                .map_err(broken)?;
+            for id in batch {
+                read.push(read_tree(out, id, Some(id), refuse)?);
+            }
         }
-        // Written from a thread of its own: git answers while it reads, and a
-        // large level would fill both pipes.
-        let read = std::thread::scope(|scope| {
-            let writer = scope.spawn(|| stdin.write_all(&requests).and_then(|()| stdin.flush()));
-            let mut read = Vec::with_capacity(level.len());
-            for id in &level {
-                match read_tree(out, id, Some(id), refuse) {
-                    Ok(tree) => read.push(tree),
-                    Err(e) => return Err(e),
-                }
-            }
-            match writer.join() {
-                Ok(written) => written.map_err(broken)?,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-            Ok(read)
-        })?;
         let mut next = Vec::new();
         for (id, bytes) in read {
             total += bytes.len() as u64;
@@ -930,21 +933,14 @@ pub(crate) fn materialise(
 /// Reads the header `git cat-file --batch` writes before a blob and returns
 /// the blob's size.
 fn blob_header(blobs: &mut impl std::io::BufRead, object: &str) -> Result<u64, String> {
-    use std::io::{BufRead, Read};
-    let mut header = Vec::new();
-    blobs
-        .take(256)
-        .read_until(b'\n', &mut header)
-        .map_err(|e| format!("git cat-file --batch: {e}"))?;
-    let header = String::from_utf8_lossy(&header);
-    let mut parts = header.trim_end().split(' ');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(id), Some("blob"), Some(size), None) if id == object => size
+    let fields = batch_header(blobs, 256).map_err(|e| format!("git cat-file --batch: {e}"))?;
+    let header = fields.join(" ");
+    match fields.as_slice() {
+        [id, kind, size] if kind == "blob" && id == object => size
             .parse()
             .map_err(|_| format!("git cat-file --batch: a bad size in {header:?}")),
         _ => Err(format!(
-            "git cat-file --batch: expected blob {object}, got {:?}",
-            header.trim_end()
+            "git cat-file --batch: expected blob {object}, got {header:?}"
         )),
     }
 }
@@ -967,11 +963,15 @@ mod tests {
             .spawn()
             .unwrap();
         let mut input = child.stdin.take().unwrap();
-        if let Some(bytes) = stdin {
-            input.write_all(bytes).unwrap();
-        }
-        drop(input);
-        let out = child.wait_with_output().unwrap();
+        // Written beside the read: git may answer before it has read it all.
+        let out = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                if let Some(bytes) = stdin {
+                    input.write_all(bytes).unwrap();
+                }
+            });
+            child.wait_with_output().unwrap()
+        });
         assert!(
             out.status.success(),
             "git {args:?}: {}",
@@ -1478,6 +1478,42 @@ mod tests {
             .to_string();
         assert!(err.contains("more than 1048576 entries"), "{err}");
         assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
+    }
+
+    /// A level of more trees than the pipes hold in requests, the first of
+    /// them a blob a crafted entry calls a directory: refused at once, not
+    /// left waiting on a git that waits on its unread answers.
+    #[test]
+    fn a_wide_level_with_a_bad_tree_first_is_refused_without_waiting() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = init_repo(tmp.path());
+        let data = blob(&repo, b"x");
+        // 5,000 distinct trees (205 KB of requests), made by one `git mktree`.
+        let mut batch = String::new();
+        for i in 0..5000 {
+            batch.push_str(&format!("100644 blob {data}\tf{i}\n\n"));
+        }
+        let made = sh(&repo, &["mktree", "--batch"], Some(batch.as_bytes()));
+        let made = String::from_utf8(made).unwrap();
+        let names: Vec<String> = (0..=5000).map(|i| format!("d{i:04}")).collect();
+        let mut dirs = vec![("40000", names[0].as_str(), data.as_str())];
+        for (name, tree) in names[1..].iter().zip(made.lines()) {
+            dirs.push(("40000", name.as_str(), tree));
+        }
+        assert_eq!(dirs.len(), 5001);
+        let commit = commit_of(&repo, &raw_tree(&repo, &dirs));
+        let dest = tmp.path().join("ws");
+        std::fs::create_dir(&dest).unwrap();
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(materialise(&repo, &commit, "", &dest).map_err(|e| e.to_string()));
+        });
+        let err = result
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("materialise returns")
+            .unwrap_err();
+        println!("{err}");
+        assert!(err.contains("is not a tree"), "{err}");
     }
 
     #[test]
